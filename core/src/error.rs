@@ -1,0 +1,103 @@
+//! The one error type of the crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong, with what happened and what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The ring is full and the queue's overflow policy is `reject`: nothing
+    /// was published. Retry later, or consume faster.
+    #[error("queue is full (overflow=reject): nothing was published; retry or consume faster")]
+    Full,
+    /// A blocking call waited as long as it was allowed to.
+    #[error("timed out")]
+    Timeout,
+    /// The payload does not fit in a slot.
+    #[error("payload of {len} bytes is larger than the queue's slot_size of {max} bytes")]
+    TooLarge {
+        /// Bytes offered.
+        len: usize,
+        /// The queue's `slot_size`.
+        max: usize,
+    },
+    /// A file is not a usable shmq file: foreign, truncated, garbled or
+    /// half-initialized. Nothing in it was trusted.
+    #[error("{}: corrupt queue file: {reason}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A file written by a different layout version of shmq.
+    #[error("{}: queue file has layout version {found}, this shmq reads version {expected}", path.display())]
+    Incompatible {
+        /// The file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u32,
+        /// The version this build reads and writes.
+        expected: u32,
+    },
+    /// No such queue or group.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The queue or group already exists.
+    #[error("{0} already exists")]
+    Exists(String),
+    /// A queue or group name that is not allowed.
+    #[error("invalid name {name:?}: {reason}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// An option value that is not allowed.
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+    /// The lease on a delivery was taken away before it was acknowledged;
+    /// the payload must be treated as gone.
+    #[error("lease expired: the message was or will be redelivered; treat its payload as gone")]
+    LeaseExpired,
+    /// This producer's claim was aborted (it was stalled for longer than
+    /// `unblock_timeout`, or the ring was seeked past it): the message was
+    /// not published. Publish it again if it still matters.
+    #[error(
+        "claim aborted: this producer was stalled longer than unblock_timeout; the message was not published"
+    )]
+    Aborted,
+    /// A resource is held by someone else: the group already has a live
+    /// consumer, or a table in the queue file is full.
+    #[error("busy: {0}")]
+    Busy(String),
+    /// An operating-system call failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(path: &std::path::Path, reason: impl Into<String>) -> Error {
+        Error::Corrupt {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,426 @@
+//! What lives in the queue file, byte for byte.
+//!
+//! ```text
+//! offset 0            Header (4 KiB): Config (immutable, checksummed), ready
+//!                     word, RingControl (tail, head, wake-up words), the
+//!                     admin lock, counters
+//! groups_offset       max_groups × GroupRecord (256 B each)
+//! producers_offset    MAX_PRODUCERS × ProducerRecord (32 B each)
+//! slots_offset        slots × slot_stride bytes: SlotHeader (32 B) + payload
+//! total_size          (page-aligned)
+//! ```
+//!
+//! Every type here is `#[repr(C)]`, holds plain integers and atomics only
+//! (offsets, never pointers), has its size and field offsets asserted at
+//! compile time, and derives zerocopy's `FromBytes + IntoBytes + KnownLayout`
+//! as the proof that it has no padding and that all-zero bytes (a fresh
+//! `ftruncate`d file) are a valid value. Under loom the atomics are loom's,
+//! so those proofs and assertions apply to the std build only.
+
+use crate::error::{Error, Result};
+use crate::sync::{AtomicU32, AtomicU64};
+#[cfg(not(loom))]
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// "SHMQRING" in little-endian: the first 8 bytes of every queue file.
+pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMQRING");
+/// Layout version written by this build. Bumped on any incompatible change.
+pub(crate) const VERSION: u32 = 1;
+/// Value of [`Header::ready`] once the creator has written everything.
+pub(crate) const READY: u32 = 0x5245_4459; // "READ" + "Y"
+/// Size of the header region.
+pub(crate) const HEADER_SIZE: u64 = 4096;
+/// Bytes of [`SlotHeader`] in front of every payload.
+pub(crate) const SLOT_HEADER_SIZE: u64 = 32;
+/// Bytes of one [`GroupRecord`].
+pub(crate) const GROUP_RECORD_SIZE: u64 = 256;
+/// Bytes of one [`ProducerRecord`].
+pub(crate) const PRODUCER_RECORD_SIZE: u64 = 32;
+/// Producer registry size: live producer handles counted in `stats()`.
+pub(crate) const MAX_PRODUCERS: u32 = 256;
+/// Longest group name, in bytes.
+pub const MAX_GROUP_NAME: usize = 48;
+/// Largest `slots`.
+pub(crate) const MAX_SLOTS: u64 = 1 << 30;
+/// Largest `slot_size`.
+pub(crate) const MAX_SLOT_SIZE: u64 = 64 << 20;
+/// Largest `max_groups`.
+pub(crate) const MAX_GROUPS: u32 = 1024;
+/// Largest queue file we agree to create or map.
+pub(crate) const MAX_TOTAL_SIZE: u64 = 1 << 40;
+
+/// The options a queue was created with, and where its regions are.
+/// Written once by the creator before `ready`; checksummed (crc32c in
+/// [`Header::config_crc`]) so a garbled file is caught before any of it is
+/// used.
+#[repr(C)]
+#[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout, Immutable))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Config {
+    pub magic: u64,
+    pub version: u32,
+    pub header_size: u32,
+    /// Ring capacity in messages; a power of two.
+    pub slots: u64,
+    /// Largest payload in bytes.
+    pub slot_size: u32,
+    /// Bytes from one slot to the next: `SLOT_HEADER_SIZE + slot_size`
+    /// rounded up to 64.
+    pub slot_stride: u32,
+    pub max_groups: u32,
+    pub max_producers: u32,
+    /// `Overflow` as a number (0 block, 1 reject, 2 spill).
+    pub overflow: u32,
+    pub max_deliveries: u32,
+    pub lease_ns: u64,
+    pub unblock_timeout_ns: u64,
+    pub dedup_window: u64,
+    pub dlq_slots: u32,
+    /// File mode bits the queue was created with.
+    pub mode: u32,
+    pub slots_offset: u64,
+    pub groups_offset: u64,
+    pub producers_offset: u64,
+    pub total_size: u64,
+    /// Random id of this incarnation of the queue: a queue removed and
+    /// created again under the same name gets a new one.
+    pub creation_id: u64,
+    /// CLOCK_REALTIME at creation.
+    pub created_ns: u64,
+}
+
+/// A futex word and the number of processes/threads asleep on it.
+///
+/// Protocol (no lost wake-up; loom model `wake_up_is_never_lost`):
+/// - a sleeper increments `waiters` (SeqCst), loads `word`, re-checks its
+///   condition (SeqCst load), and only then sleeps while `word` is unchanged;
+/// - a waker makes its change (a SeqCst RMW), loads `waiters` (SeqCst) and,
+///   only if it is not 0, bumps `word` and issues FUTEX_WAKE.
+///
+/// The SeqCst total order puts either the waker's load after the sleeper's
+/// increment (the waker wakes it) or the sleeper's re-check after the
+/// waker's change (it does not sleep). So the fast path makes no system call
+/// while nobody sleeps.
+#[repr(C)]
+#[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
+pub(crate) struct Signal {
+    pub word: AtomicU32,
+    pub waiters: AtomicU32,
+}
+
+/// The contended words of the ring, each on its own cache line.
+#[repr(C)]
+#[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
+pub(crate) struct RingControl {
+    /// Next position to claim (= the seq the next message gets). Producers
+    /// CAS it forward; it never goes back.
+    pub tail: AtomicU64,
+    _pad0: [u8; 56],
+    /// Oldest retained position: no group's committed cursor is below it,
+    /// and producers may claim only positions `< head + slots`. Moves
+    /// forward only, and only under the admin lock.
+    pub head: AtomicU64,
+    _pad1: [u8; 56],
+    /// Producers bump this when they commit while consumers sleep.
+    pub data: Signal,
+    _pad2: [u8; 56],
+    /// Consumers bump this when they free space while producers sleep.
+    pub space: Signal,
+    _pad3: [u8; 56],
+}
+
+/// A lock for the rare operations that change who gates the ring: group
+/// create/delete/seek and advancing `head`. Robust: it stores the holder's
+/// pid and start time, and a waiter takes it over from a dead holder.
+#[repr(C)]
+#[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
+pub(crate) struct AdminLock {
+    /// 0 when free, else the holder's pid.
+    pub holder: AtomicU32,
+    _pad: u32,
+    /// The holder's process start time (0 while it is being written).
+    pub holder_start: AtomicU64,
+    _pad1: [u8; 48],
+}
+
+/// Counters of rare events, bumped on slow paths only.
+#[repr(C)]
+#[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
+pub(crate) struct Counters {
+    /// Publishes refused with `Full` (overflow=reject).
+    pub rejected: AtomicU64,
+    /// Positions aborted (stuck or dead producer, or dropped reservation).
+    pub aborted: AtomicU64,
+    _pad: [u8; 48],
+}
+
+/// The first 4 KiB of a queue file.
+#[repr(C)]
+#[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
+pub(crate) struct Header {
+    pub config: Config,
+    /// [`READY`] once the creator has written the whole file; stored last,
+    /// with Release (pairs with the opener's Acquire load).
+    pub ready: AtomicU32,
+    /// crc32c of `config`'s bytes.
+    pub config_crc: u32,
+    _pad0: [u8; 56],
+    pub ring: RingControl,
+    pub admin: AdminLock,
+    pub counters: Counters,
+    _reserved: [u8; 3520],
+}
+
+/// States of a ring slot, in the low 2 bits of [`SlotHeader::state`].
+pub(crate) mod slot_state {
+    /// Never used.
+    pub const EMPTY: u64 = 0;
+    /// A producer owns it and is writing.
+    pub const CLAIMED: u64 = 1;
+    /// The message is complete and may be read.
+    pub const COMMITTED: u64 = 2;
+    /// The position carries no message; consumers skip it.
+    pub const ABORTED: u64 = 3;
+}
+
+/// What sits in front of every payload in the ring.
+///
+/// `state` bit layout: bits 0..2 are the [`slot_state`], bits 2..24 a pid
+/// (the claimer while CLAIMED; for ABORTED, a claimer that may still be
+/// writing, else 0), bits 24..64 the low 40 bits of the position's seq.
+/// The other fields are plain data written by the claimer between CLAIMED
+/// and COMMITTED and read by consumers only after an Acquire load of
+/// COMMITTED.
+#[repr(C)]
+#[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
+pub(crate) struct SlotHeader {
+    pub state: AtomicU64,
+    pub timestamp_ns: u64,
+    pub correlation_id: u64,
+    pub len: u32,
+    pub type_id: u32,
+}
+
+/// A durable consumer group.
+///
+/// All fields are atomics (or padding never written), so shared references
+/// to a record are sound while other processes change it.
+/// Line 0 (identity) is written only under the admin lock; line 1 says who
+/// consumes; line 2 is written by the group's consumer; line 3 is read by
+/// producers when they recompute `head`.
+#[repr(C)]
+#[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
+pub(crate) struct GroupRecord {
+    /// 0 free, 1 active. Written under the admin lock (Release), read with
+    /// Acquire.
+    pub state: AtomicU32,
+    /// Bumped whenever the record is created, deleted or seeked, so an
+    /// attached consumer notices that its view is stale.
+    pub generation: AtomicU32,
+    pub name_len: AtomicU32,
+    _pad0: u32,
+    /// The name's bytes, 8 to a word (atomics only, so that a `&GroupRecord`
+    /// over memory another process writes is sound).
+    pub name: [AtomicU64; MAX_GROUP_NAME / 8],
+    /// The attached consumer: `pid << 32 | per-process token`, 0 if none.
+    pub owner: AtomicU64,
+    /// Start time of the owner's process (0 while being written).
+    pub owner_start: AtomicU64,
+    pub created_ns: AtomicU64,
+    _pad1: [u8; 40],
+    /// Next position to hand out (the durable cursor: a restarted
+    /// consumer resumes here). In range `head ..= tail`.
+    pub next: AtomicU64,
+    /// Messages delivered to this group.
+    pub delivered: AtomicU64,
+    _pad2: [u8; 48],
+    /// Every position below it is finished by this group (its payload is
+    /// no longer borrowed), so producers may reuse its slot. `<= next`.
+    pub committed: AtomicU64,
+    _pad3: [u8; 56],
+}
+
+/// A live producer handle, for `stats().producers`.
+#[repr(C)]
+#[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
+pub(crate) struct ProducerRecord {
+    /// `pid << 32 | per-process token`, 0 if free.
+    pub owner: AtomicU64,
+    /// Start time of the owner's process (0 while being written).
+    pub owner_start: AtomicU64,
+    pub registered_ns: AtomicU64,
+    _pad: u64,
+}
+
+#[cfg(not(loom))]
+const _: () = {
+    use std::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<Config>() == 128);
+    assert!(offset_of!(Config, slots) == 16);
+    assert!(offset_of!(Config, slots_offset) == 80);
+    assert!(offset_of!(Config, created_ns) == 120);
+    assert!(size_of::<Signal>() == 8);
+    assert!(size_of::<RingControl>() == 256);
+    assert!(offset_of!(RingControl, head) == 64);
+    assert!(offset_of!(RingControl, data) == 128);
+    assert!(offset_of!(RingControl, space) == 192);
+    assert!(size_of::<AdminLock>() == 64);
+    assert!(size_of::<Counters>() == 64);
+    assert!(size_of::<Header>() as u64 == HEADER_SIZE);
+    assert!(offset_of!(Header, ready) == 128);
+    assert!(offset_of!(Header, ring) == 192);
+    assert!(offset_of!(Header, admin) == 448);
+    assert!(offset_of!(Header, counters) == 512);
+    assert!(align_of::<Header>() == 8);
+    assert!(size_of::<SlotHeader>() as u64 == SLOT_HEADER_SIZE);
+    assert!(size_of::<GroupRecord>() as u64 == GROUP_RECORD_SIZE);
+    assert!(offset_of!(GroupRecord, owner) == 64);
+    assert!(offset_of!(GroupRecord, next) == 128);
+    assert!(offset_of!(GroupRecord, committed) == 192);
+    assert!(size_of::<ProducerRecord>() as u64 == PRODUCER_RECORD_SIZE);
+};
+
+// Heap twins of the shared layouts, for tests and loom models (all-zero,
+// exactly what a fresh file holds).
+#[cfg(any(test, loom))]
+impl Signal {
+    pub(crate) fn new() -> Signal {
+        Signal {
+            word: AtomicU32::new(0),
+            waiters: AtomicU32::new(0),
+        }
+    }
+}
+
+#[cfg(any(test, loom))]
+impl RingControl {
+    pub(crate) fn new() -> RingControl {
+        RingControl {
+            tail: AtomicU64::new(0),
+            _pad0: [0; 56],
+            head: AtomicU64::new(0),
+            _pad1: [0; 56],
+            data: Signal::new(),
+            _pad2: [0; 56],
+            space: Signal::new(),
+            _pad3: [0; 56],
+        }
+    }
+}
+
+#[cfg(any(test, loom))]
+impl AdminLock {
+    pub(crate) fn new() -> AdminLock {
+        AdminLock {
+            holder: AtomicU32::new(0),
+            _pad: 0,
+            holder_start: AtomicU64::new(0),
+            _pad1: [0; 48],
+        }
+    }
+}
+
+#[cfg(any(test, loom))]
+impl GroupRecord {
+    pub(crate) fn new() -> GroupRecord {
+        GroupRecord {
+            state: AtomicU32::new(0),
+            generation: AtomicU32::new(0),
+            name_len: AtomicU32::new(0),
+            _pad0: 0,
+            name: std::array::from_fn(|_| AtomicU64::new(0)),
+            owner: AtomicU64::new(0),
+            owner_start: AtomicU64::new(0),
+            created_ns: AtomicU64::new(0),
+            _pad1: [0; 40],
+            next: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            _pad2: [0; 48],
+            committed: AtomicU64::new(0),
+            _pad3: [0; 56],
+        }
+    }
+}
+
+/// Where everything is, computed from the options alone, so an opener can
+/// recompute it and compare with what the file claims.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub slots: u64,
+    pub slot_size: u64,
+    pub slot_stride: u64,
+    pub max_groups: u64,
+    pub max_producers: u64,
+    pub groups_offset: u64,
+    pub producers_offset: u64,
+    pub slots_offset: u64,
+    pub total_size: u64,
+}
+
+fn round_up(x: u64, to: u64) -> Option<u64> {
+    x.checked_add(to - 1).map(|v| v / to * to)
+}
+
+impl Geometry {
+    /// Computes the layout, refusing values out of range. Uses checked
+    /// arithmetic: the inputs may come from a hostile file.
+    pub(crate) fn compute(
+        slots: u64,
+        slot_size: u64,
+        max_groups: u64,
+        max_producers: u64,
+    ) -> Result<Geometry> {
+        let bad = |m: String| Err(Error::InvalidOption(m));
+        if !slots.is_power_of_two() || !(2..=MAX_SLOTS).contains(&slots) {
+            return bad(format!(
+                "slots must be a power of two from 2 to {MAX_SLOTS}, got {slots}"
+            ));
+        }
+        if !(1..=MAX_SLOT_SIZE).contains(&slot_size) {
+            return bad(format!(
+                "slot_size must be from 1 to {MAX_SLOT_SIZE} bytes, got {slot_size}"
+            ));
+        }
+        if !(1..=MAX_GROUPS as u64).contains(&max_groups) {
+            return bad(format!(
+                "max_groups must be from 1 to {MAX_GROUPS}, got {max_groups}"
+            ));
+        }
+        if max_producers != MAX_PRODUCERS as u64 {
+            return bad(format!("max_producers must be {MAX_PRODUCERS}"));
+        }
+        let overflow = || Error::InvalidOption("queue too large".into());
+        let slot_stride = round_up(SLOT_HEADER_SIZE + slot_size, 64).ok_or_else(overflow)?;
+        let groups_offset = HEADER_SIZE;
+        let producers_offset = groups_offset + max_groups * GROUP_RECORD_SIZE;
+        let producers_end = producers_offset + max_producers * PRODUCER_RECORD_SIZE;
+        let slots_offset = round_up(producers_end, 4096).ok_or_else(overflow)?;
+        let total_size = slots
+            .checked_mul(slot_stride)
+            .and_then(|r| r.checked_add(slots_offset))
+            .and_then(|t| round_up(t, 4096))
+            .ok_or_else(overflow)?;
+        if total_size > MAX_TOTAL_SIZE {
+            return bad(format!(
+                "slots × slot_size is {total_size} bytes, more than the {MAX_TOTAL_SIZE} allowed"
+            ));
+        }
+        Ok(Geometry {
+            slots,
+            slot_size,
+            slot_stride,
+            max_groups,
+            max_producers,
+            groups_offset,
+            producers_offset,
+            slots_offset,
+            total_size,
+        })
+    }
+}
+
+/// crc32c of a config's bytes.
+#[cfg(not(loom))]
+pub(crate) fn config_crc(config: &Config) -> u32 {
+    crc32c::crc32c(config.as_bytes())
+}

@@ -1,0 +1,77 @@
+//! # shmq — a broker-less, zero-copy message queue for processes on one host
+//!
+//! A queue is a file in shared memory (`/dev/shm` by default) holding a
+//! lock-free multi-producer ring and a table of durable consumer groups.
+//! Producers in any number of processes claim positions with one CAS and
+//! write messages in place; every group reads every message, in seq order,
+//! borrowing payloads straight from the mapping. A full queue blocks or
+//! rejects — it never drops.
+//!
+//! ```
+//! # let dir = tempfile::tempdir().unwrap();
+//! use shmq::{ConsumerOptions, Meta, Options, Queue, Start};
+//!
+//! let opts = Options::new().dir(dir.path()).slots(1024).slot_size(256);
+//! let queue = Queue::create("orders", &opts)?;
+//! queue.create_group("billing", Start::Earliest)?; // retains from now on
+//!
+//! let mut producer = queue.producer()?;
+//! let seq = producer.publish_with(b"order #1", &Meta::new().type_id(7))?;
+//!
+//! let mut billing = queue.consumer("billing", ConsumerOptions::new())?;
+//! let msg = billing.receive()?;
+//! assert_eq!(msg.payload(), b"order #1");
+//! assert_eq!((msg.seq(), msg.type_id()), (seq, 7));
+//! # drop(msg);
+//! # Queue::remove("orders", &opts)?;
+//! # Ok::<(), shmq::Error>(())
+//! ```
+//!
+//! The design (file layout, every protocol and its memory orderings) is in
+//! `docs/design.md` of the repository.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+
+mod layout;
+mod lock;
+mod ring;
+mod sync;
+
+#[cfg(not(loom))]
+mod consumer;
+#[cfg(not(loom))]
+mod error;
+#[cfg(not(loom))]
+mod group;
+#[cfg(not(loom))]
+mod options;
+#[cfg(not(loom))]
+mod producer;
+#[cfg(not(loom))]
+mod queue;
+#[cfg(not(loom))]
+mod sys;
+
+#[cfg(loom)]
+mod error;
+#[cfg(loom)]
+mod group;
+#[cfg(loom)]
+mod options;
+#[cfg(loom)]
+mod sys;
+
+#[cfg(all(test, loom))]
+mod loom_models;
+
+#[cfg(not(loom))]
+pub use consumer::{Batch, Consumer, Delivery, Message};
+pub use error::{Error, Result};
+pub use group::GroupInfo;
+pub use layout::MAX_GROUP_NAME;
+pub use options::{ConsumerOptions, Meta, Options, Overflow, Seek, Start, default_dir};
+#[cfg(not(loom))]
+pub use producer::{Producer, Reservation};
+#[cfg(not(loom))]
+pub use queue::{Queue, Stats};

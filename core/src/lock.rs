@@ -1,0 +1,74 @@
+//! The admin lock: a robust spin lock in the queue file for the rare
+//! operations that change who gates the ring (group create, delete, seek,
+//! advancing `head`). Never taken on the publish or receive fast path.
+
+use crate::layout::AdminLock;
+use crate::sync::{Ordering, spin_hint};
+
+/// Who we are, for lock and ownership records.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Me {
+    pub pid: u32,
+    pub start_time: u64,
+}
+
+/// How many failed attempts between two checks that the holder still lives.
+const CHECK_EVERY: u32 = 256;
+
+/// Holds the admin lock until dropped.
+pub(crate) struct AdminGuard<'a> {
+    lock: &'a AdminLock,
+}
+
+impl AdminLock {
+    /// Takes the lock, taking it over from a holder whose process died.
+    pub(crate) fn lock(&self, me: Me, alive: impl Fn(u32, u64) -> bool) -> AdminGuard<'_> {
+        let mut tries: u32 = 0;
+        loop {
+            // Acquire pairs with the Release in `AdminGuard::drop`: what the
+            // last holder wrote is visible to us.
+            let holder = match self.holder.compare_exchange_weak(
+                0,
+                me.pid,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(h) => h,
+            };
+            tries = tries.wrapping_add(1);
+            if holder != 0 && holder != me.pid && tries % CHECK_EVERY == 0 {
+                let start = self.holder_start.load(Ordering::Acquire);
+                if !alive(holder, start)
+                    && self
+                        .holder
+                        .compare_exchange(holder, me.pid, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    // The dead holder may have left a half-done change; every
+                    // critical section is written so that any prefix of it
+                    // is a consistent state (see group.rs).
+                    break;
+                }
+            }
+            if tries < 64 {
+                spin_hint();
+            } else {
+                #[cfg(not(loom))]
+                std::thread::yield_now();
+                #[cfg(loom)]
+                spin_hint();
+            }
+        }
+        self.holder_start.store(me.start_time, Ordering::Release);
+        AdminGuard { lock: self }
+    }
+}
+
+impl Drop for AdminGuard<'_> {
+    fn drop(&mut self) {
+        self.lock.holder_start.store(0, Ordering::Relaxed);
+        // Release pairs with the Acquire of the next holder.
+        self.lock.holder.store(0, Ordering::Release);
+    }
+}

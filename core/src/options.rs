@@ -1,0 +1,326 @@
+//! Options of a queue, of a consumer, of a message; names.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::layout::MAX_GROUP_NAME;
+
+/// What a publish does when the ring is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Overflow {
+    /// Wait for space (bounded by `publish_timeout`). The default.
+    #[default]
+    Block,
+    /// Fail at once with [`Error::Full`]; nothing is claimed.
+    Reject,
+}
+
+impl Overflow {
+    pub(crate) fn to_raw(self) -> u32 {
+        match self {
+            Overflow::Block => 0,
+            Overflow::Reject => 1,
+        }
+    }
+
+    pub(crate) fn from_raw(raw: u32) -> Option<Overflow> {
+        match raw {
+            0 => Some(Overflow::Block),
+            1 => Some(Overflow::Reject),
+            _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for Overflow {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Overflow> {
+        match s {
+            "block" => Ok(Overflow::Block),
+            "reject" => Ok(Overflow::Reject),
+            "spill" => Err(Error::InvalidOption(
+                "overflow=spill is not available in this version (block or reject)".into(),
+            )),
+            other => Err(Error::InvalidOption(format!(
+                "overflow must be block or reject, got {other:?}"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for Overflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Overflow::Block => "block",
+            Overflow::Reject => "reject",
+        })
+    }
+}
+
+/// Options of a queue. Those that shape the file (`slots`, `slot_size`,
+/// `max_groups`, `overflow`, timeouts) apply when it is created and are
+/// then read from the file; `dir` applies to every call.
+///
+/// ```
+/// use shmq::{Options, Overflow};
+/// let opts = Options::new().slots(1024).slot_size(256).overflow(Overflow::Reject);
+/// assert_eq!(opts.get_slots(), 1024);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub(crate) dir: Option<PathBuf>,
+    pub(crate) slots: u64,
+    pub(crate) slot_size: u64,
+    pub(crate) max_groups: u32,
+    pub(crate) overflow: Overflow,
+    pub(crate) lease: Duration,
+    pub(crate) max_deliveries: u32,
+    pub(crate) dlq_slots: u32,
+    pub(crate) dedup_window: u64,
+    pub(crate) unblock_timeout: Duration,
+    pub(crate) mode: u32,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            dir: None,
+            slots: 4096,
+            slot_size: 1024,
+            max_groups: 16,
+            overflow: Overflow::Block,
+            lease: Duration::from_secs(30),
+            max_deliveries: 5,
+            dlq_slots: 1024,
+            dedup_window: 0,
+            unblock_timeout: Duration::from_secs(5),
+            mode: 0o600,
+        }
+    }
+}
+
+/// The directory used when no `dir` is given: `$SHMQ_DIR`, else `/dev/shm`.
+pub fn default_dir() -> PathBuf {
+    match std::env::var_os("SHMQ_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from("/dev/shm"),
+    }
+}
+
+impl Options {
+    /// The defaults: 4096 slots of 1024 bytes, 16 groups, overflow block,
+    /// unblock_timeout 5 s, mode 0600, dir `$SHMQ_DIR` or `/dev/shm`.
+    pub fn new() -> Options {
+        Options::default()
+    }
+    /// Directory of the queue file (default `$SHMQ_DIR`, else `/dev/shm`).
+    /// A disk path makes the queue survive a reboot.
+    pub fn dir(mut self, dir: impl AsRef<Path>) -> Options {
+        self.dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+    /// Ring capacity in messages, a power of two (default 4096).
+    pub fn slots(mut self, slots: u64) -> Options {
+        self.slots = slots;
+        self
+    }
+    /// Largest payload in bytes (default 1024).
+    pub fn slot_size(mut self, bytes: usize) -> Options {
+        self.slot_size = bytes as u64;
+        self
+    }
+    /// How many consumer groups the queue can hold (default 16).
+    pub fn max_groups(mut self, n: u32) -> Options {
+        self.max_groups = n;
+        self
+    }
+    /// What a publish does when the ring is full (default block).
+    pub fn overflow(mut self, overflow: Overflow) -> Options {
+        self.overflow = overflow;
+        self
+    }
+    /// Visibility timeout of a manual-ack delivery (default 30 s). Stored in
+    /// the queue file for the delivery protocol.
+    pub fn lease(mut self, lease: Duration) -> Options {
+        self.lease = lease;
+        self
+    }
+    /// Deliveries before a message is dead-lettered (default 5). Stored in
+    /// the queue file for the delivery protocol.
+    pub fn max_deliveries(mut self, n: u32) -> Options {
+        self.max_deliveries = n;
+        self
+    }
+    /// Capacity of the dead-letter region (default 1024). Stored in the
+    /// queue file for the delivery protocol.
+    pub fn dlq_slots(mut self, n: u32) -> Options {
+        self.dlq_slots = n;
+        self
+    }
+    /// Idempotency-key window in messages (default 0, off). Stored in the
+    /// queue file for the delivery protocol.
+    pub fn dedup_window(mut self, n: u64) -> Options {
+        self.dedup_window = n;
+        self
+    }
+    /// How long a claimed position may stay uncommitted before consumers
+    /// abort it (default 5 s). A claim whose process is dead is aborted at
+    /// once.
+    pub fn unblock_timeout(mut self, t: Duration) -> Options {
+        self.unblock_timeout = t;
+        self
+    }
+    /// File mode of the queue file (default 0o600).
+    pub fn mode(mut self, mode: u32) -> Options {
+        self.mode = mode;
+        self
+    }
+
+    /// The directory these options resolve to.
+    pub fn get_dir(&self) -> PathBuf {
+        self.dir.clone().unwrap_or_else(default_dir)
+    }
+    /// The ring capacity set.
+    pub fn get_slots(&self) -> u64 {
+        self.slots
+    }
+}
+
+/// Where a new group, or a seek, starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Start {
+    /// The oldest message the queue still retains.
+    #[default]
+    Earliest,
+    /// Only messages published from now on.
+    Latest,
+    /// From this seq (clamped to what is retained and what exists).
+    Seq(u64),
+}
+
+/// Where [`Consumer::seek`](crate::Consumer::seek) moves a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seek {
+    /// The oldest retained message.
+    Earliest,
+    /// After the newest message.
+    Latest,
+    /// This seq (clamped to the retained range).
+    Seq(u64),
+    /// The first retained message published at or after this CLOCK_REALTIME
+    /// time in nanoseconds.
+    Time(u64),
+}
+
+/// Options of a consumer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConsumerOptions {
+    /// Where the group starts if this consumer creates it (default
+    /// earliest). Ignored for a group that exists.
+    pub start: Start,
+}
+
+impl ConsumerOptions {
+    /// Defaults: start earliest.
+    pub fn new() -> ConsumerOptions {
+        ConsumerOptions::default()
+    }
+    /// Where the group starts if it does not exist yet.
+    pub fn start(mut self, start: Start) -> ConsumerOptions {
+        self.start = start;
+        self
+    }
+}
+
+/// Metadata a producer attaches to a message.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// The user's schema/type tag.
+    pub type_id: u32,
+    /// The user's id, for tracing.
+    pub correlation_id: u64,
+}
+
+impl Meta {
+    /// Empty metadata.
+    pub fn new() -> Meta {
+        Meta::default()
+    }
+    /// Sets the type tag.
+    pub fn type_id(mut self, type_id: u32) -> Meta {
+        self.type_id = type_id;
+        self
+    }
+    /// Sets the correlation id.
+    pub fn correlation_id(mut self, id: u64) -> Meta {
+        self.correlation_id = id;
+        self
+    }
+}
+
+/// Checks a queue name: `[A-Za-z0-9._-]{1,200}`, not `.` or `..`.
+pub(crate) fn check_queue_name(name: &str) -> Result<()> {
+    check_name(name, 200)
+}
+
+/// Checks a group name: `[A-Za-z0-9._-]{1,48}`.
+pub(crate) fn check_group_name(name: &str) -> Result<()> {
+    check_name(name, MAX_GROUP_NAME)
+}
+
+fn check_name(name: &str, max: usize) -> Result<()> {
+    let bad = |reason| {
+        Err(Error::InvalidName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("a name may not be empty");
+    }
+    if name.len() > max {
+        return bad(if max == 200 {
+            "a queue name may have at most 200 characters"
+        } else {
+            "a group name may have at most 48 characters"
+        });
+    }
+    if name == "." || name == ".." {
+        return bad("a name may not be . or ..");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return bad("a name may contain only A-Z, a-z, 0-9, '.', '_' and '-'");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(check_queue_name("orders.v1_a-b").is_ok());
+        for bad in ["", "a/b", "..", ".", "a b", "é"] {
+            assert!(
+                matches!(check_queue_name(bad), Err(Error::InvalidName { .. })),
+                "{bad:?}"
+            );
+        }
+        assert!(check_queue_name(&"x".repeat(200)).is_ok());
+        assert!(check_queue_name(&"x".repeat(201)).is_err());
+        assert!(check_group_name(&"g".repeat(48)).is_ok());
+        assert!(check_group_name(&"g".repeat(49)).is_err());
+    }
+
+    #[test]
+    fn overflow_parses() {
+        assert_eq!("block".parse::<Overflow>().unwrap(), Overflow::Block);
+        assert_eq!("reject".parse::<Overflow>().unwrap(), Overflow::Reject);
+        assert!("drop".parse::<Overflow>().is_err());
+    }
+}

@@ -1,0 +1,448 @@
+//! Publishing: claim a position, write the slot, commit.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::Backoff;
+use zerocopy::{Immutable, IntoBytes};
+
+use crate::error::{Error, Result};
+use crate::group::owner_pid;
+use crate::layout::{SLOT_HEADER_SIZE, SlotHeader};
+use crate::options::{Meta, Overflow};
+use crate::queue::{Shared, new_owner};
+use crate::ring::{Claim, Mark, Ring, sleep_unless};
+use crate::sync::Ordering;
+use crate::{queue::MappedSlots, sys};
+
+/// Longest single sleep of a blocked publisher, so it notices new groups,
+/// deadlines and signals.
+const SLEEP_SLICE: Duration = Duration::from_millis(20);
+
+/// Publishes messages. Cheap to create; use one per thread (it keeps a
+/// cached copy of the ring's gating cursor). A producer made before a
+/// `fork` must not be used in the child: make a new one there.
+pub struct Producer {
+    shared: Arc<Shared>,
+    pid: u32,
+    owner: u64,
+    record: Option<usize>,
+    cached_head: u64,
+    slot_size: usize,
+    overflow: Overflow,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("queue", &self.shared.name)
+            .finish()
+    }
+}
+
+/// A claimed slot being written in place. `commit` publishes it; dropping
+/// it aborts the position (consumers skip it).
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let q = shmq::Queue::create("doc-reserve", &shmq::Options::new().dir(dir.path()).slots(8))?;
+/// let mut producer = q.producer()?;
+/// let mut r = producer.reserve(5)?;
+/// r.copy_from_slice(b"hello");
+/// let seq = r.commit()?;
+/// # Ok::<(), shmq::Error>(())
+/// ```
+pub struct Reservation<'p> {
+    producer: &'p mut Producer,
+    pos: u64,
+    slot: *mut u8,
+    len: usize,
+    meta: Meta,
+    done: bool,
+}
+
+impl Producer {
+    pub(crate) fn new(shared: Arc<Shared>) -> Result<Producer> {
+        let me = shared.me;
+        let owner = new_owner(me);
+        let mut record = None;
+        for (i, rec) in shared.producer_records().iter().enumerate() {
+            let cur = rec.owner.load(Ordering::Acquire);
+            let free = cur == 0
+                || !sys::process_alive(owner_pid(cur), rec.owner_start.load(Ordering::Acquire));
+            if free
+                && rec
+                    .owner
+                    .compare_exchange(cur, owner, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                rec.owner_start.store(me.start_time, Ordering::Release);
+                rec.registered_ns
+                    .store(sys::realtime_ns(), Ordering::Relaxed);
+                record = Some(i);
+                break;
+            }
+        }
+        if record.is_none() {
+            return Err(Error::Busy(format!(
+                "all {} producer records are in use by live producers",
+                shared.producer_records().len()
+            )));
+        }
+        let cached_head = shared.header().ring.head.load(Ordering::Acquire);
+        Ok(Producer {
+            pid: me.pid,
+            owner,
+            record,
+            cached_head,
+            slot_size: shared.geo.slot_size as usize,
+            overflow: shared.overflow(),
+            shared,
+        })
+    }
+
+    #[inline(always)]
+    fn ring(&self) -> Ring<'_, MappedSlots> {
+        self.shared.ring()
+    }
+
+    /// Largest payload this queue takes.
+    pub fn max_payload(&self) -> usize {
+        self.slot_size
+    }
+
+    /// Publishes `payload`; returns its seq. When the ring is full, waits
+    /// (overflow=block) or fails with [`Error::Full`] (overflow=reject).
+    #[inline]
+    pub fn publish(&mut self, payload: &[u8]) -> Result<u64> {
+        self.publish_inner(payload, &Meta::default(), None)
+    }
+
+    /// Publishes `payload` with metadata.
+    #[inline]
+    pub fn publish_with(&mut self, payload: &[u8], meta: &Meta) -> Result<u64> {
+        self.publish_inner(payload, meta, None)
+    }
+
+    /// Like [`publish`](Self::publish), waiting at most `timeout` for room
+    /// ([`Error::Timeout`] after that; nothing was published).
+    pub fn publish_timeout(&mut self, payload: &[u8], timeout: Duration) -> Result<u64> {
+        self.publish_inner(payload, &Meta::default(), Some(Instant::now() + timeout))
+    }
+
+    /// Like [`publish_with`](Self::publish_with), waiting at most `timeout`.
+    pub fn publish_with_timeout(
+        &mut self,
+        payload: &[u8],
+        meta: &Meta,
+        timeout: Duration,
+    ) -> Result<u64> {
+        self.publish_inner(payload, meta, Some(Instant::now() + timeout))
+    }
+
+    /// Publishes a value's bytes (zerocopy `IntoBytes`), to be read with
+    /// [`Message::value`](crate::Message::value).
+    pub fn publish_value<T: IntoBytes + Immutable + ?Sized>(&mut self, value: &T) -> Result<u64> {
+        self.publish(value.as_bytes())
+    }
+
+    #[inline]
+    fn publish_inner(
+        &mut self,
+        payload: &[u8],
+        meta: &Meta,
+        deadline: Option<Instant>,
+    ) -> Result<u64> {
+        self.check_len(payload.len())?;
+        let ts = sys::realtime_ns();
+        loop {
+            let pos = self.claim(1, deadline)?;
+            match self.ring().mark(pos, self.pid, |p| sys::process_alive(p, 0)) {
+                Mark::Ours => {}
+                // Held: we aborted our own position (count it); Aborted:
+                // a consumer did and counted it.
+                Mark::Held => {
+                    self.count_abort();
+                    continue;
+                }
+                Mark::Aborted => continue,
+            }
+            // SAFETY: the slot is ours (CLAIMED by us) until commit; it is
+            // inside the mapping; the payload fits (checked above).
+            unsafe { write_slot(self.ring().slots.slot(pos), payload, meta, ts) };
+            let ring = self.ring();
+            if ring.commit(pos, self.pid).is_err() {
+                // The consumer that aborted it counted it.
+                return Err(Error::Aborted);
+            }
+            ring.notify_data();
+            return Ok(pos);
+        }
+    }
+
+    /// Publishes every payload of `payloads` with as few claims as possible
+    /// (one when they fit in the ring), and wakes consumers once. Returns
+    /// the seq of the first; the others follow in order (consecutively,
+    /// unless a slot was held by a stalled producer).
+    pub fn publish_batch<P: AsRef<[u8]>>(&mut self, payloads: &[P]) -> Result<u64> {
+        for p in payloads {
+            self.check_len(p.as_ref().len())?;
+        }
+        if payloads.is_empty() {
+            return Err(Error::InvalidOption("publish_batch of no messages".into()));
+        }
+        let ts = sys::realtime_ns();
+        let meta = Meta::default();
+        let mut first = None;
+        let mut i = 0;
+        let cap = self.shared.geo.slots as usize;
+        let result = (|| {
+            while i < payloads.len() {
+                let n = (payloads.len() - i).min(cap) as u64;
+                let start = self.claim(n, None)?;
+                for pos in start..start + n {
+                    // Each position takes the next message, or is skipped
+                    // (held slot) and the message moves to the next one.
+                    let ring = self.ring();
+                    match ring.mark(pos, self.pid, |p| sys::process_alive(p, 0)) {
+                        Mark::Ours => {}
+                        Mark::Held => {
+                            self.count_abort();
+                            continue;
+                        }
+                        Mark::Aborted => continue,
+                    }
+                    // SAFETY: as in `publish_inner`.
+                    unsafe { write_slot(ring.slots.slot(pos), payloads[i].as_ref(), &meta, ts) };
+                    if ring.commit(pos, self.pid).is_err() {
+                        return Err(Error::Aborted);
+                    }
+                    first.get_or_insert(pos);
+                    i += 1;
+                }
+            }
+            Ok(())
+        })();
+        self.ring().notify_data();
+        result.map(|()| first.unwrap_or_default())
+    }
+
+    /// Claims a slot for a payload of `len` bytes to be written in place.
+    pub fn reserve(&mut self, len: usize) -> Result<Reservation<'_>> {
+        self.reserve_with(len, None)
+    }
+
+    /// Like [`reserve`](Self::reserve), waiting at most `timeout` for room.
+    pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<Reservation<'_>> {
+        self.reserve_with(len, Some(Instant::now() + timeout))
+    }
+
+    fn reserve_with(&mut self, len: usize, deadline: Option<Instant>) -> Result<Reservation<'_>> {
+        self.check_len(len)?;
+        loop {
+            let pos = self.claim(1, deadline)?;
+            match self.ring().mark(pos, self.pid, |p| sys::process_alive(p, 0)) {
+                Mark::Ours => {}
+                // Held: we aborted our own position (count it); Aborted:
+                // a consumer did and counted it.
+                Mark::Held => {
+                    self.count_abort();
+                    continue;
+                }
+                Mark::Aborted => continue,
+            }
+            let slot = self.ring().slots.slot(pos);
+            return Ok(Reservation {
+                producer: self,
+                pos,
+                slot,
+                len,
+                meta: Meta::default(),
+                done: false,
+            });
+        }
+    }
+
+    fn check_len(&self, len: usize) -> Result<()> {
+        if len > self.slot_size {
+            return Err(Error::TooLarge {
+                len,
+                max: self.slot_size,
+            });
+        }
+        Ok(())
+    }
+
+    fn count_abort(&self) {
+        self.shared
+            .header()
+            .counters
+            .aborted
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Claims `n` positions, applying the overflow policy when full.
+    #[inline]
+    fn claim(&mut self, n: u64, deadline: Option<Instant>) -> Result<u64> {
+        let shared = &*self.shared;
+        let ring = shared.ring();
+        if let Claim::Claimed(pos) = ring.claim(n, &mut self.cached_head) {
+            return Ok(pos);
+        }
+        let mut backoff: Option<Backoff> = None;
+        loop {
+            // Full as far as `head` says: move head up to the slowest group.
+            self.cached_head = shared.advance_head();
+            if let Claim::Claimed(pos) = ring.claim(n, &mut self.cached_head) {
+                return Ok(pos);
+            }
+            match self.overflow {
+                Overflow::Reject => {
+                    shared
+                        .header()
+                        .counters
+                        .rejected
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Err(Error::Full);
+                }
+                Overflow::Block => {}
+            }
+            if let Some(d) = deadline {
+                if Instant::now() >= d {
+                    return Err(Error::Timeout);
+                }
+            }
+            // Room appears when some group's committed cursor moves. Spin a
+            // little, then sleep on `space`; the re-check reads cursors
+            // without the lock (SeqCst, pairing with the consumers' SeqCst
+            // stores) and the loop then advances head under the lock.
+            let room = || {
+                let tail = ring.ctl.tail.load(Ordering::SeqCst);
+                let min = shared
+                    .group_records()
+                    .iter()
+                    .filter(|r| r.state.load(Ordering::Acquire) == 1)
+                    .map(|r| r.committed.load(Ordering::SeqCst))
+                    .min()?;
+                (tail + n <= min + ring.capacity).then_some(())
+            };
+            let b = backoff.get_or_insert_with(Backoff::new);
+            if !b.is_completed() {
+                while room().is_none() && !b.is_completed() {
+                    b.snooze();
+                }
+                continue;
+            }
+            let slice = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()).min(SLEEP_SLICE),
+                None => SLEEP_SLICE,
+            };
+            sleep_unless(&shared.header().ring.space, slice, room);
+        }
+    }
+}
+
+/// Writes a message into a slot.
+///
+/// # Safety
+/// `slot` points to a slot inside the mapping that is CLAIMED by the
+/// caller, and `payload.len() <= slot_size`.
+#[inline(always)]
+unsafe fn write_slot(slot: *mut u8, payload: &[u8], meta: &Meta, ts: u64) {
+    // SAFETY: per the contract, nobody else reads or writes this slot's
+    // header fields or payload until we commit, and they are in bounds.
+    unsafe {
+        let hdr = slot as *mut SlotHeader;
+        std::ptr::addr_of_mut!((*hdr).timestamp_ns).write(ts);
+        std::ptr::addr_of_mut!((*hdr).correlation_id).write(meta.correlation_id);
+        std::ptr::addr_of_mut!((*hdr).len).write(payload.len() as u32);
+        std::ptr::addr_of_mut!((*hdr).type_id).write(meta.type_id);
+        std::ptr::copy_nonoverlapping(
+            payload.as_ptr(),
+            slot.add(SLOT_HEADER_SIZE as usize),
+            payload.len(),
+        );
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        if let Some(i) = self.record {
+            let _ = self.shared.producer_records()[i].owner.compare_exchange(
+                self.owner,
+                0,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
+    }
+}
+
+impl Reservation<'_> {
+    /// The seq this message will have.
+    pub fn seq(&self) -> u64 {
+        self.pos
+    }
+
+    /// Shrinks the message to `len` bytes (at most the reserved length).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Sets the metadata.
+    pub fn set_meta(&mut self, meta: Meta) {
+        self.meta = meta;
+    }
+
+    /// Publishes the message; returns its seq. Fails with
+    /// [`Error::Aborted`] if it was held longer than `unblock_timeout` and
+    /// consumers gave up on it.
+    pub fn commit(mut self) -> Result<u64> {
+        self.done = true;
+        // SAFETY: the slot is ours until commit; the header fields are in
+        // bounds; `len <= slot_size` was checked at reserve.
+        unsafe {
+            let hdr = self.slot as *mut SlotHeader;
+            std::ptr::addr_of_mut!((*hdr).timestamp_ns).write(sys::realtime_ns());
+            std::ptr::addr_of_mut!((*hdr).correlation_id).write(self.meta.correlation_id);
+            std::ptr::addr_of_mut!((*hdr).len).write(self.len as u32);
+            std::ptr::addr_of_mut!((*hdr).type_id).write(self.meta.type_id);
+        }
+        let ring = self.producer.ring();
+        if ring.commit(self.pos, self.producer.pid).is_err() {
+            return Err(Error::Aborted);
+        }
+        ring.notify_data();
+        Ok(self.pos)
+    }
+}
+
+impl std::ops::Deref for Reservation<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the payload area of a slot we CLAIMED: nobody else
+        // accesses it until we commit or abort, and `len <= slot_size`.
+        unsafe { std::slice::from_raw_parts(self.slot.add(SLOT_HEADER_SIZE as usize), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for Reservation<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as for `deref`; `&mut self` makes this the only view.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.slot.add(SLOT_HEADER_SIZE as usize), self.len)
+        }
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let ring = self.producer.ring();
+            if ring.abort_own(self.pos, self.producer.pid) {
+                self.producer.count_abort();
+            }
+            ring.notify_data();
+        }
+    }
+}

@@ -1,0 +1,633 @@
+//! A queue: its file, its mapping, and the operations that are not on a
+//! producer's or consumer's path (groups, stats, remove).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU32 as StdAtomicU32;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::group::{GroupInfo, Groups, owner_pid};
+use crate::layout::{
+    Config, GroupRecord, HEADER_SIZE, Header, MAGIC, MAX_PRODUCERS, ProducerRecord, READY,
+    SlotHeader, VERSION, config_crc,
+};
+use crate::layout::Geometry;
+use crate::lock::{AdminGuard, Me};
+use crate::options::{ConsumerOptions, Options, Overflow, Seek, Start, check_group_name};
+use crate::ring::{Peek, Ring, SlotStates};
+use crate::sync::{AtomicU64, Ordering};
+use crate::{Consumer, Producer, sys};
+
+/// How long an opener waits for a creator to finish initializing a file.
+const READY_WAIT: Duration = Duration::from_secs(2);
+
+/// The slots region of a mapping.
+pub(crate) struct MappedSlots {
+    base: *mut u8,
+    stride: usize,
+    mask: u64,
+}
+
+impl MappedSlots {
+    /// Address of the slot holding `pos`.
+    #[inline(always)]
+    pub(crate) fn slot(&self, pos: u64) -> *mut u8 {
+        // SAFETY: `(pos & mask) * stride` is below `slots * stride`, which
+        // `validate` checked lies inside the mapping after `base`.
+        unsafe { self.base.add((pos & self.mask) as usize * self.stride) }
+    }
+}
+
+impl SlotStates for MappedSlots {
+    #[inline(always)]
+    fn state(&self, pos: u64) -> &AtomicU64 {
+        // SAFETY: the slot is inside the mapping (see `slot`), 64-byte
+        // aligned (page-aligned region, stride a multiple of 64), and its
+        // first 8 bytes are only ever accessed atomically, by every process.
+        unsafe { &*(self.slot(pos) as *const AtomicU64) }
+    }
+}
+
+/// One process's view of a queue file. Shared by the `Queue` and every
+/// producer and consumer made from it.
+pub(crate) struct Shared {
+    map: sys::Mapping,
+    _file: File,
+    pub path: PathBuf,
+    pub name: String,
+    pub config: Config,
+    pub geo: Geometry,
+    pub me: Me,
+}
+
+// SAFETY: the mapping is shared memory that every process and thread
+// accesses only through atomics, through raw pointers into slots that the
+// ring protocol gives to one writer at a time, or as immutable config; the
+// raw base pointer itself is never mutated.
+unsafe impl Send for Shared {}
+// SAFETY: as above: `&Shared` exposes nothing that is not safe to use from
+// several threads at once.
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    #[inline(always)]
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: `validate` checked the mapping holds a whole header at its
+        // page-aligned base. Its fields are atomics, padding nobody writes,
+        // and the config that is immutable once `ready` was seen.
+        unsafe { &*(self.map.base() as *const Header) }
+    }
+
+    #[inline(always)]
+    pub(crate) fn ring(&self) -> Ring<'_, MappedSlots> {
+        Ring {
+            ctl: &self.header().ring,
+            slots: MappedSlots {
+                // SAFETY: slots_offset + slots * stride <= total_size ==
+                // mapping length (checked by `validate`).
+                base: unsafe { self.map.base().add(self.geo.slots_offset as usize) },
+                stride: self.geo.slot_stride as usize,
+                mask: self.geo.slots - 1,
+            },
+            capacity: self.geo.slots,
+        }
+    }
+
+    pub(crate) fn group_records(&self) -> &[GroupRecord] {
+        // SAFETY: `validate` checked that max_groups records of 256 bytes
+        // fit at groups_offset (64-aligned); records are all atomics.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.map.base().add(self.geo.groups_offset as usize) as *const GroupRecord,
+                self.geo.max_groups as usize,
+            )
+        }
+    }
+
+    pub(crate) fn producer_records(&self) -> &[ProducerRecord] {
+        // SAFETY: as for group records, at producers_offset (32-aligned);
+        // records are all atomics.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.map.base().add(self.geo.producers_offset as usize) as *const ProducerRecord,
+                self.geo.max_producers as usize,
+            )
+        }
+    }
+
+    pub(crate) fn groups(&self) -> Groups<'_> {
+        Groups {
+            records: self.group_records(),
+            ctl: &self.header().ring,
+        }
+    }
+
+    pub(crate) fn lock(&self) -> AdminGuard<'_> {
+        self.header().admin.lock(self.me, sys::process_alive)
+    }
+
+    /// Moves `head` up to the slowest group (under the admin lock).
+    pub(crate) fn advance_head(&self) -> u64 {
+        let g = self.lock();
+        self.groups().advance_head(&g)
+    }
+
+    pub(crate) fn overflow(&self) -> Overflow {
+        // Validated in `validate`.
+        Overflow::from_raw(self.config.overflow).unwrap_or_default()
+    }
+
+}
+
+static NEXT_TOKEN: StdAtomicU32 = StdAtomicU32::new(1);
+
+/// A fresh owner word for a producer or consumer of this process.
+pub(crate) fn new_owner(me: Me) -> u64 {
+    let token = NEXT_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ((me.pid as u64) << 32) | token.max(1) as u64
+}
+
+fn me() -> Me {
+    let pid = sys::pid();
+    Me {
+        pid,
+        start_time: sys::process_start_time(pid),
+    }
+}
+
+/// A counters-and-cursors snapshot of a queue.
+#[derive(Clone, Debug)]
+pub struct Stats {
+    /// Queue name.
+    pub name: String,
+    /// Path of the queue file.
+    pub path: PathBuf,
+    /// Ring capacity in messages.
+    pub slots: u64,
+    /// Largest payload in bytes.
+    pub slot_size: u64,
+    /// Overflow policy.
+    pub overflow: Overflow,
+    /// Seq the next message will get.
+    pub next_seq: u64,
+    /// Oldest seq still retained.
+    pub oldest_seq: u64,
+    /// Messages not yet finished by the slowest group (with no group: every
+    /// message retained).
+    pub depth: u64,
+    /// Messages published (positions claimed and not aborted).
+    pub published: u64,
+    /// Publishes refused with `Full`.
+    pub rejected: u64,
+    /// Positions aborted (stuck or dead producers, dropped reservations).
+    pub aborted: u64,
+    /// Live producer handles.
+    pub producers: u64,
+    /// Live consumers (groups with an attached consumer).
+    pub consumers: u64,
+    /// Every group.
+    pub groups: Vec<GroupInfo>,
+}
+
+/// A queue. Cheap to clone; every clone, producer and consumer shares one
+/// mapping of the queue file.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// use shmq::{ConsumerOptions, Options, Queue};
+/// let opts = Options::new().dir(dir.path()).slots(64).slot_size(128);
+/// let q = Queue::create("doc-queue", &opts)?;
+/// let mut consumer = q.consumer("readers", ConsumerOptions::new())?;
+/// let mut producer = q.producer()?;
+/// let seq = producer.publish(b"hello")?;
+/// let msg = consumer.receive()?;
+/// assert_eq!((msg.seq(), msg.payload()), (seq, &b"hello"[..]));
+/// # drop(msg);
+/// # Queue::remove("doc-queue", &opts)?;
+/// # Ok::<(), shmq::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Queue {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("name", &self.shared.name)
+            .field("path", &self.shared.path)
+            .finish()
+    }
+}
+
+fn queue_path(name: &str, opts: &Options) -> Result<PathBuf> {
+    crate::options::check_queue_name(name)?;
+    Ok(opts.get_dir().join(format!("{name}.shmq")))
+}
+
+impl Queue {
+    /// Creates queue `name` (file `<dir>/<name>.shmq`, created exclusively
+    /// with `opts.mode`, never through a symlink).
+    pub fn create(name: &str, opts: &Options) -> Result<Queue> {
+        let path = queue_path(name, opts)?;
+        let geo = Geometry::compute(
+            opts.slots,
+            opts.slot_size,
+            opts.max_groups as u64,
+            MAX_PRODUCERS as u64,
+        )?;
+        if opts.mode & !0o777 != 0 || opts.mode & 0o600 != 0o600 {
+            return Err(Error::InvalidOption(format!(
+                "mode must be permission bits including owner read/write (0o600), got {:o}",
+                opts.mode
+            )));
+        }
+        if opts.unblock_timeout.is_zero() {
+            return Err(Error::InvalidOption(
+                "unblock_timeout must be more than 0".into(),
+            ));
+        }
+        let file = sys::create_file(&path, opts.mode, geo.total_size).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::Exists(format!("queue {name:?} ({})", path.display()))
+            } else {
+                Error::io(format!("creating {}", path.display()), e)
+            }
+        })?;
+        let map = sys::Mapping::new(&file, geo.total_size)
+            .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
+        let now = sys::realtime_ns();
+        let config = Config {
+            magic: MAGIC,
+            version: VERSION,
+            header_size: HEADER_SIZE as u32,
+            slots: geo.slots,
+            slot_size: geo.slot_size as u32,
+            slot_stride: geo.slot_stride as u32,
+            max_groups: geo.max_groups as u32,
+            max_producers: geo.max_producers as u32,
+            overflow: opts.overflow.to_raw(),
+            max_deliveries: opts.max_deliveries,
+            lease_ns: opts.lease.as_nanos() as u64,
+            unblock_timeout_ns: opts.unblock_timeout.as_nanos() as u64,
+            dedup_window: opts.dedup_window,
+            dlq_slots: opts.dlq_slots,
+            mode: opts.mode,
+            slots_offset: geo.slots_offset,
+            groups_offset: geo.groups_offset,
+            producers_offset: geo.producers_offset,
+            total_size: geo.total_size,
+            creation_id: now ^ sys::monotonic_ns().rotate_left(29) ^ ((sys::pid() as u64) << 40),
+            created_ns: now,
+        };
+        let base = map.base();
+        // SAFETY: the file is ours alone (just created with O_EXCL) and at
+        // least HEADER_SIZE long; nobody reads the config before `ready`.
+        unsafe {
+            std::ptr::write(base as *mut Config, config);
+            std::ptr::write(
+                base.add(std::mem::offset_of!(Header, config_crc)) as *mut u32,
+                config_crc(&config),
+            );
+        }
+        let shared = Shared {
+            map,
+            _file: file,
+            path,
+            name: name.to_string(),
+            config,
+            geo,
+            me: me(),
+        };
+        // Release pairs with the opener's Acquire load in `validate`: it
+        // sees the config written above. Everything else is zero, which is
+        // the initial state of every region.
+        shared.header().ready.store(READY, Ordering::Release);
+        Ok(Queue {
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// Opens queue `name` in `$SHMQ_DIR` or `/dev/shm`.
+    pub fn open(name: &str) -> Result<Queue> {
+        Queue::open_with(name, &Options::new())
+    }
+
+    /// Opens queue `name` in `opts.dir` (the other options are read from
+    /// the file).
+    pub fn open_with(name: &str, opts: &Options) -> Result<Queue> {
+        let path = queue_path(name, opts)?;
+        let file = sys::open_file(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Error::NotFound(format!("queue {name:?} ({})", path.display()))
+            }
+            _ if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+                Error::corrupt(&path, "is a symbolic link; queue files are never opened through one")
+            }
+            _ => Error::io(format!("opening {}", path.display()), e),
+        })?;
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        if !meta.is_file() {
+            return Err(Error::corrupt(&path, "not a regular file"));
+        }
+        let len = meta.len();
+        if len < HEADER_SIZE {
+            return Err(Error::corrupt(
+                &path,
+                format!("file is {len} bytes, shorter than a queue header ({HEADER_SIZE})"),
+            ));
+        }
+        if len > crate::layout::MAX_TOTAL_SIZE {
+            return Err(Error::corrupt(&path, format!("file is {len} bytes, too large")));
+        }
+        let map = sys::Mapping::new(&file, len)
+            .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
+        let (config, geo) = validate(&map, &path)?;
+        let shared = Shared {
+            map,
+            _file: file,
+            path,
+            name: name.to_string(),
+            config,
+            geo,
+            me: me(),
+        };
+        let ring = &shared.header().ring;
+        let (head, tail) = (
+            ring.head.load(Ordering::Acquire),
+            ring.tail.load(Ordering::Acquire),
+        );
+        if head > tail || tail - head > geo.slots {
+            return Err(Error::corrupt(
+                &shared.path,
+                format!("cursors out of range (head {head}, tail {tail}, slots {})", geo.slots),
+            ));
+        }
+        Ok(Queue {
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// Opens queue `name`, creating it with `opts` if it does not exist. An
+    /// existing queue keeps the options it was created with.
+    pub fn open_or_create(name: &str, opts: &Options) -> Result<Queue> {
+        match Queue::create(name, opts) {
+            Err(Error::Exists(_)) => Queue::open_with(name, opts),
+            other => other,
+        }
+    }
+
+    /// Removes queue `name`'s file. Processes that have it open keep using
+    /// their mapping; new opens fail with `NotFound`.
+    pub fn remove(name: &str, opts: &Options) -> Result<()> {
+        let path = queue_path(name, opts)?;
+        std::fs::remove_file(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Error::NotFound(format!("queue {name:?} ({})", path.display()))
+            }
+            _ => Error::io(format!("removing {}", path.display()), e),
+        })
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Path of the queue file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// Ring capacity in messages.
+    pub fn slots(&self) -> u64 {
+        self.shared.geo.slots
+    }
+
+    /// Largest payload in bytes.
+    pub fn slot_size(&self) -> usize {
+        self.shared.geo.slot_size as usize
+    }
+
+    /// Writes the mapping back to its file and waits for it: for a queue
+    /// whose `dir` is on a disk, so its contents survive a reboot.
+    pub fn flush(&self) -> Result<()> {
+        self.shared
+            .map
+            .flush()
+            .map_err(|e| Error::io(format!("flushing {}", self.shared.path.display()), e))
+    }
+
+    /// The queue's overflow policy.
+    pub fn overflow(&self) -> Overflow {
+        self.shared.overflow()
+    }
+
+    /// A new producer. Producers are cheap; use one per thread.
+    pub fn producer(&self) -> Result<Producer> {
+        Producer::new(self.shared.clone())
+    }
+
+    /// A consumer of group `group`, which is created (at `opts.start`) if it
+    /// does not exist. A group has at most one live consumer at a time.
+    pub fn consumer(&self, group: &str, opts: ConsumerOptions) -> Result<Consumer> {
+        Consumer::new(self.shared.clone(), group, opts)
+    }
+
+    /// Creates group `group` starting at `start`, so it retains everything
+    /// from there before any consumer runs.
+    pub fn create_group(&self, group: &str, start: Start) -> Result<()> {
+        check_group_name(group)?;
+        let g = self.shared.lock();
+        self.shared
+            .groups()
+            .create(&g, group, start, sys::realtime_ns())
+            .map(|_| ())
+    }
+
+    /// Deletes group `group`: it stops retaining messages. Fails with
+    /// `Busy` while a live consumer is attached.
+    pub fn delete_group(&self, group: &str) -> Result<()> {
+        check_group_name(group)?;
+        let g = self.shared.lock();
+        self.shared.groups().delete(&g, group, sys::process_alive)?;
+        drop(g);
+        // Space may have been freed.
+        self.shared.ring().notify_space();
+        Ok(())
+    }
+
+    /// Every group, in table order.
+    pub fn groups(&self) -> Vec<GroupInfo> {
+        let g = self.shared.lock();
+        self.shared.groups().list(&g, sys::process_alive)
+    }
+
+    /// Moves group `group` to `to` (replay or skip) while no consumer is
+    /// attached; returns the seq it will receive next. Seeks are clamped
+    /// to what the queue retains.
+    pub fn seek_group(&self, group: &str, to: Seek) -> Result<u64> {
+        check_group_name(group)?;
+        let g = self.shared.lock();
+        let groups = self.shared.groups();
+        let idx = groups
+            .find(&g, group)
+            .ok_or_else(|| Error::NotFound(format!("group {group:?}")))?;
+        let start = resolve_seek(&self.shared, &g, to);
+        let pos = groups.seek(&g, idx, group, start, 0, sys::process_alive)?;
+        drop(g);
+        self.shared.ring().notify_space();
+        Ok(pos)
+    }
+
+    /// A snapshot of counters and cursors.
+    pub fn stats(&self) -> Stats {
+        let shared = &self.shared;
+        let hdr = shared.header();
+        let groups = self.groups();
+        let head = hdr.ring.head.load(Ordering::Acquire);
+        let tail = hdr.ring.tail.load(Ordering::Acquire);
+        let aborted = hdr.counters.aborted.load(Ordering::Relaxed);
+        let min_committed = groups.iter().map(|g| g.committed).min();
+        let producers = shared
+            .producer_records()
+            .iter()
+            .filter(|r| {
+                let owner = r.owner.load(Ordering::Acquire);
+                owner != 0
+                    && sys::process_alive(owner_pid(owner), r.owner_start.load(Ordering::Acquire))
+            })
+            .count() as u64;
+        Stats {
+            name: shared.name.clone(),
+            path: shared.path.clone(),
+            slots: shared.geo.slots,
+            slot_size: shared.geo.slot_size,
+            overflow: shared.overflow(),
+            next_seq: tail,
+            oldest_seq: head,
+            depth: tail.saturating_sub(min_committed.unwrap_or(head)),
+            published: tail.saturating_sub(aborted),
+            rejected: hdr.counters.rejected.load(Ordering::Relaxed),
+            aborted,
+            producers,
+            consumers: groups.iter().filter(|g| g.consumer_attached).count() as u64,
+            groups,
+        }
+    }
+}
+
+/// Turns a [`Seek`] into a start position; `Time` scans the retained
+/// messages (under the admin lock, so `head` cannot move meanwhile).
+pub(crate) fn resolve_seek(shared: &Shared, _g: &AdminGuard<'_>, to: Seek) -> Start {
+    match to {
+        Seek::Earliest => Start::Earliest,
+        Seek::Latest => Start::Latest,
+        Seek::Seq(n) => Start::Seq(n),
+        Seek::Time(t) => {
+            let ring = shared.ring();
+            let head = ring.ctl.head.load(Ordering::Acquire);
+            let tail = ring.ctl.tail.load(Ordering::Acquire);
+            for pos in head..tail {
+                if ring.peek(pos) == Peek::Ready {
+                    // SAFETY: the slot is inside the mapping; it is
+                    // committed and `head <= pos` cannot change while we
+                    // hold the admin lock, so nobody rewrites it.
+                    let ts = unsafe {
+                        std::ptr::read(
+                            ring.slots
+                                .slot(pos)
+                                .add(std::mem::offset_of!(SlotHeader, timestamp_ns))
+                                as *const u64,
+                        )
+                    };
+                    if ts >= t {
+                        return Start::Seq(pos);
+                    }
+                }
+            }
+            Start::Latest
+        }
+    }
+}
+
+/// Checks everything an opener reads before trusting it.
+fn validate(map: &sys::Mapping, path: &Path) -> Result<(Config, Geometry)> {
+    let base = map.base();
+    // SAFETY: the mapping is at least HEADER_SIZE bytes (checked by the
+    // caller) and page-aligned. Volatile: another process may be writing.
+    let (magic, version) = unsafe {
+        (
+            std::ptr::read_volatile(base as *const u64),
+            std::ptr::read_volatile(base.add(8) as *const u32),
+        )
+    };
+    if magic != MAGIC {
+        return Err(Error::corrupt(path, "not a shmq queue file (bad magic)"));
+    }
+    if version != VERSION {
+        return Err(Error::Incompatible {
+            path: path.to_path_buf(),
+            found: version,
+            expected: VERSION,
+        });
+    }
+    // SAFETY: in bounds and 4-aligned (offset 128 of a page); the ready
+    // word is only ever accessed atomically.
+    let ready = unsafe { &*(base.add(std::mem::offset_of!(Header, ready)) as *const StdAtomicU32) };
+    // Acquire pairs with the creator's Release store of READY.
+    let ready_word = || ready.load(std::sync::atomic::Ordering::Acquire);
+    let waited = std::time::Instant::now();
+    while ready_word() != READY {
+        if waited.elapsed() > READY_WAIT {
+            return Err(Error::corrupt(
+                path,
+                "incomplete: its creator did not finish initializing it (crashed?); remove it",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // SAFETY: in bounds as above; the config is immutable once ready.
+    let (config, crc) = unsafe {
+        (
+            std::ptr::read_volatile(base as *const Config),
+            std::ptr::read_volatile(base.add(std::mem::offset_of!(Header, config_crc)) as *const u32),
+        )
+    };
+    if config_crc(&config) != crc {
+        return Err(Error::corrupt(path, "header checksum mismatch (garbled file)"));
+    }
+    let geo = Geometry::compute(
+        config.slots,
+        config.slot_size as u64,
+        config.max_groups as u64,
+        config.max_producers as u64,
+    )
+    .map_err(|e| Error::corrupt(path, format!("bad geometry: {e}")))?;
+    let expect = |what: &str, found: u64, want: u64| {
+        if found == want {
+            Ok(())
+        } else {
+            Err(Error::corrupt(path, format!("{what} is {found}, expected {want}")))
+        }
+    };
+    expect("header_size", config.header_size as u64, HEADER_SIZE)?;
+    expect("slot_stride", config.slot_stride as u64, geo.slot_stride)?;
+    expect("groups_offset", config.groups_offset, geo.groups_offset)?;
+    expect("producers_offset", config.producers_offset, geo.producers_offset)?;
+    expect("slots_offset", config.slots_offset, geo.slots_offset)?;
+    expect("total_size", config.total_size, geo.total_size)?;
+    expect("file size", map.len() as u64, geo.total_size)?;
+    if Overflow::from_raw(config.overflow).is_none() {
+        return Err(Error::corrupt(path, format!("unknown overflow policy {}", config.overflow)));
+    }
+    if config.unblock_timeout_ns == 0 {
+        return Err(Error::corrupt(path, "unblock_timeout is 0"));
+    }
+    Ok((config, geo))
+}
+

@@ -1,0 +1,79 @@
+//! The one switch between std and loom.
+//!
+//! Every protocol in this crate (ring claim/commit/abort, gating, wake-ups,
+//! the admin lock) takes its atomics from here, so the same code runs on the
+//! queue file's mapping in production and on heap-built layouts under
+//! `RUSTFLAGS="--cfg loom"`, where loom explores its interleavings.
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// loom treats `SeqCst` loads, stores and read-modify-writes as `AcqRel`
+/// (its README says so), so a Dekker pair written with `SeqCst` accesses —
+/// which the C++20 model makes correct through the single total order `S` —
+/// would be reported as broken. Under loom we add the `SeqCst` fence that
+/// those accesses imply; in production it is nothing, and the `SeqCst`
+/// accesses themselves (a `lock cmpxchg` and a plain `mov` on x86) carry the
+/// guarantee.
+#[inline(always)]
+pub(crate) fn sc_fence() {
+    #[cfg(loom)]
+    loom::sync::atomic::fence(Ordering::SeqCst);
+}
+
+/// One iteration of a busy wait.
+#[inline(always)]
+pub(crate) fn spin_hint() {
+    #[cfg(not(loom))]
+    std::hint::spin_loop();
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}
+
+/// Sleeping on a 32-bit word in shared memory (a futex) and waking it.
+pub(crate) mod futex {
+    use super::AtomicU32;
+    use std::time::Duration;
+
+    /// Sleeps while `word` holds `expected`, for at most `timeout`.
+    /// Returns early on a wake, a signal, a spurious wake-up or a value
+    /// change; callers re-check their condition in a loop.
+    #[cfg(not(loom))]
+    pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+        crate::sys::futex_wait(word, expected, timeout);
+    }
+
+    /// Wakes every sleeper on `word`, in any process.
+    #[cfg(not(loom))]
+    pub(crate) fn wake_all(word: &AtomicU32) {
+        crate::sys::futex_wake_all(word);
+    }
+
+    // Under loom a futex is a condition variable: the value check happens
+    // under the mutex, as the kernel checks it under its hash-bucket lock, so
+    // a wake between check and sleep is never missed. Timeouts are ignored
+    // (the sleeper waits as if forever), which is what makes a lost wake-up
+    // show up as a deadlock in the model.
+    #[cfg(loom)]
+    loom::lazy_static! {
+        static ref PARK: (loom::sync::Mutex<()>, loom::sync::Condvar) =
+            (loom::sync::Mutex::new(()), loom::sync::Condvar::new());
+    }
+
+    #[cfg(loom)]
+    pub(crate) fn wait(word: &AtomicU32, expected: u32, _timeout: Duration) {
+        let guard = PARK.0.lock().unwrap();
+        if word.load(super::Ordering::SeqCst) == expected {
+            drop(PARK.1.wait(guard).unwrap());
+        }
+    }
+
+    #[cfg(loom)]
+    pub(crate) fn wake_all(_word: &AtomicU32) {
+        let _guard = PARK.0.lock().unwrap();
+        PARK.1.notify_all();
+    }
+}

@@ -1,0 +1,111 @@
+//! Opening files that are not healthy queue files gives a clear error,
+//! never a panic or undefined behaviour.
+
+use std::io::{Seek, SeekFrom, Write};
+
+use shmq::{Error, Options, Queue};
+
+fn setup() -> (tempfile::TempDir, Options) {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Options::new().dir(dir.path()).slots(8).slot_size(64);
+    (dir, o)
+}
+
+fn poke(path: &std::path::Path, offset: u64, bytes: &[u8]) {
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+fn open_err(name: &str, o: &Options) -> Error {
+    Queue::open_with(name, o).expect_err("opening must fail")
+}
+
+#[test]
+fn truncated_file() {
+    let (dir, o) = setup();
+    drop(Queue::create("t", &o).unwrap());
+    drop(Queue::create("t2", &o).unwrap());
+    let path = dir.path().join("t2.shmq");
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let len = f.metadata().unwrap().len();
+    // The header is intact, the slots are cut off.
+    f.set_len(len - 4096).unwrap();
+    let e = open_err("t2", &o);
+    assert!(e.to_string().contains("file size"), "{e}");
+    let path = dir.path().join("t.shmq");
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(100).unwrap();
+    let e = open_err("t", &o);
+    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    assert!(e.to_string().contains("shorter than a queue header"), "{e}");
+}
+
+#[test]
+fn foreign_file() {
+    let (dir, o) = setup();
+    std::fs::write(dir.path().join("f.shmq"), vec![0x5au8; 65536]).unwrap();
+    let e = open_err("f", &o);
+    assert!(e.to_string().contains("not a shmq queue file"), "{e}");
+    std::fs::write(dir.path().join("empty.shmq"), b"").unwrap();
+    assert!(matches!(open_err("empty", &o), Error::Corrupt { .. }));
+}
+
+#[test]
+fn newer_version() {
+    let (dir, o) = setup();
+    drop(Queue::create("v", &o).unwrap());
+    poke(&dir.path().join("v.shmq"), 8, &99u32.to_le_bytes());
+    let e = open_err("v", &o);
+    assert!(
+        matches!(e, Error::Incompatible { found: 99, expected: 1, .. }),
+        "{e}"
+    );
+}
+
+#[test]
+fn garbled_header_fails_its_checksum() {
+    let (dir, o) = setup();
+    drop(Queue::create("g", &o).unwrap());
+    // slots: 8 -> 2^40, which would map far beyond the file.
+    poke(&dir.path().join("g.shmq"), 16, &(1u64 << 40).to_le_bytes());
+    let e = open_err("g", &o);
+    assert!(e.to_string().contains("checksum"), "{e}");
+}
+
+#[test]
+fn garbled_cursors() {
+    let (dir, o) = setup();
+    drop(Queue::create("c", &o).unwrap());
+    // head (offset 192 + 64) beyond tail.
+    poke(&dir.path().join("c.shmq"), 256, &5u64.to_le_bytes());
+    let e = open_err("c", &o);
+    assert!(e.to_string().contains("cursors out of range"), "{e}");
+}
+
+#[test]
+fn half_initialized_file() {
+    let (dir, o) = setup();
+    drop(Queue::create("h", &o).unwrap());
+    poke(&dir.path().join("h.shmq"), 128, &0u32.to_le_bytes());
+    let e = open_err("h", &o);
+    assert!(e.to_string().contains("incomplete"), "{e}");
+}
+
+#[test]
+fn garbled_message_length_is_an_error_not_a_read() {
+    let (dir, o) = setup();
+    let q = Queue::create("m", &o).unwrap();
+    let mut c = q.consumer("g", shmq::ConsumerOptions::new()).unwrap();
+    let mut p = q.producer().unwrap();
+    p.publish(b"first").unwrap();
+    p.publish(b"second").unwrap();
+    // The first slot's len field (slots region at 16 KiB, len at +24).
+    let slots_offset = 4096 + 16 * 256 + 256 * 32;
+    let slots_offset = (slots_offset + 4095) / 4096 * 4096;
+    poke(&dir.path().join("m.shmq"), slots_offset + 24, &u32::MAX.to_le_bytes());
+    let e = c.receive().unwrap_err();
+    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    // The group moves on past it.
+    assert_eq!(c.receive().unwrap().payload(), b"second");
+}
