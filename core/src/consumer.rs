@@ -372,6 +372,16 @@ impl Consumer {
         if let Some(p) = self.poll() {
             return Ok(Some(p));
         }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            // A zero timeout is a poll: look for stuck producers now and
+            // then, as `try_receive` does.
+            self.empty_polls = self.empty_polls.wrapping_add(1);
+            if self.empty_polls % STUCK_CHECK_EVERY == 0 {
+                self.check_group()?;
+                self.unstick();
+            }
+            return Ok(None);
+        }
         self.check_group()?;
         let backoff = Backoff::new();
         while !backoff.is_completed() {

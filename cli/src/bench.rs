@@ -1,0 +1,510 @@
+//! `shmq bench`: producers and consumers as separate processes, pinned to
+//! separate cores, busy-polling, with the bare baselines measured in the
+//! same run (interleaved round by round, because these machines switch
+//! between fast and slow modes from one run to the next).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use shmq::{ConsumerOptions, Options, Overflow, Queue, Start};
+
+use crate::baseline::Region;
+use crate::{CliError, CliResult};
+
+/// A worker that has not finished by then is killed and the bench fails.
+const WORKER_TIMEOUT: Duration = Duration::from_secs(300);
+/// Ring size for the throughput runs (shmq and the bare ring alike).
+const TP_SLOTS: u64 = 4096;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// One-way latency: ping-pong round trip / 2.
+    Latency,
+    /// Messages per second from producers to each group.
+    Throughput,
+}
+
+/// `shmq bench` arguments.
+#[derive(clap::Args, Debug)]
+pub(crate) struct BenchArgs {
+    /// What to measure.
+    #[arg(value_enum)]
+    kind: Kind,
+    /// Payload bytes (written and read whole).
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Round trips (latency) or messages (throughput) per round.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Producer processes (throughput).
+    #[arg(long, default_value_t = 1)]
+    producers: u32,
+    /// Consumer groups, one consumer process each (throughput).
+    #[arg(long, default_value_t = 1)]
+    groups: u32,
+    /// Messages per publish_batch / receive_batch call (throughput; 1 =
+    /// single publish and receive).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Rounds; shmq and the baseline alternate, and the figures merge all
+    /// rounds.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Internal worker arguments.
+#[derive(clap::Args, Debug)]
+pub(crate) struct WorkerArgs {
+    role: String,
+    #[arg(long)]
+    dir: PathBuf,
+    #[arg(long)]
+    count: u64,
+    #[arg(long)]
+    size: usize,
+    #[arg(long)]
+    core: Option<usize>,
+    #[arg(long, default_value = "")]
+    group: String,
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    #[arg(long, default_value_t = 0)]
+    skip: u64,
+}
+
+/// Cores this process may run on.
+fn allowed_cores() -> Vec<usize> {
+    // SAFETY: `set` is a plain C struct, zero-initialized is valid, and we
+    // pass its exact size to sched_getaffinity.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return vec![0];
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+fn pin(core: usize) {
+    // SAFETY: as above; CPU_SET writes inside the zeroed set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        // Best effort: a failure only makes the figures noisier.
+        let _ = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+struct Scratch {
+    dir: PathBuf,
+}
+
+impl Scratch {
+    fn new() -> CliResult<Scratch> {
+        let base = shmq::default_dir();
+        let dir = base.join(format!("shmq-bench-{}", std::process::id()));
+        std::fs::create_dir(&dir)
+            .map_err(|e| CliError::Other(format!("creating {}: {e}", dir.display())))?;
+        Ok(Scratch { dir })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn spawn(role: &str, dir: &Path, count: u64, size: usize, core: usize, extra: &[String]) -> CliResult<Child> {
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("__bench-worker")
+        .arg(role)
+        .arg("--dir")
+        .arg(dir)
+        .arg("--count")
+        .arg(count.to_string())
+        .arg("--size")
+        .arg(size.to_string())
+        .arg("--core")
+        .arg(core.to_string())
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    Ok(cmd.spawn()?)
+}
+
+/// Waits for every child (killing them all past the timeout) and returns
+/// each one's stdout.
+fn join(children: Vec<Child>) -> CliResult<Vec<String>> {
+    let deadline = Instant::now() + WORKER_TIMEOUT;
+    let mut children = children;
+    let mut outputs = Vec::new();
+    for i in 0..children.len() {
+        loop {
+            match children[i].try_wait()? {
+                Some(status) => {
+                    let mut out = String::new();
+                    if let Some(mut so) = children[i].stdout.take() {
+                        so.read_to_string(&mut out)?;
+                    }
+                    if !status.success() {
+                        for c in children.iter_mut() {
+                            let _ = c.kill();
+                        }
+                        return Err(CliError::Other(format!("bench worker failed: {status}")));
+                    }
+                    outputs.push(out);
+                    break;
+                }
+                None if Instant::now() > deadline => {
+                    for c in children.iter_mut() {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                    }
+                    return Err(CliError::Other("bench worker timed out".into()));
+                }
+                None => std::thread::sleep(Duration::from_millis(2)),
+            }
+        }
+    }
+    Ok(outputs)
+}
+
+fn parse_json(s: &str) -> CliResult<serde_json::Value> {
+    serde_json::from_str(s.trim())
+        .map_err(|e| CliError::Other(format!("bad worker output {s:?}: {e}")))
+}
+
+pub(crate) fn run(args: BenchArgs) -> CliResult {
+    if args.size == 0 || args.rounds == 0 || args.producers == 0 || args.groups == 0 || args.batch == 0 {
+        return Err(CliError::Other(
+            "--size, --rounds, --producers, --groups and --batch must be at least 1".into(),
+        ));
+    }
+    let cores = allowed_cores();
+    match args.kind {
+        Kind::Latency => latency(&args, &cores),
+        Kind::Throughput => throughput(&args, &cores),
+    }
+}
+
+fn quantiles(h: &Histogram<u64>) -> [u64; 4] {
+    [
+        h.value_at_quantile(0.50),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.max(),
+    ]
+}
+
+fn latency(args: &BenchArgs, cores: &[usize]) -> CliResult {
+    let count = args.count.unwrap_or(200_000);
+    let warmup = count / 10;
+    let (c0, c1) = (cores[0], cores[cores.len().min(2) - 1]);
+    let mut shmq_h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+    let mut base_h = shmq_h.clone();
+    let scratch = Scratch::new()?;
+    for round in 0..args.rounds {
+        // Baseline: bare cache-line ping-pong.
+        let region = scratch.dir.join(format!("pingpong-{round}"));
+        Region::create(&region, 1, 1)?;
+        let extra = |skip: u64| vec!["--skip".to_string(), skip.to_string()];
+        let pong = spawn("base-pong", &region, count + warmup, 1, c1, &[])?;
+        let ping = spawn("base-ping", &region, count + warmup, 1, c0, &extra(warmup))?;
+        let out = join(vec![ping, pong])?;
+        record(&mut base_h, &out[0])?;
+        // shmq: two queues, one each way.
+        let dir = scratch.dir.join(format!("shmq-{round}"));
+        std::fs::create_dir(&dir)?;
+        let opts = Options::new().dir(&dir).slots(64).slot_size(args.size);
+        for (name, group) in [("ping", "pong"), ("pong", "ping")] {
+            Queue::create(name, &opts)?.create_group(group, Start::Earliest)?;
+        }
+        let pong = spawn("pong", &dir, count + warmup, args.size, c1, &[])?;
+        let ping = spawn("ping", &dir, count + warmup, args.size, c0, &extra(warmup))?;
+        let out = join(vec![ping, pong])?;
+        record(&mut shmq_h, &out[0])?;
+    }
+    let s = quantiles(&shmq_h);
+    let b = quantiles(&base_h);
+    let ratio = |i: usize| s[i] as f64 / b[i].max(1) as f64;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "kind": "latency",
+                "size": args.size,
+                "count": count * args.rounds as u64,
+                "rounds": args.rounds,
+                "p50_ns": s[0], "p99_ns": s[1], "p999_ns": s[2], "max_ns": s[3],
+                "baseline_p50_ns": b[0], "baseline_p99_ns": b[1],
+                "baseline_p999_ns": b[2], "baseline_max_ns": b[3],
+                "ratio_p50": ratio(0), "ratio_p99": ratio(1), "ratio_p999": ratio(2),
+            })
+        );
+    } else {
+        println!(
+            "shmq bench latency: one-way (round trip / 2), {} B payload, {} round trips x {} rounds, 2 processes on cores {c0} and {c1}, busy polling",
+            args.size, count, args.rounds
+        );
+        println!("{:<28} {:>10} {:>10} {:>10} {:>10}", "", "p50", "p99", "p99.9", "max");
+        println!("{:<28} {:>10} {:>10} {:>10} {:>10}", "baseline (cache-line ping-pong)", fmt_ns(b[0]), fmt_ns(b[1]), fmt_ns(b[2]), fmt_ns(b[3]));
+        println!("{:<28} {:>10} {:>10} {:>10} {:>10}", "shmq", fmt_ns(s[0]), fmt_ns(s[1]), fmt_ns(s[2]), fmt_ns(s[3]));
+        println!(
+            "{:<28} {:>9.2}x {:>9.2}x {:>9.2}x {:>9.2}x",
+            "shmq / baseline",
+            ratio(0),
+            ratio(1),
+            ratio(2),
+            ratio(3)
+        );
+    }
+    Ok(())
+}
+
+fn record(h: &mut Histogram<u64>, out: &str) -> CliResult {
+    let v = parse_json(out)?;
+    let path = v["samples"]
+        .as_str()
+        .ok_or_else(|| CliError::Other("worker gave no samples".into()))?;
+    let bytes = std::fs::read(path)?;
+    for chunk in bytes.chunks_exact(8) {
+        // One-way = round trip / 2.
+        let rtt = u64::from_le_bytes(chunk.try_into().unwrap());
+        h.saturating_record((rtt / 2).max(1));
+    }
+    Ok(())
+}
+
+fn fmt_ns(ns: u64) -> String {
+    if ns < 10_000 {
+        format!("{ns} ns")
+    } else if ns < 10_000_000 {
+        format!("{:.1} us", ns as f64 / 1e3)
+    } else {
+        format!("{:.1} ms", ns as f64 / 1e6)
+    }
+}
+
+fn throughput(args: &BenchArgs, cores: &[usize]) -> CliResult {
+    let count = args.count.unwrap_or(5_000_000);
+    let core = |i: usize| cores[i % cores.len()];
+    let scratch = Scratch::new()?;
+    let (mut shmq_rates, mut base_rates) = (Vec::new(), Vec::new());
+    for round in 0..args.rounds {
+        // Baseline: bare single-producer ring of plain stores.
+        let region = scratch.dir.join(format!("ring-{round}"));
+        Region::create(&region, TP_SLOTS as usize, args.size)?;
+        let cons = spawn("base-consume", &region, count, args.size, core(1), &[])?;
+        let prod = spawn("base-produce", &region, count, args.size, core(0), &[])?;
+        let out = join(vec![cons, prod])?;
+        let elapsed = parse_json(&out[0])?["elapsed_ns"].as_u64().unwrap_or(0);
+        base_rates.push(count as f64 / (elapsed.max(1) as f64 / 1e9));
+        // shmq: P producers, G groups with one consumer each.
+        let dir = scratch.dir.join(format!("shmq-{round}"));
+        std::fs::create_dir(&dir)?;
+        let opts = Options::new()
+            .dir(&dir)
+            .slots(TP_SLOTS)
+            .slot_size(args.size)
+            .overflow(Overflow::Block);
+        let q = Queue::create("tp", &opts)?;
+        for g in 0..args.groups {
+            q.create_group(&format!("g{g}"), Start::Earliest)?;
+        }
+        let batch = vec!["--batch".to_string(), args.batch.to_string()];
+        let mut children = Vec::new();
+        for g in 0..args.groups {
+            let mut extra = batch.clone();
+            extra.extend(["--group".to_string(), format!("g{g}")]);
+            children.push(spawn("consume", &dir, count, args.size, core(1 + g as usize), &extra)?);
+        }
+        let per = count / args.producers as u64;
+        for p in 0..args.producers {
+            let n = if p == 0 { count - per * (args.producers as u64 - 1) } else { per };
+            children.push(spawn("produce", &dir, n, args.size, core(p as usize), &batch)?);
+        }
+        let out = join(children)?;
+        let mut slowest = 0;
+        for o in &out[..args.groups as usize] {
+            slowest = slowest.max(parse_json(o)?["elapsed_ns"].as_u64().unwrap_or(0));
+        }
+        shmq_rates.push(count as f64 / (slowest.max(1) as f64 / 1e9));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    let spread = |v: &[f64]| (v[0], v[v.len() - 1]);
+    let (s, b) = (median(&mut shmq_rates), median(&mut base_rates));
+    let mb = |r: f64| r * args.size as f64 / 1e6;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "kind": "throughput",
+                "size": args.size,
+                "count": count,
+                "rounds": args.rounds,
+                "producers": args.producers,
+                "groups": args.groups,
+                "batch": args.batch,
+                "msgs_per_s": s,
+                "mb_per_s": mb(s),
+                "baseline_msgs_per_s": b,
+                "baseline_mb_per_s": mb(b),
+                "ratio": s / b,
+                "msgs_per_s_min": spread(&shmq_rates).0,
+                "msgs_per_s_max": spread(&shmq_rates).1,
+            })
+        );
+    } else {
+        println!(
+            "shmq bench throughput: {} B payload, {} messages x {} rounds, {} producer(s), {} group(s), batch {}, cores {:?}",
+            args.size, count, args.rounds, args.producers, args.groups, args.batch, cores
+        );
+        println!("{:<34} {:>14} {:>10}   (min .. max over rounds)", "", "msgs/s", "MB/s");
+        let (bl, bh) = spread(&base_rates);
+        let (sl, sh) = spread(&shmq_rates);
+        println!("{:<34} {:>14.0} {:>10.1}   ({bl:.0} .. {bh:.0})", "baseline (bare SPSC ring)", b, mb(b));
+        println!("{:<34} {:>14.0} {:>10.1}   ({sl:.0} .. {sh:.0})", "shmq (per group)", s, mb(s));
+        println!("{:<34} {:>13.2}x", "shmq / baseline", s / b);
+    }
+    drop(scratch);
+    Ok(())
+}
+
+/// One process of a benchmark; prints one JSON line.
+pub(crate) fn worker(a: WorkerArgs) -> CliResult {
+    if let Some(c) = a.core {
+        pin(c);
+    }
+    let out = match a.role.as_str() {
+        "base-ping" => {
+            let r = Region::open(&a.dir, 1, 1)?;
+            let rtts = r.ping(a.count);
+            samples(&a.dir, &rtts[a.skip as usize..])?
+        }
+        "base-pong" => {
+            Region::open(&a.dir, 1, 1)?.pong(a.count);
+            serde_json::json!({})
+        }
+        "base-produce" => {
+            let r = Region::open(&a.dir, TP_SLOTS as usize, a.size)?;
+            r.produce(a.count, &vec![7u8; a.size]);
+            serde_json::json!({})
+        }
+        "base-consume" => {
+            let r = Region::open(&a.dir, TP_SLOTS as usize, a.size)?;
+            let (elapsed, sum) = r.consume(a.count, a.size);
+            serde_json::json!({"elapsed_ns": elapsed, "sum": sum})
+        }
+        "ping" => {
+            let opts = Options::new().dir(&a.dir);
+            let mut p = Queue::open_with("ping", &opts)?.producer()?;
+            let mut c = Queue::open_with("pong", &opts)?.consumer("ping", ConsumerOptions::new())?;
+            let payload = vec![1u8; a.size];
+            let mut buf = vec![0u8; a.size];
+            let mut rtts = Vec::with_capacity(a.count as usize);
+            for _ in 0..a.count {
+                let t0 = Instant::now();
+                p.publish(&payload)?;
+                loop {
+                    if let Some(m) = c.try_receive()? {
+                        buf.copy_from_slice(m.payload());
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+                rtts.push(t0.elapsed().as_nanos() as u64);
+            }
+            samples(&a.dir, &rtts[a.skip as usize..])?
+        }
+        "pong" => {
+            let opts = Options::new().dir(&a.dir);
+            let mut p = Queue::open_with("pong", &opts)?.producer()?;
+            let mut c = Queue::open_with("ping", &opts)?.consumer("pong", ConsumerOptions::new())?;
+            let mut buf = vec![0u8; a.size];
+            for _ in 0..a.count {
+                loop {
+                    if let Some(m) = c.try_receive()? {
+                        buf.copy_from_slice(m.payload());
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+                p.publish(&buf)?;
+            }
+            serde_json::json!({})
+        }
+        "produce" => {
+            let q = Queue::open_with("tp", &Options::new().dir(&a.dir))?;
+            let mut p = q.producer()?;
+            let payload = vec![7u8; a.size];
+            if a.batch <= 1 {
+                for _ in 0..a.count {
+                    p.publish(&payload)?;
+                }
+            } else {
+                let msgs: Vec<&[u8]> = vec![&payload[..]; a.batch];
+                let mut left = a.count;
+                while left > 0 {
+                    let n = left.min(a.batch as u64) as usize;
+                    p.publish_batch(&msgs[..n])?;
+                    left -= n as u64;
+                }
+            }
+            serde_json::json!({})
+        }
+        "consume" => {
+            let q = Queue::open_with("tp", &Options::new().dir(&a.dir))?;
+            let mut c = q.consumer(&a.group, ConsumerOptions::new())?;
+            let mut buf = vec![0u8; a.size];
+            let mut sum = 0u64;
+            let mut got = 0;
+            let mut start = None;
+            while got < a.count {
+                if a.batch <= 1 {
+                    if let Some(m) = c.try_receive()? {
+                        start.get_or_insert_with(Instant::now);
+                        buf.copy_from_slice(m.payload());
+                        sum = sum.wrapping_add(buf[0] as u64);
+                        got += 1;
+                    } else {
+                        std::hint::spin_loop();
+                    }
+                } else {
+                    let b = c.receive_batch(a.batch, Duration::ZERO)?;
+                    for m in b.iter() {
+                        start.get_or_insert_with(Instant::now);
+                        buf.copy_from_slice(m.payload());
+                        sum = sum.wrapping_add(buf[0] as u64);
+                        got += 1;
+                    }
+                }
+            }
+            let elapsed = start.map(|s| s.elapsed().as_nanos() as u64).unwrap_or(0);
+            serde_json::json!({"elapsed_ns": elapsed, "sum": sum})
+        }
+        other => return Err(CliError::Other(format!("unknown bench role {other}"))),
+    };
+    println!("{out}");
+    Ok(())
+}
+
+/// Writes samples next to the region/queue dir and returns where.
+fn samples(dir: &Path, rtts: &[u64]) -> CliResult<serde_json::Value> {
+    let path = PathBuf::from(format!("{}.samples", dir.display()));
+    let bytes: Vec<u8> = rtts.iter().flat_map(|r| r.to_le_bytes()).collect();
+    std::fs::write(&path, bytes)?;
+    Ok(serde_json::json!({"samples": path}))
+}
