@@ -250,6 +250,9 @@ fn seek_replays_what_is_retained() {
     let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
     let mut p = q.producer().unwrap();
     for i in 0..4u8 {
+        // Timestamps are microsecond-grained: space the messages out so
+        // that each has its own.
+        std::thread::sleep(Duration::from_millis(2));
         p.publish(&[i]).unwrap();
     }
     for _ in 0..4 {
