@@ -32,6 +32,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+#![cfg_attr(loom, allow(dead_code, unused_imports))]
 
 mod layout;
 mod lock;
