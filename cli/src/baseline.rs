@@ -46,7 +46,10 @@ impl Region {
 
     /// Maps the region file.
     pub(crate) fn open(path: &Path, slots: usize, size: usize) -> CliResult<Region> {
-        let f = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
         let len = f.metadata()?.len() as usize;
         if len != Region::len(slots, size) || !slots.is_power_of_two() {
             return Err(CliError::Other(format!(

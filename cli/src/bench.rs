@@ -123,7 +123,14 @@ impl Drop for Scratch {
     }
 }
 
-fn spawn(role: &str, dir: &Path, count: u64, size: usize, core: usize, extra: &[String]) -> CliResult<Child> {
+fn spawn(
+    role: &str,
+    dir: &Path,
+    count: u64,
+    size: usize,
+    core: usize,
+    extra: &[String],
+) -> CliResult<Child> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     cmd.arg("__bench-worker")
@@ -185,7 +192,12 @@ fn parse_json(s: &str) -> CliResult<serde_json::Value> {
 }
 
 pub(crate) fn run(args: BenchArgs) -> CliResult {
-    if args.size == 0 || args.rounds == 0 || args.producers == 0 || args.groups == 0 || args.batch == 0 {
+    if args.size == 0
+        || args.rounds == 0
+        || args.producers == 0
+        || args.groups == 0
+        || args.batch == 0
+    {
         return Err(CliError::Other(
             "--size, --rounds, --producers, --groups and --batch must be at least 1".into(),
         ));
@@ -256,9 +268,26 @@ fn latency(args: &BenchArgs, cores: &[usize]) -> CliResult {
             "shmq bench latency: one-way (round trip / 2), {} B payload, {} round trips x {} rounds, 2 processes on cores {c0} and {c1}, busy polling",
             args.size, count, args.rounds
         );
-        println!("{:<28} {:>10} {:>10} {:>10} {:>10}", "", "p50", "p99", "p99.9", "max");
-        println!("{:<28} {:>10} {:>10} {:>10} {:>10}", "baseline (cache-line ping-pong)", fmt_ns(b[0]), fmt_ns(b[1]), fmt_ns(b[2]), fmt_ns(b[3]));
-        println!("{:<28} {:>10} {:>10} {:>10} {:>10}", "shmq", fmt_ns(s[0]), fmt_ns(s[1]), fmt_ns(s[2]), fmt_ns(s[3]));
+        println!(
+            "{:<28} {:>10} {:>10} {:>10} {:>10}",
+            "", "p50", "p99", "p99.9", "max"
+        );
+        println!(
+            "{:<28} {:>10} {:>10} {:>10} {:>10}",
+            "baseline (cache-line ping-pong)",
+            fmt_ns(b[0]),
+            fmt_ns(b[1]),
+            fmt_ns(b[2]),
+            fmt_ns(b[3])
+        );
+        println!(
+            "{:<28} {:>10} {:>10} {:>10} {:>10}",
+            "shmq",
+            fmt_ns(s[0]),
+            fmt_ns(s[1]),
+            fmt_ns(s[2]),
+            fmt_ns(s[3])
+        );
         println!(
             "{:<28} {:>9.2}x {:>9.2}x {:>9.2}x {:>9.2}x",
             "shmq / baseline",
@@ -326,12 +355,30 @@ fn throughput(args: &BenchArgs, cores: &[usize]) -> CliResult {
         for g in 0..args.groups {
             let mut extra = batch.clone();
             extra.extend(["--group".to_string(), format!("g{g}")]);
-            children.push(spawn("consume", &dir, count, args.size, core(1 + g as usize), &extra)?);
+            children.push(spawn(
+                "consume",
+                &dir,
+                count,
+                args.size,
+                core(1 + g as usize),
+                &extra,
+            )?);
         }
         let per = count / args.producers as u64;
         for p in 0..args.producers {
-            let n = if p == 0 { count - per * (args.producers as u64 - 1) } else { per };
-            children.push(spawn("produce", &dir, n, args.size, core(p as usize), &batch)?);
+            let n = if p == 0 {
+                count - per * (args.producers as u64 - 1)
+            } else {
+                per
+            };
+            children.push(spawn(
+                "produce",
+                &dir,
+                n,
+                args.size,
+                core(p as usize),
+                &batch,
+            )?);
         }
         let out = join(children)?;
         let mut slowest = 0;
@@ -372,11 +419,24 @@ fn throughput(args: &BenchArgs, cores: &[usize]) -> CliResult {
             "shmq bench throughput: {} B payload, {} messages x {} rounds, {} producer(s), {} group(s), batch {}, cores {:?}",
             args.size, count, args.rounds, args.producers, args.groups, args.batch, cores
         );
-        println!("{:<34} {:>14} {:>10}   (min .. max over rounds)", "", "msgs/s", "MB/s");
+        println!(
+            "{:<34} {:>14} {:>10}   (min .. max over rounds)",
+            "", "msgs/s", "MB/s"
+        );
         let (bl, bh) = spread(&base_rates);
         let (sl, sh) = spread(&shmq_rates);
-        println!("{:<34} {:>14.0} {:>10.1}   ({bl:.0} .. {bh:.0})", "baseline (bare SPSC ring)", b, mb(b));
-        println!("{:<34} {:>14.0} {:>10.1}   ({sl:.0} .. {sh:.0})", "shmq (per group)", s, mb(s));
+        println!(
+            "{:<34} {:>14.0} {:>10.1}   ({bl:.0} .. {bh:.0})",
+            "baseline (bare SPSC ring)",
+            b,
+            mb(b)
+        );
+        println!(
+            "{:<34} {:>14.0} {:>10.1}   ({sl:.0} .. {sh:.0})",
+            "shmq (per group)",
+            s,
+            mb(s)
+        );
         println!("{:<34} {:>13.2}x", "shmq / baseline", s / b);
     }
     drop(scratch);
@@ -411,7 +471,8 @@ pub(crate) fn worker(a: WorkerArgs) -> CliResult {
         "ping" => {
             let opts = Options::new().dir(&a.dir);
             let mut p = Queue::open_with("ping", &opts)?.producer()?;
-            let mut c = Queue::open_with("pong", &opts)?.consumer("ping", ConsumerOptions::new())?;
+            let mut c =
+                Queue::open_with("pong", &opts)?.consumer("ping", ConsumerOptions::new())?;
             let payload = vec![1u8; a.size];
             let mut buf = vec![0u8; a.size];
             let mut rtts = Vec::with_capacity(a.count as usize);
@@ -432,7 +493,8 @@ pub(crate) fn worker(a: WorkerArgs) -> CliResult {
         "pong" => {
             let opts = Options::new().dir(&a.dir);
             let mut p = Queue::open_with("pong", &opts)?.producer()?;
-            let mut c = Queue::open_with("ping", &opts)?.consumer("pong", ConsumerOptions::new())?;
+            let mut c =
+                Queue::open_with("ping", &opts)?.consumer("pong", ConsumerOptions::new())?;
             let mut buf = vec![0u8; a.size];
             for _ in 0..a.count {
                 loop {

@@ -237,8 +237,9 @@ fn run(command: Command, opts: Options) -> CliResult {
             unblock_timeout,
         } => {
             let overflow: Overflow = overflow.parse()?;
-            let mode = u32::from_str_radix(&mode, 8)
-                .map_err(|_| CliError::Other(format!("bad --mode {mode:?}: give octal bits like 600")))?;
+            let mode = u32::from_str_radix(&mode, 8).map_err(|_| {
+                CliError::Other(format!("bad --mode {mode:?}: give octal bits like 600"))
+            })?;
             let q = Queue::create(
                 &name,
                 &opts
@@ -442,7 +443,11 @@ fn run(command: Command, opts: Options) -> CliResult {
 
 /// `--time`: Unix seconds, or relative to now (`-30s`, `-5m`, `-2h`).
 fn parse_time(t: &str) -> CliResult<u64> {
-    let bad = || CliError::Other(format!("bad --time {t:?}: give Unix seconds or -30s, -5m, -2h"));
+    let bad = || {
+        CliError::Other(format!(
+            "bad --time {t:?}: give Unix seconds or -30s, -5m, -2h"
+        ))
+    };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_err(|_| bad())?
@@ -504,22 +509,72 @@ fn stats_prometheus(s: &shmq::Stats) -> String {
         }
     };
     let ql = format!("queue=\"{q}\"");
-    metric("depth", "gauge", "Messages not yet finished by the slowest group.", vec![(ql.clone(), s.depth)]);
-    metric("capacity", "gauge", "Ring capacity in messages.", vec![(ql.clone(), s.slots)]);
-    metric("published_total", "counter", "Messages published.", vec![(ql.clone(), s.published)]);
-    metric("rejected_total", "counter", "Publishes refused because the queue was full.", vec![(ql.clone(), s.rejected)]);
-    metric("aborted_total", "counter", "Positions aborted (stuck or dead producers).", vec![(ql.clone(), s.aborted)]);
-    metric("producers", "gauge", "Live producers.", vec![(ql.clone(), s.producers)]);
-    metric("consumers", "gauge", "Live consumers.", vec![(ql.clone(), s.consumers)]);
+    metric(
+        "depth",
+        "gauge",
+        "Messages not yet finished by the slowest group.",
+        vec![(ql.clone(), s.depth)],
+    );
+    metric(
+        "capacity",
+        "gauge",
+        "Ring capacity in messages.",
+        vec![(ql.clone(), s.slots)],
+    );
+    metric(
+        "published_total",
+        "counter",
+        "Messages published.",
+        vec![(ql.clone(), s.published)],
+    );
+    metric(
+        "rejected_total",
+        "counter",
+        "Publishes refused because the queue was full.",
+        vec![(ql.clone(), s.rejected)],
+    );
+    metric(
+        "aborted_total",
+        "counter",
+        "Positions aborted (stuck or dead producers).",
+        vec![(ql.clone(), s.aborted)],
+    );
+    metric(
+        "producers",
+        "gauge",
+        "Live producers.",
+        vec![(ql.clone(), s.producers)],
+    );
+    metric(
+        "consumers",
+        "gauge",
+        "Live consumers.",
+        vec![(ql.clone(), s.consumers)],
+    );
     let per_group = |f: fn(&shmq::GroupInfo) -> u64| {
         s.groups
             .iter()
             .map(|g| (format!("{ql},group=\"{}\"", g.name), f(g)))
             .collect::<Vec<_>>()
     };
-    metric("group_lag", "gauge", "Messages published that the group has not finished.", per_group(|g| g.lag));
-    metric("group_delivered_total", "counter", "Messages delivered to the group.", per_group(|g| g.delivered));
-    metric("group_next_seq", "gauge", "Next seq the group will receive.", per_group(|g| g.next));
+    metric(
+        "group_lag",
+        "gauge",
+        "Messages published that the group has not finished.",
+        per_group(|g| g.lag),
+    );
+    metric(
+        "group_delivered_total",
+        "counter",
+        "Messages delivered to the group.",
+        per_group(|g| g.delivered),
+    );
+    metric(
+        "group_next_seq",
+        "gauge",
+        "Next seq the group will receive.",
+        per_group(|g| g.next),
+    );
     out
 }
 

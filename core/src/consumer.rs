@@ -217,7 +217,14 @@ impl Consumer {
                 Some(i) => i,
                 None => groups.create(&g, group, opts.start, sys::realtime_ns())?,
             };
-            groups.attach(&g, idx, group, owner, shared.me.start_time, sys::process_alive)?;
+            groups.attach(
+                &g,
+                idx,
+                group,
+                owner,
+                shared.me.start_time,
+                sys::process_alive,
+            )?;
             let rec = &groups.records[idx];
             (
                 idx,
@@ -341,9 +348,14 @@ impl Consumer {
         let shared = self.shared.clone();
         let g = shared.lock();
         let start = resolve_seek(&shared, &g, to);
-        let pos = shared
-            .groups()
-            .seek(&g, self.idx, &self.group, start, self.owner, sys::process_alive)?;
+        let pos = shared.groups().seek(
+            &g,
+            self.idx,
+            &self.group,
+            start,
+            self.owner,
+            sys::process_alive,
+        )?;
         self.next = pos;
         self.generation = generation(self.record());
         drop(g);

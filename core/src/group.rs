@@ -258,7 +258,11 @@ impl Groups<'_> {
     }
 
     /// Snapshot of every active group.
-    pub(crate) fn list(&self, _g: &AdminGuard<'_>, alive: impl Fn(u32, u64) -> bool) -> Vec<GroupInfo> {
+    pub(crate) fn list(
+        &self,
+        _g: &AdminGuard<'_>,
+        alive: impl Fn(u32, u64) -> bool,
+    ) -> Vec<GroupInfo> {
         let tail = self.ctl.tail.load(Ordering::Acquire);
         self.records
             .iter()
@@ -338,7 +342,11 @@ mod tests {
         // Seq start is clamped to head ..= tail.
         let c = groups.create(&g, "c", Start::Seq(3), 1).unwrap();
         assert_eq!(records[c].next.load(Ordering::Relaxed), 10);
-        let names: Vec<String> = groups.list(&g, |_, _| true).into_iter().map(|i| i.name).collect();
+        let names: Vec<String> = groups
+            .list(&g, |_, _| true)
+            .into_iter()
+            .map(|i| i.name)
+            .collect();
         assert_eq!(names, ["c", "b"]);
     }
 
@@ -367,10 +375,19 @@ mod tests {
             groups.seek(&g, a, "a", Start::Latest, 0, |_, _| true),
             Err(Error::Busy(_))
         ));
-        assert!(groups.seek(&g, a, "a", Start::Latest, owner, |_, _| true).is_ok());
-        assert!(matches!(groups.delete(&g, "a", |_, _| true), Err(Error::Busy(_))));
+        assert!(
+            groups
+                .seek(&g, a, "a", Start::Latest, owner, |_, _| true)
+                .is_ok()
+        );
+        assert!(matches!(
+            groups.delete(&g, "a", |_, _| true),
+            Err(Error::Busy(_))
+        ));
         // The owner died: others may take over.
-        groups.attach(&g, a, "a", (6u64 << 32) | 1, 0, |_, _| false).unwrap();
+        groups
+            .attach(&g, a, "a", (6u64 << 32) | 1, 0, |_, _| false)
+            .unwrap();
         groups.detach(a, (6u64 << 32) | 1);
         groups.delete(&g, "a", |_, _| true).unwrap();
     }

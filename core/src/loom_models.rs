@@ -196,9 +196,10 @@ fn loom_wake_up_is_never_lost() {
                     if ring.peek(0) == Peek::Ready {
                         break;
                     }
-                    let ready = sleep_unless(&w.ctl.data, std::time::Duration::from_secs(1), || {
-                        (ring.peek_sc(0) == Peek::Ready).then_some(())
-                    });
+                    let ready =
+                        sleep_unless(&w.ctl.data, std::time::Duration::from_secs(1), || {
+                            (ring.peek_sc(0) == Peek::Ready).then_some(())
+                        });
                     if ready.is_some() {
                         break;
                     }
@@ -236,7 +237,8 @@ fn loom_space_wake_up_is_never_lost() {
                     if room().is_some() {
                         break;
                     }
-                    if sleep_unless(&w.ctl.space, std::time::Duration::from_secs(1), room).is_some() {
+                    if sleep_unless(&w.ctl.space, std::time::Duration::from_secs(1), room).is_some()
+                    {
                         break;
                     }
                 }

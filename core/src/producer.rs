@@ -159,7 +159,10 @@ impl Producer {
         let ts = self.clock.now_ns();
         loop {
             let pos = self.claim(1, deadline)?;
-            match self.ring().mark(pos, self.pid, |p| sys::process_alive(p, 0)) {
+            match self
+                .ring()
+                .mark(pos, self.pid, |p| sys::process_alive(p, 0))
+            {
                 Mark::Ours => {}
                 // Held: we aborted our own position (count it); Aborted:
                 // a consumer did and counted it.
@@ -259,7 +262,10 @@ impl Producer {
         self.check_len(len)?;
         loop {
             let pos = self.claim(1, deadline)?;
-            match self.ring().mark(pos, self.pid, |p| sys::process_alive(p, 0)) {
+            match self
+                .ring()
+                .mark(pos, self.pid, |p| sys::process_alive(p, 0))
+            {
                 Mark::Ours => {}
                 // Held: we aborted our own position (count it); Aborted:
                 // a consumer did and counted it.

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::group::{GroupInfo, Groups, owner_pid};
+use crate::layout::Geometry;
 use crate::layout::{
     Config, GroupRecord, HEADER_SIZE, Header, MAGIC, MAX_PRODUCERS, ProducerRecord, READY,
     SlotHeader, VERSION, config_crc,
 };
-use crate::layout::Geometry;
 use crate::lock::{AdminGuard, Me};
 use crate::options::{ConsumerOptions, Options, Overflow, Seek, Start, check_group_name};
 use crate::ring::{Peek, Ring, SlotStates};
@@ -138,7 +138,6 @@ impl Shared {
         // Validated in `validate`.
         Overflow::from_raw(self.config.overflow).unwrap_or_default()
     }
-
 }
 
 static NEXT_TOKEN: StdAtomicU32 = StdAtomicU32::new(1);
@@ -324,7 +323,10 @@ impl Queue {
                 Error::NotFound(format!("queue {name:?} ({})", path.display()))
             }
             _ if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
-                Error::corrupt(&path, "is a symbolic link; queue files are never opened through one")
+                Error::corrupt(
+                    &path,
+                    "is a symbolic link; queue files are never opened through one",
+                )
             }
             _ => Error::io(format!("opening {}", path.display()), e),
         })?;
@@ -342,7 +344,10 @@ impl Queue {
             ));
         }
         if len > crate::layout::MAX_TOTAL_SIZE {
-            return Err(Error::corrupt(&path, format!("file is {len} bytes, too large")));
+            return Err(Error::corrupt(
+                &path,
+                format!("file is {len} bytes, too large"),
+            ));
         }
         let map = sys::Mapping::new(&file, len)
             .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
@@ -364,7 +369,10 @@ impl Queue {
         if head > tail || tail - head > geo.slots {
             return Err(Error::corrupt(
                 &shared.path,
-                format!("cursors out of range (head {head}, tail {tail}, slots {})", geo.slots),
+                format!(
+                    "cursors out of range (head {head}, tail {tail}, slots {})",
+                    geo.slots
+                ),
             ));
         }
         Ok(Queue {
@@ -595,11 +603,16 @@ fn validate(map: &sys::Mapping, path: &Path) -> Result<(Config, Geometry)> {
     let (config, crc) = unsafe {
         (
             std::ptr::read_volatile(base as *const Config),
-            std::ptr::read_volatile(base.add(std::mem::offset_of!(Header, config_crc)) as *const u32),
+            std::ptr::read_volatile(
+                base.add(std::mem::offset_of!(Header, config_crc)) as *const u32
+            ),
         )
     };
     if config_crc(&config) != crc {
-        return Err(Error::corrupt(path, "header checksum mismatch (garbled file)"));
+        return Err(Error::corrupt(
+            path,
+            "header checksum mismatch (garbled file)",
+        ));
     }
     let geo = Geometry::compute(
         config.slots,
@@ -612,22 +625,31 @@ fn validate(map: &sys::Mapping, path: &Path) -> Result<(Config, Geometry)> {
         if found == want {
             Ok(())
         } else {
-            Err(Error::corrupt(path, format!("{what} is {found}, expected {want}")))
+            Err(Error::corrupt(
+                path,
+                format!("{what} is {found}, expected {want}"),
+            ))
         }
     };
     expect("header_size", config.header_size as u64, HEADER_SIZE)?;
     expect("slot_stride", config.slot_stride as u64, geo.slot_stride)?;
     expect("groups_offset", config.groups_offset, geo.groups_offset)?;
-    expect("producers_offset", config.producers_offset, geo.producers_offset)?;
+    expect(
+        "producers_offset",
+        config.producers_offset,
+        geo.producers_offset,
+    )?;
     expect("slots_offset", config.slots_offset, geo.slots_offset)?;
     expect("total_size", config.total_size, geo.total_size)?;
     expect("file size", map.len() as u64, geo.total_size)?;
     if Overflow::from_raw(config.overflow).is_none() {
-        return Err(Error::corrupt(path, format!("unknown overflow policy {}", config.overflow)));
+        return Err(Error::corrupt(
+            path,
+            format!("unknown overflow policy {}", config.overflow),
+        ));
     }
     if config.unblock_timeout_ns == 0 {
         return Err(Error::corrupt(path, "unblock_timeout is 0"));
     }
     Ok((config, geo))
 }
-

@@ -138,6 +138,16 @@ pub(crate) fn process_alive(pid: u32, start_time: u64) -> bool {
         Err(e) if e == rustix::io::Errno::PERM => {}
         Err(_) => return false,
     }
+    // A zombie (exited, not yet reaped by its parent) still answers
+    // kill(2) but will never write again.
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next());
+        if matches!(state, Some("Z" | "X")) {
+            return false;
+        }
+    }
     if start_time == 0 {
         return true;
     }
@@ -168,13 +178,11 @@ fn tsc_is_steady() -> bool {
     *STEADY.get_or_init(|| {
         std::fs::read_to_string("/proc/cpuinfo")
             .map(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("flags"))
-                    .is_some_and(|l| {
-                        let mut f = l.split_whitespace();
-                        let has = |name: &str| l.split_whitespace().any(|w| w == name);
-                        f.next().is_some() && has("constant_tsc") && has("nonstop_tsc")
-                    })
+                s.lines().find(|l| l.starts_with("flags")).is_some_and(|l| {
+                    let mut f = l.split_whitespace();
+                    let has = |name: &str| l.split_whitespace().any(|w| w == name);
+                    f.next().is_some() && has("constant_tsc") && has("nonstop_tsc")
+                })
             })
             .unwrap_or(false)
     })

@@ -58,7 +58,14 @@ fn newer_version() {
     poke(&dir.path().join("v.shmq"), 8, &99u32.to_le_bytes());
     let e = open_err("v", &o);
     assert!(
-        matches!(e, Error::Incompatible { found: 99, expected: 1, .. }),
+        matches!(
+            e,
+            Error::Incompatible {
+                found: 99,
+                expected: 1,
+                ..
+            }
+        ),
         "{e}"
     );
 }
@@ -101,9 +108,13 @@ fn garbled_message_length_is_an_error_not_a_read() {
     p.publish(b"first").unwrap();
     p.publish(b"second").unwrap();
     // The first slot's len field (slots region at 16 KiB, len at +24).
-    let slots_offset = 4096 + 16 * 256 + 256 * 32;
-    let slots_offset = (slots_offset + 4095) / 4096 * 4096;
-    poke(&dir.path().join("m.shmq"), slots_offset + 24, &u32::MAX.to_le_bytes());
+    let slots_offset: u64 = 4096 + 16 * 256 + 256 * 32;
+    let slots_offset = slots_offset.div_ceil(4096) * 4096;
+    poke(
+        &dir.path().join("m.shmq"),
+        slots_offset + 24,
+        &u32::MAX.to_le_bytes(),
+    );
     let e = c.receive().unwrap_err();
     assert!(matches!(e, Error::Corrupt { .. }), "{e}");
     // The group moves on past it.

@@ -270,7 +270,10 @@ fn seek_replays_what_is_retained() {
     assert_eq!(c.seek(Seek::Latest).unwrap(), 4);
     assert!(c.try_receive().unwrap().is_none());
     // Another handle may not seek a group with a live consumer.
-    assert!(matches!(q.seek_group("g", Seek::Earliest), Err(Error::Busy(_))));
+    assert!(matches!(
+        q.seek_group("g", Seek::Earliest),
+        Err(Error::Busy(_))
+    ));
     drop(c);
     assert_eq!(q.seek_group("g", Seek::Seq(1)).unwrap(), 1);
     let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
@@ -369,8 +372,14 @@ fn a_queue_outlives_its_handles() {
     let q2 = Queue::open_or_create("persist", &Options::new().dir(dir.path()).slots(64)).unwrap();
     assert_eq!(q2.slots(), 8, "an existing queue keeps its options");
     Queue::remove("persist", &o).unwrap();
-    assert!(matches!(Queue::open_with("persist", &o), Err(Error::NotFound(_))));
-    assert!(matches!(Queue::remove("persist", &o), Err(Error::NotFound(_))));
+    assert!(matches!(
+        Queue::open_with("persist", &o),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        Queue::remove("persist", &o),
+        Err(Error::NotFound(_))
+    ));
 }
 
 #[test]
@@ -393,7 +402,10 @@ fn files_are_private_exclusive_and_never_followed() {
     std::fs::write(&target, b"").unwrap();
     std::os::unix::fs::symlink(&target, dir.path().join("link.shmq")).unwrap();
     assert!(matches!(Queue::create("link", &o), Err(Error::Exists(_))));
-    assert!(matches!(Queue::open_with("link", &o), Err(Error::Corrupt { .. })));
+    assert!(matches!(
+        Queue::open_with("link", &o),
+        Err(Error::Corrupt { .. })
+    ));
 }
 
 #[test]
@@ -405,11 +417,21 @@ fn bad_names_and_options() {
             matches!(Queue::create(name, &o), Err(Error::InvalidName { .. })),
             "{name:?}"
         );
-        assert!(matches!(Queue::open_with(name, &o), Err(Error::InvalidName { .. })));
+        assert!(matches!(
+            Queue::open_with(name, &o),
+            Err(Error::InvalidName { .. })
+        ));
     }
-    for bad in [o.clone().slots(12), o.clone().slots(1), o.clone().slot_size(0), o.clone().max_groups(0)] {
-        assert!(matches!(Queue::create("x", &bad), Err(Error::InvalidOption(_))));
+    for bad in [
+        o.clone().slots(12),
+        o.clone().slots(1),
+        o.clone().slot_size(0),
+        o.clone().max_groups(0),
+    ] {
+        assert!(matches!(
+            Queue::create("x", &bad),
+            Err(Error::InvalidOption(_))
+        ));
     }
     assert!(!dir.path().join("x.shmq").exists());
 }
-

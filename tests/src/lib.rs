@@ -1,1 +1,134 @@
-//! tmp
+//! Helpers for shmq's cross-process tests: spawning workers with bounded
+//! waits, and the message encoding the workers share.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Payload of test message `index` from producer `id`: 4 + 8 bytes, padded
+/// to `size`.
+pub fn encode(id: u32, index: u64, size: usize) -> Vec<u8> {
+    let mut v = vec![0u8; size.max(12)];
+    v[..4].copy_from_slice(&id.to_le_bytes());
+    v[4..12].copy_from_slice(&index.to_le_bytes());
+    v
+}
+
+/// Producer id and index of a test payload.
+pub fn decode(p: &[u8]) -> Option<(u32, u64)> {
+    if p.len() < 12 {
+        return None;
+    }
+    Some((
+        u32::from_le_bytes(p[..4].try_into().ok()?),
+        u64::from_le_bytes(p[4..12].try_into().ok()?),
+    ))
+}
+
+/// A child process that is killed if still running when dropped.
+pub struct Worker {
+    child: Child,
+    name: String,
+}
+
+impl Worker {
+    /// Starts `exe args…` with stdout piped.
+    pub fn spawn(exe: &str, args: &[&str]) -> Worker {
+        let child = Command::new(exe)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {exe}: {e}"));
+        Worker {
+            child,
+            name: format!("{exe} {}", args.join(" ")),
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Reads stdout lines until one equals `line`, within `timeout`.
+    pub fn wait_for_line(&mut self, line: &str, timeout: Duration) {
+        let out = self.child.stdout.take().expect("stdout");
+        let want = line.to_string();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(out);
+            let mut l = String::new();
+            loop {
+                l.clear();
+                match r.read_line(&mut l) {
+                    Ok(0) | Err(_) => {
+                        let _ = tx.send(false);
+                        return;
+                    }
+                    Ok(_) if l.trim_end() == want => {
+                        let _ = tx.send(true);
+                        // Keep draining so the child never blocks on a pipe.
+                        let _ = std::io::copy(&mut r, &mut std::io::sink());
+                        return;
+                    }
+                    Ok(_) => {}
+                }
+            }
+        });
+        match rx.recv_timeout(timeout) {
+            Ok(true) => {}
+            _ => panic!("{}: did not print {line:?} within {timeout:?}", self.name),
+        }
+    }
+
+    /// Sends SIGKILL and reaps the child.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the child to exit within `timeout`; returns its stdout.
+    /// Panics (after killing it) if it does not exit in time or fails.
+    pub fn finish(mut self, timeout: Duration) -> String {
+        let mut out = self.child.stdout.take();
+        let reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(o) = out.as_mut() {
+                let _ = std::io::Read::read_to_string(o, &mut s);
+            }
+            s
+        });
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait().expect("try_wait") {
+                Some(status) => {
+                    let s = reader.join().unwrap();
+                    assert!(status.success(), "{} failed: {status}\n{s}", self.name);
+                    return s;
+                }
+                None if Instant::now() > deadline => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    panic!("{}: still running after {timeout:?}; killed", self.name);
+                }
+                None => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The path as a `&str` (test dirs are UTF-8).
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}

@@ -1,0 +1,115 @@
+//! A worker process for the cross-process tests.
+//!
+//! ```text
+//! shmq-worker produce DIR QUEUE ID COUNT SIZE     publish COUNT messages
+//! shmq-worker consume DIR QUEUE GROUP COUNT SECS  receive COUNT, check order
+//! shmq-worker hold-claim DIR QUEUE                reserve a slot, never commit
+//! shmq-worker open DIR QUEUE                      open and print the stats
+//! ```
+//! `consume` checks that each producer's messages arrive in its order with
+//! no gap and no duplicate, and prints one line per producer:
+//! `producer ID first LAST count N`. A violation exits with status 3.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use shmq::{ConsumerOptions, Error, Options, Queue};
+use shmq_tests::{decode, encode};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let a = |i: usize| args.get(i).map(String::as_str).unwrap_or_else(|| usage());
+    let opts = Options::new().dir(a(1));
+    match a(0) {
+        "produce" => {
+            let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
+            let mut p = q.producer().unwrap_or_else(|e| fail(e));
+            let id: u32 = a(3).parse().unwrap();
+            let count: u64 = a(4).parse().unwrap();
+            let size: usize = a(5).parse().unwrap();
+            println!("started");
+            for i in 0..count {
+                let msg = encode(id, i, size);
+                loop {
+                    match p.publish_timeout(&msg, Duration::from_secs(60)) {
+                        Ok(_) => break,
+                        // A claim aborted because we looked stuck: publish
+                        // again, as a user would.
+                        Err(Error::Aborted) => continue,
+                        Err(e) => fail(e),
+                    }
+                }
+            }
+            println!("done");
+        }
+        "consume" => {
+            let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
+            let mut c = q
+                .consumer(a(3), ConsumerOptions::new())
+                .unwrap_or_else(|e| fail(e));
+            let count: u64 = a(4).parse().unwrap();
+            let secs: f64 = a(5).parse().unwrap();
+            let deadline = Instant::now() + Duration::from_secs_f64(secs);
+            let mut next: BTreeMap<u32, (u64, u64, u64)> = BTreeMap::new();
+            let mut last_seq = None;
+            let mut got = 0;
+            while got < count {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let m = match c.receive_timeout(left) {
+                    Ok(m) => m,
+                    Err(Error::Timeout) => {
+                        eprintln!("consume: timed out after {got} of {count}");
+                        std::process::exit(2);
+                    }
+                    Err(e) => fail(e),
+                };
+                if let Some(prev) = last_seq {
+                    if m.seq() <= prev {
+                        eprintln!("consume: seq {} after {prev}", m.seq());
+                        std::process::exit(3);
+                    }
+                }
+                last_seq = Some(m.seq());
+                let (id, idx) = decode(m.payload()).unwrap_or_else(|| {
+                    eprintln!("consume: bad payload at seq {}", m.seq());
+                    std::process::exit(3)
+                });
+                let e = next.entry(id).or_insert((idx, idx, 0));
+                if e.2 > 0 && idx != e.1 + 1 {
+                    eprintln!("consume: producer {id}: index {idx} after {}", e.1);
+                    std::process::exit(3);
+                }
+                e.1 = idx;
+                e.2 += 1;
+                got += 1;
+            }
+            for (id, (first, last, n)) in next {
+                println!("producer {id} first {first} last {last} count {n}");
+            }
+        }
+        "hold-claim" => {
+            let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
+            let mut p = q.producer().unwrap_or_else(|e| fail(e));
+            let r = p.reserve(12).unwrap_or_else(|e| fail(e));
+            println!("reserved {}", r.seq());
+            println!("holding");
+            std::thread::sleep(Duration::from_secs(600));
+            drop(r);
+        }
+        "open" => match Queue::open_with(a(2), &opts) {
+            Ok(q) => println!("{:?}", q.stats()),
+            Err(e) => fail(e),
+        },
+        _ => usage(),
+    }
+}
+
+fn fail(e: Error) -> ! {
+    eprintln!("shmq-worker: {e}");
+    std::process::exit(1)
+}
+
+fn usage() -> ! {
+    eprintln!("usage: see the doc comment of tests/src/bin/shmq-worker.rs");
+    std::process::exit(64)
+}
