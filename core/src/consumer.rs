@@ -13,7 +13,7 @@ use crate::group::{commit_cursor, generation};
 use crate::layout::{GroupRecord, SLOT_HEADER_SIZE, SlotHeader};
 use crate::options::{ConsumerOptions, Seek, check_group_name};
 use crate::queue::{MappedSlots, Shared, new_owner, resolve_seek};
-use crate::ring::{Peek, Ring, encode, sleep_unless};
+use crate::ring::{Peek, Ring, sleep_unless};
 use crate::sync::Ordering;
 use crate::sys;
 
@@ -24,6 +24,16 @@ const SLEEP_SLICE: Duration = Duration::from_millis(20);
 const STUCK_CHECK_EVERY: u32 = 64;
 /// How often (at most) to ask whether a claimer's process is alive.
 const LIVENESS_EVERY_NS: u64 = 10_000_000;
+
+/// A position a consumer waits for, watched for a stuck producer.
+#[derive(Clone, Copy, Debug)]
+struct Stuck {
+    pos: u64,
+    /// Monotonic time when we first knew it was claimed.
+    claimed_since: Option<u64>,
+    /// Monotonic time of the last look at `tail` and the claimer's life.
+    last_check: u64,
+}
 
 /// The consumer of one group (ack=auto: a message is committed for the
 /// group when it is received, and its slot is released when the
@@ -39,9 +49,8 @@ pub struct Consumer {
     delivered: u64,
     slot_size: usize,
     unblock_timeout_ns: u64,
-    /// A position that looks stuck, since when, and when we last asked
-    /// whether its claimer lives.
-    stuck: Option<(u64, u64, u64)>,
+    /// What we know of the position we wait for, if it looks stuck.
+    stuck: Option<Stuck>,
     empty_polls: u32,
 }
 
@@ -432,45 +441,63 @@ impl Consumer {
     /// Looks at the position we wait for: if it was claimed and its
     /// producer died, or it stayed uncommitted longer than
     /// `unblock_timeout`, aborts it. Returns true if it did.
+    ///
+    /// Called every few dozen empty polls, so it must not touch lines that
+    /// producers write on every publish: `tail` is read at most once per
+    /// [`LIVENESS_EVERY_NS`] (a read of it on every call took the line from
+    /// the producer and put a cache miss on its next claim). The timeout
+    /// runs from when this consumer first knew the position was claimed,
+    /// so it never fires early.
     fn unstick(&mut self) -> bool {
         let pos = self.next;
         let shared = self.shared.clone();
         let ring = shared.ring();
+        if matches!(ring.peek(pos), Peek::Ready | Peek::Skip) {
+            return false;
+        }
+        let now = sys::monotonic_ns();
+        let mut st = match self.stuck {
+            Some(st) if st.pos == pos => st,
+            _ => Stuck {
+                pos,
+                claimed_since: None,
+                last_check: now,
+            },
+        };
+        let timed_out = st
+            .claimed_since
+            .is_some_and(|since| now.saturating_sub(since) >= self.unblock_timeout_ns);
+        let check = now.saturating_sub(st.last_check) >= LIVENESS_EVERY_NS;
+        self.stuck = Some(st);
+        if !timed_out && !check {
+            return false;
+        }
+        if check {
+            st.last_check = now;
+        }
         let seen = match ring.peek(pos) {
             Peek::Ready | Peek::Skip => return false,
-            Peek::Claimed(pid) => encode(pos, pid, crate::layout::slot_state::CLAIMED),
-            Peek::NotYet(word) => {
-                // Acquire: pairs with the claimer's AcqRel CAS of tail.
-                if ring.ctl.tail.load(Ordering::Acquire) <= pos {
-                    self.stuck = None;
-                    return false; // nothing claimed there yet: just empty
-                }
-                word
-            }
+            Peek::NotYet(word) => word,
         };
-        let now = sys::monotonic_ns();
-        let (since, last_check) = match self.stuck {
-            Some((p, since, last)) if p == pos => (since, last),
-            _ => {
-                self.stuck = Some((pos, now, now));
-                return false;
-            }
-        };
-        let claimer = match ring.peek(pos) {
-            Peek::Claimed(pid) => Some(pid),
-            _ => None,
-        };
-        let mut abort = now.saturating_sub(since) >= self.unblock_timeout_ns;
-        if !abort && now.saturating_sub(last_check) >= LIVENESS_EVERY_NS {
-            self.stuck = Some((pos, since, now));
-            if let Some(pid) = claimer {
-                abort = !sys::process_alive(pid, 0);
-            }
+        // Acquire: pairs with the claimer's AcqRel CAS of tail.
+        if ring.ctl.tail.load(Ordering::Acquire) <= pos {
+            // Nothing claimed there yet: the queue is just empty.
+            st.claimed_since = None;
+            self.stuck = Some(st);
+            return false;
         }
+        if st.claimed_since.is_none() {
+            // First sight of the claim: the timeout runs from now.
+            st.claimed_since = Some(now);
+            self.stuck = Some(st);
+            return false;
+        }
+        self.stuck = Some(st);
+        let abort = timed_out || (check && self.claimer_is_dead(pos));
         if !abort {
             return false;
         }
-        let aborted = ring.abort(pos, seen, |p| sys::process_alive(p, 0));
+        let aborted = ring.abort(pos, seen);
         if aborted {
             self.stuck = None;
             self.shared
@@ -480,6 +507,21 @@ impl Consumer {
                 .fetch_add(1, Ordering::Relaxed);
         }
         aborted
+    }
+
+    /// Whether the producer that announced `pos` is known to be dead. A
+    /// claimer that has not announced yet (it stalled right after its
+    /// claim) is not known: only the timeout aborts it.
+    fn claimer_is_dead(&self, pos: u64) -> bool {
+        self.shared.producer_records().iter().any(|r| {
+            r.announce.load(Ordering::Acquire) == pos + 1 && {
+                let owner = r.owner.load(Ordering::Acquire);
+                !sys::process_alive(
+                    crate::group::owner_pid(owner),
+                    r.owner_start.load(Ordering::Acquire),
+                )
+            }
+        })
     }
 
     /// Fails if our group was deleted or taken from us.

@@ -34,8 +34,9 @@ pub(crate) const HEADER_SIZE: u64 = 4096;
 pub(crate) const SLOT_HEADER_SIZE: u64 = 32;
 /// Bytes of one [`GroupRecord`].
 pub(crate) const GROUP_RECORD_SIZE: u64 = 256;
-/// Bytes of one [`ProducerRecord`].
-pub(crate) const PRODUCER_RECORD_SIZE: u64 = 32;
+/// Bytes of one [`ProducerRecord`]: a cache line, since its producer
+/// writes `announce` on every publish.
+pub(crate) const PRODUCER_RECORD_SIZE: u64 = 64;
 /// Producer registry size: live producer handles counted in `stats()`.
 pub(crate) const MAX_PRODUCERS: u32 = 256;
 /// Longest group name, in bytes.
@@ -175,8 +176,6 @@ pub(crate) struct Header {
 pub(crate) mod slot_state {
     /// Never used.
     pub const EMPTY: u64 = 0;
-    /// A producer owns it and is writing.
-    pub const CLAIMED: u64 = 1;
     /// The message is complete and may be read.
     pub const COMMITTED: u64 = 2;
     /// The position carries no message; consumers skip it.
@@ -185,12 +184,10 @@ pub(crate) mod slot_state {
 
 /// What sits in front of every payload in the ring.
 ///
-/// `state` bit layout: bits 0..2 are the [`slot_state`], bits 2..24 a pid
-/// (the claimer while CLAIMED; for ABORTED, a claimer that may still be
-/// writing, else 0), bits 24..64 the low 40 bits of the position's seq.
-/// The other fields are plain data written by the claimer between CLAIMED
-/// and COMMITTED and read by consumers only after an Acquire load of
-/// COMMITTED.
+/// `state` bit layout: bits 0..2 are the [`slot_state`], bits 2..64 the
+/// seq of the last position that used the slot (see `ring.rs`). The other
+/// fields are plain data written by the claimer before its commit and read
+/// by consumers only after an Acquire load of COMMITTED.
 #[repr(C)]
 #[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
 pub(crate) struct SlotHeader {
@@ -240,7 +237,8 @@ pub(crate) struct GroupRecord {
     _pad3: [u8; 56],
 }
 
-/// A live producer handle, for `stats().producers`.
+/// A live producer handle: counted in `stats().producers`, and where it
+/// announces the position it is writing (see `ring.rs`).
 #[repr(C)]
 #[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
 pub(crate) struct ProducerRecord {
@@ -249,7 +247,10 @@ pub(crate) struct ProducerRecord {
     /// Start time of the owner's process (0 while being written).
     pub owner_start: AtomicU64,
     pub registered_ns: AtomicU64,
-    _pad: u64,
+    /// Position being written + 1, or 0. Written only by the owner: SeqCst
+    /// before it looks at the slot, Release (to 0) after its last write.
+    pub announce: AtomicU64,
+    _pad: [u8; 32],
 }
 
 #[cfg(not(loom))]
@@ -278,6 +279,7 @@ const _: () = {
     assert!(offset_of!(GroupRecord, next) == 128);
     assert!(offset_of!(GroupRecord, committed) == 192);
     assert!(size_of::<ProducerRecord>() as u64 == PRODUCER_RECORD_SIZE);
+    assert!(offset_of!(ProducerRecord, announce) == 24);
 };
 
 // Heap twins of the shared layouts, for tests and loom models (all-zero,

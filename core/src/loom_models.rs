@@ -13,10 +13,10 @@ use loom::sync::Arc;
 use loom::thread;
 
 use crate::group::{Groups, commit_cursor};
-use crate::layout::{AdminLock, GroupRecord, RingControl, slot_state};
+use crate::layout::{AdminLock, GroupRecord, RingControl};
 use crate::lock::Me;
 use crate::options::Start;
-use crate::ring::{Claim, Mark, Peek, Ring, encode, notify, sleep_unless};
+use crate::ring::{Begin, Claim, Peek, Ring, holds_slot, notify, sleep_unless};
 use crate::sync::{AtomicU64, Ordering};
 
 /// A ring, a group table and payload cells on the heap.
@@ -26,6 +26,9 @@ struct World {
     cells: Vec<UnsafeCell<u64>>,
     groups: Vec<GroupRecord>,
     lock: AdminLock,
+    /// Each producer's announcement word, indexed by its id (every
+    /// producer is alive in these models).
+    announce: Vec<AtomicU64>,
 }
 
 impl World {
@@ -36,6 +39,7 @@ impl World {
             cells: (0..slots).map(|_| UnsafeCell::new(0)).collect(),
             groups: (0..groups).map(|_| GroupRecord::new()).collect(),
             lock: AdminLock::new(),
+            announce: (0..4).map(|_| AtomicU64::new(0)).collect(),
         })
     }
 
@@ -73,13 +77,27 @@ impl World {
                 }
             }
         };
-        assert_eq!(ring.mark(pos, pid, |_| true), Mark::Ours);
-        // SAFETY (loom cell): the slot is ours between mark and commit;
+        let Begin::Ours(seen) = self.begin(pos, pid) else {
+            panic!("nothing aborts in this model")
+        };
+        // SAFETY (loom cell): the slot is ours between begin and commit;
         // loom reports a race if the protocol lets anyone else in.
         self.cell(pos).with_mut(|p| unsafe { *p = value });
-        ring.commit(pos, pid).expect("nobody aborts in this model");
+        ring.commit(pos, seen, &self.announce[pid as usize])
+            .expect("nobody aborts in this model");
         ring.notify_data();
         pos
+    }
+
+    /// `Ring::begin` for producer `pid`, scanning the others'
+    /// announcements as the producer does over its records.
+    fn begin(&self, pos: u64, pid: u32) -> Begin {
+        let mask = self.states.len() as u64 - 1;
+        self.ring().begin(pos, &self.announce[pid as usize], || {
+            self.announce
+                .iter()
+                .any(|a| holds_slot(a.load(Ordering::SeqCst), pos, mask))
+        })
     }
 
     /// Spins until `pos` is committed and returns its value.
@@ -259,8 +277,8 @@ fn loom_space_wake_up_is_never_lost() {
 #[test]
 fn loom_abort_vs_late_commit() {
     // A consumer gives up on a claimed position while its producer is
-    // still writing: exactly one of them wins, the loser learns it, and
-    // the slot's hold is released once the producer stops writing.
+    // still writing: exactly one of them wins, the loser learns it, and the
+    // producer's announcement is withdrawn once it stops writing.
     model("abort vs commit", || {
         let w = World::new(2, 1);
         let producer = {
@@ -271,46 +289,90 @@ fn loom_abort_vs_late_commit() {
                 let Claim::Claimed(pos) = ring.claim(1, &mut head) else {
                     panic!("room for one")
                 };
-                match ring.mark(pos, 5, |_| true) {
-                    Mark::Ours => {}
-                    Mark::Aborted => return false,
-                    Mark::Held => panic!("no older lap here"),
-                }
-                // SAFETY (loom cell): ours until commit; if a consumer
-                // aborted us, the slot stays held, so nobody else writes
-                // or reads it — loom checks that.
+                let seen = match w.begin(pos, 1) {
+                    Begin::Ours(seen) => seen,
+                    Begin::Aborted => return false,
+                    Begin::Held => panic!("no older lap here"),
+                };
+                // SAFETY (loom cell): ours until commit; nobody reads an
+                // aborted slot and no later lap exists here.
                 w.cell(pos).with_mut(|p| unsafe { *p = 42 });
-                ring.commit(pos, 5).is_ok()
+                ring.commit(pos, seen, &w.announce[1]).is_ok()
             })
         };
         let aborter = {
             let w = w.clone();
             thread::spawn(move || {
                 let ring = w.ring();
-                let seen = match ring.peek(0) {
-                    Peek::Ready => return false,
-                    Peek::Skip => unreachable!(),
-                    Peek::Claimed(pid) => encode(0, pid, slot_state::CLAIMED),
-                    Peek::NotYet(word) => {
-                        if w.ctl.tail.load(Ordering::Acquire) == 0 {
-                            return false; // not claimed yet: nothing to abort
-                        }
-                        word
-                    }
+                let Peek::NotYet(seen) = ring.peek(0) else {
+                    return false;
                 };
-                ring.abort(0, seen, |_| true)
+                if w.ctl.tail.load(Ordering::Acquire) == 0 {
+                    return false; // not claimed yet: nothing to abort
+                }
+                ring.abort(0, seen)
             })
         };
         let committed = producer.join().unwrap();
         let aborted = aborter.join().unwrap();
         assert!(committed != aborted, "exactly one wins");
-        let word = w.states[0].load(Ordering::Relaxed);
         if committed {
             assert_eq!(w.ring().peek(0), Peek::Ready);
         } else {
             assert_eq!(w.ring().peek(0), Peek::Skip);
-            // Hold released: no pid left in the word.
-            assert_eq!((word >> 2) & ((1 << 22) - 1), 0, "hold released");
         }
+        assert_eq!(w.announce[1].load(Ordering::Relaxed), 0, "withdrawn");
+    });
+}
+
+#[test]
+fn loom_stalled_writer_holds_its_slot() {
+    // Two producers share a one-slot ring. A consumer aborts position 0
+    // (whoever claimed it may still be writing) and lets the ring move on;
+    // the producer of position 1 — the same slot — must not write it while
+    // the first may still be writing. loom's cell reports the race if the
+    // announcement protocol lets both in.
+    model("stalled writer", || {
+        let w = World::new(1, 1);
+        let producers: Vec<_> = (1..=2u32)
+            .map(|id| {
+                let w = w.clone();
+                thread::spawn(move || {
+                    let ring = w.ring();
+                    let mut head = 0;
+                    let Claim::Claimed(pos) = ring.claim(1, &mut head) else {
+                        return; // the ring never made room: nothing to do
+                    };
+                    if let Begin::Ours(seen) = w.begin(pos, id) {
+                        // SAFETY (loom cell): the race under test.
+                        w.cell(pos).with_mut(|p| unsafe { *p = pos + 10 });
+                        let _ = ring.commit(pos, seen, &w.announce[id as usize]);
+                    }
+                })
+            })
+            .collect();
+        let consumer = {
+            let w = w.clone();
+            thread::spawn(move || {
+                let ring = w.ring();
+                let Peek::NotYet(seen) = ring.peek(0) else {
+                    return;
+                };
+                if w.ctl.tail.load(Ordering::SeqCst) == 0 || !ring.abort(0, seen) {
+                    return;
+                }
+                // Position 0 is skipped: the group moves past it and the
+                // slot may be claimed for position 1.
+                w.ctl.head.store(1, Ordering::Release);
+            })
+        };
+        for p in producers {
+            p.join().unwrap();
+        }
+        consumer.join().unwrap();
+        // Position 0 ended committed or aborted; a claimed position 1
+        // ended aborted (held) or committed.
+        let word = w.states[0].load(Ordering::Relaxed);
+        assert_ne!(word & 3, 0, "the slot's word was written");
     });
 }

@@ -11,7 +11,7 @@ use crate::group::owner_pid;
 use crate::layout::{SLOT_HEADER_SIZE, SlotHeader};
 use crate::options::{Meta, Overflow};
 use crate::queue::{Shared, new_owner};
-use crate::ring::{Claim, Mark, Ring, sleep_unless};
+use crate::ring::{Begin, Claim, Ring, holds_slot, sleep_unless};
 use crate::sync::Ordering;
 use crate::{queue::MappedSlots, sys};
 
@@ -24,9 +24,8 @@ const SLEEP_SLICE: Duration = Duration::from_millis(20);
 /// `fork` must not be used in the child: make a new one there.
 pub struct Producer {
     shared: Arc<Shared>,
-    pid: u32,
     owner: u64,
-    record: Option<usize>,
+    record: usize,
     cached_head: u64,
     slot_size: usize,
     overflow: Overflow,
@@ -56,6 +55,8 @@ impl std::fmt::Debug for Producer {
 pub struct Reservation<'p> {
     producer: &'p mut Producer,
     pos: u64,
+    /// The slot's older state word, for the commit CAS.
+    seen: u64,
     slot: *mut u8,
     len: usize,
     meta: Meta,
@@ -77,6 +78,7 @@ impl Producer {
                     .compare_exchange(cur, owner, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
             {
+                rec.announce.store(0, Ordering::Relaxed);
                 rec.owner_start.store(me.start_time, Ordering::Release);
                 rec.registered_ns
                     .store(sys::realtime_ns(), Ordering::Relaxed);
@@ -84,15 +86,14 @@ impl Producer {
                 break;
             }
         }
-        if record.is_none() {
+        let Some(record) = record else {
             return Err(Error::Busy(format!(
                 "all {} producer records are in use by live producers",
                 shared.producer_records().len()
             )));
-        }
+        };
         let cached_head = shared.header().ring.head.load(Ordering::Acquire);
         Ok(Producer {
-            pid: me.pid,
             owner,
             record,
             cached_head,
@@ -159,30 +160,56 @@ impl Producer {
         let ts = self.clock.now_ns();
         loop {
             let pos = self.claim(1, deadline)?;
-            match self
-                .ring()
-                .mark(pos, self.pid, |p| sys::process_alive(p, 0))
-            {
-                Mark::Ours => {}
-                // Held: we aborted our own position (count it); Aborted:
-                // a consumer did and counted it.
-                Mark::Held => {
-                    self.count_abort();
-                    continue;
-                }
-                Mark::Aborted => continue,
-            }
-            // SAFETY: the slot is ours (CLAIMED by us) until commit; it is
+            let Some(seen) = self.begin(pos) else {
+                continue;
+            };
+            // SAFETY: the slot is ours (begun by us) until commit; it is
             // inside the mapping; the payload fits (checked above).
             unsafe { write_slot(self.ring().slots.slot(pos), payload, meta, ts) };
             let ring = self.ring();
-            if ring.commit(pos, self.pid).is_err() {
+            if ring.commit(pos, seen, self.announce()).is_err() {
                 // The consumer that aborted it counted it.
                 return Err(Error::Aborted);
             }
             ring.notify_data();
             self.prefetch_slot(pos + 1);
             return Ok(pos);
+        }
+    }
+
+    /// Our announcement word.
+    #[inline(always)]
+    fn announce(&self) -> &crate::sync::AtomicU64 {
+        &self.shared.producer_records()[self.record].announce
+    }
+
+    /// Begins writing claimed position `pos`: the slot's older word, or
+    /// `None` if the position was aborted (by a consumer, or by us because
+    /// a stalled producer still holds the slot) and another must be
+    /// claimed.
+    #[inline(always)]
+    fn begin(&self, pos: u64) -> Option<u64> {
+        let shared = &*self.shared;
+        let mask = shared.geo.slots - 1;
+        let held = || {
+            shared.producer_records().iter().any(|r| {
+                // SeqCst: the scanning half of the stalled-writer pair
+                // (see ring.rs); Acquire for the writes before a 0.
+                holds_slot(r.announce.load(Ordering::SeqCst), pos, mask)
+                    && sys::process_alive(
+                        owner_pid(r.owner.load(Ordering::Acquire)),
+                        r.owner_start.load(Ordering::Acquire),
+                    )
+            })
+        };
+        match self.ring().begin(pos, self.announce(), held) {
+            Begin::Ours(seen) => Some(seen),
+            Begin::Held => {
+                self.count_abort();
+                None
+            }
+            // A consumer aborted it and counted it.
+            Begin::Aborted => None,
         }
     }
 
@@ -220,19 +247,14 @@ impl Producer {
                 let start = self.claim(n, None)?;
                 for pos in start..start + n {
                     // Each position takes the next message, or is skipped
-                    // (held slot) and the message moves to the next one.
+                    // (aborted) and the message moves to the next one.
+                    let Some(seen) = self.begin(pos) else {
+                        continue;
+                    };
                     let ring = self.ring();
-                    match ring.mark(pos, self.pid, |p| sys::process_alive(p, 0)) {
-                        Mark::Ours => {}
-                        Mark::Held => {
-                            self.count_abort();
-                            continue;
-                        }
-                        Mark::Aborted => continue,
-                    }
                     // SAFETY: as in `publish_inner`.
                     unsafe { write_slot(ring.slots.slot(pos), payloads[i].as_ref(), &meta, ts) };
-                    if ring.commit(pos, self.pid).is_err() {
+                    if ring.commit(pos, seen, self.announce()).is_err() {
                         return Err(Error::Aborted);
                     }
                     first.get_or_insert(pos);
@@ -262,23 +284,14 @@ impl Producer {
         self.check_len(len)?;
         loop {
             let pos = self.claim(1, deadline)?;
-            match self
-                .ring()
-                .mark(pos, self.pid, |p| sys::process_alive(p, 0))
-            {
-                Mark::Ours => {}
-                // Held: we aborted our own position (count it); Aborted:
-                // a consumer did and counted it.
-                Mark::Held => {
-                    self.count_abort();
-                    continue;
-                }
-                Mark::Aborted => continue,
-            }
+            let Some(seen) = self.begin(pos) else {
+                continue;
+            };
             let slot = self.ring().slots.slot(pos);
             return Ok(Reservation {
                 producer: self,
                 pos,
+                seen,
                 slot,
                 len,
                 meta: Meta::default(),
@@ -388,8 +401,8 @@ impl Producer {
 /// Writes a message into a slot.
 ///
 /// # Safety
-/// `slot` points to a slot inside the mapping that is CLAIMED by the
-/// caller, and `payload.len() <= slot_size`.
+/// `slot` points to a slot inside the mapping that the caller began
+/// ([`Ring::begin`]) and has not committed or aborted, and `payload.len() <= slot_size`.
 #[inline(always)]
 unsafe fn write_slot(slot: *mut u8, payload: &[u8], meta: &Meta, ts: u64) {
     // SAFETY: per the contract, nobody else reads or writes this slot's
@@ -410,14 +423,9 @@ unsafe fn write_slot(slot: *mut u8, payload: &[u8], meta: &Meta, ts: u64) {
 
 impl Drop for Producer {
     fn drop(&mut self) {
-        if let Some(i) = self.record {
-            let _ = self.shared.producer_records()[i].owner.compare_exchange(
-                self.owner,
-                0,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            );
-        }
+        let _ = self.shared.producer_records()[self.record]
+            .owner
+            .compare_exchange(self.owner, 0, Ordering::AcqRel, Ordering::Relaxed);
     }
 }
 
@@ -452,7 +460,10 @@ impl Reservation<'_> {
             std::ptr::addr_of_mut!((*hdr).type_id).write(self.meta.type_id);
         }
         let ring = self.producer.ring();
-        if ring.commit(self.pos, self.producer.pid).is_err() {
+        if ring
+            .commit(self.pos, self.seen, self.producer.announce())
+            .is_err()
+        {
             return Err(Error::Aborted);
         }
         ring.notify_data();
@@ -463,7 +474,7 @@ impl Reservation<'_> {
 impl std::ops::Deref for Reservation<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        // SAFETY: the payload area of a slot we CLAIMED: nobody else
+        // SAFETY: the payload area of a slot we began: nobody else
         // accesses it until we commit or abort, and `len <= slot_size`.
         unsafe { std::slice::from_raw_parts(self.slot.add(SLOT_HEADER_SIZE as usize), self.len) }
     }
@@ -482,7 +493,7 @@ impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if !self.done {
             let ring = self.producer.ring();
-            if ring.abort_own(self.pos, self.producer.pid) {
+            if ring.abort_own(self.pos, self.seen, self.producer.announce()) {
                 self.producer.count_abort();
             }
             ring.notify_data();

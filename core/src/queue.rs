@@ -107,7 +107,7 @@ impl Shared {
     }
 
     pub(crate) fn producer_records(&self) -> &[ProducerRecord] {
-        // SAFETY: as for group records, at producers_offset (32-aligned);
+        // SAFETY: as for group records, at producers_offset (64-aligned);
         // records are all atomics.
         unsafe {
             std::slice::from_raw_parts(

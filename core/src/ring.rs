@@ -1,43 +1,47 @@
-//! The multi-producer ring: claim, mark, commit, abort, peek.
+//! The multi-producer ring: claim, begin, commit, abort, peek.
 //!
 //! Positions (= seqs) are handed out by a CAS on `tail`. Position `p` lives
-//! in slot `p & (slots - 1)`, whose state word (see [`SlotHeader`]) walks
+//! in slot `p & (slots - 1)`, whose state word (see [`SlotHeader`]) is
+//! `p << 2 | state` for the last position that used it:
 //!
 //! ```text
-//!   (older position) --mark--> CLAIMED(p, pid) --commit--> COMMITTED(p)
-//!          |                         |
-//!          +--abort (consumer)--+    +--abort (consumer, after unblock_timeout
-//!                               v    |   or when pid is dead; or the producer
-//!                          ABORTED(p)<+   dropping its reservation)
+//!   (older position's word) --commit (producer)--> COMMITTED(p)
+//!            |
+//!            +--abort (consumer, after unblock_timeout or when the
+//!                      claimer is dead; or the producer itself)--> ABORTED(p)
 //! ```
 //!
 //! Exactly one of commit and abort wins, because both are a CAS from the
-//! same CLAIMED value. A producer may only claim `p < head + slots`, and
+//! same older word. A producer may only claim `p < head + slots`, and
 //! `head` never passes a position a group still needs, so a slot is never
 //! rewritten while a consumer borrows it.
 //!
-//! A claimer aborted while alive may still be writing its slot. The ABORTED
-//! word then keeps its pid (the slot is *held*); a producer that later finds
-//! the slot held by a live process does not write it but aborts its own
-//! position there (carrying the hold forward) and claims another. The
-//! stalled claimer releases the hold when its commit fails. So a late
-//! writer never overwrites another message.
+//! **Announcements instead of a mark.** Consumers spin on the state word of
+//! the position they wait for, so every write a producer makes to that
+//! word moves its cache line between cores. A producer therefore writes it
+//! once, to commit; before writing the slot it *announces* the position in
+//! its own producer record (a line nobody else writes), then loads the
+//! state word ([`Ring::begin`]). A producer that a consumer aborted while
+//! it was still writing keeps its announcement until it stops writing, and
+//! a producer of a later lap that finds the slot's word ABORTED looks for
+//! such an announcement of a live process before it writes the slot
+//! ([`holds_slot`]). The announcement store and the state load, and the
+//! consumer's abort CAS and the later producer's announcement scan, are
+//! SeqCst: in the single total order either the stalled producer's load
+//! sees the abort (it writes nothing), or the later producer's scan sees
+//! the announcement (it skips the slot). loom model:
+//! `loom_stalled_writer_holds_its_slot`.
 //!
 //! [`SlotHeader`]: crate::layout::SlotHeader
 
 use crate::layout::RingControl;
-use crate::layout::slot_state::{ABORTED, CLAIMED, COMMITTED, EMPTY};
+use crate::layout::slot_state::{ABORTED, COMMITTED, EMPTY};
 use crate::sync::{AtomicU64, Ordering, futex, sc_fence};
 
-const TAG_BITS: u32 = 40;
-const TAG_MASK: u64 = (1 << TAG_BITS) - 1;
-const PID_BITS: u32 = 22;
-const PID_MASK: u64 = (1 << PID_BITS) - 1;
-
-/// Packs a state word: `tag(pos) << 24 | pid << 2 | state`.
+/// Packs a state word: `pos << 2 | state`.
 #[inline(always)]
-pub(crate) fn encode(pos: u64, pid: u32, state: u64) -> u64 {
-    ((pos & TAG_MASK) << 24) | ((pid as u64 & PID_MASK) << 2) | state
+pub(crate) fn encode(pos: u64, state: u64) -> u64 {
+    (pos << 2) | state
 }
 
 #[inline(always)]
@@ -46,14 +50,24 @@ fn state_of(word: u64) -> u64 {
 }
 
 #[inline(always)]
-fn pid_of(word: u64) -> u32 {
-    ((word >> 2) & PID_MASK) as u32
+fn pos_of(word: u64) -> u64 {
+    word >> 2
 }
 
 /// Whether `word` describes position `pos` (rather than an older lap).
 #[inline(always)]
 fn is_for(word: u64, pos: u64) -> bool {
-    state_of(word) != EMPTY && (word >> 24) == (pos & TAG_MASK)
+    state_of(word) != EMPTY && pos_of(word) == pos
+}
+
+/// Whether a producer's announcement word (`position + 1`, 0 for none)
+/// says it may still be writing the slot of `pos` for an older position.
+#[inline]
+pub(crate) fn holds_slot(announced: u64, pos: u64, mask: u64) -> bool {
+    announced != 0 && {
+        let old = announced - 1;
+        old < pos && (old & mask) == (pos & mask)
+    }
 }
 
 /// The state words of the ring's slots, wherever they live.
@@ -79,16 +93,16 @@ pub(crate) enum Claim {
     Full,
 }
 
-/// Result of marking a claimed position's slot.
+/// Result of [`Ring::begin`].
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Mark {
-    /// The slot is ours to write.
-    Ours,
-    /// A consumer aborted this position before we marked it (we were
-    /// stalled between claim and mark): nothing was written.
+pub(crate) enum Begin {
+    /// The slot is ours to write; commit with this older word.
+    Ours(u64),
+    /// A consumer aborted this position before we began (we were stalled
+    /// after claiming it): nothing was written. Claim another.
     Aborted,
-    /// The slot is still held by a live, stalled claimer of an older lap;
-    /// this position was aborted instead. Claim another.
+    /// A live, stalled producer of an older lap may still be writing the
+    /// slot; we aborted this position instead. Claim another.
     Held,
 }
 
@@ -99,10 +113,8 @@ pub(crate) enum Peek {
     Ready,
     /// Aborted: skip it.
     Skip,
-    /// Claimed by `pid`, being written.
-    Claimed(u32),
-    /// Not marked for this position yet (not claimed, or claimed and not
-    /// yet marked). The raw word is kept for [`Ring::abort`].
+    /// Not committed or aborted yet (not claimed, or claimed and being
+    /// written). The raw word is kept for [`Ring::abort`].
     NotYet(u64),
 }
 
@@ -146,100 +158,87 @@ impl<S: SlotStates> Ring<'_, S> {
         }
     }
 
-    /// Marks the slot of claimed position `pos` as ours (CLAIMED by `pid`).
-    /// `alive(pid)` tells whether a process still lives (only asked about
-    /// slots held by an aborted claimer).
+    /// Starts writing claimed position `pos`: announces it in our
+    /// `announce` word, then looks at the slot. `held()` scans the other
+    /// producers' announcements (SeqCst loads, through [`holds_slot`]) and
+    /// is asked only when the slot's last position was aborted.
     #[inline]
-    pub(crate) fn mark(&self, pos: u64, pid: u32, alive: impl Fn(u32) -> bool) -> Mark {
+    pub(crate) fn begin(&self, pos: u64, announce: &AtomicU64, held: impl Fn() -> bool) -> Begin {
         let state = self.slots.state(pos);
-        // Acquire: if the old word is a consumer's ABORTED, see it whole.
-        let mut word = state.load(Ordering::Acquire);
+        // SeqCst store, then SeqCst load: the producer half of the
+        // stalled-writer Dekker pair (see the module doc).
+        announce.store(pos + 1, Ordering::SeqCst);
+        sc_fence();
+        let mut word = state.load(Ordering::SeqCst);
         loop {
-            if is_for(word, pos) {
-                // Only a consumer's abort of our unmarked position can have
-                // put our position's tag here.
-                debug_assert_eq!(state_of(word), ABORTED);
-                return Mark::Aborted;
+            if state_of(word) != EMPTY && pos_of(word) >= pos {
+                // Our position (or a later lap's) is there: a consumer
+                // aborted ours while we were stalled. We wrote nothing.
+                announce.store(0, Ordering::Release);
+                return Begin::Aborted;
             }
-            let old_state = state_of(word);
-            let holder = pid_of(word);
-            let held = (old_state == ABORTED || old_state == CLAIMED) && holder != 0;
-            let (new, result) = if held && alive(holder) {
-                (encode(pos, holder, ABORTED), Mark::Held)
-            } else {
-                (encode(pos, pid, CLAIMED), Mark::Ours)
-            };
-            // AcqRel: Release publishes nothing yet but orders our later
-            // payload writes after the mark in this slot's modification
-            // order; Acquire as above.
-            match state.compare_exchange(word, new, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return result,
+            if state_of(word) != ABORTED || !held() {
+                return Begin::Ours(word);
+            }
+            // AcqRel: Acquire to see a concurrent aborter's word whole;
+            // Release so the next lap's Acquire load sees ours.
+            match state.compare_exchange(
+                word,
+                encode(pos, ABORTED),
+                Ordering::AcqRel,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => {
+                    announce.store(0, Ordering::Release);
+                    return Begin::Held;
+                }
                 Err(now) => word = now,
             }
         }
     }
 
-    /// Publishes position `pos`: CLAIMED(pos, pid) -> COMMITTED. Fails if a
-    /// consumer aborted it first; then releases our hold on the slot.
+    /// Publishes position `pos`, begun with older word `seen`: the only
+    /// store to the state word on the publish path. Fails if a consumer
+    /// aborted it first. Either way our announcement is withdrawn after
+    /// the slot writes.
     #[inline]
-    pub(crate) fn commit(&self, pos: u64, pid: u32) -> Result<(), ()> {
-        let state = self.slots.state(pos);
+    pub(crate) fn commit(&self, pos: u64, seen: u64, announce: &AtomicU64) -> Result<(), ()> {
         // SeqCst: Release makes the payload and header visible to the
         // consumer's Acquire load of COMMITTED; SeqCst (with the load of
         // `data.waiters` in `notify_data`) is the waker half of the Signal
         // protocol.
-        match state.compare_exchange(
-            encode(pos, pid, CLAIMED),
-            encode(pos, pid, COMMITTED),
-            Ordering::SeqCst,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => Ok(()),
-            Err(_) => {
-                self.release_hold(pos, pid);
-                Err(())
-            }
-        }
+        let r = self
+            .slots
+            .state(pos)
+            .compare_exchange(
+                seen,
+                encode(pos, COMMITTED),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            )
+            .map(drop)
+            .map_err(drop);
+        // Release: our slot writes happen before the (Acquire) scan of a
+        // later lap's producer that sees the announcement gone.
+        announce.store(0, Ordering::Release);
+        r
     }
 
-    /// Gives up our claim on `pos` (a dropped reservation). Returns false
-    /// if a consumer had aborted it already.
-    pub(crate) fn abort_own(&self, pos: u64, pid: u32) -> bool {
-        let state = self.slots.state(pos);
-        let ok = state
+    /// Gives up our begun position `pos` (a dropped reservation). Returns
+    /// false if a consumer had aborted it already.
+    pub(crate) fn abort_own(&self, pos: u64, seen: u64, announce: &AtomicU64) -> bool {
+        let ok = self
+            .slots
+            .state(pos)
             .compare_exchange(
-                encode(pos, pid, CLAIMED),
-                encode(pos, 0, ABORTED),
+                seen,
+                encode(pos, ABORTED),
                 Ordering::SeqCst,
                 Ordering::Relaxed,
             )
             .is_ok();
-        if !ok {
-            self.release_hold(pos, pid);
-        }
+        announce.store(0, Ordering::Release);
         ok
-    }
-
-    /// After our claim on `pos` was aborted and we stopped writing: clear
-    /// our pid from the slot's ABORTED word (wherever the hold was carried
-    /// to), so producers may use the slot again.
-    fn release_hold(&self, pos: u64, pid: u32) {
-        let state = self.slots.state(pos);
-        let mut word = state.load(Ordering::Acquire);
-        while state_of(word) == ABORTED && pid_of(word) == pid {
-            let tag_pos = word >> 24;
-            // Release: our (late) writes to the slot happen before anyone
-            // who sees the hold gone (Acquire in `mark`) writes it.
-            match state.compare_exchange(
-                word,
-                encode(tag_pos, 0, ABORTED),
-                Ordering::Release,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return,
-                Err(now) => word = now,
-            }
-        }
     }
 
     /// What is at `pos`. Acquire pairs with the Release half of `commit`:
@@ -263,31 +262,21 @@ impl<S: SlotStates> Ring<'_, S> {
         }
         match state_of(word) {
             COMMITTED => Peek::Ready,
-            ABORTED => Peek::Skip,
-            _ => Peek::Claimed(pid_of(word)),
+            _ => Peek::Skip,
         }
     }
 
-    /// Aborts position `pos`, whose word was last seen as `seen` (from
-    /// [`Peek::NotYet`], or `encode(pos, pid, CLAIMED)`). `alive` decides
-    /// whether a claimer that may still be writing keeps its hold on the
-    /// slot. Returns true if the position is now aborted (by us or anyone).
-    pub(crate) fn abort(&self, pos: u64, seen: u64, alive: impl Fn(u32) -> bool) -> bool {
-        let state = self.slots.state(pos);
-        let old_state = state_of(seen);
-        let holder = pid_of(seen);
-        let keep = if (old_state == CLAIMED || old_state == ABORTED) && holder != 0 && alive(holder)
-        {
-            holder
-        } else {
-            0
-        };
-        // AcqRel: Acquire so that a loser sees the winner's word; Release so
-        // a producer that finds ABORTED (Acquire in `mark`) sees it whole.
-        match state.compare_exchange(
+    /// Aborts claimed position `pos`, whose word was last seen as `seen`
+    /// (from [`Peek::NotYet`]; the caller checked `tail > pos`). Returns
+    /// true if the position is now aborted (by us or anyone).
+    pub(crate) fn abort(&self, pos: u64, seen: u64) -> bool {
+        // SeqCst: the aborter half of the stalled-writer Dekker pair (a
+        // later lap's producer that sees this word then scans the
+        // announcements); Acquire on failure so a loser sees the winner.
+        match self.slots.state(pos).compare_exchange(
             seen,
-            encode(pos, keep, ABORTED),
-            Ordering::AcqRel,
+            encode(pos, ABORTED),
+            Ordering::SeqCst,
             Ordering::Acquire,
         ) {
             Ok(_) => true,
@@ -378,76 +367,83 @@ mod tests {
             slots,
             capacity: 4,
         };
+        let me = AtomicU64::new(0);
         let mut head = 0;
         let Claim::Claimed(p) = r.claim(1, &mut head) else {
             panic!()
         };
-        assert_eq!(r.mark(p, 7, |_| true), Mark::Ours);
-        assert_eq!(r.peek(p), Peek::Claimed(7));
-        // Abort while the claimer (7) is alive: the slot stays held.
-        assert!(r.abort(p, encode(p, 7, CLAIMED), |_| true));
+        let Begin::Ours(seen) = r.begin(p, &me, || false) else {
+            panic!()
+        };
+        assert_eq!(me.load(Ordering::Relaxed), p + 1, "announced");
+        let Peek::NotYet(word) = r.peek(p) else {
+            panic!()
+        };
+        assert!(r.abort(p, word));
         assert_eq!(r.peek(p), Peek::Skip);
-        assert_eq!(r.commit(p, 7), Err(()));
-        // The failed commit released the hold.
-        assert_eq!(pid_of(r.slots.state(p).load(Ordering::Relaxed)), 0);
+        assert_eq!(r.commit(p, seen, &me), Err(()));
+        assert_eq!(me.load(Ordering::Relaxed), 0, "announcement withdrawn");
+        // A second abort of the same position agrees it is aborted.
+        assert!(r.abort(p, word));
     }
 
     #[test]
-    fn held_slot_is_skipped_by_the_next_lap() {
+    fn a_stalled_writer_holds_its_slot_until_it_stops() {
         let (ctl, slots) = ring(2);
         let r = Ring {
             ctl: &ctl,
             slots,
             capacity: 2,
         };
-        let mut head = 0;
-        assert_eq!(r.claim(1, &mut head), Claim::Claimed(0));
-        assert_eq!(r.mark(0, 7, |_| true), Mark::Ours);
-        assert!(r.abort(0, encode(0, 7, CLAIMED), |_| true));
-        ctl.head.store(2, Ordering::Release);
-        assert_eq!(r.claim(1, &mut head), Claim::Claimed(1));
-        assert_eq!(r.mark(1, 8, |_| true), Mark::Ours);
-        assert_eq!(r.commit(1, 8), Ok(()));
-        // Position 2 maps to slot 0, still held by live pid 7.
-        assert_eq!(r.claim(1, &mut head), Claim::Claimed(2));
-        assert_eq!(r.mark(2, 8, |_| true), Mark::Held);
+        let (stalled, other) = (AtomicU64::new(0), AtomicU64::new(0));
+        let held = |pos: u64| holds_slot(stalled.load(Ordering::SeqCst), pos, 1);
+        let Begin::Ours(seen0) = r.begin(0, &stalled, || false) else {
+            panic!()
+        };
+        // A consumer gives up on position 0 while its producer writes.
+        assert!(r.abort(0, seen0));
+        // Position 2 maps to slot 0: held while the stalled one announces.
+        assert_eq!(r.begin(2, &other, || held(2)), Begin::Held);
         assert_eq!(r.peek(2), Peek::Skip);
-        // pid 7 finally commits: fails and releases the carried hold.
-        assert_eq!(r.commit(0, 7), Err(()));
-        ctl.head.store(4, Ordering::Release);
-        assert_eq!(r.claim(1, &mut head), Claim::Claimed(3));
-        assert_eq!(r.claim(1, &mut head), Claim::Claimed(4));
-        assert_eq!(r.mark(4, 8, |_| true), Mark::Ours);
+        // Position 4, another lap: still held (the hold carries forward).
+        assert_eq!(r.begin(4, &other, || held(4)), Begin::Held);
+        // The stalled producer finishes: its commit fails and it lets go.
+        assert_eq!(r.commit(0, seen0, &stalled), Err(()));
+        let Begin::Ours(seen6) = r.begin(6, &other, || held(6)) else {
+            panic!("slot free again")
+        };
+        assert_eq!(r.commit(6, seen6, &other), Ok(()));
+        assert_eq!(r.peek(6), Peek::Ready);
     }
 
     #[test]
-    fn unmarked_claim_aborted_before_mark() {
+    fn a_producer_aborted_before_it_began_writes_nothing() {
         let (ctl, slots) = ring(4);
         let r = Ring {
             ctl: &ctl,
             slots,
             capacity: 4,
         };
+        let me = AtomicU64::new(0);
         let mut head = 0;
         assert_eq!(r.claim(1, &mut head), Claim::Claimed(0));
         let Peek::NotYet(seen) = r.peek(0) else {
             panic!()
         };
-        assert!(r.abort(0, seen, |_| true));
-        assert_eq!(r.mark(0, 9, |_| true), Mark::Aborted);
+        assert!(r.abort(0, seen));
+        assert_eq!(r.begin(0, &me, || false), Begin::Aborted);
+        assert_eq!(me.load(Ordering::Relaxed), 0);
+        // Long stalled: a later lap already committed there.
+        r.slots[1].store(encode(9, COMMITTED), Ordering::Relaxed);
+        assert_eq!(r.begin(1, &me, || false), Begin::Aborted);
     }
 
     #[test]
-    fn dead_holder_does_not_keep_the_slot() {
-        let (ctl, slots) = ring(2);
-        let r = Ring {
-            ctl: &ctl,
-            slots,
-            capacity: 2,
-        };
-        assert_eq!(r.mark(0, 5, |_| true), Mark::Ours);
-        assert!(r.abort(0, encode(0, 5, CLAIMED), |_| true));
-        // pid 5 is dead now: the next lap takes the slot.
-        assert_eq!(r.mark(2, 6, |_| false), Mark::Ours);
+    fn announcements_hold_only_older_positions_of_the_same_slot() {
+        assert!(holds_slot(1, 4, 3)); // position 0, slot 0, before 4
+        assert!(!holds_slot(0, 4, 3)); // nothing announced
+        assert!(!holds_slot(5, 4, 3)); // position 4 itself
+        assert!(!holds_slot(2, 4, 3)); // position 1: another slot
+        assert!(!holds_slot(9, 4, 3)); // position 8: a later lap
     }
 }

@@ -107,8 +107,8 @@ fn garbled_message_length_is_an_error_not_a_read() {
     let mut p = q.producer().unwrap();
     p.publish(b"first").unwrap();
     p.publish(b"second").unwrap();
-    // The first slot's len field (slots region at 16 KiB, len at +24).
-    let slots_offset: u64 = 4096 + 16 * 256 + 256 * 32;
+    // The first slot's len field (slots region at 24 KiB, len at +24).
+    let slots_offset: u64 = 4096 + 16 * 256 + 256 * 64;
     let slots_offset = slots_offset.div_ceil(4096) * 4096;
     poke(
         &dir.path().join("m.shmq"),

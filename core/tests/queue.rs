@@ -193,6 +193,44 @@ fn stalled_reservation_is_aborted_and_skipped() {
 }
 
 #[test]
+fn an_aborted_writer_still_writing_keeps_its_slot_from_the_next_lap() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(&dir).unblock_timeout(Duration::from_millis(50));
+    let q = Queue::create("held", &o).unwrap();
+    let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
+    let mut slow = q.producer().unwrap();
+    let mut fast = q.producer().unwrap();
+    let mut r = slow.reserve(4).unwrap();
+    assert_eq!(r.seq(), 0);
+    fast.publish(b"1").unwrap();
+    // The consumer gives up on position 0 and reads position 1.
+    assert_eq!(c.receive_timeout(Duration::from_secs(5)).unwrap().seq(), 1);
+    // A full lap later position 8 maps to slot 0, which the slow producer
+    // (alive, still holding its reservation) may still be writing: it is
+    // skipped, never written, and the message goes to position 9.
+    for i in 2..=8u8 {
+        fast.publish(&[i]).unwrap();
+    }
+    r.copy_from_slice(b"late");
+    let got: Vec<(u64, Vec<u8>)> = (0..7)
+        .map(|_| {
+            let m = c.receive_timeout(Duration::from_secs(5)).unwrap();
+            (m.seq(), m.payload().to_vec())
+        })
+        .collect();
+    assert_eq!(got.last().unwrap(), &(9, vec![8]));
+    assert!(got.iter().all(|(seq, _)| *seq != 8));
+    assert_eq!(q.stats().aborted, 2);
+    // The slow producer finishes: its commit fails and it lets go of the
+    // slot, which the next lap (position 16) uses again.
+    assert!(matches!(r.commit(), Err(Error::Aborted)));
+    for i in 10..=16u8 {
+        assert_eq!(fast.publish(&[i]).unwrap(), i as u64);
+        assert_eq!(c.receive().unwrap().payload(), [i]);
+    }
+}
+
+#[test]
 fn batches() {
     let dir = tempfile::tempdir().unwrap();
     let q = Queue::create("batch", &opts(&dir).slots(16)).unwrap();
