@@ -66,6 +66,11 @@ mod sys;
 #[cfg(all(test, loom))]
 mod loom_models;
 
+/// The README's Rust example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 #[cfg(not(loom))]
 pub use consumer::{Batch, Consumer, Delivery, Message};
 pub use error::{Error, Result};
