@@ -26,7 +26,8 @@ fn main() -> Result<(), shmq::Error> {
     let mut producer = queue.producer()?;
     for i in 1..=3u64 {
         let body = format!("order #{i}");
-        let seq = producer.publish_with(body.as_bytes(), &Meta::new().type_id(1).correlation_id(i))?;
+        let seq =
+            producer.publish_with(body.as_bytes(), &Meta::new().type_id(1).correlation_id(i))?;
         println!("published seq {seq}: {body}");
     }
     // Write in place: reserve a slot, fill it, commit.
