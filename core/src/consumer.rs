@@ -8,11 +8,14 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::Backoff;
 use zerocopy::{FromBytes, Immutable, KnownLayout};
 
+use crate::dlq::{self, Entry, Reason};
 use crate::error::{Error, Result};
 use crate::group::{commit_cursor, generation};
 use crate::layout::{GroupRecord, SLOT_HEADER_SIZE, SlotHeader};
-use crate::options::{ConsumerOptions, Seek, check_group_name};
+use crate::lease::{Held, Leases, Now, Reclaimed};
+use crate::options::{Ack, ConsumerOptions, Nack, Seek, check_group_name};
 use crate::queue::{MappedSlots, Shared, new_owner, resolve_seek};
+use crate::registry::Registry;
 use crate::ring::{Peek, Ring, sleep_unless};
 use crate::sync::Ordering;
 use crate::sys;
@@ -24,6 +27,11 @@ const SLEEP_SLICE: Duration = Duration::from_millis(20);
 const STUCK_CHECK_EVERY: u32 = 64;
 /// How often (at most) to ask whether a claimer's process is alive.
 const LIVENESS_EVERY_NS: u64 = 10_000_000;
+/// How often (at most) an ack=manual consumer looks through its group's
+/// in-flight window for leases that ran out or whose consumer died, when
+/// no nack or drop hinted that something is waiting. Bounds how long a
+/// dead consumer's messages wait: well under a second.
+const SCAN_EVERY_NS: u64 = 100_000_000;
 
 /// A position a consumer waits for, watched for a stuck producer.
 #[derive(Clone, Copy, Debug)]
@@ -52,6 +60,32 @@ pub struct Consumer {
     /// What we know of the position we wait for, if it looks stuck.
     stuck: Option<Stuck>,
     empty_polls: u32,
+    /// Set for ack=manual consumers.
+    manual: Option<Manual>,
+}
+
+/// The state of an ack=manual consumer.
+#[derive(Debug)]
+struct Manual {
+    /// Our consumer registry index: leases name us by it.
+    holder: u32,
+    lease_ns: u64,
+    max_deliveries: u32,
+    /// CLOCK_MONOTONIC ns of the last look for due redeliveries.
+    last_scan: u64,
+    /// The group's `redeliver_hint` at that look.
+    seen_hint: u64,
+}
+
+/// What a poll found.
+#[derive(Clone, Copy, Debug)]
+enum Got {
+    /// ack=auto: the message at this position.
+    Pos(u64),
+    /// ack=manual: a lease we now hold.
+    Leased(Held),
+    /// A dead letter redriven to our group, in this DLQ entry.
+    Redriven(usize),
 }
 
 impl std::fmt::Debug for Consumer {
@@ -73,6 +107,7 @@ pub struct Message<'a> {
     timestamp_ns: u64,
     type_id: u32,
     correlation_id: u64,
+    attempt: u32,
     _borrow: PhantomData<&'a [u8]>,
 }
 
@@ -130,18 +165,45 @@ impl Message<'_> {
     pub fn correlation_id(&self) -> u64 {
         self.correlation_id
     }
-    /// Delivery attempt: 1 (ack=auto delivers once).
+    /// Delivery attempt: 1 for the first delivery (always, with
+    /// ack=auto), more for a redelivery.
     #[inline]
     pub fn attempt(&self) -> u32 {
-        1
+        self.attempt
     }
 }
 
-/// One received message. Derefs to [`Message`]; dropping it (or
-/// [`ack`](Delivery::ack)) releases its slot.
+/// One received message. Derefs to [`Message`].
+///
+/// With ack=auto the message was finished for the group when it was
+/// received; dropping the delivery releases its slot. With ack=manual the
+/// message is leased to this consumer: [`ack`](Delivery::ack) finishes it,
+/// [`nack`](Delivery::nack) gives it back (or dead-letters it), and
+/// dropping the delivery without either gives it back at once. If the
+/// lease was taken away (it ran out: see [`extend_lease`]), `ack` fails
+/// with [`Error::LeaseExpired`]: the message was or will be delivered
+/// again, and its payload must be treated as gone (its slot may be reused
+/// once the new holder acks it).
+///
+/// [`extend_lease`]: Delivery::extend_lease
 pub struct Delivery<'c> {
     consumer: &'c mut Consumer,
     msg: Message<'c>,
+    kind: Kind,
+}
+
+/// What ending a delivery has to do.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// ack=auto, from the ring: release the slot.
+    Auto,
+    /// ack=manual: our lease.
+    Leased(Held),
+    /// A redriven dead letter (either mode).
+    Redriven(usize),
+    /// Already ended (acked, nacked), or a lease kept after a refused
+    /// dead-lettering: nothing to do on drop.
+    Ended,
 }
 
 impl<'c> std::ops::Deref for Delivery<'c> {
@@ -158,17 +220,90 @@ impl std::fmt::Debug for Delivery<'_> {
 }
 
 impl Delivery<'_> {
-    /// Ends the delivery. With ack=auto the message was committed when it
-    /// was received; this releases its slot (as dropping does).
-    pub fn ack(self) -> Result<()> {
+    /// Finishes the message for the group. With ack=auto it was finished
+    /// when received, and this only releases its slot (as dropping does).
+    /// With ack=manual: [`Error::LeaseExpired`] if the lease was taken away.
+    pub fn ack(mut self) -> Result<()> {
+        let kind = std::mem::replace(&mut self.kind, Kind::Ended);
+        match kind {
+            Kind::Auto | Kind::Ended => Ok(()),
+            Kind::Leased(held) => self.consumer.ack_leased(&held),
+            Kind::Redriven(entry) => {
+                self.consumer.end_redriven(entry, true, false);
+                Ok(())
+            }
+        }
+    }
+
+    /// Gives the message back (ack=manual): deliver it again now or after a
+    /// delay, or move it to the dead-letter queue. [`Error::LeaseExpired`]
+    /// if the lease was taken away; [`Error::DlqFull`] if the dead-letter
+    /// queue has no room (the message then stays leased to this consumer
+    /// until its lease runs out). With ack=auto there is nothing to give
+    /// back: [`Error::InvalidOption`].
+    pub fn nack(mut self, how: Nack) -> Result<()> {
+        let kind = std::mem::replace(&mut self.kind, Kind::Ended);
+        match kind {
+            Kind::Auto => {
+                self.kind = Kind::Auto;
+                Err(Error::InvalidOption(
+                    "nack needs a consumer with ack=manual (ack=auto finished the message on receipt)"
+                        .into(),
+                ))
+            }
+            Kind::Ended => Ok(()),
+            Kind::Leased(held) => {
+                let msg = self.msg_copy();
+                self.consumer.nack_leased(&held, how, &msg)
+            }
+            Kind::Redriven(entry) => {
+                self.consumer
+                    .end_redriven(entry, false, how == Nack::DeadLetter);
+                Ok(())
+            }
+        }
+    }
+
+    /// Extends the lease (ack=manual) to `extension` from now.
+    /// [`Error::LeaseExpired`] if it was already taken away. A no-op for
+    /// ack=auto and for redriven dead letters (their delivery has no
+    /// deadline).
+    pub fn extend_lease(&mut self, extension: Duration) -> Result<()> {
+        if let Kind::Leased(held) = self.kind {
+            let deadline = sys::monotonic_ns().saturating_add(extension.as_nanos() as u64);
+            match self.consumer.leases().extend(&held, deadline) {
+                Ok(h) => self.kind = Kind::Leased(h),
+                Err(()) => return Err(Error::LeaseExpired),
+            }
+        }
         Ok(())
+    }
+
+    fn msg_copy(&self) -> Message<'static> {
+        Message {
+            _borrow: PhantomData,
+            ..self.msg
+        }
     }
 }
 
 impl Drop for Delivery<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.consumer.release(self.msg.seq + 1);
+        match self.kind {
+            Kind::Auto => self.consumer.release(self.msg.seq + 1),
+            Kind::Leased(held) => {
+                // Dropped without ack or nack: deliver it again at once.
+                let _ = self.consumer.requeue(&held, 0);
+            }
+            // ack=auto finishes a message on receipt; ack=manual gives a
+            // dropped one back.
+            Kind::Redriven(entry) => {
+                let done = self.consumer.manual.is_none();
+                self.consumer.end_redriven(entry, done, false)
+            }
+            Kind::Ended => {}
+        }
     }
 }
 
@@ -219,27 +354,75 @@ impl Consumer {
     pub(crate) fn new(shared: Arc<Shared>, group: &str, opts: ConsumerOptions) -> Result<Consumer> {
         check_group_name(group)?;
         let owner = new_owner(shared.me);
-        let (idx, next, generation, delivered) = {
+        let registry = Registry {
+            records: shared.consumer_records(),
+        };
+        let (idx, next, generation, delivered, manual) = {
             let g = shared.lock();
             let groups = shared.groups();
             let idx = match groups.find(&g, group) {
                 Some(i) => i,
-                None => groups.create(&g, group, opts.start, sys::realtime_ns())?,
+                None => shared.create_group_locked(&g, group, opts.start)?,
             };
-            groups.attach(
-                &g,
-                idx,
-                group,
-                owner,
-                shared.me.start_time,
-                sys::process_alive,
-            )?;
+            let sharers = registry.count(idx, sys::process_alive);
+            let manual = match opts.ack {
+                Ack::Auto => {
+                    if sharers > 0 {
+                        return Err(Error::Busy(format!(
+                            "group {group:?} has {sharers} live ack=manual consumer(s); its consumers must all use ack=manual"
+                        )));
+                    }
+                    groups.attach(
+                        &g,
+                        idx,
+                        group,
+                        owner,
+                        shared.me.start_time,
+                        sys::process_alive,
+                    )?;
+                    None
+                }
+                Ack::Manual => {
+                    if let Some(pid) = groups.live_owner(idx, sys::process_alive) {
+                        return Err(Error::Busy(format!(
+                            "group {group:?} has a live ack=auto consumer (pid {pid}); stop it first"
+                        )));
+                    }
+                    let rec = &groups.records[idx];
+                    let leases = shared.leases(idx);
+                    if sharers == 0
+                        && rec.committed.load(Ordering::Acquire) == rec.next.load(Ordering::Acquire)
+                    {
+                        // Nothing in flight: any lease word is from an
+                        // ack=auto period or an older lap. Forget them all.
+                        leases.reset();
+                    }
+                    let taken = registry.register(
+                        owner,
+                        shared.me,
+                        idx,
+                        sys::realtime_ns(),
+                        sys::process_alive,
+                    )?;
+                    if taken.was_dead {
+                        shared.release_holder(taken.index);
+                    }
+                    Some(Manual {
+                        holder: taken.index,
+                        lease_ns: shared.config.lease_ns,
+                        max_deliveries: shared.config.max_deliveries,
+                        last_scan: 0,
+                        seen_hint: u64::MAX,
+                    })
+                }
+            };
             let rec = &groups.records[idx];
             (
                 idx,
                 rec.next.load(Ordering::Acquire),
                 generation(rec),
                 rec.delivered.load(Ordering::Relaxed),
+                manual,
             )
         };
         Ok(Consumer {
@@ -253,8 +436,15 @@ impl Consumer {
             unblock_timeout_ns: shared.config.unblock_timeout_ns,
             stuck: None,
             empty_polls: 0,
+            manual,
             shared,
         })
+    }
+
+    /// The lease protocol over our group's records.
+    #[inline(always)]
+    fn leases(&self) -> Leases<'_> {
+        self.shared.leases(self.idx)
     }
 
     #[inline(always)]
@@ -279,24 +469,24 @@ impl Consumer {
 
     /// Waits for the next message, as long as it takes.
     pub fn receive(&mut self) -> Result<Delivery<'_>> {
-        let pos = self.wait(None)?.ok_or(Error::Timeout)?;
-        self.deliver(pos)
+        let got = self.wait(None, true)?.ok_or(Error::Timeout)?;
+        self.deliver(got)
     }
 
     /// Waits at most `timeout` for the next message ([`Error::Timeout`]).
     pub fn receive_timeout(&mut self, timeout: Duration) -> Result<Delivery<'_>> {
-        let pos = self
-            .wait(Some(Instant::now() + timeout))?
+        let got = self
+            .wait(Some(Instant::now() + timeout), true)?
             .ok_or(Error::Timeout)?;
-        self.deliver(pos)
+        self.deliver(got)
     }
 
     /// The next message if one is ready, without waiting. Busy-polling
-    /// with it makes no system call.
+    /// with it makes no system call (ack=auto).
     #[inline]
     pub fn try_receive(&mut self) -> Result<Option<Delivery<'_>>> {
-        match self.poll() {
-            Some(pos) => self.deliver(pos).map(Some),
+        match self.poll_any(true)? {
+            Some(got) => self.deliver(got).map(Some),
             None => {
                 self.empty_polls = self.empty_polls.wrapping_add(1);
                 if self.empty_polls % STUCK_CHECK_EVERY == 0 {
@@ -308,14 +498,30 @@ impl Consumer {
         }
     }
 
+    /// Whether this consumer acks manually.
+    pub fn ack_mode(&self) -> Ack {
+        if self.manual.is_some() {
+            Ack::Manual
+        } else {
+            Ack::Auto
+        }
+    }
+
     /// Up to `max` ready messages, waiting at most `timeout` for the first;
     /// an empty batch if none came.
     pub fn receive_batch(&mut self, max: usize, timeout: Duration) -> Result<Batch<'_>> {
         if max == 0 {
             return Err(Error::InvalidOption("receive_batch of 0 messages".into()));
         }
+        if self.manual.is_some() {
+            return Err(Error::InvalidOption(
+                "receive_batch is for ack=auto consumers; with ack=manual receive (and ack) one message at a time"
+                    .into(),
+            ));
+        }
         let start = self.next;
-        let Some(first) = self.wait(Some(Instant::now() + timeout))? else {
+        // Redriven dead letters are delivered by `receive`, one at a time.
+        let Some(Got::Pos(first)) = self.wait(Some(Instant::now() + timeout), false)? else {
             return Ok(Batch {
                 start,
                 end: start,
@@ -356,6 +562,20 @@ impl Consumer {
     pub fn seek(&mut self, to: Seek) -> Result<u64> {
         let shared = self.shared.clone();
         let g = shared.lock();
+        if self.manual.is_some() {
+            let others = Registry {
+                records: shared.consumer_records(),
+            }
+            .count(self.idx, sys::process_alive);
+            if others > 1 {
+                return Err(Error::Busy(format!(
+                    "group {:?} has {} other live consumers; a seek needs it to itself",
+                    self.group,
+                    others - 1
+                )));
+            }
+            shared.leases(self.idx).reset();
+        }
         let start = resolve_seek(&shared, &g, to);
         let pos = shared.groups().seek(
             &g,
@@ -389,9 +609,9 @@ impl Consumer {
     }
 
     /// Spins, then sleeps, until a message is ready or `deadline` passes.
-    fn wait(&mut self, deadline: Option<Instant>) -> Result<Option<u64>> {
-        if let Some(p) = self.poll() {
-            return Ok(Some(p));
+    fn wait(&mut self, deadline: Option<Instant>, redriven: bool) -> Result<Option<Got>> {
+        if let Some(g) = self.poll_any(redriven)? {
+            return Ok(Some(g));
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             // A zero timeout is a poll: look for stuck producers now and
@@ -407,13 +627,13 @@ impl Consumer {
         let backoff = Backoff::new();
         while !backoff.is_completed() {
             backoff.snooze();
-            if let Some(p) = self.poll() {
-                return Ok(Some(p));
+            if let Some(g) = self.poll_any(redriven)? {
+                return Ok(Some(g));
             }
         }
         loop {
-            if let Some(p) = self.poll() {
-                return Ok(Some(p));
+            if let Some(g) = self.poll_any(redriven)? {
+                return Ok(Some(g));
             }
             self.check_group()?;
             if self.unstick() {
@@ -429,13 +649,130 @@ impl Consumer {
             }
             let ring = self.ring();
             let next = self.next;
+            let rec = self.record();
+            let hint = self.manual.as_ref().map(|m| m.seen_hint);
             sleep_unless(&self.shared.header().ring.data, slice, || {
-                match ring.peek_sc(next) {
-                    Peek::Ready | Peek::Skip => Some(()),
-                    _ => None,
-                }
+                let work = matches!(ring.peek_sc(next), Peek::Ready | Peek::Skip)
+                    || rec.redrive.load(Ordering::SeqCst) != 0
+                    || hint.is_some_and(|h| rec.redeliver_hint.load(Ordering::SeqCst) != h);
+                work.then_some(())
             });
         }
+    }
+
+    /// The next thing to deliver, in either mode: a redriven dead letter
+    /// first, then (ack=manual) a due redelivery, then the next message.
+    #[inline(always)]
+    fn poll_any(&mut self, redriven: bool) -> Result<Option<Got>> {
+        if redriven && self.record().redrive.load(Ordering::Acquire) != 0 {
+            if let Some(entry) = dlq::take_redriven(&self.shared, self.idx) {
+                return Ok(Some(Got::Redriven(entry)));
+            }
+        }
+        if self.manual.is_some() {
+            return self.poll_manual();
+        }
+        Ok(self.poll().map(Got::Pos))
+    }
+
+    /// ack=manual: a due redelivery, or the next message leased to us.
+    fn poll_manual(&mut self) -> Result<Option<Got>> {
+        let now = Now {
+            mono: sys::monotonic_ns(),
+            real: sys::realtime_ns(),
+        };
+        let (holder, lease_ns) = match &self.manual {
+            Some(m) => (m.holder, m.lease_ns),
+            None => return Ok(None),
+        };
+        Registry {
+            records: self.shared.consumer_records(),
+        }
+        .heartbeat(holder, now.real);
+        if let Some(h) = self.scan_redeliveries(now)? {
+            return Ok(Some(Got::Leased(h)));
+        }
+        let shared = self.shared.clone();
+        let ring = shared.ring();
+        let leases = shared.leases(self.idx);
+        loop {
+            let pos = self.record().next.load(Ordering::Acquire);
+            self.next = pos;
+            match ring.peek(pos) {
+                Peek::Ready => {
+                    if let Some(h) = leases.take_new(pos, holder, now, lease_ns) {
+                        self.record().delivered.fetch_add(1, Ordering::Relaxed);
+                        return Ok(Some(Got::Leased(h)));
+                    }
+                }
+                Peek::Skip => {
+                    leases.skip(pos);
+                    if leases.advance_committed() {
+                        ring.notify_space();
+                    }
+                }
+                Peek::NotYet(_) => return Ok(None),
+            }
+        }
+    }
+
+    /// Looks through `committed .. next` for messages due again (nacked,
+    /// dropped, lease run out, holder dead) when a nack hinted at one or
+    /// every [`SCAN_EVERY_NS`]. One past `max_deliveries` goes to the
+    /// dead-letter queue instead.
+    fn scan_redeliveries(&mut self, now: Now) -> Result<Option<Held>> {
+        let Some(m) = self.manual.as_mut() else {
+            return Ok(None);
+        };
+        let rec = &self.shared.group_records()[self.idx];
+        let hint = rec.redeliver_hint.load(Ordering::Acquire);
+        if hint == m.seen_hint && now.mono.saturating_sub(m.last_scan) < SCAN_EVERY_NS {
+            return Ok(None);
+        }
+        m.seen_hint = hint;
+        m.last_scan = now.mono;
+        let (holder, lease_ns, max) = (m.holder, m.lease_ns, m.max_deliveries);
+        let shared = self.shared.clone();
+        let leases = shared.leases(self.idx);
+        let registry = Registry {
+            records: shared.consumer_records(),
+        };
+        // Ask about each holder's life once per scan (a system call).
+        let mut known: Vec<(u32, bool)> = Vec::new();
+        let mut alive = |h: u32| {
+            if let Some(&(_, a)) = known.iter().find(|(k, _)| *k == h) {
+                return a;
+            }
+            let a = registry.alive(h, sys::process_alive);
+            known.push((h, a));
+            a
+        };
+        let start = rec.committed.load(Ordering::Acquire);
+        let end = rec.next.load(Ordering::Acquire);
+        for pos in start..end {
+            let Some((held, why)) = leases.take_again(pos, holder, now, lease_ns, &mut alive)
+            else {
+                continue;
+            };
+            if why == Reclaimed::Expired {
+                rec.expired.fetch_add(1, Ordering::Relaxed);
+            }
+            if held.attempt() > max {
+                // Delivered max_deliveries times already: dead-letter it.
+                match self.dead_letter(&held, Reason::MaxDeliveries, None) {
+                    Ok(()) => continue,
+                    Err(Error::DlqFull(_)) => {
+                        // Keep it in the group; try again later.
+                        let _ = leases.requeue(&held, now.mono.saturating_add(SCAN_EVERY_NS));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            rec.redelivered.fetch_add(1, Ordering::Relaxed);
+            return Ok(Some(held));
+        }
+        Ok(None)
     }
 
     /// Looks at the position we wait for: if it was claimed and its
@@ -527,7 +864,9 @@ impl Consumer {
     /// Fails if our group was deleted or taken from us.
     fn check_group(&mut self) -> Result<()> {
         let rec = self.record();
-        if generation(rec) == self.generation && rec.owner.load(Ordering::Acquire) == self.owner {
+        if generation(rec) == self.generation
+            && (self.manual.is_some() || rec.owner.load(Ordering::Acquire) == self.owner)
+        {
             return Ok(());
         }
         Err(Error::NotFound(format!(
@@ -569,18 +908,34 @@ impl Consumer {
             timestamp_ns,
             type_id,
             correlation_id,
+            attempt: 1,
             _borrow: PhantomData,
         })
     }
 
     #[inline]
-    fn deliver(&mut self, pos: u64) -> Result<Delivery<'_>> {
+    fn deliver(&mut self, got: Got) -> Result<Delivery<'_>> {
+        let (pos, kind) = match got {
+            Got::Pos(pos) => (pos, Kind::Auto),
+            Got::Leased(held) => (held.pos, Kind::Leased(held)),
+            Got::Redriven(entry) => return self.deliver_redriven(entry),
+        };
         let msg = match self.read(pos) {
             Ok(m) => m,
             Err(e) => {
                 // Skip the corrupt message so the group does not stall.
-                self.advance(pos + 1, 0);
-                self.release(pos + 1);
+                match kind {
+                    Kind::Leased(held) => {
+                        let leases = self.leases();
+                        if leases.ack(&held).is_ok() && leases.advance_committed() {
+                            self.ring().notify_space();
+                        }
+                    }
+                    _ => {
+                        self.advance(pos + 1, 0);
+                        self.release(pos + 1);
+                    }
+                }
                 return Err(e);
             }
         };
@@ -588,13 +943,153 @@ impl Consumer {
         // the Delivery; it lives as long as the Delivery's borrow.
         let msg = Message {
             _borrow: PhantomData,
+            attempt: match kind {
+                Kind::Leased(held) => held.attempt(),
+                _ => 1,
+            },
             ..msg
         };
-        self.advance(pos + 1, 1);
+        if let Kind::Auto = kind {
+            self.advance(pos + 1, 1);
+        }
         Ok(Delivery {
             consumer: self,
             msg,
+            kind,
         })
+    }
+
+    /// Delivers redriven dead letter `entry` from the DLQ region.
+    fn deliver_redriven(&mut self, entry: usize) -> Result<Delivery<'_>> {
+        let raw = match dlq::read(&self.shared, entry) {
+            Ok(r) => r,
+            Err(e) => {
+                // A garbled entry goes back to the DLQ, not to us again.
+                self.end_redriven(entry, false, true);
+                return Err(e);
+            }
+        };
+        let msg = Message {
+            seq: raw.seq,
+            ptr: raw.payload,
+            len: raw.len,
+            timestamp_ns: raw.timestamp_ns,
+            type_id: raw.type_id,
+            correlation_id: raw.correlation_id,
+            attempt: raw.attempts.saturating_add(1),
+            _borrow: PhantomData,
+        };
+        Ok(Delivery {
+            consumer: self,
+            msg,
+            kind: Kind::Redriven(entry),
+        })
+    }
+
+    /// Ends the delivery of a redriven dead letter: finished (`done`), back
+    /// to the group, or back to the DLQ.
+    fn end_redriven(&self, entry: usize, done: bool, back_to_dlq: bool) {
+        let rec = self.record();
+        if self.manual.is_some() {
+            if done {
+                rec.acked.fetch_add(1, Ordering::Relaxed);
+            } else {
+                rec.nacked.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if back_to_dlq {
+            rec.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        }
+        dlq::end_redriven(&self.shared, entry, self.idx, done, back_to_dlq);
+        if !done && !back_to_dlq {
+            self.ring().notify_data();
+        }
+    }
+
+    fn ack_leased(&self, held: &Held) -> Result<()> {
+        let leases = self.leases();
+        leases.ack(held).map_err(|()| Error::LeaseExpired)?;
+        self.record().acked.fetch_add(1, Ordering::Relaxed);
+        if leases.advance_committed() {
+            self.ring().notify_space();
+        }
+        Ok(())
+    }
+
+    fn nack_leased(&self, held: &Held, how: Nack, msg: &Message<'_>) -> Result<()> {
+        let now = sys::monotonic_ns();
+        let result = match how {
+            Nack::Requeue => self.requeue(held, now),
+            Nack::RequeueAfter(d) => self.requeue(held, now.saturating_add(d.as_nanos() as u64)),
+            Nack::DeadLetter => return self.dead_letter(held, Reason::Nacked, Some(msg)),
+        };
+        if result.is_ok() {
+            self.record().nacked.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Gives a lease back, to be delivered not before `not_before`
+    /// (CLOCK_MONOTONIC ns), and tells the group's consumers.
+    fn requeue(&self, held: &Held, not_before: u64) -> Result<()> {
+        self.leases()
+            .requeue(held, not_before)
+            .map_err(|()| Error::LeaseExpired)?;
+        // Release: a consumer that sees the new hint sees the READY word.
+        self.record().redeliver_hint.fetch_add(1, Ordering::Release);
+        self.ring().notify_data();
+        Ok(())
+    }
+
+    /// Moves a message we hold to the dead-letter queue, then marks it
+    /// finished for the group. If the DLQ is full the lease is kept.
+    fn dead_letter(&self, held: &Held, reason: Reason, msg: Option<&Message<'_>>) -> Result<()> {
+        let leases = self.leases();
+        let taking = leases.begin_dead(held).map_err(|()| Error::LeaseExpired)?;
+        let read;
+        let msg = match msg {
+            Some(m) => m,
+            None => match self.read(held.pos) {
+                Ok(m) => {
+                    read = m;
+                    &read
+                }
+                Err(e) => {
+                    leases.restore(&taking);
+                    return Err(e);
+                }
+            },
+        };
+        let (first_ns, last_ns) = leases.times(held.pos);
+        let rec = self.record();
+        let entry = Entry {
+            seq: held.pos,
+            group: self.idx,
+            group_created_ns: rec.created_ns.load(Ordering::Acquire),
+            // After max_deliveries, the lease we took to move it was not a
+            // delivery.
+            attempts: match reason {
+                Reason::MaxDeliveries => held.attempt() - 1,
+                _ => held.attempt(),
+            },
+            reason,
+            first_ns,
+            last_ns,
+            timestamp_ns: msg.timestamp_ns,
+            type_id: msg.type_id,
+            correlation_id: msg.correlation_id,
+            payload: msg.payload(),
+        };
+        if let Err(e) = dlq::append(&self.shared, &entry) {
+            leases.restore(&taking);
+            return Err(e);
+        }
+        leases.finish_dead(&taking);
+        rec.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        if leases.advance_committed() {
+            self.ring().notify_space();
+        }
+        Ok(())
     }
 
     /// Hands out everything below `next` (the durable cursor: a restarted
@@ -620,6 +1115,12 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        self.shared.groups().detach(self.idx, self.owner);
+        match &self.manual {
+            Some(m) => Registry {
+                records: self.shared.consumer_records(),
+            }
+            .unregister(m.holder, self.owner),
+            None => self.shared.groups().detach(self.idx, self.owner),
+        }
     }
 }

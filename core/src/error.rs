@@ -68,6 +68,13 @@ pub enum Error {
         "claim aborted: this producer was stalled longer than unblock_timeout; the message was not published"
     )]
     Aborted,
+    /// The dead-letter queue is full: the message was not dead-lettered and
+    /// stays leased to the caller (nack) or in its group (after
+    /// max_deliveries). Redrive or purge dead letters (`shmq dlq`).
+    #[error(
+        "dead-letter queue is full ({0} entries): the message stays leased; redrive or purge dead letters"
+    )]
+    DlqFull(u64),
     /// A resource is held by someone else: the group already has a live
     /// consumer, or a table in the queue file is full.
     #[error("busy: {0}")]

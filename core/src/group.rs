@@ -33,8 +33,25 @@ pub struct GroupInfo {
     pub committed: u64,
     /// Messages published that it has not finished: `tail - committed`.
     pub lag: u64,
-    /// Messages delivered to it.
+    /// Messages delivered to it (first deliveries).
     pub delivered: u64,
+    /// Deliveries after the first (ack=manual).
+    pub redelivered: u64,
+    /// Messages acked (ack=manual).
+    pub acked: u64,
+    /// Messages nacked (ack=manual).
+    pub nacked: u64,
+    /// Leases that ran out or whose consumer died.
+    pub expired: u64,
+    /// Messages it moved to the dead-letter queue.
+    pub dead_lettered: u64,
+    /// Messages leased to a consumer right now (ack=manual).
+    pub in_flight: u64,
+    /// Age in ns of its oldest unfinished message (0 if none).
+    pub oldest_unacked_age_ns: u64,
+    /// Live consumers: 1 for an ack=auto consumer, any number with
+    /// ack=manual.
+    pub consumers: u64,
     /// Whether a live consumer is attached.
     pub consumer_attached: bool,
     /// CLOCK_REALTIME nanoseconds when it was created.
@@ -59,7 +76,7 @@ fn store_name(rec: &GroupRecord, name: &str) {
 
 /// The record's name. Bytes from shared memory are checked, not trusted:
 /// a garbled name reads as `None`.
-fn load_name(rec: &GroupRecord) -> Option<String> {
+pub(crate) fn load_group_name(rec: &GroupRecord) -> Option<String> {
     let len = rec.name_len.load(Ordering::Relaxed) as usize;
     if len == 0 || len > MAX_GROUP_NAME {
         return None;
@@ -82,7 +99,7 @@ impl Groups<'_> {
     /// Index of the active group called `name`.
     pub(crate) fn find(&self, _g: &AdminGuard<'_>, name: &str) -> Option<usize> {
         self.records.iter().position(|r| {
-            r.state.load(Ordering::Acquire) == ACTIVE && load_name(r).as_deref() == Some(name)
+            r.state.load(Ordering::Acquire) == ACTIVE && load_group_name(r).as_deref() == Some(name)
         })
     }
 
@@ -123,7 +140,18 @@ impl Groups<'_> {
         let pos = self.resolve(start);
         rec.committed.store(pos, Ordering::Relaxed);
         rec.next.store(pos, Ordering::Relaxed);
-        rec.delivered.store(0, Ordering::Relaxed);
+        for c in [
+            &rec.delivered,
+            &rec.redelivered,
+            &rec.acked,
+            &rec.nacked,
+            &rec.expired,
+            &rec.dead_lettered,
+            &rec.redeliver_hint,
+            &rec.redrive,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
         rec.owner.store(0, Ordering::Relaxed);
         rec.owner_start.store(0, Ordering::Relaxed);
         rec.created_ns.store(now_ns, Ordering::Relaxed);
@@ -172,6 +200,14 @@ impl Groups<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The pid of group `idx`'s live ack=auto consumer, if any.
+    pub(crate) fn live_owner(&self, idx: usize, alive: impl Fn(u32, u64) -> bool) -> Option<u32> {
+        let rec = &self.records[idx];
+        let owner = rec.owner.load(Ordering::Acquire);
+        (owner != 0 && alive(owner_pid(owner), rec.owner_start.load(Ordering::Acquire)))
+            .then_some(owner_pid(owner))
     }
 
     /// Moves group `idx` to `target` (clamped to `head ..= tail`); only its
@@ -257,30 +293,47 @@ impl Groups<'_> {
         }
     }
 
-    /// Snapshot of every active group.
+    /// Snapshot of every active group, with its record index. The fields
+    /// that need the leases, the registry or the ring (`in_flight`,
+    /// `oldest_unacked_age_ns`, ack=manual `consumers`) are filled in by the
+    /// caller.
     pub(crate) fn list(
         &self,
         _g: &AdminGuard<'_>,
         alive: impl Fn(u32, u64) -> bool,
-    ) -> Vec<GroupInfo> {
+    ) -> Vec<(usize, GroupInfo)> {
         let tail = self.ctl.tail.load(Ordering::Acquire);
         self.records
             .iter()
-            .filter(|r| r.state.load(Ordering::Acquire) == ACTIVE)
-            .filter_map(|r| {
-                let name = load_name(r)?;
+            .enumerate()
+            .filter(|(_, r)| r.state.load(Ordering::Acquire) == ACTIVE)
+            .filter_map(|(i, r)| {
+                let name = load_group_name(r)?;
                 let committed = r.committed.load(Ordering::Acquire);
                 let owner = r.owner.load(Ordering::Acquire);
-                Some(GroupInfo {
-                    name,
-                    next: r.next.load(Ordering::Acquire),
-                    committed,
-                    lag: tail.saturating_sub(committed),
-                    delivered: r.delivered.load(Ordering::Relaxed),
-                    consumer_attached: owner != 0
-                        && alive(owner_pid(owner), r.owner_start.load(Ordering::Acquire)),
-                    created_ns: r.created_ns.load(Ordering::Relaxed),
-                })
+                let attached =
+                    owner != 0 && alive(owner_pid(owner), r.owner_start.load(Ordering::Acquire));
+                let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+                Some((
+                    i,
+                    GroupInfo {
+                        name,
+                        next: r.next.load(Ordering::Acquire),
+                        committed,
+                        lag: tail.saturating_sub(committed),
+                        delivered: n(&r.delivered),
+                        redelivered: n(&r.redelivered),
+                        acked: n(&r.acked),
+                        nacked: n(&r.nacked),
+                        expired: n(&r.expired),
+                        dead_lettered: n(&r.dead_lettered),
+                        in_flight: 0,
+                        oldest_unacked_age_ns: 0,
+                        consumers: attached as u64,
+                        consumer_attached: attached,
+                        created_ns: n(&r.created_ns),
+                    },
+                ))
             })
             .collect()
     }
@@ -345,7 +398,7 @@ mod tests {
         let names: Vec<String> = groups
             .list(&g, |_, _| true)
             .into_iter()
-            .map(|i| i.name)
+            .map(|(_, i)| i.name)
             .collect();
         assert_eq!(names, ["c", "b"]);
     }

@@ -25,7 +25,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// "SHMQRING" in little-endian: the first 8 bytes of every queue file.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMQRING");
 /// Layout version written by this build. Bumped on any incompatible change.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 /// Value of [`Header::ready`] once the creator has written everything.
 pub(crate) const READY: u32 = 0x5245_4459; // "READ" + "Y"
 /// Size of the header region.
@@ -39,6 +39,16 @@ pub(crate) const GROUP_RECORD_SIZE: u64 = 256;
 pub(crate) const PRODUCER_RECORD_SIZE: u64 = 64;
 /// Producer registry size: live producer handles counted in `stats()`.
 pub(crate) const MAX_PRODUCERS: u32 = 256;
+/// Consumer registry size: live ack=manual consumers, all groups together.
+pub(crate) const MAX_CONSUMERS: u32 = 256;
+/// Bytes of one [`ConsumerRecord`].
+pub(crate) const CONSUMER_RECORD_SIZE: u64 = 64;
+/// Bytes of one [`LeaseRecord`].
+pub(crate) const LEASE_RECORD_SIZE: u64 = 32;
+/// Bytes of [`DeadLetterHeader`] in front of every dead letter's payload.
+pub(crate) const DEAD_LETTER_HEADER_SIZE: u64 = 96;
+/// Largest `dlq_slots`.
+pub(crate) const MAX_DLQ_SLOTS: u64 = 1 << 20;
 /// Longest group name, in bytes.
 pub const MAX_GROUP_NAME: usize = 48;
 /// Largest `slots`.
@@ -88,6 +98,13 @@ pub(crate) struct Config {
     pub creation_id: u64,
     /// CLOCK_REALTIME at creation.
     pub created_ns: u64,
+    pub consumers_offset: u64,
+    pub leases_offset: u64,
+    pub dlq_offset: u64,
+    pub max_consumers: u32,
+    /// Bytes from one dead letter to the next.
+    pub dlq_stride: u32,
+    pub reserved: [u64; 4],
 }
 
 /// A futex word and the number of processes/threads asleep on it.
@@ -169,7 +186,9 @@ pub(crate) struct Header {
     pub ring: RingControl,
     pub admin: AdminLock,
     pub counters: Counters,
-    _reserved: [u8; 3520],
+    /// Dead letters appended so far: the order stamp of the next one.
+    pub dlq_order: AtomicU64,
+    _reserved: [u8; 3448],
 }
 
 /// States of a ring slot, in the low 2 bits of [`SlotHeader::state`].
@@ -203,7 +222,7 @@ pub(crate) struct SlotHeader {
 /// All fields are atomics (or padding never written), so shared references
 /// to a record are sound while other processes change it.
 /// Line 0 (identity) is written only under the admin lock; line 1 says who
-/// consumes; line 2 is written by the group's consumer; line 3 is read by
+/// consumes; line 2 is written by the group's consumers; line 3 is read by
 /// producers when they recompute `head`.
 #[repr(C)]
 #[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
@@ -219,22 +238,98 @@ pub(crate) struct GroupRecord {
     /// The name's bytes, 8 to a word (atomics only, so that a `&GroupRecord`
     /// over memory another process writes is sound).
     pub name: [AtomicU64; MAX_GROUP_NAME / 8],
-    /// The attached consumer: `pid << 32 | per-process token`, 0 if none.
+    /// The attached ack=auto consumer: `pid << 32 | per-process token`, 0
+    /// if none.
     pub owner: AtomicU64,
     /// Start time of the owner's process (0 while being written).
     pub owner_start: AtomicU64,
     pub created_ns: AtomicU64,
-    _pad1: [u8; 40],
+    /// Redeliveries waiting (nacks, dropped deliveries, reclaimed leases)
+    /// since the count was last looked at: a hint for ack=manual consumers
+    /// to scan their in-flight window now rather than at the next interval.
+    pub redeliver_hint: AtomicU64,
+    /// Messages acked (ack=manual).
+    pub acked: AtomicU64,
+    /// Messages nacked (ack=manual).
+    pub nacked: AtomicU64,
+    /// Leases taken away because they ran out or their consumer died.
+    pub expired: AtomicU64,
+    /// Messages moved to the dead-letter queue.
+    pub dead_lettered: AtomicU64,
     /// Next position to hand out (the durable cursor: a restarted
     /// consumer resumes here). In range `head ..= tail`.
     pub next: AtomicU64,
-    /// Messages delivered to this group.
+    /// Messages delivered to this group (first deliveries).
     pub delivered: AtomicU64,
-    _pad2: [u8; 48],
+    /// Deliveries after the first (attempt > 1).
+    pub redelivered: AtomicU64,
+    /// Dead letters redriven to this group and not yet finished by it.
+    pub redrive: AtomicU64,
+    _pad2: [u8; 32],
     /// Every position below it is finished by this group (its payload is
     /// no longer borrowed), so producers may reuse its slot. `<= next`.
     pub committed: AtomicU64,
     _pad3: [u8; 56],
+}
+
+/// The delivery state of one position for one ack=manual group. `word`
+/// packs (see `lease.rs`) the position's low 32 bits, a state, the attempt
+/// count, the holding consumer's registry index and an epoch; the other
+/// fields are written only by whoever owns the word's current state.
+#[repr(C)]
+#[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
+pub(crate) struct LeaseRecord {
+    pub word: AtomicU64,
+    /// CLOCK_MONOTONIC ns: when a lease runs out, or when a requeued
+    /// message may be delivered again.
+    pub deadline_ns: AtomicU64,
+    /// CLOCK_REALTIME ns of the first and the latest delivery.
+    pub first_ns: AtomicU64,
+    pub last_ns: AtomicU64,
+}
+
+/// A live ack=manual consumer: where leases name their holder, so that a
+/// dead holder's leases are redelivered without waiting for them to run
+/// out.
+#[repr(C)]
+#[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
+pub(crate) struct ConsumerRecord {
+    /// `pid << 32 | per-process token`, 0 if free.
+    pub owner: AtomicU64,
+    /// Start time of the owner's process (0 while being written).
+    pub owner_start: AtomicU64,
+    /// CLOCK_REALTIME ns of the consumer's last receive call.
+    pub heartbeat_ns: AtomicU64,
+    /// Index of its group + 1 (0 while being set up).
+    pub group: AtomicU64,
+    _pad: [u8; 32],
+}
+
+/// What sits in front of a dead letter's payload. `state` is written with
+/// atomics (free, being written by a pid, ready, being redriven); the
+/// other fields are plain data owned by whoever moved `state` away from
+/// ready/free.
+#[repr(C)]
+#[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
+pub(crate) struct DeadLetterHeader {
+    pub state: AtomicU64,
+    pub seq: u64,
+    pub group: u32,
+    pub attempts: u32,
+    pub reason: u32,
+    pub type_id: u32,
+    pub len: u32,
+    _pad: u32,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub timestamp_ns: u64,
+    pub correlation_id: u64,
+    pub dead_ns: u64,
+    /// Order of dead-lettering (from `Header::dlq_order`).
+    pub order: u64,
+    /// `created_ns` of the group it came from: a group deleted and made
+    /// again in the same record is not the same group.
+    pub group_created_ns: u64,
 }
 
 /// A live producer handle: counted in `stats().producers`, and where it
@@ -256,7 +351,9 @@ pub(crate) struct ProducerRecord {
 #[cfg(not(loom))]
 const _: () = {
     use std::mem::{align_of, offset_of, size_of};
-    assert!(size_of::<Config>() == 128);
+    assert!(size_of::<Config>() == 192);
+    assert!(offset_of!(Config, consumers_offset) == 128);
+    assert!(offset_of!(Config, max_consumers) == 152);
     assert!(offset_of!(Config, slots) == 16);
     assert!(offset_of!(Config, slots_offset) == 80);
     assert!(offset_of!(Config, created_ns) == 120);
@@ -268,16 +365,23 @@ const _: () = {
     assert!(size_of::<AdminLock>() == 64);
     assert!(size_of::<Counters>() == 64);
     assert!(size_of::<Header>() as u64 == HEADER_SIZE);
-    assert!(offset_of!(Header, ready) == 128);
-    assert!(offset_of!(Header, ring) == 192);
-    assert!(offset_of!(Header, admin) == 448);
-    assert!(offset_of!(Header, counters) == 512);
+    assert!(offset_of!(Header, ready) == 192);
+    assert!(offset_of!(Header, ring) == 256);
+    assert!(offset_of!(Header, admin) == 512);
+    assert!(offset_of!(Header, counters) == 576);
+    assert!(offset_of!(Header, dlq_order) == 640);
     assert!(align_of::<Header>() == 8);
     assert!(size_of::<SlotHeader>() as u64 == SLOT_HEADER_SIZE);
     assert!(size_of::<GroupRecord>() as u64 == GROUP_RECORD_SIZE);
     assert!(offset_of!(GroupRecord, owner) == 64);
+    assert!(offset_of!(GroupRecord, dead_lettered) == 120);
     assert!(offset_of!(GroupRecord, next) == 128);
     assert!(offset_of!(GroupRecord, committed) == 192);
+    assert!(size_of::<LeaseRecord>() as u64 == LEASE_RECORD_SIZE);
+    assert!(size_of::<ConsumerRecord>() as u64 == CONSUMER_RECORD_SIZE);
+    assert!(size_of::<DeadLetterHeader>() as u64 == DEAD_LETTER_HEADER_SIZE);
+    assert!(offset_of!(DeadLetterHeader, first_ns) == 40);
+    assert!(offset_of!(DeadLetterHeader, order) == 80);
     assert!(size_of::<ProducerRecord>() as u64 == PRODUCER_RECORD_SIZE);
     assert!(offset_of!(ProducerRecord, announce) == 24);
 };
@@ -334,12 +438,30 @@ impl GroupRecord {
             owner: AtomicU64::new(0),
             owner_start: AtomicU64::new(0),
             created_ns: AtomicU64::new(0),
-            _pad1: [0; 40],
+            redeliver_hint: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
+            nacked: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
             next: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
-            _pad2: [0; 48],
+            redelivered: AtomicU64::new(0),
+            redrive: AtomicU64::new(0),
+            _pad2: [0; 32],
             committed: AtomicU64::new(0),
             _pad3: [0; 56],
+        }
+    }
+}
+
+#[cfg(any(test, loom))]
+impl LeaseRecord {
+    pub(crate) fn new() -> LeaseRecord {
+        LeaseRecord {
+            word: AtomicU64::new(0),
+            deadline_ns: AtomicU64::new(0),
+            first_ns: AtomicU64::new(0),
+            last_ns: AtomicU64::new(0),
         }
     }
 }
@@ -353,8 +475,14 @@ pub(crate) struct Geometry {
     pub slot_stride: u64,
     pub max_groups: u64,
     pub max_producers: u64,
+    pub max_consumers: u64,
+    pub dlq_slots: u64,
+    pub dlq_stride: u64,
     pub groups_offset: u64,
     pub producers_offset: u64,
+    pub consumers_offset: u64,
+    pub leases_offset: u64,
+    pub dlq_offset: u64,
     pub slots_offset: u64,
     pub total_size: u64,
 }
@@ -371,6 +499,8 @@ impl Geometry {
         slot_size: u64,
         max_groups: u64,
         max_producers: u64,
+        max_consumers: u64,
+        dlq_slots: u64,
     ) -> Result<Geometry> {
         let bad = |m: String| Err(Error::InvalidOption(m));
         if !slots.is_power_of_two() || !(2..=MAX_SLOTS).contains(&slots) {
@@ -391,12 +521,33 @@ impl Geometry {
         if max_producers != MAX_PRODUCERS as u64 {
             return bad(format!("max_producers must be {MAX_PRODUCERS}"));
         }
+        if max_consumers != MAX_CONSUMERS as u64 {
+            return bad(format!("max_consumers must be {MAX_CONSUMERS}"));
+        }
+        if !(1..=MAX_DLQ_SLOTS).contains(&dlq_slots) {
+            return bad(format!(
+                "dlq_slots must be from 1 to {MAX_DLQ_SLOTS}, got {dlq_slots}"
+            ));
+        }
         let overflow = || Error::InvalidOption("queue too large".into());
         let slot_stride = round_up(SLOT_HEADER_SIZE + slot_size, 64).ok_or_else(overflow)?;
+        let dlq_stride = round_up(DEAD_LETTER_HEADER_SIZE + slot_size, 64).ok_or_else(overflow)?;
         let groups_offset = HEADER_SIZE;
         let producers_offset = groups_offset + max_groups * GROUP_RECORD_SIZE;
-        let producers_end = producers_offset + max_producers * PRODUCER_RECORD_SIZE;
-        let slots_offset = round_up(producers_end, 4096).ok_or_else(overflow)?;
+        let consumers_offset = producers_offset + max_producers * PRODUCER_RECORD_SIZE;
+        let consumers_end = consumers_offset + max_consumers * CONSUMER_RECORD_SIZE;
+        let leases_offset = round_up(consumers_end, 4096).ok_or_else(overflow)?;
+        let dlq_offset = max_groups
+            .checked_mul(slots)
+            .and_then(|n| n.checked_mul(LEASE_RECORD_SIZE))
+            .and_then(|n| n.checked_add(leases_offset))
+            .and_then(|n| round_up(n, 4096))
+            .ok_or_else(overflow)?;
+        let slots_offset = dlq_slots
+            .checked_mul(dlq_stride)
+            .and_then(|n| n.checked_add(dlq_offset))
+            .and_then(|n| round_up(n, 4096))
+            .ok_or_else(overflow)?;
         let total_size = slots
             .checked_mul(slot_stride)
             .and_then(|r| r.checked_add(slots_offset))
@@ -413,8 +564,14 @@ impl Geometry {
             slot_stride,
             max_groups,
             max_producers,
+            max_consumers,
+            dlq_slots,
+            dlq_stride,
             groups_offset,
             producers_offset,
+            consumers_offset,
+            leases_offset,
+            dlq_offset,
             slots_offset,
             total_size,
         })

@@ -34,34 +34,25 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 
+mod error;
+mod group;
 mod layout;
+mod lease;
 mod lock;
+mod options;
+mod registry;
 mod ring;
 mod sync;
+mod sys;
 
 #[cfg(not(loom))]
 mod consumer;
 #[cfg(not(loom))]
-mod error;
-#[cfg(not(loom))]
-mod group;
-#[cfg(not(loom))]
-mod options;
+mod dlq;
 #[cfg(not(loom))]
 mod producer;
 #[cfg(not(loom))]
 mod queue;
-#[cfg(not(loom))]
-mod sys;
-
-#[cfg(loom)]
-mod error;
-#[cfg(loom)]
-mod group;
-#[cfg(loom)]
-mod options;
-#[cfg(loom)]
-mod sys;
 
 #[cfg(all(test, loom))]
 mod loom_models;
@@ -73,10 +64,12 @@ pub struct ReadmeDoctests;
 
 #[cfg(not(loom))]
 pub use consumer::{Batch, Consumer, Delivery, Message};
+#[cfg(not(loom))]
+pub use dlq::{DeadLetter, DeadLetters, Reason};
 pub use error::{Error, Result};
 pub use group::GroupInfo;
 pub use layout::MAX_GROUP_NAME;
-pub use options::{ConsumerOptions, Meta, Options, Overflow, Seek, Start, default_dir};
+pub use options::{Ack, ConsumerOptions, Meta, Nack, Options, Overflow, Seek, Start, default_dir};
 #[cfg(not(loom))]
 pub use producer::{Producer, Reservation};
 #[cfg(not(loom))]

@@ -213,22 +213,55 @@ pub enum Seek {
     Time(u64),
 }
 
+/// How a consumer acknowledges messages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Ack {
+    /// At-most-once: a message is finished for the group when it is
+    /// received. One consumer per group at a time; the fastest path.
+    #[default]
+    Auto,
+    /// At-least-once: each message is leased to one of any number of
+    /// competing consumers until it is acked; a nack, a lease that runs out
+    /// or the death of the consumer's process delivers it again; after
+    /// `max_deliveries` it goes to the dead-letter queue.
+    Manual,
+}
+
+/// What a nack does with a message (ack=manual).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nack {
+    /// Deliver it again as soon as possible (to any consumer of the group).
+    Requeue,
+    /// Deliver it again, not before this delay.
+    RequeueAfter(Duration),
+    /// Move it to the dead-letter queue now.
+    DeadLetter,
+}
+
 /// Options of a consumer.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ConsumerOptions {
     /// Where the group starts if this consumer creates it (default
     /// earliest). Ignored for a group that exists.
     pub start: Start,
+    /// Auto (default) or manual acknowledgement. A group's live consumers
+    /// all use the same mode.
+    pub ack: Ack,
 }
 
 impl ConsumerOptions {
-    /// Defaults: start earliest.
+    /// Defaults: start earliest, ack=auto.
     pub fn new() -> ConsumerOptions {
         ConsumerOptions::default()
     }
     /// Where the group starts if it does not exist yet.
     pub fn start(mut self, start: Start) -> ConsumerOptions {
         self.start = start;
+        self
+    }
+    /// Auto or manual acknowledgement.
+    pub fn ack(mut self, ack: Ack) -> ConsumerOptions {
+        self.ack = ack;
         self
     }
 }

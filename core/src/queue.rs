@@ -7,18 +7,22 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU32 as StdAtomicU32;
 use std::time::Duration;
 
+use crate::dlq::DeadLetters;
 use crate::error::{Error, Result};
 use crate::group::{GroupInfo, Groups, owner_pid};
 use crate::layout::Geometry;
 use crate::layout::{
-    Config, GroupRecord, HEADER_SIZE, Header, MAGIC, MAX_PRODUCERS, ProducerRecord, READY,
-    SlotHeader, VERSION, config_crc,
+    Config, ConsumerRecord, GroupRecord, HEADER_SIZE, Header, LEASE_RECORD_SIZE, LeaseRecord,
+    MAGIC, MAX_CONSUMERS, MAX_PRODUCERS, ProducerRecord, READY, SlotHeader, VERSION, config_crc,
 };
+use crate::lease::{Leases, Now};
 use crate::lock::{AdminGuard, Me};
 use crate::options::{ConsumerOptions, Options, Overflow, Seek, Start, check_group_name};
+use crate::registry::Registry;
 use crate::ring::{Peek, Ring, SlotStates};
 use crate::sync::{AtomicU64, Ordering};
 use crate::{Consumer, Producer, sys};
+use zerocopy::FromZeros;
 
 /// How long an opener waits for a creator to finish initializing a file.
 const READY_WAIT: Duration = Duration::from_secs(2);
@@ -117,6 +121,81 @@ impl Shared {
         }
     }
 
+    pub(crate) fn consumer_records(&self) -> &[ConsumerRecord] {
+        // SAFETY: as for group records, at consumers_offset (64-aligned);
+        // records are all atomics.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.map.base().add(self.geo.consumers_offset as usize) as *const ConsumerRecord,
+                self.geo.max_consumers as usize,
+            )
+        }
+    }
+
+    /// The lease records of group `idx`, one per ring slot.
+    pub(crate) fn lease_records(&self, idx: usize) -> &[LeaseRecord] {
+        debug_assert!((idx as u64) < self.geo.max_groups);
+        let start = self.geo.leases_offset + idx as u64 * self.geo.slots * LEASE_RECORD_SIZE;
+        // SAFETY: `validate` checked that max_groups × slots records of 32
+        // bytes fit at leases_offset (page-aligned) and idx < max_groups;
+        // records are all atomics.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.map.base().add(start as usize) as *const LeaseRecord,
+                self.geo.slots as usize,
+            )
+        }
+    }
+
+    /// Address of dead-letter entry `i` (`i < dlq_slots`).
+    pub(crate) fn dead_letter(&self, i: usize) -> *mut u8 {
+        debug_assert!((i as u64) < self.geo.dlq_slots);
+        // SAFETY: dlq_offset + dlq_slots × dlq_stride <= slots_offset, inside
+        // the mapping (checked by `validate`).
+        unsafe {
+            self.map
+                .base()
+                .add(self.geo.dlq_offset as usize + i * self.geo.dlq_stride as usize)
+        }
+    }
+
+    /// The lease protocol over group `idx`'s records.
+    pub(crate) fn leases(&self, idx: usize) -> Leases<'_> {
+        Leases {
+            records: self.lease_records(idx),
+            group: &self.group_records()[idx],
+        }
+    }
+
+    /// Creates a group (under the admin lock) with no lease left from an
+    /// earlier group in the same record.
+    pub(crate) fn create_group_locked(
+        &self,
+        g: &AdminGuard<'_>,
+        name: &str,
+        start: Start,
+    ) -> Result<usize> {
+        let idx = self.groups().create(g, name, start, sys::realtime_ns())?;
+        self.leases(idx).reset();
+        Ok(idx)
+    }
+
+    /// Hands back, in every group, the leases held by registry index
+    /// `holder`, whose previous owner died.
+    pub(crate) fn release_holder(&self, holder: u32) {
+        let now = Now {
+            mono: sys::monotonic_ns(),
+            real: sys::realtime_ns(),
+        };
+        for (i, rec) in self.group_records().iter().enumerate() {
+            if rec.state.load(Ordering::Acquire) == 1 {
+                self.leases(i).release_holder(holder, now);
+                rec.redeliver_hint.fetch_add(1, Ordering::Release);
+            }
+        }
+        self.ring().notify_data();
+    }
+
     pub(crate) fn groups(&self) -> Groups<'_> {
         Groups {
             records: self.group_records(),
@@ -184,8 +263,10 @@ pub struct Stats {
     pub aborted: u64,
     /// Live producer handles.
     pub producers: u64,
-    /// Live consumers (groups with an attached consumer).
+    /// Live consumers, all groups together.
     pub consumers: u64,
+    /// Dead letters waiting in the dead-letter queue.
+    pub dlq_depth: u64,
     /// Every group.
     pub groups: Vec<GroupInfo>,
 }
@@ -236,12 +317,23 @@ impl Queue {
             opts.slot_size,
             opts.max_groups as u64,
             MAX_PRODUCERS as u64,
+            MAX_CONSUMERS as u64,
+            opts.dlq_slots as u64,
         )?;
         if opts.mode & !0o777 != 0 || opts.mode & 0o600 != 0o600 {
             return Err(Error::InvalidOption(format!(
                 "mode must be permission bits including owner read/write (0o600), got {:o}",
                 opts.mode
             )));
+        }
+        if !(1..=254).contains(&opts.max_deliveries) {
+            return Err(Error::InvalidOption(format!(
+                "max_deliveries must be from 1 to 254, got {}",
+                opts.max_deliveries
+            )));
+        }
+        if opts.lease.is_zero() {
+            return Err(Error::InvalidOption("lease must be more than 0".into()));
         }
         if opts.unblock_timeout.is_zero() {
             return Err(Error::InvalidOption(
@@ -280,6 +372,12 @@ impl Queue {
             total_size: geo.total_size,
             creation_id: now ^ sys::monotonic_ns().rotate_left(29) ^ ((sys::pid() as u64) << 40),
             created_ns: now,
+            consumers_offset: geo.consumers_offset,
+            leases_offset: geo.leases_offset,
+            dlq_offset: geo.dlq_offset,
+            max_consumers: geo.max_consumers as u32,
+            dlq_stride: geo.dlq_stride as u32,
+            ..Config::new_zeroed()
         };
         let base = map.base();
         // SAFETY: the file is ours alone (just created with O_EXCL) and at
@@ -452,8 +550,7 @@ impl Queue {
         check_group_name(group)?;
         let g = self.shared.lock();
         self.shared
-            .groups()
-            .create(&g, group, start, sys::realtime_ns())
+            .create_group_locked(&g, group, start)
             .map(|_| ())
     }
 
@@ -471,8 +568,52 @@ impl Queue {
 
     /// Every group, in table order.
     pub fn groups(&self) -> Vec<GroupInfo> {
-        let g = self.shared.lock();
-        self.shared.groups().list(&g, sys::process_alive)
+        let shared = &*self.shared;
+        let list = {
+            let g = shared.lock();
+            shared.groups().list(&g, sys::process_alive)
+        };
+        let registry = Registry {
+            records: shared.consumer_records(),
+        };
+        let ring = shared.ring();
+        let tail = ring.ctl.tail.load(Ordering::Acquire);
+        let now = sys::realtime_ns();
+        list.into_iter()
+            .map(|(idx, mut info)| {
+                info.in_flight = shared.leases(idx).in_flight();
+                info.consumers += registry.count(idx, sys::process_alive);
+                info.consumer_attached = info.consumers > 0;
+                // The oldest unfinished message is the first committed one
+                // at or after the group's committed cursor.
+                info.oldest_unacked_age_ns = (info.committed..tail)
+                    .take(64)
+                    .find(|&p| ring.peek(p) == Peek::Ready)
+                    .map(|p| {
+                        // SAFETY: inside the mapping; a plain u64 (any bit
+                        // pattern is a value); at worst a stale reading if
+                        // the slot is being reused right now.
+                        let ts = unsafe {
+                            std::ptr::read_volatile(
+                                ring.slots
+                                    .slot(p)
+                                    .add(std::mem::offset_of!(SlotHeader, timestamp_ns))
+                                    as *const u64,
+                            )
+                        };
+                        now.saturating_sub(ts)
+                    })
+                    .unwrap_or(0);
+                info
+            })
+            .collect()
+    }
+
+    /// The dead-letter queue.
+    pub fn dlq(&self) -> DeadLetters {
+        DeadLetters {
+            shared: self.shared.clone(),
+        }
     }
 
     /// Moves group `group` to `to` (replay or skip) while no consumer is
@@ -485,8 +626,18 @@ impl Queue {
         let idx = groups
             .find(&g, group)
             .ok_or_else(|| Error::NotFound(format!("group {group:?}")))?;
+        let sharers = Registry {
+            records: self.shared.consumer_records(),
+        }
+        .count(idx, sys::process_alive);
+        if sharers > 0 {
+            return Err(Error::Busy(format!(
+                "group {group:?} has {sharers} live ack=manual consumer(s); stop them first"
+            )));
+        }
         let start = resolve_seek(&self.shared, &g, to);
         let pos = groups.seek(&g, idx, group, start, 0, sys::process_alive)?;
+        self.shared.leases(idx).reset();
         drop(g);
         self.shared.ring().notify_space();
         Ok(pos)
@@ -523,7 +674,8 @@ impl Queue {
             rejected: hdr.counters.rejected.load(Ordering::Relaxed),
             aborted,
             producers,
-            consumers: groups.iter().filter(|g| g.consumer_attached).count() as u64,
+            consumers: groups.iter().map(|g| g.consumers).sum(),
+            dlq_depth: self.dlq().len(),
             groups,
         }
     }
@@ -619,6 +771,8 @@ fn validate(map: &sys::Mapping, path: &Path) -> Result<(Config, Geometry)> {
         config.slot_size as u64,
         config.max_groups as u64,
         config.max_producers as u64,
+        config.max_consumers as u64,
+        config.dlq_slots as u64,
     )
     .map_err(|e| Error::corrupt(path, format!("bad geometry: {e}")))?;
     let expect = |what: &str, found: u64, want: u64| {
@@ -639,6 +793,14 @@ fn validate(map: &sys::Mapping, path: &Path) -> Result<(Config, Geometry)> {
         config.producers_offset,
         geo.producers_offset,
     )?;
+    expect(
+        "consumers_offset",
+        config.consumers_offset,
+        geo.consumers_offset,
+    )?;
+    expect("leases_offset", config.leases_offset, geo.leases_offset)?;
+    expect("dlq_offset", config.dlq_offset, geo.dlq_offset)?;
+    expect("dlq_stride", config.dlq_stride as u64, geo.dlq_stride)?;
     expect("slots_offset", config.slots_offset, geo.slots_offset)?;
     expect("total_size", config.total_size, geo.total_size)?;
     expect("file size", map.len() as u64, geo.total_size)?;

@@ -62,7 +62,7 @@ fn newer_version() {
             e,
             Error::Incompatible {
                 found: 99,
-                expected: 1,
+                expected: 2,
                 ..
             }
         ),
@@ -84,8 +84,8 @@ fn garbled_header_fails_its_checksum() {
 fn garbled_cursors() {
     let (dir, o) = setup();
     drop(Queue::create("c", &o).unwrap());
-    // head (offset 192 + 64) beyond tail.
-    poke(&dir.path().join("c.shmq"), 256, &5u64.to_le_bytes());
+    // head (offset 256 + 64) beyond tail.
+    poke(&dir.path().join("c.shmq"), 320, &5u64.to_le_bytes());
     let e = open_err("c", &o);
     assert!(e.to_string().contains("cursors out of range"), "{e}");
 }
@@ -94,7 +94,7 @@ fn garbled_cursors() {
 fn half_initialized_file() {
     let (dir, o) = setup();
     drop(Queue::create("h", &o).unwrap());
-    poke(&dir.path().join("h.shmq"), 128, &0u32.to_le_bytes());
+    poke(&dir.path().join("h.shmq"), 192, &0u32.to_le_bytes());
     let e = open_err("h", &o);
     assert!(e.to_string().contains("incomplete"), "{e}");
 }
@@ -107,9 +107,10 @@ fn garbled_message_length_is_an_error_not_a_read() {
     let mut p = q.producer().unwrap();
     p.publish(b"first").unwrap();
     p.publish(b"second").unwrap();
-    // The first slot's len field (slots region at 24 KiB, len at +24).
-    let slots_offset: u64 = 4096 + 16 * 256 + 256 * 64;
-    let slots_offset = slots_offset.div_ceil(4096) * 4096;
+    // The first slot's len field (len at +24 in the slot); the slots
+    // region's offset is the config's `slots_offset` (at byte 80).
+    let file = std::fs::read(dir.path().join("m.shmq")).unwrap();
+    let slots_offset = u64::from_le_bytes(file[80..88].try_into().unwrap());
     poke(
         &dir.path().join("m.shmq"),
         slots_offset + 24,

@@ -1,0 +1,584 @@
+//! Leases: the per-message delivery state of an ack=manual group, where
+//! any number of consumers compete and every message is acked, nacked,
+//! expired or dead-lettered.
+//!
+//! Each ring position `p` has, per group, one [`LeaseRecord`] (at index
+//! `p & (slots - 1)`) whose `word` packs
+//!
+//! ```text
+//!   bits 0..3    state: FREE, TAKING, LEASED, READY, ACKED, DEAD
+//!   bits 3..11   attempt: deliveries so far (saturating at 255)
+//!   bits 11..23  holder: the consumer's registry index (TAKING, LEASED)
+//!   bits 23..32  epoch: bumped by every change of holder or deadline
+//!   bits 32..64  the low 32 bits of p
+//! ```
+//!
+//! A word whose tag is not `p`, or whose state is FREE, says `p` was never
+//! handed out. Unfinished positions lie in `committed .. committed + slots`
+//! (the ring never holds more), so 32 bits of tag never alias.
+//!
+//! ```text
+//!  FREE ──take_new──▶ TAKING ─▶ LEASED ──ack──▶ ACKED ─┐
+//!                        ▲        │  └─extend─▶ TAKING ─▶ LEASED
+//!                        │        ├─nack/drop─▶ TAKING ─▶ READY ──┐
+//!                        │        └─dead-letter▶ TAKING ─▶ DEAD ──┤
+//!                        └── take_again (READY due, or LEASED/TAKING   committed
+//!                            past its deadline or held by a dead       advances over
+//!                            consumer)                                 ACKED and DEAD
+//! ```
+//!
+//! Every transition is a CAS on `word`, so exactly one of an ack, an
+//! expiry and a redelivery wins. TAKING is a short-lived exclusive state:
+//! whoever CASes a word to TAKING (holder = itself) alone writes the
+//! record's other fields (deadline, delivery times), then publishes them
+//! with a Release store of the next state. Nobody expires a TAKING word
+//! held by a live consumer, so a deadline is never judged half-written.
+//!
+//! The group's `committed` cursor advances over the contiguous prefix of
+//! ACKED and DEAD positions: whoever finishes a position runs the advance
+//! after its own CAS, so whichever of two out-of-order acks comes last
+//! moves the cursor over both (loom: `loom_out_of_order_acks_commit`).
+
+use crate::layout::{GroupRecord, LeaseRecord};
+use crate::sync::Ordering;
+
+/// States of a lease word.
+pub(crate) mod state {
+    /// Never handed out (or an older position's word).
+    pub const FREE: u64 = 0;
+    /// Being changed by its holder; other fields are the holder's.
+    pub const TAKING: u64 = 1;
+    /// Delivered to its holder until `deadline_ns`.
+    pub const LEASED: u64 = 2;
+    /// Waiting to be delivered again, not before `deadline_ns`.
+    pub const READY: u64 = 3;
+    /// Acked: finished for the group.
+    pub const ACKED: u64 = 4;
+    /// Moved to the dead-letter queue: finished for the group.
+    pub const DEAD: u64 = 5;
+}
+use state::{ACKED, DEAD, FREE, LEASED, READY, TAKING};
+
+/// The largest registry index a word can name.
+const MAX_HOLDER: u32 = (1 << 12) - 1;
+const _: () = assert!(crate::layout::MAX_CONSUMERS - 1 <= MAX_HOLDER);
+
+/// A decoded lease word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Word(pub u64);
+
+impl Word {
+    #[inline(always)]
+    pub(crate) fn new(pos: u64, state: u64, attempt: u32, holder: u32, epoch: u32) -> Word {
+        Word(
+            ((pos & 0xffff_ffff) << 32)
+                | ((epoch as u64 & 0x1ff) << 23)
+                | ((holder as u64 & 0xfff) << 11)
+                | ((attempt.min(255) as u64) << 3)
+                | state,
+        )
+    }
+    #[inline(always)]
+    pub(crate) fn state(self) -> u64 {
+        self.0 & 7
+    }
+    #[inline(always)]
+    pub(crate) fn attempt(self) -> u32 {
+        ((self.0 >> 3) & 0xff) as u32
+    }
+    #[inline(always)]
+    pub(crate) fn holder(self) -> u32 {
+        ((self.0 >> 11) & 0xfff) as u32
+    }
+    #[inline(always)]
+    fn epoch(self) -> u32 {
+        ((self.0 >> 23) & 0x1ff) as u32
+    }
+    /// Whether the word speaks of position `pos` (and not of nothing).
+    #[inline(always)]
+    pub(crate) fn is_for(self, pos: u64) -> bool {
+        self.state() != FREE && (self.0 >> 32) == (pos & 0xffff_ffff)
+    }
+    /// The same position, in `state`, held by `holder`, with the epoch
+    /// bumped.
+    #[inline(always)]
+    fn next(self, pos: u64, state: u64, attempt: u32, holder: u32) -> Word {
+        Word::new(pos, state, attempt, holder, self.epoch().wrapping_add(1))
+    }
+}
+
+/// What a consumer holds: the position and the exact word of its lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Held {
+    pub pos: u64,
+    pub word: Word,
+}
+
+impl Held {
+    /// Deliveries so far, this one included.
+    pub(crate) fn attempt(&self) -> u32 {
+        self.word.attempt()
+    }
+}
+
+/// Why [`Leases::take_again`] could take a position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reclaimed {
+    /// It was waiting (nacked, dropped, or requeued after a delay).
+    Ready,
+    /// Its lease ran out or its holder died.
+    Expired,
+}
+
+/// Clock readings a transition needs (passed in, so loom models control
+/// time).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Now {
+    /// CLOCK_MONOTONIC ns: deadlines.
+    pub mono: u64,
+    /// CLOCK_REALTIME ns: delivery times.
+    pub real: u64,
+}
+
+/// The lease protocol over one group's records.
+pub(crate) struct Leases<'a> {
+    pub records: &'a [LeaseRecord],
+    pub group: &'a GroupRecord,
+}
+
+impl Leases<'_> {
+    #[inline(always)]
+    fn rec(&self, pos: u64) -> &LeaseRecord {
+        &self.records[(pos as usize) & (self.records.len() - 1)]
+    }
+
+    /// The word of `pos` (Acquire: pairs with the Release store that made
+    /// it, so the record's other fields are those of that state).
+    #[inline(always)]
+    pub(crate) fn word(&self, pos: u64) -> Word {
+        Word(self.rec(pos).word.load(Ordering::Acquire))
+    }
+
+    /// Moves the group's dispatch cursor past `pos` if it is still there
+    /// (anyone may help: the CAS only ever moves it by one).
+    #[inline(always)]
+    fn pass(&self, pos: u64) {
+        let _ = self
+            .group
+            .next
+            .compare_exchange(pos, pos + 1, Ordering::AcqRel, Ordering::Relaxed);
+    }
+
+    /// Finishes TAKING `pos`: writes the lease's deadline and times, then
+    /// publishes `to` (Release: those writes are visible to whoever loads
+    /// the word with Acquire).
+    #[inline]
+    fn settle(&self, pos: u64, to: Word, deadline: u64, first: Option<u64>, last: Option<u64>) {
+        let rec = self.rec(pos);
+        rec.deadline_ns.store(deadline, Ordering::Relaxed);
+        if let Some(f) = first {
+            rec.first_ns.store(f, Ordering::Relaxed);
+        }
+        if let Some(l) = last {
+            rec.last_ns.store(l, Ordering::Relaxed);
+        }
+        rec.word.store(to.0, Ordering::Release);
+    }
+
+    /// Takes position `pos`, which the caller found committed in the ring
+    /// at the group's dispatch cursor, for its first delivery to consumer
+    /// `me`. `None` if another consumer took it first (the cursor has
+    /// moved on; look again).
+    pub(crate) fn take_new(&self, pos: u64, me: u32, now: Now, lease_ns: u64) -> Option<Held> {
+        let rec = self.rec(pos);
+        let w = Word(rec.word.load(Ordering::Acquire));
+        if w.is_for(pos) {
+            self.pass(pos);
+            return None;
+        }
+        let taking = Word::new(pos, TAKING, 1, me, 0);
+        // AcqRel: Acquire orders our later field writes after the older
+        // word; Release is irrelevant (TAKING publishes nothing).
+        rec.word
+            .compare_exchange(w.0, taking.0, Ordering::AcqRel, Ordering::Relaxed)
+            .ok()?;
+        self.pass(pos);
+        let leased = taking.next(pos, LEASED, 1, me);
+        self.settle(
+            pos,
+            leased,
+            now.mono.saturating_add(lease_ns),
+            Some(now.real),
+            Some(now.real),
+        );
+        Some(Held { pos, word: leased })
+    }
+
+    /// Marks `pos` (aborted in the ring: there is no message) finished for
+    /// the group, as the dispatcher passes it.
+    pub(crate) fn skip(&self, pos: u64) {
+        let rec = self.rec(pos);
+        let w = Word(rec.word.load(Ordering::Acquire));
+        if !w.is_for(pos) {
+            let _ = rec.word.compare_exchange(
+                w.0,
+                Word::new(pos, ACKED, 0, 0, 0).0,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
+        self.pass(pos);
+    }
+
+    /// Takes `pos` (below the dispatch cursor) again for consumer `me` if
+    /// it is due: READY and past its not-before time, or LEASED past its
+    /// deadline, or LEASED/TAKING by a consumer `alive` says is dead.
+    pub(crate) fn take_again(
+        &self,
+        pos: u64,
+        me: u32,
+        now: Now,
+        lease_ns: u64,
+        alive: &mut impl FnMut(u32) -> bool,
+    ) -> Option<(Held, Reclaimed)> {
+        let rec = self.rec(pos);
+        let w = Word(rec.word.load(Ordering::Acquire));
+        if !w.is_for(pos) {
+            return None;
+        }
+        let why = match w.state() {
+            READY if rec.deadline_ns.load(Ordering::Relaxed) <= now.mono => Reclaimed::Ready,
+            LEASED if rec.deadline_ns.load(Ordering::Relaxed) <= now.mono || !alive(w.holder()) => {
+                Reclaimed::Expired
+            }
+            TAKING if w.holder() != me && !alive(w.holder()) => Reclaimed::Expired,
+            _ => return None,
+        };
+        let attempt = w.attempt().saturating_add(1);
+        let taking = w.next(pos, TAKING, attempt, me);
+        // The CAS decides between us, an ack, an extension, and other
+        // reclaimers: only the exact word we judged may be replaced.
+        rec.word
+            .compare_exchange(w.0, taking.0, Ordering::AcqRel, Ordering::Relaxed)
+            .ok()?;
+        let leased = taking.next(pos, LEASED, attempt, me);
+        self.settle(
+            pos,
+            leased,
+            now.mono.saturating_add(lease_ns),
+            None,
+            Some(now.real),
+        );
+        Some((Held { pos, word: leased }, why))
+    }
+
+    /// Takes our own lease into TAKING (to change it), or reports it lost.
+    fn own(&self, held: &Held) -> Result<Word, ()> {
+        let taking = held
+            .word
+            .next(held.pos, TAKING, held.word.attempt(), held.word.holder());
+        self.rec(held.pos)
+            .word
+            .compare_exchange(held.word.0, taking.0, Ordering::AcqRel, Ordering::Relaxed)
+            .map(|_| taking)
+            .map_err(drop)
+    }
+
+    /// Acks our lease. `Err` if it was taken away (expired, reclaimed).
+    pub(crate) fn ack(&self, held: &Held) -> Result<(), ()> {
+        // AcqRel: Release orders our reads of the payload before the ack,
+        // so a producer reusing the slot (after `committed` passes it,
+        // itself ordered after this) never overwrites what we read.
+        self.rec(held.pos)
+            .word
+            .compare_exchange(
+                held.word.0,
+                Word::new(held.pos, ACKED, held.word.attempt(), 0, 0).0,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .map(drop)
+            .map_err(drop)
+    }
+
+    /// Gives our lease back to be delivered again, not before
+    /// `not_before` (CLOCK_MONOTONIC ns).
+    pub(crate) fn requeue(&self, held: &Held, not_before: u64) -> Result<(), ()> {
+        let taking = self.own(held)?;
+        let ready = taking.next(held.pos, READY, held.word.attempt(), 0);
+        self.settle(held.pos, ready, not_before, None, None);
+        Ok(())
+    }
+
+    /// Extends our lease to `deadline` (CLOCK_MONOTONIC ns); returns the
+    /// new word we hold.
+    pub(crate) fn extend(&self, held: &Held, deadline: u64) -> Result<Held, ()> {
+        let taking = self.own(held)?;
+        let leased = taking.next(held.pos, LEASED, held.word.attempt(), held.word.holder());
+        self.settle(held.pos, leased, deadline, None, None);
+        Ok(Held {
+            pos: held.pos,
+            word: leased,
+        })
+    }
+
+    /// Takes our lease into TAKING to move it to the dead-letter queue;
+    /// then [`finish_dead`](Self::finish_dead) or, if the DLQ refused it,
+    /// [`restore`](Self::restore).
+    pub(crate) fn begin_dead(&self, held: &Held) -> Result<Held, ()> {
+        self.own(held).map(|word| Held {
+            pos: held.pos,
+            word,
+        })
+    }
+
+    /// The message is in the dead-letter queue: finished for the group.
+    pub(crate) fn finish_dead(&self, taking: &Held) {
+        self.rec(taking.pos).word.store(
+            Word::new(taking.pos, DEAD, taking.word.attempt(), 0, 0).0,
+            Ordering::Release,
+        );
+    }
+
+    /// Undoes [`begin_dead`](Self::begin_dead): we hold the lease again.
+    pub(crate) fn restore(&self, taking: &Held) -> Held {
+        let leased = taking.word.next(
+            taking.pos,
+            LEASED,
+            taking.word.attempt(),
+            taking.word.holder(),
+        );
+        self.rec(taking.pos).word.store(leased.0, Ordering::Release);
+        Held {
+            pos: taking.pos,
+            word: leased,
+        }
+    }
+
+    /// CLOCK_REALTIME ns of the first and latest delivery of a position we
+    /// hold.
+    pub(crate) fn times(&self, pos: u64) -> (u64, u64) {
+        let rec = self.rec(pos);
+        (
+            rec.first_ns.load(Ordering::Relaxed),
+            rec.last_ns.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Advances the group's `committed` cursor over finished (ACKED or
+    /// DEAD) positions. Returns whether it moved.
+    pub(crate) fn advance_committed(&self) -> bool {
+        let mut moved = false;
+        loop {
+            let c = self.group.committed.load(Ordering::Acquire);
+            if c >= self.group.next.load(Ordering::Acquire) {
+                return moved;
+            }
+            let w = self.word(c);
+            if !(w.is_for(c) && matches!(w.state(), ACKED | DEAD)) {
+                return moved;
+            }
+            // SeqCst: the waker half of the space Signal (producers sleep
+            // until `committed` moves) and Release for the reads of the
+            // slot below it (the ack's Acquire-Release chain).
+            if self
+                .group
+                .committed
+                .compare_exchange(c, c + 1, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+            {
+                moved = true;
+            }
+        }
+    }
+
+    /// Forgets every lease (a seek or a change of mode, under the admin
+    /// lock with no consumer attached).
+    pub(crate) fn reset(&self) {
+        for r in self.records {
+            r.word.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Positions in `committed .. next` that are leased right now.
+    pub(crate) fn in_flight(&self) -> u64 {
+        let c = self.group.committed.load(Ordering::Acquire);
+        let n = self.group.next.load(Ordering::Acquire);
+        (c..n)
+            .filter(|&p| {
+                let w = self.word(p);
+                w.is_for(p) && matches!(w.state(), LEASED | TAKING)
+            })
+            .count() as u64
+    }
+
+    /// Hands every lease held by registry index `holder` back (its
+    /// previous owner is dead and the index is being reused).
+    pub(crate) fn release_holder(&self, holder: u32, now: Now) {
+        let c = self.group.committed.load(Ordering::Acquire);
+        let n = self.group.next.load(Ordering::Acquire);
+        for pos in c..n {
+            let rec = self.rec(pos);
+            let w = Word(rec.word.load(Ordering::Acquire));
+            if w.is_for(pos) && matches!(w.state(), LEASED | TAKING) && w.holder() == holder {
+                let taking = w.next(pos, TAKING, w.attempt(), holder);
+                if rec
+                    .word
+                    .compare_exchange(w.0, taking.0, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    let ready = taking.next(pos, READY, w.attempt(), 0);
+                    self.settle(pos, ready, now.mono, None, None);
+                    self.group.expired.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn world(slots: usize) -> (Vec<LeaseRecord>, GroupRecord) {
+        (
+            (0..slots).map(|_| LeaseRecord::new()).collect(),
+            GroupRecord::new(),
+        )
+    }
+
+    const NOW: Now = Now {
+        mono: 1000,
+        real: 5,
+    };
+
+    #[test]
+    fn words_pack_and_unpack() {
+        let w = Word::new(0x1_2345_6789, LEASED, 7, 300, 5);
+        assert_eq!(
+            (w.state(), w.attempt(), w.holder(), w.epoch()),
+            (LEASED, 7, 300, 5)
+        );
+        assert!(w.is_for(0x1_2345_6789));
+        assert!(!w.is_for(0x1_2345_6788));
+        assert!(!Word(0).is_for(0));
+        assert_eq!(Word::new(1, READY, 999, 0, 0).attempt(), 255);
+    }
+
+    #[test]
+    fn take_ack_and_commit_out_of_order() {
+        let (recs, g) = world(4);
+        let l = Leases {
+            records: &recs,
+            group: &g,
+        };
+        let a = l.take_new(0, 1, NOW, 100).unwrap();
+        assert_eq!(g.next.load(Ordering::Relaxed), 1);
+        assert!(l.take_new(0, 2, NOW, 100).is_none(), "taken already");
+        let b = l.take_new(1, 2, NOW, 100).unwrap();
+        assert_eq!((a.attempt(), b.attempt()), (1, 1));
+        assert_eq!(l.in_flight(), 2);
+        l.ack(&b).unwrap();
+        assert!(!l.advance_committed(), "0 is still leased");
+        l.ack(&a).unwrap();
+        assert!(l.advance_committed());
+        assert_eq!(g.committed.load(Ordering::Relaxed), 2);
+        assert_eq!(l.ack(&a), Err(()), "acked twice");
+    }
+
+    #[test]
+    fn expiry_redelivers_once_and_the_old_holder_loses() {
+        let (recs, g) = world(4);
+        let l = Leases {
+            records: &recs,
+            group: &g,
+        };
+        let first = l.take_new(0, 1, NOW, 100).unwrap();
+        let mut alive = |_| true;
+        // Not yet expired.
+        assert!(l.take_again(0, 2, NOW, 100, &mut alive).is_none());
+        let later = Now {
+            mono: 1100,
+            real: 6,
+        };
+        let (second, why) = l.take_again(0, 2, later, 100, &mut alive).unwrap();
+        assert_eq!((why, second.attempt()), (Reclaimed::Expired, 2));
+        assert!(l.take_again(0, 3, later, 100, &mut alive).is_none());
+        assert_eq!(l.ack(&first), Err(()), "LeaseExpired");
+        assert_eq!(l.extend(&first, 5000), Err(()));
+        assert_eq!(l.times(0), (5, 6));
+        l.ack(&second).unwrap();
+        assert!(l.advance_committed());
+    }
+
+    #[test]
+    fn a_dead_holder_loses_its_lease_at_once() {
+        let (recs, g) = world(4);
+        let l = Leases {
+            records: &recs,
+            group: &g,
+        };
+        l.take_new(0, 1, NOW, 1_000_000).unwrap();
+        let mut alive = |h| h != 1;
+        let (h, why) = l.take_again(0, 2, NOW, 100, &mut alive).unwrap();
+        assert_eq!((why, h.attempt()), (Reclaimed::Expired, 2));
+    }
+
+    #[test]
+    fn requeue_after_a_delay_and_extend() {
+        let (recs, g) = world(4);
+        let l = Leases {
+            records: &recs,
+            group: &g,
+        };
+        let h = l.take_new(0, 1, NOW, 100).unwrap();
+        let h = l.extend(&h, 10_000).unwrap();
+        let mut alive = |_| true;
+        let at = |mono| Now { mono, real: 0 };
+        assert!(
+            l.take_again(0, 2, at(5000), 100, &mut alive).is_none(),
+            "extended"
+        );
+        l.requeue(&h, 6000).unwrap();
+        assert_eq!(l.ack(&h), Err(()), "given back");
+        assert!(
+            l.take_again(0, 2, at(5999), 100, &mut alive).is_none(),
+            "not before"
+        );
+        let (h2, why) = l.take_again(0, 2, at(6000), 100, &mut alive).unwrap();
+        assert_eq!((why, h2.attempt()), (Reclaimed::Ready, 2));
+    }
+
+    #[test]
+    fn dead_letters_and_skips_finish_positions() {
+        let (recs, g) = world(4);
+        let l = Leases {
+            records: &recs,
+            group: &g,
+        };
+        l.skip(0);
+        let h = l.take_new(1, 1, NOW, 100).unwrap();
+        let t = l.begin_dead(&h).unwrap();
+        let h = l.restore(&t);
+        assert_eq!(l.in_flight(), 1, "restored: still leased");
+        let t = l.begin_dead(&h).unwrap();
+        l.finish_dead(&t);
+        assert!(l.advance_committed());
+        assert_eq!(g.committed.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_reused_registry_index_gives_back_the_dead_holders_leases() {
+        let (recs, g) = world(4);
+        let l = Leases {
+            records: &recs,
+            group: &g,
+        };
+        l.take_new(0, 7, NOW, 1_000_000).unwrap();
+        l.take_new(1, 8, NOW, 1_000_000).unwrap();
+        l.release_holder(7, NOW);
+        assert_eq!(l.word(0).state(), READY);
+        assert_eq!(l.word(1).state(), LEASED);
+        assert_eq!(g.expired.load(Ordering::Relaxed), 1);
+    }
+}

@@ -1,0 +1,270 @@
+//! ack=manual: leases, competing consumers, redelivery, the dead-letter
+//! queue. (Killed consumer processes: `tests/tests/delivery.rs`.)
+
+use std::time::{Duration, Instant};
+
+use shmq::{Ack, ConsumerOptions, Error, Nack, Options, Queue, Reason, Start};
+
+fn opts(dir: &tempfile::TempDir) -> Options {
+    Options::new().dir(dir.path()).slots(16).slot_size(64)
+}
+
+fn manual() -> ConsumerOptions {
+    ConsumerOptions::new().ack(Ack::Manual)
+}
+
+#[test]
+fn competing_consumers_share_messages_and_ack_out_of_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("compete", &opts(&dir)).unwrap();
+    let mut a = q.consumer("g", manual()).unwrap();
+    let mut b = q.consumer("g", manual()).unwrap();
+    let mut p = q.producer().unwrap();
+    for i in 0..4u8 {
+        p.publish(&[i]).unwrap();
+    }
+    let m0 = a.receive().unwrap();
+    let m1 = b.receive().unwrap();
+    assert_eq!((m0.seq(), m1.seq()), (0, 1), "each message to one consumer");
+    assert_eq!((m0.attempt(), m1.attempt()), (1, 1));
+    let info = &q.groups()[0];
+    assert_eq!((info.in_flight, info.consumers, info.committed), (2, 2, 0));
+    m1.ack().unwrap();
+    assert_eq!(q.groups()[0].committed, 0, "seq 0 is still leased");
+    m0.ack().unwrap();
+    assert_eq!(q.groups()[0].committed, 2, "the acked prefix is committed");
+    for want in 2..4u8 {
+        let m = a.receive().unwrap();
+        assert_eq!(m.payload(), [want]);
+        m.ack().unwrap();
+    }
+    let info = &q.groups()[0];
+    assert_eq!(
+        (info.acked, info.delivered, info.committed, info.lag),
+        (4, 4, 4, 0)
+    );
+    assert!(a.try_receive().unwrap().is_none());
+}
+
+#[test]
+fn a_dropped_delivery_comes_back_at_once_with_the_next_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("drop", &opts(&dir)).unwrap();
+    let mut c = q.consumer("g", manual()).unwrap();
+    q.producer().unwrap().publish(b"x").unwrap();
+    drop(c.receive().unwrap());
+    let m = c.receive_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!((m.seq(), m.attempt(), m.payload()), (0, 2, &b"x"[..]));
+    m.ack().unwrap();
+    assert_eq!(q.groups()[0].redelivered, 1);
+}
+
+#[test]
+fn nack_requeues_now_or_after_a_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("nack", &opts(&dir)).unwrap();
+    let mut c = q.consumer("g", manual()).unwrap();
+    q.producer().unwrap().publish(b"x").unwrap();
+    c.receive().unwrap().nack(Nack::Requeue).unwrap();
+    let m = c.receive_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(m.attempt(), 2);
+    let t0 = Instant::now();
+    m.nack(Nack::RequeueAfter(Duration::from_millis(300)))
+        .unwrap();
+    assert!(c.try_receive().unwrap().is_none(), "not before the delay");
+    let m = c.receive_timeout(Duration::from_secs(5)).unwrap();
+    assert!(t0.elapsed() >= Duration::from_millis(300));
+    assert_eq!(m.attempt(), 3);
+    m.ack().unwrap();
+    assert_eq!(q.groups()[0].nacked, 2);
+}
+
+#[test]
+fn an_expired_lease_goes_to_another_consumer_and_the_late_ack_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("expire", &opts(&dir).lease(Duration::from_millis(200))).unwrap();
+    let mut slow = q.consumer("g", manual()).unwrap();
+    let mut fast = q.consumer("g", manual()).unwrap();
+    q.producer().unwrap().publish(b"job").unwrap();
+    let m = slow.receive().unwrap();
+    assert!(fast.try_receive().unwrap().is_none(), "leased to slow");
+    let again = fast.receive_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!((again.seq(), again.attempt()), (0, 2));
+    assert!(matches!(m.ack(), Err(Error::LeaseExpired)));
+    again.ack().unwrap();
+    let info = &q.groups()[0];
+    assert_eq!((info.expired, info.acked, info.committed), (1, 1, 1));
+}
+
+#[test]
+fn extending_a_lease_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("extend", &opts(&dir).lease(Duration::from_millis(150))).unwrap();
+    let mut a = q.consumer("g", manual()).unwrap();
+    let mut b = q.consumer("g", manual()).unwrap();
+    q.producer().unwrap().publish(b"long job").unwrap();
+    let mut m = a.receive().unwrap();
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(100));
+        m.extend_lease(Duration::from_millis(150)).unwrap();
+        assert!(b.try_receive().unwrap().is_none());
+    }
+    m.ack().unwrap();
+    assert_eq!(q.groups()[0].expired, 0);
+}
+
+#[test]
+fn a_poison_message_reaches_the_dlq_after_max_deliveries_while_others_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("poison", &opts(&dir).max_deliveries(3)).unwrap();
+    q.create_group("other", Start::Earliest).unwrap();
+    let mut c = q.consumer("work", manual()).unwrap();
+    let mut p = q.producer().unwrap();
+    p.publish(b"poison").unwrap();
+    p.publish(b"fine").unwrap();
+    let mut fine = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while q.dlq().is_empty() || fine == 0 {
+        assert!(Instant::now() < deadline, "poison never dead-lettered");
+        let Ok(m) = c.receive_timeout(Duration::from_millis(500)) else {
+            continue;
+        };
+        if m.payload() == b"poison" {
+            m.nack(Nack::Requeue).unwrap();
+        } else {
+            fine += 1;
+            m.ack().unwrap();
+        }
+    }
+    assert_eq!(fine, 1);
+    let dead = q.dlq().list().unwrap();
+    assert_eq!(dead.len(), 1);
+    let d = &dead[0];
+    assert_eq!(
+        (
+            d.seq,
+            d.group.as_str(),
+            d.attempts,
+            d.reason,
+            d.payload.as_slice()
+        ),
+        (0, "work", 3, Reason::MaxDeliveries, &b"poison"[..])
+    );
+    assert!(d.first_delivery_ns <= d.last_delivery_ns && d.last_delivery_ns <= d.dead_lettered_ns);
+    let info = q.groups().into_iter().find(|g| g.name == "work").unwrap();
+    assert_eq!((info.dead_lettered, info.committed), (1, 2));
+    assert_eq!(q.stats().dlq_depth, 1);
+}
+
+#[test]
+fn redrive_goes_to_the_dead_lettering_group_only_and_purge_empties() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("redrive", &opts(&dir)).unwrap();
+    q.create_group("a", Start::Earliest).unwrap();
+    q.create_group("b", Start::Earliest).unwrap();
+    let mut a = q.consumer("a", manual()).unwrap();
+    let mut b = q.consumer("b", ConsumerOptions::new()).unwrap();
+    let mut p = q.producer().unwrap();
+    p.publish_with(b"bad", &shmq::Meta::new().type_id(3).correlation_id(9))
+        .unwrap();
+    p.publish(b"worse").unwrap();
+    assert_eq!(b.receive().unwrap().payload(), b"bad");
+    assert_eq!(b.receive().unwrap().payload(), b"worse");
+    a.receive().unwrap().nack(Nack::DeadLetter).unwrap();
+    a.receive().unwrap().nack(Nack::DeadLetter).unwrap();
+    let dead = q.dlq().list().unwrap();
+    assert_eq!(dead.iter().map(|d| d.seq).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(dead[0].reason, Reason::Nacked);
+    assert!(matches!(q.dlq().redrive(Some(7)), Err(Error::NotFound(_))));
+    assert_eq!(q.dlq().redrive(Some(0)).unwrap(), 1);
+    // Group a gets it again, with its metadata and the next attempt...
+    let m = a.receive_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        (m.seq(), m.payload(), m.type_id(), m.correlation_id()),
+        (0, &b"bad"[..], 3, 9)
+    );
+    assert_eq!(m.attempt(), 2);
+    m.ack().unwrap();
+    // ...and group b does not.
+    assert!(b.try_receive().unwrap().is_none());
+    assert_eq!(q.dlq().list().unwrap().len(), 1);
+    assert_eq!(q.dlq().purge().unwrap(), 1);
+    assert!(q.dlq().list().unwrap().is_empty());
+}
+
+#[test]
+fn a_redriven_message_reaches_an_auto_consumer_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("redrive-auto", &opts(&dir)).unwrap();
+    {
+        let mut c = q.consumer("g", manual()).unwrap();
+        q.producer().unwrap().publish(b"again").unwrap();
+        c.receive().unwrap().nack(Nack::DeadLetter).unwrap();
+    }
+    q.dlq().redrive(None).unwrap();
+    let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
+    let m = c.receive_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(m.payload(), b"again");
+    drop(m);
+    assert!(c.try_receive().unwrap().is_none());
+    assert!(q.dlq().list().unwrap().is_empty());
+}
+
+#[test]
+fn a_full_dlq_keeps_the_message_leased_never_drops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(&dir).dlq_slots(1).lease(Duration::from_millis(200));
+    let q = Queue::create("full", &o).unwrap();
+    let mut c = q.consumer("g", manual()).unwrap();
+    let mut p = q.producer().unwrap();
+    p.publish(b"one").unwrap();
+    p.publish(b"two").unwrap();
+    c.receive().unwrap().nack(Nack::DeadLetter).unwrap();
+    let m = c.receive().unwrap();
+    assert_eq!(m.payload(), b"two");
+    assert!(matches!(m.nack(Nack::DeadLetter), Err(Error::DlqFull(1))));
+    // Still leased: not delivered until the lease runs out, then again.
+    assert!(c.try_receive().unwrap().is_none());
+    let m = c.receive_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!((m.payload(), m.attempt()), (&b"two"[..], 2));
+    m.ack().unwrap();
+    assert_eq!(q.dlq().len(), 1);
+}
+
+#[test]
+fn a_group_uses_one_ack_mode_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("modes", &opts(&dir)).unwrap();
+    let m = q.consumer("g", manual()).unwrap();
+    assert!(matches!(
+        q.consumer("g", ConsumerOptions::new()),
+        Err(Error::Busy(_))
+    ));
+    assert!(matches!(
+        q.seek_group("g", shmq::Seek::Earliest),
+        Err(Error::Busy(_))
+    ));
+    drop(m);
+    let auto = q.consumer("g", ConsumerOptions::new()).unwrap();
+    assert!(matches!(q.consumer("g", manual()), Err(Error::Busy(_))));
+    q.producer().unwrap().publish(b"x").unwrap();
+    let mut auto = auto;
+    let d = auto.receive().unwrap();
+    assert!(matches!(
+        d.nack(Nack::Requeue),
+        Err(Error::InvalidOption(_))
+    ));
+}
+
+#[test]
+fn options_of_delivery_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    for (o, what) in [
+        (opts(&dir).max_deliveries(0), "max_deliveries"),
+        (opts(&dir).lease(Duration::ZERO), "lease"),
+        (opts(&dir).dlq_slots(0), "dlq_slots"),
+    ] {
+        let e = Queue::create("bad", &o).unwrap_err();
+        assert!(e.to_string().contains(what), "{e}");
+    }
+}
