@@ -288,8 +288,21 @@ impl Delivery<'_> {
 }
 
 impl Drop for Delivery<'_> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
+        if let Kind::Auto = self.kind {
+            self.consumer.release(self.msg.seq + 1);
+        } else {
+            self.end_other();
+        }
+    }
+}
+
+impl Delivery<'_> {
+    /// Drop of anything but an ack=auto delivery from the ring.
+    #[cold]
+    #[inline(never)]
+    fn end_other(&mut self) {
         match self.kind {
             Kind::Auto => self.consumer.release(self.msg.seq + 1),
             Kind::Leased(held) => {
@@ -485,17 +498,42 @@ impl Consumer {
     /// with it makes no system call (ack=auto).
     #[inline]
     pub fn try_receive(&mut self) -> Result<Option<Delivery<'_>>> {
+        if self.manual.is_none() && self.record().redrive.load(Ordering::Relaxed) == 0 {
+            // The ack=auto fast path: one load of the slot's state word.
+            return match self.poll() {
+                Some(pos) => self.deliver_auto(pos).map(Some),
+                None => self.nothing_yet().map(|()| None),
+            };
+        }
+        self.try_receive_other()
+    }
+
+    /// `try_receive` for ack=manual, or with redriven dead letters waiting.
+    #[inline(never)]
+    fn try_receive_other(&mut self) -> Result<Option<Delivery<'_>>> {
         match self.poll_any(true)? {
             Some(got) => self.deliver(got).map(Some),
-            None => {
-                self.empty_polls = self.empty_polls.wrapping_add(1);
-                if self.empty_polls % STUCK_CHECK_EVERY == 0 {
-                    self.check_group()?;
-                    self.unstick();
-                }
-                Ok(None)
-            }
+            None => self.nothing_yet().map(|()| None),
         }
+    }
+
+    /// An empty poll: now and then, look for a stuck producer and check
+    /// that the group is still ours.
+    #[inline(always)]
+    fn nothing_yet(&mut self) -> Result<()> {
+        self.empty_polls = self.empty_polls.wrapping_add(1);
+        if self.empty_polls % STUCK_CHECK_EVERY == 0 {
+            self.look_for_trouble()?;
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn look_for_trouble(&mut self) -> Result<()> {
+        self.check_group()?;
+        self.unstick();
+        Ok(())
     }
 
     /// Whether this consumer acks manually.
@@ -876,6 +914,7 @@ impl Consumer {
     }
 
     /// Reads the message at committed position `pos`, checking its length.
+    #[inline(always)]
     fn read(&self, pos: u64) -> Result<Message<'_>> {
         let slot = self.ring().slots.slot(pos);
         // SAFETY: the slot is inside the mapping and COMMITTED (the caller
@@ -956,6 +995,29 @@ impl Consumer {
             consumer: self,
             msg,
             kind,
+        })
+    }
+
+    /// The ack=auto fast path of [`deliver`](Self::deliver).
+    #[inline(always)]
+    fn deliver_auto(&mut self, pos: u64) -> Result<Delivery<'_>> {
+        let msg = match self.read(pos) {
+            Ok(m) => m,
+            Err(e) => {
+                self.advance(pos + 1, 0);
+                self.release(pos + 1);
+                return Err(e);
+            }
+        };
+        let msg = Message {
+            _borrow: PhantomData,
+            ..msg
+        };
+        self.advance(pos + 1, 1);
+        Ok(Delivery {
+            consumer: self,
+            msg,
+            kind: Kind::Auto,
         })
     }
 
