@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use shmq::{ConsumerOptions, Error, Meta, Options, Overflow, Queue, Seek, Start};
+use shmq::{Ack, ConsumerOptions, Error, Meta, Options, Overflow, Queue, Seek, Start};
 
 mod baseline;
 mod bench;
@@ -46,6 +46,16 @@ enum Command {
         /// Seconds before consumers abort a claimed but uncommitted message.
         #[arg(long, default_value_t = 5.0)]
         unblock_timeout: f64,
+        /// Seconds an ack=manual consumer holds a message before it is
+        /// delivered again (the visibility timeout).
+        #[arg(long, default_value_t = 30.0)]
+        lease: f64,
+        /// Deliveries of a message before it goes to the dead-letter queue.
+        #[arg(long, default_value_t = 5)]
+        max_deliveries: u32,
+        /// Entries of the dead-letter queue.
+        #[arg(long, default_value_t = 1024)]
+        dlq_slots: u32,
     },
     /// Publish one message per line of stdin (newline not included), or
     /// --count synthetic messages of --size bytes.
@@ -135,6 +145,14 @@ enum Command {
         #[arg(long, group = "to")]
         latest: bool,
     },
+    /// Inspect the dead-letter queue, send dead letters back to their
+    /// group, or delete them.
+    Dlq {
+        /// Queue name.
+        name: String,
+        #[command(subcommand)]
+        action: DlqAction,
+    },
     /// Delete a consumer group (with no consumer attached).
     GroupDelete {
         /// Queue name.
@@ -155,10 +173,31 @@ enum Command {
     BenchWorker(bench::WorkerArgs),
 }
 
+#[derive(Subcommand, Debug)]
+enum DlqAction {
+    /// One line per dead letter, oldest first (`--json`: one object per line).
+    List {
+        /// JSON lines, payloads as strings (lossy UTF-8).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver dead letters again to the group that dead-lettered them, and
+    /// only to it.
+    Redrive {
+        /// Only the dead letter of this seq.
+        #[arg(long)]
+        seq: Option<u64>,
+    },
+    /// Delete every dead letter that is not being redriven.
+    Purge,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum AckArg {
     /// At-most-once: committed on receive.
     Auto,
+    /// At-least-once: each message is acked after it was written out.
+    Manual,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -235,6 +274,9 @@ fn run(command: Command, opts: Options) -> CliResult {
             max_groups,
             mode,
             unblock_timeout,
+            lease,
+            max_deliveries,
+            dlq_slots,
         } => {
             let overflow: Overflow = overflow.parse()?;
             let mode = u32::from_str_radix(&mode, 8).map_err(|_| {
@@ -248,7 +290,10 @@ fn run(command: Command, opts: Options) -> CliResult {
                     .overflow(overflow)
                     .max_groups(max_groups)
                     .mode(mode)
-                    .unblock_timeout(secs(unblock_timeout, "--unblock-timeout")?),
+                    .unblock_timeout(secs(unblock_timeout, "--unblock-timeout")?)
+                    .lease(secs(lease, "--lease")?)
+                    .max_deliveries(max_deliveries)
+                    .dlq_slots(dlq_slots),
             )?;
             eprintln!(
                 "created {} ({} slots of {} bytes, overflow={})",
@@ -302,6 +347,46 @@ fn run(command: Command, opts: Options) -> CliResult {
                 }
             }
             eprintln!("published {n} messages to {name}");
+            Ok(())
+        }
+        Command::Consume {
+            name,
+            group,
+            count,
+            timeout,
+            ack: AckArg::Manual,
+            start,
+        } => {
+            let q = Queue::open_with(&name, &opts)?;
+            let mut c = q.consumer(
+                &group,
+                ConsumerOptions::new().start(start.into()).ack(Ack::Manual),
+            )?;
+            let timeout = timeout.map(|t| secs(t, "--timeout")).transpose()?;
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            let limit = count.unwrap_or(u64::MAX);
+            let mut n = 0u64;
+            while n < limit {
+                let m = match timeout {
+                    Some(t) => match c.receive_timeout(t) {
+                        Ok(m) => m,
+                        Err(Error::Timeout) => break,
+                        Err(e) => return Err(e.into()),
+                    },
+                    None => c.receive()?,
+                };
+                // Written and flushed before the ack: at-least-once.
+                out.write_all(m.payload())?;
+                out.write_all(b"\n")?;
+                out.flush()?;
+                match m.ack() {
+                    Ok(()) => n += 1,
+                    // Another consumer has it now; it will be written again.
+                    Err(Error::LeaseExpired) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
             Ok(())
         }
         Command::Consume {
@@ -426,6 +511,55 @@ fn run(command: Command, opts: Options) -> CliResult {
             eprintln!("group {group} will receive seq {pos} next");
             Ok(())
         }
+        Command::Dlq { name, action } => {
+            let q = Queue::open_with(&name, &opts)?;
+            let dlq = q.dlq();
+            match action {
+                DlqAction::List { json } => {
+                    let list = dlq.list()?;
+                    if json {
+                        for d in &list {
+                            println!("{}", dead_letter_json(d));
+                        }
+                    } else if list.is_empty() {
+                        eprintln!("no dead letters in {name}");
+                    } else {
+                        println!(
+                            "{:>12} {:<16} {:>8} {:<15} {:>8}  payload",
+                            "seq", "group", "attempts", "reason", "bytes"
+                        );
+                        for d in &list {
+                            println!(
+                                "{:>12} {:<16} {:>8} {:<15} {:>8}  {}",
+                                d.seq,
+                                if d.group.is_empty() {
+                                    "(deleted)"
+                                } else {
+                                    &d.group
+                                },
+                                d.attempts,
+                                if d.redriven {
+                                    "redriven"
+                                } else {
+                                    d.reason.as_str()
+                                },
+                                d.payload.len(),
+                                preview(&d.payload)
+                            );
+                        }
+                    }
+                }
+                DlqAction::Redrive { seq } => {
+                    let n = dlq.redrive(seq)?;
+                    eprintln!("redrove {n} dead letter(s) to their groups");
+                }
+                DlqAction::Purge => {
+                    let n = dlq.purge()?;
+                    eprintln!("purged {n} dead letter(s)");
+                }
+            }
+            Ok(())
+        }
         Command::GroupDelete { name, group } => {
             Queue::open_with(&name, &opts)?.delete_group(&group)?;
             eprintln!("deleted group {group}");
@@ -471,6 +605,34 @@ fn parse_time(t: &str) -> CliResult<u64> {
     Ok((secs * 1e9) as u64)
 }
 
+/// A payload as one printable line: UTF-8 text (control characters
+/// escaped), cut at 60 characters.
+fn preview(p: &[u8]) -> String {
+    let text = String::from_utf8_lossy(p);
+    let mut out: String = text.chars().take(60).flat_map(char::escape_debug).collect();
+    if text.chars().count() > 60 {
+        out.push('…');
+    }
+    out
+}
+
+fn dead_letter_json(d: &shmq::DeadLetter) -> serde_json::Value {
+    serde_json::json!({
+        "seq": d.seq,
+        "group": d.group,
+        "attempts": d.attempts,
+        "reason": d.reason.as_str(),
+        "redriven": d.redriven,
+        "first_delivery_ns": d.first_delivery_ns,
+        "last_delivery_ns": d.last_delivery_ns,
+        "dead_lettered_ns": d.dead_lettered_ns,
+        "timestamp_ns": d.timestamp_ns,
+        "type_id": d.type_id,
+        "correlation_id": d.correlation_id,
+        "payload": String::from_utf8_lossy(&d.payload),
+    })
+}
+
 fn stats_json(s: &shmq::Stats) -> serde_json::Value {
     serde_json::json!({
         "name": s.name,
@@ -487,12 +649,26 @@ fn stats_json(s: &shmq::Stats) -> serde_json::Value {
         "aborted": s.aborted,
         "producers": s.producers,
         "consumers": s.consumers,
+        "dlq_depth": s.dlq_depth,
+        "acked": s.groups.iter().map(|g| g.acked).sum::<u64>(),
+        "nacked": s.groups.iter().map(|g| g.nacked).sum::<u64>(),
+        "redelivered": s.groups.iter().map(|g| g.redelivered).sum::<u64>(),
+        "dead_lettered": s.groups.iter().map(|g| g.dead_lettered).sum::<u64>(),
+        "expired": s.groups.iter().map(|g| g.expired).sum::<u64>(),
         "groups": s.groups.iter().map(|g| serde_json::json!({
             "name": g.name,
             "next": g.next,
             "committed": g.committed,
             "lag": g.lag,
             "delivered": g.delivered,
+            "redelivered": g.redelivered,
+            "acked": g.acked,
+            "nacked": g.nacked,
+            "expired": g.expired,
+            "dead_lettered": g.dead_lettered,
+            "in_flight": g.in_flight,
+            "oldest_unacked_age_ns": g.oldest_unacked_age_ns,
+            "consumers": g.consumers,
             "consumer_attached": g.consumer_attached,
             "created_ns": g.created_ns,
         })).collect::<Vec<_>>(),
@@ -575,12 +751,68 @@ fn stats_prometheus(s: &shmq::Stats) -> String {
         "Next seq the group will receive.",
         per_group(|g| g.next),
     );
+    metric(
+        "group_acked_total",
+        "counter",
+        "Messages acked by the group's consumers (ack=manual).",
+        per_group(|g| g.acked),
+    );
+    metric(
+        "group_nacked_total",
+        "counter",
+        "Messages nacked by the group's consumers.",
+        per_group(|g| g.nacked),
+    );
+    metric(
+        "group_redelivered_total",
+        "counter",
+        "Deliveries after the first.",
+        per_group(|g| g.redelivered),
+    );
+    metric(
+        "group_expired_total",
+        "counter",
+        "Leases that ran out or whose consumer died.",
+        per_group(|g| g.expired),
+    );
+    metric(
+        "group_dead_lettered_total",
+        "counter",
+        "Messages the group moved to the dead-letter queue.",
+        per_group(|g| g.dead_lettered),
+    );
+    metric(
+        "group_in_flight",
+        "gauge",
+        "Messages leased to the group's consumers right now.",
+        per_group(|g| g.in_flight),
+    );
+    metric(
+        "group_oldest_unacked_age_seconds",
+        "gauge",
+        "Age of the group's oldest unfinished message.",
+        s.groups
+            .iter()
+            .map(|g| {
+                (
+                    format!("{ql},group=\"{}\"", g.name),
+                    g.oldest_unacked_age_ns / 1_000_000_000,
+                )
+            })
+            .collect(),
+    );
+    metric(
+        "dlq_depth",
+        "gauge",
+        "Dead letters waiting.",
+        vec![(ql.clone(), s.dlq_depth)],
+    );
     out
 }
 
 fn stats_table(s: &shmq::Stats) -> String {
     let mut out = format!(
-        "queue      {} ({})\nslots      {} x {} bytes, overflow={}\nseq        next {}, oldest retained {}\ndepth      {}\npublished  {}\nrejected   {}\naborted    {}\nproducers  {}\nconsumers  {}\n",
+        "queue      {} ({})\nslots      {} x {} bytes, overflow={}\nseq        next {}, oldest retained {}\ndepth      {}\npublished  {}\nrejected   {}\naborted    {}\nproducers  {}\nconsumers  {}\ndlq        {}\n",
         s.name,
         s.path.display(),
         s.slots,
@@ -593,23 +825,45 @@ fn stats_table(s: &shmq::Stats) -> String {
         s.rejected,
         s.aborted,
         s.producers,
-        s.consumers
+        s.consumers,
+        s.dlq_depth
     );
     if s.groups.is_empty() {
         out += "groups     (none: every message is retained until a group consumes it)\n";
     } else {
         out += &format!(
-            "\n{:<24} {:>12} {:>10} {:>12}  consumer\n",
-            "group", "next", "lag", "delivered"
+            "\n{:<20} {:>10} {:>8} {:>10} {:>9} {:>7} {:>7} {:>7} {:>6} {:>9} {:>9}\n",
+            "group",
+            "next",
+            "lag",
+            "delivered",
+            "acked",
+            "nacked",
+            "redeliv",
+            "expired",
+            "dead",
+            "inflight",
+            "oldest"
         );
         for g in &s.groups {
             out += &format!(
-                "{:<24} {:>12} {:>10} {:>12}  {}\n",
+                "{:<20} {:>10} {:>8} {:>10} {:>9} {:>7} {:>7} {:>7} {:>6} {:>9} {:>8.1}s  {}\n",
                 g.name,
                 g.next,
                 g.lag,
                 g.delivered,
-                if g.consumer_attached { "attached" } else { "-" }
+                g.acked,
+                g.nacked,
+                g.redelivered,
+                g.expired,
+                g.dead_lettered,
+                g.in_flight,
+                g.oldest_unacked_age_ns as f64 / 1e9,
+                match g.consumers {
+                    0 => "-".to_string(),
+                    1 => "1 consumer".to_string(),
+                    n => format!("{n} consumers"),
+                }
             );
         }
     }
