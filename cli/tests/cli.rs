@@ -262,3 +262,55 @@ fn bench_json_has_the_documented_keys() {
     // The bench cleans up after itself.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn dlq_list_redrive_purge_and_manual_consume() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["create", "q", "--slots", "16", "--max-deliveries", "2"]);
+    ok(d, &["group-create", "q", "work"]);
+    let opts = shmq::Options::new().dir(d);
+    let q = shmq::Queue::open_with("q", &opts).unwrap();
+    let mut p = q.producer().unwrap();
+    p.publish(b"bad\tone").unwrap();
+    p.publish(b"good").unwrap();
+    {
+        let mut c = q
+            .consumer("work", shmq::ConsumerOptions::new().ack(shmq::Ack::Manual))
+            .unwrap();
+        c.receive().unwrap().nack(shmq::Nack::DeadLetter).unwrap();
+    }
+    let out = ok(d, &["dlq", "q", "list"]);
+    assert!(out.contains("nacked") && out.contains("bad\\tone"), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(ok(d, &["dlq", "q", "list", "--json"]).trim()).unwrap();
+    assert_eq!((json["seq"].as_u64(), json["group"].as_str()), (Some(0), Some("work")));
+    let stat: serde_json::Value = serde_json::from_str(&ok(d, &["stat", "q", "--json"])).unwrap();
+    assert_eq!(stat["dlq_depth"], 1);
+    assert_eq!(stat["groups"][0]["dead_lettered"], 1);
+    // Redrive it; a manual consumer writes both messages and acks them.
+    let err = shmq(d, &["dlq", "q", "redrive", "--seq", "9"]);
+    assert!(!err.status.success());
+    assert!(String::from_utf8_lossy(&err.stderr).contains("not found"));
+    ok(d, &["dlq", "q", "redrive", "--seq", "0"]);
+    let got = ok(
+        d,
+        &["consume", "q", "--group", "work", "--ack", "manual", "--count", "2", "--timeout", "5"],
+    );
+    let mut lines: Vec<&str> = got.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["bad\tone", "good"]);
+    let stat: serde_json::Value = serde_json::from_str(&ok(d, &["stat", "q", "--json"])).unwrap();
+    assert_eq!((stat["acked"].as_u64(), stat["dlq_depth"].as_u64()), (Some(2), Some(0)));
+    // Purge: dead-letter again, then purge.
+    p.publish(b"doomed").unwrap();
+    {
+        let mut c = q
+            .consumer("work", shmq::ConsumerOptions::new().ack(shmq::Ack::Manual))
+            .unwrap();
+        c.receive().unwrap().nack(shmq::Nack::DeadLetter).unwrap();
+    }
+    let out = shmq(d, &["dlq", "q", "purge"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("purged 1"));
+    assert!(q.dlq().list().unwrap().is_empty());
+}
