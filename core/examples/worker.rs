@@ -18,10 +18,12 @@ fn main() -> Result<(), shmq::Error> {
         .max_deliveries(3)
         .lease(Duration::from_secs(5));
     let queue = Queue::open_or_create("jobs", &opts)?;
-    queue.create_group("work", Start::Earliest).or_else(|e| match e {
-        shmq::Error::Exists(_) => Ok(()),
-        e => Err(e),
-    })?;
+    queue
+        .create_group("work", Start::Earliest)
+        .or_else(|e| match e {
+            shmq::Error::Exists(_) => Ok(()),
+            e => Err(e),
+        })?;
     let mut producer = queue.producer()?;
     let first = producer.publish(b"resize photo 1")?;
     for job in ["resize photo 2", "poison: corrupt photo", "resize photo 3"] {
@@ -52,12 +54,20 @@ fn main() -> Result<(), shmq::Error> {
                     }
                     let job = String::from_utf8_lossy(m.payload()).into_owned();
                     if job.starts_with("poison") {
-                        println!("worker {id}: seq {} attempt {}: failed, nack", m.seq(), m.attempt());
+                        println!(
+                            "worker {id}: seq {} attempt {}: failed, nack",
+                            m.seq(),
+                            m.attempt()
+                        );
                         m.nack(Nack::Requeue)?;
                         continue;
                     }
                     if done.lock().unwrap().insert(m.seq()) {
-                        println!("worker {id}: seq {} attempt {}: {job}", m.seq(), m.attempt());
+                        println!(
+                            "worker {id}: seq {} attempt {}: {job}",
+                            m.seq(),
+                            m.attempt()
+                        );
                     }
                     m.ack()?;
                 }

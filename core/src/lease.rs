@@ -99,6 +99,14 @@ impl Word {
     pub(crate) fn is_for(self, pos: u64) -> bool {
         self.state() != FREE && (self.0 >> 32) == (pos & 0xffff_ffff)
     }
+    /// Whether the word speaks of nothing, or of a position older than
+    /// `pos` (an earlier lap of the same record). A consumer that stalled
+    /// after reading the dispatch cursor may come back when the record
+    /// already serves a *later* lap; it must not take that over.
+    #[inline(always)]
+    pub(crate) fn is_before(self, pos: u64) -> bool {
+        self.state() == FREE || ((pos as u32).wrapping_sub((self.0 >> 32) as u32) as i32) > 0
+    }
     /// The same position, in `state`, held by `holder`, with the epoch
     /// bumped.
     #[inline(always)]
@@ -192,7 +200,8 @@ impl Leases<'_> {
     pub(crate) fn take_new(&self, pos: u64, me: u32, now: Now, lease_ns: u64) -> Option<Held> {
         let rec = self.rec(pos);
         let w = Word(rec.word.load(Ordering::Acquire));
-        if w.is_for(pos) {
+        if !w.is_before(pos) {
+            // Taken already (or, if we stalled, long finished): move on.
             self.pass(pos);
             return None;
         }
@@ -219,7 +228,7 @@ impl Leases<'_> {
     pub(crate) fn skip(&self, pos: u64) {
         let rec = self.rec(pos);
         let w = Word(rec.word.load(Ordering::Acquire));
-        if !w.is_for(pos) {
+        if w.is_before(pos) {
             let _ = rec.word.compare_exchange(
                 w.0,
                 Word::new(pos, ACKED, 0, 0, 0).0,
@@ -484,6 +493,30 @@ mod tests {
         assert!(l.advance_committed());
         assert_eq!(g.committed.load(Ordering::Relaxed), 2);
         assert_eq!(l.ack(&a), Err(()), "acked twice");
+    }
+
+    #[test]
+    fn a_stalled_dispatcher_never_takes_over_a_later_lap() {
+        let (recs, g) = world(4);
+        let l = Leases {
+            records: &recs,
+            group: &g,
+        };
+        // Position 1 was delivered and acked; its record now serves
+        // position 5 (the next lap).
+        let h = l.take_new(1, 1, NOW, 100).unwrap();
+        l.ack(&h).unwrap();
+        g.next.store(5, Ordering::Relaxed);
+        let later = l.take_new(5, 2, NOW, 100).unwrap();
+        // A consumer that read "next = 1" long ago comes back now.
+        assert!(l.take_new(1, 3, NOW, 100).is_none());
+        l.skip(1);
+        assert_eq!(l.word(5), later.word, "the later lap's lease is untouched");
+        assert!(Word::new(1, ACKED, 0, 0, 0).is_before(5));
+        assert!(!Word::new(5, LEASED, 0, 0, 0).is_before(1));
+        assert!(Word(0).is_before(0));
+        // Tags wrap at 2^32: still ordered.
+        assert!(Word::new(0xffff_fffe, ACKED, 0, 0, 0).is_before(0x1_0000_0002));
     }
 
     #[test]

@@ -83,6 +83,22 @@ impl Worker {
         }
     }
 
+    /// Reads the child's whole stdout on a thread (until it exits or is
+    /// killed); join the handle for the text.
+    pub fn read_all(&mut self) -> std::thread::JoinHandle<String> {
+        let mut out = self.child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut out, &mut s);
+            s
+        })
+    }
+
+    /// Whether the child has exited (and reaps it).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// Sends SIGKILL and reaps the child.
     pub fn kill(mut self) {
         let _ = self.child.kill();

@@ -5,6 +5,11 @@
 //! shmq-worker consume DIR QUEUE GROUP COUNT SECS  receive COUNT, check order
 //! shmq-worker hold-claim DIR QUEUE                reserve a slot, never commit
 //! shmq-worker open DIR QUEUE                      open and print the stats
+//! shmq-worker work DIR QUEUE GROUP                ack=manual: print `got SEQ ATTEMPT`
+//!                                                 per delivery, then ack; exit
+//!                                                 after 3 s without a message
+//! shmq-worker hold DIR QUEUE GROUP                ack=manual: take one message,
+//!                                                 print `holding SEQ`, never ack
 //! ```
 //! `consume` checks that each producer's messages arrive in its order with
 //! no gap and no duplicate, and prints one line per producer:
@@ -13,7 +18,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use shmq::{ConsumerOptions, Error, Options, Queue};
+use std::io::Write;
+
+use shmq::{Ack, ConsumerOptions, Error, Options, Queue};
 use shmq_tests::{decode, encode};
 
 fn main() {
@@ -95,6 +102,39 @@ fn main() {
             println!("holding");
             std::thread::sleep(Duration::from_secs(600));
             drop(r);
+        }
+        "work" => {
+            let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
+            let mut c = q
+                .consumer(a(3), ConsumerOptions::new().ack(Ack::Manual))
+                .unwrap_or_else(|e| fail(e));
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            loop {
+                let m = match c.receive_timeout(Duration::from_secs(3)) {
+                    Ok(m) => m,
+                    Err(Error::Timeout) => break,
+                    Err(e) => fail(e),
+                };
+                // Recorded before the ack: a kill in between leaves a
+                // recorded delivery that is delivered again.
+                let _ = writeln!(out, "got {} {}", m.seq(), m.attempt());
+                let _ = out.flush();
+                match m.ack() {
+                    Ok(()) | Err(Error::LeaseExpired) => {}
+                    Err(e) => fail(e),
+                }
+            }
+        }
+        "hold" => {
+            let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
+            let mut c = q
+                .consumer(a(3), ConsumerOptions::new().ack(Ack::Manual))
+                .unwrap_or_else(|e| fail(e));
+            let m = c.receive().unwrap_or_else(|e| fail(e));
+            println!("holding {}", m.seq());
+            std::thread::sleep(Duration::from_secs(600));
+            drop(m);
         }
         "open" => match Queue::open_with(a(2), &opts) {
             Ok(q) => println!("{:?}", q.stats()),

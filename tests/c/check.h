@@ -1,0 +1,129 @@
+/* A tiny test harness for the C tests of shmq: CHECK macros that count,
+ * a private temporary directory per program, and a closing line
+ * "N passed, N failed". Each test program exits non-zero on any failure. */
+#ifndef SHMQ_TESTS_CHECK_H
+#define SHMQ_TESTS_CHECK_H
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shmq.h"
+
+static int checks_passed;
+static int checks_failed;
+
+#define CHECK(cond)                                                              \
+    do {                                                                         \
+        if (cond) {                                                              \
+            checks_passed++;                                                     \
+        } else {                                                                 \
+            checks_failed++;                                                     \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed; last error: %s\n", __FILE__, \
+                    __LINE__, #cond, shmq_last_error());                         \
+        }                                                                        \
+    } while (0)
+
+/* Checks that `expr` returns `want`; on a mismatch prints both codes. */
+#define CHECK_STATUS(expr, want)                                                 \
+    do {                                                                         \
+        shmq_status got_ = (expr);                                               \
+        if (got_ == (want)) {                                                    \
+            checks_passed++;                                                     \
+        } else {                                                                 \
+            checks_failed++;                                                     \
+            fprintf(stderr, "%s:%d: %s returned %d (%s), wanted %d (%s); last error: %s\n", \
+                    __FILE__, __LINE__, #expr, (int)got_, shmq_status_str((int)got_), \
+                    (int)(want), shmq_status_str((int)(want)), shmq_last_error()); \
+        }                                                                        \
+    } while (0)
+
+#define CHECK_OK(expr) CHECK_STATUS(expr, SHMQ_OK)
+
+/* Stops the program when a check that later code relies on failed. */
+#define REQUIRE(cond)                                                            \
+    do {                                                                         \
+        CHECK(cond);                                                             \
+        if (!(cond)) {                                                           \
+            fprintf(stderr, "%s:%d: cannot go on\n", __FILE__, __LINE__);        \
+            exit(2);                                                             \
+        }                                                                        \
+    } while (0)
+
+#define REQUIRE_OK(expr)                                                         \
+    do {                                                                         \
+        shmq_status req_ = (expr);                                               \
+        CHECK_STATUS(req_, SHMQ_OK);                                             \
+        if (req_ != SHMQ_OK) {                                                   \
+            fprintf(stderr, "%s:%d: cannot go on\n", __FILE__, __LINE__);        \
+            exit(2);                                                             \
+        }                                                                        \
+    } while (0)
+
+static char test_dir[64];
+
+/* A private directory for this program's queue files. */
+static const char *make_test_dir(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    strcpy(test_dir, "/tmp/shmq-ctest-XXXXXX");
+    if (mkdtemp(test_dir) == NULL) {
+        perror("mkdtemp");
+        exit(2);
+    }
+    return test_dir;
+}
+
+/* Removes the directory made by make_test_dir and the files in it. */
+static void remove_test_dir(void) {
+    DIR *d = opendir(test_dir);
+    if (d != NULL) {
+        struct dirent *e;
+        char path[512];
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+                continue;
+            }
+            snprintf(path, sizeof path, "%s/%s", test_dir, e->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    rmdir(test_dir);
+}
+
+/* Options for a queue in the test directory. */
+static shmq_options test_options(uint64_t slots, uint64_t slot_size) {
+    shmq_options o = shmq_options_default();
+    o.dir = test_dir;
+    o.slots = slots;
+    o.slot_size = slot_size;
+    return o;
+}
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+#define MS(n) ((uint64_t)(n) * 1000000u)
+
+/* Runs one test function, naming it. */
+#define RUN(test)                                                                \
+    do {                                                                         \
+        int before_ = checks_failed;                                             \
+        test();                                                                  \
+        printf("%-40s %s\n", #test, checks_failed == before_ ? "ok" : "FAILED"); \
+    } while (0)
+
+/* The closing line; the exit status of the program. */
+static int finish(void) {
+    remove_test_dir();
+    printf("%d passed, %d failed\n", checks_passed, checks_failed);
+    return checks_failed == 0 ? 0 : 1;
+}
+
+#endif
