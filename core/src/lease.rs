@@ -40,7 +40,7 @@
 //! moves the cursor over both (loom: `loom_out_of_order_acks_commit`).
 
 use crate::layout::{GroupRecord, LeaseRecord};
-use crate::sync::Ordering;
+use crate::sync::{Ordering, sc_fence};
 
 /// States of a lease word.
 pub(crate) mod state {
@@ -229,10 +229,11 @@ impl Leases<'_> {
         let rec = self.rec(pos);
         let w = Word(rec.word.load(Ordering::Acquire));
         if w.is_before(pos) {
+            // SeqCst: a finisher, as in `ack`.
             let _ = rec.word.compare_exchange(
                 w.0,
                 Word::new(pos, ACKED, 0, 0, 0).0,
-                Ordering::AcqRel,
+                Ordering::SeqCst,
                 Ordering::Relaxed,
             );
         }
@@ -295,15 +296,17 @@ impl Leases<'_> {
 
     /// Acks our lease. `Err` if it was taken away (expired, reclaimed).
     pub(crate) fn ack(&self, held: &Held) -> Result<(), ()> {
-        // AcqRel: Release orders our reads of the payload before the ack,
-        // so a producer reusing the slot (after `committed` passes it,
-        // itself ordered after this) never overwrites what we read.
+        // SeqCst: the finisher half of the commit-advance pair (see
+        // `advance_committed`); its Release half orders our reads of the
+        // payload before the ack, so a producer reusing the slot (after
+        // `committed` passes it, itself ordered after this) never
+        // overwrites what we read.
         self.rec(held.pos)
             .word
             .compare_exchange(
                 held.word.0,
                 Word::new(held.pos, ACKED, held.word.attempt(), 0, 0).0,
-                Ordering::AcqRel,
+                Ordering::SeqCst,
                 Ordering::Relaxed,
             )
             .map(drop)
@@ -343,9 +346,10 @@ impl Leases<'_> {
 
     /// The message is in the dead-letter queue: finished for the group.
     pub(crate) fn finish_dead(&self, taking: &Held) {
+        // SeqCst: a finisher, as in `ack`.
         self.rec(taking.pos).word.store(
             Word::new(taking.pos, DEAD, taking.word.attempt(), 0, 0).0,
-            Ordering::Release,
+            Ordering::SeqCst,
         );
     }
 
@@ -376,14 +380,21 @@ impl Leases<'_> {
 
     /// Advances the group's `committed` cursor over finished (ACKED or
     /// DEAD) positions. Returns whether it moved.
+    ///
+    /// Called by every finisher after its own finishing write. Two
+    /// finishers of neighbouring positions form a Dekker pair: each writes
+    /// its word, then reads the other's. With SeqCst on both sides at
+    /// least one of them sees both finished and moves the cursor over both
+    /// (loom: `loom_out_of_order_acks_commit`, which failed with AcqRel).
     pub(crate) fn advance_committed(&self) -> bool {
         let mut moved = false;
         loop {
-            let c = self.group.committed.load(Ordering::Acquire);
-            if c >= self.group.next.load(Ordering::Acquire) {
+            sc_fence();
+            let c = self.group.committed.load(Ordering::SeqCst);
+            if c >= self.group.next.load(Ordering::SeqCst) {
                 return moved;
             }
-            let w = self.word(c);
+            let w = Word(self.rec(c).word.load(Ordering::SeqCst));
             if !(w.is_for(c) && matches!(w.state(), ACKED | DEAD)) {
                 return moved;
             }
