@@ -46,8 +46,9 @@ static int checks_failed;
 /* Stops the program when a check that later code relies on failed. */
 #define REQUIRE(cond)                                                            \
     do {                                                                         \
-        CHECK(cond);                                                             \
-        if (!(cond)) {                                                           \
+        int req_ok_ = (cond) ? 1 : 0; /* evaluated once */                       \
+        CHECK(req_ok_ && #cond);                                                 \
+        if (!req_ok_) {                                                          \
             fprintf(stderr, "%s:%d: cannot go on\n", __FILE__, __LINE__);        \
             exit(2);                                                             \
         }                                                                        \
@@ -95,7 +96,7 @@ static void remove_test_dir(void) {
 }
 
 /* Options for a queue in the test directory. */
-static shmq_options test_options(uint64_t slots, uint64_t slot_size) {
+static inline shmq_options test_options(uint64_t slots, uint64_t slot_size) {
     shmq_options o = shmq_options_default();
     o.dir = test_dir;
     o.slots = slots;
@@ -103,7 +104,7 @@ static shmq_options test_options(uint64_t slots, uint64_t slot_size) {
     return o;
 }
 
-static uint64_t now_ns(void) {
+static inline uint64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;

@@ -1,0 +1,379 @@
+//! The consumer handle: receive messages in place, one at a time or in
+//! batches, and end each delivery with an ack.
+//!
+//! A Rust `Delivery` borrows its `Consumer` mutably: while it lives, the
+//! payload's slot is held for the group and the consumer cannot receive
+//! again. The C handle keeps that delivery (or batch) as its "current"
+//! one; `shmq_ack`, `shmq_ack_all`, the next receive, a seek or
+//! `shmq_consumer_free` ends it, and only then are its payload pointers
+//! released.
+
+use std::ffi::c_char;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use shmq::{Batch, Consumer, Delivery, Message};
+
+use crate::options::{Wait, shmq_consumer_options, shmq_seek};
+use crate::queue::shmq_queue;
+use crate::status::{
+    Fail, guard, guard_or, handle, handle_ref, input, invalid, out, out_opt, shmq_status, text,
+};
+
+/// The consumer of one group. Not thread-safe: use it from one thread at a
+/// time (it may move between threads). A group has at most one live
+/// consumer at a time. Not to be used in a child after `fork`.
+pub struct shmq_consumer {
+    /// The delivery or batch handed out last and not yet ended. It borrows
+    /// `*consumer`, so it is declared (and dropped) first, and `consumer`
+    /// is only touched after it is ended.
+    current: Current,
+    /// Owned (from `Box::leak`); freed in `Drop` after `current`.
+    consumer: NonNull<Consumer>,
+}
+
+enum Current {
+    None,
+    One(Delivery<'static>),
+    Many(Batch<'static>),
+}
+
+impl Drop for shmq_consumer {
+    fn drop(&mut self) {
+        self.current = Current::None;
+        // SAFETY: from `Box::leak` in `shmq_consumer_new`; the current
+        // delivery, its only borrower, was just ended.
+        drop(unsafe { Box::from_raw(self.consumer.as_ptr()) });
+    }
+}
+
+impl shmq_consumer {
+    /// Ends the current delivery or batch and hands out the consumer for a
+    /// borrow that may be stored in `current` again.
+    fn release(&mut self) -> &'static mut Consumer {
+        self.current = Current::None;
+        // SAFETY: owned by this handle, which outlives anything stored in
+        // `current` (dropped first); the previous borrower was just ended,
+        // so this is the only reference.
+        unsafe { &mut *self.consumer.as_ptr() }
+    }
+}
+
+/// A received message: `len` bytes at `data` in shared memory, and its
+/// metadata. `data` stays valid until the delivery ends: `shmq_ack`,
+/// `shmq_ack_all`, the next receive or seek on the same consumer, or
+/// `shmq_consumer_free`. Do not write through it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct shmq_message {
+    /// The payload, in place.
+    pub data: *const u8,
+    /// Its length in bytes.
+    pub len: usize,
+    /// Position in the queue (strictly increasing, never reused).
+    pub seq: u64,
+    /// Publish time, CLOCK_REALTIME nanoseconds.
+    pub timestamp_ns: u64,
+    /// The producer's correlation id.
+    pub correlation_id: u64,
+    /// The producer's type tag.
+    pub type_id: u32,
+    /// Delivery attempt, 1 for the first.
+    pub attempt: u32,
+}
+
+impl From<&Message<'_>> for shmq_message {
+    fn from(m: &Message<'_>) -> shmq_message {
+        let payload = m.payload();
+        shmq_message {
+            data: payload.as_ptr(),
+            len: payload.len(),
+            seq: m.seq(),
+            timestamp_ns: m.timestamp_ns(),
+            correlation_id: m.correlation_id(),
+            type_id: m.type_id(),
+            attempt: m.attempt(),
+        }
+    }
+}
+
+/// Makes the consumer of group `group` (created at `opts->start` if it does
+/// not exist) and writes it to `consumer_out`. `opts` may be NULL for the
+/// defaults. `SHMQ_BUSY` if the group already has a live consumer;
+/// `SHMQ_INVALID_OPTION` for `SHMQ_ACK_MANUAL`, which is not available yet.
+///
+/// # Safety
+/// `queue` is NULL or a live queue; `group` NULL or NUL-terminated; `opts`
+/// NULL or readable; `consumer_out` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_consumer_new(
+    queue: *const shmq_queue,
+    group: *const c_char,
+    opts: *const shmq_consumer_options,
+    consumer_out: *mut *mut shmq_consumer,
+) -> shmq_status {
+    guard(|| {
+        let consumer_out = out(consumer_out, "consumer_out")?;
+        // SAFETY: per the contract.
+        let q = unsafe { handle_ref(queue, "queue") }?;
+        // SAFETY: per the contract.
+        let group = unsafe { text(group, "group") }?;
+        // SAFETY: per the contract.
+        let opts = unsafe { input(opts, "opts") }?
+            .unwrap_or_else(|| crate::options::shmq_consumer_options_default())
+            .to_rust()?;
+        let consumer = NonNull::from(Box::leak(Box::new(q.queue.consumer(group, opts)?)));
+        let h = Box::into_raw(Box::new(shmq_consumer {
+            current: Current::None,
+            consumer,
+        }));
+        // SAFETY: checked writable out-parameter.
+        unsafe { consumer_out.write(h) };
+        Ok(())
+    })
+}
+
+/// Frees `*consumer` (ending its current delivery and detaching it from its
+/// group, which keeps its cursor) and sets it to NULL. `consumer == NULL`
+/// or `*consumer == NULL` is a no-op.
+///
+/// # Safety
+/// `consumer` is NULL or points to NULL or a handle from
+/// `shmq_consumer_new` that was not freed; no other thread uses it.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_consumer_free(consumer: *mut *mut shmq_consumer) {
+    guard_or((), || {
+        if consumer.is_null() || !consumer.is_aligned() {
+            return;
+        }
+        // SAFETY: non-NULL, aligned, readable and writable per the contract.
+        let h = unsafe { consumer.replace(std::ptr::null_mut()) };
+        if !h.is_null() {
+            // SAFETY: from `Box::into_raw` in `shmq_consumer_new`, freed
+            // once (the caller's pointer is now NULL).
+            drop(unsafe { Box::from_raw(h) });
+        }
+    })
+}
+
+/// Receives the next message of the group into `*msg_out`. `timeout_ns`: 0
+/// polls (no system call; `SHMQ_TIMEOUT` if none is ready),
+/// `SHMQ_WAIT_FOREVER` waits as long as it takes, anything else waits at
+/// most that long (`SHMQ_TIMEOUT`). The previous delivery of this consumer
+/// ends first, whatever the result. With ack auto the message is committed
+/// for the group on receipt.
+///
+/// # Safety
+/// `consumer` is NULL or a live consumer not used by another thread;
+/// `msg_out` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_receive(
+    consumer: *mut shmq_consumer,
+    timeout_ns: u64,
+    msg_out: *mut shmq_message,
+) -> shmq_status {
+    guard(|| {
+        let msg_out = out(msg_out, "msg_out")?;
+        // SAFETY: per the contract.
+        let h = unsafe { handle(consumer, "consumer") }?;
+        let c = h.release();
+        let delivery = match Wait::from_ns(timeout_ns) {
+            Wait::Poll => c.try_receive()?.ok_or(shmq::Error::Timeout)?,
+            Wait::For(d) => c.receive_timeout(d)?,
+            Wait::Forever => c.receive()?,
+        };
+        let msg = shmq_message::from(&*delivery);
+        h.current = Current::One(delivery);
+        // SAFETY: checked writable out-parameter.
+        unsafe { msg_out.write(msg) };
+        Ok(())
+    })
+}
+
+/// Receives up to `capacity` ready messages into `msgs_out[0 .. *count_out]`,
+/// waiting as `shmq_receive` does for the first (`SHMQ_TIMEOUT` if none
+/// came). They stay valid until `shmq_ack_all`, the next receive or seek,
+/// or `shmq_consumer_free`; the group's cursor moves once for all of them.
+///
+/// # Safety
+/// `consumer` as for `shmq_receive`; `msgs_out` NULL or writable for
+/// `capacity` elements; `count_out` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_receive_batch(
+    consumer: *mut shmq_consumer,
+    msgs_out: *mut shmq_message,
+    capacity: usize,
+    timeout_ns: u64,
+    count_out: *mut usize,
+) -> shmq_status {
+    guard(|| {
+        let count_out = out(count_out, "count_out")?;
+        out(msgs_out, "msgs_out")?;
+        if capacity == 0 || capacity > isize::MAX as usize / std::mem::size_of::<shmq_message>() {
+            return Err(invalid(format!(
+                "capacity {capacity} must be at least 1 and a size"
+            )));
+        }
+        // SAFETY: per the contract.
+        let h = unsafe { handle(consumer, "consumer") }?;
+        let batch = match Wait::from_ns(timeout_ns) {
+            Wait::Poll => h.release().receive_batch(capacity, Duration::ZERO)?,
+            Wait::For(d) => h.release().receive_batch(capacity, d)?,
+            Wait::Forever => loop {
+                // `receive_batch` takes a finite timeout; an hour at a time
+                // is forever in slices. An empty batch is dropped (ending
+                // its borrow) before the next `release`.
+                let b = h
+                    .release()
+                    .receive_batch(capacity, Duration::from_secs(3600))?;
+                if !b.is_empty() {
+                    break b;
+                }
+            },
+        };
+        let mut n = 0;
+        for (i, m) in batch.iter().take(capacity).enumerate() {
+            // SAFETY: `i < capacity`; `msgs_out` is non-NULL, aligned and
+            // writable for `capacity` elements per the contract.
+            unsafe { msgs_out.add(i).write(shmq_message::from(&m)) };
+            n = i + 1;
+        }
+        h.current = Current::Many(batch);
+        if n == 0 {
+            return Err(shmq::Error::Timeout.into());
+        }
+        // SAFETY: checked writable out-parameter.
+        unsafe { count_out.write(n) };
+        Ok(())
+    })
+}
+
+/// Ends a delivery. With ack=auto the message was finished on receipt and
+/// dropping the delivery releases its slot; `Delivery::ack` is not used
+/// there because in core it currently skips that release (the slot stays
+/// held until the consumer's next receive), which would keep a full queue
+/// blocked.
+fn end(d: Delivery<'static>) -> Result<(), Fail> {
+    drop(d);
+    Ok(())
+}
+
+/// Acknowledges the message `msg` received last by `shmq_receive` and ends
+/// its delivery: its payload pointer is no longer valid. With ack auto the
+/// message was committed on receipt; this releases its slot at once.
+/// `SHMQ_INVALID_ARGUMENT` if `msg` is not this consumer's current
+/// delivery (use `shmq_ack_all` for a batch).
+///
+/// # Safety
+/// `consumer` as for `shmq_receive`; `msg` NULL or readable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_ack(
+    consumer: *mut shmq_consumer,
+    msg: *const shmq_message,
+) -> shmq_status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let msg = unsafe { input(msg, "msg") }?.ok_or(Fail::Null("msg"))?;
+        // SAFETY: per the contract.
+        let h = unsafe { handle(consumer, "consumer") }?;
+        match std::mem::replace(&mut h.current, Current::None) {
+            Current::One(d) if d.seq() == msg.seq => end(d),
+            other => {
+                let why = match &other {
+                    Current::One(d) => format!(
+                        "message seq {} is not this consumer's current delivery (seq {})",
+                        msg.seq,
+                        d.seq()
+                    ),
+                    Current::Many(_) => format!(
+                        "message seq {} is part of a batch: end it with shmq_ack_all",
+                        msg.seq
+                    ),
+                    Current::None => format!(
+                        "message seq {} is not pending on this consumer (already acked, or not received by it)",
+                        msg.seq
+                    ),
+                };
+                h.current = other;
+                Err(invalid(why))
+            }
+        }
+    })
+}
+
+/// Ends the current delivery or batch of `consumer`, if any (acknowledging
+/// it); its payload pointers are no longer valid.
+///
+/// # Safety
+/// `consumer` as for `shmq_receive`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_ack_all(consumer: *mut shmq_consumer) -> shmq_status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let h = unsafe { handle(consumer, "consumer") }?;
+        match std::mem::replace(&mut h.current, Current::None) {
+            Current::One(d) => end(d)?,
+            Current::Many(b) => drop(b),
+            Current::None => {}
+        }
+        Ok(())
+    })
+}
+
+/// Moves this consumer's group to `whence`/`value` (replay within what the
+/// queue retains, or skip ahead) and writes the seq it will receive next to
+/// `next_out` (may be NULL). Ends the current delivery first.
+///
+/// # Safety
+/// `consumer` as for `shmq_receive`; `next_out` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_consumer_seek(
+    consumer: *mut shmq_consumer,
+    whence: shmq_seek,
+    value: u64,
+    next_out: *mut u64,
+) -> shmq_status {
+    guard(|| {
+        let next_out = out_opt(next_out, "next_out")?;
+        let to = crate::options::seek(whence, value)?;
+        // SAFETY: per the contract.
+        let h = unsafe { handle(consumer, "consumer") }?;
+        let next = h.release().seek(to)?;
+        if let Some(o) = next_out {
+            // SAFETY: checked writable out-parameter.
+            unsafe { o.write(next) };
+        }
+        Ok(())
+    })
+}
+
+/// Writes the seq this consumer will look at next to `position_out`.
+///
+/// # Safety
+/// `consumer` as for `shmq_receive`; `position_out` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_consumer_position(
+    consumer: *mut shmq_consumer,
+    position_out: *mut u64,
+) -> shmq_status {
+    guard(|| {
+        let position_out = out(position_out, "position_out")?;
+        // SAFETY: per the contract.
+        let h = unsafe { handle(consumer, "consumer") }?;
+        let pos = match &h.current {
+            // SAFETY: owned by the handle and, with no delivery pending,
+            // borrowed by nothing else.
+            Current::None => unsafe { h.consumer.as_ref() }.position(),
+            // The pending delivery holds the consumer's only (`&mut`)
+            // borrow; reading beside it would alias it.
+            _ => {
+                return Err(Fail::Busy(
+                    "a delivery is pending on this consumer: shmq_ack it (or shmq_ack_all) first",
+                ));
+            }
+        };
+        // SAFETY: checked writable out-parameter.
+        unsafe { position_out.write(pos) };
+        Ok(())
+    })
+}

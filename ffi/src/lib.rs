@@ -1,0 +1,54 @@
+//! # shmq-ffi — the C ABI of shmq
+//!
+//! `libshmq_ffi.so` / `libshmq_ffi.a` with the header `include/shmq.h`
+//! (generated from this crate by a pinned cbindgen and checked in; the test
+//! `tests/header.rs` fails when they drift). The conventions every function
+//! follows are in `ffi/README.md`:
+//!
+//! - every name starts with `shmq_`; handles are opaque (`shmq_queue`,
+//!   `shmq_producer`, `shmq_consumer`, `shmq_reservation`);
+//! - `_open`/`_close` and `_new`/`_free` pairs; a close or free takes the
+//!   address of the handle, ends it and sets it to NULL, so a later call
+//!   through the same variable fails with `SHMQ_NULL_ARGUMENT` instead of
+//!   touching freed memory; closing NULL is a no-op;
+//! - every fallible function returns a [`shmq_status`] and writes its
+//!   out-parameters only when it returns `SHMQ_OK`; a failure leaves a
+//!   message for [`shmq_last_error`];
+//! - every pointer and length is checked; a panic never unwinds into C (it
+//!   becomes `SHMQ_PANIC`).
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+// The C names are the contract (`shmq_queue`, `SHMQ_OK`).
+#![allow(non_camel_case_types)]
+
+mod consumer;
+mod options;
+mod producer;
+mod queue;
+mod status;
+
+pub use consumer::{
+    shmq_ack, shmq_ack_all, shmq_consumer, shmq_consumer_free, shmq_consumer_new,
+    shmq_consumer_position, shmq_consumer_seek, shmq_message, shmq_receive, shmq_receive_batch,
+};
+pub use options::{
+    SHMQ_ACK_AUTO, SHMQ_ACK_MANUAL, SHMQ_OVERFLOW_BLOCK, SHMQ_OVERFLOW_REJECT, SHMQ_SEEK_EARLIEST,
+    SHMQ_SEEK_LATEST, SHMQ_SEEK_SEQ, SHMQ_SEEK_TIME, SHMQ_START_EARLIEST, SHMQ_START_LATEST,
+    SHMQ_START_SEQ, SHMQ_WAIT_FOREVER, shmq_ack_mode, shmq_consumer_options,
+    shmq_consumer_options_default, shmq_meta, shmq_options, shmq_options_default, shmq_overflow,
+    shmq_seek, shmq_start,
+};
+pub use producer::{
+    shmq_abort, shmq_buf, shmq_commit, shmq_producer, shmq_producer_free, shmq_producer_new,
+    shmq_publish, shmq_publish_batch, shmq_publish_timeout, shmq_publish_with,
+    shmq_publish_with_timeout, shmq_reservation, shmq_reservation_set_meta,
+    shmq_reservation_truncate, shmq_reserve, shmq_reserve_timeout,
+};
+pub use queue::{
+    SHMQ_GROUP_NAME_CAP, shmq_group_create, shmq_group_delete, shmq_group_info, shmq_group_seek,
+    shmq_group_stats, shmq_groups, shmq_queue, shmq_queue_close, shmq_queue_create,
+    shmq_queue_flush, shmq_queue_open, shmq_queue_open_or_create, shmq_queue_remove,
+    shmq_queue_stats, shmq_stats,
+};
+pub use status::{shmq_last_error, shmq_status, shmq_status_str, shmq_version};

@@ -1,0 +1,310 @@
+//! The plain structs and constants C passes in: queue options, consumer
+//! options, message metadata, and the enumerations (as integer typedefs, so
+//! that any value C passes is defined behaviour and an unknown one is an
+//! error, not UB).
+
+use std::ffi::{CStr, c_char};
+use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant};
+
+use shmq::{ConsumerOptions, Meta, Options, Overflow, Seek, Start};
+
+use crate::status::{Fail, guard_or};
+
+/// What a publish does when the ring is full: `SHMQ_OVERFLOW_BLOCK` or
+/// `SHMQ_OVERFLOW_REJECT`.
+pub type shmq_overflow = u32;
+/// Wait for room (bounded by the publish's timeout). The default.
+pub const SHMQ_OVERFLOW_BLOCK: shmq_overflow = 0;
+/// Fail at once with `SHMQ_FULL`.
+pub const SHMQ_OVERFLOW_REJECT: shmq_overflow = 1;
+
+/// Where a new group starts: `SHMQ_START_EARLIEST`, `SHMQ_START_LATEST` or
+/// `SHMQ_START_SEQ` (with a seq beside it).
+pub type shmq_start = u32;
+/// The oldest message the queue still retains.
+pub const SHMQ_START_EARLIEST: shmq_start = 0;
+/// Only messages published from now on.
+pub const SHMQ_START_LATEST: shmq_start = 1;
+/// From a given seq (clamped to what is retained and what exists).
+pub const SHMQ_START_SEQ: shmq_start = 2;
+
+/// Where a seek moves a group: `SHMQ_SEEK_EARLIEST`, `SHMQ_SEEK_LATEST`,
+/// `SHMQ_SEEK_SEQ` (value: a seq) or `SHMQ_SEEK_TIME` (value: CLOCK_REALTIME
+/// nanoseconds).
+pub type shmq_seek = u32;
+/// The oldest retained message.
+pub const SHMQ_SEEK_EARLIEST: shmq_seek = 0;
+/// After the newest message.
+pub const SHMQ_SEEK_LATEST: shmq_seek = 1;
+/// The given seq (clamped to the retained range).
+pub const SHMQ_SEEK_SEQ: shmq_seek = 2;
+/// The first retained message published at or after the given time.
+pub const SHMQ_SEEK_TIME: shmq_seek = 3;
+
+/// How a consumer acknowledges: `SHMQ_ACK_AUTO` (committed on receive,
+/// at-most-once) or `SHMQ_ACK_MANUAL` (not available yet: fails with
+/// `SHMQ_INVALID_OPTION`).
+pub type shmq_ack_mode = u32;
+/// Committed for the group when received.
+pub const SHMQ_ACK_AUTO: shmq_ack_mode = 0;
+/// At-least-once with explicit acks; refused until core implements it.
+pub const SHMQ_ACK_MANUAL: shmq_ack_mode = 1;
+
+/// A timeout meaning "as long as it takes" (`UINT64_MAX`). A timeout of 0
+/// means "do not wait".
+pub const SHMQ_WAIT_FOREVER: u64 = u64::MAX;
+
+/// Options of a queue. Start from `shmq_options_default()` and change what
+/// you need. The fields that shape the file (all but `dir`) apply when it is
+/// created and are read from the file afterwards. Plain data: copy freely.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct shmq_options {
+    /// Directory of the queue file; NULL means `$SHMQ_DIR`, else `/dev/shm`.
+    /// Read during the call only.
+    pub dir: *const c_char,
+    /// Ring capacity in messages, a power of two (default 4096).
+    pub slots: u64,
+    /// Largest payload in bytes (default 1024).
+    pub slot_size: u64,
+    /// How many consumer groups the queue can hold (default 16).
+    pub max_groups: u32,
+    /// A `shmq_overflow` (default `SHMQ_OVERFLOW_BLOCK`).
+    pub overflow: shmq_overflow,
+    /// Visibility timeout of a manual-ack delivery in ms (default 30000).
+    pub lease_ms: u64,
+    /// Deliveries before a message is dead-lettered (default 5).
+    pub max_deliveries: u32,
+    /// Capacity of the dead-letter region (default 1024).
+    pub dlq_slots: u32,
+    /// Idempotency-key window in messages (default 0, off).
+    pub dedup_window: u64,
+    /// How long a claimed position may stay uncommitted before consumers
+    /// abort it, in ms (default 5000).
+    pub unblock_timeout_ms: u64,
+    /// File mode of the queue file (default 0600; must include 0600).
+    pub mode: u32,
+}
+
+/// The defaults of every queue option (the same as the Rust
+/// `Options::new()`); `dir` is NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn shmq_options_default() -> shmq_options {
+    guard_or(DEFAULT_OPTIONS, || DEFAULT_OPTIONS)
+}
+
+/// Kept equal to `shmq::Options::default()` by the test `defaults_match`.
+const DEFAULT_OPTIONS: shmq_options = shmq_options {
+    dir: std::ptr::null(),
+    slots: 4096,
+    slot_size: 1024,
+    max_groups: 16,
+    overflow: SHMQ_OVERFLOW_BLOCK,
+    lease_ms: 30_000,
+    max_deliveries: 5,
+    dlq_slots: 1024,
+    dedup_window: 0,
+    unblock_timeout_ms: 5_000,
+    mode: 0o600,
+};
+
+impl shmq_options {
+    /// The Rust options these stand for.
+    ///
+    /// # Safety
+    /// A non-NULL `dir` must be a NUL-terminated string.
+    pub(crate) unsafe fn to_rust(self) -> Result<Options, Fail> {
+        let slot_size = usize::try_from(self.slot_size)
+            .map_err(|_| Fail::Option(format!("slot_size {} is too large", self.slot_size)))?;
+        let overflow = match self.overflow {
+            SHMQ_OVERFLOW_BLOCK => Overflow::Block,
+            SHMQ_OVERFLOW_REJECT => Overflow::Reject,
+            other => {
+                return Err(Fail::Option(format!(
+                    "overflow must be SHMQ_OVERFLOW_BLOCK (0) or SHMQ_OVERFLOW_REJECT (1), got {other}"
+                )));
+            }
+        };
+        let mut opts = Options::new()
+            .slots(self.slots)
+            .slot_size(slot_size)
+            .max_groups(self.max_groups)
+            .overflow(overflow)
+            .lease(Duration::from_millis(self.lease_ms))
+            .max_deliveries(self.max_deliveries)
+            .dlq_slots(self.dlq_slots)
+            .dedup_window(self.dedup_window)
+            .unblock_timeout(Duration::from_millis(self.unblock_timeout_ms))
+            .mode(self.mode);
+        if !self.dir.is_null() {
+            // SAFETY: non-NULL and NUL-terminated per the contract.
+            let dir = unsafe { CStr::from_ptr(self.dir) };
+            if dir.is_empty() {
+                return Err(Fail::Option(
+                    "dir is an empty string (use NULL for the default)".into(),
+                ));
+            }
+            opts = opts.dir(std::ffi::OsStr::from_bytes(dir.to_bytes()));
+        }
+        Ok(opts)
+    }
+}
+
+/// Options of a consumer. Start from `shmq_consumer_options_default()`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct shmq_consumer_options {
+    /// Where the group starts if this consumer creates it (a `shmq_start`,
+    /// default `SHMQ_START_EARLIEST`). Ignored for a group that exists.
+    pub start: shmq_start,
+    /// How messages are acknowledged (a `shmq_ack_mode`, default
+    /// `SHMQ_ACK_AUTO`).
+    pub ack: shmq_ack_mode,
+    /// The seq to start at with `SHMQ_START_SEQ`.
+    pub start_seq: u64,
+}
+
+/// The consumer defaults: start earliest, ack auto.
+#[unsafe(no_mangle)]
+pub extern "C" fn shmq_consumer_options_default() -> shmq_consumer_options {
+    shmq_consumer_options {
+        start: SHMQ_START_EARLIEST,
+        ack: SHMQ_ACK_AUTO,
+        start_seq: 0,
+    }
+}
+
+impl shmq_consumer_options {
+    pub(crate) fn to_rust(self) -> Result<ConsumerOptions, Fail> {
+        match self.ack {
+            SHMQ_ACK_AUTO => {}
+            SHMQ_ACK_MANUAL => {
+                return Err(Fail::Option(
+                    "ack=manual (SHMQ_ACK_MANUAL) is not available in this version of shmq: \
+                     use SHMQ_ACK_AUTO (at-most-once, committed on receive)"
+                        .into(),
+                ));
+            }
+            other => {
+                return Err(Fail::Option(format!(
+                    "ack must be SHMQ_ACK_AUTO (0) or SHMQ_ACK_MANUAL (1), got {other}"
+                )));
+            }
+        }
+        Ok(ConsumerOptions::new().start(start(self.start, self.start_seq)?))
+    }
+}
+
+/// A `shmq_start` and its seq.
+pub(crate) fn start(kind: shmq_start, seq: u64) -> Result<Start, Fail> {
+    Ok(match kind {
+        SHMQ_START_EARLIEST => Start::Earliest,
+        SHMQ_START_LATEST => Start::Latest,
+        SHMQ_START_SEQ => Start::Seq(seq),
+        other => {
+            return Err(Fail::Option(format!(
+                "start must be SHMQ_START_EARLIEST (0), SHMQ_START_LATEST (1) or SHMQ_START_SEQ (2), got {other}"
+            )));
+        }
+    })
+}
+
+/// A `shmq_seek` and its value.
+pub(crate) fn seek(kind: shmq_seek, value: u64) -> Result<Seek, Fail> {
+    Ok(match kind {
+        SHMQ_SEEK_EARLIEST => Seek::Earliest,
+        SHMQ_SEEK_LATEST => Seek::Latest,
+        SHMQ_SEEK_SEQ => Seek::Seq(value),
+        SHMQ_SEEK_TIME => Seek::Time(value),
+        other => {
+            return Err(Fail::Option(format!(
+                "seek must be SHMQ_SEEK_EARLIEST (0), SHMQ_SEEK_LATEST (1), SHMQ_SEEK_SEQ (2) or SHMQ_SEEK_TIME (3), got {other}"
+            )));
+        }
+    })
+}
+
+/// Metadata a producer attaches to a message.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct shmq_meta {
+    /// The user's schema/type tag.
+    pub type_id: u32,
+    /// The user's id, for tracing.
+    pub correlation_id: u64,
+}
+
+impl From<shmq_meta> for Meta {
+    fn from(m: shmq_meta) -> Meta {
+        Meta::new()
+            .type_id(m.type_id)
+            .correlation_id(m.correlation_id)
+    }
+}
+
+/// How long a call may wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Not at all (timeout 0).
+    Poll,
+    /// At most this long.
+    For(Duration),
+    /// As long as it takes (`SHMQ_WAIT_FOREVER`, or a timeout so long that
+    /// its deadline is not representable).
+    Forever,
+}
+
+impl Wait {
+    pub(crate) fn from_ns(ns: u64) -> Wait {
+        match ns {
+            0 => Wait::Poll,
+            SHMQ_WAIT_FOREVER => Wait::Forever,
+            ns => {
+                let d = Duration::from_nanos(ns);
+                // Core adds the timeout to `Instant::now()`; a sum that does
+                // not fit would panic there. A century is forever enough.
+                if d > Duration::from_secs(100 * 365 * 86_400)
+                    || Instant::now().checked_add(d).is_none()
+                {
+                    Wait::Forever
+                } else {
+                    Wait::For(d)
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match() {
+        // SAFETY: `dir` is NULL.
+        let ours = unsafe { shmq_options_default().to_rust() }.unwrap();
+        assert_eq!(format!("{ours:?}"), format!("{:?}", Options::new()));
+    }
+
+    #[test]
+    fn waits() {
+        assert_eq!(Wait::from_ns(0), Wait::Poll);
+        assert_eq!(Wait::from_ns(u64::MAX), Wait::Forever);
+        assert_eq!(Wait::from_ns(u64::MAX - 1), Wait::Forever);
+        assert_eq!(Wait::from_ns(5), Wait::For(Duration::from_nanos(5)));
+    }
+
+    #[test]
+    fn bad_enums_are_errors() {
+        let mut o = shmq_options_default();
+        o.overflow = 7;
+        // SAFETY: `dir` is NULL.
+        assert!(matches!(unsafe { o.to_rust() }, Err(Fail::Option(_))));
+        let mut c = shmq_consumer_options_default();
+        c.ack = SHMQ_ACK_MANUAL;
+        assert!(matches!(c.to_rust(), Err(Fail::Option(_))));
+        assert!(start(9, 0).is_err());
+        assert!(seek(9, 0).is_err());
+    }
+}

@@ -1,0 +1,511 @@
+//! The producer handle: publish, publish with metadata, with a timeout, in
+//! batches, and reserve/commit/abort to write in place.
+
+use std::ptr::NonNull;
+
+use shmq::{Meta, Producer, Reservation};
+
+use crate::options::{Wait, shmq_meta};
+use crate::queue::shmq_queue;
+use crate::status::{
+    Fail, bytes, guard, guard_or, handle, handle_ref, input, invalid, out, out_opt, shmq_status,
+};
+
+/// Publishes messages. Not thread-safe: use it from one thread at a time
+/// (it may move between threads); make one producer per thread, they are
+/// cheap. Not to be used in a child after `fork`.
+///
+/// A producer holds at most one pending reservation: while one is pending,
+/// the producer's other calls fail with `SHMQ_BUSY`.
+pub struct shmq_producer {
+    /// The pending reservation. It borrows `*producer`, so it is declared
+    /// (and dropped) first, and `producer` is not touched while it is set.
+    pending: Option<Reservation<'static>>,
+    /// Owned (from `Box::into_raw`); freed in `Drop` after `pending`.
+    producer: NonNull<Producer>,
+}
+
+/// A slot reserved by `shmq_reserve`, being written in place. It belongs to
+/// its producer: `shmq_commit` or `shmq_abort` ends it, and freeing the
+/// producer aborts it. Same thread rules as its producer.
+///
+/// (A `shmq_reservation*` is its producer's address under another type; the
+/// producer tracks whether a reservation is pending, so a second commit or
+/// abort of the same reservation is an error, not a use-after-free.)
+pub struct shmq_reservation {
+    _private: [u8; 0],
+}
+
+impl Drop for shmq_producer {
+    fn drop(&mut self) {
+        // Abort before the producer it borrows goes away.
+        self.pending = None;
+        // SAFETY: `producer` came from `Box::into_raw` in
+        // `shmq_producer_new` and nothing borrows it any more.
+        drop(unsafe { Box::from_raw(self.producer.as_ptr()) });
+    }
+}
+
+impl shmq_producer {
+    /// The producer, for a call that needs no reservation pending.
+    fn idle(&mut self) -> Result<&mut Producer, Fail> {
+        if self.pending.is_some() {
+            return Err(Fail::Busy(
+                "this producer has a reservation pending: shmq_commit or shmq_abort it first",
+            ));
+        }
+        // SAFETY: owned by this handle; no reservation borrows it, and the
+        // `&mut self` makes this the only access.
+        Ok(unsafe { self.producer.as_mut() })
+    }
+}
+
+/// Makes a producer of `queue` and writes it to `producer_out`.
+/// `SHMQ_BUSY` if the queue's table of producers is full.
+///
+/// # Safety
+/// `queue` is NULL or a live queue handle; `producer_out` is NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_producer_new(
+    queue: *const shmq_queue,
+    producer_out: *mut *mut shmq_producer,
+) -> shmq_status {
+    guard(|| {
+        let producer_out = out(producer_out, "producer_out")?;
+        // SAFETY: per the contract.
+        let q = unsafe { handle_ref(queue, "queue") }?;
+        let producer = NonNull::from(Box::leak(Box::new(q.queue.producer()?)));
+        let h = Box::into_raw(Box::new(shmq_producer {
+            pending: None,
+            producer,
+        }));
+        // SAFETY: checked writable out-parameter.
+        unsafe { producer_out.write(h) };
+        Ok(())
+    })
+}
+
+/// Frees `*producer` (aborting a pending reservation) and sets it to NULL.
+/// `producer == NULL` or `*producer == NULL` is a no-op.
+///
+/// # Safety
+/// `producer` is NULL or points to NULL or a handle from
+/// `shmq_producer_new` that was not freed; no other thread uses it.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_producer_free(producer: *mut *mut shmq_producer) {
+    guard_or((), || {
+        if producer.is_null() || !producer.is_aligned() {
+            return;
+        }
+        // SAFETY: non-NULL, aligned, readable and writable per the contract.
+        let h = unsafe { producer.replace(std::ptr::null_mut()) };
+        if !h.is_null() {
+            // SAFETY: from `Box::into_raw` in `shmq_producer_new`, freed
+            // once (the caller's pointer is now NULL).
+            drop(unsafe { Box::from_raw(h) });
+        }
+    })
+}
+
+/// Shared body of the publish calls.
+///
+/// # Safety
+/// `producer` NULL or live and unshared; `data` NULL or readable for `len`;
+/// `meta` NULL or readable; `seq_out` NULL or writable.
+unsafe fn publish(
+    producer: *mut shmq_producer,
+    data: *const u8,
+    len: usize,
+    meta: *const shmq_meta,
+    meta_required: bool,
+    timeout_ns: u64,
+    seq_out: *mut u64,
+) -> shmq_status {
+    guard(|| {
+        let seq_out = out_opt(seq_out, "seq_out")?;
+        // SAFETY: per the contract.
+        let p = unsafe { handle(producer, "producer") }?.idle()?;
+        // SAFETY: per the contract.
+        let payload = unsafe { bytes(data, len, "data") }?;
+        // SAFETY: per the contract.
+        let meta = match unsafe { input(meta, "meta") }? {
+            Some(m) => Meta::from(m),
+            None if meta_required => return Err(Fail::Null("meta")),
+            None => Meta::new(),
+        };
+        let seq = match Wait::from_ns(timeout_ns) {
+            Wait::Forever => p.publish_with(payload, &meta)?,
+            Wait::Poll => p.publish_with_timeout(payload, &meta, std::time::Duration::ZERO)?,
+            Wait::For(d) => p.publish_with_timeout(payload, &meta, d)?,
+        };
+        if let Some(o) = seq_out {
+            // SAFETY: checked writable out-parameter.
+            unsafe { o.write(seq) };
+        }
+        Ok(())
+    })
+}
+
+/// Publishes the `len` bytes at `data` and writes its seq to `seq_out` (may
+/// be NULL). When the queue is full: waits (overflow block) or fails with
+/// `SHMQ_FULL` (overflow reject). `SHMQ_TOO_LARGE` if `len` exceeds the
+/// queue's slot_size. `data` may be NULL when `len` is 0.
+///
+/// # Safety
+/// `producer` is NULL or a live producer not used by another thread;
+/// `data` is NULL or readable for `len` bytes; `seq_out` is NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_publish(
+    producer: *mut shmq_producer,
+    data: *const u8,
+    len: usize,
+    seq_out: *mut u64,
+) -> shmq_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        publish(
+            producer,
+            data,
+            len,
+            std::ptr::null(),
+            false,
+            u64::MAX,
+            seq_out,
+        )
+    }
+}
+
+/// Like `shmq_publish`, with metadata (`meta` must not be NULL).
+///
+/// # Safety
+/// As for `shmq_publish`; `meta` is NULL or readable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_publish_with(
+    producer: *mut shmq_producer,
+    data: *const u8,
+    len: usize,
+    meta: *const shmq_meta,
+    seq_out: *mut u64,
+) -> shmq_status {
+    // SAFETY: forwarded contract.
+    unsafe { publish(producer, data, len, meta, true, u64::MAX, seq_out) }
+}
+
+/// Like `shmq_publish`, waiting at most `timeout_ns` for room in a full
+/// queue (`SHMQ_TIMEOUT` after that; nothing was published). 0: do not
+/// wait; `SHMQ_WAIT_FOREVER`: no limit.
+///
+/// # Safety
+/// As for `shmq_publish`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_publish_timeout(
+    producer: *mut shmq_producer,
+    data: *const u8,
+    len: usize,
+    timeout_ns: u64,
+    seq_out: *mut u64,
+) -> shmq_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        publish(
+            producer,
+            data,
+            len,
+            std::ptr::null(),
+            false,
+            timeout_ns,
+            seq_out,
+        )
+    }
+}
+
+/// `shmq_publish_with` and `shmq_publish_timeout` in one.
+///
+/// # Safety
+/// As for `shmq_publish`; `meta` is NULL or readable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_publish_with_timeout(
+    producer: *mut shmq_producer,
+    data: *const u8,
+    len: usize,
+    meta: *const shmq_meta,
+    timeout_ns: u64,
+    seq_out: *mut u64,
+) -> shmq_status {
+    // SAFETY: forwarded contract.
+    unsafe { publish(producer, data, len, meta, true, timeout_ns, seq_out) }
+}
+
+/// One message of a batch: `len` bytes at `data` (NULL allowed when `len`
+/// is 0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct shmq_buf {
+    /// The bytes.
+    pub data: *const u8,
+    /// How many.
+    pub len: usize,
+}
+
+/// A `shmq_buf` checked by `shmq_publish_batch`: non-NULL or empty, with a
+/// length that is a size.
+#[repr(transparent)]
+struct CheckedBuf(shmq_buf);
+
+impl AsRef<[u8]> for CheckedBuf {
+    fn as_ref(&self) -> &[u8] {
+        if self.0.len == 0 {
+            return &[];
+        }
+        // SAFETY: only made by `shmq_publish_batch` after checking that
+        // `data` is non-NULL and `len <= isize::MAX`; readable for `len`
+        // bytes during that call per its contract.
+        unsafe { std::slice::from_raw_parts(self.0.data, self.0.len) }
+    }
+}
+
+/// Publishes `count` messages with as few claims as possible and one
+/// wake-up; writes the seq of the first to `first_seq_out` (may be NULL);
+/// the others follow in order. Waits for room as long as it takes
+/// (overflow block). Nothing is published if any message is too large.
+///
+/// # Safety
+/// `producer` as for `shmq_publish`; `msgs` is NULL or readable for `count`
+/// elements whose buffers are readable; `first_seq_out` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_publish_batch(
+    producer: *mut shmq_producer,
+    msgs: *const shmq_buf,
+    count: usize,
+    first_seq_out: *mut u64,
+) -> shmq_status {
+    guard(|| {
+        let seq_out = out_opt(first_seq_out, "first_seq_out")?;
+        // SAFETY: per the contract.
+        let p = unsafe { handle(producer, "producer") }?.idle()?;
+        if count == 0 {
+            return Err(invalid("shmq_publish_batch of 0 messages"));
+        }
+        if msgs.is_null() {
+            return Err(Fail::Null("msgs"));
+        }
+        if !msgs.is_aligned() || count > isize::MAX as usize / std::mem::size_of::<shmq_buf>() {
+            return Err(invalid("msgs is misaligned or count is not a size"));
+        }
+        // SAFETY: non-NULL, aligned, readable for `count` elements per the
+        // contract, and `count * size` fits in isize.
+        let raw = unsafe { std::slice::from_raw_parts(msgs, count) };
+        for (i, m) in raw.iter().enumerate() {
+            if m.len > 0 && m.data.is_null() {
+                return Err(invalid(format!(
+                    "msgs[{i}].data is NULL with len {}",
+                    m.len
+                )));
+            }
+            if m.len > isize::MAX as usize {
+                return Err(invalid(format!("msgs[{i}].len is not a size")));
+            }
+        }
+        // SAFETY: `CheckedBuf` is `repr(transparent)` over `shmq_buf`; every
+        // element was checked just above.
+        let checked: &[CheckedBuf] =
+            unsafe { std::slice::from_raw_parts(raw.as_ptr().cast::<CheckedBuf>(), raw.len()) };
+        let first = p.publish_batch(checked)?;
+        if let Some(o) = seq_out {
+            // SAFETY: checked writable out-parameter.
+            unsafe { o.write(first) };
+        }
+        Ok(())
+    })
+}
+
+/// Shared body of the reserve calls.
+///
+/// # Safety
+/// As for `shmq_reserve`.
+unsafe fn reserve(
+    producer: *mut shmq_producer,
+    len: usize,
+    timeout_ns: u64,
+    data_out: *mut *mut u8,
+    reservation_out: *mut *mut shmq_reservation,
+) -> shmq_status {
+    guard(|| {
+        let data_out = out(data_out, "data_out")?;
+        let reservation_out = out(reservation_out, "reservation_out")?;
+        // SAFETY: per the contract.
+        let h = unsafe { handle(producer, "producer") }?;
+        h.idle()?;
+        let p: *mut Producer = h.producer.as_ptr();
+        // SAFETY: owned by the handle, which outlives the reservation (it
+        // is stored in the handle and dropped first); no other reference to
+        // the producer exists while `pending` is set (`idle` refuses).
+        let p: &'static mut Producer = unsafe { &mut *p };
+        let mut r = match Wait::from_ns(timeout_ns) {
+            Wait::Forever => p.reserve(len)?,
+            Wait::Poll => p.reserve_timeout(len, std::time::Duration::ZERO)?,
+            Wait::For(d) => p.reserve_timeout(len, d)?,
+        };
+        // Points at the slot in the mapping, not into `r`: moving `r` into
+        // the handle leaves it valid.
+        let data = r.as_mut_ptr();
+        h.pending = Some(r);
+        // SAFETY: checked writable out-parameters.
+        unsafe {
+            data_out.write(data);
+            reservation_out.write((h as *mut shmq_producer).cast::<shmq_reservation>());
+        }
+        Ok(())
+    })
+}
+
+/// Claims a slot for a message of `len` bytes to be written in place: writes
+/// the address of its payload (`len` writable bytes in shared memory) to
+/// `data_out` and the reservation to `reservation_out`. Write the message,
+/// then `shmq_commit` (publish) or `shmq_abort`; consumers wait for it in
+/// between, so do not keep it long (after `unblock_timeout` consumers abort
+/// it and the commit fails with `SHMQ_ABORTED`). Waits for room like
+/// `shmq_publish`. `SHMQ_BUSY` if this producer already has one pending.
+///
+/// # Safety
+/// `producer` as for `shmq_publish`; `data_out` and `reservation_out` NULL
+/// or writable. The payload pointer is valid until commit, abort or the
+/// producer's free.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_reserve(
+    producer: *mut shmq_producer,
+    len: usize,
+    data_out: *mut *mut u8,
+    reservation_out: *mut *mut shmq_reservation,
+) -> shmq_status {
+    // SAFETY: forwarded contract.
+    unsafe { reserve(producer, len, u64::MAX, data_out, reservation_out) }
+}
+
+/// Like `shmq_reserve`, waiting at most `timeout_ns` for room
+/// (`SHMQ_TIMEOUT`).
+///
+/// # Safety
+/// As for `shmq_reserve`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_reserve_timeout(
+    producer: *mut shmq_producer,
+    len: usize,
+    timeout_ns: u64,
+    data_out: *mut *mut u8,
+    reservation_out: *mut *mut shmq_reservation,
+) -> shmq_status {
+    // SAFETY: forwarded contract.
+    unsafe { reserve(producer, len, timeout_ns, data_out, reservation_out) }
+}
+
+/// The pending reservation behind `reservation`, if any.
+///
+/// # Safety
+/// `reservation` is NULL or came from `shmq_reserve` on a producer that is
+/// live and not used by another thread.
+unsafe fn pending<'a>(
+    reservation: *mut shmq_reservation,
+) -> Result<&'a mut Option<Reservation<'static>>, Fail> {
+    // SAFETY: a reservation pointer is its producer's handle address.
+    let h = unsafe { handle(reservation.cast::<shmq_producer>(), "reservation") }?;
+    if h.pending.is_none() {
+        return Err(invalid(
+            "no reservation is pending on this producer (already committed or aborted)",
+        ));
+    }
+    Ok(&mut h.pending)
+}
+
+/// Sets the metadata of the reserved message.
+///
+/// # Safety
+/// `reservation` is NULL or a reservation whose producer is live;
+/// `meta` is NULL or readable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_reservation_set_meta(
+    reservation: *mut shmq_reservation,
+    meta: *const shmq_meta,
+) -> shmq_status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let meta = unsafe { input(meta, "meta") }?.ok_or(Fail::Null("meta"))?;
+        // SAFETY: per the contract.
+        let r = unsafe { pending(reservation) }?;
+        if let Some(r) = r.as_mut() {
+            r.set_meta(meta.into());
+        }
+        Ok(())
+    })
+}
+
+/// Shrinks the reserved message to `len` bytes (at most the reserved
+/// length: `SHMQ_INVALID_ARGUMENT` if larger).
+///
+/// # Safety
+/// `reservation` is NULL or a reservation whose producer is live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_reservation_truncate(
+    reservation: *mut shmq_reservation,
+    len: usize,
+) -> shmq_status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let r = unsafe { pending(reservation) }?;
+        if let Some(r) = r.as_mut() {
+            if len > r.len() {
+                return Err(invalid(format!(
+                    "truncate to {len} bytes: larger than the reserved {} bytes",
+                    r.len()
+                )));
+            }
+            r.truncate(len);
+        }
+        Ok(())
+    })
+}
+
+/// Publishes the reserved message and writes its seq to `seq_out` (may be
+/// NULL). The reservation ends whatever the result: `SHMQ_ABORTED` means
+/// consumers gave up on it (held longer than `unblock_timeout`) and it was
+/// not published.
+///
+/// # Safety
+/// `reservation` is NULL or a reservation whose producer is live and not
+/// used by another thread; `seq_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_commit(
+    reservation: *mut shmq_reservation,
+    seq_out: *mut u64,
+) -> shmq_status {
+    guard(|| {
+        let seq_out = out_opt(seq_out, "seq_out")?;
+        // SAFETY: per the contract.
+        let r = unsafe { pending(reservation) }?.take();
+        if let Some(r) = r {
+            let seq = r.commit()?;
+            if let Some(o) = seq_out {
+                // SAFETY: checked writable out-parameter.
+                unsafe { o.write(seq) };
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Aborts the reservation: nothing is published and consumers skip its
+/// position.
+///
+/// # Safety
+/// As for `shmq_commit`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_abort(reservation: *mut shmq_reservation) -> shmq_status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let r = unsafe { pending(reservation) }?.take();
+        drop(r);
+        Ok(())
+    })
+}

@@ -1,0 +1,420 @@
+//! The queue handle: create, open, close, remove; groups and stats.
+
+use std::ffi::c_char;
+
+use shmq::{GroupInfo, Options, Overflow, Queue};
+
+use crate::options::{
+    SHMQ_OVERFLOW_BLOCK, SHMQ_OVERFLOW_REJECT, shmq_options, shmq_overflow, shmq_seek, shmq_start,
+};
+use crate::status::{
+    Fail, guard, guard_or, handle_ref, input, invalid, out, out_opt, shmq_status, text,
+};
+
+/// An open queue: a mapping of its file. Thread-safe: any number of
+/// threads may use one `shmq_queue` at once (except `shmq_queue_close`,
+/// which must be the last call). Producers and consumers made from it keep
+/// the mapping alive, so it may be closed before them.
+pub struct shmq_queue {
+    pub(crate) queue: Queue,
+}
+
+/// Bytes of `shmq_group_info.name`: the longest group name (48) and its
+/// NUL.
+pub const SHMQ_GROUP_NAME_CAP: usize = 49;
+const _: () = assert!(shmq::MAX_GROUP_NAME + 1 == SHMQ_GROUP_NAME_CAP);
+
+/// A snapshot of one consumer group.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct shmq_group_info {
+    /// Its name, NUL-terminated.
+    pub name: [c_char; SHMQ_GROUP_NAME_CAP],
+    /// Whether a live consumer is attached.
+    pub consumer_attached: bool,
+    /// Next seq it will be handed.
+    pub next: u64,
+    /// Every seq below this one is finished by the group.
+    pub committed: u64,
+    /// Messages published that it has not finished.
+    pub lag: u64,
+    /// Messages delivered to it.
+    pub delivered: u64,
+    /// CLOCK_REALTIME nanoseconds when it was created.
+    pub created_ns: u64,
+}
+
+impl From<&GroupInfo> for shmq_group_info {
+    fn from(g: &GroupInfo) -> shmq_group_info {
+        let mut name = [0 as c_char; SHMQ_GROUP_NAME_CAP];
+        // Names are checked ASCII of at most 48 bytes; `take` keeps the NUL
+        // even if a future core allowed longer ones.
+        for (dst, src) in name
+            .iter_mut()
+            .zip(g.name.bytes().take(SHMQ_GROUP_NAME_CAP - 1))
+        {
+            *dst = src as c_char;
+        }
+        shmq_group_info {
+            name,
+            consumer_attached: g.consumer_attached,
+            next: g.next,
+            committed: g.committed,
+            lag: g.lag,
+            delivered: g.delivered,
+            created_ns: g.created_ns,
+        }
+    }
+}
+
+/// A counters-and-cursors snapshot of a queue (`shmq_stats`). The groups
+/// themselves are read with `shmq_groups` or `shmq_group_stats`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct shmq_queue_stats {
+    /// Ring capacity in messages.
+    pub slots: u64,
+    /// Largest payload in bytes.
+    pub slot_size: u64,
+    /// Seq the next message will get.
+    pub next_seq: u64,
+    /// Oldest seq still retained.
+    pub oldest_seq: u64,
+    /// Messages not yet finished by the slowest group (with no group: every
+    /// message retained).
+    pub depth: u64,
+    /// Messages published.
+    pub published: u64,
+    /// Publishes refused with `SHMQ_FULL`.
+    pub rejected: u64,
+    /// Positions aborted (stuck or dead producers, aborted reservations).
+    pub aborted: u64,
+    /// Live producer handles.
+    pub producers: u64,
+    /// Live consumers.
+    pub consumers: u64,
+    /// Number of groups.
+    pub groups: u64,
+    /// The overflow policy (a `shmq_overflow`).
+    pub overflow: shmq_overflow,
+}
+
+/// Reads `opts` (NULL: the defaults).
+///
+/// # Safety
+/// A non-NULL `opts` must point to a `shmq_options` whose `dir` is NULL or
+/// NUL-terminated.
+unsafe fn options(opts: *const shmq_options) -> Result<Options, Fail> {
+    // SAFETY: per this function's contract.
+    match unsafe { input(opts, "opts") }? {
+        // SAFETY: `dir` is NULL or NUL-terminated per the contract.
+        Some(o) => unsafe { o.to_rust() },
+        None => Ok(Options::new()),
+    }
+}
+
+/// Shared body of create / open / open_or_create.
+///
+/// # Safety
+/// As for `shmq_queue_create`.
+unsafe fn open_with(
+    name: *const c_char,
+    opts: *const shmq_options,
+    queue_out: *mut *mut shmq_queue,
+    how: fn(&str, &Options) -> shmq::Result<Queue>,
+) -> shmq_status {
+    guard(|| {
+        let queue_out = out(queue_out, "queue_out")?;
+        // SAFETY: NUL-terminated per the contract.
+        let name = unsafe { text(name, "name") }?;
+        // SAFETY: per the contract.
+        let opts = unsafe { options(opts) }?;
+        let queue = how(name, &opts)?;
+        let handle = Box::into_raw(Box::new(shmq_queue { queue }));
+        // SAFETY: checked writable out-parameter.
+        unsafe { queue_out.write(handle) };
+        Ok(())
+    })
+}
+
+/// Creates queue `name` (file `<dir>/<name>.shmq`, created exclusively with
+/// `opts->mode`, never through a symlink) and opens it. `opts` may be NULL
+/// for the defaults. Fails with `SHMQ_EXISTS` if it exists.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string; `opts` is NULL or points to a
+/// `shmq_options`; `queue_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_queue_create(
+    name: *const c_char,
+    opts: *const shmq_options,
+    queue_out: *mut *mut shmq_queue,
+) -> shmq_status {
+    // SAFETY: forwarded contract.
+    unsafe { open_with(name, opts, queue_out, Queue::create) }
+}
+
+/// Opens the existing queue `name`. Only `opts->dir` is used (NULL opts:
+/// `$SHMQ_DIR` or `/dev/shm`); the rest is read from the file. Fails with
+/// `SHMQ_NOT_FOUND`, `SHMQ_CORRUPT` or `SHMQ_INCOMPATIBLE`.
+///
+/// # Safety
+/// As for `shmq_queue_create`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_queue_open(
+    name: *const c_char,
+    opts: *const shmq_options,
+    queue_out: *mut *mut shmq_queue,
+) -> shmq_status {
+    // SAFETY: forwarded contract.
+    unsafe { open_with(name, opts, queue_out, Queue::open_with) }
+}
+
+/// Opens queue `name`, creating it with `opts` if it does not exist. An
+/// existing queue keeps the options it was created with.
+///
+/// # Safety
+/// As for `shmq_queue_create`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_queue_open_or_create(
+    name: *const c_char,
+    opts: *const shmq_options,
+    queue_out: *mut *mut shmq_queue,
+) -> shmq_status {
+    // SAFETY: forwarded contract.
+    unsafe { open_with(name, opts, queue_out, Queue::open_or_create) }
+}
+
+/// Closes `*queue` and sets it to NULL. `queue == NULL` or `*queue == NULL`
+/// is a no-op. Producers and consumers made from it stay usable.
+///
+/// # Safety
+/// `queue` is NULL or points to a handle pointer that is NULL or came from
+/// `shmq_queue_create/open/open_or_create` and was not closed; no other
+/// thread uses the queue during or after the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_queue_close(queue: *mut *mut shmq_queue) {
+    guard_or((), || {
+        if queue.is_null() || !queue.is_aligned() {
+            return;
+        }
+        // SAFETY: non-NULL, aligned, readable and writable per the contract.
+        let handle = unsafe { queue.replace(std::ptr::null_mut()) };
+        if !handle.is_null() {
+            // SAFETY: made by `Box::into_raw` in `open_with`, closed once
+            // (the caller's pointer is now NULL).
+            drop(unsafe { Box::from_raw(handle) });
+        }
+    })
+}
+
+/// Removes queue `name`'s file (in `opts->dir`; NULL opts: the default
+/// directory). Processes that have it open keep using their mapping.
+///
+/// # Safety
+/// `name` is NULL or NUL-terminated; `opts` is NULL or a `shmq_options`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_queue_remove(
+    name: *const c_char,
+    opts: *const shmq_options,
+) -> shmq_status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let name = unsafe { text(name, "name") }?;
+        // SAFETY: per the contract.
+        let opts = unsafe { options(opts) }?;
+        Queue::remove(name, &opts)?;
+        Ok(())
+    })
+}
+
+/// Writes the mapping back to its file and waits (for a queue on disk).
+///
+/// # Safety
+/// `queue` is NULL or a live queue handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_queue_flush(queue: *const shmq_queue) -> shmq_status {
+    guard(|| {
+        // SAFETY: live handle per the contract.
+        let q = unsafe { handle_ref(queue, "queue") }?;
+        q.queue.flush()?;
+        Ok(())
+    })
+}
+
+/// Creates group `group` at `start` (`SHMQ_START_SEQ`: at `seq`), so it
+/// retains messages before any consumer runs. `SHMQ_EXISTS` if it exists.
+///
+/// # Safety
+/// `queue` is NULL or a live queue handle; `group` is NULL or
+/// NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_group_create(
+    queue: *const shmq_queue,
+    group: *const c_char,
+    start: shmq_start,
+    seq: u64,
+) -> shmq_status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let q = unsafe { handle_ref(queue, "queue") }?;
+        // SAFETY: per the contract.
+        let group = unsafe { text(group, "group") }?;
+        q.queue
+            .create_group(group, crate::options::start(start, seq)?)?;
+        Ok(())
+    })
+}
+
+/// Deletes group `group`: it stops retaining messages. `SHMQ_BUSY` while a
+/// consumer is attached.
+///
+/// # Safety
+/// As for `shmq_group_create`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_group_delete(
+    queue: *const shmq_queue,
+    group: *const c_char,
+) -> shmq_status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let q = unsafe { handle_ref(queue, "queue") }?;
+        // SAFETY: per the contract.
+        let group = unsafe { text(group, "group") }?;
+        q.queue.delete_group(group)?;
+        Ok(())
+    })
+}
+
+/// Moves group `group` (with no consumer attached) to `whence`/`value`
+/// (replay or skip, clamped to what the queue retains) and writes the seq
+/// it will receive next to `next_out` (may be NULL).
+///
+/// # Safety
+/// As for `shmq_group_create`; `next_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_group_seek(
+    queue: *const shmq_queue,
+    group: *const c_char,
+    whence: shmq_seek,
+    value: u64,
+    next_out: *mut u64,
+) -> shmq_status {
+    guard(|| {
+        let next_out = out_opt(next_out, "next_out")?;
+        // SAFETY: per the contract.
+        let q = unsafe { handle_ref(queue, "queue") }?;
+        // SAFETY: per the contract.
+        let group = unsafe { text(group, "group") }?;
+        let next = q
+            .queue
+            .seek_group(group, crate::options::seek(whence, value)?)?;
+        if let Some(o) = next_out {
+            // SAFETY: checked writable out-parameter.
+            unsafe { o.write(next) };
+        }
+        Ok(())
+    })
+}
+
+/// Lists the groups: writes the first `min(capacity, n)` of them to
+/// `groups_out` and their total number `n` to `count_out`. With
+/// `capacity == 0`, `groups_out` may be NULL (to ask for the count).
+///
+/// # Safety
+/// `queue` is NULL or live; `groups_out` is NULL or writable for `capacity`
+/// elements; `count_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_groups(
+    queue: *const shmq_queue,
+    groups_out: *mut shmq_group_info,
+    capacity: usize,
+    count_out: *mut usize,
+) -> shmq_status {
+    guard(|| {
+        let count_out = out(count_out, "count_out")?;
+        if capacity > 0 {
+            out(groups_out, "groups_out")?;
+        }
+        if capacity > isize::MAX as usize / std::mem::size_of::<shmq_group_info>() {
+            return Err(invalid(format!("capacity {capacity} is not a size")));
+        }
+        // SAFETY: per the contract.
+        let q = unsafe { handle_ref(queue, "queue") }?;
+        let groups = q.queue.groups();
+        for (i, g) in groups.iter().take(capacity).enumerate() {
+            // SAFETY: `i < capacity`; `groups_out` is non-NULL, aligned and
+            // writable for `capacity` elements per the contract.
+            unsafe { groups_out.add(i).write(g.into()) };
+        }
+        // SAFETY: checked writable out-parameter.
+        unsafe { count_out.write(groups.len()) };
+        Ok(())
+    })
+}
+
+/// Writes a snapshot of group `group` to `info_out`; `SHMQ_NOT_FOUND` if
+/// there is no such group.
+///
+/// # Safety
+/// As for `shmq_group_create`; `info_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_group_stats(
+    queue: *const shmq_queue,
+    group: *const c_char,
+    info_out: *mut shmq_group_info,
+) -> shmq_status {
+    guard(|| {
+        let info_out = out(info_out, "info_out")?;
+        // SAFETY: per the contract.
+        let q = unsafe { handle_ref(queue, "queue") }?;
+        // SAFETY: per the contract.
+        let group = unsafe { text(group, "group") }?;
+        let info = q
+            .queue
+            .groups()
+            .into_iter()
+            .find(|g| g.name == group)
+            .ok_or_else(|| shmq::Error::NotFound(format!("group {group:?}")))?;
+        // SAFETY: checked writable out-parameter.
+        unsafe { info_out.write((&info).into()) };
+        Ok(())
+    })
+}
+
+/// Writes a snapshot of the queue's counters and cursors to `stats_out`.
+///
+/// # Safety
+/// `queue` is NULL or live; `stats_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_stats(
+    queue: *const shmq_queue,
+    stats_out: *mut shmq_queue_stats,
+) -> shmq_status {
+    guard(|| {
+        let stats_out = out(stats_out, "stats_out")?;
+        // SAFETY: per the contract.
+        let q = unsafe { handle_ref(queue, "queue") }?;
+        let s = q.queue.stats();
+        let stats = shmq_queue_stats {
+            slots: s.slots,
+            slot_size: s.slot_size,
+            next_seq: s.next_seq,
+            oldest_seq: s.oldest_seq,
+            depth: s.depth,
+            published: s.published,
+            rejected: s.rejected,
+            aborted: s.aborted,
+            producers: s.producers,
+            consumers: s.consumers,
+            groups: s.groups.len() as u64,
+            overflow: match s.overflow {
+                Overflow::Block => SHMQ_OVERFLOW_BLOCK,
+                Overflow::Reject => SHMQ_OVERFLOW_REJECT,
+            },
+        };
+        // SAFETY: checked writable out-parameter.
+        unsafe { stats_out.write(stats) };
+        Ok(())
+    })
+}
