@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use shmq::{ConsumerOptions, Options, Overflow, Queue, Start};
+use shmq::{Ack, ConsumerOptions, Options, Overflow, Queue, Start};
 
 use crate::baseline::Region;
 use crate::{CliError, CliResult};
@@ -18,6 +18,23 @@ use crate::{CliError, CliResult};
 const WORKER_TIMEOUT: Duration = Duration::from_secs(300);
 /// Ring size for the throughput runs (shmq and the bare ring alike).
 const TP_SLOTS: u64 = 4096;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AckMode {
+    /// At-most-once: the fast path.
+    Auto,
+    /// At-least-once: lease, then ack every message.
+    Manual,
+}
+
+impl AckMode {
+    fn consumer_options(self) -> ConsumerOptions {
+        match self {
+            AckMode::Auto => ConsumerOptions::new(),
+            AckMode::Manual => ConsumerOptions::new().ack(Ack::Manual),
+        }
+    }
+}
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -49,6 +66,13 @@ pub(crate) struct BenchArgs {
     /// single publish and receive).
     #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// Acknowledgement mode of the consumers: auto, or manual (each
+    /// message leased and acked).
+    #[arg(long, value_enum, default_value = "auto")]
+    ack: AckMode,
+    /// Competing consumer processes per group (throughput, --ack manual).
+    #[arg(long, default_value_t = 1)]
+    consumers: u32,
     /// Rounds; shmq and the baseline alternate, and the figures merge all
     /// rounds.
     #[arg(long, default_value_t = 3)]
@@ -76,6 +100,8 @@ pub(crate) struct WorkerArgs {
     batch: usize,
     #[arg(long, default_value_t = 0)]
     skip: u64,
+    #[arg(long, value_enum, default_value = "auto")]
+    ack: AckMode,
 }
 
 /// Cores this process may run on.
@@ -197,9 +223,21 @@ pub(crate) fn run(args: BenchArgs) -> CliResult {
         || args.producers == 0
         || args.groups == 0
         || args.batch == 0
+        || args.consumers == 0
     {
         return Err(CliError::Other(
-            "--size, --rounds, --producers, --groups and --batch must be at least 1".into(),
+            "--size, --rounds, --producers, --groups, --consumers and --batch must be at least 1"
+                .into(),
+        ));
+    }
+    if args.ack == AckMode::Manual && args.batch > 1 {
+        return Err(CliError::Other(
+            "--batch is for --ack auto: ack=manual consumers receive one message at a time".into(),
+        ));
+    }
+    if args.ack == AckMode::Auto && args.consumers > 1 {
+        return Err(CliError::Other(
+            "--consumers > 1 needs --ack manual (an ack=auto group has one consumer)".into(),
         ));
     }
     let cores = allowed_cores();
@@ -241,8 +279,14 @@ fn latency(args: &BenchArgs, cores: &[usize]) -> CliResult {
         for (name, group) in [("ping", "pong"), ("pong", "ping")] {
             Queue::create(name, &opts)?.create_group(group, Start::Earliest)?;
         }
-        let pong = spawn("pong", &dir, count + warmup, args.size, c1, &[])?;
-        let ping = spawn("ping", &dir, count + warmup, args.size, c0, &extra(warmup))?;
+        let ack = vec![
+            "--ack".to_string(),
+            format!("{:?}", args.ack).to_lowercase(),
+        ];
+        let pong = spawn("pong", &dir, count + warmup, args.size, c1, &ack)?;
+        let mut ping_args = extra(warmup);
+        ping_args.extend(ack);
+        let ping = spawn("ping", &dir, count + warmup, args.size, c0, &ping_args)?;
         let out = join(vec![ping, pong])?;
         record(&mut shmq_h, &out[0])?;
     }
@@ -352,15 +396,21 @@ fn throughput(args: &BenchArgs, cores: &[usize]) -> CliResult {
         }
         let batch = vec!["--batch".to_string(), args.batch.to_string()];
         let mut children = Vec::new();
-        for g in 0..args.groups {
+        let consumers = args.groups * args.consumers;
+        for i in 0..consumers {
+            let g = i / args.consumers;
             let mut extra = batch.clone();
             extra.extend(["--group".to_string(), format!("g{g}")]);
+            let role = match args.ack {
+                AckMode::Auto => "consume",
+                AckMode::Manual => "consume-manual",
+            };
             children.push(spawn(
-                "consume",
+                role,
                 &dir,
                 count,
                 args.size,
-                core(1 + g as usize),
+                core(1 + i as usize),
                 &extra,
             )?);
         }
@@ -382,8 +432,17 @@ fn throughput(args: &BenchArgs, cores: &[usize]) -> CliResult {
         }
         let out = join(children)?;
         let mut slowest = 0;
-        for o in &out[..args.groups as usize] {
-            slowest = slowest.max(parse_json(o)?["elapsed_ns"].as_u64().unwrap_or(0));
+        for group in out[..consumers as usize].chunks(args.consumers as usize) {
+            // A group's time runs from its first delivery to its last ack,
+            // over all its consumers (CLOCK_REALTIME, comparable across
+            // processes).
+            let (mut first, mut last) = (u64::MAX, 0);
+            for o in group {
+                let v = parse_json(o)?;
+                first = first.min(v["first_ns"].as_u64().unwrap_or(u64::MAX));
+                last = last.max(v["last_ns"].as_u64().unwrap_or(0));
+            }
+            slowest = slowest.max(last.saturating_sub(first));
         }
         shmq_rates.push(count as f64 / (slowest.max(1) as f64 / 1e9));
     }
@@ -404,6 +463,8 @@ fn throughput(args: &BenchArgs, cores: &[usize]) -> CliResult {
                 "rounds": args.rounds,
                 "producers": args.producers,
                 "groups": args.groups,
+                "consumers": args.consumers,
+                "ack": format!("{:?}", args.ack).to_lowercase(),
                 "batch": args.batch,
                 "msgs_per_s": s,
                 "mb_per_s": mb(s),
@@ -416,8 +477,16 @@ fn throughput(args: &BenchArgs, cores: &[usize]) -> CliResult {
         );
     } else {
         println!(
-            "shmq bench throughput: {} B payload, {} messages x {} rounds, {} producer(s), {} group(s), batch {}, cores {:?}",
-            args.size, count, args.rounds, args.producers, args.groups, args.batch, cores
+            "shmq bench throughput: {} B payload, {} messages x {} rounds, {} producer(s), {} group(s) x {} consumer(s), ack={:?}, batch {}, cores {:?}",
+            args.size,
+            count,
+            args.rounds,
+            args.producers,
+            args.groups,
+            args.consumers,
+            args.ack,
+            args.batch,
+            cores
         );
         println!(
             "{:<34} {:>14} {:>10}   (min .. max over rounds)",
@@ -472,7 +541,7 @@ pub(crate) fn worker(a: WorkerArgs) -> CliResult {
             let opts = Options::new().dir(&a.dir);
             let mut p = Queue::open_with("ping", &opts)?.producer()?;
             let mut c =
-                Queue::open_with("pong", &opts)?.consumer("ping", ConsumerOptions::new())?;
+                Queue::open_with("pong", &opts)?.consumer("ping", a.ack.consumer_options())?;
             let payload = vec![1u8; a.size];
             let mut buf = vec![0u8; a.size];
             let mut rtts = Vec::with_capacity(a.count as usize);
@@ -482,6 +551,7 @@ pub(crate) fn worker(a: WorkerArgs) -> CliResult {
                 loop {
                     if let Some(m) = c.try_receive()? {
                         buf.copy_from_slice(m.payload());
+                        m.ack()?;
                         break;
                     }
                     std::hint::spin_loop();
@@ -494,12 +564,13 @@ pub(crate) fn worker(a: WorkerArgs) -> CliResult {
             let opts = Options::new().dir(&a.dir);
             let mut p = Queue::open_with("pong", &opts)?.producer()?;
             let mut c =
-                Queue::open_with("ping", &opts)?.consumer("pong", ConsumerOptions::new())?;
+                Queue::open_with("ping", &opts)?.consumer("pong", a.ack.consumer_options())?;
             let mut buf = vec![0u8; a.size];
             for _ in 0..a.count {
                 loop {
                     if let Some(m) = c.try_receive()? {
                         buf.copy_from_slice(m.payload());
+                        m.ack()?;
                         break;
                     }
                     std::hint::spin_loop();
@@ -555,12 +626,57 @@ pub(crate) fn worker(a: WorkerArgs) -> CliResult {
                 }
             }
             let elapsed = start.map(|s| s.elapsed().as_nanos() as u64).unwrap_or(0);
-            serde_json::json!({"elapsed_ns": elapsed, "sum": sum})
+            let last_ns = realtime_ns();
+            serde_json::json!({
+                "elapsed_ns": elapsed,
+                "sum": sum,
+                "first_ns": last_ns - elapsed,
+                "last_ns": last_ns,
+            })
+        }
+        "consume-manual" => {
+            // Competing consumers: each leases, copies and acks until the
+            // group has nothing more for a while (the idle tail is not
+            // counted).
+            let q = Queue::open_with("tp", &Options::new().dir(&a.dir))?;
+            let mut c = q.consumer(&a.group, AckMode::Manual.consumer_options())?;
+            let mut buf = vec![0u8; a.size];
+            let (mut first, mut last, mut got) = (None, 0u64, 0u64);
+            let mut idle_since = Instant::now();
+            loop {
+                match c.try_receive()? {
+                    Some(m) => {
+                        first.get_or_insert_with(realtime_ns);
+                        buf.copy_from_slice(m.payload());
+                        m.ack()?;
+                        last = realtime_ns();
+                        got += 1;
+                        idle_since = Instant::now();
+                    }
+                    None => {
+                        let idle = idle_since.elapsed();
+                        if (first.is_some() && idle > Duration::from_millis(200))
+                            || idle > WORKER_TIMEOUT
+                        {
+                            break;
+                        }
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+            serde_json::json!({"first_ns": first.unwrap_or(u64::MAX), "last_ns": last, "got": got})
         }
         other => return Err(CliError::Other(format!("unknown bench role {other}"))),
     };
     println!("{out}");
     Ok(())
+}
+
+fn realtime_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 /// Writes samples next to the region/queue dir and returns where.

@@ -267,7 +267,10 @@ fn bench_json_has_the_documented_keys() {
 fn dlq_list_redrive_purge_and_manual_consume() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(d, &["create", "q", "--slots", "16", "--max-deliveries", "2"]);
+    ok(
+        d,
+        &["create", "q", "--slots", "16", "--max-deliveries", "2"],
+    );
     ok(d, &["group-create", "q", "work"]);
     let opts = shmq::Options::new().dir(d);
     let q = shmq::Queue::open_with("q", &opts).unwrap();
@@ -284,7 +287,10 @@ fn dlq_list_redrive_purge_and_manual_consume() {
     assert!(out.contains("nacked") && out.contains("bad\\tone"), "{out}");
     let json: serde_json::Value =
         serde_json::from_str(ok(d, &["dlq", "q", "list", "--json"]).trim()).unwrap();
-    assert_eq!((json["seq"].as_u64(), json["group"].as_str()), (Some(0), Some("work")));
+    assert_eq!(
+        (json["seq"].as_u64(), json["group"].as_str()),
+        (Some(0), Some("work"))
+    );
     let stat: serde_json::Value = serde_json::from_str(&ok(d, &["stat", "q", "--json"])).unwrap();
     assert_eq!(stat["dlq_depth"], 1);
     assert_eq!(stat["groups"][0]["dead_lettered"], 1);
@@ -295,13 +301,27 @@ fn dlq_list_redrive_purge_and_manual_consume() {
     ok(d, &["dlq", "q", "redrive", "--seq", "0"]);
     let got = ok(
         d,
-        &["consume", "q", "--group", "work", "--ack", "manual", "--count", "2", "--timeout", "5"],
+        &[
+            "consume",
+            "q",
+            "--group",
+            "work",
+            "--ack",
+            "manual",
+            "--count",
+            "2",
+            "--timeout",
+            "5",
+        ],
     );
     let mut lines: Vec<&str> = got.lines().collect();
     lines.sort();
     assert_eq!(lines, ["bad\tone", "good"]);
     let stat: serde_json::Value = serde_json::from_str(&ok(d, &["stat", "q", "--json"])).unwrap();
-    assert_eq!((stat["acked"].as_u64(), stat["dlq_depth"].as_u64()), (Some(2), Some(0)));
+    assert_eq!(
+        (stat["acked"].as_u64(), stat["dlq_depth"].as_u64()),
+        (Some(2), Some(0))
+    );
     // Purge: dead-letter again, then purge.
     p.publish(b"doomed").unwrap();
     {

@@ -226,7 +226,11 @@ impl Delivery<'_> {
     pub fn ack(mut self) -> Result<()> {
         let kind = std::mem::replace(&mut self.kind, Kind::Ended);
         match kind {
-            Kind::Auto | Kind::Ended => Ok(()),
+            Kind::Auto => {
+                self.consumer.release(self.msg.seq + 1);
+                Ok(())
+            }
+            Kind::Ended => Ok(()),
             Kind::Leased(held) => self.consumer.ack_leased(&held),
             Kind::Redriven(entry) => {
                 self.consumer.end_redriven(entry, true, false);

@@ -231,6 +231,22 @@ fn an_aborted_writer_still_writing_keeps_its_slot_from_the_next_lap() {
 }
 
 #[test]
+fn acking_an_auto_delivery_releases_its_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("auto-ack", &opts(&dir).overflow(Overflow::Reject)).unwrap();
+    let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
+    let mut p = q.producer().unwrap();
+    // Three laps of an 8-slot ring: every ack must free its slot.
+    for i in 0..24u8 {
+        p.publish(&[i]).unwrap();
+        let m = c.receive().unwrap();
+        assert_eq!(m.payload(), [i]);
+        m.ack().unwrap();
+    }
+    assert_eq!(q.stats().depth, 0);
+}
+
+#[test]
 fn batches() {
     let dir = tempfile::tempdir().unwrap();
     let q = Queue::create("batch", &opts(&dir).slots(16)).unwrap();
