@@ -104,7 +104,10 @@ pub(crate) struct Config {
     pub max_consumers: u32,
     /// Bytes from one dead letter to the next.
     pub dlq_stride: u32,
-    pub reserved: [u64; 4],
+    pub dedup_offset: u64,
+    /// How long a publish key is remembered, in ns.
+    pub dedup_ttl_ns: u64,
+    pub reserved: [u64; 2],
 }
 
 /// A futex word and the number of processes/threads asleep on it.
@@ -169,7 +172,9 @@ pub(crate) struct Counters {
     pub rejected: AtomicU64,
     /// Positions aborted (stuck or dead producer, or dropped reservation).
     pub aborted: AtomicU64,
-    _pad: [u8; 48],
+    /// Keyed publishes not enqueued because their key was remembered.
+    pub deduplicated: AtomicU64,
+    _pad: [u8; 40],
 }
 
 /// The first 4 KiB of a queue file.
@@ -188,7 +193,10 @@ pub(crate) struct Header {
     pub counters: Counters,
     /// Dead letters appended so far: the order stamp of the next one.
     pub dlq_order: AtomicU64,
-    _reserved: [u8; 3448],
+    /// Keys remembered so far: the next dedup entry to (re)use is this
+    /// modulo `dedup_window`. Written under the admin lock.
+    pub dedup_next: AtomicU64,
+    _reserved: [u8; 3440],
 }
 
 /// States of a ring slot, in the low 2 bits of [`SlotHeader::state`].
@@ -305,6 +313,26 @@ pub(crate) struct ConsumerRecord {
     _pad: [u8; 32],
 }
 
+/// A remembered idempotency key (see `dedup.rs`). Written under the admin
+/// lock, except `state`'s last store by the publishing producer.
+#[repr(C)]
+#[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
+pub(crate) struct DedupEntry {
+    /// 0 free, `pid << 2 | 1` being published by pid, 2 published.
+    pub state: AtomicU64,
+    /// 64-bit hash of the key (never 0 for a used entry).
+    pub key: AtomicU64,
+    /// The seq the keyed message got (or is getting).
+    pub seq: AtomicU64,
+    /// CLOCK_REALTIME ns when the key was first published.
+    pub time_ns: AtomicU64,
+}
+
+/// Bytes of one [`DedupEntry`].
+pub(crate) const DEDUP_ENTRY_SIZE: u64 = 32;
+/// Largest `dedup_window`.
+pub(crate) const MAX_DEDUP_WINDOW: u64 = 1 << 20;
+
 /// What sits in front of a dead letter's payload. `state` is written with
 /// atomics (free, being written by a pid, ready, being redriven); the
 /// other fields are plain data owned by whoever moved `state` away from
@@ -370,6 +398,9 @@ const _: () = {
     assert!(offset_of!(Header, admin) == 512);
     assert!(offset_of!(Header, counters) == 576);
     assert!(offset_of!(Header, dlq_order) == 640);
+    assert!(offset_of!(Header, dedup_next) == 648);
+    assert!(size_of::<DedupEntry>() as u64 == DEDUP_ENTRY_SIZE);
+    assert!(offset_of!(Config, dedup_offset) == 160);
     assert!(align_of::<Header>() == 8);
     assert!(size_of::<SlotHeader>() as u64 == SLOT_HEADER_SIZE);
     assert!(size_of::<GroupRecord>() as u64 == GROUP_RECORD_SIZE);
@@ -478,11 +509,13 @@ pub(crate) struct Geometry {
     pub max_consumers: u64,
     pub dlq_slots: u64,
     pub dlq_stride: u64,
+    pub dedup_window: u64,
     pub groups_offset: u64,
     pub producers_offset: u64,
     pub consumers_offset: u64,
     pub leases_offset: u64,
     pub dlq_offset: u64,
+    pub dedup_offset: u64,
     pub slots_offset: u64,
     pub total_size: u64,
 }
@@ -501,6 +534,7 @@ impl Geometry {
         max_producers: u64,
         max_consumers: u64,
         dlq_slots: u64,
+        dedup_window: u64,
     ) -> Result<Geometry> {
         let bad = |m: String| Err(Error::InvalidOption(m));
         if !slots.is_power_of_two() || !(2..=MAX_SLOTS).contains(&slots) {
@@ -529,6 +563,11 @@ impl Geometry {
                 "dlq_slots must be from 1 to {MAX_DLQ_SLOTS}, got {dlq_slots}"
             ));
         }
+        if dedup_window > MAX_DEDUP_WINDOW {
+            return bad(format!(
+                "dedup_window must be at most {MAX_DEDUP_WINDOW} keys, got {dedup_window}"
+            ));
+        }
         let overflow = || Error::InvalidOption("queue too large".into());
         let slot_stride = round_up(SLOT_HEADER_SIZE + slot_size, 64).ok_or_else(overflow)?;
         let dlq_stride = round_up(DEAD_LETTER_HEADER_SIZE + slot_size, 64).ok_or_else(overflow)?;
@@ -543,11 +582,13 @@ impl Geometry {
             .and_then(|n| n.checked_add(leases_offset))
             .and_then(|n| round_up(n, 4096))
             .ok_or_else(overflow)?;
-        let slots_offset = dlq_slots
+        let dedup_offset = dlq_slots
             .checked_mul(dlq_stride)
             .and_then(|n| n.checked_add(dlq_offset))
             .and_then(|n| round_up(n, 4096))
             .ok_or_else(overflow)?;
+        let slots_offset =
+            round_up(dedup_offset + dedup_window * DEDUP_ENTRY_SIZE, 4096).ok_or_else(overflow)?;
         let total_size = slots
             .checked_mul(slot_stride)
             .and_then(|r| r.checked_add(slots_offset))
@@ -567,11 +608,13 @@ impl Geometry {
             max_consumers,
             dlq_slots,
             dlq_stride,
+            dedup_window,
             groups_offset,
             producers_offset,
             consumers_offset,
             leases_offset,
             dlq_offset,
+            dedup_offset,
             slots_offset,
             total_size,
         })

@@ -48,6 +48,8 @@ mod sys;
 #[cfg(not(loom))]
 mod consumer;
 #[cfg(not(loom))]
+mod dedup;
+#[cfg(not(loom))]
 mod dlq;
 #[cfg(not(loom))]
 mod producer;

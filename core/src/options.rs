@@ -78,6 +78,7 @@ pub struct Options {
     pub(crate) max_deliveries: u32,
     pub(crate) dlq_slots: u32,
     pub(crate) dedup_window: u64,
+    pub(crate) dedup_ttl: Duration,
     pub(crate) unblock_timeout: Duration,
     pub(crate) mode: u32,
 }
@@ -93,7 +94,8 @@ impl Default for Options {
             lease: Duration::from_secs(30),
             max_deliveries: 5,
             dlq_slots: 1024,
-            dedup_window: 0,
+            dedup_window: 1024,
+            dedup_ttl: Duration::from_secs(300),
             unblock_timeout: Duration::from_secs(5),
             mode: 0o600,
         }
@@ -152,16 +154,22 @@ impl Options {
         self.max_deliveries = n;
         self
     }
-    /// Capacity of the dead-letter region (default 1024). Stored in the
-    /// queue file for the delivery protocol.
+    /// Capacity of the dead-letter queue (default 1024 messages).
     pub fn dlq_slots(mut self, n: u32) -> Options {
         self.dlq_slots = n;
         self
     }
-    /// Idempotency-key window in messages (default 0, off). Stored in the
-    /// queue file for the delivery protocol.
+    /// How many idempotency keys the queue remembers (default 1024; 0
+    /// turns keyed publishing off). A publish with a key seen among the
+    /// last `n` keys, within [`dedup_ttl`](Self::dedup_ttl), is not
+    /// enqueued again: the first message's seq is returned.
     pub fn dedup_window(mut self, n: u64) -> Options {
         self.dedup_window = n;
+        self
+    }
+    /// How long a key is remembered (default 5 minutes).
+    pub fn dedup_ttl(mut self, ttl: Duration) -> Options {
+        self.dedup_ttl = ttl;
         self
     }
     /// How long a claimed position may stay uncommitted before consumers
@@ -273,6 +281,8 @@ pub struct Meta {
     pub type_id: u32,
     /// The user's id, for tracing.
     pub correlation_id: u64,
+    /// A 64-bit hash of the idempotency key, if any (see [`Meta::key`]).
+    pub key: Option<u64>,
 }
 
 impl Meta {
@@ -288,6 +298,29 @@ impl Meta {
     /// Sets the correlation id.
     pub fn correlation_id(mut self, id: u64) -> Meta {
         self.correlation_id = id;
+        self
+    }
+    /// Sets an idempotency key: publishing again with a key the queue
+    /// remembers (see [`Options::dedup_window`]) enqueues nothing and
+    /// returns the first message's seq — an exactly-once effect for a
+    /// producer that retries after a crash or a timeout.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmq::{Meta, Options, Queue};
+    /// let q = Queue::create("doc-keys", &Options::new().dir(dir.path()).slots(8))?;
+    /// let mut p = q.producer()?;
+    /// let first = p.publish_with(b"charge #42", &Meta::new().key("order-42"))?;
+    /// let again = p.publish_with(b"charge #42", &Meta::new().key("order-42"))?;
+    /// assert_eq!(first, again);
+    /// assert_eq!(q.stats().published, 1);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn key(mut self, key: impl AsRef<[u8]>) -> Meta {
+        let k = key.as_ref();
+        let hi = crc32c::crc32c(k) as u64;
+        let lo = crc32c::crc32c_append(0x9e37_79b9, k) as u64;
+        self.key = Some((hi << 32 | lo).max(1));
         self
     }
 }

@@ -13,7 +13,7 @@ use crate::options::{Meta, Overflow};
 use crate::queue::{Shared, new_owner};
 use crate::ring::{Begin, Claim, Ring, holds_slot, sleep_unless};
 use crate::sync::Ordering;
-use crate::{queue::MappedSlots, sys};
+use crate::{dedup, queue::MappedSlots, sys};
 
 /// Longest single sleep of a blocked publisher, so it notices new groups,
 /// deadlines and signals.
@@ -157,14 +157,31 @@ impl Producer {
         deadline: Option<Instant>,
     ) -> Result<u64> {
         self.check_len(payload.len())?;
+        if let Some(key) = meta.key {
+            return self.publish_keyed(key, payload, meta, deadline);
+        }
+        self.publish_once(payload, meta, deadline, |_| {})
+    }
+
+    /// Claims, writes and commits one message; `claimed(pos)` is told the
+    /// position before the slot is written.
+    #[inline(always)]
+    fn publish_once(
+        &mut self,
+        payload: &[u8],
+        meta: &Meta,
+        deadline: Option<Instant>,
+        mut claimed: impl FnMut(u64),
+    ) -> Result<u64> {
         let ts = self.clock.now_ns();
         loop {
             let pos = self.claim(1, deadline)?;
+            claimed(pos);
             let Some(seen) = self.begin(pos) else {
                 continue;
             };
             // SAFETY: the slot is ours (begun by us) until commit; it is
-            // inside the mapping; the payload fits (checked above).
+            // inside the mapping; the payload fits (checked by callers).
             unsafe { write_slot(self.ring().slots.slot(pos), payload, meta, ts) };
             let ring = self.ring();
             if ring.commit(pos, seen, self.announce()).is_err() {
@@ -174,6 +191,41 @@ impl Producer {
             ring.notify_data();
             self.prefetch_slot(pos + 1);
             return Ok(pos);
+        }
+    }
+
+    /// A publish with an idempotency key (see [`Meta::key`]).
+    #[cold]
+    fn publish_keyed(
+        &mut self,
+        key: u64,
+        payload: &[u8],
+        meta: &Meta,
+        deadline: Option<Instant>,
+    ) -> Result<u64> {
+        let shared = self.shared.clone();
+        let i = match dedup::reserve(&shared, key)? {
+            dedup::Reserve::Published(seq) => {
+                shared
+                    .header()
+                    .counters
+                    .deduplicated
+                    .fetch_add(1, Ordering::Relaxed);
+                return Ok(seq);
+            }
+            dedup::Reserve::Mine(i) => i,
+        };
+        match self.publish_once(payload, meta, deadline, |pos| {
+            dedup::claimed(&shared, i, pos)
+        }) {
+            Ok(seq) => {
+                dedup::published(&shared, i, seq);
+                Ok(seq)
+            }
+            Err(e) => {
+                dedup::abandon(&shared, i);
+                Err(e)
+            }
         }
     }
 

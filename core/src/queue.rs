@@ -12,8 +12,9 @@ use crate::error::{Error, Result};
 use crate::group::{GroupInfo, Groups, owner_pid};
 use crate::layout::Geometry;
 use crate::layout::{
-    Config, ConsumerRecord, GroupRecord, HEADER_SIZE, Header, LEASE_RECORD_SIZE, LeaseRecord,
-    MAGIC, MAX_CONSUMERS, MAX_PRODUCERS, ProducerRecord, READY, SlotHeader, VERSION, config_crc,
+    Config, ConsumerRecord, DedupEntry, GroupRecord, HEADER_SIZE, Header, LEASE_RECORD_SIZE,
+    LeaseRecord, MAGIC, MAX_CONSUMERS, MAX_PRODUCERS, ProducerRecord, READY, SlotHeader, VERSION,
+    config_crc,
 };
 use crate::lease::{Leases, Now};
 use crate::lock::{AdminGuard, Me};
@@ -147,6 +148,19 @@ impl Shared {
         }
     }
 
+    /// The table of remembered publish keys.
+    pub(crate) fn dedup_entries(&self) -> &[DedupEntry] {
+        // SAFETY: `validate` checked that dedup_window entries of 32 bytes
+        // fit at dedup_offset (page-aligned) before slots_offset; entries
+        // are all atomics.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.map.base().add(self.geo.dedup_offset as usize) as *const DedupEntry,
+                self.geo.dedup_window as usize,
+            )
+        }
+    }
+
     /// Address of dead-letter entry `i` (`i < dlq_slots`).
     pub(crate) fn dead_letter(&self, i: usize) -> *mut u8 {
         debug_assert!((i as u64) < self.geo.dlq_slots);
@@ -259,6 +273,8 @@ pub struct Stats {
     pub published: u64,
     /// Publishes refused with `Full`.
     pub rejected: u64,
+    /// Keyed publishes not enqueued again (their key was remembered).
+    pub deduplicated: u64,
     /// Positions aborted (stuck or dead producers, dropped reservations).
     pub aborted: u64,
     /// Live producer handles.
@@ -319,6 +335,7 @@ impl Queue {
             MAX_PRODUCERS as u64,
             MAX_CONSUMERS as u64,
             opts.dlq_slots as u64,
+            opts.dedup_window,
         )?;
         if opts.mode & !0o777 != 0 || opts.mode & 0o600 != 0o600 {
             return Err(Error::InvalidOption(format!(
@@ -377,6 +394,8 @@ impl Queue {
             dlq_offset: geo.dlq_offset,
             max_consumers: geo.max_consumers as u32,
             dlq_stride: geo.dlq_stride as u32,
+            dedup_offset: geo.dedup_offset,
+            dedup_ttl_ns: opts.dedup_ttl.as_nanos().min(u64::MAX as u128) as u64,
             ..Config::new_zeroed()
         };
         let base = map.base();
@@ -672,6 +691,7 @@ impl Queue {
             depth: tail.saturating_sub(min_committed.unwrap_or(head)),
             published: tail.saturating_sub(aborted),
             rejected: hdr.counters.rejected.load(Ordering::Relaxed),
+            deduplicated: hdr.counters.deduplicated.load(Ordering::Relaxed),
             aborted,
             producers,
             consumers: groups.iter().map(|g| g.consumers).sum(),
@@ -773,6 +793,7 @@ fn validate(map: &sys::Mapping, path: &Path) -> Result<(Config, Geometry)> {
         config.max_producers as u64,
         config.max_consumers as u64,
         config.dlq_slots as u64,
+        config.dedup_window,
     )
     .map_err(|e| Error::corrupt(path, format!("bad geometry: {e}")))?;
     let expect = |what: &str, found: u64, want: u64| {
@@ -801,6 +822,7 @@ fn validate(map: &sys::Mapping, path: &Path) -> Result<(Config, Geometry)> {
     expect("leases_offset", config.leases_offset, geo.leases_offset)?;
     expect("dlq_offset", config.dlq_offset, geo.dlq_offset)?;
     expect("dlq_stride", config.dlq_stride as u64, geo.dlq_stride)?;
+    expect("dedup_offset", config.dedup_offset, geo.dedup_offset)?;
     expect("slots_offset", config.slots_offset, geo.slots_offset)?;
     expect("total_size", config.total_size, geo.total_size)?;
     expect("file size", map.len() as u64, geo.total_size)?;

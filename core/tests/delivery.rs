@@ -268,3 +268,44 @@ fn options_of_delivery_are_checked() {
         assert!(e.to_string().contains(what), "{e}");
     }
 }
+
+#[test]
+fn a_remembered_key_is_not_enqueued_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("keys", &opts(&dir).dedup_window(2)).unwrap();
+    let mut p = q.producer().unwrap();
+    let key = |k: &str| shmq::Meta::new().key(k);
+    let a = p.publish_with(b"a", &key("a")).unwrap();
+    assert_eq!(p.publish_with(b"a again", &key("a")).unwrap(), a);
+    // Another producer (any process) sees the same table.
+    assert_eq!(
+        q.producer().unwrap().publish_with(b"a", &key("a")).unwrap(),
+        a
+    );
+    let b = p.publish_with(b"b", &key("b")).unwrap();
+    assert_ne!(a, b);
+    let st = q.stats();
+    assert_eq!((st.published, st.deduplicated), (2, 2));
+    // The window holds 2 keys: a third pushes "a" out (by count).
+    p.publish_with(b"c", &key("c")).unwrap();
+    let a2 = p.publish_with(b"a", &key("a")).unwrap();
+    assert!(a2 > a, "forgotten by count");
+    // Unkeyed publishes are never deduplicated.
+    assert_ne!(p.publish(b"x").unwrap(), p.publish(b"x").unwrap());
+}
+
+#[test]
+fn keys_are_forgotten_after_the_ttl_and_need_a_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(&dir).dedup_ttl(Duration::from_millis(100));
+    let q = Queue::create("ttl", &o).unwrap();
+    let mut p = q.producer().unwrap();
+    let m = shmq::Meta::new().key(b"k");
+    let first = p.publish_with(b"1", &m).unwrap();
+    assert_eq!(p.publish_with(b"1", &m).unwrap(), first);
+    std::thread::sleep(Duration::from_millis(150));
+    assert_ne!(p.publish_with(b"1", &m).unwrap(), first, "forgotten by age");
+    let off = Queue::create("off", &opts(&dir).dedup_window(0)).unwrap();
+    let e = off.producer().unwrap().publish_with(b"1", &m).unwrap_err();
+    assert!(matches!(e, Error::InvalidOption(_)), "{e}");
+}

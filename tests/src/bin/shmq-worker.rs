@@ -8,6 +8,8 @@
 //! shmq-worker work DIR QUEUE GROUP                ack=manual: print `got SEQ ATTEMPT`
 //!                                                 per delivery, then ack; exit
 //!                                                 after 3 s without a message
+//! shmq-worker produce-keyed DIR QUEUE ID COUNT    publish COUNT messages with keys
+//!                                                 "ID-i", printing `sent i` after each
 //! shmq-worker hold DIR QUEUE GROUP                ack=manual: take one message,
 //!                                                 print `holding SEQ`, never ack
 //! ```
@@ -102,6 +104,27 @@ fn main() {
             println!("holding");
             std::thread::sleep(Duration::from_secs(600));
             drop(r);
+        }
+        "produce-keyed" => {
+            let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
+            let mut p = q.producer().unwrap_or_else(|e| fail(e));
+            let id: u32 = a(3).parse().unwrap();
+            let count: u64 = a(4).parse().unwrap();
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            for i in 0..count {
+                let meta = shmq::Meta::new().key(format!("{id}-{i}"));
+                loop {
+                    match p.publish_with_timeout(&encode(id, i, 16), &meta, Duration::from_secs(60))
+                    {
+                        Ok(_) => break,
+                        Err(Error::Aborted) => continue,
+                        Err(e) => fail(e),
+                    }
+                }
+                let _ = writeln!(out, "sent {i}");
+                let _ = out.flush();
+            }
         }
         "work" => {
             let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
