@@ -288,7 +288,7 @@ typedef struct shmq_options {
    */
   uint32_t dlq_slots;
   /**
-   * Idempotency-key window in messages (default 0, off).
+   * Idempotency-key window in messages (default 1024).
    */
   uint64_t dedup_window;
   /**

@@ -78,7 +78,7 @@ pub struct shmq_options {
     pub max_deliveries: u32,
     /// Capacity of the dead-letter region (default 1024).
     pub dlq_slots: u32,
-    /// Idempotency-key window in messages (default 0, off).
+    /// Idempotency-key window in messages (default 1024).
     pub dedup_window: u64,
     /// How long a claimed position may stay uncommitted before consumers
     /// abort it, in ms (default 5000).
@@ -104,7 +104,7 @@ const DEFAULT_OPTIONS: shmq_options = shmq_options {
     lease_ms: 30_000,
     max_deliveries: 5,
     dlq_slots: 1024,
-    dedup_window: 0,
+    dedup_window: 1024,
     unblock_timeout_ms: 5_000,
     mode: 0o600,
 };
