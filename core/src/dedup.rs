@@ -18,10 +18,8 @@ use crate::queue::Shared;
 use crate::ring::Peek;
 use crate::sync::Ordering;
 use crate::sys;
-
-const FREE: u64 = 0;
-const PENDING: u64 = 1;
-const PUBLISHED: u64 = 2;
+use crate::tables::dedup::{FREE, PUBLISHED};
+use crate::tables::{Lookup, lookup_or_reserve};
 
 /// What [`reserve`] decided.
 pub(crate) enum Reserve {
@@ -45,64 +43,31 @@ pub(crate) fn reserve(shared: &Shared, key: u64) -> Result<Reserve> {
             "this queue remembers no keys (created with dedup_window 0)".into(),
         ));
     }
-    let me = shared.me.pid as u64;
-    let ttl = shared.config.dedup_ttl_ns;
     let waited = std::time::Instant::now();
     loop {
-        let now = sys::realtime_ns();
-        let mut wait = false;
-        {
+        let found = {
             let _g = shared.lock();
-            for e in table {
-                let st = e.state.load(Ordering::Acquire);
-                if st == FREE || e.key.load(Ordering::Relaxed) != key {
-                    continue;
-                }
-                if now.saturating_sub(e.time_ns.load(Ordering::Relaxed)) >= ttl {
-                    continue; // forgotten by age
-                }
-                if st == PUBLISHED {
-                    return Ok(Reserve::Published(e.seq.load(Ordering::Relaxed)));
-                }
-                let pid = (st >> 2) as u32;
-                if sys::process_alive(pid, 0) {
-                    wait = true;
-                    break;
-                }
-                // Its producer died mid-publish: what does the ring say?
-                let pos = e.seq.load(Ordering::Relaxed);
-                match resolve(shared, pos) {
-                    Some(true) => {
-                        e.state.store(PUBLISHED, Ordering::Release);
-                        return Ok(Reserve::Published(pos));
-                    }
-                    Some(false) => e.state.store(FREE, Ordering::Release),
-                    None => {
-                        wait = true;
-                        break;
-                    }
-                }
-            }
-            if !wait {
-                let hdr = shared.header();
-                let n = table.len() as u64;
-                for _ in 0..n {
-                    let i = (hdr.dedup_next.fetch_add(1, Ordering::Relaxed) % n) as usize;
-                    let e = &table[i];
-                    let st = e.state.load(Ordering::Acquire);
-                    if st & 3 == PENDING && sys::process_alive((st >> 2) as u32, 0) {
-                        continue; // someone is publishing with it right now
-                    }
-                    e.key.store(key, Ordering::Relaxed);
-                    e.seq.store(u64::MAX, Ordering::Relaxed);
-                    e.time_ns.store(now, Ordering::Relaxed);
-                    e.state.store(me << 2 | PENDING, Ordering::Release);
-                    return Ok(Reserve::Mine(i));
-                }
+            lookup_or_reserve(
+                table,
+                &shared.header().dedup_next,
+                key,
+                shared.me.pid,
+                sys::realtime_ns(),
+                shared.config.dedup_ttl_ns,
+                |pid| sys::process_alive(pid, 0),
+                |pos| resolve(shared, pos),
+            )
+        };
+        match found {
+            Lookup::Published(seq) => return Ok(Reserve::Published(seq)),
+            Lookup::Mine(i) => return Ok(Reserve::Mine(i)),
+            Lookup::Full => {
                 return Err(Error::Busy(format!(
-                    "all {n} dedup entries are being published right now"
+                    "all {} dedup entries are being published right now",
+                    table.len()
                 )));
             }
+            Lookup::Wait => {}
         }
         if waited.elapsed().as_nanos() as u64 > shared.config.unblock_timeout_ns {
             return Err(Error::Busy(

@@ -28,21 +28,8 @@ use crate::queue::Shared;
 use crate::sync::{AtomicU64, Ordering};
 use crate::sys;
 
-const FREE: u64 = 0;
-const WRITING: u64 = 1;
-const READY: u64 = 2;
-const REDRIVE: u64 = 3;
-const DELIVERING: u64 = 4;
-
-fn word(state: u64, arg: u64) -> u64 {
-    (arg << 3) | state
-}
-fn state_of(w: u64) -> u64 {
-    w & 7
-}
-fn arg_of(w: u64) -> u64 {
-    w >> 3
-}
+use crate::tables::claim_dead_letter;
+use crate::tables::dead_letter::{DELIVERING, FREE, READY, REDRIVE, arg_of, state_of, word};
 
 /// Why a message was dead-lettered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,19 +152,12 @@ pub(crate) fn state(shared: &Shared, i: usize) -> &AtomicU64 {
 
 /// Appends a dead letter: `Err(Error::DlqFull)` if every entry is taken.
 pub(crate) fn append(shared: &Shared, e: &Entry<'_>) -> Result<()> {
-    let me = shared.me.pid as u64;
-    for i in 0..shared.geo.dlq_slots as usize {
+    let states = (0..shared.geo.dlq_slots as usize).map(|i| state(shared, i));
+    let Some(i) = claim_dead_letter(states, shared.me.pid, |pid| sys::process_alive(pid, 0)) else {
+        return Err(Error::DlqFull(shared.geo.dlq_slots));
+    };
+    {
         let st = state(shared, i);
-        let w = st.load(Ordering::Acquire);
-        let free = state_of(w) == FREE
-            || (state_of(w) == WRITING && !sys::process_alive(arg_of(w) as u32, 0));
-        if !free
-            || st
-                .compare_exchange(w, word(WRITING, me), Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-        {
-            continue;
-        }
         let len = e.payload.len().min(shared.geo.slot_size as usize);
         let order = shared.header().dlq_order.fetch_add(1, Ordering::Relaxed);
         // SAFETY: entry `i` is ours (WRITING by us) until we store READY;
@@ -205,9 +185,8 @@ pub(crate) fn append(shared: &Shared, e: &Entry<'_>) -> Result<()> {
         }
         // Release: the entry's fields are visible to whoever loads READY.
         st.store(word(READY, 0), Ordering::Release);
-        return Ok(());
     }
-    Err(Error::DlqFull(shared.geo.dlq_slots))
+    Ok(())
 }
 
 /// The fields of entry `i` as raw values, and its payload location.

@@ -486,6 +486,18 @@ impl GroupRecord {
 }
 
 #[cfg(any(test, loom))]
+impl DedupEntry {
+    pub(crate) fn new() -> DedupEntry {
+        DedupEntry {
+            state: AtomicU64::new(0),
+            key: AtomicU64::new(0),
+            seq: AtomicU64::new(0),
+            time_ns: AtomicU64::new(0),
+        }
+    }
+}
+
+#[cfg(any(test, loom))]
 impl LeaseRecord {
     pub(crate) fn new() -> LeaseRecord {
         LeaseRecord {

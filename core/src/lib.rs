@@ -44,6 +44,7 @@ mod registry;
 mod ring;
 mod sync;
 mod sys;
+mod tables;
 
 #[cfg(not(loom))]
 mod consumer;

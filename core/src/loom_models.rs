@@ -509,3 +509,77 @@ fn loom_redelivery_goes_to_exactly_one_consumer() {
         assert_eq!(got.iter().filter(|g| **g).count(), 1, "{got:?}");
     });
 }
+
+#[test]
+fn loom_two_dead_letterings_take_two_entries() {
+    // Two consumers dead-letter at once into a two-entry DLQ: each gets an
+    // entry, never the same; with one entry, exactly one gets it.
+    for entries in [2usize, 1] {
+        model("dlq append", move || {
+            let states: Arc<Vec<AtomicU64>> =
+                Arc::new((0..entries).map(|_| AtomicU64::new(0)).collect());
+            let appenders: Vec<_> = [1u32, 2]
+                .into_iter()
+                .map(|pid| {
+                    let states = states.clone();
+                    thread::spawn(move || {
+                        crate::tables::claim_dead_letter(states.iter(), pid, |_| true)
+                    })
+                })
+                .collect();
+            let got: Vec<Option<usize>> =
+                appenders.into_iter().map(|t| t.join().unwrap()).collect();
+            let taken: Vec<usize> = got.iter().flatten().copied().collect();
+            assert_eq!(taken.len(), entries.min(2), "{got:?}");
+            if let [a, b] = taken[..] {
+                assert_ne!(a, b, "two appenders in one entry");
+            }
+        });
+    }
+}
+
+#[test]
+fn loom_one_of_two_producers_publishes_a_key() {
+    // Two producers publish with the same key at once, each looking it up
+    // under the admin lock: one publishes (its entry ends PUBLISHED with
+    // its seq), the other waits and then gets that seq back.
+    use crate::tables::{Lookup, lookup_or_reserve};
+    model("dedup insert", || {
+        let table: Arc<Vec<crate::layout::DedupEntry>> =
+            Arc::new((0..2).map(|_| crate::layout::DedupEntry::new()).collect());
+        let lock = Arc::new(AdminLock::new());
+        let next = Arc::new(AtomicU64::new(0));
+        let producers: Vec<_> = [1u32, 2]
+            .into_iter()
+            .map(|pid| {
+                let (table, lock, next) = (table.clone(), lock.clone(), next.clone());
+                thread::spawn(move || {
+                    loop {
+                        let me = Me { pid, start_time: 0 };
+                        let found = {
+                            let _g = lock.lock(me, |_, _| true);
+                            lookup_or_reserve(&table, &next, 42, pid, 1, 1_000, |_| true, |_| None)
+                        };
+                        match found {
+                            Lookup::Mine(i) => {
+                                // "Publish": this producer's message gets seq
+                                // 100 + pid.
+                                table[i].seq.store(100 + pid as u64, Ordering::Relaxed);
+                                table[i]
+                                    .state
+                                    .store(crate::tables::dedup::PUBLISHED, Ordering::Release);
+                                return (true, 100 + pid as u64);
+                            }
+                            Lookup::Published(seq) => return (false, seq),
+                            Lookup::Wait => thread::yield_now(),
+                            Lookup::Full => panic!("two entries, one key"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        let r: Vec<(bool, u64)> = producers.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(r.iter().filter(|(mine, _)| *mine).count(), 1, "{r:?}");
+        assert_eq!(r[0].1, r[1].1, "both see the one seq: {r:?}");
+    });
+}
