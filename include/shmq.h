@@ -42,7 +42,7 @@
 
 /**
  * What a call did. `SHMQ_OK` is 0; every other code comes with a message
- * from `shmq_last_error()`. Codes up to `SHMQ_IO` mirror the variants of
+ * from `shmq_last_error()`. Codes up to `SHMQ_DLQ_FULL` mirror the variants of
  * the Rust `shmq::Error`; the others are the C boundary's own.
  */
 typedef enum shmq_status {
@@ -109,6 +109,12 @@ typedef enum shmq_status {
    */
   SHMQ_IO = 13,
   /**
+   * The dead-letter queue has no room: the message was not
+   * dead-lettered (it stays leased to the consumer until its lease runs
+   * out). Redrive or purge dead letters.
+   */
+  SHMQ_DLQ_FULL = 14,
+  /**
    * A required pointer argument was NULL (for a handle: closed, freed or
    * never opened).
    */
@@ -173,8 +179,7 @@ typedef uint32_t shmq_start;
 
 /**
  * How a consumer acknowledges: `SHMQ_ACK_AUTO` (committed on receive,
- * at-most-once) or `SHMQ_ACK_MANUAL` (not available yet: fails with
- * `SHMQ_INVALID_OPTION`).
+ * at-most-once) or `SHMQ_ACK_MANUAL` (leased until acked, at-least-once).
  */
 typedef uint32_t shmq_ack_mode;
 
@@ -236,11 +241,81 @@ typedef struct shmq_message {
 } shmq_message;
 
 /**
+ * What `shmq_nack` does with a message: `SHMQ_NACK_REQUEUE`,
+ * `SHMQ_NACK_REQUEUE_AFTER` (with a delay) or `SHMQ_NACK_DEAD_LETTER`.
+ */
+typedef uint32_t shmq_nack_kind;
+
+/**
  * Where a seek moves a group: `SHMQ_SEEK_EARLIEST`, `SHMQ_SEEK_LATEST`,
  * `SHMQ_SEEK_SEQ` (value: a seq) or `SHMQ_SEEK_TIME` (value: CLOCK_REALTIME
  * nanoseconds).
  */
 typedef uint32_t shmq_seek;
+
+/**
+ * Why a message was dead-lettered: `SHMQ_DLQ_REASON_NACKED`,
+ * `SHMQ_DLQ_REASON_MAX_DELIVERIES`, or `SHMQ_DLQ_REASON_OTHER` for a
+ * reason this version of the C API has no value for.
+ */
+typedef uint32_t shmq_dlq_reason;
+
+/**
+ * A copy of one dead letter's metadata (`shmq_dlq_list`). Its payload is
+ * read with `shmq_dlq_payload(queue, seq, group, ...)`. Plain data.
+ */
+typedef struct shmq_dead_letter {
+  /**
+   * The message's original seq.
+   */
+  uint64_t seq;
+  /**
+   * The group that dead-lettered it, NUL-terminated (empty if that
+   * group was deleted since).
+   */
+  char group[SHMQ_GROUP_NAME_CAP];
+  /**
+   * Whether it was redriven and is waiting for (or being delivered to)
+   * its group.
+   */
+  bool redriven;
+  /**
+   * Why it is here (a `shmq_dlq_reason`).
+   */
+  shmq_dlq_reason reason;
+  /**
+   * Deliveries it had.
+   */
+  uint32_t attempts;
+  /**
+   * The producer's type tag.
+   */
+  uint32_t type_id;
+  /**
+   * The producer's correlation id.
+   */
+  uint64_t correlation_id;
+  /**
+   * Publish time, CLOCK_REALTIME nanoseconds.
+   */
+  uint64_t timestamp_ns;
+  /**
+   * CLOCK_REALTIME nanoseconds of its first delivery.
+   */
+  uint64_t first_delivery_ns;
+  /**
+   * CLOCK_REALTIME nanoseconds of its last delivery.
+   */
+  uint64_t last_delivery_ns;
+  /**
+   * CLOCK_REALTIME nanoseconds when it was dead-lettered.
+   */
+  uint64_t dead_lettered_ns;
+  /**
+   * Length of its payload in bytes.
+   */
+  size_t len;
+} shmq_dead_letter;
 
 /**
  * What a publish does when the ring is full: `SHMQ_OVERFLOW_BLOCK` or
@@ -288,7 +363,8 @@ typedef struct shmq_options {
    */
   uint32_t dlq_slots;
   /**
-   * Idempotency-key window in messages (default 1024).
+   * How many idempotency keys the queue remembers (default 1024; 0 turns
+   * keyed publishing off). See `shmq_meta.key`.
    */
   uint64_t dedup_window;
   /**
@@ -300,10 +376,17 @@ typedef struct shmq_options {
    * File mode of the queue file (default 0600; must include 0600).
    */
   uint32_t mode;
+  /**
+   * How long an idempotency key is remembered, in ms (default 300000:
+   * 5 minutes). See `shmq_meta.key`.
+   */
+  uint64_t dedup_ttl_ms;
 } shmq_options;
 
 /**
- * Metadata a producer attaches to a message.
+ * Metadata a producer attaches to a message. Zero-initialize it
+ * (`shmq_meta m = {0}` or designated initializers) so that fields added
+ * later, like `key`, start empty.
  */
 typedef struct shmq_meta {
   /**
@@ -314,6 +397,19 @@ typedef struct shmq_meta {
    * The user's id, for tracing.
    */
   uint64_t correlation_id;
+  /**
+   * An idempotency key of `key_len` bytes, or NULL for none (then
+   * `key_len` must be 0). Publishing again with a key the queue still
+   * remembers (the last `dedup_window` keys, for `dedup_ttl_ms`)
+   * enqueues nothing and returns the first message's seq. Read during
+   * the call only. Not for reservations (`shmq_reservation_set_meta`
+   * refuses a key).
+   */
+  const uint8_t *key;
+  /**
+   * Length of `key` in bytes.
+   */
+  size_t key_len;
 } shmq_meta;
 
 /**
@@ -363,6 +459,40 @@ typedef struct shmq_group_info {
    * CLOCK_REALTIME nanoseconds when it was created.
    */
   uint64_t created_ns;
+  /**
+   * Deliveries after the first (ack manual: nacked, released unacked,
+   * lease run out, consumer died).
+   */
+  uint64_t redelivered;
+  /**
+   * Messages acked (ack manual).
+   */
+  uint64_t acked;
+  /**
+   * Messages nacked (ack manual).
+   */
+  uint64_t nacked;
+  /**
+   * Leases that ran out or whose consumer died.
+   */
+  uint64_t expired;
+  /**
+   * Messages this group moved to the dead-letter queue.
+   */
+  uint64_t dead_lettered;
+  /**
+   * Messages leased to a consumer right now (ack manual).
+   */
+  uint64_t in_flight;
+  /**
+   * Age in nanoseconds of its oldest unfinished message (0 if none).
+   */
+  uint64_t oldest_unacked_age_ns;
+  /**
+   * Live consumers: 1 for an ack auto consumer, any number with ack
+   * manual.
+   */
+  uint64_t consumers;
 } shmq_group_info;
 
 /**
@@ -419,7 +549,30 @@ typedef struct shmq_queue_stats {
    * The overflow policy (a `shmq_overflow`).
    */
   shmq_overflow overflow;
+  /**
+   * Keyed publishes that enqueued nothing (the key was remembered).
+   */
+  uint64_t deduplicated;
+  /**
+   * Dead letters waiting (not redriven); see `shmq_dlq_len`.
+   */
+  uint64_t dlq_depth;
 } shmq_queue_stats;
+
+/**
+ * A reason newer than this header.
+ */
+#define SHMQ_DLQ_REASON_OTHER 0
+
+/**
+ * A consumer nacked it with `SHMQ_NACK_DEAD_LETTER`.
+ */
+#define SHMQ_DLQ_REASON_NACKED 1
+
+/**
+ * It was delivered `max_deliveries` times without an ack.
+ */
+#define SHMQ_DLQ_REASON_MAX_DELIVERIES 2
 
 /**
  * Wait for room (bounded by the publish's timeout). The default.
@@ -467,14 +620,33 @@ typedef struct shmq_queue_stats {
 #define SHMQ_SEEK_TIME 3
 
 /**
- * Committed for the group when received.
+ * Committed for the group when received. One consumer per group at a time.
  */
 #define SHMQ_ACK_AUTO 0
 
 /**
- * At-least-once with explicit acks; refused until core implements it.
+ * At-least-once: each message is leased to one of any number of competing
+ * consumers of the group until `shmq_ack`; `shmq_nack`, a lease that runs
+ * out (`lease_ms`), a delivery released without ack, or the death of the
+ * consumer's process delivers it again; after `max_deliveries` it goes to
+ * the dead-letter queue.
  */
 #define SHMQ_ACK_MANUAL 1
+
+/**
+ * Deliver it again as soon as possible (to any consumer of the group).
+ */
+#define SHMQ_NACK_REQUEUE 0
+
+/**
+ * Deliver it again, not before `delay_ns` nanoseconds from now.
+ */
+#define SHMQ_NACK_REQUEUE_AFTER 1
+
+/**
+ * Move it to the dead-letter queue now.
+ */
+#define SHMQ_NACK_DEAD_LETTER 2
 
 #ifdef __cplusplus
 extern "C" {
@@ -483,8 +655,10 @@ extern "C" {
 /**
  * Makes the consumer of group `group` (created at `opts->start` if it does
  * not exist) and writes it to `consumer_out`. `opts` may be NULL for the
- * defaults. `SHMQ_BUSY` if the group already has a live consumer;
- * `SHMQ_INVALID_OPTION` for `SHMQ_ACK_MANUAL`, which is not available yet.
+ * defaults. With ack auto a group has one live consumer at a time
+ * (`SHMQ_BUSY` otherwise); with `SHMQ_ACK_MANUAL` any number of consumers
+ * compete for its messages (all of a group's live consumers use the same
+ * mode).
  *
  * # Safety
  * `queue` is NULL or a live queue; `group` NULL or NUL-terminated; `opts`
@@ -511,8 +685,11 @@ void shmq_consumer_free(struct shmq_consumer **consumer);
  * polls (no system call; `SHMQ_TIMEOUT` if none is ready),
  * `SHMQ_WAIT_FOREVER` waits as long as it takes, anything else waits at
  * most that long (`SHMQ_TIMEOUT`). The previous delivery of this consumer
- * ends first, whatever the result. With ack auto the message is committed
- * for the group on receipt.
+ * ends first, whatever the result: with ack manual, one not acked or
+ * nacked is given back to the group (delivered again at once, its attempt
+ * counted). With ack auto the message is committed for the group on
+ * receipt; with ack manual it is leased to this consumer (`lease_ms`)
+ * until `shmq_ack`, and `msg_out->attempt` counts its deliveries.
  *
  * # Safety
  * `consumer` is NULL or a live consumer not used by another thread;
@@ -527,6 +704,7 @@ enum shmq_status shmq_receive(struct shmq_consumer *consumer,
  * waiting as `shmq_receive` does for the first (`SHMQ_TIMEOUT` if none
  * came). They stay valid until `shmq_ack_all`, the next receive or seek,
  * or `shmq_consumer_free`; the group's cursor moves once for all of them.
+ * Ack auto only: `SHMQ_INVALID_OPTION` for an ack manual consumer.
  *
  * # Safety
  * `consumer` as for `shmq_receive`; `msgs_out` NULL or writable for
@@ -541,9 +719,12 @@ enum shmq_status shmq_receive_batch(struct shmq_consumer *consumer,
 /**
  * Acknowledges the message `msg` received last by `shmq_receive` and ends
  * its delivery: its payload pointer is no longer valid. With ack auto the
- * message was committed on receipt; this releases its slot at once.
+ * message was committed on receipt; this releases its slot at once. With
+ * ack manual this finishes it for the group; `SHMQ_LEASE_EXPIRED` if the
+ * lease was taken away first (it ran out: see `shmq_extend_lease`; the
+ * message was or will be delivered again) — the delivery ends either way.
  * `SHMQ_INVALID_ARGUMENT` if `msg` is not this consumer's current
- * delivery (use `shmq_ack_all` for a batch).
+ * delivery (nothing changes; use `shmq_ack_all` for a batch).
  *
  * # Safety
  * `consumer` as for `shmq_receive`; `msg` NULL or readable.
@@ -551,8 +732,51 @@ enum shmq_status shmq_receive_batch(struct shmq_consumer *consumer,
 enum shmq_status shmq_ack(struct shmq_consumer *consumer, const struct shmq_message *msg);
 
 /**
+ * Gives the message `msg` (this consumer's current delivery, ack manual)
+ * back and ends its delivery: `SHMQ_NACK_REQUEUE` delivers it again as
+ * soon as possible (to any consumer of the group, `attempt` + 1),
+ * `SHMQ_NACK_REQUEUE_AFTER` not before `delay_ns` from now (ignored for
+ * the other kinds), `SHMQ_NACK_DEAD_LETTER` moves it to the dead-letter
+ * queue. A message delivered `max_deliveries` times is dead-lettered
+ * instead of delivered again.
+ *
+ * The delivery ends (`msg->data` becomes invalid) whatever the result,
+ * except for `SHMQ_NULL_ARGUMENT`, an unknown `kind`
+ * (`SHMQ_INVALID_OPTION`) and a `msg` that is not the current delivery
+ * (`SHMQ_INVALID_ARGUMENT`), which change nothing. Errors:
+ * `SHMQ_LEASE_EXPIRED` (the lease was taken away first);
+ * `SHMQ_DLQ_FULL` (no room in the dead-letter queue: the message stays
+ * leased to this consumer until its lease runs out, then is delivered
+ * again); `SHMQ_INVALID_OPTION` for an ack auto consumer (nothing to give
+ * back: the message was finished on receipt).
+ *
+ * # Safety
+ * `consumer` as for `shmq_receive`; `msg` NULL or readable.
+ */
+enum shmq_status shmq_nack(struct shmq_consumer *consumer,
+                           const struct shmq_message *msg,
+                           shmq_nack_kind kind,
+                           uint64_t delay_ns);
+
+/**
+ * Extends the lease of `msg` (this consumer's current delivery, ack
+ * manual) to `extension_ns` from now, so that a long piece of work is not
+ * delivered to another consumer meanwhile. The delivery stays current.
+ * `SHMQ_LEASE_EXPIRED` if the lease was already taken away (`shmq_ack`
+ * will then report it too). A no-op with ack auto.
+ * `SHMQ_INVALID_ARGUMENT` if `msg` is not the current delivery.
+ *
+ * # Safety
+ * `consumer` as for `shmq_receive`; `msg` NULL or readable.
+ */
+enum shmq_status shmq_extend_lease(struct shmq_consumer *consumer,
+                                   const struct shmq_message *msg,
+                                   uint64_t extension_ns);
+
+/**
  * Ends the current delivery or batch of `consumer`, if any (acknowledging
- * it); its payload pointers are no longer valid.
+ * it, as `shmq_ack` does: `SHMQ_LEASE_EXPIRED` with ack manual if its
+ * lease was taken away); its payload pointers are no longer valid.
  *
  * # Safety
  * `consumer` as for `shmq_receive`.
@@ -579,6 +803,75 @@ enum shmq_status shmq_consumer_seek(struct shmq_consumer *consumer,
  * `consumer` as for `shmq_receive`; `position_out` NULL or writable.
  */
 enum shmq_status shmq_consumer_position(struct shmq_consumer *consumer, uint64_t *position_out);
+
+/**
+ * Writes the number of dead letters waiting (not redriven) to `len_out`.
+ *
+ * # Safety
+ * `queue` is NULL or live; `len_out` is NULL or writable.
+ */
+enum shmq_status shmq_dlq_len(const struct shmq_queue *queue, uint64_t *len_out);
+
+/**
+ * Copies the metadata of up to `capacity` dead letters (waiting, or
+ * redriven and not yet finished), oldest first, into `letters_out` and
+ * writes how many there are in all to `count_out` (which may exceed
+ * `capacity`: call again with more room). `letters_out` may be NULL when
+ * `capacity` is 0. A snapshot: other processes may change the DLQ
+ * meanwhile.
+ *
+ * # Safety
+ * `queue` is NULL or live; `letters_out` is NULL or writable for
+ * `capacity` elements; `count_out` is NULL or writable.
+ */
+enum shmq_status shmq_dlq_list(const struct shmq_queue *queue,
+                               struct shmq_dead_letter *letters_out,
+                               size_t capacity,
+                               size_t *count_out);
+
+/**
+ * Copies the payload of the dead letter of seq `seq` (and of group
+ * `group`; NULL: of any group — with fan-out, several groups may have
+ * dead-lettered the same seq) into `buf`: its first `min(len, capacity)`
+ * bytes. Writes its full length to `len_out`, so `len_out > capacity`
+ * means `buf` was too small (`buf` may be NULL with `capacity` 0 to ask
+ * for the length). `SHMQ_NOT_FOUND` if there is no such dead letter.
+ *
+ * # Safety
+ * `queue` is NULL or live; `group` is NULL or NUL-terminated; `buf` is
+ * NULL or writable for `capacity` bytes; `len_out` is NULL or writable.
+ */
+enum shmq_status shmq_dlq_payload(const struct shmq_queue *queue,
+                                  uint64_t seq,
+                                  const char *group,
+                                  uint8_t *buf,
+                                  size_t capacity,
+                                  size_t *len_out);
+
+/**
+ * Sends dead letters back to the group that dead-lettered them, and only
+ * to it: all of them (`seq == NULL`) or those of seq `*seq`. Writes how
+ * many to `count_out` (may be NULL). Its consumers receive them (one at a
+ * time, with `shmq_receive`) before new messages. `SHMQ_NOT_FOUND` if
+ * `*seq` has no dead letter (whose group still exists). A dead letter
+ * whose group was deleted stays (purge it).
+ *
+ * # Safety
+ * `queue` is NULL or live; `seq` is NULL or readable; `count_out` is NULL
+ * or writable.
+ */
+enum shmq_status shmq_dlq_redrive(const struct shmq_queue *queue,
+                                  const uint64_t *seq,
+                                  uint64_t *count_out);
+
+/**
+ * Deletes every waiting dead letter (not those redriven) and writes how
+ * many to `count_out` (may be NULL).
+ *
+ * # Safety
+ * `queue` is NULL or live; `count_out` is NULL or writable.
+ */
+enum shmq_status shmq_dlq_purge(const struct shmq_queue *queue, uint64_t *count_out);
 
 /**
  * The defaults of every queue option (the same as the Rust
@@ -629,10 +922,14 @@ enum shmq_status shmq_publish(struct shmq_producer *producer,
                               uint64_t *seq_out);
 
 /**
- * Like `shmq_publish`, with metadata (`meta` must not be NULL).
+ * Like `shmq_publish`, with metadata (`meta` must not be NULL). With
+ * `meta->key` set, publishing a key the queue still remembers enqueues
+ * nothing and writes the first message's seq to `seq_out` (counted in
+ * `shmq_queue_stats.deduplicated`).
  *
  * # Safety
- * As for `shmq_publish`; `meta` is NULL or readable.
+ * As for `shmq_publish`; `meta` is NULL or readable, its `key` NULL or
+ * readable for `key_len` bytes.
  */
 enum shmq_status shmq_publish_with(struct shmq_producer *producer,
                                    const uint8_t *data,
@@ -658,7 +955,8 @@ enum shmq_status shmq_publish_timeout(struct shmq_producer *producer,
  * `shmq_publish_with` and `shmq_publish_timeout` in one.
  *
  * # Safety
- * As for `shmq_publish`; `meta` is NULL or readable.
+ * As for `shmq_publish`; `meta` is NULL or readable, its `key` NULL or
+ * readable for `key_len` bytes.
  */
 enum shmq_status shmq_publish_with_timeout(struct shmq_producer *producer,
                                            const uint8_t *data,

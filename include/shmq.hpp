@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "shmq.h"
 
@@ -37,7 +38,8 @@ inline void check(shmq_status status) {
 }
 
 // A received message, borrowed in place: valid until the consumer's next
-// receive, ack or destruction.
+// receive, ack, nack or destruction. With ack manual, a message not acked
+// or nacked by then is given back to the group (delivered again).
 struct message {
     shmq_message raw;
     std::string_view text() const {
@@ -67,7 +69,24 @@ class producer {
     // Publishes `bytes`; returns its seq.
     std::uint64_t publish(std::string_view bytes, std::uint32_t type_id = 0,
                           std::uint64_t correlation_id = 0) {
-        shmq_meta meta{type_id, correlation_id};
+        shmq_meta meta{};
+        meta.type_id = type_id;
+        meta.correlation_id = correlation_id;
+        std::uint64_t seq = 0;
+        check(shmq_publish_with(p_, reinterpret_cast<const std::uint8_t *>(bytes.data()),
+                                bytes.size(), &meta, &seq));
+        return seq;
+    }
+
+    // Publishes `bytes` with an idempotency key: a key the queue still
+    // remembers enqueues nothing and returns the first message's seq.
+    std::uint64_t publish_keyed(std::string_view bytes, std::string_view key,
+                                std::uint32_t type_id = 0, std::uint64_t correlation_id = 0) {
+        shmq_meta meta{};
+        meta.type_id = type_id;
+        meta.correlation_id = correlation_id;
+        meta.key = reinterpret_cast<const std::uint8_t *>(key.data());
+        meta.key_len = key.size();
         std::uint64_t seq = 0;
         check(shmq_publish_with(p_, reinterpret_cast<const std::uint8_t *>(bytes.data()),
                                 bytes.size(), &meta, &seq));
@@ -121,7 +140,21 @@ class consumer {
         return m;
     }
 
+    // Finishes `m` (throws shmq::error with SHMQ_LEASE_EXPIRED if, with
+    // ack manual, its lease was taken away first).
     void ack(const message &m) { check(shmq_ack(c_, &m.raw)); }
+
+    // Ack manual: gives `m` back (SHMQ_NACK_REQUEUE, SHMQ_NACK_REQUEUE_AFTER
+    // with `delay_ns`) or dead-letters it (SHMQ_NACK_DEAD_LETTER).
+    void nack(const message &m, shmq_nack_kind kind = SHMQ_NACK_REQUEUE,
+              std::uint64_t delay_ns = 0) {
+        check(shmq_nack(c_, &m.raw, kind, delay_ns));
+    }
+
+    // Ack manual: extends `m`'s lease to `extension_ns` from now.
+    void extend_lease(const message &m, std::uint64_t extension_ns) {
+        check(shmq_extend_lease(c_, &m.raw, extension_ns));
+    }
 
     shmq_consumer *get() const noexcept { return c_; }
 
@@ -179,6 +212,47 @@ class queue {
         shmq_queue_stats s{};
         check(shmq_stats(q_, &s));
         return s;
+    }
+
+    // The dead-letter queue.
+    std::uint64_t dlq_len() const {
+        std::uint64_t n = 0;
+        check(shmq_dlq_len(q_, &n));
+        return n;
+    }
+    std::vector<shmq_dead_letter> dlq_list() const {
+        std::vector<shmq_dead_letter> out;
+        std::size_t count = 0;
+        do { // grows until a snapshot fits
+            out.resize(count + 8);
+            check(shmq_dlq_list(q_, out.data(), out.size(), &count));
+        } while (count > out.size());
+        out.resize(count);
+        return out;
+    }
+    // The payload of the dead letter of `seq` (of `group`; empty: any).
+    std::string dlq_payload(std::uint64_t seq, const std::string &group = "") const {
+        const char *g = group.empty() ? nullptr : group.c_str();
+        std::string out;
+        std::size_t len = 0;
+        do { // grows until it fits
+            out.resize(len);
+            check(shmq_dlq_payload(q_, seq, g, reinterpret_cast<std::uint8_t *>(out.data()),
+                                   out.size(), &len));
+        } while (len > out.size());
+        out.resize(len);
+        return out;
+    }
+    // Redrives all dead letters, or those of `seq`; returns how many.
+    std::uint64_t dlq_redrive(std::optional<std::uint64_t> seq = std::nullopt) const {
+        std::uint64_t n = 0;
+        check(shmq_dlq_redrive(q_, seq ? &*seq : nullptr, &n));
+        return n;
+    }
+    std::uint64_t dlq_purge() const {
+        std::uint64_t n = 0;
+        check(shmq_dlq_purge(q_, &n));
+        return n;
     }
 
     const shmq_queue *get() const noexcept { return q_; }

@@ -24,6 +24,32 @@ int main() {
                         static_cast<int>(m->size()), m->text().data());
             consumer.ack(*m);
         }
+
+        // At-least-once: a manual-ack worker, an idempotent publish, a nack
+        // (delivered again, attempt 2) and the dead-letter queue.
+        shmq_consumer_options manual = shmq_consumer_options_default();
+        manual.ack = SHMQ_ACK_MANUAL;
+        auto worker = q.make_consumer("workers", manual);
+        auto first = producer.publish_keyed("charge #42", "order-42");
+        auto again = producer.publish_keyed("charge #42", "order-42"); // not enqueued
+        std::printf("keyed publish: seq %llu, retried: seq %llu\n",
+                    static_cast<unsigned long long>(first), static_cast<unsigned long long>(again));
+        while (auto m = worker.receive(100'000'000)) {
+            if (m->seq() == first && m->attempt() == 1) {
+                worker.nack(*m); // try it again
+            } else if (m->seq() == first) {
+                std::printf("seq %llu done on attempt %u\n",
+                            static_cast<unsigned long long>(m->seq()), m->attempt());
+                worker.ack(*m);
+            } else {
+                worker.nack(*m, SHMQ_NACK_DEAD_LETTER); // the earlier messages: poison
+            }
+        }
+        for (const shmq_dead_letter &d : q.dlq_list()) {
+            std::printf("dead letter seq %llu of %s: %s\n", static_cast<unsigned long long>(d.seq),
+                        d.group, q.dlq_payload(d.seq, d.group).c_str());
+        }
+        std::printf("purged %llu dead letters\n", static_cast<unsigned long long>(q.dlq_purge()));
         try {
             shmq::queue::open("no-such-queue", opts);
         } catch (const shmq::error &e) {

@@ -1,12 +1,15 @@
 //! The consumer handle: receive messages in place, one at a time or in
-//! batches, and end each delivery with an ack.
+//! batches, and end each delivery with an ack (or, with ack=manual, a
+//! nack).
 //!
 //! A Rust `Delivery` borrows its `Consumer` mutably: while it lives, the
 //! payload's slot is held for the group and the consumer cannot receive
 //! again. The C handle keeps that delivery (or batch) as its "current"
-//! one; `shmq_ack`, `shmq_ack_all`, the next receive, a seek or
-//! `shmq_consumer_free` ends it, and only then are its payload pointers
-//! released.
+//! one; `shmq_ack`, `shmq_nack`, `shmq_ack_all`, the next receive, a seek
+//! or `shmq_consumer_free` ends it, and only then are its payload pointers
+//! released. With ack=manual, a delivery ended without ack or nack is
+//! dropped, which gives the message back to the group at once (as
+//! dropping a Rust `Delivery` does).
 
 use std::ffi::c_char;
 use std::ptr::NonNull;
@@ -14,7 +17,7 @@ use std::time::Duration;
 
 use shmq::{Batch, Consumer, Delivery, Message};
 
-use crate::options::{Wait, shmq_consumer_options, shmq_seek};
+use crate::options::{Wait, shmq_consumer_options, shmq_nack_kind, shmq_seek};
 use crate::queue::shmq_queue;
 use crate::status::{
     Fail, guard, guard_or, handle, handle_ref, input, invalid, out, out_opt, shmq_status, text,
@@ -99,8 +102,10 @@ impl From<&Message<'_>> for shmq_message {
 
 /// Makes the consumer of group `group` (created at `opts->start` if it does
 /// not exist) and writes it to `consumer_out`. `opts` may be NULL for the
-/// defaults. `SHMQ_BUSY` if the group already has a live consumer;
-/// `SHMQ_INVALID_OPTION` for `SHMQ_ACK_MANUAL`, which is not available yet.
+/// defaults. With ack auto a group has one live consumer at a time
+/// (`SHMQ_BUSY` otherwise); with `SHMQ_ACK_MANUAL` any number of consumers
+/// compete for its messages (all of a group's live consumers use the same
+/// mode).
 ///
 /// # Safety
 /// `queue` is NULL or a live queue; `group` NULL or NUL-terminated; `opts`
@@ -160,8 +165,11 @@ pub unsafe extern "C" fn shmq_consumer_free(consumer: *mut *mut shmq_consumer) {
 /// polls (no system call; `SHMQ_TIMEOUT` if none is ready),
 /// `SHMQ_WAIT_FOREVER` waits as long as it takes, anything else waits at
 /// most that long (`SHMQ_TIMEOUT`). The previous delivery of this consumer
-/// ends first, whatever the result. With ack auto the message is committed
-/// for the group on receipt.
+/// ends first, whatever the result: with ack manual, one not acked or
+/// nacked is given back to the group (delivered again at once, its attempt
+/// counted). With ack auto the message is committed for the group on
+/// receipt; with ack manual it is leased to this consumer (`lease_ms`)
+/// until `shmq_ack`, and `msg_out->attempt` counts its deliveries.
 ///
 /// # Safety
 /// `consumer` is NULL or a live consumer not used by another thread;
@@ -194,6 +202,7 @@ pub unsafe extern "C" fn shmq_receive(
 /// waiting as `shmq_receive` does for the first (`SHMQ_TIMEOUT` if none
 /// came). They stay valid until `shmq_ack_all`, the next receive or seek,
 /// or `shmq_consumer_free`; the group's cursor moves once for all of them.
+/// Ack auto only: `SHMQ_INVALID_OPTION` for an ack manual consumer.
 ///
 /// # Safety
 /// `consumer` as for `shmq_receive`; `msgs_out` NULL or writable for
@@ -248,21 +257,44 @@ pub unsafe extern "C" fn shmq_receive_batch(
     })
 }
 
-/// Ends a delivery. With ack=auto the message was finished on receipt and
-/// dropping the delivery releases its slot; `Delivery::ack` is not used
-/// there because in core it currently skips that release (the slot stays
-/// held until the consumer's next receive), which would keep a full queue
-/// blocked.
-fn end(d: Delivery<'static>) -> Result<(), Fail> {
-    drop(d);
-    Ok(())
+/// Why `seq` is not `current`'s single delivery.
+fn not_current(current: &Current, seq: u64) -> Fail {
+    invalid(match current {
+        Current::One(d) => format!(
+            "message seq {} is not this consumer's current delivery (seq {})",
+            seq,
+            d.seq()
+        ),
+        Current::Many(_) => {
+            format!("message seq {seq} is part of a batch: end it with shmq_ack_all")
+        }
+        Current::None => format!(
+            "message seq {seq} is not pending on this consumer (already acked or nacked, or not received by it)"
+        ),
+    })
+}
+
+/// Takes the current delivery out of `h` if it is the message `msg`
+/// (checked non-NULL); otherwise leaves everything as it was.
+fn take_current(h: &mut shmq_consumer, msg: &shmq_message) -> Result<Delivery<'static>, Fail> {
+    match std::mem::replace(&mut h.current, Current::None) {
+        Current::One(d) if d.seq() == msg.seq => Ok(d),
+        other => {
+            let fail = not_current(&other, msg.seq);
+            h.current = other;
+            Err(fail)
+        }
+    }
 }
 
 /// Acknowledges the message `msg` received last by `shmq_receive` and ends
 /// its delivery: its payload pointer is no longer valid. With ack auto the
-/// message was committed on receipt; this releases its slot at once.
+/// message was committed on receipt; this releases its slot at once. With
+/// ack manual this finishes it for the group; `SHMQ_LEASE_EXPIRED` if the
+/// lease was taken away first (it ran out: see `shmq_extend_lease`; the
+/// message was or will be delivered again) — the delivery ends either way.
 /// `SHMQ_INVALID_ARGUMENT` if `msg` is not this consumer's current
-/// delivery (use `shmq_ack_all` for a batch).
+/// delivery (nothing changes; use `shmq_ack_all` for a batch).
 ///
 /// # Safety
 /// `consumer` as for `shmq_receive`; `msg` NULL or readable.
@@ -276,33 +308,82 @@ pub unsafe extern "C" fn shmq_ack(
         let msg = unsafe { input(msg, "msg") }?.ok_or(Fail::Null("msg"))?;
         // SAFETY: per the contract.
         let h = unsafe { handle(consumer, "consumer") }?;
-        match std::mem::replace(&mut h.current, Current::None) {
-            Current::One(d) if d.seq() == msg.seq => end(d),
-            other => {
-                let why = match &other {
-                    Current::One(d) => format!(
-                        "message seq {} is not this consumer's current delivery (seq {})",
-                        msg.seq,
-                        d.seq()
-                    ),
-                    Current::Many(_) => format!(
-                        "message seq {} is part of a batch: end it with shmq_ack_all",
-                        msg.seq
-                    ),
-                    Current::None => format!(
-                        "message seq {} is not pending on this consumer (already acked, or not received by it)",
-                        msg.seq
-                    ),
-                };
-                h.current = other;
-                Err(invalid(why))
+        take_current(h, &msg)?.ack()?;
+        Ok(())
+    })
+}
+
+/// Gives the message `msg` (this consumer's current delivery, ack manual)
+/// back and ends its delivery: `SHMQ_NACK_REQUEUE` delivers it again as
+/// soon as possible (to any consumer of the group, `attempt` + 1),
+/// `SHMQ_NACK_REQUEUE_AFTER` not before `delay_ns` from now (ignored for
+/// the other kinds), `SHMQ_NACK_DEAD_LETTER` moves it to the dead-letter
+/// queue. A message delivered `max_deliveries` times is dead-lettered
+/// instead of delivered again.
+///
+/// The delivery ends (`msg->data` becomes invalid) whatever the result,
+/// except for `SHMQ_NULL_ARGUMENT`, an unknown `kind`
+/// (`SHMQ_INVALID_OPTION`) and a `msg` that is not the current delivery
+/// (`SHMQ_INVALID_ARGUMENT`), which change nothing. Errors:
+/// `SHMQ_LEASE_EXPIRED` (the lease was taken away first);
+/// `SHMQ_DLQ_FULL` (no room in the dead-letter queue: the message stays
+/// leased to this consumer until its lease runs out, then is delivered
+/// again); `SHMQ_INVALID_OPTION` for an ack auto consumer (nothing to give
+/// back: the message was finished on receipt).
+///
+/// # Safety
+/// `consumer` as for `shmq_receive`; `msg` NULL or readable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_nack(
+    consumer: *mut shmq_consumer,
+    msg: *const shmq_message,
+    kind: shmq_nack_kind,
+    delay_ns: u64,
+) -> shmq_status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let msg = unsafe { input(msg, "msg") }?.ok_or(Fail::Null("msg"))?;
+        let how = crate::options::nack(kind, delay_ns)?;
+        // SAFETY: per the contract.
+        let h = unsafe { handle(consumer, "consumer") }?;
+        take_current(h, &msg)?.nack(how)?;
+        Ok(())
+    })
+}
+
+/// Extends the lease of `msg` (this consumer's current delivery, ack
+/// manual) to `extension_ns` from now, so that a long piece of work is not
+/// delivered to another consumer meanwhile. The delivery stays current.
+/// `SHMQ_LEASE_EXPIRED` if the lease was already taken away (`shmq_ack`
+/// will then report it too). A no-op with ack auto.
+/// `SHMQ_INVALID_ARGUMENT` if `msg` is not the current delivery.
+///
+/// # Safety
+/// `consumer` as for `shmq_receive`; `msg` NULL or readable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_extend_lease(
+    consumer: *mut shmq_consumer,
+    msg: *const shmq_message,
+    extension_ns: u64,
+) -> shmq_status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let msg = unsafe { input(msg, "msg") }?.ok_or(Fail::Null("msg"))?;
+        // SAFETY: per the contract.
+        let h = unsafe { handle(consumer, "consumer") }?;
+        match &mut h.current {
+            Current::One(d) if d.seq() == msg.seq => {
+                d.extend_lease(Duration::from_nanos(extension_ns))?;
+                Ok(())
             }
+            other => Err(not_current(other, msg.seq)),
         }
     })
 }
 
 /// Ends the current delivery or batch of `consumer`, if any (acknowledging
-/// it); its payload pointers are no longer valid.
+/// it, as `shmq_ack` does: `SHMQ_LEASE_EXPIRED` with ack manual if its
+/// lease was taken away); its payload pointers are no longer valid.
 ///
 /// # Safety
 /// `consumer` as for `shmq_receive`.
@@ -312,7 +393,7 @@ pub unsafe extern "C" fn shmq_ack_all(consumer: *mut shmq_consumer) -> shmq_stat
         // SAFETY: per the contract.
         let h = unsafe { handle(consumer, "consumer") }?;
         match std::mem::replace(&mut h.current, Current::None) {
-            Current::One(d) => end(d)?,
+            Current::One(d) => d.ack()?,
             Current::Many(b) => drop(b),
             Current::None => {}
         }

@@ -23,6 +23,7 @@
 #![allow(non_camel_case_types)]
 
 mod consumer;
+mod dlq;
 mod options;
 mod producer;
 mod queue;
@@ -30,14 +31,21 @@ mod status;
 
 pub use consumer::{
     shmq_ack, shmq_ack_all, shmq_consumer, shmq_consumer_free, shmq_consumer_new,
-    shmq_consumer_position, shmq_consumer_seek, shmq_message, shmq_receive, shmq_receive_batch,
+    shmq_consumer_position, shmq_consumer_seek, shmq_extend_lease, shmq_message, shmq_nack,
+    shmq_receive, shmq_receive_batch,
+};
+pub use dlq::{
+    SHMQ_DLQ_REASON_MAX_DELIVERIES, SHMQ_DLQ_REASON_NACKED, SHMQ_DLQ_REASON_OTHER,
+    shmq_dead_letter, shmq_dlq_len, shmq_dlq_list, shmq_dlq_payload, shmq_dlq_purge,
+    shmq_dlq_reason, shmq_dlq_redrive,
 };
 pub use options::{
-    SHMQ_ACK_AUTO, SHMQ_ACK_MANUAL, SHMQ_OVERFLOW_BLOCK, SHMQ_OVERFLOW_REJECT, SHMQ_SEEK_EARLIEST,
+    SHMQ_ACK_AUTO, SHMQ_ACK_MANUAL, SHMQ_NACK_DEAD_LETTER, SHMQ_NACK_REQUEUE,
+    SHMQ_NACK_REQUEUE_AFTER, SHMQ_OVERFLOW_BLOCK, SHMQ_OVERFLOW_REJECT, SHMQ_SEEK_EARLIEST,
     SHMQ_SEEK_LATEST, SHMQ_SEEK_SEQ, SHMQ_SEEK_TIME, SHMQ_START_EARLIEST, SHMQ_START_LATEST,
     SHMQ_START_SEQ, SHMQ_WAIT_FOREVER, shmq_ack_mode, shmq_consumer_options,
-    shmq_consumer_options_default, shmq_meta, shmq_options, shmq_options_default, shmq_overflow,
-    shmq_seek, shmq_start,
+    shmq_consumer_options_default, shmq_meta, shmq_nack_kind, shmq_options, shmq_options_default,
+    shmq_overflow, shmq_seek, shmq_start,
 };
 pub use producer::{
     shmq_abort, shmq_buf, shmq_commit, shmq_producer, shmq_producer_free, shmq_producer_new,

@@ -7,9 +7,9 @@ use std::ffi::{CStr, c_char};
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
-use shmq::{ConsumerOptions, Meta, Options, Overflow, Seek, Start};
+use shmq::{Ack, ConsumerOptions, Meta, Nack, Options, Overflow, Seek, Start};
 
-use crate::status::{Fail, guard_or};
+use crate::status::{Fail, bytes, guard_or};
 
 /// What a publish does when the ring is full: `SHMQ_OVERFLOW_BLOCK` or
 /// `SHMQ_OVERFLOW_REJECT`.
@@ -43,13 +43,26 @@ pub const SHMQ_SEEK_SEQ: shmq_seek = 2;
 pub const SHMQ_SEEK_TIME: shmq_seek = 3;
 
 /// How a consumer acknowledges: `SHMQ_ACK_AUTO` (committed on receive,
-/// at-most-once) or `SHMQ_ACK_MANUAL` (not available yet: fails with
-/// `SHMQ_INVALID_OPTION`).
+/// at-most-once) or `SHMQ_ACK_MANUAL` (leased until acked, at-least-once).
 pub type shmq_ack_mode = u32;
-/// Committed for the group when received.
+/// Committed for the group when received. One consumer per group at a time.
 pub const SHMQ_ACK_AUTO: shmq_ack_mode = 0;
-/// At-least-once with explicit acks; refused until core implements it.
+/// At-least-once: each message is leased to one of any number of competing
+/// consumers of the group until `shmq_ack`; `shmq_nack`, a lease that runs
+/// out (`lease_ms`), a delivery released without ack, or the death of the
+/// consumer's process delivers it again; after `max_deliveries` it goes to
+/// the dead-letter queue.
 pub const SHMQ_ACK_MANUAL: shmq_ack_mode = 1;
+
+/// What `shmq_nack` does with a message: `SHMQ_NACK_REQUEUE`,
+/// `SHMQ_NACK_REQUEUE_AFTER` (with a delay) or `SHMQ_NACK_DEAD_LETTER`.
+pub type shmq_nack_kind = u32;
+/// Deliver it again as soon as possible (to any consumer of the group).
+pub const SHMQ_NACK_REQUEUE: shmq_nack_kind = 0;
+/// Deliver it again, not before `delay_ns` nanoseconds from now.
+pub const SHMQ_NACK_REQUEUE_AFTER: shmq_nack_kind = 1;
+/// Move it to the dead-letter queue now.
+pub const SHMQ_NACK_DEAD_LETTER: shmq_nack_kind = 2;
 
 /// A timeout meaning "as long as it takes" (`UINT64_MAX`). A timeout of 0
 /// means "do not wait".
@@ -78,13 +91,17 @@ pub struct shmq_options {
     pub max_deliveries: u32,
     /// Capacity of the dead-letter region (default 1024).
     pub dlq_slots: u32,
-    /// Idempotency-key window in messages (default 1024).
+    /// How many idempotency keys the queue remembers (default 1024; 0 turns
+    /// keyed publishing off). See `shmq_meta.key`.
     pub dedup_window: u64,
     /// How long a claimed position may stay uncommitted before consumers
     /// abort it, in ms (default 5000).
     pub unblock_timeout_ms: u64,
     /// File mode of the queue file (default 0600; must include 0600).
     pub mode: u32,
+    /// How long an idempotency key is remembered, in ms (default 300000:
+    /// 5 minutes). See `shmq_meta.key`.
+    pub dedup_ttl_ms: u64,
 }
 
 /// The defaults of every queue option (the same as the Rust
@@ -107,6 +124,7 @@ const DEFAULT_OPTIONS: shmq_options = shmq_options {
     dedup_window: 1024,
     unblock_timeout_ms: 5_000,
     mode: 0o600,
+    dedup_ttl_ms: 300_000,
 };
 
 impl shmq_options {
@@ -135,6 +153,7 @@ impl shmq_options {
             .max_deliveries(self.max_deliveries)
             .dlq_slots(self.dlq_slots)
             .dedup_window(self.dedup_window)
+            .dedup_ttl(Duration::from_millis(self.dedup_ttl_ms))
             .unblock_timeout(Duration::from_millis(self.unblock_timeout_ms))
             .mode(self.mode);
         if !self.dir.is_null() {
@@ -177,22 +196,18 @@ pub extern "C" fn shmq_consumer_options_default() -> shmq_consumer_options {
 
 impl shmq_consumer_options {
     pub(crate) fn to_rust(self) -> Result<ConsumerOptions, Fail> {
-        match self.ack {
-            SHMQ_ACK_AUTO => {}
-            SHMQ_ACK_MANUAL => {
-                return Err(Fail::Option(
-                    "ack=manual (SHMQ_ACK_MANUAL) is not available in this version of shmq: \
-                     use SHMQ_ACK_AUTO (at-most-once, committed on receive)"
-                        .into(),
-                ));
-            }
+        let ack = match self.ack {
+            SHMQ_ACK_AUTO => Ack::Auto,
+            SHMQ_ACK_MANUAL => Ack::Manual,
             other => {
                 return Err(Fail::Option(format!(
                     "ack must be SHMQ_ACK_AUTO (0) or SHMQ_ACK_MANUAL (1), got {other}"
                 )));
             }
-        }
-        Ok(ConsumerOptions::new().start(start(self.start, self.start_seq)?))
+        };
+        Ok(ConsumerOptions::new()
+            .start(start(self.start, self.start_seq)?)
+            .ack(ack))
     }
 }
 
@@ -225,21 +240,60 @@ pub(crate) fn seek(kind: shmq_seek, value: u64) -> Result<Seek, Fail> {
     })
 }
 
-/// Metadata a producer attaches to a message.
+/// A `shmq_nack_kind` and its delay.
+pub(crate) fn nack(kind: shmq_nack_kind, delay_ns: u64) -> Result<Nack, Fail> {
+    Ok(match kind {
+        SHMQ_NACK_REQUEUE => Nack::Requeue,
+        SHMQ_NACK_REQUEUE_AFTER => Nack::RequeueAfter(Duration::from_nanos(delay_ns)),
+        SHMQ_NACK_DEAD_LETTER => Nack::DeadLetter,
+        other => {
+            return Err(Fail::Option(format!(
+                "nack kind must be SHMQ_NACK_REQUEUE (0), SHMQ_NACK_REQUEUE_AFTER (1) or SHMQ_NACK_DEAD_LETTER (2), got {other}"
+            )));
+        }
+    })
+}
+
+/// Metadata a producer attaches to a message. Zero-initialize it
+/// (`shmq_meta m = {0}` or designated initializers) so that fields added
+/// later, like `key`, start empty.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct shmq_meta {
     /// The user's schema/type tag.
     pub type_id: u32,
     /// The user's id, for tracing.
     pub correlation_id: u64,
+    /// An idempotency key of `key_len` bytes, or NULL for none (then
+    /// `key_len` must be 0). Publishing again with a key the queue still
+    /// remembers (the last `dedup_window` keys, for `dedup_ttl_ms`)
+    /// enqueues nothing and returns the first message's seq. Read during
+    /// the call only. Not for reservations (`shmq_reservation_set_meta`
+    /// refuses a key).
+    pub key: *const u8,
+    /// Length of `key` in bytes.
+    pub key_len: usize,
 }
 
-impl From<shmq_meta> for Meta {
-    fn from(m: shmq_meta) -> Meta {
-        Meta::new()
-            .type_id(m.type_id)
-            .correlation_id(m.correlation_id)
+impl shmq_meta {
+    /// The Rust metadata these stand for.
+    ///
+    /// # Safety
+    /// A non-NULL `key` must be readable for `key_len` bytes.
+    pub(crate) unsafe fn to_rust(self) -> Result<Meta, Fail> {
+        let meta = Meta::new()
+            .type_id(self.type_id)
+            .correlation_id(self.correlation_id);
+        if self.key.is_null() {
+            if self.key_len != 0 {
+                return Err(Fail::Null("meta->key"));
+            }
+            return Ok(meta);
+        }
+        // SAFETY: non-NULL and readable for `key_len` bytes per the
+        // contract.
+        let key = unsafe { bytes(self.key, self.key_len, "meta->key") }?;
+        Ok(meta.key(key))
     }
 }
 
@@ -303,7 +357,14 @@ mod tests {
         assert!(matches!(unsafe { o.to_rust() }, Err(Fail::Option(_))));
         let mut c = shmq_consumer_options_default();
         c.ack = SHMQ_ACK_MANUAL;
+        assert!(c.to_rust().is_ok());
+        c.ack = 2;
         assert!(matches!(c.to_rust(), Err(Fail::Option(_))));
+        assert!(nack(3, 0).is_err());
+        assert_eq!(
+            nack(SHMQ_NACK_REQUEUE_AFTER, 5).unwrap(),
+            Nack::RequeueAfter(Duration::from_nanos(5))
+        );
         assert!(start(9, 0).is_err());
         assert!(seek(9, 0).is_err());
     }

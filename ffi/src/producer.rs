@@ -112,7 +112,8 @@ pub unsafe extern "C" fn shmq_producer_free(producer: *mut *mut shmq_producer) {
 ///
 /// # Safety
 /// `producer` NULL or live and unshared; `data` NULL or readable for `len`;
-/// `meta` NULL or readable; `seq_out` NULL or writable.
+/// `meta` NULL or readable, with `meta->key` NULL or readable for
+/// `meta->key_len` bytes; `seq_out` NULL or writable.
 unsafe fn publish(
     producer: *mut shmq_producer,
     data: *const u8,
@@ -130,7 +131,8 @@ unsafe fn publish(
         let payload = unsafe { bytes(data, len, "data") }?;
         // SAFETY: per the contract.
         let meta = match unsafe { input(meta, "meta") }? {
-            Some(m) => Meta::from(m),
+            // SAFETY: `meta.key` is NULL or readable per the contract.
+            Some(m) => unsafe { m.to_rust() }?,
             None if meta_required => return Err(Fail::Null("meta")),
             None => Meta::new(),
         };
@@ -177,10 +179,14 @@ pub unsafe extern "C" fn shmq_publish(
     }
 }
 
-/// Like `shmq_publish`, with metadata (`meta` must not be NULL).
+/// Like `shmq_publish`, with metadata (`meta` must not be NULL). With
+/// `meta->key` set, publishing a key the queue still remembers enqueues
+/// nothing and writes the first message's seq to `seq_out` (counted in
+/// `shmq_queue_stats.deduplicated`).
 ///
 /// # Safety
-/// As for `shmq_publish`; `meta` is NULL or readable.
+/// As for `shmq_publish`; `meta` is NULL or readable, its `key` NULL or
+/// readable for `key_len` bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmq_publish_with(
     producer: *mut shmq_producer,
@@ -224,7 +230,8 @@ pub unsafe extern "C" fn shmq_publish_timeout(
 /// `shmq_publish_with` and `shmq_publish_timeout` in one.
 ///
 /// # Safety
-/// As for `shmq_publish`; `meta` is NULL or readable.
+/// As for `shmq_publish`; `meta` is NULL or readable, its `key` NULL or
+/// readable for `key_len` bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmq_publish_with_timeout(
     producer: *mut shmq_producer,
@@ -432,10 +439,18 @@ pub unsafe extern "C" fn shmq_reservation_set_meta(
     guard(|| {
         // SAFETY: per the contract.
         let meta = unsafe { input(meta, "meta") }?.ok_or(Fail::Null("meta"))?;
+        if !meta.key.is_null() || meta.key_len != 0 {
+            return Err(invalid(
+                "an idempotency key (meta->key) is for shmq_publish_with, not for a reservation: \
+                 set key = NULL, key_len = 0",
+            ));
+        }
+        // SAFETY: `key` is NULL (checked above).
+        let meta = unsafe { meta.to_rust() }?;
         // SAFETY: per the contract.
         let r = unsafe { pending(reservation) }?;
         if let Some(r) = r.as_mut() {
-            r.set_meta(meta.into());
+            r.set_meta(meta);
         }
         Ok(())
     })

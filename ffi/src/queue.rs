@@ -42,27 +42,55 @@ pub struct shmq_group_info {
     pub delivered: u64,
     /// CLOCK_REALTIME nanoseconds when it was created.
     pub created_ns: u64,
+    /// Deliveries after the first (ack manual: nacked, released unacked,
+    /// lease run out, consumer died).
+    pub redelivered: u64,
+    /// Messages acked (ack manual).
+    pub acked: u64,
+    /// Messages nacked (ack manual).
+    pub nacked: u64,
+    /// Leases that ran out or whose consumer died.
+    pub expired: u64,
+    /// Messages this group moved to the dead-letter queue.
+    pub dead_lettered: u64,
+    /// Messages leased to a consumer right now (ack manual).
+    pub in_flight: u64,
+    /// Age in nanoseconds of its oldest unfinished message (0 if none).
+    pub oldest_unacked_age_ns: u64,
+    /// Live consumers: 1 for an ack auto consumer, any number with ack
+    /// manual.
+    pub consumers: u64,
+}
+
+/// A group name as a NUL-terminated C array.
+pub(crate) fn group_name(g: &str) -> [c_char; SHMQ_GROUP_NAME_CAP] {
+    let mut name = [0 as c_char; SHMQ_GROUP_NAME_CAP];
+    // Names are checked ASCII of at most 48 bytes; `take` keeps the NUL
+    // even if a future core allowed longer ones.
+    for (dst, src) in name.iter_mut().zip(g.bytes().take(SHMQ_GROUP_NAME_CAP - 1)) {
+        *dst = src as c_char;
+    }
+    name
 }
 
 impl From<&GroupInfo> for shmq_group_info {
     fn from(g: &GroupInfo) -> shmq_group_info {
-        let mut name = [0 as c_char; SHMQ_GROUP_NAME_CAP];
-        // Names are checked ASCII of at most 48 bytes; `take` keeps the NUL
-        // even if a future core allowed longer ones.
-        for (dst, src) in name
-            .iter_mut()
-            .zip(g.name.bytes().take(SHMQ_GROUP_NAME_CAP - 1))
-        {
-            *dst = src as c_char;
-        }
         shmq_group_info {
-            name,
+            name: group_name(&g.name),
             consumer_attached: g.consumer_attached,
             next: g.next,
             committed: g.committed,
             lag: g.lag,
             delivered: g.delivered,
             created_ns: g.created_ns,
+            redelivered: g.redelivered,
+            acked: g.acked,
+            nacked: g.nacked,
+            expired: g.expired,
+            dead_lettered: g.dead_lettered,
+            in_flight: g.in_flight,
+            oldest_unacked_age_ns: g.oldest_unacked_age_ns,
+            consumers: g.consumers,
         }
     }
 }
@@ -97,6 +125,10 @@ pub struct shmq_queue_stats {
     pub groups: u64,
     /// The overflow policy (a `shmq_overflow`).
     pub overflow: shmq_overflow,
+    /// Keyed publishes that enqueued nothing (the key was remembered).
+    pub deduplicated: u64,
+    /// Dead letters waiting (not redriven); see `shmq_dlq_len`.
+    pub dlq_depth: u64,
 }
 
 /// Reads `opts` (NULL: the defaults).
@@ -412,6 +444,8 @@ pub unsafe extern "C" fn shmq_stats(
                 Overflow::Block => SHMQ_OVERFLOW_BLOCK,
                 Overflow::Reject => SHMQ_OVERFLOW_REJECT,
             },
+            deduplicated: s.deduplicated,
+            dlq_depth: s.dlq_depth,
         };
         // SAFETY: checked writable out-parameter.
         unsafe { stats_out.write(stats) };

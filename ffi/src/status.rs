@@ -6,7 +6,7 @@ use std::ffi::{CStr, CString, c_char, c_int};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// What a call did. `SHMQ_OK` is 0; every other code comes with a message
-/// from `shmq_last_error()`. Codes up to `SHMQ_IO` mirror the variants of
+/// from `shmq_last_error()`. Codes up to `SHMQ_DLQ_FULL` mirror the variants of
 /// the Rust `shmq::Error`; the others are the C boundary's own.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +45,10 @@ pub enum shmq_status {
     SHMQ_BUSY = 12,
     /// An operating-system call failed.
     SHMQ_IO = 13,
+    /// The dead-letter queue has no room: the message was not
+    /// dead-lettered (it stays leased to the consumer until its lease runs
+    /// out). Redrive or purge dead letters.
+    SHMQ_DLQ_FULL = 14,
     /// A required pointer argument was NULL (for a handle: closed, freed or
     /// never opened).
     SHMQ_NULL_ARGUMENT = 100,
@@ -78,6 +82,7 @@ impl shmq_status {
             SHMQ_ABORTED => c"claim aborted",
             SHMQ_BUSY => c"busy",
             SHMQ_IO => c"operating-system error",
+            SHMQ_DLQ_FULL => c"dead-letter queue is full",
             SHMQ_NULL_ARGUMENT => c"NULL argument",
             SHMQ_INVALID_ARGUMENT => c"invalid argument",
             SHMQ_PANIC => c"internal error (panic) in shmq",
@@ -101,6 +106,7 @@ impl shmq_status {
             11 => SHMQ_ABORTED,
             12 => SHMQ_BUSY,
             13 => SHMQ_IO,
+            14 => SHMQ_DLQ_FULL,
             100 => SHMQ_NULL_ARGUMENT,
             101 => SHMQ_INVALID_ARGUMENT,
             102 => SHMQ_PANIC,
@@ -148,6 +154,7 @@ pub(crate) fn code_of(e: &shmq::Error) -> shmq_status {
         E::Aborted => SHMQ_ABORTED,
         E::Busy(_) => SHMQ_BUSY,
         E::Io { .. } => SHMQ_IO,
+        E::DlqFull(_) => SHMQ_DLQ_FULL,
         // `shmq::Error` is non_exhaustive: a variant added in core before
         // this boundary learns it still reaches C, with its message.
         _ => SHMQ_OTHER,

@@ -222,6 +222,11 @@ fn errors_under_asan_and_ubsan() {
     run_suite(&compile("test_errors", Link::SharedSanitized), None);
 }
 
+#[test]
+fn deliveries_under_asan_and_ubsan() {
+    run_suite(&compile("test_delivery", Link::SharedSanitized), None);
+}
+
 /// Linked against `libshmq_ffi.a` with the system libraries the README
 /// lists. (Not under valgrind: rustix, which core uses for system calls,
 /// reads the vDSO's ELF header from the auxiliary vector, a page valgrind
@@ -229,7 +234,7 @@ fn errors_under_asan_and_ubsan() {
 /// rustix issue 1559. ASan/UBSan/LSan above cover the same ground.)
 #[test]
 fn statically_linked() {
-    for src in ["test_basic", "test_errors"] {
+    for src in ["test_basic", "test_errors", "test_delivery"] {
         run_suite(&compile(src, Link::Static), None);
     }
 }

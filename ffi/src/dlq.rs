@@ -1,0 +1,244 @@
+//! The dead-letter queue of a queue: count, list (metadata, then payloads
+//! one at a time), redrive to the group that dead-lettered, purge.
+
+use std::ffi::c_char;
+
+use shmq::{DeadLetter, Reason};
+
+use crate::queue::{SHMQ_GROUP_NAME_CAP, group_name, shmq_queue};
+use crate::status::{guard, handle_ref, input, invalid, out, out_opt, shmq_status, text};
+
+/// Why a message was dead-lettered: `SHMQ_DLQ_REASON_NACKED`,
+/// `SHMQ_DLQ_REASON_MAX_DELIVERIES`, or `SHMQ_DLQ_REASON_OTHER` for a
+/// reason this version of the C API has no value for.
+pub type shmq_dlq_reason = u32;
+/// A reason newer than this header.
+pub const SHMQ_DLQ_REASON_OTHER: shmq_dlq_reason = 0;
+/// A consumer nacked it with `SHMQ_NACK_DEAD_LETTER`.
+pub const SHMQ_DLQ_REASON_NACKED: shmq_dlq_reason = 1;
+/// It was delivered `max_deliveries` times without an ack.
+pub const SHMQ_DLQ_REASON_MAX_DELIVERIES: shmq_dlq_reason = 2;
+
+/// A copy of one dead letter's metadata (`shmq_dlq_list`). Its payload is
+/// read with `shmq_dlq_payload(queue, seq, group, ...)`. Plain data.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct shmq_dead_letter {
+    /// The message's original seq.
+    pub seq: u64,
+    /// The group that dead-lettered it, NUL-terminated (empty if that
+    /// group was deleted since).
+    pub group: [c_char; SHMQ_GROUP_NAME_CAP],
+    /// Whether it was redriven and is waiting for (or being delivered to)
+    /// its group.
+    pub redriven: bool,
+    /// Why it is here (a `shmq_dlq_reason`).
+    pub reason: shmq_dlq_reason,
+    /// Deliveries it had.
+    pub attempts: u32,
+    /// The producer's type tag.
+    pub type_id: u32,
+    /// The producer's correlation id.
+    pub correlation_id: u64,
+    /// Publish time, CLOCK_REALTIME nanoseconds.
+    pub timestamp_ns: u64,
+    /// CLOCK_REALTIME nanoseconds of its first delivery.
+    pub first_delivery_ns: u64,
+    /// CLOCK_REALTIME nanoseconds of its last delivery.
+    pub last_delivery_ns: u64,
+    /// CLOCK_REALTIME nanoseconds when it was dead-lettered.
+    pub dead_lettered_ns: u64,
+    /// Length of its payload in bytes.
+    pub len: usize,
+}
+
+impl From<&DeadLetter> for shmq_dead_letter {
+    fn from(d: &DeadLetter) -> shmq_dead_letter {
+        shmq_dead_letter {
+            seq: d.seq,
+            group: group_name(&d.group),
+            redriven: d.redriven,
+            reason: match d.reason {
+                Reason::Nacked => SHMQ_DLQ_REASON_NACKED,
+                Reason::MaxDeliveries => SHMQ_DLQ_REASON_MAX_DELIVERIES,
+                _ => SHMQ_DLQ_REASON_OTHER,
+            },
+            attempts: d.attempts,
+            type_id: d.type_id,
+            correlation_id: d.correlation_id,
+            timestamp_ns: d.timestamp_ns,
+            first_delivery_ns: d.first_delivery_ns,
+            last_delivery_ns: d.last_delivery_ns,
+            dead_lettered_ns: d.dead_lettered_ns,
+            len: d.payload.len(),
+        }
+    }
+}
+
+/// Writes the number of dead letters waiting (not redriven) to `len_out`.
+///
+/// # Safety
+/// `queue` is NULL or live; `len_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_dlq_len(queue: *const shmq_queue, len_out: *mut u64) -> shmq_status {
+    guard(|| {
+        let len_out = out(len_out, "len_out")?;
+        // SAFETY: per the contract.
+        let q = unsafe { handle_ref(queue, "queue") }?;
+        let n = q.queue.dlq().len();
+        // SAFETY: checked writable out-parameter.
+        unsafe { len_out.write(n) };
+        Ok(())
+    })
+}
+
+/// Copies the metadata of up to `capacity` dead letters (waiting, or
+/// redriven and not yet finished), oldest first, into `letters_out` and
+/// writes how many there are in all to `count_out` (which may exceed
+/// `capacity`: call again with more room). `letters_out` may be NULL when
+/// `capacity` is 0. A snapshot: other processes may change the DLQ
+/// meanwhile.
+///
+/// # Safety
+/// `queue` is NULL or live; `letters_out` is NULL or writable for
+/// `capacity` elements; `count_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_dlq_list(
+    queue: *const shmq_queue,
+    letters_out: *mut shmq_dead_letter,
+    capacity: usize,
+    count_out: *mut usize,
+) -> shmq_status {
+    guard(|| {
+        let count_out = out(count_out, "count_out")?;
+        if capacity > 0 {
+            out(letters_out, "letters_out")?;
+        }
+        if capacity > isize::MAX as usize / std::mem::size_of::<shmq_dead_letter>() {
+            return Err(invalid(format!("capacity {capacity} is not a size")));
+        }
+        // SAFETY: per the contract.
+        let q = unsafe { handle_ref(queue, "queue") }?;
+        let letters = q.queue.dlq().list()?;
+        for (i, d) in letters.iter().take(capacity).enumerate() {
+            // SAFETY: `i < capacity`; `letters_out` is non-NULL, aligned
+            // and writable for `capacity` elements per the contract.
+            unsafe { letters_out.add(i).write(d.into()) };
+        }
+        // SAFETY: checked writable out-parameter.
+        unsafe { count_out.write(letters.len()) };
+        Ok(())
+    })
+}
+
+/// Copies the payload of the dead letter of seq `seq` (and of group
+/// `group`; NULL: of any group — with fan-out, several groups may have
+/// dead-lettered the same seq) into `buf`: its first `min(len, capacity)`
+/// bytes. Writes its full length to `len_out`, so `len_out > capacity`
+/// means `buf` was too small (`buf` may be NULL with `capacity` 0 to ask
+/// for the length). `SHMQ_NOT_FOUND` if there is no such dead letter.
+///
+/// # Safety
+/// `queue` is NULL or live; `group` is NULL or NUL-terminated; `buf` is
+/// NULL or writable for `capacity` bytes; `len_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_dlq_payload(
+    queue: *const shmq_queue,
+    seq: u64,
+    group: *const c_char,
+    buf: *mut u8,
+    capacity: usize,
+    len_out: *mut usize,
+) -> shmq_status {
+    guard(|| {
+        let len_out = out(len_out, "len_out")?;
+        if capacity > 0 {
+            out(buf, "buf")?;
+        }
+        if capacity > isize::MAX as usize {
+            return Err(invalid(format!("capacity {capacity} is not a size")));
+        }
+        let group = if group.is_null() {
+            None
+        } else {
+            // SAFETY: non-NULL and NUL-terminated per the contract.
+            Some(unsafe { text(group, "group") }?)
+        };
+        // SAFETY: per the contract.
+        let q = unsafe { handle_ref(queue, "queue") }?;
+        let letters = q.queue.dlq().list()?;
+        let d = letters
+            .iter()
+            .find(|d| d.seq == seq && group.is_none_or(|g| g == d.group))
+            .ok_or_else(|| {
+                shmq::Error::NotFound(match group {
+                    Some(g) => format!("dead letter of seq {seq} and group {g:?}"),
+                    None => format!("dead letter of seq {seq}"),
+                })
+            })?;
+        let n = d.payload.len().min(capacity);
+        if n > 0 {
+            // SAFETY: `buf` is non-NULL (checked since `capacity > 0`) and
+            // writable for `capacity >= n` bytes per the contract; the
+            // source is a Vec of ours, so they do not overlap.
+            unsafe { std::ptr::copy_nonoverlapping(d.payload.as_ptr(), buf, n) };
+        }
+        // SAFETY: checked writable out-parameter.
+        unsafe { len_out.write(d.payload.len()) };
+        Ok(())
+    })
+}
+
+/// Sends dead letters back to the group that dead-lettered them, and only
+/// to it: all of them (`seq == NULL`) or those of seq `*seq`. Writes how
+/// many to `count_out` (may be NULL). Its consumers receive them (one at a
+/// time, with `shmq_receive`) before new messages. `SHMQ_NOT_FOUND` if
+/// `*seq` has no dead letter (whose group still exists). A dead letter
+/// whose group was deleted stays (purge it).
+///
+/// # Safety
+/// `queue` is NULL or live; `seq` is NULL or readable; `count_out` is NULL
+/// or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_dlq_redrive(
+    queue: *const shmq_queue,
+    seq: *const u64,
+    count_out: *mut u64,
+) -> shmq_status {
+    guard(|| {
+        let count_out = out_opt(count_out, "count_out")?;
+        // SAFETY: per the contract.
+        let seq = unsafe { input(seq, "seq") }?;
+        // SAFETY: per the contract.
+        let q = unsafe { handle_ref(queue, "queue") }?;
+        let n = q.queue.dlq().redrive(seq)?;
+        if let Some(o) = count_out {
+            // SAFETY: checked writable out-parameter.
+            unsafe { o.write(n) };
+        }
+        Ok(())
+    })
+}
+
+/// Deletes every waiting dead letter (not those redriven) and writes how
+/// many to `count_out` (may be NULL).
+///
+/// # Safety
+/// `queue` is NULL or live; `count_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_dlq_purge(
+    queue: *const shmq_queue,
+    count_out: *mut u64,
+) -> shmq_status {
+    guard(|| {
+        let count_out = out_opt(count_out, "count_out")?;
+        // SAFETY: per the contract.
+        let q = unsafe { handle_ref(queue, "queue") }?;
+        let n = q.queue.dlq().purge()?;
+        if let Some(o) = count_out {
+            // SAFETY: checked writable out-parameter.
+            unsafe { o.write(n) };
+        }
+        Ok(())
+    })
+}
