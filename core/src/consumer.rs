@@ -1063,11 +1063,10 @@ impl Consumer {
                 rec.nacked.fetch_add(1, Ordering::Relaxed);
             }
         }
-        if back_to_dlq {
+        let dead = dlq::end_redriven(&self.shared, entry, self.idx, done, back_to_dlq);
+        if dead {
             rec.dead_lettered.fetch_add(1, Ordering::Relaxed);
-        }
-        dlq::end_redriven(&self.shared, entry, self.idx, done, back_to_dlq);
-        if !done && !back_to_dlq {
+        } else if !done {
             self.ring().notify_data();
         }
     }

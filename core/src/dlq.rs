@@ -29,7 +29,9 @@ use crate::sync::{AtomicU64, Ordering};
 use crate::sys;
 
 use crate::tables::claim_dead_letter;
-use crate::tables::dead_letter::{DELIVERING, FREE, READY, REDRIVE, arg_of, state_of, word};
+use crate::tables::dead_letter::{
+    DELIVERING, FREE, READY, REDRIVE, WRITING, arg_of, state_of, word,
+};
 
 /// Why a message was dead-lettered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -280,31 +282,48 @@ pub(crate) fn take_redriven(shared: &Shared, group: usize) -> Option<usize> {
 /// Ends the delivery of redriven entry `i` of `group`: `done` frees it
 /// (acked); otherwise it waits for its group again (`back_to_dlq`: as a
 /// dead letter).
-pub(crate) fn end_redriven(shared: &Shared, i: usize, group: usize, done: bool, back_to_dlq: bool) {
+/// Ends the delivery of redriven entry `i` of `group`: `done` frees it
+/// (acked); otherwise it waits for its group again — or, once it has been
+/// delivered `max_deliveries` times since its redrive (or `back_to_dlq`),
+/// it is a dead letter again. Returns whether it went back to the DLQ.
+pub(crate) fn end_redriven(
+    shared: &Shared,
+    i: usize,
+    group: usize,
+    done: bool,
+    back_to_dlq: bool,
+) -> bool {
     let st = state(shared, i);
-    let next = if done {
-        word(FREE, 0)
-    } else if back_to_dlq {
-        word(READY, 0)
-    } else {
-        word(REDRIVE, group as u64)
-    };
+    let mut dead = back_to_dlq;
     if !done {
         // We own it while DELIVERING: count the delivery.
         let h = header(shared, i);
         // SAFETY: entry `i` is DELIVERING by us: its header is ours.
         unsafe {
             let a = std::ptr::addr_of_mut!((*h).attempts);
-            a.write(a.read().saturating_add(1));
+            let attempts = a.read().saturating_add(1);
+            a.write(attempts);
             std::ptr::addr_of_mut!((*h).last_ns).write(sys::realtime_ns());
+            if attempts >= shared.config.max_deliveries && !back_to_dlq {
+                std::ptr::addr_of_mut!((*h).reason).write(Reason::MaxDeliveries.to_raw());
+                dead = true;
+            }
         }
     }
+    let next = if done {
+        word(FREE, 0)
+    } else if dead {
+        word(READY, 0)
+    } else {
+        word(REDRIVE, group as u64)
+    };
     st.store(next, Ordering::Release);
-    if done || back_to_dlq {
+    if done || dead {
         shared.group_records()[group]
             .redrive
             .fetch_sub(1, Ordering::AcqRel);
     }
+    dead
 }
 
 impl DeadLetters {
@@ -379,7 +398,8 @@ impl DeadLetters {
 
     /// Sends dead letters back to the group that dead-lettered them, and
     /// only to it: all of them (`None`) or those of one seq. Returns how
-    /// many. A dead letter whose group was deleted stays (it is listed
+    /// many. A redriven message starts a fresh count of deliveries: after
+    /// `max_deliveries` more without an ack it is a dead letter again. A dead letter whose group was deleted stays (it is listed
     /// with an empty group name; purge it).
     pub fn redrive(&self, seq: Option<u64>) -> Result<u64> {
         let shared = &*self.shared;
@@ -400,21 +420,27 @@ impl DeadLetters {
             {
                 continue;
             }
-            // Count first: a consumer that takes it decrements.
-            rec.redrive.fetch_add(1, Ordering::AcqRel);
+            // Own it (as a writer) to give it a fresh delivery budget, as
+            // an SQS redrive does; then hand it to its group. Count first:
+            // a consumer that takes it decrements.
             if st
                 .compare_exchange(
                     w,
-                    word(REDRIVE, raw.group as u64),
+                    word(WRITING, shared.me.pid as u64),
                     Ordering::AcqRel,
                     Ordering::Relaxed,
                 )
-                .is_ok()
+                .is_err()
             {
-                n += 1;
-            } else {
-                rec.redrive.fetch_sub(1, Ordering::AcqRel);
+                continue;
             }
+            // SAFETY: entry `i` is ours (WRITING by us) until we store
+            // REDRIVE; its header is inside the mapping.
+            unsafe { std::ptr::addr_of_mut!((*header(shared, i)).attempts).write(0) };
+            rec.redrive.fetch_add(1, Ordering::AcqRel);
+            // Release: the reset count is seen by whoever takes it.
+            st.store(word(REDRIVE, raw.group as u64), Ordering::Release);
+            n += 1;
         }
         if n > 0 {
             shared.ring().notify_data();

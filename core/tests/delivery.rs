@@ -183,13 +183,41 @@ fn redrive_goes_to_the_dead_lettering_group_only_and_purge_empties() {
         (m.seq(), m.payload(), m.type_id(), m.correlation_id()),
         (0, &b"bad"[..], 3, 9)
     );
-    assert_eq!(m.attempt(), 2);
+    assert_eq!(
+        m.attempt(),
+        1,
+        "a redrive starts a fresh count of deliveries"
+    );
     m.ack().unwrap();
     // ...and group b does not.
     assert!(b.try_receive().unwrap().is_none());
     assert_eq!(q.dlq().list().unwrap().len(), 1);
     assert_eq!(q.dlq().purge().unwrap(), 1);
     assert!(q.dlq().list().unwrap().is_empty());
+}
+
+#[test]
+fn a_redriven_message_that_keeps_failing_is_dead_lettered_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("again", &opts(&dir).max_deliveries(2)).unwrap();
+    let mut c = q.consumer("g", manual()).unwrap();
+    q.producer().unwrap().publish(b"still bad").unwrap();
+    c.receive().unwrap().nack(Nack::DeadLetter).unwrap();
+    q.dlq().redrive(None).unwrap();
+    for attempt in 1..=2 {
+        let m = c.receive_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(m.attempt(), attempt);
+        m.nack(Nack::Requeue).unwrap();
+    }
+    assert!(
+        c.try_receive().unwrap().is_none(),
+        "not delivered a third time"
+    );
+    let dead = q.dlq().list().unwrap();
+    assert_eq!(
+        (dead.len(), dead[0].reason, dead[0].redriven),
+        (1, Reason::MaxDeliveries, false)
+    );
 }
 
 #[test]

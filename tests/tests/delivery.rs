@@ -222,3 +222,81 @@ fn a_producer_retrying_with_the_same_keys_after_a_kill_creates_no_duplicates() {
         "the retries found remembered keys"
     );
 }
+
+#[test]
+fn a_poison_message_goes_to_the_dlq_while_the_rest_flows_then_redrive_and_purge() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let q = Queue::create(
+        "poison",
+        &Options::new()
+            .dir(d)
+            .slots(1024)
+            .slot_size(16)
+            .max_deliveries(3),
+    )
+    .unwrap();
+    q.create_group("a", Start::Earliest).unwrap();
+    q.create_group("b", Start::Earliest).unwrap();
+    const N: u64 = 10_000;
+    let mut p = q.producer().unwrap();
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let mut w = Worker::spawn(WORKER, &["work", d, "poison", "a"]);
+            let r = w.read_all();
+            (w, r)
+        })
+        .collect();
+    let mut b = q.consumer("b", ConsumerOptions::new()).unwrap();
+    let mut b_got = 0;
+    for i in 0..N {
+        let body: &[u8] = if i == N / 2 { b"poison pill" } else { b"fine" };
+        p.publish(body).unwrap();
+        while let Some(m) = b.try_receive().unwrap() {
+            assert_eq!(m.seq(), b_got);
+            b_got += 1;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let group = |name: &str| q.groups().into_iter().find(|g| g.name == name).unwrap();
+    while group("a").committed < N {
+        assert!(
+            Instant::now() < deadline,
+            "group a stalled: {:?}",
+            group("a")
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for (w, r) in workers {
+        w.kill();
+        let _ = r.join();
+    }
+    let dead = q.dlq().list().unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(
+        (
+            dead[0].seq,
+            dead[0].group.as_str(),
+            dead[0].attempts,
+            dead[0].reason
+        ),
+        (N / 2, "a", 3, shmq::Reason::MaxDeliveries)
+    );
+    let a = group("a");
+    assert_eq!((a.acked, a.dead_lettered, a.nacked), (N - 1, 1, 3));
+    // Redrive, from the CLI's library in this process: only group a sees it.
+    assert_eq!(q.dlq().redrive(None).unwrap(), 1);
+    let mut a_consumer = q
+        .consumer("a", ConsumerOptions::new().ack(shmq::Ack::Manual))
+        .unwrap();
+    let m = a_consumer.receive_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!((m.seq(), m.payload()), (N / 2, &b"poison pill"[..]));
+    m.nack(shmq::Nack::DeadLetter).unwrap();
+    while let Some(m) = b.try_receive().unwrap() {
+        assert!(m.seq() >= b_got, "group b got the redriven message");
+        b_got += 1;
+    }
+    assert_eq!(b_got, N);
+    assert_eq!(q.dlq().purge().unwrap(), 1);
+    assert!(q.dlq().is_empty());
+}

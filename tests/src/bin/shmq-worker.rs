@@ -6,7 +6,8 @@
 //! shmq-worker hold-claim DIR QUEUE                reserve a slot, never commit
 //! shmq-worker open DIR QUEUE                      open and print the stats
 //! shmq-worker work DIR QUEUE GROUP                ack=manual: print `got SEQ ATTEMPT`
-//!                                                 per delivery, then ack; exit
+//!                                                 per delivery, then ack (nack a
+//!                                                 payload starting "poison"); exit
 //!                                                 after 3 s without a message
 //! shmq-worker produce-keyed DIR QUEUE ID COUNT    publish COUNT messages with keys
 //!                                                 "ID-i", printing `sent i` after each
@@ -143,6 +144,12 @@ fn main() {
                 // recorded delivery that is delivered again.
                 let _ = writeln!(out, "got {} {}", m.seq(), m.attempt());
                 let _ = out.flush();
+                if m.payload().starts_with(b"poison") {
+                    match m.nack(shmq::Nack::Requeue) {
+                        Ok(()) | Err(Error::LeaseExpired) => continue,
+                        Err(e) => fail(e),
+                    }
+                }
                 match m.ack() {
                     Ok(()) | Err(Error::LeaseExpired) => {}
                     Err(e) => fail(e),
