@@ -791,15 +791,7 @@ fn stats_prometheus(s: &shmq::Stats) -> String {
         "group_oldest_unacked_age_seconds",
         "gauge",
         "Age of the group's oldest unfinished message.",
-        s.groups
-            .iter()
-            .map(|g| {
-                (
-                    format!("{ql},group=\"{}\"", g.name),
-                    g.oldest_unacked_age_ns / 1_000_000_000,
-                )
-            })
-            .collect(),
+        per_group(|g| g.oldest_unacked_age_ns / 1_000_000_000),
     );
     metric(
         "dlq_depth",

@@ -6,7 +6,9 @@ use std::ffi::c_char;
 use shmq::{DeadLetter, Reason};
 
 use crate::queue::{SHMQ_GROUP_NAME_CAP, group_name, shmq_queue};
-use crate::status::{guard, handle_ref, input, invalid, out, out_opt, shmq_status, text};
+use crate::status::{
+    fill_array, guard, handle_ref, input, invalid, out, out_opt, shmq_status, text,
+};
 
 /// Why a message was dead-lettered: `SHMQ_DLQ_REASON_NACKED`,
 /// `SHMQ_DLQ_REASON_MAX_DELIVERIES`, or `SHMQ_DLQ_REASON_OTHER` for a
@@ -110,24 +112,13 @@ pub unsafe extern "C" fn shmq_dlq_list(
     count_out: *mut usize,
 ) -> shmq_status {
     guard(|| {
-        let count_out = out(count_out, "count_out")?;
-        if capacity > 0 {
-            out(letters_out, "letters_out")?;
-        }
-        if capacity > isize::MAX as usize / std::mem::size_of::<shmq_dead_letter>() {
-            return Err(invalid(format!("capacity {capacity} is not a size")));
-        }
-        // SAFETY: per the contract.
-        let q = unsafe { handle_ref(queue, "queue") }?;
-        let letters = q.queue.dlq().list()?;
-        for (i, d) in letters.iter().take(capacity).enumerate() {
-            // SAFETY: `i < capacity`; `letters_out` is non-NULL, aligned
-            // and writable for `capacity` elements per the contract.
-            unsafe { letters_out.add(i).write(d.into()) };
-        }
-        // SAFETY: checked writable out-parameter.
-        unsafe { count_out.write(letters.len()) };
-        Ok(())
+        let snapshot = || {
+            // SAFETY: `queue` per the contract.
+            let q = unsafe { handle_ref(queue, "queue") }?;
+            Ok(q.queue.dlq().list()?)
+        };
+        // SAFETY: `letters_out` and `count_out` per the contract.
+        unsafe { fill_array(letters_out, "letters_out", capacity, count_out, snapshot) }
     })
 }
 

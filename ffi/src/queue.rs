@@ -8,7 +8,7 @@ use crate::options::{
     SHMQ_OVERFLOW_BLOCK, SHMQ_OVERFLOW_REJECT, shmq_options, shmq_overflow, shmq_seek, shmq_start,
 };
 use crate::status::{
-    Fail, guard, guard_or, handle_ref, input, invalid, out, out_opt, shmq_status, text,
+    Fail, fill_array, guard, guard_or, handle_ref, input, out, out_opt, shmq_status, text,
 };
 
 /// An open queue: a mapping of its file. Thread-safe: any number of
@@ -364,24 +364,13 @@ pub unsafe extern "C" fn shmq_groups(
     count_out: *mut usize,
 ) -> shmq_status {
     guard(|| {
-        let count_out = out(count_out, "count_out")?;
-        if capacity > 0 {
-            out(groups_out, "groups_out")?;
-        }
-        if capacity > isize::MAX as usize / std::mem::size_of::<shmq_group_info>() {
-            return Err(invalid(format!("capacity {capacity} is not a size")));
-        }
-        // SAFETY: per the contract.
-        let q = unsafe { handle_ref(queue, "queue") }?;
-        let groups = q.queue.groups();
-        for (i, g) in groups.iter().take(capacity).enumerate() {
-            // SAFETY: `i < capacity`; `groups_out` is non-NULL, aligned and
-            // writable for `capacity` elements per the contract.
-            unsafe { groups_out.add(i).write(g.into()) };
-        }
-        // SAFETY: checked writable out-parameter.
-        unsafe { count_out.write(groups.len()) };
-        Ok(())
+        let snapshot = || {
+            // SAFETY: `queue` per the contract.
+            let q = unsafe { handle_ref(queue, "queue") }?;
+            Ok(q.queue.groups())
+        };
+        // SAFETY: `groups_out` and `count_out` per the contract.
+        unsafe { fill_array(groups_out, "groups_out", capacity, count_out, snapshot) }
     })
 }
 

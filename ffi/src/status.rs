@@ -312,6 +312,44 @@ pub(crate) fn out<T>(ptr: *mut T, name: &'static str) -> Result<Out<T>, Fail> {
     Ok(Out(ptr))
 }
 
+/// The "fill a caller's array" convention of the listing functions
+/// (`shmq_groups`, `shmq_dlq_list`): checks `count_out`, `array` (which may
+/// be NULL when `capacity` is 0) and `capacity`, then takes a snapshot with
+/// `snapshot`, writes its first `min(capacity, n)` items to `array`,
+/// converted, and its total length `n` to `count_out`.
+///
+/// # Safety
+/// `array` is NULL or writable for `capacity` elements; `count_out` is
+/// NULL or writable.
+pub(crate) unsafe fn fill_array<T, C>(
+    array: *mut C,
+    array_name: &'static str,
+    capacity: usize,
+    count_out: *mut usize,
+    snapshot: impl FnOnce() -> Result<Vec<T>, Fail>,
+) -> Result<(), Fail>
+where
+    for<'a> &'a T: Into<C>,
+{
+    let count_out = out(count_out, "count_out")?;
+    if capacity > 0 {
+        out(array, array_name)?;
+    }
+    if capacity > isize::MAX as usize / std::mem::size_of::<C>().max(1) {
+        return Err(invalid(format!("capacity {capacity} is not a size")));
+    }
+    let items = snapshot()?;
+    for (i, item) in items.iter().take(capacity).enumerate() {
+        // SAFETY: `i < capacity`; `array` is non-NULL (checked above when
+        // capacity > 0), aligned and writable for `capacity` elements per
+        // the contract.
+        unsafe { array.add(i).write(item.into()) };
+    }
+    // SAFETY: checked writable out-parameter.
+    unsafe { count_out.write(items.len()) };
+    Ok(())
+}
+
 /// An optional out-parameter (NULL: the caller does not want it).
 pub(crate) fn out_opt<T>(ptr: *mut T, name: &'static str) -> Result<Option<Out<T>>, Fail> {
     if ptr.is_null() {
