@@ -1,0 +1,211 @@
+//! The bare baselines, in a small file both processes map (the same logic
+//! as `shmq bench`'s, cli/src/baseline.rs):
+//!
+//! - a cache-line ping-pong: one word, one store each way — the physical
+//!   limit of a one-way hand-off between two cores;
+//! - a single-producer ring of plain stores: the payload copied into a
+//!   slot, published by a Release store of `tail`; the consumer copies it
+//!   out and Release-stores `head`. The most a queue of that payload could
+//!   move, and (as a link each way) a same-payload latency floor.
+
+use std::fs::OpenOptions;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use memmap2::MmapRaw;
+
+use crate::link::{Res, Rx, Tx};
+
+/// Offsets in the region: three counters on their own 128-byte pairs of
+/// cache lines (the adjacent-line prefetcher moves lines in pairs), then the
+/// ring's slots from the second page on.
+const PING: usize = 0;
+const TAIL: usize = 128;
+const HEAD: usize = 256;
+const SLOTS: usize = 4096;
+
+/// A shared mapping holding the counters and a ring.
+pub struct Region {
+    map: MmapRaw,
+    slots: usize,
+    stride: usize,
+}
+
+fn stride(size: usize) -> usize {
+    size.max(1).div_ceil(64) * 64
+}
+
+impl Region {
+    fn len(slots: usize, size: usize) -> usize {
+        SLOTS + slots * stride(size)
+    }
+
+    /// Creates the (zeroed) region file for a ring of `slots` × `size`.
+    pub fn create(path: &Path, slots: usize, size: usize) -> Res<()> {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        f.set_len(Region::len(slots, size) as u64)?;
+        Ok(())
+    }
+
+    /// Maps a region file made by `create` with the same arguments.
+    pub fn open(path: &Path, slots: usize, size: usize) -> Res<Region> {
+        let f = OpenOptions::new().read(true).write(true).open(path)?;
+        if f.metadata()?.len() as usize != Region::len(slots, size) || !slots.is_power_of_two() {
+            return Err(format!("{}: region of the wrong size", path.display()).into());
+        }
+        let map = MmapRaw::map_raw(&f)?;
+        Ok(Region {
+            map,
+            slots,
+            stride: stride(size),
+        })
+    }
+
+    fn counter(&self, offset: usize) -> &AtomicU64 {
+        debug_assert!(offset.is_multiple_of(64) && offset + 8 <= SLOTS);
+        // SAFETY: `offset` is one of the 64-aligned counter offsets inside
+        // the first page of a page-aligned mapping that `open` checked is
+        // longer than a page; the word is only ever accessed atomically.
+        unsafe { &*(self.map.as_mut_ptr().add(offset) as *const AtomicU64) }
+    }
+
+    fn slot(&self, i: u64) -> *mut u8 {
+        // SAFETY: `i & (slots - 1) < slots`, and `open` checked that the
+        // mapping holds `slots` strides after the first page.
+        unsafe {
+            self.map
+                .as_mut_ptr()
+                .add(SLOTS + (i as usize & (self.slots - 1)) * self.stride)
+        }
+    }
+
+    /// The pinging side of the cache-line ping-pong: stores 2k+1, spins
+    /// until the other side stored 2k+2.
+    pub fn ping(&self, count: u64, warmup: u64) -> Res<Histogram<u64>> {
+        let word = self.counter(PING);
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+        for k in 0..warmup + count {
+            let t0 = Instant::now();
+            // Release pairs with the pong side's Acquire load (and its
+            // Release store with our Acquire): the hand-off is what is
+            // measured.
+            word.store(2 * k + 1, Ordering::Release);
+            while word.load(Ordering::Acquire) != 2 * k + 2 {
+                std::hint::spin_loop();
+            }
+            let rtt = t0.elapsed().as_nanos() as u64;
+            if k >= warmup {
+                h.saturating_record((rtt / 2).max(1));
+            }
+        }
+        Ok(h)
+    }
+
+    /// The answering side of the cache-line ping-pong.
+    pub fn pong(&self, count: u64) {
+        let word = self.counter(PING);
+        for k in 0..count {
+            // Acquire/Release pair with `ping`'s, as described there.
+            while word.load(Ordering::Acquire) != 2 * k + 1 {
+                std::hint::spin_loop();
+            }
+            word.store(2 * k + 2, Ordering::Release);
+        }
+    }
+}
+
+/// The producing end of the bare ring.
+pub struct RingTx {
+    region: Region,
+    next: u64,
+    cached_head: u64,
+}
+
+impl RingTx {
+    /// Produces into `region`'s ring from its start.
+    pub fn new(region: Region) -> RingTx {
+        RingTx {
+            region,
+            next: 0,
+            cached_head: 0,
+        }
+    }
+}
+
+impl Tx for RingTx {
+    #[inline(always)]
+    fn send(&mut self, payload: &[u8]) -> Res<()> {
+        let cap = self.region.slots as u64;
+        let i = self.next;
+        while i - self.cached_head >= cap {
+            // Acquire pairs with the consumer's Release of head: it has
+            // finished reading the slot we are about to reuse. Read only
+            // when the cached copy says the ring is full.
+            self.cached_head = self.region.counter(HEAD).load(Ordering::Acquire);
+            if i - self.cached_head >= cap {
+                std::hint::spin_loop();
+            }
+        }
+        debug_assert!(payload.len() <= self.region.stride);
+        // SAFETY: slot i is ours (the consumer is past i - cap), the slot
+        // holds `stride >= payload.len()` bytes, and the consumer reads it
+        // only after our Release of tail below.
+        unsafe {
+            std::ptr::copy_nonoverlapping(payload.as_ptr(), self.region.slot(i), payload.len());
+        }
+        // Release pairs with the consumer's Acquire of tail.
+        self.region.counter(TAIL).store(i + 1, Ordering::Release);
+        self.next = i + 1;
+        Ok(())
+    }
+}
+
+/// The consuming end of the bare ring.
+pub struct RingRx {
+    region: Region,
+    next: u64,
+    cached_tail: u64,
+}
+
+impl RingRx {
+    /// Consumes `region`'s ring from its start.
+    pub fn new(region: Region) -> RingRx {
+        RingRx {
+            region,
+            next: 0,
+            cached_tail: 0,
+        }
+    }
+}
+
+impl Rx for RingRx {
+    #[inline(always)]
+    fn recv(&mut self, buf: &mut [u8]) -> Res<()> {
+        let i = self.next;
+        while self.cached_tail <= i {
+            // Acquire pairs with the producer's Release of tail: the slot's
+            // bytes are visible.
+            self.cached_tail = self.region.counter(TAIL).load(Ordering::Acquire);
+            if self.cached_tail <= i {
+                std::hint::spin_loop();
+            }
+        }
+        debug_assert!(buf.len() <= self.region.stride);
+        // SAFETY: slot i was published (tail > i, Acquire) and the producer
+        // does not reuse it before we store head past it; it holds
+        // `stride >= buf.len()` bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.region.slot(i), buf.as_mut_ptr(), buf.len());
+        }
+        // Release pairs with the producer's Acquire of head.
+        self.region.counter(HEAD).store(i + 1, Ordering::Release);
+        self.next = i + 1;
+        Ok(())
+    }
+}
