@@ -585,6 +585,12 @@ typedef struct shmq_queue_stats {
 #define SHMQ_OVERFLOW_REJECT 1
 
 /**
+ * Append to segment files on disk (`spill_dir`) and carry on; the messages
+ * come back into the ring, in order, as consumers free it.
+ */
+#define SHMQ_OVERFLOW_SPILL 2
+
+/**
  * The oldest message the queue still retains.
  */
 #define SHMQ_START_EARLIEST 0

@@ -62,6 +62,9 @@ pub struct Consumer {
     empty_polls: u32,
     /// Set for ack=manual consumers.
     manual: Option<Manual>,
+    /// overflow=spill: look for spilled messages to copy back into the
+    /// ring when the ring has none for us.
+    spill: bool,
 }
 
 /// The state of an ack=manual consumer.
@@ -454,6 +457,7 @@ impl Consumer {
             stuck: None,
             empty_polls: 0,
             manual,
+            spill: shared.spill.is_some(),
             shared,
         })
     }
@@ -525,11 +529,28 @@ impl Consumer {
     /// that the group is still ours.
     #[inline(always)]
     fn nothing_yet(&mut self) -> Result<()> {
+        if self.spill {
+            self.refill_spill()?;
+        }
         self.empty_polls = self.empty_polls.wrapping_add(1);
         if self.empty_polls % STUCK_CHECK_EVERY == 0 {
             self.look_for_trouble()?;
         }
         Ok(())
+    }
+
+    /// The ring has nothing for us: if the queue spills, copy spilled
+    /// messages back into it (unless someone else holds the lock, and so
+    /// is doing it). Returns whether anything moved.
+    #[cold]
+    #[inline(never)]
+    fn refill_spill(&mut self) -> Result<bool> {
+        // Relaxed: a hint on a line that ring-mode publishes never write;
+        // the refill itself runs under the admin lock.
+        if self.shared.header().spill.active.load(Ordering::Relaxed) == 0 {
+            return Ok(false);
+        }
+        self.shared.help_spill(false)
     }
 
     #[cold]
@@ -679,6 +700,9 @@ impl Consumer {
             }
             self.check_group()?;
             if self.unstick() {
+                continue;
+            }
+            if self.spill && self.refill_spill()? {
                 continue;
             }
             let mut slice = SLEEP_SLICE;
@@ -858,8 +882,10 @@ impl Consumer {
             Peek::Ready | Peek::Skip => return false,
             Peek::NotYet(word) => word,
         };
-        // Acquire: pairs with the claimer's AcqRel CAS of tail.
-        if ring.ctl.tail.load(Ordering::Acquire) <= pos {
+        // Acquire: pairs with the claimer's AcqRel CAS of tail. While the
+        // queue spills, tail (less the flag) is the position being copied
+        // back from the spill: not claimed, so never aborted.
+        if crate::spill::ring_tail(ring.ctl.tail.load(Ordering::Acquire)) <= pos {
             // Nothing claimed there yet: the queue is just empty.
             st.claimed_since = None;
             self.stuck = Some(st);

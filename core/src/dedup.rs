@@ -83,8 +83,14 @@ pub(crate) fn reserve(shared: &Shared, key: u64) -> Result<Reserve> {
 /// not decided yet (claimed, neither committed nor aborted so far).
 fn resolve(shared: &Shared, pos: u64) -> Option<bool> {
     let ring = shared.ring();
-    let tail = ring.ctl.tail.load(Ordering::Acquire);
+    let word = ring.ctl.tail.load(Ordering::Acquire);
+    let tail = crate::spill::ring_tail(word);
     let head = ring.ctl.head.load(Ordering::Acquire);
+    if crate::spill::spilling(word) && pos >= tail && pos != u64::MAX {
+        // Spilled under the admin lock, which we hold: below end_seq it
+        // was appended whole.
+        return Some(pos < shared.header().spill.end_seq.load(Ordering::Acquire));
+    }
     if pos == u64::MAX || pos >= tail {
         return Some(false);
     }

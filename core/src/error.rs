@@ -75,6 +75,11 @@ pub enum Error {
         "dead-letter queue is full ({0} entries): the message stays leased; redrive or purge dead letters"
     )]
     DlqFull(u64),
+    /// The ring is full and so is the spill (its `spill_max_bytes` budget,
+    /// or its disk), and the queue's `spill_fallback` is `reject`: nothing
+    /// was published. Consume faster, raise the budget or free the disk.
+    #[error("queue and its spill are full: {0}; nothing was published")]
+    SpillFull(String),
     /// A resource is held by someone else: the group already has a live
     /// consumer, or a table in the queue file is full.
     #[error("busy: {0}")]

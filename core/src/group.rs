@@ -62,6 +62,19 @@ pub struct GroupInfo {
 pub(crate) struct Groups<'a> {
     pub records: &'a [GroupRecord],
     pub ctl: &'a RingControl,
+    /// The spill's control, for the seq the next message gets while the
+    /// queue spills (None: a queue that never spills, or a test twin).
+    pub spill: Option<&'a crate::layout::SpillControl>,
+}
+
+impl Groups<'_> {
+    /// The seq the next published message gets.
+    fn end(&self) -> u64 {
+        match self.spill {
+            Some(sp) => crate::spill::end_seq(self.ctl, sp),
+            None => self.ctl.tail.load(Ordering::Acquire),
+        }
+    }
 }
 
 fn store_name(rec: &GroupRecord, name: &str) {
@@ -106,7 +119,7 @@ impl Groups<'_> {
     /// Resolves a start to a position in `head ..= tail`.
     fn resolve(&self, start: Start) -> u64 {
         let head = self.ctl.head.load(Ordering::Acquire);
-        let tail = self.ctl.tail.load(Ordering::Acquire).max(head);
+        let tail = self.end().max(head);
         match start {
             Start::Earliest => head,
             Start::Latest => tail,
@@ -302,7 +315,7 @@ impl Groups<'_> {
         _g: &AdminGuard<'_>,
         alive: impl Fn(u32, u64) -> bool,
     ) -> Vec<(usize, GroupInfo)> {
-        let tail = self.ctl.tail.load(Ordering::Acquire);
+        let tail = self.end();
         self.records
             .iter()
             .enumerate()
@@ -370,6 +383,7 @@ mod tests {
         let groups = Groups {
             records: &records,
             ctl: &ctl,
+            spill: None,
         };
         ctl.tail.store(10, Ordering::Relaxed);
         let g = lock.lock(me, |_, _| true);
@@ -415,6 +429,7 @@ mod tests {
         let groups = Groups {
             records: &records,
             ctl: &ctl,
+            spill: None,
         };
         let g = lock.lock(me, |_, _| true);
         let a = groups.create(&g, "a", Start::Earliest, 1).unwrap();

@@ -25,7 +25,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// "SHMQRING" in little-endian: the first 8 bytes of every queue file.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMQRING");
 /// Layout version written by this build. Bumped on any incompatible change.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 /// Value of [`Header::ready`] once the creator has written everything.
 pub(crate) const READY: u32 = 0x5245_4459; // "READ" + "Y"
 /// Size of the header region.
@@ -107,7 +107,19 @@ pub(crate) struct Config {
     pub dedup_offset: u64,
     /// How long a publish key is remembered, in ns.
     pub dedup_ttl_ns: u64,
-    pub reserved: [u64; 2],
+    /// overflow=spill: most bytes of segment files on disk.
+    pub spill_max_bytes: u64,
+    /// overflow=spill: bytes of one segment file.
+    pub spill_segment_size: u64,
+    /// overflow=spill: what a publish does when the spill is full too
+    /// (`Overflow` as a number: 0 block, 1 reject).
+    pub spill_fallback: u32,
+    /// When segment writes are flushed: 0 never, 1 every `sync_every`
+    /// records, 2 always.
+    pub sync_mode: u32,
+    pub sync_every: u32,
+    pub _pad: u32,
+    pub reserved: [u64; 6],
 }
 
 /// A futex word and the number of processes/threads asleep on it.
@@ -196,7 +208,65 @@ pub(crate) struct Header {
     /// Keys remembered so far: the next dedup entry to (re)use is this
     /// modulo `dedup_window`. Written under the admin lock.
     pub dedup_next: AtomicU64,
-    _reserved: [u8; 3440],
+    _pad1: [u8; 48],
+    /// Where the spill stands (overflow=spill); see `spill.rs`.
+    pub spill: SpillControl,
+    /// The spill directory (overflow=spill), written once before `ready`.
+    pub spill_path: SpillPath,
+    _reserved: [u8; 2112],
+}
+
+/// Set in [`RingControl::tail`] while the queue spills: producers' claims
+/// then see a full ring and take the spill path, and `tail & !SPILLING` is
+/// the next ring position to be refilled from the spill.
+pub(crate) const SPILLING: u64 = 1 << 63;
+
+/// The shared state of the spill (`spill.rs`): where the next record is
+/// appended and where the next one is read back into the ring. Written
+/// only under the admin lock; read without it only for stats.
+#[repr(C)]
+#[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
+pub(crate) struct SpillControl {
+    /// 1 while the queue spills, else 0: on a line of its own, which
+    /// ring-mode publishes never write, so consumers may poll it freely.
+    pub active: AtomicU64,
+    _pad0: [u8; 56],
+    /// Seq the next spilled message gets (while spilling).
+    pub end_seq: AtomicU64,
+    /// Next seq to copy back into the ring (while spilling).
+    pub read_seq: AtomicU64,
+    /// Segment (its first seq) and byte offset of the next append.
+    pub write_seg: AtomicU64,
+    pub write_off: AtomicU64,
+    /// Segment and byte offset of the record `read_seq`.
+    pub read_seg: AtomicU64,
+    pub read_off: AtomicU64,
+    /// Segment files on disk and their bytes.
+    pub segments: AtomicU64,
+    pub bytes_on_disk: AtomicU64,
+    /// Messages and payload bytes spilled so far.
+    pub spilled: AtomicU64,
+    pub spilled_bytes: AtomicU64,
+    /// Records appended since the last flush (sync every n).
+    pub unsynced: AtomicU64,
+    /// Publishes that found the spill full (budget or disk).
+    pub full: AtomicU64,
+    /// Spilled messages found damaged or missing when read back (lost;
+    /// their positions are aborted, so consumers skip them).
+    pub lost: AtomicU64,
+    _pad: [u8; 24],
+}
+
+/// Longest spill directory path, in bytes.
+pub(crate) const MAX_SPILL_PATH: usize = 1016;
+
+/// The spill directory as bytes, with its crc32c.
+#[repr(C)]
+#[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout, Immutable))]
+pub(crate) struct SpillPath {
+    pub len: u32,
+    pub crc: u32,
+    pub bytes: [u8; MAX_SPILL_PATH],
 }
 
 /// States of a ring slot, in the low 2 bits of [`SlotHeader::state`].
@@ -379,7 +449,15 @@ pub(crate) struct ProducerRecord {
 #[cfg(not(loom))]
 const _: () = {
     use std::mem::{align_of, offset_of, size_of};
-    assert!(size_of::<Config>() == 192);
+    assert!(size_of::<Config>() == 256);
+    assert!(offset_of!(Config, spill_max_bytes) == 176);
+    assert!(offset_of!(Config, sync_mode) == 196);
+    assert!(offset_of!(Config, reserved) == 208);
+    assert!(size_of::<SpillControl>() == 192);
+    assert!(offset_of!(SpillControl, end_seq) == 64);
+    assert!(size_of::<SpillPath>() == 1024);
+    assert!(offset_of!(Header, spill) == 768);
+    assert!(offset_of!(Header, spill_path) == 960);
     assert!(offset_of!(Config, consumers_offset) == 128);
     assert!(offset_of!(Config, max_consumers) == 152);
     assert!(offset_of!(Config, slots) == 16);
@@ -393,12 +471,12 @@ const _: () = {
     assert!(size_of::<AdminLock>() == 64);
     assert!(size_of::<Counters>() == 64);
     assert!(size_of::<Header>() as u64 == HEADER_SIZE);
-    assert!(offset_of!(Header, ready) == 192);
-    assert!(offset_of!(Header, ring) == 256);
-    assert!(offset_of!(Header, admin) == 512);
-    assert!(offset_of!(Header, counters) == 576);
-    assert!(offset_of!(Header, dlq_order) == 640);
-    assert!(offset_of!(Header, dedup_next) == 648);
+    assert!(offset_of!(Header, ready) == 256);
+    assert!(offset_of!(Header, ring) == 320);
+    assert!(offset_of!(Header, admin) == 576);
+    assert!(offset_of!(Header, counters) == 640);
+    assert!(offset_of!(Header, dlq_order) == 704);
+    assert!(offset_of!(Header, dedup_next) == 712);
     assert!(size_of::<DedupEntry>() as u64 == DEDUP_ENTRY_SIZE);
     assert!(offset_of!(Config, dedup_offset) == 160);
     assert!(align_of::<Header>() == 8);
@@ -481,6 +559,31 @@ impl GroupRecord {
             _pad2: [0; 32],
             committed: AtomicU64::new(0),
             _pad3: [0; 56],
+        }
+    }
+}
+
+#[cfg(any(test, loom))]
+impl SpillControl {
+    pub(crate) fn new() -> SpillControl {
+        let z = || AtomicU64::new(0);
+        SpillControl {
+            active: z(),
+            _pad0: [0; 56],
+            end_seq: z(),
+            read_seq: z(),
+            write_seg: z(),
+            write_off: z(),
+            read_seg: z(),
+            read_off: z(),
+            segments: z(),
+            bytes_on_disk: z(),
+            spilled: z(),
+            spilled_bytes: z(),
+            unsynced: z(),
+            full: z(),
+            lost: z(),
+            _pad: [0; 24],
         }
     }
 }

@@ -56,6 +56,10 @@ mod dlq;
 mod producer;
 #[cfg(not(loom))]
 mod queue;
+#[cfg(not(loom))]
+mod segment;
+#[cfg(not(loom))]
+mod spill;
 
 #[cfg(all(test, loom))]
 mod loom_models;
@@ -72,7 +76,9 @@ pub use dlq::{DeadLetter, DeadLetters, Reason};
 pub use error::{Error, Result};
 pub use group::GroupInfo;
 pub use layout::MAX_GROUP_NAME;
-pub use options::{Ack, ConsumerOptions, Meta, Nack, Options, Overflow, Seek, Start, default_dir};
+pub use options::{
+    Ack, ConsumerOptions, Meta, Nack, Options, Overflow, Seek, Start, SyncMode, default_dir,
+};
 #[cfg(not(loom))]
 pub use producer::{Producer, Reservation};
 #[cfg(not(loom))]

@@ -65,6 +65,18 @@ impl AdminLock {
     }
 }
 
+impl AdminLock {
+    /// Takes the lock if it is free right now.
+    pub(crate) fn try_lock(&self, me: Me) -> Option<AdminGuard<'_>> {
+        // Acquire: as in `lock`.
+        self.holder
+            .compare_exchange(0, me.pid, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
+        self.holder_start.store(me.start_time, Ordering::Release);
+        Some(AdminGuard { lock: self })
+    }
+}
+
 impl Drop for AdminGuard<'_> {
     fn drop(&mut self) {
         self.lock.holder_start.store(0, Ordering::Relaxed);

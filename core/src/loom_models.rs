@@ -55,6 +55,7 @@ impl World {
         Groups {
             records: &self.groups,
             ctl: &self.ctl,
+            spill: None,
         }
     }
 

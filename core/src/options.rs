@@ -14,6 +14,10 @@ pub enum Overflow {
     Block,
     /// Fail at once with [`Error::Full`]; nothing is claimed.
     Reject,
+    /// Append to segment files on disk (`spill_dir`) and carry on; the
+    /// messages come back into the ring, in order, as consumers free it.
+    /// When the spill is full too, [`Options::spill_fallback`] applies.
+    Spill,
 }
 
 impl Overflow {
@@ -21,6 +25,7 @@ impl Overflow {
         match self {
             Overflow::Block => 0,
             Overflow::Reject => 1,
+            Overflow::Spill => 2,
         }
     }
 
@@ -28,6 +33,7 @@ impl Overflow {
         match raw {
             0 => Some(Overflow::Block),
             1 => Some(Overflow::Reject),
+            2 => Some(Overflow::Spill),
             _ => None,
         }
     }
@@ -39,11 +45,9 @@ impl std::str::FromStr for Overflow {
         match s {
             "block" => Ok(Overflow::Block),
             "reject" => Ok(Overflow::Reject),
-            "spill" => Err(Error::InvalidOption(
-                "overflow=spill is not available in this version (block or reject)".into(),
-            )),
+            "spill" => Ok(Overflow::Spill),
             other => Err(Error::InvalidOption(format!(
-                "overflow must be block or reject, got {other:?}"
+                "overflow must be block, reject or spill, got {other:?}"
             ))),
         }
     }
@@ -54,6 +58,7 @@ impl std::fmt::Display for Overflow {
         f.write_str(match self {
             Overflow::Block => "block",
             Overflow::Reject => "reject",
+            Overflow::Spill => "spill",
         })
     }
 }
@@ -81,6 +86,71 @@ pub struct Options {
     pub(crate) dedup_ttl: Duration,
     pub(crate) unblock_timeout: Duration,
     pub(crate) mode: u32,
+    pub(crate) spill_dir: Option<PathBuf>,
+    pub(crate) spill_max_bytes: u64,
+    pub(crate) spill_segment_size: u64,
+    pub(crate) spill_fallback: Overflow,
+    pub(crate) sync: SyncMode,
+}
+
+/// When spilled records are flushed to disk (`msync`): the trade-off
+/// between publish speed and what survives a machine crash (a process
+/// crash loses nothing in any mode: the page cache keeps it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SyncMode {
+    /// Leave it to the kernel's writeback (the default, fastest).
+    #[default]
+    Never,
+    /// Flush after every n records.
+    EveryN(u32),
+    /// Flush every record before its publish returns.
+    Always,
+}
+
+impl SyncMode {
+    pub(crate) fn to_raw(self) -> (u32, u32) {
+        match self {
+            SyncMode::Never => (0, 0),
+            SyncMode::EveryN(n) => (1, n),
+            SyncMode::Always => (2, 0),
+        }
+    }
+
+    pub(crate) fn from_raw(mode: u32, every: u32) -> Option<SyncMode> {
+        match mode {
+            0 => Some(SyncMode::Never),
+            1 if every > 0 => Some(SyncMode::EveryN(every)),
+            2 => Some(SyncMode::Always),
+            _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for SyncMode {
+    type Err = Error;
+    /// `never`, `always` or `every-N` (e.g. `every-64`).
+    fn from_str(s: &str) -> Result<SyncMode> {
+        match s {
+            "never" => Ok(SyncMode::Never),
+            "always" => Ok(SyncMode::Always),
+            other => match other.strip_prefix("every-").map(str::parse::<u32>) {
+                Some(Ok(n)) if n > 0 => Ok(SyncMode::EveryN(n)),
+                _ => Err(Error::InvalidOption(format!(
+                    "sync must be never, always or every-N (N > 0), got {other:?}"
+                ))),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for SyncMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyncMode::Never => f.write_str("never"),
+            SyncMode::EveryN(n) => write!(f, "every-{n}"),
+            SyncMode::Always => f.write_str("always"),
+        }
+    }
 }
 
 impl Default for Options {
@@ -98,6 +168,11 @@ impl Default for Options {
             dedup_ttl: Duration::from_secs(300),
             unblock_timeout: Duration::from_secs(5),
             mode: 0o600,
+            spill_dir: None,
+            spill_max_bytes: 1 << 30,
+            spill_segment_size: 64 << 20,
+            spill_fallback: Overflow::Block,
+            sync: SyncMode::Never,
         }
     }
 }
@@ -184,6 +259,36 @@ impl Options {
         self.mode = mode;
         self
     }
+    /// Directory of the spill's segment files (overflow=spill; default
+    /// `/var/tmp/shmq/<name>`). Created if missing, mode 0700.
+    pub fn spill_dir(mut self, dir: impl AsRef<Path>) -> Options {
+        self.spill_dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+    /// Most bytes of segment files the spill may hold (default 1 GiB);
+    /// past it [`spill_fallback`](Self::spill_fallback) applies.
+    pub fn spill_max_bytes(mut self, bytes: u64) -> Options {
+        self.spill_max_bytes = bytes;
+        self
+    }
+    /// Bytes of one segment file (default 64 MiB; at least 64 KiB and
+    /// room for two largest messages). Segments are preallocated, so a
+    /// full disk is found when one is made, not in the middle of a write.
+    pub fn spill_segment_size(mut self, bytes: u64) -> Options {
+        self.spill_segment_size = bytes;
+        self
+    }
+    /// What a publish does when the ring is full and the spill is full
+    /// too (its budget or its disk): `Block` (the default) or `Reject`.
+    pub fn spill_fallback(mut self, fallback: Overflow) -> Options {
+        self.spill_fallback = fallback;
+        self
+    }
+    /// When spilled records are flushed to disk (default never).
+    pub fn sync(mut self, sync: SyncMode) -> Options {
+        self.sync = sync;
+        self
+    }
 
     /// The directory these options resolve to.
     pub fn get_dir(&self) -> PathBuf {
@@ -192,6 +297,12 @@ impl Options {
     /// The ring capacity set.
     pub fn get_slots(&self) -> u64 {
         self.slots
+    }
+    /// The spill directory these options resolve to for queue `name`.
+    pub fn get_spill_dir(&self, name: &str) -> PathBuf {
+        self.spill_dir
+            .clone()
+            .unwrap_or_else(|| Path::new("/var/tmp/shmq").join(name))
     }
 }
 

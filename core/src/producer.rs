@@ -12,6 +12,7 @@ use crate::layout::{SLOT_HEADER_SIZE, SlotHeader};
 use crate::options::{Meta, Overflow};
 use crate::queue::{Shared, new_owner};
 use crate::ring::{Begin, Claim, Ring, holds_slot, sleep_unless};
+use crate::spill::Record;
 use crate::sync::Ordering;
 use crate::{dedup, queue::MappedSlots, sys};
 
@@ -175,7 +176,19 @@ impl Producer {
     ) -> Result<u64> {
         let ts = self.clock.now_ns();
         loop {
-            let pos = self.claim(1, deadline)?;
+            let Some(pos) = self.claim_or_spill(1, deadline)? else {
+                let rec = Record {
+                    seq: 0,
+                    timestamp_ns: ts,
+                    correlation_id: meta.correlation_id,
+                    type_id: meta.type_id,
+                    payload,
+                };
+                match self.spill(&mut [rec], deadline, &mut claimed)? {
+                    Some(seq) => return Ok(seq),
+                    None => continue,
+                }
+            };
             claimed(pos);
             let Some(seen) = self.begin(pos) else {
                 continue;
@@ -296,7 +309,23 @@ impl Producer {
         let result = (|| {
             while i < payloads.len() {
                 let n = (payloads.len() - i).min(cap) as u64;
-                let start = self.claim(n, None)?;
+                let Some(start) = self.claim_or_spill(n, None)? else {
+                    let mut recs: Vec<Record<'_>> = payloads[i..i + n as usize]
+                        .iter()
+                        .map(|p| Record {
+                            seq: 0,
+                            timestamp_ns: ts,
+                            correlation_id: 0,
+                            type_id: 0,
+                            payload: p.as_ref(),
+                        })
+                        .collect();
+                    if let Some(seq) = self.spill(&mut recs, None, &mut |_| {})? {
+                        first.get_or_insert(seq);
+                        i += n as usize;
+                    }
+                    continue;
+                };
                 for pos in start..start + n {
                     // Each position takes the next message, or is skipped
                     // (aborted) and the message moves to the next one.
@@ -376,9 +405,15 @@ impl Producer {
     /// promises room that is not there; the claim itself still goes
     /// through `head`, advanced under the lock.
     fn room(&self) -> u64 {
+        // While the queue spills the flag makes this 0: no claim fits.
+        self.room_from(|t| t)
+    }
+
+    /// `room` with `tail` read through `tail_of`.
+    fn room_from(&self, tail_of: fn(u64) -> u64) -> u64 {
         let shared = &*self.shared;
         let ctl = &shared.header().ring;
-        let tail = ctl.tail.load(Ordering::SeqCst);
+        let tail = tail_of(ctl.tail.load(Ordering::SeqCst));
         let min = shared
             .group_records()
             .iter()
@@ -389,14 +424,69 @@ impl Producer {
         (min + shared.geo.slots).saturating_sub(tail)
     }
 
-    /// Claims `n` positions, applying the overflow policy when full.
+    /// Claims `n` positions in the ring, applying the overflow policy when
+    /// full (overflow=spill waits, as block does: this claim needs a slot).
     #[inline]
     fn claim(&mut self, n: u64, deadline: Option<Instant>) -> Result<u64> {
         let ring = self.shared.ring();
         if let Claim::Claimed(pos) = ring.claim(n, &mut self.cached_head) {
             return Ok(pos);
         }
-        self.claim_slow(n, deadline)
+        self.claim_slow(n, deadline, false)
+            .map(|p| p.expect("no spill asked for"))
+    }
+
+    /// Like [`claim`](Self::claim), but `None` when the messages are to be
+    /// spilled instead (overflow=spill and the ring is full or spilling).
+    #[inline]
+    fn claim_or_spill(&mut self, n: u64, deadline: Option<Instant>) -> Result<Option<u64>> {
+        let ring = self.shared.ring();
+        if let Claim::Claimed(pos) = ring.claim(n, &mut self.cached_head) {
+            return Ok(Some(pos));
+        }
+        self.claim_slow(n, deadline, true)
+    }
+
+    /// Spills `recs` (see `spill.rs`); `claimed(seq)` is told the first
+    /// seq before anything is written. `None`: the ring had room after
+    /// all. When the spill is full too, applies `spill_fallback`: reject
+    /// fails with [`Error::SpillFull`], block waits for the spill to drain
+    /// (bounded by `deadline`).
+    #[cold]
+    fn spill(
+        &mut self,
+        recs: &mut [Record<'_>],
+        deadline: Option<Instant>,
+        claimed: &mut dyn FnMut(u64),
+    ) -> Result<Option<u64>> {
+        let fallback =
+            Overflow::from_raw(self.shared.config.spill_fallback).unwrap_or(Overflow::Block);
+        loop {
+            match self.shared.spill_append(recs, claimed) {
+                Err(Error::SpillFull(why)) if fallback == Overflow::Block => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(Error::Timeout);
+                    }
+                    // Wait for consumers to free the ring, then help move
+                    // the spill back into it.
+                    let _ = why;
+                    let shared = self.shared.clone();
+                    let slice = deadline.map_or(SLEEP_SLICE, |d| {
+                        d.saturating_duration_since(Instant::now()).min(SLEEP_SLICE)
+                    });
+                    sleep_unless(&shared.header().ring.space, slice, || {
+                        (self.room_while_spilling() > 0).then_some(())
+                    });
+                    shared.help_spill(true)?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Free ring positions past the refill point while the queue spills.
+    fn room_while_spilling(&self) -> u64 {
+        self.room_from(crate::spill::ring_tail)
     }
 
     /// The ring looked full. Advancing `head` takes the admin lock and reads
@@ -404,12 +494,28 @@ impl Producer {
     /// first waits, briefly, for a worthwhile amount of room (an eighth of
     /// the ring) rather than taking the lock for every slot freed.
     #[cold]
-    fn claim_slow(&mut self, n: u64, deadline: Option<Instant>) -> Result<u64> {
+    fn claim_slow(
+        &mut self,
+        n: u64,
+        deadline: Option<Instant>,
+        spill: bool,
+    ) -> Result<Option<u64>> {
         let worthwhile = n.max(self.shared.geo.slots / 8);
         let backoff = Backoff::new();
+        let spill = spill && self.overflow == Overflow::Spill;
         loop {
+            if self.overflow == Overflow::Spill
+                && crate::spill::spilling(self.shared.header().ring.tail.load(Ordering::Acquire))
+            {
+                if spill {
+                    return Ok(None);
+                }
+                // A claim that needs a ring slot waits for the spill to
+                // drain: help it along.
+                self.shared.help_spill(false)?;
+            }
             let room = self.room();
-            let wanted = if self.overflow == Overflow::Block && !backoff.is_completed() {
+            let wanted = if self.overflow != Overflow::Reject && !backoff.is_completed() && !spill {
                 worthwhile
             } else {
                 n
@@ -417,10 +523,13 @@ impl Producer {
             if room >= wanted {
                 self.cached_head = self.shared.advance_head();
                 if let Claim::Claimed(pos) = self.shared.ring().claim(n, &mut self.cached_head) {
-                    return Ok(pos);
+                    return Ok(Some(pos));
                 }
                 // Another producer took the room first: look again.
                 continue;
+            }
+            if spill {
+                return Ok(None);
             }
             if self.overflow == Overflow::Reject && room < n {
                 self.shared
@@ -456,7 +565,7 @@ impl Producer {
 /// `slot` points to a slot inside the mapping that the caller began
 /// ([`Ring::begin`]) and has not committed or aborted, and `payload.len() <= slot_size`.
 #[inline(always)]
-unsafe fn write_slot(slot: *mut u8, payload: &[u8], meta: &Meta, ts: u64) {
+pub(crate) unsafe fn write_slot(slot: *mut u8, payload: &[u8], meta: &Meta, ts: u64) {
     // SAFETY: per the contract, nobody else reads or writes this slot's
     // header fields or payload until we commit, and they are in bounds.
     unsafe {

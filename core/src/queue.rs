@@ -13,16 +13,19 @@ use crate::group::{GroupInfo, Groups, owner_pid};
 use crate::layout::Geometry;
 use crate::layout::{
     Config, ConsumerRecord, DedupEntry, GroupRecord, HEADER_SIZE, Header, LEASE_RECORD_SIZE,
-    LeaseRecord, MAGIC, MAX_CONSUMERS, MAX_PRODUCERS, ProducerRecord, READY, SlotHeader, VERSION,
-    config_crc,
+    LeaseRecord, MAGIC, MAX_CONSUMERS, MAX_PRODUCERS, MAX_SPILL_PATH, ProducerRecord, READY,
+    SlotHeader, SpillPath, VERSION, config_crc,
 };
 use crate::lease::{Leases, Now};
 use crate::lock::{AdminGuard, Me};
+use crate::options::SyncMode;
 use crate::options::{ConsumerOptions, Options, Overflow, Seek, Start, check_group_name};
 use crate::registry::Registry;
 use crate::ring::{Peek, Ring, SlotStates};
+use crate::segment::{MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, RECORD_HEADER_SIZE, Segments};
 use crate::sync::{AtomicU64, Ordering};
 use crate::{Consumer, Producer, sys};
+use std::os::unix::ffi::OsStrExt;
 use zerocopy::FromZeros;
 
 /// How long an opener waits for a creator to finish initializing a file.
@@ -65,6 +68,9 @@ pub(crate) struct Shared {
     pub config: Config,
     pub geo: Geometry,
     pub me: Me,
+    /// overflow=spill: this process's handles on the segment files (used
+    /// only under the admin lock).
+    pub spill: Option<std::sync::Mutex<Segments>>,
 }
 
 // SAFETY: the mapping is shared memory that every process and thread
@@ -214,6 +220,7 @@ impl Shared {
         Groups {
             records: self.group_records(),
             ctl: &self.header().ring,
+            spill: self.spill.as_ref().map(|_| &self.header().spill),
         }
     }
 
@@ -283,6 +290,23 @@ pub struct Stats {
     pub consumers: u64,
     /// Dead letters waiting in the dead-letter queue.
     pub dlq_depth: u64,
+    /// Messages spilled to disk so far (overflow=spill).
+    pub spilled: u64,
+    /// Payload bytes spilled to disk so far.
+    pub spilled_bytes: u64,
+    /// Messages on disk now, waiting to come back into the ring.
+    pub spill_depth: u64,
+    /// Segment files on disk now.
+    pub spill_segments: u64,
+    /// Bytes of segment files on disk now.
+    pub spill_bytes_on_disk: u64,
+    /// Publishes that found the spill full (its budget or its disk).
+    pub spill_full: u64,
+    /// Spilled messages found damaged or missing when read back (their
+    /// positions were skipped).
+    pub spill_lost: u64,
+    /// The spill directory (overflow=spill).
+    pub spill_dir: Option<PathBuf>,
     /// Every group.
     pub groups: Vec<GroupInfo>,
 }
@@ -357,6 +381,10 @@ impl Queue {
                 "unblock_timeout must be more than 0".into(),
             ));
         }
+        let spill_dir = opts.get_spill_dir(name);
+        if opts.overflow == Overflow::Spill {
+            check_spill_options(opts, &spill_dir)?;
+        }
         let file = sys::create_file(&path, opts.mode, geo.total_size).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 Error::Exists(format!("queue {name:?} ({})", path.display()))
@@ -396,6 +424,11 @@ impl Queue {
             dlq_stride: geo.dlq_stride as u32,
             dedup_offset: geo.dedup_offset,
             dedup_ttl_ns: opts.dedup_ttl.as_nanos().min(u64::MAX as u128) as u64,
+            spill_max_bytes: opts.spill_max_bytes,
+            spill_segment_size: opts.spill_segment_size,
+            spill_fallback: opts.spill_fallback.to_raw(),
+            sync_mode: opts.sync.to_raw().0,
+            sync_every: opts.sync.to_raw().1,
             ..Config::new_zeroed()
         };
         let base = map.base();
@@ -408,6 +441,30 @@ impl Queue {
                 config_crc(&config),
             );
         }
+        let spill = if opts.overflow == Overflow::Spill {
+            let bytes = spill_dir.as_os_str().as_encoded_bytes();
+            let mut sp = SpillPath::new_zeroed();
+            sp.len = bytes.len() as u32;
+            sp.bytes[..bytes.len()].copy_from_slice(bytes);
+            sp.crc = crc32c::crc32c(&sp.bytes[..bytes.len()]);
+            // SAFETY: as above: the file is ours alone until `ready`.
+            unsafe {
+                std::ptr::write(
+                    base.add(std::mem::offset_of!(Header, spill_path)) as *mut SpillPath,
+                    sp,
+                )
+            };
+            // Segments of an earlier queue of this name (removed without
+            // its spill) would never be read: clear them out.
+            let segs = segments_for(&config, spill_dir.clone());
+            for id in segs.list()? {
+                let p = crate::segment::segment_path(&spill_dir, id);
+                let _ = std::fs::remove_file(p);
+            }
+            Some(std::sync::Mutex::new(segs))
+        } else {
+            None
+        };
         let shared = Shared {
             map,
             _file: file,
@@ -416,6 +473,7 @@ impl Queue {
             config,
             geo,
             me: me(),
+            spill,
         };
         // Release pairs with the opener's Acquire load in `validate`: it
         // sees the config written above. Everything else is zero, which is
@@ -468,7 +526,8 @@ impl Queue {
         }
         let map = sys::Mapping::new(&file, len)
             .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
-        let (config, geo) = validate(&map, &path)?;
+        let (config, geo, spill_dir) = validate(&map, &path)?;
+        let spill = spill_dir.map(|d| std::sync::Mutex::new(segments_for(&config, d)));
         let shared = Shared {
             map,
             _file: file,
@@ -477,13 +536,21 @@ impl Queue {
             config,
             geo,
             me: me(),
+            spill,
         };
         let ring = &shared.header().ring;
         let (head, tail) = (
             ring.head.load(Ordering::Acquire),
-            ring.tail.load(Ordering::Acquire),
+            crate::spill::ring_tail(ring.tail.load(Ordering::Acquire)),
         );
-        if head > tail || tail - head > geo.slots {
+        let spilling = crate::spill::spilling(ring.tail.load(Ordering::Acquire));
+        if shared.spill.is_none() && spilling {
+            return Err(Error::corrupt(
+                &shared.path,
+                "spill flag set on a queue without overflow=spill",
+            ));
+        }
+        if (head > tail && !spilling) || tail.saturating_sub(head) > geo.slots {
             return Err(Error::corrupt(
                 &shared.path,
                 format!(
@@ -491,6 +558,9 @@ impl Queue {
                     geo.slots
                 ),
             ));
+        }
+        if shared.spill.is_some() {
+            shared.recover_spill()?;
         }
         Ok(Queue {
             shared: Arc::new(shared),
@@ -510,6 +580,15 @@ impl Queue {
     /// their mapping; new opens fail with `NotFound`.
     pub fn remove(name: &str, opts: &Options) -> Result<()> {
         let path = queue_path(name, opts)?;
+        // The spill's segments go with it (a garbled file keeps them: its
+        // spill directory cannot be trusted).
+        if let Some((config, dir)) = spill_of(&path) {
+            let segs = segments_for(&config, dir.clone());
+            for id in segs.list().unwrap_or_default() {
+                let _ = std::fs::remove_file(crate::segment::segment_path(&dir, id));
+            }
+            let _ = std::fs::remove_dir(&dir);
+        }
         std::fs::remove_file(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
                 Error::NotFound(format!("queue {name:?} ({})", path.display()))
@@ -668,7 +747,10 @@ impl Queue {
         let hdr = shared.header();
         let groups = self.groups();
         let head = hdr.ring.head.load(Ordering::Acquire);
-        let tail = hdr.ring.tail.load(Ordering::Acquire);
+        let tail = crate::spill::end_seq(&hdr.ring, &hdr.spill);
+        let sp = &hdr.spill;
+        let spilling = crate::spill::spilling(hdr.ring.tail.load(Ordering::Acquire));
+        let lost = sp.lost.load(Ordering::Relaxed);
         let aborted = hdr.counters.aborted.load(Ordering::Relaxed);
         let min_committed = groups.iter().map(|g| g.committed).min();
         let producers = shared
@@ -689,7 +771,23 @@ impl Queue {
             next_seq: tail,
             oldest_seq: head,
             depth: tail.saturating_sub(min_committed.unwrap_or(head)),
-            published: tail.saturating_sub(aborted),
+            published: tail.saturating_sub(aborted + lost),
+            spilled: sp.spilled.load(Ordering::Relaxed),
+            spilled_bytes: sp.spilled_bytes.load(Ordering::Relaxed),
+            spill_depth: if spilling {
+                tail.saturating_sub(sp.read_seq.load(Ordering::Relaxed))
+            } else {
+                0
+            },
+            spill_segments: sp.segments.load(Ordering::Relaxed),
+            spill_bytes_on_disk: sp.bytes_on_disk.load(Ordering::Relaxed),
+            spill_full: sp.full.load(Ordering::Relaxed),
+            spill_lost: lost,
+            spill_dir: self
+                .shared
+                .spill
+                .as_ref()
+                .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()).dir.clone()),
             rejected: hdr.counters.rejected.load(Ordering::Relaxed),
             deduplicated: hdr.counters.deduplicated.load(Ordering::Relaxed),
             aborted,
@@ -711,7 +809,7 @@ pub(crate) fn resolve_seek(shared: &Shared, _g: &AdminGuard<'_>, to: Seek) -> St
         Seek::Time(t) => {
             let ring = shared.ring();
             let head = ring.ctl.head.load(Ordering::Acquire);
-            let tail = ring.ctl.tail.load(Ordering::Acquire);
+            let tail = crate::spill::ring_tail(ring.ctl.tail.load(Ordering::Acquire));
             for pos in head..tail {
                 if ring.peek(pos) == Peek::Ready {
                     // SAFETY: the slot is inside the mapping; it is
@@ -736,7 +834,7 @@ pub(crate) fn resolve_seek(shared: &Shared, _g: &AdminGuard<'_>, to: Seek) -> St
 }
 
 /// Checks everything an opener reads before trusting it.
-fn validate(map: &sys::Mapping, path: &Path) -> Result<(Config, Geometry)> {
+fn validate(map: &sys::Mapping, path: &Path) -> Result<(Config, Geometry, Option<PathBuf>)> {
     let base = map.base();
     // SAFETY: the mapping is at least HEADER_SIZE bytes (checked by the
     // caller) and page-aligned. Volatile: another process may be writing.
@@ -756,7 +854,7 @@ fn validate(map: &sys::Mapping, path: &Path) -> Result<(Config, Geometry)> {
             expected: VERSION,
         });
     }
-    // SAFETY: in bounds and 4-aligned (offset 128 of a page); the ready
+    // SAFETY: in bounds and 4-aligned (offset 256 of a page); the ready
     // word is only ever accessed atomically.
     let ready = unsafe { &*(base.add(std::mem::offset_of!(Header, ready)) as *const StdAtomicU32) };
     // Acquire pairs with the creator's Release store of READY.
@@ -835,5 +933,95 @@ fn validate(map: &sys::Mapping, path: &Path) -> Result<(Config, Geometry)> {
     if config.unblock_timeout_ns == 0 {
         return Err(Error::corrupt(path, "unblock_timeout is 0"));
     }
-    Ok((config, geo))
+    let spill_dir = if config.overflow == Overflow::Spill.to_raw() {
+        // SAFETY: in bounds (the header is mapped whole) and immutable
+        // once ready.
+        let sp = unsafe {
+            std::ptr::read_volatile(
+                base.add(std::mem::offset_of!(Header, spill_path)) as *const SpillPath
+            )
+        };
+        let len = sp.len as usize;
+        if len == 0 || len > sp.bytes.len() || crc32c::crc32c(&sp.bytes[..len]) != sp.crc {
+            return Err(Error::corrupt(path, "spill directory garbled"));
+        }
+        if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&config.spill_segment_size)
+            || config.spill_segment_size < min_segment_for(config.slot_size as u64)
+            || config.spill_max_bytes < config.spill_segment_size
+            || Overflow::from_raw(config.spill_fallback).is_none_or(|f| f == Overflow::Spill)
+            || crate::options::SyncMode::from_raw(config.sync_mode, config.sync_every).is_none()
+        {
+            return Err(Error::corrupt(path, "spill options out of range"));
+        }
+        Some(PathBuf::from(std::ffi::OsStr::from_bytes(&sp.bytes[..len])))
+    } else {
+        None
+    };
+    Ok((config, geo, spill_dir))
+}
+
+/// The config and spill directory of the queue file at `path`, if it is a
+/// valid overflow=spill queue file.
+fn spill_of(path: &Path) -> Option<(Config, PathBuf)> {
+    let file = sys::open_file(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    if !(HEADER_SIZE..=crate::layout::MAX_TOTAL_SIZE).contains(&len) {
+        return None;
+    }
+    let map = sys::Mapping::new(&file, len).ok()?;
+    let (config, _, dir) = validate(&map, path).ok()?;
+    Some((config, dir?))
+}
+
+/// The smallest segment that holds a largest record and an END record.
+fn min_segment_for(slot_size: u64) -> u64 {
+    crate::segment::SEGMENT_HEADER_SIZE
+        + crate::segment::record_size(slot_size)
+        + RECORD_HEADER_SIZE
+}
+
+fn check_spill_options(opts: &Options, dir: &Path) -> Result<()> {
+    let bad = |m: String| Err(Error::InvalidOption(m));
+    let seg = opts.spill_segment_size;
+    if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&seg) {
+        return bad(format!(
+            "spill_segment_size must be from {MIN_SEGMENT_SIZE} to {MAX_SEGMENT_SIZE} bytes, got {seg}"
+        ));
+    }
+    if seg < min_segment_for(opts.slot_size) {
+        return bad(format!(
+            "spill_segment_size of {seg} bytes cannot hold a message of slot_size {} bytes",
+            opts.slot_size
+        ));
+    }
+    if opts.spill_max_bytes < seg {
+        return bad(format!(
+            "spill_max_bytes ({}) must be at least one segment ({seg} bytes)",
+            opts.spill_max_bytes
+        ));
+    }
+    if opts.spill_fallback == Overflow::Spill {
+        return bad("spill_fallback must be block or reject".into());
+    }
+    if let SyncMode::EveryN(0) = opts.sync {
+        return bad("sync every 0 records".into());
+    }
+    let len = dir.as_os_str().len();
+    if len == 0 || len > MAX_SPILL_PATH {
+        return bad(format!(
+            "spill_dir must be 1 to {MAX_SPILL_PATH} bytes, got {len}"
+        ));
+    }
+    Ok(())
+}
+
+fn segments_for(config: &Config, dir: PathBuf) -> Segments {
+    Segments::new(
+        dir,
+        config.creation_id,
+        config.spill_segment_size,
+        config.slot_size as u64,
+        config.spill_max_bytes,
+        crate::options::SyncMode::from_raw(config.sync_mode, config.sync_every).unwrap_or_default(),
+    )
 }

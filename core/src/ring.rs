@@ -78,6 +78,14 @@ pub(crate) trait SlotStates {
 
 /// Heap twin of the slot array, for tests and loom models.
 #[cfg(any(test, loom))]
+impl SlotStates for &[AtomicU64] {
+    fn state(&self, pos: u64) -> &AtomicU64 {
+        &self[(pos as usize) & (self.len() - 1)]
+    }
+}
+
+/// Heap twin of the slot array, for tests and loom models.
+#[cfg(any(test, loom))]
 impl SlotStates for Vec<AtomicU64> {
     fn state(&self, pos: u64) -> &AtomicU64 {
         &self[(pos as usize) & (self.len() - 1)]

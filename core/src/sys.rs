@@ -4,7 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
@@ -40,6 +40,31 @@ pub(crate) fn open_file(path: &Path) -> io::Result<File> {
         .write(true)
         .custom_flags(libc_flags::O_NOFOLLOW | libc_flags::O_CLOEXEC)
         .open(path)
+}
+
+/// Creates segment file `path` in `dir` (made, mode 0700, if missing)
+/// exclusively and never through a symlink, mode 0600, and preallocates
+/// `len` bytes (`fallocate`), so that a full disk is an error here and not
+/// a fault later when the mapping is written.
+pub(crate) fn create_segment_file(dir: &Path, path: &Path, len: u64) -> io::Result<File> {
+    if !dir.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc_flags::O_NOFOLLOW | libc_flags::O_CLOEXEC)
+        .open(path)?;
+    if let Err(e) = rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, len) {
+        let _ = std::fs::remove_file(path);
+        return Err(e.into());
+    }
+    Ok(file)
 }
 
 /// The open flags we need, from rustix so that we do not depend on libc.
@@ -78,6 +103,15 @@ impl Mapping {
     /// Flushes the mapping to its file (only meaningful on a disk path).
     pub(crate) fn flush(&self) -> io::Result<()> {
         self.map.flush()
+    }
+
+    /// Flushes bytes `off .. off + len` to the file and waits (`msync`).
+    pub(crate) fn flush_range(&self, off: usize, len: usize) -> io::Result<()> {
+        let len = len.min(self.map.len().saturating_sub(off));
+        if len == 0 {
+            return Ok(());
+        }
+        self.map.flush_range(off, len)
     }
 }
 

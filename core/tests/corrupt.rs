@@ -62,7 +62,7 @@ fn newer_version() {
             e,
             Error::Incompatible {
                 found: 99,
-                expected: 2,
+                expected: 3,
                 ..
             }
         ),
@@ -84,8 +84,8 @@ fn garbled_header_fails_its_checksum() {
 fn garbled_cursors() {
     let (dir, o) = setup();
     drop(Queue::create("c", &o).unwrap());
-    // head (offset 256 + 64) beyond tail.
-    poke(&dir.path().join("c.shmq"), 320, &5u64.to_le_bytes());
+    // head (offset 320 + 64) beyond tail.
+    poke(&dir.path().join("c.shmq"), 384, &5u64.to_le_bytes());
     let e = open_err("c", &o);
     assert!(e.to_string().contains("cursors out of range"), "{e}");
 }
@@ -94,7 +94,7 @@ fn garbled_cursors() {
 fn half_initialized_file() {
     let (dir, o) = setup();
     drop(Queue::create("h", &o).unwrap());
-    poke(&dir.path().join("h.shmq"), 192, &0u32.to_le_bytes());
+    poke(&dir.path().join("h.shmq"), 256, &0u32.to_le_bytes());
     let e = open_err("h", &o);
     assert!(e.to_string().contains("incomplete"), "{e}");
 }

@@ -18,6 +18,9 @@ pub type shmq_overflow = u32;
 pub const SHMQ_OVERFLOW_BLOCK: shmq_overflow = 0;
 /// Fail at once with `SHMQ_FULL`.
 pub const SHMQ_OVERFLOW_REJECT: shmq_overflow = 1;
+/// Append to segment files on disk (`spill_dir`) and carry on; the messages
+/// come back into the ring, in order, as consumers free it.
+pub const SHMQ_OVERFLOW_SPILL: shmq_overflow = 2;
 
 /// Where a new group starts: `SHMQ_START_EARLIEST`, `SHMQ_START_LATEST` or
 /// `SHMQ_START_SEQ` (with a seq beside it).
@@ -138,9 +141,10 @@ impl shmq_options {
         let overflow = match self.overflow {
             SHMQ_OVERFLOW_BLOCK => Overflow::Block,
             SHMQ_OVERFLOW_REJECT => Overflow::Reject,
+            SHMQ_OVERFLOW_SPILL => Overflow::Spill,
             other => {
                 return Err(Fail::Option(format!(
-                    "overflow must be SHMQ_OVERFLOW_BLOCK (0) or SHMQ_OVERFLOW_REJECT (1), got {other}"
+                    "overflow must be SHMQ_OVERFLOW_BLOCK (0), SHMQ_OVERFLOW_REJECT (1) or SHMQ_OVERFLOW_SPILL (2), got {other}"
                 )));
             }
         };

@@ -5,7 +5,8 @@ use std::ffi::c_char;
 use shmq::{GroupInfo, Options, Overflow, Queue};
 
 use crate::options::{
-    SHMQ_OVERFLOW_BLOCK, SHMQ_OVERFLOW_REJECT, shmq_options, shmq_overflow, shmq_seek, shmq_start,
+    SHMQ_OVERFLOW_BLOCK, SHMQ_OVERFLOW_REJECT, SHMQ_OVERFLOW_SPILL, shmq_options, shmq_overflow,
+    shmq_seek, shmq_start,
 };
 use crate::status::{
     Fail, fill_array, guard, guard_or, handle_ref, input, out, out_opt, shmq_status, text,
@@ -432,6 +433,7 @@ pub unsafe extern "C" fn shmq_stats(
             overflow: match s.overflow {
                 Overflow::Block => SHMQ_OVERFLOW_BLOCK,
                 Overflow::Reject => SHMQ_OVERFLOW_REJECT,
+                Overflow::Spill => SHMQ_OVERFLOW_SPILL,
             },
             deduplicated: s.deduplicated,
             dlq_depth: s.dlq_depth,

@@ -1,0 +1,783 @@
+//! overflow=spill: when the ring is full, messages go to segment files on
+//! disk, and come back into the ring, in seq order, as consumers free it.
+//!
+//! Consumers only ever read the ring, so everything they do — groups,
+//! leases, acks, the DLQ, zero-copy borrows — works unchanged on spilled
+//! messages. The spill is a seq range `read_seq .. end_seq` in front of
+//! the ring:
+//!
+//! ```text
+//!   ring positions (in slots)      spill (segment files)
+//!   head ........ tail=read_seq    read_seq ........ end_seq
+//!   groups read here               copied into the ring at `tail` when it
+//!                                  has room; new publishes append at end_seq
+//! ```
+//!
+//! **The switch.** A producer that finds the ring full takes the admin lock
+//! and CASes `tail` from the value it saw to `tail | SPILLING` (having set
+//! `read_seq = end_seq = tail`). The CAS races only with other producers'
+//! claim CASes on the same word, so exactly one wins: either a producer
+//! claimed the last free position (and the would-be spiller goes back to
+//! the ring) or the spill starts at that seq. From then on every claim
+//! sees a full ring (the flag is the top bit of `tail`), so every publish
+//! takes the slow path to the spill, in seq order.
+//!
+//! **Refill.** Whoever holds the lock — a producer spilling, or a consumer
+//! that ran out of ring messages — copies record `read_seq` into ring
+//! position `read_seq` while it is below `head + slots`, commits it (the
+//! same CAS as a producer's), records `read_seq + 1`, then stores `tail =
+//! (read_seq + 1) | SPILLING`. Consumers abort a position only if `tail` is
+//! past it, so nobody aborts the position being refilled; a refiller that
+//! dies mid-copy leaves `tail` and `read_seq` where they were and the next
+//! one copies the record again. When `read_seq == end_seq` the spill is
+//! empty: its segments are deleted and `tail` is stored without the flag,
+//! and producers claim in the ring again.
+//!
+//! Segments are deleted as soon as every record in them is back in the
+//! ring: from then on the ring holds the messages (and gates its slots
+//! until every group is past them), so the spill's copy is no longer
+//! needed. loom model: `loom_spill_switch_keeps_seq_order`.
+
+use crate::error::{Error, Result};
+use crate::layout::{RingControl, SPILLING, SpillControl};
+use crate::ring::{Ring, SlotStates};
+use crate::sync::{AtomicU64, Ordering};
+
+/// A message as the spill holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Record<'a> {
+    pub seq: u64,
+    pub timestamp_ns: u64,
+    pub correlation_id: u64,
+    pub type_id: u32,
+    pub payload: &'a [u8],
+}
+
+/// What [`Log::read`] found for the record `read_seq`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Read {
+    /// It was handed to the callback; the next record is at `(seg, off)`.
+    Done {
+        /// Segment of the next record.
+        seg: u64,
+        /// Offset of the next record.
+        off: u64,
+    },
+    /// It is lost (damaged or missing); the read position already points
+    /// at the next intact record.
+    Lost,
+}
+
+/// The spill's records, wherever they live: segment files in production
+/// (`segment::Segments`), a `Vec` in tests and loom models. Every method is
+/// called under the admin lock and keeps `ctl`'s write and read positions.
+pub(crate) trait Log {
+    /// Appends `rec` (whose seq is `ctl.end_seq`) at the write position,
+    /// rolling to a new segment when needed, and moves the write position
+    /// (not `end_seq`, which the caller moves).
+    fn append(&mut self, ctl: &SpillControl, rec: &Record<'_>) -> Result<()>;
+    /// Reads record `ctl.read_seq` at the read position, handing it to `f`.
+    fn read(&mut self, ctl: &SpillControl, f: &mut dyn FnMut(&Record<'_>)) -> Result<Read>;
+    /// Drops everything: the spill is empty (`read_seq == end_seq`).
+    fn clear(&mut self, ctl: &SpillControl) -> Result<()>;
+    /// Undoes appends back to a saved write position (a batch that could
+    /// not be spilled whole); `None`: the log was empty before them.
+    fn truncate(&mut self, ctl: &SpillControl, to: Option<(u64, u64)>) -> Result<()>;
+}
+
+/// Whether the queue is spilling, from a `tail` word.
+#[inline(always)]
+pub(crate) fn spilling(tail: u64) -> bool {
+    tail & SPILLING != 0
+}
+
+/// The next ring position, from a `tail` word.
+#[inline(always)]
+pub(crate) fn ring_tail(tail: u64) -> u64 {
+    tail & !SPILLING
+}
+
+/// The seq the next published message gets: `end_seq` while spilling.
+pub(crate) fn end_seq(ring: &RingControl, spill: &SpillControl) -> u64 {
+    // Acquire pairs with the Release/SeqCst stores of `tail`; `end_seq` is
+    // written before the flag is set and only grows while it is.
+    let t = ring.tail.load(Ordering::Acquire);
+    if spilling(t) {
+        spill.end_seq.load(Ordering::Acquire).max(ring_tail(t))
+    } else {
+        t
+    }
+}
+
+/// Appends `recs` to the spill, first switching the queue to spilling if
+/// it is not yet (the ring is full: the caller found no room). Returns the
+/// first seq, or `None` if the ring had room after all (a claim there won
+/// the race): claim in the ring again. Called under the admin lock.
+pub(crate) fn append<S: SlotStates, L: Log>(
+    ring: &Ring<'_, S>,
+    ctl: &SpillControl,
+    log: &mut L,
+    recs: &mut [Record<'_>],
+    claimed: &mut dyn FnMut(u64),
+) -> Result<Option<u64>> {
+    let n = recs.len() as u64;
+    // Acquire: pairs with claims' AcqRel CAS and refills' stores of tail.
+    let t = ring.ctl.tail.load(Ordering::Acquire);
+    if !spilling(t) {
+        let head = ring.ctl.head.load(Ordering::Acquire);
+        if t + n <= head + ring.capacity {
+            return Ok(None);
+        }
+        // Set before the flag, so that a set flag always comes with a
+        // valid range (a holder killed right here leaves them unused).
+        ctl.end_seq.store(t, Ordering::Relaxed);
+        ctl.read_seq.store(t, Ordering::Relaxed);
+        // AcqRel: the one CAS that decides between this switch and a
+        // producer's claim of position t (see the module doc).
+        if ring
+            .ctl
+            .tail
+            .compare_exchange(t, t | SPILLING, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return Ok(None);
+        }
+        ctl.active.store(1, Ordering::Release);
+    }
+    let first = ctl.end_seq.load(Ordering::Relaxed);
+    claimed(first);
+    let saved = (ctl.segments.load(Ordering::Relaxed) != 0).then(|| {
+        (
+            ctl.write_seg.load(Ordering::Relaxed),
+            ctl.write_off.load(Ordering::Relaxed),
+        )
+    });
+    for (i, rec) in recs.iter_mut().enumerate() {
+        rec.seq = first + i as u64;
+        if let Err(e) = log.append(ctl, rec) {
+            if i > 0 {
+                // All or nothing: forget the records of this batch.
+                ctl.end_seq.store(first, Ordering::Release);
+                log.truncate(ctl, saved)?;
+            }
+            ctl.full.fetch_add(1, Ordering::Relaxed);
+            return Err(e);
+        }
+        // Release: stats readers see the count after the record.
+        ctl.end_seq.store(rec.seq + 1, Ordering::Release);
+        ctl.spilled.fetch_add(1, Ordering::Relaxed);
+        ctl.spilled_bytes
+            .fetch_add(rec.payload.len() as u64, Ordering::Relaxed);
+    }
+    Ok(Some(first))
+}
+
+/// What a [`refill`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Refilled {
+    /// Messages copied back into the ring.
+    pub copied: u64,
+    /// Messages found lost (their positions were aborted).
+    pub lost: u64,
+    /// The spill became empty and the queue went back to the ring.
+    pub back_to_ring: bool,
+}
+
+/// Copies spilled messages back into the ring while it has room, and
+/// switches back to the ring when the spill is empty. `limit()` returns
+/// `head + slots` after advancing `head` (it is called only when the ring
+/// looks full); `held(pos)` says whether a stalled producer of an older
+/// lap still writes `pos`'s slot; `write(pos, rec)` copies a record into
+/// `pos`'s slot. Called under the admin lock.
+pub(crate) fn refill<S: SlotStates, L: Log>(
+    ring: &Ring<'_, S>,
+    ctl: &SpillControl,
+    log: &mut L,
+    limit: &mut dyn FnMut() -> u64,
+    held: &dyn Fn(u64) -> bool,
+    write: &mut dyn FnMut(u64, &Record<'_>),
+) -> Result<Refilled> {
+    let mut out = Refilled::default();
+    let mut room_below = 0;
+    loop {
+        let t = ring.ctl.tail.load(Ordering::Acquire);
+        if !spilling(t) {
+            return Ok(out);
+        }
+        let mut pos = ring_tail(t);
+        let read = ctl.read_seq.load(Ordering::Relaxed);
+        if read > pos {
+            // A refiller died between recording read_seq and storing tail.
+            ring.ctl.tail.store(read | SPILLING, Ordering::Release);
+            pos = read;
+        }
+        if pos >= ctl.end_seq.load(Ordering::Relaxed) {
+            log.clear(ctl)?;
+            ctl.active.store(0, Ordering::Release);
+            // SeqCst: producers asleep for space re-check with SeqCst loads
+            // of tail (the caller then wakes them, `Ring::notify_space`);
+            // Release for the claimers' Acquire of everything above.
+            ring.ctl.tail.store(pos, Ordering::SeqCst);
+            out.back_to_ring = true;
+            return Ok(out);
+        }
+        if pos >= room_below {
+            room_below = limit();
+            if pos >= room_below {
+                return Ok(out);
+            }
+        }
+        let state = ring.slots.state(pos);
+        // SeqCst: as a producer's `Ring::begin` — with the announcement
+        // scan in `held`, the later-lap half of the stalled-writer pair.
+        let word = state.load(Ordering::SeqCst);
+        let done_before = word >> 2 == pos && word & 3 != 0;
+        if !done_before && word & 3 == crate::layout::slot_state::ABORTED && held(pos) {
+            // A stalled, aborted producer of an older lap still writes this
+            // slot: come back later.
+            return Ok(out);
+        }
+        let mut copied = false;
+        let read = log.read(ctl, &mut |rec| {
+            if !done_before {
+                write(pos, rec);
+                copied = true;
+            }
+        })?;
+        let done = AtomicU64::new(0);
+        match read {
+            Read::Done { seg, off } => {
+                if copied && ring.commit(pos, word, &done).is_err() {
+                    return Err(Error::Busy(format!(
+                        "spill refill of position {pos} raced with another writer"
+                    )));
+                }
+                ctl.read_seg.store(seg, Ordering::Relaxed);
+                ctl.read_off.store(off, Ordering::Relaxed);
+                out.copied += u64::from(copied);
+            }
+            Read::Lost => {
+                if !done_before {
+                    ring.abort_own(pos, word, &done);
+                }
+                ctl.lost.fetch_add(1, Ordering::Relaxed);
+                out.lost += 1;
+            }
+        }
+        ctl.read_seq.store(pos + 1, Ordering::Relaxed);
+        // Release: the slot's commit (or abort) and the read position
+        // before consumers and producers see the new tail.
+        ring.ctl.tail.store((pos + 1) | SPILLING, Ordering::Release);
+        ring.notify_data();
+    }
+}
+
+/// The spill of a mapped queue: the protocol above over its ring, its
+/// [`SpillControl`] and this process's handles on its segment files.
+#[cfg(not(loom))]
+mod mapped {
+    use super::*;
+    use crate::group::owner_pid;
+    use crate::lock::AdminGuard;
+    use crate::options::Meta;
+    use crate::queue::Shared;
+    use crate::ring::holds_slot;
+    use crate::segment::{SEGMENT_HEADER_SIZE, Segments, record_size};
+    use crate::sys;
+
+    impl Shared {
+        fn segments(&self) -> std::sync::MutexGuard<'_, Segments> {
+            let m = self.spill.as_ref().expect("overflow=spill queue");
+            // A panic while holding it leaves nothing half-done in the
+            // process-local handles that the shared control does not redo.
+            m.lock().unwrap_or_else(|p| p.into_inner())
+        }
+
+        /// Spills `recs` (the ring looked full). `None`: the ring had room
+        /// after all; claim there.
+        pub(crate) fn spill_append(
+            &self,
+            recs: &mut [Record<'_>],
+            claimed: &mut dyn FnMut(u64),
+        ) -> Result<Option<u64>> {
+            let g = self.lock();
+            let mut segs = self.segments();
+            self.refill_locked(&g, &mut segs)?;
+            let ring = self.ring();
+            let r = append(&ring, &self.header().spill, &mut *segs, recs, claimed);
+            drop(segs);
+            drop(g);
+            r
+        }
+
+        /// Copies spilled messages back into the ring if the lock is free
+        /// (`wait`: take it even if not). Returns whether anything moved.
+        pub(crate) fn help_spill(&self, wait: bool) -> Result<bool> {
+            let g = if wait {
+                self.lock()
+            } else {
+                match self.header().admin.try_lock(self.me) {
+                    Some(g) => g,
+                    None => return Ok(false),
+                }
+            };
+            let mut segs = self.segments();
+            let r = self.refill_locked(&g, &mut segs)?;
+            Ok(r.copied + r.lost > 0 || r.back_to_ring)
+        }
+
+        fn refill_locked(&self, g: &AdminGuard<'_>, segs: &mut Segments) -> Result<Refilled> {
+            let ring = self.ring();
+            let ctl = &self.header().spill;
+            segs.forget_before(ctl.read_seg.load(Ordering::Relaxed));
+            let mask = self.geo.slots - 1;
+            let held = |pos: u64| {
+                self.producer_records().iter().any(|r| {
+                    // SeqCst: the scanning half of the stalled-writer pair
+                    // (see ring.rs).
+                    holds_slot(r.announce.load(Ordering::SeqCst), pos, mask)
+                        && sys::process_alive(
+                            owner_pid(r.owner.load(Ordering::Acquire)),
+                            r.owner_start.load(Ordering::Acquire),
+                        )
+                })
+            };
+            let slots = &ring.slots;
+            let r = refill(
+                &ring,
+                ctl,
+                segs,
+                &mut || self.groups().advance_head(g) + self.geo.slots,
+                &held,
+                &mut |pos, rec| {
+                    let meta = Meta::new()
+                        .type_id(rec.type_id)
+                        .correlation_id(rec.correlation_id);
+                    // SAFETY: `refill` calls this only for position `pos`,
+                    // which nobody else writes: `tail` is not past it, so no
+                    // consumer aborts it and no producer claims it, and its
+                    // slot is free (`pos < head + slots`, not held). The
+                    // record's length was checked against slot_size.
+                    unsafe {
+                        crate::producer::write_slot(
+                            slots.slot(pos),
+                            rec.payload,
+                            &meta,
+                            rec.timestamp_ns,
+                        )
+                    };
+                },
+            )?;
+            if r.back_to_ring {
+                ring.notify_space();
+            }
+            Ok(r)
+        }
+
+        /// Checks the spill when a process opens the queue: forgets
+        /// segments already read back, adopts records that a process
+        /// killed mid-append wrote whole but did not record, and cuts off
+        /// a torn tail, so the next append starts on clean bytes.
+        pub(crate) fn recover_spill(&self) -> Result<()> {
+            let g = self.lock();
+            let mut segs = self.segments();
+            let ring = self.ring();
+            let ctl = &self.header().spill;
+            let t = ring.ctl.tail.load(Ordering::Acquire);
+            let on_disk = segs.list()?;
+            if !spilling(t) || ctl.segments.load(Ordering::Relaxed) == 0 {
+                // Files left by a holder killed while it cleared the spill.
+                for id in on_disk {
+                    segs.delete(id)?;
+                }
+                if !spilling(t) {
+                    ctl.segments.store(0, Ordering::Relaxed);
+                    ctl.bytes_on_disk.store(0, Ordering::Relaxed);
+                    ctl.active.store(0, Ordering::Release);
+                }
+                return Ok(());
+            }
+            let read_seg = ctl.read_seg.load(Ordering::Relaxed);
+            for &id in on_disk.iter().filter(|&&id| id < read_seg) {
+                segs.delete(id)?;
+            }
+            // Adopt intact records past the write position, in seq order,
+            // following END records to segments that exist.
+            let max_len = segs.max_len;
+            loop {
+                let seg = ctl.write_seg.load(Ordering::Relaxed);
+                let off = ctl.write_off.load(Ordering::Relaxed);
+                let mut end = ctl.end_seq.load(Ordering::Relaxed);
+                let (adopted, tail, rolled) = {
+                    let bytes = segs.get(seg)?.bytes();
+                    let mut at = off;
+                    let mut n = 0;
+                    let mut rolled = None;
+                    loop {
+                        match crate::segment::parse_at(bytes, at, max_len) {
+                            crate::segment::Found::Message(rec, next) if rec.seq == end => {
+                                end += 1;
+                                n += 1;
+                                at = next;
+                            }
+                            crate::segment::Found::End(next) if next == end => {
+                                rolled = Some(next);
+                                break;
+                            }
+                            _ => break,
+                        }
+                    }
+                    (n, at, rolled)
+                };
+                ctl.write_off.store(tail, Ordering::Relaxed);
+                ctl.end_seq.store(end, Ordering::Release);
+                ctl.spilled.fetch_add(adopted, Ordering::Relaxed);
+                match rolled {
+                    Some(next) if on_disk.contains(&next) => {
+                        ctl.write_seg.store(next, Ordering::Relaxed);
+                        ctl.write_off.store(SEGMENT_HEADER_SIZE, Ordering::Relaxed);
+                        if ctl.segments.load(Ordering::Relaxed) < on_disk.len() as u64 {
+                            ctl.segments.fetch_add(1, Ordering::Relaxed);
+                            ctl.bytes_on_disk
+                                .fetch_add(segs.segment_size, Ordering::Relaxed);
+                        }
+                    }
+                    Some(_) => {
+                        // The END points at a segment that was never made:
+                        // undo it, the next append rolls again.
+                        segs.zero(seg, tail, crate::segment::RECORD_HEADER_SIZE)?;
+                        break;
+                    }
+                    None => {
+                        // A torn record (or nothing) at the tail: cut it
+                        // off. A record is at most this long.
+                        segs.zero(seg, tail, record_size(max_len))?;
+                        break;
+                    }
+                }
+            }
+            drop(segs);
+            drop(g);
+            Ok(())
+        }
+    }
+}
+
+/// An in-memory log, for tests and loom models: records in a `Vec`.
+#[cfg(any(test, loom))]
+#[derive(Default)]
+pub(crate) struct VecLog {
+    pub records: Vec<(u64, Vec<u8>)>,
+    /// Records removed from the front (read back).
+    pub dropped: usize,
+    /// Appends allowed before `SpillFull` (None: unlimited).
+    pub room: Option<usize>,
+}
+
+#[cfg(any(test, loom))]
+impl Log for VecLog {
+    fn append(&mut self, _ctl: &SpillControl, rec: &Record<'_>) -> Result<()> {
+        if let Some(room) = self.room {
+            if self.records.len() - self.dropped >= room {
+                return Err(Error::SpillFull("test budget".into()));
+            }
+        }
+        self.records.push((rec.seq, rec.payload.to_vec()));
+        Ok(())
+    }
+
+    fn read(&mut self, ctl: &SpillControl, f: &mut dyn FnMut(&Record<'_>)) -> Result<Read> {
+        let want = ctl.read_seq.load(Ordering::Relaxed);
+        let Some((seq, payload)) = self.records.get(self.dropped) else {
+            return Ok(Read::Lost);
+        };
+        assert_eq!(*seq, want, "records come back in seq order");
+        f(&Record {
+            seq: *seq,
+            timestamp_ns: 0,
+            correlation_id: 0,
+            type_id: 0,
+            payload,
+        });
+        self.dropped += 1;
+        Ok(Read::Done {
+            seg: 0,
+            off: self.dropped as u64,
+        })
+    }
+
+    fn clear(&mut self, _ctl: &SpillControl) -> Result<()> {
+        self.records.clear();
+        self.dropped = 0;
+        Ok(())
+    }
+
+    fn truncate(&mut self, ctl: &SpillControl, _to: Option<(u64, u64)>) -> Result<()> {
+        let end = ctl.end_seq.load(Ordering::Relaxed);
+        self.records.retain(|(s, _)| *s < end);
+        Ok(())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::layout::slot_state::{ABORTED, COMMITTED};
+    use crate::ring::{Claim, encode};
+
+    struct Fixture {
+        ctl: Box<RingControl>,
+        spill: Box<SpillControl>,
+        slots: Vec<AtomicU64>,
+    }
+
+    fn fixture(cap: usize) -> Fixture {
+        Fixture {
+            ctl: Box::new(RingControl::new()),
+            spill: Box::new(SpillControl::new()),
+            slots: (0..cap).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    impl Fixture {
+        fn ring(&self) -> Ring<'_, &[AtomicU64]> {
+            Ring {
+                ctl: &self.ctl,
+                slots: &self.slots[..],
+                capacity: self.slots.len() as u64,
+            }
+        }
+    }
+
+    fn rec(payload: &[u8]) -> Record<'_> {
+        Record {
+            seq: 0,
+            timestamp_ns: 0,
+            correlation_id: 0,
+            type_id: 0,
+            payload,
+        }
+    }
+
+    #[test]
+    fn full_ring_spills_then_refills_in_order_then_goes_back() {
+        let f = fixture(2);
+        let ring = f.ring();
+        let mut log = VecLog::default();
+        let mut head = 0;
+        assert_eq!(ring.claim(2, &mut head), Claim::Claimed(0));
+        // Ring has room: append says so.
+        f.ctl.head.store(1, Ordering::Relaxed);
+        assert_eq!(
+            append(&ring, &f.spill, &mut log, &mut [rec(b"x")], &mut |_| {}).unwrap(),
+            None
+        );
+        f.ctl.head.store(0, Ordering::Relaxed);
+        // Full: the spill starts at seq 2 and claims now see a full ring.
+        assert_eq!(
+            append(
+                &ring,
+                &f.spill,
+                &mut log,
+                &mut [rec(b"a"), rec(b"b")],
+                &mut |_| {}
+            )
+            .unwrap(),
+            Some(2)
+        );
+        assert_eq!(end_seq(&f.ctl, &f.spill), 4);
+        assert_eq!(f.spill.active.load(Ordering::Relaxed), 1);
+        assert_eq!(ring.claim(1, &mut 10), Claim::Full);
+        // Positions 0 and 1 were committed in the ring meanwhile.
+        for p in 0..2 {
+            f.slots[p].store(encode(p as u64, COMMITTED), Ordering::Relaxed);
+        }
+        let mut written = Vec::new();
+        let mut limit_head = 0;
+        let refill_now = |limit_head: u64, log: &mut VecLog, written: &mut Vec<(u64, Vec<u8>)>| {
+            refill(
+                &ring,
+                &f.spill,
+                log,
+                &mut || limit_head + 2,
+                &|_| false,
+                &mut |pos, r| written.push((pos, r.payload.to_vec())),
+            )
+            .unwrap()
+        };
+        // No room yet (head 0): nothing moves.
+        assert_eq!(
+            refill_now(limit_head, &mut log, &mut written),
+            Refilled::default()
+        );
+        limit_head = 1;
+        let r = refill_now(limit_head, &mut log, &mut written);
+        assert_eq!((r.copied, r.back_to_ring), (1, false));
+        assert_eq!(written, [(2, b"a".to_vec())]);
+        assert_eq!(f.slots[0].load(Ordering::Relaxed), encode(2, COMMITTED));
+        // A publish while spilling goes to the spill, after b.
+        assert_eq!(
+            append(&ring, &f.spill, &mut log, &mut [rec(b"c")], &mut |_| {}).unwrap(),
+            Some(4)
+        );
+        limit_head = 3;
+        let r = refill_now(limit_head, &mut log, &mut written);
+        assert_eq!((r.copied, r.back_to_ring), (2, true));
+        assert_eq!(written[1..], [(3, b"b".to_vec()), (4, b"c".to_vec())]);
+        assert_eq!(f.ctl.tail.load(Ordering::Relaxed), 5, "back to the ring");
+        assert_eq!(f.spill.active.load(Ordering::Relaxed), 0);
+        assert_eq!(ring.claim(1, &mut 4), Claim::Claimed(5));
+    }
+
+    #[test]
+    fn a_lost_record_aborts_its_position_and_the_rest_flows() {
+        let f = fixture(4);
+        let ring = f.ring();
+        f.ctl.tail.store(4, Ordering::Relaxed);
+        let mut log = VecLog::default();
+        append(
+            &ring,
+            &f.spill,
+            &mut log,
+            &mut [rec(b"a"), rec(b"b")],
+            &mut |_| {},
+        )
+        .unwrap();
+        // Record 4 is damaged: the log says it is lost and moves past it.
+        log.dropped = 1;
+        struct Lossy(VecLog, bool);
+        impl Log for Lossy {
+            fn append(&mut self, c: &SpillControl, r: &Record<'_>) -> Result<()> {
+                self.0.append(c, r)
+            }
+            fn read(&mut self, c: &SpillControl, f: &mut dyn FnMut(&Record<'_>)) -> Result<Read> {
+                if !self.1 {
+                    self.1 = true;
+                    return Ok(Read::Lost);
+                }
+                self.0.read(c, f)
+            }
+            fn clear(&mut self, c: &SpillControl) -> Result<()> {
+                self.0.clear(c)
+            }
+            fn truncate(&mut self, c: &SpillControl, to: Option<(u64, u64)>) -> Result<()> {
+                self.0.truncate(c, to)
+            }
+        }
+        let mut lossy = Lossy(log, false);
+        let mut got = Vec::new();
+        let r = refill(
+            &ring,
+            &f.spill,
+            &mut lossy,
+            &mut || 8,
+            &|_| false,
+            &mut |pos, r| got.push((pos, r.payload.to_vec())),
+        )
+        .unwrap();
+        assert_eq!((r.copied, r.lost, r.back_to_ring), (1, 1, true));
+        assert_eq!(f.slots[0].load(Ordering::Relaxed), encode(4, ABORTED));
+        assert_eq!(got, [(5, b"b".to_vec())]);
+        assert_eq!(f.spill.lost.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_batch_that_does_not_fit_is_not_spilled_at_all() {
+        let f = fixture(2);
+        let ring = f.ring();
+        f.ctl.tail.store(2, Ordering::Relaxed);
+        let mut log = VecLog {
+            room: Some(2),
+            ..VecLog::default()
+        };
+        let e = append(
+            &ring,
+            &f.spill,
+            &mut log,
+            &mut [rec(b"a"), rec(b"b"), rec(b"c")],
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::SpillFull(_)));
+        assert_eq!(f.spill.end_seq.load(Ordering::Relaxed), 2);
+        assert!(log.records.is_empty());
+        assert_eq!(f.spill.full.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_refiller_killed_after_recording_read_seq_is_repaired() {
+        let f = fixture(4);
+        let ring = f.ring();
+        f.ctl.tail.store(4, Ordering::Relaxed);
+        let mut log = VecLog::default();
+        append(
+            &ring,
+            &f.spill,
+            &mut log,
+            &mut [rec(b"a"), rec(b"b")],
+            &mut |_| {},
+        )
+        .unwrap();
+        // It copied and committed 4 and recorded read_seq 5, then died.
+        f.slots[0].store(encode(4, COMMITTED), Ordering::Relaxed);
+        log.dropped = 1;
+        f.spill.read_seq.store(5, Ordering::Relaxed);
+        let mut got = Vec::new();
+        let r = refill(
+            &ring,
+            &f.spill,
+            &mut log,
+            &mut || 8,
+            &|_| false,
+            &mut |pos, r| got.push((pos, r.payload.to_vec())),
+        )
+        .unwrap();
+        assert_eq!(got, [(5, b"b".to_vec())]);
+        assert!(r.back_to_ring);
+        assert_eq!(f.ctl.tail.load(Ordering::Relaxed), 6);
+    }
+
+    #[test]
+    fn a_record_committed_by_a_dead_refiller_is_not_copied_twice() {
+        let f = fixture(4);
+        let ring = f.ring();
+        f.ctl.tail.store(4, Ordering::Relaxed);
+        let mut log = VecLog::default();
+        append(&ring, &f.spill, &mut log, &mut [rec(b"a")], &mut |_| {}).unwrap();
+        // Committed in the ring, but neither read_seq nor tail recorded.
+        f.slots[0].store(encode(4, COMMITTED), Ordering::Relaxed);
+        let mut got = 0;
+        let r = refill(
+            &ring,
+            &f.spill,
+            &mut log,
+            &mut || 8,
+            &|_| false,
+            &mut |_, _| got += 1,
+        )
+        .unwrap();
+        assert_eq!((got, r.copied, r.back_to_ring), (0, 0, true));
+        assert_eq!(f.ctl.tail.load(Ordering::Relaxed), 5);
+    }
+
+    #[test]
+    fn a_held_slot_waits() {
+        let f = fixture(2);
+        let ring = f.ring();
+        f.ctl.tail.store(2, Ordering::Relaxed);
+        let mut log = VecLog::default();
+        append(&ring, &f.spill, &mut log, &mut [rec(b"a")], &mut |_| {}).unwrap();
+        f.slots[0].store(encode(0, ABORTED), Ordering::Relaxed);
+        let r = refill(
+            &ring,
+            &f.spill,
+            &mut log,
+            &mut || 4,
+            &|_| true,
+            &mut |_, _| panic!("must not write a held slot"),
+        )
+        .unwrap();
+        assert_eq!(r, Refilled::default());
+        assert_eq!(f.ctl.tail.load(Ordering::Relaxed), 2 | SPILLING);
+    }
+}
