@@ -1,12 +1,14 @@
 //! `shmq`: create, inspect, publish to, consume from and benchmark queues.
 
+#![recursion_limit = "256"]
+
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use shmq::{Ack, ConsumerOptions, Error, Meta, Options, Overflow, Queue, Seek, Start};
+use shmq::{Ack, ConsumerOptions, Error, Meta, Options, Overflow, Queue, Seek, Start, SyncMode};
 
 mod baseline;
 mod bench;
@@ -34,9 +36,28 @@ enum Command {
         /// Largest payload in bytes.
         #[arg(long, default_value_t = 1024)]
         slot_size: usize,
-        /// What a publish does when the ring is full: block or reject.
+        /// What a publish does when the ring is full: block, reject, or
+        /// spill (to segment files on disk, read back in order).
         #[arg(long, default_value = "block")]
         overflow: String,
+        /// overflow=spill: directory of the segment files [default:
+        /// /var/tmp/shmq/NAME].
+        #[arg(long)]
+        spill_dir: Option<PathBuf>,
+        /// overflow=spill: most bytes of segment files on disk.
+        #[arg(long, default_value_t = 1 << 30)]
+        spill_max_bytes: u64,
+        /// overflow=spill: bytes of one segment file.
+        #[arg(long, default_value_t = 64 << 20)]
+        spill_segment_size: u64,
+        /// overflow=spill: what a publish does when the spill is full too:
+        /// block or reject.
+        #[arg(long, default_value = "block")]
+        spill_fallback: String,
+        /// overflow=spill: when spilled records are flushed to disk: never,
+        /// always or every-N.
+        #[arg(long, default_value = "never")]
+        sync: String,
         /// How many consumer groups the queue can hold.
         #[arg(long, default_value_t = 16)]
         max_groups: u32,
@@ -277,8 +298,23 @@ fn run(command: Command, opts: Options) -> CliResult {
             lease,
             max_deliveries,
             dlq_slots,
+            spill_dir,
+            spill_max_bytes,
+            spill_segment_size,
+            spill_fallback,
+            sync,
         } => {
             let overflow: Overflow = overflow.parse()?;
+            let spill_fallback: Overflow = spill_fallback.parse()?;
+            let sync: SyncMode = sync.parse()?;
+            let mut opts = opts
+                .spill_max_bytes(spill_max_bytes)
+                .spill_segment_size(spill_segment_size)
+                .spill_fallback(spill_fallback)
+                .sync(sync);
+            if let Some(d) = spill_dir {
+                opts = opts.spill_dir(d);
+            }
             let mode = u32::from_str_radix(&mode, 8).map_err(|_| {
                 CliError::Other(format!("bad --mode {mode:?}: give octal bits like 600"))
             })?;
@@ -302,6 +338,9 @@ fn run(command: Command, opts: Options) -> CliResult {
                 q.slot_size(),
                 q.overflow()
             );
+            if let Some(d) = q.stats().spill_dir {
+                eprintln!("spill directory {}", d.display());
+            }
             Ok(())
         }
         Command::Publish {
@@ -655,6 +694,14 @@ fn stats_json(s: &shmq::Stats) -> serde_json::Value {
         "redelivered": s.groups.iter().map(|g| g.redelivered).sum::<u64>(),
         "dead_lettered": s.groups.iter().map(|g| g.dead_lettered).sum::<u64>(),
         "expired": s.groups.iter().map(|g| g.expired).sum::<u64>(),
+        "spilled": s.spilled,
+        "spilled_bytes": s.spilled_bytes,
+        "spill_depth": s.spill_depth,
+        "spill_segments": s.spill_segments,
+        "spill_bytes_on_disk": s.spill_bytes_on_disk,
+        "spill_full": s.spill_full,
+        "spill_lost": s.spill_lost,
+        "spill_dir": s.spill_dir,
         "groups": s.groups.iter().map(|g| serde_json::json!({
             "name": g.name,
             "next": g.next,
@@ -799,6 +846,52 @@ fn stats_prometheus(s: &shmq::Stats) -> String {
         "Dead letters waiting.",
         vec![(ql.clone(), s.dlq_depth)],
     );
+    for (name, kind, help, v) in [
+        (
+            "spilled_total",
+            "counter",
+            "Messages spilled to disk.",
+            s.spilled,
+        ),
+        (
+            "spilled_bytes_total",
+            "counter",
+            "Payload bytes spilled to disk.",
+            s.spilled_bytes,
+        ),
+        (
+            "spill_depth",
+            "gauge",
+            "Messages on disk waiting to come back into the ring.",
+            s.spill_depth,
+        ),
+        (
+            "spill_segments",
+            "gauge",
+            "Segment files on disk.",
+            s.spill_segments,
+        ),
+        (
+            "spill_bytes_on_disk",
+            "gauge",
+            "Bytes of segment files on disk.",
+            s.spill_bytes_on_disk,
+        ),
+        (
+            "spill_full_total",
+            "counter",
+            "Publishes that found the spill full.",
+            s.spill_full,
+        ),
+        (
+            "spill_lost_total",
+            "counter",
+            "Spilled messages found damaged when read back.",
+            s.spill_lost,
+        ),
+    ] {
+        metric(name, kind, help, vec![(ql.clone(), v)]);
+    }
     out
 }
 
@@ -820,6 +913,19 @@ fn stats_table(s: &shmq::Stats) -> String {
         s.consumers,
         s.dlq_depth
     );
+    if let Some(d) = &s.spill_dir {
+        out += &format!(
+            "spill      {} messages on disk ({} segments, {} bytes) in {}\n           spilled {} messages / {} bytes so far, full {} times, lost {}\n",
+            s.spill_depth,
+            s.spill_segments,
+            s.spill_bytes_on_disk,
+            d.display(),
+            s.spilled,
+            s.spilled_bytes,
+            s.spill_full,
+            s.spill_lost
+        );
+    }
     if s.groups.is_empty() {
         out += "groups     (none: every message is retained until a group consumes it)\n";
     } else {
