@@ -13,6 +13,10 @@
 //!                                                 "ID-i", printing `sent i` after each
 //! shmq-worker hold DIR QUEUE GROUP                ack=manual: take one message,
 //!                                                 print `holding SEQ`, never ack
+//! shmq-worker produce-logged DIR QUEUE ID COUNT SIZE  publish COUNT messages,
+//!                                                 printing `sent i` after each
+//! shmq-worker work-ids DIR QUEUE GROUP            as `work`, printing
+//!                                                 `got SEQ ATTEMPT ID INDEX`
 //! ```
 //! `consume` checks that each producer's messages arrive in its order with
 //! no gap and no duplicate, and prints one line per producer:
@@ -106,6 +110,26 @@ fn main() {
             std::thread::sleep(Duration::from_secs(600));
             drop(r);
         }
+        "produce-logged" => {
+            let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
+            let mut p = q.producer().unwrap_or_else(|e| fail(e));
+            let id: u32 = a(3).parse().unwrap();
+            let count: u64 = a(4).parse().unwrap();
+            let size: usize = a(5).parse().unwrap();
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            for i in 0..count {
+                loop {
+                    match p.publish_timeout(&encode(id, i, size), Duration::from_secs(60)) {
+                        Ok(_) => break,
+                        Err(Error::Aborted) => continue,
+                        Err(e) => fail(e),
+                    }
+                }
+                let _ = writeln!(out, "sent {i}");
+                let _ = out.flush();
+            }
+        }
         "produce-keyed" => {
             let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
             let mut p = q.producer().unwrap_or_else(|e| fail(e));
@@ -127,7 +151,7 @@ fn main() {
                 let _ = out.flush();
             }
         }
-        "work" => {
+        mode @ ("work" | "work-ids") => {
             let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
             let mut c = q
                 .consumer(a(3), ConsumerOptions::new().ack(Ack::Manual))
@@ -142,7 +166,12 @@ fn main() {
                 };
                 // Recorded before the ack: a kill in between leaves a
                 // recorded delivery that is delivered again.
-                let _ = writeln!(out, "got {} {}", m.seq(), m.attempt());
+                if mode == "work-ids" {
+                    let (id, idx) = decode(m.payload()).unwrap_or((u32::MAX, u64::MAX));
+                    let _ = writeln!(out, "got {} {} {id} {idx}", m.seq(), m.attempt());
+                } else {
+                    let _ = writeln!(out, "got {} {}", m.seq(), m.attempt());
+                }
                 let _ = out.flush();
                 if m.payload().starts_with(b"poison") {
                     match m.nack(shmq::Nack::Requeue) {
