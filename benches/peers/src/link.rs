@@ -65,27 +65,52 @@ pub fn pong(tx: &mut impl Tx, rx: &mut impl Rx, size: usize, count: u64) -> Res<
 }
 
 /// The producer of a stream: `count` messages as fast as the link takes
-/// them.
+/// them, each carrying its index in its first 8 bytes.
 pub fn produce(tx: &mut impl Tx, size: usize, count: u64) -> Res<()> {
-    let mut payload = vec![7u8; size];
+    let mut payload = vec![7u8; size.max(8)];
     for i in 0..count {
-        payload[0] = i as u8;
-        tx.send(&payload)?;
+        payload[..8].copy_from_slice(&i.to_le_bytes());
+        tx.send(&payload[..size])?;
     }
     Ok(())
 }
 
-/// The consumer of a stream: receives `count` messages, checking their
-/// order; returns the nanoseconds from the first to the last.
-pub fn consume(rx: &mut impl Rx, size: usize, count: u64) -> Res<u64> {
+/// What the consumer of a stream saw.
+pub struct Streamed {
+    /// Nanoseconds from the first message received to the last.
+    pub elapsed_ns: u64,
+    /// Messages received.
+    pub received: u64,
+    /// Messages that did not arrive in order: each gap or step back counts
+    /// once. 0 for a lossless, ordered link.
+    pub disorder: u64,
+}
+
+/// The consumer of a stream of `count` messages (of at least 8 bytes):
+/// receives until the last one (index `count - 1`) arrives, checking the
+/// order.
+pub fn consume(rx: &mut impl Rx, size: usize, count: u64) -> Res<Streamed> {
+    if size < 8 {
+        return Err("a stream's messages carry their index: 8 bytes at least".into());
+    }
+    let index = |buf: &[u8]| u64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));
     let mut buf = vec![0u8; size];
     rx.recv(&mut buf)?;
     let start = Instant::now();
-    for i in 1..count {
+    let (mut expect, mut received, mut disorder) =
+        (index(&buf) + 1, 1, u64::from(index(&buf) != 0));
+    while expect < count {
         rx.recv(&mut buf)?;
-        if buf[0] != i as u8 {
-            return Err(format!("message {i} arrived out of order").into());
+        let i = index(&buf);
+        received += 1;
+        if i != expect {
+            disorder += 1;
         }
+        expect = i + 1;
     }
-    Ok(start.elapsed().as_nanos() as u64)
+    Ok(Streamed {
+        elapsed_ns: start.elapsed().as_nanos() as u64,
+        received,
+        disorder,
+    })
 }

@@ -102,11 +102,16 @@ struct Args {
     latency_count: u64,
     throughput_count: u64,
     json: bool,
+    /// The peers to measure (default all; the baselines are always
+    /// measured, every ratio needs them).
+    peers: Vec<Peer>,
+    latency: bool,
+    throughput: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: shmq-peers [--runs N] [--latency-count ROUND_TRIPS] [--throughput-count MESSAGES] [--json]"
+        "usage: shmq-peers [--runs N] [--latency-count ROUND_TRIPS] [--throughput-count MESSAGES] [--peer shmq|iceoryx2|uds|pipe]... [--latency-only | --throughput-only] [--json]"
     );
     std::process::exit(64)
 }
@@ -117,6 +122,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Args {
         latency_count: 100_000,
         throughput_count: 1_000_000,
         json: false,
+        peers: Vec::new(),
+        latency: true,
+        throughput: true,
     };
     while let Some(flag) = it.next() {
         let mut num = || -> u64 {
@@ -130,9 +138,19 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Args {
             "--latency-count" => a.latency_count = num(),
             "--throughput-count" => a.throughput_count = num().max(2),
             "--json" => a.json = true,
+            "--peer" => {
+                let p = it.next().and_then(|k| Peer::from_key(&k).ok());
+                a.peers.push(p.unwrap_or_else(|| usage()));
+            }
+            "--latency-only" => a.throughput = false,
+            "--throughput-only" => a.latency = false,
             _ => usage(),
         }
     }
+    if a.peers.is_empty() {
+        a.peers = LATENCY_PEERS.to_vec();
+    }
+    a.peers.extend([Peer::CacheLine, Peer::Ring]);
     a
 }
 
@@ -277,8 +295,9 @@ impl Drop for Scratch {
 enum Figure {
     /// One-way latency quantiles, ns: p50, p99, p99.9, max.
     Latency([u64; 4]),
-    /// Messages per second.
-    Throughput(f64),
+    /// Messages per second, and the messages that arrived out of order
+    /// or not at all (see [`link::Streamed`]).
+    Throughput(f64, u64),
 }
 
 /// Makes what the workers of `peer` open (queues, region files, FIFOs).
@@ -340,7 +359,17 @@ fn measure(peer: Peer, latency: bool, dir: &Path, size: usize, args: &Args) -> R
         Figure::Latency([get("p50")?, get("p99")?, get("p999")?, get("max")?])
     } else {
         let ns = get("elapsed_ns")?.max(1);
-        Figure::Throughput((count - 1) as f64 / (ns as f64 / 1e9))
+        let (received, disorder) = (get("received")?, get("disorder")?);
+        if disorder > 0 {
+            eprintln!(
+                "shmq-peers: {}: {disorder} of {count} messages out of order or lost ({received} received)",
+                peer.name()
+            );
+        }
+        Figure::Throughput(
+            received.saturating_sub(1) as f64 / (ns as f64 / 1e9),
+            disorder,
+        )
     })
 }
 
@@ -417,32 +446,33 @@ fn worker(argv: Vec<String>) -> Res<()> {
             let tag = dir.file_name().and_then(|n| n.to_str()).unwrap_or("x");
             let base = format!("shmq-peers/{}/{tag}", scratch_tag(dir));
             let (sa, sb) = (format!("{base}/a"), format!("{base}/b"));
+            let (ready_a, ready_b) = (dir.join("ready-a"), dir.join("ready-b"));
             let node = peers::iox_node()?;
             match role.as_str() {
                 "ping" => {
                     let (mut tx, mut rx) =
                         (IoxTx::open(&node, &sa, size)?, IoxRx::open(&node, &sb)?);
-                    tx.connect()?;
-                    rx.connect()?;
+                    tx.connect(&ready_a)?;
+                    rx.connect(&ready_b)?;
                     latency_json(&link::ping(&mut tx, &mut rx, size, count, warmup)?)
                 }
                 "pong" => {
                     let (mut tx, mut rx) =
                         (IoxTx::open(&node, &sb, size)?, IoxRx::open(&node, &sa)?);
-                    tx.connect()?;
-                    rx.connect()?;
+                    rx.connect(&ready_a)?;
+                    tx.connect(&ready_b)?;
                     link::pong(&mut tx, &mut rx, size, total)?;
                     serde_json::json!({})
                 }
                 "produce" => {
                     let mut tx = IoxTx::open(&node, &sa, size)?;
-                    tx.connect()?;
+                    tx.connect(&ready_a)?;
                     link::produce(&mut tx, size, count)?;
                     serde_json::json!({})
                 }
                 _ => {
                     let mut rx = IoxRx::open(&node, &sa)?;
-                    rx.connect()?;
+                    rx.connect(&ready_a)?;
                     stream_json(link::consume(&mut rx, size, count)?)
                 }
             }
@@ -514,8 +544,12 @@ fn latency_json(h: &hdrhistogram::Histogram<u64>) -> serde_json::Value {
     })
 }
 
-fn stream_json(elapsed_ns: u64) -> serde_json::Value {
-    serde_json::json!({ "elapsed_ns": elapsed_ns })
+fn stream_json(s: link::Streamed) -> serde_json::Value {
+    serde_json::json!({
+        "elapsed_ns": s.elapsed_ns,
+        "received": s.received,
+        "disorder": s.disorder,
+    })
 }
 
 // ---- runs and the table ------------------------------------------------------
@@ -534,8 +568,8 @@ fn run(args: Args) -> Res<()> {
     let scratch = Scratch::new()?;
     let mut samples = Vec::new();
     for run in 0..args.runs {
-        for &size in &LATENCY_SIZES {
-            for &peer in &LATENCY_PEERS {
+        for &size in LATENCY_SIZES.iter().filter(|_| args.latency) {
+            for &peer in LATENCY_PEERS.iter().filter(|p| args.peers.contains(p)) {
                 let dir = scratch.0.join(format!("r{run}-lat-{size}-{}", peer.key()));
                 let figure = measure(peer, true, &dir, size, &args)?;
                 eprintln!("run {run}: latency {size} B {}: {figure:?}", peer.name());
@@ -548,8 +582,8 @@ fn run(args: Args) -> Res<()> {
                 });
             }
         }
-        for &size in &THROUGHPUT_SIZES {
-            for &peer in &THROUGHPUT_PEERS {
+        for &size in THROUGHPUT_SIZES.iter().filter(|_| args.throughput) {
+            for &peer in THROUGHPUT_PEERS.iter().filter(|p| args.peers.contains(p)) {
                 let dir = scratch.0.join(format!("r{run}-tp-{size}-{}", peer.key()));
                 let figure = measure(peer, false, &dir, size, &args)?;
                 eprintln!("run {run}: throughput {size} B {}: {figure:?}", peer.name());
@@ -582,18 +616,22 @@ struct Spread {
 }
 
 impl Spread {
-    fn of(mut v: Vec<f64>) -> Spread {
+    /// `None` for no values.
+    fn of(mut v: Vec<f64>) -> Option<Spread> {
+        if v.is_empty() {
+            return None;
+        }
         v.sort_by(|a, b| a.total_cmp(b));
         let median = if v.len() % 2 == 1 {
             v[v.len() / 2]
         } else {
             (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
         };
-        Spread {
+        Some(Spread {
             median,
             min: v[0],
             max: v[v.len() - 1],
-        }
+        })
     }
 
     fn json(&self) -> serde_json::Value {
@@ -608,8 +646,9 @@ struct Row {
     /// p50, p99, p99.9 (ns) and each as a ratio to the cache-line
     /// ping-pong of the same run.
     latency: Option<[(Spread, Spread); 3]>,
-    /// msgs/s and its ratio to the bare ring of the same run.
-    throughput: Option<(Spread, Spread)>,
+    /// msgs/s and its ratio to the bare ring of the same run, and the
+    /// messages out of order or lost over all runs.
+    throughput: Option<(Spread, Spread, u64)>,
 }
 
 struct Table {
@@ -639,27 +678,33 @@ impl Table {
                                 ratios.push(f[q] as f64 / b[q].max(1) as f64);
                             }
                         }
-                        (Spread::of(vals), Spread::of(ratios))
+                        Some((Spread::of(vals)?, Spread::of(ratios)?))
                     })
-                    .collect::<Vec<_>>();
+                    .collect::<Option<Vec<_>>>();
                 let throughput = THROUGHPUT_SIZES.contains(&size) && peer != Peer::CacheLine;
                 let throughput = throughput.then(|| {
-                    let (mut vals, mut ratios) = (Vec::new(), Vec::new());
+                    let (mut vals, mut ratios, mut disorder) = (Vec::new(), Vec::new(), 0);
                     for run in 0..runs {
-                        if let (Some(Figure::Throughput(f)), Some(Figure::Throughput(b))) = (
+                        if let (Some(Figure::Throughput(f, d)), Some(Figure::Throughput(b, _))) = (
                             find(run, false, size, peer),
                             find(run, false, size, Peer::Ring),
                         ) {
                             vals.push(f);
                             ratios.push(f / b);
+                            disorder += d;
                         }
                     }
-                    (Spread::of(vals), Spread::of(ratios))
+                    Some((Spread::of(vals)?, Spread::of(ratios)?, disorder))
                 });
+                let throughput = throughput.flatten();
+                let latency = latency.map(|l| [l[0], l[1], l[2]]);
+                if latency.is_none() && throughput.is_none() {
+                    continue;
+                }
                 rows.push(Row {
                     size,
                     peer,
-                    latency: Some([latency[0], latency[1], latency[2]]),
+                    latency,
                     throughput,
                 });
             }
@@ -667,11 +712,8 @@ impl Table {
         Table { rows }
     }
 
-    fn row(&self, size: usize, peer: Peer) -> &Row {
-        self.rows
-            .iter()
-            .find(|r| r.size == size && r.peer == peer)
-            .expect("every size and peer has a row")
+    fn row(&self, size: usize, peer: Peer) -> Option<&Row> {
+        self.rows.iter().find(|r| r.size == size && r.peer == peer)
     }
 
     fn print(&self, args: &Args) {
@@ -686,11 +728,23 @@ impl Table {
         println!("|---|---|---|---|---|---|---|---|---|---|");
         for r in &self.rows {
             let mut line = format!("| {} | {} |", fmt_size(r.size), r.peer.name());
-            for (v, x) in r.latency.iter().flatten() {
-                line += &format!(" {} | {} |", fmt_ns(v), fmt_ratio(x));
+            match &r.latency {
+                Some(l) => {
+                    for (v, x) in l {
+                        line += &format!(" {} | {} |", fmt_ns(v), fmt_ratio(x));
+                    }
+                }
+                None => line += &" — | — |".repeat(3),
             }
             match &r.throughput {
-                Some((v, x)) => line += &format!(" {} | {} |", fmt_rate(v), fmt_ratio(x)),
+                Some((v, x, 0)) => line += &format!(" {} | {} |", fmt_rate(v), fmt_ratio(x)),
+                Some((v, x, d)) => {
+                    line += &format!(
+                        " {} (**{d} lost or out of order**) | {} |",
+                        fmt_rate(v),
+                        fmt_ratio(x)
+                    )
+                }
                 None => line += " — | — |",
             }
             println!("{line}");
@@ -703,8 +757,9 @@ impl Table {
 
     /// The targets at 64 B, from the medians of the same-run ratios.
     fn verdicts(&self) -> Vec<String> {
-        let s = self.row(64, Peer::Shmq);
-        let i = self.row(64, Peer::Iceoryx2);
+        let (Some(s), Some(i)) = (self.row(64, Peer::Shmq), self.row(64, Peer::Iceoryx2)) else {
+            return Vec::new();
+        };
         let (Some(sl), Some(il)) = (&s.latency, &i.latency) else {
             return Vec::new();
         };
@@ -757,9 +812,10 @@ impl Table {
                         o[format!("{name}_ratio")] = l[q].1.json();
                     }
                 }
-                if let Some((v, x)) = &r.throughput {
+                if let Some((v, x, d)) = &r.throughput {
                     o["msgs_per_s"] = v.json();
                     o["msgs_per_s_ratio"] = x.json();
+                    o["disorder"] = (*d).into();
                 }
                 o
             })
@@ -778,7 +834,10 @@ impl Table {
                         o["p999_ns"] = q[2].into();
                         o["max_ns"] = q[3].into();
                     }
-                    Figure::Throughput(r) => o["msgs_per_s"] = r.into(),
+                    Figure::Throughput(r, d) => {
+                        o["msgs_per_s"] = r.into();
+                        o["disorder"] = d.into();
+                    }
                 }
                 o
             })

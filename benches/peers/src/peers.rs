@@ -156,11 +156,26 @@ impl IoxTx {
         })
     }
 
-    /// Waits until the subscriber is there (create every port of the
-    /// process first: the other side may be waiting for one of them).
-    pub fn connect(&self) -> Res<()> {
+    /// Waits until the subscriber is there and receiving (create every
+    /// port of the process first: the other side may be waiting for one of
+    /// them). A subscriber counted by the service may not have attached to
+    /// its connection yet, and samples sent before it does are dropped once
+    /// its buffer is full: so this sends empty "hello" samples until the
+    /// subscriber's `connect` says (file `ready`) that one arrived.
+    pub fn connect(&self, ready: &Path) -> Res<()> {
         iox_wait_connected(&self.service)?;
         self.publisher.update_connections()?;
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        while !ready.exists() {
+            if Instant::now() > deadline {
+                return Err("iceoryx2: the subscriber never saw a sample".into());
+            }
+            self.publisher
+                .loan_slice_uninit(0)?
+                .write_from_slice(&[])
+                .send()?;
+            std::thread::sleep(Duration::from_millis(1));
+        }
         Ok(())
     }
 }
@@ -193,9 +208,19 @@ impl IoxRx {
         })
     }
 
-    /// Waits until the publisher is there.
-    pub fn connect(&self) -> Res<()> {
-        iox_wait_connected(&self.service)
+    /// Waits until the publisher is there and a first "hello" sample
+    /// arrived, then says so (creates the file `ready`).
+    pub fn connect(&self, ready: &Path) -> Res<()> {
+        iox_wait_connected(&self.service)?;
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        while self.subscriber.receive()?.is_none() {
+            if Instant::now() > deadline {
+                return Err("iceoryx2: no sample from the publisher".into());
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        std::fs::write(ready, b"")?;
+        Ok(())
     }
 }
 
@@ -204,8 +229,12 @@ impl Rx for IoxRx {
     fn recv(&mut self, buf: &mut [u8]) -> Res<()> {
         loop {
             if let Some(sample) = self.subscriber.receive()? {
-                buf.copy_from_slice(sample.payload());
-                return Ok(());
+                // Skip the empty "hello" samples of `connect`.
+                if !sample.payload().is_empty() {
+                    buf.copy_from_slice(sample.payload());
+                    return Ok(());
+                }
+                continue;
             }
             std::hint::spin_loop();
         }
