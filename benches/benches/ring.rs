@@ -1,11 +1,13 @@
 //! In-process costs of the ring's fast paths, one thread publishing and
 //! receiving in turn (so each figure is publish + receive of one message,
-//! or of one batch, with no cross-core traffic).
+//! or of one batch, with no cross-core traffic): publish + try_receive,
+//! reserve/commit (claim, write in place, commit), batches, fan-out to 1
+//! and 4 groups (the whole and the producer's share), ack=manual.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use shmq::{ConsumerOptions, Options, Queue, Start};
+use shmq::{Ack, ConsumerOptions, Options, Queue, Start};
 
 fn queue(dir: &tempfile::TempDir, name: &str, groups: &[&str]) -> Queue {
     let opts = Options::new().dir(dir.path()).slots(4096).slot_size(1024);
@@ -86,10 +88,10 @@ fn fan_out(c: &mut Criterion) {
             .map(|g| q.consumer(g, ConsumerOptions::new()).expect("consumer"))
             .collect();
         let payload = [1u8; 64];
-        // Publish a ring's worth, then let every group drain it: the
-        // producer's share is what grows (or not) with the group count.
+        // Publish 1024, then let every group drain them: the whole cost
+        // grows with the groups (each reads every message)...
         group.throughput(Throughput::Elements(1024));
-        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+        group.bench_with_input(BenchmarkId::new("publish+drain", n), &n, |b, _| {
             b.iter(|| {
                 for _ in 0..1024 {
                     p.publish(&payload).expect("publish");
@@ -100,7 +102,46 @@ fn fan_out(c: &mut Criterion) {
                 }
             })
         });
+        // ...the producer's share (only the publishes timed) should not.
+        group.bench_with_input(BenchmarkId::new("publish only", n), &n, |b, _| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    let t0 = Instant::now();
+                    for _ in 0..1024 {
+                        p.publish(&payload).expect("publish");
+                    }
+                    spent += t0.elapsed();
+                    for cons in &mut consumers {
+                        let batch = cons.receive_batch(1024, Duration::ZERO).expect("drain");
+                        assert_eq!(batch.len(), 1024);
+                    }
+                }
+                spent
+            })
+        });
     }
+    group.finish();
+}
+
+fn manual_ack(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let q = queue(&dir, "manual", &["g"]);
+    let mut p = q.producer().expect("producer");
+    let mut cons = q
+        .consumer("g", ConsumerOptions::new().ack(Ack::Manual))
+        .expect("consumer");
+    let payload = [9u8; 64];
+    let mut group = c.benchmark_group("ack=manual");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("publish+receive+ack/64", |b| {
+        b.iter(|| {
+            p.publish(&payload).expect("publish");
+            let m = cons.try_receive().expect("receive").expect("a message");
+            std::hint::black_box(m.payload()[0]);
+            m.ack().expect("ack");
+        })
+    });
     group.finish();
 }
 
@@ -110,5 +151,6 @@ fn main() {
     reserve_commit(&mut c);
     batches(&mut c);
     fan_out(&mut c);
+    manual_ack(&mut c);
     c.final_summary();
 }
