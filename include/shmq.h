@@ -42,7 +42,7 @@
 
 /**
  * What a call did. `SHMQ_OK` is 0; every other code comes with a message
- * from `shmq_last_error()`. Codes up to `SHMQ_DLQ_FULL` mirror the variants of
+ * from `shmq_last_error()`. Codes up to `SHMQ_SPILL_FULL` mirror the variants of
  * the Rust `shmq::Error`; the others are the C boundary's own.
  */
 typedef enum shmq_status {
@@ -114,6 +114,13 @@ typedef enum shmq_status {
    * out). Redrive or purge dead letters.
    */
   SHMQ_DLQ_FULL = 14,
+  /**
+   * The ring is full and so is the spill (its `spill_max_bytes` budget,
+   * or its disk), and the queue's `spill_fallback` is
+   * `SHMQ_OVERFLOW_REJECT`: nothing was published. Consume faster,
+   * raise the budget or free the disk.
+   */
+  SHMQ_SPILL_FULL = 15,
   /**
    * A required pointer argument was NULL (for a handle: closed, freed or
    * never opened).
@@ -318,10 +325,18 @@ typedef struct shmq_dead_letter {
 } shmq_dead_letter;
 
 /**
- * What a publish does when the ring is full: `SHMQ_OVERFLOW_BLOCK` or
- * `SHMQ_OVERFLOW_REJECT`.
+ * What a publish does when the ring is full: `SHMQ_OVERFLOW_BLOCK`,
+ * `SHMQ_OVERFLOW_REJECT` or `SHMQ_OVERFLOW_SPILL`.
  */
 typedef uint32_t shmq_overflow;
+
+/**
+ * When spilled records are flushed to disk (`msync`): `SHMQ_SYNC_NEVER`,
+ * `SHMQ_SYNC_EVERY_N` (with `sync_every` beside it) or `SHMQ_SYNC_ALWAYS`.
+ * A process crash loses nothing in any mode (the page cache keeps it);
+ * the mode decides what survives a machine crash.
+ */
+typedef uint32_t shmq_sync;
 
 /**
  * Options of a queue. Start from `shmq_options_default()` and change what
@@ -381,6 +396,39 @@ typedef struct shmq_options {
    * 5 minutes). See `shmq_meta.key`.
    */
   uint64_t dedup_ttl_ms;
+  /**
+   * Directory of the spill's segment files (`SHMQ_OVERFLOW_SPILL`);
+   * NULL means `/var/tmp/shmq/<name>`. Created if missing (mode 0700).
+   * Read during the call only; stored in the queue file at create.
+   */
+  const char *spill_dir;
+  /**
+   * Most bytes of segment files the spill may hold (default 1 GiB); at
+   * least one segment. Past it, `spill_fallback` applies.
+   */
+  uint64_t spill_max_bytes;
+  /**
+   * Bytes of one segment file (default 64 MiB; from 64 KiB to 4 GiB,
+   * and room for a largest message). Segments are preallocated, so a
+   * full disk shows when one is made, as `SHMQ_SPILL_FULL`.
+   */
+  uint64_t spill_segment_size;
+  /**
+   * What a publish does when the ring and the spill are both full: a
+   * `shmq_overflow`, `SHMQ_OVERFLOW_BLOCK` (the default: wait, bounded
+   * by the publish's timeout) or `SHMQ_OVERFLOW_REJECT` (fail with
+   * `SHMQ_SPILL_FULL`).
+   */
+  shmq_overflow spill_fallback;
+  /**
+   * A `shmq_sync` (default `SHMQ_SYNC_NEVER`).
+   */
+  shmq_sync sync;
+  /**
+   * With `SHMQ_SYNC_EVERY_N`: flush after this many records (more than
+   * 0). Ignored with the other modes (default 0).
+   */
+  uint32_t sync_every;
 } shmq_options;
 
 /**
@@ -557,6 +605,35 @@ typedef struct shmq_queue_stats {
    * Dead letters waiting (not redriven); see `shmq_dlq_len`.
    */
   uint64_t dlq_depth;
+  /**
+   * Messages spilled to disk so far (`SHMQ_OVERFLOW_SPILL`).
+   */
+  uint64_t spilled;
+  /**
+   * Payload bytes spilled to disk so far.
+   */
+  uint64_t spilled_bytes;
+  /**
+   * Messages on disk now, waiting to come back into the ring.
+   */
+  uint64_t spill_depth;
+  /**
+   * Segment files on disk now.
+   */
+  uint64_t spill_segments;
+  /**
+   * Bytes of segment files on disk now.
+   */
+  uint64_t spill_bytes_on_disk;
+  /**
+   * Publishes that found the spill full (its budget or its disk).
+   */
+  uint64_t spill_full;
+  /**
+   * Spilled messages found damaged or missing when read back (their
+   * seqs were skipped).
+   */
+  uint64_t spill_lost;
 } shmq_queue_stats;
 
 /**
@@ -589,6 +666,21 @@ typedef struct shmq_queue_stats {
  * come back into the ring, in order, as consumers free it.
  */
 #define SHMQ_OVERFLOW_SPILL 2
+
+/**
+ * Leave it to the kernel's writeback. The default, and the fastest.
+ */
+#define SHMQ_SYNC_NEVER 0
+
+/**
+ * Flush after every `sync_every` records.
+ */
+#define SHMQ_SYNC_EVERY_N 1
+
+/**
+ * Flush every record before its publish returns.
+ */
+#define SHMQ_SYNC_ALWAYS 2
 
 /**
  * The oldest message the queue still retains.
@@ -881,7 +973,7 @@ enum shmq_status shmq_dlq_purge(const struct shmq_queue *queue, uint64_t *count_
 
 /**
  * The defaults of every queue option (the same as the Rust
- * `Options::new()`); `dir` is NULL.
+ * `Options::new()`); `dir` and `spill_dir` are NULL.
  */
 struct shmq_options shmq_options_default(void);
 

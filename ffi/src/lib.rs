@@ -41,11 +41,12 @@ pub use dlq::{
 };
 pub use options::{
     SHMQ_ACK_AUTO, SHMQ_ACK_MANUAL, SHMQ_NACK_DEAD_LETTER, SHMQ_NACK_REQUEUE,
-    SHMQ_NACK_REQUEUE_AFTER, SHMQ_OVERFLOW_BLOCK, SHMQ_OVERFLOW_REJECT, SHMQ_SEEK_EARLIEST,
-    SHMQ_SEEK_LATEST, SHMQ_SEEK_SEQ, SHMQ_SEEK_TIME, SHMQ_START_EARLIEST, SHMQ_START_LATEST,
-    SHMQ_START_SEQ, SHMQ_WAIT_FOREVER, shmq_ack_mode, shmq_consumer_options,
-    shmq_consumer_options_default, shmq_meta, shmq_nack_kind, shmq_options, shmq_options_default,
-    shmq_overflow, shmq_seek, shmq_start,
+    SHMQ_NACK_REQUEUE_AFTER, SHMQ_OVERFLOW_BLOCK, SHMQ_OVERFLOW_REJECT, SHMQ_OVERFLOW_SPILL,
+    SHMQ_SEEK_EARLIEST, SHMQ_SEEK_LATEST, SHMQ_SEEK_SEQ, SHMQ_SEEK_TIME, SHMQ_START_EARLIEST,
+    SHMQ_START_LATEST, SHMQ_START_SEQ, SHMQ_SYNC_ALWAYS, SHMQ_SYNC_EVERY_N, SHMQ_SYNC_NEVER,
+    SHMQ_WAIT_FOREVER, shmq_ack_mode, shmq_consumer_options, shmq_consumer_options_default,
+    shmq_meta, shmq_nack_kind, shmq_options, shmq_options_default, shmq_overflow, shmq_seek,
+    shmq_start, shmq_sync,
 };
 pub use producer::{
     shmq_abort, shmq_buf, shmq_commit, shmq_producer, shmq_producer_free, shmq_producer_new,

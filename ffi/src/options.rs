@@ -7,12 +7,12 @@ use std::ffi::{CStr, c_char};
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
-use shmq::{Ack, ConsumerOptions, Meta, Nack, Options, Overflow, Seek, Start};
+use shmq::{Ack, ConsumerOptions, Meta, Nack, Options, Overflow, Seek, Start, SyncMode};
 
 use crate::status::{Fail, bytes, guard_or};
 
-/// What a publish does when the ring is full: `SHMQ_OVERFLOW_BLOCK` or
-/// `SHMQ_OVERFLOW_REJECT`.
+/// What a publish does when the ring is full: `SHMQ_OVERFLOW_BLOCK`,
+/// `SHMQ_OVERFLOW_REJECT` or `SHMQ_OVERFLOW_SPILL`.
 pub type shmq_overflow = u32;
 /// Wait for room (bounded by the publish's timeout). The default.
 pub const SHMQ_OVERFLOW_BLOCK: shmq_overflow = 0;
@@ -21,6 +21,18 @@ pub const SHMQ_OVERFLOW_REJECT: shmq_overflow = 1;
 /// Append to segment files on disk (`spill_dir`) and carry on; the messages
 /// come back into the ring, in order, as consumers free it.
 pub const SHMQ_OVERFLOW_SPILL: shmq_overflow = 2;
+
+/// When spilled records are flushed to disk (`msync`): `SHMQ_SYNC_NEVER`,
+/// `SHMQ_SYNC_EVERY_N` (with `sync_every` beside it) or `SHMQ_SYNC_ALWAYS`.
+/// A process crash loses nothing in any mode (the page cache keeps it);
+/// the mode decides what survives a machine crash.
+pub type shmq_sync = u32;
+/// Leave it to the kernel's writeback. The default, and the fastest.
+pub const SHMQ_SYNC_NEVER: shmq_sync = 0;
+/// Flush after every `sync_every` records.
+pub const SHMQ_SYNC_EVERY_N: shmq_sync = 1;
+/// Flush every record before its publish returns.
+pub const SHMQ_SYNC_ALWAYS: shmq_sync = 2;
 
 /// Where a new group starts: `SHMQ_START_EARLIEST`, `SHMQ_START_LATEST` or
 /// `SHMQ_START_SEQ` (with a seq beside it).
@@ -105,10 +117,31 @@ pub struct shmq_options {
     /// How long an idempotency key is remembered, in ms (default 300000:
     /// 5 minutes). See `shmq_meta.key`.
     pub dedup_ttl_ms: u64,
+    /// Directory of the spill's segment files (`SHMQ_OVERFLOW_SPILL`);
+    /// NULL means `/var/tmp/shmq/<name>`. Created if missing (mode 0700).
+    /// Read during the call only; stored in the queue file at create.
+    pub spill_dir: *const c_char,
+    /// Most bytes of segment files the spill may hold (default 1 GiB); at
+    /// least one segment. Past it, `spill_fallback` applies.
+    pub spill_max_bytes: u64,
+    /// Bytes of one segment file (default 64 MiB; from 64 KiB to 4 GiB,
+    /// and room for a largest message). Segments are preallocated, so a
+    /// full disk shows when one is made, as `SHMQ_SPILL_FULL`.
+    pub spill_segment_size: u64,
+    /// What a publish does when the ring and the spill are both full: a
+    /// `shmq_overflow`, `SHMQ_OVERFLOW_BLOCK` (the default: wait, bounded
+    /// by the publish's timeout) or `SHMQ_OVERFLOW_REJECT` (fail with
+    /// `SHMQ_SPILL_FULL`).
+    pub spill_fallback: shmq_overflow,
+    /// A `shmq_sync` (default `SHMQ_SYNC_NEVER`).
+    pub sync: shmq_sync,
+    /// With `SHMQ_SYNC_EVERY_N`: flush after this many records (more than
+    /// 0). Ignored with the other modes (default 0).
+    pub sync_every: u32,
 }
 
 /// The defaults of every queue option (the same as the Rust
-/// `Options::new()`); `dir` is NULL.
+/// `Options::new()`); `dir` and `spill_dir` are NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn shmq_options_default() -> shmq_options {
     guard_or(DEFAULT_OPTIONS, || DEFAULT_OPTIONS)
@@ -128,13 +161,19 @@ const DEFAULT_OPTIONS: shmq_options = shmq_options {
     unblock_timeout_ms: 5_000,
     mode: 0o600,
     dedup_ttl_ms: 300_000,
+    spill_dir: std::ptr::null(),
+    spill_max_bytes: 1 << 30,
+    spill_segment_size: 64 << 20,
+    spill_fallback: SHMQ_OVERFLOW_BLOCK,
+    sync: SHMQ_SYNC_NEVER,
+    sync_every: 0,
 };
 
 impl shmq_options {
     /// The Rust options these stand for.
     ///
     /// # Safety
-    /// A non-NULL `dir` must be a NUL-terminated string.
+    /// A non-NULL `dir` or `spill_dir` must be a NUL-terminated string.
     pub(crate) unsafe fn to_rust(self) -> Result<Options, Fail> {
         let slot_size = usize::try_from(self.slot_size)
             .map_err(|_| Fail::Option(format!("slot_size {} is too large", self.slot_size)))?;
@@ -145,6 +184,30 @@ impl shmq_options {
             other => {
                 return Err(Fail::Option(format!(
                     "overflow must be SHMQ_OVERFLOW_BLOCK (0), SHMQ_OVERFLOW_REJECT (1) or SHMQ_OVERFLOW_SPILL (2), got {other}"
+                )));
+            }
+        };
+        let spill_fallback = match self.spill_fallback {
+            SHMQ_OVERFLOW_BLOCK => Overflow::Block,
+            SHMQ_OVERFLOW_REJECT => Overflow::Reject,
+            other => {
+                return Err(Fail::Option(format!(
+                    "spill_fallback must be SHMQ_OVERFLOW_BLOCK (0) or SHMQ_OVERFLOW_REJECT (1), got {other}"
+                )));
+            }
+        };
+        let sync = match (self.sync, self.sync_every) {
+            (SHMQ_SYNC_NEVER, _) => SyncMode::Never,
+            (SHMQ_SYNC_EVERY_N, 0) => {
+                return Err(Fail::Option(
+                    "sync_every must be more than 0 with SHMQ_SYNC_EVERY_N".into(),
+                ));
+            }
+            (SHMQ_SYNC_EVERY_N, n) => SyncMode::EveryN(n),
+            (SHMQ_SYNC_ALWAYS, _) => SyncMode::Always,
+            (other, _) => {
+                return Err(Fail::Option(format!(
+                    "sync must be SHMQ_SYNC_NEVER (0), SHMQ_SYNC_EVERY_N (1) or SHMQ_SYNC_ALWAYS (2), got {other}"
                 )));
             }
         };
@@ -159,19 +222,43 @@ impl shmq_options {
             .dedup_window(self.dedup_window)
             .dedup_ttl(Duration::from_millis(self.dedup_ttl_ms))
             .unblock_timeout(Duration::from_millis(self.unblock_timeout_ms))
-            .mode(self.mode);
-        if !self.dir.is_null() {
-            // SAFETY: non-NULL and NUL-terminated per the contract.
-            let dir = unsafe { CStr::from_ptr(self.dir) };
-            if dir.is_empty() {
-                return Err(Fail::Option(
-                    "dir is an empty string (use NULL for the default)".into(),
-                ));
-            }
-            opts = opts.dir(std::ffi::OsStr::from_bytes(dir.to_bytes()));
+            .mode(self.mode)
+            .spill_max_bytes(self.spill_max_bytes)
+            .spill_segment_size(self.spill_segment_size)
+            .spill_fallback(spill_fallback)
+            .sync(sync);
+        // SAFETY: NULL or NUL-terminated per the contract.
+        if let Some(dir) = unsafe { path(self.dir, "dir") }? {
+            opts = opts.dir(dir);
+        }
+        // SAFETY: NULL or NUL-terminated per the contract.
+        if let Some(dir) = unsafe { path(self.spill_dir, "spill_dir") }? {
+            opts = opts.spill_dir(dir);
         }
         Ok(opts)
     }
+}
+
+/// A directory option: NULL for the default, else a non-empty path (any
+/// bytes but NUL, as Unix paths are).
+///
+/// # Safety
+/// A non-NULL `ptr` must be a NUL-terminated string that lives for `'a`.
+unsafe fn path<'a>(
+    ptr: *const c_char,
+    name: &'static str,
+) -> Result<Option<&'a std::ffi::OsStr>, Fail> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-NULL and NUL-terminated per the contract.
+    let s = unsafe { CStr::from_ptr(ptr) };
+    if s.is_empty() {
+        return Err(Fail::Option(format!(
+            "{name} is an empty string (use NULL for the default)"
+        )));
+    }
+    Ok(Some(std::ffi::OsStr::from_bytes(s.to_bytes())))
 }
 
 /// Options of a consumer. Start from `shmq_consumer_options_default()`.
@@ -340,9 +427,50 @@ mod tests {
 
     #[test]
     fn defaults_match() {
-        // SAFETY: `dir` is NULL.
-        let ours = unsafe { shmq_options_default().to_rust() }.unwrap();
-        assert_eq!(format!("{ours:?}"), format!("{:?}", Options::new()));
+        let d = shmq_options_default();
+        assert!(d.dir.is_null() && d.spill_dir.is_null());
+        // SAFETY: `dir` and `spill_dir` are NULL.
+        let ours = unsafe { d.to_rust() }.unwrap();
+        // `Options`' Debug lists every field, spill ones included.
+        let (ours, theirs) = (format!("{ours:?}"), format!("{:?}", Options::new()));
+        assert_eq!(ours, theirs);
+        for field in [
+            "spill_dir: None",
+            "spill_max_bytes: 1073741824",
+            "spill_segment_size: 67108864",
+            "spill_fallback: Block",
+            "sync: Never",
+        ] {
+            assert!(theirs.contains(field), "{field} not in {theirs}");
+        }
+    }
+
+    #[test]
+    fn spill_options_reach_rust() {
+        let mut o = shmq_options_default();
+        o.spill_dir = c"/tmp/x".as_ptr();
+        o.spill_max_bytes = 1 << 20;
+        o.spill_segment_size = 64 << 10;
+        o.spill_fallback = SHMQ_OVERFLOW_REJECT;
+        o.sync = SHMQ_SYNC_EVERY_N;
+        o.sync_every = 8;
+        // SAFETY: `spill_dir` is a static C string, `dir` NULL.
+        let ours = unsafe { o.to_rust() }.unwrap();
+        let theirs = Options::new()
+            .spill_dir("/tmp/x")
+            .spill_max_bytes(1 << 20)
+            .spill_segment_size(64 << 10)
+            .spill_fallback(Overflow::Reject)
+            .sync(SyncMode::EveryN(8));
+        assert_eq!(format!("{ours:?}"), format!("{theirs:?}"));
+        o.sync = SHMQ_SYNC_ALWAYS;
+        o.sync_every = 0;
+        // SAFETY: as above.
+        let ours = unsafe { o.to_rust() }.unwrap();
+        assert_eq!(
+            format!("{ours:?}"),
+            format!("{:?}", theirs.sync(SyncMode::Always))
+        );
     }
 
     #[test]
@@ -359,6 +487,28 @@ mod tests {
         o.overflow = 7;
         // SAFETY: `dir` is NULL.
         assert!(matches!(unsafe { o.to_rust() }, Err(Fail::Option(_))));
+        for bad in [
+            shmq_options {
+                spill_fallback: SHMQ_OVERFLOW_SPILL,
+                ..shmq_options_default()
+            },
+            shmq_options {
+                sync: 3,
+                ..shmq_options_default()
+            },
+            shmq_options {
+                sync: SHMQ_SYNC_EVERY_N,
+                sync_every: 0,
+                ..shmq_options_default()
+            },
+            shmq_options {
+                spill_dir: c"".as_ptr(),
+                ..shmq_options_default()
+            },
+        ] {
+            // SAFETY: `dir` is NULL, `spill_dir` NULL or a static C string.
+            assert!(matches!(unsafe { bad.to_rust() }, Err(Fail::Option(_))));
+        }
         let mut c = shmq_consumer_options_default();
         c.ack = SHMQ_ACK_MANUAL;
         assert!(c.to_rust().is_ok());

@@ -130,6 +130,21 @@ pub struct shmq_queue_stats {
     pub deduplicated: u64,
     /// Dead letters waiting (not redriven); see `shmq_dlq_len`.
     pub dlq_depth: u64,
+    /// Messages spilled to disk so far (`SHMQ_OVERFLOW_SPILL`).
+    pub spilled: u64,
+    /// Payload bytes spilled to disk so far.
+    pub spilled_bytes: u64,
+    /// Messages on disk now, waiting to come back into the ring.
+    pub spill_depth: u64,
+    /// Segment files on disk now.
+    pub spill_segments: u64,
+    /// Bytes of segment files on disk now.
+    pub spill_bytes_on_disk: u64,
+    /// Publishes that found the spill full (its budget or its disk).
+    pub spill_full: u64,
+    /// Spilled messages found damaged or missing when read back (their
+    /// seqs were skipped).
+    pub spill_lost: u64,
 }
 
 /// Reads `opts` (NULL: the defaults).
@@ -437,6 +452,13 @@ pub unsafe extern "C" fn shmq_stats(
             },
             deduplicated: s.deduplicated,
             dlq_depth: s.dlq_depth,
+            spilled: s.spilled,
+            spilled_bytes: s.spilled_bytes,
+            spill_depth: s.spill_depth,
+            spill_segments: s.spill_segments,
+            spill_bytes_on_disk: s.spill_bytes_on_disk,
+            spill_full: s.spill_full,
+            spill_lost: s.spill_lost,
         };
         // SAFETY: checked writable out-parameter.
         unsafe { stats_out.write(stats) };

@@ -6,7 +6,7 @@ use std::ffi::{CStr, CString, c_char, c_int};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// What a call did. `SHMQ_OK` is 0; every other code comes with a message
-/// from `shmq_last_error()`. Codes up to `SHMQ_DLQ_FULL` mirror the variants of
+/// from `shmq_last_error()`. Codes up to `SHMQ_SPILL_FULL` mirror the variants of
 /// the Rust `shmq::Error`; the others are the C boundary's own.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +49,11 @@ pub enum shmq_status {
     /// dead-lettered (it stays leased to the consumer until its lease runs
     /// out). Redrive or purge dead letters.
     SHMQ_DLQ_FULL = 14,
+    /// The ring is full and so is the spill (its `spill_max_bytes` budget,
+    /// or its disk), and the queue's `spill_fallback` is
+    /// `SHMQ_OVERFLOW_REJECT`: nothing was published. Consume faster,
+    /// raise the budget or free the disk.
+    SHMQ_SPILL_FULL = 15,
     /// A required pointer argument was NULL (for a handle: closed, freed or
     /// never opened).
     SHMQ_NULL_ARGUMENT = 100,
@@ -83,6 +88,7 @@ impl shmq_status {
             SHMQ_BUSY => c"busy",
             SHMQ_IO => c"operating-system error",
             SHMQ_DLQ_FULL => c"dead-letter queue is full",
+            SHMQ_SPILL_FULL => c"queue and its spill are full",
             SHMQ_NULL_ARGUMENT => c"NULL argument",
             SHMQ_INVALID_ARGUMENT => c"invalid argument",
             SHMQ_PANIC => c"internal error (panic) in shmq",
@@ -107,6 +113,7 @@ impl shmq_status {
             12 => SHMQ_BUSY,
             13 => SHMQ_IO,
             14 => SHMQ_DLQ_FULL,
+            15 => SHMQ_SPILL_FULL,
             100 => SHMQ_NULL_ARGUMENT,
             101 => SHMQ_INVALID_ARGUMENT,
             102 => SHMQ_PANIC,
@@ -155,6 +162,7 @@ pub(crate) fn code_of(e: &shmq::Error) -> shmq_status {
         E::Busy(_) => SHMQ_BUSY,
         E::Io { .. } => SHMQ_IO,
         E::DlqFull(_) => SHMQ_DLQ_FULL,
+        E::SpillFull(_) => SHMQ_SPILL_FULL,
         // `shmq::Error` is non_exhaustive: a variant added in core before
         // this boundary learns it still reaches C, with its message.
         _ => SHMQ_OTHER,
@@ -489,6 +497,14 @@ mod tests {
                 None => assert_eq!(s.to_bytes(), b"unknown status code"),
             }
         }
+    }
+
+    #[test]
+    fn spill_full_has_its_code() {
+        let e = shmq::Error::SpillFull("spill_max_bytes of 65536 reached".into());
+        assert_eq!(code_of(&e), SHMQ_SPILL_FULL);
+        assert_eq!(guard(|| Err(e.into())), SHMQ_SPILL_FULL);
+        assert!(last().contains("spill_max_bytes"), "{}", last());
     }
 
     #[test]

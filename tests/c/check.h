@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,23 +78,32 @@ static const char *make_test_dir(void) {
     return test_dir;
 }
 
-/* Removes the directory made by make_test_dir and the files in it. */
-static void remove_test_dir(void) {
-    DIR *d = opendir(test_dir);
+/* Removes `dir` and what is in it, subdirectories (spill directories)
+ * included; symlinks are removed, not followed. */
+static void remove_tree(const char *dir) {
+    DIR *d = opendir(dir);
     if (d != NULL) {
         struct dirent *e;
-        char path[512];
+        char path[1024];
+        struct stat st;
         while ((e = readdir(d)) != NULL) {
             if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
                 continue;
             }
-            snprintf(path, sizeof path, "%s/%s", test_dir, e->d_name);
-            unlink(path);
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+                remove_tree(path);
+            } else {
+                unlink(path);
+            }
         }
         closedir(d);
     }
-    rmdir(test_dir);
+    rmdir(dir);
 }
+
+/* Removes the directory made by make_test_dir and everything in it. */
+static void remove_test_dir(void) { remove_tree(test_dir); }
 
 /* Options for a queue in the test directory. */
 static inline shmq_options test_options(uint64_t slots, uint64_t slot_size) {
