@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::group::{commit_cursor, generation};
 use crate::layout::{GroupRecord, SLOT_HEADER_SIZE, SlotHeader};
 use crate::lease::{Held, Leases, Now, Reclaimed};
-use crate::options::{Ack, ConsumerOptions, Nack, Seek, check_group_name};
+use crate::options::{Ack, ConsumerOptions, Nack, Seek, Wait, check_group_name};
 use crate::queue::{MappedSlots, Shared, new_owner, resolve_seek};
 use crate::registry::Registry;
 use crate::ring::{Peek, Ring, sleep_unless};
@@ -65,6 +65,8 @@ pub struct Consumer {
     /// overflow=spill: look for spilled messages to copy back into the
     /// ring when the ring has none for us.
     spill: bool,
+    /// How `wait` waits.
+    wait: Wait,
 }
 
 /// The state of an ack=manual consumer.
@@ -458,6 +460,7 @@ impl Consumer {
             empty_polls: 0,
             manual,
             spill: shared.spill.is_some(),
+            wait: opts.wait,
             shared,
         })
     }
@@ -687,6 +690,9 @@ impl Consumer {
             return Ok(None);
         }
         self.check_group()?;
+        if self.wait != Wait::SpinFutex {
+            return self.spin(deadline, redriven);
+        }
         let backoff = Backoff::new();
         while !backoff.is_completed() {
             backoff.snooze();
@@ -723,6 +729,40 @@ impl Consumer {
                     || hint.is_some_and(|h| rec.redeliver_hint.load(Ordering::SeqCst) != h);
                 work.then_some(())
             });
+        }
+    }
+
+    /// `wait` for [`Wait::BusySpin`] and [`Wait::SpinYield`]: polls until a
+    /// message is ready or `deadline` passes, never sleeping; on every
+    /// empty poll it refills from the spill (overflow=spill), every
+    /// `STUCK_CHECK_EVERY` polls it looks at the clock, the group and stuck
+    /// producers.
+    fn spin(&mut self, deadline: Option<Instant>, redriven: bool) -> Result<Option<Got>> {
+        let backoff = Backoff::new();
+        let mut polls: u32 = 0;
+        loop {
+            match self.wait {
+                Wait::BusySpin => std::hint::spin_loop(),
+                _ if !backoff.is_completed() => backoff.snooze(),
+                _ => std::thread::yield_now(),
+            }
+            if let Some(g) = self.poll_any(redriven)? {
+                return Ok(Some(g));
+            }
+            // As in the sleeping loop: an overflow=spill queue has its
+            // spilled messages copied back by consumers that find the ring
+            // empty.
+            if self.spill && self.refill_spill()? {
+                continue;
+            }
+            polls = polls.wrapping_add(1);
+            if polls % STUCK_CHECK_EVERY == 0 {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(None);
+                }
+                self.check_group()?;
+                self.unstick();
+            }
         }
     }
 

@@ -77,7 +77,7 @@ pub use error::{Error, Result};
 pub use group::GroupInfo;
 pub use layout::MAX_GROUP_NAME;
 pub use options::{
-    Ack, ConsumerOptions, Meta, Nack, Options, Overflow, Seek, Start, SyncMode, default_dir,
+    Ack, ConsumerOptions, Meta, Nack, Options, Overflow, Seek, Start, SyncMode, Wait, default_dir,
 };
 #[cfg(not(loom))]
 pub use producer::{Producer, Reservation};

@@ -366,10 +366,31 @@ pub struct ConsumerOptions {
     /// Auto (default) or manual acknowledgement. A group's live consumers
     /// all use the same mode.
     pub ack: Ack,
+    /// How `receive`, `receive_timeout` and `receive_batch` wait when
+    /// nothing is ready (default [`Wait::SpinFutex`]).
+    pub wait: Wait,
+}
+
+/// How a consumer waits for a message. `try_receive` never waits: a loop
+/// around it is a busy poll whatever this says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Wait {
+    /// Poll without pause: the lowest latency, and a whole core while
+    /// waiting, however long.
+    BusySpin,
+    /// Spin a little, then give the core away (`sched_yield`) between
+    /// polls: near busy-spin latency while nothing else wants the core, but
+    /// a waiting consumer still shows as busy.
+    SpinYield,
+    /// Spin, yield, then sleep on a futex until a producer wakes it (the
+    /// default): an idle consumer uses next to no CPU; the first message
+    /// after a sleep pays for a wake-up.
+    #[default]
+    SpinFutex,
 }
 
 impl ConsumerOptions {
-    /// Defaults: start earliest, ack=auto.
+    /// Defaults: start earliest, ack=auto, wait spin-then-futex.
     pub fn new() -> ConsumerOptions {
         ConsumerOptions::default()
     }
@@ -381,6 +402,11 @@ impl ConsumerOptions {
     /// Auto or manual acknowledgement.
     pub fn ack(mut self, ack: Ack) -> ConsumerOptions {
         self.ack = ack;
+        self
+    }
+    /// How to wait for a message (default [`Wait::SpinFutex`]).
+    pub fn wait(mut self, wait: Wait) -> ConsumerOptions {
+        self.wait = wait;
         self
     }
 }
