@@ -9,9 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use shmq::{Ack, ConsumerOptions, Options, Overflow, Queue, Start};
+use shmq::{Ack, ConsumerOptions, Options, Overflow, Queue, Start, Wait};
 
 use crate::baseline::Region;
+use crate::plot::{self, Series};
 use crate::{CliError, CliResult};
 
 /// A worker that has not finished by then is killed and the bench fails.
@@ -36,12 +37,45 @@ impl AckMode {
     }
 }
 
+/// A consumer's wait strategy (`ConsumerOptions::wait`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WaitArg {
+    /// Wait::BusySpin.
+    Busy,
+    /// Wait::SpinYield.
+    Yield,
+    /// Wait::SpinFutex (the default).
+    Futex,
+}
+
+impl WaitArg {
+    const ALL: [WaitArg; 3] = [WaitArg::Busy, WaitArg::Yield, WaitArg::Futex];
+
+    fn wait(self) -> Wait {
+        match self {
+            WaitArg::Busy => Wait::BusySpin,
+            WaitArg::Yield => Wait::SpinYield,
+            WaitArg::Futex => Wait::SpinFutex,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            WaitArg::Busy => "busy",
+            WaitArg::Yield => "yield",
+            WaitArg::Futex => "futex",
+        }
+    }
+}
+
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
     /// One-way latency: ping-pong round trip / 2.
     Latency,
     /// Messages per second from producers to each group.
     Throughput,
+    /// CPU use of a consumer waiting on an empty queue, per wait strategy.
+    Idle,
 }
 
 /// `shmq bench` arguments.
@@ -73,6 +107,17 @@ pub(crate) struct BenchArgs {
     /// Competing consumer processes per group (throughput, --ack manual).
     #[arg(long, default_value_t = 1)]
     consumers: u32,
+    /// Latency: the two sides wait in `receive` with this strategy instead
+    /// of busy-polling `try_receive`. Idle: measure only this strategy.
+    #[arg(long, value_enum)]
+    wait: Option<WaitArg>,
+    /// Idle: seconds each idle consumer waits.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Latency: also draw the distribution (percentile plot, shmq against
+    /// the baseline) to this SVG file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
     /// Rounds; shmq and the baseline alternate, and the figures merge all
     /// rounds.
     #[arg(long, default_value_t = 3)]
@@ -102,6 +147,16 @@ pub(crate) struct WorkerArgs {
     skip: u64,
     #[arg(long, value_enum, default_value = "auto")]
     ack: AckMode,
+    #[arg(long, value_enum)]
+    wait: Option<WaitArg>,
+}
+
+impl WorkerArgs {
+    /// The consumer options of a latency side: its ack mode and wait.
+    fn consumer_options(&self) -> ConsumerOptions {
+        let wait = self.wait.map_or(Wait::SpinFutex, WaitArg::wait);
+        self.ack.consumer_options().wait(wait)
+    }
 }
 
 /// Cores this process may run on.
@@ -240,10 +295,14 @@ pub(crate) fn run(args: BenchArgs) -> CliResult {
             "--consumers > 1 needs --ack manual (an ack=auto group has one consumer)".into(),
         ));
     }
+    if args.plot.is_some() && args.kind != Kind::Latency {
+        return Err(CliError::Other("--plot is for bench latency".into()));
+    }
     let cores = allowed_cores();
     match args.kind {
         Kind::Latency => latency(&args, &cores),
         Kind::Throughput => throughput(&args, &cores),
+        Kind::Idle => idle(&args, &cores),
     }
 }
 
@@ -279,10 +338,13 @@ fn latency(args: &BenchArgs, cores: &[usize]) -> CliResult {
         for (name, group) in [("ping", "pong"), ("pong", "ping")] {
             Queue::create(name, &opts)?.create_group(group, Start::Earliest)?;
         }
-        let ack = vec![
+        let mut ack = vec![
             "--ack".to_string(),
             format!("{:?}", args.ack).to_lowercase(),
         ];
+        if let Some(w) = args.wait {
+            ack.extend(["--wait".to_string(), w.name().to_string()]);
+        }
         let pong = spawn("pong", &dir, count + warmup, args.size, c1, &ack)?;
         let mut ping_args = extra(warmup);
         ping_args.extend(ack);
@@ -293,6 +355,33 @@ fn latency(args: &BenchArgs, cores: &[usize]) -> CliResult {
     let s = quantiles(&shmq_h);
     let b = quantiles(&base_h);
     let ratio = |i: usize| s[i] as f64 / b[i].max(1) as f64;
+    let waiting = match args.wait {
+        Some(w) => format!("receive() with wait={}", w.name()),
+        None => "busy polling".to_string(),
+    };
+    if let Some(path) = &args.plot {
+        let title = format!(
+            "one-way latency, {} B, 2 processes on cores {c0} and {c1}, {waiting}, {} x {} round trips",
+            args.size, args.rounds, count
+        );
+        let svg = plot::percentile_svg(
+            &title,
+            &[
+                Series {
+                    name: "shmq",
+                    color: "#d62728",
+                    hist: &shmq_h,
+                },
+                Series {
+                    name: "cache-line ping-pong (baseline)",
+                    color: "#1f77b4",
+                    hist: &base_h,
+                },
+            ],
+        );
+        std::fs::write(path, svg)
+            .map_err(|e| CliError::Other(format!("writing {}: {e}", path.display())))?;
+    }
     if args.json {
         println!(
             "{}",
@@ -305,11 +394,12 @@ fn latency(args: &BenchArgs, cores: &[usize]) -> CliResult {
                 "baseline_p50_ns": b[0], "baseline_p99_ns": b[1],
                 "baseline_p999_ns": b[2], "baseline_max_ns": b[3],
                 "ratio_p50": ratio(0), "ratio_p99": ratio(1), "ratio_p999": ratio(2),
+                "wait": args.wait.map(WaitArg::name),
             })
         );
     } else {
         println!(
-            "shmq bench latency: one-way (round trip / 2), {} B payload, {} round trips x {} rounds, 2 processes on cores {c0} and {c1}, busy polling",
+            "shmq bench latency: one-way (round trip / 2), {} B payload, {} round trips x {} rounds, 2 processes on cores {c0} and {c1}, {waiting}",
             args.size, count, args.rounds
         );
         println!(
@@ -342,6 +432,78 @@ fn latency(args: &BenchArgs, cores: &[usize]) -> CliResult {
         );
     }
     Ok(())
+}
+
+/// Each wait strategy's consumer waits `--seconds` on an empty queue,
+/// pinned like the latency consumer; its own CPU time (user + system,
+/// getrusage) over that wall time is the share of a core it used.
+fn idle(args: &BenchArgs, cores: &[usize]) -> CliResult {
+    if !(args.seconds > 0.0 && args.seconds <= 3600.0) {
+        return Err(CliError::Other("--seconds must be in (0, 3600]".into()));
+    }
+    let core = cores[cores.len().min(2) - 1];
+    let millis = (args.seconds * 1e3) as u64;
+    let scratch = Scratch::new()?;
+    let mut rows = Vec::new();
+    let strategies = match args.wait {
+        Some(w) => vec![w],
+        None => WaitArg::ALL.to_vec(),
+    };
+    for w in strategies {
+        let dir = scratch.dir.join(format!("idle-{}", w.name()));
+        std::fs::create_dir(&dir)?;
+        Queue::create("idle", &Options::new().dir(&dir).slots(64).slot_size(64))?
+            .create_group("g", Start::Earliest)?;
+        let extra = ["--wait".to_string(), w.name().to_string()];
+        let out = join(vec![spawn("idle", &dir, millis, 64, core, &extra)?])?;
+        let v = parse_json(&out[0])?;
+        let (cpu, wall) = (
+            v["cpu_ns"].as_u64().unwrap_or(0),
+            v["wall_ns"].as_u64().unwrap_or(1).max(1),
+        );
+        rows.push((w, cpu, wall, cpu as f64 / wall as f64 * 100.0));
+    }
+    if args.json {
+        let list: Vec<_> = rows
+            .iter()
+            .map(|(w, cpu, wall, pct)| {
+                serde_json::json!({"wait": w.name(), "cpu_ns": cpu, "wall_ns": wall, "cpu_percent": pct})
+            })
+            .collect();
+        println!("{}", serde_json::json!({"kind": "idle", "consumers": list}));
+    } else {
+        println!(
+            "shmq bench idle: one consumer in receive_timeout({:.1} s) on an empty queue, pinned to core {core}; CPU = user + system time (getrusage) / wall time",
+            args.seconds
+        );
+        println!(
+            "{:<8} {:>12} {:>12} {:>12}",
+            "wait", "cpu", "wall", "of a core"
+        );
+        for (w, cpu, wall, pct) in rows {
+            println!(
+                "{:<8} {:>12} {:>12} {:>11.2}%",
+                w.name(),
+                fmt_ns(cpu),
+                fmt_ns(wall),
+                pct
+            );
+        }
+    }
+    Ok(())
+}
+
+/// This process's CPU time so far (user + system), ns.
+fn cpu_time_ns() -> u64 {
+    // SAFETY: `usage` is a plain C struct for which zeroes are valid, and
+    // getrusage writes only inside it.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
+    ns(usage.ru_utime) + ns(usage.ru_stime)
 }
 
 fn record(h: &mut Histogram<u64>, out: &str) -> CliResult {
@@ -540,22 +702,14 @@ pub(crate) fn worker(a: WorkerArgs) -> CliResult {
         "ping" => {
             let opts = Options::new().dir(&a.dir);
             let mut p = Queue::open_with("ping", &opts)?.producer()?;
-            let mut c =
-                Queue::open_with("pong", &opts)?.consumer("ping", a.ack.consumer_options())?;
+            let mut c = Queue::open_with("pong", &opts)?.consumer("ping", a.consumer_options())?;
             let payload = vec![1u8; a.size];
             let mut buf = vec![0u8; a.size];
             let mut rtts = Vec::with_capacity(a.count as usize);
             for _ in 0..a.count {
                 let t0 = Instant::now();
                 p.publish(&payload)?;
-                loop {
-                    if let Some(m) = c.try_receive()? {
-                        buf.copy_from_slice(m.payload());
-                        m.ack()?;
-                        break;
-                    }
-                    std::hint::spin_loop();
-                }
+                receive_into(&mut c, &mut buf, a.wait.is_some())?;
                 rtts.push(t0.elapsed().as_nanos() as u64);
             }
             samples(&a.dir, &rtts[a.skip as usize..])?
@@ -563,21 +717,26 @@ pub(crate) fn worker(a: WorkerArgs) -> CliResult {
         "pong" => {
             let opts = Options::new().dir(&a.dir);
             let mut p = Queue::open_with("pong", &opts)?.producer()?;
-            let mut c =
-                Queue::open_with("ping", &opts)?.consumer("pong", a.ack.consumer_options())?;
+            let mut c = Queue::open_with("ping", &opts)?.consumer("pong", a.consumer_options())?;
             let mut buf = vec![0u8; a.size];
             for _ in 0..a.count {
-                loop {
-                    if let Some(m) = c.try_receive()? {
-                        buf.copy_from_slice(m.payload());
-                        m.ack()?;
-                        break;
-                    }
-                    std::hint::spin_loop();
-                }
+                receive_into(&mut c, &mut buf, a.wait.is_some())?;
                 p.publish(&buf)?;
             }
             serde_json::json!({})
+        }
+        "idle" => {
+            let q = Queue::open_with("idle", &Options::new().dir(&a.dir))?;
+            let wait = a.wait.unwrap_or(WaitArg::Futex).wait();
+            let mut c = q.consumer("g", ConsumerOptions::new().wait(wait))?;
+            let (cpu0, t0) = (cpu_time_ns(), Instant::now());
+            match c.receive_timeout(Duration::from_millis(a.count)) {
+                Err(shmq::Error::Timeout) => {}
+                Ok(_) => return Err(CliError::Other("idle: a message in an empty queue".into())),
+                Err(e) => return Err(e.into()),
+            }
+            let (cpu, wall) = (cpu_time_ns() - cpu0, t0.elapsed().as_nanos() as u64);
+            serde_json::json!({"cpu_ns": cpu, "wall_ns": wall})
         }
         "produce" => {
             let q = Queue::open_with("tp", &Options::new().dir(&a.dir))?;
@@ -670,6 +829,26 @@ pub(crate) fn worker(a: WorkerArgs) -> CliResult {
     };
     println!("{out}");
     Ok(())
+}
+
+/// Receives one message into `buf` and acks it: with `receive` (the
+/// consumer's wait strategy) or by busy-polling `try_receive`.
+#[inline(always)]
+fn receive_into(c: &mut shmq::Consumer, buf: &mut [u8], wait: bool) -> CliResult {
+    if wait {
+        let m = c.receive()?;
+        buf.copy_from_slice(m.payload());
+        m.ack()?;
+        return Ok(());
+    }
+    loop {
+        if let Some(m) = c.try_receive()? {
+            buf.copy_from_slice(m.payload());
+            m.ack()?;
+            return Ok(());
+        }
+        std::hint::spin_loop();
+    }
 }
 
 fn realtime_ns() -> u64 {

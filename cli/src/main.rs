@@ -12,6 +12,7 @@ use shmq::{Ack, ConsumerOptions, Error, Meta, Options, Overflow, Queue, Seek, St
 
 mod baseline;
 mod bench;
+mod plot;
 
 /// shmq: a broker-less, zero-copy message queue for processes on one host.
 #[derive(Parser, Debug)]
