@@ -58,8 +58,12 @@ mod producer;
 mod queue;
 #[cfg(not(loom))]
 mod segment;
-#[cfg(not(loom))]
 mod spill;
+
+/// Internals for the fuzz targets (`core/fuzz/`): not part of the API.
+#[cfg(not(loom))]
+#[doc(hidden)]
+pub mod fuzzing;
 
 #[cfg(all(test, loom))]
 mod loom_models;
