@@ -118,6 +118,21 @@ pub(crate) struct BenchArgs {
     /// the baseline) to this SVG file.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Throughput through the spill: an overflow=spill queue with a small
+    /// ring; the producer publishes everything with no consumer running
+    /// (so almost all of it goes to segment files), then a consumer is
+    /// started and drains it. The baseline copies the same bytes into a
+    /// preallocated, mapped file in the same directory (what the spill
+    /// does, without the queue); `write(2)` of them is shown too.
+    #[arg(long)]
+    spill: bool,
+    /// --spill: the segment files' directory (default: a scratch directory
+    /// under /var/tmp).
+    #[arg(long)]
+    spill_dir: Option<PathBuf>,
+    /// --spill: when spilled records are flushed: never, always, every-N.
+    #[arg(long, default_value = "never")]
+    sync: String,
     /// Rounds; shmq and the baseline alternate, and the figures merge all
     /// rounds.
     #[arg(long, default_value_t = 3)]
@@ -531,6 +546,9 @@ fn fmt_ns(ns: u64) -> String {
 }
 
 fn throughput(args: &BenchArgs, cores: &[usize]) -> CliResult {
+    if args.spill {
+        return spill_throughput(args, cores);
+    }
     let count = args.count.unwrap_or(5_000_000);
     let core = |i: usize| cores[i % cores.len()];
     let scratch = Scratch::new()?;
@@ -674,6 +692,153 @@ fn throughput(args: &BenchArgs, cores: &[usize]) -> CliResult {
     Ok(())
 }
 
+/// `bench throughput --spill`: publish with no consumer (into the spill),
+/// then drain with a consumer started afterwards; against copying the same
+/// bytes into a mapped file in the same directory.
+fn spill_throughput(args: &BenchArgs, cores: &[usize]) -> CliResult {
+    let count = args.count.unwrap_or(1_000_000);
+    let sync: shmq::SyncMode = args.sync.parse()?;
+    let core = |i: usize| cores[i % cores.len()];
+    let scratch = Scratch::new()?;
+    let spill_base = match &args.spill_dir {
+        Some(d) => d.join(format!("shmq-bench-spill-{}", std::process::id())),
+        None => PathBuf::from(format!("/var/tmp/shmq-bench-spill-{}", std::process::id())),
+    };
+    struct Cleanup(PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    std::fs::create_dir_all(&spill_base)?;
+    let _cleanup = Cleanup(spill_base.clone());
+    let bytes = count * args.size as u64;
+    let (mut into, mut out_of, mut base, mut written) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 0..args.rounds {
+        let file = spill_base.join(format!("baseline-{round}"));
+        let t0 = Instant::now();
+        join(vec![spawn(
+            "base-map",
+            &file,
+            count,
+            args.size,
+            core(0),
+            &[],
+        )?])?;
+        base.push(bytes as f64 / t0.elapsed().as_secs_f64());
+        let _ = std::fs::remove_file(&file);
+        let t0 = Instant::now();
+        join(vec![spawn(
+            "base-write",
+            &file,
+            count,
+            args.size,
+            core(0),
+            &[],
+        )?])?;
+        written.push(bytes as f64 / t0.elapsed().as_secs_f64());
+        let _ = std::fs::remove_file(&file);
+
+        let dir = scratch.dir.join(format!("spill-{round}"));
+        std::fs::create_dir(&dir)?;
+        let segment = 64u64 << 20;
+        let need = count * (args.size as u64 + 48);
+        let opts = Options::new()
+            .dir(&dir)
+            .slots(1024)
+            .slot_size(args.size)
+            .overflow(Overflow::Spill)
+            .spill_dir(spill_base.join(format!("spill-{round}")))
+            .spill_segment_size(segment)
+            .spill_max_bytes((need / segment + 2) * segment)
+            .sync(sync);
+        let q = Queue::create("tp", &opts)?;
+        q.create_group("g0", Start::Earliest)?;
+        let t0 = Instant::now();
+        join(vec![spawn(
+            "produce",
+            &dir,
+            count,
+            args.size,
+            core(0),
+            &[],
+        )?])?;
+        into.push(bytes as f64 / t0.elapsed().as_secs_f64());
+        let spilled = q.stats().spilled;
+        let t0 = Instant::now();
+        let extra = ["--group".to_string(), "g0".to_string()];
+        join(vec![spawn(
+            "consume",
+            &dir,
+            count,
+            args.size,
+            core(1),
+            &extra,
+        )?])?;
+        out_of.push(bytes as f64 / t0.elapsed().as_secs_f64());
+        if spilled < count / 2 {
+            return Err(CliError::Other(format!(
+                "only {spilled} of {count} messages were spilled"
+            )));
+        }
+        drop(q);
+        Queue::remove("tp", &opts)?;
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    let (i, o, b) = (median(&mut into), median(&mut out_of), median(&mut base));
+    let w = median(&mut written);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "kind": "throughput-spill",
+                "size": args.size,
+                "count": count,
+                "rounds": args.rounds,
+                "sync": sync.to_string(),
+                "spill_mb_per_s": i / 1e6,
+                "drain_mb_per_s": o / 1e6,
+                "msgs_per_s": i / args.size as f64,
+                "mb_per_s": i / 1e6,
+                "drain_msgs_per_s": o / args.size as f64,
+                "baseline_mb_per_s": b / 1e6,
+                "write_mb_per_s": w / 1e6,
+                "ratio": i / b,
+                "drain_ratio": o / b,
+            })
+        );
+    } else {
+        println!(
+            "shmq bench throughput --spill: {} B payload, {} messages ({:.0} MB) x {} rounds, sync {}, spill under {}",
+            args.size,
+            count,
+            bytes as f64 / 1e6,
+            args.rounds,
+            sync,
+            spill_base.display()
+        );
+        println!("{:<50} {:>10} {:>14}", "", "MB/s", "msgs/s");
+        let row = |name: &str, r: f64| {
+            println!(
+                "{name:<50} {:>10.0} {:>14.0}",
+                r / 1e6,
+                r / args.size as f64
+            )
+        };
+        row("baseline (memcpy into a mapped, preallocated file)", b);
+        row("write(2) of the same bytes, 1 MiB calls", w);
+        row("shmq publish into the spill", i);
+        row("shmq consumer draining the spill", o);
+        println!("{:<50} {:>9.2}x", "publish / baseline", i / b);
+        println!("{:<50} {:>9.2}x", "drain / baseline", o / b);
+    }
+    Ok(())
+}
+
 /// One process of a benchmark; prints one JSON line.
 pub(crate) fn worker(a: WorkerArgs) -> CliResult {
     if let Some(c) = a.core {
@@ -687,6 +852,41 @@ pub(crate) fn worker(a: WorkerArgs) -> CliResult {
         }
         "base-pong" => {
             Region::open(&a.dir, 1, 1)?.pong(a.count);
+            serde_json::json!({})
+        }
+        "base-write" => {
+            // `--dir` is the file to write: `count` records of `size` bytes
+            // in 1 MiB writes.
+            use std::io::Write;
+            let mut f = std::fs::File::create(&a.dir)?;
+            let chunk = vec![7u8; (1 << 20) / a.size.max(1) * a.size.max(1)];
+            let mut left = a.count * a.size as u64;
+            while left > 0 {
+                let n = left.min(chunk.len() as u64) as usize;
+                f.write_all(&chunk[..n])?;
+                left -= n as u64;
+            }
+            serde_json::json!({})
+        }
+        "base-map" => {
+            // `--dir` is the file: preallocated, mapped, and `count`
+            // records of `size` bytes copied in, as the spill writes.
+            let len = a.count * a.size as u64;
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&a.dir)?;
+            rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::empty(), 0, len)
+                .map_err(std::io::Error::from)?;
+            // SAFETY: the file is ours (just created, private to this run)
+            // and `len` bytes long; nothing else maps it.
+            let mut map = unsafe { memmap2::MmapMut::map_mut(&f)? };
+            let payload = vec![7u8; a.size];
+            for rec in map.chunks_exact_mut(a.size.max(1)) {
+                rec.copy_from_slice(&payload);
+            }
             serde_json::json!({})
         }
         "base-produce" => {
