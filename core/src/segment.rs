@@ -878,3 +878,224 @@ mod tests {
         );
     }
 }
+
+/// Properties of the reader under random damage: whatever the bytes, it
+/// never panics, never returns a record that was not written, and keeps
+/// every record that the damage did not touch.
+#[cfg(test)]
+mod props {
+    use std::collections::{BTreeSet, HashMap};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const MAX_LEN: u64 = 256;
+
+    /// A record as written: its offset and owned fields.
+    #[derive(Debug, Clone)]
+    struct Written {
+        off: u64,
+        seq: u64,
+        timestamp_ns: u64,
+        correlation_id: u64,
+        type_id: u32,
+        payload: Vec<u8>,
+    }
+
+    impl Written {
+        fn record(&self) -> Record<'_> {
+            Record {
+                seq: self.seq,
+                timestamp_ns: self.timestamp_ns,
+                correlation_id: self.correlation_id,
+                type_id: self.type_id,
+                payload: &self.payload,
+            }
+        }
+        /// Bytes the record's crc covers: header and payload.
+        fn span(&self) -> std::ops::Range<u64> {
+            self.off..self.off + RECORD_HEADER_SIZE + self.payload.len() as u64
+        }
+    }
+
+    /// Random records (lengths up to MAX_LEN, increasing seqs with gaps),
+    /// then an END record or not, then zeros.
+    fn segment() -> impl Strategy<Value = (Vec<u8>, Vec<Written>, Option<(u64, u64)>)> {
+        let rec = (
+            1u64..4,
+            any::<u64>(),
+            any::<u64>(),
+            any::<u32>(),
+            prop_oneof![
+                3 => proptest::collection::vec(any::<u8>(), 0..=MAX_LEN as usize),
+                1 => proptest::collection::vec(Just(0u8), 0..=MAX_LEN as usize),
+            ],
+        );
+        (
+            any::<u32>(),
+            proptest::collection::vec(rec, 0..24),
+            any::<bool>(),
+            0usize..600,
+        )
+            .prop_map(|(first, recs, with_end, zeros)| {
+                let mut seq = first as u64;
+                let mut off = SEGMENT_HEADER_SIZE;
+                let mut written = Vec::new();
+                for (gap, ts, corr, ty, payload) in recs {
+                    written.push(Written {
+                        off,
+                        seq,
+                        timestamp_ns: ts,
+                        correlation_id: corr,
+                        type_id: ty,
+                        payload,
+                    });
+                    off += record_size(written.last().unwrap().payload.len() as u64);
+                    seq += gap;
+                }
+                let end = with_end.then_some((off, seq));
+                let size = off + if with_end { RECORD_HEADER_SIZE } else { 0 } + zeros as u64;
+                let mut buf = vec![0u8; size as usize];
+                buf[..SEGMENT_HEADER_SIZE as usize]
+                    .copy_from_slice(new_header(1, first as u64, size, 0).as_bytes());
+                for w in &written {
+                    write_record(&mut buf, w.off as usize, &w.record());
+                }
+                if let Some((at, next)) = end {
+                    write_end(&mut buf, at as usize, next);
+                }
+                (buf, written, end)
+            })
+    }
+
+    /// Byte flips (index taken modulo the length, a non-zero xor mask) and
+    /// maybe a truncation (a fraction of the length, in 1/1000).
+    fn damage() -> impl Strategy<Value = (Vec<(usize, u8)>, Option<u32>)> {
+        (
+            proptest::collection::vec((any::<usize>(), 1u8..=255), 0..6),
+            proptest::option::of(0u32..=1000),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn scan_keeps_every_intact_record_and_invents_none(
+            (mut buf, written, end) in segment(),
+            (flips, cut) in damage(),
+        ) {
+            let mut touched = BTreeSet::new();
+            for &(i, mask) in &flips {
+                let i = SEGMENT_HEADER_SIZE as usize + i % (buf.len() - SEGMENT_HEADER_SIZE as usize).max(1);
+                if i < buf.len() {
+                    buf[i] ^= mask;
+                    touched.insert(i as u64);
+                }
+            }
+            // Two flips of one byte may cancel out: "touched" stays
+            // conservative (a record counted as damaged may come back).
+            let len = match cut {
+                Some(c) => buf.len() * c as usize / 1000,
+                None => buf.len(),
+            } as u64;
+            buf.truncate(len as usize);
+
+            let s = scan(&buf, SEGMENT_HEADER_SIZE, MAX_LEN);
+
+            // Only records that were written, byte for byte, in order.
+            let by_seq: HashMap<u64, &Written> = written.iter().map(|w| (w.seq, w)).collect();
+            let mut last = None;
+            for &(seq, off) in &s.messages {
+                let w = by_seq.get(&seq);
+                prop_assert!(w.is_some(), "seq {seq} at {off} was never written");
+                let w = w.unwrap();
+                prop_assert_eq!(off, w.off);
+                match parse_at(&buf, off, MAX_LEN) {
+                    Found::Message(r, next) => {
+                        prop_assert_eq!(r, w.record());
+                        prop_assert_eq!(next, off + record_size(w.payload.len() as u64));
+                    }
+                    other => prop_assert!(false, "scan returned {off}, which parses as {other:?}"),
+                }
+                prop_assert!(last < Some(seq), "seqs increase: {last:?} then {seq}");
+                last = Some(seq);
+            }
+            if let Some(next) = s.end {
+                prop_assert_eq!(Some(next), end.map(|e| e.1), "END invented");
+            }
+            // Aligned: a record cut short of its padding ends past the cut.
+            prop_assert!(s.tail <= len.max(SEGMENT_HEADER_SIZE).div_ceil(8) * 8);
+
+            // Every record the damage did not touch, before the cut.
+            let intact = |r: std::ops::Range<u64>| r.end <= len && touched.range(r).next().is_none();
+            let found: BTreeSet<u64> = s.messages.iter().map(|m| m.0).collect();
+            for w in &written {
+                if intact(w.span()) {
+                    prop_assert!(found.contains(&w.seq), "intact record {} at {} lost", w.seq, w.off);
+                }
+            }
+            if let Some((at, next)) = end {
+                if intact(at..at + RECORD_HEADER_SIZE) {
+                    prop_assert_eq!(s.end, Some(next));
+                    prop_assert_eq!(s.tail, at);
+                }
+            }
+            if flips.is_empty() && cut.is_none() {
+                prop_assert_eq!(s.damaged, 0);
+                prop_assert_eq!(s.messages.len(), written.len());
+            }
+        }
+
+        #[test]
+        fn parse_at_takes_any_bytes_and_offset(
+            bytes in proptest::collection::vec(any::<u8>(), 0..512),
+            off in prop_oneof![0u64..600, any::<u64>(), (u64::MAX - 64)..=u64::MAX],
+            max_len in prop_oneof![0u64..1024, any::<u64>()],
+        ) {
+            match parse_at(&bytes, off, max_len) {
+                Found::Message(r, next) => {
+                    prop_assert!(r.payload.len() as u64 <= max_len);
+                    prop_assert!(next <= (bytes.len() as u64).div_ceil(8) * 8);
+                    prop_assert!(next > off);
+                }
+                Found::End(_) | Found::Empty | Found::Bad => {}
+            }
+            let s = scan(&bytes, off.min(1024), max_len);
+            prop_assert!(s.tail >= off.min(1024));
+        }
+
+        #[test]
+        fn check_header_rejects_every_flipped_header(
+            creation_id in any::<u64>(),
+            first_seq in any::<u64>(),
+            size in any::<u64>(),
+            now in any::<u64>(),
+            at in 0usize..SEGMENT_HEADER_SIZE as usize,
+            mask in 1u8..=255,
+            cut in 0usize..SEGMENT_HEADER_SIZE as usize,
+        ) {
+            let p = Path::new("/x/00000000000000000001.seg");
+            let h = new_header(creation_id, first_seq, size, now);
+            let mut b = h.as_bytes().to_vec();
+            b.extend_from_slice(&[0u8; 16]);
+            prop_assert!(check_header(&b, p, creation_id, first_seq, size).is_ok());
+            prop_assert!(check_header(&b[..cut], p, creation_id, first_seq, size).is_err());
+            b[at] ^= mask;
+            let e = check_header(&b, p, creation_id, first_seq, size);
+            prop_assert!(e.is_err(), "flip of byte {at} by {mask:#x} accepted");
+            prop_assert!(e.unwrap_err().to_string().contains("0001.seg"));
+        }
+
+        #[test]
+        fn check_header_takes_any_bytes(
+            bytes in proptest::collection::vec(any::<u8>(), 0..128),
+            creation_id in any::<u64>(),
+            first_seq in any::<u64>(),
+            size in any::<u64>(),
+        ) {
+            let _ = check_header(&bytes, Path::new("x.seg"), creation_id, first_seq, size);
+        }
+    }
+}
