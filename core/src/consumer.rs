@@ -11,6 +11,7 @@ use zerocopy::{FromBytes, Immutable, KnownLayout};
 use crate::dlq::{self, Entry, Reason};
 use crate::error::{Error, Result};
 use crate::group::{commit_cursor, generation};
+use crate::journal::{JournalReader, JournalRecord};
 use crate::layout::{GroupRecord, SLOT_HEADER_SIZE, SlotHeader};
 use crate::lease::{Held, Leases, Now, Reclaimed};
 use crate::options::{Ack, ConsumerOptions, Nack, Seek, Wait, check_group_name};
@@ -65,6 +66,11 @@ pub struct Consumer {
     /// overflow=spill: look for spilled messages to copy back into the
     /// ring when the ring has none for us.
     spill: bool,
+    /// The queue keeps a journal: journal the ring when idle.
+    journal: bool,
+    /// Set while the group's cursor is below `head`: reading the journal
+    /// (see `journal.rs`).
+    replay: Option<JournalReader>,
     /// How `wait` waits.
     wait: Wait,
 }
@@ -91,6 +97,8 @@ enum Got {
     Leased(Held),
     /// A dead letter redriven to our group, in this DLQ entry.
     Redriven(usize),
+    /// ack=auto, replaying: this journal record.
+    Journal(JournalRecord),
 }
 
 impl std::fmt::Debug for Consumer {
@@ -206,6 +214,8 @@ enum Kind {
     Leased(Held),
     /// A redriven dead letter (either mode).
     Redriven(usize),
+    /// ack=auto, replayed from the journal: move the cursor past it.
+    Journal,
     /// Already ended (acked, nacked), or a lease kept after a refused
     /// dead-lettering: nothing to do on drop.
     Ended,
@@ -231,7 +241,7 @@ impl Delivery<'_> {
     pub fn ack(mut self) -> Result<()> {
         let kind = std::mem::replace(&mut self.kind, Kind::Ended);
         match kind {
-            Kind::Auto => {
+            Kind::Auto | Kind::Journal => {
                 self.consumer.release(self.msg.seq + 1);
                 Ok(())
             }
@@ -253,8 +263,8 @@ impl Delivery<'_> {
     pub fn nack(mut self, how: Nack) -> Result<()> {
         let kind = std::mem::replace(&mut self.kind, Kind::Ended);
         match kind {
-            Kind::Auto => {
-                self.kind = Kind::Auto;
+            Kind::Auto | Kind::Journal => {
+                self.kind = kind;
                 Err(Error::InvalidOption(
                     "nack needs a consumer with ack=manual (ack=auto finished the message on receipt)"
                         .into(),
@@ -313,7 +323,7 @@ impl Delivery<'_> {
     #[inline(never)]
     fn end_other(&mut self) {
         match self.kind {
-            Kind::Auto => self.consumer.release(self.msg.seq + 1),
+            Kind::Auto | Kind::Journal => self.consumer.release(self.msg.seq + 1),
             Kind::Leased(held) => {
                 // Dropped without ack or nack: deliver it again at once.
                 let _ = self.consumer.requeue(&held, 0);
@@ -447,7 +457,7 @@ impl Consumer {
                 manual,
             )
         };
-        Ok(Consumer {
+        Consumer {
             idx,
             group: group.to_string(),
             owner,
@@ -460,9 +470,38 @@ impl Consumer {
             empty_polls: 0,
             manual,
             spill: shared.spill.is_some(),
+            journal: shared.journal.is_some(),
+            replay: None,
             wait: opts.wait,
             shared,
-        })
+        }
+        .behind_head()
+    }
+
+    /// A new consumer whose group is below `head` (created at the journal's
+    /// earliest, or seeked there by another handle): ack=auto replays the
+    /// journal; ack=manual moves the group to `head` (replay is ack=auto).
+    fn behind_head(mut self) -> Result<Consumer> {
+        if self.journal {
+            let shared = self.shared.clone();
+            let g = shared.lock();
+            if self.next < shared.header().ring.head.load(Ordering::Acquire) {
+                if self.manual.is_some() {
+                    self.next = shared.groups().seek(
+                        &g,
+                        self.idx,
+                        &self.group,
+                        crate::Start::Seq(shared.header().ring.head.load(Ordering::Acquire)),
+                        self.owner,
+                        sys::process_alive,
+                    )?;
+                    self.generation = generation(self.record());
+                } else {
+                    self.replay = JournalReader::new(&shared);
+                }
+            }
+        }
+        Ok(self)
     }
 
     /// The lease protocol over our group's records.
@@ -509,7 +548,10 @@ impl Consumer {
     /// with it makes no system call (ack=auto).
     #[inline]
     pub fn try_receive(&mut self) -> Result<Option<Delivery<'_>>> {
-        if self.manual.is_none() && self.record().redrive.load(Ordering::Relaxed) == 0 {
+        if self.manual.is_none()
+            && self.replay.is_none()
+            && self.record().redrive.load(Ordering::Relaxed) == 0
+        {
             // The ack=auto fast path: one load of the slot's state word.
             return match self.poll() {
                 Some(pos) => self.deliver_auto(pos).map(Some),
@@ -560,6 +602,9 @@ impl Consumer {
     #[inline(never)]
     fn look_for_trouble(&mut self) -> Result<()> {
         self.check_group()?;
+        if self.journal {
+            self.shared.help_journal(false)?;
+        }
         self.unstick();
         Ok(())
     }
@@ -582,6 +627,12 @@ impl Consumer {
         if self.manual.is_some() {
             return Err(Error::InvalidOption(
                 "receive_batch is for ack=auto consumers; with ack=manual receive (and ack) one message at a time"
+                    .into(),
+            ));
+        }
+        if self.replay.is_some() {
+            return Err(Error::InvalidOption(
+                "this group is replaying from the journal: receive one message at a time until it is back in the ring"
                     .into(),
             ));
         }
@@ -642,7 +693,17 @@ impl Consumer {
             }
             shared.leases(self.idx).reset();
         }
-        let start = resolve_seek(&shared, &g, to);
+        let mut start = resolve_seek(&shared, &g, to)?;
+        let head = shared.header().ring.head.load(Ordering::Acquire);
+        if self.manual.is_some() {
+            // Replaying the journal is ack=auto: ack=manual stays in the
+            // ring.
+            if let crate::Start::Seq(n) = start {
+                start = crate::Start::Seq(n.max(head));
+            } else if start == crate::Start::Earliest {
+                start = crate::Start::Seq(head);
+            }
+        }
         let pos = shared.groups().seek(
             &g,
             self.idx,
@@ -653,6 +714,11 @@ impl Consumer {
         )?;
         self.next = pos;
         self.generation = generation(self.record());
+        self.replay = if pos < head && self.manual.is_none() {
+            JournalReader::new(&shared)
+        } else {
+            None
+        };
         drop(g);
         shared.ring().notify_space();
         Ok(pos)
@@ -680,8 +746,14 @@ impl Consumer {
             return Ok(Some(g));
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            // A zero timeout is a poll: look for stuck producers now and
-            // then, as `try_receive` does.
+            // A zero timeout is a poll: copy spilled messages back into the
+            // ring, and look for stuck producers now and then, as
+            // `try_receive` does.
+            if self.spill && self.refill_spill()? {
+                if let Some(g) = self.poll_any(redriven)? {
+                    return Ok(Some(g));
+                }
+            }
             self.empty_polls = self.empty_polls.wrapping_add(1);
             if self.empty_polls % STUCK_CHECK_EVERY == 0 {
                 self.check_group()?;
@@ -709,6 +781,9 @@ impl Consumer {
                 continue;
             }
             if self.spill && self.refill_spill()? {
+                continue;
+            }
+            if self.journal && self.shared.help_journal(false)? > 0 {
                 continue;
             }
             let mut slice = SLEEP_SLICE;
@@ -775,10 +850,48 @@ impl Consumer {
                 return Ok(Some(Got::Redriven(entry)));
             }
         }
+        if self.replay.is_some() {
+            return self.poll_journal();
+        }
         if self.manual.is_some() {
             return self.poll_manual();
         }
         Ok(self.poll().map(Got::Pos))
+    }
+
+    /// Replaying: the next journal record, or back to the ring once the
+    /// cursor reaches `head`.
+    #[cold]
+    fn poll_journal(&mut self) -> Result<Option<Got>> {
+        let shared = self.shared.clone();
+        let hdr = shared.header();
+        let head = hdr.ring.head.load(Ordering::Acquire);
+        if self.next < head {
+            let r = self.replay.as_mut().expect("replaying");
+            match r.find(self.next, &hdr.journal)? {
+                Some(rec) if rec.seq < head => return Ok(Some(Got::Journal(rec))),
+                // Nothing journaled from `next` to `head`: those positions
+                // were aborted. Go on from the first one after them.
+                found => {
+                    let to = found.map_or(head, |r| r.seq).max(self.next);
+                    self.advance(to, 0);
+                    self.release(to);
+                }
+            }
+        }
+        // Join the ring again under the admin lock, so that no `head`
+        // computation leaves us out in between (see `journal.rs`).
+        let g = shared.lock();
+        if self.next >= hdr.ring.head.load(Ordering::Acquire) {
+            commit_cursor(&self.record().committed, self.next);
+            self.replay = None;
+        }
+        drop(g);
+        Ok(if self.replay.is_none() {
+            self.poll().map(Got::Pos)
+        } else {
+            None
+        })
     }
 
     /// ack=manual: a due redelivery, or the next message leased to us.
@@ -1028,6 +1141,7 @@ impl Consumer {
             Got::Pos(pos) => (pos, Kind::Auto),
             Got::Leased(held) => (held.pos, Kind::Leased(held)),
             Got::Redriven(entry) => return self.deliver_redriven(entry),
+            Got::Journal(rec) => return Ok(self.deliver_journal(rec)),
         };
         let msg = match self.read(pos) {
             Ok(m) => m,
@@ -1066,6 +1180,26 @@ impl Consumer {
             msg,
             kind,
         })
+    }
+
+    /// Delivers a journal record (replaying, ack=auto).
+    fn deliver_journal(&mut self, rec: JournalRecord) -> Delivery<'_> {
+        let msg = Message {
+            seq: rec.seq,
+            ptr: rec.ptr,
+            len: rec.len,
+            timestamp_ns: rec.timestamp_ns,
+            type_id: rec.type_id,
+            correlation_id: rec.correlation_id,
+            attempt: 1,
+            _borrow: PhantomData,
+        };
+        self.advance(rec.seq + 1, 1);
+        Delivery {
+            consumer: self,
+            msg,
+            kind: Kind::Journal,
+        }
     }
 
     /// The ack=auto fast path of [`deliver`](Self::deliver).

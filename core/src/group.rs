@@ -65,6 +65,9 @@ pub(crate) struct Groups<'a> {
     /// The spill's control, for the seq the next message gets while the
     /// queue spills (None: a queue that never spills, or a test twin).
     pub spill: Option<&'a crate::layout::SpillControl>,
+    /// The journal's control (None: no journal): its cursor gates `head`,
+    /// and what it retains extends what a group may start at or seek to.
+    pub journal: Option<&'a crate::layout::SpillControl>,
 }
 
 impl Groups<'_> {
@@ -116,10 +119,16 @@ impl Groups<'_> {
         })
     }
 
-    /// Resolves a start to a position in `head ..= tail`.
+    /// Resolves a start to a position in `head ..= tail` (with a journal,
+    /// from the journal's oldest retained seq).
     fn resolve(&self, start: Start) -> u64 {
-        let head = self.ctl.head.load(Ordering::Acquire);
+        let mut head = self.ctl.head.load(Ordering::Acquire);
         let tail = self.end().max(head);
+        if let Some(j) = self.journal {
+            if j.segments.load(Ordering::Relaxed) > 0 {
+                head = head.min(j.read_seq.load(Ordering::Acquire));
+            }
+        }
         match start {
             Start::Earliest => head,
             Start::Latest => tail,
@@ -281,14 +290,20 @@ impl Groups<'_> {
             .compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Relaxed);
     }
 
-    /// The smallest committed cursor over active groups.
+    /// The smallest committed cursor over active groups (and the journal's
+    /// cursor). With a journal, a group below `head` replays from the
+    /// journal and holds no ring slot: it is left out.
     pub(crate) fn min_committed(&self, _g: &AdminGuard<'_>) -> Option<u64> {
+        let head = self.ctl.head.load(Ordering::Relaxed);
+        let journal = self.journal.map(|j| j.end_seq.load(Ordering::Acquire));
         self.records
             .iter()
             .filter(|r| r.state.load(Ordering::Acquire) == ACTIVE)
             // Acquire pairs with the consumer's SeqCst store of committed,
             // made after its last read of the slots below it.
             .map(|r| r.committed.load(Ordering::Acquire))
+            .filter(|&c| journal.is_none() || c >= head)
+            .chain(journal)
             .min()
     }
 
@@ -384,6 +399,7 @@ mod tests {
             records: &records,
             ctl: &ctl,
             spill: None,
+            journal: None,
         };
         ctl.tail.store(10, Ordering::Relaxed);
         let g = lock.lock(me, |_, _| true);
@@ -430,6 +446,7 @@ mod tests {
             records: &records,
             ctl: &ctl,
             spill: None,
+            journal: None,
         };
         let g = lock.lock(me, |_, _| true);
         let a = groups.create(&g, "a", Start::Earliest, 1).unwrap();

@@ -119,7 +119,11 @@ pub(crate) struct Config {
     pub sync_mode: u32,
     pub sync_every: u32,
     pub _pad: u32,
-    pub reserved: [u64; 6],
+    /// Journal retention by age in ns (0 with no journal).
+    pub journal_max_age_ns: u64,
+    /// Journal retention by bytes of segment files (0: no journal).
+    pub journal_max_bytes: u64,
+    pub reserved: [u64; 4],
 }
 
 /// A futex word and the number of processes/threads asleep on it.
@@ -211,9 +215,14 @@ pub(crate) struct Header {
     _pad1: [u8; 48],
     /// Where the spill stands (overflow=spill); see `spill.rs`.
     pub spill: SpillControl,
-    /// The spill directory (overflow=spill), written once before `ready`.
+    /// The spill directory (overflow=spill or a journal), written once
+    /// before `ready`; the journal lives in its `journal/` subdirectory.
     pub spill_path: SpillPath,
-    _reserved: [u8; 2112],
+    /// Where the journal stands (see `journal.rs`); the same words as the
+    /// spill's: `end_seq` is the next seq to journal (it gates `head`),
+    /// `read_seq` the oldest retained, `read_seg` the oldest segment.
+    pub journal: SpillControl,
+    _reserved: [u8; 1920],
 }
 
 /// Set in [`RingControl::tail`] while the queue spills: producers' claims
@@ -452,7 +461,9 @@ const _: () = {
     assert!(size_of::<Config>() == 256);
     assert!(offset_of!(Config, spill_max_bytes) == 176);
     assert!(offset_of!(Config, sync_mode) == 196);
-    assert!(offset_of!(Config, reserved) == 208);
+    assert!(offset_of!(Config, journal_max_bytes) == 216);
+    assert!(offset_of!(Config, reserved) == 224);
+    assert!(offset_of!(Header, journal) == 1984);
     assert!(size_of::<SpillControl>() == 192);
     assert!(offset_of!(SpillControl, end_seq) == 64);
     assert!(size_of::<SpillPath>() == 1024);

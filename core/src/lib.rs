@@ -53,6 +53,8 @@ mod dedup;
 #[cfg(not(loom))]
 mod dlq;
 #[cfg(not(loom))]
+mod journal;
+#[cfg(not(loom))]
 mod producer;
 #[cfg(not(loom))]
 mod queue;
@@ -81,9 +83,10 @@ pub use error::{Error, Result};
 pub use group::GroupInfo;
 pub use layout::MAX_GROUP_NAME;
 pub use options::{
-    Ack, ConsumerOptions, Meta, Nack, Options, Overflow, Seek, Start, SyncMode, Wait, default_dir,
+    Ack, ConsumerOptions, Meta, Nack, Options, Overflow, Retention, Seek, Start, SyncMode, Wait,
+    default_dir,
 };
 #[cfg(not(loom))]
 pub use producer::{Producer, Reservation};
 #[cfg(not(loom))]
-pub use queue::{Queue, Stats};
+pub use queue::{JournalStats, Queue, Stats};

@@ -56,6 +56,7 @@ impl World {
             records: &self.groups,
             ctl: &self.ctl,
             spill: None,
+            journal: None,
         }
     }
 

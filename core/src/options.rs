@@ -91,6 +91,30 @@ pub struct Options {
     pub(crate) spill_segment_size: u64,
     pub(crate) spill_fallback: Overflow,
     pub(crate) sync: SyncMode,
+    pub(crate) journal: Option<Retention>,
+}
+
+/// How long a journal keeps messages: by age and by bytes of segment files,
+/// whichever is reached first (the oldest segment goes first).
+///
+/// ```
+/// use std::time::Duration;
+/// let r = shmq::Retention::new(Duration::from_secs(3600), 1 << 30);
+/// assert_eq!(r.max_bytes, 1 << 30);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Messages older than this are deleted (a segment at a time).
+    pub max_age: Duration,
+    /// Most bytes of journal segment files on disk.
+    pub max_bytes: u64,
+}
+
+impl Retention {
+    /// Keeps messages for `max_age`, in at most `max_bytes` of segments.
+    pub fn new(max_age: Duration, max_bytes: u64) -> Retention {
+        Retention { max_age, max_bytes }
+    }
 }
 
 /// When spilled records are flushed to disk (`msync`): the trade-off
@@ -173,6 +197,7 @@ impl Default for Options {
             spill_segment_size: 64 << 20,
             spill_fallback: Overflow::Block,
             sync: SyncMode::Never,
+            journal: None,
         }
     }
 }
@@ -284,9 +309,18 @@ impl Options {
         self.spill_fallback = fallback;
         self
     }
-    /// When spilled records are flushed to disk (default never).
+    /// When spilled and journaled records are flushed to disk (default
+    /// never).
     pub fn sync(mut self, sync: SyncMode) -> Options {
         self.sync = sync;
+        self
+    }
+    /// Also appends every message to a journal of segment files (in
+    /// `<spill_dir>/journal`), kept by `retention`, so that a group can
+    /// [`seek`](crate::Consumer::seek) to any retained seq or time and
+    /// replay it, far beyond what the ring holds (default: no journal).
+    pub fn journal(mut self, retention: Retention) -> Options {
+        self.journal = Some(retention);
         self
     }
 

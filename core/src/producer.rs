@@ -31,6 +31,8 @@ pub struct Producer {
     slot_size: usize,
     overflow: Overflow,
     clock: sys::Clock,
+    /// The queue keeps a journal: journal the ring now and then.
+    journal: bool,
 }
 
 impl std::fmt::Debug for Producer {
@@ -101,6 +103,7 @@ impl Producer {
             slot_size: shared.geo.slot_size as usize,
             overflow: shared.overflow(),
             clock: sys::Clock::default(),
+            journal: shared.journal.is_some(),
             shared,
         })
     }
@@ -203,6 +206,9 @@ impl Producer {
             }
             ring.notify_data();
             self.prefetch_slot(pos + 1);
+            if self.journal && pos % crate::journal::PUMP_EVERY == crate::journal::PUMP_EVERY - 1 {
+                self.pump_journal();
+            }
             return Ok(pos);
         }
     }
@@ -348,6 +354,9 @@ impl Producer {
         if let Some(f) = first {
             self.prefetch_slot(f + payloads.len() as u64);
         }
+        if self.journal {
+            self.pump_journal();
+        }
         result.map(|()| first.unwrap_or_default())
     }
 
@@ -414,13 +423,22 @@ impl Producer {
         let shared = &*self.shared;
         let ctl = &shared.header().ring;
         let tail = tail_of(ctl.tail.load(Ordering::SeqCst));
+        let head = ctl.head.load(Ordering::SeqCst);
+        // With a journal its cursor gates the ring too, and a group below
+        // `head` replays from the journal (see `Groups::min_committed`).
+        let journal = shared
+            .journal
+            .as_ref()
+            .map(|_| shared.header().journal.end_seq.load(Ordering::SeqCst));
         let min = shared
             .group_records()
             .iter()
             .filter(|r| r.state.load(Ordering::Acquire) == 1)
             .map(|r| r.committed.load(Ordering::SeqCst))
+            .filter(|&c| journal.is_none() || c >= head)
+            .chain(journal)
             .min()
-            .unwrap_or_else(|| ctl.head.load(Ordering::SeqCst));
+            .unwrap_or(head);
         (min + shared.geo.slots).saturating_sub(tail)
     }
 
@@ -484,6 +502,14 @@ impl Producer {
         }
     }
 
+    /// Journals the ring if nobody else holds the admin lock. An error is
+    /// left for the publish that needs room to report (`claim_slow`).
+    #[cold]
+    #[inline(never)]
+    fn pump_journal(&self) {
+        let _ = self.shared.help_journal(false);
+    }
+
     /// Free ring positions past the refill point while the queue spills.
     fn room_while_spilling(&self) -> u64 {
         self.room_from(crate::spill::ring_tail)
@@ -504,6 +530,10 @@ impl Producer {
         let backoff = Backoff::new();
         let spill = spill && self.overflow == Overflow::Spill;
         loop {
+            if self.journal {
+                // The journal's cursor may be what holds the ring full.
+                self.shared.help_journal(false)?;
+            }
             if self.overflow == Overflow::Spill
                 && crate::spill::spilling(self.shared.header().ring.tail.load(Ordering::Acquire))
             {
@@ -584,6 +614,9 @@ pub(crate) unsafe fn write_slot(slot: *mut u8, payload: &[u8], meta: &Meta, ts: 
 
 impl Drop for Producer {
     fn drop(&mut self) {
+        if self.journal {
+            let _ = self.shared.help_journal(true);
+        }
         let _ = self.shared.producer_records()[self.record]
             .owner
             .compare_exchange(self.owner, 0, Ordering::AcqRel, Ordering::Relaxed);

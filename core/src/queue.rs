@@ -71,6 +71,9 @@ pub(crate) struct Shared {
     /// overflow=spill: this process's handles on the segment files (used
     /// only under the admin lock).
     pub spill: Option<std::sync::Mutex<Segments>>,
+    /// With a journal: this process's handles on its segment files (used
+    /// only under the admin lock).
+    pub journal: Option<std::sync::Mutex<Segments>>,
 }
 
 // SAFETY: the mapping is shared memory that every process and thread
@@ -221,6 +224,7 @@ impl Shared {
             records: self.group_records(),
             ctl: &self.header().ring,
             spill: self.spill.as_ref().map(|_| &self.header().spill),
+            journal: self.journal.as_ref().map(|_| &self.header().journal),
         }
     }
 
@@ -307,8 +311,32 @@ pub struct Stats {
     pub spill_lost: u64,
     /// The spill directory (overflow=spill).
     pub spill_dir: Option<PathBuf>,
+    /// The journal (with `Options::journal`).
+    pub journal: Option<JournalStats>,
     /// Every group.
     pub groups: Vec<GroupInfo>,
+}
+
+/// What a queue's journal holds.
+#[derive(Clone, Debug)]
+pub struct JournalStats {
+    /// Oldest retained seq (seek and replay from here on).
+    pub first_seq: u64,
+    /// CLOCK_REALTIME ns of the oldest retained message, if any.
+    pub first_ns: Option<u64>,
+    /// Seq of the next message to be journaled: everything retained below
+    /// it is in the journal.
+    pub next_seq: u64,
+    /// Messages journaled so far.
+    pub journaled: u64,
+    /// Payload bytes journaled so far.
+    pub journaled_bytes: u64,
+    /// Segment files on disk.
+    pub segments: u64,
+    /// Bytes of segment files on disk.
+    pub bytes_on_disk: u64,
+    /// Seqs whose retention ran out (their segment was deleted).
+    pub expired: u64,
 }
 
 /// A queue. Cheap to clone; every clone, producer and consumer shares one
@@ -382,8 +410,21 @@ impl Queue {
             ));
         }
         let spill_dir = opts.get_spill_dir(name);
-        if opts.overflow == Overflow::Spill {
+        if opts.overflow == Overflow::Spill || opts.journal.is_some() {
             check_spill_options(opts, &spill_dir)?;
+        }
+        if let Some(r) = opts.journal {
+            if r.max_age.is_zero() {
+                return Err(Error::InvalidOption(
+                    "journal retention max_age must be more than 0".into(),
+                ));
+            }
+            if r.max_bytes < 2 * opts.spill_segment_size {
+                return Err(Error::InvalidOption(format!(
+                    "journal retention max_bytes ({}) must be at least two segments ({} bytes each)",
+                    r.max_bytes, opts.spill_segment_size
+                )));
+            }
         }
         let file = sys::create_file(&path, opts.mode, geo.total_size).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
@@ -429,6 +470,10 @@ impl Queue {
             spill_fallback: opts.spill_fallback.to_raw(),
             sync_mode: opts.sync.to_raw().0,
             sync_every: opts.sync.to_raw().1,
+            journal_max_age_ns: opts
+                .journal
+                .map_or(0, |r| r.max_age.as_nanos().min(u64::MAX as u128) as u64),
+            journal_max_bytes: opts.journal.map_or(0, |r| r.max_bytes),
             ..Config::new_zeroed()
         };
         let base = map.base();
@@ -441,7 +486,13 @@ impl Queue {
                 config_crc(&config),
             );
         }
-        let spill = if opts.overflow == Overflow::Spill {
+        let journal = opts
+            .journal
+            .map(|_| std::sync::Mutex::new(journal_for(&config, &spill_dir)));
+        if let Some(j) = &journal {
+            clear_segments(&j.lock().unwrap_or_else(|p| p.into_inner()));
+        }
+        let spill = if opts.overflow == Overflow::Spill || opts.journal.is_some() {
             let bytes = spill_dir.as_os_str().as_encoded_bytes();
             let mut sp = SpillPath::new_zeroed();
             sp.len = bytes.len() as u32;
@@ -457,11 +508,8 @@ impl Queue {
             // Segments of an earlier queue of this name (removed without
             // its spill) would never be read: clear them out.
             let segs = segments_for(&config, spill_dir.clone());
-            for id in segs.list()? {
-                let p = crate::segment::segment_path(&spill_dir, id);
-                let _ = std::fs::remove_file(p);
-            }
-            Some(std::sync::Mutex::new(segs))
+            clear_segments(&segs);
+            (opts.overflow == Overflow::Spill).then(|| std::sync::Mutex::new(segs))
         } else {
             None
         };
@@ -474,6 +522,7 @@ impl Queue {
             geo,
             me: me(),
             spill,
+            journal,
         };
         // Release pairs with the opener's Acquire load in `validate`: it
         // sees the config written above. Everything else is zero, which is
@@ -527,7 +576,13 @@ impl Queue {
         let map = sys::Mapping::new(&file, len)
             .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
         let (config, geo, spill_dir) = validate(&map, &path)?;
-        let spill = spill_dir.map(|d| std::sync::Mutex::new(segments_for(&config, d)));
+        let journal = match (&spill_dir, config.journal_max_bytes) {
+            (Some(d), b) if b > 0 => Some(std::sync::Mutex::new(journal_for(&config, d))),
+            _ => None,
+        };
+        let spill = spill_dir
+            .filter(|_| config.overflow == Overflow::Spill.to_raw())
+            .map(|d| std::sync::Mutex::new(segments_for(&config, d)));
         let shared = Shared {
             map,
             _file: file,
@@ -537,6 +592,7 @@ impl Queue {
             geo,
             me: me(),
             spill,
+            journal,
         };
         let ring = &shared.header().ring;
         let (head, tail) = (
@@ -583,10 +639,9 @@ impl Queue {
         // The spill's segments go with it (a garbled file keeps them: its
         // spill directory cannot be trusted).
         if let Some((config, dir)) = spill_of(&path) {
-            let segs = segments_for(&config, dir.clone());
-            for id in segs.list().unwrap_or_default() {
-                let _ = std::fs::remove_file(crate::segment::segment_path(&dir, id));
-            }
+            clear_segments(&journal_for(&config, &dir));
+            let _ = std::fs::remove_dir(dir.join("journal"));
+            clear_segments(&segments_for(&config, dir.clone()));
             let _ = std::fs::remove_dir(&dir);
         }
         std::fs::remove_file(&path).map_err(|e| match e.kind() {
@@ -733,7 +788,7 @@ impl Queue {
                 "group {group:?} has {sharers} live ack=manual consumer(s); stop them first"
             )));
         }
-        let start = resolve_seek(&self.shared, &g, to);
+        let start = resolve_seek(&self.shared, &g, to)?;
         let pos = groups.seek(&g, idx, group, start, 0, sys::process_alive)?;
         self.shared.leases(idx).reset();
         drop(g);
@@ -788,6 +843,21 @@ impl Queue {
                 .spill
                 .as_ref()
                 .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()).dir.clone()),
+            journal: shared.journal.as_ref().and_then(|_| {
+                let g = shared.lock();
+                let (first_seq, first_ns, next_seq) = shared.journal_range(&g)?;
+                let j = &hdr.journal;
+                Some(JournalStats {
+                    first_seq,
+                    first_ns,
+                    next_seq,
+                    journaled: j.spilled.load(Ordering::Relaxed),
+                    journaled_bytes: j.spilled_bytes.load(Ordering::Relaxed),
+                    segments: j.segments.load(Ordering::Relaxed),
+                    bytes_on_disk: j.bytes_on_disk.load(Ordering::Relaxed),
+                    expired: j.lost.load(Ordering::Relaxed),
+                })
+            }),
             rejected: hdr.counters.rejected.load(Ordering::Relaxed),
             deduplicated: hdr.counters.deduplicated.load(Ordering::Relaxed),
             aborted,
@@ -801,12 +871,20 @@ impl Queue {
 
 /// Turns a [`Seek`] into a start position; `Time` scans the retained
 /// messages (under the admin lock, so `head` cannot move meanwhile).
-pub(crate) fn resolve_seek(shared: &Shared, _g: &AdminGuard<'_>, to: Seek) -> Start {
-    match to {
+pub(crate) fn resolve_seek(shared: &Shared, g: &AdminGuard<'_>, to: Seek) -> Result<Start> {
+    Ok(match to {
         Seek::Earliest => Start::Earliest,
         Seek::Latest => Start::Latest,
         Seek::Seq(n) => Start::Seq(n),
         Seek::Time(t) => {
+            // With a journal, a time before what the ring holds is found
+            // there.
+            let head = shared.header().ring.head.load(Ordering::Acquire);
+            if let Some(seq) = shared.journal_seek_time(g, t)? {
+                if seq < head {
+                    return Ok(Start::Seq(seq));
+                }
+            }
             let ring = shared.ring();
             let head = ring.ctl.head.load(Ordering::Acquire);
             let tail = crate::spill::ring_tail(ring.ctl.tail.load(Ordering::Acquire));
@@ -824,13 +902,13 @@ pub(crate) fn resolve_seek(shared: &Shared, _g: &AdminGuard<'_>, to: Seek) -> St
                         )
                     };
                     if ts >= t {
-                        return Start::Seq(pos);
+                        return Ok(Start::Seq(pos));
                     }
                 }
             }
             Start::Latest
         }
-    }
+    })
 }
 
 /// Checks everything an opener reads before trusting it.
@@ -933,7 +1011,7 @@ fn validate(map: &sys::Mapping, path: &Path) -> Result<(Config, Geometry, Option
     if config.unblock_timeout_ns == 0 {
         return Err(Error::corrupt(path, "unblock_timeout is 0"));
     }
-    let spill_dir = if config.overflow == Overflow::Spill.to_raw() {
+    let spill_dir = if config.overflow == Overflow::Spill.to_raw() || config.journal_max_bytes > 0 {
         // SAFETY: in bounds (the header is mapped whole) and immutable
         // once ready.
         let sp = unsafe {
@@ -1013,6 +1091,21 @@ fn check_spill_options(opts: &Options, dir: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Deletes every segment file `segs` lists (of a queue removed or made
+/// anew).
+fn clear_segments(segs: &Segments) {
+    for id in segs.list().unwrap_or_default() {
+        let _ = std::fs::remove_file(crate::segment::segment_path(&segs.dir, id));
+    }
+}
+
+/// The journal's segments: `<spill dir>/journal`, with its byte budget.
+fn journal_for(config: &Config, spill_dir: &Path) -> Segments {
+    let mut s = segments_for(config, spill_dir.join("journal"));
+    s.max_bytes = config.journal_max_bytes;
+    s
 }
 
 fn segments_for(config: &Config, dir: PathBuf) -> Segments {

@@ -1,0 +1,245 @@
+//! The journal: every message also kept in segment files, by age and by
+//! bytes, so that a group can replay from any retained seq or time.
+
+use std::time::Duration;
+
+use shmq::{
+    Ack, ConsumerOptions, Error, Options, Overflow, Queue, Retention, Seek, Start, SyncMode,
+};
+
+const SEG: u64 = 64 << 10;
+
+fn opts(dir: &tempfile::TempDir, retention: Retention) -> Options {
+    std::fs::create_dir_all(dir.path().join("q")).unwrap();
+    Options::new()
+        .dir(dir.path().join("q"))
+        .slots(16)
+        .slot_size(256)
+        .spill_dir(dir.path().join("spill"))
+        .spill_segment_size(SEG)
+        .journal(retention)
+}
+
+fn forever() -> Retention {
+    Retention::new(Duration::from_secs(3600), 64 * SEG)
+}
+
+fn payload(i: u64) -> Vec<u8> {
+    let mut v = format!("message {i} ").into_bytes();
+    v.resize(16 + (i % 100) as usize, b'.');
+    v
+}
+
+/// Receives `n` messages, checking they are `from, from + 1, ...`.
+fn expect(c: &mut shmq::Consumer, from: u64, n: u64) {
+    for i in from..from + n {
+        let m = c.receive_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(m.seq(), i);
+        assert_eq!(m.payload(), payload(i), "seq {i}");
+    }
+}
+
+#[test]
+fn a_group_replays_far_beyond_what_the_ring_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("replay", &opts(&dir, forever())).unwrap();
+    let mut c = q.consumer("a", ConsumerOptions::new()).unwrap();
+    let mut p = q.producer().unwrap();
+    for i in 0..1000 {
+        p.publish(&payload(i)).unwrap();
+        if i % 10 == 9 {
+            expect(&mut c, i - 9, 10);
+        }
+    }
+    drop(p);
+    let j = q.stats().journal.unwrap();
+    assert_eq!((j.first_seq, j.next_seq, j.journaled), (0, 1000, 1000));
+    assert!(j.segments > 1, "rolled: {j:?}");
+    // The ring holds 16; the journal all 1,000.
+    assert_eq!(c.seek(Seek::Seq(3)).unwrap(), 3);
+    expect(&mut c, 3, 997);
+    assert!(c.try_receive().unwrap().is_none());
+    // Back in the ring: new messages flow as usual.
+    let mut p = q.producer().unwrap();
+    p.publish(&payload(1000)).unwrap();
+    expect(&mut c, 1000, 1);
+    // Earliest is the journal's oldest message.
+    assert_eq!(c.seek(Seek::Earliest).unwrap(), 0);
+    expect(&mut c, 0, 1001);
+}
+
+#[test]
+fn seek_by_time_replays_exactly_the_messages_from_that_time_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("time", &opts(&dir, forever())).unwrap();
+    let mut c = q.consumer("a", ConsumerOptions::new()).unwrap();
+    let mut p = q.producer().unwrap();
+    let mut stamps = Vec::new();
+    for i in 0..300 {
+        p.publish(&payload(i)).unwrap();
+        let m = c.receive_timeout(Duration::from_secs(5)).unwrap();
+        stamps.push(m.timestamp_ns());
+        if i % 50 == 49 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    for cut in [0usize, 1, 100, 150, 299] {
+        let t = stamps[cut];
+        let first = stamps.iter().position(|&s| s >= t).unwrap() as u64;
+        assert_eq!(c.seek(Seek::Time(t)).unwrap(), first, "cut {cut}");
+        expect(&mut c, first, 300 - first);
+        assert!(c.try_receive().unwrap().is_none());
+    }
+    // A time before everything: the oldest retained; after: latest.
+    assert_eq!(c.seek(Seek::Time(1)).unwrap(), 0);
+    assert_eq!(c.seek(Seek::Time(u64::MAX)).unwrap(), 300);
+}
+
+#[test]
+fn retention_by_bytes_keeps_the_newest_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create(
+        "bytes",
+        &opts(&dir, Retention::new(Duration::from_secs(3600), 3 * SEG)),
+    )
+    .unwrap();
+    let mut c = q.consumer("a", ConsumerOptions::new()).unwrap();
+    let mut p = q.producer().unwrap();
+    for i in 0..5000 {
+        p.publish(&payload(i)).unwrap();
+        drop(c.receive_timeout(Duration::from_secs(5)).unwrap());
+    }
+    drop(p);
+    let j = q.stats().journal.unwrap();
+    assert!(j.segments <= 3 && j.bytes_on_disk <= 3 * SEG, "{j:?}");
+    assert!(j.first_seq > 0 && j.expired == j.first_seq, "{j:?}");
+    // Earliest is the oldest retained message; a seq before it is clamped.
+    assert_eq!(c.seek(Seek::Earliest).unwrap(), j.first_seq);
+    expect(&mut c, j.first_seq, 5000 - j.first_seq);
+    assert_eq!(c.seek(Seek::Seq(0)).unwrap(), j.first_seq);
+}
+
+#[test]
+fn retention_by_age_deletes_old_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create(
+        "age",
+        &opts(&dir, Retention::new(Duration::from_millis(100), 64 * SEG)),
+    )
+    .unwrap();
+    let mut c = q.consumer("a", ConsumerOptions::new()).unwrap();
+    let mut p = q.producer().unwrap();
+    for i in 0..2500 {
+        p.publish(&payload(i)).unwrap();
+        drop(c.receive_timeout(Duration::from_secs(5)).unwrap());
+    }
+    let before = q.stats().journal.unwrap();
+    assert_eq!(before.first_seq, 0);
+    assert!(before.segments >= 3, "{before:?}");
+    // Age is looked at about once a second, when the journal is written.
+    std::thread::sleep(Duration::from_millis(1100));
+    for i in 2500..2800 {
+        p.publish(&payload(i)).unwrap();
+        drop(c.receive_timeout(Duration::from_secs(5)).unwrap());
+    }
+    drop(p);
+    // Every segment whose records are all older than 100 ms is gone: what
+    // is left starts with the segment that was being written at the pause.
+    let after = q.stats().journal.unwrap();
+    assert!(after.first_seq > 0, "{before:?} -> {after:?}");
+    assert!(after.segments <= 2, "{before:?} -> {after:?}");
+    assert_eq!(after.expired, after.first_seq);
+    let mut c2 = q.consumer("b", ConsumerOptions::new()).unwrap();
+    assert_eq!(c2.position(), after.first_seq);
+    expect(&mut c2, after.first_seq, 2800 - after.first_seq);
+}
+
+#[test]
+fn a_new_group_at_earliest_gets_everything_the_journal_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("late", &opts(&dir, forever())).unwrap();
+    q.create_group("first", Start::Earliest).unwrap();
+    let mut c = q.consumer("first", ConsumerOptions::new()).unwrap();
+    let mut p = q.producer().unwrap();
+    for i in 0..500 {
+        p.publish(&payload(i)).unwrap();
+        drop(c.receive_timeout(Duration::from_secs(5)).unwrap());
+    }
+    // Long after the ring moved on, a new group starts at the beginning.
+    let mut late = q.consumer("late", ConsumerOptions::new()).unwrap();
+    assert_eq!(late.position(), 0);
+    expect(&mut late, 0, 500);
+    // While replaying, batches are refused with a clear error.
+    late.seek(Seek::Seq(10)).unwrap();
+    let e = late
+        .receive_batch(8, Duration::from_millis(10))
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidOption(_)), "{e}");
+    expect(&mut late, 10, 490);
+    let b = late.receive_batch(8, Duration::from_millis(10)).unwrap();
+    assert!(b.is_empty());
+}
+
+#[test]
+fn a_manual_group_does_not_replay_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("manual", &opts(&dir, forever())).unwrap();
+    let mut c = q
+        .consumer("w", ConsumerOptions::new().ack(Ack::Manual))
+        .unwrap();
+    let mut p = q.producer().unwrap();
+    for i in 0..100 {
+        p.publish(&payload(i)).unwrap();
+        c.receive_timeout(Duration::from_secs(5))
+            .unwrap()
+            .ack()
+            .unwrap();
+    }
+    let head = q.stats().oldest_seq;
+    assert!(head > 0);
+    // A seek into the journal stays at what the ring retains.
+    assert_eq!(c.seek(Seek::Seq(0)).unwrap(), head);
+}
+
+#[test]
+fn the_journal_and_the_spill_work_together_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(&dir, forever())
+        .overflow(Overflow::Spill)
+        .sync(SyncMode::EveryN(16));
+    {
+        let q = Queue::create("both", &o).unwrap();
+        q.create_group("a", Start::Earliest).unwrap();
+        let mut p = q.producer().unwrap();
+        // No consumer: the ring fills, the rest spills.
+        for i in 0..600 {
+            p.publish(&payload(i)).unwrap();
+        }
+        let s = q.stats();
+        assert!(s.spilled > 500, "{s:?}");
+        let mut c = q.consumer("a", ConsumerOptions::new()).unwrap();
+        expect(&mut c, 0, 600);
+    }
+    let q = Queue::open_with("both", &o).unwrap();
+    let j = q.stats().journal.unwrap();
+    assert_eq!((j.first_seq, j.next_seq), (0, 600));
+    let mut c = q.consumer("a", ConsumerOptions::new()).unwrap();
+    c.seek(Seek::Earliest).unwrap();
+    expect(&mut c, 0, 600);
+    drop(c);
+    drop(q);
+    Queue::remove("both", &o).unwrap();
+    assert!(!dir.path().join("spill").join("journal").exists());
+}
+
+#[test]
+fn journal_options_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    for r in [
+        Retention::new(Duration::ZERO, 64 * SEG),
+        Retention::new(Duration::from_secs(1), SEG),
+    ] {
+        let e = Queue::create("bad", &opts(&dir, r)).unwrap_err();
+        assert!(matches!(e, Error::InvalidOption(_)), "{e}");
+    }
+}

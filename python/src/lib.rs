@@ -1,0 +1,35 @@
+//! Python bindings of shmq: `import shmq` (the `shmq._shmq` extension).
+//!
+//! Every `unsafe` has a `// SAFETY:` comment; the ownership scheme that
+//! lets Python hold core deliveries and reservations is in `consumer.rs`
+//! and `producer.rs`, the gated buffers in `buffer.rs`.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod buffer;
+mod consumer;
+mod error;
+mod producer;
+mod queue;
+mod wait;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _shmq(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    buffer::init_type(m)?;
+    error::register(m)?;
+    m.add_class::<queue::Queue>()?;
+    m.add_class::<queue::DeadLetters>()?;
+    m.add_class::<producer::Producer>()?;
+    m.add_class::<producer::Reservation>()?;
+    m.add_class::<consumer::Consumer>()?;
+    m.add_class::<consumer::Message>()?;
+    m.add_class::<consumer::Batch>()?;
+    m.add_class::<consumer::BatchIter>()?;
+    m.add_function(wrap_pyfunction!(wait::_after_fork_in_child, m)?)?;
+    m.add("SLICE_SECONDS", wait::SLICE.as_secs_f64())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,514 @@
+//! Producers and write-in-place reservations.
+//!
+//! A core `Reservation<'p>` borrows its `Producer` mutably; as with
+//! consumers (see `consumer.rs`), the producer lives behind a raw pointer
+//! in [`State`] and the one open reservation beside it, and a
+//! `&mut Producer` is made only while no reservation is open.
+
+use std::ptr::NonNull;
+use std::sync::{Arc, Mutex, TryLockError};
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+
+use crate::buffer::{Gate, Input, gated_view, new_token};
+use crate::error::{Closed, InvalidOption, Timeout};
+use crate::wait::{Fail, check_fork, deadline, generation, in_slices};
+
+struct State {
+    /// The open reservation and its token; declared before `producer`
+    /// and always ended first.
+    reservation: Option<(u64, shmq::Reservation<'static>)>,
+    /// `Box::into_raw` of the producer; `None` once closed.
+    producer: Option<NonNull<shmq::Producer>>,
+    made_in: u64,
+    /// Free slots known to be there (a lower bound as far as consumers
+    /// go): `publish_many` claims that many without risking a wait that
+    /// holds the GIL or ignores Ctrl-C.
+    room: u64,
+}
+
+// SAFETY: the core `Producer` is `Send`; a reservation is a borrow of it
+// plus a raw pointer into its mapping (kept alive by the producer's
+// `Arc`). The mutex around the state gives exclusive access.
+unsafe impl Send for State {}
+
+impl State {
+    fn producer(&mut self) -> Result<&'static mut shmq::Producer, Fail> {
+        if self.reservation.is_some() {
+            return Err(Fail::Busy(
+                "a reservation of this producer is open: commit or abort it first".into(),
+            ));
+        }
+        let Some(p) = self.producer else {
+            return Err(Fail::Closed("this producer"));
+        };
+        // SAFETY: `p` is live (freed only when taken, under the mutex we
+        // hold) and unborrowed (no reservation is open); the `'static`
+        // borrow ends before the producer is freed.
+        Ok(unsafe { &mut *p.as_ptr() })
+    }
+
+    fn reserve(
+        &mut self,
+        gate: &Gate,
+        len: usize,
+        meta: shmq::Meta,
+        wait: Option<Duration>,
+    ) -> Result<Option<Reserved>, Fail> {
+        let p = self.producer()?;
+        let r = match wait {
+            None => p.reserve(len),
+            Some(t) => p.reserve_timeout(len, t),
+        };
+        let mut r = match r {
+            Ok(r) => r,
+            Err(shmq::Error::Timeout) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        r.set_meta(meta);
+        let token = new_token();
+        let got = Reserved {
+            token,
+            seq: r.seq(),
+            ptr: r.as_mut_ptr() as usize,
+            len,
+        };
+        gate.open(token);
+        self.reservation = Some((token, r));
+        Ok(Some(got))
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        if self.made_in != generation() {
+            // In a child after fork the producer is the parent's.
+            std::mem::forget(self.reservation.take());
+            return;
+        }
+        self.reservation = None;
+        if let Some(p) = self.producer.take() {
+            // SAFETY: from `Box::into_raw`, freed once, unborrowed.
+            drop(unsafe { Box::from_raw(p.as_ptr()) });
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Reserved {
+    token: u64,
+    seq: u64,
+    ptr: usize,
+    len: usize,
+}
+
+pub(crate) struct Cell {
+    gate: Gate,
+    state: Mutex<State>,
+    queue: shmq::Queue,
+    /// overflow=block (the only policy under which a publish waits).
+    blocks: bool,
+    made_in: u64,
+}
+
+impl Cell {
+    fn with_state<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut State) -> R + Send) -> R {
+        match self.state.try_lock() {
+            Ok(mut g) => f(&mut g),
+            Err(TryLockError::Poisoned(p)) => f(&mut p.into_inner()),
+            Err(TryLockError::WouldBlock) => py.allow_threads(|| {
+                let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                f(&mut g)
+            }),
+        }
+    }
+
+    /// Publishes one message: a non-blocking attempt holding the GIL, then
+    /// (overflow=block, ring full) waits without it, in slices.
+    fn publish_one(
+        &self,
+        py: Python<'_>,
+        data: &[u8],
+        meta: &shmq::Meta,
+        timeout: Option<f64>,
+    ) -> PyResult<u64> {
+        let blocks = self.blocks;
+        let first = self.with_state(py, |s| {
+            let p = s.producer()?;
+            let r = if blocks {
+                p.publish_with_timeout(data, meta, Duration::ZERO)
+            } else {
+                p.publish_with(data, meta)
+            };
+            match r {
+                Ok(seq) => Ok(Some(seq)),
+                Err(shmq::Error::Timeout) => Ok(None),
+                Err(e) => Err(Fail::Core(e)),
+            }
+        })?;
+        if let Some(seq) = first {
+            return Ok(seq);
+        }
+        if timeout == Some(0.0) {
+            return Err(Timeout::new_err("timed out: the queue is full"));
+        }
+        let deadline = deadline(timeout)?;
+        let got = in_slices(py, deadline, |slice| {
+            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            match s.producer()?.publish_with_timeout(data, meta, slice) {
+                Ok(seq) => Ok(Some(seq)),
+                Err(shmq::Error::Timeout) => Ok(None),
+                Err(e) => Err(Fail::Core(e)),
+            }
+        })?;
+        got.ok_or_else(|| Timeout::new_err("timed out: the queue is full"))
+    }
+
+    fn end_dropped(&self, token: u64) {
+        if self.made_in != generation() || !self.gate.close_unused(token) {
+            return;
+        }
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(g.reservation, Some((t, _)) if t == token) {
+            g.reservation = None; // drop = abort
+        }
+    }
+}
+
+fn meta(type_id: u32, correlation_id: u64, key: Option<&Bound<'_, PyAny>>) -> PyResult<shmq::Meta> {
+    let mut m = shmq::Meta::new()
+        .type_id(type_id)
+        .correlation_id(correlation_id);
+    if let Some(key) = key {
+        if let Ok(s) = key.extract::<String>() {
+            m = m.key(s.as_bytes());
+        } else if let Ok(b) = key.extract::<&[u8]>() {
+            m = m.key(b);
+        } else {
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "key must be str or bytes, not {}",
+                key.get_type().name()?
+            )));
+        }
+    }
+    Ok(m)
+}
+
+/// Publishes messages (see the stubs).
+#[pyclass(frozen, module = "shmq._shmq")]
+pub struct Producer {
+    cell: Arc<Cell>,
+}
+
+impl Producer {
+    pub(crate) fn new(queue: shmq::Queue, p: shmq::Producer) -> Producer {
+        let made_in = generation();
+        Producer {
+            cell: Arc::new(Cell {
+                gate: Gate::new(),
+                state: Mutex::new(State {
+                    reservation: None,
+                    producer: Some(NonNull::from(Box::leak(Box::new(p)))),
+                    made_in,
+                    room: 0,
+                }),
+                blocks: queue.overflow() == shmq::Overflow::Block,
+                queue,
+                made_in,
+            }),
+        }
+    }
+}
+
+#[pymethods]
+impl Producer {
+    /// Publishes one message; returns its seq.
+    #[pyo3(signature = (data, type_id=0, correlation_id=0, key=None, timeout=None))]
+    fn publish(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        type_id: u32,
+        correlation_id: u64,
+        key: Option<&Bound<'_, PyAny>>,
+        timeout: Option<f64>,
+    ) -> PyResult<u64> {
+        check_fork(self.cell.made_in)?;
+        let input = Input::new(data)?;
+        let meta = meta(type_id, correlation_id, key)?;
+        self.cell.publish_one(py, input.as_slice(), &meta, timeout)
+    }
+
+    /// Publishes every message of `items` with as few claims as possible;
+    /// returns the seq of the first (the others follow in order).
+    #[pyo3(signature = (items, timeout=None))]
+    fn publish_many(
+        &self,
+        py: Python<'_>,
+        items: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<u64> {
+        check_fork(self.cell.made_in)?;
+        let objs: Vec<Bound<'_, PyAny>> = if let Ok(l) = items.downcast::<PyList>() {
+            l.iter().collect()
+        } else if let Ok(t) = items.downcast::<PyTuple>() {
+            t.iter().collect()
+        } else {
+            items.try_iter()?.collect::<PyResult<_>>()?
+        };
+        if objs.is_empty() {
+            return Err(InvalidOption::new_err(
+                "invalid option: publish_many of no messages",
+            ));
+        }
+        let inputs = objs.iter().map(Input::new).collect::<PyResult<Vec<_>>>()?;
+        let slices: Vec<&[u8]> = inputs.iter().map(Input::as_slice).collect();
+        let cell = &*self.cell;
+        let meta = shmq::Meta::new();
+        let mut first = None;
+        let mut i = 0;
+        while i < slices.len() {
+            let rest = &slices[i..];
+            let step = cell.with_state(py, |s| -> Result<Option<(u64, usize)>, Fail> {
+                let queue = &cell.queue;
+                let p = s.producer()?;
+                if !cell.blocks {
+                    return Ok(Some((p.publish_batch(rest)?, rest.len())));
+                }
+                if s.room == 0 {
+                    let st = queue.stats();
+                    s.room = st.slots.saturating_sub(st.depth);
+                }
+                if s.room == 0 {
+                    return Ok(None);
+                }
+                let k = rest.len().min(s.room as usize);
+                let seq = p.publish_batch(&rest[..k])?;
+                s.room -= k as u64;
+                Ok(Some((seq, k)))
+            })?;
+            match step {
+                Some((seq, k)) => {
+                    first.get_or_insert(seq);
+                    i += k;
+                }
+                None => {
+                    // The ring is full: one message the waiting way.
+                    let seq = cell.publish_one(py, rest[0], &meta, timeout)?;
+                    first.get_or_insert(seq);
+                    i += 1;
+                }
+            }
+        }
+        Ok(first.unwrap_or_default())
+    }
+
+    /// Claims a slot of `size` bytes to write in place.
+    #[pyo3(signature = (size, type_id=0, correlation_id=0, timeout=None))]
+    fn reserve(
+        &self,
+        py: Python<'_>,
+        size: usize,
+        type_id: u32,
+        correlation_id: u64,
+        timeout: Option<f64>,
+    ) -> PyResult<Reservation> {
+        check_fork(self.cell.made_in)?;
+        let cell = &*self.cell;
+        let meta = meta(type_id, correlation_id, None)?;
+        let blocks = cell.blocks;
+        let first = cell.with_state(py, |s| {
+            s.reserve(&cell.gate, size, meta, blocks.then_some(Duration::ZERO))
+        })?;
+        let got = match first {
+            Some(r) => Some(r),
+            None if timeout == Some(0.0) => None,
+            None => in_slices(py, deadline(timeout)?, |slice| {
+                let mut s = cell.state.lock().unwrap_or_else(|e| e.into_inner());
+                s.reserve(&cell.gate, size, meta, Some(slice))
+            })?,
+        };
+        let r = got.ok_or_else(|| Timeout::new_err("timed out: the queue is full"))?;
+        Ok(Reservation {
+            cell: self.cell.clone(),
+            r,
+        })
+    }
+
+    /// Largest payload this queue takes (its slot_size).
+    #[getter]
+    fn max_payload(&self) -> usize {
+        self.cell.queue.slot_size()
+    }
+
+    /// Whether `close()` was called.
+    #[getter]
+    fn closed(&self, py: Python<'_>) -> bool {
+        self.cell.with_state(py, |s| s.producer.is_none())
+    }
+
+    /// Aborts an open reservation and gives the producer's record back.
+    /// Idempotent.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        check_fork(self.cell.made_in)?;
+        let token = self.cell.gate.current();
+        if token != 0 {
+            self.cell.gate.close(py, token, "the open reservation")?;
+        }
+        self.cell.with_state(py, |s| {
+            s.reservation = None;
+            if let Some(p) = s.producer.take() {
+                // SAFETY: from `Box::into_raw`, freed once, unborrowed.
+                drop(unsafe { Box::from_raw(p.as_ptr()) });
+            }
+        });
+        Ok(())
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<shmq.Producer queue={:?}>", self.cell.queue.name())
+    }
+}
+
+/// A claimed slot being written in place.
+#[pyclass(frozen, module = "shmq._shmq")]
+pub struct Reservation {
+    cell: Arc<Cell>,
+    r: Reserved,
+}
+
+impl Reservation {
+    fn ended(&self) -> PyErr {
+        Closed::new_err(format!(
+            "the reservation of seq {} is committed or aborted",
+            self.r.seq
+        ))
+    }
+}
+
+#[pymethods]
+impl Reservation {
+    /// A writable memoryview over the slot, valid until commit or abort.
+    #[getter]
+    fn data<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let me = slf.get();
+        if !me.cell.gate.is_open(me.r.token) {
+            return Err(me.ended());
+        }
+        // SAFETY: the slot is ours, in the mapping, while the reservation
+        // is open, which the gate keeps it while a buffer is alive; the
+        // gate lives in the cell the reservation (the owner) keeps alive.
+        unsafe {
+            gated_view(
+                slf.as_any(),
+                &me.cell.gate,
+                me.r.token,
+                me.r.ptr as *mut u8,
+                me.r.len,
+                true,
+            )
+        }
+    }
+
+    /// The seq the message will have.
+    #[getter]
+    fn seq(&self) -> u64 {
+        self.r.seq
+    }
+
+    fn __len__(&self) -> usize {
+        self.r.len
+    }
+
+    /// Publishes the message (its first `size` bytes, default all);
+    /// returns its seq.
+    #[pyo3(signature = (size=None))]
+    fn commit(&self, py: Python<'_>, size: Option<usize>) -> PyResult<u64> {
+        check_fork(self.cell.made_in)?;
+        if size.is_some_and(|n| n > self.r.len) {
+            return Err(InvalidOption::new_err(format!(
+                "invalid option: commit size {} is larger than the reservation ({} bytes)",
+                size.unwrap_or_default(),
+                self.r.len
+            )));
+        }
+        let token = self.r.token;
+        if !self.cell.gate.close(py, token, "this reservation")? {
+            return Err(self.ended());
+        }
+        let r = self.cell.with_state(py, |s| match s.reservation.take() {
+            Some((t, mut r)) if t == token => {
+                if let Some(n) = size {
+                    r.truncate(n);
+                }
+                Some(r.commit())
+            }
+            other => {
+                s.reservation = other;
+                None
+            }
+        });
+        match r {
+            Some(r) => r.map_err(crate::error::to_py),
+            None => Err(self.ended()),
+        }
+    }
+
+    /// Gives the slot up: consumers skip its position.
+    fn abort(&self, py: Python<'_>) -> PyResult<()> {
+        check_fork(self.cell.made_in)?;
+        let token = self.r.token;
+        if self.cell.gate.close(py, token, "this reservation")? {
+            self.cell.with_state(py, |s| {
+                if matches!(s.reservation, Some((t, _)) if t == token) {
+                    s.reservation = None;
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// The writable memoryview over the slot.
+    fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        Reservation::data(slf)
+    }
+
+    /// Commits on a clean exit, aborts on an exception.
+    #[pyo3(signature = (exc_type, _exc=None, _tb=None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        exc_type: Option<&Bound<'_, PyAny>>,
+        _exc: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        if exc_type.is_none_or(|t| t.is_none()) {
+            self.commit(py, None)?;
+        } else {
+            self.abort(py)?;
+        }
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<shmq.Reservation seq={} len={}>", self.r.seq, self.r.len)
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.cell.end_dropped(self.r.token);
+    }
+}

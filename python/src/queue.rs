@@ -1,0 +1,433 @@
+//! `Queue` and its dead-letter queue.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyTuple};
+
+use crate::consumer::{Consumer, parse_seek, parse_start};
+use crate::error::{Closed, IntoPy, InvalidOption};
+use crate::producer::Producer;
+use crate::wait::{check_fork, generation, seconds};
+
+/// Options as keyword arguments, with the core's defaults.
+#[allow(clippy::too_many_arguments)]
+fn options(
+    dir: Option<PathBuf>,
+    slots: u64,
+    slot_size: usize,
+    max_groups: u32,
+    overflow: &str,
+    lease: f64,
+    max_deliveries: u32,
+    dlq_slots: u32,
+    dedup_window: u64,
+    dedup_ttl: f64,
+    unblock_timeout: f64,
+    mode: u32,
+) -> PyResult<shmq::Options> {
+    let mut o = shmq::Options::new()
+        .slots(slots)
+        .slot_size(slot_size)
+        .max_groups(max_groups)
+        .overflow(overflow.parse::<shmq::Overflow>().py_err()?)
+        .lease(seconds("lease", lease)?)
+        .max_deliveries(max_deliveries)
+        .dlq_slots(dlq_slots)
+        .dedup_window(dedup_window)
+        .dedup_ttl(seconds("dedup_ttl", dedup_ttl)?)
+        .unblock_timeout(seconds("unblock_timeout", unblock_timeout)?)
+        .mode(mode);
+    if let Some(d) = dir {
+        o = o.dir(d);
+    }
+    Ok(o)
+}
+
+fn dir_only(dir: Option<PathBuf>) -> shmq::Options {
+    match dir {
+        Some(d) => shmq::Options::new().dir(d),
+        None => shmq::Options::new(),
+    }
+}
+
+/// A queue: a ring file in shared memory (see the stubs).
+#[pyclass(frozen, module = "shmq._shmq")]
+pub struct Queue {
+    inner: Mutex<Option<shmq::Queue>>,
+    made_in: u64,
+}
+
+impl Queue {
+    fn new(q: shmq::Queue) -> Queue {
+        Queue {
+            inner: Mutex::new(Some(q)),
+            made_in: generation(),
+        }
+    }
+
+    pub(crate) fn get(&self) -> PyResult<shmq::Queue> {
+        check_fork(self.made_in)?;
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| Closed::new_err("this queue is closed"))
+    }
+}
+
+fn group_dict<'py>(py: Python<'py>, g: &shmq::GroupInfo) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("name", &g.name)?;
+    d.set_item("next", g.next)?;
+    d.set_item("committed", g.committed)?;
+    d.set_item("lag", g.lag)?;
+    d.set_item("delivered", g.delivered)?;
+    d.set_item("redelivered", g.redelivered)?;
+    d.set_item("acked", g.acked)?;
+    d.set_item("nacked", g.nacked)?;
+    d.set_item("expired", g.expired)?;
+    d.set_item("dead_lettered", g.dead_lettered)?;
+    d.set_item("in_flight", g.in_flight)?;
+    d.set_item("oldest_unacked_age_ns", g.oldest_unacked_age_ns)?;
+    d.set_item("consumers", g.consumers)?;
+    d.set_item("consumer_attached", g.consumer_attached)?;
+    d.set_item("created_ns", g.created_ns)?;
+    Ok(d)
+}
+
+#[pymethods]
+impl Queue {
+    /// Creates a queue; fails with Exists if it is there already.
+    #[staticmethod]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (name, *, slots=4096, slot_size=1024, max_groups=16, overflow="block",
+        lease=30.0, max_deliveries=5, dlq_slots=1024, dedup_window=1024, dedup_ttl=300.0,
+        unblock_timeout=5.0, mode=0o600, dir=None))]
+    fn create(
+        py: Python<'_>,
+        name: &str,
+        slots: u64,
+        slot_size: usize,
+        max_groups: u32,
+        overflow: &str,
+        lease: f64,
+        max_deliveries: u32,
+        dlq_slots: u32,
+        dedup_window: u64,
+        dedup_ttl: f64,
+        unblock_timeout: f64,
+        mode: u32,
+        dir: Option<PathBuf>,
+    ) -> PyResult<Queue> {
+        let o = options(
+            dir,
+            slots,
+            slot_size,
+            max_groups,
+            overflow,
+            lease,
+            max_deliveries,
+            dlq_slots,
+            dedup_window,
+            dedup_ttl,
+            unblock_timeout,
+            mode,
+        )?;
+        let name = name.to_string();
+        let q = py
+            .allow_threads(|| shmq::Queue::create(&name, &o))
+            .py_err()?;
+        Ok(Queue::new(q))
+    }
+
+    /// Opens an existing queue (NotFound if there is none).
+    #[staticmethod]
+    #[pyo3(signature = (name, *, dir=None))]
+    fn open(py: Python<'_>, name: &str, dir: Option<PathBuf>) -> PyResult<Queue> {
+        let o = dir_only(dir);
+        let name = name.to_string();
+        let q = py
+            .allow_threads(|| shmq::Queue::open_with(&name, &o))
+            .py_err()?;
+        Ok(Queue::new(q))
+    }
+
+    /// Opens the queue, creating it with these options if it is not there.
+    #[staticmethod]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (name, *, slots=4096, slot_size=1024, max_groups=16, overflow="block",
+        lease=30.0, max_deliveries=5, dlq_slots=1024, dedup_window=1024, dedup_ttl=300.0,
+        unblock_timeout=5.0, mode=0o600, dir=None))]
+    fn open_or_create(
+        py: Python<'_>,
+        name: &str,
+        slots: u64,
+        slot_size: usize,
+        max_groups: u32,
+        overflow: &str,
+        lease: f64,
+        max_deliveries: u32,
+        dlq_slots: u32,
+        dedup_window: u64,
+        dedup_ttl: f64,
+        unblock_timeout: f64,
+        mode: u32,
+        dir: Option<PathBuf>,
+    ) -> PyResult<Queue> {
+        let o = options(
+            dir,
+            slots,
+            slot_size,
+            max_groups,
+            overflow,
+            lease,
+            max_deliveries,
+            dlq_slots,
+            dedup_window,
+            dedup_ttl,
+            unblock_timeout,
+            mode,
+        )?;
+        let name = name.to_string();
+        let q = py
+            .allow_threads(|| shmq::Queue::open_or_create(&name, &o))
+            .py_err()?;
+        Ok(Queue::new(q))
+    }
+
+    /// Deletes the queue file (NotFound if there is none). Handles that are
+    /// open keep working on the unlinked file.
+    #[staticmethod]
+    #[pyo3(signature = (name, *, dir=None))]
+    fn remove(name: &str, dir: Option<PathBuf>) -> PyResult<()> {
+        shmq::Queue::remove(name, &dir_only(dir)).py_err()
+    }
+
+    /// The queue's name.
+    #[getter]
+    fn name(&self) -> PyResult<String> {
+        Ok(self.get()?.name().to_string())
+    }
+    /// Path of the queue file.
+    #[getter]
+    fn path(&self) -> PyResult<PathBuf> {
+        Ok(self.get()?.path().to_path_buf())
+    }
+    /// Ring capacity in messages.
+    #[getter]
+    fn slots(&self) -> PyResult<u64> {
+        Ok(self.get()?.slots())
+    }
+    /// Largest payload in bytes.
+    #[getter]
+    fn slot_size(&self) -> PyResult<usize> {
+        Ok(self.get()?.slot_size())
+    }
+    /// The overflow policy ("block" or "reject").
+    #[getter]
+    fn overflow(&self) -> PyResult<String> {
+        Ok(self.get()?.overflow().to_string())
+    }
+    /// Whether `close()` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+    }
+
+    /// A new producer.
+    fn producer(&self) -> PyResult<Producer> {
+        let q = self.get()?;
+        let p = q.producer().py_err()?;
+        Ok(Producer::new(q, p))
+    }
+
+    /// The consumer of `group` (created if it does not exist, from `start`).
+    #[pyo3(signature = (group, *, ack="auto", start=None))]
+    fn consumer(
+        &self,
+        group: &str,
+        ack: &str,
+        start: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Consumer> {
+        let ack = match ack {
+            "auto" => shmq::Ack::Auto,
+            "manual" => shmq::Ack::Manual,
+            other => {
+                return Err(InvalidOption::new_err(format!(
+                    "invalid option: ack must be \"auto\" or \"manual\", got {other:?}"
+                )));
+            }
+        };
+        let start = match start {
+            None => shmq::Start::Earliest,
+            Some(s) => parse_start(s)?,
+        };
+        let opts = shmq::ConsumerOptions::new().ack(ack).start(start);
+        let c = self.get()?.consumer(group, opts).py_err()?;
+        Ok(Consumer::new(c))
+    }
+
+    /// Creates a group (Exists if it is there).
+    #[pyo3(signature = (group, start=None))]
+    fn create_group(&self, group: &str, start: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let start = match start {
+            None => shmq::Start::Earliest,
+            Some(s) => parse_start(s)?,
+        };
+        self.get()?.create_group(group, start).py_err()
+    }
+
+    /// Deletes a group and its cursor.
+    fn delete_group(&self, group: &str) -> PyResult<()> {
+        self.get()?.delete_group(group).py_err()
+    }
+
+    /// Every group, as dicts.
+    fn groups<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        self.get()?
+            .groups()
+            .iter()
+            .map(|g| group_dict(py, g))
+            .collect()
+    }
+
+    /// Moves a group (with no live consumer); returns the seq it will
+    /// receive next.
+    #[pyo3(signature = (group, to=None, *, time_ns=None))]
+    fn seek(
+        &self,
+        group: &str,
+        to: Option<&Bound<'_, PyAny>>,
+        time_ns: Option<u64>,
+    ) -> PyResult<u64> {
+        let how = parse_seek(to, time_ns)?;
+        self.get()?.seek_group(group, how).py_err()
+    }
+
+    /// A snapshot of counters and cursors, as a dict.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.get()?.stats();
+        let d = PyDict::new(py);
+        d.set_item("name", &s.name)?;
+        d.set_item("path", &s.path)?;
+        d.set_item("slots", s.slots)?;
+        d.set_item("slot_size", s.slot_size)?;
+        d.set_item("overflow", s.overflow.to_string())?;
+        d.set_item("next_seq", s.next_seq)?;
+        d.set_item("oldest_seq", s.oldest_seq)?;
+        d.set_item("depth", s.depth)?;
+        d.set_item("published", s.published)?;
+        d.set_item("rejected", s.rejected)?;
+        d.set_item("deduplicated", s.deduplicated)?;
+        d.set_item("aborted", s.aborted)?;
+        d.set_item("producers", s.producers)?;
+        d.set_item("consumers", s.consumers)?;
+        d.set_item("dlq_depth", s.dlq_depth)?;
+        let groups = s
+            .groups
+            .iter()
+            .map(|g| group_dict(py, g))
+            .collect::<PyResult<Vec<_>>>()?;
+        d.set_item("groups", groups)?;
+        Ok(d)
+    }
+
+    /// Flushes the mapping to its file (for a queue on a disk path).
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        let q = self.get()?;
+        py.allow_threads(|| q.flush()).py_err()
+    }
+
+    /// The dead-letter queue.
+    #[getter]
+    fn dlq(slf: Py<Self>) -> DeadLetters {
+        DeadLetters { queue: slf }
+    }
+
+    /// Drops this handle's mapping (producers and consumers made from it
+    /// keep their own). Idempotent.
+    fn close(&self) {
+        let q = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if self.made_in != generation() {
+            std::mem::forget(q);
+        }
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, _exc: &Bound<'_, PyTuple>) -> bool {
+        self.close();
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        match self.get() {
+            Ok(q) => format!("<shmq.Queue name={:?} path={:?}>", q.name(), q.path()),
+            Err(_) => "<shmq.Queue closed>".into(),
+        }
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// The dead-letter queue of a queue.
+#[pyclass(frozen, module = "shmq._shmq")]
+pub struct DeadLetters {
+    queue: Py<Queue>,
+}
+
+#[pymethods]
+impl DeadLetters {
+    /// Copies of every dead letter, oldest first, as dicts.
+    fn list<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let q = self.queue.get().get()?;
+        let letters = q.dlq().list().py_err()?;
+        letters
+            .iter()
+            .map(|l| {
+                let d = PyDict::new(py);
+                d.set_item("seq", l.seq)?;
+                d.set_item("group", &l.group)?;
+                d.set_item("attempts", l.attempts)?;
+                d.set_item("reason", l.reason.as_str())?;
+                d.set_item("first_delivery_ns", l.first_delivery_ns)?;
+                d.set_item("last_delivery_ns", l.last_delivery_ns)?;
+                d.set_item("dead_lettered_ns", l.dead_lettered_ns)?;
+                d.set_item("timestamp_ns", l.timestamp_ns)?;
+                d.set_item("type_id", l.type_id)?;
+                d.set_item("correlation_id", l.correlation_id)?;
+                d.set_item("redriven", l.redriven)?;
+                d.set_item("payload", PyBytes::new(py, &l.payload))?;
+                Ok(d)
+            })
+            .collect()
+    }
+
+    /// Delivers dead letters again to the group that dead-lettered them
+    /// (all, or the one with this seq); returns how many.
+    #[pyo3(signature = (seq=None))]
+    fn redrive(&self, seq: Option<u64>) -> PyResult<u64> {
+        self.queue.get().get()?.dlq().redrive(seq).py_err()
+    }
+
+    /// Deletes every dead letter; returns how many.
+    fn purge(&self) -> PyResult<u64> {
+        self.queue.get().get()?.dlq().purge().py_err()
+    }
+
+    fn __len__(&self) -> PyResult<usize> {
+        Ok(self.queue.get().get()?.dlq().len() as usize)
+    }
+}

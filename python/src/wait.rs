@@ -1,0 +1,115 @@
+//! Waiting without the GIL, in slices, so Ctrl-C gets through.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use pyo3::prelude::*;
+
+use crate::error::{Busy, Closed, InvalidOption, to_py};
+
+/// Longest wait without looking at signals: a KeyboardInterrupt is raised
+/// within this (plus the interpreter's own latency).
+pub(crate) const SLICE: Duration = Duration::from_millis(50);
+
+/// Bumped in a child after `fork()` (see `shmq/__init__.py`): handles made
+/// under an older generation belong to the parent.
+pub(crate) static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+pub(crate) fn generation() -> u64 {
+    FORK_GENERATION.load(Ordering::Relaxed)
+}
+
+/// Called by `os.register_at_fork(after_in_child=...)`.
+#[pyfunction]
+pub(crate) fn _after_fork_in_child() {
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Refuses a handle made before a `fork()` (it is the parent's).
+#[inline]
+pub(crate) fn check_fork(made_in: u64) -> PyResult<()> {
+    if made_in != generation() {
+        return Err(Closed::new_err(
+            "this handle was made before fork() and belongs to the parent; open the queue again in the child",
+        ));
+    }
+    Ok(())
+}
+
+/// A failure that may happen without the GIL.
+#[derive(Debug)]
+pub(crate) enum Fail {
+    Core(shmq::Error),
+    Closed(&'static str),
+    Busy(String),
+}
+
+impl From<shmq::Error> for Fail {
+    fn from(e: shmq::Error) -> Fail {
+        Fail::Core(e)
+    }
+}
+
+impl From<Fail> for PyErr {
+    fn from(f: Fail) -> PyErr {
+        match f {
+            Fail::Core(e) => to_py(e),
+            Fail::Closed(what) => Closed::new_err(format!("{what} is closed")),
+            Fail::Busy(why) => Busy::new_err(why),
+        }
+    }
+}
+
+/// Seconds (a finite, non-negative float) as a duration.
+pub(crate) fn seconds(name: &str, secs: f64) -> PyResult<Duration> {
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(InvalidOption::new_err(format!(
+            "invalid option: {name} must be a finite number of seconds >= 0, got {secs}"
+        )));
+    }
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| InvalidOption::new_err(format!("invalid option: {name} is too large: {secs}")))
+}
+
+/// The deadline of a `timeout` argument: None waits for ever.
+pub(crate) fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
+    match timeout {
+        None => Ok(None),
+        Some(t) => {
+            let d = seconds("timeout", t)?;
+            Ok(Some(
+                Instant::now().checked_add(d).unwrap_or_else(far_future),
+            ))
+        }
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 86_400)
+}
+
+/// Calls `attempt(slice)` without the GIL, in slices of at most [`SLICE`],
+/// checking for signals between them, until it gives something or
+/// `deadline` passes (`Ok(None)`).
+pub(crate) fn in_slices<T: Send>(
+    py: Python<'_>,
+    deadline: Option<Instant>,
+    mut attempt: impl FnMut(Duration) -> Result<Option<T>, Fail> + Send,
+) -> PyResult<Option<T>> {
+    loop {
+        let slice = match deadline {
+            None => SLICE,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(None);
+                }
+                left.min(SLICE)
+            }
+        };
+        if let Some(v) = py.allow_threads(|| attempt(slice))? {
+            return Ok(Some(v));
+        }
+        py.check_signals()?;
+    }
+}
