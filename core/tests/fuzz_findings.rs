@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use shmq::{ConsumerOptions, Error, Options, Overflow, Queue, Start};
 
-/// Found by `open_segment` on its own seed corpus: a zero-timeout receive
+/// Found by `open_segment` on its own seed corpus (fixed in consumer.rs,
+/// `wait`): a zero-timeout receive
 /// (`receive_timeout(Duration::ZERO)`, documented as a poll, "as
 /// `try_receive` does") never copies spilled messages back into the ring,
 /// so a consumer polling that way sees `Timeout` forever while thousands
 /// of messages wait on disk. `try_receive` does refill (`nothing_yet`);
 /// `Consumer::wait`'s early return for a passed deadline does not.
 #[test]
-#[ignore = "bug in core/src/consumer.rs (wait): a zero timeout does not refill from the spill"]
 fn a_zero_timeout_receive_reads_through_the_spill() {
     let dir = tempfile::tempdir().unwrap();
     let o = Options::new()
