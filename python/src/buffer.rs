@@ -407,7 +407,8 @@ impl<'a> Input<'a> {
         let r = unsafe { PyObject_GetBuffer(obj.as_ptr(), &mut *view, PYBUF_SIMPLE) };
         if r != 0 {
             let err = PyErr::fetch(obj.py());
-            if err.is_instance_of::<PyBufferError>(obj.py()) {
+            if !err.is_instance_of::<PyTypeError>(obj.py()) {
+                // The exporter's own reason (e.g. not C-contiguous).
                 return Err(err);
             }
             return Err(PyTypeError::new_err(format!(

@@ -12,7 +12,7 @@
 //! buffer over it is alive.
 
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyIndexError, PyStopIteration};
@@ -21,7 +21,7 @@ use pyo3::types::PyBytes;
 
 use crate::buffer::{Gate, gated_view, new_token};
 use crate::error::{Closed, IntoPy, InvalidOption};
-use crate::wait::{Fail, check_fork, deadline, generation, in_slices, seconds};
+use crate::wait::{Fail, check_fork, deadline, generation, in_slices, locked, seconds};
 
 /// What a delivery says about its message (copied out of the slot header).
 #[derive(Clone, Copy, Debug)]
@@ -179,14 +179,7 @@ impl Cell {
     /// Runs `f` on the state: at once if the mutex is free, else waiting
     /// for it without the GIL (its holder may be a receive in a slice).
     fn with_state<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut State) -> R + Send) -> R {
-        match self.state.try_lock() {
-            Ok(mut g) => f(&mut g),
-            Err(TryLockError::Poisoned(p)) => f(&mut p.into_inner()),
-            Err(TryLockError::WouldBlock) => py.allow_threads(|| {
-                let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                f(&mut g)
-            }),
-        }
+        locked(py, &self.state, f)
     }
 
     /// Ends delivery `token` with `f`, once no buffer over it is alive.
@@ -224,6 +217,38 @@ impl Cell {
         }
         let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
         drop(g.take(token));
+    }
+
+    /// Polls with `poll(state, gate, wait)` until it finds something or
+    /// `timeout` passes: first without waiting (`wait` zero), holding the
+    /// GIL, then in slices without it. `None` on timeout.
+    fn wait_for(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        poll: impl Fn(&mut State, &Gate, Duration) -> Result<Poll, Fail> + Sync,
+    ) -> PyResult<Option<Poll>> {
+        let deadline = deadline(timeout)?;
+        loop {
+            self.prepare(py)?;
+            match self.with_state(py, |s| poll(s, &self.gate, Duration::ZERO))? {
+                Poll::Empty if timeout == Some(0.0) => return Ok(None),
+                Poll::Empty => {}
+                Poll::Occupied => continue,
+                got => return Ok(Some(got)),
+            }
+            let got = in_slices(py, deadline, |slice| {
+                let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                match poll(&mut s, &self.gate, slice)? {
+                    Poll::Empty => Ok(None),
+                    got => Ok(Some(got)),
+                }
+            })?;
+            match got {
+                Some(Poll::Occupied) => continue,
+                got => return Ok(got),
+            }
+        }
     }
 
     /// Before a receive: ack=auto ends the previous message; ack=manual
@@ -343,32 +368,12 @@ impl Consumer {
     /// The next message, or None when `timeout` seconds pass first.
     #[pyo3(signature = (timeout=None))]
     fn receive(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Py<Message>>> {
-        let cell = &*self.cell;
-        let deadline = deadline(timeout)?;
-        loop {
-            cell.prepare(py)?;
-            // First without waiting, holding the GIL.
-            match cell.with_state(py, |s| s.poll(&cell.gate, None))? {
-                Poll::Got(t, info) => return self.message(py, t, info).map(Some),
-                Poll::Occupied => continue,
-                _ => {}
-            }
-            if timeout == Some(0.0) {
-                return Ok(None);
-            }
-            let got = in_slices(py, deadline, |slice| {
-                let mut s = cell.state.lock().unwrap_or_else(|e| e.into_inner());
-                match s.poll(&cell.gate, Some(slice))? {
-                    Poll::Got(t, info) => Ok(Some(Some((t, info)))),
-                    Poll::Occupied => Ok(Some(None)),
-                    _ => Ok(None),
-                }
-            })?;
-            match got {
-                Some(Some((t, info))) => return self.message(py, t, info).map(Some),
-                Some(None) => continue,
-                None => return Ok(None),
-            }
+        let got = self.cell.wait_for(py, timeout, |s, gate, wait| {
+            s.poll(gate, (!wait.is_zero()).then_some(wait))
+        })?;
+        match got {
+            Some(Poll::Got(token, info)) => self.message(py, token, info).map(Some),
+            _ => Ok(None),
         }
     }
 
@@ -376,49 +381,18 @@ impl Consumer {
     /// for the first; an empty batch if none came.
     #[pyo3(signature = (max, timeout=None))]
     fn receive_many(&self, py: Python<'_>, max: usize, timeout: Option<f64>) -> PyResult<Batch> {
-        let cell = &*self.cell;
-        let deadline = deadline(timeout)?;
-        let empty = || Batch {
-            cell: self.cell.clone(),
-            token: 0,
-            infos: Vec::new(),
+        let got = self
+            .cell
+            .wait_for(py, timeout, |s, gate, wait| s.poll_batch(gate, max, wait))?;
+        let (token, infos) = match got {
+            Some(Poll::GotBatch(token, infos)) => (token, infos),
+            _ => (0, Vec::new()),
         };
-        loop {
-            cell.prepare(py)?;
-            match cell.with_state(py, |s| s.poll_batch(&cell.gate, max, Duration::ZERO))? {
-                Poll::GotBatch(token, infos) => {
-                    return Ok(Batch {
-                        cell: self.cell.clone(),
-                        token,
-                        infos,
-                    });
-                }
-                Poll::Occupied => continue,
-                _ => {}
-            }
-            if timeout == Some(0.0) {
-                return Ok(empty());
-            }
-            let got = in_slices(py, deadline, |slice| {
-                let mut s = cell.state.lock().unwrap_or_else(|e| e.into_inner());
-                match s.poll_batch(&cell.gate, max, slice)? {
-                    Poll::GotBatch(t, infos) => Ok(Some(Some((t, infos)))),
-                    Poll::Occupied => Ok(Some(None)),
-                    _ => Ok(None),
-                }
-            })?;
-            match got {
-                Some(Some((token, infos))) => {
-                    return Ok(Batch {
-                        cell: self.cell.clone(),
-                        token,
-                        infos,
-                    });
-                }
-                Some(None) => continue,
-                None => return Ok(empty()),
-            }
-        }
+        Ok(Batch {
+            cell: self.cell.clone(),
+            token,
+            infos,
+        })
     }
 
     /// Moves the group; returns the seq it will receive next.

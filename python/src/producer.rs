@@ -6,7 +6,7 @@
 //! `&mut Producer` is made only while no reservation is open.
 
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -14,7 +14,7 @@ use pyo3::types::{PyList, PyTuple};
 
 use crate::buffer::{Gate, Input, gated_view, new_token};
 use crate::error::{Closed, InvalidOption, Timeout};
-use crate::wait::{Fail, check_fork, deadline, generation, in_slices};
+use crate::wait::{Fail, check_fork, deadline, generation, in_slices, locked};
 
 struct State {
     /// The open reservation and its token; declared before `producer`
@@ -115,14 +115,7 @@ pub(crate) struct Cell {
 
 impl Cell {
     fn with_state<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut State) -> R + Send) -> R {
-        match self.state.try_lock() {
-            Ok(mut g) => f(&mut g),
-            Err(TryLockError::Poisoned(p)) => f(&mut p.into_inner()),
-            Err(TryLockError::WouldBlock) => py.allow_threads(|| {
-                let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                f(&mut g)
-            }),
-        }
+        locked(py, &self.state, f)
     }
 
     /// Publishes one message: a non-blocking attempt holding the GIL, then
@@ -238,6 +231,9 @@ impl Producer {
         check_fork(self.cell.made_in)?;
         let input = Input::new(data)?;
         let meta = meta(type_id, correlation_id, key)?;
+        if let Some(t) = timeout {
+            crate::wait::seconds("timeout", t)?;
+        }
         self.cell.publish_one(py, input.as_slice(), &meta, timeout)
     }
 

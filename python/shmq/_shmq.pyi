@@ -1,0 +1,471 @@
+"""Typed stubs of the shmq extension (checked by ``mypy.stubtest``)."""
+
+import os
+import pathlib
+import types
+from collections.abc import Iterable, Iterator
+from typing import Any, Literal, Optional, Union, final
+
+from typing_extensions import Buffer, Self
+
+__version__: str
+SLICE_SECONDS: float
+"""Longest wait without the GIL before signals are looked at (0.05 s)."""
+
+_Start = Union[Literal["earliest", "latest"], int]
+_Path = Union[str, "os.PathLike[str]"]
+
+class Error(Exception):
+    """Base class of every shmq error; the message is the core's."""
+
+class Full(Error):
+    """The ring is full and the queue's overflow policy is reject: nothing was published."""
+
+class Timeout(Error):
+    """A blocking call waited as long as it was allowed to."""
+
+class TooLarge(Error):
+    """The payload does not fit in a slot (larger than slot_size)."""
+
+class Corrupt(Error):
+    """A file is not a usable shmq file; nothing in it was trusted."""
+
+class Incompatible(Error):
+    """A queue file written by a different layout version of shmq."""
+
+class NotFound(Error):
+    """No such queue or group."""
+
+class Exists(Error):
+    """The queue or group already exists."""
+
+class InvalidName(Error):
+    """A queue or group name that is not allowed."""
+
+class InvalidOption(Error):
+    """An option or argument value that is not allowed."""
+
+class LeaseExpired(Error):
+    """The lease on a delivery was taken away before it was acknowledged."""
+
+class Aborted(Error):
+    """This producer's claim was aborted: the message was not published."""
+
+class DlqFull(Error):
+    """The dead-letter queue is full: the message was not dead-lettered."""
+
+class Busy(Error):
+    """A resource is held by someone else (a group's consumer, a table, an open delivery)."""
+
+class Io(Error):
+    """An operating-system call failed."""
+
+class Closed(Error):
+    """A closed handle, a finished message, or a handle made before fork() used in the child."""
+
+@final
+class Queue:
+    """A queue: a ring file ``<dir>/<name>.shmq`` in shared memory.
+
+    ``dir`` defaults to ``$SHMQ_DIR``, else ``/dev/shm``. Durations are in
+    seconds. A Queue, like every handle, is a context manager that closes
+    it, and may be used from several threads.
+    """
+
+    @staticmethod
+    def create(
+        name: str,
+        *,
+        slots: int = 4096,
+        slot_size: int = 1024,
+        max_groups: int = 16,
+        overflow: str = "block",
+        lease: float = 30.0,
+        max_deliveries: int = 5,
+        dlq_slots: int = 1024,
+        dedup_window: int = 1024,
+        dedup_ttl: float = 300.0,
+        unblock_timeout: float = 5.0,
+        mode: int = 0o600,
+        dir: Optional[_Path] = None,
+    ) -> "Queue":
+        """Creates a queue (``Exists`` if it is there already).
+
+        ``slots`` is a power of two; ``overflow`` is "block" (a publish waits
+        for room) or "reject" (it raises ``Full``); ``lease`` is the
+        visibility timeout of an ack="manual" delivery; after
+        ``max_deliveries`` a message goes to the dead-letter queue of
+        ``dlq_slots`` entries; ``dedup_window`` keys are remembered for
+        ``dedup_ttl`` seconds; a claim left uncommitted for
+        ``unblock_timeout`` is aborted; ``mode`` is the file's mode.
+        """
+
+    @staticmethod
+    def open(name: str, *, dir: Optional[_Path] = None) -> "Queue":
+        """Opens an existing queue (``NotFound`` if there is none)."""
+
+    @staticmethod
+    def open_or_create(
+        name: str,
+        *,
+        slots: int = 4096,
+        slot_size: int = 1024,
+        max_groups: int = 16,
+        overflow: str = "block",
+        lease: float = 30.0,
+        max_deliveries: int = 5,
+        dlq_slots: int = 1024,
+        dedup_window: int = 1024,
+        dedup_ttl: float = 300.0,
+        unblock_timeout: float = 5.0,
+        mode: int = 0o600,
+        dir: Optional[_Path] = None,
+    ) -> "Queue":
+        """Opens the queue, creating it with these options if it is not there."""
+
+    @staticmethod
+    def remove(name: str, *, dir: Optional[_Path] = None) -> None:
+        """Deletes the queue file (``NotFound`` if there is none)."""
+
+    @property
+    def name(self) -> str:
+        """The queue's name."""
+
+    @property
+    def path(self) -> pathlib.Path:
+        """Path of the queue file."""
+
+    @property
+    def slots(self) -> int:
+        """Ring capacity in messages."""
+
+    @property
+    def slot_size(self) -> int:
+        """Largest payload in bytes."""
+
+    @property
+    def overflow(self) -> str:
+        """The overflow policy ("block" or "reject")."""
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""
+
+    @property
+    def dlq(self) -> "DeadLetters":
+        """The dead-letter queue."""
+
+    def producer(self) -> "Producer":
+        """A new producer (use one per thread; ``Busy`` when every producer record is taken)."""
+
+    def consumer(
+        self,
+        group: str,
+        *,
+        ack: Literal["auto", "manual"] = "auto",
+        start: Optional[_Start] = None,
+    ) -> "Consumer":
+        """The consumer of ``group``, creating the group from ``start``
+        ("earliest" (default), "latest" or a seq) if it does not exist.
+
+        ack="auto" is at-most-once and allows one live consumer per group;
+        ack="manual" is at-least-once with any number of competing
+        consumers, each holding one delivery at a time.
+        """
+
+    def create_group(self, group: str, start: Optional[_Start] = None) -> None:
+        """Creates a group (``Exists`` if it is there); from now on the queue
+        keeps every message for it until it has consumed it."""
+
+    def delete_group(self, group: str) -> None:
+        """Deletes a group and its cursor (``NotFound`` if there is none)."""
+
+    def groups(self) -> list[dict[str, Any]]:
+        """Every group, as dicts (name, next, committed, lag, delivered,
+        redelivered, acked, nacked, expired, dead_lettered, in_flight,
+        oldest_unacked_age_ns, consumers, consumer_attached, created_ns)."""
+
+    def seek(self, group: str, to: Optional[_Start] = None, *, time_ns: Optional[int] = None) -> int:
+        """Moves a group with no live consumer to "earliest", "latest", a seq,
+        or the first message published at or after ``time_ns``; returns the
+        seq it will receive next."""
+
+    def stats(self) -> dict[str, Any]:
+        """A snapshot of counters and cursors: name, path, slots, slot_size,
+        overflow, next_seq, oldest_seq, depth, published, rejected,
+        deduplicated, aborted, producers, consumers, dlq_depth and groups
+        (a list of dicts as ``groups()``)."""
+
+    def flush(self) -> None:
+        """Flushes the mapping to its file (for a queue on a disk path)."""
+
+    def close(self) -> None:
+        """Drops this handle's mapping; producers and consumers made from it
+        keep working. Idempotent."""
+
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *_exc: object) -> bool: ...
+
+@final
+class DeadLetters:
+    """The dead-letter queue of a queue (``Queue.dlq``)."""
+
+    def list(self) -> list[dict[str, Any]]:
+        """Copies of every dead letter, oldest first: seq, group, attempts,
+        reason ("nacked" or "max-deliveries"), first_delivery_ns,
+        last_delivery_ns, dead_lettered_ns, timestamp_ns, type_id,
+        correlation_id, redriven and payload (bytes)."""
+
+    def redrive(self, seq: Optional[int] = None) -> int:
+        """Delivers dead letters (all, or the one with this seq) again to the
+        group that dead-lettered them, and only to it; returns how many."""
+
+    def purge(self) -> int:
+        """Deletes every dead letter; returns how many."""
+
+    def __len__(self) -> int: ...
+
+@final
+class Producer:
+    """Publishes messages. Cheap; use one per thread (a shared one is safe,
+    its calls are serialised)."""
+
+    def publish(
+        self,
+        data: Buffer,
+        type_id: int = 0,
+        correlation_id: int = 0,
+        key: Union[str, bytes, None] = None,
+        timeout: Optional[float] = None,
+    ) -> int:
+        """Publishes ``data`` (bytes or anything with the buffer protocol, one
+        C-contiguous run, copied once into the slot); returns its seq.
+
+        A full ring waits (overflow="block", at most ``timeout`` seconds,
+        then ``Timeout``; the GIL is released and Ctrl-C works) or raises
+        ``Full`` (overflow="reject"). With ``key``, a publish that repeats a
+        key the queue remembers enqueues nothing and returns the first
+        message's seq. ``TooLarge`` past slot_size.
+        """
+
+    def publish_many(self, items: Iterable[Buffer], timeout: Optional[float] = None) -> int:
+        """Publishes every message of ``items`` with as few claims as possible
+        and one wake-up; returns the seq of the first (the others follow in
+        order). ``timeout`` bounds each wait for room."""
+
+    def reserve(
+        self,
+        size: int,
+        type_id: int = 0,
+        correlation_id: int = 0,
+        timeout: Optional[float] = None,
+    ) -> "Reservation":
+        """Claims a slot of ``size`` bytes to write in place::
+
+            with producer.reserve(len(frame)) as buf:   # a writable memoryview
+                buf[:] = frame                         # committed on exit
+        """
+
+    @property
+    def max_payload(self) -> int:
+        """Largest payload this queue takes (its slot_size)."""
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""
+
+    def close(self) -> None:
+        """Aborts an open reservation and gives the producer's record back. Idempotent."""
+
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *_exc: object) -> bool: ...
+
+@final
+class Reservation:
+    """A claimed slot being written in place: commit publishes it, abort (or
+    dropping it) gives the position up. As a context manager it yields a
+    writable memoryview and commits on a clean exit, aborts on an exception."""
+
+    @property
+    def data(self) -> memoryview:
+        """A writable memoryview over the slot, valid until commit or abort."""
+
+    @property
+    def seq(self) -> int:
+        """The seq the message will have."""
+
+    def __len__(self) -> int: ...
+    def commit(self, size: Optional[int] = None) -> int:
+        """Publishes the message (its first ``size`` bytes, default all);
+        returns its seq. ``BufferError`` while buffers over the slot other
+        than the memoryviews handed out are alive; ``Aborted`` if it was held
+        longer than unblock_timeout."""
+
+    def abort(self) -> None:
+        """Gives the slot up: consumers skip its position."""
+
+    def __enter__(self) -> memoryview: ...
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        _exc: Optional[BaseException] = None,
+        _tb: Optional[types.TracebackType] = None,
+    ) -> bool: ...
+
+@final
+class Consumer:
+    """The consumer of one group: messages in seq order.
+
+    Holds one delivery (or batch) at a time: with ack="auto" the next
+    receive finishes the previous message; with ack="manual" the previous
+    one must be acked or nacked first (``Busy``). Iterating blocks for the
+    next message. Safe to share between threads (calls are serialised),
+    but one consumer per thread is the way to go fast.
+    """
+
+    @property
+    def group(self) -> str:
+        """The group's name."""
+
+    @property
+    def ack(self) -> str:
+        """"auto" or "manual"."""
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""
+
+    def receive(self, timeout: Optional[float] = None) -> Optional["Message"]:
+        """The next message, or None if ``timeout`` seconds pass first
+        (None: wait for ever; 0: only look). Waits without the GIL, and
+        Ctrl-C raises KeyboardInterrupt within 0.1 s."""
+
+    def receive_many(self, max: int, timeout: Optional[float] = None) -> "Batch":
+        """Up to ``max`` ready messages (ack="auto" only), waiting at most
+        ``timeout`` seconds for the first; an empty batch if none came.
+        No Python object is made per message until one is looked at."""
+
+    def seek(self, to: Optional[_Start] = None, *, time_ns: Optional[int] = None) -> int:
+        """Moves the group (replay or skip); returns the seq it will receive next."""
+
+    def close(self) -> None:
+        """Ends the open message (ack="manual": gives it back) and detaches
+        from the group. Idempotent."""
+
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *_exc: object) -> bool: ...
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> "Message": ...
+
+@final
+class Message:
+    """One received message.
+
+    ``data`` is a read-only memoryview over the slot in shared memory,
+    valid until the message is finished: acked, nacked, released by the
+    next receive (ack="auto"), or its consumer closed. Finishing releases
+    the memoryviews ``data`` handed out (touching one then raises
+    ValueError) and raises ``BufferError`` while derived buffers (slices,
+    numpy arrays) are alive. ``bytes(message)`` copies. As a context manager
+    it acks on a clean exit and gives the message back (ack="manual") on an
+    exception.
+    """
+
+    @property
+    def data(self) -> memoryview:
+        """The payload, in place in shared memory (read-only)."""
+
+    def __bytes__(self) -> bytes: ...
+    def __len__(self) -> int: ...
+    @property
+    def seq(self) -> int:
+        """Position in the queue."""
+
+    @property
+    def timestamp_ns(self) -> int:
+        """Publish time, CLOCK_REALTIME nanoseconds."""
+
+    @property
+    def type_id(self) -> int:
+        """The producer's type tag."""
+
+    @property
+    def correlation_id(self) -> int:
+        """The producer's correlation id."""
+
+    @property
+    def attempt(self) -> int:
+        """Delivery attempt: 1 for the first delivery."""
+
+    @property
+    def group(self) -> str:
+        """The group it was delivered to."""
+
+    @property
+    def finished(self) -> bool:
+        """Whether it is finished (its data can no longer be read)."""
+
+    def ack(self) -> None:
+        """Finishes the message for the group (ack="manual"; ``LeaseExpired``
+        if its lease was taken away), or releases its slot at once
+        (ack="auto", where it is a no-op once released)."""
+
+    def nack(self, delay: Optional[float] = None, dead_letter: bool = False) -> None:
+        """Gives the message back (ack="manual"): deliver it again now, after
+        ``delay`` seconds, or move it to the dead-letter queue
+        (``DlqFull`` if that is full)."""
+
+    def extend_lease(self, seconds: float) -> None:
+        """Extends the lease (ack="manual") to ``seconds`` from now."""
+
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        _exc: Optional[BaseException] = None,
+        _tb: Optional[types.TracebackType] = None,
+    ) -> bool: ...
+
+@final
+class Batch:
+    """Messages received together by ``receive_many`` (ack="auto"): a
+    sequence of ``Message``, released together by ``release()``, the next
+    receive, or when dropped."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: int) -> Message: ...
+    def __iter__(self) -> Iterator[Message]: ...
+    @property
+    def first_seq(self) -> Optional[int]:
+        """Seq of the first message (None if empty)."""
+
+    @property
+    def last_seq(self) -> Optional[int]:
+        """Seq of the last message (None if empty)."""
+
+    @property
+    def nbytes(self) -> int:
+        """Total payload bytes."""
+
+    @property
+    def released(self) -> bool:
+        """Whether it is released."""
+
+    def payloads(self) -> list[bytes]:
+        """Copies of the payloads."""
+
+    def release(self) -> None:
+        """Releases the batch's slots."""
+
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *_exc: object) -> bool: ...
+
+@final
+class BatchIter:
+    """Iterator over a batch's messages."""
+
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> Message: ...
+
+def _after_fork_in_child() -> None:
+    """Marks handles made before fork() as the parent's (os.register_at_fork)."""
