@@ -1,0 +1,247 @@
+"""Across processes: multiprocessing (spawn) and subprocess, the Rust CLI on
+the other side, fan-out, a SIGKILLed manual consumer, Ctrl-C, fork."""
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import shmq
+from workers import consume, produce
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def python(code, env=None, **kw):
+    """A Python subprocess running `code`, stdout and stderr piped."""
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+        **kw,
+    )
+
+
+def test_producer_process_to_consumer_in_order(qdir, name):
+    q = shmq.Queue.create(name, slots=256)
+    q.create_group("g")
+    n = 20_000
+    proc = SPAWN.Process(target=produce, args=(name, str(qdir), n))
+    proc.start()
+    c = q.consumer("g")
+    got = []
+    while len(got) < n:
+        b = c.receive_many(512, timeout=30)
+        assert len(b), "no message for 30 s"
+        got.extend(b.payloads())
+    proc.join(30)
+    assert proc.exitcode == 0
+    assert got == [b"%d" % i for i in range(n)]
+
+
+def test_fan_out_to_consumer_processes(qdir, name):
+    q = shmq.Queue.create(name, slots=128)
+    groups = ["billing", "email", "audit"]
+    for g in groups:
+        q.create_group(g)
+    n = 3000
+    out = SPAWN.Queue()
+    consumers = [SPAWN.Process(target=consume, args=(name, str(qdir), g, n, out)) for g in groups]
+    for p in consumers:
+        p.start()
+    producers = [SPAWN.Process(target=produce, args=(name, str(qdir), n // 2, t)) for t in (b"a", b"b")]
+    for p in producers:
+        p.start()
+    results = [out.get(timeout=60) for _ in groups]
+    for p in consumers + producers:
+        p.join(30)
+        assert p.exitcode == 0
+    expected = sorted([b"a%d" % i for i in range(n // 2)] + [b"b%d" % i for i in range(n // 2)])
+    for got in results:
+        seqs = [s for s, _ in got]
+        assert seqs == sorted(seqs) and len(seqs) == n  # every group sees everything, in seq order
+        assert sorted(p for _, p in got) == expected
+        for tag in (b"a", b"b"):  # each producer's order holds
+            mine = [int(p[1:]) for _, p in got if p[:1] == tag]
+            assert mine == list(range(n // 2))
+
+
+def test_killed_manual_consumer_is_redelivered(qdir, name):
+    q = shmq.Queue.create(name, slots=64, lease=30.0)
+    q.create_group("jobs")
+    p = q.producer()
+    for i in range(10):
+        p.publish(b"job%d" % i)
+    worker = python(
+        f"""
+        import shmq, sys, time
+        q = shmq.Queue.open({name!r}, dir={str(qdir)!r})
+        c = q.consumer("jobs", ack="manual")
+        for i in range(3):
+            m = c.receive(timeout=10)
+            m.ack()
+        m = c.receive(timeout=10)          # job3: taken, never acked
+        print(m.seq, flush=True)
+        time.sleep(60)
+        """
+    )
+    line = worker.stdout.readline()
+    assert line.strip() == b"3", worker.stderr.read()
+    t0 = time.monotonic()
+    worker.send_signal(signal.SIGKILL)
+    worker.communicate(timeout=10)
+    c = q.consumer("jobs", ack="manual")
+    got = {}
+    while len(got) < 7:
+        m = c.receive(timeout=10)
+        assert m is not None
+        got[bytes(m)] = m.attempt
+        m.ack()
+    assert time.monotonic() - t0 < 10  # long before the 30 s lease runs out
+    assert got == {b"job3": 2, **{b"job%d" % i: 1 for i in range(4, 10)}}
+    assert c.receive(timeout=0.1) is None
+    g = q.groups()[0]
+    assert g["acked"] == 10 and g["in_flight"] == 0
+
+
+def test_python_producer_to_rust_cli_consumer(qdir, name, cli):
+    q = shmq.Queue.create(name, slots=64)
+    q.create_group("cli")
+    n = 500
+    consumer = subprocess.Popen(
+        [cli, "consume", name, "--dir", str(qdir), "--group", "cli", "--count", str(n), "--timeout", "20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    p = q.producer()
+    for i in range(n):
+        p.publish(b"py-%d" % i, timeout=20)
+    out, err = consumer.communicate(timeout=60)
+    assert consumer.returncode == 0, err
+    assert out.splitlines() == [b"py-%d" % i for i in range(n)]
+
+
+def test_rust_cli_producer_to_python_consumer(qdir, name, cli):
+    q = shmq.Queue.create(name, slots=64)
+    q.create_group("py")
+    n = 500
+    lines = b"".join(b"cli-%d\n" % i for i in range(n))
+    pub = subprocess.Popen(
+        [cli, "publish", name, "--dir", str(qdir), "--timeout", "20"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    pub.stdin.write(lines)
+    pub.stdin.close()
+    c = q.consumer("py", ack="manual")
+    got = []
+    while len(got) < n:
+        m = c.receive(timeout=20)
+        assert m is not None, "no message for 20 s"
+        got.append(bytes(m.data))
+        m.ack()
+    assert pub.wait(timeout=30) == 0
+    pub.stderr.close()
+    assert got == [b"cli-%d" % i for i in range(n)]
+
+
+BLOCKERS = {
+    "receive": "c.receive()",
+    "receive_timeout": "c.receive(timeout=3600)",
+    "receive_many": "c.receive_many(16)",
+    "iterate": "next(iter(c))",
+    "publish": "p.publish(b'x')",
+    "publish_many": "p.publish_many([b'x', b'y'])",
+    "reserve": "p.reserve(1)",
+}
+
+
+@pytest.mark.parametrize("call", sorted(BLOCKERS))
+def test_ctrl_c_interrupts_blocking_calls(qdir, name, call):
+    q = shmq.Queue.create(name, slots=2)
+    q.create_group("g")
+    code = f"""
+        import shmq, sys, time
+        q = shmq.Queue.open({name!r}, dir={str(qdir)!r})
+        c = q.consumer("g")
+        p = q.producer()
+        if {call!r}.startswith(("publish", "reserve")):
+            p.publish(b"1"); p.publish(b"2")      # the ring is full
+        else:
+            c.receive(timeout=0)
+        print("ready", flush=True)
+        try:
+            {BLOCKERS[call]}
+        except KeyboardInterrupt:
+            print(time.monotonic(), flush=True)
+            sys.exit(3)
+        """
+    latencies = []
+    for _ in range(3):
+        child = python(code)
+        assert child.stdout.readline() == b"ready\n", child.stderr.read()
+        time.sleep(0.2)  # well into the wait
+        sent = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=10)
+        assert child.returncode == 3, err
+        latencies.append(float(out) - sent)
+        if latencies[-1] < 0.1:
+            break
+    assert min(latencies) < 0.1, latencies
+
+
+def test_handles_made_before_fork_are_the_parents(qdir, name):
+    q = shmq.Queue.create(name, slots=16)
+    q.create_group("g")
+    p = q.producer()
+    c = q.consumer("g")
+    p.publish(b"before")
+    m = c.receive(timeout=1)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 0
+        try:
+            for call in (lambda: p.publish(b"x"), lambda: c.receive(timeout=0), q.stats, m.ack):
+                try:
+                    call()
+                    code |= 1
+                except shmq.Closed:
+                    pass
+            del p, c, m, q  # dropped in the child: must not release the parent's records
+            fresh = shmq.Queue.open(name, dir=str(qdir))
+            fresh.producer().publish(b"from the child")
+        except BaseException:
+            code |= 2
+        os.write(w, bytes([code]))
+        os._exit(0)
+    os.close(w)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(r, 1) == b"\x00" and status == 0
+    os.close(r)
+    assert bytes(m) == b"before"  # the parent's delivery is intact
+    m.ack()
+    assert bytes(c.receive(timeout=1)) == b"from the child"
+    with pytest.raises(shmq.Busy):
+        q.consumer("g")  # still attached to the parent's consumer
+    assert q.stats()["producers"] == 1  # the child's is gone, the parent's remains
+    p.publish(b"after")
+    assert bytes(c.receive(timeout=1)) == b"after"
+
+
+def test_stubs_match_the_extension():
+    r = subprocess.run(
+        [sys.executable, "-m", "mypy.stubtest", "shmq._shmq"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
