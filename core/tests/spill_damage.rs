@@ -1,8 +1,9 @@
-//! Property over real files: a spilled backlog whose segment files are
-//! damaged (random byte flips past the header, or a truncation) either
-//! opens and gives back only messages that were published, in order, with
-//! every other one counted as lost — or fails to open with a `Corrupt`
-//! error that names the damaged file. Never a panic.
+//! Property over real files: a spilled backlog one of whose segment files
+//! is damaged (random byte flips past the header, a truncation, or a flip
+//! in the header) either opens and gives back only messages that were
+//! published, in order, with every other one counted as lost — or fails
+//! to open with a `Corrupt` error that names the damaged file. Never a
+//! panic.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -44,17 +45,20 @@ enum Damage {
     Flips(Vec<(u16, u8)>),
     /// New length, as a fraction in 1/65536 of the file's.
     Truncate(u16),
+    /// One byte of the 64-byte segment header flipped (offset, xor mask).
+    Header(u8, u8),
 }
 
 fn damage() -> impl Strategy<Value = Damage> {
     prop_oneof![
         3 => proptest::collection::vec((any::<u16>(), 1u8..=255), 1..8).prop_map(Damage::Flips),
         1 => any::<u16>().prop_map(Damage::Truncate),
+        1 => (0u8..64, 1u8..=255).prop_map(|(at, mask)| Damage::Header(at, mask)),
     ]
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(40))]
+    #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
     fn damaged_segments_lose_only_what_was_damaged(
@@ -91,6 +95,10 @@ proptest! {
                 bytes.truncate(to as usize);
                 to < HEADER
             }
+            Damage::Header(at, mask) => {
+                bytes[*at as usize] ^= mask;
+                true
+            }
         };
         std::fs::write(&seg, &bytes).unwrap();
 
@@ -98,7 +106,13 @@ proptest! {
             Ok(q) => q,
             Err(e) => {
                 let name = seg.file_name().unwrap().to_string_lossy().into_owned();
-                prop_assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+                // A flipped version field reads as a segment of another
+                // format version.
+                prop_assert!(
+                    matches!(e, Error::Corrupt { .. })
+                        || header_hit && matches!(e, Error::Incompatible { .. }),
+                    "{e}"
+                );
                 prop_assert!(e.to_string().contains(&name), "{e} names {name}");
                 return Ok(());
             }

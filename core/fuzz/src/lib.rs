@@ -144,9 +144,8 @@ fn drain(q: &Queue) {
     let mut last = None;
     let mut drained = false;
     // try_receive copies spilled messages back into the ring when it finds
-    // it empty (a zero-timeout receive_timeout does not: see
-    // core/tests/fuzz_findings.rs), and lost ones take ring positions too,
-    // so an empty poll means "drained" only once nothing is left on disk.
+    // it empty, and lost ones take ring positions too, so an empty poll
+    // means "drained" only once nothing is left on disk.
     // Bounded: a poll hands out a message or moves the spill on.
     for _ in 0..8 * n + 64 {
         match c.try_receive() {
