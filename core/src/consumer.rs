@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::group::{commit_cursor, generation};
 use crate::journal::{JournalReader, JournalRecord};
 use crate::layout::{GroupRecord, SLOT_HEADER_SIZE, SlotHeader};
-use crate::lease::{Held, Leases, Now, Reclaimed};
+use crate::lease::{Held, Leases, Now, Reclaimed, Word};
 use crate::options::{Ack, ConsumerOptions, Nack, Seek, Wait, check_group_name};
 use crate::queue::{MappedSlots, Shared, new_owner, resolve_seek};
 use crate::registry::Registry;
@@ -73,6 +73,11 @@ pub struct Consumer {
     replay: Option<JournalReader>,
     /// How `wait` waits.
     wait: Wait,
+    /// The lease of the live `Kind::Leased` delivery. A [`Delivery`]
+    /// borrows its consumer mutably, so there is at most one at a time.
+    held: Held,
+    /// The DLQ entry of the live `Kind::Redriven` delivery.
+    redriven: usize,
 }
 
 /// The state of an ack=manual consumer.
@@ -205,15 +210,21 @@ pub struct Delivery<'c> {
     kind: Kind,
 }
 
-/// What ending a delivery has to do.
-#[derive(Clone, Copy, Debug)]
+/// What ending a delivery has to do. Fieldless on purpose: what a lease
+/// or a redriven dead letter needs besides lives in the consumer
+/// (its `held` and `redriven` fields), so that a `Delivery` stays
+/// a few scalars the compiler keeps in registers. With the lease inside
+/// the enum, callers moved each `Delivery` through the stack in 16-byte
+/// pieces that the store buffer could not forward, ~15 ns on every
+/// ack=auto hand-off between processes (BENCHMARKS.md, the regression).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     /// ack=auto, from the ring: release the slot.
     Auto,
-    /// ack=manual: our lease.
-    Leased(Held),
-    /// A redriven dead letter (either mode).
-    Redriven(usize),
+    /// ack=manual: our lease, `consumer.held`.
+    Leased,
+    /// A redriven dead letter (either mode), DLQ entry `consumer.redriven`.
+    Redriven,
     /// ack=auto, replayed from the journal: move the cursor past it.
     Journal,
     /// Already ended (acked, nacked), or a lease kept after a refused
@@ -238,7 +249,21 @@ impl Delivery<'_> {
     /// Finishes the message for the group. With ack=auto it was finished
     /// when received, and this only releases its slot (as dropping does).
     /// With ack=manual: [`Error::LeaseExpired`] if the lease was taken away.
-    pub fn ack(mut self) -> Result<()> {
+    #[inline(always)]
+    pub fn ack(self) -> Result<()> {
+        if self.kind == Kind::Auto {
+            // The ack=auto fast path: release the slot here, and skip the
+            // drop (it would only look at the kind again).
+            let this = std::mem::ManuallyDrop::new(self);
+            this.consumer.release(this.msg.seq + 1);
+            return Ok(());
+        }
+        self.ack_other()
+    }
+
+    /// `ack` of anything but an ack=auto delivery from the ring.
+    #[inline(never)]
+    fn ack_other(mut self) -> Result<()> {
         let kind = std::mem::replace(&mut self.kind, Kind::Ended);
         match kind {
             Kind::Auto | Kind::Journal => {
@@ -246,9 +271,13 @@ impl Delivery<'_> {
                 Ok(())
             }
             Kind::Ended => Ok(()),
-            Kind::Leased(held) => self.consumer.ack_leased(&held),
-            Kind::Redriven(entry) => {
-                self.consumer.end_redriven(entry, true, false);
+            Kind::Leased => {
+                let held = self.consumer.held;
+                self.consumer.ack_leased(&held)
+            }
+            Kind::Redriven => {
+                self.consumer
+                    .end_redriven(self.consumer.redriven, true, false);
                 Ok(())
             }
         }
@@ -271,13 +300,13 @@ impl Delivery<'_> {
                 ))
             }
             Kind::Ended => Ok(()),
-            Kind::Leased(held) => {
-                let msg = self.msg_copy();
+            Kind::Leased => {
+                let (held, msg) = (self.consumer.held, self.msg_copy());
                 self.consumer.nack_leased(&held, how, &msg)
             }
-            Kind::Redriven(entry) => {
+            Kind::Redriven => {
                 self.consumer
-                    .end_redriven(entry, false, how == Nack::DeadLetter);
+                    .end_redriven(self.consumer.redriven, false, how == Nack::DeadLetter);
                 Ok(())
             }
         }
@@ -288,10 +317,11 @@ impl Delivery<'_> {
     /// ack=auto and for redriven dead letters (their delivery has no
     /// deadline).
     pub fn extend_lease(&mut self, extension: Duration) -> Result<()> {
-        if let Kind::Leased(held) = self.kind {
+        if let Kind::Leased = self.kind {
             let deadline = sys::monotonic_ns().saturating_add(extension.as_nanos() as u64);
+            let held = self.consumer.held;
             match self.consumer.leases().extend(&held, deadline) {
-                Ok(h) => self.kind = Kind::Leased(h),
+                Ok(h) => self.consumer.held = h,
                 Err(()) => return Err(Error::LeaseExpired),
             }
         }
@@ -324,15 +354,17 @@ impl Delivery<'_> {
     fn end_other(&mut self) {
         match self.kind {
             Kind::Auto | Kind::Journal => self.consumer.release(self.msg.seq + 1),
-            Kind::Leased(held) => {
+            Kind::Leased => {
                 // Dropped without ack or nack: deliver it again at once.
+                let held = self.consumer.held;
                 let _ = self.consumer.requeue(&held, 0);
             }
             // ack=auto finishes a message on receipt; ack=manual gives a
             // dropped one back.
-            Kind::Redriven(entry) => {
+            Kind::Redriven => {
                 let done = self.consumer.manual.is_none();
-                self.consumer.end_redriven(entry, done, false)
+                self.consumer
+                    .end_redriven(self.consumer.redriven, done, false)
             }
             Kind::Ended => {}
         }
@@ -473,6 +505,11 @@ impl Consumer {
             journal: shared.journal.is_some(),
             replay: None,
             wait: opts.wait,
+            held: Held {
+                pos: 0,
+                word: Word(0),
+            },
+            redriven: 0,
             shared,
         }
         .behind_head()
@@ -546,7 +583,10 @@ impl Consumer {
 
     /// The next message if one is ready, without waiting. Busy-polling
     /// with it makes no system call (ack=auto).
-    #[inline]
+    // Always inlined: returned through memory, the `Delivery` was moved
+    // about the caller's stack in pieces the store buffer cannot forward
+    // (see `Kind`); inlined, its fields stay scalars.
+    #[inline(always)]
     pub fn try_receive(&mut self) -> Result<Option<Delivery<'_>>> {
         if self.manual.is_none()
             && self.replay.is_none()
@@ -811,7 +851,7 @@ impl Consumer {
     /// message is ready or `deadline` passes, never sleeping; on every
     /// empty poll it refills from the spill (overflow=spill), every
     /// `STUCK_CHECK_EVERY` polls it looks at the clock, the group and stuck
-    /// producers.
+    /// producers, and helps the journal.
     fn spin(&mut self, deadline: Option<Instant>, redriven: bool) -> Result<Option<Got>> {
         let backoff = Backoff::new();
         let mut polls: u32 = 0;
@@ -837,6 +877,11 @@ impl Consumer {
                 }
                 self.check_group()?;
                 self.unstick();
+                // As the sleeping loop does before it sleeps: a journaled
+                // queue is journaled by consumers with nothing to do.
+                if self.journal && self.shared.help_journal(false)? > 0 {
+                    continue;
+                }
             }
         }
     }
@@ -1137,9 +1182,9 @@ impl Consumer {
 
     #[inline]
     fn deliver(&mut self, got: Got) -> Result<Delivery<'_>> {
-        let (pos, kind) = match got {
-            Got::Pos(pos) => (pos, Kind::Auto),
-            Got::Leased(held) => (held.pos, Kind::Leased(held)),
+        let (pos, held) = match got {
+            Got::Pos(pos) => (pos, None),
+            Got::Leased(held) => (held.pos, Some(held)),
             Got::Redriven(entry) => return self.deliver_redriven(entry),
             Got::Journal(rec) => return Ok(self.deliver_journal(rec)),
         };
@@ -1147,14 +1192,14 @@ impl Consumer {
             Ok(m) => m,
             Err(e) => {
                 // Skip the corrupt message so the group does not stall.
-                match kind {
-                    Kind::Leased(held) => {
+                match held {
+                    Some(held) => {
                         let leases = self.leases();
                         if leases.ack(&held).is_ok() && leases.advance_committed() {
                             self.ring().notify_space();
                         }
                     }
-                    _ => {
+                    None => {
                         self.advance(pos + 1, 0);
                         self.release(pos + 1);
                     }
@@ -1166,15 +1211,19 @@ impl Consumer {
         // the Delivery; it lives as long as the Delivery's borrow.
         let msg = Message {
             _borrow: PhantomData,
-            attempt: match kind {
-                Kind::Leased(held) => held.attempt(),
-                _ => 1,
-            },
+            attempt: held.map_or(1, |h| h.attempt()),
             ..msg
         };
-        if let Kind::Auto = kind {
-            self.advance(pos + 1, 1);
-        }
+        let kind = match held {
+            Some(h) => {
+                self.held = h;
+                Kind::Leased
+            }
+            None => {
+                self.advance(pos + 1, 1);
+                Kind::Auto
+            }
+        };
         Ok(Delivery {
             consumer: self,
             msg,
@@ -1245,10 +1294,11 @@ impl Consumer {
             attempt: raw.attempts.saturating_add(1),
             _borrow: PhantomData,
         };
+        self.redriven = entry;
         Ok(Delivery {
             consumer: self,
             msg,
-            kind: Kind::Redriven(entry),
+            kind: Kind::Redriven,
         })
     }
 
