@@ -1036,10 +1036,7 @@ pub(crate) fn worker(a: WorkerArgs) -> CliResult {
 #[inline(always)]
 fn receive_into(c: &mut shmq::Consumer, buf: &mut [u8], wait: bool) -> CliResult {
     if wait {
-        let m = c.receive()?;
-        buf.copy_from_slice(m.payload());
-        m.ack()?;
-        return Ok(());
+        return receive_waiting(c, buf);
     }
     loop {
         if let Some(m) = c.try_receive()? {
@@ -1049,6 +1046,17 @@ fn receive_into(c: &mut shmq::Consumer, buf: &mut [u8], wait: bool) -> CliResult
         }
         std::hint::spin_loop();
     }
+}
+
+/// `receive_into` with `receive`, kept out of line: merged into the
+/// polling loop, its delivery and the loop's shared a stack slot, and the
+/// loop paid for moving them there (~20 ns a round trip).
+#[inline(never)]
+fn receive_waiting(c: &mut shmq::Consumer, buf: &mut [u8]) -> CliResult {
+    let m = c.receive()?;
+    buf.copy_from_slice(m.payload());
+    m.ack()?;
+    Ok(())
 }
 
 fn realtime_ns() -> u64 {
