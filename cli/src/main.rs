@@ -59,6 +59,14 @@ enum Command {
         /// always or every-N.
         #[arg(long, default_value = "never")]
         sync: String,
+        /// Keep a journal of every message (in SPILL_DIR/journal), this many
+        /// seconds (with --journal-bytes, whichever comes first), so that
+        /// groups can seek back to any retained seq or time.
+        #[arg(long)]
+        journal_age: Option<f64>,
+        /// Most bytes of journal segment files.
+        #[arg(long, default_value_t = 1 << 30)]
+        journal_bytes: u64,
         /// How many consumer groups the queue can hold.
         #[arg(long, default_value_t = 16)]
         max_groups: u32,
@@ -304,6 +312,8 @@ fn run(command: Command, opts: Options) -> CliResult {
             spill_segment_size,
             spill_fallback,
             sync,
+            journal_age,
+            journal_bytes,
         } => {
             let overflow: Overflow = overflow.parse()?;
             let spill_fallback: Overflow = spill_fallback.parse()?;
@@ -315,6 +325,12 @@ fn run(command: Command, opts: Options) -> CliResult {
                 .sync(sync);
             if let Some(d) = spill_dir {
                 opts = opts.spill_dir(d);
+            }
+            if let Some(age) = journal_age {
+                opts = opts.journal(shmq::Retention::new(
+                    secs(age, "--journal-age")?,
+                    journal_bytes,
+                ));
             }
             let mode = u32::from_str_radix(&mode, 8).map_err(|_| {
                 CliError::Other(format!("bad --mode {mode:?}: give octal bits like 600"))
@@ -339,8 +355,12 @@ fn run(command: Command, opts: Options) -> CliResult {
                 q.slot_size(),
                 q.overflow()
             );
-            if let Some(d) = q.stats().spill_dir {
+            let st = q.stats();
+            if let Some(d) = st.spill_dir {
                 eprintln!("spill directory {}", d.display());
+            }
+            if let (Some(_), Some(age)) = (st.journal, journal_age) {
+                eprintln!("journal keeps {age} s, at most {journal_bytes} bytes");
             }
             Ok(())
         }
@@ -703,6 +723,16 @@ fn stats_json(s: &shmq::Stats) -> serde_json::Value {
         "spill_full": s.spill_full,
         "spill_lost": s.spill_lost,
         "spill_dir": s.spill_dir,
+        "journal": s.journal.as_ref().map(|j| serde_json::json!({
+            "first_seq": j.first_seq,
+            "first_ns": j.first_ns,
+            "next_seq": j.next_seq,
+            "journaled": j.journaled,
+            "journaled_bytes": j.journaled_bytes,
+            "segments": j.segments,
+            "bytes_on_disk": j.bytes_on_disk,
+            "expired": j.expired,
+        })),
         "groups": s.groups.iter().map(|g| serde_json::json!({
             "name": g.name,
             "next": g.next,
@@ -925,6 +955,19 @@ fn stats_table(s: &shmq::Stats) -> String {
             s.spilled_bytes,
             s.spill_full,
             s.spill_lost
+        );
+    }
+    if let Some(j) = &s.journal {
+        out += &format!(
+            "journal    seqs {} .. {} retained ({} segments, {} bytes){}; {} expired\n",
+            j.first_seq,
+            j.next_seq,
+            j.segments,
+            j.bytes_on_disk,
+            j.first_ns
+                .map(|t| format!(", oldest from {:.3} (Unix s)", t as f64 / 1e9))
+                .unwrap_or_default(),
+            j.expired
         );
     }
     if s.groups.is_empty() {
