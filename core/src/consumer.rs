@@ -1011,8 +1011,7 @@ impl Consumer {
             known.push((h, a));
             a
         };
-        let start = rec.committed.load(Ordering::Acquire);
-        let end = rec.next.load(Ordering::Acquire);
+        let (start, end) = leases.window();
         for pos in start..end {
             let Some((held, why)) = leases.take_again(pos, holder, now, lease_ns, &mut alive)
             else {

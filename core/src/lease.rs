@@ -421,9 +421,17 @@ impl Leases<'_> {
     }
 
     /// Positions in `committed .. next` that are leased right now.
-    pub(crate) fn in_flight(&self) -> u64 {
+    /// The group's in-flight window `committed .. next`, read from shared
+    /// memory and so bounded: at most one lease record per position, so a
+    /// garbled cursor costs at most `slots` steps, never an endless walk.
+    pub(crate) fn window(&self) -> (u64, u64) {
         let c = self.group.committed.load(Ordering::Acquire);
         let n = self.group.next.load(Ordering::Acquire);
+        (c, n.clamp(c, c.saturating_add(self.records.len() as u64)))
+    }
+
+    pub(crate) fn in_flight(&self) -> u64 {
+        let (c, n) = self.window();
         (c..n)
             .filter(|&p| {
                 let w = self.word(p);
@@ -435,8 +443,7 @@ impl Leases<'_> {
     /// Hands every lease held by registry index `holder` back (its
     /// previous owner is dead and the index is being reused).
     pub(crate) fn release_holder(&self, holder: u32, now: Now) {
-        let c = self.group.committed.load(Ordering::Acquire);
-        let n = self.group.next.load(Ordering::Acquire);
+        let (c, n) = self.window();
         for pos in c..n {
             let rec = self.rec(pos);
             let w = Word(rec.word.load(Ordering::Acquire));

@@ -730,7 +730,7 @@ impl Queue {
             records: shared.consumer_records(),
         };
         let ring = shared.ring();
-        let tail = ring.ctl.tail.load(Ordering::Acquire);
+        let tail = crate::spill::ring_tail(ring.ctl.tail.load(Ordering::Acquire));
         let now = sys::realtime_ns();
         list.into_iter()
             .map(|(idx, mut info)| {
