@@ -102,6 +102,10 @@ struct Args {
     latency_count: u64,
     throughput_count: u64,
     json: bool,
+    /// Also write the JSON to this file (the table still printed).
+    save: Option<PathBuf>,
+    /// Measure nothing: print the table of a file `--save` wrote.
+    from: Option<PathBuf>,
     /// The peers to measure (default all; the baselines are always
     /// measured, every ratio needs them).
     peers: Vec<Peer>,
@@ -111,7 +115,7 @@ struct Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: shmq-peers [--runs N] [--latency-count ROUND_TRIPS] [--throughput-count MESSAGES] [--peer shmq|iceoryx2|uds|pipe]... [--latency-only | --throughput-only] [--json]"
+        "usage: shmq-peers [--runs N] [--latency-count ROUND_TRIPS] [--throughput-count MESSAGES] [--peer shmq|iceoryx2|uds|pipe]... [--latency-only | --throughput-only] [--json] [--save FILE.json | --from FILE.json]"
     );
     std::process::exit(64)
 }
@@ -122,6 +126,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Args {
         latency_count: 100_000,
         throughput_count: 1_000_000,
         json: false,
+        save: None,
+        from: None,
         peers: Vec::new(),
         latency: true,
         throughput: true,
@@ -138,6 +144,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Args {
             "--latency-count" => a.latency_count = num(),
             "--throughput-count" => a.throughput_count = num().max(2),
             "--json" => a.json = true,
+            "--save" => a.save = Some(it.next().map(PathBuf::from).unwrap_or_else(|| usage())),
+            "--from" => a.from = Some(it.next().map(PathBuf::from).unwrap_or_else(|| usage())),
             "--peer" => {
                 let p = it.next().and_then(|k| Peer::from_key(&k).ok());
                 a.peers.push(p.unwrap_or_else(|| usage()));
@@ -564,7 +572,39 @@ struct Sample {
     figure: Figure,
 }
 
-fn run(args: Args) -> Res<()> {
+/// The samples of a file that `--save` wrote; its settings into `args`.
+fn load(path: &Path, args: &mut Args) -> Res<Vec<Sample>> {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let bad = || format!("{}: not a shmq-peers --save file", path.display());
+    let mut samples = Vec::new();
+    for s in v["samples"].as_array().ok_or_else(bad)? {
+        let u = |k: &str| s[k].as_u64().ok_or_else(bad);
+        let latency = s["kind"] == "latency";
+        let figure = if latency {
+            Figure::Latency([u("p50_ns")?, u("p99_ns")?, u("p999_ns")?, u("max_ns")?])
+        } else {
+            Figure::Throughput(s["msgs_per_s"].as_f64().ok_or_else(bad)?, u("disorder")?)
+        };
+        samples.push(Sample {
+            run: u("run")? as u32,
+            latency,
+            size: u("size")? as usize,
+            peer: Peer::from_key(s["peer"].as_str().ok_or_else(bad)?)?,
+            figure,
+        });
+    }
+    args.runs = v["runs"].as_u64().ok_or_else(bad)? as u32;
+    args.latency_count = v["latency_round_trips"].as_u64().ok_or_else(bad)?;
+    args.throughput_count = v["throughput_messages"].as_u64().ok_or_else(bad)?;
+    Ok(samples)
+}
+
+fn run(mut args: Args) -> Res<()> {
+    if let Some(path) = args.from.clone() {
+        let samples = load(&path, &mut args)?;
+        Table::new(&samples, args.runs).print(&args);
+        return Ok(());
+    }
     let scratch = Scratch::new()?;
     let mut samples = Vec::new();
     for run in 0..args.runs {
@@ -599,8 +639,12 @@ fn run(args: Args) -> Res<()> {
     }
     drop(scratch);
     let table = Table::new(&samples, args.runs);
+    let json = table.json(&samples, &args);
+    if let Some(path) = &args.save {
+        std::fs::write(path, format!("{json:#}\n"))?;
+    }
     if args.json {
-        println!("{}", table.json(&samples, &args));
+        println!("{json}");
     } else {
         table.print(&args);
     }
