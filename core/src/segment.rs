@@ -1099,3 +1099,146 @@ mod props {
         }
     }
 }
+
+/// Roll-over, where peers have had their worst bugs: a writer killed in
+/// the middle of a roll, and the next writer (another process: new
+/// handles) carrying on, with every record read back in order.
+#[cfg(test)]
+mod roll {
+    use super::*;
+    use crate::spill::{Log, Read};
+
+    const SIZE: u64 = MIN_SEGMENT_SIZE;
+
+    fn segments(dir: &Path) -> Segments {
+        Segments::new(dir.to_path_buf(), 77, SIZE, 512, 16 * SIZE, SyncMode::Never)
+    }
+
+    fn payload(seq: u64) -> Vec<u8> {
+        vec![seq as u8; 100 + (seq % 300) as usize]
+    }
+
+    fn append(segs: &mut Segments, ctl: &SpillControl, seq: u64) {
+        let p = payload(seq);
+        let rec = Record {
+            seq,
+            timestamp_ns: seq,
+            correlation_id: 0,
+            type_id: 0,
+            payload: &p,
+        };
+        segs.append(ctl, &rec).unwrap();
+        ctl.end_seq.store(seq + 1, Ordering::Relaxed);
+    }
+
+    /// Appends until the next record of `seq` would roll; returns that seq.
+    fn fill_to_roll(segs: &mut Segments, ctl: &SpillControl, mut seq: u64) -> u64 {
+        loop {
+            let need = record_size(payload(seq).len() as u64);
+            if ctl.segments.load(Ordering::Relaxed) > 0
+                && ctl.write_off.load(Ordering::Relaxed) + need + RECORD_HEADER_SIZE > SIZE
+            {
+                return seq;
+            }
+            append(segs, ctl, seq);
+            seq += 1;
+        }
+    }
+
+    fn read_all(dir: &Path, ctl: &SpillControl, until: u64) -> Vec<u64> {
+        let mut segs = segments(dir);
+        let mut got = Vec::new();
+        while ctl.read_seq.load(Ordering::Relaxed) < until {
+            let want = ctl.read_seq.load(Ordering::Relaxed);
+            match segs.read(ctl, &mut |r| {
+                assert_eq!(r.payload, payload(r.seq), "seq {}", r.seq);
+                got.push(r.seq);
+            }) {
+                Ok(Read::Done { seg, off }) => {
+                    ctl.read_seg.store(seg, Ordering::Relaxed);
+                    ctl.read_off.store(off, Ordering::Relaxed);
+                }
+                other => panic!("seq {want}: {other:?}"),
+            }
+            ctl.read_seq.store(want + 1, Ordering::Relaxed);
+        }
+        got
+    }
+
+    #[test]
+    fn a_writer_killed_after_making_the_next_segment_is_carried_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctl = SpillControl::new();
+        let mut a = segments(dir.path());
+        let at = fill_to_roll(&mut a, &ctl, 0);
+        // The roll's first step, then the writer dies: the new file exists,
+        // no END record points to it, the control still says the old one.
+        a.create(at).unwrap();
+        drop(a);
+        let mut b = segments(dir.path());
+        for seq in at..at + 500 {
+            append(&mut b, &ctl, seq);
+        }
+        assert!(ctl.segments.load(Ordering::Relaxed) >= 2);
+        assert_eq!(
+            read_all(dir.path(), &ctl, at + 500),
+            (0..at + 500).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_writer_killed_after_the_end_record_is_carried_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctl = SpillControl::new();
+        let mut a = segments(dir.path());
+        let at = fill_to_roll(&mut a, &ctl, 0);
+        let (seg, off) = (
+            ctl.write_seg.load(Ordering::Relaxed),
+            ctl.write_off.load(Ordering::Relaxed),
+        );
+        a.create(at).unwrap();
+        a.write_end(seg, off, at).unwrap();
+        drop(a);
+        // The next writer finds no room at the write position, rolls again
+        // (reusing the file, rewriting the same END) and goes on.
+        let mut b = segments(dir.path());
+        for seq in at..at + 300 {
+            append(&mut b, &ctl, seq);
+        }
+        assert_eq!(
+            read_all(dir.path(), &ctl, at + 300),
+            (0..at + 300).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_reader_at_the_boundary_follows_the_roll() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctl = SpillControl::new();
+        let mut w = segments(dir.path());
+        let at = fill_to_roll(&mut w, &ctl, 0);
+        // The reader reads everything written so far, and stands exactly
+        // at the boundary when the writer rolls.
+        let first = read_all(dir.path(), &ctl, at);
+        assert_eq!(first.len() as u64, at);
+        append(&mut w, &ctl, at);
+        append(&mut w, &ctl, at + 1);
+        let mut r = segments(dir.path());
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            let want = ctl.read_seq.load(Ordering::Relaxed);
+            match r.read(&ctl, &mut |rec| got.push(rec.seq)).unwrap() {
+                Read::Done { seg, off } => {
+                    ctl.read_seg.store(seg, Ordering::Relaxed);
+                    ctl.read_off.store(off, Ordering::Relaxed);
+                }
+                Read::Lost => panic!("seq {want} lost at the roll"),
+            }
+            ctl.read_seq.store(want + 1, Ordering::Relaxed);
+        }
+        assert_eq!(got, [at, at + 1]);
+        // The spill reader deleted the segment it finished.
+        assert_eq!(ctl.segments.load(Ordering::Relaxed), 1);
+        assert!(!segment_path(dir.path(), 0).exists());
+    }
+}
