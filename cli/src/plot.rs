@@ -1,6 +1,7 @@
 //! A percentile plot of latency histograms as a hand-written SVG, in the
 //! style of HdrHistogram's plotter: x is the percentile on a log scale of
-//! 1 / (1 - q) (so 90%, 99%, 99.9%, ... are evenly spaced), y the latency.
+//! 1 / (1 - q) (so 90%, 99%, 99.9%, ... are evenly spaced), y the latency,
+//! on a log scale too (so the median and a 10 µs preemption both show).
 
 use std::fmt::Write;
 
@@ -17,7 +18,7 @@ pub(crate) struct Series<'a> {
 const W: f64 = 820.0;
 const H: f64 = 480.0;
 const LEFT: f64 = 80.0;
-const RIGHT: f64 = 20.0;
+const RIGHT: f64 = 40.0;
 const TOP: f64 = 50.0;
 const BOTTOM: f64 = 60.0;
 /// Points per decade of 1 / (1 - q).
@@ -40,15 +41,12 @@ fn quantile_at(x: f64) -> f64 {
     1.0 - 10f64.powf(-x)
 }
 
-/// A round step for about `ticks` intervals up to `max`.
-fn nice_step(max: f64, ticks: f64) -> f64 {
-    let raw = (max / ticks).max(1.0);
-    let mag = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 2.5, 5.0, 10.0]
-        .into_iter()
-        .map(|m| m * mag)
-        .find(|&s| s >= raw)
-        .unwrap_or(10.0 * mag)
+/// The decades of the y axis: from the power of ten at or below `min` to
+/// the one at or above `max` (at least one decade), as exponents.
+fn y_decades(min: f64, max: f64) -> (i32, i32) {
+    let lo = min.max(1.0).log10().floor() as i32;
+    let hi = (max.max(1.0).log10().ceil() as i32).max(lo + 1);
+    (lo, hi)
 }
 
 fn fmt_ns(ns: f64) -> String {
@@ -88,11 +86,15 @@ pub(crate) fn percentile_svg(title: &str, series: &[Series]) -> String {
         })
         .collect();
     let top = points.iter().flatten().map(|&(_, y)| y).fold(1.0, f64::max);
-    let step = nice_step(top, 6.0);
-    let y_max = (top / step).ceil() * step;
+    let bottom = points
+        .iter()
+        .flatten()
+        .map(|&(_, y)| y)
+        .fold(f64::MAX, f64::min);
+    let (lo, hi) = y_decades(bottom, top);
     let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
     let px = |x: f64| LEFT + x / decades as f64 * pw;
-    let py = |y: f64| TOP + ph - y / y_max * ph;
+    let py = |y: f64| TOP + ph - (y.max(1.0).log10() - lo as f64) / (hi - lo) as f64 * ph;
 
     let mut o = String::new();
     // Writing to a String cannot fail.
@@ -108,18 +110,29 @@ pub(crate) fn percentile_svg(title: &str, series: &[Series]) -> String {
         escape(title)
     );
     // Grid and axes.
-    let mut y = 0.0;
-    while y <= y_max + step / 2.0 {
-        let _ = writeln!(
-            o,
-            r##"<line x1="{LEFT}" x2="{}" y1="{py:.1}" y2="{py:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
-            W - RIGHT,
-            LEFT - 6.0,
-            py(y) + 4.0,
-            fmt_ns(y),
-            py = py(y),
-        );
-        y += step;
+    for e in lo..=hi {
+        // A labelled line at each power of ten, light ones at 2x and 5x.
+        for (m, label) in [(1.0, true), (2.0, false), (5.0, false)] {
+            let y = m * 10f64.powi(e);
+            if e == hi && m > 1.0 {
+                break;
+            }
+            let stroke = if label { "#ccc" } else { "#eee" };
+            let _ = writeln!(
+                o,
+                r#"<line x1="{LEFT}" x2="{}" y1="{py:.1}" y2="{py:.1}" stroke="{stroke}"/>"#,
+                W - RIGHT,
+                py = py(y),
+            );
+            let _ = writeln!(
+                o,
+                r#"<text x="{}" y="{:.1}" text-anchor="end"{}>{}</text>"#,
+                LEFT - 6.0,
+                py(y) + 4.0,
+                if label { "" } else { r##" fill="#999""## },
+                fmt_ns(y),
+            );
+        }
     }
     for d in 0..=decades {
         let x = px(d as f64);
@@ -143,7 +156,7 @@ pub(crate) fn percentile_svg(title: &str, series: &[Series]) -> String {
     );
     let _ = writeln!(
         o,
-        r#"<text transform="translate(18 {}) rotate(-90)" text-anchor="middle">one-way latency</text>"#,
+        r#"<text transform="translate(18 {}) rotate(-90)" text-anchor="middle">one-way latency (log scale)</text>"#,
         TOP + ph / 2.0
     );
     // The lines and the legend.
@@ -232,17 +245,22 @@ mod tests {
         // Left to right, and never down the page as the percentile grows
         // (SVG y grows downwards).
         assert!(pts.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 >= w[1].1));
-        // The median (x = log10 2 decades, the 18th of 60 points a decade)
-        // sits half-way up a plot whose top is 10 µs.
+        // The y axis runs over the decades 1 ns .. 10 µs, so the median
+        // (x = log10 2 decades, the 18th of 60 points a decade; ~5 µs) sits
+        // log10(5000) / 4 of the way up.
         let (_, y50) = pts[18];
-        let mid = TOP + (H - TOP - BOTTOM) / 2.0;
-        assert!((y50 - mid).abs() < 5.0, "median at y {y50}, mid {mid}");
+        let ph = H - TOP - BOTTOM;
+        let want = TOP + ph - 5000f64.log10() / 4.0 * ph;
+        assert!((y50 - want).abs() < 3.0, "median at y {y50}, want {want}");
+        for label in ["1 ns", "10 ns", "100 ns", "1.0 µs", "10 µs"] {
+            assert!(svg.contains(&format!(">{label}</text>")), "{label}");
+        }
     }
 
     #[test]
-    fn nice_steps() {
-        assert_eq!(nice_step(600.0, 6.0), 100.0);
-        assert_eq!(nice_step(1300.0, 6.0), 250.0);
-        assert_eq!(nice_step(5.0, 6.0), 1.0);
+    fn y_axis_decades() {
+        assert_eq!(y_decades(85.0, 12_000.0), (1, 5));
+        assert_eq!(y_decades(100.0, 100.0), (2, 3));
+        assert_eq!(y_decades(0.0, 0.0), (0, 1));
     }
 }
