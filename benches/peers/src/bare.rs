@@ -148,9 +148,7 @@ impl Tx for RingTx {
             // finished reading the slot we are about to reuse. Read only
             // when the cached copy says the ring is full.
             self.cached_head = self.region.counter(HEAD).load(Ordering::Acquire);
-            if i - self.cached_head >= cap {
-                std::hint::spin_loop();
-            }
+            std::hint::spin_loop();
         }
         debug_assert!(payload.len() <= self.region.stride);
         // SAFETY: slot i is ours (the consumer is past i - cap), the slot
@@ -191,10 +189,12 @@ impl Rx for RingRx {
         while self.cached_tail <= i {
             // Acquire pairs with the producer's Release of tail: the slot's
             // bytes are visible.
+            // The pause after every refresh, as in cli/src/baseline.rs:
+            // when both processes share one physical core (SMT siblings),
+            // it leaves the core to the producer while the consumer is
+            // behind anyway.
             self.cached_tail = self.region.counter(TAIL).load(Ordering::Acquire);
-            if self.cached_tail <= i {
-                std::hint::spin_loop();
-            }
+            std::hint::spin_loop();
         }
         debug_assert!(buf.len() <= self.region.stride);
         // SAFETY: slot i was published (tail > i, Acquire) and the producer
