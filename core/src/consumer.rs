@@ -1318,6 +1318,11 @@ impl Consumer {
         } else if !done {
             self.ring().notify_data();
         }
+        if done {
+            // An entry freed: bring an overflowed dead letter back into it
+            // (an error is left for the next DLQ operation to report).
+            let _ = dlq::overflow::refill(&self.shared, false);
+        }
     }
 
     fn ack_leased(&self, held: &Held) -> Result<()> {

@@ -152,12 +152,28 @@ pub(crate) fn state(shared: &Shared, i: usize) -> &AtomicU64 {
     unsafe { &*(shared.dead_letter(i) as *const AtomicU64) }
 }
 
-/// Appends a dead letter: `Err(Error::DlqFull)` if every entry is taken.
-pub(crate) fn append(shared: &Shared, e: &Entry<'_>) -> Result<()> {
+/// Takes a free entry (WRITING by us), if there is one.
+fn claim(shared: &Shared) -> Option<usize> {
     let states = (0..shared.geo.dlq_slots as usize).map(|i| state(shared, i));
-    let Some(i) = claim_dead_letter(states, shared.me.pid, |pid| sys::process_alive(pid, 0)) else {
+    claim_dead_letter(states, shared.me.pid, |pid| sys::process_alive(pid, 0))
+}
+
+/// Appends a dead letter. When every entry is taken: on an overflow=spill
+/// queue it goes to the overflow segments; otherwise `Err(Error::DlqFull)`.
+pub(crate) fn append(shared: &Shared, e: &Entry<'_>) -> Result<()> {
+    let Some(i) = claim(shared) else {
+        if shared.dlq_spill.is_some() {
+            return overflow::append(shared, e);
+        }
         return Err(Error::DlqFull(shared.geo.dlq_slots));
     };
+    write_entry(shared, i, e, None, sys::realtime_ns());
+    Ok(())
+}
+
+/// Writes entry `i` (claimed: WRITING by us) and publishes it READY, or
+/// REDRIVE to its group when `redrive` (the group's count is bumped).
+fn write_entry(shared: &Shared, i: usize, e: &Entry<'_>, redrive: Option<()>, dead_ns: u64) {
     {
         let st = state(shared, i);
         let len = e.payload.len().min(shared.geo.slot_size as usize);
@@ -176,7 +192,7 @@ pub(crate) fn append(shared: &Shared, e: &Entry<'_>) -> Result<()> {
             std::ptr::addr_of_mut!((*h).last_ns).write(e.last_ns);
             std::ptr::addr_of_mut!((*h).timestamp_ns).write(e.timestamp_ns);
             std::ptr::addr_of_mut!((*h).correlation_id).write(e.correlation_id);
-            std::ptr::addr_of_mut!((*h).dead_ns).write(sys::realtime_ns());
+            std::ptr::addr_of_mut!((*h).dead_ns).write(dead_ns);
             std::ptr::addr_of_mut!((*h).order).write(order);
             std::ptr::addr_of_mut!((*h).group_created_ns).write(e.group_created_ns);
             std::ptr::copy_nonoverlapping(
@@ -185,10 +201,18 @@ pub(crate) fn append(shared: &Shared, e: &Entry<'_>) -> Result<()> {
                 len,
             );
         }
+        let next = match redrive {
+            Some(()) => {
+                shared.group_records()[e.group]
+                    .redrive
+                    .fetch_add(1, Ordering::AcqRel);
+                word(REDRIVE, e.group as u64)
+            }
+            None => word(READY, 0),
+        };
         // Release: the entry's fields are visible to whoever loads READY.
-        st.store(word(READY, 0), Ordering::Release);
+        st.store(next, Ordering::Release);
     }
-    Ok(())
 }
 
 /// The fields of entry `i` as raw values, and its payload location.
@@ -331,6 +355,7 @@ impl DeadLetters {
     /// first.
     pub fn list(&self) -> Result<Vec<DeadLetter>> {
         let shared = &*self.shared;
+        overflow::refill(shared, true)?;
         let mut out = Vec::new();
         for i in 0..shared.geo.dlq_slots as usize {
             let st = state(shared, i);
@@ -380,15 +405,20 @@ impl DeadLetters {
             ));
         }
         out.sort_by_key(|(order, _)| *order);
-        Ok(out.into_iter().map(|(_, d)| d).collect())
+        let mut out: Vec<DeadLetter> = out.into_iter().map(|(_, d)| d).collect();
+        // Then those in the overflow, which came later.
+        out.extend(overflow::list(shared)?);
+        Ok(out)
     }
 
-    /// Dead letters waiting (not redriven).
+    /// Dead letters waiting (not redriven), in the region and in its
+    /// overflow.
     pub fn len(&self) -> u64 {
         let shared = &*self.shared;
         (0..shared.geo.dlq_slots as usize)
             .filter(|&i| state_of(state(shared, i).load(Ordering::Relaxed)) == READY)
             .count() as u64
+            + overflow::pending(shared)
     }
 
     /// Whether no dead letter is waiting.
@@ -403,6 +433,7 @@ impl DeadLetters {
     /// with an empty group name; purge it).
     pub fn redrive(&self, seq: Option<u64>) -> Result<u64> {
         let shared = &*self.shared;
+        overflow::refill(shared, true)?;
         let mut n = 0;
         for i in 0..shared.geo.dlq_slots as usize {
             let st = state(shared, i);
@@ -442,6 +473,8 @@ impl DeadLetters {
             st.store(word(REDRIVE, raw.group as u64), Ordering::Release);
             n += 1;
         }
+        // Those still in the overflow are redriven as they come back.
+        n += overflow::redrive(shared, seq)?;
         if n > 0 {
             shared.ring().notify_data();
         }
@@ -454,9 +487,29 @@ impl DeadLetters {
         Ok(n)
     }
 
-    /// Deletes every waiting dead letter (not those redriven). Returns how
-    /// many.
+    /// Deletes every waiting dead letter (not those redriven), in the
+    /// region and in its overflow. Returns how many.
     pub fn purge(&self) -> Result<u64> {
+        let shared = &*self.shared;
+        let mut n = 0;
+        loop {
+            let freed = self.purge_region();
+            n += freed;
+            // The overflow comes back into the freed entries, to be purged
+            // in turn (or redriven, if it was).
+            if overflow::refill(shared, true)? == 0 {
+                if freed == 0 {
+                    return Ok(n);
+                }
+                if overflow::pending(shared) == 0 {
+                    n += self.purge_region();
+                    return Ok(n);
+                }
+            }
+        }
+    }
+
+    fn purge_region(&self) -> u64 {
         let shared = &*self.shared;
         let mut n = 0;
         for i in 0..shared.geo.dlq_slots as usize {
@@ -470,6 +523,314 @@ impl DeadLetters {
                 n += 1;
             }
         }
+        n
+    }
+}
+
+/// Bytes of dead-letter metadata in front of the payload in an overflow
+/// record.
+pub(crate) const OVERFLOW_META: usize = 64;
+
+/// The dead-letter queue's overflow (overflow=spill): dead letters that
+/// find every entry of the region taken go to segment files
+/// `<spill_dir>/dlq` (the spill's format; a record holds the dead letter's
+/// metadata, then its payload), and come back into the region, oldest
+/// first, as entries free up — on every DLQ operation and when a redriven
+/// dead letter is acked. So a full DLQ never drops and never refuses while
+/// its overflow has room. `dlq_spill.full` is an index: overflowed dead
+/// letters below it come back into the region already redriven.
+pub(crate) mod overflow {
+    use std::sync::MutexGuard;
+
+    use super::*;
+    use crate::lock::AdminGuard;
+    use crate::segment::{Found, SEGMENT_HEADER_SIZE, Segments, parse_at};
+    use crate::spill::{Log, Read, Record};
+
+    const REDRIVE_FLAG: u32 = 1;
+
+    fn segs(shared: &Shared) -> MutexGuard<'_, Segments> {
+        let m = shared.dlq_spill.as_ref().expect("an overflow=spill queue");
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The metadata and payload of a dead letter, as an overflow record's
+    /// payload (little-endian).
+    fn encode(e: &Entry<'_>, dead_ns: u64, flags: u32) -> Vec<u8> {
+        let mut v = Vec::with_capacity(OVERFLOW_META + e.payload.len());
+        v.extend_from_slice(&(e.group as u32).to_le_bytes());
+        v.extend_from_slice(&e.attempts.to_le_bytes());
+        v.extend_from_slice(&e.reason.to_raw().to_le_bytes());
+        v.extend_from_slice(&flags.to_le_bytes());
+        for x in [e.first_ns, e.last_ns, dead_ns, e.group_created_ns, e.seq] {
+            v.extend_from_slice(&x.to_le_bytes());
+        }
+        v.resize(OVERFLOW_META, 0);
+        v.extend_from_slice(e.payload);
+        v
+    }
+
+    /// Decodes an overflow record; None if its metadata makes no sense
+    /// (the record passed its checksum, so only a bug or a foreign file
+    /// gets here).
+    fn decode<'a>(shared: &Shared, rec: &Record<'a>) -> Option<(Entry<'a>, u64, u32)> {
+        let b = rec.payload;
+        let u32_at = |i: usize| Some(u32::from_le_bytes(b.get(i..i + 4)?.try_into().ok()?));
+        let u64_at = |i: usize| Some(u64::from_le_bytes(b.get(i..i + 8)?.try_into().ok()?));
+        let group = u32_at(0)? as usize;
+        let payload = b.get(OVERFLOW_META..)?;
+        if group as u64 >= shared.geo.max_groups || payload.len() as u64 > shared.geo.slot_size {
+            return None;
+        }
+        Some((
+            Entry {
+                seq: u64_at(48)?,
+                group,
+                group_created_ns: u64_at(40)?,
+                attempts: u32_at(4)?,
+                reason: Reason::from_raw(u32_at(8)?)?,
+                first_ns: u64_at(16)?,
+                last_ns: u64_at(24)?,
+                timestamp_ns: rec.timestamp_ns,
+                type_id: rec.type_id,
+                correlation_id: rec.correlation_id,
+                payload,
+            },
+            u64_at(32)?,
+            u32_at(12)?,
+        ))
+    }
+
+    /// Appends `e` to the overflow (the region was full when looked at).
+    pub(crate) fn append(shared: &Shared, e: &Entry<'_>) -> Result<()> {
+        let g = shared.lock();
+        let mut segs = segs(shared);
+        // Entries may have freed up since: the oldest dead letters first.
+        refill_locked(shared, &g, &mut segs)?;
+        let ctl = &shared.header().dlq_spill;
+        if ctl.read_seq.load(Ordering::Relaxed) == ctl.end_seq.load(Ordering::Relaxed) {
+            if let Some(i) = claim(shared) {
+                write_entry(shared, i, e, None, sys::realtime_ns());
+                return Ok(());
+            }
+        }
+        let bytes = encode(e, sys::realtime_ns(), 0);
+        let rec = Record {
+            seq: ctl.end_seq.load(Ordering::Relaxed),
+            timestamp_ns: e.timestamp_ns,
+            correlation_id: e.correlation_id,
+            type_id: e.type_id,
+            payload: &bytes,
+        };
+        segs.append(ctl, &rec).map_err(|err| match err {
+            // The overflow's budget or disk is full too: the message stays
+            // leased, as with a full region and no overflow.
+            Error::SpillFull(_) => Error::DlqFull(shared.geo.dlq_slots),
+            other => other,
+        })?;
+        // Release: the record before the count that makes it pending.
+        ctl.end_seq.store(rec.seq + 1, Ordering::Release);
+        ctl.spilled.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Moves overflowed dead letters back into free entries of the region,
+    /// if the admin lock is free (`wait`: take it anyway).
+    pub(crate) fn refill(shared: &Shared, wait: bool) -> Result<u64> {
+        if shared.dlq_spill.is_none() || pending(shared) == 0 {
+            return Ok(0);
+        }
+        let g = if wait {
+            shared.lock()
+        } else {
+            match shared.header().admin.try_lock(shared.me) {
+                Some(g) => g,
+                None => return Ok(0),
+            }
+        };
+        refill_locked(shared, &g, &mut segs(shared))
+    }
+
+    fn refill_locked(shared: &Shared, _g: &AdminGuard<'_>, segs: &mut Segments) -> Result<u64> {
+        let ctl = &shared.header().dlq_spill;
+        let mut n = 0;
+        while ctl.read_seq.load(Ordering::Relaxed) < ctl.end_seq.load(Ordering::Relaxed) {
+            let Some(i) = claim(shared) else {
+                break;
+            };
+            let want = ctl.read_seq.load(Ordering::Relaxed);
+            let redrive_below = ctl.full.load(Ordering::Relaxed);
+            let mut wrote = false;
+            let read = segs.read(ctl, &mut |rec| {
+                if let Some((e, dead_ns, flags)) = decode(shared, rec) {
+                    let group = &shared.group_records()[e.group];
+                    let exists = group.state.load(Ordering::Acquire) == 1
+                        && group.created_ns.load(Ordering::Acquire) == e.group_created_ns;
+                    let redrive = (flags & REDRIVE_FLAG != 0 || want < redrive_below) && exists;
+                    write_entry(shared, i, &e, redrive.then_some(()), dead_ns);
+                    wrote = true;
+                }
+            })?;
+            if let Read::Done { seg, off } = read {
+                ctl.read_seg.store(seg, Ordering::Relaxed);
+                ctl.read_off.store(off, Ordering::Relaxed);
+            }
+            if !wrote {
+                // Damaged or missing: the entry goes back unused.
+                state(shared, i).store(word(FREE, 0), Ordering::Release);
+                ctl.lost.fetch_add(1, Ordering::Relaxed);
+            }
+            ctl.read_seq.store(want + 1, Ordering::Release);
+            n += 1;
+        }
+        if ctl.segments.load(Ordering::Relaxed) > 0
+            && ctl.read_seq.load(Ordering::Relaxed) == ctl.end_seq.load(Ordering::Relaxed)
+        {
+            segs.clear(ctl)?;
+        }
+        if n > 0 {
+            shared.ring().notify_data();
+        }
         Ok(n)
+    }
+
+    /// Dead letters waiting in the overflow.
+    pub(crate) fn pending(shared: &Shared) -> u64 {
+        let ctl = &shared.header().dlq_spill;
+        ctl.end_seq
+            .load(Ordering::Acquire)
+            .saturating_sub(ctl.read_seq.load(Ordering::Acquire))
+    }
+
+    /// Calls `f(segment, offset, record)` for every pending overflow record,
+    /// oldest first. Under the admin lock.
+    fn walk(
+        shared: &Shared,
+        segs: &mut Segments,
+        f: &mut dyn FnMut(u64, u64, &Record<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let ctl = &shared.header().dlq_spill;
+        let end = ctl.end_seq.load(Ordering::Relaxed);
+        let (mut seg, mut off) = (
+            ctl.read_seg.load(Ordering::Relaxed),
+            ctl.read_off.load(Ordering::Relaxed),
+        );
+        let max_len = segs.max_len;
+        let mut left = pending(shared);
+        while left > 0 {
+            let s = segs.get(seg)?;
+            match parse_at(s.bytes(), off, max_len) {
+                Found::Message(rec, next) if rec.seq < end => {
+                    f(seg, off, &rec)?;
+                    off = next;
+                    left -= 1;
+                }
+                Found::End(next) => {
+                    seg = next;
+                    off = SEGMENT_HEADER_SIZE;
+                }
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// The pending overflow records as dead letters (`order` after every
+    /// entry of the region).
+    pub(crate) fn list(shared: &Shared) -> Result<Vec<DeadLetter>> {
+        if shared.dlq_spill.is_none() || pending(shared) == 0 {
+            return Ok(Vec::new());
+        }
+        let _g = shared.lock();
+        let mut segs = segs(shared);
+        let below = shared.header().dlq_spill.full.load(Ordering::Relaxed);
+        let mut out = Vec::new();
+        walk(shared, &mut segs, &mut |_, _, rec| {
+            let Some((e, dead_ns, flags)) = decode(shared, rec) else {
+                return Ok(());
+            };
+            let grec = &shared.group_records()[e.group];
+            let group = if grec.created_ns.load(Ordering::Acquire) == e.group_created_ns {
+                load_group_name(grec).unwrap_or_default()
+            } else {
+                String::new()
+            };
+            out.push(DeadLetter {
+                seq: e.seq,
+                group,
+                attempts: e.attempts,
+                reason: e.reason,
+                first_delivery_ns: e.first_ns,
+                last_delivery_ns: e.last_ns,
+                dead_lettered_ns: dead_ns,
+                timestamp_ns: e.timestamp_ns,
+                type_id: e.type_id,
+                correlation_id: e.correlation_id,
+                redriven: flags & REDRIVE_FLAG != 0 || rec.seq < below,
+                payload: e.payload.to_vec(),
+            });
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Marks pending overflow records for redrive: all (`None`), or those
+    /// of one original seq (their flag is rewritten in place). Returns how
+    /// many. They reach their group as they come back into the region.
+    pub(crate) fn redrive(shared: &Shared, seq: Option<u64>) -> Result<u64> {
+        if shared.dlq_spill.is_none() || pending(shared) == 0 {
+            return Ok(0);
+        }
+        let _g = shared.lock();
+        let mut segs = segs(shared);
+        let ctl = &shared.header().dlq_spill;
+        let Some(seq) = seq else {
+            // Count those not redriven yet, then redrive everything below
+            // the end.
+            let below = ctl.full.load(Ordering::Relaxed);
+            let mut n = 0;
+            walk(shared, &mut segs, &mut |_, _, rec| {
+                if let Some((_, _, flags)) = decode(shared, rec) {
+                    n += u64::from(flags & REDRIVE_FLAG == 0 && rec.seq >= below);
+                }
+                Ok(())
+            })?;
+            ctl.full
+                .store(ctl.end_seq.load(Ordering::Relaxed), Ordering::Relaxed);
+            return Ok(n);
+        };
+        /// Segment, offset, then the record's seq, timestamp, correlation
+        /// id, type id and new payload (its flag set): rewritten in place
+        /// after the walk, same length, new checksum.
+        type Rewrite = (u64, u64, u64, u64, u64, u32, Vec<u8>);
+        let mut hits: Vec<Rewrite> = Vec::new();
+        walk(shared, &mut segs, &mut |s, o, rec| {
+            if let Some((e, dead_ns, flags)) = decode(shared, rec) {
+                if e.seq == seq && flags & REDRIVE_FLAG == 0 {
+                    let bytes = encode(&e, dead_ns, flags | REDRIVE_FLAG);
+                    hits.push((
+                        s,
+                        o,
+                        rec.seq,
+                        rec.timestamp_ns,
+                        rec.correlation_id,
+                        rec.type_id,
+                        bytes,
+                    ));
+                }
+            }
+            Ok(())
+        })?;
+        for (s, o, rseq, ts, corr, ty, bytes) in &hits {
+            let rec = Record {
+                seq: *rseq,
+                timestamp_ns: *ts,
+                correlation_id: *corr,
+                type_id: *ty,
+                payload: bytes,
+            };
+            segs.write(*s, *o, &rec)?;
+        }
+        Ok(hits.len() as u64)
     }
 }

@@ -222,7 +222,12 @@ pub(crate) struct Header {
     /// spill's: `end_seq` is the next seq to journal (it gates `head`),
     /// `read_seq` the oldest retained, `read_seg` the oldest segment.
     pub journal: SpillControl,
-    _reserved: [u8; 1920],
+    /// Where the dead-letter queue's overflow stands (overflow=spill; see
+    /// `dlq.rs`): `end_seq` counts dead letters appended to its segments,
+    /// `read_seq` those moved back into the region; `full` is the index
+    /// below which every one is redriven when it comes back.
+    pub dlq_spill: SpillControl,
+    _reserved: [u8; 1728],
 }
 
 /// Set in [`RingControl::tail`] while the queue spills: producers' claims
@@ -464,6 +469,7 @@ const _: () = {
     assert!(offset_of!(Config, journal_max_bytes) == 216);
     assert!(offset_of!(Config, reserved) == 224);
     assert!(offset_of!(Header, journal) == 1984);
+    assert!(offset_of!(Header, dlq_spill) == 2176);
     assert!(size_of::<SpillControl>() == 192);
     assert!(offset_of!(SpillControl, end_seq) == 64);
     assert!(size_of::<SpillPath>() == 1024);

@@ -74,6 +74,9 @@ pub(crate) struct Shared {
     /// With a journal: this process's handles on its segment files (used
     /// only under the admin lock).
     pub journal: Option<std::sync::Mutex<Segments>>,
+    /// overflow=spill: this process's handles on the dead-letter queue's
+    /// overflow segments (used only under the admin lock).
+    pub dlq_spill: Option<std::sync::Mutex<Segments>>,
 }
 
 // SAFETY: the mapping is shared memory that every process and thread
@@ -509,6 +512,7 @@ impl Queue {
             // its spill) would never be read: clear them out.
             let segs = segments_for(&config, spill_dir.clone());
             clear_segments(&segs);
+            clear_segments(&dlq_for(&config, &spill_dir));
             (opts.overflow == Overflow::Spill).then(|| std::sync::Mutex::new(segs))
         } else {
             None
@@ -521,6 +525,9 @@ impl Queue {
             config,
             geo,
             me: me(),
+            dlq_spill: spill
+                .as_ref()
+                .map(|_| std::sync::Mutex::new(dlq_for(&config, &spill_dir))),
             spill,
             journal,
         };
@@ -583,6 +590,10 @@ impl Queue {
         let spill = spill_dir
             .filter(|_| config.overflow == Overflow::Spill.to_raw())
             .map(|d| std::sync::Mutex::new(segments_for(&config, d)));
+        let dlq_spill = spill.as_ref().map(|m| {
+            let dir = m.lock().unwrap_or_else(|p| p.into_inner()).dir.clone();
+            std::sync::Mutex::new(dlq_for(&config, &dir))
+        });
         let shared = Shared {
             map,
             _file: file,
@@ -593,6 +604,7 @@ impl Queue {
             me: me(),
             spill,
             journal,
+            dlq_spill,
         };
         let ring = &shared.header().ring;
         let (head, tail) = (
@@ -639,6 +651,8 @@ impl Queue {
         // The spill's segments go with it (a garbled file keeps them: its
         // spill directory cannot be trusted).
         if let Some((config, dir)) = spill_of(&path) {
+            clear_segments(&dlq_for(&config, &dir));
+            let _ = std::fs::remove_dir(dir.join("dlq"));
             clear_segments(&journal_for(&config, &dir));
             let _ = std::fs::remove_dir(dir.join("journal"));
             clear_segments(&segments_for(&config, dir.clone()));
@@ -1054,7 +1068,7 @@ fn spill_of(path: &Path) -> Option<(Config, PathBuf)> {
 /// The smallest segment that holds a largest record and an END record.
 fn min_segment_for(slot_size: u64) -> u64 {
     crate::segment::SEGMENT_HEADER_SIZE
-        + crate::segment::record_size(slot_size)
+        + crate::segment::record_size(slot_size + crate::dlq::OVERFLOW_META as u64)
         + RECORD_HEADER_SIZE
 }
 
@@ -1099,6 +1113,14 @@ fn clear_segments(segs: &Segments) {
     for id in segs.list().unwrap_or_default() {
         let _ = std::fs::remove_file(crate::segment::segment_path(&segs.dir, id));
     }
+}
+
+/// The dead-letter queue's overflow segments: `<spill dir>/dlq`; a record
+/// holds a dead letter's metadata and payload.
+fn dlq_for(config: &Config, spill_dir: &Path) -> Segments {
+    let mut s = segments_for(config, spill_dir.join("dlq"));
+    s.max_len = config.slot_size as u64 + crate::dlq::OVERFLOW_META as u64;
+    s
 }
 
 /// The journal's segments: `<spill dir>/journal`, with its byte budget.

@@ -392,3 +392,77 @@ fn removing_the_queue_removes_its_spill() {
     let q = Queue::create("rm", &o).unwrap();
     assert_eq!(q.stats().spill_segments, 0);
 }
+
+#[test]
+fn a_full_dead_letter_queue_overflows_to_its_own_segments() {
+    // 4 DLQ entries; 300 poison messages: the rest go to the DLQ's overflow
+    // segments, are listed, redriven (to their group only) and purged.
+    let dir = tempfile::tempdir().unwrap();
+    setup(&dir);
+    let o = opts(&dir).dlq_slots(4).max_deliveries(1);
+    let q = Queue::create("dlq-over", &o).unwrap();
+    q.create_group("w", Start::Earliest).unwrap();
+    q.create_group("other", Start::Latest).unwrap();
+    let mut other = q.consumer("other", ConsumerOptions::new()).unwrap();
+    let mut p = q.producer().unwrap();
+    let mut c = q
+        .consumer("w", ConsumerOptions::new().ack(Ack::Manual))
+        .unwrap();
+    const N: u64 = 300;
+    for i in 0..N {
+        p.publish(&payload(i)).unwrap();
+        let m = c.receive_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(m.seq(), i);
+        m.nack(Nack::DeadLetter).unwrap();
+        drop(other.receive_timeout(Duration::from_secs(5)).unwrap());
+    }
+    assert!(
+        dir.path()
+            .join("spill")
+            .join("dlq")
+            .read_dir()
+            .unwrap()
+            .count()
+            >= 1
+    );
+    let dlq = q.dlq();
+    assert_eq!(dlq.len(), N);
+    let listed = dlq.list().unwrap();
+    assert_eq!(
+        listed.iter().map(|d| d.seq).collect::<Vec<_>>(),
+        (0..N).collect::<Vec<_>>(),
+        "every dead letter, oldest first"
+    );
+    assert!(
+        listed
+            .iter()
+            .all(|d| d.group == "w" && d.payload == payload(d.seq))
+    );
+    // Redrive one that is in the overflow, then all: group w gets each
+    // once; group other gets none.
+    assert_eq!(dlq.redrive(Some(250)).unwrap(), 1);
+    assert_eq!(dlq.redrive(None).unwrap(), N - 1);
+    let mut got = Vec::new();
+    while let Ok(m) = c.receive_timeout(Duration::from_millis(300)) {
+        assert_eq!(m.payload(), payload(m.seq()));
+        got.push(m.seq());
+        m.ack().unwrap();
+    }
+    got.sort_unstable();
+    assert_eq!(got, (0..N).collect::<Vec<_>>());
+    assert!(other.try_receive().unwrap().is_none());
+    assert_eq!(dlq.len(), 0);
+    // Dead-letter 100 more, then purge: region and overflow both empty.
+    for i in N..N + 100 {
+        p.publish(&payload(i)).unwrap();
+        c.receive_timeout(Duration::from_secs(5))
+            .unwrap()
+            .nack(Nack::DeadLetter)
+            .unwrap();
+        drop(other.receive_timeout(Duration::from_secs(5)).unwrap());
+    }
+    assert_eq!(dlq.len(), 100);
+    assert_eq!(dlq.purge().unwrap(), 100);
+    assert_eq!(dlq.len(), 0);
+    assert!(dlq.list().unwrap().is_empty());
+}
