@@ -397,8 +397,9 @@ typedef struct shmq_options {
    */
   uint64_t dedup_ttl_ms;
   /**
-   * Directory of the spill's segment files (`SHMQ_OVERFLOW_SPILL`);
-   * NULL means `/var/tmp/shmq/<name>`. Created if missing (mode 0700).
+   * Directory of the spill's segment files (`SHMQ_OVERFLOW_SPILL`), and
+   * of the journal's in its subdirectory `journal`; NULL means
+   * `/var/tmp/shmq/<name>`. Created if missing (mode 0700).
    * Read during the call only; stored in the queue file at create.
    */
   const char *spill_dir;
@@ -429,6 +430,19 @@ typedef struct shmq_options {
    * 0). Ignored with the other modes (default 0).
    */
   uint32_t sync_every;
+  /**
+   * Keep a journal of every message for this many ms (0, the default:
+   * no journal), in segment files of `spill_segment_size` under
+   * `<spill_dir>/journal`, so that a group can seek below what the ring
+   * holds and replay (ack=auto). Stored in the queue file at create.
+   */
+  uint64_t journal_max_age_ms;
+  /**
+   * Most bytes of journal segment files, the oldest deleted first
+   * (default 1 GiB; at least two segments). Used only with a journal
+   * (`journal_max_age_ms` > 0).
+   */
+  uint64_t journal_max_bytes;
 } shmq_options;
 
 /**
@@ -634,6 +648,45 @@ typedef struct shmq_queue_stats {
    * seqs were skipped).
    */
   uint64_t spill_lost;
+  /**
+   * 1 if the queue keeps a journal (`journal_max_age_ms` > 0 at
+   * create), else 0 and every `journal_` field below is 0.
+   */
+  uint32_t journal_enabled;
+  /**
+   * Oldest seq the journal retains: `SHMQ_SEEK_EARLIEST` goes here.
+   */
+  uint64_t journal_first_seq;
+  /**
+   * CLOCK_REALTIME ns of the oldest retained message; 0 if the journal
+   * holds none.
+   */
+  uint64_t journal_first_ns;
+  /**
+   * Seq of the next message to be journaled: everything retained below
+   * it (from `journal_first_seq` on) is in the journal.
+   */
+  uint64_t journal_next_seq;
+  /**
+   * Messages journaled so far.
+   */
+  uint64_t journal_journaled;
+  /**
+   * Payload bytes journaled so far.
+   */
+  uint64_t journal_journaled_bytes;
+  /**
+   * Journal segment files on disk now.
+   */
+  uint64_t journal_segments;
+  /**
+   * Bytes of journal segment files on disk now.
+   */
+  uint64_t journal_bytes_on_disk;
+  /**
+   * Seqs whose retention ran out (their segment was deleted).
+   */
+  uint64_t journal_expired;
 } shmq_queue_stats;
 
 /**

@@ -7,7 +7,7 @@ use std::ffi::{CStr, c_char};
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
-use shmq::{Ack, ConsumerOptions, Meta, Nack, Options, Overflow, Seek, Start, SyncMode};
+use shmq::{Ack, ConsumerOptions, Meta, Nack, Options, Overflow, Retention, Seek, Start, SyncMode};
 
 use crate::status::{Fail, bytes, guard_or};
 
@@ -117,8 +117,9 @@ pub struct shmq_options {
     /// How long an idempotency key is remembered, in ms (default 300000:
     /// 5 minutes). See `shmq_meta.key`.
     pub dedup_ttl_ms: u64,
-    /// Directory of the spill's segment files (`SHMQ_OVERFLOW_SPILL`);
-    /// NULL means `/var/tmp/shmq/<name>`. Created if missing (mode 0700).
+    /// Directory of the spill's segment files (`SHMQ_OVERFLOW_SPILL`), and
+    /// of the journal's in its subdirectory `journal`; NULL means
+    /// `/var/tmp/shmq/<name>`. Created if missing (mode 0700).
     /// Read during the call only; stored in the queue file at create.
     pub spill_dir: *const c_char,
     /// Most bytes of segment files the spill may hold (default 1 GiB); at
@@ -138,6 +139,15 @@ pub struct shmq_options {
     /// With `SHMQ_SYNC_EVERY_N`: flush after this many records (more than
     /// 0). Ignored with the other modes (default 0).
     pub sync_every: u32,
+    /// Keep a journal of every message for this many ms (0, the default:
+    /// no journal), in segment files of `spill_segment_size` under
+    /// `<spill_dir>/journal`, so that a group can seek below what the ring
+    /// holds and replay (ack=auto). Stored in the queue file at create.
+    pub journal_max_age_ms: u64,
+    /// Most bytes of journal segment files, the oldest deleted first
+    /// (default 1 GiB; at least two segments). Used only with a journal
+    /// (`journal_max_age_ms` > 0).
+    pub journal_max_bytes: u64,
 }
 
 /// The defaults of every queue option (the same as the Rust
@@ -167,6 +177,8 @@ const DEFAULT_OPTIONS: shmq_options = shmq_options {
     spill_fallback: SHMQ_OVERFLOW_BLOCK,
     sync: SHMQ_SYNC_NEVER,
     sync_every: 0,
+    journal_max_age_ms: 0,
+    journal_max_bytes: 1 << 30,
 };
 
 impl shmq_options {
@@ -227,6 +239,12 @@ impl shmq_options {
             .spill_segment_size(self.spill_segment_size)
             .spill_fallback(spill_fallback)
             .sync(sync);
+        if self.journal_max_age_ms > 0 {
+            opts = opts.journal(Retention::new(
+                Duration::from_millis(self.journal_max_age_ms),
+                self.journal_max_bytes,
+            ));
+        }
         // SAFETY: NULL or NUL-terminated per the contract.
         if let Some(dir) = unsafe { path(self.dir, "dir") }? {
             opts = opts.dir(dir);
@@ -440,9 +458,33 @@ mod tests {
             "spill_segment_size: 67108864",
             "spill_fallback: Block",
             "sync: Never",
+            "journal: None",
         ] {
             assert!(theirs.contains(field), "{field} not in {theirs}");
         }
+        // No journal by default; its budget is only read with one.
+        assert_eq!((d.journal_max_age_ms, d.journal_max_bytes), (0, 1 << 30));
+    }
+
+    #[test]
+    fn journal_options_reach_rust() {
+        let mut o = shmq_options_default();
+        o.journal_max_bytes = 1 << 20;
+        // SAFETY: `dir` and `spill_dir` are NULL.
+        let ours = unsafe { o.to_rust() }.unwrap();
+        // Without an age there is no journal, whatever the budget.
+        assert_eq!(format!("{ours:?}"), format!("{:?}", Options::new()));
+        o.journal_max_age_ms = 90_000;
+        // SAFETY: as above.
+        let ours = unsafe { o.to_rust() }.unwrap();
+        let theirs = Options::new().journal(Retention::new(Duration::from_secs(90), 1 << 20));
+        assert_eq!(format!("{ours:?}"), format!("{theirs:?}"));
+        o.journal_max_age_ms = u64::MAX;
+        // SAFETY: as above.
+        let ours = unsafe { o.to_rust() }.unwrap();
+        let theirs =
+            Options::new().journal(Retention::new(Duration::from_millis(u64::MAX), 1 << 20));
+        assert_eq!(format!("{ours:?}"), format!("{theirs:?}"));
     }
 
     #[test]

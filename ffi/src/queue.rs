@@ -145,6 +145,27 @@ pub struct shmq_queue_stats {
     /// Spilled messages found damaged or missing when read back (their
     /// seqs were skipped).
     pub spill_lost: u64,
+    /// 1 if the queue keeps a journal (`journal_max_age_ms` > 0 at
+    /// create), else 0 and every `journal_` field below is 0.
+    pub journal_enabled: u32,
+    /// Oldest seq the journal retains: `SHMQ_SEEK_EARLIEST` goes here.
+    pub journal_first_seq: u64,
+    /// CLOCK_REALTIME ns of the oldest retained message; 0 if the journal
+    /// holds none.
+    pub journal_first_ns: u64,
+    /// Seq of the next message to be journaled: everything retained below
+    /// it (from `journal_first_seq` on) is in the journal.
+    pub journal_next_seq: u64,
+    /// Messages journaled so far.
+    pub journal_journaled: u64,
+    /// Payload bytes journaled so far.
+    pub journal_journaled_bytes: u64,
+    /// Journal segment files on disk now.
+    pub journal_segments: u64,
+    /// Bytes of journal segment files on disk now.
+    pub journal_bytes_on_disk: u64,
+    /// Seqs whose retention ran out (their segment was deleted).
+    pub journal_expired: u64,
 }
 
 /// Reads `opts` (NULL: the defaults).
@@ -433,6 +454,7 @@ pub unsafe extern "C" fn shmq_stats(
         // SAFETY: per the contract.
         let q = unsafe { handle_ref(queue, "queue") }?;
         let s = q.queue.stats();
+        let j = s.journal.as_ref();
         let stats = shmq_queue_stats {
             slots: s.slots,
             slot_size: s.slot_size,
@@ -459,6 +481,15 @@ pub unsafe extern "C" fn shmq_stats(
             spill_bytes_on_disk: s.spill_bytes_on_disk,
             spill_full: s.spill_full,
             spill_lost: s.spill_lost,
+            journal_enabled: u32::from(j.is_some()),
+            journal_first_seq: j.map_or(0, |j| j.first_seq),
+            journal_first_ns: j.and_then(|j| j.first_ns).unwrap_or(0),
+            journal_next_seq: j.map_or(0, |j| j.next_seq),
+            journal_journaled: j.map_or(0, |j| j.journaled),
+            journal_journaled_bytes: j.map_or(0, |j| j.journaled_bytes),
+            journal_segments: j.map_or(0, |j| j.segments),
+            journal_bytes_on_disk: j.map_or(0, |j| j.bytes_on_disk),
+            journal_expired: j.map_or(0, |j| j.expired),
         };
         // SAFETY: checked writable out-parameter.
         unsafe { stats_out.write(stats) };

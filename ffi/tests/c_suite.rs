@@ -232,6 +232,11 @@ fn spill_under_asan_and_ubsan() {
     run_suite(&compile("test_spill", Link::SharedSanitized), None);
 }
 
+#[test]
+fn journal_under_asan_and_ubsan() {
+    run_suite(&compile("test_journal", Link::SharedSanitized), None);
+}
+
 /// Linked against `libshmq_ffi.a` with the system libraries the README
 /// lists. (Not under valgrind: rustix, which core uses for system calls,
 /// reads the vDSO's ELF header from the auxiliary vector, a page valgrind
@@ -239,7 +244,13 @@ fn spill_under_asan_and_ubsan() {
 /// rustix issue 1559. ASan/UBSan/LSan above cover the same ground.)
 #[test]
 fn statically_linked() {
-    for src in ["test_basic", "test_errors", "test_delivery", "test_spill"] {
+    for src in [
+        "test_basic",
+        "test_errors",
+        "test_delivery",
+        "test_spill",
+        "test_journal",
+    ] {
         run_suite(&compile(src, Link::Static), None);
     }
 }

@@ -114,6 +114,34 @@ static inline shmq_options test_options(uint64_t slots, uint64_t slot_size) {
     return o;
 }
 
+static inline int exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* Creating queue `name` in the test directory with `o` fails with
+ * SHMQ_INVALID_OPTION, the last error names `what`, the handle is left
+ * untouched, and neither the queue file nor `dir_left` (if not NULL, say a
+ * spill directory) is left behind. */
+static inline void check_create_refused(const char *name, shmq_options o, const char *what,
+                                        const char *dir_left) {
+    shmq_queue *q = (shmq_queue *)0x1;
+    CHECK_STATUS(shmq_queue_create(name, &o, &q), SHMQ_INVALID_OPTION);
+    if (strstr(shmq_last_error(), what) == NULL) {
+        fprintf(stderr, "last error %s does not name %s\n", shmq_last_error(), what);
+        CHECK(!"the last error names the option");
+    }
+    if (q != (shmq_queue *)0x1) {
+        CHECK(!"the queue handle is untouched");
+        shmq_queue_close(&q);
+        shmq_queue_remove(name, &o);
+    }
+    char file[256];
+    snprintf(file, sizeof file, "%s/%s.shmq", test_dir, name);
+    CHECK(!exists(file));
+    CHECK(dir_left == NULL || !exists(dir_left));
+}
+
 static inline uint64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -49,11 +49,6 @@ static void stop(const char *name, const shmq_options *o, shmq_queue **q, shmq_p
     CHECK_OK(shmq_queue_remove(name, o));
 }
 
-static int exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
 /* Message `i`: "m-<i>-" then a letter pattern up to `len` bytes. */
 static size_t fill(uint8_t *buf, size_t len, uint64_t i) {
     int n = snprintf((char *)buf, len, "m-%llu-", (unsigned long long)i);
@@ -337,22 +332,7 @@ static void test_no_spill_counters(void) {
 /* Creating with `o` fails with SHMQ_INVALID_OPTION, names `what`, and
  * leaves no queue file and no spill directory behind. */
 static void check_bad(shmq_options o, const char *what) {
-    shmq_queue *q = (shmq_queue *)0x1;
-    CHECK_STATUS(shmq_queue_create("bad-spill", &o, &q), SHMQ_INVALID_OPTION);
-    if (strstr(shmq_last_error(), what) == NULL) {
-        fprintf(stderr, "last error %s does not name %s\n", shmq_last_error(), what);
-        CHECK(!"the last error names the option");
-    }
-    if (q != (shmq_queue *)0x1) {
-        CHECK(!"the queue handle is untouched");
-        shmq_queue_close(&q);
-        shmq_options plain = test_options(16, 64);
-        shmq_queue_remove("bad-spill", &plain);
-    }
-    char file[256];
-    snprintf(file, sizeof file, "%s/bad-spill.shmq", test_dir);
-    CHECK(!exists(file));
-    CHECK(!exists(spill_dir_of("bad-spill")));
+    check_create_refused("bad-spill", o, what, spill_dir_of("bad-spill"));
 }
 
 static void test_bad_spill_options(void) {
