@@ -5,18 +5,22 @@
 //! the affinity mask says otherwise), busy-polling:
 //!
 //! - latency: ping-pong, one link each way; one-way = round trip / 2 into
-//!   an HDR histogram; p50, p99, p99.9; ratio to the cache-line ping-pong
-//!   of the same run;
+//!   an HDR histogram; p50, p99, p99.9; ratio to a cache-line ping-pong
+//!   measured just before it;
 //! - throughput: one producer, one consumer, messages/s from the first
-//!   message received to the last; ratio to the bare ring of the same run.
+//!   message received to the last; ratio to a bare ring measured just
+//!   before it.
 //!
 //! Each payload is written whole by the sender and copied out whole by the
-//! receiver. A run measures every peer once, in turn; `--runs` runs are
-//! made (3 by default) and the table shows the median of each figure and
-//! of each ratio with its spread (min–max over the runs).
+//! receiver. A run measures every peer once, in turn, each after its own
+//! baseline (this machine switches between a fast and a slow mode now and
+//! then, rarely between two adjacent measurements); `--runs` runs are made
+//! (3 by default) and the table shows the median of each figure and of
+//! each ratio with its spread (min–max over the runs).
 //!
 //! ```text
-//! cargo run --release --manifest-path benches/peers/Cargo.toml -- [--runs 3] [--json]
+//! cargo run --release --manifest-path benches/peers/Cargo.toml -- \
+//!     [--runs 3] [--json] [--save FILE.json] [--from FILE.json]
 //! ```
 
 mod bare;
@@ -308,6 +312,26 @@ enum Figure {
     Throughput(f64, u64),
 }
 
+impl Figure {
+    fn json(&self) -> serde_json::Value {
+        match *self {
+            Figure::Latency(q) => serde_json::json!({
+                "p50_ns": q[0], "p99_ns": q[1], "p999_ns": q[2], "max_ns": q[3],
+            }),
+            Figure::Throughput(r, d) => serde_json::json!({"msgs_per_s": r, "disorder": d}),
+        }
+    }
+
+    fn from_json(v: &serde_json::Value, latency: bool) -> Option<Figure> {
+        let u = |k: &str| v[k].as_u64();
+        Some(if latency {
+            Figure::Latency([u("p50_ns")?, u("p99_ns")?, u("p999_ns")?, u("max_ns")?])
+        } else {
+            Figure::Throughput(v["msgs_per_s"].as_f64()?, u("disorder")?)
+        })
+    }
+}
+
 /// Makes what the workers of `peer` open (queues, region files, FIFOs).
 fn prepare(peer: Peer, dir: &Path, size: usize) -> Res<()> {
     std::fs::create_dir(dir)?;
@@ -570,6 +594,11 @@ struct Sample {
     size: usize,
     peer: Peer,
     figure: Figure,
+    /// The baseline (cache-line ping-pong, or bare ring for throughput)
+    /// measured just before this figure, for its ratio: this machine can
+    /// switch modes between two measurements of one run, rarely between
+    /// two adjacent ones. `None` for a baseline itself.
+    base: Option<Figure>,
 }
 
 /// The samples of a file that `--save` wrote; its settings into `args`.
@@ -580,17 +609,17 @@ fn load(path: &Path, args: &mut Args) -> Res<Vec<Sample>> {
     for s in v["samples"].as_array().ok_or_else(bad)? {
         let u = |k: &str| s[k].as_u64().ok_or_else(bad);
         let latency = s["kind"] == "latency";
-        let figure = if latency {
-            Figure::Latency([u("p50_ns")?, u("p99_ns")?, u("p999_ns")?, u("max_ns")?])
-        } else {
-            Figure::Throughput(s["msgs_per_s"].as_f64().ok_or_else(bad)?, u("disorder")?)
-        };
+        let base = &s["baseline"];
         samples.push(Sample {
             run: u("run")? as u32,
             latency,
             size: u("size")? as usize,
             peer: Peer::from_key(s["peer"].as_str().ok_or_else(bad)?)?,
-            figure,
+            figure: Figure::from_json(&s["figure"], latency).ok_or_else(bad)?,
+            base: match base.is_null() {
+                true => None,
+                false => Some(Figure::from_json(base, latency).ok_or_else(bad)?),
+            },
         });
     }
     args.runs = v["runs"].as_u64().ok_or_else(bad)? as u32;
@@ -608,32 +637,56 @@ fn run(mut args: Args) -> Res<()> {
     let scratch = Scratch::new()?;
     let mut samples = Vec::new();
     for run in 0..args.runs {
-        for &size in LATENCY_SIZES.iter().filter(|_| args.latency) {
-            for &peer in LATENCY_PEERS.iter().filter(|p| args.peers.contains(p)) {
-                let dir = scratch.0.join(format!("r{run}-lat-{size}-{}", peer.key()));
-                let figure = measure(peer, true, &dir, size, &args)?;
-                eprintln!("run {run}: latency {size} B {}: {figure:?}", peer.name());
-                samples.push(Sample {
-                    run,
-                    latency: true,
-                    size,
-                    peer,
-                    figure,
-                });
-            }
-        }
-        for &size in THROUGHPUT_SIZES.iter().filter(|_| args.throughput) {
-            for &peer in THROUGHPUT_PEERS.iter().filter(|p| args.peers.contains(p)) {
-                let dir = scratch.0.join(format!("r{run}-tp-{size}-{}", peer.key()));
-                let figure = measure(peer, false, &dir, size, &args)?;
-                eprintln!("run {run}: throughput {size} B {}: {figure:?}", peer.name());
-                samples.push(Sample {
-                    run,
-                    latency: false,
-                    size,
-                    peer,
-                    figure,
-                });
+        let kinds = [(
+            true,
+            &LATENCY_SIZES[..],
+            &LATENCY_PEERS[..],
+            Peer::CacheLine,
+        )];
+        let kinds = kinds.into_iter().filter(|_| args.latency).chain(
+            [(
+                false,
+                &THROUGHPUT_SIZES[..],
+                &THROUGHPUT_PEERS[..],
+                Peer::Ring,
+            )]
+            .into_iter()
+            .filter(|_| args.throughput),
+        );
+        for (latency, sizes, peers, baseline) in kinds {
+            let what = if latency { "latency" } else { "throughput" };
+            for &size in sizes {
+                for &peer in peers.iter().filter(|p| args.peers.contains(p)) {
+                    let dir = |p: Peer, n: &str| {
+                        scratch
+                            .0
+                            .join(format!("r{run}-{what}-{size}-{}{n}", p.key()))
+                    };
+                    let base = if peer == baseline {
+                        None
+                    } else {
+                        Some(measure(
+                            baseline,
+                            latency,
+                            &dir(baseline, peer.key()),
+                            size,
+                            &args,
+                        )?)
+                    };
+                    let figure = measure(peer, latency, &dir(peer, ""), size, &args)?;
+                    eprintln!(
+                        "run {run}: {what} {size} B {}: {figure:?}, baseline {base:?}",
+                        peer.name()
+                    );
+                    samples.push(Sample {
+                        run,
+                        latency,
+                        size,
+                        peer,
+                        figure,
+                        base,
+                    });
+                }
             }
         }
     }
@@ -701,11 +754,13 @@ struct Table {
 
 impl Table {
     fn new(samples: &[Sample], runs: u32) -> Table {
+        // A figure and the baseline it is divided by: the one measured just
+        // before it, or (for a baseline) itself.
         let find = |run, latency, size, peer| {
             samples
                 .iter()
                 .find(|s| s.run == run && s.latency == latency && s.size == size && s.peer == peer)
-                .map(|s| s.figure)
+                .map(|s| (s.figure, s.base.unwrap_or(s.figure)))
         };
         let mut rows = Vec::new();
         for &size in &LATENCY_SIZES {
@@ -714,10 +769,9 @@ impl Table {
                     .map(|q| {
                         let (mut vals, mut ratios) = (Vec::new(), Vec::new());
                         for run in 0..runs {
-                            if let (Some(Figure::Latency(f)), Some(Figure::Latency(b))) = (
-                                find(run, true, size, peer),
-                                find(run, true, size, Peer::CacheLine),
-                            ) {
+                            if let Some((Figure::Latency(f), Figure::Latency(b))) =
+                                find(run, true, size, peer)
+                            {
                                 vals.push(f[q] as f64);
                                 ratios.push(f[q] as f64 / b[q].max(1) as f64);
                             }
@@ -729,10 +783,9 @@ impl Table {
                 let throughput = throughput.then(|| {
                     let (mut vals, mut ratios, mut disorder) = (Vec::new(), Vec::new(), 0);
                     for run in 0..runs {
-                        if let (Some(Figure::Throughput(f, d)), Some(Figure::Throughput(b, _))) = (
-                            find(run, false, size, peer),
-                            find(run, false, size, Peer::Ring),
-                        ) {
+                        if let Some((Figure::Throughput(f, d), Figure::Throughput(b, _))) =
+                            find(run, false, size, peer)
+                        {
                             vals.push(f);
                             ratios.push(f / b);
                             disorder += d;
@@ -762,7 +815,7 @@ impl Table {
 
     fn print(&self, args: &Args) {
         println!(
-            "shmq-peers: {} runs; latency: one-way (round trip / 2), {} round trips per figure, ratio to the cache-line ping-pong; throughput: {} messages, ratio to the bare ring; 2 processes pinned to 2 cores, busy polling",
+            "shmq-peers: {} runs; latency: one-way (round trip / 2), {} round trips per figure, ratio to a cache-line ping-pong measured just before; throughput: {} messages, ratio to a bare ring measured just before; 2 processes pinned to 2 cores, busy polling",
             args.runs, args.latency_count, args.throughput_count
         );
         println!("each cell: median over the runs (min–max over the runs)\n");
@@ -867,23 +920,12 @@ impl Table {
         let raw: Vec<_> = samples
             .iter()
             .map(|s| {
-                let mut o = serde_json::json!({
+                serde_json::json!({
                     "run": s.run, "size": s.size, "peer": s.peer.key(),
                     "kind": if s.latency { "latency" } else { "throughput" },
-                });
-                match s.figure {
-                    Figure::Latency(q) => {
-                        o["p50_ns"] = q[0].into();
-                        o["p99_ns"] = q[1].into();
-                        o["p999_ns"] = q[2].into();
-                        o["max_ns"] = q[3].into();
-                    }
-                    Figure::Throughput(r, d) => {
-                        o["msgs_per_s"] = r.into();
-                        o["disorder"] = d.into();
-                    }
-                }
-                o
+                    "figure": s.figure.json(),
+                    "baseline": s.base.map(|b| b.json()),
+                })
             })
             .collect();
         serde_json::json!({
