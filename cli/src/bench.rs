@@ -829,7 +829,10 @@ fn spill_throughput(args: &BenchArgs, cores: &[usize]) -> CliResult {
                 r / args.size as f64
             )
         };
-        row("baseline (memcpy into a mapped, preallocated file)", b);
+        row(
+            "baseline (memcpy into mapped, preallocated 64 MiB files)",
+            b,
+        );
         row("write(2) of the same bytes, 1 MiB calls", w);
         row("shmq publish into the spill", i);
         row("shmq consumer draining the spill", o);
@@ -869,23 +872,36 @@ pub(crate) fn worker(a: WorkerArgs) -> CliResult {
             serde_json::json!({})
         }
         "base-map" => {
-            // `--dir` is the file: preallocated, mapped, and `count`
-            // records of `size` bytes copied in, as the spill writes.
-            let len = a.count * a.size as u64;
-            let f = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&a.dir)?;
-            rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::empty(), 0, len)
-                .map_err(std::io::Error::from)?;
-            // SAFETY: the file is ours (just created, private to this run)
-            // and `len` bytes long; nothing else maps it.
-            let mut map = unsafe { memmap2::MmapMut::map_mut(&f)? };
-            let payload = vec![7u8; a.size];
-            for rec in map.chunks_exact_mut(a.size.max(1)) {
-                rec.copy_from_slice(&payload);
+            // `--dir` names the files: 64 MiB ones (as the spill's
+            // segments), preallocated and mapped, `count` records of
+            // `size` bytes copied in.
+            const FILE: u64 = 64 << 20;
+            let payload = vec![7u8; a.size.max(1)];
+            let mut left = a.count;
+            let mut n = 0;
+            while left > 0 {
+                let path = a.dir.with_extension(format!("{n}"));
+                let f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&path)?;
+                rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::empty(), 0, FILE)
+                    .map_err(std::io::Error::from)?;
+                // SAFETY: the file is ours (just created, private to this
+                // run) and FILE bytes long; nothing else maps it.
+                let mut map = unsafe { memmap2::MmapMut::map_mut(&f)? };
+                for rec in map.chunks_exact_mut(payload.len()) {
+                    if left == 0 {
+                        break;
+                    }
+                    rec.copy_from_slice(&payload);
+                    left -= 1;
+                }
+                drop(map);
+                let _ = std::fs::remove_file(&path);
+                n += 1;
             }
             serde_json::json!({})
         }
