@@ -339,15 +339,22 @@ pub(crate) struct Segment {
 impl Segment {
     /// The whole file.
     ///
-    /// Only the admin lock's holder reads or writes segments, so while the
-    /// caller holds it no other process changes these bytes.
+    /// Only the admin lock's holder writes segments. Spill and DLQ
+    /// segments are also read only under the lock, so nothing changes them
+    /// meanwhile. Journal segments are read without it by replaying
+    /// consumers (`journal.rs`): they interpret only records below the
+    /// journal's `end_seq` (loaded with Acquire), which are complete and
+    /// never written again; the bytes past the last such record may be
+    /// being appended by another process, and a reader that looks at them
+    /// (to find where the records end) trusts nothing there that did not
+    /// pass a record's length and crc checks.
     pub(crate) fn bytes(&self) -> &[u8] {
-        // SAFETY: the mapping is `map.len()` bytes at `base`. Every access
-        // to segment bytes, in every process, is made under the admin lock
-        // (see `spill.rs`), whose Acquire/Release orders it with the last
-        // holder's writes; so nothing writes these bytes while the slice
-        // lives, which does not outlive the caller's lock guard in practice
-        // (it is used within one locked step).
+        // SAFETY: the mapping is `map.len()` bytes at `base`, alive as long
+        // as `self`. The bytes are plain `u8`s (any value is valid); the
+        // admin lock's Acquire/Release, or the journal's `end_seq`
+        // Release/Acquire, orders every write a reader relies on before its
+        // read (see above), and no `&mut` to them exists in this process
+        // while the slice lives (`bytes_mut` takes `&mut self`).
         unsafe { std::slice::from_raw_parts(self.map.base(), self.map.len()) }
     }
 
