@@ -54,6 +54,9 @@ class Aborted(Error):
 class DlqFull(Error):
     """The dead-letter queue is full: the message was not dead-lettered."""
 
+class SpillFull(Error):
+    """The spill is full (its budget or its disk) and spill_fallback is reject: nothing was published."""
+
 class Busy(Error):
     """A resource is held by someone else (a group's consumer, a table, an open delivery)."""
 
@@ -88,6 +91,13 @@ class Queue:
         unblock_timeout: float = 5.0,
         mode: int = 0o600,
         dir: Optional[_Path] = None,
+        spill_dir: Optional[_Path] = None,
+        spill_max_bytes: int = 1 << 30,
+        spill_segment_size: int = 64 << 20,
+        spill_fallback: str = "block",
+        sync: str = "never",
+        journal_max_age: Optional[float] = None,
+        journal_max_bytes: int = 1 << 30,
     ) -> "Queue":
         """Creates a queue (``Exists`` if it is there already).
 
@@ -98,6 +108,15 @@ class Queue:
         ``dlq_slots`` entries; ``dedup_window`` keys are remembered for
         ``dedup_ttl`` seconds; a claim left uncommitted for
         ``unblock_timeout`` is aborted; ``mode`` is the file's mode.
+
+        overflow="spill" sends what does not fit in the ring to segment files
+        in ``spill_dir`` (default ``/var/tmp/shmq/<name>``), at most
+        ``spill_max_bytes`` of them in segments of ``spill_segment_size``;
+        past that ``spill_fallback`` ("block" or "reject": ``SpillFull``)
+        applies. ``sync`` ("never", "always" or "every-N") says when spilled
+        and journaled records are flushed to disk. ``journal_max_age``
+        (seconds; None: no journal) keeps every message in a journal of at
+        most ``journal_max_bytes``, so groups can seek far behind the ring.
         """
 
     @staticmethod
@@ -120,6 +139,13 @@ class Queue:
         unblock_timeout: float = 5.0,
         mode: int = 0o600,
         dir: Optional[_Path] = None,
+        spill_dir: Optional[_Path] = None,
+        spill_max_bytes: int = 1 << 30,
+        spill_segment_size: int = 64 << 20,
+        spill_fallback: str = "block",
+        sync: str = "never",
+        journal_max_age: Optional[float] = None,
+        journal_max_bytes: int = 1 << 30,
     ) -> "Queue":
         """Opens the queue, creating it with these options if it is not there."""
 
@@ -145,7 +171,7 @@ class Queue:
 
     @property
     def overflow(self) -> str:
-        """The overflow policy ("block" or "reject")."""
+        """The overflow policy ("block", "reject" or "spill")."""
 
     @property
     def closed(self) -> bool:
@@ -164,13 +190,16 @@ class Queue:
         *,
         ack: Literal["auto", "manual"] = "auto",
         start: Optional[_Start] = None,
+        wait: Literal["spin-futex", "spin-yield", "busy-spin"] = "spin-futex",
     ) -> "Consumer":
         """The consumer of ``group``, creating the group from ``start``
         ("earliest" (default), "latest" or a seq) if it does not exist.
 
         ack="auto" is at-most-once and allows one live consumer per group;
         ack="manual" is at-least-once with any number of competing
-        consumers, each holding one delivery at a time.
+        consumers, each holding one delivery at a time. ``wait`` is how a
+        blocking receive waits: spin, then sleep on a futex (default); spin
+        and yield the core; or busy-spin.
         """
 
     def create_group(self, group: str, start: Optional[_Start] = None) -> None:
@@ -193,8 +222,12 @@ class Queue:
     def stats(self) -> dict[str, Any]:
         """A snapshot of counters and cursors: name, path, slots, slot_size,
         overflow, next_seq, oldest_seq, depth, published, rejected,
-        deduplicated, aborted, producers, consumers, dlq_depth and groups
-        (a list of dicts as ``groups()``)."""
+        deduplicated, aborted, producers, consumers, dlq_depth, the spill's
+        spilled, spilled_bytes, spill_depth, spill_segments,
+        spill_bytes_on_disk, spill_full, spill_lost and spill_dir, journal
+        (None, or a dict: first_seq, first_ns, next_seq, journaled,
+        journaled_bytes, segments, bytes_on_disk, expired) and groups (a
+        list of dicts as ``groups()``)."""
 
     def flush(self) -> None:
         """Flushes the mapping to its file (for a queue on a disk path)."""
@@ -339,6 +372,10 @@ class Consumer:
         """The next message, or None if ``timeout`` seconds pass first
         (None: wait for ever; 0: only look). Waits without the GIL, and
         Ctrl-C raises KeyboardInterrupt within 0.1 s."""
+
+    def try_receive(self) -> Optional["Message"]:
+        """The next message if one is ready, else None, without waiting (the
+        busy-polling call: ``receive(timeout=0)`` without a timeout to parse)."""
 
     def receive_many(self, max: int, timeout: Optional[float] = None) -> "Batch":
         """Up to ``max`` ready messages (ack="auto" only), waiting at most

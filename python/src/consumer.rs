@@ -228,7 +228,12 @@ impl Cell {
         timeout: Option<f64>,
         poll: impl Fn(&mut State, &Gate, Duration) -> Result<Poll, Fail> + Sync,
     ) -> PyResult<Option<Poll>> {
-        let deadline = deadline(timeout)?;
+        if let Some(t) = timeout {
+            seconds("timeout", t)?;
+        }
+        // Read the clock only once a wait is needed: a busy poll with
+        // timeout=0 never does.
+        let mut deadline_at = None;
         loop {
             self.prepare(py)?;
             match self.with_state(py, |s| poll(s, &self.gate, Duration::ZERO))? {
@@ -237,6 +242,10 @@ impl Cell {
                 Poll::Occupied => continue,
                 got => return Ok(Some(got)),
             }
+            let deadline = match deadline_at {
+                Some(d) => d,
+                None => *deadline_at.insert(deadline(timeout)?),
+            };
             let got = in_slices(py, deadline, |slice| {
                 let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
                 match poll(&mut s, &self.gate, slice)? {
@@ -374,6 +383,20 @@ impl Consumer {
         match got {
             Some(Poll::Got(token, info)) => self.message(py, token, info).map(Some),
             _ => Ok(None),
+        }
+    }
+
+    /// The next message if one is ready, else None, without waiting: the
+    /// busy-polling call (`receive(timeout=0)` without parsing a timeout).
+    fn try_receive(&self, py: Python<'_>) -> PyResult<Option<Py<Message>>> {
+        let cell = &*self.cell;
+        loop {
+            cell.prepare(py)?;
+            match cell.with_state(py, |s| s.poll(&cell.gate, None))? {
+                Poll::Got(token, info) => return self.message(py, token, info).map(Some),
+                Poll::Occupied => continue,
+                _ => return Ok(None),
+            }
         }
     }
 

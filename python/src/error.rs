@@ -69,6 +69,12 @@ create_exception!(
 );
 create_exception!(
     _shmq,
+    SpillFull,
+    Error,
+    "The spill is full (its budget or its disk) and spill_fallback is reject: nothing was published."
+);
+create_exception!(
+    _shmq,
     Busy,
     Error,
     "A resource is held by someone else (a group's consumer, a table, an open delivery)."
@@ -98,6 +104,7 @@ pub(crate) fn to_py(e: shmq::Error) -> PyErr {
         E::LeaseExpired => LeaseExpired::new_err(msg),
         E::Aborted => Aborted::new_err(msg),
         E::DlqFull(_) => DlqFull::new_err(msg),
+        E::SpillFull(_) => SpillFull::new_err(msg),
         E::Busy(_) => Busy::new_err(msg),
         E::Io { .. } => Io::new_err(msg),
         _ => Error::new_err(msg),
@@ -131,6 +138,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LeaseExpired", py.get_type::<LeaseExpired>())?;
     m.add("Aborted", py.get_type::<Aborted>())?;
     m.add("DlqFull", py.get_type::<DlqFull>())?;
+    m.add("SpillFull", py.get_type::<SpillFull>())?;
     m.add("Busy", py.get_type::<Busy>())?;
     m.add("Io", py.get_type::<Io>())?;
     m.add("Closed", py.get_type::<Closed>())?;

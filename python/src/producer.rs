@@ -108,8 +108,12 @@ pub(crate) struct Cell {
     gate: Gate,
     state: Mutex<State>,
     queue: shmq::Queue,
-    /// overflow=block (the only policy under which a publish waits).
+    /// Whether a publish may wait for room: overflow=block, or spill
+    /// (whose fallback may be block). Reject never waits.
     blocks: bool,
+    /// overflow=spill: a full ring spills, so a batch need not wait for
+    /// room in the ring.
+    spills: bool,
     made_in: u64,
 }
 
@@ -207,7 +211,8 @@ impl Producer {
                     made_in,
                     room: 0,
                 }),
-                blocks: queue.overflow() == shmq::Overflow::Block,
+                blocks: queue.overflow() != shmq::Overflow::Reject,
+                spills: queue.overflow() == shmq::Overflow::Spill,
                 queue,
                 made_in,
             }),
@@ -270,7 +275,7 @@ impl Producer {
             let step = cell.with_state(py, |s| -> Result<Option<(u64, usize)>, Fail> {
                 let queue = &cell.queue;
                 let p = s.producer()?;
-                if !cell.blocks {
+                if !cell.blocks || cell.spills {
                     return Ok(Some((p.publish_batch(rest)?, rest.len())));
                 }
                 if s.room == 0 {

@@ -26,6 +26,7 @@ fn options(
     dedup_ttl: f64,
     unblock_timeout: f64,
     mode: u32,
+    spill: Spill,
 ) -> PyResult<shmq::Options> {
     let mut o = shmq::Options::new()
         .slots(slots)
@@ -38,11 +39,43 @@ fn options(
         .dedup_window(dedup_window)
         .dedup_ttl(seconds("dedup_ttl", dedup_ttl)?)
         .unblock_timeout(seconds("unblock_timeout", unblock_timeout)?)
-        .mode(mode);
+        .mode(mode)
+        .spill_max_bytes(spill.max_bytes)
+        .spill_segment_size(spill.segment_size)
+        .spill_fallback(match spill.fallback.as_str() {
+            "block" => shmq::Overflow::Block,
+            "reject" => shmq::Overflow::Reject,
+            other => {
+                return Err(InvalidOption::new_err(format!(
+                    "invalid option: spill_fallback must be \"block\" or \"reject\", got {other:?}"
+                )));
+            }
+        })
+        .sync(spill.sync.parse::<shmq::SyncMode>().py_err()?);
     if let Some(d) = dir {
         o = o.dir(d);
     }
+    if let Some(d) = spill.dir {
+        o = o.spill_dir(d);
+    }
+    if let Some(age) = spill.journal_max_age {
+        o = o.journal(shmq::Retention::new(
+            seconds("journal_max_age", age)?,
+            spill.journal_max_bytes,
+        ));
+    }
     Ok(o)
+}
+
+/// The spill and journal options (overflow="spill", journal_max_age=...).
+struct Spill {
+    dir: Option<PathBuf>,
+    max_bytes: u64,
+    segment_size: u64,
+    fallback: String,
+    sync: String,
+    journal_max_age: Option<f64>,
+    journal_max_bytes: u64,
 }
 
 fn dir_only(dir: Option<PathBuf>) -> shmq::Options {
@@ -104,7 +137,9 @@ impl Queue {
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (name, *, slots=4096, slot_size=1024, max_groups=16, overflow="block",
         lease=30.0, max_deliveries=5, dlq_slots=1024, dedup_window=1024, dedup_ttl=300.0,
-        unblock_timeout=5.0, mode=0o600, dir=None))]
+        unblock_timeout=5.0, mode=0o600, dir=None, spill_dir=None, spill_max_bytes=1 << 30,
+        spill_segment_size=64 << 20, spill_fallback="block", sync="never", journal_max_age=None,
+        journal_max_bytes=1 << 30))]
     fn create(
         py: Python<'_>,
         name: &str,
@@ -120,7 +155,23 @@ impl Queue {
         unblock_timeout: f64,
         mode: u32,
         dir: Option<PathBuf>,
+        spill_dir: Option<PathBuf>,
+        spill_max_bytes: u64,
+        spill_segment_size: u64,
+        spill_fallback: &str,
+        sync: &str,
+        journal_max_age: Option<f64>,
+        journal_max_bytes: u64,
     ) -> PyResult<Queue> {
+        let spill = Spill {
+            dir: spill_dir,
+            max_bytes: spill_max_bytes,
+            segment_size: spill_segment_size,
+            fallback: spill_fallback.to_string(),
+            sync: sync.to_string(),
+            journal_max_age,
+            journal_max_bytes,
+        };
         let o = options(
             dir,
             slots,
@@ -134,6 +185,7 @@ impl Queue {
             dedup_ttl,
             unblock_timeout,
             mode,
+            spill,
         )?;
         let name = name.to_string();
         let q = py
@@ -159,7 +211,9 @@ impl Queue {
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (name, *, slots=4096, slot_size=1024, max_groups=16, overflow="block",
         lease=30.0, max_deliveries=5, dlq_slots=1024, dedup_window=1024, dedup_ttl=300.0,
-        unblock_timeout=5.0, mode=0o600, dir=None))]
+        unblock_timeout=5.0, mode=0o600, dir=None, spill_dir=None, spill_max_bytes=1 << 30,
+        spill_segment_size=64 << 20, spill_fallback="block", sync="never", journal_max_age=None,
+        journal_max_bytes=1 << 30))]
     fn open_or_create(
         py: Python<'_>,
         name: &str,
@@ -175,7 +229,23 @@ impl Queue {
         unblock_timeout: f64,
         mode: u32,
         dir: Option<PathBuf>,
+        spill_dir: Option<PathBuf>,
+        spill_max_bytes: u64,
+        spill_segment_size: u64,
+        spill_fallback: &str,
+        sync: &str,
+        journal_max_age: Option<f64>,
+        journal_max_bytes: u64,
     ) -> PyResult<Queue> {
+        let spill = Spill {
+            dir: spill_dir,
+            max_bytes: spill_max_bytes,
+            segment_size: spill_segment_size,
+            fallback: spill_fallback.to_string(),
+            sync: sync.to_string(),
+            journal_max_age,
+            journal_max_bytes,
+        };
         let o = options(
             dir,
             slots,
@@ -189,6 +259,7 @@ impl Queue {
             dedup_ttl,
             unblock_timeout,
             mode,
+            spill,
         )?;
         let name = name.to_string();
         let q = py
@@ -225,7 +296,7 @@ impl Queue {
     fn slot_size(&self) -> PyResult<usize> {
         Ok(self.get()?.slot_size())
     }
-    /// The overflow policy ("block" or "reject").
+    /// The overflow policy ("block", "reject" or "spill").
     #[getter]
     fn overflow(&self) -> PyResult<String> {
         Ok(self.get()?.overflow().to_string())
@@ -247,13 +318,24 @@ impl Queue {
     }
 
     /// The consumer of `group` (created if it does not exist, from `start`).
-    #[pyo3(signature = (group, *, ack="auto", start=None))]
+    #[pyo3(signature = (group, *, ack="auto", start=None, wait="spin-futex"))]
     fn consumer(
         &self,
         group: &str,
         ack: &str,
         start: Option<&Bound<'_, PyAny>>,
+        wait: &str,
     ) -> PyResult<Consumer> {
+        let wait = match wait {
+            "spin-futex" => shmq::Wait::SpinFutex,
+            "spin-yield" => shmq::Wait::SpinYield,
+            "busy-spin" => shmq::Wait::BusySpin,
+            other => {
+                return Err(InvalidOption::new_err(format!(
+                    "invalid option: wait must be \"spin-futex\", \"spin-yield\" or \"busy-spin\", got {other:?}"
+                )));
+            }
+        };
         let ack = match ack {
             "auto" => shmq::Ack::Auto,
             "manual" => shmq::Ack::Manual,
@@ -267,7 +349,10 @@ impl Queue {
             None => shmq::Start::Earliest,
             Some(s) => parse_start(s)?,
         };
-        let opts = shmq::ConsumerOptions::new().ack(ack).start(start);
+        let opts = shmq::ConsumerOptions::new()
+            .ack(ack)
+            .start(start)
+            .wait(wait);
         let c = self.get()?.consumer(group, opts).py_err()?;
         Ok(Consumer::new(c))
     }
@@ -328,6 +413,30 @@ impl Queue {
         d.set_item("producers", s.producers)?;
         d.set_item("consumers", s.consumers)?;
         d.set_item("dlq_depth", s.dlq_depth)?;
+        d.set_item("spilled", s.spilled)?;
+        d.set_item("spilled_bytes", s.spilled_bytes)?;
+        d.set_item("spill_depth", s.spill_depth)?;
+        d.set_item("spill_segments", s.spill_segments)?;
+        d.set_item("spill_bytes_on_disk", s.spill_bytes_on_disk)?;
+        d.set_item("spill_full", s.spill_full)?;
+        d.set_item("spill_lost", s.spill_lost)?;
+        d.set_item("spill_dir", &s.spill_dir)?;
+        let journal = match &s.journal {
+            None => None,
+            Some(j) => {
+                let jd = PyDict::new(py);
+                jd.set_item("first_seq", j.first_seq)?;
+                jd.set_item("first_ns", j.first_ns)?;
+                jd.set_item("next_seq", j.next_seq)?;
+                jd.set_item("journaled", j.journaled)?;
+                jd.set_item("journaled_bytes", j.journaled_bytes)?;
+                jd.set_item("segments", j.segments)?;
+                jd.set_item("bytes_on_disk", j.bytes_on_disk)?;
+                jd.set_item("expired", j.expired)?;
+                Some(jd)
+            }
+        };
+        d.set_item("journal", journal)?;
         let groups = s
             .groups
             .iter()

@@ -100,6 +100,18 @@ def test_data_is_a_read_only_view_valid_until_finished(q):
     assert bytes(m2) == b"second"
 
 
+def test_try_receive_polls(q):
+    c = q.consumer("g")
+    assert c.try_receive() is None
+    q.producer().publish(b"now")
+    m = c.try_receive()
+    assert m is not None and bytes(m) == b"now"
+    assert c.try_receive() is None and m.finished
+    c.close()
+    with pytest.raises(shmq.Closed):
+        c.try_receive()
+
+
 def test_next_receive_finishes_the_previous_auto_message(q):
     p = q.producer()
     p.publish(b"one")
