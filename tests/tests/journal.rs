@@ -103,7 +103,7 @@ fn a_producer_killed_while_the_journal_is_written_leaves_it_whole() {
             .unwrap()
             .lines()
             .filter_map(|l| l.strip_prefix("sent ")?.parse::<u64>().ok())
-            .last();
+            .next_back();
         last_sent.push(last.expect("the producer published something"));
     }
     drop(q);

@@ -61,7 +61,7 @@ fn a_backlog_of_five_rings_reaches_a_consumer_started_later() {
 fn last_sent(out: &str) -> Option<u64> {
     out.lines()
         .filter_map(|l| l.strip_prefix("sent ")?.parse().ok())
-        .last()
+        .next_back()
 }
 
 #[test]
