@@ -5,7 +5,6 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_utils::Backoff;
 use zerocopy::{FromBytes, Immutable, KnownLayout};
 
 use crate::dlq::{self, Entry, Reason};
@@ -24,6 +23,12 @@ use crate::sys;
 /// Longest single sleep of a waiting consumer, so it notices stuck
 /// producers, deadlines and signals.
 const SLEEP_SLICE: Duration = Duration::from_millis(20);
+/// How long `Wait::SpinYield` and `Wait::SpinFutex` poll once per pause
+/// before they yield: about what a futex sleep and wake-up costs, so a
+/// message that comes sooner is not delayed by one.
+const SPIN_FOR: Duration = Duration::from_micros(20);
+/// `sched_yield`s of `Wait::SpinFutex` between spinning and sleeping.
+const YIELDS: u32 = 4;
 /// Empty polls of `try_receive` between two looks for a stuck producer.
 const STUCK_CHECK_EVERY: u32 = 64;
 /// How often (at most) to ask whether a claimer's process is alive.
@@ -805,9 +810,11 @@ impl Consumer {
         if self.wait != Wait::SpinFutex {
             return self.spin(deadline, redriven);
         }
-        let backoff = Backoff::new();
-        while !backoff.is_completed() {
-            backoff.snooze();
+        if let Some(g) = self.spin_for(deadline, redriven)? {
+            return Ok(Some(g));
+        }
+        for _ in 0..YIELDS {
+            std::thread::yield_now();
             if let Some(g) = self.poll_any(redriven)? {
                 return Ok(Some(g));
             }
@@ -853,12 +860,15 @@ impl Consumer {
     /// `STUCK_CHECK_EVERY` polls it looks at the clock, the group and stuck
     /// producers, and helps the journal.
     fn spin(&mut self, deadline: Option<Instant>, redriven: bool) -> Result<Option<Got>> {
-        let backoff = Backoff::new();
+        if self.wait == Wait::SpinYield {
+            if let Some(g) = self.spin_for(deadline, redriven)? {
+                return Ok(Some(g));
+            }
+        }
         let mut polls: u32 = 0;
         loop {
             match self.wait {
                 Wait::BusySpin => std::hint::spin_loop(),
-                _ if !backoff.is_completed() => backoff.snooze(),
                 _ => std::thread::yield_now(),
             }
             if let Some(g) = self.poll_any(redriven)? {
@@ -881,6 +891,29 @@ impl Consumer {
                 // queue is journaled by consumers with nothing to do.
                 if self.journal && self.shared.help_journal(false)? > 0 {
                     continue;
+                }
+            }
+        }
+    }
+
+    /// The first phase of `Wait::SpinYield` and `Wait::SpinFutex`: one
+    /// poll per pause for `SPIN_FOR` (or until `deadline`). Polling at every
+    /// pause rather than backing off exponentially keeps a message that
+    /// comes during the spin from waiting out a long pause (crossbeam's
+    /// `Backoff` pauses 64 times at its last step, ~1.4 µs here).
+    fn spin_for(&mut self, deadline: Option<Instant>, redriven: bool) -> Result<Option<Got>> {
+        let start = Instant::now();
+        let mut polls: u32 = 0;
+        loop {
+            std::hint::spin_loop();
+            if let Some(g) = self.poll_any(redriven)? {
+                return Ok(Some(g));
+            }
+            polls = polls.wrapping_add(1);
+            if polls % STUCK_CHECK_EVERY == 0 {
+                let now = Instant::now();
+                if now - start >= SPIN_FOR || deadline.is_some_and(|d| now >= d) {
+                    return Ok(None);
                 }
             }
         }
