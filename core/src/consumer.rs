@@ -573,9 +573,15 @@ impl Consumer {
     }
 
     /// Waits for the next message, as long as it takes.
+    // Always inlined, with the ack=auto delivery apart, for the reason
+    // `try_receive` is (see `Kind`).
+    #[inline(always)]
     pub fn receive(&mut self) -> Result<Delivery<'_>> {
-        let got = self.wait(None, true)?.ok_or(Error::Timeout)?;
-        self.deliver(got)
+        match self.wait(None, true)? {
+            Some(Got::Pos(pos)) if self.manual.is_none() => self.deliver_auto(pos),
+            Some(got) => self.deliver(got),
+            None => Err(Error::Timeout),
+        }
     }
 
     /// Waits at most `timeout` for the next message ([`Error::Timeout`]).
