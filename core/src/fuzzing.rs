@@ -4,7 +4,7 @@
 
 use crate::segment::{self, Found};
 
-/// Scans segment bytes as the spill's reader does ([`segment::scan`] from
+/// Scans segment bytes as the spill's reader does (`segment::scan` from
 /// the first record, just past the 64-byte header), and returns every
 /// intact message as `(seq, payload)`, in file order, with the END
 /// record's next seq if one was found. Never panics, whatever the bytes.
@@ -21,7 +21,7 @@ pub fn scan_segment(bytes: &[u8], max_len: u64) -> (Vec<(u64, Vec<u8>)>, Option<
     (messages, s.end)
 }
 
-/// Parses the record at `off` ([`segment::parse_at`]): `Some((seq, len))`
+/// Parses the record at `off` (`segment::parse_at`): `Some((seq, len))`
 /// for an intact message, `None` otherwise.
 pub fn parse_record(bytes: &[u8], off: u64, max_len: u64) -> Option<(u64, usize)> {
     match segment::parse_at(bytes, off, max_len) {
@@ -30,7 +30,7 @@ pub fn parse_record(bytes: &[u8], off: u64, max_len: u64) -> Option<(u64, usize)
     }
 }
 
-/// Checks a segment header ([`segment::check_header`]) as belonging to a
+/// Checks a segment header (`segment::check_header`) as belonging to a
 /// queue of `creation_id`, first seq `first_seq`, segments of `size`.
 pub fn check_segment_header(
     bytes: &[u8],
