@@ -48,14 +48,17 @@ class Shmq:
     name = "shmq"
     batch = True
 
-    def setup(self):
+    def setup(self, size=64):
         import shmq
 
         self.dir = tempfile.mkdtemp(prefix="shmq-bench-")
         tag = uuid.uuid4().hex[:8]
         self.names = (f"ping-{tag}", f"pong-{tag}")
         for n in self.names:
-            q = shmq.Queue.create(n, dir=self.dir, slots=4096, slot_size=4096)
+            # Slots sized to the payload, as a user would: a 4 KiB slot per
+            # 64 B message would make every message of the first lap a
+            # page fault.
+            q = shmq.Queue.create(n, dir=self.dir, slots=4096, slot_size=size)
             q.create_group("g")
             q.close()
         return (self.dir, self.names)
@@ -92,7 +95,7 @@ class MpQueue:
     name = "multiprocessing.Queue"
     batch = False
 
-    def setup(self):
+    def setup(self, size=64):
         ctx = mp.get_context("spawn")
         return (ctx.Queue(), ctx.Queue())
 
@@ -123,7 +126,7 @@ class MpPipe:
     name = "multiprocessing.Pipe"
     batch = False
 
-    def setup(self):
+    def setup(self, size=64):
         ctx = mp.get_context("spawn")
         return ctx.Pipe()
 
@@ -145,7 +148,7 @@ class Zmq:
     name = "pyzmq ipc://"
     batch = False
 
-    def setup(self):
+    def setup(self, size=64):
         import zmq  # noqa: F401  (fail early if missing)
 
         self.dir = tempfile.mkdtemp(prefix="zmq-bench-")
@@ -187,7 +190,7 @@ class Cloudtoid:
     batch = True
     CAPACITY = 1 << 22
 
-    def setup(self):
+    def setup(self, size=64):
         import cloudtoid_interprocess  # noqa: F401
 
         self.dir = tempfile.mkdtemp(prefix="cloudtoid-bench-")
@@ -237,7 +240,7 @@ class Iceoryx2:
     name = "iceoryx2 (Python)"
     batch = False
 
-    def setup(self):
+    def setup(self, size=64):
         import iceoryx2  # noqa: F401
 
         tag = uuid.uuid4().hex[:8]
@@ -269,10 +272,10 @@ class Iceoryx2:
         stx, srx = service(tx), service(rx)
         pub = (
             stx.publisher_builder()
-            .unable_to_deliver_strategy(iox2.UnableToDeliverStrategy.Block)
+            .backpressure_strategy(iox2.BackpressureStrategy.RetryUntilDelivered)
             .create()
         )
-        sub = srx.subscriber_builder().create()
+        sub = srx.subscriber_builder().buffer_size(1024).create()
         end = Bare()
         loan, value = pub.loan_uninit, Payload()
 
@@ -398,7 +401,7 @@ def side_a(peer_cls, args, kind, n, size, ctl):
 def measure(peer_cls, kind, n, size, timeout=120):
     """One measurement in two fresh processes. Returns a dict of figures."""
     peer = peer_cls()
-    args = peer.setup()
+    args = peer.setup(size)
     ctx = mp.get_context("spawn")
     a_ctl, a_child = ctx.Pipe()
     b_ctl, b_child = ctx.Pipe()
@@ -471,6 +474,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="a tenth of the messages")
     ap.add_argument("--only", help="comma-separated peer names (prefixes)")
     ap.add_argument("--json", help="write the figures to this file")
+    ap.add_argument("--kinds", help="comma-separated measurements (busy_64,block_64,tput_64,tput_4k,batch_64)")
     opts = ap.parse_args()
     results, skipped = {}, {}
     for peer_cls in PEERS:
@@ -486,6 +490,8 @@ def main():
             n = COUNTS[peer_cls.name][idx]
             if opts.quick:
                 n //= 10
+            if opts.kinds and key not in opts.kinds.split(","):
+                continue
             if n == 0 or (kind == "batch" and not peer_cls.batch):
                 continue
             try:

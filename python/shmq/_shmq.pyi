@@ -351,7 +351,9 @@ class Consumer:
 
     Holds one delivery (or batch) at a time: with ack="auto" the next
     receive finishes the previous message; with ack="manual" the previous
-    one must be acked or nacked first (``Busy``). Iterating blocks for the
+    one must be acked or nacked first (``Busy``); dropping it unacked gives
+    it back at once. An ack="auto" message's slot is released by ``ack()``,
+    the next receive or ``close()``. Iterating blocks for the
     next message. Safe to share between threads (calls are serialised),
     but one consumer per thread is the way to go fast.
     """
@@ -467,7 +469,7 @@ class Message:
 class Batch:
     """Messages received together by ``receive_many`` (ack="auto"): a
     sequence of ``Message``, released together by ``release()``, the next
-    receive, or when dropped."""
+    receive or ``close()``."""
 
     def __len__(self) -> int: ...
     def __getitem__(self, index: int) -> Message: ...

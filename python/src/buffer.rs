@@ -21,7 +21,7 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::ptr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 use pyo3::exceptions::{PyBufferError, PyTypeError};
 use pyo3::ffi;
@@ -69,12 +69,21 @@ const PY_BF_RELEASEBUFFER: c_int = 2;
 const EXPORT_BITS: u32 = 24;
 const EXPORTS: u64 = (1 << EXPORT_BITS) - 1;
 
-/// Hands out tokens naming deliveries and reservations: never 0, unique
-/// in the process (40 bits: a wrap takes 10^12 deliveries).
-pub(crate) fn new_token() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let t = NEXT.fetch_add(1, Ordering::Relaxed) & ((1 << (64 - EXPORT_BITS)) - 1);
-    t.max(1)
+/// Names deliveries and reservations in one gate: never 0, never the
+/// same twice in a row (40 bits: a wrap takes 10^12 of them, and a token
+/// only has to differ from the ones whose objects are still alive).
+#[derive(Debug, Default)]
+pub(crate) struct Tokens(u64);
+
+impl Tokens {
+    #[inline]
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 = (self.0 + 1) & ((1 << (64 - EXPORT_BITS)) - 1);
+        if self.0 == 0 {
+            self.0 = 1;
+        }
+        self.0
+    }
 }
 
 /// Which window over shared memory is open, and how many buffers over it
@@ -88,6 +97,9 @@ pub(crate) struct Gate {
     /// Weak references to the memoryviews handed out over the open
     /// window, released when it closes.
     views: Mutex<Vec<Py<PyWeakrefReference>>>,
+    /// Whether `views` may hold anything (a load instead of a lock on the
+    /// hot path).
+    has_views: AtomicBool,
 }
 
 impl Gate {
@@ -95,6 +107,7 @@ impl Gate {
         Gate {
             word: AtomicU64::new(0),
             views: Mutex::new(Vec::new()),
+            has_views: AtomicBool::new(false),
         }
     }
 
@@ -143,7 +156,17 @@ impl Gate {
         let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
         views.retain(|w| w.bind(view.py()).upgrade().is_some());
         views.push(weak.unbind());
+        self.has_views.store(true, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Closes window `token` if no buffer is live and no memoryview was
+    /// handed out over it (the next receive finishing an ack=auto message
+    /// whose data nobody looked at); `false` otherwise, or if it is not
+    /// open. Called with the GIL held, as `track` is.
+    #[inline]
+    pub(crate) fn close_idle(&self, _py: Python<'_>, token: u64) -> bool {
+        !self.has_views.load(Ordering::Relaxed) && self.close_unused(token)
     }
 
     /// Closes window `token`: releases the memoryviews handed out over it,
@@ -166,6 +189,9 @@ impl Gate {
                 }
             }
         }
+        if kept.is_empty() {
+            self.has_views.store(false, Ordering::Relaxed);
+        }
         let res = self.word.compare_exchange(
             token << EXPORT_BITS,
             0,
@@ -175,6 +201,9 @@ impl Gate {
         match res {
             Ok(_) => Ok(true),
             Err(cur) if cur >> EXPORT_BITS == token => {
+                if !kept.is_empty() {
+                    self.has_views.store(true, Ordering::Relaxed);
+                }
                 self.views
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -188,8 +217,8 @@ impl Gate {
         }
     }
 
-    /// Closes the window whatever is live: for drops, where no buffer can
-    /// be live (each one keeps its owner alive).
+    /// Closes window `token` if no buffer is live over it: for drops,
+    /// where none can be (each one keeps its owner alive).
     pub(crate) fn close_unused(&self, token: u64) -> bool {
         self.word
             .compare_exchange(token << EXPORT_BITS, 0, Ordering::AcqRel, Ordering::Acquire)

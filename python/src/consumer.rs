@@ -12,14 +12,16 @@
 //! buffer over it is alive.
 
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use crate::lock::SpinLock;
 use std::time::Duration;
 
 use pyo3::exceptions::{PyIndexError, PyStopIteration};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::buffer::{Gate, gated_view, new_token};
+use crate::buffer::{Gate, Tokens, gated_view};
 use crate::error::{Closed, IntoPy, InvalidOption};
 use crate::wait::{Fail, check_fork, deadline, generation, in_slices, locked, seconds};
 
@@ -66,6 +68,8 @@ struct State {
     consumer: Option<NonNull<shmq::Consumer>>,
     /// Fork generation the consumer was made in.
     made_in: u64,
+    /// Names of this handle's deliveries (reservations).
+    tokens: Tokens,
 }
 
 // SAFETY: the core `Consumer` is `Send`; a delivery or batch is a borrow of
@@ -84,8 +88,20 @@ enum Poll {
 }
 
 impl State {
+    /// Ends the open delivery or batch if its window was closed (an
+    /// ack=auto message finished by the next receive: see `prepare`).
+    #[inline]
+    fn reap(&mut self, gate: &Gate) {
+        if let Some((t, _)) = self.current {
+            if !gate.is_open(t) {
+                self.current = None;
+            }
+        }
+    }
+
     /// The consumer, if no delivery or batch borrows it.
-    fn consumer(&mut self) -> Result<&'static mut shmq::Consumer, Fail> {
+    fn consumer(&mut self, gate: &Gate) -> Result<&'static mut shmq::Consumer, Fail> {
+        self.reap(gate);
         if self.current.is_some() {
             return Err(Fail::Busy(
                 "a message or batch of this consumer is still open".into(),
@@ -102,10 +118,11 @@ impl State {
     }
 
     fn poll(&mut self, gate: &Gate, wait: Option<Duration>) -> Result<Poll, Fail> {
+        self.reap(gate);
         if self.current.is_some() {
             return Ok(Poll::Occupied);
         }
-        let c = self.consumer()?;
+        let c = self.consumer(gate)?;
         let d = match wait {
             None => c.try_receive()?,
             Some(t) => match c.receive_timeout(t) {
@@ -118,23 +135,24 @@ impl State {
             return Ok(Poll::Empty);
         };
         let info = Info::of(&d);
-        let token = new_token();
+        let token = self.tokens.next();
         gate.open(token);
         self.current = Some((token, Held::One(d)));
         Ok(Poll::Got(token, info))
     }
 
     fn poll_batch(&mut self, gate: &Gate, max: usize, wait: Duration) -> Result<Poll, Fail> {
+        self.reap(gate);
         if self.current.is_some() {
             return Ok(Poll::Occupied);
         }
-        let c = self.consumer()?;
+        let c = self.consumer(gate)?;
         let b = c.receive_batch(max, wait)?;
         if b.is_empty() {
             return Ok(Poll::Empty);
         }
         let infos: Vec<Info> = b.iter().map(|m| Info::of(&m)).collect();
-        let token = new_token();
+        let token = self.tokens.next();
         gate.open(token);
         self.current = Some((token, Held::Batch(b)));
         Ok(Poll::GotBatch(token, infos))
@@ -169,7 +187,7 @@ impl Drop for State {
 /// A consumer shared by its Python objects.
 pub(crate) struct Cell {
     gate: Gate,
-    state: Mutex<State>,
+    state: SpinLock<State>,
     group: String,
     manual: bool,
     made_in: u64,
@@ -215,7 +233,7 @@ impl Cell {
         if self.made_in != generation() || !self.gate.close_unused(token) {
             return;
         }
-        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.state.lock();
         drop(g.take(token));
     }
 
@@ -247,7 +265,7 @@ impl Cell {
                 None => *deadline_at.insert(deadline(timeout)?),
             };
             let got = in_slices(py, deadline, |slice| {
-                let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let mut s = self.state.lock();
                 match poll(&mut s, &self.gate, slice)? {
                     Poll::Empty => Ok(None),
                     got => Ok(Some(got)),
@@ -272,6 +290,13 @@ impl Cell {
                 "the previous message of this ack=manual consumer is not acked or nacked yet; \
                  a consumer holds one delivery at a time (ack/nack it, or use another consumer)",
             ));
+        }
+        // The fast way: nothing looked at its data, so closing its window
+        // is enough; the poll about to run ends it under the lock it takes
+        // anyway.
+        let open = self.gate.current();
+        if self.gate.close_idle(py, open) {
+            return Ok(());
         }
         self.end_open(py)
     }
@@ -329,10 +354,11 @@ impl Consumer {
         Consumer {
             cell: Arc::new(Cell {
                 gate: Gate::new(),
-                state: Mutex::new(State {
+                state: SpinLock::new(State {
                     current: None,
                     consumer: Some(ptr),
                     made_in,
+                    tokens: Tokens::default(),
                 }),
                 group,
                 manual,
@@ -429,7 +455,8 @@ impl Consumer {
         let how = parse_seek(to, time_ns)?;
         self.cell.prepare(py)?;
         Ok(self.cell.with_state(py, |s| {
-            s.consumer().and_then(|c| c.seek(how).map_err(Fail::from))
+            s.consumer(&self.cell.gate)
+                .and_then(|c| c.seek(how).map_err(Fail::from))
         })?)
     }
 
@@ -680,9 +707,11 @@ impl Message {
 
 impl Drop for Message {
     fn drop(&mut self) {
-        // Dropped without ack or nack: ack=auto releases the slot, and
-        // ack=manual gives the message back (as a dropped core delivery).
-        if !self.member {
+        // Dropped without ack or nack: ack=manual gives the message back at
+        // once (as a dropped core delivery does), so another consumer can
+        // have it. ack=auto finished it on receipt; its slot is released by
+        // the next receive (or close), which saves the hot path a lock.
+        if !self.member && self.cell.manual {
             self.cell.end_dropped(self.token);
         }
     }
@@ -772,8 +801,8 @@ impl Batch {
         self.token == 0 || !self.cell.gate.is_open(self.token)
     }
 
-    /// Releases the batch's slots (also done by the next receive, and when
-    /// the batch is dropped).
+    /// Releases the batch's slots (also done by the next receive and by
+    /// closing the consumer).
     fn release(&self, py: Python<'_>) -> PyResult<()> {
         check_fork(self.cell.made_in)?;
         if self.token != 0 {
@@ -798,14 +827,6 @@ impl Batch {
             self.infos.len(),
             self.first_seq()
         )
-    }
-}
-
-impl Drop for Batch {
-    fn drop(&mut self) {
-        if self.token != 0 {
-            self.cell.end_dropped(self.token);
-        }
     }
 }
 

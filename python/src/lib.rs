@@ -10,6 +10,7 @@
 mod buffer;
 mod consumer;
 mod error;
+mod lock;
 mod producer;
 mod queue;
 mod wait;

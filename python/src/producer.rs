@@ -6,13 +6,15 @@
 //! `&mut Producer` is made only while no reservation is open.
 
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use crate::lock::SpinLock;
 use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
-use crate::buffer::{Gate, Input, gated_view, new_token};
+use crate::buffer::{Gate, Input, Tokens, gated_view};
 use crate::error::{Closed, InvalidOption, Timeout};
 use crate::wait::{Fail, check_fork, deadline, generation, in_slices, locked};
 
@@ -23,6 +25,8 @@ struct State {
     /// `Box::into_raw` of the producer; `None` once closed.
     producer: Option<NonNull<shmq::Producer>>,
     made_in: u64,
+    /// Names of this handle's deliveries (reservations).
+    tokens: Tokens,
     /// Free slots known to be there (a lower bound as far as consumers
     /// go): `publish_many` claims that many without risking a wait that
     /// holds the GIL or ignores Ctrl-C.
@@ -68,7 +72,7 @@ impl State {
             Err(e) => return Err(e.into()),
         };
         r.set_meta(meta);
-        let token = new_token();
+        let token = self.tokens.next();
         let got = Reserved {
             token,
             seq: r.seq(),
@@ -106,7 +110,7 @@ struct Reserved {
 
 pub(crate) struct Cell {
     gate: Gate,
-    state: Mutex<State>,
+    state: SpinLock<State>,
     queue: shmq::Queue,
     /// Whether a publish may wait for room: overflow=block, or spill
     /// (whose fallback may be block). Reject never waits.
@@ -153,7 +157,7 @@ impl Cell {
         }
         let deadline = deadline(timeout)?;
         let got = in_slices(py, deadline, |slice| {
-            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut s = self.state.lock();
             match s.producer()?.publish_with_timeout(data, meta, slice) {
                 Ok(seq) => Ok(Some(seq)),
                 Err(shmq::Error::Timeout) => Ok(None),
@@ -167,7 +171,7 @@ impl Cell {
         if self.made_in != generation() || !self.gate.close_unused(token) {
             return;
         }
-        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.state.lock();
         if matches!(g.reservation, Some((t, _)) if t == token) {
             g.reservation = None; // drop = abort
         }
@@ -205,10 +209,11 @@ impl Producer {
         Producer {
             cell: Arc::new(Cell {
                 gate: Gate::new(),
-                state: Mutex::new(State {
+                state: SpinLock::new(State {
                     reservation: None,
                     producer: Some(NonNull::from(Box::leak(Box::new(p)))),
                     made_in,
+                    tokens: Tokens::default(),
                     room: 0,
                 }),
                 blocks: queue.overflow() != shmq::Overflow::Reject,
@@ -327,7 +332,7 @@ impl Producer {
             Some(r) => Some(r),
             None if timeout == Some(0.0) => None,
             None => in_slices(py, deadline(timeout)?, |slice| {
-                let mut s = cell.state.lock().unwrap_or_else(|e| e.into_inner());
+                let mut s = cell.state.lock();
                 s.reserve(&cell.gate, size, meta, Some(slice))
             })?,
         };

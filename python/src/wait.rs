@@ -1,10 +1,11 @@
 //! Waiting without the GIL, in slices, so Ctrl-C gets through.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
+
+use crate::lock::SpinLock;
 
 use crate::error::{Busy, Closed, InvalidOption, to_py};
 
@@ -115,24 +116,17 @@ pub(crate) fn in_slices<T: Send>(
     }
 }
 
-/// Runs `f` on the value in `mutex`: at once if it is free, else waiting
+/// Runs `f` on the value in `lock`: at once if it is free, else waiting
 /// for it without the GIL (its holder may be a wait in a slice, which
-/// never takes the GIL while holding the mutex: the lock order is GIL,
-/// then mutex).
-pub(crate) fn locked<T, R: Send>(
+/// never takes the GIL while holding the lock: the lock order is GIL,
+/// then state lock).
+pub(crate) fn locked<T: Send, R: Send>(
     py: Python<'_>,
-    mutex: &Mutex<T>,
+    lock: &SpinLock<T>,
     f: impl FnOnce(&mut T) -> R + Send,
-) -> R
-where
-    T: Send,
-{
-    match mutex.try_lock() {
-        Ok(mut g) => f(&mut g),
-        Err(TryLockError::Poisoned(p)) => f(&mut p.into_inner()),
-        Err(TryLockError::WouldBlock) => py.allow_threads(|| {
-            let mut g = mutex.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut g)
-        }),
+) -> R {
+    match lock.try_lock() {
+        Some(mut g) => f(&mut g),
+        None => py.allow_threads(|| f(&mut lock.lock())),
     }
 }
