@@ -50,7 +50,11 @@ fn y_decades(min: f64, max: f64) -> (i32, i32) {
 }
 
 fn fmt_ns(ns: f64) -> String {
-    if ns >= 10_000.0 {
+    if ns >= 10_000_000.0 {
+        format!("{:.0} ms", ns / 1e6)
+    } else if ns >= 1_000_000.0 {
+        format!("{:.1} ms", ns / 1e6)
+    } else if ns >= 10_000.0 {
         format!("{:.0} µs", ns / 1e3)
     } else if ns >= 1_000.0 {
         format!("{:.1} µs", ns / 1e3)
