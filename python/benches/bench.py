@@ -6,7 +6,8 @@ pinned to two cores.
 Measures, for every peer that is installed:
 - one-way latency (round trip / 2) of 64-byte messages, p50 and p99, with the
   receiver busy-polling (a non-blocking receive in a loop) and blocking;
-- throughput of 64 B and 4 KiB messages, one call per message;
+- throughput of 64 B and 4 KiB messages, one call per message (the
+  receiver calls the peer's blocking receive, or polls where there is none);
 - throughput with the batching APIs where a peer has them (shmq
   publish_many/receive_many, cloudtoid try_send_batch).
 
@@ -342,6 +343,14 @@ def side_b(peer_cls, args, kind, n, size, ctl):
                 while got < n:
                     got += recv_many()
                 dt = PC() - t0
+            elif end.recv is not None:  # the peer's own receive (shmq's tries first, then waits)
+                recv = end.recv
+                recv()
+                t0 = PC()
+                for _ in range(n - 1):
+                    recv()
+                dt = PC() - t0
+                got = n
             else:
                 poll = end.poll
                 while poll() is None:
@@ -405,6 +414,8 @@ def measure(peer_cls, kind, n, size, timeout=120):
     ctx = mp.get_context("spawn")
     a_ctl, a_child = ctx.Pipe()
     b_ctl, b_child = ctx.Pipe()
+    if kind == "batch":
+        n -= n % 256  # the sender publishes whole batches of 256
     warm = min(1000, n // 10) if kind in ("busy", "block") else 0
     procs = [
         ctx.Process(target=side_b, args=(peer_cls, args, kind, n + warm, size, b_child)),
