@@ -6,7 +6,10 @@
 //! - a single-producer ring of plain stores: the payload copied into a
 //!   slot, published by a Release store of `tail`; the consumer copies it
 //!   out and Release-stores `head`. The most a queue of that payload could
-//!   move, and (as a link each way) a same-payload latency floor.
+//!   move, and (as a link each way) a same-payload latency floor;
+//! - the same ring with a sequence word at the head of each slot instead
+//!   of `tail` (`SlotTx`/`SlotRx`): the consumer spins on the slot it
+//!   reads, as shmq's does, so a small message is one line per hand-off.
 
 use std::fs::OpenOptions;
 use std::path::Path;
@@ -206,6 +209,84 @@ impl Rx for RingRx {
         // Release pairs with the producer's Acquire of head.
         self.region.counter(HEAD).store(i + 1, Ordering::Release);
         self.next = i + 1;
+        Ok(())
+    }
+}
+
+/// The producing end of the bare ring with a sequence word per slot: the
+/// payload after the slot's first 8 bytes, then `i + 1` Release-stored
+/// into them. The region's slots are made for `size + 8` bytes.
+pub struct SlotTx(RingTx);
+
+impl SlotTx {
+    /// Produces into `region`'s ring from its start.
+    pub fn new(region: Region) -> SlotTx {
+        SlotTx(RingTx::new(region))
+    }
+}
+
+impl Tx for SlotTx {
+    #[inline(always)]
+    fn send(&mut self, payload: &[u8]) -> Res<()> {
+        let r = &mut self.0;
+        let (cap, i) = (r.region.slots as u64, r.next);
+        while i - r.cached_head >= cap {
+            // Acquire pairs with the consumer's Release of head, as in
+            // `RingTx`.
+            r.cached_head = r.region.counter(HEAD).load(Ordering::Acquire);
+            std::hint::spin_loop();
+        }
+        debug_assert!(payload.len() + 8 <= r.region.stride);
+        let slot = r.region.slot(i);
+        // SAFETY: slot i is ours (the consumer is past i - cap), it holds
+        // `stride >= payload.len() + 8` bytes, and the consumer reads the
+        // payload only after it sees our Release store of the word.
+        unsafe {
+            std::ptr::copy_nonoverlapping(payload.as_ptr(), slot.add(8), payload.len());
+        }
+        // SAFETY: the slot is 64-aligned inside the mapping, and its first
+        // word is only accessed atomically.
+        let word = unsafe { &*(slot as *const AtomicU64) };
+        // Release pairs with the consumer's Acquire load of the word.
+        word.store(i + 1, Ordering::Release);
+        r.next = i + 1;
+        Ok(())
+    }
+}
+
+/// The consuming end of the bare ring with a sequence word per slot.
+pub struct SlotRx(RingRx);
+
+impl SlotRx {
+    /// Consumes `region`'s ring from its start.
+    pub fn new(region: Region) -> SlotRx {
+        SlotRx(RingRx::new(region))
+    }
+}
+
+impl Rx for SlotRx {
+    #[inline(always)]
+    fn recv(&mut self, buf: &mut [u8]) -> Res<()> {
+        let r = &mut self.0;
+        let i = r.next;
+        let slot = r.region.slot(i);
+        // SAFETY: as in `SlotTx::send`: an aligned word inside the mapping,
+        // only accessed atomically.
+        let word = unsafe { &*(slot as *const AtomicU64) };
+        // Acquire pairs with the producer's Release store of the word: the
+        // payload before it is visible.
+        while word.load(Ordering::Acquire) != i + 1 {
+            std::hint::spin_loop();
+        }
+        debug_assert!(buf.len() + 8 <= r.region.stride);
+        // SAFETY: slot i is published and not reused before we store head
+        // past it; it holds `stride >= buf.len() + 8` bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(slot.add(8), buf.as_mut_ptr(), buf.len());
+        }
+        // Release pairs with the producer's Acquire of head.
+        r.region.counter(HEAD).store(i + 1, Ordering::Release);
+        r.next = i + 1;
         Ok(())
     }
 }

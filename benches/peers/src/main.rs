@@ -45,22 +45,26 @@ enum Peer {
     CacheLine,
     /// The single-producer ring of plain stores (throughput baseline).
     Ring,
+    /// The same ring with a sequence word per slot instead of `tail`.
+    SlotRing,
     Shmq,
     Iceoryx2,
     Uds,
     Pipe,
 }
 
-const LATENCY_PEERS: [Peer; 6] = [
+const LATENCY_PEERS: [Peer; 7] = [
     Peer::CacheLine,
     Peer::Ring,
+    Peer::SlotRing,
     Peer::Shmq,
     Peer::Iceoryx2,
     Peer::Uds,
     Peer::Pipe,
 ];
-const THROUGHPUT_PEERS: [Peer; 5] = [
+const THROUGHPUT_PEERS: [Peer; 6] = [
     Peer::Ring,
+    Peer::SlotRing,
     Peer::Shmq,
     Peer::Iceoryx2,
     Peer::Uds,
@@ -74,6 +78,7 @@ impl Peer {
         match self {
             Peer::CacheLine => "cache-line ping-pong",
             Peer::Ring => "bare SPSC ring",
+            Peer::SlotRing => "bare ring, word per slot",
             Peer::Shmq => "shmq",
             Peer::Iceoryx2 => "iceoryx2 0.10.0",
             Peer::Uds => "Unix socket",
@@ -85,6 +90,7 @@ impl Peer {
         match self {
             Peer::CacheLine => "cacheline",
             Peer::Ring => "ring",
+            Peer::SlotRing => "slotring",
             Peer::Shmq => "shmq",
             Peer::Iceoryx2 => "iceoryx2",
             Peer::Uds => "uds",
@@ -162,7 +168,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Args {
     if a.peers.is_empty() {
         a.peers = LATENCY_PEERS.to_vec();
     }
-    a.peers.extend([Peer::CacheLine, Peer::Ring]);
+    a.peers
+        .extend([Peer::CacheLine, Peer::Ring, Peer::SlotRing]);
     a
 }
 
@@ -341,6 +348,10 @@ fn prepare(peer: Peer, dir: &Path, size: usize) -> Res<()> {
             bare::Region::create(&dir.join("a"), SLOTS, size)?;
             bare::Region::create(&dir.join("b"), SLOTS, size)
         }
+        Peer::SlotRing => {
+            bare::Region::create(&dir.join("a"), SLOTS, size + 8)?;
+            bare::Region::create(&dir.join("b"), SLOTS, size + 8)
+        }
         Peer::Shmq => {
             peers::shmq_create(dir, "a", size)?;
             peers::shmq_create(dir, "b", size)
@@ -450,6 +461,26 @@ fn worker(argv: Vec<String>) -> Res<()> {
                     size,
                     count,
                 )?),
+            }
+        }
+        (Peer::SlotRing, _) => {
+            use bare::{SlotRx, SlotTx};
+            let open = |n: &str| bare::Region::open(&dir.join(n), SLOTS, size + 8);
+            match role.as_str() {
+                "ping" => {
+                    let (mut tx, mut rx) = (SlotTx::new(open("a")?), SlotRx::new(open("b")?));
+                    latency_json(&link::ping(&mut tx, &mut rx, size, count, warmup)?)
+                }
+                "pong" => {
+                    let (mut tx, mut rx) = (SlotTx::new(open("b")?), SlotRx::new(open("a")?));
+                    link::pong(&mut tx, &mut rx, size, total)?;
+                    serde_json::json!({})
+                }
+                "produce" => {
+                    link::produce(&mut SlotTx::new(open("a")?), size, count)?;
+                    serde_json::json!({})
+                }
+                _ => stream_json(link::consume(&mut SlotRx::new(open("a")?), size, count)?),
             }
         }
         (Peer::Shmq, _) => {
