@@ -1,7 +1,7 @@
 """shmq next to the IPC a Python user can install, in one run, two processes
 pinned to two cores.
 
-    python python/benches/bench.py [--quick] [--json FILE] [--only shmq,cloudtoid]
+    python python/benches/bench.py [--runs N] [--quick] [--json FILE] [--only shmq,cloudtoid]
 
 Measures, for every peer that is installed:
 - one-way latency (round trip / 2) of 64-byte messages, p50 and p99, with the
@@ -483,41 +483,47 @@ MEASUREMENTS = [  # (key, kind, payload size, index in COUNTS)
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a tenth of the messages")
+    ap.add_argument("--runs", type=int, default=1, help="repeat every measurement; the table shows median [min-max]")
     ap.add_argument("--only", help="comma-separated peer names (prefixes)")
     ap.add_argument("--json", help="write the figures to this file")
     ap.add_argument("--kinds", help="comma-separated measurements (busy_64,block_64,tput_64,tput_4k,batch_64)")
     opts = ap.parse_args()
-    results, skipped = {}, {}
-    for peer_cls in PEERS:
-        if opts.only and not any(peer_cls.name.startswith(o) for o in opts.only.split(",")):
-            continue
-        try:
-            peer_cls().setup()
-        except Exception as e:  # noqa: BLE001 — a missing peer is reported, not fatal
-            skipped[peer_cls.name] = f"{type(e).__name__}: {e}"
-            continue
-        results[peer_cls.name] = {}
-        for key, kind, size, idx in MEASUREMENTS:
-            n = COUNTS[peer_cls.name][idx]
-            if opts.quick:
-                n //= 10
-            if opts.kinds and key not in opts.kinds.split(","):
+    runs, skipped = [], {}
+    for run in range(opts.runs):
+        results = {}
+        for peer_cls in PEERS:
+            if opts.only and not any(peer_cls.name.startswith(o) for o in opts.only.split(",")):
                 continue
-            if n == 0 or (kind == "batch" and not peer_cls.batch):
+            if peer_cls.name in skipped:
                 continue
             try:
-                r = measure(peer_cls, kind, n, size)
-            except Exception as e:  # noqa: BLE001
-                r = {"error": str(e).splitlines()[0]}
-            results[peer_cls.name][key] = r
-            print(f"{peer_cls.name:24} {key:9} {fmt(r)}", flush=True)
+                peer_cls().setup()
+            except Exception as e:  # noqa: BLE001 — a missing peer is reported, not fatal
+                skipped[peer_cls.name] = f"{type(e).__name__}: {e}"
+                continue
+            results[peer_cls.name] = {}
+            for key, kind, size, idx in MEASUREMENTS:
+                n = COUNTS[peer_cls.name][idx]
+                if opts.quick:
+                    n //= 10
+                if opts.kinds and key not in opts.kinds.split(","):
+                    continue
+                if n == 0 or (kind == "batch" and not peer_cls.batch):
+                    continue
+                try:
+                    r = measure(peer_cls, kind, n, size)
+                except Exception as e:  # noqa: BLE001
+                    r = {"error": str(e).splitlines()[0]}
+                results[peer_cls.name][key] = r
+                print(f"run {run + 1}  {peer_cls.name:24} {key:9} {fmt(r)}", flush=True)
+        runs.append(results)
     print()
-    print(table(results))
+    print(table(runs))
     for name, why in skipped.items():
         print(f"not measured: {name}: {why}")
     if opts.json:
         with open(opts.json, "w") as f:
-            json.dump({"results": results, "skipped": skipped, "python": sys.version}, f, indent=1)
+            json.dump({"runs": runs, "skipped": skipped, "python": sys.version}, f, indent=1)
 
 
 def fmt(r):
@@ -528,25 +534,30 @@ def fmt(r):
     return f"{r['msgs_per_s'] / 1e6:.2f} M msgs/s  {r['mb_per_s']:.0f} MB/s"
 
 
-def table(results):
+def table(runs):
+    """Markdown: each cell the median of the runs, with [min-max] when there are several."""
     head = (
         "| peer | busy p50 | busy p99 | blocking p50 | blocking p99 | 64 B msgs/s | 4 KiB msgs/s | batched 64 B msgs/s |\n"
         "|---|---|---|---|---|---|---|---|"
     )
     rows = [head]
-    for name, r in results.items():
+    names = list(dict.fromkeys(n for r in runs for n in r))
 
-        def lat(key, q):
-            x = r.get(key)
-            return "–" if not x or "error" in x else f"{x[q] / 1000:.2f} µs"
+    def cell(name, key, field, scale, unit):
+        xs = [r[name][key][field] / scale for r in runs if "error" not in r.get(name, {}).get(key, {"error": 1})]
+        if not xs:
+            return "–"
+        med = statistics.median(xs)
+        if len(xs) == 1:
+            return f"{med:.2f} {unit}"
+        return f"{med:.2f} [{min(xs):.2f}–{max(xs):.2f}] {unit}"
 
-        def tput(key):
-            x = r.get(key)
-            return "–" if not x or "error" in x else f"{x['msgs_per_s'] / 1e6:.2f} M"
-
+    for name in names:
         rows.append(
-            f"| {name} | {lat('busy_64', 'p50_ns')} | {lat('busy_64', 'p99_ns')} | {lat('block_64', 'p50_ns')} "
-            f"| {lat('block_64', 'p99_ns')} | {tput('tput_64')} | {tput('tput_4k')} | {tput('batch_64')} |"
+            f"| {name} | {cell(name, 'busy_64', 'p50_ns', 1000, 'µs')} | {cell(name, 'busy_64', 'p99_ns', 1000, 'µs')} "
+            f"| {cell(name, 'block_64', 'p50_ns', 1000, 'µs')} | {cell(name, 'block_64', 'p99_ns', 1000, 'µs')} "
+            f"| {cell(name, 'tput_64', 'msgs_per_s', 1e6, 'M')} | {cell(name, 'tput_4k', 'msgs_per_s', 1e6, 'M')} "
+            f"| {cell(name, 'batch_64', 'msgs_per_s', 1e6, 'M')} |"
         )
     return "\n".join(rows)
 

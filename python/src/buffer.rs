@@ -164,9 +164,20 @@ impl Gate {
     /// handed out over it (the next receive finishing an ack=auto message
     /// whose data nobody looked at); `false` otherwise, or if it is not
     /// open. Called with the GIL held, as `track` is.
+    ///
+    /// A load and a store, no CAS: every pin and unpin happens with the GIL
+    /// held (in the buffer protocol, or around a copy), as this does, so
+    /// nothing can pin between the two; and while `token` is open nothing
+    /// else stores to the word (a window is opened only when none is).
     #[inline]
     pub(crate) fn close_idle(&self, _py: Python<'_>, token: u64) -> bool {
-        !self.has_views.load(Ordering::Relaxed) && self.close_unused(token)
+        if self.has_views.load(Ordering::Relaxed)
+            || self.word.load(Ordering::Acquire) != token << EXPORT_BITS
+        {
+            return false;
+        }
+        self.word.store(0, Ordering::Release);
+        true
     }
 
     /// Closes window `token`: releases the memoryviews handed out over it,

@@ -390,11 +390,11 @@ impl Consumer {
         }
     }
 
-    fn message(&self, py: Python<'_>, token: u64, info: Info) -> PyResult<Py<Message>> {
+    fn message(slf: &Bound<'_, Self>, token: u64, info: Info) -> PyResult<Py<Message>> {
         Py::new(
-            py,
+            slf.py(),
             Message {
-                cell: self.cell.clone(),
+                consumer: slf.clone().unbind(),
                 token,
                 info,
                 member: false,
@@ -425,24 +425,28 @@ impl Consumer {
 
     /// The next message, or None when `timeout` seconds pass first.
     #[pyo3(signature = (timeout=None))]
-    fn receive(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Py<Message>>> {
-        let got = self.cell.wait_for(py, timeout, |s, gate, wait| {
-            s.poll(gate, (!wait.is_zero()).then_some(wait))
-        })?;
+    fn receive(slf: &Bound<'_, Self>, timeout: Option<f64>) -> PyResult<Option<Py<Message>>> {
+        let got = slf
+            .get()
+            .cell
+            .wait_for(slf.py(), timeout, |s, gate, wait| {
+                s.poll(gate, (!wait.is_zero()).then_some(wait))
+            })?;
         match got {
-            Some(Poll::Got(token, info)) => self.message(py, token, info).map(Some),
+            Some(Poll::Got(token, info)) => Consumer::message(slf, token, info).map(Some),
             _ => Ok(None),
         }
     }
 
     /// The next message if one is ready, else None, without waiting: the
     /// busy-polling call (`receive(timeout=0)` without parsing a timeout).
-    fn try_receive(&self, py: Python<'_>) -> PyResult<Option<Py<Message>>> {
-        let cell = &*self.cell;
+    fn try_receive(slf: &Bound<'_, Self>) -> PyResult<Option<Py<Message>>> {
+        let py = slf.py();
+        let cell = &*slf.get().cell;
         loop {
             cell.prepare(py)?;
             match cell.with_state(py, |s| s.poll(&cell.gate, None))? {
-                Poll::Got(token, info) => return self.message(py, token, info).map(Some),
+                Poll::Got(token, info) => return Consumer::message(slf, token, info).map(Some),
                 Poll::Occupied => continue,
                 _ => return Ok(None),
             }
@@ -452,16 +456,19 @@ impl Consumer {
     /// Up to `max` messages (ack=auto), waiting at most `timeout` seconds
     /// for the first; an empty batch if none came.
     #[pyo3(signature = (max, timeout=None))]
-    fn receive_many(&self, py: Python<'_>, max: usize, timeout: Option<f64>) -> PyResult<Batch> {
-        let got = self
+    fn receive_many(slf: &Bound<'_, Self>, max: usize, timeout: Option<f64>) -> PyResult<Batch> {
+        let got = slf
+            .get()
             .cell
-            .wait_for(py, timeout, |s, gate, wait| s.poll_batch(gate, max, wait))?;
+            .wait_for(slf.py(), timeout, |s, gate, wait| {
+                s.poll_batch(gate, max, wait)
+            })?;
         let (token, infos) = match got {
             Some(Poll::GotBatch(token, infos)) => (token, infos),
             _ => (0, Vec::new()),
         };
         Ok(Batch {
-            cell: self.cell.clone(),
+            consumer: slf.clone().unbind(),
             token,
             infos,
         })
@@ -513,8 +520,8 @@ impl Consumer {
         slf
     }
 
-    fn __next__(&self, py: Python<'_>) -> PyResult<Py<Message>> {
-        match self.receive(py, None)? {
+    fn __next__(slf: &Bound<'_, Self>) -> PyResult<Py<Message>> {
+        match Consumer::receive(slf, None)? {
             Some(m) => Ok(m),
             None => Err(PyStopIteration::new_err(())),
         }
@@ -532,7 +539,8 @@ impl Consumer {
 /// One received message; its payload stays in shared memory.
 #[pyclass(frozen, module = "shmq._shmq")]
 pub struct Message {
-    cell: Arc<Cell>,
+    /// Its consumer (a reference count, cheaper than an `Arc` clone).
+    consumer: Py<Consumer>,
     token: u64,
     info: Info,
     /// Part of a batch (ended with the batch).
@@ -540,6 +548,11 @@ pub struct Message {
 }
 
 impl Message {
+    #[inline]
+    fn cell(&self) -> &Cell {
+        &self.consumer.get().cell
+    }
+
     fn what(&self) -> String {
         format!("message seq {}", self.info.seq)
     }
@@ -559,7 +572,7 @@ impl Message {
     #[getter]
     fn data<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let me = slf.get();
-        if !me.cell.gate.is_open(me.token) {
+        if !me.cell().gate.is_open(me.token) {
             return Err(me.finished_err());
         }
         // SAFETY: the payload stays valid while `token` is open in the
@@ -568,7 +581,7 @@ impl Message {
         unsafe {
             gated_view(
                 slf.as_any(),
-                &me.cell.gate,
+                &me.cell().gate,
                 me.token,
                 me.info.ptr as *mut u8,
                 me.info.len,
@@ -578,14 +591,14 @@ impl Message {
     }
 
     fn __bytes__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        if !self.cell.gate.pin(self.token) {
+        if !self.cell().gate.pin(self.token) {
             return Err(self.finished_err());
         }
         // SAFETY: pinned: the delivery stays open while we copy.
         let b = PyBytes::new(py, unsafe {
             std::slice::from_raw_parts(self.info.ptr as *const u8, self.info.len)
         });
-        self.cell.gate.unpin();
+        self.cell().gate.unpin();
         Ok(b)
     }
 
@@ -621,29 +634,29 @@ impl Message {
     /// The group it was delivered to.
     #[getter]
     fn group(&self) -> &str {
-        &self.cell.group
+        &self.cell().group
     }
     /// Whether it is finished (its data can no longer be read).
     #[getter]
     fn finished(&self) -> bool {
-        !self.cell.gate.is_open(self.token)
+        !self.cell().gate.is_open(self.token)
     }
 
     /// Finishes the message for the group (ack=manual), or releases its
     /// slot (ack=auto, where a second ack is a no-op).
     fn ack(&self, py: Python<'_>) -> PyResult<()> {
-        check_fork(self.cell.made_in)?;
+        check_fork(self.cell().made_in)?;
         if self.member {
             return Ok(());
         }
         let what = self.what();
-        let r = self.cell.end(py, self.token, &what, |h| match h {
+        let r = self.cell().end(py, self.token, &what, |h| match h {
             Held::One(d) => d.ack(),
             Held::Batch(_) => Ok(()),
         })?;
         match r {
             Some(r) => r.py_err(),
-            None if !self.cell.manual => Ok(()),
+            None if !self.cell().manual => Ok(()),
             None => Err(self.finished_err()),
         }
     }
@@ -652,7 +665,7 @@ impl Message {
     /// seconds, or move it to the dead-letter queue.
     #[pyo3(signature = (delay=None, dead_letter=false))]
     fn nack(&self, py: Python<'_>, delay: Option<f64>, dead_letter: bool) -> PyResult<()> {
-        check_fork(self.cell.made_in)?;
+        check_fork(self.cell().made_in)?;
         let how = match (delay, dead_letter) {
             (None, false) => shmq::Nack::Requeue,
             (Some(d), false) => shmq::Nack::RequeueAfter(seconds("delay", d)?),
@@ -663,13 +676,13 @@ impl Message {
                 ));
             }
         };
-        if !self.cell.manual {
+        if !self.cell().manual {
             return Err(InvalidOption::new_err(
                 "invalid option: nack needs a consumer with ack=manual (ack=auto finished the message on receipt)",
             ));
         }
         let what = self.what();
-        match self.cell.end(py, self.token, &what, |h| match h {
+        match self.cell().end(py, self.token, &what, |h| match h {
             Held::One(d) => d.nack(how),
             Held::Batch(_) => Ok(()),
         })? {
@@ -680,10 +693,10 @@ impl Message {
 
     /// Extends the lease (ack=manual) to `seconds` from now.
     fn extend_lease(&self, py: Python<'_>, seconds: f64) -> PyResult<()> {
-        check_fork(self.cell.made_in)?;
+        check_fork(self.cell().made_in)?;
         let d = crate::wait::seconds("seconds", seconds)?;
         let token = self.token;
-        let r = self.cell.with_state(py, |s| match &mut s.current {
+        let r = self.cell().with_state(py, |s| match &mut s.current {
             Some((t, Held::One(del))) if *t == token => Some(del.extend_lease(d)),
             _ => None,
         });
@@ -708,7 +721,7 @@ impl Message {
         _tb: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
         let clean = exc_type.is_none_or(|t| t.is_none());
-        if clean || !self.cell.manual {
+        if clean || !self.cell().manual {
             self.ack(py)?;
         } else if !self.finished() {
             self.nack(py, None, false)?;
@@ -734,8 +747,8 @@ impl Drop for Message {
         // once (as a dropped core delivery does), so another consumer can
         // have it. ack=auto finished it on receipt; its slot is released by
         // the next receive (or close), which saves the hot path a lock.
-        if !self.member && self.cell.manual {
-            self.cell.end_dropped(self.token);
+        if !self.member && self.cell().manual {
+            self.cell().end_dropped(self.token);
         }
     }
 }
@@ -743,10 +756,18 @@ impl Drop for Message {
 /// Messages received together (ack=auto), released together.
 #[pyclass(frozen, module = "shmq._shmq", sequence)]
 pub struct Batch {
-    cell: Arc<Cell>,
+    /// Its consumer (a reference count, cheaper than an `Arc` clone).
+    consumer: Py<Consumer>,
     /// 0 for an empty batch.
     token: u64,
     infos: Vec<Info>,
+}
+
+impl Batch {
+    #[inline]
+    fn cell(&self) -> &Cell {
+        &self.consumer.get().cell
+    }
 }
 
 #[pymethods]
@@ -764,7 +785,7 @@ impl Batch {
         Py::new(
             py,
             Message {
-                cell: self.cell.clone(),
+                consumer: self.consumer.clone_ref(py),
                 token: self.token,
                 info: self.infos[i as usize],
                 member: true,
@@ -802,7 +823,7 @@ impl Batch {
         if self.infos.is_empty() {
             return Ok(Vec::new());
         }
-        if !self.cell.gate.pin(self.token) {
+        if !self.cell().gate.pin(self.token) {
             return Err(Closed::new_err("this batch is released"));
         }
         let out = self
@@ -814,22 +835,22 @@ impl Batch {
                 PyBytes::new(py, payload)
             })
             .collect();
-        self.cell.gate.unpin();
+        self.cell().gate.unpin();
         Ok(out)
     }
 
     /// Whether it is released.
     #[getter]
     fn released(&self) -> bool {
-        self.token == 0 || !self.cell.gate.is_open(self.token)
+        self.token == 0 || !self.cell().gate.is_open(self.token)
     }
 
     /// Releases the batch's slots (also done by the next receive and by
     /// closing the consumer).
     fn release(&self, py: Python<'_>) -> PyResult<()> {
-        check_fork(self.cell.made_in)?;
+        check_fork(self.cell().made_in)?;
         if self.token != 0 {
-            self.cell.end(py, self.token, "this batch", drop)?;
+            self.cell().end(py, self.token, "this batch", drop)?;
         }
         Ok(())
     }
