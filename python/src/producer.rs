@@ -277,7 +277,12 @@ impl Producer {
         let mut i = 0;
         while i < slices.len() {
             let rest = &slices[i..];
-            let step = cell.with_state(py, |s| -> Result<Option<(u64, usize)>, Fail> {
+            // Without the GIL: `room` counts only what consumers have freed,
+            // so a producer elsewhere can still fill the ring first and
+            // make this batch wait (the core's batch publish has no
+            // deadline); other threads run meanwhile.
+            let step = py.allow_threads(|| -> Result<Option<(u64, usize)>, Fail> {
+                let mut s = cell.state.lock();
                 let queue = &cell.queue;
                 let p = s.producer()?;
                 if !cell.blocks || cell.spills {
