@@ -175,7 +175,7 @@ class Queue:
 
     @property
     def closed(self) -> bool:
-        """Whether ``close()`` was called."""
+        """Whether ``close()`` was called (always True in a child after fork)."""
 
     @property
     def dlq(self) -> "DeadLetters":
@@ -305,7 +305,7 @@ class Producer:
 
     @property
     def closed(self) -> bool:
-        """Whether ``close()`` was called."""
+        """Whether ``close()`` was called (always True in a child after fork)."""
 
     def close(self) -> None:
         """Aborts an open reservation and gives the producer's record back. Idempotent."""
@@ -368,7 +368,7 @@ class Consumer:
 
     @property
     def closed(self) -> bool:
-        """Whether ``close()`` was called."""
+        """Whether ``close()`` was called (always True in a child after fork)."""
 
     def receive(self, timeout: Optional[float] = None) -> Optional["Message"]:
         """The next message, or None if ``timeout`` seconds pass first

@@ -420,7 +420,8 @@ impl Consumer {
     /// Whether `close()` was called.
     #[getter]
     fn closed(&self, py: Python<'_>) -> bool {
-        self.cell.with_state(py, |s| s.consumer.is_none())
+        // In a child after fork the handle is the parent's: closed here.
+        self.cell.made_in != generation() || self.cell.with_state(py, |s| s.consumer.is_none())
     }
 
     /// The next message, or None when `timeout` seconds pass first.

@@ -357,7 +357,8 @@ impl Producer {
     /// Whether `close()` was called.
     #[getter]
     fn closed(&self, py: Python<'_>) -> bool {
-        self.cell.with_state(py, |s| s.producer.is_none())
+        // In a child after fork the handle is the parent's: closed here.
+        self.cell.made_in != generation() || self.cell.with_state(py, |s| s.producer.is_none())
     }
 
     /// Aborts an open reservation and gives the producer's record back.
