@@ -33,6 +33,9 @@ pub struct Producer {
     clock: sys::Clock,
     /// The queue keeps a journal: journal the ring now and then.
     journal: bool,
+    /// When this producer was made: a deadline already passed, for the
+    /// publishes that must not wait (no clock read on their fast path).
+    made: Instant,
 }
 
 impl std::fmt::Debug for Producer {
@@ -104,6 +107,7 @@ impl Producer {
             overflow: shared.overflow(),
             clock: sys::Clock::default(),
             journal: shared.journal.is_some(),
+            made: Instant::now(),
             shared,
         })
     }
@@ -135,6 +139,22 @@ impl Producer {
     /// ([`Error::Timeout`] after that; nothing was published).
     pub fn publish_timeout(&mut self, payload: &[u8], timeout: Duration) -> Result<u64> {
         self.publish_inner(payload, &Meta::default(), Some(Instant::now() + timeout))
+    }
+
+    /// Publishes `payload` only if that needs no wait: [`Error::Timeout`]
+    /// (nothing published) where [`publish`](Self::publish) would wait for
+    /// room; [`Error::Full`] with overflow=reject. Reads no clock unless the
+    /// ring looks full — the call for a caller that must never block (an
+    /// event loop, a language binding holding its interpreter lock).
+    #[inline]
+    pub fn try_publish(&mut self, payload: &[u8]) -> Result<u64> {
+        self.publish_inner(payload, &Meta::default(), Some(self.made))
+    }
+
+    /// [`try_publish`](Self::try_publish) with metadata.
+    #[inline]
+    pub fn try_publish_with(&mut self, payload: &[u8], meta: &Meta) -> Result<u64> {
+        self.publish_inner(payload, meta, Some(self.made))
     }
 
     /// Like [`publish_with`](Self::publish_with), waiting at most `timeout`.

@@ -489,3 +489,36 @@ fn bad_names_and_options() {
     }
     assert!(!dir.path().join("x.shmq").exists());
 }
+
+#[test]
+fn try_publish_never_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("try", &opts(&dir).slots(4)).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    for i in 0..4u64 {
+        assert_eq!(p.try_publish(&i.to_le_bytes()).unwrap(), i);
+    }
+    let t0 = Instant::now();
+    assert!(matches!(
+        p.try_publish_with(b"x", &Meta::new().type_id(1)),
+        Err(Error::Timeout)
+    ));
+    assert!(t0.elapsed() < Duration::from_secs(1), "did not wait");
+    let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
+    drop(c.receive().unwrap());
+    assert_eq!(
+        p.try_publish_with(b"y", &Meta::new().type_id(2)).unwrap(),
+        4
+    );
+    let rq = Queue::create(
+        "try-reject",
+        &opts(&dir).slots(2).overflow(Overflow::Reject),
+    )
+    .unwrap();
+    rq.create_group("g", Start::Earliest).unwrap();
+    let mut p = rq.producer().unwrap();
+    p.try_publish(b"a").unwrap();
+    p.try_publish(b"b").unwrap();
+    assert!(matches!(p.try_publish(b"c"), Err(Error::Full)));
+}
