@@ -139,7 +139,7 @@ impl Cell {
         let first = self.with_state(py, |s| {
             let p = s.producer()?;
             let r = if blocks {
-                p.publish_with_timeout(data, meta, Duration::ZERO)
+                p.try_publish_with(data, meta)
             } else {
                 p.publish_with(data, meta)
             };
