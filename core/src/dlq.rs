@@ -640,13 +640,8 @@ pub(crate) mod overflow {
         if shared.dlq_spill.is_none() || pending(shared) == 0 {
             return Ok(0);
         }
-        let g = if wait {
-            shared.lock()
-        } else {
-            match shared.header().admin.try_lock(shared.me) {
-                Some(g) => g,
-                None => return Ok(0),
-            }
+        let Some(g) = shared.lock_unless_busy(wait) else {
+            return Ok(0);
         };
         refill_locked(shared, &g, &mut segs(shared))
     }

@@ -60,13 +60,8 @@ impl Shared {
         if self.journal.is_none() {
             return Ok(0);
         }
-        let g = if wait {
-            self.lock()
-        } else {
-            match self.header().admin.try_lock(self.me) {
-                Some(g) => g,
-                None => return Ok(0),
-            }
+        let Some(g) = self.lock_unless_busy(wait) else {
+            return Ok(0);
         };
         self.pump_journal(&g)
     }
@@ -123,11 +118,8 @@ impl Shared {
             jc.end_seq.store(pos, Ordering::Release);
         }
         let now = sys::monotonic_ns();
-        if now.saturating_sub(jc.unsynced.load(Ordering::Relaxed)) >= AGE_CHECK_NS {
-            // (`unsynced` of the journal's control holds the time of the
-            // last look at age-based retention: its sync counter is not
-            // used, see `journal_append`.)
-            jc.unsynced.store(now, Ordering::Relaxed);
+        if now.saturating_sub(jc.checked_ns.load(Ordering::Relaxed)) >= AGE_CHECK_NS {
+            jc.checked_ns.store(now, Ordering::Relaxed);
             self.retire_by_age(jc, &mut segs, max_age)?;
         }
         Ok(pos - start)
@@ -142,12 +134,6 @@ impl Shared {
         if jc.segments.load(Ordering::Relaxed) == 0 {
             jc.read_seq.store(rec.seq, Ordering::Release);
         }
-        // Sync every n is counted per write segment for the journal: the
-        // shared counter keeps the age check's clock (see above).
-        let sync = segs.sync;
-        if let crate::options::SyncMode::EveryN(_) = sync {
-            segs.sync = crate::options::SyncMode::Never;
-        }
         let r = match segs.append(jc, rec) {
             Err(Error::SpillFull(_)) => {
                 // Over `max_bytes`: the oldest segment goes.
@@ -156,13 +142,6 @@ impl Shared {
             }
             other => other,
         };
-        segs.sync = sync;
-        if let (Ok(()), crate::options::SyncMode::EveryN(n)) = (&r, sync) {
-            if jc.spilled.load(Ordering::Relaxed) % n as u64 == 0 {
-                let seg = jc.write_seg.load(Ordering::Relaxed);
-                segs.flush(seg, 0, jc.write_off.load(Ordering::Relaxed))?;
-            }
-        }
         if r.is_ok() {
             jc.spilled.fetch_add(1, Ordering::Relaxed);
             jc.spilled_bytes
@@ -185,10 +164,7 @@ impl Shared {
         // a segment that exists.
         jc.read_seq.store(next, Ordering::Release);
         jc.read_seg.store(next, Ordering::Relaxed);
-        segs.delete(oldest)?;
-        jc.segments.fetch_sub(1, Ordering::Relaxed);
-        jc.bytes_on_disk
-            .fetch_sub(segs.segment_size, Ordering::Relaxed);
+        segs.retire(jc, oldest)?;
         jc.lost.fetch_add(next - oldest, Ordering::Relaxed);
         Ok(true)
     }

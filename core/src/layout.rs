@@ -268,7 +268,10 @@ pub(crate) struct SpillControl {
     /// Spilled messages found damaged or missing when read back (lost;
     /// their positions are aborted, so consumers skip them).
     pub lost: AtomicU64,
-    _pad: [u8; 24],
+    /// CLOCK_MONOTONIC ns of the journal's last look at retention by age
+    /// (unused by the spill and the DLQ overflow).
+    pub checked_ns: AtomicU64,
+    _pad: [u8; 16],
 }
 
 /// Longest spill directory path, in bytes.
@@ -472,6 +475,7 @@ const _: () = {
     assert!(offset_of!(Header, dlq_spill) == 2176);
     assert!(size_of::<SpillControl>() == 192);
     assert!(offset_of!(SpillControl, end_seq) == 64);
+    assert!(offset_of!(SpillControl, checked_ns) == 168);
     assert!(size_of::<SpillPath>() == 1024);
     assert!(offset_of!(Header, spill) == 768);
     assert!(offset_of!(Header, spill_path) == 960);
@@ -600,7 +604,8 @@ impl SpillControl {
             unsynced: z(),
             full: z(),
             lost: z(),
-            _pad: [0; 24],
+            checked_ns: z(),
+            _pad: [0; 16],
         }
     }
 }

@@ -235,6 +235,16 @@ impl Shared {
         self.header().admin.lock(self.me, sys::process_alive)
     }
 
+    /// The admin lock for work that others may do too (refilling from the
+    /// spill, journaling): taken if it is free; `wait`: taken anyway.
+    pub(crate) fn lock_unless_busy(&self, wait: bool) -> Option<AdminGuard<'_>> {
+        if wait {
+            Some(self.lock())
+        } else {
+            self.header().admin.try_lock(self.me)
+        }
+    }
+
     /// Moves `head` up to the slowest group (under the admin lock).
     pub(crate) fn advance_head(&self) -> u64 {
         let g = self.lock();

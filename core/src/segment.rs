@@ -605,6 +605,23 @@ impl Segments {
         }
     }
 
+    /// Deletes segment `first` and takes it off `ctl`'s accounting (which
+    /// `roll_to` put it on).
+    pub(crate) fn retire(&mut self, ctl: &SpillControl, first: u64) -> Result<()> {
+        self.delete(first)?;
+        let less = |by: u64| move |v: u64| Some(v.saturating_sub(by));
+        // Saturating: the counts come from shared memory.
+        let _ = ctl
+            .segments
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, less(1));
+        let _ = ctl.bytes_on_disk.fetch_update(
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+            less(self.segment_size),
+        );
+        Ok(())
+    }
+
     /// Forgets this process's handles on segments before `first` (another
     /// process deleted them).
     pub(crate) fn forget_before(&mut self, first: u64) {
@@ -701,10 +718,7 @@ impl Log for Segments {
                     Found::End(next_seg) => {
                         ctl.read_seg.store(next_seg, Ordering::Relaxed);
                         ctl.read_off.store(SEGMENT_HEADER_SIZE, Ordering::Relaxed);
-                        self.delete(seg)?;
-                        ctl.segments.fetch_sub(1, Ordering::Relaxed);
-                        ctl.bytes_on_disk
-                            .fetch_sub(self.segment_size, Ordering::Relaxed);
+                        self.retire(ctl, seg)?;
                         continue;
                     }
                     Found::Empty | Found::Bad => self.resync(seg, off)?,
@@ -720,7 +734,7 @@ impl Log for Segments {
             match next {
                 Some((s, o)) => {
                     if s != seg {
-                        self.delete(seg)?;
+                        self.retire(ctl, seg)?;
                     }
                     ctl.read_seg.store(s, Ordering::Relaxed);
                     ctl.read_off.store(o, Ordering::Relaxed);

@@ -313,13 +313,8 @@ mod mapped {
         /// Copies spilled messages back into the ring if the lock is free
         /// (`wait`: take it even if not). Returns whether anything moved.
         pub(crate) fn help_spill(&self, wait: bool) -> Result<bool> {
-            let g = if wait {
-                self.lock()
-            } else {
-                match self.header().admin.try_lock(self.me) {
-                    Some(g) => g,
-                    None => return Ok(false),
-                }
+            let Some(g) = self.lock_unless_busy(wait) else {
+                return Ok(false);
             };
             let mut segs = self.segments();
             let r = self.refill_locked(&g, &mut segs)?;
@@ -547,6 +542,34 @@ mod tests {
                 capacity: self.slots.len() as u64,
             }
         }
+
+        /// A full ring (tail at its capacity, nothing read) that then
+        /// spills `payloads`.
+        fn spilled(&self, payloads: &[&[u8]]) -> VecLog {
+            self.ctl
+                .tail
+                .store(self.slots.len() as u64, Ordering::Relaxed);
+            let mut log = VecLog::default();
+            let mut recs: Vec<Record<'_>> = payloads.iter().map(|p| rec(p)).collect();
+            append(&self.ring(), &self.spill, &mut log, &mut recs, &mut |_| {}).unwrap();
+            log
+        }
+
+        /// Refills with room below position 8 and no slot held; returns
+        /// what it did and the copies it made.
+        fn refill_all(&self, log: &mut impl Log) -> (Refilled, Vec<(u64, Vec<u8>)>) {
+            let mut got = Vec::new();
+            let r = refill(
+                &self.ring(),
+                &self.spill,
+                log,
+                &mut || 8,
+                &|_| false,
+                &mut |pos, r| got.push((pos, r.payload.to_vec())),
+            )
+            .unwrap();
+            (r, got)
+        }
     }
 
     fn rec(payload: &[u8]) -> Record<'_> {
@@ -632,17 +655,7 @@ mod tests {
     #[test]
     fn a_lost_record_aborts_its_position_and_the_rest_flows() {
         let f = fixture(4);
-        let ring = f.ring();
-        f.ctl.tail.store(4, Ordering::Relaxed);
-        let mut log = VecLog::default();
-        append(
-            &ring,
-            &f.spill,
-            &mut log,
-            &mut [rec(b"a"), rec(b"b")],
-            &mut |_| {},
-        )
-        .unwrap();
+        let mut log = f.spilled(&[b"a", b"b"]);
         // Record 4 is damaged: the log says it is lost and moves past it.
         log.dropped = 1;
         struct Lossy(VecLog, bool);
@@ -664,17 +677,7 @@ mod tests {
                 self.0.truncate(c, to)
             }
         }
-        let mut lossy = Lossy(log, false);
-        let mut got = Vec::new();
-        let r = refill(
-            &ring,
-            &f.spill,
-            &mut lossy,
-            &mut || 8,
-            &|_| false,
-            &mut |pos, r| got.push((pos, r.payload.to_vec())),
-        )
-        .unwrap();
+        let (r, got) = f.refill_all(&mut Lossy(log, false));
         assert_eq!((r.copied, r.lost, r.back_to_ring), (1, 1, true));
         assert_eq!(f.slots[0].load(Ordering::Relaxed), encode(4, ABORTED));
         assert_eq!(got, [(5, b"b".to_vec())]);
@@ -707,31 +710,12 @@ mod tests {
     #[test]
     fn a_refiller_killed_after_recording_read_seq_is_repaired() {
         let f = fixture(4);
-        let ring = f.ring();
-        f.ctl.tail.store(4, Ordering::Relaxed);
-        let mut log = VecLog::default();
-        append(
-            &ring,
-            &f.spill,
-            &mut log,
-            &mut [rec(b"a"), rec(b"b")],
-            &mut |_| {},
-        )
-        .unwrap();
+        let mut log = f.spilled(&[b"a", b"b"]);
         // It copied and committed 4 and recorded read_seq 5, then died.
         f.slots[0].store(encode(4, COMMITTED), Ordering::Relaxed);
         log.dropped = 1;
         f.spill.read_seq.store(5, Ordering::Relaxed);
-        let mut got = Vec::new();
-        let r = refill(
-            &ring,
-            &f.spill,
-            &mut log,
-            &mut || 8,
-            &|_| false,
-            &mut |pos, r| got.push((pos, r.payload.to_vec())),
-        )
-        .unwrap();
+        let (r, got) = f.refill_all(&mut log);
         assert_eq!(got, [(5, b"b".to_vec())]);
         assert!(r.back_to_ring);
         assert_eq!(f.ctl.tail.load(Ordering::Relaxed), 6);
@@ -740,23 +724,11 @@ mod tests {
     #[test]
     fn a_record_committed_by_a_dead_refiller_is_not_copied_twice() {
         let f = fixture(4);
-        let ring = f.ring();
-        f.ctl.tail.store(4, Ordering::Relaxed);
-        let mut log = VecLog::default();
-        append(&ring, &f.spill, &mut log, &mut [rec(b"a")], &mut |_| {}).unwrap();
+        let mut log = f.spilled(&[b"a"]);
         // Committed in the ring, but neither read_seq nor tail recorded.
         f.slots[0].store(encode(4, COMMITTED), Ordering::Relaxed);
-        let mut got = 0;
-        let r = refill(
-            &ring,
-            &f.spill,
-            &mut log,
-            &mut || 8,
-            &|_| false,
-            &mut |_, _| got += 1,
-        )
-        .unwrap();
-        assert_eq!((got, r.copied, r.back_to_ring), (0, 0, true));
+        let (r, got) = f.refill_all(&mut log);
+        assert_eq!((got.len(), r.copied, r.back_to_ring), (0, 0, true));
         assert_eq!(f.ctl.tail.load(Ordering::Relaxed), 5);
     }
 
@@ -764,9 +736,7 @@ mod tests {
     fn a_held_slot_waits() {
         let f = fixture(2);
         let ring = f.ring();
-        f.ctl.tail.store(2, Ordering::Relaxed);
-        let mut log = VecLog::default();
-        append(&ring, &f.spill, &mut log, &mut [rec(b"a")], &mut |_| {}).unwrap();
+        let mut log = f.spilled(&[b"a"]);
         f.slots[0].store(encode(0, ABORTED), Ordering::Relaxed);
         let r = refill(
             &ring,
