@@ -39,6 +39,15 @@ fn expect(c: &mut shmq::Consumer, from: u64, n: u64) {
     }
 }
 
+/// Publishes `seqs` one at a time, each received (and let go) by `c` at
+/// once, so the group keeps up and the ring moves on.
+fn publish_and_read(p: &mut shmq::Producer, c: &mut shmq::Consumer, seqs: std::ops::Range<u64>) {
+    for i in seqs {
+        p.publish(&payload(i)).unwrap();
+        drop(c.receive_timeout(Duration::from_secs(5)).unwrap());
+    }
+}
+
 #[test]
 fn a_group_replays_far_beyond_what_the_ring_holds() {
     let dir = tempfile::tempdir().unwrap();
@@ -105,10 +114,7 @@ fn retention_by_bytes_keeps_the_newest_segments() {
     .unwrap();
     let mut c = q.consumer("a", ConsumerOptions::new()).unwrap();
     let mut p = q.producer().unwrap();
-    for i in 0..5000 {
-        p.publish(&payload(i)).unwrap();
-        drop(c.receive_timeout(Duration::from_secs(5)).unwrap());
-    }
+    publish_and_read(&mut p, &mut c, 0..5000);
     drop(p);
     let j = q.stats().journal.unwrap();
     assert!(j.segments <= 3 && j.bytes_on_disk <= 3 * SEG, "{j:?}");
@@ -129,19 +135,13 @@ fn retention_by_age_deletes_old_segments() {
     .unwrap();
     let mut c = q.consumer("a", ConsumerOptions::new()).unwrap();
     let mut p = q.producer().unwrap();
-    for i in 0..2500 {
-        p.publish(&payload(i)).unwrap();
-        drop(c.receive_timeout(Duration::from_secs(5)).unwrap());
-    }
+    publish_and_read(&mut p, &mut c, 0..2500);
     let before = q.stats().journal.unwrap();
     assert_eq!(before.first_seq, 0);
     assert!(before.segments >= 3, "{before:?}");
     // Age is looked at about once a second, when the journal is written.
     std::thread::sleep(Duration::from_millis(1100));
-    for i in 2500..2800 {
-        p.publish(&payload(i)).unwrap();
-        drop(c.receive_timeout(Duration::from_secs(5)).unwrap());
-    }
+    publish_and_read(&mut p, &mut c, 2500..2800);
     drop(p);
     // Every segment whose records are all older than 100 ms is gone: what
     // is left starts with the segment that was being written at the pause.
@@ -161,10 +161,7 @@ fn a_new_group_at_earliest_gets_everything_the_journal_holds() {
     q.create_group("first", Start::Earliest).unwrap();
     let mut c = q.consumer("first", ConsumerOptions::new()).unwrap();
     let mut p = q.producer().unwrap();
-    for i in 0..500 {
-        p.publish(&payload(i)).unwrap();
-        drop(c.receive_timeout(Duration::from_secs(5)).unwrap());
-    }
+    publish_and_read(&mut p, &mut c, 0..500);
     // Long after the ring moved on, a new group starts at the beginning.
     let mut late = q.consumer("late", ConsumerOptions::new()).unwrap();
     assert_eq!(late.position(), 0);

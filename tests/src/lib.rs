@@ -26,6 +26,21 @@ pub fn decode(p: &[u8]) -> Option<(u32, u64)> {
     ))
 }
 
+/// A small deterministic generator (xorshift; no dependency needed for
+/// "random" kill points). Seed it with anything but 0.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next number.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
 /// A child process that is killed if still running when dropped.
 pub struct Worker {
     child: Child,

@@ -6,20 +6,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use shmq::{ConsumerOptions, Options, Queue, Start};
-use shmq_tests::{Worker, s};
+use shmq_tests::{Rng, Worker, s};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_shmq-worker");
-
-/// A small deterministic generator (no dependency needed for "random").
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 #[test]
 fn killed_competing_consumers_lose_nothing_and_duplicates_are_redeliveries() {

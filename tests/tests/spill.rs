@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use shmq::{ConsumerOptions, Options, Overflow, Queue, Start};
-use shmq_tests::{Worker, s};
+use shmq_tests::{Rng, Worker, s};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_shmq-worker");
 const LONG: Duration = Duration::from_secs(120);
@@ -20,17 +20,6 @@ fn spill_opts(dir: &std::path::Path, slots: u64, slot_size: usize) -> Options {
         .overflow(Overflow::Spill)
         .spill_dir(dir.join("spill"))
         .spill_segment_size(64 << 10)
-}
-
-/// A small deterministic generator (no dependency needed for "random").
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 #[test]
