@@ -221,10 +221,11 @@ impl Producer {
             let Some(seen) = self.begin(pos) else {
                 continue;
             };
+            let ring = self.ring();
+            let slot = ring.slots.slot(pos);
             // SAFETY: the slot is ours (begun by us) until commit; it is
             // inside the mapping; the payload fits (checked by callers).
-            unsafe { write_slot(self.ring().slots.slot(pos), payload, meta, ts) };
-            let ring = self.ring();
+            unsafe { write_slot(slot, payload, meta, ts) };
             if ring.commit(pos, seen, self.announce()).is_err() {
                 // The consumer that aborted it counted it.
                 return Err(Error::Aborted);
@@ -236,9 +237,14 @@ impl Producer {
             // hit instead of one more snoop into our core (64 B one-way
             // ~400 -> ~290 ns on the Xeon in BENCHMARKS.md).
             if self.shared.geo.slot_stride > 64 {
-                sys::demote(self.ring().slots.slot(pos).wrapping_add(64));
+                sys::demote(slot.wrapping_add(64));
             }
-            self.prefetch_slot(pos + PREFETCH_AHEAD);
+            // In a ring of PREFETCH_AHEAD slots or fewer (a power of two
+            // that divides it) that position's slot is this one, whose
+            // lines a consumer is about to read: leave them be.
+            if self.shared.geo.slots > PREFETCH_AHEAD {
+                self.prefetch_slot(pos + PREFETCH_AHEAD);
+            }
             if self.journal && pos % crate::journal::PUMP_EVERY == crate::journal::PUMP_EVERY - 1 {
                 self.pump_journal();
             }
@@ -321,9 +327,9 @@ impl Producer {
     /// consumer read it a lap ago, and taking its lines back from the
     /// consumer's cache is otherwise on a later publish's critical path.
     /// Called `PREFETCH_AHEAD` positions ahead: far enough that the lines
-    /// have arrived when a back-to-back publish gets there, and never the
-    /// slot a caught-up consumer spins on (taking that line would only
-    /// bounce it between the cores).
+    /// have arrived when a back-to-back publish gets there, and (in a ring
+    /// of more than that many slots) never the slot a caught-up consumer
+    /// spins on (taking that line would only bounce it between the cores).
     #[inline(always)]
     fn prefetch_slot(&self, pos: u64) {
         let slot = self.ring().slots.slot(pos);
