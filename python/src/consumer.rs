@@ -14,7 +14,7 @@
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use crate::lock::SpinLock;
+use crate::lock::GilLock;
 use std::time::Duration;
 
 use pyo3::exceptions::{PyIndexError, PyStopIteration};
@@ -191,7 +191,7 @@ impl Drop for State {
 /// A consumer shared by its Python objects.
 pub(crate) struct Cell {
     gate: Gate,
-    state: SpinLock<State>,
+    state: GilLock<State>,
     group: String,
     manual: bool,
     made_in: u64,
@@ -200,7 +200,7 @@ pub(crate) struct Cell {
 impl Cell {
     /// Runs `f` on the state: at once if the mutex is free, else waiting
     /// for it without the GIL (its holder may be a receive in a slice).
-    fn with_state<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut State) -> R + Send) -> R {
+    fn with_state<R>(&self, py: Python<'_>, f: impl FnOnce(&mut State) -> R) -> R {
         locked(py, &self.state, f)
     }
 
@@ -237,8 +237,8 @@ impl Cell {
         if self.made_in != generation() || !self.gate.close_unused(token) {
             return;
         }
-        let mut g = self.state.lock();
-        drop(g.take(token));
+        // Called from a message's drop, so with the GIL held.
+        Python::with_gil(|py| drop(self.state.lock(py).take(token)));
     }
 
     /// Polls with `poll(state, gate, wait)` until it finds something or
@@ -287,9 +287,8 @@ impl Cell {
                 Some(d) => d,
                 None => *deadline_at.insert(deadline(timeout)?),
             };
-            let got = in_slices(py, deadline, |slice| {
-                let mut s = self.state.lock();
-                match poll(&mut s, &self.gate, slice)? {
+            let got = in_slices(py, deadline, &self.state, |s, slice| {
+                match poll(s, &self.gate, slice)? {
                     Poll::Empty => Ok(None),
                     got => Ok(Some(got)),
                 }
@@ -377,7 +376,7 @@ impl Consumer {
         Consumer {
             cell: Arc::new(Cell {
                 gate: Gate::new(),
-                state: SpinLock::new(State {
+                state: GilLock::new(State {
                     current: None,
                     consumer: Some(ptr),
                     made_in,

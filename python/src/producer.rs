@@ -8,7 +8,7 @@
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use crate::lock::SpinLock;
+use crate::lock::GilLock;
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -110,7 +110,7 @@ struct Reserved {
 
 pub(crate) struct Cell {
     gate: Gate,
-    state: SpinLock<State>,
+    state: GilLock<State>,
     queue: shmq::Queue,
     /// Whether a publish may wait for room: overflow=block, or spill
     /// (whose fallback may be block). Reject never waits.
@@ -122,7 +122,7 @@ pub(crate) struct Cell {
 }
 
 impl Cell {
-    fn with_state<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut State) -> R + Send) -> R {
+    fn with_state<R>(&self, py: Python<'_>, f: impl FnOnce(&mut State) -> R) -> R {
         locked(py, &self.state, f)
     }
 
@@ -156,8 +156,7 @@ impl Cell {
             return Err(Timeout::new_err("timed out: the queue is full"));
         }
         let deadline = deadline(timeout)?;
-        let got = in_slices(py, deadline, |slice| {
-            let mut s = self.state.lock();
+        let got = in_slices(py, deadline, &self.state, |s, slice| {
             match s.producer()?.publish_with_timeout(data, meta, slice) {
                 Ok(seq) => Ok(Some(seq)),
                 Err(shmq::Error::Timeout) => Ok(None),
@@ -171,10 +170,13 @@ impl Cell {
         if self.made_in != generation() || !self.gate.close_unused(token) {
             return;
         }
-        let mut g = self.state.lock();
-        if matches!(g.reservation, Some((t, _)) if t == token) {
-            g.reservation = None; // drop = abort
-        }
+        // Called from a reservation's drop, so with the GIL held.
+        Python::with_gil(|py| {
+            let mut g = self.state.lock(py);
+            if matches!(g.reservation, Some((t, _)) if t == token) {
+                g.reservation = None; // drop = abort
+            }
+        });
     }
 }
 
@@ -209,7 +211,7 @@ impl Producer {
         Producer {
             cell: Arc::new(Cell {
                 gate: Gate::new(),
-                state: SpinLock::new(State {
+                state: GilLock::new(State {
                     reservation: None,
                     producer: Some(NonNull::from(Box::leak(Box::new(p)))),
                     made_in,
@@ -281,8 +283,8 @@ impl Producer {
             // so a producer elsewhere can still fill the ring first and
             // make this batch wait (the core's batch publish has no
             // deadline); other threads run meanwhile.
+            let mut s = cell.state.lock(py);
             let step = py.allow_threads(|| -> Result<Option<(u64, usize)>, Fail> {
-                let mut s = cell.state.lock();
                 let queue = &cell.queue;
                 let p = s.producer()?;
                 if !cell.blocks || cell.spills {
@@ -299,7 +301,9 @@ impl Producer {
                 let seq = p.publish_batch(&rest[..k])?;
                 s.room -= k as u64;
                 Ok(Some((seq, k)))
-            })?;
+            });
+            drop(s); // publish_one below takes it again
+            let step = step?;
             match step {
                 Some((seq, k)) => {
                     first.get_or_insert(seq);
@@ -336,8 +340,7 @@ impl Producer {
         let got = match first {
             Some(r) => Some(r),
             None if timeout == Some(0.0) => None,
-            None => in_slices(py, deadline(timeout)?, |slice| {
-                let mut s = cell.state.lock();
+            None => in_slices(py, deadline(timeout)?, &cell.state, |s, slice| {
                 s.reserve(&cell.gate, size, meta, Some(slice))
             })?,
         };

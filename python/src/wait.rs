@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 
-use crate::lock::SpinLock;
+use crate::lock::GilLock;
 
 use crate::error::{Busy, Closed, InvalidOption, to_py};
 
@@ -90,13 +90,15 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(100 * 365 * 86_400)
 }
 
-/// Calls `attempt(slice)` without the GIL, in slices of at most [`SLICE`],
-/// checking for signals between them, until it gives something or
-/// `deadline` passes (`Ok(None)`).
-pub(crate) fn in_slices<T: Send>(
+/// Calls `attempt(state, slice)` without the GIL, holding `lock`, in
+/// slices of at most [`SLICE`], checking for signals between them (with
+/// the lock given back), until it gives something or `deadline` passes
+/// (`Ok(None)`).
+pub(crate) fn in_slices<S: Send, T: Send>(
     py: Python<'_>,
     deadline: Option<Instant>,
-    mut attempt: impl FnMut(Duration) -> Result<Option<T>, Fail> + Send,
+    lock: &GilLock<S>,
+    mut attempt: impl FnMut(&mut S, Duration) -> Result<Option<T>, Fail> + Send,
 ) -> PyResult<Option<T>> {
     loop {
         let slice = match deadline {
@@ -109,24 +111,23 @@ pub(crate) fn in_slices<T: Send>(
                 left.min(SLICE)
             }
         };
-        if let Some(v) = py.allow_threads(|| attempt(slice))? {
+        let mut state = lock.lock(py);
+        if let Some(v) = py.allow_threads(|| attempt(&mut state, slice))? {
             return Ok(Some(v));
         }
+        drop(state);
         py.check_signals()?;
     }
 }
 
-/// Runs `f` on the value in `lock`: at once if it is free, else waiting
-/// for it without the GIL (its holder may be a wait in a slice, which
-/// never takes the GIL while holding the lock: the lock order is GIL,
-/// then state lock).
-pub(crate) fn locked<T: Send, R: Send>(
+/// Runs `f` on the value in `lock`, holding the GIL: at once if the lock
+/// is free, else after waiting for it without the GIL (its holder may be a
+/// wait in a slice, which gives it back without needing the GIL).
+#[inline]
+pub(crate) fn locked<T: Send, R>(
     py: Python<'_>,
-    lock: &SpinLock<T>,
-    f: impl FnOnce(&mut T) -> R + Send,
+    lock: &GilLock<T>,
+    f: impl FnOnce(&mut T) -> R,
 ) -> R {
-    match lock.try_lock() {
-        Some(mut g) => f(&mut g),
-        None => py.allow_threads(|| f(&mut lock.lock())),
-    }
+    f(&mut lock.lock(py))
 }
