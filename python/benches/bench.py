@@ -82,7 +82,11 @@ class ShmqEnd:
         self.send_many = producer.publish_many
         receive = consumer.receive
         receive_many = consumer.receive_many
+        # Busy polling is `receive(timeout=0)` in a loop, as the issue and
+        # users write it; `try_receive()` is the same call without the
+        # keyword (~25 ns less on CPython 3.11).
         self.poll = consumer.try_receive
+        self.receive = receive
         self.recv = receive
         self.recv_many = lambda: len(receive_many(256, 1.0))
         self.keep = (producer, consumer)
@@ -297,6 +301,7 @@ class Iceoryx2:
 class Bare:
     send_many = None
     recv_many = None
+    receive = None  # a receive(timeout=...) whose timeout=0 is the busy poll
 
     def close(self):
         pass
@@ -323,11 +328,15 @@ def side_b(peer_cls, args, kind, n, size, ctl):
         payload = b"b" * size
         ctl.send("ready")
         if kind in ("busy", "block"):
-            poll, recv, send = end.poll, end.recv, end.send
+            poll, recv, send, timed = end.poll, end.recv, end.send, end.receive
             for _ in range(n):
                 if kind == "busy":
-                    while poll() is None:
-                        pass
+                    if timed is not None:
+                        while timed(timeout=0) is None:
+                            pass
+                    else:
+                        while poll() is None:
+                            pass
                 else:
                     recv()
                 send(payload)
@@ -377,15 +386,19 @@ def side_a(peer_cls, args, kind, n, size, ctl):
         ctl.send("ready")
         assert ctl.recv() == "go"
         if kind in ("busy", "block"):
-            poll, recv, send = end.poll, end.recv, end.send
+            poll, recv, send, timed = end.poll, end.recv, end.send, end.receive
             samples = []
             add = samples.append
             for _ in range(n):
                 t0 = PC()
                 send(payload)
                 if kind == "busy":
-                    while poll() is None:
-                        pass
+                    if timed is not None:
+                        while timed(timeout=0) is None:
+                            pass
+                    else:
+                        while poll() is None:
+                            pass
                 else:
                     recv()
                 add(PC() - t0)

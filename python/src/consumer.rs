@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyIndexError, PyStopIteration};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyFloat, PyInt};
 
 use crate::buffer::{Gate, Tokens, gated_view};
 use crate::error::{Closed, IntoPy, InvalidOption};
@@ -324,6 +324,30 @@ impl Cell {
     }
 }
 
+/// A `timeout` argument in seconds: an exact float or int without the
+/// float object that a general conversion of an int makes (this is on
+/// the busy-polling path, `receive(timeout=0)`); anything else real
+/// (a numpy scalar, a `Fraction`) as `float()` would take it. Its range is
+/// checked by the waits (`seconds`).
+fn timeout_seconds(t: &Bound<'_, PyAny>) -> PyResult<f64> {
+    if let Ok(f) = t.downcast_exact::<PyFloat>() {
+        return Ok(f.value());
+    }
+    if let Ok(i) = t.downcast_exact::<PyInt>() {
+        if let Ok(v) = i.extract::<i64>() {
+            return Ok(v as f64);
+        }
+    }
+    t.extract::<f64>().map_err(|_| {
+        pyo3::exceptions::PyTypeError::new_err(format!(
+            "timeout must be a number of seconds or None, not {}",
+            t.get_type()
+                .name()
+                .map_or_else(|_| "?".to_string(), |n| n.to_string())
+        ))
+    })
+}
+
 /// Where a group starts: "earliest", "latest" or a seq.
 pub(crate) fn parse_start(start: &Bound<'_, PyAny>) -> PyResult<shmq::Start> {
     if let Ok(seq) = start.extract::<u64>() {
@@ -425,7 +449,15 @@ impl Consumer {
 
     /// The next message, or None when `timeout` seconds pass first.
     #[pyo3(signature = (timeout=None))]
-    fn receive(slf: &Bound<'_, Self>, timeout: Option<f64>) -> PyResult<Option<Py<Message>>> {
+    fn receive(
+        slf: &Bound<'_, Self>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<Py<Message>>> {
+        let timeout = timeout.map(timeout_seconds).transpose()?;
+        if timeout == Some(0.0) {
+            // The busy-polling call: exactly what `try_receive` does.
+            return Consumer::try_receive(slf);
+        }
         let got = slf
             .get()
             .cell

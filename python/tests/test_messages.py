@@ -3,6 +3,7 @@ and their lifetime, metadata, batches, reservations, acks, the DLQ."""
 
 import threading
 import time
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -110,6 +111,27 @@ def test_try_receive_polls(q):
     c.close()
     with pytest.raises(shmq.Closed):
         c.try_receive()
+
+
+def test_receive_timeout_forms(q):
+    """timeout=0 (int or float) polls; other numbers wait; anything else is refused."""
+    c = q.consumer("g")
+    p = q.producer()
+    for zero in (0, 0.0, False):
+        assert c.receive(timeout=zero) is None
+        p.publish(b"z")
+        m = c.receive(timeout=zero)
+        assert m is not None and bytes(m) == b"z"
+    assert c.receive(0) is None  # positional
+    p.publish(b"w")
+    assert bytes(c.receive(timeout=1)) == b"w"
+    assert c.receive(timeout=Fraction(1, 20)) is None  # any real number
+    for bad in ("1", b"1", [1]):
+        with pytest.raises(TypeError, match="timeout must be a number of seconds or None"):
+            c.receive(timeout=bad)
+    for bad in (-1, -0.5, float("nan"), float("inf"), 1 << 80):
+        with pytest.raises(shmq.InvalidOption):
+            c.receive(timeout=bad)
 
 
 def test_next_receive_finishes_the_previous_auto_message(q):
