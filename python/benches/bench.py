@@ -329,6 +329,8 @@ def side_b(peer_cls, args, kind, n, size, ctl):
         ctl.send("ready")
         if kind in ("busy", "block"):
             poll, recv, send, timed = end.poll, end.recv, end.send, end.receive
+            # The wait is written out here and in side_a, not shared: a
+            # helper's call would sit on the measured path of every peer.
             for _ in range(n):
                 if kind == "busy":
                     if timed is not None:
