@@ -251,6 +251,12 @@ impl std::fmt::Debug for Delivery<'_> {
 }
 
 impl Delivery<'_> {
+    /// The seq its consumer will look at next ([`Consumer::position`],
+    /// which the delivery's borrow of the consumer puts out of reach).
+    pub fn consumer_position(&self) -> u64 {
+        self.consumer.position()
+    }
+
     /// Finishes the message for the group. With ack=auto it was finished
     /// when received, and this only releases its slot (as dropping does).
     /// With ack=manual: [`Error::LeaseExpired`] if the lease was taken away.
@@ -386,6 +392,13 @@ pub struct Batch<'c> {
 }
 
 impl Batch<'_> {
+    /// The seq its consumer will look at next ([`Consumer::position`],
+    /// which the batch's borrow of the consumer puts out of reach): the
+    /// one after the batch's last.
+    pub fn consumer_position(&self) -> u64 {
+        self.consumer.position()
+    }
+
     /// Number of messages.
     pub fn len(&self) -> usize {
         self.count

@@ -319,6 +319,28 @@ fn every_payload_length_round_trips() {
 }
 
 #[test]
+fn a_consumers_position_is_readable_beside_its_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("position", &opts(&dir).slots(16)).unwrap();
+    let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
+    let mut p = q.producer().unwrap();
+    assert_eq!(c.position(), 0);
+    for i in 0..6u8 {
+        p.publish(&[i]).unwrap();
+    }
+    let d = c.try_receive().unwrap().unwrap();
+    assert_eq!((d.seq(), d.consumer_position()), (0, 1));
+    drop(d);
+    assert_eq!(c.position(), 1);
+    let b = c.receive_batch(3, Duration::from_secs(1)).unwrap();
+    assert_eq!((b.len(), b.consumer_position()), (3, 4));
+    drop(b);
+    assert_eq!(c.position(), 4);
+    c.seek(Seek::Earliest).unwrap();
+    assert_eq!(c.position(), 0);
+}
+
+#[test]
 fn typed_values() {
     let dir = tempfile::tempdir().unwrap();
     let q = Queue::create("typed", &opts(&dir)).unwrap();
