@@ -41,6 +41,7 @@ from ._shmq import (
     InvalidOption,
     Io,
     LeaseExpired,
+    MAX_GROUP_NAME,
     Message,
     NotFound,
     Producer,
@@ -51,6 +52,7 @@ from ._shmq import (
     TooLarge,
     __version__,
     _after_fork_in_child,
+    default_dir,
 )
 
 if hasattr(_os, "register_at_fork"):
@@ -73,6 +75,7 @@ __all__ = [
     "InvalidOption",
     "Io",
     "LeaseExpired",
+    "MAX_GROUP_NAME",
     "Message",
     "NotFound",
     "Producer",
@@ -82,4 +85,5 @@ __all__ = [
     "Timeout",
     "TooLarge",
     "__version__",
+    "default_dir",
 ]

@@ -11,6 +11,12 @@ from typing_extensions import Buffer, Self
 __version__: str
 SLICE_SECONDS: float
 """Longest wait without the GIL before signals are looked at (0.05 s)."""
+MAX_GROUP_NAME: int
+"""Longest group name, in bytes (UTF-8)."""
+
+def default_dir() -> pathlib.Path:
+    """The directory queues live in when no ``dir`` is given: ``$SHMQ_DIR``,
+    else ``/dev/shm`` (read at each call)."""
 
 _Start = Union[Literal["earliest", "latest"], int]
 _Path = Union[str, "os.PathLike[str]"]
@@ -102,7 +108,7 @@ class Queue:
         """Creates a queue (``Exists`` if it is there already).
 
         ``slots`` is a power of two; ``overflow`` is "block" (a publish waits
-        for room) or "reject" (it raises ``Full``); ``lease`` is the
+        for room), "reject" (it raises ``Full``) or "spill" (below); ``lease`` is the
         visibility timeout of an ack="manual" delivery; after
         ``max_deliveries`` a message goes to the dead-letter queue of
         ``dlq_slots`` entries; ``dedup_window`` keys are remembered for
@@ -361,6 +367,11 @@ class Consumer:
     @property
     def group(self) -> str:
         """The group's name."""
+
+    @property
+    def position(self) -> int:
+        """The seq this consumer will look at next (after its open message
+        or batch, if there is one)."""
 
     @property
     def ack(self) -> str:

@@ -60,7 +60,7 @@ impl Info {
 /// The open delivery or batch; borrows the consumer in [`State`].
 enum Held {
     One(shmq::Delivery<'static>),
-    Batch(#[allow(dead_code)] shmq::Batch<'static>),
+    Batch(shmq::Batch<'static>),
 }
 
 /// The consumer and what is open on it.
@@ -432,6 +432,21 @@ impl Consumer {
     #[getter]
     fn group(&self) -> &str {
         &self.cell.group
+    }
+
+    /// The seq this consumer will look at next (after the open message or
+    /// batch, if there is one).
+    #[getter]
+    fn position(&self, py: Python<'_>) -> PyResult<u64> {
+        check_fork(self.cell.made_in)?;
+        Ok(self.cell.with_state(py, |s| {
+            s.reap(&self.cell.gate);
+            match &s.current {
+                Some((_, Held::One(d))) => Ok(d.consumer_position()),
+                Some((_, Held::Batch(b))) => Ok(b.consumer_position()),
+                None => s.consumer(&self.cell.gate).map(|c| c.position()),
+            }
+        })?)
     }
 
     /// "auto" or "manual".

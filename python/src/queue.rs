@@ -542,3 +542,10 @@ impl DeadLetters {
         Ok(self.queue.get().get()?.dlq().len() as usize)
     }
 }
+
+/// The directory queues live in when no `dir` is given: `$SHMQ_DIR`, else
+/// `/dev/shm` (read at each call).
+#[pyfunction]
+pub(crate) fn default_dir() -> PathBuf {
+    shmq::default_dir()
+}

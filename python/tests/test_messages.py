@@ -134,6 +134,25 @@ def test_receive_timeout_forms(q):
             c.receive(timeout=bad)
 
 
+def test_consumer_position(q):
+    p = q.producer()
+    c = q.consumer("g")
+    assert c.position == 0
+    for i in range(6):
+        p.publish(b"%d" % i)
+    m = c.receive(timeout=1)
+    assert (m.seq, c.position) == (0, 1)  # beside the open message
+    b = c.receive_many(3, timeout=1)
+    assert (len(b), c.position) == (3, 4)  # beside the open batch
+    b.release()
+    assert c.position == 4
+    c.seek("earliest")
+    assert c.position == 0
+    c.close()
+    with pytest.raises(shmq.Closed):
+        c.position
+
+
 def test_next_receive_finishes_the_previous_auto_message(q):
     p = q.producer()
     p.publish(b"one")

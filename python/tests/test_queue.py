@@ -71,6 +71,26 @@ def test_dir_overrides_shmq_dir(qdir, tmp_path, name):
     shmq.Queue.remove(name, dir=str(other))
 
 
+def test_default_dir_follows_shmq_dir(qdir, monkeypatch, name):
+    assert shmq.default_dir() == qdir
+    q = shmq.Queue.create(name)
+    assert q.path.parent == shmq.default_dir()
+    q.close()
+    monkeypatch.delenv("SHMQ_DIR")
+    assert str(shmq.default_dir()) == "/dev/shm"
+    monkeypatch.setenv("SHMQ_DIR", "")
+    assert str(shmq.default_dir()) == "/dev/shm"
+
+
+def test_group_names_up_to_max_group_name(qdir, name):
+    q = shmq.Queue.create(name)
+    assert shmq.MAX_GROUP_NAME == 48
+    q.create_group("g" * shmq.MAX_GROUP_NAME)
+    with pytest.raises(shmq.InvalidName):
+        q.create_group("g" * (shmq.MAX_GROUP_NAME + 1))
+    q.close()
+
+
 @pytest.mark.parametrize("bad", ["", "a/b", "..", "a b", "x" * 201])
 def test_invalid_names(qdir, bad):
     with pytest.raises(shmq.InvalidName):
