@@ -191,6 +191,14 @@ typedef uint32_t shmq_start;
 typedef uint32_t shmq_ack_mode;
 
 /**
+ * How a consumer's blocking receive waits (`shmq_consumer_options.wait`):
+ * `SHMQ_WAIT_STRATEGY_SPIN_FUTEX` (the default), `..._SPIN_YIELD` or
+ * `..._BUSY_SPIN`. A receive with timeout 0 never waits, whatever this
+ * says.
+ */
+typedef uint32_t shmq_wait_strategy;
+
+/**
  * Options of a consumer. Start from `shmq_consumer_options_default()`.
  */
 typedef struct shmq_consumer_options {
@@ -208,6 +216,11 @@ typedef struct shmq_consumer_options {
    * The seq to start at with `SHMQ_START_SEQ`.
    */
   uint64_t start_seq;
+  /**
+   * How a blocking receive waits (a `shmq_wait_strategy`, default
+   * `SHMQ_WAIT_STRATEGY_SPIN_FUTEX`, which is 0).
+   */
+  shmq_wait_strategy wait;
 } shmq_consumer_options;
 
 /**
@@ -799,6 +812,24 @@ typedef struct shmq_queue_stats {
  */
 #define SHMQ_NACK_DEAD_LETTER 2
 
+/**
+ * Spin, yield, then sleep on a futex until a producer wakes it: an idle
+ * consumer uses next to no CPU; the first message after a sleep pays for
+ * a wake-up.
+ */
+#define SHMQ_WAIT_STRATEGY_SPIN_FUTEX 0
+
+/**
+ * Spin a little, then give the core away (`sched_yield`) between polls:
+ * near busy-spin latency while nothing else wants the core.
+ */
+#define SHMQ_WAIT_STRATEGY_SPIN_YIELD 1
+
+/**
+ * Poll without pause: the lowest latency, and a whole core while waiting.
+ */
+#define SHMQ_WAIT_STRATEGY_BUSY_SPIN 2
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -948,12 +979,38 @@ enum shmq_status shmq_consumer_seek(struct shmq_consumer *consumer,
                                     uint64_t *next_out);
 
 /**
- * Writes the seq this consumer will look at next to `position_out`.
+ * Writes the seq this consumer will look at next to `position_out` (with
+ * a delivery or batch pending: the one after it).
  *
  * # Safety
  * `consumer` as for `shmq_receive`; `position_out` NULL or writable.
  */
 enum shmq_status shmq_consumer_position(struct shmq_consumer *consumer, uint64_t *position_out);
+
+/**
+ * Copies the name of this consumer's group into `buf` (see
+ * `shmq_queue_name` for `buf`, `capacity` and `len_out`; a group name has
+ * at most 48 bytes, so `SHMQ_GROUP_NAME_CAP` bytes always suffice).
+ *
+ * # Safety
+ * `consumer` is NULL or a live consumer handle; `buf` is NULL or writable
+ * for `capacity` bytes; `len_out` is NULL or writable.
+ */
+enum shmq_status shmq_consumer_group(const struct shmq_consumer *consumer,
+                                     char *buf,
+                                     size_t capacity,
+                                     size_t *len_out);
+
+/**
+ * Writes this consumer's ack mode (`SHMQ_ACK_AUTO` or `SHMQ_ACK_MANUAL`)
+ * to `ack_out`.
+ *
+ * # Safety
+ * `consumer` is NULL or a live consumer handle; `ack_out` is NULL or
+ * writable.
+ */
+enum shmq_status shmq_consumer_ack_mode(const struct shmq_consumer *consumer,
+                                        shmq_ack_mode *ack_out);
 
 /**
  * Writes the number of dead letters waiting (not redriven) to `len_out`.
@@ -1031,7 +1088,8 @@ enum shmq_status shmq_dlq_purge(const struct shmq_queue *queue, uint64_t *count_
 struct shmq_options shmq_options_default(void);
 
 /**
- * The consumer defaults: start earliest, ack auto.
+ * The consumer defaults: start earliest, ack auto, wait spin-futex (all
+ * zero, so a zeroed struct is the defaults too).
  */
 struct shmq_consumer_options shmq_consumer_options_default(void);
 
@@ -1183,6 +1241,25 @@ enum shmq_status shmq_reservation_set_meta(struct shmq_reservation *reservation,
 enum shmq_status shmq_reservation_truncate(struct shmq_reservation *reservation, size_t len);
 
 /**
+ * Writes the seq the reserved message will have to `seq_out`.
+ *
+ * # Safety
+ * `reservation` is NULL or a reservation whose producer is live and not
+ * used by another thread; `seq_out` is NULL or writable.
+ */
+enum shmq_status shmq_reservation_seq(struct shmq_reservation *reservation, uint64_t *seq_out);
+
+/**
+ * Writes the largest payload this producer publishes (the queue's
+ * `slot_size`) to `len_out`.
+ *
+ * # Safety
+ * `producer` is NULL or a live producer handle not used by another
+ * thread; `len_out` is NULL or writable.
+ */
+enum shmq_status shmq_producer_max_payload(const struct shmq_producer *producer, size_t *len_out);
+
+/**
  * Publishes the reserved message and writes its seq to `seq_out` (may be
  * NULL). The reservation ends whatever the result: `SHMQ_ABORTED` means
  * consumers gave up on it (held longer than `unblock_timeout`) and it was
@@ -1327,6 +1404,58 @@ enum shmq_status shmq_groups(const struct shmq_queue *queue,
 enum shmq_status shmq_group_stats(const struct shmq_queue *queue,
                                   const char *group,
                                   struct shmq_group_info *info_out);
+
+/**
+ * Copies the queue's name into `buf`: its first `min(len, capacity - 1)`
+ * bytes and a NUL (nothing if `capacity` is 0, when `buf` may be NULL),
+ * and writes its full length `len` (without the NUL) to `len_out`, so
+ * `*len_out >= capacity` means `buf` was too small. The other name and
+ * path getters (`shmq_queue_path`, `shmq_queue_spill_dir`,
+ * `shmq_consumer_group`, `shmq_default_dir`) work the same way.
+ *
+ * # Safety
+ * `queue` is NULL or live; `buf` is NULL or writable for `capacity` bytes;
+ * `len_out` is NULL or writable.
+ */
+enum shmq_status shmq_queue_name(const struct shmq_queue *queue,
+                                 char *buf,
+                                 size_t capacity,
+                                 size_t *len_out);
+
+/**
+ * Copies the path of the queue's file into `buf` (as `shmq_queue_name`).
+ *
+ * # Safety
+ * As for `shmq_queue_name`.
+ */
+enum shmq_status shmq_queue_path(const struct shmq_queue *queue,
+                                 char *buf,
+                                 size_t capacity,
+                                 size_t *len_out);
+
+/**
+ * Copies the queue's spill directory (where overflow=spill writes its
+ * segment files) into `buf` (as `shmq_queue_name`). `SHMQ_NOT_FOUND` if
+ * the queue does not spill.
+ *
+ * # Safety
+ * As for `shmq_queue_name`.
+ */
+enum shmq_status shmq_queue_spill_dir(const struct shmq_queue *queue,
+                                      char *buf,
+                                      size_t capacity,
+                                      size_t *len_out);
+
+/**
+ * Copies the directory queues live in when `shmq_options.dir` is NULL
+ * (`$SHMQ_DIR`, else `/dev/shm`, read at each call) into `buf` (as
+ * `shmq_queue_name`).
+ *
+ * # Safety
+ * `buf` is NULL or writable for `capacity` bytes; `len_out` is NULL or
+ * writable.
+ */
+enum shmq_status shmq_default_dir(char *buf, size_t capacity, size_t *len_out);
 
 /**
  * Writes a snapshot of the queue's counters and cursors to `stats_out`.

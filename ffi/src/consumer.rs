@@ -17,10 +17,14 @@ use std::time::Duration;
 
 use shmq::{Batch, Consumer, Delivery, Message};
 
-use crate::options::{Wait, shmq_consumer_options, shmq_nack_kind, shmq_seek};
+use crate::options::{
+    SHMQ_ACK_AUTO, SHMQ_ACK_MANUAL, Wait, shmq_ack_mode, shmq_consumer_options, shmq_nack_kind,
+    shmq_seek,
+};
 use crate::queue::shmq_queue;
 use crate::status::{
     Fail, guard, guard_or, handle, handle_ref, input, invalid, out, out_opt, shmq_status, text,
+    write_text,
 };
 
 /// The consumer of one group. Not thread-safe: use it from one thread at a
@@ -33,6 +37,10 @@ pub struct shmq_consumer {
     current: Current,
     /// Owned (from `Box::leak`); freed in `Drop` after `current`.
     consumer: NonNull<Consumer>,
+    /// Its group's name and ack mode, kept here so that they can be read
+    /// while a delivery borrows the consumer.
+    group: Box<str>,
+    ack: shmq_ack_mode,
 }
 
 enum Current {
@@ -127,10 +135,18 @@ pub unsafe extern "C" fn shmq_consumer_new(
         let opts = unsafe { input(opts, "opts") }?
             .unwrap_or_else(|| crate::options::shmq_consumer_options_default())
             .to_rust()?;
-        let consumer = NonNull::from(Box::leak(Box::new(q.queue.consumer(group, opts)?)));
+        let c = q.queue.consumer(group, opts)?;
+        let ack = match c.ack_mode() {
+            shmq::Ack::Auto => SHMQ_ACK_AUTO,
+            shmq::Ack::Manual => SHMQ_ACK_MANUAL,
+        };
+        let group = c.group().into();
+        let consumer = NonNull::from(Box::leak(Box::new(c)));
         let h = Box::into_raw(Box::new(shmq_consumer {
             current: Current::None,
             consumer,
+            group,
+            ack,
         }));
         // SAFETY: checked writable out-parameter.
         unsafe { consumer_out.write(h) };
@@ -428,7 +444,8 @@ pub unsafe extern "C" fn shmq_consumer_seek(
     })
 }
 
-/// Writes the seq this consumer will look at next to `position_out`.
+/// Writes the seq this consumer will look at next to `position_out` (with
+/// a delivery or batch pending: the one after it).
 ///
 /// # Safety
 /// `consumer` as for `shmq_receive`; `position_out` NULL or writable.
@@ -446,15 +463,55 @@ pub unsafe extern "C" fn shmq_consumer_position(
             // borrowed by nothing else.
             Current::None => unsafe { h.consumer.as_ref() }.position(),
             // The pending delivery holds the consumer's only (`&mut`)
-            // borrow; reading beside it would alias it.
-            _ => {
-                return Err(Fail::Busy(
-                    "a delivery is pending on this consumer: shmq_ack it (or shmq_ack_all) first",
-                ));
-            }
+            // borrow: read through it, not beside it.
+            Current::One(d) => d.consumer_position(),
+            Current::Many(b) => b.consumer_position(),
         };
         // SAFETY: checked writable out-parameter.
         unsafe { position_out.write(pos) };
+        Ok(())
+    })
+}
+
+/// Copies the name of this consumer's group into `buf` (see
+/// `shmq_queue_name` for `buf`, `capacity` and `len_out`; a group name has
+/// at most 48 bytes, so `SHMQ_GROUP_NAME_CAP` bytes always suffice).
+///
+/// # Safety
+/// `consumer` is NULL or a live consumer handle; `buf` is NULL or writable
+/// for `capacity` bytes; `len_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_consumer_group(
+    consumer: *const shmq_consumer,
+    buf: *mut c_char,
+    capacity: usize,
+    len_out: *mut usize,
+) -> shmq_status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let h = unsafe { handle_ref(consumer, "consumer") }?;
+        // SAFETY: per the contract.
+        unsafe { write_text(h.group.as_bytes(), buf, capacity, len_out) }
+    })
+}
+
+/// Writes this consumer's ack mode (`SHMQ_ACK_AUTO` or `SHMQ_ACK_MANUAL`)
+/// to `ack_out`.
+///
+/// # Safety
+/// `consumer` is NULL or a live consumer handle; `ack_out` is NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_consumer_ack_mode(
+    consumer: *const shmq_consumer,
+    ack_out: *mut shmq_ack_mode,
+) -> shmq_status {
+    guard(|| {
+        let ack_out = out(ack_out, "ack_out")?;
+        // SAFETY: per the contract.
+        let h = unsafe { handle_ref(consumer, "consumer") }?;
+        // SAFETY: checked writable out-parameter.
+        unsafe { ack_out.write(h.ack) };
         Ok(())
     })
 }

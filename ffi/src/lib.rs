@@ -30,9 +30,9 @@ mod queue;
 mod status;
 
 pub use consumer::{
-    shmq_ack, shmq_ack_all, shmq_consumer, shmq_consumer_free, shmq_consumer_new,
-    shmq_consumer_position, shmq_consumer_seek, shmq_extend_lease, shmq_message, shmq_nack,
-    shmq_receive, shmq_receive_batch,
+    shmq_ack, shmq_ack_all, shmq_consumer, shmq_consumer_ack_mode, shmq_consumer_free,
+    shmq_consumer_group, shmq_consumer_new, shmq_consumer_position, shmq_consumer_seek,
+    shmq_extend_lease, shmq_message, shmq_nack, shmq_receive, shmq_receive_batch,
 };
 pub use dlq::{
     SHMQ_DLQ_REASON_MAX_DELIVERIES, SHMQ_DLQ_REASON_NACKED, SHMQ_DLQ_REASON_OTHER,
@@ -44,20 +44,23 @@ pub use options::{
     SHMQ_NACK_REQUEUE_AFTER, SHMQ_OVERFLOW_BLOCK, SHMQ_OVERFLOW_REJECT, SHMQ_OVERFLOW_SPILL,
     SHMQ_SEEK_EARLIEST, SHMQ_SEEK_LATEST, SHMQ_SEEK_SEQ, SHMQ_SEEK_TIME, SHMQ_START_EARLIEST,
     SHMQ_START_LATEST, SHMQ_START_SEQ, SHMQ_SYNC_ALWAYS, SHMQ_SYNC_EVERY_N, SHMQ_SYNC_NEVER,
-    SHMQ_WAIT_FOREVER, shmq_ack_mode, shmq_consumer_options, shmq_consumer_options_default,
-    shmq_meta, shmq_nack_kind, shmq_options, shmq_options_default, shmq_overflow, shmq_seek,
-    shmq_start, shmq_sync,
+    SHMQ_WAIT_FOREVER, SHMQ_WAIT_STRATEGY_BUSY_SPIN, SHMQ_WAIT_STRATEGY_SPIN_FUTEX,
+    SHMQ_WAIT_STRATEGY_SPIN_YIELD, shmq_ack_mode, shmq_consumer_options,
+    shmq_consumer_options_default, shmq_meta, shmq_nack_kind, shmq_options, shmq_options_default,
+    shmq_overflow, shmq_seek, shmq_start, shmq_sync, shmq_wait_strategy,
 };
 pub use producer::{
-    shmq_abort, shmq_buf, shmq_commit, shmq_producer, shmq_producer_free, shmq_producer_new,
-    shmq_publish, shmq_publish_batch, shmq_publish_timeout, shmq_publish_with,
-    shmq_publish_with_timeout, shmq_reservation, shmq_reservation_set_meta,
-    shmq_reservation_truncate, shmq_reserve, shmq_reserve_timeout,
+    shmq_abort, shmq_buf, shmq_commit, shmq_producer, shmq_producer_free,
+    shmq_producer_max_payload, shmq_producer_new, shmq_publish, shmq_publish_batch,
+    shmq_publish_timeout, shmq_publish_with, shmq_publish_with_timeout, shmq_reservation,
+    shmq_reservation_seq, shmq_reservation_set_meta, shmq_reservation_truncate, shmq_reserve,
+    shmq_reserve_timeout,
 };
 pub use queue::{
-    SHMQ_GROUP_NAME_CAP, shmq_group_create, shmq_group_delete, shmq_group_info, shmq_group_seek,
-    shmq_group_stats, shmq_groups, shmq_queue, shmq_queue_close, shmq_queue_create,
-    shmq_queue_flush, shmq_queue_open, shmq_queue_open_or_create, shmq_queue_remove,
+    SHMQ_GROUP_NAME_CAP, shmq_default_dir, shmq_group_create, shmq_group_delete, shmq_group_info,
+    shmq_group_seek, shmq_group_stats, shmq_groups, shmq_queue, shmq_queue_close,
+    shmq_queue_create, shmq_queue_flush, shmq_queue_name, shmq_queue_open,
+    shmq_queue_open_or_create, shmq_queue_path, shmq_queue_remove, shmq_queue_spill_dir,
     shmq_queue_stats, shmq_stats,
 };
 pub use status::{shmq_last_error, shmq_status, shmq_status_str, shmq_version};

@@ -79,6 +79,21 @@ pub const SHMQ_NACK_REQUEUE_AFTER: shmq_nack_kind = 1;
 /// Move it to the dead-letter queue now.
 pub const SHMQ_NACK_DEAD_LETTER: shmq_nack_kind = 2;
 
+/// How a consumer's blocking receive waits (`shmq_consumer_options.wait`):
+/// `SHMQ_WAIT_STRATEGY_SPIN_FUTEX` (the default), `..._SPIN_YIELD` or
+/// `..._BUSY_SPIN`. A receive with timeout 0 never waits, whatever this
+/// says.
+pub type shmq_wait_strategy = u32;
+/// Spin, yield, then sleep on a futex until a producer wakes it: an idle
+/// consumer uses next to no CPU; the first message after a sleep pays for
+/// a wake-up.
+pub const SHMQ_WAIT_STRATEGY_SPIN_FUTEX: shmq_wait_strategy = 0;
+/// Spin a little, then give the core away (`sched_yield`) between polls:
+/// near busy-spin latency while nothing else wants the core.
+pub const SHMQ_WAIT_STRATEGY_SPIN_YIELD: shmq_wait_strategy = 1;
+/// Poll without pause: the lowest latency, and a whole core while waiting.
+pub const SHMQ_WAIT_STRATEGY_BUSY_SPIN: shmq_wait_strategy = 2;
+
 /// A timeout meaning "as long as it takes" (`UINT64_MAX`). A timeout of 0
 /// means "do not wait".
 pub const SHMQ_WAIT_FOREVER: u64 = u64::MAX;
@@ -291,15 +306,20 @@ pub struct shmq_consumer_options {
     pub ack: shmq_ack_mode,
     /// The seq to start at with `SHMQ_START_SEQ`.
     pub start_seq: u64,
+    /// How a blocking receive waits (a `shmq_wait_strategy`, default
+    /// `SHMQ_WAIT_STRATEGY_SPIN_FUTEX`, which is 0).
+    pub wait: shmq_wait_strategy,
 }
 
-/// The consumer defaults: start earliest, ack auto.
+/// The consumer defaults: start earliest, ack auto, wait spin-futex (all
+/// zero, so a zeroed struct is the defaults too).
 #[unsafe(no_mangle)]
 pub extern "C" fn shmq_consumer_options_default() -> shmq_consumer_options {
     shmq_consumer_options {
         start: SHMQ_START_EARLIEST,
         ack: SHMQ_ACK_AUTO,
         start_seq: 0,
+        wait: SHMQ_WAIT_STRATEGY_SPIN_FUTEX,
     }
 }
 
@@ -314,9 +334,20 @@ impl shmq_consumer_options {
                 )));
             }
         };
+        let wait = match self.wait {
+            SHMQ_WAIT_STRATEGY_SPIN_FUTEX => shmq::Wait::SpinFutex,
+            SHMQ_WAIT_STRATEGY_SPIN_YIELD => shmq::Wait::SpinYield,
+            SHMQ_WAIT_STRATEGY_BUSY_SPIN => shmq::Wait::BusySpin,
+            other => {
+                return Err(Fail::Option(format!(
+                    "wait must be SHMQ_WAIT_STRATEGY_SPIN_FUTEX (0), SHMQ_WAIT_STRATEGY_SPIN_YIELD (1) or SHMQ_WAIT_STRATEGY_BUSY_SPIN (2), got {other}"
+                )));
+            }
+        };
         Ok(ConsumerOptions::new()
             .start(start(self.start, self.start_seq)?)
-            .ack(ack))
+            .ack(ack)
+            .wait(wait))
     }
 }
 

@@ -23,6 +23,9 @@ pub struct shmq_producer {
     pending: Option<Reservation<'static>>,
     /// Owned (from `Box::into_raw`); freed in `Drop` after `pending`.
     producer: NonNull<Producer>,
+    /// Its largest payload, kept here so that it can be read while a
+    /// reservation borrows the producer.
+    max_payload: usize,
 }
 
 /// A slot reserved by `shmq_reserve`, being written in place. It belongs to
@@ -75,10 +78,13 @@ pub unsafe extern "C" fn shmq_producer_new(
         let producer_out = out(producer_out, "producer_out")?;
         // SAFETY: per the contract.
         let q = unsafe { handle_ref(queue, "queue") }?;
-        let producer = NonNull::from(Box::leak(Box::new(q.queue.producer()?)));
+        let p = q.queue.producer()?;
+        let max_payload = p.max_payload();
+        let producer = NonNull::from(Box::leak(Box::new(p)));
         let h = Box::into_raw(Box::new(shmq_producer {
             pending: None,
             producer,
+            max_payload,
         }));
         // SAFETY: checked writable out-parameter.
         unsafe { producer_out.write(h) };
@@ -478,6 +484,48 @@ pub unsafe extern "C" fn shmq_reservation_truncate(
             }
             r.truncate(len);
         }
+        Ok(())
+    })
+}
+
+/// Writes the seq the reserved message will have to `seq_out`.
+///
+/// # Safety
+/// `reservation` is NULL or a reservation whose producer is live and not
+/// used by another thread; `seq_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_reservation_seq(
+    reservation: *mut shmq_reservation,
+    seq_out: *mut u64,
+) -> shmq_status {
+    guard(|| {
+        let seq_out = out(seq_out, "seq_out")?;
+        // SAFETY: per the contract.
+        let r = unsafe { pending(reservation) }?;
+        let seq = r.as_ref().map_or(0, |r| r.seq());
+        // SAFETY: checked writable out-parameter.
+        unsafe { seq_out.write(seq) };
+        Ok(())
+    })
+}
+
+/// Writes the largest payload this producer publishes (the queue's
+/// `slot_size`) to `len_out`.
+///
+/// # Safety
+/// `producer` is NULL or a live producer handle not used by another
+/// thread; `len_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_producer_max_payload(
+    producer: *const shmq_producer,
+    len_out: *mut usize,
+) -> shmq_status {
+    guard(|| {
+        let len_out = out(len_out, "len_out")?;
+        // SAFETY: per the contract.
+        let h = unsafe { handle_ref(producer, "producer") }?;
+        // SAFETY: checked writable out-parameter.
+        unsafe { len_out.write(h.max_payload) };
         Ok(())
     })
 }

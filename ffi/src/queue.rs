@@ -10,6 +10,7 @@ use crate::options::{
 };
 use crate::status::{
     Fail, fill_array, guard, guard_or, handle_ref, input, out, out_opt, shmq_status, text,
+    write_text,
 };
 
 /// An open queue: a mapping of its file. Thread-safe: any number of
@@ -437,6 +438,118 @@ pub unsafe extern "C" fn shmq_group_stats(
         // SAFETY: checked writable out-parameter.
         unsafe { info_out.write((&info).into()) };
         Ok(())
+    })
+}
+
+/// Copies the queue's name into `buf`: its first `min(len, capacity - 1)`
+/// bytes and a NUL (nothing if `capacity` is 0, when `buf` may be NULL),
+/// and writes its full length `len` (without the NUL) to `len_out`, so
+/// `*len_out >= capacity` means `buf` was too small. The other name and
+/// path getters (`shmq_queue_path`, `shmq_queue_spill_dir`,
+/// `shmq_consumer_group`, `shmq_default_dir`) work the same way.
+///
+/// # Safety
+/// `queue` is NULL or live; `buf` is NULL or writable for `capacity` bytes;
+/// `len_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_queue_name(
+    queue: *const shmq_queue,
+    buf: *mut c_char,
+    capacity: usize,
+    len_out: *mut usize,
+) -> shmq_status {
+    // SAFETY: per the contract.
+    unsafe {
+        queue_text(queue, buf, capacity, len_out, |q| {
+            Ok(q.name().as_bytes().to_vec())
+        })
+    }
+}
+
+/// A queue getter of the "copy a string out" convention: `text` of the
+/// queue into `buf`.
+///
+/// # Safety
+/// As for `shmq_queue_name`.
+unsafe fn queue_text(
+    queue: *const shmq_queue,
+    buf: *mut c_char,
+    capacity: usize,
+    len_out: *mut usize,
+    text: impl FnOnce(&Queue) -> Result<Vec<u8>, Fail>,
+) -> shmq_status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let q = unsafe { handle_ref(queue, "queue") }?;
+        let text = text(&q.queue)?;
+        // SAFETY: per the contract.
+        unsafe { write_text(&text, buf, capacity, len_out) }
+    })
+}
+
+/// Copies the path of the queue's file into `buf` (as `shmq_queue_name`).
+///
+/// # Safety
+/// As for `shmq_queue_name`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_queue_path(
+    queue: *const shmq_queue,
+    buf: *mut c_char,
+    capacity: usize,
+    len_out: *mut usize,
+) -> shmq_status {
+    // SAFETY: per the contract.
+    unsafe {
+        queue_text(queue, buf, capacity, len_out, |q| {
+            Ok(q.path().as_os_str().as_encoded_bytes().to_vec())
+        })
+    }
+}
+
+/// Copies the queue's spill directory (where overflow=spill writes its
+/// segment files) into `buf` (as `shmq_queue_name`). `SHMQ_NOT_FOUND` if
+/// the queue does not spill.
+///
+/// # Safety
+/// As for `shmq_queue_name`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_queue_spill_dir(
+    queue: *const shmq_queue,
+    buf: *mut c_char,
+    capacity: usize,
+    len_out: *mut usize,
+) -> shmq_status {
+    // SAFETY: per the contract.
+    unsafe {
+        queue_text(queue, buf, capacity, len_out, |q| {
+            let dir = q.stats().spill_dir.ok_or_else(|| {
+                shmq::Error::NotFound(format!(
+                    "spill directory of queue {:?}: its overflow is not spill",
+                    q.name()
+                ))
+            })?;
+            Ok(dir.into_os_string().into_encoded_bytes())
+        })
+    }
+}
+
+/// Copies the directory queues live in when `shmq_options.dir` is NULL
+/// (`$SHMQ_DIR`, else `/dev/shm`, read at each call) into `buf` (as
+/// `shmq_queue_name`).
+///
+/// # Safety
+/// `buf` is NULL or writable for `capacity` bytes; `len_out` is NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_default_dir(
+    buf: *mut c_char,
+    capacity: usize,
+    len_out: *mut usize,
+) -> shmq_status {
+    guard(|| {
+        let dir = shmq::default_dir();
+        // SAFETY: per the contract.
+        unsafe { write_text(dir.as_os_str().as_encoded_bytes(), buf, capacity, len_out) }
     })
 }
 

@@ -358,6 +358,44 @@ where
     Ok(())
 }
 
+/// The "copy a string out" convention of the name and path getters
+/// (`shmq_queue_name`, `shmq_consumer_group`, `shmq_default_dir`, ...):
+/// writes the first `min(len, capacity - 1)` bytes of `text` and a NUL to
+/// `buf` (nothing when `capacity` is 0, when `buf` may be NULL), and the
+/// full length `len` (without the NUL) to `len_out`, so `*len_out >=
+/// capacity` means `buf` was too small.
+///
+/// # Safety
+/// `buf` is NULL or writable for `capacity` bytes; `len_out` is NULL or
+/// writable.
+pub(crate) unsafe fn write_text(
+    text: &[u8],
+    buf: *mut c_char,
+    capacity: usize,
+    len_out: *mut usize,
+) -> Result<(), Fail> {
+    let len_out = out(len_out, "len_out")?;
+    if capacity > 0 {
+        out(buf, "buf")?;
+    }
+    if capacity > isize::MAX as usize {
+        return Err(invalid(format!("capacity {capacity} is not a size")));
+    }
+    if capacity > 0 {
+        let n = text.len().min(capacity - 1);
+        // SAFETY: `buf` is non-NULL (checked since `capacity > 0`) and
+        // writable for `capacity > n` bytes per the contract; `text` is
+        // ours, so they do not overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), n);
+            buf.add(n).write(0);
+        }
+    }
+    // SAFETY: checked writable out-parameter.
+    unsafe { len_out.write(text.len()) };
+    Ok(())
+}
+
 /// An optional out-parameter (NULL: the caller does not want it).
 pub(crate) fn out_opt<T>(ptr: *mut T, name: &'static str) -> Result<Option<Out<T>>, Fail> {
     if ptr.is_null() {

@@ -28,6 +28,7 @@ static void test_defaults(void) {
     shmq_consumer_options c = shmq_consumer_options_default();
     CHECK(c.start == SHMQ_START_EARLIEST);
     CHECK(c.ack == SHMQ_ACK_AUTO);
+    CHECK(c.wait == SHMQ_WAIT_STRATEGY_SPIN_FUTEX && SHMQ_WAIT_STRATEGY_SPIN_FUTEX == 0);
 }
 
 static void test_round_trip(void) {
@@ -350,7 +351,9 @@ static void test_groups_and_seek(void) {
     CHECK_OK(shmq_receive(c, MS(1000), &m));
     CHECK(m.seq == 5);
     uint64_t pos = 0;
-    CHECK_STATUS(shmq_consumer_position(c, &pos), SHMQ_BUSY); /* delivery pending */
+    CHECK_OK(shmq_consumer_position(c, &pos)); /* beside the pending delivery */
+    CHECK(pos == 6);
+    pos = 0;
     CHECK_OK(shmq_ack(c, &m));
     CHECK_OK(shmq_consumer_position(c, &pos));
     CHECK(pos == 6);
@@ -377,6 +380,94 @@ static void test_groups_and_seek(void) {
     CHECK_STATUS(shmq_group_delete(q, "from5"), SHMQ_NOT_FOUND);
     CHECK_OK(shmq_groups(q, NULL, 0, &n));
     CHECK(n == 2);
+    shmq_producer_free(&p);
+    shmq_queue_close(&q);
+}
+
+/* Names, paths and the other getters; the wait strategies. */
+static void test_getters_and_wait_strategies(void) {
+    shmq_options o = test_options(16, 200);
+    shmq_queue *q = NULL;
+    REQUIRE_OK(shmq_queue_create("names", &o, &q));
+
+    char buf[512];
+    size_t len = 0;
+    CHECK_OK(shmq_queue_name(q, buf, sizeof buf, &len));
+    CHECK(len == 5 && strcmp(buf, "names") == 0);
+    CHECK_OK(shmq_queue_name(q, buf, 3, &len)); /* too small: cut, still a C string */
+    CHECK(len == 5 && strcmp(buf, "na") == 0);
+    CHECK_OK(shmq_queue_name(q, NULL, 0, &len)); /* just the length */
+    CHECK(len == 5);
+    CHECK_STATUS(shmq_queue_name(q, NULL, 8, &len), SHMQ_NULL_ARGUMENT);
+    CHECK_STATUS(shmq_queue_name(q, buf, sizeof buf, NULL), SHMQ_NULL_ARGUMENT);
+    char want[512];
+    snprintf(want, sizeof want, "%s/names.shmq", test_dir);
+    CHECK_OK(shmq_queue_path(q, buf, sizeof buf, &len));
+    CHECK(len == strlen(want) && strcmp(buf, want) == 0);
+    CHECK_STATUS(shmq_queue_spill_dir(q, buf, sizeof buf, &len), SHMQ_NOT_FOUND);
+
+    const char *old = getenv("SHMQ_DIR");
+    char saved[512] = "";
+    if (old != NULL) {
+        snprintf(saved, sizeof saved, "%s", old);
+    }
+    setenv("SHMQ_DIR", test_dir, 1);
+    CHECK_OK(shmq_default_dir(buf, sizeof buf, &len));
+    CHECK(strcmp(buf, test_dir) == 0 && len == strlen(test_dir));
+    unsetenv("SHMQ_DIR");
+    CHECK_OK(shmq_default_dir(buf, sizeof buf, &len));
+    CHECK(strcmp(buf, "/dev/shm") == 0 && len == 8);
+    if (old != NULL) {
+        setenv("SHMQ_DIR", saved, 1);
+    }
+
+    shmq_producer *p = NULL;
+    REQUIRE_OK(shmq_producer_new(q, &p));
+    size_t max = 0;
+    CHECK_OK(shmq_producer_max_payload(p, &max));
+    CHECK(max == 200);
+    uint8_t *slot = NULL;
+    shmq_reservation *r = NULL;
+    REQUIRE_OK(shmq_reserve(p, 4, &slot, &r));
+    uint64_t seq = 99, committed = 98;
+    CHECK_OK(shmq_reservation_seq(r, &seq));
+    CHECK_OK(shmq_producer_max_payload(p, &max)); /* beside the reservation */
+    memcpy(slot, "abcd", 4);
+    CHECK_OK(shmq_commit(r, &committed));
+    CHECK(seq == 0 && committed == 0);
+    CHECK_STATUS(shmq_reservation_seq(r, &seq), SHMQ_INVALID_ARGUMENT); /* ended */
+
+    /* Every wait strategy receives; an unknown one is refused. */
+    const shmq_wait_strategy strategies[] = {SHMQ_WAIT_STRATEGY_SPIN_FUTEX,
+                                             SHMQ_WAIT_STRATEGY_SPIN_YIELD,
+                                             SHMQ_WAIT_STRATEGY_BUSY_SPIN};
+    for (size_t i = 0; i < 3; i++) {
+        shmq_consumer_options co = shmq_consumer_options_default();
+        co.wait = strategies[i];
+        co.ack = i == 1 ? SHMQ_ACK_MANUAL : SHMQ_ACK_AUTO;
+        char group[16];
+        snprintf(group, sizeof group, "g%zu", i);
+        shmq_consumer *c = NULL;
+        REQUIRE_OK(shmq_consumer_new(q, group, &co, &c));
+        CHECK_OK(shmq_consumer_group(c, buf, sizeof buf, &len));
+        CHECK(strcmp(buf, group) == 0 && len == strlen(group));
+        shmq_ack_mode ack = 7;
+        CHECK_OK(shmq_consumer_ack_mode(c, &ack));
+        CHECK(ack == co.ack);
+        shmq_message m;
+        CHECK_OK(shmq_receive(c, MS(1000), &m));
+        CHECK(m.seq == 0 && m.len == 4 && memcmp(m.data, "abcd", 4) == 0);
+        CHECK_OK(shmq_consumer_group(c, buf, SHMQ_GROUP_NAME_CAP, &len)); /* beside it */
+        CHECK_OK(shmq_ack(c, &m));
+        CHECK_STATUS(shmq_receive(c, MS(20), &m), SHMQ_TIMEOUT);
+        shmq_consumer_free(&c);
+    }
+    shmq_consumer_options bad = shmq_consumer_options_default();
+    bad.wait = 3;
+    shmq_consumer *c = NULL;
+    CHECK_STATUS(shmq_consumer_new(q, "bad", &bad, &c), SHMQ_INVALID_OPTION);
+    CHECK(c == NULL && strstr(shmq_last_error(), "wait must be") != NULL);
+
     shmq_producer_free(&p);
     shmq_queue_close(&q);
 }
@@ -508,6 +599,7 @@ int main(void) {
     RUN(test_batches);
     RUN(test_timeouts);
     RUN(test_groups_and_seek);
+    RUN(test_getters_and_wait_strategies);
     RUN(test_open_and_remove);
     RUN(test_threads);
     return finish();

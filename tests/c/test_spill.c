@@ -130,6 +130,10 @@ static void test_spill_round_trip(void) {
     CHECK(s.spill_bytes_on_disk == s.spill_segments * SEGMENT);
     CHECK(s.spill_full == 0 && s.spill_lost == 0 && s.rejected == 0);
     CHECK(exists(spill_dir_of(name)));
+    char dir[256];
+    size_t dir_len = 0;
+    CHECK_OK(shmq_queue_spill_dir(q, dir, sizeof dir, &dir_len));
+    CHECK(dir_len == strlen(spill_dir_of(name)) && strcmp(dir, spill_dir_of(name)) == 0);
 
     /* A reservation writes in place in the ring, so it does not spill: it
      * waits for room, here until its timeout. */
