@@ -344,6 +344,28 @@ impl Producer {
     /// the seq of the first; the others follow in order (consecutively,
     /// unless a slot was held by a stalled producer).
     pub fn publish_batch<P: AsRef<[u8]>>(&mut self, payloads: &[P]) -> Result<u64> {
+        self.publish_batch_until(payloads, None)
+    }
+
+    /// Like [`publish_batch`](Self::publish_batch), waiting at most
+    /// `timeout` for room ([`Error::Timeout`] after that). A batch of at
+    /// most `slots` messages is claimed at once, so on `Timeout` none of it
+    /// was published; a larger one goes in `slots`-sized parts, and a
+    /// `Timeout` may come after the first parts were published.
+    pub fn publish_batch_timeout<P: AsRef<[u8]>>(
+        &mut self,
+        payloads: &[P],
+        timeout: Duration,
+    ) -> Result<u64> {
+        let deadline = Instant::now().checked_add(timeout);
+        self.publish_batch_until(payloads, deadline)
+    }
+
+    fn publish_batch_until<P: AsRef<[u8]>>(
+        &mut self,
+        payloads: &[P],
+        deadline: Option<Instant>,
+    ) -> Result<u64> {
         for p in payloads {
             self.check_len(p.as_ref().len())?;
         }
@@ -358,7 +380,7 @@ impl Producer {
         let result = (|| {
             while i < payloads.len() {
                 let n = (payloads.len() - i).min(cap) as u64;
-                let Some(start) = self.claim_or_spill(n, None)? else {
+                let Some(start) = self.claim_or_spill(n, deadline)? else {
                     let mut recs: Vec<Record<'_>> = payloads[i..i + n as usize]
                         .iter()
                         .map(|p| Record {
@@ -369,7 +391,7 @@ impl Producer {
                             payload: p.as_ref(),
                         })
                         .collect();
-                    if let Some(seq) = self.spill(&mut recs, None, &mut |_| {})? {
+                    if let Some(seq) = self.spill(&mut recs, deadline, &mut |_| {})? {
                         first.get_or_insert(seq);
                         i += n as usize;
                     }

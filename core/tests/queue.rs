@@ -341,6 +341,36 @@ fn a_consumers_position_is_readable_beside_its_delivery() {
 }
 
 #[test]
+fn a_batch_waits_for_room_at_most_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("batch-timeout", &opts(&dir).slots(8)).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    assert_eq!(
+        p.publish_batch_timeout(&[[1u8]; 6], Duration::from_secs(1))
+            .unwrap(),
+        0
+    );
+    // 2 free, 3 asked: all or nothing, after the timeout.
+    let t = Instant::now();
+    assert!(matches!(
+        p.publish_batch_timeout(&[[2u8]; 3], Duration::from_millis(50)),
+        Err(Error::Timeout)
+    ));
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(q.stats().published, 6);
+    // A consumer frees room: the batch goes in.
+    let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
+    drop(c.receive_batch(8, Duration::from_secs(1)).unwrap());
+    assert_eq!(
+        p.publish_batch_timeout(&[[3u8]; 3], Duration::from_secs(1))
+            .unwrap(),
+        6
+    );
+}
+
+#[test]
 fn typed_values() {
     let dir = tempfile::tempdir().unwrap();
     let q = Queue::create("typed", &opts(&dir)).unwrap();

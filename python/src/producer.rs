@@ -16,7 +16,7 @@ use pyo3::types::{PyList, PyTuple};
 
 use crate::buffer::{Gate, Input, Tokens, gated_view};
 use crate::error::{Closed, InvalidOption, Timeout};
-use crate::wait::{Fail, check_fork, deadline, generation, in_slices, locked};
+use crate::wait::{Fail, SLICE, check_fork, deadline, generation, in_slices, locked, seconds};
 
 struct State {
     /// The open reservation and its token; declared before `producer`
@@ -275,32 +275,56 @@ impl Producer {
         let slices: Vec<&[u8]> = inputs.iter().map(Input::as_slice).collect();
         let cell = &*self.cell;
         let meta = shmq::Meta::new();
+        // How long one batch attempt may wait without the GIL (and without
+        // looking at signals): a slice at most, no longer than `timeout`.
+        let batch_wait = match timeout {
+            Some(t) => seconds("timeout", t)?.min(SLICE),
+            None => SLICE,
+        };
+        let slots = cell.queue.slots() as usize;
         let mut first = None;
         let mut i = 0;
         while i < slices.len() {
             let rest = &slices[i..];
-            // Without the GIL: `room` counts only what consumers have freed,
-            // so a producer elsewhere can still fill the ring first and
-            // make this batch wait (the core's batch publish has no
-            // deadline); other threads run meanwhile.
+            // Without the GIL, other threads running meanwhile. Each attempt
+            // is at most `slots` messages, so the core claims it at once and
+            // a timeout means none of it went in; the attempt gives up after
+            // `batch_wait` (`room` counts only what consumers have freed: a
+            // producer elsewhere may have filled the ring first), and the
+            // message then goes the waiting way, in slices that look at
+            // Ctrl-C.
             let mut s = cell.state.lock(py);
             let step = py.allow_threads(|| -> Result<Option<(u64, usize)>, Fail> {
                 let queue = &cell.queue;
                 let p = s.producer()?;
-                if !cell.blocks || cell.spills {
+                if !cell.blocks {
+                    // overflow=reject never waits.
                     return Ok(Some((p.publish_batch(rest)?, rest.len())));
                 }
-                if s.room == 0 {
-                    let st = queue.stats();
-                    s.room = st.slots.saturating_sub(st.depth);
+                let k = if cell.spills {
+                    // A full ring spills; only a full spill may wait.
+                    rest.len().min(slots)
+                } else {
+                    if s.room == 0 {
+                        let st = queue.stats();
+                        s.room = st.slots.saturating_sub(st.depth);
+                    }
+                    if s.room == 0 {
+                        return Ok(None);
+                    }
+                    rest.len().min(s.room as usize)
+                };
+                match p.publish_batch_timeout(&rest[..k], batch_wait) {
+                    Ok(seq) => {
+                        s.room = s.room.saturating_sub(k as u64);
+                        Ok(Some((seq, k)))
+                    }
+                    Err(shmq::Error::Timeout) => {
+                        s.room = 0;
+                        Ok(None)
+                    }
+                    Err(e) => Err(e.into()),
                 }
-                if s.room == 0 {
-                    return Ok(None);
-                }
-                let k = rest.len().min(s.room as usize);
-                let seq = p.publish_batch(&rest[..k])?;
-                s.room -= k as u64;
-                Ok(Some((seq, k)))
             });
             drop(s); // publish_one below takes it again
             let step = step?;
@@ -310,7 +334,7 @@ impl Producer {
                     i += k;
                 }
                 None => {
-                    // The ring is full: one message the waiting way.
+                    // No room in time: one message the waiting way.
                     let seq = cell.publish_one(py, rest[0], &meta, timeout)?;
                     first.get_or_insert(seq);
                     i += 1;
