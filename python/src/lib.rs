@@ -19,6 +19,7 @@ use pyo3::prelude::*;
 
 #[pymodule]
 fn _shmq(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    refuse_without_gil(m.py())?;
     buffer::init_type(m)?;
     error::register(m)?;
     m.add_class::<queue::Queue>()?;
@@ -34,5 +35,22 @@ fn _shmq(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_GROUP_NAME", shmq::MAX_GROUP_NAME)?;
     m.add("SLICE_SECONDS", wait::SLICE.as_secs_f64())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
+
+/// The handles' locks rely on the GIL (`lock.rs`). A free-threaded CPython
+/// turns the GIL back on when it imports this module (which does not say
+/// it can run without), unless it was forced off (`PYTHON_GIL=0`,
+/// `-X gil=0`): then the import fails instead of running unsound.
+fn refuse_without_gil(py: Python<'_>) -> PyResult<()> {
+    let sys = py.import("sys")?;
+    if let Ok(enabled) = sys.getattr("_is_gil_enabled") {
+        if !enabled.call0()?.is_truthy()? {
+            return Err(pyo3::exceptions::PyImportError::new_err(
+                "shmq needs the GIL, which this free-threaded Python runs without \
+                 (PYTHON_GIL=0 or -X gil=0): run it with the GIL enabled",
+            ));
+        }
+    }
     Ok(())
 }

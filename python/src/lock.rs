@@ -11,21 +11,35 @@
 //!
 //! On a `lock()` that finds it held, the caller waits for it without the
 //! GIL (spinning briefly, then yielding, then napping), takes the GIL back
-//! and tries again; the holder never needs the GIL to give it back, so
-//! there is no deadlock.
+//! and tries again. A waiter never holds the GIL, so a holder that takes
+//! the GIL back before giving the lock up (a wait slice ending) never
+//! deadlocks with it.
 //!
-//! The GIL is always there: the extension is built for the stable ABI,
-//! which free-threaded CPython does not load, and pyo3 refuses to import
-//! it in a sub-interpreter.
+//! Fairness: a holder that waits in slices gives the lock back between
+//! them with the GIL held and takes it again at once, before any waiter
+//! could get the GIL; so between slices it calls
+//! [`yield_to_waiters`](GilLock::yield_to_waiters), which lets the GIL go
+//! until a waiter has taken the lock (or a few milliseconds pass). Without
+//! it, a `close()` from another thread waited for a blocked `receive()` to
+//! end.
+//!
+//! The GIL is always there: pyo3 refuses to import the module in a
+//! sub-interpreter, and on a free-threaded CPython the module's import
+//! turns the GIL back on (it does not declare that it can run without),
+//! or fails where the GIL was forced off (`refuse_without_gil` in
+//! `lib.rs`).
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use pyo3::Python;
 
 pub(crate) struct GilLock<T> {
     held: AtomicBool,
+    /// Threads in `lock()` waiting for it (a hint for
+    /// `yield_to_waiters`; it guards no data, so Relaxed throughout).
+    waiting: AtomicU32,
     value: UnsafeCell<T>,
 }
 
@@ -45,6 +59,7 @@ impl<T: Send> GilLock<T> {
     pub(crate) fn new(value: T) -> GilLock<T> {
         GilLock {
             held: AtomicBool::new(false),
+            waiting: AtomicU32::new(0),
             value: UnsafeCell::new(value),
         }
     }
@@ -74,8 +89,39 @@ impl<T: Send> GilLock<T> {
             if let Some(g) = self.try_lock(py) {
                 return g;
             }
+            self.waiting.fetch_add(1, Ordering::Relaxed);
             py.allow_threads(|| self.wait_free());
+            let got = self.try_lock(py);
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            if let Some(g) = got {
+                return g;
+            }
         }
+    }
+
+    /// Called with the lock free by a thread that is about to take it again
+    /// after a wait slice: if another thread waits for it, lets the GIL go
+    /// until that thread has the lock, or 10 ms pass.
+    #[inline]
+    pub(crate) fn yield_to_waiters(&self, py: Python<'_>) {
+        if self.waiting.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        py.allow_threads(|| {
+            let start = Instant::now();
+            let mut round = 0u32;
+            while self.waiting.load(Ordering::Relaxed) > 0
+                && !self.held.load(Ordering::Relaxed)
+                && start.elapsed() < Duration::from_millis(10)
+            {
+                round = round.saturating_add(1);
+                if round < 64 {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::sleep(Duration::from_micros(20));
+                }
+            }
+        });
     }
 
     /// Until the lock looks free (the caller then takes the GIL and tries).

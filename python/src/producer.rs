@@ -327,6 +327,7 @@ impl Producer {
                 }
             });
             drop(s); // publish_one below takes it again
+            cell.state.yield_to_waiters(py);
             let step = step?;
             match step {
                 Some((seq, k)) => {

@@ -116,6 +116,7 @@ pub(crate) fn in_slices<S: Send, T: Send>(
             return Ok(Some(v));
         }
         drop(state);
+        lock.yield_to_waiters(py);
         py.check_signals()?;
     }
 }

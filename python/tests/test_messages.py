@@ -591,3 +591,49 @@ def test_a_consumer_shared_by_threads(qdir, name):
     for t in threads:
         t.join(30)
     assert len(set(seen)) == len(seen)
+
+
+def test_another_thread_gets_a_handle_a_blocked_call_waits_on(qdir, name):
+    """A receive (or publish) blocked for as long as it takes does not keep
+    the handle from other threads: they get in between its wait slices."""
+    q = shmq.Queue.create(name, slots=2)
+    q.create_group("g")
+    c = q.consumer("g")
+    p = q.producer()
+    p.publish(b"1")
+    p.publish(b"2")  # full: a third publish waits
+    ended = {}
+
+    def blocked(what, call):
+        try:
+            call()
+            ended[what] = "returned"
+        except shmq.Closed:
+            ended[what] = "closed"
+
+    c2 = q.consumer("h", start="latest")  # nothing for it: its receive waits
+    threads = [
+        threading.Thread(target=blocked, args=("receive", lambda: next(iter(c2))), daemon=True),
+        threading.Thread(target=blocked, args=("publish", lambda: p.publish(b"3")), daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)  # both are well into their waits
+    answers = []
+
+    def other_thread():
+        t0 = time.monotonic()
+        answers.append((c2.position, p.max_payload, c2.closed))
+        c2.close()
+        p.close()
+        answers.append(time.monotonic() - t0)
+
+    helper = threading.Thread(target=other_thread, daemon=True)
+    helper.start()
+    helper.join(5)
+    assert not helper.is_alive(), "the blocked calls kept the handles"
+    assert answers[0] == (2, 1024, False) and answers[1] < 1.0
+    for t in threads:
+        t.join(5)
+        assert not t.is_alive()
+    assert ended == {"receive": "closed", "publish": "closed"}

@@ -257,3 +257,23 @@ def test_stubs_match_the_extension(tmp_path):
         check=False,
     )
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_import_fails_where_the_gil_is_off():
+    """On a free-threaded Python run without the GIL (PYTHON_GIL=0) the
+    handles' locks would be unsound: the import refuses (emulated here by
+    the flag that such a Python reports)."""
+    child = python(
+        """
+        import sys
+        sys._is_gil_enabled = lambda: False
+        try:
+            import shmq
+        except ImportError as e:
+            print(e, flush=True)
+            sys.exit(3)
+        """
+    )
+    out, err = child.communicate(timeout=30)
+    assert child.returncode == 3, err
+    assert b"shmq needs the GIL" in out
