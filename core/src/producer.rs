@@ -344,28 +344,33 @@ impl Producer {
     /// the seq of the first; the others follow in order (consecutively,
     /// unless a slot was held by a stalled producer).
     pub fn publish_batch<P: AsRef<[u8]>>(&mut self, payloads: &[P]) -> Result<u64> {
+        // Without a deadline it publishes them all (or fails).
         self.publish_batch_until(payloads, None)
+            .map(|(first, _)| first)
     }
 
     /// Like [`publish_batch`](Self::publish_batch), waiting at most
-    /// `timeout` for room ([`Error::Timeout`] after that). A batch of at
-    /// most `slots` messages is claimed at once, so on `Timeout` none of it
-    /// was published; a larger one goes in `slots`-sized parts, and a
-    /// `Timeout` may come after the first parts were published.
+    /// `timeout` for room. Returns the seq of the first message and how
+    /// many of `payloads` were published — all of them unless the deadline
+    /// passed part-way (a batch larger than the ring goes in ring-sized
+    /// claims, and a position given up by a stalled producer moves the
+    /// rest one on); [`Error::Timeout`] if it passed before any was.
     pub fn publish_batch_timeout<P: AsRef<[u8]>>(
         &mut self,
         payloads: &[P],
         timeout: Duration,
-    ) -> Result<u64> {
+    ) -> Result<(u64, usize)> {
         let deadline = Instant::now().checked_add(timeout);
         self.publish_batch_until(payloads, deadline)
     }
 
+    /// The first seq and how many were published (fewer than all only
+    /// when `deadline` passed after some were).
     fn publish_batch_until<P: AsRef<[u8]>>(
         &mut self,
         payloads: &[P],
         deadline: Option<Instant>,
-    ) -> Result<u64> {
+    ) -> Result<(u64, usize)> {
         for p in payloads {
             self.check_len(p.as_ref().len())?;
         }
@@ -422,7 +427,11 @@ impl Producer {
         if self.journal {
             self.pump_journal();
         }
-        result.map(|()| first.unwrap_or_default())
+        match (result, first) {
+            (Ok(()), first) => Ok((first.unwrap_or_default(), i)),
+            (Err(Error::Timeout), Some(first)) => Ok((first, i)),
+            (Err(e), _) => Err(e),
+        }
     }
 
     /// Claims a slot for a payload of `len` bytes to be written in place.

@@ -346,12 +346,9 @@ fn a_batch_waits_for_room_at_most_its_timeout() {
     let q = Queue::create("batch-timeout", &opts(&dir).slots(8)).unwrap();
     q.create_group("g", Start::Earliest).unwrap();
     let mut p = q.producer().unwrap();
-    assert_eq!(
-        p.publish_batch_timeout(&[[1u8]; 6], Duration::from_secs(1))
-            .unwrap(),
-        0
-    );
-    // 2 free, 3 asked: all or nothing, after the timeout.
+    let wait = Duration::from_secs(1);
+    assert_eq!(p.publish_batch_timeout(&[[1u8]; 6], wait).unwrap(), (0, 6));
+    // 2 free, 3 asked: one claim, so none of it, after the timeout.
     let t = Instant::now();
     assert!(matches!(
         p.publish_batch_timeout(&[[2u8]; 3], Duration::from_millis(50)),
@@ -362,12 +359,17 @@ fn a_batch_waits_for_room_at_most_its_timeout() {
     assert_eq!(q.stats().published, 6);
     // A consumer frees room: the batch goes in.
     let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
-    drop(c.receive_batch(8, Duration::from_secs(1)).unwrap());
-    assert_eq!(
-        p.publish_batch_timeout(&[[3u8]; 3], Duration::from_secs(1))
-            .unwrap(),
-        6
-    );
+    drop(c.receive_batch(8, wait).unwrap());
+    assert_eq!(p.publish_batch_timeout(&[[3u8]; 3], wait).unwrap(), (6, 3));
+    // Larger than the ring, nobody reading: the first ring-sized part goes
+    // in and the rest times out, which the count says.
+    drop(c.receive_batch(8, wait).unwrap());
+    let big = [[4u8]; 20];
+    let (first, n) = p
+        .publish_batch_timeout(&big, Duration::from_millis(50))
+        .unwrap();
+    assert_eq!((first, n), (9, 8));
+    assert_eq!(q.stats().published, 17);
 }
 
 #[test]

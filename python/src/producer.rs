@@ -286,13 +286,11 @@ impl Producer {
         let mut i = 0;
         while i < slices.len() {
             let rest = &slices[i..];
-            // Without the GIL, other threads running meanwhile. Each attempt
-            // is at most `slots` messages, so the core claims it at once and
-            // a timeout means none of it went in; the attempt gives up after
-            // `batch_wait` (`room` counts only what consumers have freed: a
-            // producer elsewhere may have filled the ring first), and the
-            // message then goes the waiting way, in slices that look at
-            // Ctrl-C.
+            // Without the GIL, other threads running meanwhile. An attempt
+            // gives up after `batch_wait` (`room` counts only what consumers
+            // have freed: a producer elsewhere may have filled the ring
+            // first), saying how many went in, and the next message then
+            // goes the waiting way, in slices that look at Ctrl-C.
             let mut s = cell.state.lock(py);
             let step = py.allow_threads(|| -> Result<Option<(u64, usize)>, Fail> {
                 let queue = &cell.queue;
@@ -315,9 +313,16 @@ impl Producer {
                     rest.len().min(s.room as usize)
                 };
                 match p.publish_batch_timeout(&rest[..k], batch_wait) {
-                    Ok(seq) => {
-                        s.room = s.room.saturating_sub(k as u64);
-                        Ok(Some((seq, k)))
+                    Ok((seq, n)) => {
+                        // Fewer than `k` (a position given up by a stalled
+                        // producer moved the rest on, past the room): the
+                        // count of free slots is stale.
+                        s.room = if n < k {
+                            0
+                        } else {
+                            s.room.saturating_sub(n as u64)
+                        };
+                        Ok(Some((seq, n)))
                     }
                     Err(shmq::Error::Timeout) => {
                         s.room = 0;
