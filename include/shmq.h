@@ -979,8 +979,9 @@ enum shmq_status shmq_consumer_seek(struct shmq_consumer *consumer,
                                     uint64_t *next_out);
 
 /**
- * Writes the seq this consumer will look at next to `position_out` (with
- * a delivery or batch pending: the one after it).
+ * Writes the seq this consumer will look at next to `position_out` (its
+ * cursor, also with a delivery or batch pending; a redelivery of an older
+ * message does not move it).
  *
  * # Safety
  * `consumer` as for `shmq_receive`; `position_out` NULL or writable.
@@ -993,8 +994,9 @@ enum shmq_status shmq_consumer_position(struct shmq_consumer *consumer, uint64_t
  * at most 48 bytes, so `SHMQ_GROUP_NAME_CAP` bytes always suffice).
  *
  * # Safety
- * `consumer` is NULL or a live consumer handle; `buf` is NULL or writable
- * for `capacity` bytes; `len_out` is NULL or writable.
+ * `consumer` is NULL or a live consumer handle that no other thread uses
+ * meanwhile; `buf` is NULL or writable for `capacity` bytes; `len_out` is
+ * NULL or writable.
  */
 enum shmq_status shmq_consumer_group(const struct shmq_consumer *consumer,
                                      char *buf,
@@ -1006,8 +1008,8 @@ enum shmq_status shmq_consumer_group(const struct shmq_consumer *consumer,
  * to `ack_out`.
  *
  * # Safety
- * `consumer` is NULL or a live consumer handle; `ack_out` is NULL or
- * writable.
+ * `consumer` is NULL or a live consumer handle that no other thread uses
+ * meanwhile; `ack_out` is NULL or writable.
  */
 enum shmq_status shmq_consumer_ack_mode(const struct shmq_consumer *consumer,
                                         shmq_ack_mode *ack_out);

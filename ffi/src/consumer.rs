@@ -444,8 +444,9 @@ pub unsafe extern "C" fn shmq_consumer_seek(
     })
 }
 
-/// Writes the seq this consumer will look at next to `position_out` (with
-/// a delivery or batch pending: the one after it).
+/// Writes the seq this consumer will look at next to `position_out` (its
+/// cursor, also with a delivery or batch pending; a redelivery of an older
+/// message does not move it).
 ///
 /// # Safety
 /// `consumer` as for `shmq_receive`; `position_out` NULL or writable.
@@ -478,8 +479,9 @@ pub unsafe extern "C" fn shmq_consumer_position(
 /// at most 48 bytes, so `SHMQ_GROUP_NAME_CAP` bytes always suffice).
 ///
 /// # Safety
-/// `consumer` is NULL or a live consumer handle; `buf` is NULL or writable
-/// for `capacity` bytes; `len_out` is NULL or writable.
+/// `consumer` is NULL or a live consumer handle that no other thread uses
+/// meanwhile; `buf` is NULL or writable for `capacity` bytes; `len_out` is
+/// NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmq_consumer_group(
     consumer: *const shmq_consumer,
@@ -499,8 +501,8 @@ pub unsafe extern "C" fn shmq_consumer_group(
 /// to `ack_out`.
 ///
 /// # Safety
-/// `consumer` is NULL or a live consumer handle; `ack_out` is NULL or
-/// writable.
+/// `consumer` is NULL or a live consumer handle that no other thread uses
+/// meanwhile; `ack_out` is NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmq_consumer_ack_mode(
     consumer: *const shmq_consumer,

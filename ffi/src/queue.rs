@@ -479,6 +479,11 @@ unsafe fn queue_text(
     text: impl FnOnce(&Queue) -> Result<Vec<u8>, Fail>,
 ) -> shmq_status {
     guard(|| {
+        // The arguments first, so that a bad one is reported as such.
+        out(len_out, "len_out")?;
+        if capacity > 0 {
+            out(buf, "buf")?;
+        }
         // SAFETY: per the contract.
         let q = unsafe { handle_ref(queue, "queue") }?;
         let text = text(&q.queue)?;

@@ -370,8 +370,9 @@ class Consumer:
 
     @property
     def position(self) -> int:
-        """The seq this consumer will look at next (after its open message
-        or batch, if there is one)."""
+        """The seq this consumer will look at next: its cursor (also with a
+        message or batch open; a redelivery of an older one does not move
+        it)."""
 
     @property
     def ack(self) -> str:

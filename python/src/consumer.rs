@@ -338,7 +338,12 @@ fn timeout_seconds(t: &Bound<'_, PyAny>) -> PyResult<f64> {
             return Ok(v as f64);
         }
     }
-    t.extract::<f64>().map_err(|_| {
+    t.extract::<f64>().map_err(|e| {
+        // Only "not a number" is ours to word; anything else (an
+        // OverflowError, an exception from `__float__`) goes through.
+        if !e.is_instance_of::<pyo3::exceptions::PyTypeError>(t.py()) {
+            return e;
+        }
         pyo3::exceptions::PyTypeError::new_err(format!(
             "timeout must be a number of seconds or None, not {}",
             t.get_type()
@@ -434,8 +439,9 @@ impl Consumer {
         &self.cell.group
     }
 
-    /// The seq this consumer will look at next (after the open message or
-    /// batch, if there is one).
+    /// The seq this consumer will look at next: its cursor (also with a
+    /// message or batch open; a redelivery of an older one does not move
+    /// it).
     #[getter]
     fn position(&self, py: Python<'_>) -> PyResult<u64> {
         check_fork(self.cell.made_in)?;

@@ -132,6 +132,15 @@ def test_receive_timeout_forms(q):
     for bad in (-1, -0.5, float("nan"), float("inf"), 1 << 80):
         with pytest.raises(shmq.InvalidOption):
             c.receive(timeout=bad)
+    with pytest.raises(OverflowError):
+        c.receive(timeout=10**400)  # not a float at all: Python's own error
+
+    class Odd:
+        def __float__(self):
+            raise ValueError("no")
+
+    with pytest.raises(ValueError, match="no"):
+        c.receive(timeout=Odd())
 
 
 def test_consumer_position(q):
