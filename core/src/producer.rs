@@ -619,7 +619,14 @@ impl Producer {
                 self.shared.help_spill(false)?;
             }
             let room = self.room();
-            let wanted = if self.overflow != Overflow::Reject && !backoff.is_completed() && !spill {
+            // A blocked publisher holds out for a worthwhile amount of room
+            // while it spins; one whose deadline has come takes what is there.
+            let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
+            let wanted = if self.overflow != Overflow::Reject
+                && !backoff.is_completed()
+                && !spill
+                && !out_of_time
+            {
                 worthwhile
             } else {
                 n
@@ -643,10 +650,8 @@ impl Producer {
                     .fetch_add(1, Ordering::Relaxed);
                 return Err(Error::Full);
             }
-            if let Some(d) = deadline {
-                if Instant::now() >= d {
-                    return Err(Error::Timeout);
-                }
+            if out_of_time {
+                return Err(Error::Timeout);
             }
             if !backoff.is_completed() {
                 backoff.snooze();

@@ -372,6 +372,36 @@ fn a_batch_waits_for_room_at_most_its_timeout() {
     assert_eq!(q.stats().published, 17);
 }
 
+/// A publish that may not wait takes the room there is: a blocked
+/// publisher waits for a worthwhile amount of room (an eighth of the
+/// ring), but one out of time must not hold out for it.
+#[test]
+fn a_publish_out_of_time_takes_the_room_there_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("little-room", &opts(&dir).slots(64)).unwrap();
+    let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
+    let mut p = q.producer().unwrap();
+    for i in 0..64u8 {
+        p.publish(&[i]).unwrap();
+    }
+    assert!(matches!(p.try_publish(b"x"), Err(Error::Timeout)));
+    // One slot free again, fewer than the 8 a blocked publisher waits for.
+    drop(c.try_receive().unwrap().unwrap());
+    drop(c.try_receive().unwrap().unwrap()); // releases the first
+    assert_eq!(p.try_publish(b"a").unwrap(), 64);
+    drop(c.try_receive().unwrap().unwrap());
+    let meta = Meta::new();
+    assert_eq!(
+        p.publish_with_timeout(b"b", &meta, Duration::ZERO).unwrap(),
+        65
+    );
+    drop(c.try_receive().unwrap().unwrap());
+    assert_eq!(
+        p.publish_batch_timeout(&[b"c"], Duration::ZERO).unwrap(),
+        (66, 1)
+    );
+}
+
 #[test]
 fn typed_values() {
     let dir = tempfile::tempdir().unwrap();
