@@ -212,6 +212,25 @@ def test_full_and_timeout(qdir, name):
         pb.reserve(1, timeout=0.1)
 
 
+def test_a_publish_that_may_not_wait_takes_the_room_there_is(qdir, name):
+    # A blocked publish waits for an eighth of the ring (8 slots here) to
+    # free up; one with no time to wait takes the single slot there is.
+    q = shmq.Queue.create(name, slots=64)
+    c = q.consumer("g")
+    p = q.producer()
+    p.publish_many([b"x"] * 64)
+    c.receive(timeout=0)
+    c.receive(timeout=0)  # releases the first: one slot free
+    assert p.publish(b"a", timeout=0) == 64
+    c.receive(timeout=0)
+    assert p.publish_many([b"b"], timeout=0) == 65
+    c.receive(timeout=0)
+    r = p.reserve(1, timeout=0)
+    assert r.seq == 66
+    with r as view:
+        view[0] = ord("c")
+
+
 def test_blocked_publish_resumes_when_a_consumer_frees_room(qdir, name):
     q = shmq.Queue.create(name, slots=2)
     q.create_group("g")
