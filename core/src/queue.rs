@@ -686,6 +686,14 @@ impl Queue {
         &self.shared.path
     }
 
+    /// The spill directory (overflow=spill), where its segment files go.
+    pub fn spill_dir(&self) -> Option<PathBuf> {
+        self.shared
+            .spill
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()).dir.clone())
+    }
+
     /// Ring capacity in messages.
     pub fn slots(&self) -> u64 {
         self.shared.geo.slots
@@ -862,11 +870,7 @@ impl Queue {
             spill_bytes_on_disk: sp.bytes_on_disk.load(Ordering::Relaxed),
             spill_full: sp.full.load(Ordering::Relaxed),
             spill_lost: lost,
-            spill_dir: self
-                .shared
-                .spill
-                .as_ref()
-                .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()).dir.clone()),
+            spill_dir: self.spill_dir(),
             journal: shared.journal.as_ref().and_then(|_| {
                 let g = shared.lock();
                 let (first_seq, first_ns, next_seq) = shared.journal_range(&g)?;

@@ -12,6 +12,7 @@ fn opts(dir: &tempfile::TempDir) -> Options {
 fn round_trip_with_metadata() {
     let dir = tempfile::tempdir().unwrap();
     let q = Queue::create("rt", &opts(&dir)).unwrap();
+    assert_eq!(q.spill_dir(), None); // overflow=block
     let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
     let mut p = q.producer().unwrap();
     let before = std::time::SystemTime::now()

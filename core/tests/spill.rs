@@ -219,6 +219,7 @@ fn spilled_messages_survive_every_handle_closing() {
     }
     let q = Queue::open_with("reopen", &o).unwrap();
     assert_eq!(q.stats().spill_dir, Some(dir.path().join("spill")));
+    assert_eq!(q.spill_dir(), Some(dir.path().join("spill")));
     drain(&q, "a", 100, 400);
 }
 

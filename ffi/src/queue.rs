@@ -527,7 +527,7 @@ pub unsafe extern "C" fn shmq_queue_spill_dir(
     // SAFETY: per the contract.
     unsafe {
         queue_text(queue, buf, capacity, len_out, |q| {
-            let dir = q.stats().spill_dir.ok_or_else(|| {
+            let dir = q.spill_dir().ok_or_else(|| {
                 shmq::Error::NotFound(format!(
                     "spill directory of queue {:?}: its overflow is not spill",
                     q.name()

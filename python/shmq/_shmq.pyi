@@ -168,6 +168,10 @@ class Queue:
         """Path of the queue file."""
 
     @property
+    def spill_dir(self) -> Optional[pathlib.Path]:
+        """The spill directory (overflow="spill"), else None."""
+
+    @property
     def slots(self) -> int:
         """Ring capacity in messages."""
 

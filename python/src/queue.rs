@@ -286,6 +286,11 @@ impl Queue {
     fn path(&self) -> PyResult<PathBuf> {
         Ok(self.get()?.path().to_path_buf())
     }
+    /// The spill directory (overflow="spill"), else None.
+    #[getter]
+    fn spill_dir(&self) -> PyResult<Option<PathBuf>> {
+        Ok(self.get()?.spill_dir())
+    }
     /// Ring capacity in messages.
     #[getter]
     fn slots(&self) -> PyResult<u64> {

@@ -17,6 +17,8 @@ def test_spill_takes_what_the_ring_cannot(qdir, tmp_path, name):
     st = q.stats()
     assert st["spilled"] >= 100 and st["spill_depth"] > 0 and st["spill_segments"] >= 1
     assert str(st["spill_dir"]).startswith(str(spill))
+    assert q.spill_dir == st["spill_dir"]
+    assert shmq.Queue.create(name + "-ring").spill_dir is None
     c = q.consumer("g")
     got = []
     while len(got) < 150:
