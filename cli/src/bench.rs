@@ -114,6 +114,10 @@ pub(crate) struct BenchArgs {
     /// Idle: seconds each idle consumer waits.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
+    /// Latency: the receiving sides do not read the payload (a consumer
+    /// that looks at the metadata only, as the Python benchmark's do).
+    #[arg(long)]
+    no_read: bool,
     /// Latency: also draw the distribution (percentile plot, shmq against
     /// the baseline) to this SVG file.
     #[arg(long)]
@@ -164,6 +168,8 @@ pub(crate) struct WorkerArgs {
     ack: AckMode,
     #[arg(long, value_enum)]
     wait: Option<WaitArg>,
+    #[arg(long)]
+    no_read: bool,
 }
 
 impl WorkerArgs {
@@ -360,6 +366,9 @@ fn latency(args: &BenchArgs, cores: &[usize]) -> CliResult {
         if let Some(w) = args.wait {
             ack.extend(["--wait".to_string(), w.name().to_string()]);
         }
+        if args.no_read {
+            ack.push("--no-read".to_string());
+        }
         let pong = spawn("pong", &dir, count + warmup, args.size, c1, &ack)?;
         let mut ping_args = extra(warmup);
         ping_args.extend(ack);
@@ -403,6 +412,7 @@ fn latency(args: &BenchArgs, cores: &[usize]) -> CliResult {
             serde_json::json!({
                 "kind": "latency",
                 "size": args.size,
+                "read": !args.no_read,
                 "count": count * args.rounds as u64,
                 "rounds": args.rounds,
                 "p50_ns": s[0], "p99_ns": s[1], "p999_ns": s[2], "max_ns": s[3],
@@ -414,8 +424,11 @@ fn latency(args: &BenchArgs, cores: &[usize]) -> CliResult {
         );
     } else {
         println!(
-            "shmq bench latency: one-way (round trip / 2), {} B payload, {} round trips x {} rounds, 2 processes on cores {c0} and {c1}, {waiting}",
-            args.size, count, args.rounds
+            "shmq bench latency: one-way (round trip / 2), {} B payload{}, {} round trips x {} rounds, 2 processes on cores {c0} and {c1}, {waiting}",
+            args.size,
+            if args.no_read { " (not read)" } else { "" },
+            count,
+            args.rounds
         );
         println!(
             "{:<28} {:>10} {:>10} {:>10} {:>10}",
@@ -925,7 +938,7 @@ pub(crate) fn worker(a: WorkerArgs) -> CliResult {
             for _ in 0..a.count {
                 let t0 = Instant::now();
                 p.publish(&payload)?;
-                receive_into(&mut c, &mut buf, a.wait.is_some())?;
+                receive_into(&mut c, &mut buf, a.wait.is_some(), !a.no_read)?;
                 rtts.push(t0.elapsed().as_nanos() as u64);
             }
             samples(&a.dir, &rtts[a.skip as usize..])?
@@ -936,7 +949,7 @@ pub(crate) fn worker(a: WorkerArgs) -> CliResult {
             let mut c = Queue::open_with("ping", &opts)?.consumer("pong", a.consumer_options())?;
             let mut buf = vec![0u8; a.size];
             for _ in 0..a.count {
-                receive_into(&mut c, &mut buf, a.wait.is_some())?;
+                receive_into(&mut c, &mut buf, a.wait.is_some(), !a.no_read)?;
                 p.publish(&buf)?;
             }
             serde_json::json!({})
@@ -1051,16 +1064,19 @@ pub(crate) fn worker(a: WorkerArgs) -> CliResult {
     Ok(())
 }
 
-/// Receives one message into `buf` and acks it: with `receive` (the
-/// consumer's wait strategy) or by busy-polling `try_receive`.
+/// Receives one message, copies it into `buf` if `read`, and acks it:
+/// with `receive` (the consumer's wait strategy) or by busy-polling
+/// `try_receive`.
 #[inline(always)]
-fn receive_into(c: &mut shmq::Consumer, buf: &mut [u8], wait: bool) -> CliResult {
+fn receive_into(c: &mut shmq::Consumer, buf: &mut [u8], wait: bool, read: bool) -> CliResult {
     if wait {
-        return receive_waiting(c, buf);
+        return receive_waiting(c, buf, read);
     }
     loop {
         if let Some(m) = c.try_receive()? {
-            buf.copy_from_slice(m.payload());
+            if read {
+                buf.copy_from_slice(m.payload());
+            }
             m.ack()?;
             return Ok(());
         }
@@ -1072,9 +1088,11 @@ fn receive_into(c: &mut shmq::Consumer, buf: &mut [u8], wait: bool) -> CliResult
 /// polling loop, its delivery and the loop's shared a stack slot, and the
 /// loop paid for moving them there (~20 ns a round trip).
 #[inline(never)]
-fn receive_waiting(c: &mut shmq::Consumer, buf: &mut [u8]) -> CliResult {
+fn receive_waiting(c: &mut shmq::Consumer, buf: &mut [u8], read: bool) -> CliResult {
     let m = c.receive()?;
-    buf.copy_from_slice(m.payload());
+    if read {
+        buf.copy_from_slice(m.payload());
+    }
     m.ack()?;
     Ok(())
 }

@@ -237,6 +237,29 @@ fn bench_json_has_the_documented_keys() {
     for k in ["p50_ns", "p99_ns", "p999_ns", "max_ns", "baseline_p50_ns"] {
         assert!(v[k].as_u64().is_some_and(|x| x > 0), "{k}: {v}");
     }
+    assert_eq!(v["read"], true);
+    let out = Command::new(SHMQ)
+        .env("SHMQ_DIR", dir.path())
+        .args([
+            "bench",
+            "latency",
+            "--no-read",
+            "--count",
+            "2000",
+            "--rounds",
+            "1",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["read"], false);
+    assert!(v["p50_ns"].as_u64().is_some_and(|x| x > 0), "{v}");
     let out = Command::new(SHMQ)
         .env("SHMQ_DIR", dir.path())
         .args([
