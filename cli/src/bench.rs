@@ -118,6 +118,9 @@ pub(crate) struct BenchArgs {
     /// that looks at the metadata only, as the Python benchmark's do).
     #[arg(long)]
     no_read: bool,
+    /// Latency: slots of each of the two rings (default 64).
+    #[arg(long)]
+    slots: Option<u64>,
     /// Latency: also draw the distribution (percentile plot, shmq against
     /// the baseline) to this SVG file.
     #[arg(long)]
@@ -355,7 +358,10 @@ fn latency(args: &BenchArgs, cores: &[usize]) -> CliResult {
         // shmq: two queues, one each way.
         let dir = scratch.dir.join(format!("shmq-{round}"));
         std::fs::create_dir(&dir)?;
-        let opts = Options::new().dir(&dir).slots(64).slot_size(args.size);
+        let opts = Options::new()
+            .dir(&dir)
+            .slots(args.slots.unwrap_or(64))
+            .slot_size(args.size);
         for (name, group) in [("ping", "pong"), ("pong", "ping")] {
             Queue::create(name, &opts)?.create_group(group, Start::Earliest)?;
         }

@@ -244,6 +244,8 @@ fn bench_json_has_the_documented_keys() {
             "bench",
             "latency",
             "--no-read",
+            "--slots",
+            "4096",
             "--count",
             "2000",
             "--rounds",
