@@ -679,9 +679,9 @@ const _: () = assert!(SLOT_HEADER_SIZE < 64);
 /// consumer spins on, and the one the commit then writes — is written
 /// last, by stores that stay inside it. A single copy straddling the two
 /// lines made the two lines' ownership requests serial: on the Xeon VM in
-/// `BENCHMARKS.md`, 64 B one-way latency went ~365 -> ~265 ns where the
-/// consumer does not read the payload (Python busy polling 0.56 ->
-/// 0.38 µs), within noise where it does.
+/// `BENCHMARKS.md`, 64 B one-way latency over 4096-slot rings went
+/// ~365 -> ~262 ns where the consumer does not read the payload (Python
+/// busy polling 0.56 -> ~0.4 µs), ~380 -> ~290 ns where it does.
 ///
 /// # Safety
 /// `slot` points to a slot inside the mapping that the caller began
