@@ -23,8 +23,8 @@ use crate::options::{
 };
 use crate::queue::shmq_queue;
 use crate::status::{
-    Fail, guard, guard_or, handle, handle_ref, input, invalid, out, out_opt, shmq_status, text,
-    write_text,
+    Fail, OutBuf, guard, guard_or, handle, handle_ref, input, invalid, out, out_opt, shmq_status,
+    text,
 };
 
 /// The consumer of one group. Not thread-safe: use it from one thread at a
@@ -490,10 +490,12 @@ pub unsafe extern "C" fn shmq_consumer_group(
     len_out: *mut usize,
 ) -> shmq_status {
     guard(|| {
+        let dest = OutBuf::new(buf.cast(), capacity, len_out)?;
         // SAFETY: per the contract.
         let h = unsafe { handle_ref(consumer, "consumer") }?;
-        // SAFETY: per the contract.
-        unsafe { write_text(h.group.as_bytes(), buf, capacity, len_out) }
+        // SAFETY: `buf` and `len_out` per the contract.
+        unsafe { dest.write_text(h.group.as_bytes()) };
+        Ok(())
     })
 }
 

@@ -7,7 +7,7 @@ use shmq::{DeadLetter, Reason};
 
 use crate::queue::{SHMQ_GROUP_NAME_CAP, group_name, shmq_queue};
 use crate::status::{
-    fill_array, guard, handle_ref, input, invalid, out, out_opt, shmq_status, text,
+    OutBuf, fill_array, guard, handle_ref, input, out, out_opt, shmq_status, text,
 };
 
 /// Why a message was dead-lettered: `SHMQ_DLQ_REASON_NACKED`,
@@ -142,13 +142,7 @@ pub unsafe extern "C" fn shmq_dlq_payload(
     len_out: *mut usize,
 ) -> shmq_status {
     guard(|| {
-        let len_out = out(len_out, "len_out")?;
-        if capacity > 0 {
-            out(buf, "buf")?;
-        }
-        if capacity > isize::MAX as usize {
-            return Err(invalid(format!("capacity {capacity} is not a size")));
-        }
+        let dest = OutBuf::new(buf, capacity, len_out)?;
         let group = if group.is_null() {
             None
         } else {
@@ -167,15 +161,8 @@ pub unsafe extern "C" fn shmq_dlq_payload(
                     None => format!("dead letter of seq {seq}"),
                 })
             })?;
-        let n = d.payload.len().min(capacity);
-        if n > 0 {
-            // SAFETY: `buf` is non-NULL (checked since `capacity > 0`) and
-            // writable for `capacity >= n` bytes per the contract; the
-            // source is a Vec of ours, so they do not overlap.
-            unsafe { std::ptr::copy_nonoverlapping(d.payload.as_ptr(), buf, n) };
-        }
-        // SAFETY: checked writable out-parameter.
-        unsafe { len_out.write(d.payload.len()) };
+        // SAFETY: `buf` and `len_out` per the contract.
+        unsafe { dest.write_bytes(&d.payload) };
         Ok(())
     })
 }

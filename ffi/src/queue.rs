@@ -9,8 +9,7 @@ use crate::options::{
     shmq_seek, shmq_start,
 };
 use crate::status::{
-    Fail, fill_array, guard, guard_or, handle_ref, input, out, out_opt, shmq_status, text,
-    write_text,
+    Fail, OutBuf, fill_array, guard, guard_or, handle_ref, input, out, out_opt, shmq_status, text,
 };
 
 /// An open queue: a mapping of its file. Thread-safe: any number of
@@ -479,16 +478,13 @@ unsafe fn queue_text(
     text: impl FnOnce(&Queue) -> Result<Vec<u8>, Fail>,
 ) -> shmq_status {
     guard(|| {
-        // The arguments first, so that a bad one is reported as such.
-        out(len_out, "len_out")?;
-        if capacity > 0 {
-            out(buf, "buf")?;
-        }
+        let dest = OutBuf::new(buf.cast(), capacity, len_out)?;
         // SAFETY: per the contract.
         let q = unsafe { handle_ref(queue, "queue") }?;
         let text = text(&q.queue)?;
-        // SAFETY: per the contract.
-        unsafe { write_text(&text, buf, capacity, len_out) }
+        // SAFETY: `buf` and `len_out` per the contract.
+        unsafe { dest.write_text(&text) };
+        Ok(())
     })
 }
 
@@ -552,9 +548,11 @@ pub unsafe extern "C" fn shmq_default_dir(
     len_out: *mut usize,
 ) -> shmq_status {
     guard(|| {
+        let dest = OutBuf::new(buf.cast(), capacity, len_out)?;
         let dir = shmq::default_dir();
-        // SAFETY: per the contract.
-        unsafe { write_text(dir.as_os_str().as_encoded_bytes(), buf, capacity, len_out) }
+        // SAFETY: `buf` and `len_out` per the contract.
+        unsafe { dest.write_text(dir.as_os_str().as_encoded_bytes()) };
+        Ok(())
     })
 }
 

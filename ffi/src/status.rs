@@ -358,42 +358,73 @@ where
     Ok(())
 }
 
-/// The "copy a string out" convention of the name and path getters
-/// (`shmq_queue_name`, `shmq_consumer_group`, `shmq_default_dir`, ...):
-/// writes the first `min(len, capacity - 1)` bytes of `text` and a NUL to
-/// `buf` (nothing when `capacity` is 0, when `buf` may be NULL), and the
-/// full length `len` (without the NUL) to `len_out`, so `*len_out >=
-/// capacity` means `buf` was too small.
-///
-/// # Safety
-/// `buf` is NULL or writable for `capacity` bytes; `len_out` is NULL or
-/// writable.
-pub(crate) unsafe fn write_text(
-    text: &[u8],
-    buf: *mut c_char,
+/// A caller's buffer of `capacity` bytes and the `len_out` that gets the
+/// full length: the "copy out" convention of `shmq_dlq_payload` (bytes)
+/// and of the name and path getters (`shmq_queue_name`,
+/// `shmq_consumer_group`, `shmq_default_dir`, ...: a C string). `buf` may
+/// be NULL when `capacity` is 0 (the caller asks for the length only).
+/// Made before anything is looked up, so a bad argument is reported as
+/// such and nothing is written on failure.
+pub(crate) struct OutBuf {
+    buf: *mut u8,
     capacity: usize,
-    len_out: *mut usize,
-) -> Result<(), Fail> {
-    let len_out = out(len_out, "len_out")?;
-    if capacity > 0 {
-        out(buf, "buf")?;
-    }
-    if capacity > isize::MAX as usize {
-        return Err(invalid(format!("capacity {capacity} is not a size")));
-    }
-    if capacity > 0 {
-        let n = text.len().min(capacity - 1);
-        // SAFETY: `buf` is non-NULL (checked since `capacity > 0`) and
-        // writable for `capacity > n` bytes per the contract; `text` is
-        // ours, so they do not overlap.
-        unsafe {
-            std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), n);
-            buf.add(n).write(0);
+    len_out: Out<usize>,
+}
+
+impl OutBuf {
+    /// Checks `len_out`, `buf` (when `capacity > 0`) and `capacity`.
+    pub(crate) fn new(buf: *mut u8, capacity: usize, len_out: *mut usize) -> Result<OutBuf, Fail> {
+        let len_out = out(len_out, "len_out")?;
+        if capacity > 0 {
+            out(buf, "buf")?;
         }
+        if capacity > isize::MAX as usize {
+            return Err(invalid(format!("capacity {capacity} is not a size")));
+        }
+        Ok(OutBuf {
+            buf,
+            capacity,
+            len_out,
+        })
     }
-    // SAFETY: checked writable out-parameter.
-    unsafe { len_out.write(text.len()) };
-    Ok(())
+
+    /// Writes the first `min(len, capacity)` bytes of `data`, and `len` to
+    /// `len_out` (`*len_out > capacity`: `buf` was too small).
+    ///
+    /// # Safety
+    /// `buf` is writable for `capacity` bytes, `len_out` for a `usize`.
+    pub(crate) unsafe fn write_bytes(self, data: &[u8]) {
+        let n = data.len().min(self.capacity);
+        if n > 0 {
+            // SAFETY: `buf` is non-NULL (checked since `capacity > 0`) and
+            // writable for `capacity >= n` bytes per the contract; `data`
+            // is ours, so they do not overlap.
+            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.buf, n) };
+        }
+        // SAFETY: checked writable out-parameter.
+        unsafe { self.len_out.write(data.len()) };
+    }
+
+    /// Writes the first `min(len, capacity - 1)` bytes of `text` and a NUL
+    /// (nothing when `capacity` is 0), and `len` (without the NUL) to
+    /// `len_out` (`*len_out >= capacity`: `buf` was too small).
+    ///
+    /// # Safety
+    /// As for [`write_bytes`](Self::write_bytes).
+    pub(crate) unsafe fn write_text(self, text: &[u8]) {
+        if self.capacity > 0 {
+            let n = text.len().min(self.capacity - 1);
+            // SAFETY: `buf` is non-NULL (checked since `capacity > 0`) and
+            // writable for `capacity > n` bytes per the contract; `text` is
+            // ours, so they do not overlap.
+            unsafe {
+                std::ptr::copy_nonoverlapping(text.as_ptr(), self.buf, n);
+                self.buf.add(n).write(0);
+            }
+        }
+        // SAFETY: checked writable out-parameter.
+        unsafe { self.len_out.write(text.len()) };
+    }
 }
 
 /// An optional out-parameter (NULL: the caller does not want it).
