@@ -23,7 +23,7 @@ use pyo3::types::{PyBytes, PyFloat, PyInt};
 
 use crate::buffer::{Gate, Tokens, gated_view};
 use crate::error::{Closed, IntoPy, InvalidOption};
-use crate::wait::{Fail, check_fork, deadline, generation, in_slices, locked, seconds};
+use crate::wait::{Fail, check_fork, deadline, generation, in_slices, seconds};
 
 /// Polls a blocking receive makes holding the GIL before it waits
 /// without it (each ~20 ns when nothing is there).
@@ -198,10 +198,11 @@ pub(crate) struct Cell {
 }
 
 impl Cell {
-    /// Runs `f` on the state: at once if the mutex is free, else waiting
-    /// for it without the GIL (its holder may be a receive in a slice).
+    /// Runs `f` on the state, holding the GIL: at once if the lock is free,
+    /// else after waiting for it without the GIL (its holder may be a
+    /// receive in a slice).
     fn with_state<R>(&self, py: Python<'_>, f: impl FnOnce(&mut State) -> R) -> R {
-        locked(py, &self.state, f)
+        f(&mut self.state.lock(py))
     }
 
     /// Ends delivery `token` with `f`, once no buffer over it is alive.

@@ -16,7 +16,7 @@ use pyo3::types::{PyList, PyTuple};
 
 use crate::buffer::{Gate, Input, Tokens, gated_view};
 use crate::error::{Closed, InvalidOption, Timeout};
-use crate::wait::{Fail, SLICE, check_fork, deadline, generation, in_slices, locked, seconds};
+use crate::wait::{Fail, SLICE, check_fork, deadline, generation, in_slices, seconds};
 
 struct State {
     /// The open reservation and its token; declared before `producer`
@@ -123,7 +123,7 @@ pub(crate) struct Cell {
 
 impl Cell {
     fn with_state<R>(&self, py: Python<'_>, f: impl FnOnce(&mut State) -> R) -> R {
-        locked(py, &self.state, f)
+        f(&mut self.state.lock(py))
     }
 
     /// Publishes one message: a non-blocking attempt holding the GIL, then

@@ -120,15 +120,3 @@ pub(crate) fn in_slices<S: Send, T: Send>(
         py.check_signals()?;
     }
 }
-
-/// Runs `f` on the value in `lock`, holding the GIL: at once if the lock
-/// is free, else after waiting for it without the GIL (its holder may be a
-/// wait in a slice, which gives it back without needing the GIL).
-#[inline]
-pub(crate) fn locked<T: Send, R>(
-    py: Python<'_>,
-    lock: &GilLock<T>,
-    f: impl FnOnce(&mut T) -> R,
-) -> R {
-    f(&mut lock.lock(py))
-}
