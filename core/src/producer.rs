@@ -236,8 +236,8 @@ impl Producer {
             // second to the shared cache now makes that read a last-level
             // hit instead of one more snoop into our core (64 B one-way
             // ~400 -> ~290 ns on the Xeon in BENCHMARKS.md).
-            if self.shared.geo.slot_stride > 64 {
-                sys::demote(slot.wrapping_add(64));
+            if let Some(line) = self.second_line(slot) {
+                sys::demote(line);
             }
             // In a ring of PREFETCH_AHEAD slots or fewer (a power of two
             // that divides it) that position's slot is this one, whose
@@ -334,9 +334,16 @@ impl Producer {
     fn prefetch_slot(&self, pos: u64) {
         let slot = self.ring().slots.slot(pos);
         sys::prefetch_write(slot);
-        if self.shared.geo.slot_stride > 64 {
-            sys::prefetch_write(slot.wrapping_add(64));
+        if let Some(line) = self.second_line(slot) {
+            sys::prefetch_write(line);
         }
+    }
+
+    /// The second cache line of `slot`, if its stride has one (the first
+    /// line holds the state word, the header and up to 32 payload bytes).
+    #[inline(always)]
+    fn second_line(&self, slot: *mut u8) -> Option<*mut u8> {
+        (self.shared.geo.slot_stride > 64).then(|| slot.wrapping_add(64))
     }
 
     /// Publishes every payload of `payloads` with as few claims as possible
