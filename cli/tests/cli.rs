@@ -221,66 +221,40 @@ fn reject_overflow_and_bad_input_fail_with_one_clear_line() {
 #[test]
 fn bench_json_has_the_documented_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(SHMQ)
-        .env("SHMQ_DIR", dir.path())
-        .args([
-            "bench", "latency", "--count", "2000", "--rounds", "1", "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The bench's scratch queues go under SHMQ_DIR.
+    let bench = |args: &[&str]| -> serde_json::Value {
+        let out = Command::new(SHMQ)
+            .env("SHMQ_DIR", dir.path())
+            .arg("bench")
+            .args(args)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let v = bench(&["latency", "--count", "2000", "--rounds", "1"]);
     for k in ["p50_ns", "p99_ns", "p999_ns", "max_ns", "baseline_p50_ns"] {
         assert!(v[k].as_u64().is_some_and(|x| x > 0), "{k}: {v}");
     }
     assert_eq!(v["read"], true);
-    let out = Command::new(SHMQ)
-        .env("SHMQ_DIR", dir.path())
-        .args([
-            "bench",
-            "latency",
-            "--no-read",
-            "--slots",
-            "4096",
-            "--count",
-            "2000",
-            "--rounds",
-            "1",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = bench(&[
+        "latency",
+        "--no-read",
+        "--slots",
+        "4096",
+        "--count",
+        "2000",
+        "--rounds",
+        "1",
+    ]);
     assert_eq!(v["read"], false);
     assert!(v["p50_ns"].as_u64().is_some_and(|x| x > 0), "{v}");
-    let out = Command::new(SHMQ)
-        .env("SHMQ_DIR", dir.path())
-        .args([
-            "bench",
-            "throughput",
-            "--count",
-            "20000",
-            "--rounds",
-            "1",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = bench(&["throughput", "--count", "20000", "--rounds", "1"]);
     for k in ["msgs_per_s", "mb_per_s", "baseline_msgs_per_s"] {
         assert!(v[k].as_f64().is_some_and(|x| x > 0.0), "{k}: {v}");
     }
