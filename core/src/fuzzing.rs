@@ -2,7 +2,7 @@
 //! `core/fuzz/` and for tests that replay their corpus. **Not part of the
 //! API**: hidden from the docs, may change or go away in any release.
 
-use crate::segment::{self, Found};
+use crate::store::segment::{self, Found};
 
 /// Scans segment bytes as the spill's reader does (`segment::scan` from
 /// the first record, just past the 64-byte header), and returns every

@@ -34,41 +34,25 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 
+// The layers, bottom to top; a module imports only from its own layer or
+// the ones beneath it (docs/design.md; checked by core/tests/layers.rs).
+#[cfg(not(loom))]
+mod api;
 mod error;
-mod group;
-mod layout;
-mod lease;
-mod lock;
-mod options;
-mod registry;
-mod ring;
-mod sync;
-mod sys;
-mod tables;
-
+mod layout; // every byte of the queue file
 #[cfg(not(loom))]
-mod consumer;
+mod mapped; // one mapped queue and the services that run on it
+mod options; // the vocabulary: what a user asks for
+mod os; // the kernel and the CPU: files, mapping, futex, processes, clocks
+mod protocol; // the lock-free protocols, on any memory (loom-checked)
 #[cfg(not(loom))]
-mod dedup;
-#[cfg(not(loom))]
-mod dlq;
-#[cfg(not(loom))]
-mod journal;
-#[cfg(not(loom))]
-mod producer;
-#[cfg(not(loom))]
-mod queue;
-#[cfg(not(loom))]
-mod segment;
-mod spill;
+mod store; // segment files on disk
+mod sync; // the one switch between std and loom atomics // Queue, Producer, Consumer, Delivery, DeadLetters
 
 /// Internals for the fuzz targets (`core/fuzz/`): not part of the API.
 #[cfg(not(loom))]
 #[doc(hidden)]
 pub mod fuzzing;
-
-#[cfg(all(test, loom))]
-mod loom_models;
 
 /// The README's Rust example, compiled and run as a doctest.
 #[cfg(doctest)]
@@ -76,17 +60,19 @@ mod loom_models;
 pub struct ReadmeDoctests;
 
 #[cfg(not(loom))]
-pub use consumer::{Batch, Consumer, Delivery, Message};
+pub use api::consumer::{Batch, Consumer, Delivery, Message};
 #[cfg(not(loom))]
-pub use dlq::{DeadLetter, DeadLetters, Reason};
+pub use api::dlq::DeadLetters;
+#[cfg(not(loom))]
+pub use api::producer::{Producer, Reservation};
+#[cfg(not(loom))]
+pub use api::queue::{JournalStats, Queue, Stats};
 pub use error::{Error, Result};
-pub use group::GroupInfo;
 pub use layout::MAX_GROUP_NAME;
+#[cfg(not(loom))]
+pub use mapped::dead_letters::{DeadLetter, Reason};
 pub use options::{
     Ack, ConsumerOptions, Meta, Nack, Options, Overflow, Retention, Seek, Start, SyncMode, Wait,
     default_dir,
 };
-#[cfg(not(loom))]
-pub use producer::{Producer, Reservation};
-#[cfg(not(loom))]
-pub use queue::{JournalStats, Queue, Stats};
+pub use protocol::group::GroupInfo;

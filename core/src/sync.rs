@@ -43,13 +43,13 @@ pub(crate) mod futex {
     /// change; callers re-check their condition in a loop.
     #[cfg(not(loom))]
     pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
-        crate::sys::futex_wait(word, expected, timeout);
+        crate::os::futex::wait(word, expected, timeout);
     }
 
     /// Wakes every sleeper on `word`, in any process.
     #[cfg(not(loom))]
     pub(crate) fn wake_all(word: &AtomicU32) {
-        crate::sys::futex_wake_all(word);
+        crate::os::futex::wake_all(word);
     }
 
     // Under loom a futex is a condition variable: the value check happens

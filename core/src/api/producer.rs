@@ -7,14 +7,15 @@ use crossbeam_utils::Backoff;
 use zerocopy::{Immutable, IntoBytes};
 
 use crate::error::{Error, Result};
-use crate::group::owner_pid;
 use crate::layout::{SLOT_HEADER_SIZE, SlotHeader};
+use crate::mapped::dedup;
+use crate::mapped::{MappedSlots, Shared, new_owner, write_slot};
 use crate::options::{Meta, Overflow};
-use crate::queue::{Shared, new_owner};
-use crate::ring::{Begin, Claim, Ring, holds_slot, sleep_unless};
-use crate::spill::Record;
+use crate::os;
+use crate::protocol::group::owner_pid;
+use crate::protocol::ring::{Begin, Claim, Ring, holds_slot, sleep_unless};
+use crate::protocol::spill::Record;
 use crate::sync::Ordering;
-use crate::{dedup, queue::MappedSlots, sys};
 
 /// Longest single sleep of a blocked publisher, so it notices new groups,
 /// deadlines and signals.
@@ -30,7 +31,7 @@ pub struct Producer {
     cached_head: u64,
     slot_size: usize,
     overflow: Overflow,
-    clock: sys::Clock,
+    clock: os::clock::Clock,
     /// The queue keeps a journal: journal the ring now and then.
     journal: bool,
     /// When this producer was made: a deadline already passed, for the
@@ -82,7 +83,7 @@ impl Producer {
         for (i, rec) in shared.producer_records().iter().enumerate() {
             let cur = rec.owner.load(Ordering::Acquire);
             let free = cur == 0
-                || !sys::process_alive(owner_pid(cur), rec.owner_start.load(Ordering::Acquire));
+                || !os::process::alive(owner_pid(cur), rec.owner_start.load(Ordering::Acquire));
             if free
                 && rec
                     .owner
@@ -92,7 +93,7 @@ impl Producer {
                 rec.announce.store(0, Ordering::Relaxed);
                 rec.owner_start.store(me.start_time, Ordering::Release);
                 rec.registered_ns
-                    .store(sys::realtime_ns(), Ordering::Relaxed);
+                    .store(os::clock::realtime_ns(), Ordering::Relaxed);
                 record = Some(i);
                 break;
             }
@@ -110,7 +111,7 @@ impl Producer {
             cached_head,
             slot_size: shared.geo.slot_size as usize,
             overflow: shared.overflow(),
-            clock: sys::Clock::default(),
+            clock: os::clock::Clock::default(),
             journal: shared.journal.is_some(),
             made: Instant::now(),
             shared,
@@ -237,7 +238,7 @@ impl Producer {
             // hit instead of one more snoop into our core (64 B one-way
             // ~400 -> ~290 ns on the Xeon in BENCHMARKS.md).
             if let Some(line) = self.second_line(slot) {
-                sys::demote(line);
+                os::cpu::demote(line);
             }
             // In a ring of PREFETCH_AHEAD slots or fewer (a power of two
             // that divides it) that position's slot is this one, whose
@@ -245,7 +246,10 @@ impl Producer {
             if self.shared.geo.slots > PREFETCH_AHEAD {
                 self.prefetch_slot(pos + PREFETCH_AHEAD);
             }
-            if self.journal && pos % crate::journal::PUMP_EVERY == crate::journal::PUMP_EVERY - 1 {
+            if self.journal
+                && pos % crate::mapped::journal::PUMP_EVERY
+                    == crate::mapped::journal::PUMP_EVERY - 1
+            {
                 self.pump_journal();
             }
             return Ok(pos);
@@ -306,7 +310,7 @@ impl Producer {
                 // SeqCst: the scanning half of the stalled-writer pair
                 // (see ring.rs); Acquire for the writes before a 0.
                 holds_slot(r.announce.load(Ordering::SeqCst), pos, mask)
-                    && sys::process_alive(
+                    && os::process::alive(
                         owner_pid(r.owner.load(Ordering::Acquire)),
                         r.owner_start.load(Ordering::Acquire),
                     )
@@ -333,9 +337,9 @@ impl Producer {
     #[inline(always)]
     fn prefetch_slot(&self, pos: u64) {
         let slot = self.ring().slots.slot(pos);
-        sys::prefetch_write(slot);
+        os::cpu::prefetch_write(slot);
         if let Some(line) = self.second_line(slot) {
-            sys::prefetch_write(line);
+            os::cpu::prefetch_write(line);
         }
     }
 
@@ -593,7 +597,7 @@ impl Producer {
 
     /// Free ring positions past the refill point while the queue spills.
     fn room_while_spilling(&self) -> u64 {
-        self.room_from(crate::spill::ring_tail)
+        self.room_from(crate::protocol::spill::ring_tail)
     }
 
     /// The ring looked full. Advancing `head` takes the admin lock and reads
@@ -616,7 +620,9 @@ impl Producer {
                 self.shared.help_journal(false)?;
             }
             if self.overflow == Overflow::Spill
-                && crate::spill::spilling(self.shared.header().ring.tail.load(Ordering::Acquire))
+                && crate::protocol::spill::spilling(
+                    self.shared.header().ring.tail.load(Ordering::Acquire),
+                )
             {
                 if spill {
                     return Ok(None);
@@ -672,50 +678,6 @@ impl Producer {
                 (self.room() >= n).then_some(())
             });
         }
-    }
-}
-
-/// Payload bytes that share a slot's first cache line with its header.
-const FIRST_LINE_PAYLOAD: usize = 64 - SLOT_HEADER_SIZE as usize;
-const _: () = assert!(SLOT_HEADER_SIZE < 64);
-
-/// Writes a message into a slot.
-///
-/// The payload past the slot's first cache line goes first, then the
-/// header and the payload's head: the first line — the one a waiting
-/// consumer spins on, and the one the commit then writes — is written
-/// last, by stores that stay inside it. A single copy straddling the two
-/// lines made the two lines' ownership requests serial: on the Xeon VM in
-/// `BENCHMARKS.md`, 64 B one-way latency over 4096-slot rings went
-/// ~365 -> ~262 ns where the consumer does not read the payload (Python
-/// busy polling 0.56 -> ~0.4 µs), ~380 -> ~290 ns where it does.
-///
-/// # Safety
-/// `slot` points to a slot inside the mapping that the caller began
-/// ([`Ring::begin`]) and has not committed or aborted, and `payload.len() <= slot_size`.
-#[inline(always)]
-pub(crate) unsafe fn write_slot(slot: *mut u8, payload: &[u8], meta: &Meta, ts: u64) {
-    // Slots start on a cache line: the slots region is page-aligned and
-    // the stride a multiple of 64 (layout.rs).
-    debug_assert_eq!(slot as usize % 64, 0);
-    let head = payload.len().min(FIRST_LINE_PAYLOAD);
-    // SAFETY: per the contract, nobody else reads or writes this slot's
-    // header fields or payload until we commit, and they are in bounds
-    // (the header, then `payload.len()` bytes, within the slot's stride).
-    unsafe {
-        if payload.len() > head {
-            std::ptr::copy_nonoverlapping(
-                payload.as_ptr().add(head),
-                slot.add(SLOT_HEADER_SIZE as usize + head),
-                payload.len() - head,
-            );
-        }
-        let hdr = slot as *mut SlotHeader;
-        std::ptr::addr_of_mut!((*hdr).timestamp_ns).write(ts);
-        std::ptr::addr_of_mut!((*hdr).correlation_id).write(meta.correlation_id);
-        std::ptr::addr_of_mut!((*hdr).len).write(payload.len() as u32);
-        std::ptr::addr_of_mut!((*hdr).type_id).write(meta.type_id);
-        std::ptr::copy_nonoverlapping(payload.as_ptr(), slot.add(SLOT_HEADER_SIZE as usize), head);
     }
 }
 

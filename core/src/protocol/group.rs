@@ -15,8 +15,8 @@
 
 use crate::error::{Error, Result};
 use crate::layout::{GroupRecord, MAX_GROUP_NAME, RingControl};
-use crate::lock::AdminGuard;
 use crate::options::Start;
+use crate::protocol::lock::AdminGuard;
 use crate::sync::{AtomicU64, Ordering};
 
 const FREE: u32 = 0;
@@ -74,7 +74,7 @@ impl Groups<'_> {
     /// The seq the next published message gets.
     fn end(&self) -> u64 {
         match self.spill {
-            Some(sp) => crate::spill::end_seq(self.ctl, sp),
+            Some(sp) => crate::protocol::spill::end_seq(self.ctl, sp),
             None => self.ctl.tail.load(Ordering::Acquire),
         }
     }
@@ -384,7 +384,7 @@ pub(crate) fn commit_cursor(c: &AtomicU64, pos: u64) {
 mod tests {
     use super::*;
     use crate::layout::AdminLock;
-    use crate::lock::Me;
+    use crate::protocol::lock::Me;
 
     #[test]
     fn create_find_delete_and_head() {

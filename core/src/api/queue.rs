@@ -1,275 +1,41 @@
 //! A queue: its file, its mapping, and the operations that are not on a
 //! producer's or consumer's path (groups, stats, remove).
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32 as StdAtomicU32;
 use std::time::Duration;
 
-use crate::dlq::DeadLetters;
+use crate::api::consumer::Consumer;
+use crate::api::dlq::DeadLetters;
+use crate::api::producer::Producer;
 use crate::error::{Error, Result};
-use crate::group::{GroupInfo, Groups, owner_pid};
 use crate::layout::Geometry;
 use crate::layout::{
-    Config, ConsumerRecord, DedupEntry, GroupRecord, HEADER_SIZE, Header, LEASE_RECORD_SIZE,
-    LeaseRecord, MAGIC, MAX_CONSUMERS, MAX_PRODUCERS, MAX_SPILL_PATH, ProducerRecord, READY,
+    Config, HEADER_SIZE, Header, MAGIC, MAX_CONSUMERS, MAX_PRODUCERS, MAX_SPILL_PATH, READY,
     SlotHeader, SpillPath, VERSION, config_crc,
 };
-use crate::lease::{Leases, Now};
-use crate::lock::{AdminGuard, Me};
+use crate::mapped::{Shared, resolve_seek};
 use crate::options::SyncMode;
 use crate::options::{ConsumerOptions, Options, Overflow, Seek, Start, check_group_name};
-use crate::registry::Registry;
-use crate::ring::{Peek, Ring, SlotStates};
-use crate::segment::{MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, RECORD_HEADER_SIZE, Segments};
-use crate::sync::{AtomicU64, Ordering};
-use crate::{Consumer, Producer, sys};
+use crate::os;
+use crate::protocol::group::{GroupInfo, owner_pid};
+use crate::protocol::lock::Me;
+use crate::protocol::registry::Registry;
+use crate::protocol::ring::Peek;
+use crate::store::segment::{MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, RECORD_HEADER_SIZE, Segments};
+use crate::sync::Ordering;
 use std::os::unix::ffi::OsStrExt;
 use zerocopy::FromZeros;
 
 /// How long an opener waits for a creator to finish initializing a file.
 const READY_WAIT: Duration = Duration::from_secs(2);
 
-/// The slots region of a mapping.
-pub(crate) struct MappedSlots {
-    base: *mut u8,
-    stride: usize,
-    mask: u64,
-}
-
-impl MappedSlots {
-    /// Address of the slot holding `pos`.
-    #[inline(always)]
-    pub(crate) fn slot(&self, pos: u64) -> *mut u8 {
-        // SAFETY: `(pos & mask) * stride` is below `slots * stride`, which
-        // `validate` checked lies inside the mapping after `base`.
-        unsafe { self.base.add((pos & self.mask) as usize * self.stride) }
-    }
-}
-
-impl SlotStates for MappedSlots {
-    #[inline(always)]
-    fn state(&self, pos: u64) -> &AtomicU64 {
-        // SAFETY: the slot is inside the mapping (see `slot`), 64-byte
-        // aligned (page-aligned region, stride a multiple of 64), and its
-        // first 8 bytes are only ever accessed atomically, by every process.
-        unsafe { &*(self.slot(pos) as *const AtomicU64) }
-    }
-}
-
-/// One process's view of a queue file. Shared by the `Queue` and every
-/// producer and consumer made from it.
-pub(crate) struct Shared {
-    map: sys::Mapping,
-    _file: File,
-    pub path: PathBuf,
-    pub name: String,
-    pub config: Config,
-    pub geo: Geometry,
-    pub me: Me,
-    /// overflow=spill: this process's handles on the segment files (used
-    /// only under the admin lock).
-    pub spill: Option<std::sync::Mutex<Segments>>,
-    /// With a journal: this process's handles on its segment files (used
-    /// only under the admin lock).
-    pub journal: Option<std::sync::Mutex<Segments>>,
-    /// overflow=spill: this process's handles on the dead-letter queue's
-    /// overflow segments (used only under the admin lock).
-    pub dlq_spill: Option<std::sync::Mutex<Segments>>,
-}
-
-// SAFETY: the mapping is shared memory that every process and thread
-// accesses only through atomics, through raw pointers into slots that the
-// ring protocol gives to one writer at a time, or as immutable config; the
-// raw base pointer itself is never mutated.
-unsafe impl Send for Shared {}
-// SAFETY: as above: `&Shared` exposes nothing that is not safe to use from
-// several threads at once.
-unsafe impl Sync for Shared {}
-
-impl Shared {
-    #[inline(always)]
-    pub(crate) fn header(&self) -> &Header {
-        // SAFETY: `validate` checked the mapping holds a whole header at its
-        // page-aligned base. Its fields are atomics, padding nobody writes,
-        // and the config that is immutable once `ready` was seen.
-        unsafe { &*(self.map.base() as *const Header) }
-    }
-
-    #[inline(always)]
-    pub(crate) fn ring(&self) -> Ring<'_, MappedSlots> {
-        Ring {
-            ctl: &self.header().ring,
-            slots: MappedSlots {
-                // SAFETY: slots_offset + slots * stride <= total_size ==
-                // mapping length (checked by `validate`).
-                base: unsafe { self.map.base().add(self.geo.slots_offset as usize) },
-                stride: self.geo.slot_stride as usize,
-                mask: self.geo.slots - 1,
-            },
-            capacity: self.geo.slots,
-        }
-    }
-
-    pub(crate) fn group_records(&self) -> &[GroupRecord] {
-        // SAFETY: `validate` checked that max_groups records of 256 bytes
-        // fit at groups_offset (64-aligned); records are all atomics.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.map.base().add(self.geo.groups_offset as usize) as *const GroupRecord,
-                self.geo.max_groups as usize,
-            )
-        }
-    }
-
-    pub(crate) fn producer_records(&self) -> &[ProducerRecord] {
-        // SAFETY: as for group records, at producers_offset (64-aligned);
-        // records are all atomics.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.map.base().add(self.geo.producers_offset as usize) as *const ProducerRecord,
-                self.geo.max_producers as usize,
-            )
-        }
-    }
-
-    pub(crate) fn consumer_records(&self) -> &[ConsumerRecord] {
-        // SAFETY: as for group records, at consumers_offset (64-aligned);
-        // records are all atomics.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.map.base().add(self.geo.consumers_offset as usize) as *const ConsumerRecord,
-                self.geo.max_consumers as usize,
-            )
-        }
-    }
-
-    /// The lease records of group `idx`, one per ring slot.
-    pub(crate) fn lease_records(&self, idx: usize) -> &[LeaseRecord] {
-        debug_assert!((idx as u64) < self.geo.max_groups);
-        let start = self.geo.leases_offset + idx as u64 * self.geo.slots * LEASE_RECORD_SIZE;
-        // SAFETY: `validate` checked that max_groups × slots records of 32
-        // bytes fit at leases_offset (page-aligned) and idx < max_groups;
-        // records are all atomics.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.map.base().add(start as usize) as *const LeaseRecord,
-                self.geo.slots as usize,
-            )
-        }
-    }
-
-    /// The table of remembered publish keys.
-    pub(crate) fn dedup_entries(&self) -> &[DedupEntry] {
-        // SAFETY: `validate` checked that dedup_window entries of 32 bytes
-        // fit at dedup_offset (page-aligned) before slots_offset; entries
-        // are all atomics.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.map.base().add(self.geo.dedup_offset as usize) as *const DedupEntry,
-                self.geo.dedup_window as usize,
-            )
-        }
-    }
-
-    /// Address of dead-letter entry `i` (`i < dlq_slots`).
-    pub(crate) fn dead_letter(&self, i: usize) -> *mut u8 {
-        debug_assert!((i as u64) < self.geo.dlq_slots);
-        // SAFETY: dlq_offset + dlq_slots × dlq_stride <= slots_offset, inside
-        // the mapping (checked by `validate`).
-        unsafe {
-            self.map
-                .base()
-                .add(self.geo.dlq_offset as usize + i * self.geo.dlq_stride as usize)
-        }
-    }
-
-    /// The lease protocol over group `idx`'s records.
-    pub(crate) fn leases(&self, idx: usize) -> Leases<'_> {
-        Leases {
-            records: self.lease_records(idx),
-            group: &self.group_records()[idx],
-        }
-    }
-
-    /// Creates a group (under the admin lock) with no lease left from an
-    /// earlier group in the same record.
-    pub(crate) fn create_group_locked(
-        &self,
-        g: &AdminGuard<'_>,
-        name: &str,
-        start: Start,
-    ) -> Result<usize> {
-        let idx = self.groups().create(g, name, start, sys::realtime_ns())?;
-        self.leases(idx).reset();
-        Ok(idx)
-    }
-
-    /// Hands back, in every group, the leases held by registry index
-    /// `holder`, whose previous owner died.
-    pub(crate) fn release_holder(&self, holder: u32) {
-        let now = Now {
-            mono: sys::monotonic_ns(),
-            real: sys::realtime_ns(),
-        };
-        for (i, rec) in self.group_records().iter().enumerate() {
-            if rec.state.load(Ordering::Acquire) == 1 {
-                self.leases(i).release_holder(holder, now);
-                rec.redeliver_hint.fetch_add(1, Ordering::Release);
-            }
-        }
-        self.ring().notify_data();
-    }
-
-    pub(crate) fn groups(&self) -> Groups<'_> {
-        Groups {
-            records: self.group_records(),
-            ctl: &self.header().ring,
-            spill: self.spill.as_ref().map(|_| &self.header().spill),
-            journal: self.journal.as_ref().map(|_| &self.header().journal),
-        }
-    }
-
-    pub(crate) fn lock(&self) -> AdminGuard<'_> {
-        self.header().admin.lock(self.me, sys::process_alive)
-    }
-
-    /// The admin lock for work that others may do too (refilling from the
-    /// spill, journaling): taken if it is free; `wait`: taken anyway.
-    pub(crate) fn lock_unless_busy(&self, wait: bool) -> Option<AdminGuard<'_>> {
-        if wait {
-            Some(self.lock())
-        } else {
-            self.header().admin.try_lock(self.me)
-        }
-    }
-
-    /// Moves `head` up to the slowest group (under the admin lock).
-    pub(crate) fn advance_head(&self) -> u64 {
-        let g = self.lock();
-        self.groups().advance_head(&g)
-    }
-
-    pub(crate) fn overflow(&self) -> Overflow {
-        // Validated in `validate`.
-        Overflow::from_raw(self.config.overflow).unwrap_or_default()
-    }
-}
-
-static NEXT_TOKEN: StdAtomicU32 = StdAtomicU32::new(1);
-
-/// A fresh owner word for a producer or consumer of this process.
-pub(crate) fn new_owner(me: Me) -> u64 {
-    let token = NEXT_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    ((me.pid as u64) << 32) | token.max(1) as u64
-}
-
 fn me() -> Me {
-    let pid = sys::pid();
+    let pid = os::process::pid();
     Me {
         pid,
-        start_time: sys::process_start_time(pid),
+        start_time: os::process::start_time(pid),
     }
 }
 
@@ -439,16 +205,16 @@ impl Queue {
                 )));
             }
         }
-        let file = sys::create_file(&path, opts.mode, geo.total_size).map_err(|e| {
+        let file = os::file::create(&path, opts.mode, geo.total_size).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 Error::Exists(format!("queue {name:?} ({})", path.display()))
             } else {
                 Error::io(format!("creating {}", path.display()), e)
             }
         })?;
-        let map = sys::Mapping::new(&file, geo.total_size)
+        let map = os::map::Mapping::new(&file, geo.total_size)
             .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
-        let now = sys::realtime_ns();
+        let now = os::clock::realtime_ns();
         let config = Config {
             magic: MAGIC,
             version: VERSION,
@@ -469,7 +235,9 @@ impl Queue {
             groups_offset: geo.groups_offset,
             producers_offset: geo.producers_offset,
             total_size: geo.total_size,
-            creation_id: now ^ sys::monotonic_ns().rotate_left(29) ^ ((sys::pid() as u64) << 40),
+            creation_id: now
+                ^ os::clock::monotonic_ns().rotate_left(29)
+                ^ ((os::process::pid() as u64) << 40),
             created_ns: now,
             consumers_offset: geo.consumers_offset,
             leases_offset: geo.leases_offset,
@@ -559,7 +327,7 @@ impl Queue {
     /// the file).
     pub fn open_with(name: &str, opts: &Options) -> Result<Queue> {
         let path = queue_path(name, opts)?;
-        let file = sys::open_file(&path).map_err(|e| match e.kind() {
+        let file = os::file::open(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
                 Error::NotFound(format!("queue {name:?} ({})", path.display()))
             }
@@ -590,7 +358,7 @@ impl Queue {
                 format!("file is {len} bytes, too large"),
             ));
         }
-        let map = sys::Mapping::new(&file, len)
+        let map = os::map::Mapping::new(&file, len)
             .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
         let (config, geo, spill_dir) = validate(&map, &path)?;
         let journal = match (&spill_dir, config.journal_max_bytes) {
@@ -619,9 +387,9 @@ impl Queue {
         let ring = &shared.header().ring;
         let (head, tail) = (
             ring.head.load(Ordering::Acquire),
-            crate::spill::ring_tail(ring.tail.load(Ordering::Acquire)),
+            crate::protocol::spill::ring_tail(ring.tail.load(Ordering::Acquire)),
         );
-        let spilling = crate::spill::spilling(ring.tail.load(Ordering::Acquire));
+        let spilling = crate::protocol::spill::spilling(ring.tail.load(Ordering::Acquire));
         if shared.spill.is_none() && spilling {
             return Err(Error::corrupt(
                 &shared.path,
@@ -744,7 +512,7 @@ impl Queue {
     pub fn delete_group(&self, group: &str) -> Result<()> {
         check_group_name(group)?;
         let g = self.shared.lock();
-        self.shared.groups().delete(&g, group, sys::process_alive)?;
+        self.shared.groups().delete(&g, group, os::process::alive)?;
         drop(g);
         // Space may have been freed.
         self.shared.ring().notify_space();
@@ -756,18 +524,18 @@ impl Queue {
         let shared = &*self.shared;
         let list = {
             let g = shared.lock();
-            shared.groups().list(&g, sys::process_alive)
+            shared.groups().list(&g, os::process::alive)
         };
         let registry = Registry {
             records: shared.consumer_records(),
         };
         let ring = shared.ring();
-        let tail = crate::spill::ring_tail(ring.ctl.tail.load(Ordering::Acquire));
-        let now = sys::realtime_ns();
+        let tail = crate::protocol::spill::ring_tail(ring.ctl.tail.load(Ordering::Acquire));
+        let now = os::clock::realtime_ns();
         list.into_iter()
             .map(|(idx, mut info)| {
                 info.in_flight = shared.leases(idx).in_flight();
-                info.consumers += registry.count(idx, sys::process_alive);
+                info.consumers += registry.count(idx, os::process::alive);
                 info.consumer_attached = info.consumers > 0;
                 // The oldest unfinished message is the first committed one
                 // at or after the group's committed cursor.
@@ -814,14 +582,14 @@ impl Queue {
         let sharers = Registry {
             records: self.shared.consumer_records(),
         }
-        .count(idx, sys::process_alive);
+        .count(idx, os::process::alive);
         if sharers > 0 {
             return Err(Error::Busy(format!(
                 "group {group:?} has {sharers} live ack=manual consumer(s); stop them first"
             )));
         }
         let start = resolve_seek(&self.shared, &g, to)?;
-        let pos = groups.seek(&g, idx, group, start, 0, sys::process_alive)?;
+        let pos = groups.seek(&g, idx, group, start, 0, os::process::alive)?;
         self.shared.leases(idx).reset();
         drop(g);
         self.shared.ring().notify_space();
@@ -834,9 +602,9 @@ impl Queue {
         let hdr = shared.header();
         let groups = self.groups();
         let head = hdr.ring.head.load(Ordering::Acquire);
-        let tail = crate::spill::end_seq(&hdr.ring, &hdr.spill);
+        let tail = crate::protocol::spill::end_seq(&hdr.ring, &hdr.spill);
         let sp = &hdr.spill;
-        let spilling = crate::spill::spilling(hdr.ring.tail.load(Ordering::Acquire));
+        let spilling = crate::protocol::spill::spilling(hdr.ring.tail.load(Ordering::Acquire));
         let lost = sp.lost.load(Ordering::Relaxed);
         let aborted = hdr.counters.aborted.load(Ordering::Relaxed);
         let min_committed = groups.iter().map(|g| g.committed).min();
@@ -846,7 +614,7 @@ impl Queue {
             .filter(|r| {
                 let owner = r.owner.load(Ordering::Acquire);
                 owner != 0
-                    && sys::process_alive(owner_pid(owner), r.owner_start.load(Ordering::Acquire))
+                    && os::process::alive(owner_pid(owner), r.owner_start.load(Ordering::Acquire))
             })
             .count() as u64;
         Stats {
@@ -897,50 +665,8 @@ impl Queue {
     }
 }
 
-/// Turns a [`Seek`] into a start position; `Time` scans the retained
-/// messages (under the admin lock, so `head` cannot move meanwhile).
-pub(crate) fn resolve_seek(shared: &Shared, g: &AdminGuard<'_>, to: Seek) -> Result<Start> {
-    Ok(match to {
-        Seek::Earliest => Start::Earliest,
-        Seek::Latest => Start::Latest,
-        Seek::Seq(n) => Start::Seq(n),
-        Seek::Time(t) => {
-            // With a journal, a time before what the ring holds is found
-            // there.
-            let head = shared.header().ring.head.load(Ordering::Acquire);
-            if let Some(seq) = shared.journal_seek_time(g, t)? {
-                if seq < head {
-                    return Ok(Start::Seq(seq));
-                }
-            }
-            let ring = shared.ring();
-            let head = ring.ctl.head.load(Ordering::Acquire);
-            let tail = crate::spill::ring_tail(ring.ctl.tail.load(Ordering::Acquire));
-            for pos in head..tail {
-                if ring.peek(pos) == Peek::Ready {
-                    // SAFETY: the slot is inside the mapping; it is
-                    // committed and `head <= pos` cannot change while we
-                    // hold the admin lock, so nobody rewrites it.
-                    let ts = unsafe {
-                        std::ptr::read(
-                            ring.slots
-                                .slot(pos)
-                                .add(std::mem::offset_of!(SlotHeader, timestamp_ns))
-                                as *const u64,
-                        )
-                    };
-                    if ts >= t {
-                        return Ok(Start::Seq(pos));
-                    }
-                }
-            }
-            Start::Latest
-        }
-    })
-}
-
 /// Checks everything an opener reads before trusting it.
-fn validate(map: &sys::Mapping, path: &Path) -> Result<(Config, Geometry, Option<PathBuf>)> {
+fn validate(map: &os::map::Mapping, path: &Path) -> Result<(Config, Geometry, Option<PathBuf>)> {
     let base = map.base();
     // SAFETY: the mapping is at least HEADER_SIZE bytes (checked by the
     // caller) and page-aligned. Volatile: another process may be writing.
@@ -1069,20 +795,22 @@ fn validate(map: &sys::Mapping, path: &Path) -> Result<(Config, Geometry, Option
 /// The config and spill directory of the queue file at `path`, if it is a
 /// valid overflow=spill queue file.
 fn spill_of(path: &Path) -> Option<(Config, PathBuf)> {
-    let file = sys::open_file(path).ok()?;
+    let file = os::file::open(path).ok()?;
     let len = file.metadata().ok()?.len();
     if !(HEADER_SIZE..=crate::layout::MAX_TOTAL_SIZE).contains(&len) {
         return None;
     }
-    let map = sys::Mapping::new(&file, len).ok()?;
+    let map = os::map::Mapping::new(&file, len).ok()?;
     let (config, _, dir) = validate(&map, path).ok()?;
     Some((config, dir?))
 }
 
 /// The smallest segment that holds a largest record and an END record.
 fn min_segment_for(slot_size: u64) -> u64 {
-    crate::segment::SEGMENT_HEADER_SIZE
-        + crate::segment::record_size(slot_size + crate::dlq::OVERFLOW_META as u64)
+    crate::store::segment::SEGMENT_HEADER_SIZE
+        + crate::store::segment::record_size(
+            slot_size + crate::mapped::dead_letters::OVERFLOW_META as u64,
+        )
         + RECORD_HEADER_SIZE
 }
 
@@ -1125,7 +853,7 @@ fn check_spill_options(opts: &Options, dir: &Path) -> Result<()> {
 /// anew).
 fn clear_segments(segs: &Segments) {
     for id in segs.list().unwrap_or_default() {
-        let _ = std::fs::remove_file(crate::segment::segment_path(&segs.dir, id));
+        let _ = std::fs::remove_file(crate::store::segment::segment_path(&segs.dir, id));
     }
 }
 
@@ -1133,7 +861,7 @@ fn clear_segments(segs: &Segments) {
 /// holds a dead letter's metadata and payload.
 fn dlq_for(config: &Config, spill_dir: &Path) -> Segments {
     let mut s = segments_for(config, spill_dir.join("dlq"));
-    s.max_len = config.slot_size as u64 + crate::dlq::OVERFLOW_META as u64;
+    s.max_len = config.slot_size as u64 + crate::mapped::dead_letters::OVERFLOW_META as u64;
     s
 }
 

@@ -12,11 +12,11 @@ use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::thread;
 
-use crate::group::{Groups, commit_cursor};
 use crate::layout::{AdminLock, GroupRecord, RingControl};
-use crate::lock::Me;
 use crate::options::Start;
-use crate::ring::{Begin, Claim, Peek, Ring, holds_slot, notify, sleep_unless};
+use crate::protocol::group::{Groups, commit_cursor};
+use crate::protocol::lock::Me;
+use crate::protocol::ring::{Begin, Claim, Peek, Ring, holds_slot, notify, sleep_unless};
 use crate::sync::{AtomicU64, Ordering};
 
 /// A ring, a group table and payload cells on the heap.
@@ -116,7 +116,7 @@ impl World {
     }
 }
 
-impl<'a> crate::ring::SlotStates for &'a Vec<AtomicU64> {
+impl<'a> crate::protocol::ring::SlotStates for &'a Vec<AtomicU64> {
     fn state(&self, pos: u64) -> &AtomicU64 {
         &self[(pos as usize) & (self.len() - 1)]
     }
@@ -401,19 +401,19 @@ impl LeaseWorld {
             group: GroupRecord::new(),
         })
     }
-    fn leases(&self) -> crate::lease::Leases<'_> {
-        crate::lease::Leases {
+    fn leases(&self) -> crate::protocol::lease::Leases<'_> {
+        crate::protocol::lease::Leases {
             records: &self.records,
             group: &self.group,
         }
     }
 }
 
-const T0: crate::lease::Now = crate::lease::Now {
+const T0: crate::protocol::lease::Now = crate::protocol::lease::Now {
     mono: 1_000,
     real: 1,
 };
-const LATE: crate::lease::Now = crate::lease::Now {
+const LATE: crate::protocol::lease::Now = crate::protocol::lease::Now {
     mono: 1_000_000,
     real: 2,
 };
@@ -532,7 +532,7 @@ fn loom_two_dead_letterings_take_two_entries() {
                 .map(|pid| {
                     let states = states.clone();
                     thread::spawn(move || {
-                        crate::tables::claim_dead_letter(states.iter(), pid, |_| true)
+                        crate::protocol::tables::claim_dead_letter(states.iter(), pid, |_| true)
                     })
                 })
                 .collect();
@@ -552,7 +552,7 @@ fn loom_one_of_two_producers_publishes_a_key() {
     // Two producers publish with the same key at once, each looking it up
     // under the admin lock: one publishes (its entry ends PUBLISHED with
     // its seq), the other waits and then gets that seq back.
-    use crate::tables::{Lookup, lookup_or_reserve};
+    use crate::protocol::tables::{Lookup, lookup_or_reserve};
     model("dedup insert", || {
         let table: Arc<Vec<crate::layout::DedupEntry>> =
             Arc::new((0..2).map(|_| crate::layout::DedupEntry::new()).collect());
@@ -574,9 +574,10 @@ fn loom_one_of_two_producers_publishes_a_key() {
                                 // "Publish": this producer's message gets seq
                                 // 100 + pid.
                                 table[i].seq.store(100 + pid as u64, Ordering::Relaxed);
-                                table[i]
-                                    .state
-                                    .store(crate::tables::dedup::PUBLISHED, Ordering::Release);
+                                table[i].state.store(
+                                    crate::protocol::tables::dedup::PUBLISHED,
+                                    Ordering::Release,
+                                );
                                 return (true, 100 + pid as u64);
                             }
                             Lookup::Published(seq) => return (false, seq),
@@ -605,7 +606,7 @@ fn loom_spill_switch_keeps_seq_order() {
     // written while the consumer reads it (the payload cells are loom
     // cells). Planting a plain store for the switch CAS fails it.
     use crate::layout::SpillControl;
-    use crate::spill::{self, Record, VecLog};
+    use crate::protocol::spill::{self, Record, VecLog};
 
     struct SpillWorld {
         w: Arc<World>,

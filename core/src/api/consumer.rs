@@ -7,18 +7,18 @@ use std::time::{Duration, Instant};
 
 use zerocopy::{FromBytes, Immutable, KnownLayout};
 
-use crate::dlq::{self, Entry, Reason};
 use crate::error::{Error, Result};
-use crate::group::{commit_cursor, generation};
-use crate::journal::{JournalReader, JournalRecord};
 use crate::layout::{GroupRecord, SLOT_HEADER_SIZE, SlotHeader};
-use crate::lease::{Held, Leases, Now, Reclaimed, Word};
+use crate::mapped::dead_letters::{self as dlq, Entry, Reason};
+use crate::mapped::journal::{JournalReader, JournalRecord};
+use crate::mapped::{MappedSlots, Shared, new_owner, resolve_seek};
 use crate::options::{Ack, ConsumerOptions, Nack, Seek, Wait, check_group_name};
-use crate::queue::{MappedSlots, Shared, new_owner, resolve_seek};
-use crate::registry::Registry;
-use crate::ring::{Peek, Ring, sleep_unless};
+use crate::os;
+use crate::protocol::group::{commit_cursor, generation};
+use crate::protocol::lease::{Held, Leases, Now, Reclaimed, Word};
+use crate::protocol::registry::Registry;
+use crate::protocol::ring::{Peek, Ring, sleep_unless};
 use crate::sync::Ordering;
-use crate::sys;
 
 /// Longest single sleep of a waiting consumer, so it notices stuck
 /// producers, deadlines and signals.
@@ -329,7 +329,7 @@ impl Delivery<'_> {
     /// deadline).
     pub fn extend_lease(&mut self, extension: Duration) -> Result<()> {
         if let Kind::Leased = self.kind {
-            let deadline = sys::monotonic_ns().saturating_add(extension.as_nanos() as u64);
+            let deadline = os::clock::monotonic_ns().saturating_add(extension.as_nanos() as u64);
             let held = self.consumer.held;
             match self.consumer.leases().extend(&held, deadline) {
                 Ok(h) => self.consumer.held = h,
@@ -446,7 +446,7 @@ impl Consumer {
                 Some(i) => i,
                 None => shared.create_group_locked(&g, group, opts.start)?,
             };
-            let sharers = registry.count(idx, sys::process_alive);
+            let sharers = registry.count(idx, os::process::alive);
             let manual = match opts.ack {
                 Ack::Auto => {
                     if sharers > 0 {
@@ -460,12 +460,12 @@ impl Consumer {
                         group,
                         owner,
                         shared.me.start_time,
-                        sys::process_alive,
+                        os::process::alive,
                     )?;
                     None
                 }
                 Ack::Manual => {
-                    if let Some(pid) = groups.live_owner(idx, sys::process_alive) {
+                    if let Some(pid) = groups.live_owner(idx, os::process::alive) {
                         return Err(Error::Busy(format!(
                             "group {group:?} has a live ack=auto consumer (pid {pid}); stop it first"
                         )));
@@ -483,8 +483,8 @@ impl Consumer {
                         owner,
                         shared.me,
                         idx,
-                        sys::realtime_ns(),
-                        sys::process_alive,
+                        os::clock::realtime_ns(),
+                        os::process::alive,
                     )?;
                     if taken.was_dead {
                         shared.release_holder(taken.index);
@@ -548,7 +548,7 @@ impl Consumer {
                         &self.group,
                         crate::Start::Seq(shared.header().ring.head.load(Ordering::Acquire)),
                         self.owner,
-                        sys::process_alive,
+                        os::process::alive,
                     )?;
                     self.generation = generation(self.record());
                 } else {
@@ -747,7 +747,7 @@ impl Consumer {
             let others = Registry {
                 records: shared.consumer_records(),
             }
-            .count(self.idx, sys::process_alive);
+            .count(self.idx, os::process::alive);
             if others > 1 {
                 return Err(Error::Busy(format!(
                     "group {:?} has {} other live consumers; a seek needs it to itself",
@@ -774,7 +774,7 @@ impl Consumer {
             &self.group,
             start,
             self.owner,
-            sys::process_alive,
+            os::process::alive,
         )?;
         self.next = pos;
         self.generation = generation(self.record());
@@ -994,8 +994,8 @@ impl Consumer {
     /// ack=manual: a due redelivery, or the next message leased to us.
     fn poll_manual(&mut self) -> Result<Option<Got>> {
         let now = Now {
-            mono: sys::monotonic_ns(),
-            real: sys::realtime_ns(),
+            mono: os::clock::monotonic_ns(),
+            real: os::clock::realtime_ns(),
         };
         let (holder, lease_ns) = match &self.manual {
             Some(m) => (m.holder, m.lease_ns),
@@ -1059,7 +1059,7 @@ impl Consumer {
             if let Some(&(_, a)) = known.iter().find(|(k, _)| *k == h) {
                 return a;
             }
-            let a = registry.alive(h, sys::process_alive);
+            let a = registry.alive(h, os::process::alive);
             known.push((h, a));
             a
         };
@@ -1107,7 +1107,7 @@ impl Consumer {
         if matches!(ring.peek(pos), Peek::Ready | Peek::Skip) {
             return false;
         }
-        let now = sys::monotonic_ns();
+        let now = os::clock::monotonic_ns();
         let mut st = match self.stuck {
             Some(st) if st.pos == pos => st,
             _ => Stuck {
@@ -1134,7 +1134,7 @@ impl Consumer {
         // Acquire: pairs with the claimer's AcqRel CAS of tail. While the
         // queue spills, tail (less the flag) is the position being copied
         // back from the spill: not claimed, so never aborted.
-        if crate::spill::ring_tail(ring.ctl.tail.load(Ordering::Acquire)) <= pos {
+        if crate::protocol::spill::ring_tail(ring.ctl.tail.load(Ordering::Acquire)) <= pos {
             // Nothing claimed there yet: the queue is just empty.
             st.claimed_since = None;
             self.stuck = Some(st);
@@ -1170,8 +1170,8 @@ impl Consumer {
         self.shared.producer_records().iter().any(|r| {
             r.announce.load(Ordering::Acquire) == pos + 1 && {
                 let owner = r.owner.load(Ordering::Acquire);
-                !sys::process_alive(
-                    crate::group::owner_pid(owner),
+                !os::process::alive(
+                    crate::protocol::group::owner_pid(owner),
                     r.owner_start.load(Ordering::Acquire),
                 )
             }
@@ -1388,7 +1388,7 @@ impl Consumer {
     }
 
     fn nack_leased(&self, held: &Held, how: Nack, msg: &Message<'_>) -> Result<()> {
-        let now = sys::monotonic_ns();
+        let now = os::clock::monotonic_ns();
         let result = match how {
             Nack::Requeue => self.requeue(held, now),
             Nack::RequeueAfter(d) => self.requeue(held, now.saturating_add(d.as_nanos() as u64)),

@@ -14,12 +14,12 @@
 
 use crate::error::{Error, Result};
 use crate::layout::DedupEntry;
-use crate::queue::Shared;
-use crate::ring::Peek;
+use crate::mapped::Shared;
+use crate::os;
+use crate::protocol::ring::Peek;
+use crate::protocol::tables::dedup::{FREE, PUBLISHED};
+use crate::protocol::tables::{Lookup, lookup_or_reserve};
 use crate::sync::Ordering;
-use crate::sys;
-use crate::tables::dedup::{FREE, PUBLISHED};
-use crate::tables::{Lookup, lookup_or_reserve};
 
 /// What [`reserve`] decided.
 pub(crate) enum Reserve {
@@ -52,9 +52,9 @@ pub(crate) fn reserve(shared: &Shared, key: u64) -> Result<Reserve> {
                 &shared.header().dedup_next,
                 key,
                 shared.me.pid,
-                sys::realtime_ns(),
+                os::clock::realtime_ns(),
                 shared.config.dedup_ttl_ns,
-                |pid| sys::process_alive(pid, 0),
+                |pid| os::process::alive(pid, 0),
                 |pos| resolve(shared, pos),
             )
         };
@@ -84,9 +84,9 @@ pub(crate) fn reserve(shared: &Shared, key: u64) -> Result<Reserve> {
 fn resolve(shared: &Shared, pos: u64) -> Option<bool> {
     let ring = shared.ring();
     let word = ring.ctl.tail.load(Ordering::Acquire);
-    let tail = crate::spill::ring_tail(word);
+    let tail = crate::protocol::spill::ring_tail(word);
     let head = ring.ctl.head.load(Ordering::Acquire);
-    if crate::spill::spilling(word) && pos >= tail && pos != u64::MAX {
+    if crate::protocol::spill::spilling(word) && pos >= tail && pos != u64::MAX {
         // Spilled under the admin lock, which we hold: below end_seq it
         // was appended whole.
         return Some(pos < shared.header().spill.end_seq.load(Ordering::Acquire));

@@ -5,9 +5,9 @@
 //! that needs one, after it hands the dead owner's leases back.
 
 use crate::error::{Error, Result};
-use crate::group::owner_pid;
 use crate::layout::ConsumerRecord;
-use crate::lock::Me;
+use crate::protocol::group::owner_pid;
+use crate::protocol::lock::Me;
 use crate::sync::Ordering;
 
 /// The registry of one queue.

@@ -33,13 +33,13 @@ use std::sync::MutexGuard;
 
 use crate::error::{Error, Result};
 use crate::layout::{SLOT_HEADER_SIZE, SlotHeader, SpillControl};
-use crate::lock::AdminGuard;
-use crate::queue::Shared;
-use crate::ring::Peek;
-use crate::segment::{Found, SEGMENT_HEADER_SIZE, Segments, parse_at};
-use crate::spill::{Log, Record, ring_tail};
+use crate::mapped::Shared;
+use crate::os;
+use crate::protocol::lock::AdminGuard;
+use crate::protocol::ring::Peek;
+use crate::protocol::spill::{Log, Record, ring_tail};
+use crate::store::segment::{Found, SEGMENT_HEADER_SIZE, Segments, parse_at};
 use crate::sync::Ordering;
-use crate::sys;
 
 /// Journal the ring every this many seqs (a power of two), from the
 /// producer whose publish got such a seq.
@@ -117,7 +117,7 @@ impl Shared {
             // `head` past it.
             jc.end_seq.store(pos, Ordering::Release);
         }
-        let now = sys::monotonic_ns();
+        let now = os::clock::monotonic_ns();
         if now.saturating_sub(jc.checked_ns.load(Ordering::Relaxed)) >= AGE_CHECK_NS {
             jc.checked_ns.store(now, Ordering::Relaxed);
             self.retire_by_age(jc, &mut segs, max_age)?;
@@ -170,7 +170,7 @@ impl Shared {
     }
 
     fn retire_by_age(&self, jc: &SpillControl, segs: &mut Segments, max_age: u64) -> Result<()> {
-        let cutoff = sys::realtime_ns().saturating_sub(max_age);
+        let cutoff = os::clock::realtime_ns().saturating_sub(max_age);
         loop {
             let ids = segs.list()?;
             let Some(&next) = ids.get(1) else {
@@ -347,7 +347,7 @@ impl JournalReader {
                         if s_id < jc.write_seg.load(Ordering::Relaxed)
                             || o < jc.write_off.load(Ordering::Relaxed) =>
                     {
-                        let sc = crate::segment::scan(s.bytes(), o + 8, max_len);
+                        let sc = crate::store::segment::scan(s.bytes(), o + 8, max_len);
                         match (sc.messages.first(), sc.end) {
                             (Some(&(_, at)), _) => o = at,
                             (None, Some(_)) => o = sc.tail,

@@ -31,9 +31,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 use crate::error::{Error, Result};
 use crate::layout::SpillControl;
 use crate::options::SyncMode;
-use crate::spill::{Log, Read};
+use crate::os;
+use crate::protocol::spill::{Log, Read};
 use crate::sync::Ordering;
-use crate::sys;
 
 /// "SHMQSEG1" in little-endian: the first 8 bytes of every segment file.
 pub(crate) const SEGMENT_MAGIC: u64 = u64::from_le_bytes(*b"SHMQSEG1");
@@ -95,7 +95,7 @@ const _: () = {
     assert!(offset_of!(RecordHeader, kind) == 36);
 };
 
-pub(crate) use crate::spill::Record;
+pub(crate) use crate::protocol::spill::Record;
 
 /// Bytes a record of `len` payload bytes takes, header and alignment
 /// included.
@@ -332,7 +332,7 @@ pub(crate) fn scan(bytes: &[u8], mut off: u64, max_len: u64) -> Scan {
 /// A segment file, mapped.
 pub(crate) struct Segment {
     pub path: PathBuf,
-    map: sys::Mapping,
+    map: os::map::Mapping,
     _file: File,
 }
 
@@ -472,9 +472,9 @@ impl Segments {
     /// checked and reused.
     pub(crate) fn create(&mut self, first: u64) -> Result<&mut Segment> {
         let path = segment_path(&self.dir, first);
-        match sys::create_segment_file(&self.dir, &path, self.segment_size) {
+        match os::file::create_segment(&self.dir, &path, self.segment_size) {
             Ok(file) => {
-                let map = sys::Mapping::new(&file, self.segment_size)
+                let map = os::map::Mapping::new(&file, self.segment_size)
                     .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
                 let mut seg = Segment {
                     path,
@@ -485,7 +485,7 @@ impl Segments {
                     self.creation_id,
                     first,
                     self.segment_size,
-                    sys::realtime_ns(),
+                    os::clock::realtime_ns(),
                 );
                 seg.bytes_mut(0, SEGMENT_HEADER_SIZE)
                     .copy_from_slice(h.as_bytes());
@@ -513,7 +513,7 @@ impl Segments {
     pub(crate) fn get(&mut self, first: u64) -> Result<&mut Segment> {
         if !self.open.contains_key(&first) {
             let path = segment_path(&self.dir, first);
-            let file = sys::open_file(&path).map_err(|e| match e.kind() {
+            let file = os::file::open(&path).map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => Error::corrupt(
                     &path,
                     "spill segment is missing (deleted by hand?); the messages in it are lost",
@@ -543,7 +543,7 @@ impl Segments {
                 file.set_len(self.segment_size)
                     .map_err(|e| Error::io(format!("extending {}", path.display()), e))?;
             }
-            let map = sys::Mapping::new(&file, self.segment_size)
+            let map = os::map::Mapping::new(&file, self.segment_size)
                 .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
             let seg = Segment {
                 path,
@@ -1127,7 +1127,7 @@ mod props {
 #[cfg(test)]
 mod roll {
     use super::*;
-    use crate::spill::{Log, Read};
+    use crate::protocol::spill::{Log, Read};
 
     const SIZE: u64 = MIN_SEGMENT_SIZE;
 

@@ -1,0 +1,9 @@
+//! The public API: [`Queue`](queue::Queue), [`Producer`](producer::Producer),
+//! [`Consumer`](consumer::Consumer) and its deliveries, the dead-letter
+//! handle. Built on the mapped queue (`mapped/`); nothing beneath imports
+//! from here.
+
+pub(crate) mod consumer;
+pub(crate) mod dlq;
+pub(crate) mod producer;
+pub(crate) mod queue;

@@ -1,0 +1,179 @@
+//! The spill of a mapped queue: the spill protocol (`protocol/spill.rs`)
+//! run over this queue's ring, its `SpillControl` and this process's
+//! handles on its segment files: append, help, refill, recovery at open.
+
+use crate::error::Result;
+use crate::mapped::{Shared, write_slot};
+use crate::options::Meta;
+use crate::os;
+use crate::protocol::group::owner_pid;
+use crate::protocol::lock::AdminGuard;
+use crate::protocol::ring::holds_slot;
+use crate::protocol::spill::{Record, Refilled, append, refill, spilling};
+use crate::store::segment::{SEGMENT_HEADER_SIZE, Segments, record_size};
+use crate::sync::Ordering;
+
+impl Shared {
+    fn segments(&self) -> std::sync::MutexGuard<'_, Segments> {
+        let m = self.spill.as_ref().expect("overflow=spill queue");
+        // A panic while holding it leaves nothing half-done in the
+        // process-local handles that the shared control does not redo.
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Spills `recs` (the ring looked full). `None`: the ring had room
+    /// after all; claim there.
+    pub(crate) fn spill_append(
+        &self,
+        recs: &mut [Record<'_>],
+        claimed: &mut dyn FnMut(u64),
+    ) -> Result<Option<u64>> {
+        let g = self.lock();
+        let mut segs = self.segments();
+        self.refill_locked(&g, &mut segs)?;
+        let ring = self.ring();
+        let r = append(&ring, &self.header().spill, &mut *segs, recs, claimed);
+        drop(segs);
+        drop(g);
+        r
+    }
+
+    /// Copies spilled messages back into the ring if the lock is free
+    /// (`wait`: take it even if not). Returns whether anything moved.
+    pub(crate) fn help_spill(&self, wait: bool) -> Result<bool> {
+        let Some(g) = self.lock_unless_busy(wait) else {
+            return Ok(false);
+        };
+        let mut segs = self.segments();
+        let r = self.refill_locked(&g, &mut segs)?;
+        Ok(r.copied + r.lost > 0 || r.back_to_ring)
+    }
+
+    fn refill_locked(&self, g: &AdminGuard<'_>, segs: &mut Segments) -> Result<Refilled> {
+        let ring = self.ring();
+        let ctl = &self.header().spill;
+        segs.forget_before(ctl.read_seg.load(Ordering::Relaxed));
+        let mask = self.geo.slots - 1;
+        let held = |pos: u64| {
+            self.producer_records().iter().any(|r| {
+                // SeqCst: the scanning half of the stalled-writer pair
+                // (see ring.rs).
+                holds_slot(r.announce.load(Ordering::SeqCst), pos, mask)
+                    && os::process::alive(
+                        owner_pid(r.owner.load(Ordering::Acquire)),
+                        r.owner_start.load(Ordering::Acquire),
+                    )
+            })
+        };
+        let slots = &ring.slots;
+        let r = refill(
+            &ring,
+            ctl,
+            segs,
+            &mut || self.groups().advance_head(g) + self.geo.slots,
+            &held,
+            &mut |pos, rec| {
+                let meta = Meta::new()
+                    .type_id(rec.type_id)
+                    .correlation_id(rec.correlation_id);
+                // SAFETY: `refill` calls this only for position `pos`,
+                // which nobody else writes: `tail` is not past it, so no
+                // consumer aborts it and no producer claims it, and its
+                // slot is free (`pos < head + slots`, not held). The
+                // record's length was checked against slot_size.
+                unsafe { write_slot(slots.slot(pos), rec.payload, &meta, rec.timestamp_ns) };
+            },
+        )?;
+        if r.back_to_ring {
+            ring.notify_space();
+        }
+        Ok(r)
+    }
+
+    /// Checks the spill when a process opens the queue: forgets
+    /// segments already read back, adopts records that a process
+    /// killed mid-append wrote whole but did not record, and cuts off
+    /// a torn tail, so the next append starts on clean bytes.
+    pub(crate) fn recover_spill(&self) -> Result<()> {
+        let g = self.lock();
+        let mut segs = self.segments();
+        let ring = self.ring();
+        let ctl = &self.header().spill;
+        let t = ring.ctl.tail.load(Ordering::Acquire);
+        let on_disk = segs.list()?;
+        if !spilling(t) || ctl.segments.load(Ordering::Relaxed) == 0 {
+            // Files left by a holder killed while it cleared the spill.
+            for id in on_disk {
+                segs.delete(id)?;
+            }
+            if !spilling(t) {
+                ctl.segments.store(0, Ordering::Relaxed);
+                ctl.bytes_on_disk.store(0, Ordering::Relaxed);
+                ctl.active.store(0, Ordering::Release);
+            }
+            return Ok(());
+        }
+        let read_seg = ctl.read_seg.load(Ordering::Relaxed);
+        for &id in on_disk.iter().filter(|&&id| id < read_seg) {
+            segs.delete(id)?;
+        }
+        // Adopt intact records past the write position, in seq order,
+        // following END records to segments that exist.
+        let max_len = segs.max_len;
+        loop {
+            let seg = ctl.write_seg.load(Ordering::Relaxed);
+            let off = ctl.write_off.load(Ordering::Relaxed);
+            let mut end = ctl.end_seq.load(Ordering::Relaxed);
+            let (adopted, tail, rolled) = {
+                let bytes = segs.get(seg)?.bytes();
+                let mut at = off;
+                let mut n = 0;
+                let mut rolled = None;
+                loop {
+                    match crate::store::segment::parse_at(bytes, at, max_len) {
+                        crate::store::segment::Found::Message(rec, next) if rec.seq == end => {
+                            end += 1;
+                            n += 1;
+                            at = next;
+                        }
+                        crate::store::segment::Found::End(next) if next == end => {
+                            rolled = Some(next);
+                            break;
+                        }
+                        _ => break,
+                    }
+                }
+                (n, at, rolled)
+            };
+            ctl.write_off.store(tail, Ordering::Relaxed);
+            ctl.end_seq.store(end, Ordering::Release);
+            ctl.spilled.fetch_add(adopted, Ordering::Relaxed);
+            match rolled {
+                Some(next) if on_disk.contains(&next) => {
+                    ctl.write_seg.store(next, Ordering::Relaxed);
+                    ctl.write_off.store(SEGMENT_HEADER_SIZE, Ordering::Relaxed);
+                    if ctl.segments.load(Ordering::Relaxed) < on_disk.len() as u64 {
+                        ctl.segments.fetch_add(1, Ordering::Relaxed);
+                        ctl.bytes_on_disk
+                            .fetch_add(segs.segment_size, Ordering::Relaxed);
+                    }
+                }
+                Some(_) => {
+                    // The END points at a segment that was never made:
+                    // undo it, the next append rolls again.
+                    segs.zero(seg, tail, crate::store::segment::RECORD_HEADER_SIZE)?;
+                    break;
+                }
+                None => {
+                    // A torn record (or nothing) at the tail: cut it
+                    // off. A record is at most this long.
+                    segs.zero(seg, tail, record_size(max_len))?;
+                    break;
+                }
+            }
+        }
+        drop(segs);
+        drop(g);
+        Ok(())
+    }
+}

@@ -1,0 +1,68 @@
+//! Queue and segment files: created exclusively, never through a symlink,
+//! with exactly the mode asked for.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+/// Creates `path` exclusively (`O_EXCL`), never through a symlink
+/// (`O_NOFOLLOW`), with exactly `mode` (the umask is undone by `fchmod`),
+/// and sizes it to `len` bytes of zeros.
+pub(crate) fn create(path: &Path, mode: u32, len: u64) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc_flags::O_NOFOLLOW | libc_flags::O_CLOEXEC)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    if let Err(e) = file.set_len(len) {
+        // Leave nothing half-made behind.
+        let _ = std::fs::remove_file(path);
+        return Err(e);
+    }
+    Ok(file)
+}
+
+/// Opens an existing queue file for reading and writing, never through a
+/// symlink.
+pub(crate) fn open(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc_flags::O_NOFOLLOW | libc_flags::O_CLOEXEC)
+        .open(path)
+}
+
+/// Creates segment file `path` in `dir` (made, mode 0700, if missing)
+/// exclusively and never through a symlink, mode 0600, and preallocates
+/// `len` bytes (`fallocate`), so that a full disk is an error here and not
+/// a fault later when the mapping is written.
+pub(crate) fn create_segment(dir: &Path, path: &Path, len: u64) -> io::Result<File> {
+    if !dir.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc_flags::O_NOFOLLOW | libc_flags::O_CLOEXEC)
+        .open(path)?;
+    if let Err(e) = rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, len) {
+        let _ = std::fs::remove_file(path);
+        return Err(e.into());
+    }
+    Ok(file)
+}
+
+/// The open flags we need, from rustix so that we do not depend on libc.
+mod libc_flags {
+    pub(super) const O_NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+    pub(super) const O_CLOEXEC: i32 = rustix::fs::OFlags::CLOEXEC.bits() as i32;
+}

@@ -1,0 +1,15 @@
+//! The lock-free protocols, written against the layouts (`layout.rs`) and
+//! the `sync` facade only, so that the same code runs on the queue file's
+//! mapping and, under `--cfg loom`, on heap-built twins of the same layouts
+//! (`loom_models.rs`). Nothing here touches the OS, a file or the API.
+
+pub(crate) mod group;
+pub(crate) mod lease;
+pub(crate) mod lock;
+pub(crate) mod registry;
+pub(crate) mod ring;
+pub(crate) mod spill;
+pub(crate) mod tables;
+
+#[cfg(all(test, loom))]
+mod loom_models;
