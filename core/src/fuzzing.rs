@@ -37,7 +37,7 @@ pub fn check_segment_header(
     creation_id: u64,
     first_seq: u64,
     size: u64,
-) -> crate::Result<()> {
+) -> crate::error::Result<()> {
     segment::check_header(
         bytes,
         std::path::Path::new("fuzz.seg"),

@@ -213,17 +213,17 @@ pub(crate) struct Header {
     /// modulo `dedup_window`. Written under the admin lock.
     pub dedup_next: AtomicU64,
     _pad1: [u8; 48],
-    /// Where the spill stands (overflow=spill); see `spill.rs`.
+    /// Where the spill stands (overflow=spill); see `protocol/spill.rs`.
     pub spill: SpillControl,
     /// The spill directory (overflow=spill or a journal), written once
     /// before `ready`; the journal lives in its `journal/` subdirectory.
     pub spill_path: SpillPath,
-    /// Where the journal stands (see `journal.rs`); the same words as the
+    /// Where the journal stands (see `mapped/journal.rs`); the same words as the
     /// spill's: `end_seq` is the next seq to journal (it gates `head`),
     /// `read_seq` the oldest retained, `read_seg` the oldest segment.
     pub journal: SpillControl,
     /// Where the dead-letter queue's overflow stands (overflow=spill; see
-    /// `dlq.rs`): `end_seq` counts dead letters appended to its segments,
+    /// `mapped/dead_letters.rs`): `end_seq` counts dead letters appended to its segments,
     /// `read_seq` those moved back into the region; `full` is the index
     /// below which every one is redriven when it comes back.
     pub dlq_spill: SpillControl,
@@ -235,7 +235,7 @@ pub(crate) struct Header {
 /// the next ring position to be refilled from the spill.
 pub(crate) const SPILLING: u64 = 1 << 63;
 
-/// The shared state of the spill (`spill.rs`): where the next record is
+/// The shared state of the spill (`protocol/spill.rs`): where the next record is
 /// appended and where the next one is read back into the ring. Written
 /// only under the admin lock; read without it only for stats.
 #[repr(C)]
@@ -299,7 +299,7 @@ pub(crate) mod slot_state {
 /// What sits in front of every payload in the ring.
 ///
 /// `state` bit layout: bits 0..2 are the [`slot_state`], bits 2..64 the
-/// seq of the last position that used the slot (see `ring.rs`). The other
+/// seq of the last position that used the slot (see `protocol/ring.rs`). The other
 /// fields are plain data written by the claimer before its commit and read
 /// by consumers only after an Acquire load of COMMITTED.
 #[repr(C)]
@@ -368,7 +368,7 @@ pub(crate) struct GroupRecord {
 }
 
 /// The delivery state of one position for one ack=manual group. `word`
-/// packs (see `lease.rs`) the position's low 32 bits, a state, the attempt
+/// packs (see `protocol/lease.rs`) the position's low 32 bits, a state, the attempt
 /// count, the holding consumer's registry index and an epoch; the other
 /// fields are written only by whoever owns the word's current state.
 #[repr(C)]
@@ -400,7 +400,7 @@ pub(crate) struct ConsumerRecord {
     _pad: [u8; 32],
 }
 
-/// A remembered idempotency key (see `dedup.rs`). Written under the admin
+/// A remembered idempotency key (see `mapped/dedup.rs`). Written under the admin
 /// lock, except `state`'s last store by the publishing producer.
 #[repr(C)]
 #[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
@@ -448,7 +448,7 @@ pub(crate) struct DeadLetterHeader {
 }
 
 /// A live producer handle: counted in `stats().producers`, and where it
-/// announces the position it is writing (see `ring.rs`).
+/// announces the position it is writing (see `protocol/ring.rs`).
 #[repr(C)]
 #[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
 pub(crate) struct ProducerRecord {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use shmq::{ConsumerOptions, Error, Options, Overflow, Queue, Start};
 
-/// Found by `open_segment` on its own seed corpus (fixed in consumer.rs,
+/// Found by `open_segment` on its own seed corpus (fixed in api/consumer.rs,
 /// `wait`): a zero-timeout receive
 /// (`receive_timeout(Duration::ZERO)`, documented as a poll, "as
 /// `try_receive` does") never copies spilled messages back into the ring,

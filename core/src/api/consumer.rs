@@ -11,7 +11,8 @@ use crate::error::{Error, Result};
 use crate::layout::{GroupRecord, SLOT_HEADER_SIZE, SlotHeader};
 use crate::mapped::dead_letters::{self as dlq, Entry, Reason};
 use crate::mapped::journal::{JournalReader, JournalRecord};
-use crate::mapped::{MappedSlots, Shared, new_owner, resolve_seek};
+use crate::mapped::seek::resolve_seek;
+use crate::mapped::{MappedSlots, Shared, new_owner};
 use crate::options::{Ack, ConsumerOptions, Nack, Seek, Wait, check_group_name};
 use crate::os;
 use crate::protocol::group::{commit_cursor, generation};
@@ -74,7 +75,7 @@ pub struct Consumer {
     /// The queue keeps a journal: journal the ring when idle.
     journal: bool,
     /// Set while the group's cursor is below `head`: reading the journal
-    /// (see `journal.rs`).
+    /// (see `mapped/journal.rs`).
     replay: Option<JournalReader>,
     /// How `wait` waits.
     wait: Wait,
@@ -546,7 +547,9 @@ impl Consumer {
                         &g,
                         self.idx,
                         &self.group,
-                        crate::Start::Seq(shared.header().ring.head.load(Ordering::Acquire)),
+                        crate::options::Start::Seq(
+                            shared.header().ring.head.load(Ordering::Acquire),
+                        ),
                         self.owner,
                         os::process::alive,
                     )?;
@@ -762,10 +765,10 @@ impl Consumer {
         if self.manual.is_some() {
             // Replaying the journal is ack=auto: ack=manual stays in the
             // ring.
-            if let crate::Start::Seq(n) = start {
-                start = crate::Start::Seq(n.max(head));
-            } else if start == crate::Start::Earliest {
-                start = crate::Start::Seq(head);
+            if let crate::options::Start::Seq(n) = start {
+                start = crate::options::Start::Seq(n.max(head));
+            } else if start == crate::options::Start::Earliest {
+                start = crate::options::Start::Seq(head);
             }
         }
         let pos = shared.groups().seek(
@@ -977,7 +980,7 @@ impl Consumer {
             }
         }
         // Join the ring again under the admin lock, so that no `head`
-        // computation leaves us out in between (see `journal.rs`).
+        // computation leaves us out in between (see `mapped/journal.rs`).
         let g = shared.lock();
         if self.next >= hdr.ring.head.load(Ordering::Acquire) {
             commit_cursor(&self.record().committed, self.next);

@@ -308,7 +308,7 @@ impl Producer {
         let held = || {
             shared.producer_records().iter().any(|r| {
                 // SeqCst: the scanning half of the stalled-writer pair
-                // (see ring.rs); Acquire for the writes before a 0.
+                // (see protocol/ring.rs); Acquire for the writes before a 0.
                 holds_slot(r.announce.load(Ordering::SeqCst), pos, mask)
                     && os::process::alive(
                         owner_pid(r.owner.load(Ordering::Acquire)),
@@ -550,7 +550,7 @@ impl Producer {
         self.claim_slow(n, deadline, true)
     }
 
-    /// Spills `recs` (see `spill.rs`); `claimed(seq)` is told the first
+    /// Spills `recs` (see `protocol/spill.rs`); `claimed(seq)` is told the first
     /// seq before anything is written. `None`: the ring had room after
     /// all. When the spill is full too, applies `spill_fallback`: reject
     /// fails with [`Error::SpillFull`], block waits for the spill to drain

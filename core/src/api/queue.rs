@@ -15,7 +15,8 @@ use crate::layout::{
     Config, HEADER_SIZE, Header, MAGIC, MAX_CONSUMERS, MAX_PRODUCERS, MAX_SPILL_PATH, READY,
     SlotHeader, SpillPath, VERSION, config_crc,
 };
-use crate::mapped::{Shared, resolve_seek};
+use crate::mapped::Shared;
+use crate::mapped::seek::resolve_seek;
 use crate::options::SyncMode;
 use crate::options::{ConsumerOptions, Options, Overflow, Seek, Start, check_group_name};
 use crate::os;

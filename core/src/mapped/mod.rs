@@ -7,6 +7,7 @@
 pub(crate) mod dead_letters;
 pub(crate) mod dedup;
 pub(crate) mod journal;
+pub(crate) mod seek;
 pub(crate) mod spill;
 
 use std::fs::File;
@@ -18,12 +19,12 @@ use crate::layout::{
     Config, ConsumerRecord, DedupEntry, Geometry, GroupRecord, Header, LEASE_RECORD_SIZE,
     LeaseRecord, ProducerRecord, SLOT_HEADER_SIZE, SlotHeader,
 };
-use crate::options::{Meta, Overflow, Seek, Start};
+use crate::options::{Meta, Overflow, Start};
 use crate::os;
 use crate::protocol::group::Groups;
 use crate::protocol::lease::{Leases, Now};
 use crate::protocol::lock::{AdminGuard, Me};
-use crate::protocol::ring::{Peek, Ring, SlotStates};
+use crate::protocol::ring::{Ring, SlotStates};
 use crate::store::segment::Segments;
 use crate::sync::{AtomicU64, Ordering};
 
@@ -261,48 +262,6 @@ static NEXT_TOKEN: StdAtomicU32 = StdAtomicU32::new(1);
 pub(crate) fn new_owner(me: Me) -> u64 {
     let token = NEXT_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     ((me.pid as u64) << 32) | token.max(1) as u64
-}
-
-/// Turns a [`Seek`] into a start position; `Time` scans the retained
-/// messages (under the admin lock, so `head` cannot move meanwhile).
-pub(crate) fn resolve_seek(shared: &Shared, g: &AdminGuard<'_>, to: Seek) -> Result<Start> {
-    Ok(match to {
-        Seek::Earliest => Start::Earliest,
-        Seek::Latest => Start::Latest,
-        Seek::Seq(n) => Start::Seq(n),
-        Seek::Time(t) => {
-            // With a journal, a time before what the ring holds is found
-            // there.
-            let head = shared.header().ring.head.load(Ordering::Acquire);
-            if let Some(seq) = shared.journal_seek_time(g, t)? {
-                if seq < head {
-                    return Ok(Start::Seq(seq));
-                }
-            }
-            let ring = shared.ring();
-            let head = ring.ctl.head.load(Ordering::Acquire);
-            let tail = crate::protocol::spill::ring_tail(ring.ctl.tail.load(Ordering::Acquire));
-            for pos in head..tail {
-                if ring.peek(pos) == Peek::Ready {
-                    // SAFETY: the slot is inside the mapping; it is
-                    // committed and `head <= pos` cannot change while we
-                    // hold the admin lock, so nobody rewrites it.
-                    let ts = unsafe {
-                        std::ptr::read(
-                            ring.slots
-                                .slot(pos)
-                                .add(std::mem::offset_of!(SlotHeader, timestamp_ns))
-                                as *const u64,
-                        )
-                    };
-                    if ts >= t {
-                        return Ok(Start::Seq(pos));
-                    }
-                }
-            }
-            Start::Latest
-        }
-    })
 }
 
 /// Payload bytes that share a slot's first cache line with its header.

@@ -57,7 +57,7 @@ impl Shared {
         let held = |pos: u64| {
             self.producer_records().iter().any(|r| {
                 // SeqCst: the scanning half of the stalled-writer pair
-                // (see ring.rs).
+                // (see protocol/ring.rs).
                 holds_slot(r.announce.load(Ordering::SeqCst), pos, mask)
                     && os::process::alive(
                         owner_pid(r.owner.load(Ordering::Acquire)),

@@ -47,7 +47,7 @@ impl AdminLock {
                 {
                     // The dead holder may have left a half-done change; every
                     // critical section is written so that any prefix of it
-                    // is a consistent state (see group.rs).
+                    // is a consistent state (see protocol/group.rs).
                     break;
                 }
             }

@@ -342,7 +342,7 @@ impl Segment {
     /// Only the admin lock's holder writes segments. Spill and DLQ
     /// segments are also read only under the lock, so nothing changes them
     /// meanwhile. Journal segments are read without it by replaying
-    /// consumers (`journal.rs`): they interpret only records below the
+    /// consumers (`mapped/journal.rs`): they interpret only records below the
     /// journal's `end_seq` (loaded with Acquire), which are complete and
     /// never written again; the bytes past the last such record may be
     /// being appended by another process, and a reader that looks at them

@@ -1,0 +1,52 @@
+//! Where a seek lands: a [`Seek`] made a start position, looking in the
+//! journal (`mapped/journal.rs`) and then the ring for a time.
+
+use crate::error::Result;
+use crate::layout::SlotHeader;
+use crate::mapped::Shared;
+use crate::options::{Seek, Start};
+use crate::protocol::lock::AdminGuard;
+use crate::protocol::ring::Peek;
+use crate::sync::Ordering;
+
+/// Turns a [`Seek`] into a start position; `Time` scans the retained
+/// messages (under the admin lock, so `head` cannot move meanwhile).
+pub(crate) fn resolve_seek(shared: &Shared, g: &AdminGuard<'_>, to: Seek) -> Result<Start> {
+    Ok(match to {
+        Seek::Earliest => Start::Earliest,
+        Seek::Latest => Start::Latest,
+        Seek::Seq(n) => Start::Seq(n),
+        Seek::Time(t) => {
+            // With a journal, a time before what the ring holds is found
+            // there.
+            let head = shared.header().ring.head.load(Ordering::Acquire);
+            if let Some(seq) = shared.journal_seek_time(g, t)? {
+                if seq < head {
+                    return Ok(Start::Seq(seq));
+                }
+            }
+            let ring = shared.ring();
+            let head = ring.ctl.head.load(Ordering::Acquire);
+            let tail = crate::protocol::spill::ring_tail(ring.ctl.tail.load(Ordering::Acquire));
+            for pos in head..tail {
+                if ring.peek(pos) == Peek::Ready {
+                    // SAFETY: the slot is inside the mapping; it is
+                    // committed and `head <= pos` cannot change while we
+                    // hold the admin lock, so nobody rewrites it.
+                    let ts = unsafe {
+                        std::ptr::read(
+                            ring.slots
+                                .slot(pos)
+                                .add(std::mem::offset_of!(SlotHeader, timestamp_ns))
+                                as *const u64,
+                        )
+                    };
+                    if ts >= t {
+                        return Ok(Start::Seq(pos));
+                    }
+                }
+            }
+            Start::Latest
+        }
+    })
+}
