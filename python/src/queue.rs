@@ -130,70 +130,90 @@ fn group_dict<'py>(py: Python<'py>, g: &shmq::GroupInfo) -> PyResult<Bound<'py, 
     Ok(d)
 }
 
+/// `Queue.create` and `Queue.open_or_create` take the same keywords, with
+/// the same defaults: they are written once, here, and stamped out for
+/// each (`#[pymethods]` sees the expanded functions). The stubs
+/// (`shmq/_shmq.pyi`) must say the same; CI's stubtest checks that they do,
+/// names and defaults.
+macro_rules! queue_methods {
+    ($( $(#[doc = $doc:literal])* fn $method:ident => $core:path; )*) => {
+        #[pymethods]
+        impl Queue {
+            $(
+            $(#[doc = $doc])*
+            #[staticmethod]
+            #[allow(clippy::too_many_arguments)]
+            #[pyo3(signature = (name, *, slots=4096, slot_size=1024, max_groups=16,
+                overflow="block", lease=30.0, max_deliveries=5, dlq_slots=1024,
+                dedup_window=1024, dedup_ttl=300.0, unblock_timeout=5.0, mode=0o600, dir=None,
+                spill_dir=None, spill_max_bytes=1 << 30, spill_segment_size=64 << 20,
+                spill_fallback="block", sync="never", journal_max_age=None,
+                journal_max_bytes=1 << 30))]
+            fn $method(
+                py: Python<'_>,
+                name: &str,
+                slots: u64,
+                slot_size: usize,
+                max_groups: u32,
+                overflow: &str,
+                lease: f64,
+                max_deliveries: u32,
+                dlq_slots: u32,
+                dedup_window: u64,
+                dedup_ttl: f64,
+                unblock_timeout: f64,
+                mode: u32,
+                dir: Option<PathBuf>,
+                spill_dir: Option<PathBuf>,
+                spill_max_bytes: u64,
+                spill_segment_size: u64,
+                spill_fallback: &str,
+                sync: &str,
+                journal_max_age: Option<f64>,
+                journal_max_bytes: u64,
+            ) -> PyResult<Queue> {
+                let spill = Spill {
+                    dir: spill_dir,
+                    max_bytes: spill_max_bytes,
+                    segment_size: spill_segment_size,
+                    fallback: spill_fallback.to_string(),
+                    sync: sync.to_string(),
+                    journal_max_age,
+                    journal_max_bytes,
+                };
+                let o = options(
+                    dir,
+                    slots,
+                    slot_size,
+                    max_groups,
+                    overflow,
+                    lease,
+                    max_deliveries,
+                    dlq_slots,
+                    dedup_window,
+                    dedup_ttl,
+                    unblock_timeout,
+                    mode,
+                    spill,
+                )?;
+                let name = name.to_string();
+                let q = py.allow_threads(|| $core(&name, &o)).py_err()?;
+                Ok(Queue::new(q))
+            }
+            )*
+        }
+    };
+}
+
+queue_methods! {
+    /// Creates a queue; fails with Exists if it is there already.
+    fn create => shmq::Queue::create;
+    /// Opens the queue, creating it with these options if it is not there.
+    fn open_or_create => shmq::Queue::open_or_create;
+}
+
 #[pymethods]
 impl Queue {
-    /// Creates a queue; fails with Exists if it is there already.
-    #[staticmethod]
-    #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (name, *, slots=4096, slot_size=1024, max_groups=16, overflow="block",
-        lease=30.0, max_deliveries=5, dlq_slots=1024, dedup_window=1024, dedup_ttl=300.0,
-        unblock_timeout=5.0, mode=0o600, dir=None, spill_dir=None, spill_max_bytes=1 << 30,
-        spill_segment_size=64 << 20, spill_fallback="block", sync="never", journal_max_age=None,
-        journal_max_bytes=1 << 30))]
-    fn create(
-        py: Python<'_>,
-        name: &str,
-        slots: u64,
-        slot_size: usize,
-        max_groups: u32,
-        overflow: &str,
-        lease: f64,
-        max_deliveries: u32,
-        dlq_slots: u32,
-        dedup_window: u64,
-        dedup_ttl: f64,
-        unblock_timeout: f64,
-        mode: u32,
-        dir: Option<PathBuf>,
-        spill_dir: Option<PathBuf>,
-        spill_max_bytes: u64,
-        spill_segment_size: u64,
-        spill_fallback: &str,
-        sync: &str,
-        journal_max_age: Option<f64>,
-        journal_max_bytes: u64,
-    ) -> PyResult<Queue> {
-        let spill = Spill {
-            dir: spill_dir,
-            max_bytes: spill_max_bytes,
-            segment_size: spill_segment_size,
-            fallback: spill_fallback.to_string(),
-            sync: sync.to_string(),
-            journal_max_age,
-            journal_max_bytes,
-        };
-        let o = options(
-            dir,
-            slots,
-            slot_size,
-            max_groups,
-            overflow,
-            lease,
-            max_deliveries,
-            dlq_slots,
-            dedup_window,
-            dedup_ttl,
-            unblock_timeout,
-            mode,
-            spill,
-        )?;
-        let name = name.to_string();
-        let q = py
-            .allow_threads(|| shmq::Queue::create(&name, &o))
-            .py_err()?;
-        Ok(Queue::new(q))
-    }
-
     /// Opens an existing queue (NotFound if there is none).
     #[staticmethod]
     #[pyo3(signature = (name, *, dir=None))]
@@ -202,68 +222,6 @@ impl Queue {
         let name = name.to_string();
         let q = py
             .allow_threads(|| shmq::Queue::open_with(&name, &o))
-            .py_err()?;
-        Ok(Queue::new(q))
-    }
-
-    /// Opens the queue, creating it with these options if it is not there.
-    #[staticmethod]
-    #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (name, *, slots=4096, slot_size=1024, max_groups=16, overflow="block",
-        lease=30.0, max_deliveries=5, dlq_slots=1024, dedup_window=1024, dedup_ttl=300.0,
-        unblock_timeout=5.0, mode=0o600, dir=None, spill_dir=None, spill_max_bytes=1 << 30,
-        spill_segment_size=64 << 20, spill_fallback="block", sync="never", journal_max_age=None,
-        journal_max_bytes=1 << 30))]
-    fn open_or_create(
-        py: Python<'_>,
-        name: &str,
-        slots: u64,
-        slot_size: usize,
-        max_groups: u32,
-        overflow: &str,
-        lease: f64,
-        max_deliveries: u32,
-        dlq_slots: u32,
-        dedup_window: u64,
-        dedup_ttl: f64,
-        unblock_timeout: f64,
-        mode: u32,
-        dir: Option<PathBuf>,
-        spill_dir: Option<PathBuf>,
-        spill_max_bytes: u64,
-        spill_segment_size: u64,
-        spill_fallback: &str,
-        sync: &str,
-        journal_max_age: Option<f64>,
-        journal_max_bytes: u64,
-    ) -> PyResult<Queue> {
-        let spill = Spill {
-            dir: spill_dir,
-            max_bytes: spill_max_bytes,
-            segment_size: spill_segment_size,
-            fallback: spill_fallback.to_string(),
-            sync: sync.to_string(),
-            journal_max_age,
-            journal_max_bytes,
-        };
-        let o = options(
-            dir,
-            slots,
-            slot_size,
-            max_groups,
-            overflow,
-            lease,
-            max_deliveries,
-            dlq_slots,
-            dedup_window,
-            dedup_ttl,
-            unblock_timeout,
-            mode,
-            spill,
-        )?;
-        let name = name.to_string();
-        let q = py
-            .allow_threads(|| shmq::Queue::open_or_create(&name, &o))
             .py_err()?;
         Ok(Queue::new(q))
     }
