@@ -228,6 +228,14 @@ impl Options {
         self
     }
     /// Largest payload in bytes (default 1024).
+    ///
+    /// The queue file holds `slots` slots and `dlq_slots` dead-letter slots
+    /// of about this size each (`slot_size + 32` and `slot_size + 96` bytes,
+    /// rounded up to 64), all allocated when the queue is created: 4096
+    /// slots of 1 KiB and 1024 dead-letter slots make a ~5.6 MB file, 16
+    /// slots of 1 MiB a ~1 GiB one. `Queue::create` fails with `Io`
+    /// (`ENOSPC`, naming the bytes needed and free) where the directory has
+    /// no room for it; `Queue::file_size` and `Stats::file_size` tell it.
     pub fn slot_size(mut self, bytes: usize) -> Options {
         self.slot_size = bytes as u64;
         self
@@ -254,7 +262,9 @@ impl Options {
         self.max_deliveries = n;
         self
     }
-    /// Capacity of the dead-letter queue (default 1024 messages).
+    /// Capacity of the dead-letter queue (default 1024 messages). Each
+    /// entry takes `slot_size + 96` bytes of the queue file, rounded up to
+    /// 64, allocated at create (see [`slot_size`](Options::slot_size)).
     pub fn dlq_slots(mut self, n: u32) -> Options {
         self.dlq_slots = n;
         self

@@ -230,7 +230,7 @@ class Queue:
         seq it will receive next."""
 
     def stats(self) -> dict[str, Any]:
-        """A snapshot of counters and cursors: name, path, slots, slot_size,
+        """A snapshot of counters and cursors: name, path, slots, slot_size, file_size (bytes of the queue file, all taken at create),
         overflow, next_seq, oldest_seq, depth, published, rejected,
         deduplicated, aborted, producers, consumers, dlq_depth, the spill's
         spilled, spilled_bytes, spill_depth, spill_segments,

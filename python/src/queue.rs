@@ -367,6 +367,7 @@ impl Queue {
         d.set_item("path", &s.path)?;
         d.set_item("slots", s.slots)?;
         d.set_item("slot_size", s.slot_size)?;
+        d.set_item("file_size", s.file_size)?;
         d.set_item("overflow", s.overflow.to_string())?;
         d.set_item("next_seq", s.next_seq)?;
         d.set_item("oldest_seq", s.oldest_seq)?;

@@ -51,6 +51,10 @@ pub struct Stats {
     pub slots: u64,
     /// Largest payload in bytes.
     pub slot_size: u64,
+    /// Bytes of the queue file (all of it preallocated at create):
+    /// `slots × (slot_size + 32)` and `dlq_slots × (slot_size + 96)`, each
+    /// rounded up to cache lines, plus the header and tables.
+    pub file_size: u64,
     /// Overflow policy.
     pub overflow: Overflow,
     /// Seq the next message will get.
@@ -209,6 +213,28 @@ impl Queue {
         let file = os::file::create(&path, opts.mode, geo.total_size).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 Error::Exists(format!("queue {name:?} ({})", path.display()))
+            } else if e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) {
+                let dir = path.parent().unwrap_or(Path::new("."));
+                let free = os::file::free_space(dir)
+                    .map(|b| format!("{b} bytes are free"))
+                    .unwrap_or_else(|_| "the free space is unknown".into());
+                Error::io(
+                    format!(
+                        "creating {}: the queue file needs {} bytes ({} slots of {} bytes, {} \
+                         dead-letter slots of {} bytes, {} bytes of tables) and {free} in {}; \
+                         make fewer or smaller slots, or give the queue a larger directory \
+                         (Docker: --shm-size)",
+                        path.display(),
+                        geo.total_size,
+                        geo.slots,
+                        geo.slot_stride,
+                        geo.dlq_slots,
+                        geo.dlq_stride,
+                        geo.total_size - geo.slots * geo.slot_stride - geo.dlq_slots * geo.dlq_stride,
+                        dir.display()
+                    ),
+                    e,
+                )
             } else {
                 Error::io(format!("creating {}", path.display()), e)
             }
@@ -473,6 +499,12 @@ impl Queue {
         self.shared.geo.slot_size as usize
     }
 
+    /// Bytes of the queue file, all of them taken at create (the file is
+    /// preallocated, so a directory without room fails there, not later).
+    pub fn file_size(&self) -> u64 {
+        self.shared.geo.total_size
+    }
+
     /// Writes the mapping back to its file and waits for it: for a queue
     /// whose `dir` is on a disk, so its contents survive a reboot.
     pub fn flush(&self) -> Result<()> {
@@ -623,6 +655,7 @@ impl Queue {
             path: shared.path.clone(),
             slots: shared.geo.slots,
             slot_size: shared.geo.slot_size,
+            file_size: shared.geo.total_size,
             overflow: shared.overflow(),
             next_seq: tail,
             oldest_seq: head,

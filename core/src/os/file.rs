@@ -8,7 +8,12 @@ use std::path::Path;
 
 /// Creates `path` exclusively (`O_EXCL`), never through a symlink
 /// (`O_NOFOLLOW`), with exactly `mode` (the umask is undone by `fchmod`),
-/// and sizes it to `len` bytes of zeros.
+/// and sizes it to `len` bytes of zeros, preallocated (`fallocate`): on a
+/// tmpfs like `/dev/shm` a sparse file would be backed page by page as the
+/// mapping is first written, and a page the filesystem has no room for
+/// kills the writer with SIGBUS; preallocated, a full directory is an
+/// `ENOSPC` here instead. A filesystem that cannot preallocate
+/// (`EOPNOTSUPP`) gets a sparse file, as before.
 pub(crate) fn create(path: &Path, mode: u32, len: u64) -> io::Result<File> {
     let file = OpenOptions::new()
         .read(true)
@@ -18,7 +23,11 @@ pub(crate) fn create(path: &Path, mode: u32, len: u64) -> io::Result<File> {
         .custom_flags(libc_flags::O_NOFOLLOW | libc_flags::O_CLOEXEC)
         .open(path)?;
     file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-    if let Err(e) = file.set_len(len) {
+    let sized = match rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, len) {
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP => file.set_len(len),
+        r => r.map_err(io::Error::from),
+    };
+    if let Err(e) = sized {
         // Leave nothing half-made behind.
         let _ = std::fs::remove_file(path);
         return Err(e);
@@ -65,4 +74,10 @@ pub(crate) fn create_segment(dir: &Path, path: &Path, len: u64) -> io::Result<Fi
 mod libc_flags {
     pub(super) const O_NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
     pub(super) const O_CLOEXEC: i32 = rustix::fs::OFlags::CLOEXEC.bits() as i32;
+}
+
+/// Bytes free for an unprivileged user in the filesystem holding `dir`.
+pub(crate) fn free_space(dir: &Path) -> io::Result<u64> {
+    let st = rustix::fs::statvfs(dir)?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }

@@ -1,0 +1,86 @@
+//! A directory without room for a queue file is an error at create, never
+//! a SIGBUS at the first publish: the file is preallocated. Run on a 2 MiB
+//! tmpfs that the test mounts (it needs root or CAP_SYS_ADMIN; elsewhere it
+//! says so and passes without checking).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use shmq::{ConsumerOptions, Error, Options, Overflow, Queue, Start};
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
+struct SmallTmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallTmpfs {
+    fn mount(size: &str) -> Option<SmallTmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipped: could not mount a tmpfs here (needs root or CAP_SYS_ADMIN)");
+            return None;
+        }
+        Some(SmallTmpfs { dir })
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
+
+impl Drop for SmallTmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+fn entries(dir: &Path) -> usize {
+    std::fs::read_dir(dir).unwrap().count()
+}
+
+#[test]
+fn a_queue_file_larger_than_the_directory_fails_at_create_and_leaves_nothing() {
+    let Some(fs) = SmallTmpfs::mount("2m") else { return };
+    let opts = Options::new().dir(fs.path()).slots(64).slot_size(65536).dlq_slots(1);
+    let err = Queue::create("big", &opts).unwrap_err();
+    let Error::Io { context, source } = &err else { panic!("not Io: {err:?}") };
+    assert_eq!(source.raw_os_error(), Some(28), "not ENOSPC: {err}");
+    // It names what it needs and what there is.
+    assert!(context.contains("needs 4"), "{context}"); // 4.2 MB: 64 × 65600 + ...
+    assert!(context.contains("bytes are free"), "{context}");
+    assert!(context.contains("64 slots of 65600 bytes"), "{context}");
+    assert_eq!(entries(&fs.path()), 0, "a half-made file was left behind");
+}
+
+#[test]
+fn a_queue_that_fits_fills_its_ring_without_a_signal() {
+    let Some(fs) = SmallTmpfs::mount("2m") else { return };
+    // 16 × 64 KiB = ~1 MiB: fits. Every slot is written, and with the file
+    // preallocated no page of it can be missing.
+    let opts = Options::new()
+        .dir(fs.path())
+        .slots(16)
+        .slot_size(65536)
+        .dlq_slots(1)
+        .overflow(Overflow::Reject);
+    let q = Queue::create("fits", &opts).unwrap();
+    assert!(q.file_size() > 16 * 65536 && q.file_size() == q.stats().file_size);
+    q.create_group("g", Start::Earliest).unwrap();
+    // Fill what is left of the tmpfs so nothing could back a sparse page.
+    let filler = fs.path().join("filler");
+    let _ = std::fs::write(&filler, vec![1u8; 4 << 20]);
+    let mut p = q.producer().unwrap();
+    let payload = vec![7u8; 50_000];
+    let mut n = 0;
+    while p.publish(&payload).is_ok() {
+        n += 1;
+    }
+    assert_eq!(n, 16);
+    let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
+    assert_eq!(c.receive().unwrap().payload(), &payload[..]);
+}
