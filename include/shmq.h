@@ -1180,7 +1180,16 @@ enum shmq_status shmq_publish_with_timeout(struct shmq_producer *producer,
  * Publishes `count` messages with as few claims as possible and one
  * wake-up; writes the seq of the first to `first_seq_out` (may be NULL);
  * the others follow in order. Waits for room as long as it takes
- * (overflow block). Nothing is published if any message is too large.
+ * (overflow block). Nothing is published if any message is too large, nor
+ * on overflow reject when the batch fits in the ring and the ring has no
+ * room for all of it (`SHMQ_FULL`).
+ *
+ * A batch that went in only in part — larger than the ring and meeting a
+ * full queue, a full spill or an aborted claim — fails with the status of
+ * why the rest did not (`SHMQ_FULL`, `SHMQ_SPILL_FULL`, `SHMQ_ABORTED`),
+ * and still writes the first seq to `first_seq_out`; `shmq_last_error`
+ * says how many went in. `shmq_publish_batch_timeout` gives the count as
+ * a number: retry only the rest, never the whole batch.
  *
  * # Safety
  * `producer` as for `shmq_publish`; `msgs` is NULL or readable for `count`
@@ -1190,6 +1199,28 @@ enum shmq_status shmq_publish_batch(struct shmq_producer *producer,
                                     const struct shmq_buf *msgs,
                                     size_t count,
                                     uint64_t *first_seq_out);
+
+/**
+ * Like `shmq_publish_batch`, waiting at most `timeout_ns` for room (0: do
+ * not wait; `SHMQ_WAIT_FOREVER`: no limit), and writing to
+ * `published_out` (may be NULL) how many of the batch's messages were
+ * published: its first ones, from the seq written to `first_seq_out`.
+ *
+ * `SHMQ_OK` when all went in, or when the timeout passed after some did
+ * (`*published_out < count`: publish the rest again later);
+ * `SHMQ_TIMEOUT` when it passed before any did (`*published_out` is 0).
+ * Any other failure after some went in returns its status with both
+ * out-parameters written. On every return `*published_out` is the truth.
+ *
+ * # Safety
+ * As for `shmq_publish_batch`; `published_out` NULL or writable.
+ */
+enum shmq_status shmq_publish_batch_timeout(struct shmq_producer *producer,
+                                            const struct shmq_buf *msgs,
+                                            size_t count,
+                                            uint64_t timeout_ns,
+                                            uint64_t *first_seq_out,
+                                            size_t *published_out);
 
 /**
  * Claims a slot for a message of `len` bytes to be written in place: writes

@@ -84,6 +84,29 @@ pub enum Error {
     /// consumer, or a table in the queue file is full.
     #[error("busy: {0}")]
     Busy(String),
+    /// A batch went in only in part: its first `published` messages were
+    /// published, from seq `first_seq` on (consecutively, unless a slot
+    /// held by a stalled producer moved the rest one on), and the other
+    /// `total - published` were not, for `cause` (`Full`, `SpillFull`,
+    /// `Aborted`, `Timeout`). Retry only those: publishing the whole batch
+    /// again would duplicate what went in.
+    #[error(
+        "only {published} of the batch's {total} messages were published (from seq {first_seq}); \
+         the other {} were not, because {}: retry only those",
+        total - published,
+        cause.reason()
+    )]
+    PartlyPublished {
+        /// The seq of the first message published.
+        first_seq: u64,
+        /// How many of the batch's messages went in (its first ones).
+        published: usize,
+        /// How many messages the batch had.
+        total: usize,
+        /// Why the rest did not.
+        #[source]
+        cause: Box<Error>,
+    },
     /// An operating-system call failed.
     #[error("{context}: {source}")]
     Io {
@@ -96,6 +119,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// Why the rest of a batch did not go in, as a clause.
+    fn reason(&self) -> String {
+        match self {
+            Error::Full => "the queue is full (overflow=reject)".into(),
+            Error::Timeout => "the queue stayed full until the timeout".into(),
+            Error::Aborted => {
+                "a claim was aborted (this producer was stalled longer than unblock_timeout)".into()
+            }
+            Error::SpillFull(s) => format!("the queue and its spill are full ({s})"),
+            e => e.to_string(),
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Error {
         Error::Io {
             context: context.into(),

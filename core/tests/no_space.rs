@@ -17,7 +17,13 @@ impl SmallTmpfs {
     fn mount(size: &str) -> Option<SmallTmpfs> {
         let dir = tempfile::tempdir().unwrap();
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(dir.path())
             .status()
             .is_ok_and(|s| s.success());
@@ -45,10 +51,18 @@ fn entries(dir: &Path) -> usize {
 
 #[test]
 fn a_queue_file_larger_than_the_directory_fails_at_create_and_leaves_nothing() {
-    let Some(fs) = SmallTmpfs::mount("2m") else { return };
-    let opts = Options::new().dir(fs.path()).slots(64).slot_size(65536).dlq_slots(1);
+    let Some(fs) = SmallTmpfs::mount("2m") else {
+        return;
+    };
+    let opts = Options::new()
+        .dir(fs.path())
+        .slots(64)
+        .slot_size(65536)
+        .dlq_slots(1);
     let err = Queue::create("big", &opts).unwrap_err();
-    let Error::Io { context, source } = &err else { panic!("not Io: {err:?}") };
+    let Error::Io { context, source } = &err else {
+        panic!("not Io: {err:?}")
+    };
     assert_eq!(source.raw_os_error(), Some(28), "not ENOSPC: {err}");
     // It names what it needs and what there is.
     assert!(context.contains("needs 4"), "{context}"); // 4.2 MB: 64 × 65600 + ...
@@ -59,7 +73,9 @@ fn a_queue_file_larger_than_the_directory_fails_at_create_and_leaves_nothing() {
 
 #[test]
 fn a_queue_that_fits_fills_its_ring_without_a_signal() {
-    let Some(fs) = SmallTmpfs::mount("2m") else { return };
+    let Some(fs) = SmallTmpfs::mount("2m") else {
+        return;
+    };
     // 16 × 64 KiB = ~1 MiB: fits. Every slot is written, and with the file
     // preallocated no page of it can be missing.
     let opts = Options::new()

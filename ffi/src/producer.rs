@@ -282,7 +282,16 @@ impl AsRef<[u8]> for CheckedBuf {
 /// Publishes `count` messages with as few claims as possible and one
 /// wake-up; writes the seq of the first to `first_seq_out` (may be NULL);
 /// the others follow in order. Waits for room as long as it takes
-/// (overflow block). Nothing is published if any message is too large.
+/// (overflow block). Nothing is published if any message is too large, nor
+/// on overflow reject when the batch fits in the ring and the ring has no
+/// room for all of it (`SHMQ_FULL`).
+///
+/// A batch that went in only in part — larger than the ring and meeting a
+/// full queue, a full spill or an aborted claim — fails with the status of
+/// why the rest did not (`SHMQ_FULL`, `SHMQ_SPILL_FULL`, `SHMQ_ABORTED`),
+/// and still writes the first seq to `first_seq_out`; `shmq_last_error`
+/// says how many went in. `shmq_publish_batch_timeout` gives the count as
+/// a number: retry only the rest, never the whole batch.
 ///
 /// # Safety
 /// `producer` as for `shmq_publish`; `msgs` is NULL or readable for `count`
@@ -294,8 +303,95 @@ pub unsafe extern "C" fn shmq_publish_batch(
     count: usize,
     first_seq_out: *mut u64,
 ) -> shmq_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        publish_batch(
+            producer,
+            msgs,
+            count,
+            crate::options::SHMQ_WAIT_FOREVER,
+            first_seq_out,
+            std::ptr::null_mut(),
+        )
+    }
+}
+
+/// Like `shmq_publish_batch`, waiting at most `timeout_ns` for room (0: do
+/// not wait; `SHMQ_WAIT_FOREVER`: no limit), and writing to
+/// `published_out` (may be NULL) how many of the batch's messages were
+/// published: its first ones, from the seq written to `first_seq_out`.
+///
+/// `SHMQ_OK` when all went in, or when the timeout passed after some did
+/// (`*published_out < count`: publish the rest again later);
+/// `SHMQ_TIMEOUT` when it passed before any did (`*published_out` is 0).
+/// Any other failure after some went in returns its status with both
+/// out-parameters written. On every return `*published_out` is the truth.
+///
+/// # Safety
+/// As for `shmq_publish_batch`; `published_out` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_publish_batch_timeout(
+    producer: *mut shmq_producer,
+    msgs: *const shmq_buf,
+    count: usize,
+    timeout_ns: u64,
+    first_seq_out: *mut u64,
+    published_out: *mut usize,
+) -> shmq_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        publish_batch(
+            producer,
+            msgs,
+            count,
+            timeout_ns,
+            first_seq_out,
+            published_out,
+        )
+    }
+}
+
+/// Shared body of the batch publishes.
+///
+/// # Safety
+/// As for `shmq_publish_batch_timeout`.
+unsafe fn publish_batch(
+    producer: *mut shmq_producer,
+    msgs: *const shmq_buf,
+    count: usize,
+    timeout_ns: u64,
+    first_seq_out: *mut u64,
+    published_out: *mut usize,
+) -> shmq_status {
     guard(|| {
         let seq_out = out_opt(first_seq_out, "first_seq_out")?;
+        let count_out = out_opt(published_out, "published_out")?;
+        // SAFETY: forwarded contract.
+        let (result, first, n) = unsafe { publish_batch_inner(producer, msgs, count, timeout_ns) };
+        if let (Some(o), Some(first)) = (seq_out, first) {
+            // SAFETY: checked writable out-parameter.
+            unsafe { o.write(first) };
+        }
+        if let Some(o) = count_out {
+            // SAFETY: checked writable out-parameter.
+            unsafe { o.write(n) };
+        }
+        result
+    })
+}
+
+/// The batch publish itself: its result, the first seq (if any went in)
+/// and how many did, on every path (0 where the arguments were refused).
+///
+/// # Safety
+/// As for `shmq_publish_batch_timeout`.
+unsafe fn publish_batch_inner(
+    producer: *mut shmq_producer,
+    msgs: *const shmq_buf,
+    count: usize,
+    timeout_ns: u64,
+) -> (Result<(), Fail>, Option<u64>, usize) {
+    let checked = (|| {
         // SAFETY: per the contract.
         let p = unsafe { handle(producer, "producer") }?.idle()?;
         if count == 0 {
@@ -325,13 +421,28 @@ pub unsafe extern "C" fn shmq_publish_batch(
         // element was checked just above.
         let checked: &[CheckedBuf] =
             unsafe { std::slice::from_raw_parts(raw.as_ptr().cast::<CheckedBuf>(), raw.len()) };
-        let first = p.publish_batch(checked)?;
-        if let Some(o) = seq_out {
-            // SAFETY: checked writable out-parameter.
-            unsafe { o.write(first) };
-        }
-        Ok(())
-    })
+        Ok((p, checked))
+    })();
+    let (p, checked) = match checked {
+        Ok(v) => v,
+        Err(e) => return (Err(e), None, 0),
+    };
+    let done = match Wait::from_ns(timeout_ns) {
+        Wait::Forever => p.publish_batch(checked).map(|first| (first, count)),
+        Wait::Poll => p.publish_batch_timeout(checked, std::time::Duration::ZERO),
+        Wait::For(d) => p.publish_batch_timeout(checked, d),
+    };
+    match done {
+        Ok((first, n)) => (Ok(()), Some(first), n),
+        Err(e) => match e {
+            shmq::Error::PartlyPublished {
+                first_seq,
+                published,
+                ..
+            } => (Err(e.into()), Some(first_seq), published),
+            e => (Err(e.into()), None, 0),
+        },
+    }
 }
 
 /// Shared body of the reserve calls.

@@ -163,6 +163,9 @@ pub(crate) fn code_of(e: &shmq::Error) -> shmq_status {
         E::Io { .. } => SHMQ_IO,
         E::DlqFull(_) => SHMQ_DLQ_FULL,
         E::SpillFull(_) => SHMQ_SPILL_FULL,
+        // A batch in part: the status of why the rest did not go in (the
+        // message says how many did).
+        E::PartlyPublished { cause, .. } => code_of(cause),
         // `shmq::Error` is non_exhaustive: a variant added in core before
         // this boundary learns it still reaches C, with its message.
         _ => SHMQ_OTHER,

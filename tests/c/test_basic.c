@@ -587,6 +587,64 @@ static void test_threads(void) {
     shmq_queue_close(&threads_queue);
 }
 
+/* A batch that goes in only in part says how many did and from which seq,
+ * so that the caller retries only the rest (retrying all would duplicate). */
+static void test_partial_batch(void) {
+    enum { N = 10 };
+    char texts[N][8];
+    shmq_buf bufs[N];
+    for (int i = 0; i < N; i++) {
+        int len = snprintf(texts[i], sizeof texts[i], "p%d", i);
+        bufs[i].data = (const uint8_t *)texts[i];
+        bufs[i].len = (size_t)len;
+    }
+    /* overflow=reject, 8 slots, one group: 8 go in, 2 do not. */
+    shmq_options o = test_options(8, 64);
+    o.overflow = SHMQ_OVERFLOW_REJECT;
+    shmq_queue *q = NULL;
+    REQUIRE_OK(shmq_queue_create("partial-rj", &o, &q));
+    REQUIRE_OK(shmq_group_create(q, "g", SHMQ_START_EARLIEST, 0));
+    shmq_producer *p = NULL;
+    REQUIRE_OK(shmq_producer_new(q, &p));
+    uint64_t first = 99;
+    CHECK_STATUS(shmq_publish_batch(p, bufs, N, &first), SHMQ_FULL);
+    CHECK(first == 0);
+    CHECK(strstr(shmq_last_error(), "only 8 of the batch's 10 messages were published") != NULL);
+    CHECK(strstr(shmq_last_error(), "nothing was published") == NULL);
+    shmq_queue_stats st;
+    REQUIRE_OK(shmq_stats(q, &st));
+    CHECK(st.published == 8);
+    size_t published = 99;
+    first = 99;
+    CHECK_STATUS(shmq_publish_batch_timeout(p, bufs + 8, 2, 0, &first, &published), SHMQ_FULL);
+    CHECK(published == 0 && first == 99);
+    shmq_producer_free(&p);
+    shmq_queue_close(&q);
+    REQUIRE_OK(shmq_queue_remove("partial-rj", &o));
+
+    /* overflow=block with a timeout: the count, and SHMQ_OK. */
+    o = test_options(8, 64);
+    REQUIRE_OK(shmq_queue_create("partial-bl", &o, &q));
+    REQUIRE_OK(shmq_group_create(q, "g", SHMQ_START_EARLIEST, 0));
+    REQUIRE_OK(shmq_producer_new(q, &p));
+    first = 99;
+    published = 99;
+    CHECK_OK(shmq_publish_batch_timeout(p, bufs, N, MS(200), &first, &published));
+    CHECK(first == 0 && published == 8);
+    /* Still full: a timeout before any went in. */
+    CHECK_STATUS(shmq_publish_batch_timeout(p, bufs + 8, 2, MS(50), &first, &published),
+                 SHMQ_TIMEOUT);
+    CHECK(published == 0);
+    /* Bad arguments: the status, and the count is 0. */
+    published = 99;
+    CHECK_STATUS(shmq_publish_batch_timeout(p, NULL, 2, 0, &first, &published),
+                 SHMQ_NULL_ARGUMENT);
+    CHECK(published == 0);
+    shmq_producer_free(&p);
+    shmq_queue_close(&q);
+    REQUIRE_OK(shmq_queue_remove("partial-bl", &o));
+}
+
 int main(void) {
     alarm(120); /* a hang is a failure, not a stuck CI */
     make_test_dir();
@@ -602,5 +660,6 @@ int main(void) {
     RUN(test_getters_and_wait_strategies);
     RUN(test_open_and_remove);
     RUN(test_threads);
+    RUN(test_partial_batch);
     return finish();
 }

@@ -354,6 +354,14 @@ impl Producer {
     /// (one when they fit in the ring), and wakes consumers once. Returns
     /// the seq of the first; the others follow in order (consecutively,
     /// unless a slot was held by a stalled producer).
+    ///
+    /// All or nothing where it can be: a message too large fails the batch
+    /// before any is published, and so does a full queue with
+    /// overflow=reject when the batch fits in the ring. Where it went in
+    /// only in part (a batch larger than the ring meeting a full queue, a
+    /// full spill, an aborted claim), the error is
+    /// [`Error::PartlyPublished`], with the first seq and the count: retry
+    /// only the rest.
     pub fn publish_batch<P: AsRef<[u8]>>(&mut self, payloads: &[P]) -> Result<u64> {
         // Without a deadline it publishes them all (or fails).
         self.publish_batch_until(payloads, None)
@@ -365,7 +373,8 @@ impl Producer {
     /// many of `payloads` were published — all of them unless the deadline
     /// passed part-way (a batch larger than the ring goes in ring-sized
     /// claims, and a position given up by a stalled producer moves the
-    /// rest one on); [`Error::Timeout`] if it passed before any was.
+    /// rest one on); [`Error::Timeout`] if it passed before any was. Any
+    /// other failure after some went in is [`Error::PartlyPublished`].
     pub fn publish_batch_timeout<P: AsRef<[u8]>>(
         &mut self,
         payloads: &[P],
@@ -440,8 +449,14 @@ impl Producer {
         }
         match (result, first) {
             (Ok(()), first) => Ok((first.unwrap_or_default(), i)),
-            (Err(Error::Timeout), Some(first)) => Ok((first, i)),
-            (Err(e), _) => Err(e),
+            (Err(Error::Timeout), Some(first)) if deadline.is_some() => Ok((first, i)),
+            (Err(e), Some(first_seq)) => Err(Error::PartlyPublished {
+                first_seq,
+                published: i,
+                total: payloads.len(),
+                cause: Box::new(e),
+            }),
+            (Err(e), None) => Err(e),
         }
     }
 

@@ -230,7 +230,9 @@ impl Queue {
                         geo.slot_stride,
                         geo.dlq_slots,
                         geo.dlq_stride,
-                        geo.total_size - geo.slots * geo.slot_stride - geo.dlq_slots * geo.dlq_stride,
+                        geo.total_size
+                            - geo.slots * geo.slot_stride
+                            - geo.dlq_slots * geo.dlq_stride,
                         dir.display()
                     ),
                     e,
