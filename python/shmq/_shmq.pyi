@@ -22,10 +22,22 @@ _Start = Union[Literal["earliest", "latest"], int]
 _Path = Union[str, "os.PathLike[str]"]
 
 class Error(Exception):
-    """Base class of every shmq error; the message is the core's."""
+    """Base class of every shmq error; the message is the core's.
+
+    Every class is ``shmq.X`` (its ``__module__`` is ``"shmq"``), so an
+    error pickles: one raised in a multiprocessing worker reaches the parent
+    as itself."""
+
+    published: Optional[int]
+    """On the error of a ``publish_many`` that stopped: how many of its
+    first messages went in (0 if none); None on every other error."""
+    first_seq: Optional[int]
+    """On the error of a ``publish_many`` that stopped part-way: the seq of
+    the first message that went in; None if none did, or another error."""
 
 class Full(Error):
-    """The ring is full and the queue's overflow policy is reject: nothing was published."""
+    """The ring is full and the queue's overflow policy is reject: nothing
+    was published, unless ``published`` (``publish_many``) says otherwise."""
 
 class Timeout(Error):
     """A blocking call waited as long as it was allowed to."""
@@ -294,7 +306,14 @@ class Producer:
     def publish_many(self, items: Iterable[Buffer], timeout: Optional[float] = None) -> int:
         """Publishes every message of ``items`` with as few claims as possible
         and one wake-up; returns the seq of the first (the others follow in
-        order). ``timeout`` bounds each wait for room."""
+        order). ``timeout`` bounds each wait for room.
+
+        If it stops part-way (``Full`` with overflow="reject" and a batch
+        larger than the ring, ``Timeout``, ``SpillFull``, ``Aborted``), the
+        exception's ``published`` says how many of the first messages went
+        in and ``first_seq`` the seq of the first of them (None if none
+        did), and its message says so: publish ``items[e.published:]``
+        again, never the whole batch."""
 
     def reserve(
         self,

@@ -4,84 +4,84 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 
-create_exception!(_shmq, Error, PyException, "Base class of every shmq error.");
+create_exception!(shmq, Error, PyException, "Base class of every shmq error.");
 create_exception!(
-    _shmq,
+    shmq,
     Full,
     Error,
     "The ring is full and the queue's overflow policy is reject: nothing was published."
 );
 create_exception!(
-    _shmq,
+    shmq,
     Timeout,
     Error,
     "A blocking call waited as long as it was allowed to."
 );
 create_exception!(
-    _shmq,
+    shmq,
     TooLarge,
     Error,
     "The payload does not fit in a slot (larger than slot_size)."
 );
 create_exception!(
-    _shmq,
+    shmq,
     Corrupt,
     Error,
     "A file is not a usable shmq file; nothing in it was trusted."
 );
 create_exception!(
-    _shmq,
+    shmq,
     Incompatible,
     Error,
     "A queue file written by a different layout version of shmq."
 );
-create_exception!(_shmq, NotFound, Error, "No such queue or group.");
-create_exception!(_shmq, Exists, Error, "The queue or group already exists.");
+create_exception!(shmq, NotFound, Error, "No such queue or group.");
+create_exception!(shmq, Exists, Error, "The queue or group already exists.");
 create_exception!(
-    _shmq,
+    shmq,
     InvalidName,
     Error,
     "A queue or group name that is not allowed."
 );
 create_exception!(
-    _shmq,
+    shmq,
     InvalidOption,
     Error,
     "An option or argument value that is not allowed."
 );
 create_exception!(
-    _shmq,
+    shmq,
     LeaseExpired,
     Error,
     "The lease on a delivery was taken away before it was acknowledged."
 );
 create_exception!(
-    _shmq,
+    shmq,
     Aborted,
     Error,
     "This producer's claim was aborted: the message was not published."
 );
 create_exception!(
-    _shmq,
+    shmq,
     DlqFull,
     Error,
     "The dead-letter queue is full: the message was not dead-lettered."
 );
 create_exception!(
-    _shmq,
+    shmq,
     SpillFull,
     Error,
     "The spill is full (its budget or its disk) and spill_fallback is reject: nothing was published."
 );
 create_exception!(
-    _shmq,
+    shmq,
     Busy,
     Error,
     "A resource is held by someone else (a group's consumer, a table, an open delivery)."
 );
-create_exception!(_shmq, Io, Error, "An operating-system call failed.");
+create_exception!(shmq, Io, Error, "An operating-system call failed.");
 create_exception!(
-    _shmq,
+    shmq,
     Closed,
     Error,
     "A closed handle, a finished message, or a handle made before fork() used in the child."
@@ -111,6 +111,40 @@ pub(crate) fn to_py(e: shmq::Error) -> PyErr {
     }
 }
 
+/// The exception of a `publish_many` that stopped part-way (or before the
+/// first message): `published` (how many of its first messages went in)
+/// and `first_seq` (the first one's seq, None if none did) on it, and,
+/// where some went in, a message that says so, so that a caller retries
+/// only the rest.
+pub(crate) fn partly_published(
+    py: Python<'_>,
+    e: PyErr,
+    first_seq: Option<u64>,
+    published: usize,
+    total: usize,
+) -> PyErr {
+    let v = e.value(py);
+    if published > 0 {
+        let why = if e.is_instance_of::<Full>(py) {
+            "the queue is full (overflow=reject)".to_string()
+        } else if e.is_instance_of::<Timeout>(py) {
+            "the queue stayed full until the timeout".to_string()
+        } else {
+            v.str().map(|s| s.to_string()).unwrap_or_default()
+        };
+        let msg = format!(
+            "only {published} of the {total} messages were published (from seq {}); the other \
+             {} were not, because {why}: retry only those",
+            first_seq.unwrap_or_default(),
+            total - published
+        );
+        let _ = v.setattr("args", (msg,));
+    }
+    let _ = v.setattr("published", published);
+    let _ = v.setattr("first_seq", first_seq);
+    e
+}
+
 /// `Result` of the core, as a Python result.
 pub(crate) trait IntoPy<T> {
     fn py_err(self) -> PyResult<T>;
@@ -125,7 +159,12 @@ impl<T> IntoPy<T> for shmq::Result<T> {
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    m.add("Error", py.get_type::<Error>())?;
+    let base = py.get_type::<Error>();
+    // Set on the exception of a publish_many that stopped (see
+    // `partly_published`); None on every other error.
+    base.setattr("published", py.None())?;
+    base.setattr("first_seq", py.None())?;
+    m.add("Error", base)?;
     m.add("Full", py.get_type::<Full>())?;
     m.add("Timeout", py.get_type::<Timeout>())?;
     m.add("TooLarge", py.get_type::<TooLarge>())?;

@@ -284,70 +284,97 @@ impl Producer {
         let slots = cell.queue.slots() as usize;
         let mut first = None;
         let mut i = 0;
-        while i < slices.len() {
-            let rest = &slices[i..];
-            // Without the GIL, other threads running meanwhile. An attempt
-            // gives up after `batch_wait` (`room` counts only what consumers
-            // have freed: a producer elsewhere may have filled the ring
-            // first), saying how many went in, and the next message then
-            // goes the waiting way, in slices that look at Ctrl-C.
-            let mut s = cell.state.lock(py);
-            let step = py.allow_threads(|| -> Result<Option<(u64, usize)>, Fail> {
-                let queue = &cell.queue;
-                let p = s.producer()?;
-                if !cell.blocks {
-                    // overflow=reject never waits.
-                    return Ok(Some((p.publish_batch(rest)?, rest.len())));
-                }
-                let k = if cell.spills {
-                    // A full ring spills; only a full spill may wait.
-                    rest.len().min(slots)
-                } else {
-                    if s.room == 0 {
-                        let st = queue.stats();
-                        s.room = st.slots.saturating_sub(st.depth);
+        let result = (|| -> PyResult<()> {
+            while i < slices.len() {
+                let rest = &slices[i..];
+                // Without the GIL, other threads running meanwhile. An attempt
+                // gives up after `batch_wait` (`room` counts only what consumers
+                // have freed: a producer elsewhere may have filled the ring
+                // first), saying how many went in, and the next message then
+                // goes the waiting way, in slices that look at Ctrl-C.
+                let mut s = cell.state.lock(py);
+                let step = py.allow_threads(|| -> Result<Option<(u64, usize)>, Fail> {
+                    let queue = &cell.queue;
+                    let p = s.producer()?;
+                    if !cell.blocks {
+                        // overflow=reject never waits.
+                        return Ok(Some((p.publish_batch(rest)?, rest.len())));
                     }
-                    if s.room == 0 {
-                        return Ok(None);
+                    let k = if cell.spills {
+                        // A full ring spills; only a full spill may wait.
+                        rest.len().min(slots)
+                    } else {
+                        if s.room == 0 {
+                            let st = queue.stats();
+                            s.room = st.slots.saturating_sub(st.depth);
+                        }
+                        if s.room == 0 {
+                            return Ok(None);
+                        }
+                        rest.len().min(s.room as usize)
+                    };
+                    match p.publish_batch_timeout(&rest[..k], batch_wait) {
+                        Ok((seq, n)) => {
+                            // Fewer than `k` (a position given up by a stalled
+                            // producer moved the rest on, past the room): the
+                            // count of free slots is stale.
+                            s.room = if n < k {
+                                0
+                            } else {
+                                s.room.saturating_sub(n as u64)
+                            };
+                            Ok(Some((seq, n)))
+                        }
+                        Err(shmq::Error::Timeout) => {
+                            s.room = 0;
+                            Ok(None)
+                        }
+                        Err(e) => Err(e.into()),
                     }
-                    rest.len().min(s.room as usize)
+                });
+                drop(s); // publish_one below takes it again
+                cell.state.yield_to_waiters(py);
+                let step = match step {
+                    Ok(step) => step,
+                    // Part of `rest` went in (overflow=reject, a batch larger
+                    // than the ring): count it, and fail with why the rest did not.
+                    Err(Fail::Core(shmq::Error::PartlyPublished {
+                        first_seq,
+                        published,
+                        cause,
+                        ..
+                    })) => {
+                        first.get_or_insert(first_seq);
+                        i += published;
+                        return Err(crate::error::to_py(*cause));
+                    }
+                    Err(e) => return Err(e.into()),
                 };
-                match p.publish_batch_timeout(&rest[..k], batch_wait) {
-                    Ok((seq, n)) => {
-                        // Fewer than `k` (a position given up by a stalled
-                        // producer moved the rest on, past the room): the
-                        // count of free slots is stale.
-                        s.room = if n < k {
-                            0
-                        } else {
-                            s.room.saturating_sub(n as u64)
-                        };
-                        Ok(Some((seq, n)))
+                match step {
+                    Some((seq, k)) => {
+                        first.get_or_insert(seq);
+                        i += k;
                     }
-                    Err(shmq::Error::Timeout) => {
-                        s.room = 0;
-                        Ok(None)
+                    None => {
+                        // No room in time: one message the waiting way.
+                        let seq = cell.publish_one(py, rest[0], &meta, timeout)?;
+                        first.get_or_insert(seq);
+                        i += 1;
                     }
-                    Err(e) => Err(e.into()),
-                }
-            });
-            drop(s); // publish_one below takes it again
-            cell.state.yield_to_waiters(py);
-            let step = step?;
-            match step {
-                Some((seq, k)) => {
-                    first.get_or_insert(seq);
-                    i += k;
-                }
-                None => {
-                    // No room in time: one message the waiting way.
-                    let seq = cell.publish_one(py, rest[0], &meta, timeout)?;
-                    first.get_or_insert(seq);
-                    i += 1;
                 }
             }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => Ok(first.unwrap_or_default()),
+            Err(e) => Err(crate::error::partly_published(
+                py,
+                e,
+                first,
+                i,
+                slices.len(),
+            )),
         }
-        Ok(first.unwrap_or_default())
     }
 
     /// Claims a slot of `size` bytes to write in place.

@@ -665,3 +665,52 @@ def test_another_thread_gets_a_handle_a_blocked_call_waits_on(qdir, name):
         t.join(5)
         assert not t.is_alive()
     assert ended == {"receive": "closed", "publish": "closed"}
+
+
+@pytest.mark.parametrize("overflow, exc", [("reject", shmq.Full), ("block", shmq.Timeout)])
+def test_publish_many_that_goes_in_part_way_says_how_many(qdir, name, overflow, exc):
+    # 8 slots, one group, 10 messages: 8 go in. Retrying all 10 as an
+    # error that said "nothing was published" invited would duplicate them.
+    q = shmq.Queue.create(name, slots=8, overflow=overflow)
+    q.create_group("g")
+    p = q.producer()
+    msgs = [b"m%d" % i for i in range(10)]
+    with pytest.raises(exc) as info:
+        p.publish_many(msgs, timeout=0.2)
+    e = info.value
+    assert (e.published, e.first_seq) == (8, 0)
+    assert "only 8 of the 10 messages were published (from seq 0)" in str(e)
+    assert "nothing was published" not in str(e)
+    assert q.stats()["published"] == 8
+    c = q.consumer("g")
+    assert [bytes(c.receive(timeout=0)) for _ in range(8)] == msgs[:8]
+    # The rest, and only the rest.
+    assert p.publish_many(msgs[e.published :], timeout=0.2) == 8
+    assert [bytes(m) for m in c.receive_many(10, timeout=0.1)] == msgs[8:]
+    assert c.receive(timeout=0) is None  # finishes the batch: the ring is free
+    # None in: published 0, first_seq None, the plain message.
+    p.publish_many([b"x"] * 8)
+    with pytest.raises(exc) as info:
+        p.publish_many([b"y"] * 2, timeout=0.05)
+    assert (info.value.published, info.value.first_seq) == (0, None)
+    q.close()
+
+
+def test_publish_many_into_a_full_spill_part_way_says_how_many(qdir, name, tmp_path):
+    q = shmq.Queue.create(
+        name,
+        slots=8,
+        overflow="spill",
+        spill_dir=tmp_path / "spill",
+        spill_segment_size=64 << 10,
+        spill_max_bytes=64 << 10,
+        spill_fallback="reject",
+    )
+    q.create_group("g")
+    msgs = [b"%0100d" % i for i in range(2000)]
+    with pytest.raises(shmq.SpillFull) as info:
+        q.producer().publish_many(msgs)
+    e = info.value
+    assert e.first_seq == 0 and 8 <= e.published < 2000
+    assert q.stats()["published"] == e.published
+    q.close()

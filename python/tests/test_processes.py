@@ -12,7 +12,7 @@ import time
 import pytest
 
 import shmq
-from workers import consume, produce
+from workers import consume, open_missing, overfill, produce
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -277,3 +277,23 @@ def test_import_fails_where_the_gil_is_off():
     out, err = child.communicate(timeout=30)
     assert child.returncode == 3, err
     assert b"shmq needs the GIL" in out
+
+
+def test_errors_pickle_and_cross_a_spawn_pool(qdir, name):
+    import pickle
+
+    for cls in (shmq.Error, shmq.NotFound, shmq.Full, shmq.Timeout, shmq.SpillFull, shmq.Closed):
+        assert cls.__module__ == "shmq" and getattr(shmq, cls.__name__) is cls
+        e = pickle.loads(pickle.dumps(cls("why")))
+        assert type(e) is cls and str(e) == "why"
+    q = shmq.Queue.create(name, slots=8, overflow="reject")
+    q.create_group("g")
+    with SPAWN.Pool(1) as pool:
+        # Raised in the worker, re-raised here as itself (it used to arrive
+        # as multiprocessing's MaybeEncodingError).
+        with pytest.raises(shmq.NotFound, match="not found"):
+            pool.apply(open_missing, (name + "-missing", str(qdir)))
+        with pytest.raises(shmq.Full) as info:
+            pool.apply(overfill, (name, str(qdir)))
+    assert (info.value.published, info.value.first_seq) == (8, 0)
+    q.close()

@@ -21,3 +21,14 @@ def consume(name, qdir, group, n, out):
                 break
             got.append((m.seq, bytes(m)))
     out.put(got)
+
+
+def open_missing(name, qdir):
+    """Raises shmq.NotFound in the worker."""
+    shmq.Queue.open(name, dir=qdir)
+
+
+def overfill(name, qdir):
+    """Raises a Full from publish_many with published/first_seq set."""
+    q = shmq.Queue.open(name, dir=qdir)
+    q.producer().publish_many([b"x"] * 10)
