@@ -92,6 +92,16 @@ pub struct Options {
     pub(crate) spill_fallback: Overflow,
     pub(crate) sync: SyncMode,
     pub(crate) journal: Option<Retention>,
+    pub(crate) trust: Trust,
+}
+
+/// Owners and groups trusted besides this user and root: a queue file or
+/// spill directory they own (or, for a group, may write) is used although
+/// this user did not make it. See [`Options::trust_owner`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Trust {
+    pub owner: Option<u32>,
+    pub group: Option<u32>,
 }
 
 /// How long a journal keeps messages: by age and by bytes of segment files,
@@ -198,8 +208,16 @@ impl Default for Options {
             spill_fallback: Overflow::Block,
             sync: SyncMode::Never,
             journal: None,
+            trust: Trust::default(),
         }
     }
+}
+
+/// Where spill directories go by default: `/var/tmp/shmq-<uid>`, this
+/// user's own (as tmux keeps `/tmp/tmux-<uid>`), so that no other user can
+/// have made it, and one user's spill never blocks another's.
+pub(crate) fn default_spill_root() -> PathBuf {
+    PathBuf::from(format!("/var/tmp/shmq-{}", crate::os::process::uid()))
 }
 
 /// The directory used when no `dir` is given: `$SHMQ_DIR`, else `/dev/shm`.
@@ -294,8 +312,30 @@ impl Options {
         self.mode = mode;
         self
     }
-    /// Directory of the spill's segment files (overflow=spill; default
-    /// `/var/tmp/shmq/<name>`). Created if missing, mode 0700.
+    /// Trusts files and directories owned by user `uid` (besides this
+    /// user and root). Without it, a queue file, spill, journal or DLQ
+    /// directory owned by another user is refused: someone else could have
+    /// made it, to read or forge messages. For a queue shared between users
+    /// on purpose (its `mode`), the other users name its owner here, or its
+    /// group with [`trust_group`](Options::trust_group).
+    pub fn trust_owner(mut self, uid: u32) -> Options {
+        self.trust.owner = Some(uid);
+        self
+    }
+    /// Trusts group `gid`: files and directories of that group are used
+    /// whoever owns them, and may be group-writable.
+    pub fn trust_group(mut self, gid: u32) -> Options {
+        self.trust.group = Some(gid);
+        self
+    }
+    /// Directory of the spill's segment files (overflow=spill, and the
+    /// journal's; default `/var/tmp/shmq-<uid>/<name>`, this user's own).
+    /// Created if missing, mode 0700. Refused (an `Io` error,
+    /// `PermissionDenied`, naming the path and its owner) if it, or a
+    /// directory above it, is owned by another user or writable by others
+    /// (a sticky directory like `/var/tmp` excepted above it), unless
+    /// [`trust_owner`](Options::trust_owner) or
+    /// [`trust_group`](Options::trust_group) says so.
     pub fn spill_dir(mut self, dir: impl AsRef<Path>) -> Options {
         self.spill_dir = Some(dir.as_ref().to_path_buf());
         self
@@ -346,7 +386,7 @@ impl Options {
     pub fn get_spill_dir(&self, name: &str) -> PathBuf {
         self.spill_dir
             .clone()
-            .unwrap_or_else(|| Path::new("/var/tmp/shmq").join(name))
+            .unwrap_or_else(|| default_spill_root().join(name))
     }
 }
 

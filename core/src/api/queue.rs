@@ -24,6 +24,7 @@ use crate::protocol::group::{GroupInfo, owner_pid};
 use crate::protocol::lock::Me;
 use crate::protocol::registry::Registry;
 use crate::protocol::ring::Peek;
+use crate::store::access;
 use crate::store::segment::{MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, RECORD_HEADER_SIZE, Segments};
 use crate::sync::Ordering;
 use std::os::unix::ffi::OsStrExt;
@@ -196,6 +197,14 @@ impl Queue {
         let spill_dir = opts.get_spill_dir(name);
         if opts.overflow == Overflow::Spill || opts.journal.is_some() {
             check_spill_options(opts, &spill_dir)?;
+        }
+        if let Some(dir) = path.parent().filter(|d| d.exists()) {
+            access::check_queue_dir(dir, opts.trust)?;
+        }
+        if opts.overflow == Overflow::Spill || opts.journal.is_some() {
+            // Made now, this user's and mode 0700, or checked if it is
+            // there: never one that someone else made.
+            access::private_dir(&spill_dir, opts.trust)?;
         }
         if let Some(r) = opts.journal {
             if r.max_age.is_zero() {
@@ -374,6 +383,7 @@ impl Queue {
         if !meta.is_file() {
             return Err(Error::corrupt(&path, "not a regular file"));
         }
+        access::check_queue_file(&path, opts.trust)?;
         let len = meta.len();
         if len < HEADER_SIZE {
             return Err(Error::corrupt(
@@ -390,6 +400,15 @@ impl Queue {
         let map = os::map::Mapping::new(&file, len)
             .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
         let (config, geo, spill_dir) = validate(&map, &path)?;
+        if let Some(d) = &spill_dir {
+            access::private_dir(d, opts.trust)?;
+            for sub in ["journal", "dlq"] {
+                let sub = d.join(sub);
+                if sub.exists() {
+                    access::check_dir(&sub, opts.trust)?;
+                }
+            }
+        }
         let journal = match (&spill_dir, config.journal_max_bytes) {
             (Some(d), b) if b > 0 => Some(std::sync::Mutex::new(journal_for(&config, d))),
             _ => None,

@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Creates `path` exclusively (`O_EXCL`), never through a symlink
@@ -80,4 +80,19 @@ mod libc_flags {
 pub(crate) fn free_space(dir: &Path) -> io::Result<u64> {
     let st = rustix::fs::statvfs(dir)?;
     Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// Who owns `path` and its permission bits: (uid, gid, mode), following
+/// symbolic links.
+pub(crate) fn owner(path: &Path) -> io::Result<(u32, u32, u32)> {
+    let m = std::fs::metadata(path)?;
+    Ok((m.uid(), m.gid(), m.mode() & 0o7777))
+}
+
+/// Creates directory `dir` and any missing parents, each mode 0700.
+pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }

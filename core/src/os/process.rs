@@ -59,3 +59,8 @@ pub(crate) fn alive(pid: u32, start_time: u64) -> bool {
     // latter case trust kill(2).
     now == start_time || (now == 0 && std::fs::metadata("/proc/self").is_err())
 }
+
+/// This process's effective user id.
+pub(crate) fn uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}

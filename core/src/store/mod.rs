@@ -2,4 +2,5 @@
 //! the journal's and the dead-letter overflow's format), their damage-
 //! tolerant scan and the per-process handles on them.
 
+pub(crate) mod access;
 pub(crate) mod segment;

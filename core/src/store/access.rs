@@ -1,0 +1,119 @@
+//! Who may have made, or may change, the files shmq reads: a queue file,
+//! and the spill, journal and DLQ directories of segment files. One owned
+//! by another user, or writable by others, could have been planted or could
+//! be changed under us (a moved segment loses messages, a forged one adds
+//! some: the crc is no authentication), so it is refused unless the user
+//! said to trust that owner or group (`Options::trust_owner`,
+//! `trust_group`). This user and root are always trusted.
+//!
+//! The rules, checked on the path with its symbolic links resolved:
+//! - every directory from `/` down to the one checked is owned by a trusted
+//!   user and writable by nobody untrusted — a sticky directory (`/tmp`,
+//!   `/var/tmp`, `/dev/shm`) excepted above the one checked, since no one
+//!   can move or delete another's entries in it;
+//! - a spill, journal or DLQ directory itself, where the segment files
+//!   are, is not writable by others at all, sticky or not;
+//! - a queue file is owned by a trusted user or has a trusted group; its
+//!   mode is its owner's choice (a queue shared on purpose through `mode`).
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::options::Trust;
+use crate::os;
+
+fn refuse(path: &Path, why: String) -> Error {
+    Error::io(
+        format!(
+            "refusing {}: {why}; only files of this user (uid {}) and root are trusted \
+             unless trust_owner or trust_group says otherwise",
+            path.display(),
+            os::process::uid()
+        ),
+        std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+    )
+}
+
+fn trusted_owner(uid: u32, trust: Trust) -> bool {
+    uid == os::process::uid() || uid == 0 || trust.owner == Some(uid)
+}
+
+/// Checks one directory; `leaf`: it holds the files (no sticky exception).
+fn check_one(dir: &Path, leaf: bool, trust: Trust) -> Result<()> {
+    let (uid, gid, mode) =
+        os::file::owner(dir).map_err(|e| Error::io(format!("checking {}", dir.display()), e))?;
+    if !trusted_owner(uid, trust) && trust.group != Some(gid) {
+        return Err(refuse(
+            dir,
+            format!("it is owned by user {uid}, not this user"),
+        ));
+    }
+    let sticky = mode & 0o1000 != 0 && !leaf;
+    if mode & 0o002 != 0 && !sticky {
+        return Err(refuse(
+            dir,
+            format!("it is writable by every user (mode {mode:o}, owner {uid})"),
+        ));
+    }
+    if mode & 0o020 != 0 && !sticky && trust.group != Some(gid) {
+        return Err(refuse(
+            dir,
+            format!("it is writable by group {gid} (mode {mode:o}, owner {uid})"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks `dir` (which holds segment files) and every directory above it.
+pub(crate) fn check_dir(dir: &Path, trust: Trust) -> Result<()> {
+    let real = dir
+        .canonicalize()
+        .map_err(|e| Error::io(format!("resolving {}", dir.display()), e))?;
+    check_one(&real, true, trust)?;
+    for up in real.ancestors().skip(1) {
+        check_one(up, false, trust)?;
+    }
+    Ok(())
+}
+
+/// Checks the queue file at `path` and every directory above it.
+pub(crate) fn check_queue_file(path: &Path, trust: Trust) -> Result<()> {
+    let real = path
+        .canonicalize()
+        .map_err(|e| Error::io(format!("resolving {}", path.display()), e))?;
+    // Only its owner (or root) sets its mode: a trusted owner's choice to
+    // share it with a group or everyone (`mode`) is respected.
+    let (uid, gid, _mode) =
+        os::file::owner(&real).map_err(|e| Error::io(format!("checking {}", path.display()), e))?;
+    if !trusted_owner(uid, trust) && trust.group != Some(gid) {
+        return Err(refuse(
+            path,
+            format!("it is owned by user {uid}, not this user"),
+        ));
+    }
+    for up in real.ancestors().skip(1) {
+        check_one(up, false, trust)?;
+    }
+    Ok(())
+}
+
+/// Makes `dir` (mode 0700, with any missing parents) if it is not there,
+/// then checks it as [`check_dir`] does.
+pub(crate) fn private_dir(dir: &Path, trust: Trust) -> Result<()> {
+    if !dir.exists() {
+        os::file::create_private_dir(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    }
+    check_dir(dir, trust)
+}
+
+/// Checks the directory a queue file is made in, and every one above it.
+pub(crate) fn check_queue_dir(dir: &Path, trust: Trust) -> Result<()> {
+    let real = dir
+        .canonicalize()
+        .map_err(|e| Error::io(format!("resolving {}", dir.display()), e))?;
+    for up in real.ancestors() {
+        check_one(up, false, trust)?;
+    }
+    Ok(())
+}
