@@ -304,7 +304,7 @@ typedef struct shmq_dead_letter {
    */
   shmq_dlq_reason reason;
   /**
-   * Deliveries it had.
+   * Deliveries it had when it was dead-lettered (kept by a redrive).
    */
   uint32_t attempts;
   /**
@@ -335,6 +335,12 @@ typedef struct shmq_dead_letter {
    * Length of its payload in bytes.
    */
   size_t len;
+  /**
+   * How many times it was redriven. `attempts` and `reason` are those of
+   * its dead-lettering and stay through a redrive; a redriven message's
+   * deliveries count from attempt 1 again (a fresh budget).
+   */
+  uint32_t redrives;
 } shmq_dead_letter;
 
 /**

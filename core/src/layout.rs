@@ -434,7 +434,10 @@ pub(crate) struct DeadLetterHeader {
     pub reason: u32,
     pub type_id: u32,
     pub len: u32,
-    _pad: u32,
+    /// Its redrive history: the times it was redriven (low 16 bits) and
+    /// its deliveries since the last redrive (high 16 bits). Zero for a
+    /// dead letter never redriven.
+    pub redrive: u32,
     pub first_ns: u64,
     pub last_ns: u64,
     pub timestamp_ns: u64,
@@ -510,6 +513,7 @@ const _: () = {
     assert!(size_of::<LeaseRecord>() as u64 == LEASE_RECORD_SIZE);
     assert!(size_of::<ConsumerRecord>() as u64 == CONSUMER_RECORD_SIZE);
     assert!(size_of::<DeadLetterHeader>() as u64 == DEAD_LETTER_HEADER_SIZE);
+    assert!(offset_of!(DeadLetterHeader, redrive) == 36);
     assert!(offset_of!(DeadLetterHeader, first_ns) == 40);
     assert!(offset_of!(DeadLetterHeader, order) == 80);
     assert!(size_of::<ProducerRecord>() as u64 == PRODUCER_RECORD_SIZE);

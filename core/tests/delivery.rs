@@ -221,6 +221,63 @@ fn a_redriven_message_that_keeps_failing_is_dead_lettered_again() {
 }
 
 #[test]
+fn a_dead_letter_keeps_its_history_through_a_redrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("history", &opts(&dir).max_deliveries(3)).unwrap();
+    let mut c = q.consumer("g", manual()).unwrap();
+    q.producer().unwrap().publish(b"flaky").unwrap();
+    for _ in 0..3 {
+        c.receive_timeout(Duration::from_secs(5))
+            .unwrap()
+            .nack(Nack::Requeue)
+            .unwrap();
+    }
+    assert!(
+        c.try_receive().unwrap().is_none(),
+        "not delivered a fourth time"
+    );
+    let before = q.dlq().list().unwrap();
+    assert_eq!(
+        (before[0].attempts, before[0].reason, before[0].redrives),
+        (3, Reason::MaxDeliveries, 0)
+    );
+    q.dlq().redrive(None).unwrap();
+    // Listed while redriven: the same attempts and reason (they used to
+    // read 0 and, in the CLI, "redriven"), and one redrive.
+    let during = q.dlq().list().unwrap();
+    assert_eq!(
+        (
+            during[0].attempts,
+            during[0].reason,
+            during[0].redrives,
+            during[0].redriven
+        ),
+        (3, Reason::MaxDeliveries, 1, true)
+    );
+    assert_eq!(during[0].dead_lettered_ns, before[0].dead_lettered_ns);
+    // Delivered again with a fresh budget, and dead-lettered again after
+    // it: the history adds up.
+    for attempt in 1..=3 {
+        let m = c.receive_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(m.attempt(), attempt);
+        m.nack(Nack::Requeue).unwrap();
+    }
+    assert!(c.try_receive().unwrap().is_none());
+    let after = q.dlq().list().unwrap();
+    assert_eq!(
+        (
+            after[0].attempts,
+            after[0].reason,
+            after[0].redrives,
+            after[0].redriven
+        ),
+        (6, Reason::MaxDeliveries, 1, false)
+    );
+    q.dlq().redrive(None).unwrap();
+    assert_eq!(q.dlq().list().unwrap()[0].redrives, 2);
+}
+
+#[test]
 fn a_redriven_message_reaches_an_auto_consumer_too() {
     let dir = tempfile::tempdir().unwrap();
     let q = Queue::create("redrive-auto", &opts(&dir)).unwrap();

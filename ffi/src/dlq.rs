@@ -36,7 +36,7 @@ pub struct shmq_dead_letter {
     pub redriven: bool,
     /// Why it is here (a `shmq_dlq_reason`).
     pub reason: shmq_dlq_reason,
-    /// Deliveries it had.
+    /// Deliveries it had when it was dead-lettered (kept by a redrive).
     pub attempts: u32,
     /// The producer's type tag.
     pub type_id: u32,
@@ -52,6 +52,10 @@ pub struct shmq_dead_letter {
     pub dead_lettered_ns: u64,
     /// Length of its payload in bytes.
     pub len: usize,
+    /// How many times it was redriven. `attempts` and `reason` are those of
+    /// its dead-lettering and stay through a redrive; a redriven message's
+    /// deliveries count from attempt 1 again (a fresh budget).
+    pub redrives: u32,
 }
 
 impl From<&DeadLetter> for shmq_dead_letter {
@@ -66,6 +70,7 @@ impl From<&DeadLetter> for shmq_dead_letter {
                 _ => SHMQ_DLQ_REASON_OTHER,
             },
             attempts: d.attempts,
+            redrives: d.redrives,
             type_id: d.type_id,
             correlation_id: d.correlation_id,
             timestamp_ns: d.timestamp_ns,

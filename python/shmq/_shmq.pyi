@@ -269,7 +269,11 @@ class DeadLetters:
         """Copies of every dead letter, oldest first: seq, group, attempts,
         reason ("nacked" or "max-deliveries"), first_delivery_ns,
         last_delivery_ns, dead_lettered_ns, timestamp_ns, type_id,
-        correlation_id, redriven and payload (bytes)."""
+        correlation_id, redriven, redrives and payload (bytes).
+
+        ``attempts`` and ``reason`` are those of its dead-lettering and stay
+        through a redrive; ``redrives`` counts the redrives. A redriven
+        message starts a fresh delivery budget: its ``attempt`` is 1 again."""
 
     def redrive(self, seq: Optional[int] = None) -> int:
         """Delivers dead letters (all, or the one with this seq) again to the

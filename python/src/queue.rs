@@ -476,6 +476,7 @@ impl DeadLetters {
                 d.set_item("seq", l.seq)?;
                 d.set_item("group", &l.group)?;
                 d.set_item("attempts", l.attempts)?;
+                d.set_item("redrives", l.redrives)?;
                 d.set_item("reason", l.reason.as_str())?;
                 d.set_item("first_delivery_ns", l.first_delivery_ns)?;
                 d.set_item("last_delivery_ns", l.last_delivery_ns)?;

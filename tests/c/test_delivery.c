@@ -222,10 +222,17 @@ static void test_dead_letters(void) {
     uint64_t none = poison + 100, redriven = 99;
     CHECK_STATUS(shmq_dlq_redrive(q, &none, &redriven), SHMQ_NOT_FOUND);
     CHECK(redriven == 99);
+    CHECK(dl[0].redrives == 0);
     CHECK_OK(shmq_dlq_redrive(q, &poison, &redriven));
     CHECK(redriven == 1);
     CHECK_OK(shmq_dlq_len(q, &n));
     CHECK(n == 0);
+    /* Listed while redriven: its history stays, and the redrive counts. */
+    count = 99;
+    CHECK_OK(shmq_dlq_list(q, dl, 4, &count));
+    REQUIRE(count == 1);
+    CHECK(dl[0].redriven && dl[0].redrives == 1);
+    CHECK(dl[0].attempts == 1 && dl[0].reason == SHMQ_DLQ_REASON_NACKED);
     CHECK_OK(shmq_receive(c, MS(1000), &m));
     CHECK(m.seq == poison && msg_is(&m, "poison") && m.type_id == 9);
     CHECK_OK(shmq_ack(c, &m));

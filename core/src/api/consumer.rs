@@ -1345,7 +1345,9 @@ impl Consumer {
             timestamp_ns: raw.timestamp_ns,
             type_id: raw.type_id,
             correlation_id: raw.correlation_id,
-            attempt: raw.attempts.saturating_add(1),
+            // A fresh budget since the redrive (as an SQS redrive): the
+            // deliveries since it, this one included.
+            attempt: (raw.redrive >> 16).saturating_add(1),
             _borrow: PhantomData,
         };
         self.redriven = entry;
@@ -1438,6 +1440,7 @@ impl Consumer {
         let rec = self.record();
         let entry = Entry {
             seq: held.pos,
+            redrives: 0,
             group: self.idx,
             group_created_ns: rec.created_ns.load(Ordering::Acquire),
             // After max_deliveries, the lease we took to move it was not a

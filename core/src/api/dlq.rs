@@ -79,6 +79,7 @@ impl DeadLetters {
                     seq: raw.seq,
                     group,
                     attempts: raw.attempts,
+                    redrives: raw.redrive & 0xffff,
                     reason: Reason::from_raw(raw.reason).ok_or_else(|| {
                         Error::corrupt(&shared.path, format!("dead letter {i}: bad reason"))
                     })?,
@@ -117,8 +118,11 @@ impl DeadLetters {
 
     /// Sends dead letters back to the group that dead-lettered them, and
     /// only to it: all of them (`None`) or those of one seq. Returns how
-    /// many. A redriven message starts a fresh count of deliveries: after
-    /// `max_deliveries` more without an ack it is a dead letter again. A dead letter whose group was deleted stays (it is listed
+    /// many. A redriven message starts a fresh count of deliveries (its
+    /// `attempt()` is 1 again): after `max_deliveries` more without an ack
+    /// it is a dead letter again. Its [`DeadLetter`] keeps its history
+    /// meanwhile: the attempts and reason of its dead-lettering, and how
+    /// many times it was redriven (`redrives`). A dead letter whose group was deleted stays (it is listed
     /// with an empty group name; purge it).
     pub fn redrive(&self, seq: Option<u64>) -> Result<u64> {
         let shared = &*self.shared;
@@ -156,7 +160,12 @@ impl DeadLetters {
             }
             // SAFETY: entry `i` is ours (WRITING by us) until we store
             // REDRIVE; its header is inside the mapping.
-            unsafe { std::ptr::addr_of_mut!((*header(shared, i)).attempts).write(0) };
+            // The history stays (attempts, reason); the redrive is counted
+            // and the deliveries since it start again.
+            unsafe {
+                let r = std::ptr::addr_of_mut!((*header(shared, i)).redrive);
+                r.write((r.read() & 0xffff).saturating_add(1).min(0xffff));
+            }
             rec.redrive.fetch_add(1, Ordering::AcqRel);
             // Release: the reset count is seen by whoever takes it.
             st.store(word(REDRIVE, raw.group as u64), Ordering::Release);

@@ -201,11 +201,7 @@ impl Queue {
         if let Some(dir) = path.parent().filter(|d| d.exists()) {
             access::check_queue_dir(dir, opts.trust)?;
         }
-        if opts.overflow == Overflow::Spill || opts.journal.is_some() {
-            // Made now, this user's and mode 0700, or checked if it is
-            // there: never one that someone else made.
-            access::private_dir(&spill_dir, opts.trust)?;
-        }
+
         if let Some(r) = opts.journal {
             if r.max_age.is_zero() {
                 return Err(Error::InvalidOption(
@@ -219,7 +215,22 @@ impl Queue {
                 )));
             }
         }
+        // The spill directory is made now (this user's, mode 0700), or
+        // checked if it is there: never one that someone else made. Made
+        // here, after every option was checked, and taken back if the file
+        // cannot be made.
+        let spill_made = (opts.overflow == Overflow::Spill || opts.journal.is_some())
+            .then(|| -> Result<bool> {
+                let made = !spill_dir.exists();
+                access::private_dir(&spill_dir, opts.trust)?;
+                Ok(made)
+            })
+            .transpose()?
+            .unwrap_or(false);
         let file = os::file::create(&path, opts.mode, geo.total_size).map_err(|e| {
+            if spill_made {
+                let _ = std::fs::remove_dir(&spill_dir);
+            }
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 Error::Exists(format!("queue {name:?} ({})", path.display()))
             } else if e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) {

@@ -71,10 +71,16 @@ pub struct DeadLetter {
     pub seq: u64,
     /// The group that dead-lettered it (empty if that group was deleted).
     pub group: String,
-    /// Deliveries it had.
+    /// Deliveries it had when it was dead-lettered. A redrive keeps it (and
+    /// its reason); if it is dead-lettered again, the deliveries since the
+    /// redrive are added.
     pub attempts: u32,
-    /// Why it is here.
+    /// Why it is here (why it was dead-lettered last).
     pub reason: Reason,
+    /// How many times it was redriven. After a redrive a message starts a
+    /// fresh delivery budget: its deliveries count from `attempt() == 1`
+    /// again, and `max_deliveries` more send it back here.
+    pub redrives: u32,
     /// CLOCK_REALTIME ns of its first and its last delivery.
     pub first_delivery_ns: u64,
     /// See `first_delivery_ns`.
@@ -97,6 +103,8 @@ pub struct DeadLetter {
 /// What a dead-lettering writes, besides the payload.
 pub(crate) struct Entry<'a> {
     pub seq: u64,
+    /// Times redriven before (0 for a first dead-lettering).
+    pub redrives: u32,
     pub group: usize,
     pub group_created_ns: u64,
     pub attempts: u32,
@@ -156,6 +164,9 @@ fn write_entry(shared: &Shared, i: usize, e: &Entry<'_>, redrive: Option<()>, de
             std::ptr::addr_of_mut!((*h).group).write(e.group as u32);
             std::ptr::addr_of_mut!((*h).attempts).write(e.attempts);
             std::ptr::addr_of_mut!((*h).reason).write(e.reason.to_raw());
+            // Written back from the overflow as redriven: that redrive counts.
+            let redrives = e.redrives + u32::from(redrive.is_some());
+            std::ptr::addr_of_mut!((*h).redrive).write(redrives.min(0xffff));
             std::ptr::addr_of_mut!((*h).type_id).write(e.type_id);
             std::ptr::addr_of_mut!((*h).len).write(len as u32);
             std::ptr::addr_of_mut!((*h).first_ns).write(e.first_ns);
@@ -191,6 +202,8 @@ pub(crate) struct Raw {
     pub group: u32,
     pub attempts: u32,
     pub reason: u32,
+    /// As `DeadLetterHeader::redrive`.
+    pub redrive: u32,
     pub type_id: u32,
     pub len: usize,
     pub first_ns: u64,
@@ -217,6 +230,7 @@ pub(crate) fn read(shared: &Shared, i: usize) -> Result<Raw> {
             group: std::ptr::read_volatile(std::ptr::addr_of!((*h).group)),
             attempts: std::ptr::read_volatile(std::ptr::addr_of!((*h).attempts)),
             reason: std::ptr::read_volatile(std::ptr::addr_of!((*h).reason)),
+            redrive: std::ptr::read_volatile(std::ptr::addr_of!((*h).redrive)),
             type_id: std::ptr::read_volatile(std::ptr::addr_of!((*h).type_id)),
             len: std::ptr::read_volatile(std::ptr::addr_of!((*h).len)) as usize,
             first_ns: std::ptr::read_volatile(std::ptr::addr_of!((*h).first_ns)),
@@ -294,13 +308,20 @@ pub(crate) fn end_redriven(
         let h = header(shared, i);
         // SAFETY: entry `i` is DELIVERING by us: its header is ours.
         unsafe {
-            let a = std::ptr::addr_of_mut!((*h).attempts);
-            let attempts = a.read().saturating_add(1);
-            a.write(attempts);
+            let r = std::ptr::addr_of_mut!((*h).redrive);
+            let word = r.read();
+            let since = (word >> 16).saturating_add(1).min(0xffff);
+            r.write((word & 0xffff) | (since << 16));
             std::ptr::addr_of_mut!((*h).last_ns).write(os::clock::realtime_ns());
-            if attempts >= shared.config.max_deliveries && !back_to_dlq {
+            if since >= shared.config.max_deliveries && !back_to_dlq {
                 std::ptr::addr_of_mut!((*h).reason).write(Reason::MaxDeliveries.to_raw());
                 dead = true;
+            }
+            if dead {
+                // Its history: the deliveries since the redrive are added.
+                let a = std::ptr::addr_of_mut!((*h).attempts);
+                a.write(a.read().saturating_add(since));
+                r.write(word & 0xffff);
             }
         }
     }
@@ -358,6 +379,7 @@ pub(crate) mod overflow {
         for x in [e.first_ns, e.last_ns, dead_ns, e.group_created_ns, e.seq] {
             v.extend_from_slice(&x.to_le_bytes());
         }
+        v.extend_from_slice(&e.redrives.to_le_bytes());
         v.resize(OVERFLOW_META, 0);
         v.extend_from_slice(e.payload);
         v
@@ -378,6 +400,7 @@ pub(crate) mod overflow {
         Some((
             Entry {
                 seq: u64_at(48)?,
+                redrives: u32_at(56)?,
                 group,
                 group_created_ns: u64_at(40)?,
                 attempts: u32_at(4)?,
@@ -547,6 +570,7 @@ pub(crate) mod overflow {
                 seq: e.seq,
                 group,
                 attempts: e.attempts,
+                redrives: e.redrives,
                 reason: e.reason,
                 first_delivery_ns: e.first_ns,
                 last_delivery_ns: e.last_ns,
