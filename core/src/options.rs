@@ -403,13 +403,27 @@ pub enum Start {
 }
 
 /// Where [`Consumer::seek`](crate::Consumer::seek) moves a group.
+///
+/// **What can be sought back to.** Without a journal, the ring retains
+/// the messages from `stats().oldest_seq` (the slowest group's cursor when
+/// a producer last needed room) to `next_seq`: a slot below it may be
+/// written again as soon as a producer needs it, so once every group has
+/// read a message it is not kept for replay, and after a busy stretch a
+/// caught-up queue retains only a few (as few as an eighth of the ring).
+/// A group that must be able to replay keeps its own cursor back (a group
+/// created and never read retains everything for it), or the queue gets a
+/// journal ([`Options::journal`](crate::Options::journal)), whose window
+/// is its retention. A seek to a seq or time before the window is clamped
+/// to `oldest_seq`: the call returns the seq the group will really receive
+/// next, so a caller compares it with what it asked (the CLI says so on
+/// stderr).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Seek {
     /// The oldest retained message.
     Earliest,
     /// After the newest message.
     Latest,
-    /// This seq (clamped to the retained range).
+    /// This seq (clamped to the retained range: see above).
     Seq(u64),
     /// The first retained message published at or after this CLOCK_REALTIME
     /// time in nanoseconds.

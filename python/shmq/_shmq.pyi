@@ -239,7 +239,11 @@ class Queue:
     def seek(self, group: str, to: Optional[_Start] = None, *, time_ns: Optional[int] = None) -> int:
         """Moves a group with no live consumer to "earliest", "latest", a seq,
         or the first message published at or after ``time_ns``; returns the
-        seq it will receive next."""
+        seq it will receive next. Without a journal only the messages from
+        ``stats()["oldest_seq"]`` on are retained (the slowest group's
+        cursor when a producer last needed room: after a busy stretch, as
+        few as an eighth of the ring); a seek before that is clamped, and
+        the seq returned says where it landed."""
 
     def stats(self) -> dict[str, Any]:
         """A snapshot of counters and cursors: name, path, slots, slot_size, file_size (bytes of the queue file, all taken at create),
@@ -424,7 +428,9 @@ class Consumer:
         No Python object is made per message until one is looked at."""
 
     def seek(self, to: Optional[_Start] = None, *, time_ns: Optional[int] = None) -> int:
-        """Moves the group (replay or skip); returns the seq it will receive next."""
+        """Moves the group (replay or skip); returns the seq it will receive
+        next, later than asked if that one is no longer retained (see
+        ``Queue.seek``)."""
 
     def close(self) -> None:
         """Ends the open message (ack="manual": gives it back) and detaches

@@ -742,7 +742,9 @@ impl Consumer {
     }
 
     /// Moves the group to `to` (replay within what the queue retains, or
-    /// skip ahead); returns the seq it will receive next.
+    /// skip ahead); returns the seq it will receive next, which is later
+    /// than a seq asked for that is no longer retained (see [`Seek`] for
+    /// the window).
     pub fn seek(&mut self, to: Seek) -> Result<u64> {
         let shared = self.shared.clone();
         let g = shared.lock();

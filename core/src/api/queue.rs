@@ -636,7 +636,8 @@ impl Queue {
 
     /// Moves group `group` to `to` (replay or skip) while no consumer is
     /// attached; returns the seq it will receive next. Seeks are clamped
-    /// to what the queue retains.
+    /// to what the queue retains ([`Seek`] says what that is): compare the
+    /// seq returned with the one asked for.
     pub fn seek_group(&self, group: &str, to: Seek) -> Result<u64> {
         check_group_name(group)?;
         let g = self.shared.lock();
