@@ -4,7 +4,7 @@ import os
 import pathlib
 import types
 from collections.abc import Iterable, Iterator
-from typing import Any, Literal, Optional, Union, final
+from typing import Any, Literal, Optional, Protocol, Union, final
 
 from typing_extensions import Buffer, Self
 
@@ -17,6 +17,16 @@ MAX_GROUP_NAME: int
 def default_dir() -> pathlib.Path:
     """The directory queues live in when no ``dir`` is given: ``$SHMQ_DIR``,
     else ``/dev/shm`` (read at each call)."""
+
+class _ArrayInterface(Protocol):
+    # numpy's stubs declare ``__buffer__`` (PEP 688) only for Python 3.12
+    # and later; before that an ndarray is known by its array interface.
+    @property
+    def __array_interface__(self) -> dict[str, Any]: ...
+
+_Payload = Union[Buffer, bytes, bytearray, memoryview, _ArrayInterface]
+"""What a publish takes: any C-contiguous object with the buffer protocol
+(bytes, bytearray, memoryview, array.array, mmap, numpy arrays)."""
 
 _Start = Union[Literal["earliest", "latest"], int]
 _Path = Union[str, "os.PathLike[str]"]
@@ -295,7 +305,7 @@ class Producer:
 
     def publish(
         self,
-        data: Buffer,
+        data: _Payload,
         type_id: int = 0,
         correlation_id: int = 0,
         key: Union[str, bytes, None] = None,
@@ -311,7 +321,7 @@ class Producer:
         message's seq. ``TooLarge`` past slot_size.
         """
 
-    def publish_many(self, items: Iterable[Buffer], timeout: Optional[float] = None) -> int:
+    def publish_many(self, items: Iterable[_Payload], timeout: Optional[float] = None) -> int:
         """Publishes every message of ``items`` with as few claims as possible
         and one wake-up; returns the seq of the first (the others follow in
         order). ``timeout`` bounds each wait for room.

@@ -123,6 +123,12 @@ impl Gate {
         self.word.load(Ordering::Acquire) >> EXPORT_BITS == token
     }
 
+    /// How many buffers (numpy arrays, slices of `.data`, ...) are live
+    /// over the open window.
+    pub(crate) fn exports(&self) -> u64 {
+        self.word.load(Ordering::Acquire) & EXPORTS
+    }
+
     /// Whatever window is open (0: none).
     pub(crate) fn current(&self) -> u64 {
         self.word.load(Ordering::Acquire) >> EXPORT_BITS

@@ -309,10 +309,21 @@ impl Cell {
             return Ok(());
         }
         if self.manual {
-            return Err(crate::error::Busy::new_err(
+            let exports = self.gate.exports();
+            return Err(crate::error::Busy::new_err(if exports > 0 {
+                format!(
+                    "the previous message of this ack=manual consumer is still open: {exports} \
+                     buffer(s) made from its data (a numpy array, a slice or memoryview of \
+                     .data) are alive and keep it open even after `del message`; ack or nack \
+                     it, or delete those buffers (copy first if the data must stay: \
+                     bytes(message), array.copy()), and a dropped message goes back to its \
+                     group to be delivered again"
+                )
+            } else {
                 "the previous message of this ack=manual consumer is not acked or nacked yet; \
-                 a consumer holds one delivery at a time (ack/nack it, or use another consumer)",
-            ));
+                 a consumer holds one delivery at a time (ack/nack it, or use another consumer)"
+                    .to_string()
+            }));
         }
         // The fast way: nothing looked at its data, so closing its window
         // is enough; the poll about to run ends it under the lock it takes

@@ -714,3 +714,22 @@ def test_publish_many_into_a_full_spill_part_way_says_how_many(qdir, name, tmp_p
     assert e.first_seq == 0 and 8 <= e.published < 2000
     assert q.stats()["published"] == e.published
     q.close()
+
+
+def test_a_numpy_array_that_outlives_its_message_is_named_as_what_holds_it(qdir, name):
+    q = shmq.Queue.create(name, slots=16)
+    c = q.consumer("g", ack="manual")
+    q.producer().publish(np.arange(4, dtype=np.int64))
+    m = c.receive(timeout=1)
+    arr = np.frombuffer(m.data, dtype=np.int64)
+    del m  # the array still holds the message's memory, and so the message
+    with pytest.raises(shmq.Busy) as info:
+        c.receive(timeout=0)
+    text = str(info.value)
+    assert "1 buffer(s) made from its data" in text and "delete those buffers" in text
+    assert list(arr) == [0, 1, 2, 3]
+    del arr  # now the message is dropped: it goes back to the group
+    again = c.receive(timeout=1)
+    assert again is not None and again.seq == 0 and again.attempt == 2
+    again.ack()
+    q.close()

@@ -297,3 +297,41 @@ def test_errors_pickle_and_cross_a_spawn_pool(qdir, name):
             pool.apply(overfill, (name, str(qdir)))
     assert (info.value.published, info.value.first_seq) == (8, 0)
     q.close()
+
+
+NUMPY_EXAMPLE = '''
+import numpy as np
+import shmq
+
+def send(p: shmq.Producer) -> int:
+    p.publish(np.arange(10.0))
+    p.publish(b"bytes")
+    p.publish(bytearray(b"x"))
+    p.publish(memoryview(b"y"))
+    return p.publish_many([np.zeros(3), b"z"])
+'''
+
+
+@pytest.mark.parametrize("version", ["3.9", "3.11", "3.12"])
+def test_the_stubs_take_numpy_arrays_on_every_python(tmp_path, version):
+    # mypy used to say 'expected "Buffer"' for an ndarray below 3.12, where
+    # numpy's stubs have no __buffer__.
+    (tmp_path / "example.py").write_text(NUMPY_EXAMPLE)
+    r = subprocess.run(
+        [sys.executable, "-m", "mypy", "--python-version", version, "--no-incremental",
+         "--cache-dir", str(tmp_path / "cache"), "example.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    # And a str is still refused.
+    (tmp_path / "bad.py").write_text("import shmq\ndef f(p: shmq.Producer) -> None:\n    p.publish('str')\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "mypy", "--python-version", version, "--no-incremental",
+         "--cache-dir", str(tmp_path / "cache"), "bad.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert r.returncode == 1 and "publish" in r.stdout, r.stdout + r.stderr
