@@ -1,0 +1,252 @@
+//! `shmq bench latency`: one-way latency (ping-pong round trip / 2)
+//! between two processes over two queues, against a bare cache-line
+//! ping-pong.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use shmq::{Options, Queue, Start};
+
+use super::baseline::Region;
+use super::plot::{self, Series};
+use super::{BenchArgs, Scratch, WaitArg, WorkerArgs, fmt_ns, join, parse_json, spawn};
+use crate::{CliError, CliResult};
+
+fn quantiles(h: &Histogram<u64>) -> [u64; 4] {
+    [
+        h.value_at_quantile(0.50),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.max(),
+    ]
+}
+
+pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
+    let count = args.count.unwrap_or(200_000);
+    let warmup = count / 10;
+    let (c0, c1) = (cores[0], cores[cores.len().min(2) - 1]);
+    let mut shmq_h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+    let mut base_h = shmq_h.clone();
+    let scratch = Scratch::new()?;
+    for round in 0..args.rounds {
+        // Baseline: bare cache-line ping-pong.
+        let region = scratch.dir.join(format!("pingpong-{round}"));
+        Region::create(&region, 1, 1)?;
+        let extra = |skip: u64| vec!["--skip".to_string(), skip.to_string()];
+        let pong = spawn("base-pong", &region, count + warmup, 1, c1, &[])?;
+        let ping = spawn("base-ping", &region, count + warmup, 1, c0, &extra(warmup))?;
+        let out = join(vec![ping, pong])?;
+        record(&mut base_h, &out[0])?;
+        // shmq: two queues, one each way.
+        let dir = scratch.dir.join(format!("shmq-{round}"));
+        std::fs::create_dir(&dir)?;
+        let opts = Options::new()
+            .dir(&dir)
+            .slots(args.slots.unwrap_or(64))
+            .slot_size(args.size);
+        for (name, group) in [("ping", "pong"), ("pong", "ping")] {
+            Queue::create(name, &opts)?.create_group(group, Start::Earliest)?;
+        }
+        let mut ack = vec![
+            "--ack".to_string(),
+            format!("{:?}", args.ack).to_lowercase(),
+        ];
+        if let Some(w) = args.wait {
+            ack.extend(["--wait".to_string(), w.name().to_string()]);
+        }
+        if args.no_read {
+            ack.push("--no-read".to_string());
+        }
+        let pong = spawn("pong", &dir, count + warmup, args.size, c1, &ack)?;
+        let mut ping_args = extra(warmup);
+        ping_args.extend(ack);
+        let ping = spawn("ping", &dir, count + warmup, args.size, c0, &ping_args)?;
+        let out = join(vec![ping, pong])?;
+        record(&mut shmq_h, &out[0])?;
+    }
+    let s = quantiles(&shmq_h);
+    let b = quantiles(&base_h);
+    let ratio = |i: usize| s[i] as f64 / b[i].max(1) as f64;
+    let waiting = match args.wait {
+        Some(w) => format!("receive() with wait={}", w.name()),
+        None => "busy polling".to_string(),
+    };
+    if let Some(path) = &args.plot {
+        let title = format!(
+            "one-way latency, {} B, 2 processes on cores {c0} and {c1}, {waiting}, {} x {} round trips",
+            args.size, args.rounds, count
+        );
+        let svg = plot::percentile_svg(
+            &title,
+            &[
+                Series {
+                    name: "shmq",
+                    color: "#d62728",
+                    hist: &shmq_h,
+                },
+                Series {
+                    name: "cache-line ping-pong (baseline)",
+                    color: "#1f77b4",
+                    hist: &base_h,
+                },
+            ],
+        );
+        std::fs::write(path, svg)
+            .map_err(|e| CliError::Other(format!("writing {}: {e}", path.display())))?;
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "kind": "latency",
+                "size": args.size,
+                "read": !args.no_read,
+                "count": count * args.rounds as u64,
+                "rounds": args.rounds,
+                "p50_ns": s[0], "p99_ns": s[1], "p999_ns": s[2], "max_ns": s[3],
+                "baseline_p50_ns": b[0], "baseline_p99_ns": b[1],
+                "baseline_p999_ns": b[2], "baseline_max_ns": b[3],
+                "ratio_p50": ratio(0), "ratio_p99": ratio(1), "ratio_p999": ratio(2),
+                "wait": args.wait.map(WaitArg::name),
+            })
+        );
+    } else {
+        println!(
+            "shmq bench latency: one-way (round trip / 2), {} B payload{}, {} round trips x {} rounds, 2 processes on cores {c0} and {c1}, {waiting}",
+            args.size,
+            if args.no_read { " (not read)" } else { "" },
+            count,
+            args.rounds
+        );
+        println!(
+            "{:<28} {:>10} {:>10} {:>10} {:>10}",
+            "", "p50", "p99", "p99.9", "max"
+        );
+        println!(
+            "{:<28} {:>10} {:>10} {:>10} {:>10}",
+            "baseline (cache-line ping-pong)",
+            fmt_ns(b[0]),
+            fmt_ns(b[1]),
+            fmt_ns(b[2]),
+            fmt_ns(b[3])
+        );
+        println!(
+            "{:<28} {:>10} {:>10} {:>10} {:>10}",
+            "shmq",
+            fmt_ns(s[0]),
+            fmt_ns(s[1]),
+            fmt_ns(s[2]),
+            fmt_ns(s[3])
+        );
+        println!(
+            "{:<28} {:>9.2}x {:>9.2}x {:>9.2}x {:>9.2}x",
+            "shmq / baseline",
+            ratio(0),
+            ratio(1),
+            ratio(2),
+            ratio(3)
+        );
+    }
+    Ok(())
+}
+
+fn record(h: &mut Histogram<u64>, out: &str) -> CliResult {
+    let v = parse_json(out)?;
+    let path = v["samples"]
+        .as_str()
+        .ok_or_else(|| CliError::Other("worker gave no samples".into()))?;
+    let bytes = std::fs::read(path)?;
+    for chunk in bytes.chunks_exact(8) {
+        // One-way = round trip / 2.
+        let rtt = u64::from_le_bytes(chunk.try_into().unwrap());
+        h.saturating_record((rtt / 2).max(1));
+    }
+    Ok(())
+}
+
+/// Worker role `base-ping`: the timing side of the bare cache-line
+/// ping-pong; writes its round trips to a samples file.
+pub(super) fn base_ping(a: &WorkerArgs) -> CliResult<serde_json::Value> {
+    let r = Region::open(&a.dir, 1, 1)?;
+    let rtts = r.ping(a.count);
+    samples(&a.dir, &rtts[a.skip as usize..])
+}
+
+/// Worker role `base-pong`: the echoing side of the bare ping-pong.
+pub(super) fn base_pong(a: &WorkerArgs) -> CliResult<serde_json::Value> {
+    Region::open(&a.dir, 1, 1)?.pong(a.count);
+    Ok(serde_json::json!({}))
+}
+
+/// Worker role `ping`: publishes to queue `ping`, waits for the echo on
+/// `pong`, and writes the round trips to a samples file.
+pub(super) fn ping(a: &WorkerArgs) -> CliResult<serde_json::Value> {
+    let opts = Options::new().dir(&a.dir);
+    let mut p = Queue::open_with("ping", &opts)?.producer()?;
+    let mut c = Queue::open_with("pong", &opts)?.consumer("ping", a.consumer_options())?;
+    let payload = vec![1u8; a.size];
+    let mut buf = vec![0u8; a.size];
+    let mut rtts = Vec::with_capacity(a.count as usize);
+    for _ in 0..a.count {
+        let t0 = Instant::now();
+        p.publish(&payload)?;
+        receive_into(&mut c, &mut buf, a.wait.is_some(), !a.no_read)?;
+        rtts.push(t0.elapsed().as_nanos() as u64);
+    }
+    samples(&a.dir, &rtts[a.skip as usize..])
+}
+
+/// Worker role `pong`: echoes each message of queue `ping` to `pong`.
+pub(super) fn pong(a: &WorkerArgs) -> CliResult<serde_json::Value> {
+    let opts = Options::new().dir(&a.dir);
+    let mut p = Queue::open_with("pong", &opts)?.producer()?;
+    let mut c = Queue::open_with("ping", &opts)?.consumer("pong", a.consumer_options())?;
+    let mut buf = vec![0u8; a.size];
+    for _ in 0..a.count {
+        receive_into(&mut c, &mut buf, a.wait.is_some(), !a.no_read)?;
+        p.publish(&buf)?;
+    }
+    Ok(serde_json::json!({}))
+}
+
+/// Receives one message, copies it into `buf` if `read`, and acks it:
+/// with `receive` (the consumer's wait strategy) or by busy-polling
+/// `try_receive`.
+#[inline(always)]
+fn receive_into(c: &mut shmq::Consumer, buf: &mut [u8], wait: bool, read: bool) -> CliResult {
+    if wait {
+        return receive_waiting(c, buf, read);
+    }
+    loop {
+        if let Some(m) = c.try_receive()? {
+            if read {
+                buf.copy_from_slice(m.payload());
+            }
+            m.ack()?;
+            return Ok(());
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// `receive_into` with `receive`, kept out of line: merged into the
+/// polling loop, its delivery and the loop's shared a stack slot, and the
+/// loop paid for moving them there (~20 ns a round trip).
+#[inline(never)]
+fn receive_waiting(c: &mut shmq::Consumer, buf: &mut [u8], read: bool) -> CliResult {
+    let m = c.receive()?;
+    if read {
+        buf.copy_from_slice(m.payload());
+    }
+    m.ack()?;
+    Ok(())
+}
+
+/// Writes samples next to the region/queue dir and returns where.
+fn samples(dir: &Path, rtts: &[u64]) -> CliResult<serde_json::Value> {
+    let path = PathBuf::from(format!("{}.samples", dir.display()));
+    let bytes: Vec<u8> = rtts.iter().flat_map(|r| r.to_le_bytes()).collect();
+    std::fs::write(&path, bytes)?;
+    Ok(serde_json::json!({"samples": path}))
+}

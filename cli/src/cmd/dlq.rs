@@ -1,0 +1,114 @@
+//! `shmq dlq`: list the dead-letter queue, redrive dead letters to the
+//! group that dead-lettered them, or purge them.
+
+use clap::Subcommand;
+use shmq::{Options, Queue};
+
+use crate::CliResult;
+
+/// `shmq dlq` arguments.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// Queue name.
+    name: String,
+    #[command(subcommand)]
+    action: DlqAction,
+}
+
+#[derive(Subcommand, Debug)]
+enum DlqAction {
+    /// One line per dead letter, oldest first (`--json`: one object per line).
+    List {
+        /// JSON lines, payloads as strings (lossy UTF-8).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver dead letters again to the group that dead-lettered them, and
+    /// only to it.
+    Redrive {
+        /// Only the dead letter of this seq.
+        #[arg(long)]
+        seq: Option<u64>,
+    },
+    /// Delete every dead letter that is not being redriven.
+    Purge,
+}
+
+pub(crate) fn run(args: Args, opts: Options) -> CliResult {
+    let Args { name, action } = args;
+    let q = Queue::open_with(&name, &opts)?;
+    let dlq = q.dlq();
+    match action {
+        DlqAction::List { json } => {
+            let list = dlq.list()?;
+            if json {
+                for d in &list {
+                    println!("{}", dead_letter_json(d));
+                }
+            } else if list.is_empty() {
+                eprintln!("no dead letters in {name}");
+            } else {
+                println!(
+                    "{:>12} {:<16} {:>8} {:<15} {:>8}  payload",
+                    "seq", "group", "attempts", "reason", "bytes"
+                );
+                for d in &list {
+                    println!(
+                        "{:>12} {:<16} {:>8} {:<15} {:>8}  {}",
+                        d.seq,
+                        if d.group.is_empty() {
+                            "(deleted)"
+                        } else {
+                            &d.group
+                        },
+                        d.attempts,
+                        if d.redriven {
+                            "redriven"
+                        } else {
+                            d.reason.as_str()
+                        },
+                        d.payload.len(),
+                        preview(&d.payload)
+                    );
+                }
+            }
+        }
+        DlqAction::Redrive { seq } => {
+            let n = dlq.redrive(seq)?;
+            eprintln!("redrove {n} dead letter(s) to their groups");
+        }
+        DlqAction::Purge => {
+            let n = dlq.purge()?;
+            eprintln!("purged {n} dead letter(s)");
+        }
+    }
+    Ok(())
+}
+
+/// A payload as one printable line: UTF-8 text (control characters
+/// escaped), cut at 60 characters.
+fn preview(p: &[u8]) -> String {
+    let text = String::from_utf8_lossy(p);
+    let mut out: String = text.chars().take(60).flat_map(char::escape_debug).collect();
+    if text.chars().count() > 60 {
+        out.push('…');
+    }
+    out
+}
+
+fn dead_letter_json(d: &shmq::DeadLetter) -> serde_json::Value {
+    serde_json::json!({
+        "seq": d.seq,
+        "group": d.group,
+        "attempts": d.attempts,
+        "reason": d.reason.as_str(),
+        "redriven": d.redriven,
+        "first_delivery_ns": d.first_delivery_ns,
+        "last_delivery_ns": d.last_delivery_ns,
+        "dead_lettered_ns": d.dead_lettered_ns,
+        "timestamp_ns": d.timestamp_ns,
+        "type_id": d.type_id,
+        "correlation_id": d.correlation_id,
+        "payload": String::from_utf8_lossy(&d.payload),
+    })
+}

@@ -1,0 +1,356 @@
+//! `shmq stat`: depth, groups, lag and counters, as a table, one JSON
+//! object or Prometheus text.
+
+use shmq::{Options, Queue};
+
+use crate::CliResult;
+
+/// `shmq stat` arguments.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// Queue name.
+    name: String,
+    /// One JSON object.
+    #[arg(long, conflicts_with = "prometheus")]
+    json: bool,
+    /// Prometheus text exposition format.
+    #[arg(long)]
+    prometheus: bool,
+}
+
+pub(crate) fn run(args: Args, opts: Options) -> CliResult {
+    let Args {
+        name,
+        json,
+        prometheus,
+    } = args;
+    let q = Queue::open_with(&name, &opts)?;
+    let s = q.stats();
+    if json {
+        println!("{}", stats_json(&s));
+    } else if prometheus {
+        print!("{}", stats_prometheus(&s));
+    } else {
+        print!("{}", stats_table(&s));
+    }
+    Ok(())
+}
+
+fn stats_json(s: &shmq::Stats) -> serde_json::Value {
+    serde_json::json!({
+        "name": s.name,
+        "path": s.path,
+        "slots": s.slots,
+        "slot_size": s.slot_size,
+        "overflow": s.overflow.to_string(),
+        "next_seq": s.next_seq,
+        "oldest_seq": s.oldest_seq,
+        "depth": s.depth,
+        "published": s.published,
+        "delivered": s.groups.iter().map(|g| g.delivered).sum::<u64>(),
+        "rejected": s.rejected,
+        "aborted": s.aborted,
+        "producers": s.producers,
+        "consumers": s.consumers,
+        "dlq_depth": s.dlq_depth,
+        "acked": s.groups.iter().map(|g| g.acked).sum::<u64>(),
+        "nacked": s.groups.iter().map(|g| g.nacked).sum::<u64>(),
+        "redelivered": s.groups.iter().map(|g| g.redelivered).sum::<u64>(),
+        "dead_lettered": s.groups.iter().map(|g| g.dead_lettered).sum::<u64>(),
+        "expired": s.groups.iter().map(|g| g.expired).sum::<u64>(),
+        "spilled": s.spilled,
+        "spilled_bytes": s.spilled_bytes,
+        "spill_depth": s.spill_depth,
+        "spill_segments": s.spill_segments,
+        "spill_bytes_on_disk": s.spill_bytes_on_disk,
+        "spill_full": s.spill_full,
+        "spill_lost": s.spill_lost,
+        "spill_dir": s.spill_dir,
+        "journal": s.journal.as_ref().map(|j| serde_json::json!({
+            "first_seq": j.first_seq,
+            "first_ns": j.first_ns,
+            "next_seq": j.next_seq,
+            "journaled": j.journaled,
+            "journaled_bytes": j.journaled_bytes,
+            "segments": j.segments,
+            "bytes_on_disk": j.bytes_on_disk,
+            "expired": j.expired,
+        })),
+        "groups": s.groups.iter().map(|g| serde_json::json!({
+            "name": g.name,
+            "next": g.next,
+            "committed": g.committed,
+            "lag": g.lag,
+            "delivered": g.delivered,
+            "redelivered": g.redelivered,
+            "acked": g.acked,
+            "nacked": g.nacked,
+            "expired": g.expired,
+            "dead_lettered": g.dead_lettered,
+            "in_flight": g.in_flight,
+            "oldest_unacked_age_ns": g.oldest_unacked_age_ns,
+            "consumers": g.consumers,
+            "consumer_attached": g.consumer_attached,
+            "created_ns": g.created_ns,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn stats_prometheus(s: &shmq::Stats) -> String {
+    let q = &s.name;
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, rows: Vec<(String, u64)>| {
+        out += &format!("# HELP shmq_{name} {help}\n# TYPE shmq_{name} {kind}\n");
+        for (labels, v) in rows {
+            out += &format!("shmq_{name}{{{labels}}} {v}\n");
+        }
+    };
+    let ql = format!("queue=\"{q}\"");
+    metric(
+        "depth",
+        "gauge",
+        "Messages not yet finished by the slowest group.",
+        vec![(ql.clone(), s.depth)],
+    );
+    metric(
+        "capacity",
+        "gauge",
+        "Ring capacity in messages.",
+        vec![(ql.clone(), s.slots)],
+    );
+    metric(
+        "published_total",
+        "counter",
+        "Messages published.",
+        vec![(ql.clone(), s.published)],
+    );
+    metric(
+        "rejected_total",
+        "counter",
+        "Publishes refused because the queue was full.",
+        vec![(ql.clone(), s.rejected)],
+    );
+    metric(
+        "aborted_total",
+        "counter",
+        "Positions aborted (stuck or dead producers).",
+        vec![(ql.clone(), s.aborted)],
+    );
+    metric(
+        "producers",
+        "gauge",
+        "Live producers.",
+        vec![(ql.clone(), s.producers)],
+    );
+    metric(
+        "consumers",
+        "gauge",
+        "Live consumers.",
+        vec![(ql.clone(), s.consumers)],
+    );
+    let per_group = |f: fn(&shmq::GroupInfo) -> u64| {
+        s.groups
+            .iter()
+            .map(|g| (format!("{ql},group=\"{}\"", g.name), f(g)))
+            .collect::<Vec<_>>()
+    };
+    metric(
+        "group_lag",
+        "gauge",
+        "Messages published that the group has not finished.",
+        per_group(|g| g.lag),
+    );
+    metric(
+        "group_delivered_total",
+        "counter",
+        "Messages delivered to the group.",
+        per_group(|g| g.delivered),
+    );
+    metric(
+        "group_next_seq",
+        "gauge",
+        "Next seq the group will receive.",
+        per_group(|g| g.next),
+    );
+    metric(
+        "group_acked_total",
+        "counter",
+        "Messages acked by the group's consumers (ack=manual).",
+        per_group(|g| g.acked),
+    );
+    metric(
+        "group_nacked_total",
+        "counter",
+        "Messages nacked by the group's consumers.",
+        per_group(|g| g.nacked),
+    );
+    metric(
+        "group_redelivered_total",
+        "counter",
+        "Deliveries after the first.",
+        per_group(|g| g.redelivered),
+    );
+    metric(
+        "group_expired_total",
+        "counter",
+        "Leases that ran out or whose consumer died.",
+        per_group(|g| g.expired),
+    );
+    metric(
+        "group_dead_lettered_total",
+        "counter",
+        "Messages the group moved to the dead-letter queue.",
+        per_group(|g| g.dead_lettered),
+    );
+    metric(
+        "group_in_flight",
+        "gauge",
+        "Messages leased to the group's consumers right now.",
+        per_group(|g| g.in_flight),
+    );
+    metric(
+        "group_oldest_unacked_age_seconds",
+        "gauge",
+        "Age of the group's oldest unfinished message.",
+        per_group(|g| g.oldest_unacked_age_ns / 1_000_000_000),
+    );
+    metric(
+        "dlq_depth",
+        "gauge",
+        "Dead letters waiting.",
+        vec![(ql.clone(), s.dlq_depth)],
+    );
+    for (name, kind, help, v) in [
+        (
+            "spilled_total",
+            "counter",
+            "Messages spilled to disk.",
+            s.spilled,
+        ),
+        (
+            "spilled_bytes_total",
+            "counter",
+            "Payload bytes spilled to disk.",
+            s.spilled_bytes,
+        ),
+        (
+            "spill_depth",
+            "gauge",
+            "Messages on disk waiting to come back into the ring.",
+            s.spill_depth,
+        ),
+        (
+            "spill_segments",
+            "gauge",
+            "Segment files on disk.",
+            s.spill_segments,
+        ),
+        (
+            "spill_bytes_on_disk",
+            "gauge",
+            "Bytes of segment files on disk.",
+            s.spill_bytes_on_disk,
+        ),
+        (
+            "spill_full_total",
+            "counter",
+            "Publishes that found the spill full.",
+            s.spill_full,
+        ),
+        (
+            "spill_lost_total",
+            "counter",
+            "Spilled messages found damaged when read back.",
+            s.spill_lost,
+        ),
+    ] {
+        metric(name, kind, help, vec![(ql.clone(), v)]);
+    }
+    out
+}
+
+fn stats_table(s: &shmq::Stats) -> String {
+    let mut out = format!(
+        "queue      {} ({})\nslots      {} x {} bytes, overflow={}\nseq        next {}, oldest retained {}\ndepth      {}\npublished  {}\nrejected   {}\naborted    {}\nproducers  {}\nconsumers  {}\ndlq        {}\n",
+        s.name,
+        s.path.display(),
+        s.slots,
+        s.slot_size,
+        s.overflow,
+        s.next_seq,
+        s.oldest_seq,
+        s.depth,
+        s.published,
+        s.rejected,
+        s.aborted,
+        s.producers,
+        s.consumers,
+        s.dlq_depth
+    );
+    if let Some(d) = &s.spill_dir {
+        out += &format!(
+            "spill      {} messages on disk ({} segments, {} bytes) in {}\n           spilled {} messages / {} bytes so far, full {} times, lost {}\n",
+            s.spill_depth,
+            s.spill_segments,
+            s.spill_bytes_on_disk,
+            d.display(),
+            s.spilled,
+            s.spilled_bytes,
+            s.spill_full,
+            s.spill_lost
+        );
+    }
+    if let Some(j) = &s.journal {
+        out += &format!(
+            "journal    seqs {} .. {} retained ({} segments, {} bytes){}; {} expired\n",
+            j.first_seq,
+            j.next_seq,
+            j.segments,
+            j.bytes_on_disk,
+            j.first_ns
+                .map(|t| format!(", oldest from {:.3} (Unix s)", t as f64 / 1e9))
+                .unwrap_or_default(),
+            j.expired
+        );
+    }
+    if s.groups.is_empty() {
+        out += "groups     (none: every message is retained until a group consumes it)\n";
+    } else {
+        out += &format!(
+            "\n{:<20} {:>10} {:>8} {:>10} {:>9} {:>7} {:>7} {:>7} {:>6} {:>9} {:>9}\n",
+            "group",
+            "next",
+            "lag",
+            "delivered",
+            "acked",
+            "nacked",
+            "redeliv",
+            "expired",
+            "dead",
+            "inflight",
+            "oldest"
+        );
+        for g in &s.groups {
+            out += &format!(
+                "{:<20} {:>10} {:>8} {:>10} {:>9} {:>7} {:>7} {:>7} {:>6} {:>9} {:>8.1}s  {}\n",
+                g.name,
+                g.next,
+                g.lag,
+                g.delivered,
+                g.acked,
+                g.nacked,
+                g.redelivered,
+                g.expired,
+                g.dead_lettered,
+                g.in_flight,
+                g.oldest_unacked_age_ns as f64 / 1e9,
+                match g.consumers {
+                    0 => "-".to_string(),
+                    1 => "1 consumer".to_string(),
+                    n => format!("{n} consumers"),
+                }
+            );
+        }
+    }
+    out
+}
