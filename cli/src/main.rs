@@ -101,7 +101,25 @@ impl From<std::io::Error> for CliError {
 pub(crate) type CliResult<T = ()> = Result<T, CliError>;
 
 fn secs(s: f64, what: &str) -> CliResult<Duration> {
+    if s < 0.0 {
+        return Err(CliError::Other(format!(
+            "{what} must be ≥ 0 seconds, got {s}"
+        )));
+    }
     Duration::try_from_secs_f64(s).map_err(|_| CliError::Other(format!("bad {what}: {s}")))
+}
+
+/// A count, size or seq option: a whole number, and a plain "must be ≥ 0"
+/// for a negative one (clap's own tip about `-- -1` does not work for an
+/// option's value).
+pub(crate) fn whole<T: std::str::FromStr>(s: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    if s.trim_start().starts_with('-') {
+        return Err(format!("must be ≥ 0, got {s}"));
+    }
+    s.parse().map_err(|e: T::Err| e.to_string())
 }
 
 fn run(command: Command, opts: Options) -> CliResult {

@@ -333,3 +333,220 @@ fn dlq_list_redrive_purge_and_manual_consume() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("purged 1"));
     assert!(q.dlq().list().unwrap().is_empty());
 }
+
+/// `shmq publish` with `input` on stdin.
+fn publish(dir: &std::path::Path, args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(SHMQ)
+        .arg("--dir")
+        .arg(dir)
+        .arg("publish")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    finish(child, Duration::from_secs(30))
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn a_publish_that_stops_says_how_many_went_in_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Reject, 8 slots, one group: 8 of 10 go in, and it says so.
+    ok(d, &["create", "rj", "--slots", "8", "--overflow", "reject"]);
+    ok(d, &["group-create", "rj", "g"]);
+    let out = publish(d, &["rj"], b"1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n");
+    assert_eq!(out.status.code(), Some(1));
+    let e = stderr(&out);
+    assert!(
+        e.contains("published 8 messages to rj; message 9 and the rest were not"),
+        "{e}"
+    );
+    assert!(!e.contains("nothing was published"), "{e}");
+    // No group: a publisher held by the full ring is told why.
+    ok(d, &["create", "ng", "--slots", "16"]);
+    let lines: Vec<u8> = (1..=20)
+        .flat_map(|i| format!("{i}\n").into_bytes())
+        .collect();
+    let out = publish(d, &["ng", "--timeout", "1.5"], &lines);
+    assert_eq!(out.status.code(), Some(1));
+    let e = stderr(&out);
+    assert!(
+        e.contains("waiting for room in ng: the queue has no consumer group"),
+        "{e}"
+    );
+    assert!(
+        e.contains("published 16 messages to ng, then timed out: message 17"),
+        "{e}"
+    );
+    let st = ok(d, &["stat", "ng"]);
+    assert!(
+        st.contains("the ring is full: the queue has no consumer group"),
+        "{st}"
+    );
+    // A group that holds it is named.
+    ok(d, &["create", "held", "--slots", "16"]);
+    ok(d, &["group-create", "held", "slow"]);
+    let out = publish(d, &["held", "--timeout", "0.5"], &lines);
+    assert!(stderr(&out).contains("group \"slow\" holds the ring: it is 16 messages behind"));
+}
+
+#[test]
+fn consume_never_makes_a_group_by_mistake() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["create", "q", "--slots", "16"]);
+    ok(d, &["group-create", "q", "billing"]);
+    let out = shmq(d, &["consume", "q", "--group", "biling", "--count", "0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let e = stderr(&out);
+    assert!(
+        e.contains("queue q has no group \"biling\" (its groups: billing)"),
+        "{e}"
+    );
+    let groups = ok(d, &["groups", "q"]);
+    assert!(
+        !groups.contains("biling"),
+        "a group was made anyway: {groups}"
+    );
+    // Asked for: made, and said so.
+    let out = shmq(
+        d,
+        &[
+            "consume", "q", "--group", "audit", "--create", "--count", "0",
+        ],
+    );
+    assert!(out.status.success() && stderr(&out).contains("creating group \"audit\""));
+    assert!(ok(d, &["groups", "q"]).contains("audit"));
+}
+
+#[test]
+fn consume_json_shows_metadata_and_keeps_any_payload_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "create",
+            "q",
+            "--slots",
+            "16",
+            "--dedup-window",
+            "64",
+            "--dedup-ttl",
+            "60",
+        ],
+    );
+    ok(d, &["group-create", "q", "g"]);
+    let out = publish(
+        d,
+        &[
+            "q",
+            "--correlation-id",
+            "42",
+            "--type-id",
+            "7",
+            "--key",
+            "run1-",
+        ],
+        b"hello\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The same input with the same key is not enqueued again.
+    assert!(
+        publish(d, &["q", "--key", "run1-"], b"hello\n")
+            .status
+            .success()
+    );
+    assert!(publish(d, &["q"], b"\xff\x00\n").status.success());
+    let got = ok(
+        d,
+        &["consume", "q", "--group", "g", "--json", "--timeout", "0.3"],
+    );
+    let lines: Vec<serde_json::Value> = got
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{got}");
+    assert_eq!(
+        (
+            &lines[0]["seq"],
+            &lines[0]["payload"],
+            &lines[0]["correlation_id"],
+            &lines[0]["type_id"]
+        ),
+        (
+            &serde_json::json!(0),
+            &serde_json::json!("hello"),
+            &serde_json::json!(42),
+            &serde_json::json!(7)
+        )
+    );
+    assert_eq!(lines[0]["attempt"], 1);
+    assert_eq!(lines[1]["payload_base64"], "/wA=");
+}
+
+#[test]
+fn negative_numbers_get_a_plain_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (args, want) in [
+        (
+            &["create", "q", "--lease", "-1"][..],
+            "--lease must be ≥ 0 seconds, got -1",
+        ),
+        (&["create", "q", "--slots", "-1"][..], "must be ≥ 0, got -1"),
+        (
+            &["create", "q", "--dedup-ttl", "-3"][..],
+            "--dedup-ttl must be ≥ 0 seconds",
+        ),
+    ] {
+        let out = shmq(d, args);
+        assert!(!out.status.success());
+        let e = stderr(&out);
+        assert!(e.contains(want) && !e.contains("-- -1"), "{args:?}: {e}");
+    }
+}
+
+#[test]
+fn create_stat_seek_and_dlq_say_what_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = shmq(d, &["create", "q", "--slots", "16", "--slot-size", "1024"]);
+    let e = stderr(&out);
+    let size = std::fs::metadata(d.join("q.shmq")).unwrap().len();
+    assert!(e.contains(&format!("the file takes {size} bytes")), "{e}");
+    assert!(ok(d, &["stat", "q"]).contains(&format!("{size} bytes")));
+    // A seek before what the ring retains is clamped, and says so.
+    ok(d, &["group-create", "q", "g", "--start", "latest"]);
+    assert!(publish(d, &["q"], b"a\nb\n").status.success());
+    let out = shmq(d, &["seek", "q", "--group", "g", "--seq", "0"]);
+    assert!(
+        !stderr(&out).contains("note:"),
+        "seq 0 is retained: {}",
+        stderr(&out)
+    );
+    ok(d, &["consume", "q", "--group", "g", "--count", "2"]);
+    ok(d, &["group-create", "q", "late", "--start", "latest"]);
+    ok(d, &["group-delete", "q", "g"]);
+    // Another producer needing room moves the window on.
+    let lines: Vec<u8> = (1..=40)
+        .flat_map(|i| format!("{i}\n").into_bytes())
+        .collect();
+    let _ = publish(d, &["q", "--timeout", "0.2"], &lines);
+    ok(d, &["consume", "q", "--group", "late", "--timeout", "0.2"]);
+    let _ = publish(d, &["q", "--timeout", "0.2"], &lines);
+    let out = shmq(d, &["seek", "q", "--group", "late", "--seq", "0"]);
+    assert!(out.status.success());
+    assert!(
+        stderr(&out).contains("note: seq 0 is no longer retained"),
+        "{}",
+        stderr(&out)
+    );
+}

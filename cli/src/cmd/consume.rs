@@ -8,26 +8,37 @@ use clap::ValueEnum;
 use shmq::{Ack, Consumer, ConsumerOptions, Error, Options, Queue};
 
 use super::StartArg;
-use crate::{CliResult, secs};
+use crate::{CliError, CliResult, secs};
 
 /// `shmq consume` arguments.
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
     /// Queue name.
     name: String,
-    /// Consumer group (created if it does not exist).
+    /// Consumer group. It must exist (shmq group-create), unless --create
+    /// is given: a group retains every message until it reads it, so a
+    /// group made by a typo would hold the ring full.
     #[arg(long)]
     group: String,
-    /// Exit after this many messages.
+    /// Create the group if it does not exist, at --start.
     #[arg(long)]
+    create: bool,
+    /// One JSON object per message instead of the payload: seq,
+    /// timestamp_ns, type_id, correlation_id, attempt, and the payload as
+    /// "payload" (UTF-8) or "payload_base64" (anything else), so that
+    /// payloads with newlines or binary data stay apart.
+    #[arg(long)]
+    json: bool,
+    /// Exit after this many messages.
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     count: Option<u64>,
     /// Exit after this many seconds without a message.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     timeout: Option<f64>,
     /// Acknowledgement mode (auto: committed on receive).
     #[arg(long, value_enum, default_value_t = AckArg::Auto)]
     ack: AckArg,
-    /// Where a new group starts.
+    /// Where a group made by --create starts.
     #[arg(long, value_enum, default_value_t = StartArg::Earliest)]
     start: StartArg,
 }
@@ -48,8 +59,27 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         timeout,
         ack,
         start,
+        create,
+        json,
     } = args;
     let q = Queue::open_with(&name, &opts)?;
+    if !q.groups().iter().any(|g| g.name == group) {
+        if !create {
+            let names: Vec<String> = q.groups().into_iter().map(|g| g.name).collect();
+            return Err(CliError::Other(format!(
+                "queue {name} has no group {group:?} (its groups: {}); create it with \
+                 `shmq group-create {name} {group}`, or pass --create",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )));
+        }
+        eprintln!(
+            "shmq: creating group {group:?} of {name}: it keeps every message from here on until it reads it"
+        );
+    }
     let options = ConsumerOptions::new().start(start.into());
     let c = match ack {
         AckArg::Manual => q.consumer(&group, options.ack(Ack::Manual))?,
@@ -58,13 +88,13 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
     let timeout = timeout.map(|t| secs(t, "--timeout")).transpose()?;
     let limit = count.unwrap_or(u64::MAX);
     match ack {
-        AckArg::Manual => manual(c, timeout, limit),
-        AckArg::Auto => auto(c, timeout, limit),
+        AckArg::Manual => manual(c, timeout, limit, json),
+        AckArg::Auto => auto(c, timeout, limit, json),
     }
 }
 
 /// `--ack manual`: each message written and flushed, then acked.
-fn manual(mut c: Consumer, timeout: Option<Duration>, limit: u64) -> CliResult {
+fn manual(mut c: Consumer, timeout: Option<Duration>, limit: u64, json: bool) -> CliResult {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut n = 0u64;
@@ -78,8 +108,7 @@ fn manual(mut c: Consumer, timeout: Option<Duration>, limit: u64) -> CliResult {
             None => c.receive()?,
         };
         // Written and flushed before the ack: at-least-once.
-        out.write_all(m.payload())?;
-        out.write_all(b"\n")?;
+        write(&mut out, &m, json)?;
         out.flush()?;
         match m.ack() {
             Ok(()) => n += 1,
@@ -93,7 +122,7 @@ fn manual(mut c: Consumer, timeout: Option<Duration>, limit: u64) -> CliResult {
 
 /// `--ack auto`: committed on receive; what is ready is written without
 /// flushing, and the output is flushed before each wait.
-fn auto(mut c: Consumer, timeout: Option<Duration>, limit: u64) -> CliResult {
+fn auto(mut c: Consumer, timeout: Option<Duration>, limit: u64, json: bool) -> CliResult {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut n = 0u64;
@@ -101,8 +130,7 @@ fn auto(mut c: Consumer, timeout: Option<Duration>, limit: u64) -> CliResult {
         // Write what is ready without flushing; flush before waiting.
         let got = match c.try_receive()? {
             Some(m) => {
-                out.write_all(m.payload())?;
-                out.write_all(b"\n")?;
+                write(&mut out, &m, json)?;
                 true
             }
             None => false,
@@ -120,10 +148,69 @@ fn auto(mut c: Consumer, timeout: Option<Duration>, limit: u64) -> CliResult {
             },
             None => c.receive()?,
         };
-        out.write_all(m.payload())?;
-        out.write_all(b"\n")?;
+        write(&mut out, &m, json)?;
         n += 1;
     }
     out.flush()?;
     Ok(())
+}
+
+/// One message on `out`: its payload and a newline, or (`json`) a JSON
+/// object and a newline.
+fn write(out: &mut impl Write, m: &shmq::Delivery<'_>, json: bool) -> std::io::Result<()> {
+    if !json {
+        out.write_all(m.payload())?;
+        return out.write_all(b"\n");
+    }
+    let mut v = serde_json::json!({
+        "seq": m.seq(),
+        "timestamp_ns": m.timestamp_ns(),
+        "type_id": m.type_id(),
+        "correlation_id": m.correlation_id(),
+        "attempt": m.attempt(),
+    });
+    match std::str::from_utf8(m.payload()) {
+        Ok(text) => v["payload"] = text.into(),
+        Err(_) => v["payload_base64"] = base64(m.payload()).into(),
+    }
+    writeln!(out, "{v}")
+}
+
+/// Standard base64 (RFC 4648, with padding).
+fn base64(data: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_is_rfc_4648() {
+        for (raw, enc) in [
+            (&b""[..], ""),
+            (b"f", "Zg=="),
+            (b"fo", "Zm8="),
+            (b"foo", "Zm9v"),
+            (b"foob", "Zm9vYg=="),
+            (b"\xff\x00\n", "/wAK"),
+        ] {
+            assert_eq!(super::base64(raw), enc);
+        }
+    }
 }

@@ -13,24 +13,24 @@ pub(crate) struct Args {
     /// Queue name: [A-Za-z0-9._-]{1,200}.
     name: String,
     /// Ring capacity in messages (a power of two).
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     slots: u64,
     /// Largest payload in bytes.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     slot_size: usize,
     /// What a publish does when the ring is full: block, reject, or
     /// spill (to segment files on disk, read back in order).
     #[arg(long, default_value = "block")]
     overflow: String,
     /// overflow=spill: directory of the segment files [default:
-    /// /var/tmp/shmq/NAME].
+    /// /var/tmp/shmq-UID/NAME].
     #[arg(long)]
     spill_dir: Option<PathBuf>,
     /// overflow=spill: most bytes of segment files on disk.
-    #[arg(long, default_value_t = 1 << 30)]
+    #[arg(long, default_value_t = 1 << 30, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     spill_max_bytes: u64,
     /// overflow=spill: bytes of one segment file.
-    #[arg(long, default_value_t = 64 << 20)]
+    #[arg(long, default_value_t = 64 << 20, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     spill_segment_size: u64,
     /// overflow=spill: what a publish does when the spill is full too:
     /// block or reject.
@@ -43,29 +43,35 @@ pub(crate) struct Args {
     /// Keep a journal of every message (in SPILL_DIR/journal), this many
     /// seconds (with --journal-bytes, whichever comes first), so that
     /// groups can seek back to any retained seq or time.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     journal_age: Option<f64>,
     /// Most bytes of journal segment files.
-    #[arg(long, default_value_t = 1 << 30)]
+    #[arg(long, default_value_t = 1 << 30, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     journal_bytes: u64,
     /// How many consumer groups the queue can hold.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, allow_negative_numbers = true, value_parser = crate::whole::<u32>)]
     max_groups: u32,
     /// File mode, in octal.
     #[arg(long, default_value = "600")]
     mode: String,
     /// Seconds before consumers abort a claimed but uncommitted message.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, allow_negative_numbers = true)]
     unblock_timeout: f64,
     /// Seconds an ack=manual consumer holds a message before it is
     /// delivered again (the visibility timeout).
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 30.0, allow_negative_numbers = true)]
     lease: f64,
     /// Deliveries of a message before it goes to the dead-letter queue.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, allow_negative_numbers = true, value_parser = crate::whole::<u32>)]
     max_deliveries: u32,
+    /// How many idempotency keys (publish --key) the queue remembers.
+    #[arg(long, default_value_t = 1024, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
+    dedup_window: u64,
+    /// Seconds an idempotency key is remembered.
+    #[arg(long, default_value_t = 300.0, allow_negative_numbers = true)]
+    dedup_ttl: f64,
     /// Entries of the dead-letter queue.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, allow_negative_numbers = true, value_parser = crate::whole::<u32>)]
     dlq_slots: u32,
 }
 
@@ -88,6 +94,8 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         sync,
         journal_age,
         journal_bytes,
+        dedup_window,
+        dedup_ttl,
     } = args;
     let overflow: Overflow = overflow.parse()?;
     let spill_fallback: Overflow = spill_fallback.parse()?;
@@ -119,14 +127,17 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
             .unblock_timeout(secs(unblock_timeout, "--unblock-timeout")?)
             .lease(secs(lease, "--lease")?)
             .max_deliveries(max_deliveries)
-            .dlq_slots(dlq_slots),
+            .dlq_slots(dlq_slots)
+            .dedup_window(dedup_window)
+            .dedup_ttl(secs(dedup_ttl, "--dedup-ttl")?),
     )?;
     eprintln!(
-        "created {} ({} slots of {} bytes, overflow={})",
+        "created {} ({} slots of {} bytes, overflow={}; the file takes {}, all of it now)",
         q.path().display(),
         q.slots(),
         q.slot_size(),
-        q.overflow()
+        q.overflow(),
+        crate::cmd::stat::bytes(q.file_size())
     );
     let st = q.stats();
     if let Some(d) = st.spill_dir {

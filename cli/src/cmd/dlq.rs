@@ -27,7 +27,7 @@ enum DlqAction {
     /// only to it.
     Redrive {
         /// Only the dead letter of this seq.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
         seq: Option<u64>,
     },
     /// Delete every dead letter that is not being redriven.
@@ -49,12 +49,12 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
                 eprintln!("no dead letters in {name}");
             } else {
                 println!(
-                    "{:>12} {:<16} {:>8} {:<15} {:>8}  payload",
-                    "seq", "group", "attempts", "reason", "bytes"
+                    "{:>12} {:<16} {:>8} {:<15} {:>8} {:>8}  payload",
+                    "seq", "group", "attempts", "reason", "redrives", "bytes"
                 );
                 for d in &list {
                     println!(
-                        "{:>12} {:<16} {:>8} {:<15} {:>8}  {}",
+                        "{:>12} {:<16} {:>8} {:<15} {:>8} {:>8}  {}",
                         d.seq,
                         if d.group.is_empty() {
                             "(deleted)"
@@ -62,11 +62,14 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
                             &d.group
                         },
                         d.attempts,
+                        // Its reason stays through a redrive; a redriven
+                        // one being delivered again is marked.
                         if d.redriven {
-                            "redriven"
+                            format!("{} (redriven)", d.reason.as_str())
                         } else {
-                            d.reason.as_str()
+                            d.reason.as_str().to_string()
                         },
+                        d.redrives,
                         d.payload.len(),
                         preview(&d.payload)
                     );
@@ -103,6 +106,7 @@ fn dead_letter_json(d: &shmq::DeadLetter) -> serde_json::Value {
         "attempts": d.attempts,
         "reason": d.reason.as_str(),
         "redriven": d.redriven,
+        "redrives": d.redrives,
         "first_delivery_ns": d.first_delivery_ns,
         "last_delivery_ns": d.last_delivery_ns,
         "dead_lettered_ns": d.dead_lettered_ns,

@@ -17,7 +17,7 @@ pub(crate) struct CreateArgs {
     #[arg(long, value_enum, default_value_t = StartArg::Earliest, conflicts_with = "seq")]
     start: StartArg,
     /// Start at this seq.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     seq: Option<u64>,
 }
 
@@ -37,7 +37,7 @@ pub(crate) struct SeekArgs {
     #[arg(long)]
     group: String,
     /// To this seq.
-    #[arg(long, group = "to")]
+    #[arg(long, group = "to", allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     seq: Option<u64>,
     /// To the first message published at or after this time: Unix
     /// seconds (fractions allowed) or relative, like -30s, -5m, -2h.
@@ -124,6 +124,15 @@ pub(crate) fn seek(args: SeekArgs, opts: Options) -> CliResult {
     let q = Queue::open_with(&name, &opts)?;
     let pos = q.seek_group(&group, to)?;
     eprintln!("group {group} will receive seq {pos} next");
+    if let Seek::Seq(asked) = to {
+        if pos > asked {
+            eprintln!(
+                "note: seq {asked} is no longer retained (the oldest is {pos}): without a \
+                 journal a group can seek back only within what the ring still holds (see \
+                 `shmq stat`, oldest retained)"
+            );
+        }
+    }
     Ok(())
 }
 

@@ -1,10 +1,11 @@
 //! `shmq publish`: one message per line of stdin, or synthetic ones.
 
 use std::io::BufRead;
+use std::time::{Duration, Instant};
 
-use shmq::{Meta, Options, Queue};
+use shmq::{Error, Meta, Options, Queue};
 
-use crate::{CliResult, secs};
+use crate::{CliError, CliResult, secs};
 
 /// `shmq publish` arguments.
 #[derive(clap::Args, Debug)]
@@ -12,18 +13,30 @@ pub(crate) struct Args {
     /// Queue name.
     name: String,
     /// Publish this many synthetic messages instead of reading stdin.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     count: Option<u64>,
     /// Size of each synthetic message.
-    #[arg(long, default_value_t = 64, requires = "count")]
+    #[arg(long, default_value_t = 64, requires = "count", allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     size: usize,
     /// Type tag put on every message.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = crate::whole::<u32>)]
     type_id: u32,
-    /// Give up if the queue stays full this many seconds.
+    /// Correlation id put on every message.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
+    correlation_id: u64,
+    /// Idempotency key: a message whose key the queue remembers (its
+    /// dedup window and ttl) is not enqueued again. With stdin, the key of
+    /// each line is this text followed by the line's number (1, 2, ...), so
+    /// that publishing the same input twice enqueues it once.
     #[arg(long)]
+    key: Option<String>,
+    /// Give up if the queue stays full this many seconds.
+    #[arg(long, allow_negative_numbers = true)]
     timeout: Option<f64>,
 }
+
+/// How often a publisher blocked on a full ring says why on stderr.
+const SAY_WHY_AFTER: Duration = Duration::from_secs(1);
 
 pub(crate) fn run(args: Args, opts: Options) -> CliResult {
     let Args {
@@ -31,43 +44,91 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         count,
         size,
         type_id,
+        correlation_id,
+        key,
         timeout,
     } = args;
     let q = Queue::open_with(&name, &opts)?;
     let mut p = q.producer()?;
-    let meta = Meta::new().type_id(type_id);
+    let meta = Meta::new().type_id(type_id).correlation_id(correlation_id);
     let timeout = timeout.map(|t| secs(t, "--timeout")).transpose()?;
-    let mut publish = |payload: &[u8]| -> CliResult<u64> {
-        Ok(match timeout {
-            Some(t) => p.publish_with_timeout(payload, &meta, t)?,
-            None => p.publish_with(payload, &meta)?,
-        })
+    let mut said = false;
+    let mut publish = |payload: &[u8], i: u64| -> Result<u64, Error> {
+        let meta = match &key {
+            Some(k) => meta.key(format!("{k}{i}")),
+            None => meta,
+        };
+        // Without --timeout, wait as long as it takes, but in slices, so
+        // that a publisher held by a full ring says once why.
+        let start = Instant::now();
+        loop {
+            let slice = match timeout {
+                Some(t) => t.saturating_sub(start.elapsed()).min(SAY_WHY_AFTER),
+                None => SAY_WHY_AFTER,
+            };
+            match p.publish_with_timeout(payload, &meta, slice) {
+                Err(Error::Timeout) if timeout.is_none_or(|t| start.elapsed() < t) => {
+                    if !said {
+                        eprintln!(
+                            "shmq: waiting for room in {name}: {}",
+                            super::why_full(&q.groups(), q.slots())
+                        );
+                        said = true;
+                    }
+                }
+                r => return r,
+            }
+        }
     };
     let mut n = 0u64;
-    if let Some(count) = count {
-        let mut payload = vec![0u8; size];
-        for i in 0..count {
-            let k = payload.len().min(8);
-            payload[..k].copy_from_slice(&i.to_le_bytes()[..k]);
-            publish(&payload)?;
-            n += 1;
-        }
-    } else {
-        let stdin = std::io::stdin();
-        let mut input = stdin.lock();
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            if input.read_until(b'\n', &mut line)? == 0 {
-                break;
+    let result = (|| -> CliResult {
+        if let Some(count) = count {
+            let mut payload = vec![0u8; size];
+            for i in 0..count {
+                let k = payload.len().min(8);
+                payload[..k].copy_from_slice(&i.to_le_bytes()[..k]);
+                publish(&payload, i + 1)?;
+                n += 1;
             }
-            if line.last() == Some(&b'\n') {
-                line.pop();
+        } else {
+            let stdin = std::io::stdin();
+            let mut input = stdin.lock();
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                if input.read_until(b'\n', &mut line)? == 0 {
+                    break;
+                }
+                if line.last() == Some(&b'\n') {
+                    line.pop();
+                }
+                publish(&line, n + 1)?;
+                n += 1;
             }
-            publish(&line)?;
-            n += 1;
         }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            eprintln!("published {n} messages to {name}");
+            Ok(())
+        }
+        // Say exactly what went in: a retry of everything would duplicate.
+        Err(CliError::Queue(Error::Timeout)) => Err(CliError::Other(format!(
+            "published {n} messages to {name}, then timed out: message {} and the rest were \
+             not published ({})",
+            n + 1,
+            super::why_full(&q.groups(), q.slots())
+        ))),
+        Err(CliError::Queue(Error::Full)) => Err(CliError::Other(format!(
+            "published {n} messages to {name}; message {} and the rest were not: the queue is \
+             full and its overflow is reject ({})",
+            n + 1,
+            super::why_full(&q.groups(), q.slots())
+        ))),
+        Err(e) => Err(CliError::Other(format!(
+            "published {n} messages to {name}; message {} and the rest were not: {e}",
+            n + 1
+        ))),
     }
-    eprintln!("published {n} messages to {name}");
-    Ok(())
 }

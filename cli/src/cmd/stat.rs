@@ -271,9 +271,10 @@ fn stats_prometheus(s: &shmq::Stats) -> String {
 
 fn stats_table(s: &shmq::Stats) -> String {
     let mut out = format!(
-        "queue      {} ({})\nslots      {} x {} bytes, overflow={}\nseq        next {}, oldest retained {}\ndepth      {}\npublished  {}\nrejected   {}\naborted    {}\nproducers  {}\nconsumers  {}\ndlq        {}\n",
+        "queue      {} ({}, {})\nslots      {} x {} bytes, overflow={}\nseq        next {}, oldest retained {}\ndepth      {}\npublished  {}\nrejected   {}\naborted    {}\nproducers  {}\nconsumers  {}\ndlq        {}\n",
         s.name,
         s.path.display(),
+        bytes(s.file_size),
         s.slots,
         s.slot_size,
         s.overflow,
@@ -287,6 +288,12 @@ fn stats_table(s: &shmq::Stats) -> String {
         s.consumers,
         s.dlq_depth
     );
+    if s.depth >= s.slots && s.overflow != shmq::Overflow::Spill {
+        out += &format!(
+            "           the ring is full: {}\n",
+            super::why_full(&s.groups, s.slots)
+        );
+    }
     if let Some(d) = &s.spill_dir {
         out += &format!(
             "spill      {} messages on disk ({} segments, {} bytes) in {}\n           spilled {} messages / {} bytes so far, full {} times, lost {}\n",
@@ -353,4 +360,14 @@ fn stats_table(s: &shmq::Stats) -> String {
         }
     }
     out
+}
+
+/// A size for people: bytes, and KiB/MiB/GiB where it helps.
+pub(crate) fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{n} bytes, {:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{n} bytes, {:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{n} bytes, {:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} bytes"),
+    }
 }
