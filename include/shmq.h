@@ -144,8 +144,9 @@ typedef enum shmq_status {
 
 /**
  * The consumer of one group. Not thread-safe: use it from one thread at a
- * time (it may move between threads). A group has at most one live
- * consumer at a time. Not to be used in a child after `fork`.
+ * time (it may move between threads). With ack auto a group has at most
+ * one live consumer at a time; with `SHMQ_ACK_MANUAL` any number of them
+ * compete for its messages. Not to be used in a child after `fork`.
  */
 typedef struct shmq_consumer shmq_consumer;
 
@@ -226,8 +227,8 @@ typedef struct shmq_consumer_options {
 /**
  * A received message: `len` bytes at `data` in shared memory, and its
  * metadata. `data` stays valid until the delivery ends: `shmq_ack`,
- * `shmq_ack_all`, the next receive or seek on the same consumer, or
- * `shmq_consumer_free`. Do not write through it.
+ * `shmq_nack`, `shmq_ack_all`, the next receive or seek on the same
+ * consumer, or `shmq_consumer_free`. Do not write through it.
  */
 typedef struct shmq_message {
   /**

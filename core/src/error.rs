@@ -57,6 +57,19 @@ pub enum Error {
     /// An option value that is not allowed.
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// A payload read as a type it is not: its length (or alignment) does
+    /// not fit the type (`Delivery::value`).
+    #[error("payload of {len} bytes is not a {type_name} ({size} bytes, align {align})")]
+    WrongType {
+        /// Bytes of the payload.
+        len: usize,
+        /// The type asked for.
+        type_name: &'static str,
+        /// Its size in bytes.
+        size: usize,
+        /// Its alignment in bytes.
+        align: usize,
+    },
     /// The lease on a delivery was taken away before it was acknowledged;
     /// the payload must be treated as gone.
     #[error("lease expired: the message was or will be redelivered; treat its payload as gone")]

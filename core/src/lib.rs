@@ -67,6 +67,7 @@ pub use api::dlq::DeadLetters;
 pub use api::producer::{Producer, Reservation};
 #[cfg(not(loom))]
 pub use api::queue::{JournalStats, Queue, Stats};
+
 pub use error::{Error, Result};
 pub use layout::MAX_GROUP_NAME;
 #[cfg(not(loom))]
@@ -76,3 +77,8 @@ pub use options::{
     default_dir,
 };
 pub use protocol::group::GroupInfo;
+/// The zerocopy crate this shmq is built with, for
+/// [`Producer::publish_value`] and [`Delivery::value`]: derive its traits
+/// with `#[zerocopy(crate = "shmq::zerocopy")]` and no dependency of your
+/// own.
+pub use zerocopy;

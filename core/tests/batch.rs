@@ -130,3 +130,20 @@ fn a_full_spill_part_way_says_how_many_went_in() {
     }
     assert!(c.try_receive().unwrap().is_none());
 }
+
+#[test]
+fn a_batch_with_metadata_puts_it_on_every_message_and_refuses_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue(&dir, "meta", Options::new());
+    let mut p = q.producer().unwrap();
+    let meta = shmq::Meta::new().type_id(9).correlation_id(1234);
+    assert_eq!(p.publish_batch_with(&batch(3), &meta).unwrap(), 0);
+    let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
+    for i in 0..3 {
+        let m = c.receive_timeout(Duration::from_secs(1)).unwrap();
+        assert_eq!((m.seq(), m.type_id(), m.correlation_id()), (i, 9, 1234));
+    }
+    let keyed = shmq::Meta::new().key(b"k");
+    assert!(matches!(p.publish_batch_with(&batch(2), &keyed), Err(Error::InvalidOption(_))));
+    assert_eq!(q.stats().published, 3);
+}

@@ -11,7 +11,11 @@ fn env_dir_is_the_default() {
     assert_eq!(shmq::default_dir(), dir.path());
     let q = Queue::create("envq", &Options::new().slots(8)).unwrap();
     assert_eq!(q.path(), dir.path().join("envq.shmq"));
-    Queue::open("envq").unwrap();
+    drop(Queue::open("envq").unwrap());
+    // Removed as it was opened: by name alone, in the default directory.
+    Queue::remove_default("envq").unwrap();
+    assert!(matches!(Queue::open("envq"), Err(shmq::Error::NotFound(_))));
+    assert!(matches!(Queue::remove_default("envq"), Err(shmq::Error::NotFound(_))));
     // SAFETY: as above.
     unsafe { std::env::remove_var("SHMQ_DIR") };
 }

@@ -130,6 +130,8 @@ pub(crate) enum Fail {
     Shmq(shmq::Error),
     /// A required pointer argument, by name, was NULL.
     Null(&'static str),
+    /// A handle argument, by name, was NULL (as it is once closed or freed).
+    NullHandle(&'static str),
     /// An argument that cannot be used, and why.
     Invalid(String),
     /// An option that cannot be used, and why.
@@ -180,6 +182,10 @@ impl Fail {
             Fail::Shmq(shmq::Error::Timeout) => (SHMQ_TIMEOUT, LastError::Static(c"timed out")),
             Fail::Shmq(e) => (code_of(&e), LastError::owned(e.to_string())),
             Fail::Null(name) => (
+                SHMQ_NULL_ARGUMENT,
+                LastError::owned(format!("argument `{name}` is NULL")),
+            ),
+            Fail::NullHandle(name) => (
                 SHMQ_NULL_ARGUMENT,
                 LastError::owned(format!(
                     "argument `{name}` is NULL (a handle is NULL once closed or freed)"
@@ -272,7 +278,7 @@ pub(crate) fn invalid(why: impl Into<String>) -> Fail {
 /// for `'a` (the C contract of a handle: not freed, one thread at a time).
 pub(crate) unsafe fn handle<'a, T>(ptr: *mut T, name: &'static str) -> Result<&'a mut T, Fail> {
     if ptr.is_null() {
-        return Err(Fail::Null(name));
+        return Err(Fail::NullHandle(name));
     }
     if !ptr.is_aligned() {
         return Err(invalid(format!("argument `{name}` is not a valid handle")));
@@ -287,7 +293,7 @@ pub(crate) unsafe fn handle<'a, T>(ptr: *mut T, name: &'static str) -> Result<&'
 /// A non-NULL `ptr` must point to a live `T` for `'a`.
 pub(crate) unsafe fn handle_ref<'a, T>(ptr: *const T, name: &'static str) -> Result<&'a T, Fail> {
     if ptr.is_null() {
-        return Err(Fail::Null(name));
+        return Err(Fail::NullHandle(name));
     }
     if !ptr.is_aligned() {
         return Err(invalid(format!("argument `{name}` is not a valid handle")));

@@ -43,6 +43,10 @@ static void test_null_arguments(void) {
     CHECK_STATUS(shmq_publish(NULL, (const uint8_t *)"x", 1, &seq), SHMQ_NULL_ARGUMENT);
     CHECK_STATUS(shmq_publish(p, NULL, 5, &seq), SHMQ_NULL_ARGUMENT);
     LAST_ERROR_HAS("`data`");
+    /* Only a handle argument is said to be NULL once closed or freed. */
+    CHECK(strstr(shmq_last_error(), "closed or freed") == NULL);
+    CHECK_STATUS(shmq_publish(NULL, (const uint8_t *)"x", 1, &seq), SHMQ_NULL_ARGUMENT);
+    LAST_ERROR_HAS("`producer` is NULL (a handle is NULL once closed or freed)");
     CHECK_STATUS(shmq_publish_with(p, (const uint8_t *)"x", 1, NULL, &seq), SHMQ_NULL_ARGUMENT);
     LAST_ERROR_HAS("`meta`");
     CHECK_STATUS(shmq_publish_timeout(NULL, (const uint8_t *)"x", 1, 0, &seq), SHMQ_NULL_ARGUMENT);

@@ -50,10 +50,33 @@ struct Stuck {
     last_check: u64,
 }
 
-/// The consumer of one group (ack=auto: a message is committed for the
-/// group when it is received, and its slot is released when the
-/// [`Delivery`] is dropped). A group has at most one live consumer at a
-/// time. Not to be used in a child after `fork`.
+/// The consumer of one group. With ack=auto (the default) a message is
+/// committed for the group when it is received, its slot is released when
+/// the [`Delivery`] is dropped, and a group has at most one live consumer
+/// at a time; with ack=manual any number of consumers compete for the
+/// group's messages, each leased until acked. Not to be used in a child
+/// after `fork`.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// use std::time::Duration;
+/// use shmq::{Ack, ConsumerOptions, Options, Queue, Start};
+/// let q = Queue::create("doc-consumer", &Options::new().dir(dir.path()).slots(16))?;
+/// q.create_group("audit", Start::Earliest)?;
+/// q.producer()?.publish_batch(&[b"a", b"b", b"c"])?;
+///
+/// let mut audit = q.consumer("audit", ConsumerOptions::new())?;
+/// assert_eq!(audit.receive()?.payload(), b"a");
+/// assert_eq!(audit.try_receive()?.map(|m| m.seq()), Some(1));
+/// let batch = audit.receive_batch(10, Duration::ZERO)?;
+/// assert_eq!(batch.len(), 1); // "c"
+/// drop(batch);
+///
+/// // Competing workers: each message leased to one, acked when done.
+/// let mut worker = q.consumer("work", ConsumerOptions::new().ack(Ack::Manual))?;
+/// # let _ = worker.try_receive()?;
+/// # Ok::<(), shmq::Error>(())
+/// ```
 pub struct Consumer {
     shared: Arc<Shared>,
     idx: usize,
@@ -159,14 +182,11 @@ impl Message<'_> {
     /// The payload as a `T` (zerocopy), if it has `T`'s size and the slot
     /// offers `T`'s alignment (payloads are 8-byte aligned).
     pub fn value<T: FromBytes + KnownLayout + Immutable>(&self) -> Result<&T> {
-        T::ref_from_bytes(self.payload()).map_err(|_| {
-            Error::InvalidOption(format!(
-                "payload of {} bytes is not a {} ({} bytes, align {})",
-                self.len,
-                std::any::type_name::<T>(),
-                std::mem::size_of::<T>(),
-                std::mem::align_of::<T>()
-            ))
+        T::ref_from_bytes(self.payload()).map_err(|_| Error::WrongType {
+            len: self.len,
+            type_name: std::any::type_name::<T>(),
+            size: std::mem::size_of::<T>(),
+            align: std::mem::align_of::<T>(),
         })
     }
     /// Position in the queue.
@@ -210,6 +230,23 @@ impl Message<'_> {
 /// once the new holder acks it).
 ///
 /// [`extend_lease`]: Delivery::extend_lease
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// use std::time::Duration;
+/// use shmq::{Ack, ConsumerOptions, Meta, Nack, Options, Queue};
+/// let q = Queue::create("doc-delivery", &Options::new().dir(dir.path()).slots(8))?;
+/// let mut c = q.consumer("jobs", ConsumerOptions::new().ack(Ack::Manual))?;
+/// q.producer()?.publish_with(b"job", &Meta::new().type_id(2))?;
+/// let m = c.receive()?;
+/// assert_eq!((m.payload(), m.seq(), m.type_id(), m.attempt()), (&b"job"[..], 0, 2, 1));
+/// m.nack(Nack::Requeue)?; // failed: deliver it again
+/// let mut again = c.receive_timeout(Duration::from_secs(1))?;
+/// assert_eq!(again.attempt(), 2);
+/// again.extend_lease(Duration::from_secs(60))?; // a long job
+/// again.ack()?;
+/// # Ok::<(), shmq::Error>(())
+/// ```
 pub struct Delivery<'c> {
     consumer: &'c mut Consumer,
     msg: Message<'c>,
@@ -385,6 +422,21 @@ impl Delivery<'_> {
 
 /// Messages received together; one cursor update for all of them when
 /// dropped.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// use std::time::Duration;
+/// use shmq::{ConsumerOptions, Options, Queue};
+/// let q = Queue::create("doc-batch", &Options::new().dir(dir.path()).slots(16))?;
+/// let mut c = q.consumer("g", ConsumerOptions::new())?;
+/// q.producer()?.publish_batch(&[b"a", b"b", b"c"])?;
+/// let batch = c.receive_batch(2, Duration::from_secs(1))?;
+/// let got: Vec<Vec<u8>> = batch.iter().map(|m| m.payload().to_vec()).collect();
+/// assert_eq!(got, [b"a", b"b"]);
+/// drop(batch); // both are finished for the group here
+/// assert!(c.receive_batch(8, Duration::ZERO)?.len() == 1);
+/// # Ok::<(), shmq::Error>(())
+/// ```
 pub struct Batch<'c> {
     consumer: &'c mut Consumer,
     start: u64,
@@ -601,11 +653,35 @@ impl Consumer {
     }
 
     /// Waits at most `timeout` for the next message ([`Error::Timeout`]).
+    /// [`poll`](Self::poll) is the same with `Ok(None)` for a timeout, as
+    /// [`try_receive`](Self::try_receive) and an empty
+    /// [`receive_batch`](Self::receive_batch) say "nothing came".
     pub fn receive_timeout(&mut self, timeout: Duration) -> Result<Delivery<'_>> {
         let got = self
             .wait(Some(Instant::now() + timeout), true)?
             .ok_or(Error::Timeout)?;
         self.deliver(got)
+    }
+
+    /// Waits at most `timeout` for the next message; `Ok(None)` if none
+    /// came (a Kafka consumer's `poll(timeout)`).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use std::time::Duration;
+    /// use shmq::{ConsumerOptions, Options, Queue};
+    /// let q = Queue::create("doc-poll", &Options::new().dir(dir.path()).slots(8))?;
+    /// let mut c = q.consumer("g", ConsumerOptions::new())?;
+    /// assert!(c.poll(Duration::from_millis(10))?.is_none());
+    /// q.producer()?.publish(b"hi")?;
+    /// assert_eq!(c.poll(Duration::from_secs(1))?.unwrap().payload(), b"hi");
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn poll(&mut self, timeout: Duration) -> Result<Option<Delivery<'_>>> {
+        match self.wait(Some(Instant::now() + timeout), true)? {
+            Some(got) => self.deliver(got).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The next message if one is ready, without waiting. Busy-polling
@@ -620,7 +696,7 @@ impl Consumer {
             && self.record().redrive.load(Ordering::Relaxed) == 0
         {
             // The ack=auto fast path: one load of the slot's state word.
-            return match self.poll() {
+            return match self.poll_once() {
                 Some(pos) => self.deliver_auto(pos).map(Some),
                 None => self.nothing_yet().map(|()| None),
             };
@@ -795,7 +871,7 @@ impl Consumer {
 
     /// The first ready position at or after `next`, skipping aborted ones.
     #[inline(always)]
-    fn poll(&mut self) -> Option<u64> {
+    fn poll_once(&mut self) -> Option<u64> {
         loop {
             match self.ring().peek(self.next) {
                 Peek::Ready => return Some(self.next),
@@ -958,7 +1034,7 @@ impl Consumer {
         if self.manual.is_some() {
             return self.poll_manual();
         }
-        Ok(self.poll().map(Got::Pos))
+        Ok(self.poll_once().map(Got::Pos))
     }
 
     /// Replaying: the next journal record, or back to the ring once the
@@ -990,7 +1066,7 @@ impl Consumer {
         }
         drop(g);
         Ok(if self.replay.is_none() {
-            self.poll().map(Got::Pos)
+            self.poll_once().map(Got::Pos)
         } else {
             None
         })

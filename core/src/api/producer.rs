@@ -24,6 +24,29 @@ const SLEEP_SLICE: Duration = Duration::from_millis(20);
 /// Publishes messages. Cheap to create; use one per thread (it keeps a
 /// cached copy of the ring's gating cursor). A producer made before a
 /// `fork` must not be used in the child: make a new one there.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// use std::time::Duration;
+/// use shmq::{Meta, Options, Overflow, Queue, Start};
+/// let q = Queue::create("doc-producer", &Options::new().dir(dir.path()).slots(8))?;
+/// q.create_group("g", Start::Earliest)?;
+/// let mut p = q.producer()?;
+/// assert_eq!(p.publish(b"plain")?, 0);
+/// p.publish_with(b"tagged", &Meta::new().type_id(3).correlation_id(77))?;
+/// assert_eq!(p.publish_batch(&[b"x", b"y"])?, 2); // the first one's seq
+/// // Written in place: no copy of the payload.
+/// let mut r = p.reserve(5)?;
+/// r.copy_from_slice(b"frame");
+/// assert_eq!(r.commit()?, 4);
+/// // Three slots free: a batch of four (no larger than the ring) goes in
+/// // whole or not at all, and times out; three go in.
+/// let four = [b"1", b"2", b"3", b"4"];
+/// let t = Duration::from_millis(50);
+/// assert!(matches!(p.publish_batch_timeout(&four, t), Err(shmq::Error::Timeout)));
+/// assert_eq!(p.publish_batch_timeout(&four[..3], t)?, (5, 3));
+/// # Ok::<(), shmq::Error>(())
+/// ```
 pub struct Producer {
     shared: Arc<Shared>,
     owner: u64,
@@ -177,6 +200,41 @@ impl Producer {
     /// [`Message::value`](crate::Message::value).
     pub fn publish_value<T: IntoBytes + Immutable + ?Sized>(&mut self, value: &T) -> Result<u64> {
         self.publish(value.as_bytes())
+    }
+
+    /// [`publish_value`](Self::publish_value) with metadata.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmq::zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+    /// use shmq::{ConsumerOptions, Meta, Options, Queue};
+    ///
+    /// // zerocopy comes with shmq: derive through its path.
+    /// #[derive(FromBytes, IntoBytes, KnownLayout, Immutable)]
+    /// #[zerocopy(crate = "shmq::zerocopy")]
+    /// #[repr(C)]
+    /// struct Tick {
+    ///     price: u64,
+    ///     qty: u32,
+    ///     venue: u32,
+    /// }
+    ///
+    /// let q = Queue::create("doc-value", &Options::new().dir(dir.path()).slots(8))?;
+    /// let mut c = q.consumer("g", ConsumerOptions::new())?;
+    /// let tick = Tick { price: 101, qty: 5, venue: 2 };
+    /// q.producer()?.publish_value_with(&tick, &Meta::new().type_id(1))?;
+    /// let m = c.receive()?;
+    /// assert_eq!((m.type_id(), m.value::<Tick>()?.price), (1, 101));
+    /// // A payload read as a type of another size is WrongType.
+    /// assert!(matches!(m.value::<u64>(), Err(shmq::Error::WrongType { len: 16, .. })));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn publish_value_with<T: IntoBytes + Immutable + ?Sized>(
+        &mut self,
+        value: &T,
+        meta: &Meta,
+    ) -> Result<u64> {
+        self.publish_with(value.as_bytes(), meta)
     }
 
     #[inline]
@@ -364,7 +422,27 @@ impl Producer {
     /// only the rest.
     pub fn publish_batch<P: AsRef<[u8]>>(&mut self, payloads: &[P]) -> Result<u64> {
         // Without a deadline it publishes them all (or fails).
-        self.publish_batch_until(payloads, None)
+        self.publish_batch_until(payloads, &Meta::default(), None)
+            .map(|(first, _)| first)
+    }
+
+    /// [`publish_batch`](Self::publish_batch) with the same `type_id` and
+    /// `correlation_id` on every message. An idempotency key names one
+    /// message, so a `meta` with a key is refused (`InvalidOption`):
+    /// publish keyed messages one by one.
+    pub fn publish_batch_with<P: AsRef<[u8]>>(
+        &mut self,
+        payloads: &[P],
+        meta: &Meta,
+    ) -> Result<u64> {
+        if meta.key.is_some() {
+            return Err(Error::InvalidOption(
+                "a batch takes no idempotency key (it names one message): publish keyed \
+                 messages one by one"
+                    .into(),
+            ));
+        }
+        self.publish_batch_until(payloads, meta, None)
             .map(|(first, _)| first)
     }
 
@@ -381,7 +459,7 @@ impl Producer {
         timeout: Duration,
     ) -> Result<(u64, usize)> {
         let deadline = Instant::now().checked_add(timeout);
-        self.publish_batch_until(payloads, deadline)
+        self.publish_batch_until(payloads, &Meta::default(), deadline)
     }
 
     /// The first seq and how many were published (fewer than all only
@@ -389,6 +467,7 @@ impl Producer {
     fn publish_batch_until<P: AsRef<[u8]>>(
         &mut self,
         payloads: &[P],
+        meta: &Meta,
         deadline: Option<Instant>,
     ) -> Result<(u64, usize)> {
         for p in payloads {
@@ -398,7 +477,6 @@ impl Producer {
             return Err(Error::InvalidOption("publish_batch of no messages".into()));
         }
         let ts = self.clock.now_ns();
-        let meta = Meta::default();
         let mut first = None;
         let mut i = 0;
         let cap = self.shared.geo.slots as usize;
@@ -411,8 +489,8 @@ impl Producer {
                         .map(|p| Record {
                             seq: 0,
                             timestamp_ns: ts,
-                            correlation_id: 0,
-                            type_id: 0,
+                            correlation_id: meta.correlation_id,
+                            type_id: meta.type_id,
                             payload: p.as_ref(),
                         })
                         .collect();
@@ -430,7 +508,7 @@ impl Producer {
                     };
                     let ring = self.ring();
                     // SAFETY: as in `publish_inner`.
-                    unsafe { write_slot(ring.slots.slot(pos), payloads[i].as_ref(), &meta, ts) };
+                    unsafe { write_slot(ring.slots.slot(pos), payloads[i].as_ref(), meta, ts) };
                     if ring.commit(pos, seen, self.announce()).is_err() {
                         return Err(Error::Aborted);
                     }

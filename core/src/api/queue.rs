@@ -481,6 +481,12 @@ impl Queue {
         }
     }
 
+    /// Removes queue `name` of the default directory (as [`open`](Self::open)
+    /// finds it): [`remove`](Self::remove) with default options.
+    pub fn remove_default(name: &str) -> Result<()> {
+        Queue::remove(name, &Options::default())
+    }
+
     /// Removes queue `name`'s file. Processes that have it open keep using
     /// their mapping; new opens fail with `NotFound`.
     pub fn remove(name: &str, opts: &Options) -> Result<()> {
