@@ -4,7 +4,7 @@ import os
 import pathlib
 import types
 from collections.abc import Iterable, Iterator
-from typing import Any, Literal, Optional, Protocol, Union, final
+from typing import Any, Literal, Optional, Protocol, TypedDict, Union, final
 
 from typing_extensions import Buffer, Self
 
@@ -27,6 +27,82 @@ class _ArrayInterface(Protocol):
 _Payload = Union[Buffer, bytes, bytearray, memoryview, _ArrayInterface]
 """What a publish takes: any C-contiguous object with the buffer protocol
 (bytes, bytearray, memoryview, array.array, mmap, numpy arrays)."""
+
+_Overflow = Literal["block", "reject", "spill"]
+_Fallback = Literal["block", "reject"]
+_Sync = Union[Literal["never", "always"], str]
+"""``"never"``, ``"always"`` or ``"every-N"`` (N records): the last cannot
+be a Literal, so any str type-checks and the runtime checks the rest."""
+
+class _GroupStats(TypedDict):
+    name: str
+    next: int
+    committed: int
+    lag: int
+    delivered: int
+    redelivered: int
+    acked: int
+    nacked: int
+    expired: int
+    dead_lettered: int
+    in_flight: int
+    oldest_unacked_age_ns: int
+    consumers: int
+    consumer_attached: bool
+    created_ns: int
+
+class _JournalStats(TypedDict):
+    first_seq: int
+    first_ns: Optional[int]
+    next_seq: int
+    journaled: int
+    journaled_bytes: int
+    segments: int
+    bytes_on_disk: int
+    expired: int
+
+class _Stats(TypedDict):
+    name: str
+    path: pathlib.Path
+    slots: int
+    slot_size: int
+    file_size: int
+    overflow: _Overflow
+    next_seq: int
+    oldest_seq: int
+    depth: int
+    published: int
+    rejected: int
+    deduplicated: int
+    aborted: int
+    producers: int
+    consumers: int
+    dlq_depth: int
+    spilled: int
+    spilled_bytes: int
+    spill_depth: int
+    spill_segments: int
+    spill_bytes_on_disk: int
+    spill_full: int
+    spill_lost: int
+    spill_dir: Optional[pathlib.Path]
+    journal: Optional[_JournalStats]
+    groups: list[_GroupStats]
+
+class _DeadLetter(TypedDict):
+    seq: int
+    group: str
+    attempts: int
+    redrives: int
+    reason: Literal["nacked", "max-deliveries"]
+    first_delivery_ns: int
+    last_delivery_ns: int
+    dead_lettered_ns: int
+    timestamp_ns: int
+    type_id: int
+    correlation_id: int
+    redriven: bool
+    payload: bytes
 
 _Start = Union[Literal["earliest", "latest"], int]
 _Path = Union[str, "os.PathLike[str]"]
@@ -110,7 +186,7 @@ class Queue:
         slots: int = 4096,
         slot_size: int = 1024,
         max_groups: int = 16,
-        overflow: str = "block",
+        overflow: _Overflow = "block",
         lease: float = 30.0,
         max_deliveries: int = 5,
         dlq_slots: int = 1024,
@@ -122,8 +198,8 @@ class Queue:
         spill_dir: Optional[_Path] = None,
         spill_max_bytes: int = 1 << 30,
         spill_segment_size: int = 64 << 20,
-        spill_fallback: str = "block",
-        sync: str = "never",
+        spill_fallback: _Fallback = "block",
+        sync: _Sync = "never",
         journal_max_age: Optional[float] = None,
         journal_max_bytes: int = 1 << 30,
     ) -> "Queue":
@@ -158,7 +234,7 @@ class Queue:
         slots: int = 4096,
         slot_size: int = 1024,
         max_groups: int = 16,
-        overflow: str = "block",
+        overflow: _Overflow = "block",
         lease: float = 30.0,
         max_deliveries: int = 5,
         dlq_slots: int = 1024,
@@ -170,8 +246,8 @@ class Queue:
         spill_dir: Optional[_Path] = None,
         spill_max_bytes: int = 1 << 30,
         spill_segment_size: int = 64 << 20,
-        spill_fallback: str = "block",
-        sync: str = "never",
+        spill_fallback: _Fallback = "block",
+        sync: _Sync = "never",
         journal_max_age: Optional[float] = None,
         journal_max_bytes: int = 1 << 30,
     ) -> "Queue":
@@ -241,7 +317,7 @@ class Queue:
     def delete_group(self, group: str) -> None:
         """Deletes a group and its cursor (``NotFound`` if there is none)."""
 
-    def groups(self) -> list[dict[str, Any]]:
+    def groups(self) -> list[_GroupStats]:
         """Every group, as dicts (name, next, committed, lag, delivered,
         redelivered, acked, nacked, expired, dead_lettered, in_flight,
         oldest_unacked_age_ns, consumers, consumer_attached, created_ns)."""
@@ -255,7 +331,7 @@ class Queue:
         few as an eighth of the ring); a seek before that is clamped, and
         the seq returned says where it landed."""
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> _Stats:
         """A snapshot of counters and cursors: name, path, slots, slot_size, file_size (bytes of the queue file, all taken at create),
         overflow, next_seq, oldest_seq, depth, published, rejected,
         deduplicated, aborted, producers, consumers, dlq_depth, the spill's
@@ -279,7 +355,7 @@ class Queue:
 class DeadLetters:
     """The dead-letter queue of a queue (``Queue.dlq``)."""
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[_DeadLetter]:
         """Copies of every dead letter, oldest first: seq, group, attempts,
         reason ("nacked" or "max-deliveries"), first_delivery_ns,
         last_delivery_ns, dead_lettered_ns, timestamp_ns, type_id,

@@ -19,11 +19,13 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyIndexError, PyStopIteration};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyFloat, PyInt};
+
+use crate::wait::Seconds;
+use pyo3::types::PyBytes;
 
 use crate::buffer::{Gate, Tokens, gated_view};
 use crate::error::{Closed, IntoPy, InvalidOption};
-use crate::wait::{Fail, check_fork, deadline, generation, in_slices, seconds};
+use crate::wait::{Fail, check_fork, deadline, generation, in_slices, seconds, timeout_seconds};
 
 /// Polls a blocking receive makes holding the GIL before it waits
 /// without it (each ~20 ns when nothing is there).
@@ -336,35 +338,6 @@ impl Cell {
     }
 }
 
-/// A `timeout` argument in seconds: an exact float or int without the
-/// float object that a general conversion of an int makes (this is on
-/// the busy-polling path, `receive(timeout=0)`); anything else real
-/// (a numpy scalar, a `Fraction`) as `float()` would take it. Its range is
-/// checked by the waits (`seconds`).
-fn timeout_seconds(t: &Bound<'_, PyAny>) -> PyResult<f64> {
-    if let Ok(f) = t.downcast_exact::<PyFloat>() {
-        return Ok(f.value());
-    }
-    if let Ok(i) = t.downcast_exact::<PyInt>() {
-        if let Ok(v) = i.extract::<i64>() {
-            return Ok(v as f64);
-        }
-    }
-    t.extract::<f64>().map_err(|e| {
-        // Only "not a number" is ours to word; anything else (an
-        // OverflowError, an exception from `__float__`) goes through.
-        if !e.is_instance_of::<pyo3::exceptions::PyTypeError>(t.py()) {
-            return e;
-        }
-        pyo3::exceptions::PyTypeError::new_err(format!(
-            "timeout must be a number of seconds or None, not {}",
-            t.get_type()
-                .name()
-                .map_or_else(|_| "?".to_string(), |n| n.to_string())
-        ))
-    })
-}
-
 /// Where a group starts: "earliest", "latest" or a seq.
 pub(crate) fn parse_start(start: &Bound<'_, PyAny>) -> PyResult<shmq::Start> {
     if let Ok(seq) = start.extract::<u64>() {
@@ -521,7 +494,14 @@ impl Consumer {
     /// Up to `max` messages (ack=auto), waiting at most `timeout` seconds
     /// for the first; an empty batch if none came.
     #[pyo3(signature = (max, timeout=None))]
-    fn receive_many(slf: &Bound<'_, Self>, max: usize, timeout: Option<f64>) -> PyResult<Batch> {
+    fn receive_many(slf: &Bound<'_, Self>, max: i64, timeout: Option<Seconds>) -> PyResult<Batch> {
+        let timeout = timeout.map(|s| s.0);
+        let max: usize = crate::wait::whole("max", max)?;
+        if max == 0 {
+            return Err(crate::error::InvalidOption::new_err(
+                "invalid option: receive_many of 0 messages: max must be 1 or more",
+            ));
+        }
         let got = slf
             .get()
             .cell

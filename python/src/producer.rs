@@ -12,6 +12,8 @@ use crate::lock::GilLock;
 use std::time::Duration;
 
 use pyo3::prelude::*;
+
+use crate::wait::Seconds;
 use pyo3::types::{PyList, PyTuple};
 
 use crate::buffer::{Gate, Input, Tokens, gated_view};
@@ -238,8 +240,9 @@ impl Producer {
         type_id: u32,
         correlation_id: u64,
         key: Option<&Bound<'_, PyAny>>,
-        timeout: Option<f64>,
+        timeout: Option<Seconds>,
     ) -> PyResult<u64> {
+        let timeout = timeout.map(|s| s.0);
         check_fork(self.cell.made_in)?;
         let input = Input::new(data)?;
         let meta = meta(type_id, correlation_id, key)?;
@@ -256,8 +259,9 @@ impl Producer {
         &self,
         py: Python<'_>,
         items: &Bound<'_, PyAny>,
-        timeout: Option<f64>,
+        timeout: Option<Seconds>,
     ) -> PyResult<u64> {
+        let timeout = timeout.map(|s| s.0);
         check_fork(self.cell.made_in)?;
         let objs: Vec<Bound<'_, PyAny>> = if let Ok(l) = items.downcast::<PyList>() {
             l.iter().collect()
@@ -382,11 +386,13 @@ impl Producer {
     fn reserve(
         &self,
         py: Python<'_>,
-        size: usize,
+        size: i64,
         type_id: u32,
         correlation_id: u64,
-        timeout: Option<f64>,
+        timeout: Option<Seconds>,
     ) -> PyResult<Reservation> {
+        let timeout = timeout.map(|s| s.0);
+        let size: usize = crate::wait::whole("size", size)?;
         check_fork(self.cell.made_in)?;
         let cell = &*self.cell;
         let meta = meta(type_id, correlation_id, None)?;

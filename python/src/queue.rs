@@ -152,26 +152,39 @@ macro_rules! queue_methods {
             fn $method(
                 py: Python<'_>,
                 name: &str,
-                slots: u64,
-                slot_size: usize,
-                max_groups: u32,
+                slots: i64,
+                slot_size: i64,
+                max_groups: i64,
                 overflow: &str,
                 lease: f64,
-                max_deliveries: u32,
-                dlq_slots: u32,
-                dedup_window: u64,
+                max_deliveries: i64,
+                dlq_slots: i64,
+                dedup_window: i64,
                 dedup_ttl: f64,
                 unblock_timeout: f64,
-                mode: u32,
+                mode: i64,
                 dir: Option<PathBuf>,
                 spill_dir: Option<PathBuf>,
-                spill_max_bytes: u64,
-                spill_segment_size: u64,
+                spill_max_bytes: i64,
+                spill_segment_size: i64,
                 spill_fallback: &str,
                 sync: &str,
                 journal_max_age: Option<f64>,
-                journal_max_bytes: u64,
+                journal_max_bytes: i64,
             ) -> PyResult<Queue> {
+                // Counts and sizes: a negative one is an InvalidOption that
+                // names it (the plain conversion raised OverflowError).
+                use crate::wait::whole;
+                let slots = whole("slots", slots)?;
+                let slot_size = whole("slot_size", slot_size)?;
+                let max_groups = whole("max_groups", max_groups)?;
+                let max_deliveries = whole("max_deliveries", max_deliveries)?;
+                let dlq_slots = whole("dlq_slots", dlq_slots)?;
+                let dedup_window = whole("dedup_window", dedup_window)?;
+                let mode = whole("mode", mode)?;
+                let spill_max_bytes = whole("spill_max_bytes", spill_max_bytes)?;
+                let spill_segment_size = whole("spill_segment_size", spill_segment_size)?;
+                let journal_max_bytes = whole("journal_max_bytes", journal_max_bytes)?;
                 let spill = Spill {
                     dir: spill_dir,
                     max_bytes: spill_max_bytes,

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
+use pyo3::types::{PyFloat, PyInt};
 
 use crate::lock::GilLock;
 
@@ -119,4 +120,61 @@ pub(crate) fn in_slices<S: Send, T: Send>(
         lock.yield_to_waiters(py);
         py.check_signals()?;
     }
+}
+
+/// A `timeout` argument in seconds: an exact float or int without the
+/// float object that a general conversion of an int makes (this is on
+/// the busy-polling path, `receive(timeout=0)`); anything else real
+/// (a numpy scalar, a `Fraction`) as `float()` would take it. Its range is
+/// checked by the waits (`seconds`).
+pub(crate) fn timeout_seconds(t: &Bound<'_, PyAny>) -> PyResult<f64> {
+    if let Ok(f) = t.downcast_exact::<PyFloat>() {
+        return Ok(f.value());
+    }
+    if let Ok(i) = t.downcast_exact::<PyInt>() {
+        if let Ok(v) = i.extract::<i64>() {
+            return Ok(v as f64);
+        }
+    }
+    if t.is_instance_of::<pyo3::types::PyBool>() {
+        // A bool is an int to Python, but `timeout=True` is a mistake, not
+        // one second.
+        return Err(pyo3::exceptions::PyTypeError::new_err(
+            "timeout must be a number of seconds or None, not a bool",
+        ));
+    }
+    t.extract::<f64>().map_err(|e| {
+        // Only "not a number" is ours to word; anything else (an
+        // OverflowError, an exception from `__float__`) goes through.
+        if !e.is_instance_of::<pyo3::exceptions::PyTypeError>(t.py()) {
+            return e;
+        }
+        pyo3::exceptions::PyTypeError::new_err(format!(
+            "timeout must be a number of seconds or None, not {}",
+            t.get_type()
+                .name()
+                .map_or_else(|_| "?".to_string(), |n| n.to_string())
+        ))
+    })
+}
+
+/// A `timeout` argument, as [`timeout_seconds`] reads it.
+pub(crate) struct Seconds(pub f64);
+
+impl<'py> FromPyObject<'py> for Seconds {
+    fn extract_bound(ob: &Bound<'py, PyAny>) -> PyResult<Self> {
+        timeout_seconds(ob).map(Seconds)
+    }
+}
+
+/// A count or size argument (`slots`, `max`, `size`, ...): a whole number,
+/// not negative, refused with `InvalidOption` naming it otherwise (the
+/// plain conversion raised OverflowError for a negative one).
+pub(crate) fn whole<T: TryFrom<i64>>(name: &str, v: i64) -> PyResult<T> {
+    T::try_from(v).map_err(|_| {
+        InvalidOption::new_err(format!(
+            "invalid option: {name} must be a whole number >= 0{}, got {v}",
+            if v >= 0 { " and not so large" } else { "" }
+        ))
+    })
 }

@@ -119,7 +119,8 @@ def test_invalid_options(qdir, name, kwargs):
 def test_wrong_types_are_type_errors(qdir, name):
     with pytest.raises(TypeError):
         shmq.Queue.create(name, slots="many")  # type: ignore[arg-type]
-    with pytest.raises(OverflowError):
+    # A negative count is an option out of range, not a conversion error.
+    with pytest.raises(shmq.InvalidOption):
         shmq.Queue.create(name, slots=-1)
 
 
@@ -223,3 +224,34 @@ def test_group_busy_rules(qdir, name):
         q.consumer("h", ack="sometimes")  # type: ignore[arg-type]
     with pytest.raises(shmq.InvalidOption):
         q.consumer("h", start=-1)  # type: ignore[arg-type]
+
+
+def test_argument_checks_speak_the_python_api(qdir, name):
+    # A negative count or size is an InvalidOption naming it (the plain
+    # conversion raised OverflowError).
+    for kw in ("slots", "slot_size", "max_groups", "dlq_slots", "dedup_window", "spill_max_bytes"):
+        with pytest.raises(shmq.InvalidOption, match=f"{kw} must be a whole number >= 0, got -1"):
+            shmq.Queue.create(name, **{kw: -1})
+    q = shmq.Queue.create(name, slots=16)
+    c = q.consumer("g")
+    p = q.producer()
+    with pytest.raises(shmq.InvalidOption, match="max must be"):
+        c.receive_many(-1)
+    # The Python name, not the Rust one.
+    with pytest.raises(shmq.InvalidOption, match="receive_many of 0") as info:
+        c.receive_many(0)
+    assert "receive_batch" not in str(info.value)
+    with pytest.raises(shmq.InvalidOption, match="size must be"):
+        p.reserve(-5)
+    # timeout=True is a mistake, not one second.
+    for call in (
+        lambda: c.receive(timeout=True),
+        lambda: c.receive_many(4, timeout=True),
+        lambda: p.publish(b"x", timeout=True),
+        lambda: p.publish_many([b"x"], timeout=False),
+        lambda: p.reserve(1, timeout=True),
+    ):
+        with pytest.raises(TypeError, match="not a bool"):
+            call()
+    assert q.stats()["published"] == 0
+    q.close()
