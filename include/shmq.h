@@ -463,6 +463,18 @@ typedef struct shmq_options {
    * (`journal_max_age_ms` > 0).
    */
   uint64_t journal_max_bytes;
+  /**
+   * A user id trusted besides this user and root (default -1: none): a
+   * queue file, spill, journal or DLQ directory it owns is used, where
+   * another user's is refused (`SHMQ_IO`, naming the path and owner).
+   * For a queue shared between users on purpose through `mode`.
+   */
+  int64_t trust_owner;
+  /**
+   * A group id trusted the same way (default -1: none); its files and
+   * directories may also be group-writable.
+   */
+  int64_t trust_group;
 } shmq_options;
 
 /**

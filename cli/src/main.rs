@@ -19,6 +19,14 @@ struct Cli {
     /// Directory of queue files (default: $SHMQ_DIR, else /dev/shm).
     #[arg(long, global = true, value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// Trust queue files and spill directories of this user id too (a
+    /// queue shared between users on purpose); without it another user's
+    /// are refused.
+    #[arg(long, global = true, value_name = "UID")]
+    trust_owner: Option<u32>,
+    /// Trust queue files and spill directories of this group id too.
+    #[arg(long, global = true, value_name = "GID")]
+    trust_group: Option<u32>,
     #[command(subcommand)]
     command: Command,
 }
@@ -60,6 +68,12 @@ fn main() -> ExitCode {
     let mut opts = Options::new();
     if let Some(d) = &cli.dir {
         opts = opts.dir(d);
+    }
+    if let Some(uid) = cli.trust_owner {
+        opts = opts.trust_owner(uid);
+    }
+    if let Some(gid) = cli.trust_group {
+        opts = opts.trust_group(gid);
     }
     match run(cli.command, opts) {
         Ok(()) => ExitCode::SUCCESS,

@@ -550,3 +550,29 @@ fn create_stat_seek_and_dlq_say_what_happened() {
         stderr(&out)
     );
 }
+
+#[test]
+fn another_users_queue_is_refused_unless_trusted() {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(1)
+        != 0
+    {
+        eprintln!("skipped: needs root to give a file to another user");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["create", "shared", "--slots", "16", "--mode", "660"]);
+    std::os::unix::fs::chown(d.join("shared.shmq"), Some(4242), Some(4343)).unwrap();
+    let out = shmq(d, &["stat", "shared"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("owned by user 4242"),
+        "{}",
+        stderr(&out)
+    );
+    ok(d, &["--trust-owner", "4242", "stat", "shared"]);
+    ok(d, &["stat", "shared", "--trust-group", "4343"]);
+}

@@ -163,6 +163,14 @@ pub struct shmq_options {
     /// (default 1 GiB; at least two segments). Used only with a journal
     /// (`journal_max_age_ms` > 0).
     pub journal_max_bytes: u64,
+    /// A user id trusted besides this user and root (default -1: none): a
+    /// queue file, spill, journal or DLQ directory it owns is used, where
+    /// another user's is refused (`SHMQ_IO`, naming the path and owner).
+    /// For a queue shared between users on purpose through `mode`.
+    pub trust_owner: i64,
+    /// A group id trusted the same way (default -1: none); its files and
+    /// directories may also be group-writable.
+    pub trust_group: i64,
 }
 
 /// The defaults of every queue option (the same as the Rust
@@ -194,6 +202,8 @@ const DEFAULT_OPTIONS: shmq_options = shmq_options {
     sync_every: 0,
     journal_max_age_ms: 0,
     journal_max_bytes: 1 << 30,
+    trust_owner: -1,
+    trust_group: -1,
 };
 
 impl shmq_options {
@@ -263,6 +273,20 @@ impl shmq_options {
         // SAFETY: NULL or NUL-terminated per the contract.
         if let Some(dir) = unsafe { path(self.dir, "dir") }? {
             opts = opts.dir(dir);
+        }
+        let id = |v: i64, what: &str| -> Result<Option<u32>, Fail> {
+            match v {
+                -1 => Ok(None),
+                v => u32::try_from(v).map(Some).map_err(|_| {
+                    Fail::Option(format!("{what} must be -1 (none) or an id, got {v}"))
+                }),
+            }
+        };
+        if let Some(uid) = id(self.trust_owner, "trust_owner")? {
+            opts = opts.trust_owner(uid);
+        }
+        if let Some(gid) = id(self.trust_group, "trust_group")? {
+            opts = opts.trust_group(gid);
         }
         // SAFETY: NULL or NUL-terminated per the contract.
         if let Some(dir) = unsafe { path(self.spill_dir, "spill_dir") }? {
@@ -495,6 +519,25 @@ mod tests {
         }
         // No journal by default; its budget is only read with one.
         assert_eq!((d.journal_max_age_ms, d.journal_max_bytes), (0, 1 << 30));
+    }
+
+    #[test]
+    fn trusted_owner_and_group_reach_rust() {
+        let mut o = shmq_options_default();
+        assert_eq!((o.trust_owner, o.trust_group), (-1, -1));
+        // SAFETY: `dir` and `spill_dir` are NULL.
+        let none = unsafe { o.to_rust() }.unwrap();
+        assert_eq!(format!("{none:?}"), format!("{:?}", Options::new()));
+        (o.trust_owner, o.trust_group) = (4242, 7);
+        // SAFETY: as above.
+        let ours = unsafe { o.to_rust() }.unwrap();
+        let theirs = Options::new().trust_owner(4242).trust_group(7);
+        assert_eq!(format!("{ours:?}"), format!("{theirs:?}"));
+        for bad in [-2, 1 << 40] {
+            o.trust_owner = bad;
+            // SAFETY: as above.
+            assert!(matches!(unsafe { o.to_rust() }, Err(Fail::Option(_))));
+        }
     }
 
     #[test]

@@ -202,6 +202,8 @@ class Queue:
         sync: _Sync = "never",
         journal_max_age: Optional[float] = None,
         journal_max_bytes: int = 1 << 30,
+        trust_owner: Optional[int] = None,
+        trust_group: Optional[int] = None,
     ) -> "Queue":
         """Creates a queue (``Exists`` if it is there already).
 
@@ -224,8 +226,21 @@ class Queue:
         """
 
     @staticmethod
-    def open(name: str, *, dir: Optional[_Path] = None) -> "Queue":
-        """Opens an existing queue (``NotFound`` if there is none)."""
+    def open(
+        name: str,
+        *,
+        dir: Optional[_Path] = None,
+        trust_owner: Optional[int] = None,
+        trust_group: Optional[int] = None,
+    ) -> "Queue":
+        """Opens an existing queue (``NotFound`` if there is none).
+
+        A queue file, or a spill, journal or DLQ directory, that another
+        user owns or that others may write is refused (``Io``) unless
+        ``trust_owner`` (a uid) or ``trust_group`` (a gid) trusts it: a
+        queue shared between users on purpose names its owner or group
+        here. This user and root are always trusted; the default spill
+        directory is this user's own, ``/var/tmp/shmq-<uid>/<name>``."""
 
     @staticmethod
     def open_or_create(
@@ -250,6 +265,8 @@ class Queue:
         sync: _Sync = "never",
         journal_max_age: Optional[float] = None,
         journal_max_bytes: int = 1 << 30,
+        trust_owner: Optional[int] = None,
+        trust_group: Optional[int] = None,
     ) -> "Queue":
         """Opens the queue, creating it with these options if it is not there."""
 

@@ -85,6 +85,17 @@ fn dir_only(dir: Option<PathBuf>) -> shmq::Options {
     }
 }
 
+/// `o` trusting these owner and group too (files another user made).
+fn trusting(mut o: shmq::Options, owner: Option<u32>, group: Option<u32>) -> shmq::Options {
+    if let Some(uid) = owner {
+        o = o.trust_owner(uid);
+    }
+    if let Some(gid) = group {
+        o = o.trust_group(gid);
+    }
+    o
+}
+
 /// A queue: a ring file in shared memory (see the stubs).
 #[pyclass(frozen, module = "shmq._shmq")]
 pub struct Queue {
@@ -148,7 +159,7 @@ macro_rules! queue_methods {
                 dedup_window=1024, dedup_ttl=300.0, unblock_timeout=5.0, mode=0o600, dir=None,
                 spill_dir=None, spill_max_bytes=1 << 30, spill_segment_size=64 << 20,
                 spill_fallback="block", sync="never", journal_max_age=None,
-                journal_max_bytes=1 << 30))]
+                journal_max_bytes=1 << 30, trust_owner=None, trust_group=None))]
             fn $method(
                 py: Python<'_>,
                 name: &str,
@@ -171,6 +182,8 @@ macro_rules! queue_methods {
                 sync: &str,
                 journal_max_age: Option<f64>,
                 journal_max_bytes: i64,
+                trust_owner: Option<u32>,
+                trust_group: Option<u32>,
             ) -> PyResult<Queue> {
                 // Counts and sizes: a negative one is an InvalidOption that
                 // names it (the plain conversion raised OverflowError).
@@ -210,6 +223,7 @@ macro_rules! queue_methods {
                     spill,
                 )?;
                 let name = name.to_string();
+                let o = trusting(o, trust_owner, trust_group);
                 let q = py.allow_threads(|| $core(&name, &o)).py_err()?;
                 Ok(Queue::new(q))
             }
@@ -229,9 +243,15 @@ queue_methods! {
 impl Queue {
     /// Opens an existing queue (NotFound if there is none).
     #[staticmethod]
-    #[pyo3(signature = (name, *, dir=None))]
-    fn open(py: Python<'_>, name: &str, dir: Option<PathBuf>) -> PyResult<Queue> {
-        let o = dir_only(dir);
+    #[pyo3(signature = (name, *, dir=None, trust_owner=None, trust_group=None))]
+    fn open(
+        py: Python<'_>,
+        name: &str,
+        dir: Option<PathBuf>,
+        trust_owner: Option<u32>,
+        trust_group: Option<u32>,
+    ) -> PyResult<Queue> {
+        let o = trusting(dir_only(dir), trust_owner, trust_group);
         let name = name.to_string();
         let q = py
             .allow_threads(|| shmq::Queue::open_with(&name, &o))

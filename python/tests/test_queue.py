@@ -255,3 +255,17 @@ def test_argument_checks_speak_the_python_api(qdir, name):
             call()
     assert q.stats()["published"] == 0
     q.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another user")
+def test_a_queue_of_another_user_is_refused_unless_trusted(qdir, name):
+    shmq.Queue.create(name, slots=16, mode=0o660).close()
+    path = os.path.join(str(qdir), name + ".shmq")
+    os.chown(path, 4242, 4343)
+    with pytest.raises(shmq.Io, match="owned by user 4242"):
+        shmq.Queue.open(name)
+    shmq.Queue.open(name, trust_owner=4242).close()
+    shmq.Queue.open(name, trust_group=4343).close()
+    with pytest.raises(shmq.Io, match="owned by user 4242"):
+        shmq.Queue.open_or_create(name)
+    shmq.Queue.open_or_create(name, trust_owner=4242).close()
