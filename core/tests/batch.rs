@@ -144,6 +144,9 @@ fn a_batch_with_metadata_puts_it_on_every_message_and_refuses_a_key() {
         assert_eq!((m.seq(), m.type_id(), m.correlation_id()), (i, 9, 1234));
     }
     let keyed = shmq::Meta::new().key(b"k");
-    assert!(matches!(p.publish_batch_with(&batch(2), &keyed), Err(Error::InvalidOption(_))));
+    assert!(matches!(
+        p.publish_batch_with(&batch(2), &keyed),
+        Err(Error::InvalidOption(_))
+    ));
     assert_eq!(q.stats().published, 3);
 }

@@ -15,7 +15,10 @@ fn env_dir_is_the_default() {
     // Removed as it was opened: by name alone, in the default directory.
     Queue::remove_default("envq").unwrap();
     assert!(matches!(Queue::open("envq"), Err(shmq::Error::NotFound(_))));
-    assert!(matches!(Queue::remove_default("envq"), Err(shmq::Error::NotFound(_))));
+    assert!(matches!(
+        Queue::remove_default("envq"),
+        Err(shmq::Error::NotFound(_))
+    ));
     // SAFETY: as above.
     unsafe { std::env::remove_var("SHMQ_DIR") };
 }
