@@ -230,6 +230,39 @@ static void test_spill_full_reject(void) {
     stop(name, &o, &q, &p, &c);
 }
 
+/* A batch larger than what the ring and the spill hold goes in part-way,
+ * and says how many went in: the rest, and only the rest, is to retry. */
+static void test_spill_full_part_way(void) {
+    const char *name = "full-partway";
+    shmq_options o = spill_options(name, 1024);
+    o.spill_max_bytes = SEGMENT;
+    o.spill_fallback = SHMQ_OVERFLOW_REJECT;
+    shmq_queue *q = NULL;
+    shmq_producer *p = NULL;
+    start(name, &o, &q, &p);
+    enum { N = 200 };
+    static uint8_t data[N][1000];
+    static shmq_buf bufs[N];
+    for (size_t i = 0; i < N; i++) {
+        bufs[i].data = data[i];
+        bufs[i].len = fill(data[i], 1000, i);
+    }
+    uint64_t first = 0xdead;
+    size_t published = 0xdead;
+    CHECK_STATUS(shmq_publish_batch_timeout(p, bufs, N, SHMQ_WAIT_FOREVER, &first, &published),
+                 SHMQ_SPILL_FULL);
+    CHECK(first == 0);
+    CHECK(published > 16 && published < N);
+    LAST_ERROR_HAS("of the batch's 200 messages were published");
+    shmq_queue_stats s;
+    REQUIRE_OK(shmq_stats(q, &s));
+    CHECK(s.published == published);
+    shmq_consumer *c = NULL;
+    REQUIRE_OK(shmq_consumer_new(q, "g", NULL, &c));
+    receive_in_order(c, 0, published, 1000);
+    stop(name, &o, &q, &p, &c);
+}
+
 static void test_spill_full_block(void) {
     const char *name = "full-block";
     shmq_options o = spill_options(name, 1024);
@@ -388,6 +421,7 @@ int main(void) {
     make_test_dir();
     RUN(test_spill_round_trip);
     RUN(test_spill_full_reject);
+    RUN(test_spill_full_part_way);
     RUN(test_spill_full_block);
     RUN(test_sync_modes);
     RUN(test_reopen_finds_the_spill);
