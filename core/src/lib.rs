@@ -78,7 +78,7 @@ pub use options::{
 };
 pub use protocol::group::GroupInfo;
 /// The zerocopy crate this shmq is built with, for
-/// [`Producer::publish_value`] and [`Delivery::value`]: derive its traits
+/// [`Producer::publish_value`] and [`Message::value`]: derive its traits
 /// with `#[zerocopy(crate = "shmq::zerocopy")]` and no dependency of your
 /// own.
 pub use zerocopy;
