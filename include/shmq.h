@@ -1527,7 +1527,10 @@ const char *shmq_status_str(int code);
  * The message of the last failed call on this thread (what happened and
  * what to do), or `""` if none failed yet. The string belongs to shmq and
  * stays valid until the next shmq call on this thread; copy it to keep it.
- * Successful calls leave it as it was.
+ * Successful calls leave it as it was. It is a whole message that already
+ * says what kind of failure it was (`busy: group "g" has a live consumer
+ * ...`, `invalid option: ...`): print it alone, not after
+ * `shmq_status_str` of the same call, which would say it twice.
  */
 const char *shmq_last_error(void);
 
