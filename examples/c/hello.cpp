@@ -1,4 +1,5 @@
-// hello.cpp - the C++17 RAII wrapper (include/shmq.hpp).
+// hello.cpp - the C++17 API (include/shmq.hpp): RAII handles, messages that
+// own their delivery, std::chrono timeouts, errors as exceptions.
 //
 //   c++ -std=c++17 -Iinclude examples/c/hello.cpp -Ltarget/release -lshmq_ffi
 //       -Wl,-rpath,"$PWD/target/release" -o hello_cpp    (one line)
@@ -7,53 +8,56 @@
 
 #include "shmq.hpp"
 
+using namespace std::chrono_literals;
+
+static unsigned long long ull(std::uint64_t v) { return static_cast<unsigned long long>(v); }
+
 int main() {
-    shmq_options opts = shmq_options_default();
-    opts.slots = 1024;
-    opts.slot_size = 256;
+    // No dir: $SHMQ_DIR, else /dev/shm (`make run` sets a private SHMQ_DIR).
+    const auto opts = shmq::options().slots(1024).slot_size(256);
     try {
         auto q = shmq::queue::open_or_create("hello-cpp", opts);
         auto consumer = q.make_consumer("printer");
         auto producer = q.make_producer();
-        producer.publish("hello", 1, 0);
-        producer.publish("from C++", 1, 1);
+        producer.publish("hello", shmq::meta{1, 0, std::nullopt});
+        producer.publish("from C++", shmq::meta{1, 1, std::nullopt});
         // Zero-copy: write the payload straight into the queue's slot.
-        producer.publish_in_place(5, [](std::uint8_t *buf) { std::memcpy(buf, "in-pl", 5); });
-        while (auto m = consumer.receive(100'000'000 /* 100 ms */)) {
-            std::printf("seq %llu: %.*s\n", static_cast<unsigned long long>(m->seq()),
-                        static_cast<int>(m->size()), m->text().data());
-            consumer.ack(*m);
+        auto r = producer.reserve(5);
+        std::memcpy(r.data(), "in-pl", 5);
+        r.commit();
+        producer.publish_batch({"batch-1", "batch-2"});
+        while (auto m = consumer.receive(100ms)) {
+            std::printf("seq %llu: %.*s\n", ull(m->seq()), static_cast<int>(m->text().size()),
+                        m->text().data());
+            m->ack(); // from here on m->text() throws: the slot may be reused
         }
 
         // At-least-once: a manual-ack worker, an idempotent publish, a nack
         // (delivered again, attempt 2) and the dead-letter queue.
-        shmq_consumer_options manual = shmq_consumer_options_default();
-        manual.ack = SHMQ_ACK_MANUAL;
-        auto worker = q.make_consumer("workers", manual);
-        auto first = producer.publish_keyed("charge #42", "order-42");
-        auto again = producer.publish_keyed("charge #42", "order-42"); // not enqueued
-        std::printf("keyed publish: seq %llu, retried: seq %llu\n",
-                    static_cast<unsigned long long>(first), static_cast<unsigned long long>(again));
-        while (auto m = worker.receive(100'000'000)) {
+        auto worker =
+            q.make_consumer("workers", shmq::consumer_options().ack(shmq::ack_mode::manual));
+        auto first = producer.publish("charge #42", shmq::meta{0, 0, "order-42"});
+        auto again = producer.publish("charge #42", shmq::meta{0, 0, "order-42"}); // not enqueued
+        std::printf("keyed publish: seq %llu, retried: seq %llu\n", ull(first), ull(again));
+        while (auto m = worker.receive(100ms)) {
             if (m->seq() == first && m->attempt() == 1) {
-                worker.nack(*m); // try it again
+                m->nack(); // try it again
             } else if (m->seq() == first) {
-                std::printf("seq %llu done on attempt %u\n",
-                            static_cast<unsigned long long>(m->seq()), m->attempt());
-                worker.ack(*m);
+                std::printf("seq %llu done on attempt %u\n", ull(m->seq()), m->attempt());
+                m->ack();
             } else {
-                worker.nack(*m, SHMQ_NACK_DEAD_LETTER); // the earlier messages: poison
+                m->dead_letter(); // the earlier messages: poison
             }
         }
-        for (const shmq_dead_letter &d : q.dlq_list()) {
-            std::printf("dead letter seq %llu of %s: %s\n", static_cast<unsigned long long>(d.seq),
-                        d.group, q.dlq_payload(d.seq, d.group).c_str());
+        for (const shmq::dead_letter &d : q.dlq_list()) {
+            std::printf("dead letter seq %llu of %s: %s\n", ull(d.seq), d.group,
+                        q.dlq_payload(d.seq, d.group).c_str());
         }
-        std::printf("purged %llu dead letters\n", static_cast<unsigned long long>(q.dlq_purge()));
+        std::printf("purged %llu dead letters\n", ull(q.dlq_purge()));
         try {
             shmq::queue::open("no-such-queue", opts);
-        } catch (const shmq::error &e) {
-            std::printf("expected error: %s (status %d)\n", e.what(), static_cast<int>(e.status()));
+        } catch (const shmq::not_found_error &e) {
+            std::printf("expected error: %s (status %d)\n", e.what(), static_cast<int>(e.code()));
         }
     } catch (const shmq::error &e) {
         std::fprintf(stderr, "%s\n", e.what());

@@ -6,7 +6,13 @@
 //! tests pair a C producer with a Rust consumer and a Rust producer with a
 //! C consumer through one queue file.
 //!
-//! A missing C compiler fails these tests: nothing is skipped silently.
+//! The C++ suite (`tests/cpp/*.cpp`, over the header-only
+//! `include/shmq.hpp`) is built the same way with the system C++ compiler
+//! (`-std=c++17` and the same warnings, plus a few stricter ones) and run
+//! under the same sanitizers.
+//!
+//! A missing C or C++ compiler fails these tests: nothing is skipped
+//! silently.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -133,6 +139,52 @@ fn compile(src: &str, link: Link) -> PathBuf {
     out
 }
 
+fn cxx() -> String {
+    std::env::var("CXX").unwrap_or_else(|_| "c++".into())
+}
+
+/// The C warnings' C++ counterpart, and what a strict user of the header
+/// may turn on: it must compile cleanly under all of them.
+const CXX_WARNINGS: &[&str] = &[
+    "-std=c++17",
+    "-Wall",
+    "-Wextra",
+    "-Wpedantic",
+    "-Werror",
+    "-Wshadow",
+    "-Wconversion",
+    "-Wsign-conversion",
+    "-Wold-style-cast",
+    "-Wnon-virtual-dtor",
+];
+
+/// Compiles `tests/cpp/<src>.cpp` into the build dir, linked against
+/// `libshmq_ffi.so` under ASan + UBSan (and libstdc++'s assertions);
+/// panics with the compiler's output on failure.
+fn compile_cpp(src: &str) -> PathBuf {
+    let lib = lib_dir();
+    let out = build_dir().join(format!("{src}-asan"));
+    let mut cmd = Command::new(cxx());
+    cmd.args(CXX_WARNINGS).arg("-g").arg("-O1");
+    cmd.arg("-D_GLIBCXX_ASSERTIONS");
+    cmd.arg("-I").arg(repo().join("include"));
+    cmd.arg(repo().join("tests/cpp").join(format!("{src}.cpp")));
+    cmd.arg("-o").arg(&out);
+    cmd.args(SANITIZERS);
+    cmd.arg("-L").arg(&lib).arg("-lshmq_ffi");
+    cmd.arg(format!("-Wl,-rpath,{}", lib.display()));
+    cmd.arg("-lpthread");
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the C++ compiler {:?}: {e}", cxx()));
+    assert!(
+        output.status.success(),
+        "compiling tests/cpp/{src}.cpp failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    out
+}
+
 /// The environment of a sanitized program: leaks checked, every finding
 /// fatal.
 fn sanitizer_env(cmd: &mut Command) -> &mut Command {
@@ -235,6 +287,12 @@ fn spill_under_asan_and_ubsan() {
 #[test]
 fn journal_under_asan_and_ubsan() {
     run_suite(&compile("test_journal", Link::SharedSanitized), None);
+}
+
+/// The C++ API (`include/shmq.hpp`): `tests/cpp/test_cpp.cpp`.
+#[test]
+fn cpp_under_asan_and_ubsan() {
+    run_suite(&compile_cpp("test_cpp"), None);
 }
 
 /// Linked against `libshmq_ffi.a` with the system libraries the README
