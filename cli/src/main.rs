@@ -42,6 +42,9 @@ enum Command {
     Consume(cmd::consume::Args),
     /// Show depth, groups, lag and counters.
     Stat(cmd::stat::Args),
+    /// List the queues in the directory (and files there that are not
+    /// usable queues, with why).
+    Ls(cmd::ls::Args),
     /// Create a consumer group, so it retains messages before any consumer runs.
     GroupCreate(cmd::group::CreateArgs),
     /// List consumer groups.
@@ -142,6 +145,7 @@ fn run(command: Command, opts: Options) -> CliResult {
         Command::Publish(args) => cmd::publish::run(args, opts),
         Command::Consume(args) => cmd::consume::run(args, opts),
         Command::Stat(args) => cmd::stat::run(args, opts),
+        Command::Ls(args) => cmd::ls::run(args, opts),
         Command::GroupCreate(args) => cmd::group::create(args, opts),
         Command::Groups(args) => cmd::group::list(args, opts),
         Command::Seek(args) => cmd::group::seek(args, opts),

@@ -576,3 +576,125 @@ fn another_users_queue_is_refused_unless_trusted() {
     ok(d, &["--trust-owner", "4242", "stat", "shared"]);
     ok(d, &["stat", "shared", "--trust-group", "4343"]);
 }
+
+#[test]
+fn ls_lists_queues_and_says_why_a_file_is_not_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["create", "a", "--slots", "16"]);
+    ok(d, &["create", "b", "--slots", "32"]);
+    ok(d, &["group-create", "b", "slow"]);
+    assert!(publish(d, &["b"], b"1\n2\n3\n").status.success());
+    std::fs::write(d.join("junk.shmq"), b"not a queue").unwrap();
+    std::fs::write(d.join("other.txt"), b"ignored").unwrap();
+    let out = ok(d, &["ls"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("queue") && lines[0].contains("worst lag"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("a ") && lines[2].starts_with("b "),
+        "{out}"
+    );
+    assert!(lines[2].contains("3 (slow)"), "{out}");
+    assert!(
+        out.contains("not usable: junk:") && out.contains("corrupt queue file"),
+        "{out}"
+    );
+    assert!(!out.contains("other"), "{out}");
+    let json: Vec<serde_json::Value> = ok(d, &["ls", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(json.len(), 3);
+    assert_eq!(
+        (&json[1]["name"], &json[1]["worst_lag"]),
+        (&serde_json::json!("b"), &serde_json::json!(3))
+    );
+    assert!(json[2]["error"].as_str().unwrap().contains("corrupt"));
+}
+
+/// Every line of a table has its columns at the header's positions
+/// (right-aligned columns end where their header ends).
+fn aligned(table: &str) {
+    let lines: Vec<&str> = table.lines().collect();
+    let header = lines[0];
+    let ends: Vec<usize> = header
+        .char_indices()
+        .filter(|&(i, c)| c != ' ' && header[i + 1..].starts_with(' ') || i + 1 == header.len())
+        .map(|(i, _)| i)
+        .collect();
+    for line in &lines[1..] {
+        for &e in &ends[1..] {
+            let c = line.as_bytes().get(e).copied();
+            assert!(
+                c.is_some_and(|c| c != b' '),
+                "column ending at {e} is out of line:\n{table}"
+            );
+        }
+    }
+}
+
+#[test]
+fn stat_and_groups_tables_stay_aligned_with_a_long_group_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let long = "g".repeat(48);
+    ok(d, &["create", "q", "--slots", "16"]);
+    ok(d, &["group-create", "q", &long]);
+    ok(d, &["group-create", "q", "b"]);
+    assert!(publish(d, &["q"], b"1\n2\n").status.success());
+    let groups = ok(d, &["groups", "q"]);
+    aligned(&groups);
+    let stat = ok(d, &["stat", "q"]);
+    let table = &stat[stat.find("\ngroup").unwrap() + 1..];
+    aligned(table);
+    assert!(
+        table.lines().next().unwrap().ends_with("consumers"),
+        "every column has a header: {table}"
+    );
+    // The Prometheus text has what stats() knows, fractional seconds included.
+    let prom = ok(d, &["stat", "q", "--prometheus"]);
+    assert!(
+        prom.contains("shmq_deduplicated_total{queue=\"q\"} 0"),
+        "{prom}"
+    );
+    let age = prom
+        .lines()
+        .find(|l| l.starts_with("shmq_group_oldest_unacked_age_seconds{queue=\"q\",group=\"b\"}"))
+        .unwrap();
+    assert!(age.split(' ').nth(1).unwrap().contains('.'), "{age}");
+    let json = ok(d, &["stat", "q", "--json"]);
+    assert!(json.contains("\"deduplicated\":0"), "{json}");
+    // With a journal, its range and accounting.
+    let spill = d.join("spill");
+    let spill = spill.to_str().unwrap();
+    ok(
+        d,
+        &[
+            "create",
+            "j",
+            "--slots",
+            "16",
+            "--journal-age",
+            "60",
+            "--spill-dir",
+            spill,
+            "--spill-segment-size",
+            "65536",
+            "--journal-bytes",
+            "1048576",
+        ],
+    );
+    ok(d, &["group-create", "j", "g"]);
+    assert!(publish(d, &["j"], b"1\n2\n3\n").status.success());
+    let prom = ok(d, &["stat", "j", "--prometheus"]);
+    for m in [
+        "shmq_journal_first_seq{queue=\"j\"} 0",
+        "shmq_journal_replaying_groups{queue=\"j\"} 0",
+        "shmq_journaled_total",
+    ] {
+        assert!(prom.contains(m), "{m}: {prom}");
+    }
+}

@@ -120,11 +120,11 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
             args.rounds
         );
         println!(
-            "{:<28} {:>10} {:>10} {:>10} {:>10}",
+            "{:<31} {:>10} {:>10} {:>10} {:>10}",
             "", "p50", "p99", "p99.9", "max"
         );
         println!(
-            "{:<28} {:>10} {:>10} {:>10} {:>10}",
+            "{:<31} {:>10} {:>10} {:>10} {:>10}",
             "baseline (cache-line ping-pong)",
             fmt_ns(b[0]),
             fmt_ns(b[1]),
@@ -132,7 +132,7 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
             fmt_ns(b[3])
         );
         println!(
-            "{:<28} {:>10} {:>10} {:>10} {:>10}",
+            "{:<31} {:>10} {:>10} {:>10} {:>10}",
             "shmq",
             fmt_ns(s[0]),
             fmt_ns(s[1]),
@@ -140,7 +140,7 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
             fmt_ns(s[3])
         );
         println!(
-            "{:<28} {:>9.2}x {:>9.2}x {:>9.2}x {:>9.2}x",
+            "{:<31} {:>9.2}x {:>9.2}x {:>9.2}x {:>9.2}x",
             "shmq / baseline",
             ratio(0),
             ratio(1),

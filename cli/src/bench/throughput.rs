@@ -127,14 +127,14 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
         );
     } else {
         println!(
-            "shmq bench throughput: {} B payload, {} messages x {} rounds, {} producer(s), {} group(s) x {} consumer(s), ack={:?}, batch {}, cores {:?}",
+            "shmq bench throughput: {} B payload, {} messages x {} rounds, {} producer(s), {} group(s) x {} consumer(s), ack={}, batch {}, cores {:?}",
             args.size,
             count,
             args.rounds,
             args.producers,
             args.groups,
             args.consumers,
-            args.ack,
+            format!("{:?}", args.ack).to_lowercase(),
             args.batch,
             cores
         );

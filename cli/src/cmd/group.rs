@@ -81,21 +81,34 @@ pub(crate) fn create(args: CreateArgs, opts: Options) -> CliResult {
 pub(crate) fn list(args: ListArgs, opts: Options) -> CliResult {
     let ListArgs { name } = args;
     let q = Queue::open_with(&name, &opts)?;
-    println!(
-        "{:<24} {:>12} {:>12} {:>10} {:>12}  consumer",
-        "group", "next", "committed", "lag", "delivered"
+    let rows: Vec<Vec<String>> = q
+        .groups()
+        .into_iter()
+        .map(|g| {
+            vec![
+                g.name,
+                g.next.to_string(),
+                g.committed.to_string(),
+                g.lag.to_string(),
+                g.delivered.to_string(),
+                g.consumers.to_string(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        super::table(
+            &[
+                "group",
+                "next",
+                "committed",
+                "lag",
+                "delivered",
+                "consumers"
+            ],
+            &rows
+        )
     );
-    for g in q.groups() {
-        println!(
-            "{:<24} {:>12} {:>12} {:>10} {:>12}  {}",
-            g.name,
-            g.next,
-            g.committed,
-            g.lag,
-            g.delivered,
-            if g.consumer_attached { "attached" } else { "-" }
-        );
-    }
     Ok(())
 }
 

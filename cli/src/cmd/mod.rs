@@ -8,6 +8,7 @@ pub(crate) mod consume;
 pub(crate) mod create;
 pub(crate) mod dlq;
 pub(crate) mod group;
+pub(crate) mod ls;
 pub(crate) mod publish;
 pub(crate) mod rm;
 pub(crate) mod stat;
@@ -50,4 +51,32 @@ pub(crate) fn why_full(groups: &[shmq::GroupInfo], slots: u64) -> String {
             }
         ),
     }
+}
+
+/// Rows under a header, every column as wide as its widest cell (so a
+/// 48-character group name moves nothing out of line): the first column
+/// left-aligned, the others right-aligned, two spaces between.
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.zip(&width).enumerate() {
+            if i == 0 {
+                out += &format!("{cell:<w$}");
+            } else {
+                out += &format!("  {cell:>w$}");
+            }
+        }
+        out.trim_end().to_string() + "\n"
+    };
+    let mut out = line(&mut header.iter().copied());
+    for row in rows {
+        out += &line(&mut row.iter().map(String::as_str));
+    }
+    out
 }

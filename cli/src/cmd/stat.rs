@@ -49,6 +49,7 @@ fn stats_json(s: &shmq::Stats) -> serde_json::Value {
         "published": s.published,
         "delivered": s.groups.iter().map(|g| g.delivered).sum::<u64>(),
         "rejected": s.rejected,
+        "deduplicated": s.deduplicated,
         "aborted": s.aborted,
         "producers": s.producers,
         "consumers": s.consumers,
@@ -99,50 +100,65 @@ fn stats_json(s: &shmq::Stats) -> serde_json::Value {
 fn stats_prometheus(s: &shmq::Stats) -> String {
     let q = &s.name;
     let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, rows: Vec<(String, u64)>| {
-        out += &format!("# HELP shmq_{name} {help}\n# TYPE shmq_{name} {kind}\n");
+    fn metric<V: std::fmt::Display>(
+        out: &mut String,
+        name: &str,
+        kind: &str,
+        help: &str,
+        rows: Vec<(String, V)>,
+    ) {
+        out.push_str(&format!(
+            "# HELP shmq_{name} {help}\n# TYPE shmq_{name} {kind}\n"
+        ));
         for (labels, v) in rows {
-            out += &format!("shmq_{name}{{{labels}}} {v}\n");
+            out.push_str(&format!("shmq_{name}{{{labels}}} {v}\n"));
         }
-    };
+    }
     let ql = format!("queue=\"{q}\"");
     metric(
+        &mut out,
         "depth",
         "gauge",
         "Messages not yet finished by the slowest group.",
         vec![(ql.clone(), s.depth)],
     );
     metric(
+        &mut out,
         "capacity",
         "gauge",
         "Ring capacity in messages.",
         vec![(ql.clone(), s.slots)],
     );
     metric(
+        &mut out,
         "published_total",
         "counter",
         "Messages published.",
         vec![(ql.clone(), s.published)],
     );
     metric(
+        &mut out,
         "rejected_total",
         "counter",
         "Publishes refused because the queue was full.",
         vec![(ql.clone(), s.rejected)],
     );
     metric(
+        &mut out,
         "aborted_total",
         "counter",
         "Positions aborted (stuck or dead producers).",
         vec![(ql.clone(), s.aborted)],
     );
     metric(
+        &mut out,
         "producers",
         "gauge",
         "Live producers.",
         vec![(ql.clone(), s.producers)],
     );
     metric(
+        &mut out,
         "consumers",
         "gauge",
         "Live consumers.",
@@ -155,66 +171,85 @@ fn stats_prometheus(s: &shmq::Stats) -> String {
             .collect::<Vec<_>>()
     };
     metric(
+        &mut out,
         "group_lag",
         "gauge",
         "Messages published that the group has not finished.",
         per_group(|g| g.lag),
     );
     metric(
+        &mut out,
         "group_delivered_total",
         "counter",
         "Messages delivered to the group.",
         per_group(|g| g.delivered),
     );
     metric(
+        &mut out,
         "group_next_seq",
         "gauge",
         "Next seq the group will receive.",
         per_group(|g| g.next),
     );
     metric(
+        &mut out,
         "group_acked_total",
         "counter",
         "Messages acked by the group's consumers (ack=manual).",
         per_group(|g| g.acked),
     );
     metric(
+        &mut out,
         "group_nacked_total",
         "counter",
         "Messages nacked by the group's consumers.",
         per_group(|g| g.nacked),
     );
     metric(
+        &mut out,
         "group_redelivered_total",
         "counter",
         "Deliveries after the first.",
         per_group(|g| g.redelivered),
     );
     metric(
+        &mut out,
         "group_expired_total",
         "counter",
         "Leases that ran out or whose consumer died.",
         per_group(|g| g.expired),
     );
     metric(
+        &mut out,
         "group_dead_lettered_total",
         "counter",
         "Messages the group moved to the dead-letter queue.",
         per_group(|g| g.dead_lettered),
     );
     metric(
+        &mut out,
         "group_in_flight",
         "gauge",
         "Messages leased to the group's consumers right now.",
         per_group(|g| g.in_flight),
     );
     metric(
+        &mut out,
         "group_oldest_unacked_age_seconds",
         "gauge",
         "Age of the group's oldest unfinished message.",
-        per_group(|g| g.oldest_unacked_age_ns / 1_000_000_000),
+        s.groups
+            .iter()
+            .map(|g| {
+                (
+                    format!("{ql},group=\"{}\"", g.name),
+                    g.oldest_unacked_age_ns as f64 / 1e9,
+                )
+            })
+            .collect(),
     );
     metric(
+        &mut out,
         "dlq_depth",
         "gauge",
         "Dead letters waiting.",
@@ -264,14 +299,76 @@ fn stats_prometheus(s: &shmq::Stats) -> String {
             s.spill_lost,
         ),
     ] {
-        metric(name, kind, help, vec![(ql.clone(), v)]);
+        metric(&mut out, name, kind, help, vec![(ql.clone(), v)]);
+    }
+    metric(
+        &mut out,
+        "deduplicated_total",
+        "counter",
+        "Keyed publishes not enqueued again (their key was remembered).",
+        vec![(ql.clone(), s.deduplicated)],
+    );
+    if let Some(j) = &s.journal {
+        let replaying = s.groups.iter().filter(|g| g.next < s.oldest_seq).count() as u64;
+        for (name, kind, help, v) in [
+            (
+                "journal_first_seq",
+                "gauge",
+                "Oldest seq the journal retains.",
+                j.first_seq,
+            ),
+            (
+                "journal_next_seq",
+                "gauge",
+                "Next seq to be journaled.",
+                j.next_seq,
+            ),
+            (
+                "journaled_total",
+                "counter",
+                "Messages written to the journal.",
+                j.journaled,
+            ),
+            (
+                "journaled_bytes_total",
+                "counter",
+                "Payload bytes written to the journal.",
+                j.journaled_bytes,
+            ),
+            (
+                "journal_segments",
+                "gauge",
+                "Journal segment files on disk.",
+                j.segments,
+            ),
+            (
+                "journal_bytes_on_disk",
+                "gauge",
+                "Bytes of journal segment files on disk.",
+                j.bytes_on_disk,
+            ),
+            (
+                "journal_expired_total",
+                "counter",
+                "Seqs whose retention ran out (their segment was deleted).",
+                j.expired,
+            ),
+            (
+                "journal_replaying_groups",
+                "gauge",
+                "Groups reading from the journal (behind the ring).",
+                replaying,
+            ),
+        ] {
+            metric(&mut out, name, kind, help, vec![(ql.clone(), v)]);
+        }
     }
     out
 }
 
 fn stats_table(s: &shmq::Stats) -> String {
     let mut out = format!(
-        "queue      {} ({}, {})\nslots      {} x {} bytes, overflow={}\nseq        next {}, oldest retained {}\ndepth      {}\npublished  {}\nrejected   {}\naborted    {}\nproducers  {}\nconsumers  {}\ndlq        {}\n",
+        "queue      {} ({}, {})\nslots      {} x {} bytes, overflow={}\nseq        next {}, oldest retained {}\ndepth      {}\npublished  {}\nrejected   {}\ndedup      {} publishes not enqueued again (key remembered)\naborted    {}\nproducers  {}\nconsumers  {}\ndlq        {}\n",
         s.name,
         s.path.display(),
         bytes(s.file_size),
@@ -283,6 +380,7 @@ fn stats_table(s: &shmq::Stats) -> String {
         s.depth,
         s.published,
         s.rejected,
+        s.deduplicated,
         s.aborted,
         s.producers,
         s.consumers,
@@ -323,41 +421,44 @@ fn stats_table(s: &shmq::Stats) -> String {
     if s.groups.is_empty() {
         out += "groups     (none: every message is retained until a group consumes it)\n";
     } else {
-        out += &format!(
-            "\n{:<20} {:>10} {:>8} {:>10} {:>9} {:>7} {:>7} {:>7} {:>6} {:>9} {:>9}\n",
-            "group",
-            "next",
-            "lag",
-            "delivered",
-            "acked",
-            "nacked",
-            "redeliv",
-            "expired",
-            "dead",
-            "inflight",
-            "oldest"
+        let rows: Vec<Vec<String>> = s
+            .groups
+            .iter()
+            .map(|g| {
+                vec![
+                    g.name.clone(),
+                    g.next.to_string(),
+                    g.lag.to_string(),
+                    g.delivered.to_string(),
+                    g.acked.to_string(),
+                    g.nacked.to_string(),
+                    g.redelivered.to_string(),
+                    g.expired.to_string(),
+                    g.dead_lettered.to_string(),
+                    g.in_flight.to_string(),
+                    format!("{:.1}s", g.oldest_unacked_age_ns as f64 / 1e9),
+                    g.consumers.to_string(),
+                ]
+            })
+            .collect();
+        out += "\n";
+        out += &super::table(
+            &[
+                "group",
+                "next",
+                "lag",
+                "delivered",
+                "acked",
+                "nacked",
+                "redeliv",
+                "expired",
+                "dead",
+                "inflight",
+                "oldest",
+                "consumers",
+            ],
+            &rows,
         );
-        for g in &s.groups {
-            out += &format!(
-                "{:<20} {:>10} {:>8} {:>10} {:>9} {:>7} {:>7} {:>7} {:>6} {:>9} {:>8.1}s  {}\n",
-                g.name,
-                g.next,
-                g.lag,
-                g.delivered,
-                g.acked,
-                g.nacked,
-                g.redelivered,
-                g.expired,
-                g.dead_lettered,
-                g.in_flight,
-                g.oldest_unacked_age_ns as f64 / 1e9,
-                match g.consumers {
-                    0 => "-".to_string(),
-                    1 => "1 consumer".to_string(),
-                    n => format!("{n} consumers"),
-                }
-            );
-        }
     }
     out
 }
