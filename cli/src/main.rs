@@ -45,6 +45,9 @@ enum Command {
     /// List the queues in the directory (and files there that are not
     /// usable queues, with why).
     Ls(cmd::ls::Args),
+    /// Print retained messages with their metadata, without a group (no
+    /// cursor or lease moves).
+    Peek(cmd::peek::Args),
     /// Create a consumer group, so it retains messages before any consumer runs.
     GroupCreate(cmd::group::CreateArgs),
     /// List consumer groups.
@@ -146,6 +149,7 @@ fn run(command: Command, opts: Options) -> CliResult {
         Command::Consume(args) => cmd::consume::run(args, opts),
         Command::Stat(args) => cmd::stat::run(args, opts),
         Command::Ls(args) => cmd::ls::run(args, opts),
+        Command::Peek(args) => cmd::peek::run(args, opts),
         Command::GroupCreate(args) => cmd::group::create(args, opts),
         Command::Groups(args) => cmd::group::list(args, opts),
         Command::Seek(args) => cmd::group::seek(args, opts),

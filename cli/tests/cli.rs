@@ -698,3 +698,84 @@ fn stat_and_groups_tables_stay_aligned_with_a_long_group_name() {
         assert!(prom.contains(m), "{m}: {prom}");
     }
 }
+
+#[test]
+fn peek_shows_retained_messages_and_moves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spill = d.join("spill");
+    let spill = spill.to_str().unwrap();
+    ok(
+        d,
+        &[
+            "create",
+            "q",
+            "--slots",
+            "16",
+            "--journal-age",
+            "60",
+            "--spill-dir",
+            spill,
+            "--spill-segment-size",
+            "65536",
+            "--journal-bytes",
+            "1048576",
+        ],
+    );
+    ok(d, &["group-create", "q", "g"]);
+    let lines: Vec<u8> = (0..16)
+        .flat_map(|i| format!("m{i}\n").into_bytes())
+        .collect();
+    assert!(publish(d, &["q"], &lines).status.success());
+    assert_eq!(
+        ok(d, &["consume", "q", "--group", "g", "--count", "16"])
+            .lines()
+            .count(),
+        16
+    );
+    let more: Vec<u8> = (16..20)
+        .flat_map(|i| format!("m{i}\n").into_bytes())
+        .collect();
+    assert!(publish(d, &["q"], &more).status.success());
+    // From the journal (older than the ring holds), then the ring.
+    let out = ok(
+        d,
+        &[
+            "peek",
+            "q",
+            "--from-seq",
+            "1",
+            "--count",
+            "3",
+            "--show-headers",
+        ],
+    );
+    let got: Vec<&str> = out.lines().collect();
+    assert!(
+        got[0].starts_with("# seq 1 ") && got[0].ends_with("(journal)"),
+        "{out}"
+    );
+    assert_eq!((got[1], got[3], got[5]), ("m1", "m2", "m3"), "{out}");
+    let json: Vec<serde_json::Value> = ok(d, &["peek", "q", "--last", "2", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        (&json[0]["seq"], &json[1]["payload"]),
+        (&serde_json::json!(18), &serde_json::json!("m19"))
+    );
+    assert_eq!(json[0]["from_journal"], false);
+    // Nobody's cursor moved: the group still gets 16.. next.
+    let groups = ok(d, &["groups", "q"]);
+    assert!(
+        groups.lines().nth(1).unwrap().split_whitespace().nth(1) == Some("16"),
+        "{groups}"
+    );
+    assert_eq!(
+        ok(d, &["consume", "q", "--group", "g", "--count", "1"]),
+        "m16\n"
+    );
+    let out = shmq(d, &["peek", "q", "--from-seq", "500"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no retained message of q from seq 500"));
+}

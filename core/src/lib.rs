@@ -66,7 +66,7 @@ pub use api::dlq::DeadLetters;
 #[cfg(not(loom))]
 pub use api::producer::{Producer, Reservation};
 #[cfg(not(loom))]
-pub use api::queue::{JournalStats, Queue, Stats};
+pub use api::queue::{JournalStats, Peeked, Queue, Stats};
 
 pub use error::{Error, Result};
 pub use layout::MAX_GROUP_NAME;

@@ -169,48 +169,6 @@ fn write(out: &mut impl Write, m: &shmq::Delivery<'_>, json: bool) -> std::io::R
         "correlation_id": m.correlation_id(),
         "attempt": m.attempt(),
     });
-    match std::str::from_utf8(m.payload()) {
-        Ok(text) => v["payload"] = text.into(),
-        Err(_) => v["payload_base64"] = base64(m.payload()).into(),
-    }
+    super::put_payload(&mut v, m.payload());
     writeln!(out, "{v}")
-}
-
-/// Standard base64 (RFC 4648, with padding).
-fn base64(data: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn base64_is_rfc_4648() {
-        for (raw, enc) in [
-            (&b""[..], ""),
-            (b"f", "Zg=="),
-            (b"fo", "Zm8="),
-            (b"foo", "Zm9v"),
-            (b"foob", "Zm9vYg=="),
-            (b"\xff\x00\n", "/wAK"),
-        ] {
-            assert_eq!(super::base64(raw), enc);
-        }
-    }
 }

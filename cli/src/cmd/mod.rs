@@ -9,6 +9,7 @@ pub(crate) mod create;
 pub(crate) mod dlq;
 pub(crate) mod group;
 pub(crate) mod ls;
+pub(crate) mod peek;
 pub(crate) mod publish;
 pub(crate) mod rm;
 pub(crate) mod stat;
@@ -79,4 +80,52 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out += &line(&mut row.iter().map(String::as_str));
     }
     out
+}
+
+/// A payload into a JSON object: "payload" if it is UTF-8, else
+/// "payload_base64".
+pub(crate) fn put_payload(v: &mut serde_json::Value, payload: &[u8]) {
+    match std::str::from_utf8(payload) {
+        Ok(text) => v["payload"] = text.into(),
+        Err(_) => v["payload_base64"] = base64(payload).into(),
+    }
+}
+
+/// Standard base64 (RFC 4648, with padding).
+fn base64(data: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_is_rfc_4648() {
+        for (raw, enc) in [
+            (&b""[..], ""),
+            (b"f", "Zg=="),
+            (b"fo", "Zm8="),
+            (b"foo", "Zm9v"),
+            (b"foob", "Zm9vYg=="),
+            (b"\xff\x00\n", "/wAK"),
+        ] {
+            assert_eq!(super::base64(raw), enc);
+        }
+    }
 }

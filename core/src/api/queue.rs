@@ -41,6 +41,23 @@ fn me() -> Me {
     }
 }
 
+/// A copy of one retained message ([`Queue::peek`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peeked {
+    /// Its seq.
+    pub seq: u64,
+    /// Publish time, CLOCK_REALTIME nanoseconds.
+    pub timestamp_ns: u64,
+    /// The producer's type tag.
+    pub type_id: u32,
+    /// The producer's correlation id.
+    pub correlation_id: u64,
+    /// The payload.
+    pub payload: Vec<u8>,
+    /// Read from the journal (it was older than the ring holds).
+    pub from_journal: bool,
+}
+
 /// A counters-and-cursors snapshot of a queue.
 #[derive(Clone, Debug)]
 pub struct Stats {
@@ -638,6 +655,109 @@ impl Queue {
         DeadLetters {
             shared: self.shared.clone(),
         }
+    }
+
+    /// Copies up to `count` retained messages from seq `from` on (from the
+    /// oldest retained, if `from` is older), out of the journal where it
+    /// has them and then the ring, without a group: no cursor, lease or
+    /// counter moves, and no consumer notices. For operators (`shmq
+    /// peek`): it holds the admin lock while it copies, so producers that
+    /// need room wait for it.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmq::{Options, Queue, Start};
+    /// let q = Queue::create("doc-peek", &Options::new().dir(dir.path()).slots(8))?;
+    /// q.create_group("g", Start::Earliest)?;
+    /// q.producer()?.publish_batch(&[b"a", b"b", b"c"])?;
+    /// let seen = q.peek(1, 10)?;
+    /// assert_eq!(seen.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2]);
+    /// assert_eq!(seen[0].payload, b"b");
+    /// assert_eq!(q.groups()[0].lag, 3); // nobody's cursor moved
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn peek(&self, from: u64, count: usize) -> Result<Vec<Peeked>> {
+        let shared = &*self.shared;
+        let mut out = Vec::new();
+        // Under the admin lock `head` cannot move, so no slot at or past it
+        // is written again while we copy it (as in `resolve_seek`).
+        let g = shared.lock();
+        let ring = shared.ring();
+        let head = ring.ctl.head.load(Ordering::Acquire);
+        let tail = crate::protocol::spill::ring_tail(ring.ctl.tail.load(Ordering::Acquire));
+        let mut pos = from;
+        if pos < head {
+            if let Some(mut r) = crate::mapped::journal::JournalReader::new(shared) {
+                while out.len() < count && pos < head {
+                    match r.find(pos, &shared.header().journal)? {
+                        Some(rec) if rec.seq < head => {
+                            // SAFETY: `find` checked the record's length
+                            // against the segment; `ptr .. ptr + len` is in
+                            // the reader's mapping, which lives until `r`.
+                            let payload = unsafe { std::slice::from_raw_parts(rec.ptr, rec.len) };
+                            out.push(Peeked {
+                                seq: rec.seq,
+                                timestamp_ns: rec.timestamp_ns,
+                                type_id: rec.type_id,
+                                correlation_id: rec.correlation_id,
+                                payload: payload.to_vec(),
+                                from_journal: true,
+                            });
+                            pos = rec.seq + 1;
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            pos = pos.max(head);
+        }
+        while out.len() < count && pos < tail {
+            match ring.peek(pos) {
+                Peek::Ready => {
+                    let slot = ring.slots.slot(pos);
+                    // SAFETY: the slot is inside the mapping and committed,
+                    // and `head <= pos` holds while we hold the lock, so
+                    // nobody writes it; its header is plain integers.
+                    let (ts, corr, len, type_id) = unsafe {
+                        let h = slot as *const SlotHeader;
+                        (
+                            std::ptr::read_volatile(std::ptr::addr_of!((*h).timestamp_ns)),
+                            std::ptr::read_volatile(std::ptr::addr_of!((*h).correlation_id)),
+                            std::ptr::read_volatile(std::ptr::addr_of!((*h).len)) as usize,
+                            std::ptr::read_volatile(std::ptr::addr_of!((*h).type_id)),
+                        )
+                    };
+                    if len as u64 > shared.geo.slot_size {
+                        return Err(Error::corrupt(
+                            &shared.path,
+                            format!("slot of seq {pos} claims {len} bytes, more than slot_size"),
+                        ));
+                    }
+                    // SAFETY: as above; `len <= slot_size`, so the payload
+                    // is inside the slot's stride.
+                    let payload = unsafe {
+                        std::slice::from_raw_parts(
+                            slot.add(crate::layout::SLOT_HEADER_SIZE as usize),
+                            len,
+                        )
+                    };
+                    out.push(Peeked {
+                        seq: pos,
+                        timestamp_ns: ts,
+                        type_id,
+                        correlation_id: corr,
+                        payload: payload.to_vec(),
+                        from_journal: false,
+                    });
+                }
+                Peek::Skip => {}
+                // Not committed yet: later ones are not readable in order.
+                Peek::NotYet(_) => break,
+            }
+            pos += 1;
+        }
+        drop(g);
+        Ok(out)
     }
 
     /// Moves group `group` to `to` (replay or skip) while no consumer is
