@@ -236,14 +236,11 @@ impl Queue {
         // checked if it is there: never one that someone else made. Made
         // here, after every option was checked, and taken back if the file
         // cannot be made.
-        let spill_made = (opts.overflow == Overflow::Spill || opts.journal.is_some())
-            .then(|| -> Result<bool> {
-                let made = !spill_dir.exists();
-                access::private_dir(&spill_dir, opts.trust)?;
-                Ok(made)
-            })
-            .transpose()?
-            .unwrap_or(false);
+        let spill_made = if opts.overflow == Overflow::Spill || opts.journal.is_some() {
+            access::private_dir(&spill_dir, opts.trust)?
+        } else {
+            false
+        };
         let file = os::file::create(&path, opts.mode, geo.total_size).map_err(|e| {
             if spill_made {
                 let _ = std::fs::remove_dir(&spill_dir);
@@ -714,39 +711,20 @@ impl Queue {
         while out.len() < count && pos < tail {
             match ring.peek(pos) {
                 Peek::Ready => {
-                    let slot = ring.slots.slot(pos);
-                    // SAFETY: the slot is inside the mapping and committed,
-                    // and `head <= pos` holds while we hold the lock, so
-                    // nobody writes it; its header is plain integers.
-                    let (ts, corr, len, type_id) = unsafe {
-                        let h = slot as *const SlotHeader;
-                        (
-                            std::ptr::read_volatile(std::ptr::addr_of!((*h).timestamp_ns)),
-                            std::ptr::read_volatile(std::ptr::addr_of!((*h).correlation_id)),
-                            std::ptr::read_volatile(std::ptr::addr_of!((*h).len)) as usize,
-                            std::ptr::read_volatile(std::ptr::addr_of!((*h).type_id)),
-                        )
-                    };
-                    if len as u64 > shared.geo.slot_size {
+                    // SAFETY: committed, and `head <= pos` holds while we
+                    // hold the admin lock, so nobody rewrites the slot.
+                    let Some(rec) = (unsafe { shared.committed_record(pos) }) else {
                         return Err(Error::corrupt(
                             &shared.path,
-                            format!("slot of seq {pos} claims {len} bytes, more than slot_size"),
+                            format!("slot of seq {pos} claims more bytes than slot_size"),
                         ));
-                    }
-                    // SAFETY: as above; `len <= slot_size`, so the payload
-                    // is inside the slot's stride.
-                    let payload = unsafe {
-                        std::slice::from_raw_parts(
-                            slot.add(crate::layout::SLOT_HEADER_SIZE as usize),
-                            len,
-                        )
                     };
                     out.push(Peeked {
                         seq: pos,
-                        timestamp_ns: ts,
-                        type_id,
-                        correlation_id: corr,
-                        payload: payload.to_vec(),
+                        timestamp_ns: rec.timestamp_ns,
+                        type_id: rec.type_id,
+                        correlation_id: rec.correlation_id,
+                        payload: rec.payload.to_vec(),
                         from_journal: false,
                     });
                 }

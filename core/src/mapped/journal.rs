@@ -32,7 +32,7 @@
 use std::sync::MutexGuard;
 
 use crate::error::{Error, Result};
-use crate::layout::{SLOT_HEADER_SIZE, SlotHeader, SpillControl};
+use crate::layout::SpillControl;
 use crate::mapped::Shared;
 use crate::os;
 use crate::protocol::lock::AdminGuard;
@@ -82,28 +82,10 @@ impl Shared {
         while pos < tail {
             match ring.peek(pos) {
                 Peek::Ready => {
-                    let slot = ring.slots.slot(pos);
                     // SAFETY: committed (Acquire in `peek`) and retained:
                     // `head <= journal.end_seq <= pos`, so nobody rewrites
-                    // the slot; the header lies inside the mapping.
-                    let hdr = unsafe { std::ptr::read(slot as *const SlotHeader) };
-                    let len = hdr.len as u64;
-                    if len <= self.geo.slot_size {
-                        // SAFETY: as above; `len <= slot_size` was checked, so
-                        // the payload lies inside the slot.
-                        let payload = unsafe {
-                            std::slice::from_raw_parts(
-                                slot.add(SLOT_HEADER_SIZE as usize),
-                                len as usize,
-                            )
-                        };
-                        let rec = Record {
-                            seq: pos,
-                            timestamp_ns: hdr.timestamp_ns,
-                            correlation_id: hdr.correlation_id,
-                            type_id: hdr.type_id,
-                            payload,
-                        };
+                    // the slot.
+                    if let Some(rec) = unsafe { self.committed_record(pos) } {
                         self.journal_append(jc, &mut segs, &rec)?;
                     }
                     // A garbled length is not journaled: consumers get

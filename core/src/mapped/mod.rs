@@ -25,6 +25,7 @@ use crate::protocol::group::Groups;
 use crate::protocol::lease::{Leases, Now};
 use crate::protocol::lock::{AdminGuard, Me};
 use crate::protocol::ring::{Ring, SlotStates};
+use crate::protocol::spill::Record;
 use crate::store::segment::Segments;
 use crate::sync::{AtomicU64, Ordering};
 
@@ -262,6 +263,38 @@ static NEXT_TOKEN: StdAtomicU32 = StdAtomicU32::new(1);
 pub(crate) fn new_owner(me: Me) -> u64 {
     let token = NEXT_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     ((me.pid as u64) << 32) | token.max(1) as u64
+}
+
+impl Shared {
+    /// The message in committed position `pos`, borrowed from its slot;
+    /// None if its header claims more than `slot_size` bytes (a garbled
+    /// file).
+    ///
+    /// # Safety
+    /// The caller saw `pos` committed (`Peek::Ready`, an Acquire load) and
+    /// keeps its slot from being written again while the record lives:
+    /// `head <= pos` holds (the admin lock, or a cursor at or below it).
+    pub(crate) unsafe fn committed_record(&self, pos: u64) -> Option<Record<'_>> {
+        let slot = self.ring().slots.slot(pos);
+        // SAFETY: per the contract the slot is committed and not rewritten;
+        // its header lies inside the mapping.
+        let hdr = unsafe { std::ptr::read(slot as *const SlotHeader) };
+        if hdr.len as u64 > self.geo.slot_size {
+            return None;
+        }
+        // SAFETY: as above; `len <= slot_size`, so the payload lies inside
+        // the slot.
+        let payload = unsafe {
+            std::slice::from_raw_parts(slot.add(SLOT_HEADER_SIZE as usize), hdr.len as usize)
+        };
+        Some(Record {
+            seq: pos,
+            timestamp_ns: hdr.timestamp_ns,
+            correlation_id: hdr.correlation_id,
+            type_id: hdr.type_id,
+            payload,
+        })
+    }
 }
 
 /// Payload bytes that share a slot's first cache line with its header.

@@ -16,7 +16,7 @@
 //! - a queue file is owned by a trusted user or has a trusted group; its
 //!   mode is its owner's choice (a queue shared on purpose through `mode`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::options::Trust;
@@ -38,16 +38,22 @@ fn trusted_owner(uid: u32, trust: Trust) -> bool {
     uid == os::process::uid() || uid == 0 || trust.owner == Some(uid)
 }
 
+/// Refuses `path` unless its owner, or its group, is trusted.
+fn check_owner(path: &Path, uid: u32, gid: u32, trust: Trust) -> Result<()> {
+    if !trusted_owner(uid, trust) && trust.group != Some(gid) {
+        return Err(refuse(
+            path,
+            format!("it is owned by user {uid}, not this user"),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks one directory; `leaf`: it holds the files (no sticky exception).
 fn check_one(dir: &Path, leaf: bool, trust: Trust) -> Result<()> {
     let (uid, gid, mode) =
         os::file::owner(dir).map_err(|e| Error::io(format!("checking {}", dir.display()), e))?;
-    if !trusted_owner(uid, trust) && trust.group != Some(gid) {
-        return Err(refuse(
-            dir,
-            format!("it is owned by user {uid}, not this user"),
-        ));
-    }
+    check_owner(dir, uid, gid, trust)?;
     let sticky = mode & 0o1000 != 0 && !leaf;
     if mode & 0o002 != 0 && !sticky {
         return Err(refuse(
@@ -64,56 +70,50 @@ fn check_one(dir: &Path, leaf: bool, trust: Trust) -> Result<()> {
     Ok(())
 }
 
+/// `path` with its symbolic links resolved.
+fn real(path: &Path) -> Result<PathBuf> {
+    path.canonicalize()
+        .map_err(|e| Error::io(format!("resolving {}", path.display()), e))
+}
+
+/// Checks `dir` and every directory above it as directories above the one
+/// that holds the files (sticky ones allowed).
+fn check_from(dir: &Path, trust: Trust) -> Result<()> {
+    dir.ancestors()
+        .try_for_each(|up| check_one(up, false, trust))
+}
+
 /// Checks `dir` (which holds segment files) and every directory above it.
 pub(crate) fn check_dir(dir: &Path, trust: Trust) -> Result<()> {
-    let real = dir
-        .canonicalize()
-        .map_err(|e| Error::io(format!("resolving {}", dir.display()), e))?;
+    let real = real(dir)?;
     check_one(&real, true, trust)?;
-    for up in real.ancestors().skip(1) {
-        check_one(up, false, trust)?;
-    }
-    Ok(())
+    real.parent().map_or(Ok(()), |up| check_from(up, trust))
 }
 
 /// Checks the queue file at `path` and every directory above it.
 pub(crate) fn check_queue_file(path: &Path, trust: Trust) -> Result<()> {
-    let real = path
-        .canonicalize()
-        .map_err(|e| Error::io(format!("resolving {}", path.display()), e))?;
+    let real = real(path)?;
     // Only its owner (or root) sets its mode: a trusted owner's choice to
     // share it with a group or everyone (`mode`) is respected.
     let (uid, gid, _mode) =
         os::file::owner(&real).map_err(|e| Error::io(format!("checking {}", path.display()), e))?;
-    if !trusted_owner(uid, trust) && trust.group != Some(gid) {
-        return Err(refuse(
-            path,
-            format!("it is owned by user {uid}, not this user"),
-        ));
-    }
-    for up in real.ancestors().skip(1) {
-        check_one(up, false, trust)?;
-    }
-    Ok(())
+    check_owner(path, uid, gid, trust)?;
+    real.parent().map_or(Ok(()), |up| check_from(up, trust))
 }
 
 /// Makes `dir` (mode 0700, with any missing parents) if it is not there,
-/// then checks it as [`check_dir`] does.
-pub(crate) fn private_dir(dir: &Path, trust: Trust) -> Result<()> {
-    if !dir.exists() {
+/// then checks it as [`check_dir`] does. Returns whether it made it.
+pub(crate) fn private_dir(dir: &Path, trust: Trust) -> Result<bool> {
+    let made = !dir.exists();
+    if made {
         os::file::create_private_dir(dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     }
-    check_dir(dir, trust)
+    check_dir(dir, trust)?;
+    Ok(made)
 }
 
 /// Checks the directory a queue file is made in, and every one above it.
 pub(crate) fn check_queue_dir(dir: &Path, trust: Trust) -> Result<()> {
-    let real = dir
-        .canonicalize()
-        .map_err(|e| Error::io(format!("resolving {}", dir.display()), e))?;
-    for up in real.ancestors() {
-        check_one(up, false, trust)?;
-    }
-    Ok(())
+    check_from(&real(dir)?, trust)
 }
