@@ -57,11 +57,7 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         match e {
             Entry::Queue(s) => rows.push(vec![
                 s.name.clone(),
-                super::stat::bytes(s.file_size)
-                    .split(", ")
-                    .last()
-                    .unwrap_or_default()
-                    .to_string(),
+                super::stat::human(s.file_size),
                 s.slots.to_string(),
                 s.depth.to_string(),
                 s.groups.len().to_string(),
@@ -108,18 +104,21 @@ fn worst_lag(s: &shmq::Stats) -> Option<(&str, u64)> {
 
 fn json(e: &Entry) -> serde_json::Value {
     match e {
-        Entry::Queue(s) => serde_json::json!({
+        Entry::Queue(s) => {
+            let worst = worst_lag(s);
+            serde_json::json!({
             "name": s.name,
             "path": s.path,
             "file_size": s.file_size,
             "slots": s.slots,
             "depth": s.depth,
             "groups": s.groups.len(),
-            "worst_lag": worst_lag(s).map(|(_, lag)| lag),
-            "worst_lag_group": worst_lag(s).map(|(g, _)| g),
+            "worst_lag": worst.map(|(_, lag)| lag),
+            "worst_lag_group": worst.map(|(g, _)| g),
             "dlq_depth": s.dlq_depth,
             "spill_bytes_on_disk": s.spill_bytes_on_disk,
-        }),
+            })
+        }
         Entry::Unusable { name, why } => serde_json::json!({
             "name": name,
             "error": why,

@@ -466,9 +466,17 @@ fn stats_table(s: &shmq::Stats) -> String {
 /// A size for people: bytes, and KiB/MiB/GiB where it helps.
 pub(crate) fn bytes(n: u64) -> String {
     match n {
-        n if n >= 1 << 30 => format!("{n} bytes, {:.1} GiB", n as f64 / (1u64 << 30) as f64),
-        n if n >= 1 << 20 => format!("{n} bytes, {:.1} MiB", n as f64 / (1u64 << 20) as f64),
-        n if n >= 1 << 10 => format!("{n} bytes, {:.1} KiB", n as f64 / 1024.0),
+        n if n >= 1 << 10 => format!("{n} bytes, {}", human(n)),
+        n => format!("{n} bytes"),
+    }
+}
+
+/// A size in the largest of bytes, KiB, MiB, GiB that it reaches.
+pub(crate) fn human(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
         n => format!("{n} bytes"),
     }
 }
