@@ -103,7 +103,28 @@ fn resolve(shared: &Shared, pos: u64) -> Option<bool> {
     match ring.peek(pos) {
         Peek::Ready => Some(true),
         Peek::Skip => Some(false),
-        Peek::NotYet(_) => None,
+        // Claimed by the dead producer and never committed: nobody will
+        // commit it now, so abort it here, as a consumer would after
+        // `unblock_timeout` (with no consumer running, the retrying
+        // producer used to wait out that timeout and fail with Busy).
+        // `pos < tail` was checked above; the CAS races only with a
+        // consumer's abort of the same position.
+        Peek::NotYet(seen) => {
+            if ring.abort(pos, seen) {
+                shared
+                    .header()
+                    .counters
+                    .aborted
+                    .fetch_add(1, Ordering::Relaxed);
+                Some(false)
+            } else {
+                match ring.peek(pos) {
+                    Peek::Ready => Some(true),
+                    Peek::Skip => Some(false),
+                    Peek::NotYet(_) => None,
+                }
+            }
+        }
     }
 }
 
