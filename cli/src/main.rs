@@ -11,6 +11,9 @@ use shmq::{Error, Options};
 
 mod bench;
 mod cmd;
+mod human;
+mod metrics;
+mod progress;
 
 /// shmq: a broker-less, zero-copy message queue for processes on one host.
 #[derive(Parser, Debug)]
@@ -48,6 +51,12 @@ enum Command {
     /// Print retained messages with their metadata, without a group (no
     /// cursor or lease moves).
     Peek(cmd::peek::Args),
+    /// A live view of the queues: rates, depth, lag and their history,
+    /// per queue and per group (q quits).
+    Top(cmd::top::Args),
+    /// Serve every queue in the directory's metrics over HTTP at /metrics,
+    /// for Prometheus to scrape (the text of `stat --prometheus`).
+    Exporter(cmd::exporter::Args),
     /// Create a consumer group, so it retains messages before any consumer runs.
     GroupCreate(cmd::group::CreateArgs),
     /// List consumer groups.
@@ -150,6 +159,8 @@ fn run(command: Command, opts: Options) -> CliResult {
         Command::Stat(args) => cmd::stat::run(args, opts),
         Command::Ls(args) => cmd::ls::run(args, opts),
         Command::Peek(args) => cmd::peek::run(args, opts),
+        Command::Top(args) => cmd::top::run(args, opts),
+        Command::Exporter(args) => cmd::exporter::run(args, opts),
         Command::GroupCreate(args) => cmd::group::create(args, opts),
         Command::Groups(args) => cmd::group::list(args, opts),
         Command::Seek(args) => cmd::group::seek(args, opts),

@@ -2,62 +2,10 @@
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const SHMQ: &str = env!("CARGO_BIN_EXE_shmq");
-
-fn shmq(dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(SHMQ)
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = shmq(dir, args);
-    assert!(
-        out.status.success(),
-        "shmq {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Waits for a child with a bound, killing it past the bound. Its piped
-/// stdout and stderr are drained as it runs, so it never blocks on a full
-/// pipe.
-fn finish(mut child: std::process::Child, timeout: Duration) -> Output {
-    use std::io::Read;
-    fn drain<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut buf);
-            }
-            buf
-        })
-    }
-    let (out, err) = (drain(child.stdout.take()), drain(child.stderr.take()));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("child still running after {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
-}
+mod common;
+use common::{SHMQ, finish, ok, shmq};
 
 #[test]
 fn two_groups_each_get_every_line_in_order_while_the_publisher_blocks() {
@@ -146,7 +94,7 @@ fn stat_groups_seek_delete_and_rm() {
     let prom = ok(d, &["stat", "s", "--prometheus"]);
     assert!(prom.contains("shmq_depth{queue=\"s\"} 5"), "{prom}");
     assert!(
-        prom.contains("shmq_group_lag{queue=\"s\",group=\"g\"} 5"),
+        prom.contains("shmq_group_lag{group=\"g\",queue=\"s\"} 5"),
         "{prom}"
     );
     // Consume 2, then replay from seq 1.
@@ -662,7 +610,7 @@ fn stat_and_groups_tables_stay_aligned_with_a_long_group_name() {
     );
     let age = prom
         .lines()
-        .find(|l| l.starts_with("shmq_group_oldest_unacked_age_seconds{queue=\"q\",group=\"b\"}"))
+        .find(|l| l.starts_with("shmq_group_oldest_unacked_age_seconds{group=\"b\",queue=\"q\"}"))
         .unwrap();
     assert!(age.split(' ').nth(1).unwrap().contains('.'), "{age}");
     let json = ok(d, &["stat", "q", "--json"]);

@@ -29,7 +29,9 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
     let mut shmq_h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
     let mut base_h = shmq_h.clone();
     let scratch = Scratch::new()?;
+    let progress = super::rounds_progress(args);
     for round in 0..args.rounds {
+        progress.set(round as u64);
         // Baseline: bare cache-line ping-pong.
         let region = scratch.dir.join(format!("pingpong-{round}"));
         Region::create(&region, 1, 1)?;
@@ -65,6 +67,7 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
         let out = join(vec![ping, pong])?;
         record(&mut shmq_h, &out[0])?;
     }
+    drop(progress);
     let s = quantiles(&shmq_h);
     let b = quantiles(&base_h);
     let ratio = |i: usize| s[i] as f64 / b[i].max(1) as f64;

@@ -337,6 +337,21 @@ pub(crate) fn run(args: BenchArgs) -> CliResult {
     }
 }
 
+/// The rounds done so far, on a bar while a person watches (never with
+/// --json).
+fn rounds_progress(args: &BenchArgs) -> crate::progress::Progress {
+    crate::progress::Progress::new(
+        match args.kind {
+            Kind::Latency => "bench latency",
+            Kind::Throughput => "bench throughput",
+            Kind::Idle => "bench idle",
+        },
+        Some(u64::from(args.rounds)),
+        "rounds",
+        !args.json,
+    )
+}
+
 fn fmt_ns(ns: u64) -> String {
     if ns < 10_000 {
         format!("{ns} ns")

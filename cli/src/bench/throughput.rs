@@ -23,7 +23,9 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
     let core = |i: usize| cores[i % cores.len()];
     let scratch = Scratch::new()?;
     let (mut shmq_rates, mut base_rates) = (Vec::new(), Vec::new());
+    let progress = super::rounds_progress(args);
     for round in 0..args.rounds {
+        progress.set(round as u64);
         // Baseline: bare single-producer ring of plain stores.
         let region = scratch.dir.join(format!("ring-{round}"));
         Region::create(&region, TP_SLOTS as usize, args.size)?;
@@ -96,6 +98,7 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
         }
         shmq_rates.push(count as f64 / (slowest.max(1) as f64 / 1e9));
     }
+    drop(progress);
     let median = |v: &mut Vec<f64>| {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         v[v.len() / 2]
@@ -185,7 +188,9 @@ fn spill_throughput(args: &BenchArgs, cores: &[usize]) -> CliResult {
     let bytes = count * args.size as u64;
     let (mut into, mut out_of, mut base, mut written) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let progress = super::rounds_progress(args);
     for round in 0..args.rounds {
+        progress.set(round as u64);
         let file = spill_base.join(format!("baseline-{round}"));
         let t0 = Instant::now();
         join(vec![spawn(
@@ -255,6 +260,7 @@ fn spill_throughput(args: &BenchArgs, cores: &[usize]) -> CliResult {
         drop(q);
         Queue::remove("tp", &opts)?;
     }
+    drop(progress);
     let median = |v: &mut Vec<f64>| {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         v[v.len() / 2]

@@ -1,13 +1,14 @@
 //! `shmq consume`: write each payload and a newline to stdout, acked on
 //! receive (`--ack auto`) or after it was written out (`--ack manual`).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use clap::ValueEnum;
 use shmq::{Ack, Consumer, ConsumerOptions, Error, Options, Queue};
 
 use super::StartArg;
+use crate::progress::Progress;
 use crate::{CliError, CliResult, secs};
 
 /// `shmq consume` arguments.
@@ -87,14 +88,28 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
     };
     let timeout = timeout.map(|t| secs(t, "--timeout")).transpose()?;
     let limit = count.unwrap_or(u64::MAX);
+    // A bar for --count when the messages go somewhere else than the
+    // terminal that would show the bar.
+    let progress = Progress::new(
+        &format!("consuming {name} as {group}"),
+        count,
+        "messages",
+        count.is_some() && !std::io::stdout().is_terminal(),
+    );
     match ack {
-        AckArg::Manual => manual(c, timeout, limit, json),
-        AckArg::Auto => auto(c, timeout, limit, json),
+        AckArg::Manual => manual(c, timeout, limit, json, &progress),
+        AckArg::Auto => auto(c, timeout, limit, json, &progress),
     }
 }
 
 /// `--ack manual`: each message written and flushed, then acked.
-fn manual(mut c: Consumer, timeout: Option<Duration>, limit: u64, json: bool) -> CliResult {
+fn manual(
+    mut c: Consumer,
+    timeout: Option<Duration>,
+    limit: u64,
+    json: bool,
+    progress: &Progress,
+) -> CliResult {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut n = 0u64;
@@ -111,7 +126,10 @@ fn manual(mut c: Consumer, timeout: Option<Duration>, limit: u64, json: bool) ->
         write(&mut out, &m, json)?;
         out.flush()?;
         match m.ack() {
-            Ok(()) => n += 1,
+            Ok(()) => {
+                n += 1;
+                progress.at(n);
+            }
             // Another consumer has it now; it will be written again.
             Err(Error::LeaseExpired) => {}
             Err(e) => return Err(e.into()),
@@ -122,7 +140,13 @@ fn manual(mut c: Consumer, timeout: Option<Duration>, limit: u64, json: bool) ->
 
 /// `--ack auto`: committed on receive; what is ready is written without
 /// flushing, and the output is flushed before each wait.
-fn auto(mut c: Consumer, timeout: Option<Duration>, limit: u64, json: bool) -> CliResult {
+fn auto(
+    mut c: Consumer,
+    timeout: Option<Duration>,
+    limit: u64,
+    json: bool,
+    progress: &Progress,
+) -> CliResult {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut n = 0u64;
@@ -137,6 +161,7 @@ fn auto(mut c: Consumer, timeout: Option<Duration>, limit: u64, json: bool) -> C
         };
         if got {
             n += 1;
+            progress.at(n);
             continue;
         }
         out.flush()?;
@@ -150,6 +175,7 @@ fn auto(mut c: Consumer, timeout: Option<Duration>, limit: u64, json: bool) -> C
         };
         write(&mut out, &m, json)?;
         n += 1;
+        progress.at(n);
     }
     out.flush()?;
     Ok(())

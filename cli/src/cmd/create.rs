@@ -137,7 +137,7 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         q.slots(),
         q.slot_size(),
         q.overflow(),
-        crate::cmd::stat::bytes(q.file_size())
+        crate::human::bytes(q.file_size())
     );
     let st = q.stats();
     if let Some(d) = st.spill_dir {

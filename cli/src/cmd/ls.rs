@@ -13,13 +13,16 @@ pub(crate) struct Args {
     json: bool,
 }
 
-/// What `ls` found for one `*.shmq` file.
-enum Entry {
+/// What a scan found for one `*.shmq` file.
+pub(crate) enum Entry {
     Queue(Box<shmq::Stats>),
     Unusable { name: String, why: String },
 }
 
-pub(crate) fn run(args: Args, opts: Options) -> CliResult {
+/// Every `*.shmq` file in the options' directory, by name, opened and
+/// read, or with why it could not be: the listing of `ls`, `top` and the
+/// exporter.
+pub(crate) fn scan(opts: &Options) -> CliResult<Vec<Entry>> {
     let dir = opts.get_dir();
     let read = std::fs::read_dir(&dir)
         .map_err(|e| crate::CliError::Other(format!("listing {}: {e}", dir.display())))?;
@@ -29,18 +32,25 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         .filter_map(|f| f.strip_suffix(".shmq").map(str::to_string))
         .collect();
     names.sort();
-    let entries: Vec<Entry> = names
-        .into_iter()
-        .map(|name| match Queue::open_with(&name, &opts) {
-            Ok(q) => Entry::Queue(Box::new(q.stats())),
-            // Not a queue, damaged, another version, not ours: said, and the
-            // listing goes on.
-            Err(e) => Entry::Unusable {
-                name,
-                why: e.to_string(),
-            },
-        })
-        .collect();
+    Ok(names.into_iter().map(|name| open(name, opts)).collect())
+}
+
+/// Queue `name` opened and read, or why it could not be.
+pub(crate) fn open(name: String, opts: &Options) -> Entry {
+    match Queue::open_with(&name, opts) {
+        Ok(q) => Entry::Queue(Box::new(q.stats())),
+        // Not a queue, damaged, another version, not ours: said, and the
+        // listing goes on.
+        Err(e) => Entry::Unusable {
+            name,
+            why: e.to_string(),
+        },
+    }
+}
+
+pub(crate) fn run(args: Args, opts: Options) -> CliResult {
+    let dir = opts.get_dir();
+    let entries = scan(&opts)?;
     if args.json {
         for e in &entries {
             println!("{}", json(e));
@@ -57,7 +67,7 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         match e {
             Entry::Queue(s) => rows.push(vec![
                 s.name.clone(),
-                super::stat::human(s.file_size),
+                crate::human::human(s.file_size),
                 s.slots.to_string(),
                 s.depth.to_string(),
                 s.groups.len().to_string(),

@@ -7,12 +7,14 @@ use shmq::Start;
 pub(crate) mod consume;
 pub(crate) mod create;
 pub(crate) mod dlq;
+pub(crate) mod exporter;
 pub(crate) mod group;
 pub(crate) mod ls;
 pub(crate) mod peek;
 pub(crate) mod publish;
 pub(crate) mod rm;
 pub(crate) mod stat;
+pub(crate) mod top;
 
 /// Where a new group starts (`consume --start`, `group-create --start`).
 #[derive(Clone, Copy, Debug, ValueEnum)]

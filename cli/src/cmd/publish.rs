@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use shmq::{Error, Meta, Options, Queue};
 
+use crate::progress::Progress;
 use crate::{CliError, CliResult, secs};
 
 /// `shmq publish` arguments.
@@ -52,6 +53,18 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
     let mut p = q.producer()?;
     let meta = Meta::new().type_id(type_id).correlation_id(correlation_id);
     let timeout = timeout.map(|t| secs(t, "--timeout")).transpose()?;
+    // Stdin that is a file has a known length: the bar counts its bytes.
+    let stdin_len = match count {
+        Some(_) => None,
+        None => stdin_file_len(),
+    };
+    let progress = match (count, stdin_len) {
+        (Some(n), _) => Progress::new(&format!("publishing to {name}"), Some(n), "messages", true),
+        (None, Some(len)) => {
+            Progress::new(&format!("publishing to {name}"), Some(len), "bytes", true)
+        }
+        (None, None) => Progress::new(&format!("publishing to {name}"), None, "messages", true),
+    };
     let mut said = false;
     let mut publish = |payload: &[u8], i: u64| -> Result<u64, Error> {
         let meta = match &key {
@@ -69,10 +82,10 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
             match p.publish_with_timeout(payload, &meta, slice) {
                 Err(Error::Timeout) if timeout.is_none_or(|t| start.elapsed() < t) => {
                     if !said {
-                        eprintln!(
+                        progress.say(&format!(
                             "shmq: waiting for room in {name}: {}",
                             super::why_full(&q.groups(), q.slots())
-                        );
+                        ));
                         said = true;
                     }
                 }
@@ -89,25 +102,35 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
                 payload[..k].copy_from_slice(&i.to_le_bytes()[..k]);
                 publish(&payload, i + 1)?;
                 n += 1;
+                progress.at(n);
             }
         } else {
             let stdin = std::io::stdin();
             let mut input = stdin.lock();
             let mut line = Vec::new();
+            let mut read = 0u64;
             loop {
                 line.clear();
-                if input.read_until(b'\n', &mut line)? == 0 {
+                let got = input.read_until(b'\n', &mut line)?;
+                if got == 0 {
                     break;
                 }
+                read += got as u64;
                 if line.last() == Some(&b'\n') {
                     line.pop();
                 }
                 publish(&line, n + 1)?;
                 n += 1;
+                match stdin_len {
+                    Some(_) if n % 256 == 0 => progress.set(read),
+                    Some(_) => {}
+                    None => progress.at(n),
+                }
             }
         }
         Ok(())
     })();
+    drop(progress);
     match result {
         Ok(()) => {
             eprintln!("published {n} messages to {name}");
@@ -131,4 +154,12 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
             n + 1
         ))),
     }
+}
+
+/// Stdin's length when it is a regular file (`< file`), else `None`.
+fn stdin_file_len() -> Option<u64> {
+    let meta = rustix::fs::fstat(std::io::stdin()).ok()?;
+    let is_file =
+        rustix::fs::FileType::from_raw_mode(meta.st_mode) == rustix::fs::FileType::RegularFile;
+    is_file.then_some(meta.st_size as u64)
 }
