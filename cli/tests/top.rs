@@ -5,8 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 mod common;
@@ -111,24 +109,20 @@ fn top_shows_rates_lag_and_history_and_answers_its_keys_in_80x24() {
 
     // Messages flow all through the test: 50 every 50 ms, and billing
     // reads half of them, so its lag grows.
-    let stop = Arc::new(AtomicBool::new(false));
     let load = {
-        let (stop, opts) = (stop.clone(), shmq::Options::new().dir(d));
-        std::thread::spawn(move || {
-            let q = shmq::Queue::open_with("orders", &opts).unwrap();
-            let mut p = q.producer().unwrap();
-            let mut billing = q.consumer("billing", Default::default()).unwrap();
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) && n < 200_000 {
-                for _ in 0..50 {
-                    p.publish(&n.to_le_bytes()).unwrap();
-                    n += 1;
-                }
-                for _ in 0..25 {
-                    let _ = billing.try_receive().unwrap();
-                }
-                std::thread::sleep(Duration::from_millis(50));
+        let q = shmq::Queue::open_with("orders", &shmq::Options::new().dir(d)).unwrap();
+        let mut p = q.producer().unwrap();
+        let mut billing = q.consumer("billing", Default::default()).unwrap();
+        let mut n = 0u64;
+        common::Load::start(Duration::from_millis(50), move || {
+            for _ in 0..50 {
+                p.publish(&n.to_le_bytes()).unwrap();
+                n += 1;
             }
+            for _ in 0..25 {
+                let _ = billing.try_receive().unwrap();
+            }
+            n < 200_000
         })
     };
 
@@ -225,8 +219,7 @@ fn top_shows_rates_lag_and_history_and_answers_its_keys_in_80x24() {
         std::fs::read_to_string(&status).map_err(|e| e.to_string())
     });
     assert_eq!(said.trim(), "exit=0");
-    stop.store(true, Ordering::Relaxed);
-    load.join().unwrap();
+    drop(load);
 }
 
 #[test]

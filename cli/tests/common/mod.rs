@@ -93,3 +93,37 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Result<
         }
     }
 }
+
+/// Messages flowing in the background: `tick` runs every `every` in a
+/// thread until the `Load` is dropped (or `tick` returns false), which
+/// stops and joins it, passing on a panic of the thread.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    pub fn start(every: Duration, mut tick: impl FnMut() -> bool + Send + 'static) -> Load {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) && tick() {
+                std::thread::sleep(every);
+            }
+        });
+        Load {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let failed = self.thread.take().is_some_and(|t| t.join().is_err());
+        if failed && !std::thread::panicking() {
+            panic!("the load thread panicked");
+        }
+    }
+}

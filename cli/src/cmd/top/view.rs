@@ -184,9 +184,11 @@ fn queue_detail(f: &mut Frame, q: &QueueView, area: Rect) {
     let depth = q.depth_history.values();
     f.render_widget(
         Sparkline::default()
-            .block(Block::new().title(format!("depth {} of {}", s.depth, s.slots)))
+            .block(Block::new().title(format!("depth {} ({} slots)", s.depth, s.slots)))
             .data(&depth)
-            .max(s.slots.max(1))
+            // Against the ring's size, or the deepest seen when the
+            // spill holds more than the ring.
+            .max(depth.iter().copied().max().unwrap_or(0).max(s.slots).max(1))
             .style(Style::new().fg(Color::Yellow)),
         right,
     );
