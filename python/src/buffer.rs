@@ -314,7 +314,7 @@ unsafe extern "C" fn exporter_new(
     _kw: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
     // SAFETY: called by the interpreter with the GIL held.
-    let py = unsafe { Python::assume_gil_acquired() };
+    let py = unsafe { Python::assume_attached() };
     PyTypeError::new_err("SlotBuffer objects are made by shmq (Message.data, Producer.reserve)")
         .restore(py);
     ptr::null_mut()
@@ -345,7 +345,7 @@ unsafe extern "C" fn exporter_getbuffer(
     // alive. The GIL is held.
     unsafe {
         let exp = &*(obj as *const Exporter);
-        let py = Python::assume_gil_acquired();
+        let py = Python::assume_attached();
         if exp.readonly != 0 && flags & PYBUF_WRITABLE != 0 {
             PyBufferError::new_err("message data is read-only").restore(py);
             return -1;
@@ -431,7 +431,7 @@ pub(crate) enum Input<'a> {
 
 impl<'a> Input<'a> {
     pub(crate) fn new(obj: &'a Bound<'_, PyAny>) -> PyResult<Input<'a>> {
-        if let Ok(b) = obj.downcast::<PyBytes>() {
+        if let Ok(b) = obj.cast::<PyBytes>() {
             return Ok(Input::Bytes(b.as_bytes()));
         }
         let mut view = Box::new(RawBuffer {

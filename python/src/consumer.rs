@@ -241,7 +241,7 @@ impl Cell {
             return;
         }
         // Called from a message's drop, so with the GIL held.
-        Python::with_gil(|py| drop(self.state.lock(py).take(token)));
+        Python::attach(|py| drop(self.state.lock(py).take(token)));
     }
 
     /// Polls with `poll(state, gate, wait)` until it finds something or

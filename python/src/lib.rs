@@ -17,7 +17,9 @@ mod wait;
 
 use pyo3::prelude::*;
 
-#[pymodule]
+// gil_used = true: the module needs the GIL (see `refuse_without_gil`);
+// pyo3 (0.28 on) would otherwise declare that it can run without.
+#[pymodule(gil_used = true)]
 fn _shmq(m: &Bound<'_, PyModule>) -> PyResult<()> {
     refuse_without_gil(m.py())?;
     buffer::init_type(m)?;
@@ -39,9 +41,10 @@ fn _shmq(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 /// The handles' locks rely on the GIL (`lock.rs`). A free-threaded CPython
-/// turns the GIL back on when it imports this module (which does not say
-/// it can run without), unless it was forced off (`PYTHON_GIL=0`,
-/// `-X gil=0`): then the import fails instead of running unsound.
+/// turns the GIL back on when it imports this module (which declares that
+/// it uses the GIL: `gil_used = true` above), unless it was forced off
+/// (`PYTHON_GIL=0`, `-X gil=0`): then the import fails instead of running
+/// unsound.
 fn refuse_without_gil(py: Python<'_>) -> PyResult<()> {
     let sys = py.import("sys")?;
     if let Ok(enabled) = sys.getattr("_is_gil_enabled") {

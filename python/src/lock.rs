@@ -25,9 +25,9 @@
 //!
 //! The GIL is always there: pyo3 refuses to import the module in a
 //! sub-interpreter, and on a free-threaded CPython the module's import
-//! turns the GIL back on (it does not declare that it can run without),
-//! or fails where the GIL was forced off (`refuse_without_gil` in
-//! `lib.rs`).
+//! turns the GIL back on (it declares that it uses the GIL: `gil_used =
+//! true` in `lib.rs`), or fails where the GIL was forced off
+//! (`refuse_without_gil` in `lib.rs`).
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -90,7 +90,7 @@ impl<T: Send> GilLock<T> {
                 return g;
             }
             self.waiting.fetch_add(1, Ordering::Relaxed);
-            py.allow_threads(|| self.wait_free());
+            py.detach(|| self.wait_free());
             let got = self.try_lock(py);
             self.waiting.fetch_sub(1, Ordering::Relaxed);
             if let Some(g) = got {
@@ -107,7 +107,7 @@ impl<T: Send> GilLock<T> {
         if self.waiting.load(Ordering::Relaxed) == 0 {
             return;
         }
-        py.allow_threads(|| {
+        py.detach(|| {
             let start = Instant::now();
             let mut round = 0u32;
             while self.waiting.load(Ordering::Relaxed) > 0

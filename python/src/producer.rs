@@ -173,7 +173,7 @@ impl Cell {
             return;
         }
         // Called from a reservation's drop, so with the GIL held.
-        Python::with_gil(|py| {
+        Python::attach(|py| {
             let mut g = self.state.lock(py);
             if matches!(g.reservation, Some((t, _)) if t == token) {
                 g.reservation = None; // drop = abort
@@ -263,9 +263,9 @@ impl Producer {
     ) -> PyResult<u64> {
         let timeout = timeout.map(|s| s.0);
         check_fork(self.cell.made_in)?;
-        let objs: Vec<Bound<'_, PyAny>> = if let Ok(l) = items.downcast::<PyList>() {
+        let objs: Vec<Bound<'_, PyAny>> = if let Ok(l) = items.cast::<PyList>() {
             l.iter().collect()
-        } else if let Ok(t) = items.downcast::<PyTuple>() {
+        } else if let Ok(t) = items.cast::<PyTuple>() {
             t.iter().collect()
         } else {
             items.try_iter()?.collect::<PyResult<_>>()?
@@ -297,7 +297,7 @@ impl Producer {
                 // first), saying how many went in, and the next message then
                 // goes the waiting way, in slices that look at Ctrl-C.
                 let mut s = cell.state.lock(py);
-                let step = py.allow_threads(|| -> Result<Option<(u64, usize)>, Fail> {
+                let step = py.detach(|| -> Result<Option<(u64, usize)>, Fail> {
                     let queue = &cell.queue;
                     let p = s.producer()?;
                     if !cell.blocks {

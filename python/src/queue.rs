@@ -224,7 +224,7 @@ macro_rules! queue_methods {
                 )?;
                 let name = name.to_string();
                 let o = trusting(o, trust_owner, trust_group);
-                let q = py.allow_threads(|| $core(&name, &o)).py_err()?;
+                let q = py.detach(|| $core(&name, &o)).py_err()?;
                 Ok(Queue::new(q))
             }
             )*
@@ -253,9 +253,7 @@ impl Queue {
     ) -> PyResult<Queue> {
         let o = trusting(dir_only(dir), trust_owner, trust_group);
         let name = name.to_string();
-        let q = py
-            .allow_threads(|| shmq::Queue::open_with(&name, &o))
-            .py_err()?;
+        let q = py.detach(|| shmq::Queue::open_with(&name, &o)).py_err()?;
         Ok(Queue::new(q))
     }
 
@@ -448,7 +446,7 @@ impl Queue {
     /// Flushes the mapping to its file (for a queue on a disk path).
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         let q = self.get()?;
-        py.allow_threads(|| q.flush()).py_err()
+        py.detach(|| q.flush()).py_err()
     }
 
     /// The dead-letter queue.

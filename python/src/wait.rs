@@ -113,7 +113,7 @@ pub(crate) fn in_slices<S: Send, T: Send>(
             }
         };
         let mut state = lock.lock(py);
-        if let Some(v) = py.allow_threads(|| attempt(&mut state, slice))? {
+        if let Some(v) = py.detach(|| attempt(&mut state, slice))? {
             return Ok(Some(v));
         }
         drop(state);
@@ -128,10 +128,10 @@ pub(crate) fn in_slices<S: Send, T: Send>(
 /// (a numpy scalar, a `Fraction`) as `float()` would take it. Its range is
 /// checked by the waits (`seconds`).
 pub(crate) fn timeout_seconds(t: &Bound<'_, PyAny>) -> PyResult<f64> {
-    if let Ok(f) = t.downcast_exact::<PyFloat>() {
+    if let Ok(f) = t.cast_exact::<PyFloat>() {
         return Ok(f.value());
     }
-    if let Ok(i) = t.downcast_exact::<PyInt>() {
+    if let Ok(i) = t.cast_exact::<PyInt>() {
         if let Ok(v) = i.extract::<i64>() {
             return Ok(v as f64);
         }
@@ -161,9 +161,11 @@ pub(crate) fn timeout_seconds(t: &Bound<'_, PyAny>) -> PyResult<f64> {
 /// A `timeout` argument, as [`timeout_seconds`] reads it.
 pub(crate) struct Seconds(pub f64);
 
-impl<'py> FromPyObject<'py> for Seconds {
-    fn extract_bound(ob: &Bound<'py, PyAny>) -> PyResult<Self> {
-        timeout_seconds(ob).map(Seconds)
+impl<'py> FromPyObject<'_, 'py> for Seconds {
+    type Error = PyErr;
+
+    fn extract(ob: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
+        timeout_seconds(&ob).map(Seconds)
     }
 }
 
