@@ -1034,6 +1034,65 @@ enum shmq_status shmq_consumer_ack_mode(const struct shmq_consumer *consumer,
                                         shmq_ack_mode *ack_out);
 
 /**
+ * Writes the consumer's readiness fd to `*fd_out`: a file descriptor for
+ * epoll, poll, libuv or any event loop, readable (`POLLIN`) once
+ * `shmq_consumer_arm` armed it and a message may have come. The loop:
+ * `shmq_receive(c, 0, &m)` until `SHMQ_TIMEOUT`; `shmq_consumer_arm`; if
+ * it armed, wait for the fd (at most `*recheck_ns_out` when that is not
+ * `SHMQ_WAIT_FOREVER`); `shmq_consumer_drain`; again. It stays readable
+ * until drained, one arm brings at most one wake-up, edge- and
+ * level-triggered polling both work, and a wake-up may be spurious.
+ *
+ * The fd belongs to the consumer (do not close it; it closes with
+ * `shmq_consumer_free`) and is the same at every call. The first call
+ * makes it (a socket, and an entry of the queue's table of async waiters:
+ * `SHMQ_BUSY` past 64 per queue) and ends the current delivery, as a
+ * receive does: call it before the first receive.
+ *
+ * # Safety
+ * `consumer` as for `shmq_receive`; `fd_out` NULL or writable.
+ */
+enum shmq_status shmq_consumer_fd(struct shmq_consumer *consumer, int32_t *fd_out);
+
+/**
+ * Arms the readiness fd for the next message (call it after a receive
+ * with timeout 0 returned `SHMQ_TIMEOUT`). `*armed_out`: 1 armed (wait
+ * for the fd), 0 a message may be there already (receive again now).
+ * `*recheck_ns_out` (may be NULL): when armed, the longest wait before
+ * receiving again anyway, or `SHMQ_WAIT_FOREVER` when only a ring can
+ * bring a message (an idle queue needs no timer). Ends the current
+ * delivery, as a receive does; makes the fd if `shmq_consumer_fd` has
+ * not.
+ *
+ * # Safety
+ * `consumer` as for `shmq_receive`; `armed_out` NULL or writable;
+ * `recheck_ns_out` NULL or writable.
+ */
+enum shmq_status shmq_consumer_arm(struct shmq_consumer *consumer,
+                                   int32_t *armed_out,
+                                   uint64_t *recheck_ns_out);
+
+/**
+ * Reads every wake-up waiting on the readiness fd, so it stops being
+ * readable (call it when the fd was readable, before receiving again),
+ * or takes back an arm that will not be waited for (`shmq_consumer_disarm`).
+ * Ends the current delivery, as a receive does.
+ *
+ * # Safety
+ * `consumer` as for `shmq_receive`.
+ */
+enum shmq_status shmq_consumer_drain(struct shmq_consumer *consumer);
+
+/**
+ * Takes back an arm that will not be waited for (the loop stops
+ * watching the fd). Ends the current delivery, as a receive does.
+ *
+ * # Safety
+ * `consumer` as for `shmq_receive`.
+ */
+enum shmq_status shmq_consumer_disarm(struct shmq_consumer *consumer);
+
+/**
  * Writes the number of dead letters waiting (not redriven) to `len_out`.
  *
  * # Safety
@@ -1331,6 +1390,53 @@ enum shmq_status shmq_commit(struct shmq_reservation *reservation, uint64_t *seq
  * As for `shmq_commit`.
  */
 enum shmq_status shmq_abort(struct shmq_reservation *reservation);
+
+/**
+ * Writes the producer's readiness fd to `*fd_out`: readable once
+ * `shmq_producer_arm` armed it and consumers may have freed room. The
+ * loop: publish with timeout 0 until `SHMQ_TIMEOUT` (`SHMQ_FULL` with
+ * overflow reject); `shmq_producer_arm`; if it armed, wait for the fd (at
+ * most `*recheck_ns_out`); `shmq_producer_drain`; again. The rules of
+ * `shmq_consumer_fd` hold. The fd belongs to the producer (it closes with
+ * `shmq_producer_free`). `SHMQ_BUSY` while a reservation is pending, or
+ * past 64 async producers per queue.
+ *
+ * # Safety
+ * `producer` NULL or a live producer not used by another thread; `fd_out`
+ * NULL or writable.
+ */
+enum shmq_status shmq_producer_fd(struct shmq_producer *producer, int32_t *fd_out);
+
+/**
+ * Arms the readiness fd until the ring has room for `count` messages
+ * (call it after a publish with timeout 0 found no room). `*armed_out`: 1
+ * armed, 0 there may be room already (publish again now);
+ * `*recheck_ns_out` (may be NULL) as for `shmq_consumer_arm`.
+ *
+ * # Safety
+ * `producer` as for `shmq_producer_fd`; `armed_out` NULL or writable;
+ * `recheck_ns_out` NULL or writable.
+ */
+enum shmq_status shmq_producer_arm(struct shmq_producer *producer,
+                                   uint64_t count,
+                                   int32_t *armed_out,
+                                   uint64_t *recheck_ns_out);
+
+/**
+ * Reads every wake-up waiting on the producer's readiness fd.
+ *
+ * # Safety
+ * `producer` as for `shmq_producer_fd`.
+ */
+enum shmq_status shmq_producer_drain(struct shmq_producer *producer);
+
+/**
+ * Takes back an arm that will not be waited for.
+ *
+ * # Safety
+ * `producer` as for `shmq_producer_fd`.
+ */
+enum shmq_status shmq_producer_disarm(struct shmq_producer *producer);
 
 /**
  * Creates queue `name` (file `<dir>/<name>.shmq`, created exclusively with

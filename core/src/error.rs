@@ -31,7 +31,16 @@ pub enum Error {
         reason: String,
     },
     /// A file written by a different layout version of shmq.
-    #[error("{}: queue file has layout version {found}, this shmq reads version {expected}", path.display())]
+    #[error(
+        "{}: queue file has layout version {found}, this shmq reads version {expected}{}",
+        path.display(),
+        if found < expected {
+            " (it was made by an older shmq: drain it with that version, then remove and \
+             recreate it)"
+        } else {
+            " (it was made by a newer shmq: use that version)"
+        }
+    )]
     Incompatible {
         /// The file.
         path: PathBuf,

@@ -25,7 +25,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// "SHMQRING" in little-endian: the first 8 bytes of every queue file.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMQRING");
 /// Layout version written by this build. Bumped on any incompatible change.
-pub(crate) const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 4;
 /// Value of [`Header::ready`] once the creator has written everything.
 pub(crate) const READY: u32 = 0x5245_4459; // "READ" + "Y"
 /// Size of the header region.
@@ -160,10 +160,33 @@ pub(crate) struct RingControl {
     _pad1: [u8; 56],
     /// Producers bump this when they commit while consumers sleep.
     pub data: Signal,
-    _pad2: [u8; 56],
+    /// Bit i set: the async waiter of `Header::doorbells.data[i]` is armed
+    /// for data (see `protocol/doorbell.rs`). Beside `data` on its line,
+    /// so the waker reads both with one cache miss.
+    pub data_armed: AtomicU64,
+    _pad2: [u8; 48],
     /// Consumers bump this when they free space while producers sleep.
     pub space: Signal,
-    _pad3: [u8; 56],
+    /// As `data_armed`, for producers waiting for room.
+    pub space_armed: AtomicU64,
+    _pad3: [u8; 48],
+}
+
+/// Entries of a doorbell table: at most this many async waiters per
+/// signal and queue (a bit each in `RingControl::data_armed` /
+/// `space_armed`). Two under loom, to keep the models small.
+pub(crate) const DOORBELLS: usize = if cfg!(loom) { 2 } else { 64 };
+
+/// The async waiters' doorbells (see `protocol/doorbell.rs`): entry i is
+/// 0 (free) or its owner's pid (high 32 bits) and a nonzero nonce (low 32
+/// bits), which name the owner's doorbell socket.
+#[repr(C)]
+#[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
+pub(crate) struct Doorbells {
+    /// Consumers waiting for a message.
+    pub data: [AtomicU64; DOORBELLS],
+    /// Producers waiting for room.
+    pub space: [AtomicU64; DOORBELLS],
 }
 
 /// A lock for the rare operations that change who gates the ring: group
@@ -227,7 +250,9 @@ pub(crate) struct Header {
     /// `read_seq` those moved back into the region; `full` is the index
     /// below which every one is redriven when it comes back.
     pub dlq_spill: SpillControl,
-    _reserved: [u8; 1728],
+    /// The async waiters' doorbells; their armed bits are in `ring`.
+    pub doorbells: Doorbells,
+    _reserved: [u8; 704],
 }
 
 /// Set in [`RingControl::tail`] while the queue spills: producers' claims
@@ -492,6 +517,10 @@ const _: () = {
     assert!(offset_of!(RingControl, head) == 64);
     assert!(offset_of!(RingControl, data) == 128);
     assert!(offset_of!(RingControl, space) == 192);
+    assert!(offset_of!(RingControl, data_armed) == 136);
+    assert!(offset_of!(RingControl, space_armed) == 200);
+    assert!(size_of::<Doorbells>() == 1024);
+    assert!(offset_of!(Header, doorbells) == 2368);
     assert!(size_of::<AdminLock>() == 64);
     assert!(size_of::<Counters>() == 64);
     assert!(size_of::<Header>() as u64 == HEADER_SIZE);
@@ -541,9 +570,21 @@ impl RingControl {
             head: AtomicU64::new(0),
             _pad1: [0; 56],
             data: Signal::new(),
-            _pad2: [0; 56],
+            data_armed: AtomicU64::new(0),
+            _pad2: [0; 48],
             space: Signal::new(),
-            _pad3: [0; 56],
+            space_armed: AtomicU64::new(0),
+            _pad3: [0; 48],
+        }
+    }
+}
+
+#[cfg(any(test, loom))]
+impl Doorbells {
+    pub(crate) fn new() -> Doorbells {
+        Doorbells {
+            data: std::array::from_fn(|_| AtomicU64::new(0)),
+            space: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }

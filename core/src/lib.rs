@@ -67,6 +67,8 @@ pub use api::dlq::DeadLetters;
 pub use api::producer::{Producer, Reservation};
 #[cfg(not(loom))]
 pub use api::queue::{JournalStats, Peeked, Queue, Stats};
+#[cfg(not(loom))]
+pub use api::readiness::{Arm, Readiness};
 
 pub use error::{Error, Result};
 pub use layout::MAX_GROUP_NAME;

@@ -24,6 +24,49 @@ pub(crate) fn sc_fence() {
     loom::sync::atomic::fence(Ordering::SeqCst);
 }
 
+/// What ringing an async waiter's doorbell found (`protocol/doorbell.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rung {
+    /// Rung (or already ringing: its queue of rings was full).
+    Rang,
+    /// Nobody listens at that name any more: its process is gone.
+    Gone,
+}
+
+/// Ringing a doorbell by its id: `sendto(2)` in production, a count under
+/// loom.
+pub(crate) mod doorbell {
+    use super::Rung;
+
+    #[cfg(not(loom))]
+    pub(crate) fn ring(id: u64) -> Rung {
+        if crate::os::doorbell::ring(id) {
+            Rung::Rang
+        } else {
+            Rung::Gone
+        }
+    }
+
+    // Under loom a ring is counted, per doorbell id, for the models to
+    // check "one arm, at most one ring" and "no lost ring".
+    #[cfg(loom)]
+    loom::lazy_static! {
+        static ref RUNG: loom::sync::Mutex<Vec<u64>> = loom::sync::Mutex::new(Vec::new());
+    }
+
+    #[cfg(loom)]
+    pub(crate) fn ring(id: u64) -> Rung {
+        RUNG.lock().unwrap().push(id);
+        Rung::Rang
+    }
+
+    /// How many times doorbell `id` was rung in this loom execution.
+    #[cfg(loom)]
+    pub(crate) fn rung(id: u64) -> usize {
+        RUNG.lock().unwrap().iter().filter(|&&r| r == id).count()
+    }
+}
+
 /// One iteration of a busy wait.
 #[inline(always)]
 pub(crate) fn spin_hint() {

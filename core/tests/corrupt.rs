@@ -62,12 +62,35 @@ fn newer_version() {
             e,
             Error::Incompatible {
                 found: 99,
-                expected: 3,
+                expected: 4,
                 ..
             }
         ),
         "{e}"
     );
+    assert!(e.to_string().contains("made by a newer shmq"), "{e}");
+}
+
+#[test]
+fn older_version_is_refused_with_what_to_do() {
+    // Layout 3 (before the async waiters' doorbells): its producers would
+    // not ring them, so it is refused rather than half-served.
+    let (dir, o) = setup();
+    drop(Queue::create("old", &o).unwrap());
+    poke(&dir.path().join("old.shmq"), 8, &3u32.to_le_bytes());
+    let e = open_err("old", &o);
+    assert!(
+        matches!(
+            e,
+            Error::Incompatible {
+                found: 3,
+                expected: 4,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("recreate it"), "{e}");
 }
 
 #[test]

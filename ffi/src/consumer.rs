@@ -23,8 +23,8 @@ use crate::options::{
 };
 use crate::queue::shmq_queue;
 use crate::status::{
-    Fail, OutBuf, guard, guard_or, handle, handle_ref, input, invalid, out, out_opt, shmq_status,
-    text,
+    Fail, Out, OutBuf, guard, guard_or, handle, handle_ref, input, invalid, out, out_opt,
+    shmq_status, text,
 };
 
 /// The consumer of one group. Not thread-safe: use it from one thread at a
@@ -42,6 +42,9 @@ pub struct shmq_consumer {
     /// while a delivery borrows the consumer.
     group: Box<str>,
     ack: shmq_ack_mode,
+    /// The readiness handle's fd, once `shmq_consumer_fd` made it: the
+    /// same number for the consumer's life.
+    fd: Option<i32>,
 }
 
 enum Current {
@@ -148,6 +151,7 @@ pub unsafe extern "C" fn shmq_consumer_new(
             consumer,
             group,
             ack,
+            fd: None,
         }));
         // SAFETY: checked writable out-parameter.
         unsafe { consumer_out.write(h) };
@@ -517,6 +521,133 @@ pub unsafe extern "C" fn shmq_consumer_ack_mode(
         let h = unsafe { handle_ref(consumer, "consumer") }?;
         // SAFETY: checked writable out-parameter.
         unsafe { ack_out.write(h.ack) };
+        Ok(())
+    })
+}
+
+/// Writes the consumer's readiness fd to `*fd_out`: a file descriptor for
+/// epoll, poll, libuv or any event loop, readable (`POLLIN`) once
+/// `shmq_consumer_arm` armed it and a message may have come. The loop:
+/// `shmq_receive(c, 0, &m)` until `SHMQ_TIMEOUT`; `shmq_consumer_arm`; if
+/// it armed, wait for the fd (at most `*recheck_ns_out` when that is not
+/// `SHMQ_WAIT_FOREVER`); `shmq_consumer_drain`; again. It stays readable
+/// until drained, one arm brings at most one wake-up, edge- and
+/// level-triggered polling both work, and a wake-up may be spurious.
+///
+/// The fd belongs to the consumer (do not close it; it closes with
+/// `shmq_consumer_free`) and is the same at every call. The first call
+/// makes it (a socket, and an entry of the queue's table of async waiters:
+/// `SHMQ_BUSY` past 64 per queue) and ends the current delivery, as a
+/// receive does: call it before the first receive.
+///
+/// # Safety
+/// `consumer` as for `shmq_receive`; `fd_out` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_consumer_fd(
+    consumer: *mut shmq_consumer,
+    fd_out: *mut i32,
+) -> shmq_status {
+    guard(|| {
+        let fd_out = out(fd_out, "fd_out")?;
+        // SAFETY: per the contract.
+        let h = unsafe { handle(consumer, "consumer") }?;
+        let fd = match h.fd {
+            Some(fd) => fd,
+            None => {
+                let r = h.release().readiness()?;
+                let fd = std::os::fd::AsRawFd::as_raw_fd(r);
+                h.fd = Some(fd);
+                fd
+            }
+        };
+        // SAFETY: checked writable out-parameter.
+        unsafe { fd_out.write(fd) };
+        Ok(())
+    })
+}
+
+/// Arms the readiness fd for the next message (call it after a receive
+/// with timeout 0 returned `SHMQ_TIMEOUT`). `*armed_out`: 1 armed (wait
+/// for the fd), 0 a message may be there already (receive again now).
+/// `*recheck_ns_out` (may be NULL): when armed, the longest wait before
+/// receiving again anyway, or `SHMQ_WAIT_FOREVER` when only a ring can
+/// bring a message (an idle queue needs no timer). Ends the current
+/// delivery, as a receive does; makes the fd if `shmq_consumer_fd` has
+/// not.
+///
+/// # Safety
+/// `consumer` as for `shmq_receive`; `armed_out` NULL or writable;
+/// `recheck_ns_out` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_consumer_arm(
+    consumer: *mut shmq_consumer,
+    armed_out: *mut i32,
+    recheck_ns_out: *mut u64,
+) -> shmq_status {
+    guard(|| {
+        let armed_out = out(armed_out, "armed_out")?;
+        let recheck_out = out_opt(recheck_ns_out, "recheck_ns_out")?;
+        // SAFETY: per the contract.
+        let h = unsafe { handle(consumer, "consumer") }?;
+        let c = h.release();
+        let arm = c.arm()?;
+        if h.fd.is_none() {
+            h.fd = Some(std::os::fd::AsRawFd::as_raw_fd(c.readiness()?));
+        }
+        write_arm(arm, armed_out, recheck_out);
+        Ok(())
+    })
+}
+
+/// Writes an arm's result as the C calls give it: `*armed_out` 1 or 0,
+/// `*recheck_ns_out` (if asked for) the longest wait or
+/// `SHMQ_WAIT_FOREVER`.
+pub(crate) fn write_arm(arm: shmq::Arm, armed_out: Out<i32>, recheck_out: Option<Out<u64>>) {
+    let (armed, recheck) = match arm {
+        shmq::Arm::Ready => (0, 0),
+        shmq::Arm::Waiting { recheck_after } => (
+            1,
+            recheck_after.map_or(crate::options::SHMQ_WAIT_FOREVER, |d| {
+                u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1)
+            }),
+        ),
+    };
+    if let Some(o) = recheck_out {
+        // SAFETY: checked writable out-parameter (`out_opt`).
+        unsafe { o.write(recheck) };
+    }
+    // SAFETY: checked writable out-parameter (`out`).
+    unsafe { armed_out.write(armed) };
+}
+
+/// Reads every wake-up waiting on the readiness fd, so it stops being
+/// readable (call it when the fd was readable, before receiving again),
+/// or takes back an arm that will not be waited for (`shmq_consumer_disarm`).
+/// Ends the current delivery, as a receive does.
+///
+/// # Safety
+/// `consumer` as for `shmq_receive`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_consumer_drain(consumer: *mut shmq_consumer) -> shmq_status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let h = unsafe { handle(consumer, "consumer") }?;
+        h.release().readiness()?.drain();
+        Ok(())
+    })
+}
+
+/// Takes back an arm that will not be waited for (the loop stops
+/// watching the fd). Ends the current delivery, as a receive does.
+///
+/// # Safety
+/// `consumer` as for `shmq_receive`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_consumer_disarm(consumer: *mut shmq_consumer) -> shmq_status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let h = unsafe { handle(consumer, "consumer") }?;
+        h.release().disarm();
         Ok(())
     })
 }

@@ -30,7 +30,8 @@ mod queue;
 mod status;
 
 pub use consumer::{
-    shmq_ack, shmq_ack_all, shmq_consumer, shmq_consumer_ack_mode, shmq_consumer_free,
+    shmq_ack, shmq_ack_all, shmq_consumer, shmq_consumer_ack_mode, shmq_consumer_arm,
+    shmq_consumer_disarm, shmq_consumer_drain, shmq_consumer_fd, shmq_consumer_free,
     shmq_consumer_group, shmq_consumer_new, shmq_consumer_position, shmq_consumer_seek,
     shmq_extend_lease, shmq_message, shmq_nack, shmq_receive, shmq_receive_batch,
 };
@@ -50,11 +51,11 @@ pub use options::{
     shmq_overflow, shmq_seek, shmq_start, shmq_sync, shmq_wait_strategy,
 };
 pub use producer::{
-    shmq_abort, shmq_buf, shmq_commit, shmq_producer, shmq_producer_free,
-    shmq_producer_max_payload, shmq_producer_new, shmq_publish, shmq_publish_batch,
-    shmq_publish_timeout, shmq_publish_with, shmq_publish_with_timeout, shmq_reservation,
-    shmq_reservation_seq, shmq_reservation_set_meta, shmq_reservation_truncate, shmq_reserve,
-    shmq_reserve_timeout,
+    shmq_abort, shmq_buf, shmq_commit, shmq_producer, shmq_producer_arm, shmq_producer_disarm,
+    shmq_producer_drain, shmq_producer_fd, shmq_producer_free, shmq_producer_max_payload,
+    shmq_producer_new, shmq_publish, shmq_publish_batch, shmq_publish_timeout, shmq_publish_with,
+    shmq_publish_with_timeout, shmq_reservation, shmq_reservation_seq, shmq_reservation_set_meta,
+    shmq_reservation_truncate, shmq_reserve, shmq_reserve_timeout,
 };
 pub use queue::{
     SHMQ_GROUP_NAME_CAP, shmq_default_dir, shmq_group_create, shmq_group_delete, shmq_group_info,

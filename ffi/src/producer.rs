@@ -683,3 +683,84 @@ pub unsafe extern "C" fn shmq_abort(reservation: *mut shmq_reservation) -> shmq_
         Ok(())
     })
 }
+
+/// Writes the producer's readiness fd to `*fd_out`: readable once
+/// `shmq_producer_arm` armed it and consumers may have freed room. The
+/// loop: publish with timeout 0 until `SHMQ_TIMEOUT` (`SHMQ_FULL` with
+/// overflow reject); `shmq_producer_arm`; if it armed, wait for the fd (at
+/// most `*recheck_ns_out`); `shmq_producer_drain`; again. The rules of
+/// `shmq_consumer_fd` hold. The fd belongs to the producer (it closes with
+/// `shmq_producer_free`). `SHMQ_BUSY` while a reservation is pending, or
+/// past 64 async producers per queue.
+///
+/// # Safety
+/// `producer` NULL or a live producer not used by another thread; `fd_out`
+/// NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_producer_fd(
+    producer: *mut shmq_producer,
+    fd_out: *mut i32,
+) -> shmq_status {
+    guard(|| {
+        let fd_out = out(fd_out, "fd_out")?;
+        // SAFETY: per the contract.
+        let h = unsafe { handle(producer, "producer") }?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(h.idle()?.readiness()?);
+        // SAFETY: checked writable out-parameter.
+        unsafe { fd_out.write(fd) };
+        Ok(())
+    })
+}
+
+/// Arms the readiness fd until the ring has room for `count` messages
+/// (call it after a publish with timeout 0 found no room). `*armed_out`: 1
+/// armed, 0 there may be room already (publish again now);
+/// `*recheck_ns_out` (may be NULL) as for `shmq_consumer_arm`.
+///
+/// # Safety
+/// `producer` as for `shmq_producer_fd`; `armed_out` NULL or writable;
+/// `recheck_ns_out` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_producer_arm(
+    producer: *mut shmq_producer,
+    count: u64,
+    armed_out: *mut i32,
+    recheck_ns_out: *mut u64,
+) -> shmq_status {
+    guard(|| {
+        let armed_out = out(armed_out, "armed_out")?;
+        let recheck_out = out_opt(recheck_ns_out, "recheck_ns_out")?;
+        // SAFETY: per the contract.
+        let h = unsafe { handle(producer, "producer") }?;
+        crate::consumer::write_arm(h.idle()?.arm(count.max(1))?, armed_out, recheck_out);
+        Ok(())
+    })
+}
+
+/// Reads every wake-up waiting on the producer's readiness fd.
+///
+/// # Safety
+/// `producer` as for `shmq_producer_fd`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_producer_drain(producer: *mut shmq_producer) -> shmq_status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let h = unsafe { handle(producer, "producer") }?;
+        h.idle()?.readiness()?.drain();
+        Ok(())
+    })
+}
+
+/// Takes back an arm that will not be waited for.
+///
+/// # Safety
+/// `producer` as for `shmq_producer_fd`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_producer_disarm(producer: *mut shmq_producer) -> shmq_status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let h = unsafe { handle(producer, "producer") }?;
+        h.idle()?.disarm();
+        Ok(())
+    })
+}

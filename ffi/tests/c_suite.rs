@@ -289,6 +289,11 @@ fn journal_under_asan_and_ubsan() {
     run_suite(&compile("test_journal", Link::SharedSanitized), None);
 }
 
+#[test]
+fn readiness_fds_under_asan_and_ubsan() {
+    run_suite(&compile("test_async", Link::SharedSanitized), None);
+}
+
 /// The C++ API (`include/shmq.hpp`): `tests/cpp/test_cpp.cpp`.
 #[test]
 fn cpp_under_asan_and_ubsan() {
@@ -308,6 +313,7 @@ fn statically_linked() {
         "test_delivery",
         "test_spill",
         "test_journal",
+        "test_async",
     ] {
         run_suite(&compile(src, Link::Static), None);
     }

@@ -3,7 +3,7 @@
 import os
 import pathlib
 import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from typing import Any, Literal, Optional, Protocol, TypedDict, Union, final
 
 from typing_extensions import Buffer, Self
@@ -439,6 +439,27 @@ class Producer:
                 buf[:] = frame                         # committed on exit
         """
 
+    def publish_async(
+        self,
+        data: _Payload,
+        type_id: int = 0,
+        correlation_id: int = 0,
+        key: Union[str, bytes, None] = None,
+        timeout: Optional[float] = None,
+    ) -> Coroutine[Any, Any, int]:
+        """``await producer.publish_async(data, ...)``: ``publish`` that waits
+        for room without blocking the event loop (asyncio, uvloop): the same
+        keywords and errors; ``timeout`` bounds the wait (then ``Timeout``).
+        Cancelled while waiting, nothing was published."""
+
+    def fileno(self) -> int:
+        """The producer's readiness fd, readable once armed and consumers may
+        have freed room (what ``publish_async`` waits on). It belongs to the
+        producer and closes with it; at most 64 per queue (``Busy``)."""
+
+    def _arm(self) -> tuple[bool, Optional[float]]: ...
+    def _drain(self) -> None: ...
+    def _disarm(self) -> None: ...
     @property
     def max_payload(self) -> int:
         """Largest payload this queue takes (its slot_size)."""
@@ -543,6 +564,24 @@ class Consumer:
     def __exit__(self, *_exc: object) -> bool: ...
     def __iter__(self) -> Self: ...
     def __next__(self) -> "Message": ...
+    def receive_async(self, timeout: Optional[float] = None) -> Coroutine[Any, Any, Optional["Message"]]:
+        """``await consumer.receive_async(timeout=None)``: the next message, or
+        None after ``timeout`` seconds, without blocking the event loop
+        (asyncio's own or uvloop: the wait is ``loop.add_reader`` on
+        ``fileno()``). Cancelled (``asyncio.wait_for``, ``task.cancel()``), it
+        loses no message. ``async for m in consumer`` receives for ever."""
+
+    def fileno(self) -> int:
+        """The consumer's readiness fd (what ``receive_async`` waits on), for
+        any event loop: ``try_receive`` until None, then wait for it to be
+        readable. It belongs to the consumer and closes with it; at most 64
+        per queue (``Busy``)."""
+
+    def _arm(self) -> tuple[bool, Optional[float]]: ...
+    def _drain(self) -> None: ...
+    def _disarm(self) -> None: ...
+    def __aiter__(self) -> Self: ...
+    def __anext__(self) -> Coroutine[Any, Any, "Message"]: ...
 
 @final
 class Message:

@@ -561,6 +561,75 @@ impl Consumer {
         Ok(false)
     }
 
+    /// The readiness fd for an event loop (see the stubs): the same fd for
+    /// the consumer's life, closed with it.
+    fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
+        self.cell.prepare(py)?;
+        Ok(self.cell.with_state(py, |s| {
+            s.consumer(&self.cell.gate).and_then(|c| {
+                c.readiness()
+                    .map(std::os::fd::AsRawFd::as_raw_fd)
+                    .map_err(Fail::from)
+            })
+        })?)
+    }
+
+    /// Internal (the asyncio loop of `shmq._aio`): arms the fd after an
+    /// empty `try_receive`. `(False, None)`: a message may be there now;
+    /// `(True, recheck)`: wait for the fd, at most `recheck` seconds if
+    /// not None.
+    fn _arm(&self, py: Python<'_>) -> PyResult<(bool, Option<f64>)> {
+        self.cell.prepare(py)?;
+        let arm = self.cell.with_state(py, |s| {
+            s.consumer(&self.cell.gate)
+                .and_then(|c| c.arm().map_err(Fail::from))
+        })?;
+        Ok(arm_tuple(arm))
+    }
+
+    /// Internal: reads the wake-ups waiting on the fd.
+    fn _drain(&self, py: Python<'_>) -> PyResult<()> {
+        self.cell.prepare(py)?;
+        Ok(self.cell.with_state(py, |s| {
+            s.consumer(&self.cell.gate).and_then(|c| {
+                c.readiness()
+                    .map(|r| {
+                        r.drain();
+                    })
+                    .map_err(Fail::from)
+            })
+        })?)
+    }
+
+    /// Internal: takes back an arm that will not be waited for.
+    fn _disarm(&self, py: Python<'_>) -> PyResult<()> {
+        self.cell.prepare(py)?;
+        Ok(self
+            .cell
+            .with_state(py, |s| s.consumer(&self.cell.gate).map(|c| c.disarm()))?)
+    }
+
+    /// `await consumer.receive_async(timeout=None)`: the next message, or
+    /// None after `timeout` seconds, without blocking the event loop.
+    #[pyo3(signature = (timeout=None))]
+    fn receive_async<'py>(
+        slf: &Bound<'py, Self>,
+        timeout: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(t) = timeout {
+            timeout_seconds(t)?;
+        }
+        aio(slf.py(), "receive_async")?.call1((slf, timeout))
+    }
+
+    fn __aiter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __anext__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        aio(slf.py(), "receive_async")?.call1((slf, slf.py().None()))
+    }
+
     fn __iter__(slf: Py<Self>) -> Py<Self> {
         slf
     }
@@ -941,4 +1010,18 @@ impl BatchIter {
         self.next += 1;
         Ok(Some(m))
     }
+}
+
+/// An arm as the asyncio helpers take it: `(armed, recheck seconds)`.
+pub(crate) fn arm_tuple(arm: shmq::Arm) -> (bool, Option<f64>) {
+    match arm {
+        shmq::Arm::Ready => (false, None),
+        shmq::Arm::Waiting { recheck_after } => (true, recheck_after.map(|d| d.as_secs_f64())),
+    }
+}
+
+/// A function of `shmq._aio`, the asyncio side of the async API (the
+/// waiting is `loop.add_reader` on the readiness fd: no runtime here).
+pub(crate) fn aio<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    py.import("shmq._aio")?.getattr(name)
 }

@@ -231,6 +231,76 @@ impl Producer {
 
 #[pymethods]
 impl Producer {
+    /// The readiness fd for an event loop waiting for room (see the stubs).
+    fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
+        check_fork(self.cell.made_in)?;
+        Ok(self.cell.with_state(py, |s| {
+            s.producer().and_then(|p| {
+                p.readiness()
+                    .map(std::os::fd::AsRawFd::as_raw_fd)
+                    .map_err(Fail::from)
+            })
+        })?)
+    }
+
+    /// Internal (`shmq._aio`): arms the fd until there is room for one
+    /// message; as `Consumer._arm`.
+    fn _arm(&self, py: Python<'_>) -> PyResult<(bool, Option<f64>)> {
+        check_fork(self.cell.made_in)?;
+        let arm = self.cell.with_state(py, |s| {
+            s.producer().and_then(|p| p.arm(1).map_err(Fail::from))
+        })?;
+        Ok(crate::consumer::arm_tuple(arm))
+    }
+
+    /// Internal: reads the wake-ups waiting on the fd.
+    fn _drain(&self, py: Python<'_>) -> PyResult<()> {
+        check_fork(self.cell.made_in)?;
+        Ok(self.cell.with_state(py, |s| {
+            s.producer().and_then(|p| {
+                p.readiness()
+                    .map(|r| {
+                        r.drain();
+                    })
+                    .map_err(Fail::from)
+            })
+        })?)
+    }
+
+    /// Internal: takes back an arm that will not be waited for.
+    fn _disarm(&self, py: Python<'_>) -> PyResult<()> {
+        check_fork(self.cell.made_in)?;
+        Ok(self
+            .cell
+            .with_state(py, |s| s.producer().map(|p| p.disarm()))?)
+    }
+
+    /// `await producer.publish_async(data, ...)`: `publish`, waiting for
+    /// room without blocking the event loop (same keywords; `timeout`
+    /// bounds the wait, then `Timeout`).
+    #[pyo3(signature = (data, type_id=0, correlation_id=0, key=None, timeout=None))]
+    fn publish_async<'py>(
+        slf: &Bound<'py, Self>,
+        data: &Bound<'py, PyAny>,
+        type_id: u32,
+        correlation_id: u64,
+        key: Option<&Bound<'py, PyAny>>,
+        timeout: Option<Seconds>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let timeout = timeout.map(|s| s.0);
+        if let Some(t) = timeout {
+            crate::wait::seconds("timeout", t)?;
+        }
+        crate::consumer::aio(slf.py(), "publish_async")?.call1((
+            slf,
+            data,
+            type_id,
+            correlation_id,
+            key,
+            timeout,
+        ))
+    }
+
     /// Publishes one message; returns its seq.
     #[pyo3(signature = (data, type_id=0, correlation_id=0, key=None, timeout=None))]
     fn publish(

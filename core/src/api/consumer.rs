@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use zerocopy::{FromBytes, Immutable, KnownLayout};
 
+use crate::api::readiness::{Arm, For, Readiness};
 use crate::error::{Error, Result};
 use crate::layout::{GroupRecord, SLOT_HEADER_SIZE, SlotHeader};
 use crate::mapped::dead_letters::{self as dlq, Entry, Reason};
@@ -107,6 +108,8 @@ pub struct Consumer {
     held: Held,
     /// The DLQ entry of the live `Kind::Redriven` delivery.
     redriven: usize,
+    /// The async waiter's doorbell, made by the first `readiness`/`arm`.
+    readiness: Option<Readiness>,
 }
 
 /// The state of an ack=manual consumer.
@@ -124,7 +127,7 @@ struct Manual {
 
 /// What a poll found.
 #[derive(Clone, Copy, Debug)]
-enum Got {
+pub(crate) enum Got {
     /// ack=auto: the message at this position.
     Pos(u64),
     /// ack=manual: a lease we now hold.
@@ -581,6 +584,7 @@ impl Consumer {
                 word: Word(0),
             },
             redriven: 0,
+            readiness: None,
             shared,
         }
         .behind_head()
@@ -682,6 +686,111 @@ impl Consumer {
             Some(got) => self.deliver(got).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The consumer's readiness handle: a file descriptor an event loop
+    /// watches (see [`Readiness`] for the loop and its rules). Made at the
+    /// first call (a socket, and an entry of the queue's table of async
+    /// waiters: at most 64 per queue, `Busy` past that); the same handle
+    /// afterwards.
+    pub fn readiness(&mut self) -> Result<&Readiness> {
+        if self.readiness.is_none() {
+            self.readiness = Some(Readiness::new(&self.shared, For::Data)?);
+        }
+        Ok(self.readiness.as_ref().expect("made above"))
+    }
+
+    /// Arms the readiness handle for the next message, after doing what a
+    /// sleeping `receive` does before it sleeps (copy spilled messages
+    /// back, journal, look for stuck producers). [`Arm::Ready`]: there may
+    /// be a message already, try again. [`Arm::Waiting`]: its fd becomes
+    /// readable when one may have come. Call it only after `try_receive`
+    /// found nothing.
+    pub fn arm(&mut self) -> Result<Arm> {
+        self.check_group()?;
+        if self.unstick()
+            || (self.spill && self.refill_spill()?)
+            || (self.journal && self.shared.help_journal(false)? > 0)
+        {
+            return Ok(Arm::Ready);
+        }
+        self.readiness()?;
+        let ring = self.ring();
+        let next = self.next;
+        let rec = self.record();
+        let hint = self.manual.as_ref().map(|m| m.seen_hint);
+        let armed = self.readiness.as_ref().expect("made above").arm(|| {
+            // The re-check of a sleeping `receive` (SeqCst loads).
+            matches!(ring.peek_sc(next), Peek::Ready | Peek::Skip)
+                || rec.redrive.load(Ordering::SeqCst) != 0
+                || hint.is_some_and(|h| rec.redeliver_hint.load(Ordering::SeqCst) != h)
+        });
+        if !armed {
+            return Ok(Arm::Ready);
+        }
+        Ok(Arm::Waiting {
+            recheck_after: self.recheck_after(),
+        })
+    }
+
+    /// For the async API: what a `try_receive` would deliver, taken but
+    /// not yet made a [`Delivery`] (so that a caller's loop borrows
+    /// nothing), or `None` after the empty poll's chores.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn poll_for_async(&mut self) -> Result<Option<Got>> {
+        let got = if self.manual.is_none()
+            && self.replay.is_none()
+            && self.record().redrive.load(Ordering::Relaxed) == 0
+        {
+            self.poll_once().map(Got::Pos)
+        } else {
+            self.poll_any(true)?
+        };
+        if got.is_none() {
+            self.nothing_yet()?;
+        }
+        Ok(got)
+    }
+
+    /// The delivery of what [`poll_for_async`](Self::poll_for_async) took.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn deliver_got(&mut self, got: Got) -> Result<Delivery<'_>> {
+        match got {
+            Got::Pos(pos) if self.manual.is_none() => self.deliver_auto(pos),
+            got => self.deliver(got),
+        }
+    }
+
+    /// Whether the ring has the next position ready (or aborted, to skip)
+    /// for this consumer: what `receive_batch` takes, without taking it.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn has_message(&self) -> bool {
+        matches!(self.ring().peek(self.next), Peek::Ready | Peek::Skip)
+    }
+
+    /// Takes back an arm that will not be waited for (a wait given up).
+    pub fn disarm(&mut self) {
+        if let Some(r) = &self.readiness {
+            r.disarm();
+        }
+    }
+
+    /// How long an armed async waiter may wait for a ring: forever, unless
+    /// something only time changes may be pending, in which case the
+    /// sleeping `receive`'s slice.
+    fn recheck_after(&self) -> Option<Duration> {
+        let hdr = self.shared.header();
+        let tail = hdr.ring.tail.load(Ordering::Acquire);
+        // A position claimed below the tail but not committed: its
+        // producer may have died (unstick after `unblock_timeout`).
+        let claimed_unwritten = (tail & !crate::layout::SPILLING) > self.next;
+        // Leases out (ack=manual): they may run out, and delayed nacks
+        // come due, with no publish to ring for them.
+        let leases_out =
+            self.manual.is_some() && self.record().committed.load(Ordering::Acquire) < self.next;
+        let time_matters =
+            claimed_unwritten || leases_out || tail & crate::layout::SPILLING != 0 || self.journal;
+        time_matters.then_some(SLEEP_SLICE)
     }
 
     /// The next message if one is ready, without waiting. Busy-polling
@@ -1577,5 +1686,8 @@ impl Drop for Consumer {
             .unregister(m.holder, self.owner),
             None => self.shared.groups().detach(self.idx, self.owner),
         }
+        // Detaching may commit the last delivery: producers waiting for
+        // room (asleep or armed) hear of it.
+        self.ring().notify_space();
     }
 }

@@ -7,3 +7,6 @@ pub(crate) mod consumer;
 pub(crate) mod dlq;
 pub(crate) mod producer;
 pub(crate) mod queue;
+pub(crate) mod readiness;
+#[cfg(feature = "tokio")]
+mod tokio;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::Backoff;
 use zerocopy::{Immutable, IntoBytes};
 
+use crate::api::readiness::{Arm, For, Readiness};
 use crate::error::{Error, Result};
 use crate::layout::{SLOT_HEADER_SIZE, SlotHeader};
 use crate::mapped::dedup;
@@ -60,6 +61,8 @@ pub struct Producer {
     /// When this producer was made: a deadline already passed, for the
     /// publishes that must not wait (no clock read on their fast path).
     made: Instant,
+    /// The async waiter's doorbell, made by the first `readiness`/`arm`.
+    readiness: Option<Readiness>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -137,6 +140,7 @@ impl Producer {
             clock: os::clock::Clock::default(),
             journal: shared.journal.is_some(),
             made: Instant::now(),
+            readiness: None,
             shared,
         })
     }
@@ -686,6 +690,46 @@ impl Producer {
     #[inline(never)]
     fn pump_journal(&self) {
         let _ = self.shared.help_journal(false);
+    }
+
+    /// The producer's readiness handle, for waiting for room in an event
+    /// loop (see [`Readiness`]): made at the first call, the same one
+    /// afterwards; at most 64 per queue (`Busy` past that).
+    pub fn readiness(&mut self) -> Result<&Readiness> {
+        if self.readiness.is_none() {
+            self.readiness = Some(Readiness::new(&self.shared, For::Space)?);
+        }
+        Ok(self.readiness.as_ref().expect("made above"))
+    }
+
+    /// Arms the readiness handle until the ring has room for `n` messages
+    /// (call it after a publish with a zero timeout found the ring full).
+    /// [`Arm::Ready`]: there may be room, publish again. [`Arm::Waiting`]:
+    /// its fd becomes readable when consumers may have freed some.
+    pub fn arm(&mut self, n: u64) -> Result<Arm> {
+        self.readiness()?;
+        let armed = self
+            .readiness
+            .as_ref()
+            .expect("made above")
+            .arm(|| self.room() >= n);
+        if !armed {
+            return Ok(Arm::Ready);
+        }
+        // Consumers ring when they move their cursors, but room also comes
+        // back in ways nobody rings for (a dead consumer's lease running
+        // out, a spill or journal drained in steps producers help with):
+        // a waiting producer rechecks as a sleeping one does.
+        Ok(Arm::Waiting {
+            recheck_after: Some(SLEEP_SLICE),
+        })
+    }
+
+    /// Takes back an arm that will not be waited for.
+    pub fn disarm(&mut self) {
+        if let Some(r) = &self.readiness {
+            r.disarm();
+        }
     }
 
     /// Free ring positions past the refill point while the queue spills.

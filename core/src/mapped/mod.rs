@@ -107,6 +107,7 @@ impl Shared {
                 mask: self.geo.slots - 1,
             },
             capacity: self.geo.slots,
+            bells: &self.header().doorbells,
         }
     }
 

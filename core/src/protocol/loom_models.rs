@@ -12,8 +12,9 @@ use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::thread;
 
-use crate::layout::{AdminLock, GroupRecord, RingControl};
+use crate::layout::{AdminLock, Doorbells, GroupRecord, RingControl};
 use crate::options::Start;
+use crate::protocol::doorbell;
 use crate::protocol::group::{Groups, commit_cursor};
 use crate::protocol::lock::Me;
 use crate::protocol::ring::{Begin, Claim, Peek, Ring, holds_slot, notify, sleep_unless};
@@ -29,6 +30,7 @@ struct World {
     /// Each producer's announcement word, indexed by its id (every
     /// producer is alive in these models).
     announce: Vec<AtomicU64>,
+    bells: Doorbells,
 }
 
 impl World {
@@ -40,6 +42,7 @@ impl World {
             groups: (0..groups).map(|_| GroupRecord::new()).collect(),
             lock: AdminLock::new(),
             announce: (0..4).map(|_| AtomicU64::new(0)).collect(),
+            bells: Doorbells::new(),
         })
     }
 
@@ -48,6 +51,7 @@ impl World {
             ctl: &self.ctl,
             slots: &self.states,
             capacity: self.states.len() as u64,
+            bells: &self.bells,
         }
     }
 
@@ -275,7 +279,7 @@ fn loom_space_wake_up_is_never_lost() {
             let w = w.clone();
             thread::spawn(move || {
                 commit_cursor(&w.groups[0].committed, 1);
-                notify(&w.ctl.space);
+                notify(&w.ctl.space, &w.ctl.space_armed, &w.bells.space);
             })
         };
         consumer.join().unwrap();
@@ -754,5 +758,114 @@ fn loom_spill_switch_keeps_seq_order() {
         assert_eq!(got[s1 as usize], 101, "producer 1's message at its seq");
         assert_eq!(got[s2 as usize], 201, "producer 2's batch at its seq");
         assert_eq!(got[s2 as usize + 1], 202, "in order");
+    });
+}
+
+/// An async consumer arms doorbell entry 0 for seq 0 (its re-check reads
+/// the slot with SeqCst); `producers` producers publish one message each.
+/// Whatever the interleaving: the re-check saw the message or exactly one
+/// ring came (never a lost one, never two for one arm).
+fn doorbell_model(name: &str, producers: u32) {
+    model(name, move || {
+        let w = World::new(4, 1);
+        let id = doorbell::entry_value(1, 7);
+        let i = doorbell::claim(&w.bells.data, &w.ctl.data_armed, id, |_| false).unwrap();
+        let consumer = {
+            let w = w.clone();
+            thread::spawn(move || {
+                let ring = w.ring();
+                doorbell::arm(&w.ctl.data_armed, i, || {
+                    (ring.peek_sc(0) == Peek::Ready).then_some(())
+                })
+                .is_some()
+            })
+        };
+        let ps: Vec<_> = (0..producers)
+            .map(|p| {
+                let w = w.clone();
+                thread::spawn(move || w.publish(10 + u64::from(p), p))
+            })
+            .collect();
+        for p in ps {
+            p.join().unwrap();
+        }
+        let saw = consumer.join().unwrap();
+        let rung = crate::sync::doorbell::rung(id);
+        assert!(rung <= 1, "one arm, at most one ring: {rung}");
+        assert!(saw || rung == 1, "a lost wake-up: not seen, not rung");
+    });
+}
+
+#[test]
+fn loom_doorbell_arm_vs_publish_is_never_lost() {
+    doorbell_model("doorbell arm vs publish", 1);
+}
+
+#[test]
+fn loom_doorbell_two_producers_ring_once() {
+    doorbell_model("doorbell two producers", 2);
+}
+
+#[test]
+fn loom_doorbell_cancel_vs_ring() {
+    // A waiter armed with nothing there gives up (cancel) while a producer
+    // publishes: either the cancel took the arm back (no ring) or the
+    // producer rang, once; never both, never neither.
+    model("doorbell cancel vs ring", || {
+        let w = World::new(4, 1);
+        let id = doorbell::entry_value(1, 9);
+        let i = doorbell::claim(&w.bells.data, &w.ctl.data_armed, id, |_| false).unwrap();
+        assert!(doorbell::arm(&w.ctl.data_armed, i, || None::<()>).is_none());
+        let cancel = {
+            let w = w.clone();
+            thread::spawn(move || doorbell::disarm(&w.ctl.data_armed, i))
+        };
+        let producer = {
+            let w = w.clone();
+            thread::spawn(move || w.publish(5, 1))
+        };
+        producer.join().unwrap();
+        let took_back = cancel.join().unwrap();
+        let rung = crate::sync::doorbell::rung(id);
+        assert_eq!(took_back, rung == 0, "cancel {took_back}, rung {rung}");
+    });
+}
+
+#[test]
+fn loom_doorbell_release_vs_ring_frees_one_owner() {
+    // The owner releases its entry while a producer rings it and a new
+    // waiter claims a doorbell: the new owner never inherits an armed bit,
+    // and no entry holds a released value afterwards.
+    model("doorbell release vs ring", || {
+        let w = World::new(4, 1);
+        let (old, new) = (doorbell::entry_value(1, 1), doorbell::entry_value(2, 2));
+        let i = doorbell::claim(&w.bells.data, &w.ctl.data_armed, old, |_| false).unwrap();
+        assert!(doorbell::arm(&w.ctl.data_armed, i, || None::<()>).is_none());
+        let owner = {
+            let w = w.clone();
+            thread::spawn(move || {
+                doorbell::release(&w.bells.data, &w.ctl.data_armed, i, old);
+                doorbell::claim(&w.bells.data, &w.ctl.data_armed, new, |_| false).unwrap()
+            })
+        };
+        let producer = {
+            let w = w.clone();
+            thread::spawn(move || w.publish(5, 1))
+        };
+        producer.join().unwrap();
+        let j = owner.join().unwrap();
+        assert_eq!(w.bells.data[j].load(Ordering::Relaxed), new);
+        assert!(
+            w.bells
+                .data
+                .iter()
+                .all(|e| e.load(Ordering::Relaxed) != old),
+            "the released value is gone"
+        );
+        assert_eq!(
+            w.ctl.data_armed.load(Ordering::Relaxed) & (1 << j),
+            0,
+            "the new owner starts unarmed"
+        );
     });
 }

@@ -3,6 +3,7 @@
 //! mapping and, under `--cfg loom`, on heap-built twins of the same layouts
 //! (`protocol/loom_models.rs`). Nothing here touches the OS, a file or the API.
 
+pub(crate) mod doorbell;
 pub(crate) mod group;
 pub(crate) mod lease;
 pub(crate) mod lock;

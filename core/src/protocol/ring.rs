@@ -34,8 +34,9 @@
 //!
 //! [`SlotHeader`]: crate::layout::SlotHeader
 
-use crate::layout::RingControl;
 use crate::layout::slot_state::{ABORTED, COMMITTED, EMPTY};
+use crate::layout::{DOORBELLS, Doorbells, RingControl};
+use crate::protocol::doorbell::ring_armed;
 use crate::sync::{AtomicU64, Ordering, futex, sc_fence};
 
 /// Packs a state word: `pos << 2 | state`.
@@ -131,6 +132,8 @@ pub(crate) struct Ring<'a, S> {
     pub ctl: &'a RingControl,
     pub slots: S,
     pub capacity: u64,
+    /// The async waiters' doorbells, rung by `notify_data`/`notify_space`.
+    pub bells: &'a Doorbells,
 }
 
 impl<S: SlotStates> Ring<'_, S> {
@@ -295,20 +298,26 @@ impl<S: SlotStates> Ring<'_, S> {
     /// Wakes consumers asleep on `data`, if any. Call after `commit`.
     #[inline]
     pub(crate) fn notify_data(&self) {
-        notify(&self.ctl.data);
+        notify(&self.ctl.data, &self.ctl.data_armed, &self.bells.data);
     }
 
     /// Wakes producers asleep on `space`, if any. Call after a group's
     /// committed cursor moved (SeqCst store).
     #[inline]
     pub(crate) fn notify_space(&self) {
-        notify(&self.ctl.space);
+        notify(&self.ctl.space, &self.ctl.space_armed, &self.bells.space);
     }
 }
 
-/// The waker half of the Signal protocol (see [`crate::layout::Signal`]).
+/// The waker half of the Signal protocol (see [`crate::layout::Signal`])
+/// and of the doorbell protocol (`protocol/doorbell.rs`) for the async
+/// waiters armed on the same condition (`armed`, `bells`).
 #[inline(always)]
-pub(crate) fn notify(signal: &crate::layout::Signal) {
+pub(crate) fn notify(
+    signal: &crate::layout::Signal,
+    armed: &AtomicU64,
+    bells: &[AtomicU64; DOORBELLS],
+) {
     sc_fence();
     // SeqCst: ordered after the caller's SeqCst change in the total order,
     // pairs with the sleeper's SeqCst increment of `waiters`.
@@ -316,6 +325,7 @@ pub(crate) fn notify(signal: &crate::layout::Signal) {
         signal.word.fetch_add(1, Ordering::SeqCst);
         futex::wake_all(&signal.word);
     }
+    ring_armed(bells, armed, crate::sync::doorbell::ring);
 }
 
 /// The sleeper half of the Signal protocol: registers as a waiter, reads
@@ -356,6 +366,7 @@ mod tests {
             ctl: &ctl,
             slots,
             capacity: 4,
+            bells: &Doorbells::new(),
         };
         let mut head = 0;
         assert_eq!(r.claim(3, &mut head), Claim::Claimed(0));
@@ -374,6 +385,7 @@ mod tests {
             ctl: &ctl,
             slots,
             capacity: 4,
+            bells: &Doorbells::new(),
         };
         let me = AtomicU64::new(0);
         let mut head = 0;
@@ -402,6 +414,7 @@ mod tests {
             ctl: &ctl,
             slots,
             capacity: 2,
+            bells: &Doorbells::new(),
         };
         let (stalled, other) = (AtomicU64::new(0), AtomicU64::new(0));
         let held = |pos: u64| holds_slot(stalled.load(Ordering::SeqCst), pos, 1);
@@ -431,6 +444,7 @@ mod tests {
             ctl: &ctl,
             slots,
             capacity: 4,
+            bells: &Doorbells::new(),
         };
         let me = AtomicU64::new(0);
         let mut head = 0;

@@ -338,6 +338,7 @@ mod tests {
         ctl: Box<RingControl>,
         spill: Box<SpillControl>,
         slots: Vec<AtomicU64>,
+        bells: Box<crate::layout::Doorbells>,
     }
 
     fn fixture(cap: usize) -> Fixture {
@@ -345,6 +346,7 @@ mod tests {
             ctl: Box::new(RingControl::new()),
             spill: Box::new(SpillControl::new()),
             slots: (0..cap).map(|_| AtomicU64::new(0)).collect(),
+            bells: Box::new(crate::layout::Doorbells::new()),
         }
     }
 
@@ -354,6 +356,7 @@ mod tests {
                 ctl: &self.ctl,
                 slots: &self.slots[..],
                 capacity: self.slots.len() as u64,
+                bells: &self.bells,
             }
         }
 

@@ -15,6 +15,11 @@
 //!                                                 print `holding SEQ`, never ack
 //! shmq-worker produce-logged DIR QUEUE ID COUNT SIZE  publish COUNT messages,
 //!                                                 printing `sent i` after each
+//! shmq-worker arm DIR QUEUE GROUP                 arm a readiness handle (the queue
+//!                                                 empty), print `armed`, wait forever
+//! shmq-worker churn DIR QUEUE GROUP               10,000 arms taken back and 1,000
+//!                                                 readiness handles made and dropped;
+//!                                                 prints `fds BEFORE AFTER`
 //! shmq-worker work-ids DIR QUEUE GROUP            as `work`, printing
 //!                                                 `got SEQ ATTEMPT ID INDEX`
 //! ```
@@ -184,6 +189,38 @@ fn main() {
                     Err(e) => fail(e),
                 }
             }
+        }
+        "arm" => {
+            let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
+            let mut c = q
+                .consumer(a(3), ConsumerOptions::new())
+                .unwrap_or_else(|e| fail(e));
+            match c.arm().unwrap_or_else(|e| fail(e)) {
+                shmq::Arm::Waiting { .. } => println!("armed"),
+                shmq::Arm::Ready => fail(Error::Busy("arm: the queue was not empty".into())),
+            }
+            std::thread::sleep(Duration::from_secs(600));
+        }
+        "churn" => {
+            let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
+            let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+            let before = fds();
+            {
+                let mut c = q
+                    .consumer(a(3), ConsumerOptions::new())
+                    .unwrap_or_else(|e| fail(e));
+                for _ in 0..10_000 {
+                    c.arm().unwrap_or_else(|e| fail(e));
+                    c.disarm();
+                }
+            }
+            for _ in 0..1_000 {
+                let mut c = q
+                    .consumer(a(3), ConsumerOptions::new())
+                    .unwrap_or_else(|e| fail(e));
+                c.readiness().unwrap_or_else(|e| fail(e));
+            }
+            println!("fds {before} {}", fds());
         }
         "hold" => {
             let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));

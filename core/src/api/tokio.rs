@@ -1,0 +1,157 @@
+//! The async API on tokio (cargo feature `tokio`): a consumer awaits its
+//! next message and a producer awaits room, without blocking a runtime
+//! thread. Both are the loop of [`Readiness`](crate::Readiness) (try, arm,
+//! await the doorbell's fd, drain), with the fd registered with tokio's
+//! reactor only for the wait itself: a consumer that finds a message
+//! makes no system call.
+//!
+//! They must be awaited within a tokio runtime (with its I/O and time
+//! drivers: `Runtime::new()`, `#[tokio::main]`, or a builder's
+//! `enable_all()`), like tokio's own sockets.
+//!
+//! Cancel-safe: dropping one of these futures (a `select!` branch that
+//! lost, a `timeout` that ran out) loses no message and takes the arm
+//! back; the next call starts afresh.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::time::Duration;
+
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+use crate::api::consumer::{Batch, Consumer, Delivery};
+use crate::api::producer::Producer;
+use crate::api::readiness::{Arm, Readiness};
+use crate::error::{Error, Result};
+use crate::options::Meta;
+
+/// A readiness handle's fd, borrowed for one registration with tokio's
+/// reactor.
+struct Fd<'a>(BorrowedFd<'a>);
+
+impl AsRawFd for Fd<'_> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// Takes the arm back if the wait is dropped before its ring came.
+struct Disarm<'a>(&'a Readiness);
+
+impl Drop for Disarm<'_> {
+    fn drop(&mut self) {
+        self.0.disarm();
+    }
+}
+
+/// Awaits the ring of the armed `readiness` (or `recheck_after`), then
+/// drains it.
+async fn wait(readiness: &Readiness, recheck_after: Option<Duration>) -> Result<()> {
+    let _disarm = Disarm(readiness);
+    // SAFETY: the fd is the readiness handle's socket, borrowed for the
+    // `AsyncFd`'s whole life (it is dropped at the end of this function,
+    // and `readiness` outlives the call): it stays open and the same.
+    let fd = unsafe { AsyncFd::register_with_interest(Fd(readiness.as_fd()), Interest::READABLE) }
+        .map_err(|e| Error::io("registering a readiness handle with tokio", e.into()))?;
+    let readable = fd.readable();
+    match recheck_after {
+        Some(d) => {
+            let _ = tokio::time::timeout(d, readable).await;
+        }
+        None => {
+            readable
+                .await
+                .map_err(|e| Error::io("waiting on a readiness handle", e))?
+                .clear_ready();
+        }
+    }
+    readiness.drain();
+    Ok(())
+}
+
+impl Consumer {
+    /// Waits for the next message without blocking the runtime: the
+    /// async [`receive`](Consumer::receive). Cancel-safe (see the module
+    /// documentation).
+    ///
+    /// ```no_run
+    /// # async fn f(queue: shmq::Queue) -> shmq::Result<()> {
+    /// let mut consumer = queue.consumer("billing", Default::default())?;
+    /// loop {
+    ///     let m = consumer.receive_async().await?;
+    ///     println!("{} {:?}", m.seq(), m.payload());
+    /// }
+    /// # }
+    /// ```
+    pub async fn receive_async(&mut self) -> Result<Delivery<'_>> {
+        let got = loop {
+            if let Some(got) = self.poll_for_async()? {
+                break got;
+            }
+            if let Arm::Waiting { recheck_after } = self.arm()? {
+                wait(self.readiness()?, recheck_after).await?;
+            }
+        };
+        self.deliver_got(got)
+    }
+
+    /// [`receive_async`](Consumer::receive_async) for at most `timeout`:
+    /// `None` when nothing came.
+    pub async fn receive_async_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<Delivery<'_>>> {
+        let deadline = std::time::Instant::now() + timeout;
+        let got = loop {
+            if let Some(got) = self.poll_for_async()? {
+                break Some(got);
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break None;
+            }
+            if let Arm::Waiting { recheck_after } = self.arm()? {
+                let d = recheck_after.map_or(left, |r| r.min(left));
+                wait(self.readiness()?, Some(d)).await?;
+            }
+        };
+        match got {
+            Some(got) => self.deliver_got(got).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Waits for at least one message, then takes up to `max` ready ones
+    /// at once: the async [`receive_batch`](Consumer::receive_batch)
+    /// (ack=auto; the same errors). Cancel-safe.
+    pub async fn receive_batch_async(&mut self, max: usize) -> Result<Batch<'_>> {
+        while !self.has_message() {
+            if let Arm::Waiting { recheck_after } = self.arm()? {
+                wait(self.readiness()?, recheck_after).await?;
+            }
+        }
+        self.receive_batch(max, Duration::ZERO)
+    }
+}
+
+impl Producer {
+    /// Publishes `payload`, waiting for room without blocking the runtime:
+    /// the async [`publish`](Producer::publish). Cancel-safe: dropped while
+    /// waiting, nothing was published.
+    pub async fn publish_async(&mut self, payload: &[u8]) -> Result<u64> {
+        self.publish_with_async(payload, &Meta::default()).await
+    }
+
+    /// [`publish_async`](Producer::publish_async) with metadata.
+    pub async fn publish_with_async(&mut self, payload: &[u8], meta: &Meta) -> Result<u64> {
+        loop {
+            match self.try_publish_with(payload, meta) {
+                Err(Error::Timeout) => {}
+                other => return other,
+            }
+            if let Arm::Waiting { recheck_after } = self.arm(1)? {
+                wait(self.readiness()?, recheck_after).await?;
+            }
+        }
+    }
+}

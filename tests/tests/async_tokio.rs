@@ -1,0 +1,200 @@
+//! The async API on tokio: a task receives 100,000 messages from a
+//! producer in another process, in order and none lost; 100 tasks wait
+//! on 10 queues at once in one runtime thread; cancelled waits (timeouts,
+//! lost `select!` branches) lose nothing and leave nothing behind; an
+//! async producer waits for room.
+
+use std::time::Duration;
+
+use shmq::{ConsumerOptions, Options, Queue, Start};
+use shmq_tests::{Worker, decode, s};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_shmq-worker");
+
+fn queue(d: &str, name: &str, slots: u64) -> Queue {
+    let q = Queue::create(name, &Options::new().dir(d).slots(slots).slot_size(64)).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    q
+}
+
+/// A single-threaded runtime with its I/O and time drivers: every wait of
+/// a test shares one thread.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_tokio_task_receives_100_000_messages_from_another_process_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let q = queue(d, "q", 1024);
+    let rt = runtime();
+    const N: u64 = 100_000;
+    let producer = Worker::spawn(WORKER, &["produce", d, "q", "1", &N.to_string(), "16"]);
+    let got = rt.block_on(async {
+        let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
+        let mut n = 0u64;
+        while n < N {
+            let m = tokio::time::timeout(Duration::from_secs(60), c.receive_async())
+                .await
+                .expect("a message within a minute")
+                .unwrap();
+            assert_eq!(decode(m.payload()), Some((1, n)), "in order, none lost");
+            n += 1;
+        }
+        n
+    });
+    assert_eq!(got, N);
+    producer.finish(Duration::from_secs(60));
+}
+
+#[test]
+fn a_hundred_tasks_wait_on_ten_queues_in_one_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let rt = runtime();
+    let queues: Vec<Queue> = (0..10)
+        .map(|i| {
+            let q = queue(d, &format!("q{i}"), 256);
+            for g in 0..10 {
+                q.create_group(&format!("t{g}"), Start::Earliest).unwrap();
+            }
+            q
+        })
+        .collect();
+    rt.block_on(async {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let tasks: Vec<_> = queues
+                    .iter()
+                    .flat_map(|q| (0..10).map(move |g| (q.clone(), g)))
+                    .map(|(q, g)| {
+                        tokio::task::spawn_local(async move {
+                            let mut c = q
+                                .consumer(&format!("t{g}"), ConsumerOptions::new())
+                                .unwrap();
+                            let mut seen = Vec::new();
+                            for _ in 0..5 {
+                                let m = c.receive_async().await.unwrap();
+                                seen.push(m.payload().to_vec());
+                            }
+                            seen
+                        })
+                    })
+                    .collect();
+                // Every task is asleep on its doorbell before anything comes.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let producers: Vec<Worker> = (0..10)
+                    .map(|i| {
+                        Worker::spawn(WORKER, &["produce", d, &format!("q{i}"), "7", "5", "16"])
+                    })
+                    .collect();
+                for t in tasks {
+                    let seen = tokio::time::timeout(Duration::from_secs(60), t)
+                        .await
+                        .expect("every task gets its messages")
+                        .unwrap();
+                    let ids: Vec<_> = seen.iter().map(|p| decode(p).unwrap()).collect();
+                    assert_eq!(ids, (0..5).map(|i| (7, i)).collect::<Vec<_>>());
+                }
+                for p in producers {
+                    p.finish(Duration::from_secs(30));
+                }
+            })
+            .await;
+    });
+}
+
+#[test]
+fn cancelled_waits_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let q = queue(d, "q", 1024);
+    let rt = runtime();
+    rt.block_on(async {
+        let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
+        let mut p = q.producer().unwrap();
+        // 10,000 waits given up: by a timeout, and by losing a select!.
+        for i in 0..10_000u32 {
+            if i % 2 == 0 {
+                assert!(
+                    tokio::time::timeout(Duration::ZERO, c.receive_async())
+                        .await
+                        .is_err()
+                );
+            } else {
+                tokio::select! {
+                    biased;
+                    _ = std::future::ready(()) => {}
+                    _ = c.receive_async() => panic!("nothing was published"),
+                }
+            }
+        }
+        assert!(
+            c.receive_async_timeout(Duration::from_millis(20))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Nothing was taken by the cancelled waits: every message arrives.
+        for i in 0..100u64 {
+            p.publish(&i.to_le_bytes()).unwrap();
+        }
+        for i in 0..100u64 {
+            let m = c.receive_async().await.unwrap();
+            assert_eq!(m.payload(), i.to_le_bytes());
+        }
+        let batch = {
+            p.publish(b"a").unwrap();
+            p.publish(b"b").unwrap();
+            c.receive_batch_async(10).await.unwrap().len()
+        };
+        assert_eq!(batch, 2);
+    });
+}
+
+#[test]
+fn an_async_producer_waits_for_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let q = queue(d, "q", 8);
+    let rt = runtime();
+    rt.block_on(async {
+        let mut p = q.producer().unwrap();
+        for i in 0..8u64 {
+            p.publish_async(&shmq_tests::encode(1, i, 16))
+                .await
+                .unwrap();
+        }
+        // Full: the ninth waits, without blocking the runtime, until a
+        // consumer in another process reads.
+        let consumer = Worker::spawn(WORKER, &["consume", d, "q", "g", "9", "30"]);
+        let ninth = shmq_tests::encode(1, 8, 16);
+        let meta = shmq::Meta::new().type_id(3);
+        let seq =
+            tokio::time::timeout(Duration::from_secs(30), p.publish_with_async(&ninth, &meta))
+                .await
+                .expect("room within 30 s")
+                .unwrap();
+        assert_eq!(seq, 8);
+        let out = consumer.finish(Duration::from_secs(30));
+        assert!(out.contains("count 9"), "{out}");
+        // Cancelled while waiting for room: nothing was published.
+        for i in 9..17u64 {
+            p.publish_async(&shmq_tests::encode(1, i, 16))
+                .await
+                .unwrap();
+        }
+        let before = q.stats().published;
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), p.publish_async(b"never"))
+                .await
+                .is_err()
+        );
+        assert_eq!(q.stats().published, before);
+    });
+}
