@@ -202,6 +202,14 @@ fn bench_json_has_the_documented_keys() {
     ]);
     assert_eq!(v["read"], false);
     assert!(v["p50_ns"].as_u64().is_some_and(|x| x > 0), "{v}");
+    // The readiness fd's wait, from asleep (a gap before each ping).
+    let v = bench(&[
+        "latency", "--wait", "async", "--gap-us", "100", "--count", "300", "--rounds", "1",
+    ]);
+    assert_eq!(v["wait"], "async", "{v}");
+    assert!(v["p50_ns"].as_u64().is_some_and(|x| x > 0), "{v}");
+    let v = bench(&["idle", "--wait", "async", "--seconds", "0.2"]);
+    assert_eq!(v["consumers"][0]["wait"], "async", "{v}");
     let v = bench(&["throughput", "--count", "20000", "--rounds", "1"]);
     for k in ["msgs_per_s", "mb_per_s", "baseline_msgs_per_s"] {
         assert!(v[k].as_f64().is_some_and(|x| x > 0.0), "{k}: {v}");

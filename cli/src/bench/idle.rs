@@ -87,10 +87,29 @@ pub(super) fn idle(a: &WorkerArgs) -> CliResult<serde_json::Value> {
     let wait = a.wait.unwrap_or(WaitArg::Futex).wait();
     let mut c = q.consumer("g", ConsumerOptions::new().wait(wait))?;
     let (cpu0, t0) = (cpu_time_ns(), Instant::now());
-    match c.receive_timeout(Duration::from_millis(a.count)) {
-        Err(shmq::Error::Timeout) => {}
-        Ok(_) => return Err(CliError::Other("idle: a message in an empty queue".into())),
-        Err(e) => return Err(e.into()),
+    let until = t0 + Duration::from_millis(a.count);
+    if a.wait == Some(WaitArg::Async) {
+        // An event loop's wait: arm, then poll(2) the fd until the end.
+        c.readiness()?;
+        while Instant::now() < until {
+            if c.try_receive()?.is_some() {
+                return Err(CliError::Other("idle: a message in an empty queue".into()));
+            }
+            if let shmq::Arm::Waiting { recheck_after } = c.arm()? {
+                let left = until.saturating_duration_since(Instant::now());
+                super::poll_readable(
+                    c.readiness()?,
+                    Some(recheck_after.map_or(left, |r| r.min(left))),
+                );
+                c.readiness()?.drain();
+            }
+        }
+    } else {
+        match c.receive_timeout(Duration::from_millis(a.count)) {
+            Err(shmq::Error::Timeout) => {}
+            Ok(_) => return Err(CliError::Other("idle: a message in an empty queue".into())),
+            Err(e) => return Err(e.into()),
+        }
     }
     let (cpu, wall) = (cpu_time_ns() - cpu0, t0.elapsed().as_nanos() as u64);
     Ok(serde_json::json!({"cpu_ns": cpu, "wall_ns": wall}))

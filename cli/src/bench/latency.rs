@@ -63,6 +63,9 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
         let pong = spawn("pong", &dir, count + warmup, args.size, c1, &ack)?;
         let mut ping_args = extra(warmup);
         ping_args.extend(ack);
+        if args.gap_us > 0 {
+            ping_args.extend(["--gap-us".to_string(), args.gap_us.to_string()]);
+        }
         let ping = spawn("ping", &dir, count + warmup, args.size, c0, &ping_args)?;
         let out = join(vec![ping, pong])?;
         record(&mut shmq_h, &out[0])?;
@@ -71,9 +74,18 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
     let s = quantiles(&shmq_h);
     let b = quantiles(&base_h);
     let ratio = |i: usize| s[i] as f64 / b[i].max(1) as f64;
-    let waiting = match args.wait {
-        Some(w) => format!("receive() with wait={}", w.name()),
-        None => "busy polling".to_string(),
+    let waiting = match (args.wait, args.gap_us) {
+        (Some(WaitArg::Async), 0) => "the readiness fd (arm, poll(2), drain)".to_string(),
+        (Some(w), 0) => format!("receive() with wait={}", w.name()),
+        (None, 0) => "busy polling".to_string(),
+        (w, gap) => format!(
+            "the echo side woken from asleep ({}) after a {gap} us gap, the ping side busy-polling",
+            match w {
+                Some(WaitArg::Async) => "the readiness fd".to_string(),
+                Some(w) => format!("receive() with wait={}", w.name()),
+                None => "busy polling".to_string(),
+            }
+        ),
     };
     if let Some(path) = &args.plot {
         let title = format!(
@@ -191,10 +203,19 @@ pub(super) fn ping(a: &WorkerArgs) -> CliResult<serde_json::Value> {
     let payload = vec![1u8; a.size];
     let mut buf = vec![0u8; a.size];
     let mut rtts = Vec::with_capacity(a.count as usize);
+    // With a gap, the echo side has gone to sleep by the time the ping
+    // comes, and the ping side busy-polls so that only that wake-up counts.
+    let (gap, wait) = match a.gap_us {
+        0 => (None, a.wait),
+        us => (Some(std::time::Duration::from_micros(us)), None),
+    };
     for _ in 0..a.count {
+        if let Some(g) = gap {
+            std::thread::sleep(g);
+        }
         let t0 = Instant::now();
         p.publish(&payload)?;
-        receive_into(&mut c, &mut buf, a.wait.is_some(), !a.no_read)?;
+        receive_into(&mut c, &mut buf, wait, !a.no_read)?;
         rtts.push(t0.elapsed().as_nanos() as u64);
     }
     samples(&a.dir, &rtts[a.skip as usize..])
@@ -207,19 +228,26 @@ pub(super) fn pong(a: &WorkerArgs) -> CliResult<serde_json::Value> {
     let mut c = Queue::open_with("ping", &opts)?.consumer("pong", a.consumer_options())?;
     let mut buf = vec![0u8; a.size];
     for _ in 0..a.count {
-        receive_into(&mut c, &mut buf, a.wait.is_some(), !a.no_read)?;
+        receive_into(&mut c, &mut buf, a.wait, !a.no_read)?;
         p.publish(&buf)?;
     }
     Ok(serde_json::json!({}))
 }
 
 /// Receives one message, copies it into `buf` if `read`, and acks it:
-/// with `receive` (the consumer's wait strategy) or by busy-polling
-/// `try_receive`.
+/// with `receive` (the consumer's wait strategy), through the readiness
+/// fd (`async`), or by busy-polling `try_receive`.
 #[inline(always)]
-fn receive_into(c: &mut shmq::Consumer, buf: &mut [u8], wait: bool, read: bool) -> CliResult {
-    if wait {
-        return receive_waiting(c, buf, read);
+fn receive_into(
+    c: &mut shmq::Consumer,
+    buf: &mut [u8],
+    wait: Option<WaitArg>,
+    read: bool,
+) -> CliResult {
+    match wait {
+        Some(WaitArg::Async) => return receive_by_fd(c, buf, read),
+        Some(_) => return receive_waiting(c, buf, read),
+        None => {}
     }
     loop {
         if let Some(m) = c.try_receive()? {
@@ -244,6 +272,25 @@ fn receive_waiting(c: &mut shmq::Consumer, buf: &mut [u8], read: bool) -> CliRes
     }
     m.ack()?;
     Ok(())
+}
+
+/// `receive_into` through the readiness fd, as an event loop does: try,
+/// arm, poll(2) the fd, drain, try again. No spinning.
+#[inline(never)]
+fn receive_by_fd(c: &mut shmq::Consumer, buf: &mut [u8], read: bool) -> CliResult {
+    loop {
+        if let Some(m) = c.try_receive()? {
+            if read {
+                buf.copy_from_slice(m.payload());
+            }
+            m.ack()?;
+            return Ok(());
+        }
+        if let shmq::Arm::Waiting { recheck_after } = c.arm()? {
+            super::poll_readable(c.readiness()?, recheck_after);
+            c.readiness()?.drain();
+        }
+    }
 }
 
 /// Writes samples next to the region/queue dir and returns where.

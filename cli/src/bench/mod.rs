@@ -53,16 +53,25 @@ pub(crate) enum WaitArg {
     Yield,
     /// Wait::SpinFutex (the default).
     Futex,
+    /// No spinning: the readiness fd (`Consumer::arm`, then poll(2) on the
+    /// doorbell), as an event loop waits.
+    Async,
 }
 
 impl WaitArg {
-    const ALL: [WaitArg; 3] = [WaitArg::Busy, WaitArg::Yield, WaitArg::Futex];
+    const ALL: [WaitArg; 4] = [
+        WaitArg::Busy,
+        WaitArg::Yield,
+        WaitArg::Futex,
+        WaitArg::Async,
+    ];
 
     fn wait(self) -> Wait {
         match self {
             WaitArg::Busy => Wait::BusySpin,
             WaitArg::Yield => Wait::SpinYield,
-            WaitArg::Futex => Wait::SpinFutex,
+            // The async side never calls a waiting receive.
+            WaitArg::Futex | WaitArg::Async => Wait::SpinFutex,
         }
     }
 
@@ -71,6 +80,7 @@ impl WaitArg {
             WaitArg::Busy => "busy",
             WaitArg::Yield => "yield",
             WaitArg::Futex => "futex",
+            WaitArg::Async => "async",
         }
     }
 }
@@ -118,6 +128,12 @@ pub(crate) struct BenchArgs {
     /// of busy-polling `try_receive`. Idle: measure only this strategy.
     #[arg(long, value_enum)]
     wait: Option<WaitArg>,
+    /// Latency: the pinging side sleeps this many microseconds before each
+    /// ping and busy-polls for the echo, so that only the echoing side's
+    /// wait is measured, from asleep (with --wait futex or async: the
+    /// wake-up's cost).
+    #[arg(long, default_value_t = 0)]
+    gap_us: u64,
     /// Idle: seconds each idle consumer waits.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
@@ -180,6 +196,8 @@ pub(crate) struct WorkerArgs {
     wait: Option<WaitArg>,
     #[arg(long)]
     no_read: bool,
+    #[arg(long, default_value_t = 0)]
+    gap_us: u64,
 }
 
 impl WorkerArgs {
@@ -335,6 +353,21 @@ pub(crate) fn run(args: BenchArgs) -> CliResult {
         Kind::Throughput => throughput::run(&args, &cores),
         Kind::Idle => idle::run(&args, &cores),
     }
+}
+
+/// Waits until `fd` is readable, at most `timeout` (`None`: no bound):
+/// poll(2), as an event loop would.
+fn poll_readable(fd: &shmq::Readiness, timeout: Option<Duration>) {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
+    // SAFETY: one valid pollfd and its count; EINTR or a timeout only
+    // bring the caller back to try again.
+    unsafe { libc::poll(&mut p, 1, ms) };
 }
 
 /// The rounds done so far, on a bar while a person watches (never with

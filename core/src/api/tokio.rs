@@ -9,6 +9,10 @@
 //! drivers: `Runtime::new()`, `#[tokio::main]`, or a builder's
 //! `enable_all()`), like tokio's own sockets.
 //!
+//! There is no `Stream` adapter: a [`Delivery`] borrows its consumer (the
+//! payload stays in the slot until it is finished), which a `Stream`'s
+//! items cannot do; `while let` over `receive_async` is the loop.
+//!
 //! Cancel-safe: dropping one of these futures (a `select!` branch that
 //! lost, a `timeout` that ran out) loses no message and takes the arm
 //! back; the next call starts afresh.
