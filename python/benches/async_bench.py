@@ -8,7 +8,9 @@ Variants (the echo side; the ping side always busy-polls the reply):
   (the readiness fd, loop.add_reader);
 - shmq receive(timeout): the blocking call in a plain loop (futex sleep);
 - multiprocessing.Pipe + run_in_executor: `await loop.run_in_executor(None,
-  conn.recv)`, the usual way to wait for another process from asyncio.
+  conn.recv)`, the usual way to wait for another process from asyncio;
+- a real broker on loopback: redis-server (Debian's) with redis.asyncio's
+  `await r.blpop(...)`, where both are installed (else said and skipped).
 Figures: round-trip p50 and p99 in microseconds (BENCHMARKS.md).
 """
 
@@ -60,6 +62,71 @@ def pipe_echo(conn, n):
             conn.send(msg)
 
     asyncio.run(main())
+
+
+def redis_echo(port, n):
+    import redis.asyncio
+
+    pin(1)
+
+    async def main():
+        r = redis.asyncio.Redis(port=port)
+        for _ in range(n):
+            _, msg = await r.blpop(["ping"])
+            await r.rpush("pong", msg)
+        await r.aclose()
+
+    asyncio.run(main())
+
+
+def run_redis(n, gap):
+    """redis-server on a free loopback port, for this run only."""
+    import socket
+    import subprocess
+
+    import redis
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        r = redis.Redis(port=port)
+        for _ in range(100):
+            try:
+                r.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        ctx = mp.get_context("spawn")
+        proc = ctx.Process(target=redis_echo, args=(port, n))
+        proc.start()
+        pin(0)
+        rtts = []
+        payload = b"x" * 64
+        for _ in range(n):
+            time.sleep(gap)
+            t0 = time.perf_counter_ns()
+            r.rpush("ping", payload)
+            while r.lpop("pong") is None:
+                pass
+            rtts.append(time.perf_counter_ns() - t0)
+        proc.join(60)
+        return rtts
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def have_redis():
+    try:
+        import redis.asyncio  # noqa: F401
+    except ImportError:
+        return False
+    return shutil.which("redis-server") is not None
 
 
 def run_shmq(mode, n, gap):
@@ -121,6 +188,10 @@ def main():
         ("shmq receive(timeout) (futex)", run_shmq("blocking", opts.count, gap)),
         ("Pipe + run_in_executor", run_pipe(opts.count, gap)),
     ]
+    if have_redis():
+        rows.append(("redis-server + redis.asyncio blpop", run_redis(opts.count, gap)))
+    else:
+        print("redis: skipped (needs redis-server and the redis package)")
     print(f"echo side woken from asleep: {opts.count} round trips, {opts.gap_us} us gap, 64 B, cores {CORES}")
     print(f"{'':<34} {'p50 rtt':>10} {'p99 rtt':>10}")
     for name, r in rows:

@@ -104,15 +104,19 @@ fn already_ready_is_said_and_one_arm_brings_one_ring() {
 }
 
 #[test]
-fn cancelled_waits_and_dropped_handles_leave_no_fd_and_no_entry() {
+fn cancelled_waits_and_dropped_handles_leave_no_fd_no_arm_and_no_entry() {
     let dir = tempfile::tempdir().unwrap();
     let d = s(dir.path());
     let q = queue(d, "q", 64);
     // In a process of its own, so that no other test's fds are counted.
     let out = Worker::spawn(WORKER, &["churn", d, "q", "g"]).finish(Duration::from_secs(120));
+    assert!(
+        out.contains("rung 0\n"),
+        "a cancelled wait left its arm: {out:?}"
+    );
     let counts: Vec<usize> = out
-        .trim()
-        .strip_prefix("fds ")
+        .lines()
+        .find_map(|l| l.strip_prefix("fds "))
         .unwrap_or_else(|| panic!("{out:?}"))
         .split(' ')
         .map(|n| n.parse().unwrap())
@@ -121,6 +125,7 @@ fn cancelled_waits_and_dropped_handles_leave_no_fd_and_no_entry() {
     // Disarmed: a publish rings nobody.
     let mut p = q.producer().unwrap();
     let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
+    while c.try_receive().unwrap().is_some() {} // the worker's message
     assert!(matches!(c.arm().unwrap(), Arm::Waiting { .. }));
     c.disarm();
     p.publish(b"x").unwrap();

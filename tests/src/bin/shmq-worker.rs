@@ -17,9 +17,11 @@
 //!                                                 printing `sent i` after each
 //! shmq-worker arm DIR QUEUE GROUP                 arm a readiness handle (the queue
 //!                                                 empty), print `armed`, wait forever
-//! shmq-worker churn DIR QUEUE GROUP               10,000 arms taken back and 1,000
-//!                                                 readiness handles made and dropped;
-//!                                                 prints `fds BEFORE AFTER`
+//! shmq-worker churn DIR QUEUE GROUP               10,000 arms taken back, 10,000
+//!                                                 async waits cancelled (tokio), then
+//!                                                 a publish (prints `rung N`: 0 is no
+//!                                                 arm left), 1,000 readiness handles
+//!                                                 made and dropped; prints `fds BEFORE AFTER`
 //! shmq-worker work-ids DIR QUEUE GROUP            as `work`, printing
 //!                                                 `got SEQ ATTEMPT ID INDEX`
 //! ```
@@ -204,6 +206,11 @@ fn main() {
         "churn" => {
             let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
             let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+            // The runtime's own fds (epoll, eventfd) are made first.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             let before = fds();
             {
                 let mut c = q
@@ -213,6 +220,37 @@ fn main() {
                     c.arm().unwrap_or_else(|e| fail(e));
                     c.disarm();
                 }
+                // 10,000 async waits cancelled: by a timeout, and by
+                // losing a select!.
+                rt.block_on(async {
+                    for i in 0..10_000u32 {
+                        if i % 2 == 0 {
+                            let w = tokio::time::timeout(Duration::ZERO, c.receive_async());
+                            assert!(w.await.is_err(), "nothing was published");
+                        } else {
+                            tokio::select! {
+                                biased;
+                                _ = std::future::ready(()) => {}
+                                _ = c.receive_async() => panic!("nothing was published"),
+                            }
+                        }
+                    }
+                });
+                // None of them left the handle armed: a publish rings
+                // nobody.
+                q.producer()
+                    .unwrap_or_else(|e| fail(e))
+                    .publish(b"x")
+                    .unwrap_or_else(|e| fail(e));
+                let fd = std::os::fd::AsRawFd::as_raw_fd(c.readiness().unwrap_or_else(|e| fail(e)));
+                let mut p = libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                let rung = unsafe { libc::poll(&mut p, 1, 50) };
+                println!("rung {rung}");
             }
             for _ in 0..1_000 {
                 let mut c = q
