@@ -69,6 +69,8 @@ pub use api::producer::{Producer, Reservation};
 pub use api::queue::{JournalStats, Peeked, Queue, Stats};
 #[cfg(not(loom))]
 pub use api::readiness::{Arm, Readiness};
+#[cfg(all(not(loom), feature = "tokio"))]
+pub use api::tokio::ReceiveAsync;
 
 pub use error::{Error, Result};
 pub use layout::MAX_GROUP_NAME;

@@ -737,6 +737,7 @@ impl Consumer {
     /// not yet made a [`Delivery`] (so that a caller's loop borrows
     /// nothing), or `None` after the empty poll's chores.
     #[cfg(feature = "tokio")]
+    #[inline(always)]
     pub(crate) fn poll_for_async(&mut self) -> Result<Option<Got>> {
         let got = if self.manual.is_none()
             && self.replay.is_none()
@@ -754,6 +755,7 @@ impl Consumer {
 
     /// The delivery of what [`poll_for_async`](Self::poll_for_async) took.
     #[cfg(feature = "tokio")]
+    #[inline(always)]
     pub(crate) fn deliver_got(&mut self, got: Got) -> Result<Delivery<'_>> {
         match got {
             Got::Pos(pos) if self.manual.is_none() => self.deliver_auto(pos),

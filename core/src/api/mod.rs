@@ -9,4 +9,4 @@ pub(crate) mod producer;
 pub(crate) mod queue;
 pub(crate) mod readiness;
 #[cfg(feature = "tokio")]
-mod tokio;
+pub(crate) mod tokio;

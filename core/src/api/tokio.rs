@@ -17,7 +17,10 @@
 //! lost, a `timeout` that ran out) loses no message and takes the arm
 //! back; the next call starts afresh.
 
+use std::future::Future;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::Interest;
@@ -87,7 +90,14 @@ impl Consumer {
     /// }
     /// # }
     /// ```
-    pub async fn receive_async(&mut self) -> Result<Delivery<'_>> {
+    #[inline]
+    pub fn receive_async(&mut self) -> ReceiveAsync<'_> {
+        ReceiveAsync(Step::Start(self))
+    }
+
+    /// The waiting half of [`receive_async`](Consumer::receive_async): made
+    /// only when its first poll found nothing.
+    async fn receive_waiting(&mut self) -> Result<Delivery<'_>> {
         let got = loop {
             if let Some(got) = self.poll_for_async()? {
                 break got;
@@ -135,6 +145,68 @@ impl Consumer {
             }
         }
         self.receive_batch(max, Duration::ZERO)
+    }
+}
+
+/// The future of [`Consumer::receive_async`]. Its first poll is
+/// `try_receive`'s own fast path (no allocation, no system call); only if
+/// nothing is there does it make the waiting half (boxed: one allocation
+/// per wait, on the way to sleep). Cancel-safe: dropped, it takes its arm
+/// back.
+#[must_use = "futures do nothing unless awaited"]
+pub struct ReceiveAsync<'a>(Step<'a>);
+
+type Waiting<'a> = Pin<Box<dyn Future<Output = Result<Delivery<'a>>> + Send + 'a>>;
+
+enum Step<'a> {
+    Start(&'a mut Consumer),
+    Waiting(Waiting<'a>),
+    Done,
+}
+
+impl<'a> Future for ReceiveAsync<'a> {
+    type Output = Result<Delivery<'a>>;
+
+    // Inline: the ready case is `try_receive`'s fast path and should cost
+    // what it does, in the caller's frame.
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Unpin: the state is a reference or a box.
+        let this = self.get_mut();
+        if let Step::Waiting(f) = &mut this.0 {
+            let r = f.as_mut().poll(cx);
+            if r.is_ready() {
+                this.0 = Step::Done;
+            }
+            return r;
+        }
+        match std::mem::replace(&mut this.0, Step::Done) {
+            Step::Start(c) => match c.poll_for_async() {
+                Err(e) => Poll::Ready(Err(e)),
+                Ok(Some(got)) => Poll::Ready(c.deliver_got(got)),
+                Ok(None) => this.start_waiting(c, cx),
+            },
+            Step::Waiting(_) => unreachable!("handled above"),
+            Step::Done => panic!("ReceiveAsync polled after it completed"),
+        }
+    }
+}
+
+impl<'a> ReceiveAsync<'a> {
+    /// Nothing was there: the waiting half, boxed, polled once.
+    #[cold]
+    #[inline(never)]
+    fn start_waiting(
+        &mut self,
+        c: &'a mut Consumer,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Delivery<'a>>> {
+        let mut f: Waiting<'a> = Box::pin(c.receive_waiting());
+        let r = f.as_mut().poll(cx);
+        if r.is_pending() {
+            self.0 = Step::Waiting(f);
+        }
+        r
     }
 }
 
