@@ -715,16 +715,8 @@ impl Consumer {
             return Ok(Arm::Ready);
         }
         self.readiness()?;
-        let ring = self.ring();
-        let next = self.next;
-        let rec = self.record();
-        let hint = self.manual.as_ref().map(|m| m.seen_hint);
-        let armed = self.readiness.as_ref().expect("made above").arm(|| {
-            // The re-check of a sleeping `receive` (SeqCst loads).
-            matches!(ring.peek_sc(next), Peek::Ready | Peek::Skip)
-                || rec.redrive.load(Ordering::SeqCst) != 0
-                || hint.is_some_and(|h| rec.redeliver_hint.load(Ordering::SeqCst) != h)
-        });
+        let work = self.work_came();
+        let armed = self.readiness.as_ref().expect("made above").arm(work);
         if !armed {
             return Ok(Arm::Ready);
         }
@@ -774,6 +766,23 @@ impl Consumer {
     pub fn disarm(&mut self) {
         if let Some(r) = &self.readiness {
             r.disarm();
+        }
+    }
+
+    /// The re-check a waiter makes after registering (SeqCst loads, the
+    /// Signal and doorbell protocols' other half): the position it waits
+    /// for committed or aborted, a dead letter redriven to the group, or
+    /// (ack=manual) a redelivery hint moved. One condition for the sleeping
+    /// `receive` and for `arm`, so the two wait for the same things.
+    fn work_came(&self) -> impl Fn() -> bool + '_ {
+        let ring = self.ring();
+        let next = self.next;
+        let rec = self.record();
+        let hint = self.manual.as_ref().map(|m| m.seen_hint);
+        move || {
+            matches!(ring.peek_sc(next), Peek::Ready | Peek::Skip)
+                || rec.redrive.load(Ordering::SeqCst) != 0
+                || hint.is_some_and(|h| rec.redeliver_hint.load(Ordering::SeqCst) != h)
         }
     }
 
@@ -1052,15 +1061,9 @@ impl Consumer {
                 }
                 slice = slice.min(d - now);
             }
-            let ring = self.ring();
-            let next = self.next;
-            let rec = self.record();
-            let hint = self.manual.as_ref().map(|m| m.seen_hint);
+            let work = self.work_came();
             sleep_unless(&self.shared.header().ring.data, slice, || {
-                let work = matches!(ring.peek_sc(next), Peek::Ready | Peek::Skip)
-                    || rec.redrive.load(Ordering::SeqCst) != 0
-                    || hint.is_some_and(|h| rec.redeliver_hint.load(Ordering::SeqCst) != h);
-                work.then_some(())
+                work().then_some(())
             });
         }
     }
