@@ -60,6 +60,8 @@ pub mod fuzzing;
 pub struct ReadmeDoctests;
 
 #[cfg(not(loom))]
+pub use api::cache_hints::CacheHints;
+#[cfg(not(loom))]
 pub use api::consumer::{Batch, Consumer, Delivery, Message};
 #[cfg(not(loom))]
 pub use api::dlq::DeadLetters;

@@ -28,6 +28,7 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
     let (c0, c1) = (cores[0], cores[cores.len().min(2) - 1]);
     let mut shmq_h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
     let mut base_h = shmq_h.clone();
+    let mut hints = None;
     let scratch = Scratch::new()?;
     let progress = super::rounds_progress(args);
     for round in 0..args.rounds {
@@ -48,7 +49,11 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
             .slots(args.slots.unwrap_or(64))
             .slot_size(args.size);
         for (name, group) in [("ping", "pong"), ("pong", "ping")] {
-            Queue::create(name, &opts)?.create_group(group, Start::Earliest)?;
+            let q = Queue::create(name, &opts)?;
+            q.create_group(group, Start::Earliest)?;
+            // The workers' producers choose the same (same queue, CPU and
+            // environment).
+            hints.get_or_insert(q.producer()?.cache_hints());
         }
         let mut ack = vec![
             "--ack".to_string(),
@@ -124,6 +129,7 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
                 "baseline_p999_ns": b[2], "baseline_max_ns": b[3],
                 "ratio_p50": ratio(0), "ratio_p99": ratio(1), "ratio_p999": ratio(2),
                 "wait": args.wait.map(WaitArg::name),
+                "cache_hints": hints.map(super::hints_json),
             })
         );
     } else {
@@ -162,6 +168,9 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
             ratio(2),
             ratio(3)
         );
+        if let Some(h) = hints {
+            println!("cache hints: {h}");
+        }
     }
     Ok(())
 }

@@ -355,6 +355,17 @@ pub(crate) fn run(args: BenchArgs) -> CliResult {
     }
 }
 
+/// The cache hints a bench's producers took, for `--json`.
+fn hints_json(h: shmq::CacheHints) -> serde_json::Value {
+    serde_json::json!({
+        "demote": h.demote,
+        "cpu_has_cldemote": h.cpu_has_cldemote,
+        "prefetch_slots": h.prefetch_slots,
+        "lines_per_slot": h.lines_per_slot,
+        "text": h.to_string(),
+    })
+}
+
 /// Waits until `fd` is readable, at most `timeout` (`None`: no bound):
 /// poll(2), as an event loop would.
 fn poll_readable(fd: &shmq::Readiness, timeout: Option<Duration>) {

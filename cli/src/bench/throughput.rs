@@ -23,6 +23,7 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
     let core = |i: usize| cores[i % cores.len()];
     let scratch = Scratch::new()?;
     let (mut shmq_rates, mut base_rates) = (Vec::new(), Vec::new());
+    let mut hints = None;
     let progress = super::rounds_progress(args);
     for round in 0..args.rounds {
         progress.set(round as u64);
@@ -43,6 +44,9 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
             .slot_size(args.size)
             .overflow(Overflow::Block);
         let q = Queue::create("tp", &opts)?;
+        // The workers' producers choose the same (same queue, CPU and
+        // environment).
+        hints.get_or_insert(q.producer()?.cache_hints());
         for g in 0..args.groups {
             q.create_group(&format!("g{g}"), Start::Earliest)?;
         }
@@ -126,6 +130,7 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
                 "ratio": s / b,
                 "msgs_per_s_min": spread(&shmq_rates).0,
                 "msgs_per_s_max": spread(&shmq_rates).1,
+                "cache_hints": hints.map(super::hints_json),
             })
         );
     } else {
@@ -160,6 +165,9 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
             mb(s)
         );
         println!("{:<34} {:>13.2}x", "shmq / baseline", s / b);
+        if let Some(h) = hints {
+            println!("cache hints: {h}");
+        }
     }
     drop(scratch);
     Ok(())

@@ -19,7 +19,7 @@ use crate::os;
 use crate::protocol::group::{commit_cursor, generation};
 use crate::protocol::lease::{Held, Leases, Now, Reclaimed, Word};
 use crate::protocol::registry::Registry;
-use crate::protocol::ring::{Peek, Ring, sleep_unless};
+use crate::protocol::ring::{Peek, Ring, announces, sleep_unless};
 use crate::sync::Ordering;
 
 /// Longest single sleep of a waiting consumer, so it notices stuck
@@ -1363,7 +1363,11 @@ impl Consumer {
     /// claim) is not known: only the timeout aborts it.
     fn claimer_is_dead(&self, pos: u64) -> bool {
         self.shared.producer_records().iter().any(|r| {
-            r.announce.load(Ordering::Acquire) == pos + 1 && {
+            announces(
+                r.announce.load(Ordering::Acquire),
+                pos,
+                self.shared.geo.slots - 1,
+            ) && {
                 let owner = r.owner.load(Ordering::Acquire);
                 !os::process::alive(
                     crate::protocol::group::owner_pid(owner),

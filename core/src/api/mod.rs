@@ -3,6 +3,7 @@
 //! handle. Built on the mapped queue (`mapped/`); nothing beneath imports
 //! from here.
 
+pub(crate) mod cache_hints;
 pub(crate) mod consumer;
 pub(crate) mod dlq;
 pub(crate) mod producer;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::Backoff;
 use zerocopy::{Immutable, IntoBytes};
 
+use crate::api::cache_hints::CacheHints;
 use crate::api::readiness::{Arm, For, Readiness};
 use crate::error::{Error, Result};
 use crate::layout::{SLOT_HEADER_SIZE, SlotHeader};
@@ -63,6 +64,8 @@ pub struct Producer {
     made: Instant,
     /// The async waiter's doorbell, made by the first `readiness`/`arm`.
     readiness: Option<Readiness>,
+    /// The cache hints of the fast path (see [`CacheHints`]).
+    hints: CacheHints,
 }
 
 impl std::fmt::Debug for Producer {
@@ -95,11 +98,6 @@ pub struct Reservation<'p> {
     meta: Meta,
     done: bool,
 }
-
-/// How many positions ahead a publish warms the slot it will write
-/// (see `prefetch_slot`): 8 gave +14% single-message throughput over 1
-/// on the Xeon in BENCHMARKS.md, with the same latency.
-const PREFETCH_AHEAD: u64 = 8;
 
 impl Producer {
     pub(crate) fn new(shared: Arc<Shared>) -> Result<Producer> {
@@ -141,6 +139,11 @@ impl Producer {
             journal: shared.journal.is_some(),
             made: Instant::now(),
             readiness: None,
+            hints: CacheHints::choose(
+                shared.geo.slots,
+                shared.geo.slot_stride,
+                CacheHints::demote_from_env(),
+            ),
             shared,
         })
     }
@@ -153,6 +156,21 @@ impl Producer {
     /// Largest payload this queue takes.
     pub fn max_payload(&self) -> usize {
         self.slot_size
+    }
+
+    /// The cache hints this producer's publishes give the CPU, chosen for
+    /// its queue's slots on this CPU (see [`CacheHints`]).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let q = shmq::Queue::create("doc-hints", &shmq::Options::new().dir(dir.path()).slot_size(1024))?;
+    /// let hints = q.producer()?.cache_hints();
+    /// assert_eq!(hints.lines_per_slot, 17); // 32 B header + 1 KiB
+    /// println!("{hints}"); // e.g. "demote off (CPU has CLDEMOTE, 17-line slots); prefetch 1 slot(s) ahead, 17 line(s) each"
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn cache_hints(&self) -> CacheHints {
+        self.hints
     }
 
     /// Publishes `payload`; returns its seq. When the ring is full, waits
@@ -297,17 +315,12 @@ impl Producer {
             // A waiting consumer spins on the slot's first line and reads
             // the second only once the first says COMMITTED: pushing the
             // second to the shared cache now makes that read a last-level
-            // hit instead of one more snoop into our core (64 B one-way
-            // ~400 -> ~290 ns on the Xeon in BENCHMARKS.md).
-            if let Some(line) = self.second_line(slot) {
-                os::cpu::demote(line);
+            // hit instead of one more snoop into our core (two-line slots
+            // on CPUs with CLDEMOTE only: see `CacheHints::demote`).
+            if self.hints.demote {
+                os::cpu::demote(slot.wrapping_add(64));
             }
-            // In a ring of PREFETCH_AHEAD slots or fewer (a power of two
-            // that divides it) that position's slot is this one, whose
-            // lines a consumer is about to read: leave them be.
-            if self.shared.geo.slots > PREFETCH_AHEAD {
-                self.prefetch_slot(pos + PREFETCH_AHEAD);
-            }
+            self.prefetch_ahead_of(pos);
             if self.journal
                 && pos % crate::mapped::journal::PUMP_EVERY
                     == crate::mapped::journal::PUMP_EVERY - 1
@@ -365,20 +378,37 @@ impl Producer {
     /// claimed.
     #[inline(always)]
     fn begin(&self, pos: u64) -> Option<u64> {
+        let b = self.ring().begin(pos, self.announce(), || self.held(pos));
+        self.begun(b)
+    }
+
+    /// [`begin`](Self::begin) for a position of a batch whose positions
+    /// were announced at once (`Ring::announce_from`).
+    #[inline(always)]
+    fn begin_announced(&self, pos: u64) -> Option<u64> {
+        let b = self.ring().begin_announced(pos, || self.held(pos));
+        self.begun(b)
+    }
+
+    /// Whether a live, stalled producer of an older lap may still be
+    /// writing the slot of `pos` (asked only when its word says aborted).
+    fn held(&self, pos: u64) -> bool {
         let shared = &*self.shared;
         let mask = shared.geo.slots - 1;
-        let held = || {
-            shared.producer_records().iter().any(|r| {
-                // SeqCst: the scanning half of the stalled-writer pair
-                // (see protocol/ring.rs); Acquire for the writes before a 0.
-                holds_slot(r.announce.load(Ordering::SeqCst), pos, mask)
-                    && os::process::alive(
-                        owner_pid(r.owner.load(Ordering::Acquire)),
-                        r.owner_start.load(Ordering::Acquire),
-                    )
-            })
-        };
-        match self.ring().begin(pos, self.announce(), held) {
+        shared.producer_records().iter().any(|r| {
+            // SeqCst: the scanning half of the stalled-writer pair
+            // (see protocol/ring.rs); Acquire for the writes before a 0.
+            holds_slot(r.announce.load(Ordering::SeqCst), pos, mask)
+                && os::process::alive(
+                    owner_pid(r.owner.load(Ordering::Acquire)),
+                    r.owner_start.load(Ordering::Acquire),
+                )
+        })
+    }
+
+    #[inline(always)]
+    fn begun(&self, b: Begin) -> Option<u64> {
+        match b {
             Begin::Ours(seen) => Some(seen),
             Begin::Held => {
                 self.count_abort();
@@ -389,27 +419,25 @@ impl Producer {
         }
     }
 
-    /// Warms the slot of `pos` for writing while nothing waits on us: the
-    /// consumer read it a lap ago, and taking its lines back from the
-    /// consumer's cache is otherwise on a later publish's critical path.
-    /// Called `PREFETCH_AHEAD` positions ahead: far enough that the lines
-    /// have arrived when a back-to-back publish gets there, and (in a ring
-    /// of more than that many slots) never the slot a caught-up consumer
-    /// spins on (taking that line would only bounce it between the cores).
+    /// Warms, for writing, the slot `CacheHints::prefetch_slots` positions
+    /// after `pos`, while nothing waits on us: a consumer read its lines a
+    /// lap ago, and taking them back from its cache is otherwise on a
+    /// later publish's critical path (and, for a slot of many lines, each
+    /// line's ownership request would wait for the one before). Far
+    /// enough ahead that the lines have arrived when a back-to-back
+    /// publish gets there, and (the ring is larger than that) never the
+    /// slot a caught-up consumer spins on: taking that line would only
+    /// bounce it between the cores.
     #[inline(always)]
-    fn prefetch_slot(&self, pos: u64) {
-        let slot = self.ring().slots.slot(pos);
-        os::cpu::prefetch_write(slot);
-        if let Some(line) = self.second_line(slot) {
-            os::cpu::prefetch_write(line);
+    fn prefetch_ahead_of(&self, pos: u64) {
+        let ahead = self.hints.prefetch_slots;
+        if ahead == 0 {
+            return;
         }
-    }
-
-    /// The second cache line of `slot`, if its stride has one (the first
-    /// line holds the state word, the header and up to 32 payload bytes).
-    #[inline(always)]
-    fn second_line(&self, slot: *mut u8) -> Option<*mut u8> {
-        (self.shared.geo.slot_stride > 64).then(|| slot.wrapping_add(64))
+        let slot = self.ring().slots.slot(pos + ahead);
+        for line in 0..self.hints.lines_per_slot as usize {
+            os::cpu::prefetch_write(slot.wrapping_add(line * 64));
+        }
     }
 
     /// Publishes every payload of `payloads` with as few claims as possible
@@ -504,28 +532,35 @@ impl Producer {
                     }
                     continue;
                 };
-                for pos in start..start + n {
-                    // Each position takes the next message, or is skipped
-                    // (aborted) and the message moves to the next one.
-                    let Some(seen) = self.begin(pos) else {
-                        continue;
-                    };
-                    let ring = self.ring();
-                    // SAFETY: as in `publish_inner`.
-                    unsafe { write_slot(ring.slots.slot(pos), payloads[i].as_ref(), meta, ts) };
-                    if ring.commit(pos, seen, self.announce()).is_err() {
-                        return Err(Error::Aborted);
+                // One announcement for the claimed positions (n is at most
+                // the ring), withdrawn when the last is written.
+                let ring = self.ring();
+                ring.announce_from(start, self.announce());
+                let wrote = (|| {
+                    for pos in start..start + n {
+                        // Each position takes the next message, or is
+                        // skipped (aborted) and the message moves to the
+                        // next one.
+                        self.prefetch_ahead_of(pos);
+                        let Some(seen) = self.begin_announced(pos) else {
+                            continue;
+                        };
+                        // SAFETY: as in `publish_once`; announced above.
+                        unsafe { write_slot(ring.slots.slot(pos), payloads[i].as_ref(), meta, ts) };
+                        if ring.commit_announced(pos, seen).is_err() {
+                            return Err(Error::Aborted);
+                        }
+                        first.get_or_insert(pos);
+                        i += 1;
                     }
-                    first.get_or_insert(pos);
-                    i += 1;
-                }
+                    Ok(())
+                })();
+                ring.end_announced(self.announce());
+                wrote?;
             }
             Ok(())
         })();
         self.ring().notify_data();
-        if let Some(f) = first {
-            self.prefetch_slot(f + payloads.len() as u64);
-        }
         if self.journal {
             self.pump_journal();
         }

@@ -99,7 +99,17 @@ impl Clock {
     #[cfg(target_arch = "x86_64")]
     #[cold]
     fn read(&mut self, tsc: u64) -> u64 {
-        let ns = realtime_ns();
+        let (mut tsc, mut ns) = (tsc, realtime_ns());
+        for _ in 0..3 {
+            // SAFETY: as in `now_ns`.
+            let after = unsafe { core::arch::x86_64::_rdtsc() };
+            if after.wrapping_sub(tsc) <= Self::REFRESH_TICKS {
+                break;
+            }
+            // Preempted between the two readings (seen on a busy VM): the
+            // pair would put every extrapolation off by the gap. Again.
+            (tsc, ns) = (after, realtime_ns());
+        }
         (self.base_tsc, self.base_ns) = (tsc, ns);
         if self.cal_ns == 0 || ns < self.cal_ns {
             // The first reading, or the wall clock went back.

@@ -32,3 +32,29 @@ pub(crate) fn prefetch_write(ptr: *const u8) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = ptr;
 }
+
+/// Whether this CPU implements CLDEMOTE (CPUID leaf 7, sub-leaf 0, ECX
+/// bit 25): Intel since Tremont and Sapphire Rapids; no AMD CPU so far.
+/// Asked once per process.
+pub(crate) fn has_cldemote() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::atomic::{AtomicU8, Ordering};
+        // 0: not asked yet, 1: no, 2: yes. Relaxed: every thread computes
+        // the same answer.
+        static ANSWER: AtomicU8 = AtomicU8::new(0);
+        match ANSWER.load(Ordering::Relaxed) {
+            1 => false,
+            2 => true,
+            _ => {
+                // Leaf 7 is asked only where leaf 0 says it exists.
+                use core::arch::x86_64::{__cpuid, __cpuid_count};
+                let yes = __cpuid(0).eax >= 7 && __cpuid_count(7, 0).ecx & (1 << 25) != 0;
+                ANSWER.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+                yes
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}

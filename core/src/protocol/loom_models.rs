@@ -390,6 +390,84 @@ fn loom_stalled_writer_holds_its_slot() {
     });
 }
 
+/// A batch of `n` positions by producer `id`, announced once
+/// (`Ring::announce_from`), each written with `value(pos)` unless a
+/// consumer aborted it or a stalled writer holds its slot. Returns the
+/// positions it committed, or `None` if the ring had no room.
+fn publish_batch(w: &World, id: u32, n: u64) -> Option<Vec<u64>> {
+    let ring = w.ring();
+    let mut head = w.ctl.head.load(Ordering::Acquire);
+    let Claim::Claimed(start) = ring.claim(n, &mut head) else {
+        return None;
+    };
+    let mask = w.states.len() as u64 - 1;
+    let me = &w.announce[id as usize];
+    ring.announce_from(start, me);
+    let mut committed = Vec::new();
+    for pos in start..start + n {
+        let held = || {
+            w.announce
+                .iter()
+                .any(|a| holds_slot(a.load(Ordering::SeqCst), pos, mask))
+        };
+        if let Begin::Ours(seen) = ring.begin_announced(pos, held) {
+            // SAFETY (loom cell): the race under test.
+            w.cell(pos).with_mut(|p| unsafe { *p = pos + 10 });
+            if ring.commit_announced(pos, seen).is_ok() {
+                committed.push(pos);
+            }
+        }
+    }
+    ring.end_announced(me);
+    Some(committed)
+}
+
+#[test]
+fn loom_stalled_batch_holds_its_slots() {
+    // A batch announces its first position only. Producer 1 writes
+    // positions 0 and 1 of a two-slot ring as one batch; a consumer gives
+    // up on whichever are not committed yet and lets the ring move a lap;
+    // producer 2's batch of positions 2 and 3 (the same two slots) must
+    // write neither slot while producer 1 may still write it. loom's cell
+    // reports the race if one announcement does not hold both slots
+    // (producer 2's position 3 is in the slot of 1, not of the announced 0).
+    model_with("stalled batch", 2_000, || {
+        let w = World::new(2, 1);
+        let first = {
+            let w = w.clone();
+            thread::spawn(move || publish_batch(&w, 1, 2))
+        };
+        let consumer = {
+            let w = w.clone();
+            thread::spawn(move || {
+                let ring = w.ring();
+                for pos in 0..2 {
+                    match ring.peek(pos) {
+                        Peek::Ready | Peek::Skip => {}
+                        Peek::NotYet(seen) => {
+                            if w.ctl.tail.load(Ordering::SeqCst) <= pos || !ring.abort(pos, seen) {
+                                return; // not claimed yet, or committed meanwhile
+                            }
+                        }
+                    }
+                }
+                // Both positions are done with: the ring moves a lap.
+                w.ctl.head.store(2, Ordering::Release);
+            })
+        };
+        consumer.join().unwrap();
+        let second = {
+            let w = w.clone();
+            thread::spawn(move || publish_batch(&w, 2, 2))
+        };
+        // Either may find the ring full (the second can claim first).
+        let (a, b) = (first.join().unwrap(), second.join().unwrap());
+        assert!(a.is_some() || b.is_some(), "one of them had room");
+        assert_eq!(w.announce[1].load(Ordering::Relaxed), 0, "withdrawn");
+        assert_eq!(w.announce[2].load(Ordering::Relaxed), 0, "withdrawn");
+    });
+}
+
 /// One group's lease records and record on the heap.
 struct LeaseWorld {
     records: Vec<crate::layout::LeaseRecord>,

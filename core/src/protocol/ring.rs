@@ -61,13 +61,44 @@ fn is_for(word: u64, pos: u64) -> bool {
     state_of(word) != EMPTY && pos_of(word) == pos
 }
 
-/// Whether a producer's announcement word (`position + 1`, 0 for none)
-/// says it may still be writing the slot of `pos` for an older position.
+/// Flag of an announcement word for a batch: the producer announces the
+/// batch's first position once and may be writing the slot of any
+/// position from there to one ring later (a batch is never longer than
+/// the ring). Positions are below 2^62 (the state word holds `pos << 2`),
+/// so the bit is free.
+pub(crate) const RANGE: u64 = 1 << 63;
+
+/// Whether a producer's announcement word (`position + 1`, with [`RANGE`]
+/// for a batch from that position; 0 for none) says it may still be
+/// writing the slot of `pos` for an older position. `mask` is the ring's
+/// `slots - 1`. A batch holds every slot for the positions a lap or more
+/// past its start (conservatively: its length is not announced), which
+/// costs only a later lap that finds the slot aborted — the one case the
+/// scan is made.
 #[inline]
 pub(crate) fn holds_slot(announced: u64, pos: u64, mask: u64) -> bool {
-    announced != 0 && {
-        let old = announced - 1;
-        old < pos && (old & mask) == (pos & mask)
+    if announced == 0 {
+        return false;
+    }
+    let old = (announced & !RANGE) - 1;
+    if announced & RANGE != 0 {
+        return pos > old && pos - old > mask;
+    }
+    old < pos && (old & mask) == (pos & mask)
+}
+
+/// Whether a producer's announcement word says it claimed `pos` and may
+/// be writing it (a batch: `pos` within a ring of its first position).
+#[inline]
+pub(crate) fn announces(announced: u64, pos: u64, mask: u64) -> bool {
+    if announced == 0 {
+        return false;
+    }
+    let start = (announced & !RANGE) - 1;
+    if announced & RANGE != 0 {
+        pos >= start && pos - start <= mask
+    } else {
+        start == pos
     }
 }
 
@@ -175,17 +206,51 @@ impl<S: SlotStates> Ring<'_, S> {
     /// is asked only when the slot's last position was aborted.
     #[inline]
     pub(crate) fn begin(&self, pos: u64, announce: &AtomicU64, held: impl Fn() -> bool) -> Begin {
-        let state = self.slots.state(pos);
-        // SeqCst store, then SeqCst load: the producer half of the
-        // stalled-writer Dekker pair (see the module doc).
+        // SeqCst store, then SeqCst load (in `look`): the producer half of
+        // the stalled-writer Dekker pair (see the module doc).
         announce.store(pos + 1, Ordering::SeqCst);
+        let b = self.look(pos, held);
+        if !matches!(b, Begin::Ours(_)) {
+            // We wrote nothing and write nothing: stop announcing.
+            announce.store(0, Ordering::Release);
+        }
+        b
+    }
+
+    /// Announces the positions from `start` on, for a batch of at most a
+    /// ring's worth: each is then begun with
+    /// [`begin_announced`](Self::begin_announced) and committed with
+    /// [`commit_announced`](Self::commit_announced), and the announcement
+    /// is withdrawn with [`end_announced`](Self::end_announced) once the
+    /// batch writes nothing more. One SeqCst store for the batch instead of
+    /// one per message.
+    #[inline]
+    pub(crate) fn announce_from(&self, start: u64, announce: &AtomicU64) {
+        // SeqCst: as in `begin`; it precedes every position's SeqCst load
+        // in `look` in program order, so the Dekker pair holds for each.
+        announce.store((start + 1) | RANGE, Ordering::SeqCst);
+    }
+
+    /// [`begin`](Self::begin) for a position announced by
+    /// [`announce_from`](Self::announce_from): the announcement stays,
+    /// whatever the outcome, until [`end_announced`](Self::end_announced).
+    #[inline]
+    pub(crate) fn begin_announced(&self, pos: u64, held: impl Fn() -> bool) -> Begin {
+        self.look(pos, held)
+    }
+
+    /// Looks at the slot of announced position `pos`: ours (with its older
+    /// word), aborted by a consumer, or held by a stalled older writer
+    /// (then aborted by us).
+    #[inline(always)]
+    fn look(&self, pos: u64, held: impl Fn() -> bool) -> Begin {
+        let state = self.slots.state(pos);
         sc_fence();
         let mut word = state.load(Ordering::SeqCst);
         loop {
             if state_of(word) != EMPTY && pos_of(word) >= pos {
                 // Our position (or a later lap's) is there: a consumer
                 // aborted ours while we were stalled. We wrote nothing.
-                announce.store(0, Ordering::Release);
                 return Begin::Aborted;
             }
             if state_of(word) != ABORTED || !held() {
@@ -199,10 +264,7 @@ impl<S: SlotStates> Ring<'_, S> {
                 Ordering::AcqRel,
                 Ordering::SeqCst,
             ) {
-                Ok(_) => {
-                    announce.store(0, Ordering::Release);
-                    return Begin::Held;
-                }
+                Ok(_) => return Begin::Held,
                 Err(now) => word = now,
             }
         }
@@ -214,12 +276,20 @@ impl<S: SlotStates> Ring<'_, S> {
     /// the slot writes.
     #[inline]
     pub(crate) fn commit(&self, pos: u64, seen: u64, announce: &AtomicU64) -> Result<(), ()> {
+        let r = self.commit_announced(pos, seen);
+        self.end_announced(announce);
+        r
+    }
+
+    /// [`commit`](Self::commit) of a position of a batch
+    /// ([`announce_from`](Self::announce_from)): the announcement stays.
+    #[inline]
+    pub(crate) fn commit_announced(&self, pos: u64, seen: u64) -> Result<(), ()> {
         // SeqCst: Release makes the payload and header visible to the
         // consumer's Acquire load of COMMITTED; SeqCst (with the load of
         // `data.waiters` in `notify_data`) is the waker half of the Signal
         // protocol.
-        let r = self
-            .slots
+        self.slots
             .state(pos)
             .compare_exchange(
                 seen,
@@ -228,11 +298,15 @@ impl<S: SlotStates> Ring<'_, S> {
                 Ordering::Relaxed,
             )
             .map(drop)
-            .map_err(drop);
+            .map_err(drop)
+    }
+
+    /// Withdraws our announcement: we write no slot any more.
+    #[inline]
+    pub(crate) fn end_announced(&self, announce: &AtomicU64) {
         // Release: our slot writes happen before the (Acquire) scan of a
         // later lap's producer that sees the announcement gone.
         announce.store(0, Ordering::Release);
-        r
     }
 
     /// Gives up our begun position `pos` (a dropped reservation). Returns
@@ -467,5 +541,52 @@ mod tests {
         assert!(!holds_slot(5, 4, 3)); // position 4 itself
         assert!(!holds_slot(2, 4, 3)); // position 1: another slot
         assert!(!holds_slot(9, 4, 3)); // position 8: a later lap
+    }
+
+    #[test]
+    fn a_batch_announcement_covers_its_positions_and_holds_the_next_lap() {
+        // A batch from position 5 in a ring of 4 (mask 3).
+        let a = RANGE | 6;
+        for pos in 5..9 {
+            assert!(announces(a, pos, 3), "{pos} may be in the batch");
+            assert!(!holds_slot(a, pos, 3), "{pos}: the batch's own lap");
+        }
+        assert!(!announces(a, 4, 3) && !announces(a, 9, 3));
+        // From one lap on, every slot is held (the length is not known).
+        for pos in 9..14 {
+            assert!(holds_slot(a, pos, 3), "{pos} is a later lap");
+        }
+        assert!(!holds_slot(a, 4, 3), "an earlier position");
+        // A single announcement names exactly one position.
+        assert!(announces(6, 5, 3) && !announces(6, 6, 3) && !announces(0, 0, 3));
+    }
+
+    #[test]
+    fn a_batch_keeps_its_announcement_until_it_ends() {
+        let (ctl, slots) = ring(4);
+        let r = Ring {
+            ctl: &ctl,
+            slots,
+            capacity: 4,
+            bells: &Doorbells::new(),
+        };
+        let me = AtomicU64::new(0);
+        let mut head = 0;
+        assert_eq!(r.claim(2, &mut head), Claim::Claimed(0));
+        r.announce_from(0, &me);
+        // A consumer gives up on position 1 before we get to it.
+        let Peek::NotYet(seen1) = r.peek(1) else {
+            panic!()
+        };
+        assert!(r.abort(1, seen1));
+        let Begin::Ours(seen0) = r.begin_announced(0, || false) else {
+            panic!()
+        };
+        assert_eq!(r.commit_announced(0, seen0), Ok(()));
+        assert_eq!(r.begin_announced(1, || false), Begin::Aborted);
+        assert_eq!(me.load(Ordering::Relaxed), RANGE | 1, "still announced");
+        r.end_announced(&me);
+        assert_eq!(me.load(Ordering::Relaxed), 0);
+        assert_eq!((r.peek(0), r.peek(1)), (Peek::Ready, Peek::Skip));
     }
 }
