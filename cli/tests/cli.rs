@@ -214,6 +214,55 @@ fn bench_json_has_the_documented_keys() {
     for k in ["msgs_per_s", "mb_per_s", "baseline_msgs_per_s"] {
         assert!(v[k].as_f64().is_some_and(|x| x > 0.0), "{k}: {v}");
     }
+    // Which cache hints the producers took: 64 B payloads are two-line
+    // slots, demoted where the CPU has CLDEMOTE.
+    let h = &v["cache_hints"];
+    assert_eq!(
+        (h["lines_per_slot"].as_u64(), h["prefetch_slots"].as_u64()),
+        (Some(2), Some(4)),
+        "{v}"
+    );
+    assert_eq!(h["demote"], h["cpu_has_cldemote"], "{v}");
+    assert!(
+        h["text"].as_str().is_some_and(|t| t.starts_with("demote ")),
+        "{v}"
+    );
+    let v = bench(&[
+        "latency", "--size", "1024", "--count", "2000", "--rounds", "1",
+    ]);
+    let h = &v["cache_hints"];
+    assert_eq!(
+        (h["lines_per_slot"].as_u64(), h["demote"].as_bool()),
+        (Some(17), Some(false)),
+        "{v}"
+    );
+    // SHMQ_DEMOTE overrides the choice, and the text output says so.
+    let out = Command::new(SHMQ)
+        .env("SHMQ_DIR", dir.path())
+        .env("SHMQ_DEMOTE", "on")
+        .args([
+            "bench",
+            "throughput",
+            "--size",
+            "1024",
+            "--count",
+            "20000",
+            "--rounds",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\ncache hints: demote on ("), "{text}");
+    assert!(
+        text.contains("17-line slots); prefetch 1 slot(s) ahead"),
+        "{text}"
+    );
     // The bench cleans up after itself.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }

@@ -80,7 +80,8 @@ pub(crate) fn holds_slot(announced: u64, pos: u64, mask: u64) -> bool {
     if announced == 0 {
         return false;
     }
-    let old = (announced & !RANGE) - 1;
+    // Wrapping: a garbled word (RANGE alone) must not overflow.
+    let old = (announced & !RANGE).wrapping_sub(1);
     if announced & RANGE != 0 {
         return pos > old && pos - old > mask;
     }
@@ -94,7 +95,7 @@ pub(crate) fn announces(announced: u64, pos: u64, mask: u64) -> bool {
     if announced == 0 {
         return false;
     }
-    let start = (announced & !RANGE) - 1;
+    let start = (announced & !RANGE).wrapping_sub(1);
     if announced & RANGE != 0 {
         pos >= start && pos - start <= mask
     } else {
@@ -559,6 +560,8 @@ mod tests {
         assert!(!holds_slot(a, 4, 3), "an earlier position");
         // A single announcement names exactly one position.
         assert!(announces(6, 5, 3) && !announces(6, 6, 3) && !announces(0, 0, 3));
+        // A garbled word (the flag alone) does not overflow.
+        assert!(!holds_slot(RANGE, 5, 3) && !announces(RANGE, 5, 3));
     }
 
     #[test]
