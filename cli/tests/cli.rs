@@ -169,13 +169,14 @@ fn reject_overflow_and_bad_input_fail_with_one_clear_line() {
 #[test]
 fn bench_json_has_the_documented_keys() {
     let dir = tempfile::tempdir().unwrap();
-    // The bench's scratch queues go under SHMQ_DIR.
-    let bench = |args: &[&str]| -> serde_json::Value {
+    // The bench's scratch queues go under SHMQ_DIR. Its standard output,
+    // with `env` set; it must succeed.
+    let run = |args: &[&str], env: &[(&str, &str)]| -> Vec<u8> {
         let out = Command::new(SHMQ)
             .env("SHMQ_DIR", dir.path())
+            .envs(env.iter().copied())
             .arg("bench")
             .args(args)
-            .arg("--json")
             .output()
             .unwrap();
         assert!(
@@ -183,7 +184,10 @@ fn bench_json_has_the_documented_keys() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice(&out.stdout).unwrap()
+        out.stdout
+    };
+    let bench = |args: &[&str]| -> serde_json::Value {
+        serde_json::from_slice(&run(&[args, &["--json"]].concat(), &[])).unwrap()
     };
     let v = bench(&["latency", "--count", "2000", "--rounds", "1"]);
     for k in ["p50_ns", "p99_ns", "p999_ns", "max_ns", "baseline_p50_ns"] {
@@ -237,11 +241,8 @@ fn bench_json_has_the_documented_keys() {
         "{v}"
     );
     // SHMQ_DEMOTE overrides the choice, and the text output says so.
-    let out = Command::new(SHMQ)
-        .env("SHMQ_DIR", dir.path())
-        .env("SHMQ_DEMOTE", "on")
-        .args([
-            "bench",
+    let out = run(
+        &[
             "throughput",
             "--size",
             "1024",
@@ -249,15 +250,10 @@ fn bench_json_has_the_documented_keys() {
             "20000",
             "--rounds",
             "1",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        &[("SHMQ_DEMOTE", "on")],
     );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out);
     assert!(text.contains("\ncache hints: demote on ("), "{text}");
     assert!(
         text.contains("17-line slots); prefetch 1 slot(s) ahead"),

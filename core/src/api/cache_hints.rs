@@ -1,6 +1,6 @@
 //! The cache hints a producer gives the CPU on its fast path, chosen once
 //! per producer from the slot geometry and what the CPU says it has
-//! (`docs/performance.md`, "Cache hints: chosen, not tuned").
+//! (`docs/performance.md`, "On the Intel Xeon: where the time goes").
 
 use crate::os;
 

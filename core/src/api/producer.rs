@@ -15,7 +15,7 @@ use crate::mapped::{MappedSlots, Shared, new_owner, write_slot};
 use crate::options::{Meta, Overflow};
 use crate::os;
 use crate::protocol::group::owner_pid;
-use crate::protocol::ring::{Begin, Claim, Ring, holds_slot, sleep_unless};
+use crate::protocol::ring::{Begin, Claim, Ring, sleep_unless};
 use crate::protocol::spill::Record;
 use crate::sync::Ordering;
 
@@ -378,7 +378,9 @@ impl Producer {
     /// claimed.
     #[inline(always)]
     fn begin(&self, pos: u64) -> Option<u64> {
-        let b = self.ring().begin(pos, self.announce(), || self.held(pos));
+        let b = self
+            .ring()
+            .begin(pos, self.announce(), || self.shared.slot_held(pos));
         self.begun(b)
     }
 
@@ -386,24 +388,10 @@ impl Producer {
     /// were announced at once (`Ring::announce_from`).
     #[inline(always)]
     fn begin_announced(&self, pos: u64) -> Option<u64> {
-        let b = self.ring().begin_announced(pos, || self.held(pos));
+        let b = self
+            .ring()
+            .begin_announced(pos, || self.shared.slot_held(pos));
         self.begun(b)
-    }
-
-    /// Whether a live, stalled producer of an older lap may still be
-    /// writing the slot of `pos` (asked only when its word says aborted).
-    fn held(&self, pos: u64) -> bool {
-        let shared = &*self.shared;
-        let mask = shared.geo.slots - 1;
-        shared.producer_records().iter().any(|r| {
-            // SeqCst: the scanning half of the stalled-writer pair
-            // (see protocol/ring.rs); Acquire for the writes before a 0.
-            holds_slot(r.announce.load(Ordering::SeqCst), pos, mask)
-                && os::process::alive(
-                    owner_pid(r.owner.load(Ordering::Acquire)),
-                    r.owner_start.load(Ordering::Acquire),
-                )
-        })
     }
 
     #[inline(always)]

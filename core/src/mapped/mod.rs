@@ -21,10 +21,10 @@ use crate::layout::{
 };
 use crate::options::{Meta, Overflow, Start};
 use crate::os;
-use crate::protocol::group::Groups;
+use crate::protocol::group::{Groups, owner_pid};
 use crate::protocol::lease::{Leases, Now};
 use crate::protocol::lock::{AdminGuard, Me};
-use crate::protocol::ring::{Ring, SlotStates};
+use crate::protocol::ring::{Ring, SlotStates, holds_slot};
 use crate::protocol::spill::Record;
 use crate::store::segment::Segments;
 use crate::sync::{AtomicU64, Ordering};
@@ -267,6 +267,24 @@ pub(crate) fn new_owner(me: Me) -> u64 {
 }
 
 impl Shared {
+    /// Whether a live producer's announcement says it may still be
+    /// writing the slot of `pos` for an older position (a stalled writer
+    /// whose position a consumer aborted): the scanning half of the
+    /// stalled-writer pair (see protocol/ring.rs), asked only where the
+    /// slot's word says aborted.
+    pub(crate) fn slot_held(&self, pos: u64) -> bool {
+        let mask = self.geo.slots - 1;
+        self.producer_records().iter().any(|r| {
+            // SeqCst: pairs with the aborter's CAS and the writer's
+            // announcement; Acquire for the writes before a 0.
+            holds_slot(r.announce.load(Ordering::SeqCst), pos, mask)
+                && os::process::alive(
+                    owner_pid(r.owner.load(Ordering::Acquire)),
+                    r.owner_start.load(Ordering::Acquire),
+                )
+        })
+    }
+
     /// The message in committed position `pos`, borrowed from its slot;
     /// None if its header claims more than `slot_size` bytes (a garbled
     /// file).

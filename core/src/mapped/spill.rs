@@ -5,10 +5,7 @@
 use crate::error::Result;
 use crate::mapped::{Shared, write_slot};
 use crate::options::Meta;
-use crate::os;
-use crate::protocol::group::owner_pid;
 use crate::protocol::lock::AdminGuard;
-use crate::protocol::ring::holds_slot;
 use crate::protocol::spill::{Record, Refilled, append, refill, spilling};
 use crate::store::segment::{SEGMENT_HEADER_SIZE, Segments, record_size};
 use crate::sync::Ordering;
@@ -53,18 +50,7 @@ impl Shared {
         let ring = self.ring();
         let ctl = &self.header().spill;
         segs.forget_before(ctl.read_seg.load(Ordering::Relaxed));
-        let mask = self.geo.slots - 1;
-        let held = |pos: u64| {
-            self.producer_records().iter().any(|r| {
-                // SeqCst: the scanning half of the stalled-writer pair
-                // (see protocol/ring.rs).
-                holds_slot(r.announce.load(Ordering::SeqCst), pos, mask)
-                    && os::process::alive(
-                        owner_pid(r.owner.load(Ordering::Acquire)),
-                        r.owner_start.load(Ordering::Acquire),
-                    )
-            })
-        };
+        let held = |pos: u64| self.slot_held(pos);
         let slots = &ring.slots;
         let r = refill(
             &ring,

@@ -98,12 +98,17 @@ impl World {
     /// `Ring::begin` for producer `pid`, scanning the others'
     /// announcements as the producer does over its records.
     fn begin(&self, pos: u64, pid: u32) -> Begin {
+        self.ring()
+            .begin(pos, &self.announce[pid as usize], || self.held(pos))
+    }
+
+    /// Whether any producer's announcement holds the slot of `pos` (the
+    /// scan `Shared::slot_held` makes over the producer records).
+    fn held(&self, pos: u64) -> bool {
         let mask = self.states.len() as u64 - 1;
-        self.ring().begin(pos, &self.announce[pid as usize], || {
-            self.announce
-                .iter()
-                .any(|a| holds_slot(a.load(Ordering::SeqCst), pos, mask))
-        })
+        self.announce
+            .iter()
+            .any(|a| holds_slot(a.load(Ordering::SeqCst), pos, mask))
     }
 
     /// Spins until `pos` is committed and returns its value.
@@ -391,7 +396,7 @@ fn loom_stalled_writer_holds_its_slot() {
 }
 
 /// A batch of `n` positions by producer `id`, announced once
-/// (`Ring::announce_from`), each written with `value(pos)` unless a
+/// (`Ring::announce_from`), each written with `pos + 10` unless a
 /// consumer aborted it or a stalled writer holds its slot. Returns the
 /// positions it committed, or `None` if the ring had no room.
 fn publish_batch(w: &World, id: u32, n: u64) -> Option<Vec<u64>> {
@@ -400,17 +405,11 @@ fn publish_batch(w: &World, id: u32, n: u64) -> Option<Vec<u64>> {
     let Claim::Claimed(start) = ring.claim(n, &mut head) else {
         return None;
     };
-    let mask = w.states.len() as u64 - 1;
     let me = &w.announce[id as usize];
     ring.announce_from(start, me);
     let mut committed = Vec::new();
     for pos in start..start + n {
-        let held = || {
-            w.announce
-                .iter()
-                .any(|a| holds_slot(a.load(Ordering::SeqCst), pos, mask))
-        };
-        if let Begin::Ours(seen) = ring.begin_announced(pos, held) {
+        if let Begin::Ours(seen) = ring.begin_announced(pos, || w.held(pos)) {
             // SAFETY (loom cell): the race under test.
             w.cell(pos).with_mut(|p| unsafe { *p = pos + 10 });
             if ring.commit_announced(pos, seen).is_ok() {

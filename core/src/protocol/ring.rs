@@ -427,41 +427,49 @@ pub(crate) fn sleep_unless<T>(
 mod tests {
     use super::*;
 
-    fn ring(cap: usize) -> (Box<RingControl>, Vec<AtomicU64>) {
-        (
-            Box::new(RingControl::new()),
-            (0..cap).map(|_| AtomicU64::new(0)).collect(),
-        )
+    /// A ring's control words and doorbells on the heap.
+    struct Fixture {
+        ctl: Box<RingControl>,
+        bells: Doorbells,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            Fixture {
+                ctl: Box::new(RingControl::new()),
+                bells: Doorbells::new(),
+            }
+        }
+
+        /// A ring of `cap` fresh slots over them.
+        fn ring(&self, cap: usize) -> Ring<'_, Vec<AtomicU64>> {
+            Ring {
+                ctl: &self.ctl,
+                slots: (0..cap).map(|_| AtomicU64::new(0)).collect(),
+                capacity: cap as u64,
+                bells: &self.bells,
+            }
+        }
     }
 
     #[test]
     fn claim_respects_capacity_and_head() {
-        let (ctl, slots) = ring(4);
-        let r = Ring {
-            ctl: &ctl,
-            slots,
-            capacity: 4,
-            bells: &Doorbells::new(),
-        };
+        let f = Fixture::new();
+        let r = f.ring(4);
         let mut head = 0;
         assert_eq!(r.claim(3, &mut head), Claim::Claimed(0));
         assert_eq!(r.claim(2, &mut head), Claim::Full);
         assert_eq!(r.claim(1, &mut head), Claim::Claimed(3));
         assert_eq!(r.claim(1, &mut head), Claim::Full);
-        ctl.head.store(2, Ordering::Release);
+        f.ctl.head.store(2, Ordering::Release);
         assert_eq!(r.claim(2, &mut head), Claim::Claimed(4));
         assert_eq!(head, 2);
     }
 
     #[test]
     fn commit_and_abort_exclude_each_other() {
-        let (ctl, slots) = ring(4);
-        let r = Ring {
-            ctl: &ctl,
-            slots,
-            capacity: 4,
-            bells: &Doorbells::new(),
-        };
+        let f = Fixture::new();
+        let r = f.ring(4);
         let me = AtomicU64::new(0);
         let mut head = 0;
         let Claim::Claimed(p) = r.claim(1, &mut head) else {
@@ -484,13 +492,8 @@ mod tests {
 
     #[test]
     fn a_stalled_writer_holds_its_slot_until_it_stops() {
-        let (ctl, slots) = ring(2);
-        let r = Ring {
-            ctl: &ctl,
-            slots,
-            capacity: 2,
-            bells: &Doorbells::new(),
-        };
+        let f = Fixture::new();
+        let r = f.ring(2);
         let (stalled, other) = (AtomicU64::new(0), AtomicU64::new(0));
         let held = |pos: u64| holds_slot(stalled.load(Ordering::SeqCst), pos, 1);
         let Begin::Ours(seen0) = r.begin(0, &stalled, || false) else {
@@ -514,13 +517,8 @@ mod tests {
 
     #[test]
     fn a_producer_aborted_before_it_began_writes_nothing() {
-        let (ctl, slots) = ring(4);
-        let r = Ring {
-            ctl: &ctl,
-            slots,
-            capacity: 4,
-            bells: &Doorbells::new(),
-        };
+        let f = Fixture::new();
+        let r = f.ring(4);
         let me = AtomicU64::new(0);
         let mut head = 0;
         assert_eq!(r.claim(1, &mut head), Claim::Claimed(0));
@@ -566,13 +564,8 @@ mod tests {
 
     #[test]
     fn a_batch_keeps_its_announcement_until_it_ends() {
-        let (ctl, slots) = ring(4);
-        let r = Ring {
-            ctl: &ctl,
-            slots,
-            capacity: 4,
-            bells: &Doorbells::new(),
-        };
+        let f = Fixture::new();
+        let r = f.ring(4);
         let me = AtomicU64::new(0);
         let mut head = 0;
         assert_eq!(r.claim(2, &mut head), Claim::Claimed(0));
