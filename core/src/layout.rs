@@ -25,7 +25,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// "SHMQRING" in little-endian: the first 8 bytes of every queue file.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMQRING");
 /// Layout version written by this build. Bumped on any incompatible change.
-pub(crate) const VERSION: u32 = 4;
+pub(crate) const VERSION: u32 = 5;
 /// Value of [`Header::ready`] once the creator has written everything.
 pub(crate) const READY: u32 = 0x5245_4459; // "READ" + "Y"
 /// Size of the header region.
@@ -333,6 +333,8 @@ pub(crate) struct SlotHeader {
     pub state: AtomicU64,
     pub timestamp_ns: u64,
     pub correlation_id: u64,
+    /// Bytes of the body (the payload, after an envelope if the top bit,
+    /// `envelope::ENVELOPED`, is set: see `envelope.rs`).
     pub len: u32,
     pub type_id: u32,
 }
@@ -458,6 +460,8 @@ pub(crate) struct DeadLetterHeader {
     pub attempts: u32,
     pub reason: u32,
     pub type_id: u32,
+    /// Bytes of the body; top bit: it starts with an envelope (as
+    /// [`SlotHeader::len`]).
     pub len: u32,
     /// Its redrive history: the times it was redriven (low 16 bits) and
     /// its deliveries since the last redrive (high 16 bits). Zero for a

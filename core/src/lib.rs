@@ -38,6 +38,7 @@
 // the ones beneath it (docs/design.md; checked by core/tests/layers.rs).
 #[cfg(not(loom))]
 mod api;
+mod envelope; // a message's ordering key and headers, in its slot
 mod error;
 mod layout; // every byte of the queue file
 #[cfg(not(loom))]
@@ -74,6 +75,7 @@ pub use api::readiness::{Arm, Readiness};
 #[cfg(all(not(loom), feature = "tokio"))]
 pub use api::tokio::ReceiveAsync;
 
+pub use envelope::{HeaderIter, Headers, MAX_HEADER_NAME, MAX_HEADERS, MAX_ORDERING_KEY};
 pub use error::{Error, Result};
 pub use layout::MAX_GROUP_NAME;
 #[cfg(not(loom))]

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::envelope::Headers;
 use crate::error::{Error, Result};
 use crate::layout::MAX_GROUP_NAME;
 
@@ -509,31 +510,94 @@ impl ConsumerOptions {
     }
 }
 
-/// Metadata a producer attaches to a message.
+/// Metadata a producer attaches to a message. It borrows the ordering
+/// key and the headers from the caller (`'a`): building one allocates
+/// nothing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Meta {
+pub struct Meta<'a> {
     /// The user's schema/type tag.
     pub type_id: u32,
     /// The user's id, for tracing.
     pub correlation_id: u64,
     /// A 64-bit hash of the idempotency key, if any (see [`Meta::key`]).
     pub key: Option<u64>,
+    /// The ordering key, if any (see [`Meta::ordering_key`]).
+    pub ordering_key: Option<&'a [u8]>,
+    /// The headers (see [`Meta::header`]).
+    pub headers: Headers<'a>,
 }
 
-impl Meta {
+impl<'a> Meta<'a> {
     /// Empty metadata.
-    pub fn new() -> Meta {
+    pub fn new() -> Meta<'a> {
         Meta::default()
     }
     /// Sets the type tag.
-    pub fn type_id(mut self, type_id: u32) -> Meta {
+    pub fn type_id(mut self, type_id: u32) -> Meta<'a> {
         self.type_id = type_id;
         self
     }
     /// Sets the correlation id.
-    pub fn correlation_id(mut self, id: u64) -> Meta {
+    pub fn correlation_id(mut self, id: u64) -> Meta<'a> {
         self.correlation_id = id;
         self
+    }
+    /// Sets the ordering key (1 to [`MAX_ORDERING_KEY`](crate::MAX_ORDERING_KEY) bytes): in an
+    /// ack=manual group, a message with a key is leased only when no
+    /// earlier message with the same key is unfinished in that group, so
+    /// competing consumers keep each key's order while different keys go
+    /// in parallel. The key is stored with the message (in its slot,
+    /// counted against `slot_size`) and read back by every consumer
+    /// ([`Message::ordering_key`](crate::Message::ordering_key)). It is not
+    /// the idempotency key ([`Meta::key`]).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmq::{Meta, Options, Queue};
+    /// let q = Queue::create("doc-okeys", &Options::new().dir(dir.path()).slots(8))?;
+    /// q.create_group("g", shmq::Start::Earliest)?;
+    /// let mut p = q.producer()?;
+    /// p.publish_with(b"paid", &Meta::new().ordering_key("customer-7"))?;
+    /// let mut c = q.consumer("g", shmq::ConsumerOptions::new())?;
+    /// assert_eq!(c.receive()?.ordering_key(), Some(&b"customer-7"[..]));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn ordering_key<K: AsRef<[u8]> + ?Sized>(mut self, key: &'a K) -> Meta<'a> {
+        self.ordering_key = Some(key.as_ref());
+        self
+    }
+    /// Appends a header: a name (1 to [`MAX_HEADER_NAME`](crate::MAX_HEADER_NAME) bytes of UTF-8)
+    /// and a value of bytes, kept in order (names may repeat), at most
+    /// [`MAX_HEADERS`](crate::MAX_HEADERS) per message. Headers are stored in the slot with
+    /// the payload (counted against `slot_size`), read in place by every
+    /// consumer ([`Message::headers`](crate::Message::headers)), and kept
+    /// by the spill, the journal and the dead-letter queue.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmq::{Meta, Options, Queue};
+    /// let q = Queue::create("doc-headers", &Options::new().dir(dir.path()).slots(8))?;
+    /// q.create_group("g", shmq::Start::Earliest)?;
+    /// let mut p = q.producer()?;
+    /// let meta = Meta::new()
+    ///     .header("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    ///     .header("content-type", "application/json");
+    /// p.publish_with(br#"{"total": 42}"#, &meta)?;
+    /// let mut c = q.consumer("g", shmq::ConsumerOptions::new())?;
+    /// let m = c.receive()?;
+    /// assert_eq!(m.header("content-type"), Some(&b"application/json"[..]));
+    /// assert_eq!(m.headers().count(), 2);
+    /// assert_eq!(m.payload(), br#"{"total": 42}"#);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn header<V: AsRef<[u8]> + ?Sized>(mut self, name: &'a str, value: &'a V) -> Meta<'a> {
+        self.headers.push(name, value.as_ref());
+        self
+    }
+    /// Whether the message needs an envelope (an ordering key or headers).
+    #[inline(always)]
+    pub(crate) fn enveloped(&self) -> bool {
+        self.ordering_key.is_some() || !self.headers.is_empty()
     }
     /// Sets an idempotency key: publishing again with a key the queue
     /// remembers (see [`Options::dedup_window`]) enqueues nothing and
@@ -551,7 +615,7 @@ impl Meta {
     /// assert_eq!(q.stats().published, 1);
     /// # Ok::<(), shmq::Error>(())
     /// ```
-    pub fn key(mut self, key: impl AsRef<[u8]>) -> Meta {
+    pub fn key(mut self, key: impl AsRef<[u8]>) -> Meta<'a> {
         let k = key.as_ref();
         let hi = crc32c::crc32c(k) as u64;
         let lo = crc32c::crc32c_append(0x9e37_79b9, k) as u64;

@@ -444,7 +444,7 @@ impl shmq_meta {
     ///
     /// # Safety
     /// A non-NULL `key` must be readable for `key_len` bytes.
-    pub(crate) unsafe fn to_rust(self) -> Result<Meta, Fail> {
+    pub(crate) unsafe fn to_rust(self) -> Result<Meta<'static>, Fail> {
         let meta = Meta::new()
             .type_id(self.type_id)
             .correlation_id(self.correlation_id);

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use zerocopy::{FromBytes, Immutable, KnownLayout};
 
 use crate::api::readiness::{Arm, For, Readiness};
+use crate::envelope::{ENVELOPED, Envelope, HeaderIter};
 use crate::error::{Error, Result};
 use crate::layout::{GroupRecord, SLOT_HEADER_SIZE, SlotHeader};
 use crate::mapped::dead_letters::{self as dlq, Entry, Reason};
@@ -152,7 +153,11 @@ impl std::fmt::Debug for Consumer {
 /// its metadata.
 pub struct Message<'a> {
     seq: u64,
+    /// The payload (after the envelope, if any).
     ptr: *const u8,
+    /// The payload's bytes (low 32 bits) and the envelope's before it
+    /// (high 32 bits; 0: none), packed so that a `Message` stays as small
+    /// as it was before envelopes.
     len: usize,
     timestamp_ns: u64,
     type_id: u32,
@@ -165,14 +170,61 @@ impl std::fmt::Debug for Message<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Message")
             .field("seq", &self.seq)
-            .field("len", &self.len)
+            .field("len", &self.payload_len())
             .field("type_id", &self.type_id)
             .field("correlation_id", &self.correlation_id)
             .finish()
     }
 }
 
-impl Message<'_> {
+/// Packs a message body's location into a [`Message`]'s `ptr` and `len`:
+/// past its envelope, if it has one (checked: `Corrupt` if garbled).
+///
+/// # Safety
+/// `ptr .. ptr + body_len` is readable for as long as the message lives.
+unsafe fn body_parts(
+    ptr: *const u8,
+    body_len: usize,
+    enveloped: bool,
+) -> std::result::Result<(*const u8, usize), &'static str> {
+    if !enveloped {
+        return Ok((ptr, body_len));
+    }
+    // SAFETY: per the contract.
+    let body = unsafe { std::slice::from_raw_parts(ptr, body_len) };
+    let env = Envelope::parse(body)?;
+    // SAFETY: `env.size <= body_len` (checked by `parse`).
+    Ok((
+        unsafe { ptr.add(env.size) },
+        (env.size << 32) | (body_len - env.size),
+    ))
+}
+
+impl<'m> Message<'m> {
+    #[inline(always)]
+    fn payload_len(&self) -> usize {
+        self.len & 0xffff_ffff
+    }
+    /// Bytes of the envelope in front of the payload (0: none).
+    #[inline(always)]
+    fn envelope_len(&self) -> usize {
+        self.len >> 32
+    }
+    /// The whole body (envelope and payload), as stored.
+    pub(crate) fn body(&self) -> (&[u8], bool) {
+        let env = self.envelope_len();
+        // SAFETY: the envelope lies right before the payload in the same
+        // slot or entry (`body_parts`), borrowed as long as the payload.
+        let body =
+            unsafe { std::slice::from_raw_parts(self.ptr.sub(env), env + self.payload_len()) };
+        (body, env != 0)
+    }
+    fn envelope(&self) -> Option<Envelope<'_>> {
+        match self.body() {
+            (body, true) => Envelope::parse(body).ok(),
+            _ => None,
+        }
+    }
     /// The payload, in place in shared memory.
     #[inline]
     pub fn payload(&self) -> &[u8] {
@@ -180,13 +232,27 @@ impl Message<'_> {
         // inside the mapping (len checked against slot_size); the slot is
         // not reused while the group's committed cursor is at or below its
         // seq, which holds until the delivery or batch borrowing it ends.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        unsafe { std::slice::from_raw_parts(self.ptr, self.payload_len()) }
+    }
+    /// The ordering key it was published with ([`Meta::ordering_key`](crate::Meta::ordering_key)), in place.
+    pub fn ordering_key(&self) -> Option<&[u8]> {
+        self.envelope().and_then(|e| e.key)
+    }
+    /// Its headers, in the order they were published, in place
+    /// ([`Meta::header`](crate::Meta::header)).
+    pub fn headers(&self) -> HeaderIter<'_> {
+        self.envelope()
+            .map_or_else(HeaderIter::empty, |e| HeaderIter::of(&e))
+    }
+    /// The value of its first header called `name`.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
     /// The payload as a `T` (zerocopy), if it has `T`'s size and the slot
     /// offers `T`'s alignment (payloads are 8-byte aligned).
     pub fn value<T: FromBytes + KnownLayout + Immutable>(&self) -> Result<&T> {
         T::ref_from_bytes(self.payload()).map_err(|_| Error::WrongType {
-            len: self.len,
+            len: self.payload_len(),
             type_name: std::any::type_name::<T>(),
             size: std::mem::size_of::<T>(),
             align: std::mem::align_of::<T>(),
@@ -1399,15 +1465,16 @@ impl Consumer {
         // saw it with an Acquire load, which pairs with the commit's
         // Release), so its header is complete and nobody writes it while
         // our group's committed cursor is at or below `pos`.
-        let (len, timestamp_ns, type_id, correlation_id) = unsafe {
+        let (word, timestamp_ns, type_id, correlation_id) = unsafe {
             let hdr = slot as *const SlotHeader;
             (
-                std::ptr::addr_of!((*hdr).len).read() as usize,
+                std::ptr::addr_of!((*hdr).len).read(),
                 std::ptr::addr_of!((*hdr).timestamp_ns).read(),
                 std::ptr::addr_of!((*hdr).type_id).read(),
                 std::ptr::addr_of!((*hdr).correlation_id).read(),
             )
         };
+        let len = (word & !ENVELOPED) as usize;
         if len > self.slot_size {
             return Err(Error::corrupt(
                 &self.shared.path,
@@ -1417,10 +1484,18 @@ impl Consumer {
                 ),
             ));
         }
+        // SAFETY: the body follows the 32-byte header in the slot.
+        let body = unsafe { slot.add(SLOT_HEADER_SIZE as usize) };
+        let (ptr, len) = if word & ENVELOPED == 0 {
+            (body as *const u8, len)
+        } else {
+            // SAFETY: `len <= slot_size`: the body lies inside the slot.
+            unsafe { body_parts(body, len, true) }
+                .map_err(|e| Error::corrupt(&self.shared.path, format!("message {pos}: {e}")))?
+        };
         Ok(Message {
             seq: pos,
-            // SAFETY: the payload follows the 32-byte header in the slot.
-            ptr: unsafe { slot.add(SLOT_HEADER_SIZE as usize) },
+            ptr,
             len,
             timestamp_ns,
             type_id,
@@ -1436,7 +1511,7 @@ impl Consumer {
             Got::Pos(pos) => (pos, None),
             Got::Leased(held) => (held.pos, Some(held)),
             Got::Redriven(entry) => return self.deliver_redriven(entry),
-            Got::Journal(rec) => return Ok(self.deliver_journal(rec)),
+            Got::Journal(rec) => return self.deliver_journal(rec),
         };
         let msg = match self.read(pos) {
             Ok(m) => m,
@@ -1482,11 +1557,22 @@ impl Consumer {
     }
 
     /// Delivers a journal record (replaying, ack=auto).
-    fn deliver_journal(&mut self, rec: JournalRecord) -> Delivery<'_> {
+    fn deliver_journal(&mut self, rec: JournalRecord) -> Result<Delivery<'_>> {
+        // SAFETY: the record's bytes stay mapped while the reader holds
+        // its segment (until the next read, after this delivery ends).
+        let (ptr, len) = match unsafe { body_parts(rec.ptr, rec.len, rec.enveloped) } {
+            Ok(p) => p,
+            Err(e) => {
+                // A garbled record is passed, as a garbled slot is.
+                self.advance(rec.seq + 1, 0);
+                let why = format!("journal record {}: {e}", rec.seq);
+                return Err(Error::corrupt(&self.shared.path, why));
+            }
+        };
         let msg = Message {
             seq: rec.seq,
-            ptr: rec.ptr,
-            len: rec.len,
+            ptr,
+            len,
             timestamp_ns: rec.timestamp_ns,
             type_id: rec.type_id,
             correlation_id: rec.correlation_id,
@@ -1494,11 +1580,11 @@ impl Consumer {
             _borrow: PhantomData,
         };
         self.advance(rec.seq + 1, 1);
-        Delivery {
+        Ok(Delivery {
             consumer: self,
             msg,
             kind: Kind::Journal,
-        }
+        })
     }
 
     /// The ack=auto fast path of [`deliver`](Self::deliver).
@@ -1534,10 +1620,20 @@ impl Consumer {
                 return Err(e);
             }
         };
+        // SAFETY: the entry's `len <= slot_size` body bytes are inside
+        // the mapping, and ours (DELIVERING) until the delivery ends.
+        let (ptr, len) = match unsafe { body_parts(raw.payload, raw.len, raw.enveloped) } {
+            Ok(p) => p,
+            Err(e) => {
+                self.end_redriven(entry, false, true);
+                let why = format!("dead letter {entry}: {e}");
+                return Err(Error::corrupt(&self.shared.path, why));
+            }
+        };
         let msg = Message {
             seq: raw.seq,
-            ptr: raw.payload,
-            len: raw.len,
+            ptr,
+            len,
             timestamp_ns: raw.timestamp_ns,
             type_id: raw.type_id,
             correlation_id: raw.correlation_id,
@@ -1651,7 +1747,8 @@ impl Consumer {
             timestamp_ns: msg.timestamp_ns,
             type_id: msg.type_id,
             correlation_id: msg.correlation_id,
-            payload: msg.payload(),
+            enveloped: msg.body().1,
+            payload: msg.body().0,
         };
         if let Err(e) = dlq::append(&self.shared, &entry) {
             leases.restore(&taking);

@@ -90,7 +90,7 @@ impl DeadLetters {
                     type_id: raw.type_id,
                     correlation_id: raw.correlation_id,
                     redriven: state_of(before) != READY,
-                    payload,
+                    ..DeadLetter::body(&payload, raw.enveloped)
                 },
             ));
         }

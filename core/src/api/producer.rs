@@ -8,10 +8,11 @@ use zerocopy::{Immutable, IntoBytes};
 
 use crate::api::cache_hints::CacheHints;
 use crate::api::readiness::{Arm, For, Readiness};
+use crate::envelope::{self, Plan};
 use crate::error::{Error, Result};
 use crate::layout::{SLOT_HEADER_SIZE, SlotHeader};
 use crate::mapped::dedup;
-use crate::mapped::{MappedSlots, Shared, new_owner, write_slot};
+use crate::mapped::{MappedSlots, Shared, new_owner, write_slot, write_slot_enveloped};
 use crate::options::{Meta, Overflow};
 use crate::os;
 use crate::protocol::group::owner_pid;
@@ -95,7 +96,10 @@ pub struct Reservation<'p> {
     seen: u64,
     slot: *mut u8,
     len: usize,
-    meta: Meta,
+    /// What `set_meta` gave (its type and correlation id only).
+    meta: Meta<'static>,
+    /// `set_meta` was given what a reservation cannot carry.
+    refused: bool,
     done: bool,
 }
 
@@ -266,11 +270,32 @@ impl Producer {
         meta: &Meta,
         deadline: Option<Instant>,
     ) -> Result<u64> {
+        if meta.enveloped() {
+            return self.publish_enveloped(payload, meta, deadline);
+        }
         self.check_len(payload.len())?;
         if let Some(key) = meta.key {
-            return self.publish_keyed(key, payload, meta, deadline);
+            return self.publish_keyed(key, payload, None, meta, deadline);
         }
-        self.publish_once(payload, meta, deadline, |_| {})
+        self.publish_once(payload, None, meta, deadline, |_| {})
+    }
+
+    /// A publish with an ordering key or headers: the envelope goes in the
+    /// slot in front of the payload (no allocation on the ring path).
+    #[cold]
+    fn publish_enveloped(
+        &mut self,
+        payload: &[u8],
+        meta: &Meta,
+        deadline: Option<Instant>,
+    ) -> Result<u64> {
+        let plan = envelope::plan(meta.ordering_key, &meta.headers)?
+            .expect("enveloped() said there is something to hold");
+        self.check_len(plan.size.saturating_add(payload.len()))?;
+        if let Some(key) = meta.key {
+            return self.publish_keyed(key, payload, Some(&plan), meta, deadline);
+        }
+        self.publish_once(payload, Some(&plan), meta, deadline, |_| {})
     }
 
     /// Claims, writes and commits one message; `claimed(pos)` is told the
@@ -279,6 +304,7 @@ impl Producer {
     fn publish_once(
         &mut self,
         payload: &[u8],
+        plan: Option<&Plan<'_>>,
         meta: &Meta,
         deadline: Option<Instant>,
         mut claimed: impl FnMut(u64),
@@ -286,12 +312,25 @@ impl Producer {
         let ts = self.clock.now_ns();
         loop {
             let Some(pos) = self.claim_or_spill(1, deadline)? else {
+                // The spill writes a whole body: with an envelope, built
+                // here (the spill path does I/O anyway).
+                let body;
                 let rec = Record {
                     seq: 0,
                     timestamp_ns: ts,
                     correlation_id: meta.correlation_id,
                     type_id: meta.type_id,
-                    payload,
+                    enveloped: plan.is_some(),
+                    payload: match plan {
+                        None => payload,
+                        Some(plan) => {
+                            let mut b = vec![0; plan.size + payload.len()];
+                            plan.write(&mut b[..plan.size]);
+                            b[plan.size..].copy_from_slice(payload);
+                            body = b;
+                            &body
+                        }
+                    },
                 };
                 match self.spill(&mut [rec], deadline, &mut claimed)? {
                     Some(seq) => return Ok(seq),
@@ -305,8 +344,14 @@ impl Producer {
             let ring = self.ring();
             let slot = ring.slots.slot(pos);
             // SAFETY: the slot is ours (begun by us) until commit; it is
-            // inside the mapping; the payload fits (checked by callers).
-            unsafe { write_slot(slot, payload, meta, ts) };
+            // inside the mapping; the payload (and envelope) fit (checked
+            // by callers).
+            unsafe {
+                match plan {
+                    None => write_slot(slot, payload, false, meta, ts),
+                    Some(plan) => write_slot_enveloped(slot, plan, payload, meta, ts),
+                }
+            };
             if ring.commit(pos, seen, self.announce()).is_err() {
                 // The consumer that aborted it counted it.
                 return Err(Error::Aborted);
@@ -337,6 +382,7 @@ impl Producer {
         &mut self,
         key: u64,
         payload: &[u8],
+        plan: Option<&Plan<'_>>,
         meta: &Meta,
         deadline: Option<Instant>,
     ) -> Result<u64> {
@@ -352,7 +398,7 @@ impl Producer {
             }
             dedup::Reserve::Mine(i) => i,
         };
-        match self.publish_once(payload, meta, deadline, |pos| {
+        match self.publish_once(payload, plan, meta, deadline, |pos| {
             dedup::claimed(&shared, i, pos)
         }) {
             Ok(seq) => {
@@ -462,6 +508,11 @@ impl Producer {
                     .into(),
             ));
         }
+        if meta.enveloped() {
+            return Err(Error::InvalidOption(
+                "a batch takes no ordering key or headers: publish such messages one by one".into(),
+            ));
+        }
         self.publish_batch_until(payloads, meta, None)
             .map(|(first, _)| first)
     }
@@ -511,6 +562,7 @@ impl Producer {
                             timestamp_ns: ts,
                             correlation_id: meta.correlation_id,
                             type_id: meta.type_id,
+                            enveloped: false,
                             payload: p.as_ref(),
                         })
                         .collect();
@@ -534,7 +586,9 @@ impl Producer {
                             continue;
                         };
                         // SAFETY: as in `publish_once`; announced above.
-                        unsafe { write_slot(ring.slots.slot(pos), payloads[i].as_ref(), meta, ts) };
+                        unsafe {
+                            write_slot(ring.slots.slot(pos), payloads[i].as_ref(), false, meta, ts)
+                        };
                         if ring.commit_announced(pos, seen).is_err() {
                             return Err(Error::Aborted);
                         }
@@ -590,6 +644,7 @@ impl Producer {
                 slot,
                 len,
                 meta: Meta::default(),
+                refused: false,
                 done: false,
             });
         }
@@ -863,15 +918,31 @@ impl Reservation<'_> {
         self.len = self.len.min(len);
     }
 
-    /// Sets the metadata.
-    pub fn set_meta(&mut self, meta: Meta) {
-        self.meta = meta;
+    /// Sets the metadata: its type and correlation id. A reservation is
+    /// written in place from the slot's first payload byte, so it carries
+    /// no ordering key and no headers: with a `meta` that has either (or
+    /// an idempotency key), [`commit`](Self::commit) refuses with
+    /// `InvalidOption` and publishes nothing (publish such messages with
+    /// [`Producer::publish_with`]).
+    pub fn set_meta(&mut self, meta: Meta<'_>) {
+        self.refused = meta.enveloped() || meta.key.is_some();
+        self.meta = Meta::new()
+            .type_id(meta.type_id)
+            .correlation_id(meta.correlation_id);
     }
 
     /// Publishes the message; returns its seq. Fails with
     /// [`Error::Aborted`] if it was held longer than `unblock_timeout` and
     /// consumers gave up on it.
     pub fn commit(mut self) -> Result<u64> {
+        if self.refused {
+            // Dropped undone: the position is aborted, as by `abort`.
+            return Err(Error::InvalidOption(
+                "a reservation takes no ordering key, headers or idempotency key: \
+                 publish such messages with publish_with"
+                    .into(),
+            ));
+        }
         self.done = true;
         // SAFETY: the slot is ours until commit; the header fields are in
         // bounds; `len <= slot_size` was checked at reserve.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::api::consumer::Consumer;
 use crate::api::dlq::DeadLetters;
 use crate::api::producer::Producer;
+use crate::envelope;
 use crate::error::{Error, Result};
 use crate::layout::Geometry;
 use crate::layout::{
@@ -54,6 +55,10 @@ pub struct Peeked {
     pub correlation_id: u64,
     /// The payload.
     pub payload: Vec<u8>,
+    /// The ordering key it was published with.
+    pub ordering_key: Option<Vec<u8>>,
+    /// The headers it was published with, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
     /// Read from the journal (it was older than the ring holds).
     pub from_journal: bool,
 }
@@ -691,13 +696,16 @@ impl Queue {
                             // SAFETY: `find` checked the record's length
                             // against the segment; `ptr .. ptr + len` is in
                             // the reader's mapping, which lives until `r`.
-                            let payload = unsafe { std::slice::from_raw_parts(rec.ptr, rec.len) };
+                            let body = unsafe { std::slice::from_raw_parts(rec.ptr, rec.len) };
+                            let o = envelope::owned(body, rec.enveloped);
                             out.push(Peeked {
                                 seq: rec.seq,
                                 timestamp_ns: rec.timestamp_ns,
                                 type_id: rec.type_id,
                                 correlation_id: rec.correlation_id,
-                                payload: payload.to_vec(),
+                                payload: o.payload,
+                                ordering_key: o.ordering_key,
+                                headers: o.headers,
                                 from_journal: true,
                             });
                             pos = rec.seq + 1;
@@ -719,12 +727,15 @@ impl Queue {
                             format!("slot of seq {pos} claims more bytes than slot_size"),
                         ));
                     };
+                    let o = envelope::owned(rec.payload, rec.enveloped);
                     out.push(Peeked {
                         seq: pos,
                         timestamp_ns: rec.timestamp_ns,
                         type_id: rec.type_id,
                         correlation_id: rec.correlation_id,
-                        payload: rec.payload.to_vec(),
+                        payload: o.payload,
+                        ordering_key: o.ordering_key,
+                        headers: o.headers,
                         from_journal: false,
                     });
                 }

@@ -219,7 +219,7 @@ impl Producer {
     }
 
     /// [`publish_async`](Producer::publish_async) with metadata.
-    pub async fn publish_with_async(&mut self, payload: &[u8], meta: &Meta) -> Result<u64> {
+    pub async fn publish_with_async(&mut self, payload: &[u8], meta: &Meta<'_>) -> Result<u64> {
         loop {
             match self.try_publish_with(payload, meta) {
                 Err(Error::Timeout) => {}

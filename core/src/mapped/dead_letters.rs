@@ -19,6 +19,7 @@
 //! its group only after its entry is READY, so a crash in between leaves it
 //! leased (and redelivered), never lost.
 
+use crate::envelope::{ENVELOPED, owned};
 use crate::error::{Error, Result};
 use crate::layout::{DEAD_LETTER_HEADER_SIZE, DeadLetterHeader};
 use crate::mapped::Shared;
@@ -98,6 +99,35 @@ pub struct DeadLetter {
     pub redriven: bool,
     /// The payload.
     pub payload: Vec<u8>,
+    /// The ordering key it was published with.
+    pub ordering_key: Option<Vec<u8>>,
+    /// The headers it was published with, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl DeadLetter {
+    /// A dead letter of a stored body (the other fields empty): its
+    /// payload, ordering key and headers.
+    pub(crate) fn body(body: &[u8], enveloped: bool) -> DeadLetter {
+        let o = owned(body, enveloped);
+        DeadLetter {
+            seq: 0,
+            group: String::new(),
+            attempts: 0,
+            reason: Reason::Nacked,
+            redrives: 0,
+            first_delivery_ns: 0,
+            last_delivery_ns: 0,
+            dead_lettered_ns: 0,
+            timestamp_ns: 0,
+            type_id: 0,
+            correlation_id: 0,
+            redriven: false,
+            payload: o.payload,
+            ordering_key: o.ordering_key,
+            headers: o.headers,
+        }
+    }
 }
 
 /// What a dead-lettering writes, besides the payload.
@@ -114,6 +144,8 @@ pub(crate) struct Entry<'a> {
     pub timestamp_ns: u64,
     pub type_id: u32,
     pub correlation_id: u64,
+    /// `payload` is a body that starts with an envelope.
+    pub enveloped: bool,
     pub payload: &'a [u8],
 }
 
@@ -168,7 +200,8 @@ fn write_entry(shared: &Shared, i: usize, e: &Entry<'_>, redrive: Option<()>, de
             let redrives = e.redrives + u32::from(redrive.is_some());
             std::ptr::addr_of_mut!((*h).redrive).write(redrives.min(0xffff));
             std::ptr::addr_of_mut!((*h).type_id).write(e.type_id);
-            std::ptr::addr_of_mut!((*h).len).write(len as u32);
+            let flag = if e.enveloped { ENVELOPED } else { 0 };
+            std::ptr::addr_of_mut!((*h).len).write(len as u32 | flag);
             std::ptr::addr_of_mut!((*h).first_ns).write(e.first_ns);
             std::ptr::addr_of_mut!((*h).last_ns).write(e.last_ns);
             std::ptr::addr_of_mut!((*h).timestamp_ns).write(e.timestamp_ns);
@@ -206,6 +239,8 @@ pub(crate) struct Raw {
     pub redrive: u32,
     pub type_id: u32,
     pub len: usize,
+    /// The body starts with an envelope.
+    pub enveloped: bool,
     pub first_ns: u64,
     pub last_ns: u64,
     pub timestamp_ns: u64,
@@ -232,7 +267,8 @@ pub(crate) fn read(shared: &Shared, i: usize) -> Result<Raw> {
             reason: std::ptr::read_volatile(std::ptr::addr_of!((*h).reason)),
             redrive: std::ptr::read_volatile(std::ptr::addr_of!((*h).redrive)),
             type_id: std::ptr::read_volatile(std::ptr::addr_of!((*h).type_id)),
-            len: std::ptr::read_volatile(std::ptr::addr_of!((*h).len)) as usize,
+            len: (std::ptr::read_volatile(std::ptr::addr_of!((*h).len)) & !ENVELOPED) as usize,
+            enveloped: std::ptr::read_volatile(std::ptr::addr_of!((*h).len)) & ENVELOPED != 0,
             first_ns: std::ptr::read_volatile(std::ptr::addr_of!((*h).first_ns)),
             last_ns: std::ptr::read_volatile(std::ptr::addr_of!((*h).last_ns)),
             timestamp_ns: std::ptr::read_volatile(std::ptr::addr_of!((*h).timestamp_ns)),
@@ -362,6 +398,8 @@ pub(crate) mod overflow {
     use crate::store::segment::{Found, SEGMENT_HEADER_SIZE, Segments, parse_at};
 
     const REDRIVE_FLAG: u32 = 1;
+    /// The dead letter's body starts with an envelope.
+    const ENVELOPED_FLAG: u32 = 2;
 
     fn segs(shared: &Shared) -> MutexGuard<'_, Segments> {
         let m = shared.dlq_spill.as_ref().expect("an overflow=spill queue");
@@ -410,6 +448,7 @@ pub(crate) mod overflow {
                 timestamp_ns: rec.timestamp_ns,
                 type_id: rec.type_id,
                 correlation_id: rec.correlation_id,
+                enveloped: u32_at(12)? & ENVELOPED_FLAG != 0,
                 payload,
             },
             u64_at(32)?,
@@ -430,12 +469,14 @@ pub(crate) mod overflow {
                 return Ok(());
             }
         }
-        let bytes = encode(e, os::clock::realtime_ns(), 0);
+        let flags = if e.enveloped { ENVELOPED_FLAG } else { 0 };
+        let bytes = encode(e, os::clock::realtime_ns(), flags);
         let rec = Record {
             seq: ctl.end_seq.load(Ordering::Relaxed),
             timestamp_ns: e.timestamp_ns,
             correlation_id: e.correlation_id,
             type_id: e.type_id,
+            enveloped: false,
             payload: &bytes,
         };
         segs.append(ctl, &rec).map_err(|err| match err {
@@ -579,7 +620,7 @@ pub(crate) mod overflow {
                 type_id: e.type_id,
                 correlation_id: e.correlation_id,
                 redriven: flags & REDRIVE_FLAG != 0 || rec.seq < below,
-                payload: e.payload.to_vec(),
+                ..DeadLetter::body(e.payload, e.enveloped)
             });
             Ok(())
         })?;
@@ -639,6 +680,7 @@ pub(crate) mod overflow {
                 timestamp_ns: *ts,
                 correlation_id: *corr,
                 type_id: *ty,
+                enveloped: false,
                 payload: bytes,
             };
             segs.write(*s, *o, &rec)?;

@@ -248,6 +248,8 @@ pub(crate) struct JournalRecord {
     pub type_id: u32,
     pub ptr: *const u8,
     pub len: usize,
+    /// The body starts with an envelope.
+    pub enveloped: bool,
 }
 
 impl JournalReader {
@@ -316,6 +318,7 @@ impl JournalReader {
                             type_id: rec.type_id,
                             ptr: rec.payload.as_ptr(),
                             len: rec.payload.len(),
+                            enveloped: rec.enveloped,
                         }));
                     }
                     Found::Message(_, next) => o = next,

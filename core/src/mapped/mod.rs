@@ -14,6 +14,7 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU32 as StdAtomicU32;
 
+use crate::envelope::{ENVELOPED, Plan};
 use crate::error::Result;
 use crate::layout::{
     Config, ConsumerRecord, DedupEntry, Geometry, GroupRecord, Header, LEASE_RECORD_SIZE,
@@ -298,19 +299,21 @@ impl Shared {
         // SAFETY: per the contract the slot is committed and not rewritten;
         // its header lies inside the mapping.
         let hdr = unsafe { std::ptr::read(slot as *const SlotHeader) };
-        if hdr.len as u64 > self.geo.slot_size {
+        let len = hdr.len & !ENVELOPED;
+        if len as u64 > self.geo.slot_size {
             return None;
         }
-        // SAFETY: as above; `len <= slot_size`, so the payload lies inside
+        // SAFETY: as above; `len <= slot_size`, so the body lies inside
         // the slot.
         let payload = unsafe {
-            std::slice::from_raw_parts(slot.add(SLOT_HEADER_SIZE as usize), hdr.len as usize)
+            std::slice::from_raw_parts(slot.add(SLOT_HEADER_SIZE as usize), len as usize)
         };
         Some(Record {
             seq: pos,
             timestamp_ns: hdr.timestamp_ns,
             correlation_id: hdr.correlation_id,
             type_id: hdr.type_id,
+            enveloped: hdr.len & ENVELOPED != 0,
             payload,
         })
     }
@@ -334,8 +337,16 @@ const _: () = assert!(SLOT_HEADER_SIZE < 64);
 /// # Safety
 /// `slot` points to a slot inside the mapping that the caller began
 /// ([`Ring::begin`]) and has not committed or aborted, and `payload.len() <= slot_size`.
+/// `enveloped`: `payload` is a whole body that starts with an envelope
+/// (from the spill).
 #[inline(always)]
-pub(crate) unsafe fn write_slot(slot: *mut u8, payload: &[u8], meta: &Meta, ts: u64) {
+pub(crate) unsafe fn write_slot(
+    slot: *mut u8,
+    payload: &[u8],
+    enveloped: bool,
+    meta: &Meta,
+    ts: u64,
+) {
     // Slots start on a cache line: the slots region is page-aligned and
     // the stride a multiple of 64 (layout.rs).
     debug_assert_eq!(slot as usize % 64, 0);
@@ -354,8 +365,38 @@ pub(crate) unsafe fn write_slot(slot: *mut u8, payload: &[u8], meta: &Meta, ts: 
         let hdr = slot as *mut SlotHeader;
         std::ptr::addr_of_mut!((*hdr).timestamp_ns).write(ts);
         std::ptr::addr_of_mut!((*hdr).correlation_id).write(meta.correlation_id);
-        std::ptr::addr_of_mut!((*hdr).len).write(payload.len() as u32);
+        let flag = if enveloped { ENVELOPED } else { 0 };
+        std::ptr::addr_of_mut!((*hdr).len).write(payload.len() as u32 | flag);
         std::ptr::addr_of_mut!((*hdr).type_id).write(meta.type_id);
         std::ptr::copy_nonoverlapping(payload.as_ptr(), slot.add(SLOT_HEADER_SIZE as usize), head);
+    }
+}
+
+/// Writes a message with an envelope (`plan`, for `meta`'s ordering key
+/// and headers) into a slot: the envelope, the payload, then the header.
+/// Off the hot path, so written plainly.
+///
+/// # Safety
+/// As [`write_slot`], with `plan.size + payload.len() <= slot_size`.
+#[cold]
+pub(crate) unsafe fn write_slot_enveloped(
+    slot: *mut u8,
+    plan: &Plan<'_>,
+    payload: &[u8],
+    meta: &Meta,
+    ts: u64,
+) {
+    let body_len = plan.size + payload.len();
+    // SAFETY: per the contract the slot's body (`body_len <= slot_size`
+    // bytes after the header) is ours alone until the commit.
+    unsafe {
+        let body = std::slice::from_raw_parts_mut(slot.add(SLOT_HEADER_SIZE as usize), body_len);
+        plan.write(&mut body[..plan.size]);
+        body[plan.size..].copy_from_slice(payload);
+        let hdr = slot as *mut SlotHeader;
+        std::ptr::addr_of_mut!((*hdr).timestamp_ns).write(ts);
+        std::ptr::addr_of_mut!((*hdr).correlation_id).write(meta.correlation_id);
+        std::ptr::addr_of_mut!((*hdr).len).write(body_len as u32 | ENVELOPED);
+        std::ptr::addr_of_mut!((*hdr).type_id).write(meta.type_id);
     }
 }

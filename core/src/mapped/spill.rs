@@ -67,7 +67,15 @@ impl Shared {
                 // consumer aborts it and no producer claims it, and its
                 // slot is free (`pos < head + slots`, not held). The
                 // record's length was checked against slot_size.
-                unsafe { write_slot(slots.slot(pos), rec.payload, &meta, rec.timestamp_ns) };
+                unsafe {
+                    write_slot(
+                        slots.slot(pos),
+                        rec.payload,
+                        rec.enveloped,
+                        &meta,
+                        rec.timestamp_ns,
+                    )
+                };
             },
         )?;
         if r.back_to_ring {

@@ -738,6 +738,7 @@ fn loom_spill_switch_keeps_seq_order() {
                     timestamp_ns: 0,
                     correlation_id: 0,
                     type_id: 0,
+                    enveloped: false,
                     payload: b,
                 })
                 .collect();

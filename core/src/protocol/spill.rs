@@ -50,6 +50,9 @@ pub(crate) struct Record<'a> {
     pub timestamp_ns: u64,
     pub correlation_id: u64,
     pub type_id: u32,
+    /// The body starts with an envelope (ordering key, headers): see
+    /// `envelope.rs`. `payload` is then the whole body.
+    pub enveloped: bool,
     pub payload: &'a [u8],
 }
 
@@ -306,6 +309,7 @@ impl Log for VecLog {
             timestamp_ns: 0,
             correlation_id: 0,
             type_id: 0,
+            enveloped: false,
             payload,
         });
         self.dropped += 1;
@@ -395,6 +399,7 @@ mod tests {
             timestamp_ns: 0,
             correlation_id: 0,
             type_id: 0,
+            enveloped: false,
             payload,
         }
     }

@@ -50,6 +50,8 @@ pub(crate) const MAX_SEGMENT_SIZE: u64 = 1 << 32;
 
 const KIND_MESSAGE: u32 = 1;
 const KIND_END: u32 = 2;
+/// A message whose body starts with an envelope (`envelope.rs`).
+const KIND_ENVELOPED: u32 = 3;
 
 /// The first 64 bytes of a segment file.
 #[repr(C)]
@@ -213,7 +215,7 @@ pub(crate) fn parse_at(bytes: &[u8], off: u64, max_len: u64) -> Found<'_> {
                 Found::Bad
             }
         }
-        KIND_MESSAGE if (hdr.len as u64) <= max_len => {
+        KIND_MESSAGE | KIND_ENVELOPED if (hdr.len as u64) <= max_len => {
             let from = start + RECORD_HEADER_SIZE as usize;
             let Some(payload) = bytes.get(from..from + hdr.len as usize) else {
                 return Found::Bad;
@@ -227,6 +229,7 @@ pub(crate) fn parse_at(bytes: &[u8], off: u64, max_len: u64) -> Found<'_> {
                     timestamp_ns: hdr.timestamp_ns,
                     correlation_id: hdr.correlation_id,
                     type_id: hdr.type_id,
+                    enveloped: hdr.kind == KIND_ENVELOPED,
                     payload,
                 },
                 off + record_size(hdr.len as u64),
@@ -247,7 +250,11 @@ pub(crate) fn write_record(buf: &mut [u8], off: usize, rec: &Record<'_>) {
         timestamp_ns: rec.timestamp_ns,
         correlation_id: rec.correlation_id,
         type_id: rec.type_id,
-        kind: KIND_MESSAGE,
+        kind: if rec.enveloped {
+            KIND_ENVELOPED
+        } else {
+            KIND_MESSAGE
+        },
     };
     let crc = record_crc(&hdr, rec.payload);
     let h = RECORD_HEADER_SIZE as usize;
@@ -792,6 +799,7 @@ mod tests {
             timestamp_ns: seq * 10,
             correlation_id: seq + 1,
             type_id: 7,
+            enveloped: false,
             payload,
         }
     }
@@ -931,6 +939,7 @@ mod props {
                 timestamp_ns: self.timestamp_ns,
                 correlation_id: self.correlation_id,
                 type_id: self.type_id,
+                enveloped: false,
                 payload: &self.payload,
             }
         }
@@ -1146,6 +1155,7 @@ mod roll {
             timestamp_ns: seq,
             correlation_id: 0,
             type_id: 0,
+            enveloped: false,
             payload: &p,
         };
         segs.append(ctl, &rec).unwrap();
