@@ -44,7 +44,11 @@ pub(crate) const MAX_CONSUMERS: u32 = 256;
 /// Bytes of one [`ConsumerRecord`].
 pub(crate) const CONSUMER_RECORD_SIZE: u64 = 64;
 /// Bytes of one [`LeaseRecord`].
-pub(crate) const LEASE_RECORD_SIZE: u64 = 32;
+pub(crate) const LEASE_RECORD_SIZE: u64 = 48;
+/// Bytes of one lane word.
+pub(crate) const LANE_SIZE: u64 = 8;
+/// Largest `ordering_lanes`.
+pub(crate) const MAX_ORDERING_LANES: u64 = 1 << 16;
 /// Bytes of [`DeadLetterHeader`] in front of every dead letter's payload.
 pub(crate) const DEAD_LETTER_HEADER_SIZE: u64 = 96;
 /// Largest `dlq_slots`.
@@ -123,7 +127,12 @@ pub(crate) struct Config {
     pub journal_max_age_ns: u64,
     /// Journal retention by bytes of segment files (0: no journal).
     pub journal_max_bytes: u64,
-    pub reserved: [u64; 4],
+    /// Ordering lanes per ack=manual group (a power of two): a key's lane
+    /// is its hash modulo this (see `protocol/lanes.rs`).
+    pub ordering_lanes: u64,
+    /// Where the lanes region starts.
+    pub lanes_offset: u64,
+    pub reserved: [u64; 2],
 }
 
 /// A futex word and the number of processes/threads asleep on it.
@@ -408,6 +417,12 @@ pub(crate) struct LeaseRecord {
     /// CLOCK_REALTIME ns of the first and the latest delivery.
     pub first_ns: AtomicU64,
     pub last_ns: AtomicU64,
+    /// A keyed position's link to the next message of its lane, or that
+    /// it finished (see `protocol/lanes.rs`); tagged with the position.
+    pub link: AtomicU64,
+    /// A keyed position's predecessor in its lane, as seq + 1 (0: none).
+    /// Written only by its indexer.
+    pub prev: AtomicU64,
 }
 
 /// A live ack=manual consumer: where leases name their holder, so that a
@@ -502,7 +517,10 @@ const _: () = {
     assert!(offset_of!(Config, spill_max_bytes) == 176);
     assert!(offset_of!(Config, sync_mode) == 196);
     assert!(offset_of!(Config, journal_max_bytes) == 216);
-    assert!(offset_of!(Config, reserved) == 224);
+    assert!(offset_of!(Config, ordering_lanes) == 224);
+    assert!(offset_of!(Config, lanes_offset) == 232);
+    assert!(offset_of!(Config, reserved) == 240);
+    assert!(offset_of!(LeaseRecord, link) == 32);
     assert!(offset_of!(Header, journal) == 1984);
     assert!(offset_of!(Header, dlq_spill) == 2176);
     assert!(size_of::<SpillControl>() == 192);
@@ -679,6 +697,8 @@ impl LeaseRecord {
             deadline_ns: AtomicU64::new(0),
             first_ns: AtomicU64::new(0),
             last_ns: AtomicU64::new(0),
+            link: AtomicU64::new(0),
+            prev: AtomicU64::new(0),
         }
     }
 }
@@ -696,12 +716,14 @@ pub(crate) struct Geometry {
     pub dlq_slots: u64,
     pub dlq_stride: u64,
     pub dedup_window: u64,
+    pub ordering_lanes: u64,
     pub groups_offset: u64,
     pub producers_offset: u64,
     pub consumers_offset: u64,
     pub leases_offset: u64,
     pub dlq_offset: u64,
     pub dedup_offset: u64,
+    pub lanes_offset: u64,
     pub slots_offset: u64,
     pub total_size: u64,
 }
@@ -713,6 +735,8 @@ fn round_up(x: u64, to: u64) -> Option<u64> {
 impl Geometry {
     /// Computes the layout, refusing values out of range. Uses checked
     /// arithmetic: the inputs may come from a hostile file.
+    // One argument per dimension of the file, each named at both callers.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn compute(
         slots: u64,
         slot_size: u64,
@@ -721,6 +745,7 @@ impl Geometry {
         max_consumers: u64,
         dlq_slots: u64,
         dedup_window: u64,
+        ordering_lanes: u64,
     ) -> Result<Geometry> {
         let bad = |m: String| Err(Error::InvalidOption(m));
         if !slots.is_power_of_two() || !(2..=MAX_SLOTS).contains(&slots) {
@@ -754,6 +779,11 @@ impl Geometry {
                 "dedup_window must be at most {MAX_DEDUP_WINDOW} keys, got {dedup_window}"
             ));
         }
+        if !ordering_lanes.is_power_of_two() || ordering_lanes > MAX_ORDERING_LANES {
+            return bad(format!(
+                "ordering_lanes must be a power of two from 1 to {MAX_ORDERING_LANES}, got {ordering_lanes}"
+            ));
+        }
         let overflow = || Error::InvalidOption("queue too large".into());
         let slot_stride = round_up(SLOT_HEADER_SIZE + slot_size, 64).ok_or_else(overflow)?;
         let dlq_stride = round_up(DEAD_LETTER_HEADER_SIZE + slot_size, 64).ok_or_else(overflow)?;
@@ -773,8 +803,10 @@ impl Geometry {
             .and_then(|n| n.checked_add(dlq_offset))
             .and_then(|n| round_up(n, 4096))
             .ok_or_else(overflow)?;
-        let slots_offset =
+        let lanes_offset =
             round_up(dedup_offset + dedup_window * DEDUP_ENTRY_SIZE, 4096).ok_or_else(overflow)?;
+        let slots_offset = round_up(lanes_offset + max_groups * ordering_lanes * LANE_SIZE, 4096)
+            .ok_or_else(overflow)?;
         let total_size = slots
             .checked_mul(slot_stride)
             .and_then(|r| r.checked_add(slots_offset))
@@ -795,12 +827,14 @@ impl Geometry {
             dlq_slots,
             dlq_stride,
             dedup_window,
+            ordering_lanes,
             groups_offset,
             producers_offset,
             consumers_offset,
             leases_offset,
             dlq_offset,
             dedup_offset,
+            lanes_offset,
             slots_offset,
             total_size,
         })

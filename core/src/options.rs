@@ -84,6 +84,7 @@ pub struct Options {
     pub(crate) max_deliveries: u32,
     pub(crate) dlq_slots: u32,
     pub(crate) dedup_window: u64,
+    pub(crate) ordering_lanes: u64,
     pub(crate) dedup_ttl: Duration,
     pub(crate) unblock_timeout: Duration,
     pub(crate) mode: u32,
@@ -200,6 +201,7 @@ impl Default for Options {
             max_deliveries: 5,
             dlq_slots: 1024,
             dedup_window: 1024,
+            ordering_lanes: 1024,
             dedup_ttl: Duration::from_secs(300),
             unblock_timeout: Duration::from_secs(5),
             mode: 0o600,
@@ -294,6 +296,15 @@ impl Options {
     /// enqueued again: the first message's seq is returned.
     pub fn dedup_window(mut self, n: u64) -> Options {
         self.dedup_window = n;
+        self
+    }
+    /// Ordering lanes per ack=manual group (a power of two up to 65536,
+    /// default 1024): messages with an ordering key ([`Meta::ordering_key`])
+    /// are kept in order within their lane, the key's hash modulo this.
+    /// Two keys in one lane (a hash collision) share its order: less
+    /// parallelism, never a broken order. 8 bytes per lane and group.
+    pub fn ordering_lanes(mut self, n: u64) -> Options {
+        self.ordering_lanes = n;
         self
     }
     /// How long a key is remembered (default 5 minutes).

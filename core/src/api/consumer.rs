@@ -18,6 +18,7 @@ use crate::mapped::{MappedSlots, Shared, new_owner};
 use crate::options::{Ack, ConsumerOptions, Nack, Seek, Wait, check_group_name};
 use crate::os;
 use crate::protocol::group::{commit_cursor, generation};
+use crate::protocol::lanes::Keyed;
 use crate::protocol::lease::{Held, Leases, Now, Reclaimed, Word};
 use crate::protocol::registry::Registry;
 use crate::protocol::ring::{Peek, Ring, announces, sleep_unless};
@@ -648,6 +649,7 @@ impl Consumer {
             held: Held {
                 pos: 0,
                 word: Word(0),
+                keyed: false,
             },
             redriven: 0,
             readiness: None,
@@ -1277,6 +1279,22 @@ impl Consumer {
             self.next = pos;
             match ring.peek(pos) {
                 Peek::Ready => {
+                    if let Some(lane) = self.lane_of(pos) {
+                        match self.take_keyed(&leases, pos, lane, holder, now, lease_ns) {
+                            Keyed::Leased(h) => {
+                                self.record().delivered.fetch_add(1, Ordering::Relaxed);
+                                return Ok(Some(Got::Leased(h)));
+                            }
+                            Keyed::Waiting => {}
+                            // Another consumer is indexing it: a moment.
+                            Keyed::Busy => {
+                                if self.record().next.load(Ordering::Acquire) == pos {
+                                    return Ok(None);
+                                }
+                            }
+                        }
+                        continue;
+                    }
                     if let Some(h) = leases.take_new(pos, holder, now, lease_ns) {
                         self.record().delivered.fetch_add(1, Ordering::Relaxed);
                         return Ok(Some(Got::Leased(h)));
@@ -1291,6 +1309,49 @@ impl Consumer {
                 Peek::NotYet(_) => return Ok(None),
             }
         }
+    }
+
+    /// The ordering lane of the committed message at `pos`, if it has an
+    /// ordering key (read from its envelope; a garbled one has none, and
+    /// its receive reports it).
+    #[inline(always)]
+    fn lane_of(&self, pos: u64) -> Option<usize> {
+        let slot = self.ring().slots.slot(pos);
+        // SAFETY: the slot is inside the mapping and committed (the caller
+        // peeked Ready, an Acquire load); nobody rewrites it while our
+        // group's committed cursor is at or below `pos`.
+        let word = unsafe { std::ptr::addr_of!((*(slot as *const SlotHeader)).len).read() };
+        if word & ENVELOPED == 0 {
+            return None;
+        }
+        let len = ((word & !ENVELOPED) as usize).min(self.slot_size);
+        // SAFETY: as above; `len <= slot_size` bytes of body in the slot.
+        let body = unsafe { std::slice::from_raw_parts(slot.add(SLOT_HEADER_SIZE as usize), len) };
+        let env = Envelope::parse(body).ok()?;
+        env.key?;
+        Some(env.key_hash as usize)
+    }
+
+    /// [`Leases::take_keyed`] with the registry's word on who lives.
+    fn take_keyed(
+        &self,
+        leases: &Leases<'_>,
+        pos: u64,
+        lane: usize,
+        holder: u32,
+        now: Now,
+        lease_ns: u64,
+    ) -> Keyed {
+        let registry = Registry {
+            records: self.shared.consumer_records(),
+        };
+        let mut alive = |h: u32| registry.alive(h, os::process::alive);
+        let k = leases.take_keyed(pos, lane, holder, now, lease_ns, &mut alive);
+        if k == Keyed::Waiting && leases.word(pos).state() == crate::protocol::lease::READY {
+            // Released at once: the group's consumers look.
+            self.ring().notify_data();
+        }
+        k
     }
 
     /// Looks through `committed .. next` for messages due again (nacked,
@@ -1332,6 +1393,11 @@ impl Consumer {
             };
             if why == Reclaimed::Expired {
                 rec.expired.fetch_add(1, Ordering::Relaxed);
+            }
+            if why == Reclaimed::Released {
+                // A keyed message its lane let go: its first delivery.
+                rec.delivered.fetch_add(1, Ordering::Relaxed);
+                return Ok(Some(held));
             }
             if held.attempt() > max {
                 // Delivered max_deliveries times already: dead-letter it.
@@ -1678,6 +1744,10 @@ impl Consumer {
         let leases = self.leases();
         leases.ack(held).map_err(|()| Error::LeaseExpired)?;
         self.record().acked.fetch_add(1, Ordering::Relaxed);
+        if held.keyed {
+            // The next message of its lane may be due now.
+            self.ring().notify_data();
+        }
         if leases.advance_committed() {
             self.ring().notify_space();
         }
@@ -1756,6 +1826,10 @@ impl Consumer {
         }
         leases.finish_dead(&taking);
         rec.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        if held.keyed {
+            // The next message of its lane may be due now.
+            self.ring().notify_data();
+        }
         if leases.advance_committed() {
             self.ring().notify_space();
         }

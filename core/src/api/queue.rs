@@ -195,6 +195,7 @@ impl Queue {
             MAX_CONSUMERS as u64,
             opts.dlq_slots as u64,
             opts.dedup_window,
+            opts.ordering_lanes,
         )?;
         if opts.mode & !0o777 != 0 || opts.mode & 0o600 != 0o600 {
             return Err(Error::InvalidOption(format!(
@@ -323,6 +324,8 @@ impl Queue {
                 .journal
                 .map_or(0, |r| r.max_age.as_nanos().min(u64::MAX as u128) as u64),
             journal_max_bytes: opts.journal.map_or(0, |r| r.max_bytes),
+            ordering_lanes: geo.ordering_lanes,
+            lanes_offset: geo.lanes_offset,
             ..Config::new_zeroed()
         };
         let base = map.base();
@@ -906,6 +909,7 @@ fn validate(map: &os::map::Mapping, path: &Path) -> Result<(Config, Geometry, Op
         config.max_consumers as u64,
         config.dlq_slots as u64,
         config.dedup_window,
+        config.ordering_lanes,
     )
     .map_err(|e| Error::corrupt(path, format!("bad geometry: {e}")))?;
     let expect = |what: &str, found: u64, want: u64| {
@@ -935,6 +939,7 @@ fn validate(map: &os::map::Mapping, path: &Path) -> Result<(Config, Geometry, Op
     expect("dlq_offset", config.dlq_offset, geo.dlq_offset)?;
     expect("dlq_stride", config.dlq_stride as u64, geo.dlq_stride)?;
     expect("dedup_offset", config.dedup_offset, geo.dedup_offset)?;
+    expect("lanes_offset", config.lanes_offset, geo.lanes_offset)?;
     expect("slots_offset", config.slots_offset, geo.slots_offset)?;
     expect("total_size", config.total_size, geo.total_size)?;
     expect("file size", map.len() as u64, geo.total_size)?;

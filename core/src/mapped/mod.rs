@@ -17,8 +17,8 @@ use std::sync::atomic::AtomicU32 as StdAtomicU32;
 use crate::envelope::{ENVELOPED, Plan};
 use crate::error::Result;
 use crate::layout::{
-    Config, ConsumerRecord, DedupEntry, Geometry, GroupRecord, Header, LEASE_RECORD_SIZE,
-    LeaseRecord, ProducerRecord, SLOT_HEADER_SIZE, SlotHeader,
+    Config, ConsumerRecord, DedupEntry, Geometry, GroupRecord, Header, LANE_SIZE,
+    LEASE_RECORD_SIZE, LeaseRecord, ProducerRecord, SLOT_HEADER_SIZE, SlotHeader,
 };
 use crate::options::{Meta, Overflow, Start};
 use crate::os;
@@ -149,7 +149,7 @@ impl Shared {
     pub(crate) fn lease_records(&self, idx: usize) -> &[LeaseRecord] {
         debug_assert!((idx as u64) < self.geo.max_groups);
         let start = self.geo.leases_offset + idx as u64 * self.geo.slots * LEASE_RECORD_SIZE;
-        // SAFETY: `validate` checked that max_groups × slots records of 32
+        // SAFETY: `validate` checked that max_groups × slots records of 48
         // bytes fit at leases_offset (page-aligned) and idx < max_groups;
         // records are all atomics.
         unsafe {
@@ -185,11 +185,28 @@ impl Shared {
         }
     }
 
+    /// The ordering lanes of group `idx` (see `protocol/lanes.rs`).
+    pub(crate) fn lane_words(&self, idx: usize) -> &[AtomicU64] {
+        debug_assert!((idx as u64) < self.geo.max_groups);
+        let lanes = self.geo.ordering_lanes;
+        let start = self.geo.lanes_offset + idx as u64 * lanes * LANE_SIZE;
+        // SAFETY: `validate` checked that max_groups × ordering_lanes words
+        // fit at lanes_offset (page-aligned) before slots_offset, and
+        // idx < max_groups; the words are atomics.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.map.base().add(start as usize) as *const AtomicU64,
+                lanes as usize,
+            )
+        }
+    }
+
     /// The lease protocol over group `idx`'s records.
     pub(crate) fn leases(&self, idx: usize) -> Leases<'_> {
         Leases {
             records: self.lease_records(idx),
             group: &self.group_records()[idx],
+            lanes: self.lane_words(idx),
         }
     }
 

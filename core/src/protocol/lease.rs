@@ -6,7 +6,9 @@
 //! `p & (slots - 1)`) whose `word` packs
 //!
 //! ```text
-//!   bits 0..3    state: FREE, TAKING, LEASED, READY, ACKED, DEAD
+//!   bits 0..3    state: FREE, TAKING, LEASED, READY, ACKED, DEAD,
+//!                WAITING, FINISHING (the last two: keyed messages only,
+//!                see `protocol/lanes.rs`)
 //!   bits 3..11   attempt: deliveries so far (saturating at 255)
 //!   bits 11..23  holder: the consumer's registry index (TAKING, LEASED)
 //!   bits 23..32  epoch: bumped by every change of holder or deadline
@@ -40,7 +42,7 @@
 //! moves the cursor over both (loom: `loom_out_of_order_acks_commit`).
 
 use crate::layout::{GroupRecord, LeaseRecord};
-use crate::sync::{Ordering, sc_fence};
+use crate::sync::{AtomicU64, Ordering, sc_fence};
 
 /// States of a lease word.
 pub(crate) mod state {
@@ -56,8 +58,14 @@ pub(crate) mod state {
     pub const ACKED: u64 = 4;
     /// Moved to the dead-letter queue: finished for the group.
     pub const DEAD: u64 = 5;
+    /// A keyed message waiting for the message before it in its lane to
+    /// finish (`protocol/lanes.rs`); attempt, holder and epoch are 0.
+    pub const WAITING: u64 = 6;
+    /// A keyed message acked or dead-lettered whose lane is being handed
+    /// on: finished for its holder, not yet for `committed`.
+    pub const FINISHING: u64 = 7;
 }
-use state::{ACKED, DEAD, FREE, LEASED, READY, TAKING};
+pub(crate) use state::{ACKED, DEAD, FINISHING, FREE, LEASED, READY, TAKING, WAITING};
 
 /// The largest registry index a word can name.
 const MAX_HOLDER: u32 = (1 << 12) - 1;
@@ -91,7 +99,7 @@ impl Word {
         ((self.0 >> 11) & 0xfff) as u32
     }
     #[inline(always)]
-    fn epoch(self) -> u32 {
+    pub(crate) fn epoch(self) -> u32 {
         ((self.0 >> 23) & 0x1ff) as u32
     }
     /// Whether the word speaks of position `pos` (and not of nothing).
@@ -110,7 +118,7 @@ impl Word {
     /// The same position, in `state`, held by `holder`, with the epoch
     /// bumped.
     #[inline(always)]
-    fn next(self, pos: u64, state: u64, attempt: u32, holder: u32) -> Word {
+    pub(crate) fn next(self, pos: u64, state: u64, attempt: u32, holder: u32) -> Word {
         Word::new(pos, state, attempt, holder, self.epoch().wrapping_add(1))
     }
 }
@@ -120,6 +128,8 @@ impl Word {
 pub(crate) struct Held {
     pub pos: u64,
     pub word: Word,
+    /// It has an ordering key: finishing it hands its lane on.
+    pub keyed: bool,
 }
 
 impl Held {
@@ -136,6 +146,8 @@ pub(crate) enum Reclaimed {
     Ready,
     /// Its lease ran out or its holder died.
     Expired,
+    /// A keyed message its lane let go: a first delivery.
+    Released,
 }
 
 /// Clock readings a transition needs (passed in, so loom models control
@@ -152,11 +164,13 @@ pub(crate) struct Now {
 pub(crate) struct Leases<'a> {
     pub records: &'a [LeaseRecord],
     pub group: &'a GroupRecord,
+    /// The group's ordering lanes (`protocol/lanes.rs`).
+    pub lanes: &'a [AtomicU64],
 }
 
 impl Leases<'_> {
     #[inline(always)]
-    fn rec(&self, pos: u64) -> &LeaseRecord {
+    pub(super) fn rec(&self, pos: u64) -> &LeaseRecord {
         &self.records[(pos as usize) & (self.records.len() - 1)]
     }
 
@@ -170,7 +184,7 @@ impl Leases<'_> {
     /// Moves the group's dispatch cursor past `pos` if it is still there
     /// (anyone may help: the CAS only ever moves it by one).
     #[inline(always)]
-    fn pass(&self, pos: u64) {
+    pub(super) fn pass(&self, pos: u64) {
         let _ = self
             .group
             .next
@@ -181,7 +195,14 @@ impl Leases<'_> {
     /// publishes `to` (Release: those writes are visible to whoever loads
     /// the word with Acquire).
     #[inline]
-    fn settle(&self, pos: u64, to: Word, deadline: u64, first: Option<u64>, last: Option<u64>) {
+    pub(super) fn settle(
+        &self,
+        pos: u64,
+        to: Word,
+        deadline: u64,
+        first: Option<u64>,
+        last: Option<u64>,
+    ) {
         let rec = self.rec(pos);
         rec.deadline_ns.store(deadline, Ordering::Relaxed);
         if let Some(f) = first {
@@ -220,7 +241,11 @@ impl Leases<'_> {
             Some(now.real),
             Some(now.real),
         );
-        Some(Held { pos, word: leased })
+        Some(Held {
+            pos,
+            word: leased,
+            keyed: false,
+        })
     }
 
     /// Marks `pos` (aborted in the ring: there is no message) finished for
@@ -257,11 +282,21 @@ impl Leases<'_> {
             return None;
         }
         let why = match w.state() {
+            READY if w.attempt() == 0 => Reclaimed::Released,
             READY if rec.deadline_ns.load(Ordering::Relaxed) <= now.mono => Reclaimed::Ready,
             LEASED if rec.deadline_ns.load(Ordering::Relaxed) <= now.mono || !alive(w.holder()) => {
                 Reclaimed::Expired
             }
-            TAKING if w.holder() != me && !alive(w.holder()) => Reclaimed::Expired,
+            // TAKING with attempt 0 is a keyed message being indexed: the
+            // dispatcher's takeover handles a dead indexer (lanes.rs).
+            TAKING if w.attempt() > 0 && w.holder() != me && !alive(w.holder()) => {
+                Reclaimed::Expired
+            }
+            FINISHING if !alive(w.holder()) => {
+                // Its holder died handing its lane on: finish for it.
+                self.help_finish(pos, w);
+                return None;
+            }
             _ => return None,
         };
         let attempt = w.attempt().saturating_add(1);
@@ -272,14 +307,23 @@ impl Leases<'_> {
             .compare_exchange(w.0, taking.0, Ordering::AcqRel, Ordering::Relaxed)
             .ok()?;
         let leased = taking.next(pos, LEASED, attempt, me);
+        let first = (attempt == 1).then_some(now.real);
         self.settle(
             pos,
             leased,
             now.mono.saturating_add(lease_ns),
-            None,
+            first,
             Some(now.real),
         );
-        Some((Held { pos, word: leased }, why))
+        let keyed = self.is_keyed(pos);
+        Some((
+            Held {
+                pos,
+                word: leased,
+                keyed,
+            },
+            why,
+        ))
     }
 
     /// Takes our own lease into TAKING (to change it), or reports it lost.
@@ -296,6 +340,9 @@ impl Leases<'_> {
 
     /// Acks our lease. `Err` if it was taken away (expired, reclaimed).
     pub(crate) fn ack(&self, held: &Held) -> Result<(), ()> {
+        if held.keyed {
+            return self.ack_keyed(held);
+        }
         // SeqCst: the finisher half of the commit-advance pair (see
         // `advance_committed`); its Release half orders our reads of the
         // payload before the ack, so a producer reusing the slot (after
@@ -331,6 +378,7 @@ impl Leases<'_> {
         Ok(Held {
             pos: held.pos,
             word: leased,
+            keyed: held.keyed,
         })
     }
 
@@ -341,11 +389,23 @@ impl Leases<'_> {
         self.own(held).map(|word| Held {
             pos: held.pos,
             word,
+            keyed: held.keyed,
         })
     }
 
     /// The message is in the dead-letter queue: finished for the group.
     pub(crate) fn finish_dead(&self, taking: &Held) {
+        if taking.keyed {
+            let fin = taking.word.next(
+                taking.pos,
+                FINISHING,
+                taking.word.attempt(),
+                taking.word.holder(),
+            );
+            // SeqCst: the decision is made before the lane moves on.
+            self.rec(taking.pos).word.store(fin.0, Ordering::SeqCst);
+            self.hand_on(taking.pos);
+        }
         // SeqCst: a finisher, as in `ack`.
         self.rec(taking.pos).word.store(
             Word::new(taking.pos, DEAD, taking.word.attempt(), 0, 0).0,
@@ -365,6 +425,7 @@ impl Leases<'_> {
         Held {
             pos: taking.pos,
             word: leased,
+            keyed: taking.keyed,
         }
     }
 
@@ -417,6 +478,11 @@ impl Leases<'_> {
     pub(crate) fn reset(&self) {
         for r in self.records {
             r.word.store(0, Ordering::Relaxed);
+            r.link.store(0, Ordering::Relaxed);
+            r.prev.store(0, Ordering::Relaxed);
+        }
+        for l in self.lanes {
+            l.store(0, Ordering::Relaxed);
         }
     }
 
@@ -447,7 +513,22 @@ impl Leases<'_> {
         for pos in c..n {
             let rec = self.rec(pos);
             let w = Word(rec.word.load(Ordering::Acquire));
-            if w.is_for(pos) && matches!(w.state(), LEASED | TAKING) && w.holder() == holder {
+            if !w.is_for(pos) || w.holder() != holder {
+                continue;
+            }
+            if w.state() == FINISHING {
+                self.help_finish(pos, w);
+                continue;
+            }
+            if w.state() == TAKING && w.attempt() == 0 {
+                // Dead while indexing: the next dispatcher indexes it
+                // again (idempotent, lanes.rs).
+                let _ = rec
+                    .word
+                    .compare_exchange(w.0, 0, Ordering::AcqRel, Ordering::Relaxed);
+                continue;
+            }
+            if matches!(w.state(), LEASED | TAKING) {
                 let taking = w.next(pos, TAKING, w.attempt(), holder);
                 if rec
                     .word
@@ -498,6 +579,7 @@ mod tests {
         let l = Leases {
             records: &recs,
             group: &g,
+            lanes: &[],
         };
         let a = l.take_new(0, 1, NOW, 100).unwrap();
         assert_eq!(g.next.load(Ordering::Relaxed), 1);
@@ -519,6 +601,7 @@ mod tests {
         let l = Leases {
             records: &recs,
             group: &g,
+            lanes: &[],
         };
         // Position 1 was delivered and acked; its record now serves
         // position 5 (the next lap).
@@ -543,6 +626,7 @@ mod tests {
         let l = Leases {
             records: &recs,
             group: &g,
+            lanes: &[],
         };
         let first = l.take_new(0, 1, NOW, 100).unwrap();
         let mut alive = |_| true;
@@ -568,6 +652,7 @@ mod tests {
         let l = Leases {
             records: &recs,
             group: &g,
+            lanes: &[],
         };
         l.take_new(0, 1, NOW, 1_000_000).unwrap();
         let mut alive = |h| h != 1;
@@ -581,6 +666,7 @@ mod tests {
         let l = Leases {
             records: &recs,
             group: &g,
+            lanes: &[],
         };
         let h = l.take_new(0, 1, NOW, 100).unwrap();
         let h = l.extend(&h, 10_000).unwrap();
@@ -606,6 +692,7 @@ mod tests {
         let l = Leases {
             records: &recs,
             group: &g,
+            lanes: &[],
         };
         l.skip(0);
         let h = l.take_new(1, 1, NOW, 100).unwrap();
@@ -624,6 +711,7 @@ mod tests {
         let l = Leases {
             records: &recs,
             group: &g,
+            lanes: &[],
         };
         l.take_new(0, 7, NOW, 1_000_000).unwrap();
         l.take_new(1, 8, NOW, 1_000_000).unwrap();

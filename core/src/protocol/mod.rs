@@ -5,6 +5,7 @@
 
 pub(crate) mod doorbell;
 pub(crate) mod group;
+pub(crate) mod lanes;
 pub(crate) mod lease;
 pub(crate) mod lock;
 pub(crate) mod registry;

@@ -1,0 +1,238 @@
+//! Per-key order among competing ack=manual consumers: a message with an
+//! ordering key is leased only once every earlier message of its key is
+//! finished in the group, while other keys go on in parallel.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use shmq::{Ack, ConsumerOptions, Error, Meta, Nack, Options, Queue, Start};
+
+const T: Duration = Duration::from_secs(10);
+
+fn opts(dir: &tempfile::TempDir) -> Options {
+    Options::new()
+        .dir(dir.path())
+        .slots(1024)
+        .slot_size(64)
+        .ordering_lanes(16)
+        .lease(Duration::from_millis(200))
+        .max_deliveries(50)
+}
+
+fn manual() -> ConsumerOptions {
+    ConsumerOptions::new().ack(Ack::Manual)
+}
+
+/// What the workers saw: per key, (seq, start, end) of each handling that
+/// ended in an ack.
+type Log = Arc<Mutex<HashMap<String, Vec<(u64, Instant, Instant)>>>>;
+
+/// Runs `workers` threads, each its own consumer, until `total` messages
+/// are acked; each handling sleeps `work` and nacks with `nack_every`.
+fn run(q: &Queue, workers: usize, total: u64, work: Duration, nack_every: u64) -> (Log, Duration) {
+    let log: Log = Arc::default();
+    let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let began = Instant::now();
+    std::thread::scope(|s| {
+        for w in 0..workers {
+            let (log, acked) = (log.clone(), acked.clone());
+            s.spawn(move || {
+                let mut c = q.consumer("g", manual()).unwrap();
+                let mut n = 0u64;
+                while acked.load(std::sync::atomic::Ordering::SeqCst) < total {
+                    assert!(began.elapsed() < Duration::from_secs(60), "stuck");
+                    let Some(m) = c.poll(Duration::from_millis(2)).unwrap() else {
+                        continue;
+                    };
+                    let key = String::from_utf8(m.ordering_key().unwrap().to_vec()).unwrap();
+                    let seq = m.seq();
+                    let start = Instant::now();
+                    std::thread::sleep(work);
+                    n += 1;
+                    if nack_every > 0 && (n + w as u64) % nack_every == 0 {
+                        m.nack(Nack::Requeue).unwrap();
+                        continue;
+                    }
+                    let end = Instant::now();
+                    match m.ack() {
+                        Ok(()) => {
+                            log.lock()
+                                .unwrap()
+                                .entry(key)
+                                .or_default()
+                                .push((seq, start, end));
+                            acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        Err(Error::LeaseExpired) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            });
+        }
+    });
+    (log, began.elapsed())
+}
+
+fn publish(q: &Queue, keys: u64, total: u64, even: bool) -> HashMap<String, Vec<u64>> {
+    let mut p = q.producer().unwrap();
+    let mut want: HashMap<String, Vec<u64>> = HashMap::new();
+    for i in 0..total {
+        // Keys in an uneven mix, so lanes collide and some keys are hot.
+        let key = match even {
+            true => format!("customer-{}", i % keys),
+            false => format!("customer-{}", (i * i + i / 3) % keys),
+        };
+        let seq = p
+            .publish_with(format!("{i}").as_bytes(), &Meta::new().ordering_key(&key))
+            .unwrap();
+        want.entry(key).or_default().push(seq);
+    }
+    want
+}
+
+/// For every key: each message acked once, in seq order, and no two
+/// handlings of one key overlapping in time.
+fn check(log: &Log, want: &HashMap<String, Vec<u64>>) {
+    let log = log.lock().unwrap();
+    for (key, seqs) in want {
+        let got = &log[key];
+        let got_seqs: Vec<u64> = got.iter().map(|g| g.0).collect();
+        assert_eq!(&got_seqs, seqs, "key {key}: acked in seq order, once each");
+        for pair in got.windows(2) {
+            assert!(
+                pair[0].2 <= pair[1].1,
+                "key {key}: handlings overlap: {pair:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn competing_consumers_keep_each_keys_order_through_nacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("order", &opts(&dir)).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    let want = publish(&q, 24, 600, false);
+    let (log, _) = run(&q, 4, 600, Duration::from_micros(200), 7);
+    check(&log, &want);
+    let s = q.stats();
+    assert!(s.groups[0].nacked > 0);
+}
+
+#[test]
+fn keys_go_in_parallel() {
+    // 4 workers handling 1 ms per message over 64 keys do at least 3×
+    // what one worker does (the bar; sleeping needs no core).
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("par", &opts(&dir).ordering_lanes(1024)).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    let want = publish(&q, 64, 400, true);
+    let (log, one) = run(&q, 1, 400, Duration::from_millis(1), 0);
+    check(&log, &want);
+    q.delete_group("g").unwrap();
+    q.create_group("g", Start::Latest).unwrap();
+    let want = publish(&q, 64, 400, true);
+    let (log, four) = run(&q, 4, 400, Duration::from_millis(1), 0);
+    check(&log, &want);
+    assert!(
+        four.as_secs_f64() * 3.0 <= one.as_secs_f64(),
+        "4 workers took {four:?}, 1 took {one:?}"
+    );
+}
+
+#[test]
+fn a_poison_message_holds_only_its_key_and_its_key_goes_on_after_the_dlq() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("poison", &opts(&dir).max_deliveries(3)).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    p.publish_with(b"poison", &Meta::new().ordering_key("a"))
+        .unwrap();
+    p.publish_with(b"a-after", &Meta::new().ordering_key("a"))
+        .unwrap();
+    p.publish_with(b"b-1", &Meta::new().ordering_key("b"))
+        .unwrap();
+    p.publish_with(b"plain", &Meta::new()).unwrap();
+    p.publish_with(b"b-2", &Meta::new().ordering_key("b"))
+        .unwrap();
+    let mut c = q.consumer("g", manual()).unwrap();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + T;
+    while seen.len() < 4 {
+        assert!(Instant::now() < deadline, "stuck: saw {seen:?}");
+        let Some(m) = c.poll(Duration::from_millis(50)).unwrap() else {
+            continue;
+        };
+        let what = String::from_utf8(m.payload().to_vec()).unwrap();
+        if what == "poison" {
+            m.nack(Nack::Requeue).unwrap();
+            continue;
+        }
+        // Nothing of key a comes while the poison message is unfinished.
+        if what == "a-after" {
+            assert_eq!(
+                q.dlq().list().unwrap().len(),
+                1,
+                "a-after before its key was free"
+            );
+        }
+        seen.push(what);
+        m.ack().unwrap();
+    }
+    // b and the unkeyed one flowed past the poison message; b in order.
+    let pos = |s: &str| seen.iter().position(|x| x == s).unwrap();
+    assert!(pos("b-1") < pos("b-2"));
+    assert_eq!(q.dlq().list().unwrap()[0].payload, b"poison");
+    assert_eq!(
+        q.dlq().list().unwrap()[0].ordering_key.as_deref(),
+        Some(&b"a"[..])
+    );
+}
+
+#[test]
+fn a_lease_that_runs_out_is_redelivered_before_the_next_of_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("expiry", &opts(&dir).lease(Duration::from_millis(50))).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    p.publish_with(b"1", &Meta::new().ordering_key("k"))
+        .unwrap();
+    p.publish_with(b"2", &Meta::new().ordering_key("k"))
+        .unwrap();
+    let mut a = q.consumer("g", manual()).unwrap();
+    let mut b = q.consumer("g", manual()).unwrap();
+    let first = a.receive_timeout(T).unwrap();
+    assert_eq!(first.payload(), b"1");
+    // While it is leased, the other consumer gets nothing of key k.
+    assert!(b.poll(Duration::from_millis(20)).unwrap().is_none());
+    // Dropped (the worker "crashed"): 1 again, then 2.
+    drop(first);
+    let again = b.receive_timeout(T).unwrap();
+    assert_eq!((again.payload(), again.attempt()), (&b"1"[..], 2));
+    // (Well within the 50 ms lease, which would rightly redeliver 1.)
+    if let Some(m) = a.poll(Duration::from_millis(15)).unwrap() {
+        panic!("2 waits for 1, got {:?} {:?}", m.seq(), m.attempt());
+    }
+    again.ack().unwrap();
+    let second = a.receive_timeout(T).unwrap();
+    assert_eq!(second.payload(), b"2");
+    second.ack().unwrap();
+    // A delay keeps the key: RequeueAfter.
+    p.publish_with(b"3", &Meta::new().ordering_key("k"))
+        .unwrap();
+    p.publish_with(b"4", &Meta::new().ordering_key("k"))
+        .unwrap();
+    a.receive_timeout(T)
+        .unwrap()
+        .nack(Nack::RequeueAfter(Duration::from_millis(100)))
+        .unwrap();
+    assert!(
+        b.poll(Duration::from_millis(40)).unwrap().is_none(),
+        "4 waits for 3"
+    );
+    let three = b.receive_timeout(T).unwrap();
+    assert_eq!(three.payload(), b"3");
+    three.ack().unwrap();
+    assert_eq!(a.receive_timeout(T).unwrap().payload(), b"4");
+}
