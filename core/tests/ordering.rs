@@ -236,3 +236,26 @@ fn a_lease_that_runs_out_is_redelivered_before_the_next_of_its_key() {
     three.ack().unwrap();
     assert_eq!(a.receive_timeout(T).unwrap().payload(), b"4");
 }
+
+#[test]
+fn stats_show_busy_lanes_and_the_key_that_holds_the_oldest_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("stats", &opts(&dir)).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    p.publish_with(b"1", &Meta::new().ordering_key("slow-customer")).unwrap();
+    p.publish_with(b"2", &Meta::new().ordering_key("slow-customer")).unwrap();
+    p.publish_with(b"3", &Meta::new().ordering_key("fast-customer")).unwrap();
+    let mut c = q.consumer("g", manual()).unwrap();
+    let held = c.receive_timeout(T).unwrap();
+    assert_eq!(held.payload(), b"1");
+    let mut c2 = q.consumer("g", manual()).unwrap();
+    let other = c2.receive_timeout(T).unwrap();
+    assert_eq!(other.seq(), 2, "the other key went by");
+    assert_eq!(q.stats().groups[0].busy_lanes, 2);
+    other.ack().unwrap();
+    let g = &q.stats().groups[0];
+    assert_eq!(g.busy_lanes, 1, "slow-customer's lane ({g:?})");
+    assert_eq!(g.oldest_unacked_key.as_deref(), Some(&b"slow-customer"[..]));
+    held.ack().unwrap();
+}

@@ -47,6 +47,8 @@ class _GroupStats(TypedDict):
     dead_lettered: int
     in_flight: int
     oldest_unacked_age_ns: int
+    oldest_unacked_key: Optional[bytes]
+    busy_lanes: int
     consumers: int
     consumer_attached: bool
     created_ns: int
@@ -337,7 +339,8 @@ class Queue:
     def groups(self) -> list[_GroupStats]:
         """Every group, as dicts (name, next, committed, lag, delivered,
         redelivered, acked, nacked, expired, dead_lettered, in_flight,
-        oldest_unacked_age_ns, consumers, consumer_attached, created_ns)."""
+        oldest_unacked_age_ns, oldest_unacked_key, busy_lanes, consumers,
+        consumer_attached, created_ns)."""
 
     def seek(self, group: str, to: Optional[_Start] = None, *, time_ns: Optional[int] = None) -> int:
         """Moves a group with no live consumer to "earliest", "latest", a seq,

@@ -135,6 +135,13 @@ fn group_dict<'py>(py: Python<'py>, g: &shmq::GroupInfo) -> PyResult<Bound<'py, 
     d.set_item("dead_lettered", g.dead_lettered)?;
     d.set_item("in_flight", g.in_flight)?;
     d.set_item("oldest_unacked_age_ns", g.oldest_unacked_age_ns)?;
+    d.set_item(
+        "oldest_unacked_key",
+        g.oldest_unacked_key
+            .as_deref()
+            .map(|k| pyo3::types::PyBytes::new(d.py(), k)),
+    )?;
+    d.set_item("busy_lanes", g.busy_lanes)?;
     d.set_item("consumers", g.consumers)?;
     d.set_item("consumer_attached", g.consumer_attached)?;
     d.set_item("created_ns", g.created_ns)?;

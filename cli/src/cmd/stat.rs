@@ -90,6 +90,8 @@ fn stats_json(s: &shmq::Stats) -> serde_json::Value {
             "dead_lettered": g.dead_lettered,
             "in_flight": g.in_flight,
             "oldest_unacked_age_ns": g.oldest_unacked_age_ns,
+            "oldest_unacked_key": g.oldest_unacked_key.as_deref().map(String::from_utf8_lossy),
+            "busy_lanes": g.busy_lanes,
             "consumers": g.consumers,
             "consumer_attached": g.consumer_attached,
             "created_ns": g.created_ns,
@@ -190,6 +192,23 @@ fn stats_table(s: &shmq::Stats) -> String {
             ],
             &rows,
         );
+        // Per-key order (ack=manual groups with ordering keys).
+        for g in &s.groups {
+            if g.busy_lanes > 0 || g.oldest_unacked_key.is_some() {
+                out += &format!(
+                    "group {}: {} ordering lane(s) busy",
+                    g.name, g.busy_lanes
+                );
+                if let Some(k) = &g.oldest_unacked_key {
+                    out += &format!(
+                        "; its oldest unfinished message ({:.1}s) has key {:?}",
+                        g.oldest_unacked_age_ns as f64 / 1e9,
+                        String::from_utf8_lossy(k)
+                    );
+                }
+                out += "\n";
+            }
+        }
     }
     out
 }

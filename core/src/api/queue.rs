@@ -628,13 +628,16 @@ impl Queue {
         list.into_iter()
             .map(|(idx, mut info)| {
                 info.in_flight = shared.leases(idx).in_flight();
+                info.busy_lanes = shared.leases(idx).busy_lanes();
                 info.consumers += registry.count(idx, os::process::alive);
                 info.consumer_attached = info.consumers > 0;
                 // The oldest unfinished message is the first committed one
                 // at or after the group's committed cursor.
-                info.oldest_unacked_age_ns = (info.committed..tail)
+                let oldest = (info.committed..tail)
                     .take(64)
-                    .find(|&p| ring.peek(p) == Peek::Ready)
+                    .find(|&p| ring.peek(p) == Peek::Ready);
+                info.oldest_unacked_key = oldest.and_then(|p| ordering_key_at(shared, p));
+                info.oldest_unacked_age_ns = oldest
                     .map(|p| {
                         // SAFETY: inside the mapping; a plain u64 (any bit
                         // pattern is a value); at worst a stale reading if
@@ -1068,4 +1071,30 @@ fn segments_for(config: &Config, dir: PathBuf) -> Segments {
         config.spill_max_bytes,
         crate::options::SyncMode::from_raw(config.sync_mode, config.sync_every).unwrap_or_default(),
     )
+}
+
+/// The ordering key of the message in position `p`, copied out for stats
+/// (at worst garbage or None if the slot is being reused right now: the
+/// copy is checked before it is parsed).
+fn ordering_key_at(shared: &Shared, p: u64) -> Option<Vec<u8>> {
+    let slot = shared.ring().slots.slot(p);
+    // SAFETY: inside the mapping; a plain u32 (any bit pattern is a value).
+    let word = unsafe {
+        std::ptr::read_volatile(slot.add(std::mem::offset_of!(SlotHeader, len)) as *const u32)
+    };
+    if word & crate::envelope::ENVELOPED == 0 {
+        return None;
+    }
+    let len = ((word & !crate::envelope::ENVELOPED) as u64).min(shared.geo.slot_size) as usize;
+    let mut body = vec![0u8; len];
+    // SAFETY: `len <= slot_size` bytes of body follow the header inside
+    // the slot; copied into our own buffer.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            slot.add(crate::layout::SLOT_HEADER_SIZE as usize),
+            body.as_mut_ptr(),
+            len,
+        );
+    }
+    envelope::owned(&body, true).ordering_key
 }

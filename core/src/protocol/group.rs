@@ -49,6 +49,11 @@ pub struct GroupInfo {
     pub in_flight: u64,
     /// Age in ns of its oldest unfinished message (0 if none).
     pub oldest_unacked_age_ns: u64,
+    /// The ordering key of that oldest unfinished message, if it has one:
+    /// the key that holds the group's low watermark (ack=manual).
+    pub oldest_unacked_key: Option<Vec<u8>>,
+    /// Ordering lanes with an unfinished message right now (ack=manual).
+    pub busy_lanes: u64,
     /// Live consumers: 1 for an ack=auto consumer, any number with
     /// ack=manual.
     pub consumers: u64,
@@ -357,6 +362,8 @@ impl Groups<'_> {
                         dead_lettered: n(&r.dead_lettered),
                         in_flight: 0,
                         oldest_unacked_age_ns: 0,
+                        oldest_unacked_key: None,
+                        busy_lanes: 0,
                         consumers: attached as u64,
                         consumer_attached: attached,
                         created_ns: n(&r.created_ns),

@@ -263,6 +263,19 @@ impl Leases<'_> {
         }
     }
 
+    /// Lanes with an unfinished message (for stats): within a lane
+    /// messages finish in order, so a lane is busy exactly when its last
+    /// indexed message is unfinished.
+    pub(crate) fn busy_lanes(&self) -> u64 {
+        self.lanes
+            .iter()
+            .filter(|l| {
+                let last = l.load(Ordering::Acquire);
+                last != 0 && !self.finished(last - 1)
+            })
+            .count() as u64
+    }
+
     /// Acks our lease of a keyed message: FINISHING (wins against an
     /// expiry), the lane handed on, then ACKED.
     pub(super) fn ack_keyed(&self, held: &Held) -> Result<(), ()> {
