@@ -243,9 +243,12 @@ fn stats_show_busy_lanes_and_the_key_that_holds_the_oldest_message() {
     let q = Queue::create("stats", &opts(&dir)).unwrap();
     q.create_group("g", Start::Earliest).unwrap();
     let mut p = q.producer().unwrap();
-    p.publish_with(b"1", &Meta::new().ordering_key("slow-customer")).unwrap();
-    p.publish_with(b"2", &Meta::new().ordering_key("slow-customer")).unwrap();
-    p.publish_with(b"3", &Meta::new().ordering_key("fast-customer")).unwrap();
+    p.publish_with(b"1", &Meta::new().ordering_key("slow-customer"))
+        .unwrap();
+    p.publish_with(b"2", &Meta::new().ordering_key("slow-customer"))
+        .unwrap();
+    p.publish_with(b"3", &Meta::new().ordering_key("fast-customer"))
+        .unwrap();
     let mut c = q.consumer("g", manual()).unwrap();
     let held = c.receive_timeout(T).unwrap();
     assert_eq!(held.payload(), b"1");

@@ -124,6 +124,11 @@ pub(crate) struct BenchArgs {
     /// Competing consumer processes per group (throughput, --ack manual).
     #[arg(long, default_value_t = 1)]
     consumers: u32,
+    /// Throughput: publish every message with one of this many ordering
+    /// keys, round robin (0: unkeyed). With --ack manual the consumers
+    /// keep each key's order.
+    #[arg(long, default_value_t = 0)]
+    keys: u64,
     /// Latency: the two sides wait in `receive` with this strategy instead
     /// of busy-polling `try_receive`. Idle: measure only this strategy.
     #[arg(long, value_enum)]
@@ -190,6 +195,8 @@ pub(crate) struct WorkerArgs {
     batch: usize,
     #[arg(long, default_value_t = 0)]
     skip: u64,
+    #[arg(long, default_value_t = 0)]
+    keys: u64,
     #[arg(long, value_enum, default_value = "auto")]
     ack: AckMode,
     #[arg(long, value_enum)]

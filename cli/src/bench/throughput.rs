@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use shmq::{ConsumerOptions, Options, Overflow, Queue, Start};
+use shmq::{ConsumerOptions, Meta, Options, Overflow, Queue, Start};
 
 use super::baseline::Region;
 use super::{AckMode, BenchArgs, Scratch, WORKER_TIMEOUT, WorkerArgs, join, parse_json, spawn};
@@ -20,6 +20,11 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
         return spill_throughput(args, cores);
     }
     let count = args.count.unwrap_or(5_000_000);
+    if args.keys > 0 && args.batch > 1 {
+        return Err(CliError::Other(
+            "--keys takes no --batch: a batch carries no ordering keys".into(),
+        ));
+    }
     let core = |i: usize| cores[i % cores.len()];
     let scratch = Scratch::new()?;
     let (mut shmq_rates, mut base_rates) = (Vec::new(), Vec::new());
@@ -70,6 +75,8 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
                 &extra,
             )?);
         }
+        let mut produce_extra = batch.clone();
+        produce_extra.extend(["--keys".to_string(), args.keys.to_string()]);
         let per = count / args.producers as u64;
         for p in 0..args.producers {
             let n = if p == 0 {
@@ -83,7 +90,7 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
                 n,
                 args.size,
                 core(p as usize),
-                &batch,
+                &produce_extra,
             )?);
         }
         let out = join(children)?;
@@ -123,6 +130,7 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
                 "consumers": args.consumers,
                 "ack": format!("{:?}", args.ack).to_lowercase(),
                 "batch": args.batch,
+                "keys": args.keys,
                 "msgs_per_s": s,
                 "mb_per_s": mb(s),
                 "baseline_msgs_per_s": b,
@@ -135,7 +143,7 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
         );
     } else {
         println!(
-            "shmq bench throughput: {} B payload, {} messages x {} rounds, {} producer(s), {} group(s) x {} consumer(s), ack={}, batch {}, cores {:?}",
+            "shmq bench throughput: {} B payload, {} messages x {} rounds, {} producer(s), {} group(s) x {} consumer(s), ack={}, batch {}, keys {}, cores {:?}",
             args.size,
             count,
             args.rounds,
@@ -144,6 +152,7 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
             args.consumers,
             format!("{:?}", args.ack).to_lowercase(),
             args.batch,
+            args.keys,
             cores
         );
         println!(
@@ -399,7 +408,14 @@ pub(super) fn produce(a: &WorkerArgs) -> CliResult<serde_json::Value> {
     let q = Queue::open_with("tp", &Options::new().dir(&a.dir))?;
     let mut p = q.producer()?;
     let payload = vec![7u8; a.size];
-    if a.batch <= 1 {
+    if a.keys > 0 {
+        // Keys made up front: the loop measures the publish, not format!.
+        let keys: Vec<String> = (0..a.keys).map(|k| format!("key-{k}")).collect();
+        for i in 0..a.count {
+            let key = &keys[(i % a.keys) as usize];
+            p.publish_with(&payload, &Meta::new().ordering_key(key))?;
+        }
+    } else if a.batch <= 1 {
         for _ in 0..a.count {
             p.publish(&payload)?;
         }

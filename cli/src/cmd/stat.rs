@@ -195,10 +195,7 @@ fn stats_table(s: &shmq::Stats) -> String {
         // Per-key order (ack=manual groups with ordering keys).
         for g in &s.groups {
             if g.busy_lanes > 0 || g.oldest_unacked_key.is_some() {
-                out += &format!(
-                    "group {}: {} ordering lane(s) busy",
-                    g.name, g.busy_lanes
-                );
+                out += &format!("group {}: {} ordering lane(s) busy", g.name, g.busy_lanes);
                 if let Some(k) = &g.oldest_unacked_key {
                     out += &format!(
                         "; its oldest unfinished message ({:.1}s) has key {:?}",

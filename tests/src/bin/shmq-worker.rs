@@ -22,6 +22,11 @@
 //!                                                 a publish (prints `rung N`: 0 is no
 //!                                                 arm left), 1,000 readiness handles
 //!                                                 made and dropped; prints `fds BEFORE AFTER`
+//! shmq-worker ordered DIR QUEUE GROUP SEED        ack=manual, keyed messages: per
+//!                                                 delivery sleep 0-2 ms, nack ~1 in 8,
+//!                                                 else ack and print
+//!                                                 `acked KEY SEQ START_NS END_NS`; exit
+//!                                                 after 3 s without a message
 //! shmq-worker work-ids DIR QUEUE GROUP            as `work`, printing
 //!                                                 `got SEQ ATTEMPT ID INDEX`
 //! ```
@@ -259,6 +264,51 @@ fn main() {
                 c.readiness().unwrap_or_else(|e| fail(e));
             }
             println!("fds {before} {}", fds());
+        }
+        "ordered" => {
+            let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
+            let mut c = q
+                .consumer(a(3), ConsumerOptions::new().ack(Ack::Manual))
+                .unwrap_or_else(|e| fail(e));
+            let mut rng: u64 = a(4).parse::<u64>().unwrap() | 1;
+            let mut next = || {
+                // xorshift: random handling times and nacks, seeded.
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng
+            };
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            let now = || {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            };
+            println!("started");
+            let mut idle = Instant::now();
+            while idle.elapsed() < Duration::from_secs(3) {
+                let Some(m) = c
+                    .poll(Duration::from_millis(50))
+                    .unwrap_or_else(|e| fail(e))
+                else {
+                    continue;
+                };
+                idle = Instant::now();
+                let key = String::from_utf8_lossy(m.ordering_key().unwrap_or(b"-")).into_owned();
+                let (seq, start) = (m.seq(), now());
+                std::thread::sleep(Duration::from_micros(next() % 2000));
+                if next() % 8 == 0 {
+                    let _ = m.nack(shmq::Nack::Requeue);
+                    continue;
+                }
+                let end = now();
+                if m.ack().is_ok() {
+                    let _ = writeln!(out, "acked {key} {seq} {start} {end}");
+                    let _ = out.flush();
+                }
+            }
         }
         "hold" => {
             let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
