@@ -147,3 +147,43 @@ fn the_counting_allocator_counts() {
     });
     assert_eq!(n, 1);
 }
+
+/// Keyed publishes with headers, received by competing ack=manual
+/// consumers (the lane protocol's dispatch, hand-on and release), allocate
+/// nothing either (the ordering key and headers are borrowed by `Meta` and
+/// written in the slot).
+#[test]
+fn keyed_publish_and_receive_allocate_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::new().dir(dir.path()).slots(SLOTS).slot_size(128);
+    let q = Queue::create("noalloc-keyed", &opts).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    let manual = ConsumerOptions::new().ack(shmq::Ack::Manual);
+    let mut a = q.consumer("g", manual.clone()).unwrap();
+    let mut b = q.consumer("g", manual).unwrap();
+    let keys = [&b"alice"[..], b"bob", b"carol"];
+    let lap = |p: &mut shmq::Producer, a: &mut shmq::Consumer, b: &mut shmq::Consumer| {
+        for i in 0..3 * SLOTS {
+            let meta = shmq::Meta::new()
+                .ordering_key(keys[(i % 3) as usize])
+                .header(
+                    "traceparent",
+                    b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                );
+            p.publish_with(b"event", &meta).unwrap();
+            p.publish_with(b"event", &meta).unwrap();
+            // Two of one key: the second waits until the first is acked.
+            let m = a.try_receive().unwrap().expect("the first of its key");
+            assert_eq!(m.ordering_key(), Some(keys[(i % 3) as usize]));
+            assert!(m.header("traceparent").is_some());
+            assert!(b.try_receive().unwrap().is_none(), "its key is busy");
+            m.ack().unwrap();
+            let m = b.receive_timeout(Duration::from_secs(5)).unwrap();
+            m.ack().unwrap();
+        }
+    };
+    lap(&mut p, &mut a, &mut b);
+    let n = allocations_in(|| lap(&mut p, &mut a, &mut b));
+    assert_eq!(n, 0, "{n} heap allocations on the keyed path");
+}
