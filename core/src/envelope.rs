@@ -54,10 +54,7 @@ pub struct Headers<'a> {
 
 impl Default for Headers<'_> {
     fn default() -> Self {
-        Headers {
-            len: 0,
-            pairs: [("", &[]); MAX_HEADERS],
-        }
+        Headers::new()
     }
 }
 
@@ -69,8 +66,11 @@ impl std::fmt::Debug for Headers<'_> {
 
 impl<'a> Headers<'a> {
     /// No headers.
-    pub fn new() -> Headers<'a> {
-        Headers::default()
+    pub const fn new() -> Headers<'a> {
+        Headers {
+            len: 0,
+            pairs: [("", &[]); MAX_HEADERS],
+        }
     }
     /// Appends a header. Past [`MAX_HEADERS`] the list remembers that it
     /// overflowed, and publishing it fails with `InvalidOption`.

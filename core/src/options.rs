@@ -538,6 +538,19 @@ pub struct Meta<'a> {
     pub headers: Headers<'a>,
 }
 
+impl Meta<'static> {
+    /// Empty metadata, as a constant: the unkeyed publishes pass a
+    /// reference to it rather than build the (header-sized) value on
+    /// every call.
+    pub(crate) const NONE: Meta<'static> = Meta {
+        type_id: 0,
+        correlation_id: 0,
+        key: None,
+        ordering_key: None,
+        headers: Headers::new(),
+    };
+}
+
 impl<'a> Meta<'a> {
     /// Empty metadata.
     pub fn new() -> Meta<'a> {

@@ -181,7 +181,7 @@ impl Producer {
     /// (overflow=block) or fails with [`Error::Full`] (overflow=reject).
     #[inline]
     pub fn publish(&mut self, payload: &[u8]) -> Result<u64> {
-        self.publish_inner(payload, &Meta::default(), None)
+        self.publish_inner(payload, &Meta::NONE, None)
     }
 
     /// Publishes `payload` with metadata.
@@ -193,7 +193,7 @@ impl Producer {
     /// Like [`publish`](Self::publish), waiting at most `timeout` for room
     /// ([`Error::Timeout`] after that; nothing was published).
     pub fn publish_timeout(&mut self, payload: &[u8], timeout: Duration) -> Result<u64> {
-        self.publish_inner(payload, &Meta::default(), Some(Instant::now() + timeout))
+        self.publish_inner(payload, &Meta::NONE, Some(Instant::now() + timeout))
     }
 
     /// Publishes `payload` only if that needs no wait: [`Error::Timeout`]
@@ -203,7 +203,7 @@ impl Producer {
     /// event loop, a language binding holding its interpreter lock).
     #[inline]
     pub fn try_publish(&mut self, payload: &[u8]) -> Result<u64> {
-        self.publish_inner(payload, &Meta::default(), Some(self.made))
+        self.publish_inner(payload, &Meta::NONE, Some(self.made))
     }
 
     /// [`try_publish`](Self::try_publish) with metadata.
@@ -488,7 +488,7 @@ impl Producer {
     /// only the rest.
     pub fn publish_batch<P: AsRef<[u8]>>(&mut self, payloads: &[P]) -> Result<u64> {
         // Without a deadline it publishes them all (or fails).
-        self.publish_batch_until(payloads, &Meta::default(), None)
+        self.publish_batch_until(payloads, &Meta::NONE, None)
             .map(|(first, _)| first)
     }
 
@@ -530,7 +530,7 @@ impl Producer {
         timeout: Duration,
     ) -> Result<(u64, usize)> {
         let deadline = Instant::now().checked_add(timeout);
-        self.publish_batch_until(payloads, &Meta::default(), deadline)
+        self.publish_batch_until(payloads, &Meta::NONE, deadline)
     }
 
     /// The first seq and how many were published (fewer than all only

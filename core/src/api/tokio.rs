@@ -215,7 +215,7 @@ impl Producer {
     /// the async [`publish`](Producer::publish). Cancel-safe: dropped while
     /// waiting, nothing was published.
     pub async fn publish_async(&mut self, payload: &[u8]) -> Result<u64> {
-        self.publish_with_async(payload, &Meta::default()).await
+        self.publish_with_async(payload, &Meta::NONE).await
     }
 
     /// [`publish_async`](Producer::publish_async) with metadata.
