@@ -45,6 +45,8 @@ pub(crate) const MAX_CONSUMERS: u32 = 256;
 pub(crate) const CONSUMER_RECORD_SIZE: u64 = 64;
 /// Bytes of one [`LeaseRecord`].
 pub(crate) const LEASE_RECORD_SIZE: u64 = 48;
+/// Release hints per group (`GroupRecord::released`).
+pub(crate) const RELEASED_HINTS: usize = 4;
 /// Bytes of one lane word.
 pub(crate) const LANE_SIZE: u64 = 8;
 /// Largest `ordering_lanes`.
@@ -396,7 +398,10 @@ pub(crate) struct GroupRecord {
     pub redelivered: AtomicU64,
     /// Dead letters redriven to this group and not yet finished by it.
     pub redrive: AtomicU64,
-    _pad2: [u8; 32],
+    /// Keyed messages their lane just released (seq + 1, 0: empty): where
+    /// the next receive looks first, so a release costs no scan of the
+    /// in-flight window (see `protocol/lanes.rs`).
+    pub released: [AtomicU64; RELEASED_HINTS],
     /// Every position below it is finished by this group (its payload is
     /// no longer borrowed), so producers may reuse its slot. `<= next`.
     pub committed: AtomicU64,
@@ -561,6 +566,7 @@ const _: () = {
     assert!(offset_of!(GroupRecord, dead_lettered) == 120);
     assert!(offset_of!(GroupRecord, next) == 128);
     assert!(offset_of!(GroupRecord, committed) == 192);
+    assert!(offset_of!(GroupRecord, released) == 160);
     assert!(size_of::<LeaseRecord>() as u64 == LEASE_RECORD_SIZE);
     assert!(size_of::<ConsumerRecord>() as u64 == CONSUMER_RECORD_SIZE);
     assert!(size_of::<DeadLetterHeader>() as u64 == DEAD_LETTER_HEADER_SIZE);
@@ -644,7 +650,7 @@ impl GroupRecord {
             delivered: AtomicU64::new(0),
             redelivered: AtomicU64::new(0),
             redrive: AtomicU64::new(0),
-            _pad2: [0; 32],
+            released: std::array::from_fn(|_| AtomicU64::new(0)),
             committed: AtomicU64::new(0),
             _pad3: [0; 56],
         }

@@ -46,7 +46,9 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
         let opts = Options::new()
             .dir(&dir)
             .slots(TP_SLOTS)
-            .slot_size(args.size)
+            // With --keys, room for the envelope too (16 bytes and a key
+            // of up to 16: `key-N`).
+            .slot_size(args.size + if args.keys > 0 { 32 } else { 0 })
             .overflow(Overflow::Block);
         let q = Queue::create("tp", &opts)?;
         // The workers' producers choose the same (same queue, CPU and

@@ -840,7 +840,7 @@ impl Consumer {
     /// The re-check a waiter makes after registering (SeqCst loads, the
     /// Signal and doorbell protocols' other half): the position it waits
     /// for committed or aborted, a dead letter redriven to the group, or
-    /// (ack=manual) a redelivery hint moved. One condition for the sleeping
+    /// (ack=manual) a redelivery hint moved or a release hint set. One condition for the sleeping
     /// `receive` and for `arm`, so the two wait for the same things.
     fn work_came(&self) -> impl Fn() -> bool + '_ {
         let ring = self.ring();
@@ -851,6 +851,7 @@ impl Consumer {
             matches!(ring.peek_sc(next), Peek::Ready | Peek::Skip)
                 || rec.redrive.load(Ordering::SeqCst) != 0
                 || hint.is_some_and(|h| rec.redeliver_hint.load(Ordering::SeqCst) != h)
+                || (hint.is_some() && rec.released.iter().any(|r| r.load(Ordering::SeqCst) != 0))
         }
     }
 
@@ -1269,6 +1270,10 @@ impl Consumer {
         }
         .heartbeat(holder, now.real);
         if let Some(h) = self.scan_redeliveries(now)? {
+            return Ok(Some(Got::Leased(h)));
+        }
+        if let Some(h) = self.leases().take_released(holder, now, lease_ns) {
+            self.record().delivered.fetch_add(1, Ordering::Relaxed);
             return Ok(Some(Got::Leased(h)));
         }
         let shared = self.shared.clone();

@@ -236,9 +236,40 @@ impl Leases<'_> {
             .compare_exchange(waiting(q).0, ready.0, Ordering::SeqCst, Ordering::Relaxed)
             .is_ok();
         if done {
-            self.group.redeliver_hint.fetch_add(1, Ordering::Release);
+            // Tell the group where: a free hint slot, or (all taken) the
+            // redelivery hint that makes consumers scan the window.
+            // SeqCst: the READY word before the hint that names it, and
+            // the waker's change in the Signal/doorbell pair with a
+            // waiter's re-check (which looks at these hints).
+            let hinted = self.group.released.iter().any(|h| {
+                h.compare_exchange(0, q + 1, Ordering::SeqCst, Ordering::Relaxed)
+                    .is_ok()
+            });
+            if !hinted {
+                self.group.redeliver_hint.fetch_add(1, Ordering::Release);
+            }
         }
         done
+    }
+
+    /// Takes a keyed message its lane released, named by a release hint,
+    /// for consumer `me` (its first delivery). A hint is only a hint: the
+    /// message may have been taken by a scan meanwhile.
+    pub(crate) fn take_released(&self, me: u32, now: Now, lease_ns: u64) -> Option<Held> {
+        for h in &self.group.released {
+            if h.load(Ordering::Relaxed) == 0 {
+                continue;
+            }
+            // Acquire: pairs with the releaser's Release.
+            let q = h.swap(0, Ordering::Acquire);
+            if q == 0 {
+                continue;
+            }
+            if let Some((held, _)) = self.take_again(q - 1, me, now, lease_ns, &mut |_| true) {
+                return Some(held);
+            }
+        }
+        None
     }
 
     /// Hands the lane of the finished (FINISHING) keyed position `x` on:
