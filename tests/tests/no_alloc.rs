@@ -160,7 +160,7 @@ fn keyed_publish_and_receive_allocate_nothing() {
     q.create_group("g", Start::Earliest).unwrap();
     let mut p = q.producer().unwrap();
     let manual = ConsumerOptions::new().ack(shmq::Ack::Manual);
-    let mut a = q.consumer("g", manual.clone()).unwrap();
+    let mut a = q.consumer("g", manual).unwrap();
     let mut b = q.consumer("g", manual).unwrap();
     let keys = [&b"alice"[..], b"bob", b"carol"];
     let lap = |p: &mut shmq::Producer, a: &mut shmq::Consumer, b: &mut shmq::Consumer| {
