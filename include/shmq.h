@@ -35,6 +35,21 @@
 #define SHMQ_WAIT_FOREVER UINT64_MAX
 
 /**
+ * Longest ordering key, in bytes (`shmq_meta.ordering_key_len`).
+ */
+#define SHMQ_MAX_ORDERING_KEY 1024
+
+/**
+ * Most headers on one message (`shmq_meta.headers_len`).
+ */
+#define SHMQ_MAX_HEADERS 16
+
+/**
+ * Longest header name, in bytes.
+ */
+#define SHMQ_MAX_HEADER_NAME 255
+
+/**
  * Bytes of `shmq_group_info.name`: the longest group name (48) and its
  * NUL.
  */
@@ -259,7 +274,47 @@ typedef struct shmq_message {
    * Delivery attempt, 1 for the first.
    */
   uint32_t attempt;
+  /**
+   * Its ordering key (`shmq_meta.ordering_key`), in place and valid as
+   * long as `data`; NULL if it has none.
+   */
+  const uint8_t *ordering_key;
+  /**
+   * Length of `ordering_key` in bytes (0 if none).
+   */
+  size_t ordering_key_len;
+  /**
+   * How many headers it has (`shmq_meta.headers`): read them with
+   * `shmq_message_header` and `shmq_message_header_find`.
+   */
+  size_t headers_len;
 } shmq_message;
+
+/**
+ * One header: a name of `name_len` bytes of UTF-8 (1 to
+ * `SHMQ_MAX_HEADER_NAME`; not NUL-terminated) and a value of `value_len`
+ * bytes. In a `shmq_meta`, the caller's memory (NULL is allowed only with
+ * length 0). Written by `shmq_message_header`, it points into the
+ * message's slot and is valid as long as the message's `data`.
+ */
+typedef struct shmq_header {
+  /**
+   * The name (UTF-8, not NUL-terminated).
+   */
+  const char *name;
+  /**
+   * Length of `name` in bytes.
+   */
+  size_t name_len;
+  /**
+   * The value.
+   */
+  const uint8_t *value;
+  /**
+   * Length of `value` in bytes.
+   */
+  size_t value_len;
+} shmq_header;
 
 /**
  * What `shmq_nack` does with a message: `SHMQ_NACK_REQUEUE`,
@@ -504,6 +559,30 @@ typedef struct shmq_meta {
    * Length of `key` in bytes.
    */
   size_t key_len;
+  /**
+   * An ordering key of `ordering_key_len` bytes (1 to
+   * `SHMQ_MAX_ORDERING_KEY`), or NULL for none (then `ordering_key_len`
+   * must be 0). Stored with the message (counted against `slot_size`)
+   * and read back by every consumer (`shmq_message.ordering_key`); in
+   * an ack=manual group, messages of one key are leased in order. Not
+   * the idempotency `key`. Read during the call only.
+   */
+  const uint8_t *ordering_key;
+  /**
+   * Length of `ordering_key` in bytes.
+   */
+  size_t ordering_key_len;
+  /**
+   * `headers_len` headers (at most `SHMQ_MAX_HEADERS`), kept in order
+   * (names may repeat), or NULL for none (then `headers_len` must be
+   * 0). Stored with the message (counted against `slot_size`). Read
+   * during the call only.
+   */
+  const struct shmq_header *headers;
+  /**
+   * Number of elements of `headers`.
+   */
+  size_t headers_len;
 } shmq_meta;
 
 /**
@@ -918,6 +997,42 @@ enum shmq_status shmq_receive_batch(struct shmq_consumer *consumer,
                                     size_t *count_out);
 
 /**
+ * Writes header `index` (0 for the first, in the order they were
+ * published) of the message `msg` to `header_out`: its name and value,
+ * in place in the message's slot and valid as long as `msg->data` (the
+ * name is UTF-8 and not NUL-terminated: use `name_len`).
+ * `SHMQ_INVALID_ARGUMENT` if `index >= msg->headers_len`, or if `msg` is
+ * not this consumer's current delivery or part of its current batch (its
+ * headers are no longer readable).
+ *
+ * # Safety
+ * `consumer` is NULL or a live consumer not used by another thread
+ * meanwhile; `msg` NULL or readable; `header_out` NULL or writable.
+ */
+enum shmq_status shmq_message_header(const struct shmq_consumer *consumer,
+                                     const struct shmq_message *msg,
+                                     size_t index,
+                                     struct shmq_header *header_out);
+
+/**
+ * Writes the first header of the message `msg` called `name` (`name_len`
+ * bytes of UTF-8, not NUL-terminated) to `header_out`, as
+ * `shmq_message_header` does. `SHMQ_NOT_FOUND` if it has none of that
+ * name; `SHMQ_INVALID_ARGUMENT` if `name` is not UTF-8 or `msg` is not
+ * current (see `shmq_message_header`); `SHMQ_NULL_ARGUMENT` if `name` is
+ * NULL with `name_len > 0`.
+ *
+ * # Safety
+ * As for `shmq_message_header`; `name` is NULL or readable for
+ * `name_len` bytes.
+ */
+enum shmq_status shmq_message_header_find(const struct shmq_consumer *consumer,
+                                          const struct shmq_message *msg,
+                                          const char *name,
+                                          size_t name_len,
+                                          struct shmq_header *header_out);
+
+/**
  * Acknowledges the message `msg` received last by `shmq_receive` and ends
  * its delivery: its payload pointer is no longer valid. With ack auto the
  * message was committed on receipt; this releases its slot at once. With
@@ -1214,11 +1329,21 @@ enum shmq_status shmq_publish(struct shmq_producer *producer,
  * Like `shmq_publish`, with metadata (`meta` must not be NULL). With
  * `meta->key` set, publishing a key the queue still remembers enqueues
  * nothing and writes the first message's seq to `seq_out` (counted in
- * `shmq_queue_stats.deduplicated`).
+ * `shmq_queue_stats.deduplicated`). `meta->ordering_key` and
+ * `meta->headers` are stored with the message, in front of the payload:
+ * `SHMQ_TOO_LARGE` if they and the payload exceed slot_size;
+ * `SHMQ_INVALID_OPTION` (naming the limit) for an ordering key of 0 or
+ * more than `SHMQ_MAX_ORDERING_KEY` bytes, more than `SHMQ_MAX_HEADERS`
+ * headers, or a header name that is empty, longer than
+ * `SHMQ_MAX_HEADER_NAME` bytes or not UTF-8; `SHMQ_NULL_ARGUMENT` for a
+ * NULL pointer with a nonzero length. Nothing is published then.
  *
  * # Safety
  * As for `shmq_publish`; `meta` is NULL or readable, its `key` NULL or
- * readable for `key_len` bytes.
+ * readable for `key_len` bytes, its `ordering_key` NULL or readable for
+ * `ordering_key_len` bytes, its `headers` NULL or readable for
+ * `headers_len` elements whose `name` and `value` are NULL or readable
+ * for their lengths.
  */
 enum shmq_status shmq_publish_with(struct shmq_producer *producer,
                                    const uint8_t *data,
@@ -1244,8 +1369,7 @@ enum shmq_status shmq_publish_timeout(struct shmq_producer *producer,
  * `shmq_publish_with` and `shmq_publish_timeout` in one.
  *
  * # Safety
- * As for `shmq_publish`; `meta` is NULL or readable, its `key` NULL or
- * readable for `key_len` bytes.
+ * As for `shmq_publish_with`.
  */
 enum shmq_status shmq_publish_with_timeout(struct shmq_producer *producer,
                                            const uint8_t *data,
@@ -1333,7 +1457,9 @@ enum shmq_status shmq_reserve_timeout(struct shmq_producer *producer,
                                       struct shmq_reservation **reservation_out);
 
 /**
- * Sets the metadata of the reserved message.
+ * Sets the metadata of the reserved message (its type_id and
+ * correlation_id: a reservation takes no idempotency key, ordering key or
+ * headers, `SHMQ_INVALID_ARGUMENT`; use `shmq_publish_with`).
  *
  * # Safety
  * `reservation` is NULL or a reservation whose producer is live;

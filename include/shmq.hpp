@@ -472,13 +472,28 @@ class consumer_options {
     shmq_consumer_options o_;
 };
 
+// One header of a message: a name (1 to SHMQ_MAX_HEADER_NAME bytes of
+// UTF-8) and a value of bytes. In a meta it views the caller's memory;
+// read from a message, the message's slot (valid while it is active()).
+struct header {
+    std::string_view name;
+    bytes_view value;
+};
+
 // Metadata of a published message. `key` is an idempotency key (none by
 // default): a key the queue still remembers enqueues nothing and the
-// publish returns the first message's seq. Reservations refuse keys.
+// publish returns the first message's seq. `ordering_key` (1 to
+// SHMQ_MAX_ORDERING_KEY bytes) and `headers` (at most SHMQ_MAX_HEADERS, in
+// order, names may repeat) are stored with the message and read back by
+// every consumer (message::ordering_key(), message::headers()); they count
+// against slot_size. Reservations and batches refuse keys and headers.
+// Everything is viewed, not copied: keep it alive during the publish.
 struct meta {
     std::uint32_t type_id = 0;
     std::uint64_t correlation_id = 0;
     std::optional<bytes_view> key{};
+    std::optional<bytes_view> ordering_key{};
+    std::vector<header> headers{};
 };
 
 // Snapshots, as the C API fills them (plain data; see shmq.h).
@@ -506,17 +521,61 @@ struct producer_state {
     shmq_producer *handle = nullptr; // NULL once the producer is freed
 };
 
-inline shmq_meta c_meta(const meta &m) noexcept {
+// A non-NULL pointer for an empty view too: an empty key is a key.
+inline const std::uint8_t *non_null(bytes_view v) noexcept {
+    return v.data() != nullptr ? v.data() : reinterpret_cast<const std::uint8_t *>("");
+}
+
+// The C metadata of `m`; its headers array is `storage`, which must
+// outlive the returned struct's use.
+inline shmq_meta c_meta(const meta &m, std::vector<shmq_header> &storage) {
     shmq_meta out{};
     out.type_id = m.type_id;
     out.correlation_id = m.correlation_id;
     if (m.key) {
-        // A non-NULL pointer for an empty key too: an empty key is a key.
-        out.key = m.key->data() != nullptr ? m.key->data()
-                                           : reinterpret_cast<const std::uint8_t *>("");
+        out.key = non_null(*m.key);
         out.key_len = m.key->size();
     }
+    if (m.ordering_key) {
+        out.ordering_key = non_null(*m.ordering_key);
+        out.ordering_key_len = m.ordering_key->size();
+    }
+    storage.clear();
+    for (const header &h : m.headers) {
+        storage.push_back(shmq_header{h.name.data(), h.name.size(), h.value.data(), h.value.size()});
+    }
+    out.headers = storage.empty() ? nullptr : storage.data();
+    out.headers_len = storage.size();
     return out;
+}
+
+inline header from_c(const shmq_header &h) noexcept {
+    return header{std::string_view(h.name, h.name_len), bytes_view(h.value, h.value_len)};
+}
+
+// Header `i` of `raw`, current on `c` (shmq_message_header);
+// std::out_of_range past the end.
+inline header header_at(const shmq_consumer *c, const shmq_message &raw, std::size_t i) {
+    if (i >= raw.headers_len) {
+        throw std::out_of_range("shmq: header " + std::to_string(i) + " of a message with " +
+                                std::to_string(raw.headers_len) + " headers");
+    }
+    shmq_header h{};
+    check(shmq_message_header(c, &raw, i, &h));
+    return from_c(h);
+}
+
+// The value of the first header of `raw` named `name`, if any
+// (shmq_message_header_find).
+inline std::optional<bytes_view> header_named(const shmq_consumer *c, const shmq_message &raw,
+                                              std::string_view name) {
+    shmq_header h{};
+    shmq_status st = shmq_message_header_find(c, &raw, name.data(), name.size(), &h);
+    if (st == SHMQ_NOT_FOUND) {
+        return std::nullopt;
+    }
+    check(st);
+    return h.value_len == 0 ? bytes_view() : bytes_view(h.value, h.value_len);
 }
 
 } // namespace detail
@@ -593,6 +652,38 @@ class message {
     std::uint32_t type_id() const { return meta_("type_id").type_id; }
     // Delivery attempt, 1 for the first.
     std::uint32_t attempt() const { return meta_("attempt").attempt; }
+    // The ordering key, in place (valid while active()); none if it was
+    // published without one.
+    std::optional<bytes_view> ordering_key() const {
+        require_active("ordering_key");
+        if (raw_.ordering_key == nullptr) {
+            return std::nullopt;
+        }
+        return bytes_view(raw_.ordering_key, raw_.ordering_key_len);
+    }
+    // How many headers it has.
+    std::size_t header_count() const { return meta_("header_count").headers_len; }
+    // Header `i`, in place (valid while active()); std::out_of_range past
+    // the end.
+    shmq::header header_at(std::size_t i) const {
+        require_active("header_at");
+        return detail::header_at(state_->handle, raw_, i);
+    }
+    // Its headers in order, in place (valid while active()).
+    std::vector<shmq::header> headers() const {
+        require_active("headers");
+        std::vector<shmq::header> out;
+        for (std::size_t i = 0; i < raw_.headers_len; i++) {
+            out.push_back(detail::header_at(state_->handle, raw_, i));
+        }
+        return out;
+    }
+    // The value of its first header named `name`, in place (valid while
+    // active()); none if it has no such header.
+    std::optional<bytes_view> header(std::string_view name) const {
+        require_active("header");
+        return detail::header_named(state_->handle, raw_, name);
+    }
 
     // Acknowledges the message and ends its delivery (whatever the result).
     // ack=manual: shmq::lease_expired_error if its lease was taken away
@@ -713,6 +804,32 @@ class batch {
         std::uint64_t correlation_id() const noexcept { return raw_.correlation_id; }
         std::uint32_t type_id() const noexcept { return raw_.type_id; }
         std::uint32_t attempt() const noexcept { return raw_.attempt; }
+        // As message::ordering_key(), header_count(), header_at(),
+        // headers() and header(): in place while the batch is pending.
+        std::optional<bytes_view> ordering_key() const {
+            require_active("ordering_key");
+            if (raw_.ordering_key == nullptr) {
+                return std::nullopt;
+            }
+            return bytes_view(raw_.ordering_key, raw_.ordering_key_len);
+        }
+        std::size_t header_count() const noexcept { return raw_.headers_len; }
+        shmq::header header_at(std::size_t i) const {
+            require_active("header_at");
+            return detail::header_at(state_->handle, raw_, i);
+        }
+        std::vector<shmq::header> headers() const {
+            require_active("headers");
+            std::vector<shmq::header> out;
+            for (std::size_t i = 0; i < raw_.headers_len; i++) {
+                out.push_back(detail::header_at(state_->handle, raw_, i));
+            }
+            return out;
+        }
+        std::optional<bytes_view> header(std::string_view name) const {
+            require_active("header");
+            return detail::header_named(state_->handle, raw_, name);
+        }
 
       private:
         friend class batch;
@@ -883,11 +1000,12 @@ class reservation {
     // empty: a reservation refuses keys, shmq::invalid_argument_error).
     void set_meta(const meta &m) {
         require("set_meta");
-        shmq_meta cm = detail::c_meta(m);
+        std::vector<shmq_header> storage;
+        shmq_meta cm = detail::c_meta(m, storage);
         detail::check(shmq_reservation_set_meta(r_, &cm));
     }
     void set_meta(std::uint32_t type_id, std::uint64_t correlation_id = 0) {
-        set_meta(meta{type_id, correlation_id, std::nullopt});
+        set_meta(meta{type_id, correlation_id, std::nullopt, std::nullopt, {}});
     }
     // Shrinks the message to `len` bytes (at most the reserved length).
     void truncate(std::size_t len) {
@@ -1059,7 +1177,8 @@ class producer {
     }
     std::uint64_t publish_(bytes_view data, const meta &m, std::uint64_t timeout_ns) {
         shmq_producer *p = live("publish");
-        shmq_meta cm = detail::c_meta(m);
+        std::vector<shmq_header> storage;
+        shmq_meta cm = detail::c_meta(m, storage);
         std::uint64_t seq = 0;
         detail::check(
             shmq_publish_with_timeout(p, data.data(), data.size(), &cm, timeout_ns, &seq));

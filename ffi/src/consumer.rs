@@ -18,12 +18,12 @@ use std::time::Duration;
 use shmq::{Batch, Consumer, Delivery, Message};
 
 use crate::options::{
-    SHMQ_ACK_AUTO, SHMQ_ACK_MANUAL, Wait, shmq_ack_mode, shmq_consumer_options, shmq_nack_kind,
-    shmq_seek,
+    SHMQ_ACK_AUTO, SHMQ_ACK_MANUAL, Wait, shmq_ack_mode, shmq_consumer_options, shmq_header,
+    shmq_nack_kind, shmq_seek,
 };
 use crate::queue::shmq_queue;
 use crate::status::{
-    Fail, Out, OutBuf, guard, guard_or, handle, handle_ref, input, invalid, out, out_opt,
+    Fail, Out, OutBuf, bytes, guard, guard_or, handle, handle_ref, input, invalid, out, out_opt,
     shmq_status, text,
 };
 
@@ -95,6 +95,14 @@ pub struct shmq_message {
     pub type_id: u32,
     /// Delivery attempt, 1 for the first.
     pub attempt: u32,
+    /// Its ordering key (`shmq_meta.ordering_key`), in place and valid as
+    /// long as `data`; NULL if it has none.
+    pub ordering_key: *const u8,
+    /// Length of `ordering_key` in bytes (0 if none).
+    pub ordering_key_len: usize,
+    /// How many headers it has (`shmq_meta.headers`): read them with
+    /// `shmq_message_header` and `shmq_message_header_find`.
+    pub headers_len: usize,
 }
 
 impl From<&Message<'_>> for shmq_message {
@@ -108,6 +116,20 @@ impl From<&Message<'_>> for shmq_message {
             correlation_id: m.correlation_id(),
             type_id: m.type_id(),
             attempt: m.attempt(),
+            ordering_key: m.ordering_key().map_or(std::ptr::null(), <[u8]>::as_ptr),
+            ordering_key_len: m.ordering_key().map_or(0, <[u8]>::len),
+            headers_len: m.headers().count(),
+        }
+    }
+}
+
+impl From<(&str, &[u8])> for shmq_header {
+    fn from((name, value): (&str, &[u8])) -> shmq_header {
+        shmq_header {
+            name: name.as_ptr().cast(),
+            name_len: name.len(),
+            value: value.as_ptr(),
+            value_len: value.len(),
         }
     }
 }
@@ -306,6 +328,114 @@ fn take_current(h: &mut shmq_consumer, msg: &shmq_message) -> Result<Delivery<'s
             Err(fail)
         }
     }
+}
+
+/// Runs `read` on the message `msg` (checked non-NULL) if it is `h`'s
+/// current delivery or part of its current batch.
+fn read_current<T>(
+    h: &shmq_consumer,
+    msg: &shmq_message,
+    read: impl FnOnce(&Message<'_>) -> Result<T, Fail>,
+) -> Result<T, Fail> {
+    match &h.current {
+        Current::One(d) if d.seq() == msg.seq => read(d),
+        Current::Many(b) => match b.iter().find(|m| m.seq() == msg.seq) {
+            Some(m) => read(&m),
+            None => Err(invalid(format!(
+                "message seq {} is not part of this consumer's current batch",
+                msg.seq
+            ))),
+        },
+        other => Err(not_current(other, msg.seq)),
+    }
+}
+
+/// Writes header `index` (0 for the first, in the order they were
+/// published) of the message `msg` to `header_out`: its name and value,
+/// in place in the message's slot and valid as long as `msg->data` (the
+/// name is UTF-8 and not NUL-terminated: use `name_len`).
+/// `SHMQ_INVALID_ARGUMENT` if `index >= msg->headers_len`, or if `msg` is
+/// not this consumer's current delivery or part of its current batch (its
+/// headers are no longer readable).
+///
+/// # Safety
+/// `consumer` is NULL or a live consumer not used by another thread
+/// meanwhile; `msg` NULL or readable; `header_out` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_message_header(
+    consumer: *const shmq_consumer,
+    msg: *const shmq_message,
+    index: usize,
+    header_out: *mut shmq_header,
+) -> shmq_status {
+    guard(|| {
+        let header_out = out(header_out, "header_out")?;
+        // SAFETY: per the contract.
+        let msg = unsafe { input(msg, "msg") }?.ok_or(Fail::Null("msg"))?;
+        // SAFETY: per the contract.
+        let h = unsafe { handle_ref(consumer, "consumer") }?;
+        let header = read_current(h, &msg, |m| {
+            let mut all = m.headers();
+            let count = all.clone().count();
+            all.nth(index).map(shmq_header::from).ok_or_else(|| {
+                invalid(format!(
+                    "header index {index} of message seq {}, which has {count} headers",
+                    msg.seq
+                ))
+            })
+        })?;
+        // SAFETY: checked writable out-parameter.
+        unsafe { header_out.write(header) };
+        Ok(())
+    })
+}
+
+/// Writes the first header of the message `msg` called `name` (`name_len`
+/// bytes of UTF-8, not NUL-terminated) to `header_out`, as
+/// `shmq_message_header` does. `SHMQ_NOT_FOUND` if it has none of that
+/// name; `SHMQ_INVALID_ARGUMENT` if `name` is not UTF-8 or `msg` is not
+/// current (see `shmq_message_header`); `SHMQ_NULL_ARGUMENT` if `name` is
+/// NULL with `name_len > 0`.
+///
+/// # Safety
+/// As for `shmq_message_header`; `name` is NULL or readable for
+/// `name_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_message_header_find(
+    consumer: *const shmq_consumer,
+    msg: *const shmq_message,
+    name: *const c_char,
+    name_len: usize,
+    header_out: *mut shmq_header,
+) -> shmq_status {
+    guard(|| {
+        let header_out = out(header_out, "header_out")?;
+        // SAFETY: per the contract.
+        let msg = unsafe { input(msg, "msg") }?.ok_or(Fail::Null("msg"))?;
+        // SAFETY: `name` is NULL or readable for `name_len` bytes per the
+        // contract.
+        let name = unsafe { bytes(name.cast(), name_len, "name") }?;
+        let name = std::str::from_utf8(name).map_err(|e| {
+            invalid(format!(
+                "header name {:?} is not UTF-8 ({e})",
+                String::from_utf8_lossy(name)
+            ))
+        })?;
+        // SAFETY: per the contract.
+        let h = unsafe { handle_ref(consumer, "consumer") }?;
+        let header = read_current(h, &msg, |m| {
+            m.headers()
+                .find(|(n, _)| *n == name)
+                .map(shmq_header::from)
+                .ok_or_else(|| {
+                    shmq::Error::NotFound(format!("header {name:?} of message seq {}", msg.seq))
+                        .into()
+                })
+        })?;
+        // SAFETY: checked writable out-parameter.
+        unsafe { header_out.write(header) };
+        Ok(())
+    })
 }
 
 /// Acknowledges the message `msg` received last by `shmq_receive` and ends

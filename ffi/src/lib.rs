@@ -33,7 +33,8 @@ pub use consumer::{
     shmq_ack, shmq_ack_all, shmq_consumer, shmq_consumer_ack_mode, shmq_consumer_arm,
     shmq_consumer_disarm, shmq_consumer_drain, shmq_consumer_fd, shmq_consumer_free,
     shmq_consumer_group, shmq_consumer_new, shmq_consumer_position, shmq_consumer_seek,
-    shmq_extend_lease, shmq_message, shmq_nack, shmq_receive, shmq_receive_batch,
+    shmq_extend_lease, shmq_message, shmq_message_header, shmq_message_header_find, shmq_nack,
+    shmq_receive, shmq_receive_batch,
 };
 pub use dlq::{
     SHMQ_DLQ_REASON_MAX_DELIVERIES, SHMQ_DLQ_REASON_NACKED, SHMQ_DLQ_REASON_OTHER,
@@ -41,14 +42,15 @@ pub use dlq::{
     shmq_dlq_reason, shmq_dlq_redrive,
 };
 pub use options::{
-    SHMQ_ACK_AUTO, SHMQ_ACK_MANUAL, SHMQ_NACK_DEAD_LETTER, SHMQ_NACK_REQUEUE,
-    SHMQ_NACK_REQUEUE_AFTER, SHMQ_OVERFLOW_BLOCK, SHMQ_OVERFLOW_REJECT, SHMQ_OVERFLOW_SPILL,
-    SHMQ_SEEK_EARLIEST, SHMQ_SEEK_LATEST, SHMQ_SEEK_SEQ, SHMQ_SEEK_TIME, SHMQ_START_EARLIEST,
-    SHMQ_START_LATEST, SHMQ_START_SEQ, SHMQ_SYNC_ALWAYS, SHMQ_SYNC_EVERY_N, SHMQ_SYNC_NEVER,
-    SHMQ_WAIT_FOREVER, SHMQ_WAIT_STRATEGY_BUSY_SPIN, SHMQ_WAIT_STRATEGY_SPIN_FUTEX,
-    SHMQ_WAIT_STRATEGY_SPIN_YIELD, shmq_ack_mode, shmq_consumer_options,
-    shmq_consumer_options_default, shmq_meta, shmq_nack_kind, shmq_options, shmq_options_default,
-    shmq_overflow, shmq_seek, shmq_start, shmq_sync, shmq_wait_strategy,
+    SHMQ_ACK_AUTO, SHMQ_ACK_MANUAL, SHMQ_MAX_HEADER_NAME, SHMQ_MAX_HEADERS, SHMQ_MAX_ORDERING_KEY,
+    SHMQ_NACK_DEAD_LETTER, SHMQ_NACK_REQUEUE, SHMQ_NACK_REQUEUE_AFTER, SHMQ_OVERFLOW_BLOCK,
+    SHMQ_OVERFLOW_REJECT, SHMQ_OVERFLOW_SPILL, SHMQ_SEEK_EARLIEST, SHMQ_SEEK_LATEST, SHMQ_SEEK_SEQ,
+    SHMQ_SEEK_TIME, SHMQ_START_EARLIEST, SHMQ_START_LATEST, SHMQ_START_SEQ, SHMQ_SYNC_ALWAYS,
+    SHMQ_SYNC_EVERY_N, SHMQ_SYNC_NEVER, SHMQ_WAIT_FOREVER, SHMQ_WAIT_STRATEGY_BUSY_SPIN,
+    SHMQ_WAIT_STRATEGY_SPIN_FUTEX, SHMQ_WAIT_STRATEGY_SPIN_YIELD, shmq_ack_mode,
+    shmq_consumer_options, shmq_consumer_options_default, shmq_header, shmq_meta, shmq_nack_kind,
+    shmq_options, shmq_options_default, shmq_overflow, shmq_seek, shmq_start, shmq_sync,
+    shmq_wait_strategy,
 };
 pub use producer::{
     shmq_abort, shmq_buf, shmq_commit, shmq_producer, shmq_producer_arm, shmq_producer_disarm,

@@ -7,9 +7,12 @@ use std::ffi::{CStr, c_char};
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
-use shmq::{Ack, ConsumerOptions, Meta, Nack, Options, Overflow, Retention, Seek, Start, SyncMode};
+use shmq::{
+    Ack, ConsumerOptions, Headers, MAX_HEADERS, Meta, Nack, Options, Overflow, Retention, Seek,
+    Start, SyncMode,
+};
 
-use crate::status::{Fail, bytes, guard_or};
+use crate::status::{Fail, bytes, guard_or, invalid};
 
 /// What a publish does when the ring is full: `SHMQ_OVERFLOW_BLOCK`,
 /// `SHMQ_OVERFLOW_REJECT` or `SHMQ_OVERFLOW_SPILL`.
@@ -437,28 +440,148 @@ pub struct shmq_meta {
     pub key: *const u8,
     /// Length of `key` in bytes.
     pub key_len: usize,
+    /// An ordering key of `ordering_key_len` bytes (1 to
+    /// `SHMQ_MAX_ORDERING_KEY`), or NULL for none (then `ordering_key_len`
+    /// must be 0). Stored with the message (counted against `slot_size`)
+    /// and read back by every consumer (`shmq_message.ordering_key`); in
+    /// an ack=manual group, messages of one key are leased in order. Not
+    /// the idempotency `key`. Read during the call only.
+    pub ordering_key: *const u8,
+    /// Length of `ordering_key` in bytes.
+    pub ordering_key_len: usize,
+    /// `headers_len` headers (at most `SHMQ_MAX_HEADERS`), kept in order
+    /// (names may repeat), or NULL for none (then `headers_len` must be
+    /// 0). Stored with the message (counted against `slot_size`). Read
+    /// during the call only.
+    pub headers: *const shmq_header,
+    /// Number of elements of `headers`.
+    pub headers_len: usize,
 }
 
+/// One header: a name of `name_len` bytes of UTF-8 (1 to
+/// `SHMQ_MAX_HEADER_NAME`; not NUL-terminated) and a value of `value_len`
+/// bytes. In a `shmq_meta`, the caller's memory (NULL is allowed only with
+/// length 0). Written by `shmq_message_header`, it points into the
+/// message's slot and is valid as long as the message's `data`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct shmq_header {
+    /// The name (UTF-8, not NUL-terminated).
+    pub name: *const c_char,
+    /// Length of `name` in bytes.
+    pub name_len: usize,
+    /// The value.
+    pub value: *const u8,
+    /// Length of `value` in bytes.
+    pub value_len: usize,
+}
+
+// Literals, so that cbindgen can write them (`limits_match` checks them
+// against core's).
+/// Longest ordering key, in bytes (`shmq_meta.ordering_key_len`).
+pub const SHMQ_MAX_ORDERING_KEY: usize = 1024;
+/// Most headers on one message (`shmq_meta.headers_len`).
+pub const SHMQ_MAX_HEADERS: usize = 16;
+/// Longest header name, in bytes.
+pub const SHMQ_MAX_HEADER_NAME: usize = 255;
+
 impl shmq_meta {
-    /// The Rust metadata these stand for.
+    /// The Rust metadata these stand for, borrowing the ordering key and
+    /// the headers from the caller's memory for `'a`.
     ///
     /// # Safety
-    /// A non-NULL `key` must be readable for `key_len` bytes.
-    pub(crate) unsafe fn to_rust(self) -> Result<Meta<'static>, Fail> {
-        let meta = Meta::new()
+    /// A non-NULL `key` must be readable for `key_len` bytes, a non-NULL
+    /// `ordering_key` for `ordering_key_len` bytes, a non-NULL `headers`
+    /// for `headers_len` elements and each of their non-NULL `name` and
+    /// `value` for their lengths, all unchanged for `'a`.
+    pub(crate) unsafe fn to_rust<'a>(self) -> Result<Meta<'a>, Fail> {
+        let mut meta = Meta::new()
             .type_id(self.type_id)
             .correlation_id(self.correlation_id);
         if self.key.is_null() {
             if self.key_len != 0 {
                 return Err(Fail::Null("meta->key"));
             }
-            return Ok(meta);
+        } else {
+            // SAFETY: non-NULL and readable for `key_len` bytes per the
+            // contract.
+            let key = unsafe { bytes(self.key, self.key_len, "meta->key") }?;
+            meta = meta.key(key);
         }
-        // SAFETY: non-NULL and readable for `key_len` bytes per the
-        // contract.
-        let key = unsafe { bytes(self.key, self.key_len, "meta->key") }?;
-        Ok(meta.key(key))
+        if self.ordering_key.is_null() {
+            if self.ordering_key_len != 0 {
+                return Err(Fail::Null("meta->ordering_key"));
+            }
+        } else {
+            // SAFETY: non-NULL and readable for `ordering_key_len` bytes
+            // for `'a` per the contract. An empty key is a key (refused
+            // by the queue, naming the limit).
+            let key = unsafe {
+                bytes(
+                    self.ordering_key,
+                    self.ordering_key_len,
+                    "meta->ordering_key",
+                )
+            }?;
+            meta.ordering_key = Some(key);
+        }
+        // SAFETY: per the contract.
+        meta.headers = unsafe { headers(self.headers, self.headers_len) }?;
+        Ok(meta)
     }
+
+    /// Whether it has an ordering key or headers (which batches and
+    /// reservations cannot carry).
+    pub(crate) fn enveloped(&self) -> bool {
+        !self.ordering_key.is_null()
+            || self.ordering_key_len != 0
+            || !self.headers.is_null()
+            || self.headers_len != 0
+    }
+}
+
+/// The headers of a `shmq_meta`, each checked: count, NULLs, UTF-8 names.
+///
+/// # Safety
+/// As for [`shmq_meta::to_rust`].
+unsafe fn headers<'a>(ptr: *const shmq_header, len: usize) -> Result<Headers<'a>, Fail> {
+    let mut out = Headers::new();
+    if len == 0 {
+        return Ok(out);
+    }
+    if ptr.is_null() {
+        return Err(Fail::Null("meta->headers"));
+    }
+    if len > MAX_HEADERS {
+        // Checked before reading the array, which may be as long as it says.
+        return Err(shmq::Error::InvalidOption(format!(
+            "a message may have at most {MAX_HEADERS} headers (SHMQ_MAX_HEADERS), got meta->headers_len {len}"
+        ))
+        .into());
+    }
+    if !ptr.is_aligned() {
+        return Err(invalid("argument `meta->headers` is misaligned"));
+    }
+    // SAFETY: non-NULL, aligned, `len <= MAX_HEADERS` elements readable
+    // for `'a` per the contract; `shmq_header` is plain integers and
+    // pointers, valid for any bits.
+    let array = unsafe { std::slice::from_raw_parts(ptr, len) };
+    for (i, h) in array.iter().enumerate() {
+        // SAFETY: `name` is NULL or readable for `name_len` bytes per the
+        // contract.
+        let name = unsafe { bytes(h.name.cast(), h.name_len, "meta->headers[i].name") }?;
+        let name = std::str::from_utf8(name).map_err(|e| {
+            shmq::Error::InvalidOption(format!(
+                "meta->headers[{i}].name is not UTF-8 ({e}): {:?}",
+                String::from_utf8_lossy(name)
+            ))
+        })?;
+        // SAFETY: `value` is NULL or readable for `value_len` bytes per
+        // the contract.
+        let value = unsafe { bytes(h.value, h.value_len, "meta->headers[i].value") }?;
+        out.push(name, value);
+    }
+    Ok(out)
 }
 
 /// How long a call may wait.
@@ -497,6 +620,13 @@ impl Wait {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_match() {
+        assert_eq!(SHMQ_MAX_ORDERING_KEY, shmq::MAX_ORDERING_KEY);
+        assert_eq!(SHMQ_MAX_HEADERS, shmq::MAX_HEADERS);
+        assert_eq!(SHMQ_MAX_HEADER_NAME, shmq::MAX_HEADER_NAME);
+    }
 
     #[test]
     fn defaults_match() {

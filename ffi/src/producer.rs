@@ -119,7 +119,8 @@ pub unsafe extern "C" fn shmq_producer_free(producer: *mut *mut shmq_producer) {
 /// # Safety
 /// `producer` NULL or live and unshared; `data` NULL or readable for `len`;
 /// `meta` NULL or readable, with `meta->key` NULL or readable for
-/// `meta->key_len` bytes; `seq_out` NULL or writable.
+/// `meta->key_len` bytes and its ordering key and headers as
+/// `shmq_publish_with` says; `seq_out` NULL or writable.
 unsafe fn publish(
     producer: *mut shmq_producer,
     data: *const u8,
@@ -137,7 +138,8 @@ unsafe fn publish(
         let payload = unsafe { bytes(data, len, "data") }?;
         // SAFETY: per the contract.
         let meta = match unsafe { input(meta, "meta") }? {
-            // SAFETY: `meta.key` is NULL or readable per the contract.
+            // SAFETY: `meta.key`, `meta.ordering_key` and `meta.headers`
+            // are NULL or readable for the call per the contract.
             Some(m) => unsafe { m.to_rust() }?,
             None if meta_required => return Err(Fail::Null("meta")),
             None => Meta::new(),
@@ -188,11 +190,21 @@ pub unsafe extern "C" fn shmq_publish(
 /// Like `shmq_publish`, with metadata (`meta` must not be NULL). With
 /// `meta->key` set, publishing a key the queue still remembers enqueues
 /// nothing and writes the first message's seq to `seq_out` (counted in
-/// `shmq_queue_stats.deduplicated`).
+/// `shmq_queue_stats.deduplicated`). `meta->ordering_key` and
+/// `meta->headers` are stored with the message, in front of the payload:
+/// `SHMQ_TOO_LARGE` if they and the payload exceed slot_size;
+/// `SHMQ_INVALID_OPTION` (naming the limit) for an ordering key of 0 or
+/// more than `SHMQ_MAX_ORDERING_KEY` bytes, more than `SHMQ_MAX_HEADERS`
+/// headers, or a header name that is empty, longer than
+/// `SHMQ_MAX_HEADER_NAME` bytes or not UTF-8; `SHMQ_NULL_ARGUMENT` for a
+/// NULL pointer with a nonzero length. Nothing is published then.
 ///
 /// # Safety
 /// As for `shmq_publish`; `meta` is NULL or readable, its `key` NULL or
-/// readable for `key_len` bytes.
+/// readable for `key_len` bytes, its `ordering_key` NULL or readable for
+/// `ordering_key_len` bytes, its `headers` NULL or readable for
+/// `headers_len` elements whose `name` and `value` are NULL or readable
+/// for their lengths.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmq_publish_with(
     producer: *mut shmq_producer,
@@ -236,8 +248,7 @@ pub unsafe extern "C" fn shmq_publish_timeout(
 /// `shmq_publish_with` and `shmq_publish_timeout` in one.
 ///
 /// # Safety
-/// As for `shmq_publish`; `meta` is NULL or readable, its `key` NULL or
-/// readable for `key_len` bytes.
+/// As for `shmq_publish_with`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmq_publish_with_timeout(
     producer: *mut shmq_producer,
@@ -543,7 +554,9 @@ unsafe fn pending<'a>(
     Ok(&mut h.pending)
 }
 
-/// Sets the metadata of the reserved message.
+/// Sets the metadata of the reserved message (its type_id and
+/// correlation_id: a reservation takes no idempotency key, ordering key or
+/// headers, `SHMQ_INVALID_ARGUMENT`; use `shmq_publish_with`).
 ///
 /// # Safety
 /// `reservation` is NULL or a reservation whose producer is live;
@@ -562,7 +575,14 @@ pub unsafe extern "C" fn shmq_reservation_set_meta(
                  set key = NULL, key_len = 0",
             ));
         }
-        // SAFETY: `key` is NULL (checked above).
+        if meta.enveloped() {
+            return Err(invalid(
+                "an ordering key or headers (meta->ordering_key, meta->headers) are for \
+                 shmq_publish_with, not for a reservation: set them NULL, lengths 0",
+            ));
+        }
+        // SAFETY: `key`, `ordering_key` and `headers` are NULL (checked
+        // above).
         let meta = unsafe { meta.to_rust() }?;
         // SAFETY: per the contract.
         let r = unsafe { pending(reservation) }?;

@@ -290,6 +290,11 @@ fn journal_under_asan_and_ubsan() {
 }
 
 #[test]
+fn ordering_keys_and_headers_under_asan_and_ubsan() {
+    run_suite(&compile("test_envelope", Link::SharedSanitized), None);
+}
+
+#[test]
 fn readiness_fds_under_asan_and_ubsan() {
     run_suite(&compile("test_async", Link::SharedSanitized), None);
 }
@@ -313,6 +318,7 @@ fn statically_linked() {
         "test_delivery",
         "test_spill",
         "test_journal",
+        "test_envelope",
         "test_async",
     ] {
         run_suite(&compile(src, Link::Static), None);

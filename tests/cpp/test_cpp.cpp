@@ -1002,6 +1002,69 @@ void test_keyed_publish() {
     shmq::queue::remove("keyed", d.opts(16, 64));
 }
 
+// Ordering keys and headers: published with a meta, read back in place
+// from a message and a batch entry; refused past their limits; not
+// readable once the delivery ended.
+void test_keys_and_headers() {
+    test_dir d("envelope");
+    auto q = shmq::queue::create("envelope", d.opts(16, 256));
+    auto c = q.make_consumer("g");
+    auto p = q.make_producer();
+    shmq::meta m;
+    m.type_id = 3;
+    m.ordering_key = "customer-7";
+    m.headers = {{"traceparent", "00-abc"}, {"content-type", "text/plain"}, {"traceparent", "2"}};
+    auto seq = p.publish("paid", m);
+    {
+        auto got = c.receive(1s);
+        REQUIRE(got.has_value());
+        CHECK(got->seq() == seq && got->text() == "paid" && got->type_id() == 3);
+        CHECK(got->ordering_key().has_value() &&
+              got->ordering_key()->as_string_view() == "customer-7");
+        CHECK_EQ(got->header_count(), 3u);
+        auto hs = got->headers();
+        REQUIRE(hs.size() == 3);
+        CHECK(hs[1].name == "content-type" && hs[1].value.as_string_view() == "text/plain");
+        CHECK(hs[2].name == "traceparent" && hs[2].value.as_string_view() == "2");
+        CHECK(got->header_at(0).value.as_string_view() == "00-abc");
+        CHECK_THROWS(std::out_of_range, got->header_at(3));
+        CHECK(got->header("traceparent").value().as_string_view() == "00-abc");
+        CHECK(!got->header("missing").has_value());
+        got->ack();
+        CHECK_THROWS_WITH(shmq::invalid_argument_error, got->headers(), "has ended");
+        CHECK_THROWS(shmq::invalid_argument_error, got->ordering_key());
+        CHECK_EQ(got->header_count(), 3u); // metadata stays readable
+    }
+    p.publish("plain");
+    p.publish("keyed", shmq::meta{0, 0, std::nullopt, std::string_view("k"), {}});
+    {
+        auto b = c.receive_batch(8, 1s);
+        REQUIRE(b.size() == 2);
+        CHECK(!b[0].ordering_key().has_value() && b[0].header_count() == 0);
+        CHECK(b[0].headers().empty() && !b[0].header("x").has_value());
+        CHECK(b[1].ordering_key().value().as_string_view() == "k");
+        b.ack();
+        CHECK_THROWS(shmq::invalid_argument_error, b[1].ordering_key());
+    }
+    shmq::meta bad;
+    std::string long_key(SHMQ_MAX_ORDERING_KEY + 1, 'k');
+    bad.ordering_key = long_key;
+    CHECK_THROWS_WITH(shmq::invalid_option_error, p.publish("x", bad), "1024");
+    bad = shmq::meta{};
+    bad.headers.assign(SHMQ_MAX_HEADERS + 1, shmq::header{"h", "v"});
+    CHECK_THROWS_WITH(shmq::invalid_option_error, p.publish("x", bad), "16");
+    bad.headers = {{"", "v"}};
+    CHECK_THROWS(shmq::invalid_option_error, p.publish("x", bad));
+    {
+        auto r = p.reserve(4);
+        bad.headers = {{"h", "v"}};
+        CHECK_THROWS_WITH(shmq::invalid_argument_error, r.set_meta(bad), "reservation");
+        r.abort();
+    }
+    CHECK(!c.try_receive().has_value());
+    shmq::queue::remove("envelope", d.opts(16, 256));
+}
+
 // Empty handles (default-constructed, moved from, closed) throw; move
 // assignment frees what it replaces; nothing is freed twice.
 void test_handles() {
@@ -1200,6 +1263,7 @@ int main() {
     RUN(test_manual_ack);
     RUN(test_dlq_round_trip);
     RUN(test_keyed_publish);
+    RUN(test_keys_and_headers);
     RUN(test_handles);
     RUN(test_spill_and_journal);
     RUN(test_threads);
