@@ -66,16 +66,26 @@ async def publish_async(
     correlation_id: int,
     key: Union[str, bytes, None],
     timeout: Optional[float],
+    ordering_key: Union[str, bytes, None] = None,
+    headers: Any = None,
 ) -> int:
     from . import Timeout
 
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
+    if headers is not None and not isinstance(headers, dict):
+        headers = list(headers)  # tried again after each wait: not a one-shot iterator
     fd = producer.fileno()
     while True:
         try:
             return producer.publish(
-                data, type_id=type_id, correlation_id=correlation_id, key=key, timeout=0
+                data,
+                type_id=type_id,
+                correlation_id=correlation_id,
+                key=key,
+                timeout=0,
+                ordering_key=ordering_key,
+                headers=headers,
             )
         except Timeout:
             pass

@@ -13,6 +13,12 @@ SLICE_SECONDS: float
 """Longest wait without the GIL before signals are looked at (0.05 s)."""
 MAX_GROUP_NAME: int
 """Longest group name, in bytes (UTF-8)."""
+MAX_ORDERING_KEY: int
+"""Longest ordering key, in bytes (1024)."""
+MAX_HEADERS: int
+"""Most headers on one message (16)."""
+MAX_HEADER_NAME: int
+"""Longest header name, in bytes of UTF-8 (255)."""
 
 def default_dir() -> pathlib.Path:
     """The directory queues live in when no ``dir`` is given: ``$SHMQ_DIR``,
@@ -105,6 +111,14 @@ class _DeadLetter(TypedDict):
     correlation_id: int
     redriven: bool
     payload: bytes
+    ordering_key: Optional[bytes]
+    headers: list[tuple[str, bytes]]
+
+_Bytes = Union[str, bytes]
+"""An ordering key or a header value: bytes, or str (stored as UTF-8)."""
+_Headers = Union[dict[str, _Bytes], Iterable[tuple[str, _Bytes]]]
+"""Headers to publish: a dict, or (name, value) pairs (to repeat a name or
+choose the order; a dict keeps its insertion order)."""
 
 _Start = Union[Literal["earliest", "latest"], int]
 _Path = Union[str, "os.PathLike[str]"]
@@ -379,7 +393,8 @@ class DeadLetters:
         """Copies of every dead letter, oldest first: seq, group, attempts,
         reason ("nacked" or "max-deliveries"), first_delivery_ns,
         last_delivery_ns, dead_lettered_ns, timestamp_ns, type_id,
-        correlation_id, redriven, redrives and payload (bytes).
+        correlation_id, redriven, redrives, payload (bytes), ordering_key
+        (bytes or None) and headers (a list of (str, bytes)).
 
         ``attempts`` and ``reason`` are those of its dead-lettering and stay
         through a redrive; ``redrives`` counts the redrives. A redriven
@@ -406,6 +421,8 @@ class Producer:
         correlation_id: int = 0,
         key: Union[str, bytes, None] = None,
         timeout: Optional[float] = None,
+        ordering_key: Optional[_Bytes] = None,
+        headers: Optional[_Headers] = None,
     ) -> int:
         """Publishes ``data`` (bytes or anything with the buffer protocol, one
         C-contiguous run, copied once into the slot); returns its seq.
@@ -415,6 +432,15 @@ class Producer:
         ``Full`` (overflow="reject"). With ``key``, a publish that repeats a
         key the queue remembers enqueues nothing and returns the first
         message's seq. ``TooLarge`` past slot_size.
+
+        ``ordering_key`` (1 to ``MAX_ORDERING_KEY`` bytes) and ``headers``
+        (at most ``MAX_HEADERS``; names of 1 to ``MAX_HEADER_NAME`` bytes;
+        a dict, or (name, value) pairs to repeat a name) travel with the
+        message (``Message.ordering_key``, ``Message.headers``) through the
+        spill, the journal and the dead-letter queue, and count against
+        slot_size (``TooLarge``). In an ack="manual" group a key's messages
+        are leased in order. Past a limit: ``InvalidOption``; a value that
+        is not str or bytes: ``TypeError``. Not the idempotency ``key``.
         """
 
     def publish_many(self, items: Iterable[_Payload], timeout: Optional[float] = None) -> int:
@@ -449,6 +475,8 @@ class Producer:
         correlation_id: int = 0,
         key: Union[str, bytes, None] = None,
         timeout: Optional[float] = None,
+        ordering_key: Optional[_Bytes] = None,
+        headers: Optional[_Headers] = None,
     ) -> Coroutine[Any, Any, int]:
         """``await producer.publish_async(data, ...)``: ``publish`` that waits
         for room without blocking the event loop (asyncio, uvloop): the same
@@ -625,6 +653,19 @@ class Message:
     @property
     def attempt(self) -> int:
         """Delivery attempt: 1 for the first delivery."""
+
+    @property
+    def ordering_key(self) -> Optional[bytes]:
+        """The ordering key it was published with, or None (a copy, readable
+        after it is finished)."""
+
+    @property
+    def headers(self) -> list[tuple[str, bytes]]:
+        """Its headers, in the order they were published (names may repeat):
+        copies, readable after it is finished."""
+
+    def header(self, name: str) -> Optional[bytes]:
+        """The value of its first header called ``name``, or None."""
 
     @property
     def group(self) -> str:

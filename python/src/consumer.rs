@@ -32,7 +32,7 @@ use crate::wait::{Fail, check_fork, deadline, generation, in_slices, seconds, ti
 const SPIN_POLLS: u32 = 128;
 
 /// What a delivery says about its message (copied out of the slot header).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Info {
     seq: u64,
     timestamp_ns: u64,
@@ -42,11 +42,33 @@ pub(crate) struct Info {
     /// Payload in the mapping: valid while its delivery is open.
     ptr: usize,
     len: usize,
+    /// Its ordering key and headers, copied out at receive (so that they
+    /// stay readable once it is finished, as the rest of `Info` does);
+    /// `None`, and nothing allocated, for a message without them.
+    extra: Option<Arc<Extra>>,
 }
+
+/// A message's ordering key and headers, copied out of its slot.
+#[derive(Debug)]
+pub(crate) struct Extra {
+    ordering_key: Option<Box<[u8]>>,
+    headers: Box<[Header]>,
+}
+
+/// One header, copied: name and value.
+type Header = (Box<str>, Box<[u8]>);
 
 impl Info {
     fn of(m: &shmq::Message<'_>) -> Info {
         let p = m.payload();
+        let key = m.ordering_key();
+        let mut headers = m.headers().peekable();
+        let extra = (key.is_some() || headers.peek().is_some()).then(|| {
+            Arc::new(Extra {
+                ordering_key: key.map(Box::from),
+                headers: headers.map(|(n, v)| (Box::from(n), Box::from(v))).collect(),
+            })
+        });
         Info {
             seq: m.seq(),
             timestamp_ns: m.timestamp_ns(),
@@ -55,6 +77,7 @@ impl Info {
             attempt: m.attempt(),
             ptr: p.as_ptr() as usize,
             len: p.len(),
+            extra,
         }
     }
 }
@@ -745,6 +768,28 @@ impl Message {
     fn attempt(&self) -> u32 {
         self.info.attempt
     }
+    /// The ordering key it was published with, or None.
+    #[getter]
+    fn ordering_key<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        let k = self.info.extra.as_ref()?.ordering_key.as_deref()?;
+        Some(PyBytes::new(py, k))
+    }
+    /// Its headers, in the order they were published: (name, value) pairs.
+    #[getter]
+    fn headers<'py>(&self, py: Python<'py>) -> Vec<(&str, Bound<'py, PyBytes>)> {
+        self.info.extra.as_ref().map_or_else(Vec::new, |e| {
+            e.headers
+                .iter()
+                .map(|(n, v)| (&**n, PyBytes::new(py, v)))
+                .collect()
+        })
+    }
+    /// The value of its first header called `name`, or None.
+    fn header<'py>(&self, py: Python<'py>, name: &str) -> Option<Bound<'py, PyBytes>> {
+        let e = self.info.extra.as_ref()?;
+        let (_, v) = e.headers.iter().find(|(n, _)| &**n == name)?;
+        Some(PyBytes::new(py, v))
+    }
     /// The group it was delivered to.
     #[getter]
     fn group(&self) -> &str {
@@ -901,7 +946,7 @@ impl Batch {
             Message {
                 consumer: self.consumer.clone_ref(py),
                 token: self.token,
-                info: self.infos[i as usize],
+                info: self.infos[i as usize].clone(),
                 member: true,
             },
         )

@@ -35,6 +35,9 @@ fn _shmq(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(wait::_after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(queue::default_dir, m)?)?;
     m.add("MAX_GROUP_NAME", shmq::MAX_GROUP_NAME)?;
+    m.add("MAX_ORDERING_KEY", shmq::MAX_ORDERING_KEY)?;
+    m.add("MAX_HEADERS", shmq::MAX_HEADERS)?;
+    m.add("MAX_HEADER_NAME", shmq::MAX_HEADER_NAME)?;
     m.add("SLICE_SECONDS", wait::SLICE.as_secs_f64())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

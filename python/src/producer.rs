@@ -14,7 +14,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 
 use crate::wait::Seconds;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::buffer::{Gate, Input, Tokens, gated_view};
 use crate::error::{Closed, InvalidOption, Timeout};
@@ -182,7 +182,12 @@ impl Cell {
     }
 }
 
-fn meta(type_id: u32, correlation_id: u64, key: Option<&Bound<'_, PyAny>>) -> PyResult<shmq::Meta> {
+fn meta<'a>(
+    type_id: u32,
+    correlation_id: u64,
+    key: Option<&Bound<'_, PyAny>>,
+    envelope: &'a Envelope,
+) -> PyResult<shmq::Meta<'a>> {
     let mut m = shmq::Meta::new()
         .type_id(type_id)
         .correlation_id(correlation_id);
@@ -198,7 +203,89 @@ fn meta(type_id: u32, correlation_id: u64, key: Option<&Bound<'_, PyAny>>) -> Py
             )));
         }
     }
+    m.ordering_key = envelope.key.as_deref();
+    for (name, value) in &envelope.headers {
+        m = m.header(name, value);
+    }
     Ok(m)
+}
+
+/// `str` (as UTF-8) or `bytes`, copied; a `TypeError` naming `what`
+/// otherwise.
+fn str_or_bytes(what: &str, v: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(s) = v.extract::<String>() {
+        Ok(s.into_bytes())
+    } else if let Ok(b) = v.extract::<&[u8]>() {
+        Ok(b.to_vec())
+    } else {
+        Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "{what} must be str or bytes, not {}",
+            v.get_type().name()?
+        )))
+    }
+}
+
+/// The ordering key and headers of one publish, copied out of their
+/// Python objects (nothing is allocated for a publish without them). The
+/// limits are the core's: it refuses what breaks them (`InvalidOption`,
+/// naming the limit).
+#[derive(Default)]
+struct Envelope {
+    key: Option<Vec<u8>>,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Envelope {
+    fn new(
+        ordering_key: Option<&Bound<'_, PyAny>>,
+        headers: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Envelope> {
+        let mut e = Envelope::default();
+        if let Some(k) = ordering_key {
+            e.key = Some(str_or_bytes("ordering_key", k)?);
+        }
+        let Some(headers) = headers else {
+            return Ok(e);
+        };
+        let pair = |name: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>| -> PyResult<_> {
+            let name = name.extract::<String>().map_err(|_| {
+                pyo3::exceptions::PyTypeError::new_err(format!(
+                    "a header name must be str, not {}",
+                    name.get_type()
+                        .name()
+                        .map_or_else(|_| "?".into(), |n| n.to_string())
+                ))
+            })?;
+            let value = str_or_bytes(&format!("header {name:?}'s value"), value)?;
+            Ok((name, value))
+        };
+        if let Ok(d) = headers.cast::<PyDict>() {
+            for (name, value) in d.iter() {
+                e.headers.push(pair(&name, &value)?);
+            }
+        } else if headers.is_instance_of::<PyString>() || headers.is_instance_of::<PyBytes>() {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "headers must be a dict or a list of (name, value) pairs",
+            ));
+        } else {
+            for item in headers.try_iter().map_err(|_| {
+                pyo3::exceptions::PyTypeError::new_err(
+                    "headers must be a dict or a list of (name, value) pairs",
+                )
+            })? {
+                let item = item?;
+                let (name, value) = item
+                    .extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>()
+                    .map_err(|_| {
+                        pyo3::exceptions::PyTypeError::new_err(
+                            "each header must be a (name, value) pair",
+                        )
+                    })?;
+                e.headers.push(pair(&name, &value)?);
+            }
+        }
+        Ok(e)
+    }
 }
 
 /// Publishes messages (see the stubs).
@@ -278,7 +365,8 @@ impl Producer {
     /// `await producer.publish_async(data, ...)`: `publish`, waiting for
     /// room without blocking the event loop (same keywords; `timeout`
     /// bounds the wait, then `Timeout`).
-    #[pyo3(signature = (data, type_id=0, correlation_id=0, key=None, timeout=None))]
+    #[pyo3(signature = (data, type_id=0, correlation_id=0, key=None, timeout=None, ordering_key=None, headers=None))]
+    #[allow(clippy::too_many_arguments)]
     fn publish_async<'py>(
         slf: &Bound<'py, Self>,
         data: &Bound<'py, PyAny>,
@@ -286,6 +374,8 @@ impl Producer {
         correlation_id: u64,
         key: Option<&Bound<'py, PyAny>>,
         timeout: Option<Seconds>,
+        ordering_key: Option<&Bound<'py, PyAny>>,
+        headers: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let timeout = timeout.map(|s| s.0);
         if let Some(t) = timeout {
@@ -298,11 +388,14 @@ impl Producer {
             correlation_id,
             key,
             timeout,
+            ordering_key,
+            headers,
         ))
     }
 
     /// Publishes one message; returns its seq.
-    #[pyo3(signature = (data, type_id=0, correlation_id=0, key=None, timeout=None))]
+    #[pyo3(signature = (data, type_id=0, correlation_id=0, key=None, timeout=None, ordering_key=None, headers=None))]
+    #[allow(clippy::too_many_arguments)]
     fn publish(
         &self,
         py: Python<'_>,
@@ -311,11 +404,18 @@ impl Producer {
         correlation_id: u64,
         key: Option<&Bound<'_, PyAny>>,
         timeout: Option<Seconds>,
+        ordering_key: Option<&Bound<'_, PyAny>>,
+        headers: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let timeout = timeout.map(|s| s.0);
         check_fork(self.cell.made_in)?;
         let input = Input::new(data)?;
-        let meta = meta(type_id, correlation_id, key)?;
+        let envelope = if ordering_key.is_none() && headers.is_none() {
+            Envelope::default()
+        } else {
+            Envelope::new(ordering_key, headers)?
+        };
+        let meta = meta(type_id, correlation_id, key, &envelope)?;
         if let Some(t) = timeout {
             crate::wait::seconds("timeout", t)?;
         }
@@ -465,7 +565,8 @@ impl Producer {
         let size: usize = crate::wait::whole("size", size)?;
         check_fork(self.cell.made_in)?;
         let cell = &*self.cell;
-        let meta = meta(type_id, correlation_id, None)?;
+        let none = Envelope::default();
+        let meta = meta(type_id, correlation_id, None, &none)?;
         let blocks = cell.blocks;
         let first = cell.with_state(py, |s| {
             s.reserve(&cell.gate, size, meta, blocks.then_some(Duration::ZERO))

@@ -524,6 +524,16 @@ impl DeadLetters {
                 d.set_item("correlation_id", l.correlation_id)?;
                 d.set_item("redriven", l.redriven)?;
                 d.set_item("payload", PyBytes::new(py, &l.payload))?;
+                d.set_item(
+                    "ordering_key",
+                    l.ordering_key.as_deref().map(|k| PyBytes::new(py, k)),
+                )?;
+                let headers: Vec<_> = l
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), PyBytes::new(py, v)))
+                    .collect();
+                d.set_item("headers", headers)?;
                 Ok(d)
             })
             .collect()
