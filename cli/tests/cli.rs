@@ -780,3 +780,161 @@ fn peek_shows_retained_messages_and_moves_nothing() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no retained message of q from seq 500"));
 }
+
+#[test]
+fn ordering_keys_and_headers_go_in_from_lines_and_come_out_of_consume_peek_and_dlq() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["create", "q", "--slots", "16", "--slot-size", "256"]);
+    ok(d, &["group-create", "q", "g"]);
+    ok(d, &["group-create", "q", "text"]);
+    ok(d, &["group-create", "q", "dl"]);
+    let out = publish(
+        d,
+        &[
+            "q",
+            "--key-separator",
+            "::",
+            "--header",
+            "trace=00-abc",
+            "--header",
+            "ct=a=b",
+            "--header",
+            "trace=second",
+        ],
+        b"customer-1::paid::twice\nplain\n::empty key\n\xff\xfe::binary key\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = ok(
+        d,
+        &["consume", "q", "--group", "g", "--json", "--timeout", "0.3"],
+    );
+    let lines: Vec<serde_json::Value> = got
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{got}");
+    let headers = serde_json::json!([
+        {"name": "trace", "value": "00-abc"},
+        {"name": "ct", "value": "a=b"},
+        {"name": "trace", "value": "second"},
+    ]);
+    assert_eq!(
+        (&lines[0]["ordering_key"], &lines[0]["payload"]),
+        (
+            &serde_json::json!("customer-1"),
+            &serde_json::json!("paid::twice")
+        )
+    );
+    assert_eq!(lines[0]["headers"], headers);
+    assert_eq!(
+        (&lines[1]["ordering_key"], &lines[1]["payload"]),
+        (&serde_json::Value::Null, &serde_json::json!("plain"))
+    );
+    assert_eq!(
+        (&lines[2]["ordering_key"], &lines[2]["payload"]),
+        (&serde_json::Value::Null, &serde_json::json!("empty key"))
+    );
+    assert_eq!(lines[3]["ordering_key_base64"], "//4=");
+    assert!(lines[3].get("ordering_key").is_none());
+    assert_eq!(lines[3]["headers"], headers);
+
+    // --show-headers: a line of metadata before each payload.
+    let text = ok(
+        d,
+        &[
+            "consume",
+            "q",
+            "--group",
+            "text",
+            "--show-headers",
+            "--count",
+            "2",
+            "--timeout",
+            "5",
+        ],
+    );
+    let want = "len 11 key customer-1 header trace=00-abc header ct=a=b header trace=second\npaid::twice\n";
+    assert!(text.contains(want), "{text}");
+    assert!(
+        text.ends_with("len 5 header trace=00-abc header ct=a=b header trace=second\nplain\n"),
+        "{text}"
+    );
+    let err = shmq(
+        d,
+        &[
+            "consume",
+            "q",
+            "--group",
+            "text",
+            "--json",
+            "--show-headers",
+        ],
+    );
+    assert!(!err.status.success());
+
+    // peek shows them, as text and as JSON.
+    let peek = ok(d, &["peek", "q", "--count", "1", "--show-headers"]);
+    assert!(
+        peek.contains(" key customer-1 header trace=00-abc"),
+        "{peek}"
+    );
+    let peek: serde_json::Value =
+        serde_json::from_str(ok(d, &["peek", "q", "--count", "1", "--json"]).trim()).unwrap();
+    assert_eq!(
+        (&peek["ordering_key"], &peek["headers"]),
+        (&serde_json::json!("customer-1"), &headers)
+    );
+
+    // dlq list: dead-letter the first (through the library), then list.
+    let q = shmq::Queue::open_with("q", &shmq::Options::new().dir(d)).unwrap();
+    let mut c = q
+        .consumer("dl", shmq::ConsumerOptions::new().ack(shmq::Ack::Manual))
+        .unwrap();
+    c.receive_timeout(Duration::from_secs(5))
+        .unwrap()
+        .nack(shmq::Nack::DeadLetter)
+        .unwrap();
+    drop(c);
+    let list = ok(d, &["dlq", "q", "list"]);
+    assert!(
+        list.contains("paid::twice key customer-1 header trace=00-abc"),
+        "{list}"
+    );
+    let dl: serde_json::Value =
+        serde_json::from_str(ok(d, &["dlq", "q", "list", "--json"]).trim()).unwrap();
+    assert_eq!(
+        (&dl["ordering_key"], &dl["headers"]),
+        (&serde_json::json!("customer-1"), &headers)
+    );
+
+    // What the queue refuses is said, and nothing of it goes in.
+    let many: Vec<String> = (0..17).map(|i| format!("--header=h{i}=v")).collect();
+    let args: Vec<&str> = std::iter::once("q")
+        .chain(many.iter().map(String::as_str))
+        .collect();
+    let out = publish(d, &args, b"x\n");
+    assert!(
+        !out.status.success() && stderr(&out).contains("16"),
+        "{}",
+        stderr(&out)
+    );
+    let long = format!("{}::x\n", "k".repeat(1025));
+    let out = publish(d, &["q", "--key-separator", "::"], long.as_bytes());
+    assert!(
+        !out.status.success() && stderr(&out).contains("1024"),
+        "{}",
+        stderr(&out)
+    );
+    // Refused by the argument parser, before stdin is read.
+    for bad in [
+        &["publish", "q", "--header", "novalue"][..],
+        &["publish", "q", "--header", "=v"],
+        &["publish", "q", "--key-separator", ""],
+        &["publish", "q", "--key-separator", ":", "--count", "1"],
+    ] {
+        let out = shmq(d, bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", stderr(&out));
+    }
+    assert_eq!(q.stats().published, 4);
+}

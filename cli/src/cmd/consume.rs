@@ -25,11 +25,19 @@ pub(crate) struct Args {
     #[arg(long)]
     create: bool,
     /// One JSON object per message instead of the payload: seq,
-    /// timestamp_ns, type_id, correlation_id, attempt, and the payload as
+    /// timestamp_ns, type_id, correlation_id, attempt, the payload as
     /// "payload" (UTF-8) or "payload_base64" (anything else), so that
-    /// payloads with newlines or binary data stay apart.
+    /// payloads with newlines or binary data stay apart, "ordering_key"
+    /// (UTF-8, null for none, or "ordering_key_base64") and "headers" (a
+    /// list of {"name", "value"} in order, "value_base64" for bytes that
+    /// are not UTF-8).
     #[arg(long)]
     json: bool,
+    /// Each payload after a line of its metadata, for people: `# seq S
+    /// type_id T correlation_id C attempt A len L key K header NAME=VALUE
+    /// ...` (non-printable bytes escaped; use --json for programs).
+    #[arg(long, conflicts_with = "json")]
+    show_headers: bool,
     /// Exit after this many messages.
     #[arg(long, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     count: Option<u64>,
@@ -62,6 +70,7 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         start,
         create,
         json,
+        show_headers,
     } = args;
     let q = Queue::open_with(&name, &opts)?;
     if !q.groups().iter().any(|g| g.name == group) {
@@ -96,9 +105,14 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         "messages",
         count.is_some() && !std::io::stdout().is_terminal(),
     );
+    let format = match (json, show_headers) {
+        (true, _) => Format::Json,
+        (false, true) => Format::Described,
+        (false, false) => Format::Payload,
+    };
     match ack {
-        AckArg::Manual => manual(c, timeout, limit, json, &progress),
-        AckArg::Auto => auto(c, timeout, limit, json, &progress),
+        AckArg::Manual => manual(c, timeout, limit, format, &progress),
+        AckArg::Auto => auto(c, timeout, limit, format, &progress),
     }
 }
 
@@ -107,7 +121,7 @@ fn manual(
     mut c: Consumer,
     timeout: Option<Duration>,
     limit: u64,
-    json: bool,
+    format: Format,
     progress: &Progress,
 ) -> CliResult {
     let stdout = std::io::stdout();
@@ -123,7 +137,7 @@ fn manual(
             None => c.receive()?,
         };
         // Written and flushed before the ack: at-least-once.
-        write(&mut out, &m, json)?;
+        write(&mut out, &m, format)?;
         out.flush()?;
         match m.ack() {
             Ok(()) => {
@@ -144,7 +158,7 @@ fn auto(
     mut c: Consumer,
     timeout: Option<Duration>,
     limit: u64,
-    json: bool,
+    format: Format,
     progress: &Progress,
 ) -> CliResult {
     let stdout = std::io::stdout();
@@ -154,7 +168,7 @@ fn auto(
         // Write what is ready without flushing; flush before waiting.
         let got = match c.try_receive()? {
             Some(m) => {
-                write(&mut out, &m, json)?;
+                write(&mut out, &m, format)?;
                 true
             }
             None => false,
@@ -173,7 +187,7 @@ fn auto(
             },
             None => c.receive()?,
         };
-        write(&mut out, &m, json)?;
+        write(&mut out, &m, format)?;
         n += 1;
         progress.at(n);
     }
@@ -181,20 +195,44 @@ fn auto(
     Ok(())
 }
 
-/// One message on `out`: its payload and a newline, or (`json`) a JSON
-/// object and a newline.
-fn write(out: &mut impl Write, m: &shmq::Delivery<'_>, json: bool) -> std::io::Result<()> {
-    if !json {
-        out.write_all(m.payload())?;
-        return out.write_all(b"\n");
+/// How `shmq consume` writes a message.
+#[derive(Clone, Copy, Debug)]
+enum Format {
+    /// The payload and a newline.
+    Payload,
+    /// A `# seq ...` line of its metadata, then the payload and a newline.
+    Described,
+    /// A JSON object and a newline.
+    Json,
+}
+
+/// One message on `out`, as `format` says.
+fn write(out: &mut impl Write, m: &shmq::Delivery<'_>, format: Format) -> std::io::Result<()> {
+    match format {
+        Format::Payload => {}
+        Format::Described => writeln!(
+            out,
+            "# seq {} type_id {} correlation_id {} attempt {} len {}{}",
+            m.seq(),
+            m.type_id(),
+            m.correlation_id(),
+            m.attempt(),
+            m.payload().len(),
+            super::describe_envelope(m.ordering_key(), m.headers())
+        )?,
+        Format::Json => {
+            let mut v = serde_json::json!({
+                "seq": m.seq(),
+                "timestamp_ns": m.timestamp_ns(),
+                "type_id": m.type_id(),
+                "correlation_id": m.correlation_id(),
+                "attempt": m.attempt(),
+            });
+            super::put_payload(&mut v, m.payload());
+            super::put_envelope(&mut v, m.ordering_key(), m.headers());
+            return writeln!(out, "{v}");
+        }
     }
-    let mut v = serde_json::json!({
-        "seq": m.seq(),
-        "timestamp_ns": m.timestamp_ns(),
-        "type_id": m.type_id(),
-        "correlation_id": m.correlation_id(),
-        "attempt": m.attempt(),
-    });
-    super::put_payload(&mut v, m.payload());
-    writeln!(out, "{v}")
+    out.write_all(m.payload())?;
+    out.write_all(b"\n")
 }

@@ -17,9 +17,11 @@ pub(crate) struct Args {
 
 #[derive(Subcommand, Debug)]
 enum DlqAction {
-    /// One line per dead letter, oldest first (`--json`: one object per line).
+    /// One line per dead letter, oldest first, its ordering key and
+    /// headers after the payload (`--json`: one object per line).
     List {
-        /// JSON lines, payloads as strings (lossy UTF-8).
+        /// JSON lines, payloads as strings (lossy UTF-8), "ordering_key"
+        /// and "headers" as `shmq consume --json` writes them.
         #[arg(long)]
         json: bool,
     },
@@ -54,7 +56,7 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
                 );
                 for d in &list {
                     println!(
-                        "{:>12} {:<16} {:>8} {:<15} {:>8} {:>8}  {}",
+                        "{:>12} {:<16} {:>8} {:<15} {:>8} {:>8}  {}{}",
                         d.seq,
                         if d.group.is_empty() {
                             "(deleted)"
@@ -71,7 +73,8 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
                         },
                         d.redrives,
                         d.payload.len(),
-                        preview(&d.payload)
+                        preview(&d.payload),
+                        super::describe_envelope(d.ordering_key.as_deref(), headers(d))
                     );
                 }
             }
@@ -99,8 +102,13 @@ fn preview(p: &[u8]) -> String {
     out
 }
 
+/// A dead letter's headers, as a received message gives them.
+fn headers(d: &shmq::DeadLetter) -> impl Iterator<Item = (&str, &[u8])> {
+    d.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+}
+
 fn dead_letter_json(d: &shmq::DeadLetter) -> serde_json::Value {
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "seq": d.seq,
         "group": d.group,
         "attempts": d.attempts,
@@ -114,5 +122,7 @@ fn dead_letter_json(d: &shmq::DeadLetter) -> serde_json::Value {
         "type_id": d.type_id,
         "correlation_id": d.correlation_id,
         "payload": String::from_utf8_lossy(&d.payload),
-    })
+    });
+    super::put_envelope(&mut v, d.ordering_key.as_deref(), headers(d));
+    v
 }

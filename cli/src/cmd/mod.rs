@@ -93,6 +93,51 @@ pub(crate) fn put_payload(v: &mut serde_json::Value, payload: &[u8]) {
     }
 }
 
+/// Puts a message's ordering key and headers into its JSON object:
+/// `"ordering_key"` (UTF-8 text, or `null` for none; `"ordering_key_base64"`
+/// instead for other bytes) and `"headers"`, a list of `{"name", "value"}`
+/// objects in order (`"value_base64"` instead of `"value"` for bytes that
+/// are not UTF-8), as `put_payload` does for the payload.
+pub(crate) fn put_envelope<'a>(
+    v: &mut serde_json::Value,
+    key: Option<&[u8]>,
+    headers: impl Iterator<Item = (&'a str, &'a [u8])>,
+) {
+    match key.map(std::str::from_utf8) {
+        None => v["ordering_key"] = serde_json::Value::Null,
+        Some(Ok(text)) => v["ordering_key"] = text.into(),
+        Some(Err(_)) => v["ordering_key_base64"] = base64(key.unwrap_or_default()).into(),
+    }
+    let headers: Vec<serde_json::Value> = headers
+        .map(|(name, value)| match std::str::from_utf8(value) {
+            Ok(text) => serde_json::json!({ "name": name, "value": text }),
+            Err(_) => serde_json::json!({ "name": name, "value_base64": base64(value) }),
+        })
+        .collect();
+    v["headers"] = headers.into();
+}
+
+/// A message's ordering key and headers for a line of text meant for
+/// people (` key K header N=V ...`, non-printable bytes escaped; empty
+/// without them).
+pub(crate) fn describe_envelope<'a>(
+    key: Option<&[u8]>,
+    headers: impl Iterator<Item = (&'a str, &'a [u8])>,
+) -> String {
+    let mut out = String::new();
+    if let Some(k) = key {
+        out.push_str(&format!(" key {}", k.escape_ascii()));
+    }
+    for (name, value) in headers {
+        out.push_str(&format!(
+            " header {}={}",
+            name.escape_debug(),
+            value.escape_ascii()
+        ));
+    }
+    out
+}
+
 /// Standard base64 (RFC 4648, with padding).
 fn base64(data: &[u8]) -> String {
     const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

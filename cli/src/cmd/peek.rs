@@ -23,10 +23,12 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     count: usize,
     /// Each payload after a line of its metadata (seq, time, type_id,
-    /// correlation_id, and whether it came from the journal).
+    /// correlation_id, length, whether it came from the journal, and its
+    /// ordering key and headers: `key K header NAME=VALUE ...`).
     #[arg(long, conflicts_with = "json")]
     show_headers: bool,
-    /// One JSON object per message (as `consume --json`).
+    /// One JSON object per message (as `consume --json`, with
+    /// "from_journal"; "ordering_key" and "headers" as there).
     #[arg(long)]
     json: bool,
 }
@@ -59,19 +61,21 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
                 "from_journal": m.from_journal,
             });
             super::put_payload(&mut v, &m.payload);
+            super::put_envelope(&mut v, m.ordering_key.as_deref(), headers(m));
             writeln!(out, "{v}")?;
             continue;
         }
         if args.show_headers {
             writeln!(
                 out,
-                "# seq {} time {:.6} type_id {} correlation_id {} len {}{}",
+                "# seq {} time {:.6} type_id {} correlation_id {} len {}{}{}",
                 m.seq,
                 m.timestamp_ns as f64 / 1e9,
                 m.type_id,
                 m.correlation_id,
                 m.payload.len(),
-                if m.from_journal { " (journal)" } else { "" }
+                if m.from_journal { " (journal)" } else { "" },
+                super::describe_envelope(m.ordering_key.as_deref(), headers(m))
             )?;
         }
         out.write_all(&m.payload)?;
@@ -84,4 +88,9 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         )));
     }
     Ok(())
+}
+
+/// A peeked message's headers, as a received message gives them.
+fn headers(m: &shmq::Peeked) -> impl Iterator<Item = (&str, &[u8])> {
+    m.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
 }

@@ -34,6 +34,43 @@ pub(crate) struct Args {
     /// Give up if the queue stays full this many seconds.
     #[arg(long, allow_negative_numbers = true)]
     timeout: Option<f64>,
+    /// A header NAME=VALUE put on every message (repeat for more, at most
+    /// 16; names may repeat and keep their order). Split at the first `=`.
+    #[arg(long = "header", value_name = "NAME=VALUE", value_parser = header)]
+    headers: Vec<(String, String)>,
+    /// Each line of stdin is ORDERING-KEY, SEP, PAYLOAD: the text before
+    /// the first SEP is the message's ordering key (1 to 1024 bytes), the
+    /// rest its payload. A line without SEP, or with nothing before it,
+    /// has no ordering key (and is published whole, or without the SEP).
+    /// Not the idempotency --key.
+    #[arg(long, visible_alias = "key-separator", value_name = "SEP", conflicts_with = "count", value_parser = separator)]
+    ordering_key_separator: Option<String>,
+}
+
+/// `--header NAME=VALUE`.
+fn header(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("{s:?} is not NAME=VALUE with a name")),
+    }
+}
+
+/// `--ordering-key-separator SEP`: not empty.
+fn separator(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Err("the separator must not be empty".into())
+    } else {
+        Ok(s.to_string())
+    }
+}
+
+/// Splits `line` at the first `sep`: (ordering key, payload).
+fn split_key<'a>(line: &'a [u8], sep: &[u8]) -> (Option<&'a [u8]>, &'a [u8]) {
+    match line.windows(sep.len()).position(|w| w == sep) {
+        Some(0) => (None, &line[sep.len()..]),
+        Some(at) => (Some(&line[..at]), &line[at + sep.len()..]),
+        None => (None, line),
+    }
 }
 
 /// How often a publisher blocked on a full ring says why on stderr.
@@ -48,10 +85,15 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         correlation_id,
         key,
         timeout,
+        headers,
+        ordering_key_separator,
     } = args;
     let q = Queue::open_with(&name, &opts)?;
     let mut p = q.producer()?;
-    let meta = Meta::new().type_id(type_id).correlation_id(correlation_id);
+    let mut meta = Meta::new().type_id(type_id).correlation_id(correlation_id);
+    for (name, value) in &headers {
+        meta = meta.header(name, value);
+    }
     let timeout = timeout.map(|t| secs(t, "--timeout")).transpose()?;
     // Stdin that is a file has a known length: the bar counts its bytes.
     let stdin_len = match count {
@@ -66,11 +108,12 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         (None, None) => Progress::new(&format!("publishing to {name}"), None, "messages", true),
     };
     let mut said = false;
-    let mut publish = |payload: &[u8], i: u64| -> Result<u64, Error> {
-        let meta = match &key {
+    let mut publish = |payload: &[u8], ordering_key: Option<&[u8]>, i: u64| -> Result<u64, Error> {
+        let mut meta = match &key {
             Some(k) => meta.key(format!("{k}{i}")),
             None => meta,
         };
+        meta.ordering_key = ordering_key;
         // Without --timeout, wait as long as it takes, but in slices, so
         // that a publisher held by a full ring says once why.
         let start = Instant::now();
@@ -100,7 +143,7 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
             for i in 0..count {
                 let k = payload.len().min(8);
                 payload[..k].copy_from_slice(&i.to_le_bytes()[..k]);
-                publish(&payload, i + 1)?;
+                publish(&payload, None, i + 1)?;
                 n += 1;
                 progress.at(n);
             }
@@ -119,7 +162,11 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
                 if line.last() == Some(&b'\n') {
                     line.pop();
                 }
-                publish(&line, n + 1)?;
+                let (ordering_key, payload) = match &ordering_key_separator {
+                    Some(sep) => split_key(&line, sep.as_bytes()),
+                    None => (None, &line[..]),
+                };
+                publish(payload, ordering_key, n + 1)?;
                 n += 1;
                 match stdin_len {
                     Some(_) if n % 256 == 0 => progress.set(read),
@@ -162,4 +209,22 @@ fn stdin_file_len() -> Option<u64> {
     let is_file =
         rustix::fs::FileType::from_raw_mode(meta.st_mode) == rustix::fs::FileType::RegularFile;
     is_file.then_some(meta.st_size as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_split_at_the_first_separator() {
+        let k = |l: &'static str| split_key(l.as_bytes(), b"::");
+        assert_eq!(k("a::b::c"), (Some(&b"a"[..]), &b"b::c"[..]));
+        assert_eq!(k("::b"), (None, &b"b"[..]));
+        assert_eq!(k("a::"), (Some(&b"a"[..]), &b""[..]));
+        assert_eq!(k("no separator"), (None, &b"no separator"[..]));
+        assert_eq!(k(""), (None, &b""[..]));
+        assert_eq!(header("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert_eq!(header("a="), Ok(("a".into(), String::new())));
+        assert!(header("=b").is_err() && header("ab").is_err());
+    }
 }
