@@ -29,6 +29,15 @@
 //!                                                 after 3 s without a message
 //! shmq-worker work-ids DIR QUEUE GROUP            as `work`, printing
 //!                                                 `got SEQ ATTEMPT ID INDEX`
+//! shmq-worker envelope-produce DIR QUEUE TAG COUNT  publish COUNT messages "TAG-i"
+//!                                                 with ordering key "key-TAG-i" and
+//!                                                 headers lang=TAG, lang=again,
+//!                                                 trace=t-TAG (python/tests/
+//!                                                 test_cross_envelope.py)
+//! shmq-worker envelope-dump DIR QUEUE GROUP COUNT SEEK  receive COUNT (after a seek
+//!                                                 to seq SEEK, unless it is "-"),
+//!                                                 printing `SEQ\tKEY\tPAYLOAD` and
+//!                                                 `\tNAME=VALUE` per header
 //! ```
 //! `consume` checks that each producer's messages arrive in its order with
 //! no gap and no duplicate, and prints one line per producer:
@@ -319,6 +328,51 @@ fn main() {
             println!("holding {}", m.seq());
             std::thread::sleep(Duration::from_secs(600));
             drop(m);
+        }
+        "envelope-produce" => {
+            let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
+            let mut p = q.producer().unwrap_or_else(|e| fail(e));
+            let tag = a(3);
+            let count: u64 = a(4).parse().unwrap();
+            let trace = format!("t-{tag}");
+            for i in 0..count {
+                let key = format!("key-{tag}-{i}");
+                let meta = shmq::Meta::new()
+                    .ordering_key(&key)
+                    .header("lang", tag)
+                    .header("lang", "again")
+                    .header("trace", &trace);
+                p.publish_with_timeout(
+                    format!("{tag}-{i}").as_bytes(),
+                    &meta,
+                    Duration::from_secs(20),
+                )
+                .unwrap_or_else(|e| fail(e));
+            }
+        }
+        "envelope-dump" => {
+            let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
+            let mut c = q
+                .consumer(a(3), ConsumerOptions::new())
+                .unwrap_or_else(|e| fail(e));
+            let count: u64 = a(4).parse().unwrap();
+            if a(5) != "-" {
+                c.seek(shmq::Seek::Seq(a(5).parse().unwrap()))
+                    .unwrap_or_else(|e| fail(e));
+            }
+            let mut out = std::io::stdout().lock();
+            for _ in 0..count {
+                let m = c
+                    .receive_timeout(Duration::from_secs(20))
+                    .unwrap_or_else(|e| fail(e));
+                let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+                let key = m.ordering_key().map(text).unwrap_or_default();
+                write!(out, "{}\t{key}\t{}", m.seq(), text(m.payload())).unwrap();
+                for (name, value) in m.headers() {
+                    write!(out, "\t{name}={}", text(value)).unwrap();
+                }
+                writeln!(out).unwrap();
+            }
         }
         "open" => match Queue::open_with(a(2), &opts) {
             Ok(q) => println!("{:?}", q.stats()),
