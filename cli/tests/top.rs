@@ -216,7 +216,13 @@ fn top_shows_rates_lag_and_history_and_answers_its_keys_in_80x24() {
     // q quits, with status 0.
     tmux.keys("q");
     let said = wait_for(Duration::from_secs(10), "top exiting", || {
-        std::fs::read_to_string(&status).map_err(|e| e.to_string())
+        // The shell creates the file before it writes the line: an empty
+        // file is not yet the answer.
+        match std::fs::read_to_string(&status) {
+            Ok(s) if s.ends_with('\n') => Ok(s),
+            Ok(s) => Err(format!("status file so far: {s:?}")),
+            Err(e) => Err(e.to_string()),
+        }
     });
     assert_eq!(said.trim(), "exit=0");
     drop(load);
