@@ -310,15 +310,9 @@ impl Leases<'_> {
     /// Acks our lease of a keyed message: FINISHING (wins against an
     /// expiry), the lane handed on, then ACKED.
     pub(super) fn ack_keyed(&self, held: &Held) -> Result<(), ()> {
-        let fin = held
-            .word
-            .next(held.pos, FINISHING, held.word.attempt(), held.word.holder());
         // SeqCst: as the unkeyed ack (the finisher of the commit-advance
         // pair), and before the lane moves on.
-        self.rec(held.pos)
-            .word
-            .compare_exchange(held.word.0, fin.0, Ordering::SeqCst, Ordering::Relaxed)
-            .map_err(drop)?;
+        let fin = self.move_held(held, FINISHING, Ordering::SeqCst)?;
         self.help_finish(held.pos, fin);
         Ok(())
     }

@@ -328,13 +328,21 @@ impl Leases<'_> {
 
     /// Takes our own lease into TAKING (to change it), or reports it lost.
     fn own(&self, held: &Held) -> Result<Word, ()> {
-        let taking = held
+        // AcqRel: TAKING publishes nothing; Acquire orders our writes to
+        // the record after the word we held.
+        self.move_held(held, TAKING, Ordering::AcqRel)
+    }
+
+    /// Moves our exact lease word to `state` (same position, attempt and
+    /// holder, epoch bumped) with one CAS, or reports it lost.
+    pub(super) fn move_held(&self, held: &Held, state: u64, order: Ordering) -> Result<Word, ()> {
+        let to = held
             .word
-            .next(held.pos, TAKING, held.word.attempt(), held.word.holder());
+            .next(held.pos, state, held.word.attempt(), held.word.holder());
         self.rec(held.pos)
             .word
-            .compare_exchange(held.word.0, taking.0, Ordering::AcqRel, Ordering::Relaxed)
-            .map(|_| taking)
+            .compare_exchange(held.word.0, to.0, order, Ordering::Relaxed)
+            .map(|_| to)
             .map_err(drop)
     }
 
