@@ -11,8 +11,10 @@
 //!   u32  size        bytes of the envelope, a multiple of 8 (the payload
 //!                    starts there, so it stays 8-byte aligned)
 //!   u16  key_len     bytes of the ordering key (0: none)
-//!   u16  count       headers
+//!   u16  count       headers; top bit (TARGETED): a redrive target follows
 //!   u64  key_hash    hash64 of the ordering key (0: none)
+//!   [if TARGETED: the group a redriven dead letter is for, 16 bytes:
+//!    u32 group index, u16 redrives, u16 zero, u64 the group's created_ns]
 //!   key_len bytes    the ordering key
 //!   count × { u16 name_len, u32 value_len, name (UTF-8), value }
 //!   zero bytes up to size
@@ -33,6 +35,25 @@ pub const MAX_HEADERS: usize = 16;
 pub const MAX_HEADER_NAME: usize = 255;
 /// Bytes of the envelope's fixed part.
 const FIXED: usize = 16;
+/// Flag in the envelope's header count: a redrive [`Target`] follows the
+/// fixed part.
+const TARGETED: usize = 1 << 15;
+/// Bytes of a redrive target.
+const TARGET: usize = 16;
+
+/// The one group a message is for: a keyed dead letter redriven through
+/// the ring (so that it goes to the end of its key) is for the group that
+/// dead-lettered it, and every other group passes it by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Target {
+    /// The group's index in the group table.
+    pub group: u32,
+    /// The group record's `created_ns` (a group deleted and made again
+    /// under the same index is another group).
+    pub created_ns: u64,
+    /// How many times the message was redriven (this time included).
+    pub redrives: u16,
+}
 
 /// The lane hash of an ordering key: the same in every process, language
 /// and build (two crc32c of the key, one seeded; never `RandomState`).
@@ -99,6 +120,7 @@ pub(crate) struct Plan<'a> {
     pub key: Option<&'a [u8]>,
     pub headers: &'a Headers<'a>,
     pub size: usize,
+    pub target: Option<Target>,
 }
 
 /// Plans the envelope of a message with `key` and `headers`; `None` if it
@@ -142,20 +164,38 @@ pub(crate) fn plan<'a>(
         key,
         headers,
         size: size.div_ceil(8).saturating_mul(8),
+        target: None,
     }))
 }
 
 impl Plan<'_> {
+    /// The same envelope, for one group only (a redrive through the ring).
+    pub(crate) fn for_group(mut self, target: Target) -> Self {
+        if self.target.is_none() {
+            self.size += TARGET;
+        }
+        self.target = Some(target);
+        self
+    }
+
     /// Writes the envelope into `out` (exactly `self.size` bytes).
     pub(crate) fn write(&self, out: &mut [u8]) {
         debug_assert_eq!(out.len(), self.size);
         let key = self.key.unwrap_or(&[]);
         out[0..4].copy_from_slice(&(self.size as u32).to_le_bytes());
         out[4..6].copy_from_slice(&(key.len() as u16).to_le_bytes());
-        out[6..8].copy_from_slice(&(self.headers.len() as u16).to_le_bytes());
+        let flag = if self.target.is_some() { TARGETED } else { 0 };
+        out[6..8].copy_from_slice(&((self.headers.len() | flag) as u16).to_le_bytes());
         let hash = self.key.map_or(0, hash64);
         out[8..16].copy_from_slice(&hash.to_le_bytes());
         let mut at = FIXED;
+        if let Some(t) = self.target {
+            out[at..at + 4].copy_from_slice(&t.group.to_le_bytes());
+            out[at + 4..at + 6].copy_from_slice(&t.redrives.to_le_bytes());
+            out[at + 6..at + 8].fill(0);
+            out[at + 8..at + 16].copy_from_slice(&t.created_ns.to_le_bytes());
+            at += TARGET;
+        }
         out[at..at + key.len()].copy_from_slice(key);
         at += key.len();
         for (name, value) in self.headers.iter() {
@@ -178,6 +218,8 @@ pub(crate) struct Envelope<'a> {
     pub size: usize,
     pub key: Option<&'a [u8]>,
     pub key_hash: u64,
+    /// The one group it is for, if it was redriven through the ring.
+    pub target: Option<Target>,
     count: usize,
     /// The encoded headers (and the padding after them).
     headers: &'a [u8],
@@ -205,18 +247,28 @@ impl<'a> Envelope<'a> {
             return corrupt("its envelope's size does not fit the message");
         }
         let key_len = u16_at(body, 4);
-        let count = u16_at(body, 6);
+        let count = u16_at(body, 6) & !TARGETED;
+        let targeted = u16_at(body, 6) & TARGETED != 0;
         let key_hash = u64::from_le_bytes(body[8..16].try_into().unwrap_or([0; 8]));
-        if FIXED + key_len > size || count > MAX_HEADERS {
+        let key_at = FIXED + if targeted { TARGET } else { 0 };
+        if key_at + key_len > size || count > MAX_HEADERS {
             return corrupt("its envelope's key or header count is out of range");
         }
-        let key = (key_len > 0).then(|| &body[FIXED..FIXED + key_len]);
+        let target = targeted.then(|| Target {
+            group: u32_at(body, FIXED) as u32,
+            redrives: u16_at(body, FIXED + 4) as u16,
+            created_ns: u64::from_le_bytes(
+                body[FIXED + 8..FIXED + 16].try_into().unwrap_or([0; 8]),
+            ),
+        });
+        let key = (key_len > 0).then(|| &body[key_at..key_at + key_len]);
         let env = Envelope {
             size,
             key,
             key_hash,
+            target,
             count,
-            headers: &body[FIXED + key_len..size],
+            headers: &body[key_at + key_len..size],
         };
         // Walk the headers once, so the accessors meet no surprise.
         let mut n = 0;
@@ -335,6 +387,7 @@ pub(crate) struct Owned {
     pub payload: Vec<u8>,
     pub ordering_key: Option<Vec<u8>>,
     pub headers: Vec<(String, Vec<u8>)>,
+    pub target: Option<Target>,
 }
 
 /// Copies a stored body out (for listings: peek, the DLQ). A garbled
@@ -347,11 +400,13 @@ pub(crate) fn owned(body: &[u8], enveloped: bool) -> Owned {
             headers: HeaderIter::of(&env)
                 .map(|(n, v)| (n.to_string(), v.to_vec()))
                 .collect(),
+            target: env.target,
         },
         _ => Owned {
             payload: body.to_vec(),
             ordering_key: None,
             headers: Vec::new(),
+            target: None,
         },
     }
 }
@@ -386,6 +441,32 @@ mod tests {
         let (none, all) = split(b"plain", false).unwrap();
         assert!(none.is_none());
         assert_eq!(all, b"plain");
+    }
+
+    #[test]
+    fn a_redrive_target_round_trips_beside_key_and_headers() {
+        let mut h = Headers::new();
+        h.push("a", b"1");
+        let t = Target {
+            group: 3,
+            created_ns: 0x0102_0304_0506_0708,
+            redrives: 2,
+        };
+        let p = plan(Some(b"k"), &h).unwrap().unwrap().for_group(t);
+        let mut body = vec![0xAA; p.size];
+        p.write(&mut body);
+        body.extend_from_slice(b"pay");
+        let (env, payload) = split(&body, true).unwrap();
+        let env = env.unwrap();
+        assert_eq!(payload, b"pay");
+        assert_eq!((env.key, env.target), (Some(&b"k"[..]), Some(t)));
+        assert_eq!(
+            HeaderIter::of(&env).collect::<Vec<_>>(),
+            vec![("a", &b"1"[..])]
+        );
+        // Untargeted: no target read back.
+        let plain = encode(Some(b"k"), &h, b"pay");
+        assert_eq!(split(&plain, true).unwrap().0.unwrap().target, None);
     }
 
     #[test]

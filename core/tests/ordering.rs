@@ -262,3 +262,139 @@ fn stats_show_busy_lanes_and_the_key_that_holds_the_oldest_message() {
     assert_eq!(g.oldest_unacked_key.as_deref(), Some(&b"slow-customer"[..]));
     held.ack().unwrap();
 }
+
+/// Receives within `T` (panics naming `what` otherwise).
+fn must_receive<'c>(c: &'c mut shmq::Consumer, what: &str) -> shmq::Delivery<'c> {
+    c.poll(T)
+        .unwrap()
+        .unwrap_or_else(|| panic!("nothing came: {what}"))
+}
+
+#[test]
+fn a_redriven_keyed_dead_letter_goes_to_the_end_of_its_key_and_only_to_its_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create(
+        "redrive-key",
+        &opts(&dir).journal(shmq::Retention::new(Duration::from_secs(3600), 1 << 28)),
+    )
+    .unwrap();
+    q.create_group("work", Start::Earliest).unwrap();
+    q.create_group("audit", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    let keyed = |k| Meta::new().ordering_key(k).type_id(7).correlation_id(9);
+    p.publish_with(b"a1", &keyed("a").header("trace", b"t-1"))
+        .unwrap();
+    p.publish_with(b"a2", &keyed("a")).unwrap();
+    let mut w = q.consumer("work", manual()).unwrap();
+    let m = must_receive(&mut w, "a1");
+    assert_eq!(m.payload(), b"a1");
+    m.nack(Nack::DeadLetter).unwrap();
+    // Its key went on without it: a2 is leased, and stays unfinished.
+    let a2 = must_receive(&mut w, "a2");
+    assert_eq!(a2.payload(), b"a2");
+    let a2_seq = a2.seq();
+    drop(a2); // back to the group, due again at once
+
+    assert_eq!(q.dlq().redrive(None).unwrap(), 1);
+    assert!(
+        q.dlq().list().unwrap().is_empty(),
+        "redriven: out of the DLQ"
+    );
+    // Published after the redrive: behind the redriven a1.
+    p.publish_with(b"a3", &keyed("a")).unwrap();
+    p.publish_with(b"b1", &keyed("b")).unwrap();
+
+    // a2 comes again first (it is before the redriven a1 in its key).
+    let m = must_receive(&mut w, "a2 again");
+    assert_eq!((m.payload(), m.seq()), (&b"a2"[..], a2_seq));
+    // Nothing more of key a while a2 is unfinished; b goes past.
+    let mut w2 = q.consumer("work", manual()).unwrap();
+    let b = must_receive(&mut w2, "b1");
+    assert_eq!(b.payload(), b"b1");
+    b.ack().unwrap();
+    assert!(
+        w2.poll(Duration::from_millis(100)).unwrap().is_none(),
+        "a1 came before a2 finished"
+    );
+    m.ack().unwrap();
+    // Then the redriven a1, as it was published (key, headers, ids), a
+    // fresh budget, a new seq; then a3.
+    let m = must_receive(&mut w2, "redriven a1");
+    assert_eq!(m.payload(), b"a1");
+    assert_eq!(m.ordering_key(), Some(&b"a"[..]));
+    assert_eq!(m.header("trace"), Some(&b"t-1"[..]));
+    assert_eq!((m.type_id(), m.correlation_id(), m.attempt()), (7, 9, 1));
+    assert!(m.seq() > a2_seq);
+    let a1_seq = m.seq();
+    // Dead-lettered again, it remembers its redrive.
+    m.nack(Nack::DeadLetter).unwrap();
+    let dead = q.dlq().list().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].seq, dead[0].redrives), (a1_seq, 1));
+    assert_eq!(dead[0].ordering_key.as_deref(), Some(&b"a"[..]));
+    assert_eq!(
+        dead[0].headers,
+        vec![("trace".to_string(), b"t-1".to_vec())]
+    );
+    let m = must_receive(&mut w2, "a3");
+    assert_eq!(m.payload(), b"a3");
+    m.ack().unwrap();
+
+    // The other group never sees the redriven copy, live or replayed.
+    let mut audit = q.consumer("audit", ConsumerOptions::new()).unwrap();
+    let mut seen = Vec::new();
+    while let Some(m) = audit.try_receive().unwrap() {
+        seen.push(String::from_utf8(m.payload().to_vec()).unwrap());
+    }
+    assert_eq!(seen, ["a1", "a2", "a3", "b1"]);
+    audit.seek(shmq::Seek::Earliest).unwrap();
+    let mut replayed = Vec::new();
+    while let Some(m) = audit.try_receive().unwrap() {
+        replayed.push(String::from_utf8(m.payload().to_vec()).unwrap());
+    }
+    assert_eq!(replayed, seen);
+    // Nor a batch.
+    let mut fresh = q
+        .consumer("late", ConsumerOptions::new().start(Start::Earliest))
+        .unwrap();
+    let b = fresh.receive_batch(16, Duration::from_millis(100)).unwrap();
+    let batch: Vec<_> = b.iter().map(|m| m.payload().to_vec()).collect();
+    drop(b);
+    let mut rest = batch;
+    while let Some(m) = fresh.try_receive().unwrap() {
+        rest.push(m.payload().to_vec());
+    }
+    assert_eq!(rest.iter().filter(|x| x.as_slice() == b"a1").count(), 1);
+}
+
+#[test]
+fn a_keyed_redrive_that_finds_no_room_leaves_the_dead_letter_where_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create(
+        "redrive-full",
+        &opts(&dir).slots(4).overflow(shmq::Overflow::Reject),
+    )
+    .unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    p.publish_with(b"k1", &Meta::new().ordering_key("k"))
+        .unwrap();
+    let mut c = q.consumer("g", manual()).unwrap();
+    must_receive(&mut c, "k1").nack(Nack::DeadLetter).unwrap();
+    for i in 0..4 {
+        p.publish(format!("fill-{i}").as_bytes()).unwrap();
+    }
+    assert!(
+        matches!(q.dlq().redrive(None), Err(Error::Full)),
+        "no room, no redrive"
+    );
+    assert_eq!(q.dlq().len(), 1, "still a dead letter");
+    assert!(matches!(q.dlq().redrive(Some(0)), Err(Error::Full)));
+    // Room again: it goes.
+    for _ in 0..4 {
+        must_receive(&mut c, "fill").ack().unwrap();
+    }
+    assert_eq!(q.dlq().redrive(Some(0)).unwrap(), 1);
+    assert_eq!(q.dlq().len(), 0);
+    assert_eq!(must_receive(&mut c, "k1 again").payload(), b"k1");
+}

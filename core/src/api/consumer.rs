@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use zerocopy::{FromBytes, Immutable, KnownLayout};
 
 use crate::api::readiness::{Arm, For, Readiness};
-use crate::envelope::{ENVELOPED, Envelope, HeaderIter};
+use crate::envelope::{ENVELOPED, Envelope, HeaderIter, Target};
 use crate::error::{Error, Result};
 use crate::layout::{GroupRecord, SLOT_HEADER_SIZE, SlotHeader};
 use crate::mapped::dead_letters::{self as dlq, Entry, Reason};
@@ -42,6 +42,17 @@ const LIVENESS_EVERY_NS: u64 = 10_000_000;
 /// no nack or drop hinted that something is waiting. Bounds how long a
 /// dead consumer's messages wait: well under a second.
 const SCAN_EVERY_NS: u64 = 100_000_000;
+
+/// How ack=manual dispatches a message (`Consumer::route_of`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    /// No ordering key: leased at once.
+    Unkeyed,
+    /// Leased after the earlier messages of its lane (the key's hash).
+    Lane(usize),
+    /// A dead letter redriven through the ring for another group.
+    Elsewhere,
+}
 
 /// A position a consumer waits for, watched for a stuck producer.
 #[derive(Clone, Copy, Debug)]
@@ -987,7 +998,9 @@ impl Consumer {
         while count < max && pos < limit {
             match self.ring().peek(pos) {
                 Peek::Ready => {
-                    if self.read(pos).is_err() {
+                    // A message for another group ends the batch (the next
+                    // poll passes it by), as a corrupt one does.
+                    if self.for_another_group(pos) || self.read(pos).is_err() {
                         break;
                     }
                     count += 1;
@@ -1063,8 +1076,9 @@ impl Consumer {
     fn poll_once(&mut self) -> Option<u64> {
         loop {
             match self.ring().peek(self.next) {
-                Peek::Ready => return Some(self.next),
-                Peek::Skip => {
+                Peek::Ready if !self.for_another_group(self.next) => return Some(self.next),
+                // Aborted, or a dead letter redriven for another group.
+                Peek::Ready | Peek::Skip => {
                     let next = self.next + 1;
                     self.advance(next, 0);
                     self.release(next);
@@ -1227,10 +1241,17 @@ impl Consumer {
         let shared = self.shared.clone();
         let hdr = shared.header();
         let head = hdr.ring.head.load(Ordering::Acquire);
-        if self.next < head {
+        while self.next < head {
             let r = self.replay.as_mut().expect("replaying");
             match r.find(self.next, &hdr.journal)? {
-                Some(rec) if rec.seq < head => return Ok(Some(Got::Journal(rec))),
+                Some(rec) if rec.seq < head => {
+                    if !self.is_for_another_group(rec.ptr, rec.len, rec.enveloped) {
+                        return Ok(Some(Got::Journal(rec)));
+                    }
+                    // A dead letter redriven for another group: passed by.
+                    self.advance(rec.seq + 1, 0);
+                    self.release(rec.seq + 1);
+                }
                 // Nothing journaled from `next` to `head`: those positions
                 // were aborted. Go on from the first one after them.
                 found => {
@@ -1284,7 +1305,16 @@ impl Consumer {
             self.next = pos;
             match ring.peek(pos) {
                 Peek::Ready => {
-                    if let Some(lane) = self.lane_of(pos) {
+                    let route = self.route_of(pos);
+                    if route == Route::Elsewhere {
+                        // A dead letter redriven for another group.
+                        leases.skip(pos);
+                        if leases.advance_committed() {
+                            ring.notify_space();
+                        }
+                        continue;
+                    }
+                    if let Route::Lane(lane) = route {
                         match self.take_keyed(&leases, pos, lane, holder, now, lease_ns) {
                             Keyed::Leased(h) => {
                                 self.record().delivered.fetch_add(1, Ordering::Relaxed);
@@ -1316,25 +1346,70 @@ impl Consumer {
         }
     }
 
-    /// The ordering lane of the committed message at `pos`, if it has an
-    /// ordering key (read from its envelope; a garbled one has none, and
-    /// its receive reports it).
+    /// How ack=manual dispatches the committed message at `pos`: by its
+    /// ordering key's lane, if it has one (read from its envelope; a
+    /// garbled one has none, and its receive reports it), or not at all if
+    /// it is a dead letter redriven for another group.
     #[inline(always)]
-    fn lane_of(&self, pos: u64) -> Option<usize> {
+    fn route_of(&self, pos: u64) -> Route {
         let slot = self.ring().slots.slot(pos);
         // SAFETY: the slot is inside the mapping and committed (the caller
         // peeked Ready, an Acquire load); nobody rewrites it while our
         // group's committed cursor is at or below `pos`.
         let word = unsafe { std::ptr::addr_of!((*(slot as *const SlotHeader)).len).read() };
         if word & ENVELOPED == 0 {
-            return None;
+            return Route::Unkeyed;
         }
         let len = ((word & !ENVELOPED) as usize).min(self.slot_size);
         // SAFETY: as above; `len <= slot_size` bytes of body in the slot.
         let body = unsafe { std::slice::from_raw_parts(slot.add(SLOT_HEADER_SIZE as usize), len) };
-        let env = Envelope::parse(body).ok()?;
-        env.key?;
-        Some(env.key_hash as usize)
+        match Envelope::parse(body) {
+            Ok(env) if env.target.is_some_and(|t| !self.is_us(t)) => Route::Elsewhere,
+            Ok(Envelope {
+                key: Some(_),
+                key_hash,
+                ..
+            }) => Route::Lane(key_hash as usize),
+            _ => Route::Unkeyed,
+        }
+    }
+
+    /// Whether the committed message at `pos` is a dead letter redriven
+    /// through the ring for another group (which every other group passes
+    /// by). One flag test for a message without an envelope.
+    #[inline(always)]
+    fn for_another_group(&self, pos: u64) -> bool {
+        let slot = self.ring().slots.slot(pos);
+        // SAFETY: as in `route_of`.
+        let word = unsafe { std::ptr::addr_of!((*(slot as *const SlotHeader)).len).read() };
+        if word & ENVELOPED == 0 {
+            return false;
+        }
+        let len = ((word & !ENVELOPED) as usize).min(self.slot_size);
+        // SAFETY: the body follows the header in the slot, `len <=
+        // slot_size` bytes of it.
+        self.is_for_another_group(unsafe { slot.add(SLOT_HEADER_SIZE as usize) }, len, true)
+    }
+
+    /// [`for_another_group`](Self::for_another_group) of a stored body
+    /// (`len` bytes at `body`, in the slot or a journal record).
+    #[cold]
+    #[inline(never)]
+    fn is_for_another_group(&self, body: *const u8, len: usize, enveloped: bool) -> bool {
+        if !enveloped {
+            return false;
+        }
+        // SAFETY: the callers pass a body of `len` readable bytes that
+        // hold still while we look (a committed slot our group has not
+        // passed, or the journal record the reader holds).
+        let body = unsafe { std::slice::from_raw_parts(body, len) };
+        matches!(Envelope::parse(body), Ok(env) if env.target.is_some_and(|t| !self.is_us(t)))
+    }
+
+    /// Whether a redrive target names this consumer's group.
+    fn is_us(&self, t: Target) -> bool {
+        t.group as usize == self.idx
+            && t.created_ns == self.record().created_ns.load(Ordering::Acquire)
     }
 
     /// [`Leases::take_keyed`] with the registry's word on who lives.

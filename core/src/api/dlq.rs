@@ -2,9 +2,14 @@
 
 use std::sync::Arc;
 
+use std::time::Instant;
+
+use crate::api::producer::Producer;
+use crate::envelope::{self, HeaderIter, Target};
 use crate::error::{Error, Result};
 use crate::mapped::Shared;
-use crate::mapped::dead_letters::{DeadLetter, Reason, header, overflow, read, state};
+use crate::mapped::dead_letters::{DeadLetter, Raw, Reason, header, overflow, read, state};
+use crate::options::Meta;
 use crate::protocol::group::load_group_name;
 use crate::protocol::tables::dead_letter::{
     DELIVERING, FREE, READY, REDRIVE, WRITING, state_of, word,
@@ -73,13 +78,16 @@ impl DeadLetters {
             } else {
                 String::new()
             };
+            let body = DeadLetter::body(&payload, raw.enveloped);
             out.push((
                 raw.order,
                 DeadLetter {
                     seq: raw.seq,
                     group,
                     attempts: raw.attempts,
-                    redrives: raw.redrive & 0xffff,
+                    // Redriven through the ring, the count came in its
+                    // envelope.
+                    redrives: (raw.redrive & 0xffff).max(body.redrives),
                     reason: Reason::from_raw(raw.reason).ok_or_else(|| {
                         Error::corrupt(&shared.path, format!("dead letter {i}: bad reason"))
                     })?,
@@ -90,7 +98,7 @@ impl DeadLetters {
                     type_id: raw.type_id,
                     correlation_id: raw.correlation_id,
                     redriven: state_of(before) != READY,
-                    ..DeadLetter::body(&payload, raw.enveloped)
+                    ..body
                 },
             ));
         }
@@ -124,24 +132,79 @@ impl DeadLetters {
     /// meanwhile: the attempts and reason of its dead-lettering, and how
     /// many times it was redriven (`redrives`). A dead letter whose group was deleted stays (it is listed
     /// with an empty group name; purge it).
+    ///
+    /// A dead letter with an ordering key goes back to the end of its key,
+    /// as if published now: it is published into the ring again (with a
+    /// new seq, its key, headers, type id and correlation id) for its
+    /// group alone, which leases it only after every earlier message of
+    /// its key, while every other group passes it by. That needs room in
+    /// the ring (or the spill): one that finds none stays in the DLQ, and
+    /// if none of those asked for could go, the call fails with the
+    /// queue's `Full`/`Timeout`. An unkeyed dead letter is delivered from
+    /// the DLQ itself, before the group's next message.
     pub fn redrive(&self, seq: Option<u64>) -> Result<u64> {
         let shared = &*self.shared;
         overflow::refill(shared, true)?;
+        let mut ring = Rerouter::default();
+        let mut n = self.redrive_region(seq, &mut ring)?;
+        // Those still in the overflow are redriven as they come back.
+        n += overflow::redrive(shared, seq)?;
+        // Keyed ones come back as redriven: they go through the ring too.
+        while ring.failed.is_none() && overflow::refill(shared, true)? > 0 {
+            if self.redrive_region(None, &mut ring)? == 0 {
+                break;
+            }
+        }
+        if n > 0 {
+            shared.ring().notify_data();
+        }
+        if n == 0 {
+            if let Some(e) = ring.failed {
+                return Err(e);
+            }
+            if let Some(seq) = seq {
+                return Err(Error::NotFound(format!(
+                    "dead letter with seq {seq} (whose group still exists)"
+                )));
+            }
+        }
+        Ok(n)
+    }
+
+    /// One pass over the DLQ region: READY entries (of `seq`, if given)
+    /// are redriven; keyed entries already marked for redrive (back from
+    /// the overflow) go through the ring. Returns how many READY ones went.
+    fn redrive_region(&self, seq: Option<u64>, ring: &mut Rerouter) -> Result<u64> {
+        let shared = &*self.shared;
         let mut n = 0;
         for i in 0..shared.geo.dlq_slots as usize {
             let st = state(shared, i);
             let w = st.load(Ordering::Acquire);
-            if state_of(w) != READY {
+            let ready = state_of(w) == READY;
+            if !ready && state_of(w) != REDRIVE {
                 continue;
             }
             let raw = read(shared, i)?;
-            if seq.is_some_and(|s| s != raw.seq) {
+            if ready && seq.is_some_and(|s| s != raw.seq) {
                 continue;
             }
             let rec = &shared.group_records()[raw.group as usize];
             if rec.state.load(Ordering::Acquire) != 1
                 || rec.created_ns.load(Ordering::Acquire) != raw.group_created_ns
             {
+                continue;
+            }
+            if raw.enveloped && ring.failed.is_none() {
+                match ring.reroute(&self.shared, i, w, &raw) {
+                    Rerouted::Yes => {
+                        n += u64::from(ready);
+                        continue;
+                    }
+                    Rerouted::Unkeyed => {}
+                    Rerouted::Lost | Rerouted::NoRoom => continue,
+                }
+            }
+            if !ready {
                 continue;
             }
             // Own it (as a writer) to give it a fresh delivery budget, as
@@ -170,17 +233,6 @@ impl DeadLetters {
             // Release: the reset count is seen by whoever takes it.
             st.store(word(REDRIVE, raw.group as u64), Ordering::Release);
             n += 1;
-        }
-        // Those still in the overflow are redriven as they come back.
-        n += overflow::redrive(shared, seq)?;
-        if n > 0 {
-            shared.ring().notify_data();
-        }
-        if n == 0 && seq.is_some() {
-            return Err(Error::NotFound(format!(
-                "dead letter with seq {} (whose group still exists)",
-                seq.unwrap_or_default()
-            )));
         }
         Ok(n)
     }
@@ -222,5 +274,120 @@ impl DeadLetters {
             }
         }
         n
+    }
+}
+
+/// What [`Rerouter::reroute`] did with a dead letter.
+enum Rerouted {
+    /// Published into the ring for its group; the entry is free.
+    Yes,
+    /// It has no ordering key: redrive it the DLQ's way.
+    Unkeyed,
+    /// Somebody else took the entry first.
+    Lost,
+    /// No room in the ring: it stays (`Rerouter::failed` says why).
+    NoRoom,
+}
+
+/// Redrives keyed dead letters through the ring, so that each goes to the
+/// end of its key: a producer made at the first one.
+#[derive(Default)]
+struct Rerouter {
+    producer: Option<Producer>,
+    /// Why the ring took no more (the rest stay in the DLQ).
+    failed: Option<Error>,
+}
+
+impl Rerouter {
+    /// Publishes dead letter `i` (in state word `w`: READY, or REDRIVE
+    /// back from the overflow) into the ring for its group, if it has an
+    /// ordering key.
+    ///
+    /// While it publishes, the entry is DELIVERING by us and counted in
+    /// its group's `redrive`: should we die there, the group's consumer
+    /// takes it as a dead consumer's redriven letter (delivered from the
+    /// DLQ; perhaps twice, never lost). Only once the ring has it is the
+    /// entry freed.
+    fn reroute(&mut self, shared: &Arc<Shared>, i: usize, w: u64, raw: &Raw) -> Rerouted {
+        // SAFETY: `raw.len <= slot_size` (checked by `read`): the body is
+        // inside the entry. Its bytes are only trusted once we own the
+        // entry (below, re-read); here they only choose the path.
+        let body = unsafe { std::slice::from_raw_parts(raw.payload, raw.len) };
+        if !matches!(envelope::split(body, true), Ok((Some(e), _)) if e.key.is_some()) {
+            return Rerouted::Unkeyed;
+        }
+        let st = state(shared, i);
+        let rec = &shared.group_records()[raw.group as usize];
+        let ready = state_of(w) == READY;
+        let delivering = word(
+            DELIVERING,
+            (u64::from(raw.group) << 32) | u64::from(shared.me.pid),
+        );
+        if ready {
+            rec.redrive.fetch_add(1, Ordering::AcqRel);
+        }
+        if st
+            .compare_exchange(w, delivering, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            if ready {
+                rec.redrive.fetch_sub(1, Ordering::AcqRel);
+            }
+            return Rerouted::Lost;
+        }
+        let published = self.publish(shared, i);
+        let (next, done) = match &published {
+            Ok(()) => (word(FREE, 0), true),
+            Err(_) if ready => (w, true),
+            Err(_) => (w, false),
+        };
+        // Release: our reads of the entry happen before its reuse.
+        st.store(next, Ordering::Release);
+        if done {
+            rec.redrive.fetch_sub(1, Ordering::AcqRel);
+        }
+        match published {
+            Ok(()) => Rerouted::Yes,
+            Err(e) => {
+                self.failed = Some(e);
+                Rerouted::NoRoom
+            }
+        }
+    }
+
+    /// Publishes entry `i` (DELIVERING by us) for its group.
+    fn publish(&mut self, shared: &Arc<Shared>, i: usize) -> Result<()> {
+        // Read again now that it is ours.
+        let raw = read(shared, i)?;
+        // SAFETY: as in `reroute`; the entry is ours (DELIVERING by us)
+        // until we store its next state, so the bytes hold still.
+        let body = unsafe { std::slice::from_raw_parts(raw.payload, raw.len) };
+        let (Some(env), payload) = envelope::split(body, raw.enveloped)
+            .map_err(|e| Error::corrupt(&shared.path, format!("dead letter {i}: {e}")))?
+        else {
+            return Err(Error::corrupt(
+                &shared.path,
+                format!("dead letter {i} lost its envelope"),
+            ));
+        };
+        let mut meta = Meta::new()
+            .type_id(raw.type_id)
+            .correlation_id(raw.correlation_id);
+        meta.ordering_key = env.key;
+        for (name, value) in HeaderIter::of(&env) {
+            meta.headers.push(name, value);
+        }
+        let before = env.target.map_or(0, |t| t.redrives);
+        let target = Target {
+            group: raw.group,
+            created_ns: raw.group_created_ns,
+            redrives: before.max((raw.redrive & 0xffff) as u16).saturating_add(1),
+        };
+        if self.producer.is_none() {
+            self.producer = Some(Producer::new(shared.clone())?);
+        }
+        let producer = self.producer.as_mut().expect("made above");
+        producer.publish_redriven(payload, &meta, target, Instant::now())?;
+        Ok(())
     }
 }

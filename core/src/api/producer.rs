@@ -298,6 +298,22 @@ impl Producer {
         self.publish_once(payload, Some(&plan), meta, deadline, |_| {})
     }
 
+    /// A keyed dead letter redriven through the ring, for the group of
+    /// `target` only; waits for room no longer than `deadline`.
+    pub(crate) fn publish_redriven(
+        &mut self,
+        payload: &[u8],
+        meta: &Meta,
+        target: envelope::Target,
+        deadline: Instant,
+    ) -> Result<u64> {
+        let plan = envelope::plan(meta.ordering_key, &meta.headers)?
+            .ok_or_else(|| Error::InvalidOption("a redrive through the ring needs a key".into()))?
+            .for_group(target);
+        self.check_len(plan.size.saturating_add(payload.len()))?;
+        self.publish_once(payload, Some(&plan), meta, Some(deadline), |_| {})
+    }
+
     /// Claims, writes and commits one message; `claimed(pos)` is told the
     /// position before the slot is written.
     #[inline(always)]

@@ -115,7 +115,7 @@ impl DeadLetter {
             group: String::new(),
             attempts: 0,
             reason: Reason::Nacked,
-            redrives: 0,
+            redrives: o.target.map_or(0, |t| u32::from(t.redrives)),
             first_delivery_ns: 0,
             last_delivery_ns: 0,
             dead_lettered_ns: 0,
