@@ -213,6 +213,95 @@ fn sendtos_of_a_producer(d: &str, queue: &str, count: u64) -> Option<usize> {
     Some(text.lines().filter(|l| l.contains("sendto(")).count())
 }
 
+/// Every system call a `shmq-worker publish-quiet` makes between its two
+/// `getppid` markers, or `None` without strace (as above).
+fn syscalls_while_publishing(d: &str, queue: &str, count: u64, keyed: bool) -> Option<Vec<String>> {
+    if Command::new("strace").arg("-V").output().is_err() {
+        assert!(
+            std::env::var_os("SHMQ_REQUIRE_TOOLS").is_none(),
+            "strace is needed (SHMQ_REQUIRE_TOOLS is set)"
+        );
+        eprintln!("skipped: strace is not installed");
+        return None;
+    }
+    let log = std::path::Path::new(d).join(format!("strace-quiet-{keyed}.log"));
+    let k = if keyed { "1" } else { "0" };
+    let out = Command::new("strace")
+        .args(["-f", "-o"])
+        .arg(&log)
+        .args([WORKER, "publish-quiet", d, queue, &count.to_string(), k])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let marks: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].contains("getppid("))
+        .collect();
+    assert_eq!(marks.len(), 2, "two markers in {text}");
+    Some(
+        lines[marks[0] + 1..marks[1]]
+            .iter()
+            .map(|l| l.to_string())
+            .collect(),
+    )
+}
+
+#[test]
+fn publishing_keyed_or_not_makes_no_system_call_while_nobody_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let q = Queue::create(
+        "quiet",
+        &Options::new()
+            .dir(d)
+            .slots(1 << 14)
+            .slot_size(128)
+            .ordering_lanes(64),
+    )
+    .unwrap();
+    // Groups that will lease (keyed, with lanes) and read, but nobody
+    // waits while the producer runs.
+    q.create_group("ordered", Start::Earliest).unwrap();
+    q.create_group("audit", Start::Earliest).unwrap();
+    let Some(unkeyed) = syscalls_while_publishing(d, "quiet", 5_000, false) else {
+        return;
+    };
+    assert_eq!(
+        unkeyed,
+        Vec::<String>::new(),
+        "unkeyed publishes made system calls"
+    );
+    let keyed = syscalls_while_publishing(d, "quiet", 5_000, true).unwrap();
+    assert_eq!(
+        keyed,
+        Vec::<String>::new(),
+        "keyed publishes made system calls"
+    );
+    // And what they published is there, keyed, for a group with lanes.
+    let mut c = q
+        .consumer("ordered", ConsumerOptions::new().ack(shmq::Ack::Manual))
+        .unwrap();
+    let mut first_keyed = None;
+    for _ in 0..5_000 {
+        c.receive_timeout(Duration::from_secs(10))
+            .unwrap()
+            .ack()
+            .unwrap();
+    }
+    while let Some(m) = c.try_receive().unwrap() {
+        if first_keyed.is_none() {
+            first_keyed = m.ordering_key().map(<[u8]>::to_vec);
+        }
+        m.ack().unwrap();
+    }
+    assert_eq!(first_keyed.as_deref(), Some(&b"customer-0"[..]));
+}
+
 #[test]
 fn a_waiter_killed_while_armed_costs_one_ring_and_then_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -38,6 +38,11 @@
 //!                                                 to seq SEEK, unless it is "-"),
 //!                                                 printing `SEQ\tKEY\tPAYLOAD` and
 //!                                                 `\tNAME=VALUE` per header
+//! shmq-worker publish-quiet DIR QUEUE COUNT KEYED  publish COUNT messages (KEYED=1:
+//!                                                 with an ordering key and two
+//!                                                 headers) between two getppid(2)
+//!                                                 calls, the markers a strace of
+//!                                                 "no system call" looks between
 //! ```
 //! `consume` checks that each producer's messages arrive in its order with
 //! no gap and no duplicate, and prints one line per producer:
@@ -75,6 +80,39 @@ fn main() {
                     }
                 }
             }
+            println!("done");
+        }
+        "publish-quiet" => {
+            let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
+            let mut p = q.producer().unwrap_or_else(|e| fail(e));
+            let count: u64 = a(3).parse().unwrap();
+            let keyed = a(4) == "1";
+            let keys: Vec<String> = (0..64).map(|k| format!("customer-{k}")).collect();
+            let payload = [7u8; 16];
+            let mut publish = |i: u64| {
+                let key = &keys[i as usize % keys.len()];
+                let r = if keyed {
+                    p.publish_with(
+                        &payload,
+                        &shmq::Meta::new()
+                            .ordering_key(key)
+                            .header("traceparent", b"00-0af7651916cd43dd-01")
+                            .header("content-type", b"application/json"),
+                    )
+                } else {
+                    p.publish(&payload)
+                };
+                r.unwrap_or_else(|e| fail(e));
+            };
+            // Warm up: the first publish may fault pages in.
+            publish(0);
+            // SAFETY: getppid has no preconditions; it is the marker.
+            unsafe { libc::getppid() };
+            for i in 1..count {
+                publish(i);
+            }
+            // SAFETY: as above.
+            unsafe { libc::getppid() };
             println!("done");
         }
         "consume" => {
