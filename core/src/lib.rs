@@ -63,7 +63,7 @@ pub struct ReadmeDoctests;
 #[cfg(not(loom))]
 pub use api::cache_hints::CacheHints;
 #[cfg(not(loom))]
-pub use api::consumer::{Batch, Consumer, Delivery, Message};
+pub use api::consumer::{Batch, Consumer, Delivery, Message, Receipt};
 #[cfg(not(loom))]
 pub use api::dlq::DeadLetters;
 #[cfg(not(loom))]

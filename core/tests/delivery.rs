@@ -394,3 +394,96 @@ fn keys_are_forgotten_after_the_ttl_and_need_a_table() {
     let e = off.producer().unwrap().publish_with(b"1", &m).unwrap_err();
     assert!(matches!(e, Error::InvalidOption(_)), "{e}");
 }
+
+#[test]
+fn receipts_keep_many_leases_while_the_consumer_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("receipts", &opts(&dir).lease(Duration::from_millis(300))).unwrap();
+    let mut c = q.consumer("g", manual()).unwrap();
+    let mut other = q.consumer("other", manual()).unwrap();
+    let mut p = q.producer().unwrap();
+    for i in 0..8u8 {
+        p.publish(&[i]).unwrap();
+    }
+    let mut receipts: Vec<_> = (0..8)
+        .map(|_| c.receive().unwrap().into_receipt().unwrap())
+        .collect();
+    assert_eq!(
+        receipts.iter().map(|r| r.seq()).collect::<Vec<_>>(),
+        (0..8).collect::<Vec<_>>()
+    );
+    assert_eq!(q.groups()[0].in_flight, 8);
+    // Another group's receipt is refused, and changes nothing.
+    let theirs = other.receive().unwrap().into_receipt().unwrap();
+    assert!(matches!(
+        c.ack_receipt(&theirs),
+        Err(Error::InvalidOption(_))
+    ));
+    other.ack_receipt(&theirs).unwrap();
+    // Out of order: the committed prefix moves only when 0 is done.
+    c.ack_receipt(&receipts[3]).unwrap();
+    assert_eq!(q.groups()[0].committed, 0);
+    c.ack_receipt(&receipts[0]).unwrap();
+    assert_eq!(q.groups()[0].committed, 1);
+    // Twice: the lease is gone.
+    assert!(matches!(
+        c.ack_receipt(&receipts[0]),
+        Err(Error::LeaseExpired)
+    ));
+    // A nack to the DLQ through a receipt copies the message.
+    c.nack_receipt(&receipts[1], Nack::DeadLetter).unwrap();
+    assert_eq!(q.dlq().list().unwrap()[0].payload, [1]);
+    c.nack_receipt(&receipts[2], Nack::Requeue).unwrap();
+    let again = c.receive().unwrap();
+    assert_eq!((again.payload(), again.attempt()), (&[2u8][..], 2));
+    again.ack().unwrap();
+    // Extended, 4 outlives the lease; 5 runs out and its receipt is stale.
+    std::thread::sleep(Duration::from_millis(150));
+    let mut r4 = receipts[4];
+    c.extend_receipt(&mut r4, Duration::from_secs(30)).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let back = c.receive_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!((back.seq(), back.attempt()), (5, 2), "5's lease ran out");
+    let fresh = back.into_receipt().unwrap();
+    assert_eq!(fresh.attempt(), 2);
+    assert!(
+        matches!(c.ack_receipt(&receipts[5]), Err(Error::LeaseExpired)),
+        "stale receipt"
+    );
+    c.ack_receipt(&fresh).unwrap();
+    c.ack_receipt(&r4).unwrap();
+    // 6 and 7 ran out too: delivered again; finish everything.
+    receipts.clear();
+    while let Some(m) = c.poll(Duration::from_millis(100)).unwrap() {
+        m.ack().unwrap();
+    }
+    let g = &q.groups()[0];
+    assert_eq!((g.committed, g.in_flight), (8, 0));
+    // ack=auto has nothing to keep.
+    let mut auto = q
+        .consumer("auto", ConsumerOptions::new().start(Start::Earliest))
+        .unwrap();
+    assert!(matches!(
+        auto.receive().unwrap().into_receipt(),
+        Err(Error::InvalidOption(_))
+    ));
+}
+
+#[test]
+fn a_keyed_message_held_by_a_receipt_holds_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("receipt-keys", &opts(&dir).ordering_lanes(8)).unwrap();
+    let mut c = q.consumer("g", manual()).unwrap();
+    let mut p = q.producer().unwrap();
+    for (k, v) in [("a", 1u8), ("a", 2), ("b", 3)] {
+        p.publish_with(&[v], &shmq::Meta::new().ordering_key(k))
+            .unwrap();
+    }
+    let a1 = c.receive().unwrap().into_receipt().unwrap();
+    let b = c.receive().unwrap();
+    assert_eq!(b.payload(), [3], "a2 waits for a1; b goes on");
+    b.ack().unwrap();
+    assert!(c.poll(Duration::from_millis(50)).unwrap().is_none());
+    c.ack_receipt(&a1).unwrap();
+    assert_eq!(c.receive().unwrap().payload(), [2]);
+}

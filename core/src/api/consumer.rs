@@ -458,6 +458,51 @@ impl Delivery<'_> {
         Ok(())
     }
 
+    /// Keeps the lease past this delivery (ack=manual): a [`Receipt`] that
+    /// [`Consumer::ack_receipt`], [`Consumer::nack_receipt`] and
+    /// [`Consumer::extend_receipt`] finish or extend later, while the
+    /// consumer goes on receiving — what an SQS receipt handle is, and
+    /// what a bridge that waits for another system's confirmation needs.
+    /// The payload is not kept: copy what you need first. A receipt not
+    /// finished before its lease runs out is delivered again, as a
+    /// delivery would be. ack=auto: [`Error::InvalidOption`] (the message
+    /// was finished on receipt).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmq::{Ack, ConsumerOptions, Options, Queue};
+    /// let q = Queue::create("doc-receipt", &Options::new().dir(dir.path()).slots(8))?;
+    /// let mut c = q.consumer("out", ConsumerOptions::new().ack(Ack::Manual))?;
+    /// let mut p = q.producer()?;
+    /// p.publish(b"one")?;
+    /// p.publish(b"two")?;
+    /// let first = c.receive()?.into_receipt()?;
+    /// let second = c.receive()?.into_receipt()?; // both leased at once
+    /// c.ack_receipt(&second)?;
+    /// c.ack_receipt(&first)?;
+    /// assert!(c.try_receive()?.is_none());
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn into_receipt(mut self) -> Result<Receipt> {
+        let kind = std::mem::replace(&mut self.kind, Kind::Ended);
+        let lease = match kind {
+            Kind::Leased => Lease::Held(self.consumer.held),
+            Kind::Redriven => Lease::Redriven(self.consumer.redriven),
+            Kind::Auto | Kind::Journal | Kind::Ended => {
+                self.kind = kind;
+                return Err(Error::InvalidOption(
+                    "a receipt needs a consumer with ack=manual (ack=auto finished the message on receipt)"
+                        .into(),
+                ));
+            }
+        };
+        Ok(Receipt {
+            group: self.consumer.idx,
+            seq: self.msg.seq,
+            lease,
+        })
+    }
+
     fn msg_copy(&self) -> Message<'static> {
         Message {
             _borrow: PhantomData,
@@ -497,6 +542,40 @@ impl Delivery<'_> {
                     .end_redriven(self.consumer.redriven, done, false)
             }
             Kind::Ended => {}
+        }
+    }
+}
+
+/// A lease kept past its delivery ([`Delivery::into_receipt`]): finish it
+/// with [`Consumer::ack_receipt`] or [`Consumer::nack_receipt`], keep it
+/// with [`Consumer::extend_receipt`]. Plain data; a receipt whose lease
+/// was taken away (it ran out) is refused with [`Error::LeaseExpired`],
+/// so a late ack never finishes a redelivery it did not get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    group: usize,
+    seq: u64,
+    lease: Lease,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lease {
+    /// A lease of the ring's position `held.pos`.
+    Held(Held),
+    /// A redriven dead letter, delivered from DLQ entry `.0`.
+    Redriven(usize),
+}
+
+impl Receipt {
+    /// The seq of the message it is for.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+    /// Its delivery's attempt (1 for a first delivery).
+    pub fn attempt(&self) -> u32 {
+        match self.lease {
+            Lease::Held(h) => h.attempt(),
+            Lease::Redriven(_) => 1,
         }
     }
 }
@@ -950,6 +1029,67 @@ impl Consumer {
         }
         self.unstick();
         Ok(())
+    }
+
+    /// Finishes the message of `receipt` for the group, as
+    /// [`Delivery::ack`] would have. [`Error::LeaseExpired`] if its lease
+    /// was taken away; [`Error::InvalidOption`] for another group's.
+    pub fn ack_receipt(&mut self, receipt: &Receipt) -> Result<()> {
+        match self.receipt_lease(receipt)? {
+            Lease::Held(held) => self.ack_leased(&held),
+            Lease::Redriven(entry) => {
+                self.end_redriven(entry, true, false);
+                Ok(())
+            }
+        }
+    }
+
+    /// Gives the message of `receipt` back, as [`Delivery::nack`] would
+    /// have (the same errors, and [`Error::InvalidOption`] for another
+    /// group's receipt).
+    pub fn nack_receipt(&mut self, receipt: &Receipt, how: Nack) -> Result<()> {
+        match self.receipt_lease(receipt)? {
+            Lease::Held(held) => {
+                // Still leased, so its slot still holds it (the group's
+                // committed cursor is at or below it): read it for a
+                // dead-lettering's copy. A stale receipt fails the CAS
+                // inside before anything is written.
+                let msg = self.read(held.pos)?;
+                let msg = Message {
+                    _borrow: PhantomData,
+                    attempt: held.attempt(),
+                    ..msg
+                };
+                self.nack_leased(&held, how, &msg)
+            }
+            Lease::Redriven(entry) => {
+                self.end_redriven(entry, false, how == Nack::DeadLetter);
+                Ok(())
+            }
+        }
+    }
+
+    /// Extends the lease of `receipt` to `extension` from now, as
+    /// [`Delivery::extend_lease`] would have, updating the receipt.
+    pub fn extend_receipt(&mut self, receipt: &mut Receipt, extension: Duration) -> Result<()> {
+        if let Lease::Held(held) = self.receipt_lease(receipt)? {
+            let deadline = os::clock::monotonic_ns().saturating_add(extension.as_nanos() as u64);
+            match self.leases().extend(&held, deadline) {
+                Ok(h) => receipt.lease = Lease::Held(h),
+                Err(()) => return Err(Error::LeaseExpired),
+            }
+        }
+        Ok(())
+    }
+
+    fn receipt_lease(&self, receipt: &Receipt) -> Result<Lease> {
+        if receipt.group != self.idx || self.manual.is_none() {
+            return Err(Error::InvalidOption(format!(
+                "the receipt of message {} is not of this consumer's group {:?}",
+                receipt.seq, self.group
+            )));
+        }
+        Ok(receipt.lease)
     }
 
     /// Whether this consumer acks manually.
