@@ -1,0 +1,89 @@
+//! What the bridge asks of an engine (Kafka today): a [`Sink`] that
+//! takes records and confirms each one later, and a [`Source`] that hands
+//! records over and is told when shmq has accepted them. The loops that
+//! move messages (`outbound.rs`, `inbound.rs`) know only these.
+
+use std::time::Duration;
+
+/// A record on its way out of shmq.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The ordering key, as the engine's record key.
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    /// The user's headers, then shmq's own (`record::SHMQ_*`).
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Publish time, milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+}
+
+/// A record on its way into shmq.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Incoming {
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Where it is in the engine (`kafka:<topic>:<partition>:<offset>`):
+    /// its idempotency key unless it carries shmq's own.
+    pub id: String,
+    /// The engine's handle for [`Source::accepted`].
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// What [`Sink::send`] did with a record.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// Queued: a [`Confirm`] with its token comes later.
+    Queued,
+    /// The engine's queue is full: back-pressure. Serve it
+    /// ([`Sink::poll`]) and send again; nothing was queued.
+    Full,
+}
+
+/// The engine's word on one record sent.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Confirm {
+    pub token: u64,
+    /// `Err` with the engine's reason: not stored (send it again later).
+    pub result: Result<(), String>,
+}
+
+/// An error the bridge cannot go on from by itself, with what to do.
+#[derive(Debug)]
+pub struct Fatal(pub String);
+
+impl std::fmt::Display for Fatal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where `to-*` sends records.
+pub trait Sink {
+    /// Queues `rec`; its [`Confirm`] carries `token`.
+    fn send(&mut self, rec: &Outgoing, token: u64) -> Result<Sent, Fatal>;
+    /// Serves the engine for at most `timeout`, appending the
+    /// confirmations that came. After the engine's client failed for
+    /// good, it is rebuilt here, and every record it had not confirmed is
+    /// confirmed as failed (so it is sent again).
+    fn poll(&mut self, timeout: Duration, done: &mut Vec<Confirm>) -> Result<(), Fatal>;
+    /// Records queued and not confirmed yet.
+    fn in_flight(&self) -> usize;
+}
+
+/// Where `from-*` takes records.
+pub trait Source {
+    /// The next record, waiting at most `timeout`.
+    fn poll(&mut self, timeout: Duration) -> Result<Option<Incoming>, Fatal>;
+    /// shmq accepted `rec` (and every earlier one of its partition): the
+    /// engine may forget it.
+    fn accepted(&mut self, rec: &Incoming) -> Result<(), Fatal>;
+    /// Back-pressure: stop fetching (and resume) without leaving the group.
+    fn pause(&mut self) -> Result<(), Fatal>;
+    fn resume(&mut self) -> Result<(), Fatal>;
+    /// Records the engine holds that we have not read (lag), if known.
+    fn lag(&mut self) -> Option<u64>;
+    /// Commits what was accepted, before exiting.
+    fn close(&mut self) -> Result<(), Fatal>;
+}

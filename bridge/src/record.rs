@@ -1,0 +1,138 @@
+//! How a shmq message becomes an engine record and back: the mapping
+//! every engine shares (README "Past one host" documents it).
+//!
+//! Out: the ordering key is the record key; the payload is the value; the
+//! publish time is the timestamp (ms); the user's headers come first, in
+//! order, then shmq's own, as text so that kcat and UIs show them:
+//! `shmq-seq`, `shmq-type-id`, `shmq-correlation-id`, `shmq-origin`
+//! (`host/queue/group`).
+//!
+//! In: the key becomes the ordering key (an empty key: none); headers
+//! become headers, except shmq's own, which give back the type id and the
+//! correlation id; the idempotency key is `shmq:<origin>:<seq>` for a
+//! record that carries shmq's origin and seq (so a record sent twice by a
+//! bridge that was killed before its ack is one message here), and the
+//! engine's position otherwise (`kafka:<topic>:<partition>:<offset>`).
+
+use crate::engine::{Incoming, Outgoing};
+
+pub const SHMQ_SEQ: &str = "shmq-seq";
+pub const SHMQ_TYPE_ID: &str = "shmq-type-id";
+pub const SHMQ_CORRELATION_ID: &str = "shmq-correlation-id";
+pub const SHMQ_ORIGIN: &str = "shmq-origin";
+
+/// Where messages come from: `host/queue/group`.
+pub fn origin(queue: &str, group: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}/{queue}/{group}")
+}
+
+/// The record for message `m` of `origin`.
+pub fn outgoing(m: &shmq::Message<'_>, origin: &str) -> Outgoing {
+    let mut headers: Vec<(String, Vec<u8>)> = m
+        .headers()
+        .map(|(n, v)| (n.to_string(), v.to_vec()))
+        .collect();
+    headers.push((SHMQ_SEQ.into(), m.seq().to_string().into_bytes()));
+    headers.push((SHMQ_TYPE_ID.into(), m.type_id().to_string().into_bytes()));
+    headers.push((
+        SHMQ_CORRELATION_ID.into(),
+        m.correlation_id().to_string().into_bytes(),
+    ));
+    headers.push((SHMQ_ORIGIN.into(), origin.as_bytes().to_vec()));
+    Outgoing {
+        key: m.ordering_key().map(<[u8]>::to_vec),
+        payload: m.payload().to_vec(),
+        headers,
+        timestamp_ms: (m.timestamp_ns() / 1_000_000) as i64,
+    }
+}
+
+/// What an incoming record is published with.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Inbound<'a> {
+    pub ordering_key: Option<&'a [u8]>,
+    pub headers: Vec<(&'a str, &'a [u8])>,
+    pub type_id: u32,
+    pub correlation_id: u64,
+    pub idempotency_key: String,
+}
+
+fn text<T: std::str::FromStr>(v: &[u8]) -> Option<T> {
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// Reads an incoming record's metadata (see the module documentation).
+pub fn inbound(rec: &Incoming) -> Inbound<'_> {
+    let mut out = Inbound {
+        ordering_key: rec.key.as_deref().filter(|k| !k.is_empty()),
+        headers: Vec::new(),
+        type_id: 0,
+        correlation_id: 0,
+        idempotency_key: rec.id.clone(),
+    };
+    let (mut seq, mut origin) = (None, None);
+    for (name, value) in &rec.headers {
+        match name.as_str() {
+            SHMQ_TYPE_ID => out.type_id = text(value).unwrap_or(0),
+            SHMQ_CORRELATION_ID => out.correlation_id = text(value).unwrap_or(0),
+            SHMQ_SEQ => seq = text::<u64>(value),
+            SHMQ_ORIGIN => origin = std::str::from_utf8(value).ok(),
+            _ => out.headers.push((name.as_str(), value.as_slice())),
+        }
+    }
+    if let (Some(seq), Some(origin)) = (seq, origin) {
+        out.idempotency_key = format!("shmq:{origin}:{seq}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shmqs_own_headers_come_back_as_metadata_and_the_origin_dedups() {
+        let rec = Incoming {
+            key: Some(b"customer-7".to_vec()),
+            payload: b"x".to_vec(),
+            headers: vec![
+                ("traceparent".into(), b"00-ab-01".to_vec()),
+                (SHMQ_SEQ.into(), b"42".to_vec()),
+                (SHMQ_TYPE_ID.into(), b"7".to_vec()),
+                (SHMQ_CORRELATION_ID.into(), b"9".to_vec()),
+                (SHMQ_ORIGIN.into(), b"h/a/g".to_vec()),
+                ("traceparent".into(), b"again".to_vec()),
+            ],
+            id: "kafka:t:0:5".into(),
+            partition: 0,
+            offset: 5,
+        };
+        let i = inbound(&rec);
+        assert_eq!(i.ordering_key, Some(&b"customer-7"[..]));
+        assert_eq!((i.type_id, i.correlation_id), (7, 9));
+        assert_eq!(i.idempotency_key, "shmq:h/a/g:42");
+        assert_eq!(
+            i.headers,
+            vec![
+                ("traceparent", &b"00-ab-01"[..]),
+                ("traceparent", &b"again"[..])
+            ]
+        );
+        // A foreign record: its position is its key; an empty key is none.
+        let plain = Incoming {
+            key: Some(Vec::new()),
+            id: "kafka:t:1:9".into(),
+            ..Incoming::default()
+        };
+        let i = inbound(&plain);
+        assert_eq!(
+            (i.ordering_key, i.idempotency_key.as_str()),
+            (None, "kafka:t:1:9")
+        );
+    }
+}
