@@ -16,10 +16,6 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::engine::{Confirm, Fatal, Incoming, Outgoing, Sent, Sink, Source};
 
-/// How long the first look at the cluster may take before the bridge says
-/// it cannot reach it.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-
 /// Where and how to reach Kafka.
 #[derive(Clone, Debug)]
 pub struct Conn {
@@ -27,6 +23,9 @@ pub struct Conn {
     pub topic: String,
     /// `-X name=value`: librdkafka properties, set last (they win).
     pub props: Vec<(String, String)>,
+    /// How long the first look at the cluster may take before the bridge
+    /// says it cannot reach it.
+    pub connect_timeout: Duration,
 }
 
 impl Conn {
@@ -67,12 +66,12 @@ fn check_topic<C: ClientContext>(
     conn: &Conn,
 ) -> Result<(), Fatal> {
     let md = client
-        .fetch_metadata(Some(&conn.topic), CONNECT_TIMEOUT)
+        .fetch_metadata(Some(&conn.topic), conn.connect_timeout)
         .map_err(|e| {
             Fatal(format!(
                 "cannot reach the Kafka brokers {} within {}s: {e} (are they up, and are the address and any security settings (-X security.protocol=..., sasl.*) right?)",
                 conn.brokers,
-                CONNECT_TIMEOUT.as_secs()
+                conn.connect_timeout.as_secs_f64()
             ))
         })?;
     match md.topics().iter().find(|t| t.name() == conn.topic) {

@@ -55,6 +55,10 @@ struct Common {
     /// bridge's defaults), e.g. -X security.protocol=SASL_SSL.
     #[arg(short = 'X', value_name = "NAME=VALUE", value_parser = kafka::property)]
     props: Vec<(String, String)>,
+    /// Seconds the first look at the cluster may take before the bridge
+    /// gives up saying it cannot reach it.
+    #[arg(long, default_value_t = 15.0, value_name = "S")]
+    connect_timeout: f64,
     /// Also print the progress as one JSON object per line on stdout.
     #[arg(long)]
     stats_json: bool,
@@ -118,12 +122,13 @@ fn open(c: &Common, queue: &str) -> Result<Queue, Fatal> {
     Queue::open_with(queue, &opts).map_err(|e| Fatal(format!("shmq: opening queue {queue:?}: {e}")))
 }
 
-fn conn(c: &Common) -> kafka::Conn {
-    kafka::Conn {
+fn conn(c: &Common) -> Result<kafka::Conn, Fatal> {
+    Ok(kafka::Conn {
         brokers: c.brokers.clone(),
         topic: c.topic.clone(),
         props: c.props.clone(),
-    }
+        connect_timeout: secs(c.connect_timeout, "--connect-timeout")?,
+    })
 }
 
 fn secs(s: f64, what: &str) -> Result<Duration, Fatal> {
@@ -136,7 +141,7 @@ fn run(cli: Cli) -> Result<(), Fatal> {
         Command::ToKafka(a) => {
             let c = &a.common;
             let q = open(c, &a.queue)?;
-            let mut sink = kafka::KafkaSink::new(conn(c))?;
+            let mut sink = kafka::KafkaSink::new(conn(c)?)?;
             let lease = secs(a.lease, "--lease")?;
             if lease < Duration::from_millis(300) {
                 return Err(Fatal("--lease must be at least 0.3 s".into()));
@@ -160,7 +165,7 @@ fn run(cli: Cli) -> Result<(), Fatal> {
         Command::FromKafka(a) => {
             let c = &a.common;
             let q = open(c, &a.queue)?;
-            let mut source = kafka::KafkaSource::new(conn(c), &a.kafka_group)?;
+            let mut source = kafka::KafkaSource::new(conn(c)?, &a.kafka_group)?;
             inbound::run(
                 &q,
                 &mut source,

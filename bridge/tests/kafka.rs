@@ -1,0 +1,582 @@
+//! `shmq-bridge` against a real Kafka cluster (`scripts/kafka-local.sh`,
+//! started once per CI job: `.ci/run bridge` exports
+//! `SHMQ_KAFKA_BOOTSTRAP`). Without it the broker tests say they were
+//! skipped, unless `SHMQ_REQUIRE_KAFKA` is set: then they fail. The error
+//! tests need no broker and always run.
+//!
+//! Sizes: `SHMQ_BRIDGE_COUNT` messages in the round trip (CI: 20,000; the
+//! issue's full run: 1,000,000, see bridge/README.md).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use shmq::{ConsumerOptions, Meta, Options, Queue, Start};
+
+const BRIDGE: &str = env!("CARGO_BIN_EXE_shmq-bridge");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The cluster's bootstrap servers, or `None` (skipped) without one.
+fn bootstrap() -> Option<String> {
+    match std::env::var("SHMQ_KAFKA_BOOTSTRAP") {
+        Ok(b) if !b.is_empty() => Some(b),
+        _ => {
+            assert!(
+                std::env::var_os("SHMQ_REQUIRE_KAFKA").is_none(),
+                "SHMQ_REQUIRE_KAFKA is set but SHMQ_KAFKA_BOOTSTRAP is not: start scripts/kafka-local.sh"
+            );
+            eprintln!("skipped: no Kafka (SHMQ_KAFKA_BOOTSTRAP; see scripts/kafka-local.sh)");
+            None
+        }
+    }
+}
+
+/// Replicas for new topics: 3 on a 3-node cluster.
+fn replicas() -> u32 {
+    std::env::var("SHMQ_KAFKA_REPLICAS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1)
+}
+
+/// A topic name no other test (or run) uses.
+fn unique(what: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "shmq-test-{what}-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    )
+}
+
+fn create_topic(topic: &str, partitions: u32) {
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/kafka-local.sh"))
+        .args(["topics", "--create", "--topic", topic, "--partitions"])
+        .arg(partitions.to_string())
+        .arg("--replication-factor")
+        .arg(replicas().to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "creating topic {topic}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn queue(dir: &Path, name: &str, slots: u64, dedup: u64) -> Queue {
+    Queue::create(
+        name,
+        &Options::new()
+            .dir(dir)
+            .slots(slots)
+            .slot_size(512)
+            .ordering_lanes(256)
+            .dedup_window(dedup),
+    )
+    .unwrap()
+}
+
+/// A bridge process; killed if still running when dropped.
+struct Bridge(Child);
+
+impl Bridge {
+    fn spawn(args: &[&str]) -> Bridge {
+        Bridge(
+            Command::new(BRIDGE)
+                .args(args)
+                .args(["--stats-interval", "1"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// Waits for it to exit by itself (`--exit-idle`), at most `limit`.
+    fn finish(mut self, limit: Duration) {
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(st) = self.0.try_wait().unwrap() {
+                assert!(st.success(), "shmq-bridge exited with {st}");
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "shmq-bridge did not finish in {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn to_kafka(dir: &Path, q: &str, topic: &str, b: &str, extra: &[&str]) -> Bridge {
+    let d = dir.to_str().unwrap();
+    let mut args = vec![
+        "to-kafka",
+        "--dir",
+        d,
+        "--queue",
+        q,
+        "--group",
+        "bridge",
+        "--brokers",
+        b,
+        "--topic",
+        topic,
+    ];
+    args.extend_from_slice(extra);
+    Bridge::spawn(&args)
+}
+
+fn from_kafka(dir: &Path, q: &str, topic: &str, b: &str, kg: &str, extra: &[&str]) -> Bridge {
+    let d = dir.to_str().unwrap();
+    let mut args = vec![
+        "from-kafka",
+        "--dir",
+        d,
+        "--queue",
+        q,
+        "--kafka-group",
+        kg,
+        "--brokers",
+        b,
+        "--topic",
+        topic,
+    ];
+    args.extend_from_slice(extra);
+    Bridge::spawn(&args)
+}
+
+/// Message `i` of the test stream: key `k<i % keys>`, headers, ids.
+fn publish_stream(q: &Queue, from: u64, to: u64, keys: u64) {
+    let mut p = q.producer().unwrap();
+    for i in from..to {
+        let key = format!("k{}", i % keys);
+        let payload = format!("message-{i}");
+        let trace = format!("trace-{i}");
+        let meta = Meta::new()
+            .ordering_key(&key)
+            .header("traceparent", &trace)
+            .header("lang", "rust")
+            .header("lang", "again")
+            .type_id(7)
+            .correlation_id(i);
+        p.publish_with_timeout(payload.as_bytes(), &meta, Duration::from_secs(60))
+            .unwrap();
+    }
+}
+
+/// Reads queue `q` as a fresh group until `want` messages came (or `limit`
+/// passed) and checks each against `publish_stream`: exactly once,
+/// byte-identical with its metadata, each key in order.
+fn check_stream(q: &Queue, want: u64, keys: u64, limit: Duration) {
+    let mut c = q
+        .consumer("check", ConsumerOptions::new().start(Start::Earliest))
+        .unwrap();
+    let mut seen: HashMap<u64, u32> = HashMap::new();
+    let mut last_of_key: BTreeMap<String, u64> = BTreeMap::new();
+    let end = Instant::now() + limit;
+    while (seen.len() as u64) < want {
+        assert!(
+            Instant::now() < end,
+            "only {} of {want} messages arrived in {limit:?}",
+            seen.len()
+        );
+        let Some(m) = c.poll(Duration::from_millis(200)).unwrap() else {
+            continue;
+        };
+        let payload = std::str::from_utf8(m.payload()).unwrap();
+        let i: u64 = payload.strip_prefix("message-").unwrap().parse().unwrap();
+        let key = format!("k{}", i % keys);
+        assert_eq!(m.ordering_key(), Some(key.as_bytes()), "{payload}");
+        let headers: Vec<(&str, &[u8])> = m.headers().collect();
+        let trace = format!("trace-{i}");
+        assert_eq!(
+            headers,
+            vec![
+                ("traceparent", trace.as_bytes()),
+                ("lang", &b"rust"[..]),
+                ("lang", &b"again"[..])
+            ],
+            "{payload}"
+        );
+        assert_eq!((m.type_id(), m.correlation_id()), (7, i));
+        *seen.entry(i).or_default() += 1;
+        assert_eq!(seen[&i], 1, "{payload} twice");
+        if let Some(&before) = last_of_key.get(&key) {
+            assert!(before < i, "key {key}: {i} after {before}");
+        }
+        last_of_key.insert(key, i);
+    }
+    // And nothing more.
+    assert!(
+        c.poll(Duration::from_millis(500)).unwrap().is_none(),
+        "a message too many"
+    );
+}
+
+fn count() -> u64 {
+    std::env::var("SHMQ_BRIDGE_COUNT")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(20_000)
+}
+
+#[test]
+fn a_round_trip_through_kafka_keeps_every_message_once_with_its_metadata_and_key_order() {
+    let Some(b) = bootstrap() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let n = count();
+    let keys = 100;
+    let a = queue(dir.path(), "a", 8192, 1024);
+    a.create_group("bridge", Start::Earliest).unwrap();
+    let bq = queue(dir.path(), "b", 65536, n.max(1024));
+    bq.create_group("check", Start::Earliest).unwrap();
+    let topic = unique("roundtrip");
+    create_topic(&topic, 3);
+    let inbound = from_kafka(
+        dir.path(),
+        "b",
+        &topic,
+        &b,
+        &unique("kg"),
+        &["--exit-idle", "15"],
+    );
+    let outbound = to_kafka(dir.path(), "a", &topic, &b, &["--exit-idle", "5"]);
+    let began = Instant::now();
+    publish_stream(&a, 0, n, keys);
+    check_stream(&bq, n, keys, Duration::from_secs(120 + n / 2000));
+    eprintln!("round trip of {n}: {:?}", began.elapsed());
+    outbound.finish(Duration::from_secs(60));
+    inbound.finish(Duration::from_secs(60));
+    // Everything acked in A.
+    let g = a.groups().into_iter().find(|g| g.name == "bridge").unwrap();
+    assert_eq!((g.committed, g.in_flight), (n, 0));
+}
+
+/// Every record of `topic` as kcat prints it: key, payload, headers.
+fn kcat_read(b: &str, topic: &str, want: usize) -> Vec<(String, String, String)> {
+    let out = Command::new("timeout")
+        .args(["60", "kcat", "-C", "-b", b, "-t", topic, "-e", "-q", "-c"])
+        .arg(want.to_string())
+        .args(["-f", "%k\t%s\t%h\n"])
+        .output()
+        .expect("kcat (Debian's kcat) is needed for this test");
+    assert!(
+        out.status.success(),
+        "kcat: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut f = l.splitn(3, '\t');
+            let mut next = || f.next().unwrap_or_default().to_string();
+            (next(), next(), next())
+        })
+        .collect()
+}
+
+#[test]
+fn kcat_reads_what_to_kafka_wrote_and_writes_what_from_kafka_brings_in() {
+    let Some(b) = bootstrap() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let a = queue(dir.path(), "a", 64, 1024);
+    a.create_group("bridge", Start::Earliest).unwrap();
+    let topic = unique("kcat-out");
+    create_topic(&topic, 3);
+    let mut p = a.producer().unwrap();
+    p.publish_with(
+        b"hello",
+        &Meta::new()
+            .ordering_key("customer-7")
+            .header("traceparent", "00-ab-01")
+            .type_id(3)
+            .correlation_id(99),
+    )
+    .unwrap();
+    p.publish(b"no key").unwrap();
+    to_kafka(dir.path(), "a", &topic, &b, &["--exit-idle", "3"]).finish(Duration::from_secs(60));
+    let mut got = kcat_read(&b, &topic, 2);
+    got.sort();
+    assert_eq!(got.len(), 2, "{got:?}");
+    let (k, v, h) = &got[1];
+    assert_eq!((k.as_str(), v.as_str()), ("customer-7", "hello"));
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(
+        h,
+        &format!(
+            "traceparent=00-ab-01,shmq-seq=0,shmq-type-id=3,shmq-correlation-id=99,shmq-origin={}/a/bridge",
+            host.trim()
+        )
+    );
+    assert_eq!((got[0].0.as_str(), got[0].1.as_str()), ("", "no key"));
+
+    // kcat writes; from-kafka brings it in.
+    let topic = unique("kcat-in");
+    create_topic(&topic, 1);
+    let mut kcat = Command::new("kcat")
+        .args([
+            "-P",
+            "-b",
+            &b,
+            "-t",
+            &topic,
+            "-K",
+            ":",
+            "-H",
+            "source=kcat",
+            "-H",
+            "shmq-type-id=5",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    kcat.stdin
+        .take()
+        .unwrap()
+        .write_all(b"order-1:first\norder-1:second\n")
+        .unwrap();
+    assert!(kcat.wait().unwrap().success());
+    let bq = queue(dir.path(), "b", 64, 1024);
+    bq.create_group("g", Start::Earliest).unwrap();
+    from_kafka(
+        dir.path(),
+        "b",
+        &topic,
+        &b,
+        &unique("kg"),
+        &["--exit-idle", "8"],
+    )
+    .finish(Duration::from_secs(60));
+    let mut c = bq.consumer("g", ConsumerOptions::new()).unwrap();
+    for want in ["first", "second"] {
+        let m = c.receive_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(m.payload(), want.as_bytes());
+        assert_eq!(m.ordering_key(), Some(&b"order-1"[..]));
+        assert_eq!(
+            m.headers().collect::<Vec<_>>(),
+            vec![("source", &b"kcat"[..])]
+        );
+        assert_eq!(m.type_id(), 5);
+    }
+    assert!(c.try_receive().unwrap().is_none());
+}
+
+#[test]
+fn a_bridge_killed_again_and_again_loses_nothing_and_the_far_queue_has_no_duplicate() {
+    let Some(b) = bootstrap() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let n = count().min(20_000);
+    let keys = 50;
+    let a = queue(dir.path(), "a", 8192, 1024);
+    a.create_group("bridge", Start::Earliest).unwrap();
+    let bq = queue(dir.path(), "b", 32768, 65536);
+    bq.create_group("check", Start::Earliest).unwrap();
+    let topic = unique("kill");
+    create_topic(&topic, 3);
+    let kg = unique("kg");
+    publish_stream(&a, 0, n, keys);
+    // Kill each direction at pseudo-random moments, several times.
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = |m: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % m
+    };
+    for round in 0..5 {
+        let mut out = to_kafka(dir.path(), "a", &topic, &b, &["--lease", "2"]);
+        let mut inb = from_kafka(dir.path(), "b", &topic, &b, &kg, &[]);
+        std::thread::sleep(Duration::from_millis(300 + next(1500)));
+        if round % 2 == 0 {
+            out.kill();
+            std::thread::sleep(Duration::from_millis(next(300)));
+            inb.kill();
+        } else {
+            inb.kill();
+            std::thread::sleep(Duration::from_millis(next(300)));
+            out.kill();
+        }
+    }
+    // Then run both to the end.
+    let out = to_kafka(
+        dir.path(),
+        "a",
+        &topic,
+        &b,
+        &["--lease", "2", "--exit-idle", "8"],
+    );
+    let inb = from_kafka(dir.path(), "b", &topic, &b, &kg, &["--exit-idle", "15"]);
+    check_stream(&bq, n, keys, Duration::from_secs(180));
+    out.finish(Duration::from_secs(90));
+    inb.finish(Duration::from_secs(90));
+    let g = a.groups().into_iter().find(|g| g.name == "bridge").unwrap();
+    assert_eq!((g.committed, g.in_flight), (n, 0), "everything acked in a");
+    // Kafka may hold duplicates (sent, then killed before the ack); each
+    // carries the seq of the message it repeats.
+    let records = kcat_read_all(&b, &topic);
+    let mut seqs: HashMap<u64, u32> = HashMap::new();
+    for (_, payload, headers) in &records {
+        let seq: u64 = headers
+            .split(',')
+            .find_map(|h| h.strip_prefix("shmq-seq="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        let i: u64 = payload.strip_prefix("message-").unwrap().parse().unwrap();
+        assert_eq!(seq, i, "a record's seq is its message's");
+        *seqs.entry(seq).or_default() += 1;
+    }
+    assert_eq!(seqs.len() as u64, n, "every message is in Kafka");
+    eprintln!(
+        "{} records in Kafka for {n} messages ({} duplicates)",
+        records.len(),
+        records.len() as u64 - n
+    );
+}
+
+/// Every record of `topic` (until kcat reaches the end of every partition).
+fn kcat_read_all(b: &str, topic: &str) -> Vec<(String, String, String)> {
+    let mut child = Command::new("timeout")
+        .args(["120", "kcat", "-C", "-b", b, "-t", topic, "-e", "-q"])
+        .args(["-f", "%k\t%s\t%h\n"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines: Vec<_> = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map(|l| {
+            let l = l.unwrap();
+            let mut f = l.splitn(3, '\t');
+            let mut next = || f.next().unwrap_or_default().to_string();
+            (next(), next(), next())
+        })
+        .collect();
+    assert!(child.wait().unwrap().success());
+    lines
+}
+
+#[test]
+fn a_full_queue_pauses_from_kafka_and_everything_arrives_once_there_is_room() {
+    let Some(b) = bootstrap() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let n = 2_000;
+    let a = queue(dir.path(), "a", 4096, 1024);
+    a.create_group("bridge", Start::Earliest).unwrap();
+    let topic = unique("full");
+    create_topic(&topic, 3);
+    publish_stream(&a, 0, n, 20);
+    to_kafka(dir.path(), "a", &topic, &b, &["--exit-idle", "3"]).finish(Duration::from_secs(60));
+    // 64 slots for 2,000 records: from-kafka waits for room again and again.
+    let bq = queue(dir.path(), "b", 64, 4096);
+    bq.create_group("check", Start::Earliest).unwrap();
+    let inb = from_kafka(
+        dir.path(),
+        "b",
+        &topic,
+        &b,
+        &unique("kg"),
+        &["--exit-idle", "10"],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(bq.stats().depth, 64, "the queue filled up and stayed full");
+    check_stream(&bq, n, 20, Duration::from_secs(120));
+    inb.finish(Duration::from_secs(60));
+}
+
+/// Runs the bridge expecting a failure; returns its stderr.
+fn fails(args: &[&str]) -> String {
+    let out = Command::new(BRIDGE).args(args).output().unwrap();
+    assert!(!out.status.success(), "{args:?} succeeded");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn bad_setups_are_told_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let q = queue(dir.path(), "q", 64, 1024);
+    q.create_group("bridge", Start::Earliest).unwrap();
+    let base = ["to-kafka", "--dir", d, "--queue", "q", "--group", "bridge"];
+    let with = |more: &[&str]| -> Vec<String> {
+        base.iter()
+            .chain(more.iter())
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let fails = |args: Vec<String>| fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let t = ["--topic", "t"];
+    let e = fails(with(
+        &[
+            &t[..],
+            &["--brokers", "127.0.0.1:1", "--connect-timeout", "1"],
+        ]
+        .concat(),
+    ));
+    assert!(
+        e.contains("cannot reach the Kafka brokers 127.0.0.1:1"),
+        "{e}"
+    );
+    let e = fails(with(
+        &[
+            &t[..],
+            &["--brokers", "127.0.0.1:1", "-X", "no.such.property=1"],
+        ]
+        .concat(),
+    ));
+    assert!(e.contains("No such configuration property"), "{e}");
+    let e = fails(with(
+        &[&t[..], &["--brokers", "127.0.0.1:1", "-X", "novalue"]].concat(),
+    ));
+    assert!(e.contains("NAME=VALUE"), "{e}");
+    let e = fails(
+        [
+            "from-kafka",
+            "--dir",
+            d,
+            "--queue",
+            "missing",
+            "--kafka-group",
+            "kg",
+            "--brokers",
+            "127.0.0.1:1",
+            "--topic",
+            "t",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    assert!(
+        e.contains("queue \"missing\"") && e.contains("not found"),
+        "{e}"
+    );
+    // A topic that does not exist, on a real cluster.
+    let Some(b) = bootstrap() else { return };
+    let e = fails(with(&["--brokers", &b, "--topic", "shmq-no-such-topic"]));
+    assert!(e.contains("shmq-no-such-topic"), "{e}");
+}
