@@ -398,3 +398,41 @@ fn a_keyed_redrive_that_finds_no_room_leaves_the_dead_letter_where_it_is() {
     assert_eq!(q.dlq().len(), 0);
     assert_eq!(must_receive(&mut c, "k1 again").payload(), b"k1");
 }
+
+#[test]
+fn many_keys_released_at_once_are_all_ready_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // Lanes enough that these keys share none.
+    let q = Queue::create("released", &opts(&dir).ordering_lanes(4096)).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    let keys: Vec<String> = (0..12).map(|k| format!("key-{k}")).collect();
+    for round in 0..2u8 {
+        for k in &keys {
+            p.publish_with(&[round], &Meta::new().ordering_key(k))
+                .unwrap();
+        }
+    }
+    let mut c = q.consumer("g", manual()).unwrap();
+    // The first of every key, kept (a bridge waiting for its far side).
+    let firsts: Vec<_> = (0..keys.len())
+        .map(|_| c.try_receive().unwrap().unwrap().into_receipt().unwrap())
+        .collect();
+    assert!(
+        c.try_receive().unwrap().is_none(),
+        "seconds wait for their keys"
+    );
+    // Finished together: every second is ready now, not one per scan
+    // period (more releases than the group's release hints).
+    for r in &firsts {
+        c.ack_receipt(r).unwrap();
+    }
+    for k in 0..keys.len() {
+        let m = c
+            .try_receive()
+            .unwrap()
+            .unwrap_or_else(|| panic!("second {k} not ready"));
+        assert_eq!(m.payload(), [1]);
+        m.ack().unwrap();
+    }
+}

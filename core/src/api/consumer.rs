@@ -136,6 +136,10 @@ struct Manual {
     last_scan: u64,
     /// The group's `redeliver_hint` at that look.
     seen_hint: u64,
+    /// A look that stopped at a message it found goes on from here at the
+    /// next poll (instead of waiting for the next hint or period: many
+    /// releases at once would otherwise trickle out one per period).
+    scan_from: Option<u64>,
 }
 
 /// What a poll found.
@@ -708,6 +712,7 @@ impl Consumer {
                         max_deliveries: shared.config.max_deliveries,
                         last_scan: 0,
                         seen_hint: u64::MAX,
+                        scan_from: None,
                     })
                 }
             };
@@ -1584,11 +1589,18 @@ impl Consumer {
         };
         let rec = &self.shared.group_records()[self.idx];
         let hint = rec.redeliver_hint.load(Ordering::Acquire);
-        if hint == m.seen_hint && now.mono.saturating_sub(m.last_scan) < SCAN_EVERY_NS {
+        let full = hint != m.seen_hint || now.mono.saturating_sub(m.last_scan) >= SCAN_EVERY_NS;
+        // A new hint or period: a whole look, from the start (what the
+        // hint names may be behind where the last look stopped).
+        let resume = if full { None } else { m.scan_from.take() };
+        if !full && resume.is_none() {
             return Ok(None);
         }
-        m.seen_hint = hint;
-        m.last_scan = now.mono;
+        if full {
+            m.scan_from = None;
+            m.seen_hint = hint;
+            m.last_scan = now.mono;
+        }
         let (holder, lease_ns, max) = (m.holder, m.lease_ns, m.max_deliveries);
         let shared = self.shared.clone();
         let leases = shared.leases(self.idx);
@@ -1606,7 +1618,8 @@ impl Consumer {
             a
         };
         let (start, end) = leases.window();
-        for pos in start..end {
+        let mut found = None;
+        for pos in resume.unwrap_or(start).max(start)..end {
             let Some((held, why)) = leases.take_again(pos, holder, now, lease_ns, &mut alive)
             else {
                 continue;
@@ -1617,7 +1630,8 @@ impl Consumer {
             if why == Reclaimed::Released {
                 // A keyed message its lane let go: its first delivery.
                 rec.delivered.fetch_add(1, Ordering::Relaxed);
-                return Ok(Some(held));
+                found = Some(held);
+                break;
             }
             if held.attempt() > max {
                 // Delivered max_deliveries times already: dead-letter it.
@@ -1632,9 +1646,13 @@ impl Consumer {
                 }
             }
             rec.redelivered.fetch_add(1, Ordering::Relaxed);
-            return Ok(Some(held));
+            found = Some(held);
+            break;
         }
-        Ok(None)
+        if let (Some(held), Some(m)) = (found, self.manual.as_mut()) {
+            m.scan_from = Some(held.pos + 1);
+        }
+        Ok(found)
     }
 
     /// Looks at the position we wait for: if it was claimed and its
