@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# A real Apache Kafka (KRaft) on loopback, for shmq-bridge's tests, CI and
+# benchmarks: fetched from Maven Central through Maven (pinned), 1 or 3
+# nodes in combined broker+controller mode, small heaps.
+#
+#   scripts/kafka-local.sh fetch                 the jars, into the cache
+#   scripts/kafka-local.sh start [--nodes N]     N = 1 or 3; prints the bootstrap servers
+#   scripts/kafka-local.sh stop                  ends exactly what start started
+#   scripts/kafka-local.sh kill-node I           SIGKILL node I (0-based)
+#   scripts/kafka-local.sh restart-node I        start node I again (same storage)
+#   scripts/kafka-local.sh topics ARGS...        Kafka's topic tool on the cluster
+#   scripts/kafka-local.sh tool CLASS ARGS...    any Kafka class, with the classpath
+#   scripts/kafka-local.sh bootstrap             the bootstrap servers of the running cluster
+#
+# Cache: $SHMQ_KAFKA_CACHE (default ~/.cache/shmq-kafka). State (configs,
+# logs, data, pids): $SHMQ_KAFKA_STATE (default target/kafka-local).
+set -euo pipefail
+
+KAFKA_VERSION=4.1.1
+LOG4J_VERSION=2.24.3
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+CACHE="${SHMQ_KAFKA_CACHE:-$HOME/.cache/shmq-kafka}/$KAFKA_VERSION"
+STATE="${SHMQ_KAFKA_STATE:-$ROOT/target/kafka-local}"
+HEAP="${SHMQ_KAFKA_HEAP:--Xmx320m -Xms320m}"
+
+say() { printf 'kafka-local: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+fetch() {
+    if [ -f "$CACHE/lib/.complete" ]; then
+        return
+    fi
+    command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch Kafka"
+    command -v java >/dev/null || die "Java 17+ is needed to run Kafka"
+    say "fetching Apache Kafka $KAFKA_VERSION through Maven into $CACHE"
+    mkdir -p "$CACHE"
+    cat >"$CACHE/pom.xml" <<POM
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>shmq</groupId>
+  <artifactId>kafka-local</artifactId>
+  <version>1</version>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId><version>$LOG4J_VERSION</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>$LOG4J_VERSION</version></dependency>
+  </dependencies>
+</project>
+POM
+    rm -rf "$CACHE/lib"
+    mvn -q -B -f "$CACHE/pom.xml" dependency:copy-dependencies \
+        -DoutputDirectory="$CACHE/lib" -DincludeScope=runtime >&2
+    touch "$CACHE/lib/.complete"
+}
+
+classpath() { printf '%s/lib/*' "$CACHE"; }
+
+run_class() {
+    java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+        -Dlog4j2.configurationFile="$STATE/log4j2-tools.properties" \
+        -cp "$(classpath)" "$@"
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# The pid of node I if it runs (and is ours: our state dir on its command line).
+node_pid() {
+    local f="$STATE/node$1/pid" pid
+    [ -f "$f" ] || return 1
+    pid="$(cat "$f")"
+    [ -r "/proc/$pid/cmdline" ] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$STATE/node$1/server.properties" || return 1
+    echo "$pid"
+}
+
+start_node() {
+    local i="$1" dir="$STATE/node$1"
+    # shellcheck disable=SC2086
+    nohup java $HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+        -Dlog4j2.configurationFile="$STATE/log4j2.properties" -Dkafka.logs.dir="$dir" \
+        -cp "$(classpath)" kafka.Kafka "$dir/server.properties" \
+        >"$dir/stdout.log" 2>&1 </dev/null &
+    echo $! >"$dir/pid"
+}
+
+wait_serving() {
+    local deadline=$((SECONDS + ${SHMQ_KAFKA_START_TIMEOUT:-120})) boot
+    boot="$(cat "$STATE/bootstrap")"
+    until run_class org.apache.kafka.tools.TopicCommand --bootstrap-server "$boot" --list >/dev/null 2>&1 \
+        && [ "$(run_class org.apache.kafka.tools.BrokerApiVersionsCommand --bootstrap-server "$boot" 2>/dev/null | grep -c '(id:')" -ge "$(cat "$STATE/nodes")" ]; do
+        for n in $(seq 0 $(($(cat "$STATE/nodes") - 1))); do
+            node_pid "$n" >/dev/null || { tail -30 "$STATE/node$n/stdout.log" >&2; die "node $n exited"; }
+        done
+        [ "$SECONDS" -lt "$deadline" ] || { tail -30 "$STATE/node0/stdout.log" >&2; die "the cluster did not serve in time"; }
+        sleep 1
+    done
+}
+
+start() {
+    local nodes=1
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --nodes) nodes="$2"; shift 2 ;;
+            *) die "unknown option $1" ;;
+        esac
+    done
+    case "$nodes" in 1 | 3) ;; *) die "--nodes is 1 or 3" ;; esac
+    if [ -f "$STATE/nodes" ]; then
+        for n in $(seq 0 $(($(cat "$STATE/nodes") - 1))); do
+            node_pid "$n" >/dev/null && die "a cluster runs already (scripts/kafka-local.sh stop)"
+        done
+    fi
+    fetch
+    rm -rf "$STATE"
+    mkdir -p "$STATE"
+    echo "$nodes" >"$STATE/nodes"
+    cat >"$STATE/log4j2.properties" <<'L4J'
+status = error
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = ${sys:kafka.logs.dir}/server.log
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+L4J
+    cat >"$STATE/log4j2-tools.properties" <<'L4J'
+status = error
+appender.err.type = Console
+appender.err.name = err
+appender.err.target = SYSTEM_ERR
+appender.err.layout.type = PatternLayout
+appender.err.layout.pattern = %p %m%n
+rootLogger.level = WARN
+rootLogger.appenderRef.err.ref = err
+L4J
+    local ports=() cports=() voters="" boot="" rf=1 isr=1
+    [ "$nodes" -eq 3 ] && { rf=3; isr=2; }
+    for n in $(seq 0 $((nodes - 1))); do
+        ports+=("$(free_port)")
+        cports+=("$(free_port)")
+        voters+="${voters:+,}$n@127.0.0.1:${cports[$n]}"
+        boot+="${boot:+,}127.0.0.1:${ports[$n]}"
+    done
+    echo "$boot" >"$STATE/bootstrap"
+    local cluster
+    cluster="$(run_class kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)"
+    for n in $(seq 0 $((nodes - 1))); do
+        local dir="$STATE/node$n"
+        mkdir -p "$dir/data"
+        cat >"$dir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=$n
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:${ports[$n]},CONTROLLER://127.0.0.1:${cports[$n]}
+advertised.listeners=PLAINTEXT://127.0.0.1:${ports[$n]}
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$dir/data
+num.partitions=3
+default.replication.factor=$rf
+min.insync.replicas=$isr
+offsets.topic.replication.factor=$rf
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
+share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.min.isr=$isr
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+num.network.threads=2
+num.io.threads=2
+background.threads=2
+log.segment.bytes=67108864
+log.retention.hours=4
+PROPS
+        run_class kafka.tools.StorageTool format --config "$dir/server.properties" \
+            --cluster-id "$cluster" --ignore-formatted >/dev/null
+        start_node "$n"
+    done
+    say "started $nodes node(s); waiting until they serve"
+    wait_serving
+    say "serving at $boot (state in $STATE)"
+    echo "$boot"
+}
+
+stop() {
+    [ -f "$STATE/nodes" ] || return 0
+    local pids=() n pid
+    for n in $(seq 0 $(($(cat "$STATE/nodes") - 1))); do
+        if pid="$(node_pid "$n")"; then
+            kill -TERM "$pid" 2>/dev/null || true
+            pids+=("$pid")
+        fi
+    done
+    local deadline=$((SECONDS + 30))
+    for pid in "${pids[@]}"; do
+        while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    rm -f "$STATE"/node*/pid
+    say "stopped ${#pids[@]} node(s)"
+}
+
+cmd="${1:-}"
+shift || true
+case "$cmd" in
+    fetch) fetch ;;
+    start) start "$@" ;;
+    stop) stop ;;
+    bootstrap) cat "$STATE/bootstrap" ;;
+    kill-node)
+        pid="$(node_pid "${1:?node}")" || die "node $1 is not running"
+        kill -KILL "$pid"
+        while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+        ;;
+    restart-node)
+        node_pid "${1:?node}" >/dev/null && die "node $1 runs"
+        start_node "$1"
+        wait_serving
+        ;;
+    topics) run_class org.apache.kafka.tools.TopicCommand --bootstrap-server "$(cat "$STATE/bootstrap")" "$@" ;;
+    tool) run_class "$@" ;;
+    *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64 ;;
+esac
