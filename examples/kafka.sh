@@ -3,24 +3,25 @@
 # reads it, and Kafka back into another queue. Uses the cluster named by
 # $SHMQ_KAFKA_BOOTSTRAP, or starts a local one (scripts/kafka-local.sh).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+KAFKA_LOCAL="$(cd "$(dirname "$0")/.." && pwd)/scripts/kafka-local.sh"
 started=""
 if [ -z "${SHMQ_KAFKA_BOOTSTRAP:-}" ]; then
-    SHMQ_KAFKA_BOOTSTRAP="$(bash scripts/kafka-local.sh start)"
+    SHMQ_KAFKA_BOOTSTRAP="$(bash "$KAFKA_LOCAL" start)"
     started=1
 fi
 export SHMQ_DIR
 SHMQ_DIR="$(mktemp -d)"
 cleanup() {
     rm -rf "$SHMQ_DIR"
-    [ -z "$started" ] || bash scripts/kafka-local.sh stop
+    [ -z "$started" ] || bash "$KAFKA_LOCAL" stop
 }
 trap cleanup EXIT
+cd "$SHMQ_DIR"
 
 # --- as in the README ---
 BROKERS="$SHMQ_KAFKA_BOOTSTRAP"
 TOPIC="orders-$$"
-bash scripts/kafka-local.sh topics --create --topic "$TOPIC" --partitions 3 \
+bash "$KAFKA_LOCAL" topics --create --topic "$TOPIC" --partitions 3 \
     --replication-factor "${SHMQ_KAFKA_REPLICAS:-1}"
 shmq create orders --slots 4096
 shmq group-create orders to-kafka
