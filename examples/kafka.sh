@@ -12,6 +12,7 @@ fi
 export SHMQ_DIR
 SHMQ_DIR="$(mktemp -d)"
 cleanup() {
+    cd /
     rm -rf "$SHMQ_DIR"
     [ -z "$started" ] || bash "$KAFKA_LOCAL" stop
 }
