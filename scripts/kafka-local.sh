@@ -7,7 +7,7 @@
 #   scripts/kafka-local.sh start [--nodes N]     N = 1 or 3; prints the bootstrap servers
 #   scripts/kafka-local.sh stop                  ends exactly what start started
 #   scripts/kafka-local.sh kill-node I           SIGKILL node I (0-based)
-#   scripts/kafka-local.sh restart-node I        start node I again (same storage)
+#   scripts/kafka-local.sh restart-node I [J..]  start nodes again (same storage); waits until all serve
 #   scripts/kafka-local.sh topics ARGS...        Kafka's topic tool on the cluster
 #   scripts/kafka-local.sh tool CLASS ARGS...    any Kafka class, with the classpath
 #   scripts/kafka-local.sh bootstrap             the bootstrap servers of the running cluster
@@ -219,8 +219,11 @@ case "$cmd" in
         while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
         ;;
     restart-node)
-        node_pid "${1:?node}" >/dev/null && die "node $1 runs"
-        start_node "$1"
+        [ $# -gt 0 ] || die "restart-node I [J...]"
+        for n in "$@"; do
+            node_pid "$n" >/dev/null && die "node $n runs"
+        done
+        for n in "$@"; do start_node "$n"; done
         wait_serving
         ;;
     topics) run_class org.apache.kafka.tools.TopicCommand --bootstrap-server "$(cat "$STATE/bootstrap")" "$@" ;;

@@ -120,6 +120,14 @@ impl Bridge {
         }
     }
 
+    /// Asks it to stop (SIGTERM: it commits and gives back what is in
+    /// flight) and waits for a clean exit.
+    fn stop(self, limit: Duration) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        self.finish(limit);
+    }
+
     fn kill(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -596,4 +604,99 @@ fn bad_setups_are_told_clearly() {
     let Some(b) = bootstrap() else { return };
     let e = fails(with(&["--brokers", &b, "--topic", "shmq-no-such-topic"]));
     assert!(e.contains("shmq-no-such-topic"), "{e}");
+}
+
+fn kafka_local(args: &[&str]) {
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/kafka-local.sh"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kafka-local.sh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Seconds the whole cluster stays down in the outage test (the issue's
+/// full run: 30).
+fn outage() -> Duration {
+    Duration::from_secs(
+        std::env::var("SHMQ_KAFKA_OUTAGE_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10),
+    )
+}
+
+#[test]
+fn a_killed_leader_and_a_whole_cluster_down_for_a_while_lose_nothing() {
+    let Some(b) = bootstrap() else { return };
+    if replicas() < 3 {
+        eprintln!("skipped: needs a 3-node cluster (SHMQ_KAFKA_REPLICAS=3)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let n = 20_000;
+    let keys = 64;
+    // A small ring that spills while Kafka is away: producers never wait.
+    let a = Queue::create(
+        "a",
+        &Options::new()
+            .dir(dir.path())
+            .slots(2048)
+            .slot_size(512)
+            .ordering_lanes(256)
+            .overflow(shmq::Overflow::Spill)
+            .spill_dir(dir.path().join("spill")),
+    )
+    .unwrap();
+    a.create_group("bridge", Start::Earliest).unwrap();
+    let bq = queue(dir.path(), "b", 32768, 65536);
+    bq.create_group("check", Start::Earliest).unwrap();
+    let topic = unique("faults");
+    create_topic(&topic, 3);
+    let kg = unique("kg");
+    // No --exit-idle: the outage is idle time; they are stopped at the end.
+    let out = to_kafka(dir.path(), "a", &topic, &b, &[]);
+    let inb = from_kafka(dir.path(), "b", &topic, &b, &kg, FAST_FAILOVER);
+    std::thread::scope(|s| {
+        // Publishing goes on through every fault, at a steady pace.
+        s.spawn(|| {
+            for chunk in 0..20 {
+                publish_stream(&a, chunk * n / 20, (chunk + 1) * n / 20, keys);
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        // A broker (the leader of some partitions) SIGKILLed mid-stream,
+        // then back.
+        kafka_local(&["kill-node", "0"]);
+        std::thread::sleep(Duration::from_secs(3));
+        kafka_local(&["restart-node", "0"]);
+        // The whole cluster away while shmq keeps taking messages.
+        for node in ["0", "1", "2"] {
+            kafka_local(&["kill-node", node]);
+        }
+        std::thread::sleep(outage());
+        kafka_local(&["restart-node", "0", "1", "2"]);
+    });
+    check_stream(&bq, n, keys, Duration::from_secs(240));
+    out.stop(Duration::from_secs(60));
+    inb.stop(Duration::from_secs(60));
+    let g = a.groups().into_iter().find(|g| g.name == "bridge").unwrap();
+    assert_eq!((g.committed, g.in_flight), (n, 0), "everything acked in a");
+    // Nothing acked in shmq is missing from the topic.
+    let mut seqs = std::collections::HashSet::new();
+    for (_, _, headers) in kcat_read_all(&b, &topic) {
+        let seq: u64 = headers
+            .split(',')
+            .find_map(|h| h.strip_prefix("shmq-seq="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        seqs.insert(seq);
+    }
+    assert_eq!(seqs.len() as u64, n, "every acked message is in the topic");
 }
