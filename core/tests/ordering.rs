@@ -436,3 +436,44 @@ fn many_keys_released_at_once_are_all_ready_at_once() {
         m.ack().unwrap();
     }
 }
+
+#[test]
+fn a_keyed_redrive_into_a_spilling_queue_is_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create(
+        "redrive-spill",
+        &Options::new()
+            .dir(dir.path())
+            .slots(4)
+            .slot_size(256)
+            .overflow(shmq::Overflow::Spill)
+            .spill_dir(dir.path().join("spill"))
+            .max_deliveries(3),
+    )
+    .unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    for i in 0..40u64 {
+        let key = format!("customer-{}", i % 3);
+        p.publish_with(
+            format!("payload-{i}").as_bytes(),
+            &Meta::new().ordering_key(&key),
+        )
+        .unwrap();
+    }
+    let mut c = q.consumer("g", manual()).unwrap();
+    for i in 0..40u64 {
+        let m = must_receive(&mut c, "spilled");
+        assert_eq!(m.seq(), i);
+        if i == 5 {
+            m.nack(Nack::DeadLetter).unwrap();
+        } else {
+            m.ack().unwrap();
+        }
+    }
+    assert_eq!(q.dlq().redrive(Some(5)).unwrap(), 1);
+    let m = must_receive(&mut c, "the redriven one");
+    assert_eq!(m.payload(), b"payload-5");
+    assert_eq!(m.ordering_key(), Some(&b"customer-2"[..]));
+    m.ack().unwrap();
+}

@@ -324,7 +324,9 @@ static void test_spill_and_redrive(void) {
     CHECK(n == 1);
     shmq_message msg;
     CHECK_OK(shmq_receive(c, MS(5000), &msg));
-    CHECK(msg.seq == 5);
+    /* A keyed dead letter goes back to the end of its key: republished,
+     * with a new seq. */
+    CHECK(msg.seq >= 40);
     check_one(c, &msg, 5);
     CHECK_OK(shmq_ack(c, &msg));
 
