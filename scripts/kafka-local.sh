@@ -16,7 +16,9 @@
 # logs, data, pids): $SHMQ_KAFKA_STATE (default target/kafka-local).
 set -euo pipefail
 
-KAFKA_VERSION=4.1.1
+# The pinned version (the bridge's tests and BENCHMARKS.md ran on it);
+# SHMQ_KAFKA_VERSION tries another (4.0.1 to 4.4.0 are on Maven Central).
+KAFKA_VERSION="${SHMQ_KAFKA_VERSION:-4.1.1}"
 LOG4J_VERSION=2.24.3
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE="${SHMQ_KAFKA_CACHE:-$HOME/.cache/shmq-kafka}/$KAFKA_VERSION"
@@ -26,15 +28,12 @@ HEAP="${SHMQ_KAFKA_HEAP:--Xmx320m -Xms320m}"
 say() { printf 'kafka-local: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
-fetch() {
-    if [ -f "$CACHE/lib/.complete" ]; then
-        return
-    fi
-    command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch Kafka"
-    command -v java >/dev/null || die "Java 17+ is needed to run Kafka"
-    say "fetching Apache Kafka $KAFKA_VERSION through Maven into $CACHE"
-    mkdir -p "$CACHE"
-    cat >"$CACHE/pom.xml" <<POM
+# The pom that names what to fetch: Kafka (broker and tools), their runtime
+# dependencies, and log4j2 with its binding for SLF4J 1.x (Kafka's
+# slf4j-api is 1.7.x, as in Kafka's own distribution: the slf4j2 binding
+# would leave the broker on SLF4J's no-op logger, logging nothing).
+pom() {
+    cat <<POM
 <project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
   <groupId>shmq</groupId>
@@ -43,15 +42,39 @@ fetch() {
   <dependencies>
     <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
     <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$KAFKA_VERSION</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId><version>$LOG4J_VERSION</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>$LOG4J_VERSION</version></dependency>
     <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>$LOG4J_VERSION</version></dependency>
   </dependencies>
 </project>
 POM
-    rm -rf "$CACHE/lib"
-    mvn -q -B -f "$CACHE/pom.xml" dependency:copy-dependencies \
-        -DoutputDirectory="$CACHE/lib" -DincludeScope=runtime >&2
-    touch "$CACHE/lib/.complete"
+}
+
+# Idempotent: lib/.complete holds the pom it was fetched with; while it
+# matches, nothing runs (no Maven, no network). A changed pom fetches anew
+# into lib.tmp and swaps it in whole.
+fetch() {
+    local want
+    want="$(pom)"
+    if [ -f "$CACHE/lib/.complete" ] && [ "$(cat "$CACHE/lib/.complete")" = "$want" ]; then
+        return
+    fi
+    command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch Kafka"
+    command -v java >/dev/null || die "Java 17+ is needed to run Kafka"
+    say "fetching Apache Kafka $KAFKA_VERSION through Maven into $CACHE"
+    mkdir -p "$CACHE"
+    printf '%s\n' "$want" >"$CACHE/pom.xml"
+    rm -rf "$CACHE/lib.tmp"
+    if ! mvn -B -Dstyle.color=never -f "$CACHE/pom.xml" dependency:copy-dependencies \
+        -DoutputDirectory="$CACHE/lib.tmp" -DincludeScope=runtime >"$CACHE/mvn.log" 2>&1; then
+        grep -E 'ERROR|FAIL' "$CACHE/mvn.log" | head -20 >&2
+        die "Maven failed (all of its output: $CACHE/mvn.log)"
+    fi
+    [ -f "$CACHE/lib.tmp/kafka_2.13-$KAFKA_VERSION.jar" ] || die "Maven did not fetch kafka_2.13 $KAFKA_VERSION"
+    printf '%s\n' "$want" >"$CACHE/lib.tmp/.complete"
+    rm -rf "$CACHE/lib.old"
+    [ ! -d "$CACHE/lib" ] || mv "$CACHE/lib" "$CACHE/lib.old"
+    mv "$CACHE/lib.tmp" "$CACHE/lib"
+    rm -rf "$CACHE/lib.old"
 }
 
 classpath() { printf '%s/lib/*' "$CACHE"; }
@@ -62,8 +85,29 @@ run_class() {
         -cp "$(classpath)" "$@"
 }
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+# N distinct free loopback ports, below the kernel's ephemeral range: a port
+# from that range could be taken by some outgoing connection (the nodes'
+# own, to each other) between being chosen and being bound, and again
+# before restart-node binds it anew.
+free_ports() {
+    python3 - "$1" <<'PY'
+import random, socket, sys
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+held, ports = [], []
+while len(ports) < int(sys.argv[1]):
+    port = random.randrange(20000, low if low > 21000 else 32768)
+    if port in ports:
+        continue
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        continue
+    held.append(s)
+    ports.append(port)
+print(" ".join(map(str, ports)))
+PY
 }
 
 # The pid of node I if it runs (and is ours: our state dir on its command line).
@@ -77,7 +121,7 @@ node_pid() {
 }
 
 start_node() {
-    local i="$1" dir="$STATE/node$1"
+    local dir="$STATE/node$1"
     # shellcheck disable=SC2086
     nohup java $HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
         -Dlog4j2.configurationFile="$STATE/log4j2.properties" -Dkafka.logs.dir="$dir" \
@@ -86,15 +130,28 @@ start_node() {
     echo $! >"$dir/pid"
 }
 
+# The end of node I's logs (the JVM's own output, then log4j's), on stderr.
+log_tail() {
+    local f
+    for f in "$STATE/node$1/stdout.log" "$STATE/node$1/server.log"; do
+        [ -s "$f" ] || continue
+        say "--- the end of $f"
+        tail -25 "$f" >&2
+    done
+}
+
 wait_serving() {
     local deadline=$((SECONDS + ${SHMQ_KAFKA_START_TIMEOUT:-120})) boot
     boot="$(cat "$STATE/bootstrap")"
     until run_class org.apache.kafka.tools.TopicCommand --bootstrap-server "$boot" --list >/dev/null 2>&1 \
         && [ "$(run_class org.apache.kafka.tools.BrokerApiVersionsCommand --bootstrap-server "$boot" 2>/dev/null | grep -c '(id:')" -ge "$(cat "$STATE/nodes")" ]; do
         for n in $(seq 0 $(($(cat "$STATE/nodes") - 1))); do
-            node_pid "$n" >/dev/null || { tail -30 "$STATE/node$n/stdout.log" >&2; die "node $n exited"; }
+            node_pid "$n" >/dev/null || { log_tail "$n"; die "node $n exited"; }
         done
-        [ "$SECONDS" -lt "$deadline" ] || { tail -30 "$STATE/node0/stdout.log" >&2; die "the cluster did not serve in time"; }
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            for n in $(seq 0 $(($(cat "$STATE/nodes") - 1))); do log_tail "$n"; done
+            die "the cluster did not serve in ${SHMQ_KAFKA_START_TIMEOUT:-120} s"
+        fi
         sleep 1
     done
 }
@@ -114,6 +171,10 @@ start() {
         done
     fi
     fetch
+    # Cleared on each start, so it has to be ours (or empty).
+    if [ -d "$STATE" ] && [ -n "$(ls -A "$STATE")" ] && [ ! -f "$STATE/nodes" ]; then
+        die "$STATE is not empty and not a kafka-local state directory: not clearing it"
+    fi
     rm -rf "$STATE"
     mkdir -p "$STATE"
     echo "$nodes" >"$STATE/nodes"
@@ -137,11 +198,12 @@ appender.err.layout.pattern = %p %m%n
 rootLogger.level = WARN
 rootLogger.appenderRef.err.ref = err
 L4J
-    local ports=() cports=() voters="" boot="" rf=1 isr=1
+    local ports=() cports=() all=() voters="" boot="" rf=1 isr=1
     [ "$nodes" -eq 3 ] && { rf=3; isr=2; }
+    read -r -a all <<<"$(free_ports $((2 * nodes)))"
     for n in $(seq 0 $((nodes - 1))); do
-        ports+=("$(free_port)")
-        cports+=("$(free_port)")
+        ports+=("${all[$((2 * n))]}")
+        cports+=("${all[$((2 * n + 1))]}")
         voters+="${voters:+,}$n@127.0.0.1:${cports[$n]}"
         boot+="${boot:+,}127.0.0.1:${ports[$n]}"
     done
@@ -232,5 +294,5 @@ case "$cmd" in
         java -Xmx1g -Dlog4j2.configurationFile="$STATE/log4j2-tools.properties" \
             -cp "$(classpath)" "$@"
         ;;
-    *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64 ;;
+    *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64 ;;
 esac
