@@ -397,6 +397,15 @@ typedef struct shmq_dead_letter {
    * deliveries count from attempt 1 again (a fresh budget).
    */
   uint32_t redrives;
+  /**
+   * Length in bytes of its ordering key (0: it has none). Read the key
+   * with `shmq_dlq_ordering_key`.
+   */
+  size_t ordering_key_len;
+  /**
+   * How many headers it has. Read them with `shmq_dlq_header`.
+   */
+  size_t headers_len;
 } shmq_dead_letter;
 
 /**
@@ -666,6 +675,18 @@ typedef struct shmq_group_info {
    * manual.
    */
   uint64_t consumers;
+  /**
+   * Ordering lanes with an unfinished message right now (ack manual).
+   * Keys hash into a group's lanes, so this is about how many keys are
+   * busy (two keys that share a lane count once).
+   */
+  uint64_t busy_lanes;
+  /**
+   * Length in bytes of the ordering key of its oldest unfinished message
+   * (0: that message has no key, or there is none). Read the key with
+   * `shmq_group_oldest_unacked_key`.
+   */
+  size_t oldest_unacked_key_len;
 } shmq_group_info;
 
 /**
@@ -1252,6 +1273,51 @@ enum shmq_status shmq_dlq_payload(const struct shmq_queue *queue,
                                   size_t *len_out);
 
 /**
+ * Copies the ordering key of the dead letter of seq `seq` (and of group
+ * `group`, NULL for any, as in `shmq_dlq_payload`) into `buf`, as
+ * `shmq_dlq_payload` copies the payload: its first `min(len, capacity)`
+ * bytes, and its length to `len_out` (0 if it has no key; keys are 1 to
+ * `SHMQ_MAX_ORDERING_KEY` bytes). `SHMQ_NOT_FOUND` if there is no such
+ * dead letter.
+ *
+ * # Safety
+ * As for `shmq_dlq_payload`.
+ */
+enum shmq_status shmq_dlq_ordering_key(const struct shmq_queue *queue,
+                                       uint64_t seq,
+                                       const char *group,
+                                       uint8_t *buf,
+                                       size_t capacity,
+                                       size_t *len_out);
+
+/**
+ * Copies header `index` (0 for the first, in the order they were
+ * published) of the dead letter of seq `seq` (and of group `group`, NULL
+ * for any): its name (UTF-8, not NUL-terminated) into `name_buf` and its
+ * value into `value_buf`, each as `shmq_dlq_payload` copies a payload
+ * (the first `min(len, capacity)` bytes, the full length to
+ * `name_len_out` / `value_len_out`; a name is at most
+ * `SHMQ_MAX_HEADER_NAME` bytes). `SHMQ_NOT_FOUND` if there is no such dead
+ * letter; `SHMQ_INVALID_ARGUMENT` if `index >= headers_len`.
+ *
+ * # Safety
+ * `queue` is NULL or live; `group` is NULL or NUL-terminated; `name_buf`
+ * is NULL or writable for `name_capacity` bytes and `value_buf` for
+ * `value_capacity` bytes; `name_len_out` and `value_len_out` are NULL or
+ * writable.
+ */
+enum shmq_status shmq_dlq_header(const struct shmq_queue *queue,
+                                 uint64_t seq,
+                                 const char *group,
+                                 size_t index,
+                                 uint8_t *name_buf,
+                                 size_t name_capacity,
+                                 size_t *name_len_out,
+                                 uint8_t *value_buf,
+                                 size_t value_capacity,
+                                 size_t *value_len_out);
+
+/**
  * Sends dead letters back to the group that dead-lettered them, and only
  * to it: all of them (`seq == NULL`) or those of seq `*seq`. Writes how
  * many to `count_out` (may be NULL). Its consumers receive them (one at a
@@ -1688,6 +1754,24 @@ enum shmq_status shmq_groups(const struct shmq_queue *queue,
 enum shmq_status shmq_group_stats(const struct shmq_queue *queue,
                                   const char *group,
                                   struct shmq_group_info *info_out);
+
+/**
+ * Copies the ordering key of the oldest unfinished message of group
+ * `group` into `buf` (its first `min(len, capacity)` bytes) and writes its
+ * length to `len_out`: 0 if that message has no key or the group has
+ * nothing unfinished. The "which key is stuck" of `shmq_group_stats`,
+ * from a fresh snapshot (it may differ from an earlier one's
+ * `oldest_unacked_key_len`). `SHMQ_NOT_FOUND` if there is no such group.
+ *
+ * # Safety
+ * As for `shmq_group_create`; `buf` is NULL or writable for `capacity`
+ * bytes; `len_out` is NULL or writable.
+ */
+enum shmq_status shmq_group_oldest_unacked_key(const struct shmq_queue *queue,
+                                               const char *group,
+                                               uint8_t *buf,
+                                               size_t capacity,
+                                               size_t *len_out);
 
 /**
  * Copies the queue's name into `buf`: its first `min(len, capacity - 1)`

@@ -34,6 +34,7 @@
 #ifndef SHMQ_HPP
 #define SHMQ_HPP
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -193,6 +194,22 @@ template <typename Fn> std::string read_text(Fn fn) {
             return out;
         }
         out.resize(len + 1);
+    }
+}
+
+// Reads a bytes getter of the C API (shmq_dlq_payload and its kin: a
+// buffer, its capacity, the full length) until the bytes fit.
+template <typename Fn> std::string read_bytes(Fn fn) {
+    std::string out;
+    for (;;) {
+        std::size_t len = 0;
+        std::uint8_t *buf = out.empty() ? nullptr : reinterpret_cast<std::uint8_t *>(&out[0]);
+        check(fn(buf, out.size(), &len));
+        if (len <= out.size()) {
+            out.resize(len);
+            return out;
+        }
+        out.resize(len);
     }
 }
 
@@ -1472,6 +1489,22 @@ class queue {
         detail::check(shmq_group_stats(q, g.c_str(), &info));
         return info;
     }
+    // A copy of the ordering key of the oldest unfinished message of
+    // `group` (which key holds it up); std::nullopt if that message has no
+    // key or the group has nothing unfinished. shmq::not_found_error if
+    // there is no such group.
+    std::optional<std::string> group_oldest_unacked_key(std::string_view group) const {
+        shmq_queue *q = live("group_oldest_unacked_key");
+        std::string g = detail::name_string(group, "group name");
+        std::string key =
+            detail::read_bytes([&](std::uint8_t *buf, std::size_t cap, std::size_t *len) {
+                return shmq_group_oldest_unacked_key(q, g.c_str(), buf, cap, len);
+            });
+        if (key.empty()) {
+            return std::nullopt;
+        }
+        return key;
+    }
     queue_stats stats() const {
         queue_stats s{};
         detail::check(shmq_stats(live("stats"), &s));
@@ -1510,18 +1543,64 @@ class queue {
         shmq_queue *q = live("dlq_payload");
         std::string g = detail::name_string(group, "group name");
         const char *gp = g.empty() ? nullptr : g.c_str();
-        std::string out;
-        for (;;) {
-            std::size_t len = 0;
-            std::uint8_t *buf =
-                out.empty() ? nullptr : reinterpret_cast<std::uint8_t *>(&out[0]);
-            detail::check(shmq_dlq_payload(q, seq, gp, buf, out.size(), &len));
-            if (len <= out.size()) {
-                out.resize(len);
-                return out;
-            }
-            out.resize(len);
+        return detail::read_bytes([&](std::uint8_t *buf, std::size_t cap, std::size_t *len) {
+            return shmq_dlq_payload(q, seq, gp, buf, cap, len);
+        });
+    }
+    // A copy of the ordering key of the dead letter of `seq`, of `group`
+    // (empty: of any group); std::nullopt if it has none.
+    // shmq::not_found_error if there is no such dead letter.
+    std::optional<std::string> dlq_ordering_key(std::uint64_t seq,
+                                                std::string_view group = {}) const {
+        shmq_queue *q = live("dlq_ordering_key");
+        std::string g = detail::name_string(group, "group name");
+        const char *gp = g.empty() ? nullptr : g.c_str();
+        std::string key =
+            detail::read_bytes([&](std::uint8_t *buf, std::size_t cap, std::size_t *len) {
+                return shmq_dlq_ordering_key(q, seq, gp, buf, cap, len);
+            });
+        if (key.empty()) {
+            return std::nullopt; // keys are 1 to SHMQ_MAX_ORDERING_KEY bytes
         }
+        return key;
+    }
+    // Copies of the headers (name, value) of the dead letter of `seq`, of
+    // `group` (empty: of any group), in the order they were published.
+    // shmq::not_found_error if there is no such dead letter.
+    std::vector<std::pair<std::string, std::string>>
+    dlq_headers(std::uint64_t seq, std::string_view group = {}) const {
+        shmq_queue *q = live("dlq_headers");
+        std::string g = detail::name_string(group, "group name");
+        const char *gp = g.empty() ? nullptr : g.c_str();
+        std::size_t count = 0;
+        bool found = false;
+        for (const dead_letter &d : dlq_list()) {
+            if (d.seq == seq && (g.empty() || g == d.group)) {
+                count = d.headers_len;
+                found = true;
+                break;
+            }
+        }
+        if (!found) {
+            // The C API's own NOT_FOUND, with its message.
+            std::size_t len = 0;
+            detail::check(shmq_dlq_ordering_key(q, seq, gp, nullptr, 0, &len));
+        }
+        std::vector<std::pair<std::string, std::string>> out;
+        for (std::size_t i = 0; i < count; i++) {
+            std::size_t name_len = 0, value_len = 0;
+            detail::check(shmq_dlq_header(q, seq, gp, i, nullptr, 0, &name_len, nullptr, 0,
+                                          &value_len));
+            std::string name(name_len, '\0'), value(value_len, '\0');
+            detail::check(shmq_dlq_header(
+                q, seq, gp, i, reinterpret_cast<std::uint8_t *>(name.data()), name.size(),
+                &name_len, reinterpret_cast<std::uint8_t *>(value.data()), value.size(),
+                &value_len));
+            name.resize(std::min(name_len, name.size()));
+            value.resize(std::min(value_len, value.size()));
+            out.emplace_back(std::move(name), std::move(value));
+        }
+        return out;
     }
     // Sends every dead letter back to the group that dead-lettered it;
     // returns how many.

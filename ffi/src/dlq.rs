@@ -7,7 +7,7 @@ use shmq::{DeadLetter, Reason};
 
 use crate::queue::{SHMQ_GROUP_NAME_CAP, group_name, shmq_queue};
 use crate::status::{
-    OutBuf, fill_array, guard, handle_ref, input, out, out_opt, shmq_status, text,
+    Fail, OutBuf, fill_array, guard, handle_ref, input, invalid, out, out_opt, shmq_status, text,
 };
 
 /// Why a message was dead-lettered: `SHMQ_DLQ_REASON_NACKED`,
@@ -56,6 +56,11 @@ pub struct shmq_dead_letter {
     /// its dead-lettering and stay through a redrive; a redriven message's
     /// deliveries count from attempt 1 again (a fresh budget).
     pub redrives: u32,
+    /// Length in bytes of its ordering key (0: it has none). Read the key
+    /// with `shmq_dlq_ordering_key`.
+    pub ordering_key_len: usize,
+    /// How many headers it has. Read them with `shmq_dlq_header`.
+    pub headers_len: usize,
 }
 
 impl From<&DeadLetter> for shmq_dead_letter {
@@ -78,6 +83,8 @@ impl From<&DeadLetter> for shmq_dead_letter {
             last_delivery_ns: d.last_delivery_ns,
             dead_lettered_ns: d.dead_lettered_ns,
             len: d.payload.len(),
+            ordering_key_len: d.ordering_key.as_deref().map_or(0, <[u8]>::len),
+            headers_len: d.headers.len(),
         }
     }
 }
@@ -146,28 +153,133 @@ pub unsafe extern "C" fn shmq_dlq_payload(
     capacity: usize,
     len_out: *mut usize,
 ) -> shmq_status {
+    // SAFETY: per the contract.
+    unsafe { copy_bytes(queue, seq, group, buf, capacity, len_out, |d| &d.payload) }
+}
+
+/// The dead letter of seq `seq` and of group `group` (NULL: of any group).
+///
+/// # Safety
+/// `queue` is NULL or live; `group` is NULL or NUL-terminated.
+unsafe fn find_letter(
+    queue: *const shmq_queue,
+    seq: u64,
+    group: *const c_char,
+) -> Result<DeadLetter, Fail> {
+    let group = if group.is_null() {
+        None
+    } else {
+        // SAFETY: non-NULL and NUL-terminated per the contract.
+        Some(unsafe { text(group, "group") }?)
+    };
+    // SAFETY: per the contract.
+    let q = unsafe { handle_ref(queue, "queue") }?;
+    let letters = q.queue.dlq().list()?;
+    let found = letters
+        .into_iter()
+        .find(|d| d.seq == seq && group.is_none_or(|g| g == d.group));
+    Ok(found.ok_or_else(|| {
+        shmq::Error::NotFound(match group {
+            Some(g) => format!("dead letter of seq {seq} and group {g:?}"),
+            None => format!("dead letter of seq {seq}"),
+        })
+    })?)
+}
+
+/// Copies `field` of the dead letter of seq `seq` (and group `group`) as
+/// `shmq_dlq_payload` documents.
+///
+/// # Safety
+/// As for `shmq_dlq_payload`.
+unsafe fn copy_bytes(
+    queue: *const shmq_queue,
+    seq: u64,
+    group: *const c_char,
+    buf: *mut u8,
+    capacity: usize,
+    len_out: *mut usize,
+    field: impl FnOnce(&DeadLetter) -> &[u8],
+) -> shmq_status {
     guard(|| {
         let dest = OutBuf::new(buf, capacity, len_out)?;
-        let group = if group.is_null() {
-            None
-        } else {
-            // SAFETY: non-NULL and NUL-terminated per the contract.
-            Some(unsafe { text(group, "group") }?)
-        };
         // SAFETY: per the contract.
-        let q = unsafe { handle_ref(queue, "queue") }?;
-        let letters = q.queue.dlq().list()?;
-        let d = letters
-            .iter()
-            .find(|d| d.seq == seq && group.is_none_or(|g| g == d.group))
-            .ok_or_else(|| {
-                shmq::Error::NotFound(match group {
-                    Some(g) => format!("dead letter of seq {seq} and group {g:?}"),
-                    None => format!("dead letter of seq {seq}"),
-                })
-            })?;
+        let d = unsafe { find_letter(queue, seq, group) }?;
         // SAFETY: `buf` and `len_out` per the contract.
-        unsafe { dest.write_bytes(&d.payload) };
+        unsafe { dest.write_bytes(field(&d)) };
+        Ok(())
+    })
+}
+
+/// Copies the ordering key of the dead letter of seq `seq` (and of group
+/// `group`, NULL for any, as in `shmq_dlq_payload`) into `buf`, as
+/// `shmq_dlq_payload` copies the payload: its first `min(len, capacity)`
+/// bytes, and its length to `len_out` (0 if it has no key; keys are 1 to
+/// `SHMQ_MAX_ORDERING_KEY` bytes). `SHMQ_NOT_FOUND` if there is no such
+/// dead letter.
+///
+/// # Safety
+/// As for `shmq_dlq_payload`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_dlq_ordering_key(
+    queue: *const shmq_queue,
+    seq: u64,
+    group: *const c_char,
+    buf: *mut u8,
+    capacity: usize,
+    len_out: *mut usize,
+) -> shmq_status {
+    // SAFETY: per the contract.
+    unsafe {
+        copy_bytes(queue, seq, group, buf, capacity, len_out, |d| {
+            d.ordering_key.as_deref().unwrap_or_default()
+        })
+    }
+}
+
+/// Copies header `index` (0 for the first, in the order they were
+/// published) of the dead letter of seq `seq` (and of group `group`, NULL
+/// for any): its name (UTF-8, not NUL-terminated) into `name_buf` and its
+/// value into `value_buf`, each as `shmq_dlq_payload` copies a payload
+/// (the first `min(len, capacity)` bytes, the full length to
+/// `name_len_out` / `value_len_out`; a name is at most
+/// `SHMQ_MAX_HEADER_NAME` bytes). `SHMQ_NOT_FOUND` if there is no such dead
+/// letter; `SHMQ_INVALID_ARGUMENT` if `index >= headers_len`.
+///
+/// # Safety
+/// `queue` is NULL or live; `group` is NULL or NUL-terminated; `name_buf`
+/// is NULL or writable for `name_capacity` bytes and `value_buf` for
+/// `value_capacity` bytes; `name_len_out` and `value_len_out` are NULL or
+/// writable.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn shmq_dlq_header(
+    queue: *const shmq_queue,
+    seq: u64,
+    group: *const c_char,
+    index: usize,
+    name_buf: *mut u8,
+    name_capacity: usize,
+    name_len_out: *mut usize,
+    value_buf: *mut u8,
+    value_capacity: usize,
+    value_len_out: *mut usize,
+) -> shmq_status {
+    guard(|| {
+        let name_dest = OutBuf::new(name_buf, name_capacity, name_len_out)?;
+        let value_dest = OutBuf::new(value_buf, value_capacity, value_len_out)?;
+        // SAFETY: per the contract.
+        let d = unsafe { find_letter(queue, seq, group) }?;
+        let (name, value) = d.headers.get(index).ok_or_else(|| {
+            invalid(format!(
+                "header index {index} of the dead letter of seq {seq}, which has {} headers",
+                d.headers.len()
+            ))
+        })?;
+        // SAFETY: the buffers and lengths per the contract.
+        unsafe {
+            name_dest.write_bytes(name.as_bytes());
+            value_dest.write_bytes(value);
+        }
         Ok(())
     })
 }

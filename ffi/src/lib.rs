@@ -38,8 +38,8 @@ pub use consumer::{
 };
 pub use dlq::{
     SHMQ_DLQ_REASON_MAX_DELIVERIES, SHMQ_DLQ_REASON_NACKED, SHMQ_DLQ_REASON_OTHER,
-    shmq_dead_letter, shmq_dlq_len, shmq_dlq_list, shmq_dlq_payload, shmq_dlq_purge,
-    shmq_dlq_reason, shmq_dlq_redrive,
+    shmq_dead_letter, shmq_dlq_header, shmq_dlq_len, shmq_dlq_list, shmq_dlq_ordering_key,
+    shmq_dlq_payload, shmq_dlq_purge, shmq_dlq_reason, shmq_dlq_redrive,
 };
 pub use options::{
     SHMQ_ACK_AUTO, SHMQ_ACK_MANUAL, SHMQ_MAX_HEADER_NAME, SHMQ_MAX_HEADERS, SHMQ_MAX_ORDERING_KEY,
@@ -61,8 +61,8 @@ pub use producer::{
 };
 pub use queue::{
     SHMQ_GROUP_NAME_CAP, shmq_default_dir, shmq_group_create, shmq_group_delete, shmq_group_info,
-    shmq_group_seek, shmq_group_stats, shmq_groups, shmq_queue, shmq_queue_close,
-    shmq_queue_create, shmq_queue_flush, shmq_queue_name, shmq_queue_open,
+    shmq_group_oldest_unacked_key, shmq_group_seek, shmq_group_stats, shmq_groups, shmq_queue,
+    shmq_queue_close, shmq_queue_create, shmq_queue_flush, shmq_queue_name, shmq_queue_open,
     shmq_queue_open_or_create, shmq_queue_path, shmq_queue_remove, shmq_queue_spill_dir,
     shmq_queue_stats, shmq_stats,
 };

@@ -61,6 +61,14 @@ pub struct shmq_group_info {
     /// Live consumers: 1 for an ack auto consumer, any number with ack
     /// manual.
     pub consumers: u64,
+    /// Ordering lanes with an unfinished message right now (ack manual).
+    /// Keys hash into a group's lanes, so this is about how many keys are
+    /// busy (two keys that share a lane count once).
+    pub busy_lanes: u64,
+    /// Length in bytes of the ordering key of its oldest unfinished message
+    /// (0: that message has no key, or there is none). Read the key with
+    /// `shmq_group_oldest_unacked_key`.
+    pub oldest_unacked_key_len: usize,
 }
 
 /// A group name as a NUL-terminated C array.
@@ -92,6 +100,8 @@ impl From<&GroupInfo> for shmq_group_info {
             in_flight: g.in_flight,
             oldest_unacked_age_ns: g.oldest_unacked_age_ns,
             consumers: g.consumers,
+            busy_lanes: g.busy_lanes,
+            oldest_unacked_key_len: g.oldest_unacked_key.as_deref().map_or(0, <[u8]>::len),
         }
     }
 }
@@ -428,14 +438,46 @@ pub unsafe extern "C" fn shmq_group_stats(
         let q = unsafe { handle_ref(queue, "queue") }?;
         // SAFETY: per the contract.
         let group = unsafe { text(group, "group") }?;
-        let info = q
-            .queue
-            .groups()
-            .into_iter()
-            .find(|g| g.name == group)
-            .ok_or_else(|| shmq::Error::NotFound(format!("group {group:?}")))?;
+        let info = group_snapshot(q, group)?;
         // SAFETY: checked writable out-parameter.
         unsafe { info_out.write((&info).into()) };
+        Ok(())
+    })
+}
+
+/// The snapshot of group `group`, or `NotFound`.
+fn group_snapshot(q: &shmq_queue, group: &str) -> Result<GroupInfo, Fail> {
+    let found = q.queue.groups().into_iter().find(|g| g.name == group);
+    Ok(found.ok_or_else(|| shmq::Error::NotFound(format!("group {group:?}")))?)
+}
+
+/// Copies the ordering key of the oldest unfinished message of group
+/// `group` into `buf` (its first `min(len, capacity)` bytes) and writes its
+/// length to `len_out`: 0 if that message has no key or the group has
+/// nothing unfinished. The "which key is stuck" of `shmq_group_stats`,
+/// from a fresh snapshot (it may differ from an earlier one's
+/// `oldest_unacked_key_len`). `SHMQ_NOT_FOUND` if there is no such group.
+///
+/// # Safety
+/// As for `shmq_group_create`; `buf` is NULL or writable for `capacity`
+/// bytes; `len_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_group_oldest_unacked_key(
+    queue: *const shmq_queue,
+    group: *const c_char,
+    buf: *mut u8,
+    capacity: usize,
+    len_out: *mut usize,
+) -> shmq_status {
+    guard(|| {
+        let dest = OutBuf::new(buf, capacity, len_out)?;
+        // SAFETY: per the contract.
+        let q = unsafe { handle_ref(queue, "queue") }?;
+        // SAFETY: per the contract.
+        let group = unsafe { text(group, "group") }?;
+        let info = group_snapshot(q, group)?;
+        // SAFETY: `buf` and `len_out` per the contract.
+        unsafe { dest.write_bytes(info.oldest_unacked_key.as_deref().unwrap_or_default()) };
         Ok(())
     })
 }

@@ -5,7 +5,9 @@
  * back; every bad argument (NULL with a length, too many headers, a name
  * too long, empty or not UTF-8, a key too long, too large for the slot, a
  * reservation, a message that is not current, an index past the end) is
- * a clear status, and nothing is published then. */
+ * a clear status, and nothing is published then. A dead letter keeps its
+ * key and headers (shmq_dlq_ordering_key, shmq_dlq_header); a group's
+ * stats count its busy keys and name its oldest unfinished key. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <stdint.h>
@@ -319,6 +321,48 @@ static void test_spill_and_redrive(void) {
             CHECK_OK(shmq_ack(c, &msg));
         }
     }
+    /* The dead letter keeps its key and headers: counted in the list,
+     * read with shmq_dlq_ordering_key and shmq_dlq_header. */
+    shmq_dead_letter letters[4];
+    size_t count = 0;
+    CHECK_OK(shmq_dlq_list(q, letters, 4, &count));
+    CHECK(count == 1);
+    CHECK(letters[0].seq == 5);
+    CHECK(letters[0].ordering_key_len == strlen("customer-2"));
+    CHECK(letters[0].headers_len == 3);
+    char key[64];
+    size_t key_len = 0;
+    CHECK_OK(shmq_dlq_ordering_key(q, 5, "g", (uint8_t *)key, sizeof key, &key_len));
+    CHECK(equals(key, key_len, "customer-2"));
+    /* Too small a buffer: the start of it, and the whole length. */
+    CHECK_OK(shmq_dlq_ordering_key(q, 5, NULL, (uint8_t *)key, 4, &key_len));
+    CHECK(key_len == strlen("customer-2") && memcmp(key, "cust", 4) == 0);
+    CHECK_OK(shmq_dlq_ordering_key(q, 5, NULL, NULL, 0, &key_len));
+    CHECK(key_len == strlen("customer-2"));
+    const char *want[3][2] = {{"traceparent", "00-trace-5"}, {"content-type", "text/plain"},
+                              {"traceparent", "second"}};
+    for (size_t k = 0; k < 3; k++) {
+        char name[SHMQ_MAX_HEADER_NAME], value[64];
+        size_t name_len = 0, value_len = 0;
+        CHECK_OK(shmq_dlq_header(q, 5, "g", k, (uint8_t *)name, sizeof name, &name_len,
+                                 (uint8_t *)value, sizeof value, &value_len));
+        CHECK(equals(name, name_len, want[k][0]));
+        CHECK(equals(value, value_len, want[k][1]));
+    }
+    size_t name_len = 0, value_len = 0;
+    CHECK(shmq_dlq_header(q, 5, "g", 3, NULL, 0, &name_len, NULL, 0, &value_len) ==
+          SHMQ_INVALID_ARGUMENT);
+    LAST_ERROR_HAS("header index 3");
+    CHECK(shmq_dlq_header(q, 6, "g", 0, NULL, 0, &name_len, NULL, 0, &value_len) ==
+          SHMQ_NOT_FOUND);
+    CHECK(shmq_dlq_header(q, 5, "other", 0, NULL, 0, &name_len, NULL, 0, &value_len) ==
+          SHMQ_NOT_FOUND);
+    CHECK(shmq_dlq_ordering_key(q, 6, NULL, NULL, 0, &key_len) == SHMQ_NOT_FOUND);
+    CHECK(shmq_dlq_ordering_key(q, 5, NULL, (uint8_t *)key, sizeof key, NULL) ==
+          SHMQ_NULL_ARGUMENT);
+    CHECK(shmq_dlq_header(q, 5, NULL, 0, NULL, 4, &name_len, NULL, 0, &value_len) ==
+          SHMQ_NULL_ARGUMENT);
+
     uint64_t seq = 5, n = 0;
     CHECK_OK(shmq_dlq_redrive(q, &seq, &n));
     CHECK(n == 1);
@@ -336,11 +380,89 @@ static void test_spill_and_redrive(void) {
     CHECK_OK(shmq_queue_remove("env-spill", &o));
 }
 
+/* Competing ack=manual consumers' view from C: shmq_group_info counts the
+ * busy keys and says how long the oldest unfinished message's key is;
+ * shmq_group_oldest_unacked_key reads it. */
+static void test_group_stats(void) {
+    shmq_options o = test_options(64, 256);
+    shmq_queue *q = NULL;
+    shmq_producer *p = NULL;
+    shmq_consumer *c[4] = {NULL, NULL, NULL, NULL};
+    REQUIRE_OK(shmq_queue_create("env-stats", &o, &q));
+    REQUIRE_OK(shmq_group_create(q, "g", SHMQ_START_EARLIEST, 0));
+    REQUIRE_OK(shmq_producer_new(q, &p));
+    for (uint64_t i = 0; i < 6; i++) {
+        CHECK_OK(publish_one(p, i, NULL));
+    }
+    shmq_consumer_options co = shmq_consumer_options_default();
+    co.ack = SHMQ_ACK_MANUAL;
+    for (int k = 0; k < 4; k++) {
+        REQUIRE_OK(shmq_consumer_new(q, "g", &co, &c[k]));
+    }
+    shmq_group_info info;
+    CHECK_OK(shmq_group_stats(q, "g", &info));
+    CHECK(info.busy_lanes == 0);
+    CHECK(info.oldest_unacked_key_len == strlen("customer-0"));
+
+    /* Three competing consumers lease one message of each key: three keys
+     * busy, and a fourth consumer gets nothing (seqs 3..5 wait behind
+     * their keys' first messages). */
+    shmq_message held[3], more;
+    for (uint64_t i = 0; i < 3; i++) {
+        CHECK_OK(shmq_receive(c[i], MS(5000), &held[i]));
+        CHECK(held[i].seq == i);
+    }
+    CHECK(shmq_receive(c[3], 0, &more) == SHMQ_TIMEOUT);
+    CHECK_OK(shmq_group_stats(q, "g", &info));
+    CHECK(info.busy_lanes == 3);
+    CHECK(info.in_flight == 3);
+    CHECK(info.oldest_unacked_key_len == strlen("customer-0"));
+    char key[64];
+    size_t key_len = 0;
+    CHECK_OK(shmq_group_oldest_unacked_key(q, "g", (uint8_t *)key, sizeof key, &key_len));
+    CHECK(equals(key, key_len, "customer-0"));
+    CHECK_OK(shmq_group_oldest_unacked_key(q, "g", (uint8_t *)key, 3, &key_len));
+    CHECK(key_len == strlen("customer-0") && memcmp(key, "cus", 3) == 0);
+
+    /* Seq 0 acked: the oldest unfinished is seq 1, of customer-1; the
+     * lane of customer-0 stays busy, seq 3 is unfinished in it. */
+    CHECK_OK(shmq_ack(c[0], &held[0]));
+    CHECK_OK(shmq_group_oldest_unacked_key(q, "g", (uint8_t *)key, sizeof key, &key_len));
+    CHECK(equals(key, key_len, "customer-1"));
+    CHECK_OK(shmq_group_stats(q, "g", &info));
+    CHECK(info.busy_lanes == 3);
+    CHECK_OK(shmq_ack(c[1], &held[1]));
+    CHECK_OK(shmq_ack(c[2], &held[2]));
+    for (uint64_t i = 3; i < 6; i++) {
+        CHECK_OK(shmq_receive(c[3], MS(5000), &more));
+        CHECK(more.seq == i);
+        CHECK_OK(shmq_ack(c[3], &more));
+    }
+    /* All finished: nothing busy, no oldest key. */
+    CHECK_OK(shmq_group_stats(q, "g", &info));
+    CHECK(info.busy_lanes == 0);
+    CHECK(info.oldest_unacked_key_len == 0);
+    CHECK_OK(shmq_group_oldest_unacked_key(q, "g", (uint8_t *)key, sizeof key, &key_len));
+    CHECK(key_len == 0);
+    CHECK(shmq_group_oldest_unacked_key(q, "nope", (uint8_t *)key, sizeof key, &key_len) ==
+          SHMQ_NOT_FOUND);
+    CHECK(shmq_group_oldest_unacked_key(q, "g", (uint8_t *)key, sizeof key, NULL) ==
+          SHMQ_NULL_ARGUMENT);
+
+    for (int k = 0; k < 4; k++) {
+        shmq_consumer_free(&c[k]);
+    }
+    shmq_producer_free(&p);
+    shmq_queue_close(&q);
+    CHECK_OK(shmq_queue_remove("env-stats", &o));
+}
+
 int main(void) {
     make_test_dir();
     RUN(test_round_trip);
     RUN(test_batch);
     RUN(test_errors);
     RUN(test_spill_and_redrive);
+    RUN(test_group_stats);
     return finish();
 }

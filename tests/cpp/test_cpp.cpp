@@ -1065,6 +1065,54 @@ void test_keys_and_headers() {
     shmq::queue::remove("envelope", d.opts(16, 256));
 }
 
+// A keyed dead letter keeps its key and headers (dlq_ordering_key,
+// dlq_headers), and a group names the key of its oldest unfinished
+// message (group_oldest_unacked_key).
+void test_keyed_dead_letters() {
+    test_dir d("keyed-dlq");
+    auto q = shmq::queue::create("keyed-dlq", d.opts(16, 256));
+    auto c = q.make_consumer("work", shmq::consumer_options().ack(shmq::ack_mode::manual));
+    auto p = q.make_producer();
+    shmq::meta m;
+    m.ordering_key = "customer-7";
+    m.headers = {{"traceparent", "00-abc"}, {"content-type", "text/plain"}, {"traceparent", "2"}};
+    auto seq = p.publish("paid", m);
+    auto plain = p.publish("plain");
+    CHECK_EQ(q.group_oldest_unacked_key("work").value(), "customer-7");
+    auto got = c.receive(1s);
+    REQUIRE(got.has_value());
+    CHECK_EQ(got->seq(), seq);
+    CHECK_EQ(q.group_oldest_unacked_key("work").value(), "customer-7");
+    CHECK_EQ(q.group_stats("work").busy_lanes, 1u);
+    CHECK_EQ(q.group_stats("work").oldest_unacked_key_len, std::strlen("customer-7"));
+    CHECK_THROWS(shmq::not_found_error, q.group_oldest_unacked_key("missing"));
+    got->dead_letter();
+
+    auto letters = q.dlq_list();
+    REQUIRE(letters.size() == 1);
+    CHECK(letters[0].ordering_key_len == 10 && letters[0].headers_len == 3);
+    CHECK_EQ(q.dlq_ordering_key(seq).value(), "customer-7");
+    CHECK_EQ(q.dlq_ordering_key(seq, "work").value(), "customer-7");
+    auto hs = q.dlq_headers(seq, "work");
+    REQUIRE(hs.size() == 3);
+    CHECK(hs[0].first == "traceparent" && hs[0].second == "00-abc");
+    CHECK(hs[1].first == "content-type" && hs[1].second == "text/plain");
+    CHECK(hs[2].first == "traceparent" && hs[2].second == "2");
+    CHECK_THROWS(shmq::not_found_error, q.dlq_ordering_key(seq + 100));
+    CHECK_THROWS(shmq::not_found_error, q.dlq_headers(seq, "other"));
+
+    // The unkeyed message next: dead-lettered with no key and no headers.
+    got = c.receive(1s);
+    REQUIRE(got.has_value());
+    CHECK_EQ(got->seq(), plain);
+    CHECK(!q.group_oldest_unacked_key("work").has_value());
+    got->dead_letter();
+    CHECK(!q.dlq_ordering_key(plain).has_value());
+    CHECK(q.dlq_headers(plain).empty());
+    CHECK_EQ(q.group_stats("work").busy_lanes, 0u);
+    shmq::queue::remove("keyed-dlq", d.opts(16, 256));
+}
+
 // Empty handles (default-constructed, moved from, closed) throw; move
 // assignment frees what it replaces; nothing is freed twice.
 void test_handles() {
@@ -1264,6 +1312,7 @@ int main() {
     RUN(test_dlq_round_trip);
     RUN(test_keyed_publish);
     RUN(test_keys_and_headers);
+    RUN(test_keyed_dead_letters);
     RUN(test_handles);
     RUN(test_spill_and_journal);
     RUN(test_threads);
