@@ -2,7 +2,8 @@
 //! producer in another process, in order and none lost; 100 tasks wait
 //! on 10 queues at once in one runtime thread; cancelled waits (timeouts,
 //! lost `select!` branches) lose nothing and leave nothing behind; an
-//! async producer waits for room.
+//! async producer waits for room; an ack=manual consumer awaits
+//! redeliveries (a nack, a delayed nack) and a redriven dead letter.
 
 use std::time::Duration;
 
@@ -196,5 +197,77 @@ fn an_async_producer_waits_for_room() {
                 .is_err()
         );
         assert_eq!(q.stats().published, before);
+    });
+}
+
+#[test]
+fn an_async_manual_consumer_gets_redeliveries_and_redriven_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let q = queue(d, "q", 64);
+    let rt = runtime();
+    rt.block_on(async {
+        let mut p = q.producer().unwrap();
+        let mut c = q
+            .consumer("g", ConsumerOptions::new().ack(shmq::Ack::Manual))
+            .unwrap();
+        let within = Duration::from_secs(10);
+        let first = p.publish(b"first").unwrap();
+        let second = p.publish(b"second").unwrap();
+        // A nack: the same message again, its attempt counted.
+        let m = tokio::time::timeout(within, c.receive_async())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((m.seq(), m.attempt()), (first, 1));
+        m.nack(shmq::Nack::Requeue).unwrap();
+        let m = tokio::time::timeout(within, c.receive_async())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((m.seq(), m.attempt()), (first, 2));
+        m.ack().unwrap();
+        // A delayed nack: nothing is there until it comes due, so the
+        // future sleeps, and wakes when the delay has run out.
+        let m = tokio::time::timeout(within, c.receive_async())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.seq(), second);
+        m.nack(shmq::Nack::RequeueAfter(Duration::from_millis(300)))
+            .unwrap();
+        let asked = std::time::Instant::now();
+        let m = tokio::time::timeout(within, c.receive_async())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((m.seq(), m.attempt()), (second, 2));
+        assert!(
+            asked.elapsed() >= Duration::from_millis(250),
+            "not before its delay"
+        );
+        m.nack(shmq::Nack::DeadLetter).unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), c.receive_async())
+                .await
+                .is_err(),
+            "nothing left to deliver"
+        );
+        // Redriven by someone else while the consumer awaits: it wakes and
+        // gets it back.
+        let dir_of_queue = d.to_string();
+        let redriver = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            let q = Queue::open_with("q", &Options::new().dir(&dir_of_queue)).unwrap();
+            q.dlq().redrive(None).unwrap()
+        });
+        let m = tokio::time::timeout(within, c.receive_async())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(redriver.join().unwrap(), 1);
+        assert_eq!(m.payload(), b"second");
+        m.ack().unwrap();
+        assert_eq!(q.dlq().len(), 0);
     });
 }

@@ -888,6 +888,25 @@ impl Consumer {
         })
     }
 
+    /// For the async API: `try_receive`'s ack=auto fast path, the position
+    /// of a ready message, or `None` when that path does not apply or has
+    /// nothing (then [`poll_for_async`](Self::poll_for_async) decides). A
+    /// bare position, so a future's first poll can go straight on to
+    /// [`deliver_auto`](Self::deliver_auto) as `try_receive` does, with
+    /// no `Got` to build and match.
+    #[cfg(feature = "tokio")]
+    #[inline(always)]
+    pub(crate) fn poll_ready_auto(&mut self) -> Option<u64> {
+        if self.manual.is_none()
+            && self.replay.is_none()
+            && self.record().redrive.load(Ordering::Relaxed) == 0
+        {
+            self.poll_once()
+        } else {
+            None
+        }
+    }
+
     /// For the async API: what a `try_receive` would deliver, taken but
     /// not yet made a [`Delivery`] (so that a caller's loop borrows
     /// nothing), or `None` after the empty poll's chores.
@@ -1893,7 +1912,7 @@ impl Consumer {
 
     /// The ack=auto fast path of [`deliver`](Self::deliver).
     #[inline(always)]
-    fn deliver_auto(&mut self, pos: u64) -> Result<Delivery<'_>> {
+    pub(crate) fn deliver_auto(&mut self, pos: u64) -> Result<Delivery<'_>> {
         let msg = match self.read(pos) {
             Ok(m) => m,
             Err(e) => {

@@ -181,10 +181,10 @@ impl<'a> Future for ReceiveAsync<'a> {
             return r;
         }
         match std::mem::replace(&mut this.0, Step::Done) {
-            Step::Start(c) => match c.poll_for_async() {
-                Err(e) => Poll::Ready(Err(e)),
-                Ok(Some(got)) => Poll::Ready(c.deliver_got(got)),
-                Ok(None) => this.start_waiting(c, cx),
+            // The ack=auto fast path first, as `try_receive` takes it.
+            Step::Start(c) => match c.poll_ready_auto() {
+                Some(pos) => Poll::Ready(c.deliver_auto(pos)),
+                None => this.poll_slow(c, cx),
             },
             Step::Waiting(_) => unreachable!("handled above"),
             Step::Done => panic!("ReceiveAsync polled after it completed"),
@@ -193,6 +193,21 @@ impl<'a> Future for ReceiveAsync<'a> {
 }
 
 impl<'a> ReceiveAsync<'a> {
+    /// The first poll past the ack=auto fast path: ack=manual, a replay,
+    /// redriven dead letters, or nothing there yet.
+    #[inline(never)]
+    fn poll_slow(
+        &mut self,
+        c: &'a mut Consumer,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Delivery<'a>>> {
+        match c.poll_for_async() {
+            Err(e) => Poll::Ready(Err(e)),
+            Ok(Some(got)) => Poll::Ready(c.deliver_got(got)),
+            Ok(None) => self.start_waiting(c, cx),
+        }
+    }
+
     /// Nothing was there: the waiting half, boxed, polled once.
     #[cold]
     #[inline(never)]
