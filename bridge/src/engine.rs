@@ -79,6 +79,10 @@ pub trait Source {
     /// shmq accepted `rec` (and every earlier one of its partition): the
     /// engine may forget it.
     fn accepted(&mut self, rec: &Incoming) -> Result<(), Fatal>;
+    /// While paused with a record it cannot place yet: serve the engine
+    /// (keep the group membership and the statistics alive). A record that
+    /// comes meanwhile is kept for [`poll`](Self::poll), in order.
+    fn serve(&mut self) -> Result<(), Fatal>;
     /// Back-pressure: stop fetching (and resume) without leaving the group.
     fn pause(&mut self) -> Result<(), Fatal>;
     fn resume(&mut self) -> Result<(), Fatal>;

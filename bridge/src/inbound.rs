@@ -68,6 +68,7 @@ pub fn run(q: &Queue, source: &mut dyn Source, mut o: Options) -> Result<(), Fat
             // No room: hold the record, pause the engine, try again.
             Err(Error::Timeout | Error::Full | Error::SpillFull(_)) => {
                 source.pause()?;
+                source.serve()?;
                 o.stats.paused += 1;
                 pending = Some(rec);
             }

@@ -2,8 +2,9 @@
 //! source): an idempotent producer as the [`Sink`] and a consumer-group
 //! member as the [`Source`].
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use rdkafka::client::ClientContext;
@@ -225,12 +226,50 @@ impl Sink for KafkaSink {
 
 /// The consumer's context: on a revocation, what was accepted is
 /// committed before the partitions go (so the next owner starts after
-/// it, and nothing is committed twice or past what shmq has).
-struct ConsumerCtx;
+/// it, and nothing is committed twice or past what shmq has). It keeps
+/// the lag from librdkafka's statistics (`statistics.interval.ms`): the
+/// records of our topic past what we have read, summed over the
+/// partitions assigned to us (-1 until the first statistics with one).
+struct ConsumerCtx {
+    topic: String,
+    lag: AtomicI64,
+}
+
+/// The total `consumer_lag` of `topic`'s partitions in one librdkafka
+/// statistics object (JSON), or `None` if none of them has one yet (a
+/// partition's is -1 until its position and high watermark are known).
+fn consumer_lag(stats: &[u8], topic: &str) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_slice(stats).ok()?;
+    let parts = v
+        .get("topics")?
+        .get(topic)?
+        .get("partitions")?
+        .as_object()?;
+    let mut known = false;
+    let mut total = 0u64;
+    for (id, p) in parts {
+        // "-1" is librdkafka's internal unassigned-partition queue.
+        if id == "-1" {
+            continue;
+        }
+        if let Some(lag) = p.get("consumer_lag").and_then(serde_json::Value::as_i64) {
+            if lag >= 0 {
+                known = true;
+                total += lag as u64;
+            }
+        }
+    }
+    known.then_some(total)
+}
 
 impl ClientContext for ConsumerCtx {
     fn error(&self, error: KafkaError, reason: &str) {
         eprintln!("kafka: {error}: {reason}");
+    }
+
+    fn stats_raw(&self, statistics: &[u8]) {
+        let lag = consumer_lag(statistics, &self.topic).map_or(-1, |l| l as i64);
+        self.lag.store(lag, Ordering::Relaxed);
     }
 }
 
@@ -253,6 +292,9 @@ pub struct KafkaSource {
     conn: Conn,
     consumer: BaseConsumer<ConsumerCtx>,
     paused: bool,
+    /// Records that came while the bridge was paused (`serve`), for
+    /// `poll` before anything new.
+    held: VecDeque<Incoming>,
 }
 
 impl KafkaSource {
@@ -265,8 +307,13 @@ impl KafkaSource {
                 ("auto.commit.interval.ms", "1000"),
                 ("auto.offset.reset", "earliest"),
                 ("isolation.level", "read_committed"),
+                // The lag in the progress lines comes from these.
+                ("statistics.interval.ms", "1000"),
             ])
-            .create_with_context(ConsumerCtx)
+            .create_with_context(ConsumerCtx {
+                topic: conn.topic.clone(),
+                lag: AtomicI64::new(-1),
+            })
             .map_err(|e| create_error("consumer", e))?;
         check_topic(consumer.client(), &conn)?;
         consumer
@@ -276,6 +323,7 @@ impl KafkaSource {
             conn,
             consumer,
             paused: false,
+            held: VecDeque::new(),
         })
     }
 
@@ -305,8 +353,10 @@ impl KafkaSource {
     }
 }
 
-impl Source for KafkaSource {
-    fn poll(&mut self, timeout: Duration) -> Result<Option<Incoming>, Fatal> {
+impl KafkaSource {
+    /// One `poll` of the consumer: a record, or `None` (nothing within
+    /// `timeout`, or a transient error librdkafka recovers from).
+    fn poll_consumer(&mut self, timeout: Duration) -> Result<Option<Incoming>, Fatal> {
         match self.consumer.poll(timeout) {
             None => Ok(None),
             Some(Ok(m)) => Ok(Some(self.incoming(&m))),
@@ -323,6 +373,27 @@ impl Source for KafkaSource {
                 Ok(None)
             }
         }
+    }
+}
+
+impl Source for KafkaSource {
+    fn poll(&mut self, timeout: Duration) -> Result<Option<Incoming>, Fatal> {
+        if let Some(r) = self.held.pop_front() {
+            return Ok(Some(r));
+        }
+        self.poll_consumer(timeout)
+    }
+
+    fn serve(&mut self) -> Result<(), Fatal> {
+        // A consumer that is not polled for `max.poll.interval.ms` leaves
+        // its group (and its partitions go elsewhere): while paused we
+        // poll anyway. Paused partitions give nothing; a partition
+        // assigned meanwhile might, and its records wait in `held`, in
+        // order, behind the one the bridge holds.
+        if let Some(r) = self.poll_consumer(Duration::ZERO)? {
+            self.held.push_back(r);
+        }
+        Ok(())
     }
 
     fn accepted(&mut self, rec: &Incoming) -> Result<(), Fatal> {
@@ -345,13 +416,13 @@ impl Source for KafkaSource {
     }
 
     fn pause(&mut self) -> Result<(), Fatal> {
-        if !self.paused {
-            let a = self.assignment()?;
-            self.consumer
-                .pause(&a)
-                .map_err(|e| Fatal(format!("kafka: pausing: {e}")))?;
-            self.paused = true;
-        }
+        // Every time, not only the first: a partition assigned while
+        // paused (a rebalance) is paused too. Local, no broker round trip.
+        let a = self.assignment()?;
+        self.consumer
+            .pause(&a)
+            .map_err(|e| Fatal(format!("kafka: pausing: {e}")))?;
+        self.paused = true;
         Ok(())
     }
 
@@ -367,18 +438,7 @@ impl Source for KafkaSource {
     }
 
     fn lag(&mut self) -> Option<u64> {
-        let position = self.consumer.position().ok()?;
-        let mut lag = 0u64;
-        for p in position.elements() {
-            let (_, high) = self
-                .consumer
-                .fetch_watermarks(p.topic(), p.partition(), Duration::from_millis(500))
-                .ok()?;
-            if let Offset::Offset(at) = p.offset() {
-                lag += (high - at).max(0) as u64;
-            }
-        }
-        Some(lag)
+        u64::try_from(self.consumer.context().lag.load(Ordering::Relaxed)).ok()
     }
 
     fn close(&mut self) -> Result<(), Fatal> {
@@ -386,5 +446,29 @@ impl Source for KafkaSource {
             Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
             Err(e) => Err(Fatal(format!("kafka: the last commit: {e}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::consumer_lag;
+
+    #[test]
+    fn the_lag_sums_the_topics_known_partitions() {
+        let stats = br#"{"topics": {
+            "orders": {"partitions": {
+                "0": {"consumer_lag": 5},
+                "1": {"consumer_lag": 7},
+                "2": {"consumer_lag": -1},
+                "-1": {"consumer_lag": 1000}
+            }},
+            "other": {"partitions": {"0": {"consumer_lag": 99}}}
+        }}"#;
+        assert_eq!(consumer_lag(stats, "orders"), Some(12));
+        assert_eq!(consumer_lag(stats, "other"), Some(99));
+        assert_eq!(consumer_lag(stats, "missing"), None);
+        let unknown = br#"{"topics": {"orders": {"partitions": {"0": {"consumer_lag": -1}}}}}"#;
+        assert_eq!(consumer_lag(unknown, "orders"), None);
+        assert_eq!(consumer_lag(b"not json", "orders"), None);
     }
 }

@@ -1,14 +1,17 @@
 //! Progress: a line on stderr every interval (rates, in flight, lag on
-//! both sides), and with `--stats-json` the same as one JSON object per
-//! line on stdout, for scripts and tests.
+//! both sides; on a terminal, one line redrawn in place), and with
+//! `--stats-json` the same as one JSON object per line on stdout, for
+//! scripts and tests.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 /// The counters of one bridge direction.
 pub struct Stats {
     direction: &'static str,
     json: bool,
+    /// stderr is a terminal: redraw one line instead of adding lines.
+    live: bool,
     interval: Duration,
     started: Instant,
     last: Instant,
@@ -35,6 +38,7 @@ impl Stats {
         Stats {
             direction,
             json,
+            live: std::io::stderr().is_terminal(),
             interval,
             started: now,
             last: now,
@@ -62,7 +66,7 @@ impl Stats {
         self.last = now;
         self.last_moved = self.moved;
         let lag = |l: Option<u64>| l.map_or("?".to_string(), |l| l.to_string());
-        eprintln!(
+        let text = format!(
             "{}: {} moved ({:.0}/s), {} in flight, shmq lag {}, engine lag {}, {} retried, {} paused, {} duplicates{}",
             self.direction,
             self.moved,
@@ -75,6 +79,15 @@ impl Stats {
             self.duplicates,
             if last { " (stopping)" } else { "" }
         );
+        if self.live {
+            // A terminal: one status line, redrawn in place (carriage
+            // return, erase to the end of the line); the last one stays.
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[K{text}{}", if last { "\n" } else { "" });
+            let _ = err.flush();
+        } else {
+            eprintln!("{text}");
+        }
         if self.json {
             let line = serde_json::json!({
                 "direction": self.direction,

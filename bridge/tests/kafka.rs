@@ -93,11 +93,16 @@ struct Bridge(Child);
 
 impl Bridge {
     fn spawn(args: &[&str]) -> Bridge {
+        Bridge::spawn_to(args, Stdio::null())
+    }
+
+    /// With its stdout (the `--stats-json` lines, if asked for) to `out`.
+    fn spawn_to(args: &[&str], out: impl Into<Stdio>) -> Bridge {
         Bridge(
             Command::new(BRIDGE)
                 .args(args)
                 .args(["--stats-interval", "1"])
-                .stdout(Stdio::null())
+                .stdout(out)
                 .stderr(Stdio::inherit())
                 .spawn()
                 .unwrap(),
@@ -520,18 +525,65 @@ fn a_full_queue_pauses_from_kafka_and_everything_arrives_once_there_is_room() {
     // 64 slots for 2,000 records: from-kafka waits for room again and again.
     let bq = queue(dir.path(), "b", 64, 4096);
     bq.create_group("check", Start::Earliest).unwrap();
-    let inb = from_kafka(
-        dir.path(),
-        "b",
-        &topic,
-        &b,
-        &unique("kg"),
-        &["--exit-idle", "10"],
+    let stats = dir.path().join("stats.jsonl");
+    let d = dir.path().to_str().unwrap();
+    let kg = unique("kg");
+    let inb = Bridge::spawn_to(
+        &[
+            "from-kafka",
+            "--dir",
+            d,
+            "--queue",
+            "b",
+            "--kafka-group",
+            &kg,
+            "--brokers",
+            &b,
+            "--topic",
+            &topic,
+            "--exit-idle",
+            "10",
+            "--stats-json",
+            // A member not polled for 6 s would leave the group (and its
+            // partitions be read again from the last commit): paused, the
+            // bridge must go on serving the consumer.
+            "-X",
+            "session.timeout.ms=6000",
+            "-X",
+            "max.poll.interval.ms=6000",
+        ],
+        std::fs::File::create(&stats).unwrap(),
     );
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(10));
     assert_eq!(bq.stats().depth, 64, "the queue filled up and stayed full");
+    // Paused with most records still in Kafka: the progress says so, in
+    // shmq's lag (the queue's depth) and the engine's (the records of the
+    // topic not read yet, from librdkafka's statistics).
+    let end = Instant::now() + Duration::from_secs(20);
+    let lags = loop {
+        let text = std::fs::read_to_string(&stats).unwrap();
+        let lags: Vec<(u64, u64)> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| Some((v["shmq_lag"].as_u64()?, v["engine_lag"].as_u64()?)))
+            .collect();
+        if lags.iter().any(|&(_, engine)| engine > 0) || Instant::now() > end {
+            break lags;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        lags.iter()
+            .any(|&(shmq, engine)| shmq == 64 && engine > n / 2),
+        "a stats line with the full queue and most of the topic unread: {lags:?}"
+    );
     check_stream(&bq, n, 20, Duration::from_secs(120));
     inb.finish(Duration::from_secs(60));
+    // Still a member all along: nothing was read twice.
+    let text = std::fs::read_to_string(&stats).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["moved"], n, "{last}");
+    assert_eq!(last["duplicates"], 0, "{last}");
 }
 
 /// Runs the bridge expecting a failure; returns its stderr.
