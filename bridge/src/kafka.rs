@@ -235,9 +235,11 @@ struct ConsumerCtx {
     lag: AtomicI64,
 }
 
-/// The total `consumer_lag` of `topic`'s partitions in one librdkafka
-/// statistics object (JSON), or `None` if none of them has one yet (a
-/// partition's is -1 until its position and high watermark are known).
+/// The records of `topic` not read yet, summed over its partitions in one
+/// librdkafka statistics object (JSON), or `None` if no partition says.
+/// A partition's `consumer_lag` is -1 until something was read from it or
+/// committed; then its lag counts from the log start (`lo_offset`), where
+/// `auto.offset.reset=earliest` starts it.
 fn consumer_lag(stats: &[u8], topic: &str) -> Option<u64> {
     let v: serde_json::Value = serde_json::from_slice(stats).ok()?;
     let parts = v
@@ -245,6 +247,11 @@ fn consumer_lag(stats: &[u8], topic: &str) -> Option<u64> {
         .get(topic)?
         .get("partitions")?
         .as_object()?;
+    let field = |p: &serde_json::Value, name: &str| {
+        p.get(name)
+            .and_then(serde_json::Value::as_i64)
+            .filter(|&o| o >= 0)
+    };
     let mut known = false;
     let mut total = 0u64;
     for (id, p) in parts {
@@ -252,11 +259,16 @@ fn consumer_lag(stats: &[u8], topic: &str) -> Option<u64> {
         if id == "-1" {
             continue;
         }
-        if let Some(lag) = p.get("consumer_lag").and_then(serde_json::Value::as_i64) {
-            if lag >= 0 {
-                known = true;
-                total += lag as u64;
-            }
+        let lag = field(p, "consumer_lag").or_else(|| {
+            let hi = field(p, "hi_offset")?;
+            let from = field(p, "app_offset")
+                .or_else(|| field(p, "committed_offset"))
+                .or_else(|| field(p, "lo_offset"))?;
+            Some((hi - from).max(0))
+        });
+        if let Some(lag) = lag {
+            known = true;
+            total += lag as u64;
         }
     }
     known.then_some(total)
@@ -457,14 +469,19 @@ mod tests {
     fn the_lag_sums_the_topics_known_partitions() {
         let stats = br#"{"topics": {
             "orders": {"partitions": {
-                "0": {"consumer_lag": 5},
+                "0": {"consumer_lag": 5, "hi_offset": 500},
                 "1": {"consumer_lag": 7},
-                "2": {"consumer_lag": -1},
+                "2": {"consumer_lag": -1, "hi_offset": 800, "app_offset": -1001,
+                      "committed_offset": -1001, "lo_offset": 100},
+                "3": {"consumer_lag": -1, "hi_offset": 800, "app_offset": -1001,
+                      "committed_offset": 790, "lo_offset": 100},
+                "4": {"consumer_lag": -1, "hi_offset": -1001},
                 "-1": {"consumer_lag": 1000}
             }},
             "other": {"partitions": {"0": {"consumer_lag": 99}}}
         }}"#;
-        assert_eq!(consumer_lag(stats, "orders"), Some(12));
+        // 5 + 7, 800 - 100 from the log start, 800 - 790 from the commit.
+        assert_eq!(consumer_lag(stats, "orders"), Some(5 + 7 + 700 + 10));
         assert_eq!(consumer_lag(stats, "other"), Some(99));
         assert_eq!(consumer_lag(stats, "missing"), None);
         let unknown = br#"{"topics": {"orders": {"partitions": {"0": {"consumer_lag": -1}}}}}"#;
