@@ -379,6 +379,7 @@ impl Queue {
                 .map(|_| std::sync::Mutex::new(dlq_for(&config, &spill_dir))),
             spill,
             journal,
+            dedup_index: Default::default(),
         };
         // Release pairs with the opener's Acquire load in `validate`: it
         // sees the config written above. Everything else is zero, which is
@@ -464,6 +465,7 @@ impl Queue {
             spill,
             journal,
             dlq_spill,
+            dedup_index: Default::default(),
         };
         let ring = &shared.header().ring;
         let (head, tail) = (

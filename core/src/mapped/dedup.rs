@@ -10,7 +10,10 @@
 //! dead producer is resolved from the ring: if its position was committed,
 //! the key counts as published; if it was aborted (or never claimed), the
 //! entry is free again. Entries are reused oldest first (by count), and a
-//! key older than `dedup_ttl` is forgotten (by age).
+//! key older than `dedup_ttl` is forgotten (by age). Each process keeps a
+//! private index of which entries hold which key (`DedupIndex`), brought
+//! up to date from the table's counter under the lock, so a lookup costs
+//! O(1), not a scan of the window.
 
 use crate::error::{Error, Result};
 use crate::layout::DedupEntry;
@@ -18,7 +21,7 @@ use crate::mapped::Shared;
 use crate::os;
 use crate::protocol::ring::Peek;
 use crate::protocol::tables::dedup::{FREE, PUBLISHED};
-use crate::protocol::tables::{Lookup, lookup_or_reserve};
+use crate::protocol::tables::{Lookup, lookup_or_reserve_indexed};
 use crate::sync::Ordering;
 
 /// What [`reserve`] decided.
@@ -47,8 +50,14 @@ pub(crate) fn reserve(shared: &Shared, key: u64) -> Result<Reserve> {
     loop {
         let found = {
             let _g = shared.lock();
-            lookup_or_reserve(
+            // Under the admin lock: nobody else in this process holds it.
+            let mut index = shared
+                .dedup_index
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            lookup_or_reserve_indexed(
                 table,
+                &mut index,
                 &shared.header().dedup_next,
                 key,
                 shared.me.pid,

@@ -27,6 +27,7 @@ use crate::protocol::lease::{Leases, Now};
 use crate::protocol::lock::{AdminGuard, Me};
 use crate::protocol::ring::{Ring, SlotStates, holds_slot};
 use crate::protocol::spill::Record;
+use crate::protocol::tables::DedupIndex;
 use crate::store::segment::Segments;
 use crate::sync::{AtomicU64, Ordering};
 
@@ -76,6 +77,9 @@ pub(crate) struct Shared {
     /// overflow=spill: this process's handles on the dead-letter queue's
     /// overflow segments (used only under the admin lock).
     pub dlq_spill: Option<std::sync::Mutex<Segments>>,
+    /// This process's index of the dedup table (used only under the admin
+    /// lock; `mapped/dedup.rs`).
+    pub dedup_index: std::sync::Mutex<DedupIndex>,
 }
 
 // SAFETY: the mapping is shared memory that every process and thread

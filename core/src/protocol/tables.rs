@@ -93,7 +93,11 @@ pub(crate) enum Lookup {
 /// `loom_one_of_two_producers_publishes_a_key`); only the reserving
 /// producer writes its entry afterwards. `resolve(pos)` says whether a dead
 /// producer's claimed position was published (`Some(true)`), was not
-/// (`Some(false)`), or is not decided yet (`None`).
+/// (`Some(false)`), or is not decided yet (`None`). A scan of every entry:
+/// [`lookup_or_reserve_indexed`], which the queue uses, decides the same
+/// through an index; this is the reference it is checked against, and
+/// what the loom model runs.
+#[cfg(any(test, loom))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn lookup_or_reserve(
     table: &[DedupEntry],
@@ -105,8 +109,79 @@ pub(crate) fn lookup_or_reserve(
     alive: impl Fn(u32) -> bool,
     resolve: impl Fn(u64) -> Option<bool>,
 ) -> Lookup {
+    decide(
+        table,
+        0..table.len(),
+        next,
+        key,
+        me,
+        now_ns,
+        ttl_ns,
+        alive,
+        resolve,
+    )
+}
+
+/// [`lookup_or_reserve`] with this process's [`DedupIndex`]: only the
+/// entries that hold `key` are looked at (in table order, as the scan
+/// meets them), so a lookup costs O(1) instead of O(`dedup_window`). The
+/// index is brought up to date first, under the same admin lock.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn lookup_or_reserve_indexed(
+    table: &[DedupEntry],
+    index: &mut DedupIndex,
+    next: &AtomicU64,
+    key: u64,
+    me: u32,
+    now_ns: u64,
+    ttl_ns: u64,
+    alive: impl Fn(u32) -> bool,
+    resolve: impl Fn(u64) -> Option<bool>,
+) -> Lookup {
+    // Relaxed: the counter moves only under the admin lock, which we hold.
+    index.sync(table, next.load(Ordering::Relaxed));
+    let mut holders = [0usize; 4];
+    let found = index.holders(key, &mut holders);
+    if found <= holders.len() {
+        let candidates = holders[..found].iter().copied();
+        decide(
+            table, candidates, next, key, me, now_ns, ttl_ns, alive, resolve,
+        )
+    } else {
+        // More entries hold this key than fit here (stale ones of a key
+        // published again and again): rare, so allocate.
+        let all = index.all_holders(key);
+        decide(
+            table,
+            all.into_iter(),
+            next,
+            key,
+            me,
+            now_ns,
+            ttl_ns,
+            alive,
+            resolve,
+        )
+    }
+}
+
+/// The lookup over `candidates` (ascending entry indices, a superset of
+/// those holding `key`), then the reservation.
+#[allow(clippy::too_many_arguments)]
+fn decide(
+    table: &[DedupEntry],
+    candidates: impl Iterator<Item = usize>,
+    next: &AtomicU64,
+    key: u64,
+    me: u32,
+    now_ns: u64,
+    ttl_ns: u64,
+    alive: impl Fn(u32) -> bool,
+    resolve: impl Fn(u64) -> Option<bool>,
+) -> Lookup {
     use dedup::*;
-    for e in table {
+    for i in candidates {
+        let e = &table[i];
         let st = e.state.load(Ordering::Acquire);
         if st == FREE || e.key.load(Ordering::Relaxed) != key {
             continue;
@@ -148,6 +223,123 @@ pub(crate) fn lookup_or_reserve(
         return Lookup::Mine(i);
     }
     Lookup::Full
+}
+
+/// Which entries of a table hold which key, kept by one process for its
+/// own lookups (private memory, used under the admin lock). An entry's key
+/// changes only when it is reserved, and every reservation (or skip) moves
+/// the table's counter by one under the lock, so the index catches up by
+/// re-reading the entries the counter passed since it last looked: the
+/// entry of count `c` is `c % dedup_window`. Fallen behind by a whole lap
+/// or more, it reads the whole table again. It is a cache: losing it (a
+/// new process) costs one full read, never a wrong answer.
+#[derive(Debug, Default)]
+pub(crate) struct DedupIndex {
+    /// The counter value read last.
+    synced: u64,
+    /// The key each entry held then (0: none; a used key is never 0).
+    keys: Vec<u64>,
+    /// Key → the entries holding it, ascending. Usually one.
+    by_key: std::collections::HashMap<u64, Holders>,
+}
+
+/// The entries holding one key: one without an allocation, else a list.
+#[derive(Debug)]
+enum Holders {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl DedupIndex {
+    /// Brings the index up to `next`, the table's counter now.
+    fn sync(&mut self, table: &[DedupEntry], next: u64) {
+        let n = table.len();
+        let behind = next.wrapping_sub(self.synced);
+        if self.keys.len() != n || next < self.synced || behind >= n as u64 {
+            self.keys = vec![0; n];
+            self.by_key.clear();
+            for (i, e) in table.iter().enumerate() {
+                self.set(i, e.key.load(Ordering::Relaxed));
+            }
+        } else {
+            for c in self.synced..next {
+                let i = (c % n as u64) as usize;
+                self.set(i, table[i].key.load(Ordering::Relaxed));
+            }
+        }
+        self.synced = next;
+    }
+
+    /// Entry `i` holds `key` now.
+    fn set(&mut self, i: usize, key: u64) {
+        let old = self.keys[i];
+        if old == key {
+            return;
+        }
+        let i32 = i as u32;
+        if old != 0 {
+            if let Some(h) = self.by_key.get_mut(&old) {
+                let gone = match h {
+                    Holders::One(j) => *j == i32,
+                    Holders::Many(v) => {
+                        v.retain(|&j| j != i32);
+                        if v.len() == 1 {
+                            *h = Holders::One(v[0]);
+                        }
+                        false
+                    }
+                };
+                if gone {
+                    self.by_key.remove(&old);
+                }
+            }
+        }
+        if key != 0 {
+            match self.by_key.get_mut(&key) {
+                None => {
+                    self.by_key.insert(key, Holders::One(i32));
+                }
+                Some(h) => {
+                    let mut v = match h {
+                        Holders::One(j) => vec![*j],
+                        Holders::Many(v) => std::mem::take(v),
+                    };
+                    if let Err(at) = v.binary_search(&i32) {
+                        v.insert(at, i32);
+                    }
+                    *h = Holders::Many(v);
+                }
+            }
+        }
+        self.keys[i] = key;
+    }
+
+    /// Writes the entries holding `key` (ascending) into `out` if they
+    /// fit, and returns how many there are.
+    fn holders(&self, key: u64, out: &mut [usize; 4]) -> usize {
+        match self.by_key.get(&key) {
+            None => 0,
+            Some(Holders::One(j)) => {
+                out[0] = *j as usize;
+                1
+            }
+            Some(Holders::Many(v)) => {
+                for (o, &j) in out.iter_mut().zip(v) {
+                    *o = j as usize;
+                }
+                v.len()
+            }
+        }
+    }
+
+    /// Every entry holding `key`, ascending.
+    fn all_holders(&self, key: u64) -> Vec<usize> {
+        match self.by_key.get(&key) {
+            None => Vec::new(),
+            Some(Holders::One(j)) => vec![*j as usize],
+            Some(Holders::Many(v)) => v.iter().map(|&j| j as usize).collect(),
+        }
+    }
 }
 
 #[cfg(all(test, not(loom)))]
@@ -215,5 +407,93 @@ mod tests {
             lookup_or_reserve(&t, &next, 1, 2, 150, 100, alive, |_| None),
             Lookup::Mine(0)
         );
+    }
+
+    /// One step of the model below.
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// Process `proc` (0 or 1, each with its own index) looks `key` up
+        /// as pid `pid`, `dt` ns later; a dead producer's position
+        /// resolves as `resolved`.
+        Lookup {
+            proc: usize,
+            pid: u32,
+            key: u64,
+            dt: u64,
+            resolved: Option<bool>,
+        },
+        /// The producer of entry `i`, if pending, commits (or gives up).
+        Finish { i: usize, ok: bool },
+        /// These pids (bit p) are alive now.
+        Alive(u8),
+        /// Process `proc` restarts: its index is gone.
+        Forget(usize),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (0..2usize, 1..4u32, 1..7u64, 0..40u64, prop_oneof![Just(None), Just(Some(true)), Just(Some(false))])
+                .prop_map(|(proc, pid, key, dt, resolved)| Step::Lookup { proc, pid, key, dt, resolved }),
+            2 => (0..5usize, any::<bool>()).prop_map(|(i, ok)| Step::Finish { i, ok }),
+            1 => any::<u8>().prop_map(Step::Alive),
+            1 => (0..2usize).prop_map(Step::Forget),
+        ]
+    }
+
+    fn words(t: &[DedupEntry]) -> Vec<[u64; 4]> {
+        t.iter()
+            .map(|e| {
+                [
+                    e.state.load(Ordering::Relaxed),
+                    e.key.load(Ordering::Relaxed),
+                    e.seq.load(Ordering::Relaxed),
+                    e.time_ns.load(Ordering::Relaxed),
+                ]
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// The index decides exactly what the scan decides, and leaves the
+        /// table exactly as the scan does, whatever the interleaving of
+        /// two processes (each with its own index, one of them restarted
+        /// now and then), dead producers, ages and finished publishes.
+        #[test]
+        fn the_index_decides_as_the_scan_does(steps in proptest::collection::vec(step(), 1..200)) {
+            let (scan, scan_next) = table(5);
+            let (indexed, indexed_next) = table(5);
+            let mut index = [DedupIndex::default(), DedupIndex::default()];
+            let (mut now, mut alive_mask) = (0u64, 0b1110u8);
+            for st in steps {
+                match st {
+                    Step::Lookup { proc, pid, key, dt, resolved } => {
+                        now += dt;
+                        let alive = |p: u32| alive_mask & (1 << p) != 0;
+                        let a = lookup_or_reserve(&scan, &scan_next, key, pid, now, 100, alive, |_| resolved);
+                        let b = lookup_or_reserve_indexed(
+                            &indexed, &mut index[proc], &indexed_next, key, pid, now, 100, alive, |_| resolved,
+                        );
+                        proptest::prop_assert_eq!(a, b);
+                    }
+                    Step::Finish { i, ok } => {
+                        for t in [&scan, &indexed] {
+                            if t[i].state.load(Ordering::Relaxed) & 3 == dedup::PENDING {
+                                let w = if ok { dedup::PUBLISHED } else { dedup::FREE };
+                                t[i].seq.store(i as u64 + 1000, Ordering::Relaxed);
+                                t[i].state.store(w, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    Step::Alive(m) => alive_mask = m,
+                    Step::Forget(p) => index[p] = DedupIndex::default(),
+                }
+                proptest::prop_assert_eq!(words(&scan), words(&indexed));
+                proptest::prop_assert_eq!(
+                    scan_next.load(Ordering::Relaxed),
+                    indexed_next.load(Ordering::Relaxed)
+                );
+            }
+        }
     }
 }
