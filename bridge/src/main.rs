@@ -1,10 +1,11 @@
-//! `shmq-bridge`: carries a shmq queue's messages to Kafka and Kafka's
-//! records into a shmq queue, at-least-once, nothing lost (README, "Past
-//! one host").
+//! `shmq-bridge`: carries a shmq queue's messages to Kafka or NATS
+//! JetStream and their records into a shmq queue, at-least-once, nothing
+//! lost (README, "Past one host").
 
 mod engine;
 mod inbound;
 mod kafka;
+mod nats;
 mod outbound;
 mod record;
 mod stats;
@@ -20,7 +21,7 @@ use shmq::{Options, Queue};
 use crate::engine::Fatal;
 use crate::stats::Stats;
 
-/// shmq-bridge: a shmq queue to Kafka, and Kafka to a shmq queue.
+/// shmq-bridge: a shmq queue to Kafka or NATS JetStream, and back.
 #[derive(Parser, Debug)]
 #[command(name = "shmq-bridge", version, about)]
 struct Cli {
@@ -37,24 +38,20 @@ enum Command {
     /// Consume topic T as Kafka group KG and publish each record into
     /// queue Q; commit its offset once shmq accepted it.
     FromKafka(FromKafka),
+    /// Read group G of queue Q (ack=manual) and publish each message to
+    /// JetStream subject S; ack it in shmq once JetStream stored it.
+    ToNats(ToNats),
+    /// Read durable consumer D of JetStream stream NAME and publish each
+    /// message into queue Q; ack it in JetStream once shmq accepted it.
+    FromNats(FromNats),
 }
 
-/// What both directions share.
+/// What every direction and engine shares.
 #[derive(Args, Debug)]
-struct Common {
+struct Run {
     /// Directory of queue files (default: $SHMQ_DIR, else /dev/shm).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT...].
-    #[arg(long, value_name = "HOST:PORT")]
-    brokers: String,
-    /// The Kafka topic.
-    #[arg(long, value_name = "T")]
-    topic: String,
-    /// A librdkafka property, NAME=VALUE (repeatable; wins over the
-    /// bridge's defaults), e.g. -X security.protocol=SASL_SSL.
-    #[arg(short = 'X', value_name = "NAME=VALUE", value_parser = kafka::property)]
-    props: Vec<(String, String)>,
     /// Seconds the first look at the cluster may take before the bridge
     /// gives up saying it cannot reach it.
     #[arg(long, default_value_t = 15.0, value_name = "S")]
@@ -69,6 +66,23 @@ struct Common {
     /// until SIGINT/SIGTERM).
     #[arg(long, value_name = "S")]
     exit_idle: Option<f64>,
+}
+
+/// What both Kafka directions share.
+#[derive(Args, Debug)]
+struct Common {
+    /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT...].
+    #[arg(long, value_name = "HOST:PORT")]
+    brokers: String,
+    /// The Kafka topic.
+    #[arg(long, value_name = "T")]
+    topic: String,
+    /// A librdkafka property, NAME=VALUE (repeatable; wins over the
+    /// bridge's defaults), e.g. -X security.protocol=SASL_SSL.
+    #[arg(short = 'X', value_name = "NAME=VALUE", value_parser = kafka::property)]
+    props: Vec<(String, String)>,
+    #[command(flatten)]
+    run: Run,
 }
 
 #[derive(Args, Debug)]
@@ -103,6 +117,65 @@ struct FromKafka {
     common: Common,
 }
 
+/// Where `to-nats` reads and `to-nats`/`from-nats` connect.
+#[derive(Args, Debug)]
+struct NatsServer {
+    /// NATS servers, nats://HOST:PORT[,nats://HOST:PORT...].
+    #[arg(long, value_name = "URL")]
+    server: String,
+    #[command(flatten)]
+    run: Run,
+}
+
+#[derive(Args, Debug)]
+struct ToNats {
+    /// The queue to read.
+    #[arg(long, value_name = "Q")]
+    queue: String,
+    /// The consumer group to read it as (ack=manual).
+    #[arg(long, value_name = "G")]
+    group: String,
+    /// The JetStream subject to publish to.
+    #[arg(long, value_name = "S")]
+    subject: String,
+    /// The stream that stores the subject: made if missing (file storage,
+    /// --replicas copies, a 2-minute duplicate window). Without it, some
+    /// stream must store the subject already.
+    #[arg(long, value_name = "NAME")]
+    stream: Option<String>,
+    /// Copies of a stream --stream makes (1 to 5).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    replicas: usize,
+    /// Most messages sent and not yet stored by JetStream.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    max_in_flight: usize,
+    /// Seconds each in-flight message's lease is kept ahead.
+    #[arg(long, default_value_t = 30.0, value_name = "S")]
+    lease: f64,
+    #[command(flatten)]
+    server: NatsServer,
+}
+
+#[derive(Args, Debug)]
+struct FromNats {
+    /// The JetStream stream to read.
+    #[arg(long, value_name = "NAME")]
+    stream: String,
+    /// The durable pull consumer to read it as (made if missing; bridge
+    /// instances on one durable share the work).
+    #[arg(long, value_name = "D")]
+    durable: String,
+    /// The queue to publish into.
+    #[arg(long, value_name = "Q")]
+    queue: String,
+    /// Seconds JetStream waits for an ack before delivering again (for a
+    /// durable this bridge makes).
+    #[arg(long, default_value_t = 30.0, value_name = "S")]
+    ack_wait: f64,
+    #[command(flatten)]
+    server: NatsServer,
+}
+
 static STOP: AtomicBool = AtomicBool::new(false);
 
 /// Whether SIGINT or SIGTERM asked us to stop.
@@ -114,7 +187,7 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
-fn open(c: &Common, queue: &str) -> Result<Queue, Fatal> {
+fn open(c: &Run, queue: &str) -> Result<Queue, Fatal> {
     let mut opts = Options::new();
     if let Some(d) = &c.dir {
         opts = opts.dir(d);
@@ -127,8 +200,35 @@ fn conn(c: &Common) -> Result<kafka::Conn, Fatal> {
         brokers: c.brokers.clone(),
         topic: c.topic.clone(),
         props: c.props.clone(),
-        connect_timeout: secs(c.connect_timeout, "--connect-timeout")?,
+        connect_timeout: secs(c.run.connect_timeout, "--connect-timeout")?,
     })
+}
+
+fn nats_conn(c: &NatsServer) -> Result<nats::Conn, Fatal> {
+    Ok(nats::Conn {
+        servers: c.server.clone(),
+        connect_timeout: secs(c.run.connect_timeout, "--connect-timeout")?,
+    })
+}
+
+fn stats(r: &Run, direction: &'static str) -> Result<Stats, Fatal> {
+    Ok(Stats::new(
+        direction,
+        r.stats_json,
+        secs(r.stats_interval, "--stats-interval")?,
+    ))
+}
+
+fn exit_idle(r: &Run) -> Result<Option<Duration>, Fatal> {
+    r.exit_idle.map(|s| secs(s, "--exit-idle")).transpose()
+}
+
+fn lease(s: f64) -> Result<Duration, Fatal> {
+    let lease = secs(s, "--lease")?;
+    if lease < Duration::from_millis(300) {
+        return Err(Fatal("--lease must be at least 0.3 s".into()));
+    }
+    Ok(lease)
 }
 
 fn secs(s: f64, what: &str) -> Result<Duration, Fatal> {
@@ -139,43 +239,74 @@ fn secs(s: f64, what: &str) -> Result<Duration, Fatal> {
 fn run(cli: Cli) -> Result<(), Fatal> {
     match cli.command {
         Command::ToKafka(a) => {
-            let c = &a.common;
-            let q = open(c, &a.queue)?;
-            let mut sink = kafka::KafkaSink::new(conn(c)?)?;
-            let lease = secs(a.lease, "--lease")?;
-            if lease < Duration::from_millis(300) {
-                return Err(Fatal("--lease must be at least 0.3 s".into()));
-            }
+            let r = &a.common.run;
+            let q = open(r, &a.queue)?;
+            let mut sink = kafka::KafkaSink::new(conn(&a.common)?)?;
             outbound::run(
                 &q,
                 &mut sink,
                 outbound::Options {
                     group: a.group,
                     max_in_flight: a.max_in_flight.max(1),
-                    lease,
-                    exit_idle: c.exit_idle.map(|s| secs(s, "--exit-idle")).transpose()?,
-                    stats: Stats::new(
-                        "to-kafka",
-                        c.stats_json,
-                        secs(c.stats_interval, "--stats-interval")?,
-                    ),
+                    lease: lease(a.lease)?,
+                    exit_idle: exit_idle(r)?,
+                    stats: stats(r, "to-kafka")?,
                 },
             )
         }
         Command::FromKafka(a) => {
-            let c = &a.common;
-            let q = open(c, &a.queue)?;
-            let mut source = kafka::KafkaSource::new(conn(c)?, &a.kafka_group)?;
+            let r = &a.common.run;
+            let q = open(r, &a.queue)?;
+            let mut source = kafka::KafkaSource::new(conn(&a.common)?, &a.kafka_group)?;
             inbound::run(
                 &q,
                 &mut source,
                 inbound::Options {
-                    exit_idle: c.exit_idle.map(|s| secs(s, "--exit-idle")).transpose()?,
-                    stats: Stats::new(
-                        "from-kafka",
-                        c.stats_json,
-                        secs(c.stats_interval, "--stats-interval")?,
-                    ),
+                    exit_idle: exit_idle(r)?,
+                    stats: stats(r, "from-kafka")?,
+                },
+            )
+        }
+        Command::ToNats(a) => {
+            let r = &a.server.run;
+            let q = open(r, &a.queue)?;
+            if !(1..=5).contains(&a.replicas) {
+                return Err(Fatal(format!("--replicas is 1 to 5, not {}", a.replicas)));
+            }
+            let mut sink = nats::NatsSink::new(
+                nats_conn(&a.server)?,
+                &a.subject,
+                a.stream.as_deref(),
+                a.replicas,
+                a.max_in_flight,
+            )?;
+            outbound::run(
+                &q,
+                &mut sink,
+                outbound::Options {
+                    group: a.group,
+                    max_in_flight: a.max_in_flight.max(1),
+                    lease: lease(a.lease)?,
+                    exit_idle: exit_idle(r)?,
+                    stats: stats(r, "to-nats")?,
+                },
+            )
+        }
+        Command::FromNats(a) => {
+            let r = &a.server.run;
+            let q = open(r, &a.queue)?;
+            let ack_wait = secs(a.ack_wait, "--ack-wait")?;
+            if ack_wait < Duration::from_secs(1) {
+                return Err(Fatal("--ack-wait must be at least 1 s".into()));
+            }
+            let mut source =
+                nats::NatsSource::new(nats_conn(&a.server)?, &a.stream, &a.durable, ack_wait)?;
+            inbound::run(
+                &q,
+                &mut source,
+                inbound::Options {
+                    exit_idle: exit_idle(r)?,
+                    stats: stats(r, "from-nats")?,
                 },
             )
         }

@@ -1,0 +1,529 @@
+//! The NATS JetStream engine, on `async-nats` (on a one-worker tokio
+//! runtime of its own, so the client's connection, pings and reconnects
+//! go on while the bridge's loop works): JetStream publishes with a
+//! `Nats-Msg-Id` as the [`Sink`], a durable pull consumer with explicit
+//! acks as the [`Source`].
+//!
+//! The mapping (README "Past one host"): the payload is the message's
+//! payload; the ordering key travels in the header `shmq-ordering-key`;
+//! the user's headers and shmq's own (`record::SHMQ_*`) are NATS headers.
+//! NATS headers are text: a name or value that is not (not UTF-8, a CR or
+//! LF, a name NATS refuses) travels hex-encoded as `shmq-hex-<hex name>:
+//! <hex value>`, and comes back as it was. Values of one name keep their
+//! order; the order between different names is not kept (a NATS header
+//! block is a map). `Nats-Msg-Id` is `shmq:<origin>:<seq>`, the idempotency
+//! key `from-*` uses, so JetStream's duplicate window drops a message a
+//! restarted bridge sends again. Coming in, the idempotency key is
+//! `nats:<stream>:<stream sequence>` unless the message carries shmq's
+//! origin and seq.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
+use futures_util::StreamExt;
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+
+use crate::engine::{Confirm, Fatal, Incoming, Outgoing, Sent, Sink, Source};
+use crate::record;
+
+/// The header that carries the ordering key.
+pub const ORDERING_KEY: &str = "shmq-ordering-key";
+/// The prefix of a hex-encoded header's name.
+const HEX: &str = "shmq-hex-";
+/// JetStream's own headers, not handed to shmq.
+const NATS_PREFIX: &str = "Nats-";
+
+/// Where and how to reach NATS.
+#[derive(Clone, Debug)]
+pub struct Conn {
+    /// `nats://HOST:PORT[,nats://HOST:PORT...]`.
+    pub servers: String,
+    /// How long connecting (and each JetStream request) may take.
+    pub connect_timeout: Duration,
+}
+
+fn runtime() -> Result<Runtime, Fatal> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("shmq-bridge-nats")
+        .enable_all()
+        .build()
+        .map_err(|e| Fatal(format!("a tokio runtime for the NATS client: {e}")))
+}
+
+/// Connects, retrying a server that is not up yet for `connect_timeout`.
+async fn connect(conn: &Conn) -> Result<async_nats::Client, Fatal> {
+    let servers: Vec<async_nats::ServerAddr> = conn
+        .servers
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse()
+                .map_err(|e| Fatal(format!("--server {s:?} is not a NATS URL: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let connecting = async_nats::ConnectOptions::new()
+        .name("shmq-bridge")
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .request_timeout(Some(conn.connect_timeout))
+        .connect(servers);
+    match tokio::time::timeout(conn.connect_timeout, connecting).await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(Fatal(format!(
+            "cannot connect to NATS at {}: {e}",
+            conn.servers
+        ))),
+        Err(_) => Err(Fatal(format!(
+            "cannot reach NATS at {} in {:?} (is a server running there?)",
+            conn.servers, conn.connect_timeout
+        ))),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// A text NATS takes as a header name: visible ASCII but ':'.
+fn plain_name(n: &str) -> bool {
+    !n.is_empty() && !n.starts_with(HEX) && n.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+}
+
+/// The NATS headers of `rec`, with `Nats-Msg-Id` set to `msg_id`.
+pub fn headers_out(rec: &Outgoing, msg_id: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
+    let mut put = |name: &str, value: &[u8]| match std::str::from_utf8(value) {
+        Ok(v) if plain_name(name) && !v.contains(['\r', '\n']) => h.append(name, v),
+        _ => h.append(
+            format!("{HEX}{}", hex(name.as_bytes())).as_str(),
+            hex(value),
+        ),
+    };
+    if let Some(k) = &rec.key {
+        put(ORDERING_KEY, k);
+    }
+    for (n, v) in &rec.headers {
+        put(n, v);
+    }
+    h
+}
+
+/// The ordering key and headers carried by NATS headers `h` (JetStream's
+/// own `Nats-*` left out).
+pub fn headers_in(h: Option<&HeaderMap>) -> (Option<Vec<u8>>, Vec<(String, Vec<u8>)>) {
+    let (mut key, mut out) = (None, Vec::new());
+    let Some(h) = h else { return (key, out) };
+    let mut names: Vec<_> = h.iter().collect();
+    // A stable order between names (a NATS header block is a map).
+    names.sort_by(|a, b| AsRef::<str>::as_ref(a.0).cmp(AsRef::<str>::as_ref(b.0)));
+    for (name, values) in names {
+        let name: &str = AsRef::<str>::as_ref(name);
+        if name.starts_with(NATS_PREFIX) {
+            continue;
+        }
+        for v in values {
+            let v: &str = v.as_str();
+            let (n, v) = match name.strip_prefix(HEX) {
+                Some(hn) => match (unhex(hn).map(String::from_utf8), unhex(v)) {
+                    (Some(Ok(n)), Some(v)) => (n, v),
+                    // Not ours after all: as it came.
+                    _ => (name.to_string(), v.as_bytes().to_vec()),
+                },
+                None => (name.to_string(), v.as_bytes().to_vec()),
+            };
+            if n == ORDERING_KEY {
+                key = Some(v);
+            } else {
+                out.push((n, v));
+            }
+        }
+    }
+    (key, out)
+}
+
+/// The `Nats-Msg-Id` of `rec`: `shmq:<origin>:<seq>` from shmq's headers.
+fn msg_id(rec: &Outgoing) -> String {
+    let get = |name: &str| {
+        rec.headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    format!(
+        "shmq:{}:{}",
+        get(record::SHMQ_ORIGIN).unwrap_or_default(),
+        get(record::SHMQ_SEQ).unwrap_or_default()
+    )
+}
+
+/// `to-nats`'s sink: every record a JetStream publish of its own, in
+/// flight at once, each confirmed by its PubAck (or failed, to be sent
+/// again).
+pub struct NatsSink {
+    rt: Runtime,
+    js: jetstream::Context,
+    subject: String,
+    done_tx: mpsc::UnboundedSender<Confirm>,
+    done_rx: mpsc::UnboundedReceiver<Confirm>,
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: usize,
+}
+
+impl NatsSink {
+    /// Connects and checks that `subject` is stored by a stream: `stream`
+    /// if given (made if missing, with `replicas` copies), else whichever
+    /// stream already takes it.
+    pub fn new(
+        conn: Conn,
+        subject: &str,
+        stream: Option<&str>,
+        replicas: usize,
+        max_in_flight: usize,
+    ) -> Result<NatsSink, Fatal> {
+        let rt = runtime()?;
+        let js = rt.block_on(async {
+            let client = connect(&conn).await?;
+            let js = jetstream::ContextBuilder::new()
+                .timeout(conn.connect_timeout)
+                .build(client);
+            match stream {
+                Some(name) => {
+                    let cfg = jetstream::stream::Config {
+                        name: name.to_string(),
+                        subjects: vec![subject.to_string()],
+                        num_replicas: replicas,
+                        duplicate_window: Duration::from_secs(120),
+                        ..Default::default()
+                    };
+                    let mut s = js.get_or_create_stream(cfg).await.map_err(|e| {
+                        Fatal(format!("cannot get or create the stream {name:?}: {e}"))
+                    })?;
+                    let info = s
+                        .info()
+                        .await
+                        .map_err(|e| Fatal(format!("stream {name:?}: {e}")))?;
+                    if !info.config.subjects.iter().any(|s| subject_matches(s, subject)) {
+                        return Err(Fatal(format!(
+                            "stream {name:?} does not take subject {subject:?} (its subjects: {:?})",
+                            info.config.subjects
+                        )));
+                    }
+                }
+                None => {
+                    js.stream_by_subject(subject).await.map_err(|e| {
+                        Fatal(format!(
+                            "no JetStream stream stores subject {subject:?} ({e}): create one, or name it with --stream"
+                        ))
+                    })?;
+                }
+            }
+            Ok::<_, Fatal>(js)
+        })?;
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        Ok(NatsSink {
+            rt,
+            js,
+            subject: subject.to_string(),
+            done_tx,
+            done_rx,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            max_in_flight: max_in_flight.max(1),
+        })
+    }
+}
+
+/// Whether subject filter `filter` (with `*` and `>` wildcards) takes
+/// `subject`.
+fn subject_matches(filter: &str, subject: &str) -> bool {
+    let (mut f, mut s) = (filter.split('.'), subject.split('.'));
+    loop {
+        match (f.next(), s.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+impl Sink for NatsSink {
+    fn send(&mut self, rec: &Outgoing, token: u64) -> Result<Sent, Fatal> {
+        if self.in_flight.load(Ordering::Relaxed) >= self.max_in_flight {
+            return Ok(Sent::Full);
+        }
+        let headers = headers_out(rec, &msg_id(rec));
+        let payload = bytes::Bytes::copy_from_slice(&rec.payload);
+        let (js, subject, tx) = (self.js.clone(), self.subject.clone(), self.done_tx.clone());
+        let in_flight = self.in_flight.clone();
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        self.rt.spawn(async move {
+            let result = match js.publish_with_headers(subject, headers, payload).await {
+                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            in_flight.fetch_sub(1, Ordering::Relaxed);
+            // The bridge is gone if nobody receives: nothing to tell.
+            let _ = tx.send(Confirm { token, result });
+        });
+        Ok(Sent::Queued)
+    }
+
+    fn poll(&mut self, timeout: Duration, done: &mut Vec<Confirm>) -> Result<(), Fatal> {
+        while let Ok(c) = self.done_rx.try_recv() {
+            done.push(c);
+        }
+        if done.is_empty() && !timeout.is_zero() && self.in_flight() > 0 {
+            let rx = &mut self.done_rx;
+            // The timer is made inside the runtime (it needs its clock).
+            let got = self
+                .rt
+                .block_on(async { tokio::time::timeout(timeout, rx.recv()).await });
+            if let Ok(Some(c)) = got {
+                done.push(c);
+            }
+            while let Ok(c) = self.done_rx.try_recv() {
+                done.push(c);
+            }
+        }
+        Ok(())
+    }
+
+    fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+/// `from-nats`'s source: a durable pull consumer with explicit acks. A
+/// message is acked only once shmq accepted it; unacked, JetStream
+/// delivers it again after `ack_wait` (shmq's dedup window absorbs it).
+pub struct NatsSource {
+    rt: Runtime,
+    stream: String,
+    consumer: PullConsumer,
+    messages: jetstream::consumer::pull::Stream,
+    /// Delivered and not yet accepted by shmq, by stream sequence.
+    unacked: HashMap<u64, jetstream::Message>,
+    /// Messages that came while paused, for `poll`.
+    held: std::collections::VecDeque<Incoming>,
+    last_progress: Instant,
+    ack_wait: Duration,
+}
+
+impl NatsSource {
+    /// Connects and binds durable consumer `durable` of `stream` (made if
+    /// missing: explicit acks, from the start of the stream).
+    pub fn new(
+        conn: Conn,
+        stream: &str,
+        durable: &str,
+        ack_wait: Duration,
+    ) -> Result<NatsSource, Fatal> {
+        let rt = runtime()?;
+        let (consumer, messages) = rt.block_on(async {
+            let client = connect(&conn).await?;
+            let js = jetstream::ContextBuilder::new()
+                .timeout(conn.connect_timeout)
+                .build(client);
+            let s = js
+                .get_stream(stream)
+                .await
+                .map_err(|e| Fatal(format!("no JetStream stream {stream:?}: {e}")))?;
+            let consumer: PullConsumer = s
+                .get_or_create_consumer(
+                    durable,
+                    jetstream::consumer::pull::Config {
+                        durable_name: Some(durable.to_string()),
+                        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                        ack_wait,
+                        max_ack_pending: 20_000,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| Fatal(format!("durable consumer {durable:?} of {stream:?}: {e}")))?;
+            let messages = consumer
+                .stream()
+                .max_messages_per_batch(1000)
+                .heartbeat(Duration::from_secs(5))
+                .expires(Duration::from_secs(30))
+                .messages()
+                .await
+                .map_err(|e| Fatal(format!("pulling from {durable:?}: {e}")))?;
+            Ok::<_, Fatal>((consumer, messages))
+        })?;
+        Ok(NatsSource {
+            rt,
+            stream: stream.to_string(),
+            consumer,
+            messages,
+            unacked: HashMap::new(),
+            held: Default::default(),
+            last_progress: Instant::now(),
+            ack_wait,
+        })
+    }
+
+    fn incoming(&self, m: &jetstream::Message) -> Result<Incoming, Fatal> {
+        let info = m
+            .info()
+            .map_err(|e| Fatal(format!("a JetStream message without its metadata: {e}")))?;
+        let seq = info.stream_sequence;
+        let (key, headers) = headers_in(m.headers.as_ref());
+        Ok(Incoming {
+            key,
+            payload: m.payload.to_vec(),
+            headers,
+            id: format!("nats:{}:{seq}", self.stream),
+            partition: 0,
+            offset: seq as i64,
+        })
+    }
+
+    /// The next message within `timeout`, kept for its ack.
+    fn next(&mut self, timeout: Duration) -> Result<Option<Incoming>, Fatal> {
+        let messages = &mut self.messages;
+        let next = self
+            .rt
+            .block_on(async { tokio::time::timeout(timeout, messages.next()).await });
+        match next {
+            Err(_) | Ok(None) => Ok(None),
+            Ok(Some(Ok(m))) => {
+                let rec = self.incoming(&m)?;
+                self.unacked.insert(rec.offset as u64, m);
+                Ok(Some(rec))
+            }
+            // A missed heartbeat, a server away: the client reconnects
+            // and the stream goes on by itself.
+            Ok(Some(Err(e))) => {
+                eprintln!("nats: {e}");
+                Ok(None)
+            }
+        }
+    }
+}
+
+impl Source for NatsSource {
+    fn poll(&mut self, timeout: Duration) -> Result<Option<Incoming>, Fatal> {
+        if let Some(r) = self.held.pop_front() {
+            return Ok(Some(r));
+        }
+        self.next(timeout)
+    }
+
+    fn accepted(&mut self, rec: &Incoming) -> Result<(), Fatal> {
+        if let Some(m) = self.unacked.remove(&(rec.offset as u64)) {
+            // A lost ack is a redelivery after ack_wait, which shmq's dedup
+            // window absorbs: no need to wait for the server's word.
+            if let Err(e) = self.rt.block_on(m.ack()) {
+                eprintln!("nats: acking stream seq {}: {e}", rec.offset);
+            }
+        }
+        Ok(())
+    }
+
+    fn serve(&mut self) -> Result<(), Fatal> {
+        // Paused: tell JetStream we are still working on what we hold,
+        // so it does not deliver it again meanwhile.
+        if self.last_progress.elapsed() >= self.ack_wait / 3 {
+            self.last_progress = Instant::now();
+            for m in self.unacked.values() {
+                let _ = self.rt.block_on(m.ack_with(AckKind::Progress));
+            }
+        }
+        Ok(())
+    }
+
+    fn pause(&mut self) -> Result<(), Fatal> {
+        // The pull stream holds at most a batch; not reading it is the
+        // pause (its messages are kept alive by `serve`, or delivered
+        // again after ack_wait and absorbed by the dedup window).
+        Ok(())
+    }
+
+    fn resume(&mut self) -> Result<(), Fatal> {
+        Ok(())
+    }
+
+    fn lag(&mut self) -> Option<u64> {
+        let consumer = &self.consumer;
+        let info = self.rt.block_on(async {
+            tokio::time::timeout(Duration::from_millis(500), consumer.get_info()).await
+        });
+        match info {
+            Ok(Ok(i)) => Some(i.num_pending),
+            _ => None,
+        }
+    }
+
+    fn close(&mut self) -> Result<(), Fatal> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_round_trip_text_or_hex() {
+        let rec = Outgoing {
+            key: Some(b"customer\n7".to_vec()),
+            payload: b"p".to_vec(),
+            headers: vec![
+                ("traceparent".into(), b"00-abc".to_vec()),
+                ("traceparent".into(), b"second".to_vec()),
+                ("bin".into(), vec![0, 159, 146, 150]),
+                ("has space".into(), b"v".to_vec()),
+                (record::SHMQ_SEQ.into(), b"41".to_vec()),
+                (record::SHMQ_ORIGIN.into(), b"h/q/g".to_vec()),
+            ],
+            timestamp_ms: 0,
+        };
+        let h = headers_out(&rec, &msg_id(&rec));
+        assert_eq!(
+            h.get(async_nats::header::NATS_MESSAGE_ID)
+                .map(|v| v.as_str()),
+            Some("shmq:h/q/g:41")
+        );
+        let (key, back) = headers_in(Some(&h));
+        assert_eq!(key.as_deref(), Some(&b"customer\n7"[..]));
+        // Values of one name keep their order.
+        let trace: Vec<_> = back.iter().filter(|(n, _)| n == "traceparent").collect();
+        assert_eq!(
+            (&trace[0].1[..], &trace[1].1[..]),
+            (&b"00-abc"[..], &b"second"[..])
+        );
+        let (mut want, mut back) = (rec.headers.clone(), back);
+        want.sort();
+        back.sort();
+        assert_eq!(back, want);
+    }
+
+    #[test]
+    fn subjects_match_with_wildcards() {
+        assert!(subject_matches("orders.>", "orders.eu.new"));
+        assert!(subject_matches("orders.*", "orders.new"));
+        assert!(!subject_matches("orders.*", "orders.eu.new"));
+        assert!(subject_matches("orders", "orders"));
+        assert!(!subject_matches("orders", "orders.new"));
+    }
+}

