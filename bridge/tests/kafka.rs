@@ -7,20 +7,16 @@
 //! Sizes: `SHMQ_BRIDGE_COUNT` messages in the round trip (CI: 20,000; the
 //! issue's full run: 1,000,000, see bridge/README.md).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use shmq::{ConsumerOptions, Meta, Options, Queue, Start};
 
-const BRIDGE: &str = env!("CARGO_BIN_EXE_shmq-bridge");
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
+use common::*;
 
 /// The cluster's bootstrap servers, or `None` (skipped) without one.
 fn bootstrap() -> Option<String> {
@@ -45,20 +41,6 @@ fn replicas() -> u32 {
         .unwrap_or(1)
 }
 
-/// A topic name no other test (or run) uses.
-fn unique(what: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "shmq-test-{what}-{}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-    )
-}
-
 fn create_topic(topic: &str, partitions: u32) {
     let out = Command::new("bash")
         .arg(repo().join("scripts/kafka-local.sh"))
@@ -73,76 +55,6 @@ fn create_topic(topic: &str, partitions: u32) {
         "creating topic {topic}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn queue(dir: &Path, name: &str, slots: u64, dedup: u64) -> Queue {
-    Queue::create(
-        name,
-        &Options::new()
-            .dir(dir)
-            .slots(slots)
-            .slot_size(512)
-            .ordering_lanes(256)
-            .dedup_window(dedup),
-    )
-    .unwrap()
-}
-
-/// A bridge process; killed if still running when dropped.
-struct Bridge(Child);
-
-impl Bridge {
-    fn spawn(args: &[&str]) -> Bridge {
-        Bridge::spawn_to(args, Stdio::null())
-    }
-
-    /// With its stdout (the `--stats-json` lines, if asked for) to `out`.
-    fn spawn_to(args: &[&str], out: impl Into<Stdio>) -> Bridge {
-        Bridge(
-            Command::new(BRIDGE)
-                .args(args)
-                .args(["--stats-interval", "1"])
-                .stdout(out)
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap(),
-        )
-    }
-
-    /// Waits for it to exit by itself (`--exit-idle`), at most `limit`.
-    fn finish(mut self, limit: Duration) {
-        let end = Instant::now() + limit;
-        loop {
-            if let Some(st) = self.0.try_wait().unwrap() {
-                assert!(st.success(), "shmq-bridge exited with {st}");
-                return;
-            }
-            assert!(
-                Instant::now() < end,
-                "shmq-bridge did not finish in {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Asks it to stop (SIGTERM: it commits and gives back what is in
-    /// flight) and waits for a clean exit.
-    fn stop(self, limit: Duration) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        self.finish(limit);
-    }
-
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 fn to_kafka(dir: &Path, q: &str, topic: &str, b: &str, extra: &[&str]) -> Bridge {
@@ -181,81 +93,6 @@ fn from_kafka(dir: &Path, q: &str, topic: &str, b: &str, kg: &str, extra: &[&str
     ];
     args.extend_from_slice(extra);
     Bridge::spawn(&args)
-}
-
-/// Message `i` of the test stream: key `k<i % keys>`, headers, ids.
-fn publish_stream(q: &Queue, from: u64, to: u64, keys: u64) {
-    let mut p = q.producer().unwrap();
-    for i in from..to {
-        let key = format!("k{}", i % keys);
-        let payload = format!("message-{i}");
-        let trace = format!("trace-{i}");
-        let meta = Meta::new()
-            .ordering_key(&key)
-            .header("traceparent", &trace)
-            .header("lang", "rust")
-            .header("lang", "again")
-            .type_id(7)
-            .correlation_id(i);
-        p.publish_with_timeout(payload.as_bytes(), &meta, Duration::from_secs(60))
-            .unwrap();
-    }
-}
-
-/// Reads queue `q` as a fresh group until `want` messages came (or `limit`
-/// passed) and checks each against `publish_stream`: exactly once,
-/// byte-identical with its metadata, each key in order.
-fn check_stream(q: &Queue, want: u64, keys: u64, limit: Duration) {
-    let mut c = q
-        .consumer("check", ConsumerOptions::new().start(Start::Earliest))
-        .unwrap();
-    let mut seen: HashMap<u64, u32> = HashMap::new();
-    let mut last_of_key: BTreeMap<String, u64> = BTreeMap::new();
-    let end = Instant::now() + limit;
-    while (seen.len() as u64) < want {
-        assert!(
-            Instant::now() < end,
-            "only {} of {want} messages arrived in {limit:?}",
-            seen.len()
-        );
-        let Some(m) = c.poll(Duration::from_millis(200)).unwrap() else {
-            continue;
-        };
-        let payload = std::str::from_utf8(m.payload()).unwrap();
-        let i: u64 = payload.strip_prefix("message-").unwrap().parse().unwrap();
-        let key = format!("k{}", i % keys);
-        assert_eq!(m.ordering_key(), Some(key.as_bytes()), "{payload}");
-        let headers: Vec<(&str, &[u8])> = m.headers().collect();
-        let trace = format!("trace-{i}");
-        assert_eq!(
-            headers,
-            vec![
-                ("traceparent", trace.as_bytes()),
-                ("lang", &b"rust"[..]),
-                ("lang", &b"again"[..])
-            ],
-            "{payload}"
-        );
-        assert_eq!((m.type_id(), m.correlation_id()), (7, i));
-        *seen.entry(i).or_default() += 1;
-        assert_eq!(seen[&i], 1, "{payload} twice");
-        if let Some(&before) = last_of_key.get(&key) {
-            assert!(before < i, "key {key}: {i} after {before}");
-        }
-        last_of_key.insert(key, i);
-    }
-    // And nothing more.
-    assert!(
-        c.poll(Duration::from_millis(500)).unwrap().is_none(),
-        "a message too many"
-    );
-}
-
-fn count() -> u64 {
-    std::env::var("SHMQ_BRIDGE_COUNT")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(20_000)
 }
 
 #[test]

@@ -1,0 +1,186 @@
+//! What the bridge's tests against real engines share: queues in a
+//! private directory, the bridge as a child process, the test stream (keys,
+//! headers, ids) and its check (once each, metadata intact, key order).
+
+#![allow(dead_code)] // each test file uses its own part
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use shmq::{ConsumerOptions, Meta, Options, Queue, Start};
+
+pub const BRIDGE: &str = env!("CARGO_BIN_EXE_shmq-bridge");
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A topic name no other test (or run) uses.
+pub fn unique(what: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "shmq-test-{what}-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    )
+}
+
+pub fn queue(dir: &Path, name: &str, slots: u64, dedup: u64) -> Queue {
+    Queue::create(
+        name,
+        &Options::new()
+            .dir(dir)
+            .slots(slots)
+            .slot_size(512)
+            .ordering_lanes(256)
+            .dedup_window(dedup),
+    )
+    .unwrap()
+}
+
+/// A bridge process; killed if still running when dropped.
+pub struct Bridge(pub Child);
+
+impl Bridge {
+    pub fn spawn(args: &[&str]) -> Bridge {
+        Bridge::spawn_to(args, Stdio::null())
+    }
+
+    /// With its stdout (the `--stats-json` lines, if asked for) to `out`.
+    pub fn spawn_to(args: &[&str], out: impl Into<Stdio>) -> Bridge {
+        Bridge(
+            Command::new(BRIDGE)
+                .args(args)
+                .args(["--stats-interval", "1"])
+                .stdout(out)
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// Waits for it to exit by itself (`--exit-idle`), at most `limit`.
+    pub fn finish(mut self, limit: Duration) {
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(st) = self.0.try_wait().unwrap() {
+                assert!(st.success(), "shmq-bridge exited with {st}");
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "shmq-bridge did not finish in {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Asks it to stop (SIGTERM: it commits and gives back what is in
+    /// flight) and waits for a clean exit.
+    pub fn stop(self, limit: Duration) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        self.finish(limit);
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Message `i` of the test stream: key `k<i % keys>`, headers, ids.
+pub fn publish_stream(q: &Queue, from: u64, to: u64, keys: u64) {
+    let mut p = q.producer().unwrap();
+    for i in from..to {
+        let key = format!("k{}", i % keys);
+        let payload = format!("message-{i}");
+        let trace = format!("trace-{i}");
+        let meta = Meta::new()
+            .ordering_key(&key)
+            .header("traceparent", &trace)
+            .header("lang", "rust")
+            .header("lang", "again")
+            .type_id(7)
+            .correlation_id(i);
+        p.publish_with_timeout(payload.as_bytes(), &meta, Duration::from_secs(60))
+            .unwrap();
+    }
+}
+
+/// Reads queue `q` as a fresh group until `want` messages came (or `limit`
+/// passed) and checks each against `publish_stream`: exactly once,
+/// byte-identical with its metadata, each key in order.
+pub fn check_stream(q: &Queue, want: u64, keys: u64, limit: Duration) {
+    check_stream_with(q, want, keys, limit, false)
+}
+
+/// [`check_stream`]; with `per_name`, the headers' order is checked only
+/// among values of one name (an engine whose headers are a map).
+pub fn check_stream_with(q: &Queue, want: u64, keys: u64, limit: Duration, per_name: bool) {
+    let mut c = q
+        .consumer("check", ConsumerOptions::new().start(Start::Earliest))
+        .unwrap();
+    let mut seen: HashMap<u64, u32> = HashMap::new();
+    let mut last_of_key: BTreeMap<String, u64> = BTreeMap::new();
+    let end = Instant::now() + limit;
+    while (seen.len() as u64) < want {
+        assert!(
+            Instant::now() < end,
+            "only {} of {want} messages arrived in {limit:?}",
+            seen.len()
+        );
+        let Some(m) = c.poll(Duration::from_millis(200)).unwrap() else {
+            continue;
+        };
+        let payload = std::str::from_utf8(m.payload()).unwrap();
+        let i: u64 = payload.strip_prefix("message-").unwrap().parse().unwrap();
+        let key = format!("k{}", i % keys);
+        assert_eq!(m.ordering_key(), Some(key.as_bytes()), "{payload}");
+        let mut headers: Vec<(&str, &[u8])> = m.headers().collect();
+        let trace = format!("trace-{i}");
+        let mut expected = vec![
+            ("traceparent", trace.as_bytes()),
+            ("lang", &b"rust"[..]),
+            ("lang", &b"again"[..]),
+        ];
+        if per_name {
+            // Stable: values of one name keep their order.
+            headers.sort_by_key(|h| h.0);
+            expected.sort_by_key(|h| h.0);
+        }
+        assert_eq!(headers, expected, "{payload}");
+        assert_eq!((m.type_id(), m.correlation_id()), (7, i));
+        *seen.entry(i).or_default() += 1;
+        assert_eq!(seen[&i], 1, "{payload} twice");
+        if let Some(&before) = last_of_key.get(&key) {
+            assert!(before < i, "key {key}: {i} after {before}");
+        }
+        last_of_key.insert(key, i);
+    }
+    // And nothing more.
+    assert!(
+        c.poll(Duration::from_millis(500)).unwrap().is_none(),
+        "a message too many"
+    );
+}
+
+pub fn count() -> u64 {
+    std::env::var("SHMQ_BRIDGE_COUNT")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(20_000)
+}

@@ -1,0 +1,424 @@
+//! `shmq-bridge to-nats` / `from-nats` against a real NATS JetStream
+//! cluster (`scripts/nats-local.sh`, started once per CI job: `.ci/run
+//! bridge` exports `SHMQ_NATS_SERVERS`, and `SHMQ_NATS_REPLICAS=3` on its
+//! 3-node cluster). Without it the tests say they were skipped, unless
+//! `SHMQ_REQUIRE_NATS` is set: then they fail. The independent client is
+//! the official `nats` CLI (natscli, through `scripts/nats-local.sh cli`).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use shmq::{ConsumerOptions, Queue, Start};
+
+mod common;
+use common::*;
+
+/// The cluster's URLs, or `None` (skipped) without one.
+fn servers() -> Option<String> {
+    match std::env::var("SHMQ_NATS_SERVERS") {
+        Ok(s) if !s.is_empty() => Some(s),
+        _ => {
+            assert!(
+                std::env::var_os("SHMQ_REQUIRE_NATS").is_none(),
+                "SHMQ_REQUIRE_NATS is set but SHMQ_NATS_SERVERS is not: start scripts/nats-local.sh"
+            );
+            eprintln!("skipped: no NATS (SHMQ_NATS_SERVERS; see scripts/nats-local.sh)");
+            None
+        }
+    }
+}
+
+/// Copies of each stream: 3 on a 3-node cluster.
+fn replicas() -> String {
+    std::env::var("SHMQ_NATS_REPLICAS").unwrap_or_else(|_| "1".into())
+}
+
+/// A stream (or subject) name: `unique` without the characters NATS
+/// refuses in names.
+fn name(what: &str) -> String {
+    unique(what).replace('-', "_").to_uppercase()
+}
+
+fn nats_local(args: &[&str]) -> String {
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/nats-local.sh"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nats-local.sh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// natscli on the cluster, its stdout.
+fn cli(args: &[&str]) -> String {
+    nats_local(&[&["cli"], args].concat())
+}
+
+fn to_nats(dir: &Path, q: &str, subject: &str, stream: &str, s: &str, extra: &[&str]) -> Bridge {
+    let d = dir.to_str().unwrap();
+    let r = replicas();
+    let mut args = vec![
+        "to-nats",
+        "--dir",
+        d,
+        "--queue",
+        q,
+        "--group",
+        "bridge",
+        "--server",
+        s,
+        "--subject",
+        subject,
+        "--stream",
+        stream,
+        "--replicas",
+        &r,
+    ];
+    args.extend_from_slice(extra);
+    Bridge::spawn(&args)
+}
+
+fn from_nats(dir: &Path, q: &str, stream: &str, durable: &str, s: &str, extra: &[&str]) -> Bridge {
+    let d = dir.to_str().unwrap();
+    let mut args = vec![
+        "from-nats",
+        "--dir",
+        d,
+        "--queue",
+        q,
+        "--stream",
+        stream,
+        "--durable",
+        durable,
+        "--server",
+        s,
+    ];
+    args.extend_from_slice(extra);
+    Bridge::spawn(&args)
+}
+
+/// The stream's message count and leader (a node name, `n<i>`), by natscli.
+fn stream_state(stream: &str) -> (u64, String) {
+    let info: serde_json::Value =
+        serde_json::from_str(&cli(&["stream", "info", stream, "--json"])).unwrap();
+    (
+        info["state"]["messages"].as_u64().unwrap(),
+        info["cluster"]["leader"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+/// Standard base64 (what natscli's JSON holds), decoded.
+fn base64(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => panic!("not base64: {c}"),
+    };
+    let digits: Vec<u8> = s.bytes().filter(|&c| c != b'=').map(val).collect();
+    let mut out = Vec::new();
+    for chunk in digits.chunks(4) {
+        let mut n = 0u32;
+        for (i, &d) in chunk.iter().enumerate() {
+            n |= u32::from(d) << (18 - 6 * i);
+        }
+        for i in 0..chunk.len().saturating_sub(1) {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_round_trip_through_jetstream_keeps_every_message_once_with_its_metadata_and_key_order() {
+    let Some(s) = servers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let n = count();
+    let keys = 100;
+    let a = queue(dir.path(), "a", 8192, 1024);
+    a.create_group("bridge", Start::Earliest).unwrap();
+    let bq = queue(dir.path(), "b", 65536, n.max(1024));
+    bq.create_group("check", Start::Earliest).unwrap();
+    let stream = name("rt");
+    let subject = format!("{}.orders", stream.to_lowercase());
+    let outbound = to_nats(
+        dir.path(),
+        "a",
+        &subject,
+        &stream,
+        &s,
+        &["--exit-idle", "5"],
+    );
+    // The stream exists once to-nats runs: from-nats may start then.
+    let began = Instant::now();
+    let mut inbound = None;
+    publish_stream(&a, 0, 1, keys);
+    while inbound.is_none() {
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "to-nats made no stream"
+        );
+        if cli(&["stream", "ls", "--names"])
+            .lines()
+            .any(|l| l.trim() == stream)
+        {
+            inbound = Some(from_nats(
+                dir.path(),
+                "b",
+                &stream,
+                "bridge",
+                &s,
+                &["--exit-idle", "15"],
+            ));
+        } else {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    publish_stream(&a, 1, n, keys);
+    check_stream_with(&bq, n, keys, Duration::from_secs(120 + n / 2000), true);
+    eprintln!("round trip of {n} through JetStream: {:?}", began.elapsed());
+    outbound.finish(Duration::from_secs(60));
+    inbound.unwrap().finish(Duration::from_secs(60));
+    let g = a.groups().into_iter().find(|g| g.name == "bridge").unwrap();
+    assert_eq!((g.committed, g.in_flight), (n, 0), "everything acked in a");
+    assert_eq!(
+        stream_state(&stream).0,
+        n,
+        "the stream holds each message once"
+    );
+}
+
+#[test]
+fn natscli_reads_what_to_nats_wrote_and_writes_what_from_nats_brings_in() {
+    let Some(s) = servers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let a = queue(dir.path(), "a", 64, 64);
+    a.create_group("bridge", Start::Earliest).unwrap();
+    let stream = name("cli");
+    let subject = format!("{}.x", stream.to_lowercase());
+    publish_stream(&a, 0, 3, 2);
+    to_nats(
+        dir.path(),
+        "a",
+        &subject,
+        &stream,
+        &s,
+        &["--exit-idle", "2"],
+    )
+    .finish(Duration::from_secs(60));
+    // natscli reads them: payload, key and headers as README documents.
+    for seq in 1..=3u64 {
+        let got: serde_json::Value = serde_json::from_str(&cli(&[
+            "stream",
+            "get",
+            &stream,
+            &seq.to_string(),
+            "--json",
+        ]))
+        .unwrap();
+        let i = seq - 1;
+        assert_eq!(
+            base64(got["data"].as_str().unwrap()),
+            format!("message-{i}").into_bytes()
+        );
+        let hdrs = String::from_utf8(base64(got["hdrs"].as_str().unwrap())).unwrap();
+        for want in [
+            format!("shmq-ordering-key: k{}", i % 2),
+            format!("traceparent: trace-{i}"),
+            "lang: rust".to_string(),
+            "lang: again".to_string(),
+            format!("shmq-seq: {i}"),
+            "Nats-Msg-Id: shmq:".to_string(),
+        ] {
+            assert!(hdrs.contains(&want), "{want:?} in {hdrs:?}");
+        }
+    }
+    // natscli writes (with a key header and a header of its own);
+    // from-nats brings them in with the key as the ordering key.
+    for (i, key) in ["k1", "k2"].iter().enumerate() {
+        cli(&[
+            "pub",
+            &subject,
+            &format!("from-cli-{i}"),
+            "-H",
+            &format!("shmq-ordering-key:{key}"),
+            "-H",
+            "origin:natscli",
+            "--jetstream",
+        ]);
+    }
+    let bq = queue(dir.path(), "b", 64, 64);
+    bq.create_group("g", Start::Earliest).unwrap();
+    from_nats(
+        dir.path(),
+        "b",
+        &stream,
+        "reader",
+        &s,
+        &["--exit-idle", "3"],
+    )
+    .finish(Duration::from_secs(60));
+    let mut c = bq.consumer("g", ConsumerOptions::new()).unwrap();
+    let mut got = Vec::new();
+    while let Some(m) = c.poll(Duration::from_millis(500)).unwrap() {
+        let headers: Vec<(String, Vec<u8>)> = m
+            .headers()
+            .map(|(n, v)| (n.to_string(), v.to_vec()))
+            .collect();
+        got.push((
+            String::from_utf8(m.payload().to_vec()).unwrap(),
+            m.ordering_key().map(<[u8]>::to_vec),
+            headers,
+        ));
+    }
+    assert_eq!(got.len(), 5, "{got:?}");
+    assert_eq!(got[3].0, "from-cli-0");
+    assert_eq!(got[3].1.as_deref(), Some(&b"k1"[..]));
+    assert_eq!(got[3].2, vec![("origin".to_string(), b"natscli".to_vec())]);
+    assert_eq!(got[4].1.as_deref(), Some(&b"k2"[..]));
+}
+
+#[test]
+fn a_bridge_killed_again_and_again_loses_nothing_and_jetstream_keeps_each_message_once() {
+    let Some(s) = servers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let n = count().min(20_000);
+    let keys = 50;
+    let a = queue(dir.path(), "a", 32768, 1024);
+    a.create_group("bridge", Start::Earliest).unwrap();
+    let bq = queue(dir.path(), "b", 32768, 65536);
+    bq.create_group("check", Start::Earliest).unwrap();
+    let stream = name("kill");
+    let subject = format!("{}.x", stream.to_lowercase());
+    publish_stream(&a, 0, n, keys);
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |m: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % m
+    };
+    for round in 0..5 {
+        let mut out = to_nats(dir.path(), "a", &subject, &stream, &s, &["--lease", "2"]);
+        std::thread::sleep(Duration::from_millis(300 + next(1200)));
+        let mut inb = from_nats(dir.path(), "b", &stream, "bridge", &s, &["--ack-wait", "2"]);
+        std::thread::sleep(Duration::from_millis(300 + next(1200)));
+        if round % 2 == 0 {
+            out.kill();
+            std::thread::sleep(Duration::from_millis(next(300)));
+            inb.kill();
+        } else {
+            inb.kill();
+            std::thread::sleep(Duration::from_millis(next(300)));
+            out.kill();
+        }
+    }
+    let out = to_nats(
+        dir.path(),
+        "a",
+        &subject,
+        &stream,
+        &s,
+        &["--lease", "2", "--exit-idle", "8"],
+    );
+    let inb = from_nats(
+        dir.path(),
+        "b",
+        &stream,
+        "bridge",
+        &s,
+        &["--ack-wait", "2", "--exit-idle", "15"],
+    );
+    check_stream_with(&bq, n, keys, Duration::from_secs(180), true);
+    out.finish(Duration::from_secs(90));
+    inb.finish(Duration::from_secs(90));
+    let g = a.groups().into_iter().find(|g| g.name == "bridge").unwrap();
+    assert_eq!((g.committed, g.in_flight), (n, 0), "everything acked in a");
+    // A message sent again after a kill has the same Nats-Msg-Id: within
+    // the duplicate window JetStream stores it once.
+    assert_eq!(
+        stream_state(&stream).0,
+        n,
+        "the stream holds each message once"
+    );
+}
+
+#[test]
+fn a_killed_stream_leader_loses_nothing_that_shmq_acked() {
+    let Some(s) = servers() else { return };
+    if replicas() != "3" {
+        eprintln!("skipped: needs a 3-node cluster (SHMQ_NATS_REPLICAS=3)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let n = count().min(20_000);
+    let keys = 50;
+    let a = queue(dir.path(), "a", 32768, 1024);
+    a.create_group("bridge", Start::Earliest).unwrap();
+    let bq = queue(dir.path(), "b", 32768, 65536);
+    bq.create_group("check", Start::Earliest).unwrap();
+    let stream = name("leader");
+    let subject = format!("{}.x", stream.to_lowercase());
+    publish_stream(&a, 0, 1, keys);
+    let out = to_nats(
+        dir.path(),
+        "a",
+        &subject,
+        &stream,
+        &s,
+        &["--exit-idle", "10", "--connect-timeout", "30"],
+    );
+    // Wait for the first message to be stored: the stream has a leader.
+    let began = Instant::now();
+    let leader = loop {
+        assert!(began.elapsed() < Duration::from_secs(60), "no stream made");
+        let names = cli(&["stream", "ls", "--names"]);
+        if names.lines().any(|l| l.trim() == stream) {
+            let (msgs, leader) = stream_state(&stream);
+            if msgs > 0 && !leader.is_empty() {
+                break leader;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let idx = leader.trim_start_matches('n').to_string();
+    let publisher = {
+        let a = Queue::open_with("a", &shmq::Options::new().dir(dir.path())).unwrap();
+        std::thread::spawn(move || publish_stream(&a, 1, n, keys))
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    // Mid-stream: the leader dies; another takes over (about 4 s).
+    nats_local(&["kill-node", &idx]);
+    let acked_at_kill = a
+        .groups()
+        .into_iter()
+        .find(|g| g.name == "bridge")
+        .unwrap()
+        .committed;
+    std::thread::sleep(Duration::from_secs(3));
+    nats_local(&["restart-node", &idx]);
+    publisher.join().unwrap();
+    let inb = from_nats(
+        dir.path(),
+        "b",
+        &stream,
+        "bridge",
+        &s,
+        &["--exit-idle", "15"],
+    );
+    check_stream_with(&bq, n, keys, Duration::from_secs(180), true);
+    out.finish(Duration::from_secs(120));
+    inb.finish(Duration::from_secs(90));
+    let g = a.groups().into_iter().find(|g| g.name == "bridge").unwrap();
+    assert_eq!((g.committed, g.in_flight), (n, 0), "everything acked in a");
+    eprintln!("{acked_at_kill} acked when the leader ({leader}) was killed");
+    let (msgs, _) = stream_state(&stream);
+    assert_eq!(msgs, n, "every acked message is in the stream, once");
+}
