@@ -123,6 +123,12 @@ struct NatsServer {
     /// NATS servers, nats://HOST:PORT[,nats://HOST:PORT...].
     #[arg(long, value_name = "URL")]
     server: String,
+    /// Seconds a JetStream publish or request waits for its answer before
+    /// it counts as failed (a publish is then sent again: the same
+    /// Nats-Msg-Id, stored once). A stream leader's failover takes a few
+    /// seconds.
+    #[arg(long, default_value_t = 5.0, value_name = "S")]
+    ack_timeout: f64,
     #[command(flatten)]
     run: Run,
 }
@@ -208,6 +214,7 @@ fn nats_conn(c: &NatsServer) -> Result<nats::Conn, Fatal> {
     Ok(nats::Conn {
         servers: c.server.clone(),
         connect_timeout: secs(c.run.connect_timeout, "--connect-timeout")?,
+        ack_timeout: secs(c.ack_timeout, "--ack-timeout")?,
     })
 }
 

@@ -43,8 +43,12 @@ const NATS_PREFIX: &str = "Nats-";
 pub struct Conn {
     /// `nats://HOST:PORT[,nats://HOST:PORT...]`.
     pub servers: String,
-    /// How long connecting (and each JetStream request) may take.
+    /// How long connecting (and setting up the stream or consumer) may
+    /// take.
     pub connect_timeout: Duration,
+    /// How long a publish waits for its PubAck before it counts as failed
+    /// and is sent again (the same `Nats-Msg-Id`: stored once).
+    pub ack_timeout: Duration,
 }
 
 fn runtime() -> Result<Runtime, Fatal> {
@@ -204,38 +208,13 @@ impl NatsSink {
             let js = jetstream::ContextBuilder::new()
                 .timeout(conn.connect_timeout)
                 .build(client);
-            match stream {
-                Some(name) => {
-                    let cfg = jetstream::stream::Config {
-                        name: name.to_string(),
-                        subjects: vec![subject.to_string()],
-                        num_replicas: replicas,
-                        duplicate_window: Duration::from_secs(120),
-                        ..Default::default()
-                    };
-                    let mut s = js.get_or_create_stream(cfg).await.map_err(|e| {
-                        Fatal(format!("cannot get or create the stream {name:?}: {e}"))
-                    })?;
-                    let info = s
-                        .info()
-                        .await
-                        .map_err(|e| Fatal(format!("stream {name:?}: {e}")))?;
-                    if !info.config.subjects.iter().any(|s| subject_matches(s, subject)) {
-                        return Err(Fatal(format!(
-                            "stream {name:?} does not take subject {subject:?} (its subjects: {:?})",
-                            info.config.subjects
-                        )));
-                    }
-                }
-                None => {
-                    js.stream_by_subject(subject).await.map_err(|e| {
-                        Fatal(format!(
-                            "no JetStream stream stores subject {subject:?} ({e}): create one, or name it with --stream"
-                        ))
-                    })?;
-                }
-            }
-            Ok::<_, Fatal>(js)
+            let js = make_stream(js, subject, stream, replicas).await?;
+            // Setting up may wait long; a publish's ack must not.
+            Ok::<_, Fatal>(
+                jetstream::ContextBuilder::new()
+                    .timeout(conn.ack_timeout)
+                    .build(js.client()),
+            )
         })?;
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         Ok(NatsSink {
@@ -248,6 +227,54 @@ impl NatsSink {
             max_in_flight: max_in_flight.max(1),
         })
     }
+}
+
+/// Makes sure `subject` is stored by a stream: `stream` if given (made if
+/// missing), else whichever stream already takes it.
+async fn make_stream(
+    js: jetstream::Context,
+    subject: &str,
+    stream: Option<&str>,
+    replicas: usize,
+) -> Result<jetstream::Context, Fatal> {
+    match stream {
+        Some(name) => {
+            let cfg = jetstream::stream::Config {
+                name: name.to_string(),
+                subjects: vec![subject.to_string()],
+                num_replicas: replicas,
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            };
+            let mut s = js
+                .get_or_create_stream(cfg)
+                .await
+                .map_err(|e| Fatal(format!("cannot get or create the stream {name:?}: {e}")))?;
+            let info = s
+                .info()
+                .await
+                .map_err(|e| Fatal(format!("stream {name:?}: {e}")))?;
+            if !info
+                .config
+                .subjects
+                .iter()
+                .any(|s| subject_matches(s, subject))
+            {
+                return Err(Fatal(format!(
+                    "stream {name:?} does not take subject {subject:?} (its subjects: {:?})",
+                    info.config.subjects
+                )));
+            }
+        }
+        None => {
+            js.stream_by_subject(subject).await.map_err(|e| {
+                        Fatal(format!(
+                            "no JetStream stream stores subject {subject:?} ({e}): create one, or name it with --stream"
+                        ))
+                    })?;
+        }
+    }
+    Ok(js)
 }
 
 /// Whether subject filter `filter` (with `*` and `>` wildcards) takes

@@ -27,12 +27,26 @@ pub struct Options {
     pub stats: Stats,
 }
 
-/// A record the engine had no room for yet.
+/// A record the engine had no room for yet, or one it failed to store,
+/// waiting to be sent again. It stays leased meanwhile: an engine failure
+/// is not a failed delivery (a nack would count an attempt, and an outage
+/// longer than `max_deliveries` retries would dead-letter what the engine
+/// never refused).
 struct Stalled {
     receipt: Receipt,
     rec: Outgoing,
     token: u64,
 }
+
+/// A record sent and not confirmed yet.
+struct Flying {
+    receipt: Receipt,
+    rec: Outgoing,
+}
+
+/// How long a record the engine failed to store waits before it is sent
+/// again.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
 
 fn shmq_err(what: &str, e: Error) -> Fatal {
     Fatal(format!("shmq: {what}: {e}"))
@@ -45,8 +59,9 @@ pub fn run(q: &Queue, sink: &mut dyn Sink, mut o: Options) -> Result<(), Fatal> 
         .consumer(&o.group, ConsumerOptions::new().ack(Ack::Manual))
         .map_err(|e| shmq_err(&format!("joining group {:?}", o.group), e))?;
     let origin = record::origin(&q.stats().name, &o.group);
-    let mut in_flight: HashMap<u64, Receipt> = HashMap::new();
+    let mut in_flight: HashMap<u64, Flying> = HashMap::new();
     let mut stalled: Option<Stalled> = None;
+    let mut retry: std::collections::VecDeque<(Instant, Stalled)> = Default::default();
     let mut token = 0u64;
     let mut done: Vec<Confirm> = Vec::new();
     let mut extended = Instant::now();
@@ -56,11 +71,21 @@ pub fn run(q: &Queue, sink: &mut dyn Sink, mut o: Options) -> Result<(), Fatal> 
         if stopping.is_none() && crate::stop_requested() {
             stopping = Some(Instant::now());
         }
-        // The record that found no room goes first.
+        // The record that found no room goes first, then those due again.
+        if stalled.is_none() && retry.front().is_some_and(|(due, _)| *due <= Instant::now()) {
+            let (_, mut s) = retry.pop_front().expect("checked");
+            token += 1;
+            s.token = token;
+            stalled = Some(s);
+        }
         if let Some(s) = stalled.take() {
             match sink.send(&s.rec, s.token)? {
                 Sent::Queued => {
-                    in_flight.insert(s.token, s.receipt);
+                    let f = Flying {
+                        receipt: s.receipt,
+                        rec: s.rec,
+                    };
+                    in_flight.insert(s.token, f);
                 }
                 Sent::Full => stalled = Some(s),
             }
@@ -84,7 +109,7 @@ pub fn run(q: &Queue, sink: &mut dyn Sink, mut o: Options) -> Result<(), Fatal> 
             pulled += 1;
             match sink.send(&rec, token)? {
                 Sent::Queued => {
-                    in_flight.insert(token, receipt);
+                    in_flight.insert(token, Flying { receipt, rec });
                 }
                 Sent::Full => {
                     o.stats.paused += 1;
@@ -103,7 +128,7 @@ pub fn run(q: &Queue, sink: &mut dyn Sink, mut o: Options) -> Result<(), Fatal> 
         };
         sink.poll(wait, &mut done)?;
         for c in done.drain(..) {
-            let Some(receipt) = in_flight.remove(&c.token) else {
+            let Some(Flying { receipt, rec }) = in_flight.remove(&c.token) else {
                 continue;
             };
             match c.result {
@@ -123,12 +148,14 @@ pub fn run(q: &Queue, sink: &mut dyn Sink, mut o: Options) -> Result<(), Fatal> 
                         );
                     }
                     o.stats.retried += 1;
-                    match consumer
-                        .nack_receipt(&receipt, Nack::RequeueAfter(Duration::from_millis(500)))
-                    {
-                        Ok(()) | Err(Error::LeaseExpired) => {}
-                        Err(e) => return Err(shmq_err("giving a message back", e)),
-                    }
+                    // Kept leased and sent again soon (not nacked: see
+                    // `Stalled`).
+                    let s = Stalled {
+                        receipt,
+                        rec,
+                        token: 0,
+                    };
+                    retry.push_back((Instant::now() + RETRY_AFTER, s));
                 }
             }
         }
@@ -136,37 +163,39 @@ pub fn run(q: &Queue, sink: &mut dyn Sink, mut o: Options) -> Result<(), Fatal> 
         if extended.elapsed() >= o.lease / 3 {
             extended = Instant::now();
             let mut lost = Vec::new();
-            for (t, r) in in_flight.iter_mut() {
-                if consumer.extend_receipt(r, o.lease).is_err() {
+            for (t, f) in in_flight.iter_mut() {
+                if consumer.extend_receipt(&mut f.receipt, o.lease).is_err() {
                     lost.push(*t);
                 }
             }
-            if let Some(s) = stalled.as_mut() {
+            for s in stalled.iter_mut().chain(retry.iter_mut().map(|(_, s)| s)) {
                 let _ = consumer.extend_receipt(&mut s.receipt, o.lease);
             }
             // Leases taken away are delivered again anyway: their
             // confirmations need no ack.
             let _ = lost;
         }
-        o.stats.in_flight = in_flight.len() as u64 + u64::from(stalled.is_some());
+        o.stats.in_flight =
+            in_flight.len() as u64 + u64::from(stalled.is_some()) + retry.len() as u64;
         if o.stats.due() {
             o.stats.shmq_lag = q.groups().iter().find(|g| g.name == o.group).map(|g| g.lag);
             o.stats.engine_lag = Some(sink.in_flight() as u64);
             o.stats.report(false);
         }
-        if pulled > 0 || !in_flight.is_empty() || stalled.is_some() {
+        if pulled > 0 || !in_flight.is_empty() || stalled.is_some() || !retry.is_empty() {
             busy = Instant::now();
         }
         let idle_out = o.exit_idle.is_some_and(|d| busy.elapsed() >= d);
         let stop_now = stopping.is_some_and(|s| {
-            (in_flight.is_empty() && stalled.is_none()) || s.elapsed() > Duration::from_secs(10)
+            (in_flight.is_empty() && stalled.is_none() && retry.is_empty())
+                || s.elapsed() > Duration::from_secs(10)
         });
         if idle_out || stop_now {
             // Whatever is still unconfirmed goes back to the group now.
-            for r in in_flight.values() {
-                let _ = consumer.nack_receipt(r, Nack::Requeue);
+            for f in in_flight.values() {
+                let _ = consumer.nack_receipt(&f.receipt, Nack::Requeue);
             }
-            if let Some(s) = stalled {
+            for s in stalled.iter().chain(retry.iter().map(|(_, s)| s)) {
                 let _ = consumer.nack_receipt(&s.receipt, Nack::Requeue);
             }
             o.stats.in_flight = 0;
