@@ -23,6 +23,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
+use async_nats::jetstream::context::{
+    CreateStreamErrorKind, GetStreamByNameErrorKind, GetStreamErrorKind,
+};
+use async_nats::jetstream::stream::ConsumerErrorKind;
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
 use futures_util::StreamExt;
 use tokio::runtime::Runtime;
@@ -60,7 +64,9 @@ fn runtime() -> Result<Runtime, Fatal> {
         .map_err(|e| Fatal(format!("a tokio runtime for the NATS client: {e}")))
 }
 
-/// Connects, retrying a server that is not up yet for `connect_timeout`.
+/// Connects, trying again while no server answers, for at most
+/// `connect_timeout`. Once connected, the client reconnects by itself
+/// (for ever) whenever it loses its server.
 async fn connect(conn: &Conn) -> Result<async_nats::Client, Fatal> {
     let servers: Vec<async_nats::ServerAddr> = conn
         .servers
@@ -71,23 +77,57 @@ async fn connect(conn: &Conn) -> Result<async_nats::Client, Fatal> {
                 .map_err(|e| Fatal(format!("--server {s:?} is not a NATS URL: {e}")))
         })
         .collect::<Result<_, _>>()?;
-    let connecting = async_nats::ConnectOptions::new()
-        .name("shmq-bridge")
-        .retry_on_initial_connect()
-        .max_reconnects(None)
-        .request_timeout(Some(conn.connect_timeout))
-        .connect(servers);
-    match tokio::time::timeout(conn.connect_timeout, connecting).await {
-        Ok(Ok(c)) => Ok(c),
-        Ok(Err(e)) => Err(Fatal(format!(
-            "cannot connect to NATS at {}: {e}",
-            conn.servers
-        ))),
-        Err(_) => Err(Fatal(format!(
-            "cannot reach NATS at {} in {:?} (is a server running there?)",
-            conn.servers, conn.connect_timeout
-        ))),
+    let deadline = Instant::now() + conn.connect_timeout;
+    loop {
+        let attempt = async_nats::ConnectOptions::new()
+            .name("shmq-bridge")
+            .max_reconnects(None)
+            .connection_timeout(conn.connect_timeout.min(Duration::from_secs(5)))
+            .request_timeout(Some(SETUP_REQUEST))
+            .connect(servers.clone());
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, attempt).await {
+            Ok(Ok(c)) => return Ok(c),
+            Ok(Err(e)) if Instant::now() + Duration::from_millis(250) < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Ok(Err(e)) => {
+                return Err(Fatal(format!(
+                    "cannot reach NATS at {} in {:?}: {e}",
+                    conn.servers, conn.connect_timeout
+                )));
+            }
+            Err(_) => {
+                return Err(Fatal(format!(
+                    "cannot reach NATS at {} in {:?} (is a server running there?)",
+                    conn.servers, conn.connect_timeout
+                )));
+            }
+        }
     }
+}
+
+/// How long one JetStream request made while setting up may take; the
+/// setup as a whole retries a timed-out request until `connect_timeout`.
+const SETUP_REQUEST: Duration = Duration::from_secs(5);
+
+/// Retries `$op` while it fails for a passing reason (`$transient`: a
+/// request that timed out while a stream or meta leader is being elected,
+/// a node coming back) until `$deadline`; any other failure, or the last
+/// one, is `$what` and the error.
+macro_rules! setup_retry {
+    ($deadline:expr, $what:expr, $op:expr, $transient:expr) => {{
+        loop {
+            match $op.await {
+                Ok(v) => break Ok(v),
+                Err(e) if $transient(&e) && Instant::now() < $deadline => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => break Err(Fatal(format!("{}: {e}", $what))),
+            }
+        }
+    }};
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -206,9 +246,10 @@ impl NatsSink {
         let js = rt.block_on(async {
             let client = connect(&conn).await?;
             let js = jetstream::ContextBuilder::new()
-                .timeout(conn.connect_timeout)
+                .timeout(SETUP_REQUEST)
                 .build(client);
-            let js = make_stream(js, subject, stream, replicas).await?;
+            let deadline = Instant::now() + conn.connect_timeout;
+            let js = make_stream(js, subject, stream, replicas, deadline).await?;
             // Setting up may wait long; a publish's ack must not.
             Ok::<_, Fatal>(
                 jetstream::ContextBuilder::new()
@@ -236,6 +277,7 @@ async fn make_stream(
     subject: &str,
     stream: Option<&str>,
     replicas: usize,
+    deadline: Instant,
 ) -> Result<jetstream::Context, Fatal> {
     match stream {
         Some(name) => {
@@ -246,10 +288,15 @@ async fn make_stream(
                 duplicate_window: Duration::from_secs(120),
                 ..Default::default()
             };
-            let mut s = js
-                .get_or_create_stream(cfg)
-                .await
-                .map_err(|e| Fatal(format!("cannot get or create the stream {name:?}: {e}")))?;
+            let mut s = setup_retry!(
+                deadline,
+                format!("cannot get or create the stream {name:?}"),
+                js.get_or_create_stream(cfg.clone()),
+                |e: &jetstream::context::CreateStreamError| matches!(
+                    e.kind(),
+                    CreateStreamErrorKind::TimedOut | CreateStreamErrorKind::JetStreamUnavailable
+                )
+            )?;
             let info = s
                 .info()
                 .await
@@ -267,11 +314,17 @@ async fn make_stream(
             }
         }
         None => {
-            js.stream_by_subject(subject).await.map_err(|e| {
-                        Fatal(format!(
-                            "no JetStream stream stores subject {subject:?} ({e}): create one, or name it with --stream"
-                        ))
-                    })?;
+            setup_retry!(
+                deadline,
+                format!(
+                    "no JetStream stream stores subject {subject:?} (create one, or name it with --stream)"
+                ),
+                js.stream_by_subject(subject),
+                |e: &jetstream::context::GetStreamByNameError| matches!(
+                    e.kind(),
+                    GetStreamByNameErrorKind::Request
+                )
+            )?;
         }
     }
     Ok(js)
@@ -368,25 +421,34 @@ impl NatsSource {
         let (consumer, messages) = rt.block_on(async {
             let client = connect(&conn).await?;
             let js = jetstream::ContextBuilder::new()
-                .timeout(conn.connect_timeout)
+                .timeout(SETUP_REQUEST)
                 .build(client);
-            let s = js
-                .get_stream(stream)
-                .await
-                .map_err(|e| Fatal(format!("no JetStream stream {stream:?}: {e}")))?;
-            let consumer: PullConsumer = s
-                .get_or_create_consumer(
-                    durable,
-                    jetstream::consumer::pull::Config {
-                        durable_name: Some(durable.to_string()),
-                        ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                        ack_wait,
-                        max_ack_pending: 20_000,
-                        ..Default::default()
-                    },
+            let deadline = Instant::now() + conn.connect_timeout;
+            let s = setup_retry!(
+                deadline,
+                format!("no JetStream stream {stream:?}"),
+                js.get_stream(stream),
+                |e: &jetstream::context::GetStreamError| matches!(
+                    e.kind(),
+                    GetStreamErrorKind::Request
                 )
-                .await
-                .map_err(|e| Fatal(format!("durable consumer {durable:?} of {stream:?}: {e}")))?;
+            )?;
+            let config = jetstream::consumer::pull::Config {
+                durable_name: Some(durable.to_string()),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait,
+                max_ack_pending: 20_000,
+                ..Default::default()
+            };
+            let consumer: PullConsumer = setup_retry!(
+                deadline,
+                format!("durable consumer {durable:?} of {stream:?}"),
+                s.get_or_create_consumer(durable, config.clone()),
+                |e: &jetstream::stream::ConsumerError| matches!(
+                    e.kind(),
+                    ConsumerErrorKind::TimedOut | ConsumerErrorKind::Request
+                )
+            )?;
             let messages = consumer
                 .stream()
                 .max_messages_per_batch(1000)

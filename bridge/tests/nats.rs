@@ -411,7 +411,7 @@ fn a_killed_stream_leader_loses_nothing_that_shmq_acked() {
         &stream,
         "bridge",
         &s,
-        &["--exit-idle", "15"],
+        &["--exit-idle", "15", "--connect-timeout", "30"],
     );
     check_stream_with(&bq, n, keys, Duration::from_secs(180), true);
     out.finish(Duration::from_secs(120));
@@ -421,4 +421,92 @@ fn a_killed_stream_leader_loses_nothing_that_shmq_acked() {
     eprintln!("{acked_at_kill} acked when the leader ({leader}) was killed");
     let (msgs, _) = stream_state(&stream);
     assert_eq!(msgs, n, "every acked message is in the stream, once");
+}
+
+/// Runs the bridge expecting a failure; returns its stderr.
+fn fails(args: &[&str]) -> String {
+    let out = Command::new(BRIDGE).args(args).output().unwrap();
+    assert!(!out.status.success(), "{args:?} succeeded");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn bad_nats_setups_are_told_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let q = queue(dir.path(), "q", 64, 1024);
+    q.create_group("bridge", Start::Earliest).unwrap();
+    let to = ["to-nats", "--dir", d, "--queue", "q", "--group", "bridge"];
+    let from = ["from-nats", "--dir", d, "--queue", "q", "--durable", "x"];
+    // No server there (no NATS needed for these).
+    let e = fails(
+        &[
+            &to[..],
+            &[
+                "--subject",
+                "s",
+                "--server",
+                "nats://127.0.0.1:1",
+                "--connect-timeout",
+                "1",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(e.contains("cannot reach NATS at nats://127.0.0.1:1"), "{e}");
+    let e = fails(&[&to[..], &["--subject", "s", "--server", "::bad::"]].concat());
+    assert!(e.contains("is not a NATS URL"), "{e}");
+    let e = fails(
+        &[
+            &to[..],
+            &[
+                "--subject",
+                "s",
+                "--server",
+                "nats://127.0.0.1:1",
+                "--replicas",
+                "7",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(e.contains("--replicas is 1 to 5"), "{e}");
+    let Some(s) = servers() else { return };
+    // A subject no stream stores, a stream that does not take the subject,
+    // a stream that does not exist.
+    let e = fails(
+        &[
+            &to[..],
+            &["--subject", "nobody.stores.this", "--server", &s],
+        ]
+        .concat(),
+    );
+    assert!(e.contains("no JetStream stream stores subject"), "{e}");
+    let stream = name("bad");
+    let subject = format!("{}.x", stream.to_lowercase());
+    cli(&[
+        "stream",
+        "add",
+        &stream,
+        "--subjects",
+        &subject,
+        "--defaults",
+    ]);
+    let e = fails(
+        &[
+            &to[..],
+            &[
+                "--subject",
+                "other.subject",
+                "--stream",
+                &stream,
+                "--server",
+                &s,
+            ],
+        ]
+        .concat(),
+    );
+    assert!(e.contains("does not take subject"), "{e}");
+    let e = fails(&[&from[..], &["--stream", "NO_SUCH_STREAM", "--server", &s]].concat());
+    assert!(e.contains("no JetStream stream \"NO_SUCH_STREAM\""), "{e}");
 }
