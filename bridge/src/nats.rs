@@ -135,7 +135,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -171,7 +171,7 @@ pub fn headers_out(rec: &Outgoing, msg_id: &str) -> HeaderMap {
 
 /// The ordering key and headers carried by NATS headers `h` (JetStream's
 /// own `Nats-*` left out).
-pub fn headers_in(h: Option<&HeaderMap>) -> (Option<Vec<u8>>, Vec<(String, Vec<u8>)>) {
+pub fn headers_in(h: Option<&HeaderMap>) -> (Option<Vec<u8>>, Headers) {
     let (mut key, mut out) = (None, Vec::new());
     let Some(h) = h else { return (key, out) };
     let mut names: Vec<_> = h.iter().collect();
@@ -201,6 +201,9 @@ pub fn headers_in(h: Option<&HeaderMap>) -> (Option<Vec<u8>>, Vec<(String, Vec<u
     }
     (key, out)
 }
+
+/// Headers as shmq holds them: names and values, in order.
+pub type Headers = Vec<(String, Vec<u8>)>;
 
 /// The `Nats-Msg-Id` of `rec`: `shmq:<origin>:<seq>` from shmq's headers.
 fn msg_id(rec: &Outgoing) -> String {
