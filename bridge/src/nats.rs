@@ -257,6 +257,7 @@ impl NatsSink {
             Ok::<_, Fatal>(
                 jetstream::ContextBuilder::new()
                     .timeout(conn.ack_timeout)
+                    .ack_timeout(conn.ack_timeout)
                     .build(js.client()),
             )
         })?;
