@@ -888,6 +888,17 @@ impl Consumer {
         })
     }
 
+    /// Whether a receive may take the ack=auto fast path (one load of the
+    /// slot's state word): ack=auto, not replaying the journal, and no
+    /// dead letter redriven to the group. `try_receive` and the async
+    /// receive's polls decide with this one test.
+    #[inline(always)]
+    fn on_auto_fast_path(&self) -> bool {
+        self.manual.is_none()
+            && self.replay.is_none()
+            && self.record().redrive.load(Ordering::Relaxed) == 0
+    }
+
     /// For the async API: `try_receive`'s ack=auto fast path, the position
     /// of a ready message, or `None` when that path does not apply or has
     /// nothing (then [`poll_for_async`](Self::poll_for_async) decides). A
@@ -897,10 +908,7 @@ impl Consumer {
     #[cfg(feature = "tokio")]
     #[inline(always)]
     pub(crate) fn poll_ready_auto(&mut self) -> Option<u64> {
-        if self.manual.is_none()
-            && self.replay.is_none()
-            && self.record().redrive.load(Ordering::Relaxed) == 0
-        {
+        if self.on_auto_fast_path() {
             self.poll_once()
         } else {
             None
@@ -913,10 +921,7 @@ impl Consumer {
     #[cfg(feature = "tokio")]
     #[inline(always)]
     pub(crate) fn poll_for_async(&mut self) -> Result<Option<Got>> {
-        let got = if self.manual.is_none()
-            && self.replay.is_none()
-            && self.record().redrive.load(Ordering::Relaxed) == 0
-        {
+        let got = if self.on_auto_fast_path() {
             self.poll_once().map(Got::Pos)
         } else {
             self.poll_any(true)?
@@ -994,10 +999,7 @@ impl Consumer {
     // (see `Kind`); inlined, its fields stay scalars.
     #[inline(always)]
     pub fn try_receive(&mut self) -> Result<Option<Delivery<'_>>> {
-        if self.manual.is_none()
-            && self.replay.is_none()
-            && self.record().redrive.load(Ordering::Relaxed) == 0
-        {
+        if self.on_auto_fast_path() {
             // The ack=auto fast path: one load of the slot's state word.
             return match self.poll_once() {
                 Some(pos) => self.deliver_auto(pos).map(Some),
