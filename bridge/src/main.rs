@@ -230,12 +230,33 @@ fn exit_idle(r: &Run) -> Result<Option<Duration>, Fatal> {
     r.exit_idle.map(|s| secs(s, "--exit-idle")).transpose()
 }
 
-fn lease(s: f64) -> Result<Duration, Fatal> {
-    let lease = secs(s, "--lease")?;
+/// How a `to-*` direction runs, from its options.
+fn outbound_options(
+    r: &Run,
+    group: String,
+    max_in_flight: usize,
+    lease_s: f64,
+    direction: &'static str,
+) -> Result<outbound::Options, Fatal> {
+    let lease = secs(lease_s, "--lease")?;
     if lease < Duration::from_millis(300) {
         return Err(Fatal("--lease must be at least 0.3 s".into()));
     }
-    Ok(lease)
+    Ok(outbound::Options {
+        group,
+        max_in_flight: max_in_flight.max(1),
+        lease,
+        exit_idle: exit_idle(r)?,
+        stats: stats(r, direction)?,
+    })
+}
+
+/// How a `from-*` direction runs, from its options.
+fn inbound_options(r: &Run, direction: &'static str) -> Result<inbound::Options, Fatal> {
+    Ok(inbound::Options {
+        exit_idle: exit_idle(r)?,
+        stats: stats(r, direction)?,
+    })
 }
 
 fn secs(s: f64, what: &str) -> Result<Duration, Fatal> {
@@ -249,30 +270,14 @@ fn run(cli: Cli) -> Result<(), Fatal> {
             let r = &a.common.run;
             let q = open(r, &a.queue)?;
             let mut sink = kafka::KafkaSink::new(conn(&a.common)?)?;
-            outbound::run(
-                &q,
-                &mut sink,
-                outbound::Options {
-                    group: a.group,
-                    max_in_flight: a.max_in_flight.max(1),
-                    lease: lease(a.lease)?,
-                    exit_idle: exit_idle(r)?,
-                    stats: stats(r, "to-kafka")?,
-                },
-            )
+            let o = outbound_options(r, a.group, a.max_in_flight, a.lease, "to-kafka")?;
+            outbound::run(&q, &mut sink, o)
         }
         Command::FromKafka(a) => {
             let r = &a.common.run;
             let q = open(r, &a.queue)?;
             let mut source = kafka::KafkaSource::new(conn(&a.common)?, &a.kafka_group)?;
-            inbound::run(
-                &q,
-                &mut source,
-                inbound::Options {
-                    exit_idle: exit_idle(r)?,
-                    stats: stats(r, "from-kafka")?,
-                },
-            )
+            inbound::run(&q, &mut source, inbound_options(r, "from-kafka")?)
         }
         Command::ToNats(a) => {
             let r = &a.server.run;
@@ -287,17 +292,8 @@ fn run(cli: Cli) -> Result<(), Fatal> {
                 a.replicas,
                 a.max_in_flight,
             )?;
-            outbound::run(
-                &q,
-                &mut sink,
-                outbound::Options {
-                    group: a.group,
-                    max_in_flight: a.max_in_flight.max(1),
-                    lease: lease(a.lease)?,
-                    exit_idle: exit_idle(r)?,
-                    stats: stats(r, "to-nats")?,
-                },
-            )
+            let o = outbound_options(r, a.group, a.max_in_flight, a.lease, "to-nats")?;
+            outbound::run(&q, &mut sink, o)
         }
         Command::FromNats(a) => {
             let r = &a.server.run;
@@ -308,14 +304,7 @@ fn run(cli: Cli) -> Result<(), Fatal> {
             }
             let mut source =
                 nats::NatsSource::new(nats_conn(&a.server)?, &a.stream, &a.durable, ack_wait)?;
-            inbound::run(
-                &q,
-                &mut source,
-                inbound::Options {
-                    exit_idle: exit_idle(r)?,
-                    stats: stats(r, "from-nats")?,
-                },
-            )
+            inbound::run(&q, &mut source, inbound_options(r, "from-nats")?)
         }
     }
 }

@@ -130,6 +130,17 @@ macro_rules! setup_retry {
     }};
 }
 
+/// Connects for setting up: a JetStream context whose requests wait at
+/// most [`SETUP_REQUEST`], and the deadline (`connect_timeout` from now)
+/// until which the setup retries one that timed out.
+async fn set_up(conn: &Conn) -> Result<(jetstream::Context, Instant), Fatal> {
+    let client = connect(conn).await?;
+    let js = jetstream::ContextBuilder::new()
+        .timeout(SETUP_REQUEST)
+        .build(client);
+    Ok((js, Instant::now() + conn.connect_timeout))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -247,11 +258,7 @@ impl NatsSink {
     ) -> Result<NatsSink, Fatal> {
         let rt = runtime()?;
         let js = rt.block_on(async {
-            let client = connect(&conn).await?;
-            let js = jetstream::ContextBuilder::new()
-                .timeout(SETUP_REQUEST)
-                .build(client);
-            let deadline = Instant::now() + conn.connect_timeout;
+            let (js, deadline) = set_up(&conn).await?;
             let js = make_stream(js, subject, stream, replicas, deadline).await?;
             // Setting up may wait long; a publish's ack must not.
             Ok::<_, Fatal>(
@@ -423,11 +430,7 @@ impl NatsSource {
     ) -> Result<NatsSource, Fatal> {
         let rt = runtime()?;
         let (consumer, messages) = rt.block_on(async {
-            let client = connect(&conn).await?;
-            let js = jetstream::ContextBuilder::new()
-                .timeout(SETUP_REQUEST)
-                .build(client);
-            let deadline = Instant::now() + conn.connect_timeout;
+            let (js, deadline) = set_up(&conn).await?;
             let s = setup_retry!(
                 deadline,
                 format!("no JetStream stream {stream:?}"),
