@@ -122,9 +122,7 @@ fn a_round_trip_through_kafka_keeps_every_message_once_with_its_metadata_and_key
     eprintln!("round trip of {n}: {:?}", began.elapsed());
     outbound.finish(Duration::from_secs(60));
     inbound.finish(Duration::from_secs(60));
-    // Everything acked in A.
-    let g = a.groups().into_iter().find(|g| g.name == "bridge").unwrap();
-    assert_eq!((g.committed, g.in_flight), (n, 0));
+    assert_all_acked(&a, n);
 }
 
 /// Every record of `topic` as kcat prints it: key, payload, headers.
@@ -252,36 +250,18 @@ fn a_bridge_killed_again_and_again_loses_nothing_and_the_far_queue_has_no_duplic
     let dir = tempfile::tempdir().unwrap();
     let n = count().min(20_000);
     let keys = 50;
-    // Room for the whole stream before any bridge runs.
-    let a = queue(dir.path(), "a", 32768, 1024);
-    a.create_group("bridge", Start::Earliest).unwrap();
-    let bq = queue(dir.path(), "b", 32768, 65536);
-    bq.create_group("check", Start::Earliest).unwrap();
+    let (a, bq) = fault_queues(dir.path());
     let topic = unique("kill");
     create_topic(&topic, 3);
     let kg = unique("kg");
     publish_stream(&a, 0, n, keys);
     // Kill each direction at pseudo-random moments, several times.
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = |m: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % m
-    };
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15u64);
     for round in 0..5 {
         let mut out = to_kafka(dir.path(), "a", &topic, &b, &["--lease", "2"]);
         let mut inb = from_kafka(dir.path(), "b", &topic, &b, &kg, FAST_FAILOVER);
-        std::thread::sleep(Duration::from_millis(300 + next(1500)));
-        if round % 2 == 0 {
-            out.kill();
-            std::thread::sleep(Duration::from_millis(next(300)));
-            inb.kill();
-        } else {
-            inb.kill();
-            std::thread::sleep(Duration::from_millis(next(300)));
-            out.kill();
-        }
+        std::thread::sleep(Duration::from_millis(300 + rng.below(1500)));
+        kill_both(&mut out, &mut inb, round, &mut rng);
     }
     // Then run both to the end.
     let out = to_kafka(
@@ -302,8 +282,7 @@ fn a_bridge_killed_again_and_again_loses_nothing_and_the_far_queue_has_no_duplic
     check_stream(&bq, n, keys, Duration::from_secs(180));
     out.finish(Duration::from_secs(90));
     inb.finish(Duration::from_secs(90));
-    let g = a.groups().into_iter().find(|g| g.name == "bridge").unwrap();
-    assert_eq!((g.committed, g.in_flight), (n, 0), "everything acked in a");
+    assert_all_acked(&a, n);
     // Kafka may hold duplicates (sent, then killed before the ack); each
     // carries the seq of the message it repeats.
     let records = kcat_read_all(&b, &topic);
@@ -421,13 +400,6 @@ fn a_full_queue_pauses_from_kafka_and_everything_arrives_once_there_is_room() {
     let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert_eq!(last["moved"], n, "{last}");
     assert_eq!(last["duplicates"], 0, "{last}");
-}
-
-/// Runs the bridge expecting a failure; returns its stderr.
-fn fails(args: &[&str]) -> String {
-    let out = Command::new(BRIDGE).args(args).output().unwrap();
-    assert!(!out.status.success(), "{args:?} succeeded");
-    String::from_utf8(out.stderr).unwrap()
 }
 
 #[test]
@@ -574,8 +546,7 @@ fn a_killed_leader_and_a_whole_cluster_down_for_a_while_lose_nothing() {
     check_stream(&bq, n, keys, Duration::from_secs(240));
     out.stop(Duration::from_secs(60));
     inb.stop(Duration::from_secs(60));
-    let g = a.groups().into_iter().find(|g| g.name == "bridge").unwrap();
-    assert_eq!((g.committed, g.in_flight), (n, 0), "everything acked in a");
+    assert_all_acked(&a, n);
     // Nothing acked in shmq is missing from the topic.
     let mut seqs = std::collections::HashSet::new();
     for (_, _, headers) in kcat_read_all(&b, &topic) {

@@ -186,8 +186,7 @@ fn a_round_trip_through_jetstream_keeps_every_message_once_with_its_metadata_and
     eprintln!("round trip of {n} through JetStream: {:?}", began.elapsed());
     outbound.finish(Duration::from_secs(60));
     inbound.unwrap().finish(Duration::from_secs(60));
-    let g = a.groups().into_iter().find(|g| g.name == "bridge").unwrap();
-    assert_eq!((g.committed, g.in_flight), (n, 0), "everything acked in a");
+    assert_all_acked(&a, n);
     assert_eq!(
         stream_state(&stream).0,
         n,
@@ -291,34 +290,17 @@ fn a_bridge_killed_again_and_again_loses_nothing_and_jetstream_keeps_each_messag
     let dir = tempfile::tempdir().unwrap();
     let n = count().min(20_000);
     let keys = 50;
-    let a = queue(dir.path(), "a", 32768, 1024);
-    a.create_group("bridge", Start::Earliest).unwrap();
-    let bq = queue(dir.path(), "b", 32768, 65536);
-    bq.create_group("check", Start::Earliest).unwrap();
+    let (a, bq) = fault_queues(dir.path());
     let stream = name("kill");
     let subject = format!("{}.x", stream.to_lowercase());
     publish_stream(&a, 0, n, keys);
-    let mut rng = 0x2545_f491_4f6c_dd1du64;
-    let mut next = |m: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % m
-    };
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1du64);
     for round in 0..5 {
         let mut out = to_nats(dir.path(), "a", &subject, &stream, &s, &["--lease", "2"]);
-        std::thread::sleep(Duration::from_millis(300 + next(1200)));
+        std::thread::sleep(Duration::from_millis(300 + rng.below(1200)));
         let mut inb = from_nats(dir.path(), "b", &stream, "bridge", &s, &["--ack-wait", "2"]);
-        std::thread::sleep(Duration::from_millis(300 + next(1200)));
-        if round % 2 == 0 {
-            out.kill();
-            std::thread::sleep(Duration::from_millis(next(300)));
-            inb.kill();
-        } else {
-            inb.kill();
-            std::thread::sleep(Duration::from_millis(next(300)));
-            out.kill();
-        }
+        std::thread::sleep(Duration::from_millis(300 + rng.below(1200)));
+        kill_both(&mut out, &mut inb, round, &mut rng);
     }
     let out = to_nats(
         dir.path(),
@@ -339,8 +321,7 @@ fn a_bridge_killed_again_and_again_loses_nothing_and_jetstream_keeps_each_messag
     check_stream_with(&bq, n, keys, Duration::from_secs(180), true);
     out.finish(Duration::from_secs(90));
     inb.finish(Duration::from_secs(90));
-    let g = a.groups().into_iter().find(|g| g.name == "bridge").unwrap();
-    assert_eq!((g.committed, g.in_flight), (n, 0), "everything acked in a");
+    assert_all_acked(&a, n);
     // A message sent again after a kill has the same Nats-Msg-Id: within
     // the duplicate window JetStream stores it once.
     assert_eq!(
@@ -360,10 +341,7 @@ fn a_killed_stream_leader_loses_nothing_that_shmq_acked() {
     let dir = tempfile::tempdir().unwrap();
     let n = count().min(20_000);
     let keys = 50;
-    let a = queue(dir.path(), "a", 32768, 1024);
-    a.create_group("bridge", Start::Earliest).unwrap();
-    let bq = queue(dir.path(), "b", 32768, 65536);
-    bq.create_group("check", Start::Earliest).unwrap();
+    let (a, bq) = fault_queues(dir.path());
     let stream = name("leader");
     let subject = format!("{}.x", stream.to_lowercase());
     publish_stream(&a, 0, 1, keys);
@@ -416,18 +394,10 @@ fn a_killed_stream_leader_loses_nothing_that_shmq_acked() {
     check_stream_with(&bq, n, keys, Duration::from_secs(180), true);
     out.finish(Duration::from_secs(120));
     inb.finish(Duration::from_secs(90));
-    let g = a.groups().into_iter().find(|g| g.name == "bridge").unwrap();
-    assert_eq!((g.committed, g.in_flight), (n, 0), "everything acked in a");
+    assert_all_acked(&a, n);
     eprintln!("{acked_at_kill} acked when the leader ({leader}) was killed");
     let (msgs, _) = stream_state(&stream);
     assert_eq!(msgs, n, "every acked message is in the stream, once");
-}
-
-/// Runs the bridge expecting a failure; returns its stderr.
-fn fails(args: &[&str]) -> String {
-    let out = Command::new(BRIDGE).args(args).output().unwrap();
-    assert!(!out.status.success(), "{args:?} succeeded");
-    String::from_utf8(out.stderr).unwrap()
 }
 
 #[test]

@@ -184,3 +184,54 @@ pub fn count() -> u64 {
         .and_then(|c| c.parse().ok())
         .unwrap_or(20_000)
 }
+
+/// Runs the bridge expecting a failure; returns its stderr.
+pub fn fails(args: &[&str]) -> String {
+    let out = Command::new(BRIDGE).args(args).output().unwrap();
+    assert!(!out.status.success(), "{args:?} succeeded");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// The two queues of a fault test: `a` (group `bridge`) with room for the
+/// whole stream before any bridge runs, and `b` (group `check`) with a
+/// dedup window for its replays.
+pub fn fault_queues(dir: &Path) -> (Queue, Queue) {
+    let a = queue(dir, "a", 32768, 1024);
+    a.create_group("bridge", Start::Earliest).unwrap();
+    let b = queue(dir, "b", 32768, 65536);
+    b.create_group("check", Start::Earliest).unwrap();
+    (a, b)
+}
+
+/// Every one of the `n` messages of `a` was acked by the bridge's group.
+pub fn assert_all_acked(a: &Queue, n: u64) {
+    let g = a.groups().into_iter().find(|g| g.name == "bridge").unwrap();
+    assert_eq!((g.committed, g.in_flight), (n, 0), "everything acked in a");
+}
+
+/// A xorshift generator: the fault tests' pseudo-random moments, the same
+/// from run to run.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    /// A number below `m`.
+    pub fn below(&mut self, m: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % m
+    }
+}
+
+/// SIGKILLs both bridges of a fault round a pseudo-random moment apart,
+/// `out` first in even rounds, `inb` first in odd ones.
+pub fn kill_both(out: &mut Bridge, inb: &mut Bridge, round: u32, rng: &mut XorShift) {
+    let (first, second) = if round.is_multiple_of(2) {
+        (out, inb)
+    } else {
+        (inb, out)
+    };
+    first.kill();
+    std::thread::sleep(Duration::from_millis(rng.below(300)));
+    second.kill();
+}
