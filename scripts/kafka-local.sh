@@ -27,6 +27,9 @@ HEAP="${SHMQ_KAFKA_HEAP:--Xmx320m -Xms320m}"
 
 say() { printf 'kafka-local: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
+# free_ports, stop_nodes.
+# shellcheck source=scripts/lib/local-cluster.sh
+source "$ROOT/scripts/lib/local-cluster.sh"
 
 # The pom that names what to fetch: Kafka (broker and tools), their runtime
 # dependencies, and log4j2 with its binding for SLF4J 1.x (Kafka's
@@ -83,31 +86,6 @@ run_class() {
     java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
         -Dlog4j2.configurationFile="$STATE/log4j2-tools.properties" \
         -cp "$(classpath)" "$@"
-}
-
-# N distinct free loopback ports, below the kernel's ephemeral range: a port
-# from that range could be taken by some outgoing connection (the nodes'
-# own, to each other) between being chosen and being bound, and again
-# before restart-node binds it anew.
-free_ports() {
-    python3 - "$1" <<'PY'
-import random, socket, sys
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-held, ports = [], []
-while len(ports) < int(sys.argv[1]):
-    port = random.randrange(20000, low if low > 21000 else 32768)
-    if port in ports:
-        continue
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        s.close()
-        continue
-    held.append(s)
-    ports.append(port)
-print(" ".join(map(str, ports)))
-PY
 }
 
 # The pid of node I if it runs (and is ours: our state dir on its command line).
@@ -250,23 +228,7 @@ PROPS
     echo "$boot"
 }
 
-stop() {
-    [ -f "$STATE/nodes" ] || return 0
-    local pids=() n pid
-    for n in $(seq 0 $(($(cat "$STATE/nodes") - 1))); do
-        if pid="$(node_pid "$n")"; then
-            kill -TERM "$pid" 2>/dev/null || true
-            pids+=("$pid")
-        fi
-    done
-    local deadline=$((SECONDS + 30))
-    for pid in "${pids[@]}"; do
-        while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    rm -f "$STATE"/node*/pid
-    say "stopped ${#pids[@]} node(s)"
-}
+stop() { stop_nodes 30; }
 
 cmd="${1:-}"
 shift || true

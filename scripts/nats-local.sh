@@ -27,6 +27,9 @@ CLI="$CACHE/natscli-$NATSCLI_VERSION/nats"
 
 say() { printf 'nats-local: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
+# free_ports, stop_nodes.
+# shellcheck source=scripts/lib/local-cluster.sh
+source "$ROOT/scripts/lib/local-cluster.sh"
 
 fetch() {
     [ -x "$SERVER" ] && return
@@ -50,28 +53,6 @@ fetch_cli() {
     mkdir -p "$(dirname "$CLI")"
     GOBIN="$(dirname "$CLI")" GOFLAGS=-mod=mod go install "github.com/nats-io/natscli/nats@$NATSCLI_VERSION" >&2 ||
         die "go install of natscli $NATSCLI_VERSION failed"
-}
-
-# N distinct free loopback ports below the kernel's ephemeral range.
-free_ports() {
-    python3 - "$1" <<'PY'
-import random, socket, sys
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-held, ports = [], []
-while len(ports) < int(sys.argv[1]):
-    port = random.randrange(20000, low if low > 21000 else 32768)
-    if port in ports:
-        continue
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        s.close()
-        continue
-    held.append(s)
-    ports.append(port)
-print(" ".join(map(str, ports)))
-PY
 }
 
 nodes() { cat "$STATE/nodes"; }
@@ -173,23 +154,7 @@ start() {
     echo "$urls"
 }
 
-stop() {
-    [ -f "$STATE/nodes" ] || return 0
-    local pids=() n pid
-    for n in $(seq 0 $(($(nodes) - 1))); do
-        if pid="$(node_pid "$n")"; then
-            kill -TERM "$pid" 2>/dev/null || true
-            pids+=("$pid")
-        fi
-    done
-    local deadline=$((SECONDS + 20))
-    for pid in "${pids[@]}"; do
-        while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    rm -f "$STATE"/node*/pid
-    say "stopped ${#pids[@]} node(s)"
-}
+stop() { stop_nodes 20; }
 
 # The index of the node leading STREAM, from any live node's /jsz.
 leader() {
