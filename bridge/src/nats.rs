@@ -17,9 +17,7 @@
 //! `nats:<stream>:<stream sequence>` unless the message carries shmq's
 //! origin and seq.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
@@ -28,7 +26,7 @@ use async_nats::jetstream::context::{
 };
 use async_nats::jetstream::stream::ConsumerErrorKind;
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
@@ -232,18 +230,31 @@ fn msg_id(rec: &Outgoing) -> String {
     )
 }
 
-/// `to-nats`'s sink: every record a JetStream publish of its own, in
-/// flight at once, each confirmed by its PubAck (or failed, to be sent
-/// again).
+/// `to-nats`'s sink: JetStream's asynchronous publish, pipelined as
+/// natscli's `js pub async` does it. Each record is a core NATS publish
+/// whose reply subject is `<inbox>.<token>`; one subscription on
+/// `<inbox>.*` takes every PubAck (or a stream's error, or "no
+/// responders") and confirms the token it names. One task sends, one
+/// collects, so a send never waits for an ack; a record with no PubAck
+/// within `ack_timeout` is confirmed as failed (and sent again with the
+/// same `Nats-Msg-Id`: stored once).
 pub struct NatsSink {
     rt: Runtime,
-    js: jetstream::Context,
-    subject: String,
-    done_tx: mpsc::UnboundedSender<Confirm>,
+    /// The inbox whose `.<token>` each PubAck comes back on.
+    inbox: String,
+    send_tx: mpsc::UnboundedSender<Publish>,
     done_rx: mpsc::UnboundedReceiver<Confirm>,
-    in_flight: Arc<AtomicUsize>,
+    /// Tokens sent and not confirmed yet.
+    pending: HashSet<u64>,
+    /// When each token sent is due, in the order sent (so in deadline
+    /// order): the oldest first.
+    deadlines: VecDeque<(Instant, u64)>,
+    ack_timeout: Duration,
     max_in_flight: usize,
 }
+
+/// One record for the sending task: the reply subject, headers, payload.
+type Publish = (String, HeaderMap, bytes::Bytes);
 
 impl NatsSink {
     /// Connects and checks that `subject` is stored by a stream: `stream`
@@ -257,39 +268,102 @@ impl NatsSink {
         max_in_flight: usize,
     ) -> Result<NatsSink, Fatal> {
         let rt = runtime()?;
-        let js = rt.block_on(async {
-            let (js, deadline) = set_up(&conn).await?;
-            let js = make_stream(js, subject, stream, replicas, deadline).await?;
-            // Setting up may wait long; a publish's ack must not.
-            Ok::<_, Fatal>(
-                jetstream::ContextBuilder::new()
-                    .timeout(conn.ack_timeout)
-                    .ack_timeout(conn.ack_timeout)
-                    .build(js.client()),
-            )
-        })?;
+        let (send_tx, mut send_rx) = mpsc::unbounded_channel::<Publish>();
         let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let inbox = rt.block_on(async {
+            let (js, deadline) = set_up(&conn).await?;
+            make_stream(&js, subject, stream, replicas, deadline).await?;
+            let client = js.client();
+            let inbox = client.new_inbox();
+            let mut acks = client
+                .subscribe(format!("{inbox}.*"))
+                .await
+                .map_err(|e| Fatal(format!("nats: subscribing to PubAcks: {e}")))?;
+            let subject = async_nats::Subject::from(subject);
+            let (sender, failed) = (client.clone(), done_tx.clone());
+            tokio::spawn(async move {
+                while let Some((reply, headers, payload)) = send_rx.recv().await {
+                    let sent = sender
+                        .publish_with_reply_and_headers(
+                            subject.clone(),
+                            reply.clone(),
+                            headers,
+                            payload,
+                        )
+                        .await;
+                    if let Err(e) = sent {
+                        let _ = failed.send(Confirm {
+                            token: token_of(&reply).unwrap_or(0),
+                            result: Err(e.to_string()),
+                        });
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                while let Some(m) = acks.next().await {
+                    let Some(token) = token_of(&m.subject) else {
+                        continue;
+                    };
+                    // The bridge is gone if nobody receives: nothing to tell.
+                    let _ = done_tx.send(Confirm {
+                        token,
+                        result: pub_ack(&m),
+                    });
+                }
+            });
+            Ok::<_, Fatal>(inbox)
+        })?;
         Ok(NatsSink {
             rt,
-            js,
-            subject: subject.to_string(),
-            done_tx,
+            inbox,
+            send_tx,
             done_rx,
-            in_flight: Arc::new(AtomicUsize::new(0)),
+            pending: HashSet::new(),
+            deadlines: VecDeque::new(),
+            ack_timeout: conn.ack_timeout,
             max_in_flight: max_in_flight.max(1),
         })
+    }
+
+    /// Takes `c` if its token is still waiting (a PubAck that comes after
+    /// its record timed out, or a second one, is not news).
+    fn take(&mut self, c: Confirm, done: &mut Vec<Confirm>) {
+        if self.pending.remove(&c.token) {
+            done.push(c);
+        }
+    }
+}
+
+/// The token at the end of a PubAck's subject `<inbox>.<token>`.
+fn token_of(subject: &str) -> Option<u64> {
+    subject.rsplit_once('.')?.1.parse().ok()
+}
+
+/// What a reply to a JetStream publish says: stored, or why not.
+fn pub_ack(m: &async_nats::Message) -> Result<(), String> {
+    if m.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+        return Err("no responders: no JetStream stream stores the subject (now)".into());
+    }
+    use jetstream::response::Response;
+    match serde_json::from_slice::<Response<jetstream::publish::PublishAck>>(&m.payload) {
+        Ok(Response::Ok(_)) => Ok(()),
+        Ok(Response::Err { error }) => Err(format!("JetStream: {error}")),
+        Err(e) => Err(format!(
+            "not a PubAck ({e}): {:?}",
+            String::from_utf8_lossy(&m.payload)
+        )),
     }
 }
 
 /// Makes sure `subject` is stored by a stream: `stream` if given (made if
 /// missing), else whichever stream already takes it.
 async fn make_stream(
-    js: jetstream::Context,
+    js: &jetstream::Context,
     subject: &str,
     stream: Option<&str>,
     replicas: usize,
     deadline: Instant,
-) -> Result<jetstream::Context, Fatal> {
+) -> Result<(), Fatal> {
     match stream {
         Some(name) => {
             let cfg = jetstream::stream::Config {
@@ -338,7 +412,7 @@ async fn make_stream(
             )?;
         }
     }
-    Ok(js)
+    Ok(())
 }
 
 /// Whether subject filter `filter` (with `*` and `>` wildcards) takes
@@ -358,48 +432,66 @@ fn subject_matches(filter: &str, subject: &str) -> bool {
 
 impl Sink for NatsSink {
     fn send(&mut self, rec: &Outgoing, token: u64) -> Result<Sent, Fatal> {
-        if self.in_flight.load(Ordering::Relaxed) >= self.max_in_flight {
+        if self.pending.len() >= self.max_in_flight {
             return Ok(Sent::Full);
         }
         let headers = headers_out(rec, &msg_id(rec));
         let payload = bytes::Bytes::copy_from_slice(&rec.payload);
-        let (js, subject, tx) = (self.js.clone(), self.subject.clone(), self.done_tx.clone());
-        let in_flight = self.in_flight.clone();
-        in_flight.fetch_add(1, Ordering::Relaxed);
-        self.rt.spawn(async move {
-            let result = match js.publish_with_headers(subject, headers, payload).await {
-                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            in_flight.fetch_sub(1, Ordering::Relaxed);
-            // The bridge is gone if nobody receives: nothing to tell.
-            let _ = tx.send(Confirm { token, result });
-        });
+        let reply = format!("{}.{token}", self.inbox);
+        if self.send_tx.send((reply, headers, payload)).is_err() {
+            return Err(Fatal("nats: the sending task ended".into()));
+        }
+        self.pending.insert(token);
+        self.deadlines
+            .push_back((Instant::now() + self.ack_timeout, token));
         Ok(Sent::Queued)
     }
 
     fn poll(&mut self, timeout: Duration, done: &mut Vec<Confirm>) -> Result<(), Fatal> {
+        let before = done.len();
         while let Ok(c) = self.done_rx.try_recv() {
-            done.push(c);
+            self.take(c, done);
         }
-        if done.is_empty() && !timeout.is_zero() && self.in_flight() > 0 {
+        if done.len() == before && !timeout.is_zero() && !self.pending.is_empty() {
+            // Wait for a PubAck, but not past the oldest record's deadline.
+            let until = self.deadlines.front().map_or(timeout, |(due, _)| {
+                due.saturating_duration_since(Instant::now()).min(timeout)
+            });
             let rx = &mut self.done_rx;
             // The timer is made inside the runtime (it needs its clock).
             let got = self
                 .rt
-                .block_on(async { tokio::time::timeout(timeout, rx.recv()).await });
+                .block_on(async { tokio::time::timeout(until, rx.recv()).await });
             if let Ok(Some(c)) = got {
-                done.push(c);
+                self.take(c, done);
             }
             while let Ok(c) = self.done_rx.try_recv() {
-                done.push(c);
+                self.take(c, done);
+            }
+        }
+        // Records whose PubAck did not come in time: failed (sent again).
+        let now = Instant::now();
+        while let Some(&(due, token)) = self.deadlines.front() {
+            if !self.pending.contains(&token) {
+                self.deadlines.pop_front();
+            } else if due <= now {
+                self.deadlines.pop_front();
+                self.take(
+                    Confirm {
+                        token,
+                        result: Err(format!("no PubAck within {:?}", self.ack_timeout)),
+                    },
+                    done,
+                );
+            } else {
+                break;
             }
         }
         Ok(())
     }
 
     fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed)
+        self.pending.len()
     }
 }
 
@@ -417,6 +509,8 @@ pub struct NatsSource {
     held: std::collections::VecDeque<Incoming>,
     last_progress: Instant,
     ack_wait: Duration,
+    /// Messages shmq accepted, for the task that acks them.
+    ack_tx: mpsc::UnboundedSender<jetstream::Message>,
 }
 
 impl NatsSource {
@@ -466,7 +560,17 @@ impl NatsSource {
                 .map_err(|e| Fatal(format!("pulling from {durable:?}: {e}")))?;
             Ok::<_, Fatal>((consumer, messages))
         })?;
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<jetstream::Message>();
+        rt.spawn(async move {
+            while let Some(m) = ack_rx.recv().await {
+                if let Err(e) = m.ack().await {
+                    let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+                    eprintln!("nats: acking stream seq {seq}: {e}");
+                }
+            }
+        });
         Ok(NatsSource {
+            ack_tx,
             rt,
             stream: stream.to_string(),
             consumer,
@@ -497,9 +601,17 @@ impl NatsSource {
     /// The next message within `timeout`, kept for its ack.
     fn next(&mut self, timeout: Duration) -> Result<Option<Incoming>, Fatal> {
         let messages = &mut self.messages;
-        let next = self
-            .rt
-            .block_on(async { tokio::time::timeout(timeout, messages.next()).await });
+        // One already here is taken without a timer; else wait for one.
+        let ready = {
+            let _in_runtime = self.rt.enter();
+            messages.next().now_or_never()
+        };
+        let next = match ready {
+            Some(m) => Ok(m),
+            None => self
+                .rt
+                .block_on(async { tokio::time::timeout(timeout, messages.next()).await }),
+        };
         match next {
             Err(_) | Ok(None) => Ok(None),
             Ok(Some(Ok(m))) => {
@@ -529,8 +641,9 @@ impl Source for NatsSource {
         if let Some(m) = self.unacked.remove(&(rec.offset as u64)) {
             // A lost ack is a redelivery after ack_wait, which shmq's dedup
             // window absorbs: no need to wait for the server's word.
-            if let Err(e) = self.rt.block_on(m.ack()) {
-                eprintln!("nats: acking stream seq {}: {e}", rec.offset);
+            // The acking task sends it (not waited for here).
+            if self.ack_tx.send(m).is_err() {
+                return Err(Fatal("nats: the acking task ended".into()));
             }
         }
         Ok(())

@@ -400,6 +400,86 @@ fn a_killed_stream_leader_loses_nothing_that_shmq_acked() {
     assert_eq!(msgs, n, "every acked message is in the stream, once");
 }
 
+/// Committed messages of group `bridge` of `a`.
+fn committed(a: &Queue) -> u64 {
+    a.groups()
+        .into_iter()
+        .find(|g| g.name == "bridge")
+        .unwrap()
+        .committed
+}
+
+/// Waits (at most 60 s) until `what` holds.
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let began = Instant::now();
+    while !ok() {
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "{what}: not in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_stream_that_goes_away_is_back_pressure_until_it_is_back() {
+    let Some(s) = servers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (a, _) = fault_queues(dir.path());
+    let stream = name("gone");
+    let subject = format!("{}.x", stream.to_lowercase());
+    let add = || {
+        cli(&[
+            "stream",
+            "add",
+            &stream,
+            "--subjects",
+            &subject,
+            "--replicas",
+            &replicas(),
+            "--defaults",
+        ])
+    };
+    add();
+    publish_stream(&a, 0, 200, 10);
+    // No --stream: the bridge publishes into whichever stream stores the
+    // subject, and does not make one.
+    let d = dir.path().to_str().unwrap();
+    let out = Bridge::spawn(&[
+        "to-nats",
+        "--dir",
+        d,
+        "--queue",
+        "a",
+        "--group",
+        "bridge",
+        "--server",
+        &s,
+        "--subject",
+        &subject,
+        "--exit-idle",
+        "5",
+    ]);
+    wait_until("the first 200 acked", || committed(&a) == 200);
+    assert_eq!(stream_state(&stream).0, 200);
+    // The stream goes: every publish now gets "no responders". Nothing
+    // is acked in shmq, nothing is lost, the bridge keeps trying.
+    cli(&["stream", "rm", "-f", &stream]);
+    publish_stream(&a, 200, 300, 10);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(committed(&a), 200, "acked while no stream stored them");
+    // It comes back (empty): the 100 go into it, once each.
+    add();
+    wait_until("the other 100 acked", || committed(&a) == 300);
+    out.finish(Duration::from_secs(30));
+    assert_all_acked(&a, 300);
+    assert_eq!(
+        stream_state(&stream).0,
+        100,
+        "the new stream holds the 100 once"
+    );
+}
+
 #[test]
 fn bad_nats_setups_are_told_clearly() {
     let dir = tempfile::tempdir().unwrap();
