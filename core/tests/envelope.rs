@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use shmq::{
-    Ack, ConsumerOptions, Error, MAX_HEADERS, MAX_ORDERING_KEY, Meta, Nack, Options, Overflow,
-    Queue, Retention, Start,
+    Ack, ConsumerOptions, DeadLetter, Error, MAX_HEADERS, MAX_ORDERING_KEY, Meta, Nack, Options,
+    Overflow, Queue, Reason, Retention, Start,
 };
 
 const T: Duration = Duration::from_secs(5);
@@ -233,6 +233,83 @@ fn keys_and_headers_survive_the_dead_letter_queue_and_a_redrive() {
     let m = c.receive_timeout(T).unwrap();
     check(&m, 4);
     m.ack().unwrap();
+}
+
+#[test]
+fn a_dead_letter_added_from_outside_is_its_groups_alone_and_redrives_with_its_key_and_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create(
+        "added",
+        &Options::new()
+            .dir(dir.path())
+            .slots(8)
+            .slot_size(256)
+            .dlq_slots(2),
+    )
+    .unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    q.create_group("other", Start::Earliest).unwrap();
+    let (key, trace) = meta(4, "customer", "00-trace");
+    let m = Meta::new()
+        .ordering_key(&key)
+        .header("traceparent", &trace)
+        .header("content-type", "text/plain")
+        .header("traceparent", "second")
+        .type_id(7)
+        .correlation_id(4);
+    q.dlq()
+        .add("g", b"payload 4", &m, Reason::MaxDeliveries, 5)
+        .unwrap();
+    let dl = q.dlq().list().unwrap();
+    assert_eq!(dl.len(), 1);
+    let d = &dl[0];
+    assert_eq!((d.seq, d.group.as_str()), (DeadLetter::ADDED, "g"));
+    assert_eq!(
+        (d.attempts, d.reason, d.redrives),
+        (5, Reason::MaxDeliveries, 0)
+    );
+    assert_eq!((d.type_id, d.correlation_id), (7, 4));
+    assert_eq!(d.payload, b"payload 4");
+    assert_eq!(d.ordering_key.as_deref(), Some(key.as_bytes()));
+    assert_eq!(d.headers.len(), 3);
+    assert!(d.dead_lettered_ns > 0);
+    let stats = q.groups();
+    let g = stats.iter().find(|g| g.name == "g").unwrap();
+    assert_eq!(g.dead_lettered, 1);
+    // A redrive gives it to "g", as one of its own; "other" never sees it.
+    assert_eq!(q.dlq().redrive(None).unwrap(), 1);
+    let mut c = q
+        .consumer("g", ConsumerOptions::new().ack(Ack::Manual))
+        .unwrap();
+    let got = c.receive_timeout(T).unwrap();
+    check(&got, 4);
+    got.ack().unwrap();
+    let mut o = q.consumer("other", ConsumerOptions::new()).unwrap();
+    assert!(o.try_receive().unwrap().is_none());
+    assert!(q.dlq().is_empty());
+
+    // What it refuses, with nothing added.
+    let add = |group: &str, payload: &[u8], m: &Meta<'_>| {
+        q.dlq().add(group, payload, m, Reason::Nacked, 1)
+    };
+    assert!(matches!(
+        add("nope", b"x", &Meta::new()),
+        Err(Error::NotFound(_))
+    ));
+    // The envelope counts against slot_size, as for a publish.
+    let e = add("g", &[0u8; 250], &Meta::new().header("h", "v")).unwrap_err();
+    assert!(matches!(e, Error::TooLarge { max: 256, .. }), "{e}");
+    let long = "k".repeat(MAX_ORDERING_KEY + 1);
+    let e = add("g", b"x", &Meta::new().ordering_key(&long)).unwrap_err();
+    assert!(matches!(e, Error::InvalidOption(_)), "{e}");
+    assert!(q.dlq().is_empty());
+    add("g", b"a", &Meta::new()).unwrap();
+    add("g", b"b", &Meta::new()).unwrap();
+    assert!(matches!(
+        add("g", b"c", &Meta::new()),
+        Err(Error::DlqFull(2))
+    ));
+    assert_eq!(q.dlq().len(), 2);
 }
 
 #[test]

@@ -57,7 +57,7 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
                 for d in &list {
                     println!(
                         "{:>12} {:<16} {:>8} {:<15} {:>8} {:>8}  {}{}",
-                        d.seq,
+                        seq(d),
                         if d.group.is_empty() {
                             "(deleted)"
                         } else {
@@ -102,6 +102,16 @@ fn preview(p: &[u8]) -> String {
     out
 }
 
+/// A dead letter's seq, or "-" for one added from outside the queue
+/// (`DeadLetters::add`: it never had a seq here).
+fn seq(d: &shmq::DeadLetter) -> String {
+    if d.seq == shmq::DeadLetter::ADDED {
+        "-".into()
+    } else {
+        d.seq.to_string()
+    }
+}
+
 /// A dead letter's headers, as a received message gives them.
 fn headers(d: &shmq::DeadLetter) -> impl Iterator<Item = (&str, &[u8])> {
     d.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
@@ -109,7 +119,8 @@ fn headers(d: &shmq::DeadLetter) -> impl Iterator<Item = (&str, &[u8])> {
 
 fn dead_letter_json(d: &shmq::DeadLetter) -> serde_json::Value {
     let mut v = serde_json::json!({
-        "seq": d.seq,
+        // null: added from outside the queue (it never had a seq here).
+        "seq": (d.seq != shmq::DeadLetter::ADDED).then_some(d.seq),
         "group": d.group,
         "attempts": d.attempts,
         "reason": d.reason.as_str(),

@@ -8,7 +8,9 @@ use crate::api::producer::Producer;
 use crate::envelope::{self, HeaderIter, Target};
 use crate::error::{Error, Result};
 use crate::mapped::Shared;
-use crate::mapped::dead_letters::{DeadLetter, Raw, Reason, header, overflow, read, state};
+use crate::mapped::dead_letters::{
+    DeadLetter, Entry, Raw, Reason, append, header, overflow, read, state,
+};
 use crate::options::Meta;
 use crate::protocol::group::load_group_name;
 use crate::protocol::tables::dead_letter::{
@@ -122,6 +124,88 @@ impl DeadLetters {
     /// Whether no dead letter is waiting.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Adds a dead letter that comes from outside the queue: a message
+    /// another system gave up on (`shmq-bridge from-nats` puts here what
+    /// JetStream's `max_deliver` dropped), with its ordering key, headers,
+    /// type id and correlation id (`meta`; its idempotency key is not
+    /// kept), `reason` and the `attempts` it had there. It belongs to
+    /// group `group`: a redrive delivers it to that group alone, as if the
+    /// group had dead-lettered it. It never had a seq in this queue: its
+    /// [`DeadLetter::seq`] is [`DeadLetter::ADDED`].
+    ///
+    /// Refused: a group that does not exist (`NotFound`), a message whose
+    /// envelope and payload do not fit in a slot (`TooLarge`), metadata the
+    /// envelope cannot hold (`InvalidOption`), a full DLQ (`DlqFull`; on an
+    /// overflow=spill queue it goes to the overflow instead).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmq::{DeadLetter, Meta, Options, Queue, Reason, Start};
+    /// let q = Queue::create("doc-dlq-add", &Options::new().dir(dir.path()).slots(8))?;
+    /// q.create_group("work", Start::Latest)?;
+    /// let meta = Meta::new().ordering_key("k").header("why", "gave up elsewhere");
+    /// q.dlq().add("work", b"from afar", &meta, Reason::MaxDeliveries, 5)?;
+    /// let dead = &q.dlq().list()?[0];
+    /// assert_eq!((dead.seq, dead.attempts, dead.group.as_str()), (DeadLetter::ADDED, 5, "work"));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn add(
+        &self,
+        group: &str,
+        payload: &[u8],
+        meta: &Meta<'_>,
+        reason: Reason,
+        attempts: u32,
+    ) -> Result<()> {
+        let shared = &*self.shared;
+        let (idx, created_ns) = {
+            let g = shared.lock();
+            let idx = shared
+                .groups()
+                .find(&g, group)
+                .ok_or_else(|| Error::NotFound(format!("group {group:?}")))?;
+            let created = shared.group_records()[idx]
+                .created_ns
+                .load(Ordering::Acquire);
+            (idx, created)
+        };
+        let plan = envelope::plan(meta.ordering_key, &meta.headers)?;
+        let head = plan.as_ref().map_or(0, |p| p.size);
+        let len = head.saturating_add(payload.len());
+        if len > shared.geo.slot_size as usize {
+            return Err(Error::TooLarge {
+                len,
+                max: shared.geo.slot_size as usize,
+            });
+        }
+        let mut body = vec![0u8; len];
+        if let Some(p) = &plan {
+            p.write(&mut body[..head]);
+        }
+        body[head..].copy_from_slice(payload);
+        let now = crate::os::clock::realtime_ns();
+        let entry = Entry {
+            seq: DeadLetter::ADDED,
+            redrives: 0,
+            group: idx,
+            group_created_ns: created_ns,
+            attempts,
+            reason,
+            first_ns: now,
+            last_ns: now,
+            timestamp_ns: now,
+            type_id: meta.type_id,
+            correlation_id: meta.correlation_id,
+            enveloped: plan.is_some(),
+            payload: &body,
+        };
+        append(shared, &entry)?;
+        shared.group_records()[idx]
+            .dead_lettered
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Sends dead letters back to the group that dead-lettered them, and

@@ -68,7 +68,8 @@ impl Reason {
 /// A copy of one dead letter.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeadLetter {
-    /// The message's original seq.
+    /// The message's original seq ([`DeadLetter::ADDED`] for one added
+    /// from outside the queue, which never had one).
     pub seq: u64,
     /// The group that dead-lettered it (empty if that group was deleted).
     pub group: String,
@@ -106,6 +107,11 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
+    /// The `seq` of a dead letter added from outside the queue
+    /// ([`DeadLetters::add`](crate::DeadLetters::add)): it never had one
+    /// here.
+    pub const ADDED: u64 = u64::MAX;
+
     /// A dead letter of a stored body (the other fields empty): its
     /// payload, ordering key and headers.
     pub(crate) fn body(body: &[u8], enveloped: bool) -> DeadLetter {
