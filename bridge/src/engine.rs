@@ -90,4 +90,23 @@ pub trait Source {
     fn lag(&mut self) -> Option<u64>;
     /// Commits what was accepted, before exiting.
     fn close(&mut self) -> Result<(), Fatal>;
+    /// Records the engine gave up delivering (JetStream's `max_deliver`)
+    /// since last asked: they go to shmq's dead-letter queue. Kafka never
+    /// gives up on a record.
+    fn given_up(&mut self) -> Result<Vec<GivenUp>, Fatal> {
+        Ok(Vec::new())
+    }
+    /// Whether the engine may give records up (so `from-*` needs a group
+    /// to own their dead letters).
+    fn gives_up(&self) -> Option<String> {
+        None
+    }
+}
+
+/// A record the engine stopped delivering without an ack: its content
+/// (with the engine's reason in its headers) and the deliveries it had.
+#[derive(Debug)]
+pub struct GivenUp {
+    pub rec: Incoming,
+    pub attempts: u32,
 }

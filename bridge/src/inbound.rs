@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use shmq::{Error, Meta, Queue};
+use shmq::{Error, Meta, Queue, Reason};
 
 use crate::engine::{Fatal, Incoming, Source};
 use crate::record;
@@ -18,6 +18,45 @@ pub struct Options {
     /// Exit after this long with no record.
     pub exit_idle: Option<Duration>,
     pub stats: Stats,
+    /// The group that owns the dead letters of records the engine gives
+    /// up on (JetStream's `max_deliver`).
+    pub dlq_group: Option<String>,
+}
+
+/// Puts the records the engine gave up on into the queue's DLQ, for
+/// `group`: returns how many. One that cannot go (no group named, a full
+/// DLQ, too large) is told on stderr with where it still is in the
+/// engine: the engine has stopped delivering it.
+fn dead_letters(q: &Queue, source: &mut dyn Source, group: Option<&str>) -> Result<u64, Fatal> {
+    let mut n = 0;
+    for g in source.given_up()? {
+        let ib = record::inbound(&g.rec);
+        let mut meta = Meta::new()
+            .type_id(ib.type_id)
+            .correlation_id(ib.correlation_id);
+        meta.ordering_key = ib.ordering_key;
+        for (name, v) in &ib.headers {
+            meta.headers.push(name, v);
+        }
+        let added = match group {
+            Some(group) => q.dlq().add(
+                group,
+                &g.rec.payload,
+                &meta,
+                Reason::MaxDeliveries,
+                g.attempts,
+            ),
+            None => Err(Error::InvalidOption("no --dlq-group named".into())),
+        };
+        match added {
+            Ok(()) => n += 1,
+            Err(e) => eprintln!(
+                "{}: the engine gave it up and it cannot go into the DLQ ({e}); it is still there until its retention ends",
+                g.rec.id
+            ),
+        }
+    }
+    Ok(n)
 }
 
 /// Moves records until stopped (SIGINT/SIGTERM) or idle for `exit_idle`;
@@ -29,7 +68,24 @@ pub fn run(q: &Queue, source: &mut dyn Source, mut o: Options) -> Result<(), Fat
     let mut pending: Option<Incoming> = None;
     let mut busy = Instant::now();
     let dedup_before = q.stats().deduplicated;
+    if let Some(what) = source.gives_up() {
+        match &o.dlq_group {
+            None => {
+                return Err(Fatal(format!(
+                    "{what}: name a group of the queue to own those dead letters (--dlq-group)"
+                )));
+            }
+            Some(g) if !q.groups().iter().any(|x| &x.name == g) => {
+                return Err(Fatal(format!(
+                    "--dlq-group {g:?}: no such group of queue {:?}",
+                    q.stats().name
+                )));
+            }
+            Some(_) => {}
+        }
+    }
     while !crate::stop_requested() {
+        o.stats.dead_lettered += dead_letters(q, source, o.dlq_group.as_deref())?;
         if o.stats.due() {
             let s = q.stats();
             o.stats.shmq_lag = Some(s.depth);

@@ -178,6 +178,12 @@ struct FromNats {
     /// durable this bridge makes).
     #[arg(long, default_value_t = 30.0, value_name = "S")]
     ack_wait: f64,
+    /// The group of the queue that owns the dead letters of messages
+    /// JetStream gives up on (a durable with a `max_deliver`; needed for
+    /// one): they go into the queue's DLQ, and a redrive delivers them to
+    /// this group.
+    #[arg(long, value_name = "G")]
+    dlq_group: Option<String>,
     #[command(flatten)]
     server: NatsServer,
 }
@@ -252,10 +258,15 @@ fn outbound_options(
 }
 
 /// How a `from-*` direction runs, from its options.
-fn inbound_options(r: &Run, direction: &'static str) -> Result<inbound::Options, Fatal> {
+fn inbound_options(
+    r: &Run,
+    direction: &'static str,
+    dlq_group: Option<String>,
+) -> Result<inbound::Options, Fatal> {
     Ok(inbound::Options {
         exit_idle: exit_idle(r)?,
         stats: stats(r, direction)?,
+        dlq_group,
     })
 }
 
@@ -277,7 +288,7 @@ fn run(cli: Cli) -> Result<(), Fatal> {
             let r = &a.common.run;
             let q = open(r, &a.queue)?;
             let mut source = kafka::KafkaSource::new(conn(&a.common)?, &a.kafka_group)?;
-            inbound::run(&q, &mut source, inbound_options(r, "from-kafka")?)
+            inbound::run(&q, &mut source, inbound_options(r, "from-kafka", None)?)
         }
         Command::ToNats(a) => {
             let r = &a.server.run;
@@ -304,7 +315,8 @@ fn run(cli: Cli) -> Result<(), Fatal> {
             }
             let mut source =
                 nats::NatsSource::new(nats_conn(&a.server)?, &a.stream, &a.durable, ack_wait)?;
-            inbound::run(&q, &mut source, inbound_options(r, "from-nats")?)
+            let o = inbound_options(r, "from-nats", a.dlq_group)?;
+            inbound::run(&q, &mut source, o)
         }
     }
 }

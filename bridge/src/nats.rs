@@ -30,7 +30,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
-use crate::engine::{Confirm, Fatal, Incoming, Outgoing, Sent, Sink, Source};
+use crate::engine::{Confirm, Fatal, GivenUp, Incoming, Outgoing, Sent, Sink, Source};
 use crate::record;
 
 /// The header that carries the ordering key.
@@ -511,6 +511,37 @@ pub struct NatsSource {
     ack_wait: Duration,
     /// Messages shmq accepted, for the task that acks them.
     ack_tx: mpsc::UnboundedSender<jetstream::Message>,
+    /// The durable's `max_deliver`, if it has one (then JetStream gives
+    /// messages up, and says so in advisories we subscribe to).
+    max_deliver: Option<i64>,
+    durable: String,
+    js_stream: jetstream::stream::Stream,
+    advisories: Option<async_nats::Subscriber>,
+    /// Stream sequences given up: a copy still buffered is not delivered.
+    given_up: HashSet<u64>,
+    /// The last [`RECENT`] stream sequences shmq accepted (an advisory for
+    /// one of them came after the ack was sent: no dead letter).
+    recent: (HashSet<u64>, VecDeque<u64>),
+}
+
+/// How many accepted stream sequences `from-nats` remembers.
+const RECENT: usize = 100_000;
+
+/// JetStream's `max_deliver` advisory (the fields we use).
+struct MaxDeliveries {
+    stream_seq: u64,
+    deliveries: u64,
+}
+
+impl MaxDeliveries {
+    fn parse(payload: &[u8]) -> Result<MaxDeliveries, String> {
+        let v: serde_json::Value = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+        let field = |n: &str| v[n].as_u64().ok_or_else(|| format!("no {n:?} in {v}"));
+        Ok(MaxDeliveries {
+            stream_seq: field("stream_seq")?,
+            deliveries: field("deliveries")?,
+        })
+    }
 }
 
 impl NatsSource {
@@ -523,43 +554,64 @@ impl NatsSource {
         ack_wait: Duration,
     ) -> Result<NatsSource, Fatal> {
         let rt = runtime()?;
-        let (consumer, messages) = rt.block_on(async {
-            let (js, deadline) = set_up(&conn).await?;
-            let s = setup_retry!(
-                deadline,
-                format!("no JetStream stream {stream:?}"),
-                js.get_stream(stream),
-                |e: &jetstream::context::GetStreamError| matches!(
-                    e.kind(),
-                    GetStreamErrorKind::Request
-                )
-            )?;
-            let config = jetstream::consumer::pull::Config {
-                durable_name: Some(durable.to_string()),
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait,
-                max_ack_pending: 20_000,
-                ..Default::default()
-            };
-            let consumer: PullConsumer = setup_retry!(
-                deadline,
-                format!("durable consumer {durable:?} of {stream:?}"),
-                s.get_or_create_consumer(durable, config.clone()),
-                |e: &jetstream::stream::ConsumerError| matches!(
-                    e.kind(),
-                    ConsumerErrorKind::TimedOut | ConsumerErrorKind::Request
-                )
-            )?;
-            let messages = consumer
-                .stream()
-                .max_messages_per_batch(1000)
-                .heartbeat(Duration::from_secs(5))
-                .expires(Duration::from_secs(30))
-                .messages()
-                .await
-                .map_err(|e| Fatal(format!("pulling from {durable:?}: {e}")))?;
-            Ok::<_, Fatal>((consumer, messages))
-        })?;
+        let (consumer, messages, js_stream, max_deliver, advisories, ack_wait) =
+            rt.block_on(async {
+                let (js, deadline) = set_up(&conn).await?;
+                let s = setup_retry!(
+                    deadline,
+                    format!("no JetStream stream {stream:?}"),
+                    js.get_stream(stream),
+                    |e: &jetstream::context::GetStreamError| matches!(
+                        e.kind(),
+                        GetStreamErrorKind::Request
+                    )
+                )?;
+                let config = jetstream::consumer::pull::Config {
+                    durable_name: Some(durable.to_string()),
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait,
+                    max_ack_pending: 20_000,
+                    ..Default::default()
+                };
+                let consumer: PullConsumer = setup_retry!(
+                    deadline,
+                    format!("durable consumer {durable:?} of {stream:?}"),
+                    s.get_or_create_consumer(durable, config.clone()),
+                    |e: &jetstream::stream::ConsumerError| matches!(
+                        e.kind(),
+                        ConsumerErrorKind::TimedOut | ConsumerErrorKind::Request
+                    )
+                )?;
+                let max_deliver =
+                    Some(consumer.cached_info().config.max_deliver).filter(|&m| m > 0);
+                // A durable made before keeps its own ack_wait: progress is
+                // sent within it.
+                let ack_wait = consumer.cached_info().config.ack_wait;
+                // One bridge of those sharing the durable takes each advisory.
+                let advisories = match max_deliver {
+                    Some(_) => Some(
+                        js.client()
+                            .queue_subscribe(
+                                format!(
+                                    "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{durable}"
+                                ),
+                                format!("shmq-bridge.{stream}.{durable}"),
+                            )
+                            .await
+                            .map_err(|e| Fatal(format!("nats: subscribing to advisories: {e}")))?,
+                    ),
+                    None => None,
+                };
+                let messages = consumer
+                    .stream()
+                    .max_messages_per_batch(1000)
+                    .heartbeat(Duration::from_secs(5))
+                    .expires(Duration::from_secs(30))
+                    .messages()
+                    .await
+                    .map_err(|e| Fatal(format!("pulling from {durable:?}: {e}")))?;
+                Ok::<_, Fatal>((consumer, messages, s, max_deliver, advisories, ack_wait))
+            })?;
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<jetstream::Message>();
         rt.spawn(async move {
             while let Some(m) = ack_rx.recv().await {
@@ -571,6 +623,12 @@ impl NatsSource {
         });
         Ok(NatsSource {
             ack_tx,
+            max_deliver,
+            durable: durable.to_string(),
+            js_stream,
+            advisories,
+            given_up: HashSet::new(),
+            recent: Default::default(),
             rt,
             stream: stream.to_string(),
             consumer,
@@ -616,6 +674,11 @@ impl NatsSource {
             Err(_) | Ok(None) => Ok(None),
             Ok(Some(Ok(m))) => {
                 let rec = self.incoming(&m)?;
+                if self.given_up.contains(&(rec.offset as u64)) {
+                    // A copy that waited in the client while JetStream gave
+                    // it up: it is in the DLQ already.
+                    return Ok(None);
+                }
                 self.unacked.insert(rec.offset as u64, m);
                 Ok(Some(rec))
             }
@@ -638,6 +701,16 @@ impl Source for NatsSource {
     }
 
     fn accepted(&mut self, rec: &Incoming) -> Result<(), Fatal> {
+        if self.max_deliver.is_some() {
+            let (set, order) = &mut self.recent;
+            if set.insert(rec.offset as u64) {
+                order.push_back(rec.offset as u64);
+            }
+            if order.len() > RECENT {
+                let old = order.pop_front().expect("not empty");
+                set.remove(&old);
+            }
+        }
         if let Some(m) = self.unacked.remove(&(rec.offset as u64)) {
             // A lost ack is a redelivery after ack_wait, which shmq's dedup
             // window absorbs: no need to wait for the server's word.
@@ -686,7 +759,94 @@ impl Source for NatsSource {
     fn close(&mut self) -> Result<(), Fatal> {
         Ok(())
     }
+
+    fn gives_up(&self) -> Option<String> {
+        self.max_deliver.map(|m| {
+            format!(
+                "durable {:?} gives a message up after {m} deliveries (max_deliver)",
+                self.durable
+            )
+        })
+    }
+
+    fn given_up(&mut self) -> Result<Vec<GivenUp>, Fatal> {
+        let mut out = Vec::new();
+        let Some(sub) = self.advisories.as_mut() else {
+            return Ok(out);
+        };
+        loop {
+            let next = {
+                let _in_runtime = self.rt.enter();
+                sub.next().now_or_never()
+            };
+            let Some(Some(m)) = next else { break };
+            let a = match MaxDeliveries::parse(&m.payload) {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("nats: an advisory that makes no sense ({e}); ignored");
+                    continue;
+                }
+            };
+            if self.recent.0.contains(&a.stream_seq) || !self.given_up.insert(a.stream_seq) {
+                // shmq has it (the ack came too late), or told twice.
+                continue;
+            }
+            let source = format!("nats:{}:{}", self.stream, a.stream_seq);
+            let why = format!(
+                "JetStream consumer {:?} gave it up after {} deliveries (max_deliver)",
+                self.durable, a.deliveries
+            );
+            let js_stream = &self.js_stream;
+            let got = self.rt.block_on(async {
+                tokio::time::timeout(SETUP_REQUEST, js_stream.get_raw_message(a.stream_seq)).await
+            });
+            let (key, mut headers, payload) = match got {
+                Ok(Ok(sm)) => {
+                    let (key, headers) = headers_in(Some(&sm.headers));
+                    (key, headers, sm.payload.to_vec())
+                }
+                // Gone from the stream (limits, a purge) or unreachable:
+                // the dead letter says so, and what it was.
+                Ok(Err(e)) => (
+                    None,
+                    vec![(DEAD_ERROR.into(), e.to_string().into_bytes())],
+                    Vec::new(),
+                ),
+                Err(_) => (
+                    None,
+                    vec![(
+                        DEAD_ERROR.into(),
+                        b"the stream did not answer in time".to_vec(),
+                    )],
+                    Vec::new(),
+                ),
+            };
+            headers.push((DEAD_SOURCE.into(), source.clone().into_bytes()));
+            headers.push((DEAD_REASON.into(), why.into_bytes()));
+            out.push(GivenUp {
+                rec: Incoming {
+                    key,
+                    payload,
+                    headers,
+                    id: source,
+                    partition: 0,
+                    offset: a.stream_seq as i64,
+                },
+                attempts: u32::try_from(a.deliveries).unwrap_or(u32::MAX),
+            });
+        }
+        Ok(out)
+    }
 }
+
+/// Headers of a dead letter JetStream gave up on: where it was
+/// (`nats:<stream>:<stream sequence>`), why, and (if its content could
+/// not be read back) the error.
+pub const DEAD_SOURCE: &str = "shmq-dead-letter-source";
+/// See [`DEAD_SOURCE`].
+pub const DEAD_REASON: &str = "shmq-dead-letter-reason";
+/// See [`DEAD_SOURCE`].
+pub const DEAD_ERROR: &str = "shmq-dead-letter-error";
 
 #[cfg(test)]
 mod tests {

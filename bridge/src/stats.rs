@@ -26,6 +26,8 @@ pub struct Stats {
     pub paused: u64,
     /// Records shmq took as duplicates of ones it had (from-*).
     pub duplicates: u64,
+    /// Records the engine gave up on, put into shmq's DLQ (from-nats).
+    pub dead_lettered: u64,
     /// Lag in shmq (to-*: the group's unfinished messages) and in the
     /// engine (from-*: records not read yet), when known.
     pub shmq_lag: Option<u64>,
@@ -48,6 +50,7 @@ impl Stats {
             retried: 0,
             paused: 0,
             duplicates: 0,
+            dead_lettered: 0,
             shmq_lag: None,
             engine_lag: None,
         }
@@ -67,7 +70,7 @@ impl Stats {
         self.last_moved = self.moved;
         let lag = |l: Option<u64>| l.map_or("?".to_string(), |l| l.to_string());
         let text = format!(
-            "{}: {} moved ({:.0}/s), {} in flight, shmq lag {}, engine lag {}, {} retried, {} paused, {} duplicates{}",
+            "{}: {} moved ({:.0}/s), {} in flight, shmq lag {}, engine lag {}, {} retried, {} paused, {} duplicates{}{}",
             self.direction,
             self.moved,
             rate,
@@ -77,6 +80,10 @@ impl Stats {
             self.retried,
             self.paused,
             self.duplicates,
+            match self.dead_lettered {
+                0 => String::new(),
+                n => format!(", {n} given up by the engine into the DLQ"),
+            },
             if last { " (stopping)" } else { "" }
         );
         if self.live {
@@ -98,6 +105,7 @@ impl Stats {
                 "retried": self.retried,
                 "paused": self.paused,
                 "duplicates": self.duplicates,
+                "dead_lettered": self.dead_lettered,
                 "shmq_lag": self.shmq_lag,
                 "engine_lag": self.engine_lag,
                 "stopping": last,

@@ -481,6 +481,141 @@ fn a_stream_that_goes_away_is_back_pressure_until_it_is_back() {
 }
 
 #[test]
+fn messages_jetstream_gives_up_on_go_into_the_dlq_with_their_reason() {
+    let Some(s) = servers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let stream = name("giveup");
+    let subject = format!("{}.x", stream.to_lowercase());
+    cli(&[
+        "stream",
+        "add",
+        &stream,
+        "--subjects",
+        &subject,
+        "--replicas",
+        &replicas(),
+        "--defaults",
+    ]);
+    // A durable made by someone else, which gives a message up after 2
+    // deliveries of 1 s each.
+    cli(&[
+        "consumer",
+        "add",
+        &stream,
+        "D",
+        "--pull",
+        "--ack",
+        "explicit",
+        "--max-deliver",
+        "2",
+        "--wait",
+        "1s",
+        "--deliver",
+        "all",
+        "--replay",
+        "instant",
+        "--defaults",
+    ]);
+    let n = 20;
+    cli(&[
+        "pub",
+        &subject,
+        "msg-{{ Count }}",
+        "--count",
+        "20",
+        "-H",
+        "origin:natscli",
+    ]);
+    // Room for 4, and nobody reads: the bridge holds the 5th, and
+    // JetStream gives up on the 15 it cannot hand over in time.
+    let b = Queue::create(
+        "b",
+        &shmq::Options::new()
+            .dir(dir.path())
+            .slots(4)
+            .slot_size(512)
+            .dedup_window(1024),
+    )
+    .unwrap();
+    b.create_group("check", Start::Earliest).unwrap();
+    let from = [
+        "from-nats",
+        "--dir",
+        d,
+        "--queue",
+        "b",
+        "--server",
+        &s,
+        "--stream",
+        &stream,
+    ];
+    let e = fails(&[&from[..], &["--durable", "D"]].concat());
+    assert!(
+        e.contains("after 2 deliveries") && e.contains("--dlq-group"),
+        "{e}"
+    );
+    let e = fails(&[&from[..], &["--durable", "D", "--dlq-group", "nope"]].concat());
+    assert!(e.contains("no such group"), "{e}");
+    let bridge = Bridge::spawn(
+        &[
+            &from[..],
+            &["--durable", "D", "--dlq-group", "check", "--exit-idle", "8"],
+        ]
+        .concat(),
+    );
+    wait_until("15 dead letters", || b.dlq().len() == 15);
+    let mut seen: Vec<String> = Vec::new();
+    for dl in b.dlq().list().unwrap() {
+        assert_eq!(
+            (dl.seq, dl.group.as_str()),
+            (shmq::DeadLetter::ADDED, "check")
+        );
+        assert_eq!((dl.reason, dl.attempts), (shmq::Reason::MaxDeliveries, 2));
+        let h = |n: &str| {
+            dl.headers
+                .iter()
+                .find(|(name, _)| name == n)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        assert_eq!(h("origin").as_deref(), Some("natscli"));
+        let source = h("shmq-dead-letter-source").unwrap();
+        assert!(source.starts_with(&format!("nats:{stream}:")), "{source}");
+        assert!(
+            h("shmq-dead-letter-reason")
+                .unwrap()
+                .contains("max_deliver")
+        );
+        seen.push(String::from_utf8(dl.payload).unwrap());
+    }
+    // The queue gets the other 5, and nothing given up comes again.
+    let mut c = b
+        .consumer("check", ConsumerOptions::new().ack(shmq::Ack::Manual))
+        .unwrap();
+    let began = Instant::now();
+    while seen.len() < n && began.elapsed() < Duration::from_secs(60) {
+        if let Some(m) = c.poll(Duration::from_millis(200)).unwrap() {
+            seen.push(String::from_utf8(m.payload().to_vec()).unwrap());
+            m.ack().unwrap();
+        }
+    }
+    bridge.finish(Duration::from_secs(60));
+    assert!(c.try_receive().unwrap().is_none(), "a message came twice");
+    seen.sort();
+    let mut want: Vec<String> = (1..=n).map(|i| format!("msg-{i}")).collect();
+    want.sort();
+    assert_eq!(seen, want, "each message once: in the queue or in the DLQ");
+    // A redrive hands the dead letters to the group.
+    assert_eq!(b.dlq().redrive(None).unwrap(), 15);
+    let mut redriven = 0;
+    while let Some(m) = c.poll(Duration::from_secs(2)).unwrap() {
+        m.ack().unwrap();
+        redriven += 1;
+    }
+    assert_eq!(redriven, 15);
+}
+
+#[test]
 fn bad_nats_setups_are_told_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
