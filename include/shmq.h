@@ -56,6 +56,17 @@
 #define SHMQ_GROUP_NAME_CAP 49
 
 /**
+ * The version of the C ABI this header describes: the layout of every
+ * struct and the signature of every function. It changes when one of
+ * them changes incompatibly (a field added, moved or resized), and is the
+ * major number of the shared library's SONAME (`libshmq_ffi.so.1`), so a
+ * program built against another ABI does not load this library at all.
+ * `shmq_abi_version()` is the library's; `shmq_options.abi_version`
+ * carries the header's into every call that takes options.
+ */
+#define SHMQ_ABI_VERSION 1
+
+/**
  * What a call did. `SHMQ_OK` is 0; every other code comes with a message
  * from `shmq_last_error()`. Codes up to `SHMQ_SPILL_FULL` mirror the variants of
  * the Rust `shmq::Error`; the others are the C boundary's own.
@@ -428,6 +439,14 @@ typedef uint32_t shmq_sync;
  * created and are read from the file afterwards. Plain data: copy freely.
  */
 typedef struct shmq_options {
+  /**
+   * The C ABI these options were laid out for: `shmq_options_default()`
+   * sets it to the header's `SHMQ_ABI_VERSION`, and every function that
+   * takes options refuses another value with `SHMQ_INCOMPATIBLE` (a
+   * struct not made by `shmq_options_default()`, or from another
+   * version's header). Always first, whatever the version.
+   */
+  uint32_t abi_version;
   /**
    * Directory of the queue file; NULL means `$SHMQ_DIR`, else `/dev/shm`.
    * Read during the call only.
@@ -1851,6 +1870,13 @@ const char *shmq_status_str(int code);
 const char *shmq_last_error(void);
 
 /**
+ * The C ABI version of the library (`SHMQ_ABI_VERSION` of the header it
+ * was built with). A program can check it at run time:
+ * `shmq_abi_version() == SHMQ_ABI_VERSION`.
+ */
+uint32_t shmq_abi_version(void);
+
+/**
  * The version of the library, `"MAJOR.MINOR.PATCH"`; compare it with the
  * header's `SHMQ_VERSION_STRING` to catch a header/library mismatch.
  * Never NULL; never to be freed.
@@ -1862,3 +1888,17 @@ const char *shmq_version(void);
 #endif  // __cplusplus
 
 #endif  /* SHMQ_H */
+
+#ifndef SHMQ_H_STAMPED
+#define SHMQ_H_STAMPED
+/**
+ * `shmq_options_default()` stamped with this header's `SHMQ_ABI_VERSION`
+ * (the library checks it). Call the library's own, unstamped, as
+ * `(shmq_options_default)()`.
+ */
+static inline struct shmq_options shmq_options_stamped(struct shmq_options o) {
+  o.abi_version = SHMQ_ABI_VERSION;
+  return o;
+}
+#define shmq_options_default() shmq_options_stamped((shmq_options_default)())
+#endif  /* SHMQ_H_STAMPED */

@@ -107,6 +107,12 @@ pub const SHMQ_WAIT_FOREVER: u64 = u64::MAX;
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct shmq_options {
+    /// The C ABI these options were laid out for: `shmq_options_default()`
+    /// sets it to the header's `SHMQ_ABI_VERSION`, and every function that
+    /// takes options refuses another value with `SHMQ_INCOMPATIBLE` (a
+    /// struct not made by `shmq_options_default()`, or from another
+    /// version's header). Always first, whatever the version.
+    pub abi_version: u32,
     /// Directory of the queue file; NULL means `$SHMQ_DIR`, else `/dev/shm`.
     /// Read during the call only.
     pub dir: *const c_char,
@@ -185,6 +191,7 @@ pub extern "C" fn shmq_options_default() -> shmq_options {
 
 /// Kept equal to `shmq::Options::default()` by the test `defaults_match`.
 const DEFAULT_OPTIONS: shmq_options = shmq_options {
+    abi_version: crate::status::SHMQ_ABI_VERSION,
     dir: std::ptr::null(),
     slots: 4096,
     slot_size: 1024,
@@ -215,6 +222,13 @@ impl shmq_options {
     /// # Safety
     /// A non-NULL `dir` or `spill_dir` must be a NUL-terminated string.
     pub(crate) unsafe fn to_rust(self) -> Result<Options, Fail> {
+        let abi = crate::status::SHMQ_ABI_VERSION;
+        if self.abi_version != abi {
+            return Err(Fail::Abi(format!(
+                "shmq_options.abi_version is {}, this library's C ABI is {abi}: start from shmq_options_default(), and build against the shmq.h of this library (SHMQ_ABI_VERSION {abi})",
+                self.abi_version
+            )));
+        }
         let slot_size = usize::try_from(self.slot_size)
             .map_err(|_| Fail::Option(format!("slot_size {} is too large", self.slot_size)))?;
         let overflow = match self.overflow {

@@ -138,6 +138,8 @@ pub(crate) enum Fail {
     Option(String),
     /// The handle is in use for something else (a pending reservation).
     Busy(&'static str),
+    /// Options made for another version of the C ABI, and what to do.
+    Abi(String),
 }
 
 impl From<shmq::Error> for Fail {
@@ -197,6 +199,7 @@ impl Fail {
                 LastError::owned(format!("invalid option: {why}")),
             ),
             Fail::Busy(why) => (SHMQ_BUSY, LastError::owned(why.to_string())),
+            Fail::Abi(why) => (SHMQ_INCOMPATIBLE, LastError::owned(why)),
         };
         set_last_error(msg);
         code
@@ -529,6 +532,23 @@ pub extern "C" fn shmq_last_error() -> *const c_char {
             LastError::Owned(s) => s.as_ptr(),
         })
         .unwrap_or(c"".as_ptr())
+}
+
+/// The version of the C ABI this header describes: the layout of every
+/// struct and the signature of every function. It changes when one of
+/// them changes incompatibly (a field added, moved or resized), and is the
+/// major number of the shared library's SONAME (`libshmq_ffi.so.1`), so a
+/// program built against another ABI does not load this library at all.
+/// `shmq_abi_version()` is the library's; `shmq_options.abi_version`
+/// carries the header's into every call that takes options.
+pub const SHMQ_ABI_VERSION: u32 = 1;
+
+/// The C ABI version of the library (`SHMQ_ABI_VERSION` of the header it
+/// was built with). A program can check it at run time:
+/// `shmq_abi_version() == SHMQ_ABI_VERSION`.
+#[unsafe(no_mangle)]
+pub extern "C" fn shmq_abi_version() -> u32 {
+    SHMQ_ABI_VERSION
 }
 
 /// The version of the library, `"MAJOR.MINOR.PATCH"`; compare it with the

@@ -12,6 +12,25 @@ static void test_version(void) {
     snprintf(expect, sizeof expect, "%d.%d.%d", SHMQ_VERSION_MAJOR, SHMQ_VERSION_MINOR,
              SHMQ_VERSION_PATCH);
     CHECK(strcmp(SHMQ_VERSION_STRING, expect) == 0);
+    CHECK(shmq_abi_version() == SHMQ_ABI_VERSION);
+}
+
+/* Options not laid out for this library's ABI are refused before any
+ * field is used: a zeroed struct, another header's version. */
+static void test_abi_version(void) {
+    shmq_options o = shmq_options_default();
+    CHECK(o.abi_version == SHMQ_ABI_VERSION);
+    CHECK((shmq_options_default)().abi_version == shmq_abi_version());
+    shmq_queue *q = NULL;
+    shmq_options bad = test_options(64, 256);
+    bad.abi_version = SHMQ_ABI_VERSION + 1;
+    CHECK(shmq_queue_create("abi", &bad, &q) == SHMQ_INCOMPATIBLE);
+    CHECK(q == NULL);
+    CHECK(strstr(shmq_last_error(), "abi_version") != NULL);
+    memset(&bad, 0, sizeof bad);
+    CHECK(shmq_queue_open_or_create("abi", &bad, &q) == SHMQ_INCOMPATIBLE);
+    CHECK(strstr(shmq_last_error(), "shmq_options_default()") != NULL);
+    CHECK(q == NULL);
 }
 
 static void test_defaults(void) {
@@ -649,6 +668,7 @@ int main(void) {
     alarm(120); /* a hang is a failure, not a stuck CI */
     make_test_dir();
     RUN(test_version);
+    RUN(test_abi_version);
     RUN(test_defaults);
     RUN(test_round_trip);
     RUN(test_meta);
