@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Builds shmq's Python distributions into python/dist and checks them:
+#
+#   python/build-wheels.sh [--no-aarch64]
+#
+# - shmq-VERSION-cp311-abi3-manylinux_2_17_x86_64.whl: CPython 3.11 and
+#   later (pyo3's fast-call protocol: about 20 ns less per call);
+# - shmq-VERSION-cp39-abi3-manylinux_2_17_x86_64.whl: CPython 3.9 and 3.10
+#   (pip takes the cp311 one where it can);
+# - the same two for aarch64 (cross-compiled by zig; not run here);
+# - shmq-VERSION.tar.gz, the sdist (a build from source: needs Rust).
+#
+# manylinux2014 (glibc 2.17) through zig as the linker, so the wheels
+# install on every glibc Linux of the last decade. auditwheel checks each
+# wheel's platform tag against what it links, twine its metadata. The
+# tools come pinned from requirements-wheel.txt into a venv of their own
+# (target/wheel-venv). Testing the wheels is python/test-wheels.sh.
+set -euo pipefail
+cd "$(dirname "$0")"
+aarch64=1
+[ "${1:-}" = "--no-aarch64" ] && aarch64=""
+venv="../target/wheel-venv"
+if [ ! -x "$venv/bin/maturin" ] || ! cmp -s requirements-wheel.txt "$venv/requirements-wheel.txt"; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    "$venv/bin/python" -m pip install --quiet -r requirements-wheel.txt
+    cp requirements-wheel.txt "$venv/requirements-wheel.txt"
+fi
+export PATH="$PWD/$venv/bin:$PATH"
+rm -rf dist
+targets=(x86_64-unknown-linux-gnu)
+if [ -n "$aarch64" ]; then
+    rustup target list --installed | grep -qx aarch64-unknown-linux-gnu ||
+        rustup target add aarch64-unknown-linux-gnu
+    targets+=(aarch64-unknown-linux-gnu)
+fi
+# The building interpreter, by its versioned name (cross builds need it).
+py="$(python3 -c 'import sys; print("python%d.%d" % sys.version_info[:2])')"
+for target in "${targets[@]}"; do
+    # The building interpreter (3.11 here) makes the cp311-abi3 wheel;
+    # the abi3-py39 feature the cp39-abi3 one.
+    maturin build --release --locked --zig --compatibility manylinux2014 --target "$target" \
+        --interpreter "$py" --out dist
+    maturin build --release --locked --zig --compatibility manylinux2014 --target "$target" \
+        --interpreter "$py" --features pyo3/abi3-py39 --out dist
+done
+maturin sdist --out dist
+for whl in dist/*.whl; do
+    shown="$(auditwheel show "$whl")"
+    printf '%s\n' "$shown"
+    grep -q 'consistent with the following platform tag: "manylinux_2_17_' <<<"$shown" || {
+        echo "build-wheels.sh: $whl is not manylinux_2_17" >&2; exit 1; }
+done
+twine check --strict dist/*
+ls -l dist
