@@ -44,7 +44,7 @@ grep -q "^version = \"$new\"" Cargo.toml python/Cargo.toml python/pyproject.toml
     die "a manifest did not take the new version"
 # The lock files record the workspace members' versions.
 for m in Cargo.toml python/Cargo.toml benches/peers/Cargo.toml core/fuzz/Cargo.toml; do
-    cargo metadata --offline --format-version 1 --manifest-path "$m" >/dev/null
+    cargo update --workspace --offline --quiet --manifest-path "$m"
 done
 
 # The header's version macros.
