@@ -94,6 +94,30 @@ fn older_version_is_refused_with_what_to_do() {
     assert!(e.to_string().contains("recreate it"), "{e}");
 }
 
+/// docs/versioning.md tells users which layout this build reads and what
+/// happens to the files of another: it must name the version the code
+/// refuses others against.
+#[test]
+fn the_versioning_doc_names_this_layout_version() {
+    let (dir, o) = setup();
+    drop(Queue::create("d", &o).unwrap());
+    poke(&dir.path().join("d.shmq"), 8, &1u32.to_le_bytes());
+    let Error::Incompatible { expected, .. } = open_err("d", &o) else {
+        panic!("layout 1 was not refused as incompatible");
+    };
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/versioning.md"),
+    )
+    .unwrap();
+    let named = format!("## The queue file's layout version (today: {expected})");
+    assert!(doc.contains(&named), "docs/versioning.md lacks {named:?}");
+    let words = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains(&format!("this shmq reads version {expected} (it was made by an older")),
+        "docs/versioning.md quotes another version in its example message"
+    );
+}
+
 #[test]
 fn garbled_header_fails_its_checksum() {
     let (dir, o) = setup();
