@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds shmq's Python distributions into python/dist and checks them:
 #
-#   python/build-wheels.sh [--no-aarch64]
+#   python/build-wheels.sh [--no-aarch64 | --only-aarch64]
 #
 # - shmq-VERSION-cp311-abi3-manylinux_2_17_x86_64.whl: CPython 3.11 and
 #   later (pyo3's fast-call protocol: about 20 ns less per call);
@@ -17,8 +17,14 @@
 # (target/wheel-venv). Testing the wheels is python/test-wheels.sh.
 set -euo pipefail
 cd "$(dirname "$0")"
-aarch64=1
-[ "${1:-}" = "--no-aarch64" ] && aarch64=""
+targets=(x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu)
+case "${1:-}" in
+    "") ;;
+    --no-aarch64) targets=(x86_64-unknown-linux-gnu) ;;
+    # Beside an x86-64 build already in dist (CI builds the two at once).
+    --only-aarch64) targets=(aarch64-unknown-linux-gnu) ;;
+    *) echo "usage: python/build-wheels.sh [--no-aarch64 | --only-aarch64]" >&2; exit 64 ;;
+esac
 venv="../target/wheel-venv"
 if [ ! -x "$venv/bin/maturin" ] || ! cmp -s requirements-wheel.txt "$venv/requirements-wheel.txt"; then
     rm -rf "$venv"
@@ -28,13 +34,14 @@ if [ ! -x "$venv/bin/maturin" ] || ! cmp -s requirements-wheel.txt "$venv/requir
     cp requirements-wheel.txt "$venv/requirements-wheel.txt"
 fi
 export PATH="$PWD/$venv/bin:$PATH"
-rm -rf dist
-targets=(x86_64-unknown-linux-gnu)
-if [ -n "$aarch64" ]; then
-    rustup target list --installed | grep -qx aarch64-unknown-linux-gnu ||
-        rustup target add aarch64-unknown-linux-gnu
-    targets+=(aarch64-unknown-linux-gnu)
+if [ "${1:-}" = --only-aarch64 ]; then
+    rm -f dist/*aarch64*.whl dist/*.tar.gz
+else
+    rm -rf dist
 fi
+for target in "${targets[@]}"; do
+    rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+done
 # The building interpreter, by its versioned name (cross builds need it).
 py="$(python3 -c 'import sys; print("python%d.%d" % sys.version_info[:2])')"
 for target in "${targets[@]}"; do
@@ -46,11 +53,13 @@ for target in "${targets[@]}"; do
         --interpreter "$py" --features pyo3/abi3-py39 --out dist
 done
 maturin sdist --out dist
-for whl in dist/*.whl; do
+for target in "${targets[@]}"; do
+  for whl in dist/*_"${target%%-*}".whl; do
     shown="$(auditwheel show "$whl")"
     printf '%s\n' "$shown"
     grep -q 'consistent with the following platform tag: "manylinux_2_17_' <<<"$shown" || {
         echo "build-wheels.sh: $whl is not manylinux_2_17" >&2; exit 1; }
+  done
 done
 twine check --strict dist/*
 ls -l dist

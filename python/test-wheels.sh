@@ -51,9 +51,22 @@ suite() {
     local where
     where="$(cd /tmp && PATH="$venv/bin:$bare" "$py" -c 'import shmq._shmq as m; print(m.__file__)')"
     case "$where" in
-        "$venv"/*) echo "shmq is the wheel's: $where" ;;
+        "$venv"/*) ;;
         *) echo "test-wheels.sh: shmq came from $where, not the venv" >&2; exit 1 ;;
     esac
+    local tag
+    tag="$(cd /tmp && "$py" -c 'from importlib.metadata import distribution as d
+print(*[l.split(": ", 1)[1] for l in d("shmq").read_text("WHEEL").splitlines() if l.startswith("Tag: ")])')"
+    echo "installed the wheel $tag"
+    if [ -z "$wheel" ]; then
+        # pip must pick the fastest wheel the interpreter can run.
+        local want=cp311-abi3
+        "$py" -c 'import sys; sys.exit(sys.version_info >= (3, 11))' && want=cp39-abi3
+        case "$tag" in
+            "$want"-*) ;;
+            *) echo "test-wheels.sh: pip picked $tag, not the $want wheel" >&2; exit 1 ;;
+        esac
+    fi
     # The pytest script from the venv, in target/ (the source tree's
     # python/shmq must not shadow the installed package). Exit 5 (no test
     # ran) fails too.
@@ -83,8 +96,12 @@ interpreter() {
         done
     fi
 }
+# SHMQ_WHEEL_PYTHONS="3.9 3.13" limits the others to those (CI: the floor
+# and the newest).
+wanted="${SHMQ_WHEEL_PYTHONS:-3.9 3.10 3.11 3.12 3.13 3.14}"
 for minor in 9 10 11 12 13 14; do
     [ "python3.$minor" = "$building" ] && continue
+    case " $wanted " in *" 3.$minor "*) ;; *) continue ;; esac
     py="$(interpreter "$minor")"
     [ -n "$py" ] || continue
     suite "python3.$minor" "$py"
