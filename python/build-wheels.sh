@@ -55,11 +55,27 @@ done
 maturin sdist --out dist
 for target in "${targets[@]}"; do
   for whl in dist/*_"${target%%-*}".whl; do
-    shown="$(auditwheel show "$whl")"
+    shown="$(auditwheel show "$whl" | tr -s ' \n' '  ')"
     printf '%s\n' "$shown"
+    # (For a cross-built wheel auditwheel names the host's architecture
+    # in the tag; the glibc symbol versions are what it checks.)
     grep -q 'consistent with the following platform tag: "manylinux_2_17_' <<<"$shown" || {
         echo "build-wheels.sh: $whl is not manylinux_2_17" >&2; exit 1; }
+    # The extension inside is built for the wheel's architecture.
+    python3 - "$whl" "${target%%-*}" <<'PY'
+import struct, sys, zipfile
+whl, arch = sys.argv[1], sys.argv[2]
+want = {"x86_64": 62, "aarch64": 183}[arch]
+with zipfile.ZipFile(whl) as z:
+    sos = [n for n in z.namelist() if n.endswith(".so")]
+    assert sos, f"{whl}: no extension module"
+    for n in sos:
+        head = z.read(n)[:20]
+        machine = struct.unpack_from("<H", head, 18)[0]
+        assert head[:4] == b"\x7fELF" and machine == want, f"{whl}: {n} is ELF machine {machine}, not {arch}"
+print(f"{whl}: {', '.join(sos)} built for {arch}")
+PY
   done
 done
-twine check --strict dist/*
+twine check --strict dist/*.whl dist/*.tar.gz
 ls -l dist
