@@ -113,7 +113,9 @@ fn the_versioning_doc_names_this_layout_version() {
     assert!(doc.contains(&named), "docs/versioning.md lacks {named:?}");
     let words = doc.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
-        words.contains(&format!("this shmq reads version {expected} (it was made by an older")),
+        words.contains(&format!(
+            "this shmq reads version {expected} (it was made by an older"
+        )),
         "docs/versioning.md quotes another version in its example message"
     );
 }
