@@ -400,6 +400,21 @@ fn a_killed_stream_leader_loses_nothing_that_shmq_acked() {
     assert_eq!(msgs, n, "every acked message is in the stream, once");
 }
 
+/// Makes stream `stream` of `subject` with natscli, as someone else
+/// would (`replicas()` copies).
+fn add_stream(stream: &str, subject: &str) -> String {
+    cli(&[
+        "stream",
+        "add",
+        stream,
+        "--subjects",
+        subject,
+        "--replicas",
+        &replicas(),
+        "--defaults",
+    ])
+}
+
 /// Committed messages of group `bridge` of `a`.
 fn committed(a: &Queue) -> u64 {
     a.groups()
@@ -428,18 +443,7 @@ fn a_stream_that_goes_away_is_back_pressure_until_it_is_back() {
     let (a, _) = fault_queues(dir.path());
     let stream = name("gone");
     let subject = format!("{}.x", stream.to_lowercase());
-    let add = || {
-        cli(&[
-            "stream",
-            "add",
-            &stream,
-            "--subjects",
-            &subject,
-            "--replicas",
-            &replicas(),
-            "--defaults",
-        ])
-    };
+    let add = || add_stream(&stream, &subject);
     add();
     publish_stream(&a, 0, 200, 10);
     // No --stream: the bridge publishes into whichever stream stores the
@@ -487,16 +491,7 @@ fn messages_jetstream_gives_up_on_go_into_the_dlq_with_their_reason() {
     let d = dir.path().to_str().unwrap();
     let stream = name("giveup");
     let subject = format!("{}.x", stream.to_lowercase());
-    cli(&[
-        "stream",
-        "add",
-        &stream,
-        "--subjects",
-        &subject,
-        "--replicas",
-        &replicas(),
-        "--defaults",
-    ]);
+    add_stream(&stream, &subject);
     // A durable made by someone else, which gives a message up after 2
     // deliveries of 1 s each.
     cli(&[
