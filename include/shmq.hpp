@@ -255,6 +255,11 @@ inline const char *status_str(shmq_status code) noexcept {
 // with header_version to catch a header/library mismatch.
 inline std::string_view version() noexcept { return shmq_version(); }
 inline constexpr std::string_view header_version = SHMQ_VERSION_STRING;
+// The library's C ABI version (shmq_abi_version); header_abi_version is
+// this header's. They differ only if the program loaded a library it was
+// not built against (docs/versioning.md).
+inline std::uint32_t abi_version() noexcept { return shmq_abi_version(); }
+inline constexpr std::uint32_t header_abi_version = SHMQ_ABI_VERSION;
 
 // ------------------------------------------------------------ timeouts --
 

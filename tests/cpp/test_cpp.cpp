@@ -37,6 +37,7 @@ std::size_t count_of(std::string_view haystack, std::string_view needle) {
 void test_version_and_errors() {
     test_dir d("errors");
     CHECK_EQ(shmq::version(), shmq::header_version);
+    CHECK_EQ(shmq::abi_version(), shmq::header_abi_version);
     CHECK_EQ(shmq::header_version, std::string_view(SHMQ_VERSION_STRING));
     CHECK_EQ(std::string(shmq::status_str(SHMQ_BUSY)), "busy");
     static_assert(shmq::timeout_error::status == SHMQ_TIMEOUT, "one type per status");
