@@ -787,8 +787,13 @@ impl Source for NatsSource {
                     continue;
                 }
             };
-            if self.recent.0.contains(&a.stream_seq) || !self.given_up.insert(a.stream_seq) {
-                // shmq has it (the ack came too late), or told twice.
+            if self.recent.0.contains(&a.stream_seq)
+                || self.unacked.contains_key(&a.stream_seq)
+                || !self.given_up.insert(a.stream_seq)
+            {
+                // shmq has it (the ack came too late), or the bridge holds
+                // it and is placing it in the queue (a copy that comes
+                // again is absorbed by the dedup window), or told twice.
                 continue;
             }
             let source = format!("nats:{}:{}", self.stream, a.stream_seq);
