@@ -14,7 +14,8 @@
 # install on every glibc Linux of the last decade. auditwheel checks each
 # wheel's platform tag against what it links, twine its metadata. The
 # tools come pinned from requirements-wheel.txt into a venv of their own
-# (target/wheel-venv). Testing the wheels is python/test-wheels.sh.
+# (target/wheel-venv; SHMQ_WHEEL_DIR and SHMQ_WHEEL_VENV move the output
+# and the venv). Testing the wheels is python/test-wheels.sh.
 set -euo pipefail
 cd "$(dirname "$0")"
 targets=(x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu)
@@ -25,7 +26,11 @@ case "${1:-}" in
     --only-aarch64) targets=(aarch64-unknown-linux-gnu) ;;
     *) echo "usage: python/build-wheels.sh [--no-aarch64 | --only-aarch64]" >&2; exit 64 ;;
 esac
-venv="../target/wheel-venv"
+# Where the distributions go (relative to python/) and the tools' venv:
+# CI builds the aarch64 wheels beside the x86-64 ones, so each build has
+# its own.
+out="${SHMQ_WHEEL_DIR:-dist}"
+venv="${SHMQ_WHEEL_VENV:-../target/wheel-venv}"
 if [ ! -x "$venv/bin/maturin" ] || ! cmp -s requirements-wheel.txt "$venv/requirements-wheel.txt"; then
     rm -rf "$venv"
     python3 -m venv "$venv"
@@ -35,9 +40,9 @@ if [ ! -x "$venv/bin/maturin" ] || ! cmp -s requirements-wheel.txt "$venv/requir
 fi
 export PATH="$PWD/$venv/bin:$PATH"
 if [ "${1:-}" = --only-aarch64 ]; then
-    rm -f dist/*aarch64*.whl dist/*.tar.gz
+    rm -f "$out"/*aarch64*.whl "$out"/*.tar.gz
 else
-    rm -rf dist
+    rm -rf "$out"
 fi
 for target in "${targets[@]}"; do
     rustup target list --installed | grep -qx "$target" || rustup target add "$target"
@@ -48,13 +53,13 @@ for target in "${targets[@]}"; do
     # The building interpreter (3.11 here) makes the cp311-abi3 wheel;
     # the abi3-py39 feature the cp39-abi3 one.
     maturin build --release --locked --zig --compatibility manylinux2014 --target "$target" \
-        --interpreter "$py" --out dist
+        --interpreter "$py" --out "$out"
     maturin build --release --locked --zig --compatibility manylinux2014 --target "$target" \
-        --interpreter "$py" --features pyo3/abi3-py39 --out dist
+        --interpreter "$py" --features pyo3/abi3-py39 --out "$out"
 done
-maturin sdist --out dist
+maturin sdist --out "$out"
 for target in "${targets[@]}"; do
-  for whl in dist/*_"${target%%-*}".whl; do
+  for whl in "$out"/*_"${target%%-*}".whl; do
     shown="$(auditwheel show "$whl" | tr -s ' \n' '  ')"
     printf '%s\n' "$shown"
     # (For a cross-built wheel auditwheel names the host's architecture
@@ -77,5 +82,5 @@ print(f"{whl}: {', '.join(sos)} built for {arch}")
 PY
   done
 done
-twine check --strict dist/*.whl dist/*.tar.gz
-ls -l dist
+twine check --strict "$out"/*.whl "$out"/*.tar.gz
+ls -l "$out"
