@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use shmq::{Error, Meta, Queue, Reason};
+use shmq::{Error, Queue, Reason};
 
 use crate::engine::{Fatal, Incoming, Source};
 use crate::record;
@@ -30,14 +30,7 @@ pub struct Options {
 fn dead_letters(q: &Queue, source: &mut dyn Source, group: Option<&str>) -> Result<u64, Fatal> {
     let mut n = 0;
     for g in source.given_up()? {
-        let ib = record::inbound(&g.rec);
-        let mut meta = Meta::new()
-            .type_id(ib.type_id)
-            .correlation_id(ib.correlation_id);
-        meta.ordering_key = ib.ordering_key;
-        for (name, v) in &ib.headers {
-            meta.headers.push(name, v);
-        }
+        let meta = record::inbound(&g.rec).meta();
         let added = match group {
             Some(group) => q.dlq().add(
                 group,
@@ -107,14 +100,7 @@ pub fn run(q: &Queue, source: &mut dyn Source, mut o: Options) -> Result<(), Fat
         };
         busy = Instant::now();
         let ib = record::inbound(&rec);
-        let mut meta = Meta::new()
-            .key(&ib.idempotency_key)
-            .type_id(ib.type_id)
-            .correlation_id(ib.correlation_id);
-        meta.ordering_key = ib.ordering_key;
-        for (n, v) in &ib.headers {
-            meta.headers.push(n, v);
-        }
+        let meta = ib.meta().key(&ib.idempotency_key);
         match producer.publish_with_timeout(&rec.payload, &meta, Duration::from_millis(100)) {
             Ok(_) => {
                 source.accepted(&rec)?;

@@ -524,6 +524,12 @@ pub struct NatsSource {
     recent: (HashSet<u64>, VecDeque<u64>),
 }
 
+/// Where message `seq` of `stream` is, `nats:<stream>:<seq>`: its
+/// idempotency key, and a dead letter's source.
+fn id_of(stream: &str, seq: u64) -> String {
+    format!("nats:{stream}:{seq}")
+}
+
 /// How many accepted stream sequences `from-nats` remembers.
 const RECENT: usize = 100_000;
 
@@ -650,7 +656,7 @@ impl NatsSource {
             key,
             payload: m.payload.to_vec(),
             headers,
-            id: format!("nats:{}:{seq}", self.stream),
+            id: id_of(&self.stream, seq),
             partition: 0,
             offset: seq as i64,
         })
@@ -796,7 +802,7 @@ impl Source for NatsSource {
                 // again is absorbed by the dedup window), or told twice.
                 continue;
             }
-            let source = format!("nats:{}:{}", self.stream, a.stream_seq);
+            let source = id_of(&self.stream, a.stream_seq);
             let why = format!(
                 "JetStream consumer {:?} gave it up after {} deliveries (max_deliver)",
                 self.durable, a.deliveries

@@ -14,6 +14,8 @@
 //! bridge that was killed before its ack is one message here), and the
 //! engine's position otherwise (`kafka:<topic>:<partition>:<offset>`).
 
+use shmq::Meta;
+
 use crate::engine::{Incoming, Outgoing};
 
 pub const SHMQ_SEQ: &str = "shmq-seq";
@@ -60,6 +62,22 @@ pub struct Inbound<'a> {
     pub type_id: u32,
     pub correlation_id: u64,
     pub idempotency_key: String,
+}
+
+impl<'a> Inbound<'a> {
+    /// The record's metadata as shmq takes it: ordering key, headers, type
+    /// and correlation id (not the idempotency key, which a publish adds
+    /// and a dead letter does not keep).
+    pub fn meta(&self) -> Meta<'a> {
+        let mut meta = Meta::new()
+            .type_id(self.type_id)
+            .correlation_id(self.correlation_id);
+        meta.ordering_key = self.ordering_key;
+        for (n, v) in &self.headers {
+            meta.headers.push(n, v);
+        }
+        meta
+    }
 }
 
 fn text<T: std::str::FromStr>(v: &[u8]) -> Option<T> {
