@@ -42,16 +42,21 @@ fn check(m: &shmq::Message<'_>, i: u64) {
     assert_eq!(m.payload().as_ptr() as usize % 8, 0);
 }
 
+/// The metadata `check` expects, for `key` and `trace` of `meta`.
+fn message_meta<'a>(key: &'a str, trace: &'a str) -> Meta<'a> {
+    Meta::new()
+        .type_id(7)
+        .ordering_key(key)
+        .header("traceparent", trace)
+        .header("content-type", "text/plain")
+        .header("traceparent", "second")
+}
+
 fn publish(p: &mut shmq::Producer, i: u64) -> u64 {
     let (key, trace) = meta(i, "customer", "00-trace");
     let payload = format!("payload {i}");
-    let m = Meta::new()
-        .type_id(7)
-        .ordering_key(&key)
-        .header("traceparent", &trace)
-        .header("content-type", "text/plain")
-        .header("traceparent", "second");
-    p.publish_with(payload.as_bytes(), &m).unwrap()
+    p.publish_with(payload.as_bytes(), &message_meta(&key, &trace))
+        .unwrap()
 }
 
 #[test]
@@ -250,13 +255,7 @@ fn a_dead_letter_added_from_outside_is_its_groups_alone_and_redrives_with_its_ke
     q.create_group("g", Start::Earliest).unwrap();
     q.create_group("other", Start::Earliest).unwrap();
     let (key, trace) = meta(4, "customer", "00-trace");
-    let m = Meta::new()
-        .ordering_key(&key)
-        .header("traceparent", &trace)
-        .header("content-type", "text/plain")
-        .header("traceparent", "second")
-        .type_id(7)
-        .correlation_id(4);
+    let m = message_meta(&key, &trace).correlation_id(4);
     q.dlq()
         .add("g", b"payload 4", &m, Reason::MaxDeliveries, 5)
         .unwrap();
