@@ -512,7 +512,16 @@ pub(crate) struct ProducerRecord {
     /// Position being written + 1, or 0. Written only by the owner: SeqCst
     /// before it looks at the slot, Release (to 0) after its last write.
     pub announce: AtomicU64,
-    _pad: [u8; 32],
+    /// The keyed publish in flight: its position (ring position or spill
+    /// seq) + 1, or 0. Written only by the owner (Release, before the
+    /// dedup entry learns the position and before the position is
+    /// written); read under the admin lock by whoever moves `head` past
+    /// it or cancels a dead spiller's seq (see `mapped/dedup.rs`). Zero in
+    /// files made before it existed: the same as "none".
+    pub keyed_pos: AtomicU64,
+    /// Index of the dedup entry of that keyed publish.
+    pub keyed_entry: AtomicU64,
+    _pad: [u8; 16],
 }
 
 #[cfg(not(loom))]
@@ -575,6 +584,8 @@ const _: () = {
     assert!(offset_of!(DeadLetterHeader, order) == 80);
     assert!(size_of::<ProducerRecord>() as u64 == PRODUCER_RECORD_SIZE);
     assert!(offset_of!(ProducerRecord, announce) == 24);
+    assert!(offset_of!(ProducerRecord, keyed_pos) == 32);
+    assert!(offset_of!(ProducerRecord, keyed_entry) == 40);
 };
 
 // Heap twins of the shared layouts, for tests and loom models (all-zero,

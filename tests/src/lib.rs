@@ -62,6 +62,68 @@ impl Worker {
         }
     }
 
+    /// Starts `exe args…` with `SHMQ_FAULT=fault` (a named fault point
+    /// of the library's `fault-points` feature: the process kills or stops
+    /// itself there), stdout and stderr piped.
+    pub fn spawn_faulty(exe: &str, args: &[&str], fault: &str) -> Worker {
+        let child = Command::new(exe)
+            .args(args)
+            .env("SHMQ_FAULT", fault)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {exe}: {e}"));
+        Worker {
+            child,
+            name: format!("SHMQ_FAULT={fault} {exe} {}", args.join(" ")),
+        }
+    }
+
+    /// Waits (within `timeout`) for a child started by
+    /// [`spawn_faulty`](Self::spawn_faulty) to die of SIGKILL at fault
+    /// point `point`; returns its stdout. Panics if it exited otherwise
+    /// or died elsewhere.
+    pub fn died_at(mut self, point: &str, timeout: Duration) -> String {
+        use std::os::unix::process::ExitStatusExt;
+        let mut out = self.child.stdout.take();
+        let mut err = self.child.stderr.take();
+        let reader = std::thread::spawn(move || {
+            let (mut o, mut e) = (String::new(), String::new());
+            if let Some(x) = out.as_mut() {
+                let _ = std::io::Read::read_to_string(x, &mut o);
+            }
+            if let Some(x) = err.as_mut() {
+                let _ = std::io::Read::read_to_string(x, &mut e);
+            }
+            (o, e)
+        });
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            match self.child.try_wait().expect("try_wait") {
+                Some(status) => break status,
+                None if Instant::now() > deadline => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    panic!("{}: still running after {timeout:?}; killed", self.name);
+                }
+                None => std::thread::sleep(Duration::from_millis(5)),
+            }
+        };
+        let (o, e) = reader.join().unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "{}: expected to die of SIGKILL at {point}, got {status}\nstdout:\n{o}\nstderr:\n{e}",
+            self.name
+        );
+        assert!(
+            e.contains(&format!("shmq fault point {point}")),
+            "{}: died, but not at {point}:\n{e}",
+            self.name
+        );
+        o
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -118,6 +118,9 @@ impl Producer {
                     .compare_exchange(cur, owner, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
             {
+                // A keyed publish its dead owner left in flight is
+                // settled before we forget it.
+                dedup::settle_dead_record(&shared, i);
                 rec.announce.store(0, Ordering::Relaxed);
                 rec.owner_start.store(me.start_time, Ordering::Release);
                 rec.registered_ns
@@ -368,10 +371,12 @@ impl Producer {
                     Some(plan) => write_slot_enveloped(slot, plan, payload, meta, ts),
                 }
             };
+            os::fault::point("publish.before_commit");
             if ring.commit(pos, seen, self.announce()).is_err() {
                 // The consumer that aborted it counted it.
                 return Err(Error::Aborted);
             }
+            os::fault::point("publish.after_commit");
             ring.notify_data();
             // A waiting consumer spins on the slot's first line and reads
             // the second only once the first says COMMITTED: pushing the
@@ -414,15 +419,17 @@ impl Producer {
             }
             dedup::Reserve::Mine(i) => i,
         };
+        os::fault::point("keyed.reserved");
+        let rec = self.record;
         match self.publish_once(payload, plan, meta, deadline, |pos| {
-            dedup::claimed(&shared, i, pos)
+            dedup::claimed(&shared, rec, i, pos)
         }) {
             Ok(seq) => {
-                dedup::published(&shared, i, seq);
+                dedup::published(&shared, rec, i, seq);
                 Ok(seq)
             }
             Err(e) => {
-                dedup::abandon(&shared, i);
+                dedup::abandon(&shared, rec, i);
                 Err(e)
             }
         }

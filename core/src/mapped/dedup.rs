@@ -20,7 +20,7 @@ use crate::layout::DedupEntry;
 use crate::mapped::Shared;
 use crate::os;
 use crate::protocol::ring::Peek;
-use crate::protocol::tables::dedup::{FREE, PUBLISHED};
+use crate::protocol::tables::dedup::{FREE, PENDING, PUBLISHED};
 use crate::protocol::tables::{Lookup, lookup_or_reserve_indexed};
 use crate::sync::Ordering;
 
@@ -90,6 +90,19 @@ pub(crate) fn reserve(shared: &Shared, key: u64) -> Result<Reserve> {
 /// Whether position `pos` (claimed by a producer that died) was published:
 /// `Some(true)` committed, `Some(false)` aborted or never claimed, `None`
 /// not decided yet (claimed, neither committed nor aborted so far).
+///
+/// Exact, never "published" for a message that is not in the queue:
+/// - spilling and `pos` at or past the ring's tail: a spill seq, appended
+///   under the admin lock (which we hold). Below `end_seq` it was appended
+///   whole by its producer: a seq whose append did not finish is taken
+///   back from the entry ([`cancel_unfinished_spills`]) before anyone else
+///   may append at it.
+/// - below `head`: every group is past it, and `head` is never moved past
+///   a committed keyed position whose entry is still PENDING
+///   ([`settle_passed`] marks it PUBLISHED first). So a PENDING entry
+///   there was aborted, or its position was never written: free.
+/// - in the ring: the slot's word says committed or aborted; a position
+///   claimed and never committed is aborted here (its producer is dead).
 fn resolve(shared: &Shared, pos: u64) -> Option<bool> {
     let ring = shared.ring();
     let word = ring.ctl.tail.load(Ordering::Acquire);
@@ -100,14 +113,8 @@ fn resolve(shared: &Shared, pos: u64) -> Option<bool> {
         // was appended whole.
         return Some(pos < shared.header().spill.end_seq.load(Ordering::Acquire));
     }
-    if pos == u64::MAX || pos >= tail {
+    if pos == u64::MAX || pos >= tail || pos < head {
         return Some(false);
-    }
-    if pos < head {
-        // Every group is past it and the slot may be reused: it was
-        // committed or aborted long ago. Counting it published avoids a
-        // duplicate; `docs/design.md` says what this costs.
-        return Some(true);
     }
     match ring.peek(pos) {
         Peek::Ready => Some(true),
@@ -137,20 +144,150 @@ fn resolve(shared: &Shared, pos: u64) -> Option<bool> {
     }
 }
 
-/// Records the position the reserved key's message claimed (before it is
-/// written), so a crash can be resolved from the ring.
-pub(crate) fn claimed(shared: &Shared, i: usize, pos: u64) {
+/// Records, in producer record `rec` and then in entry `i`, the position
+/// (or spill seq) the reserved key's message claimed, before it is
+/// written, so a crash can be resolved from the ring. Called again for
+/// each position if the first was aborted before it was written.
+pub(crate) fn claimed(shared: &Shared, rec: usize, i: usize, pos: u64) {
+    crate::os::fault::point("keyed.before_claimed");
+    let r = &shared.producer_records()[rec];
+    r.keyed_entry.store(i as u64, Ordering::Relaxed);
+    // SeqCst: before the announcement and the look at the slot that
+    // follow (`Ring::begin`), so that whoever moves `head` past a
+    // position this producer goes on to commit sees the intent (through
+    // the commit, the consumer's cursor and `min_committed`'s load of it).
+    r.keyed_pos.store(pos + 1, Ordering::SeqCst);
     entries(shared)[i].seq.store(pos, Ordering::Release);
+    crate::os::fault::point("keyed.after_claimed");
 }
 
-/// The keyed message was committed.
-pub(crate) fn published(shared: &Shared, i: usize, pos: u64) {
+/// The keyed message was committed (or appended to the spill). A
+/// `head` that passed it first may have marked it already.
+pub(crate) fn published(shared: &Shared, rec: usize, i: usize, pos: u64) {
+    crate::os::fault::point("keyed.before_published");
     let e = &entries(shared)[i];
-    e.seq.store(pos, Ordering::Relaxed);
-    e.state.store(PUBLISHED, Ordering::Release);
+    debug_assert_eq!(e.seq.load(Ordering::Relaxed), pos);
+    let _ = pos;
+    let mine = (shared.me.pid as u64) << 2 | PENDING;
+    // Only our own reservation: an entry settled by someone else and
+    // reserved again since then is not ours to mark.
+    let _ = e
+        .state
+        .compare_exchange(mine, PUBLISHED, Ordering::AcqRel, Ordering::Relaxed);
+    shared.producer_records()[rec]
+        .keyed_pos
+        .store(0, Ordering::Release);
 }
 
 /// The keyed publish failed: forget the key.
-pub(crate) fn abandon(shared: &Shared, i: usize) {
-    entries(shared)[i].state.store(FREE, Ordering::Release);
+pub(crate) fn abandon(shared: &Shared, rec: usize, i: usize) {
+    let mine = (shared.me.pid as u64) << 2 | PENDING;
+    let _ =
+        entries(shared)[i]
+            .state
+            .compare_exchange(mine, FREE, Ordering::AcqRel, Ordering::Relaxed);
+    shared.producer_records()[rec]
+        .keyed_pos
+        .store(0, Ordering::Release);
+}
+
+/// Under the admin lock, just before `head` moves from `from` to `to`:
+/// marks PUBLISHED every PENDING entry whose keyed position in
+/// `from..to` is committed. After this the slot may be reused and the
+/// ring no longer knows the position's fate, so this is where it is
+/// written down: a producer killed between its commit and its
+/// `published` is resolved exactly, however long its retry takes. A
+/// position of that range that is not committed was aborted (groups pass
+/// nothing else) and needs nothing: a PENDING entry below `head` is free
+/// (see [`resolve`]).
+pub(crate) fn settle_passed(shared: &Shared, from: u64, to: u64) {
+    let table = entries(shared);
+    if table.is_empty() {
+        return;
+    }
+    let ring = shared.ring();
+    for r in shared.producer_records() {
+        // Acquire: pairs with the producer's SeqCst store, which comes
+        // before its commit, which the groups' cursors passed.
+        let kp = r.keyed_pos.load(Ordering::Acquire);
+        if kp == 0 || kp - 1 < from || kp - 1 >= to {
+            continue;
+        }
+        let pos = kp - 1;
+        let Some(e) = table.get(r.keyed_entry.load(Ordering::Relaxed) as usize) else {
+            continue;
+        };
+        let st = e.state.load(Ordering::Acquire);
+        if st & 3 != PENDING || e.seq.load(Ordering::Relaxed) != pos {
+            continue;
+        }
+        if matches!(ring.peek(pos), Peek::Ready) {
+            crate::os::fault::point("keyed.settle_passed");
+            let _ = e
+                .state
+                .compare_exchange(st, PUBLISHED, Ordering::AcqRel, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Under the admin lock, before any spill append or the switch back to
+/// the ring: a producer record whose keyed seq is at or past the spill's
+/// `end_seq` belongs to a spiller killed before its append finished (a
+/// live one holds the lock for the whole append, and ring positions lie
+/// below `end_seq`). That seq will be given to the next message, so it is
+/// taken back from the entry first (the key is then free: its retry
+/// publishes) and the torn record, if any, is cut off so that no opener
+/// adopts it later. Returns how many were taken back.
+pub(crate) fn cancel_unfinished_spills(shared: &Shared) -> u64 {
+    let table = entries(shared);
+    if table.is_empty() {
+        return 0;
+    }
+    let word = shared.ring().ctl.tail.load(Ordering::Acquire);
+    if !crate::protocol::spill::spilling(word) {
+        return 0;
+    }
+    let end = shared.header().spill.end_seq.load(Ordering::Acquire);
+    let mut n = 0;
+    for r in shared.producer_records() {
+        let kp = r.keyed_pos.load(Ordering::Acquire);
+        if kp == 0 || kp - 1 < end {
+            continue;
+        }
+        if let Some(e) = table.get(r.keyed_entry.load(Ordering::Relaxed) as usize)
+            && e.seq.load(Ordering::Relaxed) == kp - 1
+        {
+            e.seq.store(u64::MAX, Ordering::Release);
+        }
+        let _ = r
+            .keyed_pos
+            .compare_exchange(kp, 0, Ordering::AcqRel, Ordering::Relaxed);
+        n += 1;
+    }
+    n
+}
+
+/// A producer record taken over from a dead producer: settles the keyed
+/// publish it left in flight, under the admin lock, before the new owner
+/// forgets it.
+pub(crate) fn settle_dead_record(shared: &Shared, rec: usize) {
+    let r = &shared.producer_records()[rec];
+    let kp = r.keyed_pos.load(Ordering::Acquire);
+    if kp == 0 {
+        return;
+    }
+    let table = entries(shared);
+    if let Some(e) = table.get(r.keyed_entry.load(Ordering::Relaxed) as usize) {
+        let _g = shared.lock();
+        cancel_unfinished_spills(shared);
+        let st = e.state.load(Ordering::Acquire);
+        if st & 3 == PENDING && e.seq.load(Ordering::Relaxed) == kp - 1 {
+            match resolve(shared, kp - 1) {
+                Some(true) => e.state.store(PUBLISHED, Ordering::Release),
+                Some(false) => e.state.store(FREE, Ordering::Release),
+                None => {}
+            }
+        }
+    }
+    r.keyed_pos.store(0, Ordering::Release);
 }

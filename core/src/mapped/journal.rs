@@ -37,7 +37,7 @@ use crate::mapped::Shared;
 use crate::os;
 use crate::protocol::lock::AdminGuard;
 use crate::protocol::ring::Peek;
-use crate::protocol::spill::{Log, Record, ring_tail};
+use crate::protocol::spill::{Record, ring_tail};
 use crate::store::segment::{Found, SEGMENT_HEADER_SIZE, Segments, parse_at};
 use crate::sync::Ordering;
 

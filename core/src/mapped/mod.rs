@@ -271,7 +271,16 @@ impl Shared {
     /// Moves `head` up to the slowest group (under the admin lock).
     pub(crate) fn advance_head(&self) -> u64 {
         let g = self.lock();
-        self.groups().advance_head(&g)
+        self.advance_head_locked(&g)
+    }
+
+    /// [`advance_head`](Self::advance_head) under a lock the caller holds.
+    /// Every move of `head` in a mapped queue goes through here: keyed
+    /// positions it passes are written down in the dedup table first
+    /// (`dedup::settle_passed`).
+    pub(crate) fn advance_head_locked(&self, g: &AdminGuard<'_>) -> u64 {
+        self.groups()
+            .advance_head_settling(g, |from, to| dedup::settle_passed(self, from, to))
     }
 
     pub(crate) fn overflow(&self) -> Overflow {

@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::mapped::{Shared, write_slot};
 use crate::options::Meta;
 use crate::protocol::lock::AdminGuard;
-use crate::protocol::spill::{Record, Refilled, append, refill, spilling};
+use crate::protocol::spill::{Log, Record, Refilled, append, refill, spilling};
 use crate::store::segment::{SEGMENT_HEADER_SIZE, Segments, record_size};
 use crate::sync::Ordering;
 
@@ -50,13 +50,24 @@ impl Shared {
         let ring = self.ring();
         let ctl = &self.header().spill;
         segs.forget_before(ctl.read_seg.load(Ordering::Relaxed));
+        segs.repair(ctl)?;
+        if crate::mapped::dedup::cancel_unfinished_spills(self) > 0
+            && ctl.segments.load(Ordering::Relaxed) != 0
+        {
+            // The killed spiller's record may lie whole past the write
+            // position: cut it off, or an opener would adopt a message
+            // whose key its retry was just told is free.
+            let seg = ctl.write_seg.load(Ordering::Relaxed);
+            let off = ctl.write_off.load(Ordering::Relaxed);
+            segs.zero(seg, off, record_size(segs.max_len))?;
+        }
         let held = |pos: u64| self.slot_held(pos);
         let slots = &ring.slots;
         let r = refill(
             &ring,
             ctl,
             segs,
-            &mut || self.groups().advance_head(g) + self.geo.slots,
+            &mut || self.advance_head_locked(g) + self.geo.slots,
             &held,
             &mut |pos, rec| {
                 let meta = Meta::new()
@@ -111,6 +122,10 @@ impl Shared {
         for &id in on_disk.iter().filter(|&&id| id < read_seg) {
             segs.delete(id)?;
         }
+        // A holder killed after it counted its record and before it moved
+        // the write position: move it now, or the record would be cut off
+        // below as a torn tail.
+        segs.repair(ctl)?;
         // Adopt intact records past the write position, in seq order,
         // following END records to segments that exist.
         let max_len = segs.max_len;

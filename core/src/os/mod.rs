@@ -7,6 +7,7 @@
 pub(crate) mod clock;
 pub(crate) mod cpu;
 pub(crate) mod doorbell;
+pub(crate) mod fault;
 pub(crate) mod file;
 pub(crate) mod futex;
 pub(crate) mod map;

@@ -314,10 +314,24 @@ impl Groups<'_> {
 
     /// Moves `head` up to the slowest group, if any group exists; with no
     /// group, everything is retained. Returns the new head.
+    #[cfg(any(test, loom))]
     pub(crate) fn advance_head(&self, g: &AdminGuard<'_>) -> u64 {
+        self.advance_head_settling(g, |_, _| {})
+    }
+
+    /// [`advance_head`](Self::advance_head), calling `passing(from, to)`
+    /// just before `head` moves from `from` to `to`: the last moment the
+    /// slots of `from..to` still say what became of their positions (the
+    /// dedup table writes down its keyed ones there).
+    pub(crate) fn advance_head_settling(
+        &self,
+        g: &AdminGuard<'_>,
+        passing: impl FnOnce(u64, u64),
+    ) -> u64 {
         let head = self.ctl.head.load(Ordering::Relaxed);
         match self.min_committed(g) {
             Some(min) if min > head => {
+                passing(head, min);
                 // Release pairs with the Acquire load in `Ring::claim`.
                 self.ctl.head.store(min, Ordering::Release);
                 min

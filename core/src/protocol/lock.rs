@@ -27,11 +27,15 @@ impl AdminLock {
         loop {
             // Acquire pairs with the Release in `AdminGuard::drop`: what the
             // last holder wrote is visible to us.
+            // Acquire on failure too: a holder seen here comes with the
+            // `holder_start` its predecessor cleared (the Release in
+            // `AdminGuard::drop` heads the sequence our read continues),
+            // never an older holder's start time.
             let holder = match self.holder.compare_exchange_weak(
                 0,
                 me.pid,
                 Ordering::Acquire,
-                Ordering::Relaxed,
+                Ordering::Acquire,
             ) {
                 Ok(_) => break,
                 Err(h) => h,
@@ -39,7 +43,17 @@ impl AdminLock {
             tries = tries.wrapping_add(1);
             if holder != 0 && holder != me.pid && tries % CHECK_EVERY == 0 {
                 let start = self.holder_start.load(Ordering::Acquire);
+                // A taker first clears the dead holder's start time (0
+                // reads "being written": `alive(pid, 0)` asks only whether
+                // the pid exists), then takes `holder`. Without that, a
+                // third waiter could pair our pid with the dead holder's
+                // start time in the instant before we store ours, judge us
+                // dead and take the lock a second time.
                 if !alive(holder, start)
+                    && self
+                        .holder_start
+                        .compare_exchange(start, 0, Ordering::AcqRel, Ordering::Relaxed)
+                        .is_ok()
                     && self
                         .holder
                         .compare_exchange(holder, me.pid, Ordering::Acquire, Ordering::Relaxed)

@@ -75,10 +75,20 @@ pub(crate) enum Read {
 /// (`segment::Segments`), a `Vec` in tests and loom models. Every method is
 /// called under the admin lock and keeps `ctl`'s write and read positions.
 pub(crate) trait Log {
-    /// Appends `rec` (whose seq is `ctl.end_seq`) at the write position,
-    /// rolling to a new segment when needed, and moves the write position
-    /// (not `end_seq`, which the caller moves).
-    fn append(&mut self, ctl: &SpillControl, rec: &Record<'_>) -> Result<()>;
+    /// Writes `rec` (whose seq is `ctl.end_seq`) at the write position,
+    /// rolling to a new segment when needed, but does not move the write
+    /// position: the caller moves `end_seq` (the record counts from then
+    /// on), then calls [`record_written`](Self::record_written). A holder
+    /// killed in between leaves a state [`repair`](Self::repair) finishes:
+    /// never a counted record that the next append writes over, nor an
+    /// uncounted one ahead of it.
+    fn write_record(&mut self, ctl: &SpillControl, rec: &Record<'_>) -> Result<()>;
+    /// Moves the write position past the record `write_record` wrote.
+    fn record_written(&mut self, ctl: &SpillControl);
+    /// Finishes what a holder killed between recording `end_seq` and
+    /// moving the write position left: called under the lock before
+    /// anything else reads or writes the log.
+    fn repair(&mut self, ctl: &SpillControl) -> Result<()>;
     /// Reads record `ctl.read_seq` at the read position, handing it to `f`.
     fn read(&mut self, ctl: &SpillControl, f: &mut dyn FnMut(&Record<'_>)) -> Result<Read>;
     /// Drops everything: the spill is empty (`read_seq == end_seq`).
@@ -157,7 +167,7 @@ pub(crate) fn append<S: SlotStates, L: Log>(
     });
     for (i, rec) in recs.iter_mut().enumerate() {
         rec.seq = first + i as u64;
-        if let Err(e) = log.append(ctl, rec) {
+        if let Err(e) = log.write_record(ctl, rec) {
             if i > 0 {
                 // All or nothing: forget the records of this batch.
                 ctl.end_seq.store(first, Ordering::Release);
@@ -166,8 +176,11 @@ pub(crate) fn append<S: SlotStates, L: Log>(
             ctl.full.fetch_add(1, Ordering::Relaxed);
             return Err(e);
         }
-        // Release: stats readers see the count after the record.
+        // Release: stats readers see the count after the record. The
+        // record counts from here (a holder killed now leaves the write
+        // position to `Log::repair`).
         ctl.end_seq.store(rec.seq + 1, Ordering::Release);
+        log.record_written(ctl);
         ctl.spilled.fetch_add(1, Ordering::Relaxed);
         ctl.spilled_bytes
             .fetch_add(rec.payload.len() as u64, Ordering::Relaxed);
@@ -288,7 +301,13 @@ pub(crate) struct VecLog {
 
 #[cfg(any(test, loom))]
 impl Log for VecLog {
-    fn append(&mut self, _ctl: &SpillControl, rec: &Record<'_>) -> Result<()> {
+    fn record_written(&mut self, _ctl: &SpillControl) {}
+
+    fn repair(&mut self, _ctl: &SpillControl) -> Result<()> {
+        Ok(())
+    }
+
+    fn write_record(&mut self, _ctl: &SpillControl, rec: &Record<'_>) -> Result<()> {
         if let Some(room) = self.room {
             if self.records.len() - self.dropped >= room {
                 return Err(Error::SpillFull("test budget".into()));
@@ -482,8 +501,14 @@ mod tests {
         log.dropped = 1;
         struct Lossy(VecLog, bool);
         impl Log for Lossy {
-            fn append(&mut self, c: &SpillControl, r: &Record<'_>) -> Result<()> {
-                self.0.append(c, r)
+            fn write_record(&mut self, c: &SpillControl, r: &Record<'_>) -> Result<()> {
+                self.0.write_record(c, r)
+            }
+            fn record_written(&mut self, c: &SpillControl) {
+                self.0.record_written(c)
+            }
+            fn repair(&mut self, c: &SpillControl) -> Result<()> {
+                self.0.repair(c)
             }
             fn read(&mut self, c: &SpillControl, f: &mut dyn FnMut(&Record<'_>)) -> Result<Read> {
                 if !self.1 {

@@ -408,6 +408,9 @@ pub(crate) struct Segments {
     pub max_bytes: u64,
     pub sync: SyncMode,
     open: BTreeMap<u64, Segment>,
+    /// The offset after the record `write_record` wrote last, until
+    /// `record_written` makes it the write position.
+    written: Option<u64>,
 }
 
 impl Segments {
@@ -427,6 +430,7 @@ impl Segments {
             max_bytes,
             sync,
             open: BTreeMap::new(),
+            written: None,
         }
     }
 
@@ -651,8 +655,19 @@ impl Segments {
     }
 }
 
-impl Log for Segments {
-    fn append(&mut self, ctl: &SpillControl, rec: &Record<'_>) -> Result<()> {
+impl Segments {
+    /// Appends `rec` at the write position and moves the write position
+    /// past it (the journal's and the dead-letter overflow's appends).
+    pub(crate) fn append(&mut self, ctl: &SpillControl, rec: &Record<'_>) -> Result<()> {
+        let end = self.write_unrecorded(ctl, rec)?;
+        ctl.write_off.store(end, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Writes `rec` at the write position (rolling to a new segment when
+    /// needed) and returns the offset after it, without moving the write
+    /// position: the caller records it when the record counts.
+    fn write_unrecorded(&mut self, ctl: &SpillControl, rec: &Record<'_>) -> Result<u64> {
         let need = record_size(rec.payload.len() as u64);
         if ctl.segments.load(Ordering::Relaxed) == 0 {
             self.roll_to(ctl, rec.seq)?;
@@ -681,7 +696,7 @@ impl Log for Segments {
             ctl.write_off.store(off, Ordering::Relaxed);
         }
         self.write(seg, off, rec)?;
-        ctl.write_off.store(off + need, Ordering::Relaxed);
+        os::fault::point("spill.record_written");
         match self.sync {
             SyncMode::Never => {}
             SyncMode::Always => self.flush(seg, off, need)?,
@@ -692,7 +707,47 @@ impl Log for Segments {
                 }
             }
         }
+        Ok(off + need)
+    }
+
+    /// Repairs a write position left behind by a holder killed after it
+    /// recorded `end_seq` and before it moved the write position: the
+    /// record of seq `end_seq - 1` lies whole at the write position, and
+    /// the next append would write over it.
+    fn repair_write_position(&mut self, ctl: &SpillControl) -> Result<()> {
+        let end = ctl.end_seq.load(Ordering::Relaxed);
+        if end == 0 || ctl.segments.load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
+        let seg = ctl.write_seg.load(Ordering::Relaxed);
+        let off = ctl.write_off.load(Ordering::Relaxed);
+        let max_len = self.max_len;
+        if let Found::Message(rec, next) = parse_at(self.get(seg)?.bytes(), off, max_len)
+            && rec.seq == end - 1
+        {
+            ctl.write_off.store(next, Ordering::Relaxed);
+        }
         Ok(())
+    }
+}
+
+impl Log for Segments {
+    fn write_record(&mut self, ctl: &SpillControl, rec: &Record<'_>) -> Result<()> {
+        let end = self.write_unrecorded(ctl, rec)?;
+        self.written = Some(end);
+        Ok(())
+    }
+
+    fn record_written(&mut self, ctl: &SpillControl) {
+        os::fault::point("spill.counted");
+        if let Some(end) = self.written.take() {
+            ctl.write_off.store(end, Ordering::Relaxed);
+        }
+    }
+
+    fn repair(&mut self, ctl: &SpillControl) -> Result<()> {
+        self.written = None;
+        self.repair_write_position(ctl)
     }
 
     fn read(&mut self, ctl: &SpillControl, f: &mut dyn FnMut(&Record<'_>)) -> Result<Read> {

@@ -1,0 +1,213 @@
+//! Producers and workers killed at the worst moments of a keyed publish
+//! and of the spill (issue "Killing producers and workers together"),
+//! deterministically: each producer kills itself at a named fault point
+//! (`SHMQ_FAULT`, the library's `fault-points` feature), then its retry
+//! runs as a user's would, from the first message. Whatever was reported
+//! published, and every retried key, must reach the group exactly once:
+//! a retry is told "published" only if its own message is in the queue.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use shmq::{ConsumerOptions, Error, Options, Overflow, Queue, Start};
+use shmq_tests::{Worker, decode, s};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_shmq-worker");
+const LONG: Duration = Duration::from_secs(60);
+
+fn ring_opts(dir: &std::path::Path) -> Options {
+    Options::new()
+        .dir(dir)
+        .slots(16)
+        .slot_size(64)
+        .dedup_window(1024)
+        // A claim its dead producer never announced is aborted after this.
+        .unblock_timeout(Duration::from_millis(200))
+}
+
+fn spill_opts(dir: &std::path::Path) -> Options {
+    Options::new()
+        .dir(dir)
+        .slots(4)
+        .slot_size(64)
+        .dedup_window(1024)
+        .overflow(Overflow::Spill)
+        .spill_dir(dir.join("spill"))
+        .spill_segment_size(64 << 10)
+}
+
+/// Receives everything group `g` has (until 2 s pass with nothing),
+/// counting each (producer, index) payload; other payloads are counted
+/// under producer `u32::MAX` by their first byte.
+fn drain(q: &Queue, g: &str, got: &mut BTreeMap<(u32, u64), u32>) {
+    let mut c = q.consumer(g, ConsumerOptions::new()).unwrap();
+    let deadline = Instant::now() + LONG;
+    loop {
+        assert!(Instant::now() < deadline, "draining {g} took too long");
+        match c.receive_timeout(Duration::from_secs(2)) {
+            Ok(m) => {
+                let k = if m.payload().len() == 16 {
+                    decode(m.payload()).unwrap()
+                } else {
+                    (u32::MAX, m.payload()[0] as u64)
+                };
+                *got.entry(k).or_default() += 1;
+            }
+            Err(Error::Timeout) => return,
+            Err(e) => panic!("receive: {e}"),
+        }
+    }
+}
+
+/// Publishes `n` unkeyed one-byte messages, each received right away, so
+/// that `head` moves far past everything before them (it moves when a
+/// producer finds the ring full).
+fn lap(q: &Queue, g: &str, n: u64) {
+    let mut p = q.producer().unwrap();
+    let mut c = q.consumer(g, ConsumerOptions::new()).unwrap();
+    for _ in 0..n {
+        p.publish(b"L").unwrap();
+        c.receive_timeout(LONG).unwrap();
+    }
+}
+
+fn assert_each_once(got: &BTreeMap<(u32, u64), u32>, id: u32, n: u64) {
+    for i in 0..n {
+        assert_eq!(
+            got.get(&(id, i)).copied(),
+            Some(1),
+            "message {id}-{i}: delivered {:?} times; all: {got:?}",
+            got.get(&(id, i))
+        );
+    }
+}
+
+/// Killed after its key's entry learned the position, before the commit;
+/// a consumer aborts the position, and `head` laps it before the retry.
+/// The retry used to be told "published" (a position below `head` was
+/// taken as committed) and the message was lost.
+#[test]
+fn a_keyed_publish_killed_before_its_commit_is_published_by_its_retry_a_lap_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let q = Queue::create("k", &ring_opts(dir.path())).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    let out = Worker::spawn_faulty(
+        WORKER,
+        &["produce-keyed", d, "k", "1", "10"],
+        "keyed.after_claimed@5",
+    )
+    .died_at("keyed.after_claimed", LONG);
+    assert_eq!(out.lines().last(), Some("sent 3"));
+    let mut got = BTreeMap::new();
+    drain(&q, "g", &mut got); // 0..3, then the dead claim is aborted
+    assert_eq!(q.stats().aborted, 1);
+    lap(&q, "g", 64);
+    Worker::spawn(WORKER, &["produce-keyed", d, "k", "1", "10"]).finish(LONG);
+    drain(&q, "g", &mut got);
+    assert_each_once(&got, 1, 10);
+    let st = q.stats();
+    assert_eq!(
+        st.deduplicated, 4,
+        "0..3 remembered, 4 published again: {st:?}"
+    );
+}
+
+/// Killed between its commit and marking its key's entry published; `head`
+/// laps it before the retry. The retry must be told "published" (the
+/// message is there), not publish it twice.
+#[test]
+fn a_keyed_publish_killed_after_its_commit_is_remembered_a_lap_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let q = Queue::create("k", &ring_opts(dir.path())).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    Worker::spawn_faulty(
+        WORKER,
+        &["produce-keyed", d, "k", "1", "10"],
+        "keyed.before_published@5",
+    )
+    .died_at("keyed.before_published", LONG);
+    let mut got = BTreeMap::new();
+    drain(&q, "g", &mut got);
+    lap(&q, "g", 64);
+    Worker::spawn(WORKER, &["produce-keyed", d, "k", "1", "10"]).finish(LONG);
+    drain(&q, "g", &mut got);
+    assert_each_once(&got, 1, 10);
+    assert_eq!(q.stats().deduplicated, 5);
+}
+
+/// Killed inside the spill append, holding the admin lock, after its key's
+/// entry learned the spill seq and before the append counted: the next
+/// appender gives that seq to another message. The retry used to be told
+/// "published" with that other message's seq.
+#[test]
+fn a_keyed_spill_killed_before_its_append_counted_is_published_by_its_retry() {
+    for point in ["keyed.after_claimed", "spill.record_written"] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = s(dir.path());
+        let q = Queue::create("k", &spill_opts(dir.path())).unwrap();
+        q.create_group("g", Start::Earliest).unwrap();
+        let mut p = q.producer().unwrap();
+        for _ in 0..4 {
+            p.publish(b"R").unwrap(); // the ring is full
+        }
+        // Key 2-0 spills (seq 4); 2-1 is killed on its way in.
+        Worker::spawn_faulty(
+            WORKER,
+            &["produce-keyed", d, "k", "2", "3"],
+            &format!("{point}@2"),
+        )
+        .died_at(point, LONG);
+        // Takes the lock over from the dead spiller; seq 5.
+        assert_eq!(p.publish(b"X").unwrap(), 5, "{point}");
+        let mut got = BTreeMap::new();
+        drain(&q, "g", &mut got);
+        assert_eq!(
+            got.get(&(u32::MAX, b'X' as u64)),
+            Some(&1),
+            "{point}: {got:?}"
+        );
+        assert_eq!(got.get(&(2, 0)), Some(&1), "{point}: {got:?}");
+        lap(&q, "g", 16);
+        Worker::spawn(WORKER, &["produce-keyed", d, "k", "2", "3"]).finish(LONG);
+        drain(&q, "g", &mut got);
+        assert_each_once(&got, 2, 3);
+        assert_eq!(got.get(&(u32::MAX, b'R' as u64)), Some(&4), "{point}");
+        assert_eq!(q.stats().spill_lost, 0, "{point}");
+    }
+}
+
+/// Killed after its spilled record counted (`end_seq` moved) but before
+/// the write position moved past it: the next append used to write over
+/// it, and a message reported published was lost. Here the spiller is
+/// told nothing, yet its message is in the queue; the next append goes
+/// after it.
+#[test]
+fn a_spill_killed_between_counting_and_moving_the_write_position_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let q = Queue::create("k", &spill_opts(dir.path())).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    for _ in 0..4 {
+        p.publish(b"R").unwrap();
+    }
+    Worker::spawn_faulty(
+        WORKER,
+        &["produce-keyed", d, "k", "3", "3"],
+        "spill.counted@2",
+    )
+    .died_at("spill.counted", LONG);
+    assert_eq!(p.publish(b"X").unwrap(), 6);
+    let mut got = BTreeMap::new();
+    drain(&q, "g", &mut got);
+    assert_eq!(got.get(&(3, 0)), Some(&1), "{got:?}");
+    assert_eq!(got.get(&(3, 1)), Some(&1), "counted, so delivered: {got:?}");
+    assert_eq!(got.get(&(u32::MAX, b'X' as u64)), Some(&1), "{got:?}");
+    // Its retry finds the key published (seq 5), and publishes 3-2.
+    lap(&q, "g", 16);
+    Worker::spawn(WORKER, &["produce-keyed", d, "k", "3", "3"]).finish(LONG);
+    drain(&q, "g", &mut got);
+    assert_each_once(&got, 3, 3);
+}
