@@ -24,6 +24,17 @@ pub(crate) fn sc_fence() {
     loom::sync::atomic::fence(Ordering::SeqCst);
 }
 
+/// A named fault point (`os/fault.rs`) for the protocols, which reach the
+/// OS only through this module: nothing under loom, and nothing at all
+/// without the `fault-points` feature.
+#[inline(always)]
+pub(crate) fn fault_point(name: &'static str) {
+    #[cfg(not(loom))]
+    crate::os::fault::point(name);
+    #[cfg(loom)]
+    let _ = name;
+}
+
 /// What ringing an async waiter's doorbell found (`protocol/doorbell.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Rung {

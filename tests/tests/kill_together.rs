@@ -211,3 +211,66 @@ fn a_spill_killed_between_counting_and_moving_the_write_position_loses_nothing()
     drain(&q, "g", &mut got);
     assert_each_once(&got, 3, 3);
 }
+
+/// The seqs a `work` worker's output says it got.
+fn got_seqs(out: &str) -> Vec<u64> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("got ")?.split(' ').next()?.parse().ok())
+        .collect()
+}
+
+/// An ack=manual worker killed at each step of its receive, lease and ack
+/// and of the spill refill (holding the admin lock): the next worker gets
+/// every message the first did not finish, at once, not after the lease
+/// (30 s) or a stall, and the queue ends empty.
+#[test]
+fn a_worker_killed_at_any_step_of_receive_ack_or_refill_stalls_nothing() {
+    let points = [
+        ("refill.copied", 2),
+        ("refill.committed", 2),
+        ("refill.recorded", 2),
+        ("refill.cleared", 1),
+        ("lease.taking", 2),
+        ("lease.passed", 2),
+        ("receive.leased", 2),
+        ("ack.before", 2),
+        ("ack.acked", 2),
+    ];
+    for (point, nth) in points {
+        let dir = tempfile::tempdir().unwrap();
+        let d = s(dir.path());
+        let opts = spill_opts(dir.path());
+        let q = Queue::create("k", &opts).unwrap();
+        q.create_group("w", Start::Earliest).unwrap();
+        let mut p = q.producer().unwrap();
+        const N: u64 = 20;
+        for i in 0..N {
+            p.publish(&[b'a' + i as u8]).unwrap();
+        }
+        drop(p);
+        let first = Worker::spawn_faulty(WORKER, &["work", d, "k", "w"], &format!("{point}@{nth}"))
+            .died_at(point, LONG);
+        let started = Instant::now();
+        let second = Worker::spawn(WORKER, &["work", d, "k", "w"]).finish(LONG);
+        let took = started.elapsed();
+        let mut seqs: Vec<u64> = got_seqs(&first);
+        seqs.extend(got_seqs(&second));
+        seqs.sort_unstable();
+        seqs.dedup();
+        assert_eq!(
+            seqs,
+            (0..N).collect::<Vec<_>>(),
+            "{point}: {first}\n--\n{second}"
+        );
+        // 3 s of the worker's idle exit, and no lease or unblock_timeout
+        // waited out.
+        assert!(
+            took < Duration::from_secs(8),
+            "{point}: the second worker took {took:?}"
+        );
+        let st = q.stats();
+        assert_eq!(st.depth, 0, "{point}: {st:?}");
+        assert_eq!((st.spill_depth, st.spill_lost), (0, 0), "{point}: {st:?}");
+        assert_eq!(st.groups[0].in_flight, 0, "{point}: {st:?}");
+    }
+}

@@ -56,7 +56,10 @@ pub(crate) struct Args {
 enum AckArg {
     /// At-most-once: committed on receive.
     Auto,
-    /// At-least-once: each message is acked after it was written out.
+    /// At-least-once: each message is written and flushed to stdout (a
+    /// pipe or a file: the kernel has it) before it is acked, so a line
+    /// acked is never lost; killed between the two, the message is
+    /// delivered again (a duplicate line).
     Manual,
 }
 

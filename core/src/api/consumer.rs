@@ -1838,6 +1838,9 @@ impl Consumer {
             Got::Redriven(entry) => return self.deliver_redriven(entry),
             Got::Journal(rec) => return self.deliver_journal(rec),
         };
+        if held.is_some() {
+            os::fault::point("receive.leased");
+        }
         let msg = match self.read(pos) {
             Ok(m) => m,
             Err(e) => {
@@ -2001,7 +2004,9 @@ impl Consumer {
 
     fn ack_leased(&self, held: &Held) -> Result<()> {
         let leases = self.leases();
+        os::fault::point("ack.before");
         leases.ack(held).map_err(|()| Error::LeaseExpired)?;
+        os::fault::point("ack.acked");
         self.record().acked.fetch_add(1, Ordering::Relaxed);
         if held.keyed {
             // The next message of its lane may be due now.

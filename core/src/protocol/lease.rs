@@ -232,7 +232,9 @@ impl Leases<'_> {
         rec.word
             .compare_exchange(w.0, taking.0, Ordering::AcqRel, Ordering::Relaxed)
             .ok()?;
+        crate::sync::fault_point("lease.taking");
         self.pass(pos);
+        crate::sync::fault_point("lease.passed");
         let leased = taking.next(pos, LEASED, 1, me);
         self.settle(
             pos,

@@ -157,6 +157,7 @@ pub(crate) fn append<S: SlotStates, L: Log>(
         }
         ctl.active.store(1, Ordering::Release);
     }
+    crate::sync::fault_point("spill.switched");
     let first = ctl.end_seq.load(Ordering::Relaxed);
     claimed(first);
     let saved = (ctl.segments.load(Ordering::Relaxed) != 0).then(|| {
@@ -229,6 +230,7 @@ pub(crate) fn refill<S: SlotStates, L: Log>(
         }
         if pos >= ctl.end_seq.load(Ordering::Relaxed) {
             log.clear(ctl)?;
+            crate::sync::fault_point("refill.cleared");
             ctl.active.store(0, Ordering::Release);
             // SeqCst: producers asleep for space re-check with SeqCst loads
             // of tail (the caller then wakes them, `Ring::notify_space`);
@@ -261,6 +263,7 @@ pub(crate) fn refill<S: SlotStates, L: Log>(
             }
         })?;
         let done = AtomicU64::new(0);
+        crate::sync::fault_point("refill.copied");
         match read {
             Read::Done { seg, off } => {
                 if copied && ring.commit(pos, word, &done).is_err() {
@@ -272,15 +275,19 @@ pub(crate) fn refill<S: SlotStates, L: Log>(
                 ctl.read_off.store(off, Ordering::Relaxed);
                 out.copied += u64::from(copied);
             }
+            // A refiller killed after its commit (and its move of the
+            // read position) left this one in the ring already: the log
+            // has nothing more for it, and nothing is lost.
+            Read::Lost if done_before => {}
             Read::Lost => {
-                if !done_before {
-                    ring.abort_own(pos, word, &done);
-                }
+                ring.abort_own(pos, word, &done);
                 ctl.lost.fetch_add(1, Ordering::Relaxed);
                 out.lost += 1;
             }
         }
+        crate::sync::fault_point("refill.committed");
         ctl.read_seq.store(pos + 1, Ordering::Relaxed);
+        crate::sync::fault_point("refill.recorded");
         // Release: the slot's commit (or abort) and the read position
         // before consumers and producers see the new tail.
         ring.ctl.tail.store((pos + 1) | SPILLING, Ordering::Release);
