@@ -274,3 +274,110 @@ fn a_worker_killed_at_any_step_of_receive_ack_or_refill_stalls_nothing() {
         assert_eq!(st.groups[0].in_flight, 0, "{point}: {st:?}");
     }
 }
+
+/// A worker killed between its ack's CAS and its move of the group's
+/// finished cursor, when every other message of the ring was finished
+/// before it: nothing else would move the cursor, so `head` and the
+/// spill's refill waited for ever and fresh ack=manual workers got
+/// nothing (the "stalled spilled backlog" of the issue).
+#[test]
+fn a_worker_killed_inside_the_last_ack_of_the_ring_does_not_stall_the_spill() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let opts = spill_opts(dir.path()).slots(8);
+    let q = Queue::create("k", &opts).unwrap();
+    q.create_group("w", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    for i in 0..20u8 {
+        p.publish(&[b'a' + i]).unwrap();
+    }
+    drop(p);
+    let flag = dir.path().join("ack-now");
+    let mut child = Worker::spawn_faulty(
+        WORKER,
+        &["hold-ack", d, "k", "w", s(&flag)],
+        "ack.acked",
+    );
+    child.wait_for_line("holding 0", LONG);
+    {
+        let manual = ConsumerOptions::new().ack(shmq::Ack::Manual);
+        let mut b = q.consumer("w", manual).unwrap();
+        for want in 1..8 {
+            let m = b.receive_timeout(LONG).unwrap();
+            assert_eq!(m.seq(), want);
+            m.ack().unwrap();
+        }
+    }
+    std::fs::write(&flag, b"").unwrap();
+    child.died_at("ack.acked", LONG);
+    let manual = ConsumerOptions::new().ack(shmq::Ack::Manual);
+    let mut c = q.consumer("w", manual).unwrap();
+    for want in 8..20 {
+        let m = c
+            .receive_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("seq {want}: {e}; {:?}", q.stats()));
+        assert_eq!(m.seq(), want);
+        m.ack().unwrap();
+    }
+}
+
+/// A worker that stopped while it attached (after it read the group's
+/// cursors) and resumes once the others took the group far ahead: with a
+/// journal it used to "move the group to head" from its stale view,
+/// which looked to the other workers like a delete ("deleted or taken
+/// over by another consumer"), and moved the group back.
+#[test]
+fn a_worker_resuming_a_stale_attach_does_not_move_its_group_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let opts = spill_opts(dir.path()).slots(8).journal(shmq::Retention::new(
+        Duration::from_secs(3600),
+        64 << 20,
+    ));
+    let q = Queue::create("k", &opts).unwrap();
+    q.create_group("w", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    const N: u64 = 60;
+    for i in 0..N {
+        p.publish(&[b'a' + (i % 26) as u8]).unwrap();
+    }
+    drop(p);
+    let late = Worker::spawn_faulty(WORKER, &["work", d, "k", "w"], "consumer.attaching=stop");
+    let pid = late.pid();
+    let stopped = Instant::now() + LONG;
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let state = stat[stat.rfind(')').unwrap() + 2..].chars().next();
+        if state == Some('T') {
+            break;
+        }
+        assert!(Instant::now() < stopped, "the worker never stopped at its fault point");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let manual = ConsumerOptions::new().ack(shmq::Ack::Manual);
+    let mut a = q.consumer("w", manual).unwrap();
+    let mut seqs = Vec::new();
+    for _ in 0..30 {
+        let m = a.receive_timeout(LONG).unwrap();
+        seqs.push(m.seq());
+        m.ack().unwrap();
+    }
+    // SAFETY: kill(2) with a pid of our own child, which is stopped.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGCONT) }, 0);
+    loop {
+        match a.receive_timeout(Duration::from_secs(4)) {
+            Ok(m) => {
+                seqs.push(m.seq());
+                m.ack().unwrap();
+            }
+            Err(Error::Timeout) => break,
+            Err(e) => panic!("the first worker, after the late one attached: {e}"),
+        }
+    }
+    let out = late.finish(LONG);
+    seqs.extend(got_seqs(&out));
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs, (0..N).collect::<Vec<_>>(), "{out}");
+    assert_eq!(q.stats().groups[0].committed, N);
+}

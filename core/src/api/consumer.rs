@@ -757,10 +757,24 @@ impl Consumer {
     /// earliest, or seeked there by another handle): ack=auto replays the
     /// journal; ack=manual moves the group to `head` (replay is ack=auto).
     fn behind_head(mut self) -> Result<Consumer> {
+        os::fault::point("consumer.attaching");
         if self.journal {
             let shared = self.shared.clone();
             let g = shared.lock();
-            if self.next < shared.header().ring.head.load(Ordering::Acquire) {
+            // Read again under the lock: `new` read the cursors under an
+            // earlier hold of it, and meanwhile other consumers of the
+            // group (ack=manual) may have taken it far past `head`. Only a
+            // group whose finished cursor is below `head` is behind it; a
+            // seek of any other would move a live group back and look,
+            // to its other consumers, like a delete.
+            let head = shared.header().ring.head.load(Ordering::Acquire);
+            let rec = self.record();
+            let behind = if self.manual.is_some() {
+                rec.committed.load(Ordering::Acquire) < head
+            } else {
+                self.next < head
+            };
+            if behind {
                 if self.manual.is_some() {
                     self.next = shared.groups().seek(
                         &g,
@@ -1625,6 +1639,13 @@ impl Consumer {
         let (holder, lease_ns, max) = (m.holder, m.lease_ns, m.max_deliveries);
         let shared = self.shared.clone();
         let leases = shared.leases(self.idx);
+        if full && leases.advance_committed() {
+            // A finisher killed between its finishing CAS and its own
+            // advance left `committed` behind finished positions: with
+            // nothing else finishing, nobody would move it, and `head`
+            // (and the spill's refill) would wait for ever.
+            shared.ring().notify_space();
+        }
         let registry = Registry {
             records: shared.consumer_records(),
         };

@@ -13,6 +13,9 @@
 //!                                                 "ID-i", printing `sent i` after each
 //! shmq-worker hold DIR QUEUE GROUP                ack=manual: take one message,
 //!                                                 print `holding SEQ`, never ack
+//! shmq-worker hold-ack DIR QUEUE GROUP FLAG       ack=manual: take one message,
+//!                                                 print `holding SEQ`, ack it once
+//!                                                 the file FLAG exists
 //! shmq-worker produce-logged DIR QUEUE ID COUNT SIZE  publish COUNT messages,
 //!                                                 printing `sent i` after each
 //! shmq-worker arm DIR QUEUE GROUP                 arm a readiness handle (the queue
@@ -366,6 +369,21 @@ fn main() {
             println!("holding {}", m.seq());
             std::thread::sleep(Duration::from_secs(600));
             drop(m);
+        }
+        "hold-ack" => {
+            let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
+            let mut c = q
+                .consumer(a(3), ConsumerOptions::new().ack(Ack::Manual))
+                .unwrap_or_else(|e| fail(e));
+            let m = c.receive().unwrap_or_else(|e| fail(e));
+            println!("holding {}", m.seq());
+            let flag = std::path::Path::new(a(4));
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while !flag.exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            m.ack().unwrap_or_else(|e| fail(e));
+            println!("acked");
         }
         "envelope-produce" => {
             let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
