@@ -293,11 +293,7 @@ fn a_worker_killed_inside_the_last_ack_of_the_ring_does_not_stall_the_spill() {
     }
     drop(p);
     let flag = dir.path().join("ack-now");
-    let mut child = Worker::spawn_faulty(
-        WORKER,
-        &["hold-ack", d, "k", "w", s(&flag)],
-        "ack.acked",
-    );
+    let mut child = Worker::spawn_faulty(WORKER, &["hold-ack", d, "k", "w", s(&flag)], "ack.acked");
     child.wait_for_line("holding 0", LONG);
     {
         let manual = ConsumerOptions::new().ack(shmq::Ack::Manual);
@@ -330,10 +326,9 @@ fn a_worker_killed_inside_the_last_ack_of_the_ring_does_not_stall_the_spill() {
 fn a_worker_resuming_a_stale_attach_does_not_move_its_group_back() {
     let dir = tempfile::tempdir().unwrap();
     let d = s(dir.path());
-    let opts = spill_opts(dir.path()).slots(8).journal(shmq::Retention::new(
-        Duration::from_secs(3600),
-        64 << 20,
-    ));
+    let opts = spill_opts(dir.path())
+        .slots(8)
+        .journal(shmq::Retention::new(Duration::from_secs(3600), 64 << 20));
     let q = Queue::create("k", &opts).unwrap();
     q.create_group("w", Start::Earliest).unwrap();
     let mut p = q.producer().unwrap();
@@ -351,7 +346,10 @@ fn a_worker_resuming_a_stale_attach_does_not_move_its_group_back() {
         if state == Some('T') {
             break;
         }
-        assert!(Instant::now() < stopped, "the worker never stopped at its fault point");
+        assert!(
+            Instant::now() < stopped,
+            "the worker never stopped at its fault point"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let manual = ConsumerOptions::new().ack(shmq::Ack::Manual);
@@ -380,4 +378,34 @@ fn a_worker_resuming_a_stale_attach_does_not_move_its_group_back() {
     seqs.dedup();
     assert_eq!(seqs, (0..N).collect::<Vec<_>>(), "{out}");
     assert_eq!(q.stats().groups[0].committed, N);
+}
+
+/// A spiller killed holding the admin lock while only consumers run (they
+/// never wait for the lock, they take it when it is free): the refill
+/// used to stop for good behind the dead holder.
+#[test]
+fn a_spiller_killed_holding_the_lock_does_not_stop_the_refill() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let q = Queue::create("k", &spill_opts(dir.path())).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    for _ in 0..4 {
+        p.publish(b"R").unwrap();
+    }
+    drop(p);
+    // Attached before the kill: an attach takes the lock (waiting).
+    let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
+    Worker::spawn_faulty(
+        WORKER,
+        &["produce-keyed", d, "k", "2", "3"],
+        "keyed.after_claimed@2",
+    )
+    .died_at("keyed.after_claimed", LONG);
+    for want in 0..5 {
+        let m = c
+            .receive_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("seq {want}: {e}"));
+        assert_eq!(m.seq(), want);
+    }
 }

@@ -206,28 +206,19 @@ pub(crate) fn settle_passed(shared: &Shared, from: u64, to: u64) {
         return;
     }
     let ring = shared.ring();
-    for r in shared.producer_records() {
-        // Acquire: pairs with the producer's SeqCst store, which comes
-        // before its commit, which the groups' cursors passed.
-        let kp = r.keyed_pos.load(Ordering::Acquire);
-        if kp == 0 || kp - 1 < from || kp - 1 >= to {
-            continue;
-        }
-        let pos = kp - 1;
-        let Some(e) = table.get(r.keyed_entry.load(Ordering::Relaxed) as usize) else {
-            continue;
-        };
-        let st = e.state.load(Ordering::Acquire);
-        if st & 3 != PENDING || e.seq.load(Ordering::Relaxed) != pos {
-            continue;
-        }
-        if matches!(ring.peek(pos), Peek::Ready) {
-            crate::os::fault::point("keyed.settle_passed");
-            let _ = e
-                .state
-                .compare_exchange(st, PUBLISHED, Ordering::AcqRel, Ordering::Relaxed);
-        }
-    }
+    crate::protocol::tables::settle_passed(
+        table,
+        shared
+            .producer_records()
+            .iter()
+            .map(|r| (&r.keyed_pos, &r.keyed_entry)),
+        from,
+        to,
+        |pos| {
+            os::fault::point("keyed.settle_passed");
+            matches!(ring.peek(pos), Peek::Ready)
+        },
+    );
 }
 
 /// Under the admin lock, before any spill append or the switch back to

@@ -43,22 +43,7 @@ impl AdminLock {
             tries = tries.wrapping_add(1);
             if holder != 0 && holder != me.pid && tries % CHECK_EVERY == 0 {
                 let start = self.holder_start.load(Ordering::Acquire);
-                // A taker first clears the dead holder's start time (0
-                // reads "being written": `alive(pid, 0)` asks only whether
-                // the pid exists), then takes `holder`. Without that, a
-                // third waiter could pair our pid with the dead holder's
-                // start time in the instant before we store ours, judge us
-                // dead and take the lock a second time.
-                if !alive(holder, start)
-                    && self
-                        .holder_start
-                        .compare_exchange(start, 0, Ordering::AcqRel, Ordering::Relaxed)
-                        .is_ok()
-                    && self
-                        .holder
-                        .compare_exchange(holder, me.pid, Ordering::Acquire, Ordering::Relaxed)
-                        .is_ok()
-                {
+                if !alive(holder, start) && self.take_from(holder, start, me) {
                     // The dead holder may have left a half-done change; every
                     // critical section is written so that any prefix of it
                     // is a consistent state (see protocol/group.rs).
@@ -80,6 +65,49 @@ impl AdminLock {
 }
 
 impl AdminLock {
+    /// Takes the lock from `holder` (whose start time was `start`), known
+    /// dead. The taker first clears the dead holder's start time (0 reads
+    /// "being written": `alive(pid, 0)` asks only whether the pid
+    /// exists), then takes `holder`. Without that, a third waiter could
+    /// pair our pid with the dead holder's start time in the instant
+    /// before we store ours, judge us dead and take the lock a second
+    /// time.
+    fn take_from(&self, holder: u32, start: u64, me: Me) -> bool {
+        self.holder_start
+            .compare_exchange(start, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+            && self
+                .holder
+                .compare_exchange(holder, me.pid, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Takes the lock if it is free right now, or if its holder is dead
+    /// (`alive` is asked only then): work that others may do too (the
+    /// spill's refill, the journal) must not wait for ever behind a
+    /// holder that was killed when nobody takes the lock with [`lock`].
+    ///
+    /// [`lock`]: AdminLock::lock
+    pub(crate) fn try_lock_or_take(
+        &self,
+        me: Me,
+        alive: impl Fn(u32, u64) -> bool,
+    ) -> Option<AdminGuard<'_>> {
+        if let Some(g) = self.try_lock(me) {
+            return Some(g);
+        }
+        let holder = self.holder.load(Ordering::Acquire);
+        let start = self.holder_start.load(Ordering::Acquire);
+        if holder == 0 || holder == me.pid || alive(holder, start) {
+            return None;
+        }
+        if !self.take_from(holder, start, me) {
+            return None;
+        }
+        self.holder_start.store(me.start_time, Ordering::Release);
+        Some(AdminGuard { lock: self })
+    }
+
     /// Takes the lock if it is free right now.
     pub(crate) fn try_lock(&self, me: Me) -> Option<AdminGuard<'_>> {
         // Acquire: as in `lock`.

@@ -682,6 +682,121 @@ fn loom_one_of_two_producers_publishes_a_key() {
 }
 
 #[test]
+fn loom_head_never_passes_an_unsettled_keyed_commit() {
+    // A keyed producer records its position (keyed_pos, then the entry's
+    // seq), commits, and dies before it marks its entry PUBLISHED. A
+    // consumer reads the message and moves its group past it; a producer
+    // moves `head` under the admin lock, settling what it passes. Whenever
+    // `head` passed the position, the entry says PUBLISHED: the retry of
+    // the key is told "published" without looking at a slot that may
+    // have been reused since.
+    use crate::protocol::tables::dedup::{PENDING, PUBLISHED};
+    model("keyed settle", || {
+        let w = World::new(2, 1);
+        {
+            let g = w.lock.lock(ME, |_, _| true);
+            w.groups().create(&g, "g", Start::Earliest, 0).unwrap();
+        }
+        let entry = Arc::new(crate::layout::DedupEntry::new());
+        entry.state.store((2 << 2) | PENDING, Ordering::Relaxed);
+        entry.seq.store(u64::MAX, Ordering::Relaxed);
+        let keyed = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+        let producer = {
+            let (w, entry, keyed) = (w.clone(), entry.clone(), keyed.clone());
+            thread::spawn(move || {
+                let ring = w.ring();
+                let mut head = 0;
+                let Claim::Claimed(pos) = ring.claim(1, &mut head) else {
+                    panic!("an empty ring has room")
+                };
+                // `dedup::claimed`, then the publish; no `published`.
+                keyed.1.store(0, Ordering::Relaxed);
+                keyed.0.store(pos + 1, Ordering::SeqCst);
+                entry.seq.store(pos, Ordering::Release);
+                let Begin::Ours(seen) = w.begin(pos, 2) else {
+                    panic!("nothing aborts in this model")
+                };
+                ring.commit(pos, seen, &w.announce[2]).unwrap();
+            })
+        };
+        let consumer = {
+            let w = w.clone();
+            thread::spawn(move || {
+                w.read(0);
+                commit_cursor(&w.groups[0].committed, 1);
+            })
+        };
+        let settler = {
+            let (w, entry, keyed) = (w.clone(), entry.clone(), keyed.clone());
+            thread::spawn(move || {
+                let g = w.lock.lock(ME, |_, _| true);
+                let table = std::slice::from_ref(&*entry);
+                w.groups().advance_head_settling(&g, |from, to| {
+                    crate::protocol::tables::settle_passed(
+                        table,
+                        std::iter::once((&keyed.0, &keyed.1)),
+                        from,
+                        to,
+                        |pos| matches!(w.ring().peek(pos), Peek::Ready),
+                    )
+                })
+            })
+        };
+        producer.join().unwrap();
+        consumer.join().unwrap();
+        let head = settler.join().unwrap();
+        if head > 0 {
+            assert_eq!(entry.state.load(Ordering::Relaxed), PUBLISHED);
+        }
+    });
+}
+
+#[test]
+fn loom_a_dead_holders_lock_is_taken_over_once() {
+    // The admin lock's holder (pid 9) died inside its critical section.
+    // Two waiters take it over at once (the non-waiting take-over that
+    // refills use): at most one holds it at a time, even when one reads
+    // the other's pid beside the dead holder's start time.
+    model("lock take-over", || {
+        let lock = Arc::new(AdminLock::new());
+        lock.holder.store(9, Ordering::Relaxed);
+        lock.holder_start.store(5, Ordering::Relaxed);
+        let cell = Arc::new(UnsafeCell::new(0u64));
+        // Start times: pid 1 → 11, pid 2 → 12; pid 9 is dead. A start of 0
+        // is "being written": only the pid is asked about.
+        let alive = |pid: u32, start: u64| pid != 9 && (start == 0 || start == 10 + pid as u64);
+        let takers: Vec<_> = [1u32, 2]
+            .into_iter()
+            .map(|pid| {
+                let (lock, cell) = (lock.clone(), cell.clone());
+                thread::spawn(move || {
+                    let me = Me {
+                        pid,
+                        start_time: 10 + pid as u64,
+                    };
+                    loop {
+                        if let Some(g) = lock.try_lock_or_take(me, alive) {
+                            // SAFETY (loom cell): loom reports a race if two
+                            // holders get here at once.
+                            cell.with_mut(|p| unsafe { *p += 1 });
+                            drop(g);
+                            return;
+                        }
+                        thread::yield_now();
+                    }
+                })
+            })
+            .collect();
+        for t in takers {
+            t.join().unwrap();
+        }
+        // SAFETY (loom cell): both takers are done.
+        assert_eq!(cell.with(|p| unsafe { *p }), 2);
+        assert_eq!(lock.holder.load(Ordering::Relaxed), 0);
+    });
+}
+
+#[test]
 fn loom_spill_switch_keeps_seq_order() {
     // A one-group ring of 2 slots holding one message; two producers
     // publish at once, each into the ring if its claim fits, else to the

@@ -74,6 +74,47 @@ pub(crate) mod dedup {
     pub const PUBLISHED: u64 = 2;
 }
 
+/// Just before `head` moves from `from` to `to` (under the admin lock):
+/// marks PUBLISHED every PENDING entry whose keyed position, announced in
+/// a producer record's `(keyed_pos, keyed_entry)` words, lies in
+/// `from..to` and is `committed`. Once `head` has passed, the slot may be
+/// reused and the ring no longer knows the position's fate, so this is
+/// where it is written down (see `mapped/dedup.rs` for why it is exact).
+/// loom model: `loom_head_never_passes_an_unsettled_keyed_commit`.
+pub(crate) fn settle_passed<'a>(
+    table: &[DedupEntry],
+    keyed: impl Iterator<Item = (&'a AtomicU64, &'a AtomicU64)>,
+    from: u64,
+    to: u64,
+    committed: impl Fn(u64) -> bool,
+) {
+    use dedup::*;
+    for (keyed_pos, keyed_entry) in keyed {
+        // Acquire: pairs with the producer's SeqCst store, made before
+        // its commit, which the groups' cursors passed before `to` was
+        // computed from them.
+        let kp = keyed_pos.load(Ordering::Acquire);
+        if kp == 0 || kp - 1 < from || kp - 1 >= to {
+            continue;
+        }
+        let pos = kp - 1;
+        let Some(e) = table.get(keyed_entry.load(Ordering::Relaxed) as usize) else {
+            continue;
+        };
+        let st = e.state.load(Ordering::Acquire);
+        if st & 3 != PENDING || e.seq.load(Ordering::Relaxed) != pos {
+            continue;
+        }
+        if committed(pos) {
+            // AcqRel: only the reservation we read; the producer's own
+            // `published` is a CAS from the same word and fails after us.
+            let _ = e
+                .state
+                .compare_exchange(st, PUBLISHED, Ordering::AcqRel, Ordering::Relaxed);
+        }
+    }
+}
+
 /// What [`lookup_or_reserve`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Lookup {
