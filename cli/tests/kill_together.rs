@@ -12,7 +12,6 @@
 //! `SHMQ_KILL_SEED` (default 7) set the run; `docs/reliability.md` has
 //! the 10-minute run and its figures.
 
-use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
@@ -105,22 +104,70 @@ fn output_len(dir: &Path) -> u64 {
         .sum()
 }
 
-fn missing(dir: &Path, lines: u64) -> Vec<String> {
-    let mut seen = HashSet::new();
-    for n in 0..3 {
-        let text = std::fs::read_to_string(dir.join(format!("out{n}"))).unwrap_or_default();
-        seen.extend(text.lines().map(str::to_string));
-    }
-    let mut miss = Vec::new();
-    for p in 0..3 {
-        for i in 1..=lines {
-            let l = format!("p{p}-{i}");
-            if !seen.contains(&l) {
-                miss.push(l);
-            }
+/// Which lines the workers' outputs hold so far, read incrementally (only
+/// what was appended since the last look, up to its last newline).
+struct Seen {
+    read: [u64; 3],
+    have: Vec<Vec<bool>>,
+    missing: u64,
+}
+
+impl Seen {
+    fn new(lines: u64) -> Seen {
+        Seen {
+            read: [0; 3],
+            have: (0..3).map(|_| vec![false; lines as usize + 1]).collect(),
+            missing: 3 * lines,
         }
     }
-    miss
+
+    /// Reads what the outputs gained; returns the lines still missing.
+    fn update(&mut self, dir: &Path) -> u64 {
+        use std::io::{Read, Seek, SeekFrom};
+        for n in 0..3 {
+            let Ok(mut f) = File::open(dir.join(format!("out{n}"))) else {
+                continue;
+            };
+            f.seek(SeekFrom::Start(self.read[n])).unwrap();
+            let mut buf = Vec::new();
+            f.read_to_end(&mut buf).unwrap();
+            let Some(last) = buf.iter().rposition(|&b| b == b'\n') else {
+                continue;
+            };
+            self.read[n] += last as u64 + 1;
+            for line in buf[..last].split(|&b| b == b'\n') {
+                let parsed = std::str::from_utf8(line).ok().and_then(|l| {
+                    let (p, i) = l.strip_prefix('p')?.split_once('-')?;
+                    Some((p.parse::<usize>().ok()?, i.parse::<usize>().ok()?))
+                });
+                let Some((p, i)) = parsed else {
+                    panic!("a line nobody published: {:?}", String::from_utf8_lossy(line));
+                };
+                let slot = self.have.get_mut(p).and_then(|v| v.get_mut(i));
+                let Some(slot) = slot else {
+                    panic!("a line nobody published: p{p}-{i}");
+                };
+                if !*slot {
+                    *slot = true;
+                    self.missing -= 1;
+                }
+            }
+        }
+        self.missing
+    }
+
+    /// The first few missing lines, for the failure message.
+    fn first_missing(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (p, v) in self.have.iter().enumerate() {
+            for (i, &h) in v.iter().enumerate().skip(1) {
+                if !h && out.len() < 10 {
+                    out.push(format!("p{p}-{i}"));
+                }
+            }
+        }
+        out
+    }
 }
 
 #[test]
@@ -210,12 +257,13 @@ fn producers_and_workers_killed_together_lose_no_line() {
     let deadline = Instant::now() + Duration::from_secs(300);
     let (mut last_len, mut last_growth, mut worst_stall) =
         (output_len(dir), Instant::now(), Duration::ZERO);
-    let mut miss = missing(dir, lines);
-    while !miss.is_empty() || done.iter().any(|d| !d) {
+    let mut seen = Seen::new(lines);
+    let mut miss = seen.update(dir);
+    while miss != 0 || done.iter().any(|d| !d) {
         assert!(
             Instant::now() < deadline,
-            "not drained in 300 s: {} lines missing, producers done {done:?}",
-            miss.len()
+            "not drained in 300 s: {miss} lines missing (first: {:?}), producers done {done:?}",
+            seen.first_missing()
         );
         std::thread::sleep(Duration::from_millis(200));
         tend(&mut producers, &mut workers, &mut done, &mut restarts);
@@ -227,7 +275,7 @@ fn producers_and_workers_killed_together_lose_no_line() {
             last_growth = Instant::now();
         }
         worst_stall = worst_stall.max(last_growth.elapsed());
-        miss = missing(dir, lines);
+        miss = seen.update(dir);
     }
     for mut w in workers {
         let _ = w.kill();
