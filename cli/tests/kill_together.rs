@@ -141,7 +141,10 @@ impl Seen {
                     Some((p.parse::<usize>().ok()?, i.parse::<usize>().ok()?))
                 });
                 let Some((p, i)) = parsed else {
-                    panic!("a line nobody published: {:?}", String::from_utf8_lossy(line));
+                    panic!(
+                        "a line nobody published: {:?}",
+                        String::from_utf8_lossy(line)
+                    );
                 };
                 let slot = self.have.get_mut(p).and_then(|v| v.get_mut(i));
                 let Some(slot) = slot else {

@@ -144,6 +144,16 @@ fn a_keyed_publish_killed_after_its_commit_is_remembered_a_lap_later() {
 #[test]
 fn a_keyed_spill_killed_before_its_append_counted_is_published_by_its_retry() {
     for point in ["keyed.after_claimed", "spill.record_written"] {
+        killed_spill_then_retry(point, true);
+    }
+    // Across the switch back: nothing spills after the kill, the spill
+    // drains and the queue goes back to the ring, where the dead
+    // spiller's seq goes to the next ring publish.
+    killed_spill_then_retry("keyed.after_claimed", false);
+}
+
+fn killed_spill_then_retry(point: &str, spill_next: bool) {
+    {
         let dir = tempfile::tempdir().unwrap();
         let d = s(dir.path());
         let q = Queue::create("k", &spill_opts(dir.path())).unwrap();
@@ -159,10 +169,17 @@ fn a_keyed_spill_killed_before_its_append_counted_is_published_by_its_retry() {
             &format!("{point}@2"),
         )
         .died_at(point, LONG);
-        // Takes the lock over from the dead spiller; seq 5.
-        assert_eq!(p.publish(b"X").unwrap(), 5, "{point}");
         let mut got = BTreeMap::new();
-        drain(&q, "g", &mut got);
+        if spill_next {
+            // Takes the lock over from the dead spiller; seq 5.
+            assert_eq!(p.publish(b"X").unwrap(), 5, "{point}");
+            drain(&q, "g", &mut got);
+        } else {
+            drain(&q, "g", &mut got);
+            assert_eq!(q.stats().spill_depth, 0);
+            assert_eq!(p.publish(b"X").unwrap(), 5, "{point}: in the ring");
+            drain(&q, "g", &mut got);
+        }
         assert_eq!(
             got.get(&(u32::MAX, b'X' as u64)),
             Some(&1),
