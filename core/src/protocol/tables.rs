@@ -94,10 +94,12 @@ pub(crate) fn settle_passed<'a>(
         // its commit, which the groups' cursors passed before `to` was
         // computed from them.
         let kp = keyed_pos.load(Ordering::Acquire);
-        if kp == 0 || kp - 1 < from || kp - 1 >= to {
+        let Some(pos) = kp.checked_sub(1) else {
+            continue;
+        };
+        if !(from..to).contains(&pos) {
             continue;
         }
-        let pos = kp - 1;
         let Some(e) = table.get(keyed_entry.load(Ordering::Relaxed) as usize) else {
             continue;
         };
