@@ -25,7 +25,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// "SHMQRING" in little-endian: the first 8 bytes of every queue file.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMQRING");
 /// Layout version written by this build. Bumped on any incompatible change.
-pub(crate) const VERSION: u32 = 5;
+pub(crate) const VERSION: u32 = 6;
 /// Value of [`Header::ready`] once the creator has written everything.
 pub(crate) const READY: u32 = 0x5245_4459; // "READ" + "Y"
 /// Size of the header region.
@@ -209,8 +209,9 @@ pub(crate) struct AdminLock {
     /// 0 when free, else the holder's pid.
     pub holder: AtomicU32,
     _pad: u32,
-    /// The holder's process start time (0 while it is being written).
-    pub holder_start: AtomicU64,
+    /// The holder's liveness key (`os/liveness.rs`; 0 while it is being
+    /// written).
+    pub holder_key: AtomicU64,
     _pad1: [u8; 48],
 }
 
@@ -374,8 +375,9 @@ pub(crate) struct GroupRecord {
     /// The attached ack=auto consumer: `pid << 32 | per-process token`, 0
     /// if none.
     pub owner: AtomicU64,
-    /// Start time of the owner's process (0 while being written).
-    pub owner_start: AtomicU64,
+    /// The owner's liveness key (`os/liveness.rs`; 0 while being written
+    /// or free).
+    pub owner_key: AtomicU64,
     pub created_ns: AtomicU64,
     /// Redeliveries waiting (nacks, dropped deliveries, reclaimed leases)
     /// since the count was last looked at: a hint for ack=manual consumers
@@ -438,8 +440,9 @@ pub(crate) struct LeaseRecord {
 pub(crate) struct ConsumerRecord {
     /// `pid << 32 | per-process token`, 0 if free.
     pub owner: AtomicU64,
-    /// Start time of the owner's process (0 while being written).
-    pub owner_start: AtomicU64,
+    /// The owner's liveness key (`os/liveness.rs`; 0 while being written
+    /// or free).
+    pub owner_key: AtomicU64,
     /// CLOCK_REALTIME ns of the consumer's last receive call.
     pub heartbeat_ns: AtomicU64,
     /// Index of its group + 1 (0 while being set up).
@@ -452,7 +455,8 @@ pub(crate) struct ConsumerRecord {
 #[repr(C)]
 #[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
 pub(crate) struct DedupEntry {
-    /// 0 free, `pid << 2 | 1` being published by pid, 2 published.
+    /// 0 free, `key | 1` being published by the process of liveness key
+    /// `key` (`os/liveness.rs`), 2 published.
     pub state: AtomicU64,
     /// 64-bit hash of the key (never 0 for a used entry).
     pub key: AtomicU64,
@@ -506,8 +510,9 @@ pub(crate) struct DeadLetterHeader {
 pub(crate) struct ProducerRecord {
     /// `pid << 32 | per-process token`, 0 if free.
     pub owner: AtomicU64,
-    /// Start time of the owner's process (0 while being written).
-    pub owner_start: AtomicU64,
+    /// The owner's liveness key (`os/liveness.rs`; 0 while being written
+    /// or free).
+    pub owner_key: AtomicU64,
     pub registered_ns: AtomicU64,
     /// Position being written + 1, or 0. Written only by the owner: SeqCst
     /// before it looks at the slot, Release (to 0) after its last write.
@@ -634,7 +639,7 @@ impl AdminLock {
         AdminLock {
             holder: AtomicU32::new(0),
             _pad: 0,
-            holder_start: AtomicU64::new(0),
+            holder_key: AtomicU64::new(0),
             _pad1: [0; 48],
         }
     }
@@ -650,7 +655,7 @@ impl GroupRecord {
             _pad0: 0,
             name: std::array::from_fn(|_| AtomicU64::new(0)),
             owner: AtomicU64::new(0),
-            owner_start: AtomicU64::new(0),
+            owner_key: AtomicU64::new(0),
             created_ns: AtomicU64::new(0),
             redeliver_hint: AtomicU64::new(0),
             acked: AtomicU64::new(0),

@@ -395,10 +395,22 @@ impl Options {
         self.slots
     }
     /// The spill directory these options resolve to for queue `name`.
+    ///
+    /// The default is `/var/tmp/shmq-UID/NAME` for a queue in `/dev/shm`,
+    /// and `/var/tmp/shmq-UID/NAME-HASH` for one in any other directory
+    /// (HASH: 8 hex digits of the directory's path), so that two queues of
+    /// one name in two directories never share a spill directory.
     pub fn get_spill_dir(&self, name: &str) -> PathBuf {
-        self.spill_dir
-            .clone()
-            .unwrap_or_else(|| default_spill_root().join(name))
+        self.spill_dir.clone().unwrap_or_else(|| {
+            let dir = self.get_dir();
+            let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+            if dir == Path::new("/dev/shm") {
+                default_spill_root().join(name)
+            } else {
+                let hash = crc32c::crc32c(dir.as_os_str().as_encoded_bytes());
+                default_spill_root().join(format!("{name}-{hash:08x}"))
+            }
+        })
     }
 }
 

@@ -247,6 +247,7 @@ fn a_worker_killed_at_any_step_of_receive_ack_or_refill_stalls_nothing() {
         ("refill.committed", 2),
         ("refill.recorded", 2),
         ("refill.cleared", 1),
+        ("spill.clearing", 1),
         ("lease.taking", 2),
         ("lease.passed", 2),
         ("receive.leased", 2),

@@ -663,7 +663,7 @@ impl Consumer {
                 Some(i) => i,
                 None => shared.create_group_locked(&g, group, opts.start)?,
             };
-            let sharers = registry.count(idx, os::process::alive);
+            let sharers = registry.count(idx, |p, k| shared.alive(p, k));
             let manual = match opts.ack {
                 Ack::Auto => {
                     if sharers > 0 {
@@ -671,18 +671,13 @@ impl Consumer {
                             "group {group:?} has {sharers} live ack=manual consumer(s); its consumers must all use ack=manual"
                         )));
                     }
-                    groups.attach(
-                        &g,
-                        idx,
-                        group,
-                        owner,
-                        shared.me.start_time,
-                        os::process::alive,
-                    )?;
+                    groups.attach(&g, idx, group, owner, shared.me.key, |p, k| {
+                        shared.alive(p, k)
+                    })?;
                     None
                 }
                 Ack::Manual => {
-                    if let Some(pid) = groups.live_owner(idx, os::process::alive) {
+                    if let Some(pid) = groups.live_owner(idx, |p, k| shared.alive(p, k)) {
                         return Err(Error::Busy(format!(
                             "group {group:?} has a live ack=auto consumer (pid {pid}); stop it first"
                         )));
@@ -701,7 +696,7 @@ impl Consumer {
                         shared.me,
                         idx,
                         os::clock::realtime_ns(),
-                        os::process::alive,
+                        |p, k| shared.alive(p, k),
                     )?;
                     if taken.was_dead {
                         shared.release_holder(taken.index);
@@ -784,7 +779,7 @@ impl Consumer {
                             shared.header().ring.head.load(Ordering::Acquire),
                         ),
                         self.owner,
-                        os::process::alive,
+                        |p, k| shared.alive(p, k),
                     )?;
                     self.generation = generation(self.record());
                 } else {
@@ -1210,7 +1205,7 @@ impl Consumer {
             let others = Registry {
                 records: shared.consumer_records(),
             }
-            .count(self.idx, os::process::alive);
+            .count(self.idx, |p, k| shared.alive(p, k));
             if others > 1 {
                 return Err(Error::Busy(format!(
                     "group {:?} has {} other live consumers; a seek needs it to itself",
@@ -1231,14 +1226,11 @@ impl Consumer {
                 start = crate::options::Start::Seq(head);
             }
         }
-        let pos = shared.groups().seek(
-            &g,
-            self.idx,
-            &self.group,
-            start,
-            self.owner,
-            os::process::alive,
-        )?;
+        let pos = shared
+            .groups()
+            .seek(&g, self.idx, &self.group, start, self.owner, |p, k| {
+                shared.alive(p, k)
+            })?;
         self.next = pos;
         self.generation = generation(self.record());
         self.replay = if pos < head && self.manual.is_none() {
@@ -1605,7 +1597,7 @@ impl Consumer {
         let registry = Registry {
             records: self.shared.consumer_records(),
         };
-        let mut alive = |h: u32| registry.alive(h, os::process::alive);
+        let mut alive = |h: u32| registry.alive(h, |p, k| self.shared.alive(p, k));
         let k = leases.take_keyed(pos, lane, holder, now, lease_ns, &mut alive);
         if k == Keyed::Waiting && leases.word(pos).state() == crate::protocol::lease::READY {
             // Released at once: the group's consumers look.
@@ -1655,7 +1647,7 @@ impl Consumer {
             if let Some(&(_, a)) = known.iter().find(|(k, _)| *k == h) {
                 return a;
             }
-            let a = registry.alive(h, os::process::alive);
+            let a = registry.alive(h, |p, k| shared.alive(p, k));
             known.push((h, a));
             a
         };
@@ -1781,9 +1773,9 @@ impl Consumer {
                 self.shared.geo.slots - 1,
             ) && {
                 let owner = r.owner.load(Ordering::Acquire);
-                !os::process::alive(
+                !self.shared.alive(
                     crate::protocol::group::owner_pid(owner),
-                    r.owner_start.load(Ordering::Acquire),
+                    r.owner_key.load(Ordering::Acquire),
                 )
             }
         })

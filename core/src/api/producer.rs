@@ -110,9 +110,16 @@ impl Producer {
         let mut record = None;
         for (i, rec) in shared.producer_records().iter().enumerate() {
             let cur = rec.owner.load(Ordering::Acquire);
-            let free = cur == 0
-                || !os::process::alive(owner_pid(cur), rec.owner_start.load(Ordering::Acquire));
+            let key = rec.owner_key.load(Ordering::Acquire);
+            let free = cur == 0 || !shared.alive(owner_pid(cur), key);
+            // A dead owner's key is cleared before its record is taken
+            // (`protocol/registry.rs`, "taking a record over").
             if free
+                && (cur == 0
+                    || rec
+                        .owner_key
+                        .compare_exchange(key, 0, Ordering::AcqRel, Ordering::Relaxed)
+                        .is_ok())
                 && rec
                     .owner
                     .compare_exchange(cur, owner, Ordering::AcqRel, Ordering::Relaxed)
@@ -122,7 +129,7 @@ impl Producer {
                 // settled before we forget it.
                 dedup::settle_dead_record(&shared, i);
                 rec.announce.store(0, Ordering::Relaxed);
-                rec.owner_start.store(me.start_time, Ordering::Release);
+                rec.owner_key.store(me.key, Ordering::Release);
                 rec.registered_ns
                     .store(os::clock::realtime_ns(), Ordering::Relaxed);
                 record = Some(i);
@@ -924,7 +931,12 @@ impl Drop for Producer {
         if self.journal {
             let _ = self.shared.help_journal(true);
         }
-        let _ = self.shared.producer_records()[self.record]
+        let rec = &self.shared.producer_records()[self.record];
+        // The key first: a free record's key is 0, so that its next owner,
+        // between its claim and its key, reads as "being written", never
+        // as us (dead).
+        rec.owner_key.store(0, Ordering::Release);
+        let _ = rec
             .owner
             .compare_exchange(self.owner, 0, Ordering::AcqRel, Ordering::Relaxed);
     }

@@ -25,8 +25,8 @@ use crate::protocol::group::{GroupInfo, owner_pid};
 use crate::protocol::lock::Me;
 use crate::protocol::registry::Registry;
 use crate::protocol::ring::Peek;
-use crate::store::access;
 use crate::store::segment::{MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, RECORD_HEADER_SIZE, Segments};
+use crate::store::{access, owner};
 use crate::sync::Ordering;
 use std::os::unix::ffi::OsStrExt;
 use zerocopy::FromZeros;
@@ -38,8 +38,46 @@ fn me() -> Me {
     let pid = os::process::pid();
     Me {
         pid,
-        start_time: os::process::start_time(pid),
+        key: os::liveness::my_key(),
     }
+}
+
+/// Refuses to create a queue whose spill directory belongs to another
+/// queue that still exists (two queues of one name in two directories
+/// share the default one, `/var/tmp/shmq-UID/NAME`): the new queue would
+/// delete the other's segments.
+fn refuse_another_queues_dir(dir: &Path, path: &Path) -> Result<()> {
+    let Some(o) = owner::read(dir) else {
+        return Ok(());
+    };
+    let theirs = o.queue != path
+        && spill_of(&o.queue).is_some_and(|(c, d)| c.creation_id == o.creation_id && d == dir);
+    if theirs {
+        return Err(Error::Exists(format!(
+            "spill directory {} belongs to queue {}: give this queue another \
+             (Options::spill_dir, shmq create --spill-dir)",
+            dir.display(),
+            o.queue.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Takes this process's liveness lock on the queue file it opened
+/// (`os/liveness.rs`): how other processes, in any PID namespace, tell
+/// that it lives.
+fn hold_liveness(file: &std::fs::File, path: &std::path::Path) -> Result<()> {
+    os::liveness::hold(file).map_err(|e| {
+        Error::io(
+            format!(
+                "taking a record lock on {} (shmq tells live processes from dead \
+                 ones by them; put the queue on a filesystem with record locks: \
+                 /dev/shm, a tmpfs or a local disk)",
+                path.display()
+            ),
+            e,
+        )
+    })
 }
 
 /// A copy of one retained message ([`Queue::peek`]).
@@ -243,7 +281,9 @@ impl Queue {
         // here, after every option was checked, and taken back if the file
         // cannot be made.
         let spill_made = if opts.overflow == Overflow::Spill || opts.journal.is_some() {
-            access::private_dir(&spill_dir, opts.trust)?
+            let made = access::private_dir(&spill_dir, opts.trust)?;
+            refuse_another_queues_dir(&spill_dir, &path)?;
+            made
         } else {
             false
         };
@@ -338,6 +378,14 @@ impl Queue {
                 config_crc(&config),
             );
         }
+        if opts.overflow == Overflow::Spill || opts.journal.is_some() {
+            // The directory is ours from now on (`store/owner.rs`): what
+            // is in it belonged to a queue that is gone.
+            if let Err(e) = owner::write(&spill_dir, config.creation_id, &path) {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+        }
         let journal = opts
             .journal
             .map(|_| std::sync::Mutex::new(journal_for(&config, &spill_dir)));
@@ -366,6 +414,7 @@ impl Queue {
         } else {
             None
         };
+        hold_liveness(&file, &path)?;
         let shared = Shared {
             map,
             _file: file,
@@ -380,6 +429,7 @@ impl Queue {
             spill,
             journal,
             dedup_index: Default::default(),
+            stores_refused: None,
         };
         // Release pairs with the opener's Acquire load in `validate`: it
         // sees the config written above. Everything else is zero, which is
@@ -434,6 +484,7 @@ impl Queue {
         let map = os::map::Mapping::new(&file, len)
             .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
         let (config, geo, spill_dir) = validate(&map, &path)?;
+        let mut stores_refused = None;
         if let Some(d) = &spill_dir {
             access::private_dir(d, opts.trust)?;
             for sub in ["journal", "dlq"] {
@@ -442,6 +493,7 @@ impl Queue {
                     access::check_dir(&sub, opts.trust)?;
                 }
             }
+            stores_refused = owner::refusal(d, config.creation_id, &path);
         }
         let journal = match (&spill_dir, config.journal_max_bytes) {
             (Some(d), b) if b > 0 => Some(std::sync::Mutex::new(journal_for(&config, d))),
@@ -454,6 +506,7 @@ impl Queue {
             let dir = m.lock().unwrap_or_else(|p| p.into_inner()).dir.clone();
             std::sync::Mutex::new(dlq_for(&config, &dir))
         });
+        hold_liveness(&file, &path)?;
         let shared = Shared {
             map,
             _file: file,
@@ -466,6 +519,7 @@ impl Queue {
             journal,
             dlq_spill,
             dedup_index: Default::default(),
+            stores_refused,
         };
         let ring = &shared.header().ring;
         let (head, tail) = (
@@ -517,7 +571,11 @@ impl Queue {
         let path = queue_path(name, opts)?;
         // The spill's segments go with it (a garbled file keeps them: its
         // spill directory cannot be trusted).
-        if let Some((config, dir)) = spill_of(&path) {
+        // Only segments of a directory that is this queue's: another
+        // queue (of the same name elsewhere, say) may spill there now.
+        if let Some((config, dir)) = spill_of(&path).filter(|(c, d)| owner::is_of(d, c.creation_id))
+        {
+            let _ = std::fs::remove_file(dir.join(owner::FILE));
             clear_segments(&dlq_for(&config, &dir));
             let _ = std::fs::remove_dir(dir.join("dlq"));
             clear_segments(&journal_for(&config, &dir));
@@ -607,7 +665,9 @@ impl Queue {
     pub fn delete_group(&self, group: &str) -> Result<()> {
         check_group_name(group)?;
         let g = self.shared.lock();
-        self.shared.groups().delete(&g, group, os::process::alive)?;
+        self.shared
+            .groups()
+            .delete(&g, group, |p, k| self.shared.alive(p, k))?;
         drop(g);
         // Space may have been freed.
         self.shared.ring().notify_space();
@@ -619,7 +679,7 @@ impl Queue {
         let shared = &*self.shared;
         let list = {
             let g = shared.lock();
-            shared.groups().list(&g, os::process::alive)
+            shared.groups().list(&g, |p, k| shared.alive(p, k))
         };
         let registry = Registry {
             records: shared.consumer_records(),
@@ -631,7 +691,7 @@ impl Queue {
             .map(|(idx, mut info)| {
                 info.in_flight = shared.leases(idx).in_flight();
                 info.busy_lanes = shared.leases(idx).busy_lanes();
-                info.consumers += registry.count(idx, os::process::alive);
+                info.consumers += registry.count(idx, |p, k| shared.alive(p, k));
                 info.consumer_attached = info.consumers > 0;
                 // The oldest unfinished message is the first committed one
                 // at or after the group's committed cursor.
@@ -771,14 +831,14 @@ impl Queue {
         let sharers = Registry {
             records: self.shared.consumer_records(),
         }
-        .count(idx, os::process::alive);
+        .count(idx, |p, k| self.shared.alive(p, k));
         if sharers > 0 {
             return Err(Error::Busy(format!(
                 "group {group:?} has {sharers} live ack=manual consumer(s); stop them first"
             )));
         }
         let start = resolve_seek(&self.shared, &g, to)?;
-        let pos = groups.seek(&g, idx, group, start, 0, os::process::alive)?;
+        let pos = groups.seek(&g, idx, group, start, 0, |p, k| self.shared.alive(p, k))?;
         self.shared.leases(idx).reset();
         drop(g);
         self.shared.ring().notify_space();
@@ -803,7 +863,9 @@ impl Queue {
             .filter(|r| {
                 let owner = r.owner.load(Ordering::Acquire);
                 owner != 0
-                    && os::process::alive(owner_pid(owner), r.owner_start.load(Ordering::Acquire))
+                    && self
+                        .shared
+                        .alive(owner_pid(owner), r.owner_key.load(Ordering::Acquire))
             })
             .count() as u64;
         Stats {

@@ -475,6 +475,12 @@ pub(crate) mod overflow {
                 return Ok(());
             }
         }
+        if shared.stores_refused.is_some() {
+            // Our view of the spill directory is not the queue's: an
+            // overflowed dead letter there would be lost to the others.
+            // The message stays leased, as with a full region.
+            return Err(Error::DlqFull(shared.geo.dlq_slots));
+        }
         let flags = if e.enveloped { ENVELOPED_FLAG } else { 0 };
         let bytes = encode(e, os::clock::realtime_ns(), flags);
         let rec = Record {
@@ -510,6 +516,11 @@ pub(crate) mod overflow {
     }
 
     fn refill_locked(shared: &Shared, _g: &AdminGuard<'_>, segs: &mut Segments) -> Result<u64> {
+        if shared.stores_refused.is_some() {
+            // Not the queue's directory as we see it: nothing of it is ours
+            // to read (`store/owner.rs`).
+            return Ok(0);
+        }
         let ctl = &shared.header().dlq_spill;
         let mut n = 0;
         while ctl.read_seq.load(Ordering::Relaxed) < ctl.end_seq.load(Ordering::Relaxed) {

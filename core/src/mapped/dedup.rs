@@ -60,10 +60,10 @@ pub(crate) fn reserve(shared: &Shared, key: u64) -> Result<Reserve> {
                 &mut index,
                 &shared.header().dedup_next,
                 key,
-                shared.me.pid,
+                shared.me.key >> 2,
                 os::clock::realtime_ns(),
                 shared.config.dedup_ttl_ns,
-                |pid| os::process::alive(pid, 0),
+                |owner| shared.alive(0, owner << 2),
                 |pos| resolve(shared, pos),
             )
         };
@@ -168,7 +168,7 @@ pub(crate) fn published(shared: &Shared, rec: usize, i: usize, pos: u64) {
     let e = &entries(shared)[i];
     debug_assert_eq!(e.seq.load(Ordering::Relaxed), pos);
     let _ = pos;
-    let mine = (shared.me.pid as u64) << 2 | PENDING;
+    let mine = shared.me.key | PENDING;
     // Only our own reservation: an entry settled by someone else and
     // reserved again since then is not ours to mark.
     let _ = e
@@ -181,7 +181,7 @@ pub(crate) fn published(shared: &Shared, rec: usize, i: usize, pos: u64) {
 
 /// The keyed publish failed: forget the key.
 pub(crate) fn abandon(shared: &Shared, rec: usize, i: usize) {
-    let mine = (shared.me.pid as u64) << 2 | PENDING;
+    let mine = shared.me.key | PENDING;
     let _ =
         entries(shared)[i]
             .state

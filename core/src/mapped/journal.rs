@@ -69,6 +69,11 @@ impl Shared {
     /// Appends committed ring messages from `journal.end_seq` on. Under
     /// the admin lock.
     pub(crate) fn pump_journal(&self, _g: &AdminGuard<'_>) -> Result<u64> {
+        if self.stores_refused.is_some() {
+            // Our view of the journal's directory is not the queue's
+            // (`store/owner.rs`): the queue's other processes journal.
+            return Ok(0);
+        }
         let Some(max_age) = (self.journal.is_some()).then_some(self.config.journal_max_age_ns)
         else {
             return Ok(0);

@@ -80,6 +80,10 @@ pub(crate) struct Shared {
     /// This process's index of the dedup table (used only under the admin
     /// lock; `mapped/dedup.rs`).
     pub dedup_index: std::sync::Mutex<DedupIndex>,
+    /// Why this process must not write the queue's segments (spill,
+    /// journal, dead-letter overflow): the directory it sees at the
+    /// queue's spill path is not the queue's (`store/owner.rs`).
+    pub stores_refused: Option<String>,
 }
 
 // SAFETY: the mapping is shared memory that every process and thread
@@ -254,8 +258,15 @@ impl Shared {
         }
     }
 
+    /// Whether the process of `pid` and liveness key `key` (a record's
+    /// owner, the admin lock's holder) still has this queue open, in any
+    /// PID namespace (`os/liveness.rs`).
+    pub(crate) fn alive(&self, pid: u32, key: u64) -> bool {
+        os::liveness::alive(&self._file, pid, key)
+    }
+
     pub(crate) fn lock(&self) -> AdminGuard<'_> {
-        self.header().admin.lock(self.me, os::process::alive)
+        self.header().admin.lock(self.me, |p, k| self.alive(p, k))
     }
 
     /// The admin lock for work that others may do too (refilling from the
@@ -274,7 +285,7 @@ impl Shared {
         // the lock) would stop the spill's refill for good.
         static BUSY: StdAtomicU32 = StdAtomicU32::new(0);
         if BUSY.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 64 == 63 {
-            admin.try_lock_or_take(self.me, os::process::alive)
+            admin.try_lock_or_take(self.me, |p, k| self.alive(p, k))
         } else {
             None
         }
@@ -321,9 +332,9 @@ impl Shared {
             // SeqCst: pairs with the aborter's CAS and the writer's
             // announcement; Acquire for the writes before a 0.
             holds_slot(r.announce.load(Ordering::SeqCst), pos, mask)
-                && os::process::alive(
+                && self.alive(
                     owner_pid(r.owner.load(Ordering::Acquire)),
-                    r.owner_start.load(Ordering::Acquire),
+                    r.owner_key.load(Ordering::Acquire),
                 )
         })
     }

@@ -25,6 +25,18 @@ impl Shared {
         recs: &mut [Record<'_>],
         claimed: &mut dyn FnMut(u64),
     ) -> Result<Option<u64>> {
+        if let Some(why) = &self.stores_refused {
+            // Nothing is claimed or written: the caller claims in the ring
+            // if it has room after all, else fails (or, with
+            // spill_fallback=block, waits for ring room) and loses nothing.
+            let head = self.advance_head();
+            let ring = self.ring();
+            let t = ring.ctl.tail.load(Ordering::Acquire);
+            if !spilling(t) && t + recs.len() as u64 <= head + ring.capacity {
+                return Ok(None);
+            }
+            return Err(crate::error::Error::SpillFull(why.clone()));
+        }
         let g = self.lock();
         let mut segs = self.segments();
         self.refill_locked(&g, &mut segs)?;
@@ -47,6 +59,12 @@ impl Shared {
     }
 
     fn refill_locked(&self, g: &AdminGuard<'_>, segs: &mut Segments) -> Result<Refilled> {
+        if self.stores_refused.is_some() {
+            // Our view of the spill directory is not the queue's: its
+            // records are not there for us to read (we would take them
+            // for lost). The queue's other processes refill.
+            return Ok(Refilled::default());
+        }
         let ring = self.ring();
         let ctl = &self.header().spill;
         segs.forget_before(ctl.read_seg.load(Ordering::Relaxed));
@@ -59,7 +77,9 @@ impl Shared {
             // whose key its retry was just told is free.
             let seg = ctl.write_seg.load(Ordering::Relaxed);
             let off = ctl.write_off.load(Ordering::Relaxed);
-            segs.zero(seg, off, record_size(segs.max_len))?;
+            // A write segment that is gone (a clear cut short) holds
+            // nothing to adopt.
+            let _ = segs.zero(seg, off, record_size(segs.max_len));
         }
         let held = |pos: u64| self.slot_held(pos);
         let slots = &ring.slots;
@@ -100,6 +120,9 @@ impl Shared {
     /// killed mid-append wrote whole but did not record, and cuts off
     /// a torn tail, so the next append starts on clean bytes.
     pub(crate) fn recover_spill(&self) -> Result<()> {
+        if self.stores_refused.is_some() {
+            return Ok(()); // not our directory to repair (as in refill_locked)
+        }
         let g = self.lock();
         let mut segs = self.segments();
         let ring = self.ring();
@@ -116,6 +139,19 @@ impl Shared {
                 ctl.bytes_on_disk.store(0, Ordering::Relaxed);
                 ctl.active.store(0, Ordering::Release);
             }
+            return Ok(());
+        }
+        if ctl.read_seq.load(Ordering::Relaxed) >= ctl.end_seq.load(Ordering::Relaxed) {
+            // Everything spilled is back in the ring: a holder was killed
+            // while it cleared the spill (its segments deleted, or some of
+            // them). Finish the clear; the next refill goes back to the
+            // ring. (Before, the write segment was looked for here and its
+            // absence made every open fail.)
+            for id in on_disk {
+                segs.delete(id)?;
+            }
+            ctl.segments.store(0, Ordering::Relaxed);
+            ctl.bytes_on_disk.store(0, Ordering::Relaxed);
             return Ok(());
         }
         let read_seg = ctl.read_seg.load(Ordering::Relaxed);

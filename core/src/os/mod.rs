@@ -10,5 +10,6 @@ pub(crate) mod doorbell;
 pub(crate) mod fault;
 pub(crate) mod file;
 pub(crate) mod futex;
+pub(crate) mod liveness;
 pub(crate) mod map;
 pub(crate) mod process;

@@ -180,7 +180,7 @@ impl Groups<'_> {
             c.store(0, Ordering::Relaxed);
         }
         rec.owner.store(0, Ordering::Relaxed);
-        rec.owner_start.store(0, Ordering::Relaxed);
+        rec.owner_key.store(0, Ordering::Relaxed);
         rec.created_ns.store(now_ns, Ordering::Relaxed);
         rec.generation.fetch_add(1, Ordering::Relaxed);
         // Release: the record's fields are visible to whoever sees ACTIVE
@@ -218,7 +218,7 @@ impl Groups<'_> {
     ) -> Result<()> {
         let owner = rec.owner.load(Ordering::Acquire);
         if owner != 0 && owner != me_owner {
-            let start = rec.owner_start.load(Ordering::Acquire);
+            let start = rec.owner_key.load(Ordering::Acquire);
             if alive(owner_pid(owner), start) {
                 return Err(Error::Busy(format!(
                     "group {name:?} has a live consumer (pid {}); stop it first",
@@ -233,7 +233,7 @@ impl Groups<'_> {
     pub(crate) fn live_owner(&self, idx: usize, alive: impl Fn(u32, u64) -> bool) -> Option<u32> {
         let rec = &self.records[idx];
         let owner = rec.owner.load(Ordering::Acquire);
-        (owner != 0 && alive(owner_pid(owner), rec.owner_start.load(Ordering::Acquire)))
+        (owner != 0 && alive(owner_pid(owner), rec.owner_key.load(Ordering::Acquire)))
             .then_some(owner_pid(owner))
     }
 
@@ -277,9 +277,9 @@ impl Groups<'_> {
         let _ = g;
         let rec = &self.records[idx];
         self.check_unowned(rec, name, owner, alive)?;
-        rec.owner_start.store(0, Ordering::Relaxed);
+        rec.owner_key.store(0, Ordering::Relaxed);
         rec.owner.store(owner, Ordering::Release);
-        rec.owner_start.store(start, Ordering::Release);
+        rec.owner_key.store(start, Ordering::Release);
         let next = rec.next.load(Ordering::Acquire);
         if rec.committed.load(Ordering::Acquire) < next {
             rec.committed.store(next, Ordering::SeqCst);
@@ -359,7 +359,7 @@ impl Groups<'_> {
                 let committed = r.committed.load(Ordering::Acquire);
                 let owner = r.owner.load(Ordering::Acquire);
                 let attached =
-                    owner != 0 && alive(owner_pid(owner), r.owner_start.load(Ordering::Acquire));
+                    owner != 0 && alive(owner_pid(owner), r.owner_key.load(Ordering::Acquire));
                 let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
                 Some((
                     i,
@@ -412,10 +412,7 @@ mod tests {
         let ctl = RingControl::new();
         let records: Vec<GroupRecord> = (0..2).map(|_| GroupRecord::new()).collect();
         let lock = AdminLock::new();
-        let me = Me {
-            pid: 1,
-            start_time: 0,
-        };
+        let me = Me { pid: 1, key: 0 };
         let groups = Groups {
             records: &records,
             ctl: &ctl,
@@ -459,10 +456,7 @@ mod tests {
         let ctl = RingControl::new();
         let records: Vec<GroupRecord> = (0..1).map(|_| GroupRecord::new()).collect();
         let lock = AdminLock::new();
-        let me = Me {
-            pid: 1,
-            start_time: 0,
-        };
+        let me = Me { pid: 1, key: 0 };
         let groups = Groups {
             records: &records,
             ctl: &ctl,

@@ -9,7 +9,10 @@ use crate::sync::{Ordering, spin_hint};
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Me {
     pub pid: u32,
-    pub start_time: u64,
+    /// Our liveness key (`os/liveness.rs`): what records store beside
+    /// our pid, and how other processes, in any PID namespace, ask
+    /// whether we live.
+    pub key: u64,
 }
 
 /// How many failed attempts between two checks that the holder still lives.
@@ -28,7 +31,7 @@ impl AdminLock {
             // Acquire pairs with the Release in `AdminGuard::drop`: what the
             // last holder wrote is visible to us.
             // Acquire on failure too: a holder seen here comes with the
-            // `holder_start` its predecessor cleared (the Release in
+            // `holder_key` its predecessor cleared (the Release in
             // `AdminGuard::drop` heads the sequence our read continues),
             // never an older holder's start time.
             let holder = match self.holder.compare_exchange_weak(
@@ -42,7 +45,7 @@ impl AdminLock {
             };
             tries = tries.wrapping_add(1);
             if holder != 0 && holder != me.pid && tries % CHECK_EVERY == 0 {
-                let start = self.holder_start.load(Ordering::Acquire);
+                let start = self.holder_key.load(Ordering::Acquire);
                 if !alive(holder, start) && self.take_from(holder, start, me) {
                     // The dead holder may have left a half-done change; every
                     // critical section is written so that any prefix of it
@@ -59,7 +62,7 @@ impl AdminLock {
                 spin_hint();
             }
         }
-        self.holder_start.store(me.start_time, Ordering::Release);
+        self.holder_key.store(me.key, Ordering::Release);
         AdminGuard { lock: self }
     }
 }
@@ -73,7 +76,7 @@ impl AdminLock {
     /// before we store ours, judge us dead and take the lock a second
     /// time.
     fn take_from(&self, holder: u32, start: u64, me: Me) -> bool {
-        self.holder_start
+        self.holder_key
             .compare_exchange(start, 0, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
             && self
@@ -97,14 +100,14 @@ impl AdminLock {
             return Some(g);
         }
         let holder = self.holder.load(Ordering::Acquire);
-        let start = self.holder_start.load(Ordering::Acquire);
+        let start = self.holder_key.load(Ordering::Acquire);
         if holder == 0 || holder == me.pid || alive(holder, start) {
             return None;
         }
         if !self.take_from(holder, start, me) {
             return None;
         }
-        self.holder_start.store(me.start_time, Ordering::Release);
+        self.holder_key.store(me.key, Ordering::Release);
         Some(AdminGuard { lock: self })
     }
 
@@ -114,14 +117,14 @@ impl AdminLock {
         self.holder
             .compare_exchange(0, me.pid, Ordering::Acquire, Ordering::Relaxed)
             .ok()?;
-        self.holder_start.store(me.start_time, Ordering::Release);
+        self.holder_key.store(me.key, Ordering::Release);
         Some(AdminGuard { lock: self })
     }
 }
 
 impl Drop for AdminGuard<'_> {
     fn drop(&mut self) {
-        self.lock.holder_start.store(0, Ordering::Relaxed);
+        self.lock.holder_key.store(0, Ordering::Relaxed);
         // Release pairs with the Acquire of the next holder.
         self.lock.holder.store(0, Ordering::Release);
     }

@@ -131,10 +131,7 @@ impl<'a> crate::protocol::ring::SlotStates for &'a Vec<AtomicU64> {
     }
 }
 
-const ME: Me = Me {
-    pid: 1,
-    start_time: 0,
-};
+const ME: Me = Me { pid: 1, key: 0 };
 
 fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
     model_with(name, 1_000, f)
@@ -651,7 +648,7 @@ fn loom_one_of_two_producers_publishes_a_key() {
                 let (table, lock, next) = (table.clone(), lock.clone(), next.clone());
                 thread::spawn(move || {
                     loop {
-                        let me = Me { pid, start_time: 0 };
+                        let me = Me { pid, key: 0 };
                         let found = {
                             let _g = lock.lock(me, |_, _| true);
                             lookup_or_reserve(&table, &next, 42, pid, 1, 1_000, |_| true, |_| None)
@@ -760,7 +757,7 @@ fn loom_a_dead_holders_lock_is_taken_over_once() {
     model("lock take-over", || {
         let lock = Arc::new(AdminLock::new());
         lock.holder.store(9, Ordering::Relaxed);
-        lock.holder_start.store(5, Ordering::Relaxed);
+        lock.holder_key.store(5, Ordering::Relaxed);
         let cell = Arc::new(UnsafeCell::new(0u64));
         // Start times: pid 1 → 11, pid 2 → 12; pid 9 is dead. A start of 0
         // is "being written": only the pid is asked about.
@@ -772,7 +769,7 @@ fn loom_a_dead_holders_lock_is_taken_over_once() {
                 thread::spawn(move || {
                     let me = Me {
                         pid,
-                        start_time: 10 + pid as u64,
+                        key: 10 + pid as u64,
                     };
                     loop {
                         if let Some(g) = lock.try_lock_or_take(me, alive) {

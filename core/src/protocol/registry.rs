@@ -1,7 +1,7 @@
 //! The consumer registry: one record per live ack=manual consumer, so that
 //! a lease can name its holder in 12 bits and anyone can ask whether that
-//! holder's process still lives (pid plus process start time: pids are
-//! reused). A record whose owner died is taken over by the next consumer
+//! holder's process still lives (its liveness key: `os/liveness.rs`, which
+//! holds across PID namespaces). A record whose owner died is taken over by the next consumer
 //! that needs one, after it hands the dead owner's leases back.
 
 use crate::error::{Error, Result};
@@ -35,14 +35,26 @@ impl Registry<'_> {
     ) -> Result<Taken> {
         for (i, rec) in self.records.iter().enumerate() {
             let cur = rec.owner.load(Ordering::Acquire);
-            let dead = cur != 0 && !alive(owner_pid(cur), rec.owner_start.load(Ordering::Acquire));
-            if (cur == 0 || dead)
+            let key = rec.owner_key.load(Ordering::Acquire);
+            let dead = cur != 0 && !alive(owner_pid(cur), key);
+            // Taking a record over: the dead owner's key is cleared first
+            // (0 reads "being written"), then `owner` is taken, then our
+            // key stored. Otherwise another taker could read our pid
+            // beside the dead owner's key in between, judge us dead and
+            // take the record a second time. A free record's key is 0
+            // already (`unregister` clears it first).
+            if (cur == 0
+                || (dead
+                    && rec
+                        .owner_key
+                        .compare_exchange(key, 0, Ordering::AcqRel, Ordering::Relaxed)
+                        .is_ok()))
                 && rec
                     .owner
                     .compare_exchange(cur, owner, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
             {
-                rec.owner_start.store(me.start_time, Ordering::Release);
+                rec.owner_key.store(me.key, Ordering::Release);
                 rec.heartbeat_ns.store(now_ns, Ordering::Relaxed);
                 rec.group.store(group as u64 + 1, Ordering::Release);
                 return Ok(Taken {
@@ -61,6 +73,7 @@ impl Registry<'_> {
     pub(crate) fn unregister(&self, index: u32, owner: u64) {
         let rec = &self.records[index as usize];
         rec.group.store(0, Ordering::Relaxed);
+        rec.owner_key.store(0, Ordering::Release);
         let _ = rec
             .owner
             .compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Relaxed);
@@ -80,7 +93,7 @@ impl Registry<'_> {
             return false;
         };
         let owner = rec.owner.load(Ordering::Acquire);
-        owner != 0 && alive(owner_pid(owner), rec.owner_start.load(Ordering::Acquire))
+        owner != 0 && alive(owner_pid(owner), rec.owner_key.load(Ordering::Acquire))
     }
 
     /// Live consumers of group `group`.
@@ -91,7 +104,7 @@ impl Registry<'_> {
                 let owner = r.owner.load(Ordering::Acquire);
                 r.group.load(Ordering::Acquire) == group as u64 + 1
                     && owner != 0
-                    && alive(owner_pid(owner), r.owner_start.load(Ordering::Acquire))
+                    && alive(owner_pid(owner), r.owner_key.load(Ordering::Acquire))
             })
             .count() as u64
     }

@@ -64,11 +64,13 @@ pub(crate) fn claim_dead_letter<'a>(
     None
 }
 
-/// States of a dedup entry (`pid << 2 | PENDING` while being published).
+/// States of a dedup entry (`owner << 2 | PENDING` while being published,
+/// where `owner` is the producer's liveness key / 4: `os/liveness.rs`).
 pub(crate) mod dedup {
     /// Unused.
     pub const FREE: u64 = 0;
-    /// Being published by the pid in the upper bits.
+    /// Being published by the process whose liveness key / 4 is in the
+    /// upper bits.
     pub const PENDING: u64 = 1;
     /// Published: `seq` is its message's.
     pub const PUBLISHED: u64 = 2;
@@ -146,10 +148,10 @@ pub(crate) fn lookup_or_reserve(
     table: &[DedupEntry],
     next: &AtomicU64,
     key: u64,
-    me: u32,
+    me: u64,
     now_ns: u64,
     ttl_ns: u64,
-    alive: impl Fn(u32) -> bool,
+    alive: impl Fn(u64) -> bool,
     resolve: impl Fn(u64) -> Option<bool>,
 ) -> Lookup {
     decide(
@@ -175,10 +177,10 @@ pub(crate) fn lookup_or_reserve_indexed(
     index: &mut DedupIndex,
     next: &AtomicU64,
     key: u64,
-    me: u32,
+    me: u64,
     now_ns: u64,
     ttl_ns: u64,
-    alive: impl Fn(u32) -> bool,
+    alive: impl Fn(u64) -> bool,
     resolve: impl Fn(u64) -> Option<bool>,
 ) -> Lookup {
     // Relaxed: the counter moves only under the admin lock, which we hold.
@@ -216,10 +218,10 @@ fn decide(
     candidates: impl Iterator<Item = usize>,
     next: &AtomicU64,
     key: u64,
-    me: u32,
+    me: u64,
     now_ns: u64,
     ttl_ns: u64,
-    alive: impl Fn(u32) -> bool,
+    alive: impl Fn(u64) -> bool,
     resolve: impl Fn(u64) -> Option<bool>,
 ) -> Lookup {
     use dedup::*;
@@ -235,7 +237,7 @@ fn decide(
         if st == PUBLISHED {
             return Lookup::Published(e.seq.load(Ordering::Relaxed));
         }
-        if alive((st >> 2) as u32) {
+        if alive(st >> 2) {
             return Lookup::Wait;
         }
         // Its producer died mid-publish: what does the ring say?
@@ -254,7 +256,7 @@ fn decide(
         let i = (next.fetch_add(1, Ordering::Relaxed) % n) as usize;
         let e = &table[i];
         let st = e.state.load(Ordering::Acquire);
-        if st & 3 == PENDING && alive((st >> 2) as u32) {
+        if st & 3 == PENDING && alive(st >> 2) {
             continue; // someone is publishing with it right now
         }
         e.key.store(key, Ordering::Relaxed);
@@ -262,7 +264,7 @@ fn decide(
         e.time_ns.store(now_ns, Ordering::Relaxed);
         // Release (and the admin lock's): the key and time are seen with
         // the state by the next lookup.
-        e.state.store((me as u64) << 2 | PENDING, Ordering::Release);
+        e.state.store(me << 2 | PENDING, Ordering::Release);
         return Lookup::Mine(i);
     }
     Lookup::Full
@@ -512,10 +514,10 @@ mod tests {
                 match st {
                     Step::Lookup { proc, pid, key, dt, resolved } => {
                         now += dt;
-                        let alive = |p: u32| alive_mask & (1 << p) != 0;
-                        let a = lookup_or_reserve(&scan, &scan_next, key, pid, now, 100, alive, |_| resolved);
+                        let alive = |p: u64| alive_mask & (1 << p) != 0;
+                        let a = lookup_or_reserve(&scan, &scan_next, key, pid as u64, now, 100, alive, |_| resolved);
                         let b = lookup_or_reserve_indexed(
-                            &indexed, &mut index[proc], &indexed_next, key, pid, now, 100, alive, |_| resolved,
+                            &indexed, &mut index[proc], &indexed_next, key, pid as u64, now, 100, alive, |_| resolved,
                         );
                         proptest::prop_assert_eq!(a, b);
                     }

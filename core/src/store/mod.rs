@@ -3,4 +3,5 @@
 //! tolerant scan and the per-process handles on them.
 
 pub(crate) mod access;
+pub(crate) mod owner;
 pub(crate) mod segment;

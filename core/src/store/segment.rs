@@ -716,7 +716,12 @@ impl Segments {
     /// the next append would write over it.
     fn repair_write_position(&mut self, ctl: &SpillControl) -> Result<()> {
         let end = ctl.end_seq.load(Ordering::Relaxed);
-        if end == 0 || ctl.segments.load(Ordering::Relaxed) == 0 {
+        if end == 0
+            || ctl.segments.load(Ordering::Relaxed) == 0
+            || ctl.read_seq.load(Ordering::Relaxed) >= end
+        {
+            // Nothing counted is left to read (the segments may be gone
+            // already: a clear cut short, which the refill finishes).
             return Ok(());
         }
         let seg = ctl.write_seg.load(Ordering::Relaxed);
@@ -817,6 +822,7 @@ impl Log for Segments {
         for id in self.list()? {
             self.delete(id)?;
         }
+        os::fault::point("spill.clearing");
         self.open.clear();
         ctl.segments.store(0, Ordering::Relaxed);
         ctl.bytes_on_disk.store(0, Ordering::Relaxed);
