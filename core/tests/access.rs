@@ -202,8 +202,13 @@ fn a_journal_dir_of_another_user_is_refused() {
 fn the_default_spill_dir_is_this_users_own() {
     let uid = std::fs::metadata("/proc/self").unwrap().uid();
     let name = format!("access-default-{}", std::process::id());
-    let want = Path::new(&format!("/var/tmp/shmq-{uid}")).join(&name);
-    assert_eq!(Options::new().get_spill_dir(&name), want);
+    let root = Path::new(&format!("/var/tmp/shmq-{uid}")).to_path_buf();
+    // A queue in /dev/shm spills to ROOT/NAME; one in any other directory
+    // to ROOT/NAME-HASH, so that two queues of one name never share one.
+    assert_eq!(
+        Options::new().dir("/dev/shm").get_spill_dir(&name),
+        root.join(&name)
+    );
     let t = tempfile::tempdir().unwrap();
     let o = Options::new()
         .dir(t.path())
@@ -211,6 +216,12 @@ fn the_default_spill_dir_is_this_users_own() {
         .slot_size(64)
         .overflow(Overflow::Spill)
         .spill_segment_size(64 << 10);
+    let want = o.get_spill_dir(&name);
+    assert_eq!(want.parent(), Some(root.as_path()));
+    let leaf = want.file_name().unwrap().to_str().unwrap();
+    assert!(leaf.starts_with(&format!("{name}-")) && leaf.len() == name.len() + 9, "{leaf}");
+    let other = tempfile::tempdir().unwrap();
+    assert_ne!(Options::new().dir(other.path()).get_spill_dir(&name), want);
     let q = Queue::create(&name, &o).unwrap();
     assert_eq!(q.spill_dir().as_deref(), Some(want.as_path()));
     let root = want.parent().unwrap();

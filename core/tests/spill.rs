@@ -179,7 +179,10 @@ fn a_full_spill_rejects_or_blocks_and_never_drops() {
     ));
     drain(&q, "a", 0, published);
 
-    let o = opts(&dir).spill_max_bytes(SEG);
+    // Its own spill directory: the first queue's still belongs to it.
+    let o = opts(&dir)
+        .spill_max_bytes(SEG)
+        .spill_dir(dir.path().join("spill-block"));
     let q = Queue::create("budget-block", &o).unwrap();
     q.create_group("a", Start::Earliest).unwrap();
     let mut p = q.producer().unwrap();
