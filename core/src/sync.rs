@@ -49,9 +49,10 @@ pub(crate) enum Rung {
 pub(crate) mod doorbell {
     use super::Rung;
 
+    /// Rings doorbell `id` of the doorbell table at address `table`.
     #[cfg(not(loom))]
-    pub(crate) fn ring(id: u64) -> Rung {
-        if crate::os::doorbell::ring(id) {
+    pub(crate) fn ring(table: usize, id: u64) -> Rung {
+        if crate::os::doorbell::ring_at(table, id) {
             Rung::Rang
         } else {
             Rung::Gone
@@ -66,7 +67,7 @@ pub(crate) mod doorbell {
     }
 
     #[cfg(loom)]
-    pub(crate) fn ring(id: u64) -> Rung {
+    pub(crate) fn ring(_table: usize, id: u64) -> Rung {
         RUNG.lock().unwrap().push(id);
         Rung::Rang
     }

@@ -62,8 +62,22 @@ fn a_spill_dir_of_another_user_is_refused_unless_trusted() {
     refused(
         Queue::create("victim", &spill_opts(t.path(), &spill)),
         &spill,
-        "owned by user 4242",
+        "owned by user 4242 (as this process sees it), not this user",
     );
+    refused(
+        Queue::create("victim", &spill_opts(t.path(), &spill)),
+        &spill,
+        "trust that owner (Options::trust_owner(4242), shmq --trust-owner 4242)",
+    );
+    // An owner unmapped in a user namespace shows as the overflow uid: the
+    // error says what that is.
+    chown(&spill, 65534, 65534);
+    refused(
+        Queue::create("victim", &spill_opts(t.path(), &spill)),
+        &spill,
+        "owned by uid 65534 as this process sees it (the overflow uid",
+    );
+    chown(&spill, OTHER, OTHER);
     assert!(
         !t.path().join("victim.shmq").exists(),
         "a queue file was made anyway"
@@ -94,6 +108,12 @@ fn a_spill_dir_others_may_write_is_refused() {
         Queue::create("ww", &spill_opts(t.path(), &spill)),
         &spill,
         "writable by every user",
+    );
+    // The advice is what helps, not a trust option that cannot.
+    refused(
+        Queue::create("ww", &spill_opts(t.path(), &spill).trust_owner(0)),
+        &spill,
+        &format!("no trust option makes that safe (anyone could replace the files); take others' write permission away (chmod o-w {})", spill.display()),
     );
     // Sticky changes nothing where the segment files are.
     chmod(&spill, 0o1777);

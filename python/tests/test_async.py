@@ -163,3 +163,50 @@ def test_publish_async_waits_for_room_and_keeps_its_keywords(qdir, name, kind):
         assert q.stats()["published"] == before
 
     run(kind, main())
+
+
+def test_an_async_waiter_in_another_network_namespace_is_woken(qdir, name):
+    """A task awaiting receive_async in another network namespace (a
+    container without a shared network) is woken by a publish here: the
+    doorbells used to be abstract sockets, which live in a network
+    namespace, and it waited out its timeout. Needs root for `unshare
+    --net` (CI runs as root); skipped otherwise unless SHMQ_REQUIRE_CLI=1."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    if shutil.which("unshare") is None or subprocess.run(
+        ["unshare", "--net", "true"], capture_output=True
+    ).returncode != 0:
+        if os.environ.get("SHMQ_REQUIRE_CLI") == "1":
+            pytest.fail("unshare --net failed: this test needs root and util-linux")
+        pytest.skip("unshare --net needs root")
+    q = shmq.Queue.create(name, slots=64, slot_size=64)
+    q.create_group("g")
+    waiter = (
+        "import asyncio, shmq, sys\n"
+        "c = shmq.Queue.open(sys.argv[1]).consumer('g')\n"
+        "async def main():\n"
+        "    print('waiting', flush=True)\n"
+        "    m = await c.receive_async(timeout=10)\n"
+        "    print('nothing' if m is None else bytes(m).decode(), flush=True)\n"
+        "asyncio.run(main())\n"
+    )
+    child = subprocess.Popen(
+        ["unshare", "--net", sys.executable, "-c", waiter, name],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout.readline().strip() == "waiting"
+        time.sleep(0.5)
+        t = time.monotonic()
+        q.producer().publish(b"wake")
+        out, _ = child.communicate(timeout=30)
+        took = time.monotonic() - t
+    finally:
+        child.kill()
+        child.wait()
+    assert out.strip() == "wake"
+    assert took < 3, f"woken after {took:.1f} s"

@@ -272,3 +272,73 @@ fn a_producer_that_sees_another_spill_directory_does_not_spill_there() {
     drop(q);
     Queue::remove("sq", &opts).unwrap();
 }
+
+/// `shmq-worker ARGS` in a new network namespace (and nothing else new):
+/// a container of Docker or Podman without a shared network.
+fn in_net_namespace(args: &[&str]) -> Worker {
+    let mut all = vec!["--net", WORKER];
+    all.extend_from_slice(args);
+    Worker::spawn("unshare", &all)
+}
+
+/// An async consumer (tokio) in another network namespace is woken by a
+/// producer here: its doorbell used to be an abstract socket, which lives
+/// in a network namespace, and it returned only at its 10 s timeout.
+#[test]
+fn an_async_consumer_in_another_network_namespace_is_woken() {
+    if !namespaces_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let q = Queue::create("n", &Options::new().dir(dir.path())).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    let mut w = in_net_namespace(&["await-one", d, "n", "g"]);
+    let out = w.read_all();
+    // Armed well before the publish (it prints, then arms in microseconds).
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    q.producer().unwrap().publish(b"wake").unwrap();
+    let deadline = t + LONG;
+    while !w.exited() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let took = t.elapsed();
+    let out = out.join().unwrap();
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["waiting", "got 0"], "{out}");
+    assert!(took < Duration::from_secs(3), "woken after {took:?}");
+}
+
+/// An async producer (tokio) in another network namespace, waiting for
+/// room in a full ring, is woken by a consumer here.
+#[test]
+fn an_async_producer_in_another_network_namespace_is_woken() {
+    if !namespaces_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let q = Queue::create("r", &Options::new().dir(dir.path()).slots(4)).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    for _ in 0..4 {
+        p.publish(b"full").unwrap();
+    }
+    let mut w = in_net_namespace(&["await-room", d, "r"]);
+    let out = w.read_all();
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
+    c.receive().unwrap();
+    drop(c);
+    let deadline = t + LONG;
+    while !w.exited() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let took = t.elapsed();
+    let out = out.join().unwrap();
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["waiting", "published 4"], "{out}");
+    assert!(took < Duration::from_secs(3), "woken after {took:?}");
+}

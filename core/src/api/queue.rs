@@ -63,6 +63,16 @@ fn refuse_another_queues_dir(dir: &Path, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Where the async waiters of the queue whose file is `path` bind their
+/// doorbells: the queue's directory (`os/doorbell.rs`).
+fn bell_place(path: &Path) -> Result<std::sync::Arc<os::doorbell::Place>> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    os::doorbell::Place::open(dir)
+        .map(std::sync::Arc::new)
+        .map_err(|e| Error::io(format!("opening {} for doorbells", dir.display()), e))
+}
+
 /// Takes this process's liveness lock on the queue file it opened
 /// (`os/liveness.rs`): how other processes, in any PID namespace, tell
 /// that it lives.
@@ -415,6 +425,7 @@ impl Queue {
             None
         };
         hold_liveness(&file, &path)?;
+        let bells = bell_place(&path)?;
         let shared = Shared {
             map,
             _file: file,
@@ -430,7 +441,9 @@ impl Queue {
             journal,
             dedup_index: Default::default(),
             stores_refused: None,
+            bells,
         };
+        shared.register_bells();
         // Release pairs with the opener's Acquire load in `validate`: it
         // sees the config written above. Everything else is zero, which is
         // the initial state of every region.
@@ -507,6 +520,7 @@ impl Queue {
             std::sync::Mutex::new(dlq_for(&config, &dir))
         });
         hold_liveness(&file, &path)?;
+        let bells = bell_place(&path)?;
         let shared = Shared {
             map,
             _file: file,
@@ -520,7 +534,9 @@ impl Queue {
             dlq_spill,
             dedup_index: Default::default(),
             stores_refused,
+            bells,
         };
+        shared.register_bells();
         let ring = &shared.header().ring;
         let (head, tail) = (
             ring.head.load(Ordering::Acquire),

@@ -84,6 +84,30 @@ pub(crate) struct Shared {
     /// journal, dead-letter overflow): the directory it sees at the
     /// queue's spill path is not the queue's (`store/owner.rs`).
     pub stores_refused: Option<String>,
+    /// Where this queue's async waiters' doorbells live (its directory),
+    /// registered for wakers by the address of the doorbell tables
+    /// (`os/doorbell.rs`) until this handle is dropped.
+    pub bells: std::sync::Arc<os::doorbell::Place>,
+}
+
+impl Shared {
+    /// The address range of the doorbell tables in this mapping.
+    fn bell_tables(&self) -> std::ops::Range<usize> {
+        let start = &self.header().doorbells as *const crate::layout::Doorbells as usize;
+        start..start + std::mem::size_of::<crate::layout::Doorbells>()
+    }
+
+    /// Lets this process's wakers find the doorbells of this mapping
+    /// (called once the handle is made).
+    pub(crate) fn register_bells(&self) {
+        os::doorbell::register(self.bell_tables(), self.bells.clone());
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        os::doorbell::unregister(self.bell_tables());
+    }
 }
 
 // SAFETY: the mapping is shared memory that every process and thread

@@ -1,26 +1,64 @@
-//! A doorbell: a datagram socket with an abstract name (Linux), readable
-//! once rung, that any process on the host (in the same network
-//! namespace) can ring with one `sendto(2)`. Async waiters hand its fd to
-//! their event loop; wakers ring it by name. When its owner's process
-//! dies the kernel closes it, and a ring finds nobody there
-//! (`ECONNREFUSED`): that is how a dead waiter is noticed.
+//! A doorbell: a datagram socket bound to a path in the queue's
+//! directory (`.shmq-bell-<id>`), readable once rung, that any process
+//! sharing that directory can ring with one `sendto(2)`: in any network
+//! namespace (a pathname socket is found through the filesystem, not the
+//! network namespace, unlike an abstract one), and in any mount namespace
+//! that mounts the directory. Async waiters hand its fd to their event
+//! loop; wakers ring it by id. When its owner's process dies the kernel
+//! closes it, and a ring finds nobody there (`ECONNREFUSED`, or `ENOENT`
+//! once the file is gone): that is how a dead waiter is noticed, in any
+//! PID namespace; the ringer then removes the stale file.
+//!
+//! The path is reached through `/proc/self/fd/<dir fd>/...`, so a queue
+//! directory of any length fits the 108 bytes of a socket address.
 //!
 //! A FIFO would turn a dead reader into SIGPIPE for the writer; an
-//! eventfd cannot be named by another process. Anyone may ring a doorbell
-//! whose name they know (names hold a random nonce kept in the queue
-//! file): a stray ring is a spurious wake-up, which waiters tolerate.
+//! eventfd cannot be named by another process. Anyone who may write the
+//! queue's directory may ring a doorbell there: a stray ring is a spurious
+//! wake-up, which waiters tolerate.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::OnceLock;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
 
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFlags, SocketType};
 
-/// The abstract name of doorbell `id` (an owner's pid and nonce).
-fn name(id: u64) -> std::io::Result<SocketAddrUnix> {
-    Ok(SocketAddrUnix::new_abstract_name(
-        format!("shmq-doorbell-{id:016x}").as_bytes(),
-    )?)
+/// Where one queue's doorbells live: its directory, held open (`O_PATH`)
+/// so that a socket path through `/proc/self/fd` stays short.
+#[derive(Debug)]
+pub(crate) struct Place {
+    dir: OwnedFd,
+}
+
+impl Place {
+    /// The doorbells' place of a queue whose file is in `dir`.
+    pub(crate) fn open(dir: &Path) -> std::io::Result<Place> {
+        use rustix::fs::{Mode, OFlags};
+        let dir = rustix::fs::open(
+            dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Place { dir })
+    }
+
+    fn file_name(id: u64) -> String {
+        format!(".shmq-bell-{id:016x}")
+    }
+
+    fn addr(&self, id: u64) -> std::io::Result<SocketAddrUnix> {
+        Ok(SocketAddrUnix::new(format!(
+            "/proc/self/fd/{}/{}",
+            self.dir.as_raw_fd(),
+            Self::file_name(id)
+        ))?)
+    }
+
+    /// Removes doorbell `id`'s socket file (its owner is gone, or done).
+    fn remove(&self, id: u64) {
+        let _ = rustix::fs::unlinkat(&self.dir, Self::file_name(id), rustix::fs::AtFlags::empty());
+    }
 }
 
 fn datagram_socket() -> std::io::Result<OwnedFd> {
@@ -32,17 +70,20 @@ fn datagram_socket() -> std::io::Result<OwnedFd> {
     )?)
 }
 
-/// A doorbell this process owns: bound to its name until dropped.
+/// A doorbell this process owns: bound to its path until dropped (then
+/// the file is removed).
 #[derive(Debug)]
 pub(crate) struct Doorbell {
     fd: OwnedFd,
     id: u64,
+    place: Arc<Place>,
 }
 
 impl Doorbell {
-    /// Binds a doorbell named by `pid` and a fresh random nonce (retried
-    /// with another nonce if the name is taken). Returns it and its id.
-    pub(crate) fn bind(pid: u32) -> std::io::Result<Doorbell> {
+    /// Binds a doorbell at `place`, named by `pid` and a fresh random nonce
+    /// (retried with another nonce if the name is taken). Returns it and
+    /// its id.
+    pub(crate) fn bind(place: &Arc<Place>, pid: u32) -> std::io::Result<Doorbell> {
         for _ in 0..16 {
             let mut nonce = [0u8; 4];
             rustix::rand::getrandom(&mut nonce, rustix::rand::GetRandomFlags::empty())?;
@@ -52,10 +93,16 @@ impl Doorbell {
             }
             let id = (u64::from(pid) << 32) | u64::from(nonce);
             let fd = datagram_socket()?;
-            match rustix::net::bind(&fd, &name(id)?) {
-                Ok(()) => return Ok(Doorbell { fd, id }),
-                // Somebody holds that name (a stale owner, or a squatter):
-                // another nonce.
+            match rustix::net::bind(&fd, &place.addr(id)?) {
+                Ok(()) => {
+                    return Ok(Doorbell {
+                        fd,
+                        id,
+                        place: place.clone(),
+                    });
+                }
+                // Somebody holds that name (a stale owner's file, or a
+                // squatter): another nonce.
                 Err(Errno::ADDRINUSE) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -87,6 +134,12 @@ impl Doorbell {
     }
 }
 
+impl Drop for Doorbell {
+    fn drop(&mut self) {
+        self.place.remove(self.id);
+    }
+}
+
 impl AsFd for Doorbell {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
@@ -94,27 +147,69 @@ impl AsFd for Doorbell {
 }
 
 /// The process's one unbound socket for ringing, made at the first ring.
-static RINGER: OnceLock<Option<OwnedFd>> = OnceLock::new();
+static RINGER: std::sync::OnceLock<Option<OwnedFd>> = std::sync::OnceLock::new();
 
-/// Rings doorbell `id`: one `sendto(2)` of one byte, never blocking.
-/// `true`: rung, or already ringing (its queue of rings is full);
-/// `false`: gone (no socket has that name: its owner closed it or died).
-pub(crate) fn ring(id: u64) -> bool {
+/// Rings doorbell `id` at `place`: one `sendto(2)` of one byte, never
+/// blocking. `true`: rung, or already ringing (its queue of rings is
+/// full); `false`: gone (no socket listens at that path: its owner closed
+/// it or died; a stale file is removed).
+pub(crate) fn ring(place: &Place, id: u64) -> bool {
     let Some(fd) = RINGER.get_or_init(|| datagram_socket().ok()) else {
         // No socket can be made (out of fds): the waiter cannot be told,
         // but it is not gone. Its event loop's next wake-up (or timeout)
         // finds the message.
         return true;
     };
-    let Ok(addr) = name(id) else {
+    let Ok(addr) = place.addr(id) else {
         return true;
     };
     // Ok, or EAGAIN (its queue is full: it is readable already), or an
     // error that says nothing of the owner: rung as far as we can tell.
-    !matches!(
-        rustix::net::sendto(fd, &[1], SendFlags::DONTWAIT | SendFlags::NOSIGNAL, &addr),
-        Err(Errno::CONNREFUSED | Errno::NOENT)
-    )
+    match rustix::net::sendto(fd, &[1], SendFlags::DONTWAIT | SendFlags::NOSIGNAL, &addr) {
+        Err(Errno::CONNREFUSED) => {
+            place.remove(id);
+            false
+        }
+        Err(Errno::NOENT) => false,
+        _ => true,
+    }
+}
+
+/// The doorbell places of the queues this process has mapped, by the
+/// address range of their doorbell tables in the mapping: how a waker,
+/// which knows only a table (`protocol/doorbell.rs`), finds the directory.
+static PLACES: RwLock<Vec<(std::ops::Range<usize>, Arc<Place>)>> = RwLock::new(Vec::new());
+
+/// Records that the doorbell tables at addresses `tables` are `place`'s
+/// (a queue just mapped).
+pub(crate) fn register(tables: std::ops::Range<usize>, place: Arc<Place>) {
+    let mut p = PLACES.write().unwrap_or_else(|e| e.into_inner());
+    p.retain(|(t, _)| *t != tables);
+    p.push((tables, place));
+}
+
+/// Forgets the tables at `tables` (their mapping is going away).
+pub(crate) fn unregister(tables: std::ops::Range<usize>) {
+    PLACES
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|(t, _)| *t != tables);
+}
+
+/// Rings doorbell `id` of the table at address `table` ([`ring`] at its
+/// place). A table this process does not know (cannot happen) counts as
+/// rung.
+pub(crate) fn ring_at(table: usize, id: u64) -> bool {
+    let place = PLACES
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(t, _)| t.contains(&table))
+        .map(|(_, p)| p.clone());
+    match place {
+        Some(p) => ring(&p, id),
+        None => true,
+    }
 }
 
 #[cfg(test)]
@@ -129,12 +224,19 @@ mod tests {
         rustix::event::poll(&mut fds, Some(&rustix::time::Timespec::default())).unwrap() == 1
     }
 
+    fn place() -> (tempfile::TempDir, Arc<Place>) {
+        let d = tempfile::tempdir().unwrap();
+        let p = Arc::new(Place::open(d.path()).unwrap());
+        (d, p)
+    }
+
     #[test]
     fn rung_it_is_readable_until_drained() {
-        let bell = Doorbell::bind(std::process::id()).unwrap();
+        let (_d, p) = place();
+        let bell = Doorbell::bind(&p, std::process::id()).unwrap();
         assert!(!readable(bell.as_fd()));
-        assert!(ring(bell.id()));
-        assert!(ring(bell.id()));
+        assert!(ring(&p, bell.id()));
+        assert!(ring(&p, bell.id()));
         assert!(readable(bell.as_fd()));
         assert!(readable(bell.as_fd()), "still readable: nothing drained it");
         assert_eq!(bell.drain(), 2);
@@ -143,19 +245,55 @@ mod tests {
     }
 
     #[test]
-    fn a_closed_doorbell_is_gone() {
-        let bell = Doorbell::bind(std::process::id()).unwrap();
+    fn a_closed_doorbell_is_gone_and_its_file_too() {
+        let (d, p) = place();
+        let bell = Doorbell::bind(&p, std::process::id()).unwrap();
         let id = bell.id();
+        let file = d.path().join(Place::file_name(id));
+        assert!(file.exists());
         drop(bell);
-        assert!(!ring(id), "gone");
+        assert!(!file.exists(), "its owner removes it");
+        assert!(!ring(&p, id), "gone");
+        // A dead owner leaves its file: the ring that finds it gone
+        // removes it.
+        let fd = datagram_socket().unwrap();
+        rustix::net::bind(&fd, &p.addr(id).unwrap()).unwrap();
+        drop(fd);
+        assert!(file.exists());
+        assert!(!ring(&p, id));
+        assert!(!file.exists());
+    }
+
+    #[test]
+    fn a_long_directory_still_fits_a_socket_address() {
+        let d = tempfile::tempdir().unwrap();
+        let deep = d.path().join("d".repeat(200)).join("e".repeat(200));
+        std::fs::create_dir_all(&deep).unwrap();
+        let p = Arc::new(Place::open(&deep).unwrap());
+        let bell = Doorbell::bind(&p, 1).unwrap();
+        assert!(ring(&p, bell.id()));
+        assert_eq!(bell.drain(), 1);
     }
 
     #[test]
     fn a_full_doorbell_still_rings() {
-        let bell = Doorbell::bind(std::process::id()).unwrap();
+        let (_d, p) = place();
+        let bell = Doorbell::bind(&p, std::process::id()).unwrap();
         for _ in 0..100_000 {
-            assert!(ring(bell.id()), "a full queue of rings is not gone");
+            assert!(ring(&p, bell.id()), "a full queue of rings is not gone");
         }
         assert!(bell.drain() > 0);
+    }
+
+    #[test]
+    fn rings_find_their_place_by_table() {
+        let (_d, p) = place();
+        let bell = Doorbell::bind(&p, 3).unwrap();
+        register(0x1000..0x1200, p.clone());
+        assert!(ring_at(0x1100, bell.id()));
+        assert_eq!(bell.drain(), 1);
+        unregister(0x1000..0x1200);
+        assert!(ring_at(0x1100, bell.id()), "unknown table: counted as rung");
+        assert_eq!(bell.drain(), 0);
     }
 }

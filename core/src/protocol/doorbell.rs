@@ -40,6 +40,7 @@ pub(crate) fn entry_value(pid: u32, nonce: u32) -> u64 {
 }
 
 /// The pid of an entry's value.
+#[cfg(any(test, loom))]
 pub(crate) fn entry_pid(value: u64) -> u32 {
     (value >> 32) as u32
 }
@@ -49,19 +50,19 @@ fn bit(i: usize) -> u64 {
 }
 
 /// Takes a free entry of `entries` for `value`. When every entry is taken,
-/// those whose owner `is_dead` (by pid) are freed and the search runs once
+/// those whose owner `is_dead` (asked with the entry's value) are freed and the search runs once
 /// more. `None`: every entry belongs to a live waiter.
 pub(crate) fn claim(
     entries: &[AtomicU64; DOORBELLS],
     armed: &AtomicU64,
     value: u64,
-    is_dead: impl Fn(u32) -> bool,
+    is_dead: impl Fn(u64) -> bool,
 ) -> Option<usize> {
     for reclaim in [false, true] {
         if reclaim {
             for (i, e) in entries.iter().enumerate() {
                 let v = e.load(Ordering::Acquire);
-                if v != 0 && is_dead(entry_pid(v)) {
+                if v != 0 && is_dead(v) {
                     // Disarm before freeing: a new owner starts unarmed.
                     armed.fetch_and(!bit(i), Ordering::AcqRel);
                     let _ = e.compare_exchange(v, 0, Ordering::AcqRel, Ordering::Relaxed);
@@ -201,7 +202,7 @@ mod tests {
         }
         assert_eq!(claim(&t, &armed, entry_value(1, 1), |_| false), None);
         arm(&armed, 5, || None::<()>);
-        let got = claim(&t, &armed, entry_value(1, 1), |pid| pid == 105).unwrap();
+        let got = claim(&t, &armed, entry_value(1, 1), |v| entry_pid(v) == 105).unwrap();
         assert_eq!(got, 5);
         assert_eq!(
             armed.load(Ordering::Relaxed) & (1 << 5),

@@ -400,7 +400,8 @@ pub(crate) fn notify(
         signal.word.fetch_add(1, Ordering::SeqCst);
         futex::wake_all(&signal.word);
     }
-    ring_armed(bells, armed, crate::sync::doorbell::ring);
+    let table = bells.as_ptr() as usize;
+    ring_armed(bells, armed, |id| crate::sync::doorbell::ring(table, id));
 }
 
 /// The sleeper half of the Signal protocol: registers as a waiter, reads

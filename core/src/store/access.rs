@@ -22,11 +22,10 @@ use crate::error::{Error, Result};
 use crate::options::Trust;
 use crate::os;
 
-fn refuse(path: &Path, why: String) -> Error {
+fn refuse(path: &Path, why: String, help: String) -> Error {
     Error::io(
         format!(
-            "refusing {}: {why}; only files of this user (uid {}) and root are trusted \
-             unless trust_owner or trust_group says otherwise",
+            "refusing {}: {why}; only files of this user (uid {}) and root are trusted: {help}",
             path.display(),
             os::process::uid()
         ),
@@ -38,12 +37,32 @@ fn trusted_owner(uid: u32, trust: Trust) -> bool {
     uid == os::process::uid() || uid == 0 || trust.owner == Some(uid)
 }
 
+/// The uid the kernel shows for an owner that has no mapping in this user
+/// namespace (`/proc/sys/kernel/overflowuid`).
+const OVERFLOW_UID: u32 = 65534;
+
 /// Refuses `path` unless its owner, or its group, is trusted.
 fn check_owner(path: &Path, uid: u32, gid: u32, trust: Trust) -> Result<()> {
     if !trusted_owner(uid, trust) && trust.group != Some(gid) {
+        // In a user namespace (a rootless container) the owner shows as
+        // the uid it maps to here, or as the overflow uid if it maps to
+        // none: say so, since that is the uid to trust.
+        let seen = if uid == OVERFLOW_UID {
+            format!(
+                "it is owned by uid {uid} as this process sees it (the overflow uid: its \
+                 owner has no uid in this user namespace, as in a rootless container)"
+            )
+        } else {
+            format!("it is owned by user {uid} (as this process sees it), not this user")
+        };
         return Err(refuse(
             path,
-            format!("it is owned by user {uid}, not this user"),
+            seen,
+            format!(
+                "to share it on purpose, trust that owner (Options::trust_owner({uid}), \
+                 shmq --trust-owner {uid}) or its group (trust_group({gid}), \
+                 --trust-group {gid})"
+            ),
         ));
     }
     Ok(())
@@ -59,12 +78,28 @@ fn check_one(dir: &Path, leaf: bool, trust: Trust) -> Result<()> {
         return Err(refuse(
             dir,
             format!("it is writable by every user (mode {mode:o}, owner {uid})"),
+            format!(
+                "no trust option makes that safe (anyone could replace the files); \
+                 take others' write permission away (chmod o-w {}){}, or use another \
+                 directory",
+                dir.display(),
+                if leaf {
+                    ""
+                } else {
+                    ", or make it sticky (chmod +t, as /tmp and /dev/shm are)"
+                }
+            ),
         ));
     }
     if mode & 0o020 != 0 && !sticky && trust.group != Some(gid) {
         return Err(refuse(
             dir,
             format!("it is writable by group {gid} (mode {mode:o}, owner {uid})"),
+            format!(
+                "trust that group (Options::trust_group({gid}), shmq --trust-group {gid}), \
+                 take its write permission away (chmod g-w {}), or use another directory",
+                dir.display()
+            ),
         ));
     }
     Ok(())

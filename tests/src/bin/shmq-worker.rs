@@ -13,6 +13,12 @@
 //!                                                 "ID-i", printing `sent i` after each
 //! shmq-worker hold DIR QUEUE GROUP                ack=manual: take one message,
 //!                                                 print `holding SEQ`, never ack
+//! shmq-worker await-one DIR QUEUE GROUP           tokio: print `waiting`, then
+//!                                                 receive_async (10 s at most): print
+//!                                                 `got SEQ` or `nothing`
+//! shmq-worker await-room DIR QUEUE                tokio: print `waiting`, then
+//!                                                 publish_async (10 s at most): print
+//!                                                 `published SEQ` or `nothing`
 //! shmq-worker hold-ack DIR QUEUE GROUP FLAG       ack=manual: take one message,
 //!                                                 print `holding SEQ`, ack it once
 //!                                                 the file FLAG exists
@@ -369,6 +375,41 @@ fn main() {
             println!("holding {}", m.seq());
             std::thread::sleep(Duration::from_secs(600));
             drop(m);
+        }
+        "await-one" => {
+            let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
+            let mut c = q
+                .consumer(a(3), ConsumerOptions::new())
+                .unwrap_or_else(|e| fail(e));
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                println!("waiting");
+                let got = c.receive_async_timeout(Duration::from_secs(10)).await;
+                match got.unwrap_or_else(|e| fail(e)) {
+                    Some(m) => println!("got {}", m.seq()),
+                    None => println!("nothing"),
+                }
+            });
+        }
+        "await-room" => {
+            let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
+            let mut p = q.producer().unwrap_or_else(|e| fail(e));
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                println!("waiting");
+                let r = tokio::time::timeout(Duration::from_secs(10), p.publish_async(b"room")).await;
+                match r {
+                    Ok(Ok(seq)) => println!("published {seq}"),
+                    Ok(Err(e)) => fail(e),
+                    Err(_) => println!("nothing"),
+                }
+            });
         }
         "hold-ack" => {
             let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
