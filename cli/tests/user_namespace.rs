@@ -30,10 +30,16 @@ fn a_queue_of_an_unmapped_owner_is_refused_with_the_uid_to_trust() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
     let made = Command::new(SHMQ)
-        .args(["--dir", d, "create", "shared", "--slots", "8", "--mode", "666"])
+        .args([
+            "--dir", d, "create", "shared", "--slots", "8", "--mode", "666",
+        ])
         .output()
         .unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     // Made by another user of the host (uid 4242), shared on purpose.
     let file = dir.path().join("shared.shmq");
     std::os::unix::fs::chown(&file, Some(4242), Some(4242)).unwrap();
@@ -48,7 +54,10 @@ fn a_queue_of_an_unmapped_owner_is_refused_with_the_uid_to_trust() {
     let refused = inside(&[]);
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success());
-    assert!(err.contains("owned by uid 65534 as this process sees it (the overflow uid"), "{err}");
+    assert!(
+        err.contains("owned by uid 65534 as this process sees it (the overflow uid"),
+        "{err}"
+    );
     assert!(err.contains("--trust-owner 65534"), "{err}");
     let trusted = inside(&["--trust-owner", "65534"]);
     assert!(

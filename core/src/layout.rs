@@ -247,7 +247,12 @@ pub(crate) struct Header {
     /// Keys remembered so far: the next dedup entry to (re)use is this
     /// modulo `dedup_window`. Written under the admin lock.
     pub dedup_next: AtomicU64,
-    _pad1: [u8; 48],
+    /// Keyed publishes in flight: producer records whose `keyed_pos` is
+    /// set (`mapped/dedup.rs`). 0 lets `head` move without looking at the
+    /// producer records; a producer killed mid-publish leaves it above 0
+    /// until its record is taken over.
+    pub keyed_in_flight: AtomicU64,
+    _pad1: [u8; 40],
     /// Where the spill stands (overflow=spill); see `protocol/spill.rs`.
     pub spill: SpillControl,
     /// The spill directory (overflow=spill or a journal), written once

@@ -113,7 +113,10 @@ fn a_spill_dir_others_may_write_is_refused() {
     refused(
         Queue::create("ww", &spill_opts(t.path(), &spill).trust_owner(0)),
         &spill,
-        &format!("no trust option makes that safe (anyone could replace the files); take others' write permission away (chmod o-w {})", spill.display()),
+        &format!(
+            "no trust option makes that safe (anyone could replace the files); take others' write permission away (chmod o-w {})",
+            spill.display()
+        ),
     );
     // Sticky changes nothing where the segment files are.
     chmod(&spill, 0o1777);
@@ -239,7 +242,10 @@ fn the_default_spill_dir_is_this_users_own() {
     let want = o.get_spill_dir(&name);
     assert_eq!(want.parent(), Some(root.as_path()));
     let leaf = want.file_name().unwrap().to_str().unwrap();
-    assert!(leaf.starts_with(&format!("{name}-")) && leaf.len() == name.len() + 9, "{leaf}");
+    assert!(
+        leaf.starts_with(&format!("{name}-")) && leaf.len() == name.len() + 9,
+        "{leaf}"
+    );
     let other = tempfile::tempdir().unwrap();
     assert_ne!(Options::new().dir(other.path()).get_spill_dir(&name), want);
     let q = Queue::create(&name, &o).unwrap();

@@ -306,7 +306,11 @@ fn an_async_consumer_in_another_network_namespace_is_woken() {
     }
     let took = t.elapsed();
     let out = out.join().unwrap();
-    assert_eq!(out.lines().collect::<Vec<_>>(), ["waiting", "got 0"], "{out}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["waiting", "got 0"],
+        "{out}"
+    );
     assert!(took < Duration::from_secs(3), "woken after {took:?}");
 }
 
@@ -339,6 +343,10 @@ fn an_async_producer_in_another_network_namespace_is_woken() {
     }
     let took = t.elapsed();
     let out = out.join().unwrap();
-    assert_eq!(out.lines().collect::<Vec<_>>(), ["waiting", "published 4"], "{out}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["waiting", "published 4"],
+        "{out}"
+    );
     assert!(took < Duration::from_secs(3), "woken after {took:?}");
 }

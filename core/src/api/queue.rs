@@ -67,7 +67,11 @@ fn refuse_another_queues_dir(dir: &Path, path: &Path) -> Result<()> {
 /// doorbells: the queue's directory (`os/doorbell.rs`).
 fn bell_place(path: &Path) -> Result<std::sync::Arc<os::doorbell::Place>> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     os::doorbell::Place::open(dir)
         .map(std::sync::Arc::new)
         .map_err(|e| Error::io(format!("opening {} for doorbells", dir.display()), e))

@@ -97,12 +97,13 @@ pub struct Readiness {
 impl Readiness {
     /// A doorbell bound and entered in the queue's table for `what`.
     pub(crate) fn new(shared: &Arc<Shared>, what: For) -> Result<Readiness> {
-        let bell = os::doorbell::Doorbell::bind(&shared.bells, os::process::pid()).map_err(|e| {
-            Error::io(
-                "making an async waiter's doorbell (a unix socket in the queue's directory)",
-                e,
-            )
-        })?;
+        let bell =
+            os::doorbell::Doorbell::bind(&shared.bells, os::process::pid()).map_err(|e| {
+                Error::io(
+                    "making an async waiter's doorbell (a unix socket in the queue's directory)",
+                    e,
+                )
+            })?;
         let (entries, armed) = table(shared, what);
         // An entry's owner is dead when its doorbell is gone: asked by
         // ringing it (a spurious wake-up for a live one), which holds in
@@ -110,7 +111,7 @@ impl Readiness {
         let index = doorbell::claim(entries, armed, bell.id(), |v| {
             !os::doorbell::ring(&shared.bells, v)
         })
-            .ok_or_else(|| {
+        .ok_or_else(|| {
             Error::Busy(format!(
                 "queue {:?} has {DOORBELLS} async waiters of this kind already (live \
                  processes' consumers or producers with a readiness handle); drop one",

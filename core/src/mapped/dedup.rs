@@ -151,6 +151,14 @@ fn resolve(shared: &Shared, pos: u64) -> Option<bool> {
 pub(crate) fn claimed(shared: &Shared, rec: usize, i: usize, pos: u64) {
     crate::os::fault::point("keyed.before_claimed");
     let r = &shared.producer_records()[rec];
+    if r.keyed_pos.load(Ordering::Relaxed) == 0 {
+        // SeqCst, before `keyed_pos`: whoever sees the position committed
+        // sees the count above 0 (`settle_passed` skips its scan at 0).
+        shared
+            .header()
+            .keyed_in_flight
+            .fetch_add(1, Ordering::SeqCst);
+    }
     r.keyed_entry.store(i as u64, Ordering::Relaxed);
     // SeqCst: before the announcement and the look at the slot that
     // follow (`Ring::begin`), so that whoever moves `head` past a
@@ -174,9 +182,29 @@ pub(crate) fn published(shared: &Shared, rec: usize, i: usize, pos: u64) {
     let _ = e
         .state
         .compare_exchange(mine, PUBLISHED, Ordering::AcqRel, Ordering::Relaxed);
-    shared.producer_records()[rec]
-        .keyed_pos
-        .store(0, Ordering::Release);
+    clear_keyed(shared, rec);
+}
+
+/// Record `rec`'s keyed publish is over (published, abandoned, or its
+/// dead owner's settled): clears its position, then counts it out of
+/// `keyed_in_flight`.
+fn clear_keyed(shared: &Shared, rec: usize) {
+    let r = &shared.producer_records()[rec];
+    if r.keyed_pos.swap(0, Ordering::AcqRel) != 0 {
+        count_out(shared);
+    }
+}
+
+/// One keyed publish fewer in flight (saturating: the word is shared
+/// memory).
+fn count_out(shared: &Shared) {
+    let _ =
+        shared
+            .header()
+            .keyed_in_flight
+            .fetch_update(Ordering::SeqCst, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(1))
+            });
 }
 
 /// The keyed publish failed: forget the key.
@@ -186,9 +214,7 @@ pub(crate) fn abandon(shared: &Shared, rec: usize, i: usize) {
         entries(shared)[i]
             .state
             .compare_exchange(mine, FREE, Ordering::AcqRel, Ordering::Relaxed);
-    shared.producer_records()[rec]
-        .keyed_pos
-        .store(0, Ordering::Release);
+    clear_keyed(shared, rec);
 }
 
 /// Under the admin lock, just before `head` moves from `from` to `to`:
@@ -202,7 +228,8 @@ pub(crate) fn abandon(shared: &Shared, rec: usize, i: usize) {
 /// (see [`resolve`]).
 pub(crate) fn settle_passed(shared: &Shared, from: u64, to: u64) {
     let table = entries(shared);
-    if table.is_empty() {
+    // SeqCst: pairs with `claimed`'s increment (see there).
+    if table.is_empty() || shared.header().keyed_in_flight.load(Ordering::SeqCst) == 0 {
         return;
     }
     let ring = shared.ring();
@@ -250,9 +277,12 @@ pub(crate) fn cancel_unfinished_spills(shared: &Shared) -> u64 {
         {
             e.seq.store(u64::MAX, Ordering::Release);
         }
-        let _ = r
-            .keyed_pos
-            .compare_exchange(kp, 0, Ordering::AcqRel, Ordering::Relaxed);
+        if r.keyed_pos
+            .compare_exchange(kp, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            count_out(shared);
+        }
         n += 1;
     }
     n
@@ -280,5 +310,5 @@ pub(crate) fn settle_dead_record(shared: &Shared, rec: usize) {
             }
         }
     }
-    r.keyed_pos.store(0, Ordering::Release);
+    clear_keyed(shared, rec);
 }

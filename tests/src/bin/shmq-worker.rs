@@ -403,7 +403,8 @@ fn main() {
                 .unwrap();
             rt.block_on(async {
                 println!("waiting");
-                let r = tokio::time::timeout(Duration::from_secs(10), p.publish_async(b"room")).await;
+                let r =
+                    tokio::time::timeout(Duration::from_secs(10), p.publish_async(b"room")).await;
                 match r {
                     Ok(Ok(seq)) => println!("published {seq}"),
                     Ok(Err(e)) => fail(e),
