@@ -427,3 +427,61 @@ fn a_spiller_killed_holding_the_lock_does_not_stop_the_refill() {
         assert_eq!(m.seq(), want);
     }
 }
+
+/// A journal pump killed after it made the next segment file and before
+/// it wrote the file's header (fault point `segment.created`): every later
+/// roll used to fail on that all-zero file ("not a shmq segment file (bad
+/// magic)"), and with it every publish that needed the journal to move.
+/// The file is made again; the journal replays every message.
+#[test]
+fn a_journal_roll_killed_before_the_segment_header_is_redone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let opts = Options::new()
+        .dir(dir.path())
+        .slots(64)
+        .slot_size(1024)
+        .spill_dir(dir.path().join("spill"))
+        .spill_segment_size(64 << 10)
+        .journal(shmq::Retention::new(Duration::from_secs(3600), 64 << 20));
+    // No group: only the journal gates the ring, so a producer goes on
+    // as long as the journal moves.
+    let q = Queue::create("j", &opts).unwrap();
+    // Its first segment is made at the first pump, the second at a roll.
+    let out = Worker::spawn_faulty(
+        WORKER,
+        &["produce-logged", d, "j", "1", "1000", "1000"],
+        "segment.created@2",
+    )
+    .died_at("segment.created", LONG);
+    let sent = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("sent ")?.parse::<u64>().ok())
+        .next_back()
+        .map_or(0, |i| i + 1);
+    let mut p = q.producer().unwrap();
+    // Many laps of the ring: each needs the journal to move.
+    for i in 0..2000u64 {
+        p.publish_timeout(&shmq_tests::encode(2, i, 1000), LONG)
+            .unwrap_or_else(|e| panic!("publish {i}: {e}"));
+    }
+    drop(p);
+    q.create_group("g", Start::Earliest).unwrap();
+    let mut r = q.consumer("g", ConsumerOptions::new()).unwrap();
+    let (mut ones, mut twos) = (0u64, 0u64);
+    while let Ok(m) = r.receive_timeout(Duration::from_secs(2)) {
+        match shmq_tests::decode(m.payload()) {
+            Some((1, i)) => {
+                assert_eq!(i, ones);
+                ones += 1;
+            }
+            Some((2, i)) => {
+                assert_eq!(i, twos);
+                twos += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(ones >= sent, "{ones} of producer 1's {sent}");
+    assert_eq!(twos, 2000);
+}

@@ -413,6 +413,16 @@ pub(crate) struct Segments {
     written: Option<u64>,
 }
 
+/// Whether the segment file at `path` has an all-zero header: made, and
+/// never written (its maker was killed before the header).
+fn never_written(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; SEGMENT_HEADER_SIZE as usize];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head.iter().all(|&b| b == 0))
+}
+
 impl Segments {
     pub(crate) fn new(
         dir: PathBuf,
@@ -483,6 +493,7 @@ impl Segments {
     /// checked and reused.
     pub(crate) fn create(&mut self, first: u64) -> Result<&mut Segment> {
         let path = segment_path(&self.dir, first);
+        os::fault::point("segment.creating");
         match os::file::create_segment(&self.dir, &path, self.segment_size) {
             Ok(file) => {
                 let map = os::map::Mapping::new(&file, self.segment_size)
@@ -498,13 +509,26 @@ impl Segments {
                     self.segment_size,
                     os::clock::realtime_ns(),
                 );
+                os::fault::point("segment.created");
                 seg.bytes_mut(0, SEGMENT_HEADER_SIZE)
                     .copy_from_slice(h.as_bytes());
                 self.open.insert(first, seg);
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 self.open.remove(&first);
-                self.get(first)?;
+                if let Err(err) = self.get(first) {
+                    // A roller killed after it made the file and before it
+                    // wrote the header leaves one that is all zeros there:
+                    // nothing was ever written to it, so it is made again.
+                    // (Before, every later roll failed on it: "bad magic".)
+                    if !never_written(&path) {
+                        return Err(err);
+                    }
+                    os::fault::point("segment.remade");
+                    std::fs::remove_file(&path)
+                        .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+                    return self.create(first);
+                }
             }
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) => {
                 return Err(Error::SpillFull(format!(
