@@ -153,7 +153,28 @@ pub(crate) struct Config {
 #[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
 pub(crate) struct Signal {
     pub word: AtomicU32,
+    /// Bit i set: the sleeper in slot i of this signal's [`Sleepers`]
+    /// table is (about to be) asleep on `word`. Wakers only ask whether it
+    /// is 0; a sleeper killed in its sleep leaves its bit, which
+    /// `protocol::ring::repair_sleepers` clears once its key is dead.
     pub waiters: AtomicU32,
+}
+
+/// Sleeper slots of a signal: at most this many registered sleepers (one
+/// bit each in `Signal::waiters`); more sleep unregistered, polling every
+/// millisecond. Two under loom, to keep the models small.
+pub(crate) const SLEEPERS: usize = if cfg!(loom) { 2 } else { 32 };
+
+/// Who sleeps on the ring's two signals: entry i is 0 (free) or the
+/// liveness key (`os/liveness.rs`) of the process whose thread sleeps
+/// with bit i of the signal's `waiters`.
+#[repr(C)]
+#[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
+pub(crate) struct Sleepers {
+    /// Consumers asleep for data (`RingControl::data`).
+    pub data: [AtomicU64; SLEEPERS],
+    /// Producers asleep for space (`RingControl::space`).
+    pub space: [AtomicU64; SLEEPERS],
 }
 
 /// The contended words of the ring, each on its own cache line.
@@ -269,7 +290,9 @@ pub(crate) struct Header {
     pub dlq_spill: SpillControl,
     /// The async waiters' doorbells; their armed bits are in `ring`.
     pub doorbells: Doorbells,
-    _reserved: [u8; 704],
+    /// Who sleeps on the ring's signals (see [`Sleepers`]).
+    pub sleepers: Sleepers,
+    _reserved: [u8; 192],
 }
 
 /// Set in [`RingControl::tail`] while the queue spills: producers' claims
@@ -567,6 +590,8 @@ const _: () = {
     assert!(offset_of!(RingControl, space_armed) == 200);
     assert!(size_of::<Doorbells>() == 1024);
     assert!(offset_of!(Header, doorbells) == 2368);
+    assert!(offset_of!(Header, sleepers) == 3392);
+    assert!(size_of::<Sleepers>() == 512);
     assert!(size_of::<AdminLock>() == 64);
     assert!(size_of::<Counters>() == 64);
     assert!(size_of::<Header>() as u64 == HEADER_SIZE);
@@ -632,6 +657,16 @@ impl RingControl {
 impl Doorbells {
     pub(crate) fn new() -> Doorbells {
         Doorbells {
+            data: std::array::from_fn(|_| AtomicU64::new(0)),
+            space: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+#[cfg(any(test, loom))]
+impl Sleepers {
+    pub(crate) fn new() -> Sleepers {
+        Sleepers {
             data: std::array::from_fn(|_| AtomicU64::new(0)),
             space: std::array::from_fn(|_| AtomicU64::new(0)),
         }

@@ -101,10 +101,11 @@ pub(crate) mod futex {
         crate::os::futex::wait(word, expected, timeout);
     }
 
-    /// Wakes every sleeper on `word`, in any process.
+    /// Wakes every sleeper on `word`, in any process; returns how many
+    /// were woken.
     #[cfg(not(loom))]
-    pub(crate) fn wake_all(word: &AtomicU32) {
-        crate::os::futex::wake_all(word);
+    pub(crate) fn wake_all(word: &AtomicU32) -> usize {
+        crate::os::futex::wake_all(word)
     }
 
     // Under loom a futex is a condition variable: the value check happens
@@ -127,8 +128,9 @@ pub(crate) mod futex {
     }
 
     #[cfg(loom)]
-    pub(crate) fn wake_all(_word: &AtomicU32) {
+    pub(crate) fn wake_all(_word: &AtomicU32) -> usize {
         let _guard = PARK.0.lock().unwrap();
         PARK.1.notify_all();
+        1
     }
 }

@@ -333,3 +333,33 @@ fn a_waiter_killed_while_armed_costs_one_ring_and_then_nothing() {
     assert!(readable(c.readiness().unwrap(), Duration::from_secs(30)));
     producer.finish(Duration::from_secs(30));
 }
+
+/// A consumer SIGKILLed while asleep in its futex wait left the `waiters`
+/// count set for ever: every later publish made a futex wake for nobody.
+/// Now the sleeper's bit is cleared once its process is seen dead (a
+/// producer notices its wakes waking nobody): a few hundred wasted wakes
+/// at most, then none.
+#[test]
+fn a_sleeper_killed_in_its_sleep_costs_publishers_a_few_wakes_at_most() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let q = Queue::create("leak", &Options::new().dir(d).slots(1 << 14).slot_size(128)).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    // A blocking consumer with nothing to read: asleep on the futex.
+    let sleeper = Worker::spawn(WORKER, &["consume", d, "leak", "g", "1", "600"]);
+    std::thread::sleep(Duration::from_millis(500));
+    sleeper.kill();
+    let Some(calls) = syscalls_while_publishing(d, "leak", 5_000, false) else {
+        return;
+    };
+    let wakes = calls.iter().filter(|l| l.contains("futex(")).count();
+    assert!(
+        wakes <= 300,
+        "{wakes} futex calls for 5,000 publishes after the sleeper died"
+    );
+    // And the next producer makes none at all.
+    let Some(calls) = syscalls_while_publishing(d, "leak", 5_000, false) else {
+        return;
+    };
+    assert!(!calls.iter().any(|l| l.contains("futex(")), "{calls:?}");
+}

@@ -1063,6 +1063,30 @@ impl Consumer {
             self.shared.help_journal(false)?;
         }
         self.unstick();
+        // Once a second per process: a sleeper killed in its futex wait
+        // left its bit in a signal's `waiters` (every notify would make a
+        // wake call for nobody); producers find it through their wasted
+        // wakes, idle consumers here.
+        static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let now = os::clock::monotonic_ns();
+        let last = LAST.load(std::sync::atomic::Ordering::Relaxed);
+        if now.saturating_sub(last) >= 1_000_000_000
+            && LAST
+                .compare_exchange(
+                    last,
+                    now,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            let h = self.shared.header();
+            if h.ring.data.waiters.load(Ordering::Relaxed) != 0
+                || h.ring.space.waiters.load(Ordering::Relaxed) != 0
+            {
+                self.shared.repair_sleepers();
+            }
+        }
         Ok(())
     }
 
@@ -1317,9 +1341,14 @@ impl Consumer {
                 slice = slice.min(d - now);
             }
             let work = self.work_came();
-            sleep_unless(&self.shared.header().ring.data, slice, || {
-                work().then_some(())
-            });
+            let h = self.shared.header();
+            sleep_unless(
+                &h.ring.data,
+                &h.sleepers.data,
+                self.shared.me.key,
+                slice,
+                || work().then_some(()),
+            );
         }
     }
 

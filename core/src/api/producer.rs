@@ -384,7 +384,9 @@ impl Producer {
                 return Err(Error::Aborted);
             }
             os::fault::point("publish.after_commit");
-            ring.notify_data();
+            if ring.notify_data() {
+                self.shared.repair_sleepers();
+            }
             // A waiting consumer spins on the slot's first line and reads
             // the second only once the first says COMMITTED: pushing the
             // second to the shared cache now makes that read a last-level
@@ -782,9 +784,14 @@ impl Producer {
                     let slice = deadline.map_or(SLEEP_SLICE, |d| {
                         d.saturating_duration_since(Instant::now()).min(SLEEP_SLICE)
                     });
-                    sleep_unless(&shared.header().ring.space, slice, || {
-                        (self.room_while_spilling() > 0).then_some(())
-                    });
+                    let h = shared.header();
+                    sleep_unless(
+                        &h.ring.space,
+                        &h.sleepers.space,
+                        shared.me.key,
+                        slice,
+                        || (self.room_while_spilling() > 0).then_some(()),
+                    );
                     shared.help_spill(true)?;
                 }
                 other => return other,
@@ -919,9 +926,14 @@ impl Producer {
                 Some(d) => d.saturating_duration_since(Instant::now()).min(SLEEP_SLICE),
                 None => SLEEP_SLICE,
             };
-            sleep_unless(&self.shared.header().ring.space, slice, || {
-                (self.room() >= n).then_some(())
-            });
+            let h = self.shared.header();
+            sleep_unless(
+                &h.ring.space,
+                &h.sleepers.space,
+                self.shared.me.key,
+                slice,
+                || (self.room() >= n).then_some(()),
+            );
         }
     }
 }

@@ -18,7 +18,8 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
     let _ = futex::wait(word, futex::Flags::empty(), expected, Some(&ts));
 }
 
-/// Wakes every sleeper on `word`, in any process that maps it.
-pub(crate) fn wake_all(word: &AtomicU32) {
-    let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
+/// Wakes every sleeper on `word`, in any process that maps it; returns how
+/// many were woken (1 if the call failed: nothing is known then).
+pub(crate) fn wake_all(word: &AtomicU32) -> usize {
+    futex::wake(word, futex::Flags::empty(), i32::MAX as u32).unwrap_or(1)
 }

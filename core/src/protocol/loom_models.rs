@@ -12,7 +12,7 @@ use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::thread;
 
-use crate::layout::{AdminLock, Doorbells, GroupRecord, RingControl};
+use crate::layout::{AdminLock, Doorbells, GroupRecord, RingControl, Sleepers};
 use crate::options::Start;
 use crate::protocol::doorbell;
 use crate::protocol::group::{Groups, commit_cursor};
@@ -31,6 +31,7 @@ struct World {
     /// producer is alive in these models).
     announce: Vec<AtomicU64>,
     bells: Doorbells,
+    sleepers: Sleepers,
 }
 
 impl World {
@@ -43,6 +44,7 @@ impl World {
             lock: AdminLock::new(),
             announce: (0..4).map(|_| AtomicU64::new(0)).collect(),
             bells: Doorbells::new(),
+            sleepers: Sleepers::new(),
         })
     }
 
@@ -229,10 +231,13 @@ fn loom_wake_up_is_never_lost() {
                     if ring.peek(0) == Peek::Ready {
                         break;
                     }
-                    let ready =
-                        sleep_unless(&w.ctl.data, std::time::Duration::from_secs(1), || {
-                            (ring.peek_sc(0) == Peek::Ready).then_some(())
-                        });
+                    let ready = sleep_unless(
+                        &w.ctl.data,
+                        &w.sleepers.data,
+                        1,
+                        std::time::Duration::from_secs(1),
+                        || (ring.peek_sc(0) == Peek::Ready).then_some(()),
+                    );
                     if ready.is_some() {
                         break;
                     }
@@ -247,6 +252,52 @@ fn loom_wake_up_is_never_lost() {
         };
         producer.join().unwrap();
         assert_eq!(consumer.join().unwrap(), 7);
+    });
+}
+
+#[test]
+fn loom_repairing_a_dead_sleeper_never_loses_a_live_ones_wake_up() {
+    // Slot 0 of the data sleepers holds a sleeper killed in its sleep (key
+    // 99, its bit still set). A repairer clears it while a live consumer
+    // (key 7) goes to sleep and a producer publishes: whichever slot the
+    // consumer takes, it is woken (a lost wake-up deadlocks the model),
+    // and at the end no bit and no slot is left.
+    model("sleeper repair", || {
+        let w = World::new(2, 1);
+        w.sleepers.data[0].store(99, Ordering::Relaxed);
+        w.ctl.data.waiters.store(1, Ordering::Relaxed);
+        let flag = Arc::new(AtomicU64::new(0));
+        let repairer = {
+            let w = w.clone();
+            thread::spawn(move || {
+                crate::protocol::ring::repair_sleepers(&w.ctl.data, &w.sleepers.data, |k| k != 99)
+            })
+        };
+        let sleeper = {
+            let (w, flag) = (w.clone(), flag.clone());
+            thread::spawn(move || {
+                while sleep_unless(
+                    &w.ctl.data,
+                    &w.sleepers.data,
+                    7,
+                    std::time::Duration::from_secs(1),
+                    || (flag.load(Ordering::SeqCst) == 1).then_some(()),
+                )
+                .is_none()
+                {}
+            })
+        };
+        flag.store(1, Ordering::SeqCst);
+        notify(&w.ctl.data, &w.ctl.data_armed, &w.bells.data);
+        sleeper.join().unwrap();
+        repairer.join().unwrap();
+        assert_eq!(w.ctl.data.waiters.load(Ordering::Relaxed), 0);
+        assert!(
+            w.sleepers
+                .data
+                .iter()
+                .all(|s| s.load(Ordering::Relaxed) == 0)
+        );
     });
 }
 
@@ -270,7 +321,14 @@ fn loom_space_wake_up_is_never_lost() {
                     if room().is_some() {
                         break;
                     }
-                    if sleep_unless(&w.ctl.space, std::time::Duration::from_secs(1), room).is_some()
+                    if sleep_unless(
+                        &w.ctl.space,
+                        &w.sleepers.space,
+                        1,
+                        std::time::Duration::from_secs(1),
+                        room,
+                    )
+                    .is_some()
                     {
                         break;
                     }
@@ -651,7 +709,16 @@ fn loom_one_of_two_producers_publishes_a_key() {
                         let me = Me { pid, key: 0 };
                         let found = {
                             let _g = lock.lock(me, |_, _| true);
-                            lookup_or_reserve(&table, &next, 42, pid, 1, 1_000, |_| true, |_| None)
+                            lookup_or_reserve(
+                                &table,
+                                &next,
+                                42,
+                                pid as u64,
+                                1,
+                                1_000,
+                                |_| true,
+                                |_| None,
+                            )
                         };
                         match found {
                             Lookup::Mine(i) => {
