@@ -663,7 +663,7 @@ impl Doorbells {
     }
 }
 
-#[cfg(any(test, loom))]
+#[cfg(loom)]
 impl Sleepers {
     pub(crate) fn new() -> Sleepers {
         Sleepers {

@@ -14,7 +14,7 @@ use crate::mapped::dead_letters::{
 use crate::options::Meta;
 use crate::protocol::group::load_group_name;
 use crate::protocol::tables::dead_letter::{
-    DELIVERING, FREE, READY, REDRIVE, WRITING, state_of, word,
+    DELIVERING, FREE, READY, REDRIVE, WRITING, deliverer, state_of, word, writer,
 };
 use crate::sync::Ordering;
 
@@ -297,7 +297,7 @@ impl DeadLetters {
             if st
                 .compare_exchange(
                     w,
-                    word(WRITING, shared.me.pid as u64),
+                    word(WRITING, writer(shared.me.key)),
                     Ordering::AcqRel,
                     Ordering::Relaxed,
                 )
@@ -403,10 +403,7 @@ impl Rerouter {
         let st = state(shared, i);
         let rec = &shared.group_records()[raw.group as usize];
         let ready = state_of(w) == READY;
-        let delivering = word(
-            DELIVERING,
-            (u64::from(raw.group) << 32) | u64::from(shared.me.pid),
-        );
+        let delivering = word(DELIVERING, deliverer(u64::from(raw.group), shared.me.key));
         if ready {
             rec.redrive.fetch_add(1, Ordering::AcqRel);
         }

@@ -4,7 +4,7 @@
 //! An entry's `state` word walks
 //!
 //! ```text
-//!  FREE ─append─▶ WRITING(pid) ─▶ READY ─redrive─▶ REDRIVE(group) ─take─▶ DELIVERING(pid)
+//!  FREE ─append─▶ WRITING(key) ─▶ READY ─redrive─▶ REDRIVE(group) ─take─▶ DELIVERING(key)
 //!    ▲                 │ (writer died)  │                 ▲                 │
 //!    └─────────────────┴──── purge ◀────┘                 └─ nack / drop ───┤
 //!    ▲                                                                      │
@@ -29,7 +29,8 @@ use crate::sync::{AtomicU64, Ordering};
 
 use crate::protocol::tables::claim_dead_letter;
 use crate::protocol::tables::dead_letter::{
-    DELIVERING, FREE, READY, REDRIVE, arg_of, state_of, word,
+    DELIVERING, FREE, READY, REDRIVE, arg_of, deliverer, deliverer_group, deliverer_key, state_of,
+    word, writer, writer_key,
 };
 
 /// Why a message was dead-lettered.
@@ -171,7 +172,9 @@ pub(crate) fn state(shared: &Shared, i: usize) -> &AtomicU64 {
 /// Takes a free entry (WRITING by us), if there is one.
 fn claim(shared: &Shared) -> Option<usize> {
     let states = (0..shared.geo.dlq_slots as usize).map(|i| state(shared, i));
-    claim_dead_letter(states, shared.me.pid, |pid| os::process::alive(pid, 0))
+    claim_dead_letter(states, writer(shared.me.key), |arg| {
+        shared.alive(0, writer_key(arg))
+    })
 }
 
 /// Appends a dead letter. When every entry is taken: on an overflow=spill
@@ -300,7 +303,7 @@ pub(crate) fn read(shared: &Shared, i: usize) -> Result<Raw> {
 /// Takes a redriven entry of group `group` for delivery. Returns the entry
 /// index.
 pub(crate) fn take_redriven(shared: &Shared, group: usize) -> Option<usize> {
-    let me = shared.me.pid as u64;
+    let me = deliverer(group as u64, shared.me.key);
     for i in 0..shared.geo.dlq_slots as usize {
         let st = state(shared, i);
         let w = st.load(Ordering::Acquire);
@@ -308,19 +311,14 @@ pub(crate) fn take_redriven(shared: &Shared, group: usize) -> Option<usize> {
             REDRIVE => arg_of(w) == group as u64,
             // A consumer died delivering it: give it to us.
             DELIVERING => {
-                let pid = (arg_of(w) & 0xffff_ffff) as u32;
-                (arg_of(w) >> 32) == group as u64 && !os::process::alive(pid, 0)
+                deliverer_group(arg_of(w)) == group as u64
+                    && !shared.alive(0, deliverer_key(arg_of(w)))
             }
             _ => false,
         };
         if mine
             && st
-                .compare_exchange(
-                    w,
-                    word(DELIVERING, ((group as u64) << 32) | me),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
+                .compare_exchange(w, word(DELIVERING, me), Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
         {
             return Some(i);

@@ -4,7 +4,7 @@
 //! a process in another one can be neither signalled nor looked up in
 //! `/proc`.
 //!
-//! Each process has a **liveness key**: a 64-bit hash of its PID
+//! Each process has a **liveness key**: a 47-bit hash of its PID
 //! namespace's identity (the device and inode of `/proc/self/ns/pid`), its
 //! pid and its start time, with the low two bits clear and never 0. The key
 //! is what the queue file's records store beside a pid (`owner_key`,
@@ -35,8 +35,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// First byte of the lock range: past any queue file (`2^61`), so that the
 /// bytes locked are never bytes of the file.
 const BASE: i64 = 1 << 61;
-/// Keys are hashed into `2^60` bytes (`key / 4 < 2^60`).
-const KEY_BITS: u32 = 62;
+/// Keys are hashed into `2^45` bytes (`key / 4 < 2^45`), so that a key
+/// and a group index fit in one dead-letter state word
+/// (`protocol::tables::dead_letter::deliverer`); two processes of a queue
+/// share a byte with odds of 2^-45 per pair.
+const KEY_BITS: u32 = 47;
 
 /// This process's liveness key (see the module doc), computed once per
 /// process (again after a fork: the pid is part of it).
@@ -64,8 +67,7 @@ pub(crate) fn my_key() -> u64 {
 
 /// The key of process `pid` started at `start` in the PID namespace `ns`.
 pub(crate) fn key_of(ns: u64, pid: u32, start: u64) -> u64 {
-    // splitmix64 over the three: well spread, so that two processes of
-    // the queue share a byte only with odds of 2^-60 per pair.
+    // splitmix64 over the three: well spread (see `KEY_BITS`).
     let mut x = ns ^ (pid as u64).rotate_left(32) ^ start.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

@@ -674,7 +674,11 @@ fn loom_two_dead_letterings_take_two_entries() {
                 .map(|pid| {
                     let states = states.clone();
                     thread::spawn(move || {
-                        crate::protocol::tables::claim_dead_letter(states.iter(), pid, |_| true)
+                        crate::protocol::tables::claim_dead_letter(
+                            states.iter(),
+                            pid as u64,
+                            |_| true,
+                        )
                     })
                 })
                 .collect();

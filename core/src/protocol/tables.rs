@@ -10,14 +10,40 @@ use crate::sync::{AtomicU64, Ordering};
 pub(crate) mod dead_letter {
     /// Unused.
     pub const FREE: u64 = 0;
-    /// Being written by the pid in `arg`.
+    /// Being written by the process whose liveness key is `arg << 2`
+    /// ([`writer`]).
     pub const WRITING: u64 = 1;
     /// A dead letter.
     pub const READY: u64 = 2;
     /// Redriven to the group index in `arg`.
     pub const REDRIVE: u64 = 3;
-    /// Being delivered: `arg` is `group << 32 | pid`.
+    /// Being delivered: `arg` is [`deliverer`]`(group, key)`.
     pub const DELIVERING: u64 = 4;
+
+    /// Bits of a liveness key / 4 (`os/liveness.rs` keeps keys below
+    /// 2^47, so a key and a group index fit one word's 61 bits of `arg`).
+    const KEY_BITS: u32 = 45;
+
+    /// `arg` of WRITING by the process of liveness key `key`.
+    pub fn writer(key: u64) -> u64 {
+        key >> 2
+    }
+    /// The liveness key in a WRITING `arg`.
+    pub fn writer_key(arg: u64) -> u64 {
+        arg << 2
+    }
+    /// `arg` of DELIVERING to group `group` by the process of key `key`.
+    pub fn deliverer(group: u64, key: u64) -> u64 {
+        (group << KEY_BITS) | ((key >> 2) & ((1 << KEY_BITS) - 1))
+    }
+    /// The group of a DELIVERING `arg`.
+    pub fn deliverer_group(arg: u64) -> u64 {
+        arg >> KEY_BITS
+    }
+    /// The liveness key of a DELIVERING `arg`.
+    pub fn deliverer_key(arg: u64) -> u64 {
+        (arg & ((1 << KEY_BITS) - 1)) << 2
+    }
 
     /// Packs a word.
     pub fn word(state: u64, arg: u64) -> u64 {
@@ -33,29 +59,25 @@ pub(crate) mod dead_letter {
     }
 }
 
-/// Claims a free dead-letter entry for writer `me` (a pid): the first
-/// FREE one, or one whose writer `alive` says died mid-write. Two
-/// appenders never get the same entry: the claim is a CAS from the word
-/// they saw (loom: `loom_two_dead_letterings_take_two_entries`).
+/// Claims a free dead-letter entry for writer `me` (a WRITING `arg`:
+/// [`dead_letter::writer`] of our liveness key): the first FREE one, or
+/// one whose writer `alive` (asked with the writer's `arg`) says died
+/// mid-write. Two appenders never get the same entry: the claim is a CAS
+/// from the word they saw (loom: `loom_two_dead_letterings_take_two_entries`).
 pub(crate) fn claim_dead_letter<'a>(
     states: impl IntoIterator<Item = &'a AtomicU64>,
-    me: u32,
-    alive: impl Fn(u32) -> bool,
+    me: u64,
+    alive: impl Fn(u64) -> bool,
 ) -> Option<usize> {
     use dead_letter::*;
     for (i, st) in states.into_iter().enumerate() {
         let w = st.load(Ordering::Acquire);
-        let free = state_of(w) == FREE || (state_of(w) == WRITING && !alive(arg_of(w) as u32));
+        let free = state_of(w) == FREE || (state_of(w) == WRITING && !alive(arg_of(w)));
         // AcqRel: Acquire to see a purger's or dead writer's word whole;
         // the entry's fields are published later by the Release of READY.
         if free
             && st
-                .compare_exchange(
-                    w,
-                    word(WRITING, me as u64),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
+                .compare_exchange(w, word(WRITING, me), Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
         {
             return Some(i);
