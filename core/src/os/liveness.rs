@@ -168,11 +168,10 @@ mod tests {
         // Another open file description stands in for another process.
         let holder = std::fs::OpenOptions::new().read(true).open(&path).unwrap();
         let fl = flock(libc::F_RDLCK as libc::c_short, other_key);
-        // SAFETY: as in `hold`.
-        assert_eq!(
-            unsafe { libc::fcntl(holder.as_raw_fd(), libc::F_OFD_SETLK, &fl) },
-            0
-        );
+        // SAFETY: as in `hold`: the `flock` outlives the call, the fd is
+        // open.
+        let r = unsafe { libc::fcntl(holder.as_raw_fd(), libc::F_OFD_SETLK, &fl) };
+        assert_eq!(r, 0);
         assert!(alive(&checker, 4242, other_key));
         assert!(!alive(&checker, 4242, key_of(7, 4243, 1)));
         drop(holder);
