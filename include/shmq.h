@@ -502,7 +502,9 @@ typedef struct shmq_options {
   /**
    * Directory of the spill's segment files (`SHMQ_OVERFLOW_SPILL`), and
    * of the journal's in its subdirectory `journal`; NULL means
-   * `/var/tmp/shmq-<uid>/<name>`. Created if missing (mode 0700).
+   * `/var/tmp/shmq-<uid>/<name>` (`<name>-<hash of the queue's
+   * directory>` for a queue outside `/dev/shm`). Created if missing
+   * (mode 0700).
    * Read during the call only; stored in the queue file at create.
    */
   const char *spill_dir;

@@ -341,7 +341,9 @@ impl Options {
         self
     }
     /// Directory of the spill's segment files (overflow=spill, and the
-    /// journal's; default `/var/tmp/shmq-<uid>/<name>`, this user's own).
+    /// journal's; default `/var/tmp/shmq-<uid>/<name>`, or `<name>-<hash>`
+    /// for a queue outside `/dev/shm` ([`get_spill_dir`](Self::get_spill_dir)),
+    /// this user's own).
     /// Created if missing, mode 0700. Refused (an `Io` error,
     /// `PermissionDenied`, naming the path and its owner) if it, or a
     /// directory above it, is owned by another user or writable by others

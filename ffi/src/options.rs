@@ -143,7 +143,9 @@ pub struct shmq_options {
     pub dedup_ttl_ms: u64,
     /// Directory of the spill's segment files (`SHMQ_OVERFLOW_SPILL`), and
     /// of the journal's in its subdirectory `journal`; NULL means
-    /// `/var/tmp/shmq-<uid>/<name>`. Created if missing (mode 0700).
+    /// `/var/tmp/shmq-<uid>/<name>` (`<name>-<hash of the queue's
+    /// directory>` for a queue outside `/dev/shm`). Created if missing
+    /// (mode 0700).
     /// Read during the call only; stored in the queue file at create.
     pub spill_dir: *const c_char,
     /// Most bytes of segment files the spill may hold (default 1 GiB); at

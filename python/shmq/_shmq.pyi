@@ -232,7 +232,8 @@ class Queue:
         ``unblock_timeout`` is aborted; ``mode`` is the file's mode.
 
         overflow="spill" sends what does not fit in the ring to segment files
-        in ``spill_dir`` (default ``/var/tmp/shmq-<uid>/<name>``), at most
+        in ``spill_dir`` (default ``/var/tmp/shmq-<uid>/<name>``, or
+        ``<name>-<hash>`` for a queue outside ``/dev/shm``), at most
         ``spill_max_bytes`` of them in segments of ``spill_segment_size``;
         past that ``spill_fallback`` ("block" or "reject": ``SpillFull``)
         applies. ``sync`` ("never", "always" or "every-N") says when spilled

@@ -23,7 +23,8 @@ pub(crate) struct Args {
     #[arg(long, default_value = "block")]
     overflow: String,
     /// overflow=spill: directory of the segment files [default:
-    /// /var/tmp/shmq-UID/NAME].
+    /// /var/tmp/shmq-UID/NAME, or NAME-HASH of the queue's directory
+    /// outside /dev/shm; in containers, put it on a shared volume].
     #[arg(long)]
     spill_dir: Option<PathBuf>,
     /// overflow=spill: most bytes of segment files on disk.
