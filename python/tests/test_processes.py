@@ -170,8 +170,12 @@ BLOCKERS = {
 def test_ctrl_c_interrupts_blocking_calls(qdir, name, call):
     q = shmq.Queue.create(name, slots=2)
     q.create_group("g")
+    # The child restores Python's SIGINT handler itself: a test run started
+    # in the background of a shell without job control inherits SIGINT
+    # ignored, and Python then installs no handler (no KeyboardInterrupt).
     code = f"""
-        import shmq, sys, time
+        import shmq, signal, sys, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         q = shmq.Queue.open({name!r}, dir={str(qdir)!r})
         c = q.consumer("g")
         p = q.producer()
