@@ -16,6 +16,7 @@ use crate::mapped::{MappedSlots, Shared, new_owner, write_slot, write_slot_envel
 use crate::options::{Meta, Overflow};
 use crate::os;
 use crate::protocol::group::owner_pid;
+use crate::protocol::registry::take_record;
 use crate::protocol::ring::{Begin, Claim, Ring, sleep_unless};
 use crate::protocol::spill::Record;
 use crate::sync::Ordering;
@@ -112,19 +113,7 @@ impl Producer {
             let cur = rec.owner.load(Ordering::Acquire);
             let key = rec.owner_key.load(Ordering::Acquire);
             let free = cur == 0 || !shared.alive(owner_pid(cur), key);
-            // A dead owner's key is cleared before its record is taken
-            // (`protocol/registry.rs`, "taking a record over").
-            if free
-                && (cur == 0
-                    || rec
-                        .owner_key
-                        .compare_exchange(key, 0, Ordering::AcqRel, Ordering::Relaxed)
-                        .is_ok())
-                && rec
-                    .owner
-                    .compare_exchange(cur, owner, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-            {
+            if free && take_record(&rec.owner, &rec.owner_key, cur, key, owner) {
                 // A keyed publish its dead owner left in flight is
                 // settled before we forget it.
                 dedup::settle_dead_record(&shared, i);

@@ -258,7 +258,10 @@ pub(crate) fn settle_passed(shared: &Shared, from: u64, to: u64) {
 /// adopts it later. Returns how many were taken back.
 pub(crate) fn cancel_unfinished_spills(shared: &Shared) -> u64 {
     let table = entries(shared);
-    if table.is_empty() {
+    // A dead spiller's intent keeps `keyed_in_flight` above 0 (its count
+    // was never taken out); at 0 there is nothing to look for. Every
+    // refill runs this, so the records are scanned only when it may matter.
+    if table.is_empty() || shared.header().keyed_in_flight.load(Ordering::SeqCst) == 0 {
         return 0;
     }
     let word = shared.ring().ctl.tail.load(Ordering::Acquire);

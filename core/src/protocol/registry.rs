@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::layout::ConsumerRecord;
 use crate::protocol::group::owner_pid;
 use crate::protocol::lock::Me;
-use crate::sync::Ordering;
+use crate::sync::{AtomicU64, Ordering};
 
 /// The registry of one queue.
 pub(crate) struct Registry<'a> {
@@ -20,6 +20,29 @@ pub(crate) struct Registry<'a> {
 pub(crate) struct Taken {
     pub index: u32,
     pub was_dead: bool,
+}
+
+/// Takes a record whose `owner` word was `cur` (0: free; else a dead
+/// owner's, whose key was `key`) for `owner`; the caller then stores its
+/// own key. The dead owner's key is cleared first (0 reads "being
+/// written"), then `owner` is taken: otherwise another taker could read
+/// our pid beside the dead owner's key in between, judge us dead and take
+/// the record a second time. A free record's key is 0 already (its last
+/// owner cleared it first). Consumer and producer records both use it.
+pub(crate) fn take_record(
+    owner_word: &AtomicU64,
+    owner_key: &AtomicU64,
+    cur: u64,
+    key: u64,
+    owner: u64,
+) -> bool {
+    (cur == 0
+        || owner_key
+            .compare_exchange(key, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok())
+        && owner_word
+            .compare_exchange(cur, owner, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
 }
 
 impl Registry<'_> {
@@ -37,23 +60,7 @@ impl Registry<'_> {
             let cur = rec.owner.load(Ordering::Acquire);
             let key = rec.owner_key.load(Ordering::Acquire);
             let dead = cur != 0 && !alive(owner_pid(cur), key);
-            // Taking a record over: the dead owner's key is cleared first
-            // (0 reads "being written"), then `owner` is taken, then our
-            // key stored. Otherwise another taker could read our pid
-            // beside the dead owner's key in between, judge us dead and
-            // take the record a second time. A free record's key is 0
-            // already (`unregister` clears it first).
-            if (cur == 0
-                || (dead
-                    && rec
-                        .owner_key
-                        .compare_exchange(key, 0, Ordering::AcqRel, Ordering::Relaxed)
-                        .is_ok()))
-                && rec
-                    .owner
-                    .compare_exchange(cur, owner, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-            {
+            if (cur == 0 || dead) && take_record(&rec.owner, &rec.owner_key, cur, key, owner) {
                 rec.owner_key.store(me.key, Ordering::Release);
                 rec.heartbeat_ns.store(now_ns, Ordering::Relaxed);
                 rec.group.store(group as u64 + 1, Ordering::Release);
