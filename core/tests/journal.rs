@@ -346,3 +346,23 @@ fn retention_deleting_what_a_lagging_replay_reads_skips_only_expired_messages() 
         "the slow group lost only what expired ({got} of {N})"
     );
 }
+
+#[test]
+fn a_replaying_groups_oldest_unfinished_message_is_found_in_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("age", &opts(&dir, forever())).unwrap();
+    let mut c = q.consumer("a", ConsumerOptions::new()).unwrap();
+    let mut p = q.producer().unwrap();
+    publish_and_read(&mut p, &mut c, 0..100);
+    drop(c);
+    std::thread::sleep(Duration::from_millis(50));
+    let before = shmq::Meta::new().ordering_key("late");
+    p.publish_with(&payload(100), &before).unwrap();
+    let a = &q.groups()[0];
+    assert!(a.oldest_unacked_age_ns < 50_000_000, "{a:?}");
+    assert_eq!(q.seek_group("a", Seek::Seq(3)).unwrap(), 3);
+    let a = &q.groups()[0];
+    assert!(a.committed < q.stats().oldest_seq, "{a:?}: replays from the journal");
+    assert!(a.oldest_unacked_age_ns >= 50_000_000, "{a:?}");
+    assert_eq!(a.oldest_unacked_key, None);
+}

@@ -470,3 +470,32 @@ fn a_full_dead_letter_queue_overflows_to_its_own_segments() {
     assert_eq!(dlq.len(), 0);
     assert!(dlq.list().unwrap().is_empty());
 }
+
+#[test]
+fn the_oldest_unfinished_message_is_found_in_the_spill() {
+    // Group a has read the whole ring; the rest of its backlog is on disk
+    // (group b holds the ring). Its oldest unfinished message is the
+    // spill's first, whose age and key groups() must report.
+    let dir = tempfile::tempdir().unwrap();
+    setup(&dir);
+    let q = Queue::create("age", &opts(&dir)).unwrap();
+    q.create_group("a", Start::Earliest).unwrap();
+    q.create_group("b", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    for i in 0..100 {
+        let key = format!("key-{i}");
+        p.publish_with(&payload(i), &Meta::new().ordering_key(key.as_bytes()))
+            .unwrap();
+    }
+    assert!(q.stats().spill_depth > 0, "the ring of 16 spilled");
+    drain(&q, "a", 0, 16);
+    std::thread::sleep(Duration::from_millis(50));
+    let groups = q.groups();
+    let a = groups.iter().find(|g| g.name == "a").unwrap();
+    let b = groups.iter().find(|g| g.name == "b").unwrap();
+    assert_eq!((a.committed, a.lag), (16, 84));
+    assert_eq!(a.oldest_unacked_key.as_deref(), Some(&b"key-16"[..]));
+    assert_eq!(b.oldest_unacked_key.as_deref(), Some(&b"key-0"[..]));
+    assert!(a.oldest_unacked_age_ns >= 50_000_000, "{a:?}");
+    assert!(b.oldest_unacked_age_ns >= a.oldest_unacked_age_ns, "{b:?} {a:?}");
+}

@@ -697,14 +697,16 @@ impl Queue {
     /// Every group, in table order.
     pub fn groups(&self) -> Vec<GroupInfo> {
         let shared = &*self.shared;
-        let list = {
+        let (list, spill_front) = {
             let g = shared.lock();
-            shared.groups().list(&g, |p, k| shared.alive(p, k))
+            let list = shared.groups().list(&g, |p, k| shared.alive(p, k));
+            (list, shared.spill_front(&g))
         };
         let registry = Registry {
             records: shared.consumer_records(),
         };
         let ring = shared.ring();
+        let head = ring.ctl.head.load(Ordering::Acquire);
         let tail = crate::protocol::spill::ring_tail(ring.ctl.tail.load(Ordering::Acquire));
         let now = os::clock::realtime_ns();
         list.into_iter()
@@ -713,28 +715,40 @@ impl Queue {
                 info.busy_lanes = shared.leases(idx).busy_lanes();
                 info.consumers += registry.count(idx, |p, k| shared.alive(p, k));
                 info.consumer_attached = info.consumers > 0;
-                // The oldest unfinished message is the first committed one
-                // at or after the group's committed cursor.
-                let oldest = (info.committed..tail)
-                    .take(64)
-                    .find(|&p| ring.peek(p) == Peek::Ready);
-                info.oldest_unacked_key = oldest.and_then(|p| ordering_key_at(shared, p));
-                info.oldest_unacked_age_ns = oldest
-                    .map(|p| {
-                        // SAFETY: inside the mapping; a plain u64 (any bit
-                        // pattern is a value); at worst a stale reading if
-                        // the slot is being reused right now.
-                        let ts = unsafe {
-                            std::ptr::read_volatile(
-                                ring.slots
-                                    .slot(p)
-                                    .add(std::mem::offset_of!(SlotHeader, timestamp_ns))
-                                    as *const u64,
-                            )
-                        };
-                        now.saturating_sub(ts)
-                    })
-                    .unwrap_or(0);
+                // The oldest unfinished message is the first one at or
+                // after the group's committed cursor, wherever it is: in
+                // the journal (a group replaying), the ring, or the spill
+                // (the ring's messages all finished, the rest on disk).
+                let oldest = if info.committed < head {
+                    shared.journal_message_at(info.committed)
+                } else {
+                    (info.committed..tail)
+                        .take(64)
+                        .find(|&p| ring.peek(p) == Peek::Ready)
+                        .map(|p| {
+                            // SAFETY: inside the mapping; a plain u64 (any
+                            // bit pattern is a value); at worst a stale
+                            // reading if the slot is being reused right now.
+                            let ts = unsafe {
+                                std::ptr::read_volatile(
+                                    ring.slots
+                                        .slot(p)
+                                        .add(std::mem::offset_of!(SlotHeader, timestamp_ns))
+                                        as *const u64,
+                                )
+                            };
+                            (ts, ordering_key_at(shared, p))
+                        })
+                        .or_else(|| {
+                            (info.committed >= tail && info.lag > 0)
+                                .then(|| spill_front.clone())
+                                .flatten()
+                        })
+                };
+                if let Some((ts, key)) = oldest {
+                    info.oldest_unacked_age_ns = now.saturating_sub(ts);
+                    info.oldest_unacked_key = key;
+                }
                 info
             })
             .collect()

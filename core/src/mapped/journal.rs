@@ -225,6 +225,22 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// The time and ordering key of the first journaled message at or
+    /// after `seq`: the oldest unfinished message of a group replaying
+    /// from the journal. None if the journal has none (or no journal).
+    pub(crate) fn journal_message_at(&self, seq: u64) -> Option<(u64, Option<Vec<u8>>)> {
+        let mut r = JournalReader::new(self)?;
+        let rec = r.find(seq, &self.header().journal).ok()??;
+        // SAFETY: `find` checked the record's length against its segment;
+        // `ptr .. ptr + len` is in the reader's mapping, which lives until
+        // `r` is dropped, after the key was copied out.
+        let body = unsafe { std::slice::from_raw_parts(rec.ptr, rec.len) };
+        let key = crate::envelope::owned(body, rec.enveloped).ordering_key;
+        Some((rec.timestamp_ns, key))
+    }
+}
+
 /// The timestamp of segment `id`'s first record.
 fn first_timestamp(segs: &mut Segments, id: u64) -> Result<Option<u64>> {
     let max_len = segs.max_len;

@@ -7,7 +7,7 @@ use crate::mapped::{Shared, write_slot};
 use crate::options::Meta;
 use crate::protocol::lock::AdminGuard;
 use crate::protocol::spill::{Log, Record, Refilled, append, refill, spilling};
-use crate::store::segment::{SEGMENT_HEADER_SIZE, Segments, record_size};
+use crate::store::segment::{Found, SEGMENT_HEADER_SIZE, Segments, parse_at, record_size};
 use crate::sync::Ordering;
 
 impl Shared {
@@ -113,6 +113,41 @@ impl Shared {
             ring.notify_space();
         }
         Ok(r)
+    }
+
+    /// The time and ordering key of the oldest spilled message (seq
+    /// `read_seq`, the next to go back into the ring), if the queue
+    /// spills and that record can be read where the spill says it is.
+    /// Reads only: the refill is what moves the read position.
+    pub(crate) fn spill_front(&self, _g: &AdminGuard<'_>) -> Option<(u64, Option<Vec<u8>>)> {
+        if self.stores_refused.is_some() || self.spill.is_none() {
+            return None;
+        }
+        if !spilling(self.ring().ctl.tail.load(Ordering::Acquire)) {
+            return None;
+        }
+        let ctl = &self.header().spill;
+        let want = ctl.read_seq.load(Ordering::Relaxed);
+        let mut at = (
+            ctl.read_seg.load(Ordering::Relaxed),
+            ctl.read_off.load(Ordering::Relaxed),
+        );
+        let mut segs = self.segments();
+        let max_len = segs.max_len;
+        // At most one END record to step over: the read position is at
+        // a record, or at the end of a segment the refill has not left.
+        for _ in 0..2 {
+            let seg = segs.get(at.0).ok()?;
+            match parse_at(seg.bytes(), at.1, max_len) {
+                Found::Message(rec, _) if rec.seq == want => {
+                    let key = crate::envelope::owned(rec.payload, rec.enveloped).ordering_key;
+                    return Some((rec.timestamp_ns, key));
+                }
+                Found::End(next) => at = (next, SEGMENT_HEADER_SIZE),
+                _ => return None,
+            }
+        }
+        None
     }
 
     /// Checks the spill when a process opens the queue: forgets
