@@ -2,43 +2,93 @@
 
 ``Consumer.receive_async``, ``async for m in consumer`` and
 ``Producer.publish_async`` are this loop: try without waiting; arm the
-handle's readiness fd (``fileno()``); if armed, wait for it with
-``loop.add_reader`` (or ``recheck`` seconds, when the queue has something
-only time changes); drain it; try again. The fd stays readable until
-drained, so any loop works (asyncio's own, uvloop); no thread and no
-runtime of shmq's is involved. Cancelled (``asyncio.wait_for``, a task's
-``cancel()``), a wait takes its arm back and loses nothing.
+handle's readiness fd (``fileno()``); if armed, wait until the fd is
+readable (or ``recheck`` seconds, when the queue has something only time
+changes); try again. The fd stays readable until drained, so any loop
+works (asyncio's own, uvloop); no thread and no runtime of shmq's is
+involved. Cancelled (``asyncio.wait_for``, a task's ``cancel()``), a wait
+takes its arm back and loses nothing.
+
+Several tasks may await one handle at once (two tasks in
+``receive_async`` on one consumer, say). They share one reader on the
+fd: when it turns readable the reader drains it and wakes every task
+waiting on the handle; each tries again and the ones that find nothing
+arm and wait again, so a wake-up is never spent on one task while the
+others sleep through it. The handle stays armed until its last waiter
+leaves. One handle is awaited from one event loop at a time: a second
+loop gets ``Busy``.
 """
 
 import asyncio
-from typing import Any, Optional, Union
+from typing import Any, Dict, Optional, Set, Union
 
 
-def _wake(fut: "asyncio.Future[None]") -> None:
-    if not fut.done():
-        fut.set_result(None)
+class _Waiters:
+    """The tasks waiting on one handle's fd, and the loop's reader on it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, handle: Any, fd: int) -> None:
+        self.loop = loop
+        self.handle = handle
+        self.fd = fd
+        self.futures: "Set[asyncio.Future[None]]" = set()
+        loop.add_reader(fd, self._readable)
+
+    def _readable(self) -> None:
+        # Drained here, once, before anyone tries again: every waiter
+        # then re-checks the queue and arms afresh, so no ring is lost.
+        self.handle._drain()
+        for fut in self.futures:
+            if not fut.done():
+                fut.set_result(None)
+
+
+# Handles being waited on, by id(handle): an entry lives exactly as long
+# as it has futures, and those keep the handle alive.
+_WAITING: Dict[int, _Waiters] = {}
+
+
+def _waiters(loop: asyncio.AbstractEventLoop, handle: Any, fd: int) -> _Waiters:
+    from . import Busy
+
+    w = _WAITING.get(id(handle))
+    if w is None:
+        w = _WAITING[id(handle)] = _Waiters(loop, handle, fd)
+    elif w.loop is not loop:
+        raise Busy(
+            f"{type(handle).__name__} is already awaited in another event loop; "
+            "await it from one loop (or give each loop its own handle)"
+        )
+    return w
 
 
 async def _wait(handle: Any, fd: int, wait: Optional[float]) -> None:
-    """Waits until ``fd`` is readable (at most ``wait`` seconds), then
-    drains it; disarms if cancelled."""
+    """Waits until ``fd`` is readable (at most ``wait`` seconds) beside
+    the handle's other waiters; the last one to leave disarms it if it
+    leaves without a wake-up (a timeout or a cancellation)."""
     loop = asyncio.get_running_loop()
+    w = _waiters(loop, handle, fd)
     fut: "asyncio.Future[None]" = loop.create_future()
-    loop.add_reader(fd, _wake, fut)
+    w.futures.add(fut)
+    woken = False
     try:
         if wait is None:
             await fut
         else:
             try:
-                await asyncio.wait_for(fut, wait)
+                await asyncio.wait_for(asyncio.shield(fut), wait)
             except asyncio.TimeoutError:
                 pass
-    except BaseException:
-        handle._disarm()
-        raise
+        woken = fut.done() and not fut.cancelled()
     finally:
-        loop.remove_reader(fd)
-    handle._drain()
+        w.futures.discard(fut)
+        if not fut.done():
+            fut.cancel()
+        if not w.futures:
+            del _WAITING[id(handle)]
+            loop.remove_reader(fd)
+            if not woken:
+                # Nobody is left to wait for the arm.
+                handle._disarm()
 
 
 async def receive_async(consumer: Any, timeout: Optional[float] = None) -> Any:

@@ -482,7 +482,8 @@ class Producer:
         """``await producer.publish_async(data, ...)``: ``publish`` that waits
         for room without blocking the event loop (asyncio, uvloop): the same
         keywords and errors; ``timeout`` bounds the wait (then ``Timeout``).
-        Cancelled while waiting, nothing was published."""
+        Cancelled while waiting, nothing was published. Several tasks may
+        await one producer at once (each woken to try again)."""
 
     def fileno(self) -> int:
         """The producer's readiness fd, readable once armed and consumers may
@@ -601,7 +602,9 @@ class Consumer:
         None after ``timeout`` seconds, without blocking the event loop
         (asyncio's own or uvloop: the wait is ``loop.add_reader`` on
         ``fileno()``). Cancelled (``asyncio.wait_for``, ``task.cancel()``), it
-        loses no message. ``async for m in consumer`` receives for ever."""
+        loses no message. ``async for m in consumer`` receives for ever.
+        Several tasks may await one consumer at once: each wake-up wakes all
+        of them to try again; from a second event loop it raises ``Busy``."""
 
     def fileno(self) -> int:
         """The consumer's readiness fd (what ``receive_async`` waits on), for

@@ -113,6 +113,96 @@ def test_cancelled_waits_lose_nothing(qdir, name, kind):
     assert run(kind, main()) == [b"%d" % i for i in range(50)]
 
 
+@pytest.mark.parametrize("kind", LOOPS)
+def test_two_tasks_awaiting_one_consumer_are_each_woken(qdir, name, kind):
+    """Two tasks in receive_async on one consumer share its fd: one
+    cancelled leaves the other woken for everything published after."""
+    q = shmq.Queue.create(name, slots=64)
+    q.create_group("g")
+
+    async def main():
+        c = q.consumer("g")
+        p = q.producer()
+        got = []
+
+        async def reader():
+            while True:
+                got.append(bytes(await c.receive_async()))
+
+        async def until(n):
+            while len(got) < n:
+                await asyncio.sleep(0.001)
+
+        tasks = [asyncio.ensure_future(reader()) for _ in range(2)]
+        await asyncio.sleep(0.01)  # both wait
+        for i in range(5):
+            p.publish(b"m%d" % i)
+        await asyncio.wait_for(until(5), 10)
+        tasks[0].cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await tasks[0]
+        await asyncio.sleep(0.01)
+        for i in range(5, 10):
+            p.publish(b"m%d" % i)
+        await asyncio.wait_for(until(10), 10)
+        tasks[1].cancel()
+        return sorted(got)
+
+    assert run(kind, main()) == sorted(b"m%d" % i for i in range(10))
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+def test_tasks_awaiting_room_on_one_producer_all_get_it(qdir, name, kind):
+    q = shmq.Queue.create(name, slots=8)
+    q.create_group("g")
+
+    async def main():
+        p = q.producer()
+        c = q.consumer("g")
+        for i in range(8):
+            p.publish(b"%d" % i)
+        waiting = [asyncio.ensure_future(p.publish_async(b"w%d" % i)) for i in range(3)]
+        await asyncio.sleep(0.05)
+        assert not any(t.done() for t in waiting), "the ring is full: all wait"
+        waiting[0].cancel()
+        got = []
+        while len(got) < 10:
+            m = await asyncio.wait_for(c.receive_async(), 10)
+            got.append(bytes(m))
+        await asyncio.wait_for(asyncio.gather(*waiting[1:]), 10)
+        return sorted(got)
+
+    assert run(kind, main()) == sorted([b"%d" % i for i in range(8)] + [b"w1", b"w2"])
+
+
+def test_one_handle_is_awaited_from_one_loop_at_a_time(qdir, name):
+    import threading
+
+    q = shmq.Queue.create(name, slots=8)
+    q.create_group("g")
+    c = q.consumer("g")
+    first_waits = threading.Event()
+    done = threading.Event()
+
+    async def first():
+        t = asyncio.ensure_future(c.receive_async())
+        await asyncio.sleep(0.01)
+        first_waits.set()
+        while not done.is_set():
+            await asyncio.sleep(0.005)
+        t.cancel()
+
+    th = threading.Thread(target=asyncio.run, args=(first(),))
+    th.start()
+    try:
+        assert first_waits.wait(10)
+        with pytest.raises(shmq.Busy, match="another event loop"):
+            asyncio.run(c.receive_async(timeout=1))
+    finally:
+        done.set()
+        th.join(10)
+
+
 def test_fileno_is_the_readiness_fd(qdir, name):
     q = shmq.Queue.create(name, slots=64)
     q.create_group("g")

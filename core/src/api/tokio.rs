@@ -13,6 +13,14 @@
 //! payload stays in the slot until it is finished), which a `Stream`'s
 //! items cannot do; `while let` over `receive_async` is the loop.
 //!
+//! One waiter per handle: these take `&mut self`, so two tasks cannot
+//! await one consumer (or one producer) at once — the borrow checker
+//! refuses it. Tasks that share work take a consumer each (ack=manual
+//! consumers of one group compete for its messages) or a producer each
+//! (producers are cheap); behind an `Arc<tokio::sync::Mutex<..>>` they
+//! wait in turn. (Python's `receive_async` lets several tasks await one
+//! handle, each woken in turn.)
+//!
 //! Cancel-safe: dropping one of these futures (a `select!` branch that
 //! lost, a `timeout` that ran out) loses no message and takes the arm
 //! back; the next call starts afresh.
