@@ -1346,6 +1346,14 @@ enum shmq_status shmq_dlq_header(const struct shmq_queue *queue,
  * `*seq` has no dead letter (whose group still exists). A dead letter
  * whose group was deleted stays (purge it).
  *
+ * A keyed dead letter goes back through the ring (to the end of its key)
+ * and needs room there; this call does not wait for it (see
+ * `shmq_dlq_redrive_timeout`). Those without room stay in the DLQ and the
+ * call fails with `SHMQ_TIMEOUT` (or the queue's `SHMQ_FULL` /
+ * `SHMQ_SPILL_FULL`); `shmq_last_error` says how many went, how many
+ * stayed and which group holds the ring, and `count_out` still gets how
+ * many went (on any other error it is left as it was).
+ *
  * # Safety
  * `queue` is NULL or live; `seq` is NULL or readable; `count_out` is NULL
  * or writable.
@@ -1353,6 +1361,18 @@ enum shmq_status shmq_dlq_header(const struct shmq_queue *queue,
 enum shmq_status shmq_dlq_redrive(const struct shmq_queue *queue,
                                   const uint64_t *seq,
                                   uint64_t *count_out);
+
+/**
+ * `shmq_dlq_redrive`, waiting up to `timeout_ns` (`SHMQ_WAIT_FOREVER`:
+ * as long as it takes) for ring room for the keyed dead letters.
+ *
+ * # Safety
+ * As for `shmq_dlq_redrive`.
+ */
+enum shmq_status shmq_dlq_redrive_timeout(const struct shmq_queue *queue,
+                                          const uint64_t *seq,
+                                          uint64_t timeout_ns,
+                                          uint64_t *count_out);
 
 /**
  * Deletes every waiting dead letter (not those redriven) and writes how

@@ -1612,6 +1612,15 @@ class queue {
     std::uint64_t dlq_redrive() const { return redrive_(nullptr); }
     // Sends those of `seq` back (shmq::not_found_error if none).
     std::uint64_t dlq_redrive(std::uint64_t seq) const { return redrive_(&seq); }
+    // Sends every dead letter back, waiting up to `timeout` for ring room
+    // for the keyed ones (shmq::forever: as long as it takes). Keyed ones
+    // still without room stay in the DLQ and it throws shmq::timeout_error
+    // (what() says how many went, how many stayed, and which group holds
+    // the ring).
+    template <typename Rep, typename Period>
+    std::uint64_t dlq_redrive_for(std::chrono::duration<Rep, Period> timeout) const {
+        return redrive_(nullptr, detail::to_ns(timeout));
+    }
     // Deletes the waiting dead letters; returns how many.
     std::uint64_t dlq_purge() const {
         std::uint64_t n = 0;
@@ -1642,9 +1651,9 @@ class queue {
         return detail::read_text(
             [q, fn](char *buf, std::size_t cap, std::size_t *len) { return fn(q, buf, cap, len); });
     }
-    std::uint64_t redrive_(const std::uint64_t *seq) const {
+    std::uint64_t redrive_(const std::uint64_t *seq, std::uint64_t timeout_ns = 0) const {
         std::uint64_t n = 0;
-        detail::check(shmq_dlq_redrive(live("dlq_redrive"), seq, &n));
+        detail::check(shmq_dlq_redrive_timeout(live("dlq_redrive"), seq, timeout_ns, &n));
         return n;
     }
 

@@ -938,3 +938,152 @@ fn ordering_keys_and_headers_go_in_from_lines_and_come_out_of_consume_peek_and_d
     }
     assert_eq!(q.stats().published, 4);
 }
+
+#[test]
+fn dlq_redrive_says_which_keyed_letters_stayed_and_what_holds_the_ring() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["create", "q", "--slots", "16"]);
+    ok(d, &["group-create", "q", "work"]);
+    let q = shmq::Queue::open_with("q", &shmq::Options::new().dir(d)).unwrap();
+    let mut p = q.producer().unwrap();
+    p.publish_with(b"keyed", &shmq::Meta::new().ordering_key("order-7"))
+        .unwrap();
+    p.publish(b"plain").unwrap();
+    {
+        let mut c = q
+            .consumer("work", shmq::ConsumerOptions::new().ack(shmq::Ack::Manual))
+            .unwrap();
+        for _ in 0..2 {
+            c.receive().unwrap().nack(shmq::Nack::DeadLetter).unwrap();
+        }
+    }
+    // Group "slow" holds the ring full: the keyed letter has no room.
+    q.create_group("slow", shmq::Start::Latest).unwrap();
+    for _ in 0..16 {
+        p.publish(b"x").unwrap();
+    }
+    {
+        let mut c = q
+            .consumer("work", shmq::ConsumerOptions::new().ack(shmq::Ack::Manual))
+            .unwrap();
+        for _ in 0..16 {
+            c.receive().unwrap().ack().unwrap();
+        }
+    }
+    let out = shmq(d, &["dlq", "q", "redrive", "--timeout", "0.2"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let e = stderr(&out);
+    assert!(
+        e.contains("redrove 1 dead letter(s) to their groups; 1 keyed one(s) stayed"),
+        "{e}"
+    );
+    assert!(
+        e.contains("group \"slow\" holds the ring: it is 16 messages behind"),
+        "{e}"
+    );
+    // Its columns stay in line with a redriven letter among them.
+    let list = ok(d, &["dlq", "q", "list"]);
+    assert!(list.contains("nacked (redriven)"), "{list}");
+    let at = list.lines().next().unwrap().find("payload").unwrap();
+    for line in list.lines().skip(1) {
+        assert!(
+            line[..at].ends_with("  ") && !line[at..].starts_with(' '),
+            "payload column out of line:\n{list}"
+        );
+    }
+    // Without --timeout it waits (saying why) until the ring has room.
+    let child = Command::new(SHMQ)
+        .arg("--dir")
+        .arg(d)
+        .args(["dlq", "q", "redrive"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    q.delete_group("slow").unwrap();
+    let out = finish(child, Duration::from_secs(30));
+    let e = stderr(&out);
+    assert!(out.status.success(), "{e}");
+    assert!(
+        e.contains("waiting for room in q for keyed dead letters: group \"slow\" holds the ring"),
+        "{e}"
+    );
+    assert!(e.contains("redrove 1 dead letter(s)"), "{e}");
+    assert_eq!(q.dlq().len(), 0);
+}
+
+#[test]
+fn a_publisher_held_by_a_full_spill_is_told_the_spill_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spill = d.join("spill");
+    ok(
+        d,
+        &[
+            "create",
+            "sp",
+            "--slots",
+            "16",
+            "--overflow",
+            "spill",
+            "--spill-dir",
+            spill.to_str().unwrap(),
+            "--spill-segment-size",
+            "65536",
+            "--spill-max-bytes",
+            "131072",
+        ],
+    );
+    ok(d, &["group-create", "sp", "g"]);
+    let out = Command::new(SHMQ)
+        .arg("--dir")
+        .arg(d)
+        .args([
+            "publish",
+            "sp",
+            "--count",
+            "1000",
+            "--size",
+            "512",
+            "--timeout",
+            "1.5",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = stderr(&out);
+    assert!(
+        e.contains("waiting for room in sp: the spill is full"),
+        "{e}"
+    );
+    assert!(e.contains("spill_max_bytes = 131072"), "{e}");
+    assert!(e.contains("then timed out"), "{e}");
+    let st = ok(d, &["stat", "sp"]);
+    assert!(st.contains("the spill is full"), "{st}");
+    let json: serde_json::Value = serde_json::from_str(&ok(d, &["stat", "sp", "--json"])).unwrap();
+    assert!(
+        json["why_full"]
+            .as_str()
+            .unwrap()
+            .contains("spill_max_bytes"),
+        "{json}"
+    );
+}
+
+#[test]
+fn keyed_lines_already_published_are_said_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["create", "dd", "--slots", "16"]);
+    ok(d, &["group-create", "dd", "g"]);
+    let out = publish(d, &["dd", "--key", "job-"], b"a\nb\nc\n");
+    assert_eq!(stderr(&out), "published 3 messages to dd\n");
+    let out = publish(d, &["dd", "--key", "job-"], b"a\nb\nc\nd\n");
+    assert!(out.status.success());
+    assert_eq!(
+        stderr(&out),
+        "published 1 message to dd (3 already there)\n"
+    );
+}

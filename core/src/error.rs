@@ -129,6 +129,28 @@ pub enum Error {
         #[source]
         cause: Box<Error>,
     },
+    /// A redrive went in only in part: `redriven` dead letters went back
+    /// to their groups, and `left` keyed ones asked for stayed in the
+    /// dead-letter queue, because a keyed dead letter goes back through
+    /// the ring and it had no room (`cause`: `Timeout`, or the queue's
+    /// `Full`/`SpillFull`); `why` says what holds the ring. Redrive again
+    /// once there is room: those already redriven do not go twice.
+    #[error(
+        "redrove {redriven} dead letter(s); {left} keyed one(s) stayed in the dead-letter \
+         queue, because {} (a keyed dead letter goes back through the ring): {why}",
+        cause.reason()
+    )]
+    PartlyRedriven {
+        /// Dead letters that went back to their groups.
+        redriven: u64,
+        /// Keyed dead letters that stayed in the DLQ.
+        left: u64,
+        /// What holds the ring (`Queue::why_full`).
+        why: String,
+        /// `Timeout`, `Full` or `SpillFull`.
+        #[source]
+        cause: Box<Error>,
+    },
     /// An operating-system call failed.
     #[error("{context}: {source}")]
     Io {

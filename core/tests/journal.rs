@@ -362,7 +362,10 @@ fn a_replaying_groups_oldest_unfinished_message_is_found_in_the_journal() {
     assert!(a.oldest_unacked_age_ns < 50_000_000, "{a:?}");
     assert_eq!(q.seek_group("a", Seek::Seq(3)).unwrap(), 3);
     let a = &q.groups()[0];
-    assert!(a.committed < q.stats().oldest_seq, "{a:?}: replays from the journal");
+    assert!(
+        a.committed < q.stats().oldest_seq,
+        "{a:?}: replays from the journal"
+    );
     assert!(a.oldest_unacked_age_ns >= 50_000_000, "{a:?}");
     assert_eq!(a.oldest_unacked_key, None);
 }

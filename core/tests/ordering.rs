@@ -379,24 +379,45 @@ fn a_keyed_redrive_that_finds_no_room_leaves_the_dead_letter_where_it_is() {
     let mut p = q.producer().unwrap();
     p.publish_with(b"k1", &Meta::new().ordering_key("k"))
         .unwrap();
+    p.publish_with(b"j1", &Meta::new().ordering_key("j"))
+        .unwrap();
     let mut c = q.consumer("g", manual()).unwrap();
     must_receive(&mut c, "k1").nack(Nack::DeadLetter).unwrap();
+    must_receive(&mut c, "j1").nack(Nack::DeadLetter).unwrap();
     for i in 0..4 {
         p.publish(format!("fill-{i}").as_bytes()).unwrap();
     }
-    assert!(
-        matches!(q.dlq().redrive(None), Err(Error::Full)),
-        "no room, no redrive"
-    );
-    assert_eq!(q.dlq().len(), 1, "still a dead letter");
-    assert!(matches!(q.dlq().redrive(Some(0)), Err(Error::Full)));
-    // Room again: it goes.
+    // Both stay, counted, with what holds the ring: the second is not
+    // sent the DLQ's way (before earlier messages of its key) once the
+    // first found no room.
+    match q.dlq().redrive(None) {
+        Err(Error::PartlyRedriven {
+            redriven: 0,
+            left: 2,
+            why,
+            cause,
+        }) => {
+            assert!(matches!(*cause, Error::Full), "{cause:?}");
+            assert!(why.starts_with("group \"g\" holds the ring"), "{why}");
+        }
+        other => panic!("no room, no redrive: {other:?}"),
+    }
+    assert_eq!(q.dlq().len(), 2, "still dead letters");
+    assert!(matches!(
+        q.dlq().redrive(Some(0)),
+        Err(Error::PartlyRedriven { left: 1, .. })
+    ));
+    // Room again: they go.
     for _ in 0..4 {
         must_receive(&mut c, "fill").ack().unwrap();
     }
     assert_eq!(q.dlq().redrive(Some(0)).unwrap(), 1);
+    assert_eq!(q.dlq().redrive(None).unwrap(), 1);
     assert_eq!(q.dlq().len(), 0);
-    assert_eq!(must_receive(&mut c, "k1 again").payload(), b"k1");
+    let k1 = must_receive(&mut c, "k1 again");
+    assert_eq!(k1.payload(), b"k1");
+    k1.ack().unwrap();
+    assert_eq!(must_receive(&mut c, "j1 again").payload(), b"j1");
 }
 
 #[test]

@@ -497,5 +497,8 @@ fn the_oldest_unfinished_message_is_found_in_the_spill() {
     assert_eq!(a.oldest_unacked_key.as_deref(), Some(&b"key-16"[..]));
     assert_eq!(b.oldest_unacked_key.as_deref(), Some(&b"key-0"[..]));
     assert!(a.oldest_unacked_age_ns >= 50_000_000, "{a:?}");
-    assert!(b.oldest_unacked_age_ns >= a.oldest_unacked_age_ns, "{b:?} {a:?}");
+    assert!(
+        b.oldest_unacked_age_ns >= a.oldest_unacked_age_ns,
+        "{b:?} {a:?}"
+    );
 }

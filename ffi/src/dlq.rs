@@ -5,6 +5,7 @@ use std::ffi::c_char;
 
 use shmq::{DeadLetter, Reason};
 
+use crate::options::Wait;
 use crate::queue::{SHMQ_GROUP_NAME_CAP, group_name, shmq_queue};
 use crate::status::{
     Fail, OutBuf, fill_array, guard, handle_ref, input, invalid, out, out_opt, shmq_status, text,
@@ -291,6 +292,14 @@ pub unsafe extern "C" fn shmq_dlq_header(
 /// `*seq` has no dead letter (whose group still exists). A dead letter
 /// whose group was deleted stays (purge it).
 ///
+/// A keyed dead letter goes back through the ring (to the end of its key)
+/// and needs room there; this call does not wait for it (see
+/// `shmq_dlq_redrive_timeout`). Those without room stay in the DLQ and the
+/// call fails with `SHMQ_TIMEOUT` (or the queue's `SHMQ_FULL` /
+/// `SHMQ_SPILL_FULL`); `shmq_last_error` says how many went, how many
+/// stayed and which group holds the ring, and `count_out` still gets how
+/// many went (on any other error it is left as it was).
+///
 /// # Safety
 /// `queue` is NULL or live; `seq` is NULL or readable; `count_out` is NULL
 /// or writable.
@@ -300,18 +309,44 @@ pub unsafe extern "C" fn shmq_dlq_redrive(
     seq: *const u64,
     count_out: *mut u64,
 ) -> shmq_status {
+    // SAFETY: the caller's contract is this one's.
+    unsafe { shmq_dlq_redrive_timeout(queue, seq, 0, count_out) }
+}
+
+/// `shmq_dlq_redrive`, waiting up to `timeout_ns` (`SHMQ_WAIT_FOREVER`:
+/// as long as it takes) for ring room for the keyed dead letters.
+///
+/// # Safety
+/// As for `shmq_dlq_redrive`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_dlq_redrive_timeout(
+    queue: *const shmq_queue,
+    seq: *const u64,
+    timeout_ns: u64,
+    count_out: *mut u64,
+) -> shmq_status {
     guard(|| {
         let count_out = out_opt(count_out, "count_out")?;
         // SAFETY: per the contract.
         let seq = unsafe { input(seq, "seq") }?;
         // SAFETY: per the contract.
         let q = unsafe { handle_ref(queue, "queue") }?;
-        let n = q.queue.dlq().redrive(seq)?;
-        if let Some(o) = count_out {
+        let timeout = match Wait::from_ns(timeout_ns) {
+            Wait::Poll => std::time::Duration::ZERO,
+            Wait::For(d) => d,
+            Wait::Forever => std::time::Duration::MAX,
+        };
+        let r = q.queue.dlq().redrive_timeout(seq, timeout);
+        let n = match &r {
+            Ok(n) => Some(*n),
+            Err(shmq::Error::PartlyRedriven { redriven, .. }) => Some(*redriven),
+            Err(_) => None,
+        };
+        if let (Some(o), Some(n)) = (count_out, n) {
             // SAFETY: checked writable out-parameter.
             unsafe { o.write(n) };
         }
-        Ok(())
+        r.map(|_| ()).map_err(Fail::from)
     })
 }
 

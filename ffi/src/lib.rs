@@ -39,7 +39,7 @@ pub use consumer::{
 pub use dlq::{
     SHMQ_DLQ_REASON_MAX_DELIVERIES, SHMQ_DLQ_REASON_NACKED, SHMQ_DLQ_REASON_OTHER,
     shmq_dead_letter, shmq_dlq_header, shmq_dlq_len, shmq_dlq_list, shmq_dlq_ordering_key,
-    shmq_dlq_payload, shmq_dlq_purge, shmq_dlq_reason, shmq_dlq_redrive,
+    shmq_dlq_payload, shmq_dlq_purge, shmq_dlq_reason, shmq_dlq_redrive, shmq_dlq_redrive_timeout,
 };
 pub use options::{
     SHMQ_ACK_AUTO, SHMQ_ACK_MANUAL, SHMQ_MAX_HEADER_NAME, SHMQ_MAX_HEADERS, SHMQ_MAX_ORDERING_KEY,

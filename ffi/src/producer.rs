@@ -147,7 +147,11 @@ unsafe fn publish(
         let seq = match Wait::from_ns(timeout_ns) {
             Wait::Forever => p.publish_with(payload, &meta)?,
             Wait::Poll => p.publish_with_timeout(payload, &meta, std::time::Duration::ZERO)?,
-            Wait::For(d) => p.publish_with_timeout(payload, &meta, d)?,
+            Wait::For(d) => match p.publish_with_timeout(payload, &meta, d) {
+                // It waited: say what holds the ring.
+                Err(shmq::Error::Timeout) => return Err(Fail::TimedOut(p.why_full())),
+                r => r?,
+            },
         };
         if let Some(o) = seq_out {
             // SAFETY: checked writable out-parameter.

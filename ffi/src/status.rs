@@ -140,6 +140,8 @@ pub(crate) enum Fail {
     Busy(&'static str),
     /// Options made for another version of the C ABI, and what to do.
     Abi(String),
+    /// A publish waited its whole timeout for room: what holds the ring.
+    TimedOut(String),
 }
 
 impl From<shmq::Error> for Fail {
@@ -170,6 +172,9 @@ pub(crate) fn code_of(e: &shmq::Error) -> shmq_status {
         // A batch in part: the status of why the rest did not go in (the
         // message says how many did).
         E::PartlyPublished { cause, .. } => code_of(cause),
+        // A redrive in part: likewise (the message says how many went,
+        // how many stayed, and which group holds the ring).
+        E::PartlyRedriven { cause, .. } => code_of(cause),
         // `shmq::Error` is non_exhaustive: a variant added in core before
         // this boundary learns it still reaches C, with its message.
         _ => SHMQ_OTHER,
@@ -194,6 +199,10 @@ impl Fail {
                 )),
             ),
             Fail::Invalid(why) => (SHMQ_INVALID_ARGUMENT, LastError::owned(why)),
+            Fail::TimedOut(why) => (
+                SHMQ_TIMEOUT,
+                LastError::owned(format!("timed out: the queue stayed full: {why}")),
+            ),
             Fail::Option(why) => (
                 SHMQ_INVALID_OPTION,
                 LastError::owned(format!("invalid option: {why}")),

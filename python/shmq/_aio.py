@@ -141,7 +141,7 @@ async def publish_async(
             pass
         left = None if deadline is None else deadline - loop.time()
         if left is not None and left <= 0:
-            raise Timeout("timed out: no room in the ring within the timeout")
+            raise Timeout(f"timed out: no room in the ring within the timeout: {producer.why_full()}")
         armed, recheck = producer._arm()
         if not armed:
             continue

@@ -94,6 +94,7 @@ class _Stats(TypedDict):
     spill_full: int
     spill_lost: int
     spill_dir: Optional[pathlib.Path]
+    why_full: Optional[str]
     journal: Optional[_JournalStats]
     groups: list[_GroupStats]
 
@@ -136,6 +137,13 @@ class Error(Exception):
     first_seq: Optional[int]
     """On the error of a ``publish_many`` that stopped part-way: the seq of
     the first message that went in; None if none did, or another error."""
+    redriven: Optional[int]
+    """On the error of a ``dlq.redrive`` that left keyed dead letters behind
+    (a ``Timeout``, ``Full`` or ``SpillFull``): how many went back to their
+    groups; None on every other error."""
+    left: Optional[int]
+    """On that error: how many keyed dead letters stayed in the DLQ for want
+    of ring room (the message says which group holds the ring)."""
 
 class Full(Error):
     """The ring is full and the queue's overflow policy is reject: nothing
@@ -371,10 +379,17 @@ class Queue:
         overflow, next_seq, oldest_seq, depth, published, rejected,
         deduplicated, aborted, producers, consumers, dlq_depth, the spill's
         spilled, spilled_bytes, spill_depth, spill_segments,
-        spill_bytes_on_disk, spill_full, spill_lost and spill_dir, journal
+        spill_bytes_on_disk, spill_full, spill_lost and spill_dir, why_full
+        (while the ring is full or the queue spills: what holds it, as
+        ``why_full()`` says; else None), journal
         (None, or a dict: first_seq, first_ns, next_seq, journaled,
         journaled_bytes, segments, bytes_on_disk, expired) and groups (a
         list of dicts as ``groups()``)."""
+
+    def why_full(self) -> str:
+        """Why a publish finds (or would find) no room: the group that holds
+        the ring (or that there is none), or for a spilling queue its full
+        ``spill_max_bytes`` budget or disk, with the option that helps."""
 
     def flush(self) -> None:
         """Flushes the mapping to its file (for a queue on a disk path)."""
@@ -401,9 +416,16 @@ class DeadLetters:
         through a redrive; ``redrives`` counts the redrives. A redriven
         message starts a fresh delivery budget: its ``attempt`` is 1 again."""
 
-    def redrive(self, seq: Optional[int] = None) -> int:
+    def redrive(self, seq: Optional[int] = None, timeout: float = 0.0) -> int:
         """Delivers dead letters (all, or the one with this seq) again to the
-        group that dead-lettered them, and only to it; returns how many."""
+        group that dead-lettered them, and only to it; returns how many.
+
+        A keyed dead letter goes back through the ring, to the end of its
+        key, and needs room there: it waits up to ``timeout`` seconds for
+        it. Those still without room stay in the DLQ, and the call raises
+        ``Timeout`` (or ``Full``/``SpillFull``, the queue's overflow policy)
+        with ``redriven`` and ``left`` set and a message naming the group
+        that holds the ring."""
 
     def purge(self) -> int:
         """Deletes every dead letter; returns how many."""
@@ -493,6 +515,16 @@ class Producer:
     def _arm(self) -> tuple[bool, Optional[float]]: ...
     def _drain(self) -> None: ...
     def _disarm(self) -> None: ...
+    def why_full(self) -> str:
+        """Why a publish finds (or would find) no room (``Queue.why_full``);
+        a publish that waited and timed out says it too."""
+
+    @property
+    def deduplicated(self) -> int:
+        """How many of this producer's keyed publishes (``key=``) found their
+        key already published: each returned the earlier seq, and nothing
+        went in."""
+
     @property
     def max_payload(self) -> int:
         """Largest payload this queue takes (its slot_size)."""

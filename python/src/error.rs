@@ -91,6 +91,24 @@ create_exception!(
 pub(crate) fn to_py(e: shmq::Error) -> PyErr {
     use shmq::Error as E;
     let msg = e.to_string();
+    if let E::PartlyRedriven {
+        redriven,
+        left,
+        cause,
+        ..
+    } = e
+    {
+        // The class of why the rest stayed (Timeout, Full, SpillFull),
+        // with the whole message and the counts on it.
+        let err = to_py(*cause);
+        Python::attach(|py| {
+            let v = err.value(py);
+            let _ = v.setattr("args", (msg,));
+            let _ = v.setattr("redriven", redriven);
+            let _ = v.setattr("left", left);
+        });
+        return err;
+    }
     match e {
         E::Full => Full::new_err(msg),
         E::Timeout => Timeout::new_err(msg),
@@ -164,6 +182,10 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // `partly_published`); None on every other error.
     base.setattr("published", py.None())?;
     base.setattr("first_seq", py.None())?;
+    // Set on the exception of a redrive that left keyed dead letters
+    // behind (`to_py`); None on every other error.
+    base.setattr("redriven", py.None())?;
+    base.setattr("left", py.None())?;
     m.add("Error", base)?;
     m.add("Full", py.get_type::<Full>())?;
     m.add("Timeout", py.get_type::<Timeout>())?;

@@ -165,7 +165,15 @@ impl Cell {
                 Err(e) => Err(Fail::Core(e)),
             }
         })?;
-        got.ok_or_else(|| Timeout::new_err("timed out: the queue is full"))
+        got.ok_or_else(|| self.timed_out())
+    }
+
+    /// The `Timeout` of a publish that waited: with what holds the ring.
+    fn timed_out(&self) -> PyErr {
+        Timeout::new_err(format!(
+            "timed out: the queue stayed full: {}",
+            self.queue.why_full()
+        ))
     }
 
     fn end_dropped(&self, token: u64) {
@@ -578,11 +586,32 @@ impl Producer {
                 s.reserve(&cell.gate, size, meta, Some(slice))
             })?,
         };
-        let r = got.ok_or_else(|| Timeout::new_err("timed out: the queue is full"))?;
+        let r = match got {
+            Some(r) => r,
+            None if timeout == Some(0.0) => {
+                return Err(Timeout::new_err("timed out: the queue is full"));
+            }
+            None => return Err(cell.timed_out()),
+        };
         Ok(Reservation {
             cell: self.cell.clone(),
             r,
         })
+    }
+
+    /// How many of this producer's keyed publishes found their key already
+    /// published (each returned the earlier seq; nothing went in).
+    #[getter]
+    fn deduplicated(&self, py: Python<'_>) -> PyResult<u64> {
+        Ok(self
+            .cell
+            .with_state(py, |s| s.producer().map(|p| p.deduplicated()))?)
+    }
+
+    /// Why a publish finds (or would find) no room: the group that holds
+    /// the ring, or the spill's full budget or disk.
+    fn why_full(&self) -> String {
+        self.cell.queue.why_full()
     }
 
     /// Largest payload this queue takes (its slot_size).

@@ -425,6 +425,7 @@ impl Queue {
         d.set_item("spill_full", s.spill_full)?;
         d.set_item("spill_lost", s.spill_lost)?;
         d.set_item("spill_dir", &s.spill_dir)?;
+        d.set_item("why_full", &s.why_full)?;
         let journal = match &s.journal {
             None => None,
             Some(j) => {
@@ -448,6 +449,12 @@ impl Queue {
             .collect::<PyResult<Vec<_>>>()?;
         d.set_item("groups", groups)?;
         Ok(d)
+    }
+
+    /// Why a publish finds (or would find) no room: the group that holds
+    /// the ring, or the spill's full budget or disk.
+    fn why_full(&self) -> PyResult<String> {
+        Ok(self.get()?.why_full())
     }
 
     /// Flushes the mapping to its file (for a queue on a disk path).
@@ -540,10 +547,15 @@ impl DeadLetters {
     }
 
     /// Delivers dead letters again to the group that dead-lettered them
-    /// (all, or the one with this seq); returns how many.
-    #[pyo3(signature = (seq=None))]
-    fn redrive(&self, seq: Option<u64>) -> PyResult<u64> {
-        self.queue.get().get()?.dlq().redrive(seq).py_err()
+    /// (all, or the one with this seq); returns how many. Keyed ones wait
+    /// up to `timeout` seconds for ring room; those left raise (see the
+    /// stubs).
+    #[pyo3(signature = (seq=None, timeout=0.0))]
+    fn redrive(&self, py: Python<'_>, seq: Option<u64>, timeout: f64) -> PyResult<u64> {
+        let timeout = crate::wait::seconds("timeout", timeout)?;
+        let q = self.queue.get().get()?;
+        let dlq = q.dlq();
+        py.detach(|| dlq.redrive_timeout(seq, timeout)).py_err()
     }
 
     /// Deletes every dead letter; returns how many.

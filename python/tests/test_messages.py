@@ -201,9 +201,11 @@ def test_full_and_timeout(qdir, name):
     pb.publish(b"a")
     pb.publish(b"b")
     t0 = time.monotonic()
-    with pytest.raises(shmq.Timeout):
+    with pytest.raises(shmq.Timeout, match='group "g" holds the ring: it is 2 messages behind'):
         pb.publish(b"c", timeout=0.2)
     assert 0.15 < time.monotonic() - t0 < 2.0
+    assert b.why_full().startswith('group "g" holds the ring')
+    assert b.stats()["why_full"] == b.why_full() == pb.why_full()
     with pytest.raises(shmq.Timeout):
         pb.publish(b"c", timeout=0)
     with pytest.raises(shmq.Timeout):
@@ -259,6 +261,7 @@ def test_idempotency_keys(qdir, name):
     assert p.publish(b"other", key="order-43") == first + 1
     st = q.stats()
     assert (st["published"], st["deduplicated"]) == (2, 2)
+    assert p.deduplicated == 2 and q.producer().deduplicated == 0
 
 
 def test_publish_many_and_receive_many(q):
@@ -733,3 +736,27 @@ def test_a_numpy_array_that_outlives_its_message_is_named_as_what_holds_it(qdir,
     assert again is not None and again.seq == 0 and again.attempt == 2
     again.ack()
     q.close()
+
+
+def test_a_redrive_without_ring_room_says_what_stayed_and_why(qdir, name):
+    q = shmq.Queue.create(name, slots=8, max_deliveries=5)
+    c = q.consumer("work", ack="manual")
+    p = q.producer()
+    p.publish(b"keyed", ordering_key="k")
+    p.publish(b"plain")
+    for _ in range(2):
+        c.receive(timeout=1).nack(dead_letter=True)
+    q.create_group("slow", start="latest")
+    for _ in range(8):
+        p.publish(b"x")
+    for _ in range(8):
+        c.receive(timeout=1).ack()
+    with pytest.raises(shmq.Timeout) as e:
+        q.dlq.redrive(timeout=0.05)
+    assert (e.value.redriven, e.value.left) == (1, 1)
+    assert "1 keyed one(s) stayed in the dead-letter queue" in str(e.value)
+    assert 'group "slow" holds the ring' in str(e.value)
+    assert len(q.dlq) == 1
+    q.delete_group("slow")
+    assert q.dlq.redrive(timeout=5) == 1
+    assert len(q.dlq) == 0

@@ -93,3 +93,21 @@ def test_invalid_wait(qdir, name):
     q = shmq.Queue.create(name, slots=8)
     with pytest.raises(shmq.InvalidOption, match="wait must be"):
         q.consumer("g", wait="nap")  # type: ignore[arg-type]
+
+
+def test_a_publish_held_by_a_full_spill_names_its_budget(qdir, tmp_path, name):
+    q = shmq.Queue.create(
+        name,
+        slots=4,
+        slot_size=1024,
+        overflow="spill",
+        spill_dir=tmp_path / "s",
+        spill_max_bytes=128 << 10,
+        spill_segment_size=64 << 10,
+    )
+    q.create_group("g")
+    p = q.producer()
+    with pytest.raises(shmq.Timeout, match="spill_max_bytes = 131072"):
+        for _ in range(10_000):
+            p.publish(b"x" * 1000, timeout=0.1)
+    assert "the spill is full" in q.stats()["why_full"]

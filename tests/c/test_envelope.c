@@ -380,6 +380,56 @@ static void test_spill_and_redrive(void) {
     CHECK_OK(shmq_queue_remove("env-spill", &o));
 }
 
+/* A keyed dead letter with no ring room stays, and the redrive says how
+ * many went, how many stayed and which group holds the ring; a publish
+ * that waits out its timeout names that group too. */
+static void test_redrive_without_room(void) {
+    shmq_options o = test_options(8, 256);
+    o.max_deliveries = 5;
+    shmq_queue *q = NULL;
+    shmq_producer *p = NULL;
+    shmq_consumer *c = NULL;
+    REQUIRE_OK(shmq_queue_create("env-room", &o, &q));
+    REQUIRE_OK(shmq_group_create(q, "work", SHMQ_START_EARLIEST, 0));
+    REQUIRE_OK(shmq_producer_new(q, &p));
+    shmq_consumer_options co = shmq_consumer_options_default();
+    co.ack = SHMQ_ACK_MANUAL;
+    REQUIRE_OK(shmq_consumer_new(q, "work", &co, &c));
+    CHECK_OK(publish_one(p, 0, NULL)); /* keyed */
+    CHECK_OK(shmq_publish(p, (const uint8_t *)"plain", 5, NULL));
+    for (int i = 0; i < 2; i++) {
+        shmq_message msg;
+        CHECK_OK(shmq_receive(c, MS(5000), &msg));
+        CHECK_OK(shmq_nack(c, &msg, SHMQ_NACK_DEAD_LETTER, 0));
+    }
+    REQUIRE_OK(shmq_group_create(q, "slow", SHMQ_START_LATEST, 0));
+    for (int i = 0; i < 8; i++) {
+        CHECK_OK(shmq_publish(p, (const uint8_t *)"x", 1, NULL));
+    }
+    for (int i = 0; i < 8; i++) {
+        shmq_message msg;
+        CHECK_OK(shmq_receive(c, MS(5000), &msg));
+        CHECK_OK(shmq_ack(c, &msg));
+    }
+    CHECK(shmq_publish_timeout(p, (const uint8_t *)"y", 1, MS(20), NULL) == SHMQ_TIMEOUT);
+    LAST_ERROR_HAS("group \"slow\" holds the ring");
+    uint64_t n = 99;
+    CHECK(shmq_dlq_redrive_timeout(q, NULL, MS(20), &n) == SHMQ_TIMEOUT);
+    CHECK(n == 1);
+    LAST_ERROR_HAS("1 keyed one(s) stayed in the dead-letter queue");
+    LAST_ERROR_HAS("group \"slow\" holds the ring");
+    uint64_t len = 0;
+    CHECK_OK(shmq_dlq_len(q, &len));
+    CHECK(len == 1);
+    CHECK_OK(shmq_group_delete(q, "slow"));
+    CHECK_OK(shmq_dlq_redrive_timeout(q, NULL, MS(5000), &n));
+    CHECK(n == 1);
+    shmq_consumer_free(&c);
+    shmq_producer_free(&p);
+    shmq_queue_close(&q);
+    CHECK_OK(shmq_queue_remove("env-room", &o));
+}
+
 /* Competing ack=manual consumers' view from C: shmq_group_info counts the
  * busy keys and says how long the oldest unfinished message's key is;
  * shmq_group_oldest_unacked_key reads it. */
@@ -463,6 +513,7 @@ int main(void) {
     RUN(test_batch);
     RUN(test_errors);
     RUN(test_spill_and_redrive);
+    RUN(test_redrive_without_room);
     RUN(test_group_stats);
     return finish();
 }

@@ -968,6 +968,7 @@ void test_dlq_round_trip() {
     CHECK_EQ(q.dlq_len(), 0u);
     CHECK_EQ(q.dlq_purge(), 0u);
     CHECK_EQ(q.dlq_redrive(), 0u);
+    CHECK_EQ(q.dlq_redrive_for(10ms), 0u);
     shmq::queue::remove("dlq", d.opts(16, 128));
 
     // dlq_slots = 1: the second dead letter has no room.

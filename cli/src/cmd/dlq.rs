@@ -1,10 +1,13 @@
 //! `shmq dlq`: list the dead-letter queue, redrive dead letters to the
 //! group that dead-lettered them, or purge them.
 
-use clap::Subcommand;
-use shmq::{Options, Queue};
+use std::time::{Duration, Instant};
 
-use crate::CliResult;
+use clap::Subcommand;
+use shmq::{Error, Options, Queue};
+
+use super::publish::SAY_WHY_AFTER;
+use crate::{CliError, CliResult, secs};
 
 /// `shmq dlq` arguments.
 #[derive(clap::Args, Debug)]
@@ -27,10 +30,20 @@ enum DlqAction {
     },
     /// Deliver dead letters again to the group that dead-lettered them, and
     /// only to it.
+    ///
+    /// A keyed dead letter goes back through the ring (to the end of its
+    /// key) and needs room there: without --timeout this waits for room as
+    /// `publish` does, saying once what holds the ring; those still without
+    /// room at the timeout stay in the DLQ, and the command says how many
+    /// and why and exits 1.
     Redrive {
         /// Only the dead letter of this seq.
         #[arg(long, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
         seq: Option<u64>,
+        /// Give up waiting for ring room for keyed dead letters after this
+        /// many seconds (0: do not wait).
+        #[arg(long, allow_negative_numbers = true)]
+        timeout: Option<f64>,
     },
     /// Delete every dead letter that is not being redriven.
     Purge,
@@ -50,37 +63,70 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
             } else if list.is_empty() {
                 eprintln!("no dead letters in {name}");
             } else {
-                println!(
-                    "{:>12} {:<16} {:>8} {:<15} {:>8} {:>8}  payload",
-                    "seq", "group", "attempts", "reason", "redrives", "bytes"
-                );
-                for d in &list {
+                // Columns as wide as their widest cell: a long group name
+                // or a redriven letter's "nacked (redriven)" moves nothing
+                // out of line.
+                let rows: Vec<[String; 6]> = list
+                    .iter()
+                    .map(|d| {
+                        [
+                            seq(d),
+                            if d.group.is_empty() {
+                                "(deleted)".to_string()
+                            } else {
+                                d.group.clone()
+                            },
+                            d.attempts.to_string(),
+                            // Its reason stays through a redrive; a
+                            // redriven one being delivered again is marked.
+                            if d.redriven {
+                                format!("{} (redriven)", d.reason.as_str())
+                            } else {
+                                d.reason.as_str().to_string()
+                            },
+                            d.redrives.to_string(),
+                            d.payload.len().to_string(),
+                        ]
+                    })
+                    .collect();
+                let header = ["seq", "group", "attempts", "reason", "redrives", "bytes"];
+                let mut w = header.map(|h| h.chars().count());
+                for row in &rows {
+                    for (w, cell) in w.iter_mut().zip(row) {
+                        *w = (*w).max(cell.chars().count());
+                    }
+                }
+                let line = |c: [&str; 6]| {
+                    format!(
+                        "{:>w0$}  {:<w1$}  {:>w2$}  {:<w3$}  {:>w4$}  {:>w5$}",
+                        c[0],
+                        c[1],
+                        c[2],
+                        c[3],
+                        c[4],
+                        c[5],
+                        w0 = w[0],
+                        w1 = w[1],
+                        w2 = w[2],
+                        w3 = w[3],
+                        w4 = w[4],
+                        w5 = w[5]
+                    )
+                };
+                println!("{}  payload", line(header));
+                for (d, row) in list.iter().zip(&rows) {
                     println!(
-                        "{:>12} {:<16} {:>8} {:<15} {:>8} {:>8}  {}{}",
-                        seq(d),
-                        if d.group.is_empty() {
-                            "(deleted)"
-                        } else {
-                            &d.group
-                        },
-                        d.attempts,
-                        // Its reason stays through a redrive; a redriven
-                        // one being delivered again is marked.
-                        if d.redriven {
-                            format!("{} (redriven)", d.reason.as_str())
-                        } else {
-                            d.reason.as_str().to_string()
-                        },
-                        d.redrives,
-                        d.payload.len(),
+                        "{}  {}{}",
+                        line(row.each_ref().map(String::as_str)),
                         preview(&d.payload),
                         super::describe_envelope(d.ordering_key.as_deref(), headers(d))
                     );
                 }
             }
         }
-        DlqAction::Redrive { seq } => {
-            let n = dlq.redrive(seq)?;
+        DlqAction::Redrive { seq, timeout } => {
+            let timeout = timeout.map(|t| secs(t, "--timeout")).transpose()?;
+            let n = redrive(&q, seq, timeout)?;
             eprintln!("redrove {n} dead letter(s) to their groups");
         }
         DlqAction::Purge => {
@@ -89,6 +135,64 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// Redrives (all, or seq `seq`), waiting for ring room for keyed dead
+/// letters up to `timeout` (for ever without one), in slices, saying once
+/// what holds the ring. Returns how many went.
+fn redrive(q: &Queue, seq: Option<u64>, timeout: Option<Duration>) -> Result<u64, CliError> {
+    let start = Instant::now();
+    let (mut total, mut said) = (0, false);
+    loop {
+        let slice = match timeout {
+            Some(t) => t.saturating_sub(start.elapsed()).min(SAY_WHY_AFTER),
+            None => SAY_WHY_AFTER,
+        };
+        match q.dlq().redrive_timeout(seq, slice) {
+            Ok(n) => return Ok(total + n),
+            Err(Error::PartlyRedriven {
+                redriven, cause, ..
+            }) if matches!(*cause, Error::Timeout)
+                && timeout.is_none_or(|t| start.elapsed() < t) =>
+            {
+                total += redriven;
+                if !said {
+                    eprintln!(
+                        "shmq: waiting for room in {} for keyed dead letters: {}",
+                        q.name(),
+                        q.why_full()
+                    );
+                    said = true;
+                }
+            }
+            Err(Error::PartlyRedriven {
+                redriven,
+                left,
+                why,
+                cause,
+            }) => {
+                let because = match *cause {
+                    Error::Timeout if timeout == Some(Duration::ZERO) => {
+                        "the ring had no room (--timeout 0)".to_string()
+                    }
+                    Error::Timeout => "the ring had no room until the timeout".to_string(),
+                    e => e.to_string(),
+                };
+                return Err(CliError::Other(format!(
+                    "redrove {} dead letter(s) to their groups; {left} keyed one(s) stayed in \
+                     the dead-letter queue, because {because} (a keyed dead letter goes back \
+                     through the ring): {why}",
+                    total + redriven
+                )));
+            }
+            Err(e) if total > 0 => {
+                return Err(CliError::Other(format!(
+                    "redrove {total} dead letter(s) to their groups, then: {e}"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// A payload as one printable line: UTF-8 text (control characters

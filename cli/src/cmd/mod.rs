@@ -32,30 +32,6 @@ impl From<StartArg> for Start {
     }
 }
 
-/// Why the ring is full: no group (the ring keeps every message until a
-/// group reads it), or the group furthest behind.
-pub(crate) fn why_full(groups: &[shmq::GroupInfo], slots: u64) -> String {
-    match groups.iter().max_by_key(|g| g.lag) {
-        None => format!(
-            "the queue has no consumer group, and without one it keeps every message for the \
-             first group to come, so its {} slots are full; create a group (shmq group-create) \
-             or consume",
-            slots
-        ),
-        Some(g) => format!(
-            "group {:?} holds the ring: it is {} messages behind (committed seq {}){}",
-            g.name,
-            g.lag,
-            g.committed,
-            if g.consumer_attached {
-                ""
-            } else {
-                ", with no consumer attached"
-            }
-        ),
-    }
-}
-
 /// Rows under a header, every column as wide as its widest cell (so a
 /// 48-character group name moves nothing out of line): the first column
 /// left-aligned, the others right-aligned, two spaces between.

@@ -74,7 +74,18 @@ fn split_key<'a>(line: &'a [u8], sep: &[u8]) -> (Option<&'a [u8]>, &'a [u8]) {
 }
 
 /// How often a publisher blocked on a full ring says why on stderr.
-const SAY_WHY_AFTER: Duration = Duration::from_secs(1);
+pub(crate) const SAY_WHY_AFTER: Duration = Duration::from_secs(1);
+
+/// "N messages to NAME", and how many of the keyed ones were there
+/// already (their key was published before: nothing went in for them).
+fn went_in(n: u64, deduplicated: u64, name: &str) -> String {
+    let n = n - deduplicated;
+    let word = if n == 1 { "message" } else { "messages" };
+    match deduplicated {
+        0 => format!("{n} {word} to {name}"),
+        d => format!("{n} {word} to {name} ({d} already there)"),
+    }
+}
 
 pub(crate) fn run(args: Args, opts: Options) -> CliResult {
     let Args {
@@ -127,7 +138,7 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
                     if !said {
                         progress.say(&format!(
                             "shmq: waiting for room in {name}: {}",
-                            super::why_full(&q.groups(), q.slots())
+                            q.why_full()
                         ));
                         said = true;
                     }
@@ -178,26 +189,27 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         Ok(())
     })();
     drop(progress);
+    let went = went_in(n, p.deduplicated(), &name);
     match result {
         Ok(()) => {
-            eprintln!("published {n} messages to {name}");
+            eprintln!("published {went}");
             Ok(())
         }
         // Say exactly what went in: a retry of everything would duplicate.
         Err(CliError::Queue(Error::Timeout)) => Err(CliError::Other(format!(
-            "published {n} messages to {name}, then timed out: message {} and the rest were \
-             not published ({})",
+            "published {went}, then timed out: message {} and the rest were not \
+             published ({})",
             n + 1,
-            super::why_full(&q.groups(), q.slots())
+            q.why_full()
         ))),
         Err(CliError::Queue(Error::Full)) => Err(CliError::Other(format!(
-            "published {n} messages to {name}; message {} and the rest were not: the queue is \
-             full and its overflow is reject ({})",
+            "published {went}; message {} and the rest were not: the queue is full \
+             and its overflow is reject ({})",
             n + 1,
-            super::why_full(&q.groups(), q.slots())
+            q.why_full()
         ))),
         Err(e) => Err(CliError::Other(format!(
-            "published {n} messages to {name}; message {} and the rest were not: {e}",
+            "published {went}; message {} and the rest were not: {e}",
             n + 1
         ))),
     }

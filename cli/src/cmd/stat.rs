@@ -67,6 +67,7 @@ fn stats_json(s: &shmq::Stats) -> serde_json::Value {
         "spill_full": s.spill_full,
         "spill_lost": s.spill_lost,
         "spill_dir": s.spill_dir,
+        "why_full": s.why_full,
         "journal": s.journal.as_ref().map(|j| serde_json::json!({
             "first_seq": j.first_seq,
             "first_ns": j.first_ns,
@@ -119,11 +120,12 @@ fn stats_table(s: &shmq::Stats) -> String {
         s.consumers,
         s.dlq_depth
     );
-    if s.depth >= s.slots && s.overflow != shmq::Overflow::Spill {
-        out += &format!(
-            "           the ring is full: {}\n",
-            super::why_full(&s.groups, s.slots)
-        );
+    if let Some(why) = s
+        .why_full
+        .as_ref()
+        .filter(|_| s.overflow != shmq::Overflow::Spill)
+    {
+        out += &format!("           the ring is full: {why}\n");
     }
     if let Some(d) = &s.spill_dir {
         out += &format!(
@@ -137,6 +139,11 @@ fn stats_table(s: &shmq::Stats) -> String {
             s.spill_full,
             s.spill_lost
         );
+        // While it spills: what holds it (the spill's budget or disk once
+        // they are what publishers wait for).
+        if let Some(why) = &s.why_full {
+            out += &format!("           {why}\n");
+        }
     }
     if let Some(j) = &s.journal {
         out += &format!(

@@ -223,13 +223,55 @@ impl DeadLetters {
     /// group alone, which leases it only after every earlier message of
     /// its key, while every other group passes it by. That needs room in
     /// the ring (or the spill): one that finds none stays in the DLQ, and
-    /// if none of those asked for could go, the call fails with the
-    /// queue's `Full`/`Timeout`. An unkeyed dead letter is delivered from
-    /// the DLQ itself, before the group's next message.
+    /// the call fails with [`Error::PartlyRedriven`] (how many went, how
+    /// many were left, and what holds the ring). This call does not wait
+    /// for room: see [`redrive_timeout`](Self::redrive_timeout). An
+    /// unkeyed dead letter is delivered from the DLQ itself, before the
+    /// group's next message.
     pub fn redrive(&self, seq: Option<u64>) -> Result<u64> {
+        self.redrive_until(seq, Instant::now())
+    }
+
+    /// [`redrive`](Self::redrive), waiting up to `timeout` for ring room
+    /// for the keyed dead letters, as a publish does. Those still without
+    /// room then stay in the DLQ and the call fails with
+    /// [`Error::PartlyRedriven`], whose `cause` is [`Error::Timeout`] (or
+    /// `Full`/`SpillFull`: the queue's overflow policy refused them):
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use std::time::Duration;
+    /// use shmq::{Ack, ConsumerOptions, Error, Meta, Nack, Options, Queue, Start};
+    /// let q = Queue::create("doc-redrive", &Options::new().dir(dir.path()).slots(8))?;
+    /// let mut c = q.consumer("work", ConsumerOptions::new().ack(Ack::Manual))?;
+    /// let mut p = q.producer()?;
+    /// p.publish_with(b"poison", &Meta::new().ordering_key("k"))?;
+    /// c.receive()?.nack(Nack::DeadLetter)?;
+    /// q.create_group("slow", Start::Latest)?;
+    /// for _ in 0..8 {
+    ///     p.publish(b"x")?; // "slow" now holds the ring full
+    /// }
+    /// match q.dlq().redrive_timeout(None, Duration::from_millis(10)) {
+    ///     Err(Error::PartlyRedriven { redriven: 0, left: 1, why, .. }) => {
+    ///         assert!(why.starts_with("group \"slow\" holds the ring"), "{why}");
+    ///     }
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// assert_eq!(q.dlq().len(), 1); // still there, to redrive later
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn redrive_timeout(&self, seq: Option<u64>, timeout: std::time::Duration) -> Result<u64> {
+        let now = Instant::now();
+        self.redrive_until(seq, now.checked_add(timeout).unwrap_or(now + YEAR))
+    }
+
+    fn redrive_until(&self, seq: Option<u64>, deadline: Instant) -> Result<u64> {
         let shared = &*self.shared;
         overflow::refill(shared, true)?;
-        let mut ring = Rerouter::default();
+        let mut ring = Rerouter {
+            deadline,
+            ..Rerouter::default()
+        };
         let mut n = self.redrive_region(seq, &mut ring)?;
         // Those still in the overflow are redriven as they come back.
         n += overflow::redrive(shared, seq)?;
@@ -242,17 +284,22 @@ impl DeadLetters {
         if n > 0 {
             shared.ring().notify_data();
         }
-        if n == 0 {
-            if let Some(e) = ring.failed {
-                return Err(e);
+        match ring.failed {
+            Some(cause @ (Error::Timeout | Error::Full | Error::SpillFull(_))) if ring.left > 0 => {
+                Err(Error::PartlyRedriven {
+                    redriven: n,
+                    left: ring.left,
+                    why: crate::api::room::why_full(shared),
+                    cause: Box::new(cause),
+                })
             }
-            if let Some(seq) = seq {
-                return Err(Error::NotFound(format!(
-                    "dead letter with seq {seq} (whose group still exists)"
-                )));
-            }
+            Some(e) if n == 0 => Err(e),
+            _ if n == 0 && ring.left == 0 && seq.is_some() => Err(Error::NotFound(format!(
+                "dead letter with seq {} (whose group still exists)",
+                seq.unwrap_or_default()
+            ))),
+            _ => Ok(n),
         }
-        Ok(n)
     }
 
     /// One pass over the DLQ region: READY entries (of `seq`, if given)
@@ -278,14 +325,25 @@ impl DeadLetters {
             {
                 continue;
             }
-            if raw.enveloped && ring.failed.is_none() {
+            if raw.enveloped && ring.failed.is_some() && keyed(&raw) {
+                // The ring took no more: it waits in the DLQ for the next
+                // redrive (never the DLQ's way, which would put it before
+                // earlier messages of its key).
+                ring.left += u64::from(ready);
+                continue;
+            }
+            if raw.enveloped {
                 match ring.reroute(&self.shared, i, w, &raw) {
                     Rerouted::Yes => {
                         n += u64::from(ready);
                         continue;
                     }
                     Rerouted::Unkeyed => {}
-                    Rerouted::Lost | Rerouted::NoRoom => continue,
+                    Rerouted::Lost => continue,
+                    Rerouted::NoRoom => {
+                        ring.left += u64::from(ready);
+                        continue;
+                    }
                 }
             }
             if !ready {
@@ -375,11 +433,39 @@ enum Rerouted {
 
 /// Redrives keyed dead letters through the ring, so that each goes to the
 /// end of its key: a producer made at the first one.
-#[derive(Default)]
 struct Rerouter {
     producer: Option<Producer>,
+    /// How long a keyed one waits for ring room.
+    deadline: Instant,
     /// Why the ring took no more (the rest stay in the DLQ).
     failed: Option<Error>,
+    /// Keyed dead letters asked for that stayed in the DLQ for want of
+    /// room.
+    left: u64,
+}
+
+impl Default for Rerouter {
+    fn default() -> Rerouter {
+        Rerouter {
+            producer: None,
+            deadline: Instant::now(),
+            failed: None,
+            left: 0,
+        }
+    }
+}
+
+/// A deadline that never comes (a `Duration::MAX` timeout).
+const YEAR: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
+/// Whether dead letter `raw` has an ordering key (so goes back through
+/// the ring, to the end of its key).
+fn keyed(raw: &Raw) -> bool {
+    // SAFETY: `raw.len <= slot_size` (checked by `read`): the body is
+    // inside the entry. Its bytes are only trusted once we own the entry
+    // (`Rerouter::publish` reads it again); here they only choose the path.
+    let body = unsafe { std::slice::from_raw_parts(raw.payload, raw.len) };
+    matches!(envelope::split(body, true), Ok((Some(e), _)) if e.key.is_some())
 }
 
 impl Rerouter {
@@ -393,11 +479,7 @@ impl Rerouter {
     /// DLQ; perhaps twice, never lost). Only once the ring has it is the
     /// entry freed.
     fn reroute(&mut self, shared: &Arc<Shared>, i: usize, w: u64, raw: &Raw) -> Rerouted {
-        // SAFETY: `raw.len <= slot_size` (checked by `read`): the body is
-        // inside the entry. Its bytes are only trusted once we own the
-        // entry (below, re-read); here they only choose the path.
-        let body = unsafe { std::slice::from_raw_parts(raw.payload, raw.len) };
-        if !matches!(envelope::split(body, true), Ok((Some(e), _)) if e.key.is_some()) {
+        if !keyed(raw) {
             return Rerouted::Unkeyed;
         }
         let st = state(shared, i);
@@ -468,7 +550,7 @@ impl Rerouter {
             self.producer = Some(Producer::new(shared.clone())?);
         }
         let producer = self.producer.as_mut().expect("made above");
-        producer.publish_redriven(payload, &meta, target, Instant::now())?;
+        producer.publish_redriven(payload, &meta, target, self.deadline)?;
         Ok(())
     }
 }

@@ -9,5 +9,6 @@ pub(crate) mod dlq;
 pub(crate) mod producer;
 pub(crate) mod queue;
 pub(crate) mod readiness;
+pub(crate) mod room;
 #[cfg(feature = "tokio")]
 pub(crate) mod tokio;

@@ -68,6 +68,8 @@ pub struct Producer {
     readiness: Option<Readiness>,
     /// The cache hints of the fast path (see [`CacheHints`]).
     hints: CacheHints,
+    /// Keyed publishes answered with an earlier publish's seq.
+    deduplicated: u64,
 }
 
 impl std::fmt::Debug for Producer {
@@ -142,6 +144,7 @@ impl Producer {
             journal: shared.journal.is_some(),
             made: Instant::now(),
             readiness: None,
+            deduplicated: 0,
             hints: CacheHints::choose(
                 shared.geo.slots,
                 shared.geo.slot_stride,
@@ -413,6 +416,7 @@ impl Producer {
                     .counters
                     .deduplicated
                     .fetch_add(1, Ordering::Relaxed);
+                self.deduplicated += 1;
                 return Ok(seq);
             }
             dedup::Reserve::Mine(i) => i,
@@ -794,6 +798,50 @@ impl Producer {
     #[inline(never)]
     fn pump_journal(&self) {
         let _ = self.shared.help_journal(false);
+    }
+
+    /// How many of this producer's keyed publishes ([`Meta::key`]) found
+    /// their key already published: each returned the earlier publish's
+    /// seq and published nothing. Compare before and after a run of
+    /// publishes to tell how many really went in (`shmq publish --key`
+    /// says "published 1 (3 already there)"):
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmq::{Meta, Options, Queue};
+    /// let q = Queue::create("doc-dedup", &Options::new().dir(dir.path()).slots(8))?;
+    /// let mut p = q.producer()?;
+    /// let first = p.publish_with(b"a", &Meta::new().key("job-1"))?;
+    /// assert_eq!(p.publish_with(b"a", &Meta::new().key("job-1"))?, first);
+    /// assert_eq!(p.deduplicated(), 1);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn deduplicated(&self) -> u64 {
+        self.deduplicated
+    }
+
+    /// Why a publish finds (or would find) no room: the group holding the
+    /// ring, or the spill's full budget or disk ([`Queue::why_full`]). For
+    /// the message of a [`Error::Timeout`], [`Error::Full`] or
+    /// [`Error::SpillFull`]:
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmq::{Error, Options, Overflow, Queue, Start};
+    /// let q = Queue::create("doc-why", &Options::new().dir(dir.path()).slots(8).overflow(Overflow::Reject))?;
+    /// q.create_group("audit", Start::Earliest)?;
+    /// let mut p = q.producer()?;
+    /// for _ in 0..8 {
+    ///     p.publish(b"x")?;
+    /// }
+    /// assert!(matches!(p.publish(b"x"), Err(Error::Full)));
+    /// assert!(p.why_full().starts_with("group \"audit\" holds the ring: it is 8 messages behind"));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    ///
+    /// [`Queue::why_full`]: crate::Queue::why_full
+    pub fn why_full(&self) -> String {
+        crate::api::room::why_full(&self.shared)
     }
 
     /// The producer's readiness handle, for waiting for room in an event

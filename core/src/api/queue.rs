@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::layout::Geometry;
 use crate::layout::{
     Config, HEADER_SIZE, Header, MAGIC, MAX_CONSUMERS, MAX_PRODUCERS, MAX_SPILL_PATH, READY,
-    SlotHeader, SpillPath, VERSION, config_crc,
+    SpillPath, VERSION, config_crc,
 };
 use crate::mapped::Shared;
 use crate::mapped::seek::resolve_seek;
@@ -174,6 +174,10 @@ pub struct Stats {
     pub journal: Option<JournalStats>,
     /// Every group.
     pub groups: Vec<GroupInfo>,
+    /// While the ring is full or the queue spills: what holds it full (the
+    /// group furthest behind, the spill's budget or disk), as
+    /// [`Queue::why_full`] says it.
+    pub why_full: Option<String>,
 }
 
 /// What a queue's journal holds.
@@ -696,62 +700,17 @@ impl Queue {
 
     /// Every group, in table order.
     pub fn groups(&self) -> Vec<GroupInfo> {
-        let shared = &*self.shared;
-        let (list, spill_front) = {
-            let g = shared.lock();
-            let list = shared.groups().list(&g, |p, k| shared.alive(p, k));
-            (list, shared.spill_front(&g))
-        };
-        let registry = Registry {
-            records: shared.consumer_records(),
-        };
-        let ring = shared.ring();
-        let head = ring.ctl.head.load(Ordering::Acquire);
-        let tail = crate::protocol::spill::ring_tail(ring.ctl.tail.load(Ordering::Acquire));
-        let now = os::clock::realtime_ns();
-        list.into_iter()
-            .map(|(idx, mut info)| {
-                info.in_flight = shared.leases(idx).in_flight();
-                info.busy_lanes = shared.leases(idx).busy_lanes();
-                info.consumers += registry.count(idx, |p, k| shared.alive(p, k));
-                info.consumer_attached = info.consumers > 0;
-                // The oldest unfinished message is the first one at or
-                // after the group's committed cursor, wherever it is: in
-                // the journal (a group replaying), the ring, or the spill
-                // (the ring's messages all finished, the rest on disk).
-                let oldest = if info.committed < head {
-                    shared.journal_message_at(info.committed)
-                } else {
-                    (info.committed..tail)
-                        .take(64)
-                        .find(|&p| ring.peek(p) == Peek::Ready)
-                        .map(|p| {
-                            // SAFETY: inside the mapping; a plain u64 (any
-                            // bit pattern is a value); at worst a stale
-                            // reading if the slot is being reused right now.
-                            let ts = unsafe {
-                                std::ptr::read_volatile(
-                                    ring.slots
-                                        .slot(p)
-                                        .add(std::mem::offset_of!(SlotHeader, timestamp_ns))
-                                        as *const u64,
-                                )
-                            };
-                            (ts, ordering_key_at(shared, p))
-                        })
-                        .or_else(|| {
-                            (info.committed >= tail && info.lag > 0)
-                                .then(|| spill_front.clone())
-                                .flatten()
-                        })
-                };
-                if let Some((ts, key)) = oldest {
-                    info.oldest_unacked_age_ns = now.saturating_sub(ts);
-                    info.oldest_unacked_key = key;
-                }
-                info
-            })
-            .collect()
+        self.shared.group_infos()
+    }
+
+    /// Why a publish finds (or would find) no room: the group that holds
+    /// the ring (or that there is none), and for a spilling queue what
+    /// holds the spill full — its `spill_max_bytes` budget, its disk —
+    /// with the option that helps. What the CLI prints while a publisher
+    /// waits, and what the Python and C faces add to a publish's
+    /// `Timeout`, `Full` and `SpillFull`.
+    pub fn why_full(&self) -> String {
+        crate::api::room::why_full(&self.shared)
     }
 
     /// The dead-letter queue.
@@ -946,6 +905,11 @@ impl Queue {
             producers,
             consumers: groups.iter().map(|g| g.consumers).sum(),
             dlq_depth: self.dlq().len(),
+            why_full: (spilling
+                || crate::protocol::spill::ring_tail(hdr.ring.tail.load(Ordering::Acquire))
+                    .saturating_sub(head)
+                    >= shared.geo.slots)
+                .then(|| crate::api::room::why_full_with(shared, &groups)),
             groups,
         }
     }
@@ -1169,30 +1133,4 @@ fn segments_for(config: &Config, dir: PathBuf) -> Segments {
         config.spill_max_bytes,
         crate::options::SyncMode::from_raw(config.sync_mode, config.sync_every).unwrap_or_default(),
     )
-}
-
-/// The ordering key of the message in position `p`, copied out for stats
-/// (at worst garbage or None if the slot is being reused right now: the
-/// copy is checked before it is parsed).
-fn ordering_key_at(shared: &Shared, p: u64) -> Option<Vec<u8>> {
-    let slot = shared.ring().slots.slot(p);
-    // SAFETY: inside the mapping; a plain u32 (any bit pattern is a value).
-    let word = unsafe {
-        std::ptr::read_volatile(slot.add(std::mem::offset_of!(SlotHeader, len)) as *const u32)
-    };
-    if word & crate::envelope::ENVELOPED == 0 {
-        return None;
-    }
-    let len = ((word & !crate::envelope::ENVELOPED) as u64).min(shared.geo.slot_size) as usize;
-    let mut body = vec![0u8; len];
-    // SAFETY: `len <= slot_size` bytes of body follow the header inside
-    // the slot; copied into our own buffer.
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            slot.add(crate::layout::SLOT_HEADER_SIZE as usize),
-            body.as_mut_ptr(),
-            len,
-        );
-    }
-    envelope::owned(&body, true).ordering_key
 }

@@ -1,0 +1,101 @@
+//! A group as an operator sees it: its cursors and lag, its consumers,
+//! its leases and busy lanes, and the oldest message it has not finished
+//! wherever that message is — in the journal (a group replaying), the ring,
+//! or the spill (`Queue::groups`, `shmq stat`/`top`, the exporter).
+
+use crate::envelope;
+use crate::layout::SlotHeader;
+use crate::mapped::Shared;
+use crate::os;
+use crate::protocol::group::GroupInfo;
+use crate::protocol::registry::Registry;
+use crate::protocol::ring::Peek;
+use crate::sync::Ordering;
+
+impl Shared {
+    /// Every group of the queue, in table order, with its live figures
+    /// (`Queue::groups`).
+    pub(crate) fn group_infos(&self) -> Vec<GroupInfo> {
+        let (list, spill_front) = {
+            let g = self.lock();
+            let list = self.groups().list(&g, |p, k| self.alive(p, k));
+            (list, self.spill_front(&g))
+        };
+        let registry = Registry {
+            records: self.consumer_records(),
+        };
+        let ring = self.ring();
+        let head = ring.ctl.head.load(Ordering::Acquire);
+        let tail = crate::protocol::spill::ring_tail(ring.ctl.tail.load(Ordering::Acquire));
+        let now = os::clock::realtime_ns();
+        list.into_iter()
+            .map(|(idx, mut info)| {
+                info.in_flight = self.leases(idx).in_flight();
+                info.busy_lanes = self.leases(idx).busy_lanes();
+                info.consumers += registry.count(idx, |p, k| self.alive(p, k));
+                info.consumer_attached = info.consumers > 0;
+                // The oldest unfinished message is the first one at or
+                // after the group's committed cursor, wherever it is: in
+                // the journal (a group replaying), the ring, or the spill
+                // (the ring's messages all finished, the rest on disk).
+                let oldest = if info.committed < head {
+                    self.journal_message_at(info.committed)
+                } else {
+                    (info.committed..tail)
+                        .take(64)
+                        .find(|&p| ring.peek(p) == Peek::Ready)
+                        .map(|p| {
+                            // SAFETY: inside the mapping; a plain u64 (any
+                            // bit pattern is a value); at worst a stale
+                            // reading if the slot is being reused right now.
+                            let ts = unsafe {
+                                std::ptr::read_volatile(
+                                    ring.slots
+                                        .slot(p)
+                                        .add(std::mem::offset_of!(SlotHeader, timestamp_ns))
+                                        as *const u64,
+                                )
+                            };
+                            (ts, ordering_key_at(self, p))
+                        })
+                        .or_else(|| {
+                            (info.committed >= tail && info.lag > 0)
+                                .then(|| spill_front.clone())
+                                .flatten()
+                        })
+                };
+                if let Some((ts, key)) = oldest {
+                    info.oldest_unacked_age_ns = now.saturating_sub(ts);
+                    info.oldest_unacked_key = key;
+                }
+                info
+            })
+            .collect()
+    }
+}
+
+/// The ordering key of the message in position `p`, copied out for stats
+/// (at worst garbage or None if the slot is being reused right now: the
+/// copy is checked before it is parsed).
+fn ordering_key_at(this: &Shared, p: u64) -> Option<Vec<u8>> {
+    let slot = this.ring().slots.slot(p);
+    // SAFETY: inside the mapping; a plain u32 (any bit pattern is a value).
+    let word = unsafe {
+        std::ptr::read_volatile(slot.add(std::mem::offset_of!(SlotHeader, len)) as *const u32)
+    };
+    if word & crate::envelope::ENVELOPED == 0 {
+        return None;
+    }
+    let len = ((word & !crate::envelope::ENVELOPED) as u64).min(this.geo.slot_size) as usize;
+    let mut body = vec![0u8; len];
+    // SAFETY: `len <= slot_size` bytes of body follow the header inside
+    // the slot; copied into our own buffer.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            slot.add(crate::layout::SLOT_HEADER_SIZE as usize),
+            body.as_mut_ptr(),
+            len,
+        );
+    }
+    envelope::owned(&body, true).ordering_key
+}
