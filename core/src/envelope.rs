@@ -123,6 +123,24 @@ pub(crate) struct Plan<'a> {
     pub target: Option<Target>,
 }
 
+/// [`Error::TooLarge`] for a payload of `payload` bytes behind the
+/// envelope `plan`, in slots of `max` bytes.
+pub(crate) fn too_large(payload: usize, plan: Option<&Plan<'_>>, max: usize) -> Error {
+    let envelope = plan.map_or(0, |p| p.size);
+    Error::TooLarge {
+        len: envelope.saturating_add(payload),
+        max,
+        payload,
+        ordering_key: plan.and_then(|p| p.key).map_or(0, <[u8]>::len),
+        headers: plan.map_or(0, |p| {
+            p.headers
+                .iter()
+                .map(|(n, v)| n.len() + v.len())
+                .sum::<usize>()
+        }),
+    }
+}
+
 /// Plans the envelope of a message with `key` and `headers`; `None` if it
 /// needs none. Refuses what the format cannot hold, with the limit named.
 pub(crate) fn plan<'a>(

@@ -13,13 +13,22 @@ pub enum Error {
     /// A blocking call waited as long as it was allowed to.
     #[error("timed out")]
     Timeout,
-    /// The payload does not fit in a slot.
-    #[error("payload of {len} bytes is larger than the queue's slot_size of {max} bytes")]
+    /// The message does not fit in a slot: its payload, and its ordering
+    /// key and headers (which go in the slot in front of the payload, with
+    /// a few bytes of framing) count against `slot_size` together.
+    #[error("{}", too_large(*len, *max, *payload, *ordering_key, *headers))]
     TooLarge {
-        /// Bytes offered.
+        /// Bytes the message needs in its slot.
         len: usize,
         /// The queue's `slot_size`.
         max: usize,
+        /// Of `len`, the payload's bytes.
+        payload: usize,
+        /// Of `len`, the ordering key's bytes.
+        ordering_key: usize,
+        /// Of `len`, the headers' names and values; the rest of `len` is
+        /// the envelope's framing.
+        headers: usize,
     },
     /// A file is not a usable shmq file: foreign, truncated, garbled or
     /// half-initialized. Nothing in it was trusted.
@@ -160,6 +169,19 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The words of [`Error::TooLarge`]: the payload, key and headers apart.
+fn too_large(len: usize, max: usize, payload: usize, key: usize, headers: usize) -> String {
+    if len == payload {
+        return format!("payload of {len} bytes is larger than the queue's slot_size of {max} bytes");
+    }
+    format!(
+        "message of {len} bytes is larger than the queue's slot_size of {max} bytes: a payload \
+         of {payload} bytes, an ordering key of {key} bytes, headers of {headers} bytes and {} \
+         bytes of their framing (the ordering key and headers go in the slot with the payload)",
+        len.saturating_sub(payload + key + headers)
+    )
 }
 
 impl Error {

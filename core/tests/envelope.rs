@@ -116,7 +116,29 @@ fn limits_are_refused_and_count_against_slot_size() {
     let e = p
         .publish_with(&full, &Meta::new().ordering_key("k"))
         .unwrap_err();
-    assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::TooLarge {
+                len: 88,
+                max: 64,
+                payload: 64,
+                ordering_key: 1,
+                headers: 0
+            }
+        ),
+        "{e:?}"
+    );
+    // The message says what counts against slot_size, apart.
+    let e = p
+        .publish_with(b"x", &Meta::new().ordering_key(&"k".repeat(60)).header("h", "vv"))
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "message of 89 bytes is larger than the queue's slot_size of 64 bytes: a payload of 1 \
+         bytes, an ordering key of 60 bytes, headers of 3 bytes and 25 bytes of their framing \
+         (the ordering key and headers go in the slot with the payload)"
+    );
     // Envelope: 16 fixed bytes + the key, rounded to 8: 24 for "k".
     p.publish_with(&[2u8; 40], &Meta::new().ordering_key("k"))
         .unwrap();

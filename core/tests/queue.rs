@@ -140,7 +140,12 @@ fn too_large_is_refused() {
     let mut p = q.producer().unwrap();
     assert!(matches!(
         p.publish(&[0; 65]),
-        Err(Error::TooLarge { len: 65, max: 64 })
+        Err(Error::TooLarge {
+            len: 65,
+            max: 64,
+            payload: 65,
+            ..
+        })
     ));
     assert!(matches!(p.reserve(65), Err(Error::TooLarge { .. })));
     p.publish(&[0; 64]).unwrap();

@@ -254,6 +254,7 @@ static void test_errors(void) {
     m.ordering_key = (const uint8_t *)"k";
     m.ordering_key_len = 1;
     CHECK_STATUS(shmq_publish_with(p, full, 64, &m, NULL), SHMQ_TOO_LARGE);
+    LAST_ERROR_HAS("a payload of 64 bytes, an ordering key of");
     CHECK_STATUS(shmq_publish_with(p, full, 41, &m, NULL), SHMQ_TOO_LARGE);
     CHECK_OK(shmq_publish_with(p, full, 40, &m, NULL));
 

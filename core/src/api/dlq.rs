@@ -175,10 +175,11 @@ impl DeadLetters {
         let head = plan.as_ref().map_or(0, |p| p.size);
         let len = head.saturating_add(payload.len());
         if len > shared.geo.slot_size as usize {
-            return Err(Error::TooLarge {
-                len,
-                max: shared.geo.slot_size as usize,
-            });
+            return Err(envelope::too_large(
+                payload.len(),
+                plan.as_ref(),
+                shared.geo.slot_size as usize,
+            ));
         }
         let mut body = vec![0u8; len];
         if let Some(p) = &plan {

@@ -275,7 +275,7 @@ impl Producer {
         if meta.enveloped() {
             return self.publish_enveloped(payload, meta, deadline);
         }
-        self.check_len(payload.len())?;
+        self.check_size(payload.len(), None)?;
         if let Some(key) = meta.key {
             return self.publish_keyed(key, payload, None, meta, deadline);
         }
@@ -293,7 +293,7 @@ impl Producer {
     ) -> Result<u64> {
         let plan = envelope::plan(meta.ordering_key, &meta.headers)?
             .expect("enveloped() said there is something to hold");
-        self.check_len(plan.size.saturating_add(payload.len()))?;
+        self.check_size(payload.len(), Some(&plan))?;
         if let Some(key) = meta.key {
             return self.publish_keyed(key, payload, Some(&plan), meta, deadline);
         }
@@ -312,7 +312,7 @@ impl Producer {
         let plan = envelope::plan(meta.ordering_key, &meta.headers)?
             .ok_or_else(|| Error::InvalidOption("a redrive through the ring needs a key".into()))?
             .for_group(target);
-        self.check_len(plan.size.saturating_add(payload.len()))?;
+        self.check_size(payload.len(), Some(&plan))?;
         self.publish_once(payload, Some(&plan), meta, Some(deadline), |_| {})
     }
 
@@ -567,7 +567,7 @@ impl Producer {
         deadline: Option<Instant>,
     ) -> Result<(u64, usize)> {
         for p in payloads {
-            self.check_len(p.as_ref().len())?;
+            self.check_size(p.as_ref().len(), None)?;
         }
         if payloads.is_empty() {
             return Err(Error::InvalidOption("publish_batch of no messages".into()));
@@ -655,7 +655,7 @@ impl Producer {
     }
 
     fn reserve_with(&mut self, len: usize, deadline: Option<Instant>) -> Result<Reservation<'_>> {
-        self.check_len(len)?;
+        self.check_size(len, None)?;
         loop {
             let pos = self.claim(1, deadline)?;
             let Some(seen) = self.begin(pos) else {
@@ -675,12 +675,11 @@ impl Producer {
         }
     }
 
-    fn check_len(&self, len: usize) -> Result<()> {
-        if len > self.slot_size {
-            return Err(Error::TooLarge {
-                len,
-                max: self.slot_size,
-            });
+    /// Refuses a payload of `payload` bytes behind envelope `plan` that
+    /// does not fit in a slot.
+    fn check_size(&self, payload: usize, plan: Option<&Plan<'_>>) -> Result<()> {
+        if plan.map_or(0, |p| p.size).saturating_add(payload) > self.slot_size {
+            return Err(envelope::too_large(payload, plan, self.slot_size));
         }
         Ok(())
     }
