@@ -1720,12 +1720,24 @@ void shmq_queue_close(struct shmq_queue **queue);
 
 /**
  * Removes queue `name`'s file (in `opts->dir`; NULL opts: the default
- * directory). Processes that have it open keep using their mapping.
+ * directory). `SHMQ_BUSY` (the last error names their pids) while
+ * consumers are attached: they would go on reading the removed file and
+ * never see a queue made again under the name; `shmq_queue_remove_forced`
+ * removes it anyway.
  *
  * # Safety
  * `name` is NULL or NUL-terminated; `opts` is NULL or a `shmq_options`.
  */
 enum shmq_status shmq_queue_remove(const char *name, const struct shmq_options *opts);
+
+/**
+ * `shmq_queue_remove` even while consumers are attached: processes that
+ * have the queue open keep using their mapping.
+ *
+ * # Safety
+ * As for `shmq_queue_remove`.
+ */
+enum shmq_status shmq_queue_remove_forced(const char *name, const struct shmq_options *opts);
 
 /**
  * Writes the mapping back to its file and waits (for a queue on disk).

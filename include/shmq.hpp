@@ -1408,11 +1408,19 @@ class queue {
     static queue open_or_create(std::string_view name, const options &opts = options()) {
         return open_(shmq_queue_open_or_create, name, opts);
     }
-    // Removes queue `name`'s file (and its spill and journal).
+    // Removes queue `name`'s file (and its spill and journal);
+    // shmq::busy_error (naming their pids) while consumers are attached.
     static void remove(std::string_view name, const options &opts = options()) {
         std::string n = detail::name_string(name, "queue name");
         shmq_options o = opts.c_options();
         detail::check(shmq_queue_remove(n.c_str(), &o));
+    }
+    // Removes it even while consumers are attached (they keep reading the
+    // removed file).
+    static void remove_forced(std::string_view name, const options &opts = options()) {
+        std::string n = detail::name_string(name, "queue name");
+        shmq_options o = opts.c_options();
+        detail::check(shmq_queue_remove_forced(n.c_str(), &o));
     }
 
     queue() noexcept = default;

@@ -1087,3 +1087,62 @@ fn keyed_lines_already_published_are_said_apart() {
         "published 1 message to dd (3 already there)\n"
     );
 }
+
+#[test]
+fn rm_refuses_a_queue_with_live_consumers_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["create", "q", "--slots", "16"]);
+    let consumer = Command::new(SHMQ)
+        .arg("--dir")
+        .arg(d)
+        .args(["consume", "q", "--group", "g", "--create", "--timeout", "30"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until it is attached.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let attached = || {
+        let stat: serde_json::Value = serde_json::from_str(&ok(d, &["stat", "q", "--json"])).unwrap();
+        stat["groups"][0]["consumer_attached"] == true
+    };
+    while !attached() {
+        assert!(std::time::Instant::now() < deadline, "consumer never attached");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = shmq(d, &["rm", "q"]);
+    assert_eq!(out.status.code(), Some(1));
+    let e = stderr(&out);
+    assert!(
+        e.contains(&format!(
+            "has 1 live consumer(s): pid {} (group \"g\")",
+            consumer.id()
+        )),
+        "{e}"
+    );
+    assert!(e.contains("shmq rm --force"), "{e}");
+    ok(d, &["stat", "q"]); // still there
+    let out = shmq(d, &["rm", "q", "--force"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!shmq(d, &["stat", "q"]).status.success());
+    let mut consumer = consumer;
+    consumer.kill().unwrap();
+    consumer.wait().unwrap();
+}
+
+#[test]
+fn seek_past_the_end_says_where_it_landed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["create", "q", "--slots", "16"]);
+    ok(d, &["group-create", "q", "g"]);
+    ok(d, &["publish", "q", "--count", "3"]);
+    let out = shmq(d, &["seek", "q", "--group", "g", "--seq", "100000"]);
+    assert!(out.status.success());
+    assert_eq!(
+        stderr(&out),
+        "group g will receive seq 3 next\nnote: seq 100000 is not published yet (the next is \
+         3): the group receives from the next message published\n"
+    );
+}

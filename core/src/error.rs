@@ -174,7 +174,9 @@ pub enum Error {
 /// The words of [`Error::TooLarge`]: the payload, key and headers apart.
 fn too_large(len: usize, max: usize, payload: usize, key: usize, headers: usize) -> String {
     if len == payload {
-        return format!("payload of {len} bytes is larger than the queue's slot_size of {max} bytes");
+        return format!(
+            "payload of {len} bytes is larger than the queue's slot_size of {max} bytes"
+        );
     }
     format!(
         "message of {len} bytes is larger than the queue's slot_size of {max} bytes: a payload \

@@ -131,7 +131,10 @@ fn limits_are_refused_and_count_against_slot_size() {
     );
     // The message says what counts against slot_size, apart.
     let e = p
-        .publish_with(b"x", &Meta::new().ordering_key(&"k".repeat(60)).header("h", "vv"))
+        .publish_with(
+            b"x",
+            &Meta::new().ordering_key(&"k".repeat(60)).header("h", "vv"),
+        )
         .unwrap_err();
     assert_eq!(
         e.to_string(),

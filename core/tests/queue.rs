@@ -548,7 +548,9 @@ fn a_queue_outlives_its_handles() {
     assert_eq!(c.receive().unwrap().payload(), b"also kept");
     let q2 = Queue::open_or_create("persist", &Options::new().dir(dir.path()).slots(64)).unwrap();
     assert_eq!(q2.slots(), 8, "an existing queue keeps its options");
+    // This process's own consumer does not hold it.
     Queue::remove("persist", &o).unwrap();
+    drop(c);
     assert!(matches!(
         Queue::open_with("persist", &o),
         Err(Error::NotFound(_))

@@ -63,7 +63,7 @@ pub use queue::{
     SHMQ_GROUP_NAME_CAP, shmq_default_dir, shmq_group_create, shmq_group_delete, shmq_group_info,
     shmq_group_oldest_unacked_key, shmq_group_seek, shmq_group_stats, shmq_groups, shmq_queue,
     shmq_queue_close, shmq_queue_create, shmq_queue_flush, shmq_queue_name, shmq_queue_open,
-    shmq_queue_open_or_create, shmq_queue_path, shmq_queue_remove, shmq_queue_spill_dir,
-    shmq_queue_stats, shmq_stats,
+    shmq_queue_open_or_create, shmq_queue_path, shmq_queue_remove, shmq_queue_remove_forced,
+    shmq_queue_spill_dir, shmq_queue_stats, shmq_stats,
 };
 pub use status::{shmq_last_error, shmq_status, shmq_status_str, shmq_version};

@@ -288,7 +288,10 @@ pub unsafe extern "C" fn shmq_queue_close(queue: *mut *mut shmq_queue) {
 }
 
 /// Removes queue `name`'s file (in `opts->dir`; NULL opts: the default
-/// directory). Processes that have it open keep using their mapping.
+/// directory). `SHMQ_BUSY` (the last error names their pids) while
+/// consumers are attached: they would go on reading the removed file and
+/// never see a queue made again under the name; `shmq_queue_remove_forced`
+/// removes it anyway.
 ///
 /// # Safety
 /// `name` is NULL or NUL-terminated; `opts` is NULL or a `shmq_options`.
@@ -303,6 +306,26 @@ pub unsafe extern "C" fn shmq_queue_remove(
         // SAFETY: per the contract.
         let opts = unsafe { options(opts) }?;
         Queue::remove(name, &opts)?;
+        Ok(())
+    })
+}
+
+/// `shmq_queue_remove` even while consumers are attached: processes that
+/// have the queue open keep using their mapping.
+///
+/// # Safety
+/// As for `shmq_queue_remove`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_queue_remove_forced(
+    name: *const c_char,
+    opts: *const shmq_options,
+) -> shmq_status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let name = unsafe { text(name, "name") }?;
+        // SAFETY: per the contract.
+        let opts = unsafe { options(opts) }?;
+        Queue::remove_forced(name, &opts)?;
         Ok(())
     })
 }

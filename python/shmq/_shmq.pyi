@@ -296,8 +296,11 @@ class Queue:
         """Opens the queue, creating it with these options if it is not there."""
 
     @staticmethod
-    def remove(name: str, *, dir: Optional[_Path] = None) -> None:
-        """Deletes the queue file (``NotFound`` if there is none)."""
+    def remove(name: str, *, dir: Optional[_Path] = None, force: bool = False) -> None:
+        """Deletes the queue file (``NotFound`` if there is none). ``Busy``,
+        naming their pids, while consumers are attached (they would go on
+        reading the removed file and never see a queue made again under its
+        name), unless ``force``."""
 
     @property
     def name(self) -> str:

@@ -264,12 +264,16 @@ impl Queue {
         Ok(Queue::new(q))
     }
 
-    /// Deletes the queue file (NotFound if there is none). Handles that are
-    /// open keep working on the unlinked file.
+    /// Deletes the queue file (NotFound if there is none); Busy, naming
+    /// their pids, while consumers are attached, unless `force`.
     #[staticmethod]
-    #[pyo3(signature = (name, *, dir=None))]
-    fn remove(name: &str, dir: Option<PathBuf>) -> PyResult<()> {
-        shmq::Queue::remove(name, &dir_only(dir)).py_err()
+    #[pyo3(signature = (name, *, dir=None, force=false))]
+    fn remove(name: &str, dir: Option<PathBuf>, force: bool) -> PyResult<()> {
+        if force {
+            shmq::Queue::remove_forced(name, &dir_only(dir)).py_err()
+        } else {
+            shmq::Queue::remove(name, &dir_only(dir)).py_err()
+        }
     }
 
     /// The queue's name.

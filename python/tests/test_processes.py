@@ -127,6 +127,29 @@ def test_python_producer_to_rust_cli_consumer(qdir, name, cli):
     assert out.splitlines() == [b"py-%d" % i for i in range(n)]
 
 
+def test_remove_refuses_a_queue_another_process_consumes_unless_forced(qdir, name, cli):
+    q = shmq.Queue.create(name, slots=16)
+    q.create_group("g")
+    consumer = subprocess.Popen(
+        [cli, "consume", name, "--dir", str(qdir), "--group", "g", "--timeout", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not q.groups()[0]["consumer_attached"]:
+            assert time.monotonic() < deadline, "the consumer never attached"
+            time.sleep(0.02)
+        with pytest.raises(shmq.Busy, match=r'pid %d \(group "g"\)' % consumer.pid):
+            shmq.Queue.remove(name)
+        shmq.Queue.remove(name, force=True)
+        with pytest.raises(shmq.NotFound):
+            shmq.Queue.open(name)
+    finally:
+        consumer.kill()
+        consumer.communicate(timeout=10)
+
+
 def test_rust_cli_producer_to_python_consumer(qdir, name, cli):
     q = shmq.Queue.create(name, slots=64)
     q.create_group("py")

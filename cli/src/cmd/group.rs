@@ -144,6 +144,11 @@ pub(crate) fn seek(args: SeekArgs, opts: Options) -> CliResult {
                  journal a group can seek back only within what the ring still holds (see \
                  `shmq stat`, oldest retained)"
             );
+        } else if pos < asked {
+            eprintln!(
+                "note: seq {asked} is not published yet (the next is {pos}): the group \
+                 receives from the next message published"
+            );
         }
     }
     Ok(())

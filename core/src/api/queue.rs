@@ -589,9 +589,48 @@ impl Queue {
         Queue::remove(name, &Options::default())
     }
 
-    /// Removes queue `name`'s file. Processes that have it open keep using
-    /// their mapping; new opens fail with `NotFound`.
+    /// Removes queue `name`'s file; new opens fail with `NotFound`. Fails
+    /// with `Busy`, naming their pids and groups, while consumers of other
+    /// processes are attached: they would go on reading the removed file
+    /// and never see the messages of a queue made again under its name (as
+    /// [`delete_group`](Self::delete_group) and
+    /// [`seek_group`](Self::seek_group) refuse a live consumer). This
+    /// process's own consumers do not count (it has them in hand: they keep
+    /// their mapping). [`remove_forced`](Self::remove_forced) removes it
+    /// anyway.
+    ///
     pub fn remove(name: &str, opts: &Options) -> Result<()> {
+        match Queue::open_with(name, opts) {
+            Ok(q) => {
+                let live = q.shared.others_live_consumers();
+                if !live.is_empty() {
+                    let who: Vec<String> = live
+                        .iter()
+                        .map(|(pid, group)| format!("pid {pid} (group {group:?})"))
+                        .collect();
+                    return Err(Error::Busy(format!(
+                        "queue {name:?} has {} live consumer(s): {}; they would go on reading \
+                         the removed file and never see a queue made again under its name: \
+                         stop them first, or remove it anyway (shmq rm --force, \
+                         Queue::remove_forced)",
+                        live.len(),
+                        who.join(", ")
+                    )));
+                }
+            }
+            Err(e @ Error::NotFound(_)) => return Err(e),
+            // A file nobody can open is nobody's queue any more (a
+            // garbled or foreign file, another layout version): remove
+            // it without asking.
+            Err(_) => {}
+        }
+        Queue::remove_forced(name, opts)
+    }
+
+    /// Removes queue `name`'s file even while consumers are attached:
+    /// processes that have it open keep using their mapping, and never see
+    /// a queue made again under the name. New opens fail with `NotFound`.
+    pub fn remove_forced(name: &str, opts: &Options) -> Result<()> {
         let path = queue_path(name, opts)?;
         // The spill's segments go with it (a garbled file keeps them: its
         // spill directory cannot be trusted).

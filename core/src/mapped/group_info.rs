@@ -7,7 +7,7 @@ use crate::envelope;
 use crate::layout::SlotHeader;
 use crate::mapped::Shared;
 use crate::os;
-use crate::protocol::group::GroupInfo;
+use crate::protocol::group::{GroupInfo, load_group_name, owner_pid};
 use crate::protocol::registry::Registry;
 use crate::protocol::ring::Peek;
 use crate::sync::Ordering;
@@ -71,6 +71,43 @@ impl Shared {
                 info
             })
             .collect()
+    }
+}
+
+impl Shared {
+    /// The live consumers of other processes, as (pid, group name), in
+    /// table order: an ack=auto group's one consumer, then the ack=manual
+    /// consumers (their pids as the processes themselves see them).
+    pub(crate) fn others_live_consumers(&self) -> Vec<(u32, String)> {
+        let records = self.group_records();
+        let name_of = |idx: usize| {
+            records
+                .get(idx)
+                .and_then(load_group_name)
+                .unwrap_or_else(|| format!("#{idx}"))
+        };
+        let mut out = Vec::new();
+        for (idx, r) in records.iter().enumerate() {
+            let owner = r.owner.load(Ordering::Acquire);
+            let key = r.owner_key.load(Ordering::Acquire);
+            if r.state.load(Ordering::Acquire) == 1
+                && owner != 0
+                && key != self.me.key
+                && self.alive(owner_pid(owner), key)
+            {
+                out.push((owner_pid(owner), name_of(idx)));
+            }
+        }
+        for r in self.consumer_records() {
+            let owner = r.owner.load(Ordering::Acquire);
+            let group = r.group.load(Ordering::Acquire);
+            let key = r.owner_key.load(Ordering::Acquire);
+            if owner != 0 && group != 0 && key != self.me.key && self.alive(owner_pid(owner), key)
+            {
+                out.push((owner_pid(owner), name_of(group as usize - 1)));
+            }
+        }
+        out
     }
 }
 
