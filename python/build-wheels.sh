@@ -15,7 +15,9 @@
 # wheel's platform tag against what it links, twine its metadata. The
 # tools come pinned from requirements-wheel.txt into a venv of their own
 # (target/wheel-venv; SHMQ_WHEEL_DIR and SHMQ_WHEEL_VENV move the output
-# and the venv). Testing the wheels is python/test-wheels.sh.
+# and the venv). The Rust targets it builds for are added to your rustup
+# toolchain if missing (it says so). Testing the wheels is
+# python/test-wheels.sh.
 set -euo pipefail
 cd "$(dirname "$0")"
 targets=(x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu)
@@ -45,7 +47,11 @@ else
     rm -rf "$out"
 fi
 for target in "${targets[@]}"; do
-    rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+    if ! rustup target list --installed | grep -qx "$target"; then
+        # The toolchain's own list of targets: say so before changing it.
+        echo "build-wheels.sh: adding the Rust target $target to your toolchain (rustup target add $target; rustup target remove undoes it)" >&2
+        rustup target add "$target"
+    fi
 done
 # The building interpreter, by its versioned name (cross builds need it).
 py="$(python3 -c 'import sys; print("python%d.%d" % sys.version_info[:2])')"
@@ -75,10 +81,21 @@ with zipfile.ZipFile(whl) as z:
     sos = [n for n in z.namelist() if n.endswith(".so")]
     assert sos, f"{whl}: no extension module"
     for n in sos:
-        head = z.read(n)[:20]
+        data = z.read(n)
+        head = data[:20]
         machine = struct.unpack_from("<H", head, 18)[0]
         assert head[:4] == b"\x7fELF" and machine == want, f"{whl}: {n} is ELF machine {machine}, not {arch}"
-print(f"{whl}: {', '.join(sos)} built for {arch}")
+        # Shipped stripped of debug info (no .debug_* section), a few MB.
+        shoff, = struct.unpack_from("<Q", data, 0x28)
+        shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+        def section(i):
+            return struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize)
+        names_at = section(shstrndx)[4]
+        names = [data[names_at + section(i)[0]:].split(b"\0", 1)[0] for i in range(shnum)]
+        debug = [s.decode() for s in names if s.startswith(b".debug")]
+        assert not debug, f"{whl}: {n} carries debug info: {debug}"
+        assert len(data) < 4 << 20, f"{whl}: {n} is {len(data)} bytes"
+print(f"{whl}: {', '.join(sos)} built for {arch}, stripped, {len(data)} bytes")
 PY
   done
 done
