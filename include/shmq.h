@@ -59,12 +59,12 @@
  * The version of the C ABI this header describes: the layout of every
  * struct and the signature of every function. It changes when one of
  * them changes incompatibly (a field added, moved or resized), and is the
- * major number of the shared library's SONAME (`libshmq_ffi.so.1`), so a
+ * major number of the shared library's SONAME (`libshmq_ffi.so.2`), so a
  * program built against another ABI does not load this library at all.
  * `shmq_abi_version()` is the library's; `shmq_options.abi_version`
  * carries the header's into every call that takes options.
  */
-#define SHMQ_ABI_VERSION 1
+#define SHMQ_ABI_VERSION 2
 
 /**
  * What a call did. `SHMQ_OK` is 0; every other code comes with a message
@@ -226,6 +226,16 @@ typedef uint32_t shmq_ack_mode;
 typedef uint32_t shmq_wait_strategy;
 
 /**
+ * Whether a consumer creates a group that does not exist
+ * (`shmq_consumer_options.create`): `SHMQ_CREATE_GROUP_UNSAID` (0, the
+ * default for now: create it and say so on stderr; deprecated, a later
+ * version will refuse), `SHMQ_CREATE_GROUP` (create it, at `start`) or
+ * `SHMQ_GROUP_MUST_EXIST` (refuse a missing one with `SHMQ_NOT_FOUND`,
+ * so that a typo makes no group to hold the ring full).
+ */
+typedef uint32_t shmq_create_group;
+
+/**
  * Options of a consumer. Start from `shmq_consumer_options_default()`.
  */
 typedef struct shmq_consumer_options {
@@ -248,6 +258,11 @@ typedef struct shmq_consumer_options {
    * `SHMQ_WAIT_STRATEGY_SPIN_FUTEX`, which is 0).
    */
   shmq_wait_strategy wait;
+  /**
+   * Whether a missing group is created (a `shmq_create_group`, default
+   * `SHMQ_CREATE_GROUP_UNSAID`, which is 0).
+   */
+  shmq_create_group create;
 } shmq_consumer_options;
 
 /**
@@ -560,6 +575,12 @@ typedef struct shmq_options {
    * directories may also be group-writable.
    */
   int64_t trust_group;
+  /**
+   * Ordering lanes per ack=manual group (default 1024; a power of two):
+   * a key's messages wait for the key's earlier ones, and keys sharing
+   * a lane wait for each other.
+   */
+  uint64_t ordering_lanes;
 } shmq_options;
 
 /**
@@ -969,6 +990,21 @@ typedef struct shmq_queue_stats {
  * Poll without pause: the lowest latency, and a whole core while waiting.
  */
 #define SHMQ_WAIT_STRATEGY_BUSY_SPIN 2
+
+/**
+ * Create a missing group, and warn on stderr that it did (deprecated).
+ */
+#define SHMQ_CREATE_GROUP_UNSAID 0
+
+/**
+ * Create a missing group, on purpose.
+ */
+#define SHMQ_CREATE_GROUP 1
+
+/**
+ * Refuse a missing group with `SHMQ_NOT_FOUND`.
+ */
+#define SHMQ_GROUP_MUST_EXIST 2
 
 #ifdef __cplusplus
 extern "C" {

@@ -411,6 +411,8 @@ class options {
     options &max_deliveries(std::uint32_t n) noexcept { o_.max_deliveries = n; return *this; }
     options &dlq_slots(std::uint32_t n) noexcept { o_.dlq_slots = n; return *this; }
     options &dedup_window(std::uint64_t n) noexcept { o_.dedup_window = n; return *this; }
+    // Ordering lanes per ack=manual group (a power of two; default 1024).
+    options &ordering_lanes(std::uint64_t n) noexcept { o_.ordering_lanes = n; return *this; }
     options &dedup_ttl(std::chrono::milliseconds d) noexcept {
         o_.dedup_ttl_ms = ms(d);
         return *this;
@@ -447,6 +449,10 @@ class options {
         return *this;
     }
     options &journal_max_bytes(std::uint64_t n) noexcept { o_.journal_max_bytes = n; return *this; }
+    // A user id (a group id) trusted besides this user and root: its queue
+    // files and directories are used, where another user's are refused.
+    options &trust_owner(std::uint32_t uid) noexcept { o_.trust_owner = uid; return *this; }
+    options &trust_group(std::uint32_t gid) noexcept { o_.trust_group = gid; return *this; }
 
     // The C struct, for calling the C API directly. Its dir and spill_dir
     // point into this object: valid while it lives and is not changed (not
@@ -486,6 +492,13 @@ class consumer_options {
     }
     consumer_options &wait(wait_strategy w) noexcept {
         o_.wait = static_cast<shmq_wait_strategy>(w);
+        return *this;
+    }
+    // Create the group if it does not exist (true), or refuse a missing
+    // group with shmq::not_found_error (false). Unsaid, a missing group is
+    // created with a warning on stderr (deprecated).
+    consumer_options &create(bool yes) noexcept {
+        o_.create = yes ? SHMQ_CREATE_GROUP : SHMQ_GROUP_MUST_EXIST;
         return *this;
     }
     const shmq_consumer_options &c_options() const noexcept { return o_; }

@@ -56,7 +56,10 @@ fn shmq_err(what: &str, e: Error) -> Fatal {
 /// waited for, a little, then given back) or idle for `exit_idle`.
 pub fn run(q: &Queue, sink: &mut dyn Sink, mut o: Options) -> Result<(), Fatal> {
     let mut consumer = q
-        .consumer(&o.group, ConsumerOptions::new().ack(Ack::Manual))
+        .consumer(
+            &o.group,
+            ConsumerOptions::new().ack(Ack::Manual).create(true),
+        )
         .map_err(|e| shmq_err(&format!("joining group {:?}", o.group), e))?;
     let origin = record::origin(&q.stats().name, &o.group);
     let mut in_flight: HashMap<u64, Flying> = HashMap::new();

@@ -1096,7 +1096,15 @@ fn rm_refuses_a_queue_with_live_consumers_unless_forced() {
     let consumer = Command::new(SHMQ)
         .arg("--dir")
         .arg(d)
-        .args(["consume", "q", "--group", "g", "--create", "--timeout", "30"])
+        .args([
+            "consume",
+            "q",
+            "--group",
+            "g",
+            "--create",
+            "--timeout",
+            "30",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -1104,11 +1112,15 @@ fn rm_refuses_a_queue_with_live_consumers_unless_forced() {
     // Wait (bounded) until it is attached.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let attached = || {
-        let stat: serde_json::Value = serde_json::from_str(&ok(d, &["stat", "q", "--json"])).unwrap();
+        let stat: serde_json::Value =
+            serde_json::from_str(&ok(d, &["stat", "q", "--json"])).unwrap();
         stat["groups"][0]["consumer_attached"] == true
     };
     while !attached() {
-        assert!(std::time::Instant::now() < deadline, "consumer never attached");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "consumer never attached"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let out = shmq(d, &["rm", "q"]);
@@ -1145,4 +1157,34 @@ fn seek_past_the_end_says_where_it_landed() {
         "group g will receive seq 3 next\nnote: seq 100000 is not published yet (the next is \
          3): the group receives from the next message published\n"
     );
+}
+
+#[test]
+fn create_takes_ordering_lanes_and_consume_takes_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = shmq(d, &["create", "q", "--ordering-lanes", "3"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("ordering_lanes must be a power of two"),
+        "{}",
+        stderr(&out)
+    );
+    ok(d, &["create", "q", "--ordering-lanes", "2"]);
+    ok(d, &["group-create", "q", "g"]);
+    ok(d, &["publish", "q", "--count", "2"]);
+    let out = shmq(
+        d,
+        &[
+            "consume",
+            "q",
+            "--group",
+            "g",
+            "--wait",
+            "spin-yield",
+            "--count",
+            "2",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
 }

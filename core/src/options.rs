@@ -493,6 +493,14 @@ pub struct ConsumerOptions {
     /// How `receive`, `receive_timeout` and `receive_batch` wait when
     /// nothing is ready (default [`Wait::SpinFutex`]).
     pub wait: Wait,
+    /// Whether a group that does not exist is created (at `start`):
+    /// `Some(true)` creates it; `Some(false)` refuses it with `NotFound`,
+    /// so that a typo makes no group (a new group keeps every message
+    /// until it reads it, and may hold the ring full). `None`, the default
+    /// for now, creates it and says so on stderr: creating a group without
+    /// being asked is deprecated, and a later version will refuse a
+    /// missing group unless `create(true)`.
+    pub create: Option<bool>,
 }
 
 /// How a consumer waits for a message. `try_receive` never waits: a loop
@@ -531,6 +539,23 @@ impl ConsumerOptions {
     /// How to wait for a message (default [`Wait::SpinFutex`]).
     pub fn wait(mut self, wait: Wait) -> ConsumerOptions {
         self.wait = wait;
+        self
+    }
+    /// Create the group if it does not exist (`true`), or refuse a
+    /// missing group with `NotFound` (`false`); see [`create`](Self::create).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmq::{ConsumerOptions, Error, Options, Queue};
+    /// let q = Queue::create("doc-create", &Options::new().dir(dir.path()).slots(8))?;
+    /// let strict = ConsumerOptions::new().create(false);
+    /// assert!(matches!(q.consumer("audti", strict), Err(Error::NotFound(_))));
+    /// q.consumer("audit", ConsumerOptions::new().create(true))?; // on purpose
+    /// assert_eq!(q.groups().len(), 1);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn create(mut self, create: bool) -> ConsumerOptions {
+        self.create = Some(create);
         self
     }
 }

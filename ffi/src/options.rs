@@ -97,6 +97,20 @@ pub const SHMQ_WAIT_STRATEGY_SPIN_YIELD: shmq_wait_strategy = 1;
 /// Poll without pause: the lowest latency, and a whole core while waiting.
 pub const SHMQ_WAIT_STRATEGY_BUSY_SPIN: shmq_wait_strategy = 2;
 
+/// Whether a consumer creates a group that does not exist
+/// (`shmq_consumer_options.create`): `SHMQ_CREATE_GROUP_UNSAID` (0, the
+/// default for now: create it and say so on stderr; deprecated, a later
+/// version will refuse), `SHMQ_CREATE_GROUP` (create it, at `start`) or
+/// `SHMQ_GROUP_MUST_EXIST` (refuse a missing one with `SHMQ_NOT_FOUND`,
+/// so that a typo makes no group to hold the ring full).
+pub type shmq_create_group = u32;
+/// Create a missing group, and warn on stderr that it did (deprecated).
+pub const SHMQ_CREATE_GROUP_UNSAID: shmq_create_group = 0;
+/// Create a missing group, on purpose.
+pub const SHMQ_CREATE_GROUP: shmq_create_group = 1;
+/// Refuse a missing group with `SHMQ_NOT_FOUND`.
+pub const SHMQ_GROUP_MUST_EXIST: shmq_create_group = 2;
+
 /// A timeout meaning "as long as it takes" (`UINT64_MAX`). A timeout of 0
 /// means "do not wait".
 pub const SHMQ_WAIT_FOREVER: u64 = u64::MAX;
@@ -182,6 +196,10 @@ pub struct shmq_options {
     /// A group id trusted the same way (default -1: none); its files and
     /// directories may also be group-writable.
     pub trust_group: i64,
+    /// Ordering lanes per ack=manual group (default 1024; a power of two):
+    /// a key's messages wait for the key's earlier ones, and keys sharing
+    /// a lane wait for each other.
+    pub ordering_lanes: u64,
 }
 
 /// The defaults of every queue option (the same as the Rust
@@ -216,6 +234,7 @@ const DEFAULT_OPTIONS: shmq_options = shmq_options {
     journal_max_bytes: 1 << 30,
     trust_owner: -1,
     trust_group: -1,
+    ordering_lanes: 1024,
 };
 
 impl shmq_options {
@@ -282,7 +301,8 @@ impl shmq_options {
             .spill_max_bytes(self.spill_max_bytes)
             .spill_segment_size(self.spill_segment_size)
             .spill_fallback(spill_fallback)
-            .sync(sync);
+            .sync(sync)
+            .ordering_lanes(self.ordering_lanes);
         if self.journal_max_age_ms > 0 {
             opts = opts.journal(Retention::new(
                 Duration::from_millis(self.journal_max_age_ms),
@@ -352,6 +372,9 @@ pub struct shmq_consumer_options {
     /// How a blocking receive waits (a `shmq_wait_strategy`, default
     /// `SHMQ_WAIT_STRATEGY_SPIN_FUTEX`, which is 0).
     pub wait: shmq_wait_strategy,
+    /// Whether a missing group is created (a `shmq_create_group`, default
+    /// `SHMQ_CREATE_GROUP_UNSAID`, which is 0).
+    pub create: shmq_create_group,
 }
 
 /// The consumer defaults: start earliest, ack auto, wait spin-futex (all
@@ -363,6 +386,7 @@ pub extern "C" fn shmq_consumer_options_default() -> shmq_consumer_options {
         ack: SHMQ_ACK_AUTO,
         start_seq: 0,
         wait: SHMQ_WAIT_STRATEGY_SPIN_FUTEX,
+        create: SHMQ_CREATE_GROUP_UNSAID,
     }
 }
 
@@ -387,10 +411,21 @@ impl shmq_consumer_options {
                 )));
             }
         };
-        Ok(ConsumerOptions::new()
+        let mut o = ConsumerOptions::new()
             .start(start(self.start, self.start_seq)?)
             .ack(ack)
-            .wait(wait))
+            .wait(wait);
+        o.create = match self.create {
+            SHMQ_CREATE_GROUP_UNSAID => None,
+            SHMQ_CREATE_GROUP => Some(true),
+            SHMQ_GROUP_MUST_EXIST => Some(false),
+            other => {
+                return Err(Fail::Option(format!(
+                    "create must be SHMQ_CREATE_GROUP_UNSAID (0), SHMQ_CREATE_GROUP (1) or SHMQ_GROUP_MUST_EXIST (2), got {other}"
+                )));
+            }
+        };
+        Ok(o)
     }
 }
 

@@ -546,11 +546,11 @@ pub extern "C" fn shmq_last_error() -> *const c_char {
 /// The version of the C ABI this header describes: the layout of every
 /// struct and the signature of every function. It changes when one of
 /// them changes incompatibly (a field added, moved or resized), and is the
-/// major number of the shared library's SONAME (`libshmq_ffi.so.1`), so a
+/// major number of the shared library's SONAME (`libshmq_ffi.so.2`), so a
 /// program built against another ABI does not load this library at all.
 /// `shmq_abi_version()` is the library's; `shmq_options.abi_version`
 /// carries the header's into every call that takes options.
-pub const SHMQ_ABI_VERSION: u32 = 1;
+pub const SHMQ_ABI_VERSION: u32 = 2;
 
 /// The C ABI version of the library (`SHMQ_ABI_VERSION` of the header it
 /// was built with). A program can check it at run time:

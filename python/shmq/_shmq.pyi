@@ -228,6 +228,7 @@ class Queue:
         journal_max_bytes: int = 1 << 30,
         trust_owner: Optional[int] = None,
         trust_group: Optional[int] = None,
+        ordering_lanes: int = 1024,
     ) -> "Queue":
         """Creates a queue (``Exists`` if it is there already).
 
@@ -248,6 +249,9 @@ class Queue:
         and journaled records are flushed to disk. ``journal_max_age``
         (seconds; None: no journal) keeps every message in a journal of at
         most ``journal_max_bytes``, so groups can seek far behind the ring.
+        ``ordering_lanes`` (a power of two) is how many lanes an ack="manual"
+        group's ordering keys hash into: keys sharing a lane wait for each
+        other.
         """
 
     @staticmethod
@@ -292,6 +296,7 @@ class Queue:
         journal_max_bytes: int = 1 << 30,
         trust_owner: Optional[int] = None,
         trust_group: Optional[int] = None,
+        ordering_lanes: int = 1024,
     ) -> "Queue":
         """Opens the queue, creating it with these options if it is not there."""
 
@@ -344,9 +349,14 @@ class Queue:
         ack: Literal["auto", "manual"] = "auto",
         start: Optional[_Start] = None,
         wait: Literal["spin-futex", "spin-yield", "busy-spin"] = "spin-futex",
+        create: Optional[bool] = None,
     ) -> "Consumer":
-        """The consumer of ``group``, creating the group from ``start``
-        ("earliest" (default), "latest" or a seq) if it does not exist.
+        """The consumer of ``group``. ``create=True`` creates the group from
+        ``start`` ("earliest" (default), "latest" or a seq) if it does not
+        exist; ``create=False`` raises ``NotFound`` for a missing group (a
+        typo makes no group to hold the ring full). Unsaid, a missing group
+        is created with a ``FutureWarning`` naming it: deprecated, a later
+        version will refuse it.
 
         ack="auto" is at-most-once and allows one live consumer per group;
         ack="manual" is at-least-once with any number of competing

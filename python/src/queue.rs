@@ -166,7 +166,8 @@ macro_rules! queue_methods {
                 dedup_window=1024, dedup_ttl=300.0, unblock_timeout=5.0, mode=0o600, dir=None,
                 spill_dir=None, spill_max_bytes=1 << 30, spill_segment_size=64 << 20,
                 spill_fallback="block", sync="never", journal_max_age=None,
-                journal_max_bytes=1 << 30, trust_owner=None, trust_group=None))]
+                journal_max_bytes=1 << 30, trust_owner=None, trust_group=None,
+                ordering_lanes=1024))]
             fn $method(
                 py: Python<'_>,
                 name: &str,
@@ -191,6 +192,7 @@ macro_rules! queue_methods {
                 journal_max_bytes: i64,
                 trust_owner: Option<u32>,
                 trust_group: Option<u32>,
+                ordering_lanes: i64,
             ) -> PyResult<Queue> {
                 // Counts and sizes: a negative one is an InvalidOption that
                 // names it (the plain conversion raised OverflowError).
@@ -205,6 +207,7 @@ macro_rules! queue_methods {
                 let spill_max_bytes = whole("spill_max_bytes", spill_max_bytes)?;
                 let spill_segment_size = whole("spill_segment_size", spill_segment_size)?;
                 let journal_max_bytes = whole("journal_max_bytes", journal_max_bytes)?;
+                let ordering_lanes = whole("ordering_lanes", ordering_lanes)?;
                 let spill = Spill {
                     dir: spill_dir,
                     max_bytes: spill_max_bytes,
@@ -230,7 +233,7 @@ macro_rules! queue_methods {
                     spill,
                 )?;
                 let name = name.to_string();
-                let o = trusting(o, trust_owner, trust_group);
+                let o = trusting(o, trust_owner, trust_group).ordering_lanes(ordering_lanes);
                 let q = py.detach(|| $core(&name, &o)).py_err()?;
                 Ok(Queue::new(q))
             }
@@ -325,13 +328,15 @@ impl Queue {
     }
 
     /// The consumer of `group` (created if it does not exist, from `start`).
-    #[pyo3(signature = (group, *, ack="auto", start=None, wait="spin-futex"))]
+    #[pyo3(signature = (group, *, ack="auto", start=None, wait="spin-futex", create=None))]
     fn consumer(
         &self,
+        py: Python<'_>,
         group: &str,
         ack: &str,
         start: Option<&Bound<'_, PyAny>>,
         wait: &str,
+        create: Option<bool>,
     ) -> PyResult<Consumer> {
         let wait = match wait {
             "spin-futex" => shmq::Wait::SpinFutex,
@@ -360,7 +365,35 @@ impl Queue {
             .ack(ack)
             .start(start)
             .wait(wait);
-        let c = self.get()?.consumer(group, opts).py_err()?;
+        let q = self.get()?;
+        let c = match create {
+            Some(create) => q.consumer(group, opts.create(create)).py_err()?,
+            // Unsaid: a missing group is still created (deprecated), with a
+            // FutureWarning (shown by default) naming it, not core's line
+            // on stderr.
+            None => match q.consumer(group, opts.create(false)) {
+                Err(shmq::Error::NotFound(_)) => {
+                    let c = q.consumer(group, opts.create(true)).py_err()?;
+                    let msg = std::ffi::CString::new(format!(
+                        "consumer({group:?}) created group {group:?} of queue {:?} ({start:?}): \
+                         it keeps every message from there until it reads it. Creating a \
+                         missing group unasked is deprecated and a later version will refuse \
+                         it: pass create=True to create it on purpose (or create it with \
+                         create_group), or create=False to refuse a missing group",
+                        q.name()
+                    ))
+                    .unwrap_or_default();
+                    PyErr::warn(
+                        py,
+                        &py.get_type::<pyo3::exceptions::PyFutureWarning>(),
+                        &msg,
+                        1,
+                    )?;
+                    c
+                }
+                r => r.py_err()?,
+            },
+        };
         Ok(Consumer::new(c))
     }
 

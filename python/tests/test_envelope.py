@@ -34,7 +34,7 @@ def check(m, i):
 
 def test_keys_and_headers_round_trip(qdir, name):
     q = shmq.Queue.create(name, slots=8, slot_size=256)
-    c = q.consumer("g")
+    c = q.consumer("g", create=True)
     p = q.producer()
     for i in range(20):
         assert publish(p, i) == i
@@ -64,7 +64,7 @@ def test_keys_and_headers_round_trip(qdir, name):
 
 def test_limits_and_bad_types_are_refused(qdir, name):
     q = shmq.Queue.create(name, slots=8, slot_size=64)
-    c = q.consumer("g")
+    c = q.consumer("g", create=True)
     p = q.producer()
     assert (shmq.MAX_ORDERING_KEY, shmq.MAX_HEADERS, shmq.MAX_HEADER_NAME) == (1024, 16, 255)
     # The envelope counts against slot_size: 16 bytes + the key, to 8.

@@ -218,7 +218,7 @@ def test_a_publish_that_may_not_wait_takes_the_room_there_is(qdir, name):
     # A blocked publish waits for an eighth of the ring (8 slots here) to
     # free up; one with no time to wait takes the single slot there is.
     q = shmq.Queue.create(name, slots=64)
-    c = q.consumer("g")
+    c = q.consumer("g", create=True)
     p = q.producer()
     p.publish_many([b"x"] * 64)
     c.receive(timeout=0)
@@ -642,7 +642,7 @@ def test_another_thread_gets_a_handle_a_blocked_call_waits_on(qdir, name):
         except shmq.Closed:
             ended[what] = "closed"
 
-    c2 = q.consumer("h", start="latest")  # nothing for it: its receive waits
+    c2 = q.consumer("h", start="latest", create=True)  # nothing for it: its receive waits
     threads = [
         threading.Thread(target=blocked, args=("receive", lambda: next(iter(c2))), daemon=True),
         threading.Thread(target=blocked, args=("publish", lambda: p.publish(b"3")), daemon=True),
@@ -721,7 +721,7 @@ def test_publish_many_into_a_full_spill_part_way_says_how_many(qdir, name, tmp_p
 
 def test_a_numpy_array_that_outlives_its_message_is_named_as_what_holds_it(qdir, name):
     q = shmq.Queue.create(name, slots=16)
-    c = q.consumer("g", ack="manual")
+    c = q.consumer("g", ack="manual", create=True)
     q.producer().publish(np.arange(4, dtype=np.int64))
     m = c.receive(timeout=1)
     arr = np.frombuffer(m.data, dtype=np.int64)
@@ -740,7 +740,7 @@ def test_a_numpy_array_that_outlives_its_message_is_named_as_what_holds_it(qdir,
 
 def test_a_redrive_without_ring_room_says_what_stayed_and_why(qdir, name):
     q = shmq.Queue.create(name, slots=8, max_deliveries=5)
-    c = q.consumer("work", ack="manual")
+    c = q.consumer("work", ack="manual", create=True)
     p = q.producer()
     p.publish(b"keyed", ordering_key="k")
     p.publish(b"plain")

@@ -209,7 +209,7 @@ def test_groups_seek_and_stats(qdir, name):
 
 def test_group_busy_rules(qdir, name):
     q = shmq.Queue.create(name, slots=8)
-    a = q.consumer("g")
+    a = q.consumer("g", create=True)
     with pytest.raises(shmq.Busy):
         q.consumer("g")
     with pytest.raises(shmq.Busy):
@@ -233,7 +233,7 @@ def test_argument_checks_speak_the_python_api(qdir, name):
         with pytest.raises(shmq.InvalidOption, match=f"{kw} must be a whole number >= 0, got -1"):
             shmq.Queue.create(name, **{kw: -1})
     q = shmq.Queue.create(name, slots=16)
-    c = q.consumer("g")
+    c = q.consumer("g", create=True)
     p = q.producer()
     with pytest.raises(shmq.InvalidOption, match="max must be"):
         c.receive_many(-1)
@@ -269,3 +269,35 @@ def test_a_queue_of_another_user_is_refused_unless_trusted(qdir, name):
     with pytest.raises(shmq.Io, match="owned by user 4242"):
         shmq.Queue.open_or_create(name)
     shmq.Queue.open_or_create(name, trust_owner=4242).close()
+
+
+def test_a_missing_group_is_created_only_when_asked(qdir, name):
+    q = shmq.Queue.create(name, slots=8)
+    with pytest.raises(shmq.NotFound, match='group "audti"'):
+        q.consumer("audti", create=False)
+    assert q.groups() == []
+    q.consumer("audit", create=True).close()
+    assert [g["name"] for g in q.groups()] == ["audit"]
+    # Unsaid: still created (deprecated), and the warning names it.
+    with pytest.warns(FutureWarning, match=r'consumer\("other"\) created group "other"'):
+        q.consumer("other").close()
+    assert [g["name"] for g in q.groups()] == ["audit", "other"]
+    # An existing group needs no flag and gets no warning.
+    q.consumer("audit").close()
+
+
+def test_ordering_lanes_are_an_option(qdir, name):
+    # One lane: every key waits for the key before it.
+    q = shmq.Queue.create(name, slots=16, ordering_lanes=1)
+    a = q.consumer("g", ack="manual", create=True)
+    b = q.consumer("g", ack="manual")
+    p = q.producer()
+    p.publish(b"1", ordering_key="k1")
+    p.publish(b"2", ordering_key="k2")
+    m = a.receive(timeout=1)
+    assert bytes(m) == b"1"
+    assert b.try_receive() is None, "k2 shares k1's only lane: it waits"
+    m.ack()
+    assert bytes(b.receive(timeout=1)) == b"2"
+    with pytest.raises(shmq.InvalidOption, match="ordering_lanes must be a power of two"):
+        shmq.Queue.create(name + "-x", ordering_lanes=3)

@@ -84,7 +84,7 @@ def test_invalid_spill_options(qdir, tmp_path, name, kwargs):
 def test_wait_modes(qdir, name, wait):
     q = shmq.Queue.create(name, slots=8)
     q.producer().publish(b"w")
-    c = q.consumer("g", wait=wait)
+    c = q.consumer("g", wait=wait, create=True)
     assert bytes(c.receive(timeout=1)) == b"w"
     assert c.receive(timeout=0.05) is None
 

@@ -35,6 +35,10 @@ c++ -std=c++17 -O2 -Wall -Wextra -Wpedantic -Werror hello.cpp $(pkg-config --cfl
 readelf -d hello-pc | grep -q "NEEDED.*\[libshmq_ffi.so.$abi\]" || fail "hello does not need libshmq_ffi.so.$abi"
 SHMQ_DIR="$queues" LD_LIBRARY_PATH="$prefix/lib" ./hello-pc
 SHMQ_DIR="$queues" LD_LIBRARY_PATH="$prefix/lib" ./hello-cpp-pc
+# The README's lines for a prefix the system does not search: the rpath
+# instead of LD_LIBRARY_PATH.
+# shellcheck disable=SC2046
+cc hello.c $(pkg-config --cflags --libs shmq) -Wl,-rpath,"$prefix/lib" -o hello && SHMQ_DIR="$queues" ./hello
 
 echo "--- CMake: find_package(shmq), shmq::shmq and shmq::shmq_static"
 cmake -S . -B build -DCMAKE_PREFIX_PATH="$prefix" >/dev/null

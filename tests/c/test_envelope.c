@@ -386,6 +386,12 @@ static void test_spill_and_redrive(void) {
  * that waits out its timeout names that group too. */
 static void test_redrive_without_room(void) {
     shmq_options o = test_options(8, 256);
+    /* ordering_lanes reaches the queue: 3 is refused by name. */
+    shmq_queue *bad = NULL;
+    o.ordering_lanes = 3;
+    CHECK_STATUS(shmq_queue_create("env-lanes", &o, &bad), SHMQ_INVALID_OPTION);
+    LAST_ERROR_HAS("ordering_lanes must be a power of two");
+    o.ordering_lanes = 1;
     o.max_deliveries = 5;
     shmq_queue *q = NULL;
     shmq_producer *p = NULL;
@@ -414,6 +420,13 @@ static void test_redrive_without_room(void) {
     }
     CHECK(shmq_publish_timeout(p, (const uint8_t *)"y", 1, MS(20), NULL) == SHMQ_TIMEOUT);
     LAST_ERROR_HAS("group \"slow\" holds the ring");
+    /* A consumer that must not create its group: a typo is refused. */
+    shmq_consumer *typo = NULL;
+    shmq_consumer_options strict = shmq_consumer_options_default();
+    strict.create = SHMQ_GROUP_MUST_EXIST;
+    CHECK_STATUS(shmq_consumer_new(q, "wrok", &strict, &typo), SHMQ_NOT_FOUND);
+    LAST_ERROR_HAS("group \"wrok\"");
+    CHECK(typo == NULL);
     uint64_t n = 99;
     CHECK(shmq_dlq_redrive_timeout(q, NULL, MS(20), &n) == SHMQ_TIMEOUT);
     CHECK(n == 1);

@@ -85,7 +85,7 @@ fn cpu_time_ns() -> u64 {
 pub(super) fn idle(a: &WorkerArgs) -> CliResult<serde_json::Value> {
     let q = Queue::open_with("idle", &Options::new().dir(&a.dir))?;
     let wait = a.wait.unwrap_or(WaitArg::Futex).wait();
-    let mut c = q.consumer("g", ConsumerOptions::new().wait(wait))?;
+    let mut c = q.consumer("g", ConsumerOptions::new().wait(wait).create(true))?;
     let (cpu0, t0) = (cpu_time_ns(), Instant::now());
     let until = t0 + Duration::from_millis(a.count);
     if a.wait == Some(WaitArg::Async) {

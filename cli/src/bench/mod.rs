@@ -38,8 +38,8 @@ pub(crate) enum AckMode {
 impl AckMode {
     fn consumer_options(self) -> ConsumerOptions {
         match self {
-            AckMode::Auto => ConsumerOptions::new(),
-            AckMode::Manual => ConsumerOptions::new().ack(Ack::Manual),
+            AckMode::Auto => ConsumerOptions::new().create(true),
+            AckMode::Manual => ConsumerOptions::new().ack(Ack::Manual).create(true),
         }
     }
 }

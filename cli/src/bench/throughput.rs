@@ -437,7 +437,7 @@ pub(super) fn produce(a: &WorkerArgs) -> CliResult<serde_json::Value> {
 /// that copies out every payload.
 pub(super) fn consume(a: &WorkerArgs) -> CliResult<serde_json::Value> {
     let q = Queue::open_with("tp", &Options::new().dir(&a.dir))?;
-    let mut c = q.consumer(&a.group, ConsumerOptions::new())?;
+    let mut c = q.consumer(&a.group, ConsumerOptions::new().create(true))?;
     let mut buf = vec![0u8; a.size];
     let mut sum = 0u64;
     let mut got = 0;

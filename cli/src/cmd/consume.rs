@@ -50,6 +50,19 @@ pub(crate) struct Args {
     /// Where a group made by --create starts.
     #[arg(long, value_enum, default_value_t = StartArg::Earliest)]
     start: StartArg,
+    /// How a receive waits while nothing is ready: spin, then sleep on a
+    /// futex (the default: next to no CPU while idle); spin and yield the
+    /// core; or busy-spin (a whole core, the lowest latency).
+    #[arg(long, value_enum, default_value_t = WaitArg::SpinFutex)]
+    wait: WaitArg,
+}
+
+/// `consume --wait` (`ConsumerOptions::wait`).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum WaitArg {
+    SpinFutex,
+    SpinYield,
+    BusySpin,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -74,6 +87,7 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         create,
         json,
         show_headers,
+        wait,
     } = args;
     let q = Queue::open_with(&name, &opts)?;
     if !q.groups().iter().any(|g| g.name == group) {
@@ -93,7 +107,14 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
             "shmq: creating group {group:?} of {name}: it keeps every message from here on until it reads it"
         );
     }
-    let options = ConsumerOptions::new().start(start.into());
+    let options = ConsumerOptions::new()
+        .start(start.into())
+        .create(create)
+        .wait(match wait {
+            WaitArg::SpinFutex => shmq::Wait::SpinFutex,
+            WaitArg::SpinYield => shmq::Wait::SpinYield,
+            WaitArg::BusySpin => shmq::Wait::BusySpin,
+        });
     let c = match ack {
         AckArg::Manual => q.consumer(&group, options.ack(Ack::Manual))?,
         AckArg::Auto => q.consumer(&group, options)?,

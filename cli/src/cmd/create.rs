@@ -74,6 +74,11 @@ pub(crate) struct Args {
     /// Entries of the dead-letter queue.
     #[arg(long, default_value_t = 1024, allow_negative_numbers = true, value_parser = crate::whole::<u32>)]
     dlq_slots: u32,
+    /// Ordering lanes per ack=manual group (a power of two): a key's
+    /// messages wait for its earlier ones, and keys that share a lane (by
+    /// hash) wait for each other.
+    #[arg(long, default_value_t = 1024, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
+    ordering_lanes: u64,
 }
 
 pub(crate) fn run(args: Args, opts: Options) -> CliResult {
@@ -97,6 +102,7 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         journal_bytes,
         dedup_window,
         dedup_ttl,
+        ordering_lanes,
     } = args;
     let overflow: Overflow = overflow.parse()?;
     let spill_fallback: Overflow = spill_fallback.parse()?;
@@ -105,7 +111,8 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         .spill_max_bytes(spill_max_bytes)
         .spill_segment_size(spill_segment_size)
         .spill_fallback(spill_fallback)
-        .sync(sync);
+        .sync(sync)
+        .ordering_lanes(ordering_lanes);
     if let Some(d) = spill_dir {
         opts = opts.spill_dir(d);
     }

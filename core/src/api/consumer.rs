@@ -656,12 +656,23 @@ impl Consumer {
         let registry = Registry {
             records: shared.consumer_records(),
         };
+        let mut created_unasked = false;
         let (idx, next, generation, delivered, manual) = {
             let g = shared.lock();
             let groups = shared.groups();
-            let idx = match groups.find(&g, group) {
-                Some(i) => i,
-                None => shared.create_group_locked(&g, group, opts.start)?,
+            let idx = match (groups.find(&g, group), opts.create) {
+                (Some(i), _) => i,
+                (None, Some(false)) => {
+                    return Err(Error::NotFound(format!(
+                        "group {group:?} of queue {:?} (create the group first, or let the \
+                         consumer create it)",
+                        shared.name
+                    )));
+                }
+                (None, create) => {
+                    created_unasked = create.is_none();
+                    shared.create_group_locked(&g, group, opts.start)?
+                }
             };
             let sharers = registry.count(idx, |p, k| shared.alive(p, k));
             let manual = match opts.ack {
@@ -720,6 +731,16 @@ impl Consumer {
                 manual,
             )
         };
+        if created_unasked {
+            eprintln!(
+                "shmq: warning: consumer {group:?} created a group of that name in queue {:?} \
+                 (from {:?}): it keeps every message from there until it reads it. Creating a \
+                 missing group unasked is deprecated: pass ConsumerOptions::create(true) \
+                 (Python create=True, C .create = 1) to create it on purpose, or create(false) \
+                 to refuse a missing group",
+                shared.name, opts.start
+            );
+        }
         Consumer {
             idx,
             group: group.to_string(),

@@ -102,8 +102,7 @@ impl Shared {
             let owner = r.owner.load(Ordering::Acquire);
             let group = r.group.load(Ordering::Acquire);
             let key = r.owner_key.load(Ordering::Acquire);
-            if owner != 0 && group != 0 && key != self.me.key && self.alive(owner_pid(owner), key)
-            {
+            if owner != 0 && group != 0 && key != self.me.key && self.alive(owner_pid(owner), key) {
                 out.push((owner_pid(owner), name_of(group as usize - 1)));
             }
         }

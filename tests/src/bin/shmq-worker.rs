@@ -127,7 +127,7 @@ fn main() {
         "consume" => {
             let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
             let mut c = q
-                .consumer(a(3), ConsumerOptions::new())
+                .consumer(a(3), ConsumerOptions::new().create(true))
                 .unwrap_or_else(|e| fail(e));
             let count: u64 = a(4).parse().unwrap();
             let secs: f64 = a(5).parse().unwrap();
@@ -222,7 +222,7 @@ fn main() {
         mode @ ("work" | "work-ids") => {
             let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
             let mut c = q
-                .consumer(a(3), ConsumerOptions::new().ack(Ack::Manual))
+                .consumer(a(3), ConsumerOptions::new().ack(Ack::Manual).create(true))
                 .unwrap_or_else(|e| fail(e));
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
@@ -256,7 +256,7 @@ fn main() {
         "arm" => {
             let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
             let mut c = q
-                .consumer(a(3), ConsumerOptions::new())
+                .consumer(a(3), ConsumerOptions::new().create(true))
                 .unwrap_or_else(|e| fail(e));
             match c.arm().unwrap_or_else(|e| fail(e)) {
                 shmq::Arm::Waiting { .. } => println!("armed"),
@@ -275,7 +275,7 @@ fn main() {
             let before = fds();
             {
                 let mut c = q
-                    .consumer(a(3), ConsumerOptions::new())
+                    .consumer(a(3), ConsumerOptions::new().create(true))
                     .unwrap_or_else(|e| fail(e));
                 for _ in 0..10_000 {
                     c.arm().unwrap_or_else(|e| fail(e));
@@ -315,7 +315,7 @@ fn main() {
             }
             for _ in 0..1_000 {
                 let mut c = q
-                    .consumer(a(3), ConsumerOptions::new())
+                    .consumer(a(3), ConsumerOptions::new().create(true))
                     .unwrap_or_else(|e| fail(e));
                 c.readiness().unwrap_or_else(|e| fail(e));
             }
@@ -324,7 +324,7 @@ fn main() {
         "ordered" => {
             let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
             let mut c = q
-                .consumer(a(3), ConsumerOptions::new().ack(Ack::Manual))
+                .consumer(a(3), ConsumerOptions::new().ack(Ack::Manual).create(true))
                 .unwrap_or_else(|e| fail(e));
             let mut rng: u64 = a(4).parse::<u64>().unwrap() | 1;
             let mut next = || {
@@ -369,7 +369,7 @@ fn main() {
         "hold" => {
             let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
             let mut c = q
-                .consumer(a(3), ConsumerOptions::new().ack(Ack::Manual))
+                .consumer(a(3), ConsumerOptions::new().ack(Ack::Manual).create(true))
                 .unwrap_or_else(|e| fail(e));
             let m = c.receive().unwrap_or_else(|e| fail(e));
             println!("holding {}", m.seq());
@@ -379,7 +379,7 @@ fn main() {
         "await-one" => {
             let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
             let mut c = q
-                .consumer(a(3), ConsumerOptions::new())
+                .consumer(a(3), ConsumerOptions::new().create(true))
                 .unwrap_or_else(|e| fail(e));
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -415,7 +415,7 @@ fn main() {
         "hold-ack" => {
             let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
             let mut c = q
-                .consumer(a(3), ConsumerOptions::new().ack(Ack::Manual))
+                .consumer(a(3), ConsumerOptions::new().ack(Ack::Manual).create(true))
                 .unwrap_or_else(|e| fail(e));
             let m = c.receive().unwrap_or_else(|e| fail(e));
             println!("holding {}", m.seq());
@@ -451,7 +451,7 @@ fn main() {
         "envelope-dump" => {
             let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
             let mut c = q
-                .consumer(a(3), ConsumerOptions::new())
+                .consumer(a(3), ConsumerOptions::new().create(true))
                 .unwrap_or_else(|e| fail(e));
             let count: u64 = a(4).parse().unwrap();
             if a(5) != "-" {
