@@ -36,7 +36,13 @@ class _Waiters:
     def _readable(self) -> None:
         # Drained here, once, before anyone tries again: every waiter
         # then re-checks the queue and arms afresh, so no ring is lost.
-        self.handle._drain()
+        try:
+            self.handle._drain()
+        except BaseException as e:  # a handle closed meanwhile: every waiter hears it
+            for fut in self.futures:
+                if not fut.done():
+                    fut.set_exception(e)
+            return
         for fut in self.futures:
             if not fut.done():
                 fut.set_result(None)
