@@ -1,4 +1,4 @@
-//! What the bridge asks of an engine (Kafka today): a [`Sink`] that
+//! What the bridge asks of an engine (Kafka, NATS JetStream): a [`Sink`] that
 //! takes records and confirms each one later, and a [`Source`] that hands
 //! records over and is told when shmq has accepted them. The loops that
 //! move messages (`outbound.rs`, `inbound.rs`) know only these.

@@ -34,10 +34,12 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 
-// The layers, bottom to top; a module imports only from its own layer or
-// the ones beneath it (docs/design.md; checked by core/tests/layers.rs).
+// The layers, bottom to top: os; sync and error; layout; options and
+// envelope; protocol; store; mapped; api (rustfmt lists them
+// alphabetically below). A module imports only from its own layer or the
+// ones beneath it (docs/design.md; checked by core/tests/layers.rs).
 #[cfg(not(loom))]
-mod api;
+mod api; // Queue, Producer, Consumer, Delivery, DeadLetters
 mod envelope; // a message's ordering key and headers, in its slot
 mod error;
 mod layout; // every byte of the queue file
@@ -48,7 +50,7 @@ mod os; // the kernel and the CPU: files, mapping, futex, processes, clocks
 mod protocol; // the lock-free protocols, on any memory (loom-checked)
 #[cfg(not(loom))]
 mod store; // segment files on disk
-mod sync; // the one switch between std and loom atomics // Queue, Producer, Consumer, Delivery, DeadLetters
+mod sync; // the one switch between std and loom atomics
 
 /// Internals for the fuzz targets (`core/fuzz/`): not part of the API.
 #[cfg(not(loom))]

@@ -1,5 +1,5 @@
 //! The bare baselines, in a small file both processes map (the same logic
-//! as `shmq bench`'s, cli/src/baseline.rs):
+//! as `shmq bench`'s, cli/src/bench/baseline.rs):
 //!
 //! - a cache-line ping-pong: one word, one store each way — the physical
 //!   limit of a one-way hand-off between two cores;
