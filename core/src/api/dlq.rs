@@ -321,7 +321,7 @@ impl DeadLetters {
                 continue;
             }
             let rec = &shared.group_records()[raw.group as usize];
-            if rec.state.load(Ordering::Acquire) != 1
+            if rec.state.load(Ordering::Acquire) != crate::protocol::group::ACTIVE
                 || rec.created_ns.load(Ordering::Acquire) != raw.group_created_ns
             {
                 continue;

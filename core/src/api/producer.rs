@@ -717,7 +717,7 @@ impl Producer {
         let min = shared
             .group_records()
             .iter()
-            .filter(|r| r.state.load(Ordering::Acquire) == 1)
+            .filter(|r| r.state.load(Ordering::Acquire) == crate::protocol::group::ACTIVE)
             .map(|r| r.committed.load(Ordering::SeqCst))
             .filter(|&c| journal.is_none() || c >= head)
             .chain(journal)

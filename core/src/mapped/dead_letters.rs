@@ -531,7 +531,8 @@ pub(crate) mod overflow {
             let read = segs.read(ctl, &mut |rec| {
                 if let Some((e, dead_ns, flags)) = decode(shared, rec) {
                     let group = &shared.group_records()[e.group];
-                    let exists = group.state.load(Ordering::Acquire) == 1
+                    let exists = group.state.load(Ordering::Acquire)
+                        == crate::protocol::group::ACTIVE
                         && group.created_ns.load(Ordering::Acquire) == e.group_created_ns;
                     let redrive = (flags & REDRIVE_FLAG != 0 || want < redrive_below) && exists;
                     write_entry(shared, i, &e, redrive.then_some(()), dead_ns);

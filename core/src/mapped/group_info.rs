@@ -90,7 +90,7 @@ impl Shared {
         for (idx, r) in records.iter().enumerate() {
             let owner = r.owner.load(Ordering::Acquire);
             let key = r.owner_key.load(Ordering::Acquire);
-            if r.state.load(Ordering::Acquire) == 1
+            if r.state.load(Ordering::Acquire) == crate::protocol::group::ACTIVE
                 && owner != 0
                 && key != self.me.key
                 && self.alive(owner_pid(owner), key)

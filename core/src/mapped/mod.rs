@@ -266,7 +266,7 @@ impl Shared {
             real: os::clock::realtime_ns(),
         };
         for (i, rec) in self.group_records().iter().enumerate() {
-            if rec.state.load(Ordering::Acquire) == 1 {
+            if rec.state.load(Ordering::Acquire) == crate::protocol::group::ACTIVE {
                 self.leases(i).release_holder(holder, now);
                 rec.redeliver_hint.fetch_add(1, Ordering::Release);
             }

@@ -20,7 +20,8 @@ use crate::protocol::lock::AdminGuard;
 use crate::sync::{AtomicU64, Ordering};
 
 const FREE: u32 = 0;
-const ACTIVE: u32 = 1;
+/// `GroupRecord::state` of a group that exists (else `FREE`).
+pub(crate) const ACTIVE: u32 = 1;
 
 /// A snapshot of one group.
 #[derive(Clone, Debug, PartialEq, Eq)]
