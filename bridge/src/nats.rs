@@ -593,6 +593,23 @@ impl NatsSource {
                 // A durable made before keeps its own ack_wait: progress is
                 // sent within it.
                 let ack_wait = consumer.cached_info().config.ack_wait;
+                // Messages delivered to a bridge that died before shmq took
+                // them are delivered again only once their ack_wait runs
+                // out; pulling at once would put newer messages of their
+                // keys into the queue ahead of them. Waiting out ack_wait
+                // first lets JetStream hand them over before anything new
+                // (its redeliveries go first), so per-key order holds.
+                let left = consumer.cached_info().num_ack_pending;
+                if left > 0 {
+                    eprintln!(
+                        "from-nats: {left} message(s) of durable {durable:?} were delivered and not \
+                         acked (a bridge stopped or killed, or one sharing the durable): waiting \
+                         out its ack_wait ({ack_wait:?}) so that they come back before newer ones"
+                    );
+                    // (A tenth more: the server moves them to its
+                    // redelivery queue on a timer of its own.)
+                    tokio::time::sleep(ack_wait + ack_wait / 10).await;
+                }
                 // One bridge of those sharing the durable takes each advisory.
                 let advisories = match max_deliver {
                     Some(_) => Some(
