@@ -300,14 +300,8 @@ pub unsafe extern "C" fn shmq_queue_remove(
     name: *const c_char,
     opts: *const shmq_options,
 ) -> shmq_status {
-    guard(|| {
-        // SAFETY: per the contract.
-        let name = unsafe { text(name, "name") }?;
-        // SAFETY: per the contract.
-        let opts = unsafe { options(opts) }?;
-        Queue::remove(name, &opts)?;
-        Ok(())
-    })
+    // SAFETY: the caller's contract is this one's.
+    unsafe { remove_with(name, opts, Queue::remove) }
 }
 
 /// `shmq_queue_remove` even while consumers are attached: processes that
@@ -320,12 +314,25 @@ pub unsafe extern "C" fn shmq_queue_remove_forced(
     name: *const c_char,
     opts: *const shmq_options,
 ) -> shmq_status {
+    // SAFETY: the caller's contract is this one's.
+    unsafe { remove_with(name, opts, Queue::remove_forced) }
+}
+
+/// Shared body of remove / remove_forced.
+///
+/// # Safety
+/// As for `shmq_queue_remove`.
+unsafe fn remove_with(
+    name: *const c_char,
+    opts: *const shmq_options,
+    how: fn(&str, &Options) -> shmq::Result<()>,
+) -> shmq_status {
     guard(|| {
         // SAFETY: per the contract.
         let name = unsafe { text(name, "name") }?;
         // SAFETY: per the contract.
         let opts = unsafe { options(opts) }?;
-        Queue::remove_forced(name, &opts)?;
+        how(name, &opts)?;
         Ok(())
     })
 }

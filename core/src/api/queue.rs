@@ -666,10 +666,7 @@ impl Queue {
 
     /// The spill directory (overflow=spill), where its segment files go.
     pub fn spill_dir(&self) -> Option<PathBuf> {
-        self.shared
-            .spill
-            .as_ref()
-            .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()).dir.clone())
+        self.shared.spill_dir()
     }
 
     /// Ring capacity in messages.

@@ -45,11 +45,7 @@ pub(crate) fn why_full_with(shared: &Shared, groups: &[GroupInfo]) -> String {
             sp.segments.load(Ordering::Relaxed)
         );
     }
-    let dir = shared
-        .spill
-        .as_ref()
-        .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()).dir.clone());
-    if let Some(dir) = dir {
+    if let Some(dir) = shared.spill_dir() {
         if crate::os::file::free_space(&dir).is_ok_and(|free| free < segment) {
             return format!(
                 "the spill's disk is full: no room in {} for another {segment}-byte segment \

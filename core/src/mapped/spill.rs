@@ -18,6 +18,13 @@ impl Shared {
         m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The spill directory (overflow=spill), where its segment files go.
+    pub(crate) fn spill_dir(&self) -> Option<std::path::PathBuf> {
+        self.spill
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()).dir.clone())
+    }
+
     /// Spills `recs` (the ring looked full). `None`: the ring had room
     /// after all; claim there.
     pub(crate) fn spill_append(
