@@ -67,22 +67,24 @@ fn four_producers_three_groups_a_million_messages() {
     assert_eq!((st.published, st.aborted, st.depth), (4 * PER, 0, 0));
 }
 
+/// A queue NAME in D with group "g" and a long unblock_timeout: only the
+/// dead-process check can free its consumers within a test's bound.
+fn slow_to_unblock(d: &str, name: &str) -> Queue {
+    let opts = Options::new()
+        .dir(d)
+        .slots(64)
+        .slot_size(32)
+        .unblock_timeout(Duration::from_secs(120));
+    let q = Queue::create(name, &opts).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    q
+}
+
 #[test]
 fn a_killed_producer_does_not_wedge_consumers() {
     let dir = tempfile::tempdir().unwrap();
     let d = s(dir.path());
-    // A long unblock_timeout: only the dead-process check can free the
-    // consumers within the test's bound.
-    let q = Queue::create(
-        "kill",
-        &Options::new()
-            .dir(d)
-            .slots(64)
-            .slot_size(32)
-            .unblock_timeout(Duration::from_secs(120)),
-    )
-    .unwrap();
-    q.create_group("g", Start::Earliest).unwrap();
+    let q = slow_to_unblock(d, "kill");
     let mut holder = Worker::spawn(WORKER, &["hold-claim", d, "kill"]);
     holder.wait_for_line("holding", Duration::from_secs(30));
     let producer = Worker::spawn(WORKER, &["produce", d, "kill", "1", "1000", "16"]);
@@ -98,6 +100,78 @@ fn a_killed_producer_does_not_wedge_consumers() {
         "the dead claim was aborted long before unblock_timeout"
     );
     assert_eq!(q.stats().aborted, 1);
+}
+
+/// A killed producer's record is how consumers know its claim will never
+/// be written. New producers take free records first, and the one that
+/// must take the dead record aborts the claim itself: the consumer used to
+/// wait out the whole `unblock_timeout` when a new producer took the record
+/// before it had looked (CI: the PID-namespace test, 1 run in ~20).
+#[test]
+fn a_dead_producers_record_taken_over_still_frees_its_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let q = slow_to_unblock(d, "taken");
+    let mut holder = Worker::spawn(WORKER, &["hold-claim", d, "taken"]);
+    holder.wait_for_line("holding", Duration::from_secs(30));
+    holder.kill();
+    // 255 free records are taken first; the dead one keeps its claim
+    // known to consumers meanwhile.
+    let mut producers: Vec<_> = (0..255).map(|_| q.producer().unwrap()).collect();
+    assert_eq!(q.stats().aborted, 0);
+    assert_eq!(q.stats().producers, 255);
+    // The last record is the dead one's: taking it aborts its claim.
+    let last = q.producer().unwrap();
+    assert_eq!(q.stats().aborted, 1);
+    assert!(matches!(q.producer(), Err(shmq::Error::Busy(_))));
+    producers[0].publish(b"after").unwrap();
+    let mut c = q
+        .consumer("g", shmq::ConsumerOptions::new().create(false))
+        .unwrap();
+    let t = Instant::now();
+    let m = c.receive_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!((m.seq(), m.payload()), (1, &b"after"[..]));
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(q.stats().aborted, 1);
+    drop((last, producers));
+}
+
+/// A producer killed in the middle of a batch announced a range of
+/// positions, not which of them were its own: its record is not taken
+/// while a position of the range is unwritten (a taker could not tell its
+/// claims from live producers'), and the consumer aborts them as it
+/// reaches them, at once.
+#[test]
+fn a_producer_killed_mid_batch_keeps_its_record_until_its_claims_are_aborted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let q = slow_to_unblock(d, "batch");
+    // Killed before committing its second message of four.
+    Worker::spawn_faulty(
+        WORKER,
+        &["publish-batch", d, "batch", "4"],
+        "batch.before_commit@2",
+    )
+    .died_at("batch.before_commit", LONG);
+    let mut producers: Vec<_> = (0..255).map(|_| q.producer().unwrap()).collect();
+    match q.producer() {
+        Err(shmq::Error::Busy(why)) => assert!(why.contains("batch"), "{why}"),
+        Ok(_) => panic!("the dead batch's record was taken with its claims unwritten"),
+        Err(e) => panic!("{e}"),
+    }
+    producers[0].publish(b"after").unwrap();
+    let mut c = q
+        .consumer("g", shmq::ConsumerOptions::new().create(false))
+        .unwrap();
+    let t = Instant::now();
+    assert_eq!(c.receive_timeout(LONG).unwrap().seq(), 0);
+    let m = c.receive_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!((m.seq(), m.payload()), (4, &b"after"[..]));
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(q.stats().aborted, 3);
+    // Its claims all settled, the record is free to take.
+    producers.push(q.producer().unwrap());
+    assert_eq!(q.stats().aborted, 3);
 }
 
 #[test]

@@ -110,26 +110,39 @@ impl Producer {
     pub(crate) fn new(shared: Arc<Shared>) -> Result<Producer> {
         let me = shared.me;
         let owner = new_owner(me);
-        let mut record = None;
-        for (i, rec) in shared.producer_records().iter().enumerate() {
+        // Free records first: a dead producer's record keeps telling
+        // consumers that its claim will never be written for as long as
+        // it can. A dead one is taken only after its claim is settled.
+        let records = shared.producer_records();
+        let take = |i: usize, dead: bool| {
+            let rec = &records[i];
             let cur = rec.owner.load(Ordering::Acquire);
             let key = rec.owner_key.load(Ordering::Acquire);
-            let free = cur == 0 || !shared.alive(owner_pid(cur), key);
-            if free && take_record(&rec.owner, &rec.owner_key, cur, key, owner) {
-                // A keyed publish its dead owner left in flight is
-                // settled before we forget it.
-                dedup::settle_dead_record(&shared, i);
-                rec.announce.store(0, Ordering::Relaxed);
-                rec.owner_key.store(me.key, Ordering::Release);
-                rec.registered_ns
-                    .store(os::clock::realtime_ns(), Ordering::Relaxed);
-                record = Some(i);
-                break;
-            }
-        }
+            let usable = if dead {
+                cur != 0 && !shared.alive(owner_pid(cur), key) && shared.settle_dead_announcement(i)
+            } else {
+                cur == 0
+            };
+            usable && take_record(&rec.owner, &rec.owner_key, cur, key, owner)
+        };
+        let found = (0..records.len())
+            .map(|i| (i, false))
+            .chain((0..records.len()).map(|i| (i, true)))
+            .find(|&(i, dead)| take(i, dead));
+        let record = found.map(|(i, _)| {
+            let rec = &records[i];
+            // A keyed publish a dead owner left in flight is settled
+            // before we forget it.
+            dedup::settle_dead_record(&shared, i);
+            rec.announce.store(0, Ordering::Relaxed);
+            rec.owner_key.store(me.key, Ordering::Release);
+            rec.registered_ns
+                .store(os::clock::realtime_ns(), Ordering::Relaxed);
+            i
+        });
         let Some(record) = record else {
             return Err(Error::Busy(format!(
-                "all {} producer records are in use by live producers",
+                "all {} producer records are in use by live producers (or by dead ones whose batch consumers have not yet aborted)",
                 shared.producer_records().len()
             )));
         };
@@ -614,6 +627,7 @@ impl Producer {
                         unsafe {
                             write_slot(ring.slots.slot(pos), payloads[i].as_ref(), false, meta, ts)
                         };
+                        os::fault::point("batch.before_commit");
                         if ring.commit_announced(pos, seen).is_err() {
                             return Err(Error::Aborted);
                         }

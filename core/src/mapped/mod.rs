@@ -26,7 +26,7 @@ use crate::os;
 use crate::protocol::group::{Groups, owner_pid};
 use crate::protocol::lease::{Leases, Now};
 use crate::protocol::lock::{AdminGuard, Me};
-use crate::protocol::ring::{Ring, SlotStates, holds_slot};
+use crate::protocol::ring::{RANGE, Ring, SlotStates, holds_slot};
 use crate::protocol::spill::Record;
 use crate::protocol::tables::DedupIndex;
 use crate::store::segment::Segments;
@@ -357,6 +357,41 @@ pub(crate) fn new_owner(me: Me) -> u64 {
 }
 
 impl Shared {
+    /// Before the record of dead producer `rec` is taken over: its
+    /// announcement is how consumers know that the position it claimed
+    /// will never be written, and the new owner clears it. A single
+    /// position still unwritten is aborted here, as a consumer would (and
+    /// counted). A batch's range with a position still unwritten returns
+    /// false: which of those positions were the batch's is not announced,
+    /// so the record is left for the consumers, which abort them as they
+    /// reach them.
+    pub(crate) fn settle_dead_announcement(&self, rec: usize) -> bool {
+        let announced = self.producer_records()[rec]
+            .announce
+            .load(Ordering::Acquire);
+        if announced == 0 {
+            return true;
+        }
+        let ring = self.ring();
+        // Acquire: pairs with the claimer's AcqRel CAS of tail.
+        let tail = crate::protocol::spill::ring_tail(ring.ctl.tail.load(Ordering::Acquire));
+        let start = (announced & !RANGE).wrapping_sub(1);
+        if announced & RANGE != 0 {
+            let end = tail.min(start.saturating_add(self.geo.slots));
+            return !(start..end).any(|pos| ring.unwritten(pos, tail));
+        }
+        if ring.abort_unwritten(start, tail) {
+            self.header()
+                .counters
+                .aborted
+                .fetch_add(1, Ordering::Relaxed);
+            if ring.notify_data() {
+                self.repair_sleepers();
+            }
+        }
+        true
+    }
+
     /// Whether a live producer's announcement says it may still be
     /// writing the slot of `pos` for an older position (a stalled writer
     /// whose position a consumer aborted): the scanning half of the

@@ -61,6 +61,13 @@ fn is_for(word: u64, pos: u64) -> bool {
     state_of(word) != EMPTY && pos_of(word) == pos
 }
 
+/// Whether `word` is an older lap's than `pos` (or the slot was never
+/// used): `pos` has been neither committed nor aborted.
+#[inline(always)]
+fn older_lap(word: u64, pos: u64) -> bool {
+    state_of(word) == EMPTY || pos_of(word) < pos
+}
+
 /// Flag of an announcement word for a batch: the producer announces the
 /// batch's first position once and may be writing the slot of any
 /// position from there to one ring later (a batch is never longer than
@@ -368,6 +375,34 @@ impl<S: SlotStates> Ring<'_, S> {
             Ok(_) => true,
             Err(now) => is_for(now, pos) && state_of(now) == ABORTED,
         }
+    }
+
+    /// Aborts position `pos` for a claimer known to be dead, if the
+    /// position is claimed (`pos < tail`, the ring's tail less any spill
+    /// flag) and still unwritten (its slot's word is an older lap's).
+    /// Returns true if this call aborted it.
+    pub(crate) fn abort_unwritten(&self, pos: u64, tail: u64) -> bool {
+        // Acquire: as in `peek`; a committed or aborted word is left alone.
+        let word = self.slots.state(pos).load(Ordering::Acquire);
+        if pos >= tail || !older_lap(word, pos) {
+            return false;
+        }
+        // SeqCst: as in `abort`.
+        self.slots
+            .state(pos)
+            .compare_exchange(
+                word,
+                encode(pos, ABORTED),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
+    /// Whether claimed position `pos` (`pos < tail`) is still unwritten:
+    /// neither committed nor aborted.
+    pub(crate) fn unwritten(&self, pos: u64, tail: u64) -> bool {
+        pos < tail && older_lap(self.slots.state(pos).load(Ordering::Acquire), pos)
     }
 
     /// Wakes consumers asleep on `data`, if any. Call after `commit`.

@@ -4,6 +4,8 @@
 //! shmq-worker produce DIR QUEUE ID COUNT SIZE     publish COUNT messages
 //! shmq-worker consume DIR QUEUE GROUP COUNT SECS  receive COUNT, check order
 //! shmq-worker hold-claim DIR QUEUE                reserve a slot, never commit
+//! shmq-worker publish-batch DIR QUEUE COUNT       one publish_batch of COUNT
+//!                                                 messages; print `published FIRST`
 //! shmq-worker open DIR QUEUE                      open and print the stats
 //! shmq-worker work DIR QUEUE GROUP                ack=manual: print `got SEQ ATTEMPT`
 //!                                                 per delivery, then ack (nack a
@@ -90,6 +92,14 @@ fn main() {
                 }
             }
             println!("done");
+        }
+        "publish-batch" => {
+            let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
+            let mut p = q.producer().unwrap_or_else(|e| fail(e));
+            let count: u64 = a(3).parse().unwrap();
+            let batch: Vec<Vec<u8>> = (0..count).map(|i| encode(0, i, 16)).collect();
+            let first = p.publish_batch(&batch).unwrap_or_else(|e| fail(e));
+            println!("published {first}");
         }
         "publish-quiet" => {
             let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
