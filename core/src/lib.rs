@@ -35,12 +35,11 @@
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 
 // The layers, bottom to top: os; sync and error; layout; options and
-// envelope; protocol; store; mapped; api (rustfmt lists them
+// record; protocol; store; mapped; api (rustfmt lists them
 // alphabetically below). A module imports only from its own layer or the
 // ones beneath it (docs/design.md; checked by core/tests/layers.rs).
 #[cfg(not(loom))]
 mod api; // Queue, Producer, Consumer, Delivery, DeadLetters
-mod envelope; // a message's ordering key and headers, in its slot
 mod error;
 mod layout; // every byte of the queue file
 #[cfg(not(loom))]
@@ -48,6 +47,7 @@ mod mapped; // one mapped queue and the services that run on it
 mod options; // the vocabulary: what a user asks for
 mod os; // the kernel and the CPU: files, mapping, futex, processes, clocks
 mod protocol; // the lock-free protocols, on any memory (loom-checked)
+mod record; // a message in its slot: header, envelope (ordering key, headers), payload
 #[cfg(not(loom))]
 mod store; // segment files on disk
 mod sync; // the one switch between std and loom atomics
@@ -77,7 +77,6 @@ pub use api::readiness::{Arm, Readiness};
 #[cfg(all(not(loom), feature = "tokio"))]
 pub use api::tokio::ReceiveAsync;
 
-pub use envelope::{HeaderIter, Headers, MAX_HEADER_NAME, MAX_HEADERS, MAX_ORDERING_KEY};
 pub use error::{Error, Result};
 pub use layout::MAX_GROUP_NAME;
 #[cfg(not(loom))]
@@ -87,6 +86,7 @@ pub use options::{
     default_dir,
 };
 pub use protocol::group::GroupInfo;
+pub use record::envelope::{HeaderIter, Headers, MAX_HEADER_NAME, MAX_HEADERS, MAX_ORDERING_KEY};
 /// The zerocopy crate this shmq is built with, for
 /// [`Producer::publish_value`] and [`Message::value`]: derive its traits
 /// with `#[zerocopy(crate = "shmq::zerocopy")]` and no dependency of your

@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::envelope::Headers;
 use crate::error::{Error, Result};
 use crate::layout::MAX_GROUP_NAME;
+use crate::record::envelope::Headers;
 
 /// What a publish does when the ring is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

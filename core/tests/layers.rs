@@ -15,7 +15,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("error", 1),
     ("layout", 2),
     ("options", 3),
-    ("envelope", 3),
+    ("record", 3),
     ("protocol", 4),
     ("store", 5),
     ("mapped", 6),

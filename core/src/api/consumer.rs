@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 use zerocopy::{FromBytes, Immutable, KnownLayout};
 
 use crate::api::readiness::{Arm, For, Readiness};
-use crate::envelope::{ENVELOPED, Envelope, HeaderIter, Target};
 use crate::error::{Error, Result};
-use crate::layout::{GroupRecord, SLOT_HEADER_SIZE, SlotHeader};
+use crate::layout::GroupRecord;
 use crate::mapped::dead_letters::{self as dlq, Entry, Reason};
 use crate::mapped::journal::{JournalReader, JournalRecord};
 use crate::mapped::seek::resolve_seek;
@@ -22,6 +21,8 @@ use crate::protocol::lanes::Keyed;
 use crate::protocol::lease::{Held, Leases, Now, Reclaimed, Word};
 use crate::protocol::registry::Registry;
 use crate::protocol::ring::{Peek, Ring, announces, sleep_unless};
+use crate::record::envelope::{Envelope, HeaderIter, Target};
+use crate::record::read::{self, Body};
 use crate::sync::Ordering;
 
 /// Longest single sleep of a waiting consumer, so it notices stuck
@@ -169,12 +170,9 @@ impl std::fmt::Debug for Consumer {
 /// its metadata.
 pub struct Message<'a> {
     seq: u64,
-    /// The payload (after the envelope, if any).
-    ptr: *const u8,
-    /// The payload's bytes (low 32 bits) and the envelope's before it
-    /// (high 32 bits; 0: none), packed so that a `Message` stays as small
-    /// as it was before envelopes.
-    len: usize,
+    /// Where its body lies: in a committed slot, a journal record or a
+    /// dead-letter entry, held still while `'a` lasts.
+    body: Body,
     timestamp_ns: u64,
     type_id: u32,
     correlation_id: u64,
@@ -186,78 +184,36 @@ impl std::fmt::Debug for Message<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Message")
             .field("seq", &self.seq)
-            .field("len", &self.payload_len())
+            .field("len", &self.body.payload_len())
             .field("type_id", &self.type_id)
             .field("correlation_id", &self.correlation_id)
             .finish()
     }
 }
 
-/// Packs a message body's location into a [`Message`]'s `ptr` and `len`:
-/// past its envelope, if it has one (checked: `Corrupt` if garbled).
-///
-/// # Safety
-/// `ptr .. ptr + body_len` is readable for as long as the message lives.
-unsafe fn body_parts(
-    ptr: *const u8,
-    body_len: usize,
-    enveloped: bool,
-) -> std::result::Result<(*const u8, usize), &'static str> {
-    if !enveloped {
-        return Ok((ptr, body_len));
-    }
-    // SAFETY: per the contract.
-    let body = unsafe { std::slice::from_raw_parts(ptr, body_len) };
-    let env = Envelope::parse(body)?;
-    // SAFETY: `env.size <= body_len` (checked by `parse`).
-    Ok((
-        unsafe { ptr.add(env.size) },
-        (env.size << 32) | (body_len - env.size),
-    ))
-}
-
 impl<'m> Message<'m> {
-    #[inline(always)]
-    fn payload_len(&self) -> usize {
-        self.len & 0xffff_ffff
-    }
-    /// Bytes of the envelope in front of the payload (0: none).
-    #[inline(always)]
-    fn envelope_len(&self) -> usize {
-        self.len >> 32
-    }
     /// The whole body (envelope and payload), as stored.
     pub(crate) fn body(&self) -> (&[u8], bool) {
-        let env = self.envelope_len();
-        // SAFETY: the envelope lies right before the payload in the same
-        // slot or entry (`body_parts`), borrowed as long as the payload.
-        let body =
-            unsafe { std::slice::from_raw_parts(self.ptr.sub(env), env + self.payload_len()) };
-        (body, env != 0)
-    }
-    fn envelope(&self) -> Option<Envelope<'_>> {
-        match self.body() {
-            (body, true) => Envelope::parse(body).ok(),
-            _ => None,
-        }
+        self.body.stored()
     }
     /// The payload, in place in shared memory.
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        // SAFETY: `ptr .. ptr + len` is the payload of a committed slot
-        // inside the mapping (len checked against slot_size); the slot is
-        // not reused while the group's committed cursor is at or below its
-        // seq, which holds until the delivery or batch borrowing it ends.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.payload_len()) }
+        // The body is a committed slot's (or an entry's or record's, held
+        // still) and not reused while the group's committed cursor is at
+        // or below its seq, which holds until the delivery or batch
+        // borrowing it ends.
+        self.body.payload()
     }
     /// The ordering key it was published with ([`Meta::ordering_key`](crate::Meta::ordering_key)), in place.
     pub fn ordering_key(&self) -> Option<&[u8]> {
-        self.envelope().and_then(|e| e.key)
+        self.body.envelope().and_then(|e| e.key)
     }
     /// Its headers, in the order they were published, in place
     /// ([`Meta::header`](crate::Meta::header)).
     pub fn headers(&self) -> HeaderIter<'_> {
-        self.envelope()
+        self.body
+            .envelope()
             .map_or_else(HeaderIter::empty, |e| HeaderIter::of(&e))
     }
     /// The value of its first header called `name`.
@@ -268,7 +224,7 @@ impl<'m> Message<'m> {
     /// offers `T`'s alignment (payloads are 8-byte aligned).
     pub fn value<T: FromBytes + KnownLayout + Immutable>(&self) -> Result<&T> {
         T::ref_from_bytes(self.payload()).map_err(|_| Error::WrongType {
-            len: self.payload_len(),
+            len: self.body.payload_len(),
             type_name: std::any::type_name::<T>(),
             size: std::mem::size_of::<T>(),
             align: std::mem::align_of::<T>(),
@@ -1467,7 +1423,11 @@ impl Consumer {
             let r = self.replay.as_mut().expect("replaying");
             match r.find(self.next, &hdr.journal)? {
                 Some(rec) if rec.seq < head => {
-                    if !self.is_for_another_group(rec.ptr, rec.len, rec.enveloped) {
+                    // SAFETY: the record's bytes stay mapped while the
+                    // reader holds its segment (until its next read).
+                    if !unsafe { rec.enveloped_body() }
+                        .is_some_and(|b| self.targets_another_group(b))
+                    {
                         return Ok(Some(Got::Journal(rec)));
                     }
                     // A dead letter redriven for another group: passed by.
@@ -1574,17 +1534,14 @@ impl Consumer {
     /// it is a dead letter redriven for another group.
     #[inline(always)]
     fn route_of(&self, pos: u64) -> Route {
-        let slot = self.ring().slots.slot(pos);
-        // SAFETY: the slot is inside the mapping and committed (the caller
-        // peeked Ready, an Acquire load); nobody rewrites it while our
-        // group's committed cursor is at or below `pos`.
-        let word = unsafe { std::ptr::addr_of!((*(slot as *const SlotHeader)).len).read() };
-        if word & ENVELOPED == 0 {
+        // SAFETY: the slot is committed (the caller peeked Ready, an
+        // Acquire load); nobody rewrites it while our group's committed
+        // cursor is at or below `pos`.
+        let Some(body) =
+            (unsafe { read::enveloped_body(self.ring().slots.slot(pos), self.slot_size) })
+        else {
             return Route::Unkeyed;
-        }
-        let len = ((word & !ENVELOPED) as usize).min(self.slot_size);
-        // SAFETY: as above; `len <= slot_size` bytes of body in the slot.
-        let body = unsafe { std::slice::from_raw_parts(slot.add(SLOT_HEADER_SIZE as usize), len) };
+        };
         match Envelope::parse(body) {
             Ok(env) if env.target.is_some_and(|t| !self.is_us(t)) => Route::Elsewhere,
             Ok(Envelope {
@@ -1601,30 +1558,16 @@ impl Consumer {
     /// by). One flag test for a message without an envelope.
     #[inline(always)]
     fn for_another_group(&self, pos: u64) -> bool {
-        let slot = self.ring().slots.slot(pos);
         // SAFETY: as in `route_of`.
-        let word = unsafe { std::ptr::addr_of!((*(slot as *const SlotHeader)).len).read() };
-        if word & ENVELOPED == 0 {
-            return false;
-        }
-        let len = ((word & !ENVELOPED) as usize).min(self.slot_size);
-        // SAFETY: the body follows the header in the slot, `len <=
-        // slot_size` bytes of it.
-        self.is_for_another_group(unsafe { slot.add(SLOT_HEADER_SIZE as usize) }, len, true)
+        unsafe { read::enveloped_body(self.ring().slots.slot(pos), self.slot_size) }
+            .is_some_and(|b| self.targets_another_group(b))
     }
 
-    /// [`for_another_group`](Self::for_another_group) of a stored body
-    /// (`len` bytes at `body`, in the slot or a journal record).
+    /// Whether a stored body's envelope names another group as its redrive
+    /// target.
     #[cold]
     #[inline(never)]
-    fn is_for_another_group(&self, body: *const u8, len: usize, enveloped: bool) -> bool {
-        if !enveloped {
-            return false;
-        }
-        // SAFETY: the callers pass a body of `len` readable bytes that
-        // hold still while we look (a committed slot our group has not
-        // passed, or the journal record the reader holds).
-        let body = unsafe { std::slice::from_raw_parts(body, len) };
+    fn targets_another_group(&self, body: &[u8]) -> bool {
         matches!(Envelope::parse(body), Ok(env) if env.target.is_some_and(|t| !self.is_us(t)))
     }
 
@@ -1848,46 +1791,27 @@ impl Consumer {
     /// Reads the message at committed position `pos`, checking its length.
     #[inline(always)]
     fn read(&self, pos: u64) -> Result<Message<'_>> {
-        let slot = self.ring().slots.slot(pos);
-        // SAFETY: the slot is inside the mapping and COMMITTED (the caller
-        // saw it with an Acquire load, which pairs with the commit's
-        // Release), so its header is complete and nobody writes it while
-        // our group's committed cursor is at or below `pos`.
-        let (word, timestamp_ns, type_id, correlation_id) = unsafe {
-            let hdr = slot as *const SlotHeader;
-            (
-                std::ptr::addr_of!((*hdr).len).read(),
-                std::ptr::addr_of!((*hdr).timestamp_ns).read(),
-                std::ptr::addr_of!((*hdr).type_id).read(),
-                std::ptr::addr_of!((*hdr).correlation_id).read(),
-            )
-        };
-        let len = (word & !ENVELOPED) as usize;
-        if len > self.slot_size {
-            return Err(Error::corrupt(
-                &self.shared.path,
-                format!(
-                    "message {pos} claims {len} bytes in slots of {}",
-                    self.slot_size
-                ),
-            ));
-        }
-        // SAFETY: the body follows the 32-byte header in the slot.
-        let body = unsafe { slot.add(SLOT_HEADER_SIZE as usize) };
-        let (ptr, len) = if word & ENVELOPED == 0 {
-            (body as *const u8, len)
-        } else {
-            // SAFETY: `len <= slot_size`: the body lies inside the slot.
-            unsafe { body_parts(body, len, true) }
-                .map_err(|e| Error::corrupt(&self.shared.path, format!("message {pos}: {e}")))?
-        };
+        // SAFETY: the slot is COMMITTED (the caller saw it with an Acquire
+        // load, which pairs with the commit's Release), and nobody writes
+        // it while our group's committed cursor is at or below `pos`.
+        let m = unsafe { read::read_slot(self.ring().slots.slot(pos), self.slot_size) }.map_err(
+            |e| {
+                let why = match e {
+                    read::Garbled::TooLong(len) => format!(
+                        "message {pos} claims {len} bytes in slots of {}",
+                        self.slot_size
+                    ),
+                    read::Garbled::Envelope(e) => format!("message {pos}: {e}"),
+                };
+                Error::corrupt(&self.shared.path, why)
+            },
+        )?;
         Ok(Message {
             seq: pos,
-            ptr,
-            len,
-            timestamp_ns,
-            type_id,
-            correlation_id,
+            body: m.body,
+            timestamp_ns: m.timestamp_ns,
+            type_id: m.type_id,
+            correlation_id: m.correlation_id,
             attempt: 1,
             _borrow: PhantomData,
         })
@@ -1951,7 +1875,7 @@ impl Consumer {
     fn deliver_journal(&mut self, rec: JournalRecord) -> Result<Delivery<'_>> {
         // SAFETY: the record's bytes stay mapped while the reader holds
         // its segment (until the next read, after this delivery ends).
-        let (ptr, len) = match unsafe { body_parts(rec.ptr, rec.len, rec.enveloped) } {
+        let body = match unsafe { Body::new(rec.ptr, rec.len, rec.enveloped) } {
             Ok(p) => p,
             Err(e) => {
                 // A garbled record is passed, as a garbled slot is.
@@ -1962,8 +1886,7 @@ impl Consumer {
         };
         let msg = Message {
             seq: rec.seq,
-            ptr,
-            len,
+            body,
             timestamp_ns: rec.timestamp_ns,
             type_id: rec.type_id,
             correlation_id: rec.correlation_id,
@@ -2013,7 +1936,7 @@ impl Consumer {
         };
         // SAFETY: the entry's `len <= slot_size` body bytes are inside
         // the mapping, and ours (DELIVERING) until the delivery ends.
-        let (ptr, len) = match unsafe { body_parts(raw.payload, raw.len, raw.enveloped) } {
+        let body = match unsafe { Body::new(raw.payload, raw.len, raw.enveloped) } {
             Ok(p) => p,
             Err(e) => {
                 self.end_redriven(entry, false, true);
@@ -2023,8 +1946,7 @@ impl Consumer {
         };
         let msg = Message {
             seq: raw.seq,
-            ptr,
-            len,
+            body,
             timestamp_ns: raw.timestamp_ns,
             type_id: raw.type_id,
             correlation_id: raw.correlation_id,

@@ -5,17 +5,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::api::producer::Producer;
-use crate::envelope::{self, HeaderIter, Target};
 use crate::error::{Error, Result};
 use crate::mapped::Shared;
 use crate::mapped::dead_letters::{
-    DeadLetter, Entry, Raw, Reason, append, header, overflow, read, state,
+    DeadLetter, Entry, Raw, Reason, append, count_redrive, overflow, read, state,
 };
 use crate::options::Meta;
 use crate::protocol::group::load_group_name;
 use crate::protocol::tables::dead_letter::{
     DELIVERING, FREE, READY, REDRIVE, WRITING, deliverer, state_of, word, writer,
 };
+use crate::record::envelope::{self, HeaderIter, Target};
 use crate::sync::Ordering;
 
 /// The dead-letter queue of a queue: `queue.dlq()`.
@@ -60,13 +60,9 @@ impl DeadLetters {
                 continue;
             }
             let raw = read(shared, i)?;
-            let mut payload = vec![0u8; raw.len];
-            // SAFETY: `raw.len <= slot_size` (checked by `read`), inside
-            // the entry; a concurrent rewrite is detected below and the
-            // copy discarded.
-            unsafe {
-                std::ptr::copy_nonoverlapping(raw.payload, payload.as_mut_ptr(), raw.len);
-            }
+            // A concurrent rewrite is detected below and the copy
+            // discarded.
+            let payload = raw.copy_stored();
             // Acquire fence + reload: the entry did not change while we
             // copied it (a purge + append in between changes the order).
             std::sync::atomic::fence(Ordering::Acquire);
@@ -364,14 +360,11 @@ impl DeadLetters {
             {
                 continue;
             }
-            // SAFETY: entry `i` is ours (WRITING by us) until we store
-            // REDRIVE; its header is inside the mapping.
             // The history stays (attempts, reason); the redrive is counted
             // and the deliveries since it start again.
-            unsafe {
-                let r = std::ptr::addr_of_mut!((*header(shared, i)).redrive);
-                r.write((r.read() & 0xffff).saturating_add(1).min(0xffff));
-            }
+            // SAFETY: entry `i` is ours (WRITING by us) until we store
+            // REDRIVE.
+            unsafe { count_redrive(shared, i) };
             rec.redrive.fetch_add(1, Ordering::AcqRel);
             // Release: the reset count is seen by whoever takes it.
             st.store(word(REDRIVE, raw.group as u64), Ordering::Release);
@@ -462,10 +455,9 @@ const YEAR: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600
 /// Whether dead letter `raw` has an ordering key (so goes back through
 /// the ring, to the end of its key).
 fn keyed(raw: &Raw) -> bool {
-    // SAFETY: `raw.len <= slot_size` (checked by `read`): the body is
-    // inside the entry. Its bytes are only trusted once we own the entry
+    // SAFETY: its bytes are only trusted once we own the entry
     // (`Rerouter::publish` reads it again); here they only choose the path.
-    let body = unsafe { std::slice::from_raw_parts(raw.payload, raw.len) };
+    let body = unsafe { raw.stored() };
     matches!(envelope::split(body, true), Ok((Some(e), _)) if e.key.is_some())
 }
 
@@ -523,9 +515,9 @@ impl Rerouter {
     fn publish(&mut self, shared: &Arc<Shared>, i: usize) -> Result<()> {
         // Read again now that it is ours.
         let raw = read(shared, i)?;
-        // SAFETY: as in `reroute`; the entry is ours (DELIVERING by us)
-        // until we store its next state, so the bytes hold still.
-        let body = unsafe { std::slice::from_raw_parts(raw.payload, raw.len) };
+        // SAFETY: the entry is ours (DELIVERING by us) until we store its
+        // next state, so the bytes hold still.
+        let body = unsafe { raw.stored() };
         let (Some(env), payload) = envelope::split(body, raw.enveloped)
             .map_err(|e| Error::corrupt(&shared.path, format!("dead letter {i}: {e}")))?
         else {

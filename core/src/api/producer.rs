@@ -8,17 +8,19 @@ use zerocopy::{Immutable, IntoBytes};
 
 use crate::api::cache_hints::CacheHints;
 use crate::api::readiness::{Arm, For, Readiness};
-use crate::envelope::{self, Plan};
 use crate::error::{Error, Result};
-use crate::layout::{SLOT_HEADER_SIZE, SlotHeader};
 use crate::mapped::dedup;
-use crate::mapped::{MappedSlots, Shared, new_owner, write_slot, write_slot_enveloped};
+use crate::mapped::{MappedSlots, Shared, new_owner};
 use crate::options::{Meta, Overflow};
 use crate::os;
 use crate::protocol::group::owner_pid;
 use crate::protocol::registry::take_record;
 use crate::protocol::ring::{Begin, Claim, Ring, sleep_unless};
 use crate::protocol::spill::Record;
+use crate::record::envelope::{self, Plan};
+use crate::record::write::{
+    payload_area, payload_view, write_header, write_slot, write_slot_enveloped,
+};
 use crate::sync::Ordering;
 
 /// Longest single sleep of a blocked publisher, so it notices new groups,
@@ -1041,15 +1043,16 @@ impl Reservation<'_> {
             ));
         }
         self.done = true;
-        // SAFETY: the slot is ours until commit; the header fields are in
-        // bounds; `len <= slot_size` was checked at reserve.
+        // SAFETY: the slot is ours (begun) until commit; `len <=
+        // slot_size` was checked at reserve.
         unsafe {
-            let hdr = self.slot as *mut SlotHeader;
-            std::ptr::addr_of_mut!((*hdr).timestamp_ns).write(self.producer.clock.now_ns());
-            std::ptr::addr_of_mut!((*hdr).correlation_id).write(self.meta.correlation_id);
-            std::ptr::addr_of_mut!((*hdr).len).write(self.len as u32);
-            std::ptr::addr_of_mut!((*hdr).type_id).write(self.meta.type_id);
-        }
+            write_header(
+                self.slot,
+                self.len,
+                &self.meta,
+                self.producer.clock.now_ns(),
+            )
+        };
         let ring = self.producer.ring();
         if ring
             .commit(self.pos, self.seen, self.producer.announce())
@@ -1066,17 +1069,16 @@ impl std::ops::Deref for Reservation<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         // SAFETY: the payload area of a slot we began: nobody else
-        // accesses it until we commit or abort, and `len <= slot_size`.
-        unsafe { std::slice::from_raw_parts(self.slot.add(SLOT_HEADER_SIZE as usize), self.len) }
+        // accesses it until we commit or abort, and `len <= slot_size`;
+        // `&self` rules out a `&mut` view meanwhile.
+        unsafe { payload_view(self.slot, self.len) }
     }
 }
 
 impl std::ops::DerefMut for Reservation<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as for `deref`; `&mut self` makes this the only view.
-        unsafe {
-            std::slice::from_raw_parts_mut(self.slot.add(SLOT_HEADER_SIZE as usize), self.len)
-        }
+        unsafe { payload_area(self.slot, self.len) }
     }
 }
 

@@ -9,7 +9,6 @@ use std::time::Duration;
 use crate::api::consumer::Consumer;
 use crate::api::dlq::DeadLetters;
 use crate::api::producer::Producer;
-use crate::envelope;
 use crate::error::{Error, Result};
 use crate::layout::Geometry;
 use crate::layout::{
@@ -25,6 +24,7 @@ use crate::protocol::group::{GroupInfo, owner_pid};
 use crate::protocol::lock::Me;
 use crate::protocol::registry::Registry;
 use crate::protocol::ring::Peek;
+use crate::record::envelope;
 use crate::store::segment::{MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, RECORD_HEADER_SIZE, Segments};
 use crate::store::{access, owner};
 use crate::sync::Ordering;
@@ -790,10 +790,9 @@ impl Queue {
                 while out.len() < count && pos < head {
                     match r.find(pos, &shared.header().journal)? {
                         Some(rec) if rec.seq < head => {
-                            // SAFETY: `find` checked the record's length
-                            // against the segment; `ptr .. ptr + len` is in
-                            // the reader's mapping, which lives until `r`.
-                            let body = unsafe { std::slice::from_raw_parts(rec.ptr, rec.len) };
+                            // SAFETY: the reader `r` holds the record's
+                            // segment until its next read.
+                            let body = unsafe { rec.stored() };
                             let o = envelope::owned(body, rec.enveloped);
                             out.push(Peeked {
                                 seq: rec.seq,

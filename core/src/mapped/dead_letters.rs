@@ -19,12 +19,12 @@
 //! its group only after its entry is READY, so a crash in between leaves it
 //! leased (and redelivered), never lost.
 
-use crate::envelope::{ENVELOPED, owned};
 use crate::error::{Error, Result};
 use crate::layout::{DEAD_LETTER_HEADER_SIZE, DeadLetterHeader};
 use crate::mapped::Shared;
 use crate::os;
 use crate::protocol::group::load_group_name;
+use crate::record::envelope::{ENVELOPED, owned};
 use crate::sync::{AtomicU64, Ordering};
 
 use crate::protocol::tables::claim_dead_letter;
@@ -258,6 +258,44 @@ pub(crate) struct Raw {
     pub order: u64,
     pub group_created_ns: u64,
     pub payload: *const u8,
+}
+
+impl Raw {
+    /// Its stored body (envelope and payload).
+    ///
+    /// # Safety
+    /// The entry's bytes hold still while the slice lives: the caller owns
+    /// the entry (its state word says so), or only chooses a path by the
+    /// bytes and trusts them again once it owns it.
+    pub(crate) unsafe fn stored<'a>(&self) -> &'a [u8] {
+        // SAFETY: `len <= slot_size` (checked by `read`): inside the entry;
+        // held still per the contract.
+        unsafe { std::slice::from_raw_parts(self.payload, self.len) }
+    }
+
+    /// A copy of its stored body, taken without owning the entry: the
+    /// caller re-checks the entry's state and order afterwards and
+    /// discards the copy if it changed (seqlock-style).
+    pub(crate) fn copy_stored(&self) -> Vec<u8> {
+        let mut body = vec![0u8; self.len];
+        // SAFETY: `len <= slot_size` (checked by `read`): inside the
+        // entry; a concurrent rewrite is detected by the caller.
+        unsafe { std::ptr::copy_nonoverlapping(self.payload, body.as_mut_ptr(), self.len) };
+        body
+    }
+}
+
+/// Restarts entry `i`'s count of deliveries since its last redrive and
+/// counts one more redrive (saturating at 0xffff), keeping its history.
+///
+/// # Safety
+/// Entry `i` is ours (WRITING by us): nobody else writes its header.
+pub(crate) unsafe fn count_redrive(shared: &Shared, i: usize) {
+    // SAFETY: per the contract; the header is inside the mapping.
+    unsafe {
+        let r = std::ptr::addr_of_mut!((*header(shared, i)).redrive);
+        r.write((r.read() & 0xffff).saturating_add(1).min(0xffff));
+    }
 }
 
 /// Reads entry `i`'s header (the caller saw its state with Acquire). The

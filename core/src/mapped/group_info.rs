@@ -3,13 +3,13 @@
 //! wherever that message is — in the journal (a group replaying), the ring,
 //! or the spill (`Queue::groups`, `shmq stat`/`top`, the exporter).
 
-use crate::envelope;
-use crate::layout::SlotHeader;
 use crate::mapped::Shared;
 use crate::os;
 use crate::protocol::group::{GroupInfo, load_group_name, owner_pid};
 use crate::protocol::registry::Registry;
 use crate::protocol::ring::Peek;
+use crate::record::envelope;
+use crate::record::read;
 use crate::sync::Ordering;
 
 impl Shared {
@@ -45,17 +45,9 @@ impl Shared {
                         .take(64)
                         .find(|&p| ring.peek(p) == Peek::Ready)
                         .map(|p| {
-                            // SAFETY: inside the mapping; a plain u64 (any
-                            // bit pattern is a value); at worst a stale
-                            // reading if the slot is being reused right now.
-                            let ts = unsafe {
-                                std::ptr::read_volatile(
-                                    ring.slots
-                                        .slot(p)
-                                        .add(std::mem::offset_of!(SlotHeader, timestamp_ns))
-                                        as *const u64,
-                                )
-                            };
+                            // SAFETY: a slot of the mapping (at worst a
+                            // stale reading if it is being reused now).
+                            let ts = unsafe { read::timestamp_now(ring.slots.slot(p)) };
                             (ts, ordering_key_at(self, p))
                         })
                         .or_else(|| {
@@ -115,23 +107,7 @@ impl Shared {
 /// copy is checked before it is parsed).
 fn ordering_key_at(this: &Shared, p: u64) -> Option<Vec<u8>> {
     let slot = this.ring().slots.slot(p);
-    // SAFETY: inside the mapping; a plain u32 (any bit pattern is a value).
-    let word = unsafe {
-        std::ptr::read_volatile(slot.add(std::mem::offset_of!(SlotHeader, len)) as *const u32)
-    };
-    if word & crate::envelope::ENVELOPED == 0 {
-        return None;
-    }
-    let len = ((word & !crate::envelope::ENVELOPED) as u64).min(this.geo.slot_size) as usize;
-    let mut body = vec![0u8; len];
-    // SAFETY: `len <= slot_size` bytes of body follow the header inside
-    // the slot; copied into our own buffer.
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            slot.add(crate::layout::SLOT_HEADER_SIZE as usize),
-            body.as_mut_ptr(),
-            len,
-        );
-    }
+    // SAFETY: a slot of the mapping, of `slot_size` bytes of body.
+    let body = unsafe { read::copy_enveloped_body(slot, this.geo.slot_size as usize) }?;
     envelope::owned(&body, true).ordering_key
 }

@@ -236,7 +236,7 @@ impl Shared {
         // `ptr .. ptr + len` is in the reader's mapping, which lives until
         // `r` is dropped, after the key was copied out.
         let body = unsafe { std::slice::from_raw_parts(rec.ptr, rec.len) };
-        let key = crate::envelope::owned(body, rec.enveloped).ordering_key;
+        let key = crate::record::envelope::owned(body, rec.enveloped).ordering_key;
         Some((rec.timestamp_ns, key))
     }
 }
@@ -271,6 +271,30 @@ pub(crate) struct JournalRecord {
     pub len: usize,
     /// The body starts with an envelope.
     pub enveloped: bool,
+}
+
+impl JournalRecord {
+    /// Its stored body if it starts with an envelope (what routing looks
+    /// at); `None` for a plain message.
+    ///
+    /// # Safety
+    /// The reader that found it still holds its segment (until its next
+    /// read), for the slice's lifetime `'a`.
+    pub(crate) unsafe fn enveloped_body<'a>(&self) -> Option<&'a [u8]> {
+        // SAFETY: `find` checked `len` against the segment; per the
+        // contract the bytes stay mapped.
+        self.enveloped
+            .then(|| unsafe { std::slice::from_raw_parts(self.ptr, self.len) })
+    }
+
+    /// Its stored body, envelope unparsed.
+    ///
+    /// # Safety
+    /// As [`enveloped_body`](Self::enveloped_body).
+    pub(crate) unsafe fn stored<'a>(&self) -> &'a [u8] {
+        // SAFETY: as in `enveloped_body`.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
 }
 
 impl JournalReader {

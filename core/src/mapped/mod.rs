@@ -15,13 +15,12 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU32 as StdAtomicU32;
 
-use crate::envelope::{ENVELOPED, Plan};
 use crate::error::Result;
 use crate::layout::{
     Config, ConsumerRecord, DedupEntry, Geometry, GroupRecord, Header, LANE_SIZE,
-    LEASE_RECORD_SIZE, LeaseRecord, ProducerRecord, SLOT_HEADER_SIZE, SlotHeader,
+    LEASE_RECORD_SIZE, LeaseRecord, ProducerRecord,
 };
-use crate::options::{Meta, Overflow, Start};
+use crate::options::{Overflow, Start};
 use crate::os;
 use crate::protocol::group::{Groups, owner_pid};
 use crate::protocol::lease::{Leases, Now};
@@ -29,6 +28,7 @@ use crate::protocol::lock::{AdminGuard, Me};
 use crate::protocol::ring::{RANGE, Ring, SlotStates, holds_slot};
 use crate::protocol::spill::Record;
 use crate::protocol::tables::DedupIndex;
+use crate::record::read;
 use crate::store::segment::Segments;
 use crate::sync::{AtomicU64, Ordering};
 
@@ -419,108 +419,19 @@ impl Shared {
     /// keeps its slot from being written again while the record lives:
     /// `head <= pos` holds (the admin lock, or a cursor at or below it).
     pub(crate) unsafe fn committed_record(&self, pos: u64) -> Option<Record<'_>> {
-        let slot = self.ring().slots.slot(pos);
-        // SAFETY: per the contract the slot is committed and not rewritten;
-        // its header lies inside the mapping.
-        let hdr = unsafe { std::ptr::read(slot as *const SlotHeader) };
-        let len = hdr.len & !ENVELOPED;
-        if len as u64 > self.geo.slot_size {
-            return None;
+        // SAFETY: per the contract the slot is committed and not rewritten
+        // while the record lives.
+        let m = unsafe {
+            read::stored_in_slot(self.ring().slots.slot(pos), self.geo.slot_size as usize)
         }
-        // SAFETY: as above; `len <= slot_size`, so the body lies inside
-        // the slot.
-        let payload = unsafe {
-            std::slice::from_raw_parts(slot.add(SLOT_HEADER_SIZE as usize), len as usize)
-        };
+        .ok()?;
         Some(Record {
             seq: pos,
-            timestamp_ns: hdr.timestamp_ns,
-            correlation_id: hdr.correlation_id,
-            type_id: hdr.type_id,
-            enveloped: hdr.len & ENVELOPED != 0,
-            payload,
+            timestamp_ns: m.timestamp_ns,
+            correlation_id: m.correlation_id,
+            type_id: m.type_id,
+            enveloped: m.enveloped,
+            payload: m.body,
         })
-    }
-}
-
-/// Payload bytes that share a slot's first cache line with its header.
-const FIRST_LINE_PAYLOAD: usize = 64 - SLOT_HEADER_SIZE as usize;
-const _: () = assert!(SLOT_HEADER_SIZE < 64);
-
-/// Writes a message into a slot.
-///
-/// The payload past the slot's first cache line goes first, then the
-/// header and the payload's head: the first line — the one a waiting
-/// consumer spins on, and the one the commit then writes — is written
-/// last, by stores that stay inside it. A single copy straddling the two
-/// lines made the two lines' ownership requests serial: on the Xeon VM in
-/// `BENCHMARKS.md`, 64 B one-way latency over 4096-slot rings went
-/// ~365 -> ~262 ns where the consumer does not read the payload (Python
-/// busy polling 0.56 -> ~0.4 µs), ~380 -> ~290 ns where it does.
-///
-/// # Safety
-/// `slot` points to a slot inside the mapping that the caller began
-/// ([`Ring::begin`]) and has not committed or aborted, and `payload.len() <= slot_size`.
-/// `enveloped`: `payload` is a whole body that starts with an envelope
-/// (from the spill).
-#[inline(always)]
-pub(crate) unsafe fn write_slot(
-    slot: *mut u8,
-    payload: &[u8],
-    enveloped: bool,
-    meta: &Meta,
-    ts: u64,
-) {
-    // Slots start on a cache line: the slots region is page-aligned and
-    // the stride a multiple of 64 (layout.rs).
-    debug_assert_eq!(slot as usize % 64, 0);
-    let head = payload.len().min(FIRST_LINE_PAYLOAD);
-    // SAFETY: per the contract, nobody else reads or writes this slot's
-    // header fields or payload until we commit, and they are in bounds
-    // (the header, then `payload.len()` bytes, within the slot's stride).
-    unsafe {
-        if payload.len() > head {
-            std::ptr::copy_nonoverlapping(
-                payload.as_ptr().add(head),
-                slot.add(SLOT_HEADER_SIZE as usize + head),
-                payload.len() - head,
-            );
-        }
-        let hdr = slot as *mut SlotHeader;
-        std::ptr::addr_of_mut!((*hdr).timestamp_ns).write(ts);
-        std::ptr::addr_of_mut!((*hdr).correlation_id).write(meta.correlation_id);
-        let flag = if enveloped { ENVELOPED } else { 0 };
-        std::ptr::addr_of_mut!((*hdr).len).write(payload.len() as u32 | flag);
-        std::ptr::addr_of_mut!((*hdr).type_id).write(meta.type_id);
-        std::ptr::copy_nonoverlapping(payload.as_ptr(), slot.add(SLOT_HEADER_SIZE as usize), head);
-    }
-}
-
-/// Writes a message with an envelope (`plan`, for `meta`'s ordering key
-/// and headers) into a slot: the envelope, the payload, then the header.
-/// Off the hot path, so written plainly.
-///
-/// # Safety
-/// As [`write_slot`], with `plan.size + payload.len() <= slot_size`.
-#[cold]
-pub(crate) unsafe fn write_slot_enveloped(
-    slot: *mut u8,
-    plan: &Plan<'_>,
-    payload: &[u8],
-    meta: &Meta,
-    ts: u64,
-) {
-    let body_len = plan.size + payload.len();
-    // SAFETY: per the contract the slot's body (`body_len <= slot_size`
-    // bytes after the header) is ours alone until the commit.
-    unsafe {
-        let body = std::slice::from_raw_parts_mut(slot.add(SLOT_HEADER_SIZE as usize), body_len);
-        plan.write(&mut body[..plan.size]);
-        body[plan.size..].copy_from_slice(payload);
-        let hdr = slot as *mut SlotHeader;
-        std::ptr::addr_of_mut!((*hdr).timestamp_ns).write(ts);
-        std::ptr::addr_of_mut!((*hdr).correlation_id).write(meta.correlation_id);
-        std::ptr::addr_of_mut!((*hdr).len).write(body_len as u32 | ENVELOPED);
-        std::ptr::addr_of_mut!((*hdr).type_id).write(meta.type_id);
     }
 }

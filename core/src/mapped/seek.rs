@@ -2,11 +2,11 @@
 //! journal (`mapped/journal.rs`) and then the ring for a time.
 
 use crate::error::Result;
-use crate::layout::SlotHeader;
 use crate::mapped::Shared;
 use crate::options::{Seek, Start};
 use crate::protocol::lock::AdminGuard;
 use crate::protocol::ring::Peek;
+use crate::record::read;
 use crate::sync::Ordering;
 
 /// Turns a [`Seek`] into a start position; `Time` scans the retained
@@ -33,14 +33,7 @@ pub(crate) fn resolve_seek(shared: &Shared, g: &AdminGuard<'_>, to: Seek) -> Res
                     // SAFETY: the slot is inside the mapping; it is
                     // committed and `head <= pos` cannot change while we
                     // hold the admin lock, so nobody rewrites it.
-                    let ts = unsafe {
-                        std::ptr::read(
-                            ring.slots
-                                .slot(pos)
-                                .add(std::mem::offset_of!(SlotHeader, timestamp_ns))
-                                as *const u64,
-                        )
-                    };
+                    let ts = unsafe { read::timestamp_now(ring.slots.slot(pos)) };
                     if ts >= t {
                         return Ok(Start::Seq(pos));
                     }

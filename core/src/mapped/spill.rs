@@ -3,10 +3,11 @@
 //! handles on its segment files: append, help, refill, recovery at open.
 
 use crate::error::Result;
-use crate::mapped::{Shared, write_slot};
+use crate::mapped::Shared;
 use crate::options::Meta;
 use crate::protocol::lock::AdminGuard;
 use crate::protocol::spill::{Log, Record, Refilled, append, refill, spilling};
+use crate::record::write::write_slot;
 use crate::store::segment::{Found, SEGMENT_HEADER_SIZE, Segments, parse_at, record_size};
 use crate::sync::Ordering;
 
@@ -147,7 +148,8 @@ impl Shared {
             let seg = segs.get(at.0).ok()?;
             match parse_at(seg.bytes(), at.1, max_len) {
                 Found::Message(rec, _) if rec.seq == want => {
-                    let key = crate::envelope::owned(rec.payload, rec.enveloped).ordering_key;
+                    let key =
+                        crate::record::envelope::owned(rec.payload, rec.enveloped).ordering_key;
                     return Some((rec.timestamp_ns, key));
                 }
                 Found::End(next) => at = (next, SEGMENT_HEADER_SIZE),
