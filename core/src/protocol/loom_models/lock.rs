@@ -1,0 +1,55 @@
+//! The admin lock (`protocol/lock.rs`): a dead holder taken over once.
+
+use loom::cell::UnsafeCell;
+use loom::sync::Arc;
+use loom::thread;
+
+use super::model;
+use crate::layout::AdminLock;
+use crate::protocol::lock::Me;
+use crate::sync::Ordering;
+
+#[test]
+fn loom_a_dead_holders_lock_is_taken_over_once() {
+    // The admin lock's holder (pid 9) died inside its critical section.
+    // Two waiters take it over at once (the non-waiting take-over that
+    // refills use): at most one holds it at a time, even when one reads
+    // the other's pid beside the dead holder's start time.
+    model("lock take-over", || {
+        let lock = Arc::new(AdminLock::new());
+        lock.holder.store(9, Ordering::Relaxed);
+        lock.holder_key.store(5, Ordering::Relaxed);
+        let cell = Arc::new(UnsafeCell::new(0u64));
+        // Start times: pid 1 → 11, pid 2 → 12; pid 9 is dead. A start of 0
+        // is "being written": only the pid is asked about.
+        let alive = |pid: u32, start: u64| pid != 9 && (start == 0 || start == 10 + pid as u64);
+        let takers: Vec<_> = [1u32, 2]
+            .into_iter()
+            .map(|pid| {
+                let (lock, cell) = (lock.clone(), cell.clone());
+                thread::spawn(move || {
+                    let me = Me {
+                        pid,
+                        key: 10 + pid as u64,
+                    };
+                    loop {
+                        if let Some(g) = lock.try_lock_or_take(me, alive) {
+                            // SAFETY (loom cell): loom reports a race if two
+                            // holders get here at once.
+                            cell.with_mut(|p| unsafe { *p += 1 });
+                            drop(g);
+                            return;
+                        }
+                        thread::yield_now();
+                    }
+                })
+            })
+            .collect();
+        for t in takers {
+            t.join().unwrap();
+        }
+        // SAFETY (loom cell): both takers are done.
+        assert_eq!(cell.with(|p| unsafe { *p }), 2);
+        assert_eq!(lock.holder.load(Ordering::Relaxed), 0);
+    });
+}

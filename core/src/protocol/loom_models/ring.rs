@@ -1,0 +1,376 @@
+//! The ring (`protocol/ring.rs`): claim and commit, capacity gating,
+//! abort against a late commit, the stalled writer's hold on its slot,
+//! and the sleep/wake-up of consumers and producers.
+
+use loom::sync::Arc;
+use loom::thread;
+
+use super::{ME, World, model, model_with};
+use crate::options::Start;
+use crate::protocol::group::commit_cursor;
+use crate::protocol::ring::{Begin, Claim, Peek, notify, sleep_unless};
+use crate::sync::{AtomicU64, Ordering};
+
+#[test]
+fn loom_claim_commit_two_producers() {
+    model("claim/commit", || {
+        let w = World::new(4, 1);
+        let producers: Vec<_> = (1..=2u64)
+            .map(|id| {
+                let w = w.clone();
+                thread::spawn(move || w.publish(id * 10, id as u32))
+            })
+            .collect();
+        let consumer = {
+            let w = w.clone();
+            thread::spawn(move || [w.read(0), w.read(1)])
+        };
+        let pos: Vec<u64> = producers.into_iter().map(|p| p.join().unwrap()).collect();
+        let got = consumer.join().unwrap();
+        // Each producer got its own position and the consumer saw each
+        // producer's value at that position.
+        assert_ne!(pos[0], pos[1]);
+        assert_eq!(got[pos[0] as usize], 10);
+        assert_eq!(got[pos[1] as usize], 20);
+    });
+}
+
+#[test]
+fn loom_capacity_gating() {
+    model("gating", || {
+        let w = World::new(2, 1);
+        {
+            let g = w.lock.lock(ME, |_, _| true);
+            w.groups().create(&g, "g", Start::Earliest, 0).unwrap();
+        }
+        let producer = {
+            let w = w.clone();
+            thread::spawn(move || {
+                for v in 0..3 {
+                    w.publish(v + 100, 2);
+                }
+            })
+        };
+        let consumer = {
+            let w = w.clone();
+            thread::spawn(move || {
+                for pos in 0..3 {
+                    // Reads the slot, then releases it; a producer that
+                    // reused it early would race with this read.
+                    assert_eq!(w.read(pos), pos + 100);
+                    commit_cursor(&w.groups[0].committed, pos + 1);
+                    w.ring().notify_space();
+                }
+            })
+        };
+        producer.join().unwrap();
+        consumer.join().unwrap();
+        assert_eq!(w.ctl.tail.load(Ordering::Relaxed), 3);
+    });
+}
+
+#[test]
+fn loom_wake_up_is_never_lost() {
+    // A consumer that finds nothing sleeps on `data`; the producer's
+    // notify must wake it. The loom futex ignores timeouts, so a lost
+    // wake-up is a deadlock that loom reports.
+    model("wake-up", || {
+        let w = World::new(2, 1);
+        let consumer = {
+            let w = w.clone();
+            thread::spawn(move || {
+                let ring = w.ring();
+                loop {
+                    if ring.peek(0) == Peek::Ready {
+                        break;
+                    }
+                    let ready = sleep_unless(
+                        &w.ctl.data,
+                        &w.sleepers.data,
+                        1,
+                        std::time::Duration::from_secs(1),
+                        || (ring.peek_sc(0) == Peek::Ready).then_some(()),
+                    );
+                    if ready.is_some() {
+                        break;
+                    }
+                }
+                // SAFETY (loom cell): committed.
+                w.cell(0).with(|p| unsafe { *p })
+            })
+        };
+        let producer = {
+            let w = w.clone();
+            thread::spawn(move || w.publish(7, 3))
+        };
+        producer.join().unwrap();
+        assert_eq!(consumer.join().unwrap(), 7);
+    });
+}
+
+#[test]
+fn loom_repairing_a_dead_sleeper_never_loses_a_live_ones_wake_up() {
+    // Slot 0 of the data sleepers holds a sleeper killed in its sleep (key
+    // 99, its bit still set). A repairer clears it while a live consumer
+    // (key 7) goes to sleep and a producer publishes: whichever slot the
+    // consumer takes, it is woken (a lost wake-up deadlocks the model),
+    // and at the end no bit and no slot is left.
+    model("sleeper repair", || {
+        let w = World::new(2, 1);
+        w.sleepers.data[0].store(99, Ordering::Relaxed);
+        w.ctl.data.waiters.store(1, Ordering::Relaxed);
+        let flag = Arc::new(AtomicU64::new(0));
+        let repairer = {
+            let w = w.clone();
+            thread::spawn(move || {
+                crate::protocol::ring::repair_sleepers(&w.ctl.data, &w.sleepers.data, |k| k != 99)
+            })
+        };
+        let sleeper = {
+            let (w, flag) = (w.clone(), flag.clone());
+            thread::spawn(move || {
+                while sleep_unless(
+                    &w.ctl.data,
+                    &w.sleepers.data,
+                    7,
+                    std::time::Duration::from_secs(1),
+                    || (flag.load(Ordering::SeqCst) == 1).then_some(()),
+                )
+                .is_none()
+                {}
+            })
+        };
+        flag.store(1, Ordering::SeqCst);
+        notify(&w.ctl.data, &w.ctl.data_armed, &w.bells.data);
+        sleeper.join().unwrap();
+        repairer.join().unwrap();
+        assert_eq!(w.ctl.data.waiters.load(Ordering::Relaxed), 0);
+        assert!(
+            w.sleepers
+                .data
+                .iter()
+                .all(|s| s.load(Ordering::Relaxed) == 0)
+        );
+    });
+}
+
+#[test]
+fn loom_space_wake_up_is_never_lost() {
+    // A producer waiting for room sleeps on `space`; the consumer's cursor
+    // store and notify must wake it.
+    model("space wake-up", || {
+        let w = World::new(2, 1);
+        w.groups[0].state.store(1, Ordering::Relaxed);
+        w.ctl.tail.store(2, Ordering::Relaxed);
+        let producer = {
+            let w = w.clone();
+            thread::spawn(move || {
+                loop {
+                    let room = || {
+                        let tail = w.ctl.tail.load(Ordering::SeqCst);
+                        let min = w.groups[0].committed.load(Ordering::SeqCst);
+                        (tail < min + 2).then_some(())
+                    };
+                    if room().is_some() {
+                        break;
+                    }
+                    if sleep_unless(
+                        &w.ctl.space,
+                        &w.sleepers.space,
+                        1,
+                        std::time::Duration::from_secs(1),
+                        room,
+                    )
+                    .is_some()
+                    {
+                        break;
+                    }
+                }
+            })
+        };
+        let consumer = {
+            let w = w.clone();
+            thread::spawn(move || {
+                commit_cursor(&w.groups[0].committed, 1);
+                notify(&w.ctl.space, &w.ctl.space_armed, &w.bells.space);
+            })
+        };
+        consumer.join().unwrap();
+        producer.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_abort_vs_late_commit() {
+    // A consumer gives up on a claimed position while its producer is
+    // still writing: exactly one of them wins, the loser learns it, and the
+    // producer's announcement is withdrawn once it stops writing.
+    model("abort vs commit", || {
+        let w = World::new(2, 1);
+        let producer = {
+            let w = w.clone();
+            thread::spawn(move || {
+                let ring = w.ring();
+                let mut head = 0;
+                let Claim::Claimed(pos) = ring.claim(1, &mut head) else {
+                    panic!("room for one")
+                };
+                let seen = match w.begin(pos, 1) {
+                    Begin::Ours(seen) => seen,
+                    Begin::Aborted => return false,
+                    Begin::Held => panic!("no older lap here"),
+                };
+                // SAFETY (loom cell): ours until commit; nobody reads an
+                // aborted slot and no later lap exists here.
+                w.cell(pos).with_mut(|p| unsafe { *p = 42 });
+                ring.commit(pos, seen, &w.announce[1]).is_ok()
+            })
+        };
+        let aborter = {
+            let w = w.clone();
+            thread::spawn(move || {
+                let ring = w.ring();
+                let Peek::NotYet(seen) = ring.peek(0) else {
+                    return false;
+                };
+                if w.ctl.tail.load(Ordering::Acquire) == 0 {
+                    return false; // not claimed yet: nothing to abort
+                }
+                ring.abort(0, seen)
+            })
+        };
+        let committed = producer.join().unwrap();
+        let aborted = aborter.join().unwrap();
+        assert!(committed != aborted, "exactly one wins");
+        if committed {
+            assert_eq!(w.ring().peek(0), Peek::Ready);
+        } else {
+            assert_eq!(w.ring().peek(0), Peek::Skip);
+        }
+        assert_eq!(w.announce[1].load(Ordering::Relaxed), 0, "withdrawn");
+    });
+}
+
+#[test]
+fn loom_stalled_writer_holds_its_slot() {
+    // Two producers share a one-slot ring. A consumer aborts position 0
+    // (whoever claimed it may still be writing) and lets the ring move on;
+    // the producer of position 1 — the same slot — must not write it while
+    // the first may still be writing. loom's cell reports the race if the
+    // announcement protocol lets both in.
+    model("stalled writer", || {
+        let w = World::new(1, 1);
+        let producers: Vec<_> = (1..=2u32)
+            .map(|id| {
+                let w = w.clone();
+                thread::spawn(move || {
+                    let ring = w.ring();
+                    let mut head = 0;
+                    let Claim::Claimed(pos) = ring.claim(1, &mut head) else {
+                        return; // the ring never made room: nothing to do
+                    };
+                    if let Begin::Ours(seen) = w.begin(pos, id) {
+                        // SAFETY (loom cell): the race under test.
+                        w.cell(pos).with_mut(|p| unsafe { *p = pos + 10 });
+                        let _ = ring.commit(pos, seen, &w.announce[id as usize]);
+                    }
+                })
+            })
+            .collect();
+        let consumer = {
+            let w = w.clone();
+            thread::spawn(move || {
+                let ring = w.ring();
+                let Peek::NotYet(seen) = ring.peek(0) else {
+                    return;
+                };
+                if w.ctl.tail.load(Ordering::SeqCst) == 0 || !ring.abort(0, seen) {
+                    return;
+                }
+                // Position 0 is skipped: the group moves past it and the
+                // slot may be claimed for position 1.
+                w.ctl.head.store(1, Ordering::Release);
+            })
+        };
+        for p in producers {
+            p.join().unwrap();
+        }
+        consumer.join().unwrap();
+        // Position 0 ended committed or aborted; a claimed position 1
+        // ended aborted (held) or committed.
+        let word = w.states[0].load(Ordering::Relaxed);
+        assert_ne!(word & 3, 0, "the slot's word was written");
+    });
+}
+
+/// A batch of `n` positions by producer `id`, announced once
+/// (`Ring::announce_from`), each written with `pos + 10` unless a
+/// consumer aborted it or a stalled writer holds its slot. Returns the
+/// positions it committed, or `None` if the ring had no room.
+fn publish_batch(w: &World, id: u32, n: u64) -> Option<Vec<u64>> {
+    let ring = w.ring();
+    let mut head = w.ctl.head.load(Ordering::Acquire);
+    let Claim::Claimed(start) = ring.claim(n, &mut head) else {
+        return None;
+    };
+    let me = &w.announce[id as usize];
+    ring.announce_from(start, me);
+    let mut committed = Vec::new();
+    for pos in start..start + n {
+        if let Begin::Ours(seen) = ring.begin_announced(pos, || w.held(pos)) {
+            // SAFETY (loom cell): the race under test.
+            w.cell(pos).with_mut(|p| unsafe { *p = pos + 10 });
+            if ring.commit_announced(pos, seen).is_ok() {
+                committed.push(pos);
+            }
+        }
+    }
+    ring.end_announced(me);
+    Some(committed)
+}
+
+#[test]
+fn loom_stalled_batch_holds_its_slots() {
+    // A batch announces its first position only. Producer 1 writes
+    // positions 0 and 1 of a two-slot ring as one batch; a consumer gives
+    // up on whichever are not committed yet and lets the ring move a lap;
+    // producer 2's batch of positions 2 and 3 (the same two slots) must
+    // write neither slot while producer 1 may still write it. loom's cell
+    // reports the race if one announcement does not hold both slots
+    // (producer 2's position 3 is in the slot of 1, not of the announced 0).
+    model_with("stalled batch", 2_000, || {
+        let w = World::new(2, 1);
+        let first = {
+            let w = w.clone();
+            thread::spawn(move || publish_batch(&w, 1, 2))
+        };
+        let consumer = {
+            let w = w.clone();
+            thread::spawn(move || {
+                let ring = w.ring();
+                for pos in 0..2 {
+                    match ring.peek(pos) {
+                        Peek::Ready | Peek::Skip => {}
+                        Peek::NotYet(seen) => {
+                            if w.ctl.tail.load(Ordering::SeqCst) <= pos || !ring.abort(pos, seen) {
+                                return; // not claimed yet, or committed meanwhile
+                            }
+                        }
+                    }
+                }
+                // Both positions are done with: the ring moves a lap.
+                w.ctl.head.store(2, Ordering::Release);
+            })
+        };
+        consumer.join().unwrap();
+        let second = {
+            let w = w.clone();
+            thread::spawn(move || publish_batch(&w, 2, 2))
+        };
+        // Either may find the ring full (the second can claim first).
+        let (a, b) = (first.join().unwrap(), second.join().unwrap());
+        assert!(a.is_some() || b.is_some(), "one of them had room");
+        assert_eq!(w.announce[1].load(Ordering::Relaxed), 0, "withdrawn");
+        assert_eq!(w.announce[2].load(Ordering::Relaxed), 0, "withdrawn");
+    });
+}
