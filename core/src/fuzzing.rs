@@ -1,6 +1,7 @@
 //! Thin wrappers over internal functions for the fuzz targets in
-//! `core/fuzz/` and for tests that replay their corpus. **Not part of the
-//! API**: hidden from the docs, may change or go away in any release.
+//! `core/fuzz/`, built with the `fuzzing` cargo feature only (the fuzz
+//! crate turns it on). **Not part of the API**: hidden from the docs, may
+//! change or go away in any release.
 
 use crate::store::segment::{self, Found};
 

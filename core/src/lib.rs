@@ -52,8 +52,9 @@ mod record; // a message in its slot: header, envelope (ordering key, headers), 
 mod store; // segment files on disk
 mod sync; // the one switch between std and loom atomics
 
-/// Internals for the fuzz targets (`core/fuzz/`): not part of the API.
-#[cfg(not(loom))]
+/// Internals for the fuzz targets (`core/fuzz/`), built with the `fuzzing`
+/// feature only: not part of the API.
+#[cfg(all(feature = "fuzzing", not(loom)))]
 #[doc(hidden)]
 pub mod fuzzing;
 
