@@ -342,6 +342,17 @@ impl Shared {
             .advance_head_settling(g, |from, to| dedup::settle_passed(self, from, to))
     }
 
+    /// Moves a group's committed cursor over its finished positions
+    /// (`Leases::advance_committed`) and, if it moved, wakes producers
+    /// waiting for room. Returns whether it moved.
+    pub(crate) fn commit_finished(&self, leases: &Leases<'_>) -> bool {
+        let moved = leases.advance_committed();
+        if moved {
+            self.ring().notify_space();
+        }
+        moved
+    }
+
     pub(crate) fn overflow(&self) -> Overflow {
         // Validated in `validate`.
         Overflow::from_raw(self.config.overflow).unwrap_or_default()
