@@ -232,6 +232,46 @@ pub fn default_dir() -> PathBuf {
 }
 
 impl Options {
+    /// Checks the options that need no file or directory to judge (the
+    /// geometry and the spill's are checked where they are used, when the
+    /// queue file is made).
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.mode & !0o777 != 0 || self.mode & 0o600 != 0o600 {
+            return Err(Error::InvalidOption(format!(
+                "mode must be permission bits including owner read/write (0o600), got {:o}",
+                self.mode
+            )));
+        }
+        if !(1..=254).contains(&self.max_deliveries) {
+            return Err(Error::InvalidOption(format!(
+                "max_deliveries must be from 1 to 254, got {}",
+                self.max_deliveries
+            )));
+        }
+        if self.lease.is_zero() {
+            return Err(Error::InvalidOption("lease must be more than 0".into()));
+        }
+        if self.unblock_timeout.is_zero() {
+            return Err(Error::InvalidOption(
+                "unblock_timeout must be more than 0".into(),
+            ));
+        }
+        if let Some(r) = self.journal {
+            if r.max_age.is_zero() {
+                return Err(Error::InvalidOption(
+                    "journal retention max_age must be more than 0".into(),
+                ));
+            }
+            if r.max_bytes < 2 * self.spill_segment_size {
+                return Err(Error::InvalidOption(format!(
+                    "journal retention max_bytes ({}) must be at least two segments ({} bytes each)",
+                    r.max_bytes, self.spill_segment_size
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The defaults: 4096 slots of 1024 bytes, 16 groups, overflow block,
     /// unblock_timeout 5 s, mode 0600, dir `$SHMQ_DIR` or `/dev/shm`.
     pub fn new() -> Options {

@@ -8,6 +8,7 @@ pub(crate) mod dead_letters;
 pub(crate) mod dedup;
 pub(crate) mod group_info;
 pub(crate) mod journal;
+pub(crate) mod queue_file;
 pub(crate) mod seek;
 pub(crate) mod spill;
 
