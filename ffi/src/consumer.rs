@@ -17,15 +17,17 @@ use std::time::Duration;
 
 use shmq::{Batch, Consumer, Delivery, Message};
 
+use crate::boundary::{
+    OutBuf, bytes, free_handle, guard, handle, handle_ref, input, invalid_argument, out, out_opt,
+    text,
+};
 use crate::options::{
     SHMQ_ACK_AUTO, SHMQ_ACK_MANUAL, Wait, shmq_ack_mode, shmq_consumer_options, shmq_header,
     shmq_nack_kind, shmq_seek,
 };
 use crate::queue::shmq_queue;
-use crate::status::{
-    Fail, Out, OutBuf, bytes, guard, guard_or, handle, handle_ref, input, invalid, out, out_opt,
-    shmq_status, text,
-};
+use crate::readiness::{self, Waitable, Waiter};
+use crate::status::{CallError, shmq_status};
 
 /// The consumer of one group. Not thread-safe: use it from one thread at a
 /// time (it may move between threads). With ack auto a group has at most
@@ -35,7 +37,7 @@ pub struct shmq_consumer {
     /// The delivery or batch handed out last and not yet ended. It borrows
     /// `*consumer`, so it is declared (and dropped) first, and `consumer`
     /// is only touched after it is ended.
-    current: Current,
+    current: CurrentDelivery,
     /// Owned (from `Box::leak`); freed in `Drop` after `current`.
     consumer: NonNull<Consumer>,
     /// Its group's name and ack mode, kept here so that they can be read
@@ -47,15 +49,19 @@ pub struct shmq_consumer {
     fd: Option<i32>,
 }
 
-enum Current {
+/// What a consumer has handed out and not yet ended.
+enum CurrentDelivery {
+    /// Nothing: the consumer is free to receive.
     None,
+    /// One message (`shmq_receive`).
     One(Delivery<'static>),
+    /// A batch (`shmq_receive_batch`).
     Many(Batch<'static>),
 }
 
 impl Drop for shmq_consumer {
     fn drop(&mut self) {
-        self.current = Current::None;
+        self.current = CurrentDelivery::None;
         // SAFETY: from `Box::leak` in `shmq_consumer_new`; the current
         // delivery, its only borrower, was just ended.
         drop(unsafe { Box::from_raw(self.consumer.as_ptr()) });
@@ -66,11 +72,21 @@ impl shmq_consumer {
     /// Ends the current delivery or batch and hands out the consumer for a
     /// borrow that may be stored in `current` again.
     fn release(&mut self) -> &'static mut Consumer {
-        self.current = Current::None;
+        self.current = CurrentDelivery::None;
         // SAFETY: owned by this handle, which outlives anything stored in
         // `current` (dropped first); the previous borrower was just ended,
         // so this is the only reference.
         unsafe { &mut *self.consumer.as_ptr() }
+    }
+}
+
+impl Waitable for shmq_consumer {
+    fn waiter(&mut self) -> Result<Waiter<'_>, CallError> {
+        Ok(Waiter::Consumer(self.release()))
+    }
+
+    fn kept_fd(&mut self) -> Option<&mut Option<i32>> {
+        Some(&mut self.fd)
     }
 }
 
@@ -169,7 +185,7 @@ pub unsafe extern "C" fn shmq_consumer_new(
         let group = c.group().into();
         let consumer = NonNull::from(Box::leak(Box::new(c)));
         let h = Box::into_raw(Box::new(shmq_consumer {
-            current: Current::None,
+            current: CurrentDelivery::None,
             consumer,
             group,
             ack,
@@ -190,18 +206,8 @@ pub unsafe extern "C" fn shmq_consumer_new(
 /// `shmq_consumer_new` that was not freed; no other thread uses it.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmq_consumer_free(consumer: *mut *mut shmq_consumer) {
-    guard_or((), || {
-        if consumer.is_null() || !consumer.is_aligned() {
-            return;
-        }
-        // SAFETY: non-NULL, aligned, readable and writable per the contract.
-        let h = unsafe { consumer.replace(std::ptr::null_mut()) };
-        if !h.is_null() {
-            // SAFETY: from `Box::into_raw` in `shmq_consumer_new`, freed
-            // once (the caller's pointer is now NULL).
-            drop(unsafe { Box::from_raw(h) });
-        }
-    })
+    // SAFETY: the caller's contract is this one's.
+    unsafe { free_handle(consumer) }
 }
 
 /// Receives the next message of the group into `*msg_out`. `timeout_ns`: 0
@@ -234,7 +240,7 @@ pub unsafe extern "C" fn shmq_receive(
             Wait::Forever => c.receive()?,
         };
         let msg = shmq_message::from(&*delivery);
-        h.current = Current::One(delivery);
+        h.current = CurrentDelivery::One(delivery);
         // SAFETY: checked writable out-parameter.
         unsafe { msg_out.write(msg) };
         Ok(())
@@ -262,7 +268,7 @@ pub unsafe extern "C" fn shmq_receive_batch(
         let count_out = out(count_out, "count_out")?;
         out(msgs_out, "msgs_out")?;
         if capacity == 0 || capacity > isize::MAX as usize / std::mem::size_of::<shmq_message>() {
-            return Err(invalid(format!(
+            return Err(invalid_argument(format!(
                 "capacity {capacity} must be at least 1 and a size"
             )));
         }
@@ -290,7 +296,7 @@ pub unsafe extern "C" fn shmq_receive_batch(
             unsafe { msgs_out.add(i).write(shmq_message::from(&m)) };
             n = i + 1;
         }
-        h.current = Current::Many(batch);
+        h.current = CurrentDelivery::Many(batch);
         if n == 0 {
             return Err(shmq::Error::Timeout.into());
         }
@@ -301,17 +307,17 @@ pub unsafe extern "C" fn shmq_receive_batch(
 }
 
 /// Why `seq` is not `current`'s single delivery.
-fn not_current(current: &Current, seq: u64) -> Fail {
-    invalid(match current {
-        Current::One(d) => format!(
+fn not_current(current: &CurrentDelivery, seq: u64) -> CallError {
+    invalid_argument(match current {
+        CurrentDelivery::One(d) => format!(
             "message seq {} is not this consumer's current delivery (seq {})",
             seq,
             d.seq()
         ),
-        Current::Many(_) => {
+        CurrentDelivery::Many(_) => {
             format!("message seq {seq} is part of a batch: end it with shmq_ack_all")
         }
-        Current::None => format!(
+        CurrentDelivery::None => format!(
             "message seq {seq} is not pending on this consumer (already acked or nacked, or not received by it)"
         ),
     })
@@ -319,9 +325,9 @@ fn not_current(current: &Current, seq: u64) -> Fail {
 
 /// Takes the current delivery out of `h` if it is the message `msg`
 /// (checked non-NULL); otherwise leaves everything as it was.
-fn take_current(h: &mut shmq_consumer, msg: &shmq_message) -> Result<Delivery<'static>, Fail> {
-    match std::mem::replace(&mut h.current, Current::None) {
-        Current::One(d) if d.seq() == msg.seq => Ok(d),
+fn take_current(h: &mut shmq_consumer, msg: &shmq_message) -> Result<Delivery<'static>, CallError> {
+    match std::mem::replace(&mut h.current, CurrentDelivery::None) {
+        CurrentDelivery::One(d) if d.seq() == msg.seq => Ok(d),
         other => {
             let fail = not_current(&other, msg.seq);
             h.current = other;
@@ -335,13 +341,13 @@ fn take_current(h: &mut shmq_consumer, msg: &shmq_message) -> Result<Delivery<'s
 fn read_current<T>(
     h: &shmq_consumer,
     msg: &shmq_message,
-    read: impl FnOnce(&Message<'_>) -> Result<T, Fail>,
-) -> Result<T, Fail> {
+    read: impl FnOnce(&Message<'_>) -> Result<T, CallError>,
+) -> Result<T, CallError> {
     match &h.current {
-        Current::One(d) if d.seq() == msg.seq => read(d),
-        Current::Many(b) => match b.iter().find(|m| m.seq() == msg.seq) {
+        CurrentDelivery::One(d) if d.seq() == msg.seq => read(d),
+        CurrentDelivery::Many(b) => match b.iter().find(|m| m.seq() == msg.seq) {
             Some(m) => read(&m),
-            None => Err(invalid(format!(
+            None => Err(invalid_argument(format!(
                 "message seq {} is not part of this consumer's current batch",
                 msg.seq
             ))),
@@ -371,14 +377,14 @@ pub unsafe extern "C" fn shmq_message_header(
     guard(|| {
         let header_out = out(header_out, "header_out")?;
         // SAFETY: per the contract.
-        let msg = unsafe { input(msg, "msg") }?.ok_or(Fail::Null("msg"))?;
+        let msg = unsafe { input(msg, "msg") }?.ok_or(CallError::Null("msg"))?;
         // SAFETY: per the contract.
         let h = unsafe { handle_ref(consumer, "consumer") }?;
         let header = read_current(h, &msg, |m| {
             let mut all = m.headers();
             let count = all.clone().count();
             all.nth(index).map(shmq_header::from).ok_or_else(|| {
-                invalid(format!(
+                invalid_argument(format!(
                     "header index {index} of message seq {}, which has {count} headers",
                     msg.seq
                 ))
@@ -411,12 +417,12 @@ pub unsafe extern "C" fn shmq_message_header_find(
     guard(|| {
         let header_out = out(header_out, "header_out")?;
         // SAFETY: per the contract.
-        let msg = unsafe { input(msg, "msg") }?.ok_or(Fail::Null("msg"))?;
+        let msg = unsafe { input(msg, "msg") }?.ok_or(CallError::Null("msg"))?;
         // SAFETY: `name` is NULL or readable for `name_len` bytes per the
         // contract.
         let name = unsafe { bytes(name.cast(), name_len, "name") }?;
         let name = std::str::from_utf8(name).map_err(|e| {
-            invalid(format!(
+            invalid_argument(format!(
                 "header name {:?} is not UTF-8 ({e})",
                 String::from_utf8_lossy(name)
             ))
@@ -456,7 +462,7 @@ pub unsafe extern "C" fn shmq_ack(
 ) -> shmq_status {
     guard(|| {
         // SAFETY: per the contract.
-        let msg = unsafe { input(msg, "msg") }?.ok_or(Fail::Null("msg"))?;
+        let msg = unsafe { input(msg, "msg") }?.ok_or(CallError::Null("msg"))?;
         // SAFETY: per the contract.
         let h = unsafe { handle(consumer, "consumer") }?;
         take_current(h, &msg)?.ack()?;
@@ -493,7 +499,7 @@ pub unsafe extern "C" fn shmq_nack(
 ) -> shmq_status {
     guard(|| {
         // SAFETY: per the contract.
-        let msg = unsafe { input(msg, "msg") }?.ok_or(Fail::Null("msg"))?;
+        let msg = unsafe { input(msg, "msg") }?.ok_or(CallError::Null("msg"))?;
         let how = crate::options::nack(kind, delay_ns)?;
         // SAFETY: per the contract.
         let h = unsafe { handle(consumer, "consumer") }?;
@@ -519,11 +525,11 @@ pub unsafe extern "C" fn shmq_extend_lease(
 ) -> shmq_status {
     guard(|| {
         // SAFETY: per the contract.
-        let msg = unsafe { input(msg, "msg") }?.ok_or(Fail::Null("msg"))?;
+        let msg = unsafe { input(msg, "msg") }?.ok_or(CallError::Null("msg"))?;
         // SAFETY: per the contract.
         let h = unsafe { handle(consumer, "consumer") }?;
         match &mut h.current {
-            Current::One(d) if d.seq() == msg.seq => {
+            CurrentDelivery::One(d) if d.seq() == msg.seq => {
                 d.extend_lease(Duration::from_nanos(extension_ns))?;
                 Ok(())
             }
@@ -543,10 +549,10 @@ pub unsafe extern "C" fn shmq_ack_all(consumer: *mut shmq_consumer) -> shmq_stat
     guard(|| {
         // SAFETY: per the contract.
         let h = unsafe { handle(consumer, "consumer") }?;
-        match std::mem::replace(&mut h.current, Current::None) {
-            Current::One(d) => d.ack()?,
-            Current::Many(b) => drop(b),
-            Current::None => {}
+        match std::mem::replace(&mut h.current, CurrentDelivery::None) {
+            CurrentDelivery::One(d) => d.ack()?,
+            CurrentDelivery::Many(b) => drop(b),
+            CurrentDelivery::None => {}
         }
         Ok(())
     })
@@ -597,11 +603,11 @@ pub unsafe extern "C" fn shmq_consumer_position(
         let pos = match &h.current {
             // SAFETY: owned by the handle and, with no delivery pending,
             // borrowed by nothing else.
-            Current::None => unsafe { h.consumer.as_ref() }.position(),
+            CurrentDelivery::None => unsafe { h.consumer.as_ref() }.position(),
             // The pending delivery holds the consumer's only (`&mut`)
             // borrow: read through it, not beside it.
-            Current::One(d) => d.consumer_position(),
-            Current::Many(b) => b.consumer_position(),
+            CurrentDelivery::One(d) => d.consumer_position(),
+            CurrentDelivery::Many(b) => b.consumer_position(),
         };
         // SAFETY: checked writable out-parameter.
         unsafe { position_out.write(pos) };
@@ -677,23 +683,8 @@ pub unsafe extern "C" fn shmq_consumer_fd(
     consumer: *mut shmq_consumer,
     fd_out: *mut i32,
 ) -> shmq_status {
-    guard(|| {
-        let fd_out = out(fd_out, "fd_out")?;
-        // SAFETY: per the contract.
-        let h = unsafe { handle(consumer, "consumer") }?;
-        let fd = match h.fd {
-            Some(fd) => fd,
-            None => {
-                let r = h.release().readiness()?;
-                let fd = std::os::fd::AsRawFd::as_raw_fd(r);
-                h.fd = Some(fd);
-                fd
-            }
-        };
-        // SAFETY: checked writable out-parameter.
-        unsafe { fd_out.write(fd) };
-        Ok(())
-    })
+    // SAFETY: the caller's contract is this one's.
+    unsafe { readiness::fd(consumer, "consumer", fd_out) }
 }
 
 /// Arms the readiness fd for the next message (call it after a receive
@@ -714,40 +705,8 @@ pub unsafe extern "C" fn shmq_consumer_arm(
     armed_out: *mut i32,
     recheck_ns_out: *mut u64,
 ) -> shmq_status {
-    guard(|| {
-        let armed_out = out(armed_out, "armed_out")?;
-        let recheck_out = out_opt(recheck_ns_out, "recheck_ns_out")?;
-        // SAFETY: per the contract.
-        let h = unsafe { handle(consumer, "consumer") }?;
-        let c = h.release();
-        let arm = c.arm()?;
-        if h.fd.is_none() {
-            h.fd = Some(std::os::fd::AsRawFd::as_raw_fd(c.readiness()?));
-        }
-        write_arm(arm, armed_out, recheck_out);
-        Ok(())
-    })
-}
-
-/// Writes an arm's result as the C calls give it: `*armed_out` 1 or 0,
-/// `*recheck_ns_out` (if asked for) the longest wait or
-/// `SHMQ_WAIT_FOREVER`.
-pub(crate) fn write_arm(arm: shmq::Arm, armed_out: Out<i32>, recheck_out: Option<Out<u64>>) {
-    let (armed, recheck) = match arm {
-        shmq::Arm::Ready => (0, 0),
-        shmq::Arm::Waiting { recheck_after } => (
-            1,
-            recheck_after.map_or(crate::options::SHMQ_WAIT_FOREVER, |d| {
-                u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1)
-            }),
-        ),
-    };
-    if let Some(o) = recheck_out {
-        // SAFETY: checked writable out-parameter (`out_opt`).
-        unsafe { o.write(recheck) };
-    }
-    // SAFETY: checked writable out-parameter (`out`).
-    unsafe { armed_out.write(armed) };
+    // SAFETY: the caller's contract is this one's.
+    unsafe { readiness::arm(consumer, "consumer", 1, armed_out, recheck_ns_out) }
 }
 
 /// Reads every wake-up waiting on the readiness fd, so it stops being
@@ -759,12 +718,8 @@ pub(crate) fn write_arm(arm: shmq::Arm, armed_out: Out<i32>, recheck_out: Option
 /// `consumer` as for `shmq_receive`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmq_consumer_drain(consumer: *mut shmq_consumer) -> shmq_status {
-    guard(|| {
-        // SAFETY: per the contract.
-        let h = unsafe { handle(consumer, "consumer") }?;
-        h.release().readiness()?.drain();
-        Ok(())
-    })
+    // SAFETY: the caller's contract is this one's.
+    unsafe { readiness::drain(consumer, "consumer") }
 }
 
 /// Takes back an arm that will not be waited for (the loop stops
@@ -774,10 +729,6 @@ pub unsafe extern "C" fn shmq_consumer_drain(consumer: *mut shmq_consumer) -> sh
 /// `consumer` as for `shmq_receive`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmq_consumer_disarm(consumer: *mut shmq_consumer) -> shmq_status {
-    guard(|| {
-        // SAFETY: per the contract.
-        let h = unsafe { handle(consumer, "consumer") }?;
-        h.release().disarm();
-        Ok(())
-    })
+    // SAFETY: the caller's contract is this one's.
+    unsafe { readiness::disarm(consumer, "consumer") }
 }

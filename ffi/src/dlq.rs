@@ -5,11 +5,12 @@ use std::ffi::c_char;
 
 use shmq::{DeadLetter, Reason};
 
+use crate::boundary::{
+    OutBuf, fill_array, guard, handle_ref, input, invalid_argument, out, out_opt, text,
+};
 use crate::options::Wait;
 use crate::queue::{SHMQ_GROUP_NAME_CAP, group_name, shmq_queue};
-use crate::status::{
-    Fail, OutBuf, fill_array, guard, handle_ref, input, invalid, out, out_opt, shmq_status, text,
-};
+use crate::status::{CallError, shmq_status};
 
 /// Why a message was dead-lettered: `SHMQ_DLQ_REASON_NACKED`,
 /// `SHMQ_DLQ_REASON_MAX_DELIVERIES`, or `SHMQ_DLQ_REASON_OTHER` for a
@@ -155,7 +156,7 @@ pub unsafe extern "C" fn shmq_dlq_payload(
     len_out: *mut usize,
 ) -> shmq_status {
     // SAFETY: per the contract.
-    unsafe { copy_bytes(queue, seq, group, buf, capacity, len_out, |d| &d.payload) }
+    unsafe { copy_letter_field(queue, seq, group, buf, capacity, len_out, |d| &d.payload) }
 }
 
 /// The dead letter of seq `seq` and of group `group` (NULL: of any group).
@@ -166,7 +167,7 @@ unsafe fn find_letter(
     queue: *const shmq_queue,
     seq: u64,
     group: *const c_char,
-) -> Result<DeadLetter, Fail> {
+) -> Result<DeadLetter, CallError> {
     let group = if group.is_null() {
         None
     } else {
@@ -192,7 +193,7 @@ unsafe fn find_letter(
 ///
 /// # Safety
 /// As for `shmq_dlq_payload`.
-unsafe fn copy_bytes(
+unsafe fn copy_letter_field(
     queue: *const shmq_queue,
     seq: u64,
     group: *const c_char,
@@ -231,7 +232,7 @@ pub unsafe extern "C" fn shmq_dlq_ordering_key(
 ) -> shmq_status {
     // SAFETY: per the contract.
     unsafe {
-        copy_bytes(queue, seq, group, buf, capacity, len_out, |d| {
+        copy_letter_field(queue, seq, group, buf, capacity, len_out, |d| {
             d.ordering_key.as_deref().unwrap_or_default()
         })
     }
@@ -271,7 +272,7 @@ pub unsafe extern "C" fn shmq_dlq_header(
         // SAFETY: per the contract.
         let d = unsafe { find_letter(queue, seq, group) }?;
         let (name, value) = d.headers.get(index).ok_or_else(|| {
-            invalid(format!(
+            invalid_argument(format!(
                 "header index {index} of the dead letter of seq {seq}, which has {} headers",
                 d.headers.len()
             ))
@@ -346,7 +347,7 @@ pub unsafe extern "C" fn shmq_dlq_redrive_timeout(
             // SAFETY: checked writable out-parameter.
             unsafe { o.write(n) };
         }
-        r.map(|_| ()).map_err(Fail::from)
+        r.map(|_| ()).map_err(CallError::from)
     })
 }
 

@@ -22,12 +22,15 @@
 // The C names are the contract (`shmq_queue`, `SHMQ_OK`).
 #![allow(non_camel_case_types)]
 
+mod boundary;
 mod consumer;
 mod dlq;
 mod options;
 mod producer;
 mod queue;
+mod readiness;
 mod status;
+mod version;
 
 pub use consumer::{
     shmq_ack, shmq_ack_all, shmq_consumer, shmq_consumer_ack_mode, shmq_consumer_arm,
@@ -67,4 +70,5 @@ pub use queue::{
     shmq_queue_open_or_create, shmq_queue_path, shmq_queue_remove, shmq_queue_remove_forced,
     shmq_queue_spill_dir, shmq_queue_stats, shmq_stats,
 };
-pub use status::{shmq_last_error, shmq_status, shmq_status_str, shmq_version};
+pub use status::{shmq_last_error, shmq_status, shmq_status_str};
+pub use version::shmq_version;

@@ -12,7 +12,8 @@ use shmq::{
     Start, SyncMode,
 };
 
-use crate::status::{Fail, bytes, guard_or, invalid};
+use crate::boundary::{bytes, guard_or, invalid_argument};
+use crate::status::CallError;
 
 /// What a publish does when the ring is full: `SHMQ_OVERFLOW_BLOCK`,
 /// `SHMQ_OVERFLOW_REJECT` or `SHMQ_OVERFLOW_SPILL`.
@@ -211,7 +212,7 @@ pub extern "C" fn shmq_options_default() -> shmq_options {
 
 /// Kept equal to `shmq::Options::default()` by the test `defaults_match`.
 const DEFAULT_OPTIONS: shmq_options = shmq_options {
-    abi_version: crate::status::SHMQ_ABI_VERSION,
+    abi_version: crate::version::SHMQ_ABI_VERSION,
     dir: std::ptr::null(),
     slots: 4096,
     slot_size: 1024,
@@ -242,22 +243,23 @@ impl shmq_options {
     ///
     /// # Safety
     /// A non-NULL `dir` or `spill_dir` must be a NUL-terminated string.
-    pub(crate) unsafe fn to_rust(self) -> Result<Options, Fail> {
-        let abi = crate::status::SHMQ_ABI_VERSION;
+    pub(crate) unsafe fn to_rust(self) -> Result<Options, CallError> {
+        let abi = crate::version::SHMQ_ABI_VERSION;
         if self.abi_version != abi {
-            return Err(Fail::Abi(format!(
+            return Err(CallError::AbiMismatch(format!(
                 "shmq_options.abi_version is {}, this library's C ABI is {abi}: start from shmq_options_default(), and build against the shmq.h of this library (SHMQ_ABI_VERSION {abi})",
                 self.abi_version
             )));
         }
-        let slot_size = usize::try_from(self.slot_size)
-            .map_err(|_| Fail::Option(format!("slot_size {} is too large", self.slot_size)))?;
+        let slot_size = usize::try_from(self.slot_size).map_err(|_| {
+            CallError::InvalidOption(format!("slot_size {} is too large", self.slot_size))
+        })?;
         let overflow = match self.overflow {
             SHMQ_OVERFLOW_BLOCK => Overflow::Block,
             SHMQ_OVERFLOW_REJECT => Overflow::Reject,
             SHMQ_OVERFLOW_SPILL => Overflow::Spill,
             other => {
-                return Err(Fail::Option(format!(
+                return Err(CallError::InvalidOption(format!(
                     "overflow must be SHMQ_OVERFLOW_BLOCK (0), SHMQ_OVERFLOW_REJECT (1) or SHMQ_OVERFLOW_SPILL (2), got {other}"
                 )));
             }
@@ -266,7 +268,7 @@ impl shmq_options {
             SHMQ_OVERFLOW_BLOCK => Overflow::Block,
             SHMQ_OVERFLOW_REJECT => Overflow::Reject,
             other => {
-                return Err(Fail::Option(format!(
+                return Err(CallError::InvalidOption(format!(
                     "spill_fallback must be SHMQ_OVERFLOW_BLOCK (0) or SHMQ_OVERFLOW_REJECT (1), got {other}"
                 )));
             }
@@ -274,14 +276,14 @@ impl shmq_options {
         let sync = match (self.sync, self.sync_every) {
             (SHMQ_SYNC_NEVER, _) => SyncMode::Never,
             (SHMQ_SYNC_EVERY_N, 0) => {
-                return Err(Fail::Option(
+                return Err(CallError::InvalidOption(
                     "sync_every must be more than 0 with SHMQ_SYNC_EVERY_N".into(),
                 ));
             }
             (SHMQ_SYNC_EVERY_N, n) => SyncMode::EveryN(n),
             (SHMQ_SYNC_ALWAYS, _) => SyncMode::Always,
             (other, _) => {
-                return Err(Fail::Option(format!(
+                return Err(CallError::InvalidOption(format!(
                     "sync must be SHMQ_SYNC_NEVER (0), SHMQ_SYNC_EVERY_N (1) or SHMQ_SYNC_ALWAYS (2), got {other}"
                 )));
             }
@@ -310,14 +312,14 @@ impl shmq_options {
             ));
         }
         // SAFETY: NULL or NUL-terminated per the contract.
-        if let Some(dir) = unsafe { path(self.dir, "dir") }? {
+        if let Some(dir) = unsafe { dir_option(self.dir, "dir") }? {
             opts = opts.dir(dir);
         }
-        let id = |v: i64, what: &str| -> Result<Option<u32>, Fail> {
+        let id = |v: i64, what: &str| -> Result<Option<u32>, CallError> {
             match v {
                 -1 => Ok(None),
                 v => u32::try_from(v).map(Some).map_err(|_| {
-                    Fail::Option(format!("{what} must be -1 (none) or an id, got {v}"))
+                    CallError::InvalidOption(format!("{what} must be -1 (none) or an id, got {v}"))
                 }),
             }
         };
@@ -328,7 +330,7 @@ impl shmq_options {
             opts = opts.trust_group(gid);
         }
         // SAFETY: NULL or NUL-terminated per the contract.
-        if let Some(dir) = unsafe { path(self.spill_dir, "spill_dir") }? {
+        if let Some(dir) = unsafe { dir_option(self.spill_dir, "spill_dir") }? {
             opts = opts.spill_dir(dir);
         }
         Ok(opts)
@@ -340,17 +342,17 @@ impl shmq_options {
 ///
 /// # Safety
 /// A non-NULL `ptr` must be a NUL-terminated string that lives for `'a`.
-unsafe fn path<'a>(
+unsafe fn dir_option<'a>(
     ptr: *const c_char,
     name: &'static str,
-) -> Result<Option<&'a std::ffi::OsStr>, Fail> {
+) -> Result<Option<&'a std::ffi::OsStr>, CallError> {
     if ptr.is_null() {
         return Ok(None);
     }
     // SAFETY: non-NULL and NUL-terminated per the contract.
     let s = unsafe { CStr::from_ptr(ptr) };
     if s.is_empty() {
-        return Err(Fail::Option(format!(
+        return Err(CallError::InvalidOption(format!(
             "{name} is an empty string (use NULL for the default)"
         )));
     }
@@ -391,12 +393,12 @@ pub extern "C" fn shmq_consumer_options_default() -> shmq_consumer_options {
 }
 
 impl shmq_consumer_options {
-    pub(crate) fn to_rust(self) -> Result<ConsumerOptions, Fail> {
+    pub(crate) fn to_rust(self) -> Result<ConsumerOptions, CallError> {
         let ack = match self.ack {
             SHMQ_ACK_AUTO => Ack::Auto,
             SHMQ_ACK_MANUAL => Ack::Manual,
             other => {
-                return Err(Fail::Option(format!(
+                return Err(CallError::InvalidOption(format!(
                     "ack must be SHMQ_ACK_AUTO (0) or SHMQ_ACK_MANUAL (1), got {other}"
                 )));
             }
@@ -406,7 +408,7 @@ impl shmq_consumer_options {
             SHMQ_WAIT_STRATEGY_SPIN_YIELD => shmq::Wait::SpinYield,
             SHMQ_WAIT_STRATEGY_BUSY_SPIN => shmq::Wait::BusySpin,
             other => {
-                return Err(Fail::Option(format!(
+                return Err(CallError::InvalidOption(format!(
                     "wait must be SHMQ_WAIT_STRATEGY_SPIN_FUTEX (0), SHMQ_WAIT_STRATEGY_SPIN_YIELD (1) or SHMQ_WAIT_STRATEGY_BUSY_SPIN (2), got {other}"
                 )));
             }
@@ -420,7 +422,7 @@ impl shmq_consumer_options {
             SHMQ_CREATE_GROUP => Some(true),
             SHMQ_GROUP_MUST_EXIST => Some(false),
             other => {
-                return Err(Fail::Option(format!(
+                return Err(CallError::InvalidOption(format!(
                     "create must be SHMQ_CREATE_GROUP_UNSAID (0), SHMQ_CREATE_GROUP (1) or SHMQ_GROUP_MUST_EXIST (2), got {other}"
                 )));
             }
@@ -430,13 +432,13 @@ impl shmq_consumer_options {
 }
 
 /// A `shmq_start` and its seq.
-pub(crate) fn start(kind: shmq_start, seq: u64) -> Result<Start, Fail> {
+pub(crate) fn start(kind: shmq_start, seq: u64) -> Result<Start, CallError> {
     Ok(match kind {
         SHMQ_START_EARLIEST => Start::Earliest,
         SHMQ_START_LATEST => Start::Latest,
         SHMQ_START_SEQ => Start::Seq(seq),
         other => {
-            return Err(Fail::Option(format!(
+            return Err(CallError::InvalidOption(format!(
                 "start must be SHMQ_START_EARLIEST (0), SHMQ_START_LATEST (1) or SHMQ_START_SEQ (2), got {other}"
             )));
         }
@@ -444,14 +446,14 @@ pub(crate) fn start(kind: shmq_start, seq: u64) -> Result<Start, Fail> {
 }
 
 /// A `shmq_seek` and its value.
-pub(crate) fn seek(kind: shmq_seek, value: u64) -> Result<Seek, Fail> {
+pub(crate) fn seek(kind: shmq_seek, value: u64) -> Result<Seek, CallError> {
     Ok(match kind {
         SHMQ_SEEK_EARLIEST => Seek::Earliest,
         SHMQ_SEEK_LATEST => Seek::Latest,
         SHMQ_SEEK_SEQ => Seek::Seq(value),
         SHMQ_SEEK_TIME => Seek::Time(value),
         other => {
-            return Err(Fail::Option(format!(
+            return Err(CallError::InvalidOption(format!(
                 "seek must be SHMQ_SEEK_EARLIEST (0), SHMQ_SEEK_LATEST (1), SHMQ_SEEK_SEQ (2) or SHMQ_SEEK_TIME (3), got {other}"
             )));
         }
@@ -459,13 +461,13 @@ pub(crate) fn seek(kind: shmq_seek, value: u64) -> Result<Seek, Fail> {
 }
 
 /// A `shmq_nack_kind` and its delay.
-pub(crate) fn nack(kind: shmq_nack_kind, delay_ns: u64) -> Result<Nack, Fail> {
+pub(crate) fn nack(kind: shmq_nack_kind, delay_ns: u64) -> Result<Nack, CallError> {
     Ok(match kind {
         SHMQ_NACK_REQUEUE => Nack::Requeue,
         SHMQ_NACK_REQUEUE_AFTER => Nack::RequeueAfter(Duration::from_nanos(delay_ns)),
         SHMQ_NACK_DEAD_LETTER => Nack::DeadLetter,
         other => {
-            return Err(Fail::Option(format!(
+            return Err(CallError::InvalidOption(format!(
                 "nack kind must be SHMQ_NACK_REQUEUE (0), SHMQ_NACK_REQUEUE_AFTER (1) or SHMQ_NACK_DEAD_LETTER (2), got {other}"
             )));
         }
@@ -545,13 +547,13 @@ impl shmq_meta {
     /// `ordering_key` for `ordering_key_len` bytes, a non-NULL `headers`
     /// for `headers_len` elements and each of their non-NULL `name` and
     /// `value` for their lengths, all unchanged for `'a`.
-    pub(crate) unsafe fn to_rust<'a>(self) -> Result<Meta<'a>, Fail> {
+    pub(crate) unsafe fn to_rust<'a>(self) -> Result<Meta<'a>, CallError> {
         let mut meta = Meta::new()
             .type_id(self.type_id)
             .correlation_id(self.correlation_id);
         if self.key.is_null() {
             if self.key_len != 0 {
-                return Err(Fail::Null("meta->key"));
+                return Err(CallError::Null("meta->key"));
             }
         } else {
             // SAFETY: non-NULL and readable for `key_len` bytes per the
@@ -561,7 +563,7 @@ impl shmq_meta {
         }
         if self.ordering_key.is_null() {
             if self.ordering_key_len != 0 {
-                return Err(Fail::Null("meta->ordering_key"));
+                return Err(CallError::Null("meta->ordering_key"));
             }
         } else {
             // SAFETY: non-NULL and readable for `ordering_key_len` bytes
@@ -595,13 +597,13 @@ impl shmq_meta {
 ///
 /// # Safety
 /// As for [`shmq_meta::to_rust`].
-unsafe fn headers<'a>(ptr: *const shmq_header, len: usize) -> Result<Headers<'a>, Fail> {
+unsafe fn headers<'a>(ptr: *const shmq_header, len: usize) -> Result<Headers<'a>, CallError> {
     let mut out = Headers::new();
     if len == 0 {
         return Ok(out);
     }
     if ptr.is_null() {
-        return Err(Fail::Null("meta->headers"));
+        return Err(CallError::Null("meta->headers"));
     }
     if len > MAX_HEADERS {
         // Checked before reading the array, which may be as long as it says.
@@ -611,7 +613,7 @@ unsafe fn headers<'a>(ptr: *const shmq_header, len: usize) -> Result<Headers<'a>
         .into());
     }
     if !ptr.is_aligned() {
-        return Err(invalid("argument `meta->headers` is misaligned"));
+        return Err(invalid_argument("argument `meta->headers` is misaligned"));
     }
     // SAFETY: non-NULL, aligned, `len <= MAX_HEADERS` elements readable
     // for `'a` per the contract; `shmq_header` is plain integers and
@@ -671,6 +673,7 @@ impl Wait {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::status::CallError::InvalidOption;
 
     #[test]
     fn limits_match() {
@@ -717,7 +720,7 @@ mod tests {
         for bad in [-2, 1 << 40] {
             o.trust_owner = bad;
             // SAFETY: as above.
-            assert!(matches!(unsafe { o.to_rust() }, Err(Fail::Option(_))));
+            assert!(matches!(unsafe { o.to_rust() }, Err(InvalidOption(_))));
         }
     }
 
@@ -783,7 +786,7 @@ mod tests {
         let mut o = shmq_options_default();
         o.overflow = 7;
         // SAFETY: `dir` is NULL.
-        assert!(matches!(unsafe { o.to_rust() }, Err(Fail::Option(_))));
+        assert!(matches!(unsafe { o.to_rust() }, Err(InvalidOption(_))));
         for bad in [
             shmq_options {
                 spill_fallback: SHMQ_OVERFLOW_SPILL,
@@ -804,13 +807,13 @@ mod tests {
             },
         ] {
             // SAFETY: `dir` is NULL, `spill_dir` NULL or a static C string.
-            assert!(matches!(unsafe { bad.to_rust() }, Err(Fail::Option(_))));
+            assert!(matches!(unsafe { bad.to_rust() }, Err(InvalidOption(_))));
         }
         let mut c = shmq_consumer_options_default();
         c.ack = SHMQ_ACK_MANUAL;
         assert!(c.to_rust().is_ok());
         c.ack = 2;
-        assert!(matches!(c.to_rust(), Err(Fail::Option(_))));
+        assert!(matches!(c.to_rust(), Err(InvalidOption(_))));
         assert!(nack(3, 0).is_err());
         assert_eq!(
             nack(SHMQ_NACK_REQUEUE_AFTER, 5).unwrap(),

@@ -5,11 +5,13 @@ use std::ptr::NonNull;
 
 use shmq::{Meta, Producer, Reservation};
 
+use crate::boundary::{
+    bytes, free_handle, guard, handle, handle_ref, input, invalid_argument, out, out_opt,
+};
 use crate::options::{Wait, shmq_meta};
 use crate::queue::shmq_queue;
-use crate::status::{
-    Fail, bytes, guard, guard_or, handle, handle_ref, input, invalid, out, out_opt, shmq_status,
-};
+use crate::readiness::{self, Waitable, Waiter};
+use crate::status::{CallError, shmq_status};
 
 /// Publishes messages. Not thread-safe: use it from one thread at a time
 /// (it may move between threads); make one producer per thread, they are
@@ -51,15 +53,25 @@ impl Drop for shmq_producer {
 
 impl shmq_producer {
     /// The producer, for a call that needs no reservation pending.
-    fn idle(&mut self) -> Result<&mut Producer, Fail> {
+    fn idle(&mut self) -> Result<&mut Producer, CallError> {
         if self.pending.is_some() {
-            return Err(Fail::Busy(
+            return Err(CallError::Busy(
                 "this producer has a reservation pending: shmq_commit or shmq_abort it first",
             ));
         }
         // SAFETY: owned by this handle; no reservation borrows it, and the
         // `&mut self` makes this the only access.
         Ok(unsafe { self.producer.as_mut() })
+    }
+}
+
+impl Waitable for shmq_producer {
+    fn waiter(&mut self) -> Result<Waiter<'_>, CallError> {
+        Ok(Waiter::Producer(self.idle()?))
+    }
+
+    fn kept_fd(&mut self) -> Option<&mut Option<i32>> {
+        None
     }
 }
 
@@ -100,18 +112,8 @@ pub unsafe extern "C" fn shmq_producer_new(
 /// `shmq_producer_new` that was not freed; no other thread uses it.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmq_producer_free(producer: *mut *mut shmq_producer) {
-    guard_or((), || {
-        if producer.is_null() || !producer.is_aligned() {
-            return;
-        }
-        // SAFETY: non-NULL, aligned, readable and writable per the contract.
-        let h = unsafe { producer.replace(std::ptr::null_mut()) };
-        if !h.is_null() {
-            // SAFETY: from `Box::into_raw` in `shmq_producer_new`, freed
-            // once (the caller's pointer is now NULL).
-            drop(unsafe { Box::from_raw(h) });
-        }
-    })
+    // SAFETY: the caller's contract is this one's.
+    unsafe { free_handle(producer) }
 }
 
 /// Shared body of the publish calls.
@@ -141,7 +143,7 @@ unsafe fn publish(
             // SAFETY: `meta.key`, `meta.ordering_key` and `meta.headers`
             // are NULL or readable for the call per the contract.
             Some(m) => unsafe { m.to_rust() }?,
-            None if meta_required => return Err(Fail::Null("meta")),
+            None if meta_required => return Err(CallError::Null("meta")),
             None => Meta::new(),
         };
         let seq = match Wait::from_ns(timeout_ns) {
@@ -149,7 +151,7 @@ unsafe fn publish(
             Wait::Poll => p.publish_with_timeout(payload, &meta, std::time::Duration::ZERO)?,
             Wait::For(d) => match p.publish_with_timeout(payload, &meta, d) {
                 // It waited: say what holds the ring.
-                Err(shmq::Error::Timeout) => return Err(Fail::TimedOut(p.why_full())),
+                Err(shmq::Error::Timeout) => return Err(CallError::StayedFull(p.why_full())),
                 r => r?,
             },
         };
@@ -405,31 +407,33 @@ unsafe fn publish_batch_inner(
     msgs: *const shmq_buf,
     count: usize,
     timeout_ns: u64,
-) -> (Result<(), Fail>, Option<u64>, usize) {
+) -> (Result<(), CallError>, Option<u64>, usize) {
     let checked = (|| {
         // SAFETY: per the contract.
         let p = unsafe { handle(producer, "producer") }?.idle()?;
         if count == 0 {
-            return Err(invalid("shmq_publish_batch of 0 messages"));
+            return Err(invalid_argument("shmq_publish_batch of 0 messages"));
         }
         if msgs.is_null() {
-            return Err(Fail::Null("msgs"));
+            return Err(CallError::Null("msgs"));
         }
         if !msgs.is_aligned() || count > isize::MAX as usize / std::mem::size_of::<shmq_buf>() {
-            return Err(invalid("msgs is misaligned or count is not a size"));
+            return Err(invalid_argument(
+                "msgs is misaligned or count is not a size",
+            ));
         }
         // SAFETY: non-NULL, aligned, readable for `count` elements per the
         // contract, and `count * size` fits in isize.
         let raw = unsafe { std::slice::from_raw_parts(msgs, count) };
         for (i, m) in raw.iter().enumerate() {
             if m.len > 0 && m.data.is_null() {
-                return Err(invalid(format!(
+                return Err(invalid_argument(format!(
                     "msgs[{i}].data is NULL with len {}",
                     m.len
                 )));
             }
             if m.len > isize::MAX as usize {
-                return Err(invalid(format!("msgs[{i}].len is not a size")));
+                return Err(invalid_argument(format!("msgs[{i}].len is not a size")));
             }
         }
         // SAFETY: `CheckedBuf` is `repr(transparent)` over `shmq_buf`; every
@@ -547,11 +551,11 @@ pub unsafe extern "C" fn shmq_reserve_timeout(
 /// live and not used by another thread.
 unsafe fn pending<'a>(
     reservation: *mut shmq_reservation,
-) -> Result<&'a mut Option<Reservation<'static>>, Fail> {
+) -> Result<&'a mut Option<Reservation<'static>>, CallError> {
     // SAFETY: a reservation pointer is its producer's handle address.
     let h = unsafe { handle(reservation.cast::<shmq_producer>(), "reservation") }?;
     if h.pending.is_none() {
-        return Err(invalid(
+        return Err(invalid_argument(
             "no reservation is pending on this producer (already committed or aborted)",
         ));
     }
@@ -572,15 +576,15 @@ pub unsafe extern "C" fn shmq_reservation_set_meta(
 ) -> shmq_status {
     guard(|| {
         // SAFETY: per the contract.
-        let meta = unsafe { input(meta, "meta") }?.ok_or(Fail::Null("meta"))?;
+        let meta = unsafe { input(meta, "meta") }?.ok_or(CallError::Null("meta"))?;
         if !meta.key.is_null() || meta.key_len != 0 {
-            return Err(invalid(
+            return Err(invalid_argument(
                 "an idempotency key (meta->key) is for shmq_publish_with, not for a reservation: \
                  set key = NULL, key_len = 0",
             ));
         }
         if meta.enveloped() {
-            return Err(invalid(
+            return Err(invalid_argument(
                 "an ordering key or headers (meta->ordering_key, meta->headers) are for \
                  shmq_publish_with, not for a reservation: set them NULL, lengths 0",
             ));
@@ -612,7 +616,7 @@ pub unsafe extern "C" fn shmq_reservation_truncate(
         let r = unsafe { pending(reservation) }?;
         if let Some(r) = r.as_mut() {
             if len > r.len() {
-                return Err(invalid(format!(
+                return Err(invalid_argument(format!(
                     "truncate to {len} bytes: larger than the reserved {} bytes",
                     r.len()
                 )));
@@ -725,15 +729,8 @@ pub unsafe extern "C" fn shmq_producer_fd(
     producer: *mut shmq_producer,
     fd_out: *mut i32,
 ) -> shmq_status {
-    guard(|| {
-        let fd_out = out(fd_out, "fd_out")?;
-        // SAFETY: per the contract.
-        let h = unsafe { handle(producer, "producer") }?;
-        let fd = std::os::fd::AsRawFd::as_raw_fd(h.idle()?.readiness()?);
-        // SAFETY: checked writable out-parameter.
-        unsafe { fd_out.write(fd) };
-        Ok(())
-    })
+    // SAFETY: the caller's contract is this one's.
+    unsafe { readiness::fd(producer, "producer", fd_out) }
 }
 
 /// Arms the readiness fd until the ring has room for `count` messages
@@ -751,14 +748,16 @@ pub unsafe extern "C" fn shmq_producer_arm(
     armed_out: *mut i32,
     recheck_ns_out: *mut u64,
 ) -> shmq_status {
-    guard(|| {
-        let armed_out = out(armed_out, "armed_out")?;
-        let recheck_out = out_opt(recheck_ns_out, "recheck_ns_out")?;
-        // SAFETY: per the contract.
-        let h = unsafe { handle(producer, "producer") }?;
-        crate::consumer::write_arm(h.idle()?.arm(count.max(1))?, armed_out, recheck_out);
-        Ok(())
-    })
+    // SAFETY: the caller's contract is this one's.
+    unsafe {
+        readiness::arm(
+            producer,
+            "producer",
+            count.max(1),
+            armed_out,
+            recheck_ns_out,
+        )
+    }
 }
 
 /// Reads every wake-up waiting on the producer's readiness fd.
@@ -767,12 +766,8 @@ pub unsafe extern "C" fn shmq_producer_arm(
 /// `producer` as for `shmq_producer_fd`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmq_producer_drain(producer: *mut shmq_producer) -> shmq_status {
-    guard(|| {
-        // SAFETY: per the contract.
-        let h = unsafe { handle(producer, "producer") }?;
-        h.idle()?.readiness()?.drain();
-        Ok(())
-    })
+    // SAFETY: the caller's contract is this one's.
+    unsafe { readiness::drain(producer, "producer") }
 }
 
 /// Takes back an arm that will not be waited for.
@@ -781,10 +776,6 @@ pub unsafe extern "C" fn shmq_producer_drain(producer: *mut shmq_producer) -> sh
 /// `producer` as for `shmq_producer_fd`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmq_producer_disarm(producer: *mut shmq_producer) -> shmq_status {
-    guard(|| {
-        // SAFETY: per the contract.
-        let h = unsafe { handle(producer, "producer") }?;
-        h.idle()?.disarm();
-        Ok(())
-    })
+    // SAFETY: the caller's contract is this one's.
+    unsafe { readiness::disarm(producer, "producer") }
 }

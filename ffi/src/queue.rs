@@ -4,13 +4,14 @@ use std::ffi::c_char;
 
 use shmq::{GroupInfo, Options, Overflow, Queue};
 
+use crate::boundary::{
+    OutBuf, fill_array, free_handle, guard, handle_ref, input, out, out_opt, text,
+};
 use crate::options::{
     SHMQ_OVERFLOW_BLOCK, SHMQ_OVERFLOW_REJECT, SHMQ_OVERFLOW_SPILL, shmq_options, shmq_overflow,
     shmq_seek, shmq_start,
 };
-use crate::status::{
-    Fail, OutBuf, fill_array, guard, guard_or, handle_ref, input, out, out_opt, shmq_status, text,
-};
+use crate::status::{CallError, shmq_status};
 
 /// An open queue: a mapping of its file. Thread-safe: any number of
 /// threads may use one `shmq_queue` at once (except `shmq_queue_close`,
@@ -183,7 +184,7 @@ pub struct shmq_queue_stats {
 /// # Safety
 /// A non-NULL `opts` must point to a `shmq_options` whose `dir` is NULL or
 /// NUL-terminated.
-unsafe fn options(opts: *const shmq_options) -> Result<Options, Fail> {
+unsafe fn queue_options(opts: *const shmq_options) -> Result<Options, CallError> {
     // SAFETY: per this function's contract.
     match unsafe { input(opts, "opts") }? {
         // SAFETY: `dir` is NULL or NUL-terminated per the contract.
@@ -207,7 +208,7 @@ unsafe fn open_with(
         // SAFETY: NUL-terminated per the contract.
         let name = unsafe { text(name, "name") }?;
         // SAFETY: per the contract.
-        let opts = unsafe { options(opts) }?;
+        let opts = unsafe { queue_options(opts) }?;
         let queue = how(name, &opts)?;
         let handle = Box::into_raw(Box::new(shmq_queue { queue }));
         // SAFETY: checked writable out-parameter.
@@ -273,18 +274,8 @@ pub unsafe extern "C" fn shmq_queue_open_or_create(
 /// thread uses the queue during or after the call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmq_queue_close(queue: *mut *mut shmq_queue) {
-    guard_or((), || {
-        if queue.is_null() || !queue.is_aligned() {
-            return;
-        }
-        // SAFETY: non-NULL, aligned, readable and writable per the contract.
-        let handle = unsafe { queue.replace(std::ptr::null_mut()) };
-        if !handle.is_null() {
-            // SAFETY: made by `Box::into_raw` in `open_with`, closed once
-            // (the caller's pointer is now NULL).
-            drop(unsafe { Box::from_raw(handle) });
-        }
-    })
+    // SAFETY: the caller's contract is this one's.
+    unsafe { free_handle(queue) }
 }
 
 /// Removes queue `name`'s file (in `opts->dir`; NULL opts: the default
@@ -331,7 +322,7 @@ unsafe fn remove_with(
         // SAFETY: per the contract.
         let name = unsafe { text(name, "name") }?;
         // SAFETY: per the contract.
-        let opts = unsafe { options(opts) }?;
+        let opts = unsafe { queue_options(opts) }?;
         how(name, &opts)?;
         Ok(())
     })
@@ -476,7 +467,7 @@ pub unsafe extern "C" fn shmq_group_stats(
 }
 
 /// The snapshot of group `group`, or `NotFound`.
-fn group_snapshot(q: &shmq_queue, group: &str) -> Result<GroupInfo, Fail> {
+fn group_snapshot(q: &shmq_queue, group: &str) -> Result<GroupInfo, CallError> {
     let found = q.queue.groups().into_iter().find(|g| g.name == group);
     Ok(found.ok_or_else(|| shmq::Error::NotFound(format!("group {group:?}")))?)
 }
@@ -547,7 +538,7 @@ unsafe fn queue_text(
     buf: *mut c_char,
     capacity: usize,
     len_out: *mut usize,
-    text: impl FnOnce(&Queue) -> Result<Vec<u8>, Fail>,
+    text: impl FnOnce(&Queue) -> Result<Vec<u8>, CallError>,
 ) -> shmq_status {
     guard(|| {
         let dest = OutBuf::new(buf.cast(), capacity, len_out)?;

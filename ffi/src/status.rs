@@ -1,9 +1,11 @@
-//! Status codes, the thread-local last error, the panic boundary and the
-//! checks every argument goes through.
+//! Status codes: what every fallible call returns ([`shmq_status`]), the
+//! error a call fails with before it becomes one ([`CallError`]), and the
+//! message that goes with it, kept per thread for [`shmq_last_error`].
+//! The boundary that turns a call's result or panic into a status is
+//! `boundary.rs`.
 
 use std::cell::RefCell;
 use std::ffi::{CStr, CString, c_char, c_int};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// What a call did. `SHMQ_OK` is 0; every other code comes with a message
 /// from `shmq_last_error()`. Codes up to `SHMQ_SPILL_FULL` mirror the variants of
@@ -123,9 +125,10 @@ impl shmq_status {
     }
 }
 
-/// Why a call failed, before it becomes a code and a message.
+/// Why a C call failed, before it becomes a status code and the message
+/// of `shmq_last_error` ([`record`](CallError::record)).
 #[derive(Debug)]
-pub(crate) enum Fail {
+pub(crate) enum CallError {
     /// The queue said no.
     Shmq(shmq::Error),
     /// A required pointer argument, by name, was NULL.
@@ -133,20 +136,20 @@ pub(crate) enum Fail {
     /// A handle argument, by name, was NULL (as it is once closed or freed).
     NullHandle(&'static str),
     /// An argument that cannot be used, and why.
-    Invalid(String),
+    InvalidArgument(String),
     /// An option that cannot be used, and why.
-    Option(String),
+    InvalidOption(String),
     /// The handle is in use for something else (a pending reservation).
     Busy(&'static str),
     /// Options made for another version of the C ABI, and what to do.
-    Abi(String),
+    AbiMismatch(String),
     /// A publish waited its whole timeout for room: what holds the ring.
-    TimedOut(String),
+    StayedFull(String),
 }
 
-impl From<shmq::Error> for Fail {
-    fn from(e: shmq::Error) -> Fail {
-        Fail::Shmq(e)
+impl From<shmq::Error> for CallError {
+    fn from(e: shmq::Error) -> CallError {
+        CallError::Shmq(e)
     }
 }
 
@@ -181,34 +184,36 @@ pub(crate) fn code_of(e: &shmq::Error) -> shmq_status {
     }
 }
 
-impl Fail {
+impl CallError {
     /// Records the message for `shmq_last_error` and returns the code.
-    fn record(self) -> shmq_status {
+    pub(crate) fn record(self) -> shmq_status {
         let (code, msg) = match self {
             // The busy-polling path: no allocation for an empty poll.
-            Fail::Shmq(shmq::Error::Timeout) => (SHMQ_TIMEOUT, LastError::Static(c"timed out")),
-            Fail::Shmq(e) => (code_of(&e), LastError::owned(e.to_string())),
-            Fail::Null(name) => (
+            CallError::Shmq(shmq::Error::Timeout) => {
+                (SHMQ_TIMEOUT, LastError::Static(c"timed out"))
+            }
+            CallError::Shmq(e) => (code_of(&e), LastError::owned(e.to_string())),
+            CallError::Null(name) => (
                 SHMQ_NULL_ARGUMENT,
                 LastError::owned(format!("argument `{name}` is NULL")),
             ),
-            Fail::NullHandle(name) => (
+            CallError::NullHandle(name) => (
                 SHMQ_NULL_ARGUMENT,
                 LastError::owned(format!(
                     "argument `{name}` is NULL (a handle is NULL once closed or freed)"
                 )),
             ),
-            Fail::Invalid(why) => (SHMQ_INVALID_ARGUMENT, LastError::owned(why)),
-            Fail::TimedOut(why) => (
+            CallError::InvalidArgument(why) => (SHMQ_INVALID_ARGUMENT, LastError::owned(why)),
+            CallError::StayedFull(why) => (
                 SHMQ_TIMEOUT,
                 LastError::owned(format!("timed out: the queue stayed full: {why}")),
             ),
-            Fail::Option(why) => (
+            CallError::InvalidOption(why) => (
                 SHMQ_INVALID_OPTION,
                 LastError::owned(format!("invalid option: {why}")),
             ),
-            Fail::Busy(why) => (SHMQ_BUSY, LastError::owned(why.to_string())),
-            Fail::Abi(why) => (SHMQ_INCOMPATIBLE, LastError::owned(why)),
+            CallError::Busy(why) => (SHMQ_BUSY, LastError::owned(why.to_string())),
+            CallError::AbiMismatch(why) => (SHMQ_INCOMPATIBLE, LastError::owned(why)),
         };
         set_last_error(msg);
         code
@@ -240,279 +245,13 @@ fn set_last_error(msg: LastError) {
     let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = msg);
 }
 
-/// Runs the body of an exported function: an `Err` becomes its code and
-/// message, a panic becomes `SHMQ_PANIC` and never unwinds into C.
-pub(crate) fn guard(body: impl FnOnce() -> Result<(), Fail>) -> shmq_status {
-    match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(Ok(())) => SHMQ_OK,
-        Ok(Err(fail)) => fail.record(),
-        Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic with a non-string payload".into());
-            // Dropping a panic payload may itself panic; keep that inside.
-            if catch_unwind(AssertUnwindSafe(move || drop(payload))).is_err() {
-                // The second payload is leaked rather than dropped.
-            }
-            set_last_error(LastError::owned(format!(
-                "internal error (panic) in shmq: {what}; please report it"
-            )));
-            SHMQ_PANIC
-        }
-    }
-}
-
-/// Runs a body that has no status to return (a free, a getter); a panic is
-/// caught, recorded and replaced by `fallback`.
-pub(crate) fn guard_or<T>(fallback: T, body: impl FnOnce() -> T) -> T {
-    let mut out = None;
-    let status = guard(|| {
-        out = Some(body());
-        Ok(())
-    });
-    match (status, out) {
-        (SHMQ_OK, Some(v)) => v,
-        _ => fallback,
-    }
-}
-
-/// Turns a bare `Result` into the boundary's error.
-pub(crate) fn invalid(why: impl Into<String>) -> Fail {
-    Fail::Invalid(why.into())
-}
-
-/// A handle argument: non-NULL and aligned, else an error naming it.
-///
-/// # Safety
-/// A non-NULL `ptr` must point to a live `T` that nothing else accesses
-/// for `'a` (the C contract of a handle: not freed, one thread at a time).
-pub(crate) unsafe fn handle<'a, T>(ptr: *mut T, name: &'static str) -> Result<&'a mut T, Fail> {
-    if ptr.is_null() {
-        return Err(Fail::NullHandle(name));
-    }
-    if !ptr.is_aligned() {
-        return Err(invalid(format!("argument `{name}` is not a valid handle")));
-    }
-    // SAFETY: non-NULL and aligned; live and unshared per the contract.
-    Ok(unsafe { &mut *ptr })
-}
-
-/// A shared handle argument (`shmq_queue` may be used by many threads).
-///
-/// # Safety
-/// A non-NULL `ptr` must point to a live `T` for `'a`.
-pub(crate) unsafe fn handle_ref<'a, T>(ptr: *const T, name: &'static str) -> Result<&'a T, Fail> {
-    if ptr.is_null() {
-        return Err(Fail::NullHandle(name));
-    }
-    if !ptr.is_aligned() {
-        return Err(invalid(format!("argument `{name}` is not a valid handle")));
-    }
-    // SAFETY: non-NULL and aligned; live per the contract.
-    Ok(unsafe { &*ptr })
-}
-
-/// An input struct by pointer; `None` for NULL where NULL means defaults.
-///
-/// # Safety
-/// A non-NULL `ptr` must point to a readable `T`.
-pub(crate) unsafe fn input<T: Copy>(ptr: *const T, name: &'static str) -> Result<Option<T>, Fail> {
-    if ptr.is_null() {
-        return Ok(None);
-    }
-    if !ptr.is_aligned() {
-        return Err(invalid(format!("argument `{name}` is misaligned")));
-    }
-    // SAFETY: non-NULL, aligned and readable per the contract; `T` is a
-    // plain `repr(C)` struct of integers and pointers, valid for any bits.
-    Ok(Some(unsafe { ptr.read() }))
-}
-
-/// An out-parameter, checked before the call does anything.
-pub(crate) fn out<T>(ptr: *mut T, name: &'static str) -> Result<Out<T>, Fail> {
-    if ptr.is_null() {
-        return Err(Fail::Null(name));
-    }
-    if !ptr.is_aligned() {
-        return Err(invalid(format!("argument `{name}` is misaligned")));
-    }
-    Ok(Out(ptr))
-}
-
-/// The "fill a caller's array" convention of the listing functions
-/// (`shmq_groups`, `shmq_dlq_list`): checks `count_out`, `array` (which may
-/// be NULL when `capacity` is 0) and `capacity`, then takes a snapshot with
-/// `snapshot`, writes its first `min(capacity, n)` items to `array`,
-/// converted, and its total length `n` to `count_out`.
-///
-/// # Safety
-/// `array` is NULL or writable for `capacity` elements; `count_out` is
-/// NULL or writable.
-pub(crate) unsafe fn fill_array<T, C>(
-    array: *mut C,
-    array_name: &'static str,
-    capacity: usize,
-    count_out: *mut usize,
-    snapshot: impl FnOnce() -> Result<Vec<T>, Fail>,
-) -> Result<(), Fail>
-where
-    for<'a> &'a T: Into<C>,
-{
-    let count_out = out(count_out, "count_out")?;
-    if capacity > 0 {
-        out(array, array_name)?;
-    }
-    if capacity > isize::MAX as usize / std::mem::size_of::<C>().max(1) {
-        return Err(invalid(format!("capacity {capacity} is not a size")));
-    }
-    let items = snapshot()?;
-    for (i, item) in items.iter().take(capacity).enumerate() {
-        // SAFETY: `i < capacity`; `array` is non-NULL (checked above when
-        // capacity > 0), aligned and writable for `capacity` elements per
-        // the contract.
-        unsafe { array.add(i).write(item.into()) };
-    }
-    // SAFETY: checked writable out-parameter.
-    unsafe { count_out.write(items.len()) };
-    Ok(())
-}
-
-/// A caller's buffer of `capacity` bytes and the `len_out` that gets the
-/// full length: the "copy out" convention of `shmq_dlq_payload` (bytes)
-/// and of the name and path getters (`shmq_queue_name`,
-/// `shmq_consumer_group`, `shmq_default_dir`, ...: a C string). `buf` may
-/// be NULL when `capacity` is 0 (the caller asks for the length only).
-/// Made before anything is looked up, so a bad argument is reported as
-/// such and nothing is written on failure.
-pub(crate) struct OutBuf {
-    buf: *mut u8,
-    capacity: usize,
-    len_out: Out<usize>,
-}
-
-impl OutBuf {
-    /// Checks `len_out`, `buf` (when `capacity > 0`) and `capacity`.
-    pub(crate) fn new(buf: *mut u8, capacity: usize, len_out: *mut usize) -> Result<OutBuf, Fail> {
-        let len_out = out(len_out, "len_out")?;
-        if capacity > 0 {
-            out(buf, "buf")?;
-        }
-        if capacity > isize::MAX as usize {
-            return Err(invalid(format!("capacity {capacity} is not a size")));
-        }
-        Ok(OutBuf {
-            buf,
-            capacity,
-            len_out,
-        })
-    }
-
-    /// Writes the first `min(len, capacity)` bytes of `data`, and `len` to
-    /// `len_out` (`*len_out > capacity`: `buf` was too small).
-    ///
-    /// # Safety
-    /// `buf` is writable for `capacity` bytes, `len_out` for a `usize`.
-    pub(crate) unsafe fn write_bytes(self, data: &[u8]) {
-        let n = data.len().min(self.capacity);
-        if n > 0 {
-            // SAFETY: `buf` is non-NULL (checked since `capacity > 0`) and
-            // writable for `capacity >= n` bytes per the contract; `data`
-            // is ours, so they do not overlap.
-            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.buf, n) };
-        }
-        // SAFETY: checked writable out-parameter.
-        unsafe { self.len_out.write(data.len()) };
-    }
-
-    /// Writes the first `min(len, capacity - 1)` bytes of `text` and a NUL
-    /// (nothing when `capacity` is 0), and `len` (without the NUL) to
-    /// `len_out` (`*len_out >= capacity`: `buf` was too small).
-    ///
-    /// # Safety
-    /// As for [`write_bytes`](Self::write_bytes).
-    pub(crate) unsafe fn write_text(self, text: &[u8]) {
-        if self.capacity > 0 {
-            let n = text.len().min(self.capacity - 1);
-            // SAFETY: `buf` is non-NULL (checked since `capacity > 0`) and
-            // writable for `capacity > n` bytes per the contract; `text` is
-            // ours, so they do not overlap.
-            unsafe {
-                std::ptr::copy_nonoverlapping(text.as_ptr(), self.buf, n);
-                self.buf.add(n).write(0);
-            }
-        }
-        // SAFETY: checked writable out-parameter.
-        unsafe { self.len_out.write(text.len()) };
-    }
-}
-
-/// An optional out-parameter (NULL: the caller does not want it).
-pub(crate) fn out_opt<T>(ptr: *mut T, name: &'static str) -> Result<Option<Out<T>>, Fail> {
-    if ptr.is_null() {
-        Ok(None)
-    } else {
-        out(ptr, name).map(Some)
-    }
-}
-
-/// A checked, non-NULL, aligned out-parameter.
-pub(crate) struct Out<T>(*mut T);
-
-impl<T> Out<T> {
-    /// Writes the result (the last thing a successful call does).
-    ///
-    /// # Safety
-    /// The pointer must be writable for a `T`, per the C contract.
-    pub(crate) unsafe fn write(self, value: T) {
-        // SAFETY: non-NULL and aligned (checked in `out`), writable per the
-        // contract; `write` does not drop the old bits, which C owns.
-        unsafe { self.0.write(value) }
-    }
-}
-
-/// A NUL-terminated UTF-8 string argument.
-///
-/// # Safety
-/// A non-NULL `ptr` must point to a NUL-terminated string that lives for
-/// `'a`.
-pub(crate) unsafe fn text<'a>(ptr: *const c_char, name: &'static str) -> Result<&'a str, Fail> {
-    if ptr.is_null() {
-        return Err(Fail::Null(name));
-    }
-    // SAFETY: non-NULL and NUL-terminated per the contract.
-    let s = unsafe { CStr::from_ptr(ptr) };
-    s.to_str().map_err(|_| {
-        Fail::Shmq(shmq::Error::InvalidName {
-            name: s.to_string_lossy().into_owned(),
-            reason: "a name must be ASCII [A-Za-z0-9._-]",
-        })
-    })
-}
-
-/// A byte-buffer argument: NULL is allowed only with length 0.
-///
-/// # Safety
-/// A non-NULL `ptr` must point to `len` readable bytes that live, unwritten
-/// by others, for `'a`.
-pub(crate) unsafe fn bytes<'a>(
-    ptr: *const u8,
-    len: usize,
-    name: &'static str,
-) -> Result<&'a [u8], Fail> {
-    if len == 0 {
-        return Ok(&[]);
-    }
-    if ptr.is_null() {
-        return Err(Fail::Null(name));
-    }
-    if len > isize::MAX as usize {
-        return Err(invalid(format!("length of `{name}` ({len}) is not a size")));
-    }
-    // SAFETY: non-NULL, `len <= isize::MAX`, readable for `len` bytes per
-    // the contract; u8 has no alignment or validity requirement.
-    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+/// Records the message of a panic caught at the boundary (its payload's
+/// text, `what`) and returns `SHMQ_PANIC`.
+pub(crate) fn record_panic(what: &str) -> shmq_status {
+    set_last_error(LastError::owned(format!(
+        "internal error (panic) in shmq: {what}; please report it"
+    )));
+    SHMQ_PANIC
 }
 
 /// The static description of a status code (`"timed out"`, ...), or
@@ -543,56 +282,22 @@ pub extern "C" fn shmq_last_error() -> *const c_char {
         .unwrap_or(c"".as_ptr())
 }
 
-/// The version of the C ABI this header describes: the layout of every
-/// struct and the signature of every function. It changes when one of
-/// them changes incompatibly (a field added, moved or resized), and is the
-/// major number of the shared library's SONAME (`libshmq_ffi.so.2`), so a
-/// program built against another ABI does not load this library at all.
-/// `shmq_abi_version()` is the library's; `shmq_options.abi_version`
-/// carries the header's into every call that takes options.
-pub const SHMQ_ABI_VERSION: u32 = 2;
-
-/// The C ABI version of the library (`SHMQ_ABI_VERSION` of the header it
-/// was built with). A program can check it at run time:
-/// `shmq_abi_version() == SHMQ_ABI_VERSION`.
-#[unsafe(no_mangle)]
-pub extern "C" fn shmq_abi_version() -> u32 {
-    SHMQ_ABI_VERSION
-}
-
-/// The version of the library, `"MAJOR.MINOR.PATCH"`; compare it with the
-/// header's `SHMQ_VERSION_STRING` to catch a header/library mismatch.
-/// Never NULL; never to be freed.
-#[unsafe(no_mangle)]
-pub extern "C" fn shmq_version() -> *const c_char {
-    const VERSION: &CStr =
-        match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
-            Ok(v) => v,
-            Err(_) => panic!("the crate version contains a NUL"),
-        };
-    VERSION.as_ptr()
+#[cfg(test)]
+/// `shmq_last_error()` as a Rust string, for tests.
+pub(crate) fn last_error() -> String {
+    // SAFETY: `shmq_last_error` returns a NUL-terminated string valid
+    // until the next call on this thread.
+    unsafe { CStr::from_ptr(shmq_last_error()) }
+        .to_str()
+        .unwrap()
+        .to_string()
 }
 
 #[cfg(test)]
 mod tests {
+    use super::last_error as last;
     use super::*;
-
-    fn last() -> String {
-        // SAFETY: `shmq_last_error` returns a NUL-terminated string valid
-        // until the next call on this thread.
-        unsafe { CStr::from_ptr(shmq_last_error()) }
-            .to_str()
-            .unwrap()
-            .to_string()
-    }
-
-    #[test]
-    fn panics_become_a_status() {
-        let status = guard(|| panic!("boom {}", 42));
-        assert_eq!(status, SHMQ_PANIC);
-        assert!(last().contains("boom 42"), "{}", last());
-        assert_eq!(guard_or(7, || panic!("again")), 7);
-    }
+    use crate::boundary::{guard, invalid_argument};
 
     #[test]
     fn every_code_has_a_string() {
@@ -619,7 +324,10 @@ mod tests {
 
     #[test]
     fn messages_with_nul_survive() {
-        assert_eq!(guard(|| Err(invalid("a\0b"))), SHMQ_INVALID_ARGUMENT);
+        assert_eq!(
+            guard(|| Err(invalid_argument("a\0b"))),
+            SHMQ_INVALID_ARGUMENT
+        );
         assert_eq!(last(), "a\\0b");
     }
 }
