@@ -2,7 +2,7 @@
 //!
 //! Every `unsafe` has a `// SAFETY:` comment; the ownership scheme that
 //! lets Python hold core deliveries and reservations is in `consumer.rs`
-//! and `producer.rs`, the gated buffers in `buffer.rs`.
+//! (with `message.rs`) and `producer.rs`, the gated buffers in `buffer.rs`.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -11,8 +11,10 @@ mod buffer;
 mod consumer;
 mod error;
 mod lock;
+mod message;
 mod producer;
 mod queue;
+mod readiness;
 mod wait;
 
 use pyo3::prelude::*;
@@ -29,9 +31,9 @@ fn _shmq(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<producer::Producer>()?;
     m.add_class::<producer::Reservation>()?;
     m.add_class::<consumer::Consumer>()?;
-    m.add_class::<consumer::Message>()?;
-    m.add_class::<consumer::Batch>()?;
-    m.add_class::<consumer::BatchIter>()?;
+    m.add_class::<message::Message>()?;
+    m.add_class::<message::Batch>()?;
+    m.add_class::<message::BatchIter>()?;
     m.add_function(wrap_pyfunction!(wait::_after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(queue::default_dir, m)?)?;
     m.add("MAX_GROUP_NAME", shmq::MAX_GROUP_NAME)?;

@@ -18,6 +18,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::buffer::{Gate, Input, Tokens, gated_view};
 use crate::error::{Closed, InvalidOption, Timeout};
+use crate::readiness::{Waiter, aio, readiness_methods};
 use crate::wait::{Fail, SLICE, check_fork, deadline, generation, in_slices, seconds};
 
 struct State {
@@ -110,7 +111,10 @@ struct Reserved {
     len: usize,
 }
 
-pub(crate) struct Cell {
+/// A producer shared by its Python objects: the `Producer`, and the
+/// `Reservation` it handed out, which ends through it.
+pub(crate) struct SharedProducer {
+    /// Which reservation is open, and the buffers alive over its slot.
     gate: Gate,
     state: GilLock<State>,
     queue: shmq::Queue,
@@ -123,7 +127,7 @@ pub(crate) struct Cell {
     made_in: u64,
 }
 
-impl Cell {
+impl SharedProducer {
     fn with_state<R>(&self, py: Python<'_>, f: impl FnOnce(&mut State) -> R) -> R {
         f(&mut self.state.lock(py))
     }
@@ -166,6 +170,17 @@ impl Cell {
             }
         })?;
         got.ok_or_else(|| self.timed_out())
+    }
+
+    /// Runs `f` on the producer for a readiness call (refused while a
+    /// reservation is open).
+    fn with_waiter<R>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(Waiter<'_>) -> Result<R, Fail>,
+    ) -> PyResult<R> {
+        check_fork(self.made_in)?;
+        Ok(self.with_state(py, |s| s.producer().and_then(|p| f(Waiter::Producer(p))))?)
     }
 
     /// The `Timeout` of a publish that waited: with what holds the ring.
@@ -299,14 +314,14 @@ impl Envelope {
 /// Publishes messages (see the stubs).
 #[pyclass(frozen, module = "shmq._shmq")]
 pub struct Producer {
-    cell: Arc<Cell>,
+    shared: Arc<SharedProducer>,
 }
 
 impl Producer {
     pub(crate) fn new(queue: shmq::Queue, p: shmq::Producer) -> Producer {
         let made_in = generation();
         Producer {
-            cell: Arc::new(Cell {
+            shared: Arc::new(SharedProducer {
                 gate: Gate::new(),
                 state: GilLock::new(State {
                     reservation: None,
@@ -326,50 +341,6 @@ impl Producer {
 
 #[pymethods]
 impl Producer {
-    /// The readiness fd for an event loop waiting for room (see the stubs).
-    fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
-        check_fork(self.cell.made_in)?;
-        Ok(self.cell.with_state(py, |s| {
-            s.producer().and_then(|p| {
-                p.readiness()
-                    .map(std::os::fd::AsRawFd::as_raw_fd)
-                    .map_err(Fail::from)
-            })
-        })?)
-    }
-
-    /// Internal (`shmq._aio`): arms the fd until there is room for one
-    /// message; as `Consumer._arm`.
-    fn _arm(&self, py: Python<'_>) -> PyResult<(bool, Option<f64>)> {
-        check_fork(self.cell.made_in)?;
-        let arm = self.cell.with_state(py, |s| {
-            s.producer().and_then(|p| p.arm(1).map_err(Fail::from))
-        })?;
-        Ok(crate::consumer::arm_tuple(arm))
-    }
-
-    /// Internal: reads the wake-ups waiting on the fd.
-    fn _drain(&self, py: Python<'_>) -> PyResult<()> {
-        check_fork(self.cell.made_in)?;
-        Ok(self.cell.with_state(py, |s| {
-            s.producer().and_then(|p| {
-                p.readiness()
-                    .map(|r| {
-                        r.drain();
-                    })
-                    .map_err(Fail::from)
-            })
-        })?)
-    }
-
-    /// Internal: takes back an arm that will not be waited for.
-    fn _disarm(&self, py: Python<'_>) -> PyResult<()> {
-        check_fork(self.cell.made_in)?;
-        Ok(self
-            .cell
-            .with_state(py, |s| s.producer().map(|p| p.disarm()))?)
-    }
-
     /// `await producer.publish_async(data, ...)`: `publish`, waiting for
     /// room without blocking the event loop (same keywords; `timeout`
     /// bounds the wait, then `Timeout`).
@@ -389,7 +360,7 @@ impl Producer {
         if let Some(t) = timeout {
             crate::wait::seconds("timeout", t)?;
         }
-        crate::consumer::aio(slf.py(), "publish_async")?.call1((
+        aio(slf.py(), "publish_async")?.call1((
             slf,
             data,
             type_id,
@@ -416,7 +387,7 @@ impl Producer {
         headers: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let timeout = timeout.map(|s| s.0);
-        check_fork(self.cell.made_in)?;
+        check_fork(self.shared.made_in)?;
         let input = Input::new(data)?;
         let envelope = if ordering_key.is_none() && headers.is_none() {
             Envelope::default()
@@ -427,7 +398,8 @@ impl Producer {
         if let Some(t) = timeout {
             crate::wait::seconds("timeout", t)?;
         }
-        self.cell.publish_one(py, input.as_slice(), &meta, timeout)
+        self.shared
+            .publish_one(py, input.as_slice(), &meta, timeout)
     }
 
     /// Publishes every message of `items` with as few claims as possible;
@@ -440,7 +412,7 @@ impl Producer {
         timeout: Option<Seconds>,
     ) -> PyResult<u64> {
         let timeout = timeout.map(|s| s.0);
-        check_fork(self.cell.made_in)?;
+        check_fork(self.shared.made_in)?;
         let objs: Vec<Bound<'_, PyAny>> = if let Ok(l) = items.cast::<PyList>() {
             l.iter().collect()
         } else if let Ok(t) = items.cast::<PyTuple>() {
@@ -455,7 +427,7 @@ impl Producer {
         }
         let inputs = objs.iter().map(Input::new).collect::<PyResult<Vec<_>>>()?;
         let slices: Vec<&[u8]> = inputs.iter().map(Input::as_slice).collect();
-        let cell = &*self.cell;
+        let shared = &*self.shared;
         let meta = shmq::Meta::new();
         // How long one batch attempt may wait without the GIL (and without
         // looking at signals): a slice at most, no longer than `timeout`.
@@ -463,7 +435,7 @@ impl Producer {
             Some(t) => seconds("timeout", t)?.min(SLICE),
             None => SLICE,
         };
-        let slots = cell.queue.slots() as usize;
+        let slots = shared.queue.slots() as usize;
         let mut first = None;
         let mut i = 0;
         let result = (|| -> PyResult<()> {
@@ -474,15 +446,15 @@ impl Producer {
                 // have freed: a producer elsewhere may have filled the ring
                 // first), saying how many went in, and the next message then
                 // goes the waiting way, in slices that look at Ctrl-C.
-                let mut s = cell.state.lock(py);
+                let mut s = shared.state.lock(py);
                 let step = py.detach(|| -> Result<Option<(u64, usize)>, Fail> {
-                    let queue = &cell.queue;
+                    let queue = &shared.queue;
                     let p = s.producer()?;
-                    if !cell.blocks {
+                    if !shared.blocks {
                         // overflow=reject never waits.
                         return Ok(Some((p.publish_batch(rest)?, rest.len())));
                     }
-                    let k = if cell.spills {
+                    let k = if shared.spills {
                         // A full ring spills; only a full spill may wait.
                         rest.len().min(slots)
                     } else {
@@ -515,7 +487,7 @@ impl Producer {
                     }
                 });
                 drop(s); // publish_one below takes it again
-                cell.state.yield_to_waiters(py);
+                shared.state.yield_to_waiters(py);
                 let step = match step {
                     Ok(step) => step,
                     // Part of `rest` went in (overflow=reject, a batch larger
@@ -539,7 +511,7 @@ impl Producer {
                     }
                     None => {
                         // No room in time: one message the waiting way.
-                        let seq = cell.publish_one(py, rest[0], &meta, timeout)?;
+                        let seq = shared.publish_one(py, rest[0], &meta, timeout)?;
                         first.get_or_insert(seq);
                         i += 1;
                     }
@@ -571,19 +543,19 @@ impl Producer {
     ) -> PyResult<Reservation> {
         let timeout = timeout.map(|s| s.0);
         let size: usize = crate::wait::whole("size", size)?;
-        check_fork(self.cell.made_in)?;
-        let cell = &*self.cell;
+        check_fork(self.shared.made_in)?;
+        let shared = &*self.shared;
         let none = Envelope::default();
         let meta = meta(type_id, correlation_id, None, &none)?;
-        let blocks = cell.blocks;
-        let first = cell.with_state(py, |s| {
-            s.reserve(&cell.gate, size, meta, blocks.then_some(Duration::ZERO))
+        let blocks = shared.blocks;
+        let first = shared.with_state(py, |s| {
+            s.reserve(&shared.gate, size, meta, blocks.then_some(Duration::ZERO))
         })?;
         let got = match first {
             Some(r) => Some(r),
             None if timeout == Some(0.0) => None,
-            None => in_slices(py, deadline(timeout)?, &cell.state, |s, slice| {
-                s.reserve(&cell.gate, size, meta, Some(slice))
+            None => in_slices(py, deadline(timeout)?, &shared.state, |s, slice| {
+                s.reserve(&shared.gate, size, meta, Some(slice))
             })?,
         };
         let r = match got {
@@ -591,10 +563,10 @@ impl Producer {
             None if timeout == Some(0.0) => {
                 return Err(Timeout::new_err("timed out: the queue is full"));
             }
-            None => return Err(cell.timed_out()),
+            None => return Err(shared.timed_out()),
         };
         Ok(Reservation {
-            cell: self.cell.clone(),
+            shared: self.shared.clone(),
             r,
         })
     }
@@ -604,38 +576,38 @@ impl Producer {
     #[getter]
     fn deduplicated(&self, py: Python<'_>) -> PyResult<u64> {
         Ok(self
-            .cell
+            .shared
             .with_state(py, |s| s.producer().map(|p| p.deduplicated()))?)
     }
 
     /// Why a publish finds (or would find) no room: the group that holds
     /// the ring, or the spill's full budget or disk.
     fn why_full(&self) -> String {
-        self.cell.queue.why_full()
+        self.shared.queue.why_full()
     }
 
     /// Largest payload this queue takes (its slot_size).
     #[getter]
     fn max_payload(&self) -> usize {
-        self.cell.queue.slot_size()
+        self.shared.queue.slot_size()
     }
 
     /// Whether `close()` was called.
     #[getter]
     fn closed(&self, py: Python<'_>) -> bool {
         // In a child after fork the handle is the parent's: closed here.
-        self.cell.made_in != generation() || self.cell.with_state(py, |s| s.producer.is_none())
+        self.shared.made_in != generation() || self.shared.with_state(py, |s| s.producer.is_none())
     }
 
     /// Aborts an open reservation and gives the producer's record back.
     /// Idempotent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        check_fork(self.cell.made_in)?;
-        let token = self.cell.gate.current();
+        check_fork(self.shared.made_in)?;
+        let token = self.shared.gate.current();
         if token != 0 {
-            self.cell.gate.close(py, token, "the open reservation")?;
+            self.shared.gate.close(py, token, "the open reservation")?;
         }
-        self.cell.with_state(py, |s| {
+        self.shared.with_state(py, |s| {
             s.reservation = None;
             if let Some(p) = s.producer.take() {
                 // SAFETY: from `Box::into_raw`, freed once, unborrowed.
@@ -656,14 +628,23 @@ impl Producer {
     }
 
     fn __repr__(&self) -> String {
-        format!("<shmq.Producer queue={:?}>", self.cell.queue.name())
+        format!("<shmq.Producer queue={:?}>", self.shared.queue.name())
     }
 }
+
+readiness_methods!(
+    Producer,
+    fileno:
+    /// The readiness fd for an event loop waiting for room (see the stubs).
+    _arm:
+    /// Internal (`shmq._aio`): arms the fd until there is room for one
+    /// message; as `Consumer._arm`.
+);
 
 /// A claimed slot being written in place.
 #[pyclass(frozen, module = "shmq._shmq")]
 pub struct Reservation {
-    cell: Arc<Cell>,
+    shared: Arc<SharedProducer>,
     r: Reserved,
 }
 
@@ -682,16 +663,17 @@ impl Reservation {
     #[getter]
     fn data<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let me = slf.get();
-        if !me.cell.gate.is_open(me.r.token) {
+        if !me.shared.gate.is_open(me.r.token) {
             return Err(me.ended());
         }
         // SAFETY: the slot is ours, in the mapping, while the reservation
         // is open, which the gate keeps it while a buffer is alive; the
-        // gate lives in the cell the reservation (the owner) keeps alive.
+        // gate lives in the shared producer the reservation (the owner)
+        // keeps alive.
         unsafe {
             gated_view(
                 slf.as_any(),
-                &me.cell.gate,
+                &me.shared.gate,
                 me.r.token,
                 me.r.ptr as *mut u8,
                 me.r.len,
@@ -714,7 +696,7 @@ impl Reservation {
     /// returns its seq.
     #[pyo3(signature = (size=None))]
     fn commit(&self, py: Python<'_>, size: Option<usize>) -> PyResult<u64> {
-        check_fork(self.cell.made_in)?;
+        check_fork(self.shared.made_in)?;
         if size.is_some_and(|n| n > self.r.len) {
             return Err(InvalidOption::new_err(format!(
                 "invalid option: commit size {} is larger than the reservation ({} bytes)",
@@ -723,10 +705,10 @@ impl Reservation {
             )));
         }
         let token = self.r.token;
-        if !self.cell.gate.close(py, token, "this reservation")? {
+        if !self.shared.gate.close(py, token, "this reservation")? {
             return Err(self.ended());
         }
-        let r = self.cell.with_state(py, |s| match s.reservation.take() {
+        let r = self.shared.with_state(py, |s| match s.reservation.take() {
             Some((t, mut r)) if t == token => {
                 if let Some(n) = size {
                     r.truncate(n);
@@ -746,10 +728,10 @@ impl Reservation {
 
     /// Gives the slot up: consumers skip its position.
     fn abort(&self, py: Python<'_>) -> PyResult<()> {
-        check_fork(self.cell.made_in)?;
+        check_fork(self.shared.made_in)?;
         let token = self.r.token;
-        if self.cell.gate.close(py, token, "this reservation")? {
-            self.cell.with_state(py, |s| {
+        if self.shared.gate.close(py, token, "this reservation")? {
+            self.shared.with_state(py, |s| {
                 if matches!(s.reservation, Some((t, _)) if t == token) {
                     s.reservation = None;
                 }
@@ -787,6 +769,6 @@ impl Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        self.cell.end_dropped(self.r.token);
+        self.shared.end_dropped(self.r.token);
     }
 }
