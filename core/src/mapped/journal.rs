@@ -43,7 +43,7 @@ use crate::sync::Ordering;
 
 /// Journal the ring every this many seqs (a power of two), from the
 /// producer whose publish got such a seq.
-pub(crate) const PUMP_EVERY: u64 = 256;
+const PUMP_EVERY: u64 = 256;
 
 /// How often (at most) retention by age is looked at.
 const AGE_CHECK_NS: u64 = 1_000_000_000;
@@ -52,6 +52,25 @@ impl Shared {
     fn journal_segments(&self) -> MutexGuard<'_, Segments> {
         let m = self.journal.as_ref().expect("a journaled queue");
         m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// After a publish of `pos` to a journaled queue: every
+    /// [`PUMP_EVERY`] seqs, journals the ring if nobody else holds the
+    /// admin lock. An error is left for the publish that needs room to
+    /// report (`Producer::claim_slow`).
+    #[inline(always)]
+    pub(crate) fn journal_now_and_then(&self, pos: u64) {
+        if pos % PUMP_EVERY == PUMP_EVERY - 1 {
+            self.journal_if_free();
+        }
+    }
+
+    /// Journals the ring if nobody else holds the admin lock (an error
+    /// is left for a publish that needs room to report).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn journal_if_free(&self) {
+        let _ = self.help_journal(false);
     }
 
     /// Journals what the ring holds, if the admin lock is free (`wait`:

@@ -300,14 +300,28 @@ impl Groups<'_> {
     /// cursor). With a journal, a group below `head` replays from the
     /// journal and holds no ring slot: it is left out.
     pub(crate) fn min_committed(&self, _g: &AdminGuard<'_>) -> Option<u64> {
-        let head = self.ctl.head.load(Ordering::Relaxed);
-        let journal = self.journal.map(|j| j.end_seq.load(Ordering::Acquire));
+        // Relaxed: `head` moves only under the lock we hold. Acquire pairs
+        // with the consumer's SeqCst store of committed, made after its
+        // last read of the slots below it.
+        self.min_cursor(self.ctl.head.load(Ordering::Relaxed), Ordering::Acquire)
+    }
+
+    /// [`min_committed`](Self::min_committed) without the lock, for a
+    /// producer's estimate of the room (`head` as the caller read it):
+    /// SeqCst loads, pairing with the consumers' SeqCst stores. Cursors only
+    /// grow while a consumer runs, so it never promises room that is not
+    /// there; the claim itself still goes through `head`, advanced under
+    /// the lock.
+    pub(crate) fn min_committed_unlocked(&self, head: u64) -> Option<u64> {
+        self.min_cursor(head, Ordering::SeqCst)
+    }
+
+    fn min_cursor(&self, head: u64, order: Ordering) -> Option<u64> {
+        let journal = self.journal.map(|j| j.end_seq.load(order));
         self.records
             .iter()
             .filter(|r| r.state.load(Ordering::Acquire) == ACTIVE)
-            // Acquire pairs with the consumer's SeqCst store of committed,
-            // made after its last read of the slots below it.
-            .map(|r| r.committed.load(Ordering::Acquire))
+            .map(|r| r.committed.load(order))
             .filter(|&c| journal.is_none() || c >= head)
             .chain(journal)
             .min()

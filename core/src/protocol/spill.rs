@@ -40,6 +40,7 @@
 
 use crate::error::{Error, Result};
 use crate::layout::{RingControl, SPILLING, SpillControl};
+use crate::options::Meta;
 use crate::protocol::ring::{Ring, SlotStates};
 use crate::sync::{AtomicU64, Ordering};
 
@@ -54,6 +55,22 @@ pub(crate) struct Record<'a> {
     /// `envelope.rs`. `payload` is then the whole body.
     pub enveloped: bool,
     pub payload: &'a [u8],
+}
+
+impl<'a> Record<'a> {
+    /// The record of a message published with `meta` at `ts` (CLOCK_REALTIME
+    /// ns): `body` is its payload, or its whole body if `enveloped`. The
+    /// spill hands out its seq.
+    pub(crate) fn of(body: &'a [u8], enveloped: bool, meta: &Meta, ts: u64) -> Record<'a> {
+        Record {
+            seq: 0,
+            timestamp_ns: ts,
+            correlation_id: meta.correlation_id,
+            type_id: meta.type_id,
+            enveloped,
+            payload: body,
+        }
+    }
 }
 
 /// What [`Log::read`] found for the record `read_seq`.

@@ -196,6 +196,15 @@ impl Plan<'_> {
         self
     }
 
+    /// The whole body of a message with this envelope and `payload`, as
+    /// the spill stores it.
+    pub(crate) fn body_with(&self, payload: &[u8]) -> Vec<u8> {
+        let mut b = vec![0; self.size + payload.len()];
+        self.write(&mut b[..self.size]);
+        b[self.size..].copy_from_slice(payload);
+        b
+    }
+
     /// Writes the envelope into `out` (exactly `self.size` bytes).
     pub(crate) fn write(&self, out: &mut [u8]) {
         debug_assert_eq!(out.len(), self.size);

@@ -1,0 +1,242 @@
+//! Claiming positions: the room the groups leave, the overflow policy
+//! (block, reject, spill) when there is none, waiting for room (asleep or
+//! through a readiness handle), and the spill path.
+
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::Backoff;
+
+use crate::api::readiness::{Arm, For, Readiness};
+use crate::error::{Error, Result};
+use crate::options::Overflow;
+use crate::protocol::ring::{Claim, sleep_unless};
+use crate::protocol::spill::Record;
+use crate::sync::Ordering;
+
+use super::*;
+
+/// Longest single sleep of a blocked publisher, so it notices new groups,
+/// deadlines and signals.
+const SLEEP_SLICE: Duration = Duration::from_millis(20);
+
+impl Producer {
+    /// Free positions as far as the groups' committed cursors say, read
+    /// without the lock (`Groups::min_committed_unlocked`).
+    pub(super) fn room(&self) -> u64 {
+        // While the queue spills the flag makes this 0: no claim fits.
+        self.room_from(|t| t)
+    }
+
+    /// `room` with `tail` read through `tail_of`.
+    pub(super) fn room_from(&self, tail_of: fn(u64) -> u64) -> u64 {
+        let ctl = &self.shared.header().ring;
+        // SeqCst: as the cursors' loads (`min_committed_unlocked`).
+        let tail = tail_of(ctl.tail.load(Ordering::SeqCst));
+        let head = ctl.head.load(Ordering::SeqCst);
+        let min = self
+            .shared
+            .groups()
+            .min_committed_unlocked(head)
+            .unwrap_or(head);
+        (min + self.shared.geo.slots).saturating_sub(tail)
+    }
+
+    /// Claims `n` positions in the ring, applying the overflow policy when
+    /// full (overflow=spill waits, as block does: this claim needs a slot).
+    #[inline]
+    pub(super) fn claim(&mut self, n: u64, deadline: Option<Instant>) -> Result<u64> {
+        let ring = self.shared.ring();
+        if let Claim::Claimed(pos) = ring.claim(n, &mut self.cached_head) {
+            return Ok(pos);
+        }
+        self.claim_slow(n, deadline, false)
+            .map(|p| p.expect("no spill asked for"))
+    }
+
+    /// Like [`claim`](Self::claim), but `None` when the messages are to be
+    /// spilled instead (overflow=spill and the ring is full or spilling).
+    #[inline]
+    pub(super) fn claim_or_spill(
+        &mut self,
+        n: u64,
+        deadline: Option<Instant>,
+    ) -> Result<Option<u64>> {
+        let ring = self.shared.ring();
+        if let Claim::Claimed(pos) = ring.claim(n, &mut self.cached_head) {
+            return Ok(Some(pos));
+        }
+        self.claim_slow(n, deadline, true)
+    }
+
+    /// Spills `recs` (see `protocol/spill.rs`); `claimed(seq)` is told the first
+    /// seq before anything is written. `None`: the ring had room after
+    /// all. When the spill is full too, applies `spill_fallback`: reject
+    /// fails with [`Error::SpillFull`], block waits for the spill to drain
+    /// (bounded by `deadline`).
+    #[cold]
+    pub(super) fn spill(
+        &mut self,
+        recs: &mut [Record<'_>],
+        deadline: Option<Instant>,
+        claimed: &mut dyn FnMut(u64),
+    ) -> Result<Option<u64>> {
+        let fallback =
+            Overflow::from_raw(self.shared.config.spill_fallback).unwrap_or(Overflow::Block);
+        loop {
+            match self.shared.spill_append(recs, claimed) {
+                Err(Error::SpillFull(why)) if fallback == Overflow::Block => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(Error::Timeout);
+                    }
+                    // Wait for consumers to free the ring, then help move
+                    // the spill back into it.
+                    let _ = why;
+                    let shared = self.shared.clone();
+                    let slice = deadline.map_or(SLEEP_SLICE, |d| {
+                        d.saturating_duration_since(Instant::now()).min(SLEEP_SLICE)
+                    });
+                    let h = shared.header();
+                    sleep_unless(
+                        &h.ring.space,
+                        &h.sleepers.space,
+                        shared.me.key,
+                        slice,
+                        || (self.room_while_spilling() > 0).then_some(()),
+                    );
+                    shared.help_spill(true)?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The producer's readiness handle, for waiting for room in an event
+    /// loop (see [`Readiness`]): made at the first call, the same one
+    /// afterwards; at most 64 per queue (`Busy` past that).
+    pub fn readiness(&mut self) -> Result<&Readiness> {
+        if self.readiness.is_none() {
+            self.readiness = Some(Readiness::new(&self.shared, For::Space)?);
+        }
+        Ok(self.readiness.as_ref().expect("made above"))
+    }
+
+    /// Arms the readiness handle until the ring has room for `n` messages
+    /// (call it after a publish with a zero timeout found the ring full).
+    /// [`Arm::Ready`]: there may be room, publish again. [`Arm::Waiting`]:
+    /// its fd becomes readable when consumers may have freed some.
+    pub fn arm(&mut self, n: u64) -> Result<Arm> {
+        self.readiness()?;
+        let armed = self
+            .readiness
+            .as_ref()
+            .expect("made above")
+            .arm(|| self.room() >= n);
+        if !armed {
+            return Ok(Arm::Ready);
+        }
+        // Consumers ring when they move their cursors, but room also comes
+        // back in ways nobody rings for (a dead consumer's lease running
+        // out, a spill or journal drained in steps producers help with):
+        // a waiting producer rechecks as a sleeping one does.
+        Ok(Arm::Waiting {
+            recheck_after: Some(SLEEP_SLICE),
+        })
+    }
+
+    /// Takes back an arm that will not be waited for.
+    pub fn disarm(&mut self) {
+        if let Some(r) = &self.readiness {
+            r.disarm();
+        }
+    }
+
+    /// Free ring positions past the refill point while the queue spills.
+    pub(super) fn room_while_spilling(&self) -> u64 {
+        self.room_from(crate::protocol::spill::ring_tail)
+    }
+
+    /// The ring looked full. Advancing `head` takes the admin lock and reads
+    /// every group's cursor (lines consumers write), so a blocked producer
+    /// first waits, briefly, for a worthwhile amount of room (an eighth of
+    /// the ring) rather than taking the lock for every slot freed.
+    #[cold]
+    pub(super) fn claim_slow(
+        &mut self,
+        n: u64,
+        deadline: Option<Instant>,
+        spill: bool,
+    ) -> Result<Option<u64>> {
+        let worthwhile = n.max(self.shared.geo.slots / 8);
+        let backoff = Backoff::new();
+        let spill = spill && self.overflow == Overflow::Spill;
+        loop {
+            if self.journal {
+                // The journal's cursor may be what holds the ring full.
+                self.shared.help_journal(false)?;
+            }
+            if self.overflow == Overflow::Spill
+                && crate::protocol::spill::spilling(
+                    self.shared.header().ring.tail.load(Ordering::Acquire),
+                )
+            {
+                if spill {
+                    return Ok(None);
+                }
+                // A claim that needs a ring slot waits for the spill to
+                // drain: help it along.
+                self.shared.help_spill(false)?;
+            }
+            let room = self.room();
+            // A blocked publisher holds out for a worthwhile amount of room
+            // while it spins; one whose deadline has come takes what is there.
+            let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
+            let wanted = if self.overflow != Overflow::Reject
+                && !backoff.is_completed()
+                && !spill
+                && !out_of_time
+            {
+                worthwhile
+            } else {
+                n
+            };
+            if room >= wanted {
+                self.cached_head = self.shared.advance_head();
+                if let Claim::Claimed(pos) = self.shared.ring().claim(n, &mut self.cached_head) {
+                    return Ok(Some(pos));
+                }
+                // Another producer took the room first: look again.
+                continue;
+            }
+            if spill {
+                return Ok(None);
+            }
+            if self.overflow == Overflow::Reject && room < n {
+                self.shared
+                    .header()
+                    .counters
+                    .rejected
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(Error::Full);
+            }
+            if out_of_time {
+                return Err(Error::Timeout);
+            }
+            if !backoff.is_completed() {
+                backoff.snooze();
+                continue;
+            }
+            let slice = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()).min(SLEEP_SLICE),
+                None => SLEEP_SLICE,
+            };
+            let h = self.shared.header();
+            sleep_unless(
+                &h.ring.space,
+                &h.sleepers.space,
+                self.shared.me.key,
+                slice,
+                || (self.room() >= n).then_some(()),
+            );
+        }
+    }
+}
