@@ -1,0 +1,163 @@
+//! A record's key and headers as NATS headers, and back (README "Past one
+//! host").
+//!
+//! The payload is the message's payload; the ordering key travels in the
+//! header `shmq-ordering-key`; the user's headers and shmq's own
+//! (`record::SHMQ_*`) are NATS headers. NATS headers are text: a name or
+//! value that is not (not UTF-8, a CR or LF, a name NATS refuses) travels
+//! hex-encoded as `shmq-hex-<hex name>: <hex value>`, and comes back as it
+//! was. Values of one name keep their order; the order between different
+//! names is not kept (a NATS header block is a map). `Nats-Msg-Id` is
+//! `shmq:<origin>:<seq>`, the idempotency key `from-*` uses, so
+//! JetStream's duplicate window drops a message a restarted bridge sends
+//! again. Coming in, the idempotency key is `nats:<stream>:<stream
+//! sequence>` unless the message carries shmq's origin and seq.
+
+use async_nats::HeaderMap;
+
+use crate::engine::Outgoing;
+use crate::record;
+
+/// The header that carries the ordering key.
+pub const ORDERING_KEY: &str = "shmq-ordering-key";
+/// The prefix of a hex-encoded header's name.
+const HEX: &str = "shmq-hex-";
+/// JetStream's own headers, not handed to shmq.
+const NATS_PREFIX: &str = "Nats-";
+
+/// Headers as shmq holds them: names and values, in order.
+pub type Headers = Vec<(String, Vec<u8>)>;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// A text NATS takes as a header name: visible ASCII but ':'.
+fn plain_name(n: &str) -> bool {
+    !n.is_empty() && !n.starts_with(HEX) && n.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+}
+
+/// The NATS headers of `rec`, with `Nats-Msg-Id` set to `msg_id`.
+pub fn headers_out(rec: &Outgoing, msg_id: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
+    let mut put = |name: &str, value: &[u8]| match std::str::from_utf8(value) {
+        Ok(v) if plain_name(name) && !v.contains(['\r', '\n']) => h.append(name, v),
+        _ => h.append(
+            format!("{HEX}{}", hex(name.as_bytes())).as_str(),
+            hex(value),
+        ),
+    };
+    if let Some(k) = &rec.key {
+        put(ORDERING_KEY, k);
+    }
+    for (n, v) in &rec.headers {
+        put(n, v);
+    }
+    h
+}
+
+/// The ordering key and headers carried by NATS headers `h` (JetStream's
+/// own `Nats-*` left out).
+pub fn headers_in(h: Option<&HeaderMap>) -> (Option<Vec<u8>>, Headers) {
+    let (mut key, mut out) = (None, Vec::new());
+    let Some(h) = h else { return (key, out) };
+    let mut names: Vec<_> = h.iter().collect();
+    // A stable order between names (a NATS header block is a map).
+    names.sort_by(|a, b| AsRef::<str>::as_ref(a.0).cmp(AsRef::<str>::as_ref(b.0)));
+    for (name, values) in names {
+        let name: &str = AsRef::<str>::as_ref(name);
+        if name.starts_with(NATS_PREFIX) {
+            continue;
+        }
+        for v in values {
+            let v: &str = v.as_str();
+            let (n, v) = match name.strip_prefix(HEX) {
+                Some(hn) => match (unhex(hn).map(String::from_utf8), unhex(v)) {
+                    (Some(Ok(n)), Some(v)) => (n, v),
+                    // Not ours after all: as it came.
+                    _ => (name.to_string(), v.as_bytes().to_vec()),
+                },
+                None => (name.to_string(), v.as_bytes().to_vec()),
+            };
+            if n == ORDERING_KEY {
+                key = Some(v);
+            } else {
+                out.push((n, v));
+            }
+        }
+    }
+    (key, out)
+}
+
+/// The `Nats-Msg-Id` of `rec`: `shmq:<origin>:<seq>` from shmq's headers.
+pub(super) fn msg_id(rec: &Outgoing) -> String {
+    let get = |name: &str| {
+        rec.headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    format!(
+        "shmq:{}:{}",
+        get(record::SHMQ_ORIGIN).unwrap_or_default(),
+        get(record::SHMQ_SEQ).unwrap_or_default()
+    )
+}
+
+/// Where message `seq` of `stream` is, `nats:<stream>:<seq>`: its
+/// idempotency key, and a dead letter's source.
+pub(super) fn id_of(stream: &str, seq: u64) -> String {
+    format!("nats:{stream}:{seq}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_round_trip_text_or_hex() {
+        let rec = Outgoing {
+            key: Some(b"customer\n7".to_vec()),
+            payload: b"p".to_vec(),
+            headers: vec![
+                ("traceparent".into(), b"00-abc".to_vec()),
+                ("traceparent".into(), b"second".to_vec()),
+                ("bin".into(), vec![0, 159, 146, 150]),
+                ("has space".into(), b"v".to_vec()),
+                (record::SHMQ_SEQ.into(), b"41".to_vec()),
+                (record::SHMQ_ORIGIN.into(), b"h/q/g".to_vec()),
+            ],
+            timestamp_ms: 0,
+        };
+        let h = headers_out(&rec, &msg_id(&rec));
+        assert_eq!(
+            h.get(async_nats::header::NATS_MESSAGE_ID)
+                .map(|v| v.as_str()),
+            Some("shmq:h/q/g:41")
+        );
+        let (key, back) = headers_in(Some(&h));
+        assert_eq!(key.as_deref(), Some(&b"customer\n7"[..]));
+        // Values of one name keep their order.
+        let trace: Vec<_> = back.iter().filter(|(n, _)| n == "traceparent").collect();
+        assert_eq!(
+            (&trace[0].1[..], &trace[1].1[..]),
+            (&b"00-abc"[..], &b"second"[..])
+        );
+        let (mut want, mut back) = (rec.headers.clone(), back);
+        want.sort();
+        back.sort();
+        assert_eq!(back, want);
+    }
+}
