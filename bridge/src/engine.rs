@@ -8,7 +8,7 @@ use std::time::Duration;
 /// A record on its way out of shmq.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Outgoing {
-    /// The ordering key, as the engine's record key.
+    /// The ordering key: Kafka's record key, a header in NATS.
     pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
     /// The user's headers, then shmq's own (`record::SHMQ_*`).
@@ -23,10 +23,12 @@ pub struct Incoming {
     pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
     pub headers: Vec<(String, Vec<u8>)>,
-    /// Where it is in the engine (`kafka:<topic>:<partition>:<offset>`):
-    /// its idempotency key unless it carries shmq's own.
+    /// Where it is in the engine (`kafka:<topic>:<partition>:<offset>`,
+    /// `nats:<stream>:<stream sequence>`): its idempotency key unless it
+    /// carries shmq's own.
     pub id: String,
-    /// The engine's handle for [`Source::accepted`].
+    /// The engine's handle for [`Source::accepted`]: Kafka's partition
+    /// and offset; for NATS, 0 and the stream sequence.
     pub partition: i32,
     pub offset: i64,
 }
@@ -80,8 +82,10 @@ pub trait Source {
     /// engine may forget it.
     fn accepted(&mut self, rec: &Incoming) -> Result<(), Fatal>;
     /// While paused with a record it cannot place yet: serve the engine
-    /// (keep the group membership and the statistics alive). A record that
-    /// comes meanwhile is kept for [`poll`](Self::poll), in order.
+    /// (Kafka: keep the group membership and the statistics alive;
+    /// JetStream: keep what the bridge holds from being delivered again).
+    /// A record that comes meanwhile is kept for [`poll`](Self::poll), in
+    /// order.
     fn serve(&mut self) -> Result<(), Fatal>;
     /// Back-pressure: stop fetching (and resume) without leaving the group.
     fn pause(&mut self) -> Result<(), Fatal>;

@@ -80,11 +80,7 @@ pub fn run(q: &Queue, source: &mut dyn Source, mut o: Options) -> Result<(), Fat
     while !crate::stop_requested() {
         o.stats.dead_lettered += dead_letters(q, source, o.dlq_group.as_deref())?;
         if o.stats.due() {
-            let s = q.stats();
-            o.stats.shmq_lag = Some(s.depth);
-            o.stats.duplicates = s.deduplicated - dedup_before;
-            o.stats.engine_lag = source.lag();
-            o.stats.report(false);
+            report(q, source, &mut o.stats, dedup_before, false);
         }
         let rec = match pending.take() {
             Some(r) => r,
@@ -125,10 +121,16 @@ pub fn run(q: &Queue, source: &mut dyn Source, mut o: Options) -> Result<(), Fat
         }
     }
     source.close()?;
-    let s = q.stats();
-    o.stats.shmq_lag = Some(s.depth);
-    o.stats.duplicates = s.deduplicated - dedup_before;
-    o.stats.engine_lag = source.lag();
-    o.stats.report(true);
+    report(q, source, &mut o.stats, dedup_before, true);
     Ok(())
+}
+
+/// Reports the progress with the lags on both sides and the duplicates
+/// the queue absorbed since the bridge started (`dedup_before` then).
+fn report(q: &Queue, source: &mut dyn Source, stats: &mut Stats, dedup_before: u64, last: bool) {
+    let s = q.stats();
+    stats.shmq_lag = Some(s.depth);
+    stats.duplicates = s.deduplicated - dedup_before;
+    stats.engine_lag = source.lag();
+    stats.report(last);
 }

@@ -68,9 +68,9 @@ struct Run {
     exit_idle: Option<f64>,
 }
 
-/// What both Kafka directions share.
+/// What both Kafka directions share: where they connect, the topic.
 #[derive(Args, Debug)]
-struct Common {
+struct KafkaServer {
     /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT...].
     #[arg(long, value_name = "HOST:PORT")]
     brokers: String,
@@ -102,7 +102,7 @@ struct ToKafka {
     #[arg(long, default_value_t = 30.0, value_name = "S")]
     lease: f64,
     #[command(flatten)]
-    common: Common,
+    kafka: KafkaServer,
 }
 
 #[derive(Args, Debug)]
@@ -114,10 +114,10 @@ struct FromKafka {
     #[arg(long, value_name = "Q")]
     queue: String,
     #[command(flatten)]
-    common: Common,
+    kafka: KafkaServer,
 }
 
-/// Where `to-nats` reads and `to-nats`/`from-nats` connect.
+/// What both NATS directions share: where they connect.
 #[derive(Args, Debug)]
 struct NatsServer {
     /// NATS servers, nats://HOST:PORT[,nats://HOST:PORT...].
@@ -207,7 +207,7 @@ fn open(c: &Run, queue: &str) -> Result<Queue, Fatal> {
     Queue::open_with(queue, &opts).map_err(|e| Fatal(format!("shmq: opening queue {queue:?}: {e}")))
 }
 
-fn conn(c: &Common) -> Result<kafka::Conn, Fatal> {
+fn kafka_conn(c: &KafkaServer) -> Result<kafka::Conn, Fatal> {
     Ok(kafka::Conn {
         brokers: c.brokers.clone(),
         topic: c.topic.clone(),
@@ -278,16 +278,16 @@ fn secs(s: f64, what: &str) -> Result<Duration, Fatal> {
 fn run(cli: Cli) -> Result<(), Fatal> {
     match cli.command {
         Command::ToKafka(a) => {
-            let r = &a.common.run;
+            let r = &a.kafka.run;
             let q = open(r, &a.queue)?;
-            let mut sink = kafka::KafkaSink::new(conn(&a.common)?)?;
+            let mut sink = kafka::KafkaSink::new(kafka_conn(&a.kafka)?)?;
             let o = outbound_options(r, a.group, a.max_in_flight, a.lease, "to-kafka")?;
             outbound::run(&q, &mut sink, o)
         }
         Command::FromKafka(a) => {
-            let r = &a.common.run;
+            let r = &a.kafka.run;
             let q = open(r, &a.queue)?;
-            let mut source = kafka::KafkaSource::new(conn(&a.common)?, &a.kafka_group)?;
+            let mut source = kafka::KafkaSource::new(kafka_conn(&a.kafka)?, &a.kafka_group)?;
             inbound::run(&q, &mut source, inbound_options(r, "from-kafka", None)?)
         }
         Command::ToNats(a) => {

@@ -1,9 +1,10 @@
 //! How a shmq message becomes an engine record and back: the mapping
 //! every engine shares (README "Past one host" documents it).
 //!
-//! Out: the ordering key is the record key; the payload is the value; the
-//! publish time is the timestamp (ms); the user's headers come first, in
-//! order, then shmq's own, as text so that kcat and UIs show them:
+//! Out: the ordering key is the record key (a header in NATS:
+//! `nats/headers.rs`); the payload is the value; the publish time is the
+//! timestamp (ms; Kafka's record timestamp); the user's headers come first,
+//! in order, then shmq's own, as text so that kcat and UIs show them:
 //! `shmq-seq`, `shmq-type-id`, `shmq-correlation-id`, `shmq-origin`
 //! (`host/queue/group`).
 //!
@@ -12,7 +13,8 @@
 //! correlation id; the idempotency key is `shmq:<origin>:<seq>` for a
 //! record that carries shmq's origin and seq (so a record sent twice by a
 //! bridge that was killed before its ack is one message here), and the
-//! engine's position otherwise (`kafka:<topic>:<partition>:<offset>`).
+//! engine's position otherwise (`kafka:<topic>:<partition>:<offset>`,
+//! `nats:<stream>:<stream sequence>`).
 
 use shmq::Meta;
 

@@ -28,8 +28,9 @@ pub struct Stats {
     pub duplicates: u64,
     /// Records the engine gave up on, put into shmq's DLQ (from-nats).
     pub dead_lettered: u64,
-    /// Lag in shmq (to-*: the group's unfinished messages) and in the
-    /// engine (from-*: records not read yet), when known.
+    /// Lag in shmq (to-*: the group's unfinished messages; from-*: the
+    /// queue's depth) and in the engine (to-*: records sent and not
+    /// confirmed; from-*: records not read yet), when known.
     pub shmq_lag: Option<u64>,
     pub engine_lag: Option<u64>,
 }
