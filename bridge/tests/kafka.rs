@@ -8,7 +8,7 @@
 //! issue's full run: 1,000,000, see bridge/README.md).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,104 +18,69 @@ use shmq::{ConsumerOptions, Meta, Options, Queue, Start};
 mod common;
 use common::*;
 
-/// The cluster's bootstrap servers, or `None` (skipped) without one.
-fn bootstrap() -> Option<String> {
-    match std::env::var("SHMQ_KAFKA_BOOTSTRAP") {
-        Ok(b) if !b.is_empty() => Some(b),
-        _ => {
-            assert!(
-                std::env::var_os("SHMQ_REQUIRE_KAFKA").is_none(),
-                "SHMQ_REQUIRE_KAFKA is set but SHMQ_KAFKA_BOOTSTRAP is not: start scripts/kafka-local.sh"
-            );
-            eprintln!("skipped: no Kafka (SHMQ_KAFKA_BOOTSTRAP; see scripts/kafka-local.sh)");
-            None
-        }
+const KAFKA: Cluster = Cluster {
+    engine: "Kafka",
+    address_var: "SHMQ_KAFKA_BOOTSTRAP",
+    require_var: "SHMQ_REQUIRE_KAFKA",
+    replicas_var: "SHMQ_KAFKA_REPLICAS",
+    script: "kafka-local.sh",
+};
+
+/// A topic of its own (a name no other test uses) on the cluster at
+/// `brokers`, and the bridges that move it for the queues in `dir`.
+struct Topic<'a> {
+    dir: &'a Path,
+    brokers: &'a str,
+    name: String,
+}
+
+impl<'a> Topic<'a> {
+    /// Creates it with `partitions` partitions (`KAFKA.replicas()` each).
+    fn create(dir: &'a Path, brokers: &'a str, what: &str, partitions: u32) -> Topic<'a> {
+        let name = unique(what);
+        let (partitions, replicas) = (partitions.to_string(), KAFKA.replicas().to_string());
+        KAFKA.script(&[
+            "topics",
+            "--create",
+            "--topic",
+            &name,
+            "--partitions",
+            &partitions,
+            "--replication-factor",
+            &replicas,
+        ]);
+        Topic { dir, brokers, name }
     }
-}
 
-/// Replicas for new topics: 3 on a 3-node cluster.
-fn replicas() -> u32 {
-    std::env::var("SHMQ_KAFKA_REPLICAS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(1)
-}
+    /// `to-kafka` from group `bridge` of queue `q`.
+    fn to_kafka(&self, q: &str, extra: &[&str]) -> Bridge {
+        self.bridge("to-kafka", q, &["--group", "bridge"], extra)
+    }
 
-fn create_topic(topic: &str, partitions: u32) {
-    let out = Command::new("bash")
-        .arg(repo().join("scripts/kafka-local.sh"))
-        .args(["topics", "--create", "--topic", topic, "--partitions"])
-        .arg(partitions.to_string())
-        .arg("--replication-factor")
-        .arg(replicas().to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "creating topic {topic}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+    /// `from-kafka` into queue `q` as Kafka group `kg`.
+    #[allow(clippy::wrong_self_convention)] // the subcommand's name, not a conversion
+    fn from_kafka(&self, q: &str, kg: &str, extra: &[&str]) -> Bridge {
+        self.bridge("from-kafka", q, &["--kafka-group", kg], extra)
+    }
 
-fn to_kafka(dir: &Path, q: &str, topic: &str, b: &str, extra: &[&str]) -> Bridge {
-    let d = dir.to_str().unwrap();
-    let mut args = vec![
-        "to-kafka",
-        "--dir",
-        d,
-        "--queue",
-        q,
-        "--group",
-        "bridge",
-        "--brokers",
-        b,
-        "--topic",
-        topic,
-    ];
-    args.extend_from_slice(extra);
-    Bridge::spawn(&args)
-}
-
-fn from_kafka(dir: &Path, q: &str, topic: &str, b: &str, kg: &str, extra: &[&str]) -> Bridge {
-    let d = dir.to_str().unwrap();
-    let mut args = vec![
-        "from-kafka",
-        "--dir",
-        d,
-        "--queue",
-        q,
-        "--kafka-group",
-        kg,
-        "--brokers",
-        b,
-        "--topic",
-        topic,
-    ];
-    args.extend_from_slice(extra);
-    Bridge::spawn(&args)
+    /// `direction` with queue `q` and `group` (its group option), then
+    /// the cluster and the topic, then `extra`.
+    fn bridge(&self, direction: &str, q: &str, group: &[&str], extra: &[&str]) -> Bridge {
+        let topic = ["--brokers", self.brokers, "--topic", &self.name];
+        bridge(direction, self.dir, q, &[group, &topic].concat(), extra)
+    }
 }
 
 #[test]
 fn a_round_trip_through_kafka_keeps_every_message_once_with_its_metadata_and_key_order() {
-    let Some(b) = bootstrap() else { return };
+    let Some(b) = KAFKA.address() else { return };
     let dir = tempfile::tempdir().unwrap();
     let n = count();
     let keys = 100;
-    let a = queue(dir.path(), "a", 8192, 1024);
-    a.create_group("bridge", Start::Earliest).unwrap();
-    let bq = queue(dir.path(), "b", 65536, n.max(1024));
-    bq.create_group("check", Start::Earliest).unwrap();
-    let topic = unique("roundtrip");
-    create_topic(&topic, 3);
-    let inbound = from_kafka(
-        dir.path(),
-        "b",
-        &topic,
-        &b,
-        &unique("kg"),
-        &["--exit-idle", "15"],
-    );
-    let outbound = to_kafka(dir.path(), "a", &topic, &b, &["--exit-idle", "5"]);
+    let (a, bq) = round_trip_queues(dir.path(), n);
+    let topic = Topic::create(dir.path(), &b, "roundtrip", 3);
+    let inbound = topic.from_kafka("b", &unique("kg"), &["--exit-idle", "15"]);
+    let outbound = topic.to_kafka("a", &["--exit-idle", "5"]);
     let began = Instant::now();
     publish_stream(&a, 0, n, keys);
     check_stream(&bq, n, keys, Duration::from_secs(120 + n / 2000));
@@ -125,11 +90,14 @@ fn a_round_trip_through_kafka_keeps_every_message_once_with_its_metadata_and_key
     assert_all_acked(&a, n);
 }
 
-/// Every record of `topic` as kcat prints it: key, payload, headers.
-fn kcat_read(b: &str, topic: &str, want: usize) -> Vec<(String, String, String)> {
+/// The records of `topic` as kcat prints them (key, payload, headers),
+/// until the end of every partition or as many as `args` say (`-c N`),
+/// within `secs`.
+fn kcat(b: &str, topic: &str, secs: u32, args: &[&str]) -> Vec<(String, String, String)> {
     let out = Command::new("timeout")
-        .args(["60", "kcat", "-C", "-b", b, "-t", topic, "-e", "-q", "-c"])
-        .arg(want.to_string())
+        .arg(secs.to_string())
+        .args(["kcat", "-C", "-b", b, "-t", topic, "-e", "-q"])
+        .args(args)
         .args(["-f", "%k\t%s\t%h\n"])
         .output()
         .expect("kcat (Debian's kcat) is needed for this test");
@@ -149,14 +117,33 @@ fn kcat_read(b: &str, topic: &str, want: usize) -> Vec<(String, String, String)>
         .collect()
 }
 
+/// The first `want` records of `topic`, by kcat.
+fn kcat_read(b: &str, topic: &str, want: usize) -> Vec<(String, String, String)> {
+    kcat(b, topic, 60, &["-c", &want.to_string()])
+}
+
+/// Every record of `topic` (until kcat reaches the end of every partition).
+fn kcat_read_all(b: &str, topic: &str) -> Vec<(String, String, String)> {
+    kcat(b, topic, 120, &[])
+}
+
+/// The `shmq-seq` in a record's headers as kcat prints them.
+fn seq_of(headers: &str) -> u64 {
+    headers
+        .split(',')
+        .find_map(|h| h.strip_prefix("shmq-seq="))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 #[test]
 fn kcat_reads_what_to_kafka_wrote_and_writes_what_from_kafka_brings_in() {
-    let Some(b) = bootstrap() else { return };
+    let Some(b) = KAFKA.address() else { return };
     let dir = tempfile::tempdir().unwrap();
     let a = queue(dir.path(), "a", 64, 1024);
     a.create_group("bridge", Start::Earliest).unwrap();
-    let topic = unique("kcat-out");
-    create_topic(&topic, 3);
+    let topic = Topic::create(dir.path(), &b, "kcat-out", 3);
     let mut p = a.producer().unwrap();
     p.publish_with(
         b"hello",
@@ -168,8 +155,10 @@ fn kcat_reads_what_to_kafka_wrote_and_writes_what_from_kafka_brings_in() {
     )
     .unwrap();
     p.publish(b"no key").unwrap();
-    to_kafka(dir.path(), "a", &topic, &b, &["--exit-idle", "3"]).finish(Duration::from_secs(60));
-    let mut got = kcat_read(&b, &topic, 2);
+    topic
+        .to_kafka("a", &["--exit-idle", "3"])
+        .finish(Duration::from_secs(60));
+    let mut got = kcat_read(&b, &topic.name, 2);
     got.sort();
     assert_eq!(got.len(), 2, "{got:?}");
     let (k, v, h) = &got[1];
@@ -185,15 +174,14 @@ fn kcat_reads_what_to_kafka_wrote_and_writes_what_from_kafka_brings_in() {
     assert_eq!((got[0].0.as_str(), got[0].1.as_str()), ("", "no key"));
 
     // kcat writes; from-kafka brings it in.
-    let topic = unique("kcat-in");
-    create_topic(&topic, 1);
+    let topic = Topic::create(dir.path(), &b, "kcat-in", 1);
     let mut kcat = Command::new("kcat")
         .args([
             "-P",
             "-b",
             &b,
             "-t",
-            &topic,
+            &topic.name,
             "-K",
             ":",
             "-H",
@@ -212,15 +200,9 @@ fn kcat_reads_what_to_kafka_wrote_and_writes_what_from_kafka_brings_in() {
     assert!(kcat.wait().unwrap().success());
     let bq = queue(dir.path(), "b", 64, 1024);
     bq.create_group("g", Start::Earliest).unwrap();
-    from_kafka(
-        dir.path(),
-        "b",
-        &topic,
-        &b,
-        &unique("kg"),
-        &["--exit-idle", "8"],
-    )
-    .finish(Duration::from_secs(60));
+    topic
+        .from_kafka("b", &unique("kg"), &["--exit-idle", "8"])
+        .finish(Duration::from_secs(60));
     let mut c = bq.consumer("g", ConsumerOptions::new()).unwrap();
     for want in ["first", "second"] {
         let m = c.receive_timeout(Duration::from_secs(5)).unwrap();
@@ -246,54 +228,35 @@ const FAST_FAILOVER: &[&str] = &[
 
 #[test]
 fn a_bridge_killed_again_and_again_loses_nothing_and_the_far_queue_has_no_duplicate() {
-    let Some(b) = bootstrap() else { return };
+    let Some(b) = KAFKA.address() else { return };
     let dir = tempfile::tempdir().unwrap();
     let n = count().min(20_000);
     let keys = 50;
     let (a, bq) = fault_queues(dir.path());
-    let topic = unique("kill");
-    create_topic(&topic, 3);
+    let topic = Topic::create(dir.path(), &b, "kill", 3);
     let kg = unique("kg");
     publish_stream(&a, 0, n, keys);
     // Kill each direction at pseudo-random moments, several times.
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15u64);
     for round in 0..5 {
-        let mut out = to_kafka(dir.path(), "a", &topic, &b, &["--lease", "2"]);
-        let mut inb = from_kafka(dir.path(), "b", &topic, &b, &kg, FAST_FAILOVER);
+        let mut out = topic.to_kafka("a", &["--lease", "2"]);
+        let mut inb = topic.from_kafka("b", &kg, FAST_FAILOVER);
         std::thread::sleep(Duration::from_millis(300 + rng.below(1500)));
         kill_both(&mut out, &mut inb, round, &mut rng);
     }
     // Then run both to the end.
-    let out = to_kafka(
-        dir.path(),
-        "a",
-        &topic,
-        &b,
-        &["--lease", "2", "--exit-idle", "8"],
-    );
-    let inb = from_kafka(
-        dir.path(),
-        "b",
-        &topic,
-        &b,
-        &kg,
-        &[FAST_FAILOVER, &["--exit-idle", "30"]].concat(),
-    );
+    let out = topic.to_kafka("a", &["--lease", "2", "--exit-idle", "8"]);
+    let inb = topic.from_kafka("b", &kg, &[FAST_FAILOVER, &["--exit-idle", "30"]].concat());
     check_stream(&bq, n, keys, Duration::from_secs(180));
     out.finish(Duration::from_secs(90));
     inb.finish(Duration::from_secs(90));
     assert_all_acked(&a, n);
     // Kafka may hold duplicates (sent, then killed before the ack); each
     // carries the seq of the message it repeats.
-    let records = kcat_read_all(&b, &topic);
+    let records = kcat_read_all(&b, &topic.name);
     let mut seqs: HashMap<u64, u32> = HashMap::new();
     for (_, payload, headers) in &records {
-        let seq: u64 = headers
-            .split(',')
-            .find_map(|h| h.strip_prefix("shmq-seq="))
-            .unwrap()
-            .parse()
-            .unwrap();
+        let seq = seq_of(headers);
         let i: u64 = payload.strip_prefix("message-").unwrap().parse().unwrap();
         assert_eq!(seq, i, "a record's seq is its message's");
         *seqs.entry(seq).or_default() += 1;
@@ -306,38 +269,18 @@ fn a_bridge_killed_again_and_again_loses_nothing_and_the_far_queue_has_no_duplic
     );
 }
 
-/// Every record of `topic` (until kcat reaches the end of every partition).
-fn kcat_read_all(b: &str, topic: &str) -> Vec<(String, String, String)> {
-    let mut child = Command::new("timeout")
-        .args(["120", "kcat", "-C", "-b", b, "-t", topic, "-e", "-q"])
-        .args(["-f", "%k\t%s\t%h\n"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines: Vec<_> = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map(|l| {
-            let l = l.unwrap();
-            let mut f = l.splitn(3, '\t');
-            let mut next = || f.next().unwrap_or_default().to_string();
-            (next(), next(), next())
-        })
-        .collect();
-    assert!(child.wait().unwrap().success());
-    lines
-}
-
 #[test]
 fn a_full_queue_pauses_from_kafka_and_everything_arrives_once_there_is_room() {
-    let Some(b) = bootstrap() else { return };
+    let Some(b) = KAFKA.address() else { return };
     let dir = tempfile::tempdir().unwrap();
     let n = 2_000;
     let a = queue(dir.path(), "a", 4096, 1024);
     a.create_group("bridge", Start::Earliest).unwrap();
-    let topic = unique("full");
-    create_topic(&topic, 3);
+    let topic = Topic::create(dir.path(), &b, "full", 3);
     publish_stream(&a, 0, n, 20);
-    to_kafka(dir.path(), "a", &topic, &b, &["--exit-idle", "3"]).finish(Duration::from_secs(60));
+    topic
+        .to_kafka("a", &["--exit-idle", "3"])
+        .finish(Duration::from_secs(60));
     // 64 slots for 2,000 records: from-kafka waits for room again and again.
     let bq = queue(dir.path(), "b", 64, 4096);
     bq.create_group("check", Start::Earliest).unwrap();
@@ -356,7 +299,7 @@ fn a_full_queue_pauses_from_kafka_and_everything_arrives_once_there_is_room() {
             "--brokers",
             &b,
             "--topic",
-            &topic,
+            &topic.name,
             "--exit-idle",
             "10",
             "--stats-json",
@@ -462,22 +405,9 @@ fn bad_setups_are_told_clearly() {
         "{e}"
     );
     // A topic that does not exist, on a real cluster.
-    let Some(b) = bootstrap() else { return };
+    let Some(b) = KAFKA.address() else { return };
     let e = fails(with(&["--brokers", &b, "--topic", "shmq-no-such-topic"]));
     assert!(e.contains("shmq-no-such-topic"), "{e}");
-}
-
-fn kafka_local(args: &[&str]) {
-    let out = Command::new("bash")
-        .arg(repo().join("scripts/kafka-local.sh"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kafka-local.sh {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Seconds the whole cluster stays down in the outage test (the issue's
@@ -493,8 +423,8 @@ fn outage() -> Duration {
 
 #[test]
 fn a_killed_leader_and_a_whole_cluster_down_for_a_while_lose_nothing() {
-    let Some(b) = bootstrap() else { return };
-    if replicas() < 3 {
+    let Some(b) = KAFKA.address() else { return };
+    if KAFKA.replicas() < 3 {
         eprintln!("skipped: needs a 3-node cluster (SHMQ_KAFKA_REPLICAS=3)");
         return;
     }
@@ -516,12 +446,11 @@ fn a_killed_leader_and_a_whole_cluster_down_for_a_while_lose_nothing() {
     a.create_group("bridge", Start::Earliest).unwrap();
     let bq = queue(dir.path(), "b", 32768, 65536);
     bq.create_group("check", Start::Earliest).unwrap();
-    let topic = unique("faults");
-    create_topic(&topic, 3);
+    let topic = Topic::create(dir.path(), &b, "faults", 3);
     let kg = unique("kg");
     // No --exit-idle: the outage is idle time; they are stopped at the end.
-    let out = to_kafka(dir.path(), "a", &topic, &b, &[]);
-    let inb = from_kafka(dir.path(), "b", &topic, &b, &kg, FAST_FAILOVER);
+    let out = topic.to_kafka("a", &[]);
+    let inb = topic.from_kafka("b", &kg, FAST_FAILOVER);
     std::thread::scope(|s| {
         // Publishing goes on through every fault, at a steady pace.
         s.spawn(|| {
@@ -533,15 +462,15 @@ fn a_killed_leader_and_a_whole_cluster_down_for_a_while_lose_nothing() {
         std::thread::sleep(Duration::from_secs(2));
         // A broker (the leader of some partitions) SIGKILLed mid-stream,
         // then back.
-        kafka_local(&["kill-node", "0"]);
+        KAFKA.script(&["kill-node", "0"]);
         std::thread::sleep(Duration::from_secs(3));
-        kafka_local(&["restart-node", "0"]);
+        KAFKA.script(&["restart-node", "0"]);
         // The whole cluster away while shmq keeps taking messages.
         for node in ["0", "1", "2"] {
-            kafka_local(&["kill-node", node]);
+            KAFKA.script(&["kill-node", node]);
         }
         std::thread::sleep(outage());
-        kafka_local(&["restart-node", "0", "1", "2"]);
+        KAFKA.script(&["restart-node", "0", "1", "2"]);
     });
     check_stream(&bq, n, keys, Duration::from_secs(240));
     out.stop(Duration::from_secs(60));
@@ -549,14 +478,8 @@ fn a_killed_leader_and_a_whole_cluster_down_for_a_while_lose_nothing() {
     assert_all_acked(&a, n);
     // Nothing acked in shmq is missing from the topic.
     let mut seqs = std::collections::HashSet::new();
-    for (_, _, headers) in kcat_read_all(&b, &topic) {
-        let seq: u64 = headers
-            .split(',')
-            .find_map(|h| h.strip_prefix("shmq-seq="))
-            .unwrap()
-            .parse()
-            .unwrap();
-        seqs.insert(seq);
+    for (_, _, headers) in kcat_read_all(&b, &topic.name) {
+        seqs.insert(seq_of(&headers));
     }
     assert_eq!(seqs.len() as u64, n, "every acked message is in the topic");
 }

@@ -6,7 +6,6 @@
 //! the official `nats` CLI (natscli, through `scripts/nats-local.sh cli`).
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use shmq::{ConsumerOptions, Queue, Start};
@@ -14,102 +13,107 @@ use shmq::{ConsumerOptions, Queue, Start};
 mod common;
 use common::*;
 
-/// The cluster's URLs, or `None` (skipped) without one.
-fn servers() -> Option<String> {
-    match std::env::var("SHMQ_NATS_SERVERS") {
-        Ok(s) if !s.is_empty() => Some(s),
-        _ => {
-            assert!(
-                std::env::var_os("SHMQ_REQUIRE_NATS").is_none(),
-                "SHMQ_REQUIRE_NATS is set but SHMQ_NATS_SERVERS is not: start scripts/nats-local.sh"
-            );
-            eprintln!("skipped: no NATS (SHMQ_NATS_SERVERS; see scripts/nats-local.sh)");
-            None
-        }
-    }
-}
-
-/// Copies of each stream: 3 on a 3-node cluster.
-fn replicas() -> String {
-    std::env::var("SHMQ_NATS_REPLICAS").unwrap_or_else(|_| "1".into())
-}
-
-/// A stream (or subject) name: `unique` without the characters NATS
-/// refuses in names.
-fn name(what: &str) -> String {
-    unique(what).replace('-', "_").to_uppercase()
-}
-
-fn nats_local(args: &[&str]) -> String {
-    let out = Command::new("bash")
-        .arg(repo().join("scripts/nats-local.sh"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "nats-local.sh {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+const NATS: Cluster = Cluster {
+    engine: "NATS",
+    address_var: "SHMQ_NATS_SERVERS",
+    require_var: "SHMQ_REQUIRE_NATS",
+    replicas_var: "SHMQ_NATS_REPLICAS",
+    script: "nats-local.sh",
+};
 
 /// natscli on the cluster, its stdout.
 fn cli(args: &[&str]) -> String {
-    nats_local(&[&["cli"], args].concat())
+    NATS.script(&[&["cli"], args].concat())
 }
 
-fn to_nats(dir: &Path, q: &str, subject: &str, stream: &str, s: &str, extra: &[&str]) -> Bridge {
-    let d = dir.to_str().unwrap();
-    let r = replicas();
-    let mut args = vec![
-        "to-nats",
-        "--dir",
-        d,
-        "--queue",
-        q,
-        "--group",
-        "bridge",
-        "--server",
-        s,
-        "--subject",
-        subject,
-        "--stream",
-        stream,
-        "--replicas",
-        &r,
-    ];
-    args.extend_from_slice(extra);
-    Bridge::spawn(&args)
+/// A stream of its own (a name no other test uses, without the
+/// characters NATS refuses in names) and its subject on the cluster at
+/// `servers`, and the bridges that move it for the queues in `dir`.
+struct Stream<'a> {
+    dir: &'a Path,
+    servers: &'a str,
+    name: String,
+    /// `<name in lower case>.<leaf>`.
+    subject: String,
 }
 
-fn from_nats(dir: &Path, q: &str, stream: &str, durable: &str, s: &str, extra: &[&str]) -> Bridge {
-    let d = dir.to_str().unwrap();
-    let mut args = vec![
-        "from-nats",
-        "--dir",
-        d,
-        "--queue",
-        q,
-        "--stream",
-        stream,
-        "--durable",
-        durable,
-        "--server",
-        s,
-    ];
-    args.extend_from_slice(extra);
-    Bridge::spawn(&args)
-}
+impl<'a> Stream<'a> {
+    fn new(dir: &'a Path, servers: &'a str, what: &str, leaf: &str) -> Stream<'a> {
+        let name = unique(what).replace('-', "_").to_uppercase();
+        let subject = format!("{}.{leaf}", name.to_lowercase());
+        Stream {
+            dir,
+            servers,
+            name,
+            subject,
+        }
+    }
 
-/// The stream's message count and leader (a node name, `n<i>`), by natscli.
-fn stream_state(stream: &str) -> (u64, String) {
-    let info: serde_json::Value =
-        serde_json::from_str(&cli(&["stream", "info", stream, "--json"])).unwrap();
-    (
-        info["state"]["messages"].as_u64().unwrap(),
-        info["cluster"]["leader"].as_str().unwrap_or("").to_string(),
-    )
+    /// `to-nats` from group `bridge` of queue `q`, into the stream (made
+    /// with `NATS.replicas()` copies if missing).
+    fn to_nats(&self, q: &str, extra: &[&str]) -> Bridge {
+        let r = NATS.replicas().to_string();
+        let engine = [
+            "--group",
+            "bridge",
+            "--server",
+            self.servers,
+            "--subject",
+            &self.subject,
+            "--stream",
+            &self.name,
+            "--replicas",
+            &r,
+        ];
+        bridge("to-nats", self.dir, q, &engine, extra)
+    }
+
+    /// `from-nats` into queue `q` as durable `durable`.
+    #[allow(clippy::wrong_self_convention)] // the subcommand's name, not a conversion
+    fn from_nats(&self, q: &str, durable: &str, extra: &[&str]) -> Bridge {
+        let engine = [
+            "--stream",
+            &self.name,
+            "--durable",
+            durable,
+            "--server",
+            self.servers,
+        ];
+        bridge("from-nats", self.dir, q, &engine, extra)
+    }
+
+    /// Makes the stream with natscli, as someone else would
+    /// (`NATS.replicas()` copies).
+    fn add(&self) -> String {
+        cli(&[
+            "stream",
+            "add",
+            &self.name,
+            "--subjects",
+            &self.subject,
+            "--replicas",
+            &NATS.replicas().to_string(),
+            "--defaults",
+        ])
+    }
+
+    /// Whether natscli lists the stream.
+    fn exists(&self) -> bool {
+        cli(&["stream", "ls", "--names"])
+            .lines()
+            .any(|l| l.trim() == self.name)
+    }
+
+    /// The stream's message count and leader (a node name, `n<i>`), by
+    /// natscli.
+    fn state(&self) -> (u64, String) {
+        let info: serde_json::Value =
+            serde_json::from_str(&cli(&["stream", "info", &self.name, "--json"])).unwrap();
+        (
+            info["state"]["messages"].as_u64().unwrap(),
+            info["cluster"]["leader"].as_str().unwrap_or("").to_string(),
+        )
+    }
 }
 
 /// Standard base64 (what natscli's JSON holds), decoded.
@@ -138,24 +142,13 @@ fn base64(s: &str) -> Vec<u8> {
 
 #[test]
 fn a_round_trip_through_jetstream_keeps_every_message_once_with_its_metadata_and_key_order() {
-    let Some(s) = servers() else { return };
+    let Some(s) = NATS.address() else { return };
     let dir = tempfile::tempdir().unwrap();
     let n = count();
     let keys = 100;
-    let a = queue(dir.path(), "a", 8192, 1024);
-    a.create_group("bridge", Start::Earliest).unwrap();
-    let bq = queue(dir.path(), "b", 65536, n.max(1024));
-    bq.create_group("check", Start::Earliest).unwrap();
-    let stream = name("rt");
-    let subject = format!("{}.orders", stream.to_lowercase());
-    let outbound = to_nats(
-        dir.path(),
-        "a",
-        &subject,
-        &stream,
-        &s,
-        &["--exit-idle", "5"],
-    );
+    let (a, bq) = round_trip_queues(dir.path(), n);
+    let stream = Stream::new(dir.path(), &s, "rt", "orders");
+    let outbound = stream.to_nats("a", &["--exit-idle", "5"]);
     // The stream exists once to-nats runs: from-nats may start then.
     let began = Instant::now();
     let mut inbound = None;
@@ -165,18 +158,8 @@ fn a_round_trip_through_jetstream_keeps_every_message_once_with_its_metadata_and
             began.elapsed() < Duration::from_secs(60),
             "to-nats made no stream"
         );
-        if cli(&["stream", "ls", "--names"])
-            .lines()
-            .any(|l| l.trim() == stream)
-        {
-            inbound = Some(from_nats(
-                dir.path(),
-                "b",
-                &stream,
-                "bridge",
-                &s,
-                &["--exit-idle", "15"],
-            ));
+        if stream.exists() {
+            inbound = Some(stream.from_nats("b", "bridge", &["--exit-idle", "15"]));
         } else {
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -187,37 +170,26 @@ fn a_round_trip_through_jetstream_keeps_every_message_once_with_its_metadata_and
     outbound.finish(Duration::from_secs(60));
     inbound.unwrap().finish(Duration::from_secs(60));
     assert_all_acked(&a, n);
-    assert_eq!(
-        stream_state(&stream).0,
-        n,
-        "the stream holds each message once"
-    );
+    assert_eq!(stream.state().0, n, "the stream holds each message once");
 }
 
 #[test]
 fn natscli_reads_what_to_nats_wrote_and_writes_what_from_nats_brings_in() {
-    let Some(s) = servers() else { return };
+    let Some(s) = NATS.address() else { return };
     let dir = tempfile::tempdir().unwrap();
     let a = queue(dir.path(), "a", 64, 64);
     a.create_group("bridge", Start::Earliest).unwrap();
-    let stream = name("cli");
-    let subject = format!("{}.x", stream.to_lowercase());
+    let stream = Stream::new(dir.path(), &s, "cli", "x");
     publish_stream(&a, 0, 3, 2);
-    to_nats(
-        dir.path(),
-        "a",
-        &subject,
-        &stream,
-        &s,
-        &["--exit-idle", "2"],
-    )
-    .finish(Duration::from_secs(60));
+    stream
+        .to_nats("a", &["--exit-idle", "2"])
+        .finish(Duration::from_secs(60));
     // natscli reads them: payload, key and headers as README documents.
     for seq in 1..=3u64 {
         let got: serde_json::Value = serde_json::from_str(&cli(&[
             "stream",
             "get",
-            &stream,
+            &stream.name,
             &seq.to_string(),
             "--json",
         ]))
@@ -244,7 +216,7 @@ fn natscli_reads_what_to_nats_wrote_and_writes_what_from_nats_brings_in() {
     for (i, key) in ["k1", "k2"].iter().enumerate() {
         cli(&[
             "pub",
-            &subject,
+            &stream.subject,
             &format!("from-cli-{i}"),
             "-H",
             &format!("shmq-ordering-key:{key}"),
@@ -255,15 +227,9 @@ fn natscli_reads_what_to_nats_wrote_and_writes_what_from_nats_brings_in() {
     }
     let bq = queue(dir.path(), "b", 64, 64);
     bq.create_group("g", Start::Earliest).unwrap();
-    from_nats(
-        dir.path(),
-        "b",
-        &stream,
-        "reader",
-        &s,
-        &["--exit-idle", "3"],
-    )
-    .finish(Duration::from_secs(60));
+    stream
+        .from_nats("b", "reader", &["--exit-idle", "3"])
+        .finish(Duration::from_secs(60));
     let mut c = bq.consumer("g", ConsumerOptions::new()).unwrap();
     let mut got = Vec::new();
     while let Some(m) = c.poll(Duration::from_millis(500)).unwrap() {
@@ -286,55 +252,36 @@ fn natscli_reads_what_to_nats_wrote_and_writes_what_from_nats_brings_in() {
 
 #[test]
 fn a_bridge_killed_again_and_again_loses_nothing_and_jetstream_keeps_each_message_once() {
-    let Some(s) = servers() else { return };
+    let Some(s) = NATS.address() else { return };
     let dir = tempfile::tempdir().unwrap();
     let n = count().min(20_000);
     let keys = 50;
     let (a, bq) = fault_queues(dir.path());
-    let stream = name("kill");
-    let subject = format!("{}.x", stream.to_lowercase());
+    let stream = Stream::new(dir.path(), &s, "kill", "x");
     publish_stream(&a, 0, n, keys);
     let mut rng = XorShift(0x2545_f491_4f6c_dd1du64);
     for round in 0..5 {
-        let mut out = to_nats(dir.path(), "a", &subject, &stream, &s, &["--lease", "2"]);
+        let mut out = stream.to_nats("a", &["--lease", "2"]);
         std::thread::sleep(Duration::from_millis(300 + rng.below(1200)));
-        let mut inb = from_nats(dir.path(), "b", &stream, "bridge", &s, &["--ack-wait", "2"]);
+        let mut inb = stream.from_nats("b", "bridge", &["--ack-wait", "2"]);
         std::thread::sleep(Duration::from_millis(300 + rng.below(1200)));
         kill_both(&mut out, &mut inb, round, &mut rng);
     }
-    let out = to_nats(
-        dir.path(),
-        "a",
-        &subject,
-        &stream,
-        &s,
-        &["--lease", "2", "--exit-idle", "8"],
-    );
-    let inb = from_nats(
-        dir.path(),
-        "b",
-        &stream,
-        "bridge",
-        &s,
-        &["--ack-wait", "2", "--exit-idle", "15"],
-    );
+    let out = stream.to_nats("a", &["--lease", "2", "--exit-idle", "8"]);
+    let inb = stream.from_nats("b", "bridge", &["--ack-wait", "2", "--exit-idle", "15"]);
     check_stream_with(&bq, n, keys, Duration::from_secs(180), true);
     out.finish(Duration::from_secs(90));
     inb.finish(Duration::from_secs(90));
     assert_all_acked(&a, n);
     // A message sent again after a kill has the same Nats-Msg-Id: within
     // the duplicate window JetStream stores it once.
-    assert_eq!(
-        stream_state(&stream).0,
-        n,
-        "the stream holds each message once"
-    );
+    assert_eq!(stream.state().0, n, "the stream holds each message once");
 }
 
 #[test]
 fn a_killed_stream_leader_loses_nothing_that_shmq_acked() {
-    let Some(s) = servers() else { return };
-    if replicas() != "3" {
+    let Some(s) = NATS.address() else { return };
+    if NATS.replicas() != 3 {
         eprintln!("skipped: needs a 3-node cluster (SHMQ_NATS_REPLICAS=3)");
         return;
     }
@@ -342,24 +289,15 @@ fn a_killed_stream_leader_loses_nothing_that_shmq_acked() {
     let n = count().min(20_000);
     let keys = 50;
     let (a, bq) = fault_queues(dir.path());
-    let stream = name("leader");
-    let subject = format!("{}.x", stream.to_lowercase());
+    let stream = Stream::new(dir.path(), &s, "leader", "x");
     publish_stream(&a, 0, 1, keys);
-    let out = to_nats(
-        dir.path(),
-        "a",
-        &subject,
-        &stream,
-        &s,
-        &["--exit-idle", "10", "--connect-timeout", "30"],
-    );
+    let out = stream.to_nats("a", &["--exit-idle", "10", "--connect-timeout", "30"]);
     // Wait for the first message to be stored: the stream has a leader.
     let began = Instant::now();
     let leader = loop {
         assert!(began.elapsed() < Duration::from_secs(60), "no stream made");
-        let names = cli(&["stream", "ls", "--names"]);
-        if names.lines().any(|l| l.trim() == stream) {
-            let (msgs, leader) = stream_state(&stream);
+        if stream.exists() {
+            let (msgs, leader) = stream.state();
             if msgs > 0 && !leader.is_empty() {
                 break leader;
             }
@@ -373,22 +311,14 @@ fn a_killed_stream_leader_loses_nothing_that_shmq_acked() {
     };
     std::thread::sleep(Duration::from_millis(500));
     // Mid-stream: the leader dies; another takes over (about 4 s).
-    nats_local(&["kill-node", &idx]);
-    let acked_at_kill = a
-        .groups()
-        .into_iter()
-        .find(|g| g.name == "bridge")
-        .unwrap()
-        .committed;
+    NATS.script(&["kill-node", &idx]);
+    let acked_at_kill = committed(&a);
     std::thread::sleep(Duration::from_secs(3));
-    nats_local(&["restart-node", &idx]);
+    NATS.script(&["restart-node", &idx]);
     publisher.join().unwrap();
-    let inb = from_nats(
-        dir.path(),
+    let inb = stream.from_nats(
         "b",
-        &stream,
         "bridge",
-        &s,
         &["--exit-idle", "15", "--connect-timeout", "30"],
     );
     check_stream_with(&bq, n, keys, Duration::from_secs(180), true);
@@ -396,23 +326,8 @@ fn a_killed_stream_leader_loses_nothing_that_shmq_acked() {
     inb.finish(Duration::from_secs(90));
     assert_all_acked(&a, n);
     eprintln!("{acked_at_kill} acked when the leader ({leader}) was killed");
-    let (msgs, _) = stream_state(&stream);
+    let (msgs, _) = stream.state();
     assert_eq!(msgs, n, "every acked message is in the stream, once");
-}
-
-/// Makes stream `stream` of `subject` with natscli, as someone else
-/// would (`replicas()` copies).
-fn add_stream(stream: &str, subject: &str) -> String {
-    cli(&[
-        "stream",
-        "add",
-        stream,
-        "--subjects",
-        subject,
-        "--replicas",
-        &replicas(),
-        "--defaults",
-    ])
 }
 
 /// Committed messages of group `bridge` of `a`.
@@ -438,66 +353,52 @@ fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
 
 #[test]
 fn a_stream_that_goes_away_is_back_pressure_until_it_is_back() {
-    let Some(s) = servers() else { return };
+    let Some(s) = NATS.address() else { return };
     let dir = tempfile::tempdir().unwrap();
     let (a, _) = fault_queues(dir.path());
-    let stream = name("gone");
-    let subject = format!("{}.x", stream.to_lowercase());
-    let add = || add_stream(&stream, &subject);
-    add();
+    let stream = Stream::new(dir.path(), &s, "gone", "x");
+    stream.add();
     publish_stream(&a, 0, 200, 10);
     // No --stream: the bridge publishes into whichever stream stores the
     // subject, and does not make one.
-    let d = dir.path().to_str().unwrap();
-    let out = Bridge::spawn(&[
-        "to-nats",
-        "--dir",
-        d,
-        "--queue",
-        "a",
+    let engine = [
         "--group",
         "bridge",
         "--server",
         &s,
         "--subject",
-        &subject,
-        "--exit-idle",
-        "5",
-    ]);
+        &stream.subject,
+    ];
+    let out = bridge("to-nats", dir.path(), "a", &engine, &["--exit-idle", "5"]);
     wait_until("the first 200 acked", || committed(&a) == 200);
-    assert_eq!(stream_state(&stream).0, 200);
+    assert_eq!(stream.state().0, 200);
     // The stream goes: every publish now gets "no responders". Nothing
     // is acked in shmq, nothing is lost, the bridge keeps trying.
-    cli(&["stream", "rm", "-f", &stream]);
+    cli(&["stream", "rm", "-f", &stream.name]);
     publish_stream(&a, 200, 300, 10);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(committed(&a), 200, "acked while no stream stored them");
     // It comes back (empty): the 100 go into it, once each.
-    add();
+    stream.add();
     wait_until("the other 100 acked", || committed(&a) == 300);
     out.finish(Duration::from_secs(30));
     assert_all_acked(&a, 300);
-    assert_eq!(
-        stream_state(&stream).0,
-        100,
-        "the new stream holds the 100 once"
-    );
+    assert_eq!(stream.state().0, 100, "the new stream holds the 100 once");
 }
 
 #[test]
 fn messages_jetstream_gives_up_on_go_into_the_dlq_with_their_reason() {
-    let Some(s) = servers() else { return };
+    let Some(s) = NATS.address() else { return };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let stream = name("giveup");
-    let subject = format!("{}.x", stream.to_lowercase());
-    add_stream(&stream, &subject);
+    let stream = Stream::new(dir.path(), &s, "giveup", "x");
+    stream.add();
     // A durable made by someone else, which gives a message up after 2
     // deliveries of 1 s each.
     cli(&[
         "consumer",
         "add",
-        &stream,
+        &stream.name,
         "D",
         "--pull",
         "--ack",
@@ -515,7 +416,7 @@ fn messages_jetstream_gives_up_on_go_into_the_dlq_with_their_reason() {
     let n = 20;
     cli(&[
         "pub",
-        &subject,
+        &stream.subject,
         "msg-{{ Count }}",
         "--count",
         "20",
@@ -543,7 +444,7 @@ fn messages_jetstream_gives_up_on_go_into_the_dlq_with_their_reason() {
         "--server",
         &s,
         "--stream",
-        &stream,
+        &stream.name,
     ];
     let e = fails(&[&from[..], &["--durable", "D"]].concat());
     assert!(
@@ -575,7 +476,10 @@ fn messages_jetstream_gives_up_on_go_into_the_dlq_with_their_reason() {
         };
         assert_eq!(h("origin").as_deref(), Some("natscli"));
         let source = h("shmq-dead-letter-source").unwrap();
-        assert!(source.starts_with(&format!("nats:{stream}:")), "{source}");
+        assert!(
+            source.starts_with(&format!("nats:{}:", stream.name)),
+            "{source}"
+        );
         assert!(
             h("shmq-dead-letter-reason")
                 .unwrap()
@@ -618,74 +522,31 @@ fn bad_nats_setups_are_told_clearly() {
     q.create_group("bridge", Start::Earliest).unwrap();
     let to = ["to-nats", "--dir", d, "--queue", "q", "--group", "bridge"];
     let from = ["from-nats", "--dir", d, "--queue", "q", "--durable", "x"];
+    let to_fails = |more: &[&str]| fails(&[&to[..], more].concat());
+    let nowhere = ["--subject", "s", "--server", "nats://127.0.0.1:1"];
     // No server there (no NATS needed for these).
-    let e = fails(
-        &[
-            &to[..],
-            &[
-                "--subject",
-                "s",
-                "--server",
-                "nats://127.0.0.1:1",
-                "--connect-timeout",
-                "1",
-            ],
-        ]
-        .concat(),
-    );
+    let e = to_fails(&[&nowhere[..], &["--connect-timeout", "1"]].concat());
     assert!(e.contains("cannot reach NATS at nats://127.0.0.1:1"), "{e}");
-    let e = fails(&[&to[..], &["--subject", "s", "--server", "::bad::"]].concat());
+    let e = to_fails(&["--subject", "s", "--server", "::bad::"]);
     assert!(e.contains("is not a NATS URL"), "{e}");
-    let e = fails(
-        &[
-            &to[..],
-            &[
-                "--subject",
-                "s",
-                "--server",
-                "nats://127.0.0.1:1",
-                "--replicas",
-                "7",
-            ],
-        ]
-        .concat(),
-    );
+    let e = to_fails(&[&nowhere[..], &["--replicas", "7"]].concat());
     assert!(e.contains("--replicas is 1 to 5"), "{e}");
-    let Some(s) = servers() else { return };
+    let Some(s) = NATS.address() else { return };
     // A subject no stream stores, a stream that does not take the subject,
     // a stream that does not exist.
-    let e = fails(
-        &[
-            &to[..],
-            &["--subject", "nobody.stores.this", "--server", &s],
-        ]
-        .concat(),
-    );
+    let e = to_fails(&["--subject", "nobody.stores.this", "--server", &s]);
     assert!(e.contains("no JetStream stream stores subject"), "{e}");
-    let stream = name("bad");
-    let subject = format!("{}.x", stream.to_lowercase());
+    let stream = Stream::new(dir.path(), &s, "bad", "x");
     cli(&[
         "stream",
         "add",
-        &stream,
+        &stream.name,
         "--subjects",
-        &subject,
+        &stream.subject,
         "--defaults",
     ]);
-    let e = fails(
-        &[
-            &to[..],
-            &[
-                "--subject",
-                "other.subject",
-                "--stream",
-                &stream,
-                "--server",
-                &s,
-            ],
-        ]
-        .concat(),
-    );
+    let other = ["--subject", "other.subject", "--stream", &stream.name];
+    let e = to_fails(&[&other[..], &["--server", &s]].concat());
     assert!(e.contains("does not take subject"), "{e}");
     let e = fails(&[&from[..], &["--stream", "NO_SUCH_STREAM", "--server", &s]].concat());
     assert!(e.contains("no JetStream stream \"NO_SUCH_STREAM\""), "{e}");

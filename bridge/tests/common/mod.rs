@@ -1,6 +1,7 @@
-//! What the bridge's tests against real engines share: queues in a
-//! private directory, the bridge as a child process, the test stream (keys,
-//! headers, ids) and its check (once each, metadata intact, key order).
+//! What the bridge's tests against real engines share: the cluster a test
+//! runs against (or is skipped without), queues in a private directory,
+//! the bridge as a child process, the test stream (keys, headers, ids) and
+//! its check (once each, metadata intact, key order).
 
 #![allow(dead_code)] // each test file uses its own part
 
@@ -16,6 +17,69 @@ pub const BRIDGE: &str = env!("CARGO_BIN_EXE_shmq-bridge");
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A real cluster the tests run against: the environment that names a
+/// running one (`.ci/run bridge` sets it) and the script that runs one
+/// on loopback.
+pub struct Cluster {
+    /// The engine, as a skipped test names it.
+    pub engine: &'static str,
+    /// The variable with the running cluster's address.
+    pub address_var: &'static str,
+    /// The variable that makes a missing cluster a failure, not a skip.
+    pub require_var: &'static str,
+    /// The variable with the copies of each topic or stream (1 unless set).
+    pub replicas_var: &'static str,
+    /// `scripts/<script>` runs a cluster on loopback.
+    pub script: &'static str,
+}
+
+impl Cluster {
+    /// The running cluster's address, or `None` (skipped) without one.
+    pub fn address(&self) -> Option<String> {
+        match std::env::var(self.address_var) {
+            Ok(a) if !a.is_empty() => Some(a),
+            _ => {
+                assert!(
+                    std::env::var_os(self.require_var).is_none(),
+                    "{} is set but {} is not: start scripts/{}",
+                    self.require_var,
+                    self.address_var,
+                    self.script
+                );
+                eprintln!(
+                    "skipped: no {} ({}; see scripts/{})",
+                    self.engine, self.address_var, self.script
+                );
+                None
+            }
+        }
+    }
+
+    /// Copies of each topic or stream a test makes: 3 on a 3-node cluster.
+    pub fn replicas(&self) -> u32 {
+        std::env::var(self.replicas_var)
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(1)
+    }
+
+    /// Runs `scripts/<script> ARGS...` on the cluster: its stdout.
+    pub fn script(&self, args: &[&str]) -> String {
+        let out = Command::new("bash")
+            .arg(repo().join("scripts").join(self.script))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{} {args:?}: {}",
+            self.script,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
 }
 
 /// A topic name no other test (or run) uses.
@@ -100,6 +164,13 @@ impl Drop for Bridge {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A bridge running `direction` (`to-kafka`, `from-nats`, ...) on queue
+/// `q` in `dir`, with the engine's arguments `engine`, then `extra`.
+pub fn bridge(direction: &str, dir: &Path, q: &str, engine: &[&str], extra: &[&str]) -> Bridge {
+    let d = dir.to_str().unwrap();
+    Bridge::spawn(&[&[direction, "--dir", d, "--queue", q], engine, extra].concat())
 }
 
 /// Message `i` of the test stream: key `k<i % keys>`, headers, ids.
@@ -190,6 +261,16 @@ pub fn fails(args: &[&str]) -> String {
     let out = Command::new(BRIDGE).args(args).output().unwrap();
     assert!(!out.status.success(), "{args:?} succeeded");
     String::from_utf8(out.stderr).unwrap()
+}
+
+/// The two queues of a round trip of `n` messages: `a` (group `bridge`),
+/// and `b` (group `check`) with room and a dedup window for all of them.
+pub fn round_trip_queues(dir: &Path, n: u64) -> (Queue, Queue) {
+    let a = queue(dir, "a", 8192, 1024);
+    a.create_group("bridge", Start::Earliest).unwrap();
+    let b = queue(dir, "b", 65536, n.max(1024));
+    b.create_group("check", Start::Earliest).unwrap();
+    (a, b)
 }
 
 /// The two queues of a fault test: `a` (group `bridge`) with room for the
