@@ -3,21 +3,12 @@
 # reads it, and Kafka back into another queue. Uses the cluster named by
 # $SHMQ_KAFKA_BOOTSTRAP, or starts a local one (scripts/kafka-local.sh).
 set -euo pipefail
-KAFKA_LOCAL="$(cd "$(dirname "$0")/.." && pwd)/scripts/kafka-local.sh"
-started=""
-if [ -z "${SHMQ_KAFKA_BOOTSTRAP:-}" ]; then
-    SHMQ_KAFKA_BOOTSTRAP="$(bash "$KAFKA_LOCAL" start)"
-    started=1
-fi
-export SHMQ_DIR
-SHMQ_DIR="$(mktemp -d)"
-cleanup() {
-    cd /
-    rm -rf "$SHMQ_DIR"
-    [ -z "$started" ] || bash "$KAFKA_LOCAL" stop
-}
-trap cleanup EXIT
-cd "$SHMQ_DIR"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+KAFKA_LOCAL="$ROOT/scripts/kafka-local.sh"
+# walk_through: the cluster, a fresh SHMQ_DIR, both cleaned up on exit.
+# shellcheck source=scripts/lib/walk-through.sh
+source "$ROOT/scripts/lib/walk-through.sh"
+walk_through "$KAFKA_LOCAL" SHMQ_KAFKA_BOOTSTRAP
 
 # --- as in the README ---
 BROKERS="$SHMQ_KAFKA_BOOTSTRAP"

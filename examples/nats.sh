@@ -4,21 +4,12 @@
 # queue. Uses the servers named by $SHMQ_NATS_SERVERS, or starts a local
 # one (scripts/nats-local.sh).
 set -euo pipefail
-NATS_LOCAL="$(cd "$(dirname "$0")/.." && pwd)/scripts/nats-local.sh"
-started=""
-if [ -z "${SHMQ_NATS_SERVERS:-}" ]; then
-    SHMQ_NATS_SERVERS="$(bash "$NATS_LOCAL" start)"
-    started=1
-fi
-export SHMQ_DIR
-SHMQ_DIR="$(mktemp -d)"
-cleanup() {
-    cd /
-    rm -rf "$SHMQ_DIR"
-    [ -z "$started" ] || bash "$NATS_LOCAL" stop
-}
-trap cleanup EXIT
-cd "$SHMQ_DIR"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+NATS_LOCAL="$ROOT/scripts/nats-local.sh"
+# walk_through: the cluster, a fresh SHMQ_DIR, both cleaned up on exit.
+# shellcheck source=scripts/lib/walk-through.sh
+source "$ROOT/scripts/lib/walk-through.sh"
+walk_through "$NATS_LOCAL" SHMQ_NATS_SERVERS
 
 # --- as in the README ---
 SERVERS="$SHMQ_NATS_SERVERS"

@@ -24,10 +24,10 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE="${SHMQ_KAFKA_CACHE:-$HOME/.cache/shmq-kafka}/$KAFKA_VERSION"
 STATE="${SHMQ_KAFKA_STATE:-$ROOT/target/kafka-local}"
 HEAP="${SHMQ_KAFKA_HEAP:--Xmx320m -Xms320m}"
-
-say() { printf 'kafka-local: %s\n' "$*" >&2; }
-die() { say "$*"; exit 1; }
-# free_ports, stop_nodes.
+CLUSTER=kafka-local
+NODE_CONFIG=server.properties
+# say, die, nodes, node_pid, free_ports, the common parts of start,
+# kill_node, restart_nodes, stop_nodes, usage.
 # shellcheck source=scripts/lib/local-cluster.sh
 source "$ROOT/scripts/lib/local-cluster.sh"
 
@@ -88,16 +88,6 @@ run_class() {
         -cp "$(classpath)" "$@"
 }
 
-# The pid of node I if it runs (and is ours: our state dir on its command line).
-node_pid() {
-    local f="$STATE/node$1/pid" pid
-    [ -f "$f" ] || return 1
-    pid="$(cat "$f")"
-    [ -r "/proc/$pid/cmdline" ] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$STATE/node$1/server.properties" || return 1
-    echo "$pid"
-}
-
 start_node() {
     local dir="$STATE/node$1"
     # shellcheck disable=SC2086
@@ -108,8 +98,9 @@ start_node() {
     echo $! >"$dir/pid"
 }
 
-# The end of node I's logs (the JVM's own output, then log4j's), on stderr.
-log_tail() {
+# The end of node I's logs (the JVM's own output, then log4j's, 25 lines
+# each), on stderr.
+node_log() {
     local f
     for f in "$STATE/node$1/stdout.log" "$STATE/node$1/server.log"; do
         [ -s "$f" ] || continue
@@ -118,44 +109,18 @@ log_tail() {
     done
 }
 
-wait_serving() {
-    local deadline=$((SECONDS + ${SHMQ_KAFKA_START_TIMEOUT:-120})) boot
+# Every node is a broker the topic tool reaches.
+serving() {
+    local boot
     boot="$(cat "$STATE/bootstrap")"
-    until run_class org.apache.kafka.tools.TopicCommand --bootstrap-server "$boot" --list >/dev/null 2>&1 \
-        && [ "$(run_class org.apache.kafka.tools.BrokerApiVersionsCommand --bootstrap-server "$boot" 2>/dev/null | grep -c '(id:')" -ge "$(cat "$STATE/nodes")" ]; do
-        for n in $(seq 0 $(($(cat "$STATE/nodes") - 1))); do
-            node_pid "$n" >/dev/null || { log_tail "$n"; die "node $n exited"; }
-        done
-        if [ "$SECONDS" -ge "$deadline" ]; then
-            for n in $(seq 0 $(($(cat "$STATE/nodes") - 1))); do log_tail "$n"; done
-            die "the cluster did not serve in ${SHMQ_KAFKA_START_TIMEOUT:-120} s"
-        fi
-        sleep 1
-    done
+    run_class org.apache.kafka.tools.TopicCommand --bootstrap-server "$boot" --list >/dev/null 2>&1 \
+        && [ "$(run_class org.apache.kafka.tools.BrokerApiVersionsCommand --bootstrap-server "$boot" 2>/dev/null | grep -c '(id:')" -ge "$(nodes)" ]
 }
 
+wait_serving() { await_serving "${SHMQ_KAFKA_START_TIMEOUT:-120}" 1; }
+
 start() {
-    local nodes=1
-    while [ $# -gt 0 ]; do
-        case "$1" in
-            --nodes) nodes="$2"; shift 2 ;;
-            *) die "unknown option $1" ;;
-        esac
-    done
-    case "$nodes" in 1 | 3) ;; *) die "--nodes is 1 or 3" ;; esac
-    if [ -f "$STATE/nodes" ]; then
-        for n in $(seq 0 $(($(cat "$STATE/nodes") - 1))); do
-            node_pid "$n" >/dev/null && die "a cluster runs already (scripts/kafka-local.sh stop)"
-        done
-    fi
-    fetch
-    # Cleared on each start, so it has to be ours (or empty).
-    if [ -d "$STATE" ] && [ -n "$(ls -A "$STATE")" ] && [ ! -f "$STATE/nodes" ]; then
-        die "$STATE is not empty and not a kafka-local state directory: not clearing it"
-    fi
-    rm -rf "$STATE"
-    mkdir -p "$STATE"
-    echo "$nodes" >"$STATE/nodes"
+    begin_start "$@"
     cat >"$STATE/log4j2.properties" <<'L4J'
 status = error
 appender.file.type = File
@@ -177,9 +142,9 @@ rootLogger.level = WARN
 rootLogger.appenderRef.err.ref = err
 L4J
     local ports=() cports=() all=() voters="" boot="" rf=1 isr=1
-    [ "$nodes" -eq 3 ] && { rf=3; isr=2; }
-    read -r -a all <<<"$(free_ports $((2 * nodes)))"
-    for n in $(seq 0 $((nodes - 1))); do
+    [ "$NODES" -eq 3 ] && { rf=3; isr=2; }
+    read -r -a all <<<"$(free_ports $((2 * NODES)))"
+    for n in $(seq 0 $((NODES - 1))); do
         ports+=("${all[$((2 * n))]}")
         cports+=("${all[$((2 * n + 1))]}")
         voters+="${voters:+,}$n@127.0.0.1:${cports[$n]}"
@@ -188,7 +153,7 @@ L4J
     echo "$boot" >"$STATE/bootstrap"
     local cluster
     cluster="$(run_class kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)"
-    for n in $(seq 0 $((nodes - 1))); do
+    for n in $(seq 0 $((NODES - 1))); do
         local dir="$STATE/node$n"
         mkdir -p "$dir/data"
         cat >"$dir/server.properties" <<PROPS
@@ -222,10 +187,7 @@ PROPS
             --cluster-id "$cluster" --ignore-formatted >/dev/null
         start_node "$n"
     done
-    say "started $nodes node(s); waiting until they serve"
-    wait_serving
-    say "serving at $boot (state in $STATE)"
-    echo "$boot"
+    end_start "$boot"
 }
 
 stop() { stop_nodes 30; }
@@ -237,24 +199,13 @@ case "$cmd" in
     start) start "$@" ;;
     stop) stop ;;
     bootstrap) cat "$STATE/bootstrap" ;;
-    kill-node)
-        pid="$(node_pid "${1:?node}")" || die "node $1 is not running"
-        kill -KILL "$pid"
-        while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-        ;;
-    restart-node)
-        [ $# -gt 0 ] || die "restart-node I [J...]"
-        for n in "$@"; do
-            node_pid "$n" >/dev/null && die "node $n runs"
-        done
-        for n in "$@"; do start_node "$n"; done
-        wait_serving
-        ;;
+    kill-node) kill_node "$@" ;;
+    restart-node) restart_nodes "$@" ;;
     topics) run_class org.apache.kafka.tools.TopicCommand --bootstrap-server "$(cat "$STATE/bootstrap")" "$@" ;;
     tool)
         # Full JIT and a larger heap: the tools measure Kafka's speed.
         java -Xmx1g -Dlog4j2.configurationFile="$STATE/log4j2-tools.properties" \
             -cp "$(classpath)" "$@"
         ;;
-    *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64 ;;
+    *) usage ;;
 esac

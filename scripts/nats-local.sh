@@ -24,10 +24,10 @@ CACHE="${SHMQ_NATS_CACHE:-$HOME/.cache/shmq-nats}"
 STATE="${SHMQ_NATS_STATE:-$ROOT/target/nats-local}"
 SERVER="$CACHE/server-$NATS_SERVER_VERSION/bin/nats-server"
 CLI="$CACHE/natscli-$NATSCLI_VERSION/nats"
-
-say() { printf 'nats-local: %s\n' "$*" >&2; }
-die() { say "$*"; exit 1; }
-# free_ports, stop_nodes.
+CLUSTER=nats-local
+NODE_CONFIG=server.conf
+# say, die, nodes, node_pid, free_ports, the common parts of start,
+# kill_node, restart_nodes, stop_nodes, usage.
 # shellcheck source=scripts/lib/local-cluster.sh
 source "$ROOT/scripts/lib/local-cluster.sh"
 
@@ -55,28 +55,18 @@ fetch_cli() {
         die "go install of natscli $NATSCLI_VERSION failed"
 }
 
-nodes() { cat "$STATE/nodes"; }
-
-# The pid of node I if it runs (and is ours: its config on its command line).
-node_pid() {
-    local f="$STATE/node$1/pid" pid
-    [ -f "$f" ] || return 1
-    pid="$(cat "$f")"
-    [ -r "/proc/$pid/cmdline" ] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$STATE/node$1/server.conf" || return 1
-    echo "$pid"
-}
-
 start_node() {
     local dir="$STATE/node$1"
     nohup "$SERVER" -c "$dir/server.conf" >>"$dir/server.log" 2>&1 </dev/null &
     echo $! >"$dir/pid"
 }
 
+# The last LINES lines of node I's log, on stderr.
+node_log() { tail -"$2" "$STATE/node$1/server.log" >&2; }
+
 # Every node answers /healthz (JetStream on, the meta leader known to it).
-wait_serving() {
-    local deadline=$((SECONDS + ${SHMQ_NATS_START_TIMEOUT:-60})) n
-    until python3 - "$STATE" "$(nodes)" <<'PY'
+serving() {
+    python3 - "$STATE" "$(nodes)" <<'PY'
 import json, sys, urllib.request
 state, nodes = sys.argv[1], int(sys.argv[2])
 for n in range(nodes):
@@ -92,47 +82,19 @@ for n in range(nodes):
     except Exception:
         sys.exit(1)
 PY
-    do
-        for n in $(seq 0 $(($(nodes) - 1))); do
-            node_pid "$n" >/dev/null || { tail -20 "$STATE/node$n/server.log" >&2; die "node $n exited"; }
-        done
-        if [ "$SECONDS" -ge "$deadline" ]; then
-            for n in $(seq 0 $(($(nodes) - 1))); do tail -10 "$STATE/node$n/server.log" >&2; done
-            die "the cluster did not serve in ${SHMQ_NATS_START_TIMEOUT:-60} s"
-        fi
-        sleep 0.3
-    done
 }
 
+wait_serving() { await_serving "${SHMQ_NATS_START_TIMEOUT:-60}" 0.3; }
+
 start() {
-    local count=1
-    while [ $# -gt 0 ]; do
-        case "$1" in
-            --nodes) count="${2:?--nodes N}"; shift 2 ;;
-            *) die "start: unknown argument $1" ;;
-        esac
-    done
-    [ "$count" = 1 ] || [ "$count" = 3 ] || die "--nodes is 1 or 3"
-    if [ -f "$STATE/nodes" ]; then
-        for n in $(seq 0 $(($(nodes) - 1))); do
-            node_pid "$n" >/dev/null && die "a cluster runs already (scripts/nats-local.sh stop)"
-        done
-    fi
-    fetch
-    # Cleared on each start, so it has to be ours (or empty).
-    if [ -d "$STATE" ] && [ -n "$(ls -A "$STATE")" ] && [ ! -f "$STATE/nodes" ]; then
-        die "$STATE is not empty and not a nats-local state directory: not clearing it"
-    fi
-    rm -rf "$STATE"
-    mkdir -p "$STATE"
-    echo "$count" >"$STATE/nodes"
-    local ports=() all=() routes="" urls="" n
-    read -r -a all <<<"$(free_ports $((3 * count)))"
-    for n in $(seq 0 $((count - 1))); do
+    begin_start "$@"
+    local all=() routes="" urls="" n
+    read -r -a all <<<"$(free_ports $((3 * NODES)))"
+    for n in $(seq 0 $((NODES - 1))); do
         routes+="${routes:+, }nats-route://127.0.0.1:${all[$((3 * n + 1))]}"
         urls+="${urls:+,}nats://127.0.0.1:${all[$((3 * n))]}"
     done
-    for n in $(seq 0 $((count - 1))); do
+    for n in $(seq 0 $((NODES - 1))); do
         local dir="$STATE/node$n"
         mkdir -p "$dir/data"
         echo "${all[$((3 * n + 2))]}" >"$dir/http"
@@ -141,17 +103,14 @@ start() {
             echo "listen: 127.0.0.1:${all[$((3 * n))]}"
             echo "http: 127.0.0.1:${all[$((3 * n + 2))]}"
             echo "jetstream { store_dir: \"$dir/data\", max_memory_store: 64MB, max_file_store: 2GB }"
-            if [ "$count" -gt 1 ]; then
+            if [ "$NODES" -gt 1 ]; then
                 echo "cluster { name: shmq-local, listen: 127.0.0.1:${all[$((3 * n + 1))]}, routes: [ $routes ] }"
             fi
         } >"$dir/server.conf"
         start_node "$n"
     done
     echo "$urls" >"$STATE/servers"
-    say "started $count node(s); waiting until they serve"
-    wait_serving
-    say "serving at $urls (state in $STATE)"
-    echo "$urls"
+    end_start "$urls"
 }
 
 stop() { stop_nodes 20; }
@@ -187,23 +146,12 @@ case "$cmd" in
     start) start "$@" ;;
     stop) stop ;;
     servers) cat "$STATE/servers" ;;
-    kill-node)
-        pid="$(node_pid "${1:?node}")" || die "node $1 is not running"
-        kill -KILL "$pid"
-        while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
-        ;;
-    restart-node)
-        [ $# -gt 0 ] || die "restart-node I [J...]"
-        for n in "$@"; do
-            node_pid "$n" >/dev/null && die "node $n runs"
-        done
-        for n in "$@"; do start_node "$n"; done
-        wait_serving
-        ;;
+    kill-node) kill_node "$@" ;;
+    restart-node) restart_nodes "$@" ;;
     leader) leader "${1:?leader STREAM}" || die "no node names a leader of stream $1" ;;
     cli)
         fetch_cli
         "$CLI" --server "$(cat "$STATE/servers")" "$@"
         ;;
-    *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64 ;;
+    *) usage ;;
 esac
