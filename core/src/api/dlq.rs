@@ -11,10 +11,10 @@ use crate::mapped::dead_letters::{
     DeadLetter, Entry, Raw, Reason, append, count_redrive, overflow, read, state,
 };
 use crate::options::Meta;
-use crate::protocol::group::load_group_name;
-use crate::protocol::tables::dead_letter::{
+use crate::protocol::dead_letter_entry::{
     DELIVERING, FREE, READY, REDRIVE, WRITING, deliverer, state_of, word, writer,
 };
+use crate::protocol::group::load_group_name;
 use crate::record::envelope::{self, HeaderIter, Target};
 use crate::sync::Ordering;
 

@@ -27,8 +27,8 @@ use crate::protocol::group::load_group_name;
 use crate::record::envelope::{ENVELOPED, owned};
 use crate::sync::{AtomicU64, Ordering};
 
-use crate::protocol::tables::claim_dead_letter;
-use crate::protocol::tables::dead_letter::{
+use crate::protocol::dead_letter_entry;
+use crate::protocol::dead_letter_entry::{
     DELIVERING, FREE, READY, REDRIVE, arg_of, deliverer, deliverer_group, deliverer_key, state_of,
     word, writer, writer_key,
 };
@@ -172,7 +172,7 @@ pub(crate) fn state(shared: &Shared, i: usize) -> &AtomicU64 {
 /// Takes a free entry (WRITING by us), if there is one.
 fn claim(shared: &Shared) -> Option<usize> {
     let states = (0..shared.geo.dlq_slots as usize).map(|i| state(shared, i));
-    claim_dead_letter(states, writer(shared.me.key), |arg| {
+    dead_letter_entry::claim(states, writer(shared.me.key), |arg| {
         shared.alive(0, writer_key(arg))
     })
 }

@@ -19,9 +19,9 @@ use crate::error::{Error, Result};
 use crate::layout::DedupEntry;
 use crate::mapped::Shared;
 use crate::os;
+use crate::protocol::dedup_table::{FREE, PENDING, PUBLISHED};
+use crate::protocol::dedup_table::{Lookup, lookup_or_reserve_indexed};
 use crate::protocol::ring::Peek;
-use crate::protocol::tables::dedup::{FREE, PENDING, PUBLISHED};
-use crate::protocol::tables::{Lookup, lookup_or_reserve_indexed};
 use crate::sync::Ordering;
 
 /// What [`reserve`] decided.
@@ -233,7 +233,7 @@ pub(crate) fn settle_passed(shared: &Shared, from: u64, to: u64) {
         return;
     }
     let ring = shared.ring();
-    crate::protocol::tables::settle_passed(
+    crate::protocol::dedup_table::settle_passed(
         table,
         shared
             .producer_records()

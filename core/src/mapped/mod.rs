@@ -23,12 +23,12 @@ use crate::layout::{
 };
 use crate::options::{Overflow, Start};
 use crate::os;
+use crate::protocol::dedup_table::DedupIndex;
 use crate::protocol::group::{Groups, owner_pid};
 use crate::protocol::lease::{Leases, Now};
 use crate::protocol::lock::{AdminGuard, Me};
 use crate::protocol::ring::{RANGE, Ring, SlotStates, holds_slot};
 use crate::protocol::spill::Record;
-use crate::protocol::tables::DedupIndex;
 use crate::record::read;
 use crate::store::segment::Segments;
 use crate::sync::{AtomicU64, Ordering};

@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 const BASE: i64 = 1 << 61;
 /// Keys are hashed into `2^45` bytes (`key / 4 < 2^45`), so that a key
 /// and a group index fit in one dead-letter state word
-/// (`protocol::tables::dead_letter::deliverer`); two processes of a queue
+/// (`protocol::dead_letter_entry::deliverer`); two processes of a queue
 /// share a byte with odds of 2^-45 per pair.
 const KEY_BITS: u32 = 47;
 

@@ -3,6 +3,8 @@
 //! mapping and, under `--cfg loom`, on heap-built twins of the same layouts
 //! (`protocol/loom_models.rs`). Nothing here touches the OS, a file or the API.
 
+pub(crate) mod dead_letter_entry;
+pub(crate) mod dedup_table;
 pub(crate) mod doorbell;
 pub(crate) mod group;
 pub(crate) mod lanes;
@@ -11,7 +13,6 @@ pub(crate) mod lock;
 pub(crate) mod registry;
 pub(crate) mod ring;
 pub(crate) mod spill;
-pub(crate) mod tables;
 
 #[cfg(all(test, loom))]
 mod loom_models;

@@ -20,13 +20,14 @@ use crate::protocol::lock::Me;
 use crate::protocol::ring::{Begin, Claim, Peek, Ring, holds_slot};
 use crate::sync::{AtomicU64, Ordering};
 
+mod dead_letter_entry; // the DLQ entry's claim
+mod dedup_table;
 mod doorbell; // the async waiter's doorbell: arm, ring, cancel, release
 mod lanes; // ordering lanes of an ack=manual group
 mod lease; // leases: take, expire, ack, redeliver
 mod lock; // the admin lock's take-over of a dead holder
 mod ring; // claim, commit, abort, capacity, sleep and wake-up
-mod spill; // the switch to the spill and the refill
-mod tables; // the DLQ entries and the dedup table
+mod spill; // the switch to the spill and the refill // the dedup table, keyed commits below head
 
 /// A ring, a group table and payload cells on the heap.
 struct World {

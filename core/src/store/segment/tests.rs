@@ -5,7 +5,7 @@
 use super::*;
 
 #[cfg(test)]
-mod tests {
+mod format {
     use super::*;
 
     fn rec(seq: u64, payload: &[u8]) -> Record<'_> {

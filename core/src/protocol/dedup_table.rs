@@ -1,102 +1,21 @@
-//! The two small claimable tables in the queue file, as protocols over
-//! their words alone (so loom checks the same code that runs on the
-//! mapping): the state words of the dead-letter entries, and the table of
-//! remembered publish keys.
+//! The dedup table's entries (remembered publish keys), as a protocol
+//! over their words alone (so loom checks the same code that runs on the
+//! mapping): their states, lookup or reservation of a key, settling keyed
+//! positions `head` is about to pass, and this process's index of the
+//! table. Its service on a queue is `mapped/dedup.rs`.
 
 use crate::layout::DedupEntry;
 use crate::sync::{AtomicU64, Ordering};
 
-/// States of a dead-letter entry's word (`arg << 3 | state`).
-pub(crate) mod dead_letter {
-    /// Unused.
-    pub const FREE: u64 = 0;
-    /// Being written by the process whose liveness key is `arg << 2`
-    /// ([`writer`]).
-    pub const WRITING: u64 = 1;
-    /// A dead letter.
-    pub const READY: u64 = 2;
-    /// Redriven to the group index in `arg`.
-    pub const REDRIVE: u64 = 3;
-    /// Being delivered: `arg` is [`deliverer`]`(group, key)`.
-    pub const DELIVERING: u64 = 4;
-
-    /// Bits of a liveness key / 4 (`os/liveness.rs` keeps keys below
-    /// 2^47, so a key and a group index fit one word's 61 bits of `arg`).
-    const KEY_BITS: u32 = 45;
-
-    /// `arg` of WRITING by the process of liveness key `key`.
-    pub fn writer(key: u64) -> u64 {
-        key >> 2
-    }
-    /// The liveness key in a WRITING `arg`.
-    pub fn writer_key(arg: u64) -> u64 {
-        arg << 2
-    }
-    /// `arg` of DELIVERING to group `group` by the process of key `key`.
-    pub fn deliverer(group: u64, key: u64) -> u64 {
-        (group << KEY_BITS) | ((key >> 2) & ((1 << KEY_BITS) - 1))
-    }
-    /// The group of a DELIVERING `arg`.
-    pub fn deliverer_group(arg: u64) -> u64 {
-        arg >> KEY_BITS
-    }
-    /// The liveness key of a DELIVERING `arg`.
-    pub fn deliverer_key(arg: u64) -> u64 {
-        (arg & ((1 << KEY_BITS) - 1)) << 2
-    }
-
-    /// Packs a word.
-    pub fn word(state: u64, arg: u64) -> u64 {
-        (arg << 3) | state
-    }
-    /// The state of a word.
-    pub fn state_of(w: u64) -> u64 {
-        w & 7
-    }
-    /// The argument of a word.
-    pub fn arg_of(w: u64) -> u64 {
-        w >> 3
-    }
-}
-
-/// Claims a free dead-letter entry for writer `me` (a WRITING `arg`:
-/// [`dead_letter::writer`] of our liveness key): the first FREE one, or
-/// one whose writer `alive` (asked with the writer's `arg`) says died
-/// mid-write. Two appenders never get the same entry: the claim is a CAS
-/// from the word they saw (loom: `loom_two_dead_letterings_take_two_entries`).
-pub(crate) fn claim_dead_letter<'a>(
-    states: impl IntoIterator<Item = &'a AtomicU64>,
-    me: u64,
-    alive: impl Fn(u64) -> bool,
-) -> Option<usize> {
-    use dead_letter::*;
-    for (i, st) in states.into_iter().enumerate() {
-        let w = st.load(Ordering::Acquire);
-        let free = state_of(w) == FREE || (state_of(w) == WRITING && !alive(arg_of(w)));
-        // AcqRel: Acquire to see a purger's or dead writer's word whole;
-        // the entry's fields are published later by the Release of READY.
-        if free
-            && st
-                .compare_exchange(w, word(WRITING, me), Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-        {
-            return Some(i);
-        }
-    }
-    None
-}
-
 /// States of a dedup entry (`owner << 2 | PENDING` while being published,
 /// where `owner` is the producer's liveness key / 4: `os/liveness.rs`).
-pub(crate) mod dedup {
-    /// Unused.
-    pub const FREE: u64 = 0;
-    /// Being published by the process whose liveness key / 4 is in the
-    /// upper bits.
-    pub const PENDING: u64 = 1;
-    /// Published: `seq` is its message's.
-    pub const PUBLISHED: u64 = 2;
-}
+/// Unused.
+pub(crate) const FREE: u64 = 0;
+/// Being published by the process whose liveness key / 4 is in the
+/// upper bits.
+pub(crate) const PENDING: u64 = 1;
+/// Published: `seq` is its message's.
+pub(crate) const PUBLISHED: u64 = 2;
 
 /// Just before `head` moves from `from` to `to` (under the admin lock):
 /// marks PUBLISHED every PENDING entry whose keyed position, announced in
@@ -112,7 +31,6 @@ pub(crate) fn settle_passed<'a>(
     to: u64,
     committed: impl Fn(u64) -> bool,
 ) {
-    use dedup::*;
     for (keyed_pos, keyed_entry) in keyed {
         // Acquire: pairs with the producer's SeqCst store, made before
         // its commit, which the groups' cursors passed before `to` was
@@ -246,7 +164,6 @@ fn decide(
     alive: impl Fn(u64) -> bool,
     resolve: impl Fn(u64) -> Option<bool>,
 ) -> Lookup {
-    use dedup::*;
     for i in candidates {
         let e = &table[i];
         let st = e.state.load(Ordering::Acquire);
@@ -468,7 +385,7 @@ mod tests {
             lookup_or_reserve(&t, &next, 2, 2, 50, 100, alive, |_| None),
             Lookup::Full
         );
-        t[0].state.store(dedup::PUBLISHED, Ordering::Relaxed);
+        t[0].state.store(PUBLISHED, Ordering::Relaxed);
         // After the ttl the key is forgotten and its entry reused.
         assert_eq!(
             lookup_or_reserve(&t, &next, 1, 2, 150, 100, alive, |_| None),
@@ -545,8 +462,8 @@ mod tests {
                     }
                     Step::Finish { i, ok } => {
                         for t in [&scan, &indexed] {
-                            if t[i].state.load(Ordering::Relaxed) & 3 == dedup::PENDING {
-                                let w = if ok { dedup::PUBLISHED } else { dedup::FREE };
+                            if t[i].state.load(Ordering::Relaxed) & 3 == PENDING {
+                                let w = if ok { PUBLISHED } else { FREE };
                                 t[i].seq.store(i as u64 + 1000, Ordering::Relaxed);
                                 t[i].state.store(w, Ordering::Relaxed);
                             }

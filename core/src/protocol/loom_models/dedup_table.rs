@@ -1,5 +1,5 @@
-//! The DLQ entry and dedup table protocols (`protocol/tables.rs`), and
-//! the settling of keyed commits that `head` passes.
+//! The dedup table (`protocol/dedup_table.rs`), and the settling of
+//! keyed commits that `head` passes.
 
 use loom::sync::Arc;
 use loom::thread;
@@ -13,43 +13,11 @@ use crate::protocol::ring::{Begin, Claim, Peek};
 use crate::sync::{AtomicU64, Ordering};
 
 #[test]
-fn loom_two_dead_letterings_take_two_entries() {
-    // Two consumers dead-letter at once into a two-entry DLQ: each gets an
-    // entry, never the same; with one entry, exactly one gets it.
-    for entries in [2usize, 1] {
-        model("dlq append", move || {
-            let states: Arc<Vec<AtomicU64>> =
-                Arc::new((0..entries).map(|_| AtomicU64::new(0)).collect());
-            let appenders: Vec<_> = [1u32, 2]
-                .into_iter()
-                .map(|pid| {
-                    let states = states.clone();
-                    thread::spawn(move || {
-                        crate::protocol::tables::claim_dead_letter(
-                            states.iter(),
-                            pid as u64,
-                            |_| true,
-                        )
-                    })
-                })
-                .collect();
-            let got: Vec<Option<usize>> =
-                appenders.into_iter().map(|t| t.join().unwrap()).collect();
-            let taken: Vec<usize> = got.iter().flatten().copied().collect();
-            assert_eq!(taken.len(), entries.min(2), "{got:?}");
-            if let [a, b] = taken[..] {
-                assert_ne!(a, b, "two appenders in one entry");
-            }
-        });
-    }
-}
-
-#[test]
 fn loom_one_of_two_producers_publishes_a_key() {
     // Two producers publish with the same key at once, each looking it up
     // under the admin lock: one publishes (its entry ends PUBLISHED with
     // its seq), the other waits and then gets that seq back.
-    use crate::protocol::tables::{Lookup, lookup_or_reserve};
+    use crate::protocol::dedup_table::{Lookup, lookup_or_reserve};
     model("dedup insert", || {
         let table: Arc<Vec<crate::layout::DedupEntry>> =
             Arc::new((0..2).map(|_| crate::layout::DedupEntry::new()).collect());
@@ -81,7 +49,7 @@ fn loom_one_of_two_producers_publishes_a_key() {
                                 // 100 + pid.
                                 table[i].seq.store(100 + pid as u64, Ordering::Relaxed);
                                 table[i].state.store(
-                                    crate::protocol::tables::dedup::PUBLISHED,
+                                    crate::protocol::dedup_table::PUBLISHED,
                                     Ordering::Release,
                                 );
                                 return (true, 100 + pid as u64);
@@ -109,7 +77,7 @@ fn loom_head_never_passes_an_unsettled_keyed_commit() {
     // `head` passed the position, the entry says PUBLISHED: the retry of
     // the key is told "published" without looking at a slot that may
     // have been reused since.
-    use crate::protocol::tables::dedup::{PENDING, PUBLISHED};
+    use crate::protocol::dedup_table::{PENDING, PUBLISHED};
     model("keyed settle", || {
         let w = World::new(2, 1);
         {
@@ -151,7 +119,7 @@ fn loom_head_never_passes_an_unsettled_keyed_commit() {
                 let g = w.lock.lock(ME, |_, _| true);
                 let table = std::slice::from_ref(&*entry);
                 w.groups().advance_head_settling(&g, |from, to| {
-                    crate::protocol::tables::settle_passed(
+                    crate::protocol::dedup_table::settle_passed(
                         table,
                         std::iter::once((&keyed.0, &keyed.1)),
                         from,
