@@ -343,14 +343,14 @@ impl Figure {
 fn prepare(peer: Peer, dir: &Path, size: usize) -> Res<()> {
     std::fs::create_dir(dir)?;
     match peer {
-        Peer::CacheLine => bare::Region::create(&dir.join("a"), 1, 1),
+        Peer::CacheLine => Ok(bare::Region::create(&dir.join("a"), 1, 1)?),
         Peer::Ring => {
             bare::Region::create(&dir.join("a"), SLOTS, size)?;
-            bare::Region::create(&dir.join("b"), SLOTS, size)
+            Ok(bare::Region::create(&dir.join("b"), SLOTS, size)?)
         }
         Peer::SlotRing => {
             bare::Region::create(&dir.join("a"), SLOTS, size + 8)?;
-            bare::Region::create(&dir.join("b"), SLOTS, size + 8)
+            Ok(bare::Region::create(&dir.join("b"), SLOTS, size + 8)?)
         }
         Peer::Shmq => {
             peers::shmq_create(dir, "a", size)?;
@@ -432,7 +432,7 @@ fn worker(argv: Vec<String>) -> Res<()> {
     let out = match (peer, role.as_str()) {
         (Peer::CacheLine, "ping") => {
             let r = bare::Region::open(&dir.join("a"), 1, 1)?;
-            latency_json(&r.ping(count, warmup)?)
+            latency_json(&bare::ping(&r, count, warmup)?)
         }
         (Peer::CacheLine, "pong") => {
             bare::Region::open(&dir.join("a"), 1, 1)?.pong(total);

@@ -1,30 +1,47 @@
-//! The bare baselines `shmq bench` measures shmq against, in the same run,
-//! on the same cores: a cache-line ping-pong (the physical limit of a
-//! one-way hand-off between two cores) and a single-producer ring of plain
-//! stores (the most a queue of that payload could move).
+//! The bare baselines shmq is measured against, in a small file that two
+//! processes map, as they map a queue:
 //!
-//! Both live in a small shared file mapped by two processes, like shmq's.
+//! - a cache-line ping-pong: one word, one store each way — the physical
+//!   limit of a one-way hand-off between two cores;
+//! - a single-producer ring of plain stores: the payload copied into a
+//!   slot, published by a Release store of `tail`; the consumer copies it
+//!   out and Release-stores `head`. The most a queue of that payload could
+//!   move.
+//!
+//! One implementation for the two benches that measure them: `shmq bench`,
+//! whose workers (`latency.rs`, `throughput.rs` beside this file) loop
+//! over the ring's steps, and the peer comparison (`benches/peers`, its
+//! own workspace), which compiles this file as its module `bare::baseline`
+//! with a `#[path]` and makes the steps the ends of its links. So the file
+//! stands alone: std and memmap2 only, nothing from either crate, and no
+//! item that only one of them calls (the other would warn of dead code).
 
+use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use memmap2::MmapRaw;
 
-use crate::{CliError, CliResult};
-
-/// Offsets in the region: three counters on their own cache lines, then
-/// the ring's slots.
+/// Offsets in the region: three counters on their own 128-byte pairs of
+/// cache lines (the adjacent-line prefetcher moves lines in pairs), then the
+/// ring's slots from the second page on.
 const PING: usize = 0;
 const TAIL: usize = 128;
 const HEAD: usize = 256;
 const SLOTS: usize = 4096;
 
-/// A shared mapping for a baseline.
+/// A shared mapping holding the counters and a ring.
 pub(crate) struct Region {
     map: MmapRaw,
+    /// Slots in the ring: a power of two (`open` checks).
     slots: usize,
+    /// Bytes a slot takes: its size rounded up to 64.
     stride: usize,
+}
+
+fn stride(size: usize) -> usize {
+    size.max(1).div_ceil(64) * 64
 }
 
 impl Region {
@@ -33,8 +50,8 @@ impl Region {
         SLOTS + slots * stride(size)
     }
 
-    /// Creates the region file (zeroed) for a ring of `slots` × `size`.
-    pub(crate) fn create(path: &Path, slots: usize, size: usize) -> CliResult<()> {
+    /// Creates the (zeroed) region file for a ring of `slots` × `size`.
+    pub(crate) fn create(path: &Path, slots: usize, size: usize) -> io::Result<()> {
         let f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -44,18 +61,18 @@ impl Region {
         Ok(())
     }
 
-    /// Maps the region file.
-    pub(crate) fn open(path: &Path, slots: usize, size: usize) -> CliResult<Region> {
+    /// Maps a region file made by `create` with the same arguments.
+    pub(crate) fn open(path: &Path, slots: usize, size: usize) -> io::Result<Region> {
         let f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)?;
         let len = f.metadata()?.len() as usize;
         if len != Region::len(slots, size) || !slots.is_power_of_two() {
-            return Err(CliError::Other(format!(
-                "{}: baseline region has the wrong size",
-                path.display()
-            )));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: baseline region has the wrong size", path.display()),
+            ));
         }
         let map = MmapRaw::map_raw(&f)?;
         Ok(Region {
@@ -69,13 +86,16 @@ impl Region {
         debug_assert!(offset + 8 <= SLOTS);
         // SAFETY: `offset` is one of the 64-aligned counter offsets inside
         // the first page of a page-aligned mapping that `open` checked is
-        // longer than a page; the word is only accessed atomically.
+        // longer than a page; the word is only ever accessed atomically.
         unsafe { &*(self.map.as_mut_ptr().add(offset) as *const AtomicU64) }
     }
 
-    fn slot(&self, i: u64) -> *mut u8 {
-        // SAFETY: `i & (slots - 1) < slots`, and `open` checked the mapping
-        // holds `slots` strides after the first page.
+    /// The slot of position `i`, for `len` bytes (at most the stride).
+    #[inline(always)]
+    pub(crate) fn slot(&self, i: u64, len: usize) -> *mut u8 {
+        debug_assert!(len <= self.stride);
+        // SAFETY: `i & (slots - 1) < slots`, and `open` checked that the
+        // mapping holds `slots` strides after the first page.
         unsafe {
             self.map
                 .as_mut_ptr()
@@ -83,89 +103,117 @@ impl Region {
         }
     }
 
-    /// The pinging side of the cache-line ping-pong: stores 2k+1, spins
-    /// until the other side stores 2k+2. Returns each round trip in ns.
-    pub(crate) fn ping(&self, count: u64) -> Vec<u64> {
+    // The ring, a step at a time: the producer's `wait_for_room(i)`,
+    // `write(i)`, `publish(i)`; the consumer's `wait_for_data(i)`,
+    // `read(i)`, `free_to(i + 1)`. Each side keeps its own position and
+    // its cached copy of the other's counter, so that a loop over the steps
+    // holds them in registers.
+
+    /// The producer's wait for the slot of position `i`: spins until the
+    /// consumer is past `i - slots`. `cached_head` is the producer's copy of
+    /// `head`, read again only when it says the ring is full.
+    #[inline(always)]
+    pub(crate) fn wait_for_room(&self, i: u64, cached_head: &mut u64) {
+        let cap = self.slots as u64;
+        while i - *cached_head >= cap {
+            // Acquire pairs with the consumer's Release of head (`free_to`):
+            // it has finished reading the slot we are about to reuse.
+            *cached_head = self.counter(HEAD).load(Ordering::Acquire);
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Copies `payload` into the slot of position `i` with plain stores.
+    ///
+    /// # Safety
+    ///
+    /// Position `i` is the caller's to write: its `wait_for_room` returned
+    /// and it is not published yet. `payload` fits in a slot.
+    #[inline(always)]
+    pub(crate) unsafe fn write(&self, i: u64, payload: &[u8]) {
+        let slot = self.slot(i, payload.len());
+        // SAFETY: the consumer is past i - slots and reads the slot only
+        // after `publish(i)` (the caller's contract); it holds
+        // `stride >= payload.len()` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(payload.as_ptr(), slot, payload.len()) }
+    }
+
+    /// Publishes position `i` to the consumer.
+    #[inline(always)]
+    pub(crate) fn publish(&self, i: u64) {
+        // Release pairs with the consumer's Acquire of tail
+        // (`wait_for_data`): the slot's bytes come first.
+        self.counter(TAIL).store(i + 1, Ordering::Release);
+    }
+
+    /// The consumer's wait for position `i`: spins until it is published.
+    /// `cached_tail` is the consumer's copy of `tail`, read again only when
+    /// it says the ring is empty.
+    #[inline(always)]
+    pub(crate) fn wait_for_data(&self, i: u64, cached_tail: &mut u64) {
+        while *cached_tail <= i {
+            // Acquire pairs with the producer's Release of tail (`publish`):
+            // the slot's bytes are visible. The pause after every refresh:
+            // when both processes share one physical core (SMT siblings),
+            // it leaves the core to the producer while the consumer is
+            // behind anyway.
+            *cached_tail = self.counter(TAIL).load(Ordering::Acquire);
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Copies the slot of position `i` into `buf` (whose length is the
+    /// payload size).
+    ///
+    /// # Safety
+    ///
+    /// Position `i` is the caller's to read: its `wait_for_data` returned
+    /// and it is not freed yet. `buf` fits in a slot.
+    #[inline(always)]
+    pub(crate) unsafe fn read(&self, i: u64, buf: &mut [u8]) {
+        let slot = self.slot(i, buf.len());
+        // SAFETY: slot i was published (tail > i, Acquire) and the
+        // producer does not reuse it before `free_to` passes it (the
+        // caller's contract); it holds `stride >= buf.len()` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(slot, buf.as_mut_ptr(), buf.len()) }
+    }
+
+    /// The consumer's release of the positions before `next`: their slots
+    /// are the producer's again.
+    #[inline(always)]
+    pub(crate) fn free_to(&self, next: u64) {
+        // Release pairs with the producer's Acquire of head
+        // (`wait_for_room`): our reads of the slots come first.
+        self.counter(HEAD).store(next, Ordering::Release);
+    }
+
+    /// The pinging side of the cache-line ping-pong, `count` round trips:
+    /// stores 2k+1, spins until the other side stored 2k+2, and hands `each`
+    /// k and the round trip in ns.
+    pub(crate) fn ping(&self, count: u64, mut each: impl FnMut(u64, u64)) {
         let word = self.counter(PING);
-        let mut rtts = Vec::with_capacity(count as usize);
         for k in 0..count {
             let t0 = Instant::now();
-            // Release/Acquire: the hand-off itself is the measured thing.
+            // Release pairs with the pong side's Acquire load (and its
+            // Release store with our Acquire): the hand-off is what is
+            // measured.
             word.store(2 * k + 1, Ordering::Release);
             while word.load(Ordering::Acquire) != 2 * k + 2 {
                 std::hint::spin_loop();
             }
-            rtts.push(t0.elapsed().as_nanos() as u64);
+            each(k, t0.elapsed().as_nanos() as u64);
         }
-        rtts
     }
 
-    /// The answering side of the ping-pong.
+    /// The answering side of the cache-line ping-pong.
     pub(crate) fn pong(&self, count: u64) {
         let word = self.counter(PING);
         for k in 0..count {
+            // Acquire/Release pair with `ping`'s, as described there.
             while word.load(Ordering::Acquire) != 2 * k + 1 {
                 std::hint::spin_loop();
             }
             word.store(2 * k + 2, Ordering::Release);
         }
     }
-
-    /// Producer of the bare SPSC ring: writes each payload with plain
-    /// stores, publishes it with a Release store of `tail`, and reads
-    /// `head` only when its cached copy says the ring is full.
-    pub(crate) fn produce(&self, count: u64, payload: &[u8]) {
-        let (tail, head) = (self.counter(TAIL), self.counter(HEAD));
-        let cap = self.slots as u64;
-        let mut cached_head = 0;
-        for i in 0..count {
-            while i - cached_head >= cap {
-                // Acquire pairs with the consumer's Release of head: it has
-                // finished reading the slot we are about to reuse.
-                cached_head = head.load(Ordering::Acquire);
-                std::hint::spin_loop();
-            }
-            // SAFETY: slot i is ours: the consumer is past i - cap, and
-            // `payload.len() <= stride`.
-            unsafe {
-                let slot = self.slot(i);
-                std::ptr::copy_nonoverlapping(payload.as_ptr(), slot, payload.len());
-            }
-            // Release pairs with the consumer's Acquire of tail.
-            tail.store(i + 1, Ordering::Release);
-        }
-    }
-
-    /// Consumer of the bare ring: reads every payload whole. Returns the
-    /// nanoseconds from the first message to the last, and a checksum so
-    /// the reads are not optimized away.
-    pub(crate) fn consume(&self, count: u64, size: usize) -> (u64, u64) {
-        let (tail, head) = (self.counter(TAIL), self.counter(HEAD));
-        let mut buf = vec![0u8; size];
-        let mut sum = 0u64;
-        let mut cached_tail = 0;
-        let mut start = None;
-        for i in 0..count {
-            while cached_tail <= i {
-                cached_tail = tail.load(Ordering::Acquire);
-                std::hint::spin_loop();
-            }
-            start.get_or_insert_with(Instant::now);
-            // SAFETY: slot i was published (tail > i, Acquire) and the
-            // producer does not reuse it before we store head past it.
-            unsafe {
-                std::ptr::copy_nonoverlapping(self.slot(i), buf.as_mut_ptr(), size);
-            }
-            // black_box: the whole copy counts (the compiler may not drop the
-            // bytes that nothing reads).
-            sum = sum.wrapping_add(std::hint::black_box(&mut buf)[0] as u64);
-            head.store(i + 1, Ordering::Release);
-        }
-        let elapsed = start.map(|s| s.elapsed().as_nanos() as u64).unwrap_or(0);
-        (elapsed, sum)
-    }
-}
-
-fn stride(size: usize) -> usize {
-    size.max(1).div_ceil(64) * 64
 }

@@ -193,7 +193,8 @@ fn record(h: &mut Histogram<u64>, out: &str) -> CliResult {
 /// ping-pong; writes its round trips to a samples file.
 pub(super) fn base_ping(a: &WorkerArgs) -> CliResult<serde_json::Value> {
     let r = Region::open(&a.dir, 1, 1)?;
-    let rtts = r.ping(a.count);
+    let mut rtts = Vec::with_capacity(a.count as usize);
+    r.ping(a.count, |_, rtt| rtts.push(rtt));
     samples(&a.dir, &rtts[a.skip as usize..])
 }
 
