@@ -1,0 +1,143 @@
+//! Where every region of the queue file lies, computed from the options
+//! alone (checked arithmetic: the inputs may come from a hostile file), so
+//! that an opener can recompute it and compare with what the file claims.
+
+use super::*;
+
+/// Where everything is, computed from the options alone, so an opener can
+/// recompute it and compare with what the file claims.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub slots: u64,
+    pub slot_size: u64,
+    pub slot_stride: u64,
+    pub max_groups: u64,
+    pub max_producers: u64,
+    pub max_consumers: u64,
+    pub dlq_slots: u64,
+    pub dlq_stride: u64,
+    pub dedup_window: u64,
+    pub ordering_lanes: u64,
+    pub groups_offset: u64,
+    pub producers_offset: u64,
+    pub consumers_offset: u64,
+    pub leases_offset: u64,
+    pub dlq_offset: u64,
+    pub dedup_offset: u64,
+    pub lanes_offset: u64,
+    pub slots_offset: u64,
+    pub total_size: u64,
+}
+
+fn round_up(x: u64, to: u64) -> Option<u64> {
+    x.checked_add(to - 1).map(|v| v / to * to)
+}
+
+impl Geometry {
+    /// Computes the layout, refusing values out of range. Uses checked
+    /// arithmetic: the inputs may come from a hostile file.
+    // One argument per dimension of the file, each named at both callers.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn compute(
+        slots: u64,
+        slot_size: u64,
+        max_groups: u64,
+        max_producers: u64,
+        max_consumers: u64,
+        dlq_slots: u64,
+        dedup_window: u64,
+        ordering_lanes: u64,
+    ) -> Result<Geometry> {
+        let bad = |m: String| Err(Error::InvalidOption(m));
+        if !slots.is_power_of_two() || !(2..=MAX_SLOTS).contains(&slots) {
+            return bad(format!(
+                "slots must be a power of two from 2 to {MAX_SLOTS}, got {slots}"
+            ));
+        }
+        if !(1..=MAX_SLOT_SIZE).contains(&slot_size) {
+            return bad(format!(
+                "slot_size must be from 1 to {MAX_SLOT_SIZE} bytes, got {slot_size}"
+            ));
+        }
+        if !(1..=MAX_GROUPS as u64).contains(&max_groups) {
+            return bad(format!(
+                "max_groups must be from 1 to {MAX_GROUPS}, got {max_groups}"
+            ));
+        }
+        if max_producers != MAX_PRODUCERS as u64 {
+            return bad(format!("max_producers must be {MAX_PRODUCERS}"));
+        }
+        if max_consumers != MAX_CONSUMERS as u64 {
+            return bad(format!("max_consumers must be {MAX_CONSUMERS}"));
+        }
+        if !(1..=MAX_DLQ_SLOTS).contains(&dlq_slots) {
+            return bad(format!(
+                "dlq_slots must be from 1 to {MAX_DLQ_SLOTS}, got {dlq_slots}"
+            ));
+        }
+        if dedup_window > MAX_DEDUP_WINDOW {
+            return bad(format!(
+                "dedup_window must be at most {MAX_DEDUP_WINDOW} keys, got {dedup_window}"
+            ));
+        }
+        if !ordering_lanes.is_power_of_two() || ordering_lanes > MAX_ORDERING_LANES {
+            return bad(format!(
+                "ordering_lanes must be a power of two from 1 to {MAX_ORDERING_LANES}, got {ordering_lanes}"
+            ));
+        }
+        let overflow = || Error::InvalidOption("queue too large".into());
+        let slot_stride = round_up(SLOT_HEADER_SIZE + slot_size, 64).ok_or_else(overflow)?;
+        let dlq_stride = round_up(DEAD_LETTER_HEADER_SIZE + slot_size, 64).ok_or_else(overflow)?;
+        let groups_offset = HEADER_SIZE;
+        let producers_offset = groups_offset + max_groups * GROUP_RECORD_SIZE;
+        let consumers_offset = producers_offset + max_producers * PRODUCER_RECORD_SIZE;
+        let consumers_end = consumers_offset + max_consumers * CONSUMER_RECORD_SIZE;
+        let leases_offset = round_up(consumers_end, 4096).ok_or_else(overflow)?;
+        let dlq_offset = max_groups
+            .checked_mul(slots)
+            .and_then(|n| n.checked_mul(LEASE_RECORD_SIZE))
+            .and_then(|n| n.checked_add(leases_offset))
+            .and_then(|n| round_up(n, 4096))
+            .ok_or_else(overflow)?;
+        let dedup_offset = dlq_slots
+            .checked_mul(dlq_stride)
+            .and_then(|n| n.checked_add(dlq_offset))
+            .and_then(|n| round_up(n, 4096))
+            .ok_or_else(overflow)?;
+        let lanes_offset =
+            round_up(dedup_offset + dedup_window * DEDUP_ENTRY_SIZE, 4096).ok_or_else(overflow)?;
+        let slots_offset = round_up(lanes_offset + max_groups * ordering_lanes * LANE_SIZE, 4096)
+            .ok_or_else(overflow)?;
+        let total_size = slots
+            .checked_mul(slot_stride)
+            .and_then(|r| r.checked_add(slots_offset))
+            .and_then(|t| round_up(t, 4096))
+            .ok_or_else(overflow)?;
+        if total_size > MAX_TOTAL_SIZE {
+            return bad(format!(
+                "slots × slot_size is {total_size} bytes, more than the {MAX_TOTAL_SIZE} allowed"
+            ));
+        }
+        Ok(Geometry {
+            slots,
+            slot_size,
+            slot_stride,
+            max_groups,
+            max_producers,
+            max_consumers,
+            dlq_slots,
+            dlq_stride,
+            dedup_window,
+            ordering_lanes,
+            groups_offset,
+            producers_offset,
+            consumers_offset,
+            leases_offset,
+            dlq_offset,
+            dedup_offset,
+            lanes_offset,
+            slots_offset,
+            total_size,
+        })
+    }
+}
