@@ -3,7 +3,7 @@
 //! crate turns it on). **Not part of the API**: hidden from the docs, may
 //! change or go away in any release.
 
-use crate::store::segment::{self, Found};
+use crate::store::segment::{self, Parsed};
 
 /// Scans segment bytes as the spill's reader does (`segment::scan` from
 /// the first record, just past the 64-byte header), and returns every
@@ -15,7 +15,7 @@ pub fn scan_segment(bytes: &[u8], max_len: u64) -> (Vec<(u64, Vec<u8>)>, Option<
         .messages
         .iter()
         .map(|&(seq, off)| match segment::parse_at(bytes, off, max_len) {
-            Found::Message(rec, _) => (seq, rec.payload.to_vec()),
+            Parsed::Message(rec, _) => (seq, rec.payload.to_vec()),
             other => panic!("scan returned a record that does not parse: {other:?}"),
         })
         .collect();
@@ -26,7 +26,7 @@ pub fn scan_segment(bytes: &[u8], max_len: u64) -> (Vec<(u64, Vec<u8>)>, Option<
 /// for an intact message, `None` otherwise.
 pub fn parse_record(bytes: &[u8], off: u64, max_len: u64) -> Option<(u64, usize)> {
     match segment::parse_at(bytes, off, max_len) {
-        Found::Message(rec, _) => Some((rec.seq, rec.payload.len())),
+        Parsed::Message(rec, _) => Some((rec.seq, rec.payload.len())),
         _ => None,
     }
 }

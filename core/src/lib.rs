@@ -34,23 +34,23 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 
-// The layers, bottom to top: os; sync and error; layout; options and
-// record; protocol; store; mapped; api (rustfmt lists them
+// The layers, bottom to top: os; loom and error; layout; options and
+// record; protocol; store; open_queue; api (rustfmt lists them
 // alphabetically below). A module imports only from its own layer or the
 // ones beneath it (docs/design.md; checked by core/tests/layers.rs).
 #[cfg(not(loom))]
 mod api; // Queue, Producer, Consumer, Delivery, DeadLetters
 mod error;
 mod layout; // every byte of the queue file
+mod loom;
 #[cfg(not(loom))]
-mod mapped; // one mapped queue and the services that run on it
+mod open_queue; // one open queue file and the services that run on it
 mod options; // the vocabulary: what a user asks for
 mod os; // the kernel and the CPU: files, mapping, futex, processes, clocks
 mod protocol; // the lock-free protocols, on any memory (loom-checked)
 mod record; // a message in its slot: header, envelope (ordering key, headers), payload
 #[cfg(not(loom))]
-mod store; // segment files on disk
-mod sync; // the one switch between std and loom atomics
+mod store; // segment files on disk // the one switch between std and loom atomics (tokio's name)
 
 /// Internals for the fuzz targets (`core/fuzz/`), built with the `fuzzing`
 /// feature only: not part of the API.
@@ -81,7 +81,7 @@ pub use api::tokio::ReceiveAsync;
 pub use error::{Error, Result};
 pub use layout::MAX_GROUP_NAME;
 #[cfg(not(loom))]
-pub use mapped::dead_letters::{DeadLetter, Reason};
+pub use open_queue::dead_letters::{DeadLetter, Reason};
 pub use options::{
     Ack, ConsumerOptions, Meta, Nack, Options, Overflow, Retention, Seek, Start, SyncMode, Wait,
     default_dir,

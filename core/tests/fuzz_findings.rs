@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use shmq::{ConsumerOptions, Error, Options, Overflow, Queue, Start};
 
-/// Found by `open_segment` on its own seed corpus (fixed in api/consumer.rs,
+/// Parsed by `open_segment` on its own seed corpus (fixed in api/consumer.rs,
 /// `wait`): a zero-timeout receive
 /// (`receive_timeout(Duration::ZERO)`, documented as a poll, "as
 /// `try_receive` does") never copies spilled messages back into the ring,
@@ -38,7 +38,7 @@ fn a_zero_timeout_receive_reads_through_the_spill() {
     }
 }
 
-/// Found by `open_queue_file` in under a minute (the input is
+/// Parsed by `open_queue_file` in under a minute (the input is
 /// `core/fuzz/findings/open_queue_file-timeout-group-next.shmq`: the seed
 /// `plain.shmq` with the top bytes of group "g"'s `next` cursor set to
 /// 0xff). The file opens; `stats()` (so `shmq stat`) then never returns:

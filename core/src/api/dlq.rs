@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use crate::api::producer::Producer;
 use crate::error::{Error, Result};
-use crate::mapped::Shared;
-use crate::mapped::dead_letters::{
+use crate::loom::Ordering;
+use crate::open_queue::OpenQueue;
+use crate::open_queue::dead_letters::{
     DeadLetter, Entry, Raw, Reason, append, count_redrive, overflow, read, state,
 };
 use crate::options::Meta;
@@ -16,7 +17,6 @@ use crate::protocol::dead_letter_entry::{
 };
 use crate::protocol::group::load_group_name;
 use crate::record::envelope::{self, HeaderIter, Target};
-use crate::sync::Ordering;
 
 /// The dead-letter queue of a queue: `queue.dlq()`.
 ///
@@ -35,7 +35,7 @@ use crate::sync::Ordering;
 /// ```
 #[derive(Clone)]
 pub struct DeadLetters {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: Arc<OpenQueue>,
 }
 
 impl std::fmt::Debug for DeadLetters {
@@ -471,7 +471,7 @@ impl Rerouter {
     /// takes it as a dead consumer's redriven letter (delivered from the
     /// DLQ; perhaps twice, never lost). Only once the ring has it is the
     /// entry freed.
-    fn reroute(&mut self, shared: &Arc<Shared>, i: usize, w: u64, raw: &Raw) -> Rerouted {
+    fn reroute(&mut self, shared: &Arc<OpenQueue>, i: usize, w: u64, raw: &Raw) -> Rerouted {
         if !keyed(raw) {
             return Rerouted::Unkeyed;
         }
@@ -512,7 +512,7 @@ impl Rerouter {
     }
 
     /// Publishes entry `i` (DELIVERING by us) for its group.
-    fn publish(&mut self, shared: &Arc<Shared>, i: usize) -> Result<()> {
+    fn publish(&mut self, shared: &Arc<OpenQueue>, i: usize) -> Result<()> {
         // Read again now that it is ours.
         let raw = read(shared, i)?;
         // SAFETY: the entry is ours (DELIVERING by us) until we store its

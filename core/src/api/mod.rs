@@ -1,6 +1,6 @@
 //! The public API: [`Queue`](queue::Queue), [`Producer`](producer::Producer),
 //! [`Consumer`](consumer::Consumer) and its deliveries, the dead-letter
-//! handle. Built on the mapped queue (`mapped/`); nothing beneath imports
+//! handle. Built on the mapped queue (`open_queue/`); nothing beneath imports
 //! from here.
 
 pub(crate) mod cache_hints;

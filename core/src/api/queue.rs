@@ -8,14 +8,14 @@ use crate::api::consumer::Consumer;
 use crate::api::dlq::DeadLetters;
 use crate::api::producer::Producer;
 use crate::error::{Error, Result};
-use crate::mapped::seek::resolve_seek;
-use crate::mapped::{Shared, queue_file};
+use crate::loom::Ordering;
+use crate::open_queue::seek::resolve_seek;
+use crate::open_queue::{OpenQueue, queue_file};
 use crate::options::{ConsumerOptions, Options, Overflow, Seek, Start, check_group_name};
 use crate::protocol::group::{GroupInfo, owner_pid};
 use crate::protocol::registry::Registry;
 use crate::protocol::ring::Peek;
 use crate::record::envelope;
-use crate::sync::Ordering;
 
 /// A copy of one retained message ([`Queue::peek`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -144,7 +144,7 @@ pub struct JournalStats {
 /// ```
 #[derive(Clone)]
 pub struct Queue {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: Arc<OpenQueue>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -378,7 +378,7 @@ impl Queue {
         let tail = crate::protocol::spill::ring_tail(ring.ctl.tail.load(Ordering::Acquire));
         let mut pos = from;
         if pos < head {
-            if let Some(mut r) = crate::mapped::journal::JournalReader::new(shared) {
+            if let Some(mut r) = crate::open_queue::journal::JournalReader::new(shared) {
                 while out.len() < count && pos < head {
                     match r.find(pos, &shared.header().journal)? {
                         Some(rec) if rec.seq < head => {

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::layout::DOORBELLS;
-use crate::mapped::Shared;
+use crate::open_queue::OpenQueue;
 use crate::os;
 use crate::protocol::doorbell;
 
@@ -91,12 +91,12 @@ pub struct Readiness {
     bell: os::doorbell::Doorbell,
     index: usize,
     what: For,
-    shared: Arc<Shared>,
+    shared: Arc<OpenQueue>,
 }
 
 impl Readiness {
     /// A doorbell bound and entered in the queue's table for `what`.
-    pub(crate) fn new(shared: &Arc<Shared>, what: For) -> Result<Readiness> {
+    pub(crate) fn new(shared: &Arc<OpenQueue>, what: For) -> Result<Readiness> {
         let bell =
             os::doorbell::Doorbell::bind(&shared.bells, os::process::pid()).map_err(|e| {
                 Error::io(
@@ -149,11 +149,11 @@ impl Readiness {
 }
 
 fn table(
-    shared: &Shared,
+    shared: &OpenQueue,
     what: For,
 ) -> (
-    &[crate::sync::AtomicU64; DOORBELLS],
-    &crate::sync::AtomicU64,
+    &[crate::loom::AtomicU64; DOORBELLS],
+    &crate::loom::AtomicU64,
 ) {
     let hdr = shared.header();
     match what {

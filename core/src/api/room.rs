@@ -3,22 +3,22 @@
 //! ([`Queue::why_full`](crate::Queue::why_full),
 //! [`Producer::why_full`](crate::Producer::why_full)).
 
-use crate::mapped::Shared;
+use crate::loom::Ordering;
+use crate::open_queue::OpenQueue;
 use crate::options::Overflow;
 use crate::protocol::group::GroupInfo;
 use crate::protocol::spill::spilling;
-use crate::sync::Ordering;
 
 /// What holds the ring full (the group furthest behind, or the lack of a
 /// group) and, for a spilling queue, what holds the spill full (its
 /// `spill_max_bytes` budget, its disk, or a directory this process may not
 /// write), with the option or command that helps.
-pub(crate) fn why_full(shared: &Shared) -> String {
+pub(crate) fn why_full(shared: &OpenQueue) -> String {
     why_full_with(shared, &shared.group_infos())
 }
 
 /// [`why_full`] with the groups already at hand.
-pub(crate) fn why_full_with(shared: &Shared, groups: &[GroupInfo]) -> String {
+pub(crate) fn why_full_with(shared: &OpenQueue, groups: &[GroupInfo]) -> String {
     let ring = ring_reason(shared, groups);
     if shared.overflow() != Overflow::Spill
         || !spilling(shared.header().ring.tail.load(Ordering::Acquire))
@@ -59,7 +59,7 @@ pub(crate) fn why_full_with(shared: &Shared, groups: &[GroupInfo]) -> String {
 }
 
 /// What holds the ring full: the group furthest behind, or no group.
-fn ring_reason(shared: &Shared, groups: &[GroupInfo]) -> String {
+fn ring_reason(shared: &OpenQueue, groups: &[GroupInfo]) -> String {
     match groups.iter().max_by_key(|g| g.lag) {
         None => format!(
             "the queue has no consumer group, and without one it keeps every message for the \

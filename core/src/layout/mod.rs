@@ -18,7 +18,7 @@
 //! so those proofs and assertions apply to the std build only.
 
 use crate::error::{Error, Result};
-use crate::sync::{AtomicU32, AtomicU64};
+use crate::loom::{AtomicU32, AtomicU64};
 #[cfg(not(loom))]
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -272,7 +272,7 @@ pub(crate) struct Header {
     /// modulo `dedup_window`. Written under the admin lock.
     pub dedup_next: AtomicU64,
     /// Keyed publishes in flight: producer records whose `keyed_pos` is
-    /// set (`mapped/dedup.rs`). 0 lets `head` move without looking at the
+    /// set (`open_queue/dedup.rs`). 0 lets `head` move without looking at the
     /// producer records; a producer killed mid-publish leaves it above 0
     /// until its record is taken over.
     pub keyed_in_flight: AtomicU64,
@@ -282,12 +282,12 @@ pub(crate) struct Header {
     /// The spill directory (overflow=spill or a journal), written once
     /// before `ready`; the journal lives in its `journal/` subdirectory.
     pub spill_path: SpillPath,
-    /// Where the journal stands (see `mapped/journal.rs`); the same words as the
+    /// Where the journal stands (see `open_queue/journal.rs`); the same words as the
     /// spill's: `end_seq` is the next seq to journal (it gates `head`),
     /// `read_seq` the oldest retained, `read_seg` the oldest segment.
     pub journal: SpillControl,
     /// Where the dead-letter queue's overflow stands (overflow=spill; see
-    /// `mapped/dead_letters.rs`): `end_seq` counts dead letters appended to its segments,
+    /// `open_queue/dead_letters.rs`): `end_seq` counts dead letters appended to its segments,
     /// `read_seq` those moved back into the region; `full` is the index
     /// below which every one is redriven when it comes back.
     pub dlq_spill: SpillControl,
@@ -481,7 +481,7 @@ pub(crate) struct ConsumerRecord {
     _pad: [u8; 32],
 }
 
-/// A remembered idempotency key (see `mapped/dedup.rs`). Written under the admin
+/// A remembered idempotency key (see `open_queue/dedup.rs`). Written under the admin
 /// lock, except `state`'s last store by the publishing producer.
 #[repr(C)]
 #[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
@@ -552,7 +552,7 @@ pub(crate) struct ProducerRecord {
     /// seq) + 1, or 0. Written only by the owner (Release, before the
     /// dedup entry learns the position and before the position is
     /// written); read under the admin lock by whoever moves `head` past
-    /// it or cancels a dead spiller's seq (see `mapped/dedup.rs`). Zero in
+    /// it or cancels a dead spiller's seq (see `open_queue/dedup.rs`). Zero in
     /// files made before it existed: the same as "none".
     pub keyed_pos: AtomicU64,
     /// Index of the dedup entry of that keyed publish.

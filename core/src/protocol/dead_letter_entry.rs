@@ -1,9 +1,9 @@
 //! A dead-letter entry's state word (`arg << 3 | state`), as a protocol
 //! over the words alone (so loom checks the same code that runs on the
 //! mapping): its states, the packing of its argument, and the claim of a
-//! free entry. The entries themselves are `mapped/dead_letters.rs`.
+//! free entry. The entries themselves are `open_queue/dead_letters.rs`.
 
-use crate::sync::{AtomicU64, Ordering};
+use crate::loom::{AtomicU64, Ordering};
 
 /// Unused.
 pub(crate) const FREE: u64 = 0;

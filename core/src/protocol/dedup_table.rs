@@ -2,10 +2,10 @@
 //! over their words alone (so loom checks the same code that runs on the
 //! mapping): their states, lookup or reservation of a key, settling keyed
 //! positions `head` is about to pass, and this process's index of the
-//! table. Its service on a queue is `mapped/dedup.rs`.
+//! table. Its service on a queue is `open_queue/dedup.rs`.
 
 use crate::layout::DedupEntry;
-use crate::sync::{AtomicU64, Ordering};
+use crate::loom::{AtomicU64, Ordering};
 
 /// States of a dedup entry (`owner << 2 | PENDING` while being published,
 /// where `owner` is the producer's liveness key / 4: `os/liveness.rs`).
@@ -22,7 +22,7 @@ pub(crate) const PUBLISHED: u64 = 2;
 /// a producer record's `(keyed_pos, keyed_entry)` words, lies in
 /// `from..to` and is `committed`. Once `head` has passed, the slot may be
 /// reused and the ring no longer knows the position's fate, so this is
-/// where it is written down (see `mapped/dedup.rs` for why it is exact).
+/// where it is written down (see `open_queue/dedup.rs` for why it is exact).
 /// loom model: `loom_head_never_passes_an_unsettled_keyed_commit`.
 pub(crate) fn settle_passed<'a>(
     table: &[DedupEntry],

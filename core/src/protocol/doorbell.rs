@@ -25,11 +25,11 @@
 //! system call, once; an entry whose unarmed owner died is reclaimed by
 //! the next [`claim`] that finds no free entry.
 //!
-//! loom models: `loom_doorbell_*` in `loom_models.rs`.
+//! loom models: `loom_doorbell_*` in `protocol/loom_models/doorbell.rs`.
 
 use crate::layout::DOORBELLS;
-pub(crate) use crate::sync::Rung;
-use crate::sync::{AtomicU64, Ordering};
+pub(crate) use crate::loom::Rung;
+use crate::loom::{AtomicU64, Ordering};
 
 /// An entry's value: `pid` in the high half, `nonce` (never 0) in the low
 /// (the OS layer makes them so; the models and tests make their own).
@@ -97,7 +97,7 @@ pub(crate) fn arm<T>(armed: &AtomicU64, i: usize, ready: impl FnOnce() -> Option
     // SeqCst: pairs with the waker's SeqCst load of `armed` (the Dekker
     // pair of the Signal protocol).
     armed.fetch_or(bit(i), Ordering::SeqCst);
-    crate::sync::sc_fence();
+    crate::loom::sc_fence();
     let r = ready();
     if r.is_some() {
         disarm(armed, i);

@@ -15,9 +15,9 @@
 
 use crate::error::{Error, Result};
 use crate::layout::{GroupRecord, MAX_GROUP_NAME, RingControl};
+use crate::loom::{AtomicU64, Ordering};
 use crate::options::Start;
 use crate::protocol::lock::AdminGuard;
-use crate::sync::{AtomicU64, Ordering};
 
 const FREE: u32 = 0;
 /// `GroupRecord::state` of a group that exists (else `FREE`).
@@ -420,14 +420,14 @@ pub(crate) fn commit_cursor(c: &AtomicU64, pos: u64) {
 mod tests {
     use super::*;
     use crate::layout::AdminLock;
-    use crate::protocol::lock::Me;
+    use crate::protocol::lock::ThisProcess;
 
     #[test]
     fn create_find_delete_and_head() {
         let ctl = RingControl::new();
         let records: Vec<GroupRecord> = (0..2).map(|_| GroupRecord::new()).collect();
         let lock = AdminLock::new();
-        let me = Me { pid: 1, key: 0 };
+        let me = ThisProcess { pid: 1, key: 0 };
         let groups = Groups {
             records: &records,
             ctl: &ctl,
@@ -471,7 +471,7 @@ mod tests {
         let ctl = RingControl::new();
         let records: Vec<GroupRecord> = (0..1).map(|_| GroupRecord::new()).collect();
         let lock = AdminLock::new();
-        let me = Me { pid: 1, key: 0 };
+        let me = ThisProcess { pid: 1, key: 0 };
         let groups = Groups {
             records: &records,
             ctl: &ctl,

@@ -48,12 +48,12 @@
 //! reads `prev`'s link; the finisher swaps the link to DONE and then reads
 //! (CASes) the waiter's word. Either the finisher sees WAITING and
 //! releases it, or the indexer sees DONE and releases itself; if both,
-//! one CAS wins. Loom: `loom_lanes_*` in `loom_models.rs`.
+//! one CAS wins. Loom: `loom_lanes_*` in `protocol/loom_models/lanes.rs`.
 
+use crate::loom::Ordering;
 use crate::protocol::lease::{
-    ACKED, FINISHING, Held, LEASED, Leases, Now, READY, TAKING, WAITING, Word,
+    ACKED, FINISHING, HeldLease, LEASED, LeaseWord, Leases, Now, READY, TAKING, WAITING,
 };
-use crate::sync::Ordering;
 
 /// Link kinds, in the low 2 bits of a link word.
 const EMPTY: u64 = 1;
@@ -72,7 +72,7 @@ fn link_is_for(l: u64, pos: u64) -> bool {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Keyed {
     /// Leased to us: its lane was free.
-    Leased(Held),
+    Leased(HeldLease),
     /// Indexed; it waits for its lane (the cursor moved past it).
     Waiting,
     /// Another consumer is indexing it, or took it first: look again.
@@ -80,8 +80,8 @@ pub(crate) enum Keyed {
 }
 
 /// The word of a message waiting for its lane.
-fn waiting(pos: u64) -> Word {
-    Word::new(pos, WAITING, 0, 0, 0)
+fn waiting(pos: u64) -> LeaseWord {
+    LeaseWord::new(pos, WAITING, 0, 0, 0)
 }
 
 impl Leases<'_> {
@@ -103,8 +103,8 @@ impl Leases<'_> {
         alive: &mut impl FnMut(u32) -> bool,
     ) -> Keyed {
         let rec = self.rec(pos);
-        let w = Word(rec.word.load(Ordering::Acquire));
-        let indexing = Word::new(pos, TAKING, 0, me, 0);
+        let w = LeaseWord(rec.word.load(Ordering::Acquire));
+        let indexing = LeaseWord::new(pos, TAKING, 0, me, 0);
         if w.is_before(pos) {
             // AcqRel: Acquire orders our writes to the record after the
             // older word's; we alone index it now.
@@ -140,7 +140,15 @@ impl Leases<'_> {
     /// Indexes `pos` into `lane` (we hold it as `held`, TAKING attempt 0)
     /// and leases it to us or makes it wait. Idempotent: a takeover
     /// repeats it.
-    fn index(&self, pos: u64, lane: usize, held: Word, me: u32, now: Now, lease_ns: u64) -> Keyed {
+    fn index(
+        &self,
+        pos: u64,
+        lane: usize,
+        held: LeaseWord,
+        me: u32,
+        now: Now,
+        lease_ns: u64,
+    ) -> Keyed {
         let rec = self.rec(pos);
         let lanes = &self.lanes[lane & (self.lanes.len() - 1)];
         let last = lanes.load(Ordering::Acquire);
@@ -166,7 +174,7 @@ impl Leases<'_> {
                 Some(now.real),
             );
             self.pass(pos);
-            return Keyed::Leased(Held {
+            return Keyed::Leased(HeldLease {
                 pos,
                 word: leased,
                 keyed: true,
@@ -229,7 +237,7 @@ impl Leases<'_> {
     fn release(&self, q: u64) -> bool {
         // SeqCst: the finisher's half of the Dekker pair; Release for the
         // deadline its indexer wrote.
-        let ready = Word::new(q, READY, 0, 0, 1);
+        let ready = LeaseWord::new(q, READY, 0, 0, 1);
         let done = self
             .rec(q)
             .word
@@ -255,7 +263,7 @@ impl Leases<'_> {
     /// Takes a keyed message its lane released, named by a release hint,
     /// for consumer `me` (its first delivery). A hint is only a hint: the
     /// message may have been taken by a scan meanwhile.
-    pub(crate) fn take_released(&self, me: u32, now: Now, lease_ns: u64) -> Option<Held> {
+    pub(crate) fn take_released(&self, me: u32, now: Now, lease_ns: u64) -> Option<HeldLease> {
         for h in &self.group.released {
             if h.load(Ordering::Relaxed) == 0 {
                 continue;
@@ -309,7 +317,7 @@ impl Leases<'_> {
 
     /// Acks our lease of a keyed message: FINISHING (wins against an
     /// expiry), the lane handed on, then ACKED.
-    pub(super) fn ack_keyed(&self, held: &Held) -> Result<(), ()> {
+    pub(super) fn ack_keyed(&self, held: &HeldLease) -> Result<(), ()> {
         // SeqCst: as the unkeyed ack (the finisher of the commit-advance
         // pair), and before the lane moves on.
         let fin = self.move_held(held, FINISHING, Ordering::SeqCst)?;
@@ -319,14 +327,14 @@ impl Leases<'_> {
 
     /// Finishes a FINISHING word `w` of `pos` (ours, or a dead holder's):
     /// hands the lane on, then ACKED.
-    pub(super) fn help_finish(&self, pos: u64, w: Word) {
+    pub(super) fn help_finish(&self, pos: u64, w: LeaseWord) {
         self.hand_on(pos);
         // SeqCst: a finisher, as in `ack`. A dead-lettered one ends ACKED
         // too when its holder died after the DLQ had it: both are
         // finished for the group.
         let _ = self.rec(pos).word.compare_exchange(
             w.0,
-            Word::new(pos, ACKED, w.attempt(), 0, 0).0,
+            LeaseWord::new(pos, ACKED, w.attempt(), 0, 0).0,
             Ordering::SeqCst,
             Ordering::Relaxed,
         );
@@ -337,8 +345,8 @@ impl Leases<'_> {
 mod tests {
     use super::*;
     use crate::layout::{GroupRecord, LeaseRecord};
+    use crate::loom::AtomicU64;
     use crate::protocol::lease::Reclaimed;
-    use crate::sync::AtomicU64;
 
     struct World {
         recs: Vec<LeaseRecord>,
@@ -369,7 +377,7 @@ mod tests {
         real: 5,
     };
 
-    fn leased(k: Keyed) -> Held {
+    fn leased(k: Keyed) -> HeldLease {
         match k {
             Keyed::Leased(h) => h,
             other => panic!("not leased: {other:?}"),
@@ -453,7 +461,7 @@ mod tests {
         // Consumer 7 began indexing 1 and died before finishing.
         let rec = l.rec(1);
         rec.word
-            .store(Word::new(1, TAKING, 0, 7, 0).0, Ordering::SeqCst);
+            .store(LeaseWord::new(1, TAKING, 0, 7, 0).0, Ordering::SeqCst);
         assert_eq!(l.take_keyed(1, 0, 2, NOW, 100, &mut |_| true), Keyed::Busy);
         let mut dead7 = |h| h != 7;
         assert_eq!(l.take_keyed(1, 0, 2, NOW, 100, &mut dead7), Keyed::Waiting);

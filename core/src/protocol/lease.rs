@@ -42,7 +42,7 @@
 //! moves the cursor over both (loom: `loom_out_of_order_acks_commit`).
 
 use crate::layout::{GroupRecord, LeaseRecord};
-use crate::sync::{AtomicU64, Ordering, sc_fence};
+use crate::loom::{AtomicU64, Ordering, sc_fence};
 
 /// States of a lease word.
 pub(crate) mod state {
@@ -73,12 +73,12 @@ const _: () = assert!(crate::layout::MAX_CONSUMERS - 1 <= MAX_HOLDER);
 
 /// A decoded lease word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Word(pub u64);
+pub(crate) struct LeaseWord(pub u64);
 
-impl Word {
+impl LeaseWord {
     #[inline(always)]
-    pub(crate) fn new(pos: u64, state: u64, attempt: u32, holder: u32, epoch: u32) -> Word {
-        Word(
+    pub(crate) fn new(pos: u64, state: u64, attempt: u32, holder: u32, epoch: u32) -> LeaseWord {
+        LeaseWord(
             ((pos & 0xffff_ffff) << 32)
                 | ((epoch as u64 & 0x1ff) << 23)
                 | ((holder as u64 & 0xfff) << 11)
@@ -118,21 +118,21 @@ impl Word {
     /// The same position, in `state`, held by `holder`, with the epoch
     /// bumped.
     #[inline(always)]
-    pub(crate) fn next(self, pos: u64, state: u64, attempt: u32, holder: u32) -> Word {
-        Word::new(pos, state, attempt, holder, self.epoch().wrapping_add(1))
+    pub(crate) fn next(self, pos: u64, state: u64, attempt: u32, holder: u32) -> LeaseWord {
+        LeaseWord::new(pos, state, attempt, holder, self.epoch().wrapping_add(1))
     }
 }
 
 /// What a consumer holds: the position and the exact word of its lease.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Held {
+pub(crate) struct HeldLease {
     pub pos: u64,
-    pub word: Word,
+    pub word: LeaseWord,
     /// It has an ordering key: finishing it hands its lane on.
     pub keyed: bool,
 }
 
-impl Held {
+impl HeldLease {
     /// Deliveries so far, this one included.
     pub(crate) fn attempt(&self) -> u32 {
         self.word.attempt()
@@ -177,8 +177,8 @@ impl Leases<'_> {
     /// The word of `pos` (Acquire: pairs with the Release store that made
     /// it, so the record's other fields are those of that state).
     #[inline(always)]
-    pub(crate) fn word(&self, pos: u64) -> Word {
-        Word(self.rec(pos).word.load(Ordering::Acquire))
+    pub(crate) fn word(&self, pos: u64) -> LeaseWord {
+        LeaseWord(self.rec(pos).word.load(Ordering::Acquire))
     }
 
     /// Moves the group's dispatch cursor past `pos` if it is still there
@@ -198,7 +198,7 @@ impl Leases<'_> {
     pub(super) fn settle(
         &self,
         pos: u64,
-        to: Word,
+        to: LeaseWord,
         deadline: u64,
         first: Option<u64>,
         last: Option<u64>,
@@ -218,23 +218,23 @@ impl Leases<'_> {
     /// at the group's dispatch cursor, for its first delivery to consumer
     /// `me`. `None` if another consumer took it first (the cursor has
     /// moved on; look again).
-    pub(crate) fn take_new(&self, pos: u64, me: u32, now: Now, lease_ns: u64) -> Option<Held> {
+    pub(crate) fn take_new(&self, pos: u64, me: u32, now: Now, lease_ns: u64) -> Option<HeldLease> {
         let rec = self.rec(pos);
-        let w = Word(rec.word.load(Ordering::Acquire));
+        let w = LeaseWord(rec.word.load(Ordering::Acquire));
         if !w.is_before(pos) {
             // Taken already (or, if we stalled, long finished): move on.
             self.pass(pos);
             return None;
         }
-        let taking = Word::new(pos, TAKING, 1, me, 0);
+        let taking = LeaseWord::new(pos, TAKING, 1, me, 0);
         // AcqRel: Acquire orders our later field writes after the older
         // word; Release is irrelevant (TAKING publishes nothing).
         rec.word
             .compare_exchange(w.0, taking.0, Ordering::AcqRel, Ordering::Relaxed)
             .ok()?;
-        crate::sync::fault_point("lease.taking");
+        crate::loom::fault_point("lease.taking");
         self.pass(pos);
-        crate::sync::fault_point("lease.passed");
+        crate::loom::fault_point("lease.passed");
         let leased = taking.next(pos, LEASED, 1, me);
         self.settle(
             pos,
@@ -243,7 +243,7 @@ impl Leases<'_> {
             Some(now.real),
             Some(now.real),
         );
-        Some(Held {
+        Some(HeldLease {
             pos,
             word: leased,
             keyed: false,
@@ -254,12 +254,12 @@ impl Leases<'_> {
     /// the group, as the dispatcher passes it.
     pub(crate) fn skip(&self, pos: u64) {
         let rec = self.rec(pos);
-        let w = Word(rec.word.load(Ordering::Acquire));
+        let w = LeaseWord(rec.word.load(Ordering::Acquire));
         if w.is_before(pos) {
             // SeqCst: a finisher, as in `ack`.
             let _ = rec.word.compare_exchange(
                 w.0,
-                Word::new(pos, ACKED, 0, 0, 0).0,
+                LeaseWord::new(pos, ACKED, 0, 0, 0).0,
                 Ordering::SeqCst,
                 Ordering::Relaxed,
             );
@@ -277,9 +277,9 @@ impl Leases<'_> {
         now: Now,
         lease_ns: u64,
         alive: &mut impl FnMut(u32) -> bool,
-    ) -> Option<(Held, Reclaimed)> {
+    ) -> Option<(HeldLease, Reclaimed)> {
         let rec = self.rec(pos);
-        let w = Word(rec.word.load(Ordering::Acquire));
+        let w = LeaseWord(rec.word.load(Ordering::Acquire));
         if !w.is_for(pos) {
             return None;
         }
@@ -319,7 +319,7 @@ impl Leases<'_> {
         );
         let keyed = self.is_keyed(pos);
         Some((
-            Held {
+            HeldLease {
                 pos,
                 word: leased,
                 keyed,
@@ -329,7 +329,7 @@ impl Leases<'_> {
     }
 
     /// Takes our own lease into TAKING (to change it), or reports it lost.
-    fn own(&self, held: &Held) -> Result<Word, ()> {
+    fn own(&self, held: &HeldLease) -> Result<LeaseWord, ()> {
         // AcqRel: TAKING publishes nothing; Acquire orders our writes to
         // the record after the word we held.
         self.move_held(held, TAKING, Ordering::AcqRel)
@@ -337,7 +337,12 @@ impl Leases<'_> {
 
     /// Moves our exact lease word to `state` (same position, attempt and
     /// holder, epoch bumped) with one CAS, or reports it lost.
-    pub(super) fn move_held(&self, held: &Held, state: u64, order: Ordering) -> Result<Word, ()> {
+    pub(super) fn move_held(
+        &self,
+        held: &HeldLease,
+        state: u64,
+        order: Ordering,
+    ) -> Result<LeaseWord, ()> {
         let to = held
             .word
             .next(held.pos, state, held.word.attempt(), held.word.holder());
@@ -349,7 +354,7 @@ impl Leases<'_> {
     }
 
     /// Acks our lease. `Err` if it was taken away (expired, reclaimed).
-    pub(crate) fn ack(&self, held: &Held) -> Result<(), ()> {
+    pub(crate) fn ack(&self, held: &HeldLease) -> Result<(), ()> {
         if held.keyed {
             return self.ack_keyed(held);
         }
@@ -362,7 +367,7 @@ impl Leases<'_> {
             .word
             .compare_exchange(
                 held.word.0,
-                Word::new(held.pos, ACKED, held.word.attempt(), 0, 0).0,
+                LeaseWord::new(held.pos, ACKED, held.word.attempt(), 0, 0).0,
                 Ordering::SeqCst,
                 Ordering::Relaxed,
             )
@@ -372,7 +377,7 @@ impl Leases<'_> {
 
     /// Gives our lease back to be delivered again, not before
     /// `not_before` (CLOCK_MONOTONIC ns).
-    pub(crate) fn requeue(&self, held: &Held, not_before: u64) -> Result<(), ()> {
+    pub(crate) fn requeue(&self, held: &HeldLease, not_before: u64) -> Result<(), ()> {
         let taking = self.own(held)?;
         let ready = taking.next(held.pos, READY, held.word.attempt(), 0);
         self.settle(held.pos, ready, not_before, None, None);
@@ -381,11 +386,11 @@ impl Leases<'_> {
 
     /// Extends our lease to `deadline` (CLOCK_MONOTONIC ns); returns the
     /// new word we hold.
-    pub(crate) fn extend(&self, held: &Held, deadline: u64) -> Result<Held, ()> {
+    pub(crate) fn extend(&self, held: &HeldLease, deadline: u64) -> Result<HeldLease, ()> {
         let taking = self.own(held)?;
         let leased = taking.next(held.pos, LEASED, held.word.attempt(), held.word.holder());
         self.settle(held.pos, leased, deadline, None, None);
-        Ok(Held {
+        Ok(HeldLease {
             pos: held.pos,
             word: leased,
             keyed: held.keyed,
@@ -395,8 +400,8 @@ impl Leases<'_> {
     /// Takes our lease into TAKING to move it to the dead-letter queue;
     /// then [`finish_dead`](Self::finish_dead) or, if the DLQ refused it,
     /// [`restore`](Self::restore).
-    pub(crate) fn begin_dead(&self, held: &Held) -> Result<Held, ()> {
-        self.own(held).map(|word| Held {
+    pub(crate) fn begin_dead(&self, held: &HeldLease) -> Result<HeldLease, ()> {
+        self.own(held).map(|word| HeldLease {
             pos: held.pos,
             word,
             keyed: held.keyed,
@@ -404,7 +409,7 @@ impl Leases<'_> {
     }
 
     /// The message is in the dead-letter queue: finished for the group.
-    pub(crate) fn finish_dead(&self, taking: &Held) {
+    pub(crate) fn finish_dead(&self, taking: &HeldLease) {
         if taking.keyed {
             let fin = taking.word.next(
                 taking.pos,
@@ -418,13 +423,13 @@ impl Leases<'_> {
         }
         // SeqCst: a finisher, as in `ack`.
         self.rec(taking.pos).word.store(
-            Word::new(taking.pos, DEAD, taking.word.attempt(), 0, 0).0,
+            LeaseWord::new(taking.pos, DEAD, taking.word.attempt(), 0, 0).0,
             Ordering::SeqCst,
         );
     }
 
     /// Undoes [`begin_dead`](Self::begin_dead): we hold the lease again.
-    pub(crate) fn restore(&self, taking: &Held) -> Held {
+    pub(crate) fn restore(&self, taking: &HeldLease) -> HeldLease {
         let leased = taking.word.next(
             taking.pos,
             LEASED,
@@ -432,7 +437,7 @@ impl Leases<'_> {
             taking.word.holder(),
         );
         self.rec(taking.pos).word.store(leased.0, Ordering::Release);
-        Held {
+        HeldLease {
             pos: taking.pos,
             word: leased,
             keyed: taking.keyed,
@@ -465,7 +470,7 @@ impl Leases<'_> {
             if c >= self.group.next.load(Ordering::SeqCst) {
                 return moved;
             }
-            let w = Word(self.rec(c).word.load(Ordering::SeqCst));
+            let w = LeaseWord(self.rec(c).word.load(Ordering::SeqCst));
             if !(w.is_for(c) && matches!(w.state(), ACKED | DEAD)) {
                 return moved;
             }
@@ -522,7 +527,7 @@ impl Leases<'_> {
         let (c, n) = self.window();
         for pos in c..n {
             let rec = self.rec(pos);
-            let w = Word(rec.word.load(Ordering::Acquire));
+            let w = LeaseWord(rec.word.load(Ordering::Acquire));
             if !w.is_for(pos) || w.holder() != holder {
                 continue;
             }
@@ -572,15 +577,15 @@ mod tests {
 
     #[test]
     fn words_pack_and_unpack() {
-        let w = Word::new(0x1_2345_6789, LEASED, 7, 300, 5);
+        let w = LeaseWord::new(0x1_2345_6789, LEASED, 7, 300, 5);
         assert_eq!(
             (w.state(), w.attempt(), w.holder(), w.epoch()),
             (LEASED, 7, 300, 5)
         );
         assert!(w.is_for(0x1_2345_6789));
         assert!(!w.is_for(0x1_2345_6788));
-        assert!(!Word(0).is_for(0));
-        assert_eq!(Word::new(1, READY, 999, 0, 0).attempt(), 255);
+        assert!(!LeaseWord(0).is_for(0));
+        assert_eq!(LeaseWord::new(1, READY, 999, 0, 0).attempt(), 255);
     }
 
     #[test]
@@ -623,11 +628,11 @@ mod tests {
         assert!(l.take_new(1, 3, NOW, 100).is_none());
         l.skip(1);
         assert_eq!(l.word(5), later.word, "the later lap's lease is untouched");
-        assert!(Word::new(1, ACKED, 0, 0, 0).is_before(5));
-        assert!(!Word::new(5, LEASED, 0, 0, 0).is_before(1));
-        assert!(Word(0).is_before(0));
+        assert!(LeaseWord::new(1, ACKED, 0, 0, 0).is_before(5));
+        assert!(!LeaseWord::new(5, LEASED, 0, 0, 0).is_before(1));
+        assert!(LeaseWord(0).is_before(0));
         // Tags wrap at 2^32: still ordered.
-        assert!(Word::new(0xffff_fffe, ACKED, 0, 0, 0).is_before(0x1_0000_0002));
+        assert!(LeaseWord::new(0xffff_fffe, ACKED, 0, 0, 0).is_before(0x1_0000_0002));
     }
 
     #[test]

@@ -3,11 +3,11 @@
 //! advancing `head`). Never taken on the publish or receive fast path.
 
 use crate::layout::AdminLock;
-use crate::sync::{Ordering, spin_hint};
+use crate::loom::{Ordering, spin_hint};
 
 /// Who we are, for lock and ownership records.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Me {
+pub(crate) struct ThisProcess {
     pub pid: u32,
     /// Our liveness key (`os/liveness.rs`): what records store beside
     /// our pid, and how other processes, in any PID namespace, ask
@@ -25,7 +25,7 @@ pub(crate) struct AdminGuard<'a> {
 
 impl AdminLock {
     /// Takes the lock, taking it over from a holder whose process died.
-    pub(crate) fn lock(&self, me: Me, alive: impl Fn(u32, u64) -> bool) -> AdminGuard<'_> {
+    pub(crate) fn lock(&self, me: ThisProcess, alive: impl Fn(u32, u64) -> bool) -> AdminGuard<'_> {
         let mut tries: u32 = 0;
         loop {
             // Acquire pairs with the Release in `AdminGuard::drop`: what the
@@ -75,7 +75,7 @@ impl AdminLock {
     /// pair our pid with the dead holder's start time in the instant
     /// before we store ours, judge us dead and take the lock a second
     /// time.
-    fn take_from(&self, holder: u32, start: u64, me: Me) -> bool {
+    fn take_from(&self, holder: u32, start: u64, me: ThisProcess) -> bool {
         self.holder_key
             .compare_exchange(start, 0, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
@@ -93,7 +93,7 @@ impl AdminLock {
     /// [`lock`]: AdminLock::lock
     pub(crate) fn try_lock_or_take(
         &self,
-        me: Me,
+        me: ThisProcess,
         alive: impl Fn(u32, u64) -> bool,
     ) -> Option<AdminGuard<'_>> {
         if let Some(g) = self.try_lock(me) {
@@ -112,7 +112,7 @@ impl AdminLock {
     }
 
     /// Takes the lock if it is free right now.
-    pub(crate) fn try_lock(&self, me: Me) -> Option<AdminGuard<'_>> {
+    pub(crate) fn try_lock(&self, me: ThisProcess) -> Option<AdminGuard<'_>> {
         // Acquire: as in `lock`.
         self.holder
             .compare_exchange(0, me.pid, Ordering::Acquire, Ordering::Relaxed)

@@ -1,7 +1,7 @@
-//! The lock-free protocols, written against the layouts (`layout.rs`) and
-//! the `sync` facade only, so that the same code runs on the queue file's
+//! The lock-free protocols, written against the layouts (`layout/`) and
+//! the `loom` facade only, so that the same code runs on the queue file's
 //! mapping and, under `--cfg loom`, on heap-built twins of the same layouts
-//! (`protocol/loom_models.rs`). Nothing here touches the OS, a file or the API.
+//! (`protocol/loom_models/`). Nothing here touches the OS, a file or the API.
 
 pub(crate) mod dead_letter_entry;
 pub(crate) mod dedup_table;

@@ -6,9 +6,9 @@
 
 use crate::error::{Error, Result};
 use crate::layout::ConsumerRecord;
+use crate::loom::{AtomicU64, Ordering};
 use crate::protocol::group::owner_pid;
-use crate::protocol::lock::Me;
-use crate::sync::{AtomicU64, Ordering};
+use crate::protocol::lock::ThisProcess;
 
 /// The registry of one queue.
 pub(crate) struct Registry<'a> {
@@ -51,7 +51,7 @@ impl Registry<'_> {
     pub(crate) fn register(
         &self,
         owner: u64,
-        me: Me,
+        me: ThisProcess,
         group: usize,
         now_ns: u64,
         alive: impl Fn(u32, u64) -> bool,

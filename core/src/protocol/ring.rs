@@ -36,8 +36,8 @@
 
 use crate::layout::slot_state::{ABORTED, COMMITTED, EMPTY};
 use crate::layout::{DOORBELLS, Doorbells, RingControl};
+use crate::loom::{AtomicU64, Ordering, futex, sc_fence};
 use crate::protocol::doorbell::ring_armed;
-use crate::sync::{AtomicU64, Ordering, futex, sc_fence};
 
 /// Packs a state word: `pos << 2 | state`.
 #[inline(always)]
@@ -441,7 +441,7 @@ pub(crate) fn notify(
         }
     }
     let table = bells.as_ptr() as usize;
-    ring_armed(bells, armed, |id| crate::sync::doorbell::ring(table, id));
+    ring_armed(bells, armed, |id| crate::loom::doorbell::ring(table, id));
     leak
 }
 

@@ -40,9 +40,9 @@
 
 use crate::error::{Error, Result};
 use crate::layout::{RingControl, SPILLING, SpillControl};
+use crate::loom::{AtomicU64, Ordering};
 use crate::options::Meta;
 use crate::protocol::ring::{Ring, SlotStates};
-use crate::sync::{AtomicU64, Ordering};
 
 /// A message as the spill holds it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,7 +174,7 @@ pub(crate) fn append<S: SlotStates, L: Log>(
         }
         ctl.active.store(1, Ordering::Release);
     }
-    crate::sync::fault_point("spill.switched");
+    crate::loom::fault_point("spill.switched");
     let first = ctl.end_seq.load(Ordering::Relaxed);
     claimed(first);
     let saved = (ctl.segments.load(Ordering::Relaxed) != 0).then(|| {
@@ -247,7 +247,7 @@ pub(crate) fn refill<S: SlotStates, L: Log>(
         }
         if pos >= ctl.end_seq.load(Ordering::Relaxed) {
             log.clear(ctl)?;
-            crate::sync::fault_point("refill.cleared");
+            crate::loom::fault_point("refill.cleared");
             ctl.active.store(0, Ordering::Release);
             // SeqCst: producers asleep for space re-check with SeqCst loads
             // of tail (the caller then wakes them, `Ring::notify_space`);
@@ -280,7 +280,7 @@ pub(crate) fn refill<S: SlotStates, L: Log>(
             }
         })?;
         let done = AtomicU64::new(0);
-        crate::sync::fault_point("refill.copied");
+        crate::loom::fault_point("refill.copied");
         match read {
             Read::Done { seg, off } => {
                 if copied && ring.commit(pos, word, &done).is_err() {
@@ -302,9 +302,9 @@ pub(crate) fn refill<S: SlotStates, L: Log>(
                 out.lost += 1;
             }
         }
-        crate::sync::fault_point("refill.committed");
+        crate::loom::fault_point("refill.committed");
         ctl.read_seq.store(pos + 1, Ordering::Relaxed);
-        crate::sync::fault_point("refill.recorded");
+        crate::loom::fault_point("refill.recorded");
         // Release: the slot's commit (or abort) and the read position
         // before consumers and producers see the new tail.
         ring.ctl.tail.store((pos + 1) | SPILLING, Ordering::Release);

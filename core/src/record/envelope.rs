@@ -116,7 +116,7 @@ impl<'a> Headers<'a> {
 }
 
 /// What an envelope will hold, checked, with its size.
-pub(crate) struct Plan<'a> {
+pub(crate) struct EnvelopePlan<'a> {
     pub key: Option<&'a [u8]>,
     pub headers: &'a Headers<'a>,
     pub size: usize,
@@ -125,7 +125,7 @@ pub(crate) struct Plan<'a> {
 
 /// [`Error::TooLarge`] for a payload of `payload` bytes behind the
 /// envelope `plan`, in slots of `max` bytes.
-pub(crate) fn too_large(payload: usize, plan: Option<&Plan<'_>>, max: usize) -> Error {
+pub(crate) fn too_large(payload: usize, plan: Option<&EnvelopePlan<'_>>, max: usize) -> Error {
     let envelope = plan.map_or(0, |p| p.size);
     Error::TooLarge {
         len: envelope.saturating_add(payload),
@@ -146,7 +146,7 @@ pub(crate) fn too_large(payload: usize, plan: Option<&Plan<'_>>, max: usize) -> 
 pub(crate) fn plan<'a>(
     key: Option<&'a [u8]>,
     headers: &'a Headers<'a>,
-) -> Result<Option<Plan<'a>>> {
+) -> Result<Option<EnvelopePlan<'a>>> {
     if key.is_none() && headers.is_empty() {
         return Ok(None);
     }
@@ -178,7 +178,7 @@ pub(crate) fn plan<'a>(
         }
         size = size.saturating_add(6 + name.len() + value.len());
     }
-    Ok(Some(Plan {
+    Ok(Some(EnvelopePlan {
         key,
         headers,
         size: size.div_ceil(8).saturating_mul(8),
@@ -186,7 +186,7 @@ pub(crate) fn plan<'a>(
     }))
 }
 
-impl Plan<'_> {
+impl EnvelopePlan<'_> {
     /// The same envelope, for one group only (a redrive through the ring).
     pub(crate) fn for_group(mut self, target: Target) -> Self {
         if self.target.is_none() {

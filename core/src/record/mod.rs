@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!   slot (slot_stride bytes, 64-byte aligned)
-//!   +-------------------------- SlotHeader (32 B, layout.rs) ----------+
+//!   +-------------------------- SlotHeader (32 B, layout/) -----------+
 //!   | state u64 | len u32 | type_id u32 | timestamp_ns u64 | corr. u64 |
 //!   +------------------------------------------------------------------+
 //!   | body: len & !ENVELOPED bytes (at most slot_size)                  |
@@ -17,7 +17,7 @@
 //! committed. The `len` word's top bit ([`envelope::ENVELOPED`]) says the
 //! body starts with an [`envelope`]. The same body, with the same flag,
 //! travels unchanged into the spill, the journal and the dead-letter
-//! queue, whose own framings (`store/segment.rs`, `mapped/dead_letters.rs`)
+//! queue, whose own framings (`store/segment/`, `open_queue/dead_letters.rs`)
 //! carry the header's fields beside it: [`read::Body`] reads a body from
 //! any of them.
 

@@ -2,7 +2,7 @@
 //! announced, `protocol/ring.rs`) and has not yet committed: its body
 //! and the header's fields, everything but the state word.
 
-use super::envelope::{ENVELOPED, Plan};
+use super::envelope::{ENVELOPED, EnvelopePlan};
 use crate::layout::{SLOT_HEADER_SIZE, SlotHeader};
 use crate::options::Meta;
 
@@ -35,7 +35,7 @@ pub(crate) unsafe fn write_slot(
     ts: u64,
 ) {
     // Slots start on a cache line: the slots region is page-aligned and
-    // the stride a multiple of 64 (layout.rs).
+    // the stride a multiple of 64 (layout/geometry.rs).
     debug_assert_eq!(slot as usize % 64, 0);
     let head = payload.len().min(FIRST_LINE_PAYLOAD);
     // SAFETY: per the contract, nobody else reads or writes this slot's
@@ -68,7 +68,7 @@ pub(crate) unsafe fn write_slot(
 #[cold]
 pub(crate) unsafe fn write_slot_enveloped(
     slot: *mut u8,
-    plan: &Plan<'_>,
+    plan: &EnvelopePlan<'_>,
     payload: &[u8],
     meta: &Meta,
     ts: u64,

@@ -5,9 +5,9 @@ use super::*;
 use crate::error::{Error, Result};
 use crate::options::Nack;
 use crate::os;
-use crate::protocol::lease::Held;
+use crate::protocol::lease::HeldLease;
 use crate::protocol::ring::Peek;
-use crate::record::read::{self};
+use crate::record::read;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 pub struct Delivery<'c> {
     pub(super) consumer: &'c mut Consumer,
     pub(super) msg: Message<'c>,
-    pub(super) kind: Kind,
+    pub(super) kind: Origin,
 }
 
 /// What ending a delivery has to do. Fieldless on purpose: what a lease
@@ -55,7 +55,7 @@ pub struct Delivery<'c> {
 /// pieces that the store buffer could not forward, ~15 ns on every
 /// ack=auto hand-off between processes (BENCHMARKS.md, the regression).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Kind {
+pub(super) enum Origin {
     /// ack=auto, from the ring: release the slot.
     Auto,
     /// ack=manual: our lease, `consumer.held`.
@@ -94,31 +94,31 @@ impl Delivery<'_> {
     /// With ack=manual: [`Error::LeaseExpired`] if the lease was taken away.
     #[inline(always)]
     pub fn ack(self) -> Result<()> {
-        if self.kind == Kind::Auto {
+        if self.kind == Origin::Auto {
             // The ack=auto fast path: release the slot here, and skip the
             // drop (it would only look at the kind again).
             let this = std::mem::ManuallyDrop::new(self);
             this.consumer.release(this.msg.seq + 1);
             return Ok(());
         }
-        self.ack_other()
+        self.ack_not_auto()
     }
 
     /// `ack` of anything but an ack=auto delivery from the ring.
     #[inline(never)]
-    fn ack_other(mut self) -> Result<()> {
-        let kind = std::mem::replace(&mut self.kind, Kind::Ended);
+    fn ack_not_auto(mut self) -> Result<()> {
+        let kind = std::mem::replace(&mut self.kind, Origin::Ended);
         match kind {
-            Kind::Auto | Kind::Journal => {
+            Origin::Auto | Origin::Journal => {
                 self.consumer.release(self.msg.seq + 1);
                 Ok(())
             }
-            Kind::Ended => Ok(()),
-            Kind::Leased => {
+            Origin::Ended => Ok(()),
+            Origin::Leased => {
                 let held = self.consumer.held;
                 self.consumer.ack_leased(&held)
             }
-            Kind::Redriven => {
+            Origin::Redriven => {
                 self.consumer
                     .end_redriven(self.consumer.redriven, true, false);
                 Ok(())
@@ -133,21 +133,21 @@ impl Delivery<'_> {
     /// until its lease runs out). With ack=auto there is nothing to give
     /// back: [`Error::InvalidOption`].
     pub fn nack(mut self, how: Nack) -> Result<()> {
-        let kind = std::mem::replace(&mut self.kind, Kind::Ended);
+        let kind = std::mem::replace(&mut self.kind, Origin::Ended);
         match kind {
-            Kind::Auto | Kind::Journal => {
+            Origin::Auto | Origin::Journal => {
                 self.kind = kind;
                 Err(Error::InvalidOption(
                     "nack needs a consumer with ack=manual (ack=auto finished the message on receipt)"
                         .into(),
                 ))
             }
-            Kind::Ended => Ok(()),
-            Kind::Leased => {
+            Origin::Ended => Ok(()),
+            Origin::Leased => {
                 let (held, msg) = (self.consumer.held, self.msg_copy());
                 self.consumer.nack_leased(&held, how, &msg)
             }
-            Kind::Redriven => {
+            Origin::Redriven => {
                 self.consumer
                     .end_redriven(self.consumer.redriven, false, how == Nack::DeadLetter);
                 Ok(())
@@ -160,7 +160,7 @@ impl Delivery<'_> {
     /// ack=auto and for redriven dead letters (their delivery has no
     /// deadline).
     pub fn extend_lease(&mut self, extension: Duration) -> Result<()> {
-        if let Kind::Leased = self.kind {
+        if let Origin::Leased = self.kind {
             let deadline = os::clock::monotonic_ns().saturating_add(extension.as_nanos() as u64);
             let held = self.consumer.held;
             match self.consumer.leases().extend(&held, deadline) {
@@ -197,11 +197,11 @@ impl Delivery<'_> {
     /// # Ok::<(), shmq::Error>(())
     /// ```
     pub fn into_receipt(mut self) -> Result<Receipt> {
-        let kind = std::mem::replace(&mut self.kind, Kind::Ended);
+        let kind = std::mem::replace(&mut self.kind, Origin::Ended);
         let lease = match kind {
-            Kind::Leased => Lease::Held(self.consumer.held),
-            Kind::Redriven => Lease::Redriven(self.consumer.redriven),
-            Kind::Auto | Kind::Journal | Kind::Ended => {
+            Origin::Leased => Lease::HeldLease(self.consumer.held),
+            Origin::Redriven => Lease::Redriven(self.consumer.redriven),
+            Origin::Auto | Origin::Journal | Origin::Ended => {
                 self.kind = kind;
                 return Err(Error::InvalidOption(
                     "a receipt needs a consumer with ack=manual (ack=auto finished the message on receipt)"
@@ -210,7 +210,7 @@ impl Delivery<'_> {
             }
         };
         Ok(Receipt {
-            group: self.consumer.idx,
+            group: self.consumer.group_index,
             seq: self.msg.seq,
             lease,
         })
@@ -227,10 +227,10 @@ impl Delivery<'_> {
 impl Drop for Delivery<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        if let Kind::Auto = self.kind {
+        if let Origin::Auto = self.kind {
             self.consumer.release(self.msg.seq + 1);
         } else {
-            self.end_other();
+            self.end_not_auto();
         }
     }
 }
@@ -239,22 +239,22 @@ impl Delivery<'_> {
     /// Drop of anything but an ack=auto delivery from the ring.
     #[cold]
     #[inline(never)]
-    fn end_other(&mut self) {
+    fn end_not_auto(&mut self) {
         match self.kind {
-            Kind::Auto | Kind::Journal => self.consumer.release(self.msg.seq + 1),
-            Kind::Leased => {
+            Origin::Auto | Origin::Journal => self.consumer.release(self.msg.seq + 1),
+            Origin::Leased => {
                 // Dropped without ack or nack: deliver it again at once.
                 let held = self.consumer.held;
                 let _ = self.consumer.requeue(&held, 0);
             }
             // ack=auto finishes a message on receipt; ack=manual gives a
             // dropped one back.
-            Kind::Redriven => {
+            Origin::Redriven => {
                 let done = self.consumer.manual.is_none();
                 self.consumer
                     .end_redriven(self.consumer.redriven, done, false)
             }
-            Kind::Ended => {}
+            Origin::Ended => {}
         }
     }
 }
@@ -274,7 +274,7 @@ pub struct Receipt {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Lease {
     /// A lease of the ring's position `held.pos`.
-    Held(Held),
+    HeldLease(HeldLease),
     /// A redriven dead letter, delivered from DLQ entry `.0`.
     Redriven(usize),
 }
@@ -287,7 +287,7 @@ impl Receipt {
     /// Its delivery's attempt (1 for a first delivery).
     pub fn attempt(&self) -> u32 {
         match self.lease {
-            Lease::Held(h) => h.attempt(),
+            Lease::HeldLease(h) => h.attempt(),
             Lease::Redriven(_) => 1,
         }
     }
@@ -297,9 +297,9 @@ impl Consumer {
     /// The delivery of what [`poll_for_async`](Self::poll_for_async) took.
     #[cfg(feature = "tokio")]
     #[inline(always)]
-    pub(crate) fn deliver_got(&mut self, got: Got) -> Result<Delivery<'_>> {
+    pub(crate) fn deliver_got(&mut self, got: ToDeliver) -> Result<Delivery<'_>> {
         match got {
-            Got::Pos(pos) if self.manual.is_none() => self.deliver_auto(pos),
+            ToDeliver::Pos(pos) if self.manual.is_none() => self.deliver_auto(pos),
             got => self.deliver(got),
         }
     }
@@ -324,7 +324,7 @@ impl Consumer {
         }
         let start = self.next;
         // Redriven dead letters are delivered by `receive`, one at a time.
-        let Some(Got::Pos(first)) = self.wait(Some(Instant::now() + timeout), false)? else {
+        let Some(ToDeliver::Pos(first)) = self.wait(Some(Instant::now() + timeout), false)? else {
             return Ok(Batch {
                 start,
                 end: start,
@@ -392,12 +392,12 @@ impl Consumer {
     }
 
     #[inline]
-    pub(super) fn deliver(&mut self, got: Got) -> Result<Delivery<'_>> {
+    pub(super) fn deliver(&mut self, got: ToDeliver) -> Result<Delivery<'_>> {
         let (pos, held) = match got {
-            Got::Pos(pos) => (pos, None),
-            Got::Leased(held) => (held.pos, Some(held)),
-            Got::Redriven(entry) => return self.deliver_redriven(entry),
-            Got::Journal(rec) => return self.deliver_journal(rec),
+            ToDeliver::Pos(pos) => (pos, None),
+            ToDeliver::Leased(held) => (held.pos, Some(held)),
+            ToDeliver::Redriven(entry) => return self.deliver_redriven(entry),
+            ToDeliver::Journal(rec) => return self.deliver_journal(rec),
         };
         if held.is_some() {
             os::fault::point("receive.leased");
@@ -431,11 +431,11 @@ impl Consumer {
         let kind = match held {
             Some(h) => {
                 self.held = h;
-                Kind::Leased
+                Origin::Leased
             }
             None => {
                 self.advance(pos + 1, 1);
-                Kind::Auto
+                Origin::Auto
             }
         };
         Ok(Delivery {
@@ -464,7 +464,7 @@ impl Consumer {
         Ok(Delivery {
             consumer: self,
             msg,
-            kind: Kind::Auto,
+            kind: Origin::Auto,
         })
     }
 }

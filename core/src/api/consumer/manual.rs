@@ -4,16 +4,16 @@
 
 use super::*;
 use crate::error::{Error, Result};
-use crate::mapped::dead_letters::{self as dlq, Entry, Reason};
+use crate::loom::Ordering;
+use crate::open_queue::dead_letters::{self as dlq, Entry, Reason};
 use crate::options::Nack;
 use crate::os;
 use crate::protocol::lanes::Keyed;
-use crate::protocol::lease::{Held, Leases, Now, Reclaimed};
+use crate::protocol::lease::{HeldLease, Leases, Now, Reclaimed};
 use crate::protocol::registry::Registry;
 use crate::protocol::ring::Peek;
 use crate::record::envelope::{Envelope, Target};
-use crate::record::read::{self};
-use crate::sync::Ordering;
+use crate::record::read;
 use std::marker::PhantomData;
 use std::time::Duration;
 
@@ -57,7 +57,7 @@ impl Consumer {
     /// was taken away; [`Error::InvalidOption`] for another group's.
     pub fn ack_receipt(&mut self, receipt: &Receipt) -> Result<()> {
         match self.receipt_lease(receipt)? {
-            Lease::Held(held) => self.ack_leased(&held),
+            Lease::HeldLease(held) => self.ack_leased(&held),
             Lease::Redriven(entry) => {
                 self.end_redriven(entry, true, false);
                 Ok(())
@@ -70,7 +70,7 @@ impl Consumer {
     /// group's receipt).
     pub fn nack_receipt(&mut self, receipt: &Receipt, how: Nack) -> Result<()> {
         match self.receipt_lease(receipt)? {
-            Lease::Held(held) => {
+            Lease::HeldLease(held) => {
                 // Still leased, so its slot still holds it (the group's
                 // committed cursor is at or below it): read it for a
                 // dead-lettering's copy. A stale receipt fails the CAS
@@ -93,10 +93,10 @@ impl Consumer {
     /// Extends the lease of `receipt` to `extension` from now, as
     /// [`Delivery::extend_lease`] would have, updating the receipt.
     pub fn extend_receipt(&mut self, receipt: &mut Receipt, extension: Duration) -> Result<()> {
-        if let Lease::Held(held) = self.receipt_lease(receipt)? {
+        if let Lease::HeldLease(held) = self.receipt_lease(receipt)? {
             let deadline = os::clock::monotonic_ns().saturating_add(extension.as_nanos() as u64);
             match self.leases().extend(&held, deadline) {
-                Ok(h) => receipt.lease = Lease::Held(h),
+                Ok(h) => receipt.lease = Lease::HeldLease(h),
                 Err(()) => return Err(Error::LeaseExpired),
             }
         }
@@ -104,7 +104,7 @@ impl Consumer {
     }
 
     pub(super) fn receipt_lease(&self, receipt: &Receipt) -> Result<Lease> {
-        if receipt.group != self.idx || self.manual.is_none() {
+        if receipt.group != self.group_index || self.manual.is_none() {
             return Err(Error::InvalidOption(format!(
                 "the receipt of message {} is not of this consumer's group {:?}",
                 receipt.seq, self.group
@@ -114,7 +114,7 @@ impl Consumer {
     }
 
     /// ack=manual: a due redelivery, or the next message leased to us.
-    pub(super) fn poll_manual(&mut self) -> Result<Option<Got>> {
+    pub(super) fn poll_manual(&mut self) -> Result<Option<ToDeliver>> {
         let now = Now {
             mono: os::clock::monotonic_ns(),
             real: os::clock::realtime_ns(),
@@ -128,15 +128,15 @@ impl Consumer {
         }
         .heartbeat(holder, now.real);
         if let Some(h) = self.scan_redeliveries(now)? {
-            return Ok(Some(Got::Leased(h)));
+            return Ok(Some(ToDeliver::Leased(h)));
         }
         if let Some(h) = self.leases().take_released(holder, now, lease_ns) {
             self.record().delivered.fetch_add(1, Ordering::Relaxed);
-            return Ok(Some(Got::Leased(h)));
+            return Ok(Some(ToDeliver::Leased(h)));
         }
         let shared = self.shared.clone();
         let ring = shared.ring();
-        let leases = shared.leases(self.idx);
+        let leases = shared.leases(self.group_index);
         loop {
             let pos = self.record().next.load(Ordering::Acquire);
             self.next = pos;
@@ -153,7 +153,7 @@ impl Consumer {
                         match self.take_keyed(&leases, pos, lane, holder, now, lease_ns) {
                             Keyed::Leased(h) => {
                                 self.record().delivered.fetch_add(1, Ordering::Relaxed);
-                                return Ok(Some(Got::Leased(h)));
+                                return Ok(Some(ToDeliver::Leased(h)));
                             }
                             Keyed::Waiting => {}
                             // Another consumer is indexing it: a moment.
@@ -167,7 +167,7 @@ impl Consumer {
                     }
                     if let Some(h) = leases.take_new(pos, holder, now, lease_ns) {
                         self.record().delivered.fetch_add(1, Ordering::Relaxed);
-                        return Ok(Some(Got::Leased(h)));
+                        return Ok(Some(ToDeliver::Leased(h)));
                     }
                 }
                 Peek::Skip => {
@@ -224,7 +224,7 @@ impl Consumer {
 
     /// Whether a redrive target names this consumer's group.
     pub(super) fn is_us(&self, t: Target) -> bool {
-        t.group as usize == self.idx
+        t.group as usize == self.group_index
             && t.created_ns == self.record().created_ns.load(Ordering::Acquire)
     }
 
@@ -254,11 +254,11 @@ impl Consumer {
     /// dropped, lease run out, holder dead) when a nack hinted at one or
     /// every [`SCAN_EVERY_NS`]. One past `max_deliveries` goes to the
     /// dead-letter queue instead.
-    pub(super) fn scan_redeliveries(&mut self, now: Now) -> Result<Option<Held>> {
+    pub(super) fn scan_redeliveries(&mut self, now: Now) -> Result<Option<HeldLease>> {
         let Some(m) = self.manual.as_mut() else {
             return Ok(None);
         };
-        let rec = &self.shared.group_records()[self.idx];
+        let rec = &self.shared.group_records()[self.group_index];
         let hint = rec.redeliver_hint.load(Ordering::Acquire);
         let full = hint != m.seen_hint || now.mono.saturating_sub(m.last_scan) >= SCAN_EVERY_NS;
         // A new hint or period: a whole look, from the start (what the
@@ -274,7 +274,7 @@ impl Consumer {
         }
         let (holder, lease_ns, max) = (m.holder, m.lease_ns, m.max_deliveries);
         let shared = self.shared.clone();
-        let leases = shared.leases(self.idx);
+        let leases = shared.leases(self.group_index);
         if full {
             // A finisher killed between its finishing CAS and its own
             // advance left `committed` behind finished positions: with
@@ -333,7 +333,7 @@ impl Consumer {
         Ok(found)
     }
 
-    pub(super) fn ack_leased(&self, held: &Held) -> Result<()> {
+    pub(super) fn ack_leased(&self, held: &HeldLease) -> Result<()> {
         let leases = self.leases();
         os::fault::point("ack.before");
         leases.ack(held).map_err(|()| Error::LeaseExpired)?;
@@ -347,7 +347,7 @@ impl Consumer {
         Ok(())
     }
 
-    pub(super) fn nack_leased(&self, held: &Held, how: Nack, msg: &Message<'_>) -> Result<()> {
+    pub(super) fn nack_leased(&self, held: &HeldLease, how: Nack, msg: &Message<'_>) -> Result<()> {
         let now = os::clock::monotonic_ns();
         let result = match how {
             Nack::Requeue => self.requeue(held, now),
@@ -362,7 +362,7 @@ impl Consumer {
 
     /// Gives a lease back, to be delivered not before `not_before`
     /// (CLOCK_MONOTONIC ns), and tells the group's consumers.
-    pub(super) fn requeue(&self, held: &Held, not_before: u64) -> Result<()> {
+    pub(super) fn requeue(&self, held: &HeldLease, not_before: u64) -> Result<()> {
         self.leases()
             .requeue(held, not_before)
             .map_err(|()| Error::LeaseExpired)?;
@@ -376,7 +376,7 @@ impl Consumer {
     /// finished for the group. If the DLQ is full the lease is kept.
     pub(super) fn dead_letter(
         &self,
-        held: &Held,
+        held: &HeldLease,
         reason: Reason,
         msg: Option<&Message<'_>>,
     ) -> Result<()> {
@@ -401,7 +401,7 @@ impl Consumer {
         let entry = Entry {
             seq: held.pos,
             redrives: 0,
-            group: self.idx,
+            group: self.group_index,
             group_created_ns: rec.created_ns.load(Ordering::Acquire),
             // After max_deliveries, the lease we took to move it was not a
             // delivery.

@@ -6,15 +6,15 @@ use std::sync::Arc;
 use crate::api::readiness::Readiness;
 use crate::error::{Error, Result};
 use crate::layout::GroupRecord;
-use crate::mapped::journal::{JournalReader, JournalRecord};
-use crate::mapped::{MappedSlots, Shared, new_owner};
+use crate::loom::Ordering;
+use crate::open_queue::journal::{JournalReader, JournalRecord};
+use crate::open_queue::{MappedSlots, OpenQueue, new_owner};
 use crate::options::{Ack, ConsumerOptions, Wait, check_group_name};
 use crate::os;
 use crate::protocol::group::{commit_cursor, generation};
-use crate::protocol::lease::{Held, Leases, Word};
+use crate::protocol::lease::{HeldLease, LeaseWord, Leases};
 use crate::protocol::registry::Registry;
 use crate::protocol::ring::Ring;
-use crate::sync::Ordering;
 
 mod delivery;
 mod manual;
@@ -25,7 +25,7 @@ mod unstick;
 mod waiting;
 
 pub use delivery::{Delivery, Receipt};
-use delivery::{Kind, Lease};
+use delivery::{Lease, Origin};
 use manual::Manual;
 pub use message::{Batch, Message};
 use unstick::Stuck;
@@ -58,17 +58,30 @@ use unstick::Stuck;
 /// # Ok::<(), shmq::Error>(())
 /// ```
 pub struct Consumer {
-    shared: Arc<Shared>,
-    idx: usize,
+    /// The open queue; its mapping outlives every message we lend.
+    shared: Arc<OpenQueue>,
+    /// Our group's record in the group table (`group_records()[i]`).
+    group_index: usize,
+    /// Our group's name, as the user gave it.
     group: String,
+    /// Our owner word (pid and token) in the group record (ack=auto) or
+    /// the consumer registry (ack=manual); only we write it while attached.
     owner: u64,
+    /// The group's generation when we attached: another means it was
+    /// deleted or made again, and we must stop (`check_group`).
     generation: u32,
+    /// The next position to deliver; never past the ring's tail.
     next: u64,
+    /// Messages delivered by this handle (`Stats` of the group add it).
     delivered: u64,
+    /// The queue's slot size: a slot's length word above it is corrupt.
     slot_size: usize,
+    /// The queue's `unblock_timeout`, in ns.
     unblock_timeout_ns: u64,
     /// What we know of the position we wait for, if it looks stuck.
     stuck: Option<Stuck>,
+    /// Empty polls since attaching: every `STUCK_CHECK_EVERY`th runs the
+    /// rarer idle chores.
     empty_polls: u32,
     /// Set for ack=manual consumers.
     manual: Option<Manual>,
@@ -78,26 +91,26 @@ pub struct Consumer {
     /// The queue keeps a journal: journal the ring when idle.
     journal: bool,
     /// Set while the group's cursor is below `head`: reading the journal
-    /// (see `mapped/journal.rs`).
+    /// (see `open_queue/journal.rs`).
     replay: Option<JournalReader>,
     /// How `wait` waits.
     wait: Wait,
-    /// The lease of the live `Kind::Leased` delivery. A [`Delivery`]
+    /// The lease of the live `Origin::Leased` delivery. A [`Delivery`]
     /// borrows its consumer mutably, so there is at most one at a time.
-    held: Held,
-    /// The DLQ entry of the live `Kind::Redriven` delivery.
+    held: HeldLease,
+    /// The DLQ entry of the live `Origin::Redriven` delivery.
     redriven: usize,
     /// The async waiter's doorbell, made by the first `readiness`/`arm`.
     readiness: Option<Readiness>,
 }
 
-/// What a poll found.
+/// What a poll found to deliver next, taken but not yet lent.
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum Got {
+pub(crate) enum ToDeliver {
     /// ack=auto: the message at this position.
     Pos(u64),
     /// ack=manual: a lease we now hold.
-    Leased(Held),
+    Leased(HeldLease),
     /// A dead letter redriven to our group, in this DLQ entry.
     Redriven(usize),
     /// ack=auto, replaying: this journal record.
@@ -121,7 +134,7 @@ impl Drop for Consumer {
                 records: self.shared.consumer_records(),
             }
             .unregister(m.holder, self.owner),
-            None => self.shared.groups().detach(self.idx, self.owner),
+            None => self.shared.groups().detach(self.group_index, self.owner),
         }
         // Detaching may commit the last delivery: producers waiting for
         // room (asleep or armed) hear of it.
@@ -130,7 +143,11 @@ impl Drop for Consumer {
 }
 
 impl Consumer {
-    pub(crate) fn new(shared: Arc<Shared>, group: &str, opts: ConsumerOptions) -> Result<Consumer> {
+    pub(crate) fn new(
+        shared: Arc<OpenQueue>,
+        group: &str,
+        opts: ConsumerOptions,
+    ) -> Result<Consumer> {
         check_group_name(group)?;
         let owner = new_owner(shared.me);
         let registry = Registry {
@@ -222,7 +239,7 @@ impl Consumer {
             );
         }
         Consumer {
-            idx,
+            group_index: idx,
             group: group.to_string(),
             owner,
             generation,
@@ -237,22 +254,22 @@ impl Consumer {
             journal: shared.journal.is_some(),
             replay: None,
             wait: opts.wait,
-            held: Held {
+            held: HeldLease {
                 pos: 0,
-                word: Word(0),
+                word: LeaseWord(0),
                 keyed: false,
             },
             redriven: 0,
             readiness: None,
             shared,
         }
-        .behind_head()
+        .start_below_head()
     }
 
     /// A new consumer whose group is below `head` (created at the journal's
     /// earliest, or seeked there by another handle): ack=auto replays the
     /// journal; ack=manual moves the group to `head` (replay is ack=auto).
-    fn behind_head(mut self) -> Result<Consumer> {
+    fn start_below_head(mut self) -> Result<Consumer> {
         os::fault::point("consumer.attaching");
         if self.journal {
             let shared = self.shared.clone();
@@ -274,7 +291,7 @@ impl Consumer {
                 if self.manual.is_some() {
                     self.next = shared.groups().seek(
                         &g,
-                        self.idx,
+                        self.group_index,
                         &self.group,
                         crate::options::Start::Seq(
                             shared.header().ring.head.load(Ordering::Acquire),
@@ -294,7 +311,7 @@ impl Consumer {
     /// The lease protocol over our group's records.
     #[inline(always)]
     fn leases(&self) -> Leases<'_> {
-        self.shared.leases(self.idx)
+        self.shared.leases(self.group_index)
     }
 
     #[inline(always)]
@@ -304,7 +321,7 @@ impl Consumer {
 
     #[inline(always)]
     fn record(&self) -> &GroupRecord {
-        &self.shared.group_records()[self.idx]
+        &self.shared.group_records()[self.group_index]
     }
 
     /// The group's name.
@@ -346,7 +363,7 @@ impl Consumer {
     fn advance(&mut self, next: u64, delivered: u64) {
         self.next = next;
         self.delivered += delivered;
-        let rec = &self.shared.group_records()[self.idx];
+        let rec = &self.shared.group_records()[self.group_index];
         // Release: the cursor is read by others (stats, a successor) with
         // Acquire. The consumer is the only writer while attached.
         rec.next.store(next, Ordering::Release);

@@ -1,11 +1,11 @@
 //! Dead letters redriven to this group and delivered from the DLQ region
-//! (`mapped/dead_letters.rs`), not through the ring.
+//! (`open_queue/dead_letters.rs`), not through the ring.
 
 use super::*;
 use crate::error::{Error, Result};
-use crate::mapped::dead_letters::{self as dlq};
+use crate::loom::Ordering;
+use crate::open_queue::dead_letters::{self as dlq};
 use crate::record::read::Body;
-use crate::sync::Ordering;
 use std::marker::PhantomData;
 
 impl Consumer {
@@ -44,7 +44,7 @@ impl Consumer {
         Ok(Delivery {
             consumer: self,
             msg,
-            kind: Kind::Redriven,
+            kind: Origin::Redriven,
         })
     }
 
@@ -59,7 +59,7 @@ impl Consumer {
                 rec.nacked.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let dead = dlq::end_redriven(&self.shared, entry, self.idx, done, back_to_dlq);
+        let dead = dlq::end_redriven(&self.shared, entry, self.group_index, done, back_to_dlq);
         if dead {
             rec.dead_lettered.fetch_add(1, Ordering::Relaxed);
         } else if !done {

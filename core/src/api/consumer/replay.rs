@@ -3,13 +3,13 @@
 
 use super::*;
 use crate::error::{Error, Result};
-use crate::mapped::journal::{JournalReader, JournalRecord};
-use crate::mapped::seek::resolve_seek;
+use crate::loom::Ordering;
+use crate::open_queue::journal::{JournalReader, JournalRecord};
+use crate::open_queue::seek::resolve_seek;
 use crate::options::Seek;
 use crate::protocol::group::{commit_cursor, generation};
 use crate::protocol::registry::Registry;
 use crate::record::read::Body;
-use crate::sync::Ordering;
 use std::marker::PhantomData;
 
 impl Consumer {
@@ -24,7 +24,7 @@ impl Consumer {
             let others = Registry {
                 records: shared.consumer_records(),
             }
-            .count(self.idx, |p, k| shared.alive(p, k));
+            .count(self.group_index, |p, k| shared.alive(p, k));
             if others > 1 {
                 return Err(Error::Busy(format!(
                     "group {:?} has {} other live consumers; a seek needs it to itself",
@@ -32,7 +32,7 @@ impl Consumer {
                     others - 1
                 )));
             }
-            shared.leases(self.idx).reset();
+            shared.leases(self.group_index).reset();
         }
         let mut start = resolve_seek(&shared, &g, to)?;
         let head = shared.header().ring.head.load(Ordering::Acquire);
@@ -45,11 +45,14 @@ impl Consumer {
                 start = crate::options::Start::Seq(head);
             }
         }
-        let pos = shared
-            .groups()
-            .seek(&g, self.idx, &self.group, start, self.owner, |p, k| {
-                shared.alive(p, k)
-            })?;
+        let pos = shared.groups().seek(
+            &g,
+            self.group_index,
+            &self.group,
+            start,
+            self.owner,
+            |p, k| shared.alive(p, k),
+        )?;
         self.next = pos;
         self.generation = generation(self.record());
         self.replay = if pos < head && self.manual.is_none() {
@@ -65,7 +68,7 @@ impl Consumer {
     /// Replaying: the next journal record, or back to the ring once the
     /// cursor reaches `head`.
     #[cold]
-    pub(super) fn poll_journal(&mut self) -> Result<Option<Got>> {
+    pub(super) fn poll_journal(&mut self) -> Result<Option<ToDeliver>> {
         let shared = self.shared.clone();
         let hdr = shared.header();
         let head = hdr.ring.head.load(Ordering::Acquire);
@@ -78,7 +81,7 @@ impl Consumer {
                     if !unsafe { rec.enveloped_body() }
                         .is_some_and(|b| self.targets_another_group(b))
                     {
-                        return Ok(Some(Got::Journal(rec)));
+                        return Ok(Some(ToDeliver::Journal(rec)));
                     }
                     // A dead letter redriven for another group: passed by.
                     self.advance(rec.seq + 1, 0);
@@ -94,7 +97,7 @@ impl Consumer {
             }
         }
         // Join the ring again under the admin lock, so that no `head`
-        // computation leaves us out in between (see `mapped/journal.rs`).
+        // computation leaves us out in between (see `open_queue/journal.rs`).
         let g = shared.lock();
         if self.next >= hdr.ring.head.load(Ordering::Acquire) {
             commit_cursor(&self.record().committed, self.next);
@@ -102,7 +105,7 @@ impl Consumer {
         }
         drop(g);
         Ok(if self.replay.is_none() {
-            self.poll_once().map(Got::Pos)
+            self.poll_once().map(ToDeliver::Pos)
         } else {
             None
         })
@@ -134,7 +137,7 @@ impl Consumer {
         Ok(Delivery {
             consumer: self,
             msg,
-            kind: Kind::Journal,
+            kind: Origin::Journal,
         })
     }
 }

@@ -3,9 +3,9 @@
 //! (the consumer half of the abort in `protocol/ring.rs`).
 
 use super::*;
+use crate::loom::Ordering;
 use crate::os;
 use crate::protocol::ring::{Peek, announces};
-use crate::sync::Ordering;
 
 /// How often (at most) to ask whether a claimer's process is alive.
 const LIVENESS_EVERY_NS: u64 = 10_000_000;

@@ -5,11 +5,11 @@
 use super::*;
 use crate::api::readiness::{Arm, For, Readiness};
 use crate::error::{Error, Result};
-use crate::mapped::dead_letters::{self as dlq};
+use crate::loom::Ordering;
+use crate::open_queue::dead_letters::{self as dlq};
 use crate::options::Wait;
 use crate::os;
 use crate::protocol::ring::{Peek, sleep_unless};
-use crate::sync::Ordering;
 use std::time::{Duration, Instant};
 
 /// Longest single sleep of a waiting consumer, so it notices stuck
@@ -27,11 +27,11 @@ const STUCK_CHECK_EVERY: u32 = 64;
 impl Consumer {
     /// Waits for the next message, as long as it takes.
     // Always inlined, with the ack=auto delivery apart, for the reason
-    // `try_receive` is (see `Kind`).
+    // `try_receive` is (see `Origin`).
     #[inline(always)]
     pub fn receive(&mut self) -> Result<Delivery<'_>> {
         match self.wait(None, true)? {
-            Some(Got::Pos(pos)) if self.manual.is_none() => self.deliver_auto(pos),
+            Some(ToDeliver::Pos(pos)) if self.manual.is_none() => self.deliver_auto(pos),
             Some(got) => self.deliver(got),
             None => Err(Error::Timeout),
         }
@@ -118,7 +118,7 @@ impl Consumer {
     /// nothing (then [`poll_for_async`](Self::poll_for_async) decides). A
     /// bare position, so a future's first poll can go straight on to
     /// [`deliver_auto`](Self::deliver_auto) as `try_receive` does, with
-    /// no `Got` to build and match.
+    /// no `ToDeliver` to build and match.
     #[cfg(feature = "tokio")]
     #[inline(always)]
     pub(crate) fn poll_ready_auto(&mut self) -> Option<u64> {
@@ -134,9 +134,9 @@ impl Consumer {
     /// nothing), or `None` after the empty poll's chores.
     #[cfg(feature = "tokio")]
     #[inline(always)]
-    pub(crate) fn poll_for_async(&mut self) -> Result<Option<Got>> {
+    pub(crate) fn poll_for_async(&mut self) -> Result<Option<ToDeliver>> {
         let got = if self.on_auto_fast_path() {
-            self.poll_once().map(Got::Pos)
+            self.poll_once().map(ToDeliver::Pos)
         } else {
             self.poll_any(true)?
         };
@@ -200,7 +200,7 @@ impl Consumer {
     /// with it makes no system call (ack=auto).
     // Always inlined: returned through memory, the `Delivery` was moved
     // about the caller's stack in pieces the store buffer cannot forward
-    // (see `Kind`); inlined, its fields stay scalars.
+    // (see `Origin`); inlined, its fields stay scalars.
     #[inline(always)]
     pub fn try_receive(&mut self) -> Result<Option<Delivery<'_>>> {
         if self.on_auto_fast_path() {
@@ -210,12 +210,12 @@ impl Consumer {
                 None => self.idle_chores(false).map(|_| None),
             };
         }
-        self.try_receive_other()
+        self.try_receive_not_auto()
     }
 
     /// `try_receive` for ack=manual, or with redriven dead letters waiting.
     #[inline(never)]
-    pub(super) fn try_receive_other(&mut self) -> Result<Option<Delivery<'_>>> {
+    pub(super) fn try_receive_not_auto(&mut self) -> Result<Option<Delivery<'_>>> {
         match self.poll_any(true)? {
             Some(got) => self.deliver(got).map(Some),
             None => self.idle_chores(false).map(|_| None),
@@ -314,7 +314,7 @@ impl Consumer {
         &mut self,
         deadline: Option<Instant>,
         redriven: bool,
-    ) -> Result<Option<Got>> {
+    ) -> Result<Option<ToDeliver>> {
         if let Some(g) = self.poll_any(redriven)? {
             return Ok(Some(g));
         }
@@ -375,7 +375,7 @@ impl Consumer {
         &mut self,
         deadline: Option<Instant>,
         redriven: bool,
-    ) -> Result<Option<Got>> {
+    ) -> Result<Option<ToDeliver>> {
         if self.wait == Wait::SpinYield {
             if let Some(g) = self.spin_for(deadline, redriven)? {
                 return Ok(Some(g));
@@ -411,7 +411,7 @@ impl Consumer {
         &mut self,
         deadline: Option<Instant>,
         redriven: bool,
-    ) -> Result<Option<Got>> {
+    ) -> Result<Option<ToDeliver>> {
         let start = Instant::now();
         let mut polls: u32 = 0;
         loop {
@@ -432,10 +432,10 @@ impl Consumer {
     /// The next thing to deliver, in either mode: a redriven dead letter
     /// first, then (ack=manual) a due redelivery, then the next message.
     #[inline(always)]
-    pub(super) fn poll_any(&mut self, redriven: bool) -> Result<Option<Got>> {
+    pub(super) fn poll_any(&mut self, redriven: bool) -> Result<Option<ToDeliver>> {
         if redriven && self.record().redrive.load(Ordering::Acquire) != 0 {
-            if let Some(entry) = dlq::take_redriven(&self.shared, self.idx) {
-                return Ok(Some(Got::Redriven(entry)));
+            if let Some(entry) = dlq::take_redriven(&self.shared, self.group_index) {
+                return Ok(Some(ToDeliver::Redriven(entry)));
             }
         }
         if self.replay.is_some() {
@@ -444,6 +444,6 @@ impl Consumer {
         if self.manual.is_some() {
             return self.poll_manual();
         }
-        Ok(self.poll_once().map(Got::Pos))
+        Ok(self.poll_once().map(ToDeliver::Pos))
     }
 }

@@ -8,10 +8,10 @@ use crossbeam_utils::Backoff;
 
 use crate::api::readiness::{Arm, For, Readiness};
 use crate::error::{Error, Result};
+use crate::loom::Ordering;
 use crate::options::Overflow;
 use crate::protocol::ring::{Claim, sleep_unless};
 use crate::protocol::spill::Record;
-use crate::sync::Ordering;
 
 use super::*;
 

@@ -8,17 +8,17 @@ use zerocopy::{Immutable, IntoBytes};
 use crate::api::cache_hints::CacheHints;
 use crate::api::readiness::Readiness;
 use crate::error::{Error, Result};
-use crate::mapped::dedup;
-use crate::mapped::{MappedSlots, Shared, new_owner};
+use crate::loom::Ordering;
+use crate::open_queue::dedup;
+use crate::open_queue::{MappedSlots, OpenQueue, new_owner};
 use crate::options::{Meta, Overflow};
 use crate::os;
 use crate::protocol::group::owner_pid;
 use crate::protocol::registry::take_record;
 use crate::protocol::ring::{Begin, Ring};
 use crate::protocol::spill::Record;
-use crate::record::envelope::{self, Plan};
+use crate::record::envelope::{self, EnvelopePlan};
 use crate::record::write::{write_slot, write_slot_enveloped};
-use crate::sync::Ordering;
 
 mod batch;
 mod claim;
@@ -53,12 +53,21 @@ pub use reservation::Reservation;
 /// # Ok::<(), shmq::Error>(())
 /// ```
 pub struct Producer {
-    shared: Arc<Shared>,
+    /// The open queue; its mapping outlives every reservation.
+    shared: Arc<OpenQueue>,
+    /// Our owner word (pid and token) in our producer record.
     owner: u64,
-    record: usize,
+    /// Our record in the producer table: ours alone while we live (we
+    /// announce there the position we write).
+    record_index: usize,
+    /// A copy of the ring's `head`, never ahead of it: a claim below
+    /// `cached_head + slots` needs no look at the shared line.
     cached_head: u64,
+    /// The queue's slot size: no payload (with its envelope) is longer.
     slot_size: usize,
+    /// The queue's overflow policy.
     overflow: Overflow,
+    /// The publish timestamps' clock (CLOCK_REALTIME, cached per call).
     clock: os::clock::Clock,
     /// The queue keeps a journal: journal the ring now and then.
     journal: bool,
@@ -86,7 +95,7 @@ impl Drop for Producer {
         if self.journal {
             let _ = self.shared.help_journal(true);
         }
-        let rec = &self.shared.producer_records()[self.record];
+        let rec = &self.shared.producer_records()[self.record_index];
         // The key first: a free record's key is 0, so that its next owner,
         // between its claim and its key, reads as "being written", never
         // as us (dead).
@@ -98,7 +107,7 @@ impl Drop for Producer {
 }
 
 impl Producer {
-    pub(crate) fn new(shared: Arc<Shared>) -> Result<Producer> {
+    pub(crate) fn new(shared: Arc<OpenQueue>) -> Result<Producer> {
         let me = shared.me;
         let owner = new_owner(me);
         // Free records first: a dead producer's record keeps telling
@@ -140,7 +149,7 @@ impl Producer {
         let cached_head = shared.header().ring.head.load(Ordering::Acquire);
         Ok(Producer {
             owner,
-            record,
+            record_index: record,
             cached_head,
             slot_size: shared.geo.slot_size as usize,
             overflow: shared.overflow(),
@@ -326,7 +335,7 @@ impl Producer {
     fn publish_once(
         &mut self,
         payload: &[u8],
-        plan: Option<&Plan<'_>>,
+        plan: Option<&EnvelopePlan<'_>>,
         meta: &Meta,
         deadline: Option<Instant>,
         mut claimed: impl FnMut(u64),
@@ -389,7 +398,7 @@ impl Producer {
         &mut self,
         key: u64,
         payload: &[u8],
-        plan: Option<&Plan<'_>>,
+        plan: Option<&EnvelopePlan<'_>>,
         meta: &Meta,
         deadline: Option<Instant>,
     ) -> Result<u64> {
@@ -407,7 +416,7 @@ impl Producer {
             dedup::Reserve::Mine(i) => i,
         };
         os::fault::point("keyed.reserved");
-        let rec = self.record;
+        let rec = self.record_index;
         match self.publish_once(payload, plan, meta, deadline, |pos| {
             dedup::claimed(&shared, rec, i, pos)
         }) {
@@ -424,8 +433,8 @@ impl Producer {
 
     /// Our announcement word.
     #[inline(always)]
-    fn announce(&self) -> &crate::sync::AtomicU64 {
-        &self.shared.producer_records()[self.record].announce
+    fn announce(&self) -> &crate::loom::AtomicU64 {
+        &self.shared.producer_records()[self.record_index].announce
     }
 
     /// Begins writing claimed position `pos`: the slot's older word, or
@@ -486,7 +495,7 @@ impl Producer {
 
     /// Refuses a payload of `payload` bytes behind envelope `plan` that
     /// does not fit in a slot.
-    fn check_size(&self, payload: usize, plan: Option<&Plan<'_>>) -> Result<()> {
+    fn check_size(&self, payload: usize, plan: Option<&EnvelopePlan<'_>>) -> Result<()> {
         if plan.map_or(0, |p| p.size).saturating_add(payload) > self.slot_size {
             return Err(envelope::too_large(payload, plan, self.slot_size));
         }

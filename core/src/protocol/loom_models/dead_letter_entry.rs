@@ -5,11 +5,11 @@ use loom::thread;
 
 use super::{ME, World, model};
 use crate::layout::AdminLock;
+use crate::loom::{AtomicU64, Ordering};
 use crate::options::Start;
 use crate::protocol::group::commit_cursor;
-use crate::protocol::lock::Me;
+use crate::protocol::lock::ThisProcess;
 use crate::protocol::ring::{Begin, Claim, Peek};
-use crate::sync::{AtomicU64, Ordering};
 
 #[test]
 fn loom_two_dead_letterings_take_two_entries() {

@@ -6,11 +6,11 @@ use loom::thread;
 
 use super::{ME, World, model};
 use crate::layout::AdminLock;
+use crate::loom::{AtomicU64, Ordering};
 use crate::options::Start;
 use crate::protocol::group::commit_cursor;
-use crate::protocol::lock::Me;
+use crate::protocol::lock::ThisProcess;
 use crate::protocol::ring::{Begin, Claim, Peek};
-use crate::sync::{AtomicU64, Ordering};
 
 #[test]
 fn loom_one_of_two_producers_publishes_a_key() {
@@ -29,7 +29,7 @@ fn loom_one_of_two_producers_publishes_a_key() {
                 let (table, lock, next) = (table.clone(), lock.clone(), next.clone());
                 thread::spawn(move || {
                     loop {
-                        let me = Me { pid, key: 0 };
+                        let me = ThisProcess { pid, key: 0 };
                         let found = {
                             let _g = lock.lock(me, |_, _| true);
                             lookup_or_reserve(

@@ -4,9 +4,9 @@
 use loom::thread;
 
 use super::{World, model};
+use crate::loom::Ordering;
 use crate::protocol::doorbell;
 use crate::protocol::ring::Peek;
-use crate::sync::Ordering;
 
 /// An async consumer arms doorbell entry 0 for seq 0 (its re-check reads
 /// the slot with SeqCst); `producers` producers publish one message each.
@@ -37,7 +37,7 @@ fn doorbell_model(name: &str, producers: u32) {
             p.join().unwrap();
         }
         let saw = consumer.join().unwrap();
-        let rung = crate::sync::doorbell::rung(id);
+        let rung = crate::loom::doorbell::rung(id);
         assert!(rung <= 1, "one arm, at most one ring: {rung}");
         assert!(saw || rung == 1, "a lost wake-up: not seen, not rung");
     });
@@ -73,7 +73,7 @@ fn loom_doorbell_cancel_vs_ring() {
         };
         producer.join().unwrap();
         let took_back = cancel.join().unwrap();
-        let rung = crate::sync::doorbell::rung(id);
+        let rung = crate::loom::doorbell::rung(id);
         assert_eq!(took_back, rung == 0, "cancel {took_back}, rung {rung}");
     });
 }

@@ -6,9 +6,9 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::{LATE, LeaseWorld, T0, model};
+use crate::loom::{AtomicU64, Ordering};
 use crate::protocol::lanes::Keyed;
-use crate::protocol::lease::{ACKED, DEAD, FINISHING, Held, LEASED, READY, WAITING};
-use crate::sync::{AtomicU64, Ordering};
+use crate::protocol::lease::{ACKED, DEAD, FINISHING, HeldLease, LEASED, READY, WAITING};
 
 /// Whether position `p`'s word says it is finished for the group (or
 /// being handed on, which no expiry undoes).
@@ -24,7 +24,7 @@ fn lane_step(
     me: u32,
     lanes: &[usize],
     alive: &mut impl FnMut(u32) -> bool,
-) -> Option<Held> {
+) -> Option<HeldLease> {
     let l = w.leases();
     let next = w.group.next.load(Ordering::Acquire);
     if (next as usize) < lanes.len() {

@@ -4,7 +4,7 @@
 use loom::thread;
 
 use super::{LATE, LeaseWorld, T0, model};
-use crate::sync::Ordering;
+use crate::loom::Ordering;
 
 #[test]
 fn loom_lease_take_vs_expire_vs_ack() {

@@ -6,8 +6,8 @@ use loom::thread;
 
 use super::model;
 use crate::layout::AdminLock;
-use crate::protocol::lock::Me;
-use crate::sync::Ordering;
+use crate::loom::Ordering;
+use crate::protocol::lock::ThisProcess;
 
 #[test]
 fn loom_a_dead_holders_lock_is_taken_over_once() {
@@ -28,7 +28,7 @@ fn loom_a_dead_holders_lock_is_taken_over_once() {
             .map(|pid| {
                 let (lock, cell) = (lock.clone(), cell.clone());
                 thread::spawn(move || {
-                    let me = Me {
+                    let me = ThisProcess {
                         pid,
                         key: 10 + pid as u64,
                     };

@@ -15,10 +15,10 @@ use loom::sync::Arc;
 use loom::thread;
 
 use crate::layout::{AdminLock, Doorbells, GroupRecord, RingControl, Sleepers};
+use crate::loom::{AtomicU64, Ordering};
 use crate::protocol::group::Groups;
-use crate::protocol::lock::Me;
+use crate::protocol::lock::ThisProcess;
 use crate::protocol::ring::{Begin, Claim, Peek, Ring, holds_slot};
-use crate::sync::{AtomicU64, Ordering};
 
 mod dead_letter_entry; // the DLQ entry's claim
 mod dedup_table;
@@ -114,7 +114,7 @@ impl World {
     }
 
     /// Whether any producer's announcement holds the slot of `pos` (the
-    /// scan `Shared::slot_held` makes over the producer records).
+    /// scan `OpenQueue::slot_held` makes over the producer records).
     fn held(&self, pos: u64) -> bool {
         let mask = self.states.len() as u64 - 1;
         self.announce
@@ -142,7 +142,7 @@ impl<'a> crate::protocol::ring::SlotStates for &'a Vec<AtomicU64> {
     }
 }
 
-const ME: Me = Me { pid: 1, key: 0 };
+const ME: ThisProcess = ThisProcess { pid: 1, key: 0 };
 
 fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
     model_with(name, 1_000, f)

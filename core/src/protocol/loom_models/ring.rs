@@ -6,10 +6,10 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::{ME, World, model, model_with};
+use crate::loom::{AtomicU64, Ordering};
 use crate::options::Start;
 use crate::protocol::group::commit_cursor;
 use crate::protocol::ring::{Begin, Claim, Peek, notify, sleep_unless};
-use crate::sync::{AtomicU64, Ordering};
 
 #[test]
 fn loom_claim_commit_two_producers() {

@@ -6,10 +6,10 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::{ME, World, model};
+use crate::loom::Ordering;
 use crate::options::Start;
 use crate::protocol::group::commit_cursor;
 use crate::protocol::ring::{Begin, Claim, Peek};
-use crate::sync::Ordering;
 
 #[test]
 fn loom_spill_switch_keeps_seq_order() {

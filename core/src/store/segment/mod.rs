@@ -177,7 +177,7 @@ pub(crate) fn check_header(
 
 /// What [`parse_at`] found at an offset.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Found<'a> {
+pub(crate) enum Parsed<'a> {
     /// An intact message; the next record starts at the offset given.
     Message(Record<'a>, u64),
     /// An intact END record: the log goes on in the segment starting at
@@ -192,39 +192,39 @@ pub(crate) enum Found<'a> {
 /// Parses the record at `off`, trusting nothing: the header must lie
 /// inside `bytes`, the length must be at most `max_len` and inside
 /// `bytes`, and the crc must match.
-pub(crate) fn parse_at(bytes: &[u8], off: u64, max_len: u64) -> Found<'_> {
+pub(crate) fn parse_at(bytes: &[u8], off: u64, max_len: u64) -> Parsed<'_> {
     let Some(start) = usize::try_from(off).ok().filter(|&s| s % 8 == 0) else {
-        return Found::Bad;
+        return Parsed::Bad;
     };
     let Some(head) = bytes
         .get(start..)
         .and_then(|b| b.get(..RECORD_HEADER_SIZE as usize))
     else {
-        return Found::Bad;
+        return Parsed::Bad;
     };
     let Ok(hdr) = RecordHeader::read_from_bytes(head) else {
-        return Found::Bad;
+        return Parsed::Bad;
     };
     if head.iter().all(|&b| b == 0) {
-        return Found::Empty;
+        return Parsed::Empty;
     }
     match hdr.kind {
         KIND_END if hdr.len == 0 => {
             if record_crc(&hdr, &[]) == hdr.crc {
-                Found::End(hdr.seq)
+                Parsed::End(hdr.seq)
             } else {
-                Found::Bad
+                Parsed::Bad
             }
         }
         KIND_MESSAGE | KIND_ENVELOPED if (hdr.len as u64) <= max_len => {
             let from = start + RECORD_HEADER_SIZE as usize;
             let Some(payload) = bytes.get(from..from + hdr.len as usize) else {
-                return Found::Bad;
+                return Parsed::Bad;
             };
             if record_crc(&hdr, payload) != hdr.crc {
-                return Found::Bad;
+                return Parsed::Bad;
             }
-            Found::Message(
+            Parsed::Message(
                 Record {
                     seq: hdr.seq,
                     timestamp_ns: hdr.timestamp_ns,
@@ -236,7 +236,7 @@ pub(crate) fn parse_at(bytes: &[u8], off: u64, max_len: u64) -> Found<'_> {
                 off + record_size(hdr.len as u64),
             )
         }
-        _ => Found::Bad,
+        _ => Parsed::Bad,
     }
 }
 
@@ -302,7 +302,7 @@ pub(crate) fn scan(bytes: &[u8], mut off: u64, max_len: u64) -> Scan {
     let mut skipping_since: Option<u64> = None;
     while off + RECORD_HEADER_SIZE <= bytes.len() as u64 {
         match parse_at(bytes, off, max_len) {
-            Found::Message(rec, next) => {
+            Parsed::Message(rec, next) => {
                 if let Some(from) = skipping_since.take() {
                     s.damaged += off - from;
                 }
@@ -310,7 +310,7 @@ pub(crate) fn scan(bytes: &[u8], mut off: u64, max_len: u64) -> Scan {
                 s.tail = next;
                 off = next;
             }
-            Found::End(next) => {
+            Parsed::End(next) => {
                 if let Some(from) = skipping_since.take() {
                     s.damaged += off - from;
                 }
@@ -318,7 +318,7 @@ pub(crate) fn scan(bytes: &[u8], mut off: u64, max_len: u64) -> Scan {
                 s.tail = off;
                 return s;
             }
-            Found::Empty | Found::Bad => {
+            Parsed::Empty | Parsed::Bad => {
                 skipping_since.get_or_insert(off);
                 off += 8;
             }

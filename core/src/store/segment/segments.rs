@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::layout::SpillControl;
+use crate::loom::Ordering;
 use crate::options::SyncMode;
 use crate::os;
 use crate::protocol::spill::{Log, Read, Record};
-use crate::sync::Ordering;
 
 use super::*;
 
@@ -27,7 +27,7 @@ impl Segment {
     /// Only the admin lock's holder writes segments. Spill and DLQ
     /// segments are also read only under the lock, so nothing changes them
     /// meanwhile. Journal segments are read without it by replaying
-    /// consumers (`mapped/journal.rs`): they interpret only records below the
+    /// consumers (`open_queue/journal.rs`): they interpret only records below the
     /// journal's `end_seq` (loaded with Acquire), which are complete and
     /// never written again; the bytes past the last such record may be
     /// being appended by another process, and a reader that looks at them
@@ -429,7 +429,7 @@ impl Segments {
         let seg = ctl.write_seg.load(Ordering::Relaxed);
         let off = ctl.write_off.load(Ordering::Relaxed);
         let max_len = self.max_len;
-        if let Found::Message(rec, next) = parse_at(self.get(seg)?.bytes(), off, max_len)
+        if let Parsed::Message(rec, next) = parse_at(self.get(seg)?.bytes(), off, max_len)
             && rec.seq == end - 1
         {
             ctl.write_off.store(next, Ordering::Relaxed);
@@ -475,22 +475,22 @@ impl Log for Segments {
             }
             let next = match self.get(seg) {
                 Ok(s) => match parse_at(s.bytes(), off, max_len) {
-                    Found::Message(rec, next) if rec.seq == want => {
+                    Parsed::Message(rec, next) if rec.seq == want => {
                         f(&rec);
                         return Ok(Read::Done { seg, off: next });
                     }
                     // Records lost before this one: it is read later.
-                    Found::Message(rec, _) if rec.seq > want => return Ok(Read::Lost),
+                    Parsed::Message(rec, _) if rec.seq > want => return Ok(Read::Lost),
                     // An older record (a batch undone and written over
                     // only in part): step over it.
-                    Found::Message(_, next) => Some((seg, next)),
-                    Found::End(next_seg) => {
+                    Parsed::Message(_, next) => Some((seg, next)),
+                    Parsed::End(next_seg) => {
                         ctl.read_seg.store(next_seg, Ordering::Relaxed);
                         ctl.read_off.store(SEGMENT_HEADER_SIZE, Ordering::Relaxed);
                         self.retire(ctl, seg)?;
                         continue;
                     }
-                    Found::Empty | Found::Bad => self.resync(seg, off)?,
+                    Parsed::Empty | Parsed::Bad => self.resync(seg, off)?,
                 },
                 // A missing or unusable segment: go on with the next one.
                 Err(Error::Corrupt { .. }) | Err(Error::Incompatible { .. }) => self

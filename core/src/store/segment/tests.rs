@@ -37,7 +37,7 @@ mod format {
     fn records_round_trip() {
         let (buf, offs) = filled(3, 13);
         match parse_at(&buf, offs[1], 64) {
-            Found::Message(r, next) => {
+            Parsed::Message(r, next) => {
                 assert_eq!(r, rec(101, &[1u8; 13]));
                 assert_eq!(next, offs[2]);
             }
@@ -50,7 +50,7 @@ mod format {
         );
         assert_eq!((s.end, s.damaged), (None, 0));
         assert_eq!(s.tail, offs[2] + record_size(13));
-        assert_eq!(parse_at(&buf, s.tail, 64), Found::Empty);
+        assert_eq!(parse_at(&buf, s.tail, 64), Parsed::Empty);
     }
 
     #[test]
@@ -58,7 +58,7 @@ mod format {
         let (mut buf, offs) = filled(4, 20);
         // A flipped payload byte in record 1.
         buf[offs[1] as usize + RECORD_HEADER_SIZE as usize + 3] ^= 0x40;
-        assert_eq!(parse_at(&buf, offs[1], 64), Found::Bad);
+        assert_eq!(parse_at(&buf, offs[1], 64), Parsed::Bad);
         let s = scan(&buf, SEGMENT_HEADER_SIZE, 64);
         assert_eq!(
             s.messages.iter().map(|m| m.0).collect::<Vec<_>>(),
@@ -72,11 +72,11 @@ mod format {
         let (mut buf, offs) = filled(1, 8);
         // A length larger than slot_size, and one past the end of the file.
         buf[offs[0] as usize + 4..offs[0] as usize + 8].copy_from_slice(&100u32.to_le_bytes());
-        assert_eq!(parse_at(&buf, offs[0], 64), Found::Bad);
+        assert_eq!(parse_at(&buf, offs[0], 64), Parsed::Bad);
         buf[offs[0] as usize + 4..offs[0] as usize + 8].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert_eq!(parse_at(&buf, offs[0], u32::MAX as u64), Found::Bad);
-        assert_eq!(parse_at(&buf, u64::MAX - 7, 64), Found::Bad);
-        assert_eq!(parse_at(&buf, 3, 64), Found::Bad, "unaligned");
+        assert_eq!(parse_at(&buf, offs[0], u32::MAX as u64), Parsed::Bad);
+        assert_eq!(parse_at(&buf, u64::MAX - 7, 64), Parsed::Bad);
+        assert_eq!(parse_at(&buf, 3, 64), Parsed::Bad, "unaligned");
     }
 
     #[test]
@@ -258,7 +258,7 @@ mod props {
                 let w = w.unwrap();
                 prop_assert_eq!(off, w.off);
                 match parse_at(&buf, off, MAX_LEN) {
-                    Found::Message(r, next) => {
+                    Parsed::Message(r, next) => {
                         prop_assert_eq!(r, w.record());
                         prop_assert_eq!(next, off + record_size(w.payload.len() as u64));
                     }
@@ -300,12 +300,12 @@ mod props {
             max_len in prop_oneof![0u64..1024, any::<u64>()],
         ) {
             match parse_at(&bytes, off, max_len) {
-                Found::Message(r, next) => {
+                Parsed::Message(r, next) => {
                     prop_assert!(r.payload.len() as u64 <= max_len);
                     prop_assert!(next <= (bytes.len() as u64).div_ceil(8) * 8);
                     prop_assert!(next > off);
                 }
-                Found::End(_) | Found::Empty | Found::Bad => {}
+                Parsed::End(_) | Parsed::Empty | Parsed::Bad => {}
             }
             let s = scan(&bytes, off.min(1024), max_len);
             prop_assert!(s.tail >= off.min(1024));

@@ -1,7 +1,8 @@
-//! The mapped queue: one queue file as this process has it mapped
-//! ([`Shared`]), with its open stores, and the process-local services that
-//! run the protocols over that memory and those stores: the spill, the
-//! journal, the dead-letter queue and idempotent publish. Everything here
+//! The open queue: one queue file as this process has it open
+//! ([`OpenQueue`]: its mapping, config, geometry and segment handles; made
+//! and checked in `queue_file.rs`), and the process-local services that run
+//! the protocols over that memory and those stores: the spill, the journal,
+//! the dead-letter queue, idempotent publish, seek and group info. Everything here
 //! is beneath the API (`api/`) and above the protocols and the stores.
 
 pub(crate) mod dead_letters;
@@ -21,17 +22,17 @@ use crate::layout::{
     Config, ConsumerRecord, DedupEntry, Geometry, GroupRecord, Header, LANE_SIZE,
     LEASE_RECORD_SIZE, LeaseRecord, ProducerRecord,
 };
+use crate::loom::{AtomicU64, Ordering};
 use crate::options::{Overflow, Start};
 use crate::os;
 use crate::protocol::dedup_table::DedupIndex;
 use crate::protocol::group::{Groups, owner_pid};
 use crate::protocol::lease::{Leases, Now};
-use crate::protocol::lock::{AdminGuard, Me};
+use crate::protocol::lock::{AdminGuard, ThisProcess};
 use crate::protocol::ring::{RANGE, Ring, SlotStates, holds_slot};
 use crate::protocol::spill::Record;
 use crate::record::read;
 use crate::store::segment::Segments;
-use crate::sync::{AtomicU64, Ordering};
 
 /// The slots region of a mapping.
 pub(crate) struct MappedSlots {
@@ -60,16 +61,16 @@ impl SlotStates for MappedSlots {
     }
 }
 
-/// One process's view of a queue file. Shared by the `Queue` and every
+/// One process's view of a queue file. OpenQueue by the `Queue` and every
 /// producer and consumer made from it.
-pub(crate) struct Shared {
+pub(crate) struct OpenQueue {
     pub(crate) map: os::map::Mapping,
     pub(crate) _file: File,
     pub path: PathBuf,
     pub name: String,
     pub config: Config,
     pub geo: Geometry,
-    pub me: Me,
+    pub me: ThisProcess,
     /// overflow=spill: this process's handles on the segment files (used
     /// only under the admin lock).
     pub spill: Option<std::sync::Mutex<Segments>>,
@@ -80,7 +81,7 @@ pub(crate) struct Shared {
     /// overflow segments (used only under the admin lock).
     pub dlq_spill: Option<std::sync::Mutex<Segments>>,
     /// This process's index of the dedup table (used only under the admin
-    /// lock; `mapped/dedup.rs`).
+    /// lock; `open_queue/dedup.rs`).
     pub dedup_index: std::sync::Mutex<DedupIndex>,
     /// Why this process must not write the queue's segments (spill,
     /// journal, dead-letter overflow): the directory it sees at the
@@ -92,7 +93,7 @@ pub(crate) struct Shared {
     pub bells: std::sync::Arc<os::doorbell::Place>,
 }
 
-impl Shared {
+impl OpenQueue {
     /// The address range of the doorbell tables in this mapping.
     fn bell_tables(&self) -> std::ops::Range<usize> {
         let start = &self.header().doorbells as *const crate::layout::Doorbells as usize;
@@ -106,7 +107,7 @@ impl Shared {
     }
 }
 
-impl Drop for Shared {
+impl Drop for OpenQueue {
     fn drop(&mut self) {
         os::doorbell::unregister(self.bell_tables());
     }
@@ -116,12 +117,12 @@ impl Drop for Shared {
 // accesses only through atomics, through raw pointers into slots that the
 // ring protocol gives to one writer at a time, or as immutable config; the
 // raw base pointer itself is never mutated.
-unsafe impl Send for Shared {}
-// SAFETY: as above: `&Shared` exposes nothing that is not safe to use from
+unsafe impl Send for OpenQueue {}
+// SAFETY: as above: `&OpenQueue` exposes nothing that is not safe to use from
 // several threads at once.
-unsafe impl Sync for Shared {}
+unsafe impl Sync for OpenQueue {}
 
-impl Shared {
+impl OpenQueue {
     #[inline(always)]
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: `validate` checked the mapping holds a whole header at its
@@ -363,12 +364,12 @@ impl Shared {
 static NEXT_TOKEN: StdAtomicU32 = StdAtomicU32::new(1);
 
 /// A fresh owner word for a producer or consumer of this process.
-pub(crate) fn new_owner(me: Me) -> u64 {
+pub(crate) fn new_owner(me: ThisProcess) -> u64 {
     let token = NEXT_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     ((me.pid as u64) << 32) | token.max(1) as u64
 }
 
-impl Shared {
+impl OpenQueue {
     /// Before the record of dead producer `rec` is taken over: its
     /// announcement is how consumers know that the position it claimed
     /// will never be written, and the new owner clears it. A single

@@ -1,17 +1,17 @@
 //! Where a seek lands: a [`Seek`] made a start position, looking in the
-//! journal (`mapped/journal.rs`) and then the ring for a time.
+//! journal (`open_queue/journal.rs`) and then the ring for a time.
 
 use crate::error::Result;
-use crate::mapped::Shared;
+use crate::loom::Ordering;
+use crate::open_queue::OpenQueue;
 use crate::options::{Seek, Start};
 use crate::protocol::lock::AdminGuard;
 use crate::protocol::ring::Peek;
 use crate::record::read;
-use crate::sync::Ordering;
 
 /// Turns a [`Seek`] into a start position; `Time` scans the retained
 /// messages (under the admin lock, so `head` cannot move meanwhile).
-pub(crate) fn resolve_seek(shared: &Shared, g: &AdminGuard<'_>, to: Seek) -> Result<Start> {
+pub(crate) fn resolve_seek(shared: &OpenQueue, g: &AdminGuard<'_>, to: Seek) -> Result<Start> {
     Ok(match to {
         Seek::Earliest => Start::Earliest,
         Seek::Latest => Start::Latest,

@@ -1,4 +1,4 @@
-//! The one switch between std and loom.
+//! The one switch between std and loom (tokio's name for such a module).
 //!
 //! Every protocol in this crate (ring claim/commit/abort, gating, wake-ups,
 //! the admin lock) takes its atomics from here, so the same code runs on the

@@ -3,15 +3,15 @@
 //! handles on its segment files: append, help, refill, recovery at open.
 
 use crate::error::Result;
-use crate::mapped::Shared;
+use crate::loom::Ordering;
+use crate::open_queue::OpenQueue;
 use crate::options::Meta;
 use crate::protocol::lock::AdminGuard;
 use crate::protocol::spill::{Log, Record, Refilled, append, refill, spilling};
 use crate::record::write::write_slot;
-use crate::store::segment::{Found, SEGMENT_HEADER_SIZE, Segments, parse_at, record_size};
-use crate::sync::Ordering;
+use crate::store::segment::{Parsed, SEGMENT_HEADER_SIZE, Segments, parse_at, record_size};
 
-impl Shared {
+impl OpenQueue {
     fn segments(&self) -> std::sync::MutexGuard<'_, Segments> {
         let m = self.spill.as_ref().expect("overflow=spill queue");
         // A panic while holding it leaves nothing half-done in the
@@ -77,7 +77,7 @@ impl Shared {
         let ctl = &self.header().spill;
         segs.forget_before(ctl.read_seg.load(Ordering::Relaxed));
         segs.repair(ctl)?;
-        if crate::mapped::dedup::cancel_unfinished_spills(self) > 0
+        if crate::open_queue::dedup::cancel_unfinished_spills(self) > 0
             && ctl.segments.load(Ordering::Relaxed) != 0
         {
             // The killed spiller's record may lie whole past the write
@@ -147,12 +147,12 @@ impl Shared {
         for _ in 0..2 {
             let seg = segs.get(at.0).ok()?;
             match parse_at(seg.bytes(), at.1, max_len) {
-                Found::Message(rec, _) if rec.seq == want => {
+                Parsed::Message(rec, _) if rec.seq == want => {
                     let key =
                         crate::record::envelope::owned(rec.payload, rec.enveloped).ordering_key;
                     return Some((rec.timestamp_ns, key));
                 }
-                Found::End(next) => at = (next, SEGMENT_HEADER_SIZE),
+                Parsed::End(next) => at = (next, SEGMENT_HEADER_SIZE),
                 _ => return None,
             }
         }
@@ -220,12 +220,12 @@ impl Shared {
                 let mut rolled = None;
                 loop {
                     match crate::store::segment::parse_at(bytes, at, max_len) {
-                        crate::store::segment::Found::Message(rec, next) if rec.seq == end => {
+                        crate::store::segment::Parsed::Message(rec, next) if rec.seq == end => {
                             end += 1;
                             n += 1;
                             at = next;
                         }
-                        crate::store::segment::Found::End(next) if next == end => {
+                        crate::store::segment::Parsed::End(next) if next == end => {
                             rolled = Some(next);
                             break;
                         }

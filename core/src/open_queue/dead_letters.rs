@@ -21,11 +21,11 @@
 
 use crate::error::{Error, Result};
 use crate::layout::{DEAD_LETTER_HEADER_SIZE, DeadLetterHeader};
-use crate::mapped::Shared;
+use crate::loom::{AtomicU64, Ordering};
+use crate::open_queue::OpenQueue;
 use crate::os;
 use crate::protocol::group::load_group_name;
 use crate::record::envelope::{ENVELOPED, owned};
-use crate::sync::{AtomicU64, Ordering};
 
 use crate::protocol::dead_letter_entry;
 use crate::protocol::dead_letter_entry::{
@@ -157,20 +157,20 @@ pub(crate) struct Entry<'a> {
 }
 
 /// A pointer to entry `i`'s header.
-pub(crate) fn header(shared: &Shared, i: usize) -> *mut DeadLetterHeader {
+pub(crate) fn header(shared: &OpenQueue, i: usize) -> *mut DeadLetterHeader {
     shared.dead_letter(i) as *mut DeadLetterHeader
 }
 
 /// Entry `i`'s state word.
-pub(crate) fn state(shared: &Shared, i: usize) -> &AtomicU64 {
-    // SAFETY: the entry is inside the mapping (`Shared::dead_letter`),
+pub(crate) fn state(shared: &OpenQueue, i: usize) -> &AtomicU64 {
+    // SAFETY: the entry is inside the mapping (`OpenQueue::dead_letter`),
     // 64-byte aligned (page-aligned region, stride a multiple of 64), and
     // its first 8 bytes are only ever accessed atomically.
     unsafe { &*(shared.dead_letter(i) as *const AtomicU64) }
 }
 
 /// Takes a free entry (WRITING by us), if there is one.
-fn claim(shared: &Shared) -> Option<usize> {
+fn claim(shared: &OpenQueue) -> Option<usize> {
     let states = (0..shared.geo.dlq_slots as usize).map(|i| state(shared, i));
     dead_letter_entry::claim(states, writer(shared.me.key), |arg| {
         shared.alive(0, writer_key(arg))
@@ -179,7 +179,7 @@ fn claim(shared: &Shared) -> Option<usize> {
 
 /// Appends a dead letter. When every entry is taken: on an overflow=spill
 /// queue it goes to the overflow segments; otherwise `Err(Error::DlqFull)`.
-pub(crate) fn append(shared: &Shared, e: &Entry<'_>) -> Result<()> {
+pub(crate) fn append(shared: &OpenQueue, e: &Entry<'_>) -> Result<()> {
     let Some(i) = claim(shared) else {
         if shared.dlq_spill.is_some() {
             return overflow::append(shared, e);
@@ -192,7 +192,7 @@ pub(crate) fn append(shared: &Shared, e: &Entry<'_>) -> Result<()> {
 
 /// Writes entry `i` (claimed: WRITING by us) and publishes it READY, or
 /// REDRIVE to its group when `redrive` (the group's count is bumped).
-fn write_entry(shared: &Shared, i: usize, e: &Entry<'_>, redrive: Option<()>, dead_ns: u64) {
+fn write_entry(shared: &OpenQueue, i: usize, e: &Entry<'_>, redrive: Option<()>, dead_ns: u64) {
     {
         let st = state(shared, i);
         let len = e.payload.len().min(shared.geo.slot_size as usize);
@@ -290,7 +290,7 @@ impl Raw {
 ///
 /// # Safety
 /// Entry `i` is ours (WRITING by us): nobody else writes its header.
-pub(crate) unsafe fn count_redrive(shared: &Shared, i: usize) {
+pub(crate) unsafe fn count_redrive(shared: &OpenQueue, i: usize) {
     // SAFETY: per the contract; the header is inside the mapping.
     unsafe {
         let r = std::ptr::addr_of_mut!((*header(shared, i)).redrive);
@@ -300,7 +300,7 @@ pub(crate) unsafe fn count_redrive(shared: &Shared, i: usize) {
 
 /// Reads entry `i`'s header (the caller saw its state with Acquire). The
 /// length is checked against `slot_size`: the file may be garbled.
-pub(crate) fn read(shared: &Shared, i: usize) -> Result<Raw> {
+pub(crate) fn read(shared: &OpenQueue, i: usize) -> Result<Raw> {
     let h = header(shared, i);
     // SAFETY: inside the mapping; plain integers (any bit pattern is a
     // value). Another process may rewrite them only after moving the state
@@ -340,7 +340,7 @@ pub(crate) fn read(shared: &Shared, i: usize) -> Result<Raw> {
 
 /// Takes a redriven entry of group `group` for delivery. Returns the entry
 /// index.
-pub(crate) fn take_redriven(shared: &Shared, group: usize) -> Option<usize> {
+pub(crate) fn take_redriven(shared: &OpenQueue, group: usize) -> Option<usize> {
     let me = deliverer(group as u64, shared.me.key);
     for i in 0..shared.geo.dlq_slots as usize {
         let st = state(shared, i);
@@ -373,7 +373,7 @@ pub(crate) fn take_redriven(shared: &Shared, group: usize) -> Option<usize> {
 /// delivered `max_deliveries` times since its redrive (or `back_to_dlq`),
 /// it is a dead letter again. Returns whether it went back to the DLQ.
 pub(crate) fn end_redriven(
-    shared: &Shared,
+    shared: &OpenQueue,
     i: usize,
     group: usize,
     done: bool,
@@ -437,13 +437,13 @@ pub(crate) mod overflow {
     use super::*;
     use crate::protocol::lock::AdminGuard;
     use crate::protocol::spill::{Log, Read, Record};
-    use crate::store::segment::{Found, SEGMENT_HEADER_SIZE, Segments, parse_at};
+    use crate::store::segment::{Parsed, SEGMENT_HEADER_SIZE, Segments, parse_at};
 
     const REDRIVE_FLAG: u32 = 1;
     /// The dead letter's body starts with an envelope.
     const ENVELOPED_FLAG: u32 = 2;
 
-    fn segs(shared: &Shared) -> MutexGuard<'_, Segments> {
+    fn segs(shared: &OpenQueue) -> MutexGuard<'_, Segments> {
         let m = shared.dlq_spill.as_ref().expect("an overflow=spill queue");
         m.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -468,7 +468,7 @@ pub(crate) mod overflow {
     /// Decodes an overflow record; None if its metadata makes no sense
     /// (the record passed its checksum, so only a bug or a foreign file
     /// gets here).
-    fn decode<'a>(shared: &Shared, rec: &Record<'a>) -> Option<(Entry<'a>, u64, u32)> {
+    fn decode<'a>(shared: &OpenQueue, rec: &Record<'a>) -> Option<(Entry<'a>, u64, u32)> {
         let b = rec.payload;
         let u32_at = |i: usize| Some(u32::from_le_bytes(b.get(i..i + 4)?.try_into().ok()?));
         let u64_at = |i: usize| Some(u64::from_le_bytes(b.get(i..i + 8)?.try_into().ok()?));
@@ -499,7 +499,7 @@ pub(crate) mod overflow {
     }
 
     /// Appends `e` to the overflow (the region was full when looked at).
-    pub(crate) fn append(shared: &Shared, e: &Entry<'_>) -> Result<()> {
+    pub(crate) fn append(shared: &OpenQueue, e: &Entry<'_>) -> Result<()> {
         let g = shared.lock();
         let mut segs = segs(shared);
         // Entries may have freed up since: the oldest dead letters first.
@@ -541,7 +541,7 @@ pub(crate) mod overflow {
 
     /// Moves overflowed dead letters back into free entries of the region,
     /// if the admin lock is free (`wait`: take it anyway).
-    pub(crate) fn refill(shared: &Shared, wait: bool) -> Result<u64> {
+    pub(crate) fn refill(shared: &OpenQueue, wait: bool) -> Result<u64> {
         if shared.dlq_spill.is_none() || pending(shared) == 0 {
             return Ok(0);
         }
@@ -551,7 +551,7 @@ pub(crate) mod overflow {
         refill_locked(shared, &g, &mut segs(shared))
     }
 
-    fn refill_locked(shared: &Shared, _g: &AdminGuard<'_>, segs: &mut Segments) -> Result<u64> {
+    fn refill_locked(shared: &OpenQueue, _g: &AdminGuard<'_>, segs: &mut Segments) -> Result<u64> {
         if shared.stores_refused.is_some() {
             // Not the queue's directory as we see it: nothing of it is ours
             // to read (`store/owner.rs`).
@@ -601,7 +601,7 @@ pub(crate) mod overflow {
     }
 
     /// Dead letters waiting in the overflow.
-    pub(crate) fn pending(shared: &Shared) -> u64 {
+    pub(crate) fn pending(shared: &OpenQueue) -> u64 {
         let ctl = &shared.header().dlq_spill;
         ctl.end_seq
             .load(Ordering::Acquire)
@@ -611,7 +611,7 @@ pub(crate) mod overflow {
     /// Calls `f(segment, offset, record)` for every pending overflow record,
     /// oldest first. Under the admin lock.
     fn walk(
-        shared: &Shared,
+        shared: &OpenQueue,
         segs: &mut Segments,
         f: &mut dyn FnMut(u64, u64, &Record<'_>) -> Result<()>,
     ) -> Result<()> {
@@ -626,12 +626,12 @@ pub(crate) mod overflow {
         while left > 0 {
             let s = segs.get(seg)?;
             match parse_at(s.bytes(), off, max_len) {
-                Found::Message(rec, next) if rec.seq < end => {
+                Parsed::Message(rec, next) if rec.seq < end => {
                     f(seg, off, &rec)?;
                     off = next;
                     left -= 1;
                 }
-                Found::End(next) => {
+                Parsed::End(next) => {
                     seg = next;
                     off = SEGMENT_HEADER_SIZE;
                 }
@@ -643,7 +643,7 @@ pub(crate) mod overflow {
 
     /// The pending overflow records as dead letters (`order` after every
     /// entry of the region).
-    pub(crate) fn list(shared: &Shared) -> Result<Vec<DeadLetter>> {
+    pub(crate) fn list(shared: &OpenQueue) -> Result<Vec<DeadLetter>> {
         if shared.dlq_spill.is_none() || pending(shared) == 0 {
             return Ok(Vec::new());
         }
@@ -684,7 +684,7 @@ pub(crate) mod overflow {
     /// Marks pending overflow records for redrive: all (`None`), or those
     /// of one original seq (their flag is rewritten in place). Returns how
     /// many. They reach their group as they come back into the region.
-    pub(crate) fn redrive(shared: &Shared, seq: Option<u64>) -> Result<u64> {
+    pub(crate) fn redrive(shared: &OpenQueue, seq: Option<u64>) -> Result<u64> {
         if shared.dlq_spill.is_none() || pending(shared) == 0 {
             return Ok(0);
         }

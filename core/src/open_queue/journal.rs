@@ -33,13 +33,13 @@ use std::sync::MutexGuard;
 
 use crate::error::{Error, Result};
 use crate::layout::SpillControl;
-use crate::mapped::Shared;
+use crate::loom::Ordering;
+use crate::open_queue::OpenQueue;
 use crate::os;
 use crate::protocol::lock::AdminGuard;
 use crate::protocol::ring::Peek;
 use crate::protocol::spill::{Record, ring_tail};
-use crate::store::segment::{Found, SEGMENT_HEADER_SIZE, Segments, parse_at};
-use crate::sync::Ordering;
+use crate::store::segment::{Parsed, SEGMENT_HEADER_SIZE, Segments, parse_at};
 
 /// Journal the ring every this many seqs (a power of two), from the
 /// producer whose publish got such a seq.
@@ -48,7 +48,7 @@ const PUMP_EVERY: u64 = 256;
 /// How often (at most) retention by age is looked at.
 const AGE_CHECK_NS: u64 = 1_000_000_000;
 
-impl Shared {
+impl OpenQueue {
     fn journal_segments(&self) -> MutexGuard<'_, Segments> {
         let m = self.journal.as_ref().expect("a journaled queue");
         m.lock().unwrap_or_else(|p| p.into_inner())
@@ -218,7 +218,7 @@ impl Shared {
         for &id in &ids[from.min(ids.len())..] {
             let seg = segs.get(id)?;
             let mut off = SEGMENT_HEADER_SIZE;
-            while let Found::Message(rec, next) = parse_at(seg.bytes(), off, max_len) {
+            while let Parsed::Message(rec, next) = parse_at(seg.bytes(), off, max_len) {
                 if rec.timestamp_ns >= t {
                     return Ok(Some(rec.seq));
                 }
@@ -244,7 +244,7 @@ impl Shared {
     }
 }
 
-impl Shared {
+impl OpenQueue {
     /// The time and ordering key of the first journaled message at or
     /// after `seq`: the oldest unfinished message of a group replaying
     /// from the journal. None if the journal has none (or no journal).
@@ -265,7 +265,7 @@ fn first_timestamp(segs: &mut Segments, id: u64) -> Result<Option<u64>> {
     let max_len = segs.max_len;
     let seg = segs.get(id)?;
     Ok(match parse_at(seg.bytes(), SEGMENT_HEADER_SIZE, max_len) {
-        Found::Message(rec, _) => Some(rec.timestamp_ns),
+        Parsed::Message(rec, _) => Some(rec.timestamp_ns),
         _ => None,
     })
 }
@@ -317,7 +317,7 @@ impl JournalRecord {
 }
 
 impl JournalReader {
-    pub(crate) fn new(shared: &Shared) -> Option<JournalReader> {
+    pub(crate) fn new(shared: &OpenQueue) -> Option<JournalReader> {
         let m = shared.journal.as_ref()?;
         let s = m.lock().unwrap_or_else(|p| p.into_inner());
         Some(JournalReader {
@@ -368,12 +368,12 @@ impl JournalReader {
             };
             loop {
                 match parse_at(s.bytes(), o, max_len) {
-                    Found::Message(rec, next) if rec.seq >= end => {
+                    Parsed::Message(rec, next) if rec.seq >= end => {
                         self.at = Some((s_id, o));
                         let _ = next;
                         return Ok(None);
                     }
-                    Found::Message(rec, next) if rec.seq >= want => {
+                    Parsed::Message(rec, next) if rec.seq >= want => {
                         self.at = Some((s_id, next));
                         return Ok(Some(JournalRecord {
                             seq: rec.seq,
@@ -385,14 +385,14 @@ impl JournalReader {
                             enveloped: rec.enveloped,
                         }));
                     }
-                    Found::Message(_, next) => o = next,
-                    Found::End(next) => {
+                    Parsed::Message(_, next) => o = next,
+                    Parsed::End(next) => {
                         self.at = Some((next, SEGMENT_HEADER_SIZE));
                         break;
                     }
                     // Damage before the writer's position: step over it to
                     // the next intact record.
-                    Found::Empty | Found::Bad
+                    Parsed::Empty | Parsed::Bad
                         if s_id < jc.write_seg.load(Ordering::Relaxed)
                             || o < jc.write_off.load(Ordering::Relaxed) =>
                     {
@@ -414,7 +414,7 @@ impl JournalReader {
                     }
                     // Nothing (yet) past here: the writer is still on this
                     // segment, or has moved on to the next one.
-                    Found::Empty | Found::Bad => {
+                    Parsed::Empty | Parsed::Bad => {
                         let ids = self.segs.list()?;
                         match ids.iter().find(|&&id| id > s_id) {
                             Some(&n) => {

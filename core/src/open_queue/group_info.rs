@@ -3,16 +3,16 @@
 //! wherever that message is — in the journal (a group replaying), the ring,
 //! or the spill (`Queue::groups`, `shmq stat`/`top`, the exporter).
 
-use crate::mapped::Shared;
+use crate::loom::Ordering;
+use crate::open_queue::OpenQueue;
 use crate::os;
 use crate::protocol::group::{GroupInfo, load_group_name, owner_pid};
 use crate::protocol::registry::Registry;
 use crate::protocol::ring::Peek;
 use crate::record::envelope;
 use crate::record::read;
-use crate::sync::Ordering;
 
-impl Shared {
+impl OpenQueue {
     /// Every group of the queue, in table order, with its live figures
     /// (`Queue::groups`).
     pub(crate) fn group_infos(&self) -> Vec<GroupInfo> {
@@ -66,7 +66,7 @@ impl Shared {
     }
 }
 
-impl Shared {
+impl OpenQueue {
     /// The live consumers of other processes, as (pid, group name), in
     /// table order: an ack=auto group's one consumer, then the ack=manual
     /// consumers (their pids as the processes themselves see them).
@@ -105,7 +105,7 @@ impl Shared {
 /// The ordering key of the message in position `p`, copied out for stats
 /// (at worst garbage or None if the slot is being reused right now: the
 /// copy is checked before it is parsed).
-fn ordering_key_at(this: &Shared, p: u64) -> Option<Vec<u8>> {
+fn ordering_key_at(this: &OpenQueue, p: u64) -> Option<Vec<u8>> {
     let slot = this.ring().slots.slot(p);
     // SAFETY: a slot of the mapping, of `slot_size` bytes of body.
     let body = unsafe { read::copy_enveloped_body(slot, this.geo.slot_size as usize) }?;

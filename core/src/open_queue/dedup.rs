@@ -17,12 +17,12 @@
 
 use crate::error::{Error, Result};
 use crate::layout::DedupEntry;
-use crate::mapped::Shared;
+use crate::loom::Ordering;
+use crate::open_queue::OpenQueue;
 use crate::os;
 use crate::protocol::dedup_table::{FREE, PENDING, PUBLISHED};
 use crate::protocol::dedup_table::{Lookup, lookup_or_reserve_indexed};
 use crate::protocol::ring::Peek;
-use crate::sync::Ordering;
 
 /// What [`reserve`] decided.
 pub(crate) enum Reserve {
@@ -32,14 +32,14 @@ pub(crate) enum Reserve {
     Mine(usize),
 }
 
-fn entries(shared: &Shared) -> &[DedupEntry] {
+fn entries(shared: &OpenQueue) -> &[DedupEntry] {
     shared.dedup_entries()
 }
 
 /// Looks `key` up and, if it is unknown, reserves an entry for it. Waits
 /// (at most `unblock_timeout`) while another live producer is publishing
 /// the same key.
-pub(crate) fn reserve(shared: &Shared, key: u64) -> Result<Reserve> {
+pub(crate) fn reserve(shared: &OpenQueue, key: u64) -> Result<Reserve> {
     let table = entries(shared);
     if table.is_empty() {
         return Err(Error::InvalidOption(
@@ -103,7 +103,7 @@ pub(crate) fn reserve(shared: &Shared, key: u64) -> Result<Reserve> {
 ///   there was aborted, or its position was never written: free.
 /// - in the ring: the slot's word says committed or aborted; a position
 ///   claimed and never committed is aborted here (its producer is dead).
-fn resolve(shared: &Shared, pos: u64) -> Option<bool> {
+fn resolve(shared: &OpenQueue, pos: u64) -> Option<bool> {
     let ring = shared.ring();
     let word = ring.ctl.tail.load(Ordering::Acquire);
     let tail = crate::protocol::spill::ring_tail(word);
@@ -148,7 +148,7 @@ fn resolve(shared: &Shared, pos: u64) -> Option<bool> {
 /// (or spill seq) the reserved key's message claimed, before it is
 /// written, so a crash can be resolved from the ring. Called again for
 /// each position if the first was aborted before it was written.
-pub(crate) fn claimed(shared: &Shared, rec: usize, i: usize, pos: u64) {
+pub(crate) fn claimed(shared: &OpenQueue, rec: usize, i: usize, pos: u64) {
     crate::os::fault::point("keyed.before_claimed");
     let r = &shared.producer_records()[rec];
     if r.keyed_pos.load(Ordering::Relaxed) == 0 {
@@ -171,7 +171,7 @@ pub(crate) fn claimed(shared: &Shared, rec: usize, i: usize, pos: u64) {
 
 /// The keyed message was committed (or appended to the spill). A
 /// `head` that passed it first may have marked it already.
-pub(crate) fn published(shared: &Shared, rec: usize, i: usize, pos: u64) {
+pub(crate) fn published(shared: &OpenQueue, rec: usize, i: usize, pos: u64) {
     crate::os::fault::point("keyed.before_published");
     let e = &entries(shared)[i];
     debug_assert_eq!(e.seq.load(Ordering::Relaxed), pos);
@@ -188,7 +188,7 @@ pub(crate) fn published(shared: &Shared, rec: usize, i: usize, pos: u64) {
 /// Record `rec`'s keyed publish is over (published, abandoned, or its
 /// dead owner's settled): clears its position, then counts it out of
 /// `keyed_in_flight`.
-fn clear_keyed(shared: &Shared, rec: usize) {
+fn clear_keyed(shared: &OpenQueue, rec: usize) {
     let r = &shared.producer_records()[rec];
     if r.keyed_pos.swap(0, Ordering::AcqRel) != 0 {
         count_out(shared);
@@ -197,7 +197,7 @@ fn clear_keyed(shared: &Shared, rec: usize) {
 
 /// One keyed publish fewer in flight (saturating: the word is shared
 /// memory).
-fn count_out(shared: &Shared) {
+fn count_out(shared: &OpenQueue) {
     let _ =
         shared
             .header()
@@ -208,7 +208,7 @@ fn count_out(shared: &Shared) {
 }
 
 /// The keyed publish failed: forget the key.
-pub(crate) fn abandon(shared: &Shared, rec: usize, i: usize) {
+pub(crate) fn abandon(shared: &OpenQueue, rec: usize, i: usize) {
     let mine = shared.me.key | PENDING;
     let _ =
         entries(shared)[i]
@@ -226,7 +226,7 @@ pub(crate) fn abandon(shared: &Shared, rec: usize, i: usize) {
 /// position of that range that is not committed was aborted (groups pass
 /// nothing else) and needs nothing: a PENDING entry below `head` is free
 /// (see [`resolve`]).
-pub(crate) fn settle_passed(shared: &Shared, from: u64, to: u64) {
+pub(crate) fn settle_passed(shared: &OpenQueue, from: u64, to: u64) {
     let table = entries(shared);
     // SeqCst: pairs with `claimed`'s increment (see there).
     if table.is_empty() || shared.header().keyed_in_flight.load(Ordering::SeqCst) == 0 {
@@ -256,7 +256,7 @@ pub(crate) fn settle_passed(shared: &Shared, from: u64, to: u64) {
 /// taken back from the entry first (the key is then free: its retry
 /// publishes) and the torn record, if any, is cut off so that no opener
 /// adopts it later. Returns how many were taken back.
-pub(crate) fn cancel_unfinished_spills(shared: &Shared) -> u64 {
+pub(crate) fn cancel_unfinished_spills(shared: &OpenQueue) -> u64 {
     let table = entries(shared);
     // A dead spiller's intent keeps `keyed_in_flight` above 0 (its count
     // was never taken out); at 0 there is nothing to look for. Every
@@ -294,7 +294,7 @@ pub(crate) fn cancel_unfinished_spills(shared: &Shared) -> u64 {
 /// A producer record taken over from a dead producer: settles the keyed
 /// publish it left in flight, under the admin lock, before the new owner
 /// forgets it.
-pub(crate) fn settle_dead_record(shared: &Shared, rec: usize) {
+pub(crate) fn settle_dead_record(shared: &OpenQueue, rec: usize) {
     let r = &shared.producer_records()[rec];
     let kp = r.keyed_pos.load(Ordering::Acquire);
     if kp == 0 {

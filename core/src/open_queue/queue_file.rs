@@ -1,6 +1,6 @@
 //! The queue file: creating it (the config written, the spill directory
 //! claimed), opening it (every field checked before it is trusted),
-//! removing it with its segments, and the one place a [`Shared`] handle
+//! removing it with its segments, and the one place a [`OpenQueue`] handle
 //! is assembled.
 
 use std::os::unix::ffi::OsStrExt;
@@ -15,20 +15,20 @@ use crate::layout::{
     Config, Geometry, HEADER_SIZE, Header, MAGIC, MAX_CONSUMERS, MAX_PRODUCERS, MAX_SPILL_PATH,
     READY, SpillPath, VERSION, config_crc,
 };
-use crate::mapped::Shared;
+use crate::loom::Ordering;
+use crate::open_queue::OpenQueue;
 use crate::options::{Options, Overflow, SyncMode};
 use crate::os;
-use crate::protocol::lock::Me;
+use crate::protocol::lock::ThisProcess;
 use crate::store::segment::{MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, RECORD_HEADER_SIZE, Segments};
 use crate::store::{access, owner};
-use crate::sync::Ordering;
 
 /// How long an opener waits for a creator to finish initializing a file.
 const READY_WAIT: Duration = Duration::from_secs(2);
 
-fn me() -> Me {
+fn me() -> ThisProcess {
     let pid = os::process::pid();
-    Me {
+    ThisProcess {
         pid,
         key: os::liveness::my_key(),
     }
@@ -100,16 +100,16 @@ struct Stores {
     spill: Option<std::sync::Mutex<Segments>>,
     journal: Option<std::sync::Mutex<Segments>>,
     dlq_spill: Option<std::sync::Mutex<Segments>>,
-    /// Why this process must not write them (`Shared::stores_refused`).
+    /// Why this process must not write them (`OpenQueue::stores_refused`).
     refused: Option<String>,
 }
 
 /// The handle on a created or opened queue file: takes this process's
 /// liveness lock on it and registers its doorbells.
-fn assemble(name: &str, f: Opened, stores: Stores) -> Result<Shared> {
+fn assemble(name: &str, f: Opened, stores: Stores) -> Result<OpenQueue> {
     hold_liveness(&f.file, &f.path)?;
     let bells = bell_place(&f.path)?;
-    let shared = Shared {
+    let shared = OpenQueue {
         map: f.map,
         _file: f.file,
         path: f.path,
@@ -132,7 +132,7 @@ fn assemble(name: &str, f: Opened, stores: Stores) -> Result<Shared> {
 /// `opts.mode`, never through a symlink), its spill directory if it
 /// spills or journals, and the handle on it. `opts` were checked
 /// (`Options::check`).
-pub(crate) fn create(name: &str, path: PathBuf, opts: &Options) -> Result<Shared> {
+pub(crate) fn create(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQueue> {
     let geo = Geometry::compute(
         opts.slots,
         opts.slot_size,
@@ -314,7 +314,7 @@ pub(crate) fn create(name: &str, path: PathBuf, opts: &Options) -> Result<Shared
 
 /// Opens the file of queue `name` at `path`, checks everything in it
 /// before trusting it, recovers its spill, and makes the handle on it.
-pub(crate) fn open(name: &str, path: PathBuf, opts: &Options) -> Result<Shared> {
+pub(crate) fn open(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQueue> {
     let file = os::file::open(&path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {
             Error::NotFound(format!("queue {name:?} ({})", path.display()))
@@ -583,7 +583,7 @@ fn spill_of(path: &Path) -> Option<(Config, PathBuf)> {
 fn min_segment_for(slot_size: u64) -> u64 {
     crate::store::segment::SEGMENT_HEADER_SIZE
         + crate::store::segment::record_size(
-            slot_size + crate::mapped::dead_letters::OVERFLOW_META as u64,
+            slot_size + crate::open_queue::dead_letters::OVERFLOW_META as u64,
         )
         + RECORD_HEADER_SIZE
 }
@@ -635,7 +635,7 @@ fn clear_segments(segs: &Segments) {
 /// holds a dead letter's metadata and payload.
 fn dlq_for(config: &Config, spill_dir: &Path) -> Segments {
     let mut s = segments_for(config, spill_dir.join("dlq"));
-    s.max_len = config.slot_size as u64 + crate::mapped::dead_letters::OVERFLOW_META as u64;
+    s.max_len = config.slot_size as u64 + crate::open_queue::dead_letters::OVERFLOW_META as u64;
     s
 }
 
