@@ -94,7 +94,8 @@ fn a_producer_killed_while_the_journal_is_written_leaves_it_whole() {
         let mut c = q.consumer("a", ConsumerOptions::new()).unwrap();
         // From its first message on (a loaded machine may take a while to
         // start it), so that it is killed mid-stream, not before it began.
-        c.receive_timeout(LONG).expect("the producer published something");
+        c.receive_timeout(LONG)
+            .expect("the producer published something");
         let until = Instant::now() + Duration::from_millis(150 + 100 * id as u64);
         while Instant::now() < until {
             let _ = c.receive_timeout(Duration::from_millis(10));
