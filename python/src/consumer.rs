@@ -27,7 +27,9 @@ use crate::buffer::{Gate, Tokens};
 use crate::error::InvalidOption;
 use crate::message::{Batch, Info, Message};
 use crate::readiness::{Waiter, aio, readiness_methods};
-use crate::wait::{Fail, check_fork, deadline, generation, in_slices, seconds, timeout_seconds};
+use crate::wait::{
+    NoGilError, check_fork, deadline, generation, in_slices, seconds, timeout_seconds,
+};
 
 /// Polls a blocking receive makes holding the GIL before it waits
 /// without it (each ~20 ns when nothing is there).
@@ -82,15 +84,15 @@ impl State {
     }
 
     /// The consumer, if no delivery or batch borrows it.
-    fn consumer(&mut self, gate: &Gate) -> Result<&'static mut shmq::Consumer, Fail> {
+    fn consumer(&mut self, gate: &Gate) -> Result<&'static mut shmq::Consumer, NoGilError> {
         self.reap(gate);
         if self.current.is_some() {
-            return Err(Fail::Busy(
+            return Err(NoGilError::Busy(
                 "a message or batch of this consumer is still open".into(),
             ));
         }
         let Some(p) = self.consumer else {
-            return Err(Fail::Closed("this consumer"));
+            return Err(NoGilError::Closed("this consumer"));
         };
         // SAFETY: `p` is the live consumer (freed only when `consumer` is
         // taken, under the mutex we hold), and nothing borrows it:
@@ -99,7 +101,7 @@ impl State {
         Ok(unsafe { &mut *p.as_ptr() })
     }
 
-    fn poll(&mut self, gate: &Gate, wait: Option<Duration>) -> Result<Poll, Fail> {
+    fn poll(&mut self, gate: &Gate, wait: Option<Duration>) -> Result<Poll, NoGilError> {
         self.reap(gate);
         if self.current.is_some() {
             return Ok(Poll::Occupied);
@@ -123,7 +125,7 @@ impl State {
         Ok(Poll::Got(token, info))
     }
 
-    fn poll_batch(&mut self, gate: &Gate, max: usize, wait: Duration) -> Result<Poll, Fail> {
+    fn poll_batch(&mut self, gate: &Gate, max: usize, wait: Duration) -> Result<Poll, NoGilError> {
         self.reap(gate);
         if self.current.is_some() {
             return Ok(Poll::Occupied);
@@ -242,7 +244,7 @@ impl SharedConsumer {
         &self,
         py: Python<'_>,
         timeout: Option<f64>,
-        poll: impl Fn(&mut State, &Gate, Duration) -> Result<Poll, Fail> + Sync,
+        poll: impl Fn(&mut State, &Gate, Duration) -> Result<Poll, NoGilError> + Sync,
     ) -> PyResult<Option<Poll>> {
         if let Some(t) = timeout {
             seconds("timeout", t)?;
@@ -299,7 +301,7 @@ impl SharedConsumer {
     pub(crate) fn with_waiter<R>(
         &self,
         py: Python<'_>,
-        f: impl FnOnce(Waiter<'_>) -> Result<R, Fail>,
+        f: impl FnOnce(Waiter<'_>) -> Result<R, NoGilError>,
     ) -> PyResult<R> {
         self.prepare(py)?;
         Ok(self.with_state(py, |s| {
@@ -523,7 +525,7 @@ impl Consumer {
         self.shared.prepare(py)?;
         Ok(self.shared.with_state(py, |s| {
             s.consumer(&self.shared.gate)
-                .and_then(|c| c.seek(how).map_err(Fail::from))
+                .and_then(|c| c.seek(how).map_err(NoGilError::from))
         })?)
     }
 

@@ -19,7 +19,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use crate::buffer::{Gate, Input, Tokens, gated_view};
 use crate::error::{Closed, InvalidOption, Timeout};
 use crate::readiness::{Waiter, aio, readiness_methods};
-use crate::wait::{Fail, SLICE, check_fork, deadline, generation, in_slices, seconds};
+use crate::wait::{NoGilError, SLICE, check_fork, deadline, generation, in_slices, seconds};
 
 struct State {
     /// The open reservation and its token; declared before `producer`
@@ -42,14 +42,14 @@ struct State {
 unsafe impl Send for State {}
 
 impl State {
-    fn producer(&mut self) -> Result<&'static mut shmq::Producer, Fail> {
+    fn producer(&mut self) -> Result<&'static mut shmq::Producer, NoGilError> {
         if self.reservation.is_some() {
-            return Err(Fail::Busy(
+            return Err(NoGilError::Busy(
                 "a reservation of this producer is open: commit or abort it first".into(),
             ));
         }
         let Some(p) = self.producer else {
-            return Err(Fail::Closed("this producer"));
+            return Err(NoGilError::Closed("this producer"));
         };
         // SAFETY: `p` is live (freed only when taken, under the mutex we
         // hold) and unborrowed (no reservation is open); the `'static`
@@ -63,7 +63,7 @@ impl State {
         len: usize,
         meta: shmq::Meta,
         wait: Option<Duration>,
-    ) -> Result<Option<Reserved>, Fail> {
+    ) -> Result<Option<Reserved>, NoGilError> {
         let p = self.producer()?;
         let r = match wait {
             None => p.reserve(len),
@@ -152,7 +152,7 @@ impl SharedProducer {
             match r {
                 Ok(seq) => Ok(Some(seq)),
                 Err(shmq::Error::Timeout) => Ok(None),
-                Err(e) => Err(Fail::Core(e)),
+                Err(e) => Err(NoGilError::Core(e)),
             }
         })?;
         if let Some(seq) = first {
@@ -166,7 +166,7 @@ impl SharedProducer {
             match s.producer()?.publish_with_timeout(data, meta, slice) {
                 Ok(seq) => Ok(Some(seq)),
                 Err(shmq::Error::Timeout) => Ok(None),
-                Err(e) => Err(Fail::Core(e)),
+                Err(e) => Err(NoGilError::Core(e)),
             }
         })?;
         got.ok_or_else(|| self.timed_out())
@@ -177,7 +177,7 @@ impl SharedProducer {
     fn with_waiter<R>(
         &self,
         py: Python<'_>,
-        f: impl FnOnce(Waiter<'_>) -> Result<R, Fail>,
+        f: impl FnOnce(Waiter<'_>) -> Result<R, NoGilError>,
     ) -> PyResult<R> {
         check_fork(self.made_in)?;
         Ok(self.with_state(py, |s| s.producer().and_then(|p| f(Waiter::Producer(p))))?)
@@ -447,7 +447,7 @@ impl Producer {
                 // first), saying how many went in, and the next message then
                 // goes the waiting way, in slices that look at Ctrl-C.
                 let mut s = shared.state.lock(py);
-                let step = py.detach(|| -> Result<Option<(u64, usize)>, Fail> {
+                let step = py.detach(|| -> Result<Option<(u64, usize)>, NoGilError> {
                     let queue = &shared.queue;
                     let p = s.producer()?;
                     if !shared.blocks {
@@ -492,7 +492,7 @@ impl Producer {
                     Ok(step) => step,
                     // Part of `rest` went in (overflow=reject, a batch larger
                     // than the ring): count it, and fail with why the rest did not.
-                    Err(Fail::Core(shmq::Error::PartlyPublished {
+                    Err(NoGilError::Core(shmq::Error::PartlyPublished {
                         first_seq,
                         published,
                         cause,

@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 
 use pyo3::prelude::*;
 
-use crate::wait::Fail;
+use crate::wait::NoGilError;
 
 /// The core handle a readiness call goes to.
 pub(crate) enum Waiter<'a> {
@@ -29,14 +29,14 @@ impl<'a> Waiter<'a> {
 
     /// The readiness handle's fd (made by the first call): the same fd for
     /// the handle's life, closed with it.
-    pub(crate) fn fd(self) -> Result<i32, Fail> {
+    pub(crate) fn fd(self) -> Result<i32, NoGilError> {
         Ok(self.readiness()?.as_raw_fd())
     }
 
     /// Arms the fd, as the asyncio helpers take it: `(False, None)`, a
     /// message (room) may be there now; `(True, recheck)`, wait for the
     /// fd, at most `recheck` seconds if not None.
-    pub(crate) fn arm(self) -> Result<(bool, Option<f64>), Fail> {
+    pub(crate) fn arm(self) -> Result<(bool, Option<f64>), NoGilError> {
         let arm = match self {
             Waiter::Consumer(c) => c.arm(),
             Waiter::Producer(p) => p.arm(1),
@@ -48,13 +48,13 @@ impl<'a> Waiter<'a> {
     }
 
     /// Reads the wake-ups waiting on the fd.
-    pub(crate) fn drain(self) -> Result<(), Fail> {
+    pub(crate) fn drain(self) -> Result<(), NoGilError> {
         self.readiness()?.drain();
         Ok(())
     }
 
     /// Takes back an arm that will not be waited for.
-    pub(crate) fn disarm(self) -> Result<(), Fail> {
+    pub(crate) fn disarm(self) -> Result<(), NoGilError> {
         match self {
             Waiter::Consumer(c) => c.disarm(),
             Waiter::Producer(p) => p.disarm(),

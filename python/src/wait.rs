@@ -39,26 +39,27 @@ pub(crate) fn check_fork(made_in: u64) -> PyResult<()> {
     Ok(())
 }
 
-/// A failure that may happen without the GIL.
+/// An error made without the GIL (a core error, or a handle closed or
+/// busy in another thread), raised as a Python exception once it is back.
 #[derive(Debug)]
-pub(crate) enum Fail {
+pub(crate) enum NoGilError {
     Core(shmq::Error),
     Closed(&'static str),
     Busy(String),
 }
 
-impl From<shmq::Error> for Fail {
-    fn from(e: shmq::Error) -> Fail {
-        Fail::Core(e)
+impl From<shmq::Error> for NoGilError {
+    fn from(e: shmq::Error) -> NoGilError {
+        NoGilError::Core(e)
     }
 }
 
-impl From<Fail> for PyErr {
-    fn from(f: Fail) -> PyErr {
+impl From<NoGilError> for PyErr {
+    fn from(f: NoGilError) -> PyErr {
         match f {
-            Fail::Core(e) => to_py(e),
-            Fail::Closed(what) => Closed::new_err(format!("{what} is closed")),
-            Fail::Busy(why) => Busy::new_err(why),
+            NoGilError::Core(e) => to_py(e),
+            NoGilError::Closed(what) => Closed::new_err(format!("{what} is closed")),
+            NoGilError::Busy(why) => Busy::new_err(why),
         }
     }
 }
@@ -99,7 +100,7 @@ pub(crate) fn in_slices<S: Send, T: Send>(
     py: Python<'_>,
     deadline: Option<Instant>,
     lock: &GilLock<S>,
-    mut attempt: impl FnMut(&mut S, Duration) -> Result<Option<T>, Fail> + Send,
+    mut attempt: impl FnMut(&mut S, Duration) -> Result<Option<T>, NoGilError> + Send,
 ) -> PyResult<Option<T>> {
     loop {
         let slice = match deadline {

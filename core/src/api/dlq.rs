@@ -62,7 +62,8 @@ impl DeadLetters {
             let raw = read(shared, i)?;
             // A concurrent rewrite is detected below and the copy
             // discarded.
-            let payload = raw.copy_stored();
+            // SAFETY: `raw` came from `read`.
+            let payload = unsafe { raw.copy_stored() };
             // Acquire fence + reload: the entry did not change while we
             // copied it (a purge + append in between changes the order).
             std::sync::atomic::fence(Ordering::Acquire);
@@ -455,9 +456,12 @@ const YEAR: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600
 /// Whether dead letter `raw` has an ordering key (so goes back through
 /// the ring, to the end of its key).
 fn keyed(raw: &Raw) -> bool {
-    // SAFETY: its bytes are only trusted once we own the entry
-    // (`Rerouter::publish` reads it again); here they only choose the path.
-    let body = unsafe { raw.stored() };
+    // A copy: the entry is not ours yet (another process may purge and
+    // reuse it meanwhile); the bytes only choose the path, and
+    // `Rerouter::publish` reads the entry again once it owns it.
+    // SAFETY: `raw` came from `read`.
+    let body = unsafe { raw.copy_stored() };
+    let body = &body[..];
     matches!(envelope::split(body, true), Ok((Some(e), _)) if e.key.is_some())
 }
 

@@ -377,7 +377,7 @@ pub(crate) struct SlotHeader {
     pub timestamp_ns: u64,
     pub correlation_id: u64,
     /// Bytes of the body (the payload, after an envelope if the top bit,
-    /// `envelope::ENVELOPED`, is set: see `envelope.rs`).
+    /// `envelope::ENVELOPED`, is set: see `record/envelope.rs`).
     pub len: u32,
     pub type_id: u32,
 }

@@ -264,9 +264,9 @@ impl Raw {
     /// Its stored body (envelope and payload).
     ///
     /// # Safety
-    /// The entry's bytes hold still while the slice lives: the caller owns
-    /// the entry (its state word says so), or only chooses a path by the
-    /// bytes and trusts them again once it owns it.
+    /// `self` came from [`read`] (its length checked), and the entry's
+    /// bytes hold still while the slice lives: the caller owns the entry
+    /// (its state word says so).
     pub(crate) unsafe fn stored<'a>(&self) -> &'a [u8] {
         // SAFETY: `len <= slot_size` (checked by `read`): inside the entry;
         // held still per the contract.
@@ -275,11 +275,16 @@ impl Raw {
 
     /// A copy of its stored body, taken without owning the entry: the
     /// caller re-checks the entry's state and order afterwards and
-    /// discards the copy if it changed (seqlock-style).
-    pub(crate) fn copy_stored(&self) -> Vec<u8> {
+    /// discards the copy if it changed (seqlock-style), or only chooses a
+    /// path by it and reads the entry again once it owns it.
+    ///
+    /// # Safety
+    /// `self` came from [`read`]: `len <= slot_size`, inside the entry.
+    pub(crate) unsafe fn copy_stored(&self) -> Vec<u8> {
         let mut body = vec![0u8; self.len];
-        // SAFETY: `len <= slot_size` (checked by `read`): inside the
-        // entry; a concurrent rewrite is detected by the caller.
+        // SAFETY: per the contract, inside the entry; a plain byte copy
+        // into our own buffer (a concurrent rewrite is the caller's to
+        // detect).
         unsafe { std::ptr::copy_nonoverlapping(self.payload, body.as_mut_ptr(), self.len) };
         body
     }

@@ -251,10 +251,9 @@ impl OpenQueue {
     pub(crate) fn journal_message_at(&self, seq: u64) -> Option<(u64, Option<Vec<u8>>)> {
         let mut r = JournalReader::new(self)?;
         let rec = r.find(seq, &self.header().journal).ok()??;
-        // SAFETY: `find` checked the record's length against its segment;
-        // `ptr .. ptr + len` is in the reader's mapping, which lives until
-        // `r` is dropped, after the key was copied out.
-        let body = unsafe { std::slice::from_raw_parts(rec.ptr, rec.len) };
+        // SAFETY: the reader `r` holds the record's segment until it is
+        // dropped, after the key was copied out.
+        let body = unsafe { rec.stored() };
         let key = crate::record::envelope::owned(body, rec.enveloped).ordering_key;
         Some((rec.timestamp_ns, key))
     }
@@ -300,10 +299,11 @@ impl JournalRecord {
     /// The reader that found it still holds its segment (until its next
     /// read), for the slice's lifetime `'a`.
     pub(crate) unsafe fn enveloped_body<'a>(&self) -> Option<&'a [u8]> {
-        // SAFETY: `find` checked `len` against the segment; per the
-        // contract the bytes stay mapped.
-        self.enveloped
-            .then(|| unsafe { std::slice::from_raw_parts(self.ptr, self.len) })
+        self.enveloped.then(|| {
+            // SAFETY: `find` checked `len` against the segment; per the
+            // contract the bytes stay mapped.
+            unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        })
     }
 
     /// Its stored body, envelope unparsed.

@@ -3,12 +3,13 @@
 //!
 //! ```text
 //!   slot (slot_stride bytes, 64-byte aligned)
-//!   +-------------------------- SlotHeader (32 B, layout/) -----------+
-//!   | state u64 | len u32 | type_id u32 | timestamp_ns u64 | corr. u64 |
-//!   +------------------------------------------------------------------+
-//!   | body: len & !ENVELOPED bytes (at most slot_size)                  |
-//!   |   [envelope: ordering key, headers, redrive target] payload       |
-//!   +------------------------------------------------------------------+
+//!   +-------------------- SlotHeader (32 B, layout/) ---------------------+
+//!   | state u64 | timestamp_ns u64 | correlation_id u64 | len | type_id   |
+//!   |                                                     u32 | u32       |
+//!   +---------------------------------------------------------------------+
+//!   | body: len & !ENVELOPED bytes (at most slot_size)                    |
+//!   |   [envelope: ordering key, headers, redrive target] payload         |
+//!   +---------------------------------------------------------------------+
 //! ```
 //!
 //! `state` belongs to the ring protocol (`protocol/ring.rs`); everything

@@ -5,6 +5,9 @@
 use super::envelope::{ENVELOPED, Envelope};
 use crate::layout::{SLOT_HEADER_SIZE, SlotHeader};
 
+// `Body::lens` packs two 32-bit lengths into a usize.
+const _: () = assert!(usize::BITS == 64);
+
 /// Where a stored message body lies, split past its envelope: what a
 /// received message borrows. Made only by the unsafe [`Body::new`], whose
 /// caller promises the bytes stay readable and unchanged for as long as
@@ -25,13 +28,16 @@ impl Body {
     ///
     /// # Safety
     /// `ptr .. ptr + len` is readable, and holds still, for as long as the
-    /// returned `Body` or any copy of it is read.
+    /// returned `Body` or any copy of it is read; and `len < 2^32` (every
+    /// stored length is a u32: a slot's `len` word, a record's or an
+    /// entry's), so that it packs into `lens`.
     #[inline(always)]
     pub(crate) unsafe fn new(
         ptr: *const u8,
         len: usize,
         enveloped: bool,
     ) -> std::result::Result<Body, &'static str> {
+        debug_assert!(len <= u32::MAX as usize);
         if !enveloped {
             return Ok(Body {
                 payload: ptr,

@@ -22,8 +22,11 @@ const _: () = assert!(SLOT_HEADER_SIZE < 64);
 /// busy polling 0.56 -> ~0.4 µs), ~380 -> ~290 ns where it does.
 ///
 /// # Safety
-/// `slot` points to a slot inside the mapping that the caller began
-/// (`Ring::begin`) and has not committed or aborted, and `payload.len() <= slot_size`.
+/// `slot` points to a slot inside the mapping whose header (but its state
+/// word) and body the caller alone may write until its commit: a slot it
+/// began (`Ring::begin`; its announcement keeps a later lap out even if a
+/// consumer aborts the position meanwhile), or one the spill's refill
+/// holds under the admin lock; and `payload.len() <= slot_size`.
 /// `enveloped`: `payload` is a whole body that starts with an envelope
 /// (from the spill).
 #[inline(always)]
