@@ -461,8 +461,7 @@ fn keyed(raw: &Raw) -> bool {
     // `Rerouter::publish` reads the entry again once it owns it.
     // SAFETY: `raw` came from `read`.
     let body = unsafe { raw.copy_stored() };
-    let body = &body[..];
-    matches!(envelope::split(body, true), Ok((Some(e), _)) if e.key.is_some())
+    matches!(envelope::split(&body, true), Ok((Some(e), _)) if e.key.is_some())
 }
 
 impl Rerouter {

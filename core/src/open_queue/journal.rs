@@ -292,27 +292,25 @@ pub(crate) struct JournalRecord {
 }
 
 impl JournalRecord {
-    /// Its stored body if it starts with an envelope (what routing looks
-    /// at); `None` for a plain message.
+    /// Its stored body, envelope unparsed.
     ///
     /// # Safety
     /// The reader that found it still holds its segment (until its next
     /// read), for the slice's lifetime `'a`.
-    pub(crate) unsafe fn enveloped_body<'a>(&self) -> Option<&'a [u8]> {
-        self.enveloped.then(|| {
-            // SAFETY: `find` checked `len` against the segment; per the
-            // contract the bytes stay mapped.
-            unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
-        })
+    pub(crate) unsafe fn stored<'a>(&self) -> &'a [u8] {
+        // SAFETY: `find` checked `len` against the segment; per the
+        // contract the bytes stay mapped.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 
-    /// Its stored body, envelope unparsed.
+    /// Its stored body if it starts with an envelope (what routing looks
+    /// at); `None` for a plain message.
     ///
     /// # Safety
-    /// As [`enveloped_body`](Self::enveloped_body).
-    pub(crate) unsafe fn stored<'a>(&self) -> &'a [u8] {
-        // SAFETY: as in `enveloped_body`.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    /// As [`stored`](Self::stored).
+    pub(crate) unsafe fn enveloped_body<'a>(&self) -> Option<&'a [u8]> {
+        // SAFETY: per the contract.
+        self.enveloped.then(|| unsafe { self.stored() })
     }
 }
 

@@ -61,7 +61,7 @@ impl SlotStates for MappedSlots {
     }
 }
 
-/// One process's view of a queue file. OpenQueue by the `Queue` and every
+/// One process's view of a queue file. Shared by the `Queue` and every
 /// producer and consumer made from it.
 pub(crate) struct OpenQueue {
     pub(crate) map: os::map::Mapping,
