@@ -6,10 +6,10 @@
 //! `RUSTFLAGS="--cfg loom"`, where loom explores its interleavings.
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
 /// loom treats `SeqCst` loads, stores and read-modify-writes as `AcqRel`
 /// (its README says so), so a Dekker pair written with `SeqCst` accesses —

@@ -26,6 +26,8 @@ pub fn decode(p: &[u8]) -> Option<(u32, u64)> {
     ))
 }
 
+pub mod chaos;
+
 /// A small deterministic generator (xorshift; no dependency needed for
 /// "random" kill points). Seed it with anything but 0.
 pub struct Rng(pub u64);

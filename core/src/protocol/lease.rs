@@ -353,6 +353,22 @@ impl Leases<'_> {
             .map_err(drop)
     }
 
+    /// Whether we still hold `held`, checked after reading its message:
+    /// the word unchanged means nobody took it away meanwhile (every
+    /// transition moves the word to a new epoch), so the group held the
+    /// slot and what we read was this position's message. A consumer
+    /// stopped past its lease between taking it and reading it finds it
+    /// lost: the slot may since hold a later lap's message.
+    pub(crate) fn still_held(&self, held: &HeldLease) -> bool {
+        // Acquire fence: our reads of the slot (plain loads, made before)
+        // are ordered before the load of the word below, as in a seqlock's
+        // read side; it pairs with the Release (SeqCst) CAS that takes the
+        // lease away, which happens before the group's cursor passes the
+        // slot and a producer rewrites it.
+        crate::loom::fence(Ordering::Acquire);
+        self.rec(held.pos).word.load(Ordering::Relaxed) == held.word.0
+    }
+
     /// Acks our lease. `Err` if it was taken away (expired, reclaimed).
     pub(crate) fn ack(&self, held: &HeldLease) -> Result<(), ()> {
         if held.keyed {

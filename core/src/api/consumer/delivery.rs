@@ -421,6 +421,18 @@ impl Consumer {
                 return Err(e);
             }
         };
+        // Stopped past the lease between taking it and reading the slot
+        // (found by the chaos run): the message is someone else's now, and
+        // the slot may hold a later lap's. Not delivered: the next one is,
+        // or, with nothing else ready, `LeaseExpired` says to ask again.
+        if let Some(held) = held {
+            if !self.leases().still_held(&held) {
+                return match self.poll_any(true)? {
+                    Some(got) => self.deliver(got),
+                    None => Err(Error::LeaseExpired),
+                };
+            }
+        }
         // Detach the message's lifetime from `self` so both can go into
         // the Delivery; it lives as long as the Delivery's borrow.
         let msg = Message {

@@ -1,0 +1,72 @@
+//! What the runner and its clients agree on: the queue's options, and the
+//! run's phase (a file the runner writes and the clients read).
+
+use std::path::Path;
+use std::time::Duration;
+
+use shmq::{Options, Overflow, Retention};
+
+/// The queue's name.
+pub const QUEUE: &str = "chaos";
+/// The largest payload the producers publish (the slot holds it with an
+/// ordering key and a header).
+pub const MAX_PAYLOAD: usize = 160;
+/// ack=manual's lease: short, so that stops outlast it.
+pub const LEASE: Duration = Duration::from_millis(500);
+/// How long a claim may stay uncommitted before consumers abort it.
+pub const UNBLOCK: Duration = Duration::from_secs(1);
+/// Deliveries before a message is dead-lettered.
+pub const MAX_DELIVERIES: u32 = 4;
+/// The most one ack=auto receive takes (`receive_batch`).
+pub const BATCH: u64 = 8;
+
+/// The queue's options: every feature on, and small, so that the ring
+/// fills, spills and refills all the time and the DLQ overflows to disk.
+pub fn options(dir: &Path) -> Options {
+    Options::new()
+        .dir(dir.join("queue"))
+        .slots(64)
+        .slot_size(256)
+        .overflow(Overflow::Spill)
+        .spill_dir(dir.join("spill"))
+        .spill_segment_size(256 * 1024)
+        .spill_fallback(Overflow::Block)
+        .lease(LEASE)
+        .max_deliveries(MAX_DELIVERIES)
+        .dlq_slots(8)
+        .dedup_window(1 << 16)
+        .unblock_timeout(UNBLOCK)
+        .journal(Retention::new(Duration::from_secs(120), 16 << 20))
+}
+
+/// Where the run is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Phase {
+    /// Faults, and every client at work.
+    Run,
+    /// No faults; producers stop, consumers finish what is there.
+    Drain,
+    /// Everyone exits.
+    Stop,
+}
+
+/// The run's phase.
+pub fn phase(dir: &Path) -> Phase {
+    match std::fs::read_to_string(dir.join("phase")).as_deref() {
+        Ok("drain") => Phase::Drain,
+        Ok("stop") => Phase::Stop,
+        _ => Phase::Run,
+    }
+}
+
+/// Sets the run's phase (written whole, then renamed into place).
+pub fn set_phase(dir: &Path, phase: Phase) {
+    let text = match phase {
+        Phase::Run => "run",
+        Phase::Drain => "drain",
+        Phase::Stop => "stop",
+    };
+    let tmp = dir.join("phase.new");
+    std::fs::write(&tmp, text).expect("writing the phase");
+    std::fs::rename(&tmp, dir.join("phase")).expect("writing the phase");
+}

@@ -1,0 +1,663 @@
+//! The checker: reads a chaos run's history back and reports every way it
+//! breaks a guarantee of SPEC.md (1–11), each in its own class.
+//!
+//! What the clients write (see `src/bin/chaos/`), one file per process
+//! incarnation, named `ROLE-ID-INCARNATION`:
+//!
+//! ```text
+//! pi MIDS HOW IDEM OKEY   a publish is invoked: its message ids (comma-
+//!                         separated), one|resv|async|batch, 1 if it has an
+//!                         idempotency key, its ordering key or "-"
+//! po SEQ N                it returned ok: the first N of its ids went in,
+//!                         the first at SEQ
+//! pf ERR                  it failed: none went in
+//! d GROUP SEQ ATTEMPT MID DIGEST   a delivery (MID from the payload)
+//! ai SEQ / ao SEQ / af SEQ ERR     an ack invoked, ok, failed
+//! ni SEQ HOW / no SEQ / nf SEQ ERR a nack (HOW: requeue|later|dead)
+//! si TARGET / so POS / sf ERR      a replay's seek
+//! ri / ro N / rf ERR               a DLQ redrive
+//! x ERR                   an error no rule allows
+//! ```
+//!
+//! and the runner, in `runner-0-0`: `dl GROUP SEQ MID REDRIVEN` (the DLQ
+//! when the run ended), `exit CLIENT HOW` (`ok`, `killed`, `signal N`,
+//! `code N`), `stuck GROUP DETAIL`, `fault CLIENT POINT`, `kill`, `stop`,
+//! `cont`, and `cfg NAME VALUE` (`max_payload`, `max_deliveries`, `batch`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::history::{self, Event};
+use super::payload;
+
+/// Every anomaly class, in the order the report lists them.
+pub const CLASSES: &[&str] = &[
+    "lost",
+    "unexpected",
+    "duplicated",
+    "reordered",
+    "corrupted",
+    "attempts",
+    "stuck",
+    "crashed",
+    "errors",
+];
+
+/// How many examples of each class the report shows.
+const EXAMPLES: usize = 5;
+
+/// What the checker found: counts of what happened, and the anomalies.
+#[derive(Default, Debug)]
+pub struct Report {
+    /// Operations, messages and faults, by name.
+    pub counts: BTreeMap<String, u64>,
+    /// Anomalies by class: how many, and the first examples.
+    pub anomalies: BTreeMap<&'static str, (u64, Vec<String>)>,
+}
+
+impl Report {
+    fn count(&mut self, name: &str, n: u64) {
+        *self.counts.entry(name.to_string()).or_default() += n;
+    }
+
+    fn anomaly(&mut self, class: &'static str, example: String) {
+        debug_assert!(CLASSES.contains(&class));
+        let e = self.anomalies.entry(class).or_default();
+        e.0 += 1;
+        if e.1.len() < EXAMPLES {
+            e.1.push(example);
+        }
+    }
+
+    /// How many anomalies of `class`.
+    pub fn of(&self, class: &str) -> u64 {
+        self.anomalies.get(class).map_or(0, |e| e.0)
+    }
+
+    /// Anomalies of every class.
+    pub fn total(&self) -> u64 {
+        self.anomalies.values().map(|e| e.0).sum()
+    }
+
+    /// The report as the runner prints it.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        for (k, v) in &self.counts {
+            let _ = writeln!(s, "  {k:<28} {v}");
+        }
+        let _ = writeln!(s, "anomalies:");
+        for class in CLASSES {
+            let (n, ex) = self.anomalies.get(class).cloned().unwrap_or_default();
+            let _ = writeln!(s, "  {class:<12} {n}");
+            for e in ex {
+                let _ = writeln!(s, "      {e}");
+            }
+        }
+        s
+    }
+}
+
+/// What became of one message id's publishes.
+#[derive(Default)]
+struct Publish {
+    ok: bool,
+    failed: u32,
+    in_doubt: bool,
+    /// Seqs a publish of it returned (a keyed retry returns the first's).
+    seqs: BTreeSet<u64>,
+    ordering_key: Option<String>,
+    idem: bool,
+}
+
+/// One delivery, with where it came from.
+struct Delivery {
+    client: String,
+    seq: u64,
+    attempt: u64,
+    mid: u64,
+}
+
+/// An ack=manual group's record of one seq.
+#[derive(Default)]
+struct Handling {
+    deliveries: Vec<(u64, String, u64)>,
+    /// Times of acks that returned ok.
+    acked: Vec<u64>,
+    /// Times of ack invokes that finished it (ok, or in doubt).
+    finish_invokes: Vec<u64>,
+    dead_lettered: bool,
+}
+
+/// Checks the history of the run in `dir`.
+pub fn check(dir: &Path) -> std::io::Result<Report> {
+    let mut files = Vec::new();
+    for (name, path) in history::files(dir)? {
+        files.push((name.clone(), history::read(&path, &name)?));
+    }
+    Ok(check_events(
+        files
+            .into_iter()
+            .map(|(n, r)| (n, r.events, r.torn))
+            .collect(),
+    ))
+}
+
+/// The client name's role, id and incarnation.
+fn parts(client: &str) -> (&str, u64, u64) {
+    let mut it = client.rsplitn(3, '-');
+    let inc = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+    let id = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+    (it.next().unwrap_or(""), id, inc)
+}
+
+/// Checks histories already read: `(client, events, torn lines)`.
+pub fn check_events(mut files: Vec<(String, Vec<Event>, Vec<String>)>) -> Report {
+    let mut r = Report::default();
+    // Incarnations in order: by role, id, then incarnation number.
+    files.sort_by_key(|(c, _, _)| {
+        let (role, id, inc) = parts(c);
+        (role.to_string(), id, inc)
+    });
+    let runner: Vec<Event> = files
+        .iter()
+        .filter(|(c, _, _)| c.starts_with("runner"))
+        .flat_map(|(_, e, _)| e.clone())
+        .collect();
+    let cfg = |name: &str, default: u64| {
+        runner
+            .iter()
+            .rev()
+            .find(|e| e.kind == "cfg" && e.f(0) == name)
+            .map_or(default, |e| e.n(1))
+    };
+    let max_payload = cfg("max_payload", 64) as usize;
+    let max_deliveries = cfg("max_deliveries", 5);
+    let batch = cfg("batch", 8);
+    // How each client ended: died (killed, a signal, a failed exit) or not.
+    let mut ended: HashMap<&str, &str> = HashMap::new();
+    for e in &runner {
+        match e.kind.as_str() {
+            "exit" => {
+                ended.insert(e.f(0), e.f(1));
+                if e.f(1).starts_with("signal") || e.f(1).starts_with("code") {
+                    r.anomaly("crashed", format!("{} ended with {}", e.f(0), e.f(1)));
+                }
+            }
+            "stuck" => r.anomaly(
+                "stuck",
+                format!("group {}: {}", e.f(0), e.fields[1..].join(" ")),
+            ),
+            "kill" => r.count("faults: SIGKILL", 1),
+            "stop" => r.count("faults: SIGSTOP", 1),
+            "fault" => r.count(&format!("fault point {}", e.f(1)), 1),
+            _ => {}
+        }
+    }
+    let died = |c: &str| !matches!(ended.get(c), Some(&"ok"));
+    for (c, events, _) in &files {
+        for e in events.iter().filter(|e| e.kind == "x") {
+            r.anomaly("errors", format!("{c}: {}", e.fields.join(" ")));
+        }
+    }
+    for (c, _, torn) in &files {
+        // Only a process that died mid-write leaves a torn line, its last.
+        if !torn.is_empty() && (!died(c) || torn.len() > 1) {
+            r.anomaly(
+                "errors",
+                format!("{c}: {} torn history line(s)", torn.len()),
+            );
+        }
+    }
+
+    // Publishes.
+    let mut pubs: HashMap<u64, Publish> = HashMap::new();
+    for (c, events, _) in files.iter().filter(|(c, _, _)| parts(c).0 == "prod") {
+        let mut pending: Option<(Vec<u64>, &Event)> = None;
+        let mut last_seq: Option<u64> = None;
+        for e in events {
+            match e.kind.as_str() {
+                "pi" => {
+                    let mids: Vec<u64> = e.f(0).split(',').filter_map(|m| m.parse().ok()).collect();
+                    for m in &mids {
+                        let p = pubs.entry(*m).or_default();
+                        p.idem |= e.f(2) == "1";
+                        if e.f(3) != "-" {
+                            p.ordering_key = Some(e.f(3).to_string());
+                        }
+                    }
+                    r.count("publish calls", 1);
+                    pending = Some((mids, e));
+                }
+                "po" => {
+                    let Some((mids, _)) = pending.take() else {
+                        continue;
+                    };
+                    let (seq, n) = (e.n(0), e.n(1) as usize);
+                    if let Some(prev) = last_seq.filter(|p| seq <= *p) {
+                        r.anomaly(
+                            "reordered",
+                            format!("{c}: a publish returned seq {seq} after seq {prev}"),
+                        );
+                    }
+                    last_seq = Some(seq);
+                    for (i, m) in mids.iter().enumerate() {
+                        let p = pubs.get_mut(m).unwrap();
+                        if i < n {
+                            p.ok = true;
+                            if i == 0 {
+                                p.seqs.insert(seq);
+                            }
+                        } else {
+                            p.failed += 1;
+                        }
+                    }
+                }
+                "pf" => {
+                    let Some((mids, _)) = pending.take() else {
+                        continue;
+                    };
+                    for m in &mids {
+                        pubs.get_mut(m).unwrap().failed += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some((mids, _)) = pending {
+            for m in &mids {
+                pubs.get_mut(m).unwrap().in_doubt = true;
+            }
+        }
+    }
+    for (m, p) in &pubs {
+        if p.seqs.len() > 1 {
+            r.anomaly(
+                "duplicated",
+                format!(
+                    "message {m:#x} (idempotency key) was given seqs {:?}",
+                    p.seqs
+                ),
+            );
+        }
+    }
+
+    // Deliveries, checked one by one against what was published.
+    let mut by_group: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
+    let mut seq_mid: HashMap<u64, u64> = HashMap::new();
+    let mut seen: HashSet<u64> = HashSet::new();
+    for (c, events, _) in files.iter().filter(|(c, _, _)| parts(c).0 != "prod") {
+        for e in events.iter().filter(|e| e.kind == "d") {
+            let (group, seq, attempt, mid, digest) = (
+                e.f(0),
+                e.n(1),
+                e.n(2),
+                e.n(3),
+                e.f(4).parse::<u64>().unwrap_or(0),
+            );
+            r.count(&format!("deliveries: {group}"), 1);
+            match pubs.get(&mid) {
+                None => {
+                    r.anomaly(
+                        "unexpected",
+                        format!("{c}: seq {seq} carries {mid:#x}, never published"),
+                    );
+                    continue;
+                }
+                Some(p) if !p.ok && !p.in_doubt => r.anomaly(
+                    "unexpected",
+                    format!("{c}: seq {seq} is {mid:#x}, whose publish failed"),
+                ),
+                Some(_) => {}
+            }
+            if digest != payload::digest(mid, max_payload) {
+                r.anomaly(
+                    "corrupted",
+                    format!("{c}: seq {seq} ({mid:#x}): its payload's digest is wrong"),
+                );
+            }
+            // One message per seq, in every group.
+            match seq_mid.insert(seq, mid) {
+                Some(other) if other != mid => r.anomaly(
+                    "unexpected",
+                    format!("seq {seq} delivered as {other:#x} and as {mid:#x}"),
+                ),
+                _ => {}
+            }
+            seen.insert(mid);
+            by_group
+                .entry(group.to_string())
+                .or_default()
+                .push(Delivery {
+                    client: c.clone(),
+                    seq,
+                    attempt,
+                    mid,
+                });
+        }
+    }
+    let dlq: Vec<&Event> = runner.iter().filter(|e| e.kind == "dl").collect();
+    for e in &dlq {
+        seen.insert(e.n(2));
+    }
+    // A publish that died mid-call is in if anyone saw it.
+    for (m, p) in &pubs {
+        if p.in_doubt && !p.ok {
+            r.count(
+                if seen.contains(m) {
+                    "publishes in doubt: in"
+                } else {
+                    "publishes in doubt: not in"
+                },
+                1,
+            );
+        }
+    }
+    r.count(
+        "messages published (ok)",
+        pubs.values().filter(|p| p.ok).count() as u64,
+    );
+    r.count(
+        "publishes failed (cleanly)",
+        pubs.values().filter(|p| !p.ok && !p.in_doubt).count() as u64,
+    );
+    // The first seq each message had: the one its publish returned, or
+    // the lowest it was delivered at (a keyed redrive gives a new one).
+    let mut first_seq: HashMap<u64, u64> = HashMap::new();
+    for (seq, mid) in &seq_mid {
+        let e = first_seq.entry(*mid).or_insert(*seq);
+        *e = (*e).min(*seq);
+    }
+    for (m, p) in &pubs {
+        if let Some(s) = p.seqs.first() {
+            first_seq.insert(*m, *s);
+        }
+    }
+
+    check_auto(
+        &mut r,
+        &files,
+        by_group.get("auto"),
+        &pubs,
+        &first_seq,
+        &died,
+        batch,
+    );
+    check_manual(
+        &mut r,
+        &files,
+        &pubs,
+        &first_seq,
+        &dlq,
+        &died,
+        max_deliveries,
+    );
+    check_replay(&mut r, &files);
+    r
+}
+
+/// ack=auto: every message once, in seq order; one lost only where its
+/// consumer died between committing it and writing it down (at most one
+/// receive's worth, right after the dead consumer's last delivery).
+fn check_auto(
+    r: &mut Report,
+    files: &[(String, Vec<Event>, Vec<String>)],
+    deliveries: Option<&Vec<Delivery>>,
+    pubs: &HashMap<u64, Publish>,
+    first_seq: &HashMap<u64, u64>,
+    died: &dyn Fn(&str) -> bool,
+    batch: u64,
+) {
+    let empty = Vec::new();
+    let deliveries = deliveries.unwrap_or(&empty);
+    let mut prev: Option<&Delivery> = None;
+    let mut got: HashSet<u64> = HashSet::new();
+    for d in deliveries {
+        if let Some(p) = prev {
+            if d.seq == p.seq || got.contains(&d.mid) {
+                r.anomaly(
+                    "duplicated",
+                    format!(
+                        "ack=auto delivered seq {} twice ({} then {})",
+                        d.seq, p.client, d.client
+                    ),
+                );
+            } else if d.seq < p.seq {
+                r.anomaly(
+                    "reordered",
+                    format!(
+                        "ack=auto delivered seq {} after seq {} ({})",
+                        d.seq, p.seq, d.client
+                    ),
+                );
+            }
+        }
+        if d.attempt != 1 {
+            r.anomaly(
+                "duplicated",
+                format!("ack=auto delivered seq {} as attempt {}", d.seq, d.attempt),
+            );
+        }
+        got.insert(d.mid);
+        prev = Some(d);
+    }
+    // The gaps a dead auto consumer may leave: (its last seq, the next
+    // incarnation's first].
+    let mut gaps: Vec<(u64, u64, u64)> = Vec::new();
+    let autos: Vec<&(String, Vec<Event>, Vec<String>)> = files
+        .iter()
+        .filter(|(c, _, _)| parts(c).0 == "auto")
+        .collect();
+    for (i, (c, events, _)) in autos.iter().enumerate() {
+        if !died(c) {
+            continue;
+        }
+        let last = events
+            .iter()
+            .rev()
+            .find(|e| e.kind == "d")
+            .map_or(0, |e| e.n(1));
+        let last = last.max(
+            autos[..i]
+                .iter()
+                .flat_map(|(_, e, _)| e.iter().rev().find(|e| e.kind == "d"))
+                .map(|e| e.n(1))
+                .max()
+                .unwrap_or(0),
+        );
+        let next = autos[i + 1..]
+            .iter()
+            .find_map(|(_, e, _)| e.iter().find(|e| e.kind == "d"))
+            .map_or(u64::MAX, |e| e.n(1));
+        gaps.push((last, next, 0));
+    }
+    let mut lost: Vec<(u64, u64)> = Vec::new();
+    for (m, p) in pubs {
+        if p.ok && !got.contains(m) {
+            lost.push((first_seq.get(m).copied().unwrap_or(u64::MAX), *m));
+        }
+    }
+    lost.sort();
+    for (seq, m) in lost {
+        let gap = gaps
+            .iter_mut()
+            .find(|g| seq > g.0 && seq < g.1 && g.2 < batch);
+        if let Some(g) = gap {
+            g.2 += 1;
+            r.count("ack=auto consumed in doubt (its consumer killed)", 1);
+        } else {
+            r.anomaly("lost", format!("group auto never got {m:#x} (seq {seq})"));
+        }
+    }
+}
+
+/// ack=manual: everything finished (acked or dead-lettered), nothing
+/// delivered after an ack, no attempt past `max_deliveries`, and a key's
+/// message leased only after the one before it finished.
+fn check_manual(
+    r: &mut Report,
+    files: &[(String, Vec<Event>, Vec<String>)],
+    pubs: &HashMap<u64, Publish>,
+    first_seq: &HashMap<u64, u64>,
+    dlq: &[&Event],
+    died: &dyn Fn(&str) -> bool,
+    max_deliveries: u64,
+) {
+    let mut seqs: BTreeMap<u64, Handling> = BTreeMap::new();
+    let mut mid_of: HashMap<u64, u64> = HashMap::new();
+    for (c, events, _) in files.iter().filter(|(c, _, _)| parts(c).0 == "work") {
+        let mut open: HashMap<u64, (u64, &str)> = HashMap::new();
+        for e in events {
+            let seq = e.n(if e.kind == "d" { 1 } else { 0 });
+            match e.kind.as_str() {
+                "d" if e.f(0) == "work" => {
+                    if e.n(2) > max_deliveries {
+                        r.anomaly(
+                            "attempts",
+                            format!(
+                                "{c}: seq {seq} delivered as attempt {} (max {max_deliveries})",
+                                e.n(2)
+                            ),
+                        );
+                    }
+                    let h = seqs.entry(seq).or_default();
+                    if let Some(a) = h.acked.iter().find(|a| **a < e.t) {
+                        r.anomaly("duplicated", format!("{c}: seq {seq} delivered again (attempt {}) {} ms after an ack returned", e.n(2), (e.t - a) / 1_000_000));
+                    }
+                    h.deliveries.push((e.t, c.clone(), e.n(2)));
+                    mid_of.insert(seq, e.n(3));
+                    r.count("deliveries: work (redelivered)", u64::from(e.n(2) > 1));
+                }
+                "ai" | "ni" => {
+                    open.insert(seq, (e.t, if e.kind == "ai" { "ack" } else { e.f(1) }));
+                }
+                "ao" => {
+                    let h = seqs.entry(seq).or_default();
+                    h.acked.push(e.t);
+                    if let Some((t, _)) = open.remove(&seq) {
+                        h.finish_invokes.push(t);
+                    }
+                    r.count("acks", 1);
+                }
+                "no" => {
+                    if let Some((_, how)) = open.remove(&seq) {
+                        if how == "dead" {
+                            seqs.entry(seq).or_default().dead_lettered = true;
+                        }
+                    }
+                    r.count("nacks", 1);
+                }
+                "af" | "nf" => {
+                    open.remove(&seq);
+                    r.count("acks and nacks refused (lease gone)", 1);
+                }
+                _ => {}
+            }
+        }
+        // Calls cut off by the process's death: in doubt.
+        if died(c) {
+            for (seq, (t, how)) in open {
+                let h = seqs.entry(seq).or_default();
+                match how {
+                    "ack" => h.finish_invokes.push(t),
+                    "dead" => h.dead_lettered = true,
+                    _ => {}
+                }
+            }
+        }
+    }
+    // Finished: acked (or an ack in doubt), or dead-lettered and still in
+    // the DLQ when the run ended.
+    let mut finished: HashSet<u64> = HashSet::new();
+    for (seq, h) in &seqs {
+        if !h.finish_invokes.is_empty() {
+            if let Some(m) = mid_of.get(seq) {
+                finished.insert(*m);
+            }
+        }
+    }
+    for e in dlq {
+        if e.f(0) == "work" && e.f(3) == "0" {
+            finished.insert(e.n(2));
+        }
+        if let Some(h) = seqs.get_mut(&e.n(1)) {
+            h.dead_lettered = true;
+        }
+    }
+    let mut lost: Vec<(u64, u64)> = pubs
+        .iter()
+        .filter(|(m, p)| p.ok && !finished.contains(m))
+        .map(|(m, _)| (first_seq.get(m).copied().unwrap_or(u64::MAX), *m))
+        .collect();
+    lost.sort();
+    for (seq, m) in lost {
+        r.anomaly(
+            "lost",
+            format!("group work never finished {m:#x} (seq {seq})"),
+        );
+    }
+    // Per-key order: a key's next message is leased only after the one
+    // before it was finished. A key that had a dead letter is left out
+    // (SPEC 9: the one documented point where a key's order breaks).
+    let mut keys: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let mut broken: HashSet<&str> = HashSet::new();
+    for (seq, mid) in &mid_of {
+        let Some(key) = pubs.get(mid).and_then(|p| p.ordering_key.as_deref()) else {
+            continue;
+        };
+        let h = &seqs[seq];
+        if h.dead_lettered || h.deliveries.iter().any(|d| d.2 >= max_deliveries) {
+            broken.insert(key);
+        }
+        keys.entry(key).or_default().push(*seq);
+    }
+    for (key, mut list) in keys {
+        if broken.contains(key) {
+            r.count("keys left out of the order check (dead letters)", 1);
+            continue;
+        }
+        list.sort();
+        for w in list.windows(2) {
+            let (a, b) = (&seqs[&w[0]], &seqs[&w[1]]);
+            let Some(fin) = a.finish_invokes.iter().max() else {
+                continue;
+            };
+            if let Some(d) = b.deliveries.iter().find(|d| d.0 < *fin) {
+                r.anomaly(
+                    "reordered",
+                    format!(
+                        "key {key}: seq {} leased by {} before seq {} was finished",
+                        w[1], d.1, w[0]
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// A replay group: after each seek, seqs rise (what they carry was checked
+/// with every delivery).
+fn check_replay(r: &mut Report, files: &[(String, Vec<Event>, Vec<String>)]) {
+    for (c, events, _) in files.iter().filter(|(c, _, _)| parts(c).0 == "replay") {
+        let mut prev: Option<u64> = None;
+        for e in events {
+            match e.kind.as_str() {
+                "so" => {
+                    prev = None;
+                    r.count("replays (seeks)", 1);
+                }
+                "d" => {
+                    let seq = e.n(1);
+                    if let Some(p) = prev.filter(|p| seq <= *p) {
+                        r.anomaly(
+                            "reordered",
+                            format!("{c}: replay delivered seq {seq} after seq {p}"),
+                        );
+                    }
+                    prev = Some(seq);
+                }
+                _ => {}
+            }
+        }
+    }
+}
