@@ -89,7 +89,11 @@ pub enum Error {
         align: usize,
     },
     /// The lease on a delivery was taken away before it was acknowledged;
-    /// the payload must be treated as gone.
+    /// the payload must be treated as gone. An ack=manual `receive` returns
+    /// it too when its process was stopped (or starved) for longer than the
+    /// lease after taking a message and before reading it, and no other
+    /// message was ready: that message goes to another consumer; receive
+    /// again.
     #[error("lease expired: the message was or will be redelivered; treat its payload as gone")]
     LeaseExpired,
     /// This producer's claim was aborted (it was stalled for longer than

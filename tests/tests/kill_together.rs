@@ -485,3 +485,66 @@ fn a_journal_roll_killed_before_the_segment_header_is_redone() {
     assert!(ones >= sent, "{ones} of producer 1's {sent}");
     assert_eq!(twos, 2000);
 }
+
+/// Waits (within `LONG`) until process `pid` is stopped.
+fn until_stopped(pid: u32) {
+    let stopped = Instant::now() + LONG;
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        if stat[stat.rfind(')').unwrap() + 2..].starts_with('T') {
+            return;
+        }
+        assert!(
+            Instant::now() < stopped,
+            "the worker never stopped at its fault point"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A worker stopped past its lease after taking a message and before
+/// reading its slot (found by the chaos run, `tests/src/bin/chaos`):
+/// meanwhile another worker finished the message and the ring went round,
+/// so the slot holds a later message. The stopped worker used to return
+/// that later message's payload under the first one's seq.
+#[test]
+fn a_worker_stopped_past_its_lease_before_reading_never_returns_another_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let opts = ring_opts(dir.path())
+        .slots(8)
+        .lease(Duration::from_millis(200));
+    let q = Queue::create("lost", &opts).unwrap();
+    q.create_group("w", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    p.publish(&shmq_tests::encode(1, 0, 16)).unwrap();
+    let late = Worker::spawn_faulty(WORKER, &["work-ids", d, "lost", "w"], "receive.leased=stop");
+    let pid = late.pid();
+    until_stopped(pid);
+    // Its lease runs out; another worker takes seq 0 and acks it.
+    let manual = ConsumerOptions::new().ack(shmq::Ack::Manual);
+    let mut other = q.consumer("w", manual).unwrap();
+    let m = other.receive_timeout(LONG).unwrap();
+    assert_eq!((m.seq(), m.attempt()), (0, 2));
+    m.ack().unwrap();
+    drop(other);
+    // A lap: seq 8 is written into seq 0's slot.
+    for i in 1..=8 {
+        assert_eq!(p.publish(&shmq_tests::encode(1, i, 16)).unwrap(), i);
+    }
+    // SAFETY: kill(2) with a pid of our own child, which is stopped.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGCONT) }, 0);
+    let out = late.finish(LONG);
+    let mut seqs = Vec::new();
+    for line in out.lines().filter(|l| l.starts_with("got ")) {
+        let f: Vec<u64> = line[4..].split(' ').map(|x| x.parse().unwrap()).collect();
+        // got SEQ ATTEMPT ID INDEX: message i was published at seq i.
+        assert_eq!(
+            f[0], f[3],
+            "seq {} delivered with message {}'s payload:\n{out}",
+            f[0], f[3]
+        );
+        seqs.push(f[0]);
+    }
+    assert_eq!(seqs, (1..=8).collect::<Vec<_>>(), "{out}");
+}

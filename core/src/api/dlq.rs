@@ -331,6 +331,7 @@ impl DeadLetters {
                 continue;
             }
             if raw.enveloped {
+                crate::os::fault::point("redrive.rerouting");
                 match ring.reroute(&self.shared, i, w, &raw) {
                     Rerouted::Yes => {
                         n += u64::from(ready);
@@ -366,6 +367,7 @@ impl DeadLetters {
             // SAFETY: entry `i` is ours (WRITING by us) until we store
             // REDRIVE.
             unsafe { count_redrive(shared, i) };
+            crate::os::fault::point("redrive.taken");
             rec.redrive.fetch_add(1, Ordering::AcqRel);
             // Release: the reset count is seen by whoever takes it.
             st.store(word(REDRIVE, raw.group as u64), Ordering::Release);

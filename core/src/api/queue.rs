@@ -123,6 +123,10 @@ pub struct JournalStats {
     pub bytes_on_disk: u64,
     /// Seqs whose retention ran out (their segment was deleted).
     pub expired: u64,
+    /// Messages the journal skipped because the disk had no room for its
+    /// next segment even after its own oldest were deleted (a full disk
+    /// never holds the ring: replay has a gap there instead).
+    pub skipped: u64,
 }
 
 /// A queue. Cheap to clone; every clone, producer and consumer shares one
@@ -524,6 +528,7 @@ impl Queue {
                     segments: j.segments.load(Ordering::Relaxed),
                     bytes_on_disk: j.bytes_on_disk.load(Ordering::Relaxed),
                     expired: j.lost.load(Ordering::Relaxed),
+                    skipped: j.full.load(Ordering::Relaxed),
                 })
             }),
             rejected: hdr.counters.rejected.load(Ordering::Relaxed),

@@ -331,7 +331,8 @@ pub(crate) struct SpillControl {
     pub spilled_bytes: AtomicU64,
     /// Records appended since the last flush (sync every n).
     pub unsynced: AtomicU64,
-    /// Publishes that found the spill full (budget or disk).
+    /// Publishes that found the spill full (budget or disk); in the
+    /// journal's control, messages skipped for a full disk.
     pub full: AtomicU64,
     /// Spilled messages found damaged or missing when read back (lost;
     /// their positions are aborted, so consumers skip them).

@@ -418,10 +418,12 @@ impl Consumer {
             enveloped: msg.body().1,
             payload: msg.body().0,
         };
+        os::fault::point("dead_letter.moving");
         if let Err(e) = dlq::append(&self.shared, &entry) {
             leases.restore(&taking);
             return Err(e);
         }
+        os::fault::point("dead_letter.appended");
         leases.finish_dead(&taking);
         rec.dead_lettered.fetch_add(1, Ordering::Relaxed);
         if held.keyed {

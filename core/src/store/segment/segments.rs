@@ -134,6 +134,7 @@ impl Segments {
                 self.dir.display()
             )));
         }
+        os::fault::point("segment.rolling");
         self.create(first)?;
         ctl.segments.fetch_add(1, Ordering::Relaxed);
         ctl.bytes_on_disk

@@ -56,7 +56,7 @@ const POINTS_PRODUCE: &[&str] = &[
     "spill.counted",
     "segment.creating",
     "segment.created",
-    "journal.rolling",
+    "segment.rolling",
 ];
 const POINTS_CONSUME: &[&str] = &[
     "refill.copied",
@@ -74,13 +74,19 @@ const POINTS_WORK: &[&str] = &[
     "ack.before",
     "ack.acked",
     "dead_letter.moving",
+    "dead_letter.appended",
     "refill.copied",
     "refill.committed",
     "consumer.attaching",
     "segment.creating",
     "segment.created",
 ];
-const POINTS_ADMIN: &[&str] = &["redrive.taking", "redrive.published", "segment.creating"];
+const POINTS_ADMIN: &[&str] = &[
+    "redrive.rerouting",
+    "redrive.taken",
+    "segment.creating",
+    "segment.rolling",
+];
 
 struct Args {
     duration: Duration,
@@ -195,6 +201,8 @@ struct Run {
     q: Queue,
     tmpfs: bool,
     shared: Arc<Shared>,
+    /// Fault points hit so far.
+    hit: std::collections::HashSet<String>,
 }
 
 impl Run {
@@ -259,6 +267,7 @@ impl Run {
             q,
             tmpfs,
             shared: Arc::default(),
+            hit: Default::default(),
         }
     }
 
@@ -319,6 +328,7 @@ impl Run {
                     }
                     if let Some(point) = fault {
                         self.log.event("fault", &[&name, &point]);
+                        self.hit.insert(point);
                     }
                     self.log.event("exit", &[&name, &how]);
                     let s = &mut self.slots[i];
@@ -355,6 +365,7 @@ impl Run {
                     let name = self.slots[i].name();
                     if let Some(point) = self.fault_point(&name) {
                         self.log.event("fault", &[&name, &point]);
+                        self.hit.insert(point);
                     }
                     let long = 1500 + self.rng.next() % 1500;
                     self.slots[i].stopped_until = Some(now + Duration::from_millis(long));
@@ -387,7 +398,19 @@ impl Run {
                 "admin" => POINTS_ADMIN,
                 _ => POINTS_CONSUME,
             };
-            let point = points[(self.rng.next() % points.len() as u64) as usize];
+            // Half the time a point not hit yet: the rare windows get their
+            // turn in every run.
+            let unhit: Vec<&str> = points
+                .iter()
+                .copied()
+                .filter(|p| !self.hit.contains(*p))
+                .collect();
+            let from = if !unhit.is_empty() && self.rng.next() % 2 == 0 {
+                &unhit[..]
+            } else {
+                points
+            };
+            let point = from[(self.rng.next() % from.len() as u64) as usize];
             let nth = 1 + self.rng.next() % 12;
             let action = if self.rng.next() % 4 == 0 {
                 "stop"
@@ -550,6 +573,23 @@ impl Run {
             }
         };
         println!("{}", r.render());
+        if self.a.faults {
+            let mut missed: Vec<&str> = [POINTS_PRODUCE, POINTS_CONSUME, POINTS_WORK, POINTS_ADMIN]
+                .concat()
+                .into_iter()
+                .filter(|p| !r.counts.contains_key(&format!("fault point {p}")))
+                .collect();
+            missed.sort_unstable();
+            missed.dedup();
+            println!(
+                "fault points not hit: {}",
+                if missed.is_empty() {
+                    "none".into()
+                } else {
+                    missed.join(", ")
+                }
+            );
+        }
         let rerun = format!(
             "cargo run --release -p shmq-tests --bin chaos -- --duration {} --seed {}{}",
             self.a.duration.as_secs(),
