@@ -27,6 +27,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
+use std::rc::Rc;
 
 use super::history::{self, Event};
 use super::payload;
@@ -112,7 +113,7 @@ struct Publish {
 
 /// One delivery, with where it came from.
 struct Delivery {
-    client: String,
+    client: Rc<str>,
     seq: u64,
     attempt: u64,
     mid: u64,
@@ -121,7 +122,7 @@ struct Delivery {
 /// An ack=manual group's record of one seq.
 #[derive(Default)]
 struct Handling {
-    deliveries: Vec<(u64, String, u64)>,
+    deliveries: Vec<(u64, Rc<str>, u64)>,
     /// Times of acks that returned ok.
     acked: Vec<u64>,
     /// Times of ack invokes that finished it (ok, or in doubt).
@@ -133,7 +134,7 @@ struct Handling {
 pub fn check(dir: &Path) -> std::io::Result<Report> {
     let mut files = Vec::new();
     for (name, path) in history::files(dir)? {
-        files.push((name.clone(), history::read(&path, &name)?));
+        files.push((name, history::read(&path)?));
     }
     Ok(check_events(
         files
@@ -168,7 +169,7 @@ pub fn check_events(mut files: Vec<(String, Vec<Event>, Vec<String>)>) -> Report
         runner
             .iter()
             .rev()
-            .find(|e| e.kind == "cfg" && e.f(0) == name)
+            .find(|e| e.kind() == "cfg" && e.f(0) == name)
             .map_or(default, |e| e.n(1))
     };
     let max_payload = cfg("max_payload", 64) as usize;
@@ -177,17 +178,14 @@ pub fn check_events(mut files: Vec<(String, Vec<Event>, Vec<String>)>) -> Report
     // How each client ended: died (killed, a signal, a failed exit) or not.
     let mut ended: HashMap<&str, &str> = HashMap::new();
     for e in &runner {
-        match e.kind.as_str() {
+        match e.kind() {
             "exit" => {
                 ended.insert(e.f(0), e.f(1));
                 if e.f(1).starts_with("signal") || e.f(1).starts_with("code") {
                     r.anomaly("crashed", format!("{} ended with {}", e.f(0), e.f(1)));
                 }
             }
-            "stuck" => r.anomaly(
-                "stuck",
-                format!("group {}: {}", e.f(0), e.fields[1..].join(" ")),
-            ),
+            "stuck" => r.anomaly("stuck", format!("group {}: {}", e.f(0), e.from(1))),
             "kill" => r.count("faults: SIGKILL", 1),
             "stop" => r.count("faults: SIGSTOP", 1),
             "fault" => r.count(&format!("fault point {}", e.f(1)), 1),
@@ -196,8 +194,8 @@ pub fn check_events(mut files: Vec<(String, Vec<Event>, Vec<String>)>) -> Report
     }
     let died = |c: &str| !matches!(ended.get(c), Some(&"ok"));
     for (c, events, _) in &files {
-        for e in events.iter().filter(|e| e.kind == "x") {
-            r.anomaly("errors", format!("{c}: {}", e.fields.join(" ")));
+        for e in events.iter().filter(|e| e.kind() == "x") {
+            r.anomaly("errors", format!("{c}: {}", e.from(0)));
         }
     }
     for (c, _, torn) in &files {
@@ -216,7 +214,7 @@ pub fn check_events(mut files: Vec<(String, Vec<Event>, Vec<String>)>) -> Report
         let mut pending: Option<(Vec<u64>, &Event)> = None;
         let mut last_seq: Option<u64> = None;
         for e in events {
-            match e.kind.as_str() {
+            match e.kind() {
                 "pi" => {
                     let mids: Vec<u64> = e.f(0).split(',').filter_map(|m| m.parse().ok()).collect();
                     for m in &mids {
@@ -287,7 +285,8 @@ pub fn check_events(mut files: Vec<(String, Vec<Event>, Vec<String>)>) -> Report
     let mut seq_mid: HashMap<u64, u64> = HashMap::new();
     let mut seen: HashSet<u64> = HashSet::new();
     for (c, events, _) in files.iter().filter(|(c, _, _)| parts(c).0 != "prod") {
-        for e in events.iter().filter(|e| e.kind == "d") {
+        let name: Rc<str> = c.as_str().into();
+        for e in events.iter().filter(|e| e.kind() == "d") {
             let (group, seq, attempt, mid, digest) = (
                 e.f(0),
                 e.n(1),
@@ -329,14 +328,14 @@ pub fn check_events(mut files: Vec<(String, Vec<Event>, Vec<String>)>) -> Report
                 .entry(group.to_string())
                 .or_default()
                 .push(Delivery {
-                    client: c.clone(),
+                    client: name.clone(),
                     seq,
                     attempt,
                     mid,
                 });
         }
     }
-    let dlq: Vec<&Event> = runner.iter().filter(|e| e.kind == "dl").collect();
+    let dlq: Vec<&Event> = runner.iter().filter(|e| e.kind() == "dl").collect();
     for e in &dlq {
         seen.insert(e.n(2));
     }
@@ -455,19 +454,19 @@ fn check_auto(
         let last = events
             .iter()
             .rev()
-            .find(|e| e.kind == "d")
+            .find(|e| e.kind() == "d")
             .map_or(0, |e| e.n(1));
         let last = last.max(
             autos[..i]
                 .iter()
-                .flat_map(|(_, e, _)| e.iter().rev().find(|e| e.kind == "d"))
+                .flat_map(|(_, e, _)| e.iter().rev().find(|e| e.kind() == "d"))
                 .map(|e| e.n(1))
                 .max()
                 .unwrap_or(0),
         );
         let next = autos[i + 1..]
             .iter()
-            .find_map(|(_, e, _)| e.iter().find(|e| e.kind == "d"))
+            .find_map(|(_, e, _)| e.iter().find(|e| e.kind() == "d"))
             .map_or(u64::MAX, |e| e.n(1));
         gaps.push((last, next, 0));
     }
@@ -506,10 +505,11 @@ fn check_manual(
     let mut seqs: BTreeMap<u64, Handling> = BTreeMap::new();
     let mut mid_of: HashMap<u64, u64> = HashMap::new();
     for (c, events, _) in files.iter().filter(|(c, _, _)| parts(c).0 == "work") {
+        let name: Rc<str> = c.as_str().into();
         let mut open: HashMap<u64, (u64, &str)> = HashMap::new();
         for e in events {
-            let seq = e.n(if e.kind == "d" { 1 } else { 0 });
-            match e.kind.as_str() {
+            let seq = e.n(if e.kind() == "d" { 1 } else { 0 });
+            match e.kind() {
                 "d" if e.f(0) == "work" => {
                     if e.n(2) > max_deliveries {
                         r.anomaly(
@@ -524,12 +524,12 @@ fn check_manual(
                     if let Some(a) = h.acked.iter().find(|a| **a < e.t) {
                         r.anomaly("duplicated", format!("{c}: seq {seq} delivered again (attempt {}) {} ms after an ack returned", e.n(2), (e.t - a) / 1_000_000));
                     }
-                    h.deliveries.push((e.t, c.clone(), e.n(2)));
+                    h.deliveries.push((e.t, name.clone(), e.n(2)));
                     mid_of.insert(seq, e.n(3));
                     r.count("deliveries: work (redelivered)", u64::from(e.n(2) > 1));
                 }
                 "ai" | "ni" => {
-                    open.insert(seq, (e.t, if e.kind == "ai" { "ack" } else { e.f(1) }));
+                    open.insert(seq, (e.t, if e.kind() == "ai" { "ack" } else { e.f(1) }));
                 }
                 "ao" => {
                     let h = seqs.entry(seq).or_default();
@@ -641,7 +641,7 @@ fn check_replay(r: &mut Report, files: &[(String, Vec<Event>, Vec<String>)]) {
     for (c, events, _) in files.iter().filter(|(c, _, _)| parts(c).0 == "replay") {
         let mut prev: Option<u64> = None;
         for e in events {
-            match e.kind.as_str() {
+            match e.kind() {
                 "so" => {
                     prev = None;
                     r.count("replays (seeks)", 1);
@@ -659,5 +659,228 @@ fn check_replay(r: &mut Report, files: &[(String, Vec<Event>, Vec<String>)]) {
                 _ => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chaos::history::Log;
+    use crate::chaos::payload::{digest, mid};
+
+    /// A small history, written as the clients write it: producer 0 puts
+    /// four messages in (the last two of key "k"), the ack=auto consumer
+    /// and one worker get them all. `edit` changes what the consumers
+    /// write: `(role, seq)` → the lines for that delivery.
+    struct Hist {
+        dir: tempfile::TempDir,
+    }
+
+    const MAX: usize = 64;
+
+    fn m(i: u64) -> u64 {
+        mid(0, i)
+    }
+
+    impl Hist {
+        fn new() -> Hist {
+            let h = Hist {
+                dir: tempfile::tempdir().unwrap(),
+            };
+            std::fs::create_dir(h.dir.path().join("history")).unwrap();
+            let mut r = h.log("runner-0-0");
+            r.event("cfg", &[&"max_payload", &MAX]);
+            r.event("cfg", &[&"max_deliveries", &4]);
+            r.event("cfg", &[&"batch", &8]);
+            let mut p = h.log("prod-0-0");
+            for i in 0..4u64 {
+                let key = if i >= 2 { "k" } else { "-" };
+                p.event("pi", &[&m(i), &"one", &0, &key]);
+                p.event("po", &[&i, &1]);
+            }
+            h
+        }
+
+        fn log(&self, name: &str) -> Log {
+            Log::open(&self.dir.path().join("history").join(format!("{name}.log"))).unwrap()
+        }
+
+        fn deliver(&self, log: &mut Log, group: &str, seq: u64, attempt: u64) {
+            log.event(
+                "d",
+                &[&group, &seq, &attempt, &m(seq), &digest(m(seq), MAX)],
+            );
+        }
+
+        fn work_all(&self) {
+            let mut w = self.log("work-0-0");
+            for seq in 0..4 {
+                self.deliver(&mut w, "work", seq, 1);
+                w.event("ai", &[&seq]);
+                w.event("ao", &[&seq]);
+            }
+        }
+
+        fn auto(&self, seqs: &[u64]) {
+            let mut a = self.log("auto-0-0");
+            for s in seqs {
+                self.deliver(&mut a, "auto", *s, 1);
+            }
+        }
+
+        fn exits(&self, how: &[(&str, &str)]) {
+            let mut r = self.log("runner-0-0");
+            for (c, h) in how {
+                r.event("exit", &[c, h]);
+            }
+        }
+
+        fn check(&self) -> Report {
+            check(self.dir.path()).unwrap()
+        }
+    }
+
+    fn only(r: &Report, class: &str) {
+        assert!(r.of(class) > 0, "no {class}:\n{}", r.render());
+        assert_eq!(r.total(), r.of(class), "more than {class}:\n{}", r.render());
+    }
+
+    #[test]
+    fn a_clean_history_has_no_anomaly() {
+        let h = Hist::new();
+        h.auto(&[0, 1, 2, 3]);
+        h.work_all();
+        let r = h.check();
+        assert_eq!(r.total(), 0, "{}", r.render());
+        assert_eq!(r.counts["messages published (ok)"], 4);
+    }
+
+    #[test]
+    fn a_message_no_group_got_is_lost() {
+        let h = Hist::new();
+        h.auto(&[0, 2, 3]);
+        h.work_all();
+        only(&h.check(), "lost");
+    }
+
+    #[test]
+    fn one_gap_after_a_killed_auto_consumer_is_in_doubt_not_lost() {
+        let h = Hist::new();
+        let mut a = h.log("auto-0-0");
+        h.deliver(&mut a, "auto", 0, 1);
+        let mut b = h.log("auto-0-1");
+        for s in [2, 3] {
+            h.deliver(&mut b, "auto", s, 1);
+        }
+        h.work_all();
+        h.exits(&[("auto-0-0", "killed"), ("auto-0-1", "ok")]);
+        let r = h.check();
+        assert_eq!(r.total(), 0, "{}", r.render());
+        assert_eq!(
+            r.counts["ack=auto consumed in doubt (its consumer killed)"],
+            1
+        );
+        // The same gap in a consumer that was not killed is a loss.
+        let h = Hist::new();
+        let mut a = h.log("auto-0-0");
+        h.deliver(&mut a, "auto", 0, 1);
+        let mut b = h.log("auto-0-1");
+        h.deliver(&mut b, "auto", 2, 1);
+        h.deliver(&mut b, "auto", 3, 1);
+        h.work_all();
+        h.exits(&[("auto-0-0", "ok"), ("auto-0-1", "ok")]);
+        only(&h.check(), "lost");
+    }
+
+    #[test]
+    fn twice_in_ack_auto_is_duplicated_and_backwards_is_reordered() {
+        let h = Hist::new();
+        h.auto(&[0, 1, 1, 2, 3]);
+        h.work_all();
+        only(&h.check(), "duplicated");
+        let h = Hist::new();
+        h.auto(&[0, 2, 1, 3]);
+        h.work_all();
+        only(&h.check(), "reordered");
+    }
+
+    #[test]
+    fn a_wrong_digest_is_corrupted_and_an_unknown_message_unexpected() {
+        let h = Hist::new();
+        let mut a = h.log("auto-0-0");
+        for s in 0..4 {
+            let d = if s == 1 { 7 } else { digest(m(s), MAX) };
+            a.event("d", &[&"auto", &s, &1, &m(s), &d]);
+        }
+        h.work_all();
+        only(&h.check(), "corrupted");
+        let h = Hist::new();
+        h.auto(&[0, 1, 2, 3]);
+        h.work_all();
+        let mut a = h.log("auto-0-0");
+        a.event("d", &[&"auto", &9, &1, &m(9), &digest(m(9), MAX)]);
+        only(&h.check(), "unexpected");
+    }
+
+    #[test]
+    fn ack_manual_after_an_ack_past_max_deliveries_and_out_of_key_order() {
+        // Delivered again after its ack returned.
+        let h = Hist::new();
+        h.auto(&[0, 1, 2, 3]);
+        h.work_all();
+        let mut w = h.log("work-1-0");
+        h.deliver(&mut w, "work", 1, 2);
+        w.event("ai", &[&1]);
+        w.event("ao", &[&1]);
+        only(&h.check(), "duplicated");
+        // A fifth attempt with max_deliveries 4.
+        let h = Hist::new();
+        h.auto(&[0, 1, 2, 3]);
+        let mut w = h.log("work-0-0");
+        for seq in 0..4 {
+            h.deliver(&mut w, "work", seq, if seq == 0 { 5 } else { 1 });
+            w.event("ai", &[&seq]);
+            w.event("ao", &[&seq]);
+        }
+        only(&h.check(), "attempts");
+        // Key "k": seq 3 leased before seq 2 was acked.
+        let h = Hist::new();
+        h.auto(&[0, 1, 2, 3]);
+        let mut w = h.log("work-0-0");
+        for seq in [0, 1, 2, 3] {
+            h.deliver(&mut w, "work", seq, 1);
+        }
+        for seq in [0, 1, 3, 2] {
+            w.event("ai", &[&seq]);
+            w.event("ao", &[&seq]);
+        }
+        only(&h.check(), "reordered");
+    }
+
+    #[test]
+    fn a_publish_cut_off_by_its_death_is_in_doubt_not_lost() {
+        let h = Hist::new();
+        let mut p = h.log("prod-0-1");
+        p.event("pi", &[&m(10), &"one", &0, &"-"]);
+        h.auto(&[0, 1, 2, 3]);
+        h.work_all();
+        h.exits(&[("prod-0-1", "killed")]);
+        let r = h.check();
+        assert_eq!(r.total(), 0, "{}", r.render());
+        assert_eq!(r.counts["publishes in doubt: not in"], 1);
+    }
+
+    #[test]
+    fn a_crash_and_an_error_are_reported() {
+        let h = Hist::new();
+        h.auto(&[0, 1, 2, 3]);
+        h.work_all();
+        h.exits(&[("work-0-0", "signal 11")]);
+        only(&h.check(), "crashed");
+        let h = Hist::new();
+        h.auto(&[0, 1, 2, 3]);
+        h.work_all();
+        h.log("work-0-0").event("x", &[&"ack", &"Corrupt"]);
+        only(&h.check(), "errors");
     }
 }

@@ -71,27 +71,36 @@ impl Log {
     }
 }
 
-/// One event read back.
+/// One event read back: its time, and its kind and fields as written
+/// (one string, split when asked: a long run's history is tens of
+/// millions of events).
 #[derive(Clone, Debug)]
 pub struct Event {
-    /// Which file (the client incarnation) it came from.
-    pub client: String,
     /// Its `CLOCK_MONOTONIC` time.
     pub t: u64,
-    /// Its kind.
-    pub kind: String,
-    /// Its fields.
-    pub fields: Vec<String>,
+    body: Box<str>,
 }
 
 impl Event {
+    /// Its kind.
+    pub fn kind(&self) -> &str {
+        self.body.split('\t').next().unwrap_or("")
+    }
     /// Field `i`, or "" past the end.
     pub fn f(&self, i: usize) -> &str {
-        self.fields.get(i).map(String::as_str).unwrap_or("")
+        self.body.split('\t').nth(i + 1).unwrap_or("")
     }
     /// Field `i` as a number (0 if it is not one).
     pub fn n(&self, i: usize) -> u64 {
         self.f(i).parse().unwrap_or(0)
+    }
+    /// Fields `i` and on, joined by spaces.
+    pub fn from(&self, i: usize) -> String {
+        self.body
+            .split('\t')
+            .skip(i + 1)
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -104,8 +113,8 @@ pub struct Read {
     pub torn: Vec<String>,
 }
 
-/// Reads the history file `path`, named `client` in the events.
-pub fn read(path: &Path, client: &str) -> std::io::Result<Read> {
+/// Reads the history file `path`.
+pub fn read(path: &Path) -> std::io::Result<Read> {
     let text = std::fs::read(path)?;
     let mut events = Vec::new();
     let mut torn = Vec::new();
@@ -122,14 +131,10 @@ pub fn read(path: &Path, client: &str) -> std::io::Result<Read> {
             torn.push(line.into_owned());
             continue;
         };
-        let mut parts = body.split('\t');
-        let t = parts.next().and_then(|t| t.parse().ok()).unwrap_or(0);
-        let kind = parts.next().unwrap_or("").to_string();
+        let (t, rest) = body.split_once('\t').unwrap_or((body, ""));
         events.push(Event {
-            client: client.to_string(),
-            t,
-            kind,
-            fields: parts.map(str::to_string).collect(),
+            t: t.parse().unwrap_or(0),
+            body: rest.into(),
         });
     }
     Ok(Read { events, torn })
@@ -164,9 +169,9 @@ mod tests {
         // A kill in the middle of the next line.
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"0123456789abcdef\t99\tpo\t4").unwrap();
-        let r = read(&path, "a").unwrap();
+        let r = read(&path).unwrap();
         assert_eq!(r.events.len(), 2);
-        assert_eq!((r.events[0].kind.as_str(), r.events[0].f(0)), ("pi", "1.2"));
+        assert_eq!((r.events[0].kind(), r.events[0].f(0)), ("pi", "1.2"));
         assert_eq!(r.events[1].n(0), 42);
         assert_eq!(r.torn.len(), 1);
     }

@@ -178,9 +178,9 @@ impl Client {
     fn in_doubt_keyed(&self) -> Option<(u64, Option<String>)> {
         let prev = format!("prod-{}-{}", self.id, self.inc.checked_sub(1)?);
         let path = self.dir.join("history").join(format!("{prev}.log"));
-        let read = shmq_tests::chaos::history::read(&path, &prev).ok()?;
+        let read = shmq_tests::chaos::history::read(&path).ok()?;
         let last = read.events.last()?;
-        (last.kind == "pi" && last.f(2) == "1").then(|| {
+        (last.kind() == "pi" && last.f(2) == "1").then(|| {
             let okey = (last.f(3) != "-").then(|| last.f(3).to_string());
             (last.f(0).parse().unwrap_or(0), okey)
         })

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p shmq-tests --bin chaos -- [--duration SECS] [--seed N]
 //!     [--dir DIR] [--keep] [--no-faults] [--plant drop|dup|swap|flip@N] [--tmpfs-mb M]
+//! cargo run --release -p shmq-tests --bin chaos -- check DIR
 //! ```
 //!
 //! The runner makes a queue (a 64-slot ring that spills to a small tmpfs,
@@ -137,15 +138,32 @@ fn num(s: &str) -> f64 {
 fn usage(why: &str) -> ! {
     eprintln!(
         "{why}\nusage: chaos [--duration SECS] [--seed N] [--dir DIR] [--keep] [--no-faults] \
-         [--plant drop|dup|swap|flip@N] [--tmpfs-mb M]"
+         [--plant drop|dup|swap|flip@N] [--tmpfs-mb M]\n       chaos check DIR"
     );
     std::process::exit(64)
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("client") {
-        client::run(&args[1..]);
+    match args.first().map(String::as_str) {
+        Some("client") => client::run(&args[1..]),
+        // Checks a run kept with --keep (or left by a failed one) again.
+        Some("check") => {
+            let dir = args
+                .get(1)
+                .unwrap_or_else(|| usage("check needs the run's directory"));
+            match check::check(std::path::Path::new(dir)) {
+                Ok(r) => {
+                    println!("{}", r.render());
+                    std::process::exit(i32::from(r.total() > 0));
+                }
+                Err(e) => {
+                    eprintln!("chaos: reading the history in {dir}: {e}");
+                    std::process::exit(2);
+                }
+            }
+        }
+        _ => {}
     }
     let a = parse_args(&args);
     // A tmpfs for the spill needs a mount namespace of our own (root):
