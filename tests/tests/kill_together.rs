@@ -548,3 +548,47 @@ fn a_worker_stopped_past_its_lease_before_reading_never_returns_another_message(
     }
     assert_eq!(seqs, (1..=8).collect::<Vec<_>>(), "{out}");
 }
+
+/// A redrive killed between taking a dead letter and handing it to its
+/// group (fault point `redrive.taken`; found by the chaos run): the entry
+/// was left WRITING by a dead process, which the next dead-lettering took
+/// for free and wrote over, and the first dead letter was lost. Now the
+/// group's consumer takes it, and both are kept.
+#[test]
+fn a_redrive_killed_mid_way_loses_no_dead_letter() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let q = Queue::create("redrive", &ring_opts(dir.path())).unwrap();
+    let manual = ConsumerOptions::new().ack(shmq::Ack::Manual);
+    let mut c = q.consumer("w", manual).unwrap();
+    let mut p = q.producer().unwrap();
+    p.publish(b"first").unwrap();
+    p.publish(b"second").unwrap();
+    let m = c.receive_timeout(LONG).unwrap();
+    assert_eq!(m.seq(), 0);
+    m.nack(shmq::Nack::DeadLetter).unwrap();
+    Worker::spawn_faulty(WORKER, &["redrive", d, "redrive"], "redrive.taken")
+        .died_at("redrive.taken", LONG);
+    let m = c.receive_timeout(LONG).unwrap();
+    let (seq, payload) = (m.seq(), m.payload().to_vec());
+    if seq == 0 {
+        // The redrive goes on: seq 0 came back first, then the second.
+        assert_eq!(payload, b"first");
+        m.ack().unwrap();
+        let m = c.receive_timeout(LONG).unwrap();
+        assert_eq!(m.seq(), 1);
+        m.nack(shmq::Nack::DeadLetter).unwrap();
+    } else {
+        assert_eq!(seq, 1);
+        m.nack(shmq::Nack::DeadLetter).unwrap();
+        let m = c.receive_timeout(LONG).unwrap();
+        assert_eq!(
+            (m.seq(), m.payload()),
+            (0, &b"first"[..]),
+            "the redriven dead letter"
+        );
+        m.ack().unwrap();
+    }
+    let left: Vec<u64> = q.dlq().list().unwrap().iter().map(|d| d.seq).collect();
+    assert_eq!(left, [1], "the second dead letter, kept");
+}

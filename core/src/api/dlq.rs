@@ -13,7 +13,7 @@ use crate::open_queue::dead_letters::{
 };
 use crate::options::Meta;
 use crate::protocol::dead_letter_entry::{
-    DELIVERING, FREE, READY, REDRIVE, WRITING, deliverer, state_of, word, writer,
+    DELIVERING, FREE, READY, REDRIVE, deliverer, state_of, word,
 };
 use crate::protocol::group::load_group_name;
 use crate::record::envelope::{self, HeaderIter, Target};
@@ -348,27 +348,29 @@ impl DeadLetters {
             if !ready {
                 continue;
             }
-            // Own it (as a writer) to give it a fresh delivery budget, as
-            // an SQS redrive does; then hand it to its group. Count first:
-            // a consumer that takes it decrements.
+            // Own it to give it a fresh delivery budget, as an SQS redrive
+            // does; then hand it to its group. Owned as its group's
+            // deliverer, not as a writer: should we die here, a consumer
+            // of the group takes it as a dead deliverer's redriven letter
+            // (the redrive goes on), where an entry WRITING by a dead
+            // process is free for the next dead letter to overwrite (found
+            // by the chaos run: the dead letter was lost). Counted first: a
+            // consumer that takes it decrements.
+            rec.redrive.fetch_add(1, Ordering::AcqRel);
+            let owned = word(DELIVERING, deliverer(u64::from(raw.group), shared.me.key));
             if st
-                .compare_exchange(
-                    w,
-                    word(WRITING, writer(shared.me.key)),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
+                .compare_exchange(w, owned, Ordering::AcqRel, Ordering::Relaxed)
                 .is_err()
             {
+                rec.redrive.fetch_sub(1, Ordering::AcqRel);
                 continue;
             }
             // The history stays (attempts, reason); the redrive is counted
             // and the deliveries since it start again.
-            // SAFETY: entry `i` is ours (WRITING by us) until we store
+            // SAFETY: entry `i` is ours (DELIVERING by us) until we store
             // REDRIVE.
             unsafe { count_redrive(shared, i) };
             crate::os::fault::point("redrive.taken");
-            rec.redrive.fetch_add(1, Ordering::AcqRel);
             // Release: the reset count is seen by whoever takes it.
             st.store(word(REDRIVE, raw.group as u64), Ordering::Release);
             n += 1;

@@ -76,6 +76,9 @@ pub struct Stats {
     pub consumers: u64,
     /// Dead letters waiting in the dead-letter queue.
     pub dlq_depth: u64,
+    /// Dead letters found damaged or missing when read back from the
+    /// DLQ's overflow on disk (lost, counted: never silently).
+    pub dlq_lost: u64,
     /// Messages spilled to disk so far (overflow=spill).
     pub spilled: u64,
     /// Payload bytes spilled to disk so far.
@@ -537,6 +540,7 @@ impl Queue {
             producers,
             consumers: groups.iter().map(|g| g.consumers).sum(),
             dlq_depth: self.dlq().len(),
+            dlq_lost: shared.header().dlq_spill.lost.load(Ordering::Relaxed),
             why_full: (spilling
                 || crate::protocol::spill::ring_tail(hdr.ring.tail.load(Ordering::Acquire))
                     .saturating_sub(head)

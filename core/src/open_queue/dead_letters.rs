@@ -11,6 +11,10 @@
 //!    └──────────────────────────────── ack ─────────────────────────────────┘
 //! ```
 //!
+//! A redrive passes READY ─▶ DELIVERING(group, redriver) ─▶ REDRIVE: a
+//! redriver that dies in between leaves the entry to its group's consumers,
+//! as a consumer that dies delivering it does.
+//!
 //! Every transition is a CAS, so two consumers dead-lettering at once take
 //! two different entries, and a redriven entry goes to one consumer of its
 //! group. The header fields and payload belong to whoever moved the state
@@ -294,7 +298,8 @@ impl Raw {
 /// counts one more redrive (saturating at 0xffff), keeping its history.
 ///
 /// # Safety
-/// Entry `i` is ours (WRITING by us): nobody else writes its header.
+/// Entry `i` is ours (DELIVERING by us, in a redrive): nobody else writes
+/// its header.
 pub(crate) unsafe fn count_redrive(shared: &OpenQueue, i: usize) {
     // SAFETY: per the contract; the header is inside the mapping.
     unsafe {

@@ -140,6 +140,12 @@ impl OpenQueue {
         if jc.segments.load(Ordering::Relaxed) == 0 {
             jc.read_seq.store(rec.seq, Ordering::Release);
         }
+        let now = os::clock::monotonic_ns();
+        if now < segs.no_room_until_ns {
+            // The disk was full a moment ago: skip without trying again.
+            jc.full.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
         let mut r = segs.append(jc, rec);
         // Over `max_bytes`, or the disk is full: the oldest segment goes,
         // as long as there is one besides the one being written.
@@ -154,7 +160,9 @@ impl OpenQueue {
             // the journal skips this record, counted, rather than hold the
             // ring — `end_seq` holds `head`, so a journal that waited for
             // room would stop the refill that frees the disk, and the
-            // queue for good (found by the chaos run).
+            // queue for good (found by the chaos run). Until the pause
+            // `roll_to` set runs out, records are skipped without a look
+            // at the disk (each look lists the directory, under the lock).
             jc.full.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }

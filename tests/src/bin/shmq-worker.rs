@@ -7,6 +7,8 @@
 //! shmq-worker publish-batch DIR QUEUE COUNT       one publish_batch of COUNT
 //!                                                 messages; print `published FIRST`
 //! shmq-worker open DIR QUEUE                      open and print the stats
+//! shmq-worker redrive DIR QUEUE                   redrive every dead letter; print
+//!                                                 `redrove N`
 //! shmq-worker work DIR QUEUE GROUP                ack=manual: print `got SEQ ATTEMPT`
 //!                                                 per delivery, then ack (nack a
 //!                                                 payload starting "poison"); exit
@@ -72,6 +74,11 @@ fn main() {
     let a = |i: usize| args.get(i).map(String::as_str).unwrap_or_else(|| usage());
     let opts = Options::new().dir(a(1));
     match a(0) {
+        "redrive" => {
+            let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
+            let n = q.dlq().redrive(None).unwrap_or_else(|e| fail(e));
+            println!("redrove {n}");
+        }
         "produce" => {
             let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
             let mut p = q.producer().unwrap_or_else(|e| fail(e));

@@ -89,15 +89,30 @@ pub(crate) struct Segments {
     /// The offset after the record `write_record` wrote last, until
     /// `record_written` makes it the write position.
     written: Option<u64>,
+    /// CLOCK_MONOTONIC ns until which this process takes the disk for full
+    /// without trying (after a segment found no room: `roll_to`).
+    pub no_room_until_ns: u64,
 }
 
-/// Whether the segment file at `path` has an all-zero header: made, and
-/// never written (its maker was killed before the header).
+/// How long a process that found no room on the disk for a segment takes
+/// the disk for full without trying again.
+const NO_ROOM_PAUSE_NS: u64 = 50_000_000;
+
+/// Whether the segment file at `path` was made and never written: its
+/// maker was killed before the header (an all-zero one), or between
+/// making the file and giving up on it because the disk was full (a file
+/// shorter than a header, 0 bytes: found by the chaos run, after which
+/// every spill failed with `Corrupt`).
 fn never_written(path: &Path) -> bool {
     use std::io::Read;
     let mut head = [0u8; SEGMENT_HEADER_SIZE as usize];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut head))
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    if f.metadata().is_ok_and(|m| m.len() < SEGMENT_HEADER_SIZE) {
+        return true;
+    }
+    f.read_exact(&mut head)
         .is_ok_and(|()| head.iter().all(|&b| b == 0))
 }
 
@@ -119,6 +134,7 @@ impl Segments {
             sync,
             open: BTreeMap::new(),
             written: None,
+            no_room_until_ns: 0,
         }
     }
 
@@ -134,8 +150,25 @@ impl Segments {
                 self.dir.display()
             )));
         }
+        let now = os::clock::monotonic_ns();
+        if now < self.no_room_until_ns {
+            return Err(Error::SpillFull(format!(
+                "no space left on the disk of {} for another segment (looked {} ms ago)",
+                self.dir.display(),
+                (now + NO_ROOM_PAUSE_NS - self.no_room_until_ns) / 1_000_000
+            )));
+        }
         os::fault::point("segment.rolling");
-        self.create(first)?;
+        if let Err(e) = self.create(first) {
+            if matches!(e, Error::SpillFull(_)) {
+                // A full disk: every try is a file made and removed, under
+                // the admin lock, which the consumers that would free the
+                // disk need (found by the chaos run: the refill slowed to
+                // tens of messages a second). Not tried again for a while.
+                self.no_room_until_ns = now + NO_ROOM_PAUSE_NS;
+            }
+            return Err(e);
+        }
         ctl.segments.fetch_add(1, Ordering::Relaxed);
         ctl.bytes_on_disk
             .fetch_add(self.segment_size, Ordering::Relaxed);
@@ -634,6 +667,28 @@ mod roll {
             append(&mut b, &ctl, seq);
         }
         assert!(ctl.segments.load(Ordering::Relaxed) >= 2);
+        assert_eq!(
+            read_all(dir.path(), &ctl, at + 500),
+            (0..at + 500).collect::<Vec<_>>()
+        );
+    }
+
+    /// A writer killed between making the next segment's file and removing
+    /// it when the disk had no room for it (`os::file::create_segment`)
+    /// leaves an empty file: the next roll makes it again (found by the
+    /// chaos run; every spill then failed with `Corrupt`).
+    #[test]
+    fn an_empty_file_left_by_a_writer_killed_on_a_full_disk_is_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctl = SpillControl::new();
+        let mut a = segments(dir.path());
+        let at = fill_to_roll(&mut a, &ctl, 0);
+        drop(a);
+        std::fs::File::create(segment_path(dir.path(), at)).unwrap();
+        let mut b = segments(dir.path());
+        for seq in at..at + 500 {
+            append(&mut b, &ctl, seq);
+        }
         assert_eq!(
             read_all(dir.path(), &ctl, at + 500),
             (0..at + 500).collect::<Vec<_>>()

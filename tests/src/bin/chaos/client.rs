@@ -99,7 +99,14 @@ struct Client {
 fn allowed(e: &Error) -> bool {
     matches!(
         e,
-        Error::Timeout | Error::Full | Error::SpillFull(_) | Error::Aborted | Error::LeaseExpired
+        Error::Timeout
+            | Error::Full
+            | Error::SpillFull(_)
+            | Error::Aborted
+            | Error::LeaseExpired
+            // The DLQ and its overflow full (a full disk): a clear error,
+            // the message stays where it was.
+            | Error::DlqFull(_)
     )
 }
 

@@ -682,12 +682,14 @@ fn watch(dir: PathBuf, shared: Arc<Shared>) -> std::thread::JoinHandle<()> {
                 .map(|g| format!("{}={}/{}", g.name, g.lag, g.in_flight))
                 .collect();
             let figures = format!(
-                "next_seq {} depth {} spill_depth {} spill_full {} dlq {} lag/in_flight {}",
+                "next_seq {} depth {} spill_depth {} spill_full {} dlq {} dlq_lost {} spill_lost {} lag/in_flight {}",
                 stats.next_seq,
                 stats.depth,
                 stats.spill_depth,
                 stats.spill_full,
                 stats.dlq_depth,
+                stats.dlq_lost,
+                stats.spill_lost,
                 lags.join(",")
             );
             if now - logged >= Duration::from_secs(1) {
