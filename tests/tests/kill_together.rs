@@ -592,3 +592,32 @@ fn a_redrive_killed_mid_way_loses_no_dead_letter() {
     let left: Vec<u64> = q.dlq().list().unwrap().iter().map(|d| d.seq).collect();
     assert_eq!(left, [1], "the second dead letter, kept");
 }
+
+/// A worker killed at `lease.taking` (the lease word taken, the group's
+/// dispatch cursor not yet past it), whose consumer record the next
+/// worker takes over (found by the chaos run): the message stayed taken
+/// by "a live holder" — the new owner of the record — for good, and the
+/// group stopped behind it.
+#[test]
+fn a_worker_killed_taking_a_lease_whose_record_is_taken_over_stalls_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let q = Queue::create("taking", &ring_opts(dir.path())).unwrap();
+    q.create_group("w", Start::Earliest).unwrap();
+    // A live worker of the group all along (so that nobody takes the
+    // group for idle and forgets its leases).
+    let manual = ConsumerOptions::new().ack(shmq::Ack::Manual);
+    let _other = q.consumer("w", manual.clone()).unwrap();
+    let mut p = q.producer().unwrap();
+    p.publish(b"only").unwrap();
+    Worker::spawn_faulty(WORKER, &["work", d, "taking", "w"], "lease.taking")
+        .died_at("lease.taking", LONG);
+    // The first free-or-dead record: the dead worker's.
+    let mut c = q.consumer("w", manual).unwrap();
+    let m = c
+        .receive_timeout(Duration::from_secs(10))
+        .expect("the message the dead worker was taking");
+    assert_eq!((m.seq(), m.payload()), (0, &b"only"[..]));
+    m.ack().unwrap();
+    assert_eq!(q.stats().groups[0].lag, 0);
+}

@@ -541,7 +541,13 @@ impl Leases<'_> {
     /// previous owner is dead and the index is being reused).
     pub(crate) fn release_holder(&self, holder: u32, now: Now) {
         let (c, n) = self.window();
-        for pos in c..n {
+        // Up to and with the dispatch cursor: a holder killed between
+        // taking the word and passing the cursor (fault point
+        // `lease.taking`) left its TAKING word at `next` itself. Missed
+        // there, it was stuck for good once the record was ours, since a
+        // TAKING word has no deadline and its holder looks alive (found by
+        // the chaos run: the group stopped with one message in flight).
+        for pos in c..=n {
             let rec = self.rec(pos);
             let w = LeaseWord(rec.word.load(Ordering::Acquire));
             if !w.is_for(pos) || w.holder() != holder {

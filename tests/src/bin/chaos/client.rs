@@ -471,7 +471,7 @@ impl Client {
             // Now and then (by time, so that the rate stays up) a handling
             // longer than the lease: extended, or left to run out.
             if phase == Phase::Run && Instant::now() >= slow_at {
-                slow_at = Instant::now() + Duration::from_millis(500 + self.rng.next() % 3000);
+                slow_at = Instant::now() + Duration::from_millis(2000 + self.rng.next() % 6000);
                 if self.chance(60) {
                     std::thread::sleep(lease / 2);
                     if let Err(e) = d.extend_lease(lease) {

@@ -25,7 +25,7 @@ pub const BATCH: u64 = 8;
 pub fn options(dir: &Path) -> Options {
     Options::new()
         .dir(dir.join("queue"))
-        .slots(64)
+        .slots(256)
         .slot_size(256)
         .overflow(Overflow::Spill)
         .spill_dir(dir.join("spill"))
