@@ -171,3 +171,48 @@ fn garbled_message_length_is_an_error_not_a_read() {
     // The group moves on past it.
     assert_eq!(c.receive().unwrap().payload(), b"second");
 }
+
+/// Publishes until one fails; returns how many succeeded and the error.
+fn publish_until_error(p: &mut shmq::Producer) -> (u32, Error) {
+    for n in 0..10_000 {
+        if let Err(e) = p.try_publish(b"after") {
+            return (n, e);
+        }
+    }
+    panic!("10,000 publishes into a garbled queue succeeded");
+}
+
+/// A queue scribbled on while its producer runs (the chaos run's scribble
+/// phase): the producer used to go on publishing "successfully" over
+/// unread messages into a queue every opener refused. Now it finds out
+/// within one ring's worth of claims.
+#[test]
+fn a_running_producer_stops_at_impossible_cursors() {
+    let (dir, o) = setup();
+    let q = Queue::create("live", &o).unwrap();
+    q.create_group("g", shmq::Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    p.publish(b"before").unwrap();
+    // head (offset 320 + 64) far past the tail: room for ever, it says.
+    poke(&dir.path().join("live.shmq"), 384, &1000u64.to_le_bytes());
+    let (ok, e) = publish_until_error(&mut p);
+    assert!(ok <= 8, "{ok} publishes succeeded after the cursors broke");
+    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    assert!(e.to_string().contains("cursors out of range"), "{e}");
+}
+
+#[test]
+fn a_running_producer_stops_at_a_garbled_header() {
+    let (dir, o) = setup();
+    let q = Queue::create("hdr", &o).unwrap();
+    let mut p = q.producer().unwrap();
+    p.publish(b"before").unwrap();
+    poke(
+        &dir.path().join("hdr.shmq"),
+        16,
+        &(1u64 << 40).to_le_bytes(),
+    );
+    let (ok, e) = publish_until_error(&mut p);
+    assert!(ok <= 8, "{ok} publishes succeeded after the header broke");
+    assert!(e.to_string().contains("header changed"), "{e}");
+}

@@ -5,6 +5,7 @@
 //! the dead-letter queue, idempotent publish, seek and group info. Everything here
 //! is beneath the API (`api/`) and above the protocols and the stores.
 
+pub(crate) mod control_words;
 pub(crate) mod dead_letters;
 pub(crate) mod dedup;
 pub(crate) mod group_info;

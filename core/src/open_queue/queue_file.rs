@@ -387,10 +387,6 @@ pub(crate) fn open(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQueu
         },
     )?;
     let ring = &shared.header().ring;
-    let (head, tail) = (
-        ring.head.load(Ordering::Acquire),
-        crate::protocol::spill::ring_tail(ring.tail.load(Ordering::Acquire)),
-    );
     let spilling = crate::protocol::spill::spilling(ring.tail.load(Ordering::Acquire));
     if shared.spill.is_none() && spilling {
         return Err(Error::corrupt(
@@ -398,15 +394,7 @@ pub(crate) fn open(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQueu
             "spill flag set on a queue without overflow=spill",
         ));
     }
-    if (head > tail && !spilling) || tail.saturating_sub(head) > geo.slots {
-        return Err(Error::corrupt(
-            &shared.path,
-            format!(
-                "cursors out of range (head {head}, tail {tail}, slots {})",
-                geo.slots
-            ),
-        ));
-    }
+    shared.check_control_words()?;
     if shared.spill.is_some() {
         shared.recover_spill()?;
     }

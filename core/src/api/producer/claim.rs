@@ -45,6 +45,10 @@ impl Producer {
     /// full (overflow=spill waits, as block does: this claim needs a slot).
     #[inline]
     pub(super) fn claim(&mut self, n: u64, deadline: Option<Instant>) -> Result<u64> {
+        self.claims_since_check += n;
+        if self.claims_since_check >= self.shared.geo.slots {
+            self.check_control_words()?;
+        }
         let ring = self.shared.ring();
         if let Claim::Claimed(pos) = ring.claim(n, &mut self.cached_head) {
             return Ok(pos);
@@ -61,11 +65,26 @@ impl Producer {
         n: u64,
         deadline: Option<Instant>,
     ) -> Result<Option<u64>> {
+        self.claims_since_check += n;
+        if self.claims_since_check >= self.shared.geo.slots {
+            self.check_control_words()?;
+        }
         let ring = self.shared.ring();
         if let Claim::Claimed(pos) = ring.claim(n, &mut self.cached_head) {
             return Ok(Some(pos));
         }
         self.claim_slow(n, deadline, true)
+    }
+
+    /// Once a ring's worth of claims: are the queue's control words still
+    /// possible (`open_queue/control_words.rs`)? A producer that trusted
+    /// impossible ones would report success for messages written over
+    /// unread ones.
+    #[cold]
+    #[inline(never)]
+    fn check_control_words(&mut self) -> Result<()> {
+        self.claims_since_check = 0;
+        self.shared.check_control_words()
     }
 
     /// Spills `recs` (see `protocol/spill.rs`); `claimed(seq)` is told the first

@@ -80,6 +80,8 @@ pub struct Producer {
     hints: CacheHints,
     /// Keyed publishes answered with an earlier publish's seq.
     deduplicated: u64,
+    /// Positions claimed since the control words were last checked.
+    claims_since_check: u64,
 }
 
 impl std::fmt::Debug for Producer {
@@ -158,6 +160,7 @@ impl Producer {
             made: Instant::now(),
             readiness: None,
             deduplicated: 0,
+            claims_since_check: 0,
             hints: CacheHints::choose(
                 shared.geo.slots,
                 shared.geo.slot_stride,
