@@ -5,10 +5,11 @@
 //! processes run; a producer that trusted them would go on reporting
 //! success for messages written over unread ones (found by the chaos
 //! run's scribble phase). Openers check once; producers once a ring's
-//! worth of claims (`Producer::claim`), off the fast path.
+//! worth of claims (`Producer::claim`), off the fast path, and whenever
+//! the ring looks full (`Producer::claim_slow`).
 
 use crate::error::{Error, Result};
-use crate::layout::{Config, Header, config_crc};
+use crate::layout::{Config, Header, READY, config_crc};
 use crate::loom::Ordering;
 use crate::open_queue::OpenQueue;
 use crate::protocol::group::ACTIVE;
@@ -32,6 +33,12 @@ impl OpenQueue {
             return Err(Error::corrupt(
                 &self.path,
                 "header changed since it was opened (garbled file)",
+            ));
+        }
+        if self.header().ready.load(Ordering::Acquire) != READY {
+            return Err(Error::corrupt(
+                &self.path,
+                "its ready mark changed since it was opened (garbled file)",
             ));
         }
         let ring = &self.header().ring;

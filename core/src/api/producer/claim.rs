@@ -185,6 +185,10 @@ impl Producer {
         deadline: Option<Instant>,
         spill: bool,
     ) -> Result<Option<u64>> {
+        // The ring looks full: slow already, so the control words are
+        // checked (a garbled queue slows its consumers, and a producer
+        // that claims rarely would take long to finish a ring's worth).
+        self.check_control_words()?;
         let worthwhile = n.max(self.shared.geo.slots / 8);
         let backoff = Backoff::new();
         let spill = spill && self.overflow == Overflow::Spill;

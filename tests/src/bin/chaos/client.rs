@@ -250,9 +250,17 @@ impl Client {
             meta = meta.ordering_key(k);
         }
         let r = if how == "async" {
-            // No deadline: it waits (asynchronously) for room, as an async
-            // producer does, and its process may be killed meanwhile.
-            self.tokio.block_on(p.publish_with_async(&body, &meta))
+            // Waits (asynchronously) for room, as an async producer does,
+            // under a deadline: dropped while waiting (cancel-safe),
+            // nothing was published.
+            let wait = async {
+                tokio::time::timeout(
+                    Duration::from_millis(500),
+                    p.publish_with_async(&body, &meta),
+                )
+                .await
+            };
+            self.tokio.block_on(wait).unwrap_or(Err(Error::Timeout))
         } else {
             p.publish_with_timeout(&body, &meta, Duration::from_millis(500))
         };

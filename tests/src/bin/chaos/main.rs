@@ -5,6 +5,7 @@
 //! cargo run --release -p shmq-tests --bin chaos -- [--duration SECS] [--seed N]
 //!     [--dir DIR] [--keep] [--no-faults] [--plant drop|dup|swap|flip@N] [--tmpfs-mb M]
 //! cargo run --release -p shmq-tests --bin chaos -- check DIR
+//! cargo run --release -p shmq-tests --bin chaos -- scribble [--rounds N] [--seed N] [--dir DIR]
 //! ```
 //!
 //! The runner makes a queue (a 64-slot ring that spills to a small tmpfs,
@@ -22,6 +23,7 @@
 //! tells the rest.
 
 mod client;
+mod scribble;
 mod setup;
 
 use std::collections::HashMap;
@@ -138,7 +140,8 @@ fn num(s: &str) -> f64 {
 fn usage(why: &str) -> ! {
     eprintln!(
         "{why}\nusage: chaos [--duration SECS] [--seed N] [--dir DIR] [--keep] [--no-faults] \
-         [--plant drop|dup|swap|flip@N] [--tmpfs-mb M]\n       chaos check DIR"
+         [--plant drop|dup|swap|flip@N] [--tmpfs-mb M]\n       chaos check DIR\n       \
+         chaos scribble [--rounds N] [--seed N] [--dir DIR]"
     );
     std::process::exit(64)
 }
@@ -147,6 +150,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("client") => client::run(&args[1..]),
+        Some("scribble") => std::process::exit(scribble::run(&args[1..])),
         // Checks a run kept with --keep (or left by a failed one) again.
         Some("check") => {
             let dir = args

@@ -23,6 +23,18 @@ pub const BATCH: u64 = 8;
 /// The queue's options: every feature on, and small, so that the ring
 /// fills, spills and refills all the time and the DLQ overflows to disk.
 pub fn options(dir: &Path) -> Options {
+    if dir.join(SCRIBBLED).exists() {
+        // The scribble phase's queue: the ring alone.
+        return Options::new()
+            .dir(dir.join("queue"))
+            .slots(256)
+            .slot_size(256)
+            .overflow(Overflow::Block)
+            .lease(LEASE)
+            .max_deliveries(MAX_DELIVERIES)
+            .dlq_slots(8)
+            .unblock_timeout(UNBLOCK);
+    }
     Options::new()
         .dir(dir.join("queue"))
         .slots(256)
@@ -38,6 +50,9 @@ pub fn options(dir: &Path) -> Options {
         .unblock_timeout(UNBLOCK)
         .journal(Retention::new(Duration::from_secs(120), 16 << 20))
 }
+
+/// A file in a run's directory that marks the scribble phase's runs.
+pub const SCRIBBLED: &str = "scribbled";
 
 /// Where the run is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
