@@ -540,6 +540,9 @@ impl Client {
             if seen.is_empty() || self.phase() != Phase::Run {
                 continue;
             }
+            // A pause between replays: re-reading is the workload's most
+            // CPU-hungry part, and the workers need the CPU.
+            std::thread::sleep(Duration::from_millis(300 + self.rng.next() % 700));
             let (seq, ts) = seen[(self.rng.next() % seen.len() as u64) as usize];
             let (target, to) = if self.chance(50) {
                 (format!("seq:{seq}"), Seek::Seq(seq))

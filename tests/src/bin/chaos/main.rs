@@ -61,6 +61,11 @@ const POINTS_PRODUCE: &[&str] = &[
     "segment.created",
     "segment.rolling",
 ];
+const POINTS_RING: &[&str] = &[
+    "publish.before_commit",
+    "batch.before_commit",
+    "publish.after_commit",
+];
 const POINTS_CONSUME: &[&str] = &[
     "refill.copied",
     "refill.committed",
@@ -109,7 +114,7 @@ fn parse_args(args: &[String]) -> Args {
         keep: false,
         faults: true,
         plant: None,
-        tmpfs_mb: 24,
+        tmpfs_mb: 20,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -432,7 +437,13 @@ impl Run {
             } else {
                 points
             };
-            let point = from[(self.rng.next() % from.len() as u64) as usize];
+            let mut point = from[(self.rng.next() % from.len() as u64) as usize];
+            // The queue starts in its ring and soon spills for good (its
+            // consumers are slower than its producers under these faults):
+            // the first producers get the ring's own windows.
+            if self.slots[i].role == "prod" && self.slots[i].next_inc == 0 {
+                point = POINTS_RING[self.slots[i].id as usize % POINTS_RING.len()];
+            }
             let nth = 1 + self.rng.next() % 12;
             let action = if self.rng.next() % 4 == 0 {
                 "stop"
