@@ -607,7 +607,7 @@ fn a_worker_killed_taking_a_lease_whose_record_is_taken_over_stalls_nothing() {
     // A live worker of the group all along (so that nobody takes the
     // group for idle and forgets its leases).
     let manual = ConsumerOptions::new().ack(shmq::Ack::Manual);
-    let _other = q.consumer("w", manual.clone()).unwrap();
+    let _other = q.consumer("w", manual).unwrap();
     let mut p = q.producer().unwrap();
     p.publish(b"only").unwrap();
     Worker::spawn_faulty(WORKER, &["work", d, "taking", "w"], "lease.taking")

@@ -15,6 +15,10 @@ use crate::setup::{self, MAX_PAYLOAD, Phase, QUEUE};
 
 /// One client process: `chaos client ROLE ID INCARNATION DIR SEED`.
 pub fn run(args: &[String]) -> ! {
+    // Gone with the runner (killed or interrupted): no client left behind,
+    // stopped or not.
+    // SAFETY: prctl(2) with PR_SET_PDEATHSIG and a signal number.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     let role = args[0].as_str();
     let id: u16 = args[1].parse().expect("client id");
     let inc: u64 = args[2].parse().expect("incarnation");
