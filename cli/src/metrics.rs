@@ -157,6 +157,12 @@ const METRICS: &[Metric] = &[
         Queue(|s| s.spill_lost),
     ),
     m(
+        "dlq_lost_total",
+        Counter,
+        "Dead letters found damaged or missing when read back from the DLQ's overflow.",
+        Queue(|s| s.dlq_lost),
+    ),
+    m(
         "journal_first_seq",
         Gauge,
         "Oldest seq the journal retains.",
@@ -197,6 +203,12 @@ const METRICS: &[Metric] = &[
         Counter,
         "Seqs whose retention ran out (their segment was deleted).",
         Journal(|_, j| j.expired),
+    ),
+    m(
+        "journal_skipped_total",
+        Counter,
+        "Messages the journal skipped because the disk had no room (replay has a gap there).",
+        Journal(|_, j| j.skipped),
     ),
     m(
         "journal_replaying_groups",

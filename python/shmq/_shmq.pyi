@@ -68,6 +68,7 @@ class _JournalStats(TypedDict):
     segments: int
     bytes_on_disk: int
     expired: int
+    skipped: int
 
 class _Stats(TypedDict):
     name: str
@@ -93,6 +94,7 @@ class _Stats(TypedDict):
     spill_bytes_on_disk: int
     spill_full: int
     spill_lost: int
+    dlq_lost: int
     spill_dir: Optional[pathlib.Path]
     why_full: Optional[str]
     journal: Optional[_JournalStats]

@@ -461,6 +461,7 @@ impl Queue {
         d.set_item("spill_bytes_on_disk", s.spill_bytes_on_disk)?;
         d.set_item("spill_full", s.spill_full)?;
         d.set_item("spill_lost", s.spill_lost)?;
+        d.set_item("dlq_lost", s.dlq_lost)?;
         d.set_item("spill_dir", &s.spill_dir)?;
         d.set_item("why_full", &s.why_full)?;
         let journal = match &s.journal {
@@ -475,6 +476,7 @@ impl Queue {
                 jd.set_item("segments", j.segments)?;
                 jd.set_item("bytes_on_disk", j.bytes_on_disk)?;
                 jd.set_item("expired", j.expired)?;
+                jd.set_item("skipped", j.skipped)?;
                 Some(jd)
             }
         };

@@ -66,6 +66,7 @@ fn stats_json(s: &shmq::Stats) -> serde_json::Value {
         "spill_bytes_on_disk": s.spill_bytes_on_disk,
         "spill_full": s.spill_full,
         "spill_lost": s.spill_lost,
+        "dlq_lost": s.dlq_lost,
         "spill_dir": s.spill_dir,
         "why_full": s.why_full,
         "journal": s.journal.as_ref().map(|j| serde_json::json!({
@@ -77,6 +78,7 @@ fn stats_json(s: &shmq::Stats) -> serde_json::Value {
             "segments": j.segments,
             "bytes_on_disk": j.bytes_on_disk,
             "expired": j.expired,
+            "skipped": j.skipped,
         })),
         "groups": s.groups.iter().map(|g| serde_json::json!({
             "name": g.name,
@@ -147,7 +149,7 @@ fn stats_table(s: &shmq::Stats) -> String {
     }
     if let Some(j) = &s.journal {
         out += &format!(
-            "journal    seqs {} .. {} retained ({} segments, {} bytes){}; {} expired\n",
+            "journal    seqs {} .. {} retained ({} segments, {} bytes){}; {} expired, {} skipped (disk full)\n",
             j.first_seq,
             j.next_seq,
             j.segments,
@@ -155,7 +157,8 @@ fn stats_table(s: &shmq::Stats) -> String {
             j.first_ns
                 .map(|t| format!(", oldest from {:.3} (Unix s)", t as f64 / 1e9))
                 .unwrap_or_default(),
-            j.expired
+            j.expired,
+            j.skipped
         );
     }
     if s.groups.is_empty() {

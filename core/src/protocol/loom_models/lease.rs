@@ -106,3 +106,47 @@ fn loom_redelivery_goes_to_exactly_one_consumer() {
         assert_eq!(got.iter().filter(|g| **g).count(), 1, "{got:?}");
     });
 }
+
+#[test]
+fn loom_a_reader_past_its_lease_never_trusts_a_reused_slot() {
+    // Consumer 1 took position 0 and was stopped past its lease before it
+    // read the slot (the chaos run found it returning a later lap's
+    // message). Meanwhile consumer 2 takes it again and acks it, the group
+    // commits it, and a producer writes the next lap's message into the
+    // slot. Consumer 1 reads the slot, then asks `still_held`: when that
+    // says yes, what it read must be position 0's message. (The slot is an
+    // atomic here; the producer's write is a Release store, standing for
+    // the order the real path has: it writes the slot only after its
+    // Acquire load of `head`, which follows the Acquire loads of the
+    // groups' `committed`, which the ack's SeqCst CAS precedes.)
+    model("stale reader vs reuse", || {
+        let w = LeaseWorld::new(2);
+        let slot = std::sync::Arc::new(crate::loom::AtomicU64::new(100));
+        let held = w.leases().take_new(0, 1, T0, 10).expect("first to take it");
+        let reader = {
+            let (w, slot) = (w.clone(), slot.clone());
+            thread::spawn(move || {
+                let seen = slot.load(Ordering::Relaxed);
+                if w.leases().still_held(&held) {
+                    assert_eq!(seen, 100, "a reused slot read under a held lease");
+                }
+            })
+        };
+        let world = {
+            let (w, slot) = (w.clone(), slot.clone());
+            thread::spawn(move || {
+                let l = w.leases();
+                if let Some((again, _)) = l.take_again(0, 2, LATE, 10, &mut |_| true) {
+                    l.ack(&again).expect("nobody takes it from us here");
+                    l.advance_committed();
+                    if w.group.committed.load(Ordering::Acquire) > 0 {
+                        // Position 0 is finished: the next lap may reuse it.
+                        slot.store(108, Ordering::Release);
+                    }
+                }
+            })
+        };
+        reader.join().unwrap();
+        world.join().unwrap();
+    });
+}
