@@ -47,17 +47,7 @@ fn count(report: &str, class: &str) -> u64 {
 
 fn caught_as(plant: &str, class: &str) {
     let report = planted(plant);
-    for other in [
-        "lost",
-        "unexpected",
-        "duplicated",
-        "reordered",
-        "corrupted",
-        "attempts",
-        "stuck",
-        "crashed",
-        "errors",
-    ] {
+    for &other in shmq_tests::chaos::check::CLASSES {
         let n = count(&report, other);
         if other == class {
             assert!(n >= 1, "--plant {plant}: no {class}:\n{report}");

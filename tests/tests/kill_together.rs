@@ -357,19 +357,7 @@ fn a_worker_resuming_a_stale_attach_does_not_move_its_group_back() {
     drop(p);
     let late = Worker::spawn_faulty(WORKER, &["work", d, "k", "w"], "consumer.attaching=stop");
     let pid = late.pid();
-    let stopped = Instant::now() + LONG;
-    loop {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let state = stat[stat.rfind(')').unwrap() + 2..].chars().next();
-        if state == Some('T') {
-            break;
-        }
-        assert!(
-            Instant::now() < stopped,
-            "the worker never stopped at its fault point"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    until_stopped(pid);
     let manual = ConsumerOptions::new().ack(shmq::Ack::Manual);
     let mut a = q.consumer("w", manual).unwrap();
     let mut seqs = Vec::new();
