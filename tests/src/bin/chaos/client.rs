@@ -150,8 +150,16 @@ impl Client {
         let mut ops = 0u64;
         loop {
             ops += 1;
-            if ops % 32 == 0 && self.phase() != Phase::Run {
-                return;
+            if ops % 32 == 0 {
+                match self.phase() {
+                    Phase::Run => {}
+                    Phase::Lull => {
+                        std::thread::sleep(Duration::from_millis(50));
+                        ops -= 1;
+                        continue;
+                    }
+                    Phase::Drain | Phase::Stop => return,
+                }
             }
             let okey = (self.rng.next() % 3 == 0).then(|| format!("k{}", self.rng.next() % 12));
             if let Some((m, okey)) = retry.take() {
@@ -456,7 +464,7 @@ impl Client {
             self.delivered("work", &d);
             let seq = d.seq();
             // Once draining, only acks: the run must come to rest.
-            let op = if phase == Phase::Run {
+            let op = if matches!(phase, Phase::Run | Phase::Lull) {
                 self.rng.next() % 1000
             } else {
                 0
@@ -482,7 +490,7 @@ impl Client {
             }
             // Now and then (by time, so that the rate stays up) a handling
             // longer than the lease: extended, or left to run out.
-            if phase == Phase::Run && Instant::now() >= slow_at {
+            if matches!(phase, Phase::Run | Phase::Lull) && Instant::now() >= slow_at {
                 slow_at = Instant::now() + Duration::from_millis(2000 + self.rng.next() % 6000);
                 if self.chance(60) {
                     std::thread::sleep(lease / 2);
@@ -541,7 +549,7 @@ impl Client {
                     }
                 }
             }
-            if seen.is_empty() || self.phase() != Phase::Run {
+            if seen.is_empty() || !matches!(self.phase(), Phase::Run | Phase::Lull) {
                 continue;
             }
             // A pause between replays: re-reading is the workload's most
@@ -569,7 +577,7 @@ impl Client {
 
     /// Redrives the DLQ now and then while the run is on.
     fn admin(&mut self) {
-        while self.phase() == Phase::Run {
+        while matches!(self.phase(), Phase::Run | Phase::Lull) {
             std::thread::sleep(Duration::from_millis(200 + self.rng.next() % 1500));
             self.log.event("ri", &[]);
             match self

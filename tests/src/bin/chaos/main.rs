@@ -44,6 +44,10 @@ use shmq_tests::chaos::payload::mid_in;
 
 use setup::{Phase, QUEUE};
 
+/// How often the producers pause (`Phase::Lull`), and for how long at most.
+const LULL_EVERY: Duration = Duration::from_secs(240);
+const LULL_MAX: Duration = Duration::from_secs(150);
+
 /// Fault points each role's calls pass (docs/design.md, "Fault points").
 const POINTS_PRODUCE: &[&str] = &[
     "publish.before_commit",
@@ -114,7 +118,7 @@ fn parse_args(args: &[String]) -> Args {
         keep: false,
         faults: true,
         plant: None,
-        tmpfs_mb: 20,
+        tmpfs_mb: 4,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -314,7 +318,32 @@ impl Run {
         let start = Instant::now();
         let mut next_fault = start + Duration::from_millis(300);
         let watcher = watch(self.dir.clone(), self.shared.clone());
+        // Every four minutes a lull of up to 150 s (the producers
+        // pause, faults go on) until the queue is back in its ring.
+        let mut lull: Option<(Instant, u64)> = None;
+        // A short run has one, half-way.
+        let every = LULL_EVERY.min(self.a.duration / 2);
+        let mut next_lull = start + every;
         while start.elapsed() < self.a.duration {
+            let now = Instant::now();
+            match lull {
+                None if now >= next_lull => {
+                    setup::set_phase(&self.dir, Phase::Lull);
+                    self.log.event("phase", &[&"lull"]);
+                    lull = Some((now, self.shared.round.load(Relaxed)));
+                }
+                Some((began, round)) => {
+                    let drained = self.shared.round.load(Relaxed) > round + 1
+                        && self.shared.drained.load(Relaxed);
+                    if drained || now - began > LULL_MAX {
+                        setup::set_phase(&self.dir, Phase::Run);
+                        self.log.event("phase", &[&"run"]);
+                        lull = None;
+                        next_lull = now + every;
+                    }
+                }
+                None => {}
+            }
             self.tend(Phase::Run);
             if self.a.faults && Instant::now() >= next_fault {
                 self.nemesis();
@@ -362,7 +391,7 @@ impl Run {
                     s.child = None;
                     s.stopped_until = None;
                     let again = match phase {
-                        Phase::Run => true,
+                        Phase::Run | Phase::Lull => true,
                         Phase::Drain => !matches!(s.role, "prod" | "admin"),
                         Phase::Stop => false,
                     };

@@ -48,7 +48,7 @@ pub fn options(dir: &Path) -> Options {
         .dlq_slots(8)
         .dedup_window(1 << 16)
         .unblock_timeout(UNBLOCK)
-        .journal(Retention::new(Duration::from_secs(120), 16 << 20))
+        .journal(Retention::new(Duration::from_secs(120), 2 << 20))
 }
 
 /// A file in a run's directory that marks the scribble phase's runs.
@@ -59,6 +59,10 @@ pub const SCRIBBLED: &str = "scribbled";
 pub enum Phase {
     /// Faults, and every client at work.
     Run,
+    /// Faults, every client at work but the producers, which pause: the
+    /// queue drains back into its ring, so that the windows of the spill's
+    /// end (its last refill, its clearing) and of the ring come round.
+    Lull,
     /// No faults; producers stop, consumers finish what is there.
     Drain,
     /// Everyone exits.
@@ -69,6 +73,7 @@ pub enum Phase {
 pub fn phase(dir: &Path) -> Phase {
     match std::fs::read_to_string(dir.join("phase")).as_deref() {
         Ok("drain") => Phase::Drain,
+        Ok("lull") => Phase::Lull,
         Ok("stop") => Phase::Stop,
         _ => Phase::Run,
     }
@@ -78,6 +83,7 @@ pub fn phase(dir: &Path) -> Phase {
 pub fn set_phase(dir: &Path, phase: Phase) {
     let text = match phase {
         Phase::Run => "run",
+        Phase::Lull => "lull",
         Phase::Drain => "drain",
         Phase::Stop => "stop",
     };
