@@ -100,3 +100,61 @@ fn a_queue_that_fits_fills_its_ring_without_a_signal() {
     let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
     assert_eq!(c.receive().unwrap().payload(), &payload[..]);
 }
+
+/// A journaled queue whose spill fills the disk they share (found by the
+/// chaos run): the journal waited for room for its next segment, and its
+/// cursor holds the ring's head, so the refill that frees the disk never
+/// ran and every receive failed with `SpillFull` — for good. The journal
+/// now gives way (its oldest segments, then the record, counted) and the
+/// consumer drains everything.
+#[test]
+fn a_full_disk_never_wedges_a_journaled_queue() {
+    let Some(fs) = SmallTmpfs::mount("2m") else {
+        return;
+    };
+    let opts = Options::new()
+        .dir(fs.path().join("q"))
+        .slots(16)
+        .slot_size(256)
+        .overflow(Overflow::Spill)
+        .spill_dir(fs.path().join("spill"))
+        .spill_segment_size(64 << 10)
+        .spill_fallback(Overflow::Reject)
+        .journal(shmq::Retention::new(
+            std::time::Duration::from_secs(3600),
+            1 << 20,
+        ));
+    std::fs::create_dir(fs.path().join("q")).unwrap();
+    let q = Queue::create("full", &opts).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    let mut published = 0u64;
+    loop {
+        match p.publish(&published.to_le_bytes().repeat(20)) {
+            Ok(seq) => {
+                assert_eq!(seq, published);
+                published += 1;
+            }
+            Err(Error::SpillFull(_)) => break,
+            Err(e) => panic!("publish {published}: {e}"),
+        }
+    }
+    assert!(
+        published > 1000,
+        "only {published} before the disk was full"
+    );
+    let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
+    for want in 0..published {
+        let m = c
+            .receive_timeout(std::time::Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("seq {want} of {published}: {e}"));
+        assert_eq!(m.seq(), want);
+        assert_eq!(m.payload(), &want.to_le_bytes().repeat(20)[..]);
+    }
+    let s = q.stats();
+    assert_eq!(s.groups[0].lag, 0);
+    assert!(
+        s.journal.unwrap().skipped > 0,
+        "the journal skipped nothing?"
+    );
+}
