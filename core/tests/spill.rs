@@ -502,3 +502,37 @@ fn the_oldest_unfinished_message_is_found_in_the_spill() {
         "{b:?} {a:?}"
     );
 }
+
+/// A process that only looks at a spilling queue (`stats`, as `shmq
+/// exporter` and `shmq top` do) read the spill's oldest record to age the
+/// groups' backlog, and kept every segment it had read mapped: the blocks
+/// of a deleted file free only with its last mapping, so a long-lived
+/// observer held the disk of segments long gone (the chaos run's watcher
+/// filled its 4 MiB spill disk so). It keeps none of them now.
+#[test]
+fn a_process_that_only_looks_keeps_no_deleted_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(&dir);
+    let q = Queue::create("look", &opts(&dir)).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    let observer = Queue::open_with("look", &opts(&dir)).unwrap();
+    let mut p = q.producer().unwrap();
+    let mut next = 0;
+    for _ in 0..6 {
+        // A backlog of a few segments, looked at, then drained (its
+        // segments deleted).
+        for _ in 0..2000 {
+            p.publish(&payload(next)).unwrap();
+            next += 1;
+        }
+        assert!(observer.stats().spill_depth > 0);
+        drain(&q, "g", next - 2000, 2000);
+    }
+    let spill = dir.path().join("spill");
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let held = maps
+        .lines()
+        .filter(|l| l.contains(spill.to_str().unwrap()) && l.ends_with("(deleted)"))
+        .count();
+    assert!(held <= 1, "{held} deleted segments still mapped:\n{maps}");
+}

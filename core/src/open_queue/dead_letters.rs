@@ -455,7 +455,11 @@ pub(crate) mod overflow {
 
     fn segs(shared: &OpenQueue) -> MutexGuard<'_, Segments> {
         let m = shared.dlq_spill.as_ref().expect("an overflow=spill queue");
-        m.lock().unwrap_or_else(|p| p.into_inner())
+        let mut segs = m.lock().unwrap_or_else(|p| p.into_inner());
+        // Segments read back and deleted, unmapped (see
+        // `OpenQueue::segments`).
+        segs.forget_before(shared.header().dlq_spill.read_seg.load(Ordering::Relaxed));
+        segs
     }
 
     /// The metadata and payload of a dead letter, as an overflow record's

@@ -51,7 +51,11 @@ const AGE_CHECK_NS: u64 = 1_000_000_000;
 impl OpenQueue {
     fn journal_segments(&self) -> MutexGuard<'_, Segments> {
         let m = self.journal.as_ref().expect("a journaled queue");
-        m.lock().unwrap_or_else(|p| p.into_inner())
+        let mut segs = m.lock().unwrap_or_else(|p| p.into_inner());
+        // Segments retention deleted, unmapped in every process (see
+        // `OpenQueue::segments`); a replaying reader has its own handles.
+        segs.forget_before(self.header().journal.read_seg.load(Ordering::Relaxed));
+        segs
     }
 
     /// After a publish of `pos` to a journaled queue: every

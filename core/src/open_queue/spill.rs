@@ -16,7 +16,14 @@ impl OpenQueue {
         let m = self.spill.as_ref().expect("overflow=spill queue");
         // A panic while holding it leaves nothing half-done in the
         // process-local handles that the shared control does not redo.
-        m.lock().unwrap_or_else(|p| p.into_inner())
+        let mut segs = m.lock().unwrap_or_else(|p| p.into_inner());
+        // Segments the refill has left (deleted, or about to be) are
+        // unmapped here, in every process: one that only looks (`stats`,
+        // an exporter) kept every segment it had read mapped, and a
+        // deleted file's blocks free only when its last mapping goes (the
+        // chaos run's observer held its 4 MiB disk full so).
+        segs.forget_before(self.header().spill.read_seg.load(Ordering::Relaxed));
+        segs
     }
 
     /// The spill directory (overflow=spill), where its segment files go.
