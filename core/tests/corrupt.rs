@@ -173,9 +173,16 @@ fn garbled_message_length_is_an_error_not_a_read() {
 }
 
 /// Publishes until one fails; returns how many succeeded and the error.
+/// Every publish after that one must fail too.
 fn publish_until_error(p: &mut shmq::Producer) -> (u32, Error) {
     for n in 0..10_000 {
         if let Err(e) = p.try_publish(b"after") {
+            for later in 0..1000 {
+                assert!(
+                    p.try_publish(b"later").is_err(),
+                    "publish {later} after the first refusal went through"
+                );
+            }
             return (n, e);
         }
     }
