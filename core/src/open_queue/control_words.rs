@@ -9,27 +9,21 @@
 //! the ring looks full (`Producer::claim_slow`).
 
 use crate::error::{Error, Result};
-use crate::layout::{Config, Header, READY, config_crc};
+use zerocopy::IntoBytes;
+
+use crate::layout::{READY, config_crc};
 use crate::loom::Ordering;
 use crate::open_queue::OpenQueue;
+use crate::open_queue::queue_file::read_config;
 use crate::protocol::group::ACTIVE;
 use crate::protocol::spill::{ring_tail, spilling};
 
 impl OpenQueue {
     /// `Err(Corrupt)` naming the first control word that cannot be.
     pub(crate) fn check_control_words(&self) -> Result<()> {
-        let base = self.map.base();
-        // SAFETY: the header is mapped whole (`validate`); read volatile,
-        // as `validate` does, since a scribbler may be writing it.
-        let (config, crc) = unsafe {
-            (
-                std::ptr::read_volatile(base as *const Config),
-                std::ptr::read_volatile(
-                    base.add(std::mem::offset_of!(Header, config_crc)) as *const u32
-                ),
-            )
-        };
-        if config_crc(&config) != crc || config_crc(&config) != config_crc(&self.config) {
+        // SAFETY: the header is mapped whole (`validate`).
+        let (config, crc) = unsafe { read_config(self.map.base()) };
+        if config.as_bytes() != self.config.as_bytes() || config_crc(&config) != crc {
             return Err(Error::corrupt(
                 &self.path,
                 "header changed since it was opened (garbled file)",

@@ -144,8 +144,7 @@ impl OpenQueue {
         if jc.segments.load(Ordering::Relaxed) == 0 {
             jc.read_seq.store(rec.seq, Ordering::Release);
         }
-        let now = os::clock::monotonic_ns();
-        if now < segs.no_room_until_ns {
+        if segs.takes_disk_for_full(os::clock::monotonic_ns()) {
             // The disk was full a moment ago: skip without trying again.
             jc.full.fetch_add(1, Ordering::Relaxed);
             return Ok(());

@@ -426,6 +426,24 @@ pub(crate) fn remove(name: &str, path: PathBuf) -> Result<()> {
 }
 
 /// Checks everything an opener reads before trusting it.
+/// The header's config and its checksum, as the file holds them now.
+///
+/// # Safety
+/// `base` is the start of a mapping that holds a whole header. The reads
+/// are volatile: a writer (a scribbler, a creator not yet done) may be
+/// changing the bytes.
+pub(super) unsafe fn read_config(base: *const u8) -> (Config, u32) {
+    // SAFETY: per the contract; `Config` is plain bytes, any value is one.
+    unsafe {
+        (
+            std::ptr::read_volatile(base as *const Config),
+            std::ptr::read_volatile(
+                base.add(std::mem::offset_of!(Header, config_crc)) as *const u32
+            ),
+        )
+    }
+}
+
 fn validate(map: &os::map::Mapping, path: &Path) -> Result<(Config, Geometry, Option<PathBuf>)> {
     let base = map.base();
     // SAFETY: the mapping is at least HEADER_SIZE bytes (checked by the
@@ -462,14 +480,7 @@ fn validate(map: &os::map::Mapping, path: &Path) -> Result<(Config, Geometry, Op
         std::thread::sleep(Duration::from_millis(1));
     }
     // SAFETY: in bounds as above; the config is immutable once ready.
-    let (config, crc) = unsafe {
-        (
-            std::ptr::read_volatile(base as *const Config),
-            std::ptr::read_volatile(
-                base.add(std::mem::offset_of!(Header, config_crc)) as *const u32
-            ),
-        )
-    };
+    let (config, crc) = unsafe { read_config(base) };
     if config_crc(&config) != crc {
         return Err(Error::corrupt(
             path,

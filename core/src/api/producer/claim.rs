@@ -45,10 +45,7 @@ impl Producer {
     /// full (overflow=spill waits, as block does: this claim needs a slot).
     #[inline]
     pub(super) fn claim(&mut self, n: u64, deadline: Option<Instant>) -> Result<u64> {
-        self.claims_since_check += n;
-        if self.claims_since_check >= self.shared.geo.slots {
-            self.check_control_words()?;
-        }
+        self.count_claims(n)?;
         let ring = self.shared.ring();
         if let Claim::Claimed(pos) = ring.claim(n, &mut self.cached_head) {
             return Ok(pos);
@@ -65,15 +62,22 @@ impl Producer {
         n: u64,
         deadline: Option<Instant>,
     ) -> Result<Option<u64>> {
-        self.claims_since_check += n;
-        if self.claims_since_check >= self.shared.geo.slots {
-            self.check_control_words()?;
-        }
+        self.count_claims(n)?;
         let ring = self.shared.ring();
         if let Claim::Claimed(pos) = ring.claim(n, &mut self.cached_head) {
             return Ok(Some(pos));
         }
         self.claim_slow(n, deadline, true)
+    }
+
+    /// Counts `n` claims; once a ring's worth, checks the control words.
+    #[inline(always)]
+    fn count_claims(&mut self, n: u64) -> Result<()> {
+        self.claims_since_check += n;
+        if self.claims_since_check >= self.shared.geo.slots {
+            self.check_control_words()?;
+        }
+        Ok(())
     }
 
     /// Once a ring's worth of claims: are the queue's control words still

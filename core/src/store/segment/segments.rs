@@ -91,7 +91,7 @@ pub(crate) struct Segments {
     written: Option<u64>,
     /// CLOCK_MONOTONIC ns until which this process takes the disk for full
     /// without trying (after a segment found no room: `roll_to`).
-    pub no_room_until_ns: u64,
+    no_room_until_ns: u64,
 }
 
 /// How long a process that found no room on the disk for a segment takes
@@ -138,6 +138,12 @@ impl Segments {
         }
     }
 
+    /// Whether a segment found no room on the disk less than a pause ago
+    /// (then `roll_to` fails at once, without a look at the disk).
+    pub(crate) fn takes_disk_for_full(&self, now_ns: u64) -> bool {
+        now_ns < self.no_room_until_ns
+    }
+
     /// Creates segment `first` if the budget allows another one.
     fn roll_to(&mut self, ctl: &SpillControl, first: u64) -> Result<()> {
         let on_disk = ctl.bytes_on_disk.load(Ordering::Relaxed);
@@ -151,7 +157,7 @@ impl Segments {
             )));
         }
         let now = os::clock::monotonic_ns();
-        if now < self.no_room_until_ns {
+        if self.takes_disk_for_full(now) {
             return Err(Error::SpillFull(format!(
                 "no space left on the disk of {} for another segment (looked {} ms ago)",
                 self.dir.display(),
