@@ -367,16 +367,24 @@ impl Client {
         }
     }
 
-    fn auto(&mut self) {
-        let mut c = match self
+    /// A consumer of `group` (made by the runner); an error no rule
+    /// allows is written down, and the client has nothing to do.
+    fn attach(&mut self, group: &str, ack: Ack) -> Option<shmq::Consumer> {
+        match self
             .q
-            .consumer("auto", ConsumerOptions::new().ack(Ack::Auto).create(false))
+            .consumer(group, ConsumerOptions::new().ack(ack).create(false))
         {
-            Ok(c) => c,
+            Ok(c) => Some(c),
             Err(e) => {
-                self.unexpected("auto consumer", &e);
-                return;
+                self.unexpected(&format!("{group} consumer"), &e);
+                None
             }
+        }
+    }
+
+    fn auto(&mut self) {
+        let Some(mut c) = self.attach("auto", Ack::Auto) else {
+            return;
         };
         // Every other incarnation waits asynchronously.
         let async_waits = self.inc % 2 == 1;
@@ -416,15 +424,8 @@ impl Client {
     }
 
     fn work(&mut self) {
-        let mut c = match self.q.consumer(
-            "work",
-            ConsumerOptions::new().ack(Ack::Manual).create(false),
-        ) {
-            Ok(c) => c,
-            Err(e) => {
-                self.unexpected("worker", &e);
-                return;
-            }
+        let Some(mut c) = self.attach("work", Ack::Manual) else {
+            return;
         };
         let lease = setup::LEASE;
         // Worker 2 waits asynchronously.
@@ -521,15 +522,8 @@ impl Client {
     /// Reads forward and now and then seeks back, by seq or by time, into
     /// what only the journal still holds.
     fn replay(&mut self) {
-        let mut c = match self.q.consumer(
-            "replay",
-            ConsumerOptions::new().ack(Ack::Auto).create(false),
-        ) {
-            Ok(c) => c,
-            Err(e) => {
-                self.unexpected("replay consumer", &e);
-                return;
-            }
+        let Some(mut c) = self.attach("replay", Ack::Auto) else {
+            return;
         };
         let mut seen: Vec<(u64, u64)> = Vec::new();
         while self.phase() != Phase::Stop {

@@ -209,7 +209,6 @@ struct Slot {
     /// The incarnation the next start gets.
     next_inc: u64,
     child: Option<Child>,
-    started: Instant,
     restart_at: Option<Instant>,
     stopped_until: Option<Instant>,
     /// The runner sent it SIGKILL.
@@ -275,7 +274,6 @@ impl Run {
                     inc: 0,
                     next_inc: 0,
                     child: None,
-                    started: Instant::now(),
                     restart_at: Some(Instant::now()),
                     stopped_until: None,
                     killed: false,
@@ -376,10 +374,8 @@ impl Run {
                         _ => "unknown".into(),
                     };
                     if how.starts_with("signal") || how.starts_with("code") {
-                        let err = std::fs::read_to_string(
-                            self.dir.join("stderr").join(format!("{name}.txt")),
-                        )
-                        .unwrap_or_default();
+                        let err = std::fs::read_to_string(setup::stderr_file(&self.dir, &name))
+                            .unwrap_or_default();
                         eprintln!("chaos: {name} ended with {how}; its stderr:\n{err}");
                     }
                     if let Some(point) = fault {
@@ -438,8 +434,7 @@ impl Run {
     }
 
     fn fault_point(&self, name: &str) -> Option<String> {
-        let err =
-            std::fs::read_to_string(self.dir.join("stderr").join(format!("{name}.txt"))).ok()?;
+        let err = std::fs::read_to_string(setup::stderr_file(&self.dir, name)).ok()?;
         err.lines()
             .find_map(|l| l.strip_prefix("shmq fault point "))
             .map(str::to_string)
@@ -488,8 +483,7 @@ impl Run {
         s.inc = s.next_inc;
         s.next_inc += 1;
         let name = s.name();
-        let stderr =
-            File::create(self.dir.join("stderr").join(format!("{name}.txt"))).expect("stderr file");
+        let stderr = File::create(setup::stderr_file(&self.dir, &name)).expect("stderr file");
         let mut cmd = Command::new(std::env::current_exe().expect("the chaos binary"));
         cmd.arg("client")
             .args([s.role.to_string(), s.id.to_string(), s.inc.to_string()])
@@ -512,7 +506,6 @@ impl Run {
             .event("start", &[&name, &fault.as_deref().unwrap_or("-")]);
         let child = cmd.spawn().expect("starting a chaos client");
         s.child = Some(child);
-        s.started = Instant::now();
         s.restart_at = None;
         s.killed = false;
         s.stopped_until = None;

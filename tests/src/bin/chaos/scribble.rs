@@ -93,8 +93,7 @@ pub fn run(args: &[String]) -> i32 {
 
 fn spawn(dir: &Path, role: &str, id: u16, seed: u64) -> (String, Child) {
     let name = format!("{role}-{id}-0");
-    let err =
-        std::fs::File::create(dir.join("stderr").join(format!("{name}.txt"))).expect("stderr");
+    let err = std::fs::File::create(setup::stderr_file(dir, &name)).expect("stderr");
     let child = Command::new(std::env::current_exe().expect("the chaos binary"))
         .args(["client", role, &id.to_string(), "0"])
         .arg(dir)
@@ -179,8 +178,8 @@ fn round(dir: &Path, rng: &mut Rng) -> Round {
                 r.hung.push(name.clone());
             }
             Some(s) if s.signal().is_some() || s.code() == Some(101) => {
-                let err = std::fs::read_to_string(dir.join("stderr").join(format!("{name}.txt")))
-                    .unwrap_or_default();
+                let err =
+                    std::fs::read_to_string(setup::stderr_file(dir, name)).unwrap_or_default();
                 let tail: String = err.lines().rev().take(6).collect::<Vec<_>>().join(" | ");
                 r.crashed.push(format!("{name} ({s}: {tail})"));
             }

@@ -51,6 +51,12 @@ pub fn options(dir: &Path) -> Options {
         .journal(Retention::new(Duration::from_secs(120), 2 << 20))
 }
 
+/// Where client `name`'s standard error goes (the runner reads the fault
+/// point it died or stopped at there, and shows it when it crashed).
+pub fn stderr_file(dir: &Path, name: &str) -> std::path::PathBuf {
+    dir.join("stderr").join(format!("{name}.txt"))
+}
+
 /// A file in a run's directory that marks the scribble phase's runs.
 pub const SCRIBBLED: &str = "scribbled";
 
