@@ -64,7 +64,7 @@
  * `shmq_abi_version()` is the library's; `shmq_options.abi_version`
  * carries the header's into every call that takes options.
  */
-#define SHMQ_ABI_VERSION 2
+#define SHMQ_ABI_VERSION 3
 
 /**
  * What a call did. `SHMQ_OK` is 0; every other code comes with a message
@@ -581,6 +581,14 @@ typedef struct shmq_options {
    * a lane wait for each other.
    */
   uint64_t ordering_lanes;
+  /**
+   * The largest message (payload, ordering key and headers) the queue
+   * takes, in bytes; 0 (the default) for as much as half the ring holds
+   * (and, spilling or journaling, one spill segment). A message longer
+   * than `slot_size` takes consecutive slots and is still one slice for
+   * its reader. Added in ABI 3.
+   */
+  uint64_t max_message_size;
 } shmq_options;
 
 /**
@@ -1631,7 +1639,8 @@ enum shmq_status shmq_reservation_seq(struct shmq_reservation *reservation, uint
 
 /**
  * Writes the largest payload this producer publishes (the queue's
- * `slot_size`) to `len_out`.
+ * `max_message_size`, less the key and headers a message carries) to
+ * `len_out`.
  *
  * # Safety
  * `producer` is NULL or a live producer handle not used by another

@@ -402,6 +402,12 @@ class options {
     }
     options &slots(std::uint64_t n) noexcept { o_.slots = n; return *this; }
     options &slot_size(std::uint64_t n) noexcept { o_.slot_size = n; return *this; }
+    // The largest message in bytes (default 0: as much as half the ring
+    // holds); a message longer than slot_size takes consecutive slots.
+    options &max_message_size(std::uint64_t n) noexcept {
+        o_.max_message_size = n;
+        return *this;
+    }
     options &max_groups(std::uint32_t n) noexcept { o_.max_groups = n; return *this; }
     options &overflow(overflow_policy p) noexcept {
         o_.overflow = static_cast<shmq_overflow>(p);
@@ -521,7 +527,7 @@ struct header {
 // SHMQ_MAX_ORDERING_KEY bytes) and `headers` (at most SHMQ_MAX_HEADERS, in
 // order, names may repeat) are stored with the message and read back by
 // every consumer (message::ordering_key(), message::headers()); they count
-// against slot_size. Reservations and batches refuse keys and headers.
+// against max_message_size. Reservations and batches refuse keys and headers.
 // Everything is viewed, not copied: keep it alive during the publish.
 struct meta {
     std::uint32_t type_id = 0;
@@ -1141,7 +1147,8 @@ class producer {
     // Publishes `data` and returns its seq. On a full ring: waits as long
     // as it takes (overflow=block), or throws shmq::full_error (reject);
     // overflow=spill writes it to disk. shmq::too_large_error past the
-    // queue's slot_size.
+    // queue's max_message_size (a message longer than slot_size takes
+    // consecutive slots and is one buffer for its reader).
     std::uint64_t publish(bytes_view data) { return publish_(data, meta{}, SHMQ_WAIT_FOREVER); }
     // With metadata (type_id, correlation_id, idempotency key).
     std::uint64_t publish(bytes_view data, const meta &m) {
@@ -1190,7 +1197,8 @@ class producer {
         return reserve_(len, detail::to_ns(timeout));
     }
 
-    // The largest payload this producer publishes (the queue's slot_size).
+    // The largest payload this producer publishes (the queue's
+    // max_message_size).
     std::size_t max_payload() const {
         std::size_t n = 0;
         detail::check(shmq_producer_max_payload(live("max_payload"), &n));

@@ -51,8 +51,20 @@ const METRICS: &[Metric] = &[
     m(
         "depth",
         Gauge,
-        "Messages not yet finished by the slowest group.",
+        "Slots not yet finished by the slowest group (a message longer than a slot counts each of its slots).",
         Queue(|s| s.depth),
+    ),
+    m(
+        "depth_bytes",
+        Gauge,
+        "Bytes of the ring not yet finished by the slowest group: the bytes in flight.",
+        Queue(|s| s.depth_bytes),
+    ),
+    m(
+        "max_message_size_bytes",
+        Gauge,
+        "The largest message the queue takes.",
+        Queue(|s| s.max_message_size),
     ),
     m(
         "capacity",

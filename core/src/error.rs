@@ -13,14 +13,14 @@ pub enum Error {
     /// A blocking call waited as long as it was allowed to.
     #[error("timed out")]
     Timeout,
-    /// The message does not fit in a slot: its payload, and its ordering
-    /// key and headers (which go in the slot in front of the payload, with
-    /// a few bytes of framing) count against `slot_size` together.
+    /// The message is larger than the queue's `max_message_size`: its
+    /// payload, and its ordering key and headers (which are stored in
+    /// front of the payload, with a few bytes of framing) count together.
     #[error("{}", too_large(*len, *max, *payload, *ordering_key, *headers))]
     TooLarge {
-        /// Bytes the message needs in its slot.
+        /// Bytes the message needs.
         len: usize,
-        /// The queue's `slot_size`.
+        /// The queue's `max_message_size`.
         max: usize,
         /// Of `len`, the payload's bytes.
         payload: usize,
@@ -110,6 +110,20 @@ pub enum Error {
         "dead-letter queue is full ({0} entries): the message stays leased; redrive or purge dead letters"
     )]
     DlqFull(u64),
+    /// The message is larger than a dead-letter entry holds (`slot_size`
+    /// bytes; messages up to `max_message_size` are longer): it was not
+    /// dead-lettered and stays leased (nack) or in its group (after
+    /// max_deliveries), as with a full dead-letter queue. The C and
+    /// Python faces report it as their dead-letter-queue-full error.
+    #[error(
+        "message of {len} bytes is larger than a dead-letter entry ({max} bytes): it was not dead-lettered and stays leased"
+    )]
+    DlqTooLarge {
+        /// The message's bytes (payload and envelope).
+        len: usize,
+        /// A dead-letter entry's room (`slot_size`).
+        max: usize,
+    },
     /// The ring is full and so is the spill (its `spill_max_bytes` budget,
     /// or its disk), and the queue's `spill_fallback` is `reject`: nothing
     /// was published. Consume faster, raise the budget or free the disk.
@@ -179,13 +193,13 @@ pub enum Error {
 fn too_large(len: usize, max: usize, payload: usize, key: usize, headers: usize) -> String {
     if len == payload {
         return format!(
-            "payload of {len} bytes is larger than the queue's slot_size of {max} bytes"
+            "payload of {len} bytes is larger than the queue's max_message_size of {max} bytes"
         );
     }
     format!(
-        "message of {len} bytes is larger than the queue's slot_size of {max} bytes: a payload \
-         of {payload} bytes, an ordering key of {key} bytes, headers of {headers} bytes and {} \
-         bytes of their framing (the ordering key and headers go in the slot with the payload)",
+        "message of {len} bytes is larger than the queue's max_message_size of {max} bytes: a \
+         payload of {payload} bytes, an ordering key of {key} bytes, headers of {headers} bytes \
+         and {} bytes of their framing (the ordering key and headers are stored with the payload)",
         len.saturating_sub(payload + key + headers)
     )
 }

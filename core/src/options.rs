@@ -78,6 +78,7 @@ pub struct Options {
     pub(crate) dir: Option<PathBuf>,
     pub(crate) slots: u64,
     pub(crate) slot_size: u64,
+    pub(crate) max_message_size: Option<u64>,
     pub(crate) max_groups: u32,
     pub(crate) overflow: Overflow,
     pub(crate) lease: Duration,
@@ -195,6 +196,7 @@ impl Default for Options {
             dir: None,
             slots: 4096,
             slot_size: 1024,
+            max_message_size: None,
             max_groups: 16,
             overflow: Overflow::Block,
             lease: Duration::from_secs(30),
@@ -299,6 +301,36 @@ impl Options {
     /// no room for it; `Queue::file_size` and `Stats::file_size` tell it.
     pub fn slot_size(mut self, bytes: usize) -> Options {
         self.slot_size = bytes as u64;
+        self
+    }
+    /// The largest message (payload, with its ordering key and headers)
+    /// the queue takes; longer ones are refused with `TooLarge`. A message
+    /// longer than `slot_size` takes as many consecutive slots as it
+    /// needs (its seq is its first slot's: seqs then skip the others), and
+    /// is still one slice for its reader. At most half the ring (`slots ×
+    /// (slot_size + 32)` bytes, less a header); by default that, or, on a
+    /// queue that spills or journals, what one spill segment holds if that
+    /// is less. Messages longer than a slot need a ring of whole pages
+    /// (`slots × (slot_size + 32)` a multiple of 4096 bytes, which every
+    /// ring of 128 or more slots is).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmq::{ConsumerOptions, Options, Queue};
+    /// // 64 slots of 1 KiB: messages of up to 8 KiB.
+    /// let opts = Options::new().dir(dir.path()).slots(64).max_message_size(8192);
+    /// let q = Queue::create("doc-max", &opts)?;
+    /// let mut c = q.consumer("g", ConsumerOptions::new().create(true))?;
+    /// let mut p = q.producer()?;
+    /// let frame = vec![7u8; 5000];
+    /// let seq = p.publish(&frame)?; // five slots
+    /// assert_eq!(p.publish(b"next")?, seq + 5);
+    /// assert_eq!(c.receive()?.payload(), &frame[..]);
+    /// assert!(matches!(p.publish(&[0u8; 8193]), Err(shmq::Error::TooLarge { .. })));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn max_message_size(mut self, bytes: u64) -> Options {
+        self.max_message_size = Some(bytes);
         self
     }
     /// How many consumer groups the queue can hold (default 16).

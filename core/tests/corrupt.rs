@@ -62,7 +62,7 @@ fn newer_version() {
             e,
             Error::Incompatible {
                 found: 99,
-                expected: 6,
+                expected: 7,
                 ..
             }
         ),
@@ -73,19 +73,19 @@ fn newer_version() {
 
 #[test]
 fn older_version_is_refused_with_what_to_do() {
-    // Layout 5 (before liveness keys): its records hold process start
-    // times where this one reads liveness keys, so every live process of
-    // it would look dead here; it is refused rather than half-served.
+    // Layout 6 (before records of any span): its state words hold a seq
+    // where this one reads a lap and a span, so every message of it would
+    // look like another position's; it is refused rather than half-served.
     let (dir, o) = setup();
     drop(Queue::create("old", &o).unwrap());
-    poke(&dir.path().join("old.shmq"), 8, &5u32.to_le_bytes());
+    poke(&dir.path().join("old.shmq"), 8, &6u32.to_le_bytes());
     let e = open_err("old", &o);
     assert!(
         matches!(
             e,
             Error::Incompatible {
-                found: 5,
-                expected: 6,
+                found: 6,
+                expected: 7,
                 ..
             }
         ),

@@ -129,7 +129,8 @@ fn limits_are_refused_and_count_against_slot_size() {
         ),
         "{e:?}"
     );
-    // The message says what counts against slot_size, apart.
+    // The message says what counts against max_message_size (here
+    // slot_size: a ring of 8 slots is no whole page), apart.
     let e = p
         .publish_with(
             b"x",
@@ -138,9 +139,9 @@ fn limits_are_refused_and_count_against_slot_size() {
         .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "message of 89 bytes is larger than the queue's slot_size of 64 bytes: a payload of 1 \
-         bytes, an ordering key of 60 bytes, headers of 3 bytes and 25 bytes of their framing \
-         (the ordering key and headers go in the slot with the payload)"
+        "message of 89 bytes is larger than the queue's max_message_size of 64 bytes: a payload \
+         of 1 bytes, an ordering key of 60 bytes, headers of 3 bytes and 25 bytes of their \
+         framing (the ordering key and headers are stored with the payload)"
     );
     // Envelope: 16 fixed bytes + the key, rounded to 8: 24 for "k".
     p.publish_with(&[2u8; 40], &Meta::new().ordering_key("k"))

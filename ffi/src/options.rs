@@ -201,6 +201,12 @@ pub struct shmq_options {
     /// a key's messages wait for the key's earlier ones, and keys sharing
     /// a lane wait for each other.
     pub ordering_lanes: u64,
+    /// The largest message (payload, ordering key and headers) the queue
+    /// takes, in bytes; 0 (the default) for as much as half the ring holds
+    /// (and, spilling or journaling, one spill segment). A message longer
+    /// than `slot_size` takes consecutive slots and is still one slice for
+    /// its reader. Added in ABI 3.
+    pub max_message_size: u64,
 }
 
 /// The defaults of every queue option (the same as the Rust
@@ -236,6 +242,7 @@ const DEFAULT_OPTIONS: shmq_options = shmq_options {
     trust_owner: -1,
     trust_group: -1,
     ordering_lanes: 1024,
+    max_message_size: 0,
 };
 
 impl shmq_options {
@@ -305,6 +312,9 @@ impl shmq_options {
             .spill_fallback(spill_fallback)
             .sync(sync)
             .ordering_lanes(self.ordering_lanes);
+        if self.max_message_size > 0 {
+            opts = opts.max_message_size(self.max_message_size);
+        }
         if self.journal_max_age_ms > 0 {
             opts = opts.journal(Retention::new(
                 Duration::from_millis(self.journal_max_age_ms),

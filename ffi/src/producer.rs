@@ -649,7 +649,8 @@ pub unsafe extern "C" fn shmq_reservation_seq(
 }
 
 /// Writes the largest payload this producer publishes (the queue's
-/// `slot_size`) to `len_out`.
+/// `max_message_size`, less the key and headers a message carries) to
+/// `len_out`.
 ///
 /// # Safety
 /// `producer` is NULL or a live producer handle not used by another

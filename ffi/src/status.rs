@@ -170,7 +170,7 @@ pub(crate) fn code_of(e: &shmq::Error) -> shmq_status {
         E::Aborted => SHMQ_ABORTED,
         E::Busy(_) => SHMQ_BUSY,
         E::Io { .. } => SHMQ_IO,
-        E::DlqFull(_) => SHMQ_DLQ_FULL,
+        E::DlqFull(_) | E::DlqTooLarge { .. } => SHMQ_DLQ_FULL,
         E::SpillFull(_) => SHMQ_SPILL_FULL,
         // A batch in part: the status of why the rest did not go in (the
         // message says how many did).

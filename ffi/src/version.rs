@@ -11,7 +11,7 @@ use std::ffi::{CStr, c_char};
 /// program built against another ABI does not load this library at all.
 /// `shmq_abi_version()` is the library's; `shmq_options.abi_version`
 /// carries the header's into every call that takes options.
-pub const SHMQ_ABI_VERSION: u32 = 2;
+pub const SHMQ_ABI_VERSION: u32 = 3;
 
 /// The C ABI version of the library (`SHMQ_ABI_VERSION` of the header it
 /// was built with). A program can check it at run time:

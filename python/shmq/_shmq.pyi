@@ -231,6 +231,7 @@ class Queue:
         trust_owner: Optional[int] = None,
         trust_group: Optional[int] = None,
         ordering_lanes: int = 1024,
+        max_message_size: Optional[int] = None,
     ) -> "Queue":
         """Creates a queue (``Exists`` if it is there already).
 
@@ -253,7 +254,10 @@ class Queue:
         most ``journal_max_bytes``, so groups can seek far behind the ring.
         ``ordering_lanes`` (a power of two) is how many lanes an ack="manual"
         group's ordering keys hash into: keys sharing a lane wait for each
-        other.
+        other. ``max_message_size`` (bytes; None: as much as half the ring
+        holds) is the largest message: one longer than ``slot_size`` takes
+        consecutive slots (its seq is its first slot's, so seqs skip the
+        others) and is still one buffer for its reader.
         """
 
     @staticmethod
@@ -299,6 +303,7 @@ class Queue:
         trust_owner: Optional[int] = None,
         trust_group: Optional[int] = None,
         ordering_lanes: int = 1024,
+        max_message_size: Optional[int] = None,
     ) -> "Queue":
         """Opens the queue, creating it with these options if it is not there."""
 
@@ -500,7 +505,8 @@ class Producer:
         correlation_id: int = 0,
         timeout: Optional[float] = None,
     ) -> "Reservation":
-        """Claims a slot of ``size`` bytes to write in place::
+        """Claims room for ``size`` bytes (any size up to ``max_payload``:
+        one buffer, however many slots it takes) to write in place::
 
             with producer.reserve(len(frame)) as buf:   # a writable memoryview
                 buf[:] = frame                         # committed on exit
@@ -542,7 +548,8 @@ class Producer:
 
     @property
     def max_payload(self) -> int:
-        """Largest payload this queue takes (its slot_size)."""
+        """Largest payload this queue takes (its max_message_size; an
+        ordering key and headers count against it too)."""
 
     @property
     def closed(self) -> bool:

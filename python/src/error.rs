@@ -21,7 +21,7 @@ create_exception!(
     shmq,
     TooLarge,
     Error,
-    "The payload does not fit in a slot (larger than slot_size)."
+    "The message is larger than the queue's max_message_size."
 );
 create_exception!(
     shmq,
@@ -121,7 +121,7 @@ pub(crate) fn to_py(e: shmq::Error) -> PyErr {
         E::InvalidOption(_) => InvalidOption::new_err(msg),
         E::LeaseExpired => LeaseExpired::new_err(msg),
         E::Aborted => Aborted::new_err(msg),
-        E::DlqFull(_) => DlqFull::new_err(msg),
+        E::DlqFull(_) | E::DlqTooLarge { .. } => DlqFull::new_err(msg),
         E::SpillFull(_) => SpillFull::new_err(msg),
         E::Busy(_) => Busy::new_err(msg),
         E::Io { .. } => Io::new_err(msg),

@@ -586,10 +586,11 @@ impl Producer {
         self.shared.queue.why_full()
     }
 
-    /// Largest payload this queue takes (its slot_size).
+    /// Largest payload this queue takes (its max_message_size; an
+    /// ordering key and headers count against it too).
     #[getter]
     fn max_payload(&self) -> usize {
-        self.shared.queue.slot_size()
+        self.shared.queue.max_message_size()
     }
 
     /// Whether `close()` was called.

@@ -167,7 +167,7 @@ macro_rules! queue_methods {
                 spill_dir=None, spill_max_bytes=1 << 30, spill_segment_size=64 << 20,
                 spill_fallback="block", sync="never", journal_max_age=None,
                 journal_max_bytes=1 << 30, trust_owner=None, trust_group=None,
-                ordering_lanes=1024))]
+                ordering_lanes=1024, max_message_size=None))]
             fn $method(
                 py: Python<'_>,
                 name: &str,
@@ -193,6 +193,7 @@ macro_rules! queue_methods {
                 trust_owner: Option<u32>,
                 trust_group: Option<u32>,
                 ordering_lanes: i64,
+                max_message_size: Option<i64>,
             ) -> PyResult<Queue> {
                 // Counts and sizes: a negative one is an InvalidOption that
                 // names it (the plain conversion raised OverflowError).
@@ -233,7 +234,10 @@ macro_rules! queue_methods {
                     spill,
                 )?;
                 let name = name.to_string();
-                let o = trusting(o, trust_owner, trust_group).ordering_lanes(ordering_lanes);
+                let mut o = trusting(o, trust_owner, trust_group).ordering_lanes(ordering_lanes);
+                if let Some(m) = max_message_size {
+                    o = o.max_message_size(whole("max_message_size", m)?);
+                }
                 let q = py.detach(|| $core(&name, &o)).py_err()?;
                 Ok(Queue::new(q))
             }
@@ -447,6 +451,8 @@ impl Queue {
         d.set_item("next_seq", s.next_seq)?;
         d.set_item("oldest_seq", s.oldest_seq)?;
         d.set_item("depth", s.depth)?;
+        d.set_item("depth_bytes", s.depth_bytes)?;
+        d.set_item("max_message_size", s.max_message_size)?;
         d.set_item("published", s.published)?;
         d.set_item("rejected", s.rejected)?;
         d.set_item("deduplicated", s.deduplicated)?;

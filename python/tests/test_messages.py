@@ -38,7 +38,7 @@ def test_publish_refuses_bad_input(q):
         p.publish(12)  # type: ignore[arg-type]
     with pytest.raises((BufferError, ValueError), match="contiguous"):
         p.publish(np.arange(16, dtype=np.uint8)[::2])
-    with pytest.raises(shmq.TooLarge, match="larger than the queue's slot_size of 256"):
+    with pytest.raises(shmq.TooLarge, match="larger than the queue's max_message_size of 256"):
         p.publish(b"x" * 257)
     with pytest.raises(TypeError, match="key must be str or bytes"):
         p.publish(b"x", key=5)  # type: ignore[arg-type]

@@ -26,6 +26,30 @@ pub fn decode(p: &[u8]) -> Option<(u32, u64)> {
     ))
 }
 
+/// Fills `buf` with large test message `index`: every 8-byte word says
+/// the index and its own offset, so a torn or stale record (a word of
+/// another message, or one not written) is told by [`large_index`].
+pub fn fill_large(buf: &mut [u8], index: u64) {
+    for (w, chunk) in buf.chunks_mut(8).enumerate() {
+        let word = (index << 40) ^ w as u64 ^ 0x5a5a_5a5a;
+        chunk.copy_from_slice(&word.to_le_bytes()[..chunk.len()]);
+    }
+}
+
+/// The index of a large test message if every word of it is whole and
+/// its own (see [`fill_large`]), else `None`.
+pub fn large_index(buf: &[u8]) -> Option<u64> {
+    let first = u64::from_le_bytes(buf.get(..8)?.try_into().ok()?);
+    let index = (first ^ 0x5a5a_5a5a) >> 40;
+    buf.chunks(8)
+        .enumerate()
+        .all(|(w, chunk)| {
+            let word = (index << 40) ^ w as u64 ^ 0x5a5a_5a5a;
+            chunk == &word.to_le_bytes()[..chunk.len()]
+        })
+        .then_some(index)
+}
+
 pub mod chaos;
 
 /// A small deterministic generator (xorshift; no dependency needed for

@@ -136,6 +136,7 @@ fn spellings(consumer: bool) -> BTreeMap<&'static str, [&'static [&'static str];
             ("dir", same(&["dir"])),
             ("slots", same(&["slots"])),
             ("slot_size", same(&["slot_size"])),
+            ("max_message_size", same(&["max_message_size"])),
             ("max_groups", same(&["max_groups"])),
             ("overflow", same(&["overflow"])),
             (

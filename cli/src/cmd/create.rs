@@ -12,12 +12,18 @@ use crate::{CliError, CliResult, secs};
 pub(crate) struct Args {
     /// Queue name: [A-Za-z0-9._-]{1,200}.
     name: String,
-    /// Ring capacity in messages (a power of two).
+    /// Slots in the ring (a power of two): its capacity in messages of up
+    /// to --slot-size bytes.
     #[arg(long, default_value_t = 4096, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     slots: u64,
-    /// Largest payload in bytes.
+    /// Bytes of payload a slot holds; a longer message takes consecutive
+    /// slots (and its seq is its first slot's).
     #[arg(long, default_value_t = 1024, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     slot_size: usize,
+    /// The largest message in bytes [default: as much as half the ring
+    /// holds, and one spill segment].
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
+    max_message_size: Option<u64>,
     /// What a publish does when the ring is full: block, reject, or
     /// spill (to segment files on disk, read back in order).
     #[arg(long, default_value = "block")]
@@ -86,6 +92,7 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         name,
         slots,
         slot_size,
+        max_message_size,
         overflow,
         max_groups,
         mode,
@@ -116,6 +123,9 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
     if let Some(d) = spill_dir {
         opts = opts.spill_dir(d);
     }
+    if let Some(m) = max_message_size {
+        opts = opts.max_message_size(m);
+    }
     if let Some(age) = journal_age {
         opts = opts.journal(shmq::Retention::new(
             secs(age, "--journal-age")?,
@@ -140,10 +150,12 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
             .dedup_ttl(secs(dedup_ttl, "--dedup-ttl")?),
     )?;
     eprintln!(
-        "created {} ({} slots of {} bytes, overflow={}; the file takes {}, all of it now)",
+        "created {} ({} slots of {} bytes, messages of up to {}, overflow={}; the file takes \
+         {}, all of it now)",
         q.path().display(),
         q.slots(),
         q.slot_size(),
+        crate::human::bytes(q.max_message_size() as u64),
         q.overflow(),
         crate::human::bytes(q.file_size())
     );

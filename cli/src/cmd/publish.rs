@@ -1,4 +1,5 @@
-//! `shmq publish`: one message per line of stdin, or synthetic ones.
+//! `shmq publish`: one message per line of stdin, a file as one message,
+//! or synthetic ones.
 
 use std::io::BufRead;
 use std::time::{Duration, Instant};
@@ -16,6 +17,10 @@ pub(crate) struct Args {
     /// Publish this many synthetic messages instead of reading stdin.
     #[arg(long, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     count: Option<u64>,
+    /// Publish the whole file as one message (any size up to the queue's
+    /// max_message_size: `shmq stat` says it), instead of reading stdin.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["count", "ordering_key_separator"])]
+    file: Option<std::path::PathBuf>,
     /// Size of each synthetic message.
     #[arg(long, default_value_t = 64, requires = "count", allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     size: usize,
@@ -91,6 +96,7 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
     let Args {
         name,
         count,
+        file,
         size,
         type_id,
         correlation_id,
@@ -107,9 +113,9 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
     }
     let timeout = timeout.map(|t| secs(t, "--timeout")).transpose()?;
     // Stdin that is a file has a known length: the bar counts its bytes.
-    let stdin_len = match count {
-        Some(_) => None,
-        None => stdin_file_len(),
+    let stdin_len = match (count, &file) {
+        (None, None) => stdin_file_len(),
+        _ => None,
     };
     let progress = match (count, stdin_len) {
         (Some(n), _) => Progress::new(&format!("publishing to {name}"), Some(n), "messages", true),
@@ -149,7 +155,18 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
     };
     let mut n = 0u64;
     let result = (|| -> CliResult {
-        if let Some(count) = count {
+        if let Some(path) = &file {
+            let bytes = std::fs::read(path)
+                .map_err(|e| CliError::Other(format!("reading {}: {e}", path.display())))?;
+            let seq = publish(&bytes, None, 1)?;
+            n = 1;
+            progress.at(n);
+            progress.say(&format!(
+                "{} ({} bytes) is message {seq}",
+                path.display(),
+                bytes.len()
+            ));
+        } else if let Some(count) = count {
             let mut payload = vec![0u8; size];
             for i in 0..count {
                 let k = payload.len().min(8);

@@ -45,10 +45,12 @@ pub struct Stats {
     pub name: String,
     /// Path of the queue file.
     pub path: PathBuf,
-    /// Ring capacity in messages.
+    /// Slots in the ring: its capacity in messages of up to `slot_size`.
     pub slots: u64,
-    /// Largest payload in bytes.
+    /// Bytes of payload a slot holds (a longer message takes several).
     pub slot_size: u64,
+    /// The largest message the queue takes.
+    pub max_message_size: u64,
     /// Bytes of the queue file (all of it preallocated at create):
     /// `slots × (slot_size + 32)` and `dlq_slots × (slot_size + 96)`, each
     /// rounded up to cache lines, plus the header and tables.
@@ -59,9 +61,12 @@ pub struct Stats {
     pub next_seq: u64,
     /// Oldest seq still retained.
     pub oldest_seq: u64,
-    /// Messages not yet finished by the slowest group (with no group: every
-    /// message retained).
+    /// Slots not yet finished by the slowest group (with no group: every
+    /// slot retained): its messages, where each is one slot; a message
+    /// longer than a slot counts the slots it takes.
     pub depth: u64,
+    /// Bytes of the ring those slots hold: the bytes in flight.
+    pub depth_bytes: u64,
     /// Messages published (positions claimed and not aborted).
     pub published: u64,
     /// Publishes refused with `Full`.
@@ -268,14 +273,22 @@ impl Queue {
         self.shared.spill_dir()
     }
 
-    /// Ring capacity in messages.
+    /// Slots in the ring: its capacity in messages of up to `slot_size`
+    /// bytes (a longer message takes several).
     pub fn slots(&self) -> u64 {
         self.shared.geo.slots
     }
 
-    /// Largest payload in bytes.
+    /// Bytes of payload a slot holds; a longer message takes consecutive
+    /// slots, up to [`max_message_size`](Self::max_message_size).
     pub fn slot_size(&self) -> usize {
         self.shared.geo.slot_size as usize
+    }
+
+    /// The largest message the queue takes (payload, ordering key and
+    /// headers together; `Options::max_message_size`).
+    pub fn max_message_size(&self) -> usize {
+        self.shared.config.max_message_size as usize
     }
 
     /// Bytes of the queue file, all of them taken at create (the file is
@@ -412,14 +425,16 @@ impl Queue {
             pos = pos.max(head);
         }
         while out.len() < count && pos < tail {
-            match ring.peek(pos) {
-                Peek::Ready => {
+            let span = match ring.peek(pos) {
+                Peek::Ready(span) => {
                     // SAFETY: committed, and `head <= pos` holds while we
                     // hold the admin lock, so nobody rewrites the slot.
                     let Some(rec) = (unsafe { shared.committed_record(pos) }) else {
                         return Err(Error::corrupt(
                             &shared.path,
-                            format!("slot of seq {pos} claims more bytes than slot_size"),
+                            format!(
+                                "the record of seq {pos} claims more bytes than its slots hold"
+                            ),
                         ));
                     };
                     let o = envelope::owned(rec.payload, rec.enveloped);
@@ -433,12 +448,14 @@ impl Queue {
                         headers: o.headers,
                         from_journal: false,
                     });
+                    span
                 }
-                Peek::Skip => {}
-                // Not committed yet: later ones are not readable in order.
-                Peek::NotYet(_) => break,
-            }
-            pos += 1;
+                Peek::Skip(span) => span,
+                // Not committed yet (or its abort not settled): later ones
+                // are not readable in order.
+                Peek::Settling | Peek::NotYet(_) => break,
+            };
+            pos += span;
         }
         drop(g);
         Ok(out)
@@ -500,12 +517,17 @@ impl Queue {
             path: shared.path.clone(),
             slots: shared.geo.slots,
             slot_size: shared.geo.slot_size,
+            max_message_size: shared.config.max_message_size,
             file_size: shared.geo.total_size,
             overflow: shared.overflow(),
             next_seq: tail,
             oldest_seq: head,
             depth: tail.saturating_sub(min_committed.unwrap_or(head)),
-            published: tail.saturating_sub(aborted + lost),
+            depth_bytes: tail.saturating_sub(min_committed.unwrap_or(head))
+                * shared.geo.slot_stride,
+            published: tail
+                .saturating_sub(hdr.counters.extra_slots.load(Ordering::Relaxed))
+                .saturating_sub(aborted + lost),
             spilled: sp.spilled.load(Ordering::Relaxed),
             spilled_bytes: sp.spilled_bytes.load(Ordering::Relaxed),
             spill_depth: if spilling {

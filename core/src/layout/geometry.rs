@@ -27,6 +27,9 @@ pub(crate) struct Geometry {
     pub lanes_offset: u64,
     pub slots_offset: u64,
     pub total_size: u64,
+    /// The slots area is whole pages and ends the file: it is mapped twice
+    /// in a row (`os/map.rs`), so records may run past its end.
+    pub mirrored: bool,
 }
 
 fn round_up(x: u64, to: u64) -> Option<u64> {
@@ -34,6 +37,47 @@ fn round_up(x: u64, to: u64) -> Option<u64> {
 }
 
 impl Geometry {
+    /// Slots a record of `body` bytes (envelope and payload) takes: as
+    /// many strides as its header and body need (one up to `slot_size`).
+    #[inline(always)]
+    pub(crate) fn span_of(&self, body: usize) -> u64 {
+        if body as u64 <= self.slot_size {
+            1
+        } else {
+            (SLOT_HEADER_SIZE + body as u64)
+                .div_ceil(self.slot_stride)
+                .max(1)
+        }
+    }
+
+    /// The longest record, in slots: half the ring (`protocol/ring.rs`)
+    /// where the ring is mapped twice, else one slot.
+    #[inline(always)]
+    pub(crate) fn max_span(&self) -> u64 {
+        if self.mirrored {
+            (self.slots / 2).max(1)
+        } else {
+            1
+        }
+    }
+
+    /// The largest message body the ring itself allows: half the ring
+    /// where it is mapped twice, else `slot_size`.
+    pub(crate) fn max_body(&self) -> u64 {
+        if self.mirrored {
+            self.body_room(self.max_span()) as u64
+        } else {
+            self.slot_size
+        }
+    }
+
+    /// The most body bytes a record of `span` slots holds (one slot holds
+    /// its stride less the header: `slot_size` and the rounding up to 64).
+    #[inline(always)]
+    pub(crate) fn body_room(&self, span: u64) -> usize {
+        (span.max(1) * self.slot_stride - SLOT_HEADER_SIZE) as usize
+    }
+
     /// Computes the layout, refusing values out of range. Uses checked
     /// arithmetic: the inputs may come from a hostile file.
     // One argument per dimension of the file, each named at both callers.
@@ -138,6 +182,7 @@ impl Geometry {
             lanes_offset,
             slots_offset,
             total_size,
+            mirrored: (slots * slot_stride) % 4096 == 0,
         })
     }
 }

@@ -28,7 +28,7 @@ pub(crate) use geometry::Geometry;
 /// "SHMQRING" in little-endian: the first 8 bytes of every queue file.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMQRING");
 /// Layout version written by this build. Bumped on any incompatible change.
-pub(crate) const VERSION: u32 = 6;
+pub(crate) const VERSION: u32 = 7;
 /// Value of [`Header::ready`] once the creator has written everything.
 pub(crate) const READY: u32 = 0x5245_4459; // "READ" + "Y"
 /// Size of the header region.
@@ -137,7 +137,9 @@ pub(crate) struct Config {
     pub ordering_lanes: u64,
     /// Where the lanes region starts.
     pub lanes_offset: u64,
-    pub reserved: [u64; 2],
+    /// The largest message body (envelope and payload) the queue takes.
+    pub max_message_size: u64,
+    pub reserved: [u64; 1],
 }
 
 /// A futex word and the number of processes/threads asleep on it.
@@ -192,7 +194,11 @@ pub(crate) struct RingControl {
     /// and producers may claim only positions `< head + slots`. Moves
     /// forward only, and only under the admin lock.
     pub head: AtomicU64,
-    _pad1: [u8; 56],
+    /// Producer records whose `revoked` word is set: stalled writers a
+    /// consumer aborted while they may still be writing their record
+    /// (`protocol/ring.rs`). On `head`'s line, which every begin reads.
+    pub revoked: AtomicU64,
+    _pad1: [u8; 48],
     /// Producers bump this when they commit while consumers sleep.
     pub data: Signal,
     /// Bit i set: the async waiter of `Header::doorbells.data[i]` is armed
@@ -249,7 +255,11 @@ pub(crate) struct Counters {
     pub aborted: AtomicU64,
     /// Keyed publishes not enqueued because their key was remembered.
     pub deduplicated: AtomicU64,
-    _pad: [u8; 40],
+    /// Slots claimed past the first of each record: `tail` less this is
+    /// the records claimed (messages longer than a slot take several).
+    /// Bumped only for such messages.
+    pub extra_slots: AtomicU64,
+    _pad: [u8; 32],
 }
 
 /// The first 4 KiB of a queue file.
@@ -367,8 +377,9 @@ pub(crate) mod slot_state {
 
 /// What sits in front of every payload in the ring.
 ///
-/// `state` bit layout: bits 0..2 are the [`slot_state`], bits 2..64 the
-/// seq of the last position that used the slot (see `protocol/ring.rs`). The other
+/// `state` bit layout (see `protocol/ring.rs`): bits 0..2 are the
+/// [`slot_state`], then the record's span in slots (log2(slots) bits), then
+/// the lap of the last position that used the slot. The other
 /// fields are plain data written by the claimer before its commit and read
 /// by consumers only after an Acquire load of COMMITTED.
 #[repr(C)]
@@ -558,7 +569,15 @@ pub(crate) struct ProducerRecord {
     pub keyed_pos: AtomicU64,
     /// Index of the dedup entry of that keyed publish.
     pub keyed_entry: AtomicU64,
-    _pad: [u8; 16],
+    /// The end (exclusive) of the record being written: the span of the
+    /// record `announce` names (a batch: of its current record). Written
+    /// only by the owner (Release) before it looks at the record's slot.
+    pub announce_end: AtomicU64,
+    /// Position + 1 of our record a consumer aborted while we may still
+    /// have been writing it (0: none); counted in `RingControl::revoked`.
+    /// Set by the aborter, cleared by whoever finds us no longer writing
+    /// it (`protocol/ring.rs`).
+    pub revoked: AtomicU64,
 }
 
 #[cfg(not(loom))]
@@ -570,7 +589,8 @@ const _: () = {
     assert!(offset_of!(Config, journal_max_bytes) == 216);
     assert!(offset_of!(Config, ordering_lanes) == 224);
     assert!(offset_of!(Config, lanes_offset) == 232);
-    assert!(offset_of!(Config, reserved) == 240);
+    assert!(offset_of!(Config, max_message_size) == 240);
+    assert!(offset_of!(Config, reserved) == 248);
     assert!(offset_of!(LeaseRecord, link) == 32);
     assert!(offset_of!(Header, journal) == 1984);
     assert!(offset_of!(Header, dlq_spill) == 2176);
@@ -625,6 +645,9 @@ const _: () = {
     assert!(offset_of!(ProducerRecord, announce) == 24);
     assert!(offset_of!(ProducerRecord, keyed_pos) == 32);
     assert!(offset_of!(ProducerRecord, keyed_entry) == 40);
+    assert!(offset_of!(ProducerRecord, announce_end) == 48);
+    assert!(offset_of!(ProducerRecord, revoked) == 56);
+    assert!(offset_of!(RingControl, revoked) == 72);
 };
 
 // Heap twins of the shared layouts, for tests and loom models (all-zero,
@@ -646,13 +669,30 @@ impl RingControl {
             tail: AtomicU64::new(0),
             _pad0: [0; 56],
             head: AtomicU64::new(0),
-            _pad1: [0; 56],
+            revoked: AtomicU64::new(0),
+            _pad1: [0; 48],
             data: Signal::new(),
             data_armed: AtomicU64::new(0),
             _pad2: [0; 48],
             space: Signal::new(),
             space_armed: AtomicU64::new(0),
             _pad3: [0; 48],
+        }
+    }
+}
+
+#[cfg(any(test, loom))]
+impl ProducerRecord {
+    pub(crate) fn new() -> ProducerRecord {
+        ProducerRecord {
+            owner: AtomicU64::new(0),
+            owner_key: AtomicU64::new(0),
+            registered_ns: AtomicU64::new(0),
+            announce: AtomicU64::new(0),
+            keyed_pos: AtomicU64::new(0),
+            keyed_entry: AtomicU64::new(0),
+            announce_end: AtomicU64::new(0),
+            revoked: AtomicU64::new(0),
         }
     }
 }

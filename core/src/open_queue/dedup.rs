@@ -117,8 +117,12 @@ fn resolve(shared: &OpenQueue, pos: u64) -> Option<bool> {
         return Some(false);
     }
     match ring.peek(pos) {
-        Peek::Ready => Some(true),
-        Peek::Skip => Some(false),
+        Peek::Ready(_) => Some(true),
+        Peek::Skip(_) => Some(false),
+        Peek::Settling => {
+            shared.settle_abort(pos);
+            Some(false)
+        }
         // Claimed by the dead producer and never committed: nobody will
         // commit it now, so abort it here, as a consumer would after
         // `unblock_timeout` (with no consumer running, the retrying
@@ -127,6 +131,7 @@ fn resolve(shared: &OpenQueue, pos: u64) -> Option<bool> {
         // consumer's abort of the same position.
         Peek::NotYet(seen) => {
             if ring.abort(pos, seen) {
+                shared.settle_abort(pos);
                 shared
                     .header()
                     .counters
@@ -135,8 +140,8 @@ fn resolve(shared: &OpenQueue, pos: u64) -> Option<bool> {
                 Some(false)
             } else {
                 match ring.peek(pos) {
-                    Peek::Ready => Some(true),
-                    Peek::Skip => Some(false),
+                    Peek::Ready(_) => Some(true),
+                    Peek::Skip(_) | Peek::Settling => Some(false),
                     Peek::NotYet(_) => None,
                 }
             }
@@ -243,7 +248,7 @@ pub(crate) fn settle_passed(shared: &OpenQueue, from: u64, to: u64) {
         to,
         |pos| {
             os::fault::point("keyed.settle_passed");
-            matches!(ring.peek(pos), Peek::Ready)
+            matches!(ring.peek(pos), Peek::Ready(_))
         },
     );
 }

@@ -41,9 +41,10 @@ impl OpenQueue {
                 let oldest = if info.committed < head {
                     self.journal_message_at(info.committed)
                 } else {
-                    (info.committed..tail)
+                    ring.records(info.committed, tail)
                         .take(64)
-                        .find(|&p| ring.peek(p) == Peek::Ready)
+                        .find(|&(_, p)| matches!(p, Peek::Ready(_)))
+                        .map(|(p, _)| p)
                         .map(|p| {
                             // SAFETY: a slot of the mapping (at worst a
                             // stale reading if it is being reused now).

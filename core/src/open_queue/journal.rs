@@ -108,8 +108,8 @@ impl OpenQueue {
         let mut pos = jc.end_seq.load(Ordering::Relaxed);
         let start = pos;
         while pos < tail {
-            match ring.peek(pos) {
-                Peek::Ready => {
+            let span = match ring.peek(pos) {
+                Peek::Ready(span) => {
                     // SAFETY: committed (Acquire in `peek`) and retained:
                     // `head <= journal.end_seq <= pos`, so nobody rewrites
                     // the slot.
@@ -118,11 +118,13 @@ impl OpenQueue {
                     }
                     // A garbled length is not journaled: consumers get
                     // `Corrupt` for it and move on, and so does the journal.
+                    span
                 }
-                Peek::Skip => {}
+                Peek::Skip(span) => span,
+                Peek::Settling => self.settle_abort(pos),
                 Peek::NotYet(_) => break,
-            }
-            pos += 1;
+            };
+            pos += span;
             // Release: the record before the cursor that lets readers and
             // `head` past it.
             jc.end_seq.store(pos, Ordering::Release);
@@ -269,6 +271,13 @@ impl OpenQueue {
     /// The time and ordering key of the first journaled message at or
     /// after `seq`: the oldest unfinished message of a group replaying
     /// from the journal. None if the journal has none (or no journal).
+    /// The seq of the first journaled message at or after `seq`, if there
+    /// is one.
+    pub(crate) fn journal_seq_at_or_after(&self, seq: u64) -> Option<u64> {
+        let mut r = JournalReader::new(self)?;
+        r.find(seq, &self.header().journal).ok()?.map(|rec| rec.seq)
+    }
+
     pub(crate) fn journal_message_at(&self, seq: u64) -> Option<(u64, Option<Vec<u8>>)> {
         let mut r = JournalReader::new(self)?;
         let rec = r.find(seq, &self.header().journal).ok()??;

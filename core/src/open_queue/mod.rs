@@ -30,7 +30,7 @@ use crate::protocol::dedup_table::DedupIndex;
 use crate::protocol::group::{Groups, owner_pid};
 use crate::protocol::lease::{Leases, Now};
 use crate::protocol::lock::{AdminGuard, ThisProcess};
-use crate::protocol::ring::{RANGE, Ring, SlotStates, holds_slot};
+use crate::protocol::ring::{self, Peek, RANGE, Ring, SlotStates};
 use crate::protocol::spill::Record;
 use crate::record::read;
 use crate::store::segment::Segments;
@@ -254,6 +254,7 @@ impl OpenQueue {
         name: &str,
         start: Start,
     ) -> Result<usize> {
+        let start = self.snap_start(g, start);
         let idx = self
             .groups()
             .create(g, name, start, os::clock::realtime_ns())?;
@@ -372,17 +373,16 @@ pub(crate) fn new_owner(me: ThisProcess) -> u64 {
 
 impl OpenQueue {
     /// Before the record of dead producer `rec` is taken over: its
-    /// announcement is how consumers know that the position it claimed
-    /// will never be written, and the new owner clears it. A single
-    /// position still unwritten is aborted here, as a consumer would (and
-    /// counted). A batch's range with a position still unwritten returns
-    /// false: which of those positions were the batch's is not announced,
-    /// so the record is left for the consumers, which abort them as they
-    /// reach them.
+    /// announcement is how consumers know that the record it claimed will
+    /// never be written (and how long it is), and the new owner clears it.
+    /// A single record still unwritten is aborted here, with its span, as
+    /// a consumer would (and counted). A batch returns false while a record
+    /// from its start on is still unwritten: which records were the
+    /// batch's is not announced, so the record is left for the consumers,
+    /// which abort them as they reach them.
     pub(crate) fn settle_dead_announcement(&self, rec: usize) -> bool {
-        let announced = self.producer_records()[rec]
-            .announce
-            .load(Ordering::Acquire);
+        let rec = &self.producer_records()[rec];
+        let announced = rec.announce.load(Ordering::Acquire);
         if announced == 0 {
             return true;
         }
@@ -392,9 +392,18 @@ impl OpenQueue {
         let start = (announced & !RANGE).wrapping_sub(1);
         if announced & RANGE != 0 {
             let end = tail.min(start.saturating_add(self.geo.slots));
-            return !(start..end).any(|pos| ring.unwritten(pos, tail));
+            let mut pos = start;
+            while pos < end {
+                match ring.peek(pos) {
+                    Peek::Ready(span) | Peek::Skip(span) => pos += span,
+                    Peek::Settling | Peek::NotYet(_) => return false,
+                }
+            }
+            return true;
         }
-        if ring.abort_unwritten(start, tail) {
+        let end = rec.announce_end.load(Ordering::Acquire);
+        let span = end.saturating_sub(start).clamp(1, ring.max_span());
+        if ring.abort_unwritten(start, span, tail) {
             self.header()
                 .counters
                 .aborted
@@ -406,22 +415,35 @@ impl OpenQueue {
         true
     }
 
-    /// Whether a live producer's announcement says it may still be
-    /// writing the slot of `pos` for an older position (a stalled writer
-    /// whose position a consumer aborted): the scanning half of the
-    /// stalled-writer pair (see protocol/ring.rs), asked only where the
-    /// slot's word says aborted.
-    pub(crate) fn slot_held(&self, pos: u64) -> bool {
-        let mask = self.geo.slots - 1;
-        self.producer_records().iter().any(|r| {
-            // SeqCst: pairs with the aborter's CAS and the writer's
-            // announcement; Acquire for the writes before a 0.
-            holds_slot(r.announce.load(Ordering::SeqCst), pos, mask)
-                && self.alive(
-                    owner_pid(r.owner.load(Ordering::Acquire)),
-                    r.owner_key.load(Ordering::Acquire),
-                )
-        })
+    /// Whether a revoked stalled writer may still be writing a slot of the
+    /// record `pos .. pos + span` (see `protocol/ring.rs`), asked by a
+    /// begin only while some revocation is counted.
+    pub(crate) fn held(&self, pos: u64, span: u64) -> bool {
+        ring::held(
+            &self.header().ring,
+            self.producer_records(),
+            pos,
+            span,
+            self.geo.slots,
+            |r| self.producer_alive(r),
+        )
+    }
+
+    /// Whether the owner of producer record `r` is alive.
+    pub(crate) fn producer_alive(&self, r: &ProducerRecord) -> bool {
+        self.alive(
+            owner_pid(r.owner.load(Ordering::Acquire)),
+            r.owner_key.load(Ordering::Acquire),
+        )
+    }
+
+    /// Settles the span of the record at `pos`, which someone aborted
+    /// (`Ring::settle_abort` with this queue's producers and their
+    /// liveness). Returns the span.
+    #[cold]
+    pub(crate) fn settle_abort(&self, pos: u64) -> u64 {
+        self.ring()
+            .settle_abort(self.producer_records(), pos, |r| self.producer_alive(r))
     }
 
     /// The message in committed position `pos`, borrowed from its slot;
@@ -436,7 +458,11 @@ impl OpenQueue {
         // SAFETY: per the contract the slot is committed and not rewritten
         // while the record lives.
         let m = unsafe {
-            read::stored_in_slot(self.ring().slots.slot(pos), self.geo.slot_size as usize)
+            let span = match self.ring().peek(pos) {
+                Peek::Ready(span) => span,
+                _ => 1,
+            };
+            read::stored_in_slot(self.ring().slots.slot(pos), self.geo.body_room(span))
         }
         .ok()?;
         Some(Record {

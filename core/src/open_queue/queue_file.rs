@@ -13,7 +13,7 @@ use zerocopy::FromZeros;
 use crate::error::{Error, Result};
 use crate::layout::{
     Config, Geometry, HEADER_SIZE, Header, MAGIC, MAX_CONSUMERS, MAX_PRODUCERS, MAX_SPILL_PATH,
-    READY, SpillPath, VERSION, config_crc,
+    READY, SLOT_HEADER_SIZE, SpillPath, VERSION, config_crc,
 };
 use crate::loom::Ordering;
 use crate::open_queue::OpenQueue;
@@ -143,8 +143,10 @@ pub(crate) fn create(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQu
         opts.dedup_window,
         opts.ordering_lanes,
     )?;
+    let stores = opts.overflow == Overflow::Spill || opts.journal.is_some();
+    let max_message_size = max_message_size(opts, &geo, stores)?;
     let spill_dir = opts.get_spill_dir(name);
-    if opts.overflow == Overflow::Spill || opts.journal.is_some() {
+    if stores {
         check_spill_options(opts, &spill_dir)?;
     }
     if let Some(dir) = path.parent().filter(|d| d.exists()) {
@@ -194,8 +196,8 @@ pub(crate) fn create(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQu
             Error::io(format!("creating {}", path.display()), e)
         }
     })?;
-    let map = os::map::Mapping::new(&file, geo.total_size)
-        .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
+    let map =
+        map_queue(&file, &geo).map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
     let now = os::clock::realtime_ns();
     let config = Config {
         magic: MAGIC,
@@ -239,6 +241,7 @@ pub(crate) fn create(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQu
         journal_max_bytes: opts.journal.map_or(0, |r| r.max_bytes),
         ordering_lanes: geo.ordering_lanes,
         lanes_offset: geo.lanes_offset,
+        max_message_size,
         ..Config::new_zeroed()
     };
     let base = map.base();
@@ -348,6 +351,13 @@ pub(crate) fn open(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQueu
     let map = os::map::Mapping::new(&file, len)
         .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
     let (config, geo, spill_dir) = validate(&map, &path)?;
+    // Checked whole: now the ring twice in a row where it is whole pages.
+    let map = if geo.mirrored {
+        drop(map);
+        map_queue(&file, &geo).map_err(|e| Error::io(format!("mapping {}", path.display()), e))?
+    } else {
+        map
+    };
     let mut stores_refused = None;
     if let Some(d) = &spill_dir {
         access::private_dir(d, opts.trust)?;
@@ -538,6 +548,16 @@ fn validate(map: &os::map::Mapping, path: &Path) -> Result<(Config, Geometry, Op
     if config.unblock_timeout_ns == 0 {
         return Err(Error::corrupt(path, "unblock_timeout is 0"));
     }
+    if config.max_message_size == 0 || config.max_message_size > geo.max_body() {
+        return Err(Error::corrupt(
+            path,
+            format!(
+                "max_message_size is {}, the ring holds at most {}",
+                config.max_message_size,
+                geo.max_body()
+            ),
+        ));
+    }
     let spill_dir = if config.overflow == Overflow::Spill.to_raw() || config.journal_max_bytes > 0 {
         // SAFETY: in bounds (the header is mapped whole) and immutable
         // once ready.
@@ -551,7 +571,7 @@ fn validate(map: &os::map::Mapping, path: &Path) -> Result<(Config, Geometry, Op
             return Err(Error::corrupt(path, "spill directory garbled"));
         }
         if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&config.spill_segment_size)
-            || config.spill_segment_size < min_segment_for(config.slot_size as u64)
+            || config.spill_segment_size < min_segment_for(config.max_message_size)
             || config.spill_max_bytes < config.spill_segment_size
             || Overflow::from_raw(config.spill_fallback).is_none_or(|f| f == Overflow::Spill)
             || crate::options::SyncMode::from_raw(config.sync_mode, config.sync_every).is_none()
@@ -579,12 +599,80 @@ fn spill_of(path: &Path) -> Option<(Config, PathBuf)> {
 }
 
 /// The smallest segment that holds a largest record and an END record.
-fn min_segment_for(slot_size: u64) -> u64 {
+fn min_segment_for(max_message: u64) -> u64 {
     crate::store::segment::SEGMENT_HEADER_SIZE
         + crate::store::segment::record_size(
-            slot_size + crate::open_queue::dead_letters::OVERFLOW_META as u64,
+            max_message + crate::open_queue::dead_letters::OVERFLOW_META as u64,
         )
         + RECORD_HEADER_SIZE
+}
+
+/// The largest message a segment of `seg` bytes holds (the inverse of
+/// [`min_segment_for`], rounded down).
+fn max_message_for(seg: u64) -> u64 {
+    let fixed = crate::store::segment::SEGMENT_HEADER_SIZE
+        + 2 * RECORD_HEADER_SIZE
+        + crate::open_queue::dead_letters::OVERFLOW_META as u64
+        + 8;
+    seg.saturating_sub(fixed)
+}
+
+/// The queue's largest message (`Options::max_message_size`): what the
+/// options ask, checked against what the ring (and, for a queue that
+/// spills or journals, one segment) holds; by default the most both hold.
+fn max_message_size(opts: &Options, geo: &Geometry, stores: bool) -> Result<u64> {
+    let ring = geo.max_body();
+    let seg = if stores {
+        max_message_for(opts.spill_segment_size)
+    } else {
+        u64::MAX
+    };
+    let Some(asked) = opts.max_message_size else {
+        return Ok(ring.min(seg).max(geo.slot_size));
+    };
+    if asked == 0 {
+        return Err(Error::InvalidOption(
+            "max_message_size must be at least 1 byte".into(),
+        ));
+    }
+    if asked > ring {
+        let why = if geo.mirrored {
+            format!(
+                "half the ring ({} slots of {} bytes) less a {SLOT_HEADER_SIZE}-byte header",
+                geo.slots, geo.slot_stride
+            )
+        } else {
+            format!(
+                "one slot: a message longer than a slot needs a ring of whole pages ({} slots \
+                 of {} bytes is {} bytes, not a multiple of 4096; 128 slots or more always are)",
+                geo.slots,
+                geo.slot_stride,
+                geo.slots * geo.slot_stride
+            )
+        };
+        return Err(Error::InvalidOption(format!(
+            "max_message_size of {asked} bytes is more than this ring holds: {ring} bytes, {why}; \
+             make more or larger slots"
+        )));
+    }
+    if asked > seg {
+        return Err(Error::InvalidOption(format!(
+            "max_message_size of {asked} bytes does not fit in a spill segment of {} bytes \
+             (at most {seg}): raise spill_segment_size",
+            opts.spill_segment_size
+        )));
+    }
+    Ok(asked)
+}
+
+/// Maps a queue file of geometry `geo`: its ring twice in a row where it
+/// is whole pages (`os/map.rs`).
+fn map_queue(file: &std::fs::File, geo: &Geometry) -> std::io::Result<os::map::Mapping> {
+    if geo.mirrored {
+        os::map::Mapping::mirrored(file, geo.total_size, geo.slots_offset)
+    } else {
+        os::map::Mapping::new(file, geo.total_size)
+    }
 }
 
 fn check_spill_options(opts: &Options, dir: &Path) -> Result<()> {
@@ -595,10 +683,13 @@ fn check_spill_options(opts: &Options, dir: &Path) -> Result<()> {
             "spill_segment_size must be from {MIN_SEGMENT_SIZE} to {MAX_SEGMENT_SIZE} bytes, got {seg}"
         ));
     }
-    if seg < min_segment_for(opts.slot_size) {
+    let largest = opts
+        .max_message_size
+        .unwrap_or(opts.slot_size)
+        .max(opts.slot_size);
+    if seg < min_segment_for(largest) {
         return bad(format!(
-            "spill_segment_size of {seg} bytes cannot hold a message of slot_size {} bytes",
-            opts.slot_size
+            "spill_segment_size of {seg} bytes cannot hold a message of {largest} bytes"
         ));
     }
     if opts.spill_max_bytes < seg {
@@ -650,7 +741,7 @@ fn segments_for(config: &Config, dir: PathBuf) -> Segments {
         dir,
         config.creation_id,
         config.spill_segment_size,
-        config.slot_size as u64,
+        config.max_message_size,
         config.spill_max_bytes,
         crate::options::SyncMode::from_raw(config.sync_mode, config.sync_every).unwrap_or_default(),
     )

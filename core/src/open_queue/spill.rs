@@ -47,7 +47,8 @@ impl OpenQueue {
             let head = self.advance_head();
             let ring = self.ring();
             let t = ring.ctl.tail.load(Ordering::Acquire);
-            if !spilling(t) && t + recs.len() as u64 <= head + ring.capacity {
+            let n: u64 = recs.iter().map(|r| self.geo.span_of(r.payload.len())).sum();
+            if !spilling(t) && t + n <= head + ring.capacity {
                 return Ok(None);
             }
             return Err(crate::error::Error::SpillFull(why.clone()));
@@ -56,7 +57,15 @@ impl OpenQueue {
         let mut segs = self.segments();
         self.refill_locked(&g, &mut segs)?;
         let ring = self.ring();
-        let r = append(&ring, &self.header().spill, &mut *segs, recs, claimed);
+        let span = |r: &Record<'_>| self.geo.span_of(r.payload.len());
+        let r = append(
+            &ring,
+            &self.header().spill,
+            &mut *segs,
+            recs,
+            &span,
+            claimed,
+        );
         drop(segs);
         drop(g);
         r
@@ -96,13 +105,15 @@ impl OpenQueue {
             // nothing to adopt.
             let _ = segs.zero(seg, off, record_size(segs.max_len));
         }
-        let held = |pos: u64| self.slot_held(pos);
+        let held = |pos: u64, span: u64| self.held(pos, span);
+        let span = |r: &Record<'_>| self.geo.span_of(r.payload.len());
         let slots = &ring.slots;
         let r = refill(
             &ring,
             ctl,
             segs,
             &mut || self.advance_head_locked(g) + self.geo.slots,
+            &span,
             &held,
             &mut |pos, rec| {
                 let meta = Meta::new()
@@ -111,8 +122,10 @@ impl OpenQueue {
                 // SAFETY: `refill` calls this only for position `pos`,
                 // which nobody else writes: `tail` is not past it, so no
                 // consumer aborts it and no producer claims it, and its
-                // slot is free (`pos < head + slots`, not held). The
-                // record's length was checked against slot_size.
+                // slots are free (`pos + span <= head + slots`, not held),
+                // inside the mapping (mapped twice: a record of at most
+                // half the ring is one slice). The record's length was
+                // checked against the queue's largest message when read.
                 unsafe {
                     write_slot(
                         slots.slot(pos),

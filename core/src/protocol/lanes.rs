@@ -93,9 +93,13 @@ impl Leases<'_> {
     /// Dispatches the keyed position `pos` (committed in the ring, at the
     /// group's dispatch cursor) of lane `lane` for consumer `me`.
     /// `alive(holder)` says whether a registry index's consumer lives.
+    // One argument per thing the dispatch needs (the record, its lane, who
+    // takes it, when, and who lives).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn take_keyed(
         &self,
         pos: u64,
+        span: u64,
         lane: usize,
         me: u32,
         now: Now,
@@ -128,21 +132,24 @@ impl Leases<'_> {
             {
                 return Keyed::Busy;
             }
-            return self.index(pos, lane, over, me, now, lease_ns);
+            return self.index(pos, span, lane, over, me, now, lease_ns);
         } else {
             // Indexed already (waiting, leased, or done): move on.
-            self.pass(pos);
+            self.pass(pos, span);
             return Keyed::Busy;
         }
-        self.index(pos, lane, indexing, me, now, lease_ns)
+        self.index(pos, span, lane, indexing, me, now, lease_ns)
     }
 
     /// Indexes `pos` into `lane` (we hold it as `held`, TAKING attempt 0)
     /// and leases it to us or makes it wait. Idempotent: a takeover
     /// repeats it.
+    // One argument per thing the index needs, as `take_keyed` has them.
+    #[allow(clippy::too_many_arguments)]
     fn index(
         &self,
         pos: u64,
+        span: u64,
         lane: usize,
         held: LeaseWord,
         me: u32,
@@ -173,7 +180,7 @@ impl Leases<'_> {
                 Some(now.real),
                 Some(now.real),
             );
-            self.pass(pos);
+            self.pass(pos, span);
             return Keyed::Leased(HeldLease {
                 pos,
                 word: leased,
@@ -182,7 +189,7 @@ impl Leases<'_> {
         }
         // SeqCst: the waiter's half of the Dekker pair (module comment).
         rec.word.store(waiting(pos).0, Ordering::SeqCst);
-        self.pass(pos);
+        self.pass(pos, span);
         if self.finished(prev - 1) {
             // Its predecessor finished meanwhile: release ourselves (the
             // finisher may have too; one CAS wins).
@@ -390,9 +397,12 @@ mod tests {
         let l = w.leases();
         let mut alive = |_| true;
         // 0 and 1 in lane 0, 2 in lane 1.
-        let a = leased(l.take_keyed(0, 0, 1, NOW, 100, &mut alive));
-        assert_eq!(l.take_keyed(1, 0, 2, NOW, 100, &mut alive), Keyed::Waiting);
-        let c = leased(l.take_keyed(2, 1, 2, NOW, 100, &mut alive));
+        let a = leased(l.take_keyed(0, 1, 0, 1, NOW, 100, &mut alive));
+        assert_eq!(
+            l.take_keyed(1, 1, 0, 2, NOW, 100, &mut alive),
+            Keyed::Waiting
+        );
+        let c = leased(l.take_keyed(2, 1, 1, 2, NOW, 100, &mut alive));
         assert_eq!(w.group.next.load(Ordering::Relaxed), 3);
         // 1 is not due while 0 is leased.
         assert!(l.take_again(1, 3, NOW, 100, &mut alive).is_none());
@@ -410,8 +420,11 @@ mod tests {
         let w = world(8, 1);
         let l = w.leases();
         let mut alive = |_| true;
-        let a = leased(l.take_keyed(0, 0, 1, NOW, 100, &mut alive));
-        assert_eq!(l.take_keyed(1, 0, 1, NOW, 100, &mut alive), Keyed::Waiting);
+        let a = leased(l.take_keyed(0, 1, 0, 1, NOW, 100, &mut alive));
+        assert_eq!(
+            l.take_keyed(1, 1, 0, 1, NOW, 100, &mut alive),
+            Keyed::Waiting
+        );
         l.requeue(&a, 0).unwrap();
         // 0 comes back, 1 still waits.
         let (a2, why) = l.take_again(0, 2, NOW, 100, &mut alive).unwrap();
@@ -437,17 +450,17 @@ mod tests {
         let w = world(4, 1);
         let l = w.leases();
         let mut alive = |_| true;
-        let a = leased(l.take_keyed(0, 0, 1, NOW, 100, &mut alive));
+        let a = leased(l.take_keyed(0, 1, 0, 1, NOW, 100, &mut alive));
         l.ack(&a).unwrap();
         assert!(l.advance_committed());
         // Unkeyed positions 1..4 go by; the record of 0 serves 4 now.
         for p in 1..4 {
-            let h = l.take_new(p, 1, NOW, 100).unwrap();
+            let h = l.take_new(p, 1, 1, NOW, 100).unwrap();
             l.ack(&h).unwrap();
         }
         assert!(l.advance_committed());
-        let b = leased(l.take_keyed(4, 0, 1, NOW, 100, &mut alive));
-        let c = l.take_keyed(5, 0, 1, NOW, 100, &mut alive);
+        let b = leased(l.take_keyed(4, 1, 0, 1, NOW, 100, &mut alive));
+        let c = l.take_keyed(5, 1, 0, 1, NOW, 100, &mut alive);
         assert_eq!(c, Keyed::Waiting);
         l.ack(&b).unwrap();
         assert_eq!(l.word(5).state(), READY);
@@ -457,14 +470,20 @@ mod tests {
     fn a_dead_indexer_is_taken_over_and_a_dead_finisher_helped() {
         let w = world(8, 1);
         let l = w.leases();
-        let a = leased(l.take_keyed(0, 0, 1, NOW, 100, &mut |_| true));
+        let a = leased(l.take_keyed(0, 1, 0, 1, NOW, 100, &mut |_| true));
         // Consumer 7 began indexing 1 and died before finishing.
         let rec = l.rec(1);
         rec.word
             .store(LeaseWord::new(1, TAKING, 0, 7, 0).0, Ordering::SeqCst);
-        assert_eq!(l.take_keyed(1, 0, 2, NOW, 100, &mut |_| true), Keyed::Busy);
+        assert_eq!(
+            l.take_keyed(1, 1, 0, 2, NOW, 100, &mut |_| true),
+            Keyed::Busy
+        );
         let mut dead7 = |h| h != 7;
-        assert_eq!(l.take_keyed(1, 0, 2, NOW, 100, &mut dead7), Keyed::Waiting);
+        assert_eq!(
+            l.take_keyed(1, 1, 0, 2, NOW, 100, &mut dead7),
+            Keyed::Waiting
+        );
         // The holder of 0 dies between FINISHING and handing on.
         let fin = a.word.next(0, FINISHING, 1, 1);
         l.rec(0).word.store(fin.0, Ordering::SeqCst);

@@ -181,14 +181,28 @@ impl Leases<'_> {
         LeaseWord(self.rec(pos).word.load(Ordering::Acquire))
     }
 
-    /// Moves the group's dispatch cursor past `pos` if it is still there
-    /// (anyone may help: the CAS only ever moves it by one).
+    /// Moves the group's dispatch cursor past the record `pos .. pos +
+    /// span` if it is still at `pos` (anyone may help: the CAS only ever
+    /// moves it by one record). The record's later slots have no message
+    /// of their own: their words are made finished first, so that
+    /// `committed` passes them and every word stays within a lap of its
+    /// position (a word from many laps ago would read as a later lap's).
     #[inline(always)]
-    pub(super) fn pass(&self, pos: u64) {
-        let _ = self
-            .group
-            .next
-            .compare_exchange(pos, pos + 1, Ordering::AcqRel, Ordering::Relaxed);
+    pub(super) fn pass(&self, pos: u64, span: u64) {
+        for q in pos + 1..pos + span {
+            // Nobody else writes these words: no dispatcher stops at a
+            // record's later slots, and the position they last served,
+            // a lap or more ago, was finished before `committed` passed it.
+            self.rec(q)
+                .word
+                .store(LeaseWord::new(q, ACKED, 0, 0, 0).0, Ordering::Relaxed);
+        }
+        // AcqRel: Release publishes the words above to whoever reads the
+        // cursor past them (`advance_committed`'s SeqCst loads).
+        let _ =
+            self.group
+                .next
+                .compare_exchange(pos, pos + span, Ordering::AcqRel, Ordering::Relaxed);
     }
 
     /// Finishes TAKING `pos`: writes the lease's deadline and times, then
@@ -218,12 +232,19 @@ impl Leases<'_> {
     /// at the group's dispatch cursor, for its first delivery to consumer
     /// `me`. `None` if another consumer took it first (the cursor has
     /// moved on; look again).
-    pub(crate) fn take_new(&self, pos: u64, me: u32, now: Now, lease_ns: u64) -> Option<HeldLease> {
+    pub(crate) fn take_new(
+        &self,
+        pos: u64,
+        span: u64,
+        me: u32,
+        now: Now,
+        lease_ns: u64,
+    ) -> Option<HeldLease> {
         let rec = self.rec(pos);
         let w = LeaseWord(rec.word.load(Ordering::Acquire));
         if !w.is_before(pos) {
             // Taken already (or, if we stalled, long finished): move on.
-            self.pass(pos);
+            self.pass(pos, span);
             return None;
         }
         let taking = LeaseWord::new(pos, TAKING, 1, me, 0);
@@ -233,7 +254,7 @@ impl Leases<'_> {
             .compare_exchange(w.0, taking.0, Ordering::AcqRel, Ordering::Relaxed)
             .ok()?;
         crate::loom::fault_point("lease.taking");
-        self.pass(pos);
+        self.pass(pos, span);
         crate::loom::fault_point("lease.passed");
         let leased = taking.next(pos, LEASED, 1, me);
         self.settle(
@@ -250,9 +271,9 @@ impl Leases<'_> {
         })
     }
 
-    /// Marks `pos` (aborted in the ring: there is no message) finished for
-    /// the group, as the dispatcher passes it.
-    pub(crate) fn skip(&self, pos: u64) {
+    /// Marks the record `pos .. pos + span` (aborted in the ring: there is
+    /// no message) finished for the group, as the dispatcher passes it.
+    pub(crate) fn skip(&self, pos: u64, span: u64) {
         let rec = self.rec(pos);
         let w = LeaseWord(rec.word.load(Ordering::Acquire));
         if w.is_before(pos) {
@@ -264,7 +285,7 @@ impl Leases<'_> {
                 Ordering::Relaxed,
             );
         }
-        self.pass(pos);
+        self.pass(pos, span);
     }
 
     /// Takes `pos` (below the dispatch cursor) again for consumer `me` if
@@ -618,10 +639,10 @@ mod tests {
             group: &g,
             lanes: &[],
         };
-        let a = l.take_new(0, 1, NOW, 100).unwrap();
+        let a = l.take_new(0, 1, 1, NOW, 100).unwrap();
         assert_eq!(g.next.load(Ordering::Relaxed), 1);
-        assert!(l.take_new(0, 2, NOW, 100).is_none(), "taken already");
-        let b = l.take_new(1, 2, NOW, 100).unwrap();
+        assert!(l.take_new(0, 1, 2, NOW, 100).is_none(), "taken already");
+        let b = l.take_new(1, 1, 2, NOW, 100).unwrap();
         assert_eq!((a.attempt(), b.attempt()), (1, 1));
         assert_eq!(l.in_flight(), 2);
         l.ack(&b).unwrap();
@@ -642,13 +663,13 @@ mod tests {
         };
         // Position 1 was delivered and acked; its record now serves
         // position 5 (the next lap).
-        let h = l.take_new(1, 1, NOW, 100).unwrap();
+        let h = l.take_new(1, 1, 1, NOW, 100).unwrap();
         l.ack(&h).unwrap();
         g.next.store(5, Ordering::Relaxed);
-        let later = l.take_new(5, 2, NOW, 100).unwrap();
+        let later = l.take_new(5, 1, 2, NOW, 100).unwrap();
         // A consumer that read "next = 1" long ago comes back now.
-        assert!(l.take_new(1, 3, NOW, 100).is_none());
-        l.skip(1);
+        assert!(l.take_new(1, 1, 3, NOW, 100).is_none());
+        l.skip(1, 1);
         assert_eq!(l.word(5), later.word, "the later lap's lease is untouched");
         assert!(LeaseWord::new(1, ACKED, 0, 0, 0).is_before(5));
         assert!(!LeaseWord::new(5, LEASED, 0, 0, 0).is_before(1));
@@ -665,7 +686,7 @@ mod tests {
             group: &g,
             lanes: &[],
         };
-        let first = l.take_new(0, 1, NOW, 100).unwrap();
+        let first = l.take_new(0, 1, 1, NOW, 100).unwrap();
         let mut alive = |_| true;
         // Not yet expired.
         assert!(l.take_again(0, 2, NOW, 100, &mut alive).is_none());
@@ -691,7 +712,7 @@ mod tests {
             group: &g,
             lanes: &[],
         };
-        l.take_new(0, 1, NOW, 1_000_000).unwrap();
+        l.take_new(0, 1, 1, NOW, 1_000_000).unwrap();
         let mut alive = |h| h != 1;
         let (h, why) = l.take_again(0, 2, NOW, 100, &mut alive).unwrap();
         assert_eq!((why, h.attempt()), (Reclaimed::Expired, 2));
@@ -705,7 +726,7 @@ mod tests {
             group: &g,
             lanes: &[],
         };
-        let h = l.take_new(0, 1, NOW, 100).unwrap();
+        let h = l.take_new(0, 1, 1, NOW, 100).unwrap();
         let h = l.extend(&h, 10_000).unwrap();
         let mut alive = |_| true;
         let at = |mono| Now { mono, real: 0 };
@@ -731,8 +752,8 @@ mod tests {
             group: &g,
             lanes: &[],
         };
-        l.skip(0);
-        let h = l.take_new(1, 1, NOW, 100).unwrap();
+        l.skip(0, 1);
+        let h = l.take_new(1, 1, 1, NOW, 100).unwrap();
         let t = l.begin_dead(&h).unwrap();
         let h = l.restore(&t);
         assert_eq!(l.in_flight(), 1, "restored: still leased");
@@ -750,8 +771,8 @@ mod tests {
             group: &g,
             lanes: &[],
         };
-        l.take_new(0, 7, NOW, 1_000_000).unwrap();
-        l.take_new(1, 8, NOW, 1_000_000).unwrap();
+        l.take_new(0, 1, 7, NOW, 1_000_000).unwrap();
+        l.take_new(1, 1, 8, NOW, 1_000_000).unwrap();
         l.release_holder(7, NOW);
         assert_eq!(l.word(0).state(), READY);
         assert_eq!(l.word(1).state(), LEASED);

@@ -1,113 +1,209 @@
 //! The multi-producer ring: claim, begin, commit, abort, peek.
 //!
-//! Positions (= seqs) are handed out by a CAS on `tail`. Position `p` lives
-//! in slot `p & (slots - 1)`, whose state word (see [`SlotHeader`]) is
-//! `p << 2 | state` for the last position that used it:
+//! A message is a *record* of one or more consecutive slots (its *span*);
+//! its seq is the position of its first slot, so seqs are unique and
+//! increasing but skip the positions a long record takes. Positions are
+//! handed out by a CAS on `tail` (`tail += span`). Position `p` lives in
+//! slot `p & (slots - 1)`, and the first slot of a record holds the
+//! record's state word (see [`SlotHeader`]):
 //!
 //! ```text
-//!   (older position's word) --commit (producer)--> COMMITTED(p)
+//!   word = lap(p) << (log2(slots) + 2) | span << 2 | state
+//!
+//!   (older word or payload) --commit (producer)------------> COMMITTED(p, span)
 //!            |
 //!            +--abort (consumer, after unblock_timeout or when the
-//!                      claimer is dead; or the producer itself)--> ABORTED(p)
+//!                      claimer is dead)--> ABORTED(p, 0) --settle--> ABORTED(p, span)
+//!            +--abort_own (the producer itself)-----------------> ABORTED(p, span)
 //! ```
 //!
 //! Exactly one of commit and abort wins, because both are a CAS from the
-//! same older word. A producer may only claim `p < head + slots`, and
-//! `head` never passes a position a group still needs, so a slot is never
-//! rewritten while a consumer borrows it.
+//! same older word. A producer may only claim `p + span <= head + slots`,
+//! and `head` never passes a position a group still needs, so a slot is
+//! never rewritten while a consumer borrows it. The slots area is mapped
+//! twice back to back (`os/map.rs`), so a record is one slice wherever it
+//! starts.
+//!
+//! **No word is trusted that could be payload.** The slots after a
+//! record's first hold payload bytes where a state word would be, so the
+//! word a producer finds in its first slot is an older lap's state word
+//! or payload. A word means position `p` only if its lap is `p`'s
+//! ([`Ring::is_for`]); anything else is "not yet". A producer learns that
+//! it was lapped (stalled past a consumer's abort and the ring's moving
+//! on) from `head`, not from the word: `head` passes `p` only once every
+//! group is past it, which for a position nobody committed means aborted.
 //!
 //! **Announcements instead of a mark.** Consumers spin on the state word of
-//! the position they wait for, so every write a producer makes to that
-//! word moves its cache line between cores. A producer therefore writes it
-//! once, to commit; before writing the slot it *announces* the position in
-//! its own producer record (a line nobody else writes), then loads the
-//! state word ([`Ring::begin`]). A producer that a consumer aborted while
-//! it was still writing keeps its announcement until it stops writing, and
-//! a producer of a later lap that finds the slot's word ABORTED looks for
-//! such an announcement of a live process before it writes the slot
-//! ([`holds_slot`]). The announcement store and the state load, and the
-//! consumer's abort CAS and the later producer's announcement scan, are
-//! SeqCst: in the single total order either the stalled producer's load
-//! sees the abort (it writes nothing), or the later producer's scan sees
-//! the announcement (it skips the slot). loom model:
-//! `loom_stalled_writer_holds_its_slot`.
+//! the record they wait for, so every write a producer makes to that word
+//! moves its cache line between cores. A producer therefore writes it
+//! once, to commit; before writing the record it *announces* it in its own
+//! producer record (a line nobody else writes): the record's end in
+//! `announce_end`, then its first position in `announce` (SeqCst), then it
+//! loads the state word ([`Ring::begin`]).
+//!
+//! **Aborting, and the span of an aborted record.** A consumer's abort
+//! CASes the word to `ABORTED(p, 0)` — span not yet known — and then
+//! *settles* it ([`Ring::settle`]): it looks for an announcement of `p`
+//! (SeqCst loads after its SeqCst CAS) and stores `ABORTED(p, end - p)`,
+//! or `ABORTED(p, 1)` when nobody announces `p` (its claimer stopped or
+//! died between its claim and its announcement: it never began, and the
+//! slots after `p` are then aborted one by one as consumers reach them).
+//! Readers that find `ABORTED(p, 0)` settle it themselves. The Dekker
+//! pair (the writer's announcement then load, the aborter's CAS then
+//! scan) makes the span exact whenever it matters: either the writer's
+//! load sees the abort (it writes nothing, and any span is safe), or the
+//! aborter's scan sees the announcement with its end.
+//!
+//! **A stalled writer keeps its slots.** An aborted producer may be alive
+//! and still writing its record. The settler that finds a live announcer
+//! *revokes* it ([`revoke`]: the producer record's `revoked` word, counted
+//! in `RingControl::revoked`) before it settles, so before any group can
+//! pass the record and `head` move a lap. Every begin reads the count
+//! (on `head`'s line, which it reads anyway) and, only when it is not
+//! zero, checks its record against the revoked writers' ([`held`]): a
+//! later lap's record that overlaps a revoked writer's slots is aborted by
+//! its own producer, which claims again. A revocation is cleared by
+//! whoever finds its writer no longer announcing that record (it gave up
+//! once its commit failed) or dead. loom models:
+//! `loom_stalled_writer_holds_its_slot`, `loom_stalled_batch_holds_its_slots`,
+//! `loom_a_long_stalled_record_holds_all_its_slots`.
 //!
 //! [`SlotHeader`]: crate::layout::SlotHeader
 
 use crate::layout::slot_state::{ABORTED, COMMITTED, EMPTY};
-use crate::layout::{DOORBELLS, Doorbells, RingControl};
+use crate::layout::{DOORBELLS, Doorbells, ProducerRecord, RingControl};
 use crate::loom::{AtomicU64, Ordering, futex, sc_fence};
 use crate::protocol::doorbell::ring_armed;
-
-/// Packs a state word: `pos << 2 | state`.
-#[inline(always)]
-pub(crate) fn encode(pos: u64, state: u64) -> u64 {
-    (pos << 2) | state
-}
 
 #[inline(always)]
 fn state_of(word: u64) -> u64 {
     word & 3
 }
 
-#[inline(always)]
-fn pos_of(word: u64) -> u64 {
-    word >> 2
-}
-
-/// Whether `word` describes position `pos` (rather than an older lap).
-#[inline(always)]
-fn is_for(word: u64, pos: u64) -> bool {
-    state_of(word) != EMPTY && pos_of(word) == pos
-}
-
-/// Whether `word` is an older lap's than `pos` (or the slot was never
-/// used): `pos` has been neither committed nor aborted.
-#[inline(always)]
-fn older_lap(word: u64, pos: u64) -> bool {
-    state_of(word) == EMPTY || pos_of(word) < pos
-}
-
 /// Flag of an announcement word for a batch: the producer announces the
-/// batch's first position once and may be writing the slot of any
-/// position from there to one ring later (a batch is never longer than
-/// the ring). Positions are below 2^62 (the state word holds `pos << 2`),
-/// so the bit is free.
+/// batch's first position once, and `announce_end` names the end of the
+/// record it is writing now. Positions are below 2^62, so the bit is
+/// free.
 pub(crate) const RANGE: u64 = 1 << 63;
 
-/// Whether a producer's announcement word (`position + 1`, with [`RANGE`]
-/// for a batch from that position; 0 for none) says it may still be
-/// writing the slot of `pos` for an older position. `mask` is the ring's
-/// `slots - 1`. A batch holds every slot for the positions a lap or more
-/// past its start (conservatively: its length is not announced), which
-/// costs only a later lap that finds the slot aborted — the one case the
-/// scan is made.
-#[inline]
-pub(crate) fn holds_slot(announced: u64, pos: u64, mask: u64) -> bool {
-    if announced == 0 {
-        return false;
-    }
-    // Wrapping: a garbled word (RANGE alone) must not overflow.
-    let old = (announced & !RANGE).wrapping_sub(1);
-    if announced & RANGE != 0 {
-        return pos > old && pos - old > mask;
-    }
-    old < pos && (old & mask) == (pos & mask)
+/// The first position an announcement word names (`position + 1`, with
+/// [`RANGE`] for a batch; 0 for none).
+#[inline(always)]
+fn announced_start(announced: u64) -> Option<u64> {
+    (announced != 0).then(|| (announced & !RANGE).wrapping_sub(1))
 }
 
-/// Whether a producer's announcement word says it claimed `pos` and may
-/// be writing it (a batch: `pos` within a ring of its first position).
+/// Whether an announcement (word `announced`, record end `end`) says its
+/// producer claimed `pos` as the start of the record it writes now or
+/// will write: a single record's first position, or a batch's position
+/// from its start up to the end of its current record.
 #[inline]
-pub(crate) fn announces(announced: u64, pos: u64, mask: u64) -> bool {
-    if announced == 0 {
+pub(crate) fn announces(announced: u64, end: u64, pos: u64) -> bool {
+    let Some(start) = announced_start(announced) else {
         return false;
-    }
-    let start = (announced & !RANGE).wrapping_sub(1);
+    };
     if announced & RANGE != 0 {
-        pos >= start && pos - start <= mask
+        start <= pos && pos < end
     } else {
         start == pos
     }
+}
+
+/// Whether an announcement word says its producer claimed position `pos`
+/// (a record it will write or is writing): a single record's first
+/// position, or any position within a ring of a batch's start (the
+/// batch's length is not announced; a batch is never longer than the
+/// ring). For telling a dead claimer's positions, not spans.
+#[inline]
+pub(crate) fn claims(announced: u64, pos: u64, cap: u64) -> bool {
+    let Some(start) = announced_start(announced) else {
+        return false;
+    };
+    if announced & RANGE != 0 {
+        pos >= start && pos - start < cap
+    } else {
+        start == pos
+    }
+}
+
+/// Whether the ring slots of `[a, a + la)` and `[b, b + lb)` overlap, in a
+/// ring of `cap` slots (a power of two; both lengths at most `cap`).
+#[inline]
+pub(crate) fn overlaps(a: u64, la: u64, b: u64, lb: u64, cap: u64) -> bool {
+    let mask = cap - 1;
+    (b.wrapping_sub(a) & mask) < la || (a.wrapping_sub(b) & mask) < lb
+}
+
+/// Reads producer `rec`'s announcement consistently: its word and the end
+/// of the record it names, or `None` if it changed while read (the
+/// producer moved on) or names nothing.
+#[inline]
+pub(crate) fn announcement(rec: &ProducerRecord) -> Option<(u64, u64)> {
+    // SeqCst: the scanning half of the Dekker pairs in the module doc.
+    let a = rec.announce.load(Ordering::SeqCst);
+    if a == 0 {
+        return None;
+    }
+    // Acquire pairs with the owner's Release store of the end, made
+    // after its withdrawal of any earlier announcement: an end of a later
+    // record is followed by another announcement word, caught below.
+    let end = rec.announce_end.load(Ordering::Acquire);
+    (rec.announce.load(Ordering::Acquire) == a).then_some((a, end))
+}
+
+/// Marks producer `rec`, which announces `pos` and may be writing it, as
+/// a revoked stalled writer of that record: before `pos` is settled, so
+/// before any group passes it (see the module doc).
+pub(crate) fn revoke(ctl: &RingControl, rec: &ProducerRecord, pos: u64) {
+    // AcqRel: a clearer's CAS of the old value either happened (we see 0
+    // and count ourselves) or fails against ours.
+    if rec.revoked.swap(pos + 1, Ordering::AcqRel) == 0 {
+        // SeqCst: read by every later begin after `head`, which moves past
+        // `pos` only after this (through the settle and the cursors).
+        ctl.revoked.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Whether a revoked writer still writing may overlap the slots of the
+/// record `[pos, pos + span)` in a ring of `cap` slots, clearing the
+/// revocations that are over (their writer no longer announces that
+/// record, or `alive` says it died). The scan is made only while some
+/// revocation is counted.
+pub(crate) fn held(
+    ctl: &RingControl,
+    records: &[ProducerRecord],
+    pos: u64,
+    span: u64,
+    cap: u64,
+    alive: impl Fn(&ProducerRecord) -> bool,
+) -> bool {
+    let mut held = false;
+    for rec in records {
+        // Acquire: pairs with the revoker's swap.
+        let r = rec.revoked.load(Ordering::Acquire);
+        if r == 0 {
+            continue;
+        }
+        let at = r - 1;
+        let (writing, end) = match announcement(rec) {
+            Some((a, end)) => (announces(a, end, at) && end > at && alive(rec), end),
+            None => (false, 0),
+        };
+        if !writing {
+            if rec
+                .revoked
+                .compare_exchange(r, 0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                ctl.revoked.fetch_sub(1, Ordering::SeqCst);
+            }
+            continue;
+        }
+        if overlaps(pos, span, at, (end - at).min(cap), cap) {
+            held = true;
+        }
+    }
+    held
 }
 
 /// The state words of the ring's slots, wherever they live.
@@ -144,38 +240,86 @@ pub(crate) enum Claim {
 /// Result of [`Ring::begin`].
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Begin {
-    /// The slot is ours to write; commit with this older word.
+    /// The record is ours to write; commit with this older word.
     Ours(u64),
-    /// A consumer aborted this position before we began (we were stalled
-    /// after claiming it): nothing was written. Claim another.
+    /// A consumer aborted this record before we began (we were stalled
+    /// after claiming it), or the ring lapped it: nothing was written.
+    /// Claim another.
     Aborted,
-    /// A live, stalled producer of an older lap may still be writing the
-    /// slot; we aborted this position instead. Claim another.
+    /// A live, stalled producer of an older lap may still be writing some
+    /// of its slots; we aborted this record instead. Claim another.
     Held,
 }
 
 /// What a consumer finds at a position.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub(crate) enum Peek {
-    /// Committed: read it.
-    Ready,
-    /// Aborted: skip it.
-    Skip,
+    /// Committed: read it; the next record is this many slots on.
+    Ready(u64),
+    /// Aborted: skip this many slots.
+    Skip(u64),
+    /// Aborted, its span not settled yet: [`Ring::settle`] it.
+    Settling,
     /// Not committed or aborted yet (not claimed, or claimed and being
     /// written). The raw word is kept for [`Ring::abort`].
     NotYet(u64),
+}
+
+impl Peek {
+    /// Committed, aborted or settling: the position is not waited for.
+    #[inline(always)]
+    pub(crate) fn is_done(self) -> bool {
+        !matches!(self, Peek::NotYet(_))
+    }
 }
 
 /// The ring protocol over a [`RingControl`] and its slots.
 pub(crate) struct Ring<'a, S> {
     pub ctl: &'a RingControl,
     pub slots: S,
+    /// Slots in the ring: a power of two.
     pub capacity: u64,
     /// The async waiters' doorbells, rung by `notify_data`/`notify_space`.
     pub bells: &'a Doorbells,
 }
 
 impl<S: SlotStates> Ring<'_, S> {
+    /// log2 of the capacity: the bits of a position inside a lap.
+    #[inline(always)]
+    fn shift(&self) -> u32 {
+        self.capacity.trailing_zeros()
+    }
+
+    /// The longest record: half the ring, so that a producer and a
+    /// consumer always have room to overlap.
+    #[inline(always)]
+    pub(crate) fn max_span(&self) -> u64 {
+        (self.capacity / 2).max(1)
+    }
+
+    /// The state word of position `pos` in `state`, for a record of `span`
+    /// slots (`span < capacity`).
+    #[inline(always)]
+    pub(crate) fn word(&self, pos: u64, span: u64, state: u64) -> u64 {
+        let sh = self.shift();
+        debug_assert!(span < self.capacity.max(2));
+        ((pos >> sh) << (sh + 2)) | (span << 2) | state
+    }
+
+    /// Whether `word` is position `pos`'s (rather than an older or later
+    /// lap's, or payload): its state is set and its lap is `pos`'s.
+    #[inline(always)]
+    pub(crate) fn is_for(&self, word: u64, pos: u64) -> bool {
+        let sh = self.shift();
+        state_of(word) != EMPTY && (word >> (sh + 2)) == (pos >> sh)
+    }
+
+    /// The span a state word records.
+    #[inline(always)]
+    pub(crate) fn span_of(&self, word: u64) -> u64 {
+        (word >> 2) & (self.capacity - 1)
+    }
+
     /// Claims `n` consecutive positions if they fit below `head + slots`.
     /// `cached_head` is the caller's copy of `head`; it is refreshed from
     /// shared memory only when the ring looks full, so the common case reads
@@ -208,91 +352,123 @@ impl<S: SlotStates> Ring<'_, S> {
         }
     }
 
-    /// Starts writing claimed position `pos`: announces it in our
-    /// `announce` word, then looks at the slot. `held()` scans the other
-    /// producers' announcements (SeqCst loads, through [`holds_slot`]) and
-    /// is asked only when the slot's last position was aborted.
+    /// Starts writing the claimed record `pos .. pos + span`: announces it
+    /// in producer record `me`, then looks at its first slot. `held(pos,
+    /// span)` checks the record against the revoked stalled writers
+    /// ([`held`]) and is asked only while some revocation is counted.
     #[inline]
-    pub(crate) fn begin(&self, pos: u64, announce: &AtomicU64, held: impl Fn() -> bool) -> Begin {
+    pub(crate) fn begin(
+        &self,
+        pos: u64,
+        span: u64,
+        me: &ProducerRecord,
+        held: impl Fn(u64, u64) -> bool,
+    ) -> Begin {
+        // Release: a scanner that reads this end with Acquire sees the
+        // withdrawal of our previous announcement too (`announcement`).
+        me.announce_end.store(pos + span, Ordering::Release);
         // SeqCst store, then SeqCst load (in `look`): the producer half of
-        // the stalled-writer Dekker pair (see the module doc).
-        announce.store(pos + 1, Ordering::SeqCst);
-        let b = self.look(pos, held);
+        // the abort's Dekker pair (see the module doc).
+        me.announce.store(pos + 1, Ordering::SeqCst);
+        let b = self.look(pos, span, held);
         if !matches!(b, Begin::Ours(_)) {
             // We wrote nothing and write nothing: stop announcing.
-            announce.store(0, Ordering::Release);
+            me.announce.store(0, Ordering::Release);
         }
         b
     }
 
     /// Announces the positions from `start` on, for a batch of at most a
-    /// ring's worth: each is then begun with
+    /// ring's worth: each record is then begun with
     /// [`begin_announced`](Self::begin_announced) and committed with
     /// [`commit_announced`](Self::commit_announced), and the announcement
     /// is withdrawn with [`end_announced`](Self::end_announced) once the
     /// batch writes nothing more. One SeqCst store for the batch instead of
     /// one per message.
     #[inline]
-    pub(crate) fn announce_from(&self, start: u64, announce: &AtomicU64) {
-        // SeqCst: as in `begin`; it precedes every position's SeqCst load
+    pub(crate) fn announce_from(&self, start: u64, me: &ProducerRecord) {
+        // Nothing of the batch is being written yet.
+        me.announce_end.store(start, Ordering::Release);
+        // SeqCst: as in `begin`; it precedes every record's SeqCst load
         // in `look` in program order, so the Dekker pair holds for each.
-        announce.store((start + 1) | RANGE, Ordering::SeqCst);
+        me.announce.store((start + 1) | RANGE, Ordering::SeqCst);
     }
 
-    /// [`begin`](Self::begin) for a position announced by
+    /// [`begin`](Self::begin) for a record of a batch announced by
     /// [`announce_from`](Self::announce_from): the announcement stays,
     /// whatever the outcome, until [`end_announced`](Self::end_announced).
     #[inline]
-    pub(crate) fn begin_announced(&self, pos: u64, held: impl Fn() -> bool) -> Begin {
-        self.look(pos, held)
+    pub(crate) fn begin_announced(
+        &self,
+        pos: u64,
+        span: u64,
+        me: &ProducerRecord,
+        held: impl Fn(u64, u64) -> bool,
+    ) -> Begin {
+        // Release: as in `begin`; the SeqCst fence in `look` orders it
+        // before the state word's load.
+        me.announce_end.store(pos + span, Ordering::Release);
+        self.look(pos, span, held)
     }
 
-    /// Looks at the slot of announced position `pos`: ours (with its older
-    /// word), aborted by a consumer, or held by a stalled older writer
-    /// (then aborted by us).
+    /// Looks at the first slot of the announced record `pos .. pos + span`:
+    /// ours (with its older word), aborted by a consumer or lapped, or
+    /// overlapping a revoked stalled writer (then aborted by us).
     #[inline(always)]
-    fn look(&self, pos: u64, held: impl Fn() -> bool) -> Begin {
+    fn look(&self, pos: u64, span: u64, held: impl Fn(u64, u64) -> bool) -> Begin {
         let state = self.slots.state(pos);
         sc_fence();
-        let mut word = state.load(Ordering::SeqCst);
-        loop {
-            if state_of(word) != EMPTY && pos_of(word) >= pos {
-                // Our position (or a later lap's) is there: a consumer
-                // aborted ours while we were stalled. We wrote nothing.
-                return Begin::Aborted;
-            }
-            if state_of(word) != ABORTED || !held() {
-                return Begin::Ours(word);
-            }
-            // AcqRel: Acquire to see a concurrent aborter's word whole;
-            // Release so the next lap's Acquire load sees ours.
-            match state.compare_exchange(
-                word,
-                encode(pos, ABORTED),
-                Ordering::AcqRel,
-                Ordering::SeqCst,
-            ) {
-                Ok(_) => return Begin::Held,
-                Err(now) => word = now,
-            }
+        let word = state.load(Ordering::SeqCst);
+        if self.is_for(word, pos) {
+            // Our position is there: a consumer aborted it while we were
+            // stalled. We wrote nothing.
+            return Begin::Aborted;
+        }
+        // SeqCst: after our announcement in the total order (see the
+        // module doc). `head` past `pos`: every group is past it, so a
+        // consumer aborted it and the ring may have lapped it.
+        if self.ctl.head.load(Ordering::SeqCst) > pos {
+            return Begin::Aborted;
+        }
+        // Relaxed after the SeqCst load of head: a revocation that matters
+        // to us was counted before `head` moved to where we claimed.
+        if self.ctl.revoked.load(Ordering::Relaxed) == 0 || !held(pos, span) {
+            return Begin::Ours(word);
+        }
+        // AcqRel: Acquire to see a concurrent aborter's word whole;
+        // Release so the next lap's Acquire load sees ours.
+        match state.compare_exchange(
+            word,
+            self.word(pos, span, ABORTED),
+            Ordering::AcqRel,
+            Ordering::SeqCst,
+        ) {
+            Ok(_) => Begin::Held,
+            Err(_) => Begin::Aborted,
         }
     }
 
-    /// Publishes position `pos`, begun with older word `seen`: the only
-    /// store to the state word on the publish path. Fails if a consumer
-    /// aborted it first. Either way our announcement is withdrawn after
-    /// the slot writes.
+    /// Publishes the record `pos .. pos + span`, begun with older word
+    /// `seen`: the only store to the state word on the publish path. Fails
+    /// if a consumer aborted it first. Either way our announcement is
+    /// withdrawn after the record's writes.
     #[inline]
-    pub(crate) fn commit(&self, pos: u64, seen: u64, announce: &AtomicU64) -> Result<(), ()> {
-        let r = self.commit_announced(pos, seen);
-        self.end_announced(announce);
+    pub(crate) fn commit(
+        &self,
+        pos: u64,
+        span: u64,
+        seen: u64,
+        me: &ProducerRecord,
+    ) -> Result<(), ()> {
+        let r = self.commit_announced(pos, span, seen);
+        self.end_announced(me);
         r
     }
 
-    /// [`commit`](Self::commit) of a position of a batch
+    /// [`commit`](Self::commit) of a record of a batch
     /// ([`announce_from`](Self::announce_from)): the announcement stays.
     #[inline]
-    pub(crate) fn commit_announced(&self, pos: u64, seen: u64) -> Result<(), ()> {
+    pub(crate) fn commit_announced(&self, pos: u64, span: u64, seen: u64) -> Result<(), ()> {
         // SeqCst: Release makes the payload and header visible to the
         // consumer's Acquire load of COMMITTED; SeqCst (with the load of
         // `data.waiters` in `notify_data`) is the waker half of the Signal
@@ -301,7 +477,7 @@ impl<S: SlotStates> Ring<'_, S> {
             .state(pos)
             .compare_exchange(
                 seen,
-                encode(pos, COMMITTED),
+                self.word(pos, span, COMMITTED),
                 Ordering::SeqCst,
                 Ordering::Relaxed,
             )
@@ -311,98 +487,176 @@ impl<S: SlotStates> Ring<'_, S> {
 
     /// Withdraws our announcement: we write no slot any more.
     #[inline]
-    pub(crate) fn end_announced(&self, announce: &AtomicU64) {
+    pub(crate) fn end_announced(&self, me: &ProducerRecord) {
         // Release: our slot writes happen before the (Acquire) scan of a
         // later lap's producer that sees the announcement gone.
-        announce.store(0, Ordering::Release);
+        me.announce.store(0, Ordering::Release);
     }
 
-    /// Gives up our begun position `pos` (a dropped reservation). Returns
-    /// false if a consumer had aborted it already.
-    pub(crate) fn abort_own(&self, pos: u64, seen: u64, announce: &AtomicU64) -> bool {
-        let ok = self
-            .slots
-            .state(pos)
-            .compare_exchange(
-                seen,
-                encode(pos, ABORTED),
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            )
-            .is_ok();
-        announce.store(0, Ordering::Release);
+    /// Gives up our begun record `pos .. pos + span` (a dropped
+    /// reservation). Returns false if a consumer had aborted it already.
+    pub(crate) fn abort_own(&self, pos: u64, span: u64, seen: u64, me: &ProducerRecord) -> bool {
+        let ok = self.abort_unbegun(pos, span, seen);
+        me.announce.store(0, Ordering::Release);
         ok
     }
 
-    /// What is at `pos`. Acquire pairs with the Release half of `commit`:
-    /// a `Ready` result makes the slot's header and payload visible.
-    #[inline(always)]
-    pub(crate) fn peek(&self, pos: u64) -> Peek {
-        Self::classify(self.slots.state(pos).load(Ordering::Acquire), pos)
+    /// Gives up the slots `pos .. pos + span` at the end of our begun,
+    /// not yet committed record, which we shortened (a reservation
+    /// truncated to fewer slots): they become an aborted record of their
+    /// own, so that readers stepping from our record's shorter span find
+    /// a word there. A plain store: nobody else writes that slot's word
+    /// while our announcement names the longer record (a consumer that
+    /// aborts ours skips all of it). Our commit's Release publishes it.
+    pub(crate) fn abort_rest(&self, pos: u64, span: u64) {
+        self.slots
+            .state(pos)
+            .store(self.word(pos, span, ABORTED), Ordering::Relaxed);
     }
 
-    /// Like [`peek`](Self::peek) but SeqCst: the re-check of a sleeper in
-    /// the Signal protocol.
-    pub(crate) fn peek_sc(&self, pos: u64) -> Peek {
-        sc_fence();
-        Self::classify(self.slots.state(pos).load(Ordering::SeqCst), pos)
-    }
-
-    #[inline(always)]
-    fn classify(word: u64, pos: u64) -> Peek {
-        if !is_for(word, pos) {
-            return Peek::NotYet(word);
-        }
-        match state_of(word) {
-            COMMITTED => Peek::Ready,
-            _ => Peek::Skip,
-        }
-    }
-
-    /// Aborts claimed position `pos`, whose word was last seen as `seen`
-    /// (from [`Peek::NotYet`]; the caller checked `tail > pos`). Returns
-    /// true if the position is now aborted (by us or anyone).
-    pub(crate) fn abort(&self, pos: u64, seen: u64) -> bool {
-        // SeqCst: the aborter half of the stalled-writer Dekker pair (a
-        // later lap's producer that sees this word then scans the
-        // announcements); Acquire on failure so a loser sees the winner.
-        match self.slots.state(pos).compare_exchange(
-            seen,
-            encode(pos, ABORTED),
-            Ordering::SeqCst,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => true,
-            Err(now) => is_for(now, pos) && state_of(now) == ABORTED,
-        }
-    }
-
-    /// Aborts position `pos` for a claimer known to be dead, if the
-    /// position is claimed (`pos < tail`, the ring's tail less any spill
-    /// flag) and still unwritten (its slot's word is an older lap's).
-    /// Returns true if this call aborted it.
-    pub(crate) fn abort_unwritten(&self, pos: u64, tail: u64) -> bool {
-        // Acquire: as in `peek`; a committed or aborted word is left alone.
-        let word = self.slots.state(pos).load(Ordering::Acquire);
-        if pos >= tail || !older_lap(word, pos) {
-            return false;
-        }
-        // SeqCst: as in `abort`.
+    /// Aborts record `pos .. pos + span` that its claimer will not write
+    /// (it is ours, or its claimer is dead), from older word `seen`.
+    pub(crate) fn abort_unbegun(&self, pos: u64, span: u64, seen: u64) -> bool {
         self.slots
             .state(pos)
             .compare_exchange(
-                word,
-                encode(pos, ABORTED),
+                seen,
+                self.word(pos, span, ABORTED),
                 Ordering::SeqCst,
                 Ordering::Relaxed,
             )
             .is_ok()
     }
 
-    /// Whether claimed position `pos` (`pos < tail`) is still unwritten:
-    /// neither committed nor aborted.
-    pub(crate) fn unwritten(&self, pos: u64, tail: u64) -> bool {
-        pos < tail && older_lap(self.slots.state(pos).load(Ordering::Acquire), pos)
+    /// What is at `pos`. Acquire pairs with the Release half of `commit`:
+    /// a `Ready` result makes the record's header and payload visible.
+    #[inline(always)]
+    pub(crate) fn peek(&self, pos: u64) -> Peek {
+        self.classify(self.slots.state(pos).load(Ordering::Acquire), pos)
+    }
+
+    /// Like [`peek`](Self::peek) but SeqCst: the re-check of a sleeper in
+    /// the Signal protocol.
+    pub(crate) fn peek_sc(&self, pos: u64) -> Peek {
+        sc_fence();
+        self.classify(self.slots.state(pos).load(Ordering::SeqCst), pos)
+    }
+
+    #[inline(always)]
+    fn classify(&self, word: u64, pos: u64) -> Peek {
+        if !self.is_for(word, pos) {
+            return Peek::NotYet(word);
+        }
+        let span = self.span_of(word);
+        match (state_of(word), span) {
+            (COMMITTED, 0) => Peek::Skip(1),
+            (COMMITTED, _) => Peek::Ready(span),
+            (_, 0) => Peek::Settling,
+            _ => Peek::Skip(span),
+        }
+    }
+
+    /// The records from `from` up to `to`, as far as they are committed or
+    /// aborted (with settled spans): each position and what is there. For
+    /// the rare walks (stats, seeks by time) that hold the records still.
+    pub(crate) fn records(&self, from: u64, to: u64) -> impl Iterator<Item = (u64, Peek)> + '_ {
+        let mut pos = from;
+        std::iter::from_fn(move || {
+            if pos >= to {
+                return None;
+            }
+            let p = self.peek(pos);
+            let at = pos;
+            match p {
+                Peek::Ready(span) | Peek::Skip(span) => pos += span,
+                Peek::Settling | Peek::NotYet(_) => pos = to,
+            }
+            Some((at, p))
+        })
+    }
+
+    /// Aborts claimed position `pos`, whose word was last seen as `seen`
+    /// (from [`Peek::NotYet`]; the caller checked `tail > pos`), with its
+    /// span left to [`settle`](Self::settle), which the caller does next.
+    /// Returns true if the position is now aborted (by us or anyone).
+    pub(crate) fn abort(&self, pos: u64, seen: u64) -> bool {
+        // SeqCst: the aborter half of the Dekker pair with the writer's
+        // announcement and load (its scan follows, in `settle`'s caller);
+        // Acquire on failure so a loser sees the winner.
+        match self.slots.state(pos).compare_exchange(
+            seen,
+            self.word(pos, 0, ABORTED),
+            Ordering::SeqCst,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => true,
+            Err(now) => self.is_for(now, pos) && state_of(now) == ABORTED,
+        }
+    }
+
+    /// Settles the span of aborted record `pos` (`ABORTED(pos, 0)`) to
+    /// `span`, unless someone settled it first; returns the settled span.
+    /// The caller found `span` with the SeqCst scan of the announcements
+    /// that follows the abort (`OpenQueue::settle_abort`), and revoked a
+    /// live writer before this.
+    pub(crate) fn settle(&self, pos: u64, span: u64) -> u64 {
+        let span = span.clamp(1, self.max_span());
+        // Release: consumers that read the settled word (Acquire) and move
+        // past it see the revocation made before.
+        match self.slots.state(pos).compare_exchange(
+            self.word(pos, 0, ABORTED),
+            self.word(pos, span, ABORTED),
+            Ordering::SeqCst,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => span,
+            Err(now) if self.is_for(now, pos) => self.span_of(now).max(1),
+            // Lapped meanwhile (we were stalled): nothing to settle.
+            Err(_) => span,
+        }
+    }
+
+    /// Settles the span of the record at `pos`, which someone aborted
+    /// (`ABORTED(pos, 0)`): the end its producer announced (among
+    /// `records`), revoking that producer if `alive` says it lives and so
+    /// may be writing it; one slot if nobody announces it (its claimer
+    /// never began it). Returns the span.
+    pub(crate) fn settle_abort(
+        &self,
+        records: &[ProducerRecord],
+        pos: u64,
+        alive: impl Fn(&ProducerRecord) -> bool,
+    ) -> u64 {
+        // SeqCst: after the abort's SeqCst CAS (ours, or another's that
+        // our Acquire load of the word followed), the scanning half of the
+        // Dekker pair with the writer's announcement.
+        sc_fence();
+        let writer = records.iter().find_map(|r| {
+            announcement(r)
+                .filter(|&(a, end)| announces(a, end, pos) && end > pos)
+                .map(|(_, end)| (r, end))
+        });
+        match writer {
+            Some((r, end)) => {
+                if alive(r) {
+                    revoke(self.ctl, r, pos);
+                }
+                self.settle(pos, end - pos)
+            }
+            None => self.settle(pos, 1),
+        }
+    }
+
+    /// Aborts record `pos .. pos + span` for a claimer known to be dead, if
+    /// it is claimed (`pos < tail`, the ring's tail less any spill flag)
+    /// and still unwritten. Returns true if this call aborted it.
+    pub(crate) fn abort_unwritten(&self, pos: u64, span: u64, tail: u64) -> bool {
+        // Acquire: as in `peek`; a committed or aborted word is left alone.
+        let word = self.slots.state(pos).load(Ordering::Acquire);
+        if pos >= tail || self.is_for(word, pos) {
+            return false;
+        }
+        self.abort_unbegun(pos, span, word)
     }
 
     /// Wakes consumers asleep on `data`, if any. Call after `commit`.
@@ -531,10 +785,11 @@ pub(crate) fn sleep_unless<T>(
 mod tests {
     use super::*;
 
-    /// A ring's control words and doorbells on the heap.
+    /// A ring's control words, doorbells and producer records on the heap.
     struct Fixture {
         ctl: Box<RingControl>,
         bells: Doorbells,
+        producers: Vec<ProducerRecord>,
     }
 
     impl Fixture {
@@ -542,6 +797,7 @@ mod tests {
             Fixture {
                 ctl: Box::new(RingControl::new()),
                 bells: Doorbells::new(),
+                producers: (0..3).map(|_| ProducerRecord::new()).collect(),
             }
         }
 
@@ -553,6 +809,21 @@ mod tests {
                 capacity: cap as u64,
                 bells: &self.bells,
             }
+        }
+
+        /// `held` over these producer records (all alive).
+        fn held(&self, pos: u64, span: u64, cap: u64) -> bool {
+            held(&self.ctl, &self.producers, pos, span, cap, |_| true)
+        }
+
+        /// What a consumer does to a stuck record at `pos`: abort it, scan
+        /// the announcements, revoke a writer, settle the span.
+        fn abort_and_settle(&self, r: &Ring<'_, Vec<AtomicU64>>, pos: u64) -> u64 {
+            let Peek::NotYet(seen) = r.peek(pos) else {
+                panic!("{pos} is not waiting")
+            };
+            assert!(r.abort(pos, seen));
+            r.settle_abort(&self.producers, pos, |_| true)
         }
     }
 
@@ -571,122 +842,178 @@ mod tests {
     }
 
     #[test]
+    fn words_carry_lap_and_span() {
+        let f = Fixture::new();
+        let r = f.ring(8);
+        let w = r.word(21, 3, COMMITTED);
+        assert!(r.is_for(w, 21));
+        // The same slot a lap earlier or later is another position.
+        assert!(!r.is_for(w, 13) && !r.is_for(w, 29));
+        assert_eq!(r.span_of(w), 3);
+        assert_eq!(r.classify(w, 21), Peek::Ready(3));
+        assert_eq!(r.classify(r.word(21, 0, ABORTED), 21), Peek::Settling);
+        assert_eq!(r.classify(r.word(21, 2, ABORTED), 21), Peek::Skip(2));
+        assert_eq!(r.classify(0, 0), Peek::NotYet(0));
+        assert_eq!(r.max_span(), 4);
+    }
+
+    #[test]
     fn commit_and_abort_exclude_each_other() {
         let f = Fixture::new();
         let r = f.ring(4);
-        let me = AtomicU64::new(0);
+        let me = &f.producers[0];
         let mut head = 0;
-        let Claim::Claimed(p) = r.claim(1, &mut head) else {
+        let Claim::Claimed(p) = r.claim(2, &mut head) else {
             panic!()
         };
-        let Begin::Ours(seen) = r.begin(p, &me, || false) else {
+        let Begin::Ours(seen) = r.begin(p, 2, me, |_, _| false) else {
             panic!()
         };
-        assert_eq!(me.load(Ordering::Relaxed), p + 1, "announced");
-        let Peek::NotYet(word) = r.peek(p) else {
-            panic!()
-        };
-        assert!(r.abort(p, word));
-        assert_eq!(r.peek(p), Peek::Skip);
-        assert_eq!(r.commit(p, seen, &me), Err(()));
-        assert_eq!(me.load(Ordering::Relaxed), 0, "announcement withdrawn");
-        // A second abort of the same position agrees it is aborted.
-        assert!(r.abort(p, word));
+        assert_eq!(me.announce.load(Ordering::Relaxed), p + 1, "announced");
+        assert_eq!(
+            me.announce_end.load(Ordering::Relaxed),
+            p + 2,
+            "with its end"
+        );
+        // The consumer finds the writer announced and learns the span.
+        assert_eq!(f.abort_and_settle(&r, p), 2);
+        assert_eq!(r.peek(p), Peek::Skip(2));
+        assert_eq!(f.ctl.revoked.load(Ordering::Relaxed), 1, "revoked");
+        assert_eq!(r.commit(p, 2, seen, me), Err(()));
+        assert_eq!(
+            me.announce.load(Ordering::Relaxed),
+            0,
+            "announcement withdrawn"
+        );
+        // The next look at the revocations clears it: the writer stopped.
+        assert!(!f.held(p + 4, 1, 4));
+        assert_eq!(f.ctl.revoked.load(Ordering::Relaxed), 0, "cleared");
+        assert_eq!(me.revoked.load(Ordering::Relaxed), 0);
     }
 
     #[test]
-    fn a_stalled_writer_holds_its_slot_until_it_stops() {
+    fn an_unannounced_record_is_aborted_slot_by_slot() {
         let f = Fixture::new();
-        let r = f.ring(2);
-        let (stalled, other) = (AtomicU64::new(0), AtomicU64::new(0));
-        let held = |pos: u64| holds_slot(stalled.load(Ordering::SeqCst), pos, 1);
-        let Begin::Ours(seen0) = r.begin(0, &stalled, || false) else {
-            panic!()
-        };
-        // A consumer gives up on position 0 while its producer writes.
-        assert!(r.abort(0, seen0));
-        // Position 2 maps to slot 0: held while the stalled one announces.
-        assert_eq!(r.begin(2, &other, || held(2)), Begin::Held);
-        assert_eq!(r.peek(2), Peek::Skip);
-        // Position 4, another lap: still held (the hold carries forward).
-        assert_eq!(r.begin(4, &other, || held(4)), Begin::Held);
-        // The stalled producer finishes: its commit fails and it lets go.
-        assert_eq!(r.commit(0, seen0, &stalled), Err(()));
-        let Begin::Ours(seen6) = r.begin(6, &other, || held(6)) else {
-            panic!("slot free again")
-        };
-        assert_eq!(r.commit(6, seen6, &other), Ok(()));
-        assert_eq!(r.peek(6), Peek::Ready);
+        let r = f.ring(8);
+        let mut head = 0;
+        // Claimed three slots, then stopped before announcing them.
+        assert_eq!(r.claim(3, &mut head), Claim::Claimed(0));
+        assert_eq!(f.abort_and_settle(&r, 0), 1);
+        assert_eq!(r.peek(0), Peek::Skip(1));
+        // The slots after it hold no word for their position: each is
+        // aborted as it is reached.
+        assert_eq!(f.abort_and_settle(&r, 1), 1);
+        assert_eq!(f.abort_and_settle(&r, 2), 1);
+        assert_eq!(f.ctl.revoked.load(Ordering::Relaxed), 0, "nobody revoked");
+        // The claimer wakes up: it finds its record aborted, writes nothing.
+        assert_eq!(r.begin(0, 3, &f.producers[0], |_, _| false), Begin::Aborted);
+        assert_eq!(f.producers[0].announce.load(Ordering::Relaxed), 0);
     }
 
     #[test]
-    fn a_producer_aborted_before_it_began_writes_nothing() {
+    fn a_stalled_writer_holds_the_slots_of_its_record_until_it_stops() {
+        let f = Fixture::new();
+        let r = f.ring(8);
+        let (stalled, other) = (&f.producers[0], &f.producers[1]);
+        let held = |pos: u64, span: u64| f.held(pos, span, 8);
+        // A record of slots 1..4, begun; a consumer aborts it meanwhile.
+        r.ctl.tail.store(4, Ordering::Relaxed);
+        let Begin::Ours(seen) = r.begin(1, 3, stalled, held) else {
+            panic!()
+        };
+        assert_eq!(f.abort_and_settle(&r, 1), 3);
+        // The ring moves on a lap: records overlapping slots 1..4 are held,
+        // whichever slot they start in; others are not.
+        r.ctl.head.store(9, Ordering::Relaxed);
+        assert_eq!(r.begin(10, 1, other, held), Begin::Held, "slot 2");
+        assert_eq!(r.peek(10), Peek::Skip(1));
+        assert_eq!(r.begin(15, 3, other, held), Begin::Held, "slots 7, 0, 1");
+        let Begin::Ours(s12) = r.begin(12, 3, other, held) else {
+            panic!("slots 4..7 are free")
+        };
+        assert_eq!(r.commit(12, 3, s12, other), Ok(()));
+        // The stalled writer finishes: its commit fails and it lets go.
+        assert_eq!(r.commit(1, 3, seen, stalled), Err(()));
+        let Begin::Ours(s18) = r.begin(18, 2, other, held) else {
+            panic!("slots 2..4 free again")
+        };
+        assert_eq!(r.commit(18, 2, s18, other), Ok(()));
+        assert_eq!(r.peek(18), Peek::Ready(2));
+        assert_eq!(f.ctl.revoked.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_producer_aborted_or_lapped_before_it_began_writes_nothing() {
         let f = Fixture::new();
         let r = f.ring(4);
-        let me = AtomicU64::new(0);
+        let me = &f.producers[0];
         let mut head = 0;
         assert_eq!(r.claim(1, &mut head), Claim::Claimed(0));
         let Peek::NotYet(seen) = r.peek(0) else {
             panic!()
         };
         assert!(r.abort(0, seen));
-        assert_eq!(r.begin(0, &me, || false), Begin::Aborted);
-        assert_eq!(me.load(Ordering::Relaxed), 0);
-        // Long stalled: a later lap already committed there.
-        r.slots[1].store(encode(9, COMMITTED), Ordering::Relaxed);
-        assert_eq!(r.begin(1, &me, || false), Begin::Aborted);
+        assert_eq!(r.begin(0, 1, me, |_, _| false), Begin::Aborted);
+        assert_eq!(me.announce.load(Ordering::Relaxed), 0);
+        // Long stalled: the ring moved on past position 1, and a later
+        // lap's record (or its payload) is in its slot.
+        r.slots[1].store(0xdead_beef_dead_beef, Ordering::Relaxed);
+        r.ctl.head.store(2, Ordering::Relaxed);
+        assert_eq!(r.begin(1, 1, me, |_, _| false), Begin::Aborted);
+        // Payload bytes in the first slot of a fresh record are not a word
+        // of ours: the record is ours to write.
+        r.slots[2].store(0xdead_beef_dead_beef, Ordering::Relaxed);
+        assert!(matches!(r.begin(2, 1, me, |_, _| false), Begin::Ours(_)));
     }
 
     #[test]
-    fn announcements_hold_only_older_positions_of_the_same_slot() {
-        assert!(holds_slot(1, 4, 3)); // position 0, slot 0, before 4
-        assert!(!holds_slot(0, 4, 3)); // nothing announced
-        assert!(!holds_slot(5, 4, 3)); // position 4 itself
-        assert!(!holds_slot(2, 4, 3)); // position 1: another slot
-        assert!(!holds_slot(9, 4, 3)); // position 8: a later lap
-    }
-
-    #[test]
-    fn a_batch_announcement_covers_its_positions_and_holds_the_next_lap() {
-        // A batch from position 5 in a ring of 4 (mask 3).
+    fn announcements_name_records_and_batch_positions() {
+        // A single record at 4.
+        assert!(announces(5, 7, 4) && !announces(5, 7, 5) && !announces(0, 7, 4));
+        // A batch from 5, now writing the record that ends at 9.
         let a = RANGE | 6;
         for pos in 5..9 {
-            assert!(announces(a, pos, 3), "{pos} may be in the batch");
-            assert!(!holds_slot(a, pos, 3), "{pos}: the batch's own lap");
+            assert!(announces(a, 9, pos), "{pos} may be in the batch");
         }
-        assert!(!announces(a, 4, 3) && !announces(a, 9, 3));
-        // From one lap on, every slot is held (the length is not known).
-        for pos in 9..14 {
-            assert!(holds_slot(a, pos, 3), "{pos} is a later lap");
-        }
-        assert!(!holds_slot(a, 4, 3), "an earlier position");
-        // A single announcement names exactly one position.
-        assert!(announces(6, 5, 3) && !announces(6, 6, 3) && !announces(0, 0, 3));
+        assert!(!announces(a, 9, 4) && !announces(a, 9, 9));
         // A garbled word (the flag alone) does not overflow.
-        assert!(!holds_slot(RANGE, 5, 3) && !announces(RANGE, 5, 3));
+        assert!(!announces(RANGE, 0, 5));
+    }
+
+    #[test]
+    fn ring_intervals_overlap_modulo_the_ring() {
+        assert!(overlaps(9, 1, 1, 3, 8)); // slot 1 in 1..4
+        assert!(overlaps(15, 3, 1, 3, 8)); // 7, 0, 1
+        assert!(!overlaps(12, 3, 1, 3, 8)); // 4, 5, 6
+        assert!(!overlaps(8, 1, 1, 3, 8)); // slot 0
+        assert!(overlaps(0, 8, 5, 1, 8)); // a whole ring
     }
 
     #[test]
     fn a_batch_keeps_its_announcement_until_it_ends() {
         let f = Fixture::new();
-        let r = f.ring(4);
-        let me = AtomicU64::new(0);
+        let r = f.ring(8);
+        let me = &f.producers[0];
         let mut head = 0;
-        assert_eq!(r.claim(2, &mut head), Claim::Claimed(0));
-        r.announce_from(0, &me);
-        // A consumer gives up on position 1 before we get to it.
-        let Peek::NotYet(seen1) = r.peek(1) else {
+        assert_eq!(r.claim(4, &mut head), Claim::Claimed(0));
+        r.announce_from(0, me);
+        // Two records of two slots. A consumer gives up on the second
+        // before the batch gets to it: it is not being written, so the
+        // batch's announcement does not name it and nobody is revoked.
+        let Begin::Ours(seen0) = r.begin_announced(0, 2, me, |_, _| false) else {
             panic!()
         };
-        assert!(r.abort(1, seen1));
-        let Begin::Ours(seen0) = r.begin_announced(0, || false) else {
-            panic!()
-        };
-        assert_eq!(r.commit_announced(0, seen0), Ok(()));
-        assert_eq!(r.begin_announced(1, || false), Begin::Aborted);
-        assert_eq!(me.load(Ordering::Relaxed), RANGE | 1, "still announced");
-        r.end_announced(&me);
-        assert_eq!(me.load(Ordering::Relaxed), 0);
-        assert_eq!((r.peek(0), r.peek(1)), (Peek::Ready, Peek::Skip));
+        assert_eq!(f.abort_and_settle(&r, 2), 1);
+        assert_eq!(f.ctl.revoked.load(Ordering::Relaxed), 0);
+        assert_eq!(r.commit_announced(0, 2, seen0), Ok(()));
+        assert_eq!(r.begin_announced(2, 2, me, |_, _| false), Begin::Aborted);
+        assert_eq!(
+            me.announce.load(Ordering::Relaxed),
+            RANGE | 1,
+            "still announced"
+        );
+        r.end_announced(me);
+        assert_eq!(me.announce.load(Ordering::Relaxed), 0);
+        assert_eq!((r.peek(0), r.peek(2)), (Peek::Ready(2), Peek::Skip(1)));
     }
 }

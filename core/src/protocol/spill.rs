@@ -40,7 +40,7 @@
 
 use crate::error::{Error, Result};
 use crate::layout::{RingControl, SPILLING, SpillControl};
-use crate::loom::{AtomicU64, Ordering};
+use crate::loom::Ordering;
 use crate::options::Meta;
 use crate::protocol::ring::{Ring, SlotStates};
 
@@ -148,9 +148,12 @@ pub(crate) fn append<S: SlotStates, L: Log>(
     ctl: &SpillControl,
     log: &mut L,
     recs: &mut [Record<'_>],
+    span: &dyn Fn(&Record<'_>) -> u64,
     claimed: &mut dyn FnMut(u64),
 ) -> Result<Option<u64>> {
-    let n = recs.len() as u64;
+    // The ring positions the records would take: a spilled record's seq is
+    // the position it goes back to.
+    let n: u64 = recs.iter().map(span).sum();
     // Acquire: pairs with claims' AcqRel CAS and refills' stores of tail.
     let t = ring.ctl.tail.load(Ordering::Acquire);
     if !spilling(t) {
@@ -183,8 +186,10 @@ pub(crate) fn append<S: SlotStates, L: Log>(
             ctl.write_off.load(Ordering::Relaxed),
         )
     });
+    let mut seq = first;
     for (i, rec) in recs.iter_mut().enumerate() {
-        rec.seq = first + i as u64;
+        rec.seq = seq;
+        seq += span(rec);
         if let Err(e) = log.write_record(ctl, rec) {
             if i > 0 {
                 // All or nothing: forget the records of this batch.
@@ -197,7 +202,7 @@ pub(crate) fn append<S: SlotStates, L: Log>(
         // Release: stats readers see the count after the record. The
         // record counts from here (a holder killed now leaves the write
         // position to `Log::repair`).
-        ctl.end_seq.store(rec.seq + 1, Ordering::Release);
+        ctl.end_seq.store(seq, Ordering::Release);
         log.record_written(ctl);
         ctl.spilled.fetch_add(1, Ordering::Relaxed);
         ctl.spilled_bytes
@@ -220,15 +225,17 @@ pub(crate) struct Refilled {
 /// Copies spilled messages back into the ring while it has room, and
 /// switches back to the ring when the spill is empty. `limit()` returns
 /// `head + slots` after advancing `head` (it is called only when the ring
-/// looks full); `held(pos)` says whether a stalled producer of an older
-/// lap still writes `pos`'s slot; `write(pos, rec)` copies a record into
-/// `pos`'s slot. Called under the admin lock.
+/// looks full); `span(rec)` is the slots a record takes; `held(pos, span)`
+/// says whether a revoked stalled producer of an older lap still writes
+/// one of those slots; `write(pos, rec)` copies a record into its slots.
+/// Called under the admin lock.
 pub(crate) fn refill<S: SlotStates, L: Log>(
     ring: &Ring<'_, S>,
     ctl: &SpillControl,
     log: &mut L,
     limit: &mut dyn FnMut() -> u64,
-    held: &dyn Fn(u64) -> bool,
+    span: &dyn Fn(&Record<'_>) -> u64,
+    held: &dyn Fn(u64, u64) -> bool,
     write: &mut dyn FnMut(u64, &Record<'_>),
 ) -> Result<Refilled> {
     let mut out = Refilled::default();
@@ -263,27 +270,45 @@ pub(crate) fn refill<S: SlotStates, L: Log>(
             }
         }
         let state = ring.slots.state(pos);
-        // SeqCst: as a producer's `Ring::begin` — with the announcement
-        // scan in `held`, the later-lap half of the stalled-writer pair.
+        // SeqCst: as a producer's `Ring::begin` — with the revocation
+        // count and scan in `held`, the later-lap half of the
+        // stalled-writer protocol.
+        crate::loom::sc_fence();
         let word = state.load(Ordering::SeqCst);
-        let done_before = word >> 2 == pos && word & 3 != 0;
-        if !done_before && word & 3 == crate::layout::slot_state::ABORTED && held(pos) {
-            // A stalled, aborted producer of an older lap still writes this
-            // slot: come back later.
+        let done_before = ring.is_for(word, pos);
+        // What the record needs, and whether it could be written.
+        let (mut copied, mut wanted) = (false, 1);
+        let mut blocked = false;
+        let read = log.read(ctl, &mut |rec| {
+            wanted = span(rec);
+            if done_before {
+                return;
+            }
+            if pos + wanted > room_below
+                || (ring.ctl.revoked.load(Ordering::SeqCst) != 0 && held(pos, wanted))
+            {
+                blocked = true;
+                return;
+            }
+            write(pos, rec);
+            copied = true;
+        })?;
+        if blocked {
+            if pos + wanted > room_below {
+                // Room for a longer record: ask for it once more.
+                room_below = limit();
+                if pos + wanted <= room_below {
+                    continue;
+                }
+            }
+            // Consumers must free more of the ring, or a stalled, revoked
+            // producer of an older lap still writes these slots: later.
             return Ok(out);
         }
-        let mut copied = false;
-        let read = log.read(ctl, &mut |rec| {
-            if !done_before {
-                write(pos, rec);
-                copied = true;
-            }
-        })?;
-        let done = AtomicU64::new(0);
         crate::loom::fault_point("refill.copied");
-        match read {
+        let next = match read {
             Read::Done { seg, off } => {
-                if copied && ring.commit(pos, word, &done).is_err() {
+                if copied && ring.commit_announced(pos, wanted, word).is_err() {
                     return Err(Error::Busy(format!(
                         "spill refill of position {pos} raced with another writer"
                     )));
@@ -291,23 +316,32 @@ pub(crate) fn refill<S: SlotStates, L: Log>(
                 ctl.read_seg.store(seg, Ordering::Relaxed);
                 ctl.read_off.store(off, Ordering::Relaxed);
                 out.copied += u64::from(copied);
+                pos + if done_before {
+                    ring.span_of(word).max(1)
+                } else {
+                    wanted
+                }
             }
             // A refiller killed after its commit (and its move of the
             // read position) left this one in the ring already: the log
             // has nothing more for it, and nothing is lost.
-            Read::Lost if done_before => {}
+            Read::Lost if done_before => pos + ring.span_of(word).max(1),
+            // Lost: its position is aborted, one slot at a time (the
+            // next intact record says where the next seq is, and each
+            // slot before it is asked for in turn).
             Read::Lost => {
-                ring.abort_own(pos, word, &done);
+                ring.abort_unbegun(pos, 1, word);
                 ctl.lost.fetch_add(1, Ordering::Relaxed);
                 out.lost += 1;
+                pos + 1
             }
-        }
+        };
         crate::loom::fault_point("refill.committed");
-        ctl.read_seq.store(pos + 1, Ordering::Relaxed);
+        ctl.read_seq.store(next, Ordering::Relaxed);
         crate::loom::fault_point("refill.recorded");
-        // Release: the slot's commit (or abort) and the read position
+        // Release: the record's commit (or abort) and the read position
         // before consumers and producers see the new tail.
-        ring.ctl.tail.store((pos + 1) | SPILLING, Ordering::Release);
+        ring.ctl.tail.store(next | SPILLING, Ordering::Release);
         ring.notify_data();
     }
 }
@@ -379,7 +413,8 @@ impl Log for VecLog {
 mod tests {
     use super::*;
     use crate::layout::slot_state::{ABORTED, COMMITTED};
-    use crate::protocol::ring::{Claim, encode};
+    use crate::loom::AtomicU64;
+    use crate::protocol::ring::Claim;
 
     struct Fixture {
         ctl: Box<RingControl>,
@@ -415,7 +450,15 @@ mod tests {
                 .store(self.slots.len() as u64, Ordering::Relaxed);
             let mut log = VecLog::default();
             let mut recs: Vec<Record<'_>> = payloads.iter().map(|p| rec(p)).collect();
-            append(&self.ring(), &self.spill, &mut log, &mut recs, &mut |_| {}).unwrap();
+            append(
+                &self.ring(),
+                &self.spill,
+                &mut log,
+                &mut recs,
+                &|_| 1,
+                &mut |_| {},
+            )
+            .unwrap();
             log
         }
 
@@ -428,7 +471,8 @@ mod tests {
                 &self.spill,
                 log,
                 &mut || 8,
-                &|_| false,
+                &|_| 1,
+                &|_, _| false,
                 &mut |pos, r| got.push((pos, r.payload.to_vec())),
             )
             .unwrap();
@@ -457,7 +501,15 @@ mod tests {
         // Ring has room: append says so.
         f.ctl.head.store(1, Ordering::Relaxed);
         assert_eq!(
-            append(&ring, &f.spill, &mut log, &mut [rec(b"x")], &mut |_| {}).unwrap(),
+            append(
+                &ring,
+                &f.spill,
+                &mut log,
+                &mut [rec(b"x")],
+                &|_| 1,
+                &mut |_| {}
+            )
+            .unwrap(),
             None
         );
         f.ctl.head.store(0, Ordering::Relaxed);
@@ -468,6 +520,7 @@ mod tests {
                 &f.spill,
                 &mut log,
                 &mut [rec(b"a"), rec(b"b")],
+                &|_| 1,
                 &mut |_| {}
             )
             .unwrap(),
@@ -478,7 +531,7 @@ mod tests {
         assert_eq!(ring.claim(1, &mut 10), Claim::Full);
         // Positions 0 and 1 were committed in the ring meanwhile.
         for p in 0..2 {
-            f.slots[p].store(encode(p as u64, COMMITTED), Ordering::Relaxed);
+            f.slots[p].store(f.ring().word(p as u64, 1, COMMITTED), Ordering::Relaxed);
         }
         let mut written = Vec::new();
         let mut limit_head = 0;
@@ -488,7 +541,8 @@ mod tests {
                 &f.spill,
                 log,
                 &mut || limit_head + 2,
-                &|_| false,
+                &|_| 1,
+                &|_, _| false,
                 &mut |pos, r| written.push((pos, r.payload.to_vec())),
             )
             .unwrap()
@@ -502,10 +556,21 @@ mod tests {
         let r = refill_now(limit_head, &mut log, &mut written);
         assert_eq!((r.copied, r.back_to_ring), (1, false));
         assert_eq!(written, [(2, b"a".to_vec())]);
-        assert_eq!(f.slots[0].load(Ordering::Relaxed), encode(2, COMMITTED));
+        assert_eq!(
+            f.slots[0].load(Ordering::Relaxed),
+            f.ring().word(2, 1, COMMITTED)
+        );
         // A publish while spilling goes to the spill, after b.
         assert_eq!(
-            append(&ring, &f.spill, &mut log, &mut [rec(b"c")], &mut |_| {}).unwrap(),
+            append(
+                &ring,
+                &f.spill,
+                &mut log,
+                &mut [rec(b"c")],
+                &|_| 1,
+                &mut |_| {}
+            )
+            .unwrap(),
             Some(4)
         );
         limit_head = 3;
@@ -550,7 +615,10 @@ mod tests {
         }
         let (r, got) = f.refill_all(&mut Lossy(log, false));
         assert_eq!((r.copied, r.lost, r.back_to_ring), (1, 1, true));
-        assert_eq!(f.slots[0].load(Ordering::Relaxed), encode(4, ABORTED));
+        assert_eq!(
+            f.slots[0].load(Ordering::Relaxed),
+            f.ring().word(4, 1, ABORTED)
+        );
         assert_eq!(got, [(5, b"b".to_vec())]);
         assert_eq!(f.spill.lost.load(Ordering::Relaxed), 1);
     }
@@ -569,6 +637,7 @@ mod tests {
             &f.spill,
             &mut log,
             &mut [rec(b"a"), rec(b"b"), rec(b"c")],
+            &|_| 1,
             &mut |_| {},
         )
         .unwrap_err();
@@ -583,7 +652,7 @@ mod tests {
         let f = fixture(4);
         let mut log = f.spilled(&[b"a", b"b"]);
         // It copied and committed 4 and recorded read_seq 5, then died.
-        f.slots[0].store(encode(4, COMMITTED), Ordering::Relaxed);
+        f.slots[0].store(f.ring().word(4, 1, COMMITTED), Ordering::Relaxed);
         log.dropped = 1;
         f.spill.read_seq.store(5, Ordering::Relaxed);
         let (r, got) = f.refill_all(&mut log);
@@ -597,7 +666,7 @@ mod tests {
         let f = fixture(4);
         let mut log = f.spilled(&[b"a"]);
         // Committed in the ring, but neither read_seq nor tail recorded.
-        f.slots[0].store(encode(4, COMMITTED), Ordering::Relaxed);
+        f.slots[0].store(f.ring().word(4, 1, COMMITTED), Ordering::Relaxed);
         let (r, got) = f.refill_all(&mut log);
         assert_eq!((got.len(), r.copied, r.back_to_ring), (0, 0, true));
         assert_eq!(f.ctl.tail.load(Ordering::Relaxed), 5);
@@ -608,17 +677,67 @@ mod tests {
         let f = fixture(2);
         let ring = f.ring();
         let mut log = f.spilled(&[b"a"]);
-        f.slots[0].store(encode(0, ABORTED), Ordering::Relaxed);
+        f.slots[0].store(f.ring().word(0, 1, ABORTED), Ordering::Relaxed);
+        // A revoked writer is counted, and its slots overlap ours.
+        f.ctl.revoked.store(1, Ordering::Relaxed);
         let r = refill(
             &ring,
             &f.spill,
             &mut log,
             &mut || 4,
-            &|_| true,
+            &|_| 1,
+            &|_, _| true,
             &mut |_, _| panic!("must not write a held slot"),
         )
         .unwrap();
         assert_eq!(r, Refilled::default());
         assert_eq!(f.ctl.tail.load(Ordering::Relaxed), 2 | SPILLING);
+    }
+
+    #[test]
+    fn long_records_spill_and_come_back_at_the_positions_their_seqs_name() {
+        let f = fixture(8);
+        let ring = f.ring();
+        f.ctl.tail.store(8, Ordering::Relaxed);
+        let mut log = VecLog::default();
+        // A record's span is its length here: 3 slots, then 1, then 2.
+        let span = |r: &Record<'_>| r.payload.len() as u64;
+        let mut recs = [rec(b"aaa"), rec(b"b"), rec(b"cc")];
+        assert_eq!(
+            append(&ring, &f.spill, &mut log, &mut recs, &span, &mut |_| {}).unwrap(),
+            Some(8)
+        );
+        assert_eq!(recs.map(|r| r.seq), [8, 11, 12]);
+        assert_eq!(end_seq(&f.ctl, &f.spill), 14);
+        // Room for the first two only (up to position 12).
+        let mut got = Vec::new();
+        let r = refill(
+            &ring,
+            &f.spill,
+            &mut log,
+            &mut || 12,
+            &span,
+            &|_, _| false,
+            &mut |pos, r| got.push((pos, r.payload.to_vec())),
+        )
+        .unwrap();
+        assert_eq!((r.copied, r.back_to_ring), (2, false));
+        assert_eq!(got, [(8, b"aaa".to_vec()), (11, b"b".to_vec())]);
+        assert_eq!(ring.peek(8), crate::protocol::ring::Peek::Ready(3));
+        assert_eq!(f.ctl.tail.load(Ordering::Relaxed), 12 | SPILLING);
+        // Room for the last: it goes to 12 and 13, and the ring is back.
+        let r = refill(
+            &ring,
+            &f.spill,
+            &mut log,
+            &mut || 16,
+            &span,
+            &|_, _| false,
+            &mut |pos, r| got.push((pos, r.payload.to_vec())),
+        )
+        .unwrap();
+        assert_eq!((r.copied, r.back_to_ring), (1, true));
+        assert_eq!(got[2], (12, b"cc".to_vec()));
+        assert_eq!(f.ctl.tail.load(Ordering::Relaxed), 14);
     }
 }

@@ -26,7 +26,9 @@ const _: () = assert!(SLOT_HEADER_SIZE < 64);
 /// word) and body the caller alone may write until its commit: a slot it
 /// began (`Ring::begin`; its announcement keeps a later lap out even if a
 /// consumer aborts the position meanwhile), or one the spill's refill
-/// holds under the admin lock; and `payload.len() <= slot_size`.
+/// holds under the admin lock; and the record's slots hold the payload
+/// (`Geometry::body_room` of its span: the ring is mapped twice, so a
+/// record that runs past its end is one slice).
 /// `enveloped`: `payload` is a whole body that starts with an envelope
 /// (from the spill).
 #[inline(always)]
@@ -67,7 +69,7 @@ pub(crate) unsafe fn write_slot(
 /// Off the hot path, so written plainly.
 ///
 /// # Safety
-/// As [`write_slot`], with `plan.size + payload.len() <= slot_size`.
+/// As [`write_slot`], with `plan.size + payload.len()` bytes room.
 #[cold]
 pub(crate) unsafe fn write_slot_enveloped(
     slot: *mut u8,
@@ -77,8 +79,8 @@ pub(crate) unsafe fn write_slot_enveloped(
     ts: u64,
 ) {
     let body_len = plan.size + payload.len();
-    // SAFETY: per the contract the slot's body (`body_len <= slot_size`
-    // bytes after the header) is ours alone until the commit.
+    // SAFETY: per the contract the record's body (`body_len` bytes after
+    // the header, inside its slots) is ours alone until the commit.
     unsafe {
         let body = std::slice::from_raw_parts_mut(slot.add(SLOT_HEADER_SIZE as usize), body_len);
         plan.write(&mut body[..plan.size]);
@@ -95,7 +97,7 @@ pub(crate) unsafe fn write_slot_enveloped(
 /// written in place ([`payload_area`], a reservation).
 ///
 /// # Safety
-/// As [`write_slot`], with `len <= slot_size`.
+/// As [`write_slot`], with room for `len` bytes.
 #[inline]
 pub(crate) unsafe fn write_header(slot: *mut u8, len: usize, meta: &Meta, ts: u64) {
     // SAFETY: per the contract the slot's header is ours alone until the
@@ -112,7 +114,7 @@ pub(crate) unsafe fn write_header(slot: *mut u8, len: usize, meta: &Meta, ts: u6
 /// The `len` bytes of payload of begun `slot`, to be written in place.
 ///
 /// # Safety
-/// As [`write_slot`], with `len <= slot_size`; and the returned slice is
+/// As [`write_slot`], with room for `len` bytes; and the returned slice is
 /// the only view of those bytes while it lives.
 #[inline(always)]
 pub(crate) unsafe fn payload_area<'a>(slot: *mut u8, len: usize) -> &'a mut [u8] {
@@ -123,7 +125,7 @@ pub(crate) unsafe fn payload_area<'a>(slot: *mut u8, len: usize) -> &'a mut [u8]
 /// [`payload_area`] to read: the `len` bytes of payload of begun `slot`.
 ///
 /// # Safety
-/// As [`write_slot`], with `len <= slot_size`; and no `&mut` view of
+/// As [`write_slot`], with room for `len` bytes; and no `&mut` view of
 /// those bytes lives while the returned slice does.
 #[inline(always)]
 pub(crate) unsafe fn payload_view<'a>(slot: *const u8, len: usize) -> &'a [u8] {

@@ -13,6 +13,13 @@
 //!                                                 per delivery, then ack (nack a
 //!                                                 payload starting "poison"); exit
 //!                                                 after 3 s without a message
+//! shmq-worker produce-large DIR QUEUE COUNT SIZE  reserve and write in place COUNT
+//!                                                 messages of SIZE bytes
+//!                                                 (`fill_large`), printing
+//!                                                 `sent i` after each commit
+//! shmq-worker hold-large DIR QUEUE GROUP          ack=manual: take one message,
+//!                                                 check it whole, print
+//!                                                 `holding SEQ`, never ack
 //! shmq-worker produce-keyed DIR QUEUE ID COUNT    publish COUNT messages with keys
 //!                                                 "ID-i", printing `sent i` after each
 //! shmq-worker hold DIR QUEUE GROUP                ack=manual: take one message,
@@ -214,6 +221,43 @@ fn main() {
                 let _ = writeln!(out, "sent {i}");
                 let _ = out.flush();
             }
+        }
+        "produce-large" => {
+            let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
+            let mut p = q.producer().unwrap_or_else(|e| fail(e));
+            let count: u64 = a(3).parse().unwrap();
+            let size: usize = a(4).parse().unwrap();
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            for i in 0..count {
+                loop {
+                    let mut r = p
+                        .reserve_timeout(size, Duration::from_secs(60))
+                        .unwrap_or_else(|e| fail(e));
+                    shmq_tests::fill_large(&mut r, i);
+                    match r.commit() {
+                        Ok(_) => break,
+                        Err(Error::Aborted) => continue,
+                        Err(e) => fail(e),
+                    }
+                }
+                let _ = writeln!(out, "sent {i}");
+                let _ = out.flush();
+            }
+        }
+        "hold-large" => {
+            let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
+            let mut c = q
+                .consumer(a(3), ConsumerOptions::new().ack(Ack::Manual).create(true))
+                .unwrap_or_else(|e| fail(e));
+            let m = c.receive().unwrap_or_else(|e| fail(e));
+            if shmq_tests::large_index(m.payload()).is_none() {
+                eprintln!("shmq-worker: message {} is torn", m.seq());
+                std::process::exit(1)
+            }
+            println!("holding {}", m.seq());
+            std::thread::sleep(Duration::from_secs(600));
+            drop(m);
         }
         "produce-keyed" => {
             let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));

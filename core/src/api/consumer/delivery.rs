@@ -98,7 +98,7 @@ impl Delivery<'_> {
             // The ack=auto fast path: release the slot here, and skip the
             // drop (it would only look at the kind again).
             let this = std::mem::ManuallyDrop::new(self);
-            this.consumer.release(this.msg.seq + 1);
+            this.consumer.release(this.consumer.next);
             return Ok(());
         }
         self.ack_not_auto()
@@ -110,7 +110,7 @@ impl Delivery<'_> {
         let kind = std::mem::replace(&mut self.kind, Origin::Ended);
         match kind {
             Origin::Auto | Origin::Journal => {
-                self.consumer.release(self.msg.seq + 1);
+                self.consumer.release(self.consumer.next);
                 Ok(())
             }
             Origin::Ended => Ok(()),
@@ -228,7 +228,9 @@ impl Drop for Delivery<'_> {
     #[inline(always)]
     fn drop(&mut self) {
         if let Origin::Auto = self.kind {
-            self.consumer.release(self.msg.seq + 1);
+            // The consumer's cursor is just past this message: a delivery
+            // borrows its consumer, so nothing moved it since.
+            self.consumer.release(self.consumer.next);
         } else {
             self.end_not_auto();
         }
@@ -241,7 +243,7 @@ impl Delivery<'_> {
     #[inline(never)]
     fn end_not_auto(&mut self) {
         match self.kind {
-            Origin::Auto | Origin::Journal => self.consumer.release(self.msg.seq + 1),
+            Origin::Auto | Origin::Journal => self.consumer.release(self.consumer.next),
             Origin::Leased => {
                 // Dropped without ack or nack: deliver it again at once.
                 let held = self.consumer.held;
@@ -334,22 +336,21 @@ impl Consumer {
         };
         let start = first;
         // Validate the first; a corrupt one is skipped with an error.
-        self.read(first)?;
-        let mut pos = first + 1;
+        let mut pos = first + self.read_span(first)?.1;
         let mut count = 1;
         let limit = first + self.shared.geo.slots;
         while count < max && pos < limit {
             match self.ring().peek(pos) {
-                Peek::Ready => {
+                Peek::Ready(span) => {
                     // A message for another group ends the batch (the next
                     // poll passes it by), as a corrupt one does.
-                    if self.for_another_group(pos) || self.read(pos).is_err() {
+                    if self.for_another_group(pos) || self.read_span(pos).is_err() {
                         break;
                     }
                     count += 1;
-                    pos += 1;
+                    pos += span;
                 }
-                Peek::Skip => pos += 1,
+                Peek::Skip(span) => pos += span,
                 _ => break,
             }
         }
@@ -365,30 +366,57 @@ impl Consumer {
     /// Reads the message at committed position `pos`, checking its length.
     #[inline(always)]
     pub(super) fn read(&self, pos: u64) -> Result<Message<'_>> {
+        self.read_span(pos).map(|(m, _)| m)
+    }
+
+    /// [`read`](Self::read), with the record's span: the next record is
+    /// that many slots on. A corrupt record's span, if the error says so,
+    /// is still the one its word gives.
+    #[inline(always)]
+    pub(super) fn read_span(&self, pos: u64) -> Result<(Message<'_>, u64)> {
+        let ring = self.ring();
+        let span = match ring.peek(pos) {
+            Peek::Ready(span) => span,
+            _ => 1,
+        };
+        let room = self.shared.geo.body_room(span);
         // SAFETY: the slot is COMMITTED (the caller saw it with an Acquire
         // load, which pairs with the commit's Release), and nobody writes
-        // it while our group's committed cursor is at or below `pos`.
-        let m = unsafe { read::read_slot(self.ring().slots.slot(pos), self.slot_size) }.map_err(
-            |e| {
-                let why = match e {
-                    read::Garbled::TooLong(len) => format!(
-                        "message {pos} claims {len} bytes in slots of {}",
-                        self.slot_size
-                    ),
-                    read::Garbled::Envelope(e) => format!("message {pos}: {e}"),
-                };
-                Error::corrupt(&self.shared.path, why)
+        // it while our group's committed cursor is at or below `pos`; the
+        // record's `span` slots lie in the mapping (the slots area is
+        // mapped twice, and a span is at most half the ring).
+        let m = unsafe { read::read_slot(ring.slots.slot(pos), room) }.map_err(|e| {
+            let why = match e {
+                read::Garbled::TooLong(len) => format!(
+                    "message {pos} claims {len} bytes in a record of {span} slot(s) of {} (room for {room})",
+                    self.slot_size
+                ),
+                read::Garbled::Envelope(e) => format!("message {pos}: {e}"),
+            };
+            Error::corrupt(&self.shared.path, why)
+        })?;
+        Ok((
+            Message {
+                seq: pos,
+                body: m.body,
+                timestamp_ns: m.timestamp_ns,
+                type_id: m.type_id,
+                correlation_id: m.correlation_id,
+                attempt: 1,
+                _borrow: PhantomData,
             },
-        )?;
-        Ok(Message {
-            seq: pos,
-            body: m.body,
-            timestamp_ns: m.timestamp_ns,
-            type_id: m.type_id,
-            correlation_id: m.correlation_id,
-            attempt: 1,
-            _borrow: PhantomData,
-        })
+            span,
+        ))
+    }
+
+    /// The span of the committed or aborted record at `pos` (1 if it is
+    /// neither: the caller saw it done).
+    #[inline(always)]
+    pub(super) fn span_at(&self, pos: u64) -> u64 {
+        match self.ring().peek(pos) {
+            Peek::Ready(span) | Peek::Skip(span) => span,
+            _ => 1,
+        }
     }
 
     #[inline]
@@ -414,8 +442,9 @@ impl Consumer {
                         }
                     }
                     None => {
-                        self.advance(pos + 1, 0);
-                        self.release(pos + 1);
+                        let next = pos + self.span_at(pos);
+                        self.advance(next, 0);
+                        self.release(next);
                     }
                 }
                 return Err(e);
@@ -446,7 +475,8 @@ impl Consumer {
                 Origin::Leased
             }
             None => {
-                self.advance(pos + 1, 1);
+                let next = pos + self.span_at(pos);
+                self.advance(next, 1);
                 Origin::Auto
             }
         };
@@ -460,11 +490,12 @@ impl Consumer {
     /// The ack=auto fast path of [`deliver`](Self::deliver).
     #[inline(always)]
     pub(crate) fn deliver_auto(&mut self, pos: u64) -> Result<Delivery<'_>> {
-        let msg = match self.read(pos) {
+        let (msg, span) = match self.read_span(pos) {
             Ok(m) => m,
             Err(e) => {
-                self.advance(pos + 1, 0);
-                self.release(pos + 1);
+                let next = pos + self.span_at(pos);
+                self.advance(next, 0);
+                self.release(next);
                 return Err(e);
             }
         };
@@ -472,7 +503,7 @@ impl Consumer {
             _borrow: PhantomData,
             ..msg
         };
-        self.advance(pos + 1, 1);
+        self.advance(pos + span, 1);
         Ok(Delivery {
             consumer: self,
             msg,

@@ -141,16 +141,16 @@ impl Consumer {
             let pos = self.record().next.load(Ordering::Acquire);
             self.next = pos;
             match ring.peek(pos) {
-                Peek::Ready => {
+                Peek::Ready(span) => {
                     let route = self.route_of(pos);
                     if route == Route::Elsewhere {
                         // A dead letter redriven for another group.
-                        leases.skip(pos);
+                        leases.skip(pos, span);
                         self.shared.commit_finished(&leases);
                         continue;
                     }
                     if let Route::Lane(lane) = route {
-                        match self.take_keyed(&leases, pos, lane, holder, now, lease_ns) {
+                        match self.take_keyed(&leases, pos, span, lane, holder, now, lease_ns) {
                             Keyed::Leased(h) => {
                                 self.record().delivered.fetch_add(1, Ordering::Relaxed);
                                 return Ok(Some(ToDeliver::Leased(h)));
@@ -165,14 +165,17 @@ impl Consumer {
                         }
                         continue;
                     }
-                    if let Some(h) = leases.take_new(pos, holder, now, lease_ns) {
+                    if let Some(h) = leases.take_new(pos, span, holder, now, lease_ns) {
                         self.record().delivered.fetch_add(1, Ordering::Relaxed);
                         return Ok(Some(ToDeliver::Leased(h)));
                     }
                 }
-                Peek::Skip => {
-                    leases.skip(pos);
+                Peek::Skip(span) => {
+                    leases.skip(pos, span);
                     self.shared.commit_finished(&leases);
+                }
+                Peek::Settling => {
+                    self.shared.settle_abort(pos);
                 }
                 Peek::NotYet(_) => return Ok(None),
             }
@@ -189,7 +192,7 @@ impl Consumer {
         // Acquire load); nobody rewrites it while our group's committed
         // cursor is at or below `pos`.
         let Some(body) =
-            (unsafe { read::enveloped_body(self.ring().slots.slot(pos), self.slot_size) })
+            (unsafe { read::enveloped_body(self.ring().slots.slot(pos), self.max_room) })
         else {
             return Route::Unkeyed;
         };
@@ -210,7 +213,7 @@ impl Consumer {
     #[inline(always)]
     pub(super) fn for_another_group(&self, pos: u64) -> bool {
         // SAFETY: as in `route_of`.
-        unsafe { read::enveloped_body(self.ring().slots.slot(pos), self.slot_size) }
+        unsafe { read::enveloped_body(self.ring().slots.slot(pos), self.max_room) }
             .is_some_and(|b| self.targets_another_group(b))
     }
 
@@ -229,10 +232,13 @@ impl Consumer {
     }
 
     /// [`Leases::take_keyed`] with the registry's word on who lives.
+    // One argument per thing the lanes need, as `Leases::take_keyed` has.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn take_keyed(
         &self,
         leases: &Leases<'_>,
         pos: u64,
+        span: u64,
         lane: usize,
         holder: u32,
         now: Now,
@@ -242,7 +248,7 @@ impl Consumer {
             records: self.shared.consumer_records(),
         };
         let mut alive = |h: u32| registry.alive(h, |p, k| self.shared.alive(p, k));
-        let k = leases.take_keyed(pos, lane, holder, now, lease_ns, &mut alive);
+        let k = leases.take_keyed(pos, span, lane, holder, now, lease_ns, &mut alive);
         if k == Keyed::Waiting && leases.word(pos).state() == crate::protocol::lease::READY {
             // Released at once: the group's consumers look.
             self.ring().notify_data();
@@ -315,7 +321,7 @@ impl Consumer {
                 // Delivered max_deliveries times already: dead-letter it.
                 match self.dead_letter(&held, Reason::MaxDeliveries, None) {
                     Ok(()) => continue,
-                    Err(Error::DlqFull(_)) => {
+                    Err(Error::DlqFull(_) | Error::DlqTooLarge { .. }) => {
                         // Keep it in the group; try again later.
                         let _ = leases.requeue(&held, now.mono.saturating_add(SCAN_EVERY_NS));
                         continue;
@@ -396,6 +402,16 @@ impl Consumer {
                 }
             },
         };
+        let (body, _) = msg.body();
+        if body.len() > self.slot_size {
+            // A dead-letter entry holds a slot's bytes (issue #36's step 3
+            // makes the region a byte log): kept, as with a full DLQ.
+            leases.restore(&taking);
+            return Err(Error::DlqTooLarge {
+                len: body.len(),
+                max: self.slot_size,
+            });
+        }
         let (first_ns, last_ns) = leases.times(held.pos);
         let rec = self.record();
         let entry = Entry {

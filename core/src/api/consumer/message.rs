@@ -142,9 +142,22 @@ impl Batch<'_> {
     }
     /// The messages, in seq order.
     pub fn iter(&self) -> impl Iterator<Item = Message<'_>> + '_ {
-        (self.start..self.end).filter_map(move |pos| match self.consumer.ring().peek(pos) {
-            Peek::Ready => self.consumer.read(pos).ok(),
-            _ => None,
+        let mut pos = self.start;
+        std::iter::from_fn(move || {
+            while pos < self.end {
+                let at = pos;
+                match self.consumer.ring().peek(at) {
+                    Peek::Ready(span) => {
+                        pos += span;
+                        if let Ok(m) = self.consumer.read(at) {
+                            return Some(m);
+                        }
+                    }
+                    Peek::Skip(span) => pos += span,
+                    _ => pos += 1,
+                }
+            }
+            None
         })
     }
 }

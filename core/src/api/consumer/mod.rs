@@ -76,6 +76,9 @@ pub struct Consumer {
     delivered: u64,
     /// The queue's slot size: a slot's length word above it is corrupt.
     slot_size: usize,
+    /// The most body bytes any record holds (its span at most half the
+    /// ring): a bound for reading a header's length before the span.
+    max_room: usize,
     /// The queue's `unblock_timeout`, in ns.
     unblock_timeout_ns: u64,
     /// What we know of the position we wait for, if it looks stuck.
@@ -246,6 +249,7 @@ impl Consumer {
             next,
             delivered,
             slot_size: shared.geo.slot_size as usize,
+            max_room: shared.geo.body_room(shared.geo.max_span()),
             unblock_timeout_ns: shared.config.unblock_timeout_ns,
             stuck: None,
             empty_polls: 0,

@@ -84,8 +84,9 @@ impl Consumer {
                         return Ok(Some(ToDeliver::Journal(rec)));
                     }
                     // A dead letter redriven for another group: passed by.
-                    self.advance(rec.seq + 1, 0);
-                    self.release(rec.seq + 1);
+                    let next = rec.seq + shared.geo.span_of(rec.len);
+                    self.advance(next, 0);
+                    self.release(next);
                 }
                 // Nothing journaled from `next` to `head`: those positions
                 // were aborted. Go on from the first one after them.
@@ -119,7 +120,7 @@ impl Consumer {
             Ok(p) => p,
             Err(e) => {
                 // A garbled record is passed, as a garbled slot is.
-                self.advance(rec.seq + 1, 0);
+                self.advance(rec.seq + self.shared.geo.span_of(rec.len), 0);
                 let why = format!("journal record {}: {e}", rec.seq);
                 return Err(Error::corrupt(&self.shared.path, why));
             }
@@ -133,7 +134,7 @@ impl Consumer {
             attempt: 1,
             _borrow: PhantomData,
         };
-        self.advance(rec.seq + 1, 1);
+        self.advance(rec.seq + self.shared.geo.span_of(rec.len), 1);
         Ok(Delivery {
             consumer: self,
             msg,

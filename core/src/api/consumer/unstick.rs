@@ -5,7 +5,7 @@
 use super::*;
 use crate::loom::Ordering;
 use crate::os;
-use crate::protocol::ring::{Peek, announces};
+use crate::protocol::ring::claims;
 
 /// How often (at most) to ask whether a claimer's process is alive.
 const LIVENESS_EVERY_NS: u64 = 10_000_000;
@@ -18,6 +18,10 @@ pub(super) struct Stuck {
     pub(super) claimed_since: Option<u64>,
     /// Monotonic time of the last look at `tail` and the claimer's life.
     pub(super) last_check: u64,
+    /// `tail` when `claimed_since` was set: every position below it was
+    /// claimed by then (a record's later slots, aborted one by one when
+    /// its claimer never announced it, inherit the time).
+    pub(super) tail_then: u64,
 }
 
 impl Consumer {
@@ -35,16 +39,20 @@ impl Consumer {
         let pos = self.next;
         let shared = self.shared.clone();
         let ring = shared.ring();
-        if matches!(ring.peek(pos), Peek::Ready | Peek::Skip) {
+        if ring.peek(pos).is_done() {
             return false;
         }
         let now = os::clock::monotonic_ns();
         let mut st = match self.stuck {
             Some(st) if st.pos == pos => st,
+            // The claim of `pos` was known when that of the last stuck
+            // position was: its time carries over.
+            Some(st) if st.pos < pos && pos < st.tail_then => Stuck { pos, ..st },
             _ => Stuck {
                 pos,
                 claimed_since: None,
                 last_check: now,
+                tail_then: 0,
             },
         };
         let timed_out = st
@@ -59,13 +67,14 @@ impl Consumer {
             st.last_check = now;
         }
         let seen = match ring.peek(pos) {
-            Peek::Ready | Peek::Skip => return false,
-            Peek::NotYet(word) => word,
+            crate::protocol::ring::Peek::NotYet(word) => word,
+            _ => return false,
         };
         // Acquire: pairs with the claimer's AcqRel CAS of tail. While the
         // queue spills, tail (less the flag) is the position being copied
         // back from the spill: not claimed, so never aborted.
-        if crate::protocol::spill::ring_tail(ring.ctl.tail.load(Ordering::Acquire)) <= pos {
+        let tail = crate::protocol::spill::ring_tail(ring.ctl.tail.load(Ordering::Acquire));
+        if tail <= pos {
             // Nothing claimed there yet: the queue is just empty.
             st.claimed_since = None;
             self.stuck = Some(st);
@@ -74,6 +83,7 @@ impl Consumer {
         if st.claimed_since.is_none() {
             // First sight of the claim: the timeout runs from now.
             st.claimed_since = Some(now);
+            st.tail_then = tail;
             self.stuck = Some(st);
             return false;
         }
@@ -84,7 +94,8 @@ impl Consumer {
         }
         let aborted = ring.abort(pos, seen);
         if aborted {
-            self.stuck = None;
+            // Its span: the announced record's, revoking a live writer.
+            self.shared.settle_abort(pos);
             self.shared
                 .header()
                 .counters
@@ -99,10 +110,10 @@ impl Consumer {
     /// claim) is not known: only the timeout aborts it.
     pub(super) fn claimer_is_dead(&self, pos: u64) -> bool {
         self.shared.producer_records().iter().any(|r| {
-            announces(
+            claims(
                 r.announce.load(Ordering::Acquire),
                 pos,
-                self.shared.geo.slots - 1,
+                self.shared.geo.slots,
             ) && {
                 let owner = r.owner.load(Ordering::Acquire);
                 !self.shared.alive(

@@ -150,7 +150,7 @@ impl Consumer {
     /// for this consumer: what `receive_batch` takes, without taking it.
     #[cfg(feature = "tokio")]
     pub(crate) fn has_message(&self) -> bool {
-        matches!(self.ring().peek(self.next), Peek::Ready | Peek::Skip)
+        self.ring().peek(self.next).is_done()
     }
 
     /// Takes back an arm that will not be waited for (a wait given up).
@@ -171,7 +171,7 @@ impl Consumer {
         let rec = self.record();
         let hint = self.manual.as_ref().map(|m| m.seen_hint);
         move || {
-            matches!(ring.peek_sc(next), Peek::Ready | Peek::Skip)
+            ring.peek_sc(next).is_done()
                 || rec.redrive.load(Ordering::SeqCst) != 0
                 || hint.is_some_and(|h| rec.redeliver_hint.load(Ordering::SeqCst) != h)
                 || (hint.is_some() && rec.released.iter().any(|r| r.load(Ordering::SeqCst) != 0))
@@ -297,14 +297,17 @@ impl Consumer {
     pub(super) fn poll_once(&mut self) -> Option<u64> {
         loop {
             match self.ring().peek(self.next) {
-                Peek::Ready if !self.for_another_group(self.next) => return Some(self.next),
+                Peek::Ready(_) if !self.for_another_group(self.next) => return Some(self.next),
                 // Aborted, or a dead letter redriven for another group.
-                Peek::Ready | Peek::Skip => {
-                    let next = self.next + 1;
+                Peek::Ready(span) | Peek::Skip(span) => {
+                    let next = self.next + span;
                     self.advance(next, 0);
                     self.release(next);
                 }
-                _ => return None,
+                Peek::Settling => {
+                    self.shared.settle_abort(self.next);
+                }
+                Peek::NotYet(_) => return None,
             }
         }
     }

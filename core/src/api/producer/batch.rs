@@ -12,6 +12,27 @@ use crate::record::write::write_slot;
 use super::*;
 
 impl Producer {
+    /// Aborts the records a batch claimed for `rest` from `pos` up to
+    /// `end` without writing them (an earlier record of the batch was
+    /// aborted: the batch claims again for the rest, in order). A record
+    /// a consumer aborted already stays so.
+    #[cold]
+    fn give_up<P: AsRef<[u8]>>(&self, mut pos: u64, end: u64, rest: &[P]) {
+        let ring = self.ring();
+        for p in rest {
+            if pos >= end {
+                break;
+            }
+            let span = self.span_of(p.as_ref().len());
+            if let Some(seen) = self.begin_announced(pos, span) {
+                if ring.abort_unbegun(pos, span, seen) {
+                    self.count_abort();
+                }
+            }
+            pos += span;
+        }
+    }
+
     /// Publishes every payload of `payloads` with as few claims as possible
     /// (one when they fit in the ring), and wakes consumers once. Returns
     /// the seq of the first; the others follow in order (consecutively,
@@ -88,48 +109,61 @@ impl Producer {
         let ts = self.clock.now_ns();
         let mut first = None;
         let mut i = 0;
-        let cap = self.shared.geo.slots as usize;
+        let cap = self.shared.geo.slots;
         let result = (|| {
             while i < payloads.len() {
-                let n = (payloads.len() - i).min(cap) as u64;
-                let Some(start) = self.claim_or_spill(n, deadline)? else {
-                    let mut recs: Vec<Record<'_>> = payloads[i..i + n as usize]
+                // As many of the rest as a ring's worth of slots holds.
+                let (mut n, mut total) = (0, 0);
+                for p in &payloads[i..] {
+                    let span = self.span_of(p.as_ref().len());
+                    if total + span > cap {
+                        break;
+                    }
+                    (n, total) = (n + 1, total + span);
+                }
+                let Some(start) = self.claim_or_spill(total, deadline)? else {
+                    let mut recs: Vec<Record<'_>> = payloads[i..i + n]
                         .iter()
                         .map(|p| Record::of(p.as_ref(), false, meta, ts))
                         .collect();
                     if let Some(seq) = self.spill(&mut recs, deadline, &mut |_| {})? {
                         first.get_or_insert(seq);
-                        i += n as usize;
+                        i += n;
                     }
                     continue;
                 };
-                // One announcement for the claimed positions (n is at most
-                // the ring), withdrawn when the last is written.
+                self.count_extra_slots(total - n as u64 + 1);
+                // One announcement for the claimed positions (at most the
+                // ring), withdrawn when the last is written.
                 let ring = self.ring();
-                ring.announce_from(start, self.announce());
+                ring.announce_from(start, self.me());
                 let wrote = (|| {
-                    for pos in start..start + n {
-                        // Each position takes the next message, or is
-                        // skipped (aborted) and the message moves to the
-                        // next one.
-                        self.prefetch_ahead_of(pos);
-                        let Some(seen) = self.begin_announced(pos) else {
-                            continue;
+                    let mut pos = start;
+                    while pos < start + total {
+                        let span = self.span_of(payloads[i].as_ref().len());
+                        self.prefetch_ahead_of(pos + span - 1);
+                        let Some(seen) = self.begin_announced(pos, span) else {
+                            // Aborted (by a consumer, or by us for a stalled
+                            // writer's slots): give up the rest of this
+                            // claim too, and claim again for message `i`.
+                            self.give_up(pos + span, start + total, &payloads[i + 1..]);
+                            return Ok(());
                         };
                         // SAFETY: as in `publish_once`; announced above.
                         unsafe {
                             write_slot(ring.slots.slot(pos), payloads[i].as_ref(), false, meta, ts)
                         };
                         os::fault::point("batch.before_commit");
-                        if ring.commit_announced(pos, seen).is_err() {
+                        if ring.commit_announced(pos, span, seen).is_err() {
                             return Err(Error::Aborted);
                         }
                         first.get_or_insert(pos);
                         i += 1;
+                        pos += span;
                     }
                     Ok(())
                 })();
-                ring.end_announced(self.announce());
+                ring.end_announced(self.me());
                 wrote?;
             }
             Ok(())

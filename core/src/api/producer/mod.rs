@@ -8,6 +8,7 @@ use zerocopy::{Immutable, IntoBytes};
 use crate::api::cache_hints::CacheHints;
 use crate::api::readiness::Readiness;
 use crate::error::{Error, Result};
+use crate::layout::ProducerRecord;
 use crate::loom::Ordering;
 use crate::open_queue::dedup;
 use crate::open_queue::{MappedSlots, OpenQueue, new_owner};
@@ -63,8 +64,9 @@ pub struct Producer {
     /// A copy of the ring's `head`, never ahead of it: a claim below
     /// `cached_head + slots` needs no look at the shared line.
     cached_head: u64,
-    /// The queue's slot size: no payload (with its envelope) is longer.
-    slot_size: usize,
+    /// The queue's `max_message_size`: no payload (with its envelope) is
+    /// longer.
+    max_message: usize,
     /// The queue's overflow policy.
     overflow: Overflow,
     /// The publish timestamps' clock (CLOCK_REALTIME, cached per call).
@@ -153,7 +155,7 @@ impl Producer {
             owner,
             record_index: record,
             cached_head,
-            slot_size: shared.geo.slot_size as usize,
+            max_message: shared.config.max_message_size as usize,
             overflow: shared.overflow(),
             clock: os::clock::Clock::default(),
             journal: shared.journal.is_some(),
@@ -175,9 +177,10 @@ impl Producer {
         self.shared.ring()
     }
 
-    /// Largest payload this queue takes.
+    /// Largest payload this queue takes (its `max_message_size`; an
+    /// ordering key and headers count against it too).
     pub fn max_payload(&self) -> usize {
-        self.slot_size
+        self.max_message
     }
 
     /// The cache hints this producer's publishes give the CPU, chosen for
@@ -344,8 +347,9 @@ impl Producer {
         mut claimed: impl FnMut(u64),
     ) -> Result<u64> {
         let ts = self.clock.now_ns();
+        let span = self.span_of(plan.map_or(0, |p| p.size) + payload.len());
         loop {
-            let Some(pos) = self.claim_or_spill(1, deadline)? else {
+            let Some(pos) = self.claim_or_spill(span, deadline)? else {
                 // The spill writes a whole body: with an envelope, built
                 // here (the spill path does I/O anyway).
                 let body = plan.map(|p| p.body_with(payload));
@@ -356,7 +360,8 @@ impl Producer {
                 }
             };
             claimed(pos);
-            let Some(seen) = self.begin(pos) else {
+            self.count_extra_slots(span);
+            let Some(seen) = self.begin(pos, span) else {
                 continue;
             };
             let ring = self.ring();
@@ -371,7 +376,7 @@ impl Producer {
                 }
             };
             os::fault::point("publish.before_commit");
-            if ring.commit(pos, seen, self.announce()).is_err() {
+            if ring.commit(pos, span, seen, self.me()).is_err() {
                 // The consumer that aborted it counted it.
                 return Err(Error::Aborted);
             }
@@ -387,7 +392,7 @@ impl Producer {
             if self.hints.demote {
                 os::cpu::demote(slot.wrapping_add(64));
             }
-            self.prefetch_ahead_of(pos);
+            self.prefetch_ahead_of(pos + span - 1);
             if self.journal {
                 self.shared.journal_now_and_then(pos);
             }
@@ -434,31 +439,37 @@ impl Producer {
         }
     }
 
-    /// Our announcement word.
+    /// Our producer record, where we announce what we write.
     #[inline(always)]
-    fn announce(&self) -> &crate::loom::AtomicU64 {
-        &self.shared.producer_records()[self.record_index].announce
+    fn me(&self) -> &ProducerRecord {
+        &self.shared.producer_records()[self.record_index]
     }
 
-    /// Begins writing claimed position `pos`: the slot's older word, or
-    /// `None` if the position was aborted (by a consumer, or by us because
-    /// a stalled producer still holds the slot) and another must be
-    /// claimed.
+    /// Slots a record of `body` bytes (envelope and payload) takes.
     #[inline(always)]
-    fn begin(&self, pos: u64) -> Option<u64> {
+    pub(crate) fn span_of(&self, body: usize) -> u64 {
+        self.shared.geo.span_of(body)
+    }
+
+    /// Begins writing the claimed record `pos .. pos + span`: its first
+    /// slot's older word, or `None` if it was aborted (by a consumer, or by
+    /// us because a stalled producer still holds one of its slots) and
+    /// another must be claimed.
+    #[inline(always)]
+    fn begin(&self, pos: u64, span: u64) -> Option<u64> {
         let b = self
             .ring()
-            .begin(pos, self.announce(), || self.shared.slot_held(pos));
+            .begin(pos, span, self.me(), |p, s| self.shared.held(p, s));
         self.begun(b)
     }
 
-    /// [`begin`](Self::begin) for a position of a batch whose positions
+    /// [`begin`](Self::begin) for a record of a batch whose positions
     /// were announced at once (`Ring::announce_from`).
     #[inline(always)]
-    fn begin_announced(&self, pos: u64) -> Option<u64> {
+    fn begin_announced(&self, pos: u64, span: u64) -> Option<u64> {
         let b = self
             .ring()
-            .begin_announced(pos, || self.shared.slot_held(pos));
+            .begin_announced(pos, span, self.me(), |p, s| self.shared.held(p, s));
         self.begun(b)
     }
 
@@ -497,12 +508,31 @@ impl Producer {
     }
 
     /// Refuses a payload of `payload` bytes behind envelope `plan` that
-    /// does not fit in a slot.
+    /// is larger than the queue's `max_message_size`.
+    #[inline(always)]
     fn check_size(&self, payload: usize, plan: Option<&EnvelopePlan<'_>>) -> Result<()> {
-        if plan.map_or(0, |p| p.size).saturating_add(payload) > self.slot_size {
-            return Err(envelope::too_large(payload, plan, self.slot_size));
+        if plan.map_or(0, |p| p.size).saturating_add(payload) > self.max_message {
+            return Err(envelope::too_large(payload, plan, self.max_message));
         }
         Ok(())
+    }
+
+    /// Counts the slots a record of `span` takes past its first (only
+    /// messages longer than a slot pay for the shared counter).
+    #[inline(always)]
+    fn count_extra_slots(&self, span: u64) {
+        if span > 1 {
+            self.count_extra_slots_slow(span - 1);
+        }
+    }
+
+    #[cold]
+    fn count_extra_slots_slow(&self, n: u64) {
+        self.shared
+            .header()
+            .counters
+            .extra_slots
+            .fetch_add(n, Ordering::Relaxed);
     }
 
     fn count_abort(&self) {

@@ -28,6 +28,8 @@ pub struct Reservation<'p> {
     seen: u64,
     slot: *mut u8,
     len: usize,
+    /// Slots the record takes (claimed for the reserved length).
+    span: u64,
     /// What `set_meta` gave (its type and correlation id only).
     meta: Meta<'static>,
     /// `set_meta` was given what a reservation cannot carry.
@@ -72,8 +74,8 @@ impl Reservation<'_> {
             ));
         }
         self.done = true;
-        // SAFETY: the slot is ours (begun) until commit; `len <=
-        // slot_size` was checked at reserve.
+        // SAFETY: the record is ours (begun) until commit; `len` is at most
+        // what was reserved, which its slots hold.
         unsafe {
             write_header(
                 self.slot,
@@ -83,8 +85,18 @@ impl Reservation<'_> {
             )
         };
         let ring = self.producer.ring();
+        // Truncated to fewer slots: the rest is given up, so that the
+        // record's span is always the one its length says.
+        let span = self.producer.span_of(self.len);
+        if span < self.span {
+            ring.abort_rest(self.pos + span, self.span - span);
+            // Its slots are a record of their own now, and an aborted one.
+            let c = &self.producer.shared.header().counters;
+            c.extra_slots.fetch_sub(1, crate::loom::Ordering::Relaxed);
+            self.producer.count_abort();
+        }
         if ring
-            .commit(self.pos, self.seen, self.producer.announce())
+            .commit(self.pos, span, self.seen, self.producer.me())
             .is_err()
         {
             return Err(Error::Aborted);
@@ -97,9 +109,10 @@ impl Reservation<'_> {
 impl std::ops::Deref for Reservation<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        // SAFETY: the payload area of a slot we began: nobody else
-        // accesses it until we commit or abort, and `len <= slot_size`;
-        // `&self` rules out a `&mut` view meanwhile.
+        // SAFETY: the payload area of a record we began: nobody else
+        // accesses it until we commit or abort, and its `span` slots hold
+        // `len` bytes (in the twice-mapped ring: one slice); `&self` rules
+        // out a `&mut` view meanwhile.
         unsafe { payload_view(self.slot, self.len) }
     }
 }
@@ -115,7 +128,7 @@ impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if !self.done {
             let ring = self.producer.ring();
-            if ring.abort_own(self.pos, self.seen, self.producer.announce()) {
+            if ring.abort_own(self.pos, self.span, self.seen, self.producer.me()) {
                 self.producer.count_abort();
             }
             ring.notify_data();
@@ -140,9 +153,11 @@ impl Producer {
         deadline: Option<Instant>,
     ) -> Result<Reservation<'_>> {
         self.check_size(len, None)?;
+        let span = self.span_of(len);
         loop {
-            let pos = self.claim(1, deadline)?;
-            let Some(seen) = self.begin(pos) else {
+            let pos = self.claim(span, deadline)?;
+            self.count_extra_slots(span);
+            let Some(seen) = self.begin(pos, span) else {
                 continue;
             };
             let slot = self.ring().slots.slot(pos);
@@ -152,6 +167,7 @@ impl Producer {
                 seen,
                 slot,
                 len,
+                span,
                 meta: Meta::default(),
                 refused: false,
                 done: false,

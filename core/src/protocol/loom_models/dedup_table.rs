@@ -103,7 +103,7 @@ fn loom_head_never_passes_an_unsettled_keyed_commit() {
                 let Begin::Ours(seen) = w.begin(pos, 2) else {
                     panic!("nothing aborts in this model")
                 };
-                ring.commit(pos, seen, &w.announce[2]).unwrap();
+                ring.commit(pos, 1, seen, &w.producers[2]).unwrap();
             })
         };
         let consumer = {
@@ -124,7 +124,7 @@ fn loom_head_never_passes_an_unsettled_keyed_commit() {
                         std::iter::once((&keyed.0, &keyed.1)),
                         from,
                         to,
-                        |pos| matches!(w.ring().peek(pos), Peek::Ready),
+                        |pos| matches!(w.ring().peek(pos), Peek::Ready(_)),
                     )
                 })
             })

@@ -22,7 +22,7 @@ fn doorbell_model(name: &str, producers: u32) {
             thread::spawn(move || {
                 let ring = w.ring();
                 doorbell::arm(&w.ctl.data_armed, i, || {
-                    (ring.peek_sc(0) == Peek::Ready).then_some(())
+                    matches!(ring.peek_sc(0), Peek::Ready(_)).then_some(())
                 })
                 .is_some()
             })

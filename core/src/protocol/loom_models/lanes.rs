@@ -28,7 +28,8 @@ fn lane_step(
     let l = w.leases();
     let next = w.group.next.load(Ordering::Acquire);
     if (next as usize) < lanes.len() {
-        if let Keyed::Leased(h) = l.take_keyed(next, lanes[next as usize], me, T0, 1_000_000, alive)
+        if let Keyed::Leased(h) =
+            l.take_keyed(next, 1, lanes[next as usize], me, T0, 1_000_000, alive)
         {
             return Some(h);
         }
@@ -47,7 +48,10 @@ fn loom_lanes_a_waiter_and_its_predecessors_finisher() {
     for dead_letter in [false, true] {
         model("lanes: waiter vs finisher", move || {
             let w = LeaseWorld::with_lanes(4, 2);
-            let first = match w.leases().take_keyed(0, 0, 1, T0, 1_000_000, &mut |_| true) {
+            let first = match w
+                .leases()
+                .take_keyed(0, 1, 0, 1, T0, 1_000_000, &mut |_| true)
+            {
                 Keyed::Leased(h) => h,
                 other => panic!("{other:?}"),
             };
@@ -75,7 +79,7 @@ fn loom_lanes_a_waiter_and_its_predecessors_finisher() {
                 let w = w.clone();
                 thread::spawn(move || {
                     let l = w.leases();
-                    let got = match l.take_keyed(1, 0, 2, T0, 1_000_000, &mut |_| true) {
+                    let got = match l.take_keyed(1, 1, 0, 2, T0, 1_000_000, &mut |_| true) {
                         Keyed::Leased(h) => Some(h),
                         _ => l
                             .take_again(1, 2, T0, 1_000_000, &mut |_| true)
@@ -160,12 +164,12 @@ fn loom_lanes_a_stale_ack_does_not_hand_the_lane_on() {
     // it again. Only the winner's finish releases 1, once.
     model("lanes: stale ack", || {
         let w = LeaseWorld::with_lanes(4, 1);
-        let first = match w.leases().take_keyed(0, 0, 1, T0, 10, &mut |_| true) {
+        let first = match w.leases().take_keyed(0, 1, 0, 1, T0, 10, &mut |_| true) {
             Keyed::Leased(h) => h,
             other => panic!("{other:?}"),
         };
         assert_eq!(
-            w.leases().take_keyed(1, 0, 1, T0, 10, &mut |_| true),
+            w.leases().take_keyed(1, 1, 0, 1, T0, 10, &mut |_| true),
             Keyed::Waiting
         );
         let late = {
@@ -200,7 +204,10 @@ fn loom_lanes_a_dead_finisher_is_helped_while_the_next_is_indexed() {
     // indexes 1: 0 ends ACKED exactly once and 1 is not stuck.
     model("lanes: dead finisher", || {
         let w = LeaseWorld::with_lanes(4, 1);
-        let first = match w.leases().take_keyed(0, 0, 1, T0, 1_000_000, &mut |_| true) {
+        let first = match w
+            .leases()
+            .take_keyed(0, 1, 0, 1, T0, 1_000_000, &mut |_| true)
+        {
             Keyed::Leased(h) => h,
             other => panic!("{other:?}"),
         };
@@ -222,7 +229,7 @@ fn loom_lanes_a_dead_finisher_is_helped_while_the_next_is_indexed() {
             let w = w.clone();
             thread::spawn(move || {
                 let mut alive = dead;
-                w.leases().take_keyed(1, 0, 2, T0, 1_000_000, &mut alive)
+                w.leases().take_keyed(1, 1, 0, 2, T0, 1_000_000, &mut alive)
             })
         };
         scanner.join().unwrap();

@@ -19,7 +19,7 @@ fn loom_lease_take_vs_expire_vs_ack() {
             let w = w.clone();
             thread::spawn(move || {
                 let l = w.leases();
-                let held = l.take_new(0, 1, T0, 10).expect("first to take it");
+                let held = l.take_new(0, 1, 1, T0, 10).expect("first to take it");
                 let acked = l.ack(&held).is_ok();
                 if acked {
                     l.advance_committed();
@@ -59,8 +59,8 @@ fn loom_out_of_order_acks_commit() {
         let (a, b) = {
             let l = w.leases();
             (
-                l.take_new(0, 1, T0, 10).unwrap(),
-                l.take_new(1, 2, T0, 10).unwrap(),
+                l.take_new(0, 1, 1, T0, 10).unwrap(),
+                l.take_new(1, 1, 2, T0, 10).unwrap(),
             )
         };
         let acks: Vec<_> = [b, a]
@@ -88,7 +88,7 @@ fn loom_redelivery_goes_to_exactly_one_consumer() {
         let w = LeaseWorld::new(2);
         {
             let l = w.leases();
-            let held = l.take_new(0, 1, T0, 10).unwrap();
+            let held = l.take_new(0, 1, 1, T0, 10).unwrap();
             l.requeue(&held, 0).unwrap();
         }
         let takers: Vec<_> = [2u32, 3]
@@ -122,7 +122,10 @@ fn loom_a_reader_past_its_lease_never_trusts_a_reused_slot() {
     model("stale reader vs reuse", || {
         let w = LeaseWorld::new(2);
         let slot = std::sync::Arc::new(crate::loom::AtomicU64::new(100));
-        let held = w.leases().take_new(0, 1, T0, 10).expect("first to take it");
+        let held = w
+            .leases()
+            .take_new(0, 1, 1, T0, 10)
+            .expect("first to take it");
         let reader = {
             let (w, slot) = (w.clone(), slot.clone());
             thread::spawn(move || {

@@ -14,11 +14,11 @@ use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::thread;
 
-use crate::layout::{AdminLock, Doorbells, GroupRecord, RingControl, Sleepers};
+use crate::layout::{AdminLock, Doorbells, GroupRecord, ProducerRecord, RingControl, Sleepers};
 use crate::loom::{AtomicU64, Ordering};
 use crate::protocol::group::Groups;
 use crate::protocol::lock::ThisProcess;
-use crate::protocol::ring::{Begin, Claim, Peek, Ring, holds_slot};
+use crate::protocol::ring::{Begin, Claim, Peek, Ring};
 
 mod dead_letter_entry; // the DLQ entry's claim
 mod dedup_table;
@@ -36,9 +36,9 @@ struct World {
     cells: Vec<UnsafeCell<u64>>,
     groups: Vec<GroupRecord>,
     lock: AdminLock,
-    /// Each producer's announcement word, indexed by its id (every
-    /// producer is alive in these models).
-    announce: Vec<AtomicU64>,
+    /// Each producer's record (its announcement), indexed by its id
+    /// (every producer is alive in these models).
+    producers: Vec<ProducerRecord>,
     bells: Doorbells,
     sleepers: Sleepers,
 }
@@ -51,7 +51,7 @@ impl World {
             cells: (0..slots).map(|_| UnsafeCell::new(0)).collect(),
             groups: (0..groups).map(|_| GroupRecord::new()).collect(),
             lock: AdminLock::new(),
-            announce: (0..4).map(|_| AtomicU64::new(0)).collect(),
+            producers: (0..4).map(|_| ProducerRecord::new()).collect(),
             bells: Doorbells::new(),
             sleepers: Sleepers::new(),
         })
@@ -100,26 +100,49 @@ impl World {
         // SAFETY (loom cell): the slot is ours between begin and commit;
         // loom reports a race if the protocol lets anyone else in.
         self.cell(pos).with_mut(|p| unsafe { *p = value });
-        ring.commit(pos, seen, &self.announce[pid as usize])
+        ring.commit(pos, 1, seen, &self.producers[pid as usize])
             .expect("nobody aborts in this model");
         ring.notify_data();
         pos
     }
 
-    /// `Ring::begin` for producer `pid`, scanning the others'
-    /// announcements as the producer does over its records.
-    fn begin(&self, pos: u64, pid: u32) -> Begin {
+    /// `Ring::begin` of a record of `span` slots for producer `pid`,
+    /// checking the revoked writers as the producer does.
+    fn begin_span(&self, pos: u64, span: u64, pid: u32) -> Begin {
         self.ring()
-            .begin(pos, &self.announce[pid as usize], || self.held(pos))
+            .begin(pos, span, &self.producers[pid as usize], |p, s| {
+                self.held(p, s)
+            })
     }
 
-    /// Whether any producer's announcement holds the slot of `pos` (the
-    /// scan `OpenQueue::slot_held` makes over the producer records).
-    fn held(&self, pos: u64) -> bool {
-        let mask = self.states.len() as u64 - 1;
-        self.announce
-            .iter()
-            .any(|a| holds_slot(a.load(Ordering::SeqCst), pos, mask))
+    /// [`begin_span`](Self::begin_span) of a one-slot record.
+    fn begin(&self, pos: u64, pid: u32) -> Begin {
+        self.begin_span(pos, 1, pid)
+    }
+
+    /// Whether a revoked writer may still write a slot of `pos .. pos +
+    /// span` (`OpenQueue::held` over the producer records).
+    fn held(&self, pos: u64, span: u64) -> bool {
+        crate::protocol::ring::held(
+            &self.ctl,
+            &self.producers,
+            pos,
+            span,
+            self.states.len() as u64,
+            |_| true,
+        )
+    }
+
+    /// A consumer's abort of the claimed, unwritten position `pos` (word
+    /// `seen`) and the settle of its span that follows: true if it is
+    /// aborted (by us or anyone).
+    fn abort(&self, pos: u64, seen: u64) -> bool {
+        let ring = self.ring();
+        if !ring.abort(pos, seen) {
+            return false;
+        }
+        ring.settle_abort(&self.producers, pos, |_| true);
+        true
     }
 
     /// Spins until `pos` is committed and returns its value.
@@ -128,8 +151,8 @@ impl World {
         loop {
             match ring.peek(pos) {
                 // SAFETY (loom cell): committed and not yet released.
-                Peek::Ready => return self.cell(pos).with(|p| unsafe { *p }),
-                Peek::Skip => panic!("nothing aborts in this model"),
+                Peek::Ready(_) => return self.cell(pos).with(|p| unsafe { *p }),
+                Peek::Skip(_) | Peek::Settling => panic!("nothing aborts in this model"),
                 _ => thread::yield_now(),
             }
         }

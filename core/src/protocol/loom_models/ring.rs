@@ -81,7 +81,7 @@ fn loom_wake_up_is_never_lost() {
             thread::spawn(move || {
                 let ring = w.ring();
                 loop {
-                    if ring.peek(0) == Peek::Ready {
+                    if matches!(ring.peek(0), Peek::Ready(_)) {
                         break;
                     }
                     let ready = sleep_unless(
@@ -89,7 +89,7 @@ fn loom_wake_up_is_never_lost() {
                         &w.sleepers.data,
                         1,
                         std::time::Duration::from_secs(1),
-                        || (ring.peek_sc(0) == Peek::Ready).then_some(()),
+                        || matches!(ring.peek_sc(0), Peek::Ready(_)).then_some(()),
                     );
                     if ready.is_some() {
                         break;
@@ -223,7 +223,7 @@ fn loom_abort_vs_late_commit() {
                 // SAFETY (loom cell): ours until commit; nobody reads an
                 // aborted slot and no later lap exists here.
                 w.cell(pos).with_mut(|p| unsafe { *p = 42 });
-                ring.commit(pos, seen, &w.announce[1]).is_ok()
+                ring.commit(pos, 1, seen, &w.producers[1]).is_ok()
             })
         };
         let aborter = {
@@ -236,47 +236,50 @@ fn loom_abort_vs_late_commit() {
                 if w.ctl.tail.load(Ordering::Acquire) == 0 {
                     return false; // not claimed yet: nothing to abort
                 }
-                ring.abort(0, seen)
+                w.abort(0, seen)
             })
         };
         let committed = producer.join().unwrap();
         let aborted = aborter.join().unwrap();
         assert!(committed != aborted, "exactly one wins");
         if committed {
-            assert_eq!(w.ring().peek(0), Peek::Ready);
+            assert_eq!(w.ring().peek(0), Peek::Ready(1));
         } else {
-            assert_eq!(w.ring().peek(0), Peek::Skip);
+            assert_eq!(w.ring().peek(0), Peek::Skip(1));
         }
-        assert_eq!(w.announce[1].load(Ordering::Relaxed), 0, "withdrawn");
+        assert_eq!(
+            w.producers[1].announce.load(Ordering::Relaxed),
+            0,
+            "withdrawn"
+        );
     });
 }
 
 #[test]
 fn loom_stalled_writer_holds_its_slot() {
-    // Two producers share a one-slot ring. A consumer aborts position 0
-    // (whoever claimed it may still be writing) and lets the ring move on;
-    // the producer of position 1 — the same slot — must not write it while
-    // the first may still be writing. loom's cell reports the race if the
-    // announcement protocol lets both in.
+    // A two-slot ring (the smallest a queue has). Producer 1 writes
+    // position 0; a consumer aborts it (its producer may still be
+    // writing) and lets the ring move on; producer 2 publishes positions 1
+    // and 2 — position 2 is in position 0's slot — and must not write that
+    // slot while the first may still be writing. loom's cell reports the
+    // race if the abort's revocation lets both in.
     model("stalled writer", || {
-        let w = World::new(1, 1);
-        let producers: Vec<_> = (1..=2u32)
-            .map(|id| {
-                let w = w.clone();
-                thread::spawn(move || {
-                    let ring = w.ring();
-                    let mut head = 0;
-                    let Claim::Claimed(pos) = ring.claim(1, &mut head) else {
-                        return; // the ring never made room: nothing to do
-                    };
-                    if let Begin::Ours(seen) = w.begin(pos, id) {
-                        // SAFETY (loom cell): the race under test.
-                        w.cell(pos).with_mut(|p| unsafe { *p = pos + 10 });
-                        let _ = ring.commit(pos, seen, &w.announce[id as usize]);
-                    }
-                })
+        let w = World::new(2, 1);
+        let first = {
+            let w = w.clone();
+            thread::spawn(move || {
+                let ring = w.ring();
+                let mut head = 0;
+                let Claim::Claimed(pos) = ring.claim(1, &mut head) else {
+                    return; // the second producer filled the ring first
+                };
+                if let Begin::Ours(seen) = w.begin(pos, 1) {
+                    // SAFETY (loom cell): the race under test.
+                    w.cell(pos).with_mut(|p| unsafe { *p = pos + 10 });
+                    let _ = ring.commit(pos, 1, seen, &w.producers[1]);
+                }
             })
-            .collect();
+        };
         let consumer = {
             let w = w.clone();
             thread::spawn(move || {
@@ -284,20 +287,44 @@ fn loom_stalled_writer_holds_its_slot() {
                 let Peek::NotYet(seen) = ring.peek(0) else {
                     return;
                 };
-                if w.ctl.tail.load(Ordering::SeqCst) == 0 || !ring.abort(0, seen) {
+                if w.ctl.tail.load(Ordering::SeqCst) == 0 || !w.abort(0, seen) {
                     return;
                 }
-                // Position 0 is skipped: the group moves past it and the
-                // slot may be claimed for position 1.
+                // Position 0 is skipped: the group moves past it and its
+                // slot may be claimed for position 2.
                 w.ctl.head.store(1, Ordering::Release);
             })
         };
-        for p in producers {
-            p.join().unwrap();
-        }
         consumer.join().unwrap();
-        // Position 0 ended committed or aborted; a claimed position 1
-        // ended aborted (held) or committed.
+        let second = {
+            let w = w.clone();
+            thread::spawn(move || {
+                let ring = w.ring();
+                let mut head = 0;
+                let mut committed = Vec::new();
+                for _ in 0..2 {
+                    let Claim::Claimed(pos) = ring.claim(1, &mut head) else {
+                        break; // the ring never made room: nothing to do
+                    };
+                    if let Begin::Ours(seen) = w.begin(pos, 2) {
+                        // SAFETY (loom cell): the race under test.
+                        w.cell(pos).with_mut(|p| unsafe { *p = pos + 10 });
+                        if ring.commit(pos, 1, seen, &w.producers[2]).is_ok() {
+                            committed.push(pos);
+                        }
+                    }
+                }
+                committed
+            })
+        };
+        first.join().unwrap();
+        let committed = second.join().unwrap();
+        // A lapped first producer (it began after position 2 took its
+        // slot) must not commit over the later lap's message.
+        if committed.contains(&2) {
+            assert_eq!(w.ring().peek(2), Peek::Ready(1), "position 2 kept");
+        }
+        // Slot 0's word was written: committed or aborted, by either.
         let word = w.states[0].load(Ordering::Relaxed);
         assert_ne!(word & 3, 0, "the slot's word was written");
     });
@@ -313,14 +340,14 @@ fn publish_batch(w: &World, id: u32, n: u64) -> Option<Vec<u64>> {
     let Claim::Claimed(start) = ring.claim(n, &mut head) else {
         return None;
     };
-    let me = &w.announce[id as usize];
+    let me = &w.producers[id as usize];
     ring.announce_from(start, me);
     let mut committed = Vec::new();
     for pos in start..start + n {
-        if let Begin::Ours(seen) = ring.begin_announced(pos, || w.held(pos)) {
+        if let Begin::Ours(seen) = ring.begin_announced(pos, 1, me, |p, s| w.held(p, s)) {
             // SAFETY (loom cell): the race under test.
             w.cell(pos).with_mut(|p| unsafe { *p = pos + 10 });
-            if ring.commit_announced(pos, seen).is_ok() {
+            if ring.commit_announced(pos, 1, seen).is_ok() {
                 committed.push(pos);
             }
         }
@@ -350,9 +377,9 @@ fn loom_stalled_batch_holds_its_slots() {
                 let ring = w.ring();
                 for pos in 0..2 {
                     match ring.peek(pos) {
-                        Peek::Ready | Peek::Skip => {}
+                        Peek::Ready(_) | Peek::Skip(_) | Peek::Settling => {}
                         Peek::NotYet(seen) => {
-                            if w.ctl.tail.load(Ordering::SeqCst) <= pos || !ring.abort(pos, seen) {
+                            if w.ctl.tail.load(Ordering::SeqCst) <= pos || !w.abort(pos, seen) {
                                 return; // not claimed yet, or committed meanwhile
                             }
                         }
@@ -370,7 +397,95 @@ fn loom_stalled_batch_holds_its_slots() {
         // Either may find the ring full (the second can claim first).
         let (a, b) = (first.join().unwrap(), second.join().unwrap());
         assert!(a.is_some() || b.is_some(), "one of them had room");
-        assert_eq!(w.announce[1].load(Ordering::Relaxed), 0, "withdrawn");
-        assert_eq!(w.announce[2].load(Ordering::Relaxed), 0, "withdrawn");
+        assert_eq!(
+            w.producers[1].announce.load(Ordering::Relaxed),
+            0,
+            "withdrawn"
+        );
+        assert_eq!(
+            w.producers[2].announce.load(Ordering::Relaxed),
+            0,
+            "withdrawn"
+        );
+    });
+}
+
+#[test]
+fn loom_a_long_stalled_record_holds_all_its_slots() {
+    // A record of two slots (positions 0 and 1 of a four-slot ring) is
+    // begun by producer 1; a consumer may give up on it meanwhile and let
+    // the ring move on. Producer 2 then publishes two records of two
+    // slots, 2..4 and 4..6: the second lies in the same slots as the
+    // first record, and its first slot (4, slot 0) holds whatever word
+    // the first left, or none. It must write neither slot while producer
+    // 1 may still write: loom's cells report the race if the revocation
+    // does not hold every slot of the record (slot 1 is the one no word
+    // of the first record names).
+    model_with("long stalled record", 3_000, || {
+        let w = World::new(4, 1);
+        let first = {
+            let w = w.clone();
+            thread::spawn(move || {
+                let ring = w.ring();
+                let mut head = 0;
+                let Claim::Claimed(pos) = ring.claim(2, &mut head) else {
+                    return false; // the second producer filled the ring first
+                };
+                let Begin::Ours(seen) = w.begin_span(pos, 2, 1) else {
+                    return false;
+                };
+                for p in pos..pos + 2 {
+                    // SAFETY (loom cell): the race under test.
+                    w.cell(p).with_mut(|c| unsafe { *c = 1 });
+                }
+                ring.commit(pos, 2, seen, &w.producers[1]).is_ok()
+            })
+        };
+        let consumer = {
+            let w = w.clone();
+            thread::spawn(move || {
+                let ring = w.ring();
+                match ring.peek(0) {
+                    Peek::NotYet(seen) => {
+                        if w.ctl.tail.load(Ordering::SeqCst) == 0 || !w.abort(0, seen) {
+                            return; // not claimed yet, or committed meanwhile
+                        }
+                    }
+                    // SAFETY (loom cell): committed, read before the
+                    // ring moves on (the Release store of head below).
+                    Peek::Ready(_) => w.cell(1).with(|c| assert_eq!(unsafe { *c }, 1)),
+                    Peek::Skip(_) | Peek::Settling => {}
+                }
+                // The record is done with: the ring moves on past it.
+                w.ctl.head.store(2, Ordering::Release);
+            })
+        };
+        consumer.join().unwrap();
+        let second = {
+            let w = w.clone();
+            thread::spawn(move || {
+                let ring = w.ring();
+                let mut head = 0;
+                for _ in 0..2 {
+                    let Claim::Claimed(pos) = ring.claim(2, &mut head) else {
+                        return; // the consumer gave up before the ring moved
+                    };
+                    if let Begin::Ours(seen) = w.begin_span(pos, 2, 2) {
+                        for p in pos..pos + 2 {
+                            // SAFETY (loom cell): the race under test.
+                            w.cell(p).with_mut(|c| unsafe { *c = 2 });
+                        }
+                        let _ = ring.commit(pos, 2, seen, &w.producers[2]);
+                    }
+                }
+            })
+        };
+        first.join().unwrap();
+        second.join().unwrap();
+        assert_eq!(
+            w.producers[1].announce.load(Ordering::Relaxed),
+            0,
+            "withdrawn"
+        );
     });
 }

@@ -58,7 +58,7 @@ fn loom_spill_switch_keeps_seq_order() {
                     };
                     // SAFETY (loom cell): ours between begin and commit.
                     w.cell(pos).with_mut(|p| unsafe { *p = *v });
-                    ring.commit(pos, seen, &w.announce[pid as usize])
+                    ring.commit(pos, 1, seen, &w.producers[pid as usize])
                         .expect("nobody aborts in this model");
                 }
                 ring.notify_data();
@@ -79,7 +79,7 @@ fn loom_spill_switch_keeps_seq_order() {
                 })
                 .collect();
             let r = with_log(sw, |log| {
-                spill::append(&ring, &sw.spill, log, &mut recs, &mut |_| {})
+                spill::append(&ring, &sw.spill, log, &mut recs, &|_| 1, &mut |_| {})
             })
             .expect("the model's log has room");
             drop(g);
@@ -95,14 +95,14 @@ fn loom_spill_switch_keeps_seq_order() {
         let ring = w.ring();
         loop {
             match ring.peek(pos) {
-                Peek::Ready => {
+                Peek::Ready(_) => {
                     // SAFETY (loom cell): committed and not yet released.
                     let v = w.cell(pos).with(|p| unsafe { *p });
                     commit_cursor(&w.groups[0].committed, pos + 1);
                     ring.notify_space();
                     return v;
                 }
-                Peek::Skip => panic!("nothing is lost in this model"),
+                Peek::Skip(_) | Peek::Settling => panic!("nothing is lost in this model"),
                 Peek::NotYet(_) if sw.spill.active.load(Ordering::Acquire) == 0 => {
                     thread::yield_now();
                 }
@@ -114,7 +114,8 @@ fn loom_spill_switch_keeps_seq_order() {
                             &sw.spill,
                             log,
                             &mut || w.groups().advance_head(&g) + 2,
-                            &|_| false,
+                            &|_| 1,
+                            &|_, _| false,
                             &mut |p, rec| {
                                 let v = u64::from_le_bytes(rec.payload.try_into().unwrap());
                                 // SAFETY (loom cell): refill writes only a

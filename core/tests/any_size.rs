@@ -1,0 +1,404 @@
+//! Messages of any size (issue #36): a message longer than a slot takes as
+//! many consecutive slots as it needs, is one slice for its reader (also
+//! where it runs past the end of the ring, which is mapped twice), and
+//! goes through every path — single, batch, reserve, ack=manual with
+//! ordering keys, spill and refill, journal replay, seeks — byte for byte.
+
+use std::path::Path;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use shmq::{Ack, ConsumerOptions, Error, Meta, Nack, Options, Overflow, Queue, Retention, Seek};
+
+/// 128 slots of 256 bytes: a ring of whole pages (128 strides of 320
+/// bytes: the 32-byte header and the payload, rounded up to 64).
+fn opts(dir: &Path) -> Options {
+    Options::new().dir(dir).slots(128).slot_size(256)
+}
+
+/// What a list of messages looks like in a failed assertion: each one's
+/// length and a checksum, not its bytes.
+fn sums(msgs: &[Vec<u8>]) -> Vec<(usize, u32)> {
+    msgs.iter()
+        .map(|m| {
+            let sum = m.iter().fold(0u32, |a, &b| a.rotate_left(5) ^ u32::from(b));
+            (m.len(), sum)
+        })
+        .collect()
+}
+
+/// A payload of `len` bytes that says which message it is all along.
+fn payload(i: u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|k| (i as usize * 131 + k * 7 + k / 251) as u8)
+        .collect()
+}
+
+fn auto(q: &Queue, group: &str) -> shmq::Consumer {
+    q.consumer(group, ConsumerOptions::new().create(true))
+        .unwrap()
+}
+
+#[test]
+fn a_message_longer_than_a_slot_takes_consecutive_slots_and_is_one_slice() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("q", &opts(dir.path())).unwrap();
+    let mut c = auto(&q, "g");
+    let mut p = q.producer().unwrap();
+    // The default: as much as half the ring holds (64 slots of 320 bytes,
+    // less the 32-byte header).
+    assert_eq!(p.max_payload(), 64 * 320 - 32);
+    let big = payload(1, 5000);
+    let a = p.publish(&big).unwrap();
+    let b = p.publish(b"small").unwrap();
+    // 32 + 5000 bytes take 16 slots of 320: the next seq is 16 on.
+    assert_eq!(b, a + 16);
+    let m = c.receive().unwrap();
+    assert_eq!(m.seq(), a);
+    assert!(m.payload() == &big[..]);
+    drop(m);
+    let m = c.receive().unwrap();
+    assert_eq!((m.seq(), m.payload()), (b, &b"small"[..]));
+    drop(m);
+    // The largest, then one byte more.
+    let max = p.max_payload();
+    let s = p.publish(&payload(2, max)).unwrap();
+    assert!(c.receive().unwrap().payload() == &payload(2, max)[..]);
+    assert_eq!(c.position(), s + 64);
+    let e = p.publish(&vec![0u8; max + 1]).unwrap_err();
+    assert!(
+        matches!(e, Error::TooLarge { len, max: m, .. } if len == max + 1 && m == max),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("max_message_size"), "{e}");
+}
+
+#[test]
+fn records_that_run_past_the_end_of_the_ring_are_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("q", &opts(dir.path())).unwrap();
+    let mut c = auto(&q, "g");
+    let mut p = q.producer().unwrap();
+    // Laps of records of 7 slots over a ring of 128: every lap one of them
+    // crosses the end.
+    for i in 0..100u64 {
+        let msg = payload(i, 1500 + i as usize);
+        let seq = p.publish(&msg).unwrap();
+        let m = c.receive().unwrap();
+        assert_eq!(m.seq(), seq);
+        assert!(m.payload() == &msg[..], "message {i} at seq {seq}");
+    }
+    assert!(c.position() > 3 * 128, "several laps");
+}
+
+#[test]
+fn batches_of_mixed_sizes_keep_their_order_and_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("q", &opts(dir.path())).unwrap();
+    let mut c = auto(&q, "g");
+    let mut p = q.producer().unwrap();
+    let sizes = [0usize, 1, 255, 256, 257, 1000, 4000, 16, 9000, 3];
+    let msgs: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| payload(i as u64, n))
+        .collect();
+    let first = p.publish_batch(&msgs).unwrap();
+    let got = c.receive_batch(100, Duration::from_secs(1)).unwrap();
+    let seqs: Vec<u64> = got.iter().map(|m| m.seq()).collect();
+    let bodies: Vec<Vec<u8>> = got.iter().map(|m| m.payload().to_vec()).collect();
+    assert_eq!(sums(&bodies), sums(&msgs));
+    assert_eq!(seqs[0], first);
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    drop(got);
+    // A batch larger than the ring in slots goes in ring-sized claims.
+    let many: Vec<Vec<u8>> = (0..40).map(|i| payload(i, 3000)).collect();
+    let reader = std::thread::spawn({
+        let q = Queue::open_with("q", &opts(dir.path())).unwrap();
+        move || {
+            let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
+            (0..40)
+                .map(|_| c.receive().unwrap().payload().to_vec())
+                .collect::<Vec<_>>()
+        }
+    });
+    drop(c);
+    p.publish_batch(&many).unwrap();
+    assert_eq!(sums(&reader.join().unwrap()), sums(&many));
+}
+
+#[test]
+fn a_reservation_of_any_size_is_written_in_place_and_may_shrink() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("q", &opts(dir.path())).unwrap();
+    let mut c = auto(&q, "g");
+    let mut p = q.producer().unwrap();
+    let frame = payload(9, 10_000);
+    let mut r = p.reserve(10_000).unwrap();
+    assert_eq!(r.len(), 10_000);
+    r.copy_from_slice(&frame);
+    let a = r.commit().unwrap();
+    // Reserved long, then cut to fewer slots: the rest is given up and
+    // the next message follows the shorter record's slots.
+    let mut r = p.reserve(5_000).unwrap();
+    r[..300].copy_from_slice(&frame[..300]);
+    r.truncate(300);
+    let b = r.commit().unwrap();
+    let d = p.publish(b"after").unwrap();
+    // A reservation dropped undone is skipped.
+    drop(p.reserve(2_000).unwrap());
+    let e = p.publish(b"last").unwrap();
+    assert_eq!(b, a + 32); // 32 + 10000 bytes in slots of 320
+    // It keeps the slots it claimed: the two of its 332 bytes, then the
+    // 14 it gave up, skipped.
+    assert_eq!(d, b + 16);
+    let got: Vec<(u64, Vec<u8>)> = (0..4)
+        .map(|_| {
+            let m = c.receive().unwrap();
+            (m.seq(), m.payload().to_vec())
+        })
+        .collect();
+    let seqs: Vec<u64> = got.iter().map(|g| g.0).collect();
+    assert_eq!(seqs, [a, b, d, e]);
+    let bodies: Vec<Vec<u8>> = got.into_iter().map(|g| g.1).collect();
+    assert_eq!(
+        sums(&bodies),
+        sums(&[
+            frame.clone(),
+            frame[..300].to_vec(),
+            b"after".to_vec(),
+            b"last".to_vec()
+        ])
+    );
+}
+
+#[test]
+fn competing_workers_get_long_keyed_messages_in_key_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("q", &opts(dir.path())).unwrap();
+    let manual = || {
+        q.consumer("w", ConsumerOptions::new().ack(Ack::Manual).create(true))
+            .unwrap()
+    };
+    let (mut w1, mut w2) = (manual(), manual());
+    let mut p = q.producer().unwrap();
+    let mut sent = Vec::new();
+    for i in 0..12u64 {
+        let key = format!("k{}", i % 3);
+        let msg = payload(i, 600 + 400 * (i as usize % 4));
+        p.publish_with(&msg, &Meta::new().ordering_key(&key))
+            .unwrap();
+        sent.push((key, msg));
+    }
+    let mut got: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut nacked = false;
+    while got.len() < sent.len() {
+        for w in [&mut w1, &mut w2] {
+            let Some(m) = w.poll(Duration::from_millis(20)).unwrap() else {
+                continue;
+            };
+            let key = String::from_utf8(m.ordering_key().unwrap().to_vec()).unwrap();
+            if !nacked {
+                // Once: given back, delivered again whole.
+                nacked = true;
+                m.nack(Nack::Requeue).unwrap();
+                continue;
+            }
+            got.push((key, m.payload().to_vec()));
+            m.ack().unwrap();
+        }
+    }
+    for k in ["k0", "k1", "k2"] {
+        let want: Vec<&Vec<u8>> = sent
+            .iter()
+            .filter(|(x, _)| x == k)
+            .map(|(_, m)| m)
+            .collect();
+        let have: Vec<&Vec<u8>> = got.iter().filter(|(x, _)| x == k).map(|(_, m)| m).collect();
+        assert!(have == want, "key {k}: in order, byte for byte");
+    }
+    // Every slot is free again: the group's committed cursor passed them.
+    let info = q.groups().into_iter().find(|g| g.name == "w").unwrap();
+    assert_eq!((info.lag, info.committed), (0, info.next), "{info:?}");
+}
+
+#[test]
+fn long_messages_spill_and_come_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path())
+        .overflow(Overflow::Spill)
+        .spill_dir(dir.path().join("spill"));
+    let q = Queue::create("q", &o).unwrap();
+    let mut c = auto(&q, "g");
+    let mut p = q.producer().unwrap();
+    // Three rings' worth: most of it goes to the spill.
+    let msgs: Vec<Vec<u8>> = (0..30)
+        .map(|i| payload(i, 100 + i as usize * 400))
+        .collect();
+    let mut seqs = Vec::new();
+    for m in &msgs {
+        seqs.push(p.publish(m).unwrap());
+    }
+    assert!(q.stats().spilled > 0, "the spill was used");
+    for (i, m) in msgs.iter().enumerate() {
+        let got = c.receive_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(got.seq(), seqs[i], "message {i}");
+        assert!(got.payload() == &m[..], "message {i}: its bytes");
+    }
+}
+
+#[test]
+fn the_journal_replays_long_messages_and_seeks_land_on_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path())
+        .spill_dir(dir.path().join("spill"))
+        .spill_segment_size(1 << 20)
+        .journal(Retention::new(Duration::from_secs(3600), 8 << 20));
+    let q = Queue::create("q", &o).unwrap();
+    let mut c = auto(&q, "g");
+    let mut p = q.producer().unwrap();
+    let msgs: Vec<Vec<u8>> = (0..40).map(|i| payload(i, 50 + i as usize * 300)).collect();
+    // Published and read one by one: they take several laps of the ring,
+    // so the first ones are only in the journal afterwards.
+    let mut seqs = Vec::new();
+    for m in &msgs {
+        seqs.push(p.publish(m).unwrap());
+        assert!(c.receive().unwrap().payload() == &m[..]);
+    }
+    drop(c);
+    // Everything again from the journal and the ring.
+    q.seek_group("g", Seek::Seq(0)).unwrap();
+    let mut c = auto(&q, "g");
+    for (i, m) in msgs.iter().enumerate() {
+        let got = c.receive_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(got.seq(), seqs[i], "replay {i}");
+        assert!(got.payload() == &m[..], "replay {i}: its bytes");
+    }
+    drop(c);
+    // A seq inside a long message's slots: the next message.
+    let mid = seqs[35] + 1;
+    assert_eq!(q.seek_group("g", Seek::Seq(mid)).unwrap(), seqs[36]);
+    let mut c = auto(&q, "g");
+    assert!(c.receive().unwrap().payload() == &msgs[36][..]);
+}
+
+#[test]
+fn a_message_larger_than_a_dead_letter_entry_stays_leased() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("q", &opts(dir.path())).unwrap();
+    let mut w = q
+        .consumer("w", ConsumerOptions::new().ack(Ack::Manual).create(true))
+        .unwrap();
+    let mut p = q.producer().unwrap();
+    p.publish(&payload(1, 1000)).unwrap();
+    p.publish(b"fits").unwrap();
+    let m = w.receive().unwrap();
+    let e = m.nack(Nack::DeadLetter).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::DlqTooLarge {
+                len: 1000,
+                max: 256
+            }
+        ),
+        "{e:?}"
+    );
+    // Not lost: still ours until the lease runs out, and nothing went to
+    // the dead-letter queue.
+    assert_eq!(q.dlq().list().unwrap().len(), 0);
+    let m = w.receive().unwrap();
+    assert_eq!(m.payload(), b"fits");
+    m.nack(Nack::DeadLetter).unwrap();
+    assert_eq!(q.dlq().list().unwrap().len(), 1);
+}
+
+#[test]
+fn max_message_size_is_checked_against_the_ring_and_the_spill() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = |o: Options| match Queue::create("bad", &o) {
+        Err(Error::InvalidOption(m)) => m,
+        other => panic!("{other:?}"),
+    };
+    // More than half the ring.
+    let m = bad(opts(dir.path()).max_message_size(64 * 320));
+    assert!(m.contains("more than this ring holds"), "{m}");
+    // A ring that is no whole page takes messages of a slot at most.
+    let m = bad(Options::new()
+        .dir(dir.path())
+        .slots(8)
+        .slot_size(256)
+        .max_message_size(257));
+    assert!(m.contains("whole pages"), "{m}");
+    // A spill segment must hold the largest message.
+    let m = bad(opts(dir.path())
+        .slots(1024)
+        .overflow(Overflow::Spill)
+        .spill_dir(dir.path().join("s"))
+        .spill_segment_size(64 << 10)
+        .max_message_size(100_000));
+    assert!(m.contains("spill"), "{m}");
+    // Asked for less: refused above it.
+    let q = Queue::create("q", &opts(dir.path()).max_message_size(1000)).unwrap();
+    let mut p = q.producer().unwrap();
+    assert_eq!(p.max_payload(), 1000);
+    p.publish(&[1u8; 1000]).unwrap();
+    assert!(matches!(
+        p.publish(&[1u8; 1001]),
+        Err(Error::TooLarge { max: 1000, .. })
+    ));
+    // Another process's handle reads it from the file.
+    let again = Queue::open_with("q", &opts(dir.path())).unwrap();
+    assert_eq!(again.producer().unwrap().max_payload(), 1000);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Random mixes of sizes, from nothing to most of the ring, through
+    /// single publishes, batches and reservations, with a consumer that
+    /// reads as it goes: every message arrives once, in order, whole.
+    #[test]
+    fn random_sizes_arrive_whole_and_in_order(
+        sizes in prop::collection::vec(
+            prop_oneof![0usize..64, 200usize..600, 1000usize..9000],
+            1..60,
+        ),
+        how in prop::collection::vec(0u8..3, 60),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::create("q", &opts(dir.path())).unwrap();
+        let mut c = auto(&q, "g");
+        let mut p = q.producer().unwrap();
+        let msgs: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| payload(i as u64, n))
+            .collect();
+        let mut got = Vec::new();
+        let mut i = 0;
+        while i < msgs.len() {
+            match how[i] {
+                0 => {
+                    p.publish(&msgs[i]).unwrap();
+                    i += 1;
+                }
+                1 => {
+                    let n = 3.min(msgs.len() - i);
+                    p.publish_batch(&msgs[i..i + n]).unwrap();
+                    i += n;
+                }
+                _ => {
+                    let mut r = p.reserve(msgs[i].len()).unwrap();
+                    r.copy_from_slice(&msgs[i]);
+                    r.commit().unwrap();
+                    i += 1;
+                }
+            }
+            while let Some(m) = c.try_receive().unwrap() {
+                got.push(m.payload().to_vec());
+            }
+        }
+        prop_assert_eq!(sums(&got), sums(&msgs));
+    }
+}

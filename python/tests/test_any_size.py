@@ -1,0 +1,53 @@
+"""Messages of any size: a message longer than a slot takes consecutive
+slots, is one buffer for its reader, and can be reserved and written in
+place whole (issue #36)."""
+
+import numpy as np
+import pytest
+
+import shmq
+
+
+def test_a_frame_longer_than_a_slot_arrives_whole(qdir, name):
+    # 128 slots of 256 bytes (strides of 320): half the ring, less a
+    # 32-byte header, is the default largest message.
+    q = shmq.Queue.create(name, slots=128, slot_size=256)
+    q.create_group("g")
+    p = q.producer()
+    assert p.max_payload == 64 * 320 - 32
+    frame = np.arange(2500, dtype=np.float64)  # 20000 bytes
+    seq = p.publish(frame)
+    assert p.publish(b"next") == seq + 63  # 32 + 20000 bytes in slots of 320
+    c = q.consumer("g")
+    m = c.receive(timeout=1)
+    got = np.frombuffer(m.data, dtype=np.float64)
+    assert np.array_equal(got, frame)
+    del got
+    m.ack()
+    assert bytes(c.receive(timeout=1)) == b"next"
+    with pytest.raises(shmq.TooLarge, match="max_message_size"):
+        p.publish(bytes(p.max_payload + 1))
+    q.close()
+
+
+def test_a_reservation_of_any_size_is_one_buffer(qdir, name):
+    q = shmq.Queue.create(name, slots=128, slot_size=256)
+    q.create_group("g")
+    p = q.producer()
+    image = np.random.default_rng(7).integers(0, 255, (60, 80), dtype=np.uint8)
+    with p.reserve(image.nbytes) as buf:
+        assert len(buf) == 4800
+        np.copyto(np.frombuffer(buf, dtype=np.uint8).reshape(60, 80), image)
+    m = q.consumer("g").receive(timeout=1)
+    assert np.array_equal(np.frombuffer(m.data, dtype=np.uint8).reshape(60, 80), image)
+    q.close()
+
+
+def test_max_message_size_is_asked_and_checked(qdir, name):
+    q = shmq.Queue.create(name, slots=128, slot_size=256, max_message_size=1000)
+    assert q.producer().max_payload == 1000
+    with pytest.raises(shmq.TooLarge):
+        q.producer().publish(bytes(1001))
+    q.close()
+    with pytest.raises(shmq.InvalidOption, match="more than this ring holds"):
+        shmq.Queue.create(name + "-x", slots=128, slot_size=256, max_message_size=1 << 20)

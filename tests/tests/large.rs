@@ -1,0 +1,116 @@
+//! Messages of any size between processes (issue #36): a producer
+//! SIGKILLed while it writes a 32 MiB record in place, and a consumer
+//! killed while it borrows a long message. Nothing torn is ever
+//! delivered, nothing reported published is lost, and nothing waits on a
+//! dead process's record.
+
+use std::time::{Duration, Instant};
+
+use shmq::{Ack, ConsumerOptions, Error, Options, Queue, Start};
+use shmq_tests::{Worker, fill_large, large_index, s};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_shmq-worker");
+
+/// A record of 32 MiB: its 32-byte header and the payload.
+const BIG: usize = (32 << 20) - 32;
+
+#[test]
+fn a_producer_killed_while_writing_a_32_mib_record_leaves_nothing_torn() {
+    let dir = tempfile::tempdir().unwrap();
+    // 1024 slots of 64 KiB strides: a 64 MiB ring, messages of half of it.
+    let opts = Options::new()
+        .dir(dir.path())
+        .slots(1024)
+        .slot_size((64 << 10) - 32)
+        // A claim its killed producer never announced is aborted after
+        // this; an announced one at once (its process is dead).
+        .unblock_timeout(Duration::from_secs(1));
+    let q = Queue::create("big", &opts).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    assert_eq!(q.max_message_size(), BIG);
+    let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
+    // A deterministic spread of kill times across the writes of a record.
+    let delay_us = u64::from(std::process::id()) % 20_000;
+    let size = BIG.to_string();
+    let mut w = Worker::spawn(
+        WORKER,
+        &["produce-large", s(dir.path()), "big", "50", &size],
+    );
+    let stdout = w.read_all();
+    let mut w = Some(w);
+    let start = Instant::now();
+    let mut got = Vec::new();
+    let mut killed = false;
+    loop {
+        if !killed && got.len() >= 3 {
+            std::thread::sleep(Duration::from_micros(delay_us));
+            w.take().expect("running").kill();
+            killed = true;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "took too long");
+        match c.receive_timeout(Duration::from_secs(3)) {
+            Ok(m) => {
+                assert_eq!(m.payload().len(), BIG, "message {}", m.seq());
+                let i = large_index(m.payload())
+                    .unwrap_or_else(|| panic!("message {} is torn", m.seq()));
+                got.push(i);
+            }
+            Err(Error::Timeout) if killed => break,
+            Err(Error::Timeout) => {}
+            Err(e) => panic!("receive: {e}"),
+        }
+    }
+    let sent: Vec<u64> = stdout
+        .join()
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("sent ")?.parse().ok())
+        .collect();
+    // In order, each once, and every one the producer was told it published.
+    assert!(got.windows(2).all(|p| p[1] == p[0] + 1), "{got:?}");
+    let last = sent.last().copied().unwrap_or(0);
+    assert!(got.len() as u64 > last, "sent up to {last}, got {got:?}");
+    // The record being written when the producer died was aborted, and the
+    // ring takes messages again.
+    let mut p = q.producer().unwrap();
+    let mut r = p.reserve(BIG).unwrap();
+    fill_large(&mut r, 777);
+    r.commit().unwrap();
+    let m = c.receive_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(large_index(m.payload()), Some(777));
+}
+
+#[test]
+fn a_consumer_killed_while_it_borrows_a_long_message_gives_it_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::new().dir(dir.path()).slots(256).slot_size(4064);
+    let q = Queue::create("held", &opts).unwrap();
+    q.create_group("w", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    for i in 0..3u64 {
+        let mut r = p.reserve(300_000 + i as usize * 1000).unwrap();
+        fill_large(&mut r, i);
+        r.commit().unwrap();
+    }
+    let mut holder = Worker::spawn(WORKER, &["hold-large", s(dir.path()), "held", "w"]);
+    holder.wait_for_line("holding 0", Duration::from_secs(20));
+    holder.kill();
+    // Its lease comes back (its process is dead) and is delivered again,
+    // whole, with the others.
+    let mut c = q
+        .consumer("w", ConsumerOptions::new().ack(Ack::Manual))
+        .unwrap();
+    let mut seen = Vec::new();
+    let start = Instant::now();
+    while seen.len() < 3 {
+        assert!(start.elapsed() < Duration::from_secs(30), "got {seen:?}");
+        let Some(m) = c.poll(Duration::from_millis(200)).unwrap() else {
+            continue;
+        };
+        let i = large_index(m.payload()).expect("whole");
+        seen.push((i, m.attempt()));
+        m.ack().unwrap();
+    }
+    seen.sort();
+    assert_eq!(seen, [(0, 2), (1, 1), (2, 1)]);
+}
