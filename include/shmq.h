@@ -745,11 +745,12 @@ typedef struct shmq_group_info {
  */
 typedef struct shmq_queue_stats {
   /**
-   * Ring capacity in messages.
+   * Slots in the ring: its capacity in messages of up to `slot_size`.
    */
   uint64_t slots;
   /**
-   * Largest payload in bytes.
+   * Bytes of payload a slot holds (a longer message takes several:
+   * `max_message_size`).
    */
   uint64_t slot_size;
   /**
@@ -761,8 +762,8 @@ typedef struct shmq_queue_stats {
    */
   uint64_t oldest_seq;
   /**
-   * Messages not yet finished by the slowest group (with no group: every
-   * message retained).
+   * Slots not yet finished by the slowest group (with no group: every
+   * slot retained); a message longer than a slot counts each of its.
    */
   uint64_t depth;
   /**
@@ -869,6 +870,26 @@ typedef struct shmq_queue_stats {
    * Seqs whose retention ran out (their segment was deleted).
    */
   uint64_t journal_expired;
+  /**
+   * Records the journal left out on a full disk (counted: never
+   * silently). Added in ABI 3.
+   */
+  uint64_t journal_skipped;
+  /**
+   * Dead letters found damaged or missing when read back from the
+   * dead-letter queue's overflow on disk. Added in ABI 3.
+   */
+  uint64_t dlq_lost;
+  /**
+   * The largest message the queue takes (`max_message_size`). Added in
+   * ABI 3.
+   */
+  uint64_t max_message_size;
+  /**
+   * Bytes of the ring the slowest group has not finished: the bytes in
+   * flight (`depth` counts slots). Added in ABI 3.
+   */
+  uint64_t depth_bytes;
 } shmq_queue_stats;
 
 /**

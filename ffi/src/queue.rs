@@ -112,16 +112,17 @@ impl From<&GroupInfo> for shmq_group_info {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct shmq_queue_stats {
-    /// Ring capacity in messages.
+    /// Slots in the ring: its capacity in messages of up to `slot_size`.
     pub slots: u64,
-    /// Largest payload in bytes.
+    /// Bytes of payload a slot holds (a longer message takes several:
+    /// `max_message_size`).
     pub slot_size: u64,
     /// Seq the next message will get.
     pub next_seq: u64,
     /// Oldest seq still retained.
     pub oldest_seq: u64,
-    /// Messages not yet finished by the slowest group (with no group: every
-    /// message retained).
+    /// Slots not yet finished by the slowest group (with no group: every
+    /// slot retained); a message longer than a slot counts each of its.
     pub depth: u64,
     /// Messages published.
     pub published: u64,
@@ -177,6 +178,18 @@ pub struct shmq_queue_stats {
     pub journal_bytes_on_disk: u64,
     /// Seqs whose retention ran out (their segment was deleted).
     pub journal_expired: u64,
+    /// Records the journal left out on a full disk (counted: never
+    /// silently). Added in ABI 3.
+    pub journal_skipped: u64,
+    /// Dead letters found damaged or missing when read back from the
+    /// dead-letter queue's overflow on disk. Added in ABI 3.
+    pub dlq_lost: u64,
+    /// The largest message the queue takes (`max_message_size`). Added in
+    /// ABI 3.
+    pub max_message_size: u64,
+    /// Bytes of the ring the slowest group has not finished: the bytes in
+    /// flight (`depth` counts slots). Added in ABI 3.
+    pub depth_bytes: u64,
 }
 
 /// Reads `opts` (NULL: the defaults).
@@ -669,6 +682,10 @@ pub unsafe extern "C" fn shmq_stats(
             journal_segments: j.map_or(0, |j| j.segments),
             journal_bytes_on_disk: j.map_or(0, |j| j.bytes_on_disk),
             journal_expired: j.map_or(0, |j| j.expired),
+            journal_skipped: j.map_or(0, |j| j.skipped),
+            dlq_lost: s.dlq_lost,
+            max_message_size: s.max_message_size,
+            depth_bytes: s.depth_bytes,
         };
         // SAFETY: checked writable out-parameter.
         unsafe { stats_out.write(stats) };

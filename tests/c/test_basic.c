@@ -100,6 +100,69 @@ static void test_round_trip(void) {
     CHECK_OK(shmq_queue_remove("round-trip", &o));
 }
 
+/* A message longer than a slot: consecutive slots, one buffer to read and
+   to reserve; the queue's largest message in its options and stats. */
+static void test_messages_longer_than_a_slot(void) {
+    shmq_options o = test_options(128, 256); /* strides of 320: 10 pages */
+    shmq_queue *q = NULL;
+    REQUIRE_OK(shmq_queue_create("long", &o, &q));
+    shmq_consumer *c = NULL;
+    REQUIRE_OK(shmq_consumer_new(q, "readers", NULL, &c));
+    shmq_producer *p = NULL;
+    REQUIRE_OK(shmq_producer_new(q, &p));
+    size_t max = 0;
+    CHECK_OK(shmq_producer_max_payload(p, &max));
+    CHECK(max == 64 * 320 - 32);
+
+    static uint8_t big[10000];
+    for (size_t i = 0; i < sizeof big; i++) {
+        big[i] = (uint8_t)(i * 7 + i / 251);
+    }
+    uint64_t seq = 99, next = 99;
+    CHECK_OK(shmq_publish(p, big, sizeof big, &seq));
+    CHECK_OK(shmq_publish(p, (const uint8_t *)"next", 4, &next));
+    CHECK(next == seq + 32); /* 32 + 10000 bytes in slots of 320 */
+    uint8_t *buf = NULL;
+    shmq_reservation *r = NULL;
+    REQUIRE_OK(shmq_reserve(p, 5000, &buf, &r));
+    memcpy(buf, big, 5000);
+    CHECK_OK(shmq_commit(r, &seq));
+    CHECK(seq == next + 1);
+
+    shmq_message m;
+    memset(&m, 0, sizeof m);
+    CHECK_OK(shmq_receive(c, MS(1000), &m));
+    CHECK(m.len == sizeof big && memcmp(m.data, big, m.len) == 0);
+    CHECK_OK(shmq_receive(c, MS(1000), &m));
+    CHECK(m.len == 4 && memcmp(m.data, "next", 4) == 0);
+    CHECK_OK(shmq_receive(c, MS(1000), &m));
+    CHECK(m.len == 5000 && memcmp(m.data, big, 5000) == 0);
+    CHECK_OK(shmq_ack_all(c));
+
+    shmq_queue_stats st;
+    CHECK_OK(shmq_stats(q, &st));
+    CHECK(st.max_message_size == max && st.published == 3);
+    CHECK(st.depth == 0 && st.depth_bytes == 0);
+    CHECK_STATUS(shmq_publish(p, big, max + 1, NULL), SHMQ_TOO_LARGE);
+    shmq_producer_free(&p);
+    shmq_consumer_free(&c);
+    shmq_queue_close(&q);
+    CHECK_OK(shmq_queue_remove("long", &o));
+
+    /* Asked for: at most that; more than half the ring: refused. */
+    o.max_message_size = 1000;
+    REQUIRE_OK(shmq_queue_create("long-asked", &o, &q));
+    REQUIRE_OK(shmq_producer_new(q, &p));
+    CHECK_OK(shmq_producer_max_payload(p, &max));
+    CHECK(max == 1000);
+    shmq_producer_free(&p);
+    shmq_queue_close(&q);
+    CHECK_OK(shmq_queue_remove("long-asked", &o));
+    o.max_message_size = 1 << 20;
+    CHECK_STATUS(shmq_queue_create("long-refused", &o, &q), SHMQ_INVALID_OPTION);
+    CHECK(strstr(shmq_last_error(), "more than this ring holds") != NULL);
+}
+
 static void test_meta(void) {
     shmq_options o = test_options(16, 64);
     shmq_queue *q = NULL;
@@ -673,6 +736,7 @@ int main(void) {
     RUN(test_abi_version);
     RUN(test_defaults);
     RUN(test_round_trip);
+    RUN(test_messages_longer_than_a_slot);
     RUN(test_meta);
     RUN(test_fan_out);
     RUN(test_reserve_commit_abort);

@@ -114,3 +114,41 @@ fn a_consumer_killed_while_it_borrows_a_long_message_gives_it_back_whole() {
     seen.sort();
     assert_eq!(seen, [(0, 2), (1, 1), (2, 1)]);
 }
+
+#[test]
+fn events_and_8_mib_frames_run_in_one_queue_in_a_64_mb_tmpfs() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = dir.path().join("shm");
+    std::fs::create_dir(&fs).unwrap();
+    // Docker's /dev/shm: a tmpfs of 64 MB, in a mount namespace of the
+    // worker's own (root).
+    let mount = format!(
+        "mount -t tmpfs -o size=64m shmq-64mb {0} && exec {WORKER} mixed {0} 400",
+        s(&fs)
+    );
+    let can = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "true"])
+        .status()
+        .is_ok_and(|st| st.success());
+    if !can {
+        assert!(
+            std::env::var_os("SHMQ_REQUIRE_TOOLS").is_none(),
+            "unshare --mount failed: this test needs root and util-linux"
+        );
+        eprintln!("skipped: a tmpfs of our own needs root");
+        return;
+    }
+    let w = Worker::spawn(
+        "unshare",
+        &["--mount", "--propagation", "private", "sh", "-c", &mount],
+    );
+    let out = w.finish(Duration::from_secs(120));
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"ok"), "{out}");
+    assert_eq!(&words[1..3], ["40", "360"], "{out}");
+    let file: u64 = words[3].parse().unwrap();
+    assert!(
+        file < 64 << 20,
+        "the queue file of {file} bytes fits the tmpfs"
+    );
+}

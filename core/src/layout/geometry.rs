@@ -62,13 +62,15 @@ impl Geometry {
     }
 
     /// The largest message body the ring itself allows: half the ring
-    /// where it is mapped twice, else `slot_size`.
+    /// where it is mapped twice, else `slot_size`; never 2 GiB or more (a
+    /// header's `len` word has 31 bits for it).
     pub(crate) fn max_body(&self) -> u64 {
-        if self.mirrored {
+        let ring = if self.mirrored {
             self.body_room(self.max_span()) as u64
         } else {
             self.slot_size
-        }
+        };
+        ring.min((1 << 31) - 1)
     }
 
     /// The most body bytes a record of `span` slots holds (one slot holds

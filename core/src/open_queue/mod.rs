@@ -462,7 +462,10 @@ impl OpenQueue {
                 Peek::Ready(span) => span,
                 _ => 1,
             };
-            read::stored_in_slot(self.ring().slots.slot(pos), self.geo.body_room(span))
+            // A span past the longest record is a garbled word: read no
+            // further than the twice-mapped ring holds.
+            let room = self.geo.body_room(span.min(self.geo.max_span()));
+            read::stored_in_slot(self.ring().slots.slot(pos), room)
         }
         .ok()?;
         Some(Record {

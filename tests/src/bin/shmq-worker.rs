@@ -17,6 +17,12 @@
 //!                                                 messages of SIZE bytes
 //!                                                 (`fill_large`), printing
 //!                                                 `sent i` after each commit
+//! shmq-worker mixed DIR COUNT                     in DIR (a 64 MB tmpfs), a queue
+//!                                                 of a 32 MiB ring: COUNT messages,
+//!                                                 every tenth an 8 MiB frame, the
+//!                                                 rest 16-byte events, through a
+//!                                                 producer and a consumer thread;
+//!                                                 prints `ok FRAMES EVENTS FILE_SIZE`
 //! shmq-worker hold-large DIR QUEUE GROUP          ack=manual: take one message,
 //!                                                 check it whole, print
 //!                                                 `holding SEQ`, never ack
@@ -244,6 +250,52 @@ fn main() {
                 let _ = writeln!(out, "sent {i}");
                 let _ = out.flush();
             }
+        }
+        "mixed" => {
+            let count: u64 = a(2).parse().unwrap();
+            // 8192 slots of 4 KiB strides: a 32 MiB ring, 8 MiB frames.
+            let opts = opts.clone().slots(8192).slot_size(4064).max_groups(4);
+            let q = Queue::create("mixed", &opts).unwrap_or_else(|e| fail(e));
+            q.create_group("g", shmq::Start::Earliest)
+                .unwrap_or_else(|e| fail(e));
+            let frame = |i: u64| i % 10 == 0;
+            let producer = {
+                let q = Queue::open_with("mixed", &opts).unwrap_or_else(|e| fail(e));
+                std::thread::spawn(move || {
+                    let mut p = q.producer().unwrap_or_else(|e| fail(e));
+                    for i in 0..count {
+                        if frame(i) {
+                            let mut r = p.reserve(8 << 20).unwrap_or_else(|e| fail(e));
+                            shmq_tests::fill_large(&mut r, i);
+                            r.commit().unwrap_or_else(|e| fail(e));
+                        } else {
+                            p.publish(&encode(7, i, 16)).unwrap_or_else(|e| fail(e));
+                        }
+                    }
+                })
+            };
+            let mut c = q
+                .consumer("g", ConsumerOptions::new())
+                .unwrap_or_else(|e| fail(e));
+            let (mut frames, mut events) = (0, 0);
+            for i in 0..count {
+                let m = c
+                    .receive_timeout(Duration::from_secs(30))
+                    .unwrap_or_else(|e| fail(e));
+                let whole = if frame(i) {
+                    frames += 1;
+                    m.payload().len() == 8 << 20 && shmq_tests::large_index(m.payload()) == Some(i)
+                } else {
+                    events += 1;
+                    m.payload().len() == 16 && decode(m.payload()) == Some((7, i))
+                };
+                if !whole {
+                    eprintln!("shmq-worker: message {i} (seq {}) is not whole", m.seq());
+                    std::process::exit(1)
+                }
+            }
+            producer.join().unwrap();
+            println!("ok {frames} {events} {}", q.file_size());
         }
         "hold-large" => {
             let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));

@@ -379,6 +379,15 @@ impl Consumer {
             Peek::Ready(span) => span,
             _ => 1,
         };
+        if span > self.max_span {
+            // A word no producer writes (a garbled file): its span would
+            // reach past the twice-mapped ring.
+            let why = format!(
+                "message {pos} claims {span} slots, at most {} fit",
+                self.max_span
+            );
+            return Err(Error::corrupt(&self.shared.path, why));
+        }
         let room = self.shared.geo.body_room(span);
         // SAFETY: the slot is COMMITTED (the caller saw it with an Acquire
         // load, which pairs with the commit's Release), and nobody writes

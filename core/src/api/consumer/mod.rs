@@ -79,6 +79,8 @@ pub struct Consumer {
     /// The most body bytes any record holds (its span at most half the
     /// ring): a bound for reading a header's length before the span.
     max_room: usize,
+    /// The longest record, in slots (`Geometry::max_span`).
+    max_span: u64,
     /// The queue's `unblock_timeout`, in ns.
     unblock_timeout_ns: u64,
     /// What we know of the position we wait for, if it looks stuck.
@@ -250,6 +252,7 @@ impl Consumer {
             delivered,
             slot_size: shared.geo.slot_size as usize,
             max_room: shared.geo.body_room(shared.geo.max_span()),
+            max_span: shared.geo.max_span(),
             unblock_timeout_ns: shared.config.unblock_timeout_ns,
             stuck: None,
             empty_polls: 0,

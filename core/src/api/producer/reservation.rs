@@ -44,6 +44,9 @@ impl Reservation<'_> {
     }
 
     /// Shrinks the message to `len` bytes (at most the reserved length).
+    /// Its record keeps the slots it claimed: where the shorter message
+    /// needs fewer, the rest is skipped as an aborted record, and the next
+    /// message's seq comes after all of them.
     pub fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
     }
