@@ -26,11 +26,12 @@ use crate::layout::{
 use crate::loom::{AtomicU64, Ordering};
 use crate::options::{Overflow, Start};
 use crate::os;
+use crate::protocol::announcement::{self, RANGE};
 use crate::protocol::dedup_table::DedupIndex;
 use crate::protocol::group::{Groups, owner_pid};
 use crate::protocol::lease::{Leases, Now};
 use crate::protocol::lock::{AdminGuard, ThisProcess};
-use crate::protocol::ring::{self, Peek, RANGE, Ring, SlotStates};
+use crate::protocol::ring::{Peek, Ring, SlotStates};
 use crate::protocol::spill::Record;
 use crate::record::read;
 use crate::store::segment::Segments;
@@ -419,7 +420,7 @@ impl OpenQueue {
     /// record `pos .. pos + span` (see `protocol/ring.rs`), asked by a
     /// begin only while some revocation is counted.
     pub(crate) fn held(&self, pos: u64, span: u64) -> bool {
-        ring::held(
+        announcement::held(
             &self.header().ring,
             self.producer_records(),
             pos,

@@ -3,6 +3,7 @@
 //! mapping and, under `--cfg loom`, on heap-built twins of the same layouts
 //! (`protocol/loom_models/`). Nothing here touches the OS, a file or the API.
 
+pub(crate) mod announcement;
 pub(crate) mod dead_letter_entry;
 pub(crate) mod dedup_table;
 pub(crate) mod doorbell;

@@ -56,12 +56,13 @@
 //!
 //! **A stalled writer keeps its slots.** An aborted producer may be alive
 //! and still writing its record. The settler that finds a live announcer
-//! *revokes* it ([`revoke`]: the producer record's `revoked` word, counted
-//! in `RingControl::revoked`) before it settles, so before any group can
-//! pass the record and `head` move a lap. Every begin reads the count
-//! (on `head`'s line, which it reads anyway) and, only when it is not
-//! zero, checks its record against the revoked writers' ([`held`]): a
-//! later lap's record that overlaps a revoked writer's slots is aborted by
+//! *revokes* it (`announcement::revoke`: the producer record's `revoked`
+//! word, counted in `RingControl::revoked`) before it settles, so before
+//! any group can pass the record and `head` move a lap. Every begin reads
+//! the count (on `head`'s line, which it reads anyway) and, only when it
+//! is not zero, checks its record against the revoked writers'
+//! (`announcement::held`): a later lap's record that overlaps a revoked
+//! writer's slots is aborted by
 //! its own producer, which claims again. A revocation is cleared by
 //! whoever finds its writer no longer announcing that record (it gave up
 //! once its commit failed) or dead. loom models:
@@ -73,137 +74,12 @@
 use crate::layout::slot_state::{ABORTED, COMMITTED, EMPTY};
 use crate::layout::{DOORBELLS, Doorbells, ProducerRecord, RingControl};
 use crate::loom::{AtomicU64, Ordering, futex, sc_fence};
+use crate::protocol::announcement::{RANGE, announcement, announces, revoke};
 use crate::protocol::doorbell::ring_armed;
 
 #[inline(always)]
 fn state_of(word: u64) -> u64 {
     word & 3
-}
-
-/// Flag of an announcement word for a batch: the producer announces the
-/// batch's first position once, and `announce_end` names the end of the
-/// record it is writing now. Positions are below 2^62, so the bit is
-/// free.
-pub(crate) const RANGE: u64 = 1 << 63;
-
-/// The first position an announcement word names (`position + 1`, with
-/// [`RANGE`] for a batch; 0 for none).
-#[inline(always)]
-fn announced_start(announced: u64) -> Option<u64> {
-    (announced != 0).then(|| (announced & !RANGE).wrapping_sub(1))
-}
-
-/// Whether an announcement (word `announced`, record end `end`) says its
-/// producer claimed `pos` as the start of the record it writes now or
-/// will write: a single record's first position, or a batch's position
-/// from its start up to the end of its current record.
-#[inline]
-pub(crate) fn announces(announced: u64, end: u64, pos: u64) -> bool {
-    let Some(start) = announced_start(announced) else {
-        return false;
-    };
-    if announced & RANGE != 0 {
-        start <= pos && pos < end
-    } else {
-        start == pos
-    }
-}
-
-/// Whether an announcement word says its producer claimed position `pos`
-/// (a record it will write or is writing): a single record's first
-/// position, or any position within a ring of a batch's start (the
-/// batch's length is not announced; a batch is never longer than the
-/// ring). For telling a dead claimer's positions, not spans.
-#[inline]
-pub(crate) fn claims(announced: u64, pos: u64, cap: u64) -> bool {
-    let Some(start) = announced_start(announced) else {
-        return false;
-    };
-    if announced & RANGE != 0 {
-        pos >= start && pos - start < cap
-    } else {
-        start == pos
-    }
-}
-
-/// Whether the ring slots of `[a, a + la)` and `[b, b + lb)` overlap, in a
-/// ring of `cap` slots (a power of two; both lengths at most `cap`).
-#[inline]
-pub(crate) fn overlaps(a: u64, la: u64, b: u64, lb: u64, cap: u64) -> bool {
-    let mask = cap - 1;
-    (b.wrapping_sub(a) & mask) < la || (a.wrapping_sub(b) & mask) < lb
-}
-
-/// Reads producer `rec`'s announcement consistently: its word and the end
-/// of the record it names, or `None` if it changed while read (the
-/// producer moved on) or names nothing.
-#[inline]
-pub(crate) fn announcement(rec: &ProducerRecord) -> Option<(u64, u64)> {
-    // SeqCst: the scanning half of the Dekker pairs in the module doc.
-    let a = rec.announce.load(Ordering::SeqCst);
-    if a == 0 {
-        return None;
-    }
-    // Acquire pairs with the owner's Release store of the end, made
-    // after its withdrawal of any earlier announcement: an end of a later
-    // record is followed by another announcement word, caught below.
-    let end = rec.announce_end.load(Ordering::Acquire);
-    (rec.announce.load(Ordering::Acquire) == a).then_some((a, end))
-}
-
-/// Marks producer `rec`, which announces `pos` and may be writing it, as
-/// a revoked stalled writer of that record: before `pos` is settled, so
-/// before any group passes it (see the module doc).
-pub(crate) fn revoke(ctl: &RingControl, rec: &ProducerRecord, pos: u64) {
-    // AcqRel: a clearer's CAS of the old value either happened (we see 0
-    // and count ourselves) or fails against ours.
-    if rec.revoked.swap(pos + 1, Ordering::AcqRel) == 0 {
-        // SeqCst: read by every later begin after `head`, which moves past
-        // `pos` only after this (through the settle and the cursors).
-        ctl.revoked.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// Whether a revoked writer still writing may overlap the slots of the
-/// record `[pos, pos + span)` in a ring of `cap` slots, clearing the
-/// revocations that are over (their writer no longer announces that
-/// record, or `alive` says it died). The scan is made only while some
-/// revocation is counted.
-pub(crate) fn held(
-    ctl: &RingControl,
-    records: &[ProducerRecord],
-    pos: u64,
-    span: u64,
-    cap: u64,
-    alive: impl Fn(&ProducerRecord) -> bool,
-) -> bool {
-    let mut held = false;
-    for rec in records {
-        // Acquire: pairs with the revoker's swap.
-        let r = rec.revoked.load(Ordering::Acquire);
-        if r == 0 {
-            continue;
-        }
-        let at = r - 1;
-        let (writing, end) = match announcement(rec) {
-            Some((a, end)) => (announces(a, end, at) && end > at && alive(rec), end),
-            None => (false, 0),
-        };
-        if !writing {
-            if rec
-                .revoked
-                .compare_exchange(r, 0, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                ctl.revoked.fetch_sub(1, Ordering::SeqCst);
-            }
-            continue;
-        }
-        if overlaps(pos, span, at, (end - at).min(cap), cap) {
-            held = true;
-        }
-    }
-    held
 }
 
 /// The state words of the ring's slots, wherever they live.
@@ -355,7 +231,8 @@ impl<S: SlotStates> Ring<'_, S> {
     /// Starts writing the claimed record `pos .. pos + span`: announces it
     /// in producer record `me`, then looks at its first slot. `held(pos,
     /// span)` checks the record against the revoked stalled writers
-    /// ([`held`]) and is asked only while some revocation is counted.
+    /// (`announcement::held`) and is asked only while some revocation is
+    /// counted.
     #[inline]
     pub(crate) fn begin(
         &self,
@@ -784,6 +661,7 @@ pub(crate) fn sleep_unless<T>(
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::protocol::announcement::held;
 
     /// A ring's control words, doorbells and producer records on the heap.
     struct Fixture {
@@ -964,29 +842,6 @@ mod tests {
         // of ours: the record is ours to write.
         r.slots[2].store(0xdead_beef_dead_beef, Ordering::Relaxed);
         assert!(matches!(r.begin(2, 1, me, |_, _| false), Begin::Ours(_)));
-    }
-
-    #[test]
-    fn announcements_name_records_and_batch_positions() {
-        // A single record at 4.
-        assert!(announces(5, 7, 4) && !announces(5, 7, 5) && !announces(0, 7, 4));
-        // A batch from 5, now writing the record that ends at 9.
-        let a = RANGE | 6;
-        for pos in 5..9 {
-            assert!(announces(a, 9, pos), "{pos} may be in the batch");
-        }
-        assert!(!announces(a, 9, 4) && !announces(a, 9, 9));
-        // A garbled word (the flag alone) does not overflow.
-        assert!(!announces(RANGE, 0, 5));
-    }
-
-    #[test]
-    fn ring_intervals_overlap_modulo_the_ring() {
-        assert!(overlaps(9, 1, 1, 3, 8)); // slot 1 in 1..4
-        assert!(overlaps(15, 3, 1, 3, 8)); // 7, 0, 1
-        assert!(!overlaps(12, 3, 1, 3, 8)); // 4, 5, 6
-        assert!(!overlaps(8, 1, 1, 3, 8)); // slot 0
-        assert!(overlaps(0, 8, 5, 1, 8)); // a whole ring
     }
 
     #[test]

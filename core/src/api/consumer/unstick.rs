@@ -5,7 +5,7 @@
 use super::*;
 use crate::loom::Ordering;
 use crate::os;
-use crate::protocol::ring::claims;
+use crate::protocol::announcement::claims;
 
 /// How often (at most) to ask whether a claimer's process is alive.
 const LIVENESS_EVERY_NS: u64 = 10_000_000;

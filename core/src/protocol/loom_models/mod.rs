@@ -123,7 +123,7 @@ impl World {
     /// Whether a revoked writer may still write a slot of `pos .. pos +
     /// span` (`OpenQueue::held` over the producer records).
     fn held(&self, pos: u64, span: u64) -> bool {
-        crate::protocol::ring::held(
+        crate::protocol::announcement::held(
             &self.ctl,
             &self.producers,
             pos,
