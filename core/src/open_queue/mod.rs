@@ -393,14 +393,9 @@ impl OpenQueue {
         let start = (announced & !RANGE).wrapping_sub(1);
         if announced & RANGE != 0 {
             let end = tail.min(start.saturating_add(self.geo.slots));
-            let mut pos = start;
-            while pos < end {
-                match ring.peek(pos) {
-                    Peek::Ready(span) | Peek::Skip(span) => pos += span,
-                    Peek::Settling | Peek::NotYet(_) => return false,
-                }
-            }
-            return true;
+            return ring
+                .records(start, end)
+                .all(|(_, p)| matches!(p, Peek::Ready(_) | Peek::Skip(_)));
         }
         let end = rec.announce_end.load(Ordering::Acquire);
         let span = end.saturating_sub(start).clamp(1, ring.max_span());

@@ -132,7 +132,10 @@ impl Producer {
                     }
                     continue;
                 };
-                self.count_extra_slots(total - n as u64 + 1);
+                if total > n as u64 {
+                    // The slots past each record's first, all at once.
+                    self.count_extra_slots_slow(total - n as u64);
+                }
                 // One announcement for the claimed positions (at most the
                 // ring), withdrawn when the last is written.
                 let ring = self.ring();
