@@ -492,7 +492,10 @@ typedef struct shmq_options {
    */
   uint32_t max_deliveries;
   /**
-   * Capacity of the dead-letter region (default 1024).
+   * Capacity of the dead-letter region, in entries of `slot_size` bytes
+   * (a dead letter takes as many in a row as it needs). 0, the default:
+   * 1024, or enough for two messages of `max_message_size` if that is
+   * more. The entries take memory only once a dead letter uses them.
    */
   uint32_t dlq_slots;
   /**

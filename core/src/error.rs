@@ -110,18 +110,20 @@ pub enum Error {
         "dead-letter queue is full ({0} entries): the message stays leased; redrive or purge dead letters"
     )]
     DlqFull(u64),
-    /// The message is larger than a dead-letter entry holds (`slot_size`
-    /// bytes; messages up to `max_message_size` are longer): it was not
+    /// The message is larger than the whole dead-letter region holds (a
+    /// queue made with `dlq_slots` set too low for its `max_message_size`;
+    /// by default the region holds the largest message): it was not
     /// dead-lettered and stays leased (nack) or in its group (after
     /// max_deliveries), as with a full dead-letter queue. The C and
     /// Python faces report it as their dead-letter-queue-full error.
     #[error(
-        "message of {len} bytes is larger than a dead-letter entry ({max} bytes): it was not dead-lettered and stays leased"
+        "message of {len} bytes is larger than the whole dead-letter region ({max} bytes): it was not dead-lettered and stays leased"
     )]
     DlqTooLarge {
         /// The message's bytes (payload and envelope).
         len: usize,
-        /// A dead-letter entry's room (`slot_size`).
+        /// The most a dead letter may hold: the region's `dlq_slots`
+        /// entries taken as one run.
         max: usize,
     },
     /// The ring is full and so is the spill (its `spill_max_bytes` budget,

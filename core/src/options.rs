@@ -83,7 +83,8 @@ pub struct Options {
     pub(crate) overflow: Overflow,
     pub(crate) lease: Duration,
     pub(crate) max_deliveries: u32,
-    pub(crate) dlq_slots: u32,
+    /// None: the default (see `Options::dlq_slots`).
+    pub(crate) dlq_slots: Option<u32>,
     pub(crate) dedup_window: u64,
     pub(crate) ordering_lanes: u64,
     pub(crate) dedup_ttl: Duration,
@@ -201,7 +202,7 @@ impl Default for Options {
             overflow: Overflow::Block,
             lease: Duration::from_secs(30),
             max_deliveries: 5,
-            dlq_slots: 1024,
+            dlq_slots: None,
             dedup_window: 1024,
             ordering_lanes: 1024,
             dedup_ttl: Duration::from_secs(300),
@@ -290,15 +291,18 @@ impl Options {
         self.slots = slots;
         self
     }
-    /// Largest payload in bytes (default 1024).
+    /// Bytes of payload one slot holds (default 1024): the ring's grain.
+    /// A message up to this long takes one slot; a longer one (up to
+    /// [`max_message_size`](Options::max_message_size)) takes as many
+    /// slots in a row as it needs.
     ///
-    /// The queue file holds `slots` slots and `dlq_slots` dead-letter slots
-    /// of about this size each (`slot_size + 32` and `slot_size + 96` bytes,
-    /// rounded up to 64), all allocated when the queue is created: 4096
-    /// slots of 1 KiB and 1024 dead-letter slots make a ~5.6 MB file, 16
-    /// slots of 1 MiB a ~1 GiB one. `Queue::create` fails with `Io`
-    /// (`ENOSPC`, naming the bytes needed and free) where the directory has
-    /// no room for it; `Queue::file_size` and `Stats::file_size` tell it.
+    /// The queue file holds `slots` slots of `slot_size + 32` bytes,
+    /// rounded up to 64, allocated when the queue is created, and
+    /// `dlq_slots` dead-letter entries of `slot_size + 96` bytes, allocated
+    /// as dead letters use them: 4096 slots of 1 KiB make a ~4.5 MB ring.
+    /// `Queue::create` fails with `Io` (`ENOSPC`, naming the bytes needed
+    /// and free) where the directory has no room for it;
+    /// `Queue::file_size` and `Stats::file_size` tell it.
     pub fn slot_size(mut self, bytes: usize) -> Options {
         self.slot_size = bytes as u64;
         self
@@ -355,11 +359,17 @@ impl Options {
         self.max_deliveries = n;
         self
     }
-    /// Capacity of the dead-letter queue (default 1024 messages). Each
-    /// entry takes `slot_size + 96` bytes of the queue file, rounded up to
-    /// 64, allocated at create (see [`slot_size`](Options::slot_size)).
+    /// Capacity of the dead-letter queue, in entries of `slot_size` bytes
+    /// (default: 1024, or enough for two messages of `max_message_size`
+    /// if that is more). A dead letter takes as many entries in a row as
+    /// its bytes need, so the region holds `dlq_slots` short dead letters
+    /// or fewer long ones, and none longer than the whole region
+    /// ([`Error::DlqTooLarge`](crate::Error::DlqTooLarge)). The region's
+    /// pages are allocated as dead letters first use them, not at create:
+    /// a big DLQ costs memory only once it holds something (and keeps the
+    /// pages its fullest moment used).
     pub fn dlq_slots(mut self, n: u32) -> Options {
-        self.dlq_slots = n;
+        self.dlq_slots = Some(n);
         self
     }
     /// How many idempotency keys the queue remembers (default 1024; 0

@@ -111,20 +111,24 @@ fn batches_of_mixed_sizes_keep_their_order_and_bytes() {
     assert_eq!(seqs[0], first);
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     drop(got);
-    // A batch larger than the ring in slots goes in ring-sized claims.
+    // A batch larger than the ring in slots goes in ring-sized claims,
+    // each as the reader makes room (every wait here bounded: the
+    // publisher is the thread that may block).
     let many: Vec<Vec<u8>> = (0..40).map(|i| payload(i, 3000)).collect();
-    let reader = std::thread::spawn({
-        let q = Queue::open_with("q", &opts(dir.path())).unwrap();
-        move || {
-            let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
-            (0..40)
-                .map(|_| c.receive().unwrap().payload().to_vec())
-                .collect::<Vec<_>>()
-        }
+    let publisher = std::thread::spawn({
+        let many = many.clone();
+        move || p.publish_batch(&many).map(|_| ())
     });
-    drop(c);
-    p.publish_batch(&many).unwrap();
-    assert_eq!(sums(&reader.join().unwrap()), sums(&many));
+    let got: Vec<Vec<u8>> = (0..40)
+        .map(|i| {
+            let m = c.receive_timeout(Duration::from_secs(10));
+            m.unwrap_or_else(|e| panic!("message {i}: {e}"))
+                .payload()
+                .to_vec()
+        })
+        .collect();
+    publisher.join().unwrap().unwrap();
+    assert_eq!(sums(&got), sums(&many));
 }
 
 #[test]
@@ -282,35 +286,197 @@ fn the_journal_replays_long_messages_and_seeks_land_on_a_message() {
     assert!(c.receive().unwrap().payload() == &msgs[36][..]);
 }
 
-#[test]
-fn a_message_larger_than_a_dead_letter_entry_stays_leased() {
-    let dir = tempfile::tempdir().unwrap();
-    let q = Queue::create("q", &opts(dir.path())).unwrap();
+/// Dead-letters every message of `msgs` (ack=manual consumer of group
+/// `w`, publishing each with an ordering key when `keyed`).
+fn dead_letter_all(q: &Queue, msgs: &[Vec<u8>], keyed: bool) {
     let mut w = q
         .consumer("w", ConsumerOptions::new().ack(Ack::Manual).create(true))
         .unwrap();
     let mut p = q.producer().unwrap();
-    p.publish(&payload(1, 1000)).unwrap();
-    p.publish(b"fits").unwrap();
+    for (i, m) in msgs.iter().enumerate() {
+        if keyed && i % 2 == 0 {
+            p.publish_with(m, &Meta::new().ordering_key(&format!("k{}", i % 3)))
+                .unwrap();
+        } else {
+            p.publish(m).unwrap();
+        }
+        let got = w.receive_timeout(Duration::from_secs(5)).unwrap();
+        assert!(got.payload() == &m[..], "message {i}");
+        got.nack(Nack::DeadLetter).unwrap();
+    }
+}
+
+/// The sums of `q`'s dead letters, in the order `list` gives them.
+fn listed(q: &Queue) -> Vec<(usize, u32)> {
+    let payloads: Vec<Vec<u8>> = q
+        .dlq()
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.payload)
+        .collect();
+    sums(&payloads)
+}
+
+/// Redrives every dead letter of `q` (there are `msgs`), receives each
+/// again in group `w` and acks it: what came back and what was sent, as
+/// sorted sums (an unkeyed redriven dead letter has no order to keep).
+type Sums = Vec<(usize, u32)>;
+fn redrive_and_receive(q: &Queue, msgs: &[Vec<u8>]) -> (Sums, Sums) {
+    assert_eq!(q.dlq().redrive(None).unwrap(), msgs.len() as u64);
+    let mut w = q
+        .consumer("w", ConsumerOptions::new().ack(Ack::Manual))
+        .unwrap();
+    let mut got = Vec::new();
+    while got.len() < msgs.len() {
+        let m = w.receive_timeout(Duration::from_secs(5)).unwrap();
+        got.push(m.payload().to_vec());
+        m.ack().unwrap();
+    }
+    let mut want = msgs.to_vec();
+    want.sort();
+    got.sort();
+    (sums(&got), sums(&want))
+}
+
+#[test]
+fn long_dead_letters_take_runs_of_entries_and_come_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    // 16 entries of 256 bytes (a stride of 384): dead letters of up to
+    // 16 × 384 - 96 bytes.
+    let q = Queue::create("q", &opts(dir.path()).dlq_slots(16)).unwrap();
+    let msgs: Vec<Vec<u8>> = [5usize, 1000, 0, 2500, 288, 40]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| payload(i as u64, n))
+        .collect();
+    dead_letter_all(&q, &msgs, true);
+    assert_eq!(listed(&q), sums(&msgs));
+    assert_eq!(q.dlq().len(), 6);
+    // Redriven: the unkeyed ones delivered from the region (one slice
+    // each), the keyed ones through the ring; every one whole.
+    let (got, want) = redrive_and_receive(&q, &msgs);
+    assert_eq!(got, want);
+    assert!(q.dlq().is_empty());
+    // Every entry was given back: the region takes a dead letter of all
+    // of it.
+    let whole = payload(9, 16 * 384 - 96);
+    dead_letter_all(&q, std::slice::from_ref(&whole), false);
+    assert!(q.dlq().list().unwrap()[0].payload == whole);
+    assert_eq!(q.dlq().purge().unwrap(), 1);
+    dead_letter_all(&q, &msgs, false);
+    assert_eq!(q.dlq().len(), 6);
+}
+
+#[test]
+fn a_dead_letter_longer_than_the_region_stays_leased_and_a_full_region_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path())
+        .dlq_slots(4)
+        .lease(Duration::from_millis(300));
+    let q = Queue::create("q", &o).unwrap();
+    let mut w = q
+        .consumer("w", ConsumerOptions::new().ack(Ack::Manual).create(true))
+        .unwrap();
+    let mut p = q.producer().unwrap();
+    // Four entries of a 384-byte stride hold one dead letter of at most
+    // 4 × 384 - 96 = 1440 bytes.
+    p.publish(&payload(1, 1441)).unwrap();
     let m = w.receive().unwrap();
     let e = m.nack(Nack::DeadLetter).unwrap_err();
     assert!(
         matches!(
             e,
             Error::DlqTooLarge {
-                len: 1000,
-                max: 256
+                len: 1441,
+                max: 1440
             }
         ),
         "{e:?}"
     );
-    // Not lost: still ours until the lease runs out, and nothing went to
-    // the dead-letter queue.
-    assert_eq!(q.dlq().list().unwrap().len(), 0);
-    let m = w.receive().unwrap();
-    assert_eq!(m.payload(), b"fits");
+    // Not lost: still ours until the lease runs out.
+    assert_eq!(q.dlq().len(), 0);
+    // Two dead letters of two entries each fill the region; a third, of
+    // one entry, finds it full, and is taken once one is purged.
+    for i in 2..5 {
+        p.publish(&payload(i, if i < 4 { 500 } else { 10 }))
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    loop {
+        let m = w.receive_timeout(Duration::from_secs(5)).unwrap();
+        if m.payload().len() == 1441 {
+            m.ack().unwrap();
+            continue;
+        }
+        seen.push(m.payload().len());
+        match m.nack(Nack::DeadLetter) {
+            Ok(()) => {}
+            Err(Error::DlqFull(4)) => {
+                assert_eq!(seen, [500, 500, 10]);
+                break;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(q.dlq().len(), 2);
+    assert_eq!(q.dlq().purge().unwrap(), 2);
+    // Its lease runs out and it comes back; the region has room now.
+    let m = loop {
+        let m = w.receive_timeout(Duration::from_secs(5)).unwrap();
+        if m.payload().len() == 10 {
+            break m;
+        }
+        m.ack().unwrap();
+    };
     m.nack(Nack::DeadLetter).unwrap();
-    assert_eq!(q.dlq().list().unwrap().len(), 1);
+    assert_eq!(q.dlq().list().unwrap()[0].payload, payload(4, 10));
+}
+
+#[test]
+fn long_dead_letters_overflow_to_disk_and_come_back_whole_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create(
+        "q",
+        &opts(dir.path())
+            .dlq_slots(6)
+            .overflow(Overflow::Spill)
+            .spill_dir(dir.path().join("spill")),
+    )
+    .unwrap();
+    let msgs: Vec<Vec<u8>> = (0..8)
+        .map(|i| payload(i, [900usize, 30, 1500, 700][i as usize % 4]))
+        .collect();
+    dead_letter_all(&q, &msgs, false);
+    // The region holds some, the overflow the rest; listed in order (a
+    // short one never passes a longer one waiting in the overflow).
+    assert_eq!(listed(&q), sums(&msgs));
+    // Redriven and delivered, they come back from the overflow into the
+    // region's runs as those free up.
+    let (got, want) = redrive_and_receive(&q, &msgs);
+    assert_eq!(got, want);
+    assert!(q.dlq().is_empty());
+}
+
+#[test]
+fn the_dead_letter_region_takes_memory_only_once_used() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    // 4096 entries of 64 KiB: a 256 MiB region, of which nothing is
+    // allocated until a dead letter needs it.
+    let q = Queue::create(
+        "q",
+        &opts(dir.path()).slot_size(65536).slots(8).dlq_slots(4096),
+    )
+    .unwrap();
+    let allocated = |q: &Queue| std::fs::metadata(q.path()).unwrap().blocks() * 512;
+    let before = allocated(&q);
+    assert!(q.file_size() > 256 << 20, "{}", q.file_size());
+    assert!(before < 2 << 20, "{before} bytes allocated at create");
+    dead_letter_all(&q, &[payload(1, 60_000)], false);
+    let after = allocated(&q);
+    assert!(after >= before + 60_000, "{before} then {after}");
+    assert!(after < before + (1 << 20), "{before} then {after}");
 }
 
 #[test]
@@ -400,5 +566,36 @@ proptest! {
             }
         }
         prop_assert_eq!(sums(&got), sums(&msgs));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// Random mixes of sizes dead-lettered (keyed and not) into a small
+    /// region that overflows to disk, listed in order, redriven and
+    /// delivered again: every one whole.
+    #[test]
+    fn random_sizes_go_through_the_dead_letter_queue_whole(
+        sizes in prop::collection::vec(prop_oneof![0usize..64, 200usize..3000], 1..16),
+        keyed in any::<bool>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        // Ten entries of a 384-byte stride: dead letters of up to 3744 bytes.
+        let o = opts(dir.path())
+            .dlq_slots(10)
+            .overflow(Overflow::Spill)
+            .spill_dir(dir.path().join("spill"));
+        let q = Queue::create("q", &o).unwrap();
+        let msgs: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| payload(i as u64, n))
+            .collect();
+        dead_letter_all(&q, &msgs, keyed);
+        prop_assert_eq!(listed(&q), sums(&msgs));
+        let (got, want) = redrive_and_receive(&q, &msgs);
+        prop_assert_eq!(got, want);
+        prop_assert!(q.dlq().is_empty());
     }
 }

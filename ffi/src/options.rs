@@ -143,7 +143,10 @@ pub struct shmq_options {
     pub lease_ms: u64,
     /// Deliveries before a message is dead-lettered (default 5).
     pub max_deliveries: u32,
-    /// Capacity of the dead-letter region (default 1024).
+    /// Capacity of the dead-letter region, in entries of `slot_size` bytes
+    /// (a dead letter takes as many in a row as it needs). 0, the default:
+    /// 1024, or enough for two messages of `max_message_size` if that is
+    /// more. The entries take memory only once a dead letter uses them.
     pub dlq_slots: u32,
     /// How many idempotency keys the queue remembers (default 1024; 0 turns
     /// keyed publishing off). See `shmq_meta.key`.
@@ -226,7 +229,7 @@ const DEFAULT_OPTIONS: shmq_options = shmq_options {
     overflow: SHMQ_OVERFLOW_BLOCK,
     lease_ms: 30_000,
     max_deliveries: 5,
-    dlq_slots: 1024,
+    dlq_slots: 0,
     dedup_window: 1024,
     unblock_timeout_ms: 5_000,
     mode: 0o600,
@@ -302,7 +305,6 @@ impl shmq_options {
             .overflow(overflow)
             .lease(Duration::from_millis(self.lease_ms))
             .max_deliveries(self.max_deliveries)
-            .dlq_slots(self.dlq_slots)
             .dedup_window(self.dedup_window)
             .dedup_ttl(Duration::from_millis(self.dedup_ttl_ms))
             .unblock_timeout(Duration::from_millis(self.unblock_timeout_ms))
@@ -314,6 +316,9 @@ impl shmq_options {
             .ordering_lanes(self.ordering_lanes);
         if self.max_message_size > 0 {
             opts = opts.max_message_size(self.max_message_size);
+        }
+        if self.dlq_slots > 0 {
+            opts = opts.dlq_slots(self.dlq_slots);
         }
         if self.journal_max_age_ms > 0 {
             opts = opts.journal(Retention::new(

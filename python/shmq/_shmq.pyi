@@ -215,7 +215,7 @@ class Queue:
         overflow: _Overflow = "block",
         lease: float = 30.0,
         max_deliveries: int = 5,
-        dlq_slots: int = 1024,
+        dlq_slots: Optional[int] = None,
         dedup_window: int = 1024,
         dedup_ttl: float = 300.0,
         unblock_timeout: float = 5.0,
@@ -239,9 +239,11 @@ class Queue:
         for room), "reject" (it raises ``Full``) or "spill" (below); ``lease`` is the
         visibility timeout of an ack="manual" delivery; after
         ``max_deliveries`` a message goes to the dead-letter queue of
-        ``dlq_slots`` entries; ``dedup_window`` keys are remembered for
-        ``dedup_ttl`` seconds; a claim left uncommitted for
-        ``unblock_timeout`` is aborted; ``mode`` is the file's mode.
+        ``dlq_slots`` entries of ``slot_size`` bytes (None: 1024, or enough
+        for two messages of ``max_message_size``; a dead letter takes as
+        many entries as it needs, and they take memory only once used);
+        ``dedup_window`` keys are remembered for ``dedup_ttl`` seconds; a
+        claim left uncommitted for ``unblock_timeout`` is aborted; ``mode`` is the file's mode.
 
         overflow="spill" sends what does not fit in the ring to segment files
         in ``spill_dir`` (default ``/var/tmp/shmq-<uid>/<name>``, or
@@ -287,7 +289,7 @@ class Queue:
         overflow: _Overflow = "block",
         lease: float = 30.0,
         max_deliveries: int = 5,
-        dlq_slots: int = 1024,
+        dlq_slots: Optional[int] = None,
         dedup_window: int = 1024,
         dedup_ttl: float = 300.0,
         unblock_timeout: float = 5.0,

@@ -21,7 +21,7 @@ fn options(
     overflow: &str,
     lease: f64,
     max_deliveries: u32,
-    dlq_slots: u32,
+    dlq_slots: Option<u32>,
     dedup_window: u64,
     dedup_ttl: f64,
     unblock_timeout: f64,
@@ -35,7 +35,6 @@ fn options(
         .overflow(overflow.parse::<shmq::Overflow>().py_err()?)
         .lease(seconds("lease", lease)?)
         .max_deliveries(max_deliveries)
-        .dlq_slots(dlq_slots)
         .dedup_window(dedup_window)
         .dedup_ttl(seconds("dedup_ttl", dedup_ttl)?)
         .unblock_timeout(seconds("unblock_timeout", unblock_timeout)?)
@@ -54,6 +53,9 @@ fn options(
         .sync(spill.sync.parse::<shmq::SyncMode>().py_err()?);
     if let Some(d) = dir {
         o = o.dir(d);
+    }
+    if let Some(n) = dlq_slots {
+        o = o.dlq_slots(n);
     }
     if let Some(d) = spill.dir {
         o = o.spill_dir(d);
@@ -162,7 +164,7 @@ macro_rules! queue_methods {
             #[staticmethod]
             #[allow(clippy::too_many_arguments)]
             #[pyo3(signature = (name, *, slots=4096, slot_size=1024, max_groups=16,
-                overflow="block", lease=30.0, max_deliveries=5, dlq_slots=1024,
+                overflow="block", lease=30.0, max_deliveries=5, dlq_slots=None,
                 dedup_window=1024, dedup_ttl=300.0, unblock_timeout=5.0, mode=0o600, dir=None,
                 spill_dir=None, spill_max_bytes=1 << 30, spill_segment_size=64 << 20,
                 spill_fallback="block", sync="never", journal_max_age=None,
@@ -177,7 +179,7 @@ macro_rules! queue_methods {
                 overflow: &str,
                 lease: f64,
                 max_deliveries: i64,
-                dlq_slots: i64,
+                dlq_slots: Option<i64>,
                 dedup_window: i64,
                 dedup_ttl: f64,
                 unblock_timeout: f64,
@@ -202,7 +204,7 @@ macro_rules! queue_methods {
                 let slot_size = whole("slot_size", slot_size)?;
                 let max_groups = whole("max_groups", max_groups)?;
                 let max_deliveries = whole("max_deliveries", max_deliveries)?;
-                let dlq_slots = whole("dlq_slots", dlq_slots)?;
+                let dlq_slots = dlq_slots.map(|n| whole("dlq_slots", n)).transpose()?;
                 let dedup_window = whole("dedup_window", dedup_window)?;
                 let mode = whole("mode", mode)?;
                 let spill_max_bytes = whole("spill_max_bytes", spill_max_bytes)?;

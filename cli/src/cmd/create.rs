@@ -77,9 +77,11 @@ pub(crate) struct Args {
     /// Seconds an idempotency key is remembered.
     #[arg(long, default_value_t = 300.0, allow_negative_numbers = true)]
     dedup_ttl: f64,
-    /// Entries of the dead-letter queue.
-    #[arg(long, default_value_t = 1024, allow_negative_numbers = true, value_parser = crate::whole::<u32>)]
-    dlq_slots: u32,
+    /// Entries of the dead-letter queue, of --slot-size bytes each (a dead
+    /// letter takes as many in a row as it needs) [default: 1024, or enough
+    /// for two messages of --max-message-size]; allocated as they are used.
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::whole::<u32>)]
+    dlq_slots: Option<u32>,
     /// Ordering lanes per ack=manual group (a power of two): a key's
     /// messages wait for its earlier ones, and keys that share a lane (by
     /// hash) wait for each other.
@@ -126,6 +128,9 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
     if let Some(m) = max_message_size {
         opts = opts.max_message_size(m);
     }
+    if let Some(n) = dlq_slots {
+        opts = opts.dlq_slots(n);
+    }
     if let Some(age) = journal_age {
         opts = opts.journal(shmq::Retention::new(
             secs(age, "--journal-age")?,
@@ -145,19 +150,24 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
             .unblock_timeout(secs(unblock_timeout, "--unblock-timeout")?)
             .lease(secs(lease, "--lease")?)
             .max_deliveries(max_deliveries)
-            .dlq_slots(dlq_slots)
             .dedup_window(dedup_window)
             .dedup_ttl(secs(dedup_ttl, "--dedup-ttl")?),
     )?;
+    // The dead-letter entries are allocated as they are used.
+    let now = std::fs::metadata(q.path()).map_or(0, |m| {
+        use std::os::unix::fs::MetadataExt;
+        m.blocks() * 512
+    });
     eprintln!(
         "created {} ({} slots of {} bytes, messages of up to {}, overflow={}; the file takes \
-         {}, all of it now)",
+         {}, {} of it now)",
         q.path().display(),
         q.slots(),
         q.slot_size(),
         crate::human::bytes(q.max_message_size() as u64),
         q.overflow(),
-        crate::human::bytes(q.file_size())
+        crate::human::bytes(q.file_size()),
+        crate::human::bytes(now.min(q.file_size()))
     );
     let st = q.stats();
     if let Some(d) = st.spill_dir {

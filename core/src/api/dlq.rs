@@ -9,11 +9,11 @@ use crate::error::{Error, Result};
 use crate::loom::Ordering;
 use crate::open_queue::OpenQueue;
 use crate::open_queue::dead_letters::{
-    DeadLetter, Entry, Raw, Reason, append, count_redrive, overflow, read, state,
+    DeadLetter, Entry, Raw, Reason, append, count_redrive, give_back, overflow, read, state,
 };
 use crate::options::Meta;
 use crate::protocol::dead_letter_entry::{
-    DELIVERING, FREE, READY, REDRIVE, deliverer, state_of, word,
+    DELIVERING, READY, REDRIVE, WRITING, deliverer, state_of, word, writer,
 };
 use crate::protocol::group::load_group_name;
 use crate::record::envelope::{self, HeaderIter, Target};
@@ -133,9 +133,11 @@ impl DeadLetters {
     /// [`DeadLetter::seq`] is [`DeadLetter::ADDED`].
     ///
     /// Refused: a group that does not exist (`NotFound`), a message whose
-    /// envelope and payload do not fit in a slot (`TooLarge`), metadata the
-    /// envelope cannot hold (`InvalidOption`), a full DLQ (`DlqFull`; on an
-    /// overflow=spill queue it goes to the overflow instead).
+    /// envelope and payload are longer than the queue's
+    /// `max_message_size` (`TooLarge`), metadata the envelope cannot hold
+    /// (`InvalidOption`), a full DLQ (`DlqFull`; on an overflow=spill
+    /// queue it goes to the overflow instead), one longer than the whole
+    /// DLQ region (`DlqTooLarge`).
     ///
     /// ```
     /// # let dir = tempfile::tempdir().unwrap();
@@ -171,12 +173,9 @@ impl DeadLetters {
         let plan = envelope::plan(meta.ordering_key, &meta.headers)?;
         let head = plan.as_ref().map_or(0, |p| p.size);
         let len = head.saturating_add(payload.len());
-        if len > shared.geo.slot_size as usize {
-            return Err(envelope::too_large(
-                payload.len(),
-                plan.as_ref(),
-                shared.geo.slot_size as usize,
-            ));
+        let max = shared.config.max_message_size as usize;
+        if len > max {
+            return Err(envelope::too_large(payload.len(), plan.as_ref(), max));
         }
         let mut body = vec![0u8; len];
         if let Some(p) = &plan {
@@ -406,11 +405,19 @@ impl DeadLetters {
         for i in 0..shared.geo.dlq_slots as usize {
             let st = state(shared, i);
             let w = st.load(Ordering::Acquire);
+            // Taken as its writer, then its run given back: should we die
+            // in between, the next claimer finishes the purge.
             if state_of(w) == READY
                 && st
-                    .compare_exchange(w, word(FREE, 0), Ordering::AcqRel, Ordering::Relaxed)
+                    .compare_exchange(
+                        w,
+                        word(WRITING, writer(shared.me.key)),
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
                     .is_ok()
             {
+                give_back(shared, i);
                 n += 1;
             }
         }
@@ -499,13 +506,18 @@ impl Rerouter {
             return Rerouted::Lost;
         }
         let published = self.publish(shared, i);
-        let (next, done) = match &published {
-            Ok(()) => (word(FREE, 0), true),
-            Err(_) if ready => (w, true),
-            Err(_) => (w, false),
+        let done = match &published {
+            Ok(()) => {
+                // Our reads of the entry happen before its reuse (the
+                // Release stores of the give-back).
+                give_back(shared, i);
+                true
+            }
+            Err(_) => {
+                st.store(w, Ordering::Release);
+                ready
+            }
         };
-        // Release: our reads of the entry happen before its reuse.
-        st.store(next, Ordering::Release);
         if done {
             rec.redrive.fetch_sub(1, Ordering::AcqRel);
         }

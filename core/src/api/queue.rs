@@ -51,9 +51,10 @@ pub struct Stats {
     pub slot_size: u64,
     /// The largest message the queue takes.
     pub max_message_size: u64,
-    /// Bytes of the queue file (all of it preallocated at create):
-    /// `slots × (slot_size + 32)` and `dlq_slots × (slot_size + 96)`, each
-    /// rounded up to cache lines, plus the header and tables.
+    /// Bytes of the queue file: `slots × (slot_size + 32)` and
+    /// `dlq_slots × (slot_size + 96)`, each rounded up to cache lines, plus
+    /// the header and tables; all of it preallocated at create but the
+    /// dead-letter entries, allocated as dead letters use them.
     pub file_size: u64,
     /// Overflow policy.
     pub overflow: Overflow,

@@ -22,7 +22,11 @@ pub(crate) struct Geometry {
     pub producers_offset: u64,
     pub consumers_offset: u64,
     pub leases_offset: u64,
+    /// The DLQ's state words (one `u64` per entry) start here, ...
     pub dlq_offset: u64,
+    /// ... and its entries here: left unallocated at create, so a big DLQ
+    /// costs the file's pages only once it holds something.
+    pub dlq_entries_offset: u64,
     pub dedup_offset: u64,
     pub lanes_offset: u64,
     pub slots_offset: u64,
@@ -78,6 +82,19 @@ impl Geometry {
     #[inline(always)]
     pub(crate) fn body_room(&self, span: u64) -> usize {
         (span.max(1) * self.slot_stride - SLOT_HEADER_SIZE) as usize
+    }
+
+    /// Entries a dead letter of `body` bytes takes (a run: its header and
+    /// body, one slice).
+    pub(crate) fn dlq_span_of(&self, body: usize) -> u64 {
+        (DEAD_LETTER_HEADER_SIZE + body as u64)
+            .div_ceil(self.dlq_stride)
+            .max(1)
+    }
+
+    /// The most body bytes a run of `span` dead-letter entries holds.
+    pub(crate) fn dlq_room(&self, span: u64) -> u64 {
+        span.max(1) * self.dlq_stride - DEAD_LETTER_HEADER_SIZE
     }
 
     /// Computes the layout, refusing values out of range. Uses checked
@@ -145,9 +162,13 @@ impl Geometry {
             .and_then(|n| n.checked_add(leases_offset))
             .and_then(|n| round_up(n, 4096))
             .ok_or_else(overflow)?;
+        let dlq_entries_offset = dlq_offset
+            .checked_add(dlq_slots * 8)
+            .and_then(|n| round_up(n, 4096))
+            .ok_or_else(overflow)?;
         let dedup_offset = dlq_slots
             .checked_mul(dlq_stride)
-            .and_then(|n| n.checked_add(dlq_offset))
+            .and_then(|n| n.checked_add(dlq_entries_offset))
             .and_then(|n| round_up(n, 4096))
             .ok_or_else(overflow)?;
         let lanes_offset =
@@ -180,6 +201,7 @@ impl Geometry {
             consumers_offset,
             leases_offset,
             dlq_offset,
+            dlq_entries_offset,
             dedup_offset,
             lanes_offset,
             slots_offset,

@@ -514,14 +514,16 @@ pub(crate) const DEDUP_ENTRY_SIZE: u64 = 32;
 /// Largest `dedup_window`.
 pub(crate) const MAX_DEDUP_WINDOW: u64 = 1 << 20;
 
-/// What sits in front of a dead letter's payload. `state` is written with
-/// atomics (free, being written by a pid, ready, being redriven); the
-/// other fields are plain data owned by whoever moved `state` away from
-/// ready/free.
+/// What sits in front of a dead letter's payload. Its state word is
+/// apart, in the DLQ's table of state words (`Geometry::dlq_offset`), so
+/// that a dead letter may take several entries in a row (a run: its
+/// header, then its payload, one slice); the fields here are plain data
+/// owned by whoever moved the state away from ready/free.
 #[repr(C)]
 #[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
 pub(crate) struct DeadLetterHeader {
-    pub state: AtomicU64,
+    /// Entries its run takes (1 up to `dlq_slots`).
+    pub span: u64,
     pub seq: u64,
     pub group: u32,
     pub attempts: u32,

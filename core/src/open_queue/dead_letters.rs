@@ -1,5 +1,12 @@
 //! The dead-letter queue: a region of `dlq_slots` entries in the queue
-//! file, each a [`DeadLetterHeader`] and a payload.
+//! file, each `slot_size` bytes and a [`DeadLetterHeader`]'s worth. A dead
+//! letter takes as many entries in a row as its bytes need (a run: its
+//! header, then its payload, one slice), so the region keeps dead letters
+//! by their size; its state words are a table apart
+//! (`protocol/dead_letter_entry.rs` says how runs are taken and given
+//! back). The entries' pages are left unallocated when the queue is made
+//! and allocated (`fallocate`) when a run is first written, so a big DLQ
+//! costs memory only once it holds something.
 //!
 //! An entry's `state` word walks
 //!
@@ -33,8 +40,8 @@ use crate::record::envelope::{ENVELOPED, owned};
 
 use crate::protocol::dead_letter_entry;
 use crate::protocol::dead_letter_entry::{
-    DELIVERING, FREE, READY, REDRIVE, arg_of, deliverer, deliverer_group, deliverer_key, state_of,
-    word, writer, writer_key,
+    DELIVERING, READY, REDRIVE, WRITING, arg_of, deliverer, deliverer_group, deliverer_key,
+    state_of, word, writer, writer_key,
 };
 
 /// Why a message was dead-lettered.
@@ -167,24 +174,87 @@ pub(crate) fn header(shared: &OpenQueue, i: usize) -> *mut DeadLetterHeader {
 
 /// Entry `i`'s state word.
 pub(crate) fn state(shared: &OpenQueue, i: usize) -> &AtomicU64 {
-    // SAFETY: the entry is inside the mapping (`OpenQueue::dead_letter`),
-    // 64-byte aligned (page-aligned region, stride a multiple of 64), and
-    // its first 8 bytes are only ever accessed atomically.
-    unsafe { &*(shared.dead_letter(i) as *const AtomicU64) }
+    shared.dead_letter_state(i)
 }
 
-/// Takes a free entry (WRITING by us), if there is one.
-fn claim(shared: &OpenQueue) -> Option<usize> {
-    let states = (0..shared.geo.dlq_slots as usize).map(|i| state(shared, i));
-    dead_letter_entry::claim(states, writer(shared.me.key), |arg| {
-        shared.alive(0, writer_key(arg))
-    })
+/// Takes a run of free entries for a dead letter of `body` bytes (WRITING
+/// by us, the rest PART of it), its pages allocated. `Ok(None)`: no run
+/// that long is free, or the file's filesystem has no room for its pages
+/// (a full `/dev/shm`: the entries are given back, nothing was written).
+fn claim(shared: &OpenQueue, body: usize) -> Result<Option<usize>> {
+    let span = shared.geo.dlq_span_of(body);
+    let Some(i) = dead_letter_entry::claim_run(
+        |i| state(shared, i),
+        shared.geo.dlq_slots as usize,
+        span as usize,
+        writer(shared.me.key),
+        |arg| shared.alive(0, writer_key(arg)),
+    ) else {
+        return Ok(None);
+    };
+    let start = shared.geo.dlq_entries_offset + i as u64 * shared.geo.dlq_stride;
+    match rustix::fs::fallocate(
+        &shared.file,
+        rustix::fs::FallocateFlags::KEEP_SIZE,
+        start,
+        span * shared.geo.dlq_stride,
+    ) {
+        Ok(()) => {}
+        // A filesystem that cannot preallocate made a sparse file anyway.
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP => {}
+        Err(e) => {
+            give_back(shared, i);
+            if e == rustix::io::Errno::NOSPC {
+                return Ok(None);
+            }
+            return Err(Error::io(
+                format!(
+                    "allocating dead-letter entries in {}",
+                    shared.path.display()
+                ),
+                e.into(),
+            ));
+        }
+    }
+    // SAFETY: entry `i` is ours (WRITING by us); its header is inside the
+    // mapping.
+    unsafe { std::ptr::addr_of_mut!((*header(shared, i)).span).write(span) };
+    Ok(Some(i))
 }
 
-/// Appends a dead letter. When every entry is taken: on an overflow=spill
-/// queue it goes to the overflow segments; otherwise `Err(Error::DlqFull)`.
+/// Gives back entry `i`'s run, which we own (in any state but FREE): it
+/// says WRITING by us first, so that should we die part-way, the next
+/// claimer gives back the rest.
+pub(crate) fn give_back(shared: &OpenQueue, i: usize) {
+    let me = writer(shared.me.key);
+    // Release: our reads of the run happen before whoever takes it over
+    // (from a dead us) reuses it.
+    state(shared, i).store(word(WRITING, me), Ordering::Release);
+    dead_letter_entry::give_back(&|k| state(shared, k), shared.geo.dlq_slots as usize, i, me);
+}
+
+/// Appends a dead letter. One longer than the whole region is refused
+/// (`Err(Error::DlqTooLarge)`: it could never come back from the overflow
+/// either). When no run of entries long enough is free: on an
+/// overflow=spill queue it goes to the overflow segments; otherwise
+/// `Err(Error::DlqFull)`.
 pub(crate) fn append(shared: &OpenQueue, e: &Entry<'_>) -> Result<()> {
-    let Some(i) = claim(shared) else {
+    let room = shared.geo.dlq_room(shared.geo.dlq_slots);
+    if e.payload.len() as u64 > room {
+        return Err(Error::DlqTooLarge {
+            len: e.payload.len(),
+            max: room as usize,
+        });
+    }
+    // Behind dead letters waiting in the overflow: after them, in order
+    // (a short one must not take a run a longer, older one waits for).
+    let waiting = shared.dlq_spill.is_some() && overflow::pending(shared) > 0;
+    let claimed = if waiting {
+        None
+    } else {
+        claim(shared, e.payload.len())?
+    };
+    let Some(i) = claimed else {
         if shared.dlq_spill.is_some() {
             return overflow::append(shared, e);
         }
@@ -199,10 +269,13 @@ pub(crate) fn append(shared: &OpenQueue, e: &Entry<'_>) -> Result<()> {
 fn write_entry(shared: &OpenQueue, i: usize, e: &Entry<'_>, redrive: Option<()>, dead_ns: u64) {
     {
         let st = state(shared, i);
-        let len = e.payload.len().min(shared.geo.slot_size as usize);
+        // SAFETY: entry `i` is ours (WRITING by us): `claim` wrote its span.
+        let span = unsafe { std::ptr::addr_of!((*header(shared, i)).span).read() };
+        let len = e.payload.len().min(shared.geo.dlq_room(span) as usize);
         let order = shared.header().dlq_order.fetch_add(1, Ordering::Relaxed);
         // SAFETY: entry `i` is ours (WRITING by us) until we store READY;
-        // its header and `slot_size` payload bytes are inside the mapping.
+        // its header and the `len` payload bytes its run holds are inside
+        // the mapping.
         unsafe {
             let h = header(shared, i);
             std::ptr::addr_of_mut!((*h).seq).write(e.seq);
@@ -244,6 +317,8 @@ fn write_entry(shared: &OpenQueue, i: usize, e: &Entry<'_>, redrive: Option<()>,
 
 /// The fields of entry `i` as raw values, and its payload location.
 pub(crate) struct Raw {
+    /// Entries its run takes.
+    pub span: u64,
     pub seq: u64,
     pub group: u32,
     pub attempts: u32,
@@ -272,8 +347,8 @@ impl Raw {
     /// bytes hold still while the slice lives: the caller owns the entry
     /// (its state word says so).
     pub(crate) unsafe fn stored<'a>(&self) -> &'a [u8] {
-        // SAFETY: `len <= slot_size` (checked by `read`): inside the entry;
-        // held still per the contract.
+        // SAFETY: `len` is at most what its run holds, and the run lies in
+        // the region (checked by `read`); held still per the contract.
         unsafe { std::slice::from_raw_parts(self.payload, self.len) }
     }
 
@@ -283,7 +358,7 @@ impl Raw {
     /// path by it and reads the entry again once it owns it.
     ///
     /// # Safety
-    /// `self` came from [`read`]: `len <= slot_size`, inside the entry.
+    /// `self` came from [`read`]: its `len` bytes lie inside the region.
     pub(crate) unsafe fn copy_stored(&self) -> Vec<u8> {
         let mut body = vec![0u8; self.len];
         // SAFETY: per the contract, inside the entry; a plain byte copy
@@ -309,7 +384,9 @@ pub(crate) unsafe fn count_redrive(shared: &OpenQueue, i: usize) {
 }
 
 /// Reads entry `i`'s header (the caller saw its state with Acquire). The
-/// length is checked against `slot_size`: the file may be garbled.
+/// span and length are checked against the region: the file may be
+/// garbled, or (for a reader that does not own the entry) rewritten
+/// meanwhile.
 pub(crate) fn read(shared: &OpenQueue, i: usize) -> Result<Raw> {
     let h = header(shared, i);
     // SAFETY: inside the mapping; plain integers (any bit pattern is a
@@ -318,6 +395,7 @@ pub(crate) fn read(shared: &OpenQueue, i: usize) -> Result<Raw> {
     // entry re-check the state and order afterwards (seqlock-style).
     let raw = unsafe {
         Raw {
+            span: std::ptr::read_volatile(std::ptr::addr_of!((*h).span)),
             seq: std::ptr::read_volatile(std::ptr::addr_of!((*h).seq)),
             group: std::ptr::read_volatile(std::ptr::addr_of!((*h).group)),
             attempts: std::ptr::read_volatile(std::ptr::addr_of!((*h).attempts)),
@@ -336,12 +414,16 @@ pub(crate) fn read(shared: &OpenQueue, i: usize) -> Result<Raw> {
             payload: (h as *const u8).add(DEAD_LETTER_HEADER_SIZE as usize),
         }
     };
-    if raw.len > shared.geo.slot_size as usize || raw.group as u64 >= shared.geo.max_groups {
+    let fits = raw.span >= 1
+        && raw.span <= shared.geo.dlq_slots - i as u64
+        && raw.len as u64 <= shared.geo.dlq_room(raw.span);
+    if !fits || raw.group as u64 >= shared.geo.max_groups {
         return Err(Error::corrupt(
             &shared.path,
             format!(
-                "dead letter {i} claims {} bytes and group {} (slot_size {}, max_groups {})",
-                raw.len, raw.group, shared.geo.slot_size, shared.geo.max_groups
+                "dead letter {i} claims {} bytes in {} entries and group {} ({} entries, \
+                 max_groups {})",
+                raw.len, raw.span, raw.group, shared.geo.dlq_slots, shared.geo.max_groups
             ),
         ));
     }
@@ -375,9 +457,6 @@ pub(crate) fn take_redriven(shared: &OpenQueue, group: usize) -> Option<usize> {
     None
 }
 
-/// Ends the delivery of redriven entry `i` of `group`: `done` frees it
-/// (acked); otherwise it waits for its group again (`back_to_dlq`: as a
-/// dead letter).
 /// Ends the delivery of redriven entry `i` of `group`: `done` frees it
 /// (acked); otherwise it waits for its group again — or, once it has been
 /// delivered `max_deliveries` times since its redrive (or `back_to_dlq`),
@@ -413,14 +492,16 @@ pub(crate) fn end_redriven(
             }
         }
     }
-    let next = if done {
-        word(FREE, 0)
-    } else if dead {
-        word(READY, 0)
+    if done {
+        give_back(shared, i);
     } else {
-        word(REDRIVE, group as u64)
-    };
-    st.store(next, Ordering::Release);
+        let next = if dead {
+            word(READY, 0)
+        } else {
+            word(REDRIVE, group as u64)
+        };
+        st.store(next, Ordering::Release);
+    }
     if done || dead {
         shared.group_records()[group]
             .redrive
@@ -488,7 +569,9 @@ pub(crate) mod overflow {
         let u64_at = |i: usize| Some(u64::from_le_bytes(b.get(i..i + 8)?.try_into().ok()?));
         let group = u32_at(0)? as usize;
         let payload = b.get(OVERFLOW_META..)?;
-        if group as u64 >= shared.geo.max_groups || payload.len() as u64 > shared.geo.slot_size {
+        if group as u64 >= shared.geo.max_groups
+            || payload.len() as u64 > shared.geo.dlq_room(shared.geo.dlq_slots)
+        {
             return None;
         }
         Some((
@@ -520,7 +603,7 @@ pub(crate) mod overflow {
         refill_locked(shared, &g, &mut segs)?;
         let ctl = &shared.header().dlq_spill;
         if ctl.read_seq.load(Ordering::Relaxed) == ctl.end_seq.load(Ordering::Relaxed) {
-            if let Some(i) = claim(shared) {
+            if let Some(i) = claim(shared, e.payload.len())? {
                 write_entry(shared, i, e, None, os::clock::realtime_ns());
                 return Ok(());
             }
@@ -574,30 +657,49 @@ pub(crate) mod overflow {
         let ctl = &shared.header().dlq_spill;
         let mut n = 0;
         while ctl.read_seq.load(Ordering::Relaxed) < ctl.end_seq.load(Ordering::Relaxed) {
-            let Some(i) = claim(shared) else {
-                break;
-            };
             let want = ctl.read_seq.load(Ordering::Relaxed);
             let redrive_below = ctl.full.load(Ordering::Relaxed);
+            // What became of the record: written back, no run free for it
+            // (it stays, the oldest, and nothing after it comes back
+            // before it), or the claim failed.
             let mut wrote = false;
+            let mut no_room = false;
+            let mut failed = None;
             let read = segs.read(ctl, &mut |rec| {
-                if let Some((e, dead_ns, flags)) = decode(shared, rec) {
-                    let group = &shared.group_records()[e.group];
-                    let exists = group.state.load(Ordering::Acquire)
-                        == crate::protocol::group::ACTIVE
-                        && group.created_ns.load(Ordering::Acquire) == e.group_created_ns;
-                    let redrive = (flags & REDRIVE_FLAG != 0 || want < redrive_below) && exists;
-                    write_entry(shared, i, &e, redrive.then_some(()), dead_ns);
-                    wrote = true;
-                }
+                let Some((e, dead_ns, flags)) = decode(shared, rec) else {
+                    return;
+                };
+                let i = match claim(shared, e.payload.len()) {
+                    Ok(Some(i)) => i,
+                    Ok(None) => {
+                        no_room = true;
+                        return;
+                    }
+                    Err(err) => {
+                        failed = Some(err);
+                        return;
+                    }
+                };
+                let group = &shared.group_records()[e.group];
+                let exists = group.state.load(Ordering::Acquire) == crate::protocol::group::ACTIVE
+                    && group.created_ns.load(Ordering::Acquire) == e.group_created_ns;
+                let redrive = (flags & REDRIVE_FLAG != 0 || want < redrive_below) && exists;
+                write_entry(shared, i, &e, redrive.then_some(()), dead_ns);
+                wrote = true;
             })?;
+            if let Some(err) = failed {
+                return Err(err);
+            }
+            if no_room {
+                // Not read after all: the read position stays on it.
+                break;
+            }
             if let Read::Done { seg, off } = read {
                 ctl.read_seg.store(seg, Ordering::Relaxed);
                 ctl.read_off.store(off, Ordering::Relaxed);
             }
             if !wrote {
-                // Damaged or missing: the entry goes back unused.
-                state(shared, i).store(word(FREE, 0), Ordering::Release);
+                // Damaged or missing.
                 ctl.lost.fetch_add(1, Ordering::Relaxed);
             }
             ctl.read_seq.store(want + 1, Ordering::Release);

@@ -67,7 +67,7 @@ impl SlotStates for MappedSlots {
 /// producer and consumer made from it.
 pub(crate) struct OpenQueue {
     pub(crate) map: os::map::Mapping,
-    pub(crate) _file: File,
+    pub(crate) file: File,
     pub path: PathBuf,
     pub name: String,
     pub config: Config,
@@ -213,13 +213,26 @@ impl OpenQueue {
     /// Address of dead-letter entry `i` (`i < dlq_slots`).
     pub(crate) fn dead_letter(&self, i: usize) -> *mut u8 {
         debug_assert!((i as u64) < self.geo.dlq_slots);
-        // SAFETY: dlq_offset + dlq_slots × dlq_stride <= slots_offset, inside
-        // the mapping (checked by `validate`).
+        // SAFETY: dlq_entries_offset + dlq_slots × dlq_stride <=
+        // slots_offset, inside the mapping (checked by `validate`).
         unsafe {
             self.map
                 .base()
-                .add(self.geo.dlq_offset as usize + i * self.geo.dlq_stride as usize)
+                .add(self.geo.dlq_entries_offset as usize + i * self.geo.dlq_stride as usize)
         }
+    }
+
+    /// Dead-letter entry `i`'s state word (`i < dlq_slots`), in the DLQ's
+    /// table of state words.
+    pub(crate) fn dead_letter_state(&self, i: usize) -> &AtomicU64 {
+        assert!(
+            (i as u64) < self.geo.dlq_slots,
+            "dead-letter entry {i} out of range"
+        );
+        // SAFETY: dlq_offset + dlq_slots × 8 <= dlq_entries_offset, inside
+        // the mapping (checked by `validate`); 8-byte aligned (the table
+        // starts on a page); these words are only ever accessed atomically.
+        unsafe { &*(self.map.base().add(self.geo.dlq_offset as usize + i * 8) as *const AtomicU64) }
     }
 
     /// The ordering lanes of group `idx` (see `protocol/lanes.rs`).
@@ -292,7 +305,7 @@ impl OpenQueue {
     /// owner, the admin lock's holder) still has this queue open, in any
     /// PID namespace (`os/liveness.rs`).
     pub(crate) fn alive(&self, pid: u32, key: u64) -> bool {
-        os::liveness::alive(&self._file, pid, key)
+        os::liveness::alive(&self.file, pid, key)
     }
 
     /// Clears the `waiters` bits of sleepers (on either signal) whose

@@ -12,8 +12,8 @@ use zerocopy::FromZeros;
 
 use crate::error::{Error, Result};
 use crate::layout::{
-    Config, Geometry, HEADER_SIZE, Header, MAGIC, MAX_CONSUMERS, MAX_PRODUCERS, MAX_SPILL_PATH,
-    READY, SLOT_HEADER_SIZE, SpillPath, VERSION, config_crc,
+    Config, Geometry, HEADER_SIZE, Header, MAGIC, MAX_CONSUMERS, MAX_DLQ_SLOTS, MAX_PRODUCERS,
+    MAX_SPILL_PATH, READY, SLOT_HEADER_SIZE, SpillPath, VERSION, config_crc,
 };
 use crate::loom::Ordering;
 use crate::open_queue::OpenQueue;
@@ -25,6 +25,9 @@ use crate::store::{access, owner};
 
 /// How long an opener waits for a creator to finish initializing a file.
 const READY_WAIT: Duration = Duration::from_secs(2);
+/// Dead-letter entries of a queue whose options leave `dlq_slots` unset,
+/// unless two messages of `max_message_size` need more.
+const DEFAULT_DLQ_SLOTS: u64 = 1024;
 
 fn me() -> ThisProcess {
     let pid = os::process::pid();
@@ -111,7 +114,7 @@ fn assemble(name: &str, f: Opened, stores: Stores) -> Result<OpenQueue> {
     let bells = bell_place(&f.path)?;
     let shared = OpenQueue {
         map: f.map,
-        _file: f.file,
+        file: f.file,
         path: f.path,
         name: name.to_string(),
         config: f.config,
@@ -133,18 +136,29 @@ fn assemble(name: &str, f: Opened, stores: Stores) -> Result<OpenQueue> {
 /// spills or journals, and the handle on it. `opts` were checked
 /// (`Options::check`).
 pub(crate) fn create(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQueue> {
-    let geo = Geometry::compute(
-        opts.slots,
-        opts.slot_size,
-        opts.max_groups as u64,
-        MAX_PRODUCERS as u64,
-        MAX_CONSUMERS as u64,
-        opts.dlq_slots as u64,
-        opts.dedup_window,
-        opts.ordering_lanes,
-    )?;
+    let geometry = |dlq_slots: u64| {
+        Geometry::compute(
+            opts.slots,
+            opts.slot_size,
+            opts.max_groups as u64,
+            MAX_PRODUCERS as u64,
+            MAX_CONSUMERS as u64,
+            dlq_slots,
+            opts.dedup_window,
+            opts.ordering_lanes,
+        )
+    };
+    let mut geo = geometry(opts.dlq_slots.map_or(DEFAULT_DLQ_SLOTS, u64::from))?;
     let stores = opts.overflow == Overflow::Spill || opts.journal.is_some();
     let max_message_size = max_message_size(opts, &geo, stores)?;
+    if opts.dlq_slots.is_none() {
+        // By default the region holds two of the largest messages (its
+        // entries cost nothing until used: `os::file::create`).
+        let two = geo.dlq_span_of(max_message_size as usize) * 2;
+        if two > geo.dlq_slots {
+            geo = geometry(two.min(MAX_DLQ_SLOTS))?;
+        }
+    }
     let spill_dir = opts.get_spill_dir(name);
     if stores {
         check_spill_options(opts, &spill_dir)?;
@@ -164,7 +178,9 @@ pub(crate) fn create(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQu
     } else {
         false
     };
-    let file = os::file::create(&path, opts.mode, geo.total_size).map_err(|e| {
+    let dlq_entries =
+        geo.dlq_entries_offset..geo.dlq_entries_offset + geo.dlq_slots * geo.dlq_stride;
+    let file = os::file::create(&path, opts.mode, geo.total_size, dlq_entries).map_err(|e| {
         if spill_made {
             let _ = std::fs::remove_dir(&spill_dir);
         }
@@ -178,16 +194,16 @@ pub(crate) fn create(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQu
             Error::io(
                 format!(
                     "creating {}: the queue file needs {} bytes ({} slots of {} bytes, {} \
-                     dead-letter slots of {} bytes, {} bytes of tables) and {free} in {}; \
-                     make fewer or smaller slots, or give the queue a larger directory \
-                     (Docker: --shm-size)",
+                     bytes of tables; its {} dead-letter entries of {} bytes are allocated \
+                     as they are used) and {free} in {}; make fewer or smaller slots, or give \
+                     the queue a larger directory (Docker: --shm-size)",
                     path.display(),
-                    geo.total_size,
+                    geo.total_size - geo.dlq_slots * geo.dlq_stride,
                     geo.slots,
                     geo.slot_stride,
+                    geo.total_size - geo.slots * geo.slot_stride - geo.dlq_slots * geo.dlq_stride,
                     geo.dlq_slots,
                     geo.dlq_stride,
-                    geo.total_size - geo.slots * geo.slot_stride - geo.dlq_slots * geo.dlq_stride,
                     dir.display()
                 ),
                 e,
@@ -213,7 +229,7 @@ pub(crate) fn create(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQu
         lease_ns: opts.lease.as_nanos() as u64,
         unblock_timeout_ns: opts.unblock_timeout.as_nanos() as u64,
         dedup_window: opts.dedup_window,
-        dlq_slots: opts.dlq_slots,
+        dlq_slots: geo.dlq_slots as u32,
         mode: opts.mode,
         slots_offset: geo.slots_offset,
         groups_offset: geo.groups_offset,
@@ -722,10 +738,11 @@ fn clear_segments(segs: &Segments) {
 }
 
 /// The dead-letter queue's overflow segments: `<spill dir>/dlq`; a record
-/// holds a dead letter's metadata and payload.
+/// holds a dead letter's metadata and body (up to `max_message_size`).
 fn dlq_for(config: &Config, spill_dir: &Path) -> Segments {
     let mut s = segments_for(config, spill_dir.join("dlq"));
-    s.max_len = config.slot_size as u64 + crate::open_queue::dead_letters::OVERFLOW_META as u64;
+    s.max_len = config.max_message_size.max(u64::from(config.slot_size))
+        + crate::open_queue::dead_letters::OVERFLOW_META as u64;
     s
 }
 

@@ -3,18 +3,21 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::ops::Range;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Creates `path` exclusively (`O_EXCL`), never through a symlink
 /// (`O_NOFOLLOW`), with exactly `mode` (the umask is undone by `fchmod`),
-/// and sizes it to `len` bytes of zeros, preallocated (`fallocate`): on a
-/// tmpfs like `/dev/shm` a sparse file would be backed page by page as the
-/// mapping is first written, and a page the filesystem has no room for
-/// kills the writer with SIGBUS; preallocated, a full directory is an
-/// `ENOSPC` here instead. A filesystem that cannot preallocate
-/// (`EOPNOTSUPP`) gets a sparse file, as before.
-pub(crate) fn create(path: &Path, mode: u32, len: u64) -> io::Result<File> {
+/// and sizes it to `len` bytes of zeros, preallocated (`fallocate`) but
+/// for the range `lazy`: on a tmpfs like `/dev/shm` a sparse file would be
+/// backed page by page as the mapping is first written, and a page the
+/// filesystem has no room for kills the writer with SIGBUS; preallocated,
+/// a full directory is an `ENOSPC` here instead. The `lazy` range is left
+/// for its user to allocate (with `fallocate`) before it writes there. A
+/// filesystem that cannot preallocate (`EOPNOTSUPP`) gets a sparse file,
+/// as before.
+pub(crate) fn create(path: &Path, mode: u32, len: u64, lazy: Range<u64>) -> io::Result<File> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -22,11 +25,22 @@ pub(crate) fn create(path: &Path, mode: u32, len: u64) -> io::Result<File> {
         .mode(mode)
         .custom_flags(libc_flags::O_NOFOLLOW | libc_flags::O_CLOEXEC)
         .open(path)?;
-    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-    let sized = match rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, len) {
-        Err(e) if e == rustix::io::Errno::OPNOTSUPP => file.set_len(len),
-        r => r.map_err(io::Error::from),
-    };
+    let sized = (|| {
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        file.set_len(len)?;
+        let lazy = lazy.start.min(len)..lazy.end.clamp(lazy.start.min(len), len);
+        for (from, to) in [(0, lazy.start), (lazy.end, len)] {
+            if to <= from {
+                continue;
+            }
+            match rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), from, to - from)
+            {
+                Err(e) if e == rustix::io::Errno::OPNOTSUPP => return Ok(()),
+                r => r?,
+            }
+        }
+        Ok(())
+    })();
     if let Err(e) = sized {
         // Leave nothing half-made behind.
         let _ = std::fs::remove_file(path);

@@ -402,16 +402,6 @@ impl Consumer {
                 }
             },
         };
-        let (body, _) = msg.body();
-        if body.len() > self.slot_size {
-            // A dead-letter entry holds a slot's bytes (issue #36's step 3
-            // makes the region a byte log): kept, as with a full DLQ.
-            leases.restore(&taking);
-            return Err(Error::DlqTooLarge {
-                len: body.len(),
-                max: self.slot_size,
-            });
-        }
         let (first_ns, last_ns) = leases.times(held.pos);
         let rec = self.record();
         let entry = Entry {

@@ -19,8 +19,8 @@ impl Consumer {
                 return Err(e);
             }
         };
-        // SAFETY: the entry's `len <= slot_size` body bytes are inside
-        // the mapping, and ours (DELIVERING) until the delivery ends.
+        // SAFETY: the entry's `len` body bytes are inside its run, in the
+        // mapping (checked by `read`), and ours (DELIVERING) until the delivery ends.
         let body = match unsafe { Body::new(raw.payload, raw.len, raw.enveloped) } {
             Ok(p) => p,
             Err(e) => {
