@@ -51,3 +51,34 @@ def test_max_message_size_is_asked_and_checked(qdir, name):
     q.close()
     with pytest.raises(shmq.InvalidOption, match="more than this ring holds"):
         shmq.Queue.create(name + "-x", slots=128, slot_size=256, max_message_size=1 << 20)
+
+
+def test_a_long_dead_letter_is_kept_whole_and_redriven(qdir, name):
+    # Dead-letter entries of 256 bytes (strides of 384): a 5124-byte
+    # message and its 96-byte header take a run of 14 of the 16.
+    q = shmq.Queue.create(name, slots=128, slot_size=256, dlq_slots=16)
+    c = q.consumer("w", ack="manual", create=True)
+    p = q.producer()
+    body = bytes(range(256)) * 20 + b"tail"
+    p.publish(body)
+    c.receive(timeout=1).nack(dead_letter=True)
+    [dead] = q.dlq.list()
+    assert dead["payload"] == body
+    # The region has two entries left: a dead letter of 1000 bytes finds
+    # no run long enough.
+    p.publish(bytes(1000))
+    m = c.receive(timeout=1)
+    with pytest.raises(shmq.DlqFull):
+        m.nack(dead_letter=True)
+    assert q.dlq.redrive() == 1
+    got = c.receive(timeout=1)
+    assert bytes(got) == body
+    got.ack()
+    # Acked, its run is given back: now a dead letter of 1000 bytes fits
+    # (the first one stays leased meanwhile).
+    p.publish(b"x" * 1000)
+    m = c.receive(timeout=1)
+    assert bytes(m) == b"x" * 1000
+    m.nack(dead_letter=True)
+    assert [len(d["payload"]) for d in q.dlq.list()] == [1000]
+    q.close()

@@ -295,7 +295,11 @@ fn main() {
                 }
             }
             producer.join().unwrap();
-            println!("ok {frames} {events} {}", q.file_size());
+            let allocated = std::fs::metadata(q.path()).map_or(0, |m| {
+                use std::os::unix::fs::MetadataExt;
+                m.blocks() * 512
+            });
+            println!("ok {frames} {events} {} {allocated}", q.file_size());
         }
         "hold-large" => {
             let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
