@@ -206,6 +206,32 @@ fn bench_json_has_the_documented_keys() {
     ]);
     assert_eq!(v["read"], false);
     assert!(v["p50_ns"].as_u64().is_some_and(|x| x > 0), "{v}");
+    // A message of many slots, against the bare hand-off of its bytes;
+    // and a loan of it (neither written nor read).
+    let large = [
+        "latency",
+        "--size",
+        "100000",
+        "--slot-size",
+        "1000",
+        "--count",
+        "100",
+        "--rounds",
+        "1",
+    ];
+    let v = bench(&large);
+    assert_eq!(v["baseline"], "bare hand-off of the bytes", "{v}");
+    assert_eq!(
+        (v["slot_size"].as_u64(), v["read"].as_bool()),
+        (Some(1000), Some(true))
+    );
+    let v = bench(&[&large[..], &["--loan"]].concat());
+    assert_eq!(v["baseline"], "cache-line ping-pong", "{v}");
+    assert_eq!(
+        (v["loan"].as_bool(), v["read"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert!(v["p50_ns"].as_u64().is_some_and(|x| x > 0), "{v}");
     // The readiness fd's wait, from asleep (a gap before each ping).
     let v = bench(&[
         "latency", "--wait", "async", "--gap-us", "100", "--count", "300", "--rounds", "1",

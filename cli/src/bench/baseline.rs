@@ -205,6 +205,72 @@ impl Region {
         }
     }
 
+    /// The pinging side of the bare hand-off of `size` bytes each way (a
+    /// region of two slots of `size`): writes slot 0 whole (unless not
+    /// `touch`), stores 2k+1, spins until the other side stored 2k+2, and
+    /// reads slot 1 whole (unless not `touch`); hands `each` k and the round
+    /// trip in ns. What a queue's hand-off of a payload costs at least.
+    pub(crate) fn ping_bytes(
+        &self,
+        count: u64,
+        size: usize,
+        touch: bool,
+        mut each: impl FnMut(u64, u64),
+    ) {
+        let word = self.counter(PING);
+        let payload = vec![1u8; size];
+        let mut buf = vec![0u8; size];
+        for k in 0..count {
+            let t0 = Instant::now();
+            if touch {
+                // SAFETY: slot 0 is ours to write until we store 2k+1 (the
+                // other side reads it only between that and its 2k+2); it
+                // holds `size` bytes (`open` checked the region's size).
+                unsafe {
+                    std::ptr::copy_nonoverlapping(payload.as_ptr(), self.slot(0, size), size)
+                };
+            }
+            // Release/Acquire pairs as in `ping`: the bytes come first.
+            word.store(2 * k + 1, Ordering::Release);
+            while word.load(Ordering::Acquire) != 2 * k + 2 {
+                std::hint::spin_loop();
+            }
+            if touch {
+                // SAFETY: slot 1 was written before the other side's 2k+2
+                // (Acquire above) and is not written again before our next
+                // 2k+3.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(self.slot(1, size), buf.as_mut_ptr(), size)
+                };
+            }
+            each(k, t0.elapsed().as_nanos() as u64);
+        }
+        std::hint::black_box(&buf);
+    }
+
+    /// The answering side of [`ping_bytes`](Self::ping_bytes): reads slot
+    /// 0 whole, writes slot 1 whole (unless not `touch`), answers.
+    pub(crate) fn pong_bytes(&self, count: u64, size: usize, touch: bool) {
+        let word = self.counter(PING);
+        let mut buf = vec![0u8; size];
+        for k in 0..count {
+            while word.load(Ordering::Acquire) != 2 * k + 1 {
+                std::hint::spin_loop();
+            }
+            if touch {
+                // SAFETY: slot 0 was written before 2k+1 (Acquire above)
+                // and is not written again before our 2k+2; slot 1 is ours
+                // to write until then. Both hold `size` bytes.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(self.slot(0, size), buf.as_mut_ptr(), size);
+                    std::ptr::copy_nonoverlapping(buf.as_ptr(), self.slot(1, size), size);
+                }
+            }
+            word.store(2 * k + 2, Ordering::Release);
+        }
+        std::hint::black_box(&buf);
+    }
+
     /// The answering side of the cache-line ping-pong.
     pub(crate) fn pong(&self, count: u64) {
         let word = self.counter(PING);

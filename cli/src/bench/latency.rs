@@ -31,14 +31,27 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
     let mut hints = None;
     let scratch = Scratch::new()?;
     let progress = super::rounds_progress(args);
+    let base = baseline_of(args);
+    let slot_size = args.slot_size.unwrap_or(args.size);
     for round in 0..args.rounds {
         progress.set(round as u64);
-        // Baseline: bare cache-line ping-pong.
+        // Baseline: bare cache-line ping-pong, or for payloads of more
+        // than a slot's usual size, the bare hand-off of the same bytes.
         let region = scratch.dir.join(format!("pingpong-{round}"));
-        Region::create(&region, 1, 1)?;
         let extra = |skip: u64| vec!["--skip".to_string(), skip.to_string()];
-        let pong = spawn("base-pong", &region, count + warmup, 1, c1, &[])?;
-        let ping = spawn("base-ping", &region, count + warmup, 1, c0, &extra(warmup))?;
+        let (slots, bytes) = if base == Baseline::CacheLine {
+            (1, 1)
+        } else {
+            (2, args.size)
+        };
+        Region::create(&region, slots, bytes)?;
+        let mut base_args = Vec::new();
+        if args.loan {
+            base_args.push("--loan".to_string());
+        }
+        let pong = spawn("base-pong", &region, count + warmup, bytes, c1, &base_args)?;
+        base_args.extend(extra(warmup));
+        let ping = spawn("base-ping", &region, count + warmup, bytes, c0, &base_args)?;
         let out = join(vec![ping, pong])?;
         record(&mut base_h, &out[0])?;
         // shmq: two queues, one each way.
@@ -46,8 +59,11 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
         std::fs::create_dir(&dir)?;
         let opts = Options::new()
             .dir(&dir)
-            .slots(args.slots.unwrap_or(64))
-            .slot_size(args.size);
+            .slots(
+                args.slots
+                    .unwrap_or_else(|| ring_slots(args.size, slot_size)),
+            )
+            .slot_size(slot_size);
         for (name, group) in [("ping", "pong"), ("pong", "ping")] {
             let q = Queue::create(name, &opts)?;
             q.create_group(group, Start::Earliest)?;
@@ -64,6 +80,9 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
         }
         if args.no_read {
             ack.push("--no-read".to_string());
+        }
+        if args.loan {
+            ack.push("--loan".to_string());
         }
         let pong = spawn("pong", &dir, count + warmup, args.size, c1, &ack)?;
         let mut ping_args = extra(warmup);
@@ -106,7 +125,10 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
                     hist: &shmq_h,
                 },
                 Series {
-                    name: "cache-line ping-pong (baseline)",
+                    name: match base {
+                        Baseline::CacheLine => "cache-line ping-pong (baseline)",
+                        Baseline::Bytes => "bare hand-off of the bytes (baseline)",
+                    },
                     color: "#1f77b4",
                     hist: &base_h,
                 },
@@ -121,7 +143,10 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
             serde_json::json!({
                 "kind": "latency",
                 "size": args.size,
-                "read": !args.no_read,
+                "read": !args.no_read && !args.loan,
+                "loan": args.loan,
+                "slot_size": slot_size,
+                "baseline": base.name(),
                 "count": count * args.rounds as u64,
                 "rounds": args.rounds,
                 "p50_ns": s[0], "p99_ns": s[1], "p999_ns": s[2], "max_ns": s[3],
@@ -134,9 +159,20 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
         );
     } else {
         println!(
-            "shmq bench latency: one-way (round trip / 2), {} B payload{}, {} round trips x {} rounds, 2 processes on cores {c0} and {c1}, {waiting}",
+            "shmq bench latency: one-way (round trip / 2), {} B payload{}{}, {} round trips x {} rounds, 2 processes on cores {c0} and {c1}, {waiting}",
             args.size,
-            if args.no_read { " (not read)" } else { "" },
+            if args.loan {
+                " (a loan: not written, not read)"
+            } else if args.no_read {
+                " (not read)"
+            } else {
+                ""
+            },
+            if slot_size < args.size {
+                format!(" in slots of {slot_size} B")
+            } else {
+                String::new()
+            },
             count,
             args.rounds
         );
@@ -146,7 +182,7 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
         );
         println!(
             "{:<31} {:>10} {:>10} {:>10} {:>10}",
-            "baseline (cache-line ping-pong)",
+            format!("baseline ({})", base.name()),
             fmt_ns(b[0]),
             fmt_ns(b[1]),
             fmt_ns(b[2]),
@@ -175,6 +211,51 @@ pub(super) fn run(args: &BenchArgs, cores: &[usize]) -> CliResult {
     Ok(())
 }
 
+/// What shmq's latency is measured against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Baseline {
+    /// One word bounced between the cores.
+    CacheLine,
+    /// `--size` bytes written, a flag, the bytes read, each way: the least
+    /// a hand-off of the payload costs.
+    Bytes,
+}
+
+/// The baseline of a run: the cache line up to 1 KiB (and for a loan:
+/// nothing but a flag moves), else the bare hand-off of the same bytes.
+fn baseline_of(args: &BenchArgs) -> Baseline {
+    if args.size <= 1024 || args.loan {
+        Baseline::CacheLine
+    } else {
+        Baseline::Bytes
+    }
+}
+
+impl Baseline {
+    fn name(self) -> &'static str {
+        match self {
+            Baseline::CacheLine => "cache-line ping-pong",
+            Baseline::Bytes => "bare hand-off of the bytes",
+        }
+    }
+}
+
+/// Slots of a latency ring of messages of `size` bytes in slots of
+/// `slot_size`: 64, or the least power of two that takes a message of
+/// that size (two messages' worth: a message is at most half the ring)
+/// where a message takes more than one slot. A ping-pong has one message
+/// in flight each way; a larger ring only spreads the messages over more
+/// memory.
+fn ring_slots(size: usize, slot_size: usize) -> u64 {
+    let stride = (slot_size + 32).div_ceil(64) * 64;
+    let span = if size <= slot_size {
+        1
+    } else {
+        (32 + size).div_ceil(stride)
+    };
+    (2 * span as u64).next_power_of_two().max(64)
+}
+
 fn record(h: &mut Histogram<u64>, out: &str) -> CliResult {
     let v = parse_json(out)?;
     let path = v["samples"]
@@ -191,16 +272,25 @@ fn record(h: &mut Histogram<u64>, out: &str) -> CliResult {
 
 /// Worker role `base-ping`: the timing side of the bare cache-line
 /// ping-pong; writes its round trips to a samples file.
+/// With a `--size` of more than 1: the bare hand-off of that many bytes.
 pub(super) fn base_ping(a: &WorkerArgs) -> CliResult<serde_json::Value> {
-    let r = Region::open(&a.dir, 1, 1)?;
     let mut rtts = Vec::with_capacity(a.count as usize);
-    r.ping(a.count, |_, rtt| rtts.push(rtt));
+    if a.size > 1 {
+        let r = Region::open(&a.dir, 2, a.size)?;
+        r.ping_bytes(a.count, a.size, !a.loan, |_, rtt| rtts.push(rtt));
+    } else {
+        Region::open(&a.dir, 1, 1)?.ping(a.count, |_, rtt| rtts.push(rtt));
+    }
     samples(&a.dir, &rtts[a.skip as usize..])
 }
 
 /// Worker role `base-pong`: the echoing side of the bare ping-pong.
 pub(super) fn base_pong(a: &WorkerArgs) -> CliResult<serde_json::Value> {
-    Region::open(&a.dir, 1, 1)?.pong(a.count);
+    if a.size > 1 {
+        Region::open(&a.dir, 2, a.size)?.pong_bytes(a.count, a.size, !a.loan);
+    } else {
+        Region::open(&a.dir, 1, 1)?.pong(a.count);
+    }
     Ok(serde_json::json!({}))
 }
 
@@ -224,8 +314,8 @@ pub(super) fn ping(a: &WorkerArgs) -> CliResult<serde_json::Value> {
             std::thread::sleep(g);
         }
         let t0 = Instant::now();
-        p.publish(&payload)?;
-        receive_into(&mut c, &mut buf, wait, !a.no_read)?;
+        send(&mut p, &payload, a.loan)?;
+        receive_into(&mut c, &mut buf, wait, !a.no_read && !a.loan)?;
         rtts.push(t0.elapsed().as_nanos() as u64);
     }
     samples(&a.dir, &rtts[a.skip as usize..])
@@ -238,10 +328,22 @@ pub(super) fn pong(a: &WorkerArgs) -> CliResult<serde_json::Value> {
     let mut c = Queue::open_with("ping", &opts)?.consumer("pong", a.consumer_options())?;
     let mut buf = vec![0u8; a.size];
     for _ in 0..a.count {
-        receive_into(&mut c, &mut buf, a.wait, !a.no_read)?;
-        p.publish(&buf)?;
+        receive_into(&mut c, &mut buf, a.wait, !a.no_read && !a.loan)?;
+        send(&mut p, &buf, a.loan)?;
     }
     Ok(serde_json::json!({}))
+}
+
+/// Publishes `payload`, or with `loan` reserves its length in place and
+/// commits it unwritten.
+#[inline(always)]
+fn send(p: &mut shmq::Producer, payload: &[u8], loan: bool) -> CliResult {
+    if loan {
+        p.reserve(payload.len())?.commit()?;
+    } else {
+        p.publish(payload)?;
+    }
+    Ok(())
 }
 
 /// Receives one message, copies it into `buf` if `read`, and acks it:

@@ -146,9 +146,20 @@ pub(crate) struct BenchArgs {
     /// that looks at the metadata only, as the Python benchmark's do).
     #[arg(long)]
     no_read: bool,
-    /// Latency: slots of each of the two rings (default 64).
+    /// Latency: neither side touches the payload: the sender reserves
+    /// `--size` bytes and commits them unwritten, the receiver looks at the
+    /// metadata only (a loan, as iceoryx2 measures its large samples). The
+    /// baseline then hands off a flag alone.
+    #[arg(long)]
+    loan: bool,
+    /// Latency: slots of each of the two rings (default 64, or enough for
+    /// a message of `--size` with `--slot-size`).
     #[arg(long)]
     slots: Option<u64>,
+    /// Latency: the queues' slot size (default `--size`: a message takes
+    /// one slot). Smaller, a message takes as many slots as it needs.
+    #[arg(long)]
+    slot_size: Option<usize>,
     /// Latency: also draw the distribution (percentile plot, shmq against
     /// the baseline) to this SVG file.
     #[arg(long)]
@@ -203,6 +214,8 @@ pub(crate) struct WorkerArgs {
     wait: Option<WaitArg>,
     #[arg(long)]
     no_read: bool,
+    #[arg(long)]
+    loan: bool,
     #[arg(long, default_value_t = 0)]
     gap_us: u64,
 }
