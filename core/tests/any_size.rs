@@ -227,6 +227,35 @@ fn competing_workers_get_long_keyed_messages_in_key_order() {
 }
 
 #[test]
+fn a_seek_into_a_spilled_long_message_lands_on_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path())
+        .overflow(Overflow::Spill)
+        .spill_dir(dir.path().join("spill"));
+    let q = Queue::create("q", &o).unwrap();
+    q.create_group("g", shmq::Start::Earliest).unwrap();
+    q.create_group("h", shmq::Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    let msgs: Vec<Vec<u8>> = (0..30).map(|i| payload(i, 3000)).collect();
+    let seqs: Vec<u64> = msgs.iter().map(|m| p.publish(m).unwrap()).collect();
+    assert!(q.stats().spilled > 0, "the spill was used");
+    // A seq inside the last message but one, which is in the spill.
+    let mid = seqs[28] + 3;
+    let landed = q.seek_group("h", Seek::Seq(mid)).unwrap();
+    assert_eq!(landed, seqs[29]);
+    // Group g holds the ring; as it reads, the spill comes back.
+    let mut g = q.consumer("g", ConsumerOptions::new()).unwrap();
+    for (i, m) in msgs.iter().enumerate() {
+        let got = g.receive_timeout(Duration::from_secs(5)).unwrap();
+        assert!(got.payload() == &m[..], "message {i}");
+    }
+    let mut c = q.consumer("h", ConsumerOptions::new()).unwrap();
+    let m = c.receive_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(m.seq(), seqs[29]);
+    assert!(m.payload() == &msgs[29][..]);
+}
+
+#[test]
 fn long_messages_spill_and_come_back_whole() {
     let dir = tempfile::tempdir().unwrap();
     let o = opts(dir.path())

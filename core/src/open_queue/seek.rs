@@ -51,7 +51,7 @@ impl OpenQueue {
     /// the first at or after it, as Kafka's offsets do). Below `head` the
     /// journal's reader finds the first record at or after `n` itself.
     /// Under the admin lock, so `head` and the records below `tail` hold.
-    pub(crate) fn snap_start(&self, _g: &AdminGuard<'_>, start: Start) -> Start {
+    pub(crate) fn snap_start(&self, g: &AdminGuard<'_>, start: Start) -> Start {
         let Start::Seq(n) = start else {
             return start;
         };
@@ -67,10 +67,16 @@ impl OpenQueue {
                 None => start,
             };
         }
-        if n == head || n >= tail {
-            // Past the ring: the spill's records come back at their seqs,
-            // and a seq past them is the end.
+        if n == head {
             return start;
+        }
+        if n >= tail {
+            // Past the ring: the spill's records come back at their seqs
+            // (the first at or after `n`), and a seq past them is the end.
+            return match self.spill_seq_at_or_after(g, n) {
+                Some(seq) => Start::Seq(seq),
+                None => start,
+            };
         }
         let mut pos = head;
         while pos < n {

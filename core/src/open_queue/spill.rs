@@ -179,6 +179,48 @@ impl OpenQueue {
         None
     }
 
+    /// The seq of the first spilled message at or after `n` (a seq inside
+    /// a long spilled message: the next one), walking the spill from its
+    /// read position. None if the queue does not spill, nothing spilled
+    /// is at or after `n`, or a record cannot be read where the walk
+    /// expects it. Reads only, under the admin lock (the refill holds it
+    /// to move the read position).
+    pub(crate) fn spill_seq_at_or_after(&self, _g: &AdminGuard<'_>, n: u64) -> Option<u64> {
+        if self.stores_refused.is_some() || self.spill.is_none() {
+            return None;
+        }
+        let ctl = &self.header().spill;
+        let mut left = ctl
+            .end_seq
+            .load(Ordering::Relaxed)
+            .saturating_sub(ctl.read_seq.load(Ordering::Relaxed));
+        let mut at = (
+            ctl.read_seg.load(Ordering::Relaxed),
+            ctl.read_off.load(Ordering::Relaxed),
+        );
+        let mut segs = self.segments();
+        let max_len = segs.max_len;
+        // Every step reads a message (at most the pending ones) or steps
+        // over a segment's end (at most one per segment).
+        let mut ends = segs.list().ok()?.len() + 1;
+        while left > 0 {
+            let seg = segs.get(at.0).ok()?;
+            match parse_at(seg.bytes(), at.1, max_len) {
+                Parsed::Message(rec, _) if rec.seq >= n => return Some(rec.seq),
+                Parsed::Message(_, next) => {
+                    at.1 = next;
+                    left -= 1;
+                }
+                Parsed::End(next) if ends > 0 => {
+                    at = (next, SEGMENT_HEADER_SIZE);
+                    ends -= 1;
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+
     /// Checks the spill when a process opens the queue: forgets
     /// segments already read back, adopts records that a process
     /// killed mid-append wrote whole but did not record, and cuts off
