@@ -1,6 +1,7 @@
 //! Messages of any size between processes (issue #36): a producer
-//! SIGKILLed while it writes a 32 MiB record in place, and a consumer
-//! killed while it borrows a long message. Nothing torn is ever
+//! SIGKILLed while it writes a 32 MiB record in place, a consumer killed
+//! while it borrows a long message, and owners of a long dead letter's
+//! run of entries killed. Nothing torn is ever
 //! delivered, nothing reported published is lost, and nothing waits on a
 //! dead process's record.
 
@@ -154,4 +155,59 @@ fn events_and_8_mib_frames_run_in_one_queue_in_a_64_mb_tmpfs() {
         allocated < 40 << 20 && file >= allocated + (32 << 20),
         "the queue file of {file} bytes has {allocated} allocated"
     );
+}
+
+/// Dead-letter runs whose owner is killed: a worker killed with a long
+/// dead letter's run of entries taken but nothing written
+/// (`dead_letter.claimed`), and a purger killed while it gives a run back
+/// (`dead_letter.giving_back`). Each time the region holds one such run
+/// only, so the next dead letter fits only if the dead process's run was
+/// given back; and the message the killed worker held is not lost.
+#[test]
+fn a_dead_letter_run_whose_owner_is_killed_is_given_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    // Entries of 256 bytes (strides of 384), 8 of them: one run of 8 holds
+    // a dead letter of up to 2976 bytes; two of 2000 bytes do not fit.
+    let opts = Options::new()
+        .dir(dir.path())
+        .slots(128)
+        .slot_size(256)
+        .dlq_slots(8)
+        .lease(Duration::from_millis(300));
+    let q = Queue::create("runs", &opts).unwrap();
+    q.create_group("w", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    let body = |i: u8| vec![i; 2000];
+    p.publish(&body(1)).unwrap();
+    Worker::spawn_faulty(
+        WORKER,
+        &["dead-letter", d, "runs", "w"],
+        "dead_letter.claimed",
+    )
+    .died_at("dead_letter.claimed", Duration::from_secs(10));
+    assert!(q.dlq().is_empty());
+    // Its lease runs out; the next worker dead-letters it into the run
+    // the dead one left.
+    let manual = ConsumerOptions::new().ack(Ack::Manual);
+    let mut c = q.consumer("w", manual).unwrap();
+    let m = c.receive_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(m.payload(), &body(1)[..]);
+    m.nack(shmq::Nack::DeadLetter).unwrap();
+    assert_eq!(q.dlq().list().unwrap()[0].payload, body(1));
+    // A purger killed giving the run back; then the next dead letter.
+    Worker::spawn_faulty(WORKER, &["purge", d, "runs"], "dead_letter.giving_back")
+        .died_at("dead_letter.giving_back", Duration::from_secs(10));
+    p.publish(&body(2)).unwrap();
+    let m = c.receive_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(m.payload(), &body(2)[..]);
+    m.nack(shmq::Nack::DeadLetter).unwrap();
+    let left: Vec<Vec<u8>> = q
+        .dlq()
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.payload)
+        .collect();
+    assert_eq!(left, [body(2)]);
 }

@@ -20,8 +20,14 @@
 //!
 //! ```text
 //! cargo run --release --manifest-path benches/peers/Cargo.toml -- \
-//!     [--runs 3] [--json] [--save FILE.json] [--from FILE.json]
+//!     [--runs 3] [--large] [--json] [--save FILE.json] [--from FILE.json]
 //! ```
+//!
+//! `--large` measures payloads of 64 KiB, 1 MiB and 4 MiB instead (shmq,
+//! iceoryx2 and the bare ring, which is then the latency baseline too: the
+//! same bytes written and read whole), in rings of 64 MiB (shmq's slots
+//! 4064 bytes: a message takes many), with the counts cut to 4 GiB of
+//! payload per figure.
 
 mod bare;
 mod link;
@@ -33,7 +39,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use link::Res;
-use peers::SLOTS;
+use peers::slots_for;
 
 /// A worker that has not finished by then is killed and the run fails.
 const WORKER_TIMEOUT: Duration = Duration::from_secs(300);
@@ -72,6 +78,13 @@ const THROUGHPUT_PEERS: [Peer; 6] = [
 ];
 const LATENCY_SIZES: [usize; 3] = [8, 64, 1024];
 const THROUGHPUT_SIZES: [usize; 2] = [64, 1024];
+/// `--large`: payloads written and read whole, against the bare ring
+/// (latency and throughput), shmq beside iceoryx2.
+const LARGE_SIZES: [usize; 3] = [64 << 10, 1 << 20, 4 << 20];
+const LARGE_PEERS: [Peer; 3] = [Peer::Ring, Peer::Shmq, Peer::Iceoryx2];
+/// `--large`: the counts are cut to at most this many bytes of payload
+/// per figure (each way), so that a 4 MiB figure takes seconds.
+const LARGE_BYTES: u64 = 4 << 30;
 
 impl Peer {
     fn name(self) -> &'static str {
@@ -121,11 +134,13 @@ struct Args {
     peers: Vec<Peer>,
     latency: bool,
     throughput: bool,
+    /// The large payloads (`LARGE_SIZES`) instead.
+    large: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: shmq-peers [--runs N] [--latency-count ROUND_TRIPS] [--throughput-count MESSAGES] [--peer shmq|iceoryx2|uds|pipe]... [--latency-only | --throughput-only] [--json] [--save FILE.json | --from FILE.json]"
+        "usage: shmq-peers [--runs N] [--latency-count ROUND_TRIPS] [--throughput-count MESSAGES] [--peer shmq|iceoryx2|uds|pipe]... [--latency-only | --throughput-only] [--large] [--json] [--save FILE.json | --from FILE.json]"
     );
     std::process::exit(64)
 }
@@ -141,6 +156,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Args {
         peers: Vec::new(),
         latency: true,
         throughput: true,
+        large: false,
     };
     while let Some(flag) = it.next() {
         let mut num = || -> u64 {
@@ -162,6 +178,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Args {
             }
             "--latency-only" => a.throughput = false,
             "--throughput-only" => a.latency = false,
+            "--large" => a.large = true,
             _ => usage(),
         }
     }
@@ -345,12 +362,16 @@ fn prepare(peer: Peer, dir: &Path, size: usize) -> Res<()> {
     match peer {
         Peer::CacheLine => Ok(bare::Region::create(&dir.join("a"), 1, 1)?),
         Peer::Ring => {
-            bare::Region::create(&dir.join("a"), SLOTS, size)?;
-            Ok(bare::Region::create(&dir.join("b"), SLOTS, size)?)
+            bare::Region::create(&dir.join("a"), slots_for(size), size)?;
+            Ok(bare::Region::create(&dir.join("b"), slots_for(size), size)?)
         }
         Peer::SlotRing => {
-            bare::Region::create(&dir.join("a"), SLOTS, size + 8)?;
-            Ok(bare::Region::create(&dir.join("b"), SLOTS, size + 8)?)
+            bare::Region::create(&dir.join("a"), slots_for(size), size + 8)?;
+            Ok(bare::Region::create(
+                &dir.join("b"),
+                slots_for(size),
+                size + 8,
+            )?)
         }
         Peer::Shmq => {
             peers::shmq_create(dir, "a", size)?;
@@ -373,6 +394,13 @@ fn measure(peer: Peer, latency: bool, dir: &Path, size: usize, args: &Args) -> R
     } else {
         (args.throughput_count, 0)
     };
+    // Large payloads: at most LARGE_BYTES of them per figure.
+    let cap = if args.large {
+        (LARGE_BYTES / size as u64).max(10)
+    } else {
+        u64::MAX
+    };
+    let (count, warmup) = (count.min(cap), warmup.min(cap / 10));
     let job = |role, core| Job {
         peer,
         role,
@@ -439,7 +467,7 @@ fn worker(argv: Vec<String>) -> Res<()> {
             serde_json::json!({})
         }
         (Peer::Ring, _) => {
-            let open = |n: &str| bare::Region::open(&dir.join(n), SLOTS, size);
+            let open = |n: &str| bare::Region::open(&dir.join(n), slots_for(size), size);
             match role.as_str() {
                 "ping" => {
                     let (mut tx, mut rx) =
@@ -465,7 +493,7 @@ fn worker(argv: Vec<String>) -> Res<()> {
         }
         (Peer::SlotRing, _) => {
             use bare::{SlotRx, SlotTx};
-            let open = |n: &str| bare::Region::open(&dir.join(n), SLOTS, size + 8);
+            let open = |n: &str| bare::Region::open(&dir.join(n), slots_for(size), size + 8);
             match role.as_str() {
                 "ping" => {
                     let (mut tx, mut rx) = (SlotTx::new(open("a")?), SlotRx::new(open("b")?));
@@ -513,15 +541,19 @@ fn worker(argv: Vec<String>) -> Res<()> {
             let node = peers::iox_node()?;
             match role.as_str() {
                 "ping" => {
-                    let (mut tx, mut rx) =
-                        (IoxTx::open(&node, &sa, size)?, IoxRx::open(&node, &sb)?);
+                    let (mut tx, mut rx) = (
+                        IoxTx::open(&node, &sa, size)?,
+                        IoxRx::open(&node, &sb, size)?,
+                    );
                     tx.connect(&ready_a)?;
                     rx.connect(&ready_b)?;
                     latency_json(&link::ping(&mut tx, &mut rx, size, count, warmup)?)
                 }
                 "pong" => {
-                    let (mut tx, mut rx) =
-                        (IoxTx::open(&node, &sb, size)?, IoxRx::open(&node, &sa)?);
+                    let (mut tx, mut rx) = (
+                        IoxTx::open(&node, &sb, size)?,
+                        IoxRx::open(&node, &sa, size)?,
+                    );
                     rx.connect(&ready_a)?;
                     tx.connect(&ready_b)?;
                     link::pong(&mut tx, &mut rx, size, total)?;
@@ -534,7 +566,7 @@ fn worker(argv: Vec<String>) -> Res<()> {
                     serde_json::json!({})
                 }
                 _ => {
-                    let mut rx = IoxRx::open(&node, &sa)?;
+                    let mut rx = IoxRx::open(&node, &sa, size)?;
                     rx.connect(&ready_a)?;
                     stream_json(link::consume(&mut rx, size, count)?)
                 }
@@ -655,6 +687,7 @@ fn load(path: &Path, args: &mut Args) -> Res<Vec<Sample>> {
     }
     args.runs = v["runs"].as_u64().ok_or_else(bad)? as u32;
     args.latency_count = v["latency_round_trips"].as_u64().ok_or_else(bad)?;
+    args.large = v["large"].as_bool().unwrap_or(false);
     args.throughput_count = v["throughput_messages"].as_u64().ok_or_else(bad)?;
     Ok(samples)
 }
@@ -668,22 +701,30 @@ fn run(mut args: Args) -> Res<()> {
     let scratch = Scratch::new()?;
     let mut samples = Vec::new();
     for run in 0..args.runs {
-        let kinds = [(
-            true,
-            &LATENCY_SIZES[..],
-            &LATENCY_PEERS[..],
-            Peer::CacheLine,
-        )];
-        let kinds = kinds.into_iter().filter(|_| args.latency).chain(
-            [(
-                false,
-                &THROUGHPUT_SIZES[..],
-                &THROUGHPUT_PEERS[..],
-                Peer::Ring,
-            )]
+        let kinds = if args.large {
+            [
+                (true, &LARGE_SIZES[..], &LARGE_PEERS[..], Peer::Ring),
+                (false, &LARGE_SIZES[..], &LARGE_PEERS[..], Peer::Ring),
+            ]
+        } else {
+            [
+                (
+                    true,
+                    &LATENCY_SIZES[..],
+                    &LATENCY_PEERS[..],
+                    Peer::CacheLine,
+                ),
+                (
+                    false,
+                    &THROUGHPUT_SIZES[..],
+                    &THROUGHPUT_PEERS[..],
+                    Peer::Ring,
+                ),
+            ]
+        };
+        let kinds = kinds
             .into_iter()
-            .filter(|_| args.throughput),
-        );
+            .filter(|k| if k.0 { args.latency } else { args.throughput });
         for (latency, sizes, peers, baseline) in kinds {
             let what = if latency { "latency" } else { "throughput" };
             for &size in sizes {
@@ -793,8 +834,11 @@ impl Table {
                 .find(|s| s.run == run && s.latency == latency && s.size == size && s.peer == peer)
                 .map(|s| (s.figure, s.base.unwrap_or(s.figure)))
         };
+        let mut sizes: Vec<usize> = samples.iter().map(|s| s.size).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
         let mut rows = Vec::new();
-        for &size in &LATENCY_SIZES {
+        for size in sizes {
             for &peer in &LATENCY_PEERS {
                 let latency = (0..3)
                     .map(|q| {
@@ -810,8 +854,7 @@ impl Table {
                         Some((Spread::of(vals)?, Spread::of(ratios)?))
                     })
                     .collect::<Option<Vec<_>>>();
-                let throughput = THROUGHPUT_SIZES.contains(&size) && peer != Peer::CacheLine;
-                let throughput = throughput.then(|| {
+                let throughput = (peer != Peer::CacheLine).then(|| {
                     let (mut vals, mut ratios, mut disorder) = (Vec::new(), Vec::new(), 0);
                     for run in 0..runs {
                         if let Some((Figure::Throughput(f, d), Figure::Throughput(b, _))) =
@@ -845,8 +888,18 @@ impl Table {
     }
 
     fn print(&self, args: &Args) {
+        let base = if args.large {
+            "the bare ring (the same bytes written and read whole)"
+        } else {
+            "a cache-line ping-pong"
+        };
+        let cut = if args.large {
+            format!(" (at most {} GiB of payload per figure)", LARGE_BYTES >> 30)
+        } else {
+            String::new()
+        };
         println!(
-            "shmq-peers: {} runs; latency: one-way (round trip / 2), {} round trips per figure, ratio to a cache-line ping-pong measured just before; throughput: {} messages, ratio to a bare ring measured just before; 2 processes pinned to 2 cores, busy polling",
+            "shmq-peers: {} runs; latency: one-way (round trip / 2), {} round trips per figure{cut}, ratio to {base} measured just before; throughput: {} messages{cut}, ratio to a bare ring measured just before; 2 processes pinned to 2 cores, busy polling",
             args.runs, args.latency_count, args.throughput_count
         );
         println!("each cell: median over the runs (min–max over the runs)\n");
@@ -883,8 +936,23 @@ impl Table {
         }
     }
 
-    /// The issue's targets at 64 B, from the medians of the same-run ratios.
+    /// The issue's targets at 64 B, from the medians of the same-run ratios
+    /// (with `--large`: at 1 MiB and 4 MiB).
     fn verdicts(&self) -> Vec<String> {
+        let large: Vec<String> = [1 << 20, 4 << 20]
+            .into_iter()
+            .filter_map(|size| {
+                let l = self.row(size, Peer::Shmq)?.latency.as_ref()?;
+                Some(verdict(
+                    &format!("{} p50 <= 1.2x the bare ring", fmt_size(size)),
+                    l[0].1.median,
+                    l[0].1.median <= 1.2,
+                ))
+            })
+            .collect();
+        if !large.is_empty() {
+            return large;
+        }
         let (Some(s), Some(i)) = (self.row(64, Peer::Shmq), self.row(64, Peer::Iceoryx2)) else {
             return Vec::new();
         };
@@ -961,6 +1029,7 @@ impl Table {
             .collect();
         serde_json::json!({
             "runs": args.runs,
+            "large": args.large,
             "latency_round_trips": args.latency_count,
             "throughput_messages": args.throughput_count,
             "rows": rows,
@@ -978,7 +1047,9 @@ fn verdict(what: &str, value: f64, met: bool) -> String {
 }
 
 fn fmt_size(size: usize) -> String {
-    if size >= 1024 {
+    if size >= 1 << 20 {
+        format!("{} MiB", size >> 20)
+    } else if size >= 1024 {
         format!("{} KiB", size / 1024)
     } else {
         format!("{size} B")

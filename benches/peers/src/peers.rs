@@ -17,18 +17,40 @@ use crate::link::{Res, Rx, Tx};
 /// How long a side waits for the other to show up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Ring slots of every queue-like link (shmq, iceoryx2's subscriber buffer,
-/// the bare ring).
+/// the bare ring) for payloads up to 4 KiB.
 pub const SLOTS: usize = 4096;
+/// Bytes of a ring (or buffer) of large payloads.
+const LARGE_RING: usize = 64 << 20;
+/// shmq's slot size for large payloads: a message takes many slots.
+const LARGE_SLOT: usize = 4064;
+
+/// Slots (messages) of the queue-like links for payloads of `size`
+/// bytes: [`SLOTS`] up to 4 KiB, else as many as 64 MiB hold (at least 4),
+/// so that a 4 MiB payload does not need a 16 GiB ring.
+pub fn slots_for(size: usize) -> usize {
+    if size <= 4096 {
+        SLOTS
+    } else {
+        (LARGE_RING / size.next_power_of_two()).max(4)
+    }
+}
 
 // ---- shmq ----------------------------------------------------------------
 
 /// Creates queue `name` in `dir` with one group `g` (done by the parent
 /// before the workers start).
+/// Payloads over 4 KiB take many slots of [`LARGE_SLOT`] bytes, in a ring
+/// of 64 MiB.
 pub fn shmq_create(dir: &Path, name: &str, size: usize) -> Res<()> {
+    let (slots, slot_size) = if size <= 4096 {
+        (SLOTS, size)
+    } else {
+        (LARGE_RING / (LARGE_SLOT + 32), LARGE_SLOT)
+    };
     let opts = shmq::Options::new()
         .dir(dir)
-        .slots(SLOTS as u64)
-        .slot_size(size)
+        .slots(slots as u64)
+        .slot_size(slot_size)
         .overflow(shmq::Overflow::Block);
     let q = shmq::Queue::create(name, &opts)?;
     q.create_group("g", shmq::Start::Earliest)?;
@@ -84,7 +106,7 @@ impl Rx for ShmqRx {
 /// settings: no safe overflow (a full subscriber buffer holds the publisher
 /// back instead of dropping its oldest sample), and the publisher retries
 /// until delivered.
-fn iox_service(node: &Node<ipc::Service>, name: &str) -> Res<IoxService> {
+fn iox_service(node: &Node<ipc::Service>, name: &str, size: usize) -> Res<IoxService> {
     let name: ServiceName = name.try_into()?;
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     loop {
@@ -94,7 +116,7 @@ fn iox_service(node: &Node<ipc::Service>, name: &str) -> Res<IoxService> {
             .service_builder(&name)
             .publish_subscribe::<[u8]>()
             .enable_safe_overflow(false)
-            .subscriber_max_buffer_size(SLOTS)
+            .subscriber_max_buffer_size(slots_for(size))
             .subscriber_max_borrowed_samples(2)
             .history_size(0)
             .max_publishers(1)
@@ -143,7 +165,7 @@ pub struct IoxTx {
 impl IoxTx {
     /// Creates the publisher of service `name`.
     pub fn open(node: &Node<ipc::Service>, name: &str, size: usize) -> Res<IoxTx> {
-        let svc = iox_service(node, name)?;
+        let svc = iox_service(node, name, size)?;
         let publisher = svc
             .publisher_builder()
             .initial_max_slice_len(size)
@@ -198,10 +220,13 @@ pub struct IoxRx {
 }
 
 impl IoxRx {
-    /// Creates the subscriber of service `name`.
-    pub fn open(node: &Node<ipc::Service>, name: &str) -> Res<IoxRx> {
-        let svc = iox_service(node, name)?;
-        let subscriber = svc.subscriber_builder().buffer_size(SLOTS).create()?;
+    /// Creates the subscriber of service `name` (of payloads of `size`).
+    pub fn open(node: &Node<ipc::Service>, name: &str, size: usize) -> Res<IoxRx> {
+        let svc = iox_service(node, name, size)?;
+        let subscriber = svc
+            .subscriber_builder()
+            .buffer_size(slots_for(size))
+            .create()?;
         Ok(IoxRx {
             service: svc,
             subscriber,

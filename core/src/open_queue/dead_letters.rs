@@ -192,6 +192,9 @@ fn claim(shared: &OpenQueue, body: usize) -> Result<Option<usize>> {
     ) else {
         return Ok(None);
     };
+    // Killed here, the run is a dead writer's: the next claimer gives it
+    // back (`kill_together.rs`).
+    os::fault::point("dead_letter.claimed");
     let start = shared.geo.dlq_entries_offset + i as u64 * shared.geo.dlq_stride;
     match rustix::fs::fallocate(
         &shared.file,
@@ -230,6 +233,7 @@ pub(crate) fn give_back(shared: &OpenQueue, i: usize) {
     // Release: our reads of the run happen before whoever takes it over
     // (from a dead us) reuses it.
     state(shared, i).store(word(WRITING, me), Ordering::Release);
+    os::fault::point("dead_letter.giving_back");
     dead_letter_entry::give_back(&|k| state(shared, k), shared.geo.dlq_slots as usize, i, me);
 }
 

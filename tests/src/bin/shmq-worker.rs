@@ -64,6 +64,9 @@
 //!                                                 to seq SEEK, unless it is "-"),
 //!                                                 printing `SEQ\tKEY\tPAYLOAD` and
 //!                                                 `\tNAME=VALUE` per header
+//! shmq-worker dead-letter DIR QUEUE GROUP         receive one message (ack=manual)
+//!                                                 and nack it to the DLQ
+//! shmq-worker purge DIR QUEUE                      purge the DLQ
 //! shmq-worker publish-quiet DIR QUEUE COUNT KEYED  publish COUNT messages (KEYED=1:
 //!                                                 with an ordering key and two
 //!                                                 headers) between two getppid(2)
@@ -91,6 +94,22 @@ fn main() {
             let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
             let n = q.dlq().redrive(None).unwrap_or_else(|e| fail(e));
             println!("redrove {n}");
+        }
+        "dead-letter" => {
+            let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
+            let manual = ConsumerOptions::new().ack(Ack::Manual);
+            let mut c = q.consumer(a(3), manual).unwrap_or_else(|e| fail(e));
+            let m = c
+                .receive_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|e| fail(e));
+            let seq = m.seq();
+            m.nack(shmq::Nack::DeadLetter).unwrap_or_else(|e| fail(e));
+            println!("dead-lettered {seq}");
+        }
+        "purge" => {
+            let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
+            let n = q.dlq().purge().unwrap_or_else(|e| fail(e));
+            println!("purged {n}");
         }
         "produce" => {
             let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));

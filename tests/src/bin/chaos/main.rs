@@ -86,7 +86,9 @@ const POINTS_WORK: &[&str] = &[
     "ack.before",
     "ack.acked",
     "dead_letter.moving",
+    "dead_letter.claimed",
     "dead_letter.appended",
+    "dead_letter.giving_back",
     "refill.copied",
     "refill.committed",
     "consumer.attaching",
@@ -96,6 +98,7 @@ const POINTS_WORK: &[&str] = &[
 const POINTS_ADMIN: &[&str] = &[
     "redrive.rerouting",
     "redrive.taken",
+    "dead_letter.giving_back",
     "segment.creating",
     "segment.rolling",
 ];
