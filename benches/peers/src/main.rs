@@ -1072,10 +1072,16 @@ fn fmt_ratio(s: &Spread) -> String {
 }
 
 fn fmt_rate(s: &Spread) -> String {
+    // Large payloads move thousands, not millions, a second.
+    let (unit, div) = if s.median < 1e5 {
+        ("k", 1e3)
+    } else {
+        ("M", 1e6)
+    };
     format!(
-        "{:.2} M ({:.2}–{:.2})",
-        s.median / 1e6,
-        s.min / 1e6,
-        s.max / 1e6
+        "{:.2} {unit} ({:.2}–{:.2})",
+        s.median / div,
+        s.min / div,
+        s.max / div
     )
 }
