@@ -250,14 +250,12 @@ pub(crate) fn append(shared: &OpenQueue, e: &Entry<'_>) -> Result<()> {
             max: room as usize,
         });
     }
-    // Behind dead letters waiting in the overflow: after them, in order
-    // (a short one must not take a run a longer, older one waits for).
-    let waiting = shared.dlq_spill.is_some() && overflow::pending(shared) > 0;
-    let claimed = if waiting {
-        None
-    } else {
-        claim(shared, e.payload.len())?
-    };
+    // A run free now is taken, even while older dead letters wait in the
+    // overflow: without the admin lock (a process stopped holding it would
+    // hold up every dead-lettering while the overflow has anything). So a
+    // short dead letter may pass a longer one that waits there for a
+    // longer run.
+    let claimed = claim(shared, e.payload.len())?;
     let Some(i) = claimed else {
         if shared.dlq_spill.is_some() {
             return overflow::append(shared, e);
