@@ -193,31 +193,21 @@ fn claim(shared: &OpenQueue, body: usize) -> Result<Option<usize>> {
         return Ok(None);
     };
     // Killed here, the run is a dead writer's: the next claimer gives it
-    // back (`kill_together.rs`).
+    // back (`tests/tests/large.rs`).
     os::fault::point("dead_letter.claimed");
     let start = shared.geo.dlq_entries_offset + i as u64 * shared.geo.dlq_stride;
-    match rustix::fs::fallocate(
-        &shared.file,
-        rustix::fs::FallocateFlags::KEEP_SIZE,
-        start,
-        span * shared.geo.dlq_stride,
-    ) {
-        Ok(()) => {}
-        // A filesystem that cannot preallocate made a sparse file anyway.
-        Err(e) if e == rustix::io::Errno::OPNOTSUPP => {}
-        Err(e) => {
-            give_back(shared, i);
-            if e == rustix::io::Errno::NOSPC {
-                return Ok(None);
-            }
-            return Err(Error::io(
-                format!(
-                    "allocating dead-letter entries in {}",
-                    shared.path.display()
-                ),
-                e.into(),
-            ));
+    if let Err(e) = os::file::preallocate(&shared.file, start, span * shared.geo.dlq_stride) {
+        give_back(shared, i);
+        if e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) {
+            return Ok(None);
         }
+        return Err(Error::io(
+            format!(
+                "allocating dead-letter entries in {}",
+                shared.path.display()
+            ),
+            e,
+        ));
     }
     // SAFETY: entry `i` is ours (WRITING by us); its header is inside the
     // mapping.
@@ -255,8 +245,7 @@ pub(crate) fn append(shared: &OpenQueue, e: &Entry<'_>) -> Result<()> {
     // hold up every dead-lettering while the overflow has anything). So a
     // short dead letter may pass a longer one that waits there for a
     // longer run.
-    let claimed = claim(shared, e.payload.len())?;
-    let Some(i) = claimed else {
+    let Some(i) = claim(shared, e.payload.len())? else {
         if shared.dlq_spill.is_some() {
             return overflow::append(shared, e);
         }

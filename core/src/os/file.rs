@@ -33,11 +33,7 @@ pub(crate) fn create(path: &Path, mode: u32, len: u64, lazy: Range<u64>) -> io::
             if to <= from {
                 continue;
             }
-            match rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), from, to - from)
-            {
-                Err(e) if e == rustix::io::Errno::OPNOTSUPP => return Ok(()),
-                r => r?,
-            }
+            preallocate(&file, from, to - from)?;
         }
         Ok(())
     })();
@@ -47,6 +43,17 @@ pub(crate) fn create(path: &Path, mode: u32, len: u64, lazy: Range<u64>) -> io::
         return Err(e);
     }
     Ok(file)
+}
+
+/// Allocates `len` bytes of `file` from `offset` (`fallocate`, the size
+/// kept), so that writing them through a mapping cannot fault for want of
+/// room: a full filesystem is an `ENOSPC` here. A filesystem that cannot
+/// preallocate (`EOPNOTSUPP`) is left sparse, and this succeeds.
+pub(crate) fn preallocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::KEEP_SIZE, offset, len) {
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP => Ok(()),
+        r => r.map_err(io::Error::from),
+    }
 }
 
 /// Opens an existing queue file for reading and writing, never through a
