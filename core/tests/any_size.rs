@@ -371,10 +371,7 @@ fn redrive_and_receive(q: &Queue, msgs: &[Vec<u8>]) -> (Sums, Sums) {
         got.push(m.payload().to_vec());
         m.ack().unwrap();
     }
-    let mut want = msgs.to_vec();
-    want.sort();
-    got.sort();
-    (sums(&got), sums(&want))
+    (sorted(&got), sorted(msgs))
 }
 
 #[test]
