@@ -299,7 +299,7 @@ pub(crate) fn create(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQu
         };
         // Segments of an earlier queue of this name (removed without
         // its spill) would never be read: clear them out.
-        let segs = segments_for(&config, spill_dir.clone());
+        let segs = spill_for(&config, &geo, spill_dir.clone());
         clear_segments(&segs);
         clear_segments(&dlq_for(&config, &spill_dir));
         (opts.overflow == Overflow::Spill).then(|| std::sync::Mutex::new(segs))
@@ -391,7 +391,7 @@ pub(crate) fn open(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQueu
     };
     let spill = spill_dir
         .filter(|_| config.overflow == Overflow::Spill.to_raw())
-        .map(|d| std::sync::Mutex::new(segments_for(&config, d)));
+        .map(|d| std::sync::Mutex::new(spill_for(&config, &geo, d)));
     let dlq_spill = spill.as_ref().map(|m| {
         let dir = m.lock().unwrap_or_else(|p| p.into_inner()).dir.clone();
         std::sync::Mutex::new(dlq_for(&config, &dir))
@@ -743,6 +743,14 @@ fn dlq_for(config: &Config, spill_dir: &Path) -> Segments {
     let mut s = segments_for(config, spill_dir.join("dlq"));
     s.max_len = config.max_message_size.max(u64::from(config.slot_size))
         + crate::open_queue::dead_letters::OVERFLOW_META as u64;
+    s
+}
+
+/// The spill's segments: its records' seqs are the ring positions they go
+/// back to, as many as their slots (`Geometry::span_of`).
+fn spill_for(config: &Config, geo: &Geometry, dir: PathBuf) -> Segments {
+    let mut s = segments_for(config, dir);
+    s.spans = Some(*geo);
     s
 }
 

@@ -283,7 +283,8 @@ impl OpenQueue {
                 loop {
                     match crate::store::segment::parse_at(bytes, at, max_len) {
                         crate::store::segment::Parsed::Message(rec, next) if rec.seq == end => {
-                            end += 1;
+                            // A long record takes the seqs of its slots.
+                            end = rec.seq + self.geo.span_of(rec.payload.len());
                             n += 1;
                             at = next;
                         }

@@ -85,6 +85,11 @@ pub(crate) struct Segments {
     /// Most bytes of segment files on disk.
     pub max_bytes: u64,
     pub sync: SyncMode,
+    /// How far a record's seq reaches: the ring's geometry for the spill,
+    /// whose seqs are ring positions and a long record takes many of them
+    /// (`Geometry::span_of`); `None` where seqs go one by one (the DLQ's
+    /// overflow).
+    pub spans: Option<crate::layout::Geometry>,
     open: BTreeMap<u64, Segment>,
     /// The offset after the record `write_record` wrote last, until
     /// `record_written` makes it the write position.
@@ -132,6 +137,7 @@ impl Segments {
             max_len,
             max_bytes,
             sync,
+            spans: None,
             open: BTreeMap::new(),
             written: None,
             no_room_until_ns: 0,
@@ -452,10 +458,17 @@ impl Segments {
         Ok(off + need)
     }
 
+    /// The seq after a record of `seq` with `len` bytes of body: the next
+    /// one appended gets it.
+    pub(crate) fn seq_after(&self, seq: u64, len: usize) -> u64 {
+        seq + self.spans.map_or(1, |g| g.span_of(len))
+    }
+
     /// Repairs a write position left behind by a holder killed after it
     /// recorded `end_seq` and before it moved the write position: the
-    /// record of seq `end_seq - 1` lies whole at the write position, and
-    /// the next append would write over it.
+    /// record that ends at `end_seq` (a long one starts several seqs
+    /// before it) lies whole at the write position, and the next append
+    /// would write over it.
     fn repair_write_position(&mut self, ctl: &SpillControl) -> Result<()> {
         let end = ctl.end_seq.load(Ordering::Relaxed);
         if end == 0
@@ -469,8 +482,12 @@ impl Segments {
         let seg = ctl.write_seg.load(Ordering::Relaxed);
         let off = ctl.write_off.load(Ordering::Relaxed);
         let max_len = self.max_len;
-        if let Parsed::Message(rec, next) = parse_at(self.get(seg)?.bytes(), off, max_len)
-            && rec.seq == end - 1
+        let at = match parse_at(self.get(seg)?.bytes(), off, max_len) {
+            Parsed::Message(rec, next) => Some((rec.seq, rec.payload.len(), next)),
+            _ => None,
+        };
+        if let Some((seq, len, next)) = at
+            && self.seq_after(seq, len) == end
         {
             ctl.write_off.store(next, Ordering::Relaxed);
         }
