@@ -9,15 +9,15 @@ import shmq
 
 
 def test_a_frame_longer_than_a_slot_arrives_whole(qdir, name):
-    # 128 slots of 256 bytes (strides of 320): half the ring, less a
+    # 128 slots of 256 bytes (strides of 288): half the ring, less a
     # 32-byte header, is the default largest message.
     q = shmq.Queue.create(name, slots=128, slot_size=256)
     q.create_group("g")
     p = q.producer()
-    assert p.max_payload == 64 * 320 - 32
-    frame = np.arange(2500, dtype=np.float64)  # 20000 bytes
+    assert p.max_payload == 64 * 288 - 32
+    frame = np.arange(2250, dtype=np.float64)  # 18000 bytes
     seq = p.publish(frame)
-    assert p.publish(b"next") == seq + 63  # 32 + 20000 bytes in slots of 320
+    assert p.publish(b"next") == seq + 63  # 32 + 18000 bytes in slots of 288
     c = q.consumer("g")
     m = c.receive(timeout=1)
     got = np.frombuffer(m.data, dtype=np.float64)

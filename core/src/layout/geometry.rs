@@ -40,6 +40,16 @@ fn round_up(x: u64, to: u64) -> Option<u64> {
     x.checked_add(to - 1).map(|v| v / to * to)
 }
 
+/// What a slot's stride is rounded up to in a ring of `slots` slots: no
+/// more than the ring needs to be whole pages (so that it can be mapped
+/// twice and take long records), and at least 8 bytes (the state word's
+/// alignment), at most a cache line. Rings of 512 slots or more pack
+/// small slots back to back on 8 bytes (a 16-byte payload takes 48 bytes,
+/// not a 64-byte line); smaller rings round to 16, 32 or 64 bytes.
+pub(crate) fn slot_grain(slots: u64) -> u64 {
+    (4096 / slots.max(1)).clamp(8, 64)
+}
+
 impl Geometry {
     /// Slots a record of `body` bytes (envelope and payload) takes: as
     /// many strides as its header and body need (one up to `slot_size`).
@@ -78,7 +88,8 @@ impl Geometry {
     }
 
     /// The most body bytes a record of `span` slots holds (one slot holds
-    /// its stride less the header: `slot_size` and the rounding up to 64).
+    /// its stride less the header: `slot_size` and the rounding up to
+    /// [`slot_grain`]).
     #[inline(always)]
     pub(crate) fn body_room(&self, span: u64) -> usize {
         (span.max(1) * self.slot_stride - SLOT_HEADER_SIZE) as usize
@@ -149,7 +160,8 @@ impl Geometry {
             ));
         }
         let overflow = || Error::InvalidOption("queue too large".into());
-        let slot_stride = round_up(SLOT_HEADER_SIZE + slot_size, 64).ok_or_else(overflow)?;
+        let slot_stride =
+            round_up(SLOT_HEADER_SIZE + slot_size, slot_grain(slots)).ok_or_else(overflow)?;
         let dlq_stride = round_up(DEAD_LETTER_HEADER_SIZE + slot_size, 64).ok_or_else(overflow)?;
         let groups_offset = HEADER_SIZE;
         let producers_offset = groups_offset + max_groups * GROUP_RECORD_SIZE;

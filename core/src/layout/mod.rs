@@ -6,7 +6,8 @@
 //!                     admin lock, counters
 //! groups_offset       max_groups × GroupRecord (256 B each)
 //! producers_offset    MAX_PRODUCERS × ProducerRecord (32 B each)
-//! slots_offset        slots × slot_stride bytes: SlotHeader (32 B) + payload
+//! slots_offset        slots × slot_stride bytes: SlotHeader (32 B) + payload,
+//!                     rounded up to `geometry::slot_grain` (8 to 64 bytes)
 //! total_size          (page-aligned)
 //! ```
 //!
@@ -198,7 +199,14 @@ pub(crate) struct RingControl {
     /// consumer aborted while they may still be writing their record
     /// (`protocol/ring.rs`). On `head`'s line, which every begin reads.
     pub revoked: AtomicU64,
-    _pad1: [u8; 48],
+    /// The end of the furthest record of more than one slot ever begun
+    /// (a position). The slots after such a record's first hold payload
+    /// bytes where a state word would be; `head`, moving below this,
+    /// clears them first (`Ring::clear_passed`), so that a later lap never
+    /// takes payload for a state word. Raised (`fetch_max`) by writers of
+    /// long records only.
+    pub long_until: AtomicU64,
+    _pad1: [u8; 40],
     /// Producers bump this when they commit while consumers sleep.
     pub data: Signal,
     /// Bit i set: the async waiter of `Header::doorbells.data[i]` is armed
@@ -650,6 +658,7 @@ const _: () = {
     assert!(offset_of!(ProducerRecord, announce_end) == 48);
     assert!(offset_of!(ProducerRecord, revoked) == 56);
     assert!(offset_of!(RingControl, revoked) == 72);
+    assert!(offset_of!(RingControl, long_until) == 80);
 };
 
 // Heap twins of the shared layouts, for tests and loom models (all-zero,
@@ -672,7 +681,8 @@ impl RingControl {
             _pad0: [0; 56],
             head: AtomicU64::new(0),
             revoked: AtomicU64::new(0),
-            _pad1: [0; 48],
+            long_until: AtomicU64::new(0),
+            _pad1: [0; 40],
             data: Signal::new(),
             data_armed: AtomicU64::new(0),
             _pad2: [0; 48],

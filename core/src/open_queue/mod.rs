@@ -356,8 +356,10 @@ impl OpenQueue {
     /// positions it passes are written down in the dedup table first
     /// (`dedup::settle_passed`).
     pub(crate) fn advance_head_locked(&self, g: &AdminGuard<'_>) -> u64 {
-        self.groups()
-            .advance_head_settling(g, |from, to| dedup::settle_passed(self, from, to))
+        self.groups().advance_head_settling(g, |from, to| {
+            self.ring().clear_passed(from, to);
+            dedup::settle_passed(self, from, to)
+        })
     }
 
     /// Moves a group's committed cursor over its finished positions

@@ -660,7 +660,7 @@ fn max_message_size(opts: &Options, geo: &Geometry, stores: bool) -> Result<u64>
         } else {
             format!(
                 "one slot: a message longer than a slot needs a ring of whole pages ({} slots \
-                 of {} bytes is {} bytes, not a multiple of 4096; 128 slots or more always are)",
+                 of {} bytes is {} bytes, not a multiple of 4096; 64 slots or more always are)",
                 geo.slots,
                 geo.slot_stride,
                 geo.slots * geo.slot_stride

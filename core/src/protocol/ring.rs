@@ -241,6 +241,7 @@ impl<S: SlotStates> Ring<'_, S> {
         me: &ProducerRecord,
         held: impl Fn(u64, u64) -> bool,
     ) -> Begin {
+        self.note_long(pos, span);
         // Release: a scanner that reads this end with Acquire sees the
         // withdrawal of our previous announcement too (`announcement`).
         me.announce_end.store(pos + span, Ordering::Release);
@@ -282,10 +283,58 @@ impl<S: SlotStates> Ring<'_, S> {
         me: &ProducerRecord,
         held: impl Fn(u64, u64) -> bool,
     ) -> Begin {
+        self.note_long(pos, span);
         // Release: as in `begin`; the SeqCst fence in `look` orders it
         // before the state word's load.
         me.announce_end.store(pos + span, Ordering::Release);
         self.look(pos, span, held)
+    }
+
+    /// Before a record of more than one slot is written from `pos`: its
+    /// slots after the first will hold payload, which `head` must clear
+    /// before a later lap reuses them ([`clear_passed`](Self::clear_passed)).
+    #[inline(always)]
+    pub(crate) fn note_long(&self, pos: u64, span: u64) {
+        if span > 1 {
+            // Release: with the record's commit after it and the groups'
+            // cursors after that, whoever moves `head` past the record
+            // (Acquire, under the admin lock) sees it.
+            self.ctl.long_until.fetch_max(pos + span, Ordering::Release);
+        }
+    }
+
+    /// Clears the words of the slots after the first of every record in
+    /// `from .. to` (whole records: `from` is `head`, `to` the slowest
+    /// group's cursor), which `head` is about to pass. Those slots held
+    /// payload, and in the next lap each may be a record's first slot:
+    /// a payload word there that happened to read as that position's
+    /// state word (a small integer does: its lap is in the high bits)
+    /// would be taken for a commit (a torn record delivered), an abort (a
+    /// record skipped) or a refill done (a spilled message lost). Only
+    /// below [`RingControl::long_until`]: a ring of one-slot records
+    /// costs one load. Called under the admin lock, before `head` is
+    /// stored (Release): a claimer of the next lap loads `head` (Acquire)
+    /// before it claims, and a reader loads `tail` after the claim.
+    pub(crate) fn clear_passed(&self, from: u64, to: u64) {
+        // Acquire: pairs with `note_long`'s Release.
+        let end = to.min(self.ctl.long_until.load(Ordering::Acquire));
+        let mut pos = from;
+        while pos < end {
+            // Acquire: the record's word as its commit or abort left it.
+            let word = self.slots.state(pos).load(Ordering::Acquire);
+            // A word that is not this position's cannot be (every group
+            // is past it): step one slot, clearing nothing.
+            let span = if self.is_for(word, pos) {
+                self.span_of(word).max(1)
+            } else {
+                1
+            };
+            for k in 1..span {
+                // Relaxed: published by the caller's Release store of head.
+                self.slots.state(pos + k).store(EMPTY, Ordering::Relaxed);
+            }
+            pos += span;
+        }
     }
 
     /// Looks at the first slot of the announced record `pos .. pos + span`:

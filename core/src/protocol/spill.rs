@@ -290,6 +290,7 @@ pub(crate) fn refill<S: SlotStates, L: Log>(
                 blocked = true;
                 return;
             }
+            ring.note_long(pos, wanted);
             write(pos, rec);
             copied = true;
         })?;

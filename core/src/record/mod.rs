@@ -2,7 +2,7 @@
 //! code that reads or writes a slot's bytes.
 //!
 //! ```text
-//!   slot (slot_stride bytes, 64-byte aligned)
+//!   slot (slot_stride bytes: 8-byte aligned, `layout::slot_grain`)
 //!   +-------------------- SlotHeader (32 B, layout/) ---------------------+
 //!   | state u64 | timestamp_ns u64 | correlation_id u64 | len | type_id   |
 //!   |                                                     u32 | u32       |
