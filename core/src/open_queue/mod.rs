@@ -357,8 +357,9 @@ impl OpenQueue {
     /// (`dedup::settle_passed`).
     pub(crate) fn advance_head_locked(&self, g: &AdminGuard<'_>) -> u64 {
         self.groups().advance_head_settling(g, |from, to| {
+            // The dedup table reads the passed records' words first.
+            dedup::settle_passed(self, from, to);
             self.ring().clear_passed(from, to);
-            dedup::settle_passed(self, from, to)
         })
     }
 

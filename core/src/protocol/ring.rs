@@ -314,7 +314,9 @@ impl<S: SlotStates> Ring<'_, S> {
     /// below [`RingControl::long_until`]: a ring of one-slot records
     /// costs one load. Called under the admin lock, before `head` is
     /// stored (Release): a claimer of the next lap loads `head` (Acquire)
-    /// before it claims, and a reader loads `tail` after the claim.
+    /// before it claims, and a reader loads `tail` after the claim. loom
+    /// model: `loom_a_long_records_payload_is_never_a_later_laps_word`
+    /// (fails without the clearing).
     pub(crate) fn clear_passed(&self, from: u64, to: u64) {
         // Acquire: pairs with `note_long`'s Release.
         let end = to.min(self.ctl.long_until.load(Ordering::Acquire));

@@ -489,3 +489,94 @@ fn loom_a_long_stalled_record_holds_all_its_slots() {
         );
     });
 }
+
+#[test]
+fn loom_a_long_records_payload_is_never_a_later_laps_word() {
+    // A record of two slots (positions 0 and 1 of a four-slot ring) whose
+    // payload puts, where slot 1's word would be, the word position 5
+    // (slot 1, next lap) has when committed: a small integer in a real
+    // payload does. A reader reads it and moves on; a producer of the next
+    // lap moves `head` past it (clearing, `Ring::clear_passed`) and
+    // publishes 2, 3, 4 and 5, read in turn. The payload must be taken
+    // neither for an abort of 5 (its producer's begin) nor for its commit
+    // (the reader would read slot 1 while it is written: loom's cell
+    // reports the race). Without the clearing, both happen.
+    model_with("long record's payload", 3_000, || {
+        let w = World::new(4, 1);
+        w.groups[0].state.store(1, Ordering::Relaxed);
+        let writer = {
+            let w = w.clone();
+            thread::spawn(move || {
+                let ring = w.ring();
+                let mut head = 0;
+                let Claim::Claimed(pos) = ring.claim(2, &mut head) else {
+                    panic!("an empty ring has room")
+                };
+                let Begin::Ours(seen) = w.begin_span(pos, 2, 1) else {
+                    panic!("nothing aborts in this model")
+                };
+                // SAFETY (loom cell): ours between begin and commit.
+                w.cell(pos).with_mut(|c| unsafe { *c = 100 });
+                // The payload's bytes over slot 1's word (a plain write in
+                // the real ring).
+                let forged = ring.word(5, 1, crate::layout::slot_state::COMMITTED);
+                w.states[1].store(forged, Ordering::Relaxed);
+                ring.commit(pos, 2, seen, &w.producers[1]).unwrap();
+            })
+        };
+        let reader = {
+            let w = w.clone();
+            thread::spawn(move || {
+                let ring = w.ring();
+                let mut pos = 0;
+                let mut got = vec![];
+                while pos < 6 {
+                    match ring.peek(pos) {
+                        Peek::Ready(span) => {
+                            // SAFETY (loom cell): committed, and the ring
+                            // moves past it only after the store below.
+                            got.push(w.cell(pos).with(|c| unsafe { *c }));
+                            pos += span;
+                            commit_cursor(&w.groups[0].committed, pos);
+                        }
+                        Peek::NotYet(_) => thread::yield_now(),
+                        other => panic!("position {pos}: {other:?}"),
+                    }
+                }
+                assert_eq!(got, [100, 102, 103, 104, 105]);
+            })
+        };
+        writer.join().unwrap();
+        let next_lap = {
+            let w = w.clone();
+            thread::spawn(move || {
+                let ring = w.ring();
+                let mut head = 0;
+                for want in 2..6u64 {
+                    let pos = loop {
+                        match ring.claim(1, &mut head) {
+                            Claim::Claimed(p) => break p,
+                            Claim::Full => {
+                                let g = w.lock.lock(ME, |_, _| true);
+                                head = w
+                                    .groups()
+                                    .advance_head_settling(&g, |f, t| ring.clear_passed(f, t));
+                                drop(g);
+                                thread::yield_now();
+                            }
+                        }
+                    };
+                    assert_eq!(pos, want);
+                    let Begin::Ours(seen) = w.begin(pos, 2) else {
+                        panic!("position {pos}: a payload word taken for an abort")
+                    };
+                    // SAFETY (loom cell): ours between begin and commit.
+                    w.cell(pos).with_mut(|c| unsafe { *c = 100 + pos });
+                    ring.commit(pos, 1, seen, &w.producers[2]).unwrap();
+                }
+            })
+        };
+        next_lap.join().unwrap();
+        reader.join().unwrap();
+    });
+}
