@@ -297,7 +297,9 @@ impl Options {
     /// slots in a row as it needs.
     ///
     /// The queue file holds `slots` slots of `slot_size + 32` bytes,
-    /// rounded up to 64, allocated when the queue is created, and
+    /// rounded up to 8 (rings of 512 slots or more; 16, 32 or 64 in
+    /// smaller ones, so that the ring is whole pages), allocated when the
+    /// queue is created, and
     /// `dlq_slots` dead-letter entries of `slot_size + 96` bytes, allocated
     /// as dead letters use them: 4096 slots of 1 KiB make a ~4.5 MB ring.
     /// `Queue::create` fails with `Io` (`ENOSPC`, naming the bytes needed

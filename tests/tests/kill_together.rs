@@ -609,3 +609,28 @@ fn a_worker_killed_taking_a_lease_whose_record_is_taken_over_stalls_nothing() {
     m.ack().unwrap();
     assert_eq!(q.stats().groups[0].lag, 0);
 }
+
+/// A process killed as it takes the admin lock, before it wrote down its
+/// pid (`admin.taken`). The lock's word was the pid and the liveness key
+/// came after it: a holder killed between the two left a key that reads
+/// "being written", taken for alive, and every admin operation (groups,
+/// seeks, `head`, the spill) waited for ever (found by a 300 s chaos
+/// run). The word is the key now: the next admin operation takes over.
+#[test]
+fn a_process_killed_as_it_takes_the_admin_lock_wedges_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path()).to_string();
+    // A spilling queue: opening it takes the admin lock (its recovery).
+    let q = Queue::create("k", &spill_opts(dir.path())).unwrap();
+    Worker::spawn_faulty(WORKER, &["open", &d, "k"], "admin.taken").died_at("admin.taken", LONG);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = dir.path().to_path_buf();
+    std::thread::spawn(move || {
+        let q = Queue::open_with("k", &spill_opts(&path)).unwrap();
+        tx.send(q.create_group("g", Start::Earliest)).unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the admin lock of a killed process was never taken over")
+        .unwrap();
+    assert!(q.groups().iter().any(|g| g.name == "g"));
+}

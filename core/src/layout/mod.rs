@@ -86,7 +86,7 @@ pub(crate) struct Config {
     /// Largest payload in bytes.
     pub slot_size: u32,
     /// Bytes from one slot to the next: `SLOT_HEADER_SIZE + slot_size`
-    /// rounded up to 64.
+    /// rounded up to `geometry::slot_grain` (8 to 64 bytes).
     pub slot_stride: u32,
     pub max_groups: u32,
     pub max_producers: u32,
@@ -244,11 +244,13 @@ pub(crate) struct Doorbells {
 #[repr(C)]
 #[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
 pub(crate) struct AdminLock {
-    /// 0 when free, else the holder's pid.
+    /// The holder's pid, written after it took the lock (0 until then,
+    /// and when free): for a liveness check where the key cannot be
+    /// asked.
     pub holder: AtomicU32,
     _pad: u32,
-    /// The holder's liveness key (`os/liveness.rs`; 0 while it is being
-    /// written).
+    /// The lock word: 0 when free, else the holder's liveness key
+    /// (`os/liveness.rs`), taken by one CAS (`protocol/lock.rs`).
     pub holder_key: AtomicU64,
     _pad1: [u8; 48],
 }

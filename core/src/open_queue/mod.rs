@@ -56,8 +56,8 @@ impl MappedSlots {
 impl SlotStates for MappedSlots {
     #[inline(always)]
     fn state(&self, pos: u64) -> &AtomicU64 {
-        // SAFETY: the slot is inside the mapping (see `slot`), 64-byte
-        // aligned (page-aligned region, stride a multiple of 64), and its
+        // SAFETY: the slot is inside the mapping (see `slot`), 8-byte
+        // aligned (page-aligned region, stride a multiple of 8), and its
         // first 8 bytes are only ever accessed atomically, by every process.
         unsafe { &*(self.slot(pos) as *const AtomicU64) }
     }

@@ -427,7 +427,7 @@ mod tests {
         let ctl = RingControl::new();
         let records: Vec<GroupRecord> = (0..2).map(|_| GroupRecord::new()).collect();
         let lock = AdminLock::new();
-        let me = ThisProcess { pid: 1, key: 0 };
+        let me = ThisProcess { pid: 1, key: 4 };
         let groups = Groups {
             records: &records,
             ctl: &ctl,
@@ -471,7 +471,7 @@ mod tests {
         let ctl = RingControl::new();
         let records: Vec<GroupRecord> = (0..1).map(|_| GroupRecord::new()).collect();
         let lock = AdminLock::new();
-        let me = ThisProcess { pid: 1, key: 0 };
+        let me = ThisProcess { pid: 1, key: 4 };
         let groups = Groups {
             records: &records,
             ctl: &ctl,

@@ -25,32 +25,41 @@ pub(crate) struct AdminGuard<'a> {
 
 impl AdminLock {
     /// Takes the lock, taking it over from a holder whose process died.
+    ///
+    /// The lock word is the holder's liveness key (`holder_key`): taking
+    /// the lock and saying who holds it are one CAS, so a holder killed
+    /// at any instant is known by its key and taken over. (The lock word
+    /// was the pid, and the key was stored after it: a holder killed
+    /// between the two left a key of 0, "being written", which reads as
+    /// alive, and wedged every admin operation for good. Found by a
+    /// 300 s chaos run.) `holder` is the pid, written after, for a
+    /// liveness check where the key cannot be asked (no record locks):
+    /// 0 until then.
     pub(crate) fn lock(&self, me: ThisProcess, alive: impl Fn(u32, u64) -> bool) -> AdminGuard<'_> {
+        debug_assert_ne!(me.key, 0, "a liveness key is never 0: it is the lock word");
         let mut tries: u32 = 0;
         loop {
             // Acquire pairs with the Release in `AdminGuard::drop`: what the
-            // last holder wrote is visible to us.
-            // Acquire on failure too: a holder seen here comes with the
-            // `holder_key` its predecessor cleared (the Release in
-            // `AdminGuard::drop` heads the sequence our read continues),
-            // never an older holder's start time.
-            let holder = match self.holder.compare_exchange_weak(
+            // last holder wrote is visible to us. Acquire on failure: a
+            // holder's pid, if we look at it, is the one it wrote after
+            // its key, or 0.
+            let holder = match self.holder_key.compare_exchange_weak(
                 0,
-                me.pid,
+                me.key,
                 Ordering::Acquire,
                 Ordering::Acquire,
             ) {
                 Ok(_) => break,
-                Err(h) => h,
+                Err(k) => k,
             };
             tries = tries.wrapping_add(1);
-            if holder != 0 && holder != me.pid && tries % CHECK_EVERY == 0 {
-                let start = self.holder_key.load(Ordering::Acquire);
-                if !alive(holder, start) && self.take_from(holder, start, me) {
+            if holder != 0 && holder != me.key && tries % CHECK_EVERY == 0 {
+                let pid = self.holder.load(Ordering::Acquire);
+                if !alive(pid, holder) && self.take_from(holder, me) {
                     // The dead holder may have left a half-done change; every
                     // critical section is written so that any prefix of it
                     // is a consistent state (see protocol/group.rs).
-                    break;
+                    return self.held_by(me);
                 }
             }
             if tries < 64 {
@@ -62,27 +71,25 @@ impl AdminLock {
                 spin_hint();
             }
         }
-        self.holder_key.store(me.key, Ordering::Release);
+        self.held_by(me)
+    }
+
+    /// Writes down our pid beside our key, now that the lock is ours.
+    fn held_by(&self, me: ThisProcess) -> AdminGuard<'_> {
+        crate::loom::fault_point("admin.taken");
+        // Relaxed: read only by a waiter that loaded our key (Acquire),
+        // and only as a fallback; 0 until then means "cannot tell".
+        self.holder.store(me.pid, Ordering::Relaxed);
         AdminGuard { lock: self }
     }
-}
 
-impl AdminLock {
-    /// Takes the lock from `holder` (whose start time was `start`), known
-    /// dead. The taker first clears the dead holder's start time (0 reads
-    /// "being written": `alive(pid, 0)` asks only whether the pid
-    /// exists), then takes `holder`. Without that, a third waiter could
-    /// pair our pid with the dead holder's start time in the instant
-    /// before we store ours, judge us dead and take the lock a second
-    /// time.
-    fn take_from(&self, holder: u32, start: u64, me: ThisProcess) -> bool {
+    /// Takes the lock from the holder of key `dead`, known dead: one CAS
+    /// from its key to ours, so two takers cannot both succeed.
+    fn take_from(&self, dead: u64, me: ThisProcess) -> bool {
+        // Acquire: what the dead holder wrote before it died.
         self.holder_key
-            .compare_exchange(start, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .compare_exchange(dead, me.key, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
-            && self
-                .holder
-                .compare_exchange(holder, me.pid, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
     }
 
     /// Takes the lock if it is free right now, or if its holder is dead
@@ -99,33 +106,30 @@ impl AdminLock {
         if let Some(g) = self.try_lock(me) {
             return Some(g);
         }
-        let holder = self.holder.load(Ordering::Acquire);
-        let start = self.holder_key.load(Ordering::Acquire);
-        if holder == 0 || holder == me.pid || alive(holder, start) {
+        // Acquire: as in `lock`.
+        let holder = self.holder_key.load(Ordering::Acquire);
+        let pid = self.holder.load(Ordering::Acquire);
+        if holder == 0 || holder == me.key || alive(pid, holder) {
             return None;
         }
-        if !self.take_from(holder, start, me) {
-            return None;
-        }
-        self.holder_key.store(me.key, Ordering::Release);
-        Some(AdminGuard { lock: self })
+        self.take_from(holder, me).then(|| self.held_by(me))
     }
 
     /// Takes the lock if it is free right now.
     pub(crate) fn try_lock(&self, me: ThisProcess) -> Option<AdminGuard<'_>> {
         // Acquire: as in `lock`.
-        self.holder
-            .compare_exchange(0, me.pid, Ordering::Acquire, Ordering::Relaxed)
+        self.holder_key
+            .compare_exchange(0, me.key, Ordering::Acquire, Ordering::Relaxed)
             .ok()?;
-        self.holder_key.store(me.key, Ordering::Release);
-        Some(AdminGuard { lock: self })
+        Some(self.held_by(me))
     }
 }
 
 impl Drop for AdminGuard<'_> {
     fn drop(&mut self) {
-        self.lock.holder_key.store(0, Ordering::Relaxed);
+        // The pid first: the next holder's is 0 until it writes its own.
+        self.lock.holder.store(0, Ordering::Relaxed);
         // Release pairs with the Acquire of the next holder.
-        self.lock.holder.store(0, Ordering::Release);
+        self.lock.holder_key.store(0, Ordering::Release);
     }
 }

@@ -6,16 +6,23 @@ use super::envelope::{ENVELOPED, EnvelopePlan};
 use crate::layout::{SLOT_HEADER_SIZE, SlotHeader};
 use crate::options::Meta;
 
-/// Payload bytes that share a slot's first cache line with its header.
-const FIRST_LINE_PAYLOAD: usize = 64 - SLOT_HEADER_SIZE as usize;
 const _: () = assert!(SLOT_HEADER_SIZE < 64);
+
+/// Payload bytes that share the cache line of the header's end, for a slot
+/// at `slot`: 32 where the slot starts a line, none where the header ends
+/// one (slots are 8-byte aligned: `layout::geometry::slot_grain`).
+#[inline(always)]
+fn header_line_payload(slot: *mut u8) -> usize {
+    let body = slot as usize + SLOT_HEADER_SIZE as usize;
+    (64 - body % 64) % 64
+}
 
 /// Writes a message into a slot.
 ///
-/// The payload past the slot's first cache line goes first, then the
-/// header and the payload's head: the first line — the one a waiting
-/// consumer spins on, and the one the commit then writes — is written
-/// last, by stores that stay inside it. A single copy straddling the two
+/// The payload past the cache line where the header ends goes first, then
+/// the header and the payload's head: the header's line — the one a
+/// waiting consumer spins on when the slot starts a line, and the one the
+/// commit then writes — is written last. A single copy straddling the two
 /// lines made the two lines' ownership requests serial: on the Xeon VM in
 /// `BENCHMARKS.md`, 64 B one-way latency over 4096-slot rings went
 /// ~365 -> ~262 ns where the consumer does not read the payload (Python
@@ -39,10 +46,10 @@ pub(crate) unsafe fn write_slot(
     meta: &Meta,
     ts: u64,
 ) {
-    // Slots start on a cache line: the slots region is page-aligned and
-    // the stride a multiple of 64 (layout/geometry.rs).
-    debug_assert_eq!(slot as usize % 64, 0);
-    let head = payload.len().min(FIRST_LINE_PAYLOAD);
+    // Slots are 8-byte aligned: the slots region is page-aligned and the
+    // stride a multiple of 8 (layout/geometry.rs).
+    debug_assert_eq!(slot as usize % 8, 0);
+    let head = payload.len().min(header_line_payload(slot));
     // SAFETY: per the contract, nobody else reads or writes this slot's
     // header fields or payload until we commit, and they are in bounds
     // (the header, then `payload.len()` bytes, within the slot's stride).

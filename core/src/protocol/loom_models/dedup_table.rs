@@ -29,7 +29,10 @@ fn loom_one_of_two_producers_publishes_a_key() {
                 let (table, lock, next) = (table.clone(), lock.clone(), next.clone());
                 thread::spawn(move || {
                     loop {
-                        let me = ThisProcess { pid, key: 0 };
+                        let me = ThisProcess {
+                            pid,
+                            key: 10 + pid as u64,
+                        };
                         let found = {
                             let _g = lock.lock(me, |_, _| true);
                             lookup_or_reserve(

@@ -11,18 +11,16 @@ use crate::protocol::lock::ThisProcess;
 
 #[test]
 fn loom_a_dead_holders_lock_is_taken_over_once() {
-    // The admin lock's holder (pid 9) died inside its critical section.
-    // Two waiters take it over at once (the non-waiting take-over that
-    // refills use): at most one holds it at a time, even when one reads
-    // the other's pid beside the dead holder's start time.
+    // The admin lock's holder (key 5) died inside its critical section,
+    // before it wrote its pid. Two waiters take it over at once (the
+    // non-waiting take-over that refills use): at most one holds it at a
+    // time, and each is known by its key from its first instant.
     model("lock take-over", || {
         let lock = Arc::new(AdminLock::new());
-        lock.holder.store(9, Ordering::Relaxed);
         lock.holder_key.store(5, Ordering::Relaxed);
         let cell = Arc::new(UnsafeCell::new(0u64));
-        // Start times: pid 1 → 11, pid 2 → 12; pid 9 is dead. A start of 0
-        // is "being written": only the pid is asked about.
-        let alive = |pid: u32, start: u64| pid != 9 && (start == 0 || start == 10 + pid as u64);
+        // Keys: pid 1 → 11, pid 2 → 12; key 5 is dead.
+        let alive = |_pid: u32, key: u64| key == 11 || key == 12;
         let takers: Vec<_> = [1u32, 2]
             .into_iter()
             .map(|pid| {
@@ -50,6 +48,7 @@ fn loom_a_dead_holders_lock_is_taken_over_once() {
         }
         // SAFETY (loom cell): both takers are done.
         assert_eq!(cell.with(|p| unsafe { *p }), 2);
+        assert_eq!(lock.holder_key.load(Ordering::Relaxed), 0);
         assert_eq!(lock.holder.load(Ordering::Relaxed), 0);
     });
 }

@@ -165,7 +165,8 @@ impl<'a> crate::protocol::ring::SlotStates for &'a Vec<AtomicU64> {
     }
 }
 
-const ME: ThisProcess = ThisProcess { pid: 1, key: 0 };
+/// The process of every role (a key is never 0: it is the admin lock's word).
+const ME: ThisProcess = ThisProcess { pid: 1, key: 4 };
 
 fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
     model_with(name, 1_000, f)

@@ -101,6 +101,7 @@ const POINTS_ADMIN: &[&str] = &[
     "dead_letter.giving_back",
     "segment.creating",
     "segment.rolling",
+    "admin.taken",
 ];
 
 struct Args {
