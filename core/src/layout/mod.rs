@@ -162,7 +162,7 @@ pub(crate) struct Signal {
     /// Bit i set: the sleeper in slot i of this signal's [`Sleepers`]
     /// table is (about to be) asleep on `word`. Wakers only ask whether it
     /// is 0; a sleeper killed in its sleep leaves its bit, which
-    /// `protocol::ring::repair_sleepers` clears once its key is dead.
+    /// `protocol::signal::repair_sleepers` clears once its key is dead.
     pub waiters: AtomicU32,
 }
 

@@ -309,14 +309,14 @@ impl OpenQueue {
     }
 
     /// Clears the `waiters` bits of sleepers (on either signal) whose
-    /// process died in its sleep (`protocol::ring::repair_sleepers`).
+    /// process died in its sleep (`protocol::signal::repair_sleepers`).
     /// Returns how many.
     #[cold]
     pub(crate) fn repair_sleepers(&self) -> u32 {
         let h = self.header();
         let alive = |key: u64| self.alive(0, key);
-        crate::protocol::ring::repair_sleepers(&h.ring.data, &h.sleepers.data, alive)
-            + crate::protocol::ring::repair_sleepers(&h.ring.space, &h.sleepers.space, alive)
+        crate::protocol::signal::repair_sleepers(&h.ring.data, &h.sleepers.data, alive)
+            + crate::protocol::signal::repair_sleepers(&h.ring.space, &h.sleepers.space, alive)
     }
 
     pub(crate) fn lock(&self) -> AdminGuard<'_> {

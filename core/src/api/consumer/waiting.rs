@@ -9,7 +9,8 @@ use crate::loom::Ordering;
 use crate::open_queue::dead_letters::{self as dlq};
 use crate::options::Wait;
 use crate::os;
-use crate::protocol::ring::{Peek, sleep_unless};
+use crate::protocol::ring::Peek;
+use crate::protocol::signal::sleep_unless;
 use std::time::{Duration, Instant};
 
 /// Longest single sleep of a waiting consumer, so it notices stuck

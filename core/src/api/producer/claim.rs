@@ -10,7 +10,8 @@ use crate::api::readiness::{Arm, For, Readiness};
 use crate::error::{Error, Result};
 use crate::loom::Ordering;
 use crate::options::Overflow;
-use crate::protocol::ring::{Claim, sleep_unless};
+use crate::protocol::ring::Claim;
+use crate::protocol::signal::sleep_unless;
 use crate::protocol::spill::Record;
 
 use super::*;

@@ -9,7 +9,8 @@ use super::{ME, World, model, model_with};
 use crate::loom::{AtomicU64, Ordering};
 use crate::options::Start;
 use crate::protocol::group::commit_cursor;
-use crate::protocol::ring::{Begin, Claim, Peek, notify, sleep_unless};
+use crate::protocol::ring::{Begin, Claim, Peek};
+use crate::protocol::signal::{notify, sleep_unless};
 
 #[test]
 fn loom_claim_commit_two_producers() {
@@ -123,7 +124,7 @@ fn loom_repairing_a_dead_sleeper_never_loses_a_live_ones_wake_up() {
         let repairer = {
             let w = w.clone();
             thread::spawn(move || {
-                crate::protocol::ring::repair_sleepers(&w.ctl.data, &w.sleepers.data, |k| k != 99)
+                crate::protocol::signal::repair_sleepers(&w.ctl.data, &w.sleepers.data, |k| k != 99)
             })
         };
         let sleeper = {
