@@ -442,6 +442,14 @@ impl Consumer {
         let msg = match self.read(pos) {
             Ok(m) => m,
             Err(e) => {
+                // A worker stopped past its lease before reading (below)
+                // may find a later lap's record there, which need not
+                // parse as one of this position's: that is no corruption.
+                if let Some(held) = held {
+                    if !self.leases().still_held(&held) {
+                        return self.lease_lost_before_reading();
+                    }
+                }
                 // Skip the corrupt message so the group does not stall.
                 match held {
                     Some(held) => {
@@ -465,10 +473,7 @@ impl Consumer {
         // or, with nothing else ready, `LeaseExpired` says to ask again.
         if let Some(held) = held {
             if !self.leases().still_held(&held) {
-                return match self.poll_any(true)? {
-                    Some(got) => self.deliver(got),
-                    None => Err(Error::LeaseExpired),
-                };
+                return self.lease_lost_before_reading();
             }
         }
         // Detach the message's lifetime from `self` so both can go into
@@ -494,6 +499,16 @@ impl Consumer {
             msg,
             kind,
         })
+    }
+
+    /// After a lease was lost between taking it and reading its slot: the
+    /// next message is delivered, or, with nothing else ready,
+    /// `LeaseExpired` says to ask again.
+    fn lease_lost_before_reading(&mut self) -> Result<Delivery<'_>> {
+        match self.poll_any(true)? {
+            Some(got) => self.deliver(got),
+            None => Err(Error::LeaseExpired),
+        }
     }
 
     /// The ack=auto fast path of [`deliver`](Self::deliver).
