@@ -299,7 +299,8 @@ impl Options {
     /// The queue file holds `slots` slots of `slot_size + 32` bytes,
     /// rounded up to 8 (rings of 512 slots or more; 16, 32 or 64 in
     /// smaller ones, so that the ring is whole pages), allocated when the
-    /// queue is created, and
+    /// queue is created; each group's lease table (48 bytes a slot),
+    /// allocated when its first ack=manual consumer attaches; and
     /// `dlq_slots` dead-letter entries of `slot_size + 96` bytes, allocated
     /// as dead letters use them: 4096 slots of 1 KiB make a ~4.5 MB ring.
     /// `Queue::create` fails with `Io` (`ENOSPC`, naming the bytes needed

@@ -514,6 +514,69 @@ fn the_dead_letter_region_takes_memory_only_once_used() {
     assert!(after < before + (1 << 20), "{before} then {after}");
 }
 
+/// A group's lease table (48 bytes a slot) is allocated by its first
+/// ack=manual consumer: a million 16-byte messages fit in 64 MiB for
+/// groups that do not lease.
+#[test]
+fn lease_tables_take_memory_only_for_groups_that_lease() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let slots = 1 << 20;
+    let q = Queue::create(
+        "q",
+        &opts(dir.path()).slots(slots).slot_size(16).max_groups(4),
+    )
+    .unwrap();
+    let allocated = |q: &Queue| std::fs::metadata(q.path()).unwrap().blocks() * 512;
+    let table = slots * 48;
+    let at_create = allocated(&q);
+    assert!(
+        at_create < 64 << 20,
+        "{at_create} bytes allocated at create"
+    );
+    assert!(q.file_size() > at_create + 4 * table, "{}", q.file_size());
+    // An ack=auto group, a full ring, stats: no lease table.
+    let mut c = q
+        .consumer("auto", ConsumerOptions::new().create(true))
+        .unwrap();
+    let mut p = q.producer().unwrap();
+    for i in 0..slots {
+        p.publish(&i.to_le_bytes()[..]).unwrap();
+    }
+    assert!(q.stats().groups.iter().all(|g| g.in_flight == 0));
+    assert!(
+        allocated(&q) < at_create + table / 2,
+        "{} bytes",
+        allocated(&q)
+    );
+    for i in 0..slots {
+        assert_eq!(c.receive().unwrap().payload(), &i.to_le_bytes());
+    }
+    // An ack=manual consumer allocates its group's table, and leases.
+    q.create_group("manual", shmq::Start::Latest).unwrap();
+    let manual = ConsumerOptions::new().ack(shmq::Ack::Manual);
+    let mut w = q.consumer("manual", manual).unwrap();
+    assert!(
+        allocated(&q) >= at_create + table,
+        "{} bytes",
+        allocated(&q)
+    );
+    p.publish(b"leased").unwrap();
+    let m = w.receive().unwrap();
+    assert_eq!(m.payload(), b"leased");
+    let in_flight = |q: &Queue| {
+        q.stats()
+            .groups
+            .iter()
+            .find(|g| g.name == "manual")
+            .unwrap()
+            .in_flight
+    };
+    assert_eq!(in_flight(&q), 1);
+    m.ack().unwrap();
+    assert_eq!(in_flight(&q), 0);
+}
+
 #[test]
 fn max_message_size_is_checked_against_the_ring_and_the_spill() {
     let dir = tempfile::tempdir().unwrap();

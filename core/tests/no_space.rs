@@ -101,6 +101,70 @@ fn a_queue_that_fits_fills_its_ring_without_a_signal() {
     assert_eq!(c.receive().unwrap().payload(), &payload[..]);
 }
 
+/// A group's lease table is allocated by its first ack=manual consumer,
+/// not at create: on a full directory that consumer is refused with
+/// `ENOSPC` (naming the table), never killed by SIGBUS, and the queue goes
+/// on for ack=auto groups.
+#[test]
+fn an_ack_manual_consumer_without_room_for_its_lease_table_is_refused() {
+    let Some(fs) = SmallTmpfs::mount("2m") else {
+        return;
+    };
+    // 16384 slots of 16 bytes: a 768 KiB ring, and 768 KiB of lease table
+    // for each of two groups, which would not all fit.
+    let opts = Options::new()
+        .dir(fs.path())
+        .slots(16384)
+        .slot_size(16)
+        .max_groups(2)
+        .dlq_slots(1)
+        .overflow(Overflow::Reject);
+    let q = Queue::create("leases", &opts).unwrap();
+    q.create_group("auto", Start::Earliest).unwrap();
+    q.create_group("manual", Start::Earliest).unwrap();
+    // Fill what is left of the tmpfs.
+    let _ = std::fs::write(fs.path().join("filler"), vec![1u8; 4 << 20]);
+    let manual = ConsumerOptions::new().ack(shmq::Ack::Manual);
+    let Err(err) = q.consumer("manual", manual) else {
+        panic!("an ack=manual consumer attached without room for its lease table")
+    };
+    let Error::Io { context, source } = &err else {
+        panic!("not Io: {err:?}")
+    };
+    assert_eq!(source.raw_os_error(), Some(28), "not ENOSPC: {err}");
+    assert!(
+        context.contains("lease table of group \"manual\""),
+        "{context}"
+    );
+    // Stats look at no lease table that is not there.
+    let st = q.stats();
+    assert!(st.groups.iter().all(|g| g.in_flight == 0));
+    // The ack=auto group works, and the ring is whole.
+    let mut p = q.producer().unwrap();
+    for i in 0..100u32 {
+        p.publish(&i.to_le_bytes()).unwrap();
+    }
+    let mut c = q.consumer("auto", ConsumerOptions::new()).unwrap();
+    for i in 0..100u32 {
+        assert_eq!(c.receive().unwrap().payload(), &i.to_le_bytes());
+    }
+    // With room again, the ack=manual consumer attaches and leases.
+    std::fs::remove_file(fs.path().join("filler")).unwrap();
+    let mut w = q.consumer("manual", manual).unwrap();
+    let m = w.receive().unwrap();
+    assert_eq!((m.seq(), m.payload()), (0, &0u32.to_le_bytes()[..]));
+    m.ack().unwrap();
+    assert_eq!(
+        q.stats()
+            .groups
+            .iter()
+            .find(|g| g.name == "manual")
+            .unwrap()
+            .in_flight,
+        0
+    );
+}
+
 /// A journaled queue whose spill fills the disk they share (found by the
 /// chaos run): the journal waited for room for its next segment, and its
 /// cursor holds the ring's head, so the refill that frees the disk never

@@ -153,7 +153,8 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
             .dedup_window(dedup_window)
             .dedup_ttl(secs(dedup_ttl, "--dedup-ttl")?),
     )?;
-    // The dead-letter entries are allocated as they are used.
+    // The lease tables (by a group's first ack=manual consumer) and the
+    // dead-letter entries are allocated as they are used.
     let now = std::fs::metadata(q.path()).map_or(0, |m| {
         use std::os::unix::fs::MetadataExt;
         m.blocks() * 512

@@ -54,7 +54,9 @@ pub struct Stats {
     /// Bytes of the queue file: `slots × (slot_size + 32)` and
     /// `dlq_slots × (slot_size + 96)`, each rounded up to cache lines, plus
     /// the header and tables; all of it preallocated at create but the
-    /// dead-letter entries, allocated as dead letters use them.
+    /// groups' lease tables (48 bytes a slot per group, allocated by a
+    /// group's first ack=manual consumer) and the dead-letter entries
+    /// (allocated as dead letters use them).
     pub file_size: u64,
     /// Overflow policy.
     pub overflow: Overflow,
@@ -484,7 +486,9 @@ impl Queue {
         }
         let start = resolve_seek(&self.shared, &g, to)?;
         let pos = groups.seek(&g, idx, group, start, 0, |p, k| self.shared.alive(p, k))?;
-        self.shared.leases(idx).reset();
+        if let Some(leases) = self.shared.leases_in_use(idx) {
+            leases.reset();
+        }
         drop(g);
         self.shared.ring().notify_space();
         Ok(pos)

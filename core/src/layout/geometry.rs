@@ -95,6 +95,18 @@ impl Geometry {
         (span.max(1) * self.slot_stride - SLOT_HEADER_SIZE) as usize
     }
 
+    /// Bytes of every group's lease table (48 a slot per group): allocated
+    /// group by group, by a group's first ack=manual consumer.
+    pub(crate) fn lease_tables_size(&self) -> u64 {
+        self.max_groups * self.slots * LEASE_RECORD_SIZE
+    }
+
+    /// Bytes of the file allocated when the queue is made: all but the
+    /// lease tables and the dead-letter entries (allocated as used).
+    pub(crate) fn allocated_at_create(&self) -> u64 {
+        self.total_size - self.lease_tables_size() - self.dlq_slots * self.dlq_stride
+    }
+
     /// Entries a dead letter of `body` bytes takes (a run: its header and
     /// body, one slice).
     pub(crate) fn dlq_span_of(&self, body: usize) -> u64 {

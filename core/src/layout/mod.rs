@@ -421,7 +421,11 @@ pub(crate) struct GroupRecord {
     /// attached consumer notices that its view is stale.
     pub generation: AtomicU32,
     pub name_len: AtomicU32,
-    _pad0: u32,
+    /// 1 once the group's lease table (and lanes) are allocated and
+    /// zeroed, by its first ack=manual consumer, under the admin lock;
+    /// never 0 again. Until then the table's pages are holes nobody reads
+    /// (a read would allocate them: `OpenQueue::leases_in_use`).
+    pub leases_allocated: AtomicU32,
     /// The name's bytes, 8 to a word (atomics only, so that a `&GroupRecord`
     /// over memory another process writes is sound).
     pub name: [AtomicU64; MAX_GROUP_NAME / 8],
@@ -642,6 +646,7 @@ const _: () = {
     assert!(align_of::<Header>() == 8);
     assert!(size_of::<SlotHeader>() as u64 == SLOT_HEADER_SIZE);
     assert!(size_of::<GroupRecord>() as u64 == GROUP_RECORD_SIZE);
+    assert!(offset_of!(GroupRecord, leases_allocated) == 12);
     assert!(offset_of!(GroupRecord, owner) == 64);
     assert!(offset_of!(GroupRecord, dead_lettered) == 120);
     assert!(offset_of!(GroupRecord, next) == 128);
@@ -750,7 +755,7 @@ impl GroupRecord {
             state: AtomicU32::new(0),
             generation: AtomicU32::new(0),
             name_len: AtomicU32::new(0),
-            _pad0: 0,
+            leases_allocated: AtomicU32::new(0),
             name: std::array::from_fn(|_| AtomicU64::new(0)),
             owner: AtomicU64::new(0),
             owner_key: AtomicU64::new(0),

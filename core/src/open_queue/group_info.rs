@@ -30,8 +30,10 @@ impl OpenQueue {
         let now = os::clock::realtime_ns();
         list.into_iter()
             .map(|(idx, mut info)| {
-                info.in_flight = self.leases(idx).in_flight();
-                info.busy_lanes = self.leases(idx).busy_lanes();
+                if let Some(leases) = self.leases_in_use(idx) {
+                    info.in_flight = leases.in_flight();
+                    info.busy_lanes = leases.busy_lanes();
+                }
                 info.consumers += registry.count(idx, |p, k| self.alive(p, k));
                 info.consumer_attached = info.consumers > 0;
                 // The oldest unfinished message is the first one at or

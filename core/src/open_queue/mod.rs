@@ -18,7 +18,7 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU32 as StdAtomicU32;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::layout::{
     Config, ConsumerRecord, DedupEntry, Geometry, GroupRecord, Header, LANE_SIZE,
     LEASE_RECORD_SIZE, LeaseRecord, ProducerRecord,
@@ -251,13 +251,58 @@ impl OpenQueue {
         }
     }
 
-    /// The lease protocol over group `idx`'s records.
+    /// The lease protocol over group `idx`'s records, for the group's
+    /// ack=manual consumers: their attach allocated the table
+    /// ([`allocate_leases`](Self::allocate_leases)).
     pub(crate) fn leases(&self, idx: usize) -> Leases<'_> {
         Leases {
             records: self.lease_records(idx),
             group: &self.group_records()[idx],
             lanes: self.lane_words(idx),
         }
+    }
+
+    /// Group `idx`'s leases as anyone else sees them (stats, a dead
+    /// holder's release, a seek's reset): none while the group has never
+    /// had an ack=manual consumer. Its table's pages are then holes, and on
+    /// a tmpfs even a read of one allocates it (and, with the filesystem
+    /// full, kills the reader with SIGBUS).
+    pub(crate) fn leases_in_use(&self, idx: usize) -> Option<Leases<'_>> {
+        // Acquire: pairs with the Release store in `allocate_leases`, made
+        // after the table was allocated and zeroed.
+        let allocated = self.group_records()[idx]
+            .leases_allocated
+            .load(Ordering::Acquire);
+        (allocated != 0).then(|| self.leases(idx))
+    }
+
+    /// Allocates group `idx`'s lease table (`fallocate`) and zeroes it, the
+    /// first time an ack=manual consumer attaches to the group: a queue
+    /// whose groups never lease costs no memory for leases. A full
+    /// filesystem is an `Io` error (`ENOSPC`) here, never a fault later.
+    pub(crate) fn allocate_leases(&self, _g: &AdminGuard<'_>, idx: usize) -> Result<()> {
+        let rec = &self.group_records()[idx];
+        // Relaxed: written only under the admin lock we hold.
+        if rec.leases_allocated.load(Ordering::Relaxed) != 0 {
+            return Ok(());
+        }
+        let bytes = self.geo.slots * LEASE_RECORD_SIZE;
+        let start = self.geo.leases_offset + idx as u64 * bytes;
+        os::file::preallocate(&self.file, start, bytes).map_err(|e| {
+            Error::io(
+                format!(
+                    "allocating the lease table of group {:?} ({bytes} bytes, 48 a slot) in {}; \
+                     give the queue a larger directory (Docker: --shm-size) or fewer slots",
+                    crate::protocol::group::load_group_name(rec).unwrap_or_default(),
+                    self.path.display()
+                ),
+                e,
+            )
+        })?;
+        self.leases(idx).reset();
+        // Release: pairs with the Acquire load in `leases_in_use`.
+        rec.leases_allocated.store(1, Ordering::Release);
+        Ok(())
     }
 
     /// Creates a group (under the admin lock) with no lease left from an
@@ -272,7 +317,9 @@ impl OpenQueue {
         let idx = self
             .groups()
             .create(g, name, start, os::clock::realtime_ns())?;
-        self.leases(idx).reset();
+        if let Some(leases) = self.leases_in_use(idx) {
+            leases.reset();
+        }
         Ok(idx)
     }
 
@@ -284,8 +331,11 @@ impl OpenQueue {
             real: os::clock::realtime_ns(),
         };
         for (i, rec) in self.group_records().iter().enumerate() {
-            if rec.state.load(Ordering::Acquire) == crate::protocol::group::ACTIVE {
-                self.leases(i).release_holder(holder, now);
+            if rec.state.load(Ordering::Acquire) != crate::protocol::group::ACTIVE {
+                continue;
+            }
+            if let Some(leases) = self.leases_in_use(i) {
+                leases.release_holder(holder, now);
                 rec.redeliver_hint.fetch_add(1, Ordering::Release);
             }
         }

@@ -12,8 +12,8 @@ use zerocopy::FromZeros;
 
 use crate::error::{Error, Result};
 use crate::layout::{
-    Config, Geometry, HEADER_SIZE, Header, MAGIC, MAX_CONSUMERS, MAX_DLQ_SLOTS, MAX_PRODUCERS,
-    MAX_SPILL_PATH, READY, SLOT_HEADER_SIZE, SpillPath, VERSION, config_crc,
+    Config, Geometry, HEADER_SIZE, Header, LEASE_RECORD_SIZE, MAGIC, MAX_CONSUMERS, MAX_DLQ_SLOTS,
+    MAX_PRODUCERS, MAX_SPILL_PATH, READY, SLOT_HEADER_SIZE, SpillPath, VERSION, config_crc,
 };
 use crate::loom::Ordering;
 use crate::open_queue::OpenQueue;
@@ -178,9 +178,13 @@ pub(crate) fn create(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQu
     } else {
         false
     };
+    // Allocated as they are first used: the groups' lease tables (by a
+    // group's first ack=manual consumer) and the dead-letter entries.
+    let lease_tables = geo.leases_offset..geo.leases_offset + geo.lease_tables_size();
     let dlq_entries =
         geo.dlq_entries_offset..geo.dlq_entries_offset + geo.dlq_slots * geo.dlq_stride;
-    let file = os::file::create(&path, opts.mode, geo.total_size, dlq_entries).map_err(|e| {
+    let lazy = [lease_tables, dlq_entries];
+    let file = os::file::create(&path, opts.mode, geo.total_size, &lazy).map_err(|e| {
         if spill_made {
             let _ = std::fs::remove_dir(&spill_dir);
         }
@@ -194,14 +198,16 @@ pub(crate) fn create(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQu
             Error::io(
                 format!(
                     "creating {}: the queue file needs {} bytes ({} slots of {} bytes, {} \
-                     bytes of tables; its {} dead-letter entries of {} bytes are allocated \
-                     as they are used) and {free} in {}; make fewer or smaller slots, or give \
-                     the queue a larger directory (Docker: --shm-size)",
+                     bytes of tables; its lease tables, {} bytes a group, are allocated by \
+                     a group's first ack=manual consumer, and its {} dead-letter entries of \
+                     {} bytes as they are used) and {free} in {}; make fewer or smaller \
+                     slots, or give the queue a larger directory (Docker: --shm-size)",
                     path.display(),
-                    geo.total_size - geo.dlq_slots * geo.dlq_stride,
+                    geo.allocated_at_create(),
                     geo.slots,
                     geo.slot_stride,
-                    geo.total_size - geo.slots * geo.slot_stride - geo.dlq_slots * geo.dlq_stride,
+                    geo.allocated_at_create() - geo.slots * geo.slot_stride,
+                    geo.slots * LEASE_RECORD_SIZE,
                     geo.dlq_slots,
                     geo.dlq_stride,
                     dir.display()

@@ -10,14 +10,15 @@ use std::path::Path;
 /// Creates `path` exclusively (`O_EXCL`), never through a symlink
 /// (`O_NOFOLLOW`), with exactly `mode` (the umask is undone by `fchmod`),
 /// and sizes it to `len` bytes of zeros, preallocated (`fallocate`) but
-/// for the range `lazy`: on a tmpfs like `/dev/shm` a sparse file would be
-/// backed page by page as the mapping is first written, and a page the
-/// filesystem has no room for kills the writer with SIGBUS; preallocated,
-/// a full directory is an `ENOSPC` here instead. The `lazy` range is left
-/// for its user to allocate (with `fallocate`) before it writes there. A
+/// for the ranges `lazy` (in order, apart): on a tmpfs like `/dev/shm` a
+/// sparse file would be backed page by page as the mapping is first
+/// touched, and a page the filesystem has no room for kills the process
+/// with SIGBUS; preallocated, a full directory is an `ENOSPC` here
+/// instead. The `lazy` ranges are left for their users to allocate (with
+/// `fallocate`) before they read or write there. A
 /// filesystem that cannot preallocate (`EOPNOTSUPP`) gets a sparse file,
 /// as before.
-pub(crate) fn create(path: &Path, mode: u32, len: u64, lazy: Range<u64>) -> io::Result<File> {
+pub(crate) fn create(path: &Path, mode: u32, len: u64, lazy: &[Range<u64>]) -> io::Result<File> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -28,12 +29,13 @@ pub(crate) fn create(path: &Path, mode: u32, len: u64, lazy: Range<u64>) -> io::
     let sized = (|| {
         file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         file.set_len(len)?;
-        let lazy = lazy.start.min(len)..lazy.end.clamp(lazy.start.min(len), len);
-        for (from, to) in [(0, lazy.start), (lazy.end, len)] {
-            if to <= from {
-                continue;
+        let mut from = 0;
+        for skip in lazy.iter().chain(std::iter::once(&(len..len))) {
+            let to = skip.start.clamp(from, len);
+            if to > from {
+                preallocate(&file, from, to - from)?;
             }
-            preallocate(&file, from, to - from)?;
+            from = skip.end.clamp(to, len);
         }
         Ok(())
     })();

@@ -196,6 +196,7 @@ impl Consumer {
                         )));
                     }
                     let rec = &groups.records[idx];
+                    shared.allocate_leases(&g, idx)?;
                     let leases = shared.leases(idx);
                     if sharers == 0
                         && rec.committed.load(Ordering::Acquire) == rec.next.load(Ordering::Acquire)

@@ -32,7 +32,9 @@ impl Consumer {
                     others - 1
                 )));
             }
-            shared.leases(self.group_index).reset();
+            if let Some(leases) = shared.leases_in_use(self.group_index) {
+                leases.reset();
+            }
         }
         let mut start = resolve_seek(&shared, &g, to)?;
         let head = shared.header().ring.head.load(Ordering::Acquire);
