@@ -592,6 +592,16 @@ typedef struct shmq_options {
    * its reader. Added in ABI 3.
    */
   uint64_t max_message_size;
+  /**
+   * The ring's size in bytes (0, the default: `slots` decides it). More
+   * than 0: the ring is the most slots of `slot_size` that fit in it, a
+   * power of two (between half of it and all of it), and `slots` must
+   * be left at its default (`SHMQ_INVALID_OPTION` otherwise). Messages of any length up to `max_message_size` share it:
+   * with a `slot_size` of 32, 64 MiB hold a million 16-byte events or
+   * one frame of up to 32 MiB. `slot_size` stays the grain (a message
+   * up to it takes one slot). Added in ABI 3.
+   */
+  uint64_t capacity;
 } shmq_options;
 
 /**
@@ -893,6 +903,12 @@ typedef struct shmq_queue_stats {
    * flight (`depth` counts slots). Added in ABI 3.
    */
   uint64_t depth_bytes;
+  /**
+   * Bytes of the ring: `slots` slots of `slot_size` and a 32-byte
+   * header, rounded up to 8 (`depth_bytes` of it are taken). Added in
+   * ABI 3.
+   */
+  uint64_t capacity;
 } shmq_queue_stats;
 
 /**

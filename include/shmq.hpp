@@ -408,6 +408,12 @@ class options {
         o_.max_message_size = n;
         return *this;
     }
+    // The ring's size in bytes instead of slots (default 0: slots decides
+    // it): the most slots of slot_size that fit, a power of two.
+    options &capacity(std::uint64_t bytes) noexcept {
+        o_.capacity = bytes;
+        return *this;
+    }
     options &max_groups(std::uint32_t n) noexcept { o_.max_groups = n; return *this; }
     options &overflow(overflow_policy p) noexcept {
         o_.overflow = static_cast<shmq_overflow>(p);

@@ -151,6 +151,34 @@ where
     s.parse().map_err(|e: T::Err| e.to_string())
 }
 
+/// A count of bytes: a whole number, or one with a binary suffix (`K`,
+/// `M`, `G`, `T`, alone or with `iB` or `B`: `64M`, `64MiB`, `1g`), as
+/// Docker's `--shm-size` takes it.
+pub(crate) fn byte_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    if t.starts_with('-') {
+        return Err(format!("must be ≥ 0, got {s}"));
+    }
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(digits);
+    let n: u64 = whole(n).map_err(|e| format!("{e} (in {s:?})"))?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let shift = match unit.trim_end_matches("ib").trim_end_matches('b') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => {
+            return Err(format!(
+                "{s:?} is not a size: give bytes, or a number with K, M, G or T"
+            ));
+        }
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s:?} is more bytes than 64 bits count"))
+}
+
 fn run(command: Command, opts: Options) -> CliResult {
     match command {
         Command::Create(args) => cmd::create::run(args, opts),

@@ -73,6 +73,12 @@ const METRICS: &[Metric] = &[
         Queue(|s| s.slots),
     ),
     m(
+        "capacity_bytes",
+        Gauge,
+        "Bytes of the ring: what the messages in flight may take (depth_bytes of it are taken).",
+        Queue(|s| s.capacity),
+    ),
+    m(
         "file_size_bytes",
         Gauge,
         "Size of the queue file (ring, dead-letter slots and tables).",

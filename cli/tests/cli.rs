@@ -578,6 +578,51 @@ fn create_stat_seek_and_dlq_say_what_happened() {
     );
 }
 
+/// `--capacity` sizes the ring in bytes, `--max-message-size` and it take
+/// sizes like 64K; a file is one message of any size up to the maximum.
+#[test]
+fn create_by_capacity_takes_sizes_and_a_file_of_any_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "create",
+            "q",
+            "--capacity",
+            "256K",
+            "--slot-size",
+            "32",
+            "--max-message-size",
+            "64KiB",
+        ],
+    );
+    let st: serde_json::Value = serde_json::from_str(&ok(d, &["stat", "q", "--json"])).unwrap();
+    assert_eq!(st["slots"], 4096);
+    assert_eq!(st["capacity"], 256 << 10);
+    assert_eq!(st["max_message_size"], 64 << 10);
+    assert!(ok(d, &["stat", "q"]).contains("in flight of 262144 bytes, 256.0 KiB"));
+    ok(d, &["group-create", "q", "g", "--start", "earliest"]);
+    let frame: Vec<u8> = (0..60_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    std::fs::write(d.join("frame.bin"), &frame).unwrap();
+    let file = d.join("frame.bin");
+    ok(d, &["publish", "q", "--file", file.to_str().unwrap()]);
+    let st: serde_json::Value = serde_json::from_str(&ok(d, &["stat", "q", "--json"])).unwrap();
+    assert!(st["depth_bytes"].as_u64().unwrap() >= 60_000, "{st}");
+    for (args, want) in [
+        (
+            &["create", "x", "--capacity", "1M", "--slots", "64"][..],
+            "give one of them",
+        ),
+        (&["create", "x", "--capacity", "64Q"][..], "is not a size"),
+        (&["create", "x", "--capacity", "-1"][..], "must be ≥ 0"),
+    ] {
+        let out = shmq(d, args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
+    }
+}
+
 #[test]
 fn another_users_queue_is_refused_unless_trusted() {
     use std::os::unix::fs::MetadataExt;

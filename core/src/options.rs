@@ -76,8 +76,11 @@ impl std::fmt::Display for Overflow {
 #[derive(Clone, Debug)]
 pub struct Options {
     pub(crate) dir: Option<PathBuf>,
-    pub(crate) slots: u64,
+    /// None: the default (4096), or what `capacity` makes.
+    pub(crate) slots: Option<u64>,
     pub(crate) slot_size: u64,
+    /// The ring's bytes, which then decide `slots`.
+    pub(crate) capacity: Option<u64>,
     pub(crate) max_message_size: Option<u64>,
     pub(crate) max_groups: u32,
     pub(crate) overflow: Overflow,
@@ -195,8 +198,9 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             dir: None,
-            slots: 4096,
+            slots: None,
             slot_size: 1024,
+            capacity: None,
             max_message_size: None,
             max_groups: 16,
             overflow: Overflow::Block,
@@ -219,6 +223,9 @@ impl Default for Options {
     }
 }
 
+/// The ring's slots when neither `slots` nor `capacity` is given.
+const DEFAULT_SLOTS: u64 = 4096;
+
 /// Where spill directories go by default: `/var/tmp/shmq-<uid>`, this
 /// user's own (as tmux keeps `/tmp/tmux-<uid>`), so that no other user can
 /// have made it, and one user's spill never blocks another's.
@@ -239,6 +246,7 @@ impl Options {
     /// geometry and the spill's are checked where they are used, when the
     /// queue file is made).
     pub(crate) fn check(&self) -> Result<()> {
+        self.ring_slots()?;
         if self.mode & !0o777 != 0 || self.mode & 0o600 != 0o600 {
             return Err(Error::InvalidOption(format!(
                 "mode must be permission bits including owner read/write (0o600), got {:o}",
@@ -286,9 +294,47 @@ impl Options {
         self.dir = Some(dir.as_ref().to_path_buf());
         self
     }
-    /// Ring capacity in messages, a power of two (default 4096).
+    /// Ring capacity in messages, a power of two (default 4096), each of
+    /// up to `slot_size` bytes (a longer one takes several). Or give the
+    /// ring's size in bytes instead: [`capacity`](Options::capacity).
     pub fn slots(mut self, slots: u64) -> Options {
-        self.slots = slots;
+        self.slots = Some(slots);
+        self
+    }
+    /// The ring's size in bytes: what the messages in flight may take,
+    /// each with its 32-byte header, rounded up to the slot's 8 bytes. It
+    /// decides [`slots`](Options::slots) (which may then not be given):
+    /// the most slots of `slot_size` that fit in it, a power of two, so
+    /// the ring takes between half of `capacity` and all of it. Messages
+    /// of any length up to [`max_message_size`](Options::max_message_size)
+    /// share it, each taking what it needs: with a `slot_size` of 32, 64
+    /// MiB hold a million 16-byte events, or one frame of up to 32 MiB (half
+    /// the ring, less a header), or a mix.
+    ///
+    /// `slot_size` stays the grain (default 1024: a 16-byte event then
+    /// takes a whole KiB); a small one packs small messages, and a long
+    /// message takes as many slots as it needs either way.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmq::{ConsumerOptions, Options, Queue};
+    /// let opts = Options::new().dir(dir.path()).capacity(1 << 20).slot_size(32);
+    /// let q = Queue::create("doc-capacity", &opts)?;
+    /// assert_eq!((q.slots(), q.stats().capacity), (16384, 1 << 20));
+    /// let mut c = q.consumer("g", ConsumerOptions::new().create(true))?;
+    /// let mut p = q.producer()?;
+    /// for i in 0..16384u32 {
+    ///     p.publish(&i.to_le_bytes())?; // 16384 small events fill it
+    /// }
+    /// for _ in 0..16384 {
+    ///     c.receive()?;
+    /// }
+    /// p.publish(&vec![7u8; 400_000])?; // one frame takes what it needs
+    /// assert_eq!(c.receive()?.payload().len(), 400_000);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn capacity(mut self, bytes: u64) -> Options {
+        self.capacity = Some(bytes);
         self
     }
     /// Bytes of payload one slot holds (default 1024): the ring's grain.
@@ -477,9 +523,24 @@ impl Options {
     pub fn get_dir(&self) -> PathBuf {
         self.dir.clone().unwrap_or_else(default_dir)
     }
-    /// The ring capacity set.
+    /// The ring capacity set, in slots (with [`capacity`](Self::capacity),
+    /// the slots it makes, or 0 if it is out of range).
     pub fn get_slots(&self) -> u64 {
-        self.slots
+        self.ring_slots().unwrap_or(0)
+    }
+    /// The ring's size in bytes set with [`capacity`](Self::capacity).
+    pub fn get_capacity(&self) -> Option<u64> {
+        self.capacity
+    }
+    /// The ring's slots: `slots`, or what `capacity` makes.
+    pub(crate) fn ring_slots(&self) -> Result<u64> {
+        match self.capacity {
+            None => Ok(self.slots.unwrap_or(DEFAULT_SLOTS)),
+            Some(_) if self.slots.is_some() => Err(Error::InvalidOption(
+                "capacity and slots both say how big the ring is: give one of them".into(),
+            )),
+            Some(bytes) => crate::layout::slots_for_capacity(bytes, self.slot_size),
+        }
     }
     /// The spill directory these options resolve to for queue `name`.
     ///

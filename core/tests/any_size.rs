@@ -577,6 +577,67 @@ fn lease_tables_take_memory_only_for_groups_that_lease() {
     assert_eq!(in_flight(&q), 0);
 }
 
+/// `capacity` sizes the ring in bytes: a million 16-byte events, or one
+/// long frame, in one queue of under 64 MiB.
+#[test]
+fn capacity_holds_a_million_small_events_or_one_frame() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let o = Options::new()
+        .dir(dir.path())
+        .capacity(64 << 20)
+        .slot_size(16)
+        .overflow(shmq::Overflow::Reject);
+    assert_eq!(o.get_slots(), 1 << 20);
+    let q = Queue::create("q", &o).unwrap();
+    let st = q.stats();
+    // 48-byte slots: the most that fit, a power of two.
+    assert_eq!((st.slots, st.capacity), (1 << 20, 48 << 20));
+    let allocated = std::fs::metadata(q.path()).unwrap().blocks() * 512;
+    assert!(allocated < 64 << 20, "{allocated} bytes allocated");
+    let mut c = q
+        .consumer("g", ConsumerOptions::new().create(true))
+        .unwrap();
+    let mut p = q.producer().unwrap();
+    let event = |i: u64| [i.to_le_bytes(), (!i).to_le_bytes()].concat();
+    for i in 0..1u64 << 20 {
+        p.publish(&event(i)).unwrap();
+    }
+    assert!(matches!(p.publish(&event(0)), Err(Error::Full)));
+    assert_eq!(q.stats().depth_bytes, 48 << 20);
+    for i in 0..1u64 << 20 {
+        assert_eq!(c.receive().unwrap().payload(), &event(i)[..]);
+    }
+    // The same ring takes one frame of up to half of it.
+    let frame = payload(7, 20 << 20);
+    p.publish(&frame).unwrap();
+    assert_eq!(c.receive().unwrap().payload(), &frame[..]);
+    assert_eq!(q.max_message_size(), (24 << 20) - 32);
+}
+
+#[test]
+fn capacity_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = |o: Options| match Queue::create("bad", &o.dir(dir.path())) {
+        Err(Error::InvalidOption(m)) => m,
+        other => panic!("{other:?}"),
+    };
+    let m = bad(Options::new().capacity(1 << 20).slots(64));
+    assert!(m.contains("give one of them"), "{m}");
+    let m = bad(Options::new().capacity(100).slot_size(64));
+    assert!(m.contains("fewer than two slots"), "{m}");
+    // Rounded down to whole slots, a power of two: 64,000 bytes of
+    // 64-byte slots are 512 slots (32 KiB), and small rings round their
+    // slots up further (to whole pages): 8 KiB of 40-byte slots are 128
+    // slots of 64 bytes.
+    assert_eq!(
+        Options::new().capacity(64_000).slot_size(32).get_slots(),
+        512
+    );
+    assert_eq!(Options::new().capacity(8192).slot_size(1).get_slots(), 128);
+    assert_eq!(Options::new().capacity(100).get_slots(), 0);
+}
+
 #[test]
 fn max_message_size_is_checked_against_the_ring_and_the_spill() {
     let dir = tempfile::tempdir().unwrap();

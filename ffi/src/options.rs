@@ -210,6 +210,14 @@ pub struct shmq_options {
     /// than `slot_size` takes consecutive slots and is still one slice for
     /// its reader. Added in ABI 3.
     pub max_message_size: u64,
+    /// The ring's size in bytes (0, the default: `slots` decides it). More
+    /// than 0: the ring is the most slots of `slot_size` that fit in it, a
+    /// power of two (between half of it and all of it), and `slots` must
+    /// be left at its default (`SHMQ_INVALID_OPTION` otherwise). Messages of any length up to `max_message_size` share it:
+    /// with a `slot_size` of 32, 64 MiB hold a million 16-byte events or
+    /// one frame of up to 32 MiB. `slot_size` stays the grain (a message
+    /// up to it takes one slot). Added in ABI 3.
+    pub capacity: u64,
 }
 
 /// The defaults of every queue option (the same as the Rust
@@ -246,6 +254,7 @@ const DEFAULT_OPTIONS: shmq_options = shmq_options {
     trust_group: -1,
     ordering_lanes: 1024,
     max_message_size: 0,
+    capacity: 0,
 };
 
 impl shmq_options {
@@ -298,9 +307,15 @@ impl shmq_options {
                 )));
             }
         };
-        let mut opts = Options::new()
-            .slots(self.slots)
-            .slot_size(slot_size)
+        let mut opts = Options::new().slot_size(slot_size);
+        // `slots` left at its default is "not given", as `capacity` needs.
+        if self.slots != DEFAULT_OPTIONS.slots {
+            opts = opts.slots(self.slots);
+        }
+        if self.capacity > 0 {
+            opts = opts.capacity(self.capacity);
+        }
+        let mut opts = opts
             .max_groups(self.max_groups)
             .overflow(overflow)
             .lease(Duration::from_millis(self.lease_ms))

@@ -190,6 +190,10 @@ pub struct shmq_queue_stats {
     /// Bytes of the ring the slowest group has not finished: the bytes in
     /// flight (`depth` counts slots). Added in ABI 3.
     pub depth_bytes: u64,
+    /// Bytes of the ring: `slots` slots of `slot_size` and a 32-byte
+    /// header, rounded up to 8 (`depth_bytes` of it are taken). Added in
+    /// ABI 3.
+    pub capacity: u64,
 }
 
 /// Reads `opts` (NULL: the defaults).
@@ -686,6 +690,7 @@ pub unsafe extern "C" fn shmq_stats(
             dlq_lost: s.dlq_lost,
             max_message_size: s.max_message_size,
             depth_bytes: s.depth_bytes,
+            capacity: s.capacity,
         };
         // SAFETY: checked writable out-parameter.
         unsafe { stats_out.write(stats) };

@@ -75,11 +75,14 @@ class _Stats(TypedDict):
     path: pathlib.Path
     slots: int
     slot_size: int
+    max_message_size: int
+    capacity: int
     file_size: int
     overflow: _Overflow
     next_seq: int
     oldest_seq: int
     depth: int
+    depth_bytes: int
     published: int
     rejected: int
     deduplicated: int
@@ -209,7 +212,7 @@ class Queue:
     def create(
         name: str,
         *,
-        slots: int = 4096,
+        slots: Optional[int] = None,
         slot_size: int = 1024,
         max_groups: int = 16,
         overflow: _Overflow = "block",
@@ -232,6 +235,7 @@ class Queue:
         trust_group: Optional[int] = None,
         ordering_lanes: int = 1024,
         max_message_size: Optional[int] = None,
+        capacity: Optional[int] = None,
     ) -> "Queue":
         """Creates a queue (``Exists`` if it is there already).
 
@@ -260,6 +264,12 @@ class Queue:
         holds) is the largest message: one longer than ``slot_size`` takes
         consecutive slots (its seq is its first slot's, so seqs skip the
         others) and is still one buffer for its reader.
+
+        ``slots`` (None: 4096) sizes the ring in messages of up to
+        ``slot_size``; ``capacity`` sizes it in bytes instead (give one of
+        the two): the most slots of ``slot_size`` that fit, a power of two,
+        shared by messages of any length (with ``slot_size=32``, 64 MiB hold
+        a million 16-byte events, or one frame of up to 32 MiB).
         """
 
     @staticmethod
@@ -283,7 +293,7 @@ class Queue:
     def open_or_create(
         name: str,
         *,
-        slots: int = 4096,
+        slots: Optional[int] = None,
         slot_size: int = 1024,
         max_groups: int = 16,
         overflow: _Overflow = "block",
@@ -306,6 +316,7 @@ class Queue:
         trust_group: Optional[int] = None,
         ordering_lanes: int = 1024,
         max_message_size: Optional[int] = None,
+        capacity: Optional[int] = None,
     ) -> "Queue":
         """Opens the queue, creating it with these options if it is not there."""
 

@@ -15,7 +15,7 @@ use crate::wait::{check_fork, generation, seconds};
 #[allow(clippy::too_many_arguments)]
 fn options(
     dir: Option<PathBuf>,
-    slots: u64,
+    slots: Option<u64>,
     slot_size: usize,
     max_groups: u32,
     overflow: &str,
@@ -29,7 +29,6 @@ fn options(
     spill: Spill,
 ) -> PyResult<shmq::Options> {
     let mut o = shmq::Options::new()
-        .slots(slots)
         .slot_size(slot_size)
         .max_groups(max_groups)
         .overflow(overflow.parse::<shmq::Overflow>().py_err()?)
@@ -53,6 +52,9 @@ fn options(
         .sync(spill.sync.parse::<shmq::SyncMode>().py_err()?);
     if let Some(d) = dir {
         o = o.dir(d);
+    }
+    if let Some(n) = slots {
+        o = o.slots(n);
     }
     if let Some(n) = dlq_slots {
         o = o.dlq_slots(n);
@@ -163,17 +165,17 @@ macro_rules! queue_methods {
             $(#[doc = $doc])*
             #[staticmethod]
             #[allow(clippy::too_many_arguments)]
-            #[pyo3(signature = (name, *, slots=4096, slot_size=1024, max_groups=16,
+            #[pyo3(signature = (name, *, slots=None, slot_size=1024, max_groups=16,
                 overflow="block", lease=30.0, max_deliveries=5, dlq_slots=None,
                 dedup_window=1024, dedup_ttl=300.0, unblock_timeout=5.0, mode=0o600, dir=None,
                 spill_dir=None, spill_max_bytes=1 << 30, spill_segment_size=64 << 20,
                 spill_fallback="block", sync="never", journal_max_age=None,
                 journal_max_bytes=1 << 30, trust_owner=None, trust_group=None,
-                ordering_lanes=1024, max_message_size=None))]
+                ordering_lanes=1024, max_message_size=None, capacity=None))]
             fn $method(
                 py: Python<'_>,
                 name: &str,
-                slots: i64,
+                slots: Option<i64>,
                 slot_size: i64,
                 max_groups: i64,
                 overflow: &str,
@@ -196,11 +198,12 @@ macro_rules! queue_methods {
                 trust_group: Option<u32>,
                 ordering_lanes: i64,
                 max_message_size: Option<i64>,
+                capacity: Option<i64>,
             ) -> PyResult<Queue> {
                 // Counts and sizes: a negative one is an InvalidOption that
                 // names it (the plain conversion raised OverflowError).
                 use crate::wait::whole;
-                let slots = whole("slots", slots)?;
+                let slots = slots.map(|n| whole("slots", n)).transpose()?;
                 let slot_size = whole("slot_size", slot_size)?;
                 let max_groups = whole("max_groups", max_groups)?;
                 let max_deliveries = whole("max_deliveries", max_deliveries)?;
@@ -239,6 +242,9 @@ macro_rules! queue_methods {
                 let mut o = trusting(o, trust_owner, trust_group).ordering_lanes(ordering_lanes);
                 if let Some(m) = max_message_size {
                     o = o.max_message_size(whole("max_message_size", m)?);
+                }
+                if let Some(c) = capacity {
+                    o = o.capacity(whole("capacity", c)?);
                 }
                 let q = py.detach(|| $core(&name, &o)).py_err()?;
                 Ok(Queue::new(q))
@@ -455,6 +461,7 @@ impl Queue {
         d.set_item("depth", s.depth)?;
         d.set_item("depth_bytes", s.depth_bytes)?;
         d.set_item("max_message_size", s.max_message_size)?;
+        d.set_item("capacity", s.capacity)?;
         d.set_item("published", s.published)?;
         d.set_item("rejected", s.rejected)?;
         d.set_item("deduplicated", s.deduplicated)?;

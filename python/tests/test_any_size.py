@@ -53,6 +53,30 @@ def test_max_message_size_is_asked_and_checked(qdir, name):
         shmq.Queue.create(name + "-x", slots=128, slot_size=256, max_message_size=1 << 20)
 
 
+def test_capacity_sizes_the_ring_in_bytes(qdir, name):
+    # 1 MiB of 64-byte slots: 16384 small events, or one long frame.
+    q = shmq.Queue.create(name, capacity=1 << 20, slot_size=32, overflow="reject")
+    st = q.stats()
+    assert (st["slots"], st["capacity"]) == (16384, 1 << 20)
+    c = q.consumer("g", create=True)
+    p = q.producer()
+    for i in range(16384):
+        p.publish(i.to_bytes(4, "little"))
+    with pytest.raises(shmq.Full):
+        p.publish(b"one more")
+    assert q.stats()["depth_bytes"] == 1 << 20
+    for i in range(16384):
+        assert bytes(c.receive(timeout=1)) == i.to_bytes(4, "little")
+    frame = np.arange(50_000, dtype=np.float64)  # 400,000 bytes
+    p.publish(frame)
+    assert np.array_equal(np.frombuffer(c.receive(timeout=1).data, dtype=np.float64), frame)
+    q.close()
+    with pytest.raises(shmq.InvalidOption, match="give one of them"):
+        shmq.Queue.create(name + "-x", capacity=1 << 20, slots=64)
+    with pytest.raises(shmq.InvalidOption, match="fewer than two slots"):
+        shmq.Queue.create(name + "-y", capacity=100)
+
+
 def test_a_long_dead_letter_is_kept_whole_and_redriven(qdir, name):
     # Dead-letter entries of 256 bytes (strides of 384): a 5124-byte
     # message and its 96-byte header take a run of 14 of the 16.

@@ -163,6 +163,49 @@ static void test_messages_longer_than_a_slot(void) {
     CHECK(strstr(shmq_last_error(), "more than this ring holds") != NULL);
 }
 
+/* The ring sized in bytes: 1 MiB of 64-byte slots is 16384 of them, which
+ * hold as many small events or one long frame. */
+static void test_capacity(void) {
+    shmq_options o = shmq_options_default();
+    o.dir = test_dir;
+    o.capacity = 1 << 20;
+    o.slot_size = 32;
+    o.overflow = SHMQ_OVERFLOW_REJECT;
+    shmq_queue *q = NULL;
+    REQUIRE_OK(shmq_queue_create("capacity", &o, &q));
+    shmq_queue_stats st;
+    CHECK_OK(shmq_stats(q, &st));
+    CHECK(st.slots == 16384 && st.capacity == 1 << 20);
+    shmq_consumer *c = NULL;
+    REQUIRE_OK(shmq_consumer_new(q, "g", NULL, &c));
+    shmq_producer *p = NULL;
+    REQUIRE_OK(shmq_producer_new(q, &p));
+    uint32_t i;
+    for (i = 0; i < 16384; i++) {
+        CHECK_OK(shmq_publish(p, (const uint8_t *)&i, sizeof i, NULL));
+    }
+    CHECK_STATUS(shmq_publish(p, (const uint8_t *)&i, sizeof i, NULL), SHMQ_FULL);
+    shmq_message m;
+    for (i = 0; i < 16384; i++) {
+        CHECK_OK(shmq_receive(c, MS(1000), &m));
+    }
+    CHECK(m.len == 4 && memcmp(m.data, &(uint32_t){16383}, 4) == 0);
+    static uint8_t frame[400000];
+    memset(frame, 7, sizeof frame);
+    CHECK_OK(shmq_publish(p, frame, sizeof frame, NULL));
+    CHECK_OK(shmq_receive(c, MS(1000), &m));
+    CHECK(m.len == sizeof frame && memcmp(m.data, frame, m.len) == 0);
+    CHECK_OK(shmq_ack_all(c));
+    shmq_producer_free(&p);
+    shmq_consumer_free(&c);
+    shmq_queue_close(&q);
+    CHECK_OK(shmq_queue_remove("capacity", &o));
+    /* Both sizes of the ring given: refused. */
+    o.slots = 64;
+    CHECK_STATUS(shmq_queue_create("capacity-slots", &o, &q), SHMQ_INVALID_OPTION);
+    CHECK(strstr(shmq_last_error(), "give one of them") != NULL);
+}
+
 static void test_meta(void) {
     shmq_options o = test_options(16, 64);
     shmq_queue *q = NULL;
@@ -737,6 +780,7 @@ int main(void) {
     RUN(test_defaults);
     RUN(test_round_trip);
     RUN(test_messages_longer_than_a_slot);
+    RUN(test_capacity);
     RUN(test_meta);
     RUN(test_fan_out);
     RUN(test_reserve_commit_abort);

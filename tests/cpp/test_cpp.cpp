@@ -277,6 +277,31 @@ void test_round_trip() {
     shmq::queue::remove("rt", d.opts(64, 128));
 }
 
+// The ring sized in bytes: 256 KiB of 64-byte slots.
+void test_capacity() {
+    test_dir d("capacity");
+    auto o = shmq::options().dir(d.path()).capacity(256 << 10).slot_size(32);
+    auto q = shmq::queue::create("cap", o);
+    CHECK_EQ(q.stats().slots, 4096u);
+    CHECK_EQ(q.stats().capacity, 256u << 10);
+    auto c = q.make_consumer("g");
+    auto p = q.make_producer();
+    const std::string frame(100000, 'f');
+    p.publish("event");
+    p.publish(frame);
+    {
+        auto m = c.receive();
+        CHECK_EQ(m.text(), "event");
+    }
+    auto m = c.receive();
+    CHECK_EQ(m.text(), frame);
+    // Both sizes of the ring: refused.
+    CHECK_THROWS_WITH(shmq::invalid_option_error,
+                      shmq::queue::create("both", d.opts(64, 32).capacity(1 << 20)),
+                      "give one of them");
+    shmq::queue::remove("cap", o);
+}
+
 // Defect 1: a message read after its delivery ended threw nothing and read
 // reused memory. Now every way a delivery ends makes the payload throw.
 void test_message_lifetime() {
@@ -1304,6 +1329,7 @@ int main() {
     RUN(test_version_and_errors);
     RUN(test_queue_lifecycle);
     RUN(test_round_trip);
+    RUN(test_capacity);
     RUN(test_message_lifetime);
     RUN(test_destruction_gives_back);
     RUN(test_timeouts);

@@ -135,6 +135,7 @@ fn spellings(consumer: bool) -> BTreeMap<&'static str, [&'static [&'static str];
         BTreeMap::from([
             ("dir", same(&["dir"])),
             ("slots", same(&["slots"])),
+            ("capacity", same(&["capacity"])),
             ("slot_size", same(&["slot_size"])),
             ("max_message_size", same(&["max_message_size"])),
             ("max_groups", same(&["max_groups"])),

@@ -13,16 +13,22 @@ pub(crate) struct Args {
     /// Queue name: [A-Za-z0-9._-]{1,200}.
     name: String,
     /// Slots in the ring (a power of two): its capacity in messages of up
-    /// to --slot-size bytes.
-    #[arg(long, default_value_t = 4096, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
-    slots: u64,
+    /// to --slot-size bytes [default: 4096, or what --capacity makes].
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
+    slots: Option<u64>,
+    /// The ring's size in bytes instead of --slots (64M, 1G, 65536...):
+    /// the most slots of --slot-size that fit, a power of two, which
+    /// messages of any length share (with --slot-size 32, 64M holds a
+    /// million 16-byte events, or one frame of up to 32 MiB).
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::byte_size)]
+    capacity: Option<u64>,
     /// Bytes of payload a slot holds; a longer message takes consecutive
     /// slots (and its seq is its first slot's).
     #[arg(long, default_value_t = 1024, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     slot_size: usize,
-    /// The largest message in bytes [default: as much as half the ring
-    /// holds, and one spill segment].
-    #[arg(long, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
+    /// The largest message in bytes (or 4M, 1G...) [default: as much as
+    /// half the ring holds, and one spill segment].
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::byte_size)]
     max_message_size: Option<u64>,
     /// What a publish does when the ring is full: block, reject, or
     /// spill (to segment files on disk, read back in order).
@@ -93,6 +99,7 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
     let Args {
         name,
         slots,
+        capacity,
         slot_size,
         max_message_size,
         overflow,
@@ -128,6 +135,12 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
     if let Some(m) = max_message_size {
         opts = opts.max_message_size(m);
     }
+    if let Some(n) = slots {
+        opts = opts.slots(n);
+    }
+    if let Some(c) = capacity {
+        opts = opts.capacity(c);
+    }
     if let Some(n) = dlq_slots {
         opts = opts.dlq_slots(n);
     }
@@ -142,7 +155,6 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
     let q = Queue::create(
         &name,
         &opts
-            .slots(slots)
             .slot_size(slot_size)
             .overflow(overflow)
             .max_groups(max_groups)

@@ -43,6 +43,7 @@ fn stats_json(s: &shmq::Stats) -> serde_json::Value {
         "slots": s.slots,
         "slot_size": s.slot_size,
         "max_message_size": s.max_message_size,
+        "capacity": s.capacity,
         "overflow": s.overflow.to_string(),
         "next_seq": s.next_seq,
         "oldest_seq": s.oldest_seq,
@@ -106,7 +107,7 @@ fn stats_json(s: &shmq::Stats) -> serde_json::Value {
 
 fn stats_table(s: &shmq::Stats) -> String {
     let mut out = format!(
-        "queue      {} ({}, {})\nslots      {} x {} bytes, messages of up to {}, overflow={}\nseq        next {}, oldest retained {}\ndepth      {} slots ({} in flight)\npublished  {}\nrejected   {}\ndedup      {} publishes not enqueued again (key remembered)\naborted    {}\nproducers  {}\nconsumers  {}\ndlq        {}\n",
+        "queue      {} ({}, {})\nslots      {} x {} bytes, messages of up to {}, overflow={}\nseq        next {}, oldest retained {}\ndepth      {} slots ({} in flight of {})\npublished  {}\nrejected   {}\ndedup      {} publishes not enqueued again (key remembered)\naborted    {}\nproducers  {}\nconsumers  {}\ndlq        {}\n",
         s.name,
         s.path.display(),
         crate::human::bytes(s.file_size),
@@ -118,6 +119,7 @@ fn stats_table(s: &shmq::Stats) -> String {
         s.oldest_seq,
         s.depth,
         crate::human::bytes(s.depth_bytes),
+        crate::human::bytes(s.capacity),
         s.published,
         s.rejected,
         s.deduplicated,

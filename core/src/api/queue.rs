@@ -51,6 +51,10 @@ pub struct Stats {
     pub slot_size: u64,
     /// The largest message the queue takes.
     pub max_message_size: u64,
+    /// Bytes of the ring: `slots` slots of `slot_size + 32` bytes (rounded
+    /// up to 8), what the messages in flight may take with their headers
+    /// (`depth_bytes` of it are taken).
+    pub capacity: u64,
     /// Bytes of the queue file: `slots × (slot_size + 32)` and
     /// `dlq_slots × (slot_size + 96)`, each rounded up to cache lines, plus
     /// the header and tables; all of it preallocated at create but the
@@ -523,6 +527,7 @@ impl Queue {
             slots: shared.geo.slots,
             slot_size: shared.geo.slot_size,
             max_message_size: shared.config.max_message_size,
+            capacity: shared.geo.slots * shared.geo.slot_stride,
             file_size: shared.geo.total_size,
             overflow: shared.overflow(),
             next_seq: tail,

@@ -50,6 +50,30 @@ pub(crate) fn slot_grain(slots: u64) -> u64 {
     (4096 / slots.max(1)).clamp(8, 64)
 }
 
+/// The slots of `slot_size` bytes that a ring of `capacity` bytes holds:
+/// the most that fit, a power of two (so the ring is between half of
+/// `capacity` and all of it).
+pub(crate) fn slots_for_capacity(capacity: u64, slot_size: u64) -> Result<u64> {
+    let stride = |slots: u64| round_up(SLOT_HEADER_SIZE + slot_size, slot_grain(slots));
+    let fit = stride(MAX_SLOTS).map_or(0, |s| capacity / s);
+    let mut slots = if fit == 0 {
+        0
+    } else {
+        (1u64 << fit.ilog2()).min(MAX_SLOTS)
+    };
+    // Smaller rings round their slots up further (`slot_grain`).
+    while slots >= 2 && stride(slots).is_none_or(|s| slots * s > capacity) {
+        slots /= 2;
+    }
+    if slots < 2 {
+        return Err(Error::InvalidOption(format!(
+            "a capacity of {capacity} bytes holds fewer than two slots of {slot_size} bytes \
+             (and their {SLOT_HEADER_SIZE}-byte headers): give more capacity or a smaller slot_size"
+        )));
+    }
+    Ok(slots)
+}
+
 impl Geometry {
     /// Slots a record of `body` bytes (envelope and payload) takes: as
     /// many strides as its header and body need (one up to `slot_size`).

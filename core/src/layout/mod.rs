@@ -24,7 +24,7 @@ use crate::loom::{AtomicU32, AtomicU64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 mod geometry;
-pub(crate) use geometry::Geometry;
+pub(crate) use geometry::{Geometry, slots_for_capacity};
 
 /// "SHMQRING" in little-endian: the first 8 bytes of every queue file.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMQRING");

@@ -136,9 +136,10 @@ fn assemble(name: &str, f: Opened, stores: Stores) -> Result<OpenQueue> {
 /// spills or journals, and the handle on it. `opts` were checked
 /// (`Options::check`).
 pub(crate) fn create(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQueue> {
+    let slots = opts.ring_slots()?;
     let geometry = |dlq_slots: u64| {
         Geometry::compute(
-            opts.slots,
+            slots,
             opts.slot_size,
             opts.max_groups as u64,
             MAX_PRODUCERS as u64,
