@@ -432,8 +432,9 @@ pub(crate) struct GroupRecord {
     /// The attached ack=auto consumer: `pid << 32 | per-process token`, 0
     /// if none.
     pub owner: AtomicU64,
-    /// The owner's liveness key (`os/liveness.rs`; 0 while being written
-    /// or free).
+    /// The last owner's liveness key (`os/liveness.rs`; 0 if none yet),
+    /// stored before `owner` (under the admin lock), so a consumer killed
+    /// between them reads dead.
     pub owner_key: AtomicU64,
     pub created_ns: AtomicU64,
     /// Redeliveries waiting (nacks, dropped deliveries, reclaimed leases)
@@ -497,8 +498,8 @@ pub(crate) struct LeaseRecord {
 pub(crate) struct ConsumerRecord {
     /// `pid << 32 | per-process token`, 0 if free.
     pub owner: AtomicU64,
-    /// The owner's liveness key (`os/liveness.rs`; 0 while being written
-    /// or free).
+    /// The owner's liveness key (`os/liveness.rs`; 0 if free). Taken
+    /// first, by one CAS: the claim (`protocol/registry.rs`).
     pub owner_key: AtomicU64,
     /// CLOCK_REALTIME ns of the consumer's last receive call.
     pub heartbeat_ns: AtomicU64,
@@ -569,8 +570,8 @@ pub(crate) struct DeadLetterHeader {
 pub(crate) struct ProducerRecord {
     /// `pid << 32 | per-process token`, 0 if free.
     pub owner: AtomicU64,
-    /// The owner's liveness key (`os/liveness.rs`; 0 while being written
-    /// or free).
+    /// The owner's liveness key (`os/liveness.rs`; 0 if free). Taken
+    /// first, by one CAS: the claim (`protocol/registry.rs`).
     pub owner_key: AtomicU64,
     pub registered_ns: AtomicU64,
     /// Position being written + 1, or 0. Written only by the owner: SeqCst
@@ -744,6 +745,19 @@ impl AdminLock {
             _pad: 0,
             holder_key: AtomicU64::new(0),
             _pad1: [0; 48],
+        }
+    }
+}
+
+#[cfg(loom)]
+impl ConsumerRecord {
+    pub(crate) fn new() -> ConsumerRecord {
+        ConsumerRecord {
+            owner: AtomicU64::new(0),
+            owner_key: AtomicU64::new(0),
+            heartbeat_ns: AtomicU64::new(0),
+            group: AtomicU64::new(0),
+            _pad: [0; 32],
         }
     }
 }

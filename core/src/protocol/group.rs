@@ -266,6 +266,9 @@ impl Groups<'_> {
     /// Attaches consumer `owner` (of process start time `start`) to group
     /// `idx`, taking over from a dead consumer. A dead consumer's delivery
     /// in progress counts as delivered (ack=auto is at-most-once).
+    // The hook between the two stores is the fault point's (the API
+    // layer's), which this layer cannot name.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn attach(
         &self,
         g: &AdminGuard<'_>,
@@ -274,13 +277,20 @@ impl Groups<'_> {
         owner: u64,
         start: u64,
         alive: impl Fn(u32, u64) -> bool,
+        before_owner: impl FnOnce(),
     ) -> Result<()> {
         let _ = g;
         let rec = &self.records[idx];
         self.check_unowned(rec, name, owner, alive)?;
-        rec.owner_key.store(0, Ordering::Relaxed);
-        rec.owner.store(owner, Ordering::Release);
+        // The key first, then the owner (the admin lock keeps other
+        // attachers out): killed between them, the record shows the
+        // previous owner (or none) beside our key, which then reads dead.
+        // (The other way round, with the key cleared first, a consumer
+        // killed in between left key 0, "being written", beside its pid:
+        // a live ack=auto consumer for good, and every later one Busy.)
         rec.owner_key.store(start, Ordering::Release);
+        before_owner();
+        rec.owner.store(owner, Ordering::Release);
         let next = rec.next.load(Ordering::Acquire);
         if rec.committed.load(Ordering::Acquire) < next {
             rec.committed.store(next, Ordering::SeqCst);
@@ -481,9 +491,11 @@ mod tests {
         let g = lock.lock(me, |_, _| true);
         let a = groups.create(&g, "a", Start::Earliest, 1).unwrap();
         let owner = (5u64 << 32) | 1;
-        groups.attach(&g, a, "a", owner, 0, |_, _| true).unwrap();
+        groups
+            .attach(&g, a, "a", owner, 0, |_, _| true, || {})
+            .unwrap();
         assert!(matches!(
-            groups.attach(&g, a, "a", (6u64 << 32) | 1, 0, |_, _| true),
+            groups.attach(&g, a, "a", (6u64 << 32) | 1, 0, |_, _| true, || {}),
             Err(Error::Busy(_))
         ));
         assert!(matches!(
@@ -501,7 +513,7 @@ mod tests {
         ));
         // The owner died: others may take over.
         groups
-            .attach(&g, a, "a", (6u64 << 32) | 1, 0, |_, _| false)
+            .attach(&g, a, "a", (6u64 << 32) | 1, 0, |_, _| false, || {})
             .unwrap();
         groups.detach(a, (6u64 << 32) | 1);
         groups.delete(&g, "a", |_, _| true).unwrap();

@@ -22,27 +22,42 @@ pub(crate) struct Taken {
     pub was_dead: bool,
 }
 
-/// Takes a record whose `owner` word was `cur` (0: free; else a dead
-/// owner's, whose key was `key`) for `owner`; the caller then stores its
-/// own key. The dead owner's key is cleared first (0 reads "being
-/// written"), then `owner` is taken: otherwise another taker could read
-/// our pid beside the dead owner's key in between, judge us dead and take
-/// the record a second time. A free record's key is 0 already (its last
-/// owner cleared it first). Consumer and producer records both use it.
-pub(crate) fn take_record(
-    owner_word: &AtomicU64,
-    owner_key: &AtomicU64,
-    cur: u64,
-    key: u64,
-    owner: u64,
-) -> bool {
-    (cur == 0
-        || owner_key
-            .compare_exchange(key, 0, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok())
-        && owner_word
-            .compare_exchange(cur, owner, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
+/// Takes a record whose key word was `seen` (0: free; else a dead
+/// owner's) for `owner` of liveness key `key`, by one CAS of the key word:
+/// the key is the claim, so a taker killed at any point leaves a record
+/// the next one can judge (by that key: dead) and take. Then the caller
+/// stores `owner` (`claim_owner`). Until it does, the record shows the
+/// old owner's pid (or none) beside our key: alive, which it is. (Two
+/// steps the other way round — the owner word first, the key after —
+/// left a record whose taker died between them with key 0, "being
+/// written", for good.) Consumer and producer records both use it.
+pub(crate) fn take_record(owner_key: &AtomicU64, seen: u64, key: u64) -> bool {
+    debug_assert!(key != 0, "a liveness key is never 0");
+    // AcqRel: Acquire to see the dead owner's record whole; Release pairs
+    // with the Acquire loads of readers that then see the record ours.
+    owner_key
+        .compare_exchange(seen, key, Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok()
+}
+
+/// Second step of [`take_record`]: the owner word, after the key.
+pub(crate) fn claim_owner(owner_word: &AtomicU64, owner: u64) {
+    // Release: a reader that loads our owner word (Acquire) then loads our
+    // key, stored before it.
+    owner_word.store(owner, Ordering::Release);
+}
+
+/// Gives a record up: the owner word first (a reader then sees no owner),
+/// then the key, if it is still ours. A giver killed between them leaves
+/// its key, which reads dead, and the next taker takes the record.
+pub(crate) fn give_record(owner_word: &AtomicU64, owner_key: &AtomicU64, owner: u64, key: u64) {
+    if owner_word
+        .compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok()
+    {
+        // Release: pairs with the takers' AcqRel CAS from 0.
+        let _ = owner_key.compare_exchange(key, 0, Ordering::AcqRel, Ordering::Relaxed);
+    }
 }
 
 impl Registry<'_> {
@@ -55,13 +70,15 @@ impl Registry<'_> {
         group: usize,
         now_ns: u64,
         alive: impl Fn(u32, u64) -> bool,
+        before_owner: impl Fn(),
     ) -> Result<Taken> {
         for (i, rec) in self.records.iter().enumerate() {
-            let cur = rec.owner.load(Ordering::Acquire);
             let key = rec.owner_key.load(Ordering::Acquire);
-            let dead = cur != 0 && !alive(owner_pid(cur), key);
-            if (cur == 0 || dead) && take_record(&rec.owner, &rec.owner_key, cur, key, owner) {
-                rec.owner_key.store(me.key, Ordering::Release);
+            let cur = rec.owner.load(Ordering::Acquire);
+            let dead = key != 0 && !alive(owner_pid(cur), key);
+            if (key == 0 || dead) && take_record(&rec.owner_key, key, me.key) {
+                before_owner();
+                claim_owner(&rec.owner, owner);
                 rec.heartbeat_ns.store(now_ns, Ordering::Relaxed);
                 rec.group.store(group as u64 + 1, Ordering::Release);
                 return Ok(Taken {
@@ -76,14 +93,11 @@ impl Registry<'_> {
         )))
     }
 
-    /// Gives record `index` up (a consumer dropped cleanly).
-    pub(crate) fn unregister(&self, index: u32, owner: u64) {
+    /// Gives record `index` up (a consumer of key `key` dropped cleanly).
+    pub(crate) fn unregister(&self, index: u32, owner: u64, key: u64) {
         let rec = &self.records[index as usize];
         rec.group.store(0, Ordering::Relaxed);
-        rec.owner_key.store(0, Ordering::Release);
-        let _ = rec
-            .owner
-            .compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Relaxed);
+        give_record(&rec.owner, &rec.owner_key, owner, key);
     }
 
     /// Marks consumer `index` as having just called receive.

@@ -105,6 +105,9 @@ pub struct Consumer {
     held: HeldLease,
     /// The DLQ entry of the live `Origin::Redriven` delivery.
     redriven: usize,
+    /// CLOCK_MONOTONIC ns of our last try to bring dead letters back from
+    /// the DLQ's overflow (`poll_any`).
+    overflow_tried_ns: u64,
     /// The async waiter's doorbell, made by the first `readiness`/`arm`.
     readiness: Option<Readiness>,
 }
@@ -138,7 +141,7 @@ impl Drop for Consumer {
             Some(m) => Registry {
                 records: self.shared.consumer_records(),
             }
-            .unregister(m.holder, self.owner),
+            .unregister(m.holder, self.owner, self.shared.me.key),
             None => self.shared.groups().detach(self.group_index, self.owner),
         }
         // Detaching may commit the last delivery: producers waiting for
@@ -184,9 +187,15 @@ impl Consumer {
                             "group {group:?} has {sharers} live ack=manual consumer(s); its consumers must all use ack=manual"
                         )));
                     }
-                    groups.attach(&g, idx, group, owner, shared.me.key, |p, k| {
-                        shared.alive(p, k)
-                    })?;
+                    groups.attach(
+                        &g,
+                        idx,
+                        group,
+                        owner,
+                        shared.me.key,
+                        |p, k| shared.alive(p, k),
+                        || os::fault::point("consumer.attaching_owner"),
+                    )?;
                     None
                 }
                 Ack::Manual => {
@@ -211,6 +220,7 @@ impl Consumer {
                         idx,
                         os::clock::realtime_ns(),
                         |p, k| shared.alive(p, k),
+                        || os::fault::point("consumer.registering"),
                     )?;
                     if taken.was_dead {
                         shared.release_holder(taken.index);
@@ -268,6 +278,7 @@ impl Consumer {
                 keyed: false,
             },
             redriven: 0,
+            overflow_tried_ns: 0,
             readiness: None,
             shared,
         }

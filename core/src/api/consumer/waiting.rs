@@ -13,6 +13,10 @@ use crate::protocol::ring::Peek;
 use crate::protocol::signal::sleep_unless;
 use std::time::{Duration, Instant};
 
+/// How often a receive tries to bring dead letters back from the DLQ's
+/// overflow while it holds some (`bring_back_overflowed_dead_letters`).
+const OVERFLOW_RETRY_NS: u64 = 20_000_000;
+
 /// Longest single sleep of a waiting consumer, so it notices stuck
 /// producers, deadlines and signals.
 const SLEEP_SLICE: Duration = Duration::from_millis(20);
@@ -433,13 +437,40 @@ impl Consumer {
         }
     }
 
+    /// Dead letters wait in the DLQ's overflow on disk while the region
+    /// has no run free for them, among them letters already redriven to a
+    /// group. Whoever frees a run brings them back, but only if the admin
+    /// lock is free then (it does not wait for it), and nothing else would
+    /// try again before the next DLQ call: the chaos run saw five redriven
+    /// letters wait there for good while their group's workers delivered
+    /// thousands of messages. So a receive tries too, at most every
+    /// `OVERFLOW_RETRY_NS`, while the overflow holds something (two loads
+    /// when it holds nothing).
+    #[inline(always)]
+    fn bring_back_overflowed_dead_letters(&mut self) {
+        if dlq::overflow::pending(&self.shared) == 0 {
+            return;
+        }
+        let now = os::clock::monotonic_ns();
+        if now.saturating_sub(self.overflow_tried_ns) < OVERFLOW_RETRY_NS {
+            return;
+        }
+        self.overflow_tried_ns = now;
+        // An error is left for the next DLQ operation to report, as the
+        // ack's refill does.
+        let _ = dlq::overflow::refill(&self.shared, false);
+    }
+
     /// The next thing to deliver, in either mode: a redriven dead letter
     /// first, then (ack=manual) a due redelivery, then the next message.
     #[inline(always)]
     pub(super) fn poll_any(&mut self, redriven: bool) -> Result<Option<ToDeliver>> {
-        if redriven && self.record().redrive.load(Ordering::Acquire) != 0 {
-            if let Some(entry) = dlq::take_redriven(&self.shared, self.group_index) {
-                return Ok(Some(ToDeliver::Redriven(entry)));
+        if redriven {
+            self.bring_back_overflowed_dead_letters();
+            if self.record().redrive.load(Ordering::Acquire) != 0 {
+                if let Some(entry) = dlq::take_redriven(&self.shared, self.group_index) {
+                    return Ok(Some(ToDeliver::Redriven(entry)));
+                }
             }
         }
         if self.replay.is_some() {

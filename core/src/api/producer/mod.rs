@@ -15,7 +15,7 @@ use crate::open_queue::{MappedSlots, OpenQueue, new_owner};
 use crate::options::{Meta, Overflow};
 use crate::os;
 use crate::protocol::group::owner_pid;
-use crate::protocol::registry::take_record;
+use crate::protocol::registry::{claim_owner, give_record, take_record};
 use crate::protocol::ring::{Begin, Ring};
 use crate::protocol::spill::Record;
 use crate::record::envelope::{self, EnvelopePlan};
@@ -100,13 +100,7 @@ impl Drop for Producer {
             let _ = self.shared.help_journal(true);
         }
         let rec = &self.shared.producer_records()[self.record_index];
-        // The key first: a free record's key is 0, so that its next owner,
-        // between its claim and its key, reads as "being written", never
-        // as us (dead).
-        rec.owner_key.store(0, Ordering::Release);
-        let _ = rec
-            .owner
-            .compare_exchange(self.owner, 0, Ordering::AcqRel, Ordering::Relaxed);
+        give_record(&rec.owner, &rec.owner_key, self.owner, self.shared.me.key);
     }
 }
 
@@ -120,14 +114,14 @@ impl Producer {
         let records = shared.producer_records();
         let take = |i: usize, dead: bool| {
             let rec = &records[i];
-            let cur = rec.owner.load(Ordering::Acquire);
             let key = rec.owner_key.load(Ordering::Acquire);
+            let cur = rec.owner.load(Ordering::Acquire);
             let usable = if dead {
-                cur != 0 && !shared.alive(owner_pid(cur), key) && shared.settle_dead_announcement(i)
+                key != 0 && !shared.alive(owner_pid(cur), key) && shared.settle_dead_announcement(i)
             } else {
-                cur == 0
+                key == 0
             };
-            usable && take_record(&rec.owner, &rec.owner_key, cur, key, owner)
+            usable && take_record(&rec.owner_key, key, me.key)
         };
         let found = (0..records.len())
             .map(|i| (i, false))
@@ -135,11 +129,12 @@ impl Producer {
             .find(|&(i, dead)| take(i, dead));
         let record = found.map(|(i, _)| {
             let rec = &records[i];
+            os::fault::point("producer.registering");
+            claim_owner(&rec.owner, owner);
             // A keyed publish a dead owner left in flight is settled
             // before we forget it.
             dedup::settle_dead_record(&shared, i);
             rec.announce.store(0, Ordering::Relaxed);
-            rec.owner_key.store(me.key, Ordering::Release);
             rec.registered_ns
                 .store(os::clock::realtime_ns(), Ordering::Relaxed);
             i

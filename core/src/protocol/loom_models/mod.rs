@@ -26,6 +26,7 @@ mod doorbell; // the async waiter's doorbell: arm, ring, cancel, release
 mod lanes; // ordering lanes of an ack=manual group
 mod lease; // leases: take, expire, ack, redeliver
 mod lock; // the admin lock's take-over of a dead holder
+mod registry; // a consumer or producer record's claim, by its key
 mod ring; // claim, commit, abort, capacity, sleep and wake-up
 mod spill; // the switch to the spill and the refill // the dedup table, keyed commits below head
 

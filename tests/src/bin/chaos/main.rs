@@ -50,6 +50,7 @@ const LULL_MAX: Duration = Duration::from_secs(150);
 
 /// Fault points each role's calls pass (docs/design.md, "Fault points").
 const POINTS_PRODUCE: &[&str] = &[
+    "producer.registering",
     "publish.before_commit",
     "publish.after_commit",
     "batch.before_commit",
@@ -77,6 +78,7 @@ const POINTS_CONSUME: &[&str] = &[
     "refill.cleared",
     "spill.clearing",
     "consumer.attaching",
+    "consumer.attaching_owner",
     "keyed.settle_passed",
 ];
 const POINTS_WORK: &[&str] = &[
@@ -92,6 +94,7 @@ const POINTS_WORK: &[&str] = &[
     "refill.copied",
     "refill.committed",
     "consumer.attaching",
+    "consumer.registering",
     "segment.creating",
     "segment.created",
 ];
