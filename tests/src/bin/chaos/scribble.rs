@@ -173,9 +173,10 @@ fn round(dir: &Path, rng: &mut Rng) -> Round {
         };
         match status {
             None => {
+                let at = where_stuck(dir, name, child.id());
                 let _ = child.kill();
                 let _ = child.wait();
-                r.hung.push(name.clone());
+                r.hung.push(format!("{name} ({at})"));
             }
             Some(s) if s.signal().is_some() || s.code() == Some(101) => {
                 let err =
@@ -206,4 +207,41 @@ fn round(dir: &Path, rng: &mut Rng) -> Round {
         }
     }
     r
+}
+
+/// Where hung client `pid` waits, for the report: each thread's kernel
+/// wait channel and, if `gdb` is there, every thread's stack, written to
+/// `stderr/NAME.hung.txt` in the round's directory (a hang seen once in
+/// CI could not be told from its history alone).
+fn where_stuck(dir: &Path, name: &str, pid: u32) -> String {
+    let mut channels = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            let wchan = std::fs::read_to_string(t.path().join("wchan")).unwrap_or_default();
+            channels.push(format!(
+                "{}:{}",
+                t.file_name().to_string_lossy(),
+                wchan.trim()
+            ));
+        }
+    }
+    let stacks = Command::new("gdb")
+        .args([
+            "-batch",
+            "-p",
+            &pid.to_string(),
+            "-ex",
+            "thread apply all bt 30",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_else(|e| format!("(no gdb: {e})"));
+    let file = dir.join("stderr").join(format!("{name}.hung.txt"));
+    let _ = std::fs::write(&file, format!("wait channels: {channels:?}\n\n{stacks}"));
+    format!(
+        "waiting in {}; stacks in {}",
+        channels.join(", "),
+        file.display()
+    )
 }
