@@ -318,18 +318,23 @@ impl<S: SlotStates> Ring<'_, S> {
     /// model: `loom_a_long_records_payload_is_never_a_later_laps_word`
     /// (fails without the clearing).
     pub(crate) fn clear_passed(&self, from: u64, to: u64) {
-        // Acquire: pairs with `note_long`'s Release.
-        let end = to.min(self.ctl.long_until.load(Ordering::Acquire));
+        // Acquire: pairs with `note_long`'s Release. Never more than a
+        // ring from `from`: the records of one lap are all there are, and
+        // a garbled cursor or `long_until` must not make an endless walk
+        // under the admin lock.
+        let end = to
+            .min(self.ctl.long_until.load(Ordering::Acquire))
+            .min(from.saturating_add(self.capacity));
         let mut pos = from;
         while pos < end {
             // Acquire: the record's word as its commit or abort left it.
             let word = self.slots.state(pos).load(Ordering::Acquire);
             // A word that is not this position's cannot be (every group
-            // is past it): step one slot, clearing nothing.
-            let span = if self.is_for(word, pos) {
-                self.span_of(word).max(1)
-            } else {
-                1
+            // is past it): step one slot, clearing nothing. A span past
+            // the longest record is a garbled word: its first slot only.
+            let span = match self.span_of(word) {
+                span if self.is_for(word, pos) && span <= self.max_span() => span.max(1),
+                _ => 1,
             };
             for k in 1..span {
                 // Relaxed: published by the caller's Release store of head.
