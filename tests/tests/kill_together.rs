@@ -366,8 +366,7 @@ fn a_worker_resuming_a_stale_attach_does_not_move_its_group_back() {
         seqs.push(m.seq());
         m.ack().unwrap();
     }
-    // SAFETY: kill(2) with a pid of our own child, which is stopped.
-    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGCONT) }, 0);
+    cont(pid);
     loop {
         match a.receive_timeout(Duration::from_secs(4)) {
             Ok(m) => {
@@ -474,6 +473,12 @@ fn a_journal_roll_killed_before_the_segment_header_is_redone() {
     assert_eq!(twos, 2000);
 }
 
+/// Lets our stopped child `pid` go on (SIGCONT).
+fn cont(pid: u32) {
+    // SAFETY: kill(2) with a pid of our own child, which is stopped.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGCONT) }, 0);
+}
+
 /// Waits (within `LONG`) until process `pid` is stopped.
 fn until_stopped(pid: u32) {
     let stopped = Instant::now() + LONG;
@@ -511,8 +516,7 @@ fn worker_stopped_past_its_lease(q: &Queue, dir: &str, queue: &str) -> Worker {
 /// Lets stopped worker `late` go on, and returns what it received: seq and
 /// payload index of each message, and its whole output.
 fn resume_worker(late: Worker) -> (Vec<(u64, u64)>, String) {
-    // SAFETY: kill(2) with a pid of our own child, which is stopped.
-    assert_eq!(unsafe { libc::kill(late.pid() as i32, libc::SIGCONT) }, 0);
+    cont(late.pid());
     let out = late.finish(LONG);
     let got = out
         .lines()
@@ -758,8 +762,7 @@ fn redriven_dead_letters_in_the_overflow_come_back_after_a_busy_lock() {
     let holder = Worker::spawn_faulty(WORKER, &["open", s(dir.path()), "over"], "admin.taken=stop");
     until_stopped(holder.pid());
     m.ack().unwrap();
-    // SAFETY: kill(2) with a pid of our own child, which is stopped.
-    assert_eq!(unsafe { libc::kill(holder.pid() as i32, libc::SIGCONT) }, 0);
+    cont(holder.pid());
     holder.finish(LONG);
     for _ in 0..2 {
         let m = w

@@ -125,6 +125,13 @@ impl Geometry {
         self.max_groups * self.slots * LEASE_RECORD_SIZE
     }
 
+    /// Where group `idx`'s lease table starts in the file, and its bytes
+    /// (48 a slot).
+    pub(crate) fn lease_table(&self, idx: usize) -> (u64, u64) {
+        let bytes = self.slots * LEASE_RECORD_SIZE;
+        (self.leases_offset + idx as u64 * bytes, bytes)
+    }
+
     /// Bytes of the file allocated when the queue is made: all but the
     /// lease tables and the dead-letter entries (allocated as used).
     pub(crate) fn allocated_at_create(&self) -> u64 {

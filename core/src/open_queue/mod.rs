@@ -20,8 +20,8 @@ use std::sync::atomic::AtomicU32 as StdAtomicU32;
 
 use crate::error::{Error, Result};
 use crate::layout::{
-    Config, ConsumerRecord, DedupEntry, Geometry, GroupRecord, Header, LANE_SIZE,
-    LEASE_RECORD_SIZE, LeaseRecord, ProducerRecord,
+    Config, ConsumerRecord, DedupEntry, Geometry, GroupRecord, Header, LANE_SIZE, LeaseRecord,
+    ProducerRecord,
 };
 use crate::loom::{AtomicU64, Ordering};
 use crate::options::{Overflow, Start};
@@ -185,7 +185,7 @@ impl OpenQueue {
     /// The lease records of group `idx`, one per ring slot.
     pub(crate) fn lease_records(&self, idx: usize) -> &[LeaseRecord] {
         debug_assert!((idx as u64) < self.geo.max_groups);
-        let start = self.geo.leases_offset + idx as u64 * self.geo.slots * LEASE_RECORD_SIZE;
+        let (start, _) = self.geo.lease_table(idx);
         // SAFETY: `validate` checked that max_groups × slots records of 48
         // bytes fit at leases_offset (page-aligned) and idx < max_groups;
         // records are all atomics.
@@ -286,8 +286,7 @@ impl OpenQueue {
         if rec.leases_allocated.load(Ordering::Relaxed) != 0 {
             return Ok(());
         }
-        let bytes = self.geo.slots * LEASE_RECORD_SIZE;
-        let start = self.geo.leases_offset + idx as u64 * bytes;
+        let (start, bytes) = self.geo.lease_table(idx);
         os::file::preallocate(&self.file, start, bytes).map_err(|e| {
             Error::io(
                 format!(
