@@ -24,6 +24,41 @@ pub(crate) fn sc_fence() {
     loom::sync::atomic::fence(Ordering::SeqCst);
 }
 
+/// The light half of an asymmetric fence (`os/fence.rs`): a compiler
+/// barrier only, on the publish path. It orders the stores and loads
+/// around it against a heavy fence made by another thread, and against
+/// nothing else. Under loom it is a SeqCst fence: what the heavy fence
+/// makes of it when the two meet (the models pair it with
+/// [`heavy_fence`], which is one too).
+#[inline(always)]
+pub(crate) fn light_fence() {
+    #[cfg(not(loom))]
+    std::sync::atomic::compiler_fence(Ordering::SeqCst);
+    #[cfg(loom)]
+    loom::sync::atomic::fence(Ordering::SeqCst);
+}
+
+/// The heavy half of an asymmetric fence: `membarrier(2)` in production
+/// (`os::fence::heavy`), a SeqCst fence under loom. False when this
+/// process cannot make it (then only a SeqCst fence was made, which
+/// pairs with other SeqCst accesses but not with light fences).
+#[inline]
+pub(crate) fn heavy_fence() -> bool {
+    #[cfg(not(loom))]
+    {
+        let made = crate::os::fence::heavy();
+        if !made {
+            std::sync::atomic::fence(Ordering::SeqCst);
+        }
+        made
+    }
+    #[cfg(loom)]
+    {
+        loom::sync::atomic::fence(Ordering::SeqCst);
+        true
+    }
+}
+
 /// A named fault point (`os/fault.rs`) for the protocols, which reach the
 /// OS only through this module: nothing under loom, and nothing at all
 /// without the `fault-points` feature.

@@ -105,6 +105,30 @@ impl Worker {
         }
     }
 
+    /// Starts `exe args…` (stdout piped) under a seccomp filter that
+    /// refuses `membarrier(2)` with EPERM, as some container profiles do:
+    /// the process cannot make the heavy fence of the asymmetric commit.
+    /// The filter is checked in the child before the exec (a membarrier
+    /// query must fail), and seccomp filters are kept across exec.
+    pub fn spawn_fenceless(exe: &str, args: &[&str]) -> Worker {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(exe);
+        cmd.args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        // SAFETY: the closure runs in the forked child before exec and
+        // makes only async-signal-safe system calls (prctl, syscall) on
+        // memory of its own stack.
+        unsafe { cmd.pre_exec(refuse_membarrier) };
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {exe} without membarrier: {e}"));
+        Worker {
+            child,
+            name: format!("(no membarrier) {exe} {}", args.join(" ")),
+        }
+    }
+
     /// Waits (within `timeout`) for a child started by
     /// [`spawn_faulty`](Self::spawn_faulty) to die of SIGKILL at fault
     /// point `point`; returns its stdout. Panics if it exited otherwise
@@ -250,4 +274,49 @@ impl Drop for Worker {
 /// The path as a `&str` (test dirs are UTF-8).
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
+}
+
+/// Installs a seccomp filter on this process that makes `membarrier(2)`
+/// fail with EPERM (x86-64; other architectures' calls are allowed), then
+/// checks that it does. For [`Worker::spawn_fenceless`]'s child.
+fn refuse_membarrier() -> std::io::Result<()> {
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    const RET_ALLOW: u32 = 0x7fff_0000;
+    const RET_EPERM: u32 = 0x0005_0000 | libc::EPERM as u32;
+    let insn = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let mut filter = [
+        // seccomp_data.arch (offset 4): not x86-64, allow everything.
+        insn(LD_W_ABS, 0, 0, 4),
+        insn(JEQ_K, 0, 3, AUDIT_ARCH_X86_64),
+        // seccomp_data.nr (offset 0): membarrier, EPERM.
+        insn(LD_W_ABS, 0, 0, 0),
+        insn(JEQ_K, 0, 1, libc::SYS_membarrier as u32),
+        insn(RET_K, 0, 0, RET_EPERM),
+        insn(RET_K, 0, 0, RET_ALLOW),
+    ];
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_mut_ptr(),
+    };
+    // SAFETY: prctl with integer arguments, then with a pointer to a
+    // filter program that outlives the call (the kernel copies it).
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            || libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const libc::sock_fprog,
+            ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        // MEMBARRIER_CMD_QUERY (0) must now be refused.
+        if libc::syscall(libc::SYS_membarrier, 0, 0, 0) != -1 {
+            return Err(std::io::Error::other("membarrier still allowed"));
+        }
+    }
+    Ok(())
 }

@@ -775,3 +775,54 @@ fn redriven_dead_letters_in_the_overflow_come_back_after_a_busy_lock() {
     assert_eq!(got, [0, 1, 2]);
     assert!(q.dlq().is_empty());
 }
+
+/// A producer stopped inside its asymmetric commit (fault point
+/// `producer.committing`: after its mark and its last look at its own
+/// revocation, before its store of the state word) holds its position
+/// past `unblock_timeout`, as SPEC guarantee 5 says: the group waits for
+/// it instead of skipping it, and once it runs again its message is
+/// delivered at the seq it was published at, before the one published
+/// after it. A producer killed at the same point is aborted as before,
+/// and the messages after it flow.
+#[test]
+fn a_producer_stopped_inside_its_commit_holds_its_position_and_a_killed_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    // unblock_timeout is 200 ms.
+    let q = Queue::create("commit", &ring_opts(dir.path())).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    let stopped = Worker::spawn_faulty(
+        WORKER,
+        &["produce", d, "commit", "1", "1", "16"],
+        "producer.committing=stop",
+    );
+    until_stopped(stopped.pid());
+    let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
+    let mut p = q.producer().unwrap();
+    assert_eq!(p.publish(&shmq_tests::encode(2, 0, 16)).unwrap(), 1);
+    // Five times the timeout: nothing delivered, nothing aborted.
+    assert!(matches!(
+        c.receive_timeout(Duration::from_millis(1000)),
+        Err(Error::Timeout)
+    ));
+    assert_eq!(q.stats().aborted, 0);
+    cont(stopped.pid());
+    let out = stopped.finish(LONG);
+    assert!(out.contains("done"), "{out}");
+    for (seq, producer) in [(0, 1), (1, 2)] {
+        let m = c.receive_timeout(LONG).unwrap();
+        assert_eq!(m.seq(), seq);
+        assert_eq!(decode(m.payload()).map(|d| d.0), Some(producer));
+    }
+    // Killed at the same point: its position is aborted, the next flows.
+    Worker::spawn_faulty(
+        WORKER,
+        &["produce", d, "commit", "3", "1", "16"],
+        "producer.committing",
+    )
+    .died_at("producer.committing", LONG);
+    assert_eq!(p.publish(&shmq_tests::encode(2, 1, 16)).unwrap(), 3);
+    let m = c.receive_timeout(LONG).unwrap();
+    assert_eq!((m.seq(), decode(m.payload())), (3, Some((2, 1))));
+    assert_eq!(q.stats().aborted, 1);
+}

@@ -5,7 +5,7 @@
 //!                     word, RingControl (tail, head, wake-up words), the
 //!                     admin lock, counters
 //! groups_offset       max_groups × GroupRecord (256 B each)
-//! producers_offset    MAX_PRODUCERS × ProducerRecord (32 B each)
+//! producers_offset    MAX_PRODUCERS × ProducerRecord (128 B each)
 //! slots_offset        slots × slot_stride bytes: SlotHeader (32 B) + payload,
 //!                     rounded up to `geometry::slot_grain` (8 to 64 bytes)
 //! total_size          (page-aligned)
@@ -38,9 +38,9 @@ pub(crate) const HEADER_SIZE: u64 = 4096;
 pub(crate) const SLOT_HEADER_SIZE: u64 = 32;
 /// Bytes of one [`GroupRecord`].
 pub(crate) const GROUP_RECORD_SIZE: u64 = 256;
-/// Bytes of one [`ProducerRecord`]: a cache line, since its producer
-/// writes `announce` on every publish.
-pub(crate) const PRODUCER_RECORD_SIZE: u64 = 64;
+/// Bytes of one [`ProducerRecord`]: two cache lines of its own, since its
+/// producer writes `announce` and `committing` on every publish.
+pub(crate) const PRODUCER_RECORD_SIZE: u64 = 128;
 /// Producer registry size: live producer handles counted in `stats()`.
 pub(crate) const MAX_PRODUCERS: u32 = 256;
 /// Consumer registry size: live ack=manual consumers, all groups together.
@@ -595,6 +595,25 @@ pub(crate) struct ProducerRecord {
     /// Set by the aborter, cleared by whoever finds us no longer writing
     /// it (`protocol/ring.rs`).
     pub revoked: AtomicU64,
+    /// Position + 1 of the record whose asymmetric commit has begun (0:
+    /// none): stored before the producer reads `revoked` for the last
+    /// time, cleared after its store of the state word. A settler that
+    /// revoked us reads it after its heavy fence (`protocol/ring.rs`).
+    pub committing: AtomicU64,
+    /// How this producer commits, fixed for its life: [`commit_mode`]
+    /// `CAS` (0, also every record of an older file) or `ASYMMETRIC`.
+    pub mode: AtomicU64,
+    pub _pad: [u64; 6],
+}
+
+/// Values of [`ProducerRecord::mode`].
+pub(crate) mod commit_mode {
+    /// The commit is a CAS of the state word; the announcement a SeqCst
+    /// store. For processes that cannot make the heavy fence.
+    pub(crate) const CAS: u64 = 0;
+    /// Plain stores and light fences on the publish path; the rare side
+    /// makes the heavy fence (`membarrier`).
+    pub(crate) const ASYMMETRIC: u64 = 1;
 }
 
 #[cfg(not(loom))]
@@ -665,6 +684,8 @@ const _: () = {
     assert!(offset_of!(ProducerRecord, keyed_entry) == 40);
     assert!(offset_of!(ProducerRecord, announce_end) == 48);
     assert!(offset_of!(ProducerRecord, revoked) == 56);
+    assert!(offset_of!(ProducerRecord, committing) == 64);
+    assert!(offset_of!(ProducerRecord, mode) == 72);
     assert!(offset_of!(RingControl, revoked) == 72);
     assert!(offset_of!(RingControl, long_until) == 80);
 };
@@ -713,6 +734,9 @@ impl ProducerRecord {
             keyed_entry: AtomicU64::new(0),
             announce_end: AtomicU64::new(0),
             revoked: AtomicU64::new(0),
+            committing: AtomicU64::new(0),
+            mode: AtomicU64::new(0),
+            _pad: [0; 6],
         }
     }
 }

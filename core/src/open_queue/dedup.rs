@@ -119,10 +119,14 @@ fn resolve(shared: &OpenQueue, pos: u64) -> Option<bool> {
     match ring.peek(pos) {
         Peek::Ready(_) => Some(true),
         Peek::Skip(_) => Some(false),
-        Peek::Settling => {
-            shared.settle_abort(pos);
-            Some(false)
-        }
+        Peek::Settling => match shared.settle_abort(pos) {
+            Some(_) => Some(false),
+            // Its producer lives and may still commit it: not known yet.
+            None => match ring.peek(pos) {
+                Peek::Ready(_) => Some(true),
+                _ => None,
+            },
+        },
         // Claimed by the dead producer and never committed: nobody will
         // commit it now, so abort it here, as a consumer would after
         // `unblock_timeout` (with no consumer running, the retrying
@@ -131,13 +135,20 @@ fn resolve(shared: &OpenQueue, pos: u64) -> Option<bool> {
         // consumer's abort of the same position.
         Peek::NotYet(seen) => {
             if ring.abort(pos, seen) {
-                shared.settle_abort(pos);
-                shared
-                    .header()
-                    .counters
-                    .aborted
-                    .fetch_add(1, Ordering::Relaxed);
-                Some(false)
+                match shared.settle_abort(pos) {
+                    Some(_) => {
+                        shared
+                            .header()
+                            .counters
+                            .aborted
+                            .fetch_add(1, Ordering::Relaxed);
+                        Some(false)
+                    }
+                    None => match ring.peek(pos) {
+                        Peek::Ready(_) => Some(true),
+                        _ => None,
+                    },
+                }
             } else {
                 match ring.peek(pos) {
                     Peek::Ready(_) => Some(true),

@@ -121,7 +121,11 @@ impl OpenQueue {
                     span
                 }
                 Peek::Skip(span) => span,
-                Peek::Settling => self.settle_abort(pos),
+                // Not settled: its producer may still commit it.
+                Peek::Settling => match self.settle_abort(pos) {
+                    Some(span) => span,
+                    None => break,
+                },
                 Peek::NotYet(_) => break,
             };
             pos += span;

@@ -85,6 +85,11 @@ pub(crate) struct OpenQueue {
     /// This process's index of the dedup table (used only under the admin
     /// lock; `open_queue/dedup.rs`).
     pub dedup_index: std::sync::Mutex<DedupIndex>,
+    /// The last record a settle found held by its producer's commit
+    /// (position + 1) and when (monotonic ns): it is asked again only
+    /// after [`SETTLE_AGAIN_NS`], so a spinning consumer makes no storm
+    /// of heavy fences while a stopped producer holds it.
+    pub held_by_commit: [std::sync::atomic::AtomicU64; 2],
     /// Why this process must not write the queue's segments (spill,
     /// journal, dead-letter overflow): the directory it sees at the
     /// queue's spill path is not the queue's (`store/owner.rs`).
@@ -94,6 +99,11 @@ pub(crate) struct OpenQueue {
     /// (`os/doorbell.rs`) until this handle is dropped.
     pub bells: std::sync::Arc<os::doorbell::Place>,
 }
+
+/// How long a settle that found a record held by its producer's commit
+/// is not asked again (`OpenQueue::settle_abort`): a heavy fence costs a
+/// system call and an interrupt of every CPU running a producer.
+const SETTLE_AGAIN_NS: u64 = 100_000;
 
 impl OpenQueue {
     /// The address range of the doorbell tables in this mapping.
@@ -500,11 +510,27 @@ impl OpenQueue {
 
     /// Settles the span of the record at `pos`, which someone aborted
     /// (`Ring::settle_abort` with this queue's producers and their
-    /// liveness). Returns the span.
+    /// liveness). Returns the span, or `None` if the record is not
+    /// settled (its producer is inside its asymmetric commit, or committed
+    /// it meanwhile): then wait for it as for a record not yet written.
     #[cold]
-    pub(crate) fn settle_abort(&self, pos: u64) -> u64 {
-        self.ring()
-            .settle_abort(self.producer_records(), pos, |r| self.producer_alive(r))
+    pub(crate) fn settle_abort(&self, pos: u64) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let [held_pos, held_ns] = &self.held_by_commit;
+        let now = os::clock::monotonic_ns();
+        if held_pos.load(Relaxed) == pos + 1
+            && now.saturating_sub(held_ns.load(Relaxed)) < SETTLE_AGAIN_NS
+        {
+            return None;
+        }
+        let settled = self
+            .ring()
+            .settle_abort(self.producer_records(), pos, |r| self.producer_alive(r));
+        if settled.is_none() {
+            held_ns.store(now, Relaxed);
+            held_pos.store(pos + 1, Relaxed);
+        }
+        settled
     }
 
     /// The message in committed position `pos`, borrowed from its slot;

@@ -124,6 +124,7 @@ fn assemble(name: &str, f: Opened, stores: Stores) -> Result<OpenQueue> {
         journal: stores.journal,
         dlq_spill: stores.dlq_spill,
         dedup_index: Default::default(),
+        held_by_commit: Default::default(),
         stores_refused: stores.refused,
         bells,
     };

@@ -82,9 +82,13 @@ impl OpenQueue {
         while pos < n {
             pos += match ring.peek(pos) {
                 Peek::Ready(span) | Peek::Skip(span) => span,
-                Peek::Settling => self.settle_abort(pos),
-                // Being written: its length is not known yet. Start with
-                // it (a few messages before `n`, never one after it).
+                // Being written (or committed over an unsettled abort):
+                // its length is not known yet. Start with it (a few
+                // messages before `n`, never one after it).
+                Peek::Settling => match self.settle_abort(pos) {
+                    Some(span) => span,
+                    None => return Start::Seq(pos),
+                },
                 Peek::NotYet(_) => return Start::Seq(pos),
             };
         }

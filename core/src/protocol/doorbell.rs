@@ -97,7 +97,11 @@ pub(crate) fn arm<T>(armed: &AtomicU64, i: usize, ready: impl FnOnce() -> Option
     // SeqCst: pairs with the waker's SeqCst load of `armed` (the Dekker
     // pair of the Signal protocol).
     armed.fetch_or(bit(i), Ordering::SeqCst);
-    crate::loom::sc_fence();
+    // The heavy fence, as a sleeper's (`signal::sleep_unless`): it pairs
+    // with an asymmetric producer's light fence. A process that cannot
+    // make it re-checks every `FENCELESS_SLICE` instead (the callers'
+    // `recheck_after`).
+    crate::loom::heavy_fence();
     let r = ready();
     if r.is_some() {
         disarm(armed, i);

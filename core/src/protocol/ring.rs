@@ -71,11 +71,36 @@
 //!
 //! [`SlotHeader`]: crate::layout::SlotHeader
 
+use crate::layout::commit_mode::ASYMMETRIC;
 use crate::layout::slot_state::{ABORTED, COMMITTED, EMPTY};
 use crate::layout::{Doorbells, ProducerRecord, RingControl};
-use crate::loom::{AtomicU64, Ordering, sc_fence};
+use crate::loom::{AtomicU64, Ordering, fault_point, heavy_fence, light_fence, sc_fence};
 use crate::protocol::announcement::{RANGE, announcement, announces, revoke};
 use crate::protocol::signal::notify;
+
+/// Whether producer record `me` commits asymmetrically (its owner set
+/// the mode when it took the record, before its first claim).
+#[inline(always)]
+fn asymmetric(me: &ProducerRecord) -> bool {
+    // Relaxed: written before the owner's first claim; read by the owner
+    // itself, or by a settler after the SeqCst scan that found its
+    // announcement (which follows the mode's store).
+    me.mode.load(Ordering::Relaxed) == ASYMMETRIC
+}
+
+/// Stores announcement word `word` in our record `me`, before the load of
+/// the record's first word (`Ring::look`): with a SeqCst store for a CAS
+/// producer, a Release store and the light fence for an asymmetric one
+/// (the aborter's heavy fence is the other side).
+#[inline(always)]
+fn announce(me: &ProducerRecord, word: u64) {
+    if asymmetric(me) {
+        me.announce.store(word, Ordering::Release);
+        light_fence();
+    } else {
+        me.announce.store(word, Ordering::SeqCst);
+    }
+}
 
 #[inline(always)]
 fn state_of(word: u64) -> u64 {
@@ -245,9 +270,9 @@ impl<S: SlotStates> Ring<'_, S> {
         // Release: a scanner that reads this end with Acquire sees the
         // withdrawal of our previous announcement too (`announcement`).
         me.announce_end.store(pos + span, Ordering::Release);
-        // SeqCst store, then SeqCst load (in `look`): the producer half of
-        // the abort's Dekker pair (see the module doc).
-        me.announce.store(pos + 1, Ordering::SeqCst);
+        // The announcement, then the load of the word (in `look`): the
+        // producer half of the abort's Dekker pair (see the module doc).
+        announce(me, pos + 1);
         let b = self.look(pos, span, held);
         if !matches!(b, Begin::Ours(_)) {
             // We wrote nothing and write nothing: stop announcing.
@@ -267,9 +292,9 @@ impl<S: SlotStates> Ring<'_, S> {
     pub(crate) fn announce_from(&self, start: u64, me: &ProducerRecord) {
         // Nothing of the batch is being written yet.
         me.announce_end.store(start, Ordering::Release);
-        // SeqCst: as in `begin`; it precedes every record's SeqCst load
-        // in `look` in program order, so the Dekker pair holds for each.
-        me.announce.store((start + 1) | RANGE, Ordering::SeqCst);
+        // As in `begin`; it precedes every record's load in `look` in
+        // program order, so the Dekker pair holds for each.
+        announce(me, (start + 1) | RANGE);
     }
 
     /// [`begin`](Self::begin) for a record of a batch announced by
@@ -284,9 +309,18 @@ impl<S: SlotStates> Ring<'_, S> {
         held: impl Fn(u64, u64) -> bool,
     ) -> Begin {
         self.note_long(pos, span);
-        // Release: as in `begin`; the SeqCst fence in `look` orders it
-        // before the state word's load.
-        me.announce_end.store(pos + span, Ordering::Release);
+        if asymmetric(me) {
+            // Release: as in `begin`; the light fence orders it before
+            // the state word's load in `look`, against the settler's
+            // heavy fence.
+            me.announce_end.store(pos + span, Ordering::Release);
+            light_fence();
+        } else {
+            // SeqCst (a locked store on x86): a Release store could still
+            // sit in the store buffer when `look` loads the word, and an
+            // aborter's scan would then miss this record's end.
+            me.announce_end.store(pos + span, Ordering::SeqCst);
+        }
         self.look(pos, span, held)
     }
 
@@ -393,7 +427,7 @@ impl<S: SlotStates> Ring<'_, S> {
         seen: u64,
         me: &ProducerRecord,
     ) -> Result<(), ()> {
-        let r = self.commit_announced(pos, span, seen);
+        let r = self.commit_announced(pos, span, seen, me);
         self.end_announced(me);
         r
     }
@@ -401,7 +435,25 @@ impl<S: SlotStates> Ring<'_, S> {
     /// [`commit`](Self::commit) of a record of a batch
     /// ([`announce_from`](Self::announce_from)): the announcement stays.
     #[inline]
-    pub(crate) fn commit_announced(&self, pos: u64, span: u64, seen: u64) -> Result<(), ()> {
+    pub(crate) fn commit_announced(
+        &self,
+        pos: u64,
+        span: u64,
+        seen: u64,
+        me: &ProducerRecord,
+    ) -> Result<(), ()> {
+        if asymmetric(me) {
+            self.commit_asymmetric(pos, span, seen, me)
+        } else {
+            self.commit_cas(pos, span, seen)
+        }
+    }
+
+    /// The CAS commit of record `pos .. pos + span` from older word
+    /// `seen`: a CAS producer's, and the spill refill's (which writes
+    /// under the admin lock, at positions nobody claims).
+    #[inline]
+    pub(crate) fn commit_cas(&self, pos: u64, span: u64, seen: u64) -> Result<(), ()> {
         // SeqCst: Release makes the payload and header visible to the
         // consumer's Acquire load of COMMITTED; SeqCst (with the load of
         // `data.waiters` in `notify_data`) is the waker half of the Signal
@@ -416,6 +468,81 @@ impl<S: SlotStates> Ring<'_, S> {
             )
             .map(drop)
             .map_err(drop)
+    }
+
+    /// The asymmetric commit (see "The asymmetric-fence commit" in the
+    /// module doc): mark, light fence, read our own `revoked`, then a
+    /// plain store of the word. No locked instruction.
+    #[inline(always)]
+    fn commit_asymmetric(
+        &self,
+        pos: u64,
+        span: u64,
+        seen: u64,
+        me: &ProducerRecord,
+    ) -> Result<(), ()> {
+        // Relaxed, then the light fence: the producer half of the Dekker
+        // pair with the settler's revocation, heavy fence and load of
+        // `committing` (`settle_abort`).
+        me.committing.store(pos + 1, Ordering::Relaxed);
+        light_fence();
+        // Relaxed: ordered by the fences of the pair above; the revoker's
+        // swap is its other side.
+        if me.revoked.load(Ordering::Relaxed) == pos + 1 {
+            // A consumer aborted the record and found us not yet
+            // committing: it settles the span unless we do first.
+            self.give_up(pos, span, seen);
+            me.committing.store(0, Ordering::Release);
+            return Err(());
+        }
+        // Stopped here, we hold `pos` (SPEC guarantee 5): a settler that
+        // revokes us finds the mark and waits for us to run or die.
+        fault_point("producer.committing");
+        // Release: makes the payload and header visible to the consumer's
+        // Acquire load of COMMITTED. It may replace an unsettled
+        // ABORTED(pos, 0): the settler that made it found our mark.
+        let committed = self.word(pos, span, COMMITTED);
+        #[cfg(not(loom))]
+        self.slots.state(pos).store(committed, Ordering::Release);
+        // loom mis-orders a plain store against a concurrent RMW of the
+        // same word (tokio-rs/loom#254): the model swaps instead, and
+        // checks what the plain store may replace.
+        #[cfg(loom)]
+        {
+            let before = self.slots.state(pos).swap(committed, Ordering::Release);
+            assert!(
+                before == seen || before == self.word(pos, 0, ABORTED),
+                "the commit replaced {before:#x}: a record settled as skipped"
+            );
+        }
+        // Release: a settler that reads the mark gone (Acquire) and then
+        // CASes the word finds COMMITTED there.
+        me.committing.store(0, Ordering::Release);
+        Ok(())
+    }
+
+    /// An asymmetric producer that found itself revoked gives its record
+    /// up with its exact span (from the word it saw, or from the
+    /// aborter's unsettled `ABORTED(pos, 0)`), and wakes the readers that
+    /// a settle sent back to wait (it found our mark).
+    #[cold]
+    fn give_up(&self, pos: u64, span: u64, seen: u64) {
+        let state = self.slots.state(pos);
+        let aborted = self.word(pos, span, ABORTED);
+        // SeqCst: as the consumer's abort; Relaxed on failure, the word is
+        // only compared below.
+        if state
+            .compare_exchange(seen, aborted, Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            let _ = state.compare_exchange(
+                self.word(pos, 0, ABORTED),
+                aborted,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            );
+        }
+        let _ = self.notify_data();
     }
 
     /// Withdraws our announcement: we write no slot any more.
@@ -528,11 +655,12 @@ impl<S: SlotStates> Ring<'_, S> {
     }
 
     /// Settles the span of aborted record `pos` (`ABORTED(pos, 0)`) to
-    /// `span`, unless someone settled it first; returns the settled span.
-    /// The caller found `span` with the SeqCst scan of the announcements
-    /// that follows the abort (`OpenQueue::settle_abort`), and revoked a
-    /// live writer before this.
-    pub(crate) fn settle(&self, pos: u64, span: u64) -> u64 {
+    /// `span`, unless someone settled it first; returns the settled span,
+    /// or `None` if its asymmetric producer committed it meanwhile.
+    /// The caller found `span` with the scan of the announcements that
+    /// follows the abort (`OpenQueue::settle_abort`), and revoked a live
+    /// writer before this.
+    pub(crate) fn settle(&self, pos: u64, span: u64) -> Option<u64> {
         let span = span.clamp(1, self.max_span());
         // Release: consumers that read the settled word (Acquire) and move
         // past it see the revocation made before.
@@ -542,10 +670,12 @@ impl<S: SlotStates> Ring<'_, S> {
             Ordering::SeqCst,
             Ordering::Acquire,
         ) {
-            Ok(_) => span,
-            Err(now) if self.is_for(now, pos) => self.span_of(now).max(1),
+            Ok(_) => Some(span),
+            Err(now) if self.is_for(now, pos) => {
+                (state_of(now) == ABORTED).then(|| self.span_of(now).max(1))
+            }
             // Lapped meanwhile (we were stalled): nothing to settle.
-            Err(_) => span,
+            Err(_) => Some(span),
         }
     }
 
@@ -553,17 +683,33 @@ impl<S: SlotStates> Ring<'_, S> {
     /// (`ABORTED(pos, 0)`): the end its producer announced (among
     /// `records`), revoking that producer if `alive` says it lives and so
     /// may be writing it; one slot if nobody announces it (its claimer
-    /// never began it). Returns the span.
+    /// never began it). Returns the span, or `None` when the record is
+    /// not settled: its live asymmetric producer is inside its commit (it
+    /// will commit or give up by itself), it committed meanwhile, or this
+    /// process cannot make the heavy fence that settling a live
+    /// asymmetric producer's record needs. The caller then waits as for a
+    /// record not yet written.
     pub(crate) fn settle_abort(
         &self,
         records: &[ProducerRecord],
         pos: u64,
         alive: impl Fn(&ProducerRecord) -> bool,
-    ) -> u64 {
-        // SeqCst: after the abort's SeqCst CAS (ours, or another's that
-        // our Acquire load of the word followed), the scanning half of the
-        // Dekker pair with the writer's announcement.
-        sc_fence();
+    ) -> Option<u64> {
+        // After the abort's SeqCst CAS (ours, or another's that our
+        // Acquire load of the word followed), the scanning half of the
+        // Dekker pair with the writer's announcement: the heavy fence
+        // pairs with an asymmetric producer's light one, and is at least
+        // a SeqCst fence for a CAS producer's SeqCst announcement.
+        if !heavy_fence()
+            && records
+                .iter()
+                .any(|r| r.mode.load(Ordering::SeqCst) == ASYMMETRIC && alive(r))
+        {
+            // Without the heavy fence an asymmetric producer's
+            // announcement may not be visible yet: settle nothing while
+            // one lives.
+            return None;
+        }
         let writer = records.iter().find_map(|r| {
             announcement(r)
                 .filter(|&(a, end)| announces(a, end, pos) && end > pos)
@@ -573,6 +719,18 @@ impl<S: SlotStates> Ring<'_, S> {
             Some((r, end)) => {
                 if alive(r) {
                     revoke(self.ctl, r, pos);
+                    if asymmetric(r) {
+                        // The revocation, the heavy fence, then the mark:
+                        // the settler half of the commit's Dekker pair.
+                        // Either the producer reads the revocation before
+                        // it stores and gives up, or we read its mark.
+                        heavy_fence();
+                        // Acquire: pairs with the Release clearing of the
+                        // mark after the store of COMMITTED.
+                        if r.committing.load(Ordering::Acquire) == pos + 1 {
+                            return None;
+                        }
+                    }
                 }
                 self.settle(pos, end - pos)
             }
@@ -652,6 +810,7 @@ mod tests {
             };
             assert!(r.abort(pos, seen));
             r.settle_abort(&self.producers, pos, |_| true)
+                .expect("a CAS producer's record settles")
         }
     }
 
@@ -810,7 +969,7 @@ mod tests {
         };
         assert_eq!(f.abort_and_settle(&r, 2), 1);
         assert_eq!(f.ctl.revoked.load(Ordering::Relaxed), 0);
-        assert_eq!(r.commit_announced(0, 2, seen0), Ok(()));
+        assert_eq!(r.commit_announced(0, 2, seen0, me), Ok(()));
         assert_eq!(r.begin_announced(2, 2, me, |_, _| false), Begin::Aborted);
         assert_eq!(
             me.announce.load(Ordering::Relaxed),

@@ -5,7 +5,12 @@
 //! async waiters' doorbells (`protocol/doorbell.rs`) ride on its notify.
 
 use crate::layout::DOORBELLS;
-use crate::loom::{AtomicU64, Ordering, futex, sc_fence};
+use crate::loom::{AtomicU64, Ordering, futex, heavy_fence, light_fence};
+
+/// The longest a waiter sleeps where no waker may know of it: with every
+/// sleeper slot taken, or in a process that cannot make the heavy fence
+/// (`os/fence.rs`), whose re-check may miss an asymmetric commit.
+pub(crate) const FENCELESS_SLICE: std::time::Duration = std::time::Duration::from_millis(1);
 use crate::protocol::doorbell::ring_armed;
 
 /// The waker half of the Signal protocol (see [`crate::layout::Signal`])
@@ -17,7 +22,10 @@ pub(crate) fn notify(
     armed: &AtomicU64,
     bells: &[AtomicU64; DOORBELLS],
 ) -> bool {
-    sc_fence();
+    // After the caller's change (a SeqCst CAS or store, or an asymmetric
+    // producer's plain store of COMMITTED): the light fence pairs with the
+    // sleeper's heavy fence, and is a compiler barrier besides.
+    light_fence();
     let mut leak = false;
     // SeqCst: ordered after the caller's SeqCst change in the total order,
     // pairs with the sleeper's SeqCst `fetch_or` of its bit in `waiters`.
@@ -98,12 +106,15 @@ pub(crate) fn sleep_unless<T>(
         signal.waiters.fetch_or(1 << i, Ordering::SeqCst);
     }
     let word = signal.word.load(Ordering::SeqCst);
-    sc_fence();
+    // The heavy fence: an asymmetric producer's commit is a plain store
+    // and a light fence before its load of `waiters`. Without it (this
+    // process cannot fence) a wake may be missed: sleep a moment only.
+    let fenced = heavy_fence();
     let result = ready();
     if result.is_none() {
         let slice = match slot {
-            Some(_) => slice,
-            None => slice.min(std::time::Duration::from_millis(1)),
+            Some(_) if fenced => slice,
+            _ => slice.min(FENCELESS_SLICE),
         };
         futex::wait(&signal.word, word, slice);
     }

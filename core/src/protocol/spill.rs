@@ -309,7 +309,7 @@ pub(crate) fn refill<S: SlotStates, L: Log>(
         crate::loom::fault_point("refill.copied");
         let next = match read {
             Read::Done { seg, off } => {
-                if copied && ring.commit_announced(pos, wanted, word).is_err() {
+                if copied && ring.commit_cas(pos, wanted, word).is_err() {
                     return Err(Error::Busy(format!(
                         "spill refill of position {pos} raced with another writer"
                     )));

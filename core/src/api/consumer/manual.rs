@@ -175,7 +175,10 @@ impl Consumer {
                     self.shared.commit_finished(&leases);
                 }
                 Peek::Settling => {
-                    self.shared.settle_abort(pos);
+                    if self.shared.settle_abort(pos).is_none() {
+                        // Its producer is committing it: wait.
+                        return Ok(None);
+                    }
                 }
                 Peek::NotYet(_) => return Ok(None),
             }

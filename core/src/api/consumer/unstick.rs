@@ -92,10 +92,11 @@ impl Consumer {
         if !abort {
             return false;
         }
-        let aborted = ring.abort(pos, seen);
+        // Its span: the announced record's, revoking a live writer; not
+        // settled (and not counted) while its producer is inside its
+        // asymmetric commit, which then holds the position.
+        let aborted = ring.abort(pos, seen) && self.shared.settle_abort(pos).is_some();
         if aborted {
-            // Its span: the announced record's, revoking a live writer.
-            self.shared.settle_abort(pos);
             self.shared
                 .header()
                 .counters

@@ -176,7 +176,10 @@ impl Consumer {
         let rec = self.record();
         let hint = self.manual.as_ref().map(|m| m.seen_hint);
         move || {
-            ring.peek_sc(next).is_done()
+            // Settling is not work: a record aborted but not settled is
+            // held by its producer's commit (which notifies), or settled
+            // within a moment by its aborter.
+            matches!(ring.peek_sc(next), Peek::Ready(_) | Peek::Skip(_))
                 || rec.redrive.load(Ordering::SeqCst) != 0
                 || hint.is_some_and(|h| rec.redeliver_hint.load(Ordering::SeqCst) != h)
                 || (hint.is_some() && rec.released.iter().any(|r| r.load(Ordering::SeqCst) != 0))
@@ -198,6 +201,11 @@ impl Consumer {
             self.manual.is_some() && self.record().committed.load(Ordering::Acquire) < self.next;
         let time_matters =
             claimed_unwritten || leases_out || tail & crate::layout::SPILLING != 0 || self.journal;
+        if !os::fence::usable() {
+            // This process cannot make the heavy fence, so an asymmetric
+            // producer's commit may not ring us (`protocol/doorbell.rs`).
+            return Some(crate::protocol::signal::FENCELESS_SLICE);
+        }
         time_matters.then_some(SLEEP_SLICE)
     }
 
@@ -310,7 +318,8 @@ impl Consumer {
                     self.release(next);
                 }
                 Peek::Settling => {
-                    self.shared.settle_abort(self.next);
+                    // Not settled: wait for its producer, as for NotYet.
+                    self.shared.settle_abort(self.next)?;
                 }
                 Peek::NotYet(_) => return None,
             }

@@ -157,7 +157,7 @@ impl Producer {
                             write_slot(ring.slots.slot(pos), payloads[i].as_ref(), false, meta, ts)
                         };
                         os::fault::point("batch.before_commit");
-                        if ring.commit_announced(pos, span, seen).is_err() {
+                        if ring.commit_announced(pos, span, seen, self.me()).is_err() {
                             return Err(Error::Aborted);
                         }
                         first.get_or_insert(pos);

@@ -8,7 +8,7 @@ use zerocopy::{Immutable, IntoBytes};
 use crate::api::cache_hints::CacheHints;
 use crate::api::readiness::Readiness;
 use crate::error::{Error, Result};
-use crate::layout::ProducerRecord;
+use crate::layout::{ProducerRecord, commit_mode};
 use crate::loom::Ordering;
 use crate::open_queue::dedup;
 use crate::open_queue::{MappedSlots, OpenQueue, new_owner};
@@ -135,6 +135,18 @@ impl Producer {
             // before we forget it.
             dedup::settle_dead_record(&shared, i);
             rec.announce.store(0, Ordering::Relaxed);
+            rec.committing.store(0, Ordering::Relaxed);
+            // SeqCst, before our first claim: a settler in a process that
+            // cannot fence looks for live asymmetric producers with SeqCst
+            // loads after its abort (`Ring::settle_abort`).
+            rec.mode.store(
+                if os::fence::usable() {
+                    commit_mode::ASYMMETRIC
+                } else {
+                    commit_mode::CAS
+                },
+                Ordering::SeqCst,
+            );
             rec.registered_ns
                 .store(os::clock::realtime_ns(), Ordering::Relaxed);
             i

@@ -136,14 +136,22 @@ impl World {
 
     /// A consumer's abort of the claimed, unwritten position `pos` (word
     /// `seen`) and the settle of its span that follows: true if it is
-    /// aborted (by us or anyone).
+    /// aborted (by us or anyone) and settled, so that a group may pass
+    /// it; false if it was committed first or its asymmetric producer
+    /// holds it (inside its commit).
     fn abort(&self, pos: u64, seen: u64) -> bool {
         let ring = self.ring();
-        if !ring.abort(pos, seen) {
-            return false;
+        ring.abort(pos, seen) && ring.settle_abort(&self.producers, pos, |_| true).is_some()
+    }
+
+    /// The same world with every producer committing asymmetrically
+    /// (light fences on the publish path, heavy ones on the rare side).
+    fn asymmetric(w: Arc<World>) -> Arc<World> {
+        for r in w.producers.iter() {
+            r.mode
+                .store(crate::layout::commit_mode::ASYMMETRIC, Ordering::Relaxed);
         }
-        ring.settle_abort(&self.producers, pos, |_| true);
-        true
+        w
     }
 
     /// Spins until `pos` is committed and returns its value.

@@ -12,6 +12,13 @@ use crate::protocol::group::commit_cursor;
 use crate::protocol::ring::{Begin, Claim, Peek};
 use crate::protocol::signal::{notify, sleep_unless};
 
+/// A world of `slots` slots and `groups` groups whose producers commit
+/// asymmetrically if `asym`.
+fn world(slots: usize, groups: usize, asym: bool) -> Arc<World> {
+    let w = World::new(slots, groups);
+    if asym { World::asymmetric(w) } else { w }
+}
+
 #[test]
 fn loom_claim_commit_two_producers() {
     model("claim/commit", || {
@@ -72,11 +79,21 @@ fn loom_capacity_gating() {
 
 #[test]
 fn loom_wake_up_is_never_lost() {
+    wake_up_is_never_lost(false);
+}
+
+/// [`loom_wake_up_is_never_lost`] with asymmetric producers.
+#[test]
+fn loom_wake_up_is_never_lost_asymmetric() {
+    wake_up_is_never_lost(true);
+}
+
+fn wake_up_is_never_lost(asym: bool) {
     // A consumer that finds nothing sleeps on `data`; the producer's
     // notify must wake it. The loom futex ignores timeouts, so a lost
     // wake-up is a deadlock that loom reports.
-    model("wake-up", || {
-        let w = World::new(2, 1);
+    model("wake-up", move || {
+        let w = world(2, 1, asym);
         let consumer = {
             let w = w.clone();
             thread::spawn(move || {
@@ -256,16 +273,144 @@ fn loom_abort_vs_late_commit() {
     });
 }
 
+/// What a consumer's settle did in [`asymmetric_commit_vs_abort`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Settled {
+    /// The abort CAS lost: the record was committed first.
+    NotAborted,
+    /// Aborted, and left unsettled: the producer was inside its commit.
+    Held,
+    /// Aborted and settled to this span: every group may pass it.
+    Skipped(u64),
+}
+
+/// An asymmetric producer writes and commits position 0 while a consumer
+/// gives up on it: the consumer's abort CAS, heavy fence, scan, revoke,
+/// heavy fence and check of the producer's `committing` mark. With
+/// `check_mark` false the settle skips the mark (the planted bug).
+/// Asserts that "told published" means delivered: never a record
+/// settled as skipped that its producer committed.
+fn asymmetric_commit_vs_abort(check_mark: bool) {
+    model("asymmetric commit vs abort", move || {
+        let w = World::asymmetric(World::new(2, 1));
+        let producer = {
+            let w = w.clone();
+            thread::spawn(move || {
+                let ring = w.ring();
+                let mut head = 0;
+                let Claim::Claimed(pos) = ring.claim(1, &mut head) else {
+                    panic!("room for one")
+                };
+                let seen = match w.begin(pos, 1) {
+                    Begin::Ours(seen) => seen,
+                    Begin::Aborted => return false,
+                    Begin::Held => panic!("no older lap here"),
+                };
+                // SAFETY (loom cell): ours until commit; a reader reads it
+                // only once it is committed.
+                w.cell(pos).with_mut(|p| unsafe { *p = 42 });
+                let ok = ring.commit(pos, 1, seen, &w.producers[1]).is_ok();
+                ring.notify_data();
+                ok
+            })
+        };
+        let consumer = {
+            let w = w.clone();
+            thread::spawn(move || {
+                let ring = w.ring();
+                let Peek::NotYet(seen) = ring.peek(0) else {
+                    return Settled::NotAborted;
+                };
+                if w.ctl.tail.load(Ordering::Acquire) == 0 || !ring.abort(0, seen) {
+                    return Settled::NotAborted;
+                }
+                let settled = if check_mark {
+                    ring.settle_abort(&w.producers, 0, |_| true)
+                } else {
+                    // The planted bug: revoke and settle without reading
+                    // the producer's mark.
+                    crate::loom::heavy_fence();
+                    let end = w.producers[1].announce_end.load(Ordering::Acquire);
+                    let found = w.producers[1].announce.load(Ordering::SeqCst) == 1;
+                    if found {
+                        crate::protocol::announcement::revoke(&w.ctl, &w.producers[1], 0);
+                    }
+                    ring.settle(0, if found { end } else { 1 })
+                };
+                match settled {
+                    Some(span) => Settled::Skipped(span),
+                    None => Settled::Held,
+                }
+            })
+        };
+        let committed = producer.join().unwrap();
+        let settled = consumer.join().unwrap();
+        let ring = w.ring();
+        match (committed, settled) {
+            (true, Settled::Skipped(_)) => {
+                panic!("a committed record: settled as skipped")
+            }
+            (true, _) => {
+                assert_eq!(
+                    ring.peek(0),
+                    Peek::Ready(1),
+                    "told published: delivered ({settled:?}, word {:#x})",
+                    w.states[0].load(Ordering::Relaxed)
+                );
+                // SAFETY (loom cell): committed; every thread joined.
+                assert_eq!(w.cell(0).with(|p| unsafe { *p }), 42);
+            }
+            (false, Settled::NotAborted) => panic!("the producer lost to nobody"),
+            (false, _) => assert_eq!(ring.peek(0), Peek::Skip(1), "given up whole"),
+        }
+        assert_eq!(
+            w.producers[1].committing.load(Ordering::Relaxed),
+            0,
+            "mark cleared"
+        );
+        assert_eq!(
+            w.producers[1].announce.load(Ordering::Relaxed),
+            0,
+            "withdrawn"
+        );
+    });
+}
+
+#[test]
+fn loom_asymmetric_commit_against_an_abort_never_loses_a_published_record() {
+    asymmetric_commit_vs_abort(true);
+}
+
+/// The planted ordering bug: a settle that does not read the producer's
+/// `committing` mark after revoking it lets the producer's plain store
+/// of COMMITTED land on a record every group was told to skip. loom must
+/// find that execution.
+#[test]
+#[should_panic(expected = "settled as skipped")]
+fn loom_planted_a_settle_that_skips_the_commit_mark_is_caught() {
+    asymmetric_commit_vs_abort(false);
+}
+
 #[test]
 fn loom_stalled_writer_holds_its_slot() {
+    stalled_writer_holds_its_slot(false);
+}
+
+/// [`loom_stalled_writer_holds_its_slot`] with asymmetric producers.
+#[test]
+fn loom_stalled_writer_holds_its_slot_asymmetric() {
+    stalled_writer_holds_its_slot(true);
+}
+
+fn stalled_writer_holds_its_slot(asym: bool) {
     // A two-slot ring (the smallest a queue has). Producer 1 writes
     // position 0; a consumer aborts it (its producer may still be
     // writing) and lets the ring move on; producer 2 publishes positions 1
     // and 2 — position 2 is in position 0's slot — and must not write that
     // slot while the first may still be writing. loom's cell reports the
     // race if the abort's revocation lets both in.
-    model("stalled writer", || {
-        let w = World::new(2, 1);
+    model("stalled writer", move || {
+        let w = world(2, 1, asym);
         let first = {
             let w = w.clone();
             thread::spawn(move || {
@@ -348,7 +493,7 @@ fn publish_batch(w: &World, id: u32, n: u64) -> Option<Vec<u64>> {
         if let Begin::Ours(seen) = ring.begin_announced(pos, 1, me, |p, s| w.held(p, s)) {
             // SAFETY (loom cell): the race under test.
             w.cell(pos).with_mut(|p| unsafe { *p = pos + 10 });
-            if ring.commit_announced(pos, 1, seen).is_ok() {
+            if ring.commit_announced(pos, 1, seen, me).is_ok() {
                 committed.push(pos);
             }
         }
@@ -359,6 +504,16 @@ fn publish_batch(w: &World, id: u32, n: u64) -> Option<Vec<u64>> {
 
 #[test]
 fn loom_stalled_batch_holds_its_slots() {
+    stalled_batch_holds_its_slots(false);
+}
+
+/// [`loom_stalled_batch_holds_its_slots`] with asymmetric producers.
+#[test]
+fn loom_stalled_batch_holds_its_slots_asymmetric() {
+    stalled_batch_holds_its_slots(true);
+}
+
+fn stalled_batch_holds_its_slots(asym: bool) {
     // A batch announces its first position only. Producer 1 writes
     // positions 0 and 1 of a two-slot ring as one batch; a consumer gives
     // up on whichever are not committed yet and lets the ring move a lap;
@@ -366,8 +521,8 @@ fn loom_stalled_batch_holds_its_slots() {
     // write neither slot while producer 1 may still write it. loom's cell
     // reports the race if one announcement does not hold both slots
     // (producer 2's position 3 is in the slot of 1, not of the announced 0).
-    model_with("stalled batch", 2_000, || {
-        let w = World::new(2, 1);
+    model_with("stalled batch", 2_000, move || {
+        let w = world(2, 1, asym);
         let first = {
             let w = w.clone();
             thread::spawn(move || publish_batch(&w, 1, 2))
@@ -413,6 +568,16 @@ fn loom_stalled_batch_holds_its_slots() {
 
 #[test]
 fn loom_a_long_stalled_record_holds_all_its_slots() {
+    a_long_stalled_record_holds_all_its_slots(false);
+}
+
+/// [`loom_a_long_stalled_record_holds_all_its_slots`] with asymmetric producers.
+#[test]
+fn loom_a_long_stalled_record_holds_all_its_slots_asymmetric() {
+    a_long_stalled_record_holds_all_its_slots(true);
+}
+
+fn a_long_stalled_record_holds_all_its_slots(asym: bool) {
     // A record of two slots (positions 0 and 1 of a four-slot ring) is
     // begun by producer 1; a consumer may give up on it meanwhile and let
     // the ring move on. Producer 2 then publishes two records of two
@@ -422,8 +587,8 @@ fn loom_a_long_stalled_record_holds_all_its_slots() {
     // 1 may still write: loom's cells report the race if the revocation
     // does not hold every slot of the record (slot 1 is the one no word
     // of the first record names).
-    model_with("long stalled record", 3_000, || {
-        let w = World::new(4, 1);
+    model_with("long stalled record", 3_000, move || {
+        let w = world(4, 1, asym);
         let first = {
             let w = w.clone();
             thread::spawn(move || {
