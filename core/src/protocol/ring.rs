@@ -17,8 +17,9 @@
 //!            +--abort_own (the producer itself)-----------------> ABORTED(p, span)
 //! ```
 //!
-//! Exactly one of commit and abort wins, because both are a CAS from the
-//! same older word. A producer may only claim `p + span <= head + slots`,
+//! For a CAS producer exactly one of commit and abort wins, because both
+//! are a CAS from the same older word (an asymmetric producer's commit is
+//! a plain store, decided by its mark: see below). A producer may only claim `p + span <= head + slots`,
 //! and `head` never passes a position a group still needs, so a slot is
 //! never rewritten while a consumer borrows it. The slots area is mapped
 //! twice back to back (`os/map.rs`), so a record is one slice wherever it
@@ -68,6 +69,26 @@
 //! once its commit failed) or dead. loom models:
 //! `loom_stalled_writer_holds_its_slot`, `loom_stalled_batch_holds_its_slots`,
 //! `loom_a_long_stalled_record_holds_all_its_slots`.
+//!
+//! **The asymmetric-fence commit.** A producer whose process can make the
+//! heavy fence (`membarrier`, `os/fence.rs`; its record's `mode`) makes no
+//! locked instruction after its claim: its announcement is a Release store
+//! and a light fence (a compiler barrier), and its commit
+//! ([`Ring::commit_announced`]) marks the record in `committing`, fences
+//! lightly, reads its own `revoked`, and stores COMMITTED with a plain
+//! store. The rare side makes the heavy fence: the settler fences before
+//! it scans, and after revoking a live asymmetric announcer fences again
+//! and reads its mark ([`Ring::settle_abort`]). Each pair is a Dekker
+//! pair with a light fence on one side and a heavy one on the other. A
+//! producer inside its commit holds its position: the settle leaves
+//! `ABORTED(p, 0)` unsettled, and the producer's store replaces it (or the
+//! producer, seeing itself revoked, gives up with the exact span). So a
+//! producer stores COMMITTED only over a word nobody settled. In a
+//! process that cannot fence, producers keep the CAS commit and settles
+//! wait while an asymmetric producer lives. loom models:
+//! `loom_asymmetric_commit_against_an_abort_never_loses_a_published_record`,
+//! the planted bug `loom_planted_a_settle_that_skips_the_commit_mark_is_caught`,
+//! and the `*_asymmetric` twins of the models above.
 //!
 //! [`SlotHeader`]: crate::layout::SlotHeader
 

@@ -52,6 +52,7 @@ const LULL_MAX: Duration = Duration::from_secs(150);
 const POINTS_PRODUCE: &[&str] = &[
     "producer.registering",
     "publish.before_commit",
+    "producer.committing",
     "publish.after_commit",
     "batch.before_commit",
     "keyed.reserved",
@@ -68,6 +69,7 @@ const POINTS_PRODUCE: &[&str] = &[
 ];
 const POINTS_RING: &[&str] = &[
     "publish.before_commit",
+    "producer.committing",
     "batch.before_commit",
     "publish.after_commit",
 ];
