@@ -45,13 +45,7 @@ pub(crate) fn light_fence() {
 #[inline]
 pub(crate) fn heavy_fence() -> bool {
     #[cfg(not(loom))]
-    {
-        let made = crate::os::fence::heavy();
-        if !made {
-            std::sync::atomic::fence(Ordering::SeqCst);
-        }
-        made
-    }
+    return crate::os::fence::heavy();
     #[cfg(loom)]
     {
         loom::sync::atomic::fence(Ordering::SeqCst);

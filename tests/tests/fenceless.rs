@@ -90,3 +90,33 @@ fn a_fenceless_consumer_gets_an_asymmetric_producers_messages() {
     );
     assert!(started.elapsed() < Duration::from_secs(30));
 }
+
+/// A fenceless consumer settles what it can tell without the heavy
+/// fence: a position whose claimer is dead (killed after writing, before
+/// its commit) is skipped, although a live asymmetric producer (here)
+/// keeps publishing after it.
+#[test]
+fn a_fenceless_consumer_skips_a_dead_claimers_position_beside_a_live_asymmetric_producer() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let q = Queue::create("f", &opts(dir.path())).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    Worker::spawn_faulty(
+        WORKER,
+        &["produce", d, "f", "1", "1", "24"],
+        "publish.before_commit",
+    )
+    .died_at("publish.before_commit", LONG);
+    let n = 40u64;
+    for i in 0..n {
+        assert_eq!(p.publish(&encode(2, i, 24)).unwrap(), i + 1);
+    }
+    let out = Worker::spawn_fenceless(WORKER, &["consume", d, "f", "g", &n.to_string(), "30"])
+        .finish(LONG);
+    assert_eq!(
+        out,
+        format!("producer 2 first 0 last {} count {n}\n", n - 1)
+    );
+    assert_eq!(q.stats().aborted, 1);
+}

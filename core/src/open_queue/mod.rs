@@ -474,6 +474,13 @@ impl OpenQueue {
         }
         let end = rec.announce_end.load(Ordering::Acquire);
         let span = end.saturating_sub(start).clamp(1, ring.max_span());
+        if start < tail && ring.peek(start) == Peek::Settling {
+            // Aborted by a consumer and not settled (it found us inside
+            // our commit, or could not fence): we are dead, and our
+            // announcement, about to be cleared, is its span.
+            ring.settle(start, span);
+            return true;
+        }
         if ring.abort_unwritten(start, span, tail) {
             self.header()
                 .counters

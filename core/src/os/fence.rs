@@ -15,22 +15,34 @@
 
 use rustix::thread::{MembarrierCommand, membarrier};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Whether this process can make the heavy fence: registered, and one
-/// fence made. Asked once per process; the answer is kept.
+/// Set when a heavy fence failed after registration worked (ENOMEM, a
+/// seccomp filter installed since): from then on this process is treated
+/// as one that cannot fence.
+static REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process can make the heavy fence: registered, one fence
+/// made, and none refused since. Registration is tried once per process.
 pub(crate) fn usable() -> bool {
-    static USABLE: OnceLock<bool> = OnceLock::new();
-    *USABLE.get_or_init(|| {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    *REGISTERED.get_or_init(|| {
         membarrier(MembarrierCommand::RegisterGlobalExpedited).is_ok()
             && membarrier(MembarrierCommand::GlobalExpedited).is_ok()
-    })
+    }) && !REFUSED.load(Ordering::Relaxed)
 }
 
 /// The heavy fence: every running thread of every registered process
-/// passes a full barrier before this returns. False (and no fence) in a
-/// process that cannot make it ([`usable`]).
+/// passes a full barrier before this returns. False in a process that
+/// cannot make it ([`usable`]); a refusal is remembered. The caller's own
+/// SeqCst fence is made either way.
 pub(crate) fn heavy() -> bool {
-    usable() && membarrier(MembarrierCommand::GlobalExpedited).is_ok()
+    let made = usable() && membarrier(MembarrierCommand::GlobalExpedited).is_ok();
+    if !made {
+        REFUSED.store(true, Ordering::Relaxed);
+    }
+    std::sync::atomic::fence(Ordering::SeqCst);
+    made
 }
 
 #[cfg(test)]

@@ -95,6 +95,19 @@ pub(crate) fn revoke(ctl: &RingControl, rec: &ProducerRecord, pos: u64) {
     }
 }
 
+/// Clears revocation `r` of producer `rec` (its writer no longer writes
+/// that record), unless someone else did first, and uncounts it.
+pub(crate) fn clear_revocation(ctl: &RingControl, rec: &ProducerRecord, r: u64) {
+    // AcqRel: pairs with the revoker's swap.
+    if rec
+        .revoked
+        .compare_exchange(r, 0, Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok()
+    {
+        ctl.revoked.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Whether a revoked writer still writing may overlap the slots of the
 /// record `[pos, pos + span)` in a ring of `cap` slots, clearing the
 /// revocations that are over (their writer no longer announces that
@@ -121,13 +134,7 @@ pub(crate) fn held(
             None => (false, 0),
         };
         if !writing {
-            if rec
-                .revoked
-                .compare_exchange(r, 0, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                ctl.revoked.fetch_sub(1, Ordering::SeqCst);
-            }
+            clear_revocation(ctl, rec, r);
             continue;
         }
         if overlaps(pos, span, at, (end - at).min(cap), cap) {

@@ -96,7 +96,7 @@ use crate::layout::commit_mode::ASYMMETRIC;
 use crate::layout::slot_state::{ABORTED, COMMITTED, EMPTY};
 use crate::layout::{Doorbells, ProducerRecord, RingControl};
 use crate::loom::{AtomicU64, Ordering, fault_point, heavy_fence, light_fence, sc_fence};
-use crate::protocol::announcement::{RANGE, announcement, announces, revoke};
+use crate::protocol::announcement::{RANGE, announcement, announces, clear_revocation, revoke};
 use crate::protocol::signal::notify;
 
 /// Whether producer record `me` commits asymmetrically (its owner set
@@ -466,7 +466,11 @@ impl<S: SlotStates> Ring<'_, S> {
         if asymmetric(me) {
             self.commit_asymmetric(pos, span, seen, me)
         } else {
+            // Lost to a consumer's abort: settle its span ourselves, while
+            // our announcement still stands (its settler may have scanned
+            // too late to see it, and would settle one slot over payload).
             self.commit_cas(pos, span, seen)
+                .inspect_err(|_| self.settle_own(pos, span))
         }
     }
 
@@ -539,6 +543,13 @@ impl<S: SlotStates> Ring<'_, S> {
         // Release: a settler that reads the mark gone (Acquire) and then
         // CASes the word finds COMMITTED there.
         me.committing.store(0, Ordering::Release);
+        // A settler that found our mark revoked us all the same: we write
+        // no slot of this record any more, so clear it (as `held` would),
+        // or the rest of a batch would find itself held by it.
+        let r = me.revoked.load(Ordering::Relaxed);
+        if r == pos + 1 {
+            clear_revocation(self.ctl, me, r);
+        }
         Ok(())
     }
 
@@ -556,12 +567,7 @@ impl<S: SlotStates> Ring<'_, S> {
             .compare_exchange(seen, aborted, Ordering::SeqCst, Ordering::Relaxed)
             .is_err()
         {
-            let _ = state.compare_exchange(
-                self.word(pos, 0, ABORTED),
-                aborted,
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            );
+            self.settle_own(pos, span);
         }
         let _ = self.notify_data();
     }
@@ -578,8 +584,25 @@ impl<S: SlotStates> Ring<'_, S> {
     /// reservation). Returns false if a consumer had aborted it already.
     pub(crate) fn abort_own(&self, pos: u64, span: u64, seen: u64, me: &ProducerRecord) -> bool {
         let ok = self.abort_unbegun(pos, span, seen);
+        if !ok {
+            // A consumer aborted it first: its span is ours to tell.
+            self.settle_own(pos, span);
+        }
         me.announce.store(0, Ordering::Release);
         ok
+    }
+
+    /// Settles our own aborted record `pos .. pos + span` to its exact
+    /// span (a consumer aborted it to `ABORTED(pos, 0)`), before we stop
+    /// announcing it.
+    #[cold]
+    fn settle_own(&self, pos: u64, span: u64) {
+        let _ = self.slots.state(pos).compare_exchange(
+            self.word(pos, 0, ABORTED),
+            self.word(pos, span, ABORTED),
+            Ordering::SeqCst,
+            Ordering::Relaxed,
+        );
     }
 
     /// Gives up the slots `pos .. pos + span` at the end of our begun,
@@ -691,7 +714,12 @@ impl<S: SlotStates> Ring<'_, S> {
             Ordering::SeqCst,
             Ordering::Acquire,
         ) {
-            Ok(_) => Some(span),
+            Ok(_) => {
+                // Sleepers do not take a settling word for work: wake
+                // them now that it may be passed.
+                let _ = self.notify_data();
+                Some(span)
+            }
             Err(now) if self.is_for(now, pos) => {
                 (state_of(now) == ABORTED).then(|| self.span_of(now).max(1))
             }
@@ -721,16 +749,7 @@ impl<S: SlotStates> Ring<'_, S> {
         // Dekker pair with the writer's announcement: the heavy fence
         // pairs with an asymmetric producer's light one, and is at least
         // a SeqCst fence for a CAS producer's SeqCst announcement.
-        if !heavy_fence()
-            && records
-                .iter()
-                .any(|r| r.mode.load(Ordering::SeqCst) == ASYMMETRIC && alive(r))
-        {
-            // Without the heavy fence an asymmetric producer's
-            // announcement may not be visible yet: settle nothing while
-            // one lives.
-            return None;
-        }
+        let fenced = heavy_fence();
         let writer = records.iter().find_map(|r| {
             announcement(r)
                 .filter(|&(a, end)| announces(a, end, pos) && end > pos)
@@ -739,13 +758,22 @@ impl<S: SlotStates> Ring<'_, S> {
         match writer {
             Some((r, end)) => {
                 if alive(r) {
+                    if asymmetric(r) && !fenced {
+                        // Without the heavy fence we cannot tell whether
+                        // it will see a revocation: leave it its record.
+                        return None;
+                    }
                     revoke(self.ctl, r, pos);
                     if asymmetric(r) {
                         // The revocation, the heavy fence, then the mark:
                         // the settler half of the commit's Dekker pair.
                         // Either the producer reads the revocation before
-                        // it stores and gives up, or we read its mark.
-                        heavy_fence();
+                        // it stores and gives up, or we read its mark. A
+                        // fence refused now (ENOMEM, a filter installed
+                        // since) decides nothing: settle nothing.
+                        if !heavy_fence() {
+                            return None;
+                        }
                         // Acquire: pairs with the Release clearing of the
                         // mark after the store of COMMITTED.
                         if r.committing.load(Ordering::Acquire) == pos + 1 {
@@ -753,7 +781,19 @@ impl<S: SlotStates> Ring<'_, S> {
                         }
                     }
                 }
+                // A dead writer writes nothing more, and a live CAS one
+                // fails its commit on the aborted word.
                 self.settle(pos, end - pos)
+            }
+            // Nobody announces `pos`, as far as we can see. Without the
+            // heavy fence a live asymmetric claimer's announcement may
+            // only be late: settle nothing while one lives.
+            None if !fenced
+                && records
+                    .iter()
+                    .any(|r| r.mode.load(Ordering::SeqCst) == ASYMMETRIC && alive(r)) =>
+            {
+                None
             }
             None => self.settle(pos, 1),
         }

@@ -155,7 +155,8 @@ impl Consumer {
     /// for this consumer: what `receive_batch` takes, without taking it.
     #[cfg(feature = "tokio")]
     pub(crate) fn has_message(&self) -> bool {
-        self.ring().peek(self.next).is_done()
+        // Not a settling word: it may be held by its producer's commit.
+        matches!(self.ring().peek(self.next), Peek::Ready(_) | Peek::Skip(_))
     }
 
     /// Takes back an arm that will not be waited for (a wait given up).

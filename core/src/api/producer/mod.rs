@@ -129,13 +129,17 @@ impl Producer {
             .find(|&(i, dead)| take(i, dead));
         let record = found.map(|(i, _)| {
             let rec = &records[i];
+            // The dead owner's announcement was settled before we took
+            // the record (`settle_dead_announcement`); with our key in
+            // it the record reads alive, so it must not name a record
+            // for the keyed settle below.
+            rec.announce.store(0, Ordering::Release);
+            rec.committing.store(0, Ordering::Relaxed);
             os::fault::point("producer.registering");
             claim_owner(&rec.owner, owner);
             // A keyed publish a dead owner left in flight is settled
             // before we forget it.
             dedup::settle_dead_record(&shared, i);
-            rec.announce.store(0, Ordering::Relaxed);
-            rec.committing.store(0, Ordering::Relaxed);
             // SeqCst, before our first claim: a settler in a process that
             // cannot fence looks for live asymmetric producers with SeqCst
             // loads after its abort (`Ring::settle_abort`).
