@@ -559,14 +559,7 @@ impl<S: SlotStates> Ring<'_, S> {
     /// a settle sent back to wait (it found our mark).
     #[cold]
     fn give_up(&self, pos: u64, span: u64, seen: u64) {
-        let state = self.slots.state(pos);
-        let aborted = self.word(pos, span, ABORTED);
-        // SeqCst: as the consumer's abort; Relaxed on failure, the word is
-        // only compared below.
-        if state
-            .compare_exchange(seen, aborted, Ordering::SeqCst, Ordering::Relaxed)
-            .is_err()
-        {
+        if !self.abort_unbegun(pos, span, seen) {
             self.settle_own(pos, span);
         }
         let _ = self.notify_data();
