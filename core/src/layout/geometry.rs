@@ -88,7 +88,7 @@ impl Geometry {
         }
     }
 
-    /// The longest record, in slots: half the ring (`protocol/ring.rs`)
+    /// The longest record, in slots: half the ring (`protocol/ring/`)
     /// where the ring is mapped twice, else one slot.
     #[inline(always)]
     pub(crate) fn max_span(&self) -> u64 {

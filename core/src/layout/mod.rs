@@ -197,7 +197,7 @@ pub(crate) struct RingControl {
     pub head: AtomicU64,
     /// Producer records whose `revoked` word is set: stalled writers a
     /// consumer aborted while they may still be writing their record
-    /// (`protocol/ring.rs`). On `head`'s line, which every begin reads.
+    /// (`protocol/ring/`). On `head`'s line, which every begin reads.
     pub revoked: AtomicU64,
     /// The end of the furthest record of more than one slot ever begun
     /// (a position). The slots after such a record's first hold payload
@@ -387,7 +387,7 @@ pub(crate) mod slot_state {
 
 /// What sits in front of every payload in the ring.
 ///
-/// `state` bit layout (see `protocol/ring.rs`): bits 0..2 are the
+/// `state` bit layout (see `protocol/ring/`): bits 0..2 are the
 /// [`slot_state`], then the record's span in slots (log2(slots) bits), then
 /// the lap of the last position that used the slot. The other
 /// fields are plain data written by the claimer before its commit and read
@@ -564,7 +564,7 @@ pub(crate) struct DeadLetterHeader {
 }
 
 /// A live producer handle: counted in `stats().producers`, and where it
-/// announces the position it is writing (see `protocol/ring.rs`).
+/// announces the position it is writing (see `protocol/ring/`).
 #[repr(C)]
 #[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
 pub(crate) struct ProducerRecord {
@@ -593,12 +593,12 @@ pub(crate) struct ProducerRecord {
     /// Position + 1 of our record a consumer aborted while we may still
     /// have been writing it (0: none); counted in `RingControl::revoked`.
     /// Set by the aborter, cleared by whoever finds us no longer writing
-    /// it (`protocol/ring.rs`).
+    /// it (`protocol/ring/`).
     pub revoked: AtomicU64,
     /// Position + 1 of the record whose asymmetric commit has begun (0:
     /// none): stored before the producer reads `revoked` for the last
     /// time, cleared after its store of the state word. A settler that
-    /// revoked us reads it after its heavy fence (`protocol/ring.rs`).
+    /// revoked us reads it after its heavy fence (`protocol/ring/`).
     pub committing: AtomicU64,
     /// How this producer commits, fixed for its life: [`commit_mode`]
     /// `CAS` (0, also every record of an older file) or `ASYMMETRIC`.

@@ -494,7 +494,7 @@ impl OpenQueue {
     }
 
     /// Whether a revoked stalled writer may still be writing a slot of the
-    /// record `pos .. pos + span` (see `protocol/ring.rs`), asked by a
+    /// record `pos .. pos + span` (see `protocol/ring/`), asked by a
     /// begin only while some revocation is counted.
     pub(crate) fn held(&self, pos: u64, span: u64) -> bool {
         announcement::held(

@@ -6,7 +6,7 @@
 //! `MEMBARRIER_CMD_GLOBAL_EXPEDITED`, which returns only after every
 //! running thread of every process registered for it passed a full memory
 //! barrier. So a light fence on one side and a heavy fence on the other
-//! order as two full fences would (`protocol/ring.rs`).
+//! order as two full fences would (`protocol/ring/`).
 //!
 //! A process registers once (`MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED`):
 //! its threads' light fences count only then. Where the call is refused

@@ -1,12 +1,12 @@
 //! A producer's announcement in its record, and the revocation of a
-//! stalled writer: what the ring protocol (`protocol/ring.rs`) reads of
+//! stalled writer: what the ring protocol (`protocol/ring/`) reads of
 //! the producer records. An announcement names the record a producer is
 //! writing (`announce`: its first position + 1, with [`RANGE`] for a
 //! batch) and its end (`announce_end`); a consumer that aborts a record
 //! whose writer is alive and announcing it *revokes* that writer (the
 //! record's `revoked` word, counted in `RingControl::revoked`), and a later
 //! lap keeps off the revoked writers' slots ([`held`]). The Dekker pairs
-//! and the proofs are in `protocol/ring.rs`'s module doc.
+//! and the proofs are in `protocol/ring/`'s module doc.
 
 use crate::layout::{ProducerRecord, RingControl};
 use crate::loom::Ordering;

@@ -1,7 +1,7 @@
 //! The Signal protocol (see [`crate::layout::Signal`]): a waker's notify
 //! after it made a condition true, a sleeper's futex wait until it is,
 //! and the repair of the waiter bits of sleepers that died asleep. The
-//! ring's commits and frees (`protocol/ring.rs`) wake through it, and the
+//! ring's commits and frees (`protocol/ring/`) wake through it, and the
 //! async waiters' doorbells (`protocol/doorbell.rs`) ride on its notify.
 
 use crate::layout::DOORBELLS;

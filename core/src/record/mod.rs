@@ -12,7 +12,7 @@
 //!   +---------------------------------------------------------------------+
 //! ```
 //!
-//! `state` belongs to the ring protocol (`protocol/ring.rs`); everything
+//! `state` belongs to the ring protocol (`protocol/ring/`); everything
 //! else is written here ([`write`]) by the producer that began the slot,
 //! before its commit, and read here ([`read`]) by whoever saw it
 //! committed. The `len` word's top bit ([`envelope::ENVELOPED`]) says the

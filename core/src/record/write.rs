@@ -1,5 +1,5 @@
 //! Writing a message record into a slot the producer began (claimed and
-//! announced, `protocol/ring.rs`) and has not yet committed: its body
+//! announced, `protocol/ring/`) and has not yet committed: its body
 //! and the header's fields, everything but the state word.
 
 use super::envelope::{ENVELOPED, EnvelopePlan};

@@ -1,6 +1,6 @@
 //! Stuck-producer recovery: aborting a position whose producer died
 //! between its claim and its commit, or stalled past `unblock_timeout`
-//! (the consumer half of the abort in `protocol/ring.rs`).
+//! (the consumer half of the abort in `protocol/ring/`).
 
 use super::*;
 use crate::loom::Ordering;

@@ -1,4 +1,4 @@
-//! The ring (`protocol/ring.rs`): claim and commit, capacity gating,
+//! The ring (`protocol/ring/`): claim and commit, capacity gating,
 //! abort against a late commit, the stalled writer's hold on its slot,
 //! and the sleep/wake-up of consumers and producers.
 
