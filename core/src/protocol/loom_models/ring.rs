@@ -218,6 +218,27 @@ fn loom_space_wake_up_is_never_lost() {
     });
 }
 
+/// Producer 1 claims the first position of a fresh world, writes 42 and
+/// commits it: true if the commit won, false if a consumer's abort did
+/// (before its begin or its commit).
+fn publish_42_once(w: &World) -> bool {
+    let ring = w.ring();
+    let mut head = 0;
+    let Claim::Claimed(pos) = ring.claim(1, &mut head) else {
+        panic!("room for one")
+    };
+    let seen = match w.begin(pos, 1) {
+        Begin::Ours(seen) => seen,
+        Begin::Aborted => return false,
+        Begin::Held => panic!("no older lap here"),
+    };
+    // SAFETY (loom cell): ours until commit; nobody reads an aborted slot,
+    // a reader reads it only once it is committed, and no later lap exists
+    // here.
+    w.cell(pos).with_mut(|p| unsafe { *p = 42 });
+    ring.commit(pos, 1, seen, &w.producers[1]).is_ok()
+}
+
 #[test]
 fn loom_abort_vs_late_commit() {
     // A consumer gives up on a claimed position while its producer is
@@ -227,22 +248,7 @@ fn loom_abort_vs_late_commit() {
         let w = World::new(2, 1);
         let producer = {
             let w = w.clone();
-            thread::spawn(move || {
-                let ring = w.ring();
-                let mut head = 0;
-                let Claim::Claimed(pos) = ring.claim(1, &mut head) else {
-                    panic!("room for one")
-                };
-                let seen = match w.begin(pos, 1) {
-                    Begin::Ours(seen) => seen,
-                    Begin::Aborted => return false,
-                    Begin::Held => panic!("no older lap here"),
-                };
-                // SAFETY (loom cell): ours until commit; nobody reads an
-                // aborted slot and no later lap exists here.
-                w.cell(pos).with_mut(|p| unsafe { *p = 42 });
-                ring.commit(pos, 1, seen, &w.producers[1]).is_ok()
-            })
+            thread::spawn(move || publish_42_once(&w))
         };
         let aborter = {
             let w = w.clone();
@@ -296,21 +302,8 @@ fn asymmetric_commit_vs_abort(check_mark: bool) {
         let producer = {
             let w = w.clone();
             thread::spawn(move || {
-                let ring = w.ring();
-                let mut head = 0;
-                let Claim::Claimed(pos) = ring.claim(1, &mut head) else {
-                    panic!("room for one")
-                };
-                let seen = match w.begin(pos, 1) {
-                    Begin::Ours(seen) => seen,
-                    Begin::Aborted => return false,
-                    Begin::Held => panic!("no older lap here"),
-                };
-                // SAFETY (loom cell): ours until commit; a reader reads it
-                // only once it is committed.
-                w.cell(pos).with_mut(|p| unsafe { *p = 42 });
-                let ok = ring.commit(pos, 1, seen, &w.producers[1]).is_ok();
-                ring.notify_data();
+                let ok = publish_42_once(&w);
+                w.ring().notify_data();
                 ok
             })
         };
