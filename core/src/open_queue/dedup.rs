@@ -119,14 +119,7 @@ fn resolve(shared: &OpenQueue, pos: u64) -> Option<bool> {
     match ring.peek(pos) {
         Peek::Ready(_) => Some(true),
         Peek::Skip(_) => Some(false),
-        Peek::Settling => match shared.settle_abort(pos) {
-            Some(_) => Some(false),
-            // Its producer lives and may still commit it: not known yet.
-            None => match ring.peek(pos) {
-                Peek::Ready(_) => Some(true),
-                _ => None,
-            },
-        },
+        Peek::Settling => settled(shared, pos),
         // Claimed by the dead producer and never committed: nobody will
         // commit it now, so abort it here, as a consumer would after
         // `unblock_timeout` (with no consumer running, the retrying
@@ -135,20 +128,15 @@ fn resolve(shared: &OpenQueue, pos: u64) -> Option<bool> {
         // consumer's abort of the same position.
         Peek::NotYet(seen) => {
             if ring.abort(pos, seen) {
-                match shared.settle_abort(pos) {
-                    Some(_) => {
-                        shared
-                            .header()
-                            .counters
-                            .aborted
-                            .fetch_add(1, Ordering::Relaxed);
-                        Some(false)
-                    }
-                    None => match ring.peek(pos) {
-                        Peek::Ready(_) => Some(true),
-                        _ => None,
-                    },
+                let r = settled(shared, pos);
+                if r == Some(false) {
+                    shared
+                        .header()
+                        .counters
+                        .aborted
+                        .fetch_add(1, Ordering::Relaxed);
                 }
+                r
             } else {
                 match ring.peek(pos) {
                     Peek::Ready(_) => Some(true),
@@ -157,6 +145,17 @@ fn resolve(shared: &OpenQueue, pos: u64) -> Option<bool> {
                 }
             }
         }
+    }
+}
+
+/// [`resolve`] of aborted position `pos`: settled, so not published
+/// (`Some(false)`); or not settled because its producer may still commit
+/// it, so published if it did (`Some(true)`) and not known yet (`None`)
+/// otherwise.
+fn settled(shared: &OpenQueue, pos: u64) -> Option<bool> {
+    match shared.settle_abort(pos) {
+        Some(_) => Some(false),
+        None => matches!(shared.ring().peek(pos), Peek::Ready(_)).then_some(true),
     }
 }
 
