@@ -602,6 +602,15 @@ typedef struct shmq_options {
    * up to it takes one slot). Added in ABI 3.
    */
   uint64_t capacity;
+  /**
+   * How far an ack=manual group's dispatch may run ahead of its oldest
+   * unfinished message, in slots (0, the default: 65536, or the ring's
+   * slots if fewer; at most the ring's slots). When that many are out,
+   * receives wait for the oldest to be acked, nacked or dead-lettered.
+   * A leasing group's table takes 48 bytes per slot of it. Added in
+   * ABI 3.
+   */
+  uint64_t max_in_flight;
 } shmq_options;
 
 /**

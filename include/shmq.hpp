@@ -414,6 +414,13 @@ class options {
         o_.capacity = bytes;
         return *this;
     }
+    // How far an ack=manual group's dispatch may run ahead of its oldest
+    // unfinished message, in slots (default 0: 65536, or the ring's slots
+    // if fewer).
+    options &max_in_flight(std::uint64_t n) noexcept {
+        o_.max_in_flight = n;
+        return *this;
+    }
     options &max_groups(std::uint32_t n) noexcept { o_.max_groups = n; return *this; }
     options &overflow(overflow_policy p) noexcept {
         o_.overflow = static_cast<shmq_overflow>(p);

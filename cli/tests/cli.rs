@@ -603,6 +603,30 @@ fn create_by_capacity_takes_sizes_and_a_file_of_any_length() {
     assert_eq!(st["max_message_size"], 64 << 10);
     assert!(ok(d, &["stat", "q"]).contains("in flight of 262144 bytes, 256.0 KiB"));
     ok(d, &["group-create", "q", "g", "--start", "earliest"]);
+    // A window of one for ack=manual groups: one message out at a time.
+    ok(d, &["create", "w", "--slots", "64", "--max-in-flight", "1"]);
+    ok(d, &["group-create", "w", "g", "--start", "earliest"]);
+    for m in ["a", "b"] {
+        let f = d.join(format!("{m}.txt"));
+        std::fs::write(&f, m).unwrap();
+        ok(d, &["publish", "w", "--file", f.to_str().unwrap()]);
+    }
+    let got = ok(
+        d,
+        &[
+            "consume",
+            "w",
+            "--group",
+            "g",
+            "--ack",
+            "manual",
+            "--count",
+            "2",
+            "--timeout",
+            "5",
+        ],
+    );
+    assert_eq!(got.lines().collect::<Vec<_>>(), ["a", "b"]);
     let frame: Vec<u8> = (0..60_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
     std::fs::write(d.join("frame.bin"), &frame).unwrap();
     let file = d.join("frame.bin");
@@ -615,6 +639,10 @@ fn create_by_capacity_takes_sizes_and_a_file_of_any_length() {
             "give one of them",
         ),
         (&["create", "x", "--capacity", "64Q"][..], "is not a size"),
+        (
+            &["create", "x", "--slots", "64", "--max-in-flight", "65"][..],
+            "max_in_flight must be from 1 to the ring's 64 slots",
+        ),
         (&["create", "x", "--capacity", "-1"][..], "must be ≥ 0"),
     ] {
         let out = shmq(d, args);

@@ -90,6 +90,8 @@ pub struct Options {
     pub(crate) dlq_slots: Option<u32>,
     pub(crate) dedup_window: u64,
     pub(crate) ordering_lanes: u64,
+    /// None: the default (`DEFAULT_MAX_IN_FLIGHT`, at most the ring).
+    pub(crate) max_in_flight: Option<u64>,
     pub(crate) dedup_ttl: Duration,
     pub(crate) unblock_timeout: Duration,
     pub(crate) mode: u32,
@@ -209,6 +211,7 @@ impl Default for Options {
             dlq_slots: None,
             dedup_window: 1024,
             ordering_lanes: 1024,
+            max_in_flight: None,
             dedup_ttl: Duration::from_secs(300),
             unblock_timeout: Duration::from_secs(5),
             mode: 0o600,
@@ -225,6 +228,10 @@ impl Default for Options {
 
 /// The ring's slots when neither `slots` nor `capacity` is given.
 const DEFAULT_SLOTS: u64 = 4096;
+
+/// An ack=manual group's in-flight window when none is given (or the
+/// ring's slots, if fewer): 3 MiB of lease records a leasing group.
+pub(crate) const DEFAULT_MAX_IN_FLIGHT: u64 = 1 << 16;
 
 /// Where spill directories go by default: `/var/tmp/shmq-<uid>`, this
 /// user's own (as tmux keeps `/tmp/tmux-<uid>`), so that no other user can
@@ -438,6 +445,21 @@ impl Options {
         self.ordering_lanes = n;
         self
     }
+    /// How far an ack=manual group's dispatch may run ahead of its oldest
+    /// unfinished message, in slots (default 65536, or the ring's slots if
+    /// fewer; at most the ring's slots): at most this many messages are
+    /// leased, or acked out of order behind an unfinished one, at a time,
+    /// as SQS caps a queue's in-flight messages and Kafka a poll's
+    /// records. A message of several slots counts its slots, and one
+    /// message is always dispatched however long it is. When the window is
+    /// full, receives wait for the oldest message to be acked, nacked back
+    /// or dead-lettered. Each leasing group's table takes 48 bytes per
+    /// slot of this (rounded up to a power of two), allocated when the
+    /// group's first ack=manual consumer attaches.
+    pub fn max_in_flight(mut self, slots: u64) -> Options {
+        self.max_in_flight = Some(slots);
+        self
+    }
     /// How long a key is remembered (default 5 minutes).
     pub fn dedup_ttl(mut self, ttl: Duration) -> Options {
         self.dedup_ttl = ttl;
@@ -531,6 +553,13 @@ impl Options {
     /// The ring's size in bytes set with [`capacity`](Self::capacity).
     pub fn get_capacity(&self) -> Option<u64> {
         self.capacity
+    }
+    /// An ack=manual group's in-flight window, in slots: what
+    /// [`max_in_flight`](Self::max_in_flight) set, else the default
+    /// (65536, or the ring's slots if fewer).
+    pub fn get_max_in_flight(&self) -> u64 {
+        self.max_in_flight
+            .unwrap_or_else(|| DEFAULT_MAX_IN_FLIGHT.min(self.get_slots().max(1)))
     }
     /// The ring's slots: `slots`, or what `capacity` makes.
     pub(crate) fn ring_slots(&self) -> Result<u64> {

@@ -514,27 +514,31 @@ fn the_dead_letter_region_takes_memory_only_once_used() {
     assert!(after < before + (1 << 20), "{before} then {after}");
 }
 
-/// A group's lease table (48 bytes a slot) is allocated by its first
-/// ack=manual consumer: a million 16-byte messages fit in 64 MiB for
-/// groups that do not lease.
+/// A group's lease table (48 bytes a slot of its in-flight window,
+/// `max_in_flight`, 65536 by default) is allocated by its first ack=manual
+/// consumer: a million 16-byte messages fit in 64 MiB with a leasing group
+/// too.
 #[test]
 fn lease_tables_take_memory_only_for_groups_that_lease() {
     use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();
     let slots = 1 << 20;
-    let q = Queue::create(
-        "q",
-        &opts(dir.path()).slots(slots).slot_size(16).max_groups(4),
-    )
-    .unwrap();
+    let o = opts(dir.path()).slots(slots).slot_size(16).max_groups(4);
+    assert_eq!(o.get_max_in_flight(), 65536);
+    let q = Queue::create("q", &o).unwrap();
     let allocated = |q: &Queue| std::fs::metadata(q.path()).unwrap().blocks() * 512;
-    let table = slots * 48;
+    let table = 65536 * 48;
     let at_create = allocated(&q);
     assert!(
         at_create < 64 << 20,
         "{at_create} bytes allocated at create"
     );
     assert!(q.file_size() > at_create + 4 * table, "{}", q.file_size());
+    assert!(
+        q.file_size() < 4 * slots * 48,
+        "the lease tables are sized by the window, not the ring: {}",
+        q.file_size()
+    );
     // An ack=auto group, a full ring, stats: no lease table.
     let mut c = q
         .consumer("auto", ConsumerOptions::new().create(true))
@@ -549,18 +553,23 @@ fn lease_tables_take_memory_only_for_groups_that_lease() {
         "{} bytes",
         allocated(&q)
     );
-    for i in 0..slots {
-        assert_eq!(c.receive().unwrap().payload(), &i.to_le_bytes());
-    }
-    // An ack=manual consumer allocates its group's table, and leases.
-    q.create_group("manual", shmq::Start::Latest).unwrap();
+    // An ack=manual consumer allocates its group's table, and leases
+    // through the full ring.
+    q.create_group("manual", shmq::Start::Earliest).unwrap();
     let manual = ConsumerOptions::new().ack(shmq::Ack::Manual);
     let mut w = q.consumer("manual", manual).unwrap();
+    let with_table = allocated(&q);
+    assert!(with_table >= at_create + table, "{with_table} bytes");
     assert!(
-        allocated(&q) >= at_create + table,
-        "{} bytes",
-        allocated(&q)
+        with_table < 64 << 20,
+        "a million 16-byte messages and a leasing group: {with_table} bytes"
     );
+    for i in 0..slots {
+        assert_eq!(c.receive().unwrap().payload(), &i.to_le_bytes());
+        let m = w.receive().unwrap();
+        assert_eq!(m.payload(), &i.to_le_bytes());
+        m.ack().unwrap();
+    }
     p.publish(b"leased").unwrap();
     let m = w.receive().unwrap();
     assert_eq!(m.payload(), b"leased");
@@ -575,6 +584,139 @@ fn lease_tables_take_memory_only_for_groups_that_lease() {
     assert_eq!(in_flight(&q), 1);
     m.ack().unwrap();
     assert_eq!(in_flight(&q), 0);
+}
+
+/// `max_in_flight` bounds what an ack=manual group has out: when the
+/// window is full a receive waits for the oldest message to finish (an
+/// ack elsewhere wakes it), a message longer than the window still goes
+/// out, and redelivery, dead letters and keys work through a table
+/// smaller than the ring.
+#[test]
+fn an_ack_manual_group_has_at_most_max_in_flight_slots_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path())
+        .slots(64)
+        .slot_size(64)
+        .max_in_flight(4)
+        .max_deliveries(2)
+        .lease(Duration::from_secs(60));
+    let q = Queue::create("q", &o).unwrap();
+    q.create_group("w", shmq::Start::Earliest).unwrap();
+    let manual = || ConsumerOptions::new().ack(Ack::Manual);
+    let mut a = q.consumer("w", manual()).unwrap();
+    let mut b = q.consumer("w", manual()).unwrap();
+    let mut p = q.producer().unwrap();
+    for i in 0..8u64 {
+        p.publish(&payload(i, 40)).unwrap();
+    }
+    let mut held = Vec::new();
+    for i in 0..4u64 {
+        let d = a.receive_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(d.payload(), &payload(i, 40)[..]);
+        held.push(d.into_receipt().unwrap());
+    }
+    // Four out: the window is full for every consumer of the group.
+    assert!(matches!(
+        b.receive_timeout(Duration::from_millis(50)),
+        Err(Error::Timeout)
+    ));
+    // Acked out of order, the window stays full: the oldest is out.
+    a.ack_receipt(&held[3]).unwrap();
+    assert!(matches!(
+        b.receive_timeout(Duration::from_millis(50)),
+        Err(Error::Timeout)
+    ));
+    // A sleeping receive is woken by the ack of the oldest.
+    let first = held[0];
+    let got = std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let d = b.receive_timeout(Duration::from_secs(10)).unwrap();
+            let got = d.payload().to_vec();
+            d.ack().unwrap();
+            got
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        a.ack_receipt(&first).unwrap();
+        waiter.join().unwrap()
+    });
+    assert_eq!(got, payload(4, 40));
+    // A nack and a dead letter go through the small table too.
+    a.nack_receipt(&held[1], Nack::Requeue).unwrap();
+    let again = a.receive_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!((again.payload(), again.attempt()), (&payload(1, 40)[..], 2));
+    again.nack(Nack::DeadLetter).unwrap();
+    a.ack_receipt(&held[2]).unwrap();
+    for i in 5..8u64 {
+        let d = b.receive_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(d.payload(), &payload(i, 40)[..]);
+        d.ack().unwrap();
+    }
+    // A message of many more slots than the window goes out, and the
+    // group's committed cursor steps over it by its span.
+    let long = payload(9, 20 * 96);
+    p.publish(&long).unwrap();
+    p.publish(&payload(10, 40)).unwrap();
+    let d = a.receive_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(d.payload(), &long[..]);
+    d.ack().unwrap();
+    let d = b.receive_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(d.payload(), &payload(10, 40)[..]);
+    d.ack().unwrap();
+    let g = q
+        .stats()
+        .groups
+        .into_iter()
+        .find(|g| g.name == "w")
+        .unwrap();
+    assert_eq!((g.in_flight, g.lag, g.committed), (0, 0, g.next));
+    assert_eq!((g.dead_lettered, q.dlq().list().unwrap().len()), (1, 1));
+    // Laps of the ring through the table of four, keyed and not.
+    for i in 0..300u64 {
+        let key = format!("k{}", i % 3);
+        p.publish_with(
+            &payload(i, 8 + (i as usize % 5) * 40),
+            &Meta::new().ordering_key(key.as_bytes()),
+        )
+        .unwrap();
+        let d = a.receive_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(d.payload(), &payload(i, 8 + (i as usize % 5) * 40)[..]);
+        d.ack().unwrap();
+    }
+}
+
+/// `max_in_flight` is checked: at least 1, at most the ring's slots.
+#[test]
+fn max_in_flight_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in [0, 65] {
+        let e = Queue::create("q", &opts(dir.path()).slots(64).max_in_flight(bad)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("max_in_flight must be from 1 to the ring's 64 slots"),
+            "{e}"
+        );
+    }
+    let q = Queue::create("q", &opts(dir.path()).slots(64).max_in_flight(3)).unwrap();
+    q.create_group("w", shmq::Start::Earliest).unwrap();
+    drop(q);
+    // Opened again, the window is the file's: three out, not the default.
+    let q = Queue::open_with("q", &opts(dir.path())).unwrap();
+    let mut p = q.producer().unwrap();
+    for i in 0..4u64 {
+        p.publish(&payload(i, 8)).unwrap();
+    }
+    let mut w = q
+        .consumer("w", ConsumerOptions::new().ack(Ack::Manual))
+        .unwrap();
+    let held: Vec<_> = (0..3)
+        .map(|_| w.receive().unwrap().into_receipt().unwrap())
+        .collect();
+    assert!(matches!(
+        w.receive_timeout(Duration::from_millis(20)),
+        Err(Error::Timeout)
+    ));
+    w.ack_receipt(&held[0]).unwrap();
+    assert_eq!(w.receive().unwrap().payload(), &payload(3, 8)[..]);
 }
 
 /// `capacity` sizes the ring in bytes: a million 16-byte events, or one

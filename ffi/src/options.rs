@@ -218,6 +218,13 @@ pub struct shmq_options {
     /// one frame of up to 32 MiB. `slot_size` stays the grain (a message
     /// up to it takes one slot). Added in ABI 3.
     pub capacity: u64,
+    /// How far an ack=manual group's dispatch may run ahead of its oldest
+    /// unfinished message, in slots (0, the default: 65536, or the ring's
+    /// slots if fewer; at most the ring's slots). When that many are out,
+    /// receives wait for the oldest to be acked, nacked or dead-lettered.
+    /// A leasing group's table takes 48 bytes per slot of it. Added in
+    /// ABI 3.
+    pub max_in_flight: u64,
 }
 
 /// The defaults of every queue option (the same as the Rust
@@ -255,6 +262,7 @@ const DEFAULT_OPTIONS: shmq_options = shmq_options {
     ordering_lanes: 1024,
     max_message_size: 0,
     capacity: 0,
+    max_in_flight: 0,
 };
 
 impl shmq_options {
@@ -331,6 +339,9 @@ impl shmq_options {
             .ordering_lanes(self.ordering_lanes);
         if self.max_message_size > 0 {
             opts = opts.max_message_size(self.max_message_size);
+        }
+        if self.max_in_flight > 0 {
+            opts = opts.max_in_flight(self.max_in_flight);
         }
         if self.dlq_slots > 0 {
             opts = opts.dlq_slots(self.dlq_slots);

@@ -236,6 +236,7 @@ class Queue:
         ordering_lanes: int = 1024,
         max_message_size: Optional[int] = None,
         capacity: Optional[int] = None,
+        max_in_flight: Optional[int] = None,
     ) -> "Queue":
         """Creates a queue (``Exists`` if it is there already).
 
@@ -270,6 +271,12 @@ class Queue:
         the two): the most slots of ``slot_size`` that fit, a power of two,
         shared by messages of any length (with ``slot_size=32``, 64 MiB hold
         a million 16-byte events, or one frame of up to 32 MiB).
+
+        ``max_in_flight`` (slots; None: 65536, or the ring's slots if
+        fewer) is how far an ack="manual" group's dispatch may run ahead of
+        its oldest unfinished message: when that many are out, receives
+        wait for the oldest to be acked, nacked or dead-lettered. A leasing
+        group's table takes 48 bytes per slot of it.
         """
 
     @staticmethod
@@ -317,6 +324,7 @@ class Queue:
         ordering_lanes: int = 1024,
         max_message_size: Optional[int] = None,
         capacity: Optional[int] = None,
+        max_in_flight: Optional[int] = None,
     ) -> "Queue":
         """Opens the queue, creating it with these options if it is not there."""
 

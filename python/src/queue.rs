@@ -171,7 +171,8 @@ macro_rules! queue_methods {
                 spill_dir=None, spill_max_bytes=1 << 30, spill_segment_size=64 << 20,
                 spill_fallback="block", sync="never", journal_max_age=None,
                 journal_max_bytes=1 << 30, trust_owner=None, trust_group=None,
-                ordering_lanes=1024, max_message_size=None, capacity=None))]
+                ordering_lanes=1024, max_message_size=None, capacity=None,
+                max_in_flight=None))]
             fn $method(
                 py: Python<'_>,
                 name: &str,
@@ -199,6 +200,7 @@ macro_rules! queue_methods {
                 ordering_lanes: i64,
                 max_message_size: Option<i64>,
                 capacity: Option<i64>,
+                max_in_flight: Option<i64>,
             ) -> PyResult<Queue> {
                 // Counts and sizes: a negative one is an InvalidOption that
                 // names it (the plain conversion raised OverflowError).
@@ -245,6 +247,9 @@ macro_rules! queue_methods {
                 }
                 if let Some(c) = capacity {
                     o = o.capacity(whole("capacity", c)?);
+                }
+                if let Some(n) = max_in_flight {
+                    o = o.max_in_flight(whole("max_in_flight", n)?);
                 }
                 let q = py.detach(|| $core(&name, &o)).py_err()?;
                 Ok(Queue::new(q))

@@ -106,3 +106,24 @@ def test_a_long_dead_letter_is_kept_whole_and_redriven(qdir, name):
     m.nack(dead_letter=True)
     assert [len(d["payload"]) for d in q.dlq.list()] == [1000]
     q.close()
+
+
+def test_max_in_flight_bounds_what_an_ack_manual_group_has_out(qdir, name):
+    # A window of two: a third receive waits until the oldest is acked.
+    q = shmq.Queue.create(name, slots=64, slot_size=64, max_in_flight=2)
+    c = q.consumer("w", ack="manual", create=True)
+    p = q.producer()
+    for i in range(3):
+        p.publish(b"m%d" % i)
+    first, second = c.receive(timeout=1), c.receive(timeout=1)
+    assert (bytes(first), bytes(second)) == (b"m0", b"m1")
+    with pytest.raises(shmq.Timeout):
+        c.receive(timeout=0.05)
+    second.ack()
+    with pytest.raises(shmq.Timeout):
+        c.receive(timeout=0.05)
+    first.ack()
+    assert bytes(c.receive(timeout=1)) == b"m2"
+    q.close()
+    with pytest.raises(shmq.InvalidOption, match="max_in_flight must be from 1 to the ring's 64 slots"):
+        shmq.Queue.create(name + "-x", slots=64, max_in_flight=65)

@@ -148,6 +148,7 @@ fn spellings(consumer: bool) -> BTreeMap<&'static str, [&'static [&'static str];
             ("dlq_slots", same(&["dlq_slots"])),
             ("dedup_window", same(&["dedup_window"])),
             ("ordering_lanes", same(&["ordering_lanes"])),
+            ("max_in_flight", same(&["max_in_flight"])),
             (
                 "dedup_ttl",
                 [

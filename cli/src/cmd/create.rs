@@ -93,6 +93,12 @@ pub(crate) struct Args {
     /// hash) wait for each other.
     #[arg(long, default_value_t = 1024, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     ordering_lanes: u64,
+    /// How far an ack=manual group's dispatch may run ahead of its oldest
+    /// unfinished message, in slots [default: 65536, or the ring's slots if
+    /// fewer]: when that many are out, receives wait for the oldest to
+    /// finish. A leasing group's table takes 48 bytes per slot of it.
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
+    max_in_flight: Option<u64>,
 }
 
 pub(crate) fn run(args: Args, opts: Options) -> CliResult {
@@ -119,6 +125,7 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         dedup_window,
         dedup_ttl,
         ordering_lanes,
+        max_in_flight,
     } = args;
     let overflow: Overflow = overflow.parse()?;
     let spill_fallback: Overflow = spill_fallback.parse()?;
@@ -134,6 +141,9 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
     }
     if let Some(m) = max_message_size {
         opts = opts.max_message_size(m);
+    }
+    if let Some(n) = max_in_flight {
+        opts = opts.max_in_flight(n);
     }
     if let Some(n) = slots {
         opts = opts.slots(n);

@@ -18,6 +18,12 @@ pub(crate) struct Geometry {
     pub dlq_stride: u64,
     pub dedup_window: u64,
     pub ordering_lanes: u64,
+    /// How far an ack=manual group's dispatch may run ahead of its
+    /// `committed` cursor, in slots (`Options::max_in_flight`) ...
+    pub max_in_flight: u64,
+    /// ... and its lease table's records: that, rounded up to a power of
+    /// two (position `p`'s record is `p & (lease_records - 1)`).
+    pub lease_records: u64,
     pub groups_offset: u64,
     pub producers_offset: u64,
     pub consumers_offset: u64,
@@ -119,16 +125,21 @@ impl Geometry {
         (span.max(1) * self.slot_stride - SLOT_HEADER_SIZE) as usize
     }
 
-    /// Bytes of every group's lease table (48 a slot per group): allocated
-    /// group by group, by a group's first ack=manual consumer.
+    /// Bytes of every group's lease table (48 a record per group):
+    /// allocated group by group, by a group's first ack=manual consumer.
     pub(crate) fn lease_tables_size(&self) -> u64 {
-        self.max_groups * self.slots * LEASE_RECORD_SIZE
+        self.max_groups * self.lease_table_size()
     }
 
-    /// Where group `idx`'s lease table starts in the file, and its bytes
-    /// (48 a slot).
+    /// Bytes of one group's lease table: 48 a record, one record per slot
+    /// of the in-flight window.
+    pub(crate) fn lease_table_size(&self) -> u64 {
+        self.lease_records * LEASE_RECORD_SIZE
+    }
+
+    /// Where group `idx`'s lease table starts in the file, and its bytes.
     pub(crate) fn lease_table(&self, idx: usize) -> (u64, u64) {
-        let bytes = self.slots * LEASE_RECORD_SIZE;
+        let bytes = self.lease_table_size();
         (self.leases_offset + idx as u64 * bytes, bytes)
     }
 
@@ -164,6 +175,7 @@ impl Geometry {
         dlq_slots: u64,
         dedup_window: u64,
         ordering_lanes: u64,
+        max_in_flight: u64,
     ) -> Result<Geometry> {
         let bad = |m: String| Err(Error::InvalidOption(m));
         if !slots.is_power_of_two() || !(2..=MAX_SLOTS).contains(&slots) {
@@ -202,6 +214,12 @@ impl Geometry {
                 "ordering_lanes must be a power of two from 1 to {MAX_ORDERING_LANES}, got {ordering_lanes}"
             ));
         }
+        if !(1..=slots).contains(&max_in_flight) {
+            return bad(format!(
+                "max_in_flight must be from 1 to the ring's {slots} slots, got {max_in_flight}"
+            ));
+        }
+        let lease_records = max_in_flight.next_power_of_two();
         let overflow = || Error::InvalidOption("queue too large".into());
         let slot_stride =
             round_up(SLOT_HEADER_SIZE + slot_size, slot_grain(slots)).ok_or_else(overflow)?;
@@ -212,7 +230,7 @@ impl Geometry {
         let consumers_end = consumers_offset + max_consumers * CONSUMER_RECORD_SIZE;
         let leases_offset = round_up(consumers_end, 4096).ok_or_else(overflow)?;
         let dlq_offset = max_groups
-            .checked_mul(slots)
+            .checked_mul(lease_records)
             .and_then(|n| n.checked_mul(LEASE_RECORD_SIZE))
             .and_then(|n| n.checked_add(leases_offset))
             .and_then(|n| round_up(n, 4096))
@@ -251,6 +269,8 @@ impl Geometry {
             dlq_stride,
             dedup_window,
             ordering_lanes,
+            max_in_flight,
+            lease_records,
             groups_offset,
             producers_offset,
             consumers_offset,

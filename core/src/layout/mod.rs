@@ -140,7 +140,10 @@ pub(crate) struct Config {
     pub lanes_offset: u64,
     /// The largest message body (envelope and payload) the queue takes.
     pub max_message_size: u64,
-    pub reserved: [u64; 1],
+    /// How far an ack=manual group's dispatch may run ahead of its
+    /// `committed` cursor, in slots (`Options::max_in_flight`): its lease
+    /// table has this many records, rounded up to a power of two.
+    pub max_in_flight: u64,
 }
 
 /// A futex word and the number of processes/threads asleep on it.
@@ -626,7 +629,7 @@ const _: () = {
     assert!(offset_of!(Config, ordering_lanes) == 224);
     assert!(offset_of!(Config, lanes_offset) == 232);
     assert!(offset_of!(Config, max_message_size) == 240);
-    assert!(offset_of!(Config, reserved) == 248);
+    assert!(offset_of!(Config, max_in_flight) == 248);
     assert!(offset_of!(LeaseRecord, link) == 32);
     assert!(offset_of!(Header, journal) == 1984);
     assert!(offset_of!(Header, dlq_spill) == 2176);

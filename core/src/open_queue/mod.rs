@@ -196,13 +196,13 @@ impl OpenQueue {
     pub(crate) fn lease_records(&self, idx: usize) -> &[LeaseRecord] {
         debug_assert!((idx as u64) < self.geo.max_groups);
         let (start, _) = self.geo.lease_table(idx);
-        // SAFETY: `validate` checked that max_groups × slots records of 48
-        // bytes fit at leases_offset (page-aligned) and idx < max_groups;
-        // records are all atomics.
+        // SAFETY: `validate` checked that max_groups × lease_records
+        // records of 48 bytes fit at leases_offset (page-aligned) and idx <
+        // max_groups; records are all atomics.
         unsafe {
             std::slice::from_raw_parts(
                 self.map.base().add(start as usize) as *const LeaseRecord,
-                self.geo.slots as usize,
+                self.geo.lease_records as usize,
             )
         }
     }
@@ -269,6 +269,7 @@ impl OpenQueue {
             records: self.lease_records(idx),
             group: &self.group_records()[idx],
             lanes: self.lane_words(idx),
+            max_in_flight: self.geo.max_in_flight,
         }
     }
 
@@ -300,8 +301,9 @@ impl OpenQueue {
         os::file::preallocate(&self.file, start, bytes).map_err(|e| {
             Error::io(
                 format!(
-                    "allocating the lease table of group {:?} ({bytes} bytes, 48 a slot) in {}; \
-                     give the queue a larger directory (Docker: --shm-size) or fewer slots",
+                    "allocating the lease table of group {:?} ({bytes} bytes, 48 a slot of \
+                     max_in_flight) in {}; give the queue a larger directory (Docker: \
+                     --shm-size) or a smaller max_in_flight",
                     crate::protocol::group::load_group_name(rec).unwrap_or_default(),
                     self.path.display()
                 ),
@@ -422,13 +424,28 @@ impl OpenQueue {
         })
     }
 
-    /// Moves a group's committed cursor over its finished positions
-    /// (`Leases::advance_committed`) and, if it moved, wakes producers
-    /// waiting for room. Returns whether it moved.
+    /// Moves a group's committed cursor over its finished records
+    /// (`Leases::advance_committed`, each by its span in the ring) and, if
+    /// it moved, wakes producers waiting for room, and the group's
+    /// consumers if its in-flight window was full. Returns whether it
+    /// moved.
     pub(crate) fn commit_finished(&self, leases: &Leases<'_>) -> bool {
-        let moved = leases.advance_committed();
+        let ring = self.ring();
+        let before = leases.group.committed.load(Ordering::Acquire);
+        let moved = leases.advance_committed(|c| match ring.peek(c) {
+            Peek::Ready(span) | Peek::Skip(span) => span,
+            // Not a dispatched record's word: `c` is stale (the CAS
+            // fails), or the word is garbled (one slot at a time).
+            Peek::Settling | Peek::NotYet(_) => 1,
+        });
         if moved {
-            self.ring().notify_space();
+            ring.notify_space();
+            // The window was full at `next` (`Leases::may_dispatch`):
+            // consumers may sleep on it (`Consumer::work_came`).
+            let next = leases.group.next.load(Ordering::SeqCst);
+            if next >= before.saturating_add(leases.max_in_flight) {
+                ring.notify_data();
+            }
         }
         moved
     }

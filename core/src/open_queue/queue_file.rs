@@ -12,8 +12,8 @@ use zerocopy::FromZeros;
 
 use crate::error::{Error, Result};
 use crate::layout::{
-    Config, Geometry, HEADER_SIZE, Header, LEASE_RECORD_SIZE, MAGIC, MAX_CONSUMERS, MAX_DLQ_SLOTS,
-    MAX_PRODUCERS, MAX_SPILL_PATH, READY, SLOT_HEADER_SIZE, SpillPath, VERSION, config_crc,
+    Config, Geometry, HEADER_SIZE, Header, MAGIC, MAX_CONSUMERS, MAX_DLQ_SLOTS, MAX_PRODUCERS,
+    MAX_SPILL_PATH, READY, SLOT_HEADER_SIZE, SpillPath, VERSION, config_crc,
 };
 use crate::loom::Ordering;
 use crate::open_queue::OpenQueue;
@@ -148,6 +148,7 @@ pub(crate) fn create(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQu
             dlq_slots,
             opts.dedup_window,
             opts.ordering_lanes,
+            opts.get_max_in_flight(),
         )
     };
     let mut geo = geometry(opts.dlq_slots.map_or(DEFAULT_DLQ_SLOTS, u64::from))?;
@@ -209,7 +210,7 @@ pub(crate) fn create(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQu
                     geo.slots,
                     geo.slot_stride,
                     geo.allocated_at_create() - geo.slots * geo.slot_stride,
-                    geo.slots * LEASE_RECORD_SIZE,
+                    geo.lease_table_size(),
                     geo.dlq_slots,
                     geo.dlq_stride,
                     dir.display()
@@ -266,6 +267,7 @@ pub(crate) fn create(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQu
         ordering_lanes: geo.ordering_lanes,
         lanes_offset: geo.lanes_offset,
         max_message_size,
+        max_in_flight: geo.max_in_flight,
         ..Config::new_zeroed()
     };
     let base = map.base();
@@ -530,6 +532,7 @@ fn validate(map: &os::map::Mapping, path: &Path) -> Result<(Config, Geometry, Op
         config.dlq_slots as u64,
         config.dedup_window,
         config.ordering_lanes,
+        config.max_in_flight,
     )
     .map_err(|e| Error::corrupt(path, format!("bad geometry: {e}")))?;
     let expect = |what: &str, found: u64, want: u64| {

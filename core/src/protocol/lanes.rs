@@ -109,7 +109,12 @@ impl Leases<'_> {
         let rec = self.rec(pos);
         let w = LeaseWord(rec.word.load(Ordering::Acquire));
         let indexing = LeaseWord::new(pos, TAKING, 0, me, 0);
-        if w.is_before(pos) {
+        if !w.is_for(pos) {
+            if !self.still_at(pos) {
+                // We stalled: `pos` went on without us (and `w` may be a
+                // later lap's word).
+                return Keyed::Busy;
+            }
             // AcqRel: Acquire orders our writes to the record after the
             // older word's; we alone index it now.
             if rec
@@ -375,6 +380,7 @@ mod tests {
                 records: &self.recs,
                 group: &self.group,
                 lanes: &self.lanes,
+                max_in_flight: self.recs.len() as u64,
             }
         }
     }
@@ -411,7 +417,7 @@ mod tests {
         assert_eq!((why, b.attempt(), b.keyed), (Reclaimed::Released, 1, true));
         l.ack(&c).unwrap();
         l.ack(&b).unwrap();
-        assert!(l.advance_committed());
+        assert!(l.advance_committed(|_| 1));
         assert_eq!(w.group.committed.load(Ordering::Relaxed), 3);
     }
 
@@ -452,13 +458,13 @@ mod tests {
         let mut alive = |_| true;
         let a = leased(l.take_keyed(0, 1, 0, 1, NOW, 100, &mut alive));
         l.ack(&a).unwrap();
-        assert!(l.advance_committed());
+        assert!(l.advance_committed(|_| 1));
         // Unkeyed positions 1..4 go by; the record of 0 serves 4 now.
         for p in 1..4 {
             let h = l.take_new(p, 1, 1, NOW, 100).unwrap();
             l.ack(&h).unwrap();
         }
-        assert!(l.advance_committed());
+        assert!(l.advance_committed(|_| 1));
         let b = leased(l.take_keyed(4, 1, 0, 1, NOW, 100, &mut alive));
         let c = l.take_keyed(5, 1, 0, 1, NOW, 100, &mut alive);
         assert_eq!(c, Keyed::Waiting);

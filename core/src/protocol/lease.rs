@@ -2,8 +2,10 @@
 //! any number of consumers compete and every message is acked, nacked,
 //! expired or dead-lettered.
 //!
-//! Each ring position `p` has, per group, one [`LeaseRecord`] (at index
-//! `p & (slots - 1)`) whose `word` packs
+//! Each record's first ring position `p` has, per group, one
+//! [`LeaseRecord`] (at index `p & (L - 1)`, `L` the table's records: the
+//! queue's `max_in_flight` rounded up to a power of two) whose `word`
+//! packs
 //!
 //! ```text
 //!   bits 0..3    state: FREE, TAKING, LEASED, READY, ACKED, DEAD,
@@ -16,8 +18,24 @@
 //! ```
 //!
 //! A word whose tag is not `p`, or whose state is FREE, says `p` was never
-//! handed out. Unfinished positions lie in `committed .. committed + slots`
-//! (the ring never holds more), so 32 bits of tag never alias.
+//! handed out.
+//!
+//! **The gate.** Position `p` is dispatched only while `committed > p -
+//! max_in_flight` ([`Leases::may_dispatch`]): the record `p` shares with
+//! position `p - L` (or any `p - kL`) then serves a finished position,
+//! which `committed` passed, so no lease in flight is ever taken for a new
+//! position. The records in flight are those of the first positions in
+//! `committed .. next`, one record each. A record's later slots have no
+//! lease record: the dispatch cursor and `committed` step over a record
+//! by its span (the ring's word says it), so a message of any length takes
+//! one record, however many slots it spans.
+//!
+//! **Old words.** A record may keep a word for a long time (its index is
+//! skipped by long records), so its 32-bit tag says nothing reliable about
+//! how old it is: the dispatcher that finds a word not for `p` asks the
+//! cursor instead. `next` still at `p` means nobody dispatched `p` yet, so
+//! the word is an older position's, whatever its tag; a later lap's word is
+//! written only after `next` passed `p` (Acquire on both sides).
 //!
 //! ```text
 //!  FREE ──take_new──▶ TAKING ─▶ LEASED ──ack──▶ ACKED ─┐
@@ -107,14 +125,6 @@ impl LeaseWord {
     pub(crate) fn is_for(self, pos: u64) -> bool {
         self.state() != FREE && (self.0 >> 32) == (pos & 0xffff_ffff)
     }
-    /// Whether the word speaks of nothing, or of a position older than
-    /// `pos` (an earlier lap of the same record). A consumer that stalled
-    /// after reading the dispatch cursor may come back when the record
-    /// already serves a *later* lap; it must not take that over.
-    #[inline(always)]
-    pub(crate) fn is_before(self, pos: u64) -> bool {
-        self.state() == FREE || ((pos as u32).wrapping_sub((self.0 >> 32) as u32) as i32) > 0
-    }
     /// The same position, in `state`, held by `holder`, with the epoch
     /// bumped.
     #[inline(always)]
@@ -162,10 +172,13 @@ pub(crate) struct Now {
 
 /// The lease protocol over one group's records.
 pub(crate) struct Leases<'a> {
+    /// A power of two of them, at least `max_in_flight`.
     pub records: &'a [LeaseRecord],
     pub group: &'a GroupRecord,
     /// The group's ordering lanes (`protocol/lanes.rs`).
     pub lanes: &'a [AtomicU64],
+    /// How far dispatch may run ahead of `committed`, in positions.
+    pub max_in_flight: u64,
 }
 
 impl Leases<'_> {
@@ -181,28 +194,42 @@ impl Leases<'_> {
         LeaseWord(self.rec(pos).word.load(Ordering::Acquire))
     }
 
+    /// Whether the gate lets position `pos` be dispatched: `committed >
+    /// pos - max_in_flight`, so that `pos`'s record serves a finished
+    /// position (module comment). `committed` only grows, so a yes stays
+    /// true. Acquire: pairs with `advance_committed`'s CAS, made after its
+    /// load of the finished word, so our load of `pos`'s record sees that
+    /// word or a later one.
+    #[inline(always)]
+    pub(crate) fn may_dispatch(&self, pos: u64) -> bool {
+        let c = self.group.committed.load(Ordering::Acquire);
+        pos < c.saturating_add(self.max_in_flight)
+    }
+
+    /// Whether the word `w` found at `pos`'s record (not for `pos`) is an
+    /// older position's, free to take: only while the dispatch cursor is
+    /// still at `pos`. Acquire: a later lap's word (of `pos + kL`) was
+    /// written by a dispatcher that had read `next` past `pos`; having
+    /// loaded that word with Acquire, we read `next` past `pos` too.
+    #[inline(always)]
+    pub(super) fn still_at(&self, pos: u64) -> bool {
+        self.group.next.load(Ordering::Acquire) == pos
+    }
+
     /// Moves the group's dispatch cursor past the record `pos .. pos +
     /// span` if it is still at `pos` (anyone may help: the CAS only ever
-    /// moves it by one record). The record's later slots have no message
-    /// of their own: their words are made finished first, so that
-    /// `committed` passes them and every word stays within a lap of its
-    /// position (a word from many laps ago would read as a later lap's).
+    /// moves it by one record). The record's later slots get no lease
+    /// word: `committed` steps over the record by its span.
     #[inline(always)]
     pub(super) fn pass(&self, pos: u64, span: u64) {
-        for q in pos + 1..pos + span {
-            // Nobody else writes these words: no dispatcher stops at a
-            // record's later slots, and the position they last served,
-            // a lap or more ago, was finished before `committed` passed it.
-            self.rec(q)
-                .word
-                .store(LeaseWord::new(q, ACKED, 0, 0, 0).0, Ordering::Relaxed);
-        }
-        // AcqRel: Release publishes the words above to whoever reads the
-        // cursor past them (`advance_committed`'s SeqCst loads).
-        let _ =
-            self.group
-                .next
-                .compare_exchange(pos, pos + span, Ordering::AcqRel, Ordering::Relaxed);
+        // AcqRel: Release publishes our word for `pos` to whoever reads
+        // the cursor past it.
+        let _ = self.group.next.compare_exchange(
+            pos,
+            pos + span.max(1),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
     }
 
     /// Finishes TAKING `pos`: writes the lease's deadline and times, then
@@ -242,9 +269,14 @@ impl Leases<'_> {
     ) -> Option<HeldLease> {
         let rec = self.rec(pos);
         let w = LeaseWord(rec.word.load(Ordering::Acquire));
-        if !w.is_before(pos) {
-            // Taken already (or, if we stalled, long finished): move on.
+        if w.is_for(pos) {
+            // Taken already: move on.
             self.pass(pos, span);
+            return None;
+        }
+        if !self.still_at(pos) {
+            // We stalled: `pos` went to someone else, and `w` may be a
+            // later lap's word.
             return None;
         }
         let taking = LeaseWord::new(pos, TAKING, 1, me, 0);
@@ -276,7 +308,7 @@ impl Leases<'_> {
     pub(crate) fn skip(&self, pos: u64, span: u64) {
         let rec = self.rec(pos);
         let w = LeaseWord(rec.word.load(Ordering::Acquire));
-        if w.is_before(pos) {
+        if !w.is_for(pos) && self.still_at(pos) {
             // SeqCst: a finisher, as in `ack`.
             let _ = rec.word.compare_exchange(
                 w.0,
@@ -492,32 +524,39 @@ impl Leases<'_> {
     }
 
     /// Advances the group's `committed` cursor over finished (ACKED or
-    /// DEAD) positions. Returns whether it moved.
+    /// DEAD) records, each by its span: `span_at(c)` reads it from the
+    /// ring's word at `c` (stable while `committed` is at `c`: the ring
+    /// keeps a record until every group's `committed` passed it; a stale
+    /// `c` reads anything, and its CAS fails). Returns whether it moved.
     ///
     /// Called by every finisher after its own finishing write. Two
     /// finishers of neighbouring positions form a Dekker pair: each writes
     /// its word, then reads the other's. With SeqCst on both sides at
     /// least one of them sees both finished and moves the cursor over both
     /// (loom: `loom_out_of_order_acks_commit`, which failed with AcqRel).
-    pub(crate) fn advance_committed(&self) -> bool {
+    pub(crate) fn advance_committed(&self, span_at: impl Fn(u64) -> u64) -> bool {
         let mut moved = false;
         loop {
             sc_fence();
             let c = self.group.committed.load(Ordering::SeqCst);
-            if c >= self.group.next.load(Ordering::SeqCst) {
+            let n = self.group.next.load(Ordering::SeqCst);
+            if c >= n {
                 return moved;
             }
             let w = LeaseWord(self.rec(c).word.load(Ordering::SeqCst));
             if !(w.is_for(c) && matches!(w.state(), ACKED | DEAD)) {
                 return moved;
             }
+            // Never past the dispatch cursor: a garbled span must not let
+            // the ring reuse slots the group has not finished.
+            let to = c.saturating_add(span_at(c).max(1)).min(n);
             // SeqCst: the waker half of the space Signal (producers sleep
             // until `committed` moves) and Release for the reads of the
             // slot below it (the ack's Acquire-Release chain).
             if self
                 .group
                 .committed
-                .compare_exchange(c, c + 1, Ordering::SeqCst, Ordering::Relaxed)
+                .compare_exchange(c, to, Ordering::SeqCst, Ordering::Relaxed)
                 .is_ok()
             {
                 moved = true;
@@ -538,16 +577,19 @@ impl Leases<'_> {
         }
     }
 
-    /// Positions in `committed .. next` that are leased right now.
     /// The group's in-flight window `committed .. next`, read from shared
-    /// memory and so bounded: at most one lease record per position, so a
-    /// garbled cursor costs at most `slots` steps, never an endless walk.
+    /// memory and so bounded: every record in flight starts below
+    /// `committed + max_in_flight` (the gate), so the walks look no
+    /// further than one lap of the table, and a garbled cursor costs at
+    /// most that, never an endless walk. The walks look at every position
+    /// in it: a record's later slots find a word not for them.
     pub(crate) fn window(&self) -> (u64, u64) {
         let c = self.group.committed.load(Ordering::Acquire);
         let n = self.group.next.load(Ordering::Acquire);
         (c, n.clamp(c, c.saturating_add(self.records.len() as u64)))
     }
 
+    /// Positions in `committed .. next` that are leased right now.
     pub(crate) fn in_flight(&self) -> u64 {
         let (c, n) = self.window();
         (c..n)
@@ -618,6 +660,16 @@ mod tests {
         real: 5,
     };
 
+    /// The protocol over `recs`, with a window of `max_in_flight`.
+    fn over<'a>(recs: &'a [LeaseRecord], g: &'a GroupRecord, max_in_flight: u64) -> Leases<'a> {
+        Leases {
+            records: recs,
+            group: g,
+            lanes: &[],
+            max_in_flight,
+        }
+    }
+
     #[test]
     fn words_pack_and_unpack() {
         let w = LeaseWord::new(0x1_2345_6789, LEASED, 7, 300, 5);
@@ -634,11 +686,7 @@ mod tests {
     #[test]
     fn take_ack_and_commit_out_of_order() {
         let (recs, g) = world(4);
-        let l = Leases {
-            records: &recs,
-            group: &g,
-            lanes: &[],
-        };
+        let l = over(&recs, &g, recs.len() as u64);
         let a = l.take_new(0, 1, 1, NOW, 100).unwrap();
         assert_eq!(g.next.load(Ordering::Relaxed), 1);
         assert!(l.take_new(0, 1, 2, NOW, 100).is_none(), "taken already");
@@ -646,9 +694,9 @@ mod tests {
         assert_eq!((a.attempt(), b.attempt()), (1, 1));
         assert_eq!(l.in_flight(), 2);
         l.ack(&b).unwrap();
-        assert!(!l.advance_committed(), "0 is still leased");
+        assert!(!l.advance_committed(|_| 1), "0 is still leased");
         l.ack(&a).unwrap();
-        assert!(l.advance_committed());
+        assert!(l.advance_committed(|_| 1));
         assert_eq!(g.committed.load(Ordering::Relaxed), 2);
         assert_eq!(l.ack(&a), Err(()), "acked twice");
     }
@@ -656,13 +704,10 @@ mod tests {
     #[test]
     fn a_stalled_dispatcher_never_takes_over_a_later_lap() {
         let (recs, g) = world(4);
-        let l = Leases {
-            records: &recs,
-            group: &g,
-            lanes: &[],
-        };
+        let l = over(&recs, &g, recs.len() as u64);
         // Position 1 was delivered and acked; its record now serves
         // position 5 (the next lap).
+        g.next.store(1, Ordering::Relaxed);
         let h = l.take_new(1, 1, 1, NOW, 100).unwrap();
         l.ack(&h).unwrap();
         g.next.store(5, Ordering::Relaxed);
@@ -671,21 +716,82 @@ mod tests {
         assert!(l.take_new(1, 1, 3, NOW, 100).is_none());
         l.skip(1, 1);
         assert_eq!(l.word(5), later.word, "the later lap's lease is untouched");
-        assert!(LeaseWord::new(1, ACKED, 0, 0, 0).is_before(5));
-        assert!(!LeaseWord::new(5, LEASED, 0, 0, 0).is_before(1));
-        assert!(LeaseWord(0).is_before(0));
-        // Tags wrap at 2^32: still ordered.
-        assert!(LeaseWord::new(0xffff_fffe, ACKED, 0, 0, 0).is_before(0x1_0000_0002));
+        assert_eq!(g.next.load(Ordering::Relaxed), 6);
+    }
+
+    #[test]
+    fn the_gate_keeps_dispatch_within_the_table() {
+        // Two records for a ring of eight: position 2 shares position 0's
+        // record, and may go out only once 0 is finished.
+        let (recs, g) = world(2);
+        let l = over(&recs, &g, 2);
+        assert!(l.may_dispatch(0));
+        let a = l.take_new(0, 1, 1, NOW, 100).unwrap();
+        let b = l.take_new(1, 1, 1, NOW, 100).unwrap();
+        assert!(!l.may_dispatch(2), "0 and 1 are in flight");
+        l.ack(&b).unwrap();
+        assert!(!l.advance_committed(|_| 1), "0 is still leased");
+        assert!(
+            !l.may_dispatch(2),
+            "acked out of order: still in the window"
+        );
+        l.ack(&a).unwrap();
+        assert!(l.advance_committed(|_| 1));
+        assert!(l.may_dispatch(2) && l.may_dispatch(3) && !l.may_dispatch(4));
+        let c = l.take_new(2, 1, 2, NOW, 100).unwrap();
+        assert_eq!(l.word(2), c.word);
+        assert_eq!(l.ack(&a), Err(()), "0's late ack does not touch 2's lease");
+    }
+
+    #[test]
+    fn a_record_longer_than_the_table_takes_one_lease_and_commits_by_its_span() {
+        // A message of five slots with a table of two records: its later
+        // slots write no words (they would land on its own record, and on
+        // the next message's), and `committed` steps over it by its span.
+        let (recs, g) = world(2);
+        let l = over(&recs, &g, 2);
+        let long = l.take_new(0, 5, 1, NOW, 100).unwrap();
+        assert_eq!(g.next.load(Ordering::Relaxed), 5);
+        assert_eq!(l.word(0), long.word, "its own record is untouched");
+        assert!(!l.may_dispatch(5), "0 is in flight and 5 - 2 >= 0");
+        assert_eq!(l.in_flight(), 1);
+        l.ack(&long).unwrap();
+        let span = |p: u64| if p == 0 { 5 } else { 1 };
+        assert!(l.advance_committed(span));
+        assert_eq!(g.committed.load(Ordering::Relaxed), 5);
+        let short = l.take_new(5, 1, 1, NOW, 100).unwrap();
+        l.ack(&short).unwrap();
+        assert!(l.advance_committed(span));
+        assert_eq!(g.committed.load(Ordering::Relaxed), 6);
+        // A garbled span never carries `committed` past `next`.
+        let x = l.take_new(6, 1, 1, NOW, 100).unwrap();
+        l.ack(&x).unwrap();
+        assert!(l.advance_committed(|_| 1 << 40));
+        assert_eq!(g.committed.load(Ordering::Relaxed), 7);
+    }
+
+    #[test]
+    fn an_old_word_is_taken_whatever_its_tag_says() {
+        // A record skipped by long messages for 2^31 positions keeps a
+        // word whose tag reads as a later lap's: the cursor decides.
+        let (recs, g) = world(2);
+        let l = over(&recs, &g, 2);
+        let old = 3u64;
+        g.next.store(old, Ordering::Relaxed);
+        g.committed.store(old, Ordering::Relaxed);
+        let h = l.take_new(old, 1, 1, NOW, 100).unwrap();
+        l.ack(&h).unwrap();
+        assert!(l.advance_committed(|_| 1));
+        let now = old + (1 << 31) + 2;
+        g.next.store(now, Ordering::Relaxed);
+        g.committed.store(now, Ordering::Relaxed);
+        assert!(l.take_new(now, 1, 1, NOW, 100).is_some());
     }
 
     #[test]
     fn expiry_redelivers_once_and_the_old_holder_loses() {
         let (recs, g) = world(4);
-        let l = Leases {
-            records: &recs,
-            group: &g,
-            lanes: &[],
-        };
+        let l = over(&recs, &g, recs.len() as u64);
         let first = l.take_new(0, 1, 1, NOW, 100).unwrap();
         let mut alive = |_| true;
         // Not yet expired.
@@ -701,17 +807,13 @@ mod tests {
         assert_eq!(l.extend(&first, 5000), Err(()));
         assert_eq!(l.times(0), (5, 6));
         l.ack(&second).unwrap();
-        assert!(l.advance_committed());
+        assert!(l.advance_committed(|_| 1));
     }
 
     #[test]
     fn a_dead_holder_loses_its_lease_at_once() {
         let (recs, g) = world(4);
-        let l = Leases {
-            records: &recs,
-            group: &g,
-            lanes: &[],
-        };
+        let l = over(&recs, &g, recs.len() as u64);
         l.take_new(0, 1, 1, NOW, 1_000_000).unwrap();
         let mut alive = |h| h != 1;
         let (h, why) = l.take_again(0, 2, NOW, 100, &mut alive).unwrap();
@@ -721,11 +823,7 @@ mod tests {
     #[test]
     fn requeue_after_a_delay_and_extend() {
         let (recs, g) = world(4);
-        let l = Leases {
-            records: &recs,
-            group: &g,
-            lanes: &[],
-        };
+        let l = over(&recs, &g, recs.len() as u64);
         let h = l.take_new(0, 1, 1, NOW, 100).unwrap();
         let h = l.extend(&h, 10_000).unwrap();
         let mut alive = |_| true;
@@ -747,11 +845,7 @@ mod tests {
     #[test]
     fn dead_letters_and_skips_finish_positions() {
         let (recs, g) = world(4);
-        let l = Leases {
-            records: &recs,
-            group: &g,
-            lanes: &[],
-        };
+        let l = over(&recs, &g, recs.len() as u64);
         l.skip(0, 1);
         let h = l.take_new(1, 1, 1, NOW, 100).unwrap();
         let t = l.begin_dead(&h).unwrap();
@@ -759,18 +853,14 @@ mod tests {
         assert_eq!(l.in_flight(), 1, "restored: still leased");
         let t = l.begin_dead(&h).unwrap();
         l.finish_dead(&t);
-        assert!(l.advance_committed());
+        assert!(l.advance_committed(|_| 1));
         assert_eq!(g.committed.load(Ordering::Relaxed), 2);
     }
 
     #[test]
     fn a_reused_registry_index_gives_back_the_dead_holders_leases() {
         let (recs, g) = world(4);
-        let l = Leases {
-            records: &recs,
-            group: &g,
-            lanes: &[],
-        };
+        let l = over(&recs, &g, recs.len() as u64);
         l.take_new(0, 1, 7, NOW, 1_000_000).unwrap();
         l.take_new(1, 1, 8, NOW, 1_000_000).unwrap();
         l.release_holder(7, NOW);

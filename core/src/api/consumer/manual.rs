@@ -140,6 +140,11 @@ impl Consumer {
         loop {
             let pos = self.record().next.load(Ordering::Acquire);
             self.next = pos;
+            if !leases.may_dispatch(pos) {
+                // The in-flight window is full (`max_in_flight`): wait for
+                // the oldest message to finish (`commit_finished` wakes us).
+                return Ok(None);
+            }
             match ring.peek(pos) {
                 Peek::Ready(span) => {
                     let route = self.route_of(pos);

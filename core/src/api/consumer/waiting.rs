@@ -176,11 +176,16 @@ impl Consumer {
         let next = self.next;
         let rec = self.record();
         let hint = self.manual.as_ref().map(|m| m.seen_hint);
+        // ack=manual: a message past the in-flight window is not work
+        // until `committed` moves (`commit_finished` then rings `data`).
+        let window = self.manual.as_ref().map(|_| self.shared.geo.max_in_flight);
         move || {
             // Settling is not work: a record aborted but not settled is
             // held by its producer's commit (which notifies), or settled
             // within a moment by its aborter.
-            matches!(ring.peek_sc(next), Peek::Ready(_) | Peek::Skip(_))
+            (matches!(ring.peek_sc(next), Peek::Ready(_) | Peek::Skip(_))
+                && window
+                    .is_none_or(|w| next < rec.committed.load(Ordering::SeqCst).saturating_add(w)))
                 || rec.redrive.load(Ordering::SeqCst) != 0
                 || hint.is_some_and(|h| rec.redeliver_hint.load(Ordering::SeqCst) != h)
                 || (hint.is_some() && rec.released.iter().any(|r| r.load(Ordering::SeqCst) != 0))

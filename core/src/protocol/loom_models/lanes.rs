@@ -65,7 +65,7 @@ fn loom_lanes_a_waiter_and_its_predecessors_finisher() {
                     } else {
                         l.ack(&first).unwrap();
                     }
-                    l.advance_committed();
+                    l.advance_committed(|_| 1);
                     let got = l
                         .take_again(1, 1, T0, 1_000_000, &mut |_| true)
                         .map(|(h, _)| h);
@@ -153,7 +153,7 @@ fn loom_lanes_collisions_keep_order_with_two_consumers() {
             rest += 1;
         }
         assert_eq!(rest, 3, "every message finished once");
-        w.leases().advance_committed();
+        w.leases().advance_committed(|_| 1);
         assert_eq!(w.group.committed.load(Ordering::Relaxed), 3);
     });
 }

@@ -3,7 +3,7 @@
 
 use loom::thread;
 
-use super::{LATE, LeaseWorld, T0, model};
+use super::{LATE, LeaseWorld, T0, model, model_with};
 use crate::loom::Ordering;
 
 #[test]
@@ -22,7 +22,7 @@ fn loom_lease_take_vs_expire_vs_ack() {
                 let held = l.take_new(0, 1, 1, T0, 10).expect("first to take it");
                 let acked = l.ack(&held).is_ok();
                 if acked {
-                    l.advance_committed();
+                    l.advance_committed(|_| 1);
                 }
                 acked
             })
@@ -33,7 +33,7 @@ fn loom_lease_take_vs_expire_vs_ack() {
                 let l = w.leases();
                 let (held, _) = l.take_again(0, 2, LATE, 10, &mut |_| true)?;
                 l.ack(&held).expect("nobody takes it from us here");
-                l.advance_committed();
+                l.advance_committed(|_| 1);
                 Some(held.attempt())
             })
         };
@@ -70,7 +70,7 @@ fn loom_out_of_order_acks_commit() {
                 thread::spawn(move || {
                     let l = w.leases();
                     l.ack(&held).unwrap();
-                    l.advance_committed();
+                    l.advance_committed(|_| 1);
                 })
             })
             .collect();
@@ -141,7 +141,7 @@ fn loom_a_reader_past_its_lease_never_trusts_a_reused_slot() {
                 let l = w.leases();
                 if let Some((again, _)) = l.take_again(0, 2, LATE, 10, &mut |_| true) {
                     l.ack(&again).expect("nobody takes it from us here");
-                    l.advance_committed();
+                    l.advance_committed(|_| 1);
                     if w.group.committed.load(Ordering::Acquire) > 0 {
                         // Position 0 is finished: the next lap may reuse it.
                         slot.store(108, Ordering::Release);
@@ -151,5 +151,72 @@ fn loom_a_reader_past_its_lease_never_trusts_a_reused_slot() {
         };
         reader.join().unwrap();
         world.join().unwrap();
+    });
+}
+
+/// Two consumers dispatch positions 0, 1 and 2 (one slot each) through a
+/// table of two records, so position 2 shares position 0's record. Each
+/// takes what it finds at the cursor and acks it at once. With the gate
+/// (`Leases::may_dispatch`) nobody's lease is ever taken from them and
+/// every position goes out once; without it (`gate: false`, the planted
+/// bug) a consumer takes position 2 over position 0's live lease.
+fn two_consumers_through_a_table_of_two(gate: bool) {
+    let w = LeaseWorld::new(2);
+    let delivered = std::sync::Arc::new([
+        crate::loom::AtomicU64::new(0),
+        crate::loom::AtomicU64::new(0),
+        crate::loom::AtomicU64::new(0),
+    ]);
+    let consumers: Vec<_> = [1u32, 2]
+        .into_iter()
+        .map(|me| {
+            let (w, delivered) = (w.clone(), delivered.clone());
+            thread::spawn(move || {
+                let l = w.leases();
+                loop {
+                    let pos = w.group.next.load(Ordering::Acquire);
+                    if pos >= 3 {
+                        return;
+                    }
+                    if gate && !l.may_dispatch(pos) {
+                        thread::yield_now();
+                        continue;
+                    }
+                    match l.take_new(pos, 1, me, T0, 10) {
+                        Some(held) => {
+                            delivered[pos as usize].fetch_add(1, Ordering::Relaxed);
+                            l.ack(&held).expect("a lease in flight was taken");
+                            l.advance_committed(|_| 1);
+                        }
+                        None => thread::yield_now(),
+                    }
+                }
+            })
+        })
+        .collect();
+    for c in consumers {
+        c.join().unwrap();
+    }
+    for d in delivered.iter() {
+        assert_eq!(d.load(Ordering::Relaxed), 1, "each position goes out once");
+    }
+    w.leases().advance_committed(|_| 1);
+    assert_eq!(w.group.committed.load(Ordering::Relaxed), 3);
+}
+
+#[test]
+fn loom_the_gate_keeps_a_table_smaller_than_the_ring_from_taking_a_live_lease() {
+    model_with("table of two", 10_000, || {
+        two_consumers_through_a_table_of_two(true)
+    });
+}
+
+/// The planted bug: dispatch without the gate. Loom must find the
+/// execution where position 2 takes position 0's live lease.
+#[test]
+#[should_panic(expected = "a lease in flight was taken")]
+fn loom_planted_dispatch_without_the_gate_is_caught() {
+    model_with("table of two, no gate", 10_000, || {
+        two_consumers_through_a_table_of_two(false)
     });
 }

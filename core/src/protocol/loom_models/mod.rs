@@ -225,6 +225,7 @@ impl LeaseWorld {
             records: &self.records,
             group: &self.group,
             lanes: &self.lanes,
+            max_in_flight: self.records.len() as u64,
         }
     }
 }
