@@ -206,6 +206,44 @@ static void test_capacity(void) {
     CHECK(strstr(shmq_last_error(), "give one of them") != NULL);
 }
 
+/* max_in_flight: an ack=manual group has at most that many slots out; a
+ * window past the ring is refused. */
+static void test_max_in_flight(void) {
+    shmq_options o = shmq_options_default();
+    o.dir = test_dir;
+    o.slots = 64;
+    o.max_in_flight = 65;
+    shmq_queue *q = NULL;
+    CHECK_STATUS(shmq_queue_create("window", &o, &q), SHMQ_INVALID_OPTION);
+    CHECK(strstr(shmq_last_error(), "max_in_flight must be from 1") != NULL);
+    o.max_in_flight = 1;
+    REQUIRE_OK(shmq_queue_create("window", &o, &q));
+    shmq_consumer_options co = shmq_consumer_options_default();
+    co.ack = SHMQ_ACK_MANUAL;
+    co.create = SHMQ_CREATE_GROUP;
+    shmq_consumer *a = NULL, *b = NULL;
+    REQUIRE_OK(shmq_consumer_new(q, "w", &co, &a));
+    REQUIRE_OK(shmq_consumer_new(q, "w", &co, &b));
+    shmq_producer *p = NULL;
+    REQUIRE_OK(shmq_producer_new(q, &p));
+    CHECK_OK(shmq_publish(p, (const uint8_t *)"one", 3, NULL));
+    CHECK_OK(shmq_publish(p, (const uint8_t *)"two", 3, NULL));
+    shmq_message m, n;
+    CHECK_OK(shmq_receive(a, MS(1000), &m));
+    CHECK(m.len == 3 && memcmp(m.data, "one", 3) == 0);
+    /* One out: the window is full for the whole group. */
+    CHECK_STATUS(shmq_receive(b, MS(20), &n), SHMQ_TIMEOUT);
+    CHECK_OK(shmq_ack(a, &m));
+    CHECK_OK(shmq_receive(b, MS(1000), &n));
+    CHECK(n.len == 3 && memcmp(n.data, "two", 3) == 0);
+    CHECK_OK(shmq_ack(b, &n));
+    shmq_producer_free(&p);
+    shmq_consumer_free(&a);
+    shmq_consumer_free(&b);
+    shmq_queue_close(&q);
+    CHECK_OK(shmq_queue_remove("window", &o));
+}
+
 static void test_meta(void) {
     shmq_options o = test_options(16, 64);
     shmq_queue *q = NULL;
@@ -781,6 +819,7 @@ int main(void) {
     RUN(test_round_trip);
     RUN(test_messages_longer_than_a_slot);
     RUN(test_capacity);
+    RUN(test_max_in_flight);
     RUN(test_meta);
     RUN(test_fan_out);
     RUN(test_reserve_commit_abort);
