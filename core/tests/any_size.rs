@@ -684,6 +684,40 @@ fn an_ack_manual_group_has_at_most_max_in_flight_slots_out() {
     }
 }
 
+/// An ack=auto consumer lost while it held a delivery leaves its group's
+/// `committed` behind `next` with no lease word for the gap: an ack=manual
+/// consumer attaching then starts from `next` (as an ack=auto one would),
+/// instead of waiting for ever at a full window.
+#[test]
+fn a_manual_consumer_after_a_lost_auto_delivery_is_not_held_by_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("q", &opts(dir.path()).slots(64).max_in_flight(2)).unwrap();
+    q.create_group("w", shmq::Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    for i in 0..4u64 {
+        p.publish(&payload(i, 8)).unwrap();
+    }
+    let mut a = q.consumer("w", ConsumerOptions::new()).unwrap();
+    // Lost as a killed process loses it: never dropped, never committed.
+    std::mem::forget(a.receive().unwrap());
+    drop(a);
+    let g = q
+        .stats()
+        .groups
+        .into_iter()
+        .find(|g| g.name == "w")
+        .unwrap();
+    assert_eq!((g.committed, g.next), (0, 1));
+    let mut m = q
+        .consumer("w", ConsumerOptions::new().ack(Ack::Manual))
+        .unwrap();
+    for i in 1..4u64 {
+        let d = m.receive_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(d.payload(), &payload(i, 8)[..]);
+        d.ack().unwrap();
+    }
+}
+
 /// `max_in_flight` is checked: at least 1, at most the ring's slots.
 #[test]
 fn max_in_flight_is_checked() {

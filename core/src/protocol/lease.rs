@@ -307,15 +307,22 @@ impl Leases<'_> {
     /// no message) finished for the group, as the dispatcher passes it.
     pub(crate) fn skip(&self, pos: u64, span: u64) {
         let rec = self.rec(pos);
-        let w = LeaseWord(rec.word.load(Ordering::Acquire));
-        if !w.is_for(pos) && self.still_at(pos) {
+        let mut w = LeaseWord(rec.word.load(Ordering::Acquire));
+        // Until the word is for `pos` or the cursor moved on: the word
+        // of the position before may be cleared under us
+        // (`advance_committed`), and passed without its ACKED, `pos` would
+        // hold `committed` for good.
+        while !w.is_for(pos) && self.still_at(pos) {
             // SeqCst: a finisher, as in `ack`.
-            let _ = rec.word.compare_exchange(
+            match rec.word.compare_exchange(
                 w.0,
                 LeaseWord::new(pos, ACKED, 0, 0, 0).0,
                 Ordering::SeqCst,
-                Ordering::Relaxed,
-            );
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => w = LeaseWord(now),
+            }
         }
         self.pass(pos, span);
     }
@@ -560,6 +567,19 @@ impl Leases<'_> {
                 .is_ok()
             {
                 moved = true;
+                // Passed: its word is cleared (FREE, still tagged, a new
+                // epoch), so that a record index skipped by long messages
+                // for 2^32 positions never shows a finished word whose tag
+                // reads as the new position's. A dispatcher of a later
+                // position CASes from the exact word it loaded: one of us
+                // wins. (Killed in between, the word stays: harmless but
+                // for that one alias.)
+                let _ = self.rec(c).word.compare_exchange(
+                    w.0,
+                    LeaseWord::new(c, FREE, 0, 0, w.epoch().wrapping_add(1)).0,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
             }
         }
     }
@@ -622,10 +642,13 @@ impl Leases<'_> {
             }
             if w.state() == TAKING && w.attempt() == 0 {
                 // Dead while indexing: the next dispatcher indexes it
-                // again (idempotent, lanes.rs).
+                // again (idempotent, lanes.rs). FREE with a new epoch,
+                // not 0: a dispatcher stalled since it loaded a 0 here
+                // must not find its word again and take `pos` twice.
+                let free = LeaseWord::new(pos, FREE, 0, 0, w.epoch().wrapping_add(1));
                 let _ = rec
                     .word
-                    .compare_exchange(w.0, 0, Ordering::AcqRel, Ordering::Relaxed);
+                    .compare_exchange(w.0, free.0, Ordering::AcqRel, Ordering::Relaxed);
                 continue;
             }
             if matches!(w.state(), LEASED | TAKING) {
@@ -773,19 +796,40 @@ mod tests {
     #[test]
     fn an_old_word_is_taken_whatever_its_tag_says() {
         // A record skipped by long messages for 2^31 positions keeps a
-        // word whose tag reads as a later lap's: the cursor decides.
+        // word whose tag reads as a later lap's (the cursor decides), and
+        // for 2^32 one whose tag reads as the new position's (passed, a
+        // word is cleared to FREE).
+        for distance in [(1u64 << 31) + 2, 1 << 32] {
+            let (recs, g) = world(2);
+            let l = over(&recs, &g, 2);
+            let old = 3u64;
+            g.next.store(old, Ordering::Relaxed);
+            g.committed.store(old, Ordering::Relaxed);
+            let h = l.take_new(old, 1, 1, NOW, 100).unwrap();
+            l.ack(&h).unwrap();
+            assert!(l.advance_committed(|_| 1));
+            assert!(!l.word(old).is_for(old), "cleared once passed");
+            let now = old + distance;
+            g.next.store(now, Ordering::Relaxed);
+            g.committed.store(now, Ordering::Relaxed);
+            let h = l.take_new(now, 1, 1, NOW, 100).expect("delivered");
+            assert_eq!(l.word(now), h.word);
+        }
+    }
+
+    #[test]
+    fn a_dead_indexers_word_is_freed_with_a_new_epoch_not_zero() {
         let (recs, g) = world(2);
         let l = over(&recs, &g, 2);
-        let old = 3u64;
-        g.next.store(old, Ordering::Relaxed);
-        g.committed.store(old, Ordering::Relaxed);
-        let h = l.take_new(old, 1, 1, NOW, 100).unwrap();
-        l.ack(&h).unwrap();
-        assert!(l.advance_committed(|_| 1));
-        let now = old + (1 << 31) + 2;
-        g.next.store(now, Ordering::Relaxed);
-        g.committed.store(now, Ordering::Relaxed);
-        assert!(l.take_new(now, 1, 1, NOW, 100).is_some());
+        // A keyed dispatcher (holder 7) died indexing position 0.
+        recs[0]
+            .word
+            .store(LeaseWord::new(0, TAKING, 0, 7, 3).0, Ordering::Relaxed);
+        l.release_holder(7, NOW);
+        let w = l.word(0);
+        assert!(w.0 != 0 && w.state() == FREE && !w.is_for(0));
+        // The next dispatcher takes it.
+        assert!(l.take_new(0, 1, 1, NOW, 100).is_some());
     }
 
     #[test]

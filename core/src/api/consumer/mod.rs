@@ -207,9 +207,20 @@ impl Consumer {
                     let rec = &groups.records[idx];
                     shared.allocate_leases(&g, idx)?;
                     let leases = shared.leases(idx);
-                    if sharers == 0
-                        && rec.committed.load(Ordering::Acquire) == rec.next.load(Ordering::Acquire)
+                    let (committed, next) = (
+                        rec.committed.load(Ordering::Acquire),
+                        rec.next.load(Ordering::Acquire),
+                    );
+                    if sharers == 0 && committed < next && !leases.word(committed).is_for(committed)
                     {
+                        // The window is an ack=auto consumer's that died
+                        // holding a delivery (no lease word speaks of it):
+                        // what an ack=auto attach does, we do. Otherwise
+                        // `committed` would wait for ever on positions
+                        // nobody leased, and the in-flight gate with it.
+                        rec.committed.store(next, Ordering::SeqCst);
+                        leases.reset();
+                    } else if sharers == 0 && committed == next {
                         // Nothing in flight: any lease word is from an
                         // ack=auto period or an older lap. Forget them all.
                         leases.reset();

@@ -10,11 +10,12 @@ use crate::loom::{AtomicU64, Ordering};
 use crate::protocol::lanes::Keyed;
 use crate::protocol::lease::{ACKED, DEAD, FINISHING, HeldLease, LEASED, READY, WAITING};
 
-/// Whether position `p`'s word says it is finished for the group (or
-/// being handed on, which no expiry undoes).
+/// Whether position `p` is finished for the group (or being handed on,
+/// which no expiry undoes): `committed` passed it (its word is then
+/// cleared), or its word says so.
 fn finished(w: &LeaseWorld, p: u64) -> bool {
     let st = w.leases().word(p).state();
-    matches!(st, ACKED | DEAD | FINISHING)
+    p < w.group.committed.load(Ordering::SeqCst) || matches!(st, ACKED | DEAD | FINISHING)
 }
 
 /// One consumer's step over the positions `0..n` at the cursor or due
