@@ -826,3 +826,42 @@ fn a_producer_stopped_inside_its_commit_holds_its_position_and_a_killed_one_does
     assert_eq!((m.seq(), decode(m.payload())), (3, Some((2, 1))));
     assert_eq!(q.stats().aborted, 1);
 }
+
+/// `stats()` of a queue with a journal took the admin lock to bring the
+/// journal up to date, and waited for ever on a process stopped while it
+/// held it: `shmq stat`, `top` and the exporter hung with it. Now it waits
+/// at most 100 ms, then reads the journal's words as they are.
+#[test]
+fn stats_do_not_hang_on_a_process_stopped_holding_the_admin_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ring_opts(dir.path())
+        .slots(64)
+        .spill_segment_size(1 << 20)
+        .journal(shmq::Retention::new(Duration::from_secs(3600), 1 << 26));
+    let q = Queue::create("look", &opts).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    for i in 0..3u8 {
+        p.publish(&[i; 8]).unwrap();
+    }
+    // Journaled under the lock, while it is free.
+    assert_eq!(q.stats().journal.unwrap().next_seq, 3);
+    let holder = Worker::spawn_faulty(WORKER, &["open", s(dir.path()), "look"], "admin.taken=stop");
+    until_stopped(holder.pid());
+    p.publish(&[3; 8]).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let look = Queue::open_with("look", &opts).unwrap();
+    std::thread::spawn(move || {
+        let _ = tx.send(look.stats());
+    });
+    let st = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("stats waited on the stopped holder of the admin lock");
+    let j = st.journal.expect("the journal's figures, without the lock");
+    assert_eq!((j.first_seq, j.next_seq), (0, 3), "{j:?}");
+    assert_eq!(st.next_seq, 4);
+    cont(holder.pid());
+    holder.finish(LONG);
+    // With the lock free again, the journal catches up.
+    assert_eq!(q.stats().journal.unwrap().next_seq, 4);
+}

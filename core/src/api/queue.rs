@@ -498,7 +498,10 @@ impl Queue {
         Ok(pos)
     }
 
-    /// A snapshot of counters and cursors.
+    /// A snapshot of counters and cursors. Never waits long for another
+    /// process: with a journal, if the admin lock is not free within
+    /// 100 ms (a process stopped while holding it), the journal's figures
+    /// are those its words say, without the last messages not yet copied.
     pub fn stats(&self) -> Stats {
         let shared = &self.shared;
         let hdr = shared.header();
@@ -551,8 +554,11 @@ impl Queue {
             spill_lost: lost,
             spill_dir: self.spill_dir(),
             journal: shared.journal.as_ref().and_then(|_| {
-                let g = shared.lock();
-                let (first_seq, first_ns, next_seq) = shared.journal_range(&g)?;
+                // The lock brings the journal up to date first; a live
+                // holder that keeps it (a process stopped holding it) must
+                // not hang a look at the queue: the journal's words then.
+                let g = shared.lock_within(crate::open_queue::STATS_PATIENCE);
+                let (first_seq, first_ns, next_seq) = shared.journal_range(g.as_ref())?;
                 let j = &hdr.journal;
                 Some(JournalStats {
                     first_seq,

@@ -16,10 +16,15 @@ impl OpenQueue {
     /// Every group of the queue, in table order, with its live figures
     /// (`Queue::groups`).
     pub(crate) fn group_infos(&self) -> Vec<GroupInfo> {
-        let (list, spill_front) = {
-            let g = self.lock();
-            let list = self.groups().list(&g, |p, k| self.alive(p, k));
-            (list, self.spill_front(&g))
+        // A live holder that keeps the admin lock (a process stopped while
+        // holding it) must not hang a look at the queue: the groups as
+        // their records say now, and no look into the spill.
+        let (list, spill_front) = match self.lock_within(crate::open_queue::STATS_PATIENCE) {
+            Some(g) => (
+                self.groups().list(&g, |p, k| self.alive(p, k)),
+                self.spill_front(&g),
+            ),
+            None => (self.groups().list_now(|p, k| self.alive(p, k)), None),
         };
         let registry = Registry {
             records: self.consumer_records(),

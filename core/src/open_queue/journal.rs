@@ -255,10 +255,17 @@ impl OpenQueue {
         Ok(None)
     }
 
-    /// The journal's first retained seq and time, and its next seq.
-    pub(crate) fn journal_range(&self, g: &AdminGuard<'_>) -> Option<(u64, Option<u64>, u64)> {
+    /// The journal's first retained seq and time, and its next seq:
+    /// brought up to date first if `g` (the admin lock) is given, else as
+    /// the journal's words say now (a look that could not have the lock).
+    pub(crate) fn journal_range(
+        &self,
+        g: Option<&AdminGuard<'_>>,
+    ) -> Option<(u64, Option<u64>, u64)> {
         self.journal.as_ref()?;
-        let _ = self.pump_journal(g);
+        if let Some(g) = g {
+            let _ = self.pump_journal(g);
+        }
         let jc = &self.header().journal;
         let first = jc.read_seq.load(Ordering::Acquire);
         let mut segs = self.journal_segments();

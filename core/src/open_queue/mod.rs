@@ -406,6 +406,33 @@ impl OpenQueue {
         }
     }
 
+    /// The admin lock for a look that may do without it (stats, groups): taken if
+    /// it comes free within `patience` (or its holder is dead); `None` if
+    /// a live holder keeps it, such as a process stopped while holding it,
+    /// so that an observer (`shmq stat`, `top`, the exporter) never hangs
+    /// on one.
+    pub(crate) fn lock_within(&self, patience: std::time::Duration) -> Option<AdminGuard<'_>> {
+        let admin = &self.header().admin;
+        let until = std::time::Instant::now() + patience;
+        let mut tries: u32 = 0;
+        loop {
+            if let Some(g) = admin.try_lock(self.me) {
+                return Some(g);
+            }
+            tries = tries.wrapping_add(1);
+            // A liveness check is a system call: now and then.
+            if tries % 16 == 0 {
+                if let Some(g) = admin.try_lock_or_take(self.me, |p, k| self.alive(p, k)) {
+                    return Some(g);
+                }
+            }
+            if std::time::Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    }
+
     /// Moves `head` up to the slowest group (under the admin lock).
     pub(crate) fn advance_head(&self) -> u64 {
         let g = self.lock();
@@ -457,6 +484,10 @@ impl OpenQueue {
 }
 
 static NEXT_TOKEN: StdAtomicU32 = StdAtomicU32::new(1);
+
+/// How long a look at the queue (`Queue::stats`, `Queue::groups`) waits
+/// for the admin lock before it looks without it.
+pub(crate) const STATS_PATIENCE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A fresh owner word for a producer or consumer of this process.
 pub(crate) fn new_owner(me: ThisProcess) -> u64 {

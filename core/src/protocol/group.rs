@@ -368,12 +368,21 @@ impl Groups<'_> {
     /// Snapshot of every active group, with its record index. The fields
     /// that need the leases, the registry or the ring (`in_flight`,
     /// `oldest_unacked_age_ns`, ack=manual `consumers`) are filled in by the
-    /// caller.
+    /// caller. Under the admin lock, no group is made or deleted meanwhile;
+    /// without it ([`list_now`](Self::list_now)) the snapshot may miss one
+    /// that is.
     pub(crate) fn list(
         &self,
         _g: &AdminGuard<'_>,
         alive: impl Fn(u32, u64) -> bool,
     ) -> Vec<(usize, GroupInfo)> {
+        self.list_now(alive)
+    }
+
+    /// [`list`](Self::list) without the admin lock, for a look that must
+    /// not wait on a stopped holder: every field is an atomic, and a name
+    /// being written reads as none (the group is left out).
+    pub(crate) fn list_now(&self, alive: impl Fn(u32, u64) -> bool) -> Vec<(usize, GroupInfo)> {
         let tail = self.end();
         self.records
             .iter()
