@@ -470,7 +470,9 @@ impl OpenQueue {
             // The window was full at `next` (`Leases::may_dispatch`):
             // consumers may sleep on it (`Consumer::work_came`).
             let next = leases.group.next.load(Ordering::SeqCst);
-            if next >= before.saturating_add(leases.max_in_flight) {
+            if self.geo.max_in_flight < self.geo.slots
+                && next >= before.saturating_add(leases.max_in_flight)
+            {
                 ring.notify_data();
             }
         }

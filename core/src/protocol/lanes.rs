@@ -109,7 +109,7 @@ impl Leases<'_> {
         let rec = self.rec(pos);
         let w = LeaseWord(rec.word.load(Ordering::Acquire));
         let indexing = LeaseWord::new(pos, TAKING, 0, me, 0);
-        if !w.is_for(pos) {
+        if !w.is_for(pos) || self.stale_alias(pos, w) {
             if !self.still_at(pos) {
                 // We stalled: `pos` went on without us (and `w` may be a
                 // later lap's word).
@@ -395,6 +395,26 @@ mod tests {
             Keyed::Leased(h) => h,
             other => panic!("not leased: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_keyed_message_on_a_word_2_pow_32_old_is_indexed() {
+        // The record's word is position 3's, acked, and the cursor is now
+        // 2^32 positions on, on the same record: its tag reads as ours.
+        let w = world(2, 1);
+        let l = w.leases();
+        let old = 3u64;
+        w.recs[1]
+            .word
+            .store(LeaseWord::new(old, ACKED, 1, 0, 0).0, Ordering::Relaxed);
+        let now = old + (1 << 32);
+        w.group.next.store(now, Ordering::Relaxed);
+        w.group.committed.store(now, Ordering::Relaxed);
+        let h = leased(l.take_keyed(now, 1, 0, 1, NOW, 100, &mut |_| true));
+        assert_eq!(
+            (h.pos, w.group.next.load(Ordering::Relaxed)),
+            (now, now + 1)
+        );
     }
 
     #[test]

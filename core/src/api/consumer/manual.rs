@@ -137,10 +137,14 @@ impl Consumer {
         let shared = self.shared.clone();
         let ring = shared.ring();
         let leases = shared.leases(self.group_index);
+        // A window of the whole ring is the ring's own bound (a position
+        // in it is below `tail <= head + slots <= committed + slots`): no
+        // gate to ask.
+        let gated = shared.geo.max_in_flight < shared.geo.slots;
         loop {
             let pos = self.record().next.load(Ordering::Acquire);
             self.next = pos;
-            if !leases.may_dispatch(pos) {
+            if gated && !leases.may_dispatch(pos) {
                 // The in-flight window is full (`max_in_flight`): wait for
                 // the oldest message to finish (`commit_finished` wakes us).
                 return Ok(None);

@@ -178,7 +178,9 @@ impl Consumer {
         let hint = self.manual.as_ref().map(|m| m.seen_hint);
         // ack=manual: a message past the in-flight window is not work
         // until `committed` moves (`commit_finished` then rings `data`).
-        let window = self.manual.as_ref().map(|_| self.shared.geo.max_in_flight);
+        let geo = &self.shared.geo;
+        let window =
+            (self.manual.is_some() && geo.max_in_flight < geo.slots).then_some(geo.max_in_flight);
         move || {
             // Settling is not work: a record aborted but not settled is
             // held by its producer's commit (which notifies), or settled
