@@ -83,8 +83,8 @@ pub use layout::MAX_GROUP_NAME;
 #[cfg(not(loom))]
 pub use open_queue::dead_letters::{DeadLetter, Reason};
 pub use options::{
-    Ack, ConsumerOptions, Meta, Nack, Options, Overflow, Retention, Seek, Start, SyncMode, Wait,
-    default_dir,
+    Ack, ConsumerOptions, Meta, Nack, OnExpiry, Options, Overflow, Retention, Seek, Start,
+    SyncMode, Wait, default_dir,
 };
 pub use protocol::group::GroupInfo;
 pub use record::envelope::{HeaderIter, Headers, MAX_HEADER_NAME, MAX_HEADERS, MAX_ORDERING_KEY};

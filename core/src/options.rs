@@ -40,6 +40,59 @@ impl Overflow {
     }
 }
 
+/// What happens to a message whose time to live ran out before a group
+/// finished it ([`Meta::ttl`], [`Options::message_ttl`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OnExpiry {
+    /// It goes to the group's dead-letter queue with reason
+    /// [`Reason::Expired`](crate::Reason::Expired) (as RabbitMQ's
+    /// dead-letter exchange does). The default. Where the dead-letter
+    /// queue refuses it (full), it is delivered instead: late, not lost.
+    #[default]
+    DeadLetter,
+    /// It is dropped for the group and counted in its `messages_expired`.
+    Discard,
+}
+
+impl OnExpiry {
+    pub(crate) fn to_raw(self) -> u32 {
+        match self {
+            OnExpiry::DeadLetter => 0,
+            OnExpiry::Discard => 1,
+        }
+    }
+
+    pub(crate) fn from_raw(raw: u32) -> Option<OnExpiry> {
+        match raw {
+            0 => Some(OnExpiry::DeadLetter),
+            1 => Some(OnExpiry::Discard),
+            _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for OnExpiry {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<OnExpiry> {
+        match s {
+            "dead-letter" | "dead_letter" => Ok(OnExpiry::DeadLetter),
+            "discard" => Ok(OnExpiry::Discard),
+            other => Err(Error::InvalidOption(format!(
+                "on_expiry must be dead-letter or discard, got {other:?}"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for OnExpiry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OnExpiry::DeadLetter => "dead-letter",
+            OnExpiry::Discard => "discard",
+        })
+    }
+}
+
 impl std::str::FromStr for Overflow {
     type Err = Error;
     fn from_str(s: &str) -> Result<Overflow> {
@@ -92,6 +145,9 @@ pub struct Options {
     pub(crate) ordering_lanes: u64,
     /// None: the default (`DEFAULT_MAX_IN_FLIGHT`, at most the ring).
     pub(crate) max_in_flight: Option<u64>,
+    /// None: messages live until they are finished.
+    pub(crate) message_ttl: Option<Duration>,
+    pub(crate) on_expiry: OnExpiry,
     pub(crate) dedup_ttl: Duration,
     pub(crate) unblock_timeout: Duration,
     pub(crate) mode: u32,
@@ -212,6 +268,8 @@ impl Default for Options {
             dedup_window: 1024,
             ordering_lanes: 1024,
             max_in_flight: None,
+            message_ttl: None,
+            on_expiry: OnExpiry::DeadLetter,
             dedup_ttl: Duration::from_secs(300),
             unblock_timeout: Duration::from_secs(5),
             mode: 0o600,
@@ -268,6 +326,14 @@ impl Options {
         }
         if self.lease.is_zero() {
             return Err(Error::InvalidOption("lease must be more than 0".into()));
+        }
+        if let Some(t) = self.message_ttl {
+            if t.is_zero() || t.as_millis() > u32::MAX as u128 {
+                return Err(Error::InvalidOption(format!(
+                    "message_ttl must be from 1 ms to {} ms (about 49 days), got {t:?}",
+                    u32::MAX
+                )));
+            }
         }
         if self.unblock_timeout.is_zero() {
             return Err(Error::InvalidOption(
@@ -458,6 +524,23 @@ impl Options {
     /// group's first ack=manual consumer attaches.
     pub fn max_in_flight(mut self, slots: u64) -> Options {
         self.max_in_flight = Some(slots);
+        self
+    }
+    /// Every message's time to live (default: none; at most 2^32 - 1 ms,
+    /// about 49 days, as RabbitMQ's `x-message-ttl`): a group that has not
+    /// finished a message this long after its publish is not given it any
+    /// more (see [`Meta::ttl`], which may set a shorter one per message, and
+    /// [`on_expiry`](Self::on_expiry)). Judged from the message's
+    /// timestamp: it costs a message nothing to carry.
+    pub fn message_ttl(mut self, ttl: Duration) -> Options {
+        self.message_ttl = Some(ttl);
+        self
+    }
+    /// What happens to an expired message: dead-lettered with reason
+    /// `expired` (the default), or dropped and counted
+    /// ([`OnExpiry::Discard`]).
+    pub fn on_expiry(mut self, what: OnExpiry) -> Options {
+        self.on_expiry = what;
         self
     }
     /// How long a key is remembered (default 5 minutes).
@@ -750,6 +833,8 @@ pub struct Meta<'a> {
     pub ordering_key: Option<&'a [u8]>,
     /// The headers (see [`Meta::header`]).
     pub headers: Headers<'a>,
+    /// How long the message lives (see [`Meta::ttl`]).
+    pub ttl: Option<Duration>,
 }
 
 impl Meta<'static> {
@@ -762,6 +847,7 @@ impl Meta<'static> {
         key: None,
         ordering_key: None,
         headers: Headers::new(),
+        ttl: None,
     };
 }
 
@@ -832,10 +918,48 @@ impl<'a> Meta<'a> {
         self.headers.push(name, value.as_ref());
         self
     }
-    /// Whether the message needs an envelope (an ordering key or headers).
+    /// Sets the message's time to live: a group that has not finished it
+    /// `ttl` after its publish is not given it any more. It goes to that
+    /// group's dead-letter queue with reason `expired`, or, where the queue
+    /// says [`OnExpiry::Discard`], is dropped and counted in the group's
+    /// `messages_expired` — never silently. A message already being
+    /// processed when it expires is not taken back from its worker. With a
+    /// queue default too ([`Options::message_ttl`]), the shorter applies.
+    /// The expiry travels with the message (in its envelope, as an ordering
+    /// key does), so it is kept by the spill, the journal and the
+    /// dead-letter queue; a journal replay and a redriven dead letter are
+    /// delivered whatever their expiry says.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use std::time::Duration;
+    /// use shmq::{Meta, Options, Queue};
+    /// let q = Queue::create("doc-ttl", &Options::new().dir(dir.path()).slots(8))?;
+    /// q.create_group("g", shmq::Start::Earliest)?;
+    /// let mut p = q.producer()?;
+    /// p.publish_with(b"stale soon", &Meta::new().ttl(Duration::from_millis(1)))?;
+    /// p.publish(b"fresh")?;
+    /// std::thread::sleep(Duration::from_millis(5));
+    /// let mut c = q.consumer("g", shmq::ConsumerOptions::new())?;
+    /// assert_eq!(c.receive()?.payload(), b"fresh");
+    /// assert_eq!(q.dlq().list()?[0].reason, shmq::Reason::Expired);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn ttl(mut self, ttl: Duration) -> Meta<'a> {
+        self.ttl = Some(ttl);
+        self
+    }
+    /// Whether the message needs an envelope (an ordering key, headers or
+    /// a time to live).
     #[inline(always)]
     pub(crate) fn enveloped(&self) -> bool {
-        self.ordering_key.is_some() || !self.headers.is_empty()
+        self.ordering_key.is_some() || !self.headers.is_empty() || self.ttl.is_some()
+    }
+    /// The CLOCK_REALTIME ns after which the message expires, if it has a
+    /// time to live: from `now`, saturating.
+    pub(crate) fn expires_ns(&self, now: u64) -> Option<u64> {
+        self.ttl
+            .map(|t| now.saturating_add(t.as_nanos().min(u64::MAX as u128) as u64))
     }
     /// Sets an idempotency key: publishing again with a key the queue
     /// remembers (see [`Options::dedup_window`]) enqueues nothing and

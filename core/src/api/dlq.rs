@@ -170,7 +170,7 @@ impl DeadLetters {
                 .load(Ordering::Acquire);
             (idx, created)
         };
-        let plan = envelope::plan(meta.ordering_key, &meta.headers)?;
+        let plan = envelope::plan(meta.ordering_key, &meta.headers, None)?;
         let head = plan.as_ref().map_or(0, |p| p.size);
         let len = head.saturating_add(payload.len());
         let max = shared.config.max_message_size as usize;

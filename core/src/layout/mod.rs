@@ -128,7 +128,8 @@ pub(crate) struct Config {
     /// records, 2 always.
     pub sync_mode: u32,
     pub sync_every: u32,
-    pub _pad: u32,
+    /// `OnExpiry` as a number (0 dead-letter, 1 discard).
+    pub on_expiry: u32,
     /// Journal retention by age in ns (0 with no journal).
     pub journal_max_age_ns: u64,
     /// Journal retention by bytes of segment files (0: no journal).
@@ -144,6 +145,9 @@ pub(crate) struct Config {
     /// `committed` cursor, in slots (`Options::max_in_flight`): its lease
     /// table has this many records, rounded up to a power of two.
     pub max_in_flight: u64,
+    /// Every message's time to live in ns (`Options::message_ttl`; 0:
+    /// none), judged from its timestamp.
+    pub message_ttl_ns: u64,
 }
 
 /// A futex word and the number of processes/threads asleep on it.
@@ -285,7 +289,7 @@ pub(crate) struct Header {
     pub ready: AtomicU32,
     /// crc32c of `config`'s bytes.
     pub config_crc: u32,
-    _pad0: [u8; 56],
+    _pad0: [u8; 48],
     pub ring: RingControl,
     pub admin: AdminLock,
     pub counters: Counters,
@@ -468,7 +472,11 @@ pub(crate) struct GroupRecord {
     /// Every position below it is finished by this group (its payload is
     /// no longer borrowed), so producers may reuse its slot. `<= next`.
     pub committed: AtomicU64,
-    _pad3: [u8; 56],
+    /// Messages whose time to live ran out before the group finished
+    /// them (`Meta::ttl`, `Options::message_ttl`): dead-lettered or
+    /// dropped. Rare, so it shares `committed`'s line.
+    pub messages_expired: AtomicU64,
+    _pad3: [u8; 48],
 }
 
 /// The delivery state of one position for one ack=manual group. `word`
@@ -622,7 +630,8 @@ pub(crate) mod commit_mode {
 #[cfg(not(loom))]
 const _: () = {
     use std::mem::{align_of, offset_of, size_of};
-    assert!(size_of::<Config>() == 256);
+    assert!(size_of::<Config>() == 264);
+    assert!(offset_of!(Header, ring) == 320);
     assert!(offset_of!(Config, spill_max_bytes) == 176);
     assert!(offset_of!(Config, sync_mode) == 196);
     assert!(offset_of!(Config, journal_max_bytes) == 216);
@@ -658,7 +667,7 @@ const _: () = {
     assert!(size_of::<AdminLock>() == 64);
     assert!(size_of::<Counters>() == 64);
     assert!(size_of::<Header>() as u64 == HEADER_SIZE);
-    assert!(offset_of!(Header, ready) == 256);
+    assert!(offset_of!(Header, ready) == 264);
     assert!(offset_of!(Header, ring) == 320);
     assert!(offset_of!(Header, admin) == 576);
     assert!(offset_of!(Header, counters) == 640);
@@ -812,7 +821,8 @@ impl GroupRecord {
             redrive: AtomicU64::new(0),
             released: std::array::from_fn(|_| AtomicU64::new(0)),
             committed: AtomicU64::new(0),
-            _pad3: [0; 56],
+            messages_expired: AtomicU64::new(0),
+            _pad3: [0; 48],
         }
     }
 }

@@ -52,6 +52,9 @@ pub enum Reason {
     Nacked,
     /// It was delivered `max_deliveries` times without an ack.
     MaxDeliveries,
+    /// Its time to live ran out before the group finished it
+    /// (`Meta::ttl`, `Options::message_ttl`).
+    Expired,
 }
 
 impl Reason {
@@ -59,12 +62,14 @@ impl Reason {
         match self {
             Reason::Nacked => 1,
             Reason::MaxDeliveries => 2,
+            Reason::Expired => 3,
         }
     }
     pub(crate) fn from_raw(r: u32) -> Option<Reason> {
         match r {
             1 => Some(Reason::Nacked),
             2 => Some(Reason::MaxDeliveries),
+            3 => Some(Reason::Expired),
             _ => None,
         }
     }
@@ -73,6 +78,7 @@ impl Reason {
         match self {
             Reason::Nacked => "nacked",
             Reason::MaxDeliveries => "max-deliveries",
+            Reason::Expired => "expired",
         }
     }
 }

@@ -268,6 +268,10 @@ pub(crate) fn create(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQu
         lanes_offset: geo.lanes_offset,
         max_message_size,
         max_in_flight: geo.max_in_flight,
+        message_ttl_ns: opts
+            .message_ttl
+            .map_or(0, |t| t.as_nanos().min(u64::MAX as u128) as u64),
+        on_expiry: opts.on_expiry.to_raw(),
         ..Config::new_zeroed()
     };
     let base = map.base();
@@ -500,7 +504,7 @@ fn validate(map: &os::map::Mapping, path: &Path) -> Result<(Config, Geometry, Op
             expected: VERSION,
         });
     }
-    // SAFETY: in bounds and 4-aligned (offset 256 of a page); the ready
+    // SAFETY: in bounds and 4-aligned (offset 264 of a page); the ready
     // word is only ever accessed atomically.
     let ready = unsafe { &*(base.add(std::mem::offset_of!(Header, ready)) as *const StdAtomicU32) };
     // Acquire pairs with the creator's Release store of READY.
@@ -535,6 +539,9 @@ fn validate(map: &os::map::Mapping, path: &Path) -> Result<(Config, Geometry, Op
         config.max_in_flight,
     )
     .map_err(|e| Error::corrupt(path, format!("bad geometry: {e}")))?;
+    if crate::options::OnExpiry::from_raw(config.on_expiry).is_none() {
+        return Err(Error::corrupt(path, "on_expiry out of range"));
+    }
     let expect = |what: &str, found: u64, want: u64| {
         if found == want {
             Ok(())

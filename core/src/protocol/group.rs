@@ -46,6 +46,10 @@ pub struct GroupInfo {
     pub expired: u64,
     /// Messages it moved to the dead-letter queue.
     pub dead_lettered: u64,
+    /// Messages whose time to live ran out before it finished them
+    /// (dead-lettered with reason `expired`, or dropped with
+    /// `OnExpiry::Discard`).
+    pub messages_expired: u64,
     /// Messages leased to a consumer right now (ack=manual).
     pub in_flight: u64,
     /// Age in ns of its oldest unfinished message (0 if none).
@@ -408,6 +412,7 @@ impl Groups<'_> {
                         nacked: n(&r.nacked),
                         expired: n(&r.expired),
                         dead_lettered: n(&r.dead_lettered),
+                        messages_expired: n(&r.messages_expired),
                         in_flight: 0,
                         oldest_unacked_age_ns: 0,
                         oldest_unacked_key: None,

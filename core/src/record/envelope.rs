@@ -11,10 +11,13 @@
 //!   u32  size        bytes of the envelope, a multiple of 8 (the payload
 //!                    starts there, so it stays 8-byte aligned)
 //!   u16  key_len     bytes of the ordering key (0: none)
-//!   u16  count       headers; top bit (TARGETED): a redrive target follows
+//!   u16  count       headers; top bit (TARGETED): a redrive target follows;
+//!                    next bit (EXPIRING): an expiry time follows
 //!   u64  key_hash    hash64 of the ordering key (0: none)
 //!   [if TARGETED: the group a redriven dead letter is for, 16 bytes:
 //!    u32 group index, u16 redrives, u16 zero, u64 the group's created_ns]
+//!   [if EXPIRING: u64 CLOCK_REALTIME ns after which no group that has not
+//!    finished the message is given it (`Meta::ttl`)]
 //!   key_len bytes    the ordering key
 //!   count × { u16 name_len, u32 value_len, name (UTF-8), value }
 //!   zero bytes up to size
@@ -40,6 +43,11 @@ const FIXED: usize = 16;
 const TARGETED: usize = 1 << 15;
 /// Bytes of a redrive target.
 const TARGET: usize = 16;
+/// Flag in the envelope's header count: an expiry time follows the fixed
+/// part (and the target, if any).
+const EXPIRING: usize = 1 << 14;
+/// Bytes of an expiry time.
+const EXPIRES: usize = 8;
 
 /// The one group a message is for: a keyed dead letter redriven through
 /// the ring (so that it goes to the end of its key) is for the group that
@@ -121,6 +129,8 @@ pub(crate) struct EnvelopePlan<'a> {
     pub headers: &'a Headers<'a>,
     pub size: usize,
     pub target: Option<Target>,
+    /// CLOCK_REALTIME ns after which the message expires (`Meta::ttl`).
+    pub expires_ns: Option<u64>,
 }
 
 /// [`Error::TooLarge`] for a payload of `payload` bytes behind the
@@ -141,13 +151,15 @@ pub(crate) fn too_large(payload: usize, plan: Option<&EnvelopePlan<'_>>, max: us
     }
 }
 
-/// Plans the envelope of a message with `key` and `headers`; `None` if it
-/// needs none. Refuses what the format cannot hold, with the limit named.
+/// Plans the envelope of a message with `key`, `headers` and an expiry
+/// time; `None` if it needs none. Refuses what the format cannot hold,
+/// with the limit named.
 pub(crate) fn plan<'a>(
     key: Option<&'a [u8]>,
     headers: &'a Headers<'a>,
+    expires_ns: Option<u64>,
 ) -> Result<Option<EnvelopePlan<'a>>> {
-    if key.is_none() && headers.is_empty() {
+    if key.is_none() && headers.is_empty() && expires_ns.is_none() {
         return Ok(None);
     }
     let bad = |m: String| Err(Error::InvalidOption(m));
@@ -165,7 +177,7 @@ pub(crate) fn plan<'a>(
             headers.len()
         ));
     }
-    let mut size = FIXED + key.map_or(0, <[u8]>::len);
+    let mut size = FIXED + key.map_or(0, <[u8]>::len) + expires_ns.map_or(0, |_| EXPIRES);
     for (name, value) in headers.iter() {
         if name.is_empty() || name.len() > MAX_HEADER_NAME {
             return bad(format!(
@@ -183,6 +195,7 @@ pub(crate) fn plan<'a>(
         headers,
         size: size.div_ceil(8).saturating_mul(8),
         target: None,
+        expires_ns,
     }))
 }
 
@@ -211,7 +224,12 @@ impl EnvelopePlan<'_> {
         let key = self.key.unwrap_or(&[]);
         out[0..4].copy_from_slice(&(self.size as u32).to_le_bytes());
         out[4..6].copy_from_slice(&(key.len() as u16).to_le_bytes());
-        let flag = if self.target.is_some() { TARGETED } else { 0 };
+        let flag = if self.target.is_some() { TARGETED } else { 0 }
+            | if self.expires_ns.is_some() {
+                EXPIRING
+            } else {
+                0
+            };
         out[6..8].copy_from_slice(&((self.headers.len() | flag) as u16).to_le_bytes());
         let hash = self.key.map_or(0, hash64);
         out[8..16].copy_from_slice(&hash.to_le_bytes());
@@ -222,6 +240,10 @@ impl EnvelopePlan<'_> {
             out[at + 6..at + 8].fill(0);
             out[at + 8..at + 16].copy_from_slice(&t.created_ns.to_le_bytes());
             at += TARGET;
+        }
+        if let Some(e) = self.expires_ns {
+            out[at..at + EXPIRES].copy_from_slice(&e.to_le_bytes());
+            at += EXPIRES;
         }
         out[at..at + key.len()].copy_from_slice(key);
         at += key.len();
@@ -247,6 +269,8 @@ pub(crate) struct Envelope<'a> {
     pub key_hash: u64,
     /// The one group it is for, if it was redriven through the ring.
     pub target: Option<Target>,
+    /// CLOCK_REALTIME ns after which it expires (`Meta::ttl`), if set.
+    pub expires_ns: Option<u64>,
     count: usize,
     /// The encoded headers (and the padding after them).
     headers: &'a [u8],
@@ -274,13 +298,22 @@ impl<'a> Envelope<'a> {
             return corrupt("its envelope's size does not fit the message");
         }
         let key_len = u16_at(body, 4);
-        let count = u16_at(body, 6) & !TARGETED;
+        let count = u16_at(body, 6) & !(TARGETED | EXPIRING);
         let targeted = u16_at(body, 6) & TARGETED != 0;
+        let expiring = u16_at(body, 6) & EXPIRING != 0;
         let key_hash = u64::from_le_bytes(body[8..16].try_into().unwrap_or([0; 8]));
-        let key_at = FIXED + if targeted { TARGET } else { 0 };
+        let expires_at = FIXED + if targeted { TARGET } else { 0 };
+        let key_at = expires_at + if expiring { EXPIRES } else { 0 };
         if key_at + key_len > size || count > MAX_HEADERS {
             return corrupt("its envelope's key or header count is out of range");
         }
+        let expires_ns = expiring.then(|| {
+            u64::from_le_bytes(
+                body[expires_at..expires_at + EXPIRES]
+                    .try_into()
+                    .unwrap_or([0; 8]),
+            )
+        });
         let target = targeted.then(|| Target {
             group: u32_at(body, FIXED) as u32,
             redrives: u16_at(body, FIXED + 4) as u16,
@@ -294,6 +327,7 @@ impl<'a> Envelope<'a> {
             key,
             key_hash,
             target,
+            expires_ns,
             count,
             headers: &body[key_at + key_len..size],
         };

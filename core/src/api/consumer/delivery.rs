@@ -1,6 +1,7 @@
 //! Handing a message over: reading its slot, the `Delivery` that lends it,
 //! its ack/nack/lease calls, and the `Receipt` that outlives it.
 
+use super::expiry::Judged;
 use super::*;
 use crate::error::{Error, Result};
 use crate::options::Nack;
@@ -342,9 +343,10 @@ impl Consumer {
         while count < max && pos < limit {
             match self.ring().peek(pos) {
                 Peek::Ready(span) => {
-                    // A message for another group ends the batch (the next
-                    // poll passes it by), as a corrupt one does.
-                    if self.for_another_group(pos) || self.read_span(pos).is_err() {
+                    // A message for another group, or expired, ends the
+                    // batch (the next poll passes it by), as a corrupt one
+                    // does.
+                    if self.judge(pos) != Judged::Deliver || self.read_span(pos).is_err() {
                         break;
                     }
                     count += 1;

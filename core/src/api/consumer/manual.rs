@@ -128,11 +128,15 @@ impl Consumer {
         }
         .heartbeat(holder, now.real);
         if let Some(h) = self.scan_redeliveries(now)? {
-            return Ok(Some(ToDeliver::Leased(h)));
+            if let Some(h) = self.unless_expired(h)? {
+                return Ok(Some(ToDeliver::Leased(h)));
+            }
         }
         if let Some(h) = self.leases().take_released(holder, now, lease_ns) {
-            self.record().delivered.fetch_add(1, Ordering::Relaxed);
-            return Ok(Some(ToDeliver::Leased(h)));
+            if let Some(h) = self.unless_expired(h)? {
+                self.record().delivered.fetch_add(1, Ordering::Relaxed);
+                return Ok(Some(ToDeliver::Leased(h)));
+            }
         }
         let shared = self.shared.clone();
         let ring = shared.ring();
@@ -161,8 +165,10 @@ impl Consumer {
                     if let Route::Lane(lane) = route {
                         match self.take_keyed(&leases, pos, span, lane, holder, now, lease_ns) {
                             Keyed::Leased(h) => {
-                                self.record().delivered.fetch_add(1, Ordering::Relaxed);
-                                return Ok(Some(ToDeliver::Leased(h)));
+                                if let Some(h) = self.unless_expired(h)? {
+                                    self.record().delivered.fetch_add(1, Ordering::Relaxed);
+                                    return Ok(Some(ToDeliver::Leased(h)));
+                                }
                             }
                             Keyed::Waiting => {}
                             // Another consumer is indexing it: a moment.
@@ -175,8 +181,10 @@ impl Consumer {
                         continue;
                     }
                     if let Some(h) = leases.take_new(pos, span, holder, now, lease_ns) {
-                        self.record().delivered.fetch_add(1, Ordering::Relaxed);
-                        return Ok(Some(ToDeliver::Leased(h)));
+                        if let Some(h) = self.unless_expired(h)? {
+                            self.record().delivered.fetch_add(1, Ordering::Relaxed);
+                            return Ok(Some(ToDeliver::Leased(h)));
+                        }
                     }
                 }
                 Peek::Skip(span) => {
@@ -217,16 +225,6 @@ impl Consumer {
             }) => Route::Lane(key_hash as usize),
             _ => Route::Unkeyed,
         }
-    }
-
-    /// Whether the committed message at `pos` is a dead letter redriven
-    /// through the ring for another group (which every other group passes
-    /// by). One flag test for a message without an envelope.
-    #[inline(always)]
-    pub(super) fn for_another_group(&self, pos: u64) -> bool {
-        // SAFETY: as in `route_of`.
-        unsafe { read::enveloped_body(self.ring().slots.slot(pos), self.max_room) }
-            .is_some_and(|b| self.targets_another_group(b))
     }
 
     /// Whether a stored body's envelope names another group as its redrive
@@ -424,7 +422,7 @@ impl Consumer {
             // After max_deliveries, the lease we took to move it was not a
             // delivery.
             attempts: match reason {
-                Reason::MaxDeliveries => held.attempt() - 1,
+                Reason::MaxDeliveries | Reason::Expired => held.attempt() - 1,
                 _ => held.attempt(),
             },
             reason,

@@ -17,6 +17,7 @@ use crate::protocol::registry::Registry;
 use crate::protocol::ring::Ring;
 
 mod delivery;
+mod expiry;
 mod manual;
 mod message;
 mod redriven;
@@ -83,6 +84,10 @@ pub struct Consumer {
     max_span: u64,
     /// The queue's `unblock_timeout`, in ns.
     unblock_timeout_ns: u64,
+    /// The queue's `message_ttl`, in ns (0: none); and what an expired
+    /// message becomes (`api/consumer/expiry.rs`).
+    ttl_ns: u64,
+    on_expiry: crate::options::OnExpiry,
     /// What we know of the position we wait for, if it looks stuck.
     stuck: Option<Stuck>,
     /// Empty polls since attaching: every `STUCK_CHECK_EVERY`th runs the
@@ -276,6 +281,10 @@ impl Consumer {
             max_room: shared.geo.body_room(shared.geo.max_span()),
             max_span: shared.geo.max_span(),
             unblock_timeout_ns: shared.config.unblock_timeout_ns,
+            ttl_ns: shared.config.message_ttl_ns,
+            // Validated when the queue was opened.
+            on_expiry: crate::options::OnExpiry::from_raw(shared.config.on_expiry)
+                .unwrap_or_default(),
             stuck: None,
             empty_polls: 0,
             manual,

@@ -2,6 +2,7 @@
 //! ring's data signal, readiness for async waiters, and the idle chores a
 //! consumer with nothing to do runs for the queue.
 
+use super::expiry::Judged;
 use super::*;
 use crate::api::readiness::{Arm, For, Readiness};
 use crate::error::{Error, Result};
@@ -318,9 +319,23 @@ impl Consumer {
     pub(super) fn poll_once(&mut self) -> Option<u64> {
         loop {
             match self.ring().peek(self.next) {
-                Peek::Ready(_) if !self.for_another_group(self.next) => return Some(self.next),
-                // Aborted, or a dead letter redriven for another group.
-                Peek::Ready(span) | Peek::Skip(span) => {
+                Peek::Ready(span) => {
+                    match self.judge(self.next) {
+                        Judged::Deliver => return Some(self.next),
+                        Judged::Expired if !self.expire_at_cursor(self.next) => {
+                            // The dead-letter queue refused it: late, not lost.
+                            return Some(self.next);
+                        }
+                        // A dead letter redriven for another group, or an
+                        // expired message dead-lettered or dropped.
+                        Judged::OtherGroup | Judged::Expired => {}
+                    }
+                    let next = self.next + span;
+                    self.advance(next, 0);
+                    self.release(next);
+                }
+                // Aborted.
+                Peek::Skip(span) => {
                     let next = self.next + span;
                     self.advance(next, 0);
                     self.release(next);

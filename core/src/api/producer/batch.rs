@@ -69,7 +69,9 @@ impl Producer {
         }
         if meta.enveloped() {
             return Err(Error::InvalidOption(
-                "a batch takes no ordering key or headers: publish such messages one by one".into(),
+                "a batch takes no ordering key, headers or ttl (the queue's message_ttl applies \
+                 to it): publish such messages one by one"
+                    .into(),
             ));
         }
         self.publish_batch_until(payloads, meta, None)

@@ -321,7 +321,8 @@ impl Producer {
         meta: &Meta,
         deadline: Option<Instant>,
     ) -> Result<u64> {
-        let plan = envelope::plan(meta.ordering_key, &meta.headers)?
+        let expires = meta.expires_ns(os::clock::realtime_ns());
+        let plan = envelope::plan(meta.ordering_key, &meta.headers, expires)?
             .expect("enveloped() said there is something to hold");
         self.check_size(payload.len(), Some(&plan))?;
         if let Some(key) = meta.key {
@@ -339,7 +340,8 @@ impl Producer {
         target: envelope::Target,
         deadline: Instant,
     ) -> Result<u64> {
-        let plan = envelope::plan(meta.ordering_key, &meta.headers)?
+        // A redriven dead letter starts a new life: no expiry.
+        let plan = envelope::plan(meta.ordering_key, &meta.headers, None)?
             .ok_or_else(|| Error::InvalidOption("a redrive through the ring needs a key".into()))?
             .for_group(target);
         self.check_size(payload.len(), Some(&plan))?;

@@ -53,8 +53,9 @@ impl Reservation<'_> {
 
     /// Sets the metadata: its type and correlation id. A reservation is
     /// written in place from the slot's first payload byte, so it carries
-    /// no ordering key and no headers: with a `meta` that has either (or
-    /// an idempotency key), [`commit`](Self::commit) refuses with
+    /// no ordering key, no headers and no ttl (the queue's `message_ttl`
+    /// applies to it): with a `meta` that has any of them (or an
+    /// idempotency key), [`commit`](Self::commit) refuses with
     /// `InvalidOption` and publishes nothing (publish such messages with
     /// [`Producer::publish_with`]).
     pub fn set_meta(&mut self, meta: Meta<'_>) {
@@ -71,7 +72,7 @@ impl Reservation<'_> {
         if self.refused {
             // Dropped undone: the position is aborted, as by `abort`.
             return Err(Error::InvalidOption(
-                "a reservation takes no ordering key, headers or idempotency key: \
+                "a reservation takes no ordering key, headers, ttl or idempotency key: \
                  publish such messages with publish_with"
                     .into(),
             ));
