@@ -221,8 +221,10 @@ pub fn open_queue_file(data: &[u8]) {
     // An opener waits 2 s for a file whose creator has not marked it ready
     // (core/tests/corrupt.rs covers that): mark every input ready, so that
     // the fuzzer spends its time past that check.
-    if data.len() >= 260 {
-        data[256..260].copy_from_slice(&READY.to_le_bytes());
+    // The ready word follows the 264-byte config (`layout::Header`).
+    let ready = 264;
+    if data.len() >= ready + 4 {
+        data[ready..ready + 4].copy_from_slice(&READY.to_le_bytes());
     }
     let path = dir.path().join("f.shmq");
     fs::write(&path, &data).expect("writing the input");

@@ -272,7 +272,6 @@ pub(crate) fn create(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQu
             .message_ttl
             .map_or(0, |t| t.as_nanos().min(u64::MAX as u128) as u64),
         on_expiry: opts.on_expiry.to_raw(),
-        ..Config::new_zeroed()
     };
     let base = map.base();
     // SAFETY: the file is ours alone (just created with O_EXCL) and at

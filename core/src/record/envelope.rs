@@ -477,7 +477,7 @@ mod tests {
     use super::*;
 
     fn encode(key: Option<&[u8]>, h: &Headers<'_>, payload: &[u8]) -> Vec<u8> {
-        let p = plan(key, h).unwrap().unwrap();
+        let p = plan(key, h, None).unwrap().unwrap();
         let mut out = vec![0xAA; p.size];
         p.write(&mut out);
         out.extend_from_slice(payload);
@@ -505,6 +505,29 @@ mod tests {
     }
 
     #[test]
+    fn an_expiry_alone_is_an_envelope_of_its_own() {
+        let h = Headers::new();
+        let p = plan(None, &h, Some(0x1122_3344_5566_7788))
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.size, 24);
+        let mut body = vec![0xAA; p.size];
+        p.write(&mut body);
+        body.extend_from_slice(b"pay");
+        let (env, payload) = split(&body, true).unwrap();
+        let env = env.unwrap();
+        assert_eq!(payload, b"pay");
+        assert_eq!(
+            (env.key, env.target, env.expires_ns),
+            (None, None, Some(0x1122_3344_5566_7788))
+        );
+        assert_eq!(HeaderIter::of(&env).count(), 0);
+        // Without one, none is read back.
+        let plain = encode(Some(b"k"), &h, b"pay");
+        assert_eq!(split(&plain, true).unwrap().0.unwrap().expires_ns, None);
+    }
+
+    #[test]
     fn a_redrive_target_round_trips_beside_key_and_headers() {
         let mut h = Headers::new();
         h.push("a", b"1");
@@ -513,7 +536,10 @@ mod tests {
             created_ns: 0x0102_0304_0506_0708,
             redrives: 2,
         };
-        let p = plan(Some(b"k"), &h).unwrap().unwrap().for_group(t);
+        let p = plan(Some(b"k"), &h, Some(77))
+            .unwrap()
+            .unwrap()
+            .for_group(t);
         let mut body = vec![0xAA; p.size];
         p.write(&mut body);
         body.extend_from_slice(b"pay");
@@ -521,6 +547,7 @@ mod tests {
         let env = env.unwrap();
         assert_eq!(payload, b"pay");
         assert_eq!((env.key, env.target), (Some(&b"k"[..]), Some(t)));
+        assert_eq!(env.expires_ns, Some(77));
         assert_eq!(
             HeaderIter::of(&env).collect::<Vec<_>>(),
             vec![("a", &b"1"[..])]
@@ -533,24 +560,30 @@ mod tests {
     #[test]
     fn limits_are_refused_with_the_limit_named() {
         let h = Headers::new();
-        assert!(plan(None, &h).unwrap().is_none());
+        assert!(plan(None, &h, None).unwrap().is_none());
         let long = vec![1u8; MAX_ORDERING_KEY + 1];
-        let e = plan(Some(&long), &h).err().unwrap().to_string();
+        let e = plan(Some(&long), &h, None).err().unwrap().to_string();
         assert!(e.contains("1024"), "{e}");
-        assert!(plan(Some(b""), &h).is_err());
+        assert!(plan(Some(b""), &h, None).is_err());
         let mut many = Headers::new();
         for _ in 0..=MAX_HEADERS {
             many.push("a", b"b");
         }
         assert_eq!(many.iter().count(), MAX_HEADERS);
-        assert!(plan(None, &many).err().unwrap().to_string().contains("16"));
+        assert!(
+            plan(None, &many, None)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("16")
+        );
         let mut bad = Headers::new();
         bad.push("", b"x");
-        assert!(plan(None, &bad).is_err());
+        assert!(plan(None, &bad, None).is_err());
         let name = "n".repeat(MAX_HEADER_NAME + 1);
         let mut bad = Headers::new();
         bad.push(&name, b"x");
-        assert!(plan(None, &bad).is_err());
+        assert!(plan(None, &bad, None).is_err());
     }
 
     #[test]
