@@ -357,8 +357,9 @@ typedef uint32_t shmq_seek;
 
 /**
  * Why a message was dead-lettered: `SHMQ_DLQ_REASON_NACKED`,
- * `SHMQ_DLQ_REASON_MAX_DELIVERIES`, or `SHMQ_DLQ_REASON_OTHER` for a
- * reason this version of the C API has no value for.
+ * `SHMQ_DLQ_REASON_MAX_DELIVERIES`, `SHMQ_DLQ_REASON_EXPIRED`, or
+ * `SHMQ_DLQ_REASON_OTHER` for a reason this version of the C API has no
+ * value for.
  */
 typedef uint32_t shmq_dlq_reason;
 
@@ -447,6 +448,12 @@ typedef uint32_t shmq_overflow;
  * the mode decides what survives a machine crash.
  */
 typedef uint32_t shmq_sync;
+
+/**
+ * What happens to a message whose time to live ran out before a group
+ * finished it: `SHMQ_ON_EXPIRY_DEAD_LETTER` or `SHMQ_ON_EXPIRY_DISCARD`.
+ */
+typedef uint32_t shmq_on_expiry;
 
 /**
  * Options of a queue. Start from `shmq_options_default()` and change what
@@ -611,6 +618,19 @@ typedef struct shmq_options {
    * ABI 3.
    */
   uint64_t max_in_flight;
+  /**
+   * Every message's time to live in milliseconds (0, the default: none;
+   * at most 2^32 - 1): a group that has not finished a message this
+   * long after its publish is not given it; `on_expiry` says what
+   * becomes of it. `shmq_meta.ttl_ms` may set a shorter one per message.
+   * Added in ABI 3.
+   */
+  uint64_t message_ttl_ms;
+  /**
+   * `SHMQ_ON_EXPIRY_DEAD_LETTER` (the default) or
+   * `SHMQ_ON_EXPIRY_DISCARD`. Added in ABI 3.
+   */
+  shmq_on_expiry on_expiry;
 } shmq_options;
 
 /**
@@ -664,6 +684,14 @@ typedef struct shmq_meta {
    * Number of elements of `headers`.
    */
   size_t headers_len;
+  /**
+   * The message's time to live in milliseconds (0: none, or the
+   * queue's `message_ttl_ms`): a group that has not finished it this
+   * long after its publish is not given it (see
+   * `shmq_options.on_expiry`). Not for batches and reservations (the
+   * queue's applies to them). Added in ABI 3.
+   */
+  uint64_t ttl_ms;
 } shmq_meta;
 
 /**
@@ -759,6 +787,12 @@ typedef struct shmq_group_info {
    * `shmq_group_oldest_unacked_key`.
    */
   size_t oldest_unacked_key_len;
+  /**
+   * Messages whose time to live ran out before it finished them
+   * (dead-lettered with `SHMQ_DLQ_REASON_EXPIRED`, or dropped with
+   * `SHMQ_ON_EXPIRY_DISCARD`). Added in ABI 3.
+   */
+  uint64_t messages_expired;
 } shmq_group_info;
 
 /**
@@ -936,6 +970,12 @@ typedef struct shmq_queue_stats {
 #define SHMQ_DLQ_REASON_MAX_DELIVERIES 2
 
 /**
+ * Its time to live ran out before the group finished it
+ * (`shmq_meta.ttl_ms`, `shmq_options.message_ttl_ms`).
+ */
+#define SHMQ_DLQ_REASON_EXPIRED 3
+
+/**
  * Wait for room (bounded by the publish's timeout). The default.
  */
 #define SHMQ_OVERFLOW_BLOCK 0
@@ -950,6 +990,18 @@ typedef struct shmq_queue_stats {
  * come back into the ring, in order, as consumers free it.
  */
 #define SHMQ_OVERFLOW_SPILL 2
+
+/**
+ * It goes to the group's dead-letter queue (`SHMQ_DLQ_REASON_EXPIRED`).
+ * The default. With the dead-letter queue full, it is delivered instead.
+ */
+#define SHMQ_ON_EXPIRY_DEAD_LETTER 0
+
+/**
+ * It is dropped for the group and counted
+ * (`shmq_group_info.messages_expired`).
+ */
+#define SHMQ_ON_EXPIRY_DISCARD 1
 
 /**
  * Leave it to the kernel's writeback. The default, and the fastest.

@@ -351,6 +351,14 @@ enum class dlq_reason : shmq_dlq_reason {
     other = SHMQ_DLQ_REASON_OTHER,
     nacked = SHMQ_DLQ_REASON_NACKED,
     max_deliveries = SHMQ_DLQ_REASON_MAX_DELIVERIES,
+    expired = SHMQ_DLQ_REASON_EXPIRED,
+};
+
+// What happens to a message whose time to live ran out before a group
+// finished it.
+enum class on_expiry_policy : shmq_on_expiry {
+    dead_letter = SHMQ_ON_EXPIRY_DEAD_LETTER, // to the group's DLQ (the default)
+    discard = SHMQ_ON_EXPIRY_DISCARD,         // dropped and counted
 };
 
 // Where a new group starts.
@@ -419,6 +427,16 @@ class options {
     // if fewer).
     options &max_in_flight(std::uint64_t n) noexcept {
         o_.max_in_flight = n;
+        return *this;
+    }
+    // Every message's time to live (default zero: none), and what becomes
+    // of a message that expires before a group finished it.
+    options &message_ttl(std::chrono::milliseconds d) noexcept {
+        o_.message_ttl_ms = ms(d);
+        return *this;
+    }
+    options &on_expiry(on_expiry_policy p) noexcept {
+        o_.on_expiry = static_cast<shmq_on_expiry>(p);
         return *this;
     }
     options &max_groups(std::uint32_t n) noexcept { o_.max_groups = n; return *this; }
@@ -540,14 +558,17 @@ struct header {
 // SHMQ_MAX_ORDERING_KEY bytes) and `headers` (at most SHMQ_MAX_HEADERS, in
 // order, names may repeat) are stored with the message and read back by
 // every consumer (message::ordering_key(), message::headers()); they count
-// against max_message_size. Reservations and batches refuse keys and headers.
-// Everything is viewed, not copied: keep it alive during the publish.
+// against max_message_size. `ttl` (zero: none) is the message's time to
+// live: a group that has not finished it by then is not given it (see
+// options::on_expiry). Reservations and batches refuse keys, headers and
+// a ttl. Everything is viewed, not copied: keep it alive during the publish.
 struct meta {
     std::uint32_t type_id = 0;
     std::uint64_t correlation_id = 0;
     std::optional<bytes_view> key{};
     std::optional<bytes_view> ordering_key{};
     std::vector<header> headers{};
+    std::chrono::milliseconds ttl{0};
 };
 
 // Snapshots, as the C API fills them (plain data; see shmq.h).
@@ -586,6 +607,7 @@ inline shmq_meta c_meta(const meta &m, std::vector<shmq_header> &storage) {
     shmq_meta out{};
     out.type_id = m.type_id;
     out.correlation_id = m.correlation_id;
+    out.ttl_ms = m.ttl.count() > 0 ? static_cast<std::uint64_t>(m.ttl.count()) : 0;
     if (m.key) {
         out.key = non_null(*m.key);
         out.key_len = m.key->size();

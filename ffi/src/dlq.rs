@@ -13,8 +13,9 @@ use crate::queue::{SHMQ_GROUP_NAME_CAP, group_name, shmq_queue};
 use crate::status::{CallError, shmq_status};
 
 /// Why a message was dead-lettered: `SHMQ_DLQ_REASON_NACKED`,
-/// `SHMQ_DLQ_REASON_MAX_DELIVERIES`, or `SHMQ_DLQ_REASON_OTHER` for a
-/// reason this version of the C API has no value for.
+/// `SHMQ_DLQ_REASON_MAX_DELIVERIES`, `SHMQ_DLQ_REASON_EXPIRED`, or
+/// `SHMQ_DLQ_REASON_OTHER` for a reason this version of the C API has no
+/// value for.
 pub type shmq_dlq_reason = u32;
 /// A reason newer than this header.
 pub const SHMQ_DLQ_REASON_OTHER: shmq_dlq_reason = 0;
@@ -22,6 +23,9 @@ pub const SHMQ_DLQ_REASON_OTHER: shmq_dlq_reason = 0;
 pub const SHMQ_DLQ_REASON_NACKED: shmq_dlq_reason = 1;
 /// It was delivered `max_deliveries` times without an ack.
 pub const SHMQ_DLQ_REASON_MAX_DELIVERIES: shmq_dlq_reason = 2;
+/// Its time to live ran out before the group finished it
+/// (`shmq_meta.ttl_ms`, `shmq_options.message_ttl_ms`).
+pub const SHMQ_DLQ_REASON_EXPIRED: shmq_dlq_reason = 3;
 
 /// A copy of one dead letter's metadata (`shmq_dlq_list`). Its payload is
 /// read with `shmq_dlq_payload(queue, seq, group, ...)`. Plain data.
@@ -74,6 +78,7 @@ impl From<&DeadLetter> for shmq_dead_letter {
             reason: match d.reason {
                 Reason::Nacked => SHMQ_DLQ_REASON_NACKED,
                 Reason::MaxDeliveries => SHMQ_DLQ_REASON_MAX_DELIVERIES,
+                Reason::Expired => SHMQ_DLQ_REASON_EXPIRED,
                 _ => SHMQ_DLQ_REASON_OTHER,
             },
             attempts: d.attempts,

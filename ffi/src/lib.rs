@@ -40,21 +40,23 @@ pub use consumer::{
     shmq_receive, shmq_receive_batch,
 };
 pub use dlq::{
-    SHMQ_DLQ_REASON_MAX_DELIVERIES, SHMQ_DLQ_REASON_NACKED, SHMQ_DLQ_REASON_OTHER,
-    shmq_dead_letter, shmq_dlq_header, shmq_dlq_len, shmq_dlq_list, shmq_dlq_ordering_key,
-    shmq_dlq_payload, shmq_dlq_purge, shmq_dlq_reason, shmq_dlq_redrive, shmq_dlq_redrive_timeout,
+    SHMQ_DLQ_REASON_EXPIRED, SHMQ_DLQ_REASON_MAX_DELIVERIES, SHMQ_DLQ_REASON_NACKED,
+    SHMQ_DLQ_REASON_OTHER, shmq_dead_letter, shmq_dlq_header, shmq_dlq_len, shmq_dlq_list,
+    shmq_dlq_ordering_key, shmq_dlq_payload, shmq_dlq_purge, shmq_dlq_reason, shmq_dlq_redrive,
+    shmq_dlq_redrive_timeout,
 };
 pub use options::{
     SHMQ_ACK_AUTO, SHMQ_ACK_MANUAL, SHMQ_CREATE_GROUP, SHMQ_CREATE_GROUP_UNSAID,
     SHMQ_GROUP_MUST_EXIST, SHMQ_MAX_HEADER_NAME, SHMQ_MAX_HEADERS, SHMQ_MAX_ORDERING_KEY,
-    SHMQ_NACK_DEAD_LETTER, SHMQ_NACK_REQUEUE, SHMQ_NACK_REQUEUE_AFTER, SHMQ_OVERFLOW_BLOCK,
-    SHMQ_OVERFLOW_REJECT, SHMQ_OVERFLOW_SPILL, SHMQ_SEEK_EARLIEST, SHMQ_SEEK_LATEST, SHMQ_SEEK_SEQ,
-    SHMQ_SEEK_TIME, SHMQ_START_EARLIEST, SHMQ_START_LATEST, SHMQ_START_SEQ, SHMQ_SYNC_ALWAYS,
-    SHMQ_SYNC_EVERY_N, SHMQ_SYNC_NEVER, SHMQ_WAIT_FOREVER, SHMQ_WAIT_STRATEGY_BUSY_SPIN,
-    SHMQ_WAIT_STRATEGY_SPIN_FUTEX, SHMQ_WAIT_STRATEGY_SPIN_YIELD, shmq_ack_mode,
-    shmq_consumer_options, shmq_consumer_options_default, shmq_create_group, shmq_header,
-    shmq_meta, shmq_nack_kind, shmq_options, shmq_options_default, shmq_overflow, shmq_seek,
-    shmq_start, shmq_sync, shmq_wait_strategy,
+    SHMQ_NACK_DEAD_LETTER, SHMQ_NACK_REQUEUE, SHMQ_NACK_REQUEUE_AFTER, SHMQ_ON_EXPIRY_DEAD_LETTER,
+    SHMQ_ON_EXPIRY_DISCARD, SHMQ_OVERFLOW_BLOCK, SHMQ_OVERFLOW_REJECT, SHMQ_OVERFLOW_SPILL,
+    SHMQ_SEEK_EARLIEST, SHMQ_SEEK_LATEST, SHMQ_SEEK_SEQ, SHMQ_SEEK_TIME, SHMQ_START_EARLIEST,
+    SHMQ_START_LATEST, SHMQ_START_SEQ, SHMQ_SYNC_ALWAYS, SHMQ_SYNC_EVERY_N, SHMQ_SYNC_NEVER,
+    SHMQ_WAIT_FOREVER, SHMQ_WAIT_STRATEGY_BUSY_SPIN, SHMQ_WAIT_STRATEGY_SPIN_FUTEX,
+    SHMQ_WAIT_STRATEGY_SPIN_YIELD, shmq_ack_mode, shmq_consumer_options,
+    shmq_consumer_options_default, shmq_create_group, shmq_header, shmq_meta, shmq_nack_kind,
+    shmq_on_expiry, shmq_options, shmq_options_default, shmq_overflow, shmq_seek, shmq_start,
+    shmq_sync, shmq_wait_strategy,
 };
 pub use producer::{
     shmq_abort, shmq_buf, shmq_commit, shmq_producer, shmq_producer_arm, shmq_producer_disarm,

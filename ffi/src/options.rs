@@ -8,8 +8,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
 use shmq::{
-    Ack, ConsumerOptions, Headers, MAX_HEADERS, Meta, Nack, Options, Overflow, Retention, Seek,
-    Start, SyncMode,
+    Ack, ConsumerOptions, Headers, MAX_HEADERS, Meta, Nack, OnExpiry, Options, Overflow, Retention,
+    Seek, Start, SyncMode,
 };
 
 use crate::boundary::{bytes, guard_or, invalid_argument};
@@ -25,6 +25,16 @@ pub const SHMQ_OVERFLOW_REJECT: shmq_overflow = 1;
 /// Append to segment files on disk (`spill_dir`) and carry on; the messages
 /// come back into the ring, in order, as consumers free it.
 pub const SHMQ_OVERFLOW_SPILL: shmq_overflow = 2;
+
+/// What happens to a message whose time to live ran out before a group
+/// finished it: `SHMQ_ON_EXPIRY_DEAD_LETTER` or `SHMQ_ON_EXPIRY_DISCARD`.
+pub type shmq_on_expiry = u32;
+/// It goes to the group's dead-letter queue (`SHMQ_DLQ_REASON_EXPIRED`).
+/// The default. With the dead-letter queue full, it is delivered instead.
+pub const SHMQ_ON_EXPIRY_DEAD_LETTER: shmq_on_expiry = 0;
+/// It is dropped for the group and counted
+/// (`shmq_group_info.messages_expired`).
+pub const SHMQ_ON_EXPIRY_DISCARD: shmq_on_expiry = 1;
 
 /// When spilled records are flushed to disk (`msync`): `SHMQ_SYNC_NEVER`,
 /// `SHMQ_SYNC_EVERY_N` (with `sync_every` beside it) or `SHMQ_SYNC_ALWAYS`.
@@ -225,6 +235,15 @@ pub struct shmq_options {
     /// A leasing group's table takes 48 bytes per slot of it. Added in
     /// ABI 3.
     pub max_in_flight: u64,
+    /// Every message's time to live in milliseconds (0, the default: none;
+    /// at most 2^32 - 1): a group that has not finished a message this
+    /// long after its publish is not given it; `on_expiry` says what
+    /// becomes of it. `shmq_meta.ttl_ms` may set a shorter one per message.
+    /// Added in ABI 3.
+    pub message_ttl_ms: u64,
+    /// `SHMQ_ON_EXPIRY_DEAD_LETTER` (the default) or
+    /// `SHMQ_ON_EXPIRY_DISCARD`. Added in ABI 3.
+    pub on_expiry: shmq_on_expiry,
 }
 
 /// The defaults of every queue option (the same as the Rust
@@ -263,6 +282,8 @@ const DEFAULT_OPTIONS: shmq_options = shmq_options {
     max_message_size: 0,
     capacity: 0,
     max_in_flight: 0,
+    message_ttl_ms: 0,
+    on_expiry: SHMQ_ON_EXPIRY_DEAD_LETTER,
 };
 
 impl shmq_options {
@@ -343,6 +364,18 @@ impl shmq_options {
         if self.max_in_flight > 0 {
             opts = opts.max_in_flight(self.max_in_flight);
         }
+        if self.message_ttl_ms > 0 {
+            opts = opts.message_ttl(Duration::from_millis(self.message_ttl_ms));
+        }
+        opts = opts.on_expiry(match self.on_expiry {
+            SHMQ_ON_EXPIRY_DEAD_LETTER => OnExpiry::DeadLetter,
+            SHMQ_ON_EXPIRY_DISCARD => OnExpiry::Discard,
+            other => {
+                return Err(CallError::InvalidOption(format!(
+                    "on_expiry must be SHMQ_ON_EXPIRY_DEAD_LETTER (0) or SHMQ_ON_EXPIRY_DISCARD (1), got {other}"
+                )));
+            }
+        });
         if self.dlq_slots > 0 {
             opts = opts.dlq_slots(self.dlq_slots);
         }
@@ -550,6 +583,12 @@ pub struct shmq_meta {
     pub headers: *const shmq_header,
     /// Number of elements of `headers`.
     pub headers_len: usize,
+    /// The message's time to live in milliseconds (0: none, or the
+    /// queue's `message_ttl_ms`): a group that has not finished it this
+    /// long after its publish is not given it (see
+    /// `shmq_options.on_expiry`). Not for batches and reservations (the
+    /// queue's applies to them). Added in ABI 3.
+    pub ttl_ms: u64,
 }
 
 /// One header: a name of `name_len` bytes of UTF-8 (1 to
@@ -621,16 +660,20 @@ impl shmq_meta {
         }
         // SAFETY: per the contract.
         meta.headers = unsafe { headers(self.headers, self.headers_len) }?;
+        if self.ttl_ms > 0 {
+            meta = meta.ttl(Duration::from_millis(self.ttl_ms));
+        }
         Ok(meta)
     }
 
-    /// Whether it has an ordering key or headers (which batches and
-    /// reservations cannot carry).
+    /// Whether it has an ordering key, headers or a time to live (which
+    /// batches and reservations cannot carry).
     pub(crate) fn enveloped(&self) -> bool {
         !self.ordering_key.is_null()
             || self.ordering_key_len != 0
             || !self.headers.is_null()
             || self.headers_len != 0
+            || self.ttl_ms != 0
     }
 }
 

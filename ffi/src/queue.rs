@@ -70,6 +70,10 @@ pub struct shmq_group_info {
     /// (0: that message has no key, or there is none). Read the key with
     /// `shmq_group_oldest_unacked_key`.
     pub oldest_unacked_key_len: usize,
+    /// Messages whose time to live ran out before it finished them
+    /// (dead-lettered with `SHMQ_DLQ_REASON_EXPIRED`, or dropped with
+    /// `SHMQ_ON_EXPIRY_DISCARD`). Added in ABI 3.
+    pub messages_expired: u64,
 }
 
 /// A group name as a NUL-terminated C array.
@@ -103,6 +107,7 @@ impl From<&GroupInfo> for shmq_group_info {
             consumers: g.consumers,
             busy_lanes: g.busy_lanes,
             oldest_unacked_key_len: g.oldest_unacked_key.as_deref().map_or(0, <[u8]>::len),
+            messages_expired: g.messages_expired,
         }
     }
 }

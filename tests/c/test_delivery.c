@@ -365,6 +365,61 @@ static void test_keyed_publish(void) {
     shmq_queue_close(&q);
 }
 
+/* Expiry: a message's ttl_ms, the queue's message_ttl_ms, both
+ * on_expiry policies, the reason and the group's count; a bad policy. */
+static void test_expiry(void) {
+    shmq_options o = test_options(64, 128);
+    shmq_queue *q = NULL;
+    REQUIRE_OK(shmq_queue_create("expiry", &o, &q));
+    CHECK_OK(shmq_group_create(q, "g", SHMQ_START_EARLIEST, 0));
+    shmq_producer *p = NULL;
+    REQUIRE_OK(shmq_producer_new(q, &p));
+    shmq_meta brief = {0};
+    brief.ttl_ms = 1;
+    brief.type_id = 5;
+    REQUIRE_OK(shmq_publish_with(p, (const uint8_t *)"stale", 5, &brief, NULL));
+    sleep_ms(20);
+    publish_str(p, "fresh", NULL);
+    shmq_consumer *c = NULL;
+    REQUIRE_OK(shmq_consumer_new(q, "g", NULL, &c));
+    shmq_message m;
+    CHECK_OK(shmq_receive(c, MS(1000), &m));
+    CHECK(msg_is(&m, "fresh"));
+    shmq_dead_letter dl[2];
+    size_t count = 0;
+    CHECK_OK(shmq_dlq_list(q, dl, 2, &count));
+    REQUIRE(count == 1);
+    CHECK(dl[0].reason == SHMQ_DLQ_REASON_EXPIRED && dl[0].type_id == 5);
+    shmq_group_info info;
+    CHECK(find_group(q, "g", &info));
+    CHECK(info.messages_expired == 1 && info.dead_lettered == 1);
+    shmq_consumer_free(&c);
+    shmq_producer_free(&p);
+    shmq_queue_close(&q);
+
+    /* The queue's own ttl, discarding. */
+    o.message_ttl_ms = 1;
+    o.on_expiry = SHMQ_ON_EXPIRY_DISCARD;
+    REQUIRE_OK(shmq_queue_create("expiry-discard", &o, &q));
+    CHECK_OK(shmq_group_create(q, "g", SHMQ_START_EARLIEST, 0));
+    REQUIRE_OK(shmq_producer_new(q, &p));
+    publish_str(p, "dropped", NULL);
+    sleep_ms(20);
+    REQUIRE_OK(shmq_consumer_new(q, "g", NULL, &c));
+    CHECK_STATUS(shmq_receive(c, MS(20), &m), SHMQ_TIMEOUT);
+    CHECK_OK(shmq_dlq_list(q, NULL, 0, &count));
+    CHECK(count == 0);
+    CHECK(find_group(q, "g", &info));
+    CHECK(info.messages_expired == 1 && info.dead_lettered == 0);
+    shmq_consumer_free(&c);
+    shmq_producer_free(&p);
+    shmq_queue_close(&q);
+
+    o.on_expiry = 7;
+    CHECK_STATUS(shmq_queue_create("expiry-bad", &o, &q), SHMQ_INVALID_OPTION);
+    CHECK(strstr(shmq_last_error(), "on_expiry must be") != NULL);
+}
+
 static void test_errors(void) {
     shmq_options o = test_options(16, 64);
     o.dlq_slots = 1;
@@ -472,6 +527,7 @@ int main(void) {
     RUN(test_dead_letters);
     RUN(test_leases);
     RUN(test_keyed_publish);
+    RUN(test_expiry);
     RUN(test_errors);
     return finish();
 }

@@ -302,6 +302,38 @@ void test_capacity() {
     shmq::queue::remove("cap", o);
 }
 
+// Expiry: a message's ttl and the queue's, discarded and counted, or
+// dead-lettered with the reason.
+void test_expiry() {
+    using namespace std::chrono_literals;
+    test_dir d("expiry");
+    auto q = shmq::queue::create("exp", d.opts(16, 64));
+    q.create_group("g", shmq::start_at::earliest());
+    auto p = q.make_producer();
+    shmq::meta brief;
+    brief.ttl = 1ms;
+    p.publish("stale", brief);
+    std::this_thread::sleep_for(20ms);
+    p.publish("fresh");
+    auto c = q.make_consumer("g");
+    CHECK_EQ(c.receive().text(), "fresh");
+    auto dead = q.dlq_list();
+    CHECK_EQ(dead.size(), 1u);
+    CHECK(dead[0].reason == SHMQ_DLQ_REASON_EXPIRED);
+    CHECK_EQ(q.group_stats("g").messages_expired, 1u);
+    auto o = d.opts(16, 64).message_ttl(1ms).on_expiry(shmq::on_expiry_policy::discard);
+    auto q2 = shmq::queue::create("exp2", o);
+    q2.create_group("g", shmq::start_at::earliest());
+    q2.make_producer().publish("dropped");
+    std::this_thread::sleep_for(20ms);
+    auto c2 = q2.make_consumer("g");
+    CHECK(!c2.receive(10ms).has_value());
+    CHECK_EQ(q2.group_stats("g").messages_expired, 1u);
+    CHECK_EQ(q2.dlq_list().size(), 0u);
+    shmq::queue::remove("exp", d.opts(16, 64));
+    shmq::queue::remove("exp2", o);
+}
+
 // Defect 1: a message read after its delivery ended threw nothing and read
 // reused memory. Now every way a delivery ends makes the payload throw.
 void test_message_lifetime() {
@@ -1330,6 +1362,7 @@ int main() {
     RUN(test_queue_lifecycle);
     RUN(test_round_trip);
     RUN(test_capacity);
+    RUN(test_expiry);
     RUN(test_message_lifetime);
     RUN(test_destruction_gives_back);
     RUN(test_timeouts);
