@@ -138,6 +138,36 @@ fn secs(s: f64, what: &str) -> CliResult<Duration> {
     Duration::try_from_secs_f64(s).map_err(|_| CliError::Other(format!("bad {what}: {s}")))
 }
 
+/// A length of time: a number and a unit, `ms`, `s`, `m`, `h` or `d`
+/// (`30s`, `5m`, `1.5h`), or a number of seconds alone (`0.25`).
+pub(crate) fn duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(at) => t.split_at(at),
+        None => (t, "s"),
+    };
+    let scale = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => {
+            return Err(format!(
+                "{s:?} is not a length of time (30s, 5m, 100ms, 1h, 2d)"
+            ));
+        }
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a length of time (30s, 5m, 100ms, 1h, 2d)"))?;
+    if !n.is_finite() || n < 0.0 {
+        return Err(format!("must be ≥ 0, got {s}"));
+    }
+    Duration::try_from_secs_f64(n * scale).map_err(|_| format!("{s:?} is too long"))
+}
+
 /// A count, size or seq option: a whole number, and a plain "must be ≥ 0"
 /// for a negative one (clap's own tip about `-- -1` does not work for an
 /// option's value).

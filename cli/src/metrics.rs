@@ -283,6 +283,12 @@ const METRICS: &[Metric] = &[
         Group(|_, g| g.dead_lettered as f64),
     ),
     m(
+        "group_messages_expired_total",
+        Counter,
+        "Messages whose time to live ran out before the group finished them (dead-lettered with reason expired, or discarded).",
+        Group(|_, g| g.messages_expired as f64),
+    ),
+    m(
         "group_in_flight",
         Gauge,
         "Messages leased to the group's consumers right now.",

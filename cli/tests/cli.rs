@@ -1287,3 +1287,96 @@ fn create_takes_ordering_lanes_and_consume_takes_wait() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn ttl_and_message_ttl_expire_messages_and_stat_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        &["create", "t", "--slots", "64", "--on-expiry", "discard"],
+    );
+    ok(d, &["group-create", "t", "g", "--start", "earliest"]);
+    let stale = d.join("stale.txt");
+    std::fs::write(&stale, "stale").unwrap();
+    ok(
+        d,
+        &[
+            "publish",
+            "t",
+            "--ttl",
+            "1ms",
+            "--file",
+            stale.to_str().unwrap(),
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let fresh = d.join("fresh.txt");
+    std::fs::write(&fresh, "fresh").unwrap();
+    ok(
+        d,
+        &[
+            "publish",
+            "t",
+            "--ttl",
+            "1h",
+            "--file",
+            fresh.to_str().unwrap(),
+        ],
+    );
+    let got = ok(
+        d,
+        &[
+            "consume",
+            "t",
+            "--group",
+            "g",
+            "--count",
+            "1",
+            "--timeout",
+            "5",
+        ],
+    );
+    assert_eq!(got, "fresh\n");
+    let st: serde_json::Value = serde_json::from_str(&ok(d, &["stat", "t", "--json"])).unwrap();
+    assert_eq!(st["messages_expired"], 1, "{st}");
+    assert_eq!(st["groups"][0]["messages_expired"], 1, "{st}");
+    assert_eq!(st["dlq_depth"], 0, "{st}");
+    // The queue's own ttl, dead-lettering with the reason.
+    ok(d, &["create", "u", "--slots", "64", "--message-ttl", "1ms"]);
+    ok(d, &["group-create", "u", "g", "--start", "earliest"]);
+    ok(d, &["publish", "u", "--file", stale.to_str().unwrap()]);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let out = shmq(
+        d,
+        &[
+            "consume",
+            "u",
+            "--group",
+            "g",
+            "--count",
+            "1",
+            "--timeout",
+            "0.05",
+        ],
+    );
+    assert!(out.stdout.is_empty(), "{:?}", out.stdout);
+    let listed = ok(d, &["dlq", "u", "list", "--json"]);
+    let dead: serde_json::Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    assert_eq!(dead["reason"], "expired", "{dead}");
+    for (args, want) in [
+        (&["publish", "t", "--ttl", "5x"][..], "not a length of time"),
+        (
+            &["create", "x", "--on-expiry", "drop"][..],
+            "on_expiry must be dead-letter or discard",
+        ),
+        (
+            &["create", "x", "--message-ttl", "0s"][..],
+            "message_ttl must be from 1 ms",
+        ),
+    ] {
+        let out = shmq(d, args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
+    }
+}

@@ -124,6 +124,7 @@ async def publish_async(
     timeout: Optional[float],
     ordering_key: Union[str, bytes, None] = None,
     headers: Any = None,
+    ttl: Optional[float] = None,
 ) -> int:
     from . import Timeout
 
@@ -142,6 +143,7 @@ async def publish_async(
                 timeout=0,
                 ordering_key=ordering_key,
                 headers=headers,
+                ttl=ttl,
             )
         except Timeout:
             pass

@@ -36,6 +36,7 @@ _Payload = Union[Buffer, bytes, bytearray, memoryview, _ArrayInterface]
 
 _Overflow = Literal["block", "reject", "spill"]
 _Fallback = Literal["block", "reject"]
+_OnExpiry = Literal["dead-letter", "discard"]
 _Sync = Union[Literal["never", "always"], str]
 """``"never"``, ``"always"`` or ``"every-N"`` (N records): the last cannot
 be a Literal, so any str type-checks and the runtime checks the rest."""
@@ -51,6 +52,7 @@ class _GroupStats(TypedDict):
     nacked: int
     expired: int
     dead_lettered: int
+    messages_expired: int
     in_flight: int
     oldest_unacked_age_ns: int
     oldest_unacked_key: Optional[bytes]
@@ -237,6 +239,8 @@ class Queue:
         max_message_size: Optional[int] = None,
         capacity: Optional[int] = None,
         max_in_flight: Optional[int] = None,
+        message_ttl: Optional[float] = None,
+        on_expiry: _OnExpiry = "dead-letter",
     ) -> "Queue":
         """Creates a queue (``Exists`` if it is there already).
 
@@ -277,6 +281,14 @@ class Queue:
         its oldest unfinished message: when that many are out, receives
         wait for the oldest to be acked, nacked or dead-lettered. A leasing
         group's table takes 48 bytes per slot of it.
+
+        ``message_ttl`` (seconds; None: none; at most 2^32 - 1 ms) is every
+        message's time to live, from its timestamp (``publish(ttl=)`` may set
+        a shorter one): a group that has not finished a message by then is
+        not given it. ``on_expiry`` says what becomes of it: "dead-letter"
+        (to the group's dead-letter queue with reason "expired"; delivered
+        late instead if the DLQ is full) or "discard" (dropped); either way
+        the group's ``messages_expired`` counts it.
         """
 
     @staticmethod
@@ -325,6 +337,8 @@ class Queue:
         max_message_size: Optional[int] = None,
         capacity: Optional[int] = None,
         max_in_flight: Optional[int] = None,
+        message_ttl: Optional[float] = None,
+        on_expiry: _OnExpiry = "dead-letter",
     ) -> "Queue":
         """Opens the queue, creating it with these options if it is not there."""
 
@@ -402,7 +416,7 @@ class Queue:
 
     def groups(self) -> list[_GroupStats]:
         """Every group, as dicts (name, next, committed, lag, delivered,
-        redelivered, acked, nacked, expired, dead_lettered, in_flight,
+        redelivered, acked, nacked, expired, dead_lettered, messages_expired, in_flight,
         oldest_unacked_age_ns, oldest_unacked_key, busy_lanes, consumers,
         consumer_attached, created_ns)."""
 
@@ -487,6 +501,7 @@ class Producer:
         timeout: Optional[float] = None,
         ordering_key: Optional[_Bytes] = None,
         headers: Optional[_Headers] = None,
+        ttl: Optional[float] = None,
     ) -> int:
         """Publishes ``data`` (bytes or anything with the buffer protocol, one
         C-contiguous run, copied once into the slot); returns its seq.
@@ -505,6 +520,10 @@ class Producer:
         slot_size (``TooLarge``). In an ack="manual" group a key's messages
         are leased in order. Past a limit: ``InvalidOption``; a value that
         is not str or bytes: ``TypeError``. Not the idempotency ``key``.
+
+        ``ttl`` (seconds) is the message's time to live: a group that has not
+        finished it by then is not given it (see ``Queue.create``'s
+        ``on_expiry``); a message already received is not taken back.
         """
 
     def publish_many(self, items: Iterable[_Payload], timeout: Optional[float] = None) -> int:
@@ -542,6 +561,7 @@ class Producer:
         timeout: Optional[float] = None,
         ordering_key: Optional[_Bytes] = None,
         headers: Optional[_Headers] = None,
+        ttl: Optional[float] = None,
     ) -> Coroutine[Any, Any, int]:
         """``await producer.publish_async(data, ...)``: ``publish`` that waits
         for room without blocking the event loop (asyncio, uvloop): the same

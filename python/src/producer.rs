@@ -344,7 +344,7 @@ impl Producer {
     /// `await producer.publish_async(data, ...)`: `publish`, waiting for
     /// room without blocking the event loop (same keywords; `timeout`
     /// bounds the wait, then `Timeout`).
-    #[pyo3(signature = (data, type_id=0, correlation_id=0, key=None, timeout=None, ordering_key=None, headers=None))]
+    #[pyo3(signature = (data, type_id=0, correlation_id=0, key=None, timeout=None, ordering_key=None, headers=None, ttl=None))]
     #[allow(clippy::too_many_arguments)]
     fn publish_async<'py>(
         slf: &Bound<'py, Self>,
@@ -355,10 +355,15 @@ impl Producer {
         timeout: Option<Seconds>,
         ordering_key: Option<&Bound<'py, PyAny>>,
         headers: Option<&Bound<'py, PyAny>>,
+        ttl: Option<Seconds>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let timeout = timeout.map(|s| s.0);
         if let Some(t) = timeout {
             crate::wait::seconds("timeout", t)?;
+        }
+        let ttl = ttl.map(|s| s.0);
+        if let Some(t) = ttl {
+            crate::wait::seconds("ttl", t)?;
         }
         aio(slf.py(), "publish_async")?.call1((
             slf,
@@ -369,11 +374,12 @@ impl Producer {
             timeout,
             ordering_key,
             headers,
+            ttl,
         ))
     }
 
     /// Publishes one message; returns its seq.
-    #[pyo3(signature = (data, type_id=0, correlation_id=0, key=None, timeout=None, ordering_key=None, headers=None))]
+    #[pyo3(signature = (data, type_id=0, correlation_id=0, key=None, timeout=None, ordering_key=None, headers=None, ttl=None))]
     #[allow(clippy::too_many_arguments)]
     fn publish(
         &self,
@@ -385,6 +391,7 @@ impl Producer {
         timeout: Option<Seconds>,
         ordering_key: Option<&Bound<'_, PyAny>>,
         headers: Option<&Bound<'_, PyAny>>,
+        ttl: Option<Seconds>,
     ) -> PyResult<u64> {
         let timeout = timeout.map(|s| s.0);
         check_fork(self.shared.made_in)?;
@@ -394,7 +401,10 @@ impl Producer {
         } else {
             Envelope::new(ordering_key, headers)?
         };
-        let meta = meta(type_id, correlation_id, key, &envelope)?;
+        let mut meta = meta(type_id, correlation_id, key, &envelope)?;
+        if let Some(t) = ttl {
+            meta = meta.ttl(crate::wait::seconds("ttl", t.0)?);
+        }
         if let Some(t) = timeout {
             crate::wait::seconds("timeout", t)?;
         }

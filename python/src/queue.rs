@@ -137,6 +137,7 @@ fn group_dict<'py>(py: Python<'py>, g: &shmq::GroupInfo) -> PyResult<Bound<'py, 
     d.set_item("nacked", g.nacked)?;
     d.set_item("expired", g.expired)?;
     d.set_item("dead_lettered", g.dead_lettered)?;
+    d.set_item("messages_expired", g.messages_expired)?;
     d.set_item("in_flight", g.in_flight)?;
     d.set_item("oldest_unacked_age_ns", g.oldest_unacked_age_ns)?;
     d.set_item(
@@ -172,7 +173,7 @@ macro_rules! queue_methods {
                 spill_fallback="block", sync="never", journal_max_age=None,
                 journal_max_bytes=1 << 30, trust_owner=None, trust_group=None,
                 ordering_lanes=1024, max_message_size=None, capacity=None,
-                max_in_flight=None))]
+                max_in_flight=None, message_ttl=None, on_expiry="dead-letter"))]
             fn $method(
                 py: Python<'_>,
                 name: &str,
@@ -201,6 +202,8 @@ macro_rules! queue_methods {
                 max_message_size: Option<i64>,
                 capacity: Option<i64>,
                 max_in_flight: Option<i64>,
+                message_ttl: Option<crate::wait::Seconds>,
+                on_expiry: &str,
             ) -> PyResult<Queue> {
                 // Counts and sizes: a negative one is an InvalidOption that
                 // names it (the plain conversion raised OverflowError).
@@ -251,6 +254,10 @@ macro_rules! queue_methods {
                 if let Some(n) = max_in_flight {
                     o = o.max_in_flight(whole("max_in_flight", n)?);
                 }
+                if let Some(t) = message_ttl {
+                    o = o.message_ttl(crate::wait::seconds("message_ttl", t.0)?);
+                }
+                o = o.on_expiry(on_expiry.parse().py_err()?);
                 let q = py.detach(|| $core(&name, &o)).py_err()?;
                 Ok(Queue::new(q))
             }

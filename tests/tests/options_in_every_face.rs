@@ -150,6 +150,16 @@ fn spellings(consumer: bool) -> BTreeMap<&'static str, [&'static [&'static str];
             ("ordering_lanes", same(&["ordering_lanes"])),
             ("max_in_flight", same(&["max_in_flight"])),
             (
+                "message_ttl",
+                [
+                    &["message_ttl"][..],
+                    &["message_ttl_ms"],
+                    &["message_ttl"],
+                    &["message_ttl"],
+                ],
+            ),
+            ("on_expiry", same(&["on_expiry"])),
+            (
                 "dedup_ttl",
                 [
                     &["dedup_ttl"][..],

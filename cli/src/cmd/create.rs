@@ -99,6 +99,15 @@ pub(crate) struct Args {
     /// finish. A leasing group's table takes 48 bytes per slot of it.
     #[arg(long, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     max_in_flight: Option<u64>,
+    /// Every message's time to live (30s, 5m, 1h; at most about 49 days):
+    /// a group that has not finished a message by then is not given it.
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration)]
+    message_ttl: Option<std::time::Duration>,
+    /// What becomes of an expired message: dead-letter (to the group's
+    /// dead-letter queue, reason "expired") or discard (dropped); counted
+    /// either way.
+    #[arg(long, default_value = "dead-letter")]
+    on_expiry: String,
 }
 
 pub(crate) fn run(args: Args, opts: Options) -> CliResult {
@@ -126,6 +135,8 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         dedup_ttl,
         ordering_lanes,
         max_in_flight,
+        message_ttl,
+        on_expiry,
     } = args;
     let overflow: Overflow = overflow.parse()?;
     let spill_fallback: Overflow = spill_fallback.parse()?;
@@ -145,6 +156,10 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
     if let Some(n) = max_in_flight {
         opts = opts.max_in_flight(n);
     }
+    if let Some(t) = message_ttl {
+        opts = opts.message_ttl(t);
+    }
+    opts = opts.on_expiry(on_expiry.parse()?);
     if let Some(n) = slots {
         opts = opts.slots(n);
     }

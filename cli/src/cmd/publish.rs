@@ -43,6 +43,11 @@ pub(crate) struct Args {
     /// 16; names may repeat and keep their order). Split at the first `=`.
     #[arg(long = "header", value_name = "NAME=VALUE", value_parser = header)]
     headers: Vec<(String, String)>,
+    /// Time to live of every message (30s, 5m, 100ms, 1h): a group that
+    /// has not finished a message by then is not given it (the queue's
+    /// on-expiry says what becomes of it).
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration)]
+    ttl: Option<Duration>,
     /// Each line of stdin is ORDERING-KEY, SEP, PAYLOAD: the text before
     /// the first SEP is the message's ordering key (1 to 1024 bytes), the
     /// rest its payload. A line without SEP, or with nothing before it,
@@ -103,6 +108,7 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         key,
         timeout,
         headers,
+        ttl,
         ordering_key_separator,
     } = args;
     let q = Queue::open_with(&name, &opts)?;
@@ -110,6 +116,9 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
     let mut meta = Meta::new().type_id(type_id).correlation_id(correlation_id);
     for (name, value) in &headers {
         meta = meta.header(name, value);
+    }
+    if let Some(t) = ttl {
+        meta = meta.ttl(t);
     }
     let timeout = timeout.map(|t| secs(t, "--timeout")).transpose()?;
     // Stdin that is a file has a known length: the bar counts its bytes.

@@ -205,6 +205,7 @@ fn queue_detail(f: &mut Frame, q: &QueueView, area: Rect) {
                 g.in_flight.to_string(),
                 g.redelivered.to_string(),
                 g.dead_lettered.to_string(),
+                g.messages_expired.to_string(),
                 format!("{:.1}s", g.oldest_unacked_age_ns as f64 / 1e9),
                 g.consumers.to_string(),
             ])
@@ -219,6 +220,7 @@ fn queue_detail(f: &mut Frame, q: &QueueView, area: Rect) {
         Constraint::Length(6),
         Constraint::Length(6),
         Constraint::Length(5),
+        Constraint::Length(5),
         Constraint::Length(7),
         Constraint::Length(4),
     ];
@@ -231,6 +233,7 @@ fn queue_detail(f: &mut Frame, q: &QueueView, area: Rect) {
             "inflt",
             "redel",
             "dead",
+            "ttl",
             "oldest",
             "cons",
         ]))
