@@ -282,3 +282,53 @@ fn message_ttl_and_on_expiry_are_checked() {
         "{e}"
     );
 }
+
+/// A group nobody consumes keeps its messages, and so every slot after
+/// them. When they have expired, a producer that finds the ring full moves
+/// the group past them (dead-lettered or dropped, and counted), as its
+/// consumer would have: they never hold the ring.
+#[test]
+fn expired_messages_of_a_group_nobody_reads_do_not_hold_the_ring() {
+    for how in [OnExpiry::DeadLetter, OnExpiry::Discard] {
+        let dir = tempfile::tempdir().unwrap();
+        let o = opts(dir.path())
+            .slots(8)
+            .overflow(Overflow::Reject)
+            .on_expiry(how);
+        let q = Queue::create("q", &o).unwrap();
+        q.create_group("idle", Start::Earliest).unwrap();
+        let mut p = q.producer().unwrap();
+        for i in 0..8u8 {
+            p.publish_with(&[i; 10], &Meta::new().ttl(GONE)).unwrap();
+        }
+        let_expire();
+        // Full of expired messages: room comes back at once.
+        for i in 8..16u8 {
+            p.publish_with(&[i; 10], &Meta::new().ttl(AN_HOUR)).unwrap();
+        }
+        let g = group(&q, "idle");
+        assert_eq!(
+            (g.messages_expired, g.next, g.committed),
+            (8, 8, 8),
+            "{how:?}"
+        );
+        let dead = q.dlq().list().unwrap();
+        match how {
+            OnExpiry::DeadLetter => {
+                assert_eq!(dead.len(), 8);
+                assert!(
+                    dead.iter()
+                        .all(|d| d.reason == Reason::Expired && d.group == "idle")
+                );
+                assert_eq!(g.dead_lettered, 8);
+            }
+            OnExpiry::Discard => assert!(dead.is_empty()),
+        }
+        // Unexpired messages do hold it, as any unread message does.
+        assert!(matches!(p.publish(b"no room"), Err(Error::Full)));
+        let mut c = q.consumer("idle", ConsumerOptions::new()).unwrap();
+        for i in 8..16u8 {
+            assert_eq!(c.receive().unwrap().payload(), &[i; 10]);
+        }
+    }
+}

@@ -8,6 +8,7 @@
 pub(crate) mod control_words;
 pub(crate) mod dead_letters;
 pub(crate) mod dedup;
+pub(crate) mod expiry;
 pub(crate) mod group_info;
 pub(crate) mod journal;
 pub(crate) mod queue_file;
@@ -90,6 +91,10 @@ pub(crate) struct OpenQueue {
     /// after [`SETTLE_AGAIN_NS`], so a spinning consumer makes no storm
     /// of heavy fences while a stopped producer holds it.
     pub held_by_commit: [std::sync::atomic::AtomicU64; 2],
+    /// CLOCK_MONOTONIC ns of this process's last look for idle groups'
+    /// expired messages (`open_queue/expiry.rs`), so that a producer held
+    /// by a full ring looks now and then, not on every try.
+    pub expiry_looked: std::sync::atomic::AtomicU64,
     /// Why this process must not write the queue's segments (spill,
     /// journal, dead-letter overflow): the directory it sees at the
     /// queue's spill path is not the queue's (`store/owner.rs`).

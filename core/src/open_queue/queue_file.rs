@@ -125,6 +125,7 @@ fn assemble(name: &str, f: Opened, stores: Stores) -> Result<OpenQueue> {
         dlq_spill: stores.dlq_spill,
         dedup_index: Default::default(),
         held_by_commit: Default::default(),
+        expiry_looked: Default::default(),
         stores_refused: stores.refused,
         bells,
     };

@@ -201,6 +201,30 @@ pub(crate) unsafe fn enveloped_body<'a>(slot: *const u8, slot_size: usize) -> Op
     Some(unsafe { std::slice::from_raw_parts(slot.add(SLOT_HEADER_SIZE as usize), len) })
 }
 
+/// When the committed message in `slot`, whose envelope (if any) is
+/// `env`, expires (CLOCK_REALTIME ns): the earlier of its envelope's
+/// expiry (`Meta::ttl`) and its timestamp plus the queue's
+/// `message_ttl` (`queue_ttl_ns`, 0: none). `None`: never.
+///
+/// # Safety
+/// As [`stored_in_slot`].
+#[inline]
+pub(crate) unsafe fn expires_ns(
+    slot: *const u8,
+    env: Option<&Envelope<'_>>,
+    queue_ttl_ns: u64,
+) -> Option<u64> {
+    let own = env.and_then(|e| e.expires_ns);
+    if queue_ttl_ns == 0 {
+        return own;
+    }
+    // SAFETY: per the contract the header is inside the mapping, complete
+    // and held still.
+    let ts = unsafe { std::ptr::addr_of!((*(slot as *const SlotHeader)).timestamp_ns).read() };
+    let by_queue = ts.saturating_add(queue_ttl_ns);
+    Some(own.map_or(by_queue, |e| e.min(by_queue)))
+}
+
 /// The publish time in `slot` as it is now: exact if the caller knows the
 /// slot committed and held still; at worst a stale value (a plain u64:
 /// any bit pattern is a value) if it is being reused right now.

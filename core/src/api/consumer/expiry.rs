@@ -59,14 +59,8 @@ impl Consumer {
                 Judged::OtherGroup
             };
         }
-        let mut expires = env.and_then(|e| e.expires_ns);
-        if self.ttl_ns > 0 {
-            // SAFETY: as in `judge`: the slot is committed and held still.
-            let ts = unsafe { read::timestamp_now(slot) };
-            let by_queue = ts.saturating_add(self.ttl_ns);
-            expires = Some(expires.map_or(by_queue, |e| e.min(by_queue)));
-        }
-        match expires {
+        // SAFETY: as in `judge`: the slot is committed and held still.
+        match unsafe { read::expires_ns(slot, env.as_ref(), self.ttl_ns) } {
             Some(at) if at <= os::clock::realtime_ns() => Judged::Expired,
             _ => Judged::Deliver,
         }

@@ -242,6 +242,11 @@ impl Producer {
             if spill {
                 return Ok(None);
             }
+            // Expired messages at the cursor of a group nobody consumes
+            // would hold the ring for good (SPEC guarantee 14).
+            if room < n && self.shared.expire_for_idle_groups() {
+                continue;
+            }
             if self.overflow == Overflow::Reject && room < n {
                 self.shared
                     .header()
