@@ -6,11 +6,14 @@
 //! timestamp (ms; Kafka's record timestamp); the user's headers come first,
 //! in order, then shmq's own, as text so that kcat and UIs show them:
 //! `shmq-seq`, `shmq-type-id`, `shmq-correlation-id`, `shmq-origin`
-//! (`host/queue/group`).
+//! (`host/queue/group`), and `shmq-expires-ns` (CLOCK_REALTIME ns) for a
+//! message published with a time to live of its own (`Meta::ttl`).
 //!
 //! In: the key becomes the ordering key (an empty key: none); headers
 //! become headers, except shmq's own, which give back the type id and the
-//! correlation id; the idempotency key is `shmq:<origin>:<seq>` for a
+//! correlation id, and `shmq-expires-ns` its time to live again (the time
+//! left; already past: expired at once, so that the queue's groups
+//! dead-letter or drop it as their queue says); the idempotency key is `shmq:<origin>:<seq>` for a
 //! record that carries shmq's origin and seq (so a record sent twice by a
 //! bridge that was killed before its ack is one message here), and the
 //! engine's position otherwise (`kafka:<topic>:<partition>:<offset>`,
@@ -24,6 +27,7 @@ pub const SHMQ_SEQ: &str = "shmq-seq";
 pub const SHMQ_TYPE_ID: &str = "shmq-type-id";
 pub const SHMQ_CORRELATION_ID: &str = "shmq-correlation-id";
 pub const SHMQ_ORIGIN: &str = "shmq-origin";
+pub const SHMQ_EXPIRES_NS: &str = "shmq-expires-ns";
 
 /// Where messages come from: `host/queue/group`.
 pub fn origin(queue: &str, group: &str) -> String {
@@ -48,6 +52,9 @@ pub fn outgoing(m: &shmq::Message<'_>, origin: &str) -> Outgoing {
         m.correlation_id().to_string().into_bytes(),
     ));
     headers.push((SHMQ_ORIGIN.into(), origin.as_bytes().to_vec()));
+    if let Some(at) = m.expires_ns() {
+        headers.push((SHMQ_EXPIRES_NS.into(), at.to_string().into_bytes()));
+    }
     Outgoing {
         key: m.ordering_key().map(<[u8]>::to_vec),
         payload: m.payload().to_vec(),
@@ -64,6 +71,8 @@ pub struct Inbound<'a> {
     pub type_id: u32,
     pub correlation_id: u64,
     pub idempotency_key: String,
+    /// When it expires (CLOCK_REALTIME ns), if it carries an expiry.
+    pub expires_ns: Option<u64>,
 }
 
 impl<'a> Inbound<'a> {
@@ -78,8 +87,24 @@ impl<'a> Inbound<'a> {
         for (n, v) in &self.headers {
             meta.headers.push(n, v);
         }
+        if let Some(at) = self.expires_ns {
+            meta = meta.ttl(time_left(at, realtime_ns()));
+        }
         meta
     }
+}
+
+/// CLOCK_REALTIME now, in ns.
+fn realtime_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// The time to live that ends at `at`, from `now`: at least 1 ns (an
+/// expiry already past is expired at once, never no expiry).
+fn time_left(at: u64, now: u64) -> std::time::Duration {
+    std::time::Duration::from_nanos(at.saturating_sub(now).max(1))
 }
 
 fn text<T: std::str::FromStr>(v: &[u8]) -> Option<T> {
@@ -94,6 +119,7 @@ pub fn inbound(rec: &Incoming) -> Inbound<'_> {
         type_id: 0,
         correlation_id: 0,
         idempotency_key: rec.id.clone(),
+        expires_ns: None,
     };
     let (mut seq, mut origin) = (None, None);
     for (name, value) in &rec.headers {
@@ -102,6 +128,7 @@ pub fn inbound(rec: &Incoming) -> Inbound<'_> {
             SHMQ_CORRELATION_ID => out.correlation_id = text(value).unwrap_or(0),
             SHMQ_SEQ => seq = text::<u64>(value),
             SHMQ_ORIGIN => origin = std::str::from_utf8(value).ok(),
+            SHMQ_EXPIRES_NS => out.expires_ns = text(value),
             _ => out.headers.push((name.as_str(), value.as_slice())),
         }
     }
@@ -136,6 +163,7 @@ mod tests {
         assert_eq!(i.ordering_key, Some(&b"customer-7"[..]));
         assert_eq!((i.type_id, i.correlation_id), (7, 9));
         assert_eq!(i.idempotency_key, "shmq:h/a/g:42");
+        assert_eq!(i.expires_ns, None);
         assert_eq!(
             i.headers,
             vec![
@@ -154,5 +182,27 @@ mod tests {
             (i.ordering_key, i.idempotency_key.as_str()),
             (None, "kafka:t:1:9")
         );
+    }
+
+    #[test]
+    fn an_expiry_comes_back_as_the_time_left() {
+        let rec = Incoming {
+            headers: vec![(SHMQ_EXPIRES_NS.into(), b"5000".to_vec())],
+            id: "kafka:t:0:1".into(),
+            ..Incoming::default()
+        };
+        let i = inbound(&rec);
+        assert_eq!(i.expires_ns, Some(5000));
+        assert!(i.headers.is_empty(), "shmq's own header is not a user's");
+        assert_eq!(time_left(5000, 2000), std::time::Duration::from_nanos(3000));
+        // Past already: expired at once, not kept for ever.
+        assert_eq!(time_left(5000, 9000), std::time::Duration::from_nanos(1));
+        assert!(i.meta().ttl.is_some());
+        // Garbled: no expiry.
+        let bad = Incoming {
+            headers: vec![(SHMQ_EXPIRES_NS.into(), b"soon".to_vec())],
+            ..Incoming::default()
+        };
+        assert_eq!(inbound(&bad).expires_ns, None);
     }
 }

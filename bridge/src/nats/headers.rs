@@ -22,8 +22,42 @@ use crate::record;
 pub const ORDERING_KEY: &str = "shmq-ordering-key";
 /// The prefix of a hex-encoded header's name.
 const HEX: &str = "shmq-hex-";
-/// JetStream's own headers, not handed to shmq.
+/// JetStream's own headers, not handed to shmq ...
 const NATS_PREFIX: &str = "Nats-";
+/// ... but for a message's time to live (JetStream's per-message TTL,
+/// nats-server 2.11+), which comes in as shmq's `shmq-expires-ns`.
+const NATS_TTL: &str = "Nats-TTL";
+
+/// A `Nats-TTL` value: a number of seconds, or a Go duration (`30s`,
+/// `1h30m`, `500ms`); `never` (or garbage) is none.
+fn nats_ttl(v: &str) -> Option<std::time::Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(std::time::Duration::from_secs(secs));
+    }
+    let mut total = 0f64;
+    let mut rest = v;
+    while !rest.is_empty() {
+        let at = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let n: f64 = rest[..at].parse().ok()?;
+        rest = &rest[at..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        total += n * scale;
+        rest = &rest[unit_len..];
+    }
+    std::time::Duration::try_from_secs_f64(total).ok()
+}
 
 /// Headers as shmq holds them: names and values, in order.
 pub type Headers = Vec<(String, Vec<u8>)>;
@@ -77,6 +111,19 @@ pub fn headers_in(h: Option<&HeaderMap>) -> (Option<Vec<u8>>, Headers) {
     names.sort_by(|a, b| AsRef::<str>::as_ref(a.0).cmp(AsRef::<str>::as_ref(b.0)));
     for (name, values) in names {
         let name: &str = AsRef::<str>::as_ref(name);
+        if name.eq_ignore_ascii_case(NATS_TTL) {
+            if let Some(d) = values.iter().next().and_then(|v| nats_ttl(v.as_str())) {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |t| t.as_nanos() as u64);
+                let at = now.saturating_add(d.as_nanos().min(u64::MAX as u128) as u64);
+                out.push((
+                    record::SHMQ_EXPIRES_NS.to_string(),
+                    at.to_string().into_bytes(),
+                ));
+            }
+            continue;
+        }
         if name.starts_with(NATS_PREFIX) {
             continue;
         }
@@ -159,5 +206,35 @@ mod tests {
         want.sort();
         back.sort();
         assert_eq!(back, want);
+    }
+
+    #[test]
+    fn a_jetstream_ttl_comes_in_as_an_expiry() {
+        assert_eq!(nats_ttl("30"), Some(std::time::Duration::from_secs(30)));
+        assert_eq!(
+            nats_ttl("1h30m"),
+            Some(std::time::Duration::from_secs(5400))
+        );
+        assert_eq!(
+            nats_ttl("500ms"),
+            Some(std::time::Duration::from_millis(500))
+        );
+        assert_eq!(nats_ttl("never"), None);
+        assert_eq!(nats_ttl("5x"), None);
+        let mut h = HeaderMap::new();
+        h.insert("Nats-TTL", "1h");
+        h.insert("Nats-Msg-Id", "x");
+        let (_, out) = headers_in(Some(&h));
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].0, record::SHMQ_EXPIRES_NS);
+        let at: u64 = String::from_utf8(out[0].1.clone())
+            .unwrap()
+            .parse()
+            .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        assert!(at > now + 3_500_000_000_000 && at <= now + 3_600_000_000_000);
     }
 }

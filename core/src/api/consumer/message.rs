@@ -47,6 +47,14 @@ impl<'m> Message<'m> {
         // borrowing it ends.
         self.body.payload()
     }
+    /// When the message expires, if it was published with a time to live
+    /// of its own ([`Meta::ttl`](crate::Meta::ttl)): CLOCK_REALTIME ns. The
+    /// queue's `message_ttl` is not included (it counts from
+    /// [`timestamp_ns`](Self::timestamp_ns)). The bridges carry it as the
+    /// header `shmq-expires-ns`.
+    pub fn expires_ns(&self) -> Option<u64> {
+        self.body.envelope().and_then(|e| e.expires_ns)
+    }
     /// The ordering key it was published with ([`Meta::ordering_key`](crate::Meta::ordering_key)), in place.
     pub fn ordering_key(&self) -> Option<&[u8]> {
         self.body.envelope().and_then(|e| e.key)
