@@ -328,7 +328,7 @@ impl Options {
             return Err(Error::InvalidOption("lease must be more than 0".into()));
         }
         if let Some(t) = self.message_ttl {
-            if t.is_zero() || t.as_millis() > u32::MAX as u128 {
+            if t < Duration::from_millis(1) || t.as_millis() > u32::MAX as u128 {
                 return Err(Error::InvalidOption(format!(
                     "message_ttl must be from 1 ms to {} ms (about 49 days), got {t:?}",
                     u32::MAX

@@ -258,7 +258,11 @@ fn spilled_messages_keep_their_expiry() {
 #[test]
 fn message_ttl_and_on_expiry_are_checked() {
     let dir = tempfile::tempdir().unwrap();
-    for bad in [Duration::ZERO, Duration::from_millis(u32::MAX as u64 + 1)] {
+    for bad in [
+        Duration::ZERO,
+        Duration::from_micros(999),
+        Duration::from_millis(u32::MAX as u64 + 1),
+    ] {
         let e = Queue::create("q", &opts(dir.path()).message_ttl(bad)).unwrap_err();
         assert!(
             e.to_string().contains("message_ttl must be from 1 ms"),
@@ -330,5 +334,60 @@ fn expired_messages_of_a_group_nobody_reads_do_not_hold_the_ring() {
         for i in 8..16u8 {
             assert_eq!(c.receive().unwrap().payload(), &[i; 10]);
         }
+    }
+}
+
+/// ack=manual with the dead-letter queue refusing an expired message: it
+/// is delivered on the lease as restored, so its ack holds.
+#[test]
+fn ack_manual_with_the_dead_letter_queue_full_delivers_on_a_lease_that_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("q", &opts(dir.path()).dlq_slots(1)).unwrap();
+    q.create_group("w", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    p.publish(b"fills the dlq").unwrap();
+    let mut w = q
+        .consumer("w", ConsumerOptions::new().ack(Ack::Manual))
+        .unwrap();
+    w.receive_timeout(WAIT)
+        .unwrap()
+        .nack(Nack::DeadLetter)
+        .unwrap();
+    p.publish_with(b"stale", &Meta::new().ttl(GONE)).unwrap();
+    let_expire();
+    let m = w.receive_timeout(WAIT).unwrap();
+    assert_eq!(m.payload(), b"stale");
+    m.ack().unwrap();
+    let g = group(&q, "w");
+    assert_eq!((g.messages_expired, g.in_flight, g.lag), (0, 0, 0));
+}
+
+/// A spilling queue: the idle group's expired messages are moved past, so
+/// the ring and then the spill drain.
+#[test]
+fn expired_messages_do_not_hold_a_spilling_ring() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path())
+        .slots(4)
+        .overflow(Overflow::Spill)
+        .spill_dir(dir.path().join("spill"))
+        .spill_segment_size(1 << 16)
+        .on_expiry(OnExpiry::Discard);
+    let q = Queue::create("q", &o).unwrap();
+    q.create_group("idle", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    for i in 0..4u8 {
+        p.publish_with(&[i; 10], &Meta::new().ttl(GONE)).unwrap();
+    }
+    for i in 4..8u8 {
+        p.publish(&[i; 10]).unwrap();
+    }
+    assert!(q.stats().spill_depth > 0);
+    let_expire();
+    p.publish(&[8; 10]).unwrap();
+    assert_eq!(group(&q, "idle").messages_expired, 4);
+    let mut c = q.consumer("idle", ConsumerOptions::new()).unwrap();
+    for i in 4..9u8 {
+        assert_eq!(c.receive_timeout(WAIT).unwrap().payload(), &[i; 10]);
     }
 }

@@ -138,7 +138,11 @@ impl OpenQueue {
                     rec.committed.load(Ordering::Acquire),
                     rec.next.load(Ordering::Acquire),
                 );
-                if c == r.start && n == r.start && !self.has_live_consumer(r.group) {
+                // The same group (not deleted, nor made again in its
+                // record), still idle where it was.
+                let same = rec.state.load(Ordering::Acquire) == crate::protocol::group::ACTIVE
+                    && rec.created_ns.load(Ordering::Acquire) == r.created_ns;
+                if same && c == r.start && n == r.start && !self.has_live_consumer(r.group) {
                     rec.dead_lettered.fetch_add(*count, Ordering::Relaxed);
                     self.move_group(r, *end, *count);
                 }
@@ -154,7 +158,7 @@ impl OpenQueue {
     fn idle_runs(&self, discard: bool) -> Vec<Run> {
         let ring = self.ring();
         let tail = crate::protocol::spill::ring_tail(ring.ctl.tail.load(Ordering::Acquire));
-        let room = self.geo.body_room(self.geo.max_span());
+        let head = ring.ctl.head.load(Ordering::Acquire);
         let ttl = self.config.message_ttl_ns;
         let now = os::clock::realtime_ns();
         let mut left = MOST_PER_LOOK;
@@ -167,7 +171,12 @@ impl OpenQueue {
                 continue;
             }
             let start = rec.next.load(Ordering::Acquire);
-            if rec.committed.load(Ordering::Acquire) != start || self.has_live_consumer(idx) {
+            // Below `head`, a group replays the journal and holds no ring
+            // slot (nor are those slots held still for it).
+            if start < head
+                || rec.committed.load(Ordering::Acquire) != start
+                || self.has_live_consumer(idx)
+            {
                 continue;
             }
             let mut run = Run {
@@ -189,10 +198,12 @@ impl OpenQueue {
                     Peek::Settling | Peek::NotYet(_) => break,
                 };
                 let slot = ring.slots.slot(pos);
+                // Its record's own room bounds the length.
+                let room = self.geo.body_room(span);
                 // SAFETY: committed (an Acquire load), and held still: the
-                // group's committed cursor is at or below `pos` and only
-                // moves under the admin lock we hold while it has no
-                // consumer.
+                // group's committed cursor is at or below `pos` (and at or
+                // above `head`) and only moves under the admin lock we hold
+                // while it has no consumer.
                 let Ok(s) = (unsafe { read::stored_in_slot(slot, room) }) else {
                     break;
                 };

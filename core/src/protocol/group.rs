@@ -179,6 +179,7 @@ impl Groups<'_> {
             &rec.nacked,
             &rec.expired,
             &rec.dead_lettered,
+            &rec.messages_expired,
             &rec.redeliver_hint,
             &rec.redrive,
         ] {

@@ -50,7 +50,11 @@ impl Consumer {
     #[inline(never)]
     fn judge_slow(&self, slot: *const u8, body: Option<&[u8]>) -> Judged {
         // A garbled envelope judges nothing: the receive reports it.
-        let env = body.and_then(|b| Envelope::parse(b).ok());
+        let env = match body.map(Envelope::parse) {
+            Some(Ok(e)) => Some(e),
+            Some(Err(_)) => return Judged::Deliver,
+            None => None,
+        };
         if let Some(t) = env.and_then(|e| e.target) {
             // A redriven dead letter starts a new life: no expiry.
             return if self.is_us(t) {
@@ -72,10 +76,11 @@ impl Consumer {
     /// read): deliver it.
     #[cold]
     pub(super) fn expire_at_cursor(&mut self, pos: u64) -> bool {
+        // A garbled record is delivered, and its receive reports it.
+        let Ok(m) = self.read(pos) else {
+            return false;
+        };
         if self.on_expiry == OnExpiry::DeadLetter {
-            let Ok(m) = self.read(pos) else {
-                return false;
-            };
             let rec = self.record();
             let (payload, enveloped) = m.body();
             let entry = Entry {
@@ -107,7 +112,7 @@ impl Consumer {
     /// ack=manual: a lease just taken on a message that may have expired.
     /// `Some`: deliver it; `None`: it expired and was dead-lettered or
     /// dropped (and counted), or its lease was lost meanwhile.
-    pub(super) fn unless_expired(&mut self, held: HeldLease) -> Result<Option<HeldLease>> {
+    pub(super) fn unless_expired(&self, held: HeldLease) -> Result<Option<HeldLease>> {
         if self.judge(held.pos) != Judged::Expired {
             return Ok(Some(held));
         }
@@ -115,7 +120,7 @@ impl Consumer {
     }
 
     #[cold]
-    fn expire_leased(&mut self, held: HeldLease) -> Result<Option<HeldLease>> {
+    fn expire_leased(&self, held: HeldLease) -> Result<Option<HeldLease>> {
         let rec_expired =
             |c: &Consumer| c.record().messages_expired.fetch_add(1, Ordering::Relaxed);
         match self.on_expiry {
@@ -131,16 +136,21 @@ impl Consumer {
                 }
                 Ok(None)
             }
-            OnExpiry::DeadLetter => match self.dead_letter(&held, Reason::Expired, None) {
-                Ok(()) => {
-                    rec_expired(self);
-                    Ok(None)
+            OnExpiry::DeadLetter => {
+                let mut held = held;
+                match self.dead_letter(&mut held, Reason::Expired, None) {
+                    Ok(()) => {
+                        rec_expired(self);
+                        Ok(None)
+                    }
+                    Err(Error::LeaseExpired) => Ok(None),
+                    // The dead-letter queue refused it (full, or too long
+                    // for it), or it cannot be read (the receive reports
+                    // it): delivered, with the lease as restored. Late,
+                    // not lost.
+                    Err(_) => Ok(Some(held)),
                 }
-                // The dead-letter queue is full: late, not lost.
-                Err(Error::DlqFull(_) | Error::DlqTooLarge { .. }) => Ok(Some(held)),
-                Err(Error::LeaseExpired) => Ok(None),
-                Err(e) => Err(e),
-            },
+            }
         }
     }
 }

@@ -128,9 +128,7 @@ impl Consumer {
         }
         .heartbeat(holder, now.real);
         if let Some(h) = self.scan_redeliveries(now)? {
-            if let Some(h) = self.unless_expired(h)? {
-                return Ok(Some(ToDeliver::Leased(h)));
-            }
+            return Ok(Some(ToDeliver::Leased(h)));
         }
         if let Some(h) = self.leases().take_released(holder, now, lease_ns) {
             if let Some(h) = self.unless_expired(h)? {
@@ -318,6 +316,11 @@ impl Consumer {
             else {
                 continue;
             };
+            // Expired meanwhile: dead-lettered or dropped, not delivered
+            // (nor counted as a delivery).
+            let Some(held) = self.unless_expired(held)? else {
+                continue;
+            };
             if why == Reclaimed::Expired {
                 rec.expired.fetch_add(1, Ordering::Relaxed);
             }
@@ -329,7 +332,8 @@ impl Consumer {
             }
             if held.attempt() > max {
                 // Delivered max_deliveries times already: dead-letter it.
-                match self.dead_letter(&held, Reason::MaxDeliveries, None) {
+                let mut held = held;
+                match self.dead_letter(&mut held, Reason::MaxDeliveries, None) {
                     Ok(()) => continue,
                     Err(Error::DlqFull(_) | Error::DlqTooLarge { .. }) => {
                         // Keep it in the group; try again later.
@@ -368,7 +372,9 @@ impl Consumer {
         let result = match how {
             Nack::Requeue => self.requeue(held, now),
             Nack::RequeueAfter(d) => self.requeue(held, now.saturating_add(d.as_nanos() as u64)),
-            Nack::DeadLetter => return self.dead_letter(held, Reason::Nacked, Some(msg)),
+            // Refused (the DLQ full), the lease stays ours until it runs
+            // out: the delivery is over either way.
+            Nack::DeadLetter => return self.dead_letter(&mut { *held }, Reason::Nacked, Some(msg)),
         };
         if result.is_ok() {
             self.record().nacked.fetch_add(1, Ordering::Relaxed);
@@ -390,9 +396,12 @@ impl Consumer {
 
     /// Moves a message we hold to the dead-letter queue, then marks it
     /// finished for the group. If the DLQ is full the lease is kept.
+    /// Moves the message of lease `held` to the dead-letter queue. If the
+    /// queue refuses it (or it cannot be read), the lease is ours again:
+    /// `held` is then the lease as restored (a new epoch), the one to use.
     pub(super) fn dead_letter(
         &self,
-        held: &HeldLease,
+        held: &mut HeldLease,
         reason: Reason,
         msg: Option<&Message<'_>>,
     ) -> Result<()> {
@@ -407,7 +416,7 @@ impl Consumer {
                     &read
                 }
                 Err(e) => {
-                    leases.restore(&taking);
+                    *held = leases.restore(&taking);
                     return Err(e);
                 }
             },
@@ -436,7 +445,7 @@ impl Consumer {
         };
         os::fault::point("dead_letter.moving");
         if let Err(e) = dlq::append(&self.shared, &entry) {
-            leases.restore(&taking);
+            *held = leases.restore(&taking);
             return Err(e);
         }
         os::fault::point("dead_letter.appended");

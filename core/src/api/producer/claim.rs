@@ -206,6 +206,12 @@ impl Producer {
                 // The journal's cursor may be what holds the ring full.
                 self.shared.help_journal(false)?;
             }
+            // Expired messages at the cursor of a group nobody consumes
+            // would hold the ring for good (SPEC guarantee 14), and with
+            // it a spill's refill.
+            if self.room() < n && self.shared.expire_for_idle_groups() {
+                continue;
+            }
             if self.overflow == Overflow::Spill
                 && crate::protocol::spill::spilling(
                     self.shared.header().ring.tail.load(Ordering::Acquire),
@@ -241,11 +247,6 @@ impl Producer {
             }
             if spill {
                 return Ok(None);
-            }
-            // Expired messages at the cursor of a group nobody consumes
-            // would hold the ring for good (SPEC guarantee 14).
-            if room < n && self.shared.expire_for_idle_groups() {
-                continue;
             }
             if self.overflow == Overflow::Reject && room < n {
                 self.shared
