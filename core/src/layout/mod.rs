@@ -303,7 +303,12 @@ pub(crate) struct Header {
     /// producer records; a producer killed mid-publish leaves it above 0
     /// until its record is taken over.
     pub keyed_in_flight: AtomicU64,
-    _pad1: [u8; 40],
+    /// 1 once a message was published with a time to live of its own
+    /// (`Meta::ttl`); never 0 again. With no `message_ttl` either, no
+    /// message can expire, and a producer held by a full ring does not
+    /// look for expired ones (`open_queue/expiry.rs`).
+    pub ttl_seen: AtomicU64,
+    _pad1: [u8; 32],
     /// Where the spill stands (overflow=spill); see `protocol/spill.rs`.
     pub spill: SpillControl,
     /// The spill directory (overflow=spill or a journal), written once

@@ -58,6 +58,10 @@ impl OpenQueue {
     /// consumer and nothing in flight past the expired messages at its
     /// cursor. Returns whether any group moved (there may be room now).
     pub(crate) fn expire_for_idle_groups(&self) -> bool {
+        // No message can expire: nothing to look for (one load).
+        if self.config.message_ttl_ns == 0 && self.header().ttl_seen.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
         let looked = &self.expiry_looked;
         let now = os::clock::monotonic_ns();
         let last = looked.load(std::sync::atomic::Ordering::Relaxed);
@@ -73,9 +77,27 @@ impl OpenQueue {
         {
             return false;
         }
+        // Only groups stopped at a message, with nothing in flight, can
+        // be idle ones holding it: none, no lock.
+        let tail =
+            crate::protocol::spill::ring_tail(self.header().ring.tail.load(Ordering::Acquire));
+        let stopped = self.group_records().iter().any(|r| {
+            r.state.load(Ordering::Acquire) == crate::protocol::group::ACTIVE && {
+                let n = r.next.load(Ordering::Acquire);
+                n < tail && r.committed.load(Ordering::Acquire) == n
+            }
+        });
+        if !stopped {
+            return false;
+        }
         let discard = OnExpiry::from_raw(self.config.on_expiry) == Some(OnExpiry::Discard);
         let runs = {
-            let g = self.lock();
+            // Never wait for the lock: a producer held by a full ring must
+            // not hold up those who have it (the spill's and the DLQ's
+            // refills take it only if it is free).
+            let Some(g) = self.lock_unless_busy(false) else {
+                return false;
+            };
             let runs = self.idle_runs(discard);
             if discard {
                 for r in &runs {
@@ -131,6 +153,7 @@ impl OpenQueue {
             return false;
         }
         {
+            // The letters are in the DLQ: this lock is worth waiting for.
             let g = self.lock();
             for (r, end, count) in &done {
                 let rec = &self.group_records()[r.group];

@@ -322,6 +322,14 @@ impl Producer {
         deadline: Option<Instant>,
     ) -> Result<u64> {
         let expires = meta.expires_ns(os::clock::realtime_ns());
+        if expires.is_some() {
+            let seen = &self.shared.header().ttl_seen;
+            // Relaxed: a hint for producers held by a full ring, which
+            // take the admin lock before they act on it.
+            if seen.load(Ordering::Relaxed) == 0 {
+                seen.store(1, Ordering::Relaxed);
+            }
+        }
         let plan = envelope::plan(meta.ordering_key, &meta.headers, expires)?
             .expect("enveloped() said there is something to hold");
         self.check_size(payload.len(), Some(&plan))?;
