@@ -201,7 +201,12 @@ fn spellings(consumer: bool) -> BTreeMap<&'static str, [&'static [&'static str];
 }
 
 fn check(consumer: bool, struct_name: &str) {
-    let core = fields(&read("core/src/options.rs"), struct_name);
+    let file = if consumer {
+        "core/src/options/consumer.rs"
+    } else {
+        "core/src/options/mod.rs"
+    };
+    let core = fields(&read(file), struct_name);
     assert!(core.len() >= 3, "{struct_name}: read {core:?}");
     let table = spellings(consumer);
     let faces = faces(consumer);

@@ -485,7 +485,7 @@ pub(crate) struct GroupRecord {
 }
 
 /// The delivery state of one position for one ack=manual group. `word`
-/// packs (see `protocol/lease.rs`) the position's low 32 bits, a state, the attempt
+/// packs (see `protocol/lease/`) the position's low 32 bits, a state, the attempt
 /// count, the holding consumer's registry index and an epoch; the other
 /// fields are written only by whoever owns the word's current state.
 #[repr(C)]

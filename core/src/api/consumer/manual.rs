@@ -1,6 +1,6 @@
 //! ack=manual: dispatch by lease and ordering lane, redelivery of expired
 //! leases and nacks, acks, nacks and dead-lettering (the consumer half of
-//! `protocol/lease.rs` and `protocol/lanes.rs`).
+//! `protocol/lease/` and `protocol/lanes.rs`).
 
 use super::*;
 use crate::error::{Error, Result};

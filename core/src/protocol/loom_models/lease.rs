@@ -1,4 +1,4 @@
-//! Leases of an ack=manual group (`protocol/lease.rs`): take, expiry,
+//! Leases of an ack=manual group (`protocol/lease/`): take, expiry,
 //! ack, requeue and redelivery.
 
 use loom::thread;
