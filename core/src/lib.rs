@@ -58,6 +58,17 @@ mod store; // segment files on disk // the one switch between std and loom atomi
 #[doc(hidden)]
 pub mod fuzzing;
 
+/// Sets this process's schedule clock `by` ahead of the real one:
+/// messages scheduled with [`Meta::delay`] or [`Meta::deliver_at`] fall
+/// due as if that much time had passed (and a delay counts from the
+/// clock as set). For tests of long delays (hours in milliseconds); not
+/// part of the API. Zero puts it back.
+#[cfg(not(loom))]
+#[doc(hidden)]
+pub fn set_schedule_clock_ahead(by: std::time::Duration) {
+    os::clock::set_schedule_clock_ahead(by.as_nanos().min(u64::MAX as u128) as u64);
+}
+
 /// The README's Rust example, compiled and run as a doctest.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
@@ -75,6 +86,7 @@ pub use api::producer::{Producer, Reservation};
 pub use api::queue::{JournalStats, Peeked, Queue, Stats};
 #[cfg(not(loom))]
 pub use api::readiness::{Arm, Readiness};
+pub use api::scheduled::Scheduled;
 #[cfg(all(not(loom), feature = "tokio"))]
 pub use api::tokio::ReceiveAsync;
 
@@ -83,8 +95,8 @@ pub use layout::MAX_GROUP_NAME;
 #[cfg(not(loom))]
 pub use open_queue::dead_letters::{DeadLetter, Reason};
 pub use options::{
-    Ack, ConsumerOptions, Meta, Nack, OnExpiry, Options, Overflow, Retention, Seek, Start,
-    SyncMode, Wait, default_dir,
+    Ack, ConsumerOptions, MAX_DELAY, Meta, Nack, OnExpiry, Options, Overflow, Retention, Seek,
+    Start, SyncMode, Wait, default_dir,
 };
 pub use protocol::group::GroupInfo;
 pub use record::envelope::{HeaderIter, Headers, MAX_HEADER_NAME, MAX_HEADERS, MAX_ORDERING_KEY};

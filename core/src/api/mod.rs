@@ -10,5 +10,6 @@ pub(crate) mod producer;
 pub(crate) mod queue;
 pub(crate) mod readiness;
 pub(crate) mod room;
+pub(crate) mod scheduled;
 #[cfg(feature = "tokio")]
 pub(crate) mod tokio;

@@ -108,6 +108,16 @@ pub struct Stats {
     pub spill_lost: u64,
     /// The spill directory (overflow=spill).
     pub spill_dir: Option<PathBuf>,
+    /// Messages scheduled for later ([`Meta::delay`](crate::Meta::delay),
+    /// [`Meta::deliver_at`](crate::Meta::deliver_at)) and not yet due and
+    /// moved into the ring, nor cancelled.
+    pub scheduled: u64,
+    /// When the earliest scheduled message is due (CLOCK_REALTIME ns), if
+    /// any is scheduled. In the past: due, and moved in by the next
+    /// consumer or producer that passes by.
+    pub next_due_ns: Option<u64>,
+    /// Scheduled messages cancelled so far.
+    pub scheduled_cancelled: u64,
     /// The journal (with `Options::journal`).
     pub journal: Option<JournalStats>,
     /// Every group.
@@ -553,6 +563,9 @@ impl Queue {
             spill_full: sp.full.load(Ordering::Relaxed),
             spill_lost: lost,
             spill_dir: self.spill_dir(),
+            scheduled: hdr.schedule.count.load(Ordering::Relaxed),
+            next_due_ns: Some(hdr.schedule.next_due_ns.load(Ordering::Relaxed)).filter(|&d| d != 0),
+            scheduled_cancelled: hdr.schedule.cancelled.load(Ordering::Relaxed),
             journal: shared.journal.as_ref().and_then(|_| {
                 // The lock brings the journal up to date first; a live
                 // holder that keeps it (a process stopped holding it) must

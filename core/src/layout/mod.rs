@@ -148,6 +148,9 @@ pub(crate) struct Config {
     /// Every message's time to live in ns (`Options::message_ttl`; 0:
     /// none), judged from its timestamp.
     pub message_ttl_ns: u64,
+    /// The delay every message is published with unless its own says
+    /// otherwise (`Options::delivery_delay`; 0: none), in ns.
+    pub delivery_delay_ns: u64,
 }
 
 /// A futex word and the number of processes/threads asleep on it.
@@ -289,7 +292,7 @@ pub(crate) struct Header {
     pub ready: AtomicU32,
     /// crc32c of `config`'s bytes.
     pub config_crc: u32,
-    _pad0: [u8; 48],
+    _pad0: [u8; 40],
     pub ring: RingControl,
     pub admin: AdminLock,
     pub counters: Counters,
@@ -327,7 +330,48 @@ pub(crate) struct Header {
     pub doorbells: Doorbells,
     /// Who sleeps on the ring's signals (see [`Sleepers`]).
     pub sleepers: Sleepers,
-    _reserved: [u8; 192],
+    /// Messages scheduled for later (`Meta::delay`, `Meta::deliver_at`):
+    /// see [`ScheduleControl`].
+    pub schedule: ScheduleControl,
+    _reserved: [u8; 64],
+}
+
+/// Where the schedule stands (`open_queue/schedule.rs`): the messages
+/// published for later wait in segment files beside the queue, indexed by
+/// due time; these words are what every process needs without opening
+/// them. All but `next_due_ns` (and the lock word itself) are written
+/// only by the schedule lock's holder.
+#[repr(C)]
+#[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
+pub(crate) struct ScheduleControl {
+    /// The schedule lock: taken like the admin lock (robust, by liveness
+    /// key), never by a publish of an unscheduled message, and never
+    /// while the admin lock is held (a holder of this one may take that).
+    pub lock: AdminLock,
+    /// When the earliest scheduled message is due (CLOCK_REALTIME ns),
+    /// 0 when nothing is scheduled: what a passer-by compares the clock
+    /// with, and what a sleeping consumer caps its sleep by.
+    pub next_due_ns: AtomicU64,
+    /// Messages scheduled and neither moved into the ring nor cancelled.
+    pub count: AtomicU64,
+    /// The next schedule id (ids start at 1; 0 until the first schedule).
+    pub next_id: AtomicU64,
+    /// The schedule id being moved into the ring, 0 when none: a holder
+    /// that dies mid-move leaves it for the next one to resolve.
+    pub moving_id: AtomicU64,
+    /// The ring position (or spill seq) claimed for `moving_id`, plus 1;
+    /// 0 until claimed.
+    pub moving_pos: AtomicU64,
+    /// `moving_id`, once `head` passed its position committed (written
+    /// under the admin lock just before `head` moves: after that the ring
+    /// no longer knows the position's fate).
+    pub moving_landed: AtomicU64,
+    /// 1 once the schedule's directory was made and recorded as this
+    /// queue's: a sharer that then finds it missing or another queue's
+    /// sees another directory (a container's own mount) and refuses.
+    pub made: AtomicU64,
+    /// Scheduled messages cancelled so far.
+    pub cancelled: AtomicU64,
 }
 
 /// Set in [`RingControl::tail`] while the queue spills: producers' claims
@@ -635,7 +679,7 @@ pub(crate) mod commit_mode {
 #[cfg(not(loom))]
 const _: () = {
     use std::mem::{align_of, offset_of, size_of};
-    assert!(size_of::<Config>() == 264);
+    assert!(size_of::<Config>() == 272);
     assert!(offset_of!(Header, ring) == 320);
     assert!(offset_of!(Config, spill_max_bytes) == 176);
     assert!(offset_of!(Config, sync_mode) == 196);
@@ -669,10 +713,14 @@ const _: () = {
     assert!(offset_of!(Header, doorbells) == 2368);
     assert!(offset_of!(Header, sleepers) == 3392);
     assert!(size_of::<Sleepers>() == 512);
+    assert!(offset_of!(Header, schedule) == 3904);
+    assert!(size_of::<ScheduleControl>() == 128);
+    assert!(offset_of!(ScheduleControl, next_due_ns) == 64);
+    assert!(offset_of!(ScheduleControl, cancelled) == 120);
     assert!(size_of::<AdminLock>() == 64);
     assert!(size_of::<Counters>() == 64);
     assert!(size_of::<Header>() as u64 == HEADER_SIZE);
-    assert!(offset_of!(Header, ready) == 264);
+    assert!(offset_of!(Header, ready) == 272);
     assert!(offset_of!(Header, ring) == 320);
     assert!(offset_of!(Header, admin) == 576);
     assert!(offset_of!(Header, counters) == 640);

@@ -103,7 +103,7 @@ pub(crate) fn reserve(shared: &OpenQueue, key: u64) -> Result<Reserve> {
 ///   there was aborted, or its position was never written: free.
 /// - in the ring: the slot's word says committed or aborted; a position
 ///   claimed and never committed is aborted here (its producer is dead).
-fn resolve(shared: &OpenQueue, pos: u64) -> Option<bool> {
+pub(crate) fn resolve(shared: &OpenQueue, pos: u64) -> Option<bool> {
     let ring = shared.ring();
     let word = ring.ctl.tail.load(Ordering::Acquire);
     let tail = crate::protocol::spill::ring_tail(word);
@@ -220,6 +220,19 @@ fn count_out(shared: &OpenQueue) {
             .fetch_update(Ordering::SeqCst, Ordering::Relaxed, |n| {
                 Some(n.saturating_sub(1))
             });
+}
+
+/// The keyed publish was scheduled (`Meta::delay`): the key is remembered
+/// with its schedule id, which a repeat is answered with. (A producer
+/// killed between the schedule's append and this leaves the entry
+/// PENDING with no position: it is freed, and a retry schedules again.)
+pub(crate) fn remember_scheduled(shared: &OpenQueue, i: usize, id: u64) {
+    let e = &entries(shared)[i];
+    e.seq.store(id, Ordering::Release);
+    let mine = shared.me.key | PENDING;
+    let _ = e
+        .state
+        .compare_exchange(mine, PUBLISHED, Ordering::AcqRel, Ordering::Relaxed);
 }
 
 /// The keyed publish failed: forget the key.

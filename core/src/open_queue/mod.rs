@@ -12,6 +12,7 @@ pub(crate) mod expiry;
 pub(crate) mod group_info;
 pub(crate) mod journal;
 pub(crate) mod queue_file;
+pub(crate) mod schedule;
 pub(crate) mod seek;
 pub(crate) mod spill;
 
@@ -99,6 +100,14 @@ pub(crate) struct OpenQueue {
     /// journal, dead-letter overflow): the directory it sees at the
     /// queue's spill path is not the queue's (`store/owner.rs`).
     pub stores_refused: Option<String>,
+    /// The queue's store directory as its creator recorded it (the
+    /// spill's; the schedule's is its `schedule/`), if it has one.
+    pub store_dir: Option<PathBuf>,
+    /// Whose files this process was told to trust (`Options::trust_*`).
+    pub trust: crate::options::Trust,
+    /// This process's handle on the schedule's files, opened on first use
+    /// (`open_queue/schedule.rs`); held while the schedule lock is.
+    pub schedule: std::sync::Mutex<Option<crate::store::schedule::ScheduleFiles>>,
     /// Where this queue's async waiters' doorbells live (its directory),
     /// registered for wakers by the address of the doorbell tables
     /// (`os/doorbell.rs`) until this handle is dropped.
@@ -450,8 +459,10 @@ impl OpenQueue {
     /// (`dedup::settle_passed`).
     pub(crate) fn advance_head_locked(&self, g: &AdminGuard<'_>) -> u64 {
         self.groups().advance_head_settling(g, |from, to| {
-            // The dedup table reads the passed records' words first.
+            // The dedup table and the schedule read the passed records'
+            // words first.
             dedup::settle_passed(self, from, to);
+            self.note_schedule_landed(from, to);
             self.ring().clear_passed(from, to);
         })
     }

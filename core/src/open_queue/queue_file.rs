@@ -45,9 +45,7 @@ fn refuse_another_queues_dir(dir: &Path, path: &Path) -> Result<()> {
     let Some(o) = owner::read(dir) else {
         return Ok(());
     };
-    let theirs = o.queue != path
-        && spill_of(&o.queue).is_some_and(|(c, d)| c.creation_id == o.creation_id && d == dir);
-    if theirs {
+    if o.queue != path && still_owns(&o, dir) {
         return Err(Error::Exists(format!(
             "spill directory {} belongs to queue {}: give this queue another \
              (Options::spill_dir, shmq create --spill-dir)",
@@ -56,6 +54,12 @@ fn refuse_another_queues_dir(dir: &Path, path: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Whether the queue `o` names still exists and keeps its spill, journal
+/// or schedule in `dir`.
+pub(crate) fn still_owns(o: &owner::Owner, dir: &Path) -> bool {
+    store_of(&o.queue).is_some_and(|(c, d)| c.creation_id == o.creation_id && d == dir)
 }
 
 /// Where the async waiters of the queue whose file is `path` bind their
@@ -96,6 +100,11 @@ struct Opened {
     path: PathBuf,
     config: Config,
     geo: Geometry,
+    /// The queue's store directory (spill, journal, schedule), as its
+    /// creator recorded it.
+    store_dir: Option<PathBuf>,
+    /// Whose files this process was told to trust.
+    trust: crate::options::Trust,
 }
 
 /// This process's handles on the queue's segment files.
@@ -127,6 +136,9 @@ fn assemble(name: &str, f: Opened, stores: Stores) -> Result<OpenQueue> {
         held_by_commit: Default::default(),
         expiry_looked: Default::default(),
         stores_refused: stores.refused,
+        store_dir: f.store_dir,
+        trust: f.trust,
+        schedule: Default::default(),
         bells,
     };
     shared.register_bells();
@@ -273,6 +285,7 @@ pub(crate) fn create(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQu
             .message_ttl
             .map_or(0, |t| t.as_nanos().min(u64::MAX as u128) as u64),
         on_expiry: opts.on_expiry.to_raw(),
+        delivery_delay_ns: opts.delivery_delay.map_or(0, |d| d.as_nanos() as u64),
     };
     let base = map.base();
     // SAFETY: the file is ours alone (just created with O_EXCL) and at
@@ -298,7 +311,9 @@ pub(crate) fn create(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQu
     if let Some(j) = &journal {
         clear_segments(&j.lock().unwrap_or_else(|p| p.into_inner()));
     }
-    let spill = if opts.overflow == Overflow::Spill || opts.journal.is_some() {
+    // Recorded for every queue, spilling or not: the schedule lives there
+    // too (made on first use), and every sharer must agree where.
+    {
         let bytes = spill_dir.as_os_str().as_encoded_bytes();
         let mut sp = SpillPath::new_zeroed();
         sp.len = bytes.len() as u32;
@@ -311,6 +326,8 @@ pub(crate) fn create(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQu
                 sp,
             )
         };
+    }
+    let spill = if opts.overflow == Overflow::Spill || opts.journal.is_some() {
         // Segments of an earlier queue of this name (removed without
         // its spill) would never be read: clear them out.
         let segs = spill_for(&config, &geo, spill_dir.clone());
@@ -328,6 +345,8 @@ pub(crate) fn create(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQu
             path,
             config,
             geo,
+            store_dir: Some(spill_dir.clone()),
+            trust: opts.trust,
         },
         Stores {
             dlq_spill: spill
@@ -380,7 +399,7 @@ pub(crate) fn open(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQueu
     }
     let map = os::map::Mapping::new(&file, len)
         .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
-    let (config, geo, spill_dir) = validate(&map, &path)?;
+    let (config, geo, spill_dir, store_dir) = validate(&map, &path)?;
     // Checked whole: now the ring twice in a row where it is whole pages.
     let map = if geo.mirrored {
         drop(map);
@@ -418,6 +437,8 @@ pub(crate) fn open(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQueu
             path,
             config,
             geo,
+            store_dir,
+            trust: opts.trust,
         },
         Stores {
             spill,
@@ -441,15 +462,17 @@ pub(crate) fn open(name: &str, path: PathBuf, opts: &Options) -> Result<OpenQueu
     Ok(shared)
 }
 
-/// Removes the file of queue `name` at `path`, and its segments if its
-/// spill directory is its own.
+/// Removes the file of queue `name` at `path`, and its segments
+/// (spilled, journaled, scheduled) if its store directory is its own.
 pub(crate) fn remove(name: &str, path: PathBuf) -> Result<()> {
     // The spill's segments go with it (a garbled file keeps them: its
     // spill directory cannot be trusted).
     // Only segments of a directory that is this queue's: another
     // queue (of the same name elsewhere, say) may spill there now.
-    if let Some((config, dir)) = spill_of(&path).filter(|(c, d)| owner::is_of(d, c.creation_id)) {
+    if let Some((config, dir)) = store_of(&path).filter(|(c, d)| owner::is_of(d, c.creation_id)) {
         let _ = std::fs::remove_file(dir.join(owner::FILE));
+        // Its scheduled messages go with it.
+        let _ = std::fs::remove_dir_all(dir.join("schedule"));
         clear_segments(&dlq_for(&config, &dir));
         let _ = std::fs::remove_dir(dir.join("dlq"));
         clear_segments(&journal_for(&config, &dir));
@@ -484,7 +507,11 @@ pub(super) unsafe fn read_config(base: *const u8) -> (Config, u32) {
     }
 }
 
-fn validate(map: &os::map::Mapping, path: &Path) -> Result<(Config, Geometry, Option<PathBuf>)> {
+/// The config, geometry, spill directory (if the queue spills or
+/// journals) and store directory of a queue file, checked.
+type Validated = (Config, Geometry, Option<PathBuf>, Option<PathBuf>);
+
+fn validate(map: &os::map::Mapping, path: &Path) -> Result<Validated> {
     let base = map.base();
     // SAFETY: the mapping is at least HEADER_SIZE bytes (checked by the
     // caller) and page-aligned. Volatile: another process may be writing.
@@ -504,7 +531,7 @@ fn validate(map: &os::map::Mapping, path: &Path) -> Result<(Config, Geometry, Op
             expected: VERSION,
         });
     }
-    // SAFETY: in bounds and 4-aligned (offset 264 of a page); the ready
+    // SAFETY: in bounds and 4-aligned (offset 272 of a page); the ready
     // word is only ever accessed atomically.
     let ready = unsafe { &*(base.add(std::mem::offset_of!(Header, ready)) as *const StdAtomicU32) };
     // Acquire pairs with the creator's Release store of READY.
@@ -592,16 +619,25 @@ fn validate(map: &os::map::Mapping, path: &Path) -> Result<(Config, Geometry, Op
             ),
         ));
     }
+    // SAFETY: in bounds (the header is mapped whole) and immutable once
+    // ready.
+    let sp = unsafe {
+        std::ptr::read_volatile(
+            base.add(std::mem::offset_of!(Header, spill_path)) as *const SpillPath
+        )
+    };
+    let len = sp.len as usize;
+    // Recorded for every queue (a file made before that has none: it
+    // cannot schedule).
+    let store_dir = match len {
+        0 => None,
+        _ if len > sp.bytes.len() || crc32c::crc32c(&sp.bytes[..len]) != sp.crc => {
+            return Err(Error::corrupt(path, "spill directory garbled"));
+        }
+        _ => Some(PathBuf::from(std::ffi::OsStr::from_bytes(&sp.bytes[..len]))),
+    };
     let spill_dir = if config.overflow == Overflow::Spill.to_raw() || config.journal_max_bytes > 0 {
-        // SAFETY: in bounds (the header is mapped whole) and immutable
-        // once ready.
-        let sp = unsafe {
-            std::ptr::read_volatile(
-                base.add(std::mem::offset_of!(Header, spill_path)) as *const SpillPath
-            )
-        };
-        let len = sp.len as usize;
-        if len == 0 || len > sp.bytes.len() || crc32c::crc32c(&sp.bytes[..len]) != sp.crc {
+        if store_dir.is_none() {
             return Err(Error::corrupt(path, "spill directory garbled"));
         }
         if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&config.spill_segment_size)
@@ -612,23 +648,23 @@ fn validate(map: &os::map::Mapping, path: &Path) -> Result<(Config, Geometry, Op
         {
             return Err(Error::corrupt(path, "spill options out of range"));
         }
-        Some(PathBuf::from(std::ffi::OsStr::from_bytes(&sp.bytes[..len])))
+        store_dir.clone()
     } else {
         None
     };
-    Ok((config, geo, spill_dir))
+    Ok((config, geo, spill_dir, store_dir))
 }
 
-/// The config and spill directory of the queue file at `path`, if it is a
-/// valid overflow=spill queue file.
-fn spill_of(path: &Path) -> Option<(Config, PathBuf)> {
+/// The config and store directory (spill, journal, schedule) of the queue
+/// file at `path`, if it is a valid queue file.
+fn store_of(path: &Path) -> Option<(Config, PathBuf)> {
     let file = os::file::open(path).ok()?;
     let len = file.metadata().ok()?.len();
     if !(HEADER_SIZE..=crate::layout::MAX_TOTAL_SIZE).contains(&len) {
         return None;
     }
     let map = os::map::Mapping::new(&file, len).ok()?;
-    let (config, _, dir) = validate(&map, path).ok()?;
+    let (config, _, _, dir) = validate(&map, path).ok()?;
     Some((config, dir?))
 }
 

@@ -1,7 +1,7 @@
 //! The metadata a producer attaches to a message: its type, correlation
 //! id, idempotency key, ordering key, headers and time to live.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::record::envelope::Headers;
 
@@ -22,7 +22,16 @@ pub struct Meta<'a> {
     pub headers: Headers<'a>,
     /// How long the message lives (see [`Meta::ttl`]).
     pub ttl: Option<Duration>,
+    /// How long after its publish the message is delivered (see
+    /// [`Meta::delay`]).
+    pub delay: Option<Duration>,
+    /// When the message is delivered (see [`Meta::deliver_at`]).
+    pub deliver_at: Option<SystemTime>,
 }
+
+/// The longest delay a message may be scheduled with, and the furthest
+/// ahead a [`Meta::deliver_at`] may be: ten years.
+pub const MAX_DELAY: Duration = Duration::from_secs(3650 * 86_400);
 
 impl Meta<'static> {
     /// Empty metadata, as a constant: the unkeyed publishes pass a
@@ -35,6 +44,8 @@ impl Meta<'static> {
         ordering_key: None,
         headers: Headers::new(),
         ttl: None,
+        delay: None,
+        deliver_at: None,
     };
 }
 
@@ -136,6 +147,73 @@ impl<'a> Meta<'a> {
         self.ttl = Some(ttl);
         self
     }
+    /// Delays the message: it reaches no group until `delay` after its
+    /// publish (SQS's `DelaySeconds`, Pulsar's `deliverAfter`). Until then
+    /// it waits in the queue's schedule, on disk in the queue's store
+    /// directory (the spill directory; made on first use), so it survives
+    /// the crash of every process. The publish returns the message's
+    /// *schedule id* (see [`Queue::scheduled`](crate::Queue::scheduled),
+    /// [`Queue::cancel_scheduled`](crate::Queue::cancel_scheduled)); the
+    /// message gets its seq when it is due and enters the ring, like a
+    /// message published at that moment — so an ack=auto group's order is
+    /// the order messages became due, a delayed keyed message holds its
+    /// ordering key only from then on, and its time to live ([`Meta::ttl`])
+    /// counts from then. It is moved into the ring by whichever process
+    /// passes by first (a consumer waiting on the queue wakes for it; no
+    /// process is dedicated to it). A delay of zero publishes at once.
+    /// Replaces a [`deliver_at`](Self::deliver_at) given before.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use std::time::{Duration, Instant};
+    /// use shmq::{ConsumerOptions, Meta, Options, Queue};
+    /// let q = Queue::create("doc-delay", &Options::new().dir(dir.path()).slots(8).spill_dir(dir.path().join("store")))?;
+    /// let mut c = q.consumer("g", ConsumerOptions::new())?;
+    /// let mut p = q.producer()?;
+    /// let t = Instant::now();
+    /// let id = p.publish_with(b"later", &Meta::new().delay(Duration::from_millis(50)))?;
+    /// p.publish(b"now")?;
+    /// assert_eq!(q.stats().scheduled, 1);
+    /// assert_eq!(c.receive()?.payload(), b"now");
+    /// assert_eq!(c.receive()?.payload(), b"later");
+    /// assert!(t.elapsed() >= Duration::from_millis(50));
+    /// # let _ = id;
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn delay(mut self, delay: Duration) -> Meta<'a> {
+        self.delay = Some(delay);
+        self.deliver_at = None;
+        self
+    }
+    /// Schedules the message for a time: it reaches no group before `at`
+    /// (Pulsar's `deliverAt`, Service Bus's scheduled messages). A time
+    /// already past publishes at once. See [`delay`](Self::delay), which
+    /// this replaces if given before.
+    pub fn deliver_at(mut self, at: SystemTime) -> Meta<'a> {
+        self.deliver_at = Some(at);
+        self.delay = None;
+        self
+    }
+    /// When the message is due (CLOCK_REALTIME ns), if it is scheduled:
+    /// its own delay or time, else the queue's `default_delay_ns` (0:
+    /// none). `None`: publish now.
+    #[inline(always)]
+    pub(crate) fn due_ns(&self, now: u64, default_delay_ns: u64) -> Option<u64> {
+        let due = match (self.delay, self.deliver_at) {
+            (Some(d), _) => now.saturating_add(d.as_nanos().min(u64::MAX as u128) as u64),
+            (None, Some(at)) => at
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos().min(u64::MAX as u128) as u64),
+            (None, None) if default_delay_ns > 0 => now.saturating_add(default_delay_ns),
+            (None, None) => return None,
+        };
+        (due > now).then_some(due)
+    }
+    /// Whether the message is scheduled by its own metadata.
+    #[inline(always)]
+    pub(crate) fn scheduled(&self) -> bool {
+        self.delay.is_some() || self.deliver_at.is_some()
+    }
     /// Whether the message needs an envelope (an ordering key, headers or
     /// a time to live).
     #[inline(always)]
@@ -165,10 +243,14 @@ impl<'a> Meta<'a> {
     /// # Ok::<(), shmq::Error>(())
     /// ```
     pub fn key(mut self, key: impl AsRef<[u8]>) -> Meta<'a> {
-        let k = key.as_ref();
-        let hi = crc32c::crc32c(k) as u64;
-        let lo = crc32c::crc32c_append(0x9e37_79b9, k) as u64;
-        self.key = Some((hi << 32 | lo).max(1));
+        self.key = Some(key_hash(key.as_ref()));
         self
     }
+}
+
+/// The 64-bit hash an idempotency key is remembered by (never 0).
+pub(crate) fn key_hash(k: &[u8]) -> u64 {
+    let hi = crc32c::crc32c(k) as u64;
+    let lo = crc32c::crc32c_append(0x9e37_79b9, k) as u64;
+    (hi << 32 | lo).max(1)
 }

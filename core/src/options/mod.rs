@@ -11,7 +11,8 @@ mod consumer;
 mod meta;
 
 pub use consumer::{Ack, ConsumerOptions, Nack, Seek, Start, Wait};
-pub use meta::Meta;
+pub(crate) use meta::key_hash;
+pub use meta::{MAX_DELAY, Meta};
 
 /// What a publish does when the ring is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -154,6 +155,7 @@ pub struct Options {
     /// None: messages live until they are finished.
     pub(crate) message_ttl: Option<Duration>,
     pub(crate) on_expiry: OnExpiry,
+    pub(crate) delivery_delay: Option<Duration>,
     pub(crate) dedup_ttl: Duration,
     pub(crate) unblock_timeout: Duration,
     pub(crate) mode: u32,
@@ -276,6 +278,7 @@ impl Default for Options {
             max_in_flight: None,
             message_ttl: None,
             on_expiry: OnExpiry::DeadLetter,
+            delivery_delay: None,
             dedup_ttl: Duration::from_secs(300),
             unblock_timeout: Duration::from_secs(5),
             mode: 0o600,
@@ -338,6 +341,14 @@ impl Options {
                 return Err(Error::InvalidOption(format!(
                     "message_ttl must be from 1 ms to {} ms (about 49 days), got {t:?}",
                     u32::MAX
+                )));
+            }
+        }
+        if let Some(d) = self.delivery_delay {
+            if d.is_zero() || d > crate::options::MAX_DELAY {
+                return Err(Error::InvalidOption(format!(
+                    "delivery_delay must be more than 0 and at most {} days, got {d:?}",
+                    crate::options::MAX_DELAY.as_secs() / 86_400
                 )));
             }
         }
@@ -547,6 +558,16 @@ impl Options {
     /// ([`OnExpiry::Discard`]).
     pub fn on_expiry(mut self, what: OnExpiry) -> Options {
         self.on_expiry = what;
+        self
+    }
+    /// The delay every message is published with (default: none), as
+    /// SQS's queue `DelaySeconds`: a message reaches no group before it
+    /// has passed, unless the message says otherwise ([`Meta::delay`],
+    /// [`Meta::deliver_at`]). The queue's scheduled messages wait in its
+    /// store directory (see [`Meta::delay`]); a batch is scheduled message
+    /// by message, and a reservation (written in the ring) is refused.
+    pub fn delivery_delay(mut self, delay: Duration) -> Options {
+        self.delivery_delay = Some(delay);
         self
     }
     /// How long a key is remembered (default 5 minutes).

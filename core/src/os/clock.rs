@@ -14,6 +14,22 @@ pub(crate) fn realtime_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// How far this process's schedule clock runs ahead of the real one (a
+/// test moves it to see hours pass in milliseconds).
+static SCHEDULE_SKEW_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The clock scheduled messages are due by: CLOCK_REALTIME ns, plus what
+/// a test set it ahead by ([`set_schedule_clock_ahead`]).
+pub(crate) fn schedule_now_ns() -> u64 {
+    realtime_ns().saturating_add(SCHEDULE_SKEW_NS.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// Sets this process's schedule clock `ns` ahead of the real one (tests
+/// only).
+pub(crate) fn set_schedule_clock_ahead(ns: u64) {
+    SCHEDULE_SKEW_NS.store(ns, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Whether the time-stamp counter ticks at a constant rate in every
 /// power state (`constant_tsc` and `nonstop_tsc`), read once per process.
 #[cfg(target_arch = "x86_64")]

@@ -13,6 +13,7 @@ pub(crate) mod lease;
 pub(crate) mod lock;
 pub(crate) mod registry;
 pub(crate) mod ring;
+pub(crate) mod schedule;
 pub(crate) mod signal;
 pub(crate) mod spill;
 

@@ -4,4 +4,5 @@
 
 pub(crate) mod access;
 pub(crate) mod owner;
+pub(crate) mod schedule;
 pub(crate) mod segment;

@@ -72,6 +72,10 @@
 //!                                                 headers) between two getppid(2)
 //!                                                 calls, the markers a strace of
 //!                                                 "no system call" looks between
+//! shmq-worker schedule DIR QUEUE ID COUNT DELAY_MS  schedule COUNT messages
+//!                                                 (producer ID's, indices 0..)
+//!                                                 DELAY_MS from now, printing
+//!                                                 `scheduled I ID` after each
 //! ```
 //! `consume` checks that each producer's messages arrive in its order with
 //! no gap and no duplicate, and prints one line per producer:
@@ -131,6 +135,21 @@ fn main() {
                 }
             }
             println!("done");
+        }
+        "schedule" => {
+            let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));
+            let mut p = q.producer().unwrap_or_else(|e| fail(e));
+            let id: u32 = a(3).parse().unwrap();
+            let count: u64 = a(4).parse().unwrap();
+            let delay = Duration::from_millis(a(5).parse().unwrap());
+            for i in 0..count {
+                let meta = shmq::Meta::new().delay(delay);
+                let sid = p
+                    .publish_with(&encode(id, i, 16), &meta)
+                    .unwrap_or_else(|e| fail(e));
+                println!("scheduled {i} {sid}");
+                let _ = std::io::stdout().flush();
+            }
         }
         "publish-batch" => {
             let q = Queue::open_with(a(2), &opts).unwrap_or_else(|e| fail(e));

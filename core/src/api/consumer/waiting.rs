@@ -182,6 +182,13 @@ impl Consumer {
         let geo = &self.shared.geo;
         let window =
             (self.manual.is_some() && geo.max_in_flight < geo.slots).then_some(geo.max_in_flight);
+        // A message scheduled earlier than the sleep was cut for (the
+        // scheduler's SeqCst store, then its `data` notify).
+        let schedule = &self.shared.header().schedule.next_due_ns;
+        let due_seen = match schedule.load(Ordering::SeqCst) {
+            0 => u64::MAX,
+            d => d,
+        };
         move || {
             // Settling is not work: a record aborted but not settled is
             // held by its producer's commit (which notifies), or settled
@@ -192,6 +199,7 @@ impl Consumer {
                 || rec.redrive.load(Ordering::SeqCst) != 0
                 || hint.is_some_and(|h| rec.redeliver_hint.load(Ordering::SeqCst) != h)
                 || (hint.is_some() && rec.released.iter().any(|r| r.load(Ordering::SeqCst) != 0))
+                || matches!(schedule.load(Ordering::SeqCst), d if d != 0 && d < due_seen)
         }
     }
 
@@ -215,7 +223,12 @@ impl Consumer {
             // producer's commit may not ring us (`protocol/doorbell.rs`).
             return Some(crate::protocol::signal::FENCELESS_SLICE);
         }
-        time_matters.then_some(SLEEP_SLICE)
+        let slice = time_matters.then_some(SLEEP_SLICE);
+        // A scheduled message comes due with nothing to ring for it.
+        match self.until_due() {
+            Some(due) => Some(slice.map_or(due, |s| s.min(due)) + Duration::from_micros(100)),
+            None => slice,
+        }
     }
 
     /// The next message if one is ready, without waiting. Busy-polling
@@ -253,11 +266,34 @@ impl Consumer {
     #[inline(always)]
     pub(super) fn idle_chores(&mut self, now: bool) -> Result<bool> {
         let mut moved = self.spill && self.refill_spill()?;
+        // Relaxed: a hint (0: nothing scheduled); the move takes the lock.
+        if self.shared.next_due_ns() != 0 {
+            moved |= self.move_due()?;
+        }
         self.empty_polls = self.empty_polls.wrapping_add(1);
         if now || self.empty_polls % STUCK_CHECK_EVERY == 0 {
             moved |= self.look_around()?;
         }
         Ok(moved)
+    }
+
+    /// Scheduled messages are due: move them into the ring (unless
+    /// someone else is at it). Returns whether any moved.
+    #[cold]
+    #[inline(never)]
+    fn move_due(&mut self) -> Result<bool> {
+        crate::api::producer::move_due(&self.shared)
+    }
+
+    /// How long until the earliest scheduled message is due, if one is
+    /// scheduled: a sleeper wakes then to move it in.
+    pub(super) fn until_due(&self) -> Option<Duration> {
+        match self.shared.next_due_ns() {
+            0 => None,
+            due => Some(Duration::from_nanos(
+                due.saturating_sub(os::clock::schedule_now_ns()),
+            )),
+        }
     }
 
     /// The ring has nothing for us: if the queue spills, copy spilled
@@ -388,6 +424,11 @@ impl Consumer {
                 continue;
             }
             let mut slice = SLEEP_SLICE;
+            if let Some(due) = self.until_due() {
+                // Woken at the due time, plus a moment (the clock's
+                // rounding): the next pass moves it in.
+                slice = slice.min(due + Duration::from_micros(100));
+            }
             if let Some(d) = deadline {
                 let now = Instant::now();
                 if now >= d {

@@ -108,6 +108,11 @@ impl Producer {
         if payloads.is_empty() {
             return Err(Error::InvalidOption("publish_batch of no messages".into()));
         }
+        if self.delivery_delay_ns != 0 || meta.scheduled() {
+            if let Some(due) = meta.due_ns(os::clock::schedule_now_ns(), self.delivery_delay_ns) {
+                return self.schedule_batch(payloads, meta, due);
+            }
+        }
         let ts = self.clock.now_ns();
         let mut first = None;
         let mut i = 0;
@@ -188,5 +193,39 @@ impl Producer {
             }),
             (Err(e), None) => Err(e),
         }
+    }
+}
+
+impl Producer {
+    /// A batch published for later: each message scheduled for `due`,
+    /// in order (their schedule ids follow each other unless another
+    /// producer schedules meanwhile). Returns the first's id and the count.
+    #[cold]
+    fn schedule_batch<P: AsRef<[u8]>>(
+        &mut self,
+        payloads: &[P],
+        meta: &Meta,
+        due: u64,
+    ) -> Result<(u64, usize)> {
+        let mut first = None;
+        for (i, p) in payloads.iter().enumerate() {
+            match self.publish_scheduled(p.as_ref(), meta, due) {
+                Ok(id) => {
+                    first.get_or_insert(id);
+                }
+                Err(e) => {
+                    return Err(match first {
+                        None => e,
+                        Some(first_seq) => Error::PartlyPublished {
+                            first_seq,
+                            published: i,
+                            total: payloads.len(),
+                            cause: Box::new(e),
+                        },
+                    });
+                }
+            }
+        }
+        Ok((first.expect("not empty"), payloads.len()))
     }
 }

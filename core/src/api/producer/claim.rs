@@ -93,7 +93,8 @@ impl Producer {
         // scribble phase caught 255 of every 256 going through).
         self.shared.check_control_words()?;
         self.claims_since_check = 0;
-        Ok(())
+        // Scheduled messages come due whether or not a consumer waits.
+        self.move_due_passing()
     }
 
     /// Spills `recs` (see `protocol/spill.rs`); `claimed(seq)` is told the first

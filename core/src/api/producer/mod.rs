@@ -24,6 +24,21 @@ use crate::record::write::{write_slot, write_slot_enveloped};
 mod batch;
 mod claim;
 mod reservation;
+mod schedule;
+
+pub(crate) use schedule::move_due;
+
+/// What a publish writes in front of its payload.
+#[derive(Clone, Copy)]
+enum Body<'p> {
+    /// Nothing: the payload is the body.
+    Bare,
+    /// The envelope `plan` describes (built in the slot).
+    Planned(&'p EnvelopePlan<'p>),
+    /// The payload already starts with an envelope (a scheduled message's
+    /// stored body).
+    Enveloped,
+}
 
 pub use reservation::Reservation;
 
@@ -84,6 +99,9 @@ pub struct Producer {
     deduplicated: u64,
     /// Positions claimed since the control words were last checked.
     claims_since_check: u64,
+    /// The queue's `delivery_delay` in ns (0: none): every publish is
+    /// scheduled.
+    delivery_delay_ns: u64,
 }
 
 impl std::fmt::Debug for Producer {
@@ -174,6 +192,7 @@ impl Producer {
             readiness: None,
             deduplicated: 0,
             claims_since_check: 0,
+            delivery_delay_ns: shared.config.delivery_delay_ns,
             hints: CacheHints::choose(
                 shared.geo.slots,
                 shared.geo.slot_stride,
@@ -302,6 +321,11 @@ impl Producer {
         meta: &Meta,
         deadline: Option<Instant>,
     ) -> Result<u64> {
+        if self.delivery_delay_ns != 0 || meta.scheduled() {
+            if let Some(due) = meta.due_ns(os::clock::schedule_now_ns(), self.delivery_delay_ns) {
+                return self.publish_scheduled(payload, meta, due);
+            }
+        }
         if meta.enveloped() {
             return self.publish_enveloped(payload, meta, deadline);
         }
@@ -309,7 +333,7 @@ impl Producer {
         if let Some(key) = meta.key {
             return self.publish_keyed(key, payload, None, meta, deadline);
         }
-        self.publish_once(payload, None, meta, deadline, |_| {})
+        self.publish_once(payload, Body::Bare, meta, deadline, |_| {})
     }
 
     /// A publish with an ordering key or headers: the envelope goes in the
@@ -336,7 +360,7 @@ impl Producer {
         if let Some(key) = meta.key {
             return self.publish_keyed(key, payload, Some(&plan), meta, deadline);
         }
-        self.publish_once(payload, Some(&plan), meta, deadline, |_| {})
+        self.publish_once(payload, Body::Planned(&plan), meta, deadline, |_| {})
     }
 
     /// A keyed dead letter redriven through the ring, for the group of
@@ -353,7 +377,7 @@ impl Producer {
             .ok_or_else(|| Error::InvalidOption("a redrive through the ring needs a key".into()))?
             .for_group(target);
         self.check_size(payload.len(), Some(&plan))?;
-        self.publish_once(payload, Some(&plan), meta, Some(deadline), |_| {})
+        self.publish_once(payload, Body::Planned(&plan), meta, Some(deadline), |_| {})
     }
 
     /// Claims, writes and commits one message; `claimed(pos)` is told the
@@ -362,19 +386,24 @@ impl Producer {
     fn publish_once(
         &mut self,
         payload: &[u8],
-        plan: Option<&EnvelopePlan<'_>>,
+        body: Body<'_>,
         meta: &Meta,
         deadline: Option<Instant>,
         mut claimed: impl FnMut(u64),
     ) -> Result<u64> {
         let ts = self.clock.now_ns();
+        let plan = match body {
+            Body::Planned(p) => Some(p),
+            Body::Bare | Body::Enveloped => None,
+        };
         let span = self.span_of(plan.map_or(0, |p| p.size) + payload.len());
         loop {
             let Some(pos) = self.claim_or_spill(span, deadline)? else {
                 // The spill writes a whole body: with an envelope, built
                 // here (the spill path does I/O anyway).
-                let body = plan.map(|p| p.body_with(payload));
-                let rec = Record::of(body.as_deref().unwrap_or(payload), plan.is_some(), meta, ts);
+                let built = plan.map(|p| p.body_with(payload));
+                let enveloped = !matches!(body, Body::Bare);
+                let rec = Record::of(built.as_deref().unwrap_or(payload), enveloped, meta, ts);
                 match self.spill(&mut [rec], deadline, &mut claimed)? {
                     Some(seq) => return Ok(seq),
                     None => continue,
@@ -391,9 +420,10 @@ impl Producer {
             // inside the mapping; the payload (and envelope) fit (checked
             // by callers).
             unsafe {
-                match plan {
-                    None => write_slot(slot, payload, false, meta, ts),
-                    Some(plan) => write_slot_enveloped(slot, plan, payload, meta, ts),
+                match body {
+                    Body::Bare => write_slot(slot, payload, false, meta, ts),
+                    Body::Enveloped => write_slot(slot, payload, true, meta, ts),
+                    Body::Planned(plan) => write_slot_enveloped(slot, plan, payload, meta, ts),
                 }
             };
             os::fault::point("publish.before_commit");
@@ -446,7 +476,8 @@ impl Producer {
         };
         os::fault::point("keyed.reserved");
         let rec = self.record_index;
-        match self.publish_once(payload, plan, meta, deadline, |pos| {
+        let body = plan.map_or(Body::Bare, Body::Planned);
+        match self.publish_once(payload, body, meta, deadline, |pos| {
             dedup::claimed(&shared, rec, i, pos)
         }) {
             Ok(seq) => {

@@ -156,6 +156,9 @@ impl Producer {
         len: usize,
         deadline: Option<Instant>,
     ) -> Result<Reservation<'_>> {
+        if self.delivery_delay_ns != 0 {
+            return Err(crate::api::scheduled::not_for_reservations());
+        }
         self.check_size(len, None)?;
         let span = self.span_of(len);
         loop {

@@ -1,0 +1,203 @@
+//! Publishing for later (`Meta::delay`, `Meta::deliver_at`, the queue's
+//! `delivery_delay`) and moving due messages into the ring.
+//!
+//! A scheduled publish appends the message to the schedule
+//! (`store/schedule.rs`) under the schedule lock and returns its schedule
+//! id; it gets its seq when it is due and moved into the ring, like a
+//! message published at that moment (`docs/design.md`, "Time"). Whoever
+//! passes by moves what is due: a consumer that finds nothing (and wakes
+//! for the next due time), a producer once per ring's worth of claims, a
+//! scheduled publish. No process is dedicated to it, and with nothing
+//! scheduled nobody looks: a publish of an unscheduled message costs one
+//! test of a field of its producer.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::loom::Ordering;
+use crate::open_queue::schedule::ScheduleGuard;
+use crate::open_queue::{OpenQueue, dedup};
+use crate::options::{Meta, Overflow};
+use crate::os;
+use crate::protocol::schedule as moving;
+use crate::record::envelope;
+use crate::store::schedule::ToSchedule;
+
+use super::{Body, Producer};
+
+impl Producer {
+    /// Schedules `payload` for `due_ns` (CLOCK_REALTIME, in the future);
+    /// returns its schedule id.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn publish_scheduled(
+        &mut self,
+        payload: &[u8],
+        meta: &Meta,
+        due_ns: u64,
+    ) -> Result<u64> {
+        // Its time to live counts from when it is due.
+        let expires = meta
+            .ttl
+            .map(|t| due_ns.saturating_add(t.as_nanos().min(u64::MAX as u128) as u64));
+        if expires.is_some() {
+            let seen = &self.shared.header().ttl_seen;
+            if seen.load(Ordering::Relaxed) == 0 {
+                seen.store(1, Ordering::Relaxed);
+            }
+        }
+        let plan = envelope::plan(meta.ordering_key, &meta.headers, expires)?;
+        self.check_size(payload.len(), plan.as_ref())?;
+        let built = plan.as_ref().map(|p| p.body_with(payload));
+        let shared = self.shared.clone();
+        let reserved = match meta.key {
+            None => None,
+            Some(key) => match dedup::reserve(&shared, key)? {
+                dedup::Reserve::Published(first) => {
+                    shared
+                        .header()
+                        .counters
+                        .deduplicated
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.deduplicated += 1;
+                    return Ok(first);
+                }
+                dedup::Reserve::Mine(i) => Some(i),
+            },
+        };
+        let scheduled = (|| {
+            let mut g = shared
+                .schedule_lock(true)?
+                .expect("a waiting take always takes");
+            let id = g.ctl().next_id.load(Ordering::Relaxed).max(1);
+            os::fault::point("schedule.before_append");
+            g.files().append(&ToSchedule {
+                id,
+                due_ns,
+                key: meta.key.unwrap_or(0),
+                timestamp_ns: os::clock::realtime_ns(),
+                correlation_id: meta.correlation_id,
+                type_id: meta.type_id,
+                enveloped: built.is_some(),
+                body: built.as_deref().unwrap_or(payload),
+            })?;
+            // Relaxed: under the schedule lock.
+            g.ctl().next_id.store(id + 1, Ordering::Relaxed);
+            g.files().settle()?;
+            os::fault::point("schedule.appended");
+            let before = g.ctl().next_due_ns.load(Ordering::Relaxed);
+            let due = g.publish_state()?;
+            if before == 0 || due < before {
+                // Sleeping consumers cap their sleep by the earliest due
+                // time: wake them to see the new one (`publish_state`'s
+                // SeqCst store, then the Signal protocol's load).
+                if shared.ring().notify_data() {
+                    shared.repair_sleepers();
+                }
+            }
+            Ok::<_, Error>(id)
+        })();
+        match (reserved, &scheduled) {
+            (Some(i), Ok(id)) => dedup::remember_scheduled(&shared, i, *id),
+            (Some(i), Err(_)) => dedup::abandon(&shared, self.record_index, i),
+            (None, _) => {}
+        }
+        scheduled
+    }
+
+    /// Moves every message due by now into the ring (or the spill), in
+    /// due order, holding the schedule lock `g`; stops at a full ring
+    /// (never waiting: whoever frees room passes by again). Returns how
+    /// many moved.
+    pub(crate) fn move_due_locked(&mut self, g: &mut ScheduleGuard<'_>) -> Result<u64> {
+        let now = os::clock::schedule_now_ns();
+        let mut moved = 0;
+        let mut damaged = None;
+        while let Some(e) = g.files().first()? {
+            if e.due_ns > now {
+                break;
+            }
+            let stored = match g.files().read(&e) {
+                Ok(s) => s,
+                Err(err @ Error::Corrupt { .. }) => {
+                    // Damaged on disk: reported, never delivered as read.
+                    g.files().finish(0)?;
+                    g.files().settle()?;
+                    damaged.get_or_insert(err);
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
+            let span = self.span_of(stored.body.len());
+            if self.overflow == Overflow::Reject && self.room() < span {
+                // Not a rejected publish: it stays scheduled.
+                break;
+            }
+            let ctl = g.ctl();
+            moving::begin_move(ctl, e.id);
+            os::fault::point("schedule.moving");
+            let meta = Meta::new()
+                .type_id(stored.type_id)
+                .correlation_id(stored.correlation_id);
+            let body = if stored.enveloped {
+                Body::Enveloped
+            } else {
+                Body::Bare
+            };
+            let made = self.made;
+            match self.publish_once(&stored.body, body, &meta, Some(made), |pos| {
+                moving::claimed(ctl, pos)
+            }) {
+                Ok(_) => {}
+                // No room now, or a consumer aborted our claim: it stays
+                // scheduled, and moves at the next pass.
+                Err(Error::Timeout | Error::Full | Error::SpillFull(_) | Error::Aborted) => {
+                    moving::end_move(g.ctl());
+                    break;
+                }
+                Err(err) => {
+                    moving::end_move(g.ctl());
+                    return Err(err);
+                }
+            }
+            os::fault::point("schedule.moved");
+            g.files().finish(0)?;
+            g.files().settle()?;
+            moving::end_move(g.ctl());
+            moved += 1;
+        }
+        g.publish_state()?;
+        match damaged {
+            Some(err) => Err(err),
+            None => Ok(moved),
+        }
+    }
+
+    /// Moves what is due if something is and nobody else is at it: a
+    /// producer's pass-by, once per ring's worth of claims.
+    pub(super) fn move_due_passing(&mut self) -> Result<()> {
+        let due = self.shared.next_due_ns();
+        if due == 0 || due > os::clock::schedule_now_ns() {
+            return Ok(());
+        }
+        let shared = self.shared.clone();
+        if let Some(mut g) = shared.schedule_lock(false)? {
+            self.move_due_locked(&mut g)?;
+        }
+        Ok(())
+    }
+}
+
+/// Moves what is due into the ring if something is and nobody else is at
+/// it (a consumer's pass-by); returns whether anything moved.
+pub(crate) fn move_due(shared: &Arc<OpenQueue>) -> Result<bool> {
+    let due = shared.next_due_ns();
+    if due == 0 || due > os::clock::schedule_now_ns() {
+        return Ok(false);
+    }
+    let Some(mut g) = shared.schedule_lock(false)? else {
+        return Ok(false);
+    };
+    let mut p = Producer::new(shared.clone())?;
+    Ok(p.move_due_locked(&mut g)? > 0)
+}
