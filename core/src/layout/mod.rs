@@ -827,6 +827,23 @@ impl Sleepers {
 }
 
 #[cfg(any(test, loom))]
+impl ScheduleControl {
+    pub(crate) fn new() -> ScheduleControl {
+        ScheduleControl {
+            lock: AdminLock::new(),
+            next_due_ns: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+            next_id: AtomicU64::new(0),
+            moving_id: AtomicU64::new(0),
+            moving_pos: AtomicU64::new(0),
+            moving_landed: AtomicU64::new(0),
+            made: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+        }
+    }
+}
+
+#[cfg(any(test, loom))]
 impl AdminLock {
     pub(crate) fn new() -> AdminLock {
         AdminLock {

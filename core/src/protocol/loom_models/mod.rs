@@ -28,6 +28,7 @@ mod lease; // leases: take, expire, ack, redeliver
 mod lock; // the admin lock's take-over of a dead holder
 mod registry; // a consumer or producer record's claim, by its key
 mod ring; // claim, commit, abort, capacity, sleep and wake-up
+mod schedule; // a scheduled message's move into the ring, its mover killed
 mod spill; // the switch to the spill and the refill // the dedup table, keyed commits below head
 
 /// A ring, a group table and payload cells on the heap.
