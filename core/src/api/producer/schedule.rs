@@ -83,6 +83,9 @@ impl Producer {
             })?;
             // Relaxed: under the schedule lock.
             g.ctl().next_id.store(id + 1, Ordering::Relaxed);
+            // The index is dirty here: a holder killed now leaves the
+            // next one to rebuild it from the segments.
+            os::fault::point("schedule.before_settle");
             g.files().settle()?;
             os::fault::point("schedule.appended");
             let before = g.ctl().next_due_ns.load(Ordering::Relaxed);
