@@ -271,3 +271,35 @@ fn an_async_manual_consumer_gets_redeliveries_and_redriven_dead_letters() {
         assert_eq!(q.dlq().len(), 0);
     });
 }
+
+#[test]
+fn an_idle_async_consumer_wakes_for_a_scheduled_message_with_nothing_else_happening() {
+    // The scheduler is another process, gone before the message is due:
+    // nothing rings for it, and the awaiting task moves it in at its time.
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let q = Queue::create(
+        "q",
+        &Options::new()
+            .dir(d)
+            .slots(16)
+            .slot_size(64)
+            .spill_dir(dir.path().join("store")),
+    )
+    .unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
+        let t = std::time::Instant::now();
+        let waiting = c.receive_async();
+        Worker::spawn(WORKER, &["schedule", d, "q", "1", "1", "300"])
+            .finish(Duration::from_secs(60));
+        let m = tokio::time::timeout(Duration::from_secs(30), waiting)
+            .await
+            .expect("woken for the due message")
+            .unwrap();
+        assert_eq!(decode(m.payload()), Some((1, 0)));
+        assert!(t.elapsed() >= Duration::from_millis(300));
+    });
+}
