@@ -86,6 +86,7 @@ pub use api::producer::{Producer, Reservation};
 pub use api::queue::{JournalStats, Peeked, Queue, Stats};
 #[cfg(not(loom))]
 pub use api::readiness::{Arm, Readiness};
+#[cfg(not(loom))]
 pub use api::scheduled::Scheduled;
 #[cfg(all(not(loom), feature = "tokio"))]
 pub use api::tokio::ReceiveAsync;

@@ -226,7 +226,7 @@ impl Consumer {
         let slice = time_matters.then_some(SLEEP_SLICE);
         // A scheduled message comes due with nothing to ring for it.
         match self.until_due() {
-            Some(due) => Some(slice.map_or(due, |s| s.min(due)) + Duration::from_micros(100)),
+            Some(due) => Some(slice.map_or(due, |s| s.min(due))),
             None => slice,
         }
     }
@@ -425,9 +425,9 @@ impl Consumer {
             }
             let mut slice = SLEEP_SLICE;
             if let Some(due) = self.until_due() {
-                // Woken at the due time, plus a moment (the clock's
-                // rounding): the next pass moves it in.
-                slice = slice.min(due + Duration::from_micros(100));
+                // Woken at the due time (a timed sleep never ends early):
+                // the next pass moves it in.
+                slice = slice.min(due);
             }
             if let Some(d) = deadline {
                 let now = Instant::now();
