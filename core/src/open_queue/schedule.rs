@@ -170,7 +170,13 @@ impl OpenQueue {
         let sync =
             crate::options::SyncMode::from_raw(self.config.sync_mode, self.config.sync_every)
                 == Some(crate::options::SyncMode::Always);
-        ScheduleFiles::open(&dir, id, self.config.max_message_size, sync)
+        ScheduleFiles::open(
+            &dir,
+            id,
+            self.config.max_message_size,
+            self.config.spill_segment_size,
+            sync,
+        )
     }
 
     /// A move its holder did not finish (it died): finished if the

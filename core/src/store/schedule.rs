@@ -54,8 +54,9 @@ const INDEX_HEADER_SIZE: usize = 16384;
 pub(crate) const MAX_SCHEDULE_SEGMENTS: usize = 1016;
 /// Heap entries a new index has room for (it doubles as needed).
 const FIRST_CAPACITY: u64 = 1024;
-/// Smallest schedule segment.
-const MIN_SEGMENT: u64 = 8 << 20;
+/// Largest schedule segment (made whole, with `fallocate`, when the
+/// first message goes in).
+const MAX_SEGMENT: u64 = 8 << 20;
 
 /// A scheduled message's record.
 const KIND_SCHEDULED: u32 = 4;
@@ -169,10 +170,21 @@ fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
 impl ScheduleFiles {
     /// Opens (or makes) the schedule in `dir` for the queue of
     /// `creation_id`, whose bodies are at most `max_body` bytes.
-    pub(crate) fn open(dir: &Path, creation_id: u64, max_body: u64, sync: bool) -> Result<Self> {
+    /// Its segments are the queue's `spill_segment_size`, at most
+    /// 8 MiB, and at least two of the largest messages.
+    pub(crate) fn open(
+        dir: &Path,
+        creation_id: u64,
+        max_body: u64,
+        segment_size: u64,
+        sync: bool,
+    ) -> Result<Self> {
         let path = dir.join("index");
-        let seg_size = MIN_SEGMENT
-            .max((SEGMENT_HEADER_SIZE + stored_size(max_body as usize)).next_power_of_two());
+        let seg_size = segment_size
+            .min(MAX_SEGMENT)
+            .max(SEGMENT_HEADER_SIZE + 2 * stored_size(max_body as usize))
+            .div_ceil(4096)
+            * 4096;
         let (index_file, fresh) = match os::file::open(&path) {
             Ok(f) => (f, false),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

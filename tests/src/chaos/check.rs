@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! pi MIDS HOW IDEM OKEY   a publish is invoked: its message ids (comma-
-//!                         separated), one|resv|async|batch, 1 if it has an
+//!                         separated), one|resv|async|batch|sched (a
+//!                         delayed one: `po` gives its schedule id), 1 if it has an
 //!                         idempotency key, its ordering key or "-"
 //! po SEQ N                it returned ok: the first N of its ids went in,
 //!                         the first at SEQ
@@ -233,22 +234,29 @@ pub fn check_events(mut files: Vec<(String, Vec<Event>, Vec<String>)>) -> Report
                     pending = Some((mids, e));
                 }
                 "po" => {
-                    let Some((mids, _)) = pending.take() else {
+                    let Some((mids, invoked)) = pending.take() else {
                         continue;
                     };
                     let (seq, n) = (e.n(0), e.n(1) as usize);
-                    if let Some(prev) = last_seq.filter(|p| seq <= *p) {
-                        r.anomaly(
-                            "reordered",
-                            format!("{c}: a publish returned seq {seq} after seq {prev}"),
-                        );
+                    // A scheduled publish returns its schedule id: its
+                    // seq is given when it comes due (seen on delivery).
+                    let scheduled = invoked.f(1) == "sched";
+                    if scheduled {
+                        r.count("publishes scheduled (ok)", 1);
+                    } else {
+                        if let Some(prev) = last_seq.filter(|p| seq <= *p) {
+                            r.anomaly(
+                                "reordered",
+                                format!("{c}: a publish returned seq {seq} after seq {prev}"),
+                            );
+                        }
+                        last_seq = Some(seq);
                     }
-                    last_seq = Some(seq);
                     for (i, m) in mids.iter().enumerate() {
                         let p = pubs.get_mut(m).unwrap();
                         if i < n {
                             p.ok = true;
-                            if i == 0 {
+                            if i == 0 && !scheduled {
                                 p.seqs.insert(seq);
                             }
                         } else {

@@ -1,7 +1,7 @@
 use super::*;
 
 fn files(dir: &Path) -> ScheduleFiles {
-    ScheduleFiles::open(dir, 42, 4096, false).unwrap()
+    ScheduleFiles::open(dir, 42, 4096, 8 << 20, false).unwrap()
 }
 
 fn msg(id: u64, due_ns: u64, body: &[u8]) -> ToSchedule<'_> {
@@ -145,7 +145,7 @@ fn a_segment_is_deleted_once_its_messages_are_done() {
 fn an_index_of_another_queue_or_version_is_refused() {
     let d = tempfile::tempdir().unwrap();
     drop(files(d.path()));
-    let Err(err) = ScheduleFiles::open(d.path(), 43, 4096, false) else {
+    let Err(err) = ScheduleFiles::open(d.path(), 43, 4096, 8 << 20, false) else {
         panic!("opened another queue's index")
     };
     assert!(err.to_string().contains("another queue"), "{err}");
@@ -155,7 +155,7 @@ fn an_index_of_another_queue_or_version_is_refused() {
         .unwrap();
     file.write_all_at(&9u32.to_le_bytes(), 8).unwrap();
     assert!(matches!(
-        ScheduleFiles::open(d.path(), 42, 4096, false),
+        ScheduleFiles::open(d.path(), 42, 4096, 8 << 20, false),
         Err(Error::Incompatible { found: 9, .. })
     ));
 }

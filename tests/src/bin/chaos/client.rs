@@ -175,8 +175,10 @@ impl Client {
                 if !self.publish_keyed(&mut p, m, okey.as_deref()) {
                     retry = Some((m, okey));
                 }
-            } else if op < 45 {
+            } else if op < 40 {
                 self.publish_one(&mut p, m, okey.as_deref(), "one");
+            } else if op < 45 {
+                self.publish_one(&mut p, m, okey.as_deref(), "sched");
             } else if op < 60 {
                 self.publish_one(&mut p, m, okey.as_deref(), "async");
             } else if op < 64 {
@@ -260,6 +262,11 @@ impl Client {
         let mut meta = Meta::new().correlation_id(m).header("chaos", how);
         if let Some(k) = okey {
             meta = meta.ordering_key(k);
+        }
+        if how == "sched" {
+            // Due in up to 40 ms: it waits in the schedule meanwhile, and
+            // gets its seq when it is moved into the ring.
+            meta = meta.delay(Duration::from_millis(1 + self.rng.next() % 40));
         }
         let r = if how == "async" {
             // Waits (asynchronously) for room, as an async producer does,

@@ -66,6 +66,11 @@ const POINTS_PRODUCE: &[&str] = &[
     "segment.creating",
     "segment.created",
     "segment.rolling",
+    "schedule.before_append",
+    "schedule.before_settle",
+    "schedule.appended",
+    "schedule.moving",
+    "schedule.moved",
 ];
 const POINTS_RING: &[&str] = &[
     "publish.before_commit",
@@ -82,6 +87,9 @@ const POINTS_CONSUME: &[&str] = &[
     "consumer.attaching",
     "consumer.attaching_owner",
     "keyed.settle_passed",
+    "schedule.moving",
+    "schedule.moved",
+    "schedule.note_landed",
 ];
 const POINTS_WORK: &[&str] = &[
     "lease.taking",
