@@ -251,6 +251,43 @@ fn natscli_reads_what_to_nats_wrote_and_writes_what_from_nats_brings_in() {
 }
 
 #[test]
+fn a_message_with_an_expiry_goes_to_a_stream_made_by_to_nats_with_its_jetstream_ttl() {
+    let Some(s) = NATS.address() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let a = queue(dir.path(), "a", 64, 64);
+    a.create_group("bridge", Start::Earliest).unwrap();
+    let stream = Stream::new(dir.path(), &s, "ttl", "x");
+    let mut p = a.producer().unwrap();
+    p.publish_with(
+        b"lives an hour",
+        &shmq::Meta::new().ttl(Duration::from_secs(3600)),
+    )
+    .unwrap();
+    p.publish(b"lives on").unwrap();
+    stream
+        .to_nats("a", &["--exit-idle", "2"])
+        .finish(Duration::from_secs(60));
+    let hdrs = |seq: u64| {
+        let got: serde_json::Value = serde_json::from_str(&cli(&[
+            "stream",
+            "get",
+            &stream.name,
+            &seq.to_string(),
+            "--json",
+        ]))
+        .unwrap();
+        String::from_utf8(base64(got["hdrs"].as_str().unwrap())).unwrap()
+    };
+    let first = hdrs(1);
+    assert!(
+        first.contains("Nats-TTL: 3600s") || first.contains("Nats-TTL: 3599s"),
+        "{first:?}"
+    );
+    assert!(first.contains("shmq-expires-ns: "), "{first:?}");
+    assert!(!hdrs(2).contains("Nats-TTL"), "no expiry, no TTL");
+}
+
+#[test]
 fn a_bridge_killed_again_and_again_loses_nothing_and_jetstream_keeps_each_message_once() {
     let Some(s) = NATS.address() else { return };
     let dir = tempfile::tempdir().unwrap();

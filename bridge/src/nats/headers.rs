@@ -82,9 +82,14 @@ fn plain_name(n: &str) -> bool {
 }
 
 /// The NATS headers of `rec`, with `Nats-Msg-Id` set to `msg_id`.
-pub fn headers_out(rec: &Outgoing, msg_id: &str) -> HeaderMap {
+pub fn headers_out(rec: &Outgoing, msg_id: &str, ttl: bool) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
+    if ttl {
+        if let Some(secs) = ttl_secs(rec) {
+            h.insert(NATS_TTL, format!("{secs}s").as_str());
+        }
+    }
     let mut put = |name: &str, value: &[u8]| match std::str::from_utf8(value) {
         Ok(v) if plain_name(name) && !v.contains(['\r', '\n']) => h.append(name, v),
         _ => h.append(
@@ -99,6 +104,22 @@ pub fn headers_out(rec: &Outgoing, msg_id: &str) -> HeaderMap {
         put(n, v);
     }
     h
+}
+
+/// What is left of `rec`'s time to live, in whole seconds rounded up (at
+/// least 1: JetStream's `Nats-TTL` has no smaller unit that every server
+/// takes), if it carries an expiry (`shmq-expires-ns`).
+fn ttl_secs(rec: &Outgoing) -> Option<u64> {
+    let at: u64 = rec
+        .headers
+        .iter()
+        .rev()
+        .find(|(n, _)| n == record::SHMQ_EXPIRES_NS)
+        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.as_nanos() as u64);
+    Some(at.saturating_sub(now).div_ceil(1_000_000_000).max(1))
 }
 
 /// The ordering key and headers carried by NATS headers `h` (JetStream's
@@ -188,7 +209,7 @@ mod tests {
             ],
             timestamp_ms: 0,
         };
-        let h = headers_out(&rec, &msg_id(&rec));
+        let h = headers_out(&rec, &msg_id(&rec), false);
         assert_eq!(
             h.get(async_nats::header::NATS_MESSAGE_ID)
                 .map(|v| v.as_str()),
@@ -206,6 +227,34 @@ mod tests {
         want.sort();
         back.sort();
         assert_eq!(back, want);
+    }
+
+    #[test]
+    fn an_expiry_goes_out_as_a_jetstream_ttl_where_the_stream_takes_one() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        let mut rec = Outgoing {
+            key: None,
+            payload: b"p".to_vec(),
+            headers: vec![(
+                record::SHMQ_EXPIRES_NS.into(),
+                (now + 90_500_000_000).to_string().into_bytes(),
+            )],
+            timestamp_ms: 0,
+        };
+        let ttl = |h: &HeaderMap| h.get(NATS_TTL).map(|v| v.as_str().to_string());
+        // Rounded up to whole seconds.
+        let got = ttl(&headers_out(&rec, "id", true)).unwrap();
+        assert!(got == "91s" || got == "90s", "{got}");
+        // A stream that does not take them gets none (it would refuse).
+        assert_eq!(ttl(&headers_out(&rec, "id", false)), None);
+        // Past its time already: the shortest JetStream takes.
+        rec.headers[0].1 = b"5".to_vec();
+        assert_eq!(ttl(&headers_out(&rec, "id", true)).as_deref(), Some("1s"));
+        rec.headers.clear();
+        assert_eq!(ttl(&headers_out(&rec, "id", true)), None);
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct NatsSink {
     deadlines: VecDeque<(Instant, u64)>,
     ack_timeout: Duration,
     max_in_flight: usize,
+    /// The stream takes per-message TTLs: a message with an expiry goes
+    /// out with `Nats-TTL`.
+    ttl: bool,
 }
 
 /// One record for the sending task: the reply subject, headers, payload.
@@ -55,9 +58,9 @@ impl NatsSink {
         let rt = runtime()?;
         let (send_tx, mut send_rx) = mpsc::unbounded_channel::<Publish>();
         let (done_tx, done_rx) = mpsc::unbounded_channel();
-        let inbox = rt.block_on(async {
+        let (inbox, ttl) = rt.block_on(async {
             let (js, deadline) = set_up(&conn).await?;
-            make_stream(&js, subject, stream, replicas, deadline).await?;
+            let ttl = make_stream(&js, subject, stream, replicas, deadline).await?;
             let client = js.client();
             let inbox = client.new_inbox();
             let mut acks = client
@@ -96,7 +99,7 @@ impl NatsSink {
                     });
                 }
             });
-            Ok::<_, Fatal>(inbox)
+            Ok::<_, Fatal>((inbox, ttl))
         })?;
         Ok(NatsSink {
             rt,
@@ -107,6 +110,7 @@ impl NatsSink {
             deadlines: VecDeque::new(),
             ack_timeout: conn.ack_timeout,
             max_in_flight: max_in_flight.max(1),
+            ttl,
         })
     }
 
@@ -145,7 +149,7 @@ impl Sink for NatsSink {
         if self.pending.len() >= self.max_in_flight {
             return Ok(Sent::Full);
         }
-        let headers = headers_out(rec, &msg_id(rec));
+        let headers = headers_out(rec, &msg_id(rec), self.ttl);
         let payload = bytes::Bytes::copy_from_slice(&rec.payload);
         let reply = format!("{}.{token}", self.inbox);
         if self.send_tx.send((reply, headers, payload)).is_err() {

@@ -11,14 +11,17 @@ use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamByNameError
 use crate::engine::Fatal;
 
 /// Makes sure `subject` is stored by a stream: `stream` if given (made if
-/// missing), else whichever stream already takes it.
+/// missing, taking per-message TTLs), else whichever stream already takes
+/// it. Returns whether that stream takes per-message TTLs (`Nats-TTL`,
+/// nats-server 2.11+): a message sent with one to a stream that does not
+/// is refused.
 pub(super) async fn make_stream(
     js: &jetstream::Context,
     subject: &str,
     stream: Option<&str>,
     replicas: usize,
     deadline: Instant,
-) -> Result<(), Fatal> {
+) -> Result<bool, Fatal> {
     match stream {
         Some(name) => {
             let cfg = jetstream::stream::Config {
@@ -26,6 +29,7 @@ pub(super) async fn make_stream(
                 subjects: vec![subject.to_string()],
                 num_replicas: replicas,
                 duplicate_window: Duration::from_secs(120),
+                allow_message_ttl: true,
                 ..Default::default()
             };
             let mut s = setup_retry!(
@@ -52,9 +56,10 @@ pub(super) async fn make_stream(
                     info.config.subjects
                 )));
             }
+            Ok(info.config.allow_message_ttl)
         }
         None => {
-            setup_retry!(
+            let name = setup_retry!(
                 deadline,
                 format!(
                     "no JetStream stream stores subject {subject:?} (create one, or name it with --stream)"
@@ -65,9 +70,15 @@ pub(super) async fn make_stream(
                     GetStreamByNameErrorKind::Request
                 )
             )?;
+            // Someone else's stream: per-message TTLs only if it says so
+            // (not knowing, none: a refused publish would stop the bridge).
+            let allows = match js.get_stream(&name).await {
+                Ok(mut s) => s.info().await.is_ok_and(|i| i.config.allow_message_ttl),
+                Err(_) => false,
+            };
+            Ok(allows)
         }
     }
-    Ok(())
 }
 
 /// Whether subject filter `filter` (with `*` and `>` wildcards) takes
