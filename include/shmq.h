@@ -631,6 +631,18 @@ typedef struct shmq_options {
    * `SHMQ_ON_EXPIRY_DISCARD`. Added in ABI 3.
    */
   shmq_on_expiry on_expiry;
+  /**
+   * The delay every message is published with, in milliseconds (0, the
+   * default: none; at most 10 years): a message reaches no group before
+   * it has passed, unless its own `shmq_meta.delay_ms` or
+   * `deliver_at_ms` says otherwise. Scheduled messages wait in the
+   * queue's store directory (`spill_dir`, `<spill_dir>/schedule`), and a
+   * publish returns a *schedule id*, not a seq (see `shmq_meta.delay_ms`).
+   * A batch is scheduled message by message (`shmq_publish_batch`
+   * writes the first one's schedule id); a reservation is refused
+   * (`SHMQ_INVALID_OPTION`: it is written in the ring). Added in ABI 3.
+   */
+  uint64_t delivery_delay_ms;
 } shmq_options;
 
 /**
@@ -692,6 +704,24 @@ typedef struct shmq_meta {
    * queue's applies to them). Added in ABI 3.
    */
   uint64_t ttl_ms;
+  /**
+   * Deliver the message this many milliseconds after its publish (0:
+   * not delayed by its own meta; the queue's `delivery_delay_ms`
+   * applies). Until then it waits in the queue's schedule, on disk in
+   * the queue's store directory, and reaches no group; the publish
+   * writes its *schedule id* (for `shmq_queue_scheduled` and
+   * `shmq_queue_cancel_scheduled`) to `seq_out`, not a seq: it gets its
+   * seq when it is due and enters the ring, and its `ttl_ms` counts from
+   * then. Not for reservations. Added in ABI 3.
+   */
+  uint64_t delay_ms;
+  /**
+   * Deliver the message at this time, in milliseconds since the Unix
+   * epoch (CLOCK_REALTIME; 0: none), as `delay_ms` does; a time already
+   * past publishes at once. `delay_ms` wins if both are set. Added in
+   * ABI 3.
+   */
+  uint64_t deliver_at_ms;
 } shmq_meta;
 
 /**
@@ -952,7 +982,73 @@ typedef struct shmq_queue_stats {
    * ABI 3.
    */
   uint64_t capacity;
+  /**
+   * Messages scheduled for later (`shmq_meta.delay_ms`,
+   * `deliver_at_ms`, `shmq_options.delivery_delay_ms`) and not yet due
+   * and moved into the ring, nor cancelled. Added in ABI 3.
+   */
+  uint64_t scheduled;
+  /**
+   * When the earliest scheduled message is due, CLOCK_REALTIME
+   * nanoseconds (0: nothing is scheduled). In the past: due, and moved
+   * in by the next consumer or producer that passes by. Added in ABI 3.
+   */
+  uint64_t next_due_ns;
+  /**
+   * Scheduled messages cancelled so far (`shmq_queue_cancel_scheduled`,
+   * `shmq_queue_cancel_scheduled_key`). Added in ABI 3.
+   */
+  uint64_t scheduled_cancelled;
 } shmq_queue_stats;
+
+/**
+ * A copy of one scheduled message's metadata (`shmq_queue_scheduled`).
+ * Its payload is read with `shmq_queue_scheduled_payload(queue, id,
+ * ...)`. Plain data.
+ */
+typedef struct shmq_scheduled_message {
+  /**
+   * Its schedule id: what its publish wrote to `seq_out`, and what
+   * `shmq_queue_cancel_scheduled` takes.
+   */
+  uint64_t id;
+  /**
+   * When it is due, CLOCK_REALTIME nanoseconds.
+   */
+  uint64_t due_ns;
+  /**
+   * When it was published, CLOCK_REALTIME nanoseconds.
+   */
+  uint64_t published_ns;
+  /**
+   * The producer's type tag.
+   */
+  uint32_t type_id;
+  /**
+   * Whether it was published with an idempotency key
+   * (`shmq_meta.key`): `shmq_queue_cancel_scheduled_key` cancels it by
+   * that key.
+   */
+  bool keyed;
+  /**
+   * The producer's correlation id.
+   */
+  uint64_t correlation_id;
+  /**
+   * Length of its payload in bytes.
+   */
+  size_t len;
+  /**
+   * Length in bytes of its ordering key (0: it has none). Read the key
+   * with `shmq_queue_scheduled_ordering_key`.
+   */
+  size_t ordering_key_len;
+  /**
+   * How many headers it has. Read them with
+   * `shmq_queue_scheduled_header`.
+   */
+  size_t headers_len;
+} shmq_scheduled_message;
 
 /**
  * A reason newer than this header.
@@ -1590,6 +1686,10 @@ enum shmq_status shmq_publish(struct shmq_producer *producer,
  * `SHMQ_MAX_HEADER_NAME` bytes or not UTF-8; `SHMQ_NULL_ARGUMENT` for a
  * NULL pointer with a nonzero length. Nothing is published then.
  *
+ * With `meta->delay_ms` or `meta->deliver_at_ms` (or a queue of
+ * `delivery_delay_ms`; so for `shmq_publish` too) the message is
+ * scheduled for later: `seq_out` gets its schedule id, not a seq.
+ *
  * # Safety
  * As for `shmq_publish`; `meta` is NULL or readable, its `key` NULL or
  * readable for `key_len` bytes, its `ordering_key` NULL or readable for
@@ -1710,8 +1810,9 @@ enum shmq_status shmq_reserve_timeout(struct shmq_producer *producer,
 
 /**
  * Sets the metadata of the reserved message (its type_id and
- * correlation_id: a reservation takes no idempotency key, ordering key or
- * headers, `SHMQ_INVALID_ARGUMENT`; use `shmq_publish_with`).
+ * correlation_id: a reservation takes no idempotency key, ordering key,
+ * headers, ttl, delay or time, `SHMQ_INVALID_ARGUMENT`; use
+ * `shmq_publish_with`).
  *
  * # Safety
  * `reservation` is NULL or a reservation whose producer is live;
@@ -2031,6 +2132,111 @@ enum shmq_status shmq_default_dir(char *buf, size_t capacity, size_t *len_out);
  * `queue` is NULL or live; `stats_out` is NULL or writable.
  */
 enum shmq_status shmq_stats(const struct shmq_queue *queue, struct shmq_queue_stats *stats_out);
+
+/**
+ * Copies the metadata of the first `capacity` scheduled messages,
+ * earliest due first, into `messages_out` and writes how many are
+ * scheduled in all to `count_out` (which may exceed `capacity`).
+ * `messages_out` may be NULL when `capacity` is 0 (to ask for the count).
+ * The schedule is read under its lock, payloads included: list what you
+ * need (with a million scheduled, all of them is a second's work). A
+ * snapshot: other processes may schedule, cancel or move messages into
+ * the ring meanwhile.
+ *
+ * # Safety
+ * `queue` is NULL or live; `messages_out` is NULL or writable for
+ * `capacity` elements; `count_out` is NULL or writable.
+ */
+enum shmq_status shmq_queue_scheduled(const struct shmq_queue *queue,
+                                      struct shmq_scheduled_message *messages_out,
+                                      size_t capacity,
+                                      size_t *count_out);
+
+/**
+ * Copies the payload of the scheduled message of schedule id `id` into
+ * `buf`: its first `min(len, capacity)` bytes. Writes its full length to
+ * `len_out`, so `len_out > capacity` means `buf` was too small (`buf` may
+ * be NULL with `capacity` 0 to ask for the length). `SHMQ_NOT_FOUND` if no
+ * message of that id is scheduled (it came due and went into the ring, or
+ * was cancelled).
+ *
+ * # Safety
+ * `queue` is NULL or live; `buf` is NULL or writable for `capacity` bytes;
+ * `len_out` is NULL or writable.
+ */
+enum shmq_status shmq_queue_scheduled_payload(const struct shmq_queue *queue,
+                                              uint64_t id,
+                                              uint8_t *buf,
+                                              size_t capacity,
+                                              size_t *len_out);
+
+/**
+ * Copies the ordering key of the scheduled message of schedule id `id`
+ * into `buf`, as `shmq_queue_scheduled_payload` copies the payload (its
+ * length to `len_out`: 0 if it has no key). `SHMQ_NOT_FOUND` if no
+ * message of that id is scheduled.
+ *
+ * # Safety
+ * As for `shmq_queue_scheduled_payload`.
+ */
+enum shmq_status shmq_queue_scheduled_ordering_key(const struct shmq_queue *queue,
+                                                   uint64_t id,
+                                                   uint8_t *buf,
+                                                   size_t capacity,
+                                                   size_t *len_out);
+
+/**
+ * Copies header `index` (0 for the first, in the order they were
+ * published) of the scheduled message of schedule id `id`: its name
+ * (UTF-8, not NUL-terminated) into `name_buf` and its value into
+ * `value_buf`, as `shmq_dlq_header` does for a dead letter.
+ * `SHMQ_NOT_FOUND` if no message of that id is scheduled;
+ * `SHMQ_INVALID_ARGUMENT` if `index >= headers_len`.
+ *
+ * # Safety
+ * `queue` is NULL or live; `name_buf` is NULL or writable for
+ * `name_capacity` bytes and `value_buf` for `value_capacity` bytes;
+ * `name_len_out` and `value_len_out` are NULL or writable.
+ */
+enum shmq_status shmq_queue_scheduled_header(const struct shmq_queue *queue,
+                                             uint64_t id,
+                                             size_t index,
+                                             uint8_t *name_buf,
+                                             size_t name_capacity,
+                                             size_t *name_len_out,
+                                             uint8_t *value_buf,
+                                             size_t value_capacity,
+                                             size_t *value_len_out);
+
+/**
+ * Cancels the scheduled message of schedule id `id` (what its publish
+ * wrote to `seq_out`): it will not be delivered. Writes to
+ * `cancelled_out` (may be NULL) whether it was: `false` if no message of
+ * that id is scheduled (it came due and went into the ring, or was
+ * cancelled before), which is not an error.
+ *
+ * # Safety
+ * `queue` is NULL or live; `cancelled_out` is NULL or writable.
+ */
+enum shmq_status shmq_queue_cancel_scheduled(const struct shmq_queue *queue,
+                                             uint64_t id,
+                                             bool *cancelled_out);
+
+/**
+ * Cancels the scheduled message published with idempotency key `key`
+ * (`key_len` bytes; `shmq_meta.key`), the earliest due if several are,
+ * and writes to `cancelled_out` (may be NULL) whether one was. The key
+ * stays remembered: a publish with it again is still a duplicate while
+ * the queue remembers it.
+ *
+ * # Safety
+ * `queue` is NULL or live; `key` is NULL or readable for `key_len` bytes;
+ * `cancelled_out` is NULL or writable.
+ */
+enum shmq_status shmq_queue_cancel_scheduled_key(const struct shmq_queue *queue,
+                                                 const uint8_t *key,
+                                                 size_t key_len,
+                                                 bool *cancelled_out);
 
 /**
  * The static description of a status code (`"timed out"`, ...), or

@@ -1,7 +1,8 @@
 // shmq.hpp - header-only C++17 RAII API over shmq.h. Link with -lshmq_ffi.
 //
 //   shmq::queue      an open queue (create / open / open_or_create / remove),
-//                    groups, stats, getters, the dead-letter queue
+//                    groups, stats, getters, the dead-letter queue, the
+//                    scheduled messages (list, cancel)
 //   shmq::producer   publish (with metadata, a timeout), publish_batch,
 //                    reserve -> shmq::reservation (write in place, commit)
 //   shmq::consumer   receive / try_receive -> shmq::message,
@@ -439,6 +440,14 @@ class options {
         o_.on_expiry = static_cast<shmq_on_expiry>(p);
         return *this;
     }
+    // The delay every message is published with (default zero: none): a
+    // message reaches no group before it has passed, unless its meta's
+    // delay or deliver_at says otherwise. A publish then returns the
+    // message's schedule id, not a seq; a reservation is refused.
+    options &delivery_delay(std::chrono::milliseconds d) noexcept {
+        o_.delivery_delay_ms = ms(d);
+        return *this;
+    }
     options &max_groups(std::uint32_t n) noexcept { o_.max_groups = n; return *this; }
     options &overflow(overflow_policy p) noexcept {
         o_.overflow = static_cast<shmq_overflow>(p);
@@ -560,8 +569,14 @@ struct header {
 // every consumer (message::ordering_key(), message::headers()); they count
 // against max_message_size. `ttl` (zero: none) is the message's time to
 // live: a group that has not finished it by then is not given it (see
-// options::on_expiry). Reservations and batches refuse keys, headers and
-// a ttl. Everything is viewed, not copied: keep it alive during the publish.
+// options::on_expiry). `delay` (zero: none, or the queue's
+// options::delivery_delay) or `deliver_at` schedules the message for later
+// (`delay` wins if both are set; a time already past publishes at once):
+// it reaches no group before then, and the publish returns its schedule id
+// (queue::scheduled, queue::cancel_scheduled), not a seq; its ttl counts
+// from when it is due. Reservations and batches refuse keys, headers, a
+// ttl and a delay. Everything is viewed, not copied: keep it alive during
+// the publish.
 struct meta {
     std::uint32_t type_id = 0;
     std::uint64_t correlation_id = 0;
@@ -569,12 +584,15 @@ struct meta {
     std::optional<bytes_view> ordering_key{};
     std::vector<header> headers{};
     std::chrono::milliseconds ttl{0};
+    std::chrono::milliseconds delay{0};
+    std::optional<std::chrono::system_clock::time_point> deliver_at{};
 };
 
 // Snapshots, as the C API fills them (plain data; see shmq.h).
 using queue_stats = shmq_queue_stats;
 using group_info = shmq_group_info;
 using dead_letter = shmq_dead_letter;
+using scheduled_message = shmq_scheduled_message;
 
 namespace detail {
 
@@ -608,6 +626,13 @@ inline shmq_meta c_meta(const meta &m, std::vector<shmq_header> &storage) {
     out.type_id = m.type_id;
     out.correlation_id = m.correlation_id;
     out.ttl_ms = m.ttl.count() > 0 ? static_cast<std::uint64_t>(m.ttl.count()) : 0;
+    out.delay_ms = m.delay.count() > 0 ? static_cast<std::uint64_t>(m.delay.count()) : 0;
+    if (m.deliver_at) {
+        auto since = std::chrono::duration_cast<std::chrono::milliseconds>(
+            m.deliver_at->time_since_epoch());
+        // At or before the epoch: long past, so at once (0 would mean "no time").
+        out.deliver_at_ms = since.count() > 0 ? static_cast<std::uint64_t>(since.count()) : 1;
+    }
     if (m.key) {
         out.key = non_null(*m.key);
         out.key_len = m.key->size();
@@ -1690,6 +1715,80 @@ class queue {
         std::uint64_t n = 0;
         detail::check(shmq_dlq_purge(live("dlq_purge"), &n));
         return n;
+    }
+
+    // Scheduled messages (meta::delay, meta::deliver_at,
+    // options::delivery_delay): the first `limit`, earliest due first (the
+    // schedule is read whole up to them, payloads included: ask for what
+    // you need; stats().scheduled says how many there are).
+    std::vector<scheduled_message> scheduled(std::size_t limit = 100) const {
+        std::vector<scheduled_message> out(limit);
+        std::size_t total = 0;
+        detail::check(shmq_queue_scheduled(live("scheduled"), out.empty() ? nullptr : out.data(),
+                                           out.size(), &total));
+        // Fewer than `limit` scheduled: the listing wrote that many.
+        out.resize(std::min(total, out.size()));
+        return out;
+    }
+    // A copy of the payload of the scheduled message `id` (its publish's
+    // return). shmq::not_found_error if it is not scheduled (it came due
+    // and went into the ring, or was cancelled).
+    std::string scheduled_payload(std::uint64_t id) const {
+        shmq_queue *q = live("scheduled_payload");
+        return detail::read_bytes([&](std::uint8_t *buf, std::size_t cap, std::size_t *len) {
+            return shmq_queue_scheduled_payload(q, id, buf, cap, len);
+        });
+    }
+    // A copy of its ordering key; std::nullopt if it has none.
+    std::optional<std::string> scheduled_ordering_key(std::uint64_t id) const {
+        shmq_queue *q = live("scheduled_ordering_key");
+        std::string key =
+            detail::read_bytes([&](std::uint8_t *buf, std::size_t cap, std::size_t *len) {
+                return shmq_queue_scheduled_ordering_key(q, id, buf, cap, len);
+            });
+        if (key.empty()) {
+            return std::nullopt; // keys are 1 to SHMQ_MAX_ORDERING_KEY bytes
+        }
+        return key;
+    }
+    // Copies of its headers (name, value), in the order they were published.
+    std::vector<std::pair<std::string, std::string>> scheduled_headers(std::uint64_t id) const {
+        shmq_queue *q = live("scheduled_headers");
+        std::vector<std::pair<std::string, std::string>> out;
+        for (std::size_t i = 0;; i++) {
+            std::size_t name_len = 0, value_len = 0;
+            shmq_status st = shmq_queue_scheduled_header(q, id, i, nullptr, 0, &name_len, nullptr,
+                                                         0, &value_len);
+            if (st == SHMQ_INVALID_ARGUMENT) {
+                return out; // past the last header (a missing message is NOT_FOUND)
+            }
+            detail::check(st);
+            std::string name(name_len, '\0'), value(value_len, '\0');
+            detail::check(shmq_queue_scheduled_header(
+                q, id, i, reinterpret_cast<std::uint8_t *>(name.data()), name.size(), &name_len,
+                reinterpret_cast<std::uint8_t *>(value.data()), value.size(), &value_len));
+            name.resize(std::min(name_len, name.size()));
+            value.resize(std::min(value_len, value.size()));
+            out.emplace_back(std::move(name), std::move(value));
+        }
+    }
+    // Cancels the scheduled message `id`: it will not be delivered. False
+    // if it is not scheduled (it came due and went into the ring, or was
+    // cancelled before).
+    bool cancel_scheduled(std::uint64_t id) const {
+        bool cancelled = false;
+        detail::check(shmq_queue_cancel_scheduled(live("cancel_scheduled"), id, &cancelled));
+        return cancelled;
+    }
+    // Cancels the scheduled message published with idempotency key `key`
+    // (meta::key; the earliest due if several are). The key stays
+    // remembered.
+    bool cancel_scheduled_key(bytes_view key) const {
+        bool cancelled = false;
+        detail::check(shmq_queue_cancel_scheduled_key(live("cancel_scheduled_key"),
+                                                      detail::non_null(key), key.size(),
+                                                      &cancelled));
+        return cancelled;
     }
 
   private:

@@ -14,6 +14,7 @@ mod cmd;
 mod human;
 mod metrics;
 mod progress;
+mod time;
 
 /// shmq: a broker-less, zero-copy message queue for processes on one host.
 #[derive(Parser, Debug)]
@@ -66,6 +67,9 @@ enum Command {
     /// Inspect the dead-letter queue, send dead letters back to their
     /// group, or delete them.
     Dlq(cmd::dlq::Args),
+    /// List the messages scheduled for later (publish --delay,
+    /// --deliver-at), or cancel one.
+    Scheduled(cmd::scheduled::Args),
     /// Delete a consumer group (with no consumer attached).
     GroupDelete(cmd::group::DeleteArgs),
     /// Remove a queue's file.
@@ -223,6 +227,7 @@ fn run(command: Command, opts: Options) -> CliResult {
         Command::Groups(args) => cmd::group::list(args, opts),
         Command::Seek(args) => cmd::group::seek(args, opts),
         Command::Dlq(args) => cmd::dlq::run(args, opts),
+        Command::Scheduled(args) => cmd::scheduled::run(args, opts),
         Command::GroupDelete(args) => cmd::group::delete(args, opts),
         Command::Rm(args) => cmd::rm::run(args, opts),
         Command::Bench(args) => bench::run(args),

@@ -17,11 +17,12 @@ enum Kind {
     Gauge,
 }
 
-/// What a metric is read from: one sample per queue, per group, or per
-/// queue with a journal.
+/// What a metric is read from: one sample per queue, per group, per
+/// queue with a journal, or per queue that has a value for it.
 #[derive(Clone, Copy)]
 enum Source {
     Queue(fn(&Stats) -> u64),
+    QueueIf(fn(&Stats) -> Option<f64>),
     Journal(fn(&Stats, &shmq::JournalStats) -> u64),
     Group(fn(&Stats, &GroupInfo) -> f64),
 }
@@ -35,7 +36,7 @@ struct Metric {
 }
 
 use Kind::{Counter, Gauge};
-use Source::{Group, Journal, Queue};
+use Source::{Group, Journal, Queue, QueueIf};
 
 const fn m(name: &'static str, kind: Kind, help: &'static str, source: Source) -> Metric {
     Metric {
@@ -179,6 +180,24 @@ const METRICS: &[Metric] = &[
         Counter,
         "Dead letters found damaged or missing when read back from the DLQ's overflow.",
         Queue(|s| s.dlq_lost),
+    ),
+    m(
+        "scheduled",
+        Gauge,
+        "Messages scheduled for later (a delay or a time) and not yet due and moved into the ring, nor cancelled.",
+        Queue(|s| s.scheduled),
+    ),
+    m(
+        "scheduled_cancelled_total",
+        Counter,
+        "Scheduled messages cancelled.",
+        Queue(|s| s.scheduled_cancelled),
+    ),
+    m(
+        "scheduled_next_due_seconds",
+        Gauge,
+        "When the earliest scheduled message is due, in Unix seconds (no sample: nothing is scheduled).",
+        QueueIf(|s| s.next_due_ns.map(|ns| ns as f64 / 1e9)),
     ),
     m(
         "journal_first_seq",
@@ -361,6 +380,11 @@ pub(crate) fn prometheus_text(queues: &[&Stats], unusable: Option<usize>) -> Str
         for s in queues {
             match metric.source {
                 Source::Queue(get) => f.set(&[&s.name], get(s) as f64),
+                Source::QueueIf(get) => {
+                    if let Some(v) = get(s) {
+                        f.set(&[&s.name], v);
+                    }
+                }
                 Source::Journal(get) => {
                     if let Some(j) = &s.journal {
                         f.set(&[&s.name], get(s, j) as f64);

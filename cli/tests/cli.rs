@@ -1380,3 +1380,254 @@ fn ttl_and_message_ttl_expire_messages_and_stat_counts_them() {
         assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn delay_deliver_at_and_delivery_delay_schedule_messages_that_scheduled_lists_and_cancels() {
+    use std::time::{Instant, SystemTime, UNIX_EPOCH};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The schedule lives in the queue's store directory: here, not in
+    // /var/tmp.
+    let store = d.join("store");
+    let store = store.to_str().unwrap();
+    ok(d, &["create", "t", "--slots", "64", "--spill-dir", store]);
+    ok(d, &["group-create", "t", "g", "--start", "earliest"]);
+    let file = |name: &str, text: &str| {
+        let path = d.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let (later, far, remind, now) = (
+        file("later.txt", "later"),
+        file("far.txt", "far"),
+        file("remind.txt", "remind"),
+        file("now.txt", "now"),
+    );
+    let t0 = Instant::now();
+    let out = shmq(d, &["publish", "t", "--delay", "1s", "--file", &later]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is scheduled message 1, due "),
+        "{}",
+        stderr(&out)
+    );
+    // Not before its time.
+    let early = shmq(
+        d,
+        &[
+            "consume",
+            "t",
+            "--group",
+            "g",
+            "--count",
+            "1",
+            "--timeout",
+            "0.05",
+        ],
+    );
+    if t0.elapsed() < Duration::from_millis(800) {
+        assert!(early.stdout.is_empty(), "{:?}", early.stdout);
+    }
+    let in_an_hour = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    ok(
+        d,
+        &[
+            "publish",
+            "t",
+            "--deliver-at",
+            &format!("@{in_an_hour}"),
+            "--header",
+            "h=v",
+            "--file",
+            &far,
+        ],
+    );
+    // New Year's Day two years on, an hour east of UTC (within MAX_DELAY).
+    let year = 1970
+        + std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 31_556_952
+        + 2;
+    let new_year = format!("{year}-01-01T00:00:00+01:00");
+    ok(
+        d,
+        &[
+            "publish",
+            "t",
+            "--deliver-at",
+            &new_year,
+            "--key",
+            "remind",
+            "--file",
+            &remind,
+        ],
+    );
+    ok(d, &["publish", "t", "--file", &now]);
+    let st: serde_json::Value = serde_json::from_str(&ok(d, &["stat", "t", "--json"])).unwrap();
+    assert_eq!(st["scheduled"], 3, "{st}");
+    assert_eq!(st["scheduled_cancelled"], 0, "{st}");
+    assert!(st["next_due_ns"].as_u64().is_some(), "{st}");
+    let prom = ok(d, &["stat", "t", "--prometheus"]);
+    assert!(prom.contains("shmq_scheduled{queue=\"t\"} 3"), "{prom}");
+    assert!(
+        prom.contains("shmq_scheduled_next_due_seconds{queue=\"t\"} "),
+        "{prom}"
+    );
+
+    // The listing, earliest due first.
+    let listed: Vec<serde_json::Value> = ok(d, &["scheduled", "t", "list", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    let payloads: Vec<&str> = listed
+        .iter()
+        .map(|s| s["payload"].as_str().unwrap())
+        .collect();
+    assert_eq!(payloads, ["later", "far", "remind"]);
+    assert_eq!(
+        listed[1]["due_ns"],
+        in_an_hour * 1_000_000_000,
+        "{}",
+        listed[1]
+    );
+    assert_eq!(listed[1]["headers"][0]["name"], "h", "{}", listed[1]);
+    assert_eq!(
+        listed[2]["due"],
+        format!("{}-12-31T23:00:00.000Z", year - 1).as_str(),
+        "{}",
+        listed[2]
+    );
+    assert_eq!(listed[1]["keyed"], false, "{}", listed[1]);
+    assert_eq!(listed[2]["keyed"], true, "{}", listed[2]);
+    let far_id = listed[1]["id"].as_u64().unwrap();
+    let table = ok(d, &["scheduled", "t", "list"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].contains("id") && lines[0].contains("due") && lines[0].ends_with("payload"));
+    assert!(
+        lines[2].contains("in 59m") && lines[2].contains("far header h=v"),
+        "{table}"
+    );
+    assert!(
+        lines[3].contains(&format!("{}-12-31T23:00:00Z", year - 1)) && lines[3].contains("yes"),
+        "{table}"
+    );
+    let first = shmq(d, &["scheduled", "t", "list", "--limit", "1"]);
+    assert_eq!(String::from_utf8_lossy(&first.stdout).lines().count(), 2);
+    assert!(
+        stderr(&first).contains("the first 1 of 3"),
+        "{}",
+        stderr(&first)
+    );
+
+    // Due in a second, then delivered (after "now", unless the machine
+    // took a second to get here).
+    let got = ok(
+        d,
+        &[
+            "consume",
+            "t",
+            "--group",
+            "g",
+            "--count",
+            "2",
+            "--timeout",
+            "5",
+        ],
+    );
+    let mut got: Vec<&str> = got.lines().collect();
+    got.sort_unstable();
+    assert_eq!(got, ["later", "now"]);
+    assert!(t0.elapsed() >= Duration::from_secs(1));
+
+    // Cancelled by id and by key (a --file publish's key is KEY1), once.
+    ok(d, &["scheduled", "t", "cancel", &far_id.to_string()]);
+    let again = shmq(d, &["scheduled", "t", "cancel", &far_id.to_string()]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains(&format!("no scheduled message {far_id} in t")),
+        "{}",
+        stderr(&again)
+    );
+    ok(d, &["scheduled", "t", "cancel", "--key", "remind1"]);
+    let st: serde_json::Value = serde_json::from_str(&ok(d, &["stat", "t", "--json"])).unwrap();
+    assert_eq!(st["scheduled"], 0, "{st}");
+    assert_eq!(st["scheduled_cancelled"], 2, "{st}");
+    assert!(st["next_due_ns"].is_null(), "{st}");
+    assert!(ok(d, &["stat", "t"]).contains("scheduled  0, 2 cancelled"));
+    let prom = ok(d, &["stat", "t", "--prometheus"]);
+    assert!(
+        prom.contains("shmq_scheduled_cancelled_total{queue=\"t\"} 2"),
+        "{prom}"
+    );
+    assert!(!prom.contains("shmq_scheduled_next_due_seconds{"), "{prom}");
+    let empty = shmq(d, &["scheduled", "t", "list"]);
+    assert!(empty.stdout.is_empty() && stderr(&empty).contains("nothing scheduled in t"));
+
+    // The queue's own delay.
+    let store_u = d.join("store-u");
+    ok(
+        d,
+        &[
+            "create",
+            "u",
+            "--slots",
+            "64",
+            "--delivery-delay",
+            "200ms",
+            "--spill-dir",
+            store_u.to_str().unwrap(),
+        ],
+    );
+    ok(d, &["group-create", "u", "g", "--start", "earliest"]);
+    ok(d, &["publish", "u", "--file", &now]);
+    let st: serde_json::Value = serde_json::from_str(&ok(d, &["stat", "u", "--json"])).unwrap();
+    assert_eq!(st["scheduled"], 1, "{st}");
+    let got = ok(
+        d,
+        &[
+            "consume",
+            "u",
+            "--group",
+            "g",
+            "--count",
+            "1",
+            "--timeout",
+            "5",
+        ],
+    );
+    assert_eq!(got, "now\n");
+    ok(d, &["rm", "t"]);
+    ok(d, &["rm", "u"]);
+    assert!(!d.join("store").exists() && !store_u.exists());
+
+    for (args, want) in [
+        (
+            &["publish", "u", "--delay", "5x"][..],
+            "not a length of time",
+        ),
+        (
+            &["publish", "u", "--deliver-at", "tomorrow"][..],
+            "is not a time",
+        ),
+        (
+            &["publish", "u", "--delay", "1s", "--deliver-at", "@0"][..],
+            "cannot be used with",
+        ),
+        (
+            &["create", "x", "--delivery-delay", "0s"][..],
+            "delivery_delay must be more than 0",
+        ),
+        (&["scheduled", "u", "cancel"][..], "required"),
+    ] {
+        let out = shmq(d, args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
+    }
+}

@@ -137,7 +137,7 @@ fn top_shows_rates_lag_and_history_and_answers_its_keys_in_80x24() {
     );
     let screen = tmux.wait("publish and delivery rates of orders", |s| {
         let r = row(s, "orders").ok_or("no orders row")?;
-        // queue depth pub/s deliv/s lag inflt redel/s dlq spill
+        // queue depth pub/s deliv/s lag inflt redel/s dlq spill sched
         if number(r[2]) > 0.0 && number(r[3]) > 0.0 && number(r[4]) > 0.0 {
             Ok(())
         } else {

@@ -393,3 +393,24 @@ fn a_million_scheduled_messages_are_held_and_all_come_due_in_order() {
         .count();
     assert_eq!(segs, 1);
 }
+
+#[test]
+fn a_delay_past_ten_years_and_a_delayed_reservation_are_refused() {
+    let _c = clock();
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create("q", &opts(dir.path())).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    let too_far = Meta::new().delay(shmq::MAX_DELAY + AN_HOUR);
+    assert!(matches!(
+        p.publish_with(b"x", &too_far),
+        Err(Error::InvalidOption(_))
+    ));
+    let mut r = p.reserve(1).unwrap();
+    r.copy_from_slice(b"x");
+    r.set_meta(Meta::new().delay(AN_HOUR));
+    // Written in the ring already: it cannot wait in the schedule.
+    assert!(matches!(r.commit(), Err(Error::InvalidOption(_))));
+    assert_eq!(q.stats().scheduled, 0);
+    assert_eq!(q.delivery_delay(), None);
+}

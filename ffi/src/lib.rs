@@ -29,6 +29,7 @@ mod options;
 mod producer;
 mod queue;
 mod readiness;
+mod scheduled;
 mod status;
 mod version;
 
@@ -71,6 +72,11 @@ pub use queue::{
     shmq_queue_close, shmq_queue_create, shmq_queue_flush, shmq_queue_name, shmq_queue_open,
     shmq_queue_open_or_create, shmq_queue_path, shmq_queue_remove, shmq_queue_remove_forced,
     shmq_queue_spill_dir, shmq_queue_stats, shmq_stats,
+};
+pub use scheduled::{
+    shmq_queue_cancel_scheduled, shmq_queue_cancel_scheduled_key, shmq_queue_scheduled,
+    shmq_queue_scheduled_header, shmq_queue_scheduled_ordering_key, shmq_queue_scheduled_payload,
+    shmq_scheduled_message,
 };
 pub use status::{shmq_last_error, shmq_status, shmq_status_str};
 pub use version::shmq_version;

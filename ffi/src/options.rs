@@ -5,7 +5,7 @@
 
 use std::ffi::{CStr, c_char};
 use std::os::unix::ffi::OsStrExt;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use shmq::{
     Ack, ConsumerOptions, Headers, MAX_HEADERS, Meta, Nack, OnExpiry, Options, Overflow, Retention,
@@ -244,6 +244,16 @@ pub struct shmq_options {
     /// `SHMQ_ON_EXPIRY_DEAD_LETTER` (the default) or
     /// `SHMQ_ON_EXPIRY_DISCARD`. Added in ABI 3.
     pub on_expiry: shmq_on_expiry,
+    /// The delay every message is published with, in milliseconds (0, the
+    /// default: none; at most 10 years): a message reaches no group before
+    /// it has passed, unless its own `shmq_meta.delay_ms` or
+    /// `deliver_at_ms` says otherwise. Scheduled messages wait in the
+    /// queue's store directory (`spill_dir`, `<spill_dir>/schedule`), and a
+    /// publish returns a *schedule id*, not a seq (see `shmq_meta.delay_ms`).
+    /// A batch is scheduled message by message (`shmq_publish_batch`
+    /// writes the first one's schedule id); a reservation is refused
+    /// (`SHMQ_INVALID_OPTION`: it is written in the ring). Added in ABI 3.
+    pub delivery_delay_ms: u64,
 }
 
 /// The defaults of every queue option (the same as the Rust
@@ -284,6 +294,7 @@ const DEFAULT_OPTIONS: shmq_options = shmq_options {
     max_in_flight: 0,
     message_ttl_ms: 0,
     on_expiry: SHMQ_ON_EXPIRY_DEAD_LETTER,
+    delivery_delay_ms: 0,
 };
 
 impl shmq_options {
@@ -376,6 +387,9 @@ impl shmq_options {
                 )));
             }
         });
+        if self.delivery_delay_ms > 0 {
+            opts = opts.delivery_delay(Duration::from_millis(self.delivery_delay_ms));
+        }
         if self.dlq_slots > 0 {
             opts = opts.dlq_slots(self.dlq_slots);
         }
@@ -589,6 +603,20 @@ pub struct shmq_meta {
     /// `shmq_options.on_expiry`). Not for batches and reservations (the
     /// queue's applies to them). Added in ABI 3.
     pub ttl_ms: u64,
+    /// Deliver the message this many milliseconds after its publish (0:
+    /// not delayed by its own meta; the queue's `delivery_delay_ms`
+    /// applies). Until then it waits in the queue's schedule, on disk in
+    /// the queue's store directory, and reaches no group; the publish
+    /// writes its *schedule id* (for `shmq_queue_scheduled` and
+    /// `shmq_queue_cancel_scheduled`) to `seq_out`, not a seq: it gets its
+    /// seq when it is due and enters the ring, and its `ttl_ms` counts from
+    /// then. Not for reservations. Added in ABI 3.
+    pub delay_ms: u64,
+    /// Deliver the message at this time, in milliseconds since the Unix
+    /// epoch (CLOCK_REALTIME; 0: none), as `delay_ms` does; a time already
+    /// past publishes at once. `delay_ms` wins if both are set. Added in
+    /// ABI 3.
+    pub deliver_at_ms: u64,
 }
 
 /// One header: a name of `name_len` bytes of UTF-8 (1 to
@@ -663,7 +691,26 @@ impl shmq_meta {
         if self.ttl_ms > 0 {
             meta = meta.ttl(Duration::from_millis(self.ttl_ms));
         }
+        if self.delay_ms > 0 {
+            meta = meta.delay(Duration::from_millis(self.delay_ms));
+        } else if self.deliver_at_ms > 0 {
+            let at = UNIX_EPOCH
+                .checked_add(Duration::from_millis(self.deliver_at_ms))
+                .ok_or_else(|| {
+                    CallError::InvalidOption(format!(
+                        "meta->deliver_at_ms {} is past what the clock counts",
+                        self.deliver_at_ms
+                    ))
+                })?;
+            meta = meta.deliver_at(at);
+        }
         Ok(meta)
+    }
+
+    /// Whether it schedules the message for later (which reservations
+    /// cannot: they are written in the ring).
+    pub(crate) fn scheduled(&self) -> bool {
+        self.delay_ms != 0 || self.deliver_at_ms != 0
     }
 
     /// Whether it has an ordering key, headers or a time to live (which
@@ -855,6 +902,55 @@ mod tests {
             format!("{ours:?}"),
             format!("{:?}", theirs.sync(SyncMode::Always))
         );
+    }
+
+    #[test]
+    fn delivery_delay_reaches_rust() {
+        let mut o = shmq_options_default();
+        o.delivery_delay_ms = 1500;
+        // SAFETY: `dir` and `spill_dir` are NULL.
+        let ours = unsafe { o.to_rust() }.unwrap();
+        let theirs = Options::new().delivery_delay(Duration::from_millis(1500));
+        assert_eq!(format!("{ours:?}"), format!("{theirs:?}"));
+    }
+
+    #[test]
+    fn a_meta_delay_wins_over_its_time() {
+        let m = shmq_meta {
+            type_id: 0,
+            correlation_id: 0,
+            key: std::ptr::null(),
+            key_len: 0,
+            ordering_key: std::ptr::null(),
+            ordering_key_len: 0,
+            headers: std::ptr::null(),
+            headers_len: 0,
+            ttl_ms: 0,
+            delay_ms: 0,
+            deliver_at_ms: 1_700_000_000_123,
+        };
+        assert!(m.scheduled());
+        // SAFETY: every pointer is NULL.
+        let at = unsafe { m.to_rust() }.unwrap();
+        assert_eq!(
+            (at.delay, at.deliver_at),
+            (
+                None,
+                Some(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123))
+            )
+        );
+        let both = shmq_meta { delay_ms: 250, ..m };
+        // SAFETY: as above.
+        let delayed = unsafe { both.to_rust() }.unwrap();
+        assert_eq!(
+            (delayed.delay, delayed.deliver_at),
+            (Some(Duration::from_millis(250)), None)
+        );
+        let none = shmq_meta {
+            deliver_at_ms: 0,
+            ..m
+        };
+        assert!(!none.scheduled());
     }
 
     #[test]

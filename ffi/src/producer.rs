@@ -205,6 +205,10 @@ pub unsafe extern "C" fn shmq_publish(
 /// `SHMQ_MAX_HEADER_NAME` bytes or not UTF-8; `SHMQ_NULL_ARGUMENT` for a
 /// NULL pointer with a nonzero length. Nothing is published then.
 ///
+/// With `meta->delay_ms` or `meta->deliver_at_ms` (or a queue of
+/// `delivery_delay_ms`; so for `shmq_publish` too) the message is
+/// scheduled for later: `seq_out` gets its schedule id, not a seq.
+///
 /// # Safety
 /// As for `shmq_publish`; `meta` is NULL or readable, its `key` NULL or
 /// readable for `key_len` bytes, its `ordering_key` NULL or readable for
@@ -563,8 +567,9 @@ unsafe fn pending<'a>(
 }
 
 /// Sets the metadata of the reserved message (its type_id and
-/// correlation_id: a reservation takes no idempotency key, ordering key or
-/// headers, `SHMQ_INVALID_ARGUMENT`; use `shmq_publish_with`).
+/// correlation_id: a reservation takes no idempotency key, ordering key,
+/// headers, ttl, delay or time, `SHMQ_INVALID_ARGUMENT`; use
+/// `shmq_publish_with`).
 ///
 /// # Safety
 /// `reservation` is NULL or a reservation whose producer is live;
@@ -587,6 +592,12 @@ pub unsafe extern "C" fn shmq_reservation_set_meta(
             return Err(invalid_argument(
                 "an ordering key or headers (meta->ordering_key, meta->headers) are for \
                  shmq_publish_with, not for a reservation: set them NULL, lengths 0",
+            ));
+        }
+        if meta.scheduled() {
+            return Err(invalid_argument(
+                "a delay or a time (meta->delay_ms, meta->deliver_at_ms) is for \
+                 shmq_publish_with, not for a reservation (it is written in the ring): set them 0",
             ));
         }
         // SAFETY: `key`, `ordering_key` and `headers` are NULL (checked

@@ -199,6 +199,17 @@ pub struct shmq_queue_stats {
     /// header, rounded up to 8 (`depth_bytes` of it are taken). Added in
     /// ABI 3.
     pub capacity: u64,
+    /// Messages scheduled for later (`shmq_meta.delay_ms`,
+    /// `deliver_at_ms`, `shmq_options.delivery_delay_ms`) and not yet due
+    /// and moved into the ring, nor cancelled. Added in ABI 3.
+    pub scheduled: u64,
+    /// When the earliest scheduled message is due, CLOCK_REALTIME
+    /// nanoseconds (0: nothing is scheduled). In the past: due, and moved
+    /// in by the next consumer or producer that passes by. Added in ABI 3.
+    pub next_due_ns: u64,
+    /// Scheduled messages cancelled so far (`shmq_queue_cancel_scheduled`,
+    /// `shmq_queue_cancel_scheduled_key`). Added in ABI 3.
+    pub scheduled_cancelled: u64,
 }
 
 /// Reads `opts` (NULL: the defaults).
@@ -696,6 +707,9 @@ pub unsafe extern "C" fn shmq_stats(
             max_message_size: s.max_message_size,
             depth_bytes: s.depth_bytes,
             capacity: s.capacity,
+            scheduled: s.scheduled,
+            next_due_ns: s.next_due_ns.unwrap_or(0),
+            scheduled_cancelled: s.scheduled_cancelled,
         };
         // SAFETY: checked writable out-parameter.
         unsafe { stats_out.write(stats) };

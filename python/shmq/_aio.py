@@ -125,6 +125,8 @@ async def publish_async(
     ordering_key: Union[str, bytes, None] = None,
     headers: Any = None,
     ttl: Optional[float] = None,
+    delay: Optional[float] = None,
+    deliver_at: Any = None,
 ) -> int:
     from . import Timeout
 
@@ -144,6 +146,8 @@ async def publish_async(
                 ordering_key=ordering_key,
                 headers=headers,
                 ttl=ttl,
+                delay=delay,
+                deliver_at=deliver_at,
             )
         except Timeout:
             pass

@@ -1,5 +1,6 @@
 """Typed stubs of the shmq extension (checked by ``mypy.stubtest``)."""
 
+import datetime
 import os
 import pathlib
 import types
@@ -100,6 +101,9 @@ class _Stats(TypedDict):
     spill_full: int
     spill_lost: int
     dlq_lost: int
+    scheduled: int
+    next_due_ns: Optional[int]
+    scheduled_cancelled: int
     spill_dir: Optional[pathlib.Path]
     why_full: Optional[str]
     journal: Optional[_JournalStats]
@@ -110,7 +114,7 @@ class _DeadLetter(TypedDict):
     group: str
     attempts: int
     redrives: int
-    reason: Literal["nacked", "max-deliveries"]
+    reason: Literal["nacked", "max-deliveries", "expired"]
     first_delivery_ns: int
     last_delivery_ns: int
     dead_lettered_ns: int
@@ -121,6 +125,20 @@ class _DeadLetter(TypedDict):
     payload: bytes
     ordering_key: Optional[bytes]
     headers: list[tuple[str, bytes]]
+
+class _Scheduled(TypedDict):
+    id: int
+    due_ns: int
+    published_ns: int
+    type_id: int
+    correlation_id: int
+    keyed: bool
+    payload: bytes
+    ordering_key: Optional[bytes]
+    headers: list[tuple[str, bytes]]
+
+_When = Union[datetime.datetime, float]
+"""A time: an aware ``datetime.datetime``, or Unix seconds (``time.time()``)."""
 
 _Bytes = Union[str, bytes]
 """An ordering key or a header value: bytes, or str (stored as UTF-8)."""
@@ -241,6 +259,7 @@ class Queue:
         max_in_flight: Optional[int] = None,
         message_ttl: Optional[float] = None,
         on_expiry: _OnExpiry = "dead-letter",
+        delivery_delay: Optional[float] = None,
     ) -> "Queue":
         """Creates a queue (``Exists`` if it is there already).
 
@@ -289,6 +308,14 @@ class Queue:
         (to the group's dead-letter queue with reason "expired"; delivered
         late instead if the DLQ is full) or "discard" (dropped); either way
         the group's ``messages_expired`` counts it.
+
+        ``delivery_delay`` (seconds; None: none; at most 10 years) is the
+        delay every message is published with (``publish(delay=,
+        deliver_at=)`` may say otherwise): a message reaches no group before
+        it has passed. Scheduled messages wait in the queue's store
+        directory, ``spill_dir`` (``<spill_dir>/schedule``); a publish
+        returns a schedule id, not a seq; ``publish_many`` schedules each
+        message; ``reserve`` raises ``InvalidOption``.
         """
 
     @staticmethod
@@ -339,6 +366,7 @@ class Queue:
         max_in_flight: Optional[int] = None,
         message_ttl: Optional[float] = None,
         on_expiry: _OnExpiry = "dead-letter",
+        delivery_delay: Optional[float] = None,
     ) -> "Queue":
         """Opens the queue, creating it with these options if it is not there."""
 
@@ -438,8 +466,31 @@ class Queue:
         (while the ring is full or the queue spills: what holds it, as
         ``why_full()`` says; else None), journal
         (None, or a dict: first_seq, first_ns, next_seq, journaled,
-        journaled_bytes, segments, bytes_on_disk, expired) and groups (a
-        list of dicts as ``groups()``)."""
+        journaled_bytes, segments, bytes_on_disk, expired), the schedule's
+        scheduled (messages waiting for their time), next_due_ns (when the
+        earliest is due, CLOCK_REALTIME ns; None if none is) and
+        scheduled_cancelled, and groups (a list of dicts as ``groups()``)."""
+
+    def scheduled(self, limit: int = 100) -> list[_Scheduled]:
+        """The first ``limit`` messages scheduled for later (``publish(delay=,
+        deliver_at=)``, ``delivery_delay``), earliest due first, as dicts:
+        id (the schedule id its publish returned), due_ns and published_ns
+        (CLOCK_REALTIME ns), type_id, correlation_id, keyed (published with
+        an idempotency ``key``), payload (bytes), ordering_key (bytes or
+        None) and headers (a list of (str, bytes)). The schedule is read
+        whole up to them, payloads included: ask for what you need
+        (``stats()["scheduled"]`` says how many there are)."""
+
+    def cancel_scheduled(self, id: int) -> bool:
+        """Cancels scheduled message ``id`` (its publish's return): it will
+        not be delivered. False if no message of that id is scheduled (it
+        came due and went into the ring, or was cancelled before)."""
+
+    def cancel_scheduled_key(self, key: Union[str, bytes]) -> bool:
+        """Cancels the scheduled message published with idempotency key
+        ``key`` (the earliest due if several are); False if there is none.
+        The key stays remembered: a publish with it again is still a
+        duplicate while the queue remembers it."""
 
     def why_full(self) -> str:
         """Why a publish finds (or would find) no room: the group that holds
@@ -502,6 +553,8 @@ class Producer:
         ordering_key: Optional[_Bytes] = None,
         headers: Optional[_Headers] = None,
         ttl: Optional[float] = None,
+        delay: Optional[float] = None,
+        deliver_at: Optional[_When] = None,
     ) -> int:
         """Publishes ``data`` (bytes or anything with the buffer protocol, one
         C-contiguous run, copied once into the slot); returns its seq.
@@ -524,6 +577,17 @@ class Producer:
         ``ttl`` (seconds) is the message's time to live: a group that has not
         finished it by then is not given it (see ``Queue.create``'s
         ``on_expiry``); a message already received is not taken back.
+
+        ``delay`` (seconds) or ``deliver_at`` (an aware ``datetime``, or
+        Unix seconds as ``time.time()`` gives them; a naive ``datetime`` is
+        refused with ``InvalidOption``, its zone being unknown) schedules
+        the message for later: it reaches no group before then, waiting in
+        the queue's store directory (``spill_dir``), and the publish returns
+        its *schedule id* (``Queue.scheduled``, ``Queue.cancel_scheduled``)
+        instead of a seq. It gets its seq when it is due and enters the
+        ring, and its ``ttl`` counts from then. A delay of 0 or a time
+        already past publishes at once (``delay=0`` also overrides the
+        queue's ``delivery_delay``). Not both (``InvalidOption``).
         """
 
     def publish_many(self, items: Iterable[_Payload], timeout: Optional[float] = None) -> int:
@@ -562,6 +626,8 @@ class Producer:
         ordering_key: Optional[_Bytes] = None,
         headers: Optional[_Headers] = None,
         ttl: Optional[float] = None,
+        delay: Optional[float] = None,
+        deliver_at: Optional[_When] = None,
     ) -> Coroutine[Any, Any, int]:
         """``await producer.publish_async(data, ...)``: ``publish`` that waits
         for room without blocking the event loop (asyncio, uvloop): the same

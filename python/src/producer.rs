@@ -233,9 +233,26 @@ fn meta<'a>(
     Ok(m)
 }
 
+/// `meta` with a publish's `delay` (seconds) or `deliver_at` (see
+/// [`crate::wait::deliver_at`]): not both.
+fn schedule<'a>(
+    meta: shmq::Meta<'a>,
+    delay: Option<f64>,
+    deliver_at: Option<&Bound<'_, PyAny>>,
+) -> PyResult<shmq::Meta<'a>> {
+    match (delay, deliver_at) {
+        (Some(_), Some(_)) => Err(InvalidOption::new_err(
+            "invalid option: give delay or deliver_at, not both",
+        )),
+        (Some(d), None) => Ok(meta.delay(seconds("delay", d)?)),
+        (None, Some(at)) => Ok(meta.deliver_at(crate::wait::deliver_at(at)?)),
+        (None, None) => Ok(meta),
+    }
+}
+
 /// `str` (as UTF-8) or `bytes`, copied; a `TypeError` naming `what`
 /// otherwise.
-fn str_or_bytes(what: &str, v: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+pub(crate) fn str_or_bytes(what: &str, v: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if let Ok(s) = v.extract::<String>() {
         Ok(s.into_bytes())
     } else if let Ok(b) = v.extract::<&[u8]>() {
@@ -344,7 +361,7 @@ impl Producer {
     /// `await producer.publish_async(data, ...)`: `publish`, waiting for
     /// room without blocking the event loop (same keywords; `timeout`
     /// bounds the wait, then `Timeout`).
-    #[pyo3(signature = (data, type_id=0, correlation_id=0, key=None, timeout=None, ordering_key=None, headers=None, ttl=None))]
+    #[pyo3(signature = (data, type_id=0, correlation_id=0, key=None, timeout=None, ordering_key=None, headers=None, ttl=None, delay=None, deliver_at=None))]
     #[allow(clippy::too_many_arguments)]
     fn publish_async<'py>(
         slf: &Bound<'py, Self>,
@@ -356,6 +373,8 @@ impl Producer {
         ordering_key: Option<&Bound<'py, PyAny>>,
         headers: Option<&Bound<'py, PyAny>>,
         ttl: Option<Seconds>,
+        delay: Option<Seconds>,
+        deliver_at: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let timeout = timeout.map(|s| s.0);
         if let Some(t) = timeout {
@@ -365,6 +384,8 @@ impl Producer {
         if let Some(t) = ttl {
             crate::wait::seconds("ttl", t)?;
         }
+        let delay = delay.map(|s| s.0);
+        schedule(shmq::Meta::new(), delay, deliver_at)?;
         aio(slf.py(), "publish_async")?.call1((
             slf,
             data,
@@ -375,11 +396,14 @@ impl Producer {
             ordering_key,
             headers,
             ttl,
+            delay,
+            deliver_at,
         ))
     }
 
-    /// Publishes one message; returns its seq.
-    #[pyo3(signature = (data, type_id=0, correlation_id=0, key=None, timeout=None, ordering_key=None, headers=None, ttl=None))]
+    /// Publishes one message; returns its seq (or, scheduled for later,
+    /// its schedule id).
+    #[pyo3(signature = (data, type_id=0, correlation_id=0, key=None, timeout=None, ordering_key=None, headers=None, ttl=None, delay=None, deliver_at=None))]
     #[allow(clippy::too_many_arguments)]
     fn publish(
         &self,
@@ -392,6 +416,8 @@ impl Producer {
         ordering_key: Option<&Bound<'_, PyAny>>,
         headers: Option<&Bound<'_, PyAny>>,
         ttl: Option<Seconds>,
+        delay: Option<Seconds>,
+        deliver_at: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let timeout = timeout.map(|s| s.0);
         check_fork(self.shared.made_in)?;
@@ -404,6 +430,9 @@ impl Producer {
         let mut meta = meta(type_id, correlation_id, key, &envelope)?;
         if let Some(t) = ttl {
             meta = meta.ttl(crate::wait::seconds("ttl", t.0)?);
+        }
+        if delay.is_some() || deliver_at.is_some() {
+            meta = schedule(meta, delay.map(|s| s.0), deliver_at)?;
         }
         if let Some(t) = timeout {
             crate::wait::seconds("timeout", t)?;

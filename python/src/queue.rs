@@ -173,7 +173,8 @@ macro_rules! queue_methods {
                 spill_fallback="block", sync="never", journal_max_age=None,
                 journal_max_bytes=1 << 30, trust_owner=None, trust_group=None,
                 ordering_lanes=1024, max_message_size=None, capacity=None,
-                max_in_flight=None, message_ttl=None, on_expiry="dead-letter"))]
+                max_in_flight=None, message_ttl=None, on_expiry="dead-letter",
+                delivery_delay=None))]
             fn $method(
                 py: Python<'_>,
                 name: &str,
@@ -204,6 +205,7 @@ macro_rules! queue_methods {
                 max_in_flight: Option<i64>,
                 message_ttl: Option<crate::wait::Seconds>,
                 on_expiry: &str,
+                delivery_delay: Option<crate::wait::Seconds>,
             ) -> PyResult<Queue> {
                 // Counts and sizes: a negative one is an InvalidOption that
                 // names it (the plain conversion raised OverflowError).
@@ -258,6 +260,9 @@ macro_rules! queue_methods {
                     o = o.message_ttl(crate::wait::seconds("message_ttl", t.0)?);
                 }
                 o = o.on_expiry(on_expiry.parse().py_err()?);
+                if let Some(d) = delivery_delay {
+                    o = o.delivery_delay(crate::wait::seconds("delivery_delay", d.0)?);
+                }
                 let q = py.detach(|| $core(&name, &o)).py_err()?;
                 Ok(Queue::new(q))
             }
@@ -489,6 +494,9 @@ impl Queue {
         d.set_item("spill_full", s.spill_full)?;
         d.set_item("spill_lost", s.spill_lost)?;
         d.set_item("dlq_lost", s.dlq_lost)?;
+        d.set_item("scheduled", s.scheduled)?;
+        d.set_item("next_due_ns", s.next_due_ns)?;
+        d.set_item("scheduled_cancelled", s.scheduled_cancelled)?;
         d.set_item("spill_dir", &s.spill_dir)?;
         d.set_item("why_full", &s.why_full)?;
         let journal = match &s.journal {
@@ -527,6 +535,54 @@ impl Queue {
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         let q = self.get()?;
         py.detach(|| q.flush()).py_err()
+    }
+
+    /// The first `limit` messages scheduled for later, earliest due
+    /// first, as dicts.
+    #[pyo3(signature = (limit=100))]
+    fn scheduled<'py>(&self, py: Python<'py>, limit: i64) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let limit: usize = crate::wait::whole("limit", limit)?;
+        let q = self.get()?;
+        let listed = py.detach(|| q.scheduled(limit)).py_err()?;
+        listed
+            .iter()
+            .map(|s| {
+                let d = PyDict::new(py);
+                d.set_item("id", s.id)?;
+                d.set_item("due_ns", s.due_ns)?;
+                d.set_item("published_ns", s.published_ns)?;
+                d.set_item("type_id", s.type_id)?;
+                d.set_item("correlation_id", s.correlation_id)?;
+                d.set_item("keyed", s.keyed)?;
+                d.set_item("payload", PyBytes::new(py, &s.payload))?;
+                d.set_item(
+                    "ordering_key",
+                    s.ordering_key.as_deref().map(|k| PyBytes::new(py, k)),
+                )?;
+                let headers: Vec<_> = s
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), PyBytes::new(py, v)))
+                    .collect();
+                d.set_item("headers", headers)?;
+                Ok(d)
+            })
+            .collect()
+    }
+
+    /// Cancels scheduled message `id` (its publish's return); False if
+    /// none of that id is scheduled.
+    fn cancel_scheduled(&self, py: Python<'_>, id: u64) -> PyResult<bool> {
+        let q = self.get()?;
+        py.detach(|| q.cancel_scheduled(id)).py_err()
+    }
+
+    /// Cancels the scheduled message published with idempotency key
+    /// `key`; False if there is none.
+    fn cancel_scheduled_key(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let key = crate::producer::str_or_bytes("key", key)?;
+        let q = self.get()?;
+        py.detach(|| q.cancel_scheduled_key(&key)).py_err()
     }
 
     /// The dead-letter queue.

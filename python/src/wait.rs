@@ -159,6 +159,67 @@ pub(crate) fn timeout_seconds(t: &Bound<'_, PyAny>) -> PyResult<f64> {
     })
 }
 
+/// A `deliver_at` argument: an aware `datetime.datetime` (a naive one is
+/// refused: its zone is unknown), or Unix seconds, an int or a float (as
+/// `time.time()` gives them). A time before the epoch is long past (it
+/// publishes at once).
+pub(crate) fn deliver_at(at: &Bound<'_, PyAny>) -> PyResult<std::time::SystemTime> {
+    use std::time::UNIX_EPOCH;
+    let py = at.py();
+    let datetime = py.import("datetime")?;
+    if at.is_instance(&datetime.getattr("datetime")?)? {
+        if at.call_method0("utcoffset")?.is_none() {
+            return Err(InvalidOption::new_err(
+                "invalid option: deliver_at is a naive datetime, whose zone is unknown: give \
+                 an aware one (datetime.now(timezone.utc) + timedelta(minutes=5), \
+                 datetime(2026, 12, 7, 18, tzinfo=timezone.utc)) or Unix seconds",
+            ));
+        }
+        let utc = datetime.getattr("timezone")?.getattr("utc")?;
+        let epoch = datetime
+            .getattr("datetime")?
+            .call1((1970, 1, 1, 0, 0, 0, 0, utc))?;
+        // Exact, to the microsecond: days, seconds and microseconds.
+        let since = at.sub(&epoch)?;
+        let micros = since.getattr("days")?.extract::<i64>()? * 86_400_000_000
+            + since.getattr("seconds")?.extract::<i64>()? * 1_000_000
+            + since.getattr("microseconds")?.extract::<i64>()?;
+        return Ok(UNIX_EPOCH + Duration::from_micros(micros.max(0) as u64));
+    }
+    if at.is_instance_of::<pyo3::types::PyBool>() || at.is_instance(&datetime.getattr("date")?)? {
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "deliver_at must be an aware datetime.datetime or Unix seconds, not {}",
+            at.get_type().name()?
+        )));
+    }
+    let secs: f64 = at.extract().map_err(|e: PyErr| {
+        if !e.is_instance_of::<pyo3::exceptions::PyTypeError>(py) {
+            return e;
+        }
+        pyo3::exceptions::PyTypeError::new_err(format!(
+            "deliver_at must be an aware datetime.datetime or Unix seconds, not {}",
+            at.get_type()
+                .name()
+                .map_or_else(|_| "?".to_string(), |n| n.to_string())
+        ))
+    })?;
+    if !secs.is_finite() {
+        return Err(InvalidOption::new_err(format!(
+            "invalid option: deliver_at must be a finite number of Unix seconds, got {secs}"
+        )));
+    }
+    let since = Duration::try_from_secs_f64(secs.max(0.0)).map_err(|_| {
+        InvalidOption::new_err(format!(
+            "invalid option: deliver_at is too far ahead: {secs}"
+        ))
+    })?;
+    UNIX_EPOCH.checked_add(since).ok_or_else(|| {
+        InvalidOption::new_err(format!(
+            "invalid option: deliver_at is too far ahead: {secs}"
+        ))
+    })
+}
+
 /// A `timeout` argument, as [`timeout_seconds`] reads it.
 pub(crate) struct Seconds(pub f64);
 

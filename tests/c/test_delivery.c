@@ -2,7 +2,7 @@
  * requeue after a delay, dead-letter), attempts, leases (expired and
  * extended), the dead-letter queue (list, payload, redrive, purge,
  * max_deliveries, full), keyed (idempotent) publishing, the new counters,
- * and the error paths of all of these. */
+ * expiry, scheduled delivery, and the error paths of all of these. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "check.h"
@@ -420,6 +420,177 @@ static void test_expiry(void) {
     CHECK(strstr(shmq_last_error(), "on_expiry must be") != NULL);
 }
 
+/* Milliseconds since the Unix epoch (deliver_at_ms's clock). */
+static uint64_t unix_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Scheduled delivery: a message's delay_ms (not received before its time,
+ * received after) and deliver_at_ms, the listing and its getters, cancel by
+ * schedule id and by idempotency key, the stats; the queue's
+ * delivery_delay_ms; reservations refuse a delay. Every queue keeps its
+ * schedule in the test directory (spill_dir). */
+static void test_schedule(void) {
+    char store[256];
+    snprintf(store, sizeof store, "%s/schedule-store", test_dir);
+    shmq_options o = test_options(64, 128);
+    o.spill_dir = store;
+    shmq_queue *q = NULL;
+    REQUIRE_OK(shmq_queue_create("schedule", &o, &q));
+    CHECK_OK(shmq_group_create(q, "g", SHMQ_START_EARLIEST, 0));
+    shmq_producer *p = NULL;
+    REQUIRE_OK(shmq_producer_new(q, &p));
+    uint64_t t0 = now_ns();
+    shmq_meta later = {0};
+    later.delay_ms = 500;
+    later.type_id = 4;
+    uint64_t later_id = 0;
+    REQUIRE_OK(shmq_publish_with(p, (const uint8_t *)"later", 5, &later, &later_id));
+    shmq_header h = {"h", 1, (const uint8_t *)"v", 1};
+    shmq_meta far = {0};
+    far.deliver_at_ms = unix_ms() + 3600 * 1000;
+    far.ordering_key = (const uint8_t *)"k";
+    far.ordering_key_len = 1;
+    far.headers = &h;
+    far.headers_len = 1;
+    uint64_t far_id = 0;
+    REQUIRE_OK(shmq_publish_with(p, (const uint8_t *)"far", 3, &far, &far_id));
+    shmq_meta keyed = {0};
+    keyed.delay_ms = 3600 * 1000;
+    keyed.key = (const uint8_t *)"reminder-7";
+    keyed.key_len = 10;
+    uint64_t keyed_id = 0;
+    REQUIRE_OK(shmq_publish_with(p, (const uint8_t *)"remind", 6, &keyed, &keyed_id));
+    CHECK(later_id != far_id && far_id != keyed_id);
+    publish_str(p, "now", NULL);
+
+    shmq_queue_stats st;
+    CHECK_OK(shmq_stats(q, &st));
+    CHECK(st.scheduled == 3 && st.scheduled_cancelled == 0 && st.next_due_ns != 0);
+
+    /* Earliest due first; the count even past the capacity. */
+    shmq_scheduled_message list[4];
+    size_t count = 0;
+    CHECK_OK(shmq_queue_scheduled(q, list, 4, &count));
+    REQUIRE(count == 3);
+    CHECK(list[0].id == later_id && list[0].type_id == 4 && list[0].len == 5 && !list[0].keyed);
+    CHECK(list[1].id == far_id && list[1].ordering_key_len == 1 && list[1].headers_len == 1);
+    CHECK(list[2].id == keyed_id && list[2].keyed && list[2].ordering_key_len == 0);
+    CHECK(list[0].due_ns < list[1].due_ns && list[1].due_ns < list[2].due_ns);
+    CHECK(list[1].due_ns / 1000000u == far.deliver_at_ms);
+    CHECK(st.next_due_ns == list[0].due_ns);
+    shmq_scheduled_message one[1];
+    CHECK_OK(shmq_queue_scheduled(q, one, 1, &count));
+    CHECK(count == 3 && one[0].id == later_id);
+    CHECK_OK(shmq_queue_scheduled(q, NULL, 0, &count));
+    CHECK(count == 3);
+
+    /* The payload, ordering key and header of one. */
+    char buf[16];
+    size_t len = 0;
+    CHECK_OK(shmq_queue_scheduled_payload(q, far_id, (uint8_t *)buf, sizeof buf, &len));
+    CHECK(len == 3 && memcmp(buf, "far", 3) == 0);
+    CHECK_OK(shmq_queue_scheduled_ordering_key(q, far_id, (uint8_t *)buf, sizeof buf, &len));
+    CHECK(len == 1 && buf[0] == 'k');
+    char name[8], value[8];
+    size_t name_len = 0, value_len = 0;
+    CHECK_OK(shmq_queue_scheduled_header(q, far_id, 0, (uint8_t *)name, sizeof name, &name_len,
+                                         (uint8_t *)value, sizeof value, &value_len));
+    CHECK(name_len == 1 && name[0] == 'h' && value_len == 1 && value[0] == 'v');
+    CHECK_STATUS(shmq_queue_scheduled_header(q, far_id, 1, NULL, 0, &name_len, NULL, 0,
+                                             &value_len),
+                 SHMQ_INVALID_ARGUMENT);
+    len = 42;
+    CHECK_STATUS(shmq_queue_scheduled_payload(q, 999999, NULL, 0, &len), SHMQ_NOT_FOUND);
+    CHECK(len == 42);
+
+    /* Not delivered before its time ("now" is), delivered after. */
+    shmq_consumer *c = NULL;
+    REQUIRE_OK(shmq_consumer_new(q, "g", NULL, &c));
+    shmq_message m;
+    CHECK_OK(shmq_receive(c, MS(1000), &m));
+    CHECK(msg_is(&m, "now"));
+    if (now_ns() - t0 < MS(400)) {
+        CHECK_STATUS(shmq_receive(c, MS(20), &m), SHMQ_TIMEOUT);
+    }
+    CHECK_OK(shmq_receive(c, MS(5000), &m));
+    CHECK(msg_is(&m, "later") && m.type_id == 4);
+    CHECK(now_ns() - t0 >= MS(500));
+
+    /* Cancel by id, then by key; once only. */
+    bool cancelled = false;
+    CHECK_OK(shmq_queue_cancel_scheduled(q, far_id, &cancelled));
+    CHECK(cancelled);
+    CHECK_OK(shmq_queue_cancel_scheduled(q, far_id, &cancelled));
+    CHECK(!cancelled);
+    CHECK_OK(shmq_queue_cancel_scheduled(q, later_id, NULL)); /* delivered: nothing to cancel */
+    CHECK_OK(shmq_queue_cancel_scheduled_key(q, (const uint8_t *)"reminder-7", 10, &cancelled));
+    CHECK(cancelled);
+    CHECK_OK(shmq_queue_cancel_scheduled_key(q, (const uint8_t *)"reminder-7", 10, &cancelled));
+    CHECK(!cancelled);
+    CHECK_OK(shmq_stats(q, &st));
+    CHECK(st.scheduled == 0 && st.scheduled_cancelled == 2 && st.next_due_ns == 0);
+    CHECK_OK(shmq_queue_scheduled(q, list, 4, &count));
+    CHECK(count == 0);
+    CHECK_STATUS(shmq_receive(c, MS(20), &m), SHMQ_TIMEOUT);
+
+    /* A time already past publishes at once, with a seq. */
+    shmq_meta past = {0};
+    past.deliver_at_ms = 1;
+    uint64_t seq = 0;
+    REQUIRE_OK(shmq_publish_with(p, (const uint8_t *)"past", 4, &past, &seq));
+    CHECK_OK(shmq_receive(c, MS(1000), &m));
+    CHECK(msg_is(&m, "past") && m.seq == seq);
+
+    /* Reservations take no delay; NULLs are refused. */
+    shmq_reservation *r = NULL;
+    uint8_t *data = NULL;
+    REQUIRE_OK(shmq_reserve(p, 4, &data, &r));
+    CHECK_STATUS(shmq_reservation_set_meta(r, &later), SHMQ_INVALID_ARGUMENT);
+    CHECK(strstr(shmq_last_error(), "delay_ms") != NULL);
+    CHECK_OK(shmq_abort(r));
+    CHECK_STATUS(shmq_queue_cancel_scheduled(NULL, 1, &cancelled), SHMQ_NULL_ARGUMENT);
+    CHECK_STATUS(shmq_queue_cancel_scheduled_key(q, NULL, 3, &cancelled), SHMQ_NULL_ARGUMENT);
+    CHECK_STATUS(shmq_queue_scheduled(q, NULL, 2, &count), SHMQ_NULL_ARGUMENT);
+    CHECK_STATUS(shmq_queue_scheduled(q, list, 4, NULL), SHMQ_NULL_ARGUMENT);
+    CHECK_STATUS(shmq_queue_scheduled(q, list, SIZE_MAX, &count), SHMQ_INVALID_ARGUMENT);
+    shmq_consumer_free(&c);
+    shmq_producer_free(&p);
+    shmq_queue_close(&q);
+    CHECK_OK(shmq_queue_remove("schedule", &o));
+    CHECK(!exists(store));
+
+    /* The queue's own delay: every publish, batches too; no reservation. */
+    o.delivery_delay_ms = 50;
+    REQUIRE_OK(shmq_queue_create("schedule-default", &o, &q));
+    CHECK_OK(shmq_group_create(q, "g", SHMQ_START_EARLIEST, 0));
+    REQUIRE_OK(shmq_producer_new(q, &p));
+    t0 = now_ns();
+    publish_str(p, "a", NULL);
+    shmq_buf batch[2] = {{(const uint8_t *)"b", 1}, {(const uint8_t *)"c", 1}};
+    CHECK_OK(shmq_publish_batch(p, batch, 2, NULL));
+    CHECK_OK(shmq_stats(q, &st));
+    CHECK(st.scheduled == 3);
+    CHECK_STATUS(shmq_reserve(p, 4, &data, &r), SHMQ_INVALID_OPTION);
+    REQUIRE_OK(shmq_consumer_new(q, "g", NULL, &c));
+    const char *want[3] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(shmq_receive(c, MS(5000), &m));
+        CHECK(msg_is(&m, want[i]));
+    }
+    CHECK(now_ns() - t0 >= MS(50));
+    shmq_consumer_free(&c);
+    shmq_producer_free(&p);
+    shmq_queue_close(&q);
+    CHECK_OK(shmq_queue_remove("schedule-default", &o));
+
+    /* More than ten years: refused, naming the option. */
+    o.delivery_delay_ms = (uint64_t)3651 * 86400 * 1000;
+    check_create_refused("schedule-bad", o, "delivery_delay", NULL);
+}
+
 static void test_errors(void) {
     shmq_options o = test_options(16, 64);
     o.dlq_slots = 1;
@@ -528,6 +699,7 @@ int main(void) {
     RUN(test_leases);
     RUN(test_keyed_publish);
     RUN(test_expiry);
+    RUN(test_schedule);
     RUN(test_errors);
     return finish();
 }

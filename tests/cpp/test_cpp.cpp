@@ -334,6 +334,86 @@ void test_expiry() {
     shmq::queue::remove("exp2", o);
 }
 
+// Scheduled delivery: a message's delay (not received before its time,
+// received after) and deliver_at, the listing, cancel by id and by key,
+// the stats, the queue's delivery_delay. The schedule is kept in the test's
+// directory (spill_dir), and removed with the queue.
+void test_schedule() {
+    using namespace std::chrono_literals;
+    test_dir d("schedule");
+    auto o = d.opts(16, 64).spill_dir(d.path() + "/store");
+    auto q = shmq::queue::create("sched", o);
+    q.create_group("g", shmq::start_at::earliest());
+    auto p = q.make_producer();
+    auto t0 = std::chrono::steady_clock::now();
+    shmq::meta later;
+    later.delay = 500ms;
+    later.type_id = 4;
+    auto later_id = p.publish("later", later);
+    shmq::meta far;
+    far.deliver_at = std::chrono::system_clock::now() + 1h;
+    far.ordering_key = shmq::bytes_view("k");
+    far.headers = {{"h", "v"}};
+    auto far_id = p.publish("far", far);
+    shmq::meta keyed;
+    keyed.delay = 2h;
+    keyed.key = shmq::bytes_view("reminder-7");
+    auto keyed_id = p.publish("remind", keyed);
+    p.publish("now");
+    auto s = q.stats();
+    CHECK_EQ(s.scheduled, 3u);
+    CHECK(s.next_due_ns != 0);
+    auto listed = q.scheduled();
+    CHECK_EQ(listed.size(), 3u);
+    CHECK_EQ(listed[0].id, later_id);
+    CHECK_EQ(listed[0].type_id, 4u);
+    CHECK_EQ(listed[1].id, far_id);
+    CHECK_EQ(listed[2].id, keyed_id);
+    CHECK(listed[2].keyed);
+    CHECK_EQ(q.scheduled(1).size(), 1u);
+    CHECK_EQ(q.scheduled_payload(far_id), "far");
+    CHECK(q.scheduled_ordering_key(far_id) == std::optional<std::string>("k"));
+    CHECK(!q.scheduled_ordering_key(later_id).has_value());
+    auto headers = q.scheduled_headers(far_id);
+    CHECK_EQ(headers.size(), 1u);
+    CHECK(headers[0] == std::make_pair(std::string("h"), std::string("v")));
+    CHECK(q.scheduled_headers(later_id).empty());
+    CHECK_THROWS_WITH(shmq::not_found_error, q.scheduled_payload(999999), "not found");
+    auto c = q.make_consumer("g");
+    CHECK_EQ(c.receive().text(), "now");
+    if (check::since(t0) < 400ms) {
+        CHECK(!c.receive(20ms).has_value());
+    }
+    CHECK_EQ(c.receive(5s)->text(), "later");
+    CHECK(check::since(t0) >= 500ms);
+    CHECK(q.cancel_scheduled(far_id));
+    CHECK(!q.cancel_scheduled(far_id));
+    CHECK(q.cancel_scheduled_key("reminder-7"));
+    CHECK(!q.cancel_scheduled_key("reminder-7"));
+    s = q.stats();
+    CHECK_EQ(s.scheduled, 0u);
+    CHECK_EQ(s.scheduled_cancelled, 2u);
+    CHECK_EQ(s.next_due_ns, 0u);
+    CHECK(q.scheduled().empty());
+
+    // The queue's own delay; a reservation is refused.
+    auto o2 = d.opts(16, 64).spill_dir(d.path() + "/store2").delivery_delay(50ms);
+    auto q2 = shmq::queue::create("sched2", o2);
+    q2.create_group("g", shmq::start_at::earliest());
+    auto p2 = q2.make_producer();
+    auto t1 = std::chrono::steady_clock::now();
+    p2.publish("delayed");
+    CHECK_EQ(q2.stats().scheduled, 1u);
+    CHECK_THROWS_WITH(shmq::invalid_option_error, p2.reserve(4), "delivery_delay");
+    auto c2 = q2.make_consumer("g");
+    CHECK_EQ(c2.receive(5s)->text(), "delayed");
+    CHECK(check::since(t1) >= 50ms);
+    c.close();
+    c2.close();
+    shmq::queue::remove("sched", o);
+    shmq::queue::remove("sched2", o2);
+}
+
 // Defect 1: a message read after its delivery ended threw nothing and read
 // reused memory. Now every way a delivery ends makes the payload throw.
 void test_message_lifetime() {
@@ -1363,6 +1443,7 @@ int main() {
     RUN(test_round_trip);
     RUN(test_capacity);
     RUN(test_expiry);
+    RUN(test_schedule);
     RUN(test_message_lifetime);
     RUN(test_destruction_gives_back);
     RUN(test_timeouts);

@@ -160,6 +160,15 @@ fn spellings(consumer: bool) -> BTreeMap<&'static str, [&'static [&'static str];
             ),
             ("on_expiry", same(&["on_expiry"])),
             (
+                "delivery_delay",
+                [
+                    &["delivery_delay"][..],
+                    &["delivery_delay_ms"],
+                    &["delivery_delay"],
+                    &["delivery_delay"],
+                ],
+            ),
+            (
                 "dedup_ttl",
                 [
                     &["dedup_ttl"][..],

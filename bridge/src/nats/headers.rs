@@ -85,10 +85,8 @@ fn plain_name(n: &str) -> bool {
 pub fn headers_out(rec: &Outgoing, msg_id: &str, ttl: bool) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
-    if ttl {
-        if let Some(secs) = ttl_secs(rec) {
-            h.insert(NATS_TTL, format!("{secs}s").as_str());
-        }
+    if let Some(secs) = ttl.then(|| ttl_secs(rec)).flatten() {
+        h.insert(NATS_TTL, format!("{secs}s").as_str());
     }
     let mut put = |name: &str, value: &[u8]| match std::str::from_utf8(value) {
         Ok(v) if plain_name(name) && !v.contains(['\r', '\n']) => h.append(name, v),

@@ -108,6 +108,12 @@ pub(crate) struct Args {
     /// either way.
     #[arg(long, default_value = "dead-letter")]
     on_expiry: String,
+    /// The delay every message is published with (30s, 5m, 1h; at most 10
+    /// years): a message reaches no group before it has passed, unless it
+    /// says otherwise (publish --delay, --deliver-at). Scheduled messages
+    /// wait in the queue's store directory (--spill-dir).
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration)]
+    delivery_delay: Option<std::time::Duration>,
 }
 
 pub(crate) fn run(args: Args, opts: Options) -> CliResult {
@@ -137,6 +143,7 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         max_in_flight,
         message_ttl,
         on_expiry,
+        delivery_delay,
     } = args;
     let overflow: Overflow = overflow.parse()?;
     let spill_fallback: Overflow = spill_fallback.parse()?;
@@ -160,6 +167,9 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         opts = opts.message_ttl(t);
     }
     opts = opts.on_expiry(on_expiry.parse()?);
+    if let Some(d) = delivery_delay {
+        opts = opts.delivery_delay(d);
+    }
     if let Some(n) = slots {
         opts = opts.slots(n);
     }

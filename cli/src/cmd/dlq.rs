@@ -197,7 +197,7 @@ fn redrive(q: &Queue, seq: Option<u64>, timeout: Option<Duration>) -> Result<u64
 
 /// A payload as one printable line: UTF-8 text (control characters
 /// escaped), cut at 60 characters.
-fn preview(p: &[u8]) -> String {
+pub(crate) fn preview(p: &[u8]) -> String {
     let text = String::from_utf8_lossy(p);
     let mut out: String = text.chars().take(60).flat_map(char::escape_debug).collect();
     if text.chars().count() > 60 {

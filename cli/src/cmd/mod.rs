@@ -13,6 +13,7 @@ pub(crate) mod ls;
 pub(crate) mod peek;
 pub(crate) mod publish;
 pub(crate) mod rm;
+pub(crate) mod scheduled;
 pub(crate) mod stat;
 pub(crate) mod top;
 

@@ -48,6 +48,17 @@ pub(crate) struct Args {
     /// on-expiry says what becomes of it).
     #[arg(long, value_name = "DURATION", value_parser = crate::duration)]
     ttl: Option<Duration>,
+    /// Deliver every message this long after its publish (30s, 5m, 1h):
+    /// until then it waits in the queue's schedule (`shmq scheduled NAME
+    /// list`, `cancel`) and reaches no group; its --ttl counts from then.
+    /// 0 publishes at once, even on a queue with a --delivery-delay.
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration)]
+    delay: Option<Duration>,
+    /// Deliver every message at this time, as --delay does: RFC 3339
+    /// (2026-12-07T18:00:00Z, 2026-12-07T19:00:00+01:00) or @ and Unix
+    /// seconds (@1796666400). A time already past publishes at once.
+    #[arg(long, value_name = "TIME", value_parser = crate::time::instant, conflicts_with = "delay")]
+    deliver_at: Option<std::time::SystemTime>,
     /// Each line of stdin is ORDERING-KEY, SEP, PAYLOAD: the text before
     /// the first SEP is the message's ordering key (1 to 1024 bytes), the
     /// rest its payload. A line without SEP, or with nothing before it,
@@ -109,6 +120,8 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         timeout,
         headers,
         ttl,
+        delay,
+        deliver_at,
         ordering_key_separator,
     } = args;
     let q = Queue::open_with(&name, &opts)?;
@@ -120,6 +133,21 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
     if let Some(t) = ttl {
         meta = meta.ttl(t);
     }
+    if let Some(d) = delay {
+        meta = meta.delay(d);
+    }
+    if let Some(at) = deliver_at {
+        meta = meta.deliver_at(at);
+    }
+    // When the (first) message is due, if these options schedule it (a
+    // publish then returns a schedule id, not a seq).
+    let now = std::time::SystemTime::now();
+    let scheduled = match (delay, deliver_at) {
+        (Some(d), _) => now.checked_add(d).filter(|_| !d.is_zero()),
+        (None, Some(at)) => (at > now).then_some(at),
+        // The queue's own delay schedules it too.
+        (None, None) => q.delivery_delay().and_then(|d| now.checked_add(d)),
+    };
     let timeout = timeout.map(|t| secs(t, "--timeout")).transpose()?;
     // Stdin that is a file has a known length: the bar counts its bytes.
     let stdin_len = match (count, &file) {
@@ -170,11 +198,19 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
             let seq = publish(&bytes, None, 1)?;
             n = 1;
             progress.at(n);
-            progress.say(&format!(
-                "{} ({} bytes) is message {seq}",
-                path.display(),
-                bytes.len()
-            ));
+            match scheduled {
+                Some(at) => progress.say(&format!(
+                    "{} ({} bytes) is scheduled message {seq}, due {}",
+                    path.display(),
+                    bytes.len(),
+                    crate::time::rfc3339(unix_ns(at), false)
+                )),
+                None => progress.say(&format!(
+                    "{} ({} bytes) is message {seq}",
+                    path.display(),
+                    bytes.len()
+                )),
+            }
         } else if let Some(count) = count {
             let mut payload = vec![0u8; size];
             for i in 0..count {
@@ -218,7 +254,13 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
     let went = went_in(n, p.deduplicated(), &name);
     match result {
         Ok(()) => {
-            eprintln!("published {went}");
+            match scheduled {
+                Some(at) => eprintln!(
+                    "published {went}, due from {} (shmq scheduled {name} list)",
+                    crate::time::rfc3339(unix_ns(at), false)
+                ),
+                None => eprintln!("published {went}"),
+            }
             Ok(())
         }
         // Say exactly what went in: a retry of everything would duplicate.
@@ -239,6 +281,12 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
             n + 1
         ))),
     }
+}
+
+/// A time as CLOCK_REALTIME nanoseconds (0 before the epoch).
+fn unix_ns(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos().min(u64::MAX as u128) as u64)
 }
 
 /// Stdin's length when it is a regular file (`< file`), else `None`.

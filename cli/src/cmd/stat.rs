@@ -71,6 +71,9 @@ fn stats_json(s: &shmq::Stats) -> serde_json::Value {
         "spill_full": s.spill_full,
         "spill_lost": s.spill_lost,
         "dlq_lost": s.dlq_lost,
+        "scheduled": s.scheduled,
+        "next_due_ns": s.next_due_ns,
+        "scheduled_cancelled": s.scheduled_cancelled,
         "spill_dir": s.spill_dir,
         "why_full": s.why_full,
         "journal": s.journal.as_ref().map(|j| serde_json::json!({
@@ -137,6 +140,18 @@ fn stats_table(s: &shmq::Stats) -> String {
     {
         out += &format!("           the ring is full: {why}\n");
     }
+    out += &format!(
+        "scheduled  {}{}, {} cancelled\n",
+        s.scheduled,
+        s.next_due_ns
+            .map(|due| format!(
+                ", next due {} ({})",
+                crate::time::rfc3339(due, false),
+                crate::time::until(due, crate::time::now_ns())
+            ))
+            .unwrap_or_default(),
+        s.scheduled_cancelled
+    );
     if let Some(d) = &s.spill_dir {
         out += &format!(
             "spill      {} messages on disk ({} segments, {} bytes) in {}\n           spilled {} messages / {} bytes so far, full {} times, lost {}\n",

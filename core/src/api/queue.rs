@@ -308,6 +308,15 @@ impl Queue {
         self.shared.config.max_message_size as usize
     }
 
+    /// The delay every message of the queue is published with unless it
+    /// says otherwise (`Options::delivery_delay`), if any.
+    pub fn delivery_delay(&self) -> Option<std::time::Duration> {
+        match self.shared.config.delivery_delay_ns {
+            0 => None,
+            ns => Some(std::time::Duration::from_nanos(ns)),
+        }
+    }
+
     /// Bytes of the queue file, all of them taken at create (the file is
     /// preallocated, so a directory without room fails there, not later).
     pub fn file_size(&self) -> u64 {

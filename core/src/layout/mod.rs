@@ -826,7 +826,7 @@ impl Sleepers {
     }
 }
 
-#[cfg(any(test, loom))]
+#[cfg(loom)]
 impl ScheduleControl {
     pub(crate) fn new() -> ScheduleControl {
         ScheduleControl {

@@ -108,11 +108,12 @@ fn queue_list(f: &mut Frame, model: &Model, area: Rect) {
                 Cell::from(rate(q.redeliver_rate)),
                 Cell::from(s.dlq_depth.to_string()),
                 Cell::from(s.spill_depth.to_string()),
+                Cell::from(s.scheduled.to_string()),
             ]),
             // The reason is long: it is in the detail pane when selected.
             Err(_) => Row::new(
                 std::iter::once(q.name.clone())
-                    .chain(std::iter::repeat_n("-".to_string(), 8))
+                    .chain(std::iter::repeat_n("-".to_string(), 9))
                     .collect::<Vec<_>>(),
             )
             .style(Style::new().fg(Color::Red)),
@@ -128,10 +129,12 @@ fn queue_list(f: &mut Frame, model: &Model, area: Rect) {
         Constraint::Length(7),
         Constraint::Length(5),
         Constraint::Length(6),
+        Constraint::Length(6),
     ];
     let table = Table::new(rows, widths)
         .header(header(&[
             "queue", "depth", "pub/s", "deliv/s", "lag", "inflt", "redel/s", "dlq", "spill",
+            "sched",
         ]))
         .block(Block::new().borders(Borders::TOP).title(" queues "))
         .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))

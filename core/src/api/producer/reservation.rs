@@ -59,7 +59,8 @@ impl Reservation<'_> {
     /// `InvalidOption` and publishes nothing (publish such messages with
     /// [`Producer::publish_with`]).
     pub fn set_meta(&mut self, meta: Meta<'_>) {
-        self.refused = meta.enveloped() || meta.key.is_some();
+        // A delay too: the record is already in the ring.
+        self.refused = meta.enveloped() || meta.key.is_some() || meta.scheduled();
         self.meta = Meta::new()
             .type_id(meta.type_id)
             .correlation_id(meta.correlation_id);
@@ -72,7 +73,7 @@ impl Reservation<'_> {
         if self.refused {
             // Dropped undone: the position is aborted, as by `abort`.
             return Err(Error::InvalidOption(
-                "a reservation takes no ordering key, headers, ttl or idempotency key: \
+                "a reservation takes no ordering key, headers, ttl, delay or idempotency key: \
                  publish such messages with publish_with"
                     .into(),
             ));

@@ -36,6 +36,14 @@ impl Producer {
         meta: &Meta,
         due_ns: u64,
     ) -> Result<u64> {
+        let max = os::clock::schedule_now_ns()
+            .saturating_add(crate::options::MAX_DELAY.as_nanos() as u64);
+        if due_ns > max {
+            return Err(Error::InvalidOption(format!(
+                "a message is due at most {} days ahead (shmq::MAX_DELAY)",
+                crate::options::MAX_DELAY.as_secs() / 86_400
+            )));
+        }
         // Its time to live counts from when it is due.
         let expires = meta
             .ttl
