@@ -194,6 +194,12 @@ const METRICS: &[Metric] = &[
         Queue(|s| s.scheduled_cancelled),
     ),
     m(
+        "scheduled_lost_total",
+        Counter,
+        "Scheduled messages found damaged or missing on disk (never delivered as read).",
+        Queue(|s| s.scheduled_lost),
+    ),
+    m(
         "scheduled_next_due_seconds",
         Gauge,
         "When the earliest scheduled message is due, in Unix seconds (no sample: nothing is scheduled).",

@@ -1472,6 +1472,7 @@ fn delay_deliver_at_and_delivery_delay_schedule_messages_that_scheduled_lists_an
     let st: serde_json::Value = serde_json::from_str(&ok(d, &["stat", "t", "--json"])).unwrap();
     assert_eq!(st["scheduled"], 3, "{st}");
     assert_eq!(st["scheduled_cancelled"], 0, "{st}");
+    assert_eq!(st["scheduled_lost"], 0, "{st}");
     assert!(st["next_due_ns"].as_u64().is_some(), "{st}");
     let prom = ok(d, &["stat", "t", "--prometheus"]);
     assert!(prom.contains("shmq_scheduled{queue=\"t\"} 3"), "{prom}");

@@ -104,6 +104,7 @@ class _Stats(TypedDict):
     scheduled: int
     next_due_ns: Optional[int]
     scheduled_cancelled: int
+    scheduled_lost: int
     spill_dir: Optional[pathlib.Path]
     why_full: Optional[str]
     journal: Optional[_JournalStats]
@@ -469,7 +470,7 @@ class Queue:
         journaled_bytes, segments, bytes_on_disk, expired), the schedule's
         scheduled (messages waiting for their time), next_due_ns (when the
         earliest is due, CLOCK_REALTIME ns; None if none is) and
-        scheduled_cancelled, and groups (a list of dicts as ``groups()``)."""
+        scheduled_cancelled, scheduled_lost, and groups (a list of dicts as ``groups()``)."""
 
     def scheduled(self, limit: int = 100) -> list[_Scheduled]:
         """The first ``limit`` messages scheduled for later (``publish(delay=,

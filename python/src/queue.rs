@@ -497,6 +497,7 @@ impl Queue {
         d.set_item("scheduled", s.scheduled)?;
         d.set_item("next_due_ns", s.next_due_ns)?;
         d.set_item("scheduled_cancelled", s.scheduled_cancelled)?;
+        d.set_item("scheduled_lost", s.scheduled_lost)?;
         d.set_item("spill_dir", &s.spill_dir)?;
         d.set_item("why_full", &s.why_full)?;
         let journal = match &s.journal {

@@ -145,3 +145,42 @@ fn scheduled_messages_wait_through_the_death_of_every_process_and_come_after() {
     each_once(&got, 1, 20);
     assert!(t.elapsed() >= Duration::from_millis(100));
 }
+
+#[test]
+fn a_mover_killed_inside_its_spill_append_delivers_the_message_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let o = opts(dir.path())
+        .overflow(shmq::Overflow::Spill)
+        .spill_segment_size(64 << 10);
+    let q = Queue::create("q", &o).unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    // The ring full (nobody reads group g yet), and one more: spilling.
+    let mut p = q.producer().unwrap();
+    for i in 0..17 {
+        p.publish(&encode(2, i, 16)).unwrap();
+    }
+    drop(p);
+    q.create_group("other", Start::Latest).unwrap();
+    schedule(&q, 3);
+    // A consumer of another group (with nothing to read) moves them:
+    // into the spill, and dies inside the first append, its seq handed
+    // out and nothing written.
+    Worker::spawn_faulty(
+        WORKER,
+        &["consume", d, "q", "other", "1", "30"],
+        "schedule.claimed@1",
+    )
+    .died_at("schedule.claimed", LONG);
+    // Another message spills: its producer passes by the schedule first
+    // (the dead mover's message is due), so the seq the mover was handed
+    // is either taken back under the admin lock before the append
+    // (`cancel_unfinished_schedule_spill`) or resolved as not written.
+    q.producer().unwrap().publish(&encode(2, 17, 16)).unwrap();
+    let mut got = drain(&q, "g");
+    for i in 0..18 {
+        assert_eq!(got.remove(&(2, i)), Some(1), "plain {i}: {got:?}");
+    }
+    each_once(&got, 1, 3);
+    assert_eq!(q.stats().scheduled, 0);
+}

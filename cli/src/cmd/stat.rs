@@ -74,6 +74,7 @@ fn stats_json(s: &shmq::Stats) -> serde_json::Value {
         "scheduled": s.scheduled,
         "next_due_ns": s.next_due_ns,
         "scheduled_cancelled": s.scheduled_cancelled,
+        "scheduled_lost": s.scheduled_lost,
         "spill_dir": s.spill_dir,
         "why_full": s.why_full,
         "journal": s.journal.as_ref().map(|j| serde_json::json!({
@@ -141,7 +142,7 @@ fn stats_table(s: &shmq::Stats) -> String {
         out += &format!("           the ring is full: {why}\n");
     }
     out += &format!(
-        "scheduled  {}{}, {} cancelled\n",
+        "scheduled  {}{}, {} cancelled, {} lost (damaged on disk)\n",
         s.scheduled,
         s.next_due_ns
             .map(|due| format!(
@@ -150,7 +151,8 @@ fn stats_table(s: &shmq::Stats) -> String {
                 crate::time::until(due, crate::time::now_ns())
             ))
             .unwrap_or_default(),
-        s.scheduled_cancelled
+        s.scheduled_cancelled,
+        s.scheduled_lost
     );
     if let Some(d) = &s.spill_dir {
         out += &format!(

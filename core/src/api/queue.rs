@@ -118,6 +118,9 @@ pub struct Stats {
     pub next_due_ns: Option<u64>,
     /// Scheduled messages cancelled so far.
     pub scheduled_cancelled: u64,
+    /// Scheduled messages found damaged or missing on disk (reported by
+    /// the call that met them, never delivered as read).
+    pub scheduled_lost: u64,
     /// The journal (with `Options::journal`).
     pub journal: Option<JournalStats>,
     /// Every group.
@@ -575,6 +578,7 @@ impl Queue {
             scheduled: hdr.schedule.count.load(Ordering::Relaxed),
             next_due_ns: Some(hdr.schedule.next_due_ns.load(Ordering::Relaxed)).filter(|&d| d != 0),
             scheduled_cancelled: hdr.schedule.cancelled.load(Ordering::Relaxed),
+            scheduled_lost: hdr.schedule.lost.load(Ordering::Relaxed),
             journal: shared.journal.as_ref().and_then(|_| {
                 // The lock brings the journal up to date first; a live
                 // holder that keeps it (a process stopped holding it) must

@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::loom::Ordering;
 use crate::options::key_hash;
 use crate::record::envelope;
+use crate::store::schedule::Found;
 
 /// A message scheduled for later, as [`Queue::scheduled`] lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,25 +67,30 @@ impl Queue {
             .expect("a waiting take always takes");
         let mut first: Vec<_> = g.files().entries()?.to_vec();
         first.sort_unstable_by_key(|e| (e.due_ns, e.id));
-        first.truncate(limit);
-        first
-            .iter()
-            .map(|e| {
-                let s = g.files().read(e)?;
-                let o = envelope::owned(&s.body, s.enveloped);
-                Ok(Scheduled {
-                    id: s.id,
-                    due_ns: s.due_ns,
-                    published_ns: s.timestamp_ns,
-                    type_id: s.type_id,
-                    correlation_id: s.correlation_id,
-                    keyed: s.key != 0,
-                    payload: o.payload,
-                    ordering_key: o.ordering_key,
-                    headers: o.headers,
-                })
-            })
-            .collect()
+        let mut out = Vec::with_capacity(limit.min(first.len()));
+        for e in &first {
+            if out.len() == limit {
+                break;
+            }
+            // Done or damaged ones are the mover's to clear and report;
+            // the listing shows what will be delivered.
+            let Found::Whole(s) = g.files().read(e)? else {
+                continue;
+            };
+            let o = envelope::owned(&s.body, s.enveloped);
+            out.push(Scheduled {
+                id: s.id,
+                due_ns: s.due_ns,
+                published_ns: s.timestamp_ns,
+                type_id: s.type_id,
+                correlation_id: s.correlation_id,
+                keyed: s.key != 0,
+                payload: o.payload,
+                ordering_key: o.ordering_key,
+                headers: o.headers,
+            });
+        }
+        Ok(out)
     }
 
     /// Cancels scheduled message `id` (its publish's return): it will not
@@ -117,11 +123,28 @@ impl Queue {
         let Some(i) = find(g.files())? else {
             return Ok(false);
         };
-        g.files().finish(i)?;
+        let e = g.files().entries()?[i];
+        let cancelled = match g.files().read(&e)? {
+            Found::Whole(_) => {
+                g.files().finish(i)?;
+                g.ctl().cancelled.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            // Moved or cancelled already, the index not told.
+            Found::Done => {
+                g.files().forget(i)?;
+                false
+            }
+            // It would never have been delivered: cancelled all the same.
+            Found::Damaged(_) => {
+                g.files().forget(i)?;
+                g.ctl().lost.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+        };
         g.files().settle()?;
-        g.ctl().cancelled.fetch_add(1, Ordering::Relaxed);
         g.publish_state()?;
-        Ok(true)
+        Ok(cancelled)
     }
 }
 

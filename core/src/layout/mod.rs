@@ -333,7 +333,6 @@ pub(crate) struct Header {
     /// Messages scheduled for later (`Meta::delay`, `Meta::deliver_at`):
     /// see [`ScheduleControl`].
     pub schedule: ScheduleControl,
-    _reserved: [u8; 64],
 }
 
 /// Where the schedule stands (`open_queue/schedule.rs`): the messages
@@ -372,6 +371,10 @@ pub(crate) struct ScheduleControl {
     pub made: AtomicU64,
     /// Scheduled messages cancelled so far.
     pub cancelled: AtomicU64,
+    /// Scheduled messages found damaged or missing on disk when due (or
+    /// listed, or cancelled): reported, never delivered as read.
+    pub lost: AtomicU64,
+    _reserved: [u64; 7],
 }
 
 /// Set in [`RingControl::tail`] while the queue spills: producers' claims
@@ -714,7 +717,7 @@ const _: () = {
     assert!(offset_of!(Header, sleepers) == 3392);
     assert!(size_of::<Sleepers>() == 512);
     assert!(offset_of!(Header, schedule) == 3904);
-    assert!(size_of::<ScheduleControl>() == 128);
+    assert!(size_of::<ScheduleControl>() == 192);
     assert!(offset_of!(ScheduleControl, next_due_ns) == 64);
     assert!(offset_of!(ScheduleControl, cancelled) == 120);
     assert!(size_of::<AdminLock>() == 64);
@@ -839,6 +842,8 @@ impl ScheduleControl {
             moving_landed: AtomicU64::new(0),
             made: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+            _reserved: [0; 7],
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::os;
 use crate::protocol::lock::AdminGuard;
 use crate::protocol::ring::Peek;
 use crate::protocol::schedule::{self as moving, Moving};
-use crate::store::schedule::ScheduleFiles;
+use crate::store::schedule::{Found, ScheduleFiles};
 use crate::store::{access, owner};
 
 /// The schedule lock, held, with this process's handle on its files.
@@ -38,6 +38,22 @@ impl ScheduleGuard<'_> {
     /// The control words.
     pub(crate) fn ctl(&self) -> &ScheduleControl {
         &self.shared.header().schedule
+    }
+
+    /// Rebuilds the index from the segments (its last holder died
+    /// changing it, or it pointed at damage).
+    pub(crate) fn rebuild(&mut self) -> Result<()> {
+        let r = self.files().rebuild()?;
+        let ctl = self.ctl();
+        // Ids are never given twice, even those of records a dead holder
+        // wrote and never counted.
+        let next = ctl
+            .next_id
+            .load(Ordering::Relaxed)
+            .max(r.last_id.saturating_add(1))
+            .max(1);
+        ctl.next_id.store(next, Ordering::Relaxed);
+        self.files().settle()
     }
 
     /// Publishes the index's state in the queue header: the count and the
@@ -102,17 +118,7 @@ impl OpenQueue {
             *g.files = Some(self.open_schedule_files()?);
         }
         if g.files().catch_up()? {
-            let r = g.files().rebuild()?;
-            let ctl = g.ctl();
-            // Ids are never given twice, even those of records a dead
-            // holder wrote and never counted.
-            let next = ctl
-                .next_id
-                .load(Ordering::Relaxed)
-                .max(r.last_id + 1)
-                .max(1);
-            ctl.next_id.store(next, Ordering::Relaxed);
-            g.files().settle()?;
+            g.rebuild()?;
         }
         self.resolve_move(&mut g)?;
         g.publish_state()?;
@@ -165,7 +171,16 @@ impl OpenQueue {
             if let Some(why) = owner::refusal(store, id, &self.path) {
                 return Err(Error::InvalidOption(why));
             }
-            access::private_dir(&dir, self.trust)?;
+            if !dir.is_dir() {
+                // Made once, and gone: another mount, or removed by hand.
+                // A new one would forget every message scheduled.
+                return Err(Error::corrupt(
+                    &dir,
+                    "the queue's schedule directory is missing (this process sees another \
+                     directory than the one its messages were scheduled in, or it was removed)",
+                ));
+            }
+            access::check_dir(&dir, self.trust)?;
         }
         let sync =
             crate::options::SyncMode::from_raw(self.config.sync_mode, self.config.sync_every)
@@ -193,7 +208,15 @@ impl OpenQueue {
             Moving::Nothing | Moving::Lost(_) => {}
             Moving::Landed(id) => {
                 if let Some(i) = g.files().find(id)? {
-                    g.files().finish(i)?;
+                    let e = g.files().entries()?[i];
+                    match g.files().read(&e)? {
+                        Found::Whole(_) => {
+                            g.files().finish(i)?;
+                        }
+                        // Marked done already, or unreadable: it is in
+                        // the ring either way.
+                        Found::Done | Found::Damaged(_) => g.files().forget(i)?,
+                    }
                     g.files().settle()?;
                 }
             }
@@ -217,5 +240,33 @@ impl OpenQueue {
             os::fault::point("schedule.note_landed");
             matches!(ring.peek(pos), Peek::Ready(_))
         });
+    }
+
+    /// Under the admin lock, before any spill append or the switch back
+    /// to the ring (as `dedup::cancel_unfinished_spills` does for keyed
+    /// publishes): a move whose spill seq is at or past the spill's
+    /// `end_seq` belongs to a mover killed inside its append (a live one
+    /// holds the admin lock for the whole append, and ring positions lie
+    /// below `end_seq`). That seq will be given to another message, so the
+    /// move's position is taken back: it resolves as not moved, and moves
+    /// again. Returns whether it was.
+    pub(crate) fn cancel_unfinished_schedule_spill(&self) -> bool {
+        let ctl = self.schedule_ctl();
+        // SeqCst: as `note_landed` reads them.
+        if ctl.moving_id.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        let word = self.ring().ctl.tail.load(Ordering::Acquire);
+        if !crate::protocol::spill::spilling(word) {
+            return false;
+        }
+        let pos = ctl.moving_pos.load(Ordering::SeqCst);
+        let end = self.header().spill.end_seq.load(Ordering::Acquire);
+        pos != 0
+            && pos > end
+            && ctl
+                .moving_pos
+                .compare_exchange(pos, 0, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
     }
 }

@@ -93,12 +93,14 @@ impl OpenQueue {
         let ctl = &self.header().spill;
         segs.forget_before(ctl.read_seg.load(Ordering::Relaxed));
         segs.repair(ctl)?;
-        if crate::open_queue::dedup::cancel_unfinished_spills(self) > 0
-            && ctl.segments.load(Ordering::Relaxed) != 0
-        {
+        // Both, always: a killed keyed spiller's and a killed mover's.
+        let keyed = crate::open_queue::dedup::cancel_unfinished_spills(self) > 0;
+        let moving = self.cancel_unfinished_schedule_spill();
+        if (keyed || moving) && ctl.segments.load(Ordering::Relaxed) != 0 {
             // The killed spiller's record may lie whole past the write
             // position: cut it off, or an opener would adopt a message
-            // whose key its retry was just told is free.
+            // whose key its retry was just told is free (or that moves
+            // again from the schedule).
             let seg = ctl.write_seg.load(Ordering::Relaxed);
             let off = ctl.write_off.load(Ordering::Relaxed);
             // A write segment that is gone (a clear cut short) holds

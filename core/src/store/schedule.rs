@@ -115,6 +115,17 @@ pub(crate) struct Stored {
     pub body: Vec<u8>,
 }
 
+/// What [`ScheduleFiles::read`] found where an entry points.
+#[derive(Debug)]
+pub(crate) enum Found {
+    /// The message, whole.
+    Whole(Stored),
+    /// Its record says done: moved or cancelled, the index not told.
+    Done,
+    /// Missing, cut short or failing its checks: never delivered as read.
+    Damaged(Error),
+}
+
 /// What a scheduled publish hands the schedule.
 pub(crate) struct ToSchedule<'a> {
     pub id: u64,
@@ -327,6 +338,10 @@ impl ScheduleFiles {
             self.map = os::map::Mapping::new(&self.index_file, len)
                 .map_err(|e| io("mapping", &self.index_path(), e))?;
         }
+        // Segments another process deleted: their blocks are freed only
+        // once no process holds them open.
+        let rows: Vec<u64> = self.header().segs.iter().map(|r| r.first).collect();
+        self.segs.retain(|first, _| rows.contains(first));
         Ok(self.header().dirty != 0)
     }
 
@@ -377,8 +392,20 @@ impl ScheduleFiles {
             )));
         }
         let size = stored_size(m.body.len());
+        // Room in the index first: nothing is written for a message the
+        // index cannot take.
+        self.grow_for_one()?;
         let (mut seg, mut off) = (self.header().tail_seg, self.header().tail_off);
-        if seg == 0 || off + size > self.seg_size {
+        if seg != 0 && (off < SEGMENT_HEADER_SIZE || off % 8 != 0 || off > self.seg_size) {
+            return Err(Error::corrupt(
+                &self.index_path(),
+                format!("schedule index says the next record goes at offset {off} of its segment"),
+            ));
+        }
+        // The tail segment gone (deleted by hand): start another.
+        let gone =
+            seg != 0 && !self.segs.contains_key(&seg) && !segment_path(&self.dir, seg).exists();
+        if seg == 0 || gone || off + size > self.seg_size {
             if !self.header().segs.iter().any(|r| r.first == 0) {
                 return Err(Error::Busy(format!(
                     "the schedule holds messages in {MAX_SCHEDULE_SEGMENTS} segments, its most; \
@@ -427,7 +454,6 @@ impl ScheduleFiles {
             off,
             key: m.key,
         };
-        self.grow_for_one()?;
         self.set_dirty(true);
         self.header_mut().tail_off = off + size;
         if let Some(r) = self.live_row(seg) {
@@ -465,8 +491,18 @@ impl ScheduleFiles {
         if len < cap && (len as usize) < self.mapped_capacity() {
             return Ok(());
         }
-        let cap = (cap.max(len) * 2).max(FIRST_CAPACITY);
-        let size = INDEX_HEADER_SIZE as u64 + cap * SCHEDULE_ENTRY_SIZE as u64;
+        let cap = cap
+            .max(len)
+            .max(self.mapped_capacity() as u64)
+            .saturating_mul(2)
+            .max(FIRST_CAPACITY);
+        let size = cap
+            .checked_mul(SCHEDULE_ENTRY_SIZE as u64)
+            .and_then(|b| b.checked_add(INDEX_HEADER_SIZE as u64))
+            .filter(|&b| b <= 1 << 40)
+            .ok_or_else(|| {
+                Error::corrupt(&self.index_path(), "schedule index capacity out of range")
+            })?;
         let path = self.index_path();
         os::file::preallocate(&self.index_file, 0, size).map_err(|e| io("growing", &path, e))?;
         self.index_file
@@ -480,8 +516,8 @@ impl ScheduleFiles {
 
     fn new_segment(&mut self, first: u64) -> Result<()> {
         let path = segment_path(&self.dir, first);
-        // A segment of this id left by a holder killed while making it.
-        let _ = std::fs::remove_file(&path);
+        // Ids are never given twice (each is taken before anything is
+        // written): a file of this name is not ours to replace.
         self.segs.remove(&first);
         let f = os::file::create_segment(&self.dir, &path, self.seg_size).map_err(|e| {
             if e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) {
@@ -504,6 +540,13 @@ impl ScheduleFiles {
             .map_err(|e| io("writing", &path, e))?;
         self.segs.insert(first, f);
         self.set_dirty(true);
+        // The old tail, if its messages are all done, goes now: no later
+        // `finish` would look at it again.
+        let old = self.header().tail_seg;
+        if let Some(r) = self.live_row(old).filter(|r| r.live == 0) {
+            *r = SegLive::default();
+            self.drop_segment(old)?;
+        }
         let hdr = self.header_mut();
         hdr.tail_seg = first;
         hdr.tail_off = SEGMENT_HEADER_SIZE;
@@ -527,46 +570,86 @@ impl ScheduleFiles {
         Ok(())
     }
 
-    /// Reads entry `e`'s message back from its segment, checking all of it.
-    pub(crate) fn read(&mut self, e: &ScheduleEntry) -> Result<Stored> {
+    /// Reads entry `e`'s message back from its segment, checking all of
+    /// it: whole, already done (a move or cancel whose index change did
+    /// not land), or damaged (a missing or short segment, a record that
+    /// fails its checks, an entry pointing nowhere). Only an I/O error
+    /// that says nothing about the data is an `Err`.
+    pub(crate) fn read(&mut self, e: &ScheduleEntry) -> Result<Found> {
         let path = segment_path(&self.dir, e.seg);
         let seg_size = self.seg_size;
         let max = stored_size(self.max_body as usize);
-        let bad = |why: String| Error::corrupt(&path, why);
-        if e.off < SEGMENT_HEADER_SIZE || e.off % 8 != 0 || e.off + RECORD_HEADER_SIZE > seg_size {
-            return Err(bad(format!(
+        let damaged = |why: String| Ok(Found::Damaged(Error::corrupt(&path, why)));
+        let in_segment =
+            |off: u64, len: u64| off.checked_add(len).is_some_and(|end| end <= seg_size);
+        if e.off < SEGMENT_HEADER_SIZE || e.off % 8 != 0 || !in_segment(e.off, RECORD_HEADER_SIZE) {
+            return damaged(format!(
                 "schedule entry {} points at offset {}",
                 e.id, e.off
-            )));
+            ));
         }
-        let f = self.segment(e.seg)?;
+        let short = |err: &std::io::Error| {
+            matches!(
+                err.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::UnexpectedEof
+            )
+        };
+        let f = match self.segment(e.seg) {
+            Ok(f) => f,
+            Err(Error::Io { source, .. }) if short(&source) => {
+                return damaged(format!("the segment of scheduled message {} is gone", e.id));
+            }
+            Err(err @ Error::Incompatible { .. }) => return Err(err),
+            Err(err) => return Ok(Found::Damaged(err)),
+        };
         let mut head = [0u8; RECORD_HEADER_SIZE as usize];
-        f.read_exact_at(&mut head, e.off)
-            .map_err(|err| io("reading", &path, err))?;
+        match f.read_exact_at(&mut head, e.off) {
+            Ok(()) => {}
+            Err(err) if short(&err) => {
+                return damaged(format!(
+                    "the segment of scheduled message {} is cut short",
+                    e.id
+                ));
+            }
+            Err(err) => return Err(io("reading", &path, err)),
+        }
         let hdr = RecordHeader::read_from_bytes(&head).expect("40 bytes");
         let rest_len = hdr.len as u64;
         if rest_len < PREFIX as u64
             || record_size(rest_len) > max
-            || e.off + record_size(rest_len) > seg_size
+            || !in_segment(e.off, record_size(rest_len))
         {
-            return Err(bad(format!(
+            return damaged(format!(
                 "scheduled message {} has a length of {rest_len} bytes",
                 e.id
-            )));
+            ));
         }
         let mut rest = vec![0u8; rest_len as usize];
-        f.read_exact_at(&mut rest, e.off + RECORD_HEADER_SIZE)
-            .map_err(|err| io("reading", &path, err))?;
-        if crc_of(&hdr, &rest) != hdr.crc || hdr.kind != KIND_SCHEDULED || hdr.seq != e.id {
-            return Err(bad(format!(
+        match f.read_exact_at(&mut rest, e.off + RECORD_HEADER_SIZE) {
+            Ok(()) => {}
+            Err(err) if short(&err) => {
+                return damaged(format!(
+                    "the segment of scheduled message {} is cut short",
+                    e.id
+                ));
+            }
+            Err(err) => return Err(io("reading", &path, err)),
+        }
+        if crc_of(&hdr, &rest) != hdr.crc || hdr.seq != e.id {
+            return damaged(format!(
                 "scheduled message {} is damaged (its record fails its checks)",
                 e.id
-            )));
+            ));
+        }
+        match hdr.kind {
+            KIND_SCHEDULED => {}
+            KIND_DONE => return Ok(Found::Done),
+            _ => return damaged(format!("scheduled message {} is damaged (its kind)", e.id)),
         }
         let word = |i: usize| u64::from_le_bytes(rest[i..i + 8].try_into().expect("8 bytes"));
         let (due_ns, key, flags) = (word(0), word(8), word(16));
         rest.drain(..PREFIX);
-        Ok(Stored {
+        Ok(Found::Whole(Stored {
             id: e.id,
             due_ns,
             key,
@@ -575,23 +658,39 @@ impl ScheduleFiles {
             type_id: hdr.type_id,
             enveloped: flags & ENVELOPED != 0,
             body: rest,
-        })
+        }))
+    }
+
+    /// Takes entry `i` out of the index without touching its record (one
+    /// [`read`](Self::read) found done or damaged). Leaves the index
+    /// dirty until [`settle`](Self::settle).
+    pub(crate) fn forget(&mut self, i: usize) -> Result<()> {
+        let path = self.index_path();
+        if i >= self.entries()?.len() {
+            return Err(Error::corrupt(&path, "schedule entry out of range"));
+        }
+        self.set_dirty(true);
+        let heap = self.heap_mut()?;
+        heap::remove_at(heap, i);
+        self.header_mut().len -= 1;
+        Ok(())
     }
 
     /// Takes entry `i` out of the index and marks its record done (moved
     /// or cancelled); deletes its segment if that was its last live
-    /// message and it is not the one appended to. Leaves the index dirty
-    /// until [`settle`](Self::settle).
+    /// message and it is not the one appended to. The entry's record was
+    /// found whole by [`read`](Self::read) under this hold of the lock.
+    /// Leaves the index dirty until [`settle`](Self::settle).
     pub(crate) fn finish(&mut self, i: usize) -> Result<ScheduleEntry> {
         let path = self.index_path();
         let e = *self
             .entries()?
             .get(i)
             .ok_or_else(|| Error::corrupt(&path, "schedule entry out of range"))?;
-        // Done on disk first: a rebuild after a crash anywhere below does
-        // not bring it back.
-        self.mark_done(&e)?;
+        // Dirty, then done on disk: a holder killed anywhere below leaves
+        // the next one to rebuild, which does not bring it back.
         self.set_dirty(true);
+        self.mark_done(&e)?;
         let heap = self.heap_mut()?;
         heap::remove_at(heap, i);
         self.header_mut().len -= 1;
@@ -605,15 +704,21 @@ impl ScheduleFiles {
             }
         }
         if drop_it {
-            self.segs.remove(&e.seg);
-            let path = segment_path(&self.dir, e.seg);
-            if let Err(err) = std::fs::remove_file(&path)
-                && err.kind() != std::io::ErrorKind::NotFound
-            {
-                return Err(io("deleting", &path, err));
-            }
+            self.drop_segment(e.seg)?;
         }
         Ok(e)
+    }
+
+    /// Deletes segment `first` (its messages are all done).
+    fn drop_segment(&mut self, first: u64) -> Result<()> {
+        self.segs.remove(&first);
+        let path = segment_path(&self.dir, first);
+        match std::fs::remove_file(&path) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                Err(io("deleting", &path, err))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Marks `e`'s record done: its kind only, 4 bytes, which its crc does
@@ -627,7 +732,7 @@ impl ScheduleFiles {
             Err(Error::Io { .. }) if !path.exists() => return Ok(()),
             Err(err) => return Err(err),
         };
-        f.write_all_at(&KIND_DONE.to_le_bytes(), e.off + 36)
+        f.write_all_at(&KIND_DONE.to_le_bytes(), e.off.saturating_add(36))
             .map_err(|err| io("writing", &path, err))?;
         if sync {
             f.sync_data().map_err(|err| io("syncing", &path, err))?;
@@ -672,19 +777,39 @@ impl ScheduleFiles {
         let mut report = Rebuilt::default();
         let mut rows = Vec::new();
         let mut tail = (0, 0);
+        let mut empty = Vec::new();
         for &first in &firsts {
             let path = segment_path(&self.dir, first);
-            let bytes = match std::fs::read(&path) {
-                Ok(b) => b,
-                Err(e) => return Err(io("reading", &path, e)),
-            };
-            if check_header(&bytes, &path, self.creation_id, first, self.seg_size).is_err() {
-                // Not ours, or torn while being made: nothing in it was
-                // ever scheduled (a segment is made before its first
-                // record is written).
-                report.damaged += bytes.len() as u64;
-                let _ = std::fs::remove_file(&path);
+            let len = std::fs::metadata(&path)
+                .map_err(|e| io("reading", &path, e))?
+                .len();
+            if len > self.seg_size {
+                // Not one of ours (ours are made at their full size).
+                report.damaged += len;
                 continue;
+            }
+            let bytes = std::fs::read(&path).map_err(|e| io("reading", &path, e))?;
+            match check_header(&bytes, &path, self.creation_id, first, self.seg_size) {
+                Ok(()) => {}
+                // A newer shmq's: not ours to judge, nor to delete.
+                Err(e @ Error::Incompatible { .. }) => return Err(e),
+                // Made and killed before its header was written: nothing
+                // in it was ever scheduled (a segment is made before its
+                // first record is written).
+                Err(_)
+                    if bytes
+                        .iter()
+                        .take(SEGMENT_HEADER_SIZE as usize)
+                        .all(|&b| b == 0) =>
+                {
+                    let _ = std::fs::remove_file(&path);
+                    continue;
+                }
+                // Garbled, or another queue's: left alone, not read.
+                Err(_) => {
+                    report.damaged += bytes.len() as u64;
+                    continue;
+                }
             }
             let (live, end, damaged) = scan(&bytes, first, self.max_body, &mut found, &mut report);
             report.damaged += damaged;
@@ -692,9 +817,13 @@ impl ScheduleFiles {
             tail = (first, end);
             if live > 0 {
                 rows.push(SegLive { first, live });
-            } else if first != *firsts.last().expect("not empty") {
-                let _ = std::fs::remove_file(&path);
+            } else {
+                empty.push(first);
             }
+        }
+        // Empty ones go, but the last whole one: appends go on there.
+        for first in empty.into_iter().filter(|&f| f != tail.0) {
+            let _ = std::fs::remove_file(segment_path(&self.dir, first));
         }
         if rows.len() > MAX_SCHEDULE_SEGMENTS {
             return Err(Error::corrupt(

@@ -98,13 +98,14 @@ impl Consumer {
             return Ok(Arm::Ready);
         }
         self.readiness()?;
-        let work = self.work_came();
+        let seen = self.schedule_seen();
+        let work = self.work_came(seen);
         let armed = self.readiness.as_ref().expect("made above").arm(work);
         if !armed {
             return Ok(Arm::Ready);
         }
         Ok(Arm::Waiting {
-            recheck_after: self.recheck_after(),
+            recheck_after: self.recheck_after(seen),
         })
     }
 
@@ -172,7 +173,10 @@ impl Consumer {
     /// for committed or aborted, a dead letter redriven to the group, or
     /// (ack=manual) a redelivery hint moved or a release hint set. One condition for the sleeping
     /// `receive` and for `arm`, so the two wait for the same things.
-    pub(super) fn work_came(&self) -> impl Fn() -> bool + '_ {
+    /// `seen`: the schedule's `next_due_ns` the waiter cut its wait by
+    /// ([`schedule_seen`](Self::schedule_seen)): a message scheduled
+    /// earlier than that is work (a time to wake for).
+    pub(super) fn work_came(&self, seen: u64) -> impl Fn() -> bool + '_ {
         let ring = self.ring();
         let next = self.next;
         let rec = self.record();
@@ -185,7 +189,7 @@ impl Consumer {
         // A message scheduled earlier than the sleep was cut for (the
         // scheduler's SeqCst store, then its `data` notify).
         let schedule = &self.shared.header().schedule.next_due_ns;
-        let due_seen = match schedule.load(Ordering::SeqCst) {
+        let due_seen = match seen {
             0 => u64::MAX,
             d => d,
         };
@@ -206,7 +210,7 @@ impl Consumer {
     /// How long an armed async waiter may wait for a ring: forever, unless
     /// something only time changes may be pending, in which case the
     /// sleeping `receive`'s slice.
-    pub(super) fn recheck_after(&self) -> Option<Duration> {
+    pub(super) fn recheck_after(&self, seen: u64) -> Option<Duration> {
         let hdr = self.shared.header();
         let tail = hdr.ring.tail.load(Ordering::Acquire);
         // A position claimed below the tail but not committed: its
@@ -225,7 +229,7 @@ impl Consumer {
         }
         let slice = time_matters.then_some(SLEEP_SLICE);
         // A scheduled message comes due with nothing to ring for it.
-        match self.until_due() {
+        match until_due(seen) {
             Some(due) => Some(slice.map_or(due, |s| s.min(due))),
             None => slice,
         }
@@ -281,19 +285,23 @@ impl Consumer {
     /// someone else is at it). Returns whether any moved.
     #[cold]
     #[inline(never)]
+    ///
+    /// Never fails the receive: a scheduled message's trouble (damage, a
+    /// directory this process cannot use) is not this consumer's; whoever
+    /// lists or schedules meets it.
     fn move_due(&mut self) -> Result<bool> {
-        crate::api::producer::move_due(&self.shared)
+        Ok(crate::api::producer::move_due(&self.shared).unwrap_or(false))
     }
 
-    /// How long until the earliest scheduled message is due, if one is
-    /// scheduled: a sleeper wakes then to move it in.
-    pub(super) fn until_due(&self) -> Option<Duration> {
-        match self.shared.next_due_ns() {
-            0 => None,
-            due => Some(Duration::from_nanos(
-                due.saturating_sub(os::clock::schedule_now_ns()),
-            )),
-        }
+    /// The schedule's `next_due_ns` (SeqCst: a sleeper's first half of
+    /// the Signal protocol's re-check, `work_came`), read once per wait:
+    /// what the wait is cut by and what its re-check compares with.
+    pub(super) fn schedule_seen(&self) -> u64 {
+        self.shared
+            .header()
+            .schedule
+            .next_due_ns
+            .load(Ordering::SeqCst)
     }
 
     /// The ring has nothing for us: if the queue spills, copy spilled
@@ -424,7 +432,8 @@ impl Consumer {
                 continue;
             }
             let mut slice = SLEEP_SLICE;
-            if let Some(due) = self.until_due() {
+            let seen = self.schedule_seen();
+            if let Some(due) = until_due(seen) {
                 // Woken at the due time (a timed sleep never ends early):
                 // the next pass moves it in.
                 slice = slice.min(due);
@@ -436,7 +445,7 @@ impl Consumer {
                 }
                 slice = slice.min(d - now);
             }
-            let work = self.work_came();
+            let work = self.work_came(seen);
             let h = self.shared.header();
             sleep_unless(
                 &h.ring.data,
@@ -553,5 +562,19 @@ impl Consumer {
             return self.poll_manual();
         }
         Ok(self.poll_once().map(ToDeliver::Pos))
+    }
+}
+
+/// How long until `due` (a schedule's `next_due_ns`; 0: nothing
+/// scheduled), if something is scheduled. Past due and still there (the
+/// ring full, or another process moving it): the ordinary slice, not a
+/// spin; its move rings `data`.
+fn until_due(due: u64) -> Option<Duration> {
+    match due {
+        0 => None,
+        due => match due.saturating_sub(os::clock::schedule_now_ns()) {
+            0 => Some(SLEEP_SLICE),
+            left => Some(Duration::from_nanos(left)),
+        },
     }
 }

@@ -110,7 +110,7 @@ impl Producer {
         }
         if self.delivery_delay_ns != 0 || meta.scheduled() {
             if let Some(due) = meta.due_ns(os::clock::schedule_now_ns(), self.delivery_delay_ns) {
-                return self.schedule_batch(payloads, meta, due);
+                return self.schedule_batch(payloads, meta, due, deadline);
             }
         }
         let ts = self.clock.now_ns();
@@ -206,10 +206,11 @@ impl Producer {
         payloads: &[P],
         meta: &Meta,
         due: u64,
+        deadline: Option<Instant>,
     ) -> Result<(u64, usize)> {
         let mut first = None;
         for (i, p) in payloads.iter().enumerate() {
-            match self.publish_scheduled(p.as_ref(), meta, due) {
+            match self.publish_scheduled(p.as_ref(), meta, due, deadline) {
                 Ok(id) => {
                     first.get_or_insert(id);
                 }

@@ -94,7 +94,8 @@ impl Producer {
         self.shared.check_control_words()?;
         self.claims_since_check = 0;
         // Scheduled messages come due whether or not a consumer waits.
-        self.move_due_passing()
+        self.move_due_passing();
+        Ok(())
     }
 
     /// Spills `recs` (see `protocol/spill.rs`); `claimed(seq)` is told the first

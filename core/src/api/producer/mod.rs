@@ -323,7 +323,7 @@ impl Producer {
     ) -> Result<u64> {
         if self.delivery_delay_ns != 0 || meta.scheduled() {
             if let Some(due) = meta.due_ns(os::clock::schedule_now_ns(), self.delivery_delay_ns) {
-                return self.publish_scheduled(payload, meta, due);
+                return self.publish_scheduled(payload, meta, due, deadline);
             }
         }
         if meta.enveloped() {

@@ -12,6 +12,7 @@
 //! test of a field of its producer.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::loom::Ordering;
@@ -21,7 +22,7 @@ use crate::options::{Meta, Overflow};
 use crate::os;
 use crate::protocol::schedule as moving;
 use crate::record::envelope;
-use crate::store::schedule::ToSchedule;
+use crate::store::schedule::{Found, ToSchedule};
 
 use super::{Body, Producer};
 
@@ -35,6 +36,7 @@ impl Producer {
         payload: &[u8],
         meta: &Meta,
         due_ns: u64,
+        deadline: Option<Instant>,
     ) -> Result<u64> {
         let max = os::clock::schedule_now_ns()
             .saturating_add(crate::options::MAX_DELAY.as_nanos() as u64);
@@ -74,10 +76,27 @@ impl Producer {
             },
         };
         let scheduled = (|| {
-            let mut g = shared
-                .schedule_lock(true)?
-                .expect("a waiting take always takes");
+            let mut g = match deadline {
+                None => shared
+                    .schedule_lock(true)?
+                    .expect("a waiting take always takes"),
+                // The lock is held for a disk write or a pass of moves:
+                // a publish with a deadline (or none to wait) waits no
+                // longer than it says.
+                Some(d) => loop {
+                    if let Some(g) = shared.schedule_lock(false)? {
+                        break g;
+                    }
+                    if Instant::now() >= d {
+                        return Err(Error::Timeout);
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                },
+            };
+            // Taken before anything is written (Relaxed: under the lock):
+            // a record written and never counted keeps its id.
             let id = g.ctl().next_id.load(Ordering::Relaxed).max(1);
+            g.ctl().next_id.store(id + 1, Ordering::Relaxed);
             os::fault::point("schedule.before_append");
             g.files().append(&ToSchedule {
                 id,
@@ -89,8 +108,6 @@ impl Producer {
                 enveloped: built.is_some(),
                 body: built.as_deref().unwrap_or(payload),
             })?;
-            // Relaxed: under the schedule lock.
-            g.ctl().next_id.store(id + 1, Ordering::Relaxed);
             // The index is dirty here: a holder killed now leaves the
             // next one to rebuild it from the segments.
             os::fault::point("schedule.before_settle");
@@ -124,20 +141,33 @@ impl Producer {
         let now = os::clock::schedule_now_ns();
         let mut moved = 0;
         let mut damaged = None;
+        let mut rebuilt = false;
         while let Some(e) = g.files().first()? {
             if e.due_ns > now {
                 break;
             }
-            let stored = match g.files().read(&e) {
-                Ok(s) => s,
-                Err(err @ Error::Corrupt { .. }) => {
-                    // Damaged on disk: reported, never delivered as read.
-                    g.files().finish(0)?;
+            let stored = match g.files().read(&e)? {
+                Found::Whole(s) => s,
+                // Moved or cancelled, the index not told: it goes.
+                Found::Done => {
+                    g.files().forget(0)?;
                     g.files().settle()?;
+                    continue;
+                }
+                // The index is a cache of the segments: ask them once.
+                Found::Damaged(_) if !rebuilt => {
+                    rebuilt = true;
+                    g.rebuild()?;
+                    continue;
+                }
+                // Damaged on disk: reported, never delivered as read.
+                Found::Damaged(err) => {
+                    g.files().forget(0)?;
+                    g.files().settle()?;
+                    g.ctl().lost.fetch_add(1, Ordering::Relaxed);
                     damaged.get_or_insert(err);
                     continue;
                 }
-                Err(err) => return Err(err),
             };
             let span = self.span_of(stored.body.len());
             if self.overflow == Overflow::Reject && self.room() < span {
@@ -157,7 +187,10 @@ impl Producer {
             };
             let made = self.made;
             match self.publish_once(&stored.body, body, &meta, Some(made), |pos| {
-                moving::claimed(ctl, pos)
+                moving::claimed(ctl, pos);
+                // Spilling, this is inside the append: the seq handed out,
+                // nothing written.
+                os::fault::point("schedule.claimed");
             }) {
                 Ok(_) => {}
                 // No room now, or a consumer aborted our claim: it stays
@@ -186,16 +219,19 @@ impl Producer {
 
     /// Moves what is due if something is and nobody else is at it: a
     /// producer's pass-by, once per ring's worth of claims.
-    pub(super) fn move_due_passing(&mut self) -> Result<()> {
+    ///
+    /// Never fails the publish it passes by: a scheduled message's trouble
+    /// (damage, a directory this process cannot use) is not this
+    /// publish's; it is met again by whoever moves or lists.
+    pub(super) fn move_due_passing(&mut self) {
         let due = self.shared.next_due_ns();
         if due == 0 || due > os::clock::schedule_now_ns() {
-            return Ok(());
+            return;
         }
         let shared = self.shared.clone();
-        if let Some(mut g) = shared.schedule_lock(false)? {
-            self.move_due_locked(&mut g)?;
+        if let Ok(Some(mut g)) = shared.schedule_lock(false) {
+            let _ = self.move_due_locked(&mut g);
         }
-        Ok(())
     }
 }
 

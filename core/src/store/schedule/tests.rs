@@ -4,6 +4,13 @@ fn files(dir: &Path) -> ScheduleFiles {
     ScheduleFiles::open(dir, 42, 4096, 8 << 20, false).unwrap()
 }
 
+fn whole(f: Found) -> Stored {
+    match f {
+        Found::Whole(s) => s,
+        other => panic!("not whole: {other:?}"),
+    }
+}
+
 fn msg(id: u64, due_ns: u64, body: &[u8]) -> ToSchedule<'_> {
     ToSchedule {
         id,
@@ -34,7 +41,7 @@ fn messages_come_back_in_due_order_and_whole() {
     f.settle().unwrap();
     let mut got = Vec::new();
     while let Some(e) = f.first().unwrap() {
-        let s = f.read(&e).unwrap();
+        let s = whole(f.read(&e).unwrap());
         assert_eq!(
             (s.key, s.timestamp_ns, s.correlation_id, s.type_id),
             (e.id * 10, 7, 8, 9)
@@ -82,7 +89,7 @@ fn a_rebuild_finds_what_was_scheduled_and_not_what_was_done() {
     // And the next append goes after the last record.
     g.append(&msg(101, 1, b"late")).unwrap();
     let e = g.first().unwrap().unwrap();
-    assert_eq!(g.read(&e).unwrap().body, b"late");
+    assert_eq!(whole(g.read(&e).unwrap()).body, b"late");
 }
 
 #[test]
@@ -100,7 +107,9 @@ fn a_damaged_record_is_reported_and_stepped_over_by_a_rebuild() {
     file.write_all_at(b"garbage!", second.off + 48).unwrap();
     let i = f.find(2).unwrap().unwrap();
     let e = f.entries().unwrap()[i];
-    let err = f.read(&e).unwrap_err();
+    let Found::Damaged(err) = f.read(&e).unwrap() else {
+        panic!("a damaged record read as whole or done")
+    };
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
     let r = f.rebuild().unwrap();
     assert_eq!(r.messages, 2);
@@ -158,4 +167,66 @@ fn an_index_of_another_queue_or_version_is_refused() {
         ScheduleFiles::open(d.path(), 42, 4096, 8 << 20, false),
         Err(Error::Incompatible { found: 9, .. })
     ));
+}
+
+#[test]
+fn a_record_marked_done_reads_as_done_and_a_missing_segment_as_damage() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = files(d.path());
+    f.rebuild().unwrap();
+    f.append(&msg(1, 10, b"one")).unwrap();
+    f.append(&msg(2, 20, b"two")).unwrap();
+    f.settle().unwrap();
+    let one = f.entries().unwrap()[0];
+    // Marked done on disk, the index not told (a holder killed between).
+    let seg = segment_path(d.path(), one.seg);
+    let file = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    file.write_all_at(&KIND_DONE.to_le_bytes(), one.off + 36)
+        .unwrap();
+    assert!(matches!(f.read(&one).unwrap(), Found::Done));
+    // An entry pointing past its segment, or at a segment that is gone.
+    let bad = ScheduleEntry {
+        off: u64::MAX - 7,
+        ..one
+    };
+    assert!(matches!(f.read(&bad).unwrap(), Found::Damaged(_)));
+    let gone = ScheduleEntry { seg: 999, ..one };
+    assert!(matches!(f.read(&gone).unwrap(), Found::Damaged(_)));
+    f.forget(0).unwrap();
+    f.settle().unwrap();
+    assert_eq!(f.len(), 1);
+}
+
+#[test]
+fn an_emptied_tail_is_deleted_when_the_next_segment_starts() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = files(d.path());
+    f.rebuild().unwrap();
+    let big = vec![7u8; 4000];
+    let per_segment = (8 << 20) / 4064;
+    let mut id = 0;
+    // Fill most of the first segment, moving each message as it comes.
+    for _ in 0..per_segment - 1 {
+        id += 1;
+        f.append(&msg(id, id, &big)).unwrap();
+        f.finish(0).unwrap();
+    }
+    // The tail is empty; the next two start a second segment and a third.
+    for _ in 0..per_segment + 1 {
+        id += 1;
+        f.append(&msg(id, id, &big)).unwrap();
+        f.finish(0).unwrap();
+    }
+    f.settle().unwrap();
+    let segs = std::fs::read_dir(d.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "seg")
+        })
+        .count();
+    assert_eq!(segs, 1, "only the tail is left");
 }
