@@ -71,4 +71,38 @@ fn main() {
     put("scan_segment", "end-record-unaligned.seg", &tail);
     put("scan_segment", "header-only.seg", &only[..64]);
     assert!(payload(615).len() as u64 <= SLOT_SIZE);
+
+    // A schedule's segment (its records, behind the header the target
+    // writes): messages with and without an envelope, one cancelled
+    // (marked done in place).
+    let o = Options::new()
+        .dir(tmp.path())
+        .slots(8)
+        .slot_size(256)
+        .spill_segment_size(64 << 10)
+        .spill_dir(tmp.path().join("s-store"));
+    {
+        let q = Queue::create("sched", &o).unwrap();
+        let mut p = q.producer().unwrap();
+        let later = std::time::Duration::from_secs(3600);
+        for i in 0..12u64 {
+            let mut meta = shmq::Meta::new().delay(later + std::time::Duration::from_secs(i));
+            if i % 3 == 0 {
+                meta = meta.ordering_key("k").header("h", "v");
+            }
+            let body = payload(i);
+            p.publish_with(&body[..body.len().min(100)], &meta).unwrap();
+        }
+        assert!(q.cancel_scheduled(5).unwrap());
+    }
+    let seg = fs::read(tmp.path().join("s-store/schedule/00000000000000000001.seg")).unwrap();
+    let end = seg.iter().rposition(|&b| b != 0).unwrap() + 1;
+    let records = &seg[64..end.div_ceil(8) * 8];
+    put("rebuild_schedule", "twelve-one-done.rec", records);
+    put(
+        "rebuild_schedule",
+        "torn-tail.rec",
+        &records[..records.len() - 30],
+    );
+    put("rebuild_schedule", "empty.rec", &[]);
 }

@@ -259,3 +259,15 @@ pub fn scan_segment(data: &[u8]) {
         let _ = shmq::fuzzing::parse_record(data, off, SLOT_SIZE);
     }
 }
+
+/// The input as the records of a schedule segment (behind a valid
+/// header): the rebuild after a crash, then every message read back as a
+/// mover reads it. Every id it finds is one the input holds, once.
+pub fn rebuild_schedule(data: &[u8]) {
+    let found = shmq::fuzzing::rebuild_schedule(data);
+    let mut ids: Vec<u64> = found.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    let n = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "an id read twice: {ids:?}");
+}
