@@ -333,6 +333,34 @@ pub(crate) unsafe fn bytes<'a>(
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
+/// Writes header `index` of `headers` (a listed message's) to two
+/// [`OutBuf`]s; `of` names the message for the error when there is no
+/// such header.
+///
+/// # Safety
+/// As [`OutBuf::write_bytes`], for both.
+pub(crate) unsafe fn write_header(
+    headers: &[(String, Vec<u8>)],
+    index: usize,
+    of: impl FnOnce() -> String,
+    name_dest: OutBuf,
+    value_dest: OutBuf,
+) -> Result<(), CallError> {
+    let (name, value) = headers.get(index).ok_or_else(|| {
+        invalid_argument(format!(
+            "header index {index} of {}, which has {} headers",
+            of(),
+            headers.len()
+        ))
+    })?;
+    // SAFETY: the caller's contract, passed on.
+    unsafe {
+        name_dest.write_bytes(name.as_bytes());
+        value_dest.write_bytes(value);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

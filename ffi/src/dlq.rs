@@ -5,9 +5,7 @@ use std::ffi::c_char;
 
 use shmq::{DeadLetter, Reason};
 
-use crate::boundary::{
-    OutBuf, fill_array, guard, handle_ref, input, invalid_argument, out, out_opt, text,
-};
+use crate::boundary::{OutBuf, fill_array, guard, handle_ref, input, out, out_opt, text};
 use crate::options::Wait;
 use crate::queue::{SHMQ_GROUP_NAME_CAP, group_name, shmq_queue};
 use crate::status::{CallError, shmq_status};
@@ -276,18 +274,9 @@ pub unsafe extern "C" fn shmq_dlq_header(
         let value_dest = OutBuf::new(value_buf, value_capacity, value_len_out)?;
         // SAFETY: per the contract.
         let d = unsafe { find_letter(queue, seq, group) }?;
-        let (name, value) = d.headers.get(index).ok_or_else(|| {
-            invalid_argument(format!(
-                "header index {index} of the dead letter of seq {seq}, which has {} headers",
-                d.headers.len()
-            ))
-        })?;
+        let of = || format!("the dead letter of seq {seq}");
         // SAFETY: the buffers and lengths per the contract.
-        unsafe {
-            name_dest.write_bytes(name.as_bytes());
-            value_dest.write_bytes(value);
-        }
-        Ok(())
+        unsafe { crate::boundary::write_header(&d.headers, index, of, name_dest, value_dest) }
     })
 }
 

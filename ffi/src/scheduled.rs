@@ -233,18 +233,9 @@ pub unsafe extern "C" fn shmq_queue_scheduled_header(
         // SAFETY: per the contract.
         let q = unsafe { handle_ref(queue, "queue") }?;
         let s = find_scheduled(&q.queue, id)?;
-        let (name, value) = s.headers.get(index).ok_or_else(|| {
-            invalid_argument(format!(
-                "header index {index} of the scheduled message of id {id}, which has {} headers",
-                s.headers.len()
-            ))
-        })?;
+        let of = || format!("the scheduled message of id {id}");
         // SAFETY: the buffers and lengths per the contract.
-        unsafe {
-            name_dest.write_bytes(name.as_bytes());
-            value_dest.write_bytes(value);
-        }
-        Ok(())
+        unsafe { crate::boundary::write_header(&s.headers, index, of, name_dest, value_dest) }
     })
 }
 

@@ -555,17 +555,7 @@ impl Queue {
                 d.set_item("type_id", s.type_id)?;
                 d.set_item("correlation_id", s.correlation_id)?;
                 d.set_item("keyed", s.keyed)?;
-                d.set_item("payload", PyBytes::new(py, &s.payload))?;
-                d.set_item(
-                    "ordering_key",
-                    s.ordering_key.as_deref().map(|k| PyBytes::new(py, k)),
-                )?;
-                let headers: Vec<_> = s
-                    .headers
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), PyBytes::new(py, v)))
-                    .collect();
-                d.set_item("headers", headers)?;
+                set_body(&d, &s.payload, s.ordering_key.as_deref(), &s.headers)?;
                 Ok(d)
             })
             .collect()
@@ -653,17 +643,7 @@ impl DeadLetters {
                 d.set_item("type_id", l.type_id)?;
                 d.set_item("correlation_id", l.correlation_id)?;
                 d.set_item("redriven", l.redriven)?;
-                d.set_item("payload", PyBytes::new(py, &l.payload))?;
-                d.set_item(
-                    "ordering_key",
-                    l.ordering_key.as_deref().map(|k| PyBytes::new(py, k)),
-                )?;
-                let headers: Vec<_> = l
-                    .headers
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), PyBytes::new(py, v)))
-                    .collect();
-                d.set_item("headers", headers)?;
+                set_body(&d, &l.payload, l.ordering_key.as_deref(), &l.headers)?;
                 Ok(d)
             })
             .collect()
@@ -696,4 +676,22 @@ impl DeadLetters {
 #[pyfunction]
 pub(crate) fn default_dir() -> PathBuf {
     shmq::default_dir()
+}
+
+/// A listed message's payload, ordering key and headers, as the listings'
+/// dicts hold them (`payload`, `ordering_key`, `headers`).
+fn set_body(
+    d: &Bound<'_, PyDict>,
+    payload: &[u8],
+    ordering_key: Option<&[u8]>,
+    headers: &[(String, Vec<u8>)],
+) -> PyResult<()> {
+    let py = d.py();
+    d.set_item("payload", PyBytes::new(py, payload))?;
+    d.set_item("ordering_key", ordering_key.map(|k| PyBytes::new(py, k)))?;
+    let headers: Vec<_> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), PyBytes::new(py, v)))
+        .collect();
+    d.set_item("headers", headers)
 }
