@@ -6,8 +6,8 @@
 //! id; it gets its seq when it is due and moved into the ring, like a
 //! message published at that moment (`docs/design.md`, "Time"). Whoever
 //! passes by moves what is due: a consumer that finds nothing (and wakes
-//! for the next due time), a producer once per ring's worth of claims, a
-//! scheduled publish. No process is dedicated to it, and with nothing
+//! for the next due time), a producer once per ring's worth of claims.
+//! No process is dedicated to it, and with nothing
 //! scheduled nobody looks: a publish of an unscheduled message costs one
 //! test of a field of its producer.
 

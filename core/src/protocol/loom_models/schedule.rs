@@ -2,18 +2,24 @@
 //! mover killed after any step, `head` moving past its position (and the
 //! ring forgetting it) at any moment, and the next holder of the schedule
 //! lock resolving what was left. The message reaches the ring once.
+//!
+//! And the sleeper's side (`Consumer::work_came`, `wait`): a consumer
+//! that cut its sleep by the earliest due time it saw is woken when a
+//! message is scheduled earlier (the scheduler's SeqCst store of
+//! `next_due_ns`, then `notify` of `data`).
 
 use loom::sync::Arc;
 use loom::sync::atomic::AtomicBool;
 use loom::thread;
 
-use super::{ME, World, model_with};
+use super::{ME, World, model, model_with};
 use crate::layout::ScheduleControl;
 use crate::loom::Ordering;
 use crate::options::Start;
 use crate::protocol::group::commit_cursor;
 use crate::protocol::ring::{Begin, Claim, Peek};
 use crate::protocol::schedule::{self as moving, Moving};
+use crate::protocol::signal::sleep_unless;
 
 /// The schedule id of the message moved.
 const ID: u64 = 7;
@@ -170,5 +176,63 @@ fn loom_a_move_killed_at_any_step_reaches_the_ring_once() {
 fn loom_planted_a_resolver_blind_to_landed_moves_is_caught() {
     model_with("schedule move, planted", 5_000, || {
         move_killed_after(3, true)
+    });
+}
+
+/// A consumer asleep with nothing scheduled (its sleep cut by nothing);
+/// a producer schedules a message (the earliest), and notifies, unless
+/// `planted`. The loom futex ignores timeouts: a lost wake-up is a
+/// deadlock loom reports.
+fn sleeper_wakes_for_an_earlier_due_time(planted: bool) {
+    let w = World::new(2, 1);
+    let ctl = Arc::new(ScheduleControl::new());
+    let sleeper = {
+        let (w, ctl) = (w.clone(), ctl.clone());
+        thread::spawn(move || {
+            // `schedule_seen`: read once, for the cap and the re-check.
+            let seen = match ctl.next_due_ns.load(Ordering::SeqCst) {
+                0 => u64::MAX,
+                d => d,
+            };
+            let earlier = || {
+                let d = ctl.next_due_ns.load(Ordering::SeqCst);
+                (d != 0 && d < seen).then_some(())
+            };
+            if earlier().is_none() {
+                sleep_unless(
+                    &w.ctl.data,
+                    &w.sleepers.data,
+                    1,
+                    std::time::Duration::from_secs(1),
+                    earlier,
+                );
+            }
+        })
+    };
+    let scheduler = {
+        let (w, ctl) = (w.clone(), ctl.clone());
+        thread::spawn(move || {
+            // `ScheduleGuard::publish_state`, then the scheduled publish's
+            // notify.
+            ctl.next_due_ns.store(5, Ordering::SeqCst);
+            if !planted {
+                w.ring().notify_data();
+            }
+        })
+    };
+    scheduler.join().unwrap();
+    sleeper.join().unwrap();
+}
+
+#[test]
+fn loom_a_sleeper_wakes_for_a_message_scheduled_earlier() {
+    model("schedule wake-up", || sleeper_wakes_for_an_earlier_due_time(false));
+}
+
+#[test]
+#[should_panic]
+fn loom_planted_a_scheduler_that_does_not_notify_is_caught() {
+    model("schedule wake-up, planted", || {
+        sleeper_wakes_for_an_earlier_due_time(true)
     });
 }
