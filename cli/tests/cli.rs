@@ -1338,6 +1338,22 @@ fn ttl_and_message_ttl_expire_messages_and_stat_counts_them() {
         ],
     );
     assert_eq!(got, "fresh\n");
+    // peek shows a message's own expiry.
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let peeked: serde_json::Value =
+        serde_json::from_str(ok(d, &["peek", "t", "--last", "1", "--json"]).trim()).unwrap();
+    let at = peeked["expires_ns"].as_u64().unwrap();
+    assert!(
+        at > before + 3_500_000_000_000 && at < before + 3_700_000_000_000,
+        "{peeked}"
+    );
+    assert!(
+        ok(d, &["peek", "t", "--last", "1", "--show-headers"]).contains(" expires 20"),
+        "a time"
+    );
     let st: serde_json::Value = serde_json::from_str(&ok(d, &["stat", "t", "--json"])).unwrap();
     assert_eq!(st["messages_expired"], 1, "{st}");
     assert_eq!(st["groups"][0]["messages_expired"], 1, "{st}");

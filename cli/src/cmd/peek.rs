@@ -60,6 +60,9 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
                 "correlation_id": m.correlation_id,
                 "from_journal": m.from_journal,
             });
+            if let Some(at) = m.expires_ns {
+                v["expires_ns"] = at.into();
+            }
             super::put_payload(&mut v, &m.payload);
             super::put_envelope(&mut v, m.ordering_key.as_deref(), headers(m));
             writeln!(out, "{v}")?;
@@ -68,18 +71,29 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         if args.show_headers {
             writeln!(
                 out,
-                "# seq {} time {:.6} type_id {} correlation_id {} len {}{}{}",
+                "# seq {} time {:.6} type_id {} correlation_id {} len {}{}{}{}",
                 m.seq,
                 m.timestamp_ns as f64 / 1e9,
                 m.type_id,
                 m.correlation_id,
                 m.payload.len(),
                 if m.from_journal { " (journal)" } else { "" },
+                m.expires_ns
+                    .map(|at| format!(" expires {}", crate::time::rfc3339(at, true)))
+                    .unwrap_or_default(),
                 super::describe_envelope(m.ordering_key.as_deref(), headers(m))
             )?;
         }
         out.write_all(&m.payload)?;
         out.write_all(b"\n")?;
+    }
+    if st.scheduled > 0 {
+        // Not retained yet: they enter the ring (and get their seqs) when
+        // due.
+        eprintln!(
+            "note: {} more scheduled for later (shmq scheduled {} list)",
+            st.scheduled, args.name
+        );
     }
     if seen.is_empty() && !args.json {
         return Err(CliError::Other(format!(

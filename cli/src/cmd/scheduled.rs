@@ -154,6 +154,9 @@ fn scheduled_json(s: &shmq::Scheduled) -> serde_json::Value {
         "correlation_id": s.correlation_id,
         "keyed": s.keyed,
     });
+    if let Some(at) = s.expires_ns {
+        v["expires_ns"] = at.into();
+    }
     super::put_payload(&mut v, &s.payload);
     super::put_envelope(&mut v, s.ordering_key.as_deref(), headers(s));
     v

@@ -36,6 +36,10 @@ pub struct Peeked {
     pub headers: Vec<(String, Vec<u8>)>,
     /// Read from the journal (it was older than the ring holds).
     pub from_journal: bool,
+    /// When it expires, if it was published with a time to live of its
+    /// own ([`Meta::ttl`](crate::Meta::ttl)), CLOCK_REALTIME ns (as
+    /// [`Message::expires_ns`](crate::Message::expires_ns)).
+    pub expires_ns: Option<u64>,
 }
 
 /// A counters-and-cursors snapshot of a queue.
@@ -444,6 +448,7 @@ impl Queue {
                                 ordering_key: o.ordering_key,
                                 headers: o.headers,
                                 from_journal: true,
+                                expires_ns: o.expires_ns,
                             });
                             pos = rec.seq + 1;
                         }
@@ -476,6 +481,7 @@ impl Queue {
                         ordering_key: o.ordering_key,
                         headers: o.headers,
                         from_journal: false,
+                        expires_ns: o.expires_ns,
                     });
                     span
                 }

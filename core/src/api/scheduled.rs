@@ -32,6 +32,10 @@ pub struct Scheduled {
     pub ordering_key: Option<Vec<u8>>,
     /// The headers it was published with, in order.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// When it expires, if it was published with a time to live
+    /// ([`Meta::ttl`](crate::Meta::ttl), counted from its due time),
+    /// CLOCK_REALTIME ns.
+    pub expires_ns: Option<u64>,
 }
 
 impl Queue {
@@ -88,6 +92,7 @@ impl Queue {
                 payload: o.payload,
                 ordering_key: o.ordering_key,
                 headers: o.headers,
+                expires_ns: o.expires_ns,
             });
         }
         Ok(out)

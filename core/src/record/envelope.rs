@@ -449,6 +449,8 @@ pub(crate) struct Owned {
     pub ordering_key: Option<Vec<u8>>,
     pub headers: Vec<(String, Vec<u8>)>,
     pub target: Option<Target>,
+    /// Its own expiry (`Meta::ttl`), CLOCK_REALTIME ns.
+    pub expires_ns: Option<u64>,
 }
 
 /// Copies a stored body out (for listings: peek, the DLQ). A garbled
@@ -462,12 +464,14 @@ pub(crate) fn owned(body: &[u8], enveloped: bool) -> Owned {
                 .map(|(n, v)| (n.to_string(), v.to_vec()))
                 .collect(),
             target: env.target,
+            expires_ns: env.expires_ns,
         },
         _ => Owned {
             payload: body.to_vec(),
             ordering_key: None,
             headers: Vec::new(),
             target: None,
+            expires_ns: None,
         },
     }
 }

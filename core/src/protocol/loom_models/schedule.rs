@@ -226,7 +226,9 @@ fn sleeper_wakes_for_an_earlier_due_time(planted: bool) {
 
 #[test]
 fn loom_a_sleeper_wakes_for_a_message_scheduled_earlier() {
-    model("schedule wake-up", || sleeper_wakes_for_an_earlier_due_time(false));
+    model("schedule wake-up", || {
+        sleeper_wakes_for_an_earlier_due_time(false)
+    });
 }
 
 #[test]
