@@ -64,10 +64,12 @@ impl ScheduleGuard<'_> {
         let ctl = self.ctl();
         // Relaxed: the count is a statistic.
         ctl.count.store(len, Ordering::Relaxed);
-        // SeqCst: a sleeper that registered loads it after (its re-check,
+        // A SeqCst RMW, as the Signal protocol's wakers make their change
+        // (loom model `loom_a_sleeper_wakes_for_a_message_scheduled_earlier`):
+        // a sleeper that registered loads it after (its re-check,
         // `Consumer::work_came`), or the `data` notify that follows an
         // earlier due time wakes it.
-        ctl.next_due_ns.store(due, Ordering::SeqCst);
+        ctl.next_due_ns.swap(due, Ordering::SeqCst);
         Ok(due)
     }
 }
