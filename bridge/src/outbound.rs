@@ -62,6 +62,7 @@ pub fn run(q: &Queue, sink: &mut dyn Sink, mut o: Options) -> Result<(), Fatal> 
         )
         .map_err(|e| shmq_err(&format!("joining group {:?}", o.group), e))?;
     let origin = record::origin(&q.stats().name, &o.group);
+    let queue_ttl = q.message_ttl();
     let mut in_flight: HashMap<u64, Flying> = HashMap::new();
     let mut stalled: Option<Stalled> = None;
     let mut retry: std::collections::VecDeque<(Instant, Stalled)> = Default::default();
@@ -104,7 +105,7 @@ pub fn run(q: &Queue, sink: &mut dyn Sink, mut o: Options) -> Result<(), Fatal> 
             let Some(d) = consumer.poll(wait).map_err(|e| shmq_err("receiving", e))? else {
                 break;
             };
-            let rec = record::outgoing(&d, &origin);
+            let rec = record::outgoing(&d, &origin, queue_ttl);
             let receipt = d
                 .into_receipt()
                 .map_err(|e| shmq_err("keeping a lease", e))?;

@@ -39,8 +39,13 @@ pub fn origin(queue: &str, group: &str) -> String {
     format!("{host}/{queue}/{group}")
 }
 
-/// The record for message `m` of `origin`.
-pub fn outgoing(m: &shmq::Message<'_>, origin: &str) -> Outgoing {
+/// The record for message `m` of `origin`, a queue whose messages live
+/// `queue_ttl` (`Options::message_ttl`) if it says.
+pub fn outgoing(
+    m: &shmq::Message<'_>,
+    origin: &str,
+    queue_ttl: Option<std::time::Duration>,
+) -> Outgoing {
     let mut headers: Vec<(String, Vec<u8>)> = m
         .headers()
         .map(|(n, v)| (n.to_string(), v.to_vec()))
@@ -52,7 +57,16 @@ pub fn outgoing(m: &shmq::Message<'_>, origin: &str) -> Outgoing {
         m.correlation_id().to_string().into_bytes(),
     ));
     headers.push((SHMQ_ORIGIN.into(), origin.as_bytes().to_vec()));
-    if let Some(at) = m.expires_ns() {
+    // Its expiry: its own, or its queue's from its timestamp, the earlier.
+    let by_queue = queue_ttl.map(|t| {
+        m.timestamp_ns()
+            .saturating_add(t.as_nanos().min(u64::MAX as u128) as u64)
+    });
+    let expires = match (m.expires_ns(), by_queue) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    if let Some(at) = expires {
         headers.push((SHMQ_EXPIRES_NS.into(), at.to_string().into_bytes()));
     }
     Outgoing {

@@ -285,6 +285,26 @@ fn a_message_with_an_expiry_goes_to_a_stream_made_by_to_nats_with_its_jetstream_
     );
     assert!(first.contains("shmq-expires-ns: "), "{first:?}");
     assert!(!hdrs(2).contains("Nats-TTL"), "no expiry, no TTL");
+    // A queue whose messages all live ten minutes: its own ttl goes out.
+    let c = Queue::create(
+        "c",
+        &shmq::Options::new()
+            .dir(dir.path())
+            .slots(64)
+            .slot_size(512)
+            .message_ttl(Duration::from_secs(600)),
+    )
+    .unwrap();
+    c.create_group("bridge", Start::Earliest).unwrap();
+    c.producer().unwrap().publish(b"ten minutes").unwrap();
+    stream
+        .to_nats("c", &["--exit-idle", "2"])
+        .finish(Duration::from_secs(60));
+    let third = hdrs(3);
+    assert!(
+        third.contains("Nats-TTL: 600s") || third.contains("Nats-TTL: 599s"),
+        "{third:?}"
+    );
 }
 
 #[test]

@@ -315,6 +315,17 @@ impl Queue {
         self.shared.config.max_message_size as usize
     }
 
+    /// Every message's time to live (`Options::message_ttl`), if the
+    /// queue has one: a message expires at the earlier of its own expiry
+    /// ([`Message::expires_ns`](crate::Message::expires_ns)) and its
+    /// timestamp plus this.
+    pub fn message_ttl(&self) -> Option<std::time::Duration> {
+        match self.shared.config.message_ttl_ns {
+            0 => None,
+            ns => Some(std::time::Duration::from_nanos(ns)),
+        }
+    }
+
     /// The delay every message of the queue is published with unless it
     /// says otherwise (`Options::delivery_delay`), if any.
     pub fn delivery_delay(&self) -> Option<std::time::Duration> {
