@@ -144,8 +144,8 @@ fn garbled_cursors() {
 fn half_initialized_file() {
     let (dir, o) = setup();
     drop(Queue::create("h", &o).unwrap());
-    // The ready word, right after the 264-byte config.
-    poke(&dir.path().join("h.shmq"), 264, &0u32.to_le_bytes());
+    // The ready word, right after the 272-byte config.
+    poke(&dir.path().join("h.shmq"), 272, &0u32.to_le_bytes());
     let e = open_err("h", &o);
     assert!(e.to_string().contains("incomplete"), "{e}");
 }

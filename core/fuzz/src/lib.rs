@@ -221,8 +221,8 @@ pub fn open_queue_file(data: &[u8]) {
     // An opener waits 2 s for a file whose creator has not marked it ready
     // (core/tests/corrupt.rs covers that): mark every input ready, so that
     // the fuzzer spends its time past that check.
-    // The ready word follows the 264-byte config (`layout::Header`).
-    let ready = 264;
+    // The ready word follows the 272-byte config (`layout::Header`).
+    let ready = 272;
     if data.len() >= ready + 4 {
         data[ready..ready + 4].copy_from_slice(&READY.to_le_bytes());
     }
