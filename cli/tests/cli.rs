@@ -1572,7 +1572,7 @@ fn delay_deliver_at_and_delivery_delay_schedule_messages_that_scheduled_lists_an
         "{}",
         stderr(&again)
     );
-    ok(d, &["scheduled", "t", "cancel", "--key", "remind1"]);
+    ok(d, &["scheduled", "t", "cancel", "--key", "remind"]);
     let st: serde_json::Value = serde_json::from_str(&ok(d, &["stat", "t", "--json"])).unwrap();
     assert_eq!(st["scheduled"], 0, "{st}");
     assert_eq!(st["scheduled_cancelled"], 2, "{st}");

@@ -31,9 +31,10 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     correlation_id: u64,
     /// Idempotency key: a message whose key the queue remembers (its
-    /// dedup window and ttl) is not enqueued again. With stdin, the key of
-    /// each line is this text followed by the line's number (1, 2, ...), so
-    /// that publishing the same input twice enqueues it once.
+    /// dedup window and ttl) is not enqueued again. With --file, the
+    /// message's key is this text; with stdin, the key of each line is
+    /// this text followed by the line's number (1, 2, ...), so that
+    /// publishing the same input twice enqueues it once.
     #[arg(long)]
     key: Option<String>,
     /// Give up if the queue stays full this many seconds.
@@ -162,8 +163,11 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
         (None, None) => Progress::new(&format!("publishing to {name}"), None, "messages", true),
     };
     let mut said = false;
+    let whole_file = file.is_some();
     let mut publish = |payload: &[u8], ordering_key: Option<&[u8]>, i: u64| -> Result<u64, Error> {
         let mut meta = match &key {
+            // One message from a file: its key as given.
+            Some(k) if whole_file => meta.key(k),
             Some(k) => meta.key(format!("{k}{i}")),
             None => meta,
         };

@@ -64,9 +64,15 @@ pub(crate) fn run(args: Args, opts: Options) -> CliResult {
                 (None, None) => unreachable!("clap requires an id or --key"),
             };
             if !cancelled {
+                let hint = if what.starts_with("with key") {
+                    "; a key given to `publish --key` with lines from stdin has the line's \
+                     number after it (the first line's: the key and 1)"
+                } else {
+                    ""
+                };
                 return Err(CliError::Other(format!(
                     "no scheduled message {what} in {name}: it came due and went into the \
-                     ring, or was cancelled (shmq scheduled {name} list)"
+                     ring, or was cancelled (shmq scheduled {name} list){hint}"
                 )));
             }
             eprintln!("cancelled scheduled message {what} of {name}");
