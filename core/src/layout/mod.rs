@@ -24,7 +24,11 @@ use crate::loom::{AtomicU32, AtomicU64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 mod geometry;
+mod schedule;
+mod spill;
 pub(crate) use geometry::{Geometry, slots_for_capacity};
+pub(crate) use schedule::ScheduleControl;
+pub(crate) use spill::{MAX_SPILL_PATH, SPILLING, SpillControl, SpillPath};
 
 /// "SHMQRING" in little-endian: the first 8 bytes of every queue file.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMQRING");
@@ -333,105 +337,6 @@ pub(crate) struct Header {
     /// Messages scheduled for later (`Meta::delay`, `Meta::deliver_at`):
     /// see [`ScheduleControl`].
     pub schedule: ScheduleControl,
-}
-
-/// Where the schedule stands (`open_queue/schedule.rs`): the messages
-/// published for later wait in segment files beside the queue, indexed by
-/// due time; these words are what every process needs without opening
-/// them. All but `next_due_ns` (and the lock word itself) are written
-/// only by the schedule lock's holder.
-#[repr(C)]
-#[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
-pub(crate) struct ScheduleControl {
-    /// The schedule lock: taken like the admin lock (robust, by liveness
-    /// key), never by a publish of an unscheduled message, and never
-    /// while the admin lock is held (a holder of this one may take that).
-    pub lock: AdminLock,
-    /// When the earliest scheduled message is due (CLOCK_REALTIME ns),
-    /// 0 when nothing is scheduled: what a passer-by compares the clock
-    /// with, and what a sleeping consumer caps its sleep by.
-    pub next_due_ns: AtomicU64,
-    /// Messages scheduled and neither moved into the ring nor cancelled.
-    pub count: AtomicU64,
-    /// The next schedule id (ids start at 1; 0 until the first schedule).
-    pub next_id: AtomicU64,
-    /// The schedule id being moved into the ring, 0 when none: a holder
-    /// that dies mid-move leaves it for the next one to resolve.
-    pub moving_id: AtomicU64,
-    /// The ring position (or spill seq) claimed for `moving_id`, plus 1;
-    /// 0 until claimed.
-    pub moving_pos: AtomicU64,
-    /// `moving_id`, once `head` passed its position committed (written
-    /// under the admin lock just before `head` moves: after that the ring
-    /// no longer knows the position's fate).
-    pub moving_landed: AtomicU64,
-    /// 1 once the schedule's directory was made and recorded as this
-    /// queue's: a sharer that then finds it missing or another queue's
-    /// sees another directory (a container's own mount) and refuses.
-    pub made: AtomicU64,
-    /// Scheduled messages cancelled so far.
-    pub cancelled: AtomicU64,
-    /// Scheduled messages found damaged or missing on disk when due (or
-    /// listed, or cancelled): reported, never delivered as read.
-    pub lost: AtomicU64,
-    _reserved: [u64; 7],
-}
-
-/// Set in [`RingControl::tail`] while the queue spills: producers' claims
-/// then see a full ring and take the spill path, and `tail & !SPILLING` is
-/// the next ring position to be refilled from the spill.
-pub(crate) const SPILLING: u64 = 1 << 63;
-
-/// The shared state of the spill (`protocol/spill.rs`): where the next record is
-/// appended and where the next one is read back into the ring. Written
-/// only under the admin lock; read without it only for stats.
-#[repr(C)]
-#[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout))]
-pub(crate) struct SpillControl {
-    /// 1 while the queue spills, else 0: on a line of its own, which
-    /// ring-mode publishes never write, so consumers may poll it freely.
-    pub active: AtomicU64,
-    _pad0: [u8; 56],
-    /// Seq the next spilled message gets (while spilling).
-    pub end_seq: AtomicU64,
-    /// Next seq to copy back into the ring (while spilling).
-    pub read_seq: AtomicU64,
-    /// Segment (its first seq) and byte offset of the next append.
-    pub write_seg: AtomicU64,
-    pub write_off: AtomicU64,
-    /// Segment and byte offset of the record `read_seq`.
-    pub read_seg: AtomicU64,
-    pub read_off: AtomicU64,
-    /// Segment files on disk and their bytes.
-    pub segments: AtomicU64,
-    pub bytes_on_disk: AtomicU64,
-    /// Messages and payload bytes spilled so far.
-    pub spilled: AtomicU64,
-    pub spilled_bytes: AtomicU64,
-    /// Records appended since the last flush (sync every n).
-    pub unsynced: AtomicU64,
-    /// Publishes that found the spill full (budget or disk); in the
-    /// journal's control, messages skipped for a full disk.
-    pub full: AtomicU64,
-    /// Spilled messages found damaged or missing when read back (lost;
-    /// their positions are aborted, so consumers skip them).
-    pub lost: AtomicU64,
-    /// CLOCK_MONOTONIC ns of the journal's last look at retention by age
-    /// (unused by the spill and the DLQ overflow).
-    pub checked_ns: AtomicU64,
-    _pad: [u8; 16],
-}
-
-/// Longest spill directory path, in bytes.
-pub(crate) const MAX_SPILL_PATH: usize = 1016;
-
-/// The spill directory as bytes, with its crc32c.
-#[repr(C)]
-#[cfg_attr(not(loom), derive(FromBytes, IntoBytes, KnownLayout, Immutable))]
-pub(crate) struct SpillPath {
-    pub len: u32,
-    pub crc: u32,
-    pub bytes: [u8; MAX_SPILL_PATH],
 }
 
 /// States of a ring slot, in the low 2 bits of [`SlotHeader::state`].
@@ -829,25 +734,6 @@ impl Sleepers {
     }
 }
 
-#[cfg(loom)]
-impl ScheduleControl {
-    pub(crate) fn new() -> ScheduleControl {
-        ScheduleControl {
-            lock: AdminLock::new(),
-            next_due_ns: AtomicU64::new(0),
-            count: AtomicU64::new(0),
-            next_id: AtomicU64::new(0),
-            moving_id: AtomicU64::new(0),
-            moving_pos: AtomicU64::new(0),
-            moving_landed: AtomicU64::new(0),
-            made: AtomicU64::new(0),
-            cancelled: AtomicU64::new(0),
-            lost: AtomicU64::new(0),
-            _reserved: [0; 7],
-        }
-    }
-}
-
 #[cfg(any(test, loom))]
 impl AdminLock {
     pub(crate) fn new() -> AdminLock {
@@ -898,32 +784,6 @@ impl GroupRecord {
             committed: AtomicU64::new(0),
             messages_expired: AtomicU64::new(0),
             _pad3: [0; 48],
-        }
-    }
-}
-
-#[cfg(any(test, loom))]
-impl SpillControl {
-    pub(crate) fn new() -> SpillControl {
-        let z = || AtomicU64::new(0);
-        SpillControl {
-            active: z(),
-            _pad0: [0; 56],
-            end_seq: z(),
-            read_seq: z(),
-            write_seg: z(),
-            write_off: z(),
-            read_seg: z(),
-            read_off: z(),
-            segments: z(),
-            bytes_on_disk: z(),
-            spilled: z(),
-            spilled_bytes: z(),
-            unsynced: z(),
-            full: z(),
-            lost: z(),
-            checked_ns: z(),
-            _pad: [0; 16],
         }
     }
 }

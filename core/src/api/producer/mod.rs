@@ -462,17 +462,9 @@ impl Producer {
         deadline: Option<Instant>,
     ) -> Result<u64> {
         let shared = self.shared.clone();
-        let i = match dedup::reserve(&shared, key)? {
-            dedup::Reserve::Published(seq) => {
-                shared
-                    .header()
-                    .counters
-                    .deduplicated
-                    .fetch_add(1, Ordering::Relaxed);
-                self.deduplicated += 1;
-                return Ok(seq);
-            }
-            dedup::Reserve::Mine(i) => i,
+        let i = match self.reserve_key(key)? {
+            Err(first) => return Ok(first),
+            Ok(i) => i,
         };
         os::fault::point("keyed.reserved");
         let rec = self.record_index;
@@ -488,6 +480,24 @@ impl Producer {
                 dedup::abandon(&shared, rec, i);
                 Err(e)
             }
+        }
+    }
+
+    /// Looks idempotency key `key` up: `Ok(entry)` reserved for us to
+    /// publish (and report to), or `Err(number)`, the number the key's
+    /// first publish returned (counted as deduplicated).
+    fn reserve_key(&mut self, key: u64) -> Result<std::result::Result<usize, u64>> {
+        match dedup::reserve(&self.shared, key)? {
+            dedup::Reserve::Published(first) => {
+                self.shared
+                    .header()
+                    .counters
+                    .deduplicated
+                    .fetch_add(1, Ordering::Relaxed);
+                self.deduplicated += 1;
+                Ok(Err(first))
+            }
+            dedup::Reserve::Mine(i) => Ok(Ok(i)),
         }
     }
 

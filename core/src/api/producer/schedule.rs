@@ -60,20 +60,10 @@ impl Producer {
         self.check_size(payload.len(), plan.as_ref())?;
         let built = plan.as_ref().map(|p| p.body_with(payload));
         let shared = self.shared.clone();
-        let reserved = match meta.key {
+        let reserved = match meta.key.map(|key| self.reserve_key(key)).transpose()? {
+            Some(Err(first)) => return Ok(first),
+            Some(Ok(i)) => Some(i),
             None => None,
-            Some(key) => match dedup::reserve(&shared, key)? {
-                dedup::Reserve::Published(first) => {
-                    shared
-                        .header()
-                        .counters
-                        .deduplicated
-                        .fetch_add(1, Ordering::Relaxed);
-                    self.deduplicated += 1;
-                    return Ok(first);
-                }
-                dedup::Reserve::Mine(i) => Some(i),
-            },
         };
         let scheduled = (|| {
             let mut g = match deadline {
