@@ -1889,7 +1889,9 @@ enum shmq_status shmq_producer_fd(struct shmq_producer *producer, int32_t *fd_ou
 
 /**
  * Arms the readiness fd until the ring has room for `count` messages
- * (call it after a publish with timeout 0 found no room). `*armed_out`: 1
+ * (call it after a publish with timeout 0 found no room), and for the
+ * message that publish refused, however many slots it takes (a message
+ * longer than `slot_size` takes several). `*armed_out`: 1
  * armed, 0 there may be room already (publish again now);
  * `*recheck_ns_out` (may be NULL) as for `shmq_consumer_arm`.
  *

@@ -224,3 +224,53 @@ fn a_running_producer_stops_at_a_garbled_header() {
     assert!(ok <= 8, "{ok} publishes succeeded after the header broke");
     assert!(e.to_string().contains("header changed"), "{e}");
 }
+
+/// A `tail` scribbled far past the ring under a waiting consumer: every
+/// later position then looks claimed long ago, and the consumer used to
+/// abort them one after another for ever, its receive never returning
+/// (the chaos run's scribble phase, seed 2). It now reports the queue
+/// corrupt before its first abort.
+#[test]
+fn a_waiting_consumer_stops_at_a_tail_past_the_ring() {
+    let (dir, o) = setup();
+    let o = o.unblock_timeout(std::time::Duration::from_millis(100));
+    let q = Queue::create("tail", &o).unwrap();
+    q.create_group("g", shmq::Start::Earliest).unwrap();
+    let mut c = q.consumer("g", shmq::ConsumerOptions::new()).unwrap();
+    q.producer().unwrap().publish(b"before").unwrap();
+    assert_eq!(c.receive().unwrap().payload(), b"before");
+    // tail (offset 320) far past head and the ring.
+    poke(&dir.path().join("tail.shmq"), 320, &(1u64 << 62).to_le_bytes());
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = c
+            .receive_timeout(std::time::Duration::from_secs(2))
+            .map(|m| m.seq());
+        let _ = done.send(r);
+    });
+    let r = finished
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the receive came back by its timeout");
+    let e = r.expect_err("nothing was published after the scribble");
+    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    assert!(e.to_string().contains("cursors out of range"), "{e}");
+    assert_eq!(q.stats().aborted, 0, "nothing was aborted");
+}
+
+/// The store directory's record (offset 960) scribbled while a producer
+/// runs: every opener refuses the file, so the producer stops too (the
+/// chaos run's scribble phase, seed 5, saw producers go on publishing).
+#[test]
+fn a_running_producer_stops_at_a_garbled_store_directory() {
+    let (dir, o) = setup();
+    let q = Queue::create("store", &o).unwrap();
+    let mut p = q.producer().unwrap();
+    p.publish(b"before").unwrap();
+    poke(&dir.path().join("store.shmq"), 968, b"/elsewhere");
+    let e = open_err("store", &o);
+    assert!(e.to_string().contains("spill directory garbled"), "{e}");
+    let (ok, e) = publish_until_error(&mut p);
+    assert!(ok <= 8, "{ok} publishes succeeded after the record broke");
+    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    assert!(e.to_string().contains("spill directory"), "{e}");
+}

@@ -110,6 +110,7 @@ async def receive_async(consumer: Any, timeout: Optional[float] = None) -> Any:
             return None
         armed, recheck = consumer._arm()
         if not armed:
+            await asyncio.sleep(0)  # as publish_async: never hold the loop
             continue
         wait = recheck if left is None else (left if recheck is None else min(recheck, left))
         await _wait(consumer, fd, wait)
@@ -156,6 +157,9 @@ async def publish_async(
             raise Timeout(f"timed out: no room in the ring within the timeout: {producer.why_full()}")
         armed, recheck = producer._arm()
         if not armed:
+            # Try again, but let the loop's other tasks run first: one
+            # that would free the room may be waiting for this thread.
+            await asyncio.sleep(0)
             continue
         wait = recheck if left is None else (left if recheck is None else min(recheck, left))
         await _wait(producer, fd, wait)

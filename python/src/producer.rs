@@ -677,8 +677,8 @@ readiness_methods!(
     fileno:
     /// The readiness fd for an event loop waiting for room (see the stubs).
     _arm:
-    /// Internal (`shmq._aio`): arms the fd until there is room for one
-    /// message; as `Consumer._arm`.
+    /// Internal (`shmq._aio`): arms the fd until there is room for the
+    /// message the last publish refused; as `Consumer._arm`.
 );
 
 /// A claimed slot being written in place.

@@ -255,6 +255,52 @@ def test_publish_async_waits_for_room_and_keeps_its_keywords(qdir, name, kind):
     run(kind, main())
 
 
+@pytest.mark.parametrize("kind", LOOPS)
+def test_publish_async_of_a_long_message_lets_a_consumer_task_make_room(qdir, name, kind):
+    """A message longer than the room left (it takes four slots, two are
+    free) waits without holding the loop: a consumer task on the same
+    loop frees the room. It used to arm for one slot, find it, try again
+    and fail, for ever: neither the consumer nor `wait_for` ever ran."""
+    import threading
+
+    q = shmq.Queue.create(name, slots=64, slot_size=64, max_message_size=400)
+    q.create_group("g")
+    long = b"\x09" * 400
+    got = []
+    out = {}
+
+    async def main():
+        p = q.producer()
+        c = q.consumer("g")
+        for i in range(62):
+            p.publish(bytes([i]) * 16)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(p.publish_async(long), 0.2)
+
+        async def read():
+            while len(got) < 63:
+                got.append(len(await c.receive_async()))
+
+        reader = asyncio.ensure_future(read())
+        out["seq"] = await p.publish_async(long, timeout=10)
+        await asyncio.wait_for(reader, 10)
+
+    def thread():
+        try:
+            run(kind, main())
+        except BaseException as e:  # reported by the test's thread
+            out["error"] = e
+
+    t = threading.Thread(target=thread, daemon=True)
+    t.start()
+    t.join(30)
+    assert not t.is_alive(), "the loop's thread never came back: publish_async spun"
+    if "error" in out:
+        raise out["error"]
+    assert out["seq"] == 62
+    assert got == [16] * 62 + [400]
+
+
 def test_an_async_waiter_in_another_network_namespace_is_woken(qdir, name):
     """A task awaiting receive_async in another network namespace (a
     container without a shared network) is woken by a publish here: the

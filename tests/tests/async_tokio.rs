@@ -3,7 +3,9 @@
 //! on 10 queues at once in one runtime thread; cancelled waits (timeouts,
 //! lost `select!` branches) lose nothing and leave nothing behind; an
 //! async producer waits for room; an ack=manual consumer awaits
-//! redeliveries (a nack, a delayed nack) and a redriven dead letter.
+//! redeliveries (a nack, a delayed nack) and a redriven dead letter; an
+//! async producer of a message longer than the room left waits without
+//! holding the thread.
 
 use std::time::Duration;
 
@@ -302,4 +304,67 @@ fn an_idle_async_consumer_wakes_for_a_scheduled_message_with_nothing_else_happen
         assert_eq!(decode(m.payload()), Some((1, 0)));
         assert!(t.elapsed() >= Duration::from_millis(300));
     });
+}
+
+/// A message longer than the room left (it takes several slots) does not
+/// make an async producer spin: it waits, yielding the runtime's one
+/// thread, and a consumer task on that thread frees the room. (It used to
+/// arm for one slot, find it, try again and fail, for ever, so neither
+/// the consumer task nor its own timeout ever ran.)
+#[test]
+fn an_async_producer_of_a_long_message_yields_to_the_consumer_on_its_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create(
+        "q",
+        &Options::new()
+            .dir(dir.path())
+            .slots(64)
+            .slot_size(64)
+            .max_message_size(400),
+    )
+    .unwrap();
+    q.create_group("g", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
+    // 62 of 64 slots taken: two left, and the long message needs four.
+    for i in 0..62u8 {
+        p.publish(&[i; 16]).unwrap();
+    }
+    let long = vec![9u8; 400];
+    // Armed for what the refused publish needs, not for one slot.
+    assert!(matches!(p.try_publish(&long), Err(shmq::Error::Timeout)));
+    assert!(matches!(p.arm(1).unwrap(), shmq::Arm::Waiting { .. }));
+    p.disarm();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = runtime();
+        let r = rt.block_on(async {
+            // No consumer runs: the wait ends by its own timeout.
+            let waited = tokio::time::timeout(Duration::from_millis(200), p.publish_async(&long))
+                .await;
+            assert!(waited.is_err(), "{waited:?}");
+            // A consumer task on the same thread makes room.
+            let reader = tokio::spawn(async move {
+                let mut got = Vec::new();
+                while got.len() < 63 {
+                    got.push(c.receive_async().await.unwrap().payload().len());
+                }
+                got
+            });
+            let seq = tokio::time::timeout(Duration::from_secs(10), p.publish_async(&long))
+                .await
+                .expect("room within 10 s")
+                .unwrap();
+            let got = reader.await.unwrap();
+            (seq, got)
+        });
+        let _ = done.send(r);
+    });
+    let (seq, got) = finished
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the runtime's thread came back (an async publish spun)");
+    assert_eq!(seq, 62);
+    let mut want = vec![16; 62];
+    want.push(400);
+    assert_eq!(got, want);
 }

@@ -61,6 +61,16 @@ impl Drop for Disarm<'_> {
 
 /// Awaits the ring of the armed `readiness` (or `recheck_after`), then
 /// drains it.
+/// After an arm answered "ready": try again, but let the runtime run its
+/// other tasks and timers once this task has had its share. A loop whose
+/// try and arm disagree (a queue changing under it, or a garbled one)
+/// must not hold the runtime's thread: the consumer that would end the
+/// disagreement, or the `timeout` around this future, may be waiting for
+/// it. Free while the task's budget lasts (tokio's cooperative budget).
+async fn yield_if_looping() {
+    tokio::task::consume_budget().await;
+}
+
 async fn wait(readiness: &Readiness, recheck_after: Option<Duration>) -> Result<()> {
     let _disarm = Disarm(readiness);
     // SAFETY: the fd is the readiness handle's socket, borrowed for the
@@ -110,8 +120,11 @@ impl Consumer {
             if let Some(got) = self.poll_for_async()? {
                 break got;
             }
-            if let Arm::Waiting { recheck_after } = self.arm()? {
-                wait(self.readiness()?, recheck_after).await?;
+            match self.arm()? {
+                Arm::Waiting { recheck_after } => {
+                    wait(self.readiness()?, recheck_after).await?;
+                }
+                Arm::Ready => yield_if_looping().await,
             }
         };
         self.deliver_got(got)
@@ -132,9 +145,12 @@ impl Consumer {
             if left.is_zero() {
                 break None;
             }
-            if let Arm::Waiting { recheck_after } = self.arm()? {
-                let d = recheck_after.map_or(left, |r| r.min(left));
-                wait(self.readiness()?, Some(d)).await?;
+            match self.arm()? {
+                Arm::Waiting { recheck_after } => {
+                    let d = recheck_after.map_or(left, |r| r.min(left));
+                    wait(self.readiness()?, Some(d)).await?;
+                }
+                Arm::Ready => yield_if_looping().await,
             }
         };
         match got {
@@ -148,8 +164,11 @@ impl Consumer {
     /// (ack=auto; the same errors). Cancel-safe.
     pub async fn receive_batch_async(&mut self, max: usize) -> Result<Batch<'_>> {
         while !self.has_message() {
-            if let Arm::Waiting { recheck_after } = self.arm()? {
-                wait(self.readiness()?, recheck_after).await?;
+            match self.arm()? {
+                Arm::Waiting { recheck_after } => {
+                    wait(self.readiness()?, recheck_after).await?;
+                }
+                Arm::Ready => yield_if_looping().await,
             }
         }
         self.receive_batch(max, Duration::ZERO)
@@ -248,8 +267,11 @@ impl Producer {
                 Err(Error::Timeout) => {}
                 other => return other,
             }
-            if let Arm::Waiting { recheck_after } = self.arm(1)? {
-                wait(self.readiness()?, recheck_after).await?;
+            match self.arm(1)? {
+                Arm::Waiting { recheck_after } => {
+                    wait(self.readiness()?, recheck_after).await?;
+                }
+                Arm::Ready => yield_if_looping().await,
             }
         }
     }

@@ -1,5 +1,6 @@
 //! The queue's control words checked against what can be: a header that
-//! still matches its checksum, `head <= tail` with at most a ring between
+//! still matches its checksum (and its store directory's record),
+//! `head <= tail` with at most a ring between
 //! them, and no group's cursor past the tail. A queue file scribbled on
 //! (a stray write, a bad `dd`, a buggy peer) can break them while its
 //! processes run; a producer that trusted them would go on reporting
@@ -14,7 +15,7 @@ use zerocopy::IntoBytes;
 use crate::layout::{READY, config_crc};
 use crate::loom::Ordering;
 use crate::open_queue::OpenQueue;
-use crate::open_queue::queue_file::read_config;
+use crate::open_queue::queue_file::{read_config, read_store_dir};
 use crate::protocol::group::ACTIVE;
 use crate::protocol::spill::{ring_tail, spilling};
 
@@ -27,6 +28,14 @@ impl OpenQueue {
             return Err(Error::corrupt(
                 &self.path,
                 "header changed since it was opened (garbled file)",
+            ));
+        }
+        // SAFETY: as above. The record is immutable once ready: any
+        // change since the open is a scribble (an opener refuses it).
+        if unsafe { read_store_dir(self.map.base(), &self.path) }? != self.store_dir {
+            return Err(Error::corrupt(
+                &self.path,
+                "spill directory changed since it was opened (garbled file)",
             ));
         }
         if self.header().ready.load(Ordering::Acquire) != READY {

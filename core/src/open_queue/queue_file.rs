@@ -507,6 +507,32 @@ pub(super) unsafe fn read_config(base: *const u8) -> (Config, u32) {
     }
 }
 
+/// The store directory recorded in the header at `base` (spill, journal,
+/// schedule; `None` in a file made before it was recorded for every
+/// queue, which cannot schedule), `Corrupt` if its record is garbled.
+///
+/// # Safety
+/// `base` is the start of a mapping of at least `HEADER_SIZE` bytes.
+pub(super) unsafe fn read_store_dir(base: *const u8, path: &Path) -> Result<Option<PathBuf>> {
+    // SAFETY: in bounds (the header is mapped whole, per the contract)
+    // and immutable once ready; volatile, as another process may scribble.
+    let sp = unsafe {
+        std::ptr::read_volatile(
+            base.add(std::mem::offset_of!(Header, spill_path)) as *const SpillPath
+        )
+    };
+    let len = sp.len as usize;
+    match len {
+        0 => Ok(None),
+        _ if len > sp.bytes.len() || crc32c::crc32c(&sp.bytes[..len]) != sp.crc => {
+            Err(Error::corrupt(path, "spill directory garbled"))
+        }
+        _ => Ok(Some(PathBuf::from(std::ffi::OsStr::from_bytes(
+            &sp.bytes[..len],
+        )))),
+    }
+}
+
 /// The config, geometry, spill directory (if the queue spills or
 /// journals) and store directory of a queue file, checked.
 type Validated = (Config, Geometry, Option<PathBuf>, Option<PathBuf>);
@@ -619,23 +645,8 @@ fn validate(map: &os::map::Mapping, path: &Path) -> Result<Validated> {
             ),
         ));
     }
-    // SAFETY: in bounds (the header is mapped whole) and immutable once
-    // ready.
-    let sp = unsafe {
-        std::ptr::read_volatile(
-            base.add(std::mem::offset_of!(Header, spill_path)) as *const SpillPath
-        )
-    };
-    let len = sp.len as usize;
-    // Recorded for every queue (a file made before that has none: it
-    // cannot schedule).
-    let store_dir = match len {
-        0 => None,
-        _ if len > sp.bytes.len() || crc32c::crc32c(&sp.bytes[..len]) != sp.crc => {
-            return Err(Error::corrupt(path, "spill directory garbled"));
-        }
-        _ => Some(PathBuf::from(std::ffi::OsStr::from_bytes(&sp.bytes[..len]))),
-    };
+    // SAFETY: the header is mapped whole (checked by the caller).
+    let store_dir = unsafe { read_store_dir(base, path) }?;
     let spill_dir = if config.overflow == Overflow::Spill.to_raw() || config.journal_max_bytes > 0 {
         if store_dir.is_none() {
             return Err(Error::corrupt(path, "spill directory garbled"));

@@ -29,18 +29,23 @@ impl Consumer {
     /// producer died, or it stayed uncommitted longer than
     /// `unblock_timeout`, aborts it. Returns true if it did.
     ///
+    /// Before it aborts, the queue's control words are checked: a `tail`
+    /// garbled far past the ring would have every later position look
+    /// claimed long ago, and be aborted one after another for ever
+    /// (`Corrupt` instead).
+    ///
     /// Called every few dozen empty polls, so it must not touch lines that
     /// producers write on every publish: `tail` is read at most once per
     /// [`LIVENESS_EVERY_NS`] (a read of it on every call took the line from
     /// the producer and put a cache miss on its next claim). The timeout
     /// runs from when this consumer first knew the position was claimed,
     /// so it never fires early.
-    pub(super) fn unstick(&mut self) -> bool {
+    pub(super) fn unstick(&mut self) -> Result<bool> {
         let pos = self.next;
         let shared = self.shared.clone();
         let ring = shared.ring();
         if ring.peek(pos).is_done() {
-            return false;
+            return Ok(false);
         }
         let now = os::clock::monotonic_ns();
         let mut st = match self.stuck {
@@ -61,14 +66,14 @@ impl Consumer {
         let check = now.saturating_sub(st.last_check) >= LIVENESS_EVERY_NS;
         self.stuck = Some(st);
         if !timed_out && !check {
-            return false;
+            return Ok(false);
         }
         if check {
             st.last_check = now;
         }
         let seen = match ring.peek(pos) {
             crate::protocol::ring::Peek::NotYet(word) => word,
-            _ => return false,
+            _ => return Ok(false),
         };
         // Acquire: pairs with the claimer's AcqRel CAS of tail. While the
         // queue spills, tail (less the flag) is the position being copied
@@ -78,20 +83,22 @@ impl Consumer {
             // Nothing claimed there yet: the queue is just empty.
             st.claimed_since = None;
             self.stuck = Some(st);
-            return false;
+            return Ok(false);
         }
         if st.claimed_since.is_none() {
             // First sight of the claim: the timeout runs from now.
             st.claimed_since = Some(now);
             st.tail_then = tail;
             self.stuck = Some(st);
-            return false;
+            return Ok(false);
         }
         self.stuck = Some(st);
         let abort = timed_out || (check && self.claimer_is_dead(pos));
         if !abort {
-            return false;
+            return Ok(false);
         }
+        // Rare: an abort is worth a look at the control words first.
+        self.shared.check_control_words()?;
         // Its span: the announced record's, revoking a live writer; not
         // settled (and not counted) while its producer is inside its
         // asymmetric commit, which then holds the position.
@@ -103,7 +110,7 @@ impl Consumer {
                 .aborted
                 .fetch_add(1, Ordering::Relaxed);
         }
-        aborted
+        Ok(aborted)
     }
 
     /// Whether the producer that announced `pos` is known to be dead. A

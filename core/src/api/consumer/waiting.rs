@@ -327,7 +327,7 @@ impl Consumer {
     #[inline(never)]
     fn look_around(&mut self) -> Result<bool> {
         self.check_group()?;
-        let mut moved = self.unstick();
+        let mut moved = self.unstick()?;
         if self.journal {
             moved |= self.shared.help_journal(false)? > 0;
         }
@@ -429,6 +429,11 @@ impl Consumer {
                 return Ok(Some(g));
             }
             if self.idle_chores(true)? {
+                // Chores that keep finding something to do (a queue
+                // changing under them) still end at the deadline.
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return self.poll_any(redriven);
+                }
                 continue;
             }
             let mut slice = SLEEP_SLICE;
@@ -482,12 +487,12 @@ impl Consumer {
             }
             // As in the sleeping loop: spilled messages copied back,
             // stuck producers, the group, the journal.
-            if self.idle_chores(false)? {
-                continue;
-            }
+            let chored = self.idle_chores(false)?;
             polls = polls.wrapping_add(1);
+            // Every STUCK_CHECK_EVERY polls, whether or not the chores did
+            // something: they may keep doing something for ever.
             if polls % STUCK_CHECK_EVERY == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(None);
+                return if chored { self.poll_any(redriven) } else { Ok(None) };
             }
         }
     }

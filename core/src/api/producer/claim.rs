@@ -16,6 +16,11 @@ use crate::protocol::spill::Record;
 
 use super::*;
 
+/// How soon an async publisher refused the schedule's lock looks again
+/// (a blocking one sleeps 200 µs between tries; an event loop's timer is
+/// coarser).
+const SCHEDULE_LOCK_RECHECK: Duration = Duration::from_millis(1);
+
 /// Longest single sleep of a blocked publisher, so it notices new groups,
 /// deadlines and signals.
 const SLEEP_SLICE: Duration = Duration::from_millis(20);
@@ -116,6 +121,9 @@ impl Producer {
             match self.shared.spill_append(recs, claimed) {
                 Err(Error::SpillFull(why)) if fallback == Overflow::Block => {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
+                        // Room comes back when the spill drains into the
+                        // ring (`room` is 0 while it spills).
+                        self.refused = Refused::Room(1);
                         return Err(Error::Timeout);
                     }
                     // Wait for consumers to free the ring, then help move
@@ -151,16 +159,28 @@ impl Producer {
     }
 
     /// Arms the readiness handle until the ring has room for `n` messages
-    /// (call it after a publish with a zero timeout found the ring full).
-    /// [`Arm::Ready`]: there may be room, publish again. [`Arm::Waiting`]:
-    /// its fd becomes readable when consumers may have freed some.
+    /// (call it after a publish with a zero timeout found the ring full),
+    /// and for the message that publish refused, however many slots that
+    /// takes. [`Arm::Ready`]: there may be room, publish again.
+    /// [`Arm::Waiting`]: its fd becomes readable when consumers may have
+    /// freed some.
     pub fn arm(&mut self, n: u64) -> Result<Arm> {
         self.readiness()?;
+        let wanted = match self.refused {
+            Refused::Room(span) => n.max(span),
+            // Nothing rings when the schedule's lock is let go: look again
+            // soon, as a blocking publish does.
+            Refused::ScheduleLock => {
+                return Ok(Arm::Waiting {
+                    recheck_after: Some(SCHEDULE_LOCK_RECHECK),
+                });
+            }
+        };
         let armed = self
             .readiness
             .as_ref()
             .expect("made above")
-            .arm(|| self.room() >= n);
+            .arm(|| self.room() >= wanted);
         if !armed {
             return Ok(Arm::Ready);
         }
@@ -251,6 +271,7 @@ impl Producer {
                 return Ok(None);
             }
             if self.overflow == Overflow::Reject && room < n {
+                self.refused = Refused::Room(n);
                 self.shared
                     .header()
                     .counters
@@ -259,6 +280,7 @@ impl Producer {
                 return Err(Error::Full);
             }
             if out_of_time {
+                self.refused = Refused::Room(n);
                 return Err(Error::Timeout);
             }
             if !backoff.is_completed() {

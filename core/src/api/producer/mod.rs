@@ -102,6 +102,22 @@ pub struct Producer {
     /// The queue's `delivery_delay` in ns (0: none): every publish is
     /// scheduled.
     delivery_delay_ns: u64,
+    /// What the last publish that could not go in waited for: what
+    /// [`arm`](Self::arm) arms for.
+    refused: Refused,
+}
+
+/// What a publish refused for want of room (or of the schedule's lock)
+/// waits for: [`Producer::arm`] must not answer "ready" while that is
+/// still missing, or an async publisher asks again at once, for ever.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Refused {
+    /// Free ring positions: the span of the claim that found too few (a
+    /// long message takes several).
+    Room(u64),
+    /// The schedule's lock, held by another process for a disk write or a
+    /// pass of moves. Nothing rings when it is let go.
+    ScheduleLock,
 }
 
 impl std::fmt::Debug for Producer {
@@ -192,6 +208,7 @@ impl Producer {
             readiness: None,
             deduplicated: 0,
             claims_since_check: 0,
+            refused: Refused::Room(1),
             delivery_delay_ns: shared.config.delivery_delay_ns,
             hints: CacheHints::choose(
                 shared.geo.slots,

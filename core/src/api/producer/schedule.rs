@@ -115,6 +115,11 @@ impl Producer {
             }
             Ok::<_, Error>(id)
         })();
+        if matches!(scheduled, Err(Error::Timeout)) {
+            // Only the lock's wait times out here: an async publisher
+            // waits for it, not for room (`Producer::arm`).
+            self.refused = super::Refused::ScheduleLock;
+        }
         match (reserved, &scheduled) {
             (Some(i), Ok(id)) => dedup::remember_scheduled(&shared, i, *id),
             (Some(i), Err(_)) => dedup::abandon(&shared, self.record_index, i),
