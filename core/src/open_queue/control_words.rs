@@ -15,7 +15,7 @@ use zerocopy::IntoBytes;
 use crate::layout::{READY, config_crc};
 use crate::loom::Ordering;
 use crate::open_queue::OpenQueue;
-use crate::open_queue::queue_file::{read_config, read_store_dir};
+use crate::open_queue::queue_file::{read_config, read_spill_path, store_dir_bytes};
 use crate::protocol::group::ACTIVE;
 use crate::protocol::spill::{ring_tail, spilling};
 
@@ -32,7 +32,9 @@ impl OpenQueue {
         }
         // SAFETY: as above. The record is immutable once ready: any
         // change since the open is a scribble (an opener refuses it).
-        if unsafe { read_store_dir(self.map.base(), &self.path) }? != self.store_dir {
+        let sp = unsafe { read_spill_path(self.map.base()) };
+        let opened = self.store_dir.as_ref().map(|d| d.as_os_str().as_encoded_bytes());
+        if store_dir_bytes(&sp, &self.path)? != opened {
             return Err(Error::corrupt(
                 &self.path,
                 "spill directory changed since it was opened (garbled file)",

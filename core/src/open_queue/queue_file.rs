@@ -507,29 +507,33 @@ pub(super) unsafe fn read_config(base: *const u8) -> (Config, u32) {
     }
 }
 
-/// The store directory recorded in the header at `base` (spill, journal,
-/// schedule; `None` in a file made before it was recorded for every
-/// queue, which cannot schedule), `Corrupt` if its record is garbled.
+/// The record of the store directory in the header at `base` (spill,
+/// journal, schedule), copied out.
 ///
 /// # Safety
 /// `base` is the start of a mapping of at least `HEADER_SIZE` bytes.
-pub(super) unsafe fn read_store_dir(base: *const u8, path: &Path) -> Result<Option<PathBuf>> {
+pub(super) unsafe fn read_spill_path(base: *const u8) -> SpillPath {
     // SAFETY: in bounds (the header is mapped whole, per the contract)
     // and immutable once ready; volatile, as another process may scribble.
-    let sp = unsafe {
+    unsafe {
         std::ptr::read_volatile(
             base.add(std::mem::offset_of!(Header, spill_path)) as *const SpillPath
         )
-    };
+    }
+}
+
+/// The store directory's bytes in its record (`None` in a file made
+/// before it was recorded for every queue, which cannot schedule),
+/// `Corrupt` if the record is garbled. Allocates nothing: producers check
+/// it on their fast path's periodic look at the control words.
+pub(super) fn store_dir_bytes<'a>(sp: &'a SpillPath, path: &Path) -> Result<Option<&'a [u8]>> {
     let len = sp.len as usize;
     match len {
         0 => Ok(None),
         _ if len > sp.bytes.len() || crc32c::crc32c(&sp.bytes[..len]) != sp.crc => {
             Err(Error::corrupt(path, "spill directory garbled"))
         }
-        _ => Ok(Some(PathBuf::from(std::ffi::OsStr::from_bytes(
-            &sp.bytes[..len],
-        )))),
+        _ => Ok(Some(&sp.bytes[..len])),
     }
 }
 
@@ -646,7 +650,9 @@ fn validate(map: &os::map::Mapping, path: &Path) -> Result<Validated> {
         ));
     }
     // SAFETY: the header is mapped whole (checked by the caller).
-    let store_dir = unsafe { read_store_dir(base, path) }?;
+    let sp = unsafe { read_spill_path(base) };
+    let store_dir =
+        store_dir_bytes(&sp, path)?.map(|b| PathBuf::from(std::ffi::OsStr::from_bytes(b)));
     let spill_dir = if config.overflow == Overflow::Spill.to_raw() || config.journal_max_bytes > 0 {
         if store_dir.is_none() {
             return Err(Error::corrupt(path, "spill directory garbled"));
