@@ -240,7 +240,11 @@ fn a_waiting_consumer_stops_at_a_tail_past_the_ring() {
     q.producer().unwrap().publish(b"before").unwrap();
     assert_eq!(c.receive().unwrap().payload(), b"before");
     // tail (offset 320) far past head and the ring.
-    poke(&dir.path().join("tail.shmq"), 320, &(1u64 << 62).to_le_bytes());
+    poke(
+        &dir.path().join("tail.shmq"),
+        320,
+        &(1u64 << 62).to_le_bytes(),
+    );
     let (done, finished) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let r = c

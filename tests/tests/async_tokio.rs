@@ -340,8 +340,8 @@ fn an_async_producer_of_a_long_message_yields_to_the_consumer_on_its_thread() {
         let rt = runtime();
         let r = rt.block_on(async {
             // No consumer runs: the wait ends by its own timeout.
-            let waited = tokio::time::timeout(Duration::from_millis(200), p.publish_async(&long))
-                .await;
+            let waited =
+                tokio::time::timeout(Duration::from_millis(200), p.publish_async(&long)).await;
             assert!(waited.is_err(), "{waited:?}");
             // A consumer task on the same thread makes room.
             let reader = tokio::spawn(async move {

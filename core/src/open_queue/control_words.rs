@@ -33,7 +33,10 @@ impl OpenQueue {
         // SAFETY: as above. The record is immutable once ready: any
         // change since the open is a scribble (an opener refuses it).
         let sp = unsafe { read_spill_path(self.map.base()) };
-        let opened = self.store_dir.as_ref().map(|d| d.as_os_str().as_encoded_bytes());
+        let opened = self
+            .store_dir
+            .as_ref()
+            .map(|d| d.as_os_str().as_encoded_bytes());
         if store_dir_bytes(&sp, &self.path)? != opened {
             return Err(Error::corrupt(
                 &self.path,

@@ -492,7 +492,11 @@ impl Consumer {
             // Every STUCK_CHECK_EVERY polls, whether or not the chores did
             // something: they may keep doing something for ever.
             if polls % STUCK_CHECK_EVERY == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
-                return if chored { self.poll_any(redriven) } else { Ok(None) };
+                return if chored {
+                    self.poll_any(redriven)
+                } else {
+                    Ok(None)
+                };
             }
         }
     }
