@@ -1,13 +1,15 @@
 //! The queue's control words checked against what can be: a header that
 //! still matches its checksum (and its store directory's record),
-//! `head <= tail` with at most a ring between
-//! them, and no group's cursor past the tail. A queue file scribbled on
+//! `head <= tail` with at most a ring between them, and no group's cursor
+//! past the tail. A queue file scribbled on
 //! (a stray write, a bad `dd`, a buggy peer) can break them while its
 //! processes run; a producer that trusted them would go on reporting
 //! success for messages written over unread ones (found by the chaos
 //! run's scribble phase). Openers check once; producers once a ring's
 //! worth of claims (`Producer::claim`), off the fast path, and whenever
-//! the ring looks full (`Producer::claim_slow`).
+//! the ring looks full (`Producer::claim_slow`); consumers before they
+//! abort a position (`Consumer::unstick`: a garbled `tail` makes every
+//! later position look claimed long ago).
 
 use crate::error::{Error, Result};
 use zerocopy::IntoBytes;
