@@ -368,3 +368,63 @@ fn an_async_producer_of_a_long_message_yields_to_the_consumer_on_its_thread() {
     want.push(400);
     assert_eq!(got, want);
 }
+
+/// CPU time this thread has used (`CLOCK_THREAD_CPUTIME_ID`).
+fn thread_cpu() -> Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    assert_eq!(rc, 0);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// A dead letter redriven to the group waits for `receive`: a batch's
+/// wait, sync or async, sleeps through it instead of being told "work
+/// came" for ever (it spun for its whole timeout, and the async one
+/// without end, yielding only its tokio budget).
+#[test]
+fn a_batch_wait_sleeps_through_a_redriven_dead_letter_that_receive_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue(s(dir.path()), "q", 64);
+    {
+        let manual = ConsumerOptions::new().ack(shmq::Ack::Manual);
+        let mut c = q.consumer("g", manual).unwrap();
+        q.producer().unwrap().publish(b"again").unwrap();
+        c.receive().unwrap().nack(shmq::Nack::DeadLetter).unwrap();
+    }
+    q.dlq().redrive(None).unwrap();
+    let mut c = q.consumer("g", ConsumerOptions::new()).unwrap();
+    let wall = std::time::Instant::now();
+    let cpu = thread_cpu();
+    assert_eq!(
+        c.receive_batch(8, Duration::from_millis(300))
+            .unwrap()
+            .len(),
+        0
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let waited =
+            tokio::time::timeout(Duration::from_millis(300), c.receive_batch_async(8)).await;
+        assert!(waited.is_err(), "nothing is in the ring");
+    });
+    let (wall, cpu) = (wall.elapsed(), thread_cpu() - cpu);
+    assert!(
+        cpu < wall / 4,
+        "the batch waits used {cpu:?} of CPU in {wall:?}: they spun"
+    );
+    // `receive` takes the letter; the ring's next message comes in a batch.
+    assert_eq!(c.receive().unwrap().payload(), b"again");
+    q.producer().unwrap().publish(b"next").unwrap();
+    rt.block_on(async {
+        let b = tokio::time::timeout(Duration::from_secs(10), c.receive_batch_async(8))
+            .await
+            .expect("a batch within 10 s")
+            .unwrap();
+        let got: Vec<Vec<u8>> = b.iter().map(|m| m.payload().to_vec()).collect();
+        assert_eq!(got, [b"next".to_vec()]);
+    });
+}

@@ -164,7 +164,7 @@ impl Consumer {
     /// (ack=auto; the same errors). Cancel-safe.
     pub async fn receive_batch_async(&mut self, max: usize) -> Result<Batch<'_>> {
         while !self.has_message() {
-            match self.arm()? {
+            match self.arm_for(false)? {
                 Arm::Waiting { recheck_after } => {
                     wait(self.readiness()?, recheck_after).await?;
                 }

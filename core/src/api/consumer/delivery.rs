@@ -308,7 +308,9 @@ impl Consumer {
     }
 
     /// Up to `max` ready messages, waiting at most `timeout` for the first;
-    /// an empty batch if none came.
+    /// an empty batch if none came. Batches are the ring's messages:
+    /// dead letters redriven to the group wait for
+    /// [`receive`](Self::receive), and do not end the wait.
     pub fn receive_batch(&mut self, max: usize, timeout: Duration) -> Result<Batch<'_>> {
         if max == 0 {
             return Err(Error::InvalidOption("receive_batch of 0 messages".into()));

@@ -94,12 +94,20 @@ impl Consumer {
     /// readable when one may have come. Call it only after `try_receive`
     /// found nothing.
     pub fn arm(&mut self) -> Result<Arm> {
+        self.arm_for(true)
+    }
+
+    /// [`arm`](Self::arm) for a loop that takes redriven dead letters
+    /// (`redriven`) or not (`receive_batch_async`, whose batches are the
+    /// ring's: a redriven letter waiting for `receive` is not its work,
+    /// or it would be told "ready" for ever).
+    pub(crate) fn arm_for(&mut self, redriven: bool) -> Result<Arm> {
         if self.idle_chores(true)? {
             return Ok(Arm::Ready);
         }
         self.readiness()?;
         let seen = self.schedule_seen();
-        let work = self.work_came(seen);
+        let work = self.work_came(seen, redriven);
         let armed = self.readiness.as_ref().expect("made above").arm(work);
         if !armed {
             return Ok(Arm::Ready);
@@ -176,7 +184,9 @@ impl Consumer {
     /// `seen`: the schedule's `next_due_ns` the waiter cut its wait by
     /// ([`schedule_seen`](Self::schedule_seen)): a message scheduled
     /// earlier than that is work (a time to wake for).
-    pub(super) fn work_came(&self, seen: u64) -> impl Fn() -> bool + '_ {
+    /// `redriven`: whether the waiter takes redriven dead letters (a
+    /// `receive_batch` does not: they wait for `receive`).
+    pub(super) fn work_came(&self, seen: u64, redriven: bool) -> impl Fn() -> bool + '_ {
         let ring = self.ring();
         let next = self.next;
         let rec = self.record();
@@ -200,7 +210,7 @@ impl Consumer {
             (matches!(ring.peek_sc(next), Peek::Ready(_) | Peek::Skip(_))
                 && window
                     .is_none_or(|w| next < rec.committed.load(Ordering::SeqCst).saturating_add(w)))
-                || rec.redrive.load(Ordering::SeqCst) != 0
+                || (redriven && rec.redrive.load(Ordering::SeqCst) != 0)
                 || hint.is_some_and(|h| rec.redeliver_hint.load(Ordering::SeqCst) != h)
                 || (hint.is_some() && rec.released.iter().any(|r| r.load(Ordering::SeqCst) != 0))
                 || matches!(schedule.load(Ordering::SeqCst), d if d != 0 && d < due_seen)
@@ -450,7 +460,7 @@ impl Consumer {
                 }
                 slice = slice.min(d - now);
             }
-            let work = self.work_came(seen);
+            let work = self.work_came(seen, redriven);
             let h = self.shared.header();
             sleep_unless(
                 &h.ring.data,
