@@ -59,18 +59,33 @@ impl Drop for Disarm<'_> {
     }
 }
 
-/// Awaits the ring of the armed `readiness` (or `recheck_after`), then
-/// drains it.
-/// After an arm answered "ready": try again, but let the runtime run its
-/// other tasks and timers once this task has had its share. A loop whose
-/// try and arm disagree (a queue changing under it, or a garbled one)
-/// must not hold the runtime's thread: the consumer that would end the
-/// disagreement, or the `timeout` around this future, may be waiting for
-/// it. Free while the task's budget lasts (tokio's cooperative budget).
-async fn yield_if_looping() {
-    tokio::task::consume_budget().await;
+/// What an async loop does with an arm's answer, `readiness` being the
+/// handle armed. [`Arm::Waiting`]: awaits its ring (or its
+/// `recheck_after`, cut to `at_most`), then drains it. [`Arm::Ready`]:
+/// tries again, but lets the runtime run its other tasks and timers once
+/// this task has had its share: a loop whose try and arm disagree (a
+/// queue changing under it, or a garbled one) must not hold the
+/// runtime's thread, where the consumer that would end the disagreement,
+/// or the `timeout` around this future, may be waiting. Free while the
+/// task's budget lasts (tokio's cooperative budget).
+async fn after_arm(arm: Arm, readiness: &Readiness, at_most: Option<Duration>) -> Result<()> {
+    match arm {
+        Arm::Waiting { recheck_after } => {
+            let d = match at_most {
+                None => recheck_after,
+                Some(cap) => Some(recheck_after.map_or(cap, |r| r.min(cap))),
+            };
+            wait(readiness, d).await
+        }
+        Arm::Ready => {
+            tokio::task::consume_budget().await;
+            Ok(())
+        }
+    }
 }
 
+/// Awaits the ring of the armed `readiness` (or `recheck_after`), then
+/// drains it.
 async fn wait(readiness: &Readiness, recheck_after: Option<Duration>) -> Result<()> {
     let _disarm = Disarm(readiness);
     // SAFETY: the fd is the readiness handle's socket, borrowed for the
@@ -120,12 +135,8 @@ impl Consumer {
             if let Some(got) = self.poll_for_async()? {
                 break got;
             }
-            match self.arm()? {
-                Arm::Waiting { recheck_after } => {
-                    wait(self.readiness()?, recheck_after).await?;
-                }
-                Arm::Ready => yield_if_looping().await,
-            }
+            let arm = self.arm()?;
+            after_arm(arm, self.readiness()?, None).await?;
         };
         self.deliver_got(got)
     }
@@ -145,13 +156,8 @@ impl Consumer {
             if left.is_zero() {
                 break None;
             }
-            match self.arm()? {
-                Arm::Waiting { recheck_after } => {
-                    let d = recheck_after.map_or(left, |r| r.min(left));
-                    wait(self.readiness()?, Some(d)).await?;
-                }
-                Arm::Ready => yield_if_looping().await,
-            }
+            let arm = self.arm()?;
+            after_arm(arm, self.readiness()?, Some(left)).await?;
         };
         match got {
             Some(got) => self.deliver_got(got).map(Some),
@@ -164,12 +170,8 @@ impl Consumer {
     /// (ack=auto; the same errors). Cancel-safe.
     pub async fn receive_batch_async(&mut self, max: usize) -> Result<Batch<'_>> {
         while !self.has_message() {
-            match self.arm_for(false)? {
-                Arm::Waiting { recheck_after } => {
-                    wait(self.readiness()?, recheck_after).await?;
-                }
-                Arm::Ready => yield_if_looping().await,
-            }
+            let arm = self.arm_for(false)?;
+            after_arm(arm, self.readiness()?, None).await?;
         }
         self.receive_batch(max, Duration::ZERO)
     }
@@ -267,12 +269,8 @@ impl Producer {
                 Err(Error::Timeout) => {}
                 other => return other,
             }
-            match self.arm(1)? {
-                Arm::Waiting { recheck_after } => {
-                    wait(self.readiness()?, recheck_after).await?;
-                }
-                Arm::Ready => yield_if_looping().await,
-            }
+            let arm = self.arm(1)?;
+            after_arm(arm, self.readiness()?, None).await?;
         }
     }
 }
