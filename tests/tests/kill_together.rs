@@ -865,3 +865,104 @@ fn stats_do_not_hang_on_a_process_stopped_holding_the_admin_lock() {
     // With the lock free again, the journal catches up.
     assert_eq!(q.stats().journal.unwrap().next_seq, 4);
 }
+
+/// A worker stopped while it watched a position claimed and not yet
+/// written (fault point `unstick.watching`: it had seen the claim, and
+/// looks again), resumed after its group had gone a lap on without it:
+/// with the time of its first sight, its timeout had run out, and it
+/// aborted what its slot held by then — the next lap's message, which was
+/// lost (found by the chaos run: one message never finished, and in
+/// another run the group stopped inside a record). A position below
+/// `head` is never aborted now.
+#[test]
+fn a_worker_resuming_a_stale_watch_does_not_abort_the_next_lap() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let q = Queue::create("lap", &ring_opts(dir.path())).unwrap();
+    q.create_group("w", Start::Earliest).unwrap();
+    let mut p = q.producer().unwrap();
+    // Position 0 claimed by a live producer that has not written it yet.
+    let mut first = p.reserve(1).unwrap();
+    let late = Worker::spawn_faulty(WORKER, &["work", d, "lap", "w"], "unstick.watching=stop");
+    until_stopped(late.pid());
+    first.copy_from_slice(b"0");
+    assert_eq!(first.commit().unwrap(), 0);
+    // The group reads the whole ring without the stopped worker, and the
+    // next lap's first message (16) goes into slot 0.
+    let manual = ConsumerOptions::new().ack(shmq::Ack::Manual);
+    let mut c = q.consumer("w", manual).unwrap();
+    for i in 1..16u8 {
+        p.publish(&[i]).unwrap();
+    }
+    for want in 0..16 {
+        let m = c.receive_timeout(LONG).unwrap();
+        assert_eq!(m.seq(), want);
+        m.ack().unwrap();
+    }
+    drop(c);
+    assert_eq!(p.publish(b"next lap").unwrap(), 16);
+    // Past the worker's timeout for what it watched, counted from its
+    // first sight of the claim.
+    std::thread::sleep(Duration::from_millis(300));
+    cont(late.pid());
+    let out = late.finish(LONG);
+    assert!(
+        out.lines().any(|l| l == "got 16 1"),
+        "the next lap's message was not delivered: {out}; {:?}",
+        q.stats()
+    );
+    let stats = q.stats();
+    assert_eq!(stats.groups[0].committed, 17, "{out}");
+    assert_eq!(stats.aborted, 0, "{out}");
+}
+
+/// A producer killed between its claim and its commit leaves its
+/// announcement in its record: consumers abort the position, and the
+/// ring goes on. Taking the dead record over settles the announcement, and
+/// aborted an announced position still unwritten as its slot said; once
+/// the ring had gone a lap on, that slot held the next lap's message,
+/// which the takeover aborted and lost. Below `head` it is left alone now:
+/// every group is past the dead producer's position.
+#[test]
+fn a_dead_producers_old_announcement_does_not_abort_the_next_lap() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let q = Queue::create("ann", &ring_opts(dir.path())).unwrap();
+    q.create_group("w", Start::Earliest).unwrap();
+    Worker::spawn_faulty(
+        WORKER,
+        &["produce", d, "ann", "7", "1", "16"],
+        "publish.before_commit",
+    )
+    .died_at("publish.before_commit", LONG);
+    let manual = ConsumerOptions::new().ack(shmq::Ack::Manual);
+    let mut c = q.consumer("w", manual).unwrap();
+    let mut p = q.producer().unwrap();
+    for i in 1..16u8 {
+        assert_eq!(p.publish(&[i]).unwrap(), u64::from(i));
+    }
+    // Position 0 (the dead claimer's) aborted, 1 to 15 read.
+    for want in 1..16 {
+        let m = c.receive_timeout(LONG).unwrap();
+        assert_eq!(m.seq(), want);
+        m.ack().unwrap();
+    }
+    assert_eq!(p.publish(b"next lap").unwrap(), 16);
+    // Producers until every record is taken: the last takes the dead
+    // one's, and settles its announcement (position 0) first.
+    let mut live = Vec::new();
+    loop {
+        match q.producer() {
+            Ok(p) => live.push(p),
+            Err(Error::Busy(_)) => break,
+            Err(e) => panic!("a producer: {e}"),
+        }
+    }
+    assert_eq!(q.stats().producers, 256);
+    let m = c
+        .receive_timeout(Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("the next lap's message: {e}; {:?}", q.stats()));
+    assert_eq!((m.seq(), m.payload()), (16, &b"next lap"[..]));
+    m.ack().unwrap();
+    assert_eq!(q.stats().aborted, 1);
+}

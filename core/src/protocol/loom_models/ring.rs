@@ -739,3 +739,101 @@ fn loom_a_long_records_payload_is_never_a_later_laps_word() {
         reader.join().unwrap();
     });
 }
+
+/// A consumer that watched position 0 claimed and unwritten, was stopped,
+/// and resumes once its timeout has run out: it aborts 0 if the word there
+/// is not 0's. Meanwhile the claimer commits 0 (unless the abort came
+/// first), the group reads it and 1, and a producer of the next lap takes
+/// slot 0 for position 2. `abort` is the one the consumer calls, or the
+/// blind CAS it was before (`planted`).
+fn stale_abort_against_a_lap(planted: bool) {
+    model_with("stale abort", 3_000, move || {
+        let w = World::new(2, 1);
+        w.groups[0].state.store(1, Ordering::Relaxed);
+        let mut head = 0;
+        assert_eq!(w.ring().claim(1, &mut head), Claim::Claimed(0));
+        let stale = {
+            let w = w.clone();
+            thread::spawn(move || {
+                let ring = w.ring();
+                if let Peek::NotYet(seen) = ring.peek(0) {
+                    let aborted = if planted {
+                        ring.slots[0]
+                            .compare_exchange(
+                                seen,
+                                ring.word(0, 0, crate::layout::slot_state::ABORTED),
+                                Ordering::SeqCst,
+                                Ordering::Acquire,
+                            )
+                            .is_ok()
+                    } else {
+                        ring.abort(0, seen)
+                    };
+                    if aborted {
+                        ring.settle(0, 1);
+                    }
+                }
+            })
+        };
+        let lapper = {
+            let w = w.clone();
+            thread::spawn(move || {
+                let ring = w.ring();
+                let Begin::Ours(seen) = w.begin(0, 1) else {
+                    return false;
+                };
+                // SAFETY (loom cell): ours between begin and commit.
+                w.cell(0).with_mut(|c| unsafe { *c = 10 });
+                if ring.commit(0, 1, seen, &w.producers[1]).is_err() {
+                    return false;
+                }
+                // The group reads 0, then 1, then the next lap has room
+                // (no yield in here: the stale consumer may run last).
+                commit_cursor(&w.groups[0].committed, 1);
+                let mut head = 0;
+                for want in 1..3u64 {
+                    let pos = match ring.claim(1, &mut head) {
+                        Claim::Claimed(p) => p,
+                        Claim::Full => {
+                            let g = w.lock.lock(ME, |_, _| true);
+                            head = w.groups().advance_head(&g);
+                            drop(g);
+                            let Claim::Claimed(p) = ring.claim(1, &mut head) else {
+                                panic!("the group is past slot 0")
+                            };
+                            p
+                        }
+                    };
+                    assert_eq!(pos, want);
+                    let Begin::Ours(seen) = w.begin(pos, 2) else {
+                        panic!("position {pos} aborted before it was written")
+                    };
+                    // SAFETY (loom cell): ours between begin and commit.
+                    w.cell(pos).with_mut(|c| unsafe { *c = 10 + pos });
+                    ring.commit(pos, 1, seen, &w.producers[2]).unwrap();
+                    commit_cursor(&w.groups[0].committed, pos + 1);
+                }
+                true
+            })
+        };
+        stale.join().unwrap();
+        if lapper.join().unwrap() {
+            assert_eq!(
+                w.ring().peek(2),
+                Peek::Ready(1),
+                "the next lap's record was aborted by a stale consumer"
+            );
+        }
+    });
+}
+
+#[test]
+fn loom_a_stale_abort_never_hits_a_later_lap() {
+    stale_abort_against_a_lap(false);
+}
+
+#[test]
+#[should_panic(expected = "aborted by a stale consumer")]
+fn loom_planted_a_blind_stale_abort_is_caught() {
+    stale_abort_against_a_lap(true);
+}

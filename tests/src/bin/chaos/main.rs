@@ -90,8 +90,10 @@ const POINTS_CONSUME: &[&str] = &[
     "schedule.moving",
     "schedule.moved",
     "schedule.note_landed",
+    "unstick.watching",
 ];
 const POINTS_WORK: &[&str] = &[
+    "unstick.watching",
     "lease.taking",
     "lease.passed",
     "receive.leased",
