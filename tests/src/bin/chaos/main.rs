@@ -780,6 +780,18 @@ fn watch(dir: PathBuf, shared: Arc<Shared>) -> std::thread::JoinHandle<()> {
                     *e = (g.committed, now);
                 }
             }
+            // Dead letters redriven to a group wait in the DLQ, where the
+            // group's lag and leases do not count them: drained only once
+            // the group took them too. (A drain that ended 200 ms after a
+            // redrive of ten left them there, and the checker saw them
+            // unfinished.) Looked at while draining only: `list` may wait
+            // for the admin lock, which a stopped process holds meanwhile.
+            if drained && shared.draining.load(Relaxed) {
+                drained = match q.dlq().list() {
+                    Ok(list) => !list.iter().any(|d| d.redriven),
+                    Err(_) => false,
+                };
+            }
             shared.drained.store(drained, Relaxed);
             shared.round.fetch_add(1, Relaxed);
         }
