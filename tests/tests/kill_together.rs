@@ -966,3 +966,53 @@ fn a_dead_producers_old_announcement_does_not_abort_the_next_lap() {
     m.ack().unwrap();
     assert_eq!(q.stats().aborted, 1);
 }
+
+/// A redriver paused between its read of a dead letter and the CAS that
+/// takes it (fault point `redrive.taking`) while a purge emptied the
+/// entry and another group's dead-lettering reused it: READY is every
+/// letter's word, so the CAS succeeded, and the new letter went to the
+/// first letter's group, which acked it — lost to its own group (found by
+/// a review). The redriver now checks, once the entry is its, that it
+/// holds the letter it read, and gives it back otherwise.
+#[test]
+fn a_paused_redrive_does_not_hand_a_reused_entry_to_the_wrong_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = s(dir.path());
+    let q = Queue::create("reuse", &ring_opts(dir.path()).dlq_slots(1)).unwrap();
+    let manual = ConsumerOptions::new().ack(shmq::Ack::Manual).create(true);
+    let mut first = q.consumer("first", manual).unwrap();
+    let mut second = q.consumer("second", manual).unwrap();
+    let mut p = q.producer().unwrap();
+    p.publish(b"A").unwrap();
+    first
+        .receive_timeout(LONG)
+        .unwrap()
+        .nack(shmq::Nack::DeadLetter)
+        .unwrap();
+    let redriver = Worker::spawn_faulty(WORKER, &["redrive", d, "reuse"], "redrive.taking=stop");
+    until_stopped(redriver.pid());
+    assert_eq!(q.dlq().purge().unwrap(), 1);
+    let m = second.receive_timeout(LONG).unwrap();
+    assert_eq!(m.payload(), b"A");
+    m.nack(shmq::Nack::DeadLetter).unwrap();
+    cont(redriver.pid());
+    let out = redriver.finish(LONG);
+    assert!(
+        matches!(
+            first.receive_timeout(Duration::from_millis(300)),
+            Err(Error::Timeout)
+        ),
+        "group first was handed group second's dead letter ({out})"
+    );
+    // Still second's: waiting in the DLQ, or redriven to it.
+    let kept = q.dlq().list().unwrap();
+    match kept.as_slice() {
+        [d] if d.group == "second" && !d.redriven => {}
+        [d] if d.group == "second" => {
+            let m = second.receive_timeout(LONG).unwrap();
+            assert_eq!(m.payload(), b"A");
+            m.ack().unwrap();
+        }
+        other => panic!("second's dead letter: {other:?} ({out})"),
+    }
+}

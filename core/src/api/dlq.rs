@@ -347,6 +347,7 @@ impl DeadLetters {
             if !ready {
                 continue;
             }
+            crate::os::fault::point("redrive.taking");
             // Own it to give it a fresh delivery budget, as an SQS redrive
             // does; then hand it to its group. Owned as its group's
             // deliverer, not as a writer: should we die here, a consumer
@@ -361,6 +362,14 @@ impl DeadLetters {
                 .compare_exchange(w, owned, Ordering::AcqRel, Ordering::Relaxed)
                 .is_err()
             {
+                rec.redrive.fetch_sub(1, Ordering::AcqRel);
+                continue;
+            }
+            if !same_letter(shared, i, &raw)? {
+                // Another dead letter took the entry between our read and
+                // our CAS (READY is every letter's word): not the one we
+                // judged, for a group we did not check. Given back as it was.
+                st.store(w, Ordering::Release);
                 rec.redrive.fetch_sub(1, Ordering::AcqRel);
                 continue;
             }
@@ -505,6 +514,14 @@ impl Rerouter {
             }
             return Rerouted::Lost;
         }
+        if !matches!(same_letter(shared, i, raw), Ok(true)) {
+            // As in `redrive_region`: another letter in the entry now.
+            st.store(w, Ordering::Release);
+            if ready {
+                rec.redrive.fetch_sub(1, Ordering::AcqRel);
+            }
+            return Rerouted::Lost;
+        }
         let published = self.publish(shared, i);
         let done = match &published {
             Ok(()) => {
@@ -565,4 +582,15 @@ impl Rerouter {
         producer.publish_redriven(payload, &meta, target, self.deadline)?;
         Ok(())
     }
+}
+
+/// Whether entry `i`, which we own now (DELIVERING by us), still holds the
+/// dead letter `raw` was read from: READY is one word for every letter an
+/// entry holds, so the CAS that made it ours cannot tell; the entry's
+/// `order` (a counter every write of an entry takes anew) can. Found by a
+/// review: a redriver paused between its read and its CAS, while a purge
+/// and another group's dead-lettering reused the entry, handed that
+/// letter to the first letter's group.
+fn same_letter(shared: &OpenQueue, i: usize, raw: &Raw) -> Result<bool> {
+    Ok(read(shared, i)?.order == raw.order)
 }

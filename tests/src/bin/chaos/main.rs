@@ -112,6 +112,7 @@ const POINTS_WORK: &[&str] = &[
 ];
 const POINTS_ADMIN: &[&str] = &[
     "redrive.rerouting",
+    "redrive.taking",
     "redrive.taken",
     "dead_letter.giving_back",
     "segment.creating",
