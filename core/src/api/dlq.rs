@@ -365,7 +365,7 @@ impl DeadLetters {
                 rec.redrive.fetch_sub(1, Ordering::AcqRel);
                 continue;
             }
-            if !same_letter(shared, i, &raw)? {
+            if !same_letter(shared, i, &raw) {
                 // Another dead letter took the entry between our read and
                 // our CAS (READY is every letter's word): not the one we
                 // judged, for a group we did not check. Given back as it was.
@@ -514,7 +514,7 @@ impl Rerouter {
             }
             return Rerouted::Lost;
         }
-        if !matches!(same_letter(shared, i, raw), Ok(true)) {
+        if !same_letter(shared, i, raw) {
             // As in `redrive_region`: another letter in the entry now.
             st.store(w, Ordering::Release);
             if ready {
@@ -590,7 +590,9 @@ impl Rerouter {
 /// `order` (a counter every write of an entry takes anew) can. Found by a
 /// review: a redriver paused between its read and its CAS, while a purge
 /// and another group's dead-lettering reused the entry, handed that
-/// letter to the first letter's group.
-fn same_letter(shared: &OpenQueue, i: usize, raw: &Raw) -> Result<bool> {
-    Ok(read(shared, i)?.order == raw.order)
+/// letter to the first letter's group. An entry that no longer reads is
+/// not the letter either: the caller gives it back as it was (returning
+/// with the entry still ours would keep it from its group while we live).
+fn same_letter(shared: &OpenQueue, i: usize, raw: &Raw) -> bool {
+    read(shared, i).is_ok_and(|now| now.order == raw.order)
 }

@@ -17,18 +17,10 @@ impl<S: SlotStates> Ring<'_, S> {
     /// span left to [`settle`](Self::settle), which the caller does next.
     /// Returns true if the position is now aborted (by us or anyone).
     ///
-    /// Never below `head`: there every group is past `pos`, and `seen` may
-    /// be a later lap's committed record in the same slot. A consumer
-    /// stopped (or held up in a chore) while it watched a stuck claim
-    /// resumes with that position and the time it first saw the claim, so
-    /// its timeout has run out; once the ring had lapped it, its abort
-    /// replaced the later record's word and that message was lost (found
-    /// by the chaos run). `head` is loaded after the caller's load of
-    /// `seen`: a later lap's word in the slot was committed by a producer
-    /// that had read `head` past `pos` (Acquire) before it claimed, so we
-    /// read it past too. loom: `loom_a_stale_abort_never_hits_a_later_lap`.
+    ///
+    /// Never below `head` ([`lapped`](Self::lapped)).
     pub(crate) fn abort(&self, pos: u64, seen: u64) -> bool {
-        if pos < self.ctl.head.load(Ordering::Acquire) {
+        if self.lapped(pos) {
             return false;
         }
         // SeqCst: the aborter half of the Dekker pair with the writer's
@@ -155,12 +147,26 @@ impl<S: SlotStates> Ring<'_, S> {
         if pos >= tail || self.is_for(word, pos) {
             return false;
         }
-        // Below `head` (loaded after the word, as in `abort`), the slot
-        // may hold a later lap's record: a dead producer's announcement
-        // stays after its last commit, and the ring goes on without it.
-        if pos < self.ctl.head.load(Ordering::Acquire) {
+        // A dead producer's announcement stays after it died, and the ring
+        // goes on without it.
+        if self.lapped(pos) {
             return false;
         }
         self.abort_unbegun(pos, span, word)
+    }
+
+    /// Whether `pos` is below `head`, where no abort may touch its slot:
+    /// every group is past `pos`, and the word the caller loaded there
+    /// (before this) may be a later lap's committed record. A consumer
+    /// stopped (or held up in a chore) while it watched a stuck claim
+    /// resumes with that position and the time it first saw the claim, so
+    /// its timeout has run out; once the ring had lapped it, its abort
+    /// replaced the later record's word and that message was lost (found
+    /// by the chaos run). `head` is loaded after the caller's load of the
+    /// word: a later lap's word in the slot was committed by a producer
+    /// that had read `head` past `pos` (Acquire) before it claimed, so we
+    /// read it past too. loom: `loom_a_stale_abort_never_hits_a_later_lap`.
+    fn lapped(&self, pos: u64) -> bool {
+        pos < self.ctl.head.load(Ordering::Acquire)
     }
 }
